@@ -1,0 +1,129 @@
+# agentgate: one Makefile for the kernel programs, the daemon, the CLI, the
+# tests and the benchmarks.  Everything built goes to $(BUILD); nothing
+# generated is committed except vmlinux.h.
+
+BUILD ?= build
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+PKGS := libbpf libxdp liburing jansson libcrypto libssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+	-Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+	$(WARN) -I$(BUILD) -Ibpf -Ilib $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lelf -lz
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wall -Werror
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB := $(BUILD)/libagentgate.a
+DAEMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard selftests/*.c))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+# Fuzz harnesses: each selftests/fuzz/fuzz_X.c defines LLVMFuzzerTestOneInput.
+# make test links each with replay.c and replays selftests/fuzz/corpus/X/;
+# make fuzz links them with libFuzzer + ASan + UBSan for real fuzzing.
+FUZZ_SRCS := $(wildcard selftests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst selftests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst selftests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+BINS := $(BUILD)/agentgated $(BUILD)/agentgatectl
+
+.PHONY: all deps test test-bins run bench fuzz install clean format vmlinux
+all: $(BINS)
+
+# test, run and bench install what is missing first, then build in a sub-make
+# so that pkg-config sees the freshly installed libraries.
+SUBMAKE = $(MAKE) --no-print-directory
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/agentgate.h vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c $(SKELS) $(wildcard lib/*.h) bpf/agentgate.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/agentgated: $(DAEMON_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/agentgatectl: $(CLI_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_progs: $(TEST_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/%-replay: selftests/fuzz/%.c selftests/fuzz/replay.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(BUILD)/fuzz/%: selftests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -std=c11 -D_GNU_SOURCE -I$(BUILD) -Ibpf -Ilib $(PKG_CFLAGS) \
+		-o $@ $^ $(LDLIBS)
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+test-bins: $(BINS) $(BUILD)/test_progs $(FUZZ_REPLAY) $(BENCH_BINS)
+
+# Tests run as root: the kernel suite attaches real programs.
+test:
+	@scripts/deps.sh
+	@$(SUBMAKE) test-bins
+	@scripts/test.sh
+
+# The demo: a governed agent, a blocked bypass, the daemon's log and status.
+run:
+	@scripts/deps.sh
+	@$(SUBMAKE) all
+	@scripts/demo.sh
+
+bench:
+	@scripts/deps.sh
+	@$(SUBMAKE) all $(BENCH_BINS)
+	@bench/run.sh
+
+fuzz: $(FUZZ_BINS)
+
+install: all
+	install -D -m 0755 $(BUILD)/agentgated $(DESTDIR)/usr/local/sbin/agentgated
+	install -D -m 0755 $(BUILD)/agentgatectl $(DESTDIR)/usr/local/sbin/agentgatectl
+	install -D -m 0644 docs/agentgated.8 $(DESTDIR)/usr/local/share/man/man8/agentgated.8
+	install -D -m 0644 docs/agentgatectl.8 $(DESTDIR)/usr/local/share/man/man8/agentgatectl.8
+
+# vmlinux.h is committed; regenerate only when moving to a new kernel.
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+
+format:
+	clang-format -i $(filter-out %.skel.h,$(wildcard bpf/*.[ch] lib/*.[ch] daemon/*.[ch] cli/*.[ch] selftests/*.[ch] selftests/fuzz/*.c bench/*.c))
+
+clean:
+	rm -rf $(BUILD)

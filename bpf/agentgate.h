@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The ABI shared by the kernel programs (bpf/sock.bpf.c) and user space.
+ *
+ * Every map value here is BTF-typed so that `bpftool map dump pinned
+ * /sys/fs/bpf/<instance>/<map>` prints field names.  Field order and sizes are
+ * part of the ABI between a pinned instance and a restarted daemon: append new
+ * fields at the end of a struct, never reorder.
+ *
+ * Conventions: IPv4 addresses are carried as IPv4-mapped IPv6 addresses
+ * (::ffff:a.b.c.d) wherever one key or value has to hold both families, so a
+ * v4 destination reached through an AF_INET6 socket gets exactly the verdict
+ * it gets through an AF_INET socket.  Ports are in host byte order unless a
+ * field name says otherwise.
+ */
+#ifndef AGENTGATE_H
+#define AGENTGATE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define AG_COMM_LEN 16
+#define AG_NAME_LEN 32
+#define AG_MAX_RESOLVERS 4
+#define AG_MAX_AGENTS 4096
+#define AG_MAX_RULES 16384
+#define AG_HANDOFF_ENTRIES 65536
+
+/* What happens to a TCP connect of an agent. */
+enum ag_verdict {
+	AG_VERDICT_REDIRECT = 0, /* to agentgated, origin recorded */
+	AG_VERDICT_DIRECT = 1,	 /* explicit allow-list: untouched */
+	AG_VERDICT_DENY = 2,	 /* refused with EPERM */
+};
+
+/* Why a hook refused something; carried in events and in the log. */
+enum ag_reason {
+	AG_REASON_NONE = 0,
+	AG_REASON_SOCK_TYPE = 1,     /* raw, ping, MPTCP, SCTP, ... socket */
+	AG_REASON_RULE = 2,	     /* dest_rules or agent mode said DENY */
+	AG_REASON_NO_DAEMON = 3,     /* no marked listener: fail closed */
+	AG_REASON_UDP_DEST = 4,	     /* UDP to something not a resolver */
+	AG_REASON_BIND_PORT = 5,     /* bind of the gateway's port */
+	AG_REASON_GATEWAY_LOOP = 6,  /* connect straight to the listener */
+	AG_REASON_NO_STORAGE = 7,    /* origin record could not be stored */
+	AG_REASON_NO_V6_LISTENER = 8,/* IPv6 destination, no [::1] listener */
+};
+
+/* Which hook produced an event. */
+enum ag_hook {
+	AG_HOOK_SOCK_CREATE = 1,
+	AG_HOOK_CONNECT4 = 2,
+	AG_HOOK_CONNECT6 = 3,
+	AG_HOOK_SENDMSG4 = 4,
+	AG_HOOK_SENDMSG6 = 5,
+	AG_HOOK_BIND4 = 6,
+	AG_HOOK_BIND6 = 7,
+};
+
+/* config: one element, written by the loader, read by every hook. */
+struct ag_config {
+	__u8 daemon_ip6[16];	/* [::1] listener, all zero if none */
+	__u32 daemon_ip4;	/* network byte order, 0 if no v4 listener */
+	__u16 daemon_port;	/* host byte order */
+	__u16 nr_resolvers;
+	__u32 mark;		/* SO_MARK of the daemon's sockets */
+	__u32 agents_level;	/* cgroup level of <instance>/agents */
+	__u64 daemon_cgroup_id; /* <instance>/daemon */
+	__u8 resolvers[AG_MAX_RESOLVERS][16]; /* v4-mapped or v6 */
+	__u16 resolver_port;	/* host byte order, normally 53 */
+	__u16 pad;
+	__u32 default_verdict;	/* enum ag_verdict for unknown agents */
+};
+
+/* agents: key = cgroup id of <instance>/agents/<name>. */
+struct ag_agent {
+	__u32 index;	   /* > 0; dest_rules key, 0 means "all agents" */
+	__u32 verdict;	   /* enum ag_verdict: default for this agent's TCP */
+	__u32 flags;
+	__u32 pad;
+	char name[AG_NAME_LEN];
+};
+
+/*
+ * dest_rules: LPM trie.  prefixlen counts the 32 bits of agent_index plus
+ * the significant bits of addr, so a lookup can never match another agent's
+ * rule.  agent_index 0 holds the rules for every agent.
+ */
+struct ag_rule_key {
+	__u32 prefixlen;
+	__u32 agent_index; /* big-endian, so the trie's bit order is its order */
+	__u8 addr[16];
+};
+
+struct ag_rule {
+	__u32 verdict; /* enum ag_verdict */
+	__u16 port;    /* host byte order; 0: every port */
+	__u16 pad;
+};
+
+/* stats: key = agent cgroup id (0: a cgroup below agents/ with no agent). */
+struct ag_stats {
+	__u64 redirected;
+	__u64 direct;
+	__u64 denied;	     /* every refusal, whatever the reason */
+	__u64 sock_denied;   /* of which: socket type */
+	__u64 udp_denied;    /* of which: UDP destination */
+	__u64 no_daemon;     /* of which: daemon listener absent */
+	__u64 bind_denied;   /* of which: gateway port bind */
+	__u64 udp_allowed;
+	__u64 quota_denied;  /* reserved for the quota hooks */
+};
+
+/*
+ * origin: socket-local storage of a redirected socket, and the value of the
+ * handoff map.  What the agent asked for, and who asked.
+ */
+struct ag_origin {
+	__u64 cgroup_id;       /* the calling process's own cgroup */
+	__u64 agent_cgroup_id; /* <instance>/agents/<name>, 0 if none */
+	__u64 cookie;	       /* socket cookie of the agent's socket */
+	__u64 ts_ns;	       /* bpf_ktime_get_ns() at connect */
+	__u32 tgid;
+	__u32 uid;
+	char comm[AG_COMM_LEN];
+	__u8 addr[16];	       /* original destination, v4-mapped for v4 */
+	__u16 port;	       /* original destination port, host order */
+	__u16 family;	       /* AF_INET/AF_INET6 of the agent's socket */
+	__u32 agent_index;
+};
+
+/* handoff: key = the agent side's 4-tuple as the daemon will see it. */
+struct ag_tuple {
+	__u8 saddr[16]; /* agent's address, v4-mapped for v4 */
+	__u8 daddr[16]; /* daemon listener's address */
+	__u16 sport;	/* host order */
+	__u16 dport;	/* host order */
+	__u32 pad;
+};
+
+/* events: ring buffer record for every refusal. */
+struct ag_event {
+	__u64 ts_ns;
+	__u64 cgroup_id;
+	__u64 agent_cgroup_id;
+	__u32 tgid;
+	__u32 uid;
+	char comm[AG_COMM_LEN];
+	__u8 addr[16];
+	__u16 port;
+	__u16 family;
+	__u16 type;	/* SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 protocol;
+	__u32 hook;	/* enum ag_hook */
+	__u32 reason;	/* enum ag_reason */
+};
+
+#endif /* AGENTGATE_H */

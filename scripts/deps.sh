@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs the Debian packages agentgate needs to build and test, when missing.
+# Used by make test, make run and make bench; a no-op once everything is there.
+set -eu
+
+pkgs="clang llvm bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev \
+libelf-dev zlib1g-dev pkg-config iproute2 make gcc"
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages:$missing; run as root (sudo make ...) to install them" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
