@@ -42,6 +42,9 @@ FUZZ_BINS := $(patsubst selftests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 BINS := $(BUILD)/agentgated $(BUILD)/agentgatectl
 
+# Keep BPF objects and skeletons: make would delete them as intermediates.
+.SECONDARY: $(BPF_OBJS) $(SKELS)
+
 .PHONY: all deps test test-bins run bench fuzz install clean format vmlinux
 all: $(BINS)
 

@@ -4,13 +4,16 @@
 set -eu
 
 pkgs="clang llvm bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev \
-libelf-dev zlib1g-dev pkg-config iproute2 make gcc"
+libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux"
 
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 		missing="$missing $p"
 done
+# The demo's tool server and the end-to-end peers run on Node.js; the
+# machine may carry its own build, so only a missing node is installed.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,704 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The enforcement point: cgroup socket hooks on <instance>/agents and a
+ * sockops program on <instance>.
+ *
+ * Every outbound TCP connect of an agent is rewritten to agentgated's
+ * listener, and what the agent asked for (the origin) is stored with the
+ * socket.  sockops carries that origin across the loopback hop to the
+ * daemon's accepted socket.  Everything that could leave the host without a
+ * TCP connect (raw, ping, MPTCP, SCTP sockets; UDP) is refused here, in the
+ * kernel, so the agent's configuration is irrelevant.
+ *
+ * Fail closed: if the daemon's marked listener is not there, a connect that
+ * would be redirected is refused instead of being let through.
+ *
+ * Verifier notes (clang 14): every ctx field is read once into a local; the
+ * verifier rejects re-reads of ctx->user_ip6 words after branches and loops
+ * over them, and structs handed to helpers are fully initialised.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "agentgate.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define EPERM 1
+#define ECONNREFUSED 111
+
+/* sock_addr hooks: 1 lets the call proceed, 0 refuses it. */
+#define SOCK_ALLOW 1
+#define SOCK_REFUSE 0
+
+char LICENSE[] SEC("license") = "GPL";
+
+extern struct cgroup *bpf_cgroup_from_id(u64 cgid) __ksym;
+extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ag_config);
+} ag_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_AGENTS);
+	__type(key, __u64);
+	__type(value, struct ag_agent);
+} agents SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, AG_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ag_rule_key);
+	__type(value, struct ag_rule);
+} dest_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_AGENTS + 1);
+	__type(key, __u64);
+	__type(value, struct ag_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ag_origin);
+} origin SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AG_HANDOFF_ENTRIES);
+	__type(key, struct ag_tuple);
+	__type(value, struct ag_origin);
+} handoff SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/*
+ * Force BTF for the event type: it only appears as ring buffer payload, and
+ * user space decodes it by name.
+ */
+const struct ag_event *unused_event __attribute__((unused));
+
+static __always_inline const struct ag_config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&ag_config, &zero);
+}
+
+/*
+ * The agent is the cgroup right below <instance>/agents that contains the
+ * caller, so a sub-agent started in a nested cgroup is accounted to (and
+ * restricted like) its parent agent.
+ */
+static __always_inline __u64 current_agent(const struct ag_config *cfg)
+{
+	return bpf_get_current_ancestor_cgroup_id(cfg->agents_level + 1);
+}
+
+static __always_inline struct ag_stats *stats_of(__u64 agent_id)
+{
+	struct ag_stats *s = bpf_map_lookup_elem(&stats, &agent_id);
+	struct ag_stats zero = {};
+
+	if (s)
+		return s;
+	bpf_map_update_elem(&stats, &agent_id, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&stats, &agent_id);
+}
+
+#define STAT_INC(s, field)                                                     \
+	do {                                                                   \
+		if (s)                                                         \
+			__sync_fetch_and_add(&(s)->field, 1);                  \
+	} while (0)
+
+static __always_inline void set_v4_mapped(__u8 *addr, __u32 ip4)
+{
+	__builtin_memset(addr, 0, 10);
+	addr[10] = 0xff;
+	addr[11] = 0xff;
+	__builtin_memcpy(addr + 12, &ip4, 4);
+}
+
+static __always_inline void set_v6(__u8 *addr, __u32 a0, __u32 a1, __u32 a2, __u32 a3)
+{
+	__builtin_memcpy(addr, &a0, 4);
+	__builtin_memcpy(addr + 4, &a1, 4);
+	__builtin_memcpy(addr + 8, &a2, 4);
+	__builtin_memcpy(addr + 12, &a3, 4);
+}
+
+static __always_inline bool is_v4_mapped(__u32 a0, __u32 a1, __u32 a2)
+{
+	return a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff);
+}
+
+static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u64 a_hi, a_lo, b_hi, b_lo;
+
+	__builtin_memcpy(&a_hi, a, 8);
+	__builtin_memcpy(&a_lo, a + 8, 8);
+	__builtin_memcpy(&b_hi, b, 8);
+	__builtin_memcpy(&b_lo, b + 8, 8);
+	return a_hi == b_hi && a_lo == b_lo;
+}
+
+static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port,
+				       __u16 family, __u16 type, __u16 protocol, __u32 hook,
+				       __u32 reason)
+{
+	struct ag_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->agent_cgroup_id = agent_id;
+	e->tgid = pid_tgid >> 32;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (addr)
+		__builtin_memcpy(e->addr, addr, 16);
+	e->port = port;
+	e->family = family;
+	e->type = type;
+	e->protocol = protocol;
+	e->hook = hook;
+	e->reason = reason;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Refuse with a reason: counted, reported, and an errno the agent sees. */
+static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr,
+				  __u16 port, __u16 family, __u16 type, __u32 hook,
+				  __u32 reason, int err)
+{
+	STAT_INC(s, denied);
+	switch (reason) {
+	case AG_REASON_UDP_DEST:
+		STAT_INC(s, udp_denied);
+		break;
+	case AG_REASON_NO_DAEMON:
+	case AG_REASON_NO_V6_LISTENER:
+		STAT_INC(s, no_daemon);
+		break;
+	case AG_REASON_BIND_PORT:
+		STAT_INC(s, bind_denied);
+		break;
+	}
+	emit_event(agent_id, addr, port, family, type, 0, hook, reason);
+	/* Without this the agent sees EPERM, which is right for policy. */
+	if (err != EPERM)
+		bpf_set_retval(-err);
+	return SOCK_REFUSE;
+}
+
+/* Per-agent rule first, then the rule for every agent. */
+static __always_inline const struct ag_rule *find_rule(__u32 agent_index, const __u8 *addr,
+						       __u16 port)
+{
+	struct ag_rule_key key = {};
+	const struct ag_rule *r;
+
+	key.prefixlen = 32 + 128;
+	key.agent_index = agent_index;
+	__builtin_memcpy(key.addr, addr, 16);
+	r = bpf_map_lookup_elem(&dest_rules, &key);
+	if (r && (!r->port || r->port == port))
+		return r;
+	if (!agent_index)
+		return NULL;
+	key.agent_index = 0;
+	r = bpf_map_lookup_elem(&dest_rules, &key);
+	if (r && (!r->port || r->port == port))
+		return r;
+	return NULL;
+}
+
+/*
+ * Is the daemon's listener there, and is it really the daemon's?  A socket
+ * lookup in the caller's network namespace finds the listener; the mark
+ * proves its owner, since SO_MARK needs CAP_NET_ADMIN and agents do not have
+ * it.  An agent in a namespace of its own finds no listener: refused.
+ */
+static __always_inline bool daemon_listening(struct bpf_sock_addr *ctx,
+					     const struct ag_config *cfg, bool v6)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+	bool ok;
+
+	if (v6) {
+		__builtin_memcpy(tuple.ipv6.daddr, cfg->daemon_ip6, 16);
+		tuple.ipv6.dport = bpf_htons(cfg->daemon_port);
+		sk = bpf_sk_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv6), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		tuple.ipv4.daddr = cfg->daemon_ip4;
+		tuple.ipv4.dport = bpf_htons(cfg->daemon_port);
+		sk = bpf_sk_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return false;
+	ok = sk->mark == cfg->mark;
+	bpf_sk_release(sk);
+	return ok;
+}
+
+/*
+ * Is the daemon alive?  The marked listener alone does not say so: the
+ * daemon accepts through io_uring, whose requests hold the listening
+ * socket, and a killed process's ring is torn down asynchronously.  For a
+ * few milliseconds after kill -9 the listener still completes handshakes
+ * that nobody will serve.  The daemon's cgroup, by contrast, stops being
+ * populated in cgroup_exit(), before the process is even a zombie.
+ */
+static __always_inline bool daemon_alive(const struct ag_config *cfg)
+{
+	struct cgroup *cg = bpf_cgroup_from_id(cfg->daemon_cgroup_id);
+	bool alive;
+
+	if (!cg)
+		return false;
+	alive = cg->nr_populated_csets > 0;
+	bpf_cgroup_release(cg);
+	return alive;
+}
+
+static __always_inline bool is_gateway(const struct ag_config *cfg, const __u8 *addr,
+				       __u16 port)
+{
+	__u8 gw4[16];
+
+	if (port != cfg->daemon_port)
+		return false;
+	set_v4_mapped(gw4, cfg->daemon_ip4);
+	return addr_eq(addr, gw4) || addr_eq(addr, cfg->daemon_ip6);
+}
+
+static __always_inline bool is_resolver(const struct ag_config *cfg, const __u8 *addr,
+					__u16 port)
+{
+	if (port != cfg->resolver_port)
+		return false;
+	for (int i = 0; i < AG_MAX_RESOLVERS; i++) {
+		if (i >= cfg->nr_resolvers)
+			break;
+		if (addr_eq(addr, cfg->resolvers[i]))
+			return true;
+	}
+	return false;
+}
+
+/* UDP: to the configured resolvers only (connect and unconnected sends). */
+static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 family, __u32 hook)
+{
+	const struct ag_config *cfg = get_config();
+	struct ag_stats *s;
+	__u64 agent_id;
+
+	if (!cfg)
+		return SOCK_REFUSE;
+	agent_id = current_agent(cfg);
+	s = stats_of(agent_id);
+	if (is_resolver(cfg, addr, port)) {
+		STAT_INC(s, udp_allowed);
+		return SOCK_ALLOW;
+	}
+	return refuse(s, agent_id, addr, port, family, SOCK_DGRAM, hook, AG_REASON_UDP_DEST,
+		      EPERM);
+}
+
+/* What tcp_verdict decided; the caller rewrites the address on REDIRECT. */
+enum tcp_outcome {
+	TCP_REFUSED,
+	TCP_DIRECT,
+	TCP_REDIRECT,
+};
+
+/*
+ * TCP connect: decide, and on REDIRECT record the origin.  dst_v4 says
+ * whether the destination is IPv4 (an AF_INET socket, or AF_INET6 with a
+ * v4-mapped address); the rewrite is left to the caller, which knows the
+ * socket's family.
+ */
+static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
+						    const struct ag_config *cfg,
+						    const __u8 *addr, __u16 port, __u16 family,
+						    bool dst_v4, __u32 hook)
+{
+	__u64 agent_id = current_agent(cfg);
+	struct ag_stats *s = stats_of(agent_id);
+	const struct ag_agent *agent = NULL;
+	const struct ag_rule *rule;
+	struct ag_origin *o;
+	__u32 verdict = cfg->default_verdict;
+	__u32 index = 0;
+	__u64 pid_tgid;
+
+	if (agent_id)
+		agent = bpf_map_lookup_elem(&agents, &agent_id);
+	if (agent) {
+		verdict = agent->verdict;
+		index = agent->index;
+	}
+	rule = find_rule(index, addr, port);
+	if (rule)
+		verdict = rule->verdict;
+
+	if (verdict == AG_VERDICT_DIRECT) {
+		STAT_INC(s, direct);
+		return TCP_DIRECT;
+	}
+	if (verdict != AG_VERDICT_REDIRECT) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_RULE, EPERM);
+		return TCP_REFUSED;
+	}
+	/*
+	 * A connect straight to the listener would arrive with the listener
+	 * itself as origin, and the daemon would relay to itself.
+	 */
+	if (is_gateway(cfg, addr, port)) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_GATEWAY_LOOP,
+		       EPERM);
+		return TCP_REFUSED;
+	}
+	if (!dst_v4 && !cfg->daemon_ip6[15]) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook,
+		       AG_REASON_NO_V6_LISTENER, ECONNREFUSED);
+		return TCP_REFUSED;
+	}
+	if (!daemon_alive(cfg) || !daemon_listening(ctx, cfg, !dst_v4)) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_DAEMON,
+		       ECONNREFUSED);
+		return TCP_REFUSED;
+	}
+
+	o = bpf_sk_storage_get(&origin, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_STORAGE,
+		       ECONNREFUSED);
+		return TCP_REFUSED;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	o->agent_cgroup_id = agent_id;
+	o->cookie = bpf_get_socket_cookie(ctx);
+	o->ts_ns = bpf_ktime_get_ns();
+	o->tgid = pid_tgid >> 32;
+	o->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	__builtin_memcpy(o->addr, addr, 16);
+	o->port = port;
+	o->family = family;
+	o->agent_index = index;
+	STAT_INC(s, redirected);
+	return TCP_REDIRECT;
+}
+
+SEC("cgroup/connect4")
+int ag_connect4(struct bpf_sock_addr *ctx)
+{
+	const struct ag_config *cfg = get_config();
+	__u32 type = ctx->type;
+	__u32 ip4 = ctx->user_ip4;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 addr[16];
+
+	set_v4_mapped(addr, ip4);
+	if (type == SOCK_DGRAM)
+		return udp_verdict(addr, port, AF_INET, AG_HOOK_CONNECT4);
+	if (!cfg)
+		return SOCK_REFUSE;
+	switch (tcp_verdict(ctx, cfg, addr, port, AF_INET, true, AG_HOOK_CONNECT4)) {
+	case TCP_DIRECT:
+		return SOCK_ALLOW;
+	case TCP_REDIRECT:
+		ctx->user_ip4 = cfg->daemon_ip4;
+		ctx->user_port = bpf_htons(cfg->daemon_port);
+		return SOCK_ALLOW;
+	default:
+		return SOCK_REFUSE;
+	}
+}
+
+SEC("cgroup/connect6")
+int ag_connect6(struct bpf_sock_addr *ctx)
+{
+	const struct ag_config *cfg = get_config();
+	__u32 type = ctx->type;
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	bool v4 = is_v4_mapped(a0, a1, a2);
+	__u8 addr[16];
+
+	set_v6(addr, a0, a1, a2, a3);
+	if (type == SOCK_DGRAM)
+		return udp_verdict(addr, port, AF_INET6, AG_HOOK_CONNECT6);
+	if (!cfg)
+		return SOCK_REFUSE;
+	switch (tcp_verdict(ctx, cfg, addr, port, AF_INET6, v4, AG_HOOK_CONNECT6)) {
+	case TCP_DIRECT:
+		return SOCK_ALLOW;
+	case TCP_REDIRECT:
+		break;
+	default:
+		return SOCK_REFUSE;
+	}
+	/*
+	 * A v4-mapped destination goes to the IPv4 listener through the same
+	 * mapped form, so a dual-stack socket stays dual-stack (and an
+	 * IPV6_V6ONLY socket fails as it would have anyway).
+	 */
+	if (v4) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = cfg->daemon_ip4;
+	} else {
+		__u32 d[4];
+
+		__builtin_memcpy(d, cfg->daemon_ip6, 16);
+		ctx->user_ip6[0] = d[0];
+		ctx->user_ip6[1] = d[1];
+		ctx->user_ip6[2] = d[2];
+		ctx->user_ip6[3] = d[3];
+	}
+	ctx->user_port = bpf_htons(cfg->daemon_port);
+	return SOCK_ALLOW;
+}
+
+/*
+ * Unconnected UDP sends.  An AF_INET6 sendto to a v4-mapped address runs
+ * the sendmsg4 hook, not this one, so both are needed.
+ */
+SEC("cgroup/sendmsg4")
+int ag_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	__u32 ip4 = ctx->user_ip4;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 addr[16];
+
+	set_v4_mapped(addr, ip4);
+	return udp_verdict(addr, port, AF_INET, AG_HOOK_SENDMSG4);
+}
+
+SEC("cgroup/sendmsg6")
+int ag_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 addr[16];
+
+	set_v6(addr, a0, a1, a2, a3);
+	return udp_verdict(addr, port, AF_INET6, AG_HOOK_SENDMSG6);
+}
+
+/*
+ * Only TCP and UDP over IPv4/IPv6.  Raw and ping sockets would bypass the
+ * connect hooks entirely, and MPTCP/SCTP would need hooks of their own;
+ * none of them is needed to call a tool.  Holding CAP_NET_RAW in a user
+ * namespace changes nothing here.
+ */
+SEC("cgroup/sock_create")
+int ag_sock_create(struct bpf_sock *sk)
+{
+	__u32 family = sk->family;
+	__u32 type = sk->type;
+	__u32 protocol = sk->protocol;
+	const struct ag_config *cfg;
+	__u64 agent_id = 0;
+
+	if ((family == AF_INET || family == AF_INET6) &&
+	    ((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
+	     (type == SOCK_DGRAM && protocol == IPPROTO_UDP)))
+		return SOCK_ALLOW;
+
+	cfg = get_config();
+	if (cfg) {
+		struct ag_stats *s;
+
+		agent_id = current_agent(cfg);
+		s = stats_of(agent_id);
+		STAT_INC(s, denied);
+		STAT_INC(s, sock_denied);
+	}
+	emit_event(agent_id, NULL, 0, family, type, protocol, AG_HOOK_SOCK_CREATE,
+		   AG_REASON_SOCK_TYPE);
+	return SOCK_REFUSE;
+}
+
+/* The gateway's port on any address belongs to the gateway. */
+static __always_inline int bind_verdict(const __u8 *addr, __u16 port, __u16 family, __u32 type,
+					__u32 hook)
+{
+	const struct ag_config *cfg = get_config();
+	__u64 agent_id;
+
+	if (!cfg)
+		return SOCK_REFUSE;
+	if (port != cfg->daemon_port)
+		return SOCK_ALLOW;
+	agent_id = current_agent(cfg);
+	return refuse(stats_of(agent_id), agent_id, addr, port, family, type, hook,
+		      AG_REASON_BIND_PORT, EPERM);
+}
+
+SEC("cgroup/bind4")
+int ag_bind4(struct bpf_sock_addr *ctx)
+{
+	__u32 type = ctx->type;
+	__u32 ip4 = ctx->user_ip4;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 addr[16];
+
+	set_v4_mapped(addr, ip4);
+	return bind_verdict(addr, port, AF_INET, type, AG_HOOK_BIND4);
+}
+
+SEC("cgroup/bind6")
+int ag_bind6(struct bpf_sock_addr *ctx)
+{
+	__u32 type = ctx->type;
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 addr[16];
+
+	set_v6(addr, a0, a1, a2, a3);
+	return bind_verdict(addr, port, AF_INET6, type, AG_HOOK_BIND6);
+}
+
+/* A redirected socket reports the peer the agent asked for. */
+SEC("cgroup/getpeername4")
+int ag_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct ag_origin *o = bpf_sk_storage_get(&origin, ctx->sk, 0, 0);
+	__u32 ip4;
+
+	if (!o || o->family != AF_INET)
+		return SOCK_ALLOW;
+	__builtin_memcpy(&ip4, o->addr + 12, 4);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = bpf_htons(o->port);
+	return SOCK_ALLOW;
+}
+
+SEC("cgroup/getpeername6")
+int ag_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct ag_origin *o = bpf_sk_storage_get(&origin, ctx->sk, 0, 0);
+	__u32 d[4];
+
+	if (!o || o->family != AF_INET6)
+		return SOCK_ALLOW;
+	__builtin_memcpy(d, o->addr, 16);
+	ctx->user_ip6[0] = d[0];
+	ctx->user_ip6[1] = d[1];
+	ctx->user_ip6[2] = d[2];
+	ctx->user_ip6[3] = d[3];
+	ctx->user_port = bpf_htons(o->port);
+	return SOCK_ALLOW;
+}
+
+/*
+ * The 4-tuple of a socket as user space sees it, addresses v4-mapped for
+ * IPv4.  A dual-stack AF_INET6 socket connecting to a v4-mapped address has
+ * not filled its v6 source yet at TCP_CONNECT_CB (tcp_v6_connect does that
+ * after tcp_v4_connect returns), so such sockets are read through the IPv4
+ * fields.
+ */
+static __always_inline void sockops_tuple(struct bpf_sock_ops *skops, __u8 *local, __u8 *remote)
+{
+	__u32 family = skops->family;
+	__u32 r0 = skops->remote_ip6[0], r1 = skops->remote_ip6[1];
+	__u32 r2 = skops->remote_ip6[2], r3 = skops->remote_ip6[3];
+
+	if (family == AF_INET || is_v4_mapped(r0, r1, r2)) {
+		set_v4_mapped(local, skops->local_ip4);
+		set_v4_mapped(remote, skops->remote_ip4);
+	} else {
+		__u32 l0 = skops->local_ip6[0], l1 = skops->local_ip6[1];
+		__u32 l2 = skops->local_ip6[2], l3 = skops->local_ip6[3];
+
+		set_v6(local, l0, l1, l2, l3);
+		set_v6(remote, r0, r1, r2, r3);
+	}
+}
+
+/*
+ * Identity hand-off.  The agent's socket carries its origin; the daemon's
+ * accepted socket is a different socket.  At TCP_CONNECT_CB the source port
+ * is known and no SYN has left, so the record is in the handoff map before
+ * the daemon can possibly accept; at PASSIVE_ESTABLISHED_CB it moves into
+ * the accepted socket's own storage, where the daemon reads it by fd.
+ */
+SEC("sockops")
+int ag_sockops(struct bpf_sock_ops *skops)
+{
+	__u32 op = skops->op;
+	struct ag_tuple key = {};
+	struct ag_origin *o;
+	struct bpf_sock *sk;
+	const struct ag_config *cfg;
+	__u32 local_port, remote_port;
+
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	sk = skops->sk;
+	if (!sk)
+		return 1;
+	local_port = skops->local_port;
+	remote_port = bpf_ntohl(skops->remote_port);
+
+	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		o = bpf_sk_storage_get(&origin, sk, 0, 0);
+		if (!o)
+			return 1;
+		sockops_tuple(skops, key.saddr, key.daddr);
+		key.sport = local_port;
+		key.dport = remote_port;
+		bpf_map_update_elem(&handoff, &key, o, BPF_ANY);
+		return 1;
+	}
+
+	cfg = get_config();
+	if (!cfg || local_port != cfg->daemon_port)
+		return 1;
+	sockops_tuple(skops, key.daddr, key.saddr);
+	key.sport = remote_port;
+	key.dport = local_port;
+	o = bpf_map_lookup_elem(&handoff, &key);
+	if (!o)
+		return 1;
+	{
+		struct ag_origin *dst =
+			bpf_sk_storage_get(&origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (dst) {
+			__builtin_memcpy(dst, o, sizeof(*dst));
+			bpf_map_delete_elem(&handoff, &key);
+		}
+	}
+	return 1;
+}

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The agents and dest_rules maps, and the names of the ABI's enums. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <bpf/bpf.h>
+
+#include "cgroup.h"
+#include "kern.h"
+
+bool ag_agent_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= AG_NAME_LEN || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+int ag_agent_lookup(const struct ag_kern *k, uint64_t cgroup_id, struct ag_agent *agent)
+{
+	if (bpf_map_lookup_elem(k->map_fd[AG_MAP_AGENTS], &cgroup_id, agent))
+		return -errno;
+	agent->name[AG_NAME_LEN - 1] = '\0';
+	return 0;
+}
+
+/* The smallest index above every registered agent's; 0 stays "all agents". */
+static uint32_t next_index(const struct ag_kern *k)
+{
+	uint64_t key, next;
+	struct ag_agent a;
+	uint32_t max = 0;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(k->map_fd[AG_MAP_AGENTS], prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(k->map_fd[AG_MAP_AGENTS], &key, &a) && a.index > max)
+			max = a.index;
+	}
+	return max + 1;
+}
+
+int ag_agent_register(const struct ag_kern *k, const struct ag_instance *in, const char *name,
+		      uint32_t verdict, uint64_t *cgroup_id, struct ag_err *err)
+{
+	char path[PATH_MAX];
+	struct ag_agent a;
+	uint64_t id;
+	int ret;
+
+	if (!ag_agent_name_valid(name))
+		return ag_errf(err, EINVAL,
+			       "agent name \"%s\": use 1-%d of [A-Za-z0-9_.-], not starting with "
+			       "'.' or '-'",
+			       name, AG_NAME_LEN - 1);
+	if (snprintf(path, sizeof(path), "%s/%s", in->cg_agents, name) >= (int)sizeof(path))
+		return ag_errf(err, ENAMETOOLONG, "agent %s: cgroup path too long", name);
+	ret = ag_cgroup_mkdir(path, err);
+	if (ret)
+		return ret;
+	ret = ag_cgroup_id(path, &id, err);
+	if (ret)
+		return ret;
+	if (cgroup_id)
+		*cgroup_id = id;
+	if (!bpf_map_lookup_elem(k->map_fd[AG_MAP_AGENTS], &id, &a)) {
+		if (verdict == AG_VERDICT_KEEP || a.verdict == verdict)
+			return 0;
+	} else {
+		memset(&a, 0, sizeof(a));
+		a.index = next_index(k);
+		snprintf(a.name, sizeof(a.name), "%s", name);
+		if (verdict == AG_VERDICT_KEEP) {
+			struct ag_config cfg;
+
+			ret = ag_kern_get_config(k, &cfg, err);
+			if (ret)
+				return ret;
+			verdict = cfg.default_verdict;
+		}
+	}
+	a.verdict = verdict;
+	if (bpf_map_update_elem(k->map_fd[AG_MAP_AGENTS], &id, &a, BPF_ANY))
+		return ag_errf(err, errno, "agent %s: map agents: update: %s", name,
+			       strerror(errno));
+	return 0;
+}
+
+int ag_rule_add(const struct ag_kern *k, uint32_t agent_index, const uint8_t addr[16],
+		int prefixlen, uint16_t port, uint32_t verdict, struct ag_err *err)
+{
+	struct ag_rule_key key;
+	struct ag_rule rule;
+	char buf[64];
+
+	if (prefixlen < 0 || prefixlen > 128 || verdict > AG_VERDICT_DENY)
+		return ag_errf(err, EINVAL, "rule %s/%d: bad prefix or verdict",
+			       ag_addr_fmt(addr, port, buf, sizeof(buf)), prefixlen);
+	memset(&key, 0, sizeof(key));
+	memset(&rule, 0, sizeof(rule));
+	key.prefixlen = 32 + prefixlen;
+	key.agent_index = agent_index;
+	memcpy(key.addr, addr, 16);
+	rule.verdict = verdict;
+	rule.port = port;
+	if (bpf_map_update_elem(k->map_fd[AG_MAP_DEST_RULES], &key, &rule, BPF_ANY))
+		return ag_errf(err, errno, "rule %s/%d: map dest_rules: update: %s",
+			       ag_addr_fmt(addr, port, buf, sizeof(buf)), prefixlen,
+			       strerror(errno));
+	return 0;
+}
+
+static const char *const verdict_names[] = {
+	[AG_VERDICT_REDIRECT] = "redirect",
+	[AG_VERDICT_DIRECT] = "direct",
+	[AG_VERDICT_DENY] = "deny",
+};
+
+const char *ag_verdict_name(uint32_t verdict)
+{
+	return verdict < AG_ARRAY_SIZE(verdict_names) ? verdict_names[verdict] : "unknown";
+}
+
+int ag_verdict_parse(const char *s, uint32_t *verdict)
+{
+	for (uint32_t i = 0; i < AG_ARRAY_SIZE(verdict_names); i++) {
+		if (!strcmp(s, verdict_names[i])) {
+			*verdict = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *ag_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[AG_REASON_NONE] = "none",
+		[AG_REASON_SOCK_TYPE] = "socket_type",
+		[AG_REASON_RULE] = "rule",
+		[AG_REASON_NO_DAEMON] = "daemon_down",
+		[AG_REASON_UDP_DEST] = "udp_destination",
+		[AG_REASON_BIND_PORT] = "gateway_port",
+		[AG_REASON_GATEWAY_LOOP] = "gateway_loop",
+		[AG_REASON_NO_STORAGE] = "no_storage",
+		[AG_REASON_NO_V6_LISTENER] = "no_ipv6_listener",
+	};
+
+	return reason < AG_ARRAY_SIZE(names) && names[reason] ? names[reason] : "unknown";
+}
+
+const char *ag_hook_name(uint32_t hook)
+{
+	static const char *const names[] = {
+		[AG_HOOK_SOCK_CREATE] = "sock_create", [AG_HOOK_CONNECT4] = "connect4",
+		[AG_HOOK_CONNECT6] = "connect6",       [AG_HOOK_SENDMSG4] = "sendmsg4",
+		[AG_HOOK_SENDMSG6] = "sendmsg6",       [AG_HOOK_BIND4] = "bind4",
+		[AG_HOOK_BIND6] = "bind6",
+	};
+
+	return hook < AG_ARRAY_SIZE(names) && names[hook] ? names[hook] : "unknown";
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* cgroup v2 helpers: discovery, ids, membership, teardown. */
+#ifndef AG_CGROUP_H
+#define AG_CGROUP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+/* The cgroup2 mount point from /proc/self/mountinfo (unified or hybrid). */
+int ag_cgroup2_mount(char *buf, size_t len, struct ag_err *err);
+/* mkdir; an existing directory is fine. */
+int ag_cgroup_mkdir(const char *path, struct ag_err *err);
+/* The cgroup id (kernfs node id) that BPF's cgroup helpers return. */
+int ag_cgroup_id(const char *path, uint64_t *id, struct ag_err *err);
+/* Depth below the cgroup2 root: <root> is 0, <root>/a is 1. */
+int ag_cgroup_level(const char *cgroup2, const char *path);
+/* Moves a process (0: the caller) into the cgroup. */
+int ag_cgroup_enter(const char *path, pid_t pid, struct ag_err *err);
+/* Number of processes in the cgroup and below it. */
+int ag_cgroup_count_procs(const char *path);
+/* Kills every process in the cgroup and below (cgroup.kill), waits until
+ * it is empty (bounded), then removes the whole subtree. */
+int ag_cgroup_destroy(const char *path, struct ag_err *err);
+/* Removes empty cgroups below and including path, deepest first. */
+int ag_cgroup_rmtree(const char *path, struct ag_err *err);
+
+#endif

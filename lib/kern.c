@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cgroup.h"
+#include "kern.h"
+#include "sock.skel.h"
+
+const char *const ag_map_names[AG_MAP__COUNT] = {
+	[AG_MAP_CONFIG] = "config",	[AG_MAP_AGENTS] = "agents",
+	[AG_MAP_DEST_RULES] = "dest_rules", [AG_MAP_STATS] = "stats",
+	[AG_MAP_ORIGIN] = "origin",	[AG_MAP_HANDOFF] = "handoff",
+	[AG_MAP_EVENTS] = "events",
+};
+
+/*
+ * Attach order matters on a fresh install: sockops and getpeername first,
+ * so that by the time connects start being redirected, the hand-off and
+ * the agent-visible peer address already work.
+ */
+const struct ag_prog_desc ag_progs[AG_PROG_COUNT] = {
+	{ "sockops", "ag_sockops", BPF_CGROUP_SOCK_OPS, true },
+	{ "getpeername4", "ag_getpeername4", BPF_CGROUP_INET4_GETPEERNAME, false },
+	{ "getpeername6", "ag_getpeername6", BPF_CGROUP_INET6_GETPEERNAME, false },
+	{ "sock_create", "ag_sock_create", BPF_CGROUP_INET_SOCK_CREATE, false },
+	{ "bind4", "ag_bind4", BPF_CGROUP_INET4_BIND, false },
+	{ "bind6", "ag_bind6", BPF_CGROUP_INET6_BIND, false },
+	{ "sendmsg4", "ag_sendmsg4", BPF_CGROUP_UDP4_SENDMSG, false },
+	{ "sendmsg6", "ag_sendmsg6", BPF_CGROUP_UDP6_SENDMSG, false },
+	{ "connect4", "ag_connect4", BPF_CGROUP_INET4_CONNECT, false },
+	{ "connect6", "ag_connect6", BPF_CGROUP_INET6_CONNECT, false },
+};
+
+static void kern_reset(struct ag_kern *k)
+{
+	memset(k, 0, sizeof(*k));
+	for (int i = 0; i < AG_MAP__COUNT; i++)
+		k->map_fd[i] = -1;
+}
+
+static int link_pin_path(const struct ag_instance *in, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/links/%s", in->pin_dir, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static bool pinned(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+bool ag_kern_installed(const struct ag_instance *in)
+{
+	char path[PATH_MAX];
+
+	for (int i = 0; i < AG_PROG_COUNT; i++)
+		if (link_pin_path(in, ag_progs[i].name, path, sizeof(path)) || !pinned(path))
+			return false;
+	for (int i = 0; i < AG_MAP__COUNT; i++)
+		if (ag_pin_path(in, ag_map_names[i], path, sizeof(path)) || !pinned(path))
+			return false;
+	return true;
+}
+
+static bool anything_pinned(const struct ag_instance *in)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/links", in->pin_dir);
+	return pinned(in->pin_dir) || pinned(path);
+}
+
+int ag_kern_open(struct ag_kern *k, const struct ag_instance *in, struct ag_err *err)
+{
+	char path[PATH_MAX];
+
+	kern_reset(k);
+	for (int i = 0; i < AG_MAP__COUNT; i++) {
+		if (ag_pin_path(in, ag_map_names[i], path, sizeof(path))) {
+			ag_kern_close(k);
+			return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long", in->name);
+		}
+		k->map_fd[i] = bpf_obj_get(path);
+		if (k->map_fd[i] < 0) {
+			int e = errno;
+
+			ag_kern_close(k);
+			if (e == ENOENT)
+				return ag_errf(err, e,
+					       "instance %s is not installed (no %s); start "
+					       "agentgated --instance %s",
+					       in->name, path, in->name);
+			return ag_errf(err, e, "map %s: %s", path, strerror(e));
+		}
+	}
+	return 0;
+}
+
+void ag_kern_close(struct ag_kern *k)
+{
+	if (k->skel) {
+		/* The skeleton owns the map fds it loaded. */
+		sock_bpf__destroy(k->skel);
+	} else {
+		for (int i = 0; i < AG_MAP__COUNT; i++)
+			if (k->map_fd[i] >= 0)
+				close(k->map_fd[i]);
+	}
+	kern_reset(k);
+}
+
+int ag_kern_set_config(const struct ag_kern *k, const struct ag_config *cfg, struct ag_err *err)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(k->map_fd[AG_MAP_CONFIG], &zero, cfg, BPF_ANY))
+		return ag_errf(err, errno, "map config: update: %s", strerror(errno));
+	return 0;
+}
+
+int ag_kern_get_config(const struct ag_kern *k, struct ag_config *cfg, struct ag_err *err)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(k->map_fd[AG_MAP_CONFIG], &zero, cfg))
+		return ag_errf(err, errno, "map config: lookup: %s", strerror(errno));
+	return 0;
+}
+
+static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
+{
+	switch (id) {
+	case AG_MAP_CONFIG:
+		return skel->maps.ag_config;
+	case AG_MAP_AGENTS:
+		return skel->maps.agents;
+	case AG_MAP_DEST_RULES:
+		return skel->maps.dest_rules;
+	case AG_MAP_STATS:
+		return skel->maps.stats;
+	case AG_MAP_ORIGIN:
+		return skel->maps.origin;
+	case AG_MAP_HANDOFF:
+		return skel->maps.handoff;
+	default:
+		return skel->maps.events;
+	}
+}
+
+static int cgroup_open(const char *path, struct ag_err *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ag_errf(err, errno, "cgroup %s: open: %s", path, strerror(errno));
+	return fd;
+}
+
+/* A fresh install: load, configure, pin maps, attach and pin links. */
+static int kern_load(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
+		     struct ag_err *err)
+{
+	char path[PATH_MAX];
+	int ret, root_fd = -1, agents_fd = -1;
+
+	k->skel = sock_bpf__open_and_load();
+	if (!k->skel)
+		return ag_errf(err, errno, "sock.bpf.o: load: %s (see libbpf messages above)",
+			       strerror(errno));
+	for (int i = 0; i < AG_MAP__COUNT; i++)
+		k->map_fd[i] = bpf_map__fd(skel_map(k->skel, i));
+	ret = ag_kern_set_config(k, cfg, err);
+	if (ret)
+		return ret;
+
+	if (mkdir(in->pin_dir, 0700) && errno != EEXIST)
+		return ag_errf(err, errno, "%s: mkdir: %s", in->pin_dir, strerror(errno));
+	snprintf(path, sizeof(path), "%s/links", in->pin_dir);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return ag_errf(err, errno, "%s: mkdir: %s", path, strerror(errno));
+	for (int i = 0; i < AG_MAP__COUNT; i++) {
+		ag_pin_path(in, ag_map_names[i], path, sizeof(path));
+		if (bpf_map__pin(skel_map(k->skel, i), path))
+			return ag_errf(err, errno, "map %s: pin: %s", path, strerror(errno));
+	}
+
+	root_fd = cgroup_open(in->cg_root, err);
+	if (root_fd < 0)
+		return root_fd;
+	agents_fd = cgroup_open(in->cg_agents, err);
+	if (agents_fd < 0) {
+		close(root_fd);
+		return agents_fd;
+	}
+	for (int i = 0; i < AG_PROG_COUNT; i++) {
+		const struct ag_prog_desc *d = &ag_progs[i];
+		struct bpf_program *prog =
+			bpf_object__find_program_by_name(k->skel->obj, d->prog);
+		struct bpf_link *link;
+
+		if (!prog) {
+			ret = ag_errf(err, ENOENT, "program %s missing from sock.bpf.o", d->prog);
+			break;
+		}
+		link = bpf_program__attach_cgroup(prog, d->on_instance_root ? root_fd : agents_fd);
+		if (!link) {
+			ret = ag_errf(err, errno, "program %s: attach to %s: %s", d->prog,
+				      d->on_instance_root ? in->cg_root : in->cg_agents,
+				      strerror(errno));
+			break;
+		}
+		link_pin_path(in, d->name, path, sizeof(path));
+		ret = bpf_link__pin(link, path);
+		/* Closing our fd keeps a pinned link; an unpinned one detaches. */
+		bpf_link__destroy(link);
+		if (ret) {
+			ret = ag_errf(err, ret, "link %s: pin: %s", path, strerror(-ret));
+			break;
+		}
+	}
+	close(root_fd);
+	close(agents_fd);
+	return ret;
+}
+
+int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
+		    struct ag_err *err)
+{
+	int ret;
+
+	kern_reset(k);
+	ret = ag_bpffs_ensure(err);
+	if (ret)
+		return ret;
+	if ((ret = ag_cgroup_mkdir(in->cg_root, err)) || (ret = ag_cgroup_mkdir(in->cg_agents, err)) ||
+	    (ret = ag_cgroup_mkdir(in->cg_daemon, err)))
+		return ret;
+
+	if (ag_kern_installed(in)) {
+		ret = ag_kern_open(k, in, err);
+		if (ret)
+			return ret;
+		k->adopted = true;
+		ret = ag_kern_set_config(k, cfg, err);
+		if (ret)
+			ag_kern_close(k);
+		return ret;
+	}
+	/*
+	 * Half an instance (a crash during install, or a hand-removed pin) is
+	 * not adopted: links may be missing, and guessing which is worse than
+	 * asking for a clean start.
+	 */
+	if (anything_pinned(in))
+		return ag_errf(err, EEXIST,
+			       "instance %s is partly installed in %s; run agentgatectl "
+			       "--instance %s uninstall first",
+			       in->name, in->pin_dir, in->name);
+	ret = kern_load(k, in, cfg, err);
+	if (ret) {
+		struct ag_err ignored;
+
+		ag_kern_close(k);
+		ag_kern_uninstall(in, &ignored);
+	}
+	return ret;
+}
+
+int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
+{
+	char path[PATH_MAX];
+	int ret = 0;
+
+	/* Links first: once they are gone, no program uses the maps. */
+	for (int i = 0; i < AG_PROG_COUNT; i++) {
+		link_pin_path(in, ag_progs[i].name, path, sizeof(path));
+		if (unlink(path) && errno != ENOENT && !ret)
+			ret = ag_errf(err, errno, "link %s: unpin: %s", path, strerror(errno));
+	}
+	for (int i = 0; i < AG_MAP__COUNT; i++) {
+		ag_pin_path(in, ag_map_names[i], path, sizeof(path));
+		if (unlink(path) && errno != ENOENT && !ret)
+			ret = ag_errf(err, errno, "map %s: unpin: %s", path, strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/links", in->pin_dir);
+	if (rmdir(path) && errno != ENOENT && !ret)
+		ret = ag_errf(err, errno, "%s: rmdir: %s", path, strerror(errno));
+	if (rmdir(in->pin_dir) && errno != ENOENT && !ret)
+		ret = ag_errf(err, errno, "%s: rmdir: %s", in->pin_dir, strerror(errno));
+	return ret;
+}
+
+static void sockaddr_to_tuple(const struct sockaddr_storage *ss, __u8 addr[16], __u16 *port)
+{
+	memset(addr, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &sin->sin_addr, 4);
+		*port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		memcpy(addr, &sin6->sin6_addr, 16);
+		*port = ntohs(sin6->sin6_port);
+	}
+}
+
+int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	struct ag_tuple key;
+
+	if (!bpf_map_lookup_elem(k->map_fd[AG_MAP_ORIGIN], &fd, o))
+		return 0;
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) ||
+	    getsockname(fd, (struct sockaddr *)&local, &llen))
+		return -errno;
+	memset(&key, 0, sizeof(key));
+	sockaddr_to_tuple(&peer, key.saddr, &key.sport);
+	sockaddr_to_tuple(&local, key.daddr, &key.dport);
+	if (bpf_map_lookup_and_delete_elem(k->map_fd[AG_MAP_HANDOFF], &key, o))
+		return -ENOENT;
+	return 0;
+}
+
+void ag_kern_links(const struct ag_instance *in, struct ag_link_status out[AG_PROG_COUNT])
+{
+	for (int i = 0; i < AG_PROG_COUNT; i++) {
+		struct bpf_link_info info;
+		__u32 len = sizeof(info);
+		char path[PATH_MAX];
+		int fd;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].name = ag_progs[i].name;
+		link_pin_path(in, ag_progs[i].name, path, sizeof(path));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		out[i].pinned = true;
+		memset(&info, 0, sizeof(info));
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			out[i].link_id = info.id;
+			out[i].prog_id = info.prog_id;
+			out[i].cgroup_id = info.cgroup.cgroup_id;
+		}
+		close(fd);
+	}
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel side of an instance: load, pin, adopt, inspect, remove.
+ *
+ * Programs are attached as bpf_links pinned under /sys/fs/bpf/<instance>/
+ * links/; maps are pinned as /sys/fs/bpf/<instance>/<map>.  A pinned link
+ * outlives the process that created it, which is what makes the instance
+ * fail closed when the daemon dies.
+ */
+#ifndef AG_KERN_H
+#define AG_KERN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agentgate.h"
+#include "instance.h"
+
+enum ag_map_id {
+	AG_MAP_CONFIG,
+	AG_MAP_AGENTS,
+	AG_MAP_DEST_RULES,
+	AG_MAP_STATS,
+	AG_MAP_ORIGIN,
+	AG_MAP_HANDOFF,
+	AG_MAP_EVENTS,
+	AG_MAP__COUNT,
+};
+
+/* Pin names, indexed by enum ag_map_id. */
+extern const char *const ag_map_names[AG_MAP__COUNT];
+
+#define AG_PROG_COUNT 10
+
+struct ag_prog_desc {
+	const char *name;	/* link pin name, links/<name> */
+	const char *prog;	/* program name in sock.bpf.c */
+	int attach_type;	/* enum bpf_attach_type */
+	bool on_instance_root;	/* sockops: <instance>, others: <instance>/agents */
+};
+
+extern const struct ag_prog_desc ag_progs[AG_PROG_COUNT];
+
+struct sock_bpf;
+
+struct ag_kern {
+	struct sock_bpf *skel; /* set only in the process that loaded them */
+	int map_fd[AG_MAP__COUNT];
+	bool adopted;	       /* found pinned and reused */
+};
+
+/*
+ * Loads and attaches the instance's programs, or adopts them if they are
+ * already pinned (a daemon restart: nothing is detached, nothing
+ * re-attached).  cfg is written before any program is attached.
+ */
+int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
+		    struct ag_err *err);
+/* Opens the pinned maps of an installed instance (CLI, tests). */
+int ag_kern_open(struct ag_kern *k, const struct ag_instance *in, struct ag_err *err);
+/* Closes fds; never detaches or unpins. */
+void ag_kern_close(struct ag_kern *k);
+/* Whether every link of the instance is pinned. */
+bool ag_kern_installed(const struct ag_instance *in);
+/* Unpins links (detaching the programs) and maps, removes the directory. */
+int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err);
+
+int ag_kern_set_config(const struct ag_kern *k, const struct ag_config *cfg, struct ag_err *err);
+int ag_kern_get_config(const struct ag_kern *k, struct ag_config *cfg, struct ag_err *err);
+
+/*
+ * The origin of a connection accepted by the daemon: the accepted socket's
+ * own storage (moved there by sockops), else the handoff entry for its
+ * 4-tuple, which the agent side wrote before its SYN left, so there is no
+ * window in which a redirected connection has no record.  -ENOENT: the
+ * connection did not come through a hook.
+ */
+int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o);
+
+struct ag_link_status {
+	const char *name;
+	bool pinned;
+	uint32_t link_id;
+	uint32_t prog_id;
+	uint64_t cgroup_id;
+};
+/* Status of every link pin of the instance, in ag_progs order. */
+void ag_kern_links(const struct ag_instance *in, struct ag_link_status out[AG_PROG_COUNT]);
+
+/*
+ * Agents: cgroup <instance>/agents/<name>, registered in the agents map.
+ * AG_VERDICT_KEEP keeps a registered agent's verdict and gives a new one the
+ * instance's default verdict.
+ */
+#define AG_VERDICT_KEEP UINT32_MAX
+int ag_agent_register(const struct ag_kern *k, const struct ag_instance *in, const char *name,
+		      uint32_t verdict, uint64_t *cgroup_id, struct ag_err *err);
+int ag_agent_lookup(const struct ag_kern *k, uint64_t cgroup_id, struct ag_agent *agent);
+bool ag_agent_name_valid(const char *name);
+
+/* dest_rules: prefixlen in IPv6 bits (v4 addresses are v4-mapped). */
+int ag_rule_add(const struct ag_kern *k, uint32_t agent_index, const uint8_t addr[16],
+		int prefixlen, uint16_t port, uint32_t verdict, struct ag_err *err);
+
+const char *ag_verdict_name(uint32_t verdict);
+int ag_verdict_parse(const char *s, uint32_t *verdict);
+const char *ag_reason_name(uint32_t reason);
+const char *ag_hook_name(uint32_t hook);
+
+#endif

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef AG_PROBE_H
+#define AG_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Whether BPF-LSM programs can be attached here: loads and attaches a no-op
+ * LSM program, then detaches it.  On false, why is a one-line reason.
+ */
+bool ag_probe_bpf_lsm(char *why, size_t len);
+
+#endif
