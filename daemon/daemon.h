@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * agentgated's shared state.  main.c does the privileged set-up (cgroup,
+ * BPF objects, listeners, marks) and drops capabilities; loop.c runs the
+ * io_uring event loop over what main.c opened.
+ */
+#ifndef AG_DAEMON_H
+#define AG_DAEMON_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "instance.h"
+#include "kern.h"
+
+enum ag_listener {
+	AG_LISTEN_V4,
+	AG_LISTEN_V6,
+	AG_LISTEN__COUNT,
+};
+
+struct ag_daemon_stats {
+	uint64_t conns_total;	  /* accepted from agents */
+	uint64_t conns_active;
+	uint64_t conns_rejected;  /* no origin, unknown agent, gateway loop */
+	uint64_t upstream_failed; /* connect to the original destination failed */
+	uint64_t kernel_refusals; /* records read from the events ring buffer */
+};
+
+struct ag_daemon {
+	struct ag_instance inst;
+	struct ag_conf conf;
+	struct ag_kern kern;
+	int listen_fd[AG_LISTEN__COUNT]; /* -1 when not listening */
+	int control_fd;			 /* unix stream listener */
+	uint64_t start_ns;		 /* ag_now_ns() at start */
+	struct ag_daemon_stats stats;
+};
+
+/*
+ * Runs until SIGTERM or SIGINT.  Returns 0 on a clean stop, a negative
+ * errno (with a log line) on a fatal error.  On return every agent
+ * connection is closed and the listeners are closed, so new agent connects
+ * are refused by the kernel (the links stay pinned).
+ */
+int ag_loop_run(struct ag_daemon *d);
+
+#endif

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentgated: start-up.  Everything that needs privilege happens here, in an
+ * order chosen so that no step opens a window in which an agent's traffic
+ * leaves the host ungoverned:
+ *
+ *  1. join <instance>/daemon, so the daemon's own sockets are outside the
+ *     agents' hooks and its listener children get the sockops hand-off;
+ *  2. load or adopt the programs (config written before any attach);
+ *  3. listen, marked: from here on, redirected connects are accepted;
+ *  4. register agents and rules;
+ *  5. drop every capability but CAP_NET_ADMIN (marks on upstream sockets).
+ *
+ * Until step 3, and again after the daemon exits, the connect hooks find no
+ * marked listener and refuse: fail closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <bpf/bpf.h>
+
+#include "cgroup.h"
+#include "daemon.h"
+
+#define LISTEN_BACKLOG 4096
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: agentgated [--instance NAME] [--config FILE] [--state-dir DIR]\n"
+		"                  [--foreground] [--log-level error|warn|info|debug]\n"
+		"\n"
+		"The agentgate daemon: loads the instance's kernel programs (or adopts them),\n"
+		"accepts the agents' redirected connections and relays them.  See agentgated(8).\n");
+}
+
+struct options {
+	const char *instance;
+	const char *config;
+	const char *state_dir;
+	bool foreground;
+};
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum ag_log_level level;
+	int c;
+
+	o->instance = AG_INSTANCE_DEFAULT;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			o->instance = optarg;
+			break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'l':
+			if (ag_log_parse_level(optarg, &level)) {
+				fprintf(stderr, "agentgated: --log-level %s: use error, warn, info "
+						"or debug\n", optarg);
+				return -EINVAL;
+			}
+			ag_log_set_level(level);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "agentgated: unexpected argument \"%s\"\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int make_dir(const char *path, struct ag_err *err)
+{
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return ag_errf(err, errno, "%s: mkdir: %s", path, strerror(errno));
+	return 0;
+}
+
+static int listen_on(int family, uint16_t port, uint32_t mark, struct ag_err *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *what = family == AF_INET ? "127.0.0.1" : "[::1]";
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sin6->sin6_addr = in6addr_loopback;
+		len = sizeof(*sin6);
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ag_errf(err, errno, "listener %s:%u: socket: %s", what, port,
+			       strerror(errno));
+	/* The mark is what the connect hooks check: this is the daemon's. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))) {
+		int e = errno;
+
+		close(fd);
+		return ag_errf(err, e, "listener %s:%u: setsockopt: %s", what, port, strerror(e));
+	}
+	/*
+	 * A daemon killed a moment ago may still hold the port: its io_uring
+	 * releases the old listener asynchronously.  Wait for that, bounded.
+	 */
+	int ret = bind(fd, (struct sockaddr *)&ss, len);
+
+	for (int i = 0; ret && errno == EADDRINUSE && i < 200; i++) {
+		usleep(10 * 1000);
+		ret = bind(fd, (struct sockaddr *)&ss, len);
+	}
+	if (ret || listen(fd, LISTEN_BACKLOG)) {
+		int e = errno;
+
+		close(fd);
+		return ag_errf(err, e, "listener %s:%u: %s%s", what, port, strerror(e),
+			       e == EADDRINUSE ? " (another agentgated? set listen.port)" : "");
+	}
+	return fd;
+}
+
+static int control_listen(const struct ag_instance *in, struct ag_err *err)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(in->control_path) >= sizeof(sun.sun_path))
+		return ag_errf(err, ENAMETOOLONG, "%s: path too long for a socket",
+			       in->control_path);
+	strcpy(sun.sun_path, in->control_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ag_errf(err, errno, "%s: socket: %s", in->control_path, strerror(errno));
+	unlink(in->control_path);
+	/* Created 0600 from the start: no window in which others could connect. */
+	mode_t old = umask(0177);
+	int ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+
+	umask(old);
+	if (ret || listen(fd, 64)) {
+		int e = errno;
+
+		close(fd);
+		return ag_errf(err, e, "%s: %s", in->control_path, strerror(e));
+	}
+	return fd;
+}
+
+/*
+ * Adds the wanted rules before removing stale ones: removing first would
+ * open a window in which a DENY rule is missing and the destination gets the
+ * agent's default verdict instead.
+ */
+static int sync_rules(struct ag_daemon *d, struct ag_err *err)
+{
+	int fd = d->kern.map_fd[AG_MAP_DEST_RULES];
+	struct ag_rule_key key, next, *prev = NULL;
+	uint32_t *indexes = calloc(d->conf.nr_agents + 1, sizeof(*indexes));
+	int ret = 0;
+
+	if (!indexes)
+		return ag_errf(err, ENOMEM, "rules: out of memory");
+	for (int i = 0; i < d->conf.nr_rules && !ret; i++) {
+		const struct ag_rule_conf *r = &d->conf.rules[i];
+
+		ret = ag_rule_add(&d->kern, 0, r->addr, r->prefixlen, r->port, r->verdict, err);
+	}
+	for (int a = 0; a < d->conf.nr_agents && !ret; a++) {
+		const struct ag_agent_conf *ac = &d->conf.agents[a];
+		struct ag_agent agent;
+		uint64_t id;
+
+		ret = ag_agent_register(&d->kern, &d->inst, ac->name, ac->verdict, &id, err);
+		if (ret || (ret = ag_agent_lookup(&d->kern, id, &agent)))
+			break;
+		indexes[a + 1] = agent.index;
+		for (int i = 0; i < ac->nr_rules && !ret; i++) {
+			const struct ag_rule_conf *r = &ac->rules[i];
+
+			ret = ag_rule_add(&d->kern, agent.index, r->addr, r->prefixlen, r->port,
+					  r->verdict, err);
+		}
+	}
+	while (!ret && !bpf_map_get_next_key(fd, prev, &next)) {
+		bool wanted = false;
+
+		key = next;
+		prev = &key;
+		for (int a = -1; a < d->conf.nr_agents && !wanted; a++) {
+			const struct ag_rule_conf *rules = a < 0 ? d->conf.rules
+								 : d->conf.agents[a].rules;
+			int n = a < 0 ? d->conf.nr_rules : d->conf.agents[a].nr_rules;
+
+			if (key.agent_index != indexes[a + 1])
+				continue;
+			for (int i = 0; i < n && !wanted; i++)
+				wanted = key.prefixlen == 32u + rules[i].prefixlen &&
+					 !memcmp(key.addr, rules[i].addr, 16);
+		}
+		if (!wanted && !bpf_map_delete_elem(fd, &key))
+			prev = NULL; /* the iteration restarts after a delete */
+	}
+	free(indexes);
+	return ret;
+}
+
+static int drop_capabilities(struct ag_err *err)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	char *text = NULL;
+	long last = CAP_LAST_CAP;
+
+	if (!ag_read_file("/proc/sys/kernel/cap_last_cap", 32, &text, NULL, NULL)) {
+		last = strtol(text, NULL, 10);
+		free(text);
+	}
+	for (long cap = 0; cap <= last; cap++)
+		if (cap != CAP_NET_ADMIN && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) &&
+		    errno != EINVAL)
+			return ag_errf(err, errno, "capability %ld: drop from bounding set: %s",
+				       cap, strerror(errno));
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	memset(data, 0, sizeof(data));
+	data[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+	data[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+	if (syscall(SYS_capset, &hdr, data))
+		return ag_errf(err, errno, "capset: %s", strerror(errno));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return ag_errf(err, errno, "no_new_privs: %s", strerror(errno));
+	return 0;
+}
+
+static int write_pidfile(const struct ag_instance *in, struct ag_err *err)
+{
+	char tmp[PATH_MAX], num[32];
+	int fd, n;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", in->pid_path);
+	n = snprintf(num, sizeof(num), "%d\n", getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, num, n) != n || close(fd) || rename(tmp, in->pid_path))
+		return ag_errf(err, errno, "%s: %s", in->pid_path, strerror(errno));
+	return 0;
+}
+
+/* Detaches after set-up, so start-up errors still reach the caller. */
+static int daemonize(const struct ag_instance *in, struct ag_err *err)
+{
+	char log[PATH_MAX];
+	pid_t pid;
+	int fd;
+
+	snprintf(log, sizeof(log), "%s/agentgated.log", in->state_dir);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ag_errf(err, errno, "%s: %s", log, strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		return ag_errf(err, errno, "fork: %s", strerror(errno));
+	if (pid > 0) {
+		printf("agentgated: instance %s started, pid %d, log %s\n", in->name, pid, log);
+		_exit(0);
+	}
+	setsid();
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	return 0;
+}
+
+static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *err)
+{
+	struct ag_config kcfg;
+	uint64_t daemon_cg;
+	int ret, pid, level;
+
+	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)))
+		return ret;
+	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
+	if (ret)
+		return ret;
+	if (geteuid() != 0)
+		return ag_errf(err, EPERM, "agentgated must start as root (it loads BPF programs)");
+	if ((pid = ag_instance_daemon_pid(&d->inst)))
+		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
+			       d->inst.name, pid);
+	if ((ret = make_dir(d->inst.run_dir, err)) || (ret = make_dir(d->inst.state_dir, err)))
+		return ret;
+	if ((ret = ag_bpffs_ensure(err)) || (ret = ag_cgroup_mkdir(d->inst.cg_root, err)) ||
+	    (ret = ag_cgroup_mkdir(d->inst.cg_agents, err)) ||
+	    (ret = ag_cgroup_mkdir(d->inst.cg_daemon, err)) ||
+	    (ret = ag_cgroup_enter(d->inst.cg_daemon, 0, err)) ||
+	    (ret = ag_cgroup_id(d->inst.cg_daemon, &daemon_cg, err)))
+		return ret;
+
+	level = ag_cgroup_level(d->inst.cgroup2, d->inst.cg_agents);
+	ag_conf_to_kernel(&d->conf, &kcfg);
+	kcfg.agents_level = level;
+	kcfg.daemon_cgroup_id = daemon_cg;
+	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
+		return ret;
+
+	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, err);
+	if (d->listen_fd[AG_LISTEN_V4] < 0)
+		return d->listen_fd[AG_LISTEN_V4];
+	if (d->conf.ipv6) {
+		d->listen_fd[AG_LISTEN_V6] = listen_on(AF_INET6, d->conf.port, d->conf.mark, err);
+		if (d->listen_fd[AG_LISTEN_V6] < 0)
+			return d->listen_fd[AG_LISTEN_V6];
+	}
+	if ((ret = sync_rules(d, err)))
+		return ret;
+	d->control_fd = control_listen(&d->inst, err);
+	if (d->control_fd < 0)
+		return d->control_fd;
+	return 0;
+}
+
+static void teardown(struct ag_daemon *d)
+{
+	for (int i = 0; i < AG_LISTEN__COUNT; i++)
+		if (d->listen_fd[i] >= 0)
+			close(d->listen_fd[i]);
+	if (d->control_fd >= 0) {
+		close(d->control_fd);
+		unlink(d->inst.control_path);
+	}
+	if (ag_instance_daemon_pid(&d->inst) == getpid())
+		unlink(d->inst.pid_path);
+	ag_kern_close(&d->kern);
+	ag_conf_free(&d->conf);
+}
+
+int main(int argc, char **argv)
+{
+	struct ag_daemon d = { .listen_fd = { -1, -1 }, .control_fd = -1 };
+	struct options o = { 0 };
+	struct ag_err err = { 0 };
+	char dst[64];
+	int ret;
+
+	if (parse_args(argc, argv, &o))
+		return 2;
+	d.start_ns = ag_now_ns();
+	ret = setup(&d, &o, &err);
+	if (!ret && !o.foreground)
+		ret = daemonize(&d.inst, &err);
+	if (!ret)
+		ret = write_pidfile(&d.inst, &err);
+	if (!ret)
+		ret = drop_capabilities(&err);
+	if (ret) {
+		fprintf(stderr, "agentgated: %s\n", err.msg);
+		teardown(&d);
+		return 1;
+	}
+	{
+		uint8_t lo[16] = { [10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1 };
+
+		ag_log(AG_LOG_INFO, "start",
+		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s startup_us=%llu",
+		       d.inst.name, getpid(), ag_addr_fmt(lo, d.conf.port, dst, sizeof(dst)),
+		       d.conf.ipv6 ? "yes" : "no", d.kern.adopted ? "adopted" : "loaded",
+		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
+	}
+	ret = ag_loop_run(&d);
+	ag_log(AG_LOG_INFO, "stop", "instance=%s status=%s", d.inst.name, ret ? "error" : "ok");
+	teardown(&d);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,676 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The byte relay: agent connection <-> original destination ("upstream").
+ *
+ * A connection goes
+ *
+ *	CONN_CONNECTING --connected--> CONN_RELAYING --both EOFs forwarded--> CONN_CLOSING
+ *	       |                              |                                   ^
+ *	       +--failed, timed out, stop-----+--reset, error, stop---------------+
+ *
+ * and each direction of it (HALF_UP: agent -> upstream, HALF_DOWN: upstream
+ * -> agent) goes
+ *
+ *	HALF_RECV --data--> HALF_SEND --all sent, buffer returned--> HALF_RECV
+ *	HALF_RECV --ENOBUFS--> HALF_NOBUF --a buffer came back--> HALF_RECV
+ *	HALF_RECV --EOF--> HALF_SHUTDOWN --shutdown(to, SHUT_WR) done--> HALF_DONE
+ *
+ * Buffers come from one provided-buffer ring.  A recv picks a buffer only
+ * when data is there (IORING_RECVSEND_POLL_FIRST), so an idle connection
+ * holds none; a direction holds at most one, from its recv completion until
+ * its send completed, which is the backpressure: a slow reader stops its
+ * writer's recv, never the loop.
+ *
+ * Ordering hazards:
+ *  - every SQE carrying a connection (or one of its halves) counts in
+ *    c->inflight; the struct and its fds are released only at zero, so no
+ *    completion ever finds freed memory and no cancel ever targets a reused
+ *    fd number;
+ *  - a completion handler holds its own count until it returns, so a close
+ *    decided inside it never frees the connection under its feet;
+ *  - returning a buffer can wake another half, possibly of the same
+ *    connection, whose recv can fail and close it: every issuing function
+ *    re-checks CONN_CLOSING.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+#define BUF_GROUP 0
+#define BUF_COUNT 256 /* a power of two: the kernel indexes the ring with a mask */
+#define BUF_SIZE (16 * 1024)
+
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_RELAYING,
+	CONN_CLOSING,
+};
+
+enum half_state {
+	HALF_IDLE, /* before the upstream connect completed */
+	HALF_RECV,
+	HALF_NOBUF,
+	HALF_SEND,
+	HALF_SHUTDOWN,
+	HALF_DONE,
+};
+
+enum conn_result {
+	RESULT_OK,
+	RESULT_CONNECT_FAILED,
+	RESULT_RESET,
+	RESULT_ERROR,
+	RESULT_SHUTDOWN,
+};
+
+static const char *const result_names[] = {
+	[RESULT_OK] = "ok",
+	[RESULT_CONNECT_FAILED] = "connect_failed",
+	[RESULT_RESET] = "reset",
+	[RESULT_ERROR] = "error",
+	[RESULT_SHUTDOWN] = "shutdown",
+};
+
+enum { HALF_UP, HALF_DOWN };
+
+/* Operations, in the low bits of user_data. */
+enum { OP_CONNECT = 1 };		    /* on conn.io */
+enum { OP_RECV = 1, OP_SEND, OP_SHUTDOWN }; /* on half.io */
+
+struct conn;
+
+struct half {
+	struct ag_io io;
+	struct conn *c;
+	struct ag_list wait; /* in relay->waiters while HALF_NOBUF */
+	int from, to;
+	enum half_state state;
+	uint16_t bid; /* the buffer held in HALF_SEND */
+	uint32_t off, len;
+	uint64_t bytes; /* delivered to `to` */
+};
+
+struct conn {
+	struct ag_io io;
+	struct ag_list node; /* in relay->conns */
+	struct ag_loop *l;
+	enum conn_state state;
+	enum conn_result result;
+	int agent_fd, up_fd;
+	unsigned int inflight;
+	int error;		/* errno behind result, 0 if none */
+	const char *error_side; /* "agent" or "upstream" */
+	uint64_t start_ns;
+	struct ag_origin o;
+	char agent[AG_NAME_LEN];
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} dst;
+	socklen_t dst_len;
+	struct half half[2];
+};
+
+/* The user-space cost of an idle connection. */
+_Static_assert(sizeof(struct conn) <= 1024, "struct conn exceeds 1 KiB");
+
+struct ag_relay {
+	struct io_uring_buf_ring *br;
+	unsigned char *bufs;
+	/*
+	 * Buffers in the ring as far as completions reaped so far tell: it
+	 * overestimates while CQEs that took buffers are still unreaped, which
+	 * only makes an -ENOBUFS recv retry once more, never wait forever.
+	 */
+	unsigned int free_bufs;
+	struct ag_list conns;
+	struct ag_list waiters; /* halves in HALF_NOBUF, oldest first */
+	struct __kernel_timespec connect_ts;
+};
+
+static void half_recv(struct half *h);
+
+static const char *fd_side(const struct conn *c, int fd)
+{
+	return fd == c->agent_fd ? "agent" : "upstream";
+}
+
+static void set_rst(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	/* Best effort: on failure the peer sees a FIN instead of a RST. */
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+static void buf_put(struct ag_relay *r, uint16_t bid)
+{
+	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, bid,
+			      io_uring_buf_ring_mask(BUF_COUNT), 0);
+	io_uring_buf_ring_advance(r->br, 1);
+	r->free_bufs++;
+	/* One buffer back, one waiter retried: never a herd, never a spin. */
+	if (!ag_list_empty(&r->waiters)) {
+		struct half *h = ag_container_of(r->waiters.next, struct half, wait);
+
+		ag_list_del(&h->wait);
+		half_recv(h);
+	}
+}
+
+/* The buffer a recv completion carries, if any, now counted as taken. */
+static bool cqe_buf(struct ag_relay *r, const struct io_uring_cqe *cqe, uint16_t *bid)
+{
+	if (!(cqe->flags & IORING_CQE_F_BUFFER))
+		return false;
+	*bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	r->free_bufs--;
+	return true;
+}
+
+static void conn_release(struct conn *c)
+{
+	struct ag_daemon *d = c->l->d;
+	char agent[8 * AG_NAME_LEN], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
+	char dst[64], cause[128], err[256] = "";
+	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
+
+	memcpy(comm_raw, c->o.comm, AG_COMM_LEN);
+	comm_raw[AG_COMM_LEN] = '\0';
+	if (c->error) {
+		int n = snprintf(err, sizeof(err), " error=");
+
+		snprintf(cause, sizeof(cause), "%s: %s", c->error_side, strerror(c->error));
+		ag_logq(err + n, sizeof(err) - n, cause);
+	}
+	ag_log(c->result == RESULT_OK || c->result == RESULT_SHUTDOWN ? AG_LOG_INFO : AG_LOG_WARN,
+	       "conn",
+	       "agent=%s cgroup_id=%llu pid=%u uid=%u comm=%s dst=%s bytes_up=%llu "
+	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
+	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
+	       c->o.tgid, c->o.uid, ag_logq(comm, sizeof(comm), comm_raw),
+	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)),
+	       (unsigned long long)c->half[HALF_UP].bytes,
+	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], err);
+	close(c->agent_fd);
+	if (c->up_fd >= 0)
+		close(c->up_fd);
+	ag_list_del(&c->node);
+	d->stats.conns_active--;
+	free(c);
+}
+
+/*
+ * CONN_* -> CONN_CLOSING.  The struct goes once the cancelled operations
+ * have all completed (conn_put), at once if none is in flight.
+ */
+static void conn_close(struct conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	for (int i = 0; i < 2; i++)
+		ag_list_del(&c->half[i].wait);
+	/* An aborted connection aborts both peers, so neither mistakes it for a clean end. */
+	if (c->result == RESULT_RESET || c->result == RESULT_CONNECT_FAILED)
+		set_rst(c->agent_fd);
+	if (c->result == RESULT_RESET && c->up_fd >= 0)
+		set_rst(c->up_fd);
+	if (!c->inflight) {
+		conn_release(c);
+		return;
+	}
+	ag_loop_cancel_fd(c->l, c->agent_fd);
+	if (c->up_fd >= 0)
+		ag_loop_cancel_fd(c->l, c->up_fd);
+}
+
+/* The first cause of a close is the one logged. */
+static void conn_fail(struct conn *c, enum conn_result result, const char *side, int error)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	c->result = result;
+	c->error_side = side;
+	c->error = error;
+	conn_close(c);
+}
+
+static void conn_put(struct conn *c)
+{
+	if (!--c->inflight && c->state == CONN_CLOSING)
+		conn_release(c);
+}
+
+static struct io_uring_sqe *conn_sqe(struct conn *c, struct ag_io *io, unsigned int op)
+{
+	struct io_uring_sqe *sqe = ag_loop_sqe(c->l, io, op);
+
+	if (sqe)
+		c->inflight++;
+	else
+		conn_fail(c, RESULT_ERROR, "agent", EBUSY);
+	return sqe;
+}
+
+/* HALF_IDLE, HALF_NOBUF, HALF_SEND -> HALF_RECV */
+static void half_recv(struct half *h)
+{
+	struct io_uring_sqe *sqe;
+
+	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_RECV)))
+		return;
+	io_uring_prep_recv(sqe, h->from, NULL, BUF_SIZE, 0);
+	sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	h->state = HALF_RECV;
+}
+
+/* HALF_RECV, HALF_SEND -> HALF_SEND: the rest of buffer h->bid. */
+static void half_send(struct half *h)
+{
+	struct ag_relay *r = h->c->l->relay;
+	struct io_uring_sqe *sqe;
+
+	h->state = HALF_SEND;
+	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SEND))) {
+		buf_put(r, h->bid);
+		return;
+	}
+	io_uring_prep_send(sqe, h->to, r->bufs + (size_t)h->bid * BUF_SIZE + h->off,
+			   h->len - h->off, MSG_NOSIGNAL);
+}
+
+/* HALF_RECV -> HALF_SHUTDOWN: the peer's EOF, passed on; the other way keeps going. */
+static void half_shutdown(struct half *h)
+{
+	struct io_uring_sqe *sqe;
+
+	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SHUTDOWN)))
+		return;
+	io_uring_prep_shutdown(sqe, h->to, SHUT_WR);
+	h->state = HALF_SHUTDOWN;
+}
+
+static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = h->c;
+	struct ag_relay *r = c->l->relay;
+	bool has_buf = cqe_buf(r, cqe, &h->bid);
+
+	if (c->state == CONN_CLOSING || cqe->res <= 0) {
+		if (has_buf)
+			buf_put(r, h->bid);
+		if (c->state == CONN_CLOSING)
+			return;
+	}
+	switch (cqe->res) {
+	case 0:
+		half_shutdown(h);
+		return;
+	case -ENOBUFS:
+		if (r->free_bufs) {
+			half_recv(h);
+		} else {
+			if (ag_list_empty(&r->waiters))
+				ag_log(AG_LOG_DEBUG, "relay_nobuf",
+				       "msg=\"all %u buffers in flight, receives wait\"",
+				       BUF_COUNT);
+			h->state = HALF_NOBUF;
+			ag_list_add_tail(&r->waiters, &h->wait);
+		}
+		return;
+	case -EINTR:
+	case -EAGAIN:
+		half_recv(h);
+		return;
+	case -ECONNRESET:
+		conn_fail(c, RESULT_RESET, fd_side(c, h->from), -cqe->res);
+		return;
+	}
+	if (cqe->res < 0 || !has_buf) {
+		conn_fail(c, RESULT_ERROR, fd_side(c, h->from), cqe->res < 0 ? -cqe->res : EIO);
+		return;
+	}
+	h->off = 0;
+	h->len = cqe->res;
+	half_send(h);
+}
+
+static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = h->c;
+	struct ag_relay *r = c->l->relay;
+	int res = cqe->res;
+
+	if (c->state != CONN_CLOSING) {
+		if (res > 0) {
+			h->bytes += res;
+			h->off += res;
+			if (h->off < h->len) {
+				half_send(h); /* short send: the rest of the same buffer */
+				return;
+			}
+		} else if (res == -EINTR || res == -EAGAIN) {
+			half_send(h);
+			return;
+		}
+	}
+	buf_put(r, h->bid);
+	if (c->state == CONN_CLOSING)
+		return;
+	if (res > 0)
+		half_recv(h);
+	else if (res == -ECONNRESET || res == -EPIPE)
+		conn_fail(c, RESULT_RESET, fd_side(c, h->to), -res);
+	else
+		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), res ? -res : EIO);
+}
+
+static void half_on_shutdown(struct half *h, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = h->c;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	/* ENOTCONN: the peer is gone already; the other direction will tell how. */
+	if (cqe->res < 0 && cqe->res != -ENOTCONN) {
+		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), -cqe->res);
+		return;
+	}
+	h->state = HALF_DONE;
+	if (c->half[HALF_UP].state == HALF_DONE && c->half[HALF_DOWN].state == HALF_DONE)
+		conn_close(c);
+}
+
+static void half_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+{
+	struct half *h = ag_container_of(io, struct half, io);
+	struct conn *c = h->c;
+
+	switch (op) {
+	case OP_RECV:
+		half_on_recv(h, cqe);
+		break;
+	case OP_SEND:
+		half_on_send(h, cqe);
+		break;
+	case OP_SHUTDOWN:
+		half_on_shutdown(h, cqe);
+		break;
+	}
+	conn_put(c);
+}
+
+/* CONN_CONNECTING -> CONN_RELAYING, or closed with connect_failed. */
+static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (cqe->res < 0) {
+		c->l->d->stats.upstream_failed++;
+		/* ECANCELED here means the linked timeout fired, not a cancel of ours. */
+		conn_fail(c, RESULT_CONNECT_FAILED, "upstream",
+			  cqe->res == -ECANCELED ? ETIMEDOUT : -cqe->res);
+		return;
+	}
+	c->state = CONN_RELAYING;
+	half_recv(&c->half[HALF_UP]);
+	half_recv(&c->half[HALF_DOWN]);
+}
+
+static void conn_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = ag_container_of(io, struct conn, io);
+
+	if (op == OP_CONNECT)
+		conn_on_connect(c, cqe);
+	conn_put(c);
+}
+
+/* The upstream socket, marked as the daemon's; ready for the ring's connect. */
+static int conn_upstream(struct conn *c)
+{
+	uint32_t mark = c->l->d->conf.mark;
+	int fd;
+
+	memset(&c->dst, 0, sizeof(c->dst));
+	if (ag_addr_is_v4(c->o.addr)) {
+		c->dst.sin.sin_family = AF_INET;
+		c->dst.sin.sin_port = htons(c->o.port);
+		memcpy(&c->dst.sin.sin_addr, c->o.addr + 12, 4);
+		c->dst_len = sizeof(c->dst.sin);
+	} else {
+		c->dst.sin6.sin6_family = AF_INET6;
+		c->dst.sin6.sin6_port = htons(c->o.port);
+		memcpy(&c->dst.sin6.sin6_addr, c->o.addr, 16);
+		c->dst_len = sizeof(c->dst.sin6);
+	}
+	fd = socket(c->dst.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark))) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	c->up_fd = fd;
+	return 0;
+}
+
+/* -> CONN_CONNECTING: connect, and with a timeout configured, a linked timeout. */
+static void conn_connect(struct conn *c)
+{
+	struct ag_relay *r = c->l->relay;
+	bool timed = r->connect_ts.tv_sec || r->connect_ts.tv_nsec;
+	struct io_uring_sqe *sqe;
+
+	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
+	if (!ag_loop_reserve(c->l, 2)) {
+		conn_fail(c, RESULT_ERROR, "upstream", EBUSY);
+		return;
+	}
+	if (!(sqe = conn_sqe(c, &c->io, OP_CONNECT)))
+		return;
+	io_uring_prep_connect(sqe, c->up_fd, &c->dst.sa, c->dst_len);
+	if (timed) {
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_prep_link_timeout(ag_loop_sqe_untracked(c->l), &r->connect_ts, 0);
+	}
+}
+
+/* 0.0.0.0 and [::] reach the local host too, so they count as the listener. */
+static bool is_gateway(const struct ag_daemon *d, const struct ag_origin *o)
+{
+	static const uint8_t lo6[16] = { [15] = 1 }, any6[16];
+	const uint8_t *a4 = o->addr + 12;
+
+	if (o->port != d->conf.port)
+		return false;
+	if (ag_addr_is_v4(o->addr))
+		return (a4[0] == 127 && !a4[1] && !a4[2] && a4[3] == 1) ||
+		       !(a4[0] | a4[1] | a4[2] | a4[3]);
+	return !memcmp(o->addr, lo6, 16) || !memcmp(o->addr, any6, 16);
+}
+
+static void reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	uint8_t addr[16] = { [10] = 0xff, [11] = 0xff };
+	uint16_t port = 0;
+	char peer[64], dst[64], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
+
+	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
+		if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+
+			memcpy(addr + 12, &sin->sin_addr, 4);
+			port = ntohs(sin->sin_port);
+		} else {
+			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+			memcpy(addr, &sin6->sin6_addr, 16);
+			port = ntohs(sin6->sin6_port);
+		}
+	}
+	ag_addr_fmt(addr, port, peer, sizeof(peer));
+	if (o) {
+		memcpy(comm_raw, o->comm, AG_COMM_LEN);
+		comm_raw[AG_COMM_LEN] = '\0';
+		ag_log(AG_LOG_WARN, "conn_rejected",
+		       "reason=%s peer=%s cgroup_id=%llu agent_cgroup_id=%llu pid=%u uid=%u "
+		       "comm=%s dst=%s",
+		       reason, peer, (unsigned long long)o->cgroup_id,
+		       (unsigned long long)o->agent_cgroup_id, o->tgid, o->uid,
+		       ag_logq(comm, sizeof(comm), comm_raw),
+		       ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)));
+	} else {
+		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s", reason, peer);
+	}
+	l->d->stats.conns_rejected++;
+	set_rst(fd);
+	close(fd);
+}
+
+void ag_relay_accept(struct ag_loop *l, int fd)
+{
+	struct ag_daemon *d = l->d;
+	struct ag_relay *r = l->relay;
+	struct ag_agent agent;
+	struct ag_origin o;
+	struct conn *c;
+	int ret;
+
+	/* Fail closed: whatever cannot be attributed to an agent goes nowhere. */
+	if (ag_kern_origin(&d->kern, fd, &o)) {
+		reject(l, fd, "no_origin", NULL);
+		return;
+	}
+	if (!o.agent_cgroup_id) {
+		reject(l, fd, "no_agent", &o);
+		return;
+	}
+	if (is_gateway(d, &o)) {
+		reject(l, fd, "gateway_loop", &o);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		reject(l, fd, "out_of_memory", &o);
+		return;
+	}
+	c->io.complete = conn_complete;
+	c->l = l;
+	c->state = CONN_CONNECTING;
+	c->agent_fd = fd;
+	c->up_fd = -1;
+	c->start_ns = ag_now_ns();
+	c->o = o;
+	if (ag_agent_lookup(&d->kern, o.agent_cgroup_id, &agent))
+		snprintf(c->agent, sizeof(c->agent), "cgroup-%llu",
+			 (unsigned long long)o.agent_cgroup_id);
+	else
+		memcpy(c->agent, agent.name, sizeof(c->agent));
+	for (int i = 0; i < 2; i++) {
+		c->half[i].io.complete = half_complete;
+		c->half[i].c = c;
+		ag_list_init(&c->half[i].wait);
+	}
+	ag_list_add_tail(&r->conns, &c->node);
+	d->stats.conns_total++;
+	d->stats.conns_active++;
+	if ((ret = conn_upstream(c))) {
+		d->stats.upstream_failed++;
+		conn_fail(c, RESULT_ERROR, "upstream", -ret);
+		return;
+	}
+	c->half[HALF_UP].from = c->half[HALF_DOWN].to = c->agent_fd;
+	c->half[HALF_UP].to = c->half[HALF_DOWN].from = c->up_fd;
+	conn_connect(c);
+}
+
+void ag_relay_stop(struct ag_loop *l)
+{
+	struct ag_list *pos, *next;
+
+	for (pos = l->relay->conns.next; pos != &l->relay->conns; pos = next) {
+		next = pos->next;
+		conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
+	}
+}
+
+bool ag_relay_idle(const struct ag_loop *l)
+{
+	return ag_list_empty(&l->relay->conns);
+}
+
+static void relay_free(struct ag_relay *r)
+{
+	if (r->br)
+		munmap(r->br, BUF_COUNT * sizeof(struct io_uring_buf));
+	if (r->bufs)
+		munmap(r->bufs, (size_t)BUF_COUNT * BUF_SIZE);
+	free(r);
+}
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int ag_relay_init(struct ag_loop *l, struct ag_err *err)
+{
+	struct ag_relay *r = calloc(1, sizeof(*r));
+	struct io_uring_buf_reg reg = { .ring_entries = BUF_COUNT, .bgid = BUF_GROUP };
+	uint32_t ms = l->d->conf.connect_timeout_ms;
+	int ret;
+
+	if (!r)
+		return ag_errf(err, ENOMEM, "relay: out of memory");
+	/* The ring must be page-aligned: mmap gives that. */
+	r->br = map_anon(BUF_COUNT * sizeof(struct io_uring_buf));
+	r->bufs = map_anon((size_t)BUF_COUNT * BUF_SIZE);
+	if (!r->br || !r->bufs) {
+		relay_free(r);
+		return ag_errf(err, ENOMEM, "relay: %u buffers of %u bytes: out of memory",
+			       BUF_COUNT, BUF_SIZE);
+	}
+	reg.ring_addr = (uintptr_t)r->br;
+	if ((ret = io_uring_register_buf_ring(&l->ring, &reg, 0))) {
+		relay_free(r);
+		return ag_errf(err, -ret, "relay: register buffer ring: %s", strerror(-ret));
+	}
+	io_uring_buf_ring_init(r->br);
+	for (int i = 0; i < BUF_COUNT; i++)
+		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, i,
+				      io_uring_buf_ring_mask(BUF_COUNT), i);
+	io_uring_buf_ring_advance(r->br, BUF_COUNT);
+	r->free_bufs = BUF_COUNT;
+	ag_list_init(&r->conns);
+	ag_list_init(&r->waiters);
+	r->connect_ts.tv_sec = ms / 1000;
+	r->connect_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	l->relay = r;
+	return 0;
+}
+
+void ag_relay_fini(struct ag_loop *l)
+{
+	io_uring_unregister_buf_ring(&l->ring, BUF_GROUP);
+	relay_free(l->relay);
+	l->relay = NULL;
+}

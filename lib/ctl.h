@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The control socket, client side (agentgatectl): one JSON request line to
+ * /run/<instance>/control.sock, one JSON response line back.
+ */
+#ifndef AG_CTL_H
+#define AG_CTL_H
+
+#include <jansson.h>
+
+#include "instance.h"
+#include "util.h"
+
+#define AG_CTL_TIMEOUT_MS 5000
+
+/*
+ * Sends request, returns 0 and *response (caller decrefs) when the daemon
+ * answered {"ok":true,...}.  Otherwise a negative errno with err set:
+ * -ENOENT or -ECONNREFUSED when agentgated is not running, -ETIMEDOUT,
+ * -EPROTO for an unreadable response, -EREMOTEIO with the daemon's "error"
+ * text when it answered {"ok":false}.
+ */
+int ag_ctl_call(const struct ag_instance *in, json_t *request, json_t **response,
+		struct ag_err *err);
+
+#endif
