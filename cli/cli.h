@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef AG_CLI_H
+#define AG_CLI_H
+
+#include <stdbool.h>
+
+#include "instance.h"
+
+/* Exit codes: 0 success, 1 the operation failed, 2 bad usage. */
+#define AG_EXIT_FAIL 1
+#define AG_EXIT_USAGE 2
+
+struct ag_cli {
+	const char *instance;
+	struct ag_instance inst;
+};
+
+/* Each subcommand: argv[0] is its name; returns the exit code. */
+int cmd_run(struct ag_cli *c, int argc, char **argv);
+int cmd_status(struct ag_cli *c, int argc, char **argv);
+int cmd_agents(struct ag_cli *c, int argc, char **argv);
+int cmd_maps(struct ag_cli *c, int argc, char **argv);
+int cmd_uninstall(struct ag_cli *c, int argc, char **argv);
+
+/* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses [--json] [--help]; returns 1 when --help was printed. */
+int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);
+
+#endif

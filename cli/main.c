@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+/* agentgatectl: the operator's tool.  See agentgatectl(8). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: agentgatectl [--instance NAME] COMMAND [ARGS...]\n"
+	"\n"
+	"commands:\n"
+	"  run --agent NAME [--user USER] [--netns] -- CMD [ARGS...]\n"
+	"                 run CMD as agent NAME under governance\n"
+	"  status [--json]  daemon, programs, links, maps, kernel features\n"
+	"  agents [--json]  registered agents with their counters\n"
+	"  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
+	"  uninstall        stop the daemon and agents, detach and unpin everything\n"
+	"\n"
+	"Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("agentgatectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return AG_EXIT_FAIL;
+}
+
+int cli_simple_opts(int argc, char **argv, const char *cmd_usage, bool *json)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(cmd_usage, stdout);
+			return 1;
+		}
+		if (json && !strcmp(argv[i], "--json")) {
+			*json = true;
+			continue;
+		}
+		fprintf(stderr, "agentgatectl %s: unexpected argument \"%s\"\n%s", argv[0], argv[i],
+			cmd_usage);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ag_cli *c, int argc, char **argv);
+} commands[] = {
+	{ "run", cmd_run },	      { "status", cmd_status }, { "agents", cmd_agents },
+	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall },
+};
+
+int main(int argc, char **argv)
+{
+	struct ag_cli c = { .instance = AG_INSTANCE_DEFAULT };
+	struct ag_err err;
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--instance") && i + 1 < argc) {
+			c.instance = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--instance=", 11)) {
+			c.instance = argv[i] + 11;
+			i++;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "agentgatectl: unknown option \"%s\"\n%s", argv[i], usage);
+			return AG_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return AG_EXIT_USAGE;
+	}
+	for (size_t n = 0; n < sizeof(commands) / sizeof(commands[0]); n++) {
+		if (strcmp(argv[i], commands[n].name))
+			continue;
+		if (ag_instance_init(&c.inst, c.instance, NULL, &err))
+			return cli_fail("%s", err.msg);
+		return commands[n].fn(&c, argc - i, argv + i);
+	}
+	fprintf(stderr, "agentgatectl: unknown command \"%s\"\n%s", argv[i], usage);
+	return AG_EXIT_USAGE;
+}

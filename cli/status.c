@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/* agentgatectl status: is the instance enforcing, and what is it missing? */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "cgroup.h"
+#include "cli.h"
+#include "ctl.h"
+#include "kern.h"
+#include "probe.h"
+
+static const char status_usage[] =
+	"usage: agentgatectl [--instance NAME] status [--json]\n"
+	"\n"
+	"Shows whether the daemon is running, which programs are attached through pinned\n"
+	"links, which maps are pinned, and which kernel features are missing.  Exits 1\n"
+	"when the instance is not installed or not serving.\n";
+
+static json_t *daemon_status(const struct ag_instance *in)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *resp = NULL;
+	struct ag_err err;
+
+	if (ag_ctl_call(in, req, &resp, &err)) {
+		json_decref(req);
+		return json_pack("{s:b,s:s}", "running", 0, "error", err.msg);
+	}
+	json_decref(req);
+	json_object_set_new(resp, "running", json_true());
+	return resp;
+}
+
+static json_t *collect(const struct ag_instance *in)
+{
+	struct ag_link_status links[AG_PROG_COUNT];
+	json_t *out = json_object(), *jl = json_array(), *jm = json_array(), *degraded = json_array();
+	char path[PATH_MAX], why[256];
+	bool installed = true, lsm;
+	json_t *daemon;
+
+	json_object_set_new(out, "instance", json_string(in->name));
+	json_object_set_new(out, "cgroup", json_string(in->cg_root));
+	json_object_set_new(out, "agent_processes",
+			    json_integer(ag_cgroup_count_procs(in->cg_agents)));
+	ag_kern_links(in, links);
+	for (int i = 0; i < AG_PROG_COUNT; i++) {
+		installed &= links[i].pinned;
+		json_array_append_new(jl, json_pack("{s:s,s:b,s:I,s:I,s:I}", "name", links[i].name,
+						    "pinned", links[i].pinned, "link_id",
+						    (json_int_t)links[i].link_id, "prog_id",
+						    (json_int_t)links[i].prog_id, "cgroup_id",
+						    (json_int_t)links[i].cgroup_id));
+	}
+	for (int i = 0; i < AG_MAP__COUNT; i++) {
+		bool pinned;
+
+		ag_pin_path(in, ag_map_names[i], path, sizeof(path));
+		pinned = access(path, F_OK) == 0;
+		installed &= pinned;
+		json_array_append_new(jm, json_pack("{s:s,s:s,s:b}", "name", ag_map_names[i],
+						    "path", path, "pinned", pinned));
+	}
+	json_object_set_new(out, "installed", json_boolean(installed));
+	json_object_set_new(out, "links", jl);
+	json_object_set_new(out, "maps", jm);
+	daemon = daemon_status(in);
+	json_object_set_new(out, "daemon", daemon);
+
+	lsm = ag_probe_bpf_lsm(why, sizeof(why));
+	json_object_set_new(out, "bpf_lsm",
+			    json_pack("{s:b,s:s}", "available", lsm, "detail", why));
+	if (!lsm)
+		json_array_append_new(
+			degraded,
+			json_string("BPF-LSM unavailable: a socket created outside the agent "
+				    "cgroup and carried in (inherited fd, SCM_RIGHTS) is not seen "
+				    "by the cgroup hooks; agentgatectl run never hands agents such "
+				    "sockets"));
+	if (installed && !json_is_true(json_object_get(daemon, "running")))
+		json_array_append_new(degraded,
+				      json_string("daemon not running: agents' connections are "
+						  "refused (fail closed)"));
+	json_object_set_new(out, "degraded", degraded);
+	return out;
+}
+
+static void print_text(json_t *s)
+{
+	json_t *daemon = json_object_get(s, "daemon"), *v;
+	size_t i;
+
+	printf("instance:   %s\n", json_string_value(json_object_get(s, "instance")));
+	printf("cgroup:     %s (%lld agent processes)\n",
+	       json_string_value(json_object_get(s, "cgroup")),
+	       json_integer_value(json_object_get(s, "agent_processes")));
+	if (json_is_true(json_object_get(daemon, "running"))) {
+		json_t *conns = json_object_get(daemon, "connections");
+
+		printf("daemon:     running, pid %lld, up %llds, port %lld, kernel objects %s\n",
+		       json_integer_value(json_object_get(daemon, "pid")),
+		       json_integer_value(json_object_get(daemon, "uptime_s")),
+		       json_integer_value(json_object_get(daemon, "listen_port")),
+		       json_string_value(json_object_get(daemon, "kernel")));
+		printf("            connections: %lld active, %lld total, %lld rejected, "
+		       "%lld upstream failures; %lld kernel refusals\n",
+		       json_integer_value(json_object_get(conns, "active")),
+		       json_integer_value(json_object_get(conns, "total")),
+		       json_integer_value(json_object_get(conns, "rejected")),
+		       json_integer_value(json_object_get(conns, "upstream_failed")),
+		       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+	} else {
+		printf("daemon:     not running (%s)\n",
+		       json_string_value(json_object_get(daemon, "error")));
+	}
+	printf("kernel:     %s\n", json_is_true(json_object_get(s, "installed"))
+				       ? "installed: programs attached through pinned links"
+				       : "not installed");
+	json_array_foreach(json_object_get(s, "links"), i, v) {
+		if (json_is_true(json_object_get(v, "pinned")))
+			printf("  link %-13s id %-5lld prog %-5lld cgroup %lld\n",
+			       json_string_value(json_object_get(v, "name")),
+			       json_integer_value(json_object_get(v, "link_id")),
+			       json_integer_value(json_object_get(v, "prog_id")),
+			       json_integer_value(json_object_get(v, "cgroup_id")));
+		else
+			printf("  link %-13s MISSING\n",
+			       json_string_value(json_object_get(v, "name")));
+	}
+	json_array_foreach(json_object_get(s, "maps"), i, v)
+		printf("  map  %-13s %s\n", json_string_value(json_object_get(v, "name")),
+		       json_is_true(json_object_get(v, "pinned"))
+			       ? json_string_value(json_object_get(v, "path"))
+			       : "MISSING");
+	v = json_object_get(s, "bpf_lsm");
+	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
+	if (json_array_size(json_object_get(s, "degraded")) == 0) {
+		printf("state:      ok\n");
+		return;
+	}
+	printf("state:      degraded\n");
+	json_array_foreach(json_object_get(s, "degraded"), i, v)
+		printf("  - %s\n", json_string_value(v));
+}
+
+int cmd_status(struct ag_cli *c, int argc, char **argv)
+{
+	bool json = false, serving;
+	json_t *s;
+	int ret = cli_simple_opts(argc, argv, status_usage, &json);
+
+	if (ret)
+		return ret > 0 ? 0 : AG_EXIT_USAGE;
+	if (geteuid() != 0)
+		return cli_fail("status: must run as root (it reads pinned BPF objects)");
+	s = collect(&c->inst);
+	if (json) {
+		json_dumpf(s, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+	} else {
+		print_text(s);
+	}
+	serving = json_is_true(json_object_get(s, "installed")) &&
+		  json_is_true(json_object_get(json_object_get(s, "daemon"), "running"));
+	json_decref(s);
+	return serving ? 0 : AG_EXIT_FAIL;
+}
