@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <limits.h>
 
 /* Runner hooks. */
 void testlib_init(const char *argv0);
@@ -16,5 +18,95 @@ void testlib_sweep(void);   /* parent: remove what a crashed test left */
 const char *testlib_build_dir(void);
 /* The project root (for selftests/fuzz/corpus, policies/, ../shared). */
 const char *testlib_src_dir(void);
+
+
+#include <stdint.h>
+
+#include "instance.h"
+#include "kern.h"
+
+#define NOBODY_UID 65534
+#define NOBODY_GID 65534
+
+/*
+ * A test instance with the kernel programs installed and, unless
+ * TINST_NO_LISTENER, a stand-in for agentgated: marked listeners on
+ * 127.0.0.1 and [::1], created from <instance>/daemon like the daemon's, so
+ * the hooks see a daemon and the sockops hand-off runs.  The test accepts on
+ * them and reads origins, without any relay in between.
+ */
+struct tinst {
+	struct ag_instance in;
+	struct ag_kern k;
+	struct ag_config cfg;
+	uint16_t port;		/* the daemon port */
+	int lfd4, lfd6;		/* stand-in listeners, -1 if none */
+	uint64_t agent_cg;	/* cgroup id of agents/a */
+	pid_t daemon_pid;	/* a process in <instance>/daemon: "alive" */
+	char agent_path[PATH_MAX];
+};
+
+enum {
+	TINST_NO_LISTENER = 1 << 0,
+};
+
+/* resolver: an address (v4-mapped or v6) and port UDP may go to, or NULL. */
+int tinst_create(struct tinst *t, const char *suffix, unsigned int flags,
+		 const uint8_t *resolver, uint16_t resolver_port);
+void tinst_destroy(struct tinst *t);
+/* Ends the stand-in daemon process; its listeners stay open. */
+void tinst_kill_daemon(struct tinst *t);
+
+/*
+ * Runs fn(arg) in a child started inside agents/a (clone3), as uid (and gid
+ * uid) after dropping privileges; uid 0 keeps root and its capabilities.
+ * Returns fn's return value (0..255), or -1 if the child crashed.
+ */
+int tinst_agent(struct tinst *t, uid_t uid, int (*fn)(void *arg), void *arg);
+int run_in_cgroup(const char *cgroup, uid_t uid, int (*fn)(void *arg), void *arg);
+
+/* Memory shared with agent children, for their results. */
+void *shared_alloc(size_t size);
+
+/* TCP listener on addr ("127.0.0.1", "::1", "0.0.0.0"), port 0 picks one. */
+int tcp_listen(const char *addr, uint16_t port, uint16_t *bound);
+int udp_bind(const char *addr, uint16_t port, uint16_t *bound);
+/* accept with a timeout in ms; -1 with errno ETIMEDOUT when none came. */
+int accept_timeout(int lfd, int ms);
+/* Whether anything is waiting in a listener's accept queue right now. */
+bool has_pending(int lfd);
+/* A free TCP port on 127.0.0.1 (bound and released). */
+uint16_t free_port(void);
+/* Fills a sockaddr from "addr" and port; returns its length. */
+socklen_t make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss);
+
+
+/*
+ * A real agentgated for a test instance: its own config (port, resolvers),
+ * state directory and log file; --foreground, child of the test.
+ */
+struct tdaemon {
+	struct ag_instance in;
+	pid_t pid;
+	uint16_t port;
+	char dir[128];		/* mkdtemp: config, state, log */
+	char conf[PATH_MAX];
+	char log[PATH_MAX];
+};
+
+/* extra_json: more top-level members for agentgate.json ("" for none). */
+int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json);
+/* Starts the same instance again (after a kill), same config and log. */
+int tdaemon_restart(struct tdaemon *d);
+/* Sends sig and reaps the daemon. */
+void tdaemon_kill(struct tdaemon *d, int sig);
+/* Stops the daemon, uninstalls the instance, removes the directory. */
+void tdaemon_destroy(struct tdaemon *d);
+/* Whether the daemon's log has a line containing every one of the strings
+ * (NULL-terminated list), waiting up to ms for it to appear. */
+bool log_has(const struct tdaemon *d, int ms, ...);
+/* Runs a shell command line, output captured into *out (caller frees);
+ * returns the exit status, or -1. */
+int run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentgatectl as scripts use it: the command-line contract of DESIGN
+ * section 8 (run exits with the agent's status; status; uninstall), run's
+ * promises (fresh cgroup, never root, no_new_privs, transparently relayed)
+ * and the inspection commands.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "test.h"
+#include "testlib.h"
+
+/* agentgatectl for the test's instance, never as a sudo caller's user. */
+static int ctl(char **out, const struct tdaemon *d, const char *args)
+{
+	return run_capture(out, "env -u SUDO_UID -u SUDO_GID %s/agentgatectl --instance %s %s 2>&1",
+			   testlib_build_dir(), d->in.name, args);
+}
+
+static pid_t serve_one(int tool, const char *answer)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int c = accept_timeout(tool, 5000);
+		char buf[64];
+
+		if (c < 0)
+			_exit(1);
+		if (read(c, buf, sizeof(buf)) <= 0 || write(c, answer, strlen(answer)) < 0)
+			_exit(2);
+		close(c);
+		_exit(0);
+	}
+	return pid;
+}
+
+TEST(cli_run)
+{
+	char *out = NULL, args[512], want[256];
+	struct tdaemon d;
+	uint16_t tool_port;
+	int tool, status;
+
+	if (!ASSERT_OK(tdaemon_start(&d, "clirun", ""), "daemon"))
+		goto out;
+	if (test__start_subtest("exit_status")) {
+		ASSERT_EQ(ctl(&out, &d, "run --agent demo -- sh -c 'exit 7'"), 7, "exit status");
+		free(out);
+		ASSERT_EQ(ctl(&out, &d, "run --agent demo -- sh -c 'kill -TERM $$'"), 128 + SIGTERM,
+			  "killed by a signal");
+		free(out);
+	}
+	if (test__start_subtest("identity")) {
+		ASSERT_EQ(ctl(&out, &d,
+			      "run --agent demo -- sh -c 'id -u; grep ^0:: /proc/self/cgroup; "
+			      "grep NoNewPrivs /proc/self/status'"),
+			  0, "run");
+		ASSERT_TRUE(out && strstr(out, "65534\n"), "runs as nobody without sudo");
+		snprintf(want, sizeof(want), "0::/%s/agents/demo/run-", d.in.name);
+		ASSERT_TRUE(out && strstr(out, want), "in a fresh run cgroup below the agent");
+		ASSERT_TRUE(out && strstr(out, "NoNewPrivs:\t1"), "no_new_privs");
+		if (test__verbose())
+			fprintf(stderr, "%s", out);
+		free(out);
+	}
+	if (test__start_subtest("run_cgroup_removed")) {
+		char cg[PATH_MAX + 32];
+		int n = 0;
+
+		ASSERT_EQ(ctl(&out, &d, "run --agent demo -- true"), 0, "run");
+		free(out);
+		snprintf(cg, sizeof(cg), "ls -d %s/demo/run-* 2>/dev/null | wc -l", d.in.cg_agents);
+		ASSERT_EQ(run_capture(&out, "%s", cg), 0, "ls");
+		n = out ? atoi(out) : -1;
+		ASSERT_EQ(n, 0, "run cgroups left behind");
+		free(out);
+	}
+	if (test__start_subtest("never_root")) {
+		ASSERT_EQ(ctl(&out, &d, "run --agent demo --user root -- true"), 1, "refused");
+		ASSERT_TRUE(out && strstr(out, "never run as root"), "says why");
+		free(out);
+	}
+	if (test__start_subtest("relayed")) {
+		pid_t server;
+
+		tool = tcp_listen("127.0.0.1", 0, &tool_port);
+		server = serve_one(tool, "hello-from-tool");
+		snprintf(args, sizeof(args),
+			 "run --agent demo -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/%u; "
+			 "printf hi >&3; cat <&3'",
+			 tool_port);
+		ASSERT_EQ(ctl(&out, &d, args), 0, "run");
+		ASSERT_TRUE(out && strstr(out, "hello-from-tool"), "the agent got the tool's bytes");
+		free(out);
+		waitpid(server, &status, 0);
+		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the tool served it");
+		snprintf(want, sizeof(want), "dst=127.0.0.1:%u", tool_port);
+		ASSERT_TRUE(log_has(&d, 2000, "event=conn ", "agent=\"demo\"", want, "uid=65534",
+				    "comm=\"bash\"", NULL),
+			    "through the daemon, with the agent's identity");
+		close(tool);
+	}
+	if (test__start_subtest("usage_errors")) {
+		ASSERT_EQ(ctl(&out, &d, "run -- true"), 2, "no --agent");
+		free(out);
+		ASSERT_EQ(ctl(&out, &d, "run --agent 'bad/name' -- true"), 1, "bad agent name");
+		ASSERT_TRUE(out && strstr(out, "agent name"), "says what is wrong");
+		free(out);
+		ASSERT_EQ(ctl(&out, &d, "frobnicate"), 2, "unknown command");
+		free(out);
+	}
+out:
+	tdaemon_destroy(&d);
+}
+
+TEST(cli_status_and_uninstall)
+{
+	char *out = NULL, want[256];
+	struct tdaemon d;
+	json_t *j;
+
+	if (!ASSERT_OK(tdaemon_start(&d, "clistatus", ""), "daemon"))
+		goto out;
+	/* Registers the agent, and gives the kernel one refusal to count. */
+	ASSERT_EQ(ctl(&out, &d, "run --agent demo -- bash -c 'echo x > /dev/udp/127.0.0.1/9'"), 1,
+		  "agent's UDP send refused");
+	free(out);
+	if (test__start_subtest("status_text")) {
+		ASSERT_EQ(ctl(&out, &d, "status"), 0, "status exit");
+		ASSERT_TRUE(out && strstr(out, "daemon:     running"), "daemon running");
+		ASSERT_TRUE(out && strstr(out, "link connect4"), "links listed");
+		ASSERT_TRUE(out && strstr(out, "map  stats"), "maps listed");
+		ASSERT_TRUE(out && strstr(out, "bpf-lsm:"), "BPF-LSM reported");
+		if (test__verbose())
+			fprintf(stderr, "%s", out);
+		free(out);
+	}
+	if (test__start_subtest("status_json")) {
+		ASSERT_EQ(ctl(&out, &d, "status --json"), 0, "status --json exit");
+		j = out ? json_loads(out, 0, NULL) : NULL;
+		if (ASSERT_OK_PTR(j, "valid JSON")) {
+			ASSERT_TRUE(json_is_true(json_object_get(j, "installed")), "installed");
+			ASSERT_EQ(json_array_size(json_object_get(j, "links")), AG_PROG_COUNT,
+				  "links");
+			ASSERT_TRUE(json_is_true(json_object_get(json_object_get(j, "daemon"),
+								 "running")),
+				    "daemon.running");
+			ASSERT_TRUE(json_is_boolean(json_object_get(json_object_get(j, "bpf_lsm"),
+								    "available")),
+				    "bpf_lsm.available");
+			json_decref(j);
+		}
+		free(out);
+	}
+	if (test__start_subtest("agents_and_maps")) {
+		ASSERT_EQ(ctl(&out, &d, "agents"), 0, "agents");
+		ASSERT_TRUE(out && strstr(out, "demo "), "demo listed");
+		free(out);
+		ASSERT_EQ(ctl(&out, &d, "maps stats"), 0, "maps stats");
+		ASSERT_TRUE(out && strstr(out, "\"udp_denied\": 1"), "the refusal, by name");
+		ASSERT_TRUE(out && strstr(out, "\"redirected\": 0"), "named counters");
+		free(out);
+		ASSERT_EQ(ctl(&out, &d, "maps nosuchmap"), 1, "unknown map");
+		free(out);
+	}
+	if (test__start_subtest("status_daemon_down")) {
+		tdaemon_kill(&d, SIGKILL);
+		ASSERT_EQ(ctl(&out, &d, "status"), 1, "status exit when not serving");
+		ASSERT_TRUE(out && strstr(out, "not running"), "says the daemon is down");
+		ASSERT_TRUE(out && strstr(out, "fail closed"), "says what that means");
+		free(out);
+	}
+	if (test__start_subtest("uninstall")) {
+		struct stat st;
+
+		ASSERT_EQ(ctl(&out, &d, "uninstall"), 0, "uninstall");
+		free(out);
+		ASSERT_EQ(stat(d.in.pin_dir, &st), -1, "pins removed");
+		ASSERT_EQ(stat(d.in.cg_root, &st), -1, "cgroups removed");
+		ASSERT_EQ(ctl(&out, &d, "run --agent demo -- true"), 1, "run refuses");
+		snprintf(want, sizeof(want), "instance %s is not installed", d.in.name);
+		ASSERT_TRUE(out && strstr(out, want), "says the instance is not installed");
+		free(out);
+	}
+out:
+	tdaemon_destroy(&d);
+}

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentgated for real: relay through the daemon with the identity in the
+ * log, kill -9 (fail closed, 1000 refused connects), restart (adopted, the
+ * same links), a connection that bypassed the hooks (rejected), and the
+ * counters as bpftool prints them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "cgroup.h"
+#include "test.h"
+#include "testlib.h"
+
+static const char request[] = "agent-request-bytes";
+static const char reply[] = "tool-reply-bytes";
+
+struct relay_attempt {
+	uint16_t port;
+	int ret, err;
+	char got[64];
+	pid_t pid;
+};
+
+/* Connect, send the request, read the reply until the tool closes. */
+static int agent_roundtrip(void *arg)
+{
+	struct relay_attempt *r = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("127.0.0.1", r->port, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ssize_t n, total = 0;
+
+	r->pid = getpid();
+	r->ret = connect(fd, (struct sockaddr *)&ss, len);
+	r->err = errno;
+	if (r->ret || write(fd, request, sizeof(request)) != sizeof(request)) {
+		close(fd);
+		return 1;
+	}
+	while ((n = read(fd, r->got + total, sizeof(r->got) - 1 - total)) > 0)
+		total += n;
+	close(fd);
+	return 0;
+}
+
+/* The tool side of one round trip: read the request, answer, close. */
+static bool serve_once(int tool, char *got, size_t len)
+{
+	int c = accept_timeout(tool, 3000);
+	bool ok;
+
+	if (c < 0)
+		return false;
+	memset(got, 0, len);
+	ok = recv(c, got, sizeof(request), MSG_WAITALL) == sizeof(request) &&
+	     write(c, reply, sizeof(reply)) == sizeof(reply);
+	close(c);
+	return ok;
+}
+
+/* Runs an agent round trip in agents/a while this process plays the tool. */
+static void roundtrip(const struct tdaemon *d, const char *agent_cg, int tool, uint16_t port,
+		      struct relay_attempt *r)
+{
+	char got[64];
+	pid_t pid;
+	int status;
+
+	memset(r, 0, sizeof(*r));
+	r->port = port;
+	pid = fork();
+	if (pid == 0)
+		_exit(run_in_cgroup(agent_cg, NOBODY_UID, agent_roundtrip, r) == 0 ? 0 : 1);
+	ASSERT_TRUE(serve_once(tool, got, sizeof(got)), "tool served one request");
+	ASSERT_STREQ(got, request, "request bytes at the tool");
+	waitpid(pid, &status, 0);
+	ASSERT_EQ(r->ret, 0, "agent connect");
+	ASSERT_STREQ(r->got, reply, "reply bytes at the agent");
+}
+
+static int setup(struct tdaemon *d, const char *suffix, char *agent_cg, size_t len)
+{
+	struct ag_kern k;
+	struct ag_err err;
+	int ret;
+
+	ret = tdaemon_start(d, suffix, "");
+	if (ret) {
+		fprintf(stderr, "agentgated did not start (%d); log %s\n", ret, d->log);
+		return ret;
+	}
+	if (ag_kern_open(&k, &d->in, &err))
+		return -ENOENT;
+	ret = ag_agent_register(&k, &d->in, "a", AG_VERDICT_KEEP, NULL, &err);
+	ag_kern_close(&k);
+	snprintf(agent_cg, len, "%s/a", d->in.cg_agents);
+	return ret;
+}
+
+TEST(daemon_relay)
+{
+	struct relay_attempt *r = shared_alloc(sizeof(*r));
+	char agent_cg[PATH_MAX], dst[64], pid[32];
+	struct tdaemon d;
+	uint16_t tool_port;
+	int tool;
+
+	tool = tcp_listen("127.0.0.1", 0, &tool_port);
+	if (!ASSERT_OK(setup(&d, "relay", agent_cg, sizeof(agent_cg)), "daemon"))
+		goto out;
+	if (test__start_subtest("roundtrip_logged")) {
+		roundtrip(&d, agent_cg, tool, tool_port, r);
+		snprintf(dst, sizeof(dst), "dst=127.0.0.1:%u", tool_port);
+		snprintf(pid, sizeof(pid), "pid=%d", r->pid);
+		ASSERT_TRUE(log_has(&d, 2000, "event=conn ", "agent=\"a\"", dst, pid, "uid=65534",
+				    "bytes_up=20", "bytes_down=17", NULL),
+			    "one log line with the agent's identity and byte counts");
+	}
+	if (test__start_subtest("no_origin_rejected")) {
+		struct sockaddr_storage ss;
+		socklen_t len = make_sockaddr("127.0.0.1", d.port, &ss);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		char buf[8];
+
+		/* This process is outside agents/: a connection with no origin. */
+		ASSERT_OK(connect(fd, (struct sockaddr *)&ss, len), "connect to the daemon");
+		ASSERT_LE(read(fd, buf, sizeof(buf)), 0, "closed without a byte");
+		close(fd);
+		ASSERT_TRUE(log_has(&d, 2000, "event=conn_rejected", "reason=no_origin", NULL),
+			    "rejection logged");
+		ASSERT_FALSE(has_pending(tool), "nothing reached the tool");
+	}
+	if (test__start_subtest("kernel_refusal_logged")) {
+		char *out = NULL;
+
+		/* UDP from the agent (bash connects the socket first): refused, logged. */
+		ASSERT_NEQ(run_capture(&out,
+				       "echo $$ > %s/cgroup.procs && exec setpriv --reuid=65534 "
+				       "--regid=65534 --clear-groups bash -c "
+				       "'echo x > /dev/udp/127.0.0.1/9' 2>&1",
+				       agent_cg),
+			   0, "UDP send failed");
+		free(out);
+		ASSERT_TRUE(log_has(&d, 2000, "event=kernel_refusal", "hook=connect4",
+				    "reason=udp_destination", "dst=127.0.0.1:9", NULL),
+			    "refusal logged with hook and reason");
+	}
+out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(r, sizeof(*r));
+}
+
+struct burst {
+	uint16_t port;
+	int attempts, connected, refused, other;
+	int other_errno;
+};
+
+static int agent_burst(void *arg)
+{
+	struct burst *b = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("127.0.0.1", b->port, &ss);
+
+	for (int i = 0; i < b->attempts; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (!connect(fd, (struct sockaddr *)&ss, len))
+			b->connected++;
+		else if (errno == ECONNREFUSED)
+			b->refused++;
+		else {
+			b->other++;
+			b->other_errno = errno;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+TEST(daemon_fail_closed)
+{
+	struct relay_attempt *r = shared_alloc(sizeof(*r));
+	struct burst *b = shared_alloc(sizeof(*b));
+	struct ag_link_status before[AG_PROG_COUNT], after[AG_PROG_COUNT];
+	char agent_cg[PATH_MAX];
+	struct tdaemon d;
+	uint16_t tool_port;
+	int tool;
+
+	tool = tcp_listen("127.0.0.1", 0, &tool_port);
+	if (!ASSERT_OK(setup(&d, "failclosed", agent_cg, sizeof(agent_cg)), "daemon"))
+		goto out;
+	roundtrip(&d, agent_cg, tool, tool_port, r);
+	ag_kern_links(&d.in, before);
+
+	if (test__start_subtest("killed_refuses_1000")) {
+		tdaemon_kill(&d, SIGKILL);
+		b->port = tool_port;
+		b->attempts = 1000;
+		run_in_cgroup(agent_cg, NOBODY_UID, agent_burst, b);
+		ASSERT_EQ(b->connected, 0, "connects that succeeded");
+		ASSERT_EQ(b->refused, 1000, "connects refused with ECONNREFUSED");
+		if (!ASSERT_EQ(b->other, 0, "connects failed otherwise"))
+			fprintf(stderr, "  other errno %d\n", b->other_errno);
+		ASSERT_FALSE(has_pending(tool), "nothing reached the tool");
+	}
+	if (test__start_subtest("restart_adopts")) {
+		ASSERT_OK(tdaemon_restart(&d), "restart");
+		ag_kern_links(&d.in, after);
+		for (int i = 0; i < AG_PROG_COUNT; i++) {
+			ASSERT_TRUE(after[i].pinned, after[i].name);
+			ASSERT_EQ(after[i].link_id, before[i].link_id, after[i].name);
+			ASSERT_EQ(after[i].prog_id, before[i].prog_id, after[i].name);
+		}
+		ASSERT_TRUE(log_has(&d, 1000, "event=start", "kernel=adopted", NULL),
+			    "restart adopted the pinned objects");
+		roundtrip(&d, agent_cg, tool, tool_port, r);
+	}
+	if (test__start_subtest("sigterm_keeps_links")) {
+		tdaemon_kill(&d, SIGTERM);
+		ASSERT_TRUE(log_has(&d, 1000, "event=stop", "status=ok", NULL), "clean stop");
+		ASSERT_TRUE(ag_kern_installed(&d.in), "links still pinned");
+		b->attempts = 10;
+		b->connected = b->refused = b->other = 0;
+		run_in_cgroup(agent_cg, NOBODY_UID, agent_burst, b);
+		ASSERT_EQ(b->refused, 10, "refused after a clean stop");
+	}
+out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(r, sizeof(*r));
+	munmap(b, sizeof(*b));
+}
+
+/* The counters, as an operator sees them with bpftool. */
+TEST(daemon_stats_bpftool)
+{
+	struct relay_attempt *r = shared_alloc(sizeof(*r));
+	char agent_cg[PATH_MAX], *out = NULL, want[64];
+	struct ag_stats before = { 0 }, after = { 0 };
+	struct tdaemon d;
+	struct ag_kern k;
+	struct ag_err err;
+	uint64_t id = 0;
+	uint16_t tool_port;
+	int tool;
+
+	tool = tcp_listen("127.0.0.1", 0, &tool_port);
+	if (!ASSERT_OK(setup(&d, "stats", agent_cg, sizeof(agent_cg)), "daemon") ||
+	    !ASSERT_OK(ag_kern_open(&k, &d.in, &err), "open maps"))
+		goto out;
+	ag_cgroup_id(agent_cg, &id, &err);
+	bpf_map_lookup_elem(k.map_fd[AG_MAP_STATS], &id, &before);
+	roundtrip(&d, agent_cg, tool, tool_port, r);
+	roundtrip(&d, agent_cg, tool, tool_port, r);
+	bpf_map_lookup_elem(k.map_fd[AG_MAP_STATS], &id, &after);
+	ASSERT_EQ(after.redirected - before.redirected, 2, "redirected counter moved by 2");
+	ag_kern_close(&k);
+
+	ASSERT_EQ(run_capture(&out, "bpftool map dump pinned %s/stats", d.in.pin_dir), 0,
+		  "bpftool map dump");
+	snprintf(want, sizeof(want), "\"redirected\": %llu", (unsigned long long)after.redirected);
+	ASSERT_TRUE(out && strstr(out, want), "bpftool prints the named counter");
+	ASSERT_TRUE(out && strstr(out, "\"sock_denied\": "), "bpftool prints named fields");
+	ASSERT_FALSE(out && strstr(out, "key: "), "no raw hex dump");
+	if (test__verbose())
+		fprintf(stderr, "%s", out);
+	free(out);
+out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(r, sizeof(*r));
+}

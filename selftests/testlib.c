@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <time.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "ctl.h"
+#include "spawn.h"
+#include "test.h"
+#include "testlib.h"
+
+static char build_dir[PATH_MAX], src_dir[PATH_MAX];
+static pid_t runner_pid;
+
+void testlib_init(const char *argv0)
+{
+	char buf[PATH_MAX];
+
+	runner_pid = getpid();
+	if (!realpath(argv0, buf))
+		snprintf(buf, sizeof(buf), "build/test_progs");
+	snprintf(build_dir, sizeof(build_dir), "%s", dirname(buf));
+	snprintf(buf, sizeof(buf), "%s", build_dir);
+	snprintf(src_dir, sizeof(src_dir), "%s", dirname(buf));
+}
+
+const char *testlib_build_dir(void)
+{
+	return build_dir;
+}
+
+const char *testlib_src_dir(void)
+{
+	return src_dir;
+}
+
+/* Instance names of this run start with "agt<runner pid>-": easy to sweep. */
+const char *test__instance(const char *suffix)
+{
+	static char name[AG_INSTANCE_MAX];
+
+	snprintf(name, sizeof(name), "agt%d-%s", runner_pid, suffix);
+	return name;
+}
+
+void testlib_cleanup(void)
+{
+}
+
+static void sweep_instance(const char *name)
+{
+	struct ag_instance in;
+	struct ag_err err;
+	int pid;
+
+	if (ag_instance_init(&in, name, NULL, &err))
+		return;
+	pid = ag_instance_daemon_pid(&in);
+	if (pid)
+		kill(pid, SIGKILL);
+	ag_cgroup_destroy(in.cg_agents, &err);
+	ag_kern_uninstall(&in, &err);
+	ag_cgroup_destroy(in.cg_root, &err);
+	unlink(in.control_path);
+	unlink(in.pid_path);
+	rmdir(in.run_dir);
+}
+
+static void sweep_dir(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)))
+			sweep_instance(de->d_name);
+	closedir(d);
+}
+
+void testlib_sweep(void)
+{
+	char prefix[32], cg[PATH_MAX];
+	struct ag_err err;
+
+	snprintf(prefix, sizeof(prefix), "agt%d-", runner_pid);
+	sweep_dir(AG_BPFFS, prefix);
+	if (!ag_cgroup2_mount(cg, sizeof(cg), &err))
+		sweep_dir(cg, prefix);
+	sweep_dir("/run", prefix);
+}
+
+void *shared_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+socklen_t make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &sin6->sin6_addr);
+		return sizeof(*sin6);
+	}
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	inet_pton(AF_INET, addr, &sin->sin_addr);
+	return sizeof(*sin);
+}
+
+static int bound_socket(int type, const char *addr, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr(addr, port, &ss);
+	int fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) ||
+	    (type == SOCK_STREAM && listen(fd, 1024))) {
+		close(fd);
+		return -1;
+	}
+	if (bound) {
+		len = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &len);
+		*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return fd;
+}
+
+int tcp_listen(const char *addr, uint16_t port, uint16_t *bound)
+{
+	return bound_socket(SOCK_STREAM, addr, port, bound);
+}
+
+int udp_bind(const char *addr, uint16_t port, uint16_t *bound)
+{
+	return bound_socket(SOCK_DGRAM, addr, port, bound);
+}
+
+int accept_timeout(int lfd, int ms)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int r = poll(&p, 1, ms);
+
+	if (r <= 0) {
+		errno = r == 0 ? ETIMEDOUT : errno;
+		return -1;
+	}
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+bool has_pending(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+uint16_t free_port(void)
+{
+	uint16_t port = 0;
+	int fd = tcp_listen("127.0.0.1", 0, &port);
+
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+int run_in_cgroup(const char *cgroup, uid_t uid, int (*fn)(void *arg), void *arg)
+{
+	int cgfd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC), status;
+	pid_t pid;
+
+	if (cgfd < 0)
+		return -1;
+	pid = ag_clone_into_cgroup(cgfd);
+	if (pid == 0) {
+		struct ag_user u = { .uid = uid, .gid = uid, .name = "nobody" };
+		struct ag_err err;
+
+		if (uid && ag_user_become(&u, &err)) {
+			fprintf(stderr, "agent child: %s\n", err.msg);
+			_exit(255);
+		}
+		alarm(60);
+		_exit(fn(arg) & 0xff);
+	}
+	close(cgfd);
+	if (pid < 0)
+		return -1;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+int tinst_agent(struct tinst *t, uid_t uid, int (*fn)(void *arg), void *arg)
+{
+	return run_in_cgroup(t->agent_path, uid, fn, arg);
+}
+
+/* Listener sockets belong to the cgroup of their creator: create them there. */
+static int listen_from_daemon_cgroup(struct tinst *t, struct ag_err *err)
+{
+	char self[PATH_MAX], *text = NULL, *nl;
+	uint32_t mark = t->cfg.mark;
+	int ret;
+
+	if (ag_read_file("/proc/self/cgroup", 4096, &text, NULL, err))
+		return -1;
+	/* cgroup v2 line: "0::/path" (a hybrid host lists v1 lines first) */
+	nl = strstr(text, "0::");
+	if (!nl) {
+		free(text);
+		return ag_errf(err, ENOENT, "/proc/self/cgroup: no cgroup2 entry");
+	}
+	snprintf(self, sizeof(self), "%s%s", t->in.cgroup2, nl + 3);
+	free(text);
+	if ((nl = strchr(self, '\n')))
+		*nl = '\0';
+	ret = ag_cgroup_enter(t->in.cg_daemon, 0, err);
+	if (ret)
+		return ret;
+	t->lfd4 = tcp_listen("127.0.0.1", 0, &t->port);
+	if (t->lfd4 >= 0)
+		t->lfd6 = tcp_listen("::1", t->port, NULL);
+	if (t->lfd4 >= 0)
+		setsockopt(t->lfd4, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (t->lfd6 >= 0)
+		setsockopt(t->lfd6, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	ret = ag_cgroup_enter(self, 0, err);
+	if (t->lfd4 < 0 || t->lfd6 < 0)
+		return ag_errf(err, EADDRINUSE, "stand-in listeners: %s", strerror(errno));
+	return ret;
+}
+
+/*
+ * The hooks want a live process in <instance>/daemon besides the marked
+ * listener; this one stands in for agentgated's process.
+ */
+static pid_t start_daemon_placeholder(const struct tinst *t)
+{
+	int cgfd = open(t->in.cg_daemon, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pid_t pid;
+
+	if (cgfd < 0)
+		return -1;
+	pid = ag_clone_into_cgroup(cgfd);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	close(cgfd);
+	return pid;
+}
+
+void tinst_kill_daemon(struct tinst *t)
+{
+	if (t->daemon_pid > 0) {
+		kill(t->daemon_pid, SIGKILL);
+		waitpid(t->daemon_pid, NULL, 0);
+	}
+	t->daemon_pid = 0;
+}
+
+int tinst_create(struct tinst *t, const char *suffix, unsigned int flags,
+		 const uint8_t *resolver, uint16_t resolver_port)
+{
+	struct ag_err err = { 0 };
+	uint32_t lo = htonl(INADDR_LOOPBACK);
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	t->lfd4 = t->lfd6 = -1;
+	if ((ret = ag_instance_init(&t->in, test__instance(suffix), NULL, &err)) ||
+	    (ret = ag_bpffs_ensure(&err)) || (ret = ag_cgroup_mkdir(t->in.cg_root, &err)) ||
+	    (ret = ag_cgroup_mkdir(t->in.cg_agents, &err)) ||
+	    (ret = ag_cgroup_mkdir(t->in.cg_daemon, &err)))
+		goto fail;
+	t->cfg.mark = 0x41470000 | (runner_pid & 0xffff);
+	if (flags & TINST_NO_LISTENER) {
+		t->port = free_port();
+	} else {
+		if ((ret = listen_from_daemon_cgroup(t, &err)))
+			goto fail;
+		t->daemon_pid = start_daemon_placeholder(t);
+		if (t->daemon_pid < 0) {
+			ret = ag_errf(&err, errno, "daemon placeholder: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	memcpy(&t->cfg.daemon_ip4, &lo, 4);
+	t->cfg.daemon_ip6[15] = 1;
+	t->cfg.daemon_port = t->port;
+	t->cfg.agents_level = ag_cgroup_level(t->in.cgroup2, t->in.cg_agents);
+	{
+		uint64_t id = 0;
+
+		ag_cgroup_id(t->in.cg_daemon, &id, NULL);
+		t->cfg.daemon_cgroup_id = id;
+	}
+	if (resolver) {
+		memcpy(t->cfg.resolvers[0], resolver, 16);
+		t->cfg.nr_resolvers = 1;
+		t->cfg.resolver_port = resolver_port;
+	}
+	t->cfg.default_verdict = AG_VERDICT_REDIRECT;
+	if ((ret = ag_kern_install(&t->k, &t->in, &t->cfg, &err)) ||
+	    (ret = ag_agent_register(&t->k, &t->in, "a", AG_VERDICT_REDIRECT, &t->agent_cg,
+				     &err)))
+		goto fail;
+	snprintf(t->agent_path, sizeof(t->agent_path), "%s/a", t->in.cg_agents);
+	return 0;
+fail:
+	fprintf(stderr, "tinst_create %s: %s\n", suffix, err.msg);
+	tinst_destroy(t);
+	return ret ? ret : -1;
+}
+
+void tinst_destroy(struct tinst *t)
+{
+	struct ag_err err;
+
+	tinst_kill_daemon(t);
+	if (t->lfd4 >= 0)
+		close(t->lfd4);
+	if (t->lfd6 >= 0)
+		close(t->lfd6);
+	t->lfd4 = t->lfd6 = -1;
+	ag_kern_close(&t->k);
+	if (!t->in.name[0])
+		return;
+	ag_cgroup_destroy(t->in.cg_agents, &err);
+	ag_kern_uninstall(&t->in, &err);
+	ag_cgroup_destroy(t->in.cg_root, &err);
+}
+
+static int daemon_ready(struct tdaemon *d, int ms)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+	struct ag_err err;
+
+	for (int i = 0; i < ms / 10; i++) {
+		json_t *req = json_pack("{s:s}", "cmd", "ping"), *resp = NULL;
+		int ret = ag_ctl_call(&d->in, req, &resp, &err);
+
+		json_decref(req);
+		json_decref(resp);
+		if (!ret)
+			return 0;
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return -ECHILD;
+		}
+		nanosleep(&pause, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+int tdaemon_restart(struct tdaemon *d)
+{
+	char bin[PATH_MAX + 32], state[PATH_MAX];
+	int logfd;
+
+	snprintf(bin, sizeof(bin), "%s/agentgated", testlib_build_dir());
+	snprintf(state, sizeof(state), "%s/state", d->dir);
+	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0)
+		return -errno;
+	d->pid = fork();
+	if (d->pid == 0) {
+		dup2(logfd, STDERR_FILENO);
+		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir", state,
+		      "--foreground", "--log-level", "debug", (char *)NULL);
+		_exit(127);
+	}
+	close(logfd);
+	if (d->pid < 0)
+		return -errno;
+	return daemon_ready(d, 5000);
+}
+
+int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json)
+{
+	struct ag_err err;
+	FILE *f;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/agentgate-test-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -errno;
+	if (ag_instance_init(&d->in, test__instance(suffix), NULL, &err))
+		return -EINVAL;
+	d->port = free_port();
+	snprintf(d->conf, sizeof(d->conf), "%s/agentgate.json", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/agentgated.log", d->dir);
+	f = fopen(d->conf, "w");
+	if (!f)
+		return -errno;
+	/* No resolver: no test may send DNS anywhere. */
+	fprintf(f, "{\"listen\": {\"port\": %u}, \"resolvers\": []%s%s}\n", d->port,
+		extra_json[0] ? ", " : "", extra_json);
+	fclose(f);
+	return tdaemon_restart(d);
+}
+
+void tdaemon_kill(struct tdaemon *d, int sig)
+{
+	if (d->pid > 0) {
+		kill(d->pid, sig);
+		waitpid(d->pid, NULL, 0);
+	}
+	d->pid = 0;
+}
+
+void tdaemon_destroy(struct tdaemon *d)
+{
+	char cmd[PATH_MAX + 16];
+
+	tdaemon_kill(d, SIGTERM);
+	if (d->in.name[0])
+		sweep_instance(d->in.name);
+	if (d->dir[0] && !getenv("AG_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+		if (system(cmd))
+			fprintf(stderr, "cleanup: %s failed\n", cmd);
+	}
+}
+
+bool log_has(const struct tdaemon *d, int ms, ...)
+{
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+
+	for (int i = 0; i <= ms / 20; i++) {
+		char *text = NULL, *line, *save = NULL;
+		bool found = false;
+
+		if (ag_read_file(d->log, 16 << 20, &text, NULL, NULL) == 0) {
+			for (line = strtok_r(text, "\n", &save); line && !found;
+			     line = strtok_r(NULL, "\n", &save)) {
+				va_list ap;
+				const char *s;
+
+				found = true;
+				va_start(ap, ms);
+				while ((s = va_arg(ap, const char *)))
+					found &= strstr(line, s) != NULL;
+				va_end(ap);
+			}
+			free(text);
+		}
+		if (found)
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	return false;
+}
+
+int run_capture(char **out, const char *fmt, ...)
+{
+	char cmd[4096];
+	size_t cap = 4096, n = 0;
+	va_list ap;
+	FILE *p;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	*out = calloc(1, cap);
+	p = popen(cmd, "r");
+	if (!p || !*out)
+		return -1;
+	while (!feof(p)) {
+		if (n + 1 >= cap) {
+			char *nb = realloc(*out, cap * 2);
+
+			if (!nb)
+				break;
+			*out = nb;
+			cap *= 2;
+		}
+		n += fread(*out + n, 1, cap - n - 1, p);
+		(*out)[n] = '\0';
+	}
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
