@@ -1,0 +1,10 @@
+#!/bin/sh
+# make test: the whole suite, as root (the kernel tests attach real programs).
+# Ends with one line: "N passed, N failed, N skipped".
+set -eu
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+	echo "make test: the kernel tests load BPF programs; run as root (sudo make test)" >&2
+	exit 1
+fi
+exec "${BUILD:-build}/test_progs" "$@"
