@@ -71,6 +71,7 @@ struct ag_config {
 	__u16 resolver_port;	/* host byte order, normally 53 */
 	__u16 pad;
 	__u32 default_verdict;	/* enum ag_verdict for unknown agents */
+	__u32 nr_rules;		/* entries in dest_rules; 0 skips the lookups */
 };
 
 /* agents: key = cgroup id of <instance>/agents/<name>. */
@@ -83,20 +84,22 @@ struct ag_agent {
 };
 
 /*
- * dest_rules: LPM trie.  prefixlen counts the 32 bits of agent_index plus
- * the significant bits of addr, so a lookup can never match another agent's
- * rule.  agent_index 0 holds the rules for every agent.
+ * dest_rules: LPM trie.  prefixlen counts the 64 bits of agent_index and
+ * port, which are always matched in full, plus the significant bits of
+ * addr.  agent_index 0 holds the rules for every agent; port 0 the rules
+ * for every port.  A connect is judged by the first of: this agent and this
+ * port, this agent and every port, every agent and this port, every agent
+ * and every port; within each, the longest address prefix.
  */
 struct ag_rule_key {
 	__u32 prefixlen;
-	__u32 agent_index; /* big-endian, so the trie's bit order is its order */
+	__u32 agent_index;
+	__u32 port;	/* host byte order */
 	__u8 addr[16];
 };
 
 struct ag_rule {
 	__u32 verdict; /* enum ag_verdict */
-	__u16 port;    /* host byte order; 0: every port */
-	__u16 pad;
 };
 
 /* stats: key = agent cgroup id (0: a cgroup below agents/ with no agent). */

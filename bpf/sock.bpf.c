@@ -212,26 +212,34 @@ static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8
 	return SOCK_REFUSE;
 }
 
-/* Per-agent rule first, then the rule for every agent. */
+static __always_inline const struct ag_rule *lookup_rule(__u32 agent_index, __u32 port,
+							 const __u8 *addr)
+{
+	struct ag_rule_key key = {};
+
+	key.prefixlen = 64 + 128;
+	key.agent_index = agent_index;
+	key.port = port;
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&dest_rules, &key);
+}
+
+/* The order of agentgate.h: the agent's own rules, exact port first. */
 static __always_inline const struct ag_rule *find_rule(__u32 agent_index, const __u8 *addr,
 						       __u16 port)
 {
-	struct ag_rule_key key = {};
-	const struct ag_rule *r;
+	const struct ag_rule *r = NULL;
 
-	key.prefixlen = 32 + 128;
-	key.agent_index = agent_index;
-	__builtin_memcpy(key.addr, addr, 16);
-	r = bpf_map_lookup_elem(&dest_rules, &key);
-	if (r && (!r->port || r->port == port))
-		return r;
-	if (!agent_index)
-		return NULL;
-	key.agent_index = 0;
-	r = bpf_map_lookup_elem(&dest_rules, &key);
-	if (r && (!r->port || r->port == port))
-		return r;
-	return NULL;
+	if (agent_index) {
+		r = lookup_rule(agent_index, port, addr);
+		if (!r)
+			r = lookup_rule(agent_index, 0, addr);
+	}
+	if (!r)
+		r = lookup_rule(0, port, addr);
+	if (!r)
+		r = lookup_rule(0, 0, addr);
+	return r;
 }
 
 /*
@@ -360,7 +368,8 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 		verdict = agent->verdict;
 		index = agent->index;
 	}
-	rule = find_rule(index, addr, port);
+	/* Trie lookups are the dearest part of a verdict; most setups have no rule. */
+	rule = cfg->nr_rules ? find_rule(index, addr, port) : NULL;
 	if (rule)
 		verdict = rule->verdict;
 

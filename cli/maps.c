@@ -111,7 +111,7 @@ static void rule_entry(const void *key, void *arg)
 	struct dump *d = arg;
 	struct ag_rule r;
 	char buf[96], dest[112];
-	int plen = (int)rk->prefixlen - 32;
+	int plen = (int)rk->prefixlen - 64;
 
 	if (bpf_map_lookup_elem(d->k->map_fd[AG_MAP_DEST_RULES], rk, &r))
 		return;
@@ -122,7 +122,7 @@ static void rule_entry(const void *key, void *arg)
 	snprintf(dest, sizeof(dest), "%s/%d", buf, plen);
 	json_array_append_new(d->out, json_pack("{s:I,s:s,s:I,s:s}", "agent_index",
 						(json_int_t)rk->agent_index, "dest", dest, "port",
-						(json_int_t)r.port, "verdict",
+						(json_int_t)rk->port, "verdict",
 						ag_verdict_name(r.verdict)));
 }
 

@@ -34,6 +34,7 @@ struct ag_daemon {
 	int listen_fd[AG_LISTEN__COUNT]; /* -1 when not listening */
 	int control_fd;			 /* unix stream listener */
 	uint64_t start_ns;		 /* ag_now_ns() at start */
+	uint32_t nr_rules;		 /* entries in dest_rules after sync */
 	struct ag_daemon_stats stats;
 };
 

@@ -231,6 +231,7 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 					  r->verdict, err);
 		}
 	}
+	d->nr_rules = 0;
 	while (!ret && !bpf_map_get_next_key(fd, prev, &next)) {
 		bool wanted = false;
 
@@ -244,14 +245,28 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 			if (key.agent_index != indexes[a + 1])
 				continue;
 			for (int i = 0; i < n && !wanted; i++)
-				wanted = key.prefixlen == 32u + rules[i].prefixlen &&
+				wanted = key.prefixlen == 64u + rules[i].prefixlen &&
+					 key.port == rules[i].port &&
 					 !memcmp(key.addr, rules[i].addr, 16);
 		}
 		if (!wanted && !bpf_map_delete_elem(fd, &key))
 			prev = NULL; /* the iteration restarts after a delete */
 	}
 	free(indexes);
-	return ret;
+	if (ret)
+		return ret;
+	/*
+	 * Count what is there now; the hooks skip rule lookups while the count
+	 * is 0.  Written after the rules, so a new rule is never counted
+	 * before it can be found.
+	 */
+	prev = NULL;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		d->nr_rules++;
+	}
+	return 0;
 }
 
 static int drop_capabilities(struct ag_err *err)
@@ -353,6 +368,11 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	ag_conf_to_kernel(&d->conf, &kcfg);
 	kcfg.agents_level = level;
 	kcfg.daemon_cgroup_id = daemon_cg;
+	/*
+	 * An adopted instance may hold DENY rules: keep the lookups on until
+	 * sync_rules has counted what is really there.
+	 */
+	kcfg.nr_rules = UINT32_MAX;
 	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
 		return ret;
 
@@ -365,6 +385,9 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			return d->listen_fd[AG_LISTEN_V6];
 	}
 	if ((ret = sync_rules(d, err)))
+		return ret;
+	kcfg.nr_rules = d->nr_rules;
+	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
 		return ret;
 	d->control_fd = control_listen(&d->inst, err);
 	if (d->control_fd < 0)

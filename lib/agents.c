@@ -108,11 +108,11 @@ int ag_rule_add(const struct ag_kern *k, uint32_t agent_index, const uint8_t add
 			       ag_addr_fmt(addr, port, buf, sizeof(buf)), prefixlen);
 	memset(&key, 0, sizeof(key));
 	memset(&rule, 0, sizeof(rule));
-	key.prefixlen = 32 + prefixlen;
+	key.prefixlen = 64 + prefixlen;
 	key.agent_index = agent_index;
+	key.port = port;
 	memcpy(key.addr, addr, 16);
 	rule.verdict = verdict;
-	rule.port = port;
 	if (bpf_map_update_elem(k->map_fd[AG_MAP_DEST_RULES], &key, &rule, BPF_ANY))
 		return ag_errf(err, errno, "rule %s/%d: map dest_rules: update: %s",
 			       ag_addr_fmt(addr, port, buf, sizeof(buf)), prefixlen,
