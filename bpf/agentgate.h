@@ -18,6 +18,7 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 #endif
 
 #define AG_COMM_LEN 16
@@ -45,6 +46,8 @@ enum ag_reason {
 	AG_REASON_GATEWAY_LOOP = 6,  /* connect straight to the listener */
 	AG_REASON_NO_STORAGE = 7,    /* origin record could not be stored */
 	AG_REASON_NO_V6_LISTENER = 8,/* IPv6 destination, no [::1] listener */
+	AG_REASON_CONNECT_RATE = 9,  /* the agent's connect bucket is empty */
+	AG_REASON_CALL_BUDGET = 10,  /* a tool-call budget is spent */
 };
 
 /* Which hook produced an event. */
@@ -74,11 +77,14 @@ struct ag_config {
 	__u32 nr_rules;		/* entries in dest_rules; 0 skips the lookups */
 };
 
+/* ag_agent.flags */
+#define AG_AGENT_F_QUOTA (1u << 0) /* has a quota entry: check it on connect */
+
 /* agents: key = cgroup id of <instance>/agents/<name>. */
 struct ag_agent {
 	__u32 index;	   /* > 0; dest_rules key, 0 means "all agents" */
 	__u32 verdict;	   /* enum ag_verdict: default for this agent's TCP */
-	__u32 flags;
+	__u32 flags;	   /* AG_AGENT_F_* */
 	__u32 pad;
 	char name[AG_NAME_LEN];
 };
@@ -113,6 +119,35 @@ struct ag_stats {
 	__u64 bind_denied;   /* of which: gateway port bind */
 	__u64 udp_allowed;
 	__u64 quota_denied;  /* reserved for the quota hooks */
+};
+
+/*
+ * quota: key = agent cgroup id.  Limits are written by user space, usage by
+ * the hooks (connect bucket) and the daemon (call budgets), all under lock,
+ * with BPF_F_LOCK from user space, so nobody reads a torn value.  A limit of
+ * 0 means no limit.  The connect bucket holds tokens in thousandths so that
+ * slow rates refill smoothly.  A budget window that has ended counts as
+ * unspent even before the daemon resets it.
+ */
+#define AG_QUOTA_MILLI 1000ull
+#define AG_MINUTE_NS (60ull * 1000000000ull)
+#define AG_DAY_NS (86400ull * 1000000000ull)
+
+struct ag_quota {
+	struct bpf_spin_lock lock;
+	__u32 connect_rate;	     /* new connections per second */
+	__u32 connect_burst;	     /* bucket size */
+	__u32 calls_per_minute;
+	__u32 calls_per_day;
+	__u32 pad;
+	__u64 connect_tokens_milli;  /* tokens x 1000 */
+	__u64 connect_refill_ns;     /* bpf_ktime_get_ns() of the last refill */
+	__u64 connect_refused;
+	__u64 calls_minute;	     /* calls in the window starting at ... */
+	__u64 minute_start_ns;
+	__u64 calls_day;
+	__u64 day_start_ns;
+	__u64 calls_refused;
 };
 
 /*

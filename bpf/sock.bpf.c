@@ -30,6 +30,7 @@
 #define IPPROTO_UDP 17
 #define EPERM 1
 #define ECONNREFUSED 111
+#define EDQUOT 122
 
 /* sock_addr hooks: 1 lets the call proceed, 0 refuses it. */
 #define SOCK_ALLOW 1
@@ -68,6 +69,13 @@ struct {
 	__type(key, __u64);
 	__type(value, struct ag_stats);
 } stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_AGENTS);
+	__type(key, __u64);
+	__type(value, struct ag_quota);
+} quota SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -204,6 +212,10 @@ static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8
 	case AG_REASON_BIND_PORT:
 		STAT_INC(s, bind_denied);
 		break;
+	case AG_REASON_CONNECT_RATE:
+	case AG_REASON_CALL_BUDGET:
+		STAT_INC(s, quota_denied);
+		break;
 	}
 	emit_event(agent_id, addr, port, family, type, 0, hook, reason);
 	/* Without this the agent sees EPERM, which is right for policy. */
@@ -335,6 +347,56 @@ static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 famil
 		      EPERM);
 }
 
+/*
+ * The agent's quota, if it has one: 0 when a new connection may go ahead,
+ * else the reason it may not.  Takes a token from the bucket on success.
+ */
+static __always_inline __u32 quota_take(__u64 agent_id)
+{
+	struct ag_quota *q = bpf_map_lookup_elem(&quota, &agent_id);
+	__u64 now = bpf_ktime_get_ns(), elapsed, cap;
+	__u32 reason = AG_REASON_NONE;
+
+	if (!q)
+		return AG_REASON_NONE;
+	bpf_spin_lock(&q->lock);
+	if ((q->calls_per_minute && q->calls_minute >= q->calls_per_minute &&
+	     now - q->minute_start_ns < AG_MINUTE_NS) ||
+	    (q->calls_per_day && q->calls_day >= q->calls_per_day &&
+	     now - q->day_start_ns < AG_DAY_NS)) {
+		reason = AG_REASON_CALL_BUDGET;
+	} else if (q->connect_burst) {
+		cap = (__u64)q->connect_burst * AG_QUOTA_MILLI;
+		elapsed = now - q->connect_refill_ns;
+		/*
+		 * Refill rate tokens per second, in thousandths, capped at burst.
+		 * Past the time an empty bucket takes to fill, it is full; below
+		 * it, elapsed * rate < burst * 1e9, which cannot overflow.
+		 */
+		if (q->connect_rate) {
+			__u64 fill_ns = (__u64)q->connect_burst * 1000000000ull / q->connect_rate;
+
+			if (elapsed >= fill_ns)
+				q->connect_tokens_milli = cap;
+			else
+				q->connect_tokens_milli += elapsed * q->connect_rate / 1000000;
+		}
+		if (q->connect_tokens_milli > cap)
+			q->connect_tokens_milli = cap;
+		q->connect_refill_ns = now;
+		if (q->connect_tokens_milli >= AG_QUOTA_MILLI)
+			q->connect_tokens_milli -= AG_QUOTA_MILLI;
+		else
+			reason = AG_REASON_CONNECT_RATE;
+	}
+	if (reason == AG_REASON_CONNECT_RATE)
+		q->connect_refused++;
+	else if (reason == AG_REASON_CALL_BUDGET)
+		q->calls_refused++;
+	bpf_spin_unlock(&q->lock);
+	return reason;
+}
+
 /* What tcp_verdict decided; the caller rewrites the address on REDIRECT. */
 enum tcp_outcome {
 	TCP_REFUSED,
@@ -373,13 +435,22 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	if (rule)
 		verdict = rule->verdict;
 
+	if (verdict != AG_VERDICT_REDIRECT && verdict != AG_VERDICT_DIRECT) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_RULE, EPERM);
+		return TCP_REFUSED;
+	}
+	/* A quota counts every connection the agent gets, direct ones too. */
+	if (agent && (agent->flags & AG_AGENT_F_QUOTA)) {
+		__u32 why = quota_take(agent_id);
+
+		if (why) {
+			refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, why, EDQUOT);
+			return TCP_REFUSED;
+		}
+	}
 	if (verdict == AG_VERDICT_DIRECT) {
 		STAT_INC(s, direct);
 		return TCP_DIRECT;
-	}
-	if (verdict != AG_VERDICT_REDIRECT) {
-		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_RULE, EPERM);
-		return TCP_REFUSED;
 	}
 	/*
 	 * A connect straight to the listener would arrive with the listener

@@ -16,6 +16,7 @@ static const char usage[] =
 	"  status [--json]  daemon, programs, links, maps, kernel features\n"
 	"  agents [--json]  registered agents with their counters\n"
 	"  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
+	"  quota show|set|reset  per-agent connect rate and call budgets, live\n"
 	"  uninstall        stop the daemon and agents, detach and unpin everything\n"
 	"\n"
 	"Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
@@ -55,7 +56,7 @@ static const struct {
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
 } commands[] = {
 	{ "run", cmd_run },	      { "status", cmd_status }, { "agents", cmd_agents },
-	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall },
+	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall }, { "quota", cmd_quota },
 };
 
 int main(int argc, char **argv)

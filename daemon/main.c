@@ -220,8 +220,16 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 		struct ag_agent agent;
 		uint64_t id;
 
+		struct ag_quota_limits limits = {
+			.connect_rate = ac->connect_rate,
+			.connect_burst = ac->connect_burst,
+			.calls_per_minute = ac->calls_per_minute,
+			.calls_per_day = ac->calls_per_day,
+		};
+
 		ret = ag_agent_register(&d->kern, &d->inst, ac->name, ac->verdict, &id, err);
-		if (ret || (ret = ag_agent_lookup(&d->kern, id, &agent)))
+		if (ret || (ret = ag_quota_set(&d->kern, id, &limits, err)) ||
+		    (ret = ag_agent_lookup(&d->kern, id, &agent)))
 			break;
 		indexes[a + 1] = agent.index;
 		for (int i = 0; i < ac->nr_rules && !ret; i++) {

@@ -154,6 +154,8 @@ const char *ag_reason_name(uint32_t reason)
 		[AG_REASON_GATEWAY_LOOP] = "gateway_loop",
 		[AG_REASON_NO_STORAGE] = "no_storage",
 		[AG_REASON_NO_V6_LISTENER] = "no_ipv6_listener",
+		[AG_REASON_CONNECT_RATE] = "connect_rate",
+		[AG_REASON_CALL_BUDGET] = "call_budget",
 	};
 
 	return reason < AG_ARRAY_SIZE(names) && names[reason] ? names[reason] : "unknown";

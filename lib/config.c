@@ -174,9 +174,36 @@ static int parse_rules(struct parse *p, const char *path, json_t *arr, struct ag
 	return 0;
 }
 
+static int parse_quota(struct parse *p, const char *path, json_t *q, struct ag_agent_conf *ac)
+{
+	static const char *const keys[] = { "connect_rate", "connect_burst", "calls_per_minute",
+					    "calls_per_day", NULL };
+	uint32_t *fields[] = { &ac->connect_rate, &ac->connect_burst, &ac->calls_per_minute,
+			       &ac->calls_per_day };
+	char where[320];
+	int ret;
+
+	if ((ret = check_keys(p, path, q, keys)))
+		return ret;
+	for (int i = 0; keys[i]; i++) {
+		json_t *v = json_object_get(q, keys[i]);
+		uint64_t n;
+
+		if (!v)
+			continue;
+		snprintf(where, sizeof(where), "%s.%s", path, keys[i]);
+		if ((ret = get_uint(p, where, v, UINT32_MAX, &n)))
+			return ret;
+		*fields[i] = (uint32_t)n;
+	}
+	if (ac->connect_rate && !ac->connect_burst)
+		return bad(p, path, "connect_rate needs a connect_burst of at least 1");
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name", "verdict", "rules", NULL };
+	static const char *const keys[] = { "name", "verdict", "rules", "quota", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -208,6 +235,10 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		snprintf(where, sizeof(where), "$.agents[%zu].verdict", i);
 		if (json_object_get(a, "verdict") &&
 		    (ret = get_verdict(p, where, json_object_get(a, "verdict"), &ac->verdict)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].quota", i);
+		if (json_object_get(a, "quota") &&
+		    (ret = parse_quota(p, where, json_object_get(a, "quota"), ac)))
 			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].rules", i);
 		if (json_object_get(a, "rules") &&

@@ -30,6 +30,8 @@ struct ag_rule_conf {
 struct ag_agent_conf {
 	char name[AG_NAME_LEN];
 	uint32_t verdict;
+	/* all 0: no quota (kern.h's struct ag_quota_limits, same fields) */
+	uint32_t connect_rate, connect_burst, calls_per_minute, calls_per_day;
 	struct ag_rule_conf *rules;
 	int nr_rules;
 };

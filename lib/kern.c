@@ -18,7 +18,7 @@ const char *const ag_map_names[AG_MAP__COUNT] = {
 	[AG_MAP_CONFIG] = "config",	[AG_MAP_AGENTS] = "agents",
 	[AG_MAP_DEST_RULES] = "dest_rules", [AG_MAP_STATS] = "stats",
 	[AG_MAP_ORIGIN] = "origin",	[AG_MAP_HANDOFF] = "handoff",
-	[AG_MAP_EVENTS] = "events",
+	[AG_MAP_EVENTS] = "events",	[AG_MAP_QUOTA] = "quota",
 };
 
 /*
@@ -153,6 +153,8 @@ static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
 		return skel->maps.origin;
 	case AG_MAP_HANDOFF:
 		return skel->maps.handoff;
+	case AG_MAP_QUOTA:
+		return skel->maps.quota;
 	default:
 		return skel->maps.events;
 	}

@@ -24,6 +24,7 @@ enum ag_map_id {
 	AG_MAP_ORIGIN,
 	AG_MAP_HANDOFF,
 	AG_MAP_EVENTS,
+	AG_MAP_QUOTA,
 	AG_MAP__COUNT,
 };
 
@@ -101,6 +102,25 @@ bool ag_agent_name_valid(const char *name);
 /* dest_rules: prefixlen in IPv6 bits (v4 addresses are v4-mapped). */
 int ag_rule_add(const struct ag_kern *k, uint32_t agent_index, const uint8_t addr[16],
 		int prefixlen, uint16_t port, uint32_t verdict, struct ag_err *err);
+
+/*
+ * Quotas (DESIGN section 7).  Limits of 0 mean no limit; all four 0 removes
+ * the agent's quota.  Setting keeps usage; a new quota starts with a full
+ * connect bucket.  Every access holds the value's lock (BPF_F_LOCK).
+ */
+struct ag_quota_limits {
+	uint32_t connect_rate;
+	uint32_t connect_burst;
+	uint32_t calls_per_minute;
+	uint32_t calls_per_day;
+};
+
+int ag_quota_set(const struct ag_kern *k, uint64_t agent_id, const struct ag_quota_limits *l,
+		 struct ag_err *err);
+/* -ENOENT when the agent has no quota. */
+int ag_quota_get(const struct ag_kern *k, uint64_t agent_id, struct ag_quota *q);
+/* Usage and refusals to zero, the connect bucket full again. */
+int ag_quota_reset(const struct ag_kern *k, uint64_t agent_id, struct ag_err *err);
 
 const char *ag_verdict_name(uint32_t verdict);
 int ag_verdict_parse(const char *s, uint32_t *verdict);

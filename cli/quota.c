@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/* agentgatectl quota: per-agent limits and usage, live in the kernel map. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "cgroup.h"
+#include "cli.h"
+#include "kern.h"
+#include "maps.h"
+
+static const char quota_usage[] =
+	"usage: agentgatectl [--instance NAME] quota show [--json] [AGENT]\n"
+	"       agentgatectl [--instance NAME] quota set AGENT [--connect-rate N]\n"
+	"                    [--connect-burst N] [--calls-per-minute N] [--calls-per-day N]\n"
+	"       agentgatectl [--instance NAME] quota reset AGENT\n"
+	"\n"
+	"Per-agent quotas in the kernel's quota map: a token bucket for new connections\n"
+	"(rate per second, burst), refused with EDQUOT in the connect hooks, and tool-call\n"
+	"budgets per minute and per day.  0 means no limit; set changes only the limits\n"
+	"given and takes effect on the next connect; reset zeroes usage and refusals.\n";
+
+static int agent_id(const struct ag_instance *in, const char *name, uint64_t *id)
+{
+	char path[PATH_MAX];
+	struct ag_err err;
+
+	if (!ag_agent_name_valid(name))
+		return cli_fail("quota: \"%s\" is not an agent name", name);
+	snprintf(path, sizeof(path), "%s/%s", in->cg_agents, name);
+	if (ag_cgroup_id(path, id, &err))
+		return cli_fail("quota: agent %s is not registered in instance %s (run it once, or "
+				"configure it)",
+				name, in->name);
+	return 0;
+}
+
+static json_t *quota_json(const char *name, const struct ag_quota *q)
+{
+	uint64_t now = ag_now_ns();
+	bool minute_live = now - q->minute_start_ns < AG_MINUTE_NS;
+	bool day_live = now - q->day_start_ns < AG_DAY_NS;
+
+	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I},s:{s:f,s:I,s:I},s:{s:I,s:I}}", "agent", name,
+			 "limits", "connect_rate", (json_int_t)q->connect_rate, "connect_burst",
+			 (json_int_t)q->connect_burst, "calls_per_minute",
+			 (json_int_t)q->calls_per_minute, "calls_per_day",
+			 (json_int_t)q->calls_per_day, "usage", "connect_tokens",
+			 (double)q->connect_tokens_milli / AG_QUOTA_MILLI, "calls_minute",
+			 (json_int_t)(minute_live ? q->calls_minute : 0), "calls_day",
+			 (json_int_t)(day_live ? q->calls_day : 0), "refused", "connects",
+			 (json_int_t)q->connect_refused, "calls", (json_int_t)q->calls_refused);
+}
+
+struct show {
+	const struct ag_kern *k;
+	const char *only;
+	json_t *out;
+};
+
+static void show_agent(const void *key, void *arg)
+{
+	struct show *s = arg;
+	uint64_t id = *(const uint64_t *)key;
+	struct ag_agent a;
+	struct ag_quota q;
+
+	if (ag_agent_lookup(s->k, id, &a) || (s->only && strcmp(s->only, a.name)) ||
+	    ag_quota_get(s->k, id, &q))
+		return;
+	json_array_append_new(s->out, quota_json(a.name, &q));
+}
+
+static int quota_show(const struct ag_kern *k, int argc, char **argv)
+{
+	struct show s = { .k = k, .out = json_array() };
+	bool json = false;
+	size_t i;
+	json_t *row;
+
+	for (int n = 1; n < argc; n++) {
+		if (!strcmp(argv[n], "--json"))
+			json = true;
+		else if (argv[n][0] != '-' && !s.only)
+			s.only = argv[n];
+		else
+			return json_decref(s.out), fputs(quota_usage, stderr), AG_EXIT_USAGE;
+	}
+	map_foreach(k->map_fd[AG_MAP_AGENTS], sizeof(uint64_t), show_agent, &s);
+	if (json) {
+		json_dumpf(s.out, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		printf("%-20s %14s %17s %17s %9s %9s\n", "AGENT", "CONNECT/S:BURST", "CALLS/MIN",
+		       "CALLS/DAY", "REFUSED", "TOKENS");
+		json_array_foreach(s.out, i, row) {
+			json_t *l = json_object_get(row, "limits"), *u = json_object_get(row, "usage"),
+			       *r = json_object_get(row, "refused");
+			char rate[32], min[32], day[32];
+
+			snprintf(rate, sizeof(rate), "%lld:%lld",
+				 json_integer_value(json_object_get(l, "connect_rate")),
+				 json_integer_value(json_object_get(l, "connect_burst")));
+			snprintf(min, sizeof(min), "%lld/%lld",
+				 json_integer_value(json_object_get(u, "calls_minute")),
+				 json_integer_value(json_object_get(l, "calls_per_minute")));
+			snprintf(day, sizeof(day), "%lld/%lld",
+				 json_integer_value(json_object_get(u, "calls_day")),
+				 json_integer_value(json_object_get(l, "calls_per_day")));
+			printf("%-20s %14s %17s %17s %9lld %9.1f\n",
+			       json_string_value(json_object_get(row, "agent")), rate, min, day,
+			       json_integer_value(json_object_get(r, "connects")) +
+				       json_integer_value(json_object_get(r, "calls")),
+			       json_real_value(json_object_get(u, "connect_tokens")));
+		}
+	}
+	if (s.only && !json_array_size(s.out)) {
+		json_decref(s.out);
+		return cli_fail("quota: agent %s has no quota", s.only);
+	}
+	json_decref(s.out);
+	return 0;
+}
+
+static int parse_limit(const char *opt, const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || v > UINT32_MAX)
+		return cli_fail("quota set: --%s %s: expected a number from 0 to %u", opt, s,
+				UINT32_MAX);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int argc,
+		     char **argv)
+{
+	static const struct option longopts[] = {
+		/* In the order of struct ag_quota_limits; flag 0: see idx. */
+		{ "connect-rate", required_argument, NULL, 0 },
+		{ "connect-burst", required_argument, NULL, 0 },
+		{ "calls-per-minute", required_argument, NULL, 0 },
+		{ "calls-per-day", required_argument, NULL, 0 },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ag_quota_limits l = { 0 };
+	struct ag_quota q;
+	struct ag_err err;
+	uint64_t id;
+	int opt, ret, idx = 0;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return fputs(quota_usage, stderr), AG_EXIT_USAGE;
+	if ((ret = agent_id(in, argv[1], &id)))
+		return ret;
+	if (!ag_quota_get(k, id, &q)) {
+		l.connect_rate = q.connect_rate;
+		l.connect_burst = q.connect_burst;
+		l.calls_per_minute = q.calls_per_minute;
+		l.calls_per_day = q.calls_per_day;
+	}
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+		uint32_t *fields[] = { &l.connect_rate, &l.connect_burst, &l.calls_per_minute,
+				       &l.calls_per_day };
+
+		if (opt != 0)
+			return fputs(quota_usage, stderr), AG_EXIT_USAGE;
+		if ((ret = parse_limit(longopts[idx].name, optarg, fields[idx])))
+			return ret;
+	}
+	if (optind < argc)
+		return fputs(quota_usage, stderr), AG_EXIT_USAGE;
+	if (ag_quota_set(k, id, &l, &err))
+		return cli_fail("quota set %s: %s", argv[1], err.msg);
+	return 0;
+}
+
+int cmd_quota(struct ag_cli *c, int argc, char **argv)
+{
+	struct ag_kern k;
+	struct ag_err err;
+	uint64_t id;
+	int ret;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(quota_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? AG_EXIT_USAGE : 0;
+	}
+	if (ag_kern_open(&k, &c->inst, &err))
+		return cli_fail("quota: %s", err.msg);
+	if (!strcmp(argv[1], "show")) {
+		ret = quota_show(&k, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "set")) {
+		ret = quota_set(&c->inst, &k, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "reset") && argc == 3) {
+		ret = agent_id(&c->inst, argv[2], &id);
+		if (!ret && ag_quota_reset(&k, id, &err))
+			ret = cli_fail("quota reset %s: %s", argv[2], err.msg);
+	} else {
+		fputs(quota_usage, stderr);
+		ret = AG_EXIT_USAGE;
+	}
+	ag_kern_close(&k);
+	return ret;
+}
