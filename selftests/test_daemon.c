@@ -282,3 +282,37 @@ out:
 	close(tool);
 	munmap(r, sizeof(*r));
 }
+
+static uint64_t status_field(const char *status, const char *name)
+{
+	const char *p = strstr(status, name);
+
+	return p ? strtoull(p + strlen(name), NULL, 16) : UINT64_MAX;
+}
+
+/* After set-up the daemon keeps CAP_NET_ADMIN (marks) and nothing else. */
+TEST(daemon_least_privilege)
+{
+	char path[64], *status = NULL, *out = NULL;
+	const uint64_t net_admin = 1ull << 12;
+	struct tdaemon d;
+
+	if (!ASSERT_OK(tdaemon_start(&d, "caps", ""), "daemon"))
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%d/status", d.pid);
+	if (!ASSERT_OK(ag_read_file(path, 1 << 16, &status, NULL, NULL), path))
+		goto out;
+	ASSERT_EQ(status_field(status, "CapEff:\t"), net_admin, "effective: CAP_NET_ADMIN only");
+	ASSERT_EQ(status_field(status, "CapPrm:\t"), net_admin, "permitted: CAP_NET_ADMIN only");
+	ASSERT_EQ(status_field(status, "CapBnd:\t"), net_admin, "bounding: CAP_NET_ADMIN only");
+	ASSERT_EQ(status_field(status, "CapAmb:\t"), 0, "ambient: none");
+	ASSERT_EQ(status_field(status, "NoNewPrivs:\t"), 1, "no_new_privs");
+	/* It runs in <instance>/daemon, outside the agents' hooks. */
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", d.pid);
+	ASSERT_EQ(run_capture(&out, "grep -c '^0::/%s/daemon$' %s", d.in.name, path), 0,
+		  "in the daemon cgroup");
+	free(out);
+out:
+	free(status);
+	tdaemon_destroy(&d);
+}
