@@ -22,6 +22,8 @@ int cmd_agents(struct ag_cli *c, int argc, char **argv);
 int cmd_maps(struct ag_cli *c, int argc, char **argv);
 int cmd_uninstall(struct ag_cli *c, int argc, char **argv);
 int cmd_quota(struct ag_cli *c, int argc, char **argv);
+/* Offline commands over files; they need no instance. */
+int ag_cmd_audit(int argc, char **argv);
 
 /* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,6 +17,8 @@ static const char usage[] =
 	"  agents [--json]  registered agents with their counters\n"
 	"  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
 	"  quota show|set|reset  per-agent connect rate and call budgets, live\n"
+	"  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
+	"                 signatures, follow it, search it\n"
 	"  uninstall        stop the daemon and agents, detach and unpin everything\n"
 	"\n"
 	"Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
@@ -51,12 +53,18 @@ int cli_simple_opts(int argc, char **argv, const char *cmd_usage, bool *json)
 	return 0;
 }
 
+static int cmd_audit(struct ag_cli *c, int argc, char **argv)
+{
+	return ag_cmd_audit(argc, argv);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
 } commands[] = {
 	{ "run", cmd_run },	      { "status", cmd_status }, { "agents", cmd_agents },
 	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall }, { "quota", cmd_quota },
+	{ "audit", cmd_audit },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,594 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentgatectl audit: offline tools over audit log files.  Nothing here talks
+ * to the daemon, so an auditor can verify a copied log on another machine.
+ *
+ *	audit verify [--pubkey FILE] [--witness LOG]... [--allow-unsigned-tail] LOG...
+ *	audit tail [-n N] [-f] LOG
+ *	audit query [filters] [--json] LOG...
+ *	audit pubkey --key FILE [--name NAME]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "cli.h"
+
+#define PROG "agentgatectl audit"
+#define TAIL_MAX 100000
+
+static const char usage_main[] =
+    "usage: " PROG " COMMAND [OPTIONS] LOG...\n"
+    "Offline tools for the tamper-evident audit log (see docs/audit.md).\n"
+    "\n"
+    "  verify   check the hash chain, checkpoints and signatures\n"
+    "  tail     print the last records, optionally following the log\n"
+    "  query    print the records matching filters\n"
+    "  pubkey   print the audit public key (PEM and C2SP verifier key)\n"
+    "\n"
+    "Run '" PROG " COMMAND --help' for a command's options.\n";
+
+static const char usage_verify[] =
+    "usage: " PROG " verify [--pubkey FILE] [--witness LOG]... [--allow-unsigned-tail] LOG...\n"
+    "Verifies LOG, or the files LOG... in order as one rotated log; a single\n"
+    "LOG also picks up its rotated files LOG.1, LOG.2, ...\n"
+    "\n"
+    "  --pubkey FILE          PEM public key or C2SP verifier key; without it\n"
+    "                         checkpoint signatures are not checked\n"
+    "  --witness LOG          compare with another copy's signed checkpoints\n"
+    "                         to detect forks and truncation (repeatable)\n"
+    "  --allow-unsigned-tail  accept records after the last checkpoint (a\n"
+    "                         live log); they are still counted\n"
+    "\n"
+    "Exit status: 0 clean, 1 tampering found, 2 usage or read error.\n";
+
+static const char usage_tail[] = "usage: " PROG " tail [-n N] [-f] LOG\n"
+				 "Prints the last N records (default 10) of LOG and its rotated\n"
+				 "files; -f keeps printing records as they are appended.\n";
+
+static const char usage_query[] =
+    "usage: " PROG " query [--agent A] [--operator O] [--tool T] [--decision D]\n"
+    "                      [--kind K] [--since TS] [--until TS] [--json] LOG...\n"
+    "Prints the records that match every filter given.  TS is RFC 3339 UTC\n"
+    "(2026-11-22T04:05:06Z) or a date (2026-11-22); --since is inclusive,\n"
+    "--until exclusive.  --json prints the records' exact lines.\n";
+
+static const char usage_pubkey[] =
+    "usage: " PROG " pubkey --key FILE [--name NAME]\n"
+    "Prints the public half of the audit key FILE as PEM and as a C2SP\n"
+    "verifier key for the key name NAME (the log's origin, default " AG_AUDIT_DEFAULT_ORIGIN ").\n";
+
+static int fail(const char *cmd, const char *msg, const char *hint)
+{
+	fprintf(stderr, PROG " %s: %s%s%s\n", cmd, msg, hint ? "; " : "", hint ? hint : "");
+	return 2;
+}
+
+/* After getopt_long() returned '?': an unknown option or a missing value. */
+static int bad_option(const char *cmd, char **argv)
+{
+	fprintf(stderr,
+		PROG " %s: unknown option or missing value in '%s'; run '" PROG " %s --help'\n",
+		cmd, argv[optind - 1], cmd);
+	return 2;
+}
+
+static int bad_operands(const char *cmd, const char *want)
+{
+	fprintf(stderr, PROG " %s: %s; run '" PROG " %s --help'\n", cmd, want, cmd);
+	return 2;
+}
+
+/* A single LOG stands for its rotated series; several are taken as given. */
+static int log_files(const char *cmd, int n, char **args, char ***paths, size_t *np)
+{
+	struct ag_err err;
+
+	if (n == 1) {
+		if (ag_audit_series(args[0], paths, np, &err))
+			return fail(cmd, err.msg, "check the log path");
+		return 0;
+	}
+	*paths = calloc((size_t)n, sizeof(**paths));
+	if (!*paths)
+		return fail(cmd, "out of memory", NULL);
+	for (int i = 0; i < n; i++) {
+		(*paths)[i] = strdup(args[i]);
+		if (!(*paths)[i]) {
+			ag_audit_series_free(*paths, (size_t)i);
+			return fail(cmd, "out of memory", NULL);
+		}
+	}
+	*np = (size_t)n;
+	return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pubkey", required_argument, NULL, 'p' },
+		{ "witness", required_argument, NULL, 'w' },
+		{ "allow-unsigned-tail", no_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ag_audit_verify_opts o = { 0 };
+	struct ag_audit_verify_result r;
+	struct ag_audit_key *key = NULL;
+	struct ag_err err;
+	const char *pubkey = NULL;
+	char **wit = NULL, **paths = NULL;
+	size_t nwit = 0, npaths = 0;
+	int c, ret = 2;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			pubkey = optarg;
+			break;
+		case 'w': {
+			char **more, **w = NULL;
+			size_t nw = 0;
+
+			if (ag_audit_series(optarg, &w, &nw, &err)) {
+				ret = fail("verify", err.msg, "check the --witness path");
+				goto out;
+			}
+			more = reallocarray(wit, nwit + nw, sizeof(*wit));
+			if (!more) {
+				ag_audit_series_free(w, nw);
+				ret = fail("verify", "out of memory", NULL);
+				goto out;
+			}
+			wit = more;
+			memcpy(wit + nwit, w, nw * sizeof(*w));
+			nwit += nw;
+			free(w);
+			break;
+		}
+		case 'a':
+			o.allow_unsigned_tail = true;
+			break;
+		case 'h':
+			printf("%s", usage_verify);
+			ret = 0;
+			goto out;
+		default:
+			ret = bad_option("verify", argv);
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		ret = bad_operands("verify", "give at least one LOG file");
+		goto out;
+	}
+	if (pubkey && ag_audit_pubkey_load(pubkey, &key, &err)) {
+		ret = fail("verify", err.msg, "pass the key printed by '" PROG " pubkey'");
+		goto out;
+	}
+	if (!pubkey)
+		fprintf(stderr, PROG " verify: warning: no --pubkey, checkpoint signatures are "
+				     "not checked\n");
+	if (log_files("verify", argc - optind, argv + optind, &paths, &npaths))
+		goto out;
+	o.pubkey = key;
+	o.witness = (const char *const *)wit;
+	o.nwitness = nwit;
+	if (!ag_audit_verify((const char *const *)paths, npaths, &o, &r)) {
+		printf("OK: %s\n", r.reason);
+		ret = 0;
+	} else if (r.finding == AG_AUDIT_IO) {
+		ret = fail("verify", r.reason, "check the log paths and permissions");
+	} else {
+		printf("FAIL: %s at seq %" PRIu64 ": %s\n", ag_audit_finding_name(r.finding), r.seq,
+		       r.reason);
+		ret = 1;
+	}
+out:
+	ag_audit_key_free(key);
+	ag_audit_series_free(paths, npaths);
+	ag_audit_series_free(wit, nwit);
+	return ret;
+}
+
+/* Prints the complete lines in buf[0..*len), keeping a partial last line. */
+static int print_lines(char *buf, size_t *len)
+{
+	char *nl = memrchr(buf, '\n', *len);
+	size_t n;
+
+	if (!nl)
+		return *len > AG_AUDIT_MAX_LINE ? -E2BIG : 0;
+	n = (size_t)(nl - buf) + 1;
+	fwrite(buf, 1, n, stdout);
+	fflush(stdout);
+	memmove(buf, buf + n, *len - n);
+	*len -= n;
+	return 0;
+}
+
+/* Follows the series from path at offset, moving on when base.N+1 appears. */
+static int tail_follow(const char *base, const char *path, uint64_t off)
+{
+	char *buf = malloc(AG_AUDIT_MAX_LINE + 65536), *cur = strdup(path);
+	size_t len = 0;
+	FILE *fp = NULL;
+	int ret = 0;
+
+	if (!buf || !cur) {
+		ret = fail("tail", "out of memory", NULL);
+		goto out;
+	}
+	fp = fopen(cur, "r");
+	if (!fp || fseeko(fp, (off_t)off, SEEK_SET)) {
+		ret = fail("tail", cur, "cannot open or seek the log");
+		goto out;
+	}
+	for (;;) {
+		size_t n = fread(buf + len, 1, AG_AUDIT_MAX_LINE + 65536 - len, fp);
+		char **paths;
+		size_t np, i;
+		struct ag_err err;
+
+		len += n;
+		if (print_lines(buf, &len)) {
+			ret =
+			    fail("tail", "record longer than the line limit", "the log is damaged");
+			goto out;
+		}
+		if (n)
+			continue;
+		clearerr(fp);
+		/* Rotation: once the next file exists, this one is complete. */
+		if (!ag_audit_series(base, &paths, &np, &err)) {
+			for (i = 0; i + 1 < np && strcmp(paths[i], cur); i++)
+				;
+			if (i + 1 < np) {
+				FILE *next = fopen(paths[i + 1], "r");
+
+				/* Drain what was written before the switch. */
+				while ((
+				    n = fread(buf + len, 1, AG_AUDIT_MAX_LINE + 65536 - len, fp))) {
+					len += n;
+					print_lines(buf, &len);
+				}
+				if (next) {
+					fclose(fp);
+					fp = next;
+					free(cur);
+					cur = strdup(paths[i + 1]);
+					len = 0;
+				}
+			}
+			ag_audit_series_free(paths, np);
+			if (!cur) {
+				ret = fail("tail", "out of memory", NULL);
+				goto out;
+			}
+		}
+		usleep(200000);
+	}
+out:
+	if (fp)
+		fclose(fp);
+	free(cur);
+	free(buf);
+	return ret;
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ag_err err;
+	char **paths = NULL, **ring = NULL, *end;
+	size_t np = 0, n = 10, count = 0;
+	uint64_t off = 0;
+	bool follow = false;
+	int c, ret = 2;
+
+	while ((c = getopt_long(argc, argv, "+n:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (*end || errno || !*optarg || n > TAIL_MAX)
+				return fail("tail", "-n wants a number of records up to 100000",
+					    NULL);
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'h':
+			printf("%s", usage_tail);
+			return 0;
+		default:
+			return bad_option("tail", argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return bad_operands("tail", "give exactly one LOG file");
+	if (ag_audit_series(argv[optind], &paths, &np, &err))
+		return fail("tail", err.msg, "check the log path");
+	ring = calloc(n ? n : 1, sizeof(*ring));
+	if (!ring) {
+		ret = fail("tail", "out of memory", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < np; i++) {
+		struct ag_audit_reader *r;
+		const char *line;
+		size_t len;
+		bool torn;
+
+		if (ag_audit_reader_open(paths[i], &r, &err)) {
+			ret = fail("tail", err.msg, "check the log path and permissions");
+			goto out;
+		}
+		while ((ret = ag_audit_reader_next(r, &line, &len, &torn, &err)) == 1 && !torn) {
+			if (!n)
+				continue;
+			free(ring[count % n]);
+			ring[count % n] = strndup(line, len);
+			count++;
+		}
+		off = ag_audit_reader_offset(r) - (ret == 1 ? len : 0);
+		ag_audit_reader_close(r);
+		if (ret < 0) {
+			ret = fail("tail", err.msg, "the log is damaged; run '" PROG " verify'");
+			goto out;
+		}
+	}
+	for (size_t i = count > n ? count - n : 0; i < count; i++)
+		if (ring[i % n])
+			printf("%s\n", ring[i % n]);
+	fflush(stdout);
+	ret = follow ? tail_follow(argv[optind], paths[np - 1], off) : 0;
+out:
+	for (size_t i = 0; ring && i < n; i++)
+		free(ring[i]);
+	free(ring);
+	ag_audit_series_free(paths, np);
+	return ret;
+}
+
+struct query {
+	const char *agent, *operator, * tool, *decision, *kind;
+	bool since_set, until_set, json;
+	struct timespec since, until;
+};
+
+static int ts_cmp(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec < b->tv_sec ? -1 : 1;
+	return (a->tv_nsec > b->tv_nsec) - (a->tv_nsec < b->tv_nsec);
+}
+
+/* A member that is a string, or an object whose "name" is one. */
+static const char *name_of(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_object(v) ? json_string_value(json_object_get(v, "name"))
+				 : json_string_value(v);
+}
+
+static bool str_match(const char *want, const char *have)
+{
+	return !want || (have && !strcmp(want, have));
+}
+
+static bool query_match(const struct query *q, json_t *obj)
+{
+	struct timespec ts;
+	const char *sts = json_string_value(json_object_get(obj, "ts"));
+
+	if (!str_match(q->agent, name_of(obj, "agent")) ||
+	    !str_match(q->operator, name_of(obj, "operator")) ||
+	    !str_match(q->tool, name_of(obj, "tool")) ||
+	    !str_match(q->decision, name_of(obj, "decision")) ||
+	    !str_match(q->kind, name_of(obj, "kind")))
+		return false;
+	if (q->since_set || q->until_set) {
+		if (!sts || ag_audit_parse_ts(sts, &ts))
+			return false;
+		if ((q->since_set && ts_cmp(&ts, &q->since) < 0) ||
+		    (q->until_set && ts_cmp(&ts, &q->until) >= 0))
+			return false;
+	}
+	return true;
+}
+
+static void query_print(json_t *obj)
+{
+	static const char *const keys[] = { "agent", "operator", "tool", "decision" };
+	const char *reason = json_string_value(json_object_get(obj, "reason"));
+
+	printf("%s %" JSON_INTEGER_FORMAT " %s", json_string_value(json_object_get(obj, "ts")),
+	       json_integer_value(json_object_get(obj, "seq")),
+	       json_string_value(json_object_get(obj, "kind")));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = name_of(obj, keys[i]);
+
+		if (v)
+			printf(" %s=%s", keys[i], v);
+	}
+	if (reason)
+		printf(" reason=\"%s\"", reason);
+	putchar('\n');
+}
+
+static int cmd_query(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "agent", required_argument, NULL, 'a' },
+		{ "operator", required_argument, NULL, 'o' },
+		{ "tool", required_argument, NULL, 't' },
+		{ "decision", required_argument, NULL, 'd' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct query q = { 0 };
+	struct ag_err err;
+	char **paths = NULL;
+	size_t np = 0;
+	int c, ret = 0;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			q.agent = optarg;
+			break;
+		case 'o':
+			q.operator= optarg;
+			break;
+		case 't':
+			q.tool = optarg;
+			break;
+		case 'd':
+			q.decision = optarg;
+			break;
+		case 'k':
+			q.kind = optarg;
+			break;
+		case 's':
+		case 'u':
+			if (ag_audit_parse_ts(optarg, c == 's' ? &q.since : &q.until))
+				return fail("query", "--since/--until want RFC 3339 UTC",
+					    "e.g. 2026-11-22T04:05:06Z or 2026-11-22");
+			*(c == 's' ? &q.since_set : &q.until_set) = true;
+			break;
+		case 'j':
+			q.json = true;
+			break;
+		case 'h':
+			printf("%s", usage_query);
+			return 0;
+		default:
+			return bad_option("query", argv);
+		}
+	}
+	if (optind >= argc)
+		return bad_operands("query", "give at least one LOG file");
+	if (log_files("query", argc - optind, argv + optind, &paths, &np))
+		return 2;
+	for (size_t i = 0; !ret && i < np; i++) {
+		struct ag_audit_reader *r;
+		const char *line;
+		size_t len;
+		bool torn;
+
+		if (ag_audit_reader_open(paths[i], &r, &err)) {
+			ret = fail("query", err.msg, "check the log path and permissions");
+			break;
+		}
+		while ((ret = ag_audit_reader_next(r, &line, &len, &torn, &err)) == 1) {
+			json_t *obj = json_loadb(line, len, 0, NULL);
+
+			if (json_is_object(obj) && query_match(&q, obj)) {
+				if (q.json)
+					printf("%.*s\n", (int)len, line);
+				else
+					query_print(obj);
+			}
+			json_decref(obj);
+		}
+		ag_audit_reader_close(r);
+		if (ret < 0)
+			ret = fail("query", err.msg, "the log is damaged; run '" PROG " verify'");
+	}
+	ag_audit_series_free(paths, np);
+	return ret;
+}
+
+static int cmd_pubkey(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = NULL, *name = AG_AUDIT_DEFAULT_ORIGIN;
+	struct ag_audit_key *key;
+	struct ag_err err;
+	char *pem, *vkey;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			path = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'h':
+			printf("%s", usage_pubkey);
+			return 0;
+		default:
+			return bad_option("pubkey", argv);
+		}
+	}
+	if (!path || optind != argc)
+		return bad_operands("pubkey", "give --key FILE and no other operand");
+	if (ag_audit_key_open(path, false, &key, &err))
+		return fail("pubkey", err.msg, NULL);
+	pem = ag_audit_key_pem(key);
+	vkey = ag_audit_key_vkey(key, name);
+	ag_audit_key_free(key);
+	if (!pem || !vkey) {
+		free(pem);
+		free(vkey);
+		return fail("pubkey", vkey ? "out of memory" : "invalid key name",
+			    "a name has no spaces or '+'");
+	}
+	printf("%s%s\n", pem, vkey);
+	free(pem);
+	free(vkey);
+	return 0;
+}
+
+int ag_cmd_audit(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int argc, char **argv);
+	} cmds[] = {
+		{ "verify", cmd_verify },
+		{ "tail", cmd_tail },
+		{ "query", cmd_query },
+		{ "pubkey", cmd_pubkey },
+	};
+
+	if (argc < 2) {
+		fprintf(stderr, PROG ": missing command (verify, tail, query, pubkey); run '" PROG
+				     " --help'\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		printf("%s", usage_main);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (!strcmp(argv[1], cmds[i].name)) {
+			optind = 0; /* getopt state may be left over from the caller */
+			opterr = 0; /* bad_option() says it in one line */
+			return cmds[i].fn(argc - 1, argv + 1);
+		}
+	}
+	fprintf(stderr, PROG ": unknown command '%s'; run '" PROG " --help'\n", argv[1]);
+	return 2;
+}

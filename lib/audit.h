@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Tamper-evident audit log: JSON Lines records chained by SHA-256, an
+ * RFC 6962 Merkle tree over every record, Ed25519-signed checkpoints in the
+ * C2SP signed-note format, a group-committing writer that fails closed, size
+ * rotation and an offline verifier.  The format is specified in docs/audit.md.
+ *
+ * Every function that can fail returns 0 or a negative errno and, when err is
+ * not NULL, fills err->msg with one line naming the object and the cause.
+ */
+#ifndef AG_AUDIT_H
+#define AG_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "util.h"
+
+#define AG_AUDIT_HASH_LEN 32
+#define AG_AUDIT_HEX_LEN 64
+/* A record longer than this is refused by the writer and the verifier. */
+#define AG_AUDIT_MAX_LINE (1u << 20)
+#define AG_AUDIT_DEFAULT_ORIGIN "agentgate"
+
+/* ---- Records ---------------------------------------------------------- */
+
+/*
+ * The event kinds of docs/audit.md: returns the library's static copy of
+ * kind, or NULL if it is not one (the writer refuses other kinds).
+ */
+const char *ag_audit_kind_name(const char *kind);
+
+enum ag_audit_redact {
+	AG_AUDIT_REDACT_FULL,
+	AG_AUDIT_REDACT_HASH, /* each argument value -> {"sha256": hex} */
+	AG_AUDIT_REDACT_DROP, /* the arguments member is removed */
+};
+
+int ag_audit_redact_parse(const char *name, enum ag_audit_redact *mode);
+/*
+ * Applies mode to fields[key] in place.  An object has each member value
+ * hashed (the names stay readable); any other JSON value is hashed whole.
+ */
+int ag_audit_redact(json_t *fields, const char *key, enum ag_audit_redact mode,
+		    struct ag_err *err);
+
+/* RFC 3339 UTC with nanoseconds: "2026-11-22T04:05:06.123456789Z". */
+#define AG_AUDIT_TS_LEN 31
+void ag_audit_format_ts(const struct timespec *ts, char out[AG_AUDIT_TS_LEN]);
+int ag_audit_parse_ts(const char *s, struct timespec *ts);
+
+/* ---- Hashes and the Merkle tree --------------------------------------- */
+
+void ag_audit_line_hash(const void *line, size_t len, uint8_t out[AG_AUDIT_HASH_LEN]);
+void ag_audit_leaf_hash(const void *line, size_t len, uint8_t out[AG_AUDIT_HASH_LEN]);
+void ag_audit_hex(const uint8_t h[AG_AUDIT_HASH_LEN], char out[AG_AUDIT_HEX_LEN + 1]);
+int ag_audit_unhex(const char *s, uint8_t out[AG_AUDIT_HASH_LEN]);
+
+/*
+ * RFC 6962 tree kept as its compact range: the roots of the perfect subtrees
+ * that the binary digits of size describe, largest first.
+ */
+struct ag_audit_tree {
+	uint64_t size;
+	uint8_t node[64][AG_AUDIT_HASH_LEN];
+};
+
+void ag_audit_tree_init(struct ag_audit_tree *t);
+void ag_audit_tree_append(struct ag_audit_tree *t, const uint8_t leaf[AG_AUDIT_HASH_LEN]);
+void ag_audit_tree_root(const struct ag_audit_tree *t, uint8_t root[AG_AUDIT_HASH_LEN]);
+
+/* ---- Keys and signed notes -------------------------------------------- */
+
+struct ag_audit_key;
+
+/*
+ * Loads the Ed25519 private key in PEM at path, creating it with mode 0600 if
+ * create is set and it does not exist.  A key file with any group or other
+ * permission bit is refused.
+ */
+int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **key,
+		      struct ag_err *err);
+/* A verifier key: a PEM public key, a PEM private key or a C2SP vkey line. */
+int ag_audit_pubkey_load(const char *path, struct ag_audit_key **key, struct ag_err *err);
+void ag_audit_key_free(struct ag_audit_key *key);
+/* The public key as PEM; the caller frees it. */
+char *ag_audit_key_pem(const struct ag_audit_key *key);
+/* "<name>+<hex key id>+<base64(0x01 || public key)>"; the caller frees it. */
+char *ag_audit_key_vkey(const struct ag_audit_key *key, const char *name);
+
+/* text must end in '\n'; *note gets text, a blank line and one signature line. */
+int ag_audit_note_sign(const struct ag_audit_key *key, const char *name, const char *text,
+		       char **note, struct ag_err *err);
+
+struct ag_audit_checkpoint {
+	char origin[256];
+	uint64_t size;
+	uint8_t root[AG_AUDIT_HASH_LEN];
+};
+
+enum ag_audit_note_status {
+	AG_AUDIT_NOTE_OK,
+	AG_AUDIT_NOTE_MALFORMED,
+	AG_AUDIT_NOTE_OTHER_KEY, /* no signature by this key (name + key id) */
+	AG_AUDIT_NOTE_BAD_SIG,
+};
+
+/*
+ * Parses a checkpoint note; with key set, also requires a valid signature by
+ * key under the origin's name.  Safe on hostile input.
+ */
+enum ag_audit_note_status ag_audit_note_open(const char *note, size_t len,
+					     const struct ag_audit_key *key,
+					     struct ag_audit_checkpoint *cp,
+					     struct ag_err *err);
+
+/* ---- Rotated files ----------------------------------------------------- */
+
+/*
+ * A log is the series base, base.1, base.2, ... in that order.  Lists the
+ * files that exist (base alone if none do), in order; free with
+ * ag_audit_series_free().
+ */
+int ag_audit_series(const char *base, char ***paths, size_t *n, struct ag_err *err);
+void ag_audit_series_free(char **paths, size_t n);
+
+/* ---- Syslog mirror ----------------------------------------------------- */
+
+struct ag_audit_syslog;
+
+/* RFC 5424 over a unix datagram socket (default /dev/log); best effort. */
+struct ag_audit_syslog *ag_audit_syslog_open(const char *path, const char *app);
+void ag_audit_syslog_send(struct ag_audit_syslog *s, const char *line, size_t len);
+void ag_audit_syslog_close(struct ag_audit_syslog *s);
+
+/* ---- Writer ------------------------------------------------------------ */
+
+enum ag_audit_durability {
+	AG_AUDIT_SYNC,	/* one write + fdatasync per batch; callers may wait */
+	AG_AUDIT_BATCH, /* same flushing, callers do not wait */
+	AG_AUDIT_NONE,	/* write without fdatasync */
+};
+
+struct ag_audit_config {
+	const char *path;     /* the series base, e.g. /var/log/agentgate/audit.log */
+	const char *key_path; /* Ed25519 PEM, created 0600 on first use */
+	const char *origin;   /* checkpoint origin and key name */
+	enum ag_audit_durability durability;
+	unsigned int batch_max;		 /* records per write, default 64 */
+	unsigned int batch_us;		 /* linger for a fuller batch, default 1000 */
+	unsigned int checkpoint_records; /* default 4096 */
+	unsigned int checkpoint_ms;	 /* default 1000 */
+	unsigned int queue_max;		 /* accepted, not yet written; default 65536 */
+	unsigned int retry_ms;		 /* retry period while failed, default 100 */
+	uint64_t rotate_bytes;		 /* 0: never rotate */
+	const char *syslog_path;	 /* NULL: no mirror */
+	/*
+	 * Warnings (torn tail truncated, failed, recovered); NULL: stderr.
+	 * Called from the committer thread, never with the writer's lock held.
+	 */
+	void (*warn)(void *ctx, const char *msg);
+	void *warn_ctx;
+};
+
+struct ag_audit_writer;
+
+void ag_audit_config_init(struct ag_audit_config *c);
+/* Opens or creates the log, truncates a torn last line, continues the chain. */
+int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **w,
+		  struct ag_err *err);
+/*
+ * Appends one record.  fields is the event body (an object, not modified,
+ * serialised before return); it must not set seq, ts, kind or prev nor hold
+ * a NUL in a string (-EINVAL); at most about 1 MiB (-E2BIG).  *seq receives
+ * the record's sequence number.  Thread-safe.  Refused with -EIO while the
+ * writer is failed and with -ENOBUFS while queue_max records wait.
+ */
+int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
+		    uint64_t *seq, struct ag_err *err);
+/*
+ * Blocks until record seq is durable (0).  Returns -EIO at once while the
+ * writer is failed: refuse the governed call (the record itself is written
+ * if the writer recovers, see docs/audit.md).
+ */
+int ag_audit_wait(struct ag_audit_writer *w, uint64_t seq, struct ag_err *err);
+/* Records with seq < ag_audit_durable() are durable. */
+uint64_t ag_audit_durable(struct ag_audit_writer *w);
+/*
+ * An eventfd (non-blocking) that becomes readable when durability advances
+ * or the writer fails or recovers; read it to re-arm, then ask
+ * ag_audit_durable() and ag_audit_failed().
+ */
+int ag_audit_event_fd(struct ag_audit_writer *w);
+/* True while failed; why gets the error. */
+bool ag_audit_failed(struct ag_audit_writer *w, struct ag_err *why);
+/* Queues a checkpoint now; *seq is its seq, or UINT64_MAX if none was due. */
+int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err *err);
+/*
+ * Writes a final checkpoint, flushes, stops the committer and frees w; no
+ * other call on w may be in progress.  Returns -EIO if records could not be
+ * made durable (a failed writer gets one last attempt).
+ */
+int ag_audit_close(struct ag_audit_writer *w, struct ag_err *err);
+
+/* ---- Verifier ---------------------------------------------------------- */
+
+enum ag_audit_finding {
+	AG_AUDIT_CLEAN,
+	AG_AUDIT_IO,		/* a file could not be read */
+	AG_AUDIT_MALFORMED,	/* not a record: bad JSON, missing field, torn line */
+	AG_AUDIT_SEQ,		/* deleted, inserted or reordered record */
+	AG_AUDIT_CHAIN,		/* prev does not hash the previous line: modified */
+	AG_AUDIT_ROOT,		/* checkpoint size or root differs from the records */
+	AG_AUDIT_OTHER_KEY,	/* checkpoint not signed by the given key */
+	AG_AUDIT_BAD_SIG,	/* checkpoint signature invalid */
+	AG_AUDIT_UNSIGNED_TAIL, /* records after the last checkpoint */
+	AG_AUDIT_FORK,		/* a witness checkpoint has another root */
+	AG_AUDIT_TRUNCATED,	/* a witness checkpoint covers more records */
+};
+
+struct ag_audit_verify_opts {
+	const struct ag_audit_key *pubkey; /* NULL: signatures not checked */
+	const char *const *witness;	   /* other logs' checkpoints to compare */
+	size_t nwitness;
+	bool allow_unsigned_tail; /* a live log: report the tail, do not fail */
+};
+
+struct ag_audit_verify_result {
+	enum ag_audit_finding finding;
+	uint64_t seq;	      /* the first bad record */
+	uint64_t records;     /* records read */
+	uint64_t checkpoints; /* checkpoints verified */
+	uint64_t signed_size; /* tree size of the last checkpoint */
+	uint64_t unsigned_tail;
+	char reason[768];
+};
+
+const char *ag_audit_finding_name(enum ag_audit_finding f);
+/*
+ * Verifies the files in order as one log.  Returns 0 if clean, -EBADMSG for a
+ * finding and another negative errno if a file cannot be read; r says which.
+ */
+int ag_audit_verify(const char *const *paths, size_t npaths, const struct ag_audit_verify_opts *o,
+		    struct ag_audit_verify_result *r);
+
+/* ---- Internal to lib/audit_*.c ----------------------------------------- */
+
+/* Reads one line of at most max bytes; see audit_files.c. */
+struct ag_audit_reader;
+int ag_audit_reader_open(const char *path, struct ag_audit_reader **r, struct ag_err *err);
+/* 1: a line (without '\n', *torn set if the file ended without one), 0: EOF. */
+int ag_audit_reader_next(struct ag_audit_reader *r, const char **line, size_t *len, bool *torn,
+			 struct ag_err *err);
+uint64_t ag_audit_reader_offset(const struct ag_audit_reader *r);
+void ag_audit_reader_close(struct ag_audit_reader *r);
+
+#endif /* AG_AUDIT_H */

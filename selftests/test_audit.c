@@ -1,0 +1,835 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The audit log library: writer, chain, checkpoints, rotation and verifier. */
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "test.h"
+
+struct fx {
+	char dir[64];
+	char log[128];
+	char key[128];
+};
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static bool fx_init(struct fx *f)
+{
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ag_audit.XXXXXX");
+	if (!ASSERT_OK_PTR(mkdtemp(f->dir), "mkdtemp"))
+		return false;
+	snprintf(f->log, sizeof(f->log), "%s/audit.log", f->dir);
+	snprintf(f->key, sizeof(f->key), "%s/audit.key", f->dir);
+	return true;
+}
+
+static void fx_fini(struct fx *f)
+{
+	if (f->dir[0])
+		nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char last_warning[512];
+
+static void keep_warning(void *ctx, const char *msg)
+{
+	snprintf(last_warning, sizeof(last_warning), "%s", msg);
+}
+
+static void test_config(struct ag_audit_config *c, const struct fx *f)
+{
+	ag_audit_config_init(c);
+	c->path = f->log;
+	c->key_path = f->key;
+	c->durability = AG_AUDIT_BATCH;
+	c->batch_us = 200;
+	c->checkpoint_records = 16;
+	c->checkpoint_ms = 60000; /* only count-based checkpoints: a fixed layout */
+	c->warn = keep_warning;
+}
+
+static json_t *event(const char *tag, unsigned int i)
+{
+	char tool[64];
+
+	snprintf(tool, sizeof(tool), "%s%u", tag, i);
+	return json_pack("{s:{s:s, s:I, s:i}, s:s, s:{s:s, s:i}, s:s, s:[s]}", "agent", "name",
+			 "claude", "cgroup_id", (json_int_t)4242, "pid", 100 + (int)i, "tool", tool,
+			 "args", "path", "/srv/data", "n", (int)i, "decision", "allow", "policies",
+			 "p1");
+}
+
+/* Appends n events; with c NULL, a default writer for f. */
+static bool append_events(const struct fx *f, const struct ag_audit_config *c, const char *tag,
+			  unsigned int n)
+{
+	struct ag_audit_config def;
+	struct ag_audit_writer *w;
+	struct ag_err err;
+	bool ok = true;
+
+	if (!c) {
+		test_config(&def, f);
+		c = &def;
+	}
+	if (!ASSERT_OK(ag_audit_open(c, &w, &err), err.msg))
+		return false;
+	for (unsigned int i = 0; ok && i < n; i++) {
+		json_t *ev = event(tag, i);
+		uint64_t seq;
+
+		ok = ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+		json_decref(ev);
+	}
+	return ASSERT_OK(ag_audit_close(w, &err), err.msg) && ok;
+}
+
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static void lines_free(struct lines *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static bool lines_read(const char *path, struct lines *l)
+{
+	FILE *fp = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+
+	l->v = NULL;
+	l->n = 0;
+	if (!ASSERT_OK_PTR(fp, path))
+		return false;
+	while ((len = getline(&line, &cap, fp)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		l->v = reallocarray(l->v, l->n + 1, sizeof(*l->v));
+		l->v[l->n++] = strdup(line);
+	}
+	free(line);
+	fclose(fp);
+	return true;
+}
+
+static bool lines_write(const char *path, const struct lines *l)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (!ASSERT_OK_PTR(fp, path))
+		return false;
+	for (size_t i = 0; i < l->n; i++)
+		fprintf(fp, "%s\n", l->v[i]);
+	return ASSERT_OK(fclose(fp), path);
+}
+
+/* Verifies the series at base with the key at key_path (if any). */
+static int verify(const char *base, const char *key_path, const char *witness, bool allow_tail,
+		  struct ag_audit_verify_result *r)
+{
+	struct ag_audit_verify_opts o = { .allow_unsigned_tail = allow_tail };
+	struct ag_audit_key *key = NULL;
+	struct ag_err err;
+	char **paths;
+	size_t n;
+	int ret;
+
+	if (key_path && !ASSERT_OK(ag_audit_pubkey_load(key_path, &key, &err), err.msg))
+		return -1;
+	if (!ASSERT_OK(ag_audit_series(base, &paths, &n, &err), err.msg)) {
+		ag_audit_key_free(key);
+		return -1;
+	}
+	o.pubkey = key;
+	o.witness = witness ? &witness : NULL;
+	o.nwitness = witness ? 1 : 0;
+	ret = ag_audit_verify((const char *const *)paths, n, &o, r);
+	if (test__verbose())
+		fprintf(stderr, "verify %s: %s: seq %llu: %s\n", base,
+			ag_audit_finding_name(r->finding), (unsigned long long)r->seq, r->reason);
+	ag_audit_series_free(paths, n);
+	ag_audit_key_free(key);
+	return ret;
+}
+
+/* A log of 50 events: checkpoints at lines 16, 33, 50 and a final one at 53. */
+static bool standard_log(struct fx *f, struct lines *l)
+{
+	return fx_init(f) && append_events(f, NULL, "t", 50) && lines_read(f->log, l) &&
+	       ASSERT_EQ(l->n, 54, "lines");
+}
+
+static bool expect(int ret, const struct ag_audit_verify_result *r, enum ag_audit_finding want,
+		   uint64_t seq, const char *name)
+{
+	bool ok = ASSERT_EQ(ret, -EBADMSG, name);
+
+	ok = ASSERT_EQ(r->finding, want, name) && ok;
+	ok = ASSERT_EQ(r->seq, seq, name) && ok;
+	if (!ok)
+		fprintf(stderr, "  reason: %s\n", r->reason);
+	return ok;
+}
+
+TEST(audit_verify)
+{
+	struct ag_audit_verify_result r;
+	struct lines l = { 0 };
+	struct fx f = { 0 };
+
+	if (test__start_subtest("clean")) {
+		if (standard_log(&f, &l)) {
+			ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+			ASSERT_EQ(r.records, 54, "records");
+			ASSERT_EQ(r.checkpoints, 4, "checkpoints");
+			ASSERT_EQ(r.signed_size, 53, "signed size");
+			for (size_t i = 0; i < l.n; i++) {
+				json_t *obj = json_loads(l.v[i], 0, NULL);
+				char *again = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+
+				/* Sorted keys, compact: the bytes are canonical. */
+				if (!ASSERT_STREQ(again, l.v[i], "canonical line"))
+					i = l.n;
+				ASSERT_EQ(json_integer_value(json_object_get(obj, "seq")),
+					  (long long)i, "seq");
+				free(again);
+				json_decref(obj);
+			}
+			ASSERT_TRUE(strstr(l.v[0], "\"prev\":\"0000000000000000") != NULL,
+				    "first prev is zero");
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("modified_byte")) {
+		if (standard_log(&f, &l)) {
+			char *p = strstr(l.v[5], "\"tool\":\"t5\"");
+
+			if (ASSERT_OK_PTR(p, "tool in line 5")) {
+				p[9] = 'u';
+				lines_write(f.log, &l);
+				expect(verify(f.log, f.key, NULL, false, &r), &r, AG_AUDIT_CHAIN, 5,
+				       "modified");
+			}
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("deleted_record")) {
+		if (standard_log(&f, &l)) {
+			free(l.v[7]);
+			memmove(&l.v[7], &l.v[8], (l.n - 8) * sizeof(*l.v));
+			l.n--;
+			lines_write(f.log, &l);
+			expect(verify(f.log, f.key, NULL, false, &r), &r, AG_AUDIT_SEQ, 7,
+			       "deleted");
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("inserted_record")) {
+		if (standard_log(&f, &l)) {
+			uint8_t h[AG_AUDIT_HASH_LEN];
+			char hex[AG_AUDIT_HEX_LEN + 1], *forged;
+
+			/* A well-formed forgery that links to record 5 correctly. */
+			ag_audit_line_hash(l.v[5], strlen(l.v[5]), h);
+			ag_audit_hex(h, hex);
+			if (asprintf(
+				&forged,
+				"{\"decision\":\"allow\",\"kind\":\"decision\",\"prev\":\"%s\","
+				"\"seq\":6,\"tool\":\"forged\",\"ts\":"
+				"\"2026-11-22T00:00:00.000000000Z\"}",
+				hex) > 0) {
+				l.v = reallocarray(l.v, l.n + 1, sizeof(*l.v));
+				memmove(&l.v[7], &l.v[6], (l.n - 6) * sizeof(*l.v));
+				l.v[6] = forged;
+				l.n++;
+				lines_write(f.log, &l);
+				expect(verify(f.log, f.key, NULL, false, &r), &r, AG_AUDIT_SEQ, 6,
+				       "inserted");
+			}
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("swapped_records")) {
+		if (standard_log(&f, &l)) {
+			char *t = l.v[9];
+
+			l.v[9] = l.v[10];
+			l.v[10] = t;
+			lines_write(f.log, &l);
+			expect(verify(f.log, f.key, NULL, false, &r), &r, AG_AUDIT_SEQ, 9,
+			       "swapped");
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("truncated_after_checkpoint")) {
+		if (standard_log(&f, &l)) {
+			/* Drop the final checkpoint: records 51 and 52 lose their signature. */
+			free(l.v[--l.n]);
+			lines_write(f.log, &l);
+			expect(verify(f.log, f.key, NULL, false, &r), &r, AG_AUDIT_UNSIGNED_TAIL,
+			       51, "truncated");
+			ASSERT_EQ(r.unsigned_tail, 2, "unsigned tail");
+			ASSERT_OK(verify(f.log, f.key, NULL, true, &r), "allowed tail");
+			ASSERT_EQ(r.unsigned_tail, 2, "reported tail");
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("checkpoint_other_key")) {
+		struct ag_audit_key *other = NULL;
+		struct ag_err err;
+		char other_path[160];
+
+		if (standard_log(&f, &l)) {
+			json_t *cp = json_loads(l.v[33], 0, NULL);
+			const char *note = json_string_value(json_object_get(cp, "note"));
+			char *text = note ? strndup(note, strstr(note, "\n\n") + 1 - note) : NULL;
+			char *resigned = NULL;
+
+			snprintf(other_path, sizeof(other_path), "%s/other.key", f.dir);
+			if (ASSERT_OK_PTR(text, "checkpoint text") &&
+			    ASSERT_OK(ag_audit_key_open(other_path, true, &other, &err), err.msg) &&
+			    ASSERT_OK(ag_audit_note_sign(other, AG_AUDIT_DEFAULT_ORIGIN, text,
+							 &resigned, &err),
+				      err.msg)) {
+				json_object_set_new(cp, "note", json_string(resigned));
+				free(l.v[33]);
+				l.v[33] = json_dumps(cp, JSON_COMPACT | JSON_SORT_KEYS);
+				lines_write(f.log, &l);
+				expect(verify(f.log, f.key, NULL, false, &r), &r,
+				       AG_AUDIT_OTHER_KEY, 33, "resigned");
+				/* The whole log against the wrong key fails at once. */
+				expect(verify(f.log, other_path, NULL, false, &r), &r,
+				       AG_AUDIT_OTHER_KEY, 16, "wrong key");
+			}
+			free(resigned);
+			free(text);
+			json_decref(cp);
+			ag_audit_key_free(other);
+		}
+		lines_free(&l);
+		fx_fini(&f);
+	}
+	if (test__start_subtest("fork")) {
+		struct fx g = { 0 };
+		char prefix[160];
+
+		if (standard_log(&f, &l) && fx_init(&g)) {
+			/* g holds a copy, then both copies grow apart under the same key. */
+			snprintf(g.key, sizeof(g.key), "%s", f.key);
+			snprintf(prefix, sizeof(prefix), "%s/prefix.log", g.dir);
+			if (lines_write(g.log, &l) && lines_write(prefix, &l) &&
+			    append_events(&f, NULL, "a", 3) && append_events(&g, NULL, "b", 3)) {
+				ASSERT_OK(verify(f.log, f.key, NULL, false, &r), "f alone");
+				ASSERT_OK(verify(g.log, f.key, NULL, false, &r), "g alone");
+				expect(verify(f.log, f.key, g.log, false, &r), &r, AG_AUDIT_FORK,
+				       57, "fork");
+				/* A consistent prefix is not a fork... */
+				ASSERT_OK(verify(f.log, f.key, prefix, false, &r),
+					  "prefix witness");
+				/* ...but the prefix alone misses records a witness signed. */
+				expect(verify(prefix, f.key, f.log, false, &r), &r,
+				       AG_AUDIT_TRUNCATED, 54, "truncated against witness");
+			}
+		}
+		fx_fini(&g);
+		lines_free(&l);
+		fx_fini(&f);
+	}
+}
+
+/* True if the file's bytes are whole records: it ends with a newline. */
+static bool whole_records(const char *path, size_t *nlines)
+{
+	struct lines l;
+	struct stat st;
+	char last = '\n';
+	int fd = open(path, O_RDONLY);
+	bool ok;
+
+	if (!ASSERT_GE(fd, 0, path))
+		return false;
+	ok = ASSERT_OK(fstat(fd, &st), "fstat");
+	if (ok && st.st_size)
+		ok = ASSERT_EQ(pread(fd, &last, 1, st.st_size - 1), 1, "pread");
+	close(fd);
+	ok = ok && ASSERT_EQ(last, '\n', "file ends with a newline") && lines_read(path, &l);
+	for (size_t i = 0; ok && i < l.n; i++) {
+		json_t *obj = json_loads(l.v[i], 0, NULL);
+
+		ok = ASSERT_OK_PTR(obj, "line parses");
+		json_decref(obj);
+	}
+	if (ok)
+		*nlines = l.n;
+	lines_free(&l);
+	return ok;
+}
+
+TEST(audit_writer)
+{
+	struct ag_audit_verify_result r;
+	struct ag_audit_config c;
+	struct ag_audit_writer *w;
+	struct ag_err err;
+	struct fx f = { 0 };
+	struct lines l = { 0 };
+	uint64_t seq;
+
+	if (test__start_subtest("rotation_chain")) {
+		char **paths = NULL;
+		size_t n = 0;
+
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			c.rotate_bytes = 4096;
+			c.batch_max = 4; /* rotation happens between batches */
+			if (append_events(&f, &c, "r", 60) &&
+			    ASSERT_OK(ag_audit_series(f.log, &paths, &n, &err), err.msg) &&
+			    ASSERT_GE(n, 3, "rotated files")) {
+				struct lines a, b;
+
+				ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+				ASSERT_EQ(r.records, 64, "records across files");
+				if (lines_read(paths[0], &a) && lines_read(paths[1], &b)) {
+					uint8_t h[AG_AUDIT_HASH_LEN];
+					char hex[AG_AUDIT_HEX_LEN + 1], want[80];
+
+					ag_audit_line_hash(a.v[a.n - 1], strlen(a.v[a.n - 1]), h);
+					ag_audit_hex(h, hex);
+					snprintf(want, sizeof(want), "\"prev\":\"%s\"", hex);
+					ASSERT_TRUE(strstr(b.v[0], want) != NULL,
+						    "next file links to the last line");
+					lines_free(&a);
+					lines_free(&b);
+				}
+				/* Reopening continues the last file of the series. */
+				if (append_events(&f, &c, "s", 5)) {
+					ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+					ASSERT_EQ(r.records, 70, "records after reopen");
+				}
+			}
+			ag_audit_series_free(paths, n);
+		}
+		fx_fini(&f);
+	}
+	if (test__start_subtest("reopen_after_torn_write")) {
+		if (fx_init(&f) && append_events(&f, NULL, "t", 5)) {
+			FILE *fp = fopen(f.log, "a");
+			size_t n = 0;
+
+			fputs("{\"kind\":\"decision\",\"prev\":\"00", fp);
+			fclose(fp);
+			expect(verify(f.log, f.key, NULL, false, &r), &r, AG_AUDIT_MALFORMED, 6,
+			       "torn");
+			last_warning[0] = '\0';
+			if (append_events(&f, NULL, "u", 3)) {
+				ASSERT_TRUE(strstr(last_warning, "partial last record") != NULL,
+					    last_warning);
+				ASSERT_TRUE(whole_records(f.log, &n), "whole records");
+				ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+				ASSERT_EQ(r.records, 10, "seq continues");
+			}
+		}
+		fx_fini(&f);
+	}
+	if (test__start_subtest("reserved_fields")) {
+		static const char *const reserved[] = { "seq", "ts", "kind", "prev" };
+
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = json_pack("{s:s}", "tool", "line\nbreak\"quote");
+				json_t *arr = json_array();
+
+				for (size_t i = 0; i < 4; i++) {
+					json_t *bad =
+					    json_pack("{s:s, s:i}", "tool", "x", reserved[i], 1);
+
+					ASSERT_EQ(ag_audit_append(w, "decision", bad, &seq, &err),
+						  -EINVAL, reserved[i]);
+					ASSERT_TRUE(strstr(err.msg, reserved[i]) != NULL, err.msg);
+					json_decref(bad);
+				}
+				ASSERT_EQ(ag_audit_append(w, "decision", arr, &seq, &err), -EINVAL,
+					  "not an object");
+				ASSERT_EQ(ag_audit_append(w, "checkpoint", ev, &seq, &err), -EINVAL,
+					  "checkpoint kind");
+				ASSERT_EQ(ag_audit_append(w, "bogus", ev, &seq, &err), -EINVAL,
+					  "unknown kind");
+				json_t *nul = json_pack("{s:s#}", "tool", "a\0b", (size_t)3);
+
+				ASSERT_EQ(ag_audit_append(w, "decision", nul, &seq, &err), -EINVAL,
+					  "NUL in a string");
+				json_decref(nul);
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_EQ(seq, 0, "first seq");
+				json_decref(ev);
+				json_decref(arr);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+				/* The newline in a value is escaped: one line per record. */
+				if (lines_read(f.log, &l) && ASSERT_EQ(l.n, 2, "lines"))
+					ASSERT_TRUE(strstr(l.v[0], "line\\nbreak\\\"quote") != NULL,
+						    "escaped");
+				lines_free(&l);
+			}
+		}
+		fx_fini(&f);
+	}
+	/* Reserved members are spliced in where sorting puts them, whatever the keys. */
+	if (test__start_subtest("canonical_splice")) {
+		/* JSON spellings: escapes sort below letters, UTF-8 above. */
+		static const char *const keys[] = {
+			"",	  "A",	   "_x",	  "a\\\"b",  "k",
+			"ki",	  "kind0", "kind\\u0001", "p\\\\",   "prev_x",
+			"s",	  "se",	   "sequence",	  "t",	     "t\\u0001",
+			"ts\\\"", "tz",	   "\\u00e9",	  "\\u20ac",
+		};
+
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = json_object(),
+				       *nested = json_pack("{s:[{s:s}], s:s}", "z", "ts", "}{\"",
+							   "kinds", "x,y");
+
+				for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+					json_error_t je;
+					char doc[64];
+					json_t *k;
+
+					snprintf(doc, sizeof(doc), "{\"%s\": %zu}", keys[i], i);
+					k = json_loads(doc, 0, &je);
+					if (ASSERT_OK_PTR(k, je.text))
+						json_object_update(ev, k);
+					json_decref(k);
+				}
+				json_object_set_new(ev, "nested", nested);
+				ASSERT_OK(ag_audit_append(w, "result", ev, &seq, &err), err.msg);
+				json_object_del(ev, "");
+				ASSERT_OK(ag_audit_append(w, "result", nested, &seq, &err),
+					  err.msg);
+				json_object_clear(ev);
+				ASSERT_OK(ag_audit_append(w, "result", ev, &seq, &err), err.msg);
+				json_decref(ev);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+				/* The verifier rejects any line that is not the canonical dump. */
+				ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+				ASSERT_EQ(r.records, 4, "records");
+			}
+		}
+		fx_fini(&f);
+	}
+	if (test__start_subtest("redaction")) {
+		json_t *fields = json_pack("{s:s, s:{s:s, s:[i,i]}}", "tool", "read", "args",
+					   "path", "/etc/shadow", "range", 1, 2);
+		enum ag_audit_redact mode;
+		uint8_t h[AG_AUDIT_HASH_LEN];
+		char hex[AG_AUDIT_HEX_LEN + 1];
+		json_t *copy = json_deep_copy(fields);
+
+		ASSERT_OK(ag_audit_redact_parse("full", &mode), "full");
+		ASSERT_OK(ag_audit_redact(copy, "args", mode, &err), err.msg);
+		ASSERT_TRUE(json_equal(copy, fields), "full keeps the arguments");
+		ASSERT_OK(ag_audit_redact_parse("hash", &mode), "hash");
+		ASSERT_OK(ag_audit_redact(copy, "args", mode, &err), err.msg);
+		ag_audit_line_hash("\"/etc/shadow\"", 13, h);
+		ag_audit_hex(h, hex);
+		ASSERT_STREQ(json_string_value(json_object_get(
+				 json_object_get(json_object_get(copy, "args"), "path"), "sha256")),
+			     hex, "hash of the path value");
+		ag_audit_line_hash("[1,2]", 5, h);
+		ag_audit_hex(h, hex);
+		ASSERT_STREQ(
+		    json_string_value(json_object_get(
+			json_object_get(json_object_get(copy, "args"), "range"), "sha256")),
+		    hex, "hash of the range value");
+		ASSERT_OK(ag_audit_redact_parse("drop", &mode), "drop");
+		ASSERT_OK(ag_audit_redact(copy, "args", mode, &err), err.msg);
+		ASSERT_FALSE(json_object_get(copy, "args"), "dropped");
+		ASSERT_STREQ(json_string_value(json_object_get(copy, "tool")), "read", "tool kept");
+		ASSERT_EQ(ag_audit_redact_parse("some", &mode), -EINVAL, "unknown mode");
+		json_decref(copy);
+		json_decref(fields);
+	}
+	if (test__start_subtest("syslog_mirror")) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		char msg[4096], sock[96];
+		int fd = -1;
+		ssize_t n;
+
+		if (fx_init(&f)) {
+			snprintf(sock, sizeof(sock), "%s/log.sock", f.dir);
+			memcpy(sa.sun_path, sock, strlen(sock) + 1); /* dir is 20 bytes */
+			fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+			test_config(&c, &f);
+			c.syslog_path = sock;
+			if (ASSERT_GE(fd, 0, "socket") &&
+			    ASSERT_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), "bind") &&
+			    ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = event("sys", 0);
+				struct timeval tv = { .tv_sec = 2 };
+
+				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_OK(ag_audit_wait(w, seq, &err), err.msg);
+				n = recv(fd, msg, sizeof(msg) - 1, 0);
+				if (ASSERT_GT(n, 0, "syslog message")) {
+					msg[n] = '\0';
+					ASSERT_TRUE(!strncmp(msg, "<86>1 ", 6), msg);
+					ASSERT_TRUE(strstr(msg, " agentgate ") != NULL, msg);
+					ASSERT_TRUE(strstr(msg, "\"tool\":\"sys0\"") != NULL, msg);
+				}
+				json_decref(ev);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		fx_fini(&f);
+	}
+	/* The writer keeps going when the syslog receiver is gone. */
+	if (test__start_subtest("syslog_missing")) {
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			c.syslog_path = "/nonexistent/agentgate.sock";
+			c.durability = AG_AUDIT_SYNC;
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = event("nosys", 0);
+
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_OK(ag_audit_wait(w, seq, &err), err.msg);
+				ASSERT_FALSE(ag_audit_failed(w, NULL), "not failed");
+				json_decref(ev);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+			}
+		}
+		fx_fini(&f);
+	}
+	if (test__start_subtest("sync_eventfd")) {
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			c.durability = AG_AUDIT_SYNC;
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = event("e", 0);
+				struct pollfd pfd = { .fd = ag_audit_event_fd(w),
+						      .events = POLLIN };
+				uint64_t v;
+
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_EQ(poll(&pfd, 1, 2000), 1, "eventfd readable");
+				ASSERT_EQ(read(pfd.fd, &v, sizeof(v)), 8, "read eventfd");
+				ASSERT_GT(ag_audit_durable(w), seq, "durable");
+				ASSERT_OK(ag_audit_wait(w, seq, &err), err.msg);
+				ASSERT_FALSE(ag_audit_failed(w, NULL), "not failed");
+				json_decref(ev);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+			}
+		}
+		fx_fini(&f);
+	}
+}
+
+TEST(audit_keys)
+{
+	struct ag_audit_key *key = NULL;
+	struct ag_err err;
+	struct fx f = { 0 };
+
+	if (test__start_subtest("key_permissions")) {
+		struct ag_audit_config c;
+		struct ag_audit_writer *w;
+		struct stat st;
+		char *vkey;
+
+		if (fx_init(&f) && ASSERT_OK(ag_audit_key_open(f.key, true, &key, &err), err.msg) &&
+		    ASSERT_OK(stat(f.key, &st), "stat") &&
+		    ASSERT_EQ(st.st_mode & 0777, 0600, "created 0600")) {
+			vkey = ag_audit_key_vkey(key, "agentgate");
+			ASSERT_TRUE(vkey && !strncmp(vkey, "agentgate+", 10), "vkey");
+			free(vkey);
+			ag_audit_key_free(key);
+			key = NULL;
+			chmod(f.key, 0644);
+			ASSERT_EQ(ag_audit_key_open(f.key, false, &key, &err), -EPERM, "0644 key");
+			ASSERT_TRUE(strstr(err.msg, f.key) && strstr(err.msg, "0644"), err.msg);
+			test_config(&c, &f);
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EPERM, "writer refuses it");
+			chmod(f.key, 0640);
+			ASSERT_EQ(ag_audit_key_open(f.key, false, &key, &err), -EPERM, "0640 key");
+		}
+		ag_audit_key_free(key);
+		fx_fini(&f);
+	}
+}
+
+/* Fills the filesystem holding dir; returns the filler's path in buf. */
+static bool fill_fs(const char *dir, char *buf, size_t len)
+{
+	static char block[4096];
+	int fd;
+
+	snprintf(buf, len, "%s/filler", dir);
+	fd = open(buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (!ASSERT_GE(fd, 0, "filler"))
+		return false;
+	memset(block, 'x', sizeof(block));
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	/* Fill the last partial block too. */
+	while (write(fd, block, 1) > 0)
+		;
+	close(fd);
+	return true;
+}
+
+/*
+ * Fills the filesystem holding dir, then appends padded records until one is
+ * not made durable (the log's last page may still have room); returns that
+ * wait's error and the record's seq in *failed_seq.
+ */
+static int fill_until_failure(struct ag_audit_writer *w, const char *dir, char *filler, size_t len,
+			      uint64_t *failed_seq, struct ag_err *err)
+{
+	static char pad[1001];
+	uint64_t seq;
+	int ret = 0;
+
+	if (!fill_fs(dir, filler, len))
+		return -1;
+	memset(pad, 'p', sizeof(pad) - 1);
+	for (unsigned int i = 0; i < 256 && !ret; i++) {
+		json_t *ev = json_pack("{s:s, s:s}", "tool", "pad", "args", pad);
+
+		ret = ag_audit_append(w, "decision", ev, &seq, err);
+		if (!ret)
+			ret = ag_audit_wait(w, *failed_seq = seq, err);
+		json_decref(ev);
+	}
+	return ret;
+}
+
+TEST(audit_disk_full)
+{
+	struct ag_audit_verify_result r;
+	struct ag_audit_config c;
+	struct ag_audit_writer *w = NULL;
+	struct ag_err err;
+	struct fx f = { 0 };
+	char mnt[96], filler[128];
+	bool mounted = false;
+	uint64_t seq, failed_seq = 0, durable;
+	size_t lines_before = 0, lines_now = 0;
+	int ret = 0;
+
+	if (!fx_init(&f))
+		return;
+	snprintf(mnt, sizeof(mnt), "%s/mnt", f.dir);
+	if (!ASSERT_OK(mkdir(mnt, 0700), "mkdir"))
+		goto out;
+	/*
+	 * In a mount namespace of its own (this test's process), the tmpfs goes
+	 * away with the process even if the test crashes before cleanup.
+	 */
+	if (!unshare(CLONE_NEWNS))
+		mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=256k")) {
+		test__skip("cannot mount tmpfs: %s", strerror(errno));
+		goto out;
+	}
+	mounted = true;
+	test_config(&c, &f);
+	snprintf(f.log, sizeof(f.log), "%s/audit.log", mnt);
+	c.durability = AG_AUDIT_SYNC;
+	c.retry_ms = 20;
+	if (!ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg))
+		goto out;
+	for (unsigned int i = 0; i < 5; i++) {
+		json_t *ev = event("before", i);
+
+		ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+		ASSERT_OK(ag_audit_wait(w, seq, &err), err.msg);
+		json_decref(ev);
+	}
+	ret = fill_until_failure(w, mnt, filler, sizeof(filler), &failed_seq, &err);
+	if (!ASSERT_EQ(ret, -EIO, "disk full fails the writer"))
+		goto out;
+	ASSERT_TRUE(strstr(err.msg, "No space left") != NULL, err.msg);
+	ASSERT_TRUE(ag_audit_failed(w, &err), "failed state");
+	{
+		json_t *ev = event("refused", 0);
+
+		ASSERT_EQ(ag_audit_append(w, "decision", ev, &seq, &err), -EIO, "refused");
+		json_decref(ev);
+	}
+	ASSERT_TRUE(whole_records(f.log, &lines_before), "whole records while full");
+	ASSERT_EQ(lines_before, failed_seq, "only durable records in the file");
+	unlink(filler);
+	for (int i = 0; i < 300 && ag_audit_failed(w, NULL); i++)
+		usleep(10000);
+	if (!ASSERT_FALSE(ag_audit_failed(w, &err), "recovered"))
+		goto out;
+	durable = ag_audit_durable(w);
+	ASSERT_GT(durable, failed_seq, "accepted record written on recovery");
+	{
+		json_t *ev = event("after", 0);
+
+		ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+		ASSERT_EQ(seq, durable, "seq continues without a gap");
+		ASSERT_OK(ag_audit_wait(w, seq, &err), err.msg);
+		json_decref(ev);
+	}
+	ASSERT_OK(ag_audit_close(w, &err), err.msg);
+	w = NULL;
+	ASSERT_TRUE(whole_records(f.log, &lines_now), "whole records after recovery");
+	ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+	ASSERT_EQ(r.records, seq + 2, "all records, then the final checkpoint");
+
+	/* Closing while failed gives up with -EIO; a reopened writer continues. */
+	if (!ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg))
+		goto out;
+	ret = fill_until_failure(w, mnt, filler, sizeof(filler), &failed_seq, &err);
+	ASSERT_EQ(ret, -EIO, "full again");
+	ASSERT_EQ(ag_audit_close(w, &err), -EIO, "close while failed");
+	w = NULL;
+	ASSERT_TRUE(whole_records(f.log, &lines_now), "whole records after giving up");
+	ASSERT_EQ(lines_now, failed_seq, "nothing after the last durable record");
+	unlink(filler);
+	if (append_events(&f, &c, "reopened", 2)) {
+		ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
+		ASSERT_EQ(r.records, failed_seq + 3, "reopened after the durable records");
+	}
+out:
+	if (w)
+		ag_audit_close(w, NULL);
+	if (mounted)
+		umount2(mnt, MNT_DETACH);
+	fx_fini(&f);
+}
