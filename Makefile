@@ -61,7 +61,8 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/agentgate.h vmlinux.h | $(BUILD)
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(SKELS) $(wildcard lib/*.h) bpf/agentgate.h
+HEADERS := $(wildcard lib/*.h daemon/*.h cli/*.h selftests/*.h) bpf/agentgate.h
+$(BUILD)/%.o: %.c $(SKELS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

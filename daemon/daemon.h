@@ -41,8 +41,9 @@ struct ag_daemon {
 /*
  * Runs until SIGTERM or SIGINT.  Returns 0 on a clean stop, a negative
  * errno (with a log line) on a fatal error.  On return every agent
- * connection is closed and the listeners are closed, so new agent connects
- * are refused by the kernel (the links stay pinned).
+ * connection is closed; main.c then closes the listeners and exits, after
+ * which new agent connects are refused by the kernel (the links stay
+ * pinned).
  */
 int ag_loop_run(struct ag_daemon *d);
 

@@ -37,6 +37,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		       size, sizeof(*e));
 		return 0;
 	}
+	/* The agent's cgroup, as in conn lines; the caller's own is below it. */
 	id = e->agent_cgroup_id ? e->agent_cgroup_id : e->cgroup_id;
 	if (e->agent_cgroup_id && !ag_agent_lookup(&l->d->kern, e->agent_cgroup_id, &agent))
 		memcpy(name, agent.name, sizeof(name));
@@ -49,7 +50,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	ag_log(AG_LOG_WARN, "kernel_refusal",
 	       "agent=%s cgroup_id=%llu pid=%u uid=%u comm=%s hook=%s reason=%s dst=%s family=%u "
 	       "type=%u protocol=%u",
-	       ag_logq(qname, sizeof(qname), name), (unsigned long long)e->cgroup_id, e->tgid,
+	       ag_logq(qname, sizeof(qname), name), (unsigned long long)id, e->tgid,
 	       e->uid, ag_logq(comm, sizeof(comm), comm_raw), ag_hook_name(e->hook),
 	       ag_reason_name(e->reason), dst, e->family, e->type, e->protocol);
 	l->d->stats.kernel_refusals++;
