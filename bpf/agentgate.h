@@ -27,6 +27,13 @@
 #define AG_MAX_AGENTS 4096
 #define AG_MAX_RULES 16384
 #define AG_HANDOFF_ENTRIES 65536
+/*
+ * A handoff record is used within this long of the agent's connect, or
+ * never: older ones belong to handshakes that did not complete, and their
+ * address and port may be anyone's by now.  Ten seconds cover a few SYN
+ * retransmissions.
+ */
+#define AG_HANDOFF_MAX_AGE_NS (10ull * 1000000000ull)
 
 /* What happens to a TCP connect of an agent. */
 enum ag_verdict {

@@ -771,6 +771,11 @@ int ag_sockops(struct bpf_sock_ops *skops)
 	o = bpf_map_lookup_elem(&handoff, &key);
 	if (!o)
 		return 1;
+	/* Stale: its handshake never completed; the tuple may be anyone's now. */
+	if (bpf_ktime_get_ns() - o->ts_ns > AG_HANDOFF_MAX_AGE_NS) {
+		bpf_map_delete_elem(&handoff, &key);
+		return 1;
+	}
 	{
 		struct ag_origin *dst =
 			bpf_sk_storage_get(&origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

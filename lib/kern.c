@@ -336,6 +336,9 @@ int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o)
 	sockaddr_to_tuple(&local, key.daddr, &key.dport);
 	if (bpf_map_lookup_and_delete_elem(k->map_fd[AG_MAP_HANDOFF], &key, o))
 		return -ENOENT;
+	/* As in sockops: an old record is not this connection's. */
+	if (ag_now_ns() - o->ts_ns > AG_HANDOFF_MAX_AGE_NS)
+		return -ENOENT;
 	return 0;
 }
 

@@ -819,3 +819,56 @@ TEST(bypass_known_gap_carried_socket)
 	close(tool);
 	tinst_destroy(&t);
 }
+
+/*
+ * A handoff record whose agent never completed its handshake must not give
+ * its identity to whoever connects from the same address and port later: a
+ * process outside the agents could otherwise impersonate an agent (and,
+ * with credential injection, use its credentials).  Records older than
+ * AG_HANDOFF_MAX_AGE_NS are refused by sockops and by the daemon.
+ */
+TEST(bypass_stale_handoff)
+{
+	struct sockaddr_storage ss, local;
+	socklen_t len, llen = sizeof(local);
+	struct ag_origin o = { 0 }, got;
+	struct ag_tuple key = { 0 };
+	uint16_t port;
+	struct tinst t;
+	int fd, c;
+
+	if (!ASSERT_OK(tinst_create(&t, "stale", 0, NULL, 0), "instance"))
+		return;
+	for (int fresh = 0; fresh < 2; fresh++) {
+		if (!test__start_subtest(fresh ? "fresh_record_used" : "stale_record_refused"))
+			continue;
+		/* A socket outside the agents, bound so the tuple is known in advance. */
+		fd = tcp_listen("127.0.0.1", 0, &port);
+		close(fd);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		len = make_sockaddr("127.0.0.1", port, &ss);
+		ASSERT_OK(bind(fd, (struct sockaddr *)&ss, len), "bind");
+		ag_addr_parse("127.0.0.1", key.saddr, NULL);
+		ag_addr_parse("127.0.0.1", key.daddr, NULL);
+		key.sport = port;
+		key.dport = t.port;
+		o.agent_cgroup_id = t.agent_cg;
+		o.ts_ns = ag_now_ns() - (fresh ? 0 : AG_HANDOFF_MAX_AGE_NS + 1000000000ull);
+		ASSERT_OK(bpf_map_update_elem(t.k.map_fd[AG_MAP_HANDOFF], &key, &o, BPF_ANY),
+			  "plant a handoff record");
+		len = make_sockaddr("127.0.0.1", t.port, &ss);
+		ASSERT_OK(connect(fd, (struct sockaddr *)&ss, len), "connect to the daemon");
+		getsockname(fd, (struct sockaddr *)&local, &llen);
+		c = accept_timeout(t.lfd4, 2000);
+		if (ASSERT_GE(c, 0, "accepted")) {
+			if (fresh)
+				ASSERT_OK(ag_kern_origin(&t.k, c, &got), "fresh record found");
+			else
+				ASSERT_EQ(ag_kern_origin(&t.k, c, &got), -ENOENT,
+					  "no identity from a stale record");
+			close(c);
+		}
+		close(fd);
+	}
+	tinst_destroy(&t);
+}
