@@ -29,8 +29,8 @@
 #define RING_ENTRIES 1024
 #define DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 
-enum { OP_ACCEPT = 1 }; /* on listener.io */
-enum { OP_SIGNAL = 1 }; /* on signals.io */
+enum { OP_ACCEPT = 1, OP_BACKOFF }; /* on listener.io */
+enum { OP_SIGNAL = 1 };		    /* on signals.io */
 
 struct listener {
 	struct ag_io io;
@@ -113,7 +113,9 @@ static void fatal(struct ag_loop *l, int code)
 /*
  * After an error the multishot accept has ended; re-arming at once would
  * spin on a persistent error (EMFILE with a full backlog), so the new
- * accept waits behind a linked 100 ms timeout that counts as success.
+ * accept waits behind a linked 100 ms timeout that counts as success.  The
+ * timeout is tracked: a stop must cancel it by user_data, since the accept
+ * behind it is not issued yet and so no cancel by fd can find it.
  */
 static void listener_arm(struct listener *ls, bool backoff)
 {
@@ -127,7 +129,7 @@ static void listener_arm(struct listener *ls, bool backoff)
 		return;
 	}
 	if (backoff) {
-		sqe = ag_loop_sqe_untracked(ls->l);
+		sqe = ag_loop_sqe(ls->l, &ls->io, OP_BACKOFF);
 		io_uring_prep_timeout(sqe, &delay, 0, IORING_TIMEOUT_ETIME_SUCCESS);
 		sqe->flags |= IOSQE_IO_LINK;
 	}
@@ -140,6 +142,8 @@ static void listener_complete(struct ag_io *io, unsigned int op, const struct io
 	struct listener *ls = ag_container_of(io, struct listener, io);
 	struct ag_loop *l = ls->l;
 
+	if (op == OP_BACKOFF)
+		return;
 	if (cqe->res >= 0) {
 		/* Accepted in the race with the stop: refused like any later connect. */
 		if (l->stopping)
@@ -173,8 +177,15 @@ static void loop_stop(struct loop_main *m)
 	if (l->stopping)
 		return;
 	l->stopping = true;
-	for (int i = 0; i < m->nr_listeners; i++)
-		ag_loop_cancel_fd(l, m->listeners[i].fd);
+	for (int i = 0; i < m->nr_listeners; i++) {
+		struct listener *ls = &m->listeners[i];
+		struct io_uring_sqe *sqe = ag_loop_sqe_untracked(l);
+
+		/* A backoff timeout, if any; its linked accept goes with it. */
+		if (sqe)
+			io_uring_prep_cancel64(sqe, (uintptr_t)&ls->io | OP_BACKOFF, 0);
+		ag_loop_cancel_fd(l, ls->fd);
+	}
 	ag_loop_cancel_fd(l, m->sig.fd);
 	ag_relay_stop(l);
 	ag_control_stop(l);

@@ -61,6 +61,9 @@ struct ag_io {
 	void (*complete)(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe);
 };
 
+/* The operation lives in the address's low bits: they must be free. */
+_Static_assert(_Alignof(struct ag_io) > AG_IO_OP_MASK, "struct ag_io alignment");
+
 struct ag_relay;
 struct ag_control;
 struct ag_events;

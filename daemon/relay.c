@@ -12,14 +12,18 @@
  * -> agent) goes
  *
  *	HALF_RECV --data--> HALF_SEND --all sent, buffer returned--> HALF_RECV
+ *	HALF_SEND --short or EAGAIN: rest spilled, buffer returned--> HALF_SEND
  *	HALF_RECV --ENOBUFS--> HALF_NOBUF --a buffer came back--> HALF_RECV
  *	HALF_RECV --EOF--> HALF_SHUTDOWN --shutdown(to, SHUT_WR) done--> HALF_DONE
  *
  * Buffers come from one provided-buffer ring.  A recv picks a buffer only
  * when data is there (IORING_RECVSEND_POLL_FIRST), so an idle connection
- * holds none; a direction holds at most one, from its recv completion until
- * its send completed, which is the backpressure: a slow reader stops its
- * writer's recv, never the loop.
+ * holds none.  A direction holds at most one, from its recv completion
+ * until one non-blocking send of it completed; what that send left over
+ * moves to a heap spill (at most BUF_SIZE), so a reader that stalls holds
+ * no pool buffer.  The next recv of a direction is armed only once all of
+ * its data went out, which is the backpressure: a slow reader stops its
+ * writer's recv, never the loop or other connections.
  *
  * Ordering hazards:
  *  - every SQE carrying a connection (or one of its halves) counts in
@@ -93,7 +97,8 @@ struct half {
 	struct ag_list wait; /* in relay->waiters while HALF_NOBUF */
 	int from, to;
 	enum half_state state;
-	uint16_t bid; /* the buffer held in HALF_SEND */
+	uint16_t bid;	      /* the pool buffer held in HALF_SEND, unless spilled */
+	unsigned char *spill; /* what a full socket did not take, off the pool */
 	uint32_t off, len;
 	uint64_t bytes; /* delivered to `to` */
 };
@@ -107,7 +112,7 @@ struct conn {
 	int agent_fd, up_fd;
 	unsigned int inflight;
 	int error;		/* errno behind result, 0 if none */
-	const char *error_side; /* "agent" or "upstream" */
+	const char *error_side; /* "agent", "upstream" or "daemon" */
 	uint64_t start_ns;
 	struct ag_origin o;
 	char agent[AG_NAME_LEN];
@@ -220,11 +225,16 @@ static void conn_close(struct conn *c)
 	c->state = CONN_CLOSING;
 	for (int i = 0; i < 2; i++)
 		ag_list_del(&c->half[i].wait);
-	/* An aborted connection aborts both peers, so neither mistakes it for a clean end. */
-	if (c->result == RESULT_RESET || c->result == RESULT_CONNECT_FAILED)
+	/*
+	 * Anything but a clean end resets both peers: a FIN would let a reader
+	 * that frames by EOF (HTTP/1.0, a file download) take a cut stream for
+	 * a whole one.
+	 */
+	if (c->result != RESULT_OK) {
 		set_rst(c->agent_fd);
-	if (c->result == RESULT_RESET && c->up_fd >= 0)
-		set_rst(c->up_fd);
+		if (c->up_fd >= 0)
+			set_rst(c->up_fd);
+	}
 	if (!c->inflight) {
 		conn_release(c);
 		return;
@@ -258,7 +268,7 @@ static struct io_uring_sqe *conn_sqe(struct conn *c, struct ag_io *io, unsigned 
 	if (sqe)
 		c->inflight++;
 	else
-		conn_fail(c, RESULT_ERROR, "agent", EBUSY);
+		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 	return sqe;
 }
 
@@ -276,19 +286,57 @@ static void half_recv(struct half *h)
 	h->state = HALF_RECV;
 }
 
-/* HALF_RECV, HALF_SEND -> HALF_SEND: the rest of buffer h->bid. */
+static unsigned char *half_data(const struct half *h)
+{
+	return h->spill ? h->spill : h->c->l->relay->bufs + (size_t)h->bid * BUF_SIZE;
+}
+
+/* Gives back what held the bytes being sent. */
+static void half_data_done(struct half *h)
+{
+	if (h->spill) {
+		free(h->spill);
+		h->spill = NULL;
+	} else {
+		buf_put(h->c->l->relay, h->bid);
+	}
+}
+
+/*
+ * HALF_RECV, HALF_SEND -> HALF_SEND: the rest of the data.  A pool buffer
+ * is offered to the socket once, without waiting (MSG_DONTWAIT); only a
+ * spill waits for a slow reader.  Were pool buffers to wait, BUF_COUNT
+ * connections whose readers stall would pin the whole pool and starve
+ * every other connection, of every agent.
+ */
 static void half_send(struct half *h)
 {
-	struct ag_relay *r = h->c->l->relay;
 	struct io_uring_sqe *sqe;
 
 	h->state = HALF_SEND;
 	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SEND))) {
-		buf_put(r, h->bid);
+		half_data_done(h);
 		return;
 	}
-	io_uring_prep_send(sqe, h->to, r->bufs + (size_t)h->bid * BUF_SIZE + h->off,
-			   h->len - h->off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, h->to, half_data(h) + h->off, h->len - h->off,
+			   MSG_NOSIGNAL | (h->spill ? 0 : MSG_DONTWAIT));
+}
+
+/* Moves the unsent rest of a pool buffer to the heap and returns the buffer. */
+static int half_spill(struct half *h)
+{
+	uint32_t rest = h->len - h->off;
+	unsigned char *p = malloc(rest);
+	uint16_t bid = h->bid;
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, half_data(h) + h->off, rest);
+	h->spill = p;
+	h->off = 0;
+	h->len = rest;
+	buf_put(h->c->l->relay, bid);
+	return 0;
 }
 
 /* HALF_RECV -> HALF_SHUTDOWN: the peer's EOF, passed on; the other way keeps going. */
@@ -350,28 +398,33 @@ static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
 static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 {
 	struct conn *c = h->c;
-	struct ag_relay *r = c->l->relay;
 	int res = cqe->res;
 
-	if (c->state != CONN_CLOSING) {
-		if (res > 0) {
-			h->bytes += res;
-			h->off += res;
-			if (h->off < h->len) {
-				half_send(h); /* short send: the rest of the same buffer */
-				return;
-			}
-		} else if (res == -EINTR || res == -EAGAIN) {
-			half_send(h);
+	if (c->state == CONN_CLOSING) {
+		half_data_done(h);
+		return;
+	}
+	if (res > 0) {
+		h->bytes += res;
+		h->off += res;
+		if (h->off == h->len) {
+			half_data_done(h);
+			half_recv(h);
 			return;
 		}
 	}
-	buf_put(r, h->bid);
-	if (c->state == CONN_CLOSING)
+	if (res > 0 || res == -EAGAIN || res == -EINTR) {
+		/* The socket is full (or was interrupted): the rest waits, off the pool. */
+		if (!h->spill && half_spill(h)) {
+			half_data_done(h);
+			conn_fail(c, RESULT_ERROR, "daemon", ENOMEM);
+			return;
+		}
+		half_send(h);
 		return;
-	if (res > 0)
-		half_recv(h);
-	else if (res == -ECONNRESET || res == -EPIPE)
+	}
+	half_data_done(h);
+	if (res == -ECONNRESET || res == -EPIPE)
 		conn_fail(c, RESULT_RESET, fd_side(c, h->to), -res);
 	else
 		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), res ? -res : EIO);
@@ -478,7 +531,7 @@ static void conn_connect(struct conn *c)
 
 	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
 	if (!ag_loop_reserve(c->l, 2)) {
-		conn_fail(c, RESULT_ERROR, "upstream", EBUSY);
+		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 		return;
 	}
 	if (!(sqe = conn_sqe(c, &c->io, OP_CONNECT)))
@@ -609,11 +662,6 @@ void ag_relay_stop(struct ag_loop *l)
 		next = pos->next;
 		conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
 	}
-}
-
-bool ag_relay_idle(const struct ag_loop *l)
-{
-	return ag_list_empty(&l->relay->conns);
 }
 
 static void relay_free(struct ag_relay *r)

@@ -6,8 +6,6 @@
 #ifndef AG_RELAY_H
 #define AG_RELAY_H
 
-#include <stdbool.h>
-
 #include "loop.h"
 
 /* Registers the provided-buffer ring; l->relay is set on success. */
@@ -16,9 +14,7 @@ int ag_relay_init(struct ag_loop *l, struct ag_err *err);
 void ag_relay_accept(struct ag_loop *l, int fd);
 /* Closes every connection (each logs result=shutdown once its I/O drained). */
 void ag_relay_stop(struct ag_loop *l);
-/* No connection left, so no SQE of the relay is in flight. */
-bool ag_relay_idle(const struct ag_loop *l);
-/* Unregisters and frees the buffers; only once ag_relay_idle(). */
+/* Unregisters and frees the buffers; only once no connection is left. */
 void ag_relay_fini(struct ag_loop *l);
 
 #endif
