@@ -15,8 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <jansson.h>
 
 #include "cgroup.h"
+#include "ctl.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -315,4 +317,76 @@ TEST(daemon_least_privilege)
 out:
 	free(status);
 	tdaemon_destroy(&d);
+}
+
+static int agent_udp_flood(void *arg)
+{
+	int n = *(int *)arg, fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("127.0.0.1", 9, &ss);
+
+	for (int i = 0; i < n; i++)
+		sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len);
+	close(fd);
+	return 0;
+}
+
+static long long daemon_counter(const struct tdaemon *d, const char *name)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *resp = NULL;
+	struct ag_err err;
+	long long v = -1;
+
+	if (!ag_ctl_call(&d->in, req, &resp, &err))
+		v = json_integer_value(json_object_get(resp, name));
+	json_decref(req);
+	json_decref(resp);
+	return v;
+}
+
+static int count_lines(const struct tdaemon *d, const char *needle)
+{
+	char *out = NULL;
+	int n = -1;
+
+	if (run_capture(&out, "grep -c '%s' %s", needle, d->log) >= 0 && out)
+		n = atoi(out);
+	free(out);
+	return n;
+}
+
+/* A flood of refusals: every one counted, the log bounded. */
+TEST(daemon_refusal_log_limit)
+{
+	int *n = shared_alloc(sizeof(int));
+	char agent_cg[PATH_MAX], *out = NULL;
+	struct tdaemon d;
+	int lines;
+
+	if (!ASSERT_OK(setup(&d, "loglimit", agent_cg, sizeof(agent_cg)), "daemon"))
+		goto out;
+	*n = 1000;
+	run_in_cgroup(agent_cg, NOBODY_UID, agent_udp_flood, n);
+	for (int i = 0; i < 200 && daemon_counter(&d, "kernel_refusals") < 1000; i++)
+		usleep(10 * 1000);
+	ASSERT_EQ(daemon_counter(&d, "kernel_refusals"), 1000, "every refusal counted");
+	lines = count_lines(&d, "event=kernel_refusal");
+	ASSERT_GE(lines, 100, "the burst is logged");
+	ASSERT_LE(lines, 130, "the rest is not");
+	/* After a pause, the next line says how many were held back. */
+	usleep(300 * 1000);
+	*n = 1;
+	run_in_cgroup(agent_cg, NOBODY_UID, agent_udp_flood, n);
+	for (int i = 0; i < 200 && daemon_counter(&d, "kernel_refusals") < 1001; i++)
+		usleep(10 * 1000);
+	ASSERT_EQ(run_capture(&out, "grep event=kernel_refusal %s | tail -1 | sed "
+				    "'s/.*suppressed=//'", d.log),
+		  0, "last refusal line");
+	/* 1000 - the burst - what refilled while the flood ran. */
+	ASSERT_GE(out ? atoi(out) : -1, 850, "suppressed count reported");
+	ASSERT_LE(out ? atoi(out) : -1, 900, "suppressed count reported");
+	free(out);
+out:
+	tdaemon_destroy(&d);
+	munmap(n, sizeof(int));
 }
