@@ -389,8 +389,19 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 		return d->listen_fd[AG_LISTEN_V4];
 	if (d->conf.ipv6) {
 		d->listen_fd[AG_LISTEN_V6] = listen_on(AF_INET6, d->conf.port, d->conf.mark, err);
-		if (d->listen_fd[AG_LISTEN_V6] < 0)
+		/*
+		 * A host without IPv6 on loopback still gets a gateway; its
+		 * agents' IPv6 connects are refused (no_ipv6_listener).
+		 */
+		if (d->listen_fd[AG_LISTEN_V6] == -EADDRNOTAVAIL ||
+		    d->listen_fd[AG_LISTEN_V6] == -EAFNOSUPPORT) {
+			ag_log(AG_LOG_WARN, "listen", "ipv6=off error=\"%s\"", err->msg);
+			d->listen_fd[AG_LISTEN_V6] = -1;
+			d->conf.ipv6 = false;
+			memset(kcfg.daemon_ip6, 0, sizeof(kcfg.daemon_ip6));
+		} else if (d->listen_fd[AG_LISTEN_V6] < 0) {
 			return d->listen_fd[AG_LISTEN_V6];
+		}
 	}
 	if ((ret = sync_rules(d, err)))
 		return ret;

@@ -390,3 +390,15 @@ out:
 	tdaemon_destroy(&d);
 	munmap(n, sizeof(int));
 }
+
+/* No ::1 on loopback: the gateway still starts, IPv4 only. */
+TEST(daemon_without_ipv6)
+{
+	struct tdaemon d = { .netns_without_ipv6 = true };
+
+	if (ASSERT_OK(tdaemon_start(&d, "noipv6", ""), "starts without IPv6")) {
+		ASSERT_TRUE(log_has(&d, 1000, "event=listen", "ipv6=off", NULL), "says so");
+		ASSERT_TRUE(log_has(&d, 1000, "event=start", "ipv6=no", NULL), "runs IPv4 only");
+	}
+	tdaemon_destroy(&d);
+}

@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <time.h>
 #include <jansson.h>
@@ -402,6 +403,10 @@ int tdaemon_restart(struct tdaemon *d)
 	d->pid = fork();
 	if (d->pid == 0) {
 		dup2(logfd, STDERR_FILENO);
+		if (d->netns_without_ipv6 &&
+		    (unshare(CLONE_NEWNET) ||
+		     system("ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1")))
+			_exit(126);
 		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir", state,
 		      "--foreground", "--log-level", "debug", (char *)NULL);
 		_exit(127);
@@ -414,10 +419,12 @@ int tdaemon_restart(struct tdaemon *d)
 
 int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json)
 {
+	bool without_ipv6 = d->netns_without_ipv6;
 	struct ag_err err;
 	FILE *f;
 
 	memset(d, 0, sizeof(*d));
+	d->netns_without_ipv6 = without_ipv6;
 	snprintf(d->dir, sizeof(d->dir), "/tmp/agentgate-test-XXXXXX");
 	if (!mkdtemp(d->dir))
 		return -errno;

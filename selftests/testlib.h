@@ -92,9 +92,13 @@ struct tdaemon {
 	char dir[128];		/* mkdtemp: config, state, log */
 	char conf[PATH_MAX];
 	char log[PATH_MAX];
+	bool netns_without_ipv6; /* run it in a new netns whose lo has no ::1 */
 };
 
-/* extra_json: more top-level members for agentgate.json ("" for none). */
+/*
+ * extra_json: more top-level members for agentgate.json ("" for none).
+ * Clears *d except netns_without_ipv6, which the caller may set first.
+ */
 int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json);
 /* Starts the same instance again (after a kill), same config and log. */
 int tdaemon_restart(struct tdaemon *d);
