@@ -48,7 +48,7 @@ TEST(cli_run)
 	uint16_t tool_port;
 	int tool, status;
 
-	if (!ASSERT_OK(tdaemon_start(&d, "clirun", ""), "daemon"))
+	if (!ASSERT_OK(tdaemon_start(&d, "clirun", "", 0), "daemon"))
 		goto out;
 	if (test__start_subtest("exit_status")) {
 		ASSERT_EQ(ctl(&out, &d, "run --agent demo -- sh -c 'exit 7'"), 7, "exit status");
@@ -126,7 +126,7 @@ TEST(cli_status_and_uninstall)
 	struct tdaemon d;
 	json_t *j;
 
-	if (!ASSERT_OK(tdaemon_start(&d, "clistatus", ""), "daemon"))
+	if (!ASSERT_OK(tdaemon_start(&d, "clistatus", "", 0), "daemon"))
 		goto out;
 	/* Registers the agent, and gives the kernel one refusal to count. */
 	ASSERT_EQ(ctl(&out, &d, "run --agent demo -- bash -c 'echo x > /dev/udp/127.0.0.1/9'"), 1,

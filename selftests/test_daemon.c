@@ -73,7 +73,7 @@ static bool serve_once(int tool, char *got, size_t len)
 static void roundtrip(const struct tdaemon *d, const char *agent_cg, int tool, uint16_t port,
 		      struct relay_attempt *r)
 {
-	char got[64];
+	char got[64] = "";
 	pid_t pid;
 	int status;
 
@@ -85,7 +85,15 @@ static void roundtrip(const struct tdaemon *d, const char *agent_cg, int tool, u
 	ASSERT_TRUE(serve_once(tool, got, sizeof(got)), "tool served one request");
 	ASSERT_STREQ(got, request, "request bytes at the tool");
 	waitpid(pid, &status, 0);
-	ASSERT_EQ(r->ret, 0, "agent connect");
+	if (!ASSERT_EQ(r->ret, 0, "agent connect")) {
+		char *tail = NULL;
+
+		fprintf(stderr, "  agent errno %d (%s); daemon log ends:\n", r->err,
+			strerror(r->err));
+		if (run_capture(&tail, "tail -5 %s", d->log) >= 0 && tail)
+			fprintf(stderr, "%s", tail);
+		free(tail);
+	}
 	ASSERT_STREQ(r->got, reply, "reply bytes at the agent");
 }
 
@@ -95,7 +103,7 @@ static int setup(struct tdaemon *d, const char *suffix, char *agent_cg, size_t l
 	struct ag_err err;
 	int ret;
 
-	ret = tdaemon_start(d, suffix, "");
+	ret = tdaemon_start(d, suffix, "", 0);
 	if (ret) {
 		fprintf(stderr, "agentgated did not start (%d); log %s\n", ret, d->log);
 		return ret;
@@ -299,7 +307,7 @@ TEST(daemon_least_privilege)
 	const uint64_t net_admin = 1ull << 12;
 	struct tdaemon d;
 
-	if (!ASSERT_OK(tdaemon_start(&d, "caps", ""), "daemon"))
+	if (!ASSERT_OK(tdaemon_start(&d, "caps", "", 0), "daemon"))
 		goto out;
 	snprintf(path, sizeof(path), "/proc/%d/status", d.pid);
 	if (!ASSERT_OK(ag_read_file(path, 1 << 16, &status, NULL, NULL), path))
@@ -394,9 +402,10 @@ out:
 /* No ::1 on loopback: the gateway still starts, IPv4 only. */
 TEST(daemon_without_ipv6)
 {
-	struct tdaemon d = { .netns_without_ipv6 = true };
+	struct tdaemon d;
 
-	if (ASSERT_OK(tdaemon_start(&d, "noipv6", ""), "starts without IPv6")) {
+	if (ASSERT_OK(tdaemon_start(&d, "noipv6", "", TDAEMON_NETNS_WITHOUT_IPV6),
+		      "starts without IPv6")) {
 		ASSERT_TRUE(log_has(&d, 1000, "event=listen", "ipv6=off", NULL), "says so");
 		ASSERT_TRUE(log_has(&d, 1000, "event=start", "ipv6=no", NULL), "runs IPv4 only");
 	}

@@ -117,7 +117,7 @@ TEST(rules)
 		 "    {\"dest\": \"127.0.0.1/32\", \"port\": %u, \"verdict\": \"redirect\"}]}"
 		 "]",
 		 other_port, tool_port, other_port);
-	if (!ASSERT_OK(tdaemon_start(&d, "rules", json), "daemon"))
+	if (!ASSERT_OK(tdaemon_start(&d, "rules", json, 0), "daemon"))
 		goto out;
 
 	if (test__start_subtest("default_relayed"))

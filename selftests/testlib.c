@@ -97,16 +97,72 @@ static void sweep_dir(const char *dir, const char *prefix)
 	closedir(d);
 }
 
+static void sweep_netns(const char *prefix)
+{
+	DIR *d = opendir("/run/netns");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)))
+			tnetns_del(de->d_name);
+	closedir(d);
+}
+
 void testlib_sweep(void)
 {
 	char prefix[32], cg[PATH_MAX];
 	struct ag_err err;
 
 	snprintf(prefix, sizeof(prefix), "agt%d-", runner_pid);
+	sweep_netns(prefix);
 	sweep_dir(AG_BPFFS, prefix);
 	if (!ag_cgroup2_mount(cg, sizeof(cg), &err))
 		sweep_dir(cg, prefix);
 	sweep_dir("/run", prefix);
+}
+
+const char *tnetns_add(const char *suffix)
+{
+	static char name[4][AG_INSTANCE_MAX];
+	static int next;
+	char *n = name[next++ % 4], cmd[128];
+
+	snprintf(n, AG_INSTANCE_MAX, "%s", test__instance(suffix));
+	snprintf(cmd, sizeof(cmd), "ip netns add %s && ip -n %s link set lo up", n, n);
+	return system(cmd) == 0 ? n : NULL;
+}
+
+void tnetns_del(const char *name)
+{
+	char cmd[384];
+
+	snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", name);
+	if (system(cmd))
+		return;
+}
+
+int tnetns_run(const char *name, int (*fn)(void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNET))
+			_exit(255);
+		close(fd);
+		alarm(60);
+		_exit(fn(arg) & 0xff);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
 }
 
 void *shared_alloc(size_t size)
@@ -403,7 +459,7 @@ int tdaemon_restart(struct tdaemon *d)
 	d->pid = fork();
 	if (d->pid == 0) {
 		dup2(logfd, STDERR_FILENO);
-		if (d->netns_without_ipv6 &&
+		if ((d->flags & TDAEMON_NETNS_WITHOUT_IPV6) &&
 		    (unshare(CLONE_NEWNET) ||
 		     system("ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1")))
 			_exit(126);
@@ -417,14 +473,14 @@ int tdaemon_restart(struct tdaemon *d)
 	return daemon_ready(d, 5000);
 }
 
-int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json)
+int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
+		  unsigned int flags)
 {
-	bool without_ipv6 = d->netns_without_ipv6;
 	struct ag_err err;
 	FILE *f;
 
 	memset(d, 0, sizeof(*d));
-	d->netns_without_ipv6 = without_ipv6;
+	d->flags = flags;
 	snprintf(d->dir, sizeof(d->dir), "/tmp/agentgate-test-XXXXXX");
 	if (!mkdtemp(d->dir))
 		return -errno;

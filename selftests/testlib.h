@@ -65,6 +65,15 @@ void tinst_kill_daemon(struct tinst *t);
 int tinst_agent(struct tinst *t, uid_t uid, int (*fn)(void *arg), void *arg);
 int run_in_cgroup(const char *cgroup, uid_t uid, int (*fn)(void *arg), void *arg);
 
+/*
+ * A network namespace of this run (/run/netns/<test__instance(suffix)>),
+ * removed by the sweep if the test does not.  Returns its name.
+ */
+const char *tnetns_add(const char *suffix);
+void tnetns_del(const char *name);
+/* Runs fn(arg) in a child inside the namespace; returns its exit code. */
+int tnetns_run(const char *name, int (*fn)(void *arg), void *arg);
+
 /* Memory shared with agent children, for their results. */
 void *shared_alloc(size_t size);
 
@@ -92,14 +101,16 @@ struct tdaemon {
 	char dir[128];		/* mkdtemp: config, state, log */
 	char conf[PATH_MAX];
 	char log[PATH_MAX];
-	bool netns_without_ipv6; /* run it in a new netns whose lo has no ::1 */
+	unsigned int flags;	/* TDAEMON_* */
 };
 
-/*
- * extra_json: more top-level members for agentgate.json ("" for none).
- * Clears *d except netns_without_ipv6, which the caller may set first.
- */
-int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json);
+enum {
+	TDAEMON_NETNS_WITHOUT_IPV6 = 1 << 0, /* in a new netns whose lo has no ::1 */
+};
+
+/* extra_json: more top-level members for agentgate.json ("" for none). */
+int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
+		  unsigned int flags);
 /* Starts the same instance again (after a kill), same config and log. */
 int tdaemon_restart(struct tdaemon *d);
 /* Sends sig and reaps the daemon. */
