@@ -201,4 +201,37 @@ struct ag_event {
 	__u32 reason;	/* enum ag_reason */
 };
 
+/*
+ * xdp_guard (ingress mode): per-source token buckets in front of a listener
+ * the gateway exposes on a network interface.  New connections (TCP SYN)
+ * and UDP datagrams to the guarded port (0: every port) take a token from
+ * their source's bucket or are dropped in XDP.  Established TCP, ARP and
+ * ICMP pass: the guard stops floods, it is not a firewall.
+ */
+struct ag_guard_config {
+	__u32 rate;  /* tokens per second per source */
+	__u32 burst; /* bucket size per source; 0 drops every counted packet */
+	__u16 port;  /* host byte order, 0: every port */
+	__u16 pad;
+	__u32 flags;
+};
+
+/*
+ * Unlocked: LRU maps cannot hold a bpf_spin_lock, and an LRU is what keeps
+ * a flood of spoofed sources from locking out new ones.  Two CPUs racing on
+ * one source may let a packet or two more through than the bucket holds.
+ */
+struct ag_guard_source {
+	__u64 tokens_milli;
+	__u64 refill_ns;
+	__u64 passed;
+	__u64 dropped;
+};
+
+struct ag_guard_stats {
+	__u64 passed;	 /* counted packets that had a token */
+	__u64 dropped;	 /* counted packets that had none */
+	__u64 uncounted; /* not subject to the guard */
+};
+
 #endif /* AGENTGATE_H */

@@ -22,6 +22,10 @@ int cmd_agents(struct ag_cli *c, int argc, char **argv);
 int cmd_maps(struct ag_cli *c, int argc, char **argv);
 int cmd_uninstall(struct ag_cli *c, int argc, char **argv);
 int cmd_quota(struct ag_cli *c, int argc, char **argv);
+int cmd_guard(struct ag_cli *c, int argc, char **argv);
+/* The instance's XDP guards as a JSON array (guard show, status). */
+struct json_t;
+struct json_t *guard_list_json(const struct ag_instance *in);
 /* Offline commands over files; they need no instance. */
 int ag_cmd_audit(int argc, char **argv);
 

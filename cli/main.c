@@ -19,6 +19,7 @@ static const char usage[] =
 	"  quota show|set|reset  per-agent connect rate and call budgets, live\n"
 	"  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
 	"                 signatures, follow it, search it\n"
+	"  guard attach|detach|show  the XDP ingress guard on an interface\n"
 	"  uninstall        stop the daemon and agents, detach and unpin everything\n"
 	"\n"
 	"Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
@@ -64,6 +65,7 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run },	      { "status", cmd_status }, { "agents", cmd_agents },
 	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall }, { "quota", cmd_quota },
+	{ "guard", cmd_guard },
 	{ "audit", cmd_audit },
 };
 

@@ -84,6 +84,7 @@ static json_t *collect(const struct ag_instance *in)
 		json_array_append_new(degraded,
 				      json_string("daemon not running: agents' connections are "
 						  "refused (fail closed)"));
+	json_object_set_new(out, "xdp_guards", guard_list_json(in));
 	json_object_set_new(out, "degraded", degraded);
 	return out;
 }
@@ -135,6 +136,12 @@ static void print_text(json_t *s)
 		       json_is_true(json_object_get(v, "pinned"))
 			       ? json_string_value(json_object_get(v, "path"))
 			       : "MISSING");
+	json_array_foreach(json_object_get(s, "xdp_guards"), i, v)
+		printf("xdp guard:  %s, %s mode, %s, %s\n",
+		       json_string_value(json_object_get(v, "interface")),
+		       json_string_value(json_object_get(v, "mode")),
+		       json_string_value(json_object_get(v, "dispatcher")),
+		       json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED");
 	v = json_object_get(s, "bpf_lsm");
 	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
 	if (json_array_size(json_object_get(s, "degraded")) == 0) {

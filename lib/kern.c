@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "cgroup.h"
+#include "guard.h"
 #include "kern.h"
 #include "sock.skel.h"
 
@@ -282,7 +283,7 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 {
 	char path[PATH_MAX];
-	int ret = 0;
+	int ret = ag_guard_detach_all(in, err);
 
 	/* Links first: once they are gone, no program uses the maps. */
 	for (int i = 0; i < AG_PROG_COUNT; i++) {

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/* agentgatectl guard: the XDP ingress guard on an interface. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "cli.h"
+#include "guard.h"
+
+static const char guard_usage[] =
+	"usage: agentgatectl [--instance NAME] guard attach IFACE [--rate N] [--burst N]\n"
+	"                    [--port PORT]\n"
+	"       agentgatectl [--instance NAME] guard detach IFACE\n"
+	"       agentgatectl [--instance NAME] guard show [--json]\n"
+	"\n"
+	"An XDP program on IFACE gives each source address a token bucket (--rate per\n"
+	"second, --burst; defaults 100 and 200): new TCP connections and UDP datagrams\n"
+	"to PORT (default: every port) beyond it are dropped before they reach the\n"
+	"stack.  Established TCP, ARP and ICMP pass.  Attached with libxdp, natively\n"
+	"where the driver can, else in generic mode.\n";
+
+static int parse_u32(const char *opt, const char *s, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || v > max)
+		return cli_fail("guard attach: --%s %s: expected a number from 0 to %u", opt, s,
+				max);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int guard_attach(const struct ag_instance *in, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "rate", required_argument, NULL, 'r' },
+		{ "burst", required_argument, NULL, 'b' },
+		{ "port", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ag_guard_config cfg = { .rate = 100, .burst = 200 };
+	struct ag_err err;
+	uint32_t port = 0;
+	int opt, ret, idx = 0;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+		if (opt == 'r')
+			ret = parse_u32("rate", optarg, UINT32_MAX, &cfg.rate);
+		else if (opt == 'b')
+			ret = parse_u32("burst", optarg, UINT32_MAX, &cfg.burst);
+		else if (opt == 'p')
+			ret = parse_u32("port", optarg, 65535, &port);
+		else
+			return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+	cfg.port = (uint16_t)port;
+	if (ag_guard_attach(in, argv[1], &cfg, &err))
+		return cli_fail("guard attach: %s", err.msg);
+	return 0;
+}
+
+struct show {
+	const struct ag_instance *in;
+	json_t *out;
+};
+
+static void show_one(const char *ifname, void *arg)
+{
+	struct show *s = arg;
+	struct ag_guard_info g;
+	struct ag_err err;
+
+	if (ag_guard_info(s->in, ifname, &g, &err))
+		return;
+	json_array_append_new(
+		s->out,
+		json_pack("{s:s,s:b,s:s,s:s,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "interface", ifname,
+			  "attached", g.attached, "mode", g.mode, "dispatcher",
+			  g.legacy ? "legacy (single program)" : "libxdp multi-program", "config",
+			  "rate", (json_int_t)g.cfg.rate, "burst", (json_int_t)g.cfg.burst, "port",
+			  (json_int_t)g.cfg.port, "stats", "passed", (json_int_t)g.stats.passed,
+			  "dropped", (json_int_t)g.stats.dropped, "uncounted",
+			  (json_int_t)g.stats.uncounted));
+}
+
+/* The guards of an instance as JSON; status uses it too. */
+json_t *guard_list_json(const struct ag_instance *in)
+{
+	struct show s = { .in = in, .out = json_array() };
+
+	ag_guard_foreach(in, show_one, &s);
+	return s.out;
+}
+
+static int guard_show(const struct ag_instance *in, int argc, char **argv)
+{
+	bool json = argc > 1 && !strcmp(argv[1], "--json");
+	json_t *list, *g;
+	size_t i;
+
+	if (argc > (json ? 2 : 1))
+		return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+	list = guard_list_json(in);
+	if (json) {
+		json_dumpf(list, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		printf("%-16s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "MODE", "DISPATCHER",
+		       "RATE", "BURST", "PORT", "PASSED", "DROPPED");
+		json_array_foreach(list, i, g) {
+			json_t *c = json_object_get(g, "config"), *st = json_object_get(g, "stats");
+
+			printf("%-16s %-9s %-24s %8lld %8lld %6lld %10lld %10lld\n",
+			       json_string_value(json_object_get(g, "interface")),
+			       json_string_value(json_object_get(g, "mode")),
+			       json_string_value(json_object_get(g, "dispatcher")),
+			       json_integer_value(json_object_get(c, "rate")),
+			       json_integer_value(json_object_get(c, "burst")),
+			       json_integer_value(json_object_get(c, "port")),
+			       json_integer_value(json_object_get(st, "passed")),
+			       json_integer_value(json_object_get(st, "dropped")));
+		}
+	}
+	json_decref(list);
+	return 0;
+}
+
+int cmd_guard(struct ag_cli *c, int argc, char **argv)
+{
+	struct ag_err err;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(guard_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? AG_EXIT_USAGE : 0;
+	}
+	if (!strcmp(argv[1], "attach"))
+		return guard_attach(&c->inst, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "show"))
+		return guard_show(&c->inst, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "detach") && argc == 3) {
+		if (ag_guard_detach(&c->inst, argv[2], &err))
+			return cli_fail("guard detach: %s", err.msg);
+		return 0;
+	}
+	fputs(guard_usage, stderr);
+	return AG_EXIT_USAGE;
+}
