@@ -122,6 +122,8 @@ install: all
 	install -D -m 0644 docs/agentgated.8 $(DESTDIR)/usr/local/share/man/man8/agentgated.8
 	install -D -m 0644 docs/agentgatectl.8 $(DESTDIR)/usr/local/share/man/man8/agentgatectl.8
 	install -D -m 0644 docs/agentgate.conf.5 $(DESTDIR)/usr/local/share/man/man5/agentgate.conf.5
+	install -D -m 0644 docs/agentgate-policy.5 \
+		$(DESTDIR)/usr/local/share/man/man5/agentgate-policy.5
 
 # vmlinux.h is committed; regenerate only when moving to a new kernel.
 vmlinux:

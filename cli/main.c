@@ -17,6 +17,7 @@ static const char usage[] =
 	"  agents [--json]  registered agents with their counters\n"
 	"  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
 	"  quota show|set|reset  per-agent connect rate and call budgets, live\n"
+	"  policy validate|test|explain  Cedar policies, offline\n"
 	"  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
 	"                 signatures, follow it, search it\n"
 	"  guard attach|detach|show  the XDP ingress guard on an interface\n"
@@ -59,6 +60,11 @@ static int cmd_audit(struct ag_cli *c, int argc, char **argv)
 	return ag_cmd_audit(argc, argv);
 }
 
+static int cmd_policy(struct ag_cli *c, int argc, char **argv)
+{
+	return ag_cmd_policy(argc, argv);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
@@ -67,6 +73,7 @@ static const struct {
 	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall }, { "quota", cmd_quota },
 	{ "guard", cmd_guard },
 	{ "audit", cmd_audit },
+	{ "policy", cmd_policy },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentgatectl policy validate|test|explain: offline work on a policy
+ * directory, without a running daemon.  The test file format and the
+ * language are documented in agentgate-policy(5).
+ */
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "policy.h"
+
+
+static const char usage_validate[] =
+    "usage: agentgatectl policy validate DIR [--entities FILE]\n"
+    "Parse every *.cedar file in DIR (and the entities file, if given).\n"
+    "Prints the number of policies, or one line FILE:LINE:COLUMN: ERROR; exits 1 on error.\n";
+
+static const char usage_test[] =
+    "usage: agentgatectl policy test FILE [--policies DIR] [--entities FILE]\n"
+    "Run the requests of a JSON test file and compare the decisions with the expected ones.\n"
+    "--policies and --entities override the \"policies\" and \"entities\" paths of the file\n"
+    "(which are relative to the test file).  Prints a line per failing case and a summary;\n"
+    "exits 1 if any case fails, 2 if the test cannot run.  See agentgate-policy(5).\n";
+
+static const char usage_explain[] =
+    "usage: agentgatectl policy explain --policies DIR [--entities FILE] [--json]\n"
+    "         (--request FILE | --principal REF --action REF --resource REF\n"
+    "          [--context JSON | --context-file FILE])\n"
+    "Decide one request and show, for every policy, whether its scope matched, whether\n"
+    "its conditions held, or which error skipped it.  REF is Type::\"id\"; a request file\n"
+    "is {\"principal\": REF, \"action\": REF, \"resource\": REF, \"context\": {...}}.\n";
+
+static const char usage_policy[] = "usage: agentgatectl policy validate|test|explain [--help]\n";
+
+struct opts {
+	const char *policies, *entities, *request, *context, *context_file;
+	const char *principal, *action, *resource;
+	const char *positional;
+	bool json;
+};
+
+enum {
+	O_POLICIES = 256,
+	O_ENTITIES,
+	O_REQUEST,
+	O_CONTEXT,
+	O_CONTEXT_FILE,
+	O_PRINCIPAL,
+	O_ACTION,
+	O_RESOURCE,
+	O_JSON
+};
+
+/* Returns 0 to go on, 1 after --help, 2 on a usage error. */
+static int parse_opts(const char *cmd, const char *usage, int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "policies", required_argument, NULL, O_POLICIES },
+		{ "entities", required_argument, NULL, O_ENTITIES },
+		{ "request", required_argument, NULL, O_REQUEST },
+		{ "context", required_argument, NULL, O_CONTEXT },
+		{ "context-file", required_argument, NULL, O_CONTEXT_FILE },
+		{ "principal", required_argument, NULL, O_PRINCIPAL },
+		{ "action", required_argument, NULL, O_ACTION },
+		{ "resource", required_argument, NULL, O_RESOURCE },
+		{ "json", no_argument, NULL, O_JSON },
+		{ 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			return 1;
+		case O_POLICIES:
+			o->policies = optarg;
+			break;
+		case O_ENTITIES:
+			o->entities = optarg;
+			break;
+		case O_REQUEST:
+			o->request = optarg;
+			break;
+		case O_CONTEXT:
+			o->context = optarg;
+			break;
+		case O_CONTEXT_FILE:
+			o->context_file = optarg;
+			break;
+		case O_PRINCIPAL:
+			o->principal = optarg;
+			break;
+		case O_ACTION:
+			o->action = optarg;
+			break;
+		case O_RESOURCE:
+			o->resource = optarg;
+			break;
+		case O_JSON:
+			o->json = true;
+			break;
+		default:
+			fprintf(stderr, "policy %s: unknown or incomplete option %s; see --help\n",
+				cmd, argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		o->positional = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "policy %s: unexpected argument \"%s\"; see --help\n", cmd,
+			argv[optind]);
+		return 2;
+	}
+	return 0;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+	struct ag_policy_error err;
+	struct ag_policy_set *set;
+	struct opts o;
+	int r = parse_opts("validate", usage_validate, argc, argv, &o);
+
+	if (r)
+		return r == 1 ? 0 : 2;
+	if (!o.positional) {
+		fprintf(stderr, "policy validate: missing policy directory; usage: agentgatectl "
+				"policy validate DIR\n");
+		return 2;
+	}
+	set = ag_policy_load_dir(o.positional, &err);
+	if (!set) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	if (o.entities) {
+		struct ag_entities *ents = ag_entities_load_file(o.entities, &err);
+
+		if (!ents) {
+			fprintf(stderr, "%s\n", err.msg);
+			ag_policy_set_free(set);
+			return 1;
+		}
+		ag_entities_free(ents);
+	}
+	printf("%s: %zu policies OK\n", o.positional, ag_policy_count(set));
+	ag_policy_set_free(set);
+	return 0;
+}
+
+/* A reference is either the string Type::"id" or {"type": .., "id": ..}. */
+static int ref_from_json(json_t *j, const char *what, struct ag_entity_ref *ref, char *msg,
+			 size_t len)
+{
+	struct ag_policy_error err;
+
+	if (json_is_string(j)) {
+		if (!ag_entity_ref_parse(json_string_value(j), ref, &err))
+			return 0;
+		snprintf(msg, len, "%s: %s", what, err.msg);
+		return -1;
+	}
+	if (json_is_object(j) && json_is_string(json_object_get(j, "type")) &&
+	    json_is_string(json_object_get(j, "id"))) {
+		ref->type = strdup(json_string_value(json_object_get(j, "type")));
+		ref->id = strdup(json_string_value(json_object_get(j, "id")));
+		if (ref->type && ref->id)
+			return 0;
+		free((char *)ref->type);
+		free((char *)ref->id);
+		snprintf(msg, len, "%s: out of memory", what);
+		return -1;
+	}
+	snprintf(msg, len, "%s must be Type::\"id\" or {\"type\": .., \"id\": ..}", what);
+	return -1;
+}
+
+static void request_free(struct ag_policy_request *req)
+{
+	struct ag_entity_ref *refs[] = { &req->principal, &req->action, &req->resource };
+
+	for (size_t i = 0; i < 3; i++) {
+		free((char *)refs[i]->type);
+		free((char *)refs[i]->id);
+	}
+	json_decref(req->context);
+	memset(req, 0, sizeof(*req));
+}
+
+/* Fills req from a JSON object with principal/action/resource/context. */
+static int request_from_json(json_t *j, struct ag_policy_request *req, char *msg, size_t len)
+{
+	static const char *const keys[] = { "principal", "action", "resource" };
+	struct ag_entity_ref *refs[] = { &req->principal, &req->action, &req->resource };
+	json_t *ctx = json_object_get(j, "context");
+
+	memset(req, 0, sizeof(*req));
+	for (size_t i = 0; i < 3; i++)
+		if (ref_from_json(json_object_get(j, keys[i]), keys[i], refs[i], msg, len))
+			return -1;
+	if (ctx && !json_is_object(ctx)) {
+		snprintf(msg, len, "context must be a JSON object");
+		return -1;
+	}
+	req->context = json_incref(ctx);
+	return 0;
+}
+
+/* Path p relative to the directory of file, unless absolute. */
+static char *relative_to(const char *file, const char *p)
+{
+	char *copy, *out = NULL;
+
+	if (p[0] == '/')
+		return strdup(p);
+	copy = strdup(file);
+	if (copy && asprintf(&out, "%s/%s", dirname(copy), p) < 0)
+		out = NULL;
+	free(copy);
+	return out;
+}
+
+static bool ids_match(json_t *want, const struct ag_policy_result *res)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(want) != res->n_determining)
+		return false;
+	json_array_foreach(want, i,
+			   v) if (!json_is_string(v) ||
+				  strcmp(json_string_value(v), res->determining[i])) return false;
+	return true;
+}
+
+static void print_ids(FILE *f, const struct ag_policy_result *res)
+{
+	for (size_t i = 0; i < res->n_determining; i++)
+		fprintf(f, "%s%s", i ? "," : "", res->determining[i]);
+	if (!res->n_determining)
+		fputs("none", f);
+}
+
+/* jansson reports an unreadable file with line -1 and its own wording. */
+static void print_json_error(const char *cmd, const char *what, const char *where,
+			     const json_error_t *jerr)
+{
+	if (jerr->line < 0)
+		fprintf(stderr, "policy %s: %s: %s\n", cmd, what, jerr->text);
+	else
+		fprintf(stderr, "policy %s: %s %s:%d:%d: %s; fix the JSON\n", cmd, what, where,
+			jerr->line, jerr->column, jerr->text);
+}
+
+/* Returns 1 if the case passed, 0 if it failed, -1 if it is malformed (printed). */
+static int run_test_case(const struct ag_policy_set *set, const struct ag_entities *ents, json_t *c,
+			 size_t idx, struct ag_policy_result *res)
+{
+	const char *name = json_string_value(json_object_get(c, "name"));
+	const char *want = json_string_value(json_object_get(c, "decision"));
+	json_t *want_ids = json_object_get(c, "policies");
+	const char *want_reason = json_string_value(json_object_get(c, "reason"));
+	struct ag_policy_request req;
+	struct ag_policy_error err;
+	char label[64], msg[600];
+	int ok;
+
+	if (!name) {
+		snprintf(label, sizeof(label), "case %zu", idx);
+		name = label;
+	}
+	if (!want || (strcmp(want, "allow") && strcmp(want, "deny") && strcmp(want, "escalate"))) {
+		printf("FAIL %s: \"decision\" must be \"allow\", \"deny\" or \"escalate\"\n", name);
+		return -1;
+	}
+	if (want_ids && !json_is_array(want_ids)) {
+		printf("FAIL %s: \"policies\" must be an array of policy ids\n", name);
+		return -1;
+	}
+	if (request_from_json(c, &req, msg, sizeof(msg))) {
+		printf("FAIL %s: %s\n", name, msg);
+		request_free(&req);
+		return -1;
+	}
+	if (ag_policy_evaluate(set, ents, &req, res, NULL, &err)) {
+		printf("FAIL %s: %s\n", name, err.msg);
+		request_free(&req);
+		return -1;
+	}
+	request_free(&req);
+	ok = !strcmp(ag_decision_name(res->decision), want) &&
+	     (!want_ids || ids_match(want_ids, res)) &&
+	     (!want_reason || (res->escalate_reason && !strcmp(want_reason, res->escalate_reason)));
+	if (!ok) {
+		printf("FAIL %s: expected %s, got %s (policies: ", name, want,
+		       ag_decision_name(res->decision));
+		print_ids(stdout, res);
+		if (res->escalate_reason)
+			printf("; reason: %s", res->escalate_reason);
+		for (size_t i = 0; i < res->n_diags; i++)
+			printf("; error in %s: %s", res->diags[i].policy_id, res->diags[i].msg);
+		printf(")\n");
+	}
+	return ok;
+}
+
+/* Loads policies and entities named on the command line or, failing that, in
+ * the test file. */
+static int load_inputs(const char *cmd, const char *file, json_t *doc, const struct opts *o,
+		       struct ag_policy_set **set, struct ag_entities **ents)
+{
+	const char *pol = o->policies, *ent = o->entities;
+	char *pol_path = NULL, *ent_path = NULL;
+	struct ag_policy_error err;
+	int ret = 2;
+
+	if (!pol && json_is_string(json_object_get(doc, "policies")))
+		pol = pol_path =
+		    relative_to(file, json_string_value(json_object_get(doc, "policies")));
+	if (!ent && json_is_string(json_object_get(doc, "entities")))
+		ent = ent_path =
+		    relative_to(file, json_string_value(json_object_get(doc, "entities")));
+	if (!pol) {
+		fprintf(stderr, "policy %s: no policy directory; pass --policies DIR\n", cmd);
+		goto out;
+	}
+	*set = ag_policy_load_dir(pol, &err);
+	if (!*set) {
+		fprintf(stderr, "policy %s: %s\n", cmd, err.msg);
+		goto out;
+	}
+	if (ent) {
+		*ents = ag_entities_load_file(ent, &err);
+		if (!*ents) {
+			fprintf(stderr, "policy %s: %s\n", cmd, err.msg);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(pol_path);
+	free(ent_path);
+	return ret;
+}
+
+static int cmd_test(int argc, char **argv)
+{
+	struct ag_policy_set *set = NULL;
+	struct ag_entities *ents = NULL;
+	struct ag_policy_result res;
+	size_t i, passed = 0, failed = 0;
+	json_error_t jerr;
+	json_t *doc, *cases, *c;
+	struct opts o;
+	int r = parse_opts("test", usage_test, argc, argv, &o);
+
+	if (r)
+		return r == 1 ? 0 : 2;
+	if (!o.positional) {
+		fprintf(stderr, "policy test: missing test file; usage: agentgatectl policy test "
+				"FILE [--policies DIR] [--entities FILE]\n");
+		return 2;
+	}
+	doc = json_load_file(o.positional, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc) {
+		print_json_error("test", "test file", o.positional, &jerr);
+		return 2;
+	}
+	cases = json_object_get(doc, "cases");
+	if (!json_is_array(cases)) {
+		fprintf(stderr, "policy test: %s: expected an object with a \"cases\" array\n",
+			o.positional);
+		json_decref(doc);
+		return 2;
+	}
+	r = load_inputs("test", o.positional, doc, &o, &set, &ents);
+	ag_policy_result_init(&res);
+	json_array_foreach(cases, i, c)
+	{
+		if (r)
+			break;
+		if (run_test_case(set, ents, c, i, &res) == 1)
+			passed++;
+		else
+			failed++;
+	}
+	if (!r) {
+		printf("%zu passed, %zu failed\n", passed, failed);
+		r = failed ? 1 : 0;
+	}
+	ag_policy_result_fini(&res);
+	ag_policy_set_free(set);
+	ag_entities_free(ents);
+	json_decref(doc);
+	return r;
+}
+
+static json_t *load_json_arg(const char *cmd, const char *what, const char *text, const char *file)
+{
+	json_error_t jerr;
+	json_t *j = file ? json_load_file(file, 0, &jerr) : json_loads(text, 0, &jerr);
+
+	if (!j)
+		print_json_error(cmd, what, file ? file : "argument", &jerr);
+	return j;
+}
+
+static int explain_request(const struct opts *o, struct ag_policy_request *req)
+{
+	char msg[600];
+	json_t *j;
+	int ret;
+
+	if (o->request) {
+		j = load_json_arg("explain", "request", NULL, o->request);
+	} else {
+		if (!o->principal || !o->action || !o->resource) {
+			fprintf(stderr,
+				"policy explain: give --request FILE or all of --principal, "
+				"--action and --resource\n");
+			return -1;
+		}
+		j = json_pack("{ssssss}", "principal", o->principal, "action", o->action,
+			      "resource", o->resource);
+		if (j && (o->context || o->context_file)) {
+			json_t *ctx =
+			    load_json_arg("explain", "context", o->context, o->context_file);
+
+			if (!ctx) {
+				json_decref(j);
+				return -1;
+			}
+			json_object_set_new(j, "context", ctx);
+		}
+	}
+	if (!j)
+		return -1;
+	ret = request_from_json(j, req, msg, sizeof(msg));
+	if (ret)
+		fprintf(stderr, "policy explain: %s\n", msg);
+	json_decref(j);
+	return ret;
+}
+
+static const char *status_name(enum ag_policy_status st)
+{
+	switch (st) {
+	case AG_POLICY_SCOPE_MISMATCH:
+		return "scope does not match";
+	case AG_POLICY_CONDITION_FALSE:
+		return "condition false";
+	case AG_POLICY_SATISFIED:
+		return "satisfied";
+	default:
+		return "error";
+	}
+}
+
+static const char *diag_for(const struct ag_policy_result *res, const char *id)
+{
+	for (size_t i = 0; i < res->n_diags; i++)
+		if (!strcmp(res->diags[i].policy_id, id))
+			return res->diags[i].msg;
+	return NULL;
+}
+
+static void explain_text(const struct ag_policy_set *set, const struct ag_policy_result *res,
+			 const enum ag_policy_status *st)
+{
+	printf("decision: %s\n", ag_decision_name(res->decision));
+	if (res->escalate_reason)
+		printf("reason: %s\n", res->escalate_reason);
+	printf("determined by: ");
+	print_ids(stdout, res);
+	printf("%s\n", res->n_determining ? "" : " (default deny)");
+	for (size_t i = 0; i < ag_policy_count(set); i++) {
+		const char *id = ag_policy_id(set, i);
+		const char *diag = st[i] == AG_POLICY_ERROR ? diag_for(res, id) : NULL;
+
+		printf("  %-40s %-6s %s%s%s\n", id,
+		       ag_policy_effect(set, i) == AG_PERMIT ? "permit" : "forbid",
+		       status_name(st[i]), diag ? ": " : "", diag ? diag : "");
+	}
+}
+
+static void explain_json(const struct ag_policy_set *set, const struct ag_policy_result *res,
+			 const enum ag_policy_status *st)
+{
+	json_t *out = json_object(), *det = json_array(), *pols = json_array();
+
+	for (size_t i = 0; i < res->n_determining; i++)
+		json_array_append_new(det, json_string(res->determining[i]));
+	for (size_t i = 0; i < ag_policy_count(set); i++) {
+		const char *id = ag_policy_id(set, i);
+		json_t *p = json_pack("{ssssss}", "id", id, "effect",
+				      ag_policy_effect(set, i) == AG_PERMIT ? "permit" : "forbid",
+				      "status", status_name(st[i]));
+
+		if (p && st[i] == AG_POLICY_ERROR && diag_for(res, id))
+			json_object_set_new(p, "error", json_string(diag_for(res, id)));
+		json_array_append_new(pols, p);
+	}
+	json_object_set_new(out, "decision", json_string(ag_decision_name(res->decision)));
+	json_object_set_new(out, "reason",
+			    res->escalate_reason ? json_string(res->escalate_reason) : json_null());
+	json_object_set_new(out, "determining", det);
+	json_object_set_new(out, "policies", pols);
+	json_dumpf(out, stdout, JSON_INDENT(2));
+	putchar('\n');
+	json_decref(out);
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+	struct ag_policy_request req = { 0 };
+	struct ag_policy_set *set = NULL;
+	struct ag_entities *ents = NULL;
+	enum ag_policy_status *st = NULL;
+	struct ag_policy_result res;
+	struct ag_policy_error err;
+	struct opts o;
+	int r = parse_opts("explain", usage_explain, argc, argv, &o);
+
+	if (r)
+		return r == 1 ? 0 : 2;
+	ag_policy_result_init(&res);
+	if (o.positional) {
+		fprintf(stderr, "policy explain: unexpected argument \"%s\"; see --help\n",
+			o.positional);
+		r = 2;
+		goto out;
+	}
+	r = 2;
+	if (load_inputs("explain", ".", NULL, &o, &set, &ents) || explain_request(&o, &req))
+		goto out;
+	st = calloc(ag_policy_count(set) + 1, sizeof(*st));
+	if (!st) {
+		fprintf(stderr, "policy explain: out of memory\n");
+		goto out;
+	}
+	if (ag_policy_evaluate(set, ents, &req, &res, st, &err)) {
+		fprintf(stderr, "policy explain: %s\n", err.msg);
+		goto out;
+	}
+	if (o.json)
+		explain_json(set, &res, st);
+	else
+		explain_text(set, &res, st);
+	r = 0;
+out:
+	free(st);
+	request_free(&req);
+	ag_policy_result_fini(&res);
+	ag_policy_set_free(set);
+	ag_entities_free(ents);
+	return r;
+}
+
+int ag_cmd_policy(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "validate", cmd_validate },
+		{ "test", cmd_test },
+		{ "explain", cmd_explain },
+	};
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_policy, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "policy: unknown subcommand \"%s\"; use validate, test or explain\n",
+		argv[1]);
+	return 2;
+}

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Policy sets: loading files and directories, and what the API exposes of them. */
+#define AG_POLICY_INTERNAL
+#include "policy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool same_scope(const struct agp_scope *a, const struct agp_scope *b)
+{
+	if (a->op != b->op || a->which != b->which || a->n_set != b->n_set)
+		return false;
+	if ((a->op == AGP_SC_IS || a->op == AGP_SC_IS_IN) &&
+	    (a->is_tlen != b->is_tlen || memcmp(a->is_type, b->is_type, a->is_tlen)))
+		return false;
+	if (a->op != AGP_SC_IS && a->op != AGP_SC_IN_SET && !agp_uid_eq(&a->uid, &b->uid))
+		return false;
+	for (uint32_t i = 0; i < a->n_set; i++)
+		if (!agp_uid_eq(&a->set[i], &b->set[i]))
+			return false;
+	return true;
+}
+
+static int intern_scope(struct ag_policy_set *set, struct agp_scope *sc)
+{
+	size_t i;
+
+	if (sc->op == AGP_SC_ANY)
+		return 0;
+	for (i = 0; i < set->n_scopes; i++)
+		if (same_scope(set->scopes[i], sc))
+			break;
+	if (i == set->n_scopes) {
+		if (set->n_scopes == set->cap_scopes) {
+			size_t ncap = set->cap_scopes ? set->cap_scopes * 2 : 32;
+			const struct agp_scope **grown = NULL;
+
+			if (ncap <= SIZE_MAX / sizeof(*grown) && ncap <= UINT32_MAX)
+				grown = realloc(set->scopes, ncap * sizeof(*grown));
+			if (!grown)
+				return -1;
+			set->scopes = grown;
+			set->cap_scopes = ncap;
+		}
+		set->scopes[set->n_scopes++] = sc;
+	}
+	sc->memo = (uint32_t)i;
+	return 0;
+}
+
+static struct ag_policy_set *set_new(struct ag_policy_error *err)
+{
+	struct ag_policy_set *set = calloc(1, sizeof(*set));
+
+	if (set)
+		set->arena = agp_arena_new(SIZE_MAX / 2);
+	if (!set || !set->arena) {
+		ag_policy_set_free(set);
+		agp_error(err, 0, 0, "policy set: out of memory");
+		return NULL;
+	}
+	return set;
+}
+
+/* Names the path e (a variable followed by attributes) in buf, with lengths
+ * so that any attribute name is unambiguous; returns the key length, or 0
+ * when e is not such a path or its key does not fit. */
+static size_t path_key(const struct agp_expr *e, char *buf, size_t cap)
+{
+	size_t n;
+	int k;
+
+	if (e->kind == AGP_E_VAR)
+		return (size_t)snprintf(buf, cap, "%u", e->op);
+	if (e->kind != AGP_E_ATTR)
+		return 0;
+	n = path_key(e->kid[0], buf, cap);
+	if (!n)
+		return 0;
+	k = snprintf(buf + n, cap - n, "/%u:", e->nlen);
+	if (k < 0 || (size_t)k >= cap - n || e->nlen >= cap - n - (size_t)k)
+		return 0;
+	memcpy(buf + n + k, e->name, e->nlen);
+	return n + (size_t)k + e->nlen;
+}
+
+static int intern_path(struct ag_policy_set *set, struct agp_expr *e)
+{
+	char key[256];
+	size_t len = path_key(e, key, sizeof(key)), i;
+
+	if (!len)
+		return 0;
+	for (i = 0; i < set->n_paths; i++)
+		if (set->paths[i].len == len && !memcmp(set->paths[i].key, key, len))
+			break;
+	if (i == set->n_paths) {
+		struct agp_path *grown = NULL;
+		size_t ncap = set->cap_paths ? set->cap_paths * 2 : 16;
+
+		if (i >= UINT32_MAX - 1)
+			return 0;
+		if (set->n_paths == set->cap_paths) {
+			if (ncap <= SIZE_MAX / sizeof(*grown))
+				grown = realloc(set->paths, ncap * sizeof(*grown));
+			if (!grown)
+				return -1;
+			set->paths = grown;
+			set->cap_paths = ncap;
+		}
+		set->paths[i].key = malloc(len);
+		if (!set->paths[i].key)
+			return -1;
+		memcpy(set->paths[i].key, key, len);
+		set->paths[i].len = len;
+		set->n_paths++;
+	}
+	e->memo = (uint32_t)i + 1;
+	return 0;
+}
+
+/* Recursion is bounded by the tree height the parser enforces. */
+static int intern_paths(struct ag_policy_set *set, struct agp_expr *e)
+{
+	for (int i = 0; i < 3; i++)
+		if (e->kid[i] && intern_paths(set, e->kid[i]))
+			return -1;
+	for (uint32_t i = 0; e->kids && i < e->n; i++)
+		if (intern_paths(set, e->kids[i]))
+			return -1;
+	return e->kind == AGP_E_ATTR ? intern_path(set, e) : 0;
+}
+
+/* Runs once every file is parsed: the scopes point into the policy array,
+ * which moves while it grows. */
+static int seal_set(struct ag_policy_set *set, struct ag_policy_error *err)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		struct agp_policy *pol = &set->policies[i];
+
+		for (int k = 0; k < 3; k++)
+			if (intern_scope(set, &pol->scope[k]))
+				goto oom;
+		for (uint32_t k = 0; k < pol->n_conds; k++)
+			if (intern_paths(set, pol->conds[k]))
+				goto oom;
+	}
+	return 0;
+oom:
+	agp_error(err, 0, 0, "policy set: out of memory");
+	return -1;
+}
+
+struct ag_policy_set *ag_policy_parse_text(const char *name, const char *text, size_t len,
+					   struct ag_policy_error *err)
+{
+	struct ag_policy_set *set = set_new(err);
+
+	if (set && (agp_parse_into(set, name, name, text, len, err) || seal_set(set, err))) {
+		ag_policy_set_free(set);
+		return NULL;
+	}
+	return set;
+}
+
+static char *read_file(const char *path, size_t *len, struct ag_policy_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	char *buf;
+
+	if (!f) {
+		agp_error(err, 0, 0, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > AGP_MAX_FILE) {
+		agp_error(err, 0, 0, "%s: not a regular file of at most %u bytes", path,
+			  AGP_MAX_FILE);
+		fclose(f);
+		return NULL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		agp_error(err, 0, 0, "%s: out of memory", path);
+		fclose(f);
+		return NULL;
+	}
+	*len = fread(buf, 1, (size_t)st.st_size, f);
+	if (ferror(f)) {
+		agp_error(err, 0, 0, "%s: read error: %s", path, strerror(errno));
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_policy_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 6 && !strcmp(name + n - 6, ".cedar");
+}
+
+struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error *err)
+{
+	struct ag_policy_set *set = NULL;
+	char **names = NULL, **grown;
+	size_t n = 0, cap = 0, i;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d) {
+		agp_error(err, 0, 0, "%s: cannot open policy directory: %s", dir, strerror(errno));
+		return NULL;
+	}
+	while ((de = readdir(d))) {
+		if (!is_policy_file(de->d_name))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			grown = realloc(names, cap * sizeof(*names));
+			if (!grown)
+				goto oom;
+			names = grown;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n])
+			goto oom;
+		n++;
+	}
+	closedir(d);
+	d = NULL;
+	qsort(names, n, sizeof(*names), cmp_names);
+	set = set_new(err);
+	for (i = 0; set && i < n; i++) {
+		char *path, *text;
+		size_t len;
+		int ret;
+
+		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+			goto oom;
+		text = read_file(path, &len, err);
+		ret = text ? agp_parse_into(set, path, names[i], text, len, err) : -1;
+		free(text);
+		free(path);
+		if (ret) {
+			ag_policy_set_free(set);
+			set = NULL;
+		}
+	}
+	if (set && seal_set(set, err)) {
+		ag_policy_set_free(set);
+		set = NULL;
+	}
+	goto out;
+oom:
+	agp_error(err, 0, 0, "%s: out of memory listing policies", dir);
+	ag_policy_set_free(set);
+	set = NULL;
+out:
+	if (d)
+		closedir(d);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return set;
+}
+
+void ag_policy_set_free(struct ag_policy_set *set)
+{
+	if (!set)
+		return;
+	agp_arena_free(set->arena);
+	free(set->policies);
+	free(set->scopes);
+	for (size_t i = 0; i < set->n_paths; i++)
+		free(set->paths[i].key);
+	free(set->paths);
+	free(set);
+}
+
+size_t ag_policy_count(const struct ag_policy_set *set)
+{
+	return set->n;
+}
+
+const char *ag_policy_id(const struct ag_policy_set *set, size_t i)
+{
+	return i < set->n ? set->policies[i].id : NULL;
+}
+
+enum ag_effect ag_policy_effect(const struct ag_policy_set *set, size_t i)
+{
+	return i < set->n ? set->policies[i].effect : AG_FORBID;
+}
+
+const char *ag_policy_annotation(const struct ag_policy_set *set, size_t i, const char *name)
+{
+	if (i >= set->n)
+		return NULL;
+	for (uint32_t k = 0; k < set->policies[i].n_annots; k++)
+		if (!strcmp(set->policies[i].annots[k].name, name))
+			return set->policies[i].annots[k].value;
+	return NULL;
+}
