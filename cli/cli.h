@@ -3,6 +3,7 @@
 #define AG_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "instance.h"
 
@@ -32,6 +33,10 @@ int ag_cmd_policy(int argc, char **argv);
 
 /* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints a command's usage on stderr and returns AG_EXIT_USAGE. */
+int cli_usage(const char *usage);
+/* A decimal number from 0 to max for option --opt of command cmd. */
+int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t max, uint32_t *out);
 /* Parses [--json] [--help]; returns 1 when --help was printed. */
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);
 

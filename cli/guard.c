@@ -11,30 +11,16 @@
 #include "guard.h"
 
 static const char guard_usage[] =
-	"usage: agentgatectl [--instance NAME] guard attach IFACE [--rate N] [--burst N]\n"
-	"                    [--port PORT]\n"
-	"       agentgatectl [--instance NAME] guard detach IFACE\n"
-	"       agentgatectl [--instance NAME] guard show [--json]\n"
-	"\n"
-	"An XDP program on IFACE gives each source address a token bucket (--rate per\n"
-	"second, --burst; defaults 100 and 200): new TCP connections and UDP datagrams\n"
-	"to PORT (default: every port) beyond it are dropped before they reach the\n"
-	"stack.  Established TCP, ARP and ICMP pass.  Attached with libxdp, natively\n"
-	"where the driver can, else in generic mode.\n";
-
-static int parse_u32(const char *opt, const char *s, uint32_t max, uint32_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || end == s || s[0] == '-' || v > max)
-		return cli_fail("guard attach: --%s %s: expected a number from 0 to %u", opt, s,
-				max);
-	*out = (uint32_t)v;
-	return 0;
-}
+    "usage: agentgatectl [--instance NAME] guard attach IFACE [--rate N] [--burst N]\n"
+    "                    [--port PORT]\n"
+    "       agentgatectl [--instance NAME] guard detach IFACE\n"
+    "       agentgatectl [--instance NAME] guard show [--json]\n"
+    "\n"
+    "An XDP program on IFACE gives each source address a token bucket (--rate per\n"
+    "second, --burst; defaults 100 and 200): new TCP connections and UDP datagrams\n"
+    "to PORT (default: every port) beyond it are dropped before they reach the\n"
+    "stack.  Established TCP, ARP and ICMP pass.  Attached with libxdp, natively\n"
+    "where the driver can, else in generic mode.\n";
 
 static int guard_attach(const struct ag_instance *in, int argc, char **argv)
 {
@@ -50,22 +36,23 @@ static int guard_attach(const struct ag_instance *in, int argc, char **argv)
 	int opt, ret, idx = 0;
 
 	if (argc < 2 || argv[1][0] == '-')
-		return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+		return cli_usage(guard_usage);
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
 		if (opt == 'r')
-			ret = parse_u32("rate", optarg, UINT32_MAX, &cfg.rate);
+			ret = cli_parse_u32("guard attach", "rate", optarg, UINT32_MAX, &cfg.rate);
 		else if (opt == 'b')
-			ret = parse_u32("burst", optarg, UINT32_MAX, &cfg.burst);
+			ret =
+			    cli_parse_u32("guard attach", "burst", optarg, UINT32_MAX, &cfg.burst);
 		else if (opt == 'p')
-			ret = parse_u32("port", optarg, 65535, &port);
+			ret = cli_parse_u32("guard attach", "port", optarg, 65535, &port);
 		else
-			return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+			return cli_usage(guard_usage);
 		if (ret)
 			return ret;
 	}
 	if (optind < argc)
-		return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+		return cli_usage(guard_usage);
 	cfg.port = (uint16_t)port;
 	if (ag_guard_attach(in, argv[1], &cfg, &err))
 		return cli_fail("guard attach: %s", err.msg);
@@ -86,14 +73,14 @@ static void show_one(const char *ifname, void *arg)
 	if (ag_guard_info(s->in, ifname, &g, &err))
 		return;
 	json_array_append_new(
-		s->out,
-		json_pack("{s:s,s:b,s:s,s:s,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "interface", ifname,
-			  "attached", g.attached, "mode", g.mode, "dispatcher",
-			  g.legacy ? "legacy (single program)" : "libxdp multi-program", "config",
-			  "rate", (json_int_t)g.cfg.rate, "burst", (json_int_t)g.cfg.burst, "port",
-			  (json_int_t)g.cfg.port, "stats", "passed", (json_int_t)g.stats.passed,
-			  "dropped", (json_int_t)g.stats.dropped, "uncounted",
-			  (json_int_t)g.stats.uncounted));
+	    s->out,
+	    json_pack("{s:s,s:b,s:s,s:s,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "interface", ifname,
+		      "attached", g.attached, "mode", g.mode, "dispatcher",
+		      g.legacy ? "legacy (single program)" : "libxdp multi-program", "config",
+		      "rate", (json_int_t)g.cfg.rate, "burst", (json_int_t)g.cfg.burst, "port",
+		      (json_int_t)g.cfg.port, "stats", "passed", (json_int_t)g.stats.passed,
+		      "dropped", (json_int_t)g.stats.dropped, "uncounted",
+		      (json_int_t)g.stats.uncounted));
 }
 
 /* The guards of an instance as JSON; status uses it too. */
@@ -112,15 +99,16 @@ static int guard_show(const struct ag_instance *in, int argc, char **argv)
 	size_t i;
 
 	if (argc > (json ? 2 : 1))
-		return fputs(guard_usage, stderr), AG_EXIT_USAGE;
+		return cli_usage(guard_usage);
 	list = guard_list_json(in);
 	if (json) {
 		json_dumpf(list, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {
-		printf("%-16s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "MODE", "DISPATCHER",
-		       "RATE", "BURST", "PORT", "PASSED", "DROPPED");
-		json_array_foreach(list, i, g) {
+		printf("%-16s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "MODE",
+		       "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
+		json_array_foreach(list, i, g)
+		{
 			json_t *c = json_object_get(g, "config"), *st = json_object_get(g, "stats");
 
 			printf("%-16s %-9s %-24s %8lld %8lld %6lld %10lld %10lld\n",
@@ -155,6 +143,5 @@ int cmd_guard(struct ag_cli *c, int argc, char **argv)
 			return cli_fail("guard detach: %s", err.msg);
 		return 0;
 	}
-	fputs(guard_usage, stderr);
-	return AG_EXIT_USAGE;
+	return cli_usage(guard_usage);
 }

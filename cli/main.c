@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl: the operator's tool.  See agentgatectl(8). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,22 +9,22 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: agentgatectl [--instance NAME] COMMAND [ARGS...]\n"
-	"\n"
-	"commands:\n"
-	"  run --agent NAME [--user USER] [--netns] -- CMD [ARGS...]\n"
-	"                 run CMD as agent NAME under governance\n"
-	"  status [--json]  daemon, programs, links, maps, kernel features\n"
-	"  agents [--json]  registered agents with their counters\n"
-	"  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
-	"  quota show|set|reset  per-agent connect rate and call budgets, live\n"
-	"  policy validate|test|explain  Cedar policies, offline\n"
-	"  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
-	"                 signatures, follow it, search it\n"
-	"  guard attach|detach|show  the XDP ingress guard on an interface\n"
-	"  uninstall        stop the daemon and agents, detach and unpin everything\n"
-	"\n"
-	"Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
+    "usage: agentgatectl [--instance NAME] COMMAND [ARGS...]\n"
+    "\n"
+    "commands:\n"
+    "  run --agent NAME [--user USER] [--netns] -- CMD [ARGS...]\n"
+    "                 run CMD as agent NAME under governance\n"
+    "  status [--json]  daemon, programs, links, maps, kernel features\n"
+    "  agents [--json]  registered agents with their counters\n"
+    "  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
+    "  quota show|set|reset  per-agent connect rate and call budgets, live\n"
+    "  policy validate|test|explain  Cedar policies, offline\n"
+    "  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
+    "                 signatures, follow it, search it\n"
+    "  guard attach|detach|show  the XDP ingress guard on an interface\n"
+    "  uninstall        stop the daemon and agents, detach and unpin everything\n"
+    "\n"
+    "Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
 
 int cli_fail(const char *fmt, ...)
 {
@@ -35,6 +36,25 @@ int cli_fail(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return AG_EXIT_FAIL;
+}
+
+int cli_usage(const char *cmd_usage)
+{
+	fputs(cmd_usage, stderr);
+	return AG_EXIT_USAGE;
+}
+
+int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t max, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || v > max)
+		return cli_fail("%s: --%s %s: expected a number from 0 to %u", cmd, opt, s, max);
+	*out = (uint32_t)v;
+	return 0;
 }
 
 int cli_simple_opts(int argc, char **argv, const char *cmd_usage, bool *json)
@@ -69,11 +89,9 @@ static const struct {
 	const char *name;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
 } commands[] = {
-	{ "run", cmd_run },	      { "status", cmd_status }, { "agents", cmd_agents },
-	{ "maps", cmd_maps },	      { "uninstall", cmd_uninstall }, { "quota", cmd_quota },
-	{ "guard", cmd_guard },
-	{ "audit", cmd_audit },
-	{ "policy", cmd_policy },
+	{ "run", cmd_run },	{ "status", cmd_status },	{ "agents", cmd_agents },
+	{ "maps", cmd_maps },	{ "uninstall", cmd_uninstall }, { "quota", cmd_quota },
+	{ "guard", cmd_guard }, { "audit", cmd_audit },		{ "policy", cmd_policy },
 };
 
 int main(int argc, char **argv)
@@ -97,10 +115,8 @@ int main(int argc, char **argv)
 			return AG_EXIT_USAGE;
 		}
 	}
-	if (i >= argc) {
-		fputs(usage, stderr);
-		return AG_EXIT_USAGE;
-	}
+	if (i >= argc)
+		return cli_usage(usage);
 	for (size_t n = 0; n < sizeof(commands) / sizeof(commands[0]); n++) {
 		if (strcmp(argv[i], commands[n].name))
 			continue;

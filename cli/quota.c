@@ -14,15 +14,15 @@
 #include "maps.h"
 
 static const char quota_usage[] =
-	"usage: agentgatectl [--instance NAME] quota show [--json] [AGENT]\n"
-	"       agentgatectl [--instance NAME] quota set AGENT [--connect-rate N]\n"
-	"                    [--connect-burst N] [--calls-per-minute N] [--calls-per-day N]\n"
-	"       agentgatectl [--instance NAME] quota reset AGENT\n"
-	"\n"
-	"Per-agent quotas in the kernel's quota map: a token bucket for new connections\n"
-	"(rate per second, burst), refused with EDQUOT in the connect hooks, and tool-call\n"
-	"budgets per minute and per day.  0 means no limit; set changes only the limits\n"
-	"given and takes effect on the next connect; reset zeroes usage and refusals.\n";
+    "usage: agentgatectl [--instance NAME] quota show [--json] [AGENT]\n"
+    "       agentgatectl [--instance NAME] quota set AGENT [--connect-rate N]\n"
+    "                    [--connect-burst N] [--calls-per-minute N] [--calls-per-day N]\n"
+    "       agentgatectl [--instance NAME] quota reset AGENT\n"
+    "\n"
+    "Per-agent quotas in the kernel's quota map: a token bucket for new connections\n"
+    "(rate per second, burst), refused with EDQUOT in the connect hooks, and tool-call\n"
+    "budgets per minute and per day.  0 means no limit; set changes only the limits\n"
+    "given and takes effect on the next connect; reset zeroes usage and refusals.\n";
 
 static int agent_id(const struct ag_instance *in, const char *name, uint64_t *id)
 {
@@ -87,8 +87,10 @@ static int quota_show(const struct ag_kern *k, int argc, char **argv)
 			json = true;
 		else if (argv[n][0] != '-' && !s.only)
 			s.only = argv[n];
-		else
-			return json_decref(s.out), fputs(quota_usage, stderr), AG_EXIT_USAGE;
+		else {
+			json_decref(s.out);
+			return cli_usage(quota_usage);
+		}
 	}
 	map_foreach(k->map_fd[AG_MAP_AGENTS], sizeof(uint64_t), show_agent, &s);
 	if (json) {
@@ -97,8 +99,10 @@ static int quota_show(const struct ag_kern *k, int argc, char **argv)
 	} else {
 		printf("%-20s %14s %17s %17s %9s %9s\n", "AGENT", "CONNECT/S:BURST", "CALLS/MIN",
 		       "CALLS/DAY", "REFUSED", "TOKENS");
-		json_array_foreach(s.out, i, row) {
-			json_t *l = json_object_get(row, "limits"), *u = json_object_get(row, "usage"),
+		json_array_foreach(s.out, i, row)
+		{
+			json_t *l = json_object_get(row, "limits"),
+			       *u = json_object_get(row, "usage"),
 			       *r = json_object_get(row, "refused");
 			char rate[32], min[32], day[32];
 
@@ -114,7 +118,7 @@ static int quota_show(const struct ag_kern *k, int argc, char **argv)
 			printf("%-20s %14s %17s %17s %9lld %9.1f\n",
 			       json_string_value(json_object_get(row, "agent")), rate, min, day,
 			       json_integer_value(json_object_get(r, "connects")) +
-				       json_integer_value(json_object_get(r, "calls")),
+				   json_integer_value(json_object_get(r, "calls")),
 			       json_real_value(json_object_get(u, "connect_tokens")));
 		}
 	}
@@ -126,22 +130,7 @@ static int quota_show(const struct ag_kern *k, int argc, char **argv)
 	return 0;
 }
 
-static int parse_limit(const char *opt, const char *s, uint32_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || end == s || s[0] == '-' || v > UINT32_MAX)
-		return cli_fail("quota set: --%s %s: expected a number from 0 to %u", opt, s,
-				UINT32_MAX);
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int argc,
-		     char **argv)
+static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		/* In the order of struct ag_quota_limits; flag 0: see idx. */
@@ -158,7 +147,7 @@ static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int 
 	int opt, ret, idx = 0;
 
 	if (argc < 2 || argv[1][0] == '-')
-		return fputs(quota_usage, stderr), AG_EXIT_USAGE;
+		return cli_usage(quota_usage);
 	if ((ret = agent_id(in, argv[1], &id)))
 		return ret;
 	if (!ag_quota_get(k, id, &q)) {
@@ -173,12 +162,13 @@ static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int 
 				       &l.calls_per_day };
 
 		if (opt != 0)
-			return fputs(quota_usage, stderr), AG_EXIT_USAGE;
-		if ((ret = parse_limit(longopts[idx].name, optarg, fields[idx])))
+			return cli_usage(quota_usage);
+		if ((ret = cli_parse_u32("quota set", longopts[idx].name, optarg, UINT32_MAX,
+					 fields[idx])))
 			return ret;
 	}
 	if (optind < argc)
-		return fputs(quota_usage, stderr), AG_EXIT_USAGE;
+		return cli_usage(quota_usage);
 	if (ag_quota_set(k, id, &l, &err))
 		return cli_fail("quota set %s: %s", argv[1], err.msg);
 	return 0;
@@ -206,8 +196,7 @@ int cmd_quota(struct ag_cli *c, int argc, char **argv)
 		if (!ret && ag_quota_reset(&k, id, &err))
 			ret = cli_fail("quota reset %s: %s", argv[2], err.msg);
 	} else {
-		fputs(quota_usage, stderr);
-		ret = AG_EXIT_USAGE;
+		ret = cli_usage(quota_usage);
 	}
 	ag_kern_close(&k);
 	return ret;

@@ -103,14 +103,11 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 			fputs(run_usage, stdout);
 			return 0;
 		default:
-			fputs(run_usage, stderr);
-			return AG_EXIT_USAGE;
+			return cli_usage(run_usage);
 		}
 	}
-	if (!agent || optind >= argc) {
-		fputs(run_usage, stderr);
-		return AG_EXIT_USAGE;
-	}
+	if (!agent || optind >= argc)
+		return cli_usage(run_usage);
 	if (geteuid() != 0)
 		return cli_fail("run: must run as root (sudo agentgatectl run ...) to create the "
 				"agent's cgroup");
