@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 
 #include "cgroup.h"
 #include "daemon.h"
+#include "trail.h"
 
 #define LISTEN_BACKLOG 4096
 
@@ -365,6 +367,9 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			       d->inst.name, pid);
 	if ((ret = make_dir(d->inst.run_dir, err)) || (ret = make_dir(d->inst.state_dir, err)))
 		return ret;
+	/* Nothing is relayed that cannot be recorded. */
+	if ((ret = ag_daemon_audit_open(d, err)))
+		return ret;
 	if ((ret = ag_bpffs_ensure(err)) || (ret = ag_cgroup_mkdir(d->inst.cg_root, err)) ||
 	    (ret = ag_cgroup_mkdir(d->inst.cg_agents, err)) ||
 	    (ret = ag_cgroup_mkdir(d->inst.cg_daemon, err)) ||
@@ -414,8 +419,20 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	return 0;
 }
 
+static void block_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static void teardown(struct ag_daemon *d)
 {
+	ag_daemon_audit_close(d);
 	for (int i = 0; i < AG_LISTEN__COUNT; i++)
 		if (d->listen_fd[i] >= 0)
 			close(d->listen_fd[i]);
@@ -439,6 +456,13 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return 2;
+	/*
+	 * Blocked before any thread exists (the audit writer starts one), so
+	 * every thread inherits the mask and the loop's signalfd receives the
+	 * signals; otherwise the kernel may hand SIGTERM to a thread that does
+	 * not block it, and its default action kills the daemon mid-write.
+	 */
+	block_stop_signals();
 	d.start_ns = ag_now_ns();
 	ret = setup(&d, &o, &err);
 	if (!ret && !o.foreground)
@@ -461,8 +485,13 @@ int main(int argc, char **argv)
 		       d.conf.ipv6 ? "yes" : "no", d.kern.adopted ? "adopted" : "loaded",
 		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
 	}
+	ag_daemon_audit(&d, "daemon_start",
+			json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d.inst.name, "pid", getpid(),
+				  "port", d.conf.port, "ipv6", d.conf.ipv6, "kernel",
+				  d.kern.adopted ? "adopted" : "loaded"));
 	ret = ag_loop_run(&d);
 	ag_log(AG_LOG_INFO, "stop", "instance=%s status=%s", d.inst.name, ret ? "error" : "ok");
+	ag_daemon_audit(&d, "daemon_stop", json_pack("{s:s}", "status", ret ? "error" : "ok"));
 	teardown(&d);
 	return ret ? 1 : 0;
 }
