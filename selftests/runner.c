@@ -7,6 +7,7 @@
  *
  *	test_progs [-v] [-t SUBSTRING]... [-T SECONDS]
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -176,7 +177,8 @@ int main(int argc, char **argv)
 			continue;
 		if (verbose)
 			fprintf(stderr, "# %s\n", t->name);
-		if (pipe(pfd)) {
+		/* CLOEXEC: a daemon a test starts must not keep the report open. */
+		if (pipe2(pfd, O_CLOEXEC)) {
 			perror("pipe");
 			return 2;
 		}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,6 +111,26 @@ static void sweep_netns(const char *prefix)
 	closedir(d);
 }
 
+/* Temporary directories of this run's daemons, with any tmpfs in them. */
+static void sweep_tmp(const char *prefix)
+{
+	DIR *d = opendir("/tmp");
+	struct dirent *de;
+	char cmd[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) || getenv("AG_KEEP"))
+			continue;
+		snprintf(cmd, sizeof(cmd), "umount -l /tmp/%s/state 2>/dev/null; rm -rf /tmp/%s",
+			 de->d_name, de->d_name);
+		if (system(cmd))
+			fprintf(stderr, "sweep: %s failed\n", cmd);
+	}
+	closedir(d);
+}
+
 void testlib_sweep(void)
 {
 	char prefix[32], cg[PATH_MAX];
@@ -121,6 +142,7 @@ void testlib_sweep(void)
 	if (!ag_cgroup2_mount(cg, sizeof(cg), &err))
 		sweep_dir(cg, prefix);
 	sweep_dir("/run", prefix);
+	sweep_tmp(prefix);
 }
 
 const char *tnetns_add(const char *suffix)
@@ -448,11 +470,10 @@ static int daemon_ready(struct tdaemon *d, int ms)
 
 int tdaemon_restart(struct tdaemon *d)
 {
-	char bin[PATH_MAX + 32], state[PATH_MAX];
+	char bin[PATH_MAX + 32];
 	int logfd;
 
 	snprintf(bin, sizeof(bin), "%s/agentgated", testlib_build_dir());
-	snprintf(state, sizeof(state), "%s/state", d->dir);
 	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
@@ -463,7 +484,7 @@ int tdaemon_restart(struct tdaemon *d)
 		    (unshare(CLONE_NEWNET) ||
 		     system("ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1")))
 			_exit(126);
-		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir", state,
+		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir", d->state,
 		      "--foreground", "--log-level", "debug", (char *)NULL);
 		_exit(127);
 	}
@@ -481,13 +502,19 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 
 	memset(d, 0, sizeof(*d));
 	d->flags = flags;
-	snprintf(d->dir, sizeof(d->dir), "/tmp/agentgate-test-XXXXXX");
+	snprintf(d->dir, sizeof(d->dir), "/tmp/agt%d-XXXXXX", runner_pid);
 	if (!mkdtemp(d->dir))
 		return -errno;
 	if (ag_instance_init(&d->in, test__instance(suffix), NULL, &err))
 		return -EINVAL;
 	d->port = free_port();
 	snprintf(d->conf, sizeof(d->conf), "%s/agentgate.json", d->dir);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+	if (flags & TDAEMON_SMALL_STATE) {
+		if (mkdir(d->state, 0700) ||
+		    mount("tmpfs", d->state, "tmpfs", 0, "size=256k,mode=0700"))
+			return -errno;
+	}
 	snprintf(d->log, sizeof(d->log), "%s/agentgated.log", d->dir);
 	f = fopen(d->conf, "w");
 	if (!f)
@@ -515,6 +542,8 @@ void tdaemon_destroy(struct tdaemon *d)
 	tdaemon_kill(d, SIGTERM);
 	if (d->in.name[0])
 		sweep_instance(d->in.name);
+	if (d->flags & TDAEMON_SMALL_STATE)
+		umount2(d->state, MNT_DETACH);
 	if (d->dir[0] && !getenv("AG_KEEP")) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
 		if (system(cmd))

@@ -101,11 +101,13 @@ struct tdaemon {
 	char dir[128];		/* mkdtemp: config, state, log */
 	char conf[PATH_MAX];
 	char log[PATH_MAX];
+	char state[PATH_MAX];	/* audit.log, audit.key */
 	unsigned int flags;	/* TDAEMON_* */
 };
 
 enum {
 	TDAEMON_NETNS_WITHOUT_IPV6 = 1 << 0, /* in a new netns whose lo has no ::1 */
+	TDAEMON_SMALL_STATE = 1 << 1,	     /* state dir on a 256 KiB tmpfs */
 };
 
 /* extra_json: more top-level members for agentgate.json ("" for none). */
