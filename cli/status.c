@@ -18,7 +18,8 @@ static const char status_usage[] =
 	"\n"
 	"Shows whether the daemon is running, which programs are attached through pinned\n"
 	"links, which maps are pinned, and which kernel features are missing.  Exits 1\n"
-	"when the instance is not installed or not serving.\n";
+	"when the instance is not installed or not serving (daemon down, or its audit log\n"
+	"not writable).\n";
 
 static json_t *daemon_status(const struct ag_instance *in)
 {
@@ -80,6 +81,10 @@ static json_t *collect(const struct ag_instance *in)
 				    "cgroup and carried in (inherited fd, SCM_RIGHTS) is not seen "
 				    "by the cgroup hooks; agentgatectl run never hands agents such "
 				    "sockets"));
+	if (json_is_false(json_object_get(json_object_get(daemon, "audit"), "ok")))
+		json_array_append_new(degraded,
+				      json_string("audit log not writable: agents' new connections "
+						  "are refused until it is (fail closed)"));
 	if (installed && !json_is_true(json_object_get(daemon, "running")))
 		json_array_append_new(degraded,
 				      json_string("daemon not running: agents' connections are "
@@ -113,6 +118,13 @@ static void print_text(json_t *s)
 		       json_integer_value(json_object_get(conns, "rejected")),
 		       json_integer_value(json_object_get(conns, "upstream_failed")),
 		       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+		v = json_object_get(daemon, "audit");
+		printf("audit:      %s, %s%s%s\n", json_string_value(json_object_get(v, "log")),
+		       json_is_true(json_object_get(v, "ok")) ? "writing" : "FAILED: ",
+		       json_is_true(json_object_get(v, "ok"))
+			       ? ""
+			       : json_string_value(json_object_get(v, "error")),
+		       json_integer_value(json_object_get(v, "lost")) ? " (records were lost)" : "");
 	} else {
 		printf("daemon:     not running (%s)\n",
 		       json_string_value(json_object_get(daemon, "error")));
@@ -170,8 +182,11 @@ int cmd_status(struct ag_cli *c, int argc, char **argv)
 	} else {
 		print_text(s);
 	}
+	/* Refusing every connection because nothing can be recorded is not serving. */
 	serving = json_is_true(json_object_get(s, "installed")) &&
-		  json_is_true(json_object_get(json_object_get(s, "daemon"), "running"));
+		  json_is_true(json_object_get(json_object_get(s, "daemon"), "running")) &&
+		  !json_is_false(json_object_get(
+			  json_object_get(json_object_get(s, "daemon"), "audit"), "ok"));
 	json_decref(s);
 	return serving ? 0 : AG_EXIT_FAIL;
 }

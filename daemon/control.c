@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "trail.h"
 
 #define CTL_MAX_REQUEST 4096
 #define CTL_MAX_CLIENTS 16
@@ -60,19 +61,24 @@ struct ag_control {
 
 static void client_next(struct client *cl);
 
-static json_t *status(const struct ag_daemon *d)
+static json_t *status(struct ag_daemon *d)
 {
 	const struct ag_daemon_stats *s = &d->stats;
+	struct ag_err why = { 0 };
+	bool audit_ok = ag_daemon_audit_ok(d, &why);
 
-	return json_pack("{s:b, s:s, s:i, s:I, s:i, s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:I}", "ok",
-			 1, "instance", d->inst.name, "pid", (int)getpid(), "uptime_s",
+	return json_pack("{s:b, s:s, s:i, s:I, s:i, s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:I, "
+			 "s:{s:s, s:s, s:b, s:s?, s:I}}",
+			 "ok", 1, "instance", d->inst.name, "pid", (int)getpid(), "uptime_s",
 			 (json_int_t)((ag_now_ns() - d->start_ns) / 1000000000), "listen_port",
 			 (int)d->conf.port, "ipv6", d->listen_fd[AG_LISTEN_V6] >= 0, "kernel",
 			 d->kern.adopted ? "adopted" : "loaded", "connections", "active",
 			 (json_int_t)s->conns_active, "total", (json_int_t)s->conns_total,
 			 "rejected", (json_int_t)s->conns_rejected, "upstream_failed",
 			 (json_int_t)s->upstream_failed, "kernel_refusals",
-			 (json_int_t)s->kernel_refusals);
+			 (json_int_t)s->kernel_refusals, "audit", "log", d->audit_path, "key",
+			 d->audit_key, "ok", audit_ok, "error", audit_ok ? NULL : why.msg, "lost",
+			 (json_int_t)(s->audit_lost + s->audit_errors));
 }
 
 static json_t *error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -89,7 +95,7 @@ static json_t *error(const char *fmt, ...)
 }
 
 /* One request line, without its newline. */
-static json_t *handle(const struct ag_daemon *d, const char *line, size_t len)
+static json_t *handle(struct ag_daemon *d, const char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *resp;

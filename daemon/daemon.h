@@ -25,7 +25,11 @@ struct ag_daemon_stats {
 	uint64_t conns_rejected;  /* no origin, unknown agent, gateway loop */
 	uint64_t upstream_failed; /* connect to the original destination failed */
 	uint64_t kernel_refusals; /* records read from the events ring buffer */
+	uint64_t audit_errors;	  /* records not written since the writer failed */
+	uint64_t audit_lost;	  /* records not written, over the daemon's life */
 };
+
+struct ag_audit_writer;
 
 struct ag_daemon {
 	struct ag_instance inst;
@@ -35,6 +39,9 @@ struct ag_daemon {
 	int control_fd;			 /* unix stream listener */
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
+	struct ag_audit_writer *audit;	 /* daemon/audit.h */
+	char audit_path[PATH_MAX];
+	char audit_key[PATH_MAX];
 	struct ag_daemon_stats stats;
 };
 

@@ -13,60 +13,17 @@
 #include <bpf/libbpf.h>
 
 #include "events.h"
+#include "limit.h"
+#include "trail.h"
 
 enum { OP_POLL = 1 };
-
-/*
- * An agent spinning on refused sends would otherwise write log lines as
- * fast as the ring drains, until the disk is full.  Each agent gets a
- * bucket of LOG_BURST lines refilled at LOG_RATE per second; what it
- * suppresses is counted and reported on its next line that gets through.
- * Every refusal is still counted (stats map, status).  Agents share a slot
- * when their ids collide: memory stays fixed whatever an agent does.
- */
-#define LOG_SLOTS 256
-#define LOG_RATE 20
-#define LOG_BURST 100
-
-struct log_limit {
-	uint64_t agent;
-	uint64_t refill_ns;
-	uint32_t tokens;
-	uint64_t suppressed;
-};
 
 struct ag_events {
 	struct ag_io io;
 	struct ag_loop *l;
 	struct ring_buffer *rb;
-	struct log_limit limits[LOG_SLOTS];
+	struct ag_limiter limit; /* an agent spinning on refused sends */
 };
-
-/* Whether this agent may log a line now; *suppressed: lines held back since. */
-static bool log_allowed(struct ag_events *ev, uint64_t agent, uint64_t *suppressed)
-{
-	struct log_limit *b = &ev->limits[(agent * 0x9E3779B97F4A7C15ull) >> 56];
-	uint64_t now = ag_now_ns(), refill;
-
-	if (b->agent != agent) {
-		b->agent = agent;
-		b->tokens = LOG_BURST;
-		b->refill_ns = now;
-	}
-	refill = (now - b->refill_ns) / (1000000000ull / LOG_RATE);
-	if (refill) {
-		b->tokens = refill >= LOG_BURST - b->tokens ? LOG_BURST : b->tokens + (uint32_t)refill;
-		b->refill_ns = now;
-	}
-	if (!b->tokens) {
-		b->suppressed++;
-		return false;
-	}
-	b->tokens--;
-	*suppressed = b->suppressed;
-	b->suppressed = 0;
-	return true;
-}
 
 /* Every field of a record is the agent's doing: sizes are checked, strings quoted. */
 static int on_event(void *ctx, void *data, size_t size)
@@ -86,7 +43,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	/* The agent's cgroup, as in conn lines; the caller's own is below it. */
 	id = e->agent_cgroup_id ? e->agent_cgroup_id : e->cgroup_id;
 	l->d->stats.kernel_refusals++;
-	if (!log_allowed(l->events, id, &suppressed))
+	if (!ag_limit_allow(&l->events->limit, id, &suppressed))
 		return 0;
 	if (e->agent_cgroup_id && !ag_agent_lookup(&l->d->kern, e->agent_cgroup_id, &agent))
 		memcpy(name, agent.name, sizeof(name));
@@ -103,6 +60,19 @@ static int on_event(void *ctx, void *data, size_t size)
 	       e->uid, ag_logq(comm, sizeof(comm), comm_raw), ag_hook_name(e->hook),
 	       ag_reason_name(e->reason), dst, e->family, e->type, e->protocol,
 	       (unsigned long long)suppressed);
+	{
+		struct ag_origin who = { .agent_cgroup_id = id, .cgroup_id = e->cgroup_id,
+					 .tgid = e->tgid, .uid = e->uid };
+
+		memcpy(who.comm, e->comm, AG_COMM_LEN);
+		ag_daemon_audit(l->d, "kernel_refusal",
+				json_pack("{s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:I}", "agent",
+					  ag_audit_agent_json(name, &who), "hook",
+					  ag_hook_name(e->hook), "reason", ag_reason_name(e->reason),
+					  "dst", dst, "family", e->family, "type", e->type,
+					  "protocol", e->protocol, "suppressed",
+					  (json_int_t)suppressed));
+	}
 	return 0;
 }
 

@@ -46,7 +46,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "limit.h"
 #include "relay.h"
+#include "trail.h"
 
 #define BUF_GROUP 0
 #define BUF_COUNT 256 /* a power of two: the kernel indexes the ring with a mask */
@@ -140,6 +142,7 @@ struct ag_relay {
 	struct ag_list conns;
 	struct ag_list waiters; /* halves in HALF_NOBUF, oldest first */
 	struct __kernel_timespec connect_ts;
+	struct ag_limiter limit; /* rejections written per agent (0: no origin) */
 };
 
 static void half_recv(struct half *h);
@@ -206,6 +209,13 @@ static void conn_release(struct conn *c)
 	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)),
 	       (unsigned long long)c->half[HALF_UP].bytes,
 	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], err);
+	ag_daemon_audit(d, "connect",
+			json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s?}", "agent",
+				  ag_audit_agent_json(c->agent, &c->o), "dst", dst, "result",
+				  result_names[c->result], "bytes_up",
+				  (json_int_t)c->half[HALF_UP].bytes, "bytes_down",
+				  (json_int_t)c->half[HALF_DOWN].bytes, "latency_us",
+				  (json_int_t)(ms * 1000), "error", c->error ? cause : NULL));
 	close(c->agent_fd);
 	if (c->up_fd >= 0)
 		close(c->up_fd);
@@ -564,6 +574,7 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 	uint8_t addr[16] = { [10] = 0xff, [11] = 0xff };
 	uint16_t port = 0;
 	char peer[64], dst[64], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
+	uint64_t suppressed = 0;
 
 	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
 		if (ss.ss_family == AF_INET) {
@@ -579,20 +590,31 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 		}
 	}
 	ag_addr_fmt(addr, port, peer, sizeof(peer));
+	l->d->stats.conns_rejected++;
+	/* Anyone local can connect here: what it makes us write is bounded. */
+	if (!ag_limit_allow(&l->relay->limit, o ? o->agent_cgroup_id : 0, &suppressed))
+		goto out;
 	if (o) {
 		memcpy(comm_raw, o->comm, AG_COMM_LEN);
 		comm_raw[AG_COMM_LEN] = '\0';
 		ag_log(AG_LOG_WARN, "conn_rejected",
 		       "reason=%s peer=%s cgroup_id=%llu agent_cgroup_id=%llu pid=%u uid=%u "
-		       "comm=%s dst=%s",
+		       "comm=%s dst=%s suppressed=%llu",
 		       reason, peer, (unsigned long long)o->cgroup_id,
 		       (unsigned long long)o->agent_cgroup_id, o->tgid, o->uid,
 		       ag_logq(comm, sizeof(comm), comm_raw),
-		       ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)));
+		       ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)),
+		       (unsigned long long)suppressed);
 	} else {
-		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s", reason, peer);
+		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s suppressed=%llu", reason, peer,
+		       (unsigned long long)suppressed);
 	}
-	l->d->stats.conns_rejected++;
+	ag_daemon_audit(l->d, "connect",
+			json_pack("{s:o,s:s,s:o,s:s,s:s,s:I}", "agent",
+				  o ? ag_audit_agent_json("", o) : json_null(), "peer", peer, "dst",
+				  o ? json_string(dst) : json_null(), "result", "rejected", "reason",
+				  reason, "suppressed", (json_int_t)suppressed));
+out:
 	set_rst(fd);
 	close(fd);
 }
@@ -617,6 +639,11 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 	}
 	if (is_gateway(d, &o)) {
 		reject(l, fd, "gateway_loop", &o);
+		return;
+	}
+	/* Fail closed: a connection that cannot be recorded is not relayed. */
+	if (!ag_daemon_audit_ok(d, NULL)) {
+		reject(l, fd, "audit_unavailable", &o);
 		return;
 	}
 	c = calloc(1, sizeof(*c));

@@ -411,3 +411,192 @@ TEST(daemon_without_ipv6)
 	}
 	tdaemon_destroy(&d);
 }
+
+/* agentgatectl audit CMD over the daemon's log; verify checks the signatures too. */
+static int audit_cmd(char **out, const struct tdaemon *d, const char *args)
+{
+	char key[PATH_MAX + 32] = "";
+
+	if (!strncmp(args, "verify", 6))
+		snprintf(key, sizeof(key), "--pubkey %s/audit.key", d->state);
+	return run_capture(out, "%s/agentgatectl audit %s %s %s/audit.log 2>&1",
+			   testlib_build_dir(), args, key, d->state);
+}
+
+/* Relayed calls the log holds so far. */
+static int count_ok_records(const struct tdaemon *d)
+{
+	char *out = NULL;
+	int n = -1;
+
+	if (run_capture(&out, "grep -c '\"kind\":\"connect\".*\"result\":\"ok\"' %s/audit.log",
+			d->state) >= 0 && out)
+		n = atoi(out);
+	free(out);
+	return n;
+}
+
+/* Every connection and refusal in the signed, hash-chained audit log. */
+TEST(daemon_audit_trail)
+{
+	struct relay_attempt *r = shared_alloc(sizeof(*r));
+	char agent_cg[PATH_MAX], *out = NULL, want[64];
+	int *n = shared_alloc(sizeof(int));
+	struct tdaemon d;
+	uint16_t tool_port;
+	int tool;
+
+	tool = tcp_listen("127.0.0.1", 0, &tool_port);
+	if (!ASSERT_OK(setup(&d, "audit", agent_cg, sizeof(agent_cg)), "daemon"))
+		goto out;
+	roundtrip(&d, agent_cg, tool, tool_port, r);
+	*n = 1;
+	run_in_cgroup(agent_cg, NOBODY_UID, agent_udp_flood, n);
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = make_sockaddr("127.0.0.1", d.port, &ss);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		connect(fd, (struct sockaddr *)&ss, len); /* no origin: rejected */
+		ASSERT_TRUE(log_has(&d, 2000, "event=conn_rejected", NULL), "rejected");
+		close(fd);
+	}
+	ASSERT_TRUE(log_has(&d, 2000, "event=kernel_refusal", NULL), "refusal logged");
+
+	if (test__start_subtest("records")) {
+		snprintf(want, sizeof(want), "\"dst\":\"127.0.0.1:%u\"", tool_port);
+		ASSERT_EQ(audit_cmd(&out, &d, "query --json --kind connect --agent a"), 0, "query");
+		ASSERT_TRUE(out && strstr(out, want) && strstr(out, "\"result\":\"ok\"") &&
+				    strstr(out, "\"bytes_up\":20"),
+			    "the relayed call, with destination, result and bytes");
+		free(out);
+		ASSERT_EQ(audit_cmd(&out, &d, "query --json --kind kernel_refusal"), 0, "query");
+		ASSERT_TRUE(out && strstr(out, "\"hook\":\"sendmsg4\"") &&
+				    strstr(out, "\"reason\":\"udp_destination\""),
+			    "the kernel's refusal");
+		free(out);
+		ASSERT_EQ(audit_cmd(&out, &d, "query --json --kind connect"), 0, "query");
+		ASSERT_TRUE(out && strstr(out, "\"reason\":\"no_origin\""),
+			    "the connection that bypassed the hooks");
+		free(out);
+	}
+	if (test__start_subtest("verifies_after_stop")) {
+		tdaemon_kill(&d, SIGTERM);
+		ASSERT_EQ(audit_cmd(&out, &d, "verify"), 0, "audit verify");
+		if (test__verbose() || !out || !strstr(out, "OK"))
+			fprintf(stderr, "%s", out ? out : "");
+		free(out);
+	}
+	if (test__start_subtest("kill9_continues_chain")) {
+		ASSERT_OK(tdaemon_restart(&d), "restart");
+		roundtrip(&d, agent_cg, tool, tool_port, r);
+		/*
+		 * Connection records are group-committed without a wait (governed
+		 * calls will wait for theirs): let this one reach the disk, so what
+		 * the kill tests is the chain, not the last millisecond.
+		 */
+		for (int i = 0; i < 100 && count_ok_records(&d) < 2; i++)
+			usleep(10 * 1000);
+		tdaemon_kill(&d, SIGKILL);
+		ASSERT_OK(tdaemon_restart(&d), "restart after kill -9");
+		roundtrip(&d, agent_cg, tool, tool_port, r);
+		/* Closed by both peers before the stop, or it ends as result=shutdown. */
+		for (int i = 0; i < 100 && count_ok_records(&d) < 3; i++)
+			usleep(10 * 1000);
+		tdaemon_kill(&d, SIGTERM);
+		ASSERT_EQ(audit_cmd(&out, &d, "verify"), 0, "the log verifies, one chain");
+		if (test__verbose() || !out || !strstr(out, "OK"))
+			fprintf(stderr, "%s", out ? out : "");
+		free(out);
+		ASSERT_EQ(count_ok_records(&d), 3, "all three relayed calls recorded");
+	}
+out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(r, sizeof(*r));
+	munmap(n, sizeof(int));
+}
+
+static bool daemon_audit_ok(const struct tdaemon *d)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *resp = NULL;
+	struct ag_err err;
+	bool ok = false;
+
+	if (!ag_ctl_call(&d->in, req, &resp, &err))
+		ok = json_is_true(json_object_get(json_object_get(resp, "audit"), "ok"));
+	json_decref(req);
+	json_decref(resp);
+	return ok;
+}
+
+/* No space for the audit log: agents' connections are refused, then served again. */
+TEST(daemon_audit_disk_full)
+{
+	struct relay_attempt *r = shared_alloc(sizeof(*r));
+	struct burst *b = shared_alloc(sizeof(*b));
+	char agent_cg[PATH_MAX], filler[PATH_MAX + 16], *out = NULL;
+	struct tdaemon d;
+	uint16_t tool_port;
+	int tool;
+
+	tool = tcp_listen("127.0.0.1", 0, &tool_port);
+	if (!ASSERT_OK(tdaemon_start(&d, "diskfull", "", TDAEMON_SMALL_STATE), "daemon"))
+		goto out;
+	{
+		struct ag_kern k;
+		struct ag_err err;
+
+		if (ASSERT_OK(ag_kern_open(&k, &d.in, &err), "maps")) {
+			ag_agent_register(&k, &d.in, "a", AG_VERDICT_KEEP, NULL, &err);
+			ag_kern_close(&k);
+		}
+		snprintf(agent_cg, sizeof(agent_cg), "%s/a", d.in.cg_agents);
+	}
+	roundtrip(&d, agent_cg, tool, tool_port, r);
+	snprintf(filler, sizeof(filler), "%s/filler", d.state);
+	ASSERT_NEQ(run_capture(&out, "dd if=/dev/zero of=%s bs=4k count=1000 2>&1", filler), 0,
+		   "fill the disk");
+	free(out);
+	/*
+	 * The writer finds out when a write needs a page tmpfs no longer has:
+	 * make records until it does (bounded).
+	 */
+	b->port = tool_port;
+	b->attempts = 5;
+	for (int i = 0; i < 40 && daemon_audit_ok(&d); i++) {
+		run_in_cgroup(agent_cg, NOBODY_UID, agent_burst, b);
+		while (has_pending(tool))
+			close(accept_timeout(tool, 100));
+		usleep(20 * 1000);
+	}
+	ASSERT_FALSE(daemon_audit_ok(&d), "the daemon knows it cannot write");
+	ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s status", testlib_build_dir(),
+			      d.in.name),
+		  1, "status: not serving");
+	ASSERT_TRUE(out && strstr(out, "audit:") && strstr(out, "FAILED"), "audit FAILED");
+	ASSERT_TRUE(out && strstr(out, "state:      degraded"), "degraded");
+	free(out);
+	b->attempts = 3;
+	run_in_cgroup(agent_cg, NOBODY_UID, agent_burst, b);
+	ASSERT_TRUE(log_has(&d, 1000, "event=conn_rejected", "reason=audit_unavailable", NULL),
+		    "refused: cannot be recorded");
+	ASSERT_FALSE(has_pending(tool), "nothing reached the tool");
+
+	unlink(filler);
+	/* The writer retries on its own; wait until it says it is writing again. */
+	for (int i = 0; i < 100 && !daemon_audit_ok(&d); i++)
+		usleep(20 * 1000);
+	ASSERT_TRUE(daemon_audit_ok(&d), "audit recovered once space returned");
+	roundtrip(&d, agent_cg, tool, tool_port, r);
+	tdaemon_kill(&d, SIGTERM);
+	ASSERT_EQ(audit_cmd(&out, &d, "verify"), 0, "whole records only: the log verifies");
+	if (test__verbose() || !out || !strstr(out, "OK"))
+		fprintf(stderr, "%s", out ? out : "");
+	free(out);
+out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(r, sizeof(*r));
+	munmap(b, sizeof(*b));
+}

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "audit.h"
+#include "trail.h"
+
+/* The library warns from its committer thread: one log line each. */
+static void warn(void *ctx, const char *msg)
+{
+	char q[1024];
+
+	ag_log(AG_LOG_WARN, "audit", "error=%s", ag_logq(q, sizeof(q), msg));
+}
+
+int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
+{
+	struct ag_audit_config c;
+
+	snprintf(d->audit_path, sizeof(d->audit_path), "%s/audit.log", d->inst.state_dir);
+	snprintf(d->audit_key, sizeof(d->audit_key), "%s/audit.key", d->inst.state_dir);
+	ag_audit_config_init(&c);
+	c.path = d->audit_path;
+	c.key_path = d->audit_key;
+	c.origin = d->inst.name;
+	/*
+	 * Connection records need no wait: nothing is held for them.  The
+	 * governed calls of the MCP path will wait for their decisions.
+	 */
+	c.durability = AG_AUDIT_BATCH;
+	c.warn = warn;
+	c.warn_ctx = d;
+	if (ag_audit_open(&c, &d->audit, err))
+		return -EIO;
+	return 0;
+}
+
+bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why)
+{
+	return !ag_audit_failed(d->audit, why);
+}
+
+void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields)
+{
+	struct ag_err err;
+
+	if (!fields) {
+		/* jansson could not build it: only memory can be short here. */
+		d->stats.audit_errors++;
+		return;
+	}
+	if (ag_audit_append(d->audit, kind, fields, NULL, &err)) {
+		char q[1024];
+
+		/* Logged when the writer starts failing, not once per record. */
+		if (!d->stats.audit_errors++)
+			ag_log(AG_LOG_ERROR, "audit", "kind=%s error=%s", kind,
+			       ag_logq(q, sizeof(q), err.msg));
+	} else if (d->stats.audit_errors) {
+		ag_log(AG_LOG_INFO, "audit", "recovered=yes lost=%llu",
+		       (unsigned long long)d->stats.audit_errors);
+		d->stats.audit_lost += d->stats.audit_errors;
+		d->stats.audit_errors = 0;
+	}
+	json_decref(fields);
+}
+
+void ag_daemon_audit_close(struct ag_daemon *d)
+{
+	struct ag_err err;
+
+	if (d->audit && ag_audit_close(d->audit, &err))
+		ag_log(AG_LOG_ERROR, "audit", "close=failed error=\"%s\"", err.msg);
+	d->audit = NULL;
+}
+
+/* comm is whatever the agent named itself: printable ASCII, or escaped. */
+static json_t *comm_json(const char *comm)
+{
+	char out[AG_COMM_LEN * 4 + 1];
+	size_t o = 0;
+
+	for (size_t i = 0; i < AG_COMM_LEN && comm[i]; i++) {
+		unsigned char c = comm[i];
+
+		if (c >= 0x20 && c < 0x7f)
+			out[o++] = c;
+		else
+			o += snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+	return json_string(out);
+}
+
+json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o)
+{
+	return json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "name", name, "cgroup_id",
+			 (json_int_t)o->agent_cgroup_id, "run_cgroup_id", (json_int_t)o->cgroup_id,
+			 "pid", (int)o->tgid, "uid", (int)o->uid, "comm", comm_json(o->comm));
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The daemon's audit trail (lib/audit.h, docs/audit.md) in
+ * <state-dir>/audit.log, signed with <state-dir>/audit.key.
+ */
+#ifndef AG_DAEMON_TRAIL_H
+#define AG_DAEMON_TRAIL_H
+
+#include <jansson.h>
+
+#include "daemon.h"
+
+/* Opens (or continues) the log; the daemon does not start without it. */
+int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err);
+/* Appends a record; takes fields.  Failures are counted and logged once. */
+void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields);
+/* Whether records can be written now (else: refuse what needs one). */
+bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
+/* Signs the end of the log and closes it. */
+void ag_daemon_audit_close(struct ag_daemon *d);
+/* The "agent" object of a record: name plus what the kernel recorded. */
+json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o);
+
+#endif
