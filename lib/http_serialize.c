@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The HTTP/1.1 serializer: the head the gateway forwards, and the chunked
+ * encoder for bodies it re-frames (see http.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+
+/* Fields that describe one hop (RFC 9110 7.6.1) or the framing, which the
+ * caller declares anew through ag_http_edit. */
+static const char *const hop_by_hop[] = {
+	"Connection", "Keep-Alive", "Proxy-Connection",	 "TE",
+	"Trailer",    "Upgrade",    "Transfer-Encoding", "Content-Length",
+};
+
+struct out {
+	char *buf;
+	size_t cap, len;
+	bool short_buf;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->short_buf || n > o->cap - o->len) {
+		o->short_buf = true;
+		return;
+	}
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+}
+
+static void put_str(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void put_field(struct out *o, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	put(o, name, nlen);
+	put(o, ": ", 2);
+	put(o, value, vlen);
+	put(o, "\r\n", 2);
+}
+
+static bool named_by_connection(const struct ag_http_msg *m, const struct ag_http_header *h)
+{
+	const struct ag_http_header *c = NULL;
+
+	while ((c = ag_http_find(m, "Connection", c))) {
+		const char *s = c->value, *elem;
+		size_t elen;
+
+		while (ag_http_list_next(&s, c->value + c->value_len, &elem, &elen))
+			if (elen == h->name_len && !strncasecmp(elem, h->name, elen))
+				return true;
+	}
+	return false;
+}
+
+static bool dropped(const struct ag_http_msg *m, const struct ag_http_edit *e,
+		    const struct ag_http_header *h)
+{
+	for (size_t i = 0; i < AG_ARRAY_SIZE(hop_by_hop); i++)
+		if (ag_http_name_eq(h, hop_by_hop[i]))
+			return true;
+	for (const char *const *r = e->remove; r && *r; r++)
+		if (ag_http_name_eq(h, *r))
+			return true;
+	return named_by_connection(m, h);
+}
+
+static int check_added(const struct ag_http_header *h, struct ag_err *err)
+{
+	if (!h->name_len)
+		return ag_errf(err, EINVAL, "http serialize: added field with empty name");
+	for (size_t i = 0; i < h->name_len; i++)
+		if (!ag_http_is_tchar(h->name[i]))
+			return ag_errf(
+			    err, EINVAL,
+			    "http serialize: added field name: byte 0x%02x is not a token "
+			    "character",
+			    (uint8_t)h->name[i]);
+	for (size_t i = 0; i < h->value_len; i++)
+		if (!ag_http_is_value_byte(h->value[i]))
+			return ag_errf(
+			    err, EINVAL,
+			    "http serialize: added field %.*s: control byte 0x%02x in value",
+			    (int)(h->name_len < 64 ? h->name_len : 64), h->name,
+			    (uint8_t)h->value[i]);
+	return 0;
+}
+
+int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edit *e, char *buf,
+			   size_t cap, size_t *out_len, struct ag_err *err)
+{
+	struct out o = { .buf = buf, .cap = cap };
+	const char *version = m->version_minor ? "HTTP/1.1" : "HTTP/1.0";
+	char num[32];
+	int ret;
+
+	for (size_t i = 0; i < e->nadd; i++)
+		if ((ret = check_added(&e->add[i], err)))
+			return ret;
+	if (m->is_request) {
+		put(&o, m->method, m->method_len);
+		put(&o, " ", 1);
+		put(&o, m->target, m->target_len);
+		put(&o, " ", 1);
+		put_str(&o, version);
+	} else {
+		snprintf(num, sizeof(num), " %03d ", m->status);
+		put_str(&o, version);
+		put_str(&o, num);
+		put(&o, m->reason, m->reason_len);
+	}
+	put(&o, "\r\n", 2);
+	for (unsigned int i = 0; i < m->nfields; i++) {
+		const struct ag_http_header *h = &m->headers[i];
+
+		if (!dropped(m, e, h))
+			put_field(&o, h->name, h->name_len, h->value, h->value_len);
+	}
+	for (size_t i = 0; i < e->nadd; i++)
+		put_field(&o, e->add[i].name, e->add[i].name_len, e->add[i].value,
+			  e->add[i].value_len);
+	if (e->framing == AG_HTTP_BODY_LENGTH) {
+		snprintf(num, sizeof(num), "%" PRIu64, e->content_length);
+		put_field(&o, "Content-Length", 14, num, strlen(num));
+	} else if (e->framing == AG_HTTP_BODY_CHUNKED) {
+		put_str(&o, "Transfer-Encoding: chunked\r\n");
+	}
+	if (!e->keep_alive)
+		put_str(&o, "Connection: close\r\n");
+	else if (!m->version_minor)
+		put_str(&o, "Connection: keep-alive\r\n");
+	put(&o, "\r\n", 2);
+	if (o.short_buf)
+		return ag_errf(err, ENOSPC, "http serialize: head does not fit in %zu bytes", cap);
+	*out_len = o.len;
+	return 0;
+}
+
+size_t ag_http_chunk_prefix(uint64_t len, char out[AG_HTTP_CHUNK_PREFIX_MAX])
+{
+	if (!len)
+		return 0;
+	return snprintf(out, AG_HTTP_CHUNK_PREFIX_MAX, "%" PRIx64 "\r\n", len);
+}
+
+int ag_http_chunk_encode(const void *data, size_t len, char *out, size_t cap, size_t *out_len)
+{
+	char prefix[AG_HTTP_CHUNK_PREFIX_MAX];
+	struct out o = { .buf = out, .cap = cap };
+	size_t n = ag_http_chunk_prefix(len, prefix);
+
+	if (!n)
+		return -EINVAL;
+	put(&o, prefix, n);
+	put(&o, data, len);
+	put(&o, AG_HTTP_CHUNK_SUFFIX, 2);
+	if (o.short_buf)
+		return -ENOSPC;
+	*out_len = o.len;
+	return 0;
+}
