@@ -407,10 +407,28 @@ static bool query_match(const struct query *q, json_t *obj)
 	return true;
 }
 
+/*
+ * Values an agent chose (tool names, destinations) reach the operator's
+ * terminal: printable ASCII only, the rest escaped, so no record can carry
+ * terminal control sequences.
+ */
+static void print_field(const char *key, const char *v)
+{
+	printf(" %s=", key);
+	for (; *v; v++) {
+		unsigned char c = *v;
+
+		if (c >= 0x21 && c < 0x7f && c != '\\')
+			putchar(c);
+		else
+			printf("\\x%02x", c);
+	}
+}
+
 static void query_print(json_t *obj)
 {
-	static const char *const keys[] = { "agent", "operator", "tool", "decision" };
-	const char *reason = json_string_value(json_object_get(obj, "reason"));
+	static const char *const keys[] = { "agent", "operator", "tool",   "decision",
+					    "hook",  "dst",	 "result", "reason" };
 
 	printf("%s %" JSON_INTEGER_FORMAT " %s", json_string_value(json_object_get(obj, "ts")),
 	       json_integer_value(json_object_get(obj, "seq")),
@@ -418,11 +436,9 @@ static void query_print(json_t *obj)
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const char *v = name_of(obj, keys[i]);
 
-		if (v)
-			printf(" %s=%s", keys[i], v);
+		if (v && *v)
+			print_field(keys[i], v);
 	}
-	if (reason)
-		printf(" reason=\"%s\"", reason);
 	putchar('\n');
 }
 

@@ -22,6 +22,7 @@ WORK=$(mktemp -d /tmp/agentgate-demo.XXXXXX)
 TOOL_PORT=18090
 LOG=$WORK/agentgated.log
 TOOL_PID=
+DAEMON_PID=
 
 cleanup() {
 	[ -n "$TOOL_PID" ] && kill "$TOOL_PID" 2>/dev/null || true
@@ -49,6 +50,7 @@ step "agentgated --instance $INSTANCE --config policies/demo.json"
 cat policies/demo.json
 "$BUILD/agentgated" --instance "$INSTANCE" --config policies/demo.json \
 	--state-dir "$WORK/state" --foreground 2>"$LOG" &
+DAEMON_PID=$!
 for _ in $(seq 100); do
 	$CTL status >/dev/null 2>&1 && break
 	sleep 0.05
@@ -83,6 +85,16 @@ $CTL status || true
 step "agentgatectl agents"
 $CTL agents
 
-step "The daemon's record (every connection and every refusal)"
-sleep 0.2
-grep -E 'event=(start|conn|conn_rejected|kernel_refusal)' "$LOG" | sed 's/^/   /'
+step "The audit trail: every connection and every refusal, hash-chained and signed"
+# Stopped first, so the log ends with a signed checkpoint over every record.
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || true
+AUDIT="$BUILD/agentgatectl audit"
+$AUDIT query "$WORK/state/audit.log" | sed 's/^/   /'
+echo
+$AUDIT verify --pubkey "$WORK/state/audit.key" "$WORK/state/audit.log" 2>&1 | sed 's/^/   /'
+
+step "One edited byte in a copy of the log, and the verifier says where"
+sed "s/\"dst\":\"127.0.0.1:$TOOL_PORT\"/\"dst\":\"127.0.0.1:$((TOOL_PORT + 1))\"/" \
+	"$WORK/state/audit.log" >"$WORK/edited.log"
+$AUDIT verify --pubkey "$WORK/state/audit.key" "$WORK/edited.log" 2>&1 | sed 's/^/   /' || true
