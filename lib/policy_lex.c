@@ -2,6 +2,7 @@
 /* Cedar tokens and string escapes. */
 #define AG_POLICY_INTERNAL
 #include "policy.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -175,17 +176,6 @@ static int utf8_put(char *out, uint32_t cp)
 	return 4;
 }
 
-static int hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes one escape after the backslash at raw[*i]; advances *i past it. */
 static int unescape_one(const char *raw, uint32_t len, uint32_t *i, char *out, const char **err)
 {
@@ -212,8 +202,8 @@ static int unescape_one(const char *raw, uint32_t len, uint32_t *i, char *out, c
 		*out = c;
 		return 1;
 	case 'x':
-		if (*i + 2 > len || (h1 = hex(raw[*i])) < 0 || (h2 = hex(raw[*i + 1])) < 0 ||
-		    h1 > 7) {
+		if (*i + 2 > len || (h1 = ag_hex_digit(raw[*i])) < 0 ||
+		    (h2 = ag_hex_digit(raw[*i + 1])) < 0 || h1 > 7) {
 			*err = "invalid \\x escape (two hex digits, at most \\x7f)";
 			return -1;
 		}
@@ -235,7 +225,7 @@ static int unescape_one(const char *raw, uint32_t len, uint32_t *i, char *out, c
 				(*i)++;
 				break;
 			}
-			if ((h1 = hex(raw[*i])) < 0) {
+			if ((h1 = ag_hex_digit(raw[*i])) < 0) {
 				*err = "invalid \\u escape (expected \\u{hex})";
 				return -1;
 			}

@@ -2,6 +2,7 @@
 /* Policy engine memory (arenas) and Cedar values: equality, JSON conversion, IPs. */
 #define AG_POLICY_INTERNAL
 #include "policy.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -382,17 +383,6 @@ static int parse_v4(const char *s, size_t len, uint8_t *out)
 	return i == len ? 0 : -1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_v6(const char *s, size_t len, uint8_t *out)
 {
 	uint16_t words[8];
@@ -411,7 +401,7 @@ static int parse_v6(const char *s, size_t len, uint8_t *out)
 
 		if (n >= 8)
 			return -1;
-		while (i < len && digits < 4 && (h = hexval(s[i])) >= 0) {
+		while (i < len && digits < 4 && (h = ag_hex_digit(s[i])) >= 0) {
 			v = v * 16 + (unsigned)h;
 			digits++;
 			i++;

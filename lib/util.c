@@ -240,6 +240,17 @@ int ag_write_file(const char *path, const char *s, struct ag_err *err)
 	return 0;
 }
 
+int ag_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;

@@ -56,6 +56,9 @@ int ag_read_file(const char *path, size_t max, char **out, size_t *len, struct a
 /* Writes a small string to a file (cgroup and proc knobs). */
 int ag_write_file(const char *path, const char *s, struct ag_err *err);
 
+/* The value of a hex digit of either case, or -1. */
+int ag_hex_digit(char c);
+
 uint64_t ag_now_ns(void);    /* CLOCK_MONOTONIC */
 uint64_t ag_wall_ns(void);   /* CLOCK_REALTIME */
 
