@@ -45,8 +45,7 @@ int ag_audit_redact_parse(const char *name, enum ag_audit_redact *mode);
  * Applies mode to fields[key] in place.  An object has each member value
  * hashed (the names stay readable); any other JSON value is hashed whole.
  */
-int ag_audit_redact(json_t *fields, const char *key, enum ag_audit_redact mode,
-		    struct ag_err *err);
+int ag_audit_redact(json_t *fields, const char *key, enum ag_audit_redact mode, struct ag_err *err);
 
 /* RFC 3339 UTC with nanoseconds: "2026-11-22T04:05:06.123456789Z". */
 #define AG_AUDIT_TS_LEN 31
@@ -82,8 +81,7 @@ struct ag_audit_key;
  * create is set and it does not exist.  A key file with any group or other
  * permission bit is refused.
  */
-int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **key,
-		      struct ag_err *err);
+int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **key, struct ag_err *err);
 /* A verifier key: a PEM public key, a PEM private key or a C2SP vkey line. */
 int ag_audit_pubkey_load(const char *path, struct ag_audit_key **key, struct ag_err *err);
 void ag_audit_key_free(struct ag_audit_key *key);
@@ -115,8 +113,7 @@ enum ag_audit_note_status {
  */
 enum ag_audit_note_status ag_audit_note_open(const char *note, size_t len,
 					     const struct ag_audit_key *key,
-					     struct ag_audit_checkpoint *cp,
-					     struct ag_err *err);
+					     struct ag_audit_checkpoint *cp, struct ag_err *err);
 
 /* ---- Rotated files ----------------------------------------------------- */
 
@@ -170,8 +167,7 @@ struct ag_audit_writer;
 
 void ag_audit_config_init(struct ag_audit_config *c);
 /* Opens or creates the log, truncates a torn last line, continues the chain. */
-int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **w,
-		  struct ag_err *err);
+int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **w, struct ag_err *err);
 /*
  * Appends one record.  fields is the event body (an object, not modified,
  * serialised before return); it must not set seq, ts, kind or prev nor hold

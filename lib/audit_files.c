@@ -124,8 +124,8 @@ int ag_audit_reader_next(struct ag_audit_reader *r, const char **line, size_t *l
 		if (ret)
 			return ret;
 	}
-	return ag_errf(err, -E2BIG, "%s: line at offset %llu is longer than %u bytes",
-			     r->path, (unsigned long long)r->off, AG_AUDIT_MAX_LINE);
+	return ag_errf(err, -E2BIG, "%s: line at offset %llu is longer than %u bytes", r->path,
+		       (unsigned long long)r->off, AG_AUDIT_MAX_LINE);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -154,7 +154,7 @@ static int suffixes(const char *dir, const char *name, uint64_t **out, size_t *n
 	*n = 0;
 	if (!d)
 		return ag_errf(err, -errno, "%s: cannot list the directory: %s", dir,
-				     strerror(errno));
+			       strerror(errno));
 	while ((de = readdir(d))) {
 		const char *s = de->d_name + nlen + 1;
 		char *end;

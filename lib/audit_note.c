@@ -37,8 +37,7 @@ void ag_audit_key_free(struct ag_audit_key *key)
 	free(key);
 }
 
-static int key_wrap(EVP_PKEY *pkey, const char *path, struct ag_audit_key **out,
-		    struct ag_err *err)
+static int key_wrap(EVP_PKEY *pkey, const char *path, struct ag_audit_key **out, struct ag_err *err)
 {
 	struct ag_audit_key *key;
 	size_t len = ED25519_PUB_LEN;
@@ -79,7 +78,7 @@ static int read_small(int fd, const char *path, char **buf, size_t *len, struct 
 	if (n > MAX_KEY_FILE) {
 		free(b);
 		return ag_errf(err, -EFBIG, "%s: larger than %d bytes, not a key file", path,
-				     MAX_KEY_FILE);
+			       MAX_KEY_FILE);
 	}
 	b[n] = '\0';
 	*buf = b;
@@ -106,12 +105,12 @@ static int key_create(const char *path, struct ag_audit_key **out, struct ag_err
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = ag_errf(err, -errno, "%s: cannot create the key file: %s", path,
-				    strerror(errno));
+			      strerror(errno));
 		goto out;
 	}
 	if (write(fd, pem, (size_t)len) != len || fsync(fd)) {
-		ret = ag_errf(err, -EIO, "%s: cannot write the key file: %s", path,
-				    strerror(errno));
+		ret =
+		    ag_errf(err, -EIO, "%s: cannot write the key file: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		goto out;
@@ -125,8 +124,7 @@ out:
 	return ret;
 }
 
-int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **out,
-		      struct ag_err *err)
+int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **out, struct ag_err *err)
 {
 	EVP_PKEY *pkey = NULL;
 	struct stat st;
@@ -140,7 +138,7 @@ int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **out,
 		return key_create(path, out, err);
 	if (fd < 0)
 		return ag_errf(err, -errno, "%s: cannot open the audit key: %s", path,
-				     strerror(errno));
+			       strerror(errno));
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return ag_errf(err, -EINVAL, "%s: the audit key is not a regular file", path);
@@ -148,9 +146,9 @@ int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **out,
 	if (st.st_mode & 077) {
 		close(fd);
 		return ag_errf(err, -EPERM,
-				     "%s: audit key has mode %04o, readable beyond its owner; "
-				     "run chmod 600 on it",
-				     path, (unsigned int)(st.st_mode & 07777));
+			       "%s: audit key has mode %04o, readable beyond its owner; "
+			       "run chmod 600 on it",
+			       path, (unsigned int)(st.st_mode & 07777));
 	}
 	ret = read_small(fd, path, &buf, &len, err);
 	close(fd);
@@ -243,15 +241,14 @@ static int vkey_parse(const char *s, const char *path, struct ag_audit_key **out
 	    b64_decode(p2 + 1, end - (size_t)(p2 + 1 - s), raw, sizeof(raw)) !=
 		1 + ED25519_PUB_LEN ||
 	    raw[0] != SIG_ALG_ED25519)
-		return ag_errf(err, -EINVAL,
-				     "%s: not a PEM key nor a verifier key (name+id+key)", path);
+		return ag_errf(err, -EINVAL, "%s: not a PEM key nor a verifier key (name+id+key)",
+			       path);
 	memcpy(name, s, (size_t)(p1 - s));
 	name[p1 - s] = '\0';
 	key_id(name, raw + 1, id);
 	snprintf(want, sizeof(want), "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
 	if (strncmp(p1 + 1, want, 8))
-		return ag_errf(err, -EINVAL, "%s: verifier key id does not match its key",
-				     path);
+		return ag_errf(err, -EINVAL, "%s: verifier key id does not match its key", path);
 	pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw + 1, ED25519_PUB_LEN);
 	if (!pkey)
 		return ag_errf(err, -EINVAL, "%s: invalid Ed25519 public key", path);
@@ -269,7 +266,7 @@ int ag_audit_pubkey_load(const char *path, struct ag_audit_key **out, struct ag_
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return ag_errf(err, -errno, "%s: cannot open the public key: %s", path,
-				     strerror(errno));
+			       strerror(errno));
 	ret = read_small(fd, path, &buf, &len, err);
 	close(fd);
 	if (ret)
@@ -334,7 +331,7 @@ int ag_audit_note_sign(const struct ag_audit_key *key, const char *name, const c
 
 	if (!name_valid(name))
 		return ag_errf(err, -EINVAL, "audit key name \"%s\" is not a valid note name",
-				     name);
+			       name);
 	if (!tlen || text[tlen - 1] != '\n')
 		return ag_errf(err, -EINVAL, "note text must end with a newline");
 	key_id(name, key->pub, blob);
@@ -397,8 +394,7 @@ static bool text_parse(const char *t, size_t len, struct ag_audit_checkpoint *cp
 
 enum ag_audit_note_status ag_audit_note_open(const char *note, size_t len,
 					     const struct ag_audit_key *key,
-					     struct ag_audit_checkpoint *cp,
-					     struct ag_err *err)
+					     struct ag_audit_checkpoint *cp, struct ag_err *err)
 {
 	const char *sep = NULL, *p, *end = note + len;
 	uint8_t id[KEY_ID_LEN], blob[KEY_ID_LEN + ED25519_SIG_LEN + 2];
@@ -426,14 +422,14 @@ enum ag_audit_note_status ag_audit_note_open(const char *note, size_t len,
 
 		if (nsig >= 100 || (size_t)(nl - p) < plen || memcmp(p, SIG_PREFIX, plen)) {
 			ag_errf(err, EBADMSG, "checkpoint signature line %d is malformed",
-				      nsig + 1);
+				nsig + 1);
 			return AG_AUDIT_NOTE_MALFORMED;
 		}
 		sp = memchr(p + plen, ' ', (size_t)(nl - p - plen));
 		n = sp ? b64_decode(sp + 1, (size_t)(nl - sp - 1), blob, sizeof(blob)) : -1;
 		if (sp == p + plen || n < KEY_ID_LEN) {
 			ag_errf(err, EBADMSG, "checkpoint signature line %d is malformed",
-				      nsig + 1);
+				nsig + 1);
 			return AG_AUDIT_NOTE_MALFORMED;
 		}
 		nlen = (size_t)(sp - p - plen);
@@ -442,7 +438,7 @@ enum ag_audit_note_status ag_audit_note_open(const char *note, size_t len,
 			if (n != KEY_ID_LEN + ED25519_SIG_LEN ||
 			    !sig_ok(key, note, tlen, blob + KEY_ID_LEN)) {
 				ag_errf(err, EBADMSG, "checkpoint signature by %s does not verify",
-					      cp->origin);
+					cp->origin);
 				return AG_AUDIT_NOTE_BAD_SIG;
 			}
 			return AG_AUDIT_NOTE_OK;
@@ -456,8 +452,8 @@ enum ag_audit_note_status ag_audit_note_open(const char *note, size_t len,
 	}
 	if (key && other_key) {
 		ag_errf(err, EBADMSG,
-			      "checkpoint is not signed by the given key (%s+%02x%02x%02x%02x)",
-			      cp->origin, id[0], id[1], id[2], id[3]);
+			"checkpoint is not signed by the given key (%s+%02x%02x%02x%02x)",
+			cp->origin, id[0], id[1], id[2], id[3]);
 		return AG_AUDIT_NOTE_OTHER_KEY;
 	}
 	return AG_AUDIT_NOTE_OK;

@@ -123,8 +123,7 @@ static json_t *hashed(const json_t *v)
 	return json_pack("{ss}", "sha256", hex);
 }
 
-int ag_audit_redact(json_t *fields, const char *key, enum ag_audit_redact mode,
-		    struct ag_err *err)
+int ag_audit_redact(json_t *fields, const char *key, enum ag_audit_redact mode, struct ag_err *err)
 {
 	json_t *v = json_object_get(fields, key), *nv;
 	const char *name;

@@ -169,15 +169,14 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 
 	if (!k || !strcmp(k, "checkpoint"))
 		return ag_errf(err, -EINVAL, "audit record kind \"%s\" is not an event kind",
-				     kind ? kind : "(null)");
+			       kind ? kind : "(null)");
 	if (!json_is_object(fields))
-		return ag_errf(err, -EINVAL, "audit %s record: fields must be a JSON object",
-				     k);
+		return ag_errf(err, -EINVAL, "audit %s record: fields must be a JSON object", k);
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (json_object_get(fields, reserved[i]))
-			return ag_errf(
-			    err, -EINVAL, "audit %s record: field \"%s\" is reserved for the log",
-			    k, reserved[i]);
+			return ag_errf(err, -EINVAL,
+				       "audit %s record: field \"%s\" is reserved for the log", k,
+				       reserved[i]);
 	body = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!body)
 		return ag_errf(err, -ENOMEM, "audit %s record: cannot serialise fields", k);
@@ -190,8 +189,8 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 	/* Leave room for the reserved members within the line limit. */
 	if (len > AG_AUDIT_MAX_LINE - 256 || memchr(body, '\n', len)) {
 		free(body);
-		return ag_errf(err, -E2BIG, "audit %s record: %zu bytes is over the %u limit",
-				     k, len, AG_AUDIT_MAX_LINE - 256);
+		return ag_errf(err, -E2BIG, "audit %s record: %zu bytes is over the %u limit", k,
+			       len, AG_AUDIT_MAX_LINE - 256);
 	}
 
 	pthread_mutex_lock(&w->mu);
@@ -200,8 +199,8 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 	} else if (w->stop) {
 		ret = ag_errf(err, -ESHUTDOWN, "audit log %s is closing", w->base);
 	} else if (w->count >= w->cfg.queue_max) {
-		ret = ag_errf(err, -ENOBUFS, "audit log %s: %zu records wait for the disk",
-				    w->base, w->count);
+		ret = ag_errf(err, -ENOBUFS, "audit log %s: %zu records wait for the disk", w->base,
+			      w->count);
 	} else {
 		if (!w->since_cp++)
 			clock_gettime(CLOCK_MONOTONIC, &w->first_unsigned);
@@ -235,8 +234,8 @@ int ag_audit_wait(struct ag_audit_writer *w, uint64_t seq, struct ag_err *err)
 
 	pthread_mutex_lock(&w->mu);
 	if (seq >= w->next_seq) {
-		ret = ag_errf(err, -EINVAL, "audit log %s: no record %" PRIu64 " yet",
-				    w->base, seq);
+		ret =
+		    ag_errf(err, -EINVAL, "audit log %s: no record %" PRIu64 " yet", w->base, seq);
 		goto out;
 	}
 	while (w->durable <= seq && !w->failed && !w->stop)
@@ -245,11 +244,11 @@ int ag_audit_wait(struct ag_audit_writer *w, uint64_t seq, struct ag_err *err)
 		goto out;
 	if (w->failed)
 		ret = ag_errf(err, -EIO, "audit record %" PRIu64 " is not durable: %s", seq,
-				    w->failmsg);
+			      w->failmsg);
 	else
 		ret = ag_errf(err, -ESHUTDOWN,
-				    "audit log %s closed before record %" PRIu64 " was durable",
-				    w->base, seq);
+			      "audit log %s closed before record %" PRIu64 " was durable", w->base,
+			      seq);
 out:
 	pthread_mutex_unlock(&w->mu);
 	return ret;
@@ -445,8 +444,7 @@ static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 		else
 			ret = emit_checkpoint(w, e, prev, ts, err);
 		if (ret)
-			return ret == -ENOMEM ? ag_errf(err, ret, "audit: out of memory")
-					      : ret;
+			return ret == -ENOMEM ? ag_errf(err, ret, "audit: out of memory") : ret;
 		ag_audit_line_hash(w->buf + start, w->buf_len - start, w->prev);
 		ag_audit_leaf_hash(w->buf + start, w->buf_len - start, leaf);
 		ag_audit_tree_append(&w->tree, leaf);
@@ -483,7 +481,7 @@ static int sync_dir(const char *path, struct ag_err *err)
 	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fsync(fd))
 		ret = ag_errf(err, -errno, "%s: cannot sync its directory: %s", path,
-				    strerror(errno));
+			      strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	free(copy);
@@ -498,7 +496,7 @@ static int open_segment(struct ag_audit_writer *w, const char *path, bool create
 
 	if (fd < 0)
 		return ag_errf(err, -errno, "%s: cannot open the audit log: %s", path,
-				     strerror(errno));
+			       strerror(errno));
 	if (create && sync_dir(path, err)) {
 		close(fd);
 		unlink(path);
@@ -553,7 +551,7 @@ static int commit(struct ag_audit_writer *w, struct ag_err *err)
 			continue;
 		if (n <= 0) {
 			ret = ag_errf(err, n ? -errno : -EIO, "%s: write: %s", w->cur_path,
-					    n ? strerror(errno) : "no progress");
+				      n ? strerror(errno) : "no progress");
 			goto undo;
 		}
 		done += (size_t)n;
@@ -720,9 +718,9 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 			if (torn) {
 				if (i + 1 < n) {
 					ret = ag_errf(err, -EBADMSG,
-							    "%s: ends in a partial record but is "
-							    "not the last file of the log",
-							    paths[i]);
+						      "%s: ends in a partial record but is "
+						      "not the last file of the log",
+						      paths[i]);
 					break;
 				}
 				warn(w,
@@ -731,7 +729,7 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 				     paths[i], len);
 				if (truncate(paths[i], (off_t)(ag_audit_reader_offset(r) - len)))
 					ret = ag_errf(err, -errno, "%s: cannot truncate: %s",
-							    paths[i], strerror(errno));
+						      paths[i], strerror(errno));
 				break;
 			}
 			ag_audit_line_hash(line, len, w->prev);
@@ -742,8 +740,7 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 				char *b = realloc(last, len + 1);
 
 				if (!b) {
-					ret = ag_errf(err, -ENOMEM, "%s: out of memory",
-							    paths[i]);
+					ret = ag_errf(err, -ENOMEM, "%s: out of memory", paths[i]);
 					break;
 				}
 				last = b;
@@ -764,10 +761,10 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 
 		if (!json_is_integer(seq) || json_integer_value(seq) != (json_int_t)(count - 1)) {
 			ret = ag_errf(err, -EBADMSG,
-					    "%s: last record is not record %" PRIu64
-					    " of the log; run 'agentgatectl audit verify' and move "
-					    "the log aside to start a new one",
-					    paths[n - 1], count - 1);
+				      "%s: last record is not record %" PRIu64
+				      " of the log; run 'agentgatectl audit verify' and move "
+				      "the log aside to start a new one",
+				      paths[n - 1], count - 1);
 		} else if (!kind || strcmp(kind, "checkpoint")) {
 			/* An unsigned tail from a crash gets signed soon. */
 			w->since_cp = 1;
@@ -822,8 +819,7 @@ static void writer_free(struct ag_audit_writer *w)
 	free(w);
 }
 
-int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out,
-		  struct ag_err *err)
+int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out, struct ag_err *err)
 {
 	struct ag_audit_writer *w;
 	pthread_condattr_t ca;
@@ -834,9 +830,9 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out,
 	if (!c->batch_max || c->batch_max > 4096 || !c->queue_max || c->queue_max > (1u << 24) ||
 	    !c->checkpoint_records || !c->retry_ms)
 		return ag_errf(err, -EINVAL,
-				     "audit config for %s: batch_max 1..4096, queue_max "
-				     "1..16M, checkpoint_records and retry_ms > 0",
-				     c->path);
+			       "audit config for %s: batch_max 1..4096, queue_max "
+			       "1..16M, checkpoint_records and retry_ms > 0",
+			       c->path);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return ag_errf(err, -ENOMEM, "%s: out of memory", c->path);
@@ -858,7 +854,7 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out,
 	if (!w->base || !w->origin || (c->syslog_path && !w->syslog_path) || !w->ring ||
 	    !w->batch || w->efd < 0) {
 		ret = ag_errf(err, -ENOMEM, "%s: cannot set up the writer: %s", c->path,
-				    strerror(errno));
+			      strerror(errno));
 		goto fail;
 	}
 	w->cfg.path = w->base;
@@ -875,9 +871,9 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out,
 
 		if (!vkey) {
 			ret = ag_errf(err, -EINVAL,
-					    "audit origin \"%s\" is not a valid key name (no "
-					    "spaces or '+', at most 255 bytes)",
-					    w->origin);
+				      "audit origin \"%s\" is not a valid key name (no "
+				      "spaces or '+', at most 255 bytes)",
+				      w->origin);
 			goto fail;
 		}
 		free(vkey);
@@ -911,8 +907,8 @@ int ag_audit_close(struct ag_audit_writer *w, struct ag_err *err)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
 	if (w->count || w->unwritten)
-		ret = ag_errf(err, -EIO, "%s: %" PRIu64 " records were not written: %s",
-				    w->base, w->count + w->unwritten, w->failmsg);
+		ret = ag_errf(err, -EIO, "%s: %" PRIu64 " records were not written: %s", w->base,
+			      w->count + w->unwritten, w->failmsg);
 	writer_free(w);
 	return ret;
 }
