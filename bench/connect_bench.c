@@ -102,8 +102,7 @@ static int listen_marked(uint32_t mark, uint16_t *port)
 	return fd;
 }
 
-static int prog_stats(const struct ag_instance *in, const char *link, uint64_t *ns,
-		      uint64_t *cnt)
+static int prog_stats(const struct ag_instance *in, const char *link, uint64_t *ns, uint64_t *cnt)
 {
 	struct ag_link_status links[AG_PROG_COUNT];
 	struct bpf_prog_info info;
@@ -143,8 +142,8 @@ int main(int argc, char **argv)
 	char name[AG_INSTANCE_MAX], agent_cg[PATH_MAX], plain_cg[PATH_MAX], self_cg[PATH_MAX];
 	char quota_cg[PATH_MAX];
 	uint64_t base[64], hooked[64], quota[64], ns0, cnt0, ns1, cnt1, sns0, scnt0, sns1, scnt1;
-	struct round *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
-			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct round *r =
+	    mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct ag_instance in;
 	struct ag_config cfg = { 0 };
 	struct ag_kern k = { 0 };
@@ -206,7 +205,8 @@ int main(int argc, char **argv)
 		goto fail;
 	{
 		/* Large enough never to refuse within the run. */
-		struct ag_quota_limits l = { .connect_rate = 1000000000, .connect_burst = 1000000000 };
+		struct ag_quota_limits l = { .connect_rate = 1000000000,
+					     .connect_burst = 1000000000 };
 		uint64_t id;
 
 		if (ag_agent_register(&k, &in, "bench", AG_VERDICT_REDIRECT, NULL, &err) ||
@@ -245,23 +245,26 @@ int main(int argc, char **argv)
 		double b = (double)base[rounds / 2] / n, h = (double)hooked[rounds / 2] / n;
 		double q = (double)quota[rounds / 2] / n;
 
-		printf("connect_bench: %d rounds x %d connect()+close() on 127.0.0.1, median round\n",
-		       rounds, n);
+		printf(
+		    "connect_bench: %d rounds x %d connect()+close() on 127.0.0.1, median round\n",
+		    rounds, n);
 		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n", "unhooked cgroup (direct)",
 		       1e9 / b, b / 1000);
-		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n",
-		       "agent cgroup (redirected)", 1e9 / h, h / 1000);
+		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n", "agent cgroup (redirected)",
+		       1e9 / h, h / 1000);
 		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n",
 		       "agent with a quota (redirected)", 1e9 / q, q / 1000);
 		printf("  %-34s %+9.2f us/connect (%.2fx)\n", "hooks, end to end", (h - b) / 1000,
 		       h / b);
 		printf("  %-34s %+9.2f us/connect\n", "quota on top of that", (q - h) / 1000);
 		if (cnt1 > cnt0)
-			printf("  %-34s %9.0f ns/run over %llu runs\n", "connect4 program (kernel stats)",
+			printf("  %-34s %9.0f ns/run over %llu runs\n",
+			       "connect4 program (kernel stats)",
 			       (double)(ns1 - ns0) / (cnt1 - cnt0),
 			       (unsigned long long)(cnt1 - cnt0));
 		if (scnt1 > scnt0)
-			printf("  %-34s %9.0f ns/run over %llu runs\n", "sockops program (kernel stats)",
+			printf("  %-34s %9.0f ns/run over %llu runs\n",
+			       "sockops program (kernel stats)",
 			       (double)(sns1 - sns0) / (scnt1 - scnt0),
 			       (unsigned long long)(scnt1 - scnt0));
 	}

@@ -154,8 +154,8 @@ static int guard(bool attach, const struct ag_instance *in)
 
 int main(int argc, char **argv)
 {
-	struct result *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
-				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct result *r =
+	    mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct ag_guard_info info;
 	struct ag_instance in;
 	struct ag_err err;

@@ -45,16 +45,16 @@ enum ag_verdict {
 /* Why a hook refused something; carried in events and in the log. */
 enum ag_reason {
 	AG_REASON_NONE = 0,
-	AG_REASON_SOCK_TYPE = 1,     /* raw, ping, MPTCP, SCTP, ... socket */
-	AG_REASON_RULE = 2,	     /* dest_rules or agent mode said DENY */
-	AG_REASON_NO_DAEMON = 3,     /* no marked listener: fail closed */
-	AG_REASON_UDP_DEST = 4,	     /* UDP to something not a resolver */
-	AG_REASON_BIND_PORT = 5,     /* bind of the gateway's port */
-	AG_REASON_GATEWAY_LOOP = 6,  /* connect straight to the listener */
-	AG_REASON_NO_STORAGE = 7,    /* origin record could not be stored */
-	AG_REASON_NO_V6_LISTENER = 8,/* IPv6 destination, no [::1] listener */
-	AG_REASON_CONNECT_RATE = 9,  /* the agent's connect bucket is empty */
-	AG_REASON_CALL_BUDGET = 10,  /* a tool-call budget is spent */
+	AG_REASON_SOCK_TYPE = 1,      /* raw, ping, MPTCP, SCTP, ... socket */
+	AG_REASON_RULE = 2,	      /* dest_rules or agent mode said DENY */
+	AG_REASON_NO_DAEMON = 3,      /* no marked listener: fail closed */
+	AG_REASON_UDP_DEST = 4,	      /* UDP to something not a resolver */
+	AG_REASON_BIND_PORT = 5,      /* bind of the gateway's port */
+	AG_REASON_GATEWAY_LOOP = 6,   /* connect straight to the listener */
+	AG_REASON_NO_STORAGE = 7,     /* origin record could not be stored */
+	AG_REASON_NO_V6_LISTENER = 8, /* IPv6 destination, no [::1] listener */
+	AG_REASON_CONNECT_RATE = 9,   /* the agent's connect bucket is empty */
+	AG_REASON_CALL_BUDGET = 10,   /* a tool-call budget is spent */
 };
 
 /* Which hook produced an event. */
@@ -70,18 +70,18 @@ enum ag_hook {
 
 /* config: one element, written by the loader, read by every hook. */
 struct ag_config {
-	__u8 daemon_ip6[16];	/* [::1] listener, all zero if none */
-	__u32 daemon_ip4;	/* network byte order, 0 if no v4 listener */
-	__u16 daemon_port;	/* host byte order */
+	__u8 daemon_ip6[16]; /* [::1] listener, all zero if none */
+	__u32 daemon_ip4;    /* network byte order, 0 if no v4 listener */
+	__u16 daemon_port;   /* host byte order */
 	__u16 nr_resolvers;
-	__u32 mark;		/* SO_MARK of the daemon's sockets */
-	__u32 agents_level;	/* cgroup level of <instance>/agents */
-	__u64 daemon_cgroup_id; /* <instance>/daemon */
+	__u32 mark;			      /* SO_MARK of the daemon's sockets */
+	__u32 agents_level;		      /* cgroup level of <instance>/agents */
+	__u64 daemon_cgroup_id;		      /* <instance>/daemon */
 	__u8 resolvers[AG_MAX_RESOLVERS][16]; /* v4-mapped or v6 */
-	__u16 resolver_port;	/* host byte order, normally 53 */
+	__u16 resolver_port;		      /* host byte order, normally 53 */
 	__u16 pad;
-	__u32 default_verdict;	/* enum ag_verdict for unknown agents */
-	__u32 nr_rules;		/* entries in dest_rules; 0 skips the lookups */
+	__u32 default_verdict; /* enum ag_verdict for unknown agents */
+	__u32 nr_rules;	       /* entries in dest_rules; 0 skips the lookups */
 };
 
 /* ag_agent.flags */
@@ -89,9 +89,9 @@ struct ag_config {
 
 /* agents: key = cgroup id of <instance>/agents/<name>. */
 struct ag_agent {
-	__u32 index;	   /* > 0; dest_rules key, 0 means "all agents" */
-	__u32 verdict;	   /* enum ag_verdict: default for this agent's TCP */
-	__u32 flags;	   /* AG_AGENT_F_* */
+	__u32 index;   /* > 0; dest_rules key, 0 means "all agents" */
+	__u32 verdict; /* enum ag_verdict: default for this agent's TCP */
+	__u32 flags;   /* AG_AGENT_F_* */
 	__u32 pad;
 	char name[AG_NAME_LEN];
 };
@@ -107,7 +107,7 @@ struct ag_agent {
 struct ag_rule_key {
 	__u32 prefixlen;
 	__u32 agent_index;
-	__u32 port;	/* host byte order */
+	__u32 port; /* host byte order */
 	__u8 addr[16];
 };
 
@@ -119,13 +119,13 @@ struct ag_rule {
 struct ag_stats {
 	__u64 redirected;
 	__u64 direct;
-	__u64 denied;	     /* every refusal, whatever the reason */
-	__u64 sock_denied;   /* of which: socket type */
-	__u64 udp_denied;    /* of which: UDP destination */
-	__u64 no_daemon;     /* of which: daemon listener absent */
-	__u64 bind_denied;   /* of which: gateway port bind */
+	__u64 denied;	   /* every refusal, whatever the reason */
+	__u64 sock_denied; /* of which: socket type */
+	__u64 udp_denied;  /* of which: UDP destination */
+	__u64 no_daemon;   /* of which: daemon listener absent */
+	__u64 bind_denied; /* of which: gateway port bind */
 	__u64 udp_allowed;
-	__u64 quota_denied;  /* reserved for the quota hooks */
+	__u64 quota_denied; /* reserved for the quota hooks */
 };
 
 /*
@@ -142,15 +142,15 @@ struct ag_stats {
 
 struct ag_quota {
 	struct bpf_spin_lock lock;
-	__u32 connect_rate;	     /* new connections per second */
-	__u32 connect_burst;	     /* bucket size */
+	__u32 connect_rate;  /* new connections per second */
+	__u32 connect_burst; /* bucket size */
 	__u32 calls_per_minute;
 	__u32 calls_per_day;
 	__u32 pad;
-	__u64 connect_tokens_milli;  /* tokens x 1000 */
-	__u64 connect_refill_ns;     /* bpf_ktime_get_ns() of the last refill */
+	__u64 connect_tokens_milli; /* tokens x 1000 */
+	__u64 connect_refill_ns;    /* bpf_ktime_get_ns() of the last refill */
 	__u64 connect_refused;
-	__u64 calls_minute;	     /* calls in the window starting at ... */
+	__u64 calls_minute; /* calls in the window starting at ... */
 	__u64 minute_start_ns;
 	__u64 calls_day;
 	__u64 day_start_ns;
@@ -169,9 +169,9 @@ struct ag_origin {
 	__u32 tgid;
 	__u32 uid;
 	char comm[AG_COMM_LEN];
-	__u8 addr[16];	       /* original destination, v4-mapped for v4 */
-	__u16 port;	       /* original destination port, host order */
-	__u16 family;	       /* AF_INET/AF_INET6 of the agent's socket */
+	__u8 addr[16]; /* original destination, v4-mapped for v4 */
+	__u16 port;    /* original destination port, host order */
+	__u16 family;  /* AF_INET/AF_INET6 of the agent's socket */
 	__u32 agent_index;
 };
 
@@ -195,10 +195,10 @@ struct ag_event {
 	__u8 addr[16];
 	__u16 port;
 	__u16 family;
-	__u16 type;	/* SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 type; /* SOCK_STREAM, SOCK_DGRAM, ... */
 	__u16 protocol;
-	__u32 hook;	/* enum ag_hook */
-	__u32 reason;	/* enum ag_reason */
+	__u32 hook;   /* enum ag_hook */
+	__u32 reason; /* enum ag_reason */
 };
 
 /*

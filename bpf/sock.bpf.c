@@ -130,10 +130,10 @@ static __always_inline struct ag_stats *stats_of(__u64 agent_id)
 	return bpf_map_lookup_elem(&stats, &agent_id);
 }
 
-#define STAT_INC(s, field)                                                     \
-	do {                                                                   \
-		if (s)                                                         \
-			__sync_fetch_and_add(&(s)->field, 1);                  \
+#define STAT_INC(s, field)                                    \
+	do {                                                  \
+		if (s)                                        \
+			__sync_fetch_and_add(&(s)->field, 1); \
 	} while (0)
 
 static __always_inline void set_v4_mapped(__u8 *addr, __u32 ip4)
@@ -168,9 +168,8 @@ static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
 	return a_hi == b_hi && a_lo == b_lo;
 }
 
-static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port,
-				       __u16 family, __u16 type, __u16 protocol, __u32 hook,
-				       __u32 reason)
+static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port, __u16 family,
+				       __u16 type, __u16 protocol, __u32 hook, __u32 reason)
 {
 	struct ag_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -196,9 +195,8 @@ static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 p
 }
 
 /* Refuse with a reason: counted, reported, and an errno the agent sees. */
-static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr,
-				  __u16 port, __u16 family, __u16 type, __u32 hook,
-				  __u32 reason, int err)
+static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr, __u16 port,
+				  __u16 family, __u16 type, __u32 hook, __u32 reason, int err)
 {
 	STAT_INC(s, denied);
 	switch (reason) {
@@ -260,8 +258,8 @@ static __always_inline const struct ag_rule *find_rule(__u32 agent_index, const 
  * proves its owner, since SO_MARK needs CAP_NET_ADMIN and agents do not have
  * it.  An agent in a namespace of its own finds no listener: refused.
  */
-static __always_inline bool daemon_listening(struct bpf_sock_addr *ctx,
-					     const struct ag_config *cfg, bool v6)
+static __always_inline bool daemon_listening(struct bpf_sock_addr *ctx, const struct ag_config *cfg,
+					     bool v6)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
@@ -303,8 +301,7 @@ static __always_inline bool daemon_alive(const struct ag_config *cfg)
 	return alive;
 }
 
-static __always_inline bool is_gateway(const struct ag_config *cfg, const __u8 *addr,
-				       __u16 port)
+static __always_inline bool is_gateway(const struct ag_config *cfg, const __u8 *addr, __u16 port)
 {
 	__u8 gw4[16];
 
@@ -314,8 +311,7 @@ static __always_inline bool is_gateway(const struct ag_config *cfg, const __u8 *
 	return addr_eq(addr, gw4) || addr_eq(addr, cfg->daemon_ip6);
 }
 
-static __always_inline bool is_resolver(const struct ag_config *cfg, const __u8 *addr,
-					__u16 port)
+static __always_inline bool is_resolver(const struct ag_config *cfg, const __u8 *addr, __u16 port)
 {
 	if (port != cfg->resolver_port)
 		return false;
@@ -343,8 +339,7 @@ static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 famil
 		STAT_INC(s, udp_allowed);
 		return SOCK_ALLOW;
 	}
-	return refuse(s, agent_id, addr, port, family, SOCK_DGRAM, hook, AG_REASON_UDP_DEST,
-		      EPERM);
+	return refuse(s, agent_id, addr, port, family, SOCK_DGRAM, hook, AG_REASON_UDP_DEST, EPERM);
 }
 
 /*
@@ -411,9 +406,9 @@ enum tcp_outcome {
  * socket's family.
  */
 static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
-						    const struct ag_config *cfg,
-						    const __u8 *addr, __u16 port, __u16 family,
-						    bool dst_v4, __u32 hook)
+						    const struct ag_config *cfg, const __u8 *addr,
+						    __u16 port, __u16 family, bool dst_v4,
+						    __u32 hook)
 {
 	__u64 agent_id = current_agent(cfg);
 	struct ag_stats *s = stats_of(agent_id);
@@ -462,8 +457,8 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 		return TCP_REFUSED;
 	}
 	if (!dst_v4 && !cfg->daemon_ip6[15]) {
-		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook,
-		       AG_REASON_NO_V6_LISTENER, ECONNREFUSED);
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_V6_LISTENER,
+		       ECONNREFUSED);
 		return TCP_REFUSED;
 	}
 	if (!daemon_alive(cfg) || !daemon_listening(ctx, cfg, !dst_v4)) {
@@ -778,7 +773,7 @@ int ag_sockops(struct bpf_sock_ops *skops)
 	}
 	{
 		struct ag_origin *dst =
-			bpf_sk_storage_get(&origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		    bpf_sk_storage_get(&origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
 		if (dst) {
 			__builtin_memcpy(dst, o, sizeof(*dst));

@@ -12,10 +12,10 @@
 #include "maps.h"
 
 static const char agents_usage[] =
-	"usage: agentgatectl [--instance NAME] agents [--json]\n"
-	"\n"
-	"Lists the registered agents: cgroup id, verdict for TCP, running processes and\n"
-	"the kernel's counters (redirected, direct, denied, ...).\n";
+    "usage: agentgatectl [--instance NAME] agents [--json]\n"
+    "\n"
+    "Lists the registered agents: cgroup id, verdict for TCP, running processes and\n"
+    "the kernel's counters (redirected, direct, denied, ...).\n";
 
 struct collect {
 	const struct ag_kern *k;
@@ -66,7 +66,8 @@ int cmd_agents(struct ag_cli *cli, int argc, char **argv)
 	} else {
 		printf("%-20s %-10s %-9s %5s %10s %8s %8s\n", "AGENT", "CGROUP", "VERDICT", "PROCS",
 		       "REDIRECTED", "DIRECT", "DENIED");
-		json_array_foreach(c.out, i, row) {
+		json_array_foreach(c.out, i, row)
+		{
 			json_t *s = json_object_get(row, "stats");
 
 			printf("%-20s %-10lld %-9s %5lld %10lld %8lld %8lld\n",

@@ -13,7 +13,6 @@
 #include "cli.h"
 #include "policy.h"
 
-
 static const char usage_validate[] =
     "usage: agentgatectl policy validate DIR [--entities FILE]\n"
     "Parse every *.cedar file in DIR (and the entities file, if given).\n"

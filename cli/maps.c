@@ -13,12 +13,12 @@
 #include "maps.h"
 
 static const char maps_usage[] =
-	"usage: agentgatectl [--instance NAME] maps [--json] [MAP]\n"
-	"\n"
-	"Dumps the instance's pinned maps (config, agents, dest_rules, stats, handoff)\n"
-	"with named fields.  origin is socket-local storage and events a ring buffer:\n"
-	"neither can be listed.  bpftool map dump pinned /sys/fs/bpf/<instance>/<map>\n"
-	"shows the same data.\n";
+    "usage: agentgatectl [--instance NAME] maps [--json] [MAP]\n"
+    "\n"
+    "Dumps the instance's pinned maps (config, agents, dest_rules, stats, handoff)\n"
+    "with named fields.  origin is socket-local storage and events a ring buffer:\n"
+    "neither can be listed.  bpftool map dump pinned /sys/fs/bpf/<instance>/<map>\n"
+    "shows the same data.\n";
 
 static json_t *addr_json(const __u8 addr[16], __u16 port)
 {
@@ -35,25 +35,23 @@ json_t *map_config_json(const struct ag_config *cfg)
 	memcpy(ip4 + 12, &cfg->daemon_ip4, 4);
 	for (int i = 0; i < cfg->nr_resolvers && i < AG_MAX_RESOLVERS; i++)
 		json_array_append_new(res, addr_json(cfg->resolvers[i], cfg->resolver_port));
-	return json_pack("{s:o,s:o,s:I,s:I,s:I,s:o,s:s}", "daemon_v4",
-			 addr_json(ip4, cfg->daemon_port), "daemon_v6",
-			 cfg->daemon_ip6[15] ? addr_json(cfg->daemon_ip6, cfg->daemon_port)
-					     : json_null(),
-			 "mark", (json_int_t)cfg->mark, "agents_level",
-			 (json_int_t)cfg->agents_level, "daemon_cgroup_id",
-			 (json_int_t)cfg->daemon_cgroup_id, "resolvers", res, "default_verdict",
-			 ag_verdict_name(cfg->default_verdict));
+	return json_pack(
+	    "{s:o,s:o,s:I,s:I,s:I,s:o,s:s}", "daemon_v4", addr_json(ip4, cfg->daemon_port),
+	    "daemon_v6",
+	    cfg->daemon_ip6[15] ? addr_json(cfg->daemon_ip6, cfg->daemon_port) : json_null(),
+	    "mark", (json_int_t)cfg->mark, "agents_level", (json_int_t)cfg->agents_level,
+	    "daemon_cgroup_id", (json_int_t)cfg->daemon_cgroup_id, "resolvers", res,
+	    "default_verdict", ag_verdict_name(cfg->default_verdict));
 }
 
 json_t *map_stats_json(const struct ag_stats *s)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "redirected",
-			 (json_int_t)s->redirected, "direct", (json_int_t)s->direct, "denied",
-			 (json_int_t)s->denied, "sock_denied", (json_int_t)s->sock_denied,
-			 "udp_denied", (json_int_t)s->udp_denied, "no_daemon",
-			 (json_int_t)s->no_daemon, "bind_denied", (json_int_t)s->bind_denied,
-			 "udp_allowed", (json_int_t)s->udp_allowed, "quota_denied",
-			 (json_int_t)s->quota_denied);
+	return json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "redirected", (json_int_t)s->redirected,
+	    "direct", (json_int_t)s->direct, "denied", (json_int_t)s->denied, "sock_denied",
+	    (json_int_t)s->sock_denied, "udp_denied", (json_int_t)s->udp_denied, "no_daemon",
+	    (json_int_t)s->no_daemon, "bind_denied", (json_int_t)s->bind_denied, "udp_allowed",
+	    (json_int_t)s->udp_allowed, "quota_denied", (json_int_t)s->quota_denied);
 }
 
 /* Calls fn for each key of a hash-like map; key_size bytes at most 64. */
@@ -85,10 +83,9 @@ static void agent_entry(const void *key, void *arg)
 
 	if (ag_agent_lookup(d->k, id, &a))
 		return;
-	json_array_append_new(d->out, json_pack("{s:I,s:s,s:I,s:s}", "cgroup_id",
-						(json_int_t)id, "name", a.name, "index",
-						(json_int_t)a.index, "verdict",
-						ag_verdict_name(a.verdict)));
+	json_array_append_new(d->out, json_pack("{s:I,s:s,s:I,s:s}", "cgroup_id", (json_int_t)id,
+						"name", a.name, "index", (json_int_t)a.index,
+						"verdict", ag_verdict_name(a.verdict)));
 }
 
 static void stats_entry(const void *key, void *arg)
@@ -182,8 +179,8 @@ int cmd_maps(struct ag_cli *c, int argc, char **argv)
 		} else if (argv[i][0] != '-' && !only) {
 			only = argv[i];
 		} else {
-			fprintf(stderr, "agentgatectl maps: unexpected argument \"%s\"\n%s", argv[i],
-				maps_usage);
+			fprintf(stderr, "agentgatectl maps: unexpected argument \"%s\"\n%s",
+				argv[i], maps_usage);
 			return AG_EXIT_USAGE;
 		}
 	}
@@ -209,7 +206,8 @@ int cmd_maps(struct ag_cli *c, int argc, char **argv)
 		const char *name;
 		json_t *v;
 
-		json_object_foreach(out, name, v) {
+		json_object_foreach(out, name, v)
+		{
 			char *text = json_dumps(v, JSON_INDENT(2));
 
 			printf("%s: %s\n", name, text ? text : "?");

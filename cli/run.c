@@ -24,12 +24,12 @@
 #include "spawn.h"
 
 static const char run_usage[] =
-	"usage: agentgatectl [--instance NAME] run --agent AGENT [--user USER] [--netns]\n"
-	"                    -- CMD [ARGS...]\n"
-	"\n"
-	"Runs CMD as agent AGENT: in a fresh cgroup below <instance>/agents/AGENT, as\n"
-	"USER (default: the sudo caller, else nobody; never root), with no_new_privs.\n"
-	"Every TCP connection it makes goes through agentgated.  Exits with CMD's status.\n";
+    "usage: agentgatectl [--instance NAME] run --agent AGENT [--user USER] [--netns]\n"
+    "                    -- CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD as agent AGENT: in a fresh cgroup below <instance>/agents/AGENT, as\n"
+    "USER (default: the sudo caller, else nobody; never root), with no_new_privs.\n"
+    "Every TCP connection it makes goes through agentgated.  Exits with CMD's status.\n";
 
 static volatile sig_atomic_t child_pid;
 
@@ -52,8 +52,7 @@ static int wait_child(pid_t pid)
 	return WEXITSTATUS(status);
 }
 
-static void child(const struct ag_cli *c, const char *agent, const struct ag_user *u,
-		  char **cmd)
+static void child(const struct ag_cli *c, const char *agent, const struct ag_user *u, char **cmd)
 {
 	struct ag_err err;
 

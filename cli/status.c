@@ -14,12 +14,12 @@
 #include "probe.h"
 
 static const char status_usage[] =
-	"usage: agentgatectl [--instance NAME] status [--json]\n"
-	"\n"
-	"Shows whether the daemon is running, which programs are attached through pinned\n"
-	"links, which maps are pinned, and which kernel features are missing.  Exits 1\n"
-	"when the instance is not installed or not serving (daemon down, or its audit log\n"
-	"not writable).\n";
+    "usage: agentgatectl [--instance NAME] status [--json]\n"
+    "\n"
+    "Shows whether the daemon is running, which programs are attached through pinned\n"
+    "links, which maps are pinned, and which kernel features are missing.  Exits 1\n"
+    "when the instance is not installed or not serving (daemon down, or its audit log\n"
+    "not writable).\n";
 
 static json_t *daemon_status(const struct ag_instance *in)
 {
@@ -38,7 +38,8 @@ static json_t *daemon_status(const struct ag_instance *in)
 static json_t *collect(const struct ag_instance *in)
 {
 	struct ag_link_status links[AG_PROG_COUNT];
-	json_t *out = json_object(), *jl = json_array(), *jm = json_array(), *degraded = json_array();
+	json_t *out = json_object(), *jl = json_array(), *jm = json_array(),
+	       *degraded = json_array();
 	char path[PATH_MAX], why[256];
 	bool installed = true, lsm;
 	json_t *daemon;
@@ -76,11 +77,11 @@ static json_t *collect(const struct ag_instance *in)
 			    json_pack("{s:b,s:s}", "available", lsm, "detail", why));
 	if (!lsm)
 		json_array_append_new(
-			degraded,
-			json_string("BPF-LSM unavailable: a socket created outside the agent "
-				    "cgroup and carried in (inherited fd, SCM_RIGHTS) is not seen "
-				    "by the cgroup hooks; agentgatectl run never hands agents such "
-				    "sockets"));
+		    degraded,
+		    json_string("BPF-LSM unavailable: a socket created outside the agent "
+				"cgroup and carried in (inherited fd, SCM_RIGHTS) is not seen "
+				"by the cgroup hooks; agentgatectl run never hands agents such "
+				"sockets"));
 	if (json_is_false(json_object_get(json_object_get(daemon, "audit"), "ok")))
 		json_array_append_new(degraded,
 				      json_string("audit log not writable: agents' new connections "
@@ -122,9 +123,10 @@ static void print_text(json_t *s)
 		printf("audit:      %s, %s%s%s\n", json_string_value(json_object_get(v, "log")),
 		       json_is_true(json_object_get(v, "ok")) ? "writing" : "FAILED: ",
 		       json_is_true(json_object_get(v, "ok"))
-			       ? ""
-			       : json_string_value(json_object_get(v, "error")),
-		       json_integer_value(json_object_get(v, "lost")) ? " (records were lost)" : "");
+			   ? ""
+			   : json_string_value(json_object_get(v, "error")),
+		       json_integer_value(json_object_get(v, "lost")) ? " (records were lost)"
+								      : "");
 	} else {
 		printf("daemon:     not running (%s)\n",
 		       json_string_value(json_object_get(daemon, "error")));
@@ -132,7 +134,8 @@ static void print_text(json_t *s)
 	printf("kernel:     %s\n", json_is_true(json_object_get(s, "installed"))
 				       ? "installed: programs attached through pinned links"
 				       : "not installed");
-	json_array_foreach(json_object_get(s, "links"), i, v) {
+	json_array_foreach(json_object_get(s, "links"), i, v)
+	{
 		if (json_is_true(json_object_get(v, "pinned")))
 			printf("  link %-13s id %-5lld prog %-5lld cgroup %lld\n",
 			       json_string_value(json_object_get(v, "name")),
@@ -144,16 +147,15 @@ static void print_text(json_t *s)
 			       json_string_value(json_object_get(v, "name")));
 	}
 	json_array_foreach(json_object_get(s, "maps"), i, v)
-		printf("  map  %-13s %s\n", json_string_value(json_object_get(v, "name")),
-		       json_is_true(json_object_get(v, "pinned"))
-			       ? json_string_value(json_object_get(v, "path"))
-			       : "MISSING");
-	json_array_foreach(json_object_get(s, "xdp_guards"), i, v)
-		printf("xdp guard:  %s, %s mode, %s, %s\n",
-		       json_string_value(json_object_get(v, "interface")),
-		       json_string_value(json_object_get(v, "mode")),
-		       json_string_value(json_object_get(v, "dispatcher")),
-		       json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED");
+	    printf("  map  %-13s %s\n", json_string_value(json_object_get(v, "name")),
+		   json_is_true(json_object_get(v, "pinned"))
+		       ? json_string_value(json_object_get(v, "path"))
+		       : "MISSING");
+	json_array_foreach(json_object_get(s, "xdp_guards"), i, v) printf(
+	    "xdp guard:  %s, %s mode, %s, %s\n", json_string_value(json_object_get(v, "interface")),
+	    json_string_value(json_object_get(v, "mode")),
+	    json_string_value(json_object_get(v, "dispatcher")),
+	    json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED");
 	v = json_object_get(s, "bpf_lsm");
 	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
 	if (json_array_size(json_object_get(s, "degraded")) == 0) {
@@ -162,7 +164,7 @@ static void print_text(json_t *s)
 	}
 	printf("state:      degraded\n");
 	json_array_foreach(json_object_get(s, "degraded"), i, v)
-		printf("  - %s\n", json_string_value(v));
+	    printf("  - %s\n", json_string_value(v));
 }
 
 int cmd_status(struct ag_cli *c, int argc, char **argv)
@@ -186,7 +188,7 @@ int cmd_status(struct ag_cli *c, int argc, char **argv)
 	serving = json_is_true(json_object_get(s, "installed")) &&
 		  json_is_true(json_object_get(json_object_get(s, "daemon"), "running")) &&
 		  !json_is_false(json_object_get(
-			  json_object_get(json_object_get(s, "daemon"), "audit"), "ok"));
+		      json_object_get(json_object_get(s, "daemon"), "audit"), "ok"));
 	json_decref(s);
 	return serving ? 0 : AG_EXIT_FAIL;
 }

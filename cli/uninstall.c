@@ -16,11 +16,11 @@
 #include "kern.h"
 
 static const char uninstall_usage[] =
-	"usage: agentgatectl [--instance NAME] uninstall\n"
-	"\n"
-	"Stops agentgated, ends every agent process of the instance, detaches and unpins\n"
-	"its programs and maps, and removes its cgroups and run directory.  The state\n"
-	"directory (/var/lib/<instance>, audit logs) is kept.\n";
+    "usage: agentgatectl [--instance NAME] uninstall\n"
+    "\n"
+    "Stops agentgated, ends every agent process of the instance, detaches and unpins\n"
+    "its programs and maps, and removes its cgroups and run directory.  The state\n"
+    "directory (/var/lib/<instance>, audit logs) is kept.\n";
 
 static int stop_daemon(const struct ag_instance *in)
 {

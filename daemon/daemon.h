@@ -20,7 +20,7 @@ enum ag_listener {
 };
 
 struct ag_daemon_stats {
-	uint64_t conns_total;	  /* accepted from agents */
+	uint64_t conns_total; /* accepted from agents */
 	uint64_t conns_active;
 	uint64_t conns_rejected;  /* no origin, unknown agent, gateway loop */
 	uint64_t upstream_failed; /* connect to the original destination failed */

@@ -56,22 +56,24 @@ static int on_event(void *ctx, void *data, size_t size)
 	ag_log(AG_LOG_WARN, "kernel_refusal",
 	       "agent=%s cgroup_id=%llu pid=%u uid=%u comm=%s hook=%s reason=%s dst=%s family=%u "
 	       "type=%u protocol=%u suppressed=%llu",
-	       ag_logq(qname, sizeof(qname), name), (unsigned long long)id, e->tgid,
-	       e->uid, ag_logq(comm, sizeof(comm), comm_raw), ag_hook_name(e->hook),
+	       ag_logq(qname, sizeof(qname), name), (unsigned long long)id, e->tgid, e->uid,
+	       ag_logq(comm, sizeof(comm), comm_raw), ag_hook_name(e->hook),
 	       ag_reason_name(e->reason), dst, e->family, e->type, e->protocol,
 	       (unsigned long long)suppressed);
 	{
-		struct ag_origin who = { .agent_cgroup_id = id, .cgroup_id = e->cgroup_id,
-					 .tgid = e->tgid, .uid = e->uid };
+		struct ag_origin who = { .agent_cgroup_id = id,
+					 .cgroup_id = e->cgroup_id,
+					 .tgid = e->tgid,
+					 .uid = e->uid };
 
 		memcpy(who.comm, e->comm, AG_COMM_LEN);
 		ag_daemon_audit(l->d, "kernel_refusal",
 				json_pack("{s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:I}", "agent",
 					  ag_audit_agent_json(name, &who), "hook",
-					  ag_hook_name(e->hook), "reason", ag_reason_name(e->reason),
-					  "dst", dst, "family", e->family, "type", e->type,
-					  "protocol", e->protocol, "suppressed",
-					  (json_int_t)suppressed));
+					  ag_hook_name(e->hook), "reason",
+					  ag_reason_name(e->reason), "dst", dst, "family",
+					  e->family, "type", e->type, "protocol", e->protocol,
+					  "suppressed", (json_int_t)suppressed));
 	}
 	return 0;
 }

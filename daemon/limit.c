@@ -14,8 +14,8 @@ bool ag_limit_allow(struct ag_limiter *lim, uint64_t key, uint64_t *suppressed)
 	}
 	refill = (now - b->refill_ns) / (1000000000ull / LIMIT_RATE);
 	if (refill) {
-		b->tokens = refill >= LIMIT_BURST - b->tokens ? LIMIT_BURST
-							       : b->tokens + (uint32_t)refill;
+		b->tokens =
+		    refill >= LIMIT_BURST - b->tokens ? LIMIT_BURST : b->tokens + (uint32_t)refill;
 		b->refill_ns = now;
 	}
 	if (!b->tokens) {

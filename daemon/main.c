@@ -40,12 +40,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: agentgated [--instance NAME] [--config FILE] [--state-dir DIR]\n"
-		"                  [--foreground] [--log-level error|warn|info|debug]\n"
-		"\n"
-		"The agentgate daemon: loads the instance's kernel programs (or adopts them),\n"
-		"accepts the agents' redirected connections and relays them.  See agentgated(8).\n");
+	fprintf(
+	    f, "usage: agentgated [--instance NAME] [--config FILE] [--state-dir DIR]\n"
+	       "                  [--foreground] [--log-level error|warn|info|debug]\n"
+	       "\n"
+	       "The agentgate daemon: loads the instance's kernel programs (or adopts them),\n"
+	       "accepts the agents' redirected connections and relays them.  See agentgated(8).\n");
 }
 
 struct options {
@@ -86,8 +86,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'l':
 			if (ag_log_parse_level(optarg, &level)) {
-				fprintf(stderr, "agentgated: --log-level %s: use error, warn, info "
-						"or debug\n", optarg);
+				fprintf(stderr,
+					"agentgated: --log-level %s: use error, warn, info "
+					"or debug\n",
+					optarg);
 				return -EINVAL;
 			}
 			ag_log_set_level(level);
@@ -144,8 +146,7 @@ static int listen_on(int family, uint16_t port, uint32_t mark, struct ag_err *er
 	/* The mark is what the connect hooks check: this is the daemon's. */
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))) {
+	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))) {
 		int e = errno;
 
 		close(fd);
@@ -248,8 +249,8 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 		key = next;
 		prev = &key;
 		for (int a = -1; a < d->conf.nr_agents && !wanted; a++) {
-			const struct ag_rule_conf *rules = a < 0 ? d->conf.rules
-								 : d->conf.agents[a].rules;
+			const struct ag_rule_conf *rules =
+			    a < 0 ? d->conf.rules : d->conf.agents[a].rules;
 			int n = a < 0 ? d->conf.nr_rules : d->conf.agents[a].nr_rules;
 
 			if (key.agent_index != indexes[a + 1])
@@ -291,8 +292,7 @@ static int drop_capabilities(struct ag_err *err)
 		free(text);
 	}
 	for (long cap = 0; cap <= last; cap++)
-		if (cap != CAP_NET_ADMIN && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) &&
-		    errno != EINVAL)
+		if (cap != CAP_NET_ADMIN && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
 			return ag_errf(err, errno, "capability %ld: drop from bounding set: %s",
 				       cap, strerror(errno));
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);

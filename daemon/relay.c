@@ -606,14 +606,14 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 		       ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)),
 		       (unsigned long long)suppressed);
 	} else {
-		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s suppressed=%llu", reason, peer,
-		       (unsigned long long)suppressed);
+		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s suppressed=%llu", reason,
+		       peer, (unsigned long long)suppressed);
 	}
 	ag_daemon_audit(l->d, "connect",
 			json_pack("{s:o,s:s,s:o,s:s,s:s,s:I}", "agent",
 				  o ? ag_audit_agent_json("", o) : json_null(), "peer", peer, "dst",
-				  o ? json_string(dst) : json_null(), "result", "rejected", "reason",
-				  reason, "suppressed", (json_int_t)suppressed));
+				  o ? json_string(dst) : json_null(), "result", "rejected",
+				  "reason", reason, "suppressed", (json_int_t)suppressed));
 out:
 	set_rst(fd);
 	close(fd);

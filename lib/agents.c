@@ -164,9 +164,12 @@ const char *ag_reason_name(uint32_t reason)
 const char *ag_hook_name(uint32_t hook)
 {
 	static const char *const names[] = {
-		[AG_HOOK_SOCK_CREATE] = "sock_create", [AG_HOOK_CONNECT4] = "connect4",
-		[AG_HOOK_CONNECT6] = "connect6",       [AG_HOOK_SENDMSG4] = "sendmsg4",
-		[AG_HOOK_SENDMSG6] = "sendmsg6",       [AG_HOOK_BIND4] = "bind4",
+		[AG_HOOK_SOCK_CREATE] = "sock_create",
+		[AG_HOOK_CONNECT4] = "connect4",
+		[AG_HOOK_CONNECT6] = "connect6",
+		[AG_HOOK_SENDMSG4] = "sendmsg4",
+		[AG_HOOK_SENDMSG6] = "sendmsg6",
+		[AG_HOOK_BIND4] = "bind4",
 		[AG_HOOK_BIND6] = "bind6",
 	};
 

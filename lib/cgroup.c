@@ -16,7 +16,8 @@ int ag_cgroup2_mount(char *buf, size_t len, struct ag_err *err)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[4096];
-	int ret = ag_errf(err, ENOENT, "no cgroup2 filesystem is mounted (see /proc/self/mountinfo)");
+	int ret =
+	    ag_errf(err, ENOENT, "no cgroup2 filesystem is mounted (see /proc/self/mountinfo)");
 
 	if (!f)
 		return ag_errf(err, errno, "/proc/self/mountinfo: %s", strerror(errno));
@@ -164,8 +165,9 @@ int ag_cgroup_destroy(const char *path, struct ag_err *err)
 	struct stat st;
 
 	if (stat(path, &st))
-		return errno == ENOENT ? 0 : ag_errf(err, errno, "cgroup %s: %s", path,
-						     strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : ag_errf(err, errno, "cgroup %s: %s", path, strerror(errno));
 	snprintf(file, sizeof(file), "%s/cgroup.kill", path);
 	if (ag_cgroup_count_procs(path) > 0 && ag_write_file(file, "1", err))
 		return -err->code;

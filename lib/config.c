@@ -96,7 +96,8 @@ static int check_keys(struct parse *p, const char *path, json_t *obj, const char
 
 	if (!json_is_object(obj))
 		return bad(p, path, "expected an object");
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		bool ok = false;
 
 		for (const char *const *a = allowed; *a; a++)
@@ -148,7 +149,8 @@ static int parse_rules(struct parse *p, const char *path, json_t *arr, struct ag
 	*out = calloc(n ? n : 1, sizeof(**out));
 	if (!*out)
 		return ag_errf(p->err, ENOMEM, "%s: out of memory", p->file);
-	json_array_foreach(arr, i, r) {
+	json_array_foreach(arr, i, r)
+	{
 		struct ag_rule_conf *rc = &(*out)[i];
 		json_t *dest = json_object_get(r, "dest");
 		uint64_t port = 0;
@@ -215,7 +217,8 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	c->agents = calloc(n ? n : 1, sizeof(*c->agents));
 	if (!c->agents)
 		return ag_errf(p->err, ENOMEM, "%s: out of memory", p->file);
-	json_array_foreach(arr, i, a) {
+	json_array_foreach(arr, i, a)
+	{
 		struct ag_agent_conf *ac = &c->agents[i];
 		json_t *name = json_object_get(a, "name");
 		int ret;
@@ -251,9 +254,10 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
-	static const char *const keys[] = { "listen",  "mark",	 "resolvers",
-					    "default_verdict", "rules", "agents",
-					    "connect_timeout_ms", NULL };
+	static const char *const keys[] = {
+		"listen", "mark",   "resolvers",	  "default_verdict",
+		"rules",  "agents", "connect_timeout_ms", NULL
+	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
 	uint64_t n;
@@ -298,7 +302,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		if (!json_is_array(v))
 			return bad(p, "$.resolvers", "expected an array of addresses");
 		c->nr_resolvers = 0;
-		json_array_foreach(v, i, r) {
+		json_array_foreach(v, i, r)
+		{
 			snprintf(where, sizeof(where), "$.resolvers[%zu]", i);
 			if (!json_is_string(r))
 				return bad(p, where, "expected an address string");

@@ -44,8 +44,9 @@ static int guard_dir(const struct ag_instance *in, const char *ifname, char *buf
 
 static struct bpf_map *skel_map(struct xdp_guard_bpf *skel, int i)
 {
-	return i == 0 ? skel->maps.guard_config : i == 1 ? skel->maps.guard_sources
-							 : skel->maps.guard_stats;
+	return i == 0	? skel->maps.guard_config
+	       : i == 1 ? skel->maps.guard_sources
+			: skel->maps.guard_stats;
 }
 
 static const char *mode_name(enum xdp_attach_mode mode)
@@ -130,10 +131,12 @@ int ag_guard_attach(const struct ag_instance *in, const char *ifname,
 	/* Configured right after the attach: until then every counted packet drops. */
 	if (bpf_map__update_elem(skel->maps.guard_config, &zero, sizeof(zero), cfg, sizeof(*cfg),
 				 0)) {
-		ret = ag_errf(err, errno, "interface %s: guard config: %s", ifname, strerror(errno));
+		ret =
+		    ag_errf(err, errno, "interface %s: guard config: %s", ifname, strerror(errno));
 		goto detach;
 	}
-	if ((mkdir(in->pin_dir, 0700) && errno != EEXIST) || (mkdir(dir, 0700) && errno != EEXIST)) {
+	if ((mkdir(in->pin_dir, 0700) && errno != EEXIST) ||
+	    (mkdir(dir, 0700) && errno != EEXIST)) {
 		ret = ag_errf(err, errno, "%s: mkdir: %s", dir, strerror(errno));
 		goto detach;
 	}

@@ -16,9 +16,9 @@
 
 struct ag_guard_info {
 	char ifname[IF_NAMESIZE];
-	bool attached;	   /* our program is on the interface */
-	const char *mode;  /* "native", "skb", "hw" or "none" */
-	bool legacy;	   /* libxdp's single-program fallback (no freplace) */
+	bool attached;	  /* our program is on the interface */
+	const char *mode; /* "native", "skb", "hw" or "none" */
+	bool legacy;	  /* libxdp's single-program fallback (no freplace) */
 	struct ag_guard_config cfg;
 	struct ag_guard_stats stats;
 };

@@ -27,10 +27,10 @@ static int valid_name(const char *name)
 	return 1;
 }
 
-#define PATHF(buf, err, ...)                                                   \
-	do {                                                                   \
-		int __n = snprintf(buf, sizeof(buf), __VA_ARGS__);             \
-		if (__n < 0 || (size_t)__n >= sizeof(buf))                     \
+#define PATHF(buf, err, ...)                                                       \
+	do {                                                                       \
+		int __n = snprintf(buf, sizeof(buf), __VA_ARGS__);                 \
+		if (__n < 0 || (size_t)__n >= sizeof(buf))                         \
 			return ag_errf(err, ENAMETOOLONG, "path too long: " #buf); \
 	} while (0)
 

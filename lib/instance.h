@@ -20,11 +20,11 @@
 
 struct ag_instance {
 	char name[AG_INSTANCE_MAX];
-	char cgroup2[AG_PATH_MAX];	 /* the cgroup2 mount point */
-	char cg_root[AG_PATH_MAX];	 /* <cgroup2>/<name> */
+	char cgroup2[AG_PATH_MAX]; /* the cgroup2 mount point */
+	char cg_root[AG_PATH_MAX]; /* <cgroup2>/<name> */
 	char cg_agents[AG_PATH_MAX];
 	char cg_daemon[AG_PATH_MAX];
-	char pin_dir[AG_PATH_MAX];	 /* /sys/fs/bpf/<name> */
+	char pin_dir[AG_PATH_MAX]; /* /sys/fs/bpf/<name> */
 	char run_dir[AG_PATH_MAX];
 	char state_dir[AG_PATH_MAX];
 	char control_path[AG_PATH_MAX];

@@ -16,10 +16,9 @@
 #include "sock.skel.h"
 
 const char *const ag_map_names[AG_MAP__COUNT] = {
-	[AG_MAP_CONFIG] = "config",	[AG_MAP_AGENTS] = "agents",
-	[AG_MAP_DEST_RULES] = "dest_rules", [AG_MAP_STATS] = "stats",
-	[AG_MAP_ORIGIN] = "origin",	[AG_MAP_HANDOFF] = "handoff",
-	[AG_MAP_EVENTS] = "events",	[AG_MAP_QUOTA] = "quota",
+	[AG_MAP_CONFIG] = "config", [AG_MAP_AGENTS] = "agents", [AG_MAP_DEST_RULES] = "dest_rules",
+	[AG_MAP_STATS] = "stats",   [AG_MAP_ORIGIN] = "origin", [AG_MAP_HANDOFF] = "handoff",
+	[AG_MAP_EVENTS] = "events", [AG_MAP_QUOTA] = "quota",
 };
 
 /*
@@ -90,7 +89,8 @@ int ag_kern_open(struct ag_kern *k, const struct ag_instance *in, struct ag_err 
 	for (int i = 0; i < AG_MAP__COUNT; i++) {
 		if (ag_pin_path(in, ag_map_names[i], path, sizeof(path))) {
 			ag_kern_close(k);
-			return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long", in->name);
+			return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long",
+				       in->name);
 		}
 		k->map_fd[i] = bpf_obj_get(path);
 		if (k->map_fd[i] < 0) {
@@ -208,8 +208,7 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	}
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
 		const struct ag_prog_desc *d = &ag_progs[i];
-		struct bpf_program *prog =
-			bpf_object__find_program_by_name(k->skel->obj, d->prog);
+		struct bpf_program *prog = bpf_object__find_program_by_name(k->skel->obj, d->prog);
 		struct bpf_link *link;
 
 		if (!prog) {
@@ -246,7 +245,8 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 	ret = ag_bpffs_ensure(err);
 	if (ret)
 		return ret;
-	if ((ret = ag_cgroup_mkdir(in->cg_root, err)) || (ret = ag_cgroup_mkdir(in->cg_agents, err)) ||
+	if ((ret = ag_cgroup_mkdir(in->cg_root, err)) ||
+	    (ret = ag_cgroup_mkdir(in->cg_agents, err)) ||
 	    (ret = ag_cgroup_mkdir(in->cg_daemon, err)))
 		return ret;
 

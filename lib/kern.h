@@ -34,10 +34,10 @@ extern const char *const ag_map_names[AG_MAP__COUNT];
 #define AG_PROG_COUNT 10
 
 struct ag_prog_desc {
-	const char *name;	/* link pin name, links/<name> */
-	const char *prog;	/* program name in sock.bpf.c */
-	int attach_type;	/* enum bpf_attach_type */
-	bool on_instance_root;	/* sockops: <instance>, others: <instance>/agents */
+	const char *name;      /* link pin name, links/<name> */
+	const char *prog;      /* program name in sock.bpf.c */
+	int attach_type;       /* enum bpf_attach_type */
+	bool on_instance_root; /* sockops: <instance>, others: <instance>/agents */
 };
 
 extern const struct ag_prog_desc ag_progs[AG_PROG_COUNT];
@@ -47,7 +47,7 @@ struct sock_bpf;
 struct ag_kern {
 	struct sock_bpf *skel; /* set only in the process that loaded them */
 	int map_fd[AG_MAP__COUNT];
-	bool adopted;	       /* found pinned and reused */
+	bool adopted; /* found pinned and reused */
 };
 
 /*

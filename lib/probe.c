@@ -41,8 +41,8 @@ bool ag_probe_bpf_lsm(char *why, size_t len)
 	if (!link) {
 		snprintf(why, len, "cannot attach an LSM program: %s%s", strerror(errno),
 			 errno == EOPNOTSUPP || errno == 524 /* ENOTSUPP */
-				 ? " (no BPF trampolines: kernel without ftrace)"
-				 : "");
+			     ? " (no BPF trampolines: kernel without ftrace)"
+			     : "");
 		goto out;
 	}
 	ok = true;

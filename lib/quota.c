@@ -15,8 +15,7 @@ int ag_quota_get(const struct ag_kern *k, uint64_t agent_id, struct ag_quota *q)
 }
 
 /* The hooks test the flag before they look for a quota at all. */
-static int set_agent_flag(const struct ag_kern *k, uint64_t agent_id, bool on,
-			  struct ag_err *err)
+static int set_agent_flag(const struct ag_kern *k, uint64_t agent_id, bool on, struct ag_err *err)
 {
 	struct ag_agent a;
 

@@ -65,8 +65,8 @@ void ag_log(enum ag_log_level level, const char *event, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "ts=%s.%06ldZ level=%s event=%s ", ts,
-		     now.tv_nsec / 1000, level_names[level], event);
+	n = snprintf(line, sizeof(line), "ts=%s.%06ldZ level=%s event=%s ", ts, now.tv_nsec / 1000,
+		     level_names[level], event);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	va_start(ap, fmt);

@@ -22,7 +22,7 @@ struct ag_err {
 
 /* Sets err and returns -code, so `return ag_errf(err, EINVAL, ...)` reads well. */
 int ag_errf(struct ag_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 enum ag_log_level {
 	AG_LOG_ERROR,
@@ -40,7 +40,7 @@ bool ag_log_enabled(enum ag_log_level level);
  * ag_logq() so they cannot forge fields or lines.
  */
 void ag_log(enum ag_log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Quote s for logfmt into buf (always quoted, escapes ", \ and controls). */
 const char *ag_logq(char *buf, size_t len, const char *s);
 
@@ -59,7 +59,7 @@ int ag_write_file(const char *path, const char *s, struct ag_err *err);
 /* The value of a hex digit of either case, or -1. */
 int ag_hex_digit(char c);
 
-uint64_t ag_now_ns(void);    /* CLOCK_MONOTONIC */
-uint64_t ag_wall_ns(void);   /* CLOCK_REALTIME */
+uint64_t ag_now_ns(void);  /* CLOCK_MONOTONIC */
+uint64_t ag_wall_ns(void); /* CLOCK_REALTIME */
 
 #endif

@@ -39,47 +39,45 @@ bool test__verbose(void);
 /* A name unique to this test run, for instances, cgroups and namespaces. */
 const char *test__instance(const char *suffix);
 
-#define TEST(tname)                                                            \
-	static void test_##tname(void);                                        \
-	static struct ag_test ag_test_##tname = { .name = #tname,              \
-						  .fn = test_##tname };        \
-	__attribute__((constructor)) static void ag_register_##tname(void)     \
-	{                                                                      \
-		test__register(&ag_test_##tname);                              \
-	}                                                                      \
+#define TEST(tname)                                                                     \
+	static void test_##tname(void);                                                 \
+	static struct ag_test ag_test_##tname = { .name = #tname, .fn = test_##tname }; \
+	__attribute__((constructor)) static void ag_register_##tname(void)              \
+	{                                                                               \
+		test__register(&ag_test_##tname);                                       \
+	}                                                                               \
 	static void test_##tname(void)
 
-#define AG_FAILED(fmt, ...)                                                    \
-	do {                                                                   \
-		fprintf(stderr, "%s:%d: FAIL: " fmt "\n", __FILE__, __LINE__,  \
-			##__VA_ARGS__);                                        \
-		test__fail();                                                  \
+#define AG_FAILED(fmt, ...)                                                                   \
+	do {                                                                                  \
+		fprintf(stderr, "%s:%d: FAIL: " fmt "\n", __FILE__, __LINE__, ##__VA_ARGS__); \
+		test__fail();                                                                 \
 	} while (0)
 
-#define ASSERT_TRUE(cond, name)                                                \
-	({                                                                     \
-		bool ___ok = !!(cond);                                         \
-		if (!___ok)                                                    \
-			AG_FAILED("%s: expected true: %s", name, #cond);       \
-		___ok;                                                         \
+#define ASSERT_TRUE(cond, name)                                          \
+	({                                                               \
+		bool ___ok = !!(cond);                                   \
+		if (!___ok)                                              \
+			AG_FAILED("%s: expected true: %s", name, #cond); \
+		___ok;                                                   \
 	})
 
-#define ASSERT_FALSE(cond, name)                                               \
-	({                                                                     \
-		bool ___ok = !(cond);                                          \
-		if (!___ok)                                                    \
-			AG_FAILED("%s: expected false: %s", name, #cond);      \
-		___ok;                                                         \
+#define ASSERT_FALSE(cond, name)                                          \
+	({                                                                \
+		bool ___ok = !(cond);                                     \
+		if (!___ok)                                               \
+			AG_FAILED("%s: expected false: %s", name, #cond); \
+		___ok;                                                    \
 	})
 
-#define AG_ASSERT_CMP(a, b, op, name)                                          \
-	({                                                                     \
-		long long ___a = (long long)(a), ___b = (long long)(b);        \
-		bool ___ok = ___a op ___b;                                     \
-		if (!___ok)                                                    \
-			AG_FAILED("%s: expected %s %s %s, got %lld vs %lld",   \
-				  name, #a, #op, #b, ___a, ___b);              \
-		___ok;                                                         \
+#define AG_ASSERT_CMP(a, b, op, name)                                                           \
+	({                                                                                      \
+		long long ___a = (long long)(a), ___b = (long long)(b);                         \
+		bool ___ok = ___a op ___b;                                                      \
+		if (!___ok)                                                                     \
+			AG_FAILED("%s: expected %s %s %s, got %lld vs %lld", name, #a, #op, #b, \
+				  ___a, ___b);                                                  \
+		___ok;                                                                          \
 	})
 
 #define ASSERT_EQ(a, b, name) AG_ASSERT_CMP(a, b, ==, name)
@@ -90,14 +88,14 @@ const char *test__instance(const char *suffix);
 #define ASSERT_GE(a, b, name) AG_ASSERT_CMP(a, b, >=, name)
 
 /* err is 0 on success, or a negative errno / -1 with errno set. */
-#define ASSERT_OK(err, name)                                                   \
-	({                                                                     \
-		long long ___e = (long long)(err);                             \
-		bool ___ok = ___e == 0;                                        \
-		if (!___ok)                                                    \
-			AG_FAILED("%s: unexpected error %lld (errno %d: %s)",  \
-				  name, ___e, errno, strerror(errno));         \
-		___ok;                                                         \
+#define ASSERT_OK(err, name)                                                                     \
+	({                                                                                       \
+		long long ___e = (long long)(err);                                               \
+		bool ___ok = ___e == 0;                                                          \
+		if (!___ok)                                                                      \
+			AG_FAILED("%s: unexpected error %lld (errno %d: %s)", name, ___e, errno, \
+				  strerror(errno));                                              \
+		___ok;                                                                           \
 	})
 
 /* A syscall-style call that must fail with exactly this errno. */
@@ -114,32 +112,31 @@ const char *test__instance(const char *suffix);
 		___ok;                                                         \
 	})
 
-#define ASSERT_STREQ(a, b, name)                                               \
-	({                                                                     \
-		const char *___a = (a), *___b = (b);                           \
-		bool ___ok = ___a && ___b && strcmp(___a, ___b) == 0;          \
-		if (!___ok)                                                    \
-			AG_FAILED("%s: expected \"%s\", got \"%s\"", name,     \
-				  ___b ? ___b : "(null)",                      \
-				  ___a ? ___a : "(null)");                     \
-		___ok;                                                         \
+#define ASSERT_STREQ(a, b, name)                                                                   \
+	({                                                                                         \
+		const char *___a = (a), *___b = (b);                                               \
+		bool ___ok = ___a && ___b && strcmp(___a, ___b) == 0;                              \
+		if (!___ok)                                                                        \
+			AG_FAILED("%s: expected \"%s\", got \"%s\"", name, ___b ? ___b : "(null)", \
+				  ___a ? ___a : "(null)");                                         \
+		___ok;                                                                             \
 	})
 
-#define ASSERT_MEMEQ(a, b, len, name)                                          \
-	({                                                                     \
-		bool ___ok = memcmp(a, b, len) == 0;                           \
-		if (!___ok)                                                    \
+#define ASSERT_MEMEQ(a, b, len, name)                                           \
+	({                                                                      \
+		bool ___ok = memcmp(a, b, len) == 0;                            \
+		if (!___ok)                                                     \
 			AG_FAILED("%s: %zu bytes differ", name, (size_t)(len)); \
-		___ok;                                                         \
+		___ok;                                                          \
 	})
 
-#define ASSERT_OK_PTR(p, name)                                                 \
-	({                                                                     \
-		bool ___ok = (p) != NULL;                                      \
-		if (!___ok)                                                    \
-			AG_FAILED("%s: unexpected NULL (errno %d: %s)", name,  \
-				  errno, strerror(errno));                     \
-		___ok;                                                         \
+#define ASSERT_OK_PTR(p, name)                                                       \
+	({                                                                           \
+		bool ___ok = (p) != NULL;                                            \
+		if (!___ok)                                                          \
+			AG_FAILED("%s: unexpected NULL (errno %d: %s)", name, errno, \
+				  strerror(errno));                                  \
+		___ok;                                                               \
 	})
 
 #endif /* AG_TEST_H */

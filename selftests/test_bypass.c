@@ -114,7 +114,8 @@ static int agent_connect(void *arg)
 		break;
 	case MODE_URING:
 	case MODE_URING_ASYNC:
-		a->ret = uring_connect(fd, (struct sockaddr *)&ss, len, a->mode == MODE_URING_ASYNC);
+		a->ret =
+		    uring_connect(fd, (struct sockaddr *)&ss, len, a->mode == MODE_URING_ASYNC);
 		if (a->ret < 0) {
 			errno = -a->ret;
 			goto fail;
@@ -261,7 +262,7 @@ TEST(bypass_tcp)
 						  host4, sizeof(host4));
 				if (i->ifa_addr->sa_family == AF_INET6 && !host6[0] &&
 				    !IN6_IS_ADDR_LINKLOCAL(
-					    &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr))
+					&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr))
 					inet_ntop(AF_INET6,
 						  &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
 						  host6, sizeof(host6));

@@ -97,7 +97,8 @@ TEST(cli_run)
 			 "printf hi >&3; cat <&3'",
 			 tool_port);
 		ASSERT_EQ(ctl(&out, &d, args), 0, "run");
-		ASSERT_TRUE(out && strstr(out, "hello-from-tool"), "the agent got the tool's bytes");
+		ASSERT_TRUE(out && strstr(out, "hello-from-tool"),
+			    "the agent got the tool's bytes");
 		free(out);
 		waitpid(server, &status, 0);
 		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the tool served it");
@@ -149,9 +150,9 @@ TEST(cli_status_and_uninstall)
 			ASSERT_TRUE(json_is_true(json_object_get(j, "installed")), "installed");
 			ASSERT_EQ(json_array_size(json_object_get(j, "links")), AG_PROG_COUNT,
 				  "links");
-			ASSERT_TRUE(json_is_true(json_object_get(json_object_get(j, "daemon"),
-								 "running")),
-				    "daemon.running");
+			ASSERT_TRUE(
+			    json_is_true(json_object_get(json_object_get(j, "daemon"), "running")),
+			    "daemon.running");
 			ASSERT_TRUE(json_is_boolean(json_object_get(json_object_get(j, "bpf_lsm"),
 								    "available")),
 				    "bpf_lsm.available");

@@ -30,25 +30,32 @@ TEST(config)
 		  "{\"listen\": {\"port\": 1234, \"ipv6\": false}, \"mark\": 7,"
 		  " \"resolvers\": [\"127.0.0.53\", \"::1\"], \"default_verdict\": \"deny\","
 		  " \"connect_timeout_ms\": 500,"
-		  " \"rules\": [{\"dest\": \"10.0.0.0/8\", \"port\": 443, \"verdict\": \"direct\"}],"
+		  " \"rules\": [{\"dest\": \"10.0.0.0/8\", \"port\": 443, \"verdict\": "
+		  "\"direct\"}],"
 		  " \"agents\": [{\"name\": \"a\", \"verdict\": \"redirect\","
 		  "   \"rules\": [{\"dest\": \"::1\", \"verdict\": \"deny\"}]}]}",
 		  NULL },
 		{ "not_json", "{", ":1:" },
 		{ "duplicate_key", "{\"mark\": 1, \"mark\": 2}", "duplicate" },
 		{ "unknown_key", "{\"lisen\": {}}", "$.lisen: unknown key" },
-		{ "unknown_nested_key", "{\"listen\": {\"prot\": 1}}", "$.listen.prot: unknown key" },
-		{ "port_range", "{\"listen\": {\"port\": 70000}}", "$.listen.port: must be between" },
+		{ "unknown_nested_key", "{\"listen\": {\"prot\": 1}}",
+		  "$.listen.prot: unknown key" },
+		{ "port_range", "{\"listen\": {\"port\": 70000}}",
+		  "$.listen.port: must be between" },
 		{ "port_zero", "{\"listen\": {\"port\": 0}}", "$.listen.port: must not be 0" },
-		{ "port_type", "{\"listen\": {\"port\": \"80\"}}", "$.listen.port: expected an integer" },
+		{ "port_type", "{\"listen\": {\"port\": \"80\"}}",
+		  "$.listen.port: expected an integer" },
 		{ "mark_zero", "{\"mark\": 0}", "$.mark: must not be 0" },
-		{ "bad_resolver", "{\"resolvers\": [\"dns.example\"]}", "$.resolvers[0]: expected" },
-		{ "resolver_cidr", "{\"resolvers\": [\"10.0.0.0/8\"]}", "$.resolvers[0]: expected" },
+		{ "bad_resolver", "{\"resolvers\": [\"dns.example\"]}",
+		  "$.resolvers[0]: expected" },
+		{ "resolver_cidr", "{\"resolvers\": [\"10.0.0.0/8\"]}",
+		  "$.resolvers[0]: expected" },
 		{ "too_many_resolvers",
 		  "{\"resolvers\": [\"127.0.0.1\",\"127.0.0.2\",\"127.0.0.3\",\"127.0.0.4\","
 		  "\"127.0.0.5\"]}",
 		  "$.resolvers[4]: at most 4" },
-		{ "bad_verdict", "{\"default_verdict\": \"allow\"}", "$.default_verdict: expected one of" },
+		{ "bad_verdict", "{\"default_verdict\": \"allow\"}",
+		  "$.default_verdict: expected one of" },
 		{ "bad_cidr", "{\"rules\": [{\"dest\": \"10.0.0.0/33\", \"verdict\": \"deny\"}]}",
 		  "$.rules[0].dest" },
 		{ "rule_without_verdict", "{\"rules\": [{\"dest\": \"10.0.0.1\"}]}",
@@ -57,7 +64,8 @@ TEST(config)
 		{ "duplicate_agent", "{\"agents\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}",
 		  "$.agents[1].name: duplicate" },
 		{ "agent_rule_error",
-		  "{\"agents\": [{\"name\": \"a\", \"rules\": [{\"dest\": \"x\", \"verdict\": \"deny\"}]}]}",
+		  "{\"agents\": [{\"name\": \"a\", \"rules\": [{\"dest\": \"x\", \"verdict\": "
+		  "\"deny\"}]}]}",
 		  "$.agents[0].rules[0].dest" },
 		{ "root_not_object", "[]", "$: expected an object" },
 	};

@@ -387,8 +387,10 @@ TEST(daemon_refusal_log_limit)
 	run_in_cgroup(agent_cg, NOBODY_UID, agent_udp_flood, n);
 	for (int i = 0; i < 200 && daemon_counter(&d, "kernel_refusals") < 1001; i++)
 		usleep(10 * 1000);
-	ASSERT_EQ(run_capture(&out, "grep event=kernel_refusal %s | tail -1 | sed "
-				    "'s/.*suppressed=//'", d.log),
+	ASSERT_EQ(run_capture(&out,
+			      "grep event=kernel_refusal %s | tail -1 | sed "
+			      "'s/.*suppressed=//'",
+			      d.log),
 		  0, "last refusal line");
 	/* 1000 - the burst - what refilled while the flood ran. */
 	ASSERT_GE(out ? atoi(out) : -1, 850, "suppressed count reported");
@@ -430,7 +432,8 @@ static int count_ok_records(const struct tdaemon *d)
 	int n = -1;
 
 	if (run_capture(&out, "grep -c '\"kind\":\"connect\".*\"result\":\"ok\"' %s/audit.log",
-			d->state) >= 0 && out)
+			d->state) >= 0 &&
+	    out)
 		n = atoi(out);
 	free(out);
 	return n;
@@ -467,12 +470,12 @@ TEST(daemon_audit_trail)
 		snprintf(want, sizeof(want), "\"dst\":\"127.0.0.1:%u\"", tool_port);
 		ASSERT_EQ(audit_cmd(&out, &d, "query --json --kind connect --agent a"), 0, "query");
 		ASSERT_TRUE(out && strstr(out, want) && strstr(out, "\"result\":\"ok\"") &&
-				    strstr(out, "\"bytes_up\":20"),
+				strstr(out, "\"bytes_up\":20"),
 			    "the relayed call, with destination, result and bytes");
 		free(out);
 		ASSERT_EQ(audit_cmd(&out, &d, "query --json --kind kernel_refusal"), 0, "query");
 		ASSERT_TRUE(out && strstr(out, "\"hook\":\"sendmsg4\"") &&
-				    strstr(out, "\"reason\":\"udp_destination\""),
+				strstr(out, "\"reason\":\"udp_destination\""),
 			    "the kernel's refusal");
 		free(out);
 		ASSERT_EQ(audit_cmd(&out, &d, "query --json --kind connect"), 0, "query");

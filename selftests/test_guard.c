@@ -234,7 +234,7 @@ TEST(xdp_guard)
 		tnetns_run(cli, tcp_connect_from, s);
 		ASSERT_EQ(s->tcp_ret, -1, "flooder's SYN dropped");
 		ASSERT_TRUE(s->tcp_err == EINPROGRESS || s->tcp_err == ETIMEDOUT ||
-				    s->tcp_err == EAGAIN,
+				s->tcp_err == EAGAIN,
 			    "connect timed out");
 		waitpid(listener, NULL, 0);
 		close(ready[0]);

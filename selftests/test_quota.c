@@ -135,8 +135,9 @@ TEST(quota)
 		ASSERT_OK(ag_quota_get(&t.k, t.agent_cg, &q), "quota entry");
 		q.calls_minute = 2;
 		q.minute_start_ns = ag_now_ns();
-		ASSERT_OK(bpf_map_update_elem(t.k.map_fd[AG_MAP_QUOTA], &t.agent_cg, &q, BPF_F_LOCK),
-			  "record two calls");
+		ASSERT_OK(
+		    bpf_map_update_elem(t.k.map_fd[AG_MAP_QUOTA], &t.agent_cg, &q, BPF_F_LOCK),
+		    "record two calls");
 		connects(&t, b, 1);
 		ASSERT_EQ(b->edquot, 1, "spent budget refuses new connections");
 		ASSERT_OK(ag_quota_get(&t.k, t.agent_cg, &q), "quota entry");

@@ -152,8 +152,10 @@ TEST(rules)
 		/* Restart with no rules at all: nothing may stay denied. */
 		tdaemon_kill(&d, SIGTERM);
 		f = fopen(d.conf, "w");
-		fprintf(f, "{\"listen\": {\"port\": %u}, \"resolvers\": [], "
-			   "\"agents\": [{\"name\": \"plain\"}]}\n", d.port);
+		fprintf(f,
+			"{\"listen\": {\"port\": %u}, \"resolvers\": [], "
+			"\"agents\": [{\"name\": \"plain\"}]}\n",
+			d.port);
 		fclose(f);
 		ASSERT_OK(tdaemon_restart(&d), "restart");
 		expect(&d, "plain", "127.0.0.1", other, other_port, RELAYED);

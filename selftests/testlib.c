@@ -224,8 +224,7 @@ static int bound_socket(int type, const char *addr, uint16_t port, uint16_t *bou
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) ||
-	    (type == SOCK_STREAM && listen(fd, 1024))) {
+	if (bind(fd, (struct sockaddr *)&ss, len) || (type == SOCK_STREAM && listen(fd, 1024))) {
 		close(fd);
 		return -1;
 	}
@@ -374,8 +373,8 @@ void tinst_kill_daemon(struct tinst *t)
 	t->daemon_pid = 0;
 }
 
-int tinst_create(struct tinst *t, const char *suffix, unsigned int flags,
-		 const uint8_t *resolver, uint16_t resolver_port)
+int tinst_create(struct tinst *t, const char *suffix, unsigned int flags, const uint8_t *resolver,
+		 uint16_t resolver_port)
 {
 	struct ag_err err = { 0 };
 	uint32_t lo = htonl(INADDR_LOOPBACK);
@@ -417,8 +416,7 @@ int tinst_create(struct tinst *t, const char *suffix, unsigned int flags,
 	}
 	t->cfg.default_verdict = AG_VERDICT_REDIRECT;
 	if ((ret = ag_kern_install(&t->k, &t->in, &t->cfg, &err)) ||
-	    (ret = ag_agent_register(&t->k, &t->in, "a", AG_VERDICT_REDIRECT, &t->agent_cg,
-				     &err)))
+	    (ret = ag_agent_register(&t->k, &t->in, "a", AG_VERDICT_REDIRECT, &t->agent_cg, &err)))
 		goto fail;
 	snprintf(t->agent_path, sizeof(t->agent_path), "%s/a", t->in.cg_agents);
 	return 0;
@@ -484,8 +482,8 @@ int tdaemon_restart(struct tdaemon *d)
 		    (unshare(CLONE_NEWNET) ||
 		     system("ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1")))
 			_exit(126);
-		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir", d->state,
-		      "--foreground", "--log-level", "debug", (char *)NULL);
+		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir",
+		      d->state, "--foreground", "--log-level", "debug", (char *)NULL);
 		_exit(127);
 	}
 	close(logfd);
@@ -494,8 +492,7 @@ int tdaemon_restart(struct tdaemon *d)
 	return daemon_ready(d, 5000);
 }
 
-int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
-		  unsigned int flags)
+int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json, unsigned int flags)
 {
 	struct ag_err err;
 	FILE *f;

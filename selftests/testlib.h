@@ -19,7 +19,6 @@ const char *testlib_build_dir(void);
 /* The project root (for selftests/fuzz/corpus, policies/, ../shared). */
 const char *testlib_src_dir(void);
 
-
 #include <stdint.h>
 
 #include "instance.h"
@@ -39,10 +38,10 @@ struct tinst {
 	struct ag_instance in;
 	struct ag_kern k;
 	struct ag_config cfg;
-	uint16_t port;		/* the daemon port */
-	int lfd4, lfd6;		/* stand-in listeners, -1 if none */
-	uint64_t agent_cg;	/* cgroup id of agents/a */
-	pid_t daemon_pid;	/* a process in <instance>/daemon: "alive" */
+	uint16_t port;	   /* the daemon port */
+	int lfd4, lfd6;	   /* stand-in listeners, -1 if none */
+	uint64_t agent_cg; /* cgroup id of agents/a */
+	pid_t daemon_pid;  /* a process in <instance>/daemon: "alive" */
 	char agent_path[PATH_MAX];
 };
 
@@ -51,8 +50,8 @@ enum {
 };
 
 /* resolver: an address (v4-mapped or v6) and port UDP may go to, or NULL. */
-int tinst_create(struct tinst *t, const char *suffix, unsigned int flags,
-		 const uint8_t *resolver, uint16_t resolver_port);
+int tinst_create(struct tinst *t, const char *suffix, unsigned int flags, const uint8_t *resolver,
+		 uint16_t resolver_port);
 void tinst_destroy(struct tinst *t);
 /* Ends the stand-in daemon process; its listeners stay open. */
 void tinst_kill_daemon(struct tinst *t);
@@ -89,7 +88,6 @@ uint16_t free_port(void);
 /* Fills a sockaddr from "addr" and port; returns its length. */
 socklen_t make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss);
 
-
 /*
  * A real agentgated for a test instance: its own config (port, resolvers),
  * state directory and log file; --foreground, child of the test.
@@ -98,11 +96,11 @@ struct tdaemon {
 	struct ag_instance in;
 	pid_t pid;
 	uint16_t port;
-	char dir[128];		/* mkdtemp: config, state, log */
+	char dir[128]; /* mkdtemp: config, state, log */
 	char conf[PATH_MAX];
 	char log[PATH_MAX];
-	char state[PATH_MAX];	/* audit.log, audit.key */
-	unsigned int flags;	/* TDAEMON_* */
+	char state[PATH_MAX]; /* audit.log, audit.key */
+	unsigned int flags;   /* TDAEMON_* */
 };
 
 enum {

@@ -56,9 +56,8 @@ static int replay(const char *path, int *count)
 	for (int i = 0; i < n; i++) {
 		char child[4096];
 
-		if (names[i]->d_name[0] != '.' &&
-		    snprintf(child, sizeof(child), "%s/%s", path, names[i]->d_name) <
-			    (int)sizeof(child))
+		if (names[i]->d_name[0] != '.' && snprintf(child, sizeof(child), "%s/%s", path,
+							   names[i]->d_name) < (int)sizeof(child))
 			ret |= replay(child, count);
 		free(names[i]);
 	}
