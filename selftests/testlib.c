@@ -480,7 +480,8 @@ int tdaemon_restart(struct tdaemon *d)
 		dup2(logfd, STDERR_FILENO);
 		if ((d->flags & TDAEMON_NETNS_WITHOUT_IPV6) &&
 		    (unshare(CLONE_NEWNET) ||
-		     system("ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1")))
+		     system(
+			 "ip link set lo up && echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6")))
 			_exit(126);
 		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir",
 		      d->state, "--foreground", "--log-level", "debug", (char *)NULL);
