@@ -85,6 +85,11 @@ static int cmd_policy(struct ag_cli *c, int argc, char **argv)
 	return ag_cmd_policy(argc, argv);
 }
 
+static int cmd_keys(struct ag_cli *c, int argc, char **argv)
+{
+	return ag_cmd_keys(argc, argv);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
@@ -92,6 +97,7 @@ static const struct {
 	{ "run", cmd_run },	{ "status", cmd_status },	{ "agents", cmd_agents },
 	{ "maps", cmd_maps },	{ "uninstall", cmd_uninstall }, { "quota", cmd_quota },
 	{ "guard", cmd_guard }, { "audit", cmd_audit },		{ "policy", cmd_policy },
+	{ "keys", cmd_keys },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentgatectl keys jwks|rotate|mint: offline work on the instance's JWT key
+ * directory (layout in lib/jwt.h), without a running daemon.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "jwt.h"
+
+/* Declared here until cli.h declares it next to ag_cmd_policy(). */
+
+static const char usage_jwks[] =
+    "usage: agentgatectl keys jwks --dir DIR\n"
+    "Print the JWKS of the key directory: the current key and every retired key that may\n"
+    "still have signed a valid token (retired less than 300 s ago).\n";
+
+static const char usage_rotate[] =
+    "usage: agentgatectl keys rotate --dir DIR [--alg EdDSA|ES256]\n"
+    "Create a new signing key (default EdDSA) in DIR (created 0700 if missing), make it\n"
+    "current, retire the previous one and delete keys retired more than 300 s ago.\n"
+    "Prints the new key id.\n";
+
+static const char usage_mint[] =
+    "usage: agentgatectl keys mint --dir DIR --aud AUD --sub OPERATOR --agent NAME\n"
+    "         [--delegation ROOT,...,PARENT] [--ttl SECONDS] [--iss ISSUER]\n"
+    "         [--tool TOOL] [--session ID]\n"
+    "Print a JWT signed with the current key, for testing a tool server.  The act claim is\n"
+    "NAME, with the delegation chain (root first) nested inside it.  --ttl is 1..300\n"
+    "(default 300); --iss defaults to \"agentgate\".\n";
+
+static const char usage_keys[] = "usage: agentgatectl keys jwks|rotate|mint [--help]\n";
+
+enum {
+	O_DIR = 1 << 0,
+	O_ALG = 1 << 1,
+	O_AUD = 1 << 2,
+	O_SUB = 1 << 3,
+	O_AGENT = 1 << 4,
+	O_DELEGATION = 1 << 5,
+	O_TTL = 1 << 6,
+	O_ISS = 1 << 7,
+	O_TOOL = 1 << 8,
+	O_SESSION = 1 << 9,
+};
+
+struct opts {
+	const char *dir, *alg, *aud, *sub, *agent, *delegation, *ttl, *iss, *tool, *session;
+};
+
+/* Returns 0 to go on, 1 after --help, 2 on a usage error; allowed is a mask of O_*. */
+static int parse_opts(const char *cmd, const char *usage, int allowed, int argc, char **argv,
+		      struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "alg", required_argument, NULL, O_ALG },
+		{ "aud", required_argument, NULL, O_AUD },
+		{ "sub", required_argument, NULL, O_SUB },
+		{ "agent", required_argument, NULL, O_AGENT },
+		{ "delegation", required_argument, NULL, O_DELEGATION },
+		{ "ttl", required_argument, NULL, O_TTL },
+		{ "iss", required_argument, NULL, O_ISS },
+		{ "tool", required_argument, NULL, O_TOOL },
+		{ "session", required_argument, NULL, O_SESSION },
+		{ 0 },
+	};
+	const char **slot[] = { &o->dir,	&o->alg, &o->aud, &o->sub,  &o->agent,
+				&o->delegation, &o->ttl, &o->iss, &o->tool, &o->session };
+	int c, li = -1;
+
+	memset(o, 0, sizeof(*o));
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			fprintf(stderr, "keys %s: unknown or incomplete option %s; see --help\n",
+				cmd, argv[optind - 1]);
+			return 2;
+		}
+		if (!(c & allowed)) {
+			fprintf(stderr, "keys %s: option --%s does not apply; see --help\n", cmd,
+				longopts[li].name);
+			return 2;
+		}
+		*slot[__builtin_ctz((unsigned int)c)] = optarg;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "keys %s: unexpected argument \"%s\"; see --help\n", cmd,
+			argv[optind]);
+		return 2;
+	}
+	if (!o->dir) {
+		fprintf(stderr, "keys %s: --dir is required; see --help\n", cmd);
+		return 2;
+	}
+	return 0;
+}
+
+static int cmd_jwks(int argc, char **argv)
+{
+	struct ag_keyring *kr;
+	struct ag_err err;
+	struct opts o;
+	char *jwks;
+	int r = parse_opts("jwks", usage_jwks, O_DIR, argc, argv, &o);
+
+	if (r)
+		return r == 1 ? 0 : AG_EXIT_USAGE;
+	if (ag_keyring_open(o.dir, (int64_t)time(NULL), &kr, &err))
+		return cli_fail("%s", err.msg);
+	r = ag_keyring_jwks(kr, &jwks, &err);
+	ag_keyring_free(kr);
+	if (r)
+		return cli_fail("%s", err.msg);
+	puts(jwks);
+	free(jwks);
+	return 0;
+}
+
+static int cmd_rotate(int argc, char **argv)
+{
+	char kid[AG_JWT_KID_LEN + 1];
+	enum ag_jwt_alg alg = AG_JWT_EDDSA;
+	struct ag_err err;
+	struct opts o;
+	int r = parse_opts("rotate", usage_rotate, O_DIR | O_ALG, argc, argv, &o);
+
+	if (r)
+		return r == 1 ? 0 : AG_EXIT_USAGE;
+	if (o.alg && ag_jwt_alg_parse(o.alg, &alg, &err)) {
+		fprintf(stderr, "keys rotate: --alg: %s\n", err.msg);
+		return AG_EXIT_USAGE;
+	}
+	if (ag_keyring_rotate(o.dir, alg, (int64_t)time(NULL), kid, &err))
+		return cli_fail("%s", err.msg);
+	puts(kid);
+	return 0;
+}
+
+/* Splits "a,b" into chain[0..], leaving room for the calling agent last. */
+static int split_delegation(char *list, const char **chain, size_t *n)
+{
+	char *save = NULL;
+
+	*n = 0;
+	if (!list)
+		return 0;
+	if (!*list || list[0] == ',' || list[strlen(list) - 1] == ',' || strstr(list, ",,"))
+		return cli_fail("keys mint: --delegation: an agent name is empty");
+	for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		if (*n >= AG_JWT_MAX_CHAIN - 1)
+			return cli_fail("keys mint: --delegation: more than %d agents",
+					AG_JWT_MAX_CHAIN - 1);
+		chain[(*n)++] = p;
+	}
+	return 0;
+}
+
+static int cmd_mint(int argc, char **argv)
+{
+	const char *chain[AG_JWT_MAX_CHAIN];
+	struct ag_jwt_claims c = { .iss = "agentgate", .ttl = AG_JWT_MAX_TTL };
+	struct ag_keyring *kr;
+	char *list = NULL, *tok = NULL;
+	struct ag_err err;
+	struct opts o;
+	int r = parse_opts("mint", usage_mint,
+			   O_DIR | O_AUD | O_SUB | O_AGENT | O_DELEGATION | O_TTL | O_ISS | O_TOOL |
+			       O_SESSION,
+			   argc, argv, &o);
+
+	if (r)
+		return r == 1 ? 0 : AG_EXIT_USAGE;
+	if (!o.aud || !o.sub || !o.agent) {
+		fprintf(stderr, "keys mint: --aud, --sub and --agent are required; see --help\n");
+		return AG_EXIT_USAGE;
+	}
+	if (o.ttl && cli_parse_u32("keys mint", "ttl", o.ttl, AG_JWT_MAX_TTL, &c.ttl))
+		return AG_EXIT_USAGE;
+	if (o.delegation) {
+		list = strdup(o.delegation);
+		if (!list)
+			return cli_fail("keys mint: out of memory");
+	}
+	r = split_delegation(list, chain, &c.chain_len);
+	if (r) {
+		free(list);
+		return AG_EXIT_USAGE;
+	}
+	chain[c.chain_len++] = o.agent;
+	c.chain = chain;
+	c.aud = o.aud;
+	c.sub = o.sub;
+	c.iss = o.iss ? o.iss : c.iss;
+	c.tool = o.tool;
+	c.session = o.session;
+	c.iat = (int64_t)time(NULL);
+	r = ag_keyring_open(o.dir, c.iat, &kr, &err);
+	if (!r) {
+		r = ag_jwt_mint(ag_keyring_current(kr), &c, &tok, &err);
+		ag_keyring_free(kr);
+	}
+	free(list);
+	if (r)
+		return cli_fail("%s", err.msg);
+	puts(tok);
+	free(tok);
+	return 0;
+}
+
+int ag_cmd_keys(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "jwks", cmd_jwks },
+		{ "rotate", cmd_rotate },
+		{ "mint", cmd_mint },
+	};
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_keys, argc < 2 ? stderr : stdout);
+		return argc < 2 ? AG_EXIT_USAGE : 0;
+	}
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cmds); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "keys: unknown subcommand \"%s\"; use jwks, rotate or mint\n", argv[1]);
+	return AG_EXIT_USAGE;
+}
