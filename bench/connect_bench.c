@@ -5,9 +5,9 @@
  *  1. end to end: connect()+close() per second from a process in the agent
  *     cgroup (redirected: connect4, sk lookup, origin storage, sockops),
  *     from an agent with a quota (one that never refuses: only its cost
- *     shows) and from a process in an unhooked cgroup, all reaching the
- *     same marked listener on 127.0.0.1; rounds alternate so machine drift
- *     hits all three;
+ *     shows), both reaching the marked listener in <instance>/daemon, and
+ *     with no program at all: a client and a listener outside the instance;
+ *     rounds alternate so machine drift hits all three;
  *  2. in the kernel: BPF_STATS_RUN_TIME, the run time the kernel itself
  *     accounts to each program, divided by its run count.
  *
@@ -138,7 +138,7 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	int n = 20000, rounds = 5, opt, lfd = -1, stats_fd = -1, ret = 1;
+	int n = 20000, rounds = 5, opt, lfd = -1, plain_lfd = -1, stats_fd = -1, ret = 1;
 	char name[AG_INSTANCE_MAX], agent_cg[PATH_MAX], plain_cg[PATH_MAX], self_cg[PATH_MAX];
 	char quota_cg[PATH_MAX];
 	uint64_t base[64], hooked[64], quota[64], ns0, cnt0, ns1, cnt1, sns0, scnt0, sns1, scnt1;
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
 	struct ag_kern k = { 0 };
 	struct ag_err err;
 	uint32_t lo = htonl(INADDR_LOOPBACK);
-	uint16_t port;
+	uint16_t port, plain_port;
 	char *text = NULL, *v2;
 
 	while ((opt = getopt(argc, argv, "n:r:")) != -1) {
@@ -172,7 +172,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(agent_cg, sizeof(agent_cg), "%s/bench", in.cg_agents);
-	snprintf(plain_cg, sizeof(plain_cg), "%s/unhooked", in.cg_root);
+	/* Outside the instance: not even sockops (attached at its root) runs there. */
+	snprintf(plain_cg, sizeof(plain_cg), "%s-plain", in.cg_root);
 	snprintf(quota_cg, sizeof(quota_cg), "%s/quota", in.cg_agents);
 	ag_cgroup_mkdir(plain_cg, &err);
 	/* This process plays the daemon: in its cgroup, owning the listener. */
@@ -183,7 +184,9 @@ int main(int argc, char **argv)
 	}
 	snprintf(self_cg, sizeof(self_cg), "%s%.*s", in.cgroup2, (int)strcspn(v2 + 3, "\n"),
 		 v2 + 3);
-	if (ag_cgroup_enter(in.cg_daemon, 0, &err))
+	/* The baseline's listener is created here, before joining the daemon's cgroup. */
+	plain_lfd = listen_marked(0, &plain_port);
+	if (plain_lfd < 0 || ag_cgroup_enter(in.cg_daemon, 0, &err))
 		goto fail;
 	cfg.mark = 0x41470000 | (getpid() & 0xffff);
 	lfd = listen_marked(cfg.mark, &port);
@@ -220,13 +223,13 @@ int main(int argc, char **argv)
 			strerror(errno));
 
 	/* Warm-up, then alternate: unhooked, hooked, unhooked, ... */
-	run_round(plain_cg, lfd, port, n / 10, r);
+	run_round(plain_cg, plain_lfd, plain_port, n / 10, r);
 	run_round(agent_cg, lfd, port, n / 10, r);
 	prog_stats(&in, "connect4", &ns0, &cnt0);
 	prog_stats(&in, "sockops", &sns0, &scnt0);
 	for (int i = 0; i < rounds; i++) {
 		/* The hooked child connects to 127.0.0.1:9, redirected to the listener. */
-		if (run_round(plain_cg, lfd, port, n, r) || r->failed)
+		if (run_round(plain_cg, plain_lfd, plain_port, n, r) || r->failed)
 			goto round_failed;
 		base[i] = r->ns;
 		if (run_round(agent_cg, lfd, 9, n, r) || r->failed)
@@ -248,7 +251,7 @@ int main(int argc, char **argv)
 		printf(
 		    "connect_bench: %d rounds x %d connect()+close() on 127.0.0.1, median round\n",
 		    rounds, n);
-		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n", "unhooked cgroup (direct)",
+		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n", "no programs (outside instance)",
 		       1e9 / b, b / 1000);
 		printf("  %-34s %9.0f connects/s  %7.2f us/connect\n", "agent cgroup (redirected)",
 		       1e9 / h, h / 1000);
@@ -279,7 +282,9 @@ cleanup:
 	if (stats_fd >= 0)
 		close(stats_fd);
 	close(lfd);
+	close(plain_lfd);
 	ag_cgroup_enter(self_cg, 0, &err);
+	ag_cgroup_destroy(plain_cg, &err);
 	ag_kern_close(&k);
 	ag_cgroup_destroy(in.cg_agents, &err);
 	ag_kern_uninstall(&in, &err);
