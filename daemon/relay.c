@@ -575,6 +575,8 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 	uint16_t port = 0;
 	char peer[64], dst[64], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
 	uint64_t suppressed = 0;
+	struct ag_agent agent;
+	char name[AG_NAME_LEN] = "";
 
 	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
 		if (ss.ss_family == AF_INET) {
@@ -609,10 +611,12 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s suppressed=%llu", reason,
 		       peer, (unsigned long long)suppressed);
 	}
+	if (o && !ag_agent_lookup(&l->d->kern, o->agent_cgroup_id, &agent))
+		memcpy(name, agent.name, sizeof(name));
 	ag_daemon_audit(l->d, "connect",
 			json_pack("{s:o,s:s,s:o,s:s,s:s,s:I}", "agent",
-				  o ? ag_audit_agent_json("", o) : json_null(), "peer", peer, "dst",
-				  o ? json_string(dst) : json_null(), "result", "rejected",
+				  o ? ag_audit_agent_json(name, o) : json_null(), "peer", peer,
+				  "dst", o ? json_string(dst) : json_null(), "result", "rejected",
 				  "reason", reason, "suppressed", (json_int_t)suppressed));
 out:
 	set_rst(fd);
