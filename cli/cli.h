@@ -31,6 +31,7 @@ struct json_t *guard_list_json(const struct ag_instance *in);
 int ag_cmd_audit(int argc, char **argv);
 int ag_cmd_policy(int argc, char **argv);
 int ag_cmd_keys(int argc, char **argv);
+int ag_cmd_config(int argc, char **argv);
 
 /* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -22,6 +22,8 @@ static const char usage[] =
     "  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
     "                 signatures, follow it, search it\n"
     "  guard attach|detach|show  the XDP ingress guard on an interface\n"
+    "  config check [--config FILE] [--json]  load agentgate.json as the\n"
+    "                 daemon would and report the first error\n"
     "  uninstall        stop the daemon and agents, detach and unpin everything\n"
     "\n"
     "Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
@@ -90,6 +92,11 @@ static int cmd_keys(struct ag_cli *c, int argc, char **argv)
 	return ag_cmd_keys(argc, argv);
 }
 
+static int cmd_config(struct ag_cli *c, int argc, char **argv)
+{
+	return ag_cmd_config(argc, argv);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
@@ -97,7 +104,7 @@ static const struct {
 	{ "run", cmd_run },	{ "status", cmd_status },	{ "agents", cmd_agents },
 	{ "maps", cmd_maps },	{ "uninstall", cmd_uninstall }, { "quota", cmd_quota },
 	{ "guard", cmd_guard }, { "audit", cmd_audit },		{ "policy", cmd_policy },
-	{ "keys", cmd_keys },
+	{ "keys", cmd_keys },	{ "config", cmd_config },
 };
 
 int main(int argc, char **argv)

@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "config.h"
@@ -47,18 +54,47 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->default_verdict = AG_VERDICT_REDIRECT;
 	c->connect_timeout_ms = 10000;
 	read_resolv_conf(c);
+	/* Without a "passthrough" list, the gateway relays what it does not govern. */
+	c->pass = calloc(1, sizeof(*c->pass));
+	if (!c->pass)
+		return ag_errf(err, ENOMEM, "default configuration: out of memory");
+	c->pass[0].kind = AG_PASS_ANY;
+	c->nr_pass = 1;
 	return 0;
+}
+
+static void free_patterns(char **list, int nr)
+{
+	for (int i = 0; i < nr; i++)
+		free(list[i]);
+	free(list);
 }
 
 void ag_conf_free(struct ag_conf *c)
 {
-	for (int i = 0; i < c->nr_agents; i++)
-		free(c->agents[i].rules);
+	for (int i = 0; i < c->nr_agents; i++) {
+		struct ag_agent_conf *a = &c->agents[i];
+
+		free(a->rules);
+		free_patterns(a->tools, a->nr_tools);
+		free_patterns(a->resources, a->nr_resources);
+		free_patterns(a->prompts, a->nr_prompts);
+		free(a->pass);
+	}
+	for (int i = 0; i < c->nr_servers; i++) {
+		free(c->servers[i].hosts);
+		free(c->servers[i].ports);
+		free(c->servers[i].addrs);
+	}
 	free(c->agents);
 	free(c->rules);
+	free(c->servers);
+	free(c->pass);
 	c->agents = NULL;
 	c->rules = NULL;
-	c->nr_agents = c->nr_rules = 0;
+	c->servers = NULL;
+	c->pass = NULL;
+	c->nr_agents = c->nr_rules = c->nr_servers = c->nr_pass = 0;
 }
 
 void ag_conf_to_kernel(const struct ag_conf *c, struct ag_config *k)
@@ -86,6 +122,19 @@ struct parse {
 static int bad(struct parse *p, const char *path, const char *what)
 {
 	return ag_errf(p->err, EINVAL, "%s: %s: %s", p->file, path, what);
+}
+
+static int badf(struct parse *p, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int badf(struct parse *p, const char *path, const char *fmt, ...)
+{
+	char what[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return bad(p, path, what);
 }
 
 static int check_keys(struct parse *p, const char *path, json_t *obj, const char *const *allowed)
@@ -203,9 +252,541 @@ static int parse_quota(struct parse *p, const char *path, json_t *q, struct ag_a
 	return 0;
 }
 
+/*
+ * Host names are compared in lower case without a trailing dot, so that
+ * "MCP.example.test." in a Host header names the same server as the file's
+ * "mcp.example.test".
+ */
+static char ascii_lower(char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* Copies s lower-cased without one trailing dot; false when it does not fit. */
+static bool host_copy(char out[AG_HOST_LEN], const char *s, size_t n)
+{
+	if (n && s[n - 1] == '.')
+		n--;
+	if (n >= AG_HOST_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		out[i] = ascii_lower(s[i]);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * A lower-case DNS name: labels of 1-63 of [a-z0-9_-], at most 253 bytes,
+ * and with wildcard a leading "*." (any name strictly below the rest).
+ */
+static bool dns_name_valid(const char *s, bool wildcard)
+{
+	size_t label = 0;
+
+	if (wildcard && !strncmp(s, "*.", 2))
+		s += 2;
+	if (!*s || strlen(s) > 253)
+		return false;
+	for (; *s; s++) {
+		if (*s == '.') {
+			if (!label)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '_') ||
+		    ++label > 63)
+			return false;
+	}
+	return label > 0;
+}
+
+/* "1..65535" in decimal, nothing else: a port of a passthrough or upstream. */
+static bool port_parse(const char *s, size_t n, uint16_t *out)
+{
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return false;
+	*out = (uint16_t)v;
+	return true;
+}
+
+/* A JSON string without NUL bytes, which C would silently cut short. */
+static int get_string(struct parse *p, const char *path, json_t *v, const char **out)
+{
+	if (!json_is_string(v))
+		return bad(p, path, "expected a string");
+	if (json_string_length(v) != strlen(json_string_value(v)))
+		return bad(p, path, "contains a NUL byte");
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int get_list(struct parse *p, const char *path, json_t *v, size_t *n)
+{
+	if (!json_is_array(v))
+		return bad(p, path, "expected an array");
+	*n = json_array_size(v);
+	if (*n > AG_MAX_CONF_LIST)
+		return badf(p, path, "too many entries (at most %d)", AG_MAX_CONF_LIST);
+	return 0;
+}
+
+static int nomem(struct parse *p)
+{
+	return ag_errf(p->err, ENOMEM, "%s: out of memory", p->file);
+}
+
+/*
+ * A passthrough entry, one of
+ *	*[:PORT]			every destination
+ *	NAME[:PORT], *.SUFFIX[:PORT]	by TLS SNI or HTTP Host
+ *	IPV4[/LEN][:PORT]		by original destination address
+ *	[IPV6[/LEN]][:PORT]		IPv6 always in brackets, so its colons
+ *					never read as a port
+ */
+static int parse_pass_entry(struct parse *p, const char *path, const char *s,
+			    struct ag_pass_conf *pc)
+{
+	static const char syntax[] = "expected \"*\", a host name, \"*.suffix\", an IPv4 address "
+				     "or CIDR, or \"[IPv6]\" or \"[IPv6/len]\", each with an "
+				     "optional \":PORT\"";
+	char buf[AG_HOST_LEN + 8];
+	const char *port = NULL;
+	size_t n = strlen(s);
+
+	memset(pc, 0, sizeof(*pc));
+	if (n >= sizeof(buf))
+		return badf(p, path, "\"%.40s...\": too long", s);
+	memcpy(buf, s, n + 1);
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (!close)
+			return badf(p, path, "\"%s\": missing \"]\" after the IPv6 address", s);
+		*close = '\0';
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1])
+			return badf(p, path, "\"%s\": expected \":PORT\" after \"]\"", s);
+		if (!strchr(buf + 1, ':') || ag_addr_parse(buf + 1, pc->addr, &pc->prefixlen))
+			return badf(p, path, "\"%s\": expected an IPv6 address or CIDR in brackets",
+				    s);
+		pc->kind = AG_PASS_CIDR;
+	} else {
+		char *colon = strchr(buf, ':');
+
+		if (colon && strchr(colon + 1, ':'))
+			return badf(p, path,
+				    "\"%s\": write IPv6 in brackets, e.g. \"[::1]\" or "
+				    "\"[fd00::/8]:443\"",
+				    s);
+		if (colon) {
+			*colon = '\0';
+			port = colon + 1;
+		}
+		if (!strcmp(buf, "*")) {
+			pc->kind = AG_PASS_ANY;
+		} else if (buf[0] && strspn(buf, "0123456789./") == strlen(buf)) {
+			if (ag_addr_parse(buf, pc->addr, &pc->prefixlen))
+				return badf(p, path, "\"%s\": expected an IPv4 address or CIDR", s);
+			pc->kind = AG_PASS_CIDR;
+		} else {
+			if (!host_copy(pc->host, buf, strlen(buf)) ||
+			    !dns_name_valid(pc->host, true))
+				return badf(p, path, "\"%s\": %s", s, syntax);
+			pc->kind = AG_PASS_HOST;
+		}
+	}
+	if (port && !port_parse(port, strlen(port), &pc->port))
+		return badf(p, path, "\"%s\": the port must be 1 to 65535", s);
+	return 0;
+}
+
+static int parse_pass(struct parse *p, const char *path, json_t *v, struct ag_pass_conf **out,
+		      int *nr)
+{
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if ((ret = get_list(p, path, v, &n)))
+		return ret;
+	*out = calloc(n ? n : 1, sizeof(**out));
+	if (!*out)
+		return nomem(p);
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &s)) ||
+		    (ret = parse_pass_entry(p, where, s, &(*out)[i])))
+			return ret;
+		(*nr)++;
+	}
+	return 0;
+}
+
+/* "server/name" patterns of an allow-list; server must be configured. */
+static int parse_patterns(struct parse *p, const char *path, json_t *v, const struct ag_conf *c,
+			  char ***out, int *nr)
+{
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if ((ret = get_list(p, path, v, &n)))
+		return ret;
+	*out = calloc(n ? n : 1, sizeof(**out));
+	if (!*out)
+		return nomem(p);
+	json_array_foreach(v, i, e)
+	{
+		const char *s, *slash;
+		bool known = false;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &s)))
+			return ret;
+		slash = strchr(s, '/');
+		if (!slash || slash == s || !slash[1])
+			return badf(p, where,
+				    "\"%s\": expected \"SERVER/NAME\", where NAME may use '*'", s);
+		for (const char *q = s; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				return badf(p, where, "\"%s\": contains a control character", s);
+		for (int j = 0; j < c->nr_servers && !known; j++)
+			known = strlen(c->servers[j].name) == (size_t)(slash - s) &&
+				!strncmp(c->servers[j].name, s, (size_t)(slash - s));
+		if (!known)
+			return badf(p, where, "\"%s\": no tool server named \"%.*s\"", s,
+				    (int)(slash - s), s);
+		(*out)[i] = strdup(s);
+		if (!(*out)[i])
+			return nomem(p);
+		(*nr)++;
+	}
+	return 0;
+}
+
+/* An upstream on the host itself: 127/8, ::1 and the unspecified addresses. */
+static bool addr_is_local(const uint8_t a[16])
+{
+	static const uint8_t v6_loopback[16] = { [15] = 1 }, v6_any[16];
+
+	if (ag_addr_is_v4(a))
+		return a[12] == 127 || !(a[12] | a[13] | a[14] | a[15]);
+	return !memcmp(a, v6_loopback, 16) || !memcmp(a, v6_any, 16);
+}
+
+/* "http[s]://host[:port][/path]"; userinfo and fragments are refused. */
+static int parse_upstream(struct parse *p, const char *path, const char *url,
+			  struct ag_server_conf *s)
+{
+	const char *h, *end, *host_end, *port = NULL;
+	char inner[INET6_ADDRSTRLEN + 1];
+	uint8_t a6[16];
+
+	if (!strncasecmp(url, "http://", 7)) {
+		h = url + 7;
+	} else if (!strncasecmp(url, "https://", 8)) {
+		h = url + 8;
+		s->upstream_tls = true;
+	} else {
+		return badf(p, path, "\"%s\": expected an http:// or https:// URL", url);
+	}
+	end = h + strcspn(h, "/?#");
+	if (*end && *end != '/')
+		return badf(p, path, "\"%s\": expected \"/\" after the host", url);
+	if (memchr(h, '@', (size_t)(end - h)))
+		return badf(p, path, "\"%s\": user information is not allowed in the URL", url);
+	if (h[0] == '[') {
+		const char *close = memchr(h, ']', (size_t)(end - h));
+		size_t n = close ? (size_t)(close - h - 1) : 0;
+
+		if (!close || n == 0 || n >= sizeof(inner))
+			return badf(p, path, "\"%s\": expected \"[IPv6]\" as the host", url);
+		memcpy(inner, h + 1, n);
+		inner[n] = '\0';
+		if (inet_pton(AF_INET6, inner, a6) != 1)
+			return badf(p, path, "\"%s\": \"%s\" is not an IPv6 address", url, inner);
+		host_end = close + 1;
+		if (host_end < end && *host_end != ':')
+			return badf(p, path, "\"%s\": expected \":PORT\" after \"]\"", url);
+	} else {
+		host_end = memchr(h, ':', (size_t)(end - h));
+		if (!host_end)
+			host_end = end;
+	}
+	if (host_end < end)
+		port = host_end + 1;
+	if (host_end - h >= AG_HOST_LEN)
+		return badf(p, path, "\"%s\": the host name is too long", url);
+	/* Brackets kept: upstream_host goes into URLs and Host headers as is. */
+	for (const char *q = h; q < host_end; q++)
+		s->upstream_host[q - h] = ascii_lower(*q);
+	s->upstream_host[host_end - h] = '\0';
+	if (h[0] != '[' && !dns_name_valid(s->upstream_host, false))
+		return badf(p, path, "\"%s\": \"%s\" is not a host name or IPv4 address", url,
+			    s->upstream_host);
+	s->upstream_port = s->upstream_tls ? 443 : 80;
+	if (port && !port_parse(port, (size_t)(end - port), &s->upstream_port))
+		return badf(p, path, "\"%s\": the port must be 1 to 65535", url);
+	if (strchr(end, '#'))
+		return badf(p, path, "\"%s\": a fragment is never sent upstream", url);
+	for (const char *q = end; *q; q++)
+		if ((unsigned char)*q <= 0x20 || *q == 0x7f)
+			return badf(p, path,
+				    "\"%s\": the path contains a space or control character", url);
+	if (strlen(end) >= sizeof(s->upstream_path))
+		return badf(p, path, "\"%.40s...\": the path is too long", url);
+	strcpy(s->upstream_path, end);
+	return 0;
+}
+
+/*
+ * Resolved once, at load: the relay must not block on DNS, and a typo
+ * should stop the daemon from starting rather than fail every call.
+ */
+static int resolve_upstream(struct parse *p, const char *path, struct ag_server_conf *s)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char name[AG_HOST_LEN];
+	size_t n = strlen(s->upstream_host);
+	int ret;
+
+	if (s->upstream_host[0] == '[') {
+		memcpy(name, s->upstream_host + 1, n - 2);
+		name[n - 2] = '\0';
+	} else {
+		memcpy(name, s->upstream_host, n + 1);
+	}
+	ret = getaddrinfo(name, NULL, &hints, &res);
+	if (ret)
+		return badf(p, path, "host \"%s\": %s", name,
+			    ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret));
+	for (ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *sin = (const void *)ai->ai_addr;
+
+			memset(s->upstream_addr, 0, 16);
+			s->upstream_addr[10] = s->upstream_addr[11] = 0xff;
+			memcpy(s->upstream_addr + 12, &sin->sin_addr, 4);
+			break;
+		}
+		if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *sin6 = (const void *)ai->ai_addr;
+
+			memcpy(s->upstream_addr, &sin6->sin6_addr, 16);
+			break;
+		}
+	}
+	freeaddrinfo(res);
+	if (!ai)
+		return badf(p, path, "host \"%s\": no IPv4 or IPv6 address", name);
+	return 0;
+}
+
+static int parse_tls(struct parse *p, const char *path, json_t *t, struct ag_server_conf *s)
+{
+	static const char *const keys[] = { "ca_file", "server_name", NULL };
+	char where[320];
+	const char *v;
+	json_t *e;
+	int ret;
+
+	if ((ret = check_keys(p, path, t, keys)))
+		return ret;
+	if (!s->upstream_tls)
+		return bad(p, path, "only applies to an https:// upstream");
+	if ((e = json_object_get(t, "ca_file"))) {
+		struct stat st;
+		int fd;
+
+		snprintf(where, sizeof(where), "%s.ca_file", path);
+		if ((ret = get_string(p, where, e, &v)))
+			return ret;
+		if (!*v || strlen(v) >= sizeof(s->ca_file))
+			return bad(p, where, "expected a file name");
+		/* Checked now so that a missing CA fails the start, not every call. */
+		fd = open(v, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return badf(p, where, "%s: %s", v, strerror(errno));
+		ret = fstat(fd, &st);
+		close(fd);
+		if (ret || !S_ISREG(st.st_mode))
+			return badf(p, where, "%s: not a regular file", v);
+		strcpy(s->ca_file, v);
+	}
+	if ((e = json_object_get(t, "server_name"))) {
+		uint8_t a[16];
+
+		snprintf(where, sizeof(where), "%s.server_name", path);
+		if ((ret = get_string(p, where, e, &v)))
+			return ret;
+		if (!host_copy(s->server_name, v, strlen(v)) ||
+		    (!dns_name_valid(s->server_name, false) &&
+		     inet_pton(AF_INET6, s->server_name, a) != 1))
+			return badf(p, where, "\"%s\": expected a host name or address", v);
+	}
+	return 0;
+}
+
+static int parse_match(struct parse *p, const char *path, json_t *m, struct ag_server_conf *s)
+{
+	static const char *const keys[] = { "hosts", "ports", "addresses", NULL };
+	char where[320];
+	size_t i, n;
+	json_t *v, *e;
+	int ret;
+
+	if (!m)
+		return bad(p, path, "required: hosts or addresses to recognize the server by");
+	if ((ret = check_keys(p, path, m, keys)))
+		return ret;
+	if ((v = json_object_get(m, "hosts"))) {
+		snprintf(where, sizeof(where), "%s.hosts", path);
+		if ((ret = get_list(p, where, v, &n)))
+			return ret;
+		s->hosts = calloc(n ? n : 1, sizeof(*s->hosts));
+		if (!s->hosts)
+			return nomem(p);
+		json_array_foreach(v, i, e)
+		{
+			const char *h;
+
+			snprintf(where, sizeof(where), "%s.hosts[%zu]", path, i);
+			if ((ret = get_string(p, where, e, &h)))
+				return ret;
+			if (!host_copy(s->hosts[i], h, strlen(h)) ||
+			    !dns_name_valid(s->hosts[i], true))
+				return badf(p, where,
+					    "\"%s\": expected a host name or \"*.suffix\"", h);
+			s->nr_hosts++;
+		}
+	}
+	if ((v = json_object_get(m, "ports"))) {
+		snprintf(where, sizeof(where), "%s.ports", path);
+		if ((ret = get_list(p, where, v, &n)))
+			return ret;
+		s->ports = calloc(n ? n : 1, sizeof(*s->ports));
+		if (!s->ports)
+			return nomem(p);
+		json_array_foreach(v, i, e)
+		{
+			snprintf(where, sizeof(where), "%s.ports[%zu]", path, i);
+			if (!json_is_integer(e) || json_integer_value(e) < 1 ||
+			    json_integer_value(e) > 65535)
+				return bad(p, where, "expected a port from 1 to 65535");
+			s->ports[s->nr_ports++] = (uint16_t)json_integer_value(e);
+		}
+	}
+	if ((v = json_object_get(m, "addresses"))) {
+		snprintf(where, sizeof(where), "%s.addresses", path);
+		if ((ret = get_list(p, where, v, &n)))
+			return ret;
+		s->addrs = calloc(n ? n : 1, sizeof(*s->addrs));
+		if (!s->addrs)
+			return nomem(p);
+		json_array_foreach(v, i, e)
+		{
+			struct ag_rule_conf *r = &s->addrs[i];
+			const char *a;
+
+			snprintf(where, sizeof(where), "%s.addresses[%zu]", path, i);
+			if ((ret = get_string(p, where, e, &a)))
+				return ret;
+			if (ag_addr_parse(a, r->addr, &r->prefixlen))
+				return badf(p, where, "\"%s\": expected an address or CIDR", a);
+			s->nr_addrs++;
+		}
+	}
+	if (!s->nr_hosts && !s->nr_addrs)
+		return bad(p, path, "needs at least one of hosts or addresses");
+	return 0;
+}
+
+static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
+{
+	static const char *const keys[] = { "name", "match", "upstream", "tls", NULL };
+	size_t i, n = json_array_size(arr);
+	char where[256];
+	json_t *e;
+
+	if (!json_is_array(arr))
+		return bad(p, "$.tool_servers", "expected an array");
+	if (n > AG_MAX_CONF_SERVERS)
+		return badf(p, "$.tool_servers", "too many tool servers (at most %d)",
+			    AG_MAX_CONF_SERVERS);
+	c->servers = calloc(n ? n : 1, sizeof(*c->servers));
+	if (!c->servers)
+		return nomem(p);
+	json_array_foreach(arr, i, e)
+	{
+		struct ag_server_conf *s = &c->servers[i];
+		const char *v;
+		int ret;
+
+		snprintf(where, sizeof(where), "$.tool_servers[%zu]", i);
+		if ((ret = check_keys(p, where, e, keys)))
+			return ret;
+		c->nr_servers++;
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].name", i);
+		if ((ret = get_string(p, where, json_object_get(e, "name"), &v)))
+			return ret;
+		if (!ag_agent_name_valid(v))
+			return bad(p, where,
+				   "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with "
+				   "'.' or '-'");
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->servers[j].name, v))
+				return badf(p, where, "duplicate tool server name \"%s\"", v);
+		strcpy(s->name, v);
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].upstream", i);
+		if ((ret = get_string(p, where, json_object_get(e, "upstream"), &v)) ||
+		    (ret = parse_upstream(p, where, v, s)) || (ret = resolve_upstream(p, where, s)))
+			return ret;
+		if (addr_is_local(s->upstream_addr) && s->upstream_port == c->port)
+			return badf(p, where,
+				    "\"%s\": that is the gateway's own listener (port %u): it "
+				    "would loop",
+				    v, c->port);
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].match", i);
+		if ((ret = parse_match(p, where, json_object_get(e, "match"), s)))
+			return ret;
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].tls", i);
+		if (json_object_get(e, "tls") &&
+		    (ret = parse_tls(p, where, json_object_get(e, "tls"), s)))
+			return ret;
+		if (!s->server_name[0]) {
+			size_t hn = strlen(s->upstream_host);
+
+			if (s->upstream_host[0] == '[')
+				snprintf(s->server_name, sizeof(s->server_name), "%.*s",
+					 (int)(hn - 2), s->upstream_host + 1);
+			else
+				strcpy(s->server_name, s->upstream_host);
+		}
+	}
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name", "verdict", "rules", "quota", NULL };
+	static const char *const keys[] = { "name",	 "verdict", "rules",	   "quota", "tools",
+					    "resources", "prompts", "passthrough", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -248,6 +829,28 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		    (ret = parse_rules(p, where, json_object_get(a, "rules"), &ac->rules,
 				       &ac->nr_rules)))
 			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].tools", i);
+		if (json_object_get(a, "tools") &&
+		    (ret = parse_patterns(p, where, json_object_get(a, "tools"), c, &ac->tools,
+					  &ac->nr_tools)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].resources", i);
+		if (json_object_get(a, "resources") &&
+		    (ret = parse_patterns(p, where, json_object_get(a, "resources"), c,
+					  &ac->resources, &ac->nr_resources)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].prompts", i);
+		if (json_object_get(a, "prompts") &&
+		    (ret = parse_patterns(p, where, json_object_get(a, "prompts"), c, &ac->prompts,
+					  &ac->nr_prompts)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].passthrough", i);
+		if (json_object_get(a, "passthrough")) {
+			ac->pass_set = true;
+			if ((ret = parse_pass(p, where, json_object_get(a, "passthrough"),
+					      &ac->pass, &ac->nr_pass)))
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -255,8 +858,9 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
 	static const char *const keys[] = {
-		"listen", "mark",   "resolvers",	  "default_verdict",
-		"rules",  "agents", "connect_timeout_ms", NULL
+		"listen",      "mark",	 "resolvers",	       "default_verdict",
+		"rules",       "agents", "connect_timeout_ms", "tool_servers",
+		"passthrough", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -320,6 +924,16 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "rules")) &&
 	    (ret = parse_rules(p, "$.rules", v, &c->rules, &c->nr_rules)))
 		return ret;
+	if ((v = json_object_get(root, "passthrough"))) {
+		free(c->pass);
+		c->pass = NULL;
+		c->nr_pass = 0;
+		if ((ret = parse_pass(p, "$.passthrough", v, &c->pass, &c->nr_pass)))
+			return ret;
+	}
+	/* After listen (the loop check) and before agents (their allow-lists). */
+	if ((v = json_object_get(root, "tool_servers")) && (ret = parse_servers(p, v, c)))
+		return ret;
 	if ((v = json_object_get(root, "agents")) && (ret = parse_agents(p, v, c)))
 		return ret;
 	return 0;
@@ -336,12 +950,255 @@ int ag_conf_load(struct ag_conf *c, const char *path, struct ag_err *err)
 	if (ret)
 		return ret;
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
+	if (!root) {
+		ag_conf_free(c);
 		return ag_errf(err, EINVAL, "%s:%d:%d: %s", path, jerr.line, jerr.column,
 			       jerr.text);
+	}
 	ret = parse_root(&p, root, c);
 	json_decref(root);
 	if (ret)
 		ag_conf_free(c);
 	return ret;
+}
+
+const char *ag_conf_cidr_fmt(const uint8_t addr[16], int prefixlen, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ag_addr_is_v4(addr) && prefixlen >= 96) {
+		inet_ntop(AF_INET, addr + 12, ip, sizeof(ip));
+		prefixlen -= 96;
+		if (prefixlen == 32)
+			snprintf(buf, len, "%s", ip);
+		else
+			snprintf(buf, len, "%s/%d", ip, prefixlen);
+	} else {
+		inet_ntop(AF_INET6, addr, ip, sizeof(ip));
+		if (prefixlen == 128)
+			snprintf(buf, len, "%s", ip);
+		else
+			snprintf(buf, len, "%s/%d", ip, prefixlen);
+	}
+	return buf;
+}
+
+const char *ag_pass_fmt(const struct ag_pass_conf *pc, char *buf, size_t len)
+{
+	char what[AG_HOST_LEN + 64], port[8] = "";
+
+	if (pc->port)
+		snprintf(port, sizeof(port), ":%u", pc->port);
+	switch (pc->kind) {
+	case AG_PASS_ANY:
+		snprintf(buf, len, "*%s", port);
+		break;
+	case AG_PASS_HOST:
+		snprintf(buf, len, "%s%s", pc->host, port);
+		break;
+	case AG_PASS_CIDR:
+		ag_conf_cidr_fmt(pc->addr, pc->prefixlen, what, sizeof(what));
+		if (ag_addr_is_v4(pc->addr) && pc->prefixlen >= 96)
+			snprintf(buf, len, "%s%s", what, port);
+		else
+			snprintf(buf, len, "[%s]%s", what, port);
+		break;
+	}
+	return buf;
+}
+
+const struct ag_agent_conf *ag_conf_agent(const struct ag_conf *c, const char *name)
+{
+	if (!name)
+		return NULL;
+	for (int i = 0; i < c->nr_agents; i++)
+		if (!strcmp(c->agents[i].name, name))
+			return &c->agents[i];
+	return NULL;
+}
+
+/*
+ * The name a connection gives (SNI, or a Host header that may carry a
+ * ":port", "[v6]:port" or a trailing dot) in the file's form; false when
+ * there is none worth comparing.
+ */
+static bool host_norm(const char *host, char out[AG_HOST_LEN])
+{
+	const char *end;
+
+	if (!host || !*host)
+		return false;
+	if (host[0] == '[') {
+		host++;
+		end = strchr(host, ']');
+		if (!end)
+			return false;
+	} else {
+		end = strchr(host, ':');
+		/* More than one colon: a bare IPv6 literal, not "name:port". */
+		if (!end || strchr(end + 1, ':'))
+			end = host + strlen(host);
+	}
+	return end > host && host_copy(out, host, (size_t)(end - host)) && out[0];
+}
+
+/* "*.suffix" matches names strictly below suffix, never suffix itself. */
+static bool host_match(const char *pattern, const char *name)
+{
+	size_t pn, nn;
+
+	if (strncmp(pattern, "*.", 2))
+		return !strcmp(pattern, name);
+	pn = strlen(pattern + 1);
+	nn = strlen(name);
+	return nn > pn && !strcmp(name + nn - pn, pattern + 1);
+}
+
+static bool cidr_contains(const uint8_t net[16], int prefixlen, const uint8_t addr[16])
+{
+	int bytes = prefixlen / 8, bits = prefixlen % 8;
+
+	if (memcmp(net, addr, (size_t)bytes))
+		return false;
+	return !bits || !((net[bytes] ^ addr[bytes]) & (uint8_t)(0xff << (8 - bits)));
+}
+
+static bool server_port_ok(const struct ag_server_conf *s, uint16_t port)
+{
+	if (!s->nr_ports)
+		return port == s->upstream_port;
+	for (int i = 0; i < s->nr_ports; i++)
+		if (s->ports[i] == port)
+			return true;
+	return false;
+}
+
+const struct ag_server_conf *ag_conf_match_server(const struct ag_conf *c, const uint8_t addr[16],
+						  uint16_t port, const char *host)
+{
+	char name[AG_HOST_LEN];
+	bool have_name = host_norm(host, name);
+
+	for (int i = 0; i < c->nr_servers; i++) {
+		const struct ag_server_conf *s = &c->servers[i];
+
+		if (!server_port_ok(s, port))
+			continue;
+		for (int j = 0; have_name && j < s->nr_hosts; j++)
+			if (host_match(s->hosts[j], name))
+				return s;
+		for (int j = 0; addr && j < s->nr_addrs; j++)
+			if (cidr_contains(s->addrs[j].addr, s->addrs[j].prefixlen, addr))
+				return s;
+	}
+	return NULL;
+}
+
+bool ag_conf_server_port(const struct ag_conf *c, uint16_t port)
+{
+	for (int i = 0; i < c->nr_servers; i++)
+		if (c->servers[i].nr_hosts && server_port_ok(&c->servers[i], port))
+			return true;
+	return false;
+}
+
+static const struct ag_pass_conf *pass_list(const struct ag_conf *c,
+					    const struct ag_agent_conf *agent, int *nr)
+{
+	if (agent && agent->pass_set) {
+		*nr = agent->nr_pass;
+		return agent->pass;
+	}
+	*nr = c->nr_pass;
+	return c->pass;
+}
+
+bool ag_conf_pass_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
+			 const uint8_t addr[16], uint16_t port, const char *host)
+{
+	char name[AG_HOST_LEN];
+	bool have_name = host_norm(host, name);
+	int nr;
+	const struct ag_pass_conf *list = pass_list(c, agent, &nr);
+
+	for (int i = 0; i < nr; i++) {
+		const struct ag_pass_conf *e = &list[i];
+
+		if (e->port && e->port != port)
+			continue;
+		if (e->kind == AG_PASS_ANY ||
+		    (e->kind == AG_PASS_HOST && have_name && host_match(e->host, name)) ||
+		    (e->kind == AG_PASS_CIDR && addr && cidr_contains(e->addr, e->prefixlen, addr)))
+			return true;
+	}
+	return false;
+}
+
+bool ag_conf_pass_needs_host(const struct ag_conf *c, const struct ag_agent_conf *agent)
+{
+	int nr;
+	const struct ag_pass_conf *list = pass_list(c, agent, &nr);
+
+	for (int i = 0; i < nr; i++)
+		if (list[i].kind == AG_PASS_HOST)
+			return true;
+	return false;
+}
+
+/* '*' matches any run of bytes, '/' included; everything else itself. */
+static bool glob_match(const char *pat, const char *s)
+{
+	const char *star = NULL, *resume = NULL;
+
+	while (*s) {
+		if (*pat == '*') {
+			star = pat++;
+			resume = s;
+		} else if (*pat == *s) {
+			pat++;
+			s++;
+		} else if (star) {
+			pat = star + 1;
+			s = ++resume;
+		} else {
+			return false;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return !*pat;
+}
+
+bool ag_conf_allows(const struct ag_agent_conf *agent, enum ag_mcp_kind kind, const char *server,
+		    const char *name)
+{
+	char *const *list;
+	size_t sn;
+	int nr;
+
+	if (!agent || !server || !name)
+		return false;
+	switch (kind) {
+	case AG_KIND_TOOL:
+		list = agent->tools;
+		nr = agent->nr_tools;
+		break;
+	case AG_KIND_RESOURCE:
+		list = agent->resources;
+		nr = agent->nr_resources;
+		break;
+	case AG_KIND_PROMPT:
+		list = agent->prompts;
+		nr = agent->nr_prompts;
+		break;
+	default:
+		return false;
+	}
+	/* A pattern's server part is a configured name, never a glob: compare it whole. */
+	sn = strlen(server);
+	for (int i = 0; i < nr; i++)
+		if (!strncmp(list[i], server, sn) && list[i][sn] == '/' &&
+		    glob_match(list[i] + sn + 1, name))
+			return true;
+	return false;
 }
