@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,7 +53,56 @@ static int wait_child(pid_t pid)
 	return WEXITSTATUS(status);
 }
 
-static void child(const struct ag_cli *c, const char *agent, const struct ag_user *u, char **cmd)
+/* The instance CA agentgated keeps in <state_dir>/tls, when it has made one. */
+struct ca_files {
+	char cert[PATH_MAX];   /* ca.crt */
+	char bundle[PATH_MAX]; /* the system bundle plus ca.crt */
+	bool present;
+};
+
+static bool regular_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void ca_files_find(const struct ag_instance *in, struct ca_files *ca)
+{
+	int a = snprintf(ca->cert, sizeof(ca->cert), "%s/tls/ca.crt", in->state_dir);
+	int b = snprintf(ca->bundle, sizeof(ca->bundle), "%s/tls/bundle.pem", in->state_dir);
+
+	ca->present = a > 0 && (size_t)a < sizeof(ca->cert) && b > 0 &&
+		      (size_t)b < sizeof(ca->bundle) && regular_file(ca->cert) &&
+		      regular_file(ca->bundle);
+}
+
+/*
+ * Points the agent's TLS stacks at the instance CA, so that it trusts the
+ * leaves agentgated mints when it terminates TLS: OpenSSL and curl read
+ * SSL_CERT_FILE, Python requests REQUESTS_CA_BUNDLE (both replace the trust
+ * store, hence the bundle), Node adds NODE_EXTRA_CA_CERTS to its own.  Run
+ * after dropping privileges: a file the agent cannot read would break every
+ * TLS connection it makes, so it is left out with a warning instead.
+ */
+static void ca_env(const struct ca_files *ca)
+{
+	if (!ca->present)
+		return;
+	if (access(ca->cert, R_OK) || access(ca->bundle, R_OK)) {
+		fprintf(stderr,
+			"agentgatectl run: warning: %s or %s is not readable by the agent's "
+			"user; it will not trust the instance CA\n",
+			ca->cert, ca->bundle);
+		return;
+	}
+	setenv("SSL_CERT_FILE", ca->bundle, 1);
+	setenv("REQUESTS_CA_BUNDLE", ca->bundle, 1);
+	setenv("NODE_EXTRA_CA_CERTS", ca->cert, 1);
+}
+
+static void child(const struct ag_cli *c, const char *agent, const struct ag_user *u,
+		  const struct ca_files *ca, char **cmd)
 {
 	struct ag_err err;
 
@@ -64,6 +114,7 @@ static void child(const struct ag_cli *c, const char *agent, const struct ag_use
 	}
 	setenv("AGENTGATE_INSTANCE", c->inst.name, 1);
 	setenv("AGENTGATE_AGENT", agent, 1);
+	ca_env(ca);
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "agentgatectl run: %s: %s\n", cmd[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
@@ -79,6 +130,7 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *agent = NULL, *user = NULL;
+	struct ca_files ca;
 	char run_cg[PATH_MAX];
 	struct ag_kern k;
 	struct ag_user u;
@@ -125,6 +177,8 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 			"agent's connections will be refused\n",
 			c->inst.name);
 
+	ca_files_find(&c->inst, &ca);
+
 	snprintf(run_cg, sizeof(run_cg), "%s/%s/run-%d", c->inst.cg_agents, agent, getpid());
 	if (ag_cgroup_mkdir(run_cg, &err))
 		return cli_fail("run: %s", err.msg);
@@ -139,7 +193,7 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 	signal(SIGHUP, forward);
 	pid = ag_clone_into_cgroup(cgfd);
 	if (pid == 0)
-		child(c, agent, &u, argv + optind);
+		child(c, agent, &u, &ca, argv + optind);
 	close(cgfd);
 	if (pid < 0) {
 		rmdir(run_cg);
