@@ -22,8 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "classify.h"
 #include "control.h"
 #include "events.h"
+#include "mcp.h"
 #include "relay.h"
 
 #define RING_ENTRIES 1024
@@ -188,6 +190,8 @@ static void loop_stop(struct loop_main *m)
 	}
 	ag_loop_cancel_fd(l, m->sig.fd);
 	ag_relay_stop(l);
+	ag_classify_stop(l);
+	ag_mcp_stop(l);
 	ag_control_stop(l);
 	ag_events_stop(l);
 }
@@ -292,14 +296,21 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 		return ag_errf(err, -ret, "io_uring: setup: %s", strerror(-ret));
 	if ((ret = ag_relay_init(&m->l, err)))
 		goto err_ring;
-	if ((ret = ag_control_init(&m->l, err)))
+	if ((ret = ag_classify_init(&m->l, err)))
 		goto err_relay;
+	if ((ret = ag_mcp_init(&m->l, err)))
+		goto err_mcp;
+	if ((ret = ag_control_init(&m->l, err)))
+		goto err_mcp;
 	if ((ret = ag_events_init(&m->l, err)))
 		goto err_control;
 	return 0;
 
 err_control:
 	ag_control_fini(&m->l);
+err_mcp:
+	ag_mcp_fini(&m->l);
+	ag_classify_fini(&m->l);
 err_relay:
 	ag_relay_fini(&m->l);
 err_ring:
@@ -348,6 +359,8 @@ int ag_loop_run(struct ag_daemon *d)
 	ag_events_fini(&m.l);
 	if (drained) {
 		ag_control_fini(&m.l);
+		ag_mcp_fini(&m.l);
+		ag_classify_fini(&m.l);
 		ag_relay_fini(&m.l);
 	}
 	io_uring_queue_exit(&m.l.ring);

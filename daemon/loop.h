@@ -65,6 +65,8 @@ struct ag_io {
 _Static_assert(_Alignof(struct ag_io) > AG_IO_OP_MASK, "struct ag_io alignment");
 
 struct ag_relay;
+struct ag_classify;
+struct ag_mcp;
 struct ag_control;
 struct ag_events;
 
@@ -76,6 +78,8 @@ struct ag_loop {
 	bool stopping;
 	int status; /* what ag_loop_run returns: 0, or the fatal error */
 	struct ag_relay *relay;
+	struct ag_classify *classify;
+	struct ag_mcp *mcp;
 	struct ag_control *control;
 	struct ag_events *events;
 };

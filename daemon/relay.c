@@ -46,6 +46,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "classify.h"
 #include "limit.h"
 #include "relay.h"
 #include "trail.h"
@@ -125,6 +126,9 @@ struct conn {
 	} dst;
 	socklen_t dst_len;
 	struct half half[2];
+	/* What the classifier read before the relay took over: sent first. */
+	unsigned char *initial;
+	size_t initial_len;
 };
 
 /* The user-space cost of an idle connection. */
@@ -221,6 +225,7 @@ static void conn_release(struct conn *c)
 		close(c->up_fd);
 	ag_list_del(&c->node);
 	d->stats.conns_active--;
+	free(c->initial);
 	free(c);
 }
 
@@ -488,7 +493,18 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 		return;
 	}
 	c->state = CONN_RELAYING;
-	half_recv(&c->half[HALF_UP]);
+	if (c->initial) {
+		struct half *up = &c->half[HALF_UP];
+
+		/* A spill is what half_send sends and frees: hand the bytes over. */
+		up->spill = c->initial;
+		up->off = 0;
+		up->len = c->initial_len;
+		c->initial = NULL;
+		half_send(up);
+	} else {
+		half_recv(&c->half[HALF_UP]);
+	}
 	half_recv(&c->half[HALF_DOWN]);
 }
 
@@ -626,11 +642,9 @@ out:
 void ag_relay_accept(struct ag_loop *l, int fd)
 {
 	struct ag_daemon *d = l->d;
-	struct ag_relay *r = l->relay;
 	struct ag_agent agent;
 	struct ag_origin o;
-	struct conn *c;
-	int ret;
+	char name[AG_NAME_LEN];
 
 	/* Fail closed: whatever cannot be attributed to an agent goes nowhere. */
 	if (ag_kern_origin(&d->kern, fd, &o)) {
@@ -650,9 +664,29 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 		reject(l, fd, "audit_unavailable", &o);
 		return;
 	}
+	if (ag_agent_lookup(&d->kern, o.agent_cgroup_id, &agent))
+		snprintf(name, sizeof(name), "cgroup-%llu", (unsigned long long)o.agent_cgroup_id);
+	else
+		memcpy(name, agent.name, sizeof(name));
+	ag_route(l, fd, &o, name);
+}
+
+void ag_relay_reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o)
+{
+	reject(l, fd, reason, o);
+}
+
+void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+		    const void *initial, size_t len)
+{
+	struct ag_daemon *d = l->d;
+	struct conn *c;
+	int ret;
+
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		reject(l, fd, "out_of_memory", &o);
+	if (!c || (len && !(c->initial = malloc(len)))) {
+		free(c);
+		reject(l, fd, "out_of_memory", o);
 		return;
 	}
 	c->io.complete = conn_complete;
@@ -661,18 +695,17 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 	c->agent_fd = fd;
 	c->up_fd = -1;
 	c->start_ns = ag_now_ns();
-	c->o = o;
-	if (ag_agent_lookup(&d->kern, o.agent_cgroup_id, &agent))
-		snprintf(c->agent, sizeof(c->agent), "cgroup-%llu",
-			 (unsigned long long)o.agent_cgroup_id);
-	else
-		memcpy(c->agent, agent.name, sizeof(c->agent));
+	c->o = *o;
+	if (len)
+		memcpy(c->initial, initial, len);
+	c->initial_len = len;
+	snprintf(c->agent, sizeof(c->agent), "%s", agent);
 	for (int i = 0; i < 2; i++) {
 		c->half[i].io.complete = half_complete;
 		c->half[i].c = c;
 		ag_list_init(&c->half[i].wait);
 	}
-	ag_list_add_tail(&r->conns, &c->node);
+	ag_list_add_tail(&l->relay->conns, &c->node);
 	d->stats.conns_total++;
 	d->stats.conns_active++;
 	if ((ret = conn_upstream(c))) {

@@ -10,8 +10,15 @@
 
 /* Registers the provided-buffer ring; l->relay is set on success. */
 int ag_relay_init(struct ag_loop *l, struct ag_err *err);
-/* Takes ownership of fd, an accepted agent connection. */
+/* Takes ownership of fd, an accepted agent connection: checks its origin
+ * and hands it to the classifier (classify.h). */
 void ag_relay_accept(struct ag_loop *l, int fd);
+/* Relays fd to its original destination; initial (len bytes, copied) was
+ * read from the agent already and goes first. */
+void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+		    const void *initial, size_t len);
+/* Refuses fd: logged (rate-limited), audited, reset. */
+void ag_relay_reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o);
 /* Closes every connection (each logs result=shutdown once its I/O drained). */
 void ag_relay_stop(struct ag_loop *l);
 /* Unregisters and frees the buffers; only once no connection is left. */

@@ -195,3 +195,10 @@ ssize_t ag_sse_parse(struct ag_sse_parser *p, const void *data, size_t len, stru
 	}
 	return off;
 }
+
+bool ag_sse_at_boundary(const struct ag_sse_parser *p)
+{
+	bool pending = !p->dispatched && (p->data_len || p->type_len);
+
+	return !p->failed && !p->line_len && !p->in_comment && !p->after_cr && !pending;
+}

@@ -87,4 +87,12 @@ void ag_sse_parser_release(struct ag_sse_parser *p);
  */
 ssize_t ag_sse_parse(struct ag_sse_parser *p, const void *buf, size_t len, struct ag_sse_event *ev);
 
+/*
+ * Whether the bytes consumed so far end between events: no partial line,
+ * no pending field of the next event, no CR whose LF may follow.  Only
+ * there can a gateway insert an event of its own or forward what it held
+ * without splitting an event the reader has half-parsed.
+ */
+bool ag_sse_at_boundary(const struct ag_sse_parser *p);
+
 #endif

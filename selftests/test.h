@@ -122,6 +122,27 @@ const char *test__instance(const char *suffix);
 		___ok;                                                                             \
 	})
 
+/* haystack contains needle; a failure shows the start of the haystack. */
+#define ASSERT_STRHAS(hay, needle, name)                                                           \
+	({                                                                                         \
+		const char *___h = (hay), *___n = (needle);                                        \
+		bool ___ok = ___h && ___n && strstr(___h, ___n) != NULL;                           \
+		if (!___ok)                                                                        \
+			AG_FAILED("%s: \"%s\" not found in \"%.400s\"", name, ___n ? ___n : "(null)", \
+				  ___h ? ___h : "(null)");                                         \
+		___ok;                                                                             \
+	})
+
+/* p is NULL: for "must not contain", shows what was found. */
+#define ASSERT_NULL(p, name)                                                              \
+	({                                                                                \
+		const char *___p = (const char *)(p);                                     \
+		bool ___ok = ___p == NULL;                                                \
+		if (!___ok)                                                               \
+			AG_FAILED("%s: unexpectedly found \"%.120s\"", name, ___p);       \
+		___ok;                                                                    \
+	})
+
 #define ASSERT_MEMEQ(a, b, len, name)                                           \
 	({                                                                      \
 		bool ___ok = memcmp(a, b, len) == 0;                            \

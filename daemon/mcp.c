@@ -1,0 +1,1653 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The MCP path (see mcp.h).  A connection alternates between two states,
+ * one request at a time, because MCP clients do not pipeline and a request
+ * must be decided before any byte of it reaches the upstream:
+ *
+ *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
+ *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
+ *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
+ *
+ * The upstream is connected on the first forwarded request and kept alive
+ * with the agent connection; a response that ends the upstream connection
+ * ends the agent's too (Connection: close), so no request is ever sent on a
+ * connection the upstream has given up.
+ *
+ * A response is passed on in one of three ways:
+ *  - RM_STREAM: bytes as they come (re-chunked when the upstream did not
+ *    declare a length), for everything the gateway need not read;
+ *  - RM_SSE: event by event.  Only the bytes of an event not yet complete
+ *    are held (bounded), so progress notifications, sampling and
+ *    elicitation requests reach the agent the moment they are whole, and
+ *    the gateway can rewrite a tools/list result or insert an event of its
+ *    own between events;
+ *  - RM_BUFFER: JSON answers to JSON-RPC requests, read whole (bounded) so
+ *    tools/list results can be filtered and results audited.
+ *
+ * Ordering hazards: a stream event handler may close the connection; every
+ * function that continues after one re-checks c->own.closing.  The head of
+ * the request being answered lives in the request parser's block: the
+ * parser is not fed again until the response has ended.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/sha.h>
+
+#include "decide.h"
+#include "http.h"
+#include "jsonrpc.h"
+#include "mcp.h"
+#include "sse.h"
+#include "stream.h"
+#include "tls.h"
+#include "trail.h"
+
+#define HEAD_MAX (40 * 1024)
+#define SSE_EVENT_MAX (4 * 1024 * 1024)
+#define SESSION_ID_MAX 128
+
+enum mc_state {
+	MC_REQUEST,
+	MC_RESPONSE,
+	MC_CLOSING,
+};
+
+enum resp_mode {
+	RM_STREAM,
+	RM_SSE,
+	RM_BUFFER,
+};
+
+struct session;
+
+struct mcp_conn {
+	struct ag_stream_owner own;
+	struct ag_list node; /* in mcp->conns */
+	struct ag_loop *l;
+	enum mc_state state;
+	struct ag_stream a;
+	struct ag_stream *u;	   /* NULL until the first forwarded request */
+	struct ag_stream *retired; /* an upstream given up while its I/O drains */
+	bool up_ready;		   /* u connected (and TLS up) */
+	bool closing_after; /* end the agent connection after this response */
+	struct ag_http_parser req, resp;
+	bool resp_init;
+	const struct ag_server_conf *srv;
+	const struct ag_agent_conf *ac;
+	struct ag_origin o;
+	char agent[AG_NAME_LEN];
+	bool agent_tls;
+	uint64_t start_ns;
+	unsigned int requests;
+	/* The request being handled. */
+	uint64_t req_ns;
+	bool req_keep_alive, req_is_head, req_v2026;
+	uint8_t *body;
+	size_t body_len, body_cap;
+	char *fwd_body; /* a rewritten body (allowed elements of a batch) */
+	size_t fwd_len;
+	json_t *extra;	  /* the gateway's own answers to merge in, or NULL */
+	bool extra_batch; /* the request was a batch: answer with an array */
+	json_t *list_ids; /* ids of tools/list requests whose results to filter */
+	json_t *calls;	  /* id -> tool name of the tools/call requests forwarded */
+	char session_id[SESSION_ID_MAX];
+	struct session *legacy; /* the legacy SSE session this POST belongs to */
+	/* The response. */
+	enum resp_mode mode;
+	int status;
+	bool chunked_down;
+	bool head_sent;
+	uint8_t *rbody;
+	size_t rbody_len, rbody_cap;
+	struct ag_sse_parser sse;
+	bool sse_init;
+	uint8_t *held; /* raw bytes of an SSE event not yet complete */
+	size_t held_len, held_cap;
+	struct session *stream_of; /* the legacy session whose GET stream this is */
+	/* What the connection log line says. */
+	const char *result;
+	char error[192];
+};
+
+/* A legacy (2024-11-05) HTTP+SSE session: the POSTs of a session are
+ * answered on its GET stream, so denials and list filtering reach there. */
+struct session {
+	struct ag_list node;
+	char id[SESSION_ID_MAX];
+	const struct ag_server_conf *srv;
+	struct mcp_conn *stream;
+	json_t *list_ids; /* tools/list request ids to filter on the stream */
+	json_t *inject;	  /* messages waiting for an event boundary */
+};
+
+struct ag_mcp {
+	struct ag_list conns;
+	struct ag_list sessions;
+	unsigned int active;
+	struct ag_tls_ca *ca;
+	SSL_CTX *server_ctx;
+	SSL_CTX **client_ctx; /* per tool server with an https upstream */
+	char head[HEAD_MAX];
+};
+
+static void req_next(struct mcp_conn *c);
+static void resp_parse(struct mcp_conn *c);
+static int inject_pending(struct mcp_conn *c);
+
+/* Fields the agent may not pass to a governed upstream, on top of the
+ * hop-by-hop ones the serializer always drops. */
+static const char *const strip_request[] = {
+	"Authorization", "Proxy-Authorization", "Cookie", "Host", "Origin", "Expect", NULL,
+};
+
+static struct ag_mcp *mcp_of(const struct mcp_conn *c)
+{
+	return c->l->mcp;
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void session_drop(struct session *s)
+{
+	ag_list_del(&s->node);
+	json_decref(s->list_ids);
+	json_decref(s->inject);
+	free(s);
+}
+
+static void request_reset(struct mcp_conn *c)
+{
+	free(c->body);
+	free(c->fwd_body);
+	c->body = NULL;
+	c->fwd_body = NULL;
+	c->body_len = c->body_cap = c->fwd_len = 0;
+	json_decref(c->extra);
+	json_decref(c->list_ids);
+	json_decref(c->calls);
+	c->extra = c->list_ids = c->calls = NULL;
+	free(c->rbody);
+	c->rbody = NULL;
+	c->rbody_len = c->rbody_cap = 0;
+	free(c->held);
+	c->held = NULL;
+	c->held_len = c->held_cap = 0;
+	if (c->sse_init)
+		ag_sse_parser_release(&c->sse);
+	c->sse_init = false;
+	c->legacy = NULL;
+	c->head_sent = false;
+	c->session_id[0] = '\0';
+}
+
+static void conn_release(struct ag_stream_owner *own)
+{
+	struct mcp_conn *c = ag_container_of(own, struct mcp_conn, own);
+	struct ag_daemon *d = c->l->d;
+	char agent[4 * AG_NAME_LEN], dst[64], err[256] = "";
+	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
+
+	if (c->error[0]) {
+		int n = snprintf(err, sizeof(err), " error=");
+
+		ag_logq(err + n, sizeof(err) - n, c->error);
+	}
+	ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst));
+	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN
+									 : AG_LOG_INFO,
+	       "mcp_conn",
+	       "agent=%s cgroup_id=%llu pid=%u server=%s dst=%s tls=%s requests=%u bytes_up=%llu "
+	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
+	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
+	       c->o.tgid, c->srv->name, dst, c->agent_tls ? "yes" : "no", c->requests,
+	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
+	       c->result, err);
+	ag_daemon_audit(d, "connect",
+			json_pack("{s:o,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:s?}", "agent",
+				  ag_audit_agent_json(c->agent, &c->o), "dst", dst, "server",
+				  c->srv->name, "result", c->result, "bytes_up",
+				  (json_int_t)c->a.bytes_in, "bytes_down",
+				  (json_int_t)c->a.bytes_out, "latency_us", (json_int_t)(ms * 1000),
+				  "requests", (int)c->requests, "error",
+				  c->error[0] ? c->error : NULL));
+	if (c->stream_of)
+		session_drop(c->stream_of);
+	request_reset(c);
+	ag_http_parser_release(&c->req);
+	if (c->resp_init)
+		ag_http_parser_release(&c->resp);
+	ag_stream_fini(&c->a);
+	for (int i = 0; i < 2; i++) {
+		struct ag_stream *u = i ? c->retired : c->u;
+
+		if (u) {
+			ag_stream_fini(u);
+			free(u);
+		}
+	}
+	ag_list_del(&c->node);
+	mcp_of(c)->active--;
+	d->stats.conns_active--;
+	free(c);
+}
+
+static void conn_close(struct mcp_conn *c, const char *result, const char *why)
+{
+	if (c->state == MC_CLOSING)
+		return;
+	c->state = MC_CLOSING;
+	c->result = result;
+	if (why && !c->error[0])
+		snprintf(c->error, sizeof(c->error), "%s", why);
+	if (c->stream_of)
+		c->stream_of->stream = NULL;
+	c->own.closing = true;
+	if (!c->own.inflight) {
+		conn_release(&c->own);
+		return;
+	}
+	ag_stream_cancel(&c->a);
+	if (c->u)
+		ag_stream_cancel(c->u);
+	if (c->retired)
+		ag_stream_cancel(c->retired);
+}
+
+/* ---- answering the agent ---------------------------------------------- */
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 413:
+		return "Content Too Large";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	}
+	return "Error";
+}
+
+/* A response of the gateway's own: JSON body (or none), with a length. */
+static int send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive)
+{
+	char head[256], *text = NULL;
+	size_t len = 0;
+	int n, ret;
+
+	if (body && !(text = json_dumps(body, JSON_COMPACT)))
+		return -ENOMEM;
+	len = text ? strlen(text) : 0;
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n%s\r\n", status,
+		     reason_phrase(status), text ? "Content-Type: application/json\r\n" : "", len,
+		     keep_alive ? "" : "Connection: close\r\n");
+	ret = ag_stream_write(&c->a, head, n);
+	if (!ret && len)
+		ret = ag_stream_write(&c->a, text, len);
+	free(text);
+	return ret;
+}
+
+/* The agent's request cannot be served: answer and end the connection. */
+static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
+{
+	json_t *e = ag_jsonrpc_error(NULL, code, msg, NULL);
+
+	c->closing_after = true;
+	if (send_local(c, status, e, false)) {
+		json_decref(e);
+		conn_close(c, "error", "could not answer the agent");
+		return;
+	}
+	json_decref(e);
+	ag_stream_shutdown(&c->a);
+	/* The agent's EOF (or reset) is what ends the connection now. */
+	ag_stream_read(&c->a);
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+static json_t *args_digest(json_t *args)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1], *text;
+
+	if (!args)
+		return json_null();
+	/* Arguments may carry secrets: the log proves what was sent without
+	 * holding it.  Sorted keys make equal arguments hash equal. */
+	text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (!text)
+		return json_null();
+	SHA256((const unsigned char *)text, strlen(text), md);
+	free(text);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return json_string(hex);
+}
+
+static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
+			   const struct ag_decision *dec)
+{
+	ag_daemon_audit(c->l->d, "decision",
+			json_pack("{s:o,s:s,s:s?,s:s?,s:O?,s:s,s:s,s:s?,s:o,s:s?}", "agent",
+				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
+				  "method", m->method, "name", m->name, "id", m->id, "decision",
+				  ag_decision_name(dec->kind), "rule", dec->rule, "reason",
+				  dec->reason[0] ? dec->reason : NULL, "args_sha256",
+				  args_digest(m->arguments), "session",
+				  c->session_id[0] ? c->session_id : NULL));
+}
+
+/* A tools/call result seen in a response: its outcome, never its content. */
+static void audit_result(struct mcp_conn *c, json_t *msg)
+{
+	json_t *id = json_object_get(msg, "id"), *tool, *result;
+	const char *key;
+	char kbuf[64];
+	json_t *is_error;
+
+	if (!c->calls || !id)
+		return;
+	key = json_is_string(id) ? json_string_value(id) : kbuf;
+	if (json_is_integer(id))
+		snprintf(kbuf, sizeof(kbuf), "#%lld", (long long)json_integer_value(id));
+	else if (!json_is_string(id))
+		return;
+	if (!(tool = json_object_get(c->calls, key)))
+		return;
+	result = json_object_get(msg, "result");
+	is_error = json_object_get(result, "isError");
+	ag_daemon_audit(c->l->d, "result",
+			json_pack("{s:o,s:s,s:O,s:O,s:i,s:b,s:O?,s:I,s:s?}", "agent",
+				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
+				  "name", tool, "id", id, "status", c->status, "is_error",
+				  json_is_true(is_error), "error", json_object_get(msg, "error"),
+				  "latency_us", (json_int_t)((ag_now_ns() - c->req_ns) / 1000),
+				  "session", c->session_id[0] ? c->session_id : NULL));
+	json_object_del(c->calls, key);
+}
+
+/* ---- the request ------------------------------------------------------ */
+
+static bool host_matches(const char *pat, const char *host, size_t len)
+{
+	size_t plen = strlen(pat);
+
+	if (pat[0] == '*' && pat[1] == '.') {
+		/* "*.example.com": any name strictly below example.com. */
+		return len > plen - 1 && !strncasecmp(host + len - (plen - 1), pat + 1, plen - 1);
+	}
+	return len == plen && !strncasecmp(host, pat, len);
+}
+
+/*
+ * DNS-rebinding protection: a request must name the tool server by one of
+ * its configured names or by the address the agent connected to.  A page
+ * that rebinds evil.example to the tool's address still sends
+ * "Host: evil.example", and a foreign Origin is refused the same way.
+ */
+static bool authority_ok(const struct mcp_conn *c, const char *s, size_t len)
+{
+	char addr[64];
+	const char *host = s, *colon = NULL;
+	size_t hlen = len;
+	uint8_t a[16];
+	int plen;
+
+	if (len && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+
+		if (!close)
+			return false;
+		host = s + 1;
+		hlen = close - host;
+		if ((size_t)(close + 1 - s) < len) {
+			if (close[1] != ':')
+				return false;
+			colon = close + 1;
+		}
+	} else if ((colon = memchr(s, ':', len))) {
+		hlen = colon - s;
+	}
+	if (colon) {
+		unsigned long port = 0;
+		size_t i = colon + 1 - s;
+
+		if (i == len || len - i > 5)
+			return false;
+		for (; i < len; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return false;
+			port = port * 10 + (s[i] - '0');
+		}
+		if (port != c->o.port)
+			return false;
+	}
+	if (hlen && host[hlen - 1] == '.')
+		hlen--;
+	if (!hlen)
+		return false;
+	for (int i = 0; i < c->srv->nr_hosts; i++)
+		if (host_matches(c->srv->hosts[i], host, hlen))
+			return true;
+	if (hlen >= sizeof(addr))
+		return false;
+	memcpy(addr, host, hlen);
+	addr[hlen] = '\0';
+	if (!ag_addr_parse(addr, a, &plen) && plen == 128 && !memcmp(a, c->o.addr, 16))
+		return true;
+	/* "localhost" is the loopback address, never a name anyone else owns. */
+	if (hlen == 9 && !strncasecmp(host, "localhost", 9)) {
+		static const uint8_t lo6[16] = { [15] = 1 };
+
+		return (ag_addr_is_v4(c->o.addr) && c->o.addr[12] == 127) ||
+		       !memcmp(c->o.addr, lo6, 16);
+	}
+	return false;
+}
+
+static bool origin_ok(const struct mcp_conn *c, const struct ag_http_header *h)
+{
+	const char *v = h->value, *end = h->value + h->value_len, *auth, *slash;
+
+	auth = memmem(v, h->value_len, "://", 3);
+	if (!auth)
+		return false;
+	auth += 3;
+	slash = memchr(auth, '/', end - auth);
+	return authority_ok(c, auth, (slash ? slash : end) - auth);
+}
+
+static void copy_header(const struct ag_http_msg *m, const char *name, char *out, size_t cap)
+{
+	const struct ag_http_header *h = ag_http_find(m, name, NULL);
+
+	out[0] = '\0';
+	if (h && h->value_len < cap) {
+		memcpy(out, h->value, h->value_len);
+		out[h->value_len] = '\0';
+	}
+}
+
+/* The legacy transport names its session in the POST's query. */
+static struct session *legacy_session(struct mcp_conn *c, const struct ag_http_msg *m)
+{
+	const char *q = memmem(m->target, m->target_len, "sessionId=", 10);
+	const char *end = m->target + m->target_len, *v;
+	struct ag_list *pos;
+	size_t n;
+
+	if (!q)
+		return NULL;
+	v = q + 10;
+	for (n = 0; v + n < end && v[n] != '&' && v[n] != '#'; n++)
+		;
+	if (!n || n >= SESSION_ID_MAX)
+		return NULL;
+	for (pos = mcp_of(c)->sessions.next; pos != &mcp_of(c)->sessions; pos = pos->next) {
+		struct session *s = ag_container_of(pos, struct session, node);
+
+		if (s->srv == c->srv && s->stream && strlen(s->id) == n && !memcmp(s->id, v, n))
+			return s;
+	}
+	return NULL;
+}
+
+static int remember_id(json_t **set, json_t *id)
+{
+	if (!*set && !(*set = json_array()))
+		return -ENOMEM;
+	return json_array_append(*set, id) ? -ENOMEM : 0;
+}
+
+static bool has_id(json_t *set, json_t *id)
+{
+	size_t i;
+	json_t *v;
+
+	if (!id)
+		return false;
+	json_array_foreach(set, i, v)
+		if (json_equal(v, id))
+			return true;
+	return false;
+}
+
+static int remember_call(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
+{
+	char kbuf[64];
+	const char *key = kbuf;
+
+	if (!m->id || !m->name)
+		return 0;
+	if (json_is_string(m->id))
+		key = json_string_value(m->id);
+	else
+		snprintf(kbuf, sizeof(kbuf), "#%lld", (long long)json_integer_value(m->id));
+	if (!c->calls && !(c->calls = json_object()))
+		return -ENOMEM;
+	return json_object_set_new(c->calls, key, json_string(m->name)) ? -ENOMEM : 0;
+}
+
+/* The gateway's answer to one refused message (NULL for notifications). */
+static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
+		      const struct ag_decision *dec)
+{
+	json_t *meta;
+
+	if (m->kind == AG_JSONRPC_INVALID)
+		return ag_jsonrpc_error(m->id, m->error_code, m->error_msg, NULL);
+	if (!m->id)
+		return NULL;
+	if (dec->kind == AG_DECIDE_DENY) {
+		json_t *r;
+
+		meta = json_pack("{s:s,s:s}", "decision", ag_decision_name(dec->kind), "rule",
+				 dec->rule);
+		r = ag_mcp_tool_denied(m->id, dec->reason, meta, c->req_v2026);
+		json_decref(meta);
+		return r;
+	}
+	/* Never -32000/-32001: clients read those as a lost connection. */
+	switch (m->mcp) {
+	case AG_MCP_RESOURCES_READ:
+		return ag_jsonrpc_error(m->id, -32002, "Resource not found", NULL);
+	case AG_MCP_PROMPTS_GET: {
+		char msg[320];
+
+		snprintf(msg, sizeof(msg), "Unknown prompt: %s", m->name ? m->name : "");
+		return ag_jsonrpc_error(m->id, AG_JSONRPC_INVALID_PARAMS, msg, NULL);
+	}
+	default: {
+		char msg[320];
+
+		snprintf(msg, sizeof(msg), "Unknown tool: %s", m->name ? m->name : "");
+		return ag_jsonrpc_error(m->id, AG_JSONRPC_INVALID_PARAMS, msg, NULL);
+	}
+	}
+}
+
+/*
+ * Decides every message of the body.  Returns the number forwarded; the
+ * refused ones have their answers in c->extra.  -ENOMEM on failure.
+ */
+static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **keep)
+{
+	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv };
+	int forwarded = 0;
+
+	for (size_t i = 0; i < b->count; i++) {
+		struct ag_jsonrpc_msg *m = &b->msgs[i];
+		struct ag_decision dec = { .kind = AG_DECIDE_ALLOW, .rule = "gateway" };
+		json_t *answer;
+
+		if (m->kind == AG_JSONRPC_INVALID) {
+			dec.kind = AG_DECIDE_HIDDEN;
+		} else if (m->kind == AG_JSONRPC_REQUEST || m->kind == AG_JSONRPC_NOTIFICATION) {
+			ag_decide(&x, m, &dec);
+			if (m->mcp == AG_MCP_TOOLS_CALL || m->mcp == AG_MCP_RESOURCES_READ ||
+			    m->mcp == AG_MCP_PROMPTS_GET)
+				audit_decision(c, m, &dec);
+		}
+		if (dec.kind == AG_DECIDE_ALLOW) {
+			if (json_array_append(*keep, m->json))
+				return -ENOMEM;
+			forwarded++;
+			if (m->mcp == AG_MCP_TOOLS_LIST && m->id &&
+			    remember_id(c->legacy ? &c->legacy->list_ids : &c->list_ids, m->id))
+				return -ENOMEM;
+			if (m->mcp == AG_MCP_TOOLS_CALL && remember_call(c, m))
+				return -ENOMEM;
+			continue;
+		}
+		if (!(answer = denial(c, m, &dec)))
+			continue;
+		if (remember_id(&c->extra, answer)) {
+			json_decref(answer);
+			return -ENOMEM;
+		}
+		json_decref(answer);
+	}
+	return forwarded;
+}
+
+/* Answers the refused part of a request, in place of the upstream. */
+static int answer_locally(struct mcp_conn *c)
+{
+	json_t *body = NULL;
+	int ret;
+
+	if (c->legacy) {
+		/* Legacy: answers travel on the session's GET stream; the POST
+		 * itself is only acknowledged, as the upstream would. */
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(c->extra, i, v)
+			if (remember_id(&c->legacy->inject, v))
+				return -ENOMEM;
+		ret = send_local(c, 202, NULL, c->req_keep_alive);
+		if (inject_pending(c->legacy->stream))
+			conn_close(c->legacy->stream, "error", "could not write to the agent");
+		return ret;
+	}
+	if (!c->extra)
+		return send_local(c, 202, NULL, c->req_keep_alive);
+	body = c->extra_batch ? json_incref(c->extra) : json_incref(json_array_get(c->extra, 0));
+	ret = send_local(c, 200, body, c->req_keep_alive);
+	json_decref(body);
+	return ret;
+}
+
+/* upstream_host keeps IPv6 brackets, so it goes into Host as it is. */
+static int upstream_authority(const struct ag_server_conf *s, char *out, size_t cap)
+{
+	if (s->upstream_port == (s->upstream_tls ? 443 : 80))
+		return snprintf(out, cap, "%s", s->upstream_host);
+	return snprintf(out, cap, "%s:%u", s->upstream_host, s->upstream_port);
+}
+
+static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev);
+
+static int upstream_start(struct mcp_conn *c)
+{
+	const struct ag_server_conf *srv = c->srv;
+	struct ag_mcp *mcp = mcp_of(c);
+	uint32_t mark = c->l->d->conf.mark;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} dst;
+	socklen_t len;
+	int fd, ret;
+
+	memset(&dst, 0, sizeof(dst));
+	if (ag_addr_is_v4(srv->upstream_addr)) {
+		dst.sin.sin_family = AF_INET;
+		dst.sin.sin_port = htons(srv->upstream_port);
+		memcpy(&dst.sin.sin_addr, srv->upstream_addr + 12, 4);
+		len = sizeof(dst.sin);
+	} else {
+		dst.sin6.sin6_family = AF_INET6;
+		dst.sin6.sin6_port = htons(srv->upstream_port);
+		memcpy(&dst.sin6.sin6_addr, srv->upstream_addr, 16);
+		len = sizeof(dst.sin6);
+	}
+	fd = socket(dst.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark))) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (!(c->u = malloc(sizeof(*c->u)))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if ((ret = ag_stream_init(c->u, c->l, &c->own, fd, "upstream"))) {
+		free(c->u->in);
+		free(c->u);
+		c->u = NULL;
+		close(fd);
+		return ret;
+	}
+	c->u->event = upstream_event;
+	c->u->ctx = c;
+	if (srv->upstream_tls) {
+		struct ag_err err;
+		struct ag_tls *t =
+		    ag_tls_new_client(mcp->client_ctx[srv - c->l->d->conf.servers],
+				      srv->server_name, &err);
+
+		if (!t) {
+			snprintf(c->error, sizeof(c->error), "upstream TLS: %.160s", err.msg);
+			return -EPROTO;
+		}
+		ag_stream_tls(c->u, t);
+	}
+	ag_stream_connect(c->u, &dst.sa, len, c->l->d->conf.connect_timeout_ms);
+	return 0;
+}
+
+/* Sends the decided request: the edited head, then the body to forward. */
+static int forward_request(struct mcp_conn *c)
+{
+	struct ag_mcp *mcp = mcp_of(c);
+	struct ag_http_header add[1];
+	char host[AG_HOST_LEN + 16];
+	const uint8_t *body = c->fwd_body ? (const uint8_t *)c->fwd_body : c->body;
+	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen;
+	struct ag_http_edit e = {
+		.remove = strip_request,
+		.add = add,
+		.nadd = 1,
+		.framing = blen || c->req.msg.framing != AG_HTTP_BODY_NONE ? AG_HTTP_BODY_LENGTH
+									 : AG_HTTP_BODY_NONE,
+		.content_length = blen,
+		.keep_alive = true,
+	};
+	struct ag_err err;
+	int ret;
+
+	add[0].name = "Host";
+	add[0].name_len = 4;
+	add[0].value = host;
+	add[0].value_len = upstream_authority(c->srv, host, sizeof(host));
+	if ((ret = ag_http_serialize_head(&c->req.msg, &e, mcp->head, sizeof(mcp->head), &hlen,
+					  &err)))
+		return ret;
+	if ((ret = ag_stream_write(c->u, mcp->head, hlen)))
+		return ret;
+	return ag_stream_write(c->u, body, blen);
+}
+
+static void request_forward(struct mcp_conn *c)
+{
+	int ret;
+
+	c->state = MC_RESPONSE;
+	if (!c->resp_init) {
+		struct ag_err err;
+
+		if (ag_http_parser_init(&c->resp, false, NULL, &err)) {
+			conn_close(c, "error", err.msg);
+			return;
+		}
+		c->resp_init = true;
+	}
+	if (c->req_is_head)
+		ag_http_parser_expect_head(&c->resp);
+	if (!c->u && (ret = upstream_start(c))) {
+		c->l->d->stats.upstream_failed++;
+		refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR, "the tool server cannot be reached");
+		return;
+	}
+	if (!c->up_ready)
+		return; /* upstream_event(CONNECTED) sends it */
+	if ((ret = forward_request(c)))
+		conn_close(c, "error", "could not forward the request");
+	else
+		ag_stream_read(c->u);
+}
+
+/* A POST body: decide each message, then forward, answer, or both. */
+static void request_decide(struct mcp_conn *c)
+{
+	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_header *mh = ag_http_find(m, "Mcp-Method", NULL);
+	const struct ag_http_header *nh = ag_http_find(m, "Mcp-Name", NULL);
+	struct ag_jsonrpc_body b;
+	struct ag_err err;
+	json_t *keep = NULL;
+	int fwd;
+
+	if (ag_jsonrpc_parse(c->body, c->body_len, NULL, &b, &err)) {
+		refuse(c, 400, AG_JSONRPC_PARSE_ERROR, "Parse error: the body is not one JSON value");
+		return;
+	}
+	/* Policy is decided on the body; the routing headers must say the same. */
+	if (ag_mcp_check_headers(&b, mh ? mh->value : NULL, mh ? mh->value_len : 0,
+				 nh ? nh->value : NULL, nh ? nh->value_len : 0, c->req_v2026,
+				 &err)) {
+		ag_jsonrpc_body_free(&b);
+		refuse(c, 400, AG_MCP_HEADER_MISMATCH, err.msg);
+		return;
+	}
+	c->extra_batch = b.batch;
+	if (!(keep = json_array()) || (fwd = decide_body(c, &b, &keep)) < 0) {
+		json_decref(keep);
+		ag_jsonrpc_body_free(&b);
+		conn_close(c, "error", "out of memory");
+		return;
+	}
+	if (fwd && c->extra) {
+		/* Mixed batch: only the allowed elements go on. */
+		c->fwd_body = json_dumps(keep, JSON_COMPACT);
+		c->fwd_len = c->fwd_body ? strlen(c->fwd_body) : 0;
+		if (!c->fwd_body) {
+			json_decref(keep);
+			ag_jsonrpc_body_free(&b);
+			conn_close(c, "error", "out of memory");
+			return;
+		}
+	}
+	json_decref(keep);
+	ag_jsonrpc_body_free(&b);
+	if (fwd) {
+		request_forward(c);
+		return;
+	}
+	if (answer_locally(c)) {
+		conn_close(c, "error", "could not answer the agent");
+		return;
+	}
+	req_next(c);
+}
+
+static void request_end(struct mcp_conn *c)
+{
+	const struct ag_http_msg *m = &c->req.msg;
+
+	c->requests++;
+	if (m->method_len == 4 && !memcmp(m->method, "POST", 4) && c->body_len) {
+		request_decide(c);
+		return;
+	}
+	request_forward(c);
+}
+
+/* Checks a request head before any of its body is read. */
+static bool request_head(struct mcp_conn *c)
+{
+	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_header *h = ag_http_find(m, "Host", NULL);
+	char version[32];
+
+	request_reset(c);
+	c->req_ns = ag_now_ns();
+	c->req_keep_alive = m->keep_alive;
+	c->req_is_head = m->method_len == 4 && !memcmp(m->method, "HEAD", 4);
+	/* HTTP/1.0 has no Host requirement; the gateway still needs one. */
+	if (!h || !authority_ok(c, h->value, h->value_len)) {
+		refuse(c, 403, AG_JSONRPC_INVALID_REQUEST, "Host not allowed by the gateway");
+		return false;
+	}
+	if ((h = ag_http_find(m, "Origin", NULL)) && !origin_ok(c, h)) {
+		refuse(c, 403, AG_JSONRPC_INVALID_REQUEST, "Origin not allowed by the gateway");
+		return false;
+	}
+	if ((h = ag_http_find(m, "Upgrade", NULL))) {
+		refuse(c, 400, AG_JSONRPC_INVALID_REQUEST, "protocol upgrades are not supported");
+		return false;
+	}
+	copy_header(m, "MCP-Protocol-Version", version, sizeof(version));
+	c->req_v2026 = !strcmp(version, "2026-07-28");
+	copy_header(m, "Mcp-Session-Id", c->session_id, sizeof(c->session_id));
+	c->legacy = legacy_session(c, m);
+	return true;
+}
+
+static int body_append(struct mcp_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->body_len + len > c->body_cap) {
+		size_t cap = c->body_cap ? c->body_cap : 4096;
+		uint8_t *p;
+
+		/* The parser bounds the body (4 MiB), so this cannot overflow. */
+		while (cap < c->body_len + len)
+			cap *= 2;
+		if (!(p = realloc(c->body, cap)))
+			return -ENOMEM;
+		c->body = p;
+		c->body_cap = cap;
+	}
+	memcpy(c->body + c->body_len, data, len);
+	c->body_len += len;
+	return 0;
+}
+
+/* MC_REQUEST: parses what the agent sent, up to the end of one request. */
+static void req_parse(struct mcp_conn *c)
+{
+	struct ag_http_event ev;
+
+	while (c->state == MC_REQUEST && !c->closing_after) {
+		ssize_t n = ag_http_parse(&c->req, ag_stream_data(&c->a), c->a.in_len, &ev);
+
+		if (n < 0) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "Invalid HTTP request: %.200s", c->req.err.msg);
+			snprintf(c->error, sizeof(c->error), "agent: %s",
+				 ag_http_error_name(c->req.error));
+			refuse(c, n == -E2BIG ? 413 : 400, AG_JSONRPC_INVALID_REQUEST, msg);
+			return;
+		}
+		ag_stream_consume(&c->a, n);
+		switch (ev.type) {
+		case AG_HTTP_EV_NEED_MORE:
+			if (c->a.eof) {
+				/* Between requests an EOF is the agent's clean goodbye. */
+				if (ag_http_parse_eof(&c->req, &ev))
+					conn_close(c, "error", "agent: request truncated");
+				else
+					conn_close(c, "ok", NULL);
+				return;
+			}
+			ag_stream_read(&c->a);
+			return;
+		case AG_HTTP_EV_HEAD:
+			if (!request_head(c))
+				return;
+			break;
+		case AG_HTTP_EV_BODY:
+			if (body_append(c, ev.data, ev.len)) {
+				conn_close(c, "error", "out of memory");
+				return;
+			}
+			break;
+		case AG_HTTP_EV_END:
+			request_end(c);
+			return;
+		}
+	}
+}
+
+/* The response ended (or the gateway answered): on to the next request. */
+static void req_next(struct mcp_conn *c)
+{
+	if (c->state == MC_CLOSING)
+		return;
+	c->state = MC_REQUEST;
+	if (!c->req_keep_alive || c->closing_after) {
+		c->closing_after = true;
+		ag_stream_shutdown(&c->a);
+		ag_stream_read(&c->a);
+		return;
+	}
+	/* Armed while idle, so an upstream that times out is noticed at once. */
+	if (c->u)
+		ag_stream_read(c->u);
+	req_parse(c);
+}
+
+/* ---- the response ----------------------------------------------------- */
+
+static int send_chunk(struct mcp_conn *c, const void *data, size_t len)
+{
+	char prefix[AG_HTTP_CHUNK_PREFIX_MAX];
+	size_t n;
+	int ret;
+
+	if (!len)
+		return 0;
+	if (!c->chunked_down)
+		return ag_stream_write(&c->a, data, len);
+	n = ag_http_chunk_prefix(len, prefix);
+	if ((ret = ag_stream_write(&c->a, prefix, n)) || (ret = ag_stream_write(&c->a, data, len)))
+		return ret;
+	return ag_stream_write(&c->a, AG_HTTP_CHUNK_SUFFIX, 2);
+}
+
+static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint64_t length)
+{
+	struct ag_mcp *mcp = mcp_of(c);
+	struct ag_http_edit e = {
+		.framing = framing,
+		.content_length = length,
+		.keep_alive = c->req_keep_alive && c->resp.msg.keep_alive,
+	};
+	struct ag_err err;
+	size_t hlen;
+	int ret;
+
+	/* An HTTP/1.0 agent cannot take chunks: the close delimits instead. */
+	if (framing == AG_HTTP_BODY_CHUNKED && c->req.msg.version_minor == 0) {
+		e.framing = AG_HTTP_BODY_NONE;
+		e.keep_alive = false;
+	}
+	c->chunked_down = e.framing == AG_HTTP_BODY_CHUNKED;
+	if (!e.keep_alive)
+		c->closing_after = true;
+	if ((ret = ag_http_serialize_head(&c->resp.msg, &e, mcp->head, sizeof(mcp->head), &hlen,
+					  &err)))
+		return ret;
+	c->head_sent = true;
+	return ag_stream_write(&c->a, mcp->head, hlen);
+}
+
+/* tools/list result: drops the tools the agent may not see.  1 if changed. */
+static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
+{
+	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv };
+	json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
+	size_t i = 0;
+	int changed = 0;
+
+	if (!has_id(ids, json_object_get(msg, "id")) || !json_is_array(tools))
+		return 0;
+	while (i < json_array_size(tools)) {
+		const char *name = json_string_value(json_object_get(json_array_get(tools, i), "name"));
+
+		if (name && ag_decide_visible(&x, name)) {
+			i++;
+			continue;
+		}
+		json_array_remove(tools, i);
+		changed = 1;
+	}
+	return changed;
+}
+
+/* Looks at each JSON-RPC message of a response; 1 if one was rewritten. */
+static int inspect_messages(struct mcp_conn *c, json_t *root, json_t *ids)
+{
+	int changed = 0;
+
+	if (json_is_array(root)) {
+		size_t i;
+		json_t *m;
+
+		json_array_foreach(root, i, m)
+		{
+			changed |= filter_tools(c, m, ids);
+			audit_result(c, m);
+		}
+	} else if (json_is_object(root)) {
+		changed = filter_tools(c, root, ids);
+		audit_result(c, root);
+	}
+	return changed;
+}
+
+static json_t *parse_json(const void *data, size_t len)
+{
+	/* The same rules as request bodies: one reading, no duplicates. */
+	return json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+}
+
+/* RM_BUFFER at the end: filter, merge the gateway's answers, send whole. */
+static int buffer_finish(struct mcp_conn *c)
+{
+	json_t *root = c->rbody_len ? parse_json(c->rbody, c->rbody_len) : NULL;
+	char *text = NULL;
+	const void *out = c->rbody;
+	size_t len = c->rbody_len;
+	int changed = 0, ret;
+
+	if (root)
+		changed = inspect_messages(c, root, c->list_ids);
+	if (c->extra) {
+		/* Answers of the gateway join the upstream's: one array. */
+		json_t *all = json_is_array(root) ? json_incref(root) : json_array();
+		size_t i;
+		json_t *v;
+
+		if (!all) {
+			json_decref(root);
+			return -ENOMEM;
+		}
+		if (root && !json_is_array(root))
+			json_array_append(all, root);
+		json_array_foreach(c->extra, i, v)
+			json_array_append(all, v);
+		json_decref(root);
+		root = all;
+		changed = 1;
+		if (c->status == 202 || c->status == 204)
+			c->resp.msg.status = c->status = 200;
+	}
+	if (changed) {
+		if (!(text = json_dumps(root, JSON_COMPACT))) {
+			json_decref(root);
+			return -ENOMEM;
+		}
+		out = text;
+		len = strlen(text);
+	}
+	json_decref(root);
+	ret = send_resp_head(c, AG_HTTP_BODY_LENGTH, len);
+	if (!ret)
+		ret = ag_stream_write(&c->a, out, len);
+	free(text);
+	return ret;
+}
+
+static int held_append(struct mcp_conn *c, const void *data, size_t len)
+{
+	if (c->held_len + len > c->held_cap) {
+		size_t cap = c->held_cap ? c->held_cap : 4096;
+		uint8_t *p;
+
+		if (c->held_len + len > SSE_EVENT_MAX + 64 * 1024)
+			return -E2BIG;
+		while (cap < c->held_len + len)
+			cap *= 2;
+		if (!(p = realloc(c->held, cap)))
+			return -ENOMEM;
+		c->held = p;
+		c->held_cap = cap;
+	}
+	memcpy(c->held + c->held_len, data, len);
+	c->held_len += len;
+	return 0;
+}
+
+static int flush_held(struct mcp_conn *c)
+{
+	int ret = send_chunk(c, c->held, c->held_len);
+
+	c->held_len = 0;
+	return ret;
+}
+
+static int send_event(struct mcp_conn *c, const char *id, size_t id_len, json_t *msg)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+	size_t len;
+	char *buf;
+	int ret;
+
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text) + id_len + 40;
+	if (!(buf = malloc(len))) {
+		free(text);
+		return -ENOMEM;
+	}
+	/* json_dumps escapes every line break: one data line is enough. */
+	if (id_len)
+		len = snprintf(buf, len, "id: %.*s\nevent: message\ndata: %s\n\n", (int)id_len, id,
+			       text);
+	else
+		len = snprintf(buf, len, "event: message\ndata: %s\n\n", text);
+	ret = send_chunk(c, buf, len);
+	free(buf);
+	free(text);
+	return ret;
+}
+
+/* Messages of the gateway's own, at an event boundary of a legacy stream. */
+static int inject_pending(struct mcp_conn *c)
+{
+	struct session *s = c->stream_of;
+	size_t i;
+	json_t *v;
+	int ret = 0;
+
+	if (!s || !json_array_size(s->inject) || c->state != MC_RESPONSE || c->mode != RM_SSE ||
+	    c->held_len || !ag_sse_at_boundary(&c->sse))
+		return 0;
+	json_array_foreach(s->inject, i, v)
+		if ((ret = send_event(c, NULL, 0, v)))
+			break;
+	json_array_clear(s->inject);
+	return ret;
+}
+
+static void register_session(struct mcp_conn *c, const char *data, size_t len)
+{
+	const char *q = memmem(data, len, "sessionId=", 10), *v;
+	struct session *s;
+	size_t n;
+
+	if (!q || c->stream_of)
+		return;
+	v = q + 10;
+	for (n = 0; v + n < data + len && v[n] != '&' && v[n] != '#'; n++)
+		;
+	if (!n || n >= SESSION_ID_MAX || !(s = calloc(1, sizeof(*s))))
+		return;
+	memcpy(s->id, v, n);
+	s->srv = c->srv;
+	s->stream = c;
+	c->stream_of = s;
+	ag_list_add_tail(&mcp_of(c)->sessions, &s->node);
+}
+
+/* One complete SSE event: forward what was held, or its rewrite. */
+static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
+{
+	json_t *ids = c->stream_of ? c->stream_of->list_ids : c->list_ids;
+	json_t *root;
+	int ret;
+
+	if (ev->event_len == 8 && !memcmp(ev->event, "endpoint", 8)) {
+		register_session(c, ev->data, ev->data_len);
+		return flush_held(c);
+	}
+	if (ev->event_len != 7 || memcmp(ev->event, "message", 7) ||
+	    !(root = parse_json(ev->data, ev->data_len)))
+		return flush_held(c);
+	if (!inspect_messages(c, root, ids)) {
+		json_decref(root);
+		return flush_held(c);
+	}
+	/* The held bytes are this event (and maybe comments before it). */
+	c->held_len = 0;
+	ret = send_event(c, ev->id, ev->id_len, root);
+	json_decref(root);
+	return ret;
+}
+
+static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
+{
+	struct ag_sse_event ev;
+	int ret;
+
+	do {
+		ssize_t n = ag_sse_parse(&c->sse, data, len, &ev);
+
+		if (n < 0)
+			return (int)n;
+		if ((ret = held_append(c, data, n)))
+			return ret;
+		data += n;
+		len -= n;
+		if (ev.type == AG_SSE_EV_EVENT && (ret = sse_event(c, &ev)))
+			return ret;
+	} while (ev.type != AG_SSE_EV_NEED_MORE);
+	/* Comments and blank lines go on at once: keep-alives must not wait. */
+	if (ag_sse_at_boundary(&c->sse) && c->held_len && (ret = flush_held(c)))
+		return ret;
+	return inject_pending(c);
+}
+
+static bool is_content_type(const struct ag_http_msg *m, const char *type)
+{
+	const struct ag_http_header *h = ag_http_find(m, "Content-Type", NULL);
+	size_t n = strlen(type);
+
+	return h && h->value_len >= n && !strncasecmp(h->value, type, n) &&
+	       (h->value_len == n || h->value[n] == ';' || h->value[n] == ' ');
+}
+
+static int response_head(struct mcp_conn *c)
+{
+	const struct ag_http_msg *m = &c->resp.msg;
+	struct ag_err err;
+
+	c->status = m->status;
+	if (m->status < 200)
+		return 0; /* interim: the gateway never sent Expect, nothing to pass on */
+	if (m->upgrade)
+		return -EPROTO;
+	if (is_content_type(m, "text/event-stream")) {
+		c->mode = RM_SSE;
+		if (ag_sse_parser_init(&c->sse, SSE_EVENT_MAX, &err))
+			return -ENOMEM;
+		c->sse_init = true;
+		return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
+	}
+	if (c->extra || (c->body_len && is_content_type(m, "application/json"))) {
+		c->mode = RM_BUFFER;
+		return 0;
+	}
+	c->mode = RM_STREAM;
+	if (m->framing == AG_HTTP_BODY_LENGTH || m->framing == AG_HTTP_BODY_NONE)
+		return send_resp_head(c, m->framing, m->content_length);
+	return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
+}
+
+static int response_body(struct mcp_conn *c, const uint8_t *data, size_t len)
+{
+	switch (c->mode) {
+	case RM_SSE:
+		return sse_feed(c, data, len);
+	case RM_BUFFER:
+		if (c->rbody_len + len > c->rbody_cap) {
+			size_t cap = c->rbody_cap ? c->rbody_cap : 4096;
+			uint8_t *p;
+
+			if (c->rbody_len + len > ag_http_default_limits.max_body)
+				return -E2BIG;
+			while (cap < c->rbody_len + len)
+				cap *= 2;
+			if (!(p = realloc(c->rbody, cap)))
+				return -ENOMEM;
+			c->rbody = p;
+			c->rbody_cap = cap;
+		}
+		memcpy(c->rbody + c->rbody_len, data, len);
+		c->rbody_len += len;
+		return 0;
+	case RM_STREAM:
+		return send_chunk(c, data, len);
+	}
+	return 0;
+}
+
+static int response_end(struct mcp_conn *c)
+{
+	int ret = 0;
+
+	if (c->mode == RM_BUFFER)
+		return buffer_finish(c);
+	if (c->mode == RM_SSE) {
+		size_t i;
+		json_t *v;
+
+		/* A stream cut inside an event: pass on what was held anyway. */
+		if ((ret = flush_held(c)))
+			return ret;
+		json_array_foreach(c->extra, i, v)
+			if ((ret = send_event(c, NULL, 0, v)))
+				return ret;
+	}
+	if (c->chunked_down)
+		ret = ag_stream_write(&c->a, AG_HTTP_CHUNK_LAST, strlen(AG_HTTP_CHUNK_LAST));
+	return ret;
+}
+
+static void response_fail(struct mcp_conn *c, const char *why)
+{
+	/* Before the head went out the agent can still get a clean error. */
+	if (!c->head_sent) {
+		snprintf(c->error, sizeof(c->error), "%s", why);
+		refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR, "the tool server's response was invalid");
+		return;
+	}
+	conn_close(c, "error", why);
+}
+
+/* MC_RESPONSE: parses the upstream's bytes and passes them on. */
+static void resp_parse(struct mcp_conn *c)
+{
+	struct ag_http_event ev;
+
+	while (c->state == MC_RESPONSE) {
+		ssize_t n;
+		int ret = 0;
+
+		/* Backpressure: a slow agent stops the upstream's reads. */
+		if (ag_stream_queued(&c->a) > AG_STREAM_HIGH_WATER)
+			return;
+		if (!c->u)
+			return;
+		n = ag_http_parse(&c->resp, ag_stream_data(c->u), c->u->in_len, &ev);
+		if (n < 0) {
+			char msg[192];
+
+			snprintf(msg, sizeof(msg), "upstream: %s", ag_http_error_name(c->resp.error));
+			response_fail(c, msg);
+			return;
+		}
+		ag_stream_consume(c->u, n);
+		switch (ev.type) {
+		case AG_HTTP_EV_NEED_MORE:
+			if (c->u->eof) {
+				if (ag_http_parse_eof(&c->resp, &ev) || ev.type != AG_HTTP_EV_END) {
+					response_fail(c, "upstream: response truncated");
+					return;
+				}
+				c->closing_after = true;
+				break;
+			}
+			ag_stream_read(c->u);
+			return;
+		case AG_HTTP_EV_HEAD:
+			ret = response_head(c);
+			break;
+		case AG_HTTP_EV_BODY:
+			ret = response_body(c, ev.data, ev.len);
+			break;
+		case AG_HTTP_EV_END:
+			break;
+		}
+		if (ret) {
+			response_fail(c, ret == -E2BIG ? "upstream: response over the gateway's limit"
+						       : "upstream: response could not be passed on");
+			return;
+		}
+		if (c->state == MC_CLOSING)
+			return;
+		if (ev.type == AG_HTTP_EV_END || (ev.type == AG_HTTP_EV_NEED_MORE && c->u->eof)) {
+			if (c->status < 200)
+				continue;
+			if (!c->resp.msg.keep_alive)
+				c->closing_after = true;
+			if ((ret = response_end(c))) {
+				conn_close(c, "error", "could not write to the agent");
+				return;
+			}
+			req_next(c);
+			return;
+		}
+	}
+}
+
+/* ---- stream events ---------------------------------------------------- */
+
+static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
+{
+	struct mcp_conn *c = s->ctx;
+
+	switch (ev) {
+	case AG_STREAM_READ:
+	case AG_STREAM_EOF:
+		if (c->closing_after) {
+			/* Answered and shut down: the agent's EOF ends it. */
+			if (ev == AG_STREAM_EOF)
+				conn_close(c, c->error[0] ? "refused" : "ok", NULL);
+			else
+				ag_stream_consume(s, s->in_len), ag_stream_read(s);
+			return;
+		}
+		if (c->state == MC_REQUEST)
+			req_parse(c);
+		else if (ev == AG_STREAM_EOF)
+			/* The agent left mid-response (a closed SSE stream, usually). */
+			conn_close(c, "ok", NULL);
+		return;
+	case AG_STREAM_ERROR:
+		conn_close(c, s->error == ECONNRESET || s->error == EPIPE ? "reset" : "error", s->why);
+		return;
+	case AG_STREAM_DRAINED:
+		if (c->state == MC_RESPONSE)
+			resp_parse(c);
+		return;
+	case AG_STREAM_CONNECTED:
+		return;
+	}
+}
+
+/*
+ * An idle upstream closed its end (servers time keep-alive connections
+ * out): the next request gets a new connection.  The old stream goes at
+ * once if nothing of it is in flight, else when the connection does.
+ */
+static void upstream_retire(struct mcp_conn *c)
+{
+	struct ag_stream *u = c->u;
+
+	c->u = NULL;
+	c->up_ready = false;
+	if (!u->recv_armed && !u->send_armed && !u->tcp_pending) {
+		ag_stream_fini(u);
+		free(u);
+		return;
+	}
+	if (c->retired) {
+		/* Two upstreams stuck at once: something is wrong; stop here. */
+		c->u = u;
+		conn_close(c, "error", "upstream: closed twice with I/O in flight");
+		return;
+	}
+	ag_stream_cancel(u);
+	c->retired = u;
+}
+
+static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev)
+{
+	struct mcp_conn *c = s->ctx;
+
+	switch (ev) {
+	case AG_STREAM_CONNECTED:
+		c->up_ready = true;
+		if (c->state == MC_RESPONSE) {
+			if (forward_request(c))
+				conn_close(c, "error", "could not forward the request");
+			else
+				ag_stream_read(c->u);
+		}
+		return;
+	case AG_STREAM_READ:
+	case AG_STREAM_EOF:
+		if (c->state == MC_RESPONSE) {
+			resp_parse(c);
+		} else if (ev == AG_STREAM_EOF) {
+			upstream_retire(c);
+		}
+		return;
+	case AG_STREAM_ERROR:
+		if (!c->up_ready) {
+			c->l->d->stats.upstream_failed++;
+			snprintf(c->error, sizeof(c->error), "%s", s->why);
+			refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR, "the tool server cannot be reached");
+			return;
+		}
+		if (c->state == MC_RESPONSE)
+			response_fail(c, s->why);
+		else
+			conn_close(c, "error", s->why);
+		return;
+	case AG_STREAM_DRAINED:
+		return;
+	}
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls)
+{
+	struct ag_mcp *mcp = l->mcp;
+	struct ag_daemon *d = l->d;
+	struct ag_err err;
+	struct mcp_conn *c = calloc(1, sizeof(*c));
+	char dst[64];
+
+	if (!c || ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
+		if (c)
+			free(c->a.in);
+		free(c);
+		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
+		       agent);
+		close(fd);
+		return;
+	}
+	c->own.release = conn_release;
+	c->l = l;
+	c->srv = srv;
+	c->ac = ag_conf_agent(&d->conf, agent);
+	c->o = *o;
+	c->start_ns = ag_now_ns();
+	c->result = "ok";
+	c->agent_tls = tls;
+	snprintf(c->agent, sizeof(c->agent), "%s", agent);
+	c->a.event = agent_event;
+	c->a.ctx = c;
+	ag_list_add_tail(&mcp->conns, &c->node);
+	mcp->active++;
+	d->stats.conns_total++;
+	d->stats.conns_active++;
+	if (ag_http_parser_init(&c->req, true, NULL, &err)) {
+		conn_close(c, "error", err.msg);
+		return;
+	}
+	if (tls) {
+		struct ag_tls *t;
+
+		ag_addr_fmt(o->addr, 0, dst, sizeof(dst));
+		/* Without SNI the leaf names the address the agent dialled. */
+		if (!mcp->server_ctx) {
+			conn_close(c, "refused", "TLS to a governed server, but no instance CA");
+			return;
+		}
+		if (!(t = ag_tls_new_server(mcp->server_ctx, dst, &err))) {
+			conn_close(c, "error", err.msg);
+			return;
+		}
+		ag_stream_tls(&c->a, t);
+	}
+	/* Under TLS the first bytes are ciphertext: preloading feeds them. */
+	if (ag_stream_preload(&c->a, initial, len)) {
+		conn_close(c, "error", "first bytes over the buffer");
+		return;
+	}
+	c->state = MC_REQUEST;
+	if (tls)
+		ag_stream_read(&c->a);
+	else
+		req_parse(c);
+}
+
+void ag_mcp_stop(struct ag_loop *l)
+{
+	struct ag_list *pos, *next;
+
+	for (pos = l->mcp->conns.next; pos != &l->mcp->conns; pos = next) {
+		next = pos->next;
+		conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
+	}
+}
+
+unsigned int ag_mcp_active(const struct ag_loop *l)
+{
+	return l->mcp ? l->mcp->active : 0;
+}
+
+int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
+{
+	struct ag_daemon *d = l->d;
+	struct ag_mcp *mcp = calloc(1, sizeof(*mcp));
+	char dir[PATH_MAX];
+	int ret;
+
+	if (!mcp)
+		return ag_errf(err, ENOMEM, "mcp: out of memory");
+	ag_list_init(&mcp->conns);
+	ag_list_init(&mcp->sessions);
+	l->mcp = mcp;
+	if (!d->conf.nr_servers)
+		return 0;
+	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
+	if (!mcp->client_ctx)
+		return ag_errf(err, ENOMEM, "mcp: out of memory");
+	for (int i = 0; i < d->conf.nr_servers; i++) {
+		const struct ag_server_conf *s = &d->conf.servers[i];
+
+		if (!s->upstream_tls)
+			continue;
+		mcp->client_ctx[i] = ag_tls_client_ctx(s->ca_file[0] ? s->ca_file : NULL, err);
+		if (!mcp->client_ctx[i])
+			return ag_errf(err, err->code ? err->code : EINVAL, "tool server %s: %s",
+				       s->name, err->msg);
+	}
+	snprintf(dir, sizeof(dir), "%s/tls", d->inst.state_dir);
+	if ((ret = ag_tls_ca_open(&mcp->ca, dir, d->inst.name, err)))
+		return ret;
+	if (!(mcp->server_ctx = ag_tls_server_ctx(mcp->ca, err)))
+		return -EINVAL;
+	return 0;
+}
+
+void ag_mcp_fini(struct ag_loop *l)
+{
+	struct ag_mcp *mcp = l->mcp;
+	struct ag_list *pos, *next;
+
+	if (!mcp)
+		return;
+	for (pos = mcp->sessions.next; pos != &mcp->sessions; pos = next) {
+		next = pos->next;
+		session_drop(ag_container_of(pos, struct session, node));
+	}
+	for (int i = 0; mcp->client_ctx && i < l->d->conf.nr_servers; i++)
+		if (mcp->client_ctx[i])
+			SSL_CTX_free(mcp->client_ctx[i]);
+	free(mcp->client_ctx);
+	if (mcp->server_ctx)
+		SSL_CTX_free(mcp->server_ctx);
+	if (mcp->ca)
+		ag_tls_ca_free(mcp->ca);
+	free(mcp);
+	l->mcp = NULL;
+}

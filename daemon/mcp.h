@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The MCP path: agent connections to a governed tool server are parsed as
+ * HTTP/1.1 + JSON-RPC (Streamable HTTP of every era and the legacy HTTP+SSE
+ * transport), every tools/call, resources/read and prompts/get is decided
+ * (decide.h), tools/list results are filtered, and responses stream back
+ * unbuffered.  TLS toward the agent is terminated with a leaf from the
+ * instance CA; TLS toward the upstream is verified.
+ */
+#ifndef AG_MCP_H
+#define AG_MCP_H
+
+#include "config.h"
+#include "loop.h"
+
+int ag_mcp_init(struct ag_loop *l, struct ag_err *err);
+/*
+ * Takes fd, an agent connection classified as srv's.  initial holds the
+ * bytes the classifier already read; tls says they begin a ClientHello.
+ */
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls);
+void ag_mcp_stop(struct ag_loop *l);
+void ag_mcp_fini(struct ag_loop *l);
+/* Connections open on the MCP path (for status). */
+unsigned int ag_mcp_active(const struct ag_loop *l);
+
+#endif
