@@ -109,9 +109,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-static int make_dir(const char *path, struct ag_err *err)
+static int make_dir(const char *path, mode_t mode, struct ag_err *err)
 {
-	if (mkdir(path, 0700) && errno != EEXIST)
+	if (mkdir(path, mode) && errno != EEXIST)
 		return ag_errf(err, errno, "%s: mkdir: %s", path, strerror(errno));
 	return 0;
 }
@@ -365,7 +365,13 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if ((pid = ag_instance_daemon_pid(&d->inst)))
 		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
 			       d->inst.name, pid);
-	if ((ret = make_dir(d->inst.run_dir, err)) || (ret = make_dir(d->inst.state_dir, err)))
+	/*
+	 * Agents must reach tls/ca.crt to trust the gateway's leaves, so the
+	 * state directory can be traversed (never listed); everything secret
+	 * in it is 0600 or 0640 root on its own.
+	 */
+	if ((ret = make_dir(d->inst.run_dir, 0700, err)) ||
+	    (ret = make_dir(d->inst.state_dir, 0711, err)))
 		return ret;
 	/* Nothing is relayed that cannot be recorded. */
 	if ((ret = ag_daemon_audit_open(d, err)))

@@ -488,6 +488,10 @@ void ag_stream_connect(struct ag_stream *s, const struct sockaddr *sa, socklen_t
 {
 	struct io_uring_sqe *sqe;
 
+	if (len > sizeof(s->peer)) {
+		fail(s, EINVAL, "address too long");
+		return;
+	}
 	s->connecting = s->tcp_pending = true;
 	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
 	if (!ag_loop_reserve(s->l, 2)) {
@@ -496,7 +500,8 @@ void ag_stream_connect(struct ag_stream *s, const struct sockaddr *sa, socklen_t
 	}
 	if (!(sqe = stream_sqe(s, OP_CONNECT)))
 		return;
-	io_uring_prep_connect(sqe, s->fd, sa, len);
+	memcpy(&s->peer, sa, len);
+	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->peer, len);
 	if (timeout_ms) {
 		s->ts.tv_sec = timeout_ms / 1000;
 		s->ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;

@@ -82,6 +82,9 @@ struct ag_stream {
 	size_t out_len;
 	uint64_t bytes_in, bytes_out; /* plaintext */
 	struct __kernel_timespec ts;
+	/* The connect SQE reads the address when it is submitted, later than
+	 * the caller returns: it lives here, not on the caller's stack. */
+	struct sockaddr_storage peer;
 };
 
 int ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owner *owner, int fd,

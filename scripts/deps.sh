@@ -14,6 +14,7 @@ done
 # The demo's tool server and the end-to-end peers run on Node.js; the
 # machine may carry its own build, so only a missing node is installed.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The MCP path with real third-party peers (selftests/e2e/, pinned npm
+ * packages): server-everything in both its transports and the SDK 2.x
+ * server, driven by official SDK clients started with agentgatectl run
+ * against the tool server's original URL.  A header-capturing proxy sits
+ * between the gateway and the server, so what reached the upstream is
+ * checked, not assumed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "test.h"
+#include "testlib.h"
+
+#define MAX_PEERS 2
+
+struct peer {
+	pid_t pid;
+	int port;
+};
+
+/* The packages come from scripts/e2e-deps.sh; without them the tests skip. */
+static bool e2e_installed(char *dir, size_t len)
+{
+	struct stat st;
+	char p[PATH_MAX + 64];
+
+	snprintf(dir, len, "%s/e2e", testlib_build_dir());
+	snprintf(p, sizeof(p), "%s/node_modules/@modelcontextprotocol/sdk", dir);
+	return !stat(p, &st);
+}
+
+/* Starts a node script that prints "READY <port>"; the peer dies with us. */
+static int peer_start(struct peer *p, const char *e2e_dir, char *const argv[])
+{
+	int pipefd[2];
+	char line[64] = "";
+	size_t n = 0;
+
+	p->pid = -1;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	p->pid = fork();
+	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(pipefd[1], 1);
+		setenv("AGENTGATE_E2E_DIR", e2e_dir, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while (n < sizeof(line) - 1) {
+		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pfd, 1, 15000) <= 0)
+			break;
+		r = read(pipefd[0], line + n, 1);
+		if (r <= 0 || line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	close(pipefd[0]);
+	if (sscanf(line, "READY %d", &p->port) != 1)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+static void peer_stop(struct peer *p)
+{
+	if (p->pid > 0) {
+		kill(p->pid, SIGTERM);
+		waitpid(p->pid, NULL, 0);
+	}
+	p->pid = -1;
+}
+
+/* The JSON line of an agent's output for `step` (the nth such), or NULL. */
+static json_t *step(json_t *lines, const char *name, int nth)
+{
+	size_t i;
+	json_t *l;
+
+	json_array_foreach(lines, i, l)
+	{
+		const char *s = json_string_value(json_object_get(l, "step"));
+
+		if (s && !strcmp(s, name) && !nth--)
+			return l;
+	}
+	return NULL;
+}
+
+static json_t *parse_lines(const char *out)
+{
+	json_t *lines = json_array();
+
+	for (const char *p = out; p && *p;) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		json_t *j = p[0] == '{' ? json_loadb(p, len, 0, NULL) : NULL;
+
+		if (j)
+			json_array_append_new(lines, j);
+		p = eol ? eol + 1 : NULL;
+	}
+	return lines;
+}
+
+static bool step_ok(json_t *lines, const char *name, int nth)
+{
+	json_t *s = step(lines, name, nth);
+
+	return s && json_is_true(json_object_get(s, "ok"));
+}
+
+static bool list_has(json_t *lines, const char *tool)
+{
+	json_t *tools = json_object_get(step(lines, "list", 0), "tools");
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(tools, i, t)
+		if (json_is_string(t) && !strcmp(json_string_value(t), tool))
+			return true;
+	return false;
+}
+
+struct e2e_env {
+	char e2e[PATH_MAX];
+	struct peer server, capture;
+	struct tdaemon d;
+	char caplog[PATH_MAX + 32];
+	bool daemon_up;
+};
+
+/* What agent "a" may use, per server: everything else is hidden. */
+static const char *allowed_tools(const char *server)
+{
+	if (!strcmp(server, "v2"))
+		return "\"v2/echo\", \"v2/add\"";
+	return "\"everything/echo\", \"everything/get-sum\", "
+	       "\"everything/trigger-long-running-operation\", "
+	       "\"everything/trigger-sampling-request\", "
+	       "\"everything/trigger-elicitation-request\"";
+}
+
+/*
+ * server (argv) behind the capture proxy; the gateway governs the server's
+ * own address and port and forwards to the proxy.  tls_port: also govern
+ * 127.0.0.1:tls_port, where nothing listens, for agents speaking TLS.
+ */
+static int e2e_start(struct e2e_env *e, const char *suffix, const char *name, char *const argv[],
+		     int tls_port)
+{
+	char extra[2048], port[16], target[16], tlsmatch[64] = "";
+	char script[PATH_MAX];
+	char *cap_argv[] = { "node", script, "--listen", "0", "--target", target, "--log", e->caplog,
+			     NULL };
+	int ret;
+
+	if ((ret = peer_start(&e->server, e->e2e, argv)))
+		return ret;
+	snprintf(target, sizeof(target), "%d", e->server.port);
+	snprintf(script, sizeof(script), "%s/selftests/e2e/capture_proxy.mjs", testlib_src_dir());
+	snprintf(e->caplog, sizeof(e->caplog), "/tmp/agt-e2e-%d-%s.jsonl", getpid(), suffix);
+	if ((ret = peer_start(&e->capture, e->e2e, cap_argv)))
+		return ret;
+	if (tls_port)
+		snprintf(tlsmatch, sizeof(tlsmatch), ", %d", tls_port);
+	snprintf(port, sizeof(port), "%d", e->server.port);
+	snprintf(extra, sizeof(extra),
+		 "\"tool_servers\": [{\"name\": \"%s\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
+		 "\"ports\": [%s%s]}, \"upstream\": \"http://127.0.0.1:%d\"}], "
+		 "\"agents\": [{\"name\": \"a\", \"tools\": [%s]}]",
+		 name, port, tlsmatch, e->capture.port, allowed_tools(name));
+	if ((ret = tdaemon_start(&e->d, suffix, extra, 0)))
+		return ret;
+	e->daemon_up = true;
+	/* The agent runs as nobody: it must reach the CA and the scripts. */
+	chmod(e->d.dir, 0711);
+	chmod(e->d.state, 0711);
+	return 0;
+}
+
+static void e2e_stop(struct e2e_env *e)
+{
+	if (e->daemon_up)
+		tdaemon_destroy(&e->d);
+	peer_stop(&e->capture);
+	peer_stop(&e->server);
+	if (e->caplog[0])
+		unlink(e->caplog);
+}
+
+/*
+ * Runs an agent script under governance; its JSON lines.  trust_ca: the
+ * agent trusts the instance CA, as agentgatectl run arranges for the
+ * default state directory (the test daemon's is elsewhere).
+ */
+static json_t *run_agent(struct e2e_env *e, const char *script, const char *args, bool trust_ca)
+{
+	char *out = NULL, ca[PATH_MAX + 64] = "";
+	json_t *lines;
+	int status;
+
+	if (trust_ca)
+		snprintf(ca, sizeof(ca), "NODE_EXTRA_CA_CERTS=%s/tls/ca.crt", e->d.state);
+	status = run_capture(&out,
+			     "cd /tmp && %s AGENTGATE_E2E_DIR=%s timeout 60 %s/agentgatectl "
+			     "--instance %s run --agent a -- node %s/selftests/e2e/%s %s 2>&1",
+			     ca, e->e2e, testlib_build_dir(), e->d.in.name, testlib_src_dir(),
+			     script, args);
+	lines = parse_lines(out);
+	if (status != 0 || getenv("AG_VERBOSE"))
+		fprintf(stderr, "agent %s exited %d:\n%s\n", script, status, out ? out : "");
+	free(out);
+	return lines;
+}
+
+/* What reached the upstream: never one of the agent's credentials. */
+static void check_capture(struct e2e_env *e)
+{
+	char *out = NULL;
+
+	ASSERT_EQ(run_capture(&out, "cat %s", e->caplog), 0, "capture log");
+	ASSERT_STRHAS(out, "\"method\":\"POST\"", "requests reached the upstream");
+	ASSERT_NULL(out ? strstr(out, "agent-canary") : NULL, "no agent canary upstream");
+	ASSERT_NULL(out ? strcasestr(out, "\"authorization\"") : NULL, "no Authorization upstream");
+	free(out);
+}
+
+static void check_everything(json_t *lines, bool sse)
+{
+	json_t *denied = step(lines, "call", 1);
+
+	ASSERT_TRUE(step_ok(lines, "initialize", 0), "initialize");
+	ASSERT_TRUE(step_ok(lines, "list", 0), "tools/list");
+	ASSERT_TRUE(list_has(lines, "echo"), "allowed tool listed");
+	ASSERT_FALSE(list_has(lines, "get-env"), "get-env filtered out");
+	ASSERT_FALSE(list_has(lines, "get-annotated-message"), "tool outside the allow-list hidden");
+	ASSERT_TRUE(step_ok(lines, "call", 0), "allowed call");
+	ASSERT_STREQ(json_string_value(json_object_get(step(lines, "call", 0), "text")), "Echo: hi",
+		     "the tool's answer");
+	ASSERT_EQ(json_integer_value(json_object_get(denied, "code")), -32602,
+		  "denied call: unknown tool");
+	ASSERT_TRUE(step_ok(lines, "progress", 0), "progress");
+	ASSERT_TRUE(json_is_true(json_object_get(step(lines, "progress", 0), "progressBeforeResult")),
+		    "progress notifications before the result");
+	ASSERT_TRUE(json_is_true(json_object_get(step(lines, "progress", 0), "live")),
+		    "progress streamed, not buffered");
+	ASSERT_TRUE(step_ok(lines, "sampling", 0), "sampling round trip");
+	ASSERT_TRUE(step_ok(lines, "elicitation", 0), "elicitation round trip");
+	ASSERT_TRUE(step_ok(lines, "delete", 0), sse ? "stream closed" : "session DELETE");
+}
+
+static const char everything_steps[] =
+	"--steps initialize,list,call,call,progress,sampling,elicitation,delete "
+	"--call echo --args '{\"message\":\"hi\"}' --call get-annotated-message --args '{}'";
+
+static void everything_case(const char *suffix, const char *mode, bool tls)
+{
+	struct e2e_env e = { 0 };
+	char script[PATH_MAX], args[1024];
+	char *argv[] = { "node", script, "--port", "0", "--mode", (char *)mode, NULL };
+	int tls_port = tls ? free_port() : 0;
+	json_t *lines;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	snprintf(script, sizeof(script), "%s/selftests/e2e/everything.mjs", testlib_src_dir());
+	if (!ASSERT_OK(e2e_start(&e, suffix, "everything", argv, tls_port), "peers and daemon"))
+		goto out;
+	if (tls)
+		snprintf(args, sizeof(args),
+			 "--url https://127.0.0.1:%d/%s --transport %s %s", tls_port,
+			 strcmp(mode, "sse") ? "mcp" : "sse",
+			 strcmp(mode, "sse") ? "streamable" : "sse", everything_steps);
+	else
+		snprintf(args, sizeof(args), "--url http://127.0.0.1:%d/%s --transport %s %s",
+			 e.server.port, strcmp(mode, "sse") ? "mcp" : "sse",
+			 strcmp(mode, "sse") ? "streamable" : "sse", everything_steps);
+	lines = run_agent(&e, "agent.mjs", args, tls);
+	check_everything(lines, !strcmp(mode, "sse"));
+	json_decref(lines);
+	check_capture(&e);
+	ASSERT_TRUE(log_has(&e.d, 2000, "mcp_conn", "server=everything", "result=ok", NULL),
+		    "MCP connections logged");
+out:
+	e2e_stop(&e);
+}
+
+TEST(mcp_e2e_streamable)
+{
+	everything_case("e2estream", "streamableHttp", false);
+}
+
+TEST(mcp_e2e_legacy_sse)
+{
+	everything_case("e2esse", "sse", false);
+}
+
+/* The agent speaks TLS to the governed address; the gateway terminates it
+ * with a leaf from the instance CA. */
+TEST(mcp_e2e_tls)
+{
+	everything_case("e2etls", "streamableHttp", true);
+}
+
+/* The 2026-07-28 era: stateless, Mcp-Method/Mcp-Name headers. */
+TEST(mcp_e2e_2026)
+{
+	struct e2e_env e = { 0 };
+	char script[PATH_MAX], args[512];
+	char *argv[] = { "node", script, "--port", "0", NULL };
+	json_t *lines, *denied;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	snprintf(script, sizeof(script), "%s/selftests/e2e/v2_server.mjs", testlib_src_dir());
+	if (!ASSERT_OK(e2e_start(&e, "e2e2026", "v2", argv, 0), "peers and daemon"))
+		goto out;
+	snprintf(args, sizeof(args),
+		 "--url http://127.0.0.1:%d/mcp --steps initialize,list,call,call "
+		 "--call echo --args '{\"text\":\"hi\"}' --call secret-tool --args '{}'",
+		 e.server.port);
+	lines = run_agent(&e, "v2_agent.mjs", args, false);
+	ASSERT_TRUE(step_ok(lines, "initialize", 0), "initialize");
+	ASSERT_STREQ(json_string_value(json_object_get(step(lines, "initialize", 0),
+						       "protocolVersion")),
+		     "2026-07-28", "negotiated era");
+	ASSERT_TRUE(list_has(lines, "echo"), "allowed tool listed");
+	ASSERT_FALSE(list_has(lines, "secret-tool"), "tool outside the allow-list hidden");
+	ASSERT_STREQ(json_string_value(json_object_get(step(lines, "call", 0), "text")), "hi",
+		     "allowed call answered");
+	denied = step(lines, "call", 1);
+	ASSERT_EQ(json_integer_value(json_object_get(denied, "code")), -32602,
+		  "denied call: unknown tool");
+	json_decref(lines);
+	check_capture(&e);
+out:
+	e2e_stop(&e);
+}
