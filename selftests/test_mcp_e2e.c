@@ -185,8 +185,10 @@ static int e2e_start(struct e2e_env *e, const char *suffix, const char *name, ch
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": [{\"name\": \"%s\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
 		 "\"ports\": [%s%s]}, \"upstream\": \"http://127.0.0.1:%d\"}], "
-		 "\"agents\": [{\"name\": \"a\", \"tools\": [%s]}]",
-		 name, port, tlsmatch, e->capture.port, allowed_tools(name));
+		 "\"agents\": [{\"name\": \"a\", \"tools\": [%s]}, "
+		 "{\"name\": \"c\", \"tools\": [\"%s/*\"], \"resources\": [\"%s/*\"], "
+		 "\"prompts\": [\"%s/*\"]}]",
+		 name, port, tlsmatch, e->capture.port, allowed_tools(name), name, name, name);
 	if ((ret = tdaemon_start(&e->d, suffix, extra, 0)))
 		return ret;
 	e->daemon_up = true;
@@ -356,5 +358,94 @@ TEST(mcp_e2e_2026)
 	json_decref(lines);
 	check_capture(&e);
 out:
+	e2e_stop(&e);
+}
+
+/* One scenario result per line: "name ok" or "name fail". */
+static char *conformance(struct e2e_env *e, const char *via_agent, const char *url)
+{
+	char *out = NULL, file[PATH_MAX + 32];
+	int status;
+
+	snprintf(file, sizeof(file), "/tmp/agt-conf-%d-%s.jsonl", getpid(),
+		 via_agent ? "gw" : "direct");
+	if (via_agent)
+		status = run_capture(&out,
+				     "cd /tmp && AGENTGATE_E2E_DIR=%s timeout 200 %s/agentgatectl "
+				     "--instance %s run --agent %s -- bash %s/selftests/e2e/conformance.sh "
+				     "%s %s 2>&1",
+				     e->e2e, testlib_build_dir(), e->d.in.name, via_agent,
+				     testlib_src_dir(), url, file);
+	else
+		status = run_capture(&out,
+				     "cd /tmp && AGENTGATE_E2E_DIR=%s timeout 200 bash "
+				     "%s/selftests/e2e/conformance.sh %s %s 2>&1",
+				     e->e2e, testlib_src_dir(), url, file);
+	if (status)
+		fprintf(stderr, "conformance (%s) exited %d:\n%s\n", via_agent ? "gateway" : "direct",
+			status, out ? out : "");
+	free(out);
+	out = NULL;
+	if (run_capture(&out, "cat %s && rm -f %s", file, file) == 0) {
+		json_t *lines = parse_lines(out);
+		size_t i, n = 0, cap = 64 * (json_array_size(lines) + 1);
+		char *res = malloc(cap);
+		json_t *l;
+
+		json_array_foreach(lines, i, l)
+			n += snprintf(res + n, cap - n, "%.40s %s\n",
+				      json_string_value(json_object_get(l, "scenario")) ?: "?",
+				      json_is_true(json_object_get(l, "ok")) ? "ok" : "fail");
+		if (!n)
+			res[0] = '\0';
+		json_decref(lines);
+		free(out);
+		return res;
+	}
+	free(out);
+	return NULL;
+}
+
+/*
+ * The conformance suite gives the same per-scenario results through the
+ * gateway as direct, except DNS-rebinding protection, which the gateway
+ * adds in front of a server that lacks it.
+ */
+TEST(mcp_e2e_conformance)
+{
+	struct e2e_env e = { 0 };
+	char script[PATH_MAX], url[128];
+	char *argv[] = { "node", script, "--port", "0", "--mode", "streamableHttp", NULL };
+	char *direct = NULL, *gw = NULL;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	snprintf(script, sizeof(script), "%s/selftests/e2e/everything.mjs", testlib_src_dir());
+	if (!ASSERT_OK(e2e_start(&e, "e2econf", "everything", argv, 0), "peers and daemon"))
+		goto out;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", e.server.port);
+	direct = conformance(&e, NULL, url);
+	gw = conformance(&e, "c", url);
+	if (!ASSERT_OK_PTR(direct, "direct results") || !ASSERT_OK_PTR(gw, "gateway results"))
+		goto out;
+	if (getenv("AG_VERBOSE"))
+		fprintf(stderr, "direct:\n%sthrough the gateway:\n%s", direct, gw);
+	ASSERT_GT(strlen(direct), 200, "scenarios ran");
+	ASSERT_STRHAS(direct, "dns-rebinding-protection fail", "direct: no rebinding protection");
+	ASSERT_STRHAS(gw, "dns-rebinding-protection ok", "gateway: rebinding protection");
+	for (char *p = direct, *eol; p && *p; p = eol ? eol + 1 : NULL) {
+		char line[256];
+
+		eol = strchr(p, '\n');
+		snprintf(line, sizeof(line), "%.*s\n", (int)(eol ? eol - p : (long)strlen(p)), p);
+		if (!strncmp(line, "dns-rebinding-protection ", 25))
+			continue;
+		ASSERT_STRHAS(gw, line, "same result through the gateway");
+	}
+out:
+	free(direct);
+	free(gw);
 	e2e_stop(&e);
 }
