@@ -121,7 +121,7 @@ static int run(enum shape shape, struct ag_entities *ents, json_t *ctx, long ite
 	dt = now() - t0;
 	printf("%-8s %zu policies: %s, %zu satisfied, %zu errors; %.0f decisions/s, %.0f "
 	       "ns/decision (CPU time)\n",
-	       shape_names[shape], ag_policy_count(set), ag_decision_name(res.decision),
+	       shape_names[shape], ag_policy_count(set), ag_policy_decision_name(res.decision),
 	       res.n_matches, res.n_diags, (double)iters / dt, dt * 1e9 / (double)iters);
 	ag_policy_result_fini(&res);
 	ag_policy_set_free(set);

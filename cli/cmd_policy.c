@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * agentgatectl policy validate|test|explain: offline work on a policy
- * directory, without a running daemon.  The test file format and the
+ * directory, without a running daemon; policy reload: the running
+ * daemon's.  The test file format and the
  * language are documented in agentgate-policy(5).
  */
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ctl.h"
 #include "policy.h"
 
 static const char usage_validate[] =
@@ -33,7 +35,15 @@ static const char usage_explain[] =
     "its conditions held, or which error skipped it.  REF is Type::\"id\"; a request file\n"
     "is {\"principal\": REF, \"action\": REF, \"resource\": REF, \"context\": {...}}.\n";
 
-static const char usage_policy[] = "usage: agentgatectl policy validate|test|explain [--help]\n";
+static const char usage_reload[] =
+    "usage: agentgatectl [--instance NAME] policy reload [--json]\n"
+    "Make the running agentgated re-read the policy files and entities named by the\n"
+    "\"policy\" key of its configuration.  A set that fails to load does not replace the\n"
+    "running one: the error (FILE:LINE:COLUMN: ...) is printed and the exit status is 1.\n"
+    "Prints the new set's digest and number of policies.\n";
+
+static const char usage_policy[] =
+    "usage: agentgatectl policy validate|test|explain|reload [--help]\n";
 
 struct opts {
 	const char *policies, *entities, *request, *context, *context_file;
@@ -297,12 +307,12 @@ static int run_test_case(const struct ag_policy_set *set, const struct ag_entiti
 		return -1;
 	}
 	request_free(&req);
-	ok = !strcmp(ag_decision_name(res->decision), want) &&
+	ok = !strcmp(ag_policy_decision_name(res->decision), want) &&
 	     (!want_ids || ids_match(want_ids, res)) &&
 	     (!want_reason || (res->escalate_reason && !strcmp(want_reason, res->escalate_reason)));
 	if (!ok) {
 		printf("FAIL %s: expected %s, got %s (policies: ", name, want,
-		       ag_decision_name(res->decision));
+		       ag_policy_decision_name(res->decision));
 		print_ids(stdout, res);
 		if (res->escalate_reason)
 			printf("; reason: %s", res->escalate_reason);
@@ -476,7 +486,7 @@ static const char *diag_for(const struct ag_policy_result *res, const char *id)
 static void explain_text(const struct ag_policy_set *set, const struct ag_policy_result *res,
 			 const enum ag_policy_status *st)
 {
-	printf("decision: %s\n", ag_decision_name(res->decision));
+	printf("decision: %s\n", ag_policy_decision_name(res->decision));
 	if (res->escalate_reason)
 		printf("reason: %s\n", res->escalate_reason);
 	printf("determined by: ");
@@ -509,7 +519,7 @@ static void explain_json(const struct ag_policy_set *set, const struct ag_policy
 			json_object_set_new(p, "error", json_string(diag_for(res, id)));
 		json_array_append_new(pols, p);
 	}
-	json_object_set_new(out, "decision", json_string(ag_decision_name(res->decision)));
+	json_object_set_new(out, "decision", json_string(ag_policy_decision_name(res->decision)));
 	json_object_set_new(out, "reason",
 			    res->escalate_reason ? json_string(res->escalate_reason) : json_null());
 	json_object_set_new(out, "determining", det);
@@ -565,6 +575,43 @@ out:
 	return r;
 }
 
+int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv)
+{
+	json_t *req, *resp = NULL;
+	struct ag_err err = { 0 };
+	bool json = false;
+	int r;
+
+	if ((r = cli_simple_opts(argc, argv, usage_reload, &json)))
+		return r > 0 ? 0 : AG_EXIT_USAGE;
+	if (!(req = json_pack("{s:s}", "cmd", "policy_reload"))) {
+		fprintf(stderr, "policy reload: out of memory\n");
+		return AG_EXIT_FAIL;
+	}
+	r = ag_ctl_call(in, req, &resp, &err);
+	json_decref(req);
+	if (r) {
+		/* The daemon's message already names file:line:column. */
+		if (json && (resp = json_pack("{s:b,s:s}", "ok", 0, "error", err.msg))) {
+			json_dumpf(resp, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(resp);
+		}
+		fprintf(stderr, "policy reload: %s\n", err.msg);
+		return AG_EXIT_FAIL;
+	}
+	if (json) {
+		json_dumpf(resp, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else {
+		printf("policy reloaded: %lld policies, digest %s\n",
+		       (long long)json_integer_value(json_object_get(resp, "policies")),
+		       json_string_value(json_object_get(resp, "digest")) ?: "?");
+	}
+	json_decref(resp);
+	return 0;
+}
+
 int ag_cmd_policy(int argc, char **argv)
 {
 	static const struct {
@@ -583,7 +630,8 @@ int ag_cmd_policy(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "policy: unknown subcommand \"%s\"; use validate, test or explain\n",
+	fprintf(stderr,
+		"policy: unknown subcommand \"%s\"; use validate, test, explain or reload\n",
 		argv[1]);
 	return 2;
 }

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "decide.h"
 #include "trail.h"
 
 #define CTL_MAX_REQUEST 4096
@@ -94,6 +95,19 @@ static json_t *error(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
+/* Re-reads the policy set; the error (file:line:column) goes to the CLI. */
+static json_t *policy_reload(struct ag_daemon *d)
+{
+	struct ag_policy_info info;
+	struct ag_err err = { 0 };
+
+	if (ag_decide_reload(d, "control", &info, &err))
+		return json_pack("{s:b, s:s, s:s?}", "ok", 0, "error", err.msg, "running_digest",
+				 info.digest[0] ? info.digest : NULL);
+	return json_pack("{s:b, s:s, s:I}", "ok", 1, "digest", info.digest, "policies",
+			 (json_int_t)info.policies);
+}
+
 /* One request line, without its newline. */
 static json_t *handle(struct ag_daemon *d, const char *line, size_t len)
 {
@@ -112,6 +126,8 @@ static json_t *handle(struct ag_daemon *d, const char *line, size_t len)
 		resp = status(d);
 	else if (!strcmp(cmd, "ping"))
 		resp = json_pack("{s:b}", "ok", 1);
+	else if (!strcmp(cmd, "policy_reload"))
+		resp = policy_reload(d);
 	else
 		resp = error("unknown command \"%s\"", cmd);
 	json_decref(req);

@@ -1,7 +1,53 @@
 // SPDX-License-Identifier: GPL-2.0
+/*
+ * The MCP path's decisions: by the Cedar policy set when agentgate.json
+ * names one ("policy"), else by the per-agent allow-lists.
+ *
+ * With a policy set, each governed message is one or two requests to the
+ * engine (agentgate-policy(5) documents the entities and the context):
+ *  - tools/call: first Action::"list" on the tool (a tool the agent may
+ *    not see is HIDDEN, "Unknown tool", as if it did not exist), then
+ *    Action::"call" with the arguments (a refusal is DENY, an isError
+ *    result the model can read);
+ *  - resources/read, prompts/get: Action::"read" / Action::"get_prompt";
+ *    a refusal is HIDDEN, since neither has an isError result shape;
+ *  - tools/list results: Action::"list" per tool (ag_decide_visible).
+ * Evaluation errors skip the policy (Cedar semantics) and are logged,
+ * never counted as a match; an unusable request is a deny.
+ */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "decide.h"
+#include "policy.h"
+#include "trail.h"
+
+/* Sessions whose call counts are kept; the least recently used goes first. */
+#define SESSION_SLOTS 1024
+#define SESSION_ID_LEN 128
+/* Distinct tools counted per session: a session past it is refused new
+ * tools rather than let a "once per session" rule lose its count. */
+#define SESSION_TOOLS 256
+
+struct session_calls {
+	uint64_t used; /* LRU clock; 0: free slot */
+	char agent[AG_NAME_LEN];
+	char server[AG_NAME_LEN];
+	char id[SESSION_ID_LEN];
+	json_t *calls; /* tool name -> count of allowed calls */
+};
+
+static struct {
+	struct ag_policy_set *set; /* NULL: the allow-lists decide */
+	struct ag_entities *ents;
+	struct ag_policy_result res;
+	bool res_init;
+	uint64_t clock;
+	struct session_calls sessions[SESSION_SLOTS];
+} pol;
 
 const char *ag_decision_name(enum ag_decision_kind k)
 {
@@ -16,10 +62,452 @@ const char *ag_decision_name(enum ag_decision_kind k)
 	return "deny";
 }
 
+/* ---- loading ---------------------------------------------------------- */
+
+static bool uid_is(json_t *ent, const char *type, const char *id)
+{
+	json_t *uid = json_object_get(ent, "uid");
+
+	return json_is_string(json_object_get(uid, "type")) &&
+	       !strcmp(json_string_value(json_object_get(uid, "type")), type) &&
+	       json_is_string(json_object_get(uid, "id")) &&
+	       !strcmp(json_string_value(json_object_get(uid, "id")), id);
+}
+
 /*
- * Until a policy set is configured the per-agent allow-lists decide, and
- * they know only names: what an agent may not call it may not see either,
- * so every refusal is HIDDEN (the model is not invited to retry it).
+ * The entities file plus what agentgate.json says of each agent: its
+ * "attributes" become attributes of Agent::"<name>" (added to the file's
+ * entity of that name, overriding attributes of the same name, or a new
+ * entity without parents).  Delegation parents come from the file.
+ */
+static struct ag_entities *load_entities(const struct ag_conf *c, struct ag_err *err)
+{
+	struct ag_policy_error perr = { 0 };
+	struct ag_entities *ents = NULL;
+	json_error_t jerr;
+	json_t *arr;
+
+	if (c->policy.entities[0]) {
+		arr = json_load_file(c->policy.entities, JSON_REJECT_DUPLICATES, &jerr);
+		if (!arr) {
+			ag_errf(err, EINVAL, "%s:%d:%d: %s", c->policy.entities, jerr.line,
+				jerr.column, jerr.text);
+			return NULL;
+		}
+		if (!json_is_array(arr)) {
+			json_decref(arr);
+			ag_errf(err, EINVAL, "%s: expected an array of entities",
+				c->policy.entities);
+			return NULL;
+		}
+	} else if (!(arr = json_array())) {
+		ag_errf(err, ENOMEM, "policy entities: out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < c->nr_agents; i++) {
+		const struct ag_agent_conf *ac = &c->agents[i];
+		json_t *attrs, *ent = NULL, *e;
+		size_t k;
+
+		if (!ac->attributes)
+			continue;
+		if (!(attrs = json_loads(ac->attributes, 0, NULL)))
+			goto oom;
+		json_array_foreach(arr, k, e) if (uid_is(e, "Agent", ac->name)) ent = e;
+		if (ent) {
+			json_t *old = json_object_get(ent, "attrs");
+
+			if (!json_is_object(old)) {
+				json_object_set_new(ent, "attrs", attrs);
+			} else {
+				json_object_update(old, attrs);
+				json_decref(attrs);
+			}
+		} else if (json_array_append_new(arr, json_pack("{s:{s:s,s:s},s:o,s:[]}", "uid",
+								"type", "Agent", "id", ac->name,
+								"attrs", attrs, "parents"))) {
+			goto oom;
+		}
+	}
+	ents = ag_entities_from_json(arr, &perr);
+	if (!ents)
+		ag_errf(err, EINVAL, "%s: %s",
+			c->policy.entities[0] ? c->policy.entities : "agent attributes", perr.msg);
+	json_decref(arr);
+	return ents;
+oom:
+	json_decref(arr);
+	ag_errf(err, ENOMEM, "policy entities: out of memory");
+	return NULL;
+}
+
+static int load(const struct ag_conf *c, struct ag_policy_set **set, struct ag_entities **ents,
+		struct ag_err *err)
+{
+	struct ag_policy_error perr = { 0 };
+	const char **paths;
+
+	if (c->policy.dir[0]) {
+		*set = ag_policy_load_dir(c->policy.dir, &perr);
+	} else {
+		if (!(paths = calloc(c->policy.nr_files, sizeof(*paths))))
+			return ag_errf(err, ENOMEM, "policy: out of memory");
+		for (int i = 0; i < c->policy.nr_files; i++)
+			paths[i] = c->policy.files[i];
+		*set = ag_policy_load_files(paths, c->policy.nr_files, &perr);
+		free(paths);
+	}
+	/* perr.msg already reads "file:line:column: what" or "path: why". */
+	if (!*set)
+		return ag_errf(err, EINVAL, "%s", perr.msg);
+	if (!(*ents = load_entities(c, err))) {
+		ag_policy_set_free(*set);
+		*set = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void swap_in(struct ag_policy_set *set, struct ag_entities *ents)
+{
+	ag_policy_set_free(pol.set);
+	ag_entities_free(pol.ents);
+	pol.set = set;
+	pol.ents = ents;
+}
+
+int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
+{
+	struct ag_policy_set *set;
+	struct ag_entities *ents;
+	int ret;
+
+	if (!d->conf.policy.set)
+		return 0;
+	if ((ret = load(&d->conf, &set, &ents, err)))
+		return ret;
+	swap_in(set, ents);
+	ag_policy_result_init(&pol.res);
+	pol.res_init = true;
+	ag_log(AG_LOG_INFO, "policy", "result=loaded policies=%zu digest=%s", ag_policy_count(set),
+	       ag_policy_digest(set));
+	return 0;
+}
+
+void ag_decide_fini(void)
+{
+	swap_in(NULL, NULL);
+	if (pol.res_init)
+		ag_policy_result_fini(&pol.res);
+	pol.res_init = false;
+	for (int i = 0; i < SESSION_SLOTS; i++)
+		json_decref(pol.sessions[i].calls);
+	memset(pol.sessions, 0, sizeof(pol.sessions));
+}
+
+int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_info *info,
+		     struct ag_err *err)
+{
+	struct ag_policy_set *set = NULL;
+	struct ag_entities *ents = NULL;
+	char q[2 * sizeof(err->msg)];
+	int ret = 0;
+
+	if (!d->conf.policy.set)
+		ret = ag_errf(err, ENOENT, "no \"policy\" in the configuration: nothing to reload");
+	else
+		ret = load(&d->conf, &set, &ents, err);
+	if (ret) {
+		/* The running set stays: a typo must not open or close the gateway. */
+		ag_log(AG_LOG_ERROR, "policy_reload", "result=error trigger=%s running=%s error=%s",
+		       trigger, pol.set ? ag_policy_digest(pol.set) : "none",
+		       ag_logq(q, sizeof(q), err->msg));
+		ag_daemon_audit(d, "policy_reload",
+				json_pack("{s:b,s:s,s:s,s:s?}", "ok", 0, "trigger", trigger,
+					  "error", err->msg, "running_digest",
+					  pol.set ? ag_policy_digest(pol.set) : NULL));
+	} else {
+		if (!pol.res_init) {
+			ag_policy_result_init(&pol.res);
+			pol.res_init = true;
+		}
+		swap_in(set, ents);
+		ag_log(AG_LOG_INFO, "policy_reload", "result=ok trigger=%s policies=%zu digest=%s",
+		       trigger, ag_policy_count(set), ag_policy_digest(set));
+		ag_daemon_audit(d, "policy_reload",
+				json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "trigger", trigger,
+					  "digest", ag_policy_digest(set), "policies",
+					  (json_int_t)ag_policy_count(set)));
+	}
+	if (info) {
+		snprintf(info->digest, sizeof(info->digest), "%s",
+			 pol.set ? ag_policy_digest(pol.set) : "");
+		info->policies = pol.set ? ag_policy_count(pol.set) : 0;
+	}
+	return ret;
+}
+
+/* ---- session counters ------------------------------------------------- */
+
+static struct session_calls *session_find(const struct ag_decide_ctx *x, bool create)
+{
+	struct session_calls *s, *lru = &pol.sessions[0];
+	const char *id = x->session_id;
+
+	if (!id || !id[0] || strlen(id) >= SESSION_ID_LEN)
+		return NULL;
+	for (int i = 0; i < SESSION_SLOTS; i++) {
+		s = &pol.sessions[i];
+		if (s->used && !strcmp(s->id, id) && !strcmp(s->agent, x->agent_name) &&
+		    !strcmp(s->server, x->srv->name)) {
+			s->used = ++pol.clock;
+			return s;
+		}
+		if (s->used < lru->used)
+			lru = s;
+	}
+	if (!create)
+		return NULL;
+	if (lru->used)
+		ag_log(AG_LOG_WARN, "policy", "session_evicted agent=%s server=%s slots=%d",
+		       lru->agent, lru->server, SESSION_SLOTS);
+	json_decref(lru->calls);
+	memset(lru, 0, sizeof(*lru));
+	if (!(lru->calls = json_object()))
+		return NULL;
+	snprintf(lru->agent, sizeof(lru->agent), "%s", x->agent_name);
+	snprintf(lru->server, sizeof(lru->server), "%s", x->srv->name);
+	snprintf(lru->id, sizeof(lru->id), "%s", id);
+	lru->used = ++pol.clock;
+	return lru;
+}
+
+/* Counts an allowed call; -1 when it cannot be counted (then it is refused). */
+static int session_count(const struct ag_decide_ctx *x, const char *tool)
+{
+	struct session_calls *s;
+	json_t *n;
+
+	if (!x->session_id || !x->session_id[0])
+		return 0; /* no session, no counters: policies see no context.session */
+	if (!(s = session_find(x, true)))
+		return -1;
+	n = json_object_get(s->calls, tool);
+	if (!n && json_object_size(s->calls) >= SESSION_TOOLS)
+		return -1;
+	return json_object_set_new(s->calls, tool, json_integer(n ? json_integer_value(n) + 1 : 1));
+}
+
+/* ---- evaluation ------------------------------------------------------- */
+
+/*
+ * context: args, operator, session {id, calls}, time {hour, weekday,
+ * epoch} (UTC), request {host, protocol_version}.  args is borrowed.
+ */
+static json_t *context_json(const struct ag_decide_ctx *x, json_t *args)
+{
+	struct session_calls *s = session_find(x, false);
+	json_t *ctx, *calls;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	ctx = json_pack("{s:{s:i,s:i,s:I},s:{s:s,s:s}}", "time", "hour", tm.tm_hour, "weekday",
+			tm.tm_wday, "epoch", (json_int_t)now, "request", "host",
+			x->host ? x->host : "", "protocol_version",
+			x->protocol_version ? x->protocol_version : "");
+	if (!ctx)
+		return NULL;
+	if (args && json_object_set(ctx, "args", args))
+		goto oom;
+	if (x->agent && x->agent->operator_name[0] &&
+	    json_object_set_new(ctx, "operator",
+				json_pack("{s:{s:s,s:s}}", "__entity", "type", "User", "id",
+					  x->agent->operator_name)))
+		goto oom;
+	if (x->session_id && x->session_id[0]) {
+		calls = s ? json_incref(s->calls) : json_object();
+		if (json_object_set_new(
+			ctx, "session",
+			json_pack("{s:s,s:o}", "id", x->session_id, "calls", calls)))
+			goto oom;
+	}
+	return ctx;
+oom:
+	json_decref(ctx);
+	return NULL;
+}
+
+/* Appends the policy ids in list to out ("a,b"), cut short when full. */
+static void ids_fmt(char *out, size_t cap, const char *const *list, size_t n)
+{
+	size_t len = strlen(out);
+
+	for (size_t i = 0; i < n && len < cap; i++)
+		len += snprintf(out + len, cap - len, "%s%s", len ? "," : "", list[i]);
+}
+
+/* Evaluation errors are reported, never matched: Cedar skips the policy. */
+static void log_diags(const struct ag_decide_ctx *x, const char *action, const char *res)
+{
+	char q1[512], q2[512], q3[512];
+
+	for (size_t i = 0; i < pol.res.n_diags; i++)
+		ag_log(AG_LOG_WARN, "policy_error",
+		       "agent=%s action=%s resource=%s policy=%s error=%s msg=\"policy skipped\"",
+		       x->agent_name, action, ag_logq(q1, sizeof(q1), res),
+		       ag_logq(q3, sizeof(q3), pol.res.diags[i].policy_id),
+		       ag_logq(q2, sizeof(q2), pol.res.diags[i].msg));
+}
+
+/* @reason("...") of the first determining forbid, for the agent's message. */
+static const char *forbid_reason(void)
+{
+	if (!pol.res.n_determining)
+		return NULL;
+	for (size_t i = 0; i < ag_policy_count(pol.set); i++)
+		if (ag_policy_id(pol.set, i) == pol.res.determining[0] ||
+		    !strcmp(ag_policy_id(pol.set, i), pol.res.determining[0]))
+			return ag_policy_annotation(pol.set, i, "reason");
+	return NULL;
+}
+
+/*
+ * One engine request.  Returns the engine's decision (AG_DENY when the
+ * request is unusable); out->policies and, on failure, out->reason are set.
+ */
+static enum ag_policy_decision evaluate(const struct ag_decide_ctx *x, const char *action,
+					const char *rtype, const char *name, json_t *args,
+					struct ag_decision *out)
+{
+	char action_id[32], resource[AG_NAME_LEN + 1024];
+	struct ag_entity_ref parent = { "Server", x->srv->name };
+	struct ag_policy_request req = {
+		.principal = { "Agent", x->agent_name },
+		.action = { "Action", action_id },
+		.resource = { rtype, resource },
+	};
+	struct ag_policy_error perr = { 0 };
+	char q[512], q2[512];
+	int ret;
+
+	snprintf(action_id, sizeof(action_id), "%s", action);
+	if ((size_t)snprintf(resource, sizeof(resource), "%s/%s", x->srv->name, name) >=
+	    sizeof(resource)) {
+		snprintf(out->reason, sizeof(out->reason), "name too long for a policy request");
+		return AG_DENY;
+	}
+	if (!(req.context = context_json(x, args))) {
+		snprintf(out->reason, sizeof(out->reason), "policy request: out of memory");
+		return AG_DENY;
+	}
+	/* Tools are learnt from the server, not declared: each is in its server. */
+	ret = ag_policy_evaluate_in(pol.set, pol.ents, &req, &parent, 1, &pol.res, NULL, &perr);
+	json_decref(req.context);
+	if (ret) {
+		ag_log(AG_LOG_WARN, "policy_error", "agent=%s action=%s resource=%s error=%s",
+		       x->agent_name, action, ag_logq(q, sizeof(q), resource),
+		       ag_logq(q2, sizeof(q2), perr.msg));
+		snprintf(out->reason, sizeof(out->reason), "request not decidable: %.200s",
+			 perr.msg);
+		return AG_DENY;
+	}
+	log_diags(x, action, resource);
+	out->policies[0] = '\0';
+	ids_fmt(out->policies, sizeof(out->policies), pol.res.determining, pol.res.n_determining);
+	return pol.res.decision;
+}
+
+static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
+			  struct ag_decision *out)
+{
+	const char *action, *rtype, *what;
+	enum ag_policy_decision pd;
+	const char *why;
+
+	out->rule = "policy";
+	switch (m->mcp) {
+	case AG_MCP_TOOLS_CALL:
+		action = "call", rtype = "Tool", what = "tool";
+		break;
+	case AG_MCP_RESOURCES_READ:
+		action = "read", rtype = "Resource", what = "resource";
+		break;
+	default:
+		action = "get_prompt", rtype = "Prompt", what = "prompt";
+		break;
+	}
+	if (m->mcp == AG_MCP_TOOLS_CALL) {
+		/* A tool the agent may not list does not exist for it. */
+		pd = evaluate(x, "list", rtype, m->name, NULL, out);
+		if (pd != AG_ALLOW) {
+			out->kind = AG_DECIDE_HIDDEN;
+			if (!out->reason[0])
+				snprintf(out->reason, sizeof(out->reason),
+					 "tool %s/%s is not visible to agent %s", x->srv->name,
+					 m->name, x->agent_name);
+			return;
+		}
+		if (m->arguments && !json_is_object(m->arguments)) {
+			out->kind = AG_DECIDE_DENY;
+			snprintf(out->reason, sizeof(out->reason), "arguments are not an object");
+			return;
+		}
+	}
+	if (m->mcp == AG_MCP_TOOLS_CALL && !m->arguments) {
+		/* No arguments are an empty record: `context.args has x` is false. */
+		json_t *none = json_object();
+
+		pd = none ? evaluate(x, action, rtype, m->name, none, out) : AG_DENY;
+		json_decref(none);
+	} else {
+		pd = evaluate(x, action, rtype, m->name,
+			      m->mcp == AG_MCP_TOOLS_CALL ? m->arguments : NULL, out);
+	}
+	/* Resources and prompts have no isError result: a refusal hides them. */
+	out->kind = m->mcp == AG_MCP_TOOLS_CALL ? AG_DECIDE_DENY : AG_DECIDE_HIDDEN;
+	switch (pd) {
+	case AG_ALLOW:
+		if (m->mcp == AG_MCP_TOOLS_CALL && session_count(x, m->name)) {
+			snprintf(out->reason, sizeof(out->reason),
+				 "the session's call counters are full");
+			return;
+		}
+		out->kind = AG_DECIDE_ALLOW;
+		return;
+	case AG_ESCALATE:
+		/*
+		 * Holding for approval is not built yet: until it is, a call
+		 * that needs a human is refused, saying why.
+		 */
+		snprintf(out->reason, sizeof(out->reason), "needs approval: %s",
+			 pol.res.escalate_reason ? pol.res.escalate_reason : "");
+		return;
+	case AG_DENY:
+		if (out->reason[0])
+			return;
+		if (!pol.res.n_determining) {
+			snprintf(out->reason, sizeof(out->reason),
+				 "no policy permits %s of %s %s/%s", action, what, x->srv->name,
+				 m->name);
+			return;
+		}
+		why = forbid_reason();
+		if (why && *why)
+			snprintf(out->reason, sizeof(out->reason), "%s", why);
+		else
+			snprintf(out->reason, sizeof(out->reason), "forbidden by %.200s",
+				 out->policies);
+		return;
+	}
+}
+
+/* ---- the decision point ----------------------------------------------- */
+
+/*
+ * Without a policy set the per-agent allow-lists decide, and they know
+ * only names: what an agent may not call it may not see either, so every
+ * refusal is HIDDEN (the model is not invited to retry it).
  */
 void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out)
@@ -28,8 +516,9 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	const char *what;
 
 	out->kind = AG_DECIDE_ALLOW;
-	out->rule = "allow-list";
+	out->rule = pol.set ? "policy" : "allow-list";
 	out->reason[0] = '\0';
+	out->policies[0] = '\0';
 	switch (m->mcp) {
 	case AG_MCP_TOOLS_CALL:
 		kind = AG_KIND_TOOL;
@@ -52,6 +541,10 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 		snprintf(out->reason, sizeof(out->reason), "%s request without a name", what);
 		return;
 	}
+	if (pol.set) {
+		policy_decide(x, m, out);
+		return;
+	}
 	if (ag_conf_allows(x->agent, kind, x->srv->name, m->name))
 		return;
 	out->kind = AG_DECIDE_HIDDEN;
@@ -61,5 +554,9 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 {
+	struct ag_decision scratch = { 0 };
+
+	if (pol.set)
+		return evaluate(x, "list", "Tool", tool, NULL, &scratch) == AG_ALLOW;
 	return ag_conf_allows(x->agent, AG_KIND_TOOL, x->srv->name, tool);
 }

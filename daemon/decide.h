@@ -23,8 +23,9 @@ enum ag_decision_kind {
 
 struct ag_decision {
 	enum ag_decision_kind kind;
-	const char *rule;  /* what decided: "allow-list" */
-	char reason[256];  /* for the agent and the audit log; no argument values */
+	const char *rule;   /* what decided: "allow-list", "policy" */
+	char reason[256];   /* for the agent and the audit log; no argument values */
+	char policies[256]; /* ids of the deciding policies, comma-separated; "" none */
 };
 
 struct ag_decide_ctx {
@@ -32,7 +33,37 @@ struct ag_decide_ctx {
 	const struct ag_agent_conf *agent; /* NULL: not in the configuration */
 	const char *agent_name;
 	const struct ag_server_conf *srv;
+	/* What policies see of the request (context.session, context.request);
+	 * NULL or "" when unknown.  Without a session id there are no session
+	 * counters, and context.session is absent. */
+	const char *session_id;	      /* Mcp-Session-Id, or the legacy sessionId */
+	const char *host;	      /* the request's Host header */
+	const char *protocol_version; /* MCP-Protocol-Version */
 };
+
+/*
+ * The policy set (agentgate.conf(5) "policy"): loaded by ag_decide_init,
+ * replaced by ag_decide_reload.  Without a "policy" key both succeed and
+ * the allow-lists decide.  One set per process: the loop is one thread,
+ * so swapping the pointer between two events is atomic for every
+ * decision.
+ */
+int ag_decide_init(struct ag_daemon *d, struct ag_err *err);
+void ag_decide_fini(void);
+
+struct ag_policy_info {
+	char digest[65]; /* of the running set's text; "" without a set */
+	size_t policies;
+};
+/*
+ * Re-reads the policy files and the entities.  A set that fails to load
+ * never replaces the running one: -1 with err saying why (file:line:column
+ * for a parse error).  Both outcomes are logged and audited as a
+ * "policy_reload" record; trigger says who asked ("sighup", "control").
+ * info, if not NULL, describes the running set afterwards.
+ */
+int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_info *info,
+		     struct ag_err *err);
 
 /* A request or notification the MCP path governs (tools/call,
  * resources/read, prompts/get); everything else is AG_DECIDE_ALLOW. */

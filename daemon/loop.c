@@ -24,6 +24,7 @@
 
 #include "classify.h"
 #include "control.h"
+#include "decide.h"
 #include "events.h"
 #include "mcp.h"
 #include "relay.h"
@@ -210,11 +211,19 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 		fatal(l, cqe->res < 0 ? cqe->res : -EIO);
 		return;
 	}
-	if (s->si.ssi_signo == SIGHUP)
-		ag_log(AG_LOG_INFO, "reload", "result=noop msg=\"nothing to reload yet\"");
-	else
+	if (s->si.ssi_signo == SIGHUP) {
+		struct ag_err err = { 0 };
+
+		/* Between two events: no decision sees half a set.  The
+		 * outcome is logged and audited by the reload itself. */
+		if (l->d->conf.policy.set)
+			ag_decide_reload(l->d, "sighup", NULL, &err);
+		else
+			ag_log(AG_LOG_INFO, "reload", "result=noop msg=\"no policy configured\"");
+	} else {
 		ag_log(AG_LOG_INFO, "stopping", "signal=%s pid=%u", sigabbrev_np(s->si.ssi_signo),
 		       s->si.ssi_pid);
+	}
 	if (s->si.ssi_signo == SIGHUP)
 		signals_arm(s);
 	else
@@ -292,8 +301,14 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 	};
 	int ret;
 
-	if ((ret = io_uring_queue_init_params(RING_ENTRIES, &m->l.ring, &p)))
+	/* First: a policy set that does not load fails the start, and
+	 * nothing else is set up yet. */
+	if ((ret = ag_decide_init(m->l.d, err)))
+		return ret;
+	if ((ret = io_uring_queue_init_params(RING_ENTRIES, &m->l.ring, &p))) {
+		ag_decide_fini();
 		return ag_errf(err, -ret, "io_uring: setup: %s", strerror(-ret));
+	}
 	if ((ret = ag_relay_init(&m->l, err)))
 		goto err_ring;
 	if ((ret = ag_classify_init(&m->l, err)))
@@ -315,6 +330,7 @@ err_relay:
 	ag_relay_fini(&m->l);
 err_ring:
 	io_uring_queue_exit(&m->l.ring);
+	ag_decide_fini();
 	return ret;
 }
 
@@ -362,6 +378,7 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_mcp_fini(&m.l);
 		ag_classify_fini(&m.l);
 		ag_relay_fini(&m.l);
+		ag_decide_fini();
 	}
 	io_uring_queue_exit(&m.l.ring);
 out:

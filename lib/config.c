@@ -80,6 +80,7 @@ void ag_conf_free(struct ag_conf *c)
 		free_patterns(a->resources, a->nr_resources);
 		free_patterns(a->prompts, a->nr_prompts);
 		free(a->pass);
+		free(a->attributes);
 	}
 	for (int i = 0; i < c->nr_servers; i++) {
 		free(c->servers[i].hosts);
@@ -90,6 +91,8 @@ void ag_conf_free(struct ag_conf *c)
 	free(c->rules);
 	free(c->servers);
 	free(c->pass);
+	free(c->policy.files);
+	memset(&c->policy, 0, sizeof(c->policy));
 	c->agents = NULL;
 	c->rules = NULL;
 	c->servers = NULL;
@@ -117,6 +120,7 @@ void ag_conf_to_kernel(const struct ag_conf *c, struct ag_config *k)
 struct parse {
 	const char *file;
 	struct ag_err *err;
+	char dir[PATH_MAX]; /* of file: where relative paths start */
 };
 
 static int bad(struct parse *p, const char *path, const char *what)
@@ -783,10 +787,51 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 	return 0;
 }
 
+/* "operator" and "attributes": what policies see of the agent. */
+static int parse_agent_policy(struct parse *p, const char *path, json_t *a,
+			      struct ag_agent_conf *ac)
+{
+	char where[320];
+	const char *v, *key;
+	json_t *e, *val;
+	int ret;
+
+	if ((e = json_object_get(a, "operator"))) {
+		snprintf(where, sizeof(where), "%s.operator", path);
+		if ((ret = get_string(p, where, e, &v)))
+			return ret;
+		if (!*v || strlen(v) >= sizeof(ac->operator_name))
+			return badf(p, where, "expected a user name of 1 to %zu bytes",
+				    sizeof(ac->operator_name) - 1);
+		strcpy(ac->operator_name, v);
+	}
+	if (!(e = json_object_get(a, "attributes")))
+		return 0;
+	snprintf(where, sizeof(where), "%s.attributes", path);
+	if (!json_is_object(e))
+		return bad(p, where, "expected an object");
+	json_object_foreach(e, key, val)
+	{
+		snprintf(where, sizeof(where), "%s.attributes.%s", path, key);
+		/* Scalars only: they are what owner/team/trust need, and each
+		 * maps to exactly one Cedar type. */
+		if (!*key)
+			return bad(p, where, "expected a non-empty attribute name");
+		if (json_is_string(val) && (ret = get_string(p, where, val, &v)))
+			return ret;
+		if (!json_is_string(val) && !json_is_integer(val) && !json_is_boolean(val))
+			return bad(p, where, "expected a string, an integer or a boolean");
+	}
+	if (!(ac->attributes = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS)))
+		return nomem(p);
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name",	 "verdict", "rules",	   "quota", "tools",
-					    "resources", "prompts", "passthrough", NULL };
+	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
+					    "tools",	   "resources",	  "prompts",  "passthrough",
+					    "operator",	   "attributes", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -844,6 +889,9 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		    (ret = parse_patterns(p, where, json_object_get(a, "prompts"), c, &ac->prompts,
 					  &ac->nr_prompts)))
 			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu]", i);
+		if ((ret = parse_agent_policy(p, where, a, ac)))
+			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].passthrough", i);
 		if (json_object_get(a, "passthrough")) {
 			ac->pass_set = true;
@@ -855,12 +903,70 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	return 0;
 }
 
+/* A path of the policy key, relative ones resolved against the config's directory. */
+static int policy_path(struct parse *p, const char *path, json_t *v, char out[PATH_MAX])
+{
+	const char *s;
+	int ret, n;
+
+	if ((ret = get_string(p, path, v, &s)))
+		return ret;
+	if (!*s)
+		return bad(p, path, "expected a path");
+	n = s[0] == '/' ? snprintf(out, PATH_MAX, "%s", s)
+			: snprintf(out, PATH_MAX, "%s/%s", p->dir, s);
+	if (n < 0 || n >= PATH_MAX)
+		return bad(p, path, "path too long");
+	return 0;
+}
+
+/*
+ * "policy": {"dir": DIR | "files": [FILE...], "entities": FILE}.  Only
+ * the shape is checked here: the daemon parses the files, so that a
+ * reload reads them again and reports errors by file:line:column.
+ */
+static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
+{
+	static const char *const keys[] = { "dir", "files", "entities", NULL };
+	json_t *dir = json_object_get(v, "dir"), *files = json_object_get(v, "files"), *f;
+	char where[64];
+	size_t i, n;
+	int ret;
+
+	if ((ret = check_keys(p, "$.policy", v, keys)))
+		return ret;
+	if (!dir == !files)
+		return bad(p, "$.policy", "expected exactly one of \"dir\" and \"files\"");
+	if (dir && (ret = policy_path(p, "$.policy.dir", dir, pc->dir)))
+		return ret;
+	if (files) {
+		if ((ret = get_list(p, "$.policy.files", files, &n)))
+			return ret;
+		if (!n)
+			return bad(p, "$.policy.files", "expected at least one file");
+		if (!(pc->files = calloc(n, sizeof(*pc->files))))
+			return nomem(p);
+		json_array_foreach(files, i, f)
+		{
+			snprintf(where, sizeof(where), "$.policy.files[%zu]", i);
+			if ((ret = policy_path(p, where, f, pc->files[i])))
+				return ret;
+			pc->nr_files++;
+		}
+	}
+	if ((v = json_object_get(v, "entities")) &&
+	    (ret = policy_path(p, "$.policy.entities", v, pc->entities)))
+		return ret;
+	pc->set = true;
+	return 0;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", NULL
+		"passthrough", "policy", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -936,15 +1042,25 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		return ret;
 	if ((v = json_object_get(root, "agents")) && (ret = parse_agents(p, v, c)))
 		return ret;
+	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
+		return ret;
 	return 0;
 }
 
 int ag_conf_load(struct ag_conf *c, const char *path, struct ag_err *err)
 {
 	struct parse p = { .file = path, .err = err };
+	const char *slash = strrchr(path, '/');
 	json_error_t jerr;
 	json_t *root;
 	int ret;
+
+	if (!slash)
+		snprintf(p.dir, sizeof(p.dir), ".");
+	else if (slash == path)
+		snprintf(p.dir, sizeof(p.dir), "/");
+	else
+		snprintf(p.dir, sizeof(p.dir), "%.*s", (int)(slash - path), path);
 
 	ret = ag_conf_default(c, err);
 	if (ret)

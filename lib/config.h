@@ -103,6 +103,29 @@ struct ag_agent_conf {
 	uint32_t connect_rate, connect_burst, calls_per_minute, calls_per_day;
 	struct ag_rule_conf *rules;
 	int nr_rules;
+	/*
+	 * What the policy engine knows of the agent (agentgate.conf(5)):
+	 * "operator" names the User it acts for (context.operator), and
+	 * "attributes" (an object of strings, integers and booleans, e.g.
+	 * owner, team, trust) become the attributes of Agent::"<name>".
+	 */
+	char operator_name[AG_NAME_LEN]; /* "" : none */
+	char *attributes;		 /* compact JSON object, NULL when absent */
+};
+
+/*
+ * "policy": the Cedar policy set that decides the MCP path instead of the
+ * allow-lists.  Exactly one of dir (every *.cedar in it, in name order) and
+ * files (in the order given); entities optional.  Paths are absolute,
+ * relative ones having been resolved against the config file's directory.
+ * The files are read by the daemon (at start and on reload), not here.
+ */
+struct ag_policy_conf {
+	bool set;
+	char dir[PATH_MAX];	 /* "" when files are listed */
+	char (*files)[PATH_MAX];
+	int nr_files;
+	char entities[PATH_MAX]; /* "" : none */
 };
 
 struct ag_conf {
@@ -123,6 +146,7 @@ struct ag_conf {
 	/* Top-level "passthrough"; absent: ["*"], every destination relays. */
 	struct ag_pass_conf *pass;
 	int nr_pass;
+	struct ag_policy_conf policy;
 };
 
 /* The embedded default (reads /etc/resolv.conf). */

@@ -32,7 +32,7 @@ struct ag_policy_error {
 	int column;
 };
 
-enum ag_decision {
+enum ag_policy_decision {
 	AG_DENY = 0,
 	AG_ALLOW,
 	AG_ESCALATE,
@@ -76,7 +76,7 @@ struct ag_policy_match {
 };
 
 struct ag_policy_result {
-	enum ag_decision decision;
+	enum ag_policy_decision decision;
 	/* Policies that determined the decision (forbids for a deny by forbid,
 	 * plain permits for allow, escalating permits for escalate; empty for a
 	 * default deny). */
@@ -102,7 +102,14 @@ struct ag_policy_set *ag_policy_parse_text(const char *name, const char *text, s
 /* Every *.cedar in dir, in name order, as one set.  Policy ids default to
  * "<file name>:<line>". */
 struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error *err);
+/* The files named, in the order given, as one set; ids default as above. */
+struct ag_policy_set *ag_policy_load_files(const char *const *paths, size_t n,
+					   struct ag_policy_error *err);
 void ag_policy_set_free(struct ag_policy_set *set);
+/* SHA-256 (hex) of what the set was parsed from: each source's id name,
+ * length and bytes in load order, so that an audit record names the exact
+ * policy text that decided. */
+const char *ag_policy_digest(const struct ag_policy_set *set);
 
 size_t ag_policy_count(const struct ag_policy_set *set);
 const char *ag_policy_id(const struct ag_policy_set *set, size_t i);
@@ -135,7 +142,21 @@ int ag_policy_evaluate(const struct ag_policy_set *set, const struct ag_entities
 		       const struct ag_policy_request *req, struct ag_policy_result *res,
 		       enum ag_policy_status *status, struct ag_policy_error *err);
 
-const char *ag_decision_name(enum ag_decision d); /* "allow", "deny", "escalate" */
+/*
+ * ag_policy_evaluate with the parents of the resource, for when the entity
+ * store does not hold it (a tool the gateway learns of from a tools/list
+ * result): the resource then exists for this request with no attributes,
+ * `in` each parent and in everything the parents are in.  Ignored when the
+ * store holds the resource.
+ */
+int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entities *ents,
+			  const struct ag_policy_request *req,
+			  const struct ag_entity_ref *resource_parents, size_t n_parents,
+			  struct ag_policy_result *res, enum ag_policy_status *status,
+			  struct ag_policy_error *err);
+
+/* "allow", "deny", "escalate" */
+const char *ag_policy_decision_name(enum ag_policy_decision d);
 
 /* ---------------------------------------------------------------------------
  * Internal to lib/policy_*.c; nothing outside the engine may use these.
@@ -371,6 +392,8 @@ struct agp_policy {
 
 struct ag_policy_set {
 	struct ag_arena *arena;
+	void *sha; /* SHA256_CTX while loading, NULL once sealed */
+	char digest[65];
 	struct agp_policy *policies;
 	size_t n, cap;
 	/* Distinct scope constraints: policies repeat them (`principal in

@@ -25,6 +25,7 @@ struct ectx {
 	unsigned cache_next;
 	struct agp_value vars[4]; /* principal, action, resource, context */
 	struct path_memo *paths;  /* one per distinct attribute path of the set */
+	const struct agp_entity *resource; /* request-supplied, when the store lacks it */
 	char msg[160];		  /* error of the policy being evaluated */
 };
 
@@ -38,6 +39,8 @@ static const struct agp_entity *lookup(struct ectx *cx, const struct agp_uid *ui
 		if (cx->cache_uid[i] == uid)
 			return cx->cache_ent[i];
 	ent = agp_entity_find(cx->ents, uid);
+	if (!ent && cx->resource && agp_uid_eq(uid, &cx->resource->uid))
+		ent = cx->resource;
 	cx->cache_uid[cx->cache_next] = uid;
 	cx->cache_ent[cx->cache_next] = ent;
 	cx->cache_next = (cx->cache_next + 1) % ENTITY_CACHE;
@@ -521,7 +524,7 @@ void ag_policy_result_fini(struct ag_policy_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-const char *ag_decision_name(enum ag_decision d)
+const char *ag_policy_decision_name(enum ag_policy_decision d)
 {
 	switch (d) {
 	case AG_ALLOW:
@@ -533,9 +536,64 @@ const char *ag_decision_name(enum ag_decision d)
 	}
 }
 
+/* The request's own resource entity: its parents and their ancestors. */
+static int resource_entity(struct ectx *cx, const struct ag_entity_ref *parents, size_t np,
+			   const struct agp_uid *uid, struct ag_policy_error *err)
+{
+	struct agp_entity *e = agp_alloc(cx->a, sizeof(*e));
+	const struct agp_uid **anc;
+	size_t cap = np, n = 0;
+
+	for (size_t i = 0; i < np; i++) {
+		struct agp_uid u = { .type = parents[i].type,
+				     .id = parents[i].id };
+		const struct agp_entity *pe;
+
+		if (!u.type || !u.id) {
+			agp_error(err, 0, 0, "policy request: resource parent %zu has no type and id",
+				  i);
+			return -1;
+		}
+		u.tlen = (uint32_t)strlen(u.type);
+		u.ilen = (uint32_t)strlen(u.id);
+		agp_uid_seal(&u);
+		if ((pe = agp_entity_find(cx->ents, &u)))
+			cap += pe->n_ancestors;
+	}
+	anc = agp_alloc_array(cx->a, cap, sizeof(*anc));
+	if (!e || !anc)
+		goto oom;
+	for (size_t i = 0; i < np; i++) {
+		struct agp_uid *u = agp_alloc(cx->a, sizeof(*u));
+		const struct agp_entity *pe;
+
+		if (!u)
+			goto oom;
+		*u = (struct agp_uid){ .type = parents[i].type,
+				       .id = parents[i].id,
+				       .tlen = (uint32_t)strlen(parents[i].type),
+				       .ilen = (uint32_t)strlen(parents[i].id) };
+		agp_uid_seal(u);
+		anc[n++] = u;
+		/* Ancestors of the store's entity live as long as the store. */
+		if ((pe = agp_entity_find(cx->ents, u)))
+			for (uint32_t k = 0; k < pe->n_ancestors && n < cap; k++)
+				anc[n++] = pe->ancestors[k];
+	}
+	e->uid = *uid;
+	e->attrs.type = AGP_RECORD;
+	e->ancestors = anc;
+	e->n_ancestors = (uint32_t)n;
+	cx->resource = e;
+	return 0;
+oom:
+	agp_error(err, 0, 0, "policy evaluation: out of memory");
+	return -1;
+}
+
 static int prepare(struct ectx *cx, const struct ag_policy_request *req,
-		   struct ag_policy_result *res, struct agp_uid uids[3],
-		   struct ag_policy_error *err)
+		   const struct ag_entity_ref *parents, size_t np, struct ag_policy_result *res,
+		   struct agp_uid uids[3], struct ag_policy_error *err)
 {
 	const struct ag_entity_ref *refs[3] = { &req->principal, &req->action, &req->resource };
 	struct agp_json_conv cv = { .borrow = true };
@@ -566,6 +624,9 @@ static int prepare(struct ectx *cx, const struct ag_policy_request *req,
 		cx->vars[i].type = AGP_ENTITY;
 		cx->vars[i].uid = &uids[i];
 	}
+	if (np && !agp_entity_find(cx->ents, &uids[2]) &&
+	    resource_entity(cx, parents, np, &uids[2], err))
+		return -1;
 	cx->vars[3].type = AGP_RECORD;
 	if (!req->context)
 		return 0;
@@ -658,6 +719,15 @@ int ag_policy_evaluate(const struct ag_policy_set *set, const struct ag_entities
 		       const struct ag_policy_request *req, struct ag_policy_result *res,
 		       enum ag_policy_status *status, struct ag_policy_error *err)
 {
+	return ag_policy_evaluate_in(set, ents, req, NULL, 0, res, status, err);
+}
+
+int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entities *ents,
+			  const struct ag_policy_request *req,
+			  const struct ag_entity_ref *resource_parents, size_t n_parents,
+			  struct ag_policy_result *res, enum ag_policy_status *status,
+			  struct ag_policy_error *err)
+{
 	struct ectx cx = { .ents = ents };
 	struct agp_uid uids[3];
 	uint8_t *memo;
@@ -665,7 +735,7 @@ int ag_policy_evaluate(const struct ag_policy_set *set, const struct ag_entities
 	res->decision = AG_DENY;
 	res->n_determining = res->n_matches = res->n_diags = 0;
 	res->escalate_reason = NULL;
-	if (prepare(&cx, req, res, uids, err))
+	if (prepare(&cx, req, resource_parents, n_parents, res, uids, err))
 		return -1;
 	memo = agp_alloc(cx.a, set->n_scopes + 1);
 	cx.paths = agp_alloc_array(cx.a, set->n_paths + 1, sizeof(*cx.paths));

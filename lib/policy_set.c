@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
 
 static bool same_scope(const struct agp_scope *a, const struct agp_scope *b)
 {
@@ -56,9 +57,11 @@ static struct ag_policy_set *set_new(struct ag_policy_error *err)
 {
 	struct ag_policy_set *set = calloc(1, sizeof(*set));
 
-	if (set)
+	if (set) {
 		set->arena = agp_arena_new(SIZE_MAX / 2);
-	if (!set || !set->arena) {
+		set->sha = EVP_MD_CTX_new();
+	}
+	if (!set || !set->arena || !set->sha || !EVP_DigestInit_ex(set->sha, EVP_sha256(), NULL)) {
 		ag_policy_set_free(set);
 		agp_error(err, 0, 0, "policy set: out of memory");
 		return NULL;
@@ -139,6 +142,17 @@ static int intern_paths(struct ag_policy_set *set, struct agp_expr *e)
  * which moves while it grows. */
 static int seal_set(struct ag_policy_set *set, struct ag_policy_error *err)
 {
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_DigestFinal_ex(set->sha, md, &mdlen) || mdlen != 32) {
+		agp_error(err, 0, 0, "policy set: cannot hash the policy text");
+		return -1;
+	}
+	for (unsigned int i = 0; i < mdlen; i++)
+		snprintf(set->digest + 2 * i, 3, "%02x", md[i]);
+	EVP_MD_CTX_free(set->sha);
+	set->sha = NULL;
 	for (size_t i = 0; i < set->n; i++) {
 		struct agp_policy *pol = &set->policies[i];
 
@@ -155,12 +169,27 @@ oom:
 	return -1;
 }
 
+/* One source into the set, hashed first so the digest covers what parsed. */
+static int parse_source(struct ag_policy_set *set, const char *name, const char *idname,
+			const char *text, size_t len, struct ag_policy_error *err)
+{
+	uint64_t n[2] = { strlen(idname), len };
+
+	/* Lengths first: "a" + "bc" and "ab" + "c" must not hash alike. */
+	if (!EVP_DigestUpdate(set->sha, n, sizeof(n)) ||
+	    !EVP_DigestUpdate(set->sha, idname, n[0]) || !EVP_DigestUpdate(set->sha, text, len)) {
+		agp_error(err, 0, 0, "%s: cannot hash the policy text", name);
+		return -1;
+	}
+	return agp_parse_into(set, name, idname, text, len, err);
+}
+
 struct ag_policy_set *ag_policy_parse_text(const char *name, const char *text, size_t len,
 					   struct ag_policy_error *err)
 {
 	struct ag_policy_set *set = set_new(err);
 
-	if (set && (agp_parse_into(set, name, name, text, len, err) || seal_set(set, err))) {
+	if (set && (parse_source(set, name, name, text, len, err) || seal_set(set, err))) {
 		ag_policy_set_free(set);
 		return NULL;
 	}
@@ -252,7 +281,7 @@ struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error
 		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
 			goto oom;
 		text = read_file(path, &len, err);
-		ret = text ? agp_parse_into(set, path, names[i], text, len, err) : -1;
+		ret = text ? parse_source(set, path, names[i], text, len, err) : -1;
 		free(text);
 		free(path);
 		if (ret) {
@@ -278,10 +307,42 @@ out:
 	return set;
 }
 
+struct ag_policy_set *ag_policy_load_files(const char *const *paths, size_t n,
+					   struct ag_policy_error *err)
+{
+	struct ag_policy_set *set = set_new(err);
+
+	for (size_t i = 0; set && i < n; i++) {
+		const char *slash = strrchr(paths[i], '/');
+		size_t len;
+		char *text = read_file(paths[i], &len, err);
+		int ret = text ? parse_source(set, paths[i], slash ? slash + 1 : paths[i], text,
+					      len, err)
+			       : -1;
+
+		free(text);
+		if (ret) {
+			ag_policy_set_free(set);
+			set = NULL;
+		}
+	}
+	if (set && seal_set(set, err)) {
+		ag_policy_set_free(set);
+		set = NULL;
+	}
+	return set;
+}
+
+const char *ag_policy_digest(const struct ag_policy_set *set)
+{
+	return set->digest;
+}
+
 void ag_policy_set_free(struct ag_policy_set *set)
 {
 	if (!set)
 		return;
+	EVP_MD_CTX_free(set->sha);
 	agp_arena_free(set->arena);
 	free(set->policies);
 	free(set->scopes);

@@ -154,7 +154,7 @@ static void run_case(const struct pcase *c, const struct ag_entities *ents, json
 	req.context = ctx;
 	if (!ASSERT_OK(ag_policy_evaluate(set, ents, &req, &res, NULL, &err), err.msg))
 		goto out;
-	ASSERT_STREQ(ag_decision_name(res.decision), c->expect, "decision");
+	ASSERT_STREQ(ag_policy_decision_name(res.decision), c->expect, "decision");
 	join_ids(&res, ids, sizeof(ids));
 	if (c->ids[0])
 		ASSERT_STREQ(ids, c->ids, "determining policies");
@@ -350,7 +350,7 @@ static void run_example(const struct ag_policy_set *set, const struct ag_entitie
 			    json_pack("{s{ssss}}", "__entity", "type", "User", "id", operator));
 	req.context = ctx;
 	if (ASSERT_OK(ag_policy_evaluate(set, ents, &req, &res, NULL, &err), err.msg)) {
-		ASSERT_STREQ(ag_decision_name(res.decision), ex->decision, "decision");
+		ASSERT_STREQ(ag_policy_decision_name(res.decision), ex->decision, "decision");
 		join_ids(&res, ids, sizeof(ids));
 		ASSERT_STREQ(ids, ex->ids, "determining policies");
 	}

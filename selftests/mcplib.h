@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by the MCP end-to-end tests (test_mcp.c, test_mcp_policy.c): a
+ * tool server played by a thread of the test (so every byte that reaches
+ * it can be checked), an agent process in the instance's agent cgroup,
+ * and a daemon whose tool server "t" is that thread.
+ */
+#ifndef AG_SELFTEST_MCPLIB_H
+#define AG_SELFTEST_MCPLIB_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "testlib.h"
+
+#define MAX_SEEN 16
+#define BIG 65536
+
+enum reply_kind {
+	REPLY_JSON,	/* answers each JSON-RPC request of the body */
+	REPLY_SSE_SLOW, /* progress event, waits for the agent to see it, result */
+};
+
+struct seen {
+	char head[4096];
+	char body[8192];
+};
+
+struct tool {
+	int lfd;
+	uint16_t port;
+	pthread_t th;
+	volatile bool stop;
+	enum reply_kind kind;
+	pthread_mutex_t lock;
+	int nseen;
+	struct seen seen[MAX_SEEN];
+	/* REPLY_SSE_SLOW: set by the agent child (shared memory) once it has
+	 * read the progress event. */
+	volatile int *progress_seen;
+	int progress_waited_ms;
+};
+
+struct exchange {
+	uint16_t port;	    /* the tool server's original port, as the agent knows it */
+	char request[8192]; /* sent as is */
+	char response[BIG]; /* everything read until EOF */
+	int len;
+	int err;
+	volatile int *progress_seen; /* set once "notifications/progress" arrived */
+};
+
+struct mcp_env {
+	struct tdaemon d;
+	struct tool tool;
+	uint16_t orig_port; /* where the agent believes the tool server is */
+	char agent_cg[PATH_MAX];
+};
+
+int tool_start(struct tool *t, enum reply_kind kind);
+void tool_stop(struct tool *t);
+/* Requests the tool server has received so far. */
+int tool_nseen(struct tool *t);
+bool send_all(int fd, const char *buf, size_t len);
+
+/* Runs in the agent's cgroup: sends x->request, reads until EOF. */
+int agent_exchange(void *arg);
+/* An MCP POST as an agent sends it, ending the connection after the answer. */
+void post(struct exchange *x, uint16_t port, const char *extra_headers, const char *body);
+
+/*
+ * The tool server is "t", known to the agent as 127.0.0.1:orig_port
+ * (nothing listens there: only the redirect makes it reachable); agent
+ * "a" is agent_json.  more_json: more top-level members of agentgate.json.
+ */
+int env_start_with(struct mcp_env *e, const char *suffix, enum reply_kind kind,
+		   const char *agent_json, const char *more_json);
+int env_start(struct mcp_env *e, const char *suffix, enum reply_kind kind, const char *agent_json);
+void env_stop(struct mcp_env *e);
+/* x sent and answered by an agent process in the cgroup of agent "a". */
+struct exchange *run_agent(struct mcp_env *e, struct exchange *x);
+
+#endif

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The MCP path decided by a Cedar policy set with a real agentgated
+ * (agentgate.conf(5) "policy"): visibility, argument and session rules,
+ * the policy ids in the audit record, and reloads (agentgatectl policy
+ * reload, SIGHUP) that keep the running set when the new one is broken.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mcplib.h"
+#include "test.h"
+#include "testlib.h"
+
+static const char base_policy[] =
+    "@id(\"t-for-a\")\n"
+    "permit (principal == Agent::\"a\", action in [Action::\"call\", Action::\"list\"],\n"
+    "        resource in Server::\"t\");\n"
+    "\n"
+    "@id(\"add-limit\")\n"
+    "forbid (principal, action == Action::\"call\", resource == Tool::\"t/add\")\n"
+    "when { context.args has a && context.args.a > %d };\n"
+    "\n"
+    "@id(\"hide-secret\")\n"
+    "forbid (principal, action, resource == Tool::\"t/secret\");\n"
+    "\n"
+    "@id(\"once-per-session\")\n"
+    "forbid (principal, action == Action::\"call\", resource == Tool::\"t/once\")\n"
+    "when { !(context has session) ||\n"
+    "       context.session.calls has once && context.session.calls.once >= 1 };\n";
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!(f = fopen(path, "w")))
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static int write_policy(const char *dir, int add_limit)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text), base_policy, add_limit);
+	return write_file(dir, "10-base.cedar", text);
+}
+
+static void call(struct mcp_env *e, struct exchange *x, const char *session, int id,
+		 const char *tool, const char *args)
+{
+	char headers[256] = "", body[512];
+
+	if (session)
+		snprintf(headers, sizeof(headers), "Mcp-Session-Id: %s\r\n", session);
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+		 "\"%s\",\"arguments\":%s}}",
+		 id, tool, args);
+	post(x, e->orig_port, headers, body);
+	run_agent(e, x);
+}
+
+static int reload(struct mcp_env *e, char **out)
+{
+	return run_capture(out, "%s/agentgatectl --instance %s policy reload 2>&1",
+			   testlib_build_dir(), e->d.in.name);
+}
+
+TEST(mcp_policy)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 64];
+	struct mcp_env e;
+	char *out = NULL;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
+	    !ASSERT_OK(write_policy(dir, 100), "policy file"))
+		return;
+	snprintf(more, sizeof(more), "\"policy\": {\"dir\": \"%s\"}", dir);
+	/* No allow-list at all: only the policy set can let anything through. */
+	if (!ASSERT_OK(env_start_with(&e, "mcppol", REPLY_JSON, "{\"name\": \"a\"}", more),
+		       "environment"))
+		goto out;
+	if (test__start_subtest("list_filtered_by_policy")) {
+		post(x, e.orig_port, "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{}}");
+		run_agent(&e, x);
+		ASSERT_STRHAS(x->response, "\"name\":\"echo\"", "permitted tool listed");
+		ASSERT_STRHAS(x->response, "\"name\":\"add\"", "tool with an argument rule listed");
+		ASSERT_NULL(strstr(x->response, "secret"), "forbidden tool hidden");
+	}
+	if (test__start_subtest("call_permitted")) {
+		int before = tool_nseen(&e.tool);
+
+		call(&e, x, NULL, 2, "echo", "{\"text\":\"hi\"}");
+		ASSERT_STRHAS(x->response, "\"served\"", "the tool answered");
+		ASSERT_EQ(tool_nseen(&e.tool), before + 1, "the call reached the tool server");
+	}
+	if (test__start_subtest("argument_rule_denies")) {
+		int before = tool_nseen(&e.tool);
+
+		call(&e, x, NULL, 3, "add", "{\"a\":101,\"b\":1}");
+		ASSERT_STRHAS(x->response, "HTTP/1.1 200", "status 200");
+		ASSERT_STRHAS(x->response, "\"isError\":true", "an isError result");
+		ASSERT_STRHAS(x->response, "Denied by policy", "the denial text");
+		ASSERT_STRHAS(x->response, "add-limit", "the deciding policy named");
+		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+		call(&e, x, NULL, 4, "add", "{\"a\":100,\"b\":1}");
+		ASSERT_STRHAS(x->response, "\"served\"", "within the limit: allowed");
+	}
+	if (test__start_subtest("hidden_tool_unknown")) {
+		int before = tool_nseen(&e.tool);
+
+		call(&e, x, NULL, 5, "secret", "{}");
+		ASSERT_STRHAS(x->response, "\"code\":-32602", "unknown-tool error code");
+		ASSERT_STRHAS(x->response, "Unknown tool: secret", "unknown-tool message");
+		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+	}
+	if (test__start_subtest("once_per_session")) {
+		int before = tool_nseen(&e.tool);
+
+		call(&e, x, "sess-1", 6, "once", "{}");
+		ASSERT_STRHAS(x->response, "\"served\"", "first call in the session");
+		call(&e, x, "sess-1", 7, "once", "{}");
+		ASSERT_STRHAS(x->response, "Denied by policy", "second call in the session");
+		ASSERT_STRHAS(x->response, "once-per-session", "the deciding policy named");
+		call(&e, x, "sess-2", 8, "once", "{}");
+		ASSERT_STRHAS(x->response, "\"served\"", "another session starts from zero");
+		call(&e, x, NULL, 9, "once", "{}");
+		ASSERT_STRHAS(x->response, "Denied by policy", "no session: no counters, refused");
+		ASSERT_EQ(tool_nseen(&e.tool), before + 2, "only the allowed calls forwarded");
+	}
+	if (test__start_subtest("audit_names_policy")) {
+		usleep(100000); /* records are group-committed */
+		ASSERT_EQ(run_capture(&out, "grep '\"kind\":\"decision\"' %s/audit.log", e.d.state),
+			  0, "decision records");
+		if (out) {
+			ASSERT_STRHAS(out, "\"policies\":\"add-limit\"", "forbid id recorded");
+			ASSERT_STRHAS(out, "\"policies\":\"t-for-a\"", "permit id recorded");
+			ASSERT_STRHAS(out, "\"rule\":\"policy\"", "decided by the policy set");
+		}
+		free(out);
+		out = NULL;
+	}
+	if (test__start_subtest("reload_broken_keeps_running_set")) {
+		ASSERT_OK(
+		    write_file(dir, "20-broken.cedar", "permit (principal,\n  action ==\n);\n"),
+		    "broken file");
+		ASSERT_EQ(reload(&e, &out), 1, "agentgatectl policy reload exits 1");
+		if (out)
+			ASSERT_STRHAS(out, "20-broken.cedar:3:1",
+				      "the error names file:line:column");
+		free(out);
+		out = NULL;
+		call(&e, x, NULL, 10, "add", "{\"a\":101}");
+		ASSERT_STRHAS(x->response, "Denied by policy", "still decided by the old set");
+		call(&e, x, NULL, 11, "echo", "{}");
+		ASSERT_STRHAS(x->response, "\"served\"", "the old set still permits");
+		usleep(100000);
+		ASSERT_EQ(
+		    run_capture(&out, "grep '\"kind\":\"policy_reload\"' %s/audit.log", e.d.state),
+		    0, "reload audited");
+		if (out) {
+			ASSERT_STRHAS(out, "\"ok\":false", "failure audited");
+			ASSERT_STRHAS(out, "20-broken.cedar:3:1", "with the error");
+		}
+		free(out);
+		out = NULL;
+		run_capture(&out, "rm -f %s/20-broken.cedar", dir);
+		free(out);
+		out = NULL;
+	}
+	if (test__start_subtest("reload_valid_changes_decision")) {
+		ASSERT_OK(write_policy(dir, 1000), "new policy");
+		ASSERT_EQ(reload(&e, &out), 0, "agentgatectl policy reload");
+		if (out)
+			ASSERT_STRHAS(out, "policy reloaded: 4 policies", "summary");
+		free(out);
+		out = NULL;
+		call(&e, x, NULL, 12, "add", "{\"a\":101}");
+		ASSERT_STRHAS(x->response, "\"served\"", "the new limit applies");
+		usleep(100000);
+		ASSERT_EQ(
+		    run_capture(&out, "grep '\"kind\":\"policy_reload\"' %s/audit.log", e.d.state),
+		    0, "reload audited");
+		if (out) {
+			ASSERT_STRHAS(out, "\"ok\":true", "success audited");
+			ASSERT_STRHAS(out, "\"digest\":\"", "with the set's digest");
+		}
+		free(out);
+		out = NULL;
+	}
+	if (test__start_subtest("sighup_reload")) {
+		ASSERT_OK(write_policy(dir, 10), "new policy");
+		kill(e.d.pid, SIGHUP);
+		ASSERT_TRUE(
+		    log_has(&e.d, 3000, "policy_reload", "result=ok", "trigger=sighup", NULL),
+		    "reload logged");
+		call(&e, x, NULL, 13, "add", "{\"a\":11}");
+		ASSERT_STRHAS(x->response, "Denied by policy", "the SIGHUP-loaded limit applies");
+	}
+out:
+	env_stop(&e);
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
+
+/* A policy set that does not parse fails the start, naming file:line:column. */
+TEST(mcp_policy_bad_start)
+{
+	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 64];
+	struct mcp_env e;
+	char *out = NULL;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
+	    !ASSERT_OK(write_file(dir, "a.cedar", "forbid (principal, action, resource)\nwhen {"),
+		       "policy file"))
+		return;
+	snprintf(more, sizeof(more), "\"policy\": {\"files\": [\"%s/a.cedar\"]}", dir);
+	ASSERT_NEQ(env_start_with(&e, "mcppolbad", REPLY_JSON, "{\"name\": \"a\"}", more), 0,
+		   "the daemon does not start");
+	ASSERT_TRUE(log_has(&e.d, 1000, "a.cedar:2:", NULL), "the error names the file");
+	env_stop(&e);
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
