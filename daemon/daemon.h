@@ -40,6 +40,9 @@ struct ag_daemon {
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
 	struct ag_audit_writer *audit;	 /* daemon/audit.h */
+	/* AG_AUDIT_SYNC: a governed call is forwarded once its decision
+	 * record is durable (lib/audit.h's enum ag_audit_durability). */
+	int audit_durability;
 	char audit_path[PATH_MAX];
 	char audit_key[PATH_MAX];
 	struct ag_daemon_stats stats;

@@ -6,6 +6,7 @@
  *
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
+ *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
  *
  * The upstream is connected on the first forwarded request and kept alive
@@ -36,8 +37,8 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/sha.h>
 
+#include "audit.h"
 #include "decide.h"
 #include "http.h"
 #include "jsonrpc.h"
@@ -53,6 +54,7 @@
 
 enum mc_state {
 	MC_REQUEST,
+	MC_AUDIT_WAIT, /* decided and allowed, held until its record is durable */
 	MC_RESPONSE,
 	MC_CLOSING,
 };
@@ -87,6 +89,8 @@ struct mcp_conn {
 	/* The request being handled. */
 	uint64_t req_ns;
 	bool req_keep_alive, req_is_head, req_v2026;
+	char req_host[AG_HOST_LEN];  /* Host, for policies (context.request) */
+	char req_version[32];	     /* MCP-Protocol-Version, likewise */
 	uint8_t *body;
 	size_t body_len, body_cap;
 	char *fwd_body; /* a rewritten body (allowed elements of a batch) */
@@ -97,6 +101,9 @@ struct mcp_conn {
 	json_t *calls;	  /* id -> tool name of the tools/call requests forwarded */
 	char session_id[SESSION_ID_MAX];
 	struct session *legacy; /* the legacy SSE session this POST belongs to */
+	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
+	bool audit_lost;	/* a decision record could not be written */
+	struct ag_list audit_wait; /* in mcp->audit_waiters while MC_AUDIT_WAIT */
 	/* The response. */
 	enum resp_mode mode;
 	int status;
@@ -126,6 +133,11 @@ struct session {
 };
 
 struct ag_mcp {
+	struct ag_loop *l;
+	struct ag_io audit_io; /* a read of the audit writer's eventfd */
+	bool audit_armed;
+	uint64_t audit_event;
+	struct ag_list audit_waiters;
 	struct ag_list conns;
 	struct ag_list sessions;
 	unsigned int active;
@@ -181,6 +193,8 @@ static void request_reset(struct mcp_conn *c)
 		ag_sse_parser_release(&c->sse);
 	c->sse_init = false;
 	c->legacy = NULL;
+	c->audit_seq = 0;
+	c->audit_lost = false;
 	c->head_sent = false;
 	c->session_id[0] = '\0';
 }
@@ -246,6 +260,7 @@ static void conn_close(struct mcp_conn *c, const char *result, const char *why)
 		snprintf(c->error, sizeof(c->error), "%s", why);
 	if (c->stream_of)
 		c->stream_of->stream = NULL;
+	ag_list_del(&c->audit_wait);
 	c->own.closing = true;
 	if (!c->own.inflight) {
 		conn_release(&c->own);
@@ -321,36 +336,59 @@ static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
 
 /* ---- audit ------------------------------------------------------------ */
 
-static json_t *args_digest(json_t *args)
+/* The field that names what was asked for: a tool, a resource, a prompt. */
+static const char *target_key(enum ag_mcp_method m)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	char hex[2 * SHA256_DIGEST_LENGTH + 1], *text;
+	switch (m) {
+	case AG_MCP_RESOURCES_READ:
+		return "resource";
+	case AG_MCP_PROMPTS_GET:
+		return "prompt";
+	default:
+		return "tool";
+	}
+}
 
-	if (!args)
-		return json_null();
-	/* Arguments may carry secrets: the log proves what was sent without
-	 * holding it.  Sorted keys make equal arguments hash equal. */
-	text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-	if (!text)
-		return json_null();
-	SHA256((const unsigned char *)text, strlen(text), md);
-	free(text);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return json_string(hex);
+/* The session policies count calls in: streamable HTTP's header, else the
+ * legacy transport's sessionId (of the POST, or of the GET stream). */
+static const char *policy_session(const struct mcp_conn *c)
+{
+	if (c->session_id[0])
+		return c->session_id;
+	if (c->legacy)
+		return c->legacy->id;
+	return c->stream_of ? c->stream_of->id : NULL;
 }
 
 static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 			   const struct ag_decision *dec)
 {
-	ag_daemon_audit(c->l->d, "decision",
-			json_pack("{s:o,s:s,s:s?,s:s?,s:O?,s:s,s:s,s:s?,s:o,s:s?}", "agent",
-				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "method", m->method, "name", m->name, "id", m->id, "decision",
-				  ag_decision_name(dec->kind), "rule", dec->rule, "reason",
-				  dec->reason[0] ? dec->reason : NULL, "args_sha256",
-				  args_digest(m->arguments), "session",
-				  c->session_id[0] ? c->session_id : NULL));
+	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:O?,s:s?}", "agent",
+				ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
+				"method", m->method, "id", m->id, "decision",
+				dec->kind == AG_DECIDE_ALLOW ? "allow" : "deny", "hidden",
+				dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule, "reason",
+				dec->reason[0] ? dec->reason : NULL, "args", m->arguments, "session",
+				c->session_id[0] ? c->session_id : NULL);
+	struct ag_err err;
+	uint64_t seq;
+
+	if (rec && m->name)
+		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
+	if (rec && dec->policies[0])
+		json_object_set_new(rec, "policies", json_string(dec->policies));
+	/* Arguments may carry secrets: the log proves what was sent (each
+	 * value's SHA-256) without holding it. */
+	if (rec && ag_audit_redact(rec, "args", AG_AUDIT_REDACT_HASH, &err)) {
+		json_decref(rec);
+		rec = NULL; /* counted as a lost record, never written in the clear */
+	}
+	/* The call waits for this record (MC_AUDIT_WAIT); one that cannot be
+	 * written refuses the request: nothing governed goes unrecorded. */
+	if (ag_daemon_audit_seq(c->l->d, "decision", rec, &seq))
+		c->audit_lost = true;
+	else
+		c->audit_seq = seq + 1;
 }
 
 /* A tools/call result seen in a response: its outcome, never its content. */
@@ -375,7 +413,7 @@ static void audit_result(struct mcp_conn *c, json_t *msg)
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:O,s:O,s:i,s:b,s:O?,s:I,s:s?}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "name", tool, "id", id, "status", c->status, "is_error",
+				  "tool", tool, "id", id, "upstream_status", c->status, "is_error",
 				  json_is_true(is_error), "error", json_object_get(msg, "error"),
 				  "latency_us", (json_int_t)((ag_now_ns() - c->req_ns) / 1000),
 				  "session", c->session_id[0] ? c->session_id : NULL));
@@ -588,7 +626,8 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
  */
 static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **keep)
 {
-	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv };
+	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
+				   c->req_host, c->req_version };
 	int forwarded = 0;
 
 	for (size_t i = 0; i < b->count; i++) {
@@ -787,6 +826,68 @@ static void request_forward(struct mcp_conn *c)
 		ag_stream_read(c->u);
 }
 
+static void audit_arm(struct ag_loop *l);
+
+/* Holds an allowed call until its decision records are durable; true if held. */
+static bool audit_hold(struct mcp_conn *c)
+{
+	struct ag_daemon *d = c->l->d;
+
+	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit_seq ||
+	    ag_audit_durable(d->audit) >= c->audit_seq)
+		return false;
+	c->state = MC_AUDIT_WAIT;
+	ag_list_add_tail(&mcp_of(c)->audit_waiters, &c->audit_wait);
+	audit_arm(c->l);
+	return true;
+}
+
+/* The writer made progress, failed or recovered: release or refuse the held. */
+static void audit_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+{
+	struct ag_mcp *mcp = ag_container_of(io, struct ag_mcp, audit_io);
+	struct ag_loop *l = mcp->l;
+	struct ag_daemon *d = l->d;
+	struct ag_list *pos, *next;
+	uint64_t durable = ag_audit_durable(d->audit);
+	bool failed = ag_audit_failed(d->audit, NULL);
+
+	mcp->audit_armed = false;
+	if (l->stopping)
+		return;
+	for (pos = mcp->audit_waiters.next; pos != &mcp->audit_waiters; pos = next) {
+		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, audit_wait);
+
+		next = pos->next;
+		if (durable >= c->audit_seq) {
+			ag_list_del(&c->audit_wait);
+			request_forward(c);
+		} else if (failed) {
+			/* Fail closed: an unrecorded call is never made. */
+			ag_list_del(&c->audit_wait);
+			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
+			       "the gateway cannot record this call in its audit log: refused");
+		}
+	}
+	audit_arm(l);
+}
+
+static void audit_arm(struct ag_loop *l)
+{
+	struct ag_mcp *mcp = l->mcp;
+	struct io_uring_sqe *sqe;
+
+	if (mcp->audit_armed || ag_list_empty(&mcp->audit_waiters) || l->stopping)
+		return;
+	if (!(sqe = ag_loop_sqe(l, &mcp->audit_io, 1))) {
+		ag_log(AG_LOG_ERROR, "mcp", "error=\"no SQE to wait for the audit log\"");
+		return;
+	}
+	io_uring_prep_read(sqe, ag_audit_event_fd(l->d->audit), &mcp->audit_event,
+			   sizeof(mcp->audit_event), 0);
+	mcp->audit_armed = true;
+}
+
 /* A POST body: decide each message, then forward, answer, or both. */
 static void request_decide(struct mcp_conn *c)
 {
@@ -830,6 +931,13 @@ static void request_decide(struct mcp_conn *c)
 	}
 	json_decref(keep);
 	ag_jsonrpc_body_free(&b);
+	if (c->audit_lost) {
+		refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
+		       "the gateway cannot record this call in its audit log: refused");
+		return;
+	}
+	if (fwd && audit_hold(c))
+		return;
 	if (fwd) {
 		request_forward(c);
 		return;
@@ -879,6 +987,8 @@ static bool request_head(struct mcp_conn *c)
 	}
 	copy_header(m, "MCP-Protocol-Version", version, sizeof(version));
 	c->req_v2026 = !strcmp(version, "2026-07-28");
+	snprintf(c->req_version, sizeof(c->req_version), "%s", version);
+	copy_header(m, "Host", c->req_host, sizeof(c->req_host));
 	copy_header(m, "Mcp-Session-Id", c->session_id, sizeof(c->session_id));
 	c->legacy = legacy_session(c, m);
 	return true;
@@ -1016,7 +1126,8 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 /* tools/list result: drops the tools the agent may not see.  1 if changed. */
 static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
 {
-	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv };
+	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
+				   c->req_host, c->req_version };
 	json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
 	size_t i = 0;
 	int changed = 0;
@@ -1478,6 +1589,10 @@ static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev)
 {
 	struct mcp_conn *c = s->ctx;
 
+	/* A retired upstream's cancelled I/O has nothing left to say. */
+	if (s != c->u)
+		return;
+
 	switch (ev) {
 	case AG_STREAM_CONNECTED:
 		c->up_ready = true;
@@ -1534,6 +1649,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 		return;
 	}
 	c->own.release = conn_release;
+	ag_list_init(&c->audit_wait);
 	c->l = l;
 	c->srv = srv;
 	c->ac = ag_conf_agent(&d->conf, agent);
@@ -1555,7 +1671,10 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 	if (tls) {
 		struct ag_tls *t;
 
-		ag_addr_fmt(o->addr, 0, dst, sizeof(dst));
+		if (ag_addr_is_v4(o->addr))
+			inet_ntop(AF_INET, o->addr + 12, dst, sizeof(dst));
+		else
+			inet_ntop(AF_INET6, o->addr, dst, sizeof(dst));
 		/* Without SNI the leaf names the address the agent dialled. */
 		if (!mcp->server_ctx) {
 			conn_close(c, "refused", "TLS to a governed server, but no instance CA");
@@ -1587,6 +1706,8 @@ void ag_mcp_stop(struct ag_loop *l)
 		next = pos->next;
 		conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
 	}
+	if (l->mcp->audit_armed)
+		ag_loop_cancel_fd(l, ag_audit_event_fd(l->d->audit));
 }
 
 unsigned int ag_mcp_active(const struct ag_loop *l)
@@ -1605,6 +1726,9 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
 	ag_list_init(&mcp->conns);
 	ag_list_init(&mcp->sessions);
+	ag_list_init(&mcp->audit_waiters);
+	mcp->audit_io.complete = audit_complete;
+	mcp->l = l;
 	l->mcp = mcp;
 	if (!d->conf.nr_servers)
 		return 0;

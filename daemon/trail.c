@@ -26,9 +26,9 @@ int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
 	c.origin = d->inst.name;
 	/*
 	 * Connection records need no wait: nothing is held for them.  The
-	 * governed calls of the MCP path will wait for their decisions.
+	 * MCP path holds each governed call until its decision is durable.
 	 */
-	c.durability = AG_AUDIT_BATCH;
+	c.durability = d->audit_durability = AG_AUDIT_SYNC;
 	c.warn = warn;
 	c.warn_ctx = d;
 	if (ag_audit_open(&c, &d->audit, err))
@@ -43,14 +43,20 @@ bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why)
 
 void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields)
 {
+	ag_daemon_audit_seq(d, kind, fields, NULL);
+}
+
+int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, uint64_t *seq)
+{
 	struct ag_err err;
+	int ret;
 
 	if (!fields) {
 		/* jansson could not build it: only memory can be short here. */
 		d->stats.audit_errors++;
-		return;
+		return -ENOMEM;
 	}
-	if (ag_audit_append(d->audit, kind, fields, NULL, &err)) {
+	if ((ret = ag_audit_append(d->audit, kind, fields, seq, &err))) {
 		char q[1024];
 
 		/* Logged when the writer starts failing, not once per record. */
@@ -64,6 +70,7 @@ void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields)
 		d->stats.audit_errors = 0;
 	}
 	json_decref(fields);
+	return ret;
 }
 
 void ag_daemon_audit_close(struct ag_daemon *d)

@@ -14,6 +14,9 @@
 int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err);
 /* Appends a record; takes fields.  Failures are counted and logged once. */
 void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields);
+/* The same; *seq (may be NULL) gets the record's sequence number, for
+ * waiting until it is durable.  0, or -errno when the record is lost. */
+int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, uint64_t *seq);
 /* Whether records can be written now (else: refuse what needs one). */
 bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
 /* Signs the end of the log and closes it. */
