@@ -10,7 +10,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 for b in "${BUILD:-build}"/bench/*; do
 	[ -x "$b" ] || continue
+	# A helper, not a benchmark: mcp_bench.sh runs it.
+	[ "$(basename "$b")" = mcp_upstream ] && continue
 	echo "== $(basename "$b")"
 	"$b"
 	echo
 done
+echo "== mcp_bench.sh"
+bash bench/mcp_bench.sh

@@ -1,0 +1,319 @@
+#!/bin/bash
+# mcp_bench: MCP tools/call latency and CPU per call through
+#   direct   wrk -> tool server
+#   nginx    wrk -> nginx (keep-alive reverse proxy, 1 worker) -> tool server
+#   mcp      wrk as an agent -> (kernel redirect) agentgated full MCP path
+#            (HTTP parse, JSON-RPC, allow-list decision, audit) -> tool server
+# side by side in one run, in alternating rounds, with the same tool server
+# (build/bench/mcp_upstream) and the same load (wrk, bench/mcp_call.lua).
+#
+#	bash bench/mcp_bench.sh		(as root, after make)
+#
+# Environment: MCP_BENCH_SECONDS (5) per measurement, MCP_BENCH_ROUNDS (3),
+# MCP_BENCH_CONNS (8) wrk connections, BUILD (build), AGENTGATED (the daemon
+# binary, default $BUILD/agentgated: to measure another build).
+# Installs nginx-light and wrk with apt-get when they are missing.  Runs its
+# own nginx from a temp dir (never the system service) and its own agentgated
+# instance "agbench-mcp", and removes both on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+SECS=${MCP_BENCH_SECONDS:-5}
+ROUNDS=${MCP_BENCH_ROUNDS:-3}
+CONNS=${MCP_BENCH_CONNS:-8}
+INST=agbench-mcp
+CTL="$BUILD/agentgatectl --instance $INST"
+AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
+HZ=$(getconf CLK_TCK)
+
+die() {
+	echo "mcp_bench: $*" >&2
+	exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "needs root (BPF programs, cgroups); run sudo bash bench/mcp_bench.sh"
+
+# ---- tools --------------------------------------------------------------
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+	echo "mcp_bench: installing nginx-light and wrk (apt-get)" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	if ! timeout 300 apt-get install -y -qq nginx-light wrk >/dev/null 2>&1; then
+		timeout 300 apt-get update -qq >/dev/null 2>&1 || true
+		timeout 300 apt-get install -y -qq nginx-light wrk >/dev/null 2>&1 ||
+			timeout 300 apt-get install -y -qq nginx wrk >/dev/null 2>&1 ||
+			die "could not install nginx and wrk"
+	fi
+fi
+PATH=$PATH:/usr/sbin
+NGINX=$(command -v nginx) || die "nginx not found"
+WRK=$(command -v wrk) || die "wrk not found"
+timeout 300 make -s "$BUILD/agentgated" "$BUILD/agentgatectl" "$BUILD/bench/mcp_upstream" ||
+	die "build failed"
+
+# ---- state and cleanup --------------------------------------------------
+TMP=$(mktemp -d /tmp/mcp_bench.XXXXXX)
+UP_PID= NG_PID= AG_PID=
+cleanup() {
+	set +e
+	if [ -n "$AG_PID" ]; then
+		timeout 20 $CTL uninstall >/dev/null 2>&1
+		kill "$AG_PID" 2>/dev/null && wait "$AG_PID" 2>/dev/null
+	fi
+	[ -n "$NG_PID" ] && kill "$NG_PID" 2>/dev/null && wait "$NG_PID" 2>/dev/null
+	[ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
+	if [ -n "${MCP_BENCH_KEEP:-}" ]; then
+		echo "mcp_bench: kept $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# The agent (nobody) must read the wrk script; nothing else here is secret.
+chmod 711 "$TMP"
+cp bench/mcp_call.lua "$TMP/mcp_call.lua"
+chmod 644 "$TMP/mcp_call.lua"
+
+# A port nothing listens on (a refused connect), not one of those taken.
+TAKEN=" "
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 40000))
+		case "$TAKEN" in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			TAKEN="$TAKEN$p "
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port"
+}
+
+wait_port() { # PORT: up to 5 s
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# utime + stime of a process (all its threads, the exited ones included), ticks.
+cpu_ticks() {
+	local s
+	s=$(cat "/proc/$1/stat") || die "process $1 is gone"
+	s=${s##*) }
+	set -- $s
+	echo $((${12} + ${13}))
+}
+
+# ---- the tool server ----------------------------------------------------
+"$BUILD/bench/mcp_upstream" >"$TMP/upstream.out" 2>"$TMP/upstream.err" &
+UP_PID=$!
+for _ in $(seq 100); do
+	grep -q '^port ' "$TMP/upstream.out" 2>/dev/null && break
+	sleep 0.05
+done
+UP_PORT=$(awk '/^port /{print $2}' "$TMP/upstream.out")
+[ -n "$UP_PORT" ] || die "mcp_upstream did not start: $(cat "$TMP/upstream.err")"
+
+# ---- nginx ---------------------------------------------------------------
+NG_PORT=$(free_port)
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $TMP/nginx/body;
+	proxy_temp_path $TMP/nginx/proxy;
+	keepalive_requests 1000000;
+	upstream tool {
+		server 127.0.0.1:$UP_PORT;
+		keepalive 32;
+		keepalive_requests 1000000;
+	}
+	server {
+		listen 127.0.0.1:$NG_PORT;
+		location / {
+			proxy_pass http://tool;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
+}
+EOF
+"$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
+NG_PID=$!
+wait_port "$NG_PORT" || die "nginx did not start: $(cat "$TMP/nginx/error.log")"
+NG_WORKER=$(pgrep -P "$NG_PID" | head -n1)
+[ -n "$NG_WORKER" ] || die "no nginx worker"
+
+# ---- agentgated ------------------------------------------------------------
+AG_PORT=$(free_port)
+ORIG_PORT=$(free_port) # the tool server as the agent knows it: nothing listens
+cat >"$TMP/agentgate.json" <<EOF
+{
+	"listen": {"port": $AG_PORT},
+	"resolvers": [],
+	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT",
+		"match": {"addresses": ["127.0.0.1"], "ports": [$ORIG_PORT]}}],
+	"agents": [{"name": "bench", "tools": ["t/echo"]}]
+}
+EOF
+timeout 20 $CTL uninstall >/dev/null 2>&1 || true # a leftover from an aborted run
+"$AGENTGATED" --instance "$INST" --config "$TMP/agentgate.json" \
+	--state-dir "$TMP/state" --foreground 2>"$TMP/agentgated.log" &
+AG_PID=$!
+for _ in $(seq 100); do
+	[ -S "/run/$INST/control.sock" ] && timeout 5 $CTL agents >/dev/null 2>&1 && break
+	kill -0 "$AG_PID" 2>/dev/null || die "agentgated exited: $(cat "$TMP/agentgated.log")"
+	sleep 0.05
+done
+timeout 5 $CTL agents >/dev/null 2>&1 || die "agentgated not ready: $(cat "$TMP/agentgated.log")"
+AUDIT=$TMP/state/audit.log
+# The writer's durability mode, as the daemon configures it (daemon/trail.c).
+# For another build, the tree it was built from: AGENTGATED's ../daemon/trail.c.
+TRAIL=$(dirname "$AGENTGATED")/../daemon/trail.c
+[ -f "$TRAIL" ] || TRAIL=daemon/trail.c
+DURABILITY=$(sed -n 's/.*c\.durability = .*AG_AUDIT_\([A-Z]*\);.*/\1/p' "$TRAIL" |
+	tr 'A-Z' 'a-z')
+DURABILITY=${DURABILITY:-unknown}
+
+# ---- measurements ---------------------------------------------------------
+# us VALUE-WITH-UNIT: wrk's latency figure in microseconds.
+us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "us") f = 1; else if (u == "ms") f = 1000;
+		else if (u == "s") f = 1000000; else if (u == "m") f = 60000000; else f = -1
+		printf "%.1f", n * f }'
+}
+
+decisions() {
+	if [ -f "$AUDIT" ]; then grep -c '"kind":"decision"' "$AUDIT" || true; else echo 0; fi
+}
+
+# run PATH ROUND: one wrk measurement; appends "path round rps p50 p99 reqs
+# proxy_ticks upstream_ticks" to $TMP/results.
+run() {
+	local path=$1 round=$2 out=$TMP/wrk-$1-$2.txt url proxy=0 p0=0 u0 p1 u1 d0 d1
+	local -a cmd
+	case $path in
+	direct) url=http://127.0.0.1:$UP_PORT/mcp cmd=() proxy=0 ;;
+	nginx) url=http://127.0.0.1:$NG_PORT/mcp cmd=() proxy=$NG_WORKER ;;
+	mcp) url=http://127.0.0.1:$ORIG_PORT/mcp cmd=($CTL run --agent bench --) proxy=$AG_PID ;;
+	esac
+	cmd+=("$WRK" -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$TMP/mcp_call.lua" "$url")
+	[ "$round" = warm ] && cmd=("${cmd[@]/#-d${SECS}s/-d1s}")
+	d0=$(decisions)
+	[ "$proxy" = 0 ] || p0=$(cpu_ticks "$proxy")
+	u0=$(cpu_ticks "$UP_PID")
+	timeout $((SECS + 30)) "${cmd[@]}" >"$out" 2>&1 || die "$path: wrk failed: $(cat "$out")"
+	u1=$(cpu_ticks "$UP_PID")
+	[ "$proxy" = 0 ] && p1=0 || p1=$(cpu_ticks "$proxy")
+	if grep -q 'Non-2xx or 3xx responses' "$out"; then
+		die "$path: failing requests, the figures are worthless: $(cat "$out")
+$(grep -v 'result=ok' "$TMP/agentgated.log" | grep 'event=mcp_conn' | head -n 3)"
+	fi
+	if grep -q 'Socket errors' "$out"; then
+		die "$path: socket errors: $(cat "$out")"
+	fi
+	local reqs rps p50 p99
+	reqs=$(awk '/requests in/{print $1}' "$out")
+	rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+	p50=$(us "$(awk '$1 == "50%" {print $2}' "$out")")
+	p99=$(us "$(awk '$1 == "99%" {print $2}' "$out")")
+	[ -n "$reqs" ] && [ "$reqs" -gt 0 ] || die "$path: no requests: $(cat "$out")"
+	if [ "$path" = mcp ]; then
+		sleep 0.3 # batch durability: let the committer write the last records
+		d1=$(decisions)
+		# wrk's count excludes the requests in flight when it stopped.
+		if [ $((d1 - d0)) -lt "$reqs" ] || [ $((d1 - d0)) -gt $((reqs + 2 * CONNS)) ]; then
+			die "mcp: $reqs requests but $((d1 - d0)) decision records in $AUDIT"
+		fi
+	fi
+	[ "$round" = warm ] && return
+	echo "$path $round $rps $p50 $p99 $reqs $((p1 - p0)) $((u1 - u0))" >>"$TMP/results"
+}
+
+echo "mcp_bench: tools/call through direct, nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'),"\
+" agentgated; wrk -t1 -c$CONNS, ${SECS} s x $ROUNDS rounds; $(nproc) CPUs"
+[ "$AGENTGATED" = "$BUILD/agentgated" ] || echo "daemon: $AGENTGATED"
+case $DURABILITY in
+sync) echo "audit durability: sync (a call waits for its record's group fdatasync)" ;;
+batch) echo "audit durability: batch (records are queued; no call waits for fdatasync)" ;;
+*) echo "audit durability: $DURABILITY" ;;
+esac
+for p in direct nginx mcp; do run $p warm; done
+: >"$TMP/results"
+ORDER=(direct nginx mcp)
+for r in $(seq "$ROUNDS"); do
+	for p in "${ORDER[@]}"; do run "$p" "$r"; done
+	ORDER=("${ORDER[2]}" "${ORDER[0]}" "${ORDER[1]}") # rotate: no path always goes first
+done
+
+# ---- the daemon's health --------------------------------------------------
+kill -0 "$AG_PID" 2>/dev/null || die "agentgated died: $(tail -n 20 "$TMP/agentgated.log")"
+if grep -E 'level=(error|crit|alert|emerg)|ERROR|panic|assert' "$TMP/agentgated.log" >"$TMP/errs"; then
+	die "agentgated logged errors: $(head -n 20 "$TMP/errs")"
+fi
+[ -s "$TMP/upstream.err" ] && die "mcp_upstream: $(head -n 5 "$TMP/upstream.err")"
+
+# ---- report -------------------------------------------------------------------
+awk -v hz="$HZ" -v durability="$DURABILITY" '
+function median(a, n,    i, j, t) {
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+	p = $1; n[p]++
+	rps[p, n[p]] = $3; p50[p, n[p]] = $4; p99[p, n[p]] = $5
+	cpu[p, n[p]] = $7 * 1e6 / hz / $6; up[p, n[p]] = $8 * 1e6 / hz / $6
+	rows[++nr] = $0
+}
+END {
+	printf "\nper round:\n%-7s %5s %10s %9s %9s %12s %12s\n", "path", "round", "req/s",
+		"p50 us", "p99 us", "proxy us/req", "tool us/req"
+	for (i = 1; i <= nr; i++) {
+		split(rows[i], f, " ")
+		printf "%-7s %5s %10.0f %9.1f %9.1f %12s %12.1f\n", f[1], f[2], f[3], f[4], f[5],
+			f[1] == "direct" ? "-" : sprintf("%.1f", f[7] * 1e6 / hz / f[6]),
+			f[8] * 1e6 / hz / f[6]
+	}
+	split("direct nginx mcp", paths, " ")
+	for (k = 1; k <= 3; k++) {
+		p = paths[k]
+		for (i = 1; i <= n[p]; i++) {
+			a[i] = rps[p, i]; b[i] = p50[p, i]; c[i] = p99[p, i]; d[i] = cpu[p, i]; e[i] = up[p, i]
+		}
+		M_rps[p] = median(a, n[p]); M_p50[p] = median(b, n[p]); M_p99[p] = median(c, n[p])
+		M_cpu[p] = median(d, n[p]); M_up[p] = median(e, n[p])
+	}
+	printf "\nmedian of %d rounds (CPU: utime+stime of the nginx worker / agentgated, all threads):\n", n["direct"]
+	printf "%-7s %10s %9s %9s %12s %12s %14s\n", "path", "req/s", "p50 us", "p99 us",
+		"+p50 us", "+p99 us", "proxy CPU us/req"
+	for (k = 1; k <= 3; k++) {
+		p = paths[k]
+		printf "%-7s %10.0f %9.1f %9.1f %12s %12s %14s\n", p, M_rps[p], M_p50[p], M_p99[p],
+			p == "direct" ? "-" : sprintf("%+.1f", M_p50[p] - M_p50["direct"]),
+			p == "direct" ? "-" : sprintf("%+.1f", M_p99[p] - M_p99["direct"]),
+			p == "direct" ? "-" : sprintf("%.1f", M_cpu[p])
+	}
+	addn = M_p50["nginx"] - M_p50["direct"]; adda = M_p50["mcp"] - M_p50["direct"]
+	printf "\nagentgated MCP path vs nginx (audit durability %s):\n", durability
+	if (addn > 0)
+		printf "  p50 added:     %.1f us vs %.1f us: ratio %.2f (target < 1)\n", adda, addn, adda / addn
+	else
+		printf "  p50 added:     %.1f us vs %.1f us: nginx added nothing measurable, no ratio\n", adda, addn
+	printf "  CPU per call:  %.1f us vs %.1f us: ratio %.2f (target <= 1)\n", M_cpu["mcp"],
+		M_cpu["nginx"], (M_cpu["nginx"] > 0 ? M_cpu["mcp"] / M_cpu["nginx"] : 0)
+	printf "  throughput:    %.0f vs %.0f req/s: ratio %.2f\n", M_rps["mcp"], M_rps["nginx"],
+		M_rps["mcp"] / M_rps["nginx"]
+}' "$TMP/results"
+echo "(CPU resolution: 1/$HZ s per process per measurement)"
