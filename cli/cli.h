@@ -24,6 +24,9 @@ int cmd_maps(struct ag_cli *c, int argc, char **argv);
 int cmd_uninstall(struct ag_cli *c, int argc, char **argv);
 int cmd_quota(struct ag_cli *c, int argc, char **argv);
 int cmd_guard(struct ag_cli *c, int argc, char **argv);
+int cmd_approvals(struct ag_cli *c, int argc, char **argv);
+/* approve and deny */
+int cmd_resolve(struct ag_cli *c, int argc, char **argv);
 /* The instance's XDP guards as a JSON array (guard show, status). */
 struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);

@@ -18,7 +18,9 @@ static const char usage[] =
     "  agents [--json]  registered agents with their counters\n"
     "  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
     "  quota show|set|reset  per-agent connect rate and call budgets, live\n"
-    "  policy validate|test|explain  Cedar policies, offline\n"
+    "  policy validate|test|explain  Cedar policies, offline; policy reload\n"
+    "  approvals [--json]  calls held for a human (policies' @escalate)\n"
+    "  approve|deny ID [--by NAME]  resume or refuse a held call\n"
     "  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
     "                 signatures, follow it, search it\n"
     "  guard attach|detach|show  the XDP ingress guard on an interface\n"
@@ -107,7 +109,8 @@ static const struct {
 	{ "run", cmd_run },	{ "status", cmd_status },	{ "agents", cmd_agents },
 	{ "maps", cmd_maps },	{ "uninstall", cmd_uninstall }, { "quota", cmd_quota },
 	{ "guard", cmd_guard }, { "audit", cmd_audit },		{ "policy", cmd_policy },
-	{ "keys", cmd_keys },	{ "config", cmd_config },
+	{ "keys", cmd_keys },	{ "config", cmd_config }, { "approvals", cmd_approvals },
+	{ "approve", cmd_resolve }, { "deny", cmd_resolve },
 };
 
 int main(int argc, char **argv)

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "mcp.h"
 #include "decide.h"
 #include "trail.h"
 
@@ -108,9 +109,26 @@ static json_t *policy_reload(struct ag_daemon *d)
 			 (json_int_t)info.policies);
 }
 
-/* One request line, without its newline. */
-static json_t *handle(struct ag_daemon *d, const char *line, size_t len)
+/* approve / deny {"id": N, "by": NAME}: a human's verdict on a held call. */
+static json_t *resolve(struct ag_loop *l, json_t *req, bool allow)
 {
+	json_t *id = json_object_get(req, "id");
+	const char *by = json_string_value(json_object_get(req, "by"));
+	struct ag_err err = { 0 };
+
+	if (!json_is_integer(id) || json_integer_value(id) <= 0)
+		return error("bad request: \"id\" must be a positive integer");
+	if (!by || !*by || strlen(by) > 64)
+		return error("bad request: \"by\" must name who decides (1-64 bytes)");
+	if (ag_mcp_resolve(l, (uint64_t)json_integer_value(id), allow, by, &err))
+		return error("%s", err.msg);
+	return json_pack("{s:b}", "ok", 1);
+}
+
+/* One request line, without its newline. */
+static json_t *handle(struct ag_loop *l, const char *line, size_t len)
+{
+	struct ag_daemon *d = l->d;
 	json_error_t jerr;
 	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *resp;
 	const char *cmd;
@@ -128,6 +146,10 @@ static json_t *handle(struct ag_daemon *d, const char *line, size_t len)
 		resp = json_pack("{s:b}", "ok", 1);
 	else if (!strcmp(cmd, "policy_reload"))
 		resp = policy_reload(d);
+	else if (!strcmp(cmd, "approvals"))
+		resp = json_pack("{s:b,s:o}", "ok", 1, "approvals", ag_mcp_approvals(l));
+	else if (!strcmp(cmd, "approve") || !strcmp(cmd, "deny"))
+		resp = resolve(l, req, !strcmp(cmd, "approve"));
 	else
 		resp = error("unknown command \"%s\"", cmd);
 	json_decref(req);
@@ -247,7 +269,7 @@ static void client_next(struct client *cl)
 		return;
 	}
 	len = nl - cl->in;
-	resp = handle(cl->l->d, cl->in, len && nl[-1] == '\r' ? len - 1 : len);
+	resp = handle(cl->l, cl->in, len && nl[-1] == '\r' ? len - 1 : len);
 	cl->in_len -= len + 1;
 	memmove(cl->in, nl + 1, cl->in_len);
 	client_respond(cl, resp);

@@ -37,7 +37,8 @@ struct session_calls {
 	char agent[AG_NAME_LEN];
 	char server[AG_NAME_LEN];
 	char id[SESSION_ID_LEN];
-	json_t *calls; /* tool name -> count of allowed calls */
+	json_t *calls;	  /* tool name -> count of allowed calls */
+	json_t *approved; /* tool names a human approved a call of */
 };
 
 static struct {
@@ -58,6 +59,8 @@ const char *ag_decision_name(enum ag_decision_kind k)
 		return "deny_unknown";
 	case AG_DECIDE_DENY:
 		return "deny";
+	case AG_DECIDE_ESCALATE:
+		return "ask";
 	}
 	return "deny";
 }
@@ -200,8 +203,10 @@ void ag_decide_fini(void)
 	if (pol.res_init)
 		ag_policy_result_fini(&pol.res);
 	pol.res_init = false;
-	for (int i = 0; i < SESSION_SLOTS; i++)
+	for (int i = 0; i < SESSION_SLOTS; i++) {
 		json_decref(pol.sessions[i].calls);
+		json_decref(pol.sessions[i].approved);
+	}
 	memset(pol.sessions, 0, sizeof(pol.sessions));
 }
 
@@ -272,8 +277,9 @@ static struct session_calls *session_find(const struct ag_decide_ctx *x, bool cr
 		ag_log(AG_LOG_WARN, "policy", "session_evicted agent=%s server=%s slots=%d",
 		       lru->agent, lru->server, SESSION_SLOTS);
 	json_decref(lru->calls);
+	json_decref(lru->approved);
 	memset(lru, 0, sizeof(*lru));
-	if (!(lru->calls = json_object()))
+	if (!(lru->calls = json_object()) || !(lru->approved = json_array()))
 		return NULL;
 	snprintf(lru->agent, sizeof(lru->agent), "%s", x->agent_name);
 	snprintf(lru->server, sizeof(lru->server), "%s", x->srv->name);
@@ -296,6 +302,20 @@ static int session_count(const struct ag_decide_ctx *x, const char *tool)
 	if (!n && json_object_size(s->calls) >= SESSION_TOOLS)
 		return -1;
 	return json_object_set_new(s->calls, tool, json_integer(n ? json_integer_value(n) + 1 : 1));
+}
+
+int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool)
+{
+	struct session_calls *s;
+
+	if (!x->session_id || !x->session_id[0])
+		return 0;
+	if (!(s = session_find(x, true)))
+		return -1;
+	if (json_array_size(s->approved) < SESSION_TOOLS &&
+	    json_array_append_new(s->approved, json_string(tool)))
+		return -1;
+	return session_count(x, tool);
 }
 
 /* ---- evaluation ------------------------------------------------------- */
@@ -327,9 +347,10 @@ static json_t *context_json(const struct ag_decide_ctx *x, json_t *args)
 		goto oom;
 	if (x->session_id && x->session_id[0]) {
 		calls = s ? json_incref(s->calls) : json_object();
-		if (json_object_set_new(
-			ctx, "session",
-			json_pack("{s:s,s:o}", "id", x->session_id, "calls", calls)))
+		if (json_object_set_new(ctx, "session",
+					json_pack("{s:s,s:o,s:o}", "id", x->session_id, "calls", calls,
+						  "approved",
+						  s ? json_incref(s->approved) : json_array())))
 			goto oom;
 	}
 	return ctx;
@@ -476,10 +497,9 @@ static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc
 		out->kind = AG_DECIDE_ALLOW;
 		return;
 	case AG_ESCALATE:
-		/*
-		 * Holding for approval is not built yet: until it is, a call
-		 * that needs a human is refused, saying why.
-		 */
+		/* Resources and prompts cannot be held: only calls are escalated. */
+		if (m->mcp == AG_MCP_TOOLS_CALL)
+			out->kind = AG_DECIDE_ESCALATE;
 		snprintf(out->reason, sizeof(out->reason), "needs approval: %s",
 			 pol.res.escalate_reason ? pol.res.escalate_reason : "");
 		return;

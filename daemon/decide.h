@@ -19,6 +19,7 @@ enum ag_decision_kind {
 	AG_DECIDE_ALLOW,
 	AG_DECIDE_HIDDEN, /* the agent may not even see it: "Unknown tool" */
 	AG_DECIDE_DENY,	  /* visible, but this call is refused: an isError result */
+	AG_DECIDE_ESCALATE, /* allowed once a human approves: the call is held */
 };
 
 struct ag_decision {
@@ -69,6 +70,10 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
  * resources/read, prompts/get); everything else is AG_DECIDE_ALLOW. */
 void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out);
+/* A human approved a held call of tool: it counts as a call of the
+ * session and joins context.session.approved.  -1 when it cannot be
+ * recorded (then the call is refused). */
+int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool);
 /* Whether a tool of a tools/list result stays in the agent's view. */
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool);
 /* The name of a decision for logs and audit records. */

@@ -7,6 +7,8 @@
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
  *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
+ *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
  *
  * The upstream is connected on the first forwarded request and kept alive
@@ -54,6 +56,7 @@
 
 enum mc_state {
 	MC_REQUEST,
+	MC_APPROVAL,   /* an escalated call, waiting for agentgatectl approve/deny */
 	MC_AUDIT_WAIT, /* decided and allowed, held until its record is durable */
 	MC_RESPONSE,
 	MC_CLOSING,
@@ -101,6 +104,11 @@ struct mcp_conn {
 	json_t *calls;	  /* id -> tool name of the tools/call requests forwarded */
 	char session_id[SESSION_ID_MAX];
 	struct session *legacy; /* the legacy SSE session this POST belongs to */
+	/* An escalated call: held in MC_APPROVAL until a human decides. */
+	char esc_tool[256];
+	char esc_reason[256];
+	json_t *esc_id;
+	struct approval *approval;
 	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
 	bool audit_lost;	/* a decision record could not be written */
 	struct ag_list audit_wait; /* in mcp->audit_waiters while MC_AUDIT_WAIT */
@@ -138,6 +146,8 @@ struct ag_mcp {
 	bool audit_armed;
 	uint64_t audit_event;
 	struct ag_list audit_waiters;
+	struct ag_list approvals;
+	uint64_t next_approval;
 	struct ag_list conns;
 	struct ag_list sessions;
 	unsigned int active;
@@ -149,6 +159,8 @@ struct ag_mcp {
 
 static void req_next(struct mcp_conn *c);
 static void resp_parse(struct mcp_conn *c);
+struct approval;
+static void approval_drop(struct approval *a);
 static int inject_pending(struct mcp_conn *c);
 
 /* Fields the agent may not pass to a governed upstream, on top of the
@@ -195,6 +207,9 @@ static void request_reset(struct mcp_conn *c)
 	c->legacy = NULL;
 	c->audit_seq = 0;
 	c->audit_lost = false;
+	json_decref(c->esc_id);
+	c->esc_id = NULL;
+	c->esc_tool[0] = c->esc_reason[0] = '\0';
 	c->head_sent = false;
 	c->session_id[0] = '\0';
 }
@@ -261,6 +276,8 @@ static void conn_close(struct mcp_conn *c, const char *result, const char *why)
 	if (c->stream_of)
 		c->stream_of->stream = NULL;
 	ag_list_del(&c->audit_wait);
+	if (c->approval)
+		approval_drop(c->approval);
 	c->own.closing = true;
 	if (!c->own.inflight) {
 		conn_release(&c->own);
@@ -366,7 +383,10 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:O?,s:s?}", "agent",
 				ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
 				"method", m->method, "id", m->id, "decision",
-				dec->kind == AG_DECIDE_ALLOW ? "allow" : "deny", "hidden",
+				dec->kind == AG_DECIDE_ALLOW	  ? "allow"
+				: dec->kind == AG_DECIDE_ESCALATE ? "ask"
+								  : "deny",
+				"hidden",
 				dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule, "reason",
 				dec->reason[0] ? dec->reason : NULL, "args", m->arguments, "session",
 				c->session_id[0] ? c->session_id : NULL);
@@ -639,9 +659,23 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			dec.kind = AG_DECIDE_HIDDEN;
 		} else if (m->kind == AG_JSONRPC_REQUEST || m->kind == AG_JSONRPC_NOTIFICATION) {
 			ag_decide(&x, m, &dec);
+			/*
+			 * Only a lone request can wait for a human: an element of a
+			 * batch would hold its neighbours' answers, and a legacy
+			 * POST is answered on another connection.
+			 */
+			if (dec.kind == AG_DECIDE_ESCALATE &&
+			    (b->count != 1 || !m->id || !m->name || c->legacy))
+				dec.kind = AG_DECIDE_DENY;
 			if (m->mcp == AG_MCP_TOOLS_CALL || m->mcp == AG_MCP_RESOURCES_READ ||
 			    m->mcp == AG_MCP_PROMPTS_GET)
 				audit_decision(c, m, &dec);
+		}
+		if (dec.kind == AG_DECIDE_ESCALATE) {
+			snprintf(c->esc_tool, sizeof(c->esc_tool), "%s", m->name);
+			snprintf(c->esc_reason, sizeof(c->esc_reason), "%s", dec.reason);
+			c->esc_id = json_incref(m->id);
+			dec.kind = AG_DECIDE_ALLOW; /* forwarded once approved */
 		}
 		if (dec.kind == AG_DECIDE_ALLOW) {
 			if (json_array_append(*keep, m->json))
@@ -888,6 +922,161 @@ static void audit_arm(struct ag_loop *l)
 	mcp->audit_armed = true;
 }
 
+/*
+ * Approvals.  An escalated call's connection waits in MC_APPROVAL; the
+ * approval lives until its timeout SQE completes (fired, or removed when
+ * a human or a closing connection ended it first), so the kernel never
+ * completes into freed memory.
+ */
+struct approval {
+	struct ag_io io; /* the timeout */
+	struct ag_list node; /* in mcp->approvals while undecided */
+	struct mcp_conn *c;  /* NULL once decided or orphaned */
+	uint64_t id;
+	uint64_t created_ns;
+	struct __kernel_timespec ts;
+};
+
+/* Ends the timeout early: its completion (-ECANCELED) frees a. */
+static void approval_drop(struct approval *a)
+{
+	struct io_uring_sqe *sqe = ag_loop_sqe_untracked(a->c->l);
+
+	ag_list_del(&a->node);
+	a->c->approval = NULL;
+	a->c = NULL;
+	if (sqe)
+		io_uring_prep_timeout_remove(sqe, (uintptr_t)&a->io | 1, 0);
+}
+
+static void audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char *by,
+			   const char *why)
+{
+	ag_daemon_audit(c->l->d, "approval",
+			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
+				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
+				  "tool", c->esc_tool, "id", c->esc_id, "approval", (json_int_t)id,
+				  "decision", allow ? "allow" : "deny", "by", by, "reason", why,
+				  "session", c->session_id[0] ? c->session_id : NULL));
+}
+
+/* A human (or the clock) decided the held call of c. */
+static void approval_decided(struct mcp_conn *c, uint64_t id, bool allow, const char *by,
+			     const char *why)
+{
+	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
+				   c->req_host, c->req_version };
+	char reason[320];
+	json_t *answer, *meta;
+
+	if (allow && ag_decide_approved(&x, c->esc_tool)) {
+		allow = false;
+		why = "the approval could not be recorded in the session";
+	}
+	audit_approval(c, id, allow, by, why);
+	if (allow) {
+		c->state = MC_REQUEST;
+		if (!audit_hold(c))
+			request_forward(c);
+		return;
+	}
+	c->state = MC_REQUEST;
+	snprintf(reason, sizeof(reason), "%s (%s)", c->esc_reason, why);
+	meta = json_pack("{s:s,s:s}", "decision", "deny", "rule", "approval");
+	answer = ag_mcp_tool_denied(c->esc_id, reason, meta, c->req_v2026);
+	json_decref(meta);
+	json_decref(c->extra);
+	c->extra = answer ? json_pack("[o]", answer) : NULL;
+	c->extra_batch = false;
+	if (!c->extra || answer_locally(c)) {
+		conn_close(c, "error", "could not answer the agent");
+		return;
+	}
+	req_next(c);
+}
+
+static void approval_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+{
+	struct approval *a = ag_container_of(io, struct approval, io);
+	struct mcp_conn *c = a->c;
+
+	if (c && cqe->res == -ETIME && !c->l->stopping) {
+		ag_list_del(&a->node);
+		c->approval = NULL;
+		a->c = NULL;
+		approval_decided(c, a->id, false, "gateway", "no approval in time");
+	}
+	free(a);
+}
+
+static void approval_hold(struct mcp_conn *c)
+{
+	struct ag_mcp *mcp = mcp_of(c);
+	uint32_t ms = c->l->d->conf.approval_timeout_ms;
+	struct approval *a = calloc(1, sizeof(*a));
+	struct io_uring_sqe *sqe;
+
+	if (!a || !(sqe = ag_loop_sqe(c->l, &a->io, 1))) {
+		free(a);
+		refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, "the gateway cannot hold this call");
+		return;
+	}
+	a->io.complete = approval_complete;
+	a->c = c;
+	a->id = ++mcp->next_approval;
+	a->created_ns = ag_now_ns();
+	a->ts.tv_sec = ms / 1000;
+	a->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(sqe, &a->ts, 0, 0);
+	ag_list_add_tail(&mcp->approvals, &a->node);
+	c->approval = a;
+	c->state = MC_APPROVAL;
+	ag_log(AG_LOG_INFO, "approval_wait", "id=%llu agent=%s server=%s tool=%s",
+	       (unsigned long long)a->id, c->agent, c->srv->name, c->esc_tool);
+}
+
+json_t *ag_mcp_approvals(struct ag_loop *l)
+{
+	json_t *list = json_array();
+	uint64_t now = ag_now_ns();
+	struct ag_list *pos;
+
+	if (!list)
+		return NULL;
+	for (pos = l->mcp->approvals.next; pos != &l->mcp->approvals; pos = pos->next) {
+		struct approval *a = ag_container_of(pos, struct approval, node);
+		struct mcp_conn *c = a->c;
+		uint64_t waited = (now - a->created_ns) / 1000000;
+
+		json_array_append_new(
+			list, json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id",
+					(json_int_t)a->id, "agent", c->agent, "server", c->srv->name,
+					"tool", c->esc_tool, "reason", c->esc_reason, "request_id",
+					c->esc_id, "session", c->session_id[0] ? c->session_id : NULL,
+					"waited_ms", (json_int_t)waited, "timeout_ms",
+					(json_int_t)l->d->conf.approval_timeout_ms));
+	}
+	return list;
+}
+
+int ag_mcp_resolve(struct ag_loop *l, uint64_t id, bool allow, const char *by, struct ag_err *err)
+{
+	struct ag_list *pos;
+
+	for (pos = l->mcp->approvals.next; pos != &l->mcp->approvals; pos = pos->next) {
+		struct approval *a = ag_container_of(pos, struct approval, node);
+		struct mcp_conn *c = a->c;
+
+		if (a->id != id)
+			continue;
+		approval_drop(a);
+		approval_decided(c, id, allow, by, allow ? "approved" : "denied by an operator");
+		return 0;
+	}
+	return ag_errf(err, ENOENT, "no call waits for approval %llu (decided, timed out or gone)",
+		       (unsigned long long)id);
+}
+
 /* A POST body: decide each message, then forward, answer, or both. */
 static void request_decide(struct mcp_conn *c)
 {
@@ -934,6 +1123,10 @@ static void request_decide(struct mcp_conn *c)
 	if (c->audit_lost) {
 		refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
 		       "the gateway cannot record this call in its audit log: refused");
+		return;
+	}
+	if (c->esc_id) {
+		approval_hold(c);
 		return;
 	}
 	if (fwd && audit_hold(c))
@@ -1708,6 +1901,7 @@ void ag_mcp_stop(struct ag_loop *l)
 	}
 	if (l->mcp->audit_armed)
 		ag_loop_cancel_fd(l, ag_audit_event_fd(l->d->audit));
+	/* Closing the connections dropped every approval's timeout. */
 }
 
 unsigned int ag_mcp_active(const struct ag_loop *l)
@@ -1727,6 +1921,7 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 	ag_list_init(&mcp->conns);
 	ag_list_init(&mcp->sessions);
 	ag_list_init(&mcp->audit_waiters);
+	ag_list_init(&mcp->approvals);
 	mcp->audit_io.complete = audit_complete;
 	mcp->l = l;
 	l->mcp = mcp;

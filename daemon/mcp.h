@@ -10,6 +10,8 @@
 #ifndef AG_MCP_H
 #define AG_MCP_H
 
+#include <jansson.h>
+
 #include "config.h"
 #include "loop.h"
 
@@ -22,6 +24,10 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls);
 void ag_mcp_stop(struct ag_loop *l);
 void ag_mcp_fini(struct ag_loop *l);
+/* Calls held for approval, for agentgatectl approvals: a JSON array. */
+json_t *ag_mcp_approvals(struct ag_loop *l);
+/* A human's verdict on held call id; -ENOENT when none waits. */
+int ag_mcp_resolve(struct ag_loop *l, uint64_t id, bool allow, const char *by, struct ag_err *err);
 /* Connections open on the MCP path (for status). */
 unsigned int ag_mcp_active(const struct ag_loop *l);
 

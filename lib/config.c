@@ -53,6 +53,7 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->resolver_port = 53;
 	c->default_verdict = AG_VERDICT_REDIRECT;
 	c->connect_timeout_ms = 10000;
+	c->approval_timeout_ms = 120000;
 	read_resolv_conf(c);
 	/* Without a "passthrough" list, the gateway relays what it does not govern. */
 	c->pass = calloc(1, sizeof(*c->pass));
@@ -966,7 +967,7 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", "policy", NULL
+		"passthrough", "policy", "approval_timeout_ms", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -998,6 +999,13 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		if (!n)
 			return bad(p, "$.mark", "must not be 0 (unmarked sockets are everyone's)");
 		c->mark = (uint32_t)n;
+	}
+	if ((v = json_object_get(root, "approval_timeout_ms"))) {
+		if ((ret = get_uint(p, "$.approval_timeout_ms", v, 3600000, &n)))
+			return ret;
+		if (!n)
+			return bad(p, "$.approval_timeout_ms", "must not be 0");
+		c->approval_timeout_ms = (uint32_t)n;
 	}
 	if ((v = json_object_get(root, "connect_timeout_ms"))) {
 		if ((ret = get_uint(p, "$.connect_timeout_ms", v, 600000, &n)))

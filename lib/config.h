@@ -141,6 +141,8 @@ struct ag_conf {
 	struct ag_agent_conf *agents;
 	int nr_agents;
 	uint32_t connect_timeout_ms;
+	/* How long an escalated call waits for agentgatectl approve/deny. */
+	uint32_t approval_timeout_ms;
 	struct ag_server_conf *servers;
 	int nr_servers;
 	/* Top-level "passthrough"; absent: ["*"], every destination relays. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mcplib.h"
@@ -227,6 +228,144 @@ TEST(mcp_policy_bad_start)
 	ASSERT_NEQ(env_start_with(&e, "mcppolbad", REPLY_JSON, "{\"name\": \"a\"}", more), 0,
 		   "the daemon does not start");
 	ASSERT_TRUE(log_has(&e.d, 1000, "a.cedar:2:", NULL), "the error names the file");
+	env_stop(&e);
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
+
+static const char escalate_policy[] =
+    "@id(\"see-t\")\n"
+    "permit (principal == Agent::\"a\", action == Action::\"list\", resource in Server::\"t\");\n"
+    "@id(\"small-add\")\n"
+    "permit (principal == Agent::\"a\", action == Action::\"call\", resource == Tool::\"t/add\")\n"
+    "when { context.args.a <= 5000 };\n"
+    "@id(\"big-add\")\n"
+    "@escalate(\"amounts above 5000 need a human\")\n"
+    "permit (principal == Agent::\"a\", action == Action::\"call\", resource == Tool::\"t/add\")\n"
+    "when { context.args.a > 5000 };\n";
+
+/* The held call's id as agentgatectl approvals --json shows it, or 0. */
+static long long held_id(struct mcp_env *e)
+{
+	for (int i = 0; i < 100; i++) {
+		char *out = NULL;
+		long long id = 0;
+		char *p;
+
+		run_capture(&out, "%s/agentgatectl --instance %s approvals --json",
+			    testlib_build_dir(), e->d.in.name);
+		if (out && (p = strstr(out, "\"id\":")))
+			id = atoll(p + 5);
+		free(out);
+		if (id)
+			return id;
+		usleep(50000);
+	}
+	return 0;
+}
+
+/* Starts a big add as the agent; it stays open while the call is held. */
+static pid_t big_add(struct mcp_env *e, struct exchange *x, int id)
+{
+	char body[256];
+	pid_t pid;
+
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+		 "\"add\",\"arguments\":{\"a\":6000,\"b\":1}}}",
+		 id);
+	post(x, e->orig_port, "Mcp-Session-Id: esc-1\r\n", body);
+	pid = fork();
+	if (pid == 0)
+		_exit(run_in_cgroup(e->agent_cg, NOBODY_UID, agent_exchange, x));
+	return pid;
+}
+
+TEST(mcp_escalation)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 96];
+	struct mcp_env e;
+	char *out = NULL;
+	long long id;
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
+	    !ASSERT_OK(write_file(dir, "10-escalate.cedar", escalate_policy), "policy file"))
+		return;
+	snprintf(more, sizeof(more), "\"policy\": {\"dir\": \"%s\"}, \"approval_timeout_ms\": 3000",
+		 dir);
+	if (!ASSERT_OK(env_start_with(&e, "mcpesc", REPLY_JSON, "{\"name\": \"a\"}", more),
+		       "environment"))
+		goto out;
+	if (test__start_subtest("approved_call_goes_on")) {
+		int before = tool_nseen(&e.tool);
+
+		pid = big_add(&e, x, 1);
+		id = held_id(&e);
+		ASSERT_GT(id, 0, "the call is listed as held");
+		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool while held");
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s approve %lld --by alice",
+				      testlib_build_dir(), e.d.in.name, id),
+			  0, "approve");
+		free(out);
+		out = NULL;
+		waitpid(pid, NULL, 0);
+		ASSERT_STRHAS(x->response, "\"served\"", "the tool answered after approval");
+		ASSERT_EQ(tool_nseen(&e.tool), before + 1, "the call reached the tool server");
+	}
+	if (test__start_subtest("denied_call_refused")) {
+		int before = tool_nseen(&e.tool);
+
+		pid = big_add(&e, x, 2);
+		id = held_id(&e);
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s deny %lld --by bob",
+				      testlib_build_dir(), e.d.in.name, id),
+			  0, "deny");
+		free(out);
+		out = NULL;
+		waitpid(pid, NULL, 0);
+		ASSERT_STRHAS(x->response, "\"isError\":true", "an isError result");
+		ASSERT_STRHAS(x->response, "denied by an operator", "says a human refused");
+		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+	}
+	if (test__start_subtest("timeout_refuses")) {
+		int before = tool_nseen(&e.tool);
+
+		pid = big_add(&e, x, 3);
+		waitpid(pid, NULL, 0);
+		ASSERT_STRHAS(x->response, "no approval in time", "refused when nobody decided");
+		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s approvals",
+				      testlib_build_dir(), e.d.in.name),
+			  0, "approvals");
+		ASSERT_STRHAS(out, "no calls wait", "nothing left waiting");
+		free(out);
+		out = NULL;
+	}
+	if (test__start_subtest("unknown_id")) {
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s approve 999 2>&1",
+				      testlib_build_dir(), e.d.in.name),
+			  1, "approving nothing fails");
+		ASSERT_STRHAS(out, "no call waits for approval 999", "says why");
+		free(out);
+		out = NULL;
+	}
+	if (test__start_subtest("audited")) {
+		usleep(100000);
+		ASSERT_EQ(run_capture(&out, "grep '\"kind\":\"approval\"' %s/audit.log", e.d.state), 0,
+			  "approval records");
+		ASSERT_STRHAS(out, "\"by\":\"alice\"", "who approved");
+		ASSERT_STRHAS(out, "\"by\":\"bob\"", "who denied");
+		ASSERT_STRHAS(out, "\"decision\":\"allow\"", "the approval");
+		free(out);
+		out = NULL;
+		ASSERT_EQ(run_capture(&out, "grep -c '\"decision\":\"ask\"' %s/audit.log", e.d.state),
+			  0, "the escalation itself recorded");
+		free(out);
+		out = NULL;
+	}
+out:
 	env_stop(&e);
 	run_capture(&out, "rm -rf %s", dir);
 	free(out);
