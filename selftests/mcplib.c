@@ -99,6 +99,15 @@ bool send_all(int fd, const char *buf, size_t len)
 	return true;
 }
 
+/* To the gateway, in the clear or over the connection's TLS. */
+static void tool_send(struct tool *t, int fd, const char *buf, size_t len)
+{
+	if (t->ssl)
+		SSL_write(t->ssl, buf, (int)len);
+	else
+		send_all(fd, buf, len);
+}
+
 static void reply(struct tool *t, int fd, const char *body)
 {
 	static char out[BIG], msg[BIG];
@@ -115,7 +124,7 @@ static void reply(struct tool *t, int fd, const char *body)
 			     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 			     "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n",
 			     sizeof(progress) - 1, progress);
-		send_all(fd, out, w);
+		tool_send(t, fd, out, w);
 		/* The result waits until the agent has the progress event: proof
 		 * that the gateway does not hold the stream back. */
 		for (t->progress_waited_ms = 0; t->progress_waited_ms < 5000 && !*t->progress_seen;
@@ -124,19 +133,19 @@ static void reply(struct tool *t, int fd, const char *body)
 		w = snprintf(chunk, sizeof(chunk), "event: message\ndata: ");
 		w = snprintf(out, sizeof(out), "%zx\r\n%s%.*s\n\n\r\n0\r\n\r\n", w + n + 2, chunk,
 			     (int)n, msg);
-		send_all(fd, out, w);
+		tool_send(t, fd, out, w);
 		return;
 	}
 	if (!n) {
 		w = snprintf(out, sizeof(out), "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
-		send_all(fd, out, w);
+		tool_send(t, fd, out, w);
 		return;
 	}
 	w = snprintf(out, sizeof(out),
 		     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 		     "\r\n%.*s",
 		     n, (int)n, msg);
-	send_all(fd, out, w);
+	tool_send(t, fd, out, w);
 }
 
 /* One connection: requests parsed with the project's own strict parser. */
@@ -151,16 +160,28 @@ static void tool_conn(struct tool *t, int fd)
 
 	if (ag_http_parser_init(&p, true, NULL, &err))
 		return;
+	if (t->tls) {
+		t->ssl = SSL_new(t->tls);
+		/* A gateway that refuses the certificate ends here. */
+		if (!t->ssl || !SSL_set_fd(t->ssl, fd) || SSL_accept(t->ssl) != 1) {
+			t->tls_failures++;
+			goto out;
+		}
+	}
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 		const char *in = buf;
 
-		if (t->stop || poll(&pfd, 1, 100) < 0)
+		if (t->stop)
 			break;
-		if (!(pfd.revents & (POLLIN | POLLHUP)))
-			continue;
-		n = recv(fd, buf, sizeof(buf), 0);
+		if (!(t->ssl && SSL_pending(t->ssl))) {
+			if (poll(&pfd, 1, 100) < 0)
+				break;
+			if (!(pfd.revents & (POLLIN | POLLHUP)))
+				continue;
+		}
+		n = t->ssl ? SSL_read(t->ssl, buf, sizeof(buf)) : recv(fd, buf, sizeof(buf), 0);
 		if (n <= 0)
 			break;
 		while (n >= 0) {
@@ -197,6 +218,9 @@ static void tool_conn(struct tool *t, int fd)
 		}
 	}
 out:
+	if (t->ssl)
+		SSL_free(t->ssl);
+	t->ssl = NULL;
 	ag_http_parser_release(&p);
 }
 

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,10 @@ struct tool {
 	 * read the progress event. */
 	volatile int *progress_seen;
 	int progress_waited_ms;
+	/* Set before the first connection: the tool server speaks TLS. */
+	SSL_CTX *tls;
+	SSL *ssl; /* the connection being served */
+	int tls_failures; /* handshakes the gateway broke off */
 };
 
 struct exchange {

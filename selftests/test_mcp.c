@@ -280,3 +280,99 @@ out:
 	env_stop(&e);
 	close(other);
 }
+
+/*
+ * TLS toward the upstream is verified: the tool server's certificate is
+ * trusted through tls.ca_file only; a wrong name or an
+ * unknown CA ends the handshake and the agent gets a 502, while nothing of
+ * the request reaches the server.
+ */
+TEST(mcp_upstream_tls)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char dir[] = "/tmp/agupca.XXXXXX", extra[2048], *out = NULL;
+	char path[PATH_MAX], key[PATH_MAX];
+	uint16_t orig[3];
+	SSL_CTX *ctx = NULL;
+	struct mcp_env e;
+
+	memset(&e, 0, sizeof(e));
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "CA dir"))
+		return;
+	/* A self-signed certificate for tool.test: its own trust anchor. */
+	if (!ASSERT_EQ(run_capture(&out,
+				   "cd %s && openssl req -x509 -newkey ec -pkeyopt "
+				   "ec_paramgen_curve:P-256 -nodes -keyout key.pem -out ca.crt "
+				   "-days 1 -subj /CN=tool.test -addext subjectAltName=DNS:tool.test "
+				   "2>&1",
+				   dir),
+		       0, "upstream certificate"))
+		goto out_ca;
+	snprintf(path, sizeof(path), "%s/ca.crt", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ASSERT_OK_PTR(ctx, "server context") ||
+	    !ASSERT_EQ(SSL_CTX_use_certificate_file(ctx, path, SSL_FILETYPE_PEM), 1, "certificate") ||
+	    !ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1, "key"))
+		goto out_ca;
+	if (!ASSERT_OK(tool_start(&e.tool, REPLY_JSON), "tool server"))
+		goto out_ca;
+	e.tool.tls = ctx;
+	for (int i = 0; i < 3; i++)
+		orig[i] = free_port();
+	/* One upstream, three ways to trust it: right, wrong name, wrong CA. */
+	snprintf(extra, sizeof(extra),
+		 "\"tool_servers\": ["
+		 "{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": [%u]}, "
+		 "\"upstream\": \"https://127.0.0.1:%u\", \"tls\": {\"ca_file\": \"%s/ca.crt\", "
+		 "\"server_name\": \"tool.test\"}},"
+		 "{\"name\": \"wrongname\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": "
+		 "[%u]}, \"upstream\": \"https://127.0.0.1:%u\", \"tls\": {\"ca_file\": "
+		 "\"%s/ca.crt\", \"server_name\": \"other.test\"}},"
+		 "{\"name\": \"untrusted\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": "
+		 "[%u]}, \"upstream\": \"https://127.0.0.1:%u\", \"tls\": {\"server_name\": "
+		 "\"tool.test\"}}], "
+		 "\"agents\": [{\"name\": \"a\", \"tools\": [\"t/echo\", \"wrongname/echo\", "
+		 "\"untrusted/echo\"]}]",
+		 orig[0], e.tool.port, dir, orig[1], e.tool.port, dir, orig[2], e.tool.port);
+	if (!ASSERT_OK(tdaemon_start(&e.d, "mcpuptls", extra, 0), "daemon"))
+		goto out;
+	snprintf(e.agent_cg, sizeof(e.agent_cg), "%s/a", e.d.in.cg_agents);
+	if (test__start_subtest("verified")) {
+		post(x, orig[0], "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\"}}");
+		run_agent(&e, x);
+		ASSERT_STRHAS(x->response, "\"served\"", "answered over verified TLS");
+		ASSERT_EQ(tool_nseen(&e.tool), 1, "the call reached the tool server");
+	}
+	if (test__start_subtest("name_mismatch")) {
+		post(x, orig[1], "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\"}}");
+		run_agent(&e, x);
+		ASSERT_STRHAS(x->response, "HTTP/1.1 502", "502 to the agent");
+		ASSERT_EQ(tool_nseen(&e.tool), 1, "nothing reached the tool server");
+		ASSERT_TRUE(log_has(&e.d, 2000, "server=wrongname", "hostname mismatch", NULL),
+			    "the cause logged");
+	}
+	if (test__start_subtest("unknown_ca")) {
+		post(x, orig[2], "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\"}}");
+		run_agent(&e, x);
+		ASSERT_STRHAS(x->response, "HTTP/1.1 502", "502 to the agent");
+		ASSERT_EQ(tool_nseen(&e.tool), 1, "nothing reached the tool server");
+		ASSERT_TRUE(log_has(&e.d, 2000, "server=untrusted", "certificate verify failed", NULL),
+			    "the cause logged");
+	}
+out:
+	env_stop(&e);
+out_ca:
+	if (ctx)
+		SSL_CTX_free(ctx);
+	free(out);
+	out = NULL;
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
