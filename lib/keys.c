@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "jwt.h"
+#include "secret.h"
 
 #define KEYRING_MAX 32 /* keys in the index: far more than rotations within 300 s */
 #define INDEX_NAME "keys.json"
@@ -201,30 +202,6 @@ out:
 	return ret;
 }
 
-/*
- * The directory must be ours and closed to others: whoever can write to it
- * can swap the index and decide which key signs.  create makes it 0700.
- */
-static int dir_check(const char *dir, bool create, struct ag_err *err)
-{
-	struct stat st;
-
-	if (create && mkdir(dir, 0700) && errno != EEXIST)
-		return ag_errf(err, errno, "%s: mkdir: %s", dir, strerror(errno));
-	if (lstat(dir, &st))
-		return ag_errf(err, errno, "%s: stat: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return ag_errf(err, ENOTDIR, "%s: not a directory", dir);
-	if (st.st_uid != geteuid())
-		return ag_errf(
-		    err, EPERM, "%s: owned by uid %u, not by uid %u; fix with: chown %u %s", dir,
-		    (unsigned int)st.st_uid, (unsigned int)geteuid(), (unsigned int)geteuid(), dir);
-	if (st.st_mode & 022)
-		return ag_errf(err, EPERM,
-			       "%s: writable by group or others; fix with: chmod 700 %s", dir, dir);
-	return 0;
-}
-
 /* Reads, extends and rewrites the index; the caller holds the directory lock. */
 static int rotate_locked(const char *dir, enum ag_jwt_alg alg, int64_t now, char *kid_out,
 			 struct ag_err *err)
@@ -289,7 +266,7 @@ int ag_keyring_rotate(const char *dir, enum ag_jwt_alg alg, int64_t now, char *k
 	if (now <= 0)
 		return ag_errf(err, EINVAL, "%s: rotation time %lld is not after the epoch", dir,
 			       (long long)now);
-	ret = dir_check(dir, true, err);
+	ret = ag_secret_dir_check(dir, 0700, err);
 	if (ret)
 		return ret;
 	/* Two rotations at once would each retire the same key and lose one new key. */
@@ -311,7 +288,7 @@ int ag_keyring_open(const char *dir, int64_t now, struct ag_keyring **out, struc
 	char path[PATH_MAX];
 	int ret;
 
-	ret = dir_check(dir, false, err);
+	ret = ag_secret_dir_check(dir, 0, err);
 	if (!ret)
 		ret = index_read(dir, &idx, err);
 	if (ret)

@@ -142,3 +142,23 @@ int ag_secret_process_harden(void)
 {
 	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) ? -errno : 0;
 }
+
+int ag_secret_dir_check(const char *dir, mode_t create_mode, struct ag_err *err)
+{
+	struct stat st;
+
+	if (create_mode && mkdir(dir, create_mode) && errno != EEXIST)
+		return ag_errf(err, errno, "%s: mkdir: %s", dir, strerror(errno));
+	if (lstat(dir, &st))
+		return ag_errf(err, errno, "%s: stat: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return ag_errf(err, ENOTDIR, "%s: not a directory", dir);
+	if (st.st_uid != geteuid())
+		return ag_errf(
+		    err, EPERM, "%s: owned by uid %u, not by uid %u; fix with: chown %u %s", dir,
+		    (unsigned int)st.st_uid, (unsigned int)geteuid(), (unsigned int)geteuid(), dir);
+	if (st.st_mode & 022)
+		return ag_errf(err, EPERM, "%s: writable by group or others; fix with: chmod go-w %s",
+			       dir, dir);
+	return 0;
+}

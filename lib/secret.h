@@ -11,6 +11,7 @@
 #define AG_SECRET_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -48,5 +49,13 @@ int ag_secret_check_fd(int fd, const char *path, size_t *size, struct ag_err *er
  * by other processes of the same uid.  Returns 0 or -errno.
  */
 int ag_secret_process_harden(void);
+
+/*
+ * A directory holding keys must be ours and closed to writes by others:
+ * whoever can write to it can swap what is read from it.  create_mode 0:
+ * it must exist; else it is created with that mode when missing.  The
+ * error says how to fix the directory.
+ */
+int ag_secret_dir_check(const char *dir, mode_t create_mode, struct ag_err *err);
 
 #endif

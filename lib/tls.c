@@ -159,27 +159,6 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 	return ret;
 }
 
-/* Whoever can write to dir can swap ca.crt or ca.key: it must be ours and closed to writes. */
-static int dir_check(const char *dir, struct ag_err *err)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0711) && errno != EEXIST)
-		return ag_errf(err, errno, "%s: mkdir: %s", dir, strerror(errno));
-	if (lstat(dir, &st))
-		return ag_errf(err, errno, "%s: stat: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return ag_errf(err, ENOTDIR, "%s: not a directory", dir);
-	if (st.st_uid != geteuid())
-		return ag_errf(
-		    err, EPERM, "%s: owned by uid %u, not by uid %u; fix with: chown %u %s", dir,
-		    (unsigned int)st.st_uid, (unsigned int)geteuid(), (unsigned int)geteuid(), dir);
-	if (st.st_mode & 022)
-		return ag_errf(err, EPERM,
-			       "%s: writable by group or others; fix with: chmod 711 %s", dir, dir);
-	return 0;
-}
-
 /* ---- certificates ---- */
 
 /* 128 random bits, top bit clear so the DER INTEGER stays positive and 16 bytes. */
@@ -457,7 +436,7 @@ int ag_tls_ca_open(struct ag_tls_ca **out, const char *dir, const char *instance
 	int fd, ret;
 
 	*out = NULL;
-	ret = dir_check(dir, err);
+	ret = ag_secret_dir_check(dir, 0711, err);
 	if (ret)
 		return ret;
 	ca = calloc(1, sizeof(*ca));
