@@ -34,6 +34,7 @@
 
 #include "cgroup.h"
 #include "daemon.h"
+#include "secret.h"
 #include "trail.h"
 
 #define LISTEN_BACKLOG 4096
@@ -355,6 +356,10 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	uint64_t daemon_cg;
 	int ret, pid, level;
 
+	/* Secrets (tool credentials, keys) live in this process: no core
+	 * dumps, no ptrace by other processes of the same uid. */
+	if ((ret = ag_secret_process_harden()))
+		return ag_errf(err, -ret, "prctl(PR_SET_DUMPABLE): %s", strerror(-ret));
 	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)))
 		return ret;
 	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);

@@ -39,12 +39,14 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 
 #include "audit.h"
 #include "decide.h"
 #include "http.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "secret.h"
 #include "sse.h"
 #include "stream.h"
 #include "tls.h"
@@ -154,6 +156,7 @@ struct ag_mcp {
 	struct ag_tls_ca *ca;
 	SSL_CTX *server_ctx;
 	SSL_CTX **client_ctx; /* per tool server with an https upstream */
+	struct ag_secret **cred; /* per tool server with a credential */
 	char head[HEAD_MAX];
 };
 
@@ -397,9 +400,9 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
 	if (rec && dec->policies[0])
 		json_object_set_new(rec, "policies", json_string(dec->policies));
-	/* Arguments may carry secrets: the log proves what was sent (each
-	 * value's SHA-256) without holding it. */
-	if (rec && ag_audit_redact(rec, "args", AG_AUDIT_REDACT_HASH, &err)) {
+	/* Arguments may carry secrets: by default the log proves what was sent
+	 * (each value's SHA-256) without holding it (audit_args). */
+	if (rec && ag_audit_redact(rec, "args", c->srv->audit_args, &err)) {
 		json_decref(rec);
 		rec = NULL; /* counted as a lost record, never written in the clear */
 	}
@@ -803,14 +806,16 @@ static int upstream_start(struct mcp_conn *c)
 static int forward_request(struct mcp_conn *c)
 {
 	struct ag_mcp *mcp = mcp_of(c);
-	struct ag_http_header add[1];
-	char host[AG_HOST_LEN + 16];
+	const struct ag_server_conf *srv = c->srv;
+	const struct ag_secret *cred = mcp->cred[srv - c->l->d->conf.servers];
+	const char *remove[sizeof(strip_request) / sizeof(strip_request[0]) + 1];
+	struct ag_http_header add[2];
+	char host[AG_HOST_LEN + 16], bearer[AG_SECRET_MAX + 8];
 	const uint8_t *body = c->fwd_body ? (const uint8_t *)c->fwd_body : c->body;
-	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen;
+	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen, n = 0, nadd = 1;
 	struct ag_http_edit e = {
-		.remove = strip_request,
+		.remove = remove,
 		.add = add,
-		.nadd = 1,
 		.framing = blen || c->req.msg.framing != AG_HTTP_BODY_NONE ? AG_HTTP_BODY_LENGTH
 									 : AG_HTTP_BODY_NONE,
 		.content_length = blen,
@@ -819,14 +824,36 @@ static int forward_request(struct mcp_conn *c)
 	struct ag_err err;
 	int ret;
 
+	/* The agent's own copy of the credential's field never passes either. */
+	for (; strip_request[n]; n++)
+		remove[n] = strip_request[n];
+	remove[n++] = srv->cred == AG_CRED_HEADER ? srv->cred_header : NULL;
+	remove[n] = NULL;
 	add[0].name = "Host";
 	add[0].name_len = 4;
 	add[0].value = host;
-	add[0].value_len = upstream_authority(c->srv, host, sizeof(host));
-	if ((ret = ag_http_serialize_head(&c->req.msg, &e, mcp->head, sizeof(mcp->head), &hlen,
-					  &err)))
-		return ret;
-	if ((ret = ag_stream_write(c->u, mcp->head, hlen)))
+	add[0].value_len = upstream_authority(srv, host, sizeof(host));
+	if (cred && srv->cred == AG_CRED_BEARER) {
+		add[1].name = "Authorization";
+		add[1].value_len = snprintf(bearer, sizeof(bearer), "Bearer %s", cred->data);
+		add[1].value = bearer;
+		nadd = 2;
+	} else if (cred) {
+		add[1].name = srv->cred_header;
+		add[1].value = (const char *)cred->data;
+		add[1].value_len = cred->len;
+		nadd = 2;
+	}
+	if (nadd == 2)
+		add[1].name_len = strlen(add[1].name);
+	e.nadd = nadd;
+	ret = ag_http_serialize_head(&c->req.msg, &e, mcp->head, sizeof(mcp->head), &hlen, &err);
+	OPENSSL_cleanse(bearer, sizeof(bearer));
+	if (!ret)
+		ret = ag_stream_write(c->u, mcp->head, hlen);
+	/* The head held the secret: it is in the stream's queue now, not here. */
+	OPENSSL_cleanse(mcp->head, hlen < sizeof(mcp->head) ? hlen : sizeof(mcp->head));
+	if (ret)
 		return ret;
 	return ag_stream_write(c->u, body, blen);
 }
@@ -1930,6 +1957,23 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
 	if (!mcp->client_ctx)
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
+	mcp->cred = calloc(d->conf.nr_servers, sizeof(*mcp->cred));
+	if (!mcp->cred)
+		return ag_errf(err, ENOMEM, "mcp: out of memory");
+	for (int i = 0; i < d->conf.nr_servers; i++) {
+		const struct ag_server_conf *s = &d->conf.servers[i];
+
+		if (s->cred == AG_CRED_NONE)
+			continue;
+		if (ag_secret_load(s->cred_file, 0, &mcp->cred[i], err))
+			return -EINVAL;
+		for (size_t j = 0; j < mcp->cred[i]->len; j++)
+			if (!ag_http_is_value_byte(mcp->cred[i]->data[j]))
+				return ag_errf(err, EINVAL,
+					       "tool server %s: secret file %s: byte %zu is not allowed "
+					       "in an HTTP field value",
+					       s->name, s->cred_file, j);
+	}
 	for (int i = 0; i < d->conf.nr_servers; i++) {
 		const struct ag_server_conf *s = &d->conf.servers[i];
 
@@ -1963,6 +2007,9 @@ void ag_mcp_fini(struct ag_loop *l)
 		if (mcp->client_ctx[i])
 			SSL_CTX_free(mcp->client_ctx[i]);
 	free(mcp->client_ctx);
+	for (int i = 0; mcp->cred && i < l->d->conf.nr_servers; i++)
+		ag_secret_free(mcp->cred[i]);
+	free(mcp->cred);
 	if (mcp->server_ctx)
 		SSL_CTX_free(mcp->server_ctx);
 	if (mcp->ca)

@@ -14,6 +14,9 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "secret.h"
+#include "http.h"
+#include "audit.h"
 #include "kern.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
@@ -723,9 +726,91 @@ static int parse_match(struct parse *p, const char *path, json_t *m, struct ag_s
 	return 0;
 }
 
+/* A path in the file; relative ones are resolved against the config's directory. */
+static int config_path(struct parse *p, const char *path, json_t *v, char out[PATH_MAX])
+{
+	const char *s;
+	int ret, n;
+
+	if ((ret = get_string(p, path, v, &s)))
+		return ret;
+	if (!*s)
+		return bad(p, path, "expected a path");
+	n = s[0] == '/' ? snprintf(out, PATH_MAX, "%s", s)
+			: snprintf(out, PATH_MAX, "%s/%s", p->dir, s);
+	if (n < 0 || n >= PATH_MAX)
+		return bad(p, path, "path too long");
+	return 0;
+}
+
+/* Fields the gateway owns or that frame the message: never a credential. */
+static bool cred_header_ok(const char *h)
+{
+	static const char *const reserved[] = {
+		"host",	      "content-length", "transfer-encoding", "connection", "keep-alive",
+		"upgrade",    "te",		"trailer",	     "cookie",	   "origin",
+		"proxy-connection", NULL,
+	};
+
+	if (!*h || strlen(h) >= 64)
+		return false;
+	for (const char *c = h; *c; c++)
+		if (!ag_http_is_tchar((uint8_t)*c))
+			return false;
+	for (const char *const *r = reserved; *r; r++)
+		if (!strcasecmp(h, *r))
+			return false;
+	return true;
+}
+
+/*
+ * The secret file is checked here, so a bad one stops the daemon (and
+ * config check) with a message naming it, before any call needs it.
+ */
+static int parse_credential(struct parse *p, const char *path, json_t *v,
+			    struct ag_server_conf *s)
+{
+	static const char *const keys[] = { "type", "secret_file", "header", NULL };
+	char where[320];
+	struct ag_secret *sec = NULL;
+	const char *type, *hdr;
+	int ret;
+
+	if ((ret = check_keys(p, path, v, keys)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.type", path);
+	if ((ret = get_string(p, where, json_object_get(v, "type"), &type)))
+		return ret;
+	if (!strcmp(type, "bearer"))
+		s->cred = AG_CRED_BEARER;
+	else if (!strcmp(type, "header"))
+		s->cred = AG_CRED_HEADER;
+	else
+		return badf(p, where, "\"%s\": expected \"bearer\" or \"header\"", type);
+	snprintf(where, sizeof(where), "%s.header", path);
+	if (s->cred == AG_CRED_HEADER) {
+		if ((ret = get_string(p, where, json_object_get(v, "header"), &hdr)))
+			return ret;
+		if (!cred_header_ok(hdr))
+			return badf(p, where,
+				    "\"%s\": expected a field name the gateway does not own", hdr);
+		snprintf(s->cred_header, sizeof(s->cred_header), "%s", hdr);
+	} else if (json_object_get(v, "header")) {
+		return bad(p, where, "only for \"type\": \"header\"");
+	}
+	snprintf(where, sizeof(where), "%s.secret_file", path);
+	if ((ret = config_path(p, where, json_object_get(v, "secret_file"), s->cred_file)))
+		return ret;
+	if (ag_secret_load(s->cred_file, 0, &sec, p->err))
+		return -EINVAL; /* the message names the file and the fix */
+	ag_secret_free(sec);
+	return 0;
+}
+
 static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name", "match", "upstream", "tls", NULL };
+	static const char *const keys[] = { "name",	  "match",	"upstream", "tls",
+					    "credential", "audit_args", NULL };
 	size_t i, n = json_array_size(arr);
 	char where[256];
 	json_t *e;
@@ -775,6 +860,22 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 		if (json_object_get(e, "tls") &&
 		    (ret = parse_tls(p, where, json_object_get(e, "tls"), s)))
 			return ret;
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].credential", i);
+		if (json_object_get(e, "credential") &&
+		    (ret = parse_credential(p, where, json_object_get(e, "credential"), s)))
+			return ret;
+		s->audit_args = AG_AUDIT_REDACT_HASH;
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].audit_args", i);
+		if (json_object_get(e, "audit_args")) {
+			enum ag_audit_redact mode;
+
+			if ((ret = get_string(p, where, json_object_get(e, "audit_args"), &v)))
+				return ret;
+			if (ag_audit_redact_parse(v, &mode))
+				return badf(p, where, "\"%s\": expected \"hash\", \"full\" or \"drop\"",
+					    v);
+			s->audit_args = mode;
+		}
 		if (!s->server_name[0]) {
 			size_t hn = strlen(s->upstream_host);
 
@@ -904,22 +1005,6 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	return 0;
 }
 
-/* A path of the policy key, relative ones resolved against the config's directory. */
-static int policy_path(struct parse *p, const char *path, json_t *v, char out[PATH_MAX])
-{
-	const char *s;
-	int ret, n;
-
-	if ((ret = get_string(p, path, v, &s)))
-		return ret;
-	if (!*s)
-		return bad(p, path, "expected a path");
-	n = s[0] == '/' ? snprintf(out, PATH_MAX, "%s", s)
-			: snprintf(out, PATH_MAX, "%s/%s", p->dir, s);
-	if (n < 0 || n >= PATH_MAX)
-		return bad(p, path, "path too long");
-	return 0;
-}
 
 /*
  * "policy": {"dir": DIR | "files": [FILE...], "entities": FILE}.  Only
@@ -938,7 +1023,7 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 		return ret;
 	if (!dir == !files)
 		return bad(p, "$.policy", "expected exactly one of \"dir\" and \"files\"");
-	if (dir && (ret = policy_path(p, "$.policy.dir", dir, pc->dir)))
+	if (dir && (ret = config_path(p, "$.policy.dir", dir, pc->dir)))
 		return ret;
 	if (files) {
 		if ((ret = get_list(p, "$.policy.files", files, &n)))
@@ -950,13 +1035,13 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 		json_array_foreach(files, i, f)
 		{
 			snprintf(where, sizeof(where), "$.policy.files[%zu]", i);
-			if ((ret = policy_path(p, where, f, pc->files[i])))
+			if ((ret = config_path(p, where, f, pc->files[i])))
 				return ret;
 			pc->nr_files++;
 		}
 	}
 	if ((v = json_object_get(v, "entities")) &&
-	    (ret = policy_path(p, "$.policy.entities", v, pc->entities)))
+	    (ret = config_path(p, "$.policy.entities", v, pc->entities)))
 		return ret;
 	pc->set = true;
 	return 0;

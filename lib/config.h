@@ -52,6 +52,12 @@ struct ag_pass_conf {
 	uint16_t port;
 };
 
+enum ag_cred_kind {
+	AG_CRED_NONE,
+	AG_CRED_BEARER,
+	AG_CRED_HEADER,
+};
+
 /*
  * A governed MCP tool server.  A connection is this server's when its
  * original destination port is in ports (or ports is empty and it equals
@@ -79,6 +85,18 @@ struct ag_server_conf {
 	 */
 	char ca_file[PATH_MAX];	       /* "" : the system store */
 	char server_name[AG_HOST_LEN]; /* SNI and verified name; default upstream_host */
+	/*
+	 * "credential": what the gateway presents upstream in place of the
+	 * agent's own (which is always removed): {"type": "bearer",
+	 * "secret_file": F} sends "Authorization: Bearer <F>", {"type":
+	 * "header", "header": NAME, "secret_file": F} sends "NAME: <F>".  F
+	 * must be a root-owned 0600 file (lib/secret.h).
+	 */
+	enum ag_cred_kind cred;
+	char cred_header[64];
+	char cred_file[PATH_MAX];
+	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
+	int audit_args;
 };
 
 struct ag_agent_conf {

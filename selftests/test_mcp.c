@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -373,6 +374,85 @@ out_ca:
 		SSL_CTX_free(ctx);
 	free(out);
 	out = NULL;
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
+
+/*
+ * Credential brokering: the tool server gets the gateway's secret, never
+ * the agent's; neither reaches the audit log or the daemon's log.
+ */
+TEST(mcp_credentials)
+{
+	static const char gw_secret[] = "gw-secret-canary-5d1e";
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char dir[] = "/tmp/agcred.XXXXXX", extra[PATH_MAX + 1024], file[PATH_MAX], *out = NULL;
+	struct mcp_env e;
+	FILE *f;
+
+	memset(&e, 0, sizeof(e));
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "secret dir"))
+		return;
+	snprintf(file, sizeof(file), "%s/token", dir);
+	if (!ASSERT_OK_PTR(f = fopen(file, "w"), "secret file"))
+		goto out_dir;
+	fprintf(f, "%s\n", gw_secret);
+	fclose(f);
+	if (!ASSERT_OK(tool_start(&e.tool, REPLY_JSON), "tool server"))
+		goto out_dir;
+	e.orig_port = free_port();
+	snprintf(extra, sizeof(extra),
+		 "\"tool_servers\": [{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
+		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u\", \"credential\": "
+		 "{\"type\": \"bearer\", \"secret_file\": \"%s\"}}], "
+		 "\"agents\": [{\"name\": \"a\", \"tools\": [\"t/echo\"]}]",
+		 e.orig_port, e.tool.port, file);
+	if (test__start_subtest("loose_secret_refused")) {
+		chmod(file, 0644);
+		snprintf(file, sizeof(file), "%s/agentgate.json", dir);
+		if ((f = fopen(file, "w"))) {
+			fprintf(f, "{%s}\n", extra);
+			fclose(f);
+		}
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl config check --config %s 2>&1",
+				      testlib_build_dir(), file),
+			  1, "config check refuses");
+		ASSERT_STRHAS(out, "/token", "names the secret file");
+		ASSERT_NULL(out ? strstr(out, gw_secret) : NULL, "never shows the secret");
+		free(out);
+		out = NULL;
+		snprintf(file, sizeof(file), "%s/token", dir);
+		chmod(file, 0600);
+	}
+	if (!ASSERT_OK(tdaemon_start(&e.d, "mcpcred", extra, 0), "daemon"))
+		goto out;
+	snprintf(e.agent_cg, sizeof(e.agent_cg), "%s/a", e.d.in.cg_agents);
+	if (test__start_subtest("injected_not_passed_through")) {
+		post(x, e.orig_port, "Authorization: Bearer agent-canary-91ab\r\n",
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\",\"arguments\":{\"token\":\"arg-canary-77\"}}}");
+		run_agent(&e, x);
+		ASSERT_STRHAS(x->response, "\"served\"", "the call went through");
+		if (ASSERT_EQ(tool_nseen(&e.tool), 1, "at the tool server")) {
+			ASSERT_STRHAS(e.tool.seen[0].head, "Authorization: Bearer gw-secret-canary-5d1e\n",
+				      "the gateway's credential upstream");
+			ASSERT_NULL(strstr(e.tool.seen[0].head, "agent-canary"),
+				    "not the agent's");
+		}
+	}
+	if (test__start_subtest("secrets_not_logged")) {
+		usleep(100000);
+		ASSERT_EQ(run_capture(&out, "cat %s/audit.log %s", e.d.state, e.d.log), 0, "logs");
+		ASSERT_STRHAS(out, "\"kind\":\"decision\"", "the call was audited");
+		ASSERT_NULL(out ? strstr(out, gw_secret) : NULL, "no gateway secret in any log");
+		ASSERT_NULL(out ? strstr(out, "agent-canary") : NULL, "no agent credential");
+		ASSERT_NULL(out ? strstr(out, "arg-canary") : NULL, "argument values hashed");
+		free(out);
+		out = NULL;
+	}
+out:
+	env_stop(&e);
+out_dir:
 	run_capture(&out, "rm -rf %s", dir);
 	free(out);
 }
