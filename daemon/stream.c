@@ -166,7 +166,8 @@ static void kick_send(struct ag_stream *s)
 
 	if (!usable(s) || s->send_armed || s->tcp_pending)
 		return;
-	if (!c) {
+	/* An emptied tail is kept for reuse: it has nothing to send. */
+	if (!c || c->off == c->len) {
 		if (s->shut_pending && !s->shut_done)
 			send_shutdown(s);
 		return;
