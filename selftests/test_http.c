@@ -604,6 +604,23 @@ TEST(http_serialize)
 			ag_http_parser_release(&q);
 		}
 	}
+	if (test__start_subtest("connection_cannot_name_host")) {
+		static const char named[] = "GET / HTTP/1.1\r\nHost: h\r\n"
+					    "Connection: close, Host\r\n\r\n";
+		struct ag_http_edit none = { .framing = AG_HTTP_BODY_NONE };
+		struct ag_http_parser r;
+
+		/* Found by fuzz_http: dropping Host made an invalid request. */
+		if (ASSERT_OK(parse_head(&r, true, named), "parse")) {
+			if (ASSERT_OK(ag_http_serialize_head(&r.msg, &none, out, sizeof(out), &n,
+							     &err),
+				      "serialize")) {
+				out[n] = 0;
+				ASSERT_STRHAS(out, "Host: h\r\n", "Host kept");
+			}
+			ag_http_parser_release(&r);
+		}
+	}
 	if (test__start_subtest("chunked_close")) {
 		e.framing = AG_HTTP_BODY_CHUNKED;
 		e.keep_alive = false;
