@@ -380,6 +380,20 @@ static const char *policy_session(const struct mcp_conn *c)
 	return c->stream_of ? c->stream_of->id : NULL;
 }
 
+/* "a,b" (struct ag_decision) -> ["a","b"], as docs/audit.md has it. */
+static json_t *policy_ids(const char *list)
+{
+	json_t *ids = json_array();
+
+	for (const char *p = list; ids && *p;) {
+		size_t n = strcspn(p, ",");
+
+		json_array_append_new(ids, json_stringn(p, n));
+		p += n + (p[n] == ',');
+	}
+	return ids;
+}
+
 static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 			   const struct ag_decision *dec)
 {
@@ -399,7 +413,7 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	if (rec && m->name)
 		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
 	if (rec && dec->policies[0])
-		json_object_set_new(rec, "policies", json_string(dec->policies));
+		json_object_set_new(rec, "policies", policy_ids(dec->policies));
 	/* Arguments may carry secrets: by default the log proves what was sent
 	 * (each value's SHA-256) without holding it (audit_args). */
 	if (rec && ag_audit_redact(rec, "args", c->srv->audit_args, &err)) {

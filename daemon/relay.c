@@ -659,11 +659,6 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 		reject(l, fd, "gateway_loop", &o);
 		return;
 	}
-	/* Fail closed: a connection that cannot be recorded is not relayed. */
-	if (!ag_daemon_audit_ok(d, NULL)) {
-		reject(l, fd, "audit_unavailable", &o);
-		return;
-	}
 	if (ag_agent_lookup(&d->kern, o.agent_cgroup_id, &agent))
 		snprintf(name, sizeof(name), "cgroup-%llu", (unsigned long long)o.agent_cgroup_id);
 	else
@@ -683,6 +678,14 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 	struct conn *c;
 	int ret;
 
+	/*
+	 * Fail closed: a connection that cannot be recorded is not relayed.
+	 * (The MCP path answers such calls itself, with a 503 that says why.)
+	 */
+	if (!ag_daemon_audit_ok(d, NULL)) {
+		reject(l, fd, "audit_unavailable", o);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c || (len && !(c->initial = malloc(len)))) {
 		free(c);

@@ -76,7 +76,11 @@ static size_t answer_body(const char *body, char *out, size_t cap)
 
 static void record(struct tool *t, const char *head, size_t hlen, const char *body, size_t blen)
 {
+	const char *id = strstr(body, "\"id\":");
+
 	pthread_mutex_lock(&t->lock);
+	if (id && t->nids < MAX_IDS)
+		t->ids[t->nids++] = atoi(id + 5);
 	if (t->nseen < MAX_SEEN) {
 		struct seen *s = &t->seen[t->nseen++];
 
@@ -327,6 +331,12 @@ void post(struct exchange *x, uint16_t port, const char *extra_headers, const ch
 int env_start_with(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 		   const char *agent_json, const char *more_json)
 {
+	return env_start_flags(e, suffix, kind, agent_json, more_json, 0);
+}
+
+int env_start_flags(struct mcp_env *e, const char *suffix, enum reply_kind kind,
+		    const char *agent_json, const char *more_json, unsigned int flags)
+{
 	char extra[8192];
 	int ret;
 
@@ -337,7 +347,7 @@ int env_start_with(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 		 "\"tool_servers\": [{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
 		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u\"}], \"agents\": [%s]%s%s",
 		 e->orig_port, e->tool.port, agent_json, more_json[0] ? ", " : "", more_json);
-	if ((ret = tdaemon_start(&e->d, suffix, extra, 0)))
+	if ((ret = tdaemon_start(&e->d, suffix, extra, flags)))
 		return ret;
 	snprintf(e->agent_cg, sizeof(e->agent_cg), "%s/a", e->d.in.cg_agents);
 	return 0;

@@ -19,6 +19,7 @@
 
 #define MAX_SEEN 16
 #define BIG 65536
+#define MAX_IDS 4096
 
 enum reply_kind {
 	REPLY_JSON,	/* answers each JSON-RPC request of the body */
@@ -47,6 +48,9 @@ struct tool {
 	SSL_CTX *tls;
 	SSL *ssl; /* the connection being served */
 	int tls_failures; /* handshakes the gateway broke off */
+	/* The JSON-RPC id of every request that arrived (beyond MAX_SEEN too). */
+	int ids[MAX_IDS];
+	int nids;
 };
 
 struct exchange {
@@ -81,6 +85,9 @@ void post(struct exchange *x, uint16_t port, const char *extra_headers, const ch
  * (nothing listens there: only the redirect makes it reachable); agent
  * "a" is agent_json.  more_json: more top-level members of agentgate.json.
  */
+/* The same with TDAEMON_* flags for the daemon. */
+int env_start_flags(struct mcp_env *e, const char *suffix, enum reply_kind kind,
+		    const char *agent_json, const char *more_json, unsigned int flags);
 int env_start_with(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 		   const char *agent_json, const char *more_json);
 int env_start(struct mcp_env *e, const char *suffix, enum reply_kind kind, const char *agent_json);

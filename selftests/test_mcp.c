@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,4 +456,158 @@ out:
 out_dir:
 	run_capture(&out, "rm -rf %s", dir);
 	free(out);
+}
+
+struct call_stream {
+	uint16_t port;
+	int done; /* calls that got an answer */
+	int err;  /* why the stream stopped */
+	char last[256];
+};
+
+/* Governed calls, one per connection, until one fails (bounded). */
+static int agent_call_stream(void *arg)
+{
+	struct call_stream *cs = arg;
+	static struct exchange x;
+	char body[256];
+
+	for (int i = 1; i <= 2000; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
+			 "{\"name\":\"echo\",\"arguments\":{\"n\":%d}}}",
+			 i, i);
+		post(&x, cs->port, "", body);
+		if (agent_exchange(&x) || !strstr(x.response, "\"served\"")) {
+			cs->err = x.err;
+			snprintf(cs->last, sizeof(cs->last), "%.200s", x.response);
+			break;
+		}
+		cs->done = i;
+	}
+	return 0;
+}
+
+/* Whether the audit log holds an allowed decision for request id. */
+static bool decided(const char *log, int id)
+{
+	char needle[64];
+
+	snprintf(needle, sizeof(needle), "\"decision\":\"allow\",\"hidden\":false,\"id\":%d,", id);
+	return strstr(log, needle) != NULL;
+}
+
+/*
+ * kill -9 in the middle of a stream of governed calls: after the restart
+ * the log verifies and continues its chain, and every call that reached
+ * the tool server has its decision record (sync durability: a call goes
+ * on only once its record is on disk).
+ */
+TEST(mcp_audit_crash)
+{
+	struct call_stream *cs = shared_alloc(sizeof(*cs));
+	char *out = NULL, *log = NULL;
+	struct mcp_env e;
+	pid_t pid;
+	int nids, missing = 0;
+
+	if (!ASSERT_OK(env_start(&e, "mcpcrash", REPLY_JSON, default_agent), "environment"))
+		goto out;
+	cs->port = e.orig_port;
+	pid = fork();
+	if (pid == 0)
+		_exit(run_in_cgroup(e.agent_cg, NOBODY_UID, agent_call_stream, cs));
+	/* Let some calls through, then pull the plug mid-stream. */
+	for (int i = 0; i < 500 && cs->done < 30; i++)
+		usleep(10000);
+	tdaemon_kill(&e.d, SIGKILL);
+	waitpid(pid, NULL, 0);
+	if (!ASSERT_GE(cs->done, 30, "calls went through before the kill"))
+		fprintf(stderr, "  stopped: errno %d, last answer \"%s\"\n", cs->err, cs->last);
+	if (!ASSERT_OK(tdaemon_restart(&e.d), "restart"))
+		goto out;
+	tdaemon_kill(&e.d, SIGTERM); /* a clean stop signs the end */
+	ASSERT_EQ(run_capture(&out, "%s/agentgatectl audit verify --pubkey %s/audit.key %s/audit.log 2>&1",
+			      testlib_build_dir(), e.d.state, e.d.state),
+		  0, "the log verifies after the crash");
+	ASSERT_STRHAS(out, "OK", "verifier's verdict");
+	free(out);
+	out = NULL;
+	ASSERT_EQ(run_capture(&out, "grep -c '\"kind\":\"daemon_start\"' %s/audit.log", e.d.state), 0,
+		  "count starts");
+	ASSERT_STRHAS(out, "2", "one chain across both runs");
+	ASSERT_EQ(run_capture(&log, "cat %s/audit.log", e.d.state), 0, "read the log");
+	pthread_mutex_lock(&e.tool.lock);
+	nids = e.tool.nids;
+	for (int i = 0; i < nids && log; i++)
+		if (!decided(log, e.tool.ids[i]) && missing++ < 3)
+			fprintf(stderr, "  call %d reached the tool without a decision record\n",
+				e.tool.ids[i]);
+	pthread_mutex_unlock(&e.tool.lock);
+	ASSERT_GE(nids, cs->done, "the tool saw every answered call");
+	ASSERT_EQ(missing, 0, "every call at the tool has its decision record");
+out:
+	free(out);
+	free(log);
+	env_stop(&e);
+}
+
+/*
+ * The audit disk fills up: governed calls are refused (503, nothing at
+ * the tool server), status says why, and calls work again once there is
+ * room.
+ */
+TEST(mcp_audit_disk_full)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char filler[PATH_MAX + 16], *out = NULL;
+	struct mcp_env e;
+	int before, status;
+
+	if (!ASSERT_OK(env_start_flags(&e, "mcpfull", REPLY_JSON, default_agent, "",
+				       TDAEMON_SMALL_STATE),
+		       "environment"))
+		goto out;
+	post(x, e.orig_port, "",
+	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}");
+	run_agent(&e, x);
+	ASSERT_STRHAS(x->response, "\"served\"", "a call before the disk fills");
+	snprintf(filler, sizeof(filler), "%s/filler", e.d.state);
+	ASSERT_NEQ(run_capture(&out, "dd if=/dev/zero of=%s bs=4k count=1000 2>&1", filler), 0,
+		   "fill the disk");
+	free(out);
+	out = NULL;
+	before = e.tool.nids;
+	/* The writer notices at its next batch: calls until then may pass. */
+	for (int i = 0; i < 50; i++) {
+		post(x, e.orig_port, "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\",\"arguments\":{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}}");
+		run_agent(&e, x);
+		if (strstr(x->response, "HTTP/1.1 503"))
+			break;
+		before = e.tool.nids;
+	}
+	ASSERT_STRHAS(x->response, "HTTP/1.1 503", "refused while the log cannot be written");
+	ASSERT_STRHAS(x->response, "audit log", "says why");
+	ASSERT_EQ(e.tool.nids, before, "the refused call never reached the tool server");
+	status = run_capture(&out, "%s/agentgatectl --instance %s status", testlib_build_dir(),
+			     e.d.in.name);
+	ASSERT_NEQ(status, 0, "status is not healthy");
+	free(out);
+	out = NULL;
+	unlink(filler);
+	for (int i = 0; i < 100; i++) {
+		post(x, e.orig_port, "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\"}}");
+		run_agent(&e, x);
+		if (strstr(x->response, "\"served\""))
+			break;
+		usleep(50000);
+	}
+	ASSERT_STRHAS(x->response, "\"served\"", "calls resume once there is room");
+out:
+	free(out);
+	env_stop(&e);
 }

@@ -143,8 +143,8 @@ TEST(mcp_policy)
 		ASSERT_EQ(run_capture(&out, "grep '\"kind\":\"decision\"' %s/audit.log", e.d.state),
 			  0, "decision records");
 		if (out) {
-			ASSERT_STRHAS(out, "\"policies\":\"add-limit\"", "forbid id recorded");
-			ASSERT_STRHAS(out, "\"policies\":\"t-for-a\"", "permit id recorded");
+			ASSERT_STRHAS(out, "\"policies\":[\"add-limit\"]", "forbid id recorded");
+			ASSERT_STRHAS(out, "\"policies\":[\"t-for-a\"]", "permit id recorded");
 			ASSERT_STRHAS(out, "\"rule\":\"policy\"", "decided by the policy set");
 		}
 		free(out);
