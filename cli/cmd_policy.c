@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * agentgatectl policy validate|test|explain: offline work on a policy
- * directory, without a running daemon; policy reload: the running
+ * agentgatectl policy validate|test|explain|simulate: offline work on a
+ * policy directory, without a running daemon; policy reload: the running
  * daemon's.  The test file format and the
  * language are documented in agentgate-policy(5).
  */
@@ -10,10 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "ctl.h"
 #include "policy.h"
+#include "policy_request.h"
 
 static const char usage_validate[] =
     "usage: agentgatectl policy validate DIR [--entities FILE]\n"
@@ -35,6 +39,16 @@ static const char usage_explain[] =
     "its conditions held, or which error skipped it.  REF is Type::\"id\"; a request file\n"
     "is {\"principal\": REF, \"action\": REF, \"resource\": REF, \"context\": {...}}.\n";
 
+static const char usage_simulate[] =
+    "usage: agentgatectl policy simulate --policies DIR|FILE... [--entities FILE] [--json]\n"
+    "         AUDIT_LOG...\n"
+    "Replay the decision records of an audit log against a candidate policy set (one\n"
+    "directory, or policy files in the order given) and print every decision that would\n"
+    "change: seq, ts, agent, action server/name: recorded -> simulated by POLICIES: reason.\n"
+    "Records whose arguments were hashed are not replayable when the set reads\n"
+    "context.args.  A single AUDIT_LOG stands for its rotated series.  Exits 0 when\n"
+    "nothing would change, 1 when something would, 2 when it cannot run.\n";
+
 static const char usage_reload[] =
     "usage: agentgatectl [--instance NAME] policy reload [--json]\n"
     "Make the running agentgated re-read the policy files and entities named by the\n"
@@ -43,7 +57,7 @@ static const char usage_reload[] =
     "Prints the new set's digest and number of policies.\n";
 
 static const char usage_policy[] =
-    "usage: agentgatectl policy validate|test|explain|reload [--help]\n";
+    "usage: agentgatectl policy validate|test|explain|simulate|reload [--help]\n";
 
 struct opts {
 	const char *policies, *entities, *request, *context, *context_file;
@@ -575,6 +589,415 @@ out:
 	return r;
 }
 
+/* ---- simulate --------------------------------------------------------- */
+
+/*
+ * Replays the decision records of an audit log against a candidate set.
+ * Each record becomes the request the daemon would have built
+ * (lib/policy_request.c); what the log does not hold is rebuilt or left
+ * out, as agentgatectl(8) documents: context.time from the record's ts,
+ * context.session.calls/approved by replaying the log in order,
+ * context.request empty, context.operator absent.
+ */
+struct sim {
+	const struct ag_policy_set *set;
+	const struct ag_entities *ents;
+	struct ag_policy_result res;
+	bool reads_args;  /* the candidate may read context.args */
+	json_t *sessions; /* "agent\x1fserver\x1fsession" -> {calls, approved, tool, id} */
+	json_t *changes;  /* --json */
+	bool json;
+	size_t replayed, changed, hashed, skipped;
+};
+
+/* {"sha256": "<64 hex>"}: what ag_audit_redact() leaves of a value. */
+static bool is_hash(json_t *v)
+{
+	const char *h = json_string_value(json_object_get(v, "sha256"));
+
+	return json_is_object(v) && json_object_size(v) == 1 && h && strlen(h) == 64 &&
+	       strspn(h, "0123456789abcdef") == 64;
+}
+
+/* The daemon hashes each member's value, or the whole value of non-object
+ * arguments: either way the values are gone. */
+static bool args_hashed(json_t *args)
+{
+	const char *k;
+	json_t *v;
+
+	if (is_hash(args))
+		return true;
+	json_object_foreach(args, k, v) if (is_hash(v)) return true;
+	return false;
+}
+
+static json_t *sim_session(struct sim *s, const char *agent, const char *server, const char *id)
+{
+	char *key = NULL;
+	json_t *sess;
+
+	if (!id || !id[0] || asprintf(&key, "%s\x1f%s\x1f%s", agent, server, id) < 0)
+		return NULL;
+	sess = json_object_get(s->sessions, key);
+	if (!sess && (sess = json_pack("{s:{},s:[]}", "calls", "approved")) &&
+	    json_object_set_new(s->sessions, key, sess))
+		sess = NULL;
+	free(key);
+	return sess;
+}
+
+/* An allowed call counts in its session, as ag_decide's session_count. */
+static void sim_count(json_t *sess, const char *tool)
+{
+	json_t *calls = json_object_get(sess, "calls");
+	json_t *n = json_object_get(calls, tool);
+
+	json_object_set_new(calls, tool, json_integer(n ? json_integer_value(n) + 1 : 1));
+}
+
+/* The session's last call, held for a human or not: an approval record
+ * that follows decides it. */
+static void sim_hold(json_t *sess, bool held, const char *tool, json_t *id)
+{
+	json_object_set_new(sess, "held", json_boolean(held));
+	json_object_set_new(sess, "tool", json_string(tool));
+	json_object_set(sess, "id", id ? id : json_null());
+}
+
+/* The agent's name: the daemon writes an object, older records a string. */
+static const char *rec_agent(json_t *rec)
+{
+	json_t *a = json_object_get(rec, "agent");
+
+	return json_is_string(a) ? json_string_value(a)
+				 : json_string_value(json_object_get(a, "name"));
+}
+
+/* A human approved a call the candidate would also have held. */
+static void sim_approval(struct sim *s, json_t *rec)
+{
+	const char *tool = json_string_value(json_object_get(rec, "tool"));
+	const char *agent = rec_agent(rec),
+		   *server = json_string_value(json_object_get(rec, "server"));
+	const char *dec = json_string_value(json_object_get(rec, "decision"));
+	json_t *sess;
+
+	if (!tool || !agent || !server || !dec || strcmp(dec, "allow"))
+		return;
+	sess = sim_session(s, agent, server, json_string_value(json_object_get(rec, "session")));
+	if (!sess || !json_is_true(json_object_get(sess, "held")) ||
+	    strcmp(json_string_value(json_object_get(sess, "tool")) ?: "", tool) ||
+	    !json_equal(json_object_get(sess, "id"), json_object_get(rec, "id")))
+		return;
+	json_array_append_new(json_object_get(sess, "approved"), json_string(tool));
+	sim_count(sess, tool);
+	json_object_set_new(sess, "held", json_false());
+}
+
+static const char *outcome_name(enum ag_policy_outcome k)
+{
+	switch (k) {
+	case AG_OUTCOME_ALLOW:
+		return "allow";
+	case AG_OUTCOME_ESCALATE:
+		return "ask";
+	case AG_OUTCOME_HIDDEN:
+		return "deny_unknown";
+	default:
+		return "deny";
+	}
+}
+
+static void sim_print(struct sim *s, json_t *rec, const struct ag_policy_call *c,
+		      const char *recorded, const struct ag_policy_verdict *v)
+{
+	const char *ts = json_string_value(json_object_get(rec, "ts")) ?: "?";
+	const char *action = ag_policy_target_action(c->target);
+	json_int_t seq = json_integer_value(json_object_get(rec, "seq"));
+	json_t *ids, *o;
+	char *p, *save;
+	char buf[sizeof(v->policies)];
+
+	if (!s->json) {
+		printf("seq %lld %s %s %s %s/%s: %s -> %s by %s%s%s\n", (long long)seq, ts,
+		       c->agent, action, c->server, c->name, recorded, outcome_name(v->kind),
+		       v->policies[0] ? v->policies : "none", v->reason[0] ? ": " : "", v->reason);
+		return;
+	}
+	ids = json_array();
+	snprintf(buf, sizeof(buf), "%s", v->policies);
+	for (p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save))
+		json_array_append_new(ids, json_string(p));
+	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s}", "seq", seq, "ts", ts, "agent",
+		      c->agent, "server", c->server, "name", c->name, "action", action, "recorded",
+		      recorded, "simulated", outcome_name(v->kind), "policies", ids, "reason",
+		      v->reason);
+	json_array_append_new(s->changes, o);
+}
+
+/* The daemon records only tools/call, resources/read and prompts/get. */
+static bool rec_target(json_t *rec, enum ag_policy_target *t, const char **name)
+{
+	const char *m = json_string_value(json_object_get(rec, "method"));
+
+	if (!m)
+		return false;
+	if (!strcmp(m, "tools/call"))
+		*t = AG_TARGET_TOOL, *name = json_string_value(json_object_get(rec, "tool"));
+	else if (!strcmp(m, "resources/read"))
+		*t = AG_TARGET_RESOURCE,
+		*name = json_string_value(json_object_get(rec, "resource"));
+	else if (!strcmp(m, "prompts/get"))
+		*t = AG_TARGET_PROMPT, *name = json_string_value(json_object_get(rec, "prompt"));
+	else
+		return false;
+	return *name != NULL;
+}
+
+static void sim_decision(struct sim *s, json_t *rec)
+{
+	const char *dec = json_string_value(json_object_get(rec, "decision"));
+	const char *reason = json_string_value(json_object_get(rec, "reason"));
+	struct ag_policy_call c = { .agent = rec_agent(rec),
+				    .server = json_string_value(json_object_get(rec, "server")) };
+	json_t *args = json_object_get(rec, "args"), *sess, *tool_sess;
+	const char *recorded, *sid = json_string_value(json_object_get(rec, "session"));
+	struct ag_policy_verdict v;
+	struct timespec ts;
+
+	if (!c.agent || !c.server || !dec || !rec_target(rec, &c.target, &c.name) ||
+	    ag_audit_parse_ts(json_string_value(json_object_get(rec, "ts")) ?: "", &ts)) {
+		s->skipped++;
+		return;
+	}
+	recorded = !strcmp(dec, "deny") && json_is_true(json_object_get(rec, "hidden"))
+		       ? "deny_unknown"
+		       : dec;
+	/* Every target sees the session; only tool calls count in it. */
+	sess = sim_session(s, c.agent, c.server, sid);
+	tool_sess = c.target == AG_TARGET_TOOL ? sess : NULL;
+	if (c.target == AG_TARGET_TOOL && args && s->reads_args && args_hashed(args)) {
+		/* The values are gone; the recorded outcome is the best count. */
+		s->hashed++;
+		if (tool_sess && !strcmp(dec, "allow"))
+			sim_count(tool_sess, c.name);
+		if (tool_sess)
+			sim_hold(tool_sess, !strcmp(dec, "ask"), c.name,
+				 json_object_get(rec, "id"));
+		return;
+	}
+	c.args = json_is_null(args) ? NULL : args;
+	c.session_id = sid;
+	c.calls = json_object_get(sess, "calls");
+	c.approved = json_object_get(sess, "approved");
+	c.now = (int64_t)ts.tv_sec;
+	ag_policy_call_decide(s->set, s->ents, &c, &s->res, &v);
+	/*
+	 * The daemon holds only a lone request with an id; it refused the
+	 * others ("needs approval: ..." with deny), and would refuse them again.
+	 */
+	if (v.kind == AG_OUTCOME_ESCALATE &&
+	    (!json_object_get(rec, "id") || json_is_null(json_object_get(rec, "id")) ||
+	     (!strcmp(dec, "deny") && reason && !strncmp(reason, "needs approval: ", 16))))
+		v.kind = AG_OUTCOME_DENY;
+	s->replayed++;
+	if (tool_sess && v.kind == AG_OUTCOME_ALLOW)
+		sim_count(tool_sess, c.name);
+	if (tool_sess)
+		sim_hold(tool_sess, v.kind == AG_OUTCOME_ESCALATE, c.name,
+			 json_object_get(rec, "id"));
+	if (!strcmp(recorded, outcome_name(v.kind)))
+		return;
+	s->changed++;
+	sim_print(s, rec, &c, recorded, &v);
+}
+
+/* Returns 0, or 2 after saying which file cannot be read. */
+static int sim_file(struct sim *s, const char *path)
+{
+	struct ag_audit_reader *r;
+	struct ag_err err;
+	const char *line;
+	size_t len, n = 0;
+	bool torn;
+	int ret;
+
+	if (ag_audit_reader_open(path, &r, &err)) {
+		fprintf(stderr, "policy simulate: %s; check the log path\n", err.msg);
+		return 2;
+	}
+	/* A torn last line was never durable: the daemon did not act on it. */
+	while ((ret = ag_audit_reader_next(r, &line, &len, &torn, &err)) == 1 && !torn) {
+		json_t *rec = json_loadb(line, len, 0, NULL);
+		const char *kind = json_string_value(json_object_get(rec, "kind"));
+
+		n++;
+		if (!kind) {
+			json_decref(rec);
+			fprintf(stderr,
+				"policy simulate: %s:%zu: not an audit record; run 'agentgatectl "
+				"audit verify' on it\n",
+				path, n);
+			ag_audit_reader_close(r);
+			return 2;
+		}
+		if (!strcmp(kind, "decision"))
+			sim_decision(s, rec);
+		else if (!strcmp(kind, "approval"))
+			sim_approval(s, rec);
+		json_decref(rec);
+	}
+	ag_audit_reader_close(r);
+	if (ret < 0) {
+		fprintf(stderr, "policy simulate: %s; run 'agentgatectl audit verify' on it\n",
+			err.msg);
+		return 2;
+	}
+	return 0;
+}
+
+/* One directory, or the files in the order given. */
+static struct ag_policy_set *sim_load(const char *const *paths, size_t n)
+{
+	struct ag_policy_error err;
+	struct ag_policy_set *set;
+	struct stat st;
+
+	for (size_t i = 0; i < n; i++) {
+		if (stat(paths[i], &st) || !S_ISDIR(st.st_mode))
+			continue;
+		if (n == 1)
+			break;
+		fprintf(stderr,
+			"policy simulate: %s is a directory: give one directory or policy files, "
+			"not both\n",
+			paths[i]);
+		return NULL;
+	}
+	if (n == 1 && !stat(paths[0], &st) && S_ISDIR(st.st_mode))
+		set = ag_policy_load_dir(paths[0], &err);
+	else
+		set = ag_policy_load_files(paths, n, &err);
+	if (!set)
+		fprintf(stderr, "policy simulate: %s\n", err.msg);
+	return set;
+}
+
+static int cmd_simulate(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "policies", required_argument, NULL, O_POLICIES },
+		{ "entities", required_argument, NULL, O_ENTITIES },
+		{ "json", no_argument, NULL, O_JSON },
+		{ 0 },
+	};
+	const char **pols = calloc((size_t)argc, sizeof(*pols));
+	const char *entities = NULL;
+	struct sim s = { 0 };
+	struct ag_policy_set *set = NULL;
+	struct ag_entities *ents = NULL;
+	struct ag_policy_error perr;
+	struct ag_err err;
+	size_t npols = 0;
+	int c, r = 2;
+
+	if (!pols) {
+		fprintf(stderr, "policy simulate: out of memory\n");
+		return 2;
+	}
+	ag_policy_result_init(&s.res);
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage_simulate, stdout);
+			r = 0;
+			goto out;
+		case O_POLICIES:
+			pols[npols++] = optarg;
+			break;
+		case O_ENTITIES:
+			entities = optarg;
+			break;
+		case O_JSON:
+			s.json = true;
+			break;
+		default:
+			fprintf(stderr,
+				"policy simulate: unknown or incomplete option %s; see --help\n",
+				argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (!npols || optind >= argc) {
+		fprintf(stderr,
+			"policy simulate: %s; usage: agentgatectl policy simulate --policies "
+			"DIR|FILE... [--entities FILE] [--json] AUDIT_LOG...\n",
+			npols ? "missing audit log" : "missing --policies");
+		goto out;
+	}
+	if (!(set = sim_load(pols, npols)))
+		goto out;
+	if (entities && !(ents = ag_entities_load_file(entities, &perr))) {
+		fprintf(stderr, "policy simulate: %s\n", perr.msg);
+		goto out;
+	}
+	s.set = set;
+	s.ents = ents;
+	s.reads_args = ag_policy_reads_context(set, "args");
+	s.sessions = json_object();
+	s.changes = json_array();
+	if (!s.sessions || !s.changes) {
+		fprintf(stderr, "policy simulate: out of memory\n");
+		goto out;
+	}
+	/* A single LOG stands for its rotated series, as in `audit`. */
+	if (optind + 1 == argc) {
+		char **paths;
+		size_t np;
+
+		if (ag_audit_series(argv[optind], &paths, &np, &err)) {
+			fprintf(stderr, "policy simulate: %s; check the log path\n", err.msg);
+			goto out;
+		}
+		for (size_t i = 0; i < np && !(r = sim_file(&s, paths[i])); i++)
+			;
+		ag_audit_series_free(paths, np);
+	} else {
+		for (int i = optind; i < argc && !(r = sim_file(&s, argv[i])); i++)
+			;
+	}
+	if (r)
+		goto out;
+	if (s.json) {
+		json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:O}", "replayed", (json_int_t)s.replayed,
+				      "changed", (json_int_t)s.changed, "not_replayable",
+				      (json_int_t)s.hashed, "skipped", (json_int_t)s.skipped,
+				      "changes", s.changes);
+
+		json_dumpf(o, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(o);
+	}
+	/* The summary goes to stderr with --json, so stdout stays one document. */
+	fprintf(s.json ? stderr : stdout,
+		"%zu decisions replayed, %zu would change, %zu not replayable (arguments hashed), "
+		"%zu skipped (not a governed call)\n",
+		s.replayed, s.changed, s.hashed, s.skipped);
+	r = s.changed ? 1 : 0;
+out:
+	free(pols);
+	json_decref(s.sessions);
+	json_decref(s.changes);
+	ag_policy_result_fini(&s.res);
+	ag_policy_set_free(set);
+	ag_entities_free(ents);
+	return r;
+}
+
 int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv)
 {
 	json_t *req, *resp = NULL;
@@ -621,6 +1044,7 @@ int ag_cmd_policy(int argc, char **argv)
 		{ "validate", cmd_validate },
 		{ "test", cmd_test },
 		{ "explain", cmd_explain },
+		{ "simulate", cmd_simulate },
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -630,8 +1054,9 @@ int ag_cmd_policy(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr,
-		"policy: unknown subcommand \"%s\"; use validate, test, explain or reload\n",
-		argv[1]);
+	fprintf(
+	    stderr,
+	    "policy: unknown subcommand \"%s\"; use validate, test, explain, simulate or reload\n",
+	    argv[1]);
 	return 2;
 }

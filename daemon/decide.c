@@ -12,8 +12,10 @@
  *  - resources/read, prompts/get: Action::"read" / Action::"get_prompt";
  *    a refusal is HIDDEN, since neither has an isError result shape;
  *  - tools/list results: Action::"list" per tool (ag_decide_visible).
- * Evaluation errors skip the policy (Cedar semantics) and are logged,
- * never counted as a match; an unusable request is a deny.
+ * The requests themselves are built by lib/policy_request.c, which
+ * `agentgatectl policy simulate` shares.  Evaluation errors skip the
+ * policy (Cedar semantics) and are logged, never counted as a match; an
+ * unusable request is a deny.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 
 #include "decide.h"
 #include "policy.h"
+#include "policy_request.h"
 #include "trail.h"
 
 /* Sessions whose call counts are kept; the least recently used goes first. */
@@ -320,205 +323,79 @@ int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool)
 
 /* ---- evaluation ------------------------------------------------------- */
 
-/*
- * context: args, operator, session {id, calls}, time {hour, weekday,
- * epoch} (UTC), request {host, protocol_version}.  args is borrowed.
- */
-static json_t *context_json(const struct ag_decide_ctx *x, json_t *args)
-{
-	struct session_calls *s = session_find(x, false);
-	json_t *ctx, *calls;
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	ctx = json_pack("{s:{s:i,s:i,s:I},s:{s:s,s:s}}", "time", "hour", tm.tm_hour, "weekday",
-			tm.tm_wday, "epoch", (json_int_t)now, "request", "host",
-			x->host ? x->host : "", "protocol_version",
-			x->protocol_version ? x->protocol_version : "");
-	if (!ctx)
-		return NULL;
-	if (args && json_object_set(ctx, "args", args))
-		goto oom;
-	if (x->agent && x->agent->operator_name[0] &&
-	    json_object_set_new(ctx, "operator",
-				json_pack("{s:{s:s,s:s}}", "__entity", "type", "User", "id",
-					  x->agent->operator_name)))
-		goto oom;
-	if (x->session_id && x->session_id[0]) {
-		calls = s ? json_incref(s->calls) : json_object();
-		if (json_object_set_new(ctx, "session",
-					json_pack("{s:s,s:o,s:o}", "id", x->session_id, "calls", calls,
-						  "approved",
-						  s ? json_incref(s->approved) : json_array())))
-			goto oom;
-	}
-	return ctx;
-oom:
-	json_decref(ctx);
-	return NULL;
-}
-
-/* Appends the policy ids in list to out ("a,b"), cut short when full. */
-static void ids_fmt(char *out, size_t cap, const char *const *list, size_t n)
-{
-	size_t len = strlen(out);
-
-	for (size_t i = 0; i < n && len < cap; i++)
-		len += snprintf(out + len, cap - len, "%s%s", len ? "," : "", list[i]);
-}
-
 /* Evaluation errors are reported, never matched: Cedar skips the policy. */
-static void log_diags(const struct ag_decide_ctx *x, const char *action, const char *res)
+static void report(void *arg, const char *action, const char *resource,
+		   const struct ag_policy_result *res, const char *error)
 {
+	const struct ag_decide_ctx *x = arg;
 	char q1[512], q2[512], q3[512];
 
-	for (size_t i = 0; i < pol.res.n_diags; i++)
+	if (!res) {
+		ag_log(AG_LOG_WARN, "policy_error", "agent=%s action=%s resource=%s error=%s",
+		       x->agent_name, action, ag_logq(q1, sizeof(q1), resource),
+		       ag_logq(q2, sizeof(q2), error));
+		return;
+	}
+	for (size_t i = 0; i < res->n_diags; i++)
 		ag_log(AG_LOG_WARN, "policy_error",
 		       "agent=%s action=%s resource=%s policy=%s error=%s msg=\"policy skipped\"",
-		       x->agent_name, action, ag_logq(q1, sizeof(q1), res),
-		       ag_logq(q3, sizeof(q3), pol.res.diags[i].policy_id),
-		       ag_logq(q2, sizeof(q2), pol.res.diags[i].msg));
-}
-
-/* @reason("...") of the first determining forbid, for the agent's message. */
-static const char *forbid_reason(void)
-{
-	if (!pol.res.n_determining)
-		return NULL;
-	for (size_t i = 0; i < ag_policy_count(pol.set); i++)
-		if (ag_policy_id(pol.set, i) == pol.res.determining[0] ||
-		    !strcmp(ag_policy_id(pol.set, i), pol.res.determining[0]))
-			return ag_policy_annotation(pol.set, i, "reason");
-	return NULL;
+		       x->agent_name, action, ag_logq(q1, sizeof(q1), resource),
+		       ag_logq(q3, sizeof(q3), res->diags[i].policy_id),
+		       ag_logq(q2, sizeof(q2), res->diags[i].msg));
 }
 
 /*
- * One engine request.  Returns the engine's decision (AG_DENY when the
- * request is unusable); out->policies and, on failure, out->reason are set.
+ * The request as lib/policy_request.c builds it (shared with `policy
+ * simulate`): context.session from this session's counters, context.time
+ * from the clock.
  */
-static enum ag_policy_decision evaluate(const struct ag_decide_ctx *x, const char *action,
-					const char *rtype, const char *name, json_t *args,
-					struct ag_decision *out)
+static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, const char *name,
+		      json_t *args, struct ag_policy_call *c)
 {
-	char action_id[32], resource[AG_NAME_LEN + 1024];
-	struct ag_entity_ref parent = { "Server", x->srv->name };
-	struct ag_policy_request req = {
-		.principal = { "Agent", x->agent_name },
-		.action = { "Action", action_id },
-		.resource = { rtype, resource },
-	};
-	struct ag_policy_error perr = { 0 };
-	char q[512], q2[512];
-	int ret;
+	struct session_calls *s = session_find(x, false);
 
-	snprintf(action_id, sizeof(action_id), "%s", action);
-	if ((size_t)snprintf(resource, sizeof(resource), "%s/%s", x->srv->name, name) >=
-	    sizeof(resource)) {
-		snprintf(out->reason, sizeof(out->reason), "name too long for a policy request");
-		return AG_DENY;
-	}
-	if (!(req.context = context_json(x, args))) {
-		snprintf(out->reason, sizeof(out->reason), "policy request: out of memory");
-		return AG_DENY;
-	}
-	/* Tools are learnt from the server, not declared: each is in its server. */
-	ret = ag_policy_evaluate_in(pol.set, pol.ents, &req, &parent, 1, &pol.res, NULL, &perr);
-	json_decref(req.context);
-	if (ret) {
-		ag_log(AG_LOG_WARN, "policy_error", "agent=%s action=%s resource=%s error=%s",
-		       x->agent_name, action, ag_logq(q, sizeof(q), resource),
-		       ag_logq(q2, sizeof(q2), perr.msg));
-		snprintf(out->reason, sizeof(out->reason), "request not decidable: %.200s",
-			 perr.msg);
-		return AG_DENY;
-	}
-	log_diags(x, action, resource);
-	out->policies[0] = '\0';
-	ids_fmt(out->policies, sizeof(out->policies), pol.res.determining, pol.res.n_determining);
-	return pol.res.decision;
+	*c = (struct ag_policy_call){
+		.agent = x->agent_name,
+		.server = x->srv->name,
+		.target = t,
+		.name = name,
+		.args = args,
+		.operator_name = x->agent ? x->agent->operator_name : NULL,
+		.session_id = x->session_id,
+		.calls = s ? s->calls : NULL,
+		.approved = s ? s->approved : NULL,
+		.now = (int64_t)time(NULL),
+		.host = x->host,
+		.protocol_version = x->protocol_version,
+		.report = report,
+		.report_arg = (void *)x,
+	};
 }
 
 static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 			  struct ag_decision *out)
 {
-	const char *action, *rtype, *what;
-	enum ag_policy_decision pd;
-	const char *why;
+	static const enum ag_decision_kind kinds[] = {
+		[AG_OUTCOME_ALLOW] = AG_DECIDE_ALLOW,
+		[AG_OUTCOME_HIDDEN] = AG_DECIDE_HIDDEN,
+		[AG_OUTCOME_DENY] = AG_DECIDE_DENY,
+		[AG_OUTCOME_ESCALATE] = AG_DECIDE_ESCALATE,
+	};
+	enum ag_policy_target t = m->mcp == AG_MCP_TOOLS_CALL	    ? AG_TARGET_TOOL
+				  : m->mcp == AG_MCP_RESOURCES_READ ? AG_TARGET_RESOURCE
+								    : AG_TARGET_PROMPT;
+	struct ag_policy_verdict v;
+	struct ag_policy_call c;
 
 	out->rule = "policy";
-	switch (m->mcp) {
-	case AG_MCP_TOOLS_CALL:
-		action = "call", rtype = "Tool", what = "tool";
-		break;
-	case AG_MCP_RESOURCES_READ:
-		action = "read", rtype = "Resource", what = "resource";
-		break;
-	default:
-		action = "get_prompt", rtype = "Prompt", what = "prompt";
-		break;
-	}
-	if (m->mcp == AG_MCP_TOOLS_CALL) {
-		/* A tool the agent may not list does not exist for it. */
-		pd = evaluate(x, "list", rtype, m->name, NULL, out);
-		if (pd != AG_ALLOW) {
-			out->kind = AG_DECIDE_HIDDEN;
-			if (!out->reason[0])
-				snprintf(out->reason, sizeof(out->reason),
-					 "tool %s/%s is not visible to agent %s", x->srv->name,
-					 m->name, x->agent_name);
-			return;
-		}
-		if (m->arguments && !json_is_object(m->arguments)) {
-			out->kind = AG_DECIDE_DENY;
-			snprintf(out->reason, sizeof(out->reason), "arguments are not an object");
-			return;
-		}
-	}
-	if (m->mcp == AG_MCP_TOOLS_CALL && !m->arguments) {
-		/* No arguments are an empty record: `context.args has x` is false. */
-		json_t *none = json_object();
-
-		pd = none ? evaluate(x, action, rtype, m->name, none, out) : AG_DENY;
-		json_decref(none);
-	} else {
-		pd = evaluate(x, action, rtype, m->name,
-			      m->mcp == AG_MCP_TOOLS_CALL ? m->arguments : NULL, out);
-	}
-	/* Resources and prompts have no isError result: a refusal hides them. */
-	out->kind = m->mcp == AG_MCP_TOOLS_CALL ? AG_DECIDE_DENY : AG_DECIDE_HIDDEN;
-	switch (pd) {
-	case AG_ALLOW:
-		if (m->mcp == AG_MCP_TOOLS_CALL && session_count(x, m->name)) {
-			snprintf(out->reason, sizeof(out->reason),
-				 "the session's call counters are full");
-			return;
-		}
-		out->kind = AG_DECIDE_ALLOW;
-		return;
-	case AG_ESCALATE:
-		/* Resources and prompts cannot be held: only calls are escalated. */
-		if (m->mcp == AG_MCP_TOOLS_CALL)
-			out->kind = AG_DECIDE_ESCALATE;
-		snprintf(out->reason, sizeof(out->reason), "needs approval: %s",
-			 pol.res.escalate_reason ? pol.res.escalate_reason : "");
-		return;
-	case AG_DENY:
-		if (out->reason[0])
-			return;
-		if (!pol.res.n_determining) {
-			snprintf(out->reason, sizeof(out->reason),
-				 "no policy permits %s of %s %s/%s", action, what, x->srv->name,
-				 m->name);
-			return;
-		}
-		why = forbid_reason();
-		if (why && *why)
-			snprintf(out->reason, sizeof(out->reason), "%s", why);
-		else
-			snprintf(out->reason, sizeof(out->reason), "forbidden by %.200s",
-				 out->policies);
-		return;
+	call_init(x, t, m->name, m->arguments, &c);
+	ag_policy_call_decide(pol.set, pol.ents, &c, &pol.res, &v);
+	out->kind = kinds[v.kind];
+	snprintf(out->reason, sizeof(out->reason), "%s", v.reason);
+	snprintf(out->policies, sizeof(out->policies), "%s", v.policies);
+	if (v.kind == AG_OUTCOME_ALLOW && t == AG_TARGET_TOOL && session_count(x, m->name)) {
+		out->kind = AG_DECIDE_DENY;
+		snprintf(out->reason, sizeof(out->reason), "the session's call counters are full");
 	}
 }
 
@@ -574,9 +451,13 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 {
-	struct ag_decision scratch = { 0 };
+	struct ag_policy_verdict scratch;
+	struct ag_policy_call c;
 
-	if (pol.set)
-		return evaluate(x, "list", "Tool", tool, NULL, &scratch) == AG_ALLOW;
+	if (pol.set) {
+		call_init(x, AG_TARGET_TOOL, tool, NULL, &c);
+		return ag_policy_call_eval(pol.set, pol.ents, &c, "list", NULL, &pol.res,
+					   &scratch) == AG_ALLOW;
+	}
 	return ag_conf_allows(x->agent, AG_KIND_TOOL, x->srv->name, tool);
 }

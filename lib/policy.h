@@ -116,6 +116,13 @@ const char *ag_policy_id(const struct ag_policy_set *set, size_t i);
 enum ag_effect ag_policy_effect(const struct ag_policy_set *set, size_t i);
 /* Value of annotation @name on policy i, "" for a bare @name, NULL if absent. */
 const char *ag_policy_annotation(const struct ag_policy_set *set, size_t i, const char *name);
+/*
+ * Whether some condition of the set may read context.<attr>: a `.attr`,
+ * `["attr"]` or `has attr` on context, or context used whole (conservative).
+ * `policy simulate` replays a record whose arguments were hashed only when
+ * the set cannot read context.args.
+ */
+bool ag_policy_reads_context(const struct ag_policy_set *set, const char *attr);
 
 /* Entity store from Cedar's entities JSON (an array of {uid, attrs, parents}).
  * The JSON is not referenced after the call. */

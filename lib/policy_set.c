@@ -376,3 +376,31 @@ const char *ag_policy_annotation(const struct ag_policy_set *set, size_t i, cons
 			return set->policies[i].annots[k].value;
 	return NULL;
 }
+
+/* Recursion is bounded by the tree height the parser enforces. */
+static bool reads_context(const struct agp_expr *e, const char *attr, size_t alen)
+{
+	const struct agp_expr *k = e->kid[0];
+
+	if (e->kind == AGP_E_VAR)
+		return e->op == 3; /* context whole: it could be anything */
+	if ((e->kind == AGP_E_ATTR || e->kind == AGP_E_HAS) && k && k->kind == AGP_E_VAR &&
+	    k->op == 3)
+		return e->nlen == alen && !memcmp(e->name, attr, alen);
+	for (int i = 0; i < 3; i++)
+		if (e->kid[i] && reads_context(e->kid[i], attr, alen))
+			return true;
+	for (uint32_t i = 0; e->kids && i < e->n; i++)
+		if (reads_context(e->kids[i], attr, alen))
+			return true;
+	return false;
+}
+
+bool ag_policy_reads_context(const struct ag_policy_set *set, const char *attr)
+{
+	for (size_t i = 0; i < set->n; i++)
+		for (uint32_t k = 0; k < set->policies[i].n_conds; k++)
+			if (reads_context(set->policies[i].conds[k], attr, strlen(attr)))
+				return true;
+	return false;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * How a governed MCP request becomes Cedar requests (agentgate-policy(5)):
+ * principal Agent::"<agent>", action Action::"call"|"list"|"read"|
+ * "get_prompt", resource Tool|Resource|Prompt::"<server>/<name>" in
+ * Server::"<server>", and the context (args, operator, session, time,
+ * request).  The daemon decides live traffic with it (daemon/decide.c) and
+ * `agentgatectl policy simulate` replays audit records with it, so a
+ * simulation asks the engine exactly what the gateway would have asked.
+ * Nothing here keeps state: session counters belong to the caller.
+ */
+#ifndef AG_POLICY_REQUEST_H
+#define AG_POLICY_REQUEST_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "policy.h"
+
+enum ag_policy_target {
+	AG_TARGET_TOOL,	    /* tools/call */
+	AG_TARGET_RESOURCE, /* resources/read */
+	AG_TARGET_PROMPT,   /* prompts/get */
+};
+
+/* What the gateway knows of one governed request; everything is borrowed. */
+struct ag_policy_call {
+	const char *agent;  /* principal Agent::"agent" */
+	const char *server; /* the tool server's configured name */
+	enum ag_policy_target target;
+	const char *name;	   /* the tool, resource or prompt */
+	json_t *args;		   /* tools/call "arguments" as sent; NULL: none */
+	const char *operator_name; /* NULL or "": no context.operator */
+	/* NULL or "": no context.session.  calls (tool -> count of allowed
+	 * calls) and approved (tools a human approved) are the session's
+	 * counters so far; NULL counts as empty. */
+	const char *session_id;
+	json_t *calls, *approved;
+	int64_t now;			     /* context.time: seconds since the epoch, UTC */
+	const char *host, *protocol_version; /* context.request; NULL: "" */
+	/*
+	 * Called after each engine request, for logs: res is the outcome, or
+	 * NULL when the request itself was unusable, then error says why.
+	 * May be NULL.
+	 */
+	void (*report)(void *arg, const char *action, const char *resource,
+		       const struct ag_policy_result *res, const char *error);
+	void *report_arg;
+};
+
+enum ag_policy_outcome {
+	AG_OUTCOME_ALLOW,
+	AG_OUTCOME_HIDDEN,   /* not even visible: "Unknown tool" */
+	AG_OUTCOME_DENY,     /* visible, this call refused */
+	AG_OUTCOME_ESCALATE, /* allowed once a human approves */
+};
+
+struct ag_policy_verdict {
+	enum ag_policy_outcome kind;
+	char reason[256];   /* "" for a plain allow; never an argument value */
+	char policies[256]; /* deciding policy ids, comma-separated; "" none */
+};
+
+/* The Cedar action of a target: "call", "read", "get_prompt". */
+const char *ag_policy_target_action(enum ag_policy_target t);
+
+/*
+ * context for one request of c, args as given (NULL: no context.args).
+ * Returns a new object, or NULL when out of memory.
+ */
+json_t *ag_policy_call_context(const struct ag_policy_call *c, json_t *args);
+
+/*
+ * One engine request: action on the target of c, with args as
+ * context.args.  Returns the engine's decision; AG_DENY with out->reason
+ * set when the request is unusable.  out->policies is set.
+ */
+enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
+					    const struct ag_entities *ents,
+					    const struct ag_policy_call *c, const char *action,
+					    json_t *args, struct ag_policy_result *res,
+					    struct ag_policy_verdict *out);
+
+/*
+ * The gateway's decision on c: for a tool, Action::"list" first (a tool
+ * the agent may not list is HIDDEN), then Action::"call" with the
+ * arguments (absent arguments are an empty record); a refused resource or
+ * prompt is HIDDEN; only a tool call escalates.  The caller counts an
+ * allowed tool call in its session (and may still refuse it if it cannot).
+ */
+void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_entities *ents,
+			   const struct ag_policy_call *c, struct ag_policy_result *res,
+			   struct ag_policy_verdict *out);
+
+#endif
