@@ -39,6 +39,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
 #include "audit.h"
@@ -754,6 +755,18 @@ static int upstream_authority(const struct ag_server_conf *s, char *out, size_t 
 
 static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev);
 
+/*
+ * A head and a body written back to back go out as two sends when the
+ * first is still in flight; with Nagle the second waits for an ACK the
+ * peer delays (40 ms).  Messages here are whole when written: no delay.
+ */
+static void no_delay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static int upstream_start(struct mcp_conn *c)
 {
 	const struct ag_server_conf *srv = c->srv;
@@ -787,6 +800,7 @@ static int upstream_start(struct mcp_conn *c)
 		close(fd);
 		return ret;
 	}
+	no_delay(fd);
 	if (!(c->u = malloc(sizeof(*c->u)))) {
 		close(fd);
 		return -ENOMEM;
@@ -1882,6 +1896,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 		close(fd);
 		return;
 	}
+	no_delay(fd);
 	c->own.release = conn_release;
 	ag_list_init(&c->audit_wait);
 	c->l = l;
