@@ -33,10 +33,12 @@
  * parser is not fed again until the response has ended.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -944,6 +946,8 @@ static void audit_complete(struct ag_io *io, unsigned int op, const struct io_ur
 	mcp->audit_armed = false;
 	if (l->stopping)
 		return;
+	/* Reset the counter; progress is read from the writer, not from it. */
+	(void)!read(ag_audit_event_fd(d->audit), &mcp->audit_event, sizeof(mcp->audit_event));
 	for (pos = mcp->audit_waiters.next; pos != &mcp->audit_waiters; pos = next) {
 		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, audit_wait);
 
@@ -969,11 +973,24 @@ static void audit_arm(struct ag_loop *l)
 	if (mcp->audit_armed || ag_list_empty(&mcp->audit_waiters) || l->stopping)
 		return;
 	if (!(sqe = ag_loop_sqe(l, &mcp->audit_io, 1))) {
-		ag_log(AG_LOG_ERROR, "mcp", "error=\"no SQE to wait for the audit log\"");
+		struct ag_list *pos, *next;
+
+		/* Nothing would wake the held calls: refuse them rather than hang. */
+		for (pos = mcp->audit_waiters.next; pos != &mcp->audit_waiters; pos = next) {
+			struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, audit_wait);
+
+			next = pos->next;
+			ag_list_del(&c->audit_wait);
+			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
+			       "the gateway cannot wait for its audit log: refused");
+		}
 		return;
 	}
-	io_uring_prep_read(sqe, ag_audit_event_fd(l->d->audit), &mcp->audit_event,
-			   sizeof(mcp->audit_event), 0);
+	/*
+	 * A poll, not a read: the eventfd is non-blocking, and io_uring
+	 * answers a read of it with -EAGAIN at once instead of waiting.
+	 */
+	io_uring_prep_poll_add(sqe, ag_audit_event_fd(l->d->audit), POLLIN);
 	mcp->audit_armed = true;
 }
 
