@@ -172,7 +172,8 @@ static int inject_pending(struct mcp_conn *c);
 /* Fields the agent may not pass to a governed upstream, on top of the
  * hop-by-hop ones the serializer always drops. */
 static const char *const strip_request[] = {
-	"Authorization", "Proxy-Authorization", "Cookie", "Host", "Origin", "Expect", NULL,
+	"Authorization", "Proxy-Authorization", "Cookie", "Host", "Origin", "Expect",
+	"Accept-Encoding", NULL,
 };
 
 static struct ag_mcp *mcp_of(const struct mcp_conn *c)
@@ -839,10 +840,10 @@ static int forward_request(struct mcp_conn *c)
 	const struct ag_server_conf *srv = c->srv;
 	const struct ag_secret *cred = mcp->cred[srv - c->l->d->conf.servers];
 	const char *remove[sizeof(strip_request) / sizeof(strip_request[0]) + 1];
-	struct ag_http_header add[2];
+	struct ag_http_header add[3];
 	char host[AG_HOST_LEN + 16], bearer[AG_SECRET_MAX + 8];
 	const uint8_t *body = c->fwd_body ? (const uint8_t *)c->fwd_body : c->body;
-	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen, n = 0, nadd = 1;
+	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen, n = 0, nadd = 2;
 	struct ag_http_edit e = {
 		.remove = remove,
 		.add = add,
@@ -863,19 +864,24 @@ static int forward_request(struct mcp_conn *c)
 	add[0].name_len = 4;
 	add[0].value = host;
 	add[0].value_len = upstream_authority(srv, host, sizeof(host));
+	/* Responses are read for filtering and audit: no compression. */
+	add[1].name = "Accept-Encoding";
+	add[1].value = "identity";
+	add[1].value_len = 8;
+	add[1].name_len = strlen(add[1].name);
 	if (cred && srv->cred == AG_CRED_BEARER) {
-		add[1].name = "Authorization";
-		add[1].value_len = snprintf(bearer, sizeof(bearer), "Bearer %s", cred->data);
-		add[1].value = bearer;
-		nadd = 2;
+		add[2].name = "Authorization";
+		add[2].value_len = snprintf(bearer, sizeof(bearer), "Bearer %s", cred->data);
+		add[2].value = bearer;
+		nadd = 3;
 	} else if (cred) {
-		add[1].name = srv->cred_header;
-		add[1].value = (const char *)cred->data;
-		add[1].value_len = cred->len;
-		nadd = 2;
+		add[2].name = srv->cred_header;
+		add[2].value = (const char *)cred->data;
+		add[2].value_len = cred->len;
+		nadd = 3;
 	}
-	if (nadd == 2)
-		add[1].name_len = strlen(add[1].name);
+	if (nadd == 3)
+		add[2].name_len = strlen(add[2].name);
 	e.nadd = nadd;
 	ret = ag_http_serialize_head(&c->req.msg, &e, mcp->head, sizeof(mcp->head), &hlen, &err);
 	OPENSSL_cleanse(bearer, sizeof(bearer));
@@ -1223,6 +1229,12 @@ static void request_end(struct mcp_conn *c)
 		request_decide(c);
 		return;
 	}
+	/* Only a POST body is decided: no other method may carry one past us. */
+	if (c->body_len) {
+		refuse(c, 400, AG_JSONRPC_INVALID_REQUEST,
+		       "only POST requests may carry a body on a governed route");
+		return;
+	}
 	request_forward(c);
 }
 
@@ -1448,6 +1460,9 @@ static int buffer_finish(struct mcp_conn *c)
 	size_t len = c->rbody_len;
 	int changed = 0, ret;
 
+	/* A list that cannot be read cannot be filtered: it does not pass. */
+	if (!root && json_array_size(c->list_ids))
+		return -EPROTO;
 	if (root)
 		changed = inspect_messages(c, root, c->list_ids);
 	if (c->extra) {
@@ -1589,9 +1604,19 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		register_session(c, ev->data, ev->data_len);
 		return flush_held(c);
 	}
-	if (ev->event_len != 7 || memcmp(ev->event, "message", 7) ||
-	    !(root = parse_json(ev->data, ev->data_len)))
+	if (ev->event_len != 7 || memcmp(ev->event, "message", 7))
 		return flush_held(c);
+	if (!(root = parse_json(ev->data, ev->data_len))) {
+		/* It might be a list to filter: what cannot be read does not pass. */
+		if (json_array_size(ids)) {
+			c->held_len = 0;
+			ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
+			       "reason=\"not JSON while a tools/list answer is due\"",
+			       c->agent, c->srv->name);
+			return 0;
+		}
+		return flush_held(c);
+	}
 	if (!inspect_messages(c, root, ids)) {
 		json_decref(root);
 		return flush_held(c);
@@ -1638,12 +1663,18 @@ static bool is_content_type(const struct ag_http_msg *m, const char *type)
 static int response_head(struct mcp_conn *c)
 {
 	const struct ag_http_msg *m = &c->resp.msg;
+	const struct ag_http_header *h;
 	struct ag_err err;
 
 	c->status = m->status;
 	if (m->status < 200)
 		return 0; /* interim: the gateway never sent Expect, nothing to pass on */
 	if (m->upgrade)
+		return -EPROTO;
+	/* The gateway asked for identity; a coded body it must read is refused. */
+	h = ag_http_find(m, "Content-Encoding", NULL);
+	if (h && !(h->value_len == 8 && !strncasecmp(h->value, "identity", 8)) &&
+	    (c->body_len || is_content_type(m, "text/event-stream")))
 		return -EPROTO;
 	if (is_content_type(m, "text/event-stream")) {
 		c->mode = RM_SSE;
@@ -1768,8 +1799,9 @@ static void resp_parse(struct mcp_conn *c)
 			break;
 		}
 		if (ret) {
-			response_fail(c, ret == -E2BIG ? "upstream: response over the gateway's limit"
-						       : "upstream: response could not be passed on");
+			response_fail(c, ret == -E2BIG	   ? "upstream: response over the gateway's limit"
+					 : ret == -EPROTO ? "upstream: response the gateway cannot inspect"
+							  : "upstream: response could not be passed on");
 			return;
 		}
 		if (c->state == MC_CLOSING)
@@ -1780,7 +1812,9 @@ static void resp_parse(struct mcp_conn *c)
 			if (!c->resp.msg.keep_alive)
 				c->closing_after = true;
 			if ((ret = response_end(c))) {
-				conn_close(c, "error", "could not write to the agent");
+				response_fail(c, ret == -EPROTO
+							 ? "upstream: a tools/list answer that cannot be read"
+							 : "could not write to the agent");
 				return;
 			}
 			req_next(c);

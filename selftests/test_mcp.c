@@ -67,6 +67,33 @@ TEST(mcp_governed)
 			ASSERT_STRHAS(s->head, host, "Host names the upstream");
 		}
 	}
+	if (test__start_subtest("identity_encoding_upstream")) {
+		int before = tool_nseen(&e.tool);
+
+		post(x, e.orig_port, "Accept-Encoding: gzip, br\r\n",
+		     "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\"}");
+		run_agent(&e, x);
+		/* A compressed list could not be filtered: the gateway asks for none. */
+		if (ASSERT_EQ(tool_nseen(&e.tool), before + 1, "forwarded")) {
+			ASSERT_STRHAS(e.tool.seen[before].head, "Accept-Encoding: identity\n",
+				      "identity asked for");
+			ASSERT_NULL(strstr(e.tool.seen[before].head, "gzip"), "not the agent's");
+		}
+	}
+	if (test__start_subtest("body_only_on_post")) {
+		int before = tool_nseen(&e.tool);
+
+		memset(x, 0, sizeof(*x));
+		x->port = e.orig_port;
+		snprintf(x->request, sizeof(x->request),
+			 "PUT /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 73\r\n\r\n"
+			 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			 "{\"name\":\"secret\"}}",
+			 e.orig_port);
+		run_agent(&e, x);
+		ASSERT_STRHAS(x->response, "HTTP/1.1 400", "a body on PUT is refused");
+		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+	}
 	if (test__start_subtest("call_denied_never_forwarded")) {
 		int before = tool_nseen(&e.tool);
 
