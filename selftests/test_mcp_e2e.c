@@ -163,10 +163,10 @@ static const char *allowed_tools(const char *server)
  * own address and port and forwards to the proxy.  tls_port: also govern
  * 127.0.0.1:tls_port, where nothing listens, for agents speaking TLS.
  */
-static int e2e_start(struct e2e_env *e, const char *suffix, const char *name, char *const argv[],
-		     int tls_port)
+static int e2e_start_more(struct e2e_env *e, const char *suffix, const char *name,
+			  char *const argv[], int tls_port, const char *more)
 {
-	char extra[2048], port[16], target[16], tlsmatch[64] = "";
+	char extra[4096], port[16], target[16], tlsmatch[64] = "";
 	char script[PATH_MAX];
 	char *cap_argv[] = { "node", script, "--listen", "0", "--target", target, "--log", e->caplog,
 			     NULL };
@@ -187,8 +187,9 @@ static int e2e_start(struct e2e_env *e, const char *suffix, const char *name, ch
 		 "\"ports\": [%s%s]}, \"upstream\": \"http://127.0.0.1:%d\"}], "
 		 "\"agents\": [{\"name\": \"a\", \"tools\": [%s]}, "
 		 "{\"name\": \"c\", \"tools\": [\"%s/*\"], \"resources\": [\"%s/*\"], "
-		 "\"prompts\": [\"%s/*\"]}]",
-		 name, port, tlsmatch, e->capture.port, allowed_tools(name), name, name, name);
+		 "\"prompts\": [\"%s/*\"]}]%s%s",
+		 name, port, tlsmatch, e->capture.port, allowed_tools(name), name, name, name,
+		 more[0] ? ", " : "", more);
 	if ((ret = tdaemon_start(&e->d, suffix, extra, 0)))
 		return ret;
 	e->daemon_up = true;
@@ -196,6 +197,12 @@ static int e2e_start(struct e2e_env *e, const char *suffix, const char *name, ch
 	chmod(e->d.dir, 0711);
 	chmod(e->d.state, 0711);
 	return 0;
+}
+
+static int e2e_start(struct e2e_env *e, const char *suffix, const char *name, char *const argv[],
+		     int tls_port)
+{
+	return e2e_start_more(e, suffix, name, argv, tls_port, "");
 }
 
 static void e2e_stop(struct e2e_env *e)
@@ -448,4 +455,169 @@ out:
 	free(direct);
 	free(gw);
 	e2e_stop(&e);
+}
+
+static const char e2e_policy[] =
+	"@id(\"see-everything\")\n"
+	"permit (principal == Agent::\"a\", action == Action::\"list\",\n"
+	"        resource in Server::\"everything\")\n"
+	"unless { resource == Tool::\"everything/get-env\" ||\n"
+	"         resource == Tool::\"everything/gzip-file-as-resource\" ||\n"
+	"         resource == Tool::\"everything/get-tiny-image\" };\n"
+	"@id(\"echo\")\n"
+	"permit (principal == Agent::\"a\", action == Action::\"call\",\n"
+	"        resource == Tool::\"everything/echo\");\n"
+	"@id(\"small-sums\")\n"
+	"permit (principal == Agent::\"a\", action == Action::\"call\",\n"
+	"        resource == Tool::\"everything/get-sum\")\n"
+	"when { context.args.a <= 100 };\n"
+	"@id(\"slow-needs-a-human\")\n"
+	"@escalate(\"long operations need a human\")\n"
+	"permit (principal == Agent::\"a\", action == Action::\"call\",\n"
+	"        resource == Tool::\"everything/trigger-long-running-operation\");\n";
+
+struct bg_agent {
+	pid_t pid;
+	char out[PATH_MAX];
+};
+
+/* An agent run that waits (for a human), its output collected in a file. */
+static void bg_agent_start(struct e2e_env *e, struct bg_agent *b, const char *args)
+{
+	snprintf(b->out, sizeof(b->out), "/tmp/agt-e2e-bg-%d.out", getpid());
+	b->pid = fork();
+	if (b->pid == 0) {
+		char cmd[3 * PATH_MAX + 1024];
+
+		snprintf(cmd, sizeof(cmd),
+			 "cd /tmp && AGENTGATE_E2E_DIR=%s timeout 60 %s/agentgatectl --instance %s "
+			 "run --agent a -- node %s/selftests/e2e/agent.mjs %s > %s 2>&1",
+			 e->e2e, testlib_build_dir(), e->d.in.name, testlib_src_dir(), args, b->out);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+}
+
+static json_t *bg_agent_wait(struct bg_agent *b)
+{
+	char *out = NULL;
+	json_t *lines;
+
+	waitpid(b->pid, NULL, 0);
+	run_capture(&out, "cat %s; rm -f %s", b->out, b->out);
+	lines = parse_lines(out);
+	if (getenv("AG_VERBOSE"))
+		fprintf(stderr, "background agent:\n%s\n", out ? out : "");
+	free(out);
+	return lines;
+}
+
+/* The first held call's ID, waiting for it to appear; 0 if none came. */
+static long long e2e_held(struct e2e_env *e)
+{
+	for (int i = 0; i < 200; i++) {
+		char *out = NULL, *p;
+		long long id = 0;
+
+		run_capture(&out, "%s/agentgatectl --instance %s approvals --json", testlib_build_dir(),
+			    e->d.in.name);
+		if (out && (p = strstr(out, "\"id\":")))
+			id = atoll(p + 5);
+		free(out);
+		if (id)
+			return id;
+		usleep(50000);
+	}
+	return 0;
+}
+
+/*
+ * The Cedar policy set deciding for real MCP peers: a hidden tool, an
+ * argument rule on a visible tool, and an escalation approved from
+ * another process (and one that times out).
+ */
+TEST(mcp_e2e_policy)
+{
+	struct e2e_env e = { 0 };
+	char script[PATH_MAX], args[1024], more[PATH_MAX + 128], dir[] = "/tmp/agpol-e2e.XXXXXX";
+	char *argv[] = { "node", script, "--port", "0", "--mode", "streamableHttp", NULL };
+	char *out = NULL;
+	struct bg_agent bg;
+	json_t *lines, *l;
+	long long id;
+	FILE *f;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir"))
+		return;
+	snprintf(script, sizeof(script), "%s/policy.cedar", dir);
+	if (!ASSERT_OK_PTR(f = fopen(script, "w"), "policy file"))
+		goto out;
+	fputs(e2e_policy, f);
+	fclose(f);
+	snprintf(script, sizeof(script), "%s/selftests/e2e/everything.mjs", testlib_src_dir());
+	snprintf(more, sizeof(more), "\"policy\": {\"dir\": \"%s\"}, \"approval_timeout_ms\": 4000",
+		 dir);
+	if (!ASSERT_OK(e2e_start_more(&e, "e2epol", "everything", argv, 0, more), "peers and daemon"))
+		goto out;
+	snprintf(args, sizeof(args),
+		 "--url http://127.0.0.1:%d/mcp --steps initialize,list,call,call,call,call "
+		 "--call echo --args '{\"message\":\"hi\"}' "
+		 "--call get-tiny-image --args '{}' "
+		 "--call get-sum --args '{\"a\":500,\"b\":1}' "
+		 "--call get-sum --args '{\"a\":5,\"b\":1}'",
+		 e.server.port);
+	lines = run_agent(&e, "agent.mjs", args, false);
+	ASSERT_TRUE(list_has(lines, "get-sum"), "permitted tool listed");
+	ASSERT_FALSE(list_has(lines, "get-tiny-image"), "hidden tool not listed");
+	ASSERT_FALSE(list_has(lines, "get-env"), "get-env hidden");
+	ASSERT_STREQ(json_string_value(json_object_get(step(lines, "call", 0), "text")), "Echo: hi",
+		     "permitted call");
+	ASSERT_EQ(json_integer_value(json_object_get(step(lines, "call", 1), "code")), -32602,
+		  "hidden tool: unknown tool");
+	l = step(lines, "call", 2);
+	ASSERT_TRUE(json_is_true(json_object_get(l, "isError")), "argument rule: isError result");
+	ASSERT_STRHAS(json_string_value(json_object_get(l, "text")), "Denied by policy",
+		      "the denial says so");
+	ASSERT_STRHAS(json_string_value(json_object_get(step(lines, "call", 3), "text")), "6",
+		      "within the rule: the sum");
+	json_decref(lines);
+	if (test__start_subtest("escalation_approved")) {
+		snprintf(args, sizeof(args),
+			 "--url http://127.0.0.1:%d/mcp --steps initialize,call "
+			 "--call trigger-long-running-operation --args '{\"duration\":1,\"steps\":2}'",
+			 e.server.port);
+		bg_agent_start(&e, &bg, args);
+		id = e2e_held(&e);
+		ASSERT_GT(id, 0, "the call waits for approval");
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s approve %lld --by carol",
+				      testlib_build_dir(), e.d.in.name, id),
+			  0, "approved from another process");
+		free(out);
+		out = NULL;
+		lines = bg_agent_wait(&bg);
+		l = step(lines, "call", 0);
+		ASSERT_TRUE(json_is_true(json_object_get(l, "ok")) &&
+				    !json_is_true(json_object_get(l, "isError")),
+			    "the approved call completes");
+		ASSERT_STRHAS(json_string_value(json_object_get(l, "text")), "Long running operation",
+			      "the tool's own answer");
+		json_decref(lines);
+	}
+	if (test__start_subtest("escalation_timed_out")) {
+		bg_agent_start(&e, &bg, args);
+		lines = bg_agent_wait(&bg);
+		l = step(lines, "call", 0);
+		ASSERT_TRUE(json_is_true(json_object_get(l, "isError")), "refused after the timeout");
+		ASSERT_STRHAS(json_string_value(json_object_get(l, "text")), "no approval in time",
+			      "says why");
+		json_decref(lines);
+	}
+out:
+	e2e_stop(&e);
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
 }
