@@ -25,10 +25,13 @@ int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
 	c.key_path = d->audit_key;
 	c.origin = d->inst.name;
 	/*
-	 * Connection records need no wait: nothing is held for them.  The
-	 * MCP path holds each governed call until its decision is durable.
+	 * Connection records need no wait: nothing is held for them.  With
+	 * sync durability the MCP path holds each governed call until its
+	 * decision is durable (agentgate.conf(5) "audit").
 	 */
-	c.durability = d->audit_durability = AG_AUDIT_SYNC;
+	c.durability = d->audit_durability = d->conf.audit_durability;
+	c.rotate_bytes = d->conf.audit_rotate_bytes;
+	c.syslog_path = d->conf.audit_syslog[0] ? d->conf.audit_syslog : NULL;
 	c.warn = warn;
 	c.warn_ctx = d;
 	if (ag_audit_open(&c, &d->audit, err))

@@ -57,6 +57,7 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->default_verdict = AG_VERDICT_REDIRECT;
 	c->connect_timeout_ms = 10000;
 	c->approval_timeout_ms = 120000;
+	c->audit_durability = AG_AUDIT_SYNC;
 	read_resolv_conf(c);
 	/* Without a "passthrough" list, the gateway relays what it does not govern. */
 	c->pass = calloc(1, sizeof(*c->pass));
@@ -743,6 +744,44 @@ static int config_path(struct parse *p, const char *path, json_t *v, char out[PA
 	return 0;
 }
 
+static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "durability", "rotate_bytes", "syslog", NULL };
+	json_t *e;
+	uint64_t n;
+	int ret;
+
+	if ((ret = check_keys(p, "$.audit", v, keys)))
+		return ret;
+	if ((e = json_object_get(v, "durability"))) {
+		const char *d;
+
+		if ((ret = get_string(p, "$.audit.durability", e, &d)))
+			return ret;
+		if (!strcmp(d, "sync"))
+			c->audit_durability = AG_AUDIT_SYNC;
+		else if (!strcmp(d, "batch"))
+			c->audit_durability = AG_AUDIT_BATCH;
+		else if (!strcmp(d, "none"))
+			c->audit_durability = AG_AUDIT_NONE;
+		else
+			return badf(p, "$.audit.durability",
+				    "\"%s\": expected \"sync\", \"batch\" or \"none\"", d);
+	}
+	if ((e = json_object_get(v, "rotate_bytes"))) {
+		if ((ret = get_uint(p, "$.audit.rotate_bytes", e, UINT64_MAX >> 1, &n)))
+			return ret;
+		/* A file smaller than a checkpoint and a few records would rotate forever. */
+		if (n && n < 65536)
+			return bad(p, "$.audit.rotate_bytes", "must be 0 (never) or at least 65536");
+		c->audit_rotate_bytes = n;
+	}
+	if ((e = json_object_get(v, "syslog")) &&
+	    (ret = config_path(p, "$.audit.syslog", e, c->audit_syslog)))
+		return ret;
+	return 0;
+}
+
 /* Fields the gateway owns or that frame the message: never a credential. */
 static bool cred_header_ok(const char *h)
 {
@@ -1052,7 +1091,7 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", "policy", "approval_timeout_ms", NULL
+		"passthrough", "policy", "approval_timeout_ms", "audit", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1085,6 +1124,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 			return bad(p, "$.mark", "must not be 0 (unmarked sockets are everyone's)");
 		c->mark = (uint32_t)n;
 	}
+	if ((v = json_object_get(root, "audit")) && (ret = parse_audit(p, v, c)))
+		return ret;
 	if ((v = json_object_get(root, "approval_timeout_ms"))) {
 		if ((ret = get_uint(p, "$.approval_timeout_ms", v, 3600000, &n)))
 			return ret;

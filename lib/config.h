@@ -161,6 +161,17 @@ struct ag_conf {
 	uint32_t connect_timeout_ms;
 	/* How long an escalated call waits for agentgatectl approve/deny. */
 	uint32_t approval_timeout_ms;
+	/*
+	 * "audit": {"durability": "sync"|"batch"|"none", "rotate_bytes": N,
+	 * "syslog": PATH}.  sync (default): a governed call waits for its
+	 * decision record to be durable; batch: records are group-committed
+	 * the same way but nothing waits; none: no fdatasync.  rotate_bytes 0:
+	 * never rotate.  syslog: an RFC 5424 datagram socket (e.g. /dev/log)
+	 * that gets a copy of every record; "" none.
+	 */
+	int audit_durability; /* enum ag_audit_durability */
+	uint64_t audit_rotate_bytes;
+	char audit_syslog[PATH_MAX];
 	struct ag_server_conf *servers;
 	int nr_servers;
 	/* Top-level "passthrough"; absent: ["*"], every destination relays. */

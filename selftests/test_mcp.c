@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -637,4 +638,64 @@ TEST(mcp_audit_disk_full)
 out:
 	free(out);
 	env_stop(&e);
+}
+
+/*
+ * The audit settings of agentgate.json: the log rotates by size and the
+ * chain verifies across the files; every record also goes to a syslog
+ * socket (RFC 5424) for forwarding to a SIEM.
+ */
+TEST(mcp_audit_rotation_syslog)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char sock_path[] = "/tmp/agsyslog.XXXXXX", more[PATH_MAX + 128], *out = NULL;
+	char buf[8192];
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct mcp_env e;
+	int sfd = -1, decisions = 0;
+
+	memset(&e, 0, sizeof(e));
+	if (!ASSERT_OK_PTR(mkdtemp(sock_path), "socket dir"))
+		return;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/log", sock_path);
+	sfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!ASSERT_GE(sfd, 0, "syslog socket") ||
+	    !ASSERT_OK(bind(sfd, (struct sockaddr *)&sun, sizeof(sun)), "bind syslog socket"))
+		goto out_sock;
+	snprintf(more, sizeof(more),
+		 "\"audit\": {\"durability\": \"sync\", \"rotate_bytes\": 65536, \"syslog\": \"%s\"}",
+		 sun.sun_path);
+	if (!ASSERT_OK(env_start_with(&e, "mcprot", REPLY_JSON, default_agent, more), "environment"))
+		goto out;
+	/* About 1.5 KB of records per call: enough calls for two files. */
+	for (int i = 0; i < 120; i++) {
+		post(x, e.orig_port, "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\",\"arguments\":{\"text\":\"rotate me\"}}}");
+		run_agent(&e, x);
+		/* Drain as we go: a datagram socket's queue is short. */
+		while (recv(sfd, buf, sizeof(buf) - 1, 0) > 0)
+			decisions += strstr(buf, "\"kind\":\"decision\"") != NULL;
+	}
+	ASSERT_STRHAS(x->response, "\"served\"", "calls went through");
+	tdaemon_kill(&e.d, SIGTERM);
+	while (recv(sfd, buf, sizeof(buf) - 1, 0) > 0)
+		decisions += strstr(buf, "\"kind\":\"decision\"") != NULL;
+	ASSERT_EQ(run_capture(&out, "ls %s/audit.log.1", e.d.state), 0, "the log rotated");
+	free(out);
+	out = NULL;
+	ASSERT_EQ(run_capture(&out, "%s/agentgatectl audit verify --pubkey %s/audit.key %s/audit.log 2>&1",
+			      testlib_build_dir(), e.d.state, e.d.state),
+		  0, "the series verifies");
+	ASSERT_STRHAS(out, "OK", "verifier's verdict");
+	ASSERT_GE(decisions, 100, "decision records reached syslog");
+out:
+	env_stop(&e);
+out_sock:
+	free(out);
+	if (sfd >= 0)
+		close(sfd);
+	out = NULL;
+	run_capture(&out, "rm -rf %s", sock_path);
+	free(out);
 }
