@@ -346,6 +346,11 @@ static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
 {
 	json_t *e = ag_jsonrpc_error(NULL, code, msg, NULL);
 
+	/* The request is answered: what is left is the goodbye. */
+	ag_list_del(&c->audit_wait);
+	if (c->approval)
+		approval_drop(c->approval);
+	c->state = MC_REQUEST;
 	c->closing_after = true;
 	if (send_local(c, status, e, false)) {
 		json_decref(e);
@@ -899,6 +904,8 @@ static void request_forward(struct mcp_conn *c)
 	int ret;
 
 	c->state = MC_RESPONSE;
+	/* An agent that closes an open SSE stream must be noticed. */
+	ag_stream_read(&c->a);
 	if (!c->resp_init) {
 		struct ag_err err;
 
@@ -1825,6 +1832,13 @@ static void resp_parse(struct mcp_conn *c)
 
 /* ---- stream events ---------------------------------------------------- */
 
+/* The connection is ending: once our answer is out and the agent is done. */
+static void agent_finish(struct mcp_conn *c)
+{
+	if (c->a.eof && c->a.shut_done && !c->a.send_armed)
+		conn_close(c, c->error[0] ? "refused" : "ok", NULL);
+}
+
 static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
 {
 	struct mcp_conn *c = s->ctx;
@@ -1832,19 +1846,36 @@ static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
 	switch (ev) {
 	case AG_STREAM_READ:
 	case AG_STREAM_EOF:
-		if (c->closing_after) {
-			/* Answered and shut down: the agent's EOF ends it. */
-			if (ev == AG_STREAM_EOF)
-				conn_close(c, c->error[0] ? "refused" : "ok", NULL);
+		if (c->state != MC_REQUEST) {
+			/*
+			 * The agent went away while its call was held or its SSE
+			 * stream was open: nothing will read what comes.  Any
+			 * other EOF may be a half-close: the answer still goes
+			 * out, then the connection ends.
+			 */
+			if (ev == AG_STREAM_EOF &&
+			    (c->state == MC_APPROVAL ||
+			     (c->state == MC_RESPONSE && c->mode == RM_SSE && c->head_sent)))
+				conn_close(c, "ok", NULL);
+			else if (ev == AG_STREAM_EOF)
+				c->closing_after = true;
 			else
-				ag_stream_consume(s, s->in_len), ag_stream_read(s);
+				ag_stream_read(s); /* to see an EOF; bytes wait their turn */
 			return;
 		}
-		if (c->state == MC_REQUEST)
-			req_parse(c);
-		else if (ev == AG_STREAM_EOF)
-			/* The agent left mid-response (a closed SSE stream, usually). */
-			conn_close(c, "ok", NULL);
+		if (c->closing_after) {
+			/* Answered and shutting down: what the agent sends is moot. */
+			ag_stream_consume(s, s->in_len);
+			if (ev == AG_STREAM_EOF)
+				agent_finish(c);
+			else
+				ag_stream_read(s);
+			return;
+		}
+		req_parse(c);
+		return;
+	case AG_STREAM_SHUT:
+		agent_finish(c);
 		return;
 	case AG_STREAM_ERROR:
 		conn_close(c, s->error == ECONNRESET || s->error == EPIPE ? "reset" : "error", s->why);
@@ -1923,6 +1954,7 @@ static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev)
 			conn_close(c, "error", s->why);
 		return;
 	case AG_STREAM_DRAINED:
+	case AG_STREAM_SHUT:
 		return;
 	}
 }

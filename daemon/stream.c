@@ -215,9 +215,13 @@ static void on_send(struct ag_stream *s, int res)
 static void on_shutdown(struct ag_stream *s, int res)
 {
 	s->send_armed = false;
+	if (!usable(s))
+		return;
 	/* ENOTCONN: the peer is gone already; its side will tell how. */
-	if (usable(s) && res < 0 && res != -ENOTCONN)
+	if (res < 0 && res != -ENOTCONN)
 		fail(s, -res, NULL);
+	else
+		s->event(s, AG_STREAM_SHUT);
 }
 
 int ag_stream_write(struct ag_stream *s, const void *buf, size_t len)

@@ -36,6 +36,7 @@ enum ag_stream_ev {
 	AG_STREAM_ERROR,     /* s->error says why; the stream is dead */
 	AG_STREAM_DRAINED,   /* the write queue fell below the low mark */
 	AG_STREAM_CONNECTED, /* ag_stream_connect succeeded (and TLS is up) */
+	AG_STREAM_SHUT,	     /* everything queued went out, the write side is shut */
 };
 
 struct ag_stream_owner {
