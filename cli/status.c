@@ -119,6 +119,13 @@ static void print_text(json_t *s)
 		       json_integer_value(json_object_get(conns, "rejected")),
 		       json_integer_value(json_object_get(conns, "upstream_failed")),
 		       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+		v = json_object_get(daemon, "mcp");
+		if (json_integer_value(json_object_get(v, "tool_servers")))
+			printf("mcp:        %lld tool servers, %lld connections, %lld calls held for "
+			       "approval\n",
+			       json_integer_value(json_object_get(v, "tool_servers")),
+			       json_integer_value(json_object_get(v, "active")),
+			       json_integer_value(json_object_get(v, "held_for_approval")));
 		v = json_object_get(daemon, "audit");
 		printf("audit:      %s, %s%s%s\n", json_string_value(json_object_get(v, "log")),
 		       json_is_true(json_object_get(v, "ok")) ? "writing" : "FAILED: ",

@@ -63,13 +63,15 @@ struct ag_control {
 
 static void client_next(struct client *cl);
 
-static json_t *status(struct ag_daemon *d)
+static json_t *status(struct ag_loop *l)
 {
+	struct ag_daemon *d = l->d;
 	const struct ag_daemon_stats *s = &d->stats;
 	struct ag_err why = { 0 };
 	bool audit_ok = ag_daemon_audit_ok(d, &why);
+	json_t *held = ag_mcp_approvals(l), *st;
 
-	return json_pack("{s:b, s:s, s:i, s:I, s:i, s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:I, "
+	st = json_pack("{s:b, s:s, s:i, s:I, s:i, s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:I, "
 			 "s:{s:s, s:s, s:b, s:s?, s:I}}",
 			 "ok", 1, "instance", d->inst.name, "pid", (int)getpid(), "uptime_s",
 			 (json_int_t)((ag_now_ns() - d->start_ns) / 1000000000), "listen_port",
@@ -81,6 +83,13 @@ static json_t *status(struct ag_daemon *d)
 			 (json_int_t)s->kernel_refusals, "audit", "log", d->audit_path, "key",
 			 d->audit_key, "ok", audit_ok, "error", audit_ok ? NULL : why.msg, "lost",
 			 (json_int_t)(s->audit_lost + s->audit_errors));
+	if (st)
+		json_object_set_new(st, "mcp",
+				    json_pack("{s:i,s:i,s:i}", "tool_servers", d->conf.nr_servers,
+					      "active", (int)ag_mcp_active(l), "held_for_approval",
+					      (int)json_array_size(held)));
+	json_decref(held);
+	return st;
 }
 
 static json_t *error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -141,7 +150,7 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 	else if (!cmd)
 		resp = error("bad request: no \"cmd\" string");
 	else if (!strcmp(cmd, "status"))
-		resp = status(d);
+		resp = status(l);
 	else if (!strcmp(cmd, "ping"))
 		resp = json_pack("{s:b}", "ok", 1);
 	else if (!strcmp(cmd, "policy_reload"))

@@ -305,6 +305,11 @@ TEST(mcp_escalation)
 		id = held_id(&e);
 		ASSERT_GT(id, 0, "the call is listed as held");
 		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool while held");
+		run_capture(&out, "%s/agentgatectl --instance %s status", testlib_build_dir(),
+			    e.d.in.name);
+		ASSERT_STRHAS(out, "1 calls held for approval", "status counts it");
+		free(out);
+		out = NULL;
 		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s approve %lld --by alice",
 				      testlib_build_dir(), e.d.in.name, id),
 			  0, "approve");
