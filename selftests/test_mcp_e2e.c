@@ -512,25 +512,6 @@ static json_t *bg_agent_wait(struct bg_agent *b)
 	return lines;
 }
 
-/* The first held call's ID, waiting for it to appear; 0 if none came. */
-static long long e2e_held(struct e2e_env *e)
-{
-	for (int i = 0; i < 200; i++) {
-		char *out = NULL, *p;
-		long long id = 0;
-
-		run_capture(&out, "%s/agentgatectl --instance %s approvals --json", testlib_build_dir(),
-			    e->d.in.name);
-		if (out && (p = strstr(out, "\"id\":")))
-			id = atoll(p + 5);
-		free(out);
-		if (id)
-			return id;
-		usleep(50000);
-	}
-	return 0;
-}
-
 /*
  * The Cedar policy set deciding for real MCP peers: a hidden tool, an
  * argument rule on a visible tool, and an escalation approved from
@@ -591,7 +572,7 @@ TEST(mcp_e2e_policy)
 			 "--call trigger-long-running-operation --args '{\"duration\":1,\"steps\":2}'",
 			 e.server.port);
 		bg_agent_start(&e, &bg, args);
-		id = e2e_held(&e);
+		id = held_approval_id(&e.d.in);
 		ASSERT_GT(id, 0, "the call waits for approval");
 		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s approve %lld --by carol",
 				      testlib_build_dir(), e.d.in.name, id),

@@ -244,26 +244,6 @@ static const char escalate_policy[] =
     "permit (principal == Agent::\"a\", action == Action::\"call\", resource == Tool::\"t/add\")\n"
     "when { context.args.a > 5000 };\n";
 
-/* The held call's id as agentgatectl approvals --json shows it, or 0. */
-static long long held_id(struct mcp_env *e)
-{
-	for (int i = 0; i < 100; i++) {
-		char *out = NULL;
-		long long id = 0;
-		char *p;
-
-		run_capture(&out, "%s/agentgatectl --instance %s approvals --json",
-			    testlib_build_dir(), e->d.in.name);
-		if (out && (p = strstr(out, "\"id\":")))
-			id = atoll(p + 5);
-		free(out);
-		if (id)
-			return id;
-		usleep(50000);
-	}
-	return 0;
-}
-
 /* Starts a big add as the agent; it stays open while the call is held. */
 static pid_t big_add(struct mcp_env *e, struct exchange *x, int id)
 {
@@ -302,7 +282,7 @@ TEST(mcp_escalation)
 		int before = tool_nseen(&e.tool);
 
 		pid = big_add(&e, x, 1);
-		id = held_id(&e);
+		id = held_approval_id(&e.d.in);
 		ASSERT_GT(id, 0, "the call is listed as held");
 		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool while held");
 		run_capture(&out, "%s/agentgatectl --instance %s status", testlib_build_dir(),
@@ -323,7 +303,7 @@ TEST(mcp_escalation)
 		int before = tool_nseen(&e.tool);
 
 		pid = big_add(&e, x, 2);
-		id = held_id(&e);
+		id = held_approval_id(&e.d.in);
 		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s deny %lld --by bob",
 				      testlib_build_dir(), e.d.in.name, id),
 			  0, "deny");

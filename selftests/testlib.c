@@ -608,3 +608,21 @@ int run_capture(char **out, const char *fmt, ...)
 	status = pclose(p);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+long long held_approval_id(const struct ag_instance *in)
+{
+	for (int i = 0; i < 200; i++) {
+		char *out = NULL, *p;
+		long long id = 0;
+
+		run_capture(&out, "%s/agentgatectl --instance %s approvals --json", testlib_build_dir(),
+			    in->name);
+		if (out && (p = strstr(out, "\"id\":")))
+			id = atoll(p + 5);
+		free(out);
+		if (id)
+			return id;
+		usleep(50000);
+	}
+	return 0;
+}

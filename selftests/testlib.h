@@ -120,6 +120,9 @@ void tdaemon_destroy(struct tdaemon *d);
 /* Whether the daemon's log has a line containing every one of the strings
  * (NULL-terminated list), waiting up to ms for it to appear. */
 bool log_has(const struct tdaemon *d, int ms, ...);
+/* The ID of the first call the instance holds for approval (agentgatectl
+ * approvals --json), waiting up to 10 s for one; 0 if none came. */
+long long held_approval_id(const struct ag_instance *in);
 /* Runs a shell command line, output captured into *out (caller frees);
  * returns the exit status, or -1. */
 int run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
