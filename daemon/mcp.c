@@ -108,7 +108,9 @@ struct mcp_conn {
 	json_t *list_ids; /* ids of tools/list requests whose results to filter */
 	json_t *calls;	  /* id -> tool name of the tools/call requests forwarded */
 	char session_id[SESSION_ID_MAX];
-	struct session *legacy; /* the legacy SSE session this POST belongs to */
+	/* The legacy SSE session this POST belongs to, while it is decided:
+	 * the session goes with its GET stream, which may close any time. */
+	struct session *legacy;
 	/* An escalated call: held in MC_APPROVAL until a human decides. */
 	char esc_tool[256];
 	char esc_reason[256];
@@ -1233,7 +1235,10 @@ static void request_end(struct mcp_conn *c)
 
 	c->requests++;
 	if (m->method_len == 4 && !memcmp(m->method, "POST", 4) && c->body_len) {
+		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
+		c->legacy = legacy_session(c, m);
 		request_decide(c);
+		c->legacy = NULL;
 		return;
 	}
 	/* Only a POST body is decided: no other method may carry one past us. */
@@ -1274,7 +1279,6 @@ static bool request_head(struct mcp_conn *c)
 	snprintf(c->req_version, sizeof(c->req_version), "%s", version);
 	copy_header(m, "Host", c->req_host, sizeof(c->req_host));
 	copy_header(m, "Mcp-Session-Id", c->session_id, sizeof(c->session_id));
-	c->legacy = legacy_session(c, m);
 	return true;
 }
 
@@ -2024,10 +2028,16 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 		return;
 	}
 	c->state = MC_REQUEST;
+	/*
+	 * Handlers run inside a completion, whose count keeps the connection
+	 * alive until they return; this first pass has none, so it holds one.
+	 */
+	c->own.inflight++;
 	if (tls)
 		ag_stream_read(&c->a);
 	else
 		req_parse(c);
+	ag_stream_owner_put(&c->own);
 }
 
 void ag_mcp_stop(struct ag_loop *l)
