@@ -563,7 +563,7 @@ TEST(mcp_audit_crash)
 	out = NULL;
 	ASSERT_EQ(run_capture(&out, "grep -c '\"kind\":\"daemon_start\"' %s/audit.log", e.d.state), 0,
 		  "count starts");
-	ASSERT_STRHAS(out, "2", "one chain across both runs");
+	ASSERT_STREQ(out, "2\n", "one chain across both runs");
 	ASSERT_EQ(run_capture(&log, "cat %s/audit.log", e.d.state), 0, "read the log");
 	pthread_mutex_lock(&e.tool.lock);
 	nids = e.tool.nids;

@@ -563,8 +563,8 @@ TEST(mcp_e2e_policy)
 	ASSERT_TRUE(json_is_true(json_object_get(l, "isError")), "argument rule: isError result");
 	ASSERT_STRHAS(json_string_value(json_object_get(l, "text")), "Denied by policy",
 		      "the denial says so");
-	ASSERT_STRHAS(json_string_value(json_object_get(step(lines, "call", 3), "text")), "6",
-		      "within the rule: the sum");
+	ASSERT_STRHAS(json_string_value(json_object_get(step(lines, "call", 3), "text")),
+		      "The sum of 5 and 1 is 6", "within the rule: the sum");
 	json_decref(lines);
 	if (test__start_subtest("escalation_approved")) {
 		snprintf(args, sizeof(args),
