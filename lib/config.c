@@ -340,6 +340,11 @@ static int get_string(struct parse *p, const char *path, json_t *v, const char *
 	return 0;
 }
 
+static int nomem(struct parse *p)
+{
+	return ag_errf(p->err, ENOMEM, "%s: out of memory", p->file);
+}
+
 static int get_list(struct parse *p, const char *path, json_t *v, size_t *n)
 {
 	if (!json_is_array(v))
@@ -350,10 +355,23 @@ static int get_list(struct parse *p, const char *path, json_t *v, size_t *n)
 	return 0;
 }
 
-static int nomem(struct parse *p)
+/*
+ * A JSON array at path and zeroed room for its n elements of size bytes
+ * each (at least one, so an empty list is not mistaken for a failure).
+ * NULL with *ret set when the value is not a list or memory is short.
+ */
+static void *get_array(struct parse *p, const char *path, json_t *v, size_t size, size_t *n,
+		       int *ret)
 {
-	return ag_errf(p->err, ENOMEM, "%s: out of memory", p->file);
+	void *a;
+
+	if ((*ret = get_list(p, path, v, n)))
+		return NULL;
+	if (!(a = calloc(*n ? *n : 1, size)))
+		*ret = nomem(p);
+	return a;
 }
+
 
 /*
  * A passthrough entry, one of
@@ -429,11 +447,8 @@ static int parse_pass(struct parse *p, const char *path, json_t *v, struct ag_pa
 	json_t *e;
 	int ret;
 
-	if ((ret = get_list(p, path, v, &n)))
+	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
 		return ret;
-	*out = calloc(n ? n : 1, sizeof(**out));
-	if (!*out)
-		return nomem(p);
 	json_array_foreach(v, i, e)
 	{
 		const char *s;
@@ -456,11 +471,8 @@ static int parse_patterns(struct parse *p, const char *path, json_t *v, const st
 	json_t *e;
 	int ret;
 
-	if ((ret = get_list(p, path, v, &n)))
+	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
 		return ret;
-	*out = calloc(n ? n : 1, sizeof(**out));
-	if (!*out)
-		return nomem(p);
 	json_array_foreach(v, i, e)
 	{
 		const char *s, *slash;
@@ -667,11 +679,8 @@ static int parse_match(struct parse *p, const char *path, json_t *m, struct ag_s
 		return ret;
 	if ((v = json_object_get(m, "hosts"))) {
 		snprintf(where, sizeof(where), "%s.hosts", path);
-		if ((ret = get_list(p, where, v, &n)))
+		if (!(s->hosts = get_array(p, where, v, sizeof(*s->hosts), &n, &ret)))
 			return ret;
-		s->hosts = calloc(n ? n : 1, sizeof(*s->hosts));
-		if (!s->hosts)
-			return nomem(p);
 		json_array_foreach(v, i, e)
 		{
 			const char *h;
@@ -688,11 +697,8 @@ static int parse_match(struct parse *p, const char *path, json_t *m, struct ag_s
 	}
 	if ((v = json_object_get(m, "ports"))) {
 		snprintf(where, sizeof(where), "%s.ports", path);
-		if ((ret = get_list(p, where, v, &n)))
+		if (!(s->ports = get_array(p, where, v, sizeof(*s->ports), &n, &ret)))
 			return ret;
-		s->ports = calloc(n ? n : 1, sizeof(*s->ports));
-		if (!s->ports)
-			return nomem(p);
 		json_array_foreach(v, i, e)
 		{
 			snprintf(where, sizeof(where), "%s.ports[%zu]", path, i);
@@ -704,11 +710,8 @@ static int parse_match(struct parse *p, const char *path, json_t *m, struct ag_s
 	}
 	if ((v = json_object_get(m, "addresses"))) {
 		snprintf(where, sizeof(where), "%s.addresses", path);
-		if ((ret = get_list(p, where, v, &n)))
+		if (!(s->addrs = get_array(p, where, v, sizeof(*s->addrs), &n, &ret)))
 			return ret;
-		s->addrs = calloc(n ? n : 1, sizeof(*s->addrs));
-		if (!s->addrs)
-			return nomem(p);
 		json_array_foreach(v, i, e)
 		{
 			struct ag_rule_conf *r = &s->addrs[i];
@@ -1065,12 +1068,11 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 	if (dir && (ret = config_path(p, "$.policy.dir", dir, pc->dir)))
 		return ret;
 	if (files) {
-		if ((ret = get_list(p, "$.policy.files", files, &n)))
+		if (!(pc->files = get_array(p, "$.policy.files", files, sizeof(*pc->files), &n,
+					    &ret)))
 			return ret;
 		if (!n)
 			return bad(p, "$.policy.files", "expected at least one file");
-		if (!(pc->files = calloc(n, sizeof(*pc->files))))
-			return nomem(p);
 		json_array_foreach(files, i, f)
 		{
 			snprintf(where, sizeof(where), "$.policy.files[%zu]", i);
