@@ -35,7 +35,7 @@
 // JSON-RPC error: transport error, timeout); 2 on bad usage; 4 on the overall
 // timeout (a final {"step":"timeout","ok":false} line is printed).
 import { randomBytes } from 'node:crypto';
-import { args, emit, log, need, resultText, since, withTimeout } from './lib.mjs';
+import { agentPlan, args, emit, log, need, resultText, since, withTimeout } from './lib.mjs';
 
 const USAGE =
 	'agent.mjs --url URL [--transport streamable|sse] --steps a,b,c [--call TOOL --args JSON]... [--timeout MS]';
@@ -56,20 +56,7 @@ if (!opt.url || !['streamable', 'sse'].includes(opt.transport)) {
 	log(`usage: ${USAGE}`);
 	process.exit(2);
 }
-const overallMs = Number(opt.timeout) || 20000;
-const steps = opt.steps.split(',').map((s) => s.trim()).filter(Boolean);
-let callArgs;
-try {
-	callArgs = opt.args.map((a) => JSON.parse(a));
-} catch (err) {
-	log(`--args: bad JSON: ${err.message}`);
-	process.exit(2);
-}
-
-const watchdog = setTimeout(() => {
-	emit({ step: 'timeout', ok: false, error: `overall timeout of ${overallMs} ms` });
-	process.exit(4);
-}, overallMs);
+const { overallMs, steps, callArgs, watchdog } = agentPlan(opt);
 
 const { Client } = await need('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = await need('@modelcontextprotocol/sdk/client/streamableHttp.js');

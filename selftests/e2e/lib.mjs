@@ -128,3 +128,23 @@ export function listenLoopback(server, wantPort) {
 		});
 	});
 }
+
+// The agents' shared start: the steps to run, one JSON value per --args,
+// and a watchdog that ends the agent (exit 4) after its overall timeout.
+// Usage errors exit 2.
+export function agentPlan(opt) {
+	const overallMs = Number(opt.timeout) || 20000;
+	const steps = opt.steps.split(',').map((s) => s.trim()).filter(Boolean);
+	let callArgs;
+	try {
+		callArgs = opt.args.map((a) => JSON.parse(a));
+	} catch (err) {
+		log(`--args: bad JSON: ${err.message}`);
+		process.exit(2);
+	}
+	const watchdog = setTimeout(() => {
+		emit({ step: 'timeout', ok: false, error: `overall timeout of ${overallMs} ms` });
+		process.exit(4);
+	}, overallMs);
+	return { overallMs, steps, callArgs, watchdog };
+}

@@ -24,7 +24,7 @@
 // ok, a call answered with a JSON-RPC error (ok:false with "code") being data;
 // 1 otherwise; 2 bad usage; 4 overall timeout.
 import { randomBytes } from 'node:crypto';
-import { args, emit, log, need, resultText, since, withTimeout } from './lib.mjs';
+import { agentPlan, args, emit, log, need, resultText, since, withTimeout } from './lib.mjs';
 
 const USAGE = 'v2_agent.mjs --url URL --steps a,b,c [--call TOOL --args JSON]... [--era modern|auto|legacy] [--timeout MS]';
 const opt = args(
@@ -42,21 +42,8 @@ if (!opt.url || !['modern', 'auto', 'legacy'].includes(opt.era)) {
 	log(`usage: ${USAGE}`);
 	process.exit(2);
 }
-const overallMs = Number(opt.timeout) || 20000;
+const { overallMs, steps, callArgs, watchdog } = agentPlan(opt);
 const stepTimeout = Math.max(1000, overallMs - 1000);
-const steps = opt.steps.split(',').map((s) => s.trim()).filter(Boolean);
-let callArgs;
-try {
-	callArgs = opt.args.map((a) => JSON.parse(a));
-} catch (err) {
-	log(`--args: bad JSON: ${err.message}`);
-	process.exit(2);
-}
-
-const watchdog = setTimeout(() => {
-	emit({ step: 'timeout', ok: false, error: `overall timeout of ${overallMs} ms` });
-	process.exit(4);
-}, overallMs);
 
 const { Client, StreamableHTTPClientTransport, ProtocolError } = await need('@modelcontextprotocol/client');
 
