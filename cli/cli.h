@@ -27,6 +27,8 @@ int cmd_guard(struct ag_cli *c, int argc, char **argv);
 int cmd_approvals(struct ag_cli *c, int argc, char **argv);
 /* approve and deny */
 int cmd_resolve(struct ag_cli *c, int argc, char **argv);
+/* The tool inventory: list, diff, approve, lock. */
+int cmd_tools(struct ag_cli *c, int argc, char **argv);
 /* The instance's XDP guards as a JSON array (guard show, status). */
 struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);
@@ -35,7 +37,7 @@ int ag_cmd_audit(int argc, char **argv);
 int ag_cmd_policy(int argc, char **argv);
 /* agentgatectl policy reload: the running daemon re-reads its policy set. */
 int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv);
-int ag_cmd_keys(int argc, char **argv);
+int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv);
 int ag_cmd_config(int argc, char **argv);
 
 /* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
@@ -44,6 +46,17 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *usage);
 /* A decimal number from 0 to max for option --opt of command cmd. */
 int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t max, uint32_t *out);
+/* Who approves when --by is not given: SUDO_USER, else the invoking user. */
+const char *cli_default_approver(void);
+struct option;
+/*
+ * getopt_long over longopts whose values are distinct bits: an option in
+ * allowed sets slots[bit index] to its argument ("" for a flag); one not in
+ * allowed is a usage error naming it.  0 to go on (optind at the first
+ * operand), 1 after --help, 2 on a usage error (said on stderr).
+ */
+int cli_parse_flags(const char *cmd, const char *usage, const struct option *longopts,
+		    int allowed, int argc, char **argv, const char **slots);
 /* Parses [--json] [--help]; returns 1 when --help was printed. */
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);
 

@@ -7,11 +7,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <jansson.h>
 
 #include "cli.h"
@@ -64,18 +62,6 @@ int cmd_approvals(struct ag_cli *c, int argc, char **argv)
 	return 0;
 }
 
-/* Who decides: named explicitly, else the human behind sudo, else the user. */
-static const char *default_approver(void)
-{
-	const char *s = getenv("SUDO_USER");
-	struct passwd *pw;
-
-	if (s && *s)
-		return s;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "unknown";
-}
-
 int cmd_resolve(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -83,7 +69,7 @@ int cmd_resolve(struct ag_cli *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *cmd = argv[0], *by = default_approver();
+	const char *cmd = argv[0], *by = cli_default_approver();
 	bool allow = !strcmp(cmd, "approve");
 	json_t *req, *resp = NULL;
 	struct ag_err err = { 0 };

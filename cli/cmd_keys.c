@@ -1,33 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * agentgatectl keys jwks|rotate|mint: offline work on the instance's JWT key
- * directory (layout in lib/jwt.h), without a running daemon.
+ * directories (layout in lib/jwt.h), without a running daemon.  The
+ * instance keeps one directory per algorithm, <state-dir>/keys/<alg>;
+ * agentgated re-reads it within seconds of a rotation.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+#include <jansson.h>
+
 #include "cli.h"
 #include "jwt.h"
 
-/* Declared here until cli.h declares it next to ag_cmd_policy(). */
-
 static const char usage_jwks[] =
-    "usage: agentgatectl keys jwks --dir DIR\n"
-    "Print the JWKS of the key directory: the current key and every retired key that may\n"
-    "still have signed a valid token (retired less than 300 s ago).\n";
+    "usage: agentgatectl keys jwks [--dir DIR]\n"
+    "Print the JWKS tool servers verify minted assertions with: the current key and every\n"
+    "retired key that may still have signed a valid token (retired less than 300 s ago),\n"
+    "of every algorithm the instance signs with (or of the key directory DIR).\n";
 
 static const char usage_rotate[] =
-    "usage: agentgatectl keys rotate --dir DIR [--alg EdDSA|ES256]\n"
-    "Create a new signing key (default EdDSA) in DIR (created 0700 if missing), make it\n"
-    "current, retire the previous one and delete keys retired more than 300 s ago.\n"
-    "Prints the new key id.\n";
+    "usage: agentgatectl keys rotate [--dir DIR] [--alg EdDSA|ES256]\n"
+    "Create a new signing key (default EdDSA) in the instance's key directory for that\n"
+    "algorithm (or DIR, created 0700 if missing), make it current, retire the previous one\n"
+    "and delete keys retired more than 300 s ago.  Prints the new key id.\n";
 
 static const char usage_mint[] =
-    "usage: agentgatectl keys mint --dir DIR --aud AUD --sub OPERATOR --agent NAME\n"
-    "         [--delegation ROOT,...,PARENT] [--ttl SECONDS] [--iss ISSUER]\n"
+    "usage: agentgatectl keys mint [--dir DIR] [--alg EdDSA|ES256] --aud AUD --sub OPERATOR\n"
+    "         --agent NAME [--delegation ROOT,...,PARENT] [--ttl SECONDS] [--iss ISSUER]\n"
     "         [--tool TOOL] [--session ID]\n"
     "Print a JWT signed with the current key, for testing a tool server.  The act claim is\n"
     "NAME, with the delegation chain (root first) nested inside it.  --ttl is 1..300\n"
@@ -70,43 +75,97 @@ static int parse_opts(const char *cmd, const char *usage, int allowed, int argc,
 		{ "session", required_argument, NULL, O_SESSION },
 		{ 0 },
 	};
-	const char **slot[] = { &o->dir,	&o->alg, &o->aud, &o->sub,  &o->agent,
-				&o->delegation, &o->ttl, &o->iss, &o->tool, &o->session };
-	int c, li = -1;
+	const char *slots[10] = { 0 };
+	char label[32];
+	int r;
 
-	memset(o, 0, sizeof(*o));
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return 1;
-		}
-		if (c == '?' || c == ':') {
-			fprintf(stderr, "keys %s: unknown or incomplete option %s; see --help\n",
-				cmd, argv[optind - 1]);
-			return 2;
-		}
-		if (!(c & allowed)) {
-			fprintf(stderr, "keys %s: option --%s does not apply; see --help\n", cmd,
-				longopts[li].name);
-			return 2;
-		}
-		*slot[__builtin_ctz((unsigned int)c)] = optarg;
-	}
+	snprintf(label, sizeof(label), "keys %s", cmd);
+	r = cli_parse_flags(label, usage, longopts, allowed, argc, argv, slots);
+
+	if (r)
+		return r;
+	*o = (struct opts){ slots[0], slots[1], slots[2], slots[3], slots[4],
+			    slots[5], slots[6], slots[7], slots[8], slots[9] };
 	if (optind < argc) {
 		fprintf(stderr, "keys %s: unexpected argument \"%s\"; see --help\n", cmd,
 			argv[optind]);
 		return 2;
 	}
-	if (!o->dir) {
-		fprintf(stderr, "keys %s: --dir is required; see --help\n", cmd);
-		return 2;
-	}
 	return 0;
 }
 
-static int cmd_jwks(int argc, char **argv)
+/* --dir, or the instance's directory for --alg (default EdDSA). */
+static int key_dir(const char *cmd, const struct ag_instance *in, const struct opts *o,
+		   char *out, size_t cap, enum ag_jwt_alg *alg)
+{
+	char parent[PATH_MAX];
+	struct ag_err err;
+
+	*alg = AG_JWT_EDDSA;
+	if (o->alg && ag_jwt_alg_parse(o->alg, alg, &err)) {
+		fprintf(stderr, "keys %s: --alg: %s\n", cmd, err.msg);
+		return AG_EXIT_USAGE;
+	}
+	if (o->dir) {
+		snprintf(out, cap, "%s", o->dir);
+		return 0;
+	}
+	snprintf(parent, sizeof(parent), "%s/keys", in->state_dir);
+	if (mkdir(parent, 0700) && errno != EEXIST)
+		return cli_fail("keys %s: %s: %s", cmd, parent, strerror(errno));
+	if (ag_keyring_dir(in->state_dir, *alg, out, cap, &err))
+		return cli_fail("keys %s: %s", cmd, err.msg);
+	return 0;
+}
+
+/* The keys of every algorithm directory of the instance, in one JWKS. */
+static int instance_jwks(const struct ag_instance *in, char **out, struct ag_err *err)
+{
+	json_t *all = json_pack("{s:[]}", "keys");
+	int found = 0, r = 0;
+
+	if (!all)
+		return ag_errf(err, ENOMEM, "out of memory");
+	for (int alg = AG_JWT_EDDSA; alg <= AG_JWT_ES256 && !r; alg++) {
+		char dir[PATH_MAX], *text = NULL;
+		struct ag_keyring *kr;
+		json_t *one;
+
+		if ((r = ag_keyring_dir(in->state_dir, alg, dir, sizeof(dir), err)))
+			break;
+		if ((r = ag_keyring_open(dir, (int64_t)time(NULL), &kr, err)) == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r)
+			break;
+		r = ag_keyring_jwks(kr, &text, err);
+		ag_keyring_free(kr);
+		if (r)
+			break;
+		one = json_loads(text, 0, NULL);
+		free(text);
+		if (!one || json_array_extend(json_object_get(all, "keys"),
+					      json_object_get(one, "keys"))) {
+			json_decref(one);
+			r = ag_errf(err, ENOMEM, "out of memory");
+			break;
+		}
+		json_decref(one);
+		found++;
+	}
+	if (!r && !found)
+		r = ag_errf(err, ENOENT,
+			    "instance %s has no signing keys in %s/keys yet: agentgated makes them "
+			    "for tool servers with an \"assertion\" credential, or run keys rotate",
+			    in->name, in->state_dir);
+	if (!r && !(*out = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS)))
+		r = ag_errf(err, ENOMEM, "out of memory");
+	json_decref(all);
+	return r;
+}
+
+static int cmd_jwks(const struct ag_instance *in, int argc, char **argv)
 {
 	struct ag_keyring *kr;
 	struct ag_err err;
@@ -116,10 +175,12 @@ static int cmd_jwks(int argc, char **argv)
 
 	if (r)
 		return r == 1 ? 0 : AG_EXIT_USAGE;
-	if (ag_keyring_open(o.dir, (int64_t)time(NULL), &kr, &err))
-		return cli_fail("%s", err.msg);
-	r = ag_keyring_jwks(kr, &jwks, &err);
-	ag_keyring_free(kr);
+	if (!o.dir) {
+		r = instance_jwks(in, &jwks, &err);
+	} else if (!(r = ag_keyring_open(o.dir, (int64_t)time(NULL), &kr, &err))) {
+		r = ag_keyring_jwks(kr, &jwks, &err);
+		ag_keyring_free(kr);
+	}
 	if (r)
 		return cli_fail("%s", err.msg);
 	puts(jwks);
@@ -127,21 +188,19 @@ static int cmd_jwks(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_rotate(int argc, char **argv)
+static int cmd_rotate(const struct ag_instance *in, int argc, char **argv)
 {
-	char kid[AG_JWT_KID_LEN + 1];
-	enum ag_jwt_alg alg = AG_JWT_EDDSA;
+	char kid[AG_JWT_KID_LEN + 1], dir[PATH_MAX];
+	enum ag_jwt_alg alg;
 	struct ag_err err;
 	struct opts o;
 	int r = parse_opts("rotate", usage_rotate, O_DIR | O_ALG, argc, argv, &o);
 
 	if (r)
 		return r == 1 ? 0 : AG_EXIT_USAGE;
-	if (o.alg && ag_jwt_alg_parse(o.alg, &alg, &err)) {
-		fprintf(stderr, "keys rotate: --alg: %s\n", err.msg);
-		return AG_EXIT_USAGE;
-	}
-	if (ag_keyring_rotate(o.dir, alg, (int64_t)time(NULL), kid, &err))
+	if ((r = key_dir("rotate", in, &o, dir, sizeof(dir), &alg)))
+		return r;
+	if (ag_keyring_rotate(dir, alg, (int64_t)time(NULL), kid, &err))
 		return cli_fail("%s", err.msg);
 	puts(kid);
 	return 0;
@@ -166,21 +225,25 @@ static int split_delegation(char *list, const char **chain, size_t *n)
 	return 0;
 }
 
-static int cmd_mint(int argc, char **argv)
+static int cmd_mint(const struct ag_instance *in, int argc, char **argv)
 {
 	const char *chain[AG_JWT_MAX_CHAIN];
+	char dir[PATH_MAX];
+	enum ag_jwt_alg alg;
 	struct ag_jwt_claims c = { .iss = "agentgate", .ttl = AG_JWT_MAX_TTL };
 	struct ag_keyring *kr;
 	char *list = NULL, *tok = NULL;
 	struct ag_err err;
 	struct opts o;
 	int r = parse_opts("mint", usage_mint,
-			   O_DIR | O_AUD | O_SUB | O_AGENT | O_DELEGATION | O_TTL | O_ISS | O_TOOL |
-			       O_SESSION,
+			   O_DIR | O_ALG | O_AUD | O_SUB | O_AGENT | O_DELEGATION | O_TTL | O_ISS |
+			       O_TOOL | O_SESSION,
 			   argc, argv, &o);
 
 	if (r)
 		return r == 1 ? 0 : AG_EXIT_USAGE;
+	if ((r = key_dir("mint", in, &o, dir, sizeof(dir), &alg)))
+		return r;
 	if (!o.aud || !o.sub || !o.agent) {
 		fprintf(stderr, "keys mint: --aud, --sub and --agent are required; see --help\n");
 		return AG_EXIT_USAGE;
@@ -205,7 +268,7 @@ static int cmd_mint(int argc, char **argv)
 	c.tool = o.tool;
 	c.session = o.session;
 	c.iat = (int64_t)time(NULL);
-	r = ag_keyring_open(o.dir, c.iat, &kr, &err);
+	r = ag_keyring_open(dir, c.iat, &kr, &err);
 	if (!r) {
 		r = ag_jwt_mint(ag_keyring_current(kr), &c, &tok, &err);
 		ag_keyring_free(kr);
@@ -218,11 +281,11 @@ static int cmd_mint(int argc, char **argv)
 	return 0;
 }
 
-int ag_cmd_keys(int argc, char **argv)
+int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv)
 {
 	static const struct {
 		const char *name;
-		int (*fn)(int, char **);
+		int (*fn)(const struct ag_instance *, int, char **);
 	} cmds[] = {
 		{ "jwks", cmd_jwks },
 		{ "rotate", cmd_rotate },
@@ -235,7 +298,7 @@ int ag_cmd_keys(int argc, char **argv)
 	}
 	for (size_t i = 0; i < AG_ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
+			return cmds[i].fn(in, argc - 1, argv + 1);
 	fprintf(stderr, "keys: unknown subcommand \"%s\"; use jwks, rotate or mint\n", argv[1]);
 	return AG_EXIT_USAGE;
 }

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl: the operator's tool.  See agentgatectl(8). */
 #include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 static const char usage[] =
-    "usage: agentgatectl [--instance NAME] COMMAND [ARGS...]\n"
+    "usage: agentgatectl [--instance NAME] [--state-dir DIR] COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
     "  run --agent NAME [--user USER] [--netns] -- CMD [ARGS...]\n"
@@ -21,6 +24,8 @@ static const char usage[] =
     "  policy validate|test|explain  Cedar policies, offline; policy reload\n"
     "  approvals [--json]  calls held for a human (policies' @escalate)\n"
     "  approve|deny ID [--by NAME]  resume or refuse a held call\n"
+    "  tools [diff|approve|lock]  tool definitions seen, their trusted hashes;\n"
+    "                 review and approve a changed tool, write the lock file\n"
     "  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
     "                 signatures, follow it, search it\n"
     "  guard attach|detach|show  the XDP ingress guard on an interface\n"
@@ -28,7 +33,8 @@ static const char usage[] =
     "                 daemon would and report the first error\n"
     "  uninstall        stop the daemon and agents, detach and unpin everything\n"
     "\n"
-    "Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\".\n";
+    "Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\"; DIR, the\n"
+    "instance's state directory, to the one agentgated(8) uses by default.\n";
 
 int cli_fail(const char *fmt, ...)
 {
@@ -61,6 +67,18 @@ int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t max,
 	return 0;
 }
 
+/* The human behind sudo, else the user: what an audit record should name. */
+const char *cli_default_approver(void)
+{
+	const char *s = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (s && *s)
+		return s;
+	pw = getpwuid(getuid());
+	return pw ? pw->pw_name : "unknown";
+}
+
 int cli_simple_opts(int argc, char **argv, const char *cmd_usage, bool *json)
 {
 	for (int i = 1; i < argc; i++) {
@@ -75,6 +93,34 @@ int cli_simple_opts(int argc, char **argv, const char *cmd_usage, bool *json)
 		fprintf(stderr, "agentgatectl %s: unexpected argument \"%s\"\n%s", argv[0], argv[i],
 			cmd_usage);
 		return -1;
+	}
+	return 0;
+}
+
+int cli_parse_flags(const char *cmd, const char *cmd_usage, const struct option *longopts,
+		    int allowed, int argc, char **argv, const char **slots)
+{
+	int c, li = -1;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
+		if (c == 'h') {
+			fputs(cmd_usage, stdout);
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			fprintf(stderr,
+				"agentgatectl %s: unknown or incomplete option %s; see --help\n",
+				cmd, argv[optind - 1]);
+			return 2;
+		}
+		if (!(c & allowed)) {
+			fprintf(stderr, "agentgatectl %s: option --%s does not apply; see --help\n",
+				cmd, longopts[li].name);
+			return 2;
+		}
+		slots[__builtin_ctz((unsigned int)c)] = optarg ? optarg : "";
 	}
 	return 0;
 }
@@ -94,7 +140,7 @@ static int cmd_policy(struct ag_cli *c, int argc, char **argv)
 
 static int cmd_keys(struct ag_cli *c, int argc, char **argv)
 {
-	return ag_cmd_keys(argc, argv);
+	return ag_cmd_keys(&c->inst, argc, argv);
 }
 
 static int cmd_config(struct ag_cli *c, int argc, char **argv)
@@ -110,12 +156,13 @@ static const struct {
 	{ "maps", cmd_maps },	{ "uninstall", cmd_uninstall }, { "quota", cmd_quota },
 	{ "guard", cmd_guard }, { "audit", cmd_audit },		{ "policy", cmd_policy },
 	{ "keys", cmd_keys },	{ "config", cmd_config }, { "approvals", cmd_approvals },
-	{ "approve", cmd_resolve }, { "deny", cmd_resolve },
+	{ "approve", cmd_resolve }, { "deny", cmd_resolve }, { "tools", cmd_tools },
 };
 
 int main(int argc, char **argv)
 {
 	struct ag_cli c = { .instance = AG_INSTANCE_DEFAULT };
+	const char *state_dir = NULL;
 	struct ag_err err;
 	int i = 1;
 
@@ -126,6 +173,9 @@ int main(int argc, char **argv)
 		} else if (!strncmp(argv[i], "--instance=", 11)) {
 			c.instance = argv[i] + 11;
 			i++;
+		} else if (!strcmp(argv[i], "--state-dir") && i + 1 < argc) {
+			state_dir = argv[i + 1];
+			i += 2;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage, stdout);
 			return 0;
@@ -139,7 +189,7 @@ int main(int argc, char **argv)
 	for (size_t n = 0; n < sizeof(commands) / sizeof(commands[0]); n++) {
 		if (strcmp(argv[i], commands[n].name))
 			continue;
-		if (ag_instance_init(&c.inst, c.instance, NULL, &err))
+		if (ag_instance_init(&c.inst, c.instance, state_dir, &err))
 			return cli_fail("%s", err.msg);
 		return commands[n].fn(&c, argc - i, argv + i);
 	}

@@ -556,3 +556,13 @@ int ag_jwks_json(const struct ag_jwt_key *const *keys, size_t n, char **out, str
 	*out = s;
 	return 0;
 }
+
+int ag_keyring_dir(const char *state_dir, enum ag_jwt_alg alg, char *out, size_t cap,
+		   struct ag_err *err)
+{
+	int n = snprintf(out, cap, "%s/keys/%s", state_dir, ag_jwt_alg_name(alg));
+
+	if (n < 0 || (size_t)n >= cap)
+		return ag_errf(err, ENAMETOOLONG, "state directory %s: path too long", state_dir);
+	return 0;
+}

@@ -90,6 +90,9 @@ struct ag_keyring;
  */
 int ag_keyring_rotate(const char *dir, enum ag_jwt_alg alg, int64_t now, char *kid_out,
 		      struct ag_err *err);
+/* An instance's key directory for alg: <state_dir>/keys/<alg name>. */
+int ag_keyring_dir(const char *state_dir, enum ag_jwt_alg alg, char *out, size_t cap,
+		   struct ag_err *err);
 /* Loads the current key and every key still published at now. */
 int ag_keyring_open(const char *dir, int64_t now, struct ag_keyring **out, struct ag_err *err);
 void ag_keyring_free(struct ag_keyring *kr);
