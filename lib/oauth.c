@@ -1,0 +1,1101 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * OAuth 2.0 client credentials: a thread per tool server with its own small
+ * HTTP/1.1 client (blocking in the thread's own time, never the daemon's),
+ * responses read with the project's strict parser (http.h), TLS through
+ * tls.h's verified client over a non-blocking socket.
+ *
+ * Every wait of the thread, network or backoff, polls one eventfd as well:
+ * stop() and invalidate() ring it, so stop never waits out a backoff or a
+ * slow endpoint.  The state both sides share is under one mutex that is
+ * never held across I/O; the eventfd only says "look again".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "http.h"
+#include "oauth.h"
+#include "tls.h"
+
+#define URL_MAX 2048
+#define PARAM_MAX 2048 /* client_id, scope, resource, audience */
+#define CLIENT_SECRET_MAX 4096
+#define REQ_MAX (64 * 1024)
+#define RESP_MAX (64 * 1024) /* response body, NUL included */
+#define IO_CHUNK (16 * 1024)
+#define CRED_MAX (3 * PARAM_MAX + 1 + 3 * CLIENT_SECRET_MAX) /* urlenc(id) ":" urlenc(secret) */
+#define MAX_ADDRS 8
+#define SERVER_TEXT_MAX 160 /* of the server's error or error_description in a message */
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 30000
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+#define EXPIRES_IN_MAX (10 * 365 * 86400) /* seconds; beyond is a broken server */
+/* Refresh no later than this before a token stops being used, when the lifetime allows. */
+#define REFRESH_MARGIN_NS (10 * NS_PER_S)
+
+/* Response heads are small; the body bound is the token response's. */
+static const struct ag_http_limits resp_limits = {
+	.max_start_line = 1024,
+	.max_line = 8192,
+	.max_head = 16384,
+	.max_fields = 64,
+	.max_chunk_line = 256,
+	.max_body = RESP_MAX - 1,
+};
+
+struct ag_oauth {
+	/* Set by start, read-only afterwards. */
+	char url[URL_MAX];	    /* as configured, for messages */
+	char host[AG_TLS_NAME_MAX]; /* without brackets: TLS name to verify */
+	char host_hdr[AG_TLS_NAME_MAX + 16];
+	char target[URL_MAX]; /* path and query */
+	bool https;
+	SSL_CTX *ctx;
+	struct sockaddr_storage addrs[MAX_ADDRS];
+	socklen_t addr_lens[MAX_ADDRS];
+	int naddrs;
+	char *form; /* the request body: no secret in it */
+	size_t form_len;
+	const char *client_id;
+	const struct ag_secret *secret;
+	uint32_t mark;
+	unsigned int timeout_ms;
+	int notify_fd;
+	int wake_fd;
+	pthread_t thread;
+	bool started;
+
+	/* The thread's alone. */
+	uint64_t rng;
+	bool noted_no_expiry;
+
+	pthread_mutex_t lock;
+	/* Under lock. */
+	bool stopping;
+	bool last_failed;      /* the last fetch that ended failed */
+	size_t token_len;      /* 0: none cached */
+	uint64_t usable_until; /* CLOCK_MONOTONIC ns */
+	uint64_t generation;   /* of the cached token; 0 before the first */
+	uint64_t invalidated;  /* the newest generation invalidated */
+	uint64_t next_fetch;   /* CLOCK_MONOTONIC ns; 0: now */
+	uint64_t requests, failures;
+	char last_error[sizeof(((struct ag_err *)0)->msg)];
+
+	/*
+	 * Everything a token or the client secret passes through; the whole
+	 * object is mapped out of core dumps.  token is under lock, the rest
+	 * the thread's, wiped after each request.
+	 */
+	char token[AG_OAUTH_TOKEN_MAX + 1];
+	char fresh[AG_OAUTH_TOKEN_MAX + 1]; /* the token just received */
+	unsigned char cred[CRED_MAX];
+	char req[REQ_MAX];
+	char body[RESP_MAX];
+	char io[IO_CHUNK];
+	char raw[IO_CHUNK]; /* ciphertext under TLS */
+};
+
+/* One request's connection. */
+struct conn {
+	struct ag_oauth *o;
+	int fd;
+	struct ag_tls *tls;
+	uint64_t deadline;
+	bool tls_closed; /* close_notify received */
+};
+
+static bool stopping(struct ag_oauth *o)
+{
+	bool s;
+
+	pthread_mutex_lock(&o->lock);
+	s = o->stopping;
+	pthread_mutex_unlock(&o->lock);
+	return s;
+}
+
+static void ring(int fd)
+{
+	uint64_t one = 1;
+
+	/* Only fails when the counter is saturated: it is rung already. */
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+static void drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return; /* EAGAIN: someone else drained it; nothing lost, state is under lock */
+}
+
+/*
+ * Sleeps until deadline or the wake eventfd rings; fd >= 0: or until fd
+ * has events.  1: fd is ready; 0: deadline or woken (look again).
+ */
+static int wait_for(struct ag_oauth *o, int fd, short events, uint64_t deadline)
+{
+	struct pollfd p[2] = {
+		{ .fd = o->wake_fd, .events = POLLIN },
+		{ .fd = fd, .events = events },
+	};
+	uint64_t now = ag_now_ns();
+	int ms, n;
+
+	if (now >= deadline)
+		return 0;
+	/* Round up: waking a little early would only spin. */
+	ms = (int)((deadline - now + NS_PER_MS - 1) / NS_PER_MS);
+	n = poll(p, fd >= 0 ? 2 : 1, ms);
+	if (n <= 0)
+		return 0; /* timeout, or EINTR: the caller looks again */
+	if (p[0].revents)
+		drain(o->wake_fd);
+	return fd >= 0 && p[1].revents ? 1 : 0;
+}
+
+/* Waits for the socket within the request's deadline; -ETIMEDOUT, -ECANCELED (stop). */
+static int conn_wait(struct conn *c, short events, struct ag_err *err)
+{
+	for (;;) {
+		if (stopping(c->o))
+			return ag_errf(err, ECANCELED, "OAuth token endpoint %s: stopped",
+				       c->o->url);
+		if (ag_now_ns() >= c->deadline)
+			return ag_errf(err, ETIMEDOUT,
+				       "OAuth token endpoint %s: no complete answer within %u ms",
+				       c->o->url, c->o->timeout_ms);
+		if (wait_for(c->o, c->fd, events, c->deadline) == 1)
+			return 0;
+	}
+}
+
+static const char *addr_str(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t cap)
+{
+	if (getnameinfo((const struct sockaddr *)ss, len, buf, (socklen_t)cap, NULL, 0,
+			NI_NUMERICHOST))
+		snprintf(buf, cap, "?");
+	return buf;
+}
+
+/* Connects to the first address that answers. */
+static int conn_open(struct conn *c, struct ag_err *err)
+{
+	struct ag_oauth *o = c->o;
+	char a[INET6_ADDRSTRLEN + 8];
+	int e = 0, ret;
+
+	for (int i = 0; i < o->naddrs; i++) {
+		int fd =
+		    socket(o->addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		socklen_t sl = sizeof(e);
+
+		if (fd < 0)
+			return ag_errf(err, errno, "OAuth token endpoint %s: socket: %s", o->url,
+				       strerror(errno));
+		/* The daemon's own traffic must not be redirected back to itself. */
+		if (o->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &o->mark, sizeof(o->mark))) {
+			e = errno;
+			close(fd);
+			return ag_errf(err, e, "OAuth token endpoint %s: SO_MARK: %s", o->url,
+				       strerror(e));
+		}
+		c->fd = fd;
+		if (connect(fd, (struct sockaddr *)&o->addrs[i], o->addr_lens[i]) &&
+		    errno != EINPROGRESS) {
+			e = errno;
+		} else {
+			ret = conn_wait(c, POLLOUT, err);
+			if (ret) {
+				close(fd);
+				c->fd = -1;
+				return ret;
+			}
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl))
+				e = errno;
+			if (!e)
+				return 0;
+		}
+		close(fd);
+		c->fd = -1;
+		addr_str(&o->addrs[i], o->addr_lens[i], a, sizeof(a));
+	}
+	return ag_errf(err, e, "OAuth token endpoint %s: connect to %s: %s", o->url, a,
+		       strerror(e));
+}
+
+static int raw_send(struct conn *c, const void *buf, size_t len, struct ag_err *err)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		int ret;
+
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (errno != EAGAIN && errno != EINTR)
+			return ag_errf(err, errno, "OAuth token endpoint %s: send: %s", c->o->url,
+				       strerror(errno));
+		ret = conn_wait(c, POLLOUT, err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* >0 bytes, 0 at the end of the stream. */
+static ssize_t raw_recv(struct conn *c, void *buf, size_t cap, struct ag_err *err)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, cap, 0);
+		int ret;
+
+		if (n >= 0)
+			return n;
+		if (errno != EAGAIN && errno != EINTR)
+			return ag_errf(err, errno, "OAuth token endpoint %s: recv: %s", c->o->url,
+				       strerror(errno));
+		ret = conn_wait(c, POLLIN, err);
+		if (ret)
+			return ret;
+	}
+}
+
+/* Sends the ciphertext TLS has queued. */
+static int tls_flush(struct conn *c, struct ag_err *err)
+{
+	const void *p;
+	size_t n;
+
+	while ((n = ag_tls_out(c->tls, &p))) {
+		int ret = raw_send(c, p, n, err);
+
+		if (ret)
+			return ret;
+		ag_tls_out_consume(c->tls, n);
+	}
+	return 0;
+}
+
+/* tls.h's messages name the peer; ours name the endpoint too. */
+static int tls_err(struct conn *c, int ret, struct ag_err *err)
+{
+	char why[sizeof(err->msg)];
+
+	snprintf(why, sizeof(why), "%s", err->msg);
+	return ag_errf(err, ret, "OAuth token endpoint %s: %s", c->o->url, why);
+}
+
+static int tls_feed(struct conn *c, const char *what, struct ag_err *err)
+{
+	ssize_t n = raw_recv(c, c->o->raw, sizeof(c->o->raw), err);
+
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return ag_errf(err, ECONNRESET, "OAuth token endpoint %s: connection closed %s",
+			       c->o->url, what);
+	if (ag_tls_feed(c->tls, c->o->raw, (size_t)n))
+		return ag_errf(err, ENOBUFS, "OAuth token endpoint %s: TLS: too much input",
+			       c->o->url);
+	return 0;
+}
+
+static int tls_start(struct conn *c, struct ag_err *err)
+{
+	int ret;
+
+	c->tls = ag_tls_new_client(c->o->ctx, c->o->host, err);
+	if (!c->tls)
+		return tls_err(c, err->code, err);
+	for (;;) {
+		int hs = ag_tls_handshake(c->tls, err);
+
+		/* Whatever it queued goes out, an alert on failure included. */
+		ret = tls_flush(c, err);
+		if (hs && hs != -EAGAIN)
+			return tls_err(c, hs, err);
+		if (ret)
+			return ret;
+		if (!hs)
+			return 0;
+		ret = tls_feed(c, "during the TLS handshake", err);
+		if (ret)
+			return ret;
+	}
+}
+
+static int conn_send(struct conn *c, const void *buf, size_t len, struct ag_err *err)
+{
+	ssize_t n;
+
+	if (!c->tls)
+		return raw_send(c, buf, len, err);
+	n = ag_tls_write(c->tls, buf, len, err);
+	if (n < 0)
+		return tls_err(c, (int)n, err);
+	return tls_flush(c, err);
+}
+
+/* Plaintext: >0 bytes, 0 at the end of the stream (c->tls_closed: with close_notify). */
+static ssize_t conn_recv(struct conn *c, void *buf, size_t cap, struct ag_err *err)
+{
+	if (!c->tls)
+		return raw_recv(c, buf, cap, err);
+	for (;;) {
+		ssize_t n = ag_tls_read(c->tls, buf, cap, err);
+		ssize_t r;
+		int ret;
+
+		if (n > 0)
+			return n;
+		if (n == 0) {
+			c->tls_closed = true;
+			return 0;
+		}
+		if (n != -EAGAIN)
+			return tls_err(c, (int)n, err);
+		ret = tls_flush(c, err);
+		if (ret)
+			return ret;
+		r = raw_recv(c, c->o->raw, sizeof(c->o->raw), err);
+		if (r <= 0)
+			return r;
+		if (ag_tls_feed(c->tls, c->o->raw, (size_t)r))
+			return ag_errf(err, ENOBUFS, "OAuth token endpoint %s: TLS: too much input",
+				       c->o->url);
+	}
+}
+
+static void conn_close(struct conn *c)
+{
+	ag_tls_free(c->tls);
+	c->tls = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* application/x-www-form-urlencoded: ALPHA DIGIT *-._ kept, SP as '+', the rest %XX. */
+static size_t form_encode(const char *s, size_t len, char *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("*-._", ch)) {
+			out[n++] = (char)ch;
+		} else if (ch == ' ') {
+			out[n++] = '+';
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	return n;
+}
+
+/* Appends to buf (cap bytes) at *len; false once it would not fit. */
+static bool put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+	if (n > cap - *len)
+		return false;
+	memcpy(buf + *len, s, n);
+	*len += n;
+	return true;
+}
+
+static bool put_str(char *buf, size_t cap, size_t *len, const char *s)
+{
+	return put(buf, cap, len, s, strlen(s));
+}
+
+/*
+ * The request in o->req.  The Basic credentials (RFC 6749 §2.3.1: id and
+ * secret form-urlencoded, then joined by ':') pass through o->cred; the
+ * caller wipes both.
+ */
+static int build_request(struct ag_oauth *o, size_t *out_len, struct ag_err *err)
+{
+	size_t cred = 0, len = 0;
+	char clen[32];
+	bool ok;
+
+	cred += form_encode(o->client_id, strlen(o->client_id), (char *)o->cred);
+	o->cred[cred++] = ':';
+	cred += form_encode((const char *)o->secret->data, o->secret->len, (char *)o->cred + cred);
+	snprintf(clen, sizeof(clen), "%zu", o->form_len);
+	ok = put_str(o->req, sizeof(o->req), &len, "POST ") &&
+	     put_str(o->req, sizeof(o->req), &len, o->target) &&
+	     put_str(o->req, sizeof(o->req), &len, " HTTP/1.1\r\nHost: ") &&
+	     put_str(o->req, sizeof(o->req), &len, o->host_hdr) &&
+	     put_str(o->req, sizeof(o->req), &len, "\r\nAuthorization: Basic ");
+	/* base64 of cred: 4 bytes per 3, plus EVP_EncodeBlock's NUL. */
+	if (ok && (cred + 2) / 3 * 4 + 1 <= sizeof(o->req) - len)
+		len += (size_t)EVP_EncodeBlock((unsigned char *)o->req + len, o->cred, (int)cred);
+	else
+		ok = false;
+	ok = ok &&
+	     put_str(o->req, sizeof(o->req), &len,
+		     "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+		     "Accept: application/json\r\nConnection: close\r\nContent-Length: ") &&
+	     put_str(o->req, sizeof(o->req), &len, clen) &&
+	     put_str(o->req, sizeof(o->req), &len, "\r\n\r\n") &&
+	     put(o->req, sizeof(o->req), &len, o->form, o->form_len);
+	OPENSSL_cleanse(o->cred, cred);
+	if (!ok)
+		return ag_errf(err, ENOSPC, "OAuth token endpoint %s: request larger than %d bytes",
+			       o->url, REQ_MAX);
+	*out_len = len;
+	return 0;
+}
+
+/*
+ * Reads the final response: its status in *status, its decoded body into
+ * o->body (NUL-terminated), *body_len.  Interim (1xx) responses are skipped.
+ */
+static int read_response(struct conn *c, struct ag_http_parser *p, int *status, size_t *body_len,
+			 struct ag_err *err)
+{
+	struct ag_oauth *o = c->o;
+	bool final = false;
+	size_t used = 0;
+
+	for (;;) {
+		struct ag_http_event ev = { .type = AG_HTTP_EV_NEED_MORE };
+		ssize_t n = conn_recv(c, o->io, sizeof(o->io), err);
+		const char *d = o->io;
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0) {
+			/* Without close_notify an attacker could have cut the body short. */
+			if (c->tls && !c->tls_closed && p->msg.framing == AG_HTTP_BODY_CLOSE)
+				return ag_errf(err, EPROTO,
+					       "OAuth token endpoint %s: TLS closed without "
+					       "close_notify in a body delimited by the close",
+					       o->url);
+			if (ag_http_parse_eof(p, &ev) || !final || ev.type != AG_HTTP_EV_END)
+				return ag_errf(err, EPROTO,
+					       "OAuth token endpoint %s: connection closed before "
+					       "the whole response arrived",
+					       o->url);
+			break;
+		}
+		do {
+			ssize_t k = ag_http_parse(p, d, (size_t)n, &ev);
+
+			if (k < 0)
+				return ag_errf(err, EPROTO, "OAuth token endpoint %s: %s", o->url,
+					       p->err.msg);
+			d += k;
+			n -= k;
+			if (ev.type == AG_HTTP_EV_HEAD) {
+				if (p->msg.upgrade)
+					return ag_errf(err, EPROTO,
+						       "OAuth token endpoint %s: response switches "
+						       "protocols",
+						       o->url);
+				final = p->msg.status >= 200;
+				*status = p->msg.status;
+			} else if (ev.type == AG_HTTP_EV_BODY && final) {
+				/* The parser's max_body keeps this within the buffer. */
+				memcpy(o->body + used, ev.data, ev.len);
+				used += ev.len;
+			}
+		} while (ev.type != AG_HTTP_EV_NEED_MORE && !(final && ev.type == AG_HTTP_EV_END));
+		if (final && ev.type == AG_HTTP_EV_END)
+			break;
+	}
+	o->body[used] = '\0';
+	*body_len = used;
+	return 0;
+}
+
+/* s as printable ASCII into out (cap bytes), "..." marking a cut. */
+static void printable(const char *s, size_t len, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 1 < cap; i++)
+		out[n++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	if (len >= cap && cap > 3)
+		memcpy(out + cap - 4, "...", 3);
+	out[n] = '\0';
+}
+
+/*
+ * The server's text for a message, bounded by out's size; withheld when it
+ * holds the client secret (a server echoing it must not put it in logs).
+ */
+static const char *server_text(const struct ag_oauth *o, json_t *v, char *out, size_t cap)
+{
+	const char *s = json_string_value(v);
+
+	if (!s)
+		return NULL;
+	if (memmem(s, json_string_length(v), o->secret->data, o->secret->len))
+		return "withheld: it contains the client secret";
+	printable(s, json_string_length(v), out, cap);
+	return out;
+}
+
+/* Wipes a string's bytes inside a parsed document before it is freed. */
+static void wipe_string(json_t *v)
+{
+	if (json_is_string(v))
+		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+}
+
+static int error_response(struct ag_oauth *o, int status, json_t *root, struct ag_err *err)
+{
+	char e[SERVER_TEXT_MAX + 1], d[SERVER_TEXT_MAX + 1];
+	const char *error = server_text(o, json_object_get(root, "error"), e, sizeof(e));
+	const char *desc = server_text(o, json_object_get(root, "error_description"), d, sizeof(d));
+
+	if (!error)
+		return ag_errf(err, EIO,
+			       "OAuth token endpoint %s: HTTP %d (no OAuth error in the body)",
+			       o->url, status);
+	return ag_errf(err, EIO, "OAuth token endpoint %s: HTTP %d: %s%s%s%s", o->url, status,
+		       error, desc ? " (" : "", desc ? desc : "", desc ? ")" : "");
+}
+
+/* The token response (RFC 6749 §5.1): the token into o->fresh, *expires_in in seconds. */
+static int parse_token(struct ag_oauth *o, int status, size_t body_len, size_t *tok_len,
+		       uint32_t *expires_in, struct ag_err *err)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(o->body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *tok = json_object_get(root, "access_token");
+	json_t *type = json_object_get(root, "token_type");
+	json_t *exp = json_object_get(root, "expires_in");
+	const char *t = json_string_value(tok);
+	size_t len = json_string_length(tok);
+	int ret = 0;
+
+	if (status != 200) {
+		ret = error_response(o, status, root, err);
+	} else if (!json_is_object(root)) {
+		ret = ag_errf(err, EPROTO,
+			      "OAuth token endpoint %s: HTTP 200 without a JSON object", o->url);
+	} else if (!t || !len || len > AG_OAUTH_TOKEN_MAX) {
+		ret = ag_errf(err, EPROTO,
+			      "OAuth token endpoint %s: access_token missing, not a string, empty "
+			      "or longer than %d bytes",
+			      o->url, AG_OAUTH_TOKEN_MAX);
+	} else if (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer")) {
+		ret = ag_errf(err, EPROTO,
+			      "OAuth token endpoint %s: token_type is not \"Bearer\" (only bearer "
+			      "tokens are supported)",
+			      o->url);
+	} else if (exp && (!json_is_integer(exp) || json_integer_value(exp) <= 0 ||
+			   json_integer_value(exp) > EXPIRES_IN_MAX)) {
+		ret = ag_errf(err, EPROTO,
+			      "OAuth token endpoint %s: expires_in is not an integer in 1..%d",
+			      o->url, EXPIRES_IN_MAX);
+	} else {
+		/* It goes into an Authorization field: visible ASCII only (RFC 6749 VSCHAR, no SP).
+		 */
+		for (size_t i = 0; i < len && !ret; i++)
+			if (t[i] < 0x21 || t[i] > 0x7e)
+				ret = ag_errf(err, EPROTO,
+					      "OAuth token endpoint %s: access_token has a byte "
+					      "outside visible ASCII",
+					      o->url);
+	}
+	if (!ret) {
+		memcpy(o->fresh, t, len);
+		o->fresh[len] = '\0';
+		*tok_len = len;
+		*expires_in = exp ? (uint32_t)json_integer_value(exp) : AG_OAUTH_DEFAULT_TTL;
+		if (!exp && !o->noted_no_expiry) {
+			char q[URL_MAX + 8];
+
+			o->noted_no_expiry = true;
+			ag_log(AG_LOG_WARN, "oauth_no_expires_in", "url=%s assumed_s=%d",
+			       ag_logq(q, sizeof(q), o->url), AG_OAUTH_DEFAULT_TTL);
+		}
+	}
+	wipe_string(tok);
+	json_decref(root);
+	return ret;
+}
+
+/* One token request; the token lands in o->fresh. */
+static int fetch(struct ag_oauth *o, size_t *tok_len, uint32_t *expires_in, struct ag_err *err)
+{
+	struct conn c = { .o = o, .fd = -1 };
+	struct ag_http_parser p;
+	size_t req_len = 0, body_len = 0;
+	int status = 0, ret;
+
+	c.deadline = ag_now_ns() + (uint64_t)o->timeout_ms * NS_PER_MS;
+	ret = ag_http_parser_init(&p, false, &resp_limits, err);
+	if (ret)
+		return ret;
+	ret = conn_open(&c, err);
+	if (!ret && o->https)
+		ret = tls_start(&c, err);
+	if (!ret)
+		ret = build_request(o, &req_len, err);
+	if (!ret)
+		ret = conn_send(&c, o->req, req_len, err);
+	/* All of it: a request that did not fit left a part behind. */
+	OPENSSL_cleanse(o->req, sizeof(o->req));
+	if (!ret)
+		ret = read_response(&c, &p, &status, &body_len, err);
+	conn_close(&c);
+	ag_http_parser_release(&p);
+	if (!ret)
+		ret = parse_token(o, status, body_len, tok_len, expires_in, err);
+	/* The response passed through both; under TLS raw is ciphertext, but cheap to wipe. */
+	OPENSSL_cleanse(o->body, sizeof(o->body));
+	OPENSSL_cleanse(o->io, sizeof(o->io));
+	OPENSSL_cleanse(o->raw, sizeof(o->raw));
+	return ret;
+}
+
+/* Equal jitter: a random delay in [ms/2, ms], so restarted daemons spread out. */
+static uint64_t jitter_ns(struct ag_oauth *o, unsigned int ms)
+{
+	/* xorshift64: statistical spread is all this needs. */
+	o->rng ^= o->rng << 13;
+	o->rng ^= o->rng >> 7;
+	o->rng ^= o->rng << 17;
+	return ((uint64_t)ms / 2 + o->rng % (ms / 2 + 1)) * NS_PER_MS;
+}
+
+static unsigned int next_backoff(unsigned int ms)
+{
+	if (!ms)
+		return BACKOFF_MIN_MS;
+	return ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS : ms * 2;
+}
+
+/*
+ * When to refresh a token usable for `usable` ns: at 80% of it, and at
+ * least REFRESH_MARGIN_NS before its end when that leaves half of it.
+ */
+static uint64_t refresh_after(uint64_t usable)
+{
+	uint64_t at80 = usable / 5 * 4;
+	uint64_t margin = usable > REFRESH_MARGIN_NS ? usable - REFRESH_MARGIN_NS : 0;
+	uint64_t half = usable / 2;
+	uint64_t latest = margin > half ? margin : half;
+
+	return at80 < latest ? at80 : latest;
+}
+
+static void install(struct ag_oauth *o, uint64_t t0, size_t len, uint32_t expires_in)
+{
+	uint64_t life = (uint64_t)expires_in * NS_PER_S;
+	/* See oauth.h: expires_in counts whole seconds from a rounded-down now. */
+	uint64_t slack = life / 2 < NS_PER_S ? life / 2 : NS_PER_S;
+	uint64_t usable = life - slack;
+
+	OPENSSL_cleanse(o->token, o->token_len);
+	memcpy(o->token, o->fresh, len + 1);
+	o->token_len = len;
+	o->generation++;
+	o->usable_until = t0 + usable;
+	o->next_fetch = t0 + refresh_after(usable);
+	o->last_failed = false;
+	o->last_error[0] = '\0';
+}
+
+static void *oauth_thread(void *arg)
+{
+	struct ag_oauth *o = arg;
+	unsigned int backoff_ms = 0;
+	char q1[URL_MAX + 8], q2[2 * sizeof(o->last_error)];
+
+	for (;;) {
+		struct ag_err err = { 0 };
+		uint64_t due, t0, delay = 0;
+		uint32_t expires_in = 0;
+		size_t len = 0;
+		int ret;
+
+		pthread_mutex_lock(&o->lock);
+		due = o->next_fetch;
+		ret = o->stopping;
+		pthread_mutex_unlock(&o->lock);
+		if (ret)
+			break;
+		if (ag_now_ns() < due) {
+			wait_for(o, -1, 0, due);
+			continue;
+		}
+		t0 = ag_now_ns();
+		ret = fetch(o, &len, &expires_in, &err);
+		if (ret == -ECANCELED)
+			break;
+		pthread_mutex_lock(&o->lock);
+		o->requests++;
+		if (!ret) {
+			install(o, t0, len, expires_in);
+			backoff_ms = 0;
+		} else {
+			o->failures++;
+			o->last_failed = true;
+			/* Status is JSON: whatever the parser quoted stays ASCII. */
+			printable(err.msg, strlen(err.msg), o->last_error, sizeof(o->last_error));
+			backoff_ms = next_backoff(backoff_ms);
+			delay = jitter_ns(o, backoff_ms);
+			o->next_fetch = ag_now_ns() + delay;
+		}
+		pthread_mutex_unlock(&o->lock);
+		OPENSSL_cleanse(o->fresh, len);
+		if (ret)
+			ag_log(AG_LOG_WARN, "oauth_token_failed", "url=%s error=%s retry_ms=%llu",
+			       ag_logq(q1, sizeof(q1), o->url), ag_logq(q2, sizeof(q2), err.msg),
+			       (unsigned long long)(delay / NS_PER_MS));
+		else
+			ag_log(AG_LOG_DEBUG, "oauth_token", "url=%s expires_in_s=%u",
+			       ag_logq(q1, sizeof(q1), o->url), expires_in);
+		ring(o->notify_fd);
+	}
+	return NULL;
+}
+
+/* ---- configuration ---- */
+
+static bool bounded(const char *s, size_t max)
+{
+	return strnlen(s, max + 1) <= max;
+}
+
+/* scheme://host[:port][/path][?query]; no userinfo, no fragment. */
+static int parse_url(struct ag_oauth *o, const char *url, char *port, size_t port_cap,
+		     struct ag_err *err)
+{
+	const char *p, *auth_end, *host, *host_end, *colon = NULL;
+	size_t hlen;
+	bool v6;
+
+	if (!bounded(url, URL_MAX - 1))
+		return ag_errf(err, EINVAL, "OAuth token_url: longer than %d bytes", URL_MAX - 1);
+	snprintf(o->url, sizeof(o->url), "%s", url);
+	if (!strncasecmp(url, "https://", 8)) {
+		o->https = true;
+		p = url + 8;
+	} else if (!strncasecmp(url, "http://", 7)) {
+		p = url + 7;
+	} else {
+		return ag_errf(err, EINVAL, "OAuth token_url %s: not an http:// or https:// URL",
+			       url);
+	}
+	for (const char *s = url; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '#')
+			return ag_errf(err, EINVAL,
+				       "OAuth token_url %s: a space, control, non-ASCII byte or "
+				       "fragment",
+				       url);
+	auth_end = p + strcspn(p, "/?");
+	if (memchr(p, '@', (size_t)(auth_end - p)))
+		return ag_errf(err, EINVAL,
+			       "OAuth token_url %s: credentials in the URL; use client_id and "
+			       "client_secret",
+			       url);
+	v6 = *p == '[';
+	host = v6 ? p + 1 : p;
+	host_end = v6 ? memchr(host, ']', (size_t)(auth_end - host))
+		      : memchr(host, ':', (size_t)(auth_end - host));
+	if (!host_end)
+		host_end = v6 ? NULL : auth_end;
+	if (!host_end)
+		return ag_errf(err, EINVAL, "OAuth token_url %s: unclosed [ in the host", url);
+	hlen = (size_t)(host_end - host);
+	if (v6 ? host_end + 1 < auth_end : host_end < auth_end)
+		colon = v6 ? host_end + 1 : host_end;
+	if (colon &&
+	    (*colon != ':' || colon + 1 == auth_end || (size_t)(auth_end - colon - 1) >= port_cap))
+		return ag_errf(err, EINVAL, "OAuth token_url %s: bad port", url);
+	if (!hlen || hlen >= sizeof(o->host))
+		return ag_errf(err, EINVAL, "OAuth token_url %s: empty or overlong host", url);
+	memcpy(o->host, host, hlen);
+	o->host[hlen] = '\0';
+	if (colon) {
+		char *end;
+		unsigned long n;
+
+		memcpy(port, colon + 1, (size_t)(auth_end - colon - 1));
+		port[auth_end - colon - 1] = '\0';
+		n = strtoul(port, &end, 10);
+		if (*end || port[0] < '0' || port[0] > '9' || !n || n > 65535)
+			return ag_errf(err, EINVAL, "OAuth token_url %s: bad port", url);
+	} else {
+		snprintf(port, port_cap, "%s", o->https ? "443" : "80");
+	}
+	{
+		struct in6_addr a6;
+		struct in_addr a4;
+		bool ok = v6 ? inet_pton(AF_INET6, o->host, &a6) == 1
+			     : inet_pton(AF_INET, o->host, &a4) == 1 ||
+				   ag_tls_dns_name_valid(o->host, hlen);
+
+		if (!ok)
+			return ag_errf(err, EINVAL, "OAuth token_url %s: invalid host", url);
+	}
+	for (char *s = o->host; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+	/* Host: exactly the URL's authority (RFC 9110 §7.2). */
+	snprintf(o->host_hdr, sizeof(o->host_hdr), "%.*s", (int)(auth_end - p), p);
+	snprintf(o->target, sizeof(o->target), "%s%s", *auth_end == '/' ? "" : "/", auth_end);
+	return 0;
+}
+
+static int resolve(struct ag_oauth *o, const char *port, struct ag_err *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
+	struct addrinfo *res, *ai;
+	int r = getaddrinfo(o->host, port, &hints, &res);
+
+	if (r)
+		return ag_errf(err, r == EAI_SYSTEM ? errno : EHOSTUNREACH,
+			       "OAuth token_url %s: cannot resolve %s: %s", o->url, o->host,
+			       gai_strerror(r));
+	for (ai = res; ai && o->naddrs < MAX_ADDRS; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(o->addrs[0]))
+			continue;
+		memcpy(&o->addrs[o->naddrs], ai->ai_addr, ai->ai_addrlen);
+		o->addr_lens[o->naddrs++] = ai->ai_addrlen;
+	}
+	freeaddrinfo(res);
+	if (!o->naddrs)
+		return ag_errf(err, EHOSTUNREACH, "OAuth token_url %s: no address for %s", o->url,
+			       o->host);
+	return 0;
+}
+
+/* grant_type=client_credentials and the optional parameters, form-encoded. */
+static int build_form(struct ag_oauth *o, const struct ag_oauth_conf *conf, struct ag_err *err)
+{
+	const struct {
+		const char *name, *value;
+	} params[] = {
+		{ "scope", conf->scope },
+		{ "resource", conf->resource },
+		{ "audience", conf->audience },
+	};
+	static const char grant[] = "grant_type=client_credentials";
+	size_t cap = sizeof(grant), len = sizeof(grant) - 1;
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(params); i++) {
+		if (!params[i].value)
+			continue;
+		if (!*params[i].value || !bounded(params[i].value, PARAM_MAX))
+			return ag_errf(err, EINVAL, "OAuth %s: empty or longer than %d bytes",
+				       params[i].name, PARAM_MAX);
+		cap += 2 + strlen(params[i].name) + 3 * strlen(params[i].value);
+	}
+	o->form = malloc(cap);
+	if (!o->form)
+		return ag_errf(err, ENOMEM, "OAuth token request: out of memory");
+	memcpy(o->form, grant, len);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(params); i++) {
+		if (!params[i].value)
+			continue;
+		len += (size_t)sprintf(o->form + len, "&%s=", params[i].name);
+		len += form_encode(params[i].value, strlen(params[i].value), o->form + len);
+	}
+	o->form_len = len;
+	return 0;
+}
+
+static void oauth_free(struct ag_oauth *o)
+{
+	if (o->wake_fd >= 0)
+		close(o->wake_fd);
+	SSL_CTX_free(o->ctx);
+	free(o->form);
+	free((char *)o->client_id);
+	pthread_mutex_destroy(&o->lock);
+	OPENSSL_cleanse(o, sizeof(*o));
+	munmap(o, sizeof(*o));
+}
+
+int ag_oauth_start(const struct ag_oauth_conf *conf, int notify_fd, struct ag_oauth **out,
+		   struct ag_err *err)
+{
+	struct ag_oauth *o;
+	char port[8];
+	sigset_t all, old;
+	int ret;
+
+	if (!conf->token_url || !conf->client_id || !conf->client_secret)
+		return ag_errf(err, EINVAL,
+			       "OAuth: token_url, client_id and client_secret are required");
+	if (!*conf->client_id || !bounded(conf->client_id, PARAM_MAX))
+		return ag_errf(err, EINVAL, "OAuth client_id: empty or longer than %d bytes",
+			       PARAM_MAX);
+	if (conf->client_secret->len > CLIENT_SECRET_MAX)
+		return ag_errf(err, EINVAL, "OAuth client_secret: longer than %d bytes",
+			       CLIENT_SECRET_MAX);
+	o = mmap(NULL, sizeof(*o), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (o == MAP_FAILED)
+		return ag_errf(err, ENOMEM, "OAuth %s: out of memory", conf->token_url);
+	/* Tokens and the Basic credentials pass through it: keep it out of core dumps. */
+	if (madvise(o, sizeof(*o), MADV_DONTDUMP)) {
+		ret = -errno;
+		munmap(o, sizeof(*o));
+		return ag_errf(err, ret, "OAuth %s: madvise: %s", conf->token_url, strerror(-ret));
+	}
+	o->wake_fd = -1;
+	pthread_mutex_init(&o->lock, NULL);
+	o->secret = conf->client_secret;
+	o->mark = conf->mark;
+	o->timeout_ms = conf->timeout_ms ? conf->timeout_ms : AG_OAUTH_TIMEOUT_MS;
+	o->notify_fd = notify_fd;
+	o->rng = (ag_wall_ns() ^ (uintptr_t)o) | 1;
+	o->client_id = strdup(conf->client_id);
+	if (!o->client_id) {
+		ret = ag_errf(err, ENOMEM, "OAuth %s: out of memory", conf->token_url);
+		goto fail;
+	}
+	ret = parse_url(o, conf->token_url, port, sizeof(port), err);
+	if (!ret)
+		ret = build_form(o, conf, err);
+	if (!ret)
+		ret = resolve(o, port, err);
+	if (ret)
+		goto fail;
+	if (o->https) {
+		o->ctx = ag_tls_client_ctx(conf->ca_file, err);
+		if (!o->ctx) {
+			char why[sizeof(err->msg)];
+
+			snprintf(why, sizeof(why), "%s", err->msg);
+			ret = ag_errf(err, err->code, "OAuth token_url %s: %s", o->url, why);
+			goto fail;
+		}
+	}
+	o->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (o->wake_fd < 0) {
+		ret = ag_errf(err, errno, "OAuth %s: eventfd: %s", o->url, strerror(errno));
+		goto fail;
+	}
+	/* The thread takes no signals: the daemon handles them in its loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&o->thread, NULL, oauth_thread, o);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		ag_errf(err, ret, "OAuth %s: cannot start the token thread: %s", o->url,
+			strerror(-ret));
+		goto fail;
+	}
+	pthread_setname_np(o->thread, "ag-oauth");
+	o->started = true;
+	*out = o;
+	return 0;
+fail:
+	oauth_free(o);
+	return ret;
+}
+
+/* ---- the daemon's side ---- */
+
+int ag_oauth_token(struct ag_oauth *o, char *buf, size_t cap, size_t *len, uint64_t *generation,
+		   struct ag_err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&o->lock);
+	if (o->token_len && ag_now_ns() >= o->usable_until) {
+		OPENSSL_cleanse(o->token, o->token_len);
+		o->token_len = 0;
+	}
+	if (o->token_len) {
+		if (o->token_len >= cap) {
+			ret = ag_errf(err, ENOSPC, "OAuth %s: token of %zu bytes, room for %zu",
+				      o->url, o->token_len, cap ? cap - 1 : 0);
+		} else {
+			memcpy(buf, o->token, o->token_len + 1);
+			*len = o->token_len;
+			*generation = o->generation;
+		}
+	} else if (o->last_failed) {
+		ret = ag_errf(err, EIO, "%s", o->last_error);
+	} else {
+		ret = ag_errf(err, EAGAIN, "OAuth %s: token request under way", o->url);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return ret;
+}
+
+void ag_oauth_invalidate(struct ag_oauth *o, uint64_t generation)
+{
+	bool wake = false;
+
+	pthread_mutex_lock(&o->lock);
+	if (generation == o->generation && generation > o->invalidated) {
+		o->invalidated = generation;
+		OPENSSL_cleanse(o->token, o->token_len);
+		o->token_len = 0;
+		o->next_fetch = 0;
+		wake = true;
+	}
+	pthread_mutex_unlock(&o->lock);
+	if (wake)
+		ring(o->wake_fd);
+}
+
+json_t *ag_oauth_status(struct ag_oauth *o)
+{
+	json_t *j;
+	uint64_t now = ag_now_ns();
+
+	pthread_mutex_lock(&o->lock);
+	j = json_pack("{s:I,s:I,s:o,s:o}", "requests", (json_int_t)o->requests, "failures",
+		      (json_int_t)o->failures, "expires_in_s",
+		      o->token_len && now < o->usable_until
+			  ? json_integer((json_int_t)((o->usable_until - now) / NS_PER_S))
+			  : json_null(),
+		      "last_error", o->last_failed ? json_string(o->last_error) : json_null());
+	pthread_mutex_unlock(&o->lock);
+	return j;
+}
+
+void ag_oauth_stop(struct ag_oauth *o)
+{
+	if (!o)
+		return;
+	pthread_mutex_lock(&o->lock);
+	o->stopping = true;
+	pthread_mutex_unlock(&o->lock);
+	ring(o->wake_fd);
+	if (o->started)
+		pthread_join(o->thread, NULL);
+	oauth_free(o);
+}
