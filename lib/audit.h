@@ -147,8 +147,14 @@ struct ag_audit_config {
 	const char *key_path; /* Ed25519 PEM, created 0600 on first use */
 	const char *origin;   /* checkpoint origin and key name */
 	enum ag_audit_durability durability;
-	unsigned int batch_max;		 /* records per write, default 64 */
-	unsigned int batch_us;		 /* linger for a fuller batch, default 1000 */
+	unsigned int batch_max; /* this many waiting start a write, default 64 */
+	unsigned int batch_us;	/* or the first waited this long, default 1000 */
+	/*
+	 * Most records one write takes, default 4096: records that queued
+	 * during the previous write + fdatasync join the next one together.
+	 * batch_max..65536; 0 means batch_max.
+	 */
+	unsigned int write_max;
 	unsigned int checkpoint_records; /* default 4096 */
 	unsigned int checkpoint_ms;	 /* default 1000 */
 	unsigned int queue_max;		 /* accepted, not yet written; default 65536 */
@@ -170,8 +176,9 @@ void ag_audit_config_init(struct ag_audit_config *c);
 int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **w, struct ag_err *err);
 /*
  * Appends one record.  fields is the event body (an object, not modified,
- * serialised before return); it must not set seq, ts, kind or prev nor hold
- * a NUL in a string (-EINVAL); at most about 1 MiB (-E2BIG).  *seq receives
+ * serialised before return); it must not set seq, ts, kind or prev, hold
+ * a NUL in a string, a string that is not UTF-8 or nest past the parser's
+ * limit of 2048 (-EINVAL); at most about 1 MiB (-E2BIG).  *seq receives
  * the record's sequence number.  Thread-safe.  Refused with -EIO while the
  * writer is failed and with -ENOBUFS while queue_max records wait.
  */
@@ -244,6 +251,26 @@ int ag_audit_verify(const char *const *paths, size_t npaths, const struct ag_aud
 		    struct ag_audit_verify_result *r);
 
 /* ---- Internal to lib/audit_*.c ----------------------------------------- */
+
+struct ag_audit_text {
+	char *text; /* NUL-terminated; the caller frees it */
+	size_t len;
+	bool nul; /* a string held U+0000 (written as \u0000) */
+};
+
+/*
+ * v in the log's canonical form: exactly json_dumps(v, JSON_COMPACT |
+ * JSON_SORT_KEYS | JSON_ENCODE_ANY).  With names (nnames sorted member
+ * names, none present in the object v), at[i] gets the offset where a member
+ * named names[i] belongs: the start of the first member sorting after it, or
+ * the closing brace.  -E2BIG past max bytes, -EILSEQ for a string that is
+ * not UTF-8, -ELOOP past the parser's nesting limit (or a cycle).
+ */
+int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t nnames,
+		   uint32_t *at, struct ag_audit_text *out);
+
+/* Writes v in decimal just before end (no NUL); returns its first digit. */
+char *ag_audit_u64(uint64_t v, char *end);
 
 /* Reads one line of at most max bytes; see audit_files.c. */
 struct ag_audit_reader;

@@ -12,28 +12,53 @@
 #include "audit.h"
 
 static EVP_MD *sha256_md;
+static pthread_key_t sha256_key;
+static bool sha256_key_ok;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-/* Fetching once avoids the implicit per-call fetch of EVP_sha256(). */
+static void sha256_ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+/*
+ * Fetching once avoids the implicit per-call fetch of EVP_sha256(); a
+ * context per thread, reset by each init, avoids an allocation and a free
+ * per hash (the committer hashes every record twice plus tree nodes).
+ */
 static void sha256_fetch(void)
 {
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	sha256_key_ok = !pthread_key_create(&sha256_key, sha256_ctx_free);
+}
+
+static EVP_MD_CTX *sha256_ctx(void)
+{
+	static __thread EVP_MD_CTX *ctx;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	if (ctx || !sha256_key_ok)
+		return ctx;
+	ctx = EVP_MD_CTX_new();
+	/* The key frees the context when the thread exits. */
+	if (ctx && pthread_setspecific(sha256_key, ctx)) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
 }
 
 /* SHA-256 of a prefix byte (if prefix >= 0) followed by two buffers. */
 static void sha256(int prefix, const void *a, size_t alen, const void *b, size_t blen,
 		   uint8_t out[AG_AUDIT_HASH_LEN])
 {
-	EVP_MD_CTX *ctx;
+	EVP_MD_CTX *ctx = sha256_ctx();
 	uint8_t p = (uint8_t)prefix;
 	bool ok;
 
-	pthread_once(&sha256_once, sha256_fetch);
-	ctx = EVP_MD_CTX_new();
 	ok = ctx && sha256_md && EVP_DigestInit_ex2(ctx, sha256_md, NULL) &&
 	     (prefix < 0 || EVP_DigestUpdate(ctx, &p, 1)) && EVP_DigestUpdate(ctx, a, alen) &&
 	     (!blen || EVP_DigestUpdate(ctx, b, blen)) && EVP_DigestFinal_ex(ctx, out, NULL);
-	EVP_MD_CTX_free(ctx);
 	/*
 	 * SHA-256 only fails when OpenSSL cannot allocate; a wrong hash would
 	 * silently break the chain, so stop instead.

@@ -2,6 +2,7 @@
 /* The audit log library: writer, chain, checkpoints, rotation and verifier. */
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -410,7 +411,8 @@ TEST(audit_writer)
 		if (fx_init(&f)) {
 			test_config(&c, &f);
 			c.rotate_bytes = 4096;
-			c.batch_max = 4; /* rotation happens between batches */
+			/* Rotation happens between writes: keep them small. */
+			c.batch_max = c.write_max = 4;
 			if (append_events(&f, &c, "r", 60) &&
 			    ASSERT_OK(ag_audit_series(f.log, &paths, &n, &err), err.msg) &&
 			    ASSERT_GE(n, 3, "rotated files")) {
@@ -456,6 +458,27 @@ TEST(audit_writer)
 				ASSERT_TRUE(whole_records(f.log, &n), "whole records");
 				ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
 				ASSERT_EQ(r.records, 10, "seq continues");
+			}
+		}
+		fx_fini(&f);
+	}
+	if (test__start_subtest("write_max")) {
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			c.write_max = c.batch_max - 1;
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EINVAL, "write_max < batch_max");
+			ASSERT_STRHAS(err.msg, "write_max", "the message names it");
+			c.write_max = 65537;
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EINVAL, "write_max > 65536");
+			/* 0: batch_max records per write, the strict cap. */
+			c.write_max = 0;
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = json_pack("{s:s}", "tool", "t");
+
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+				json_decref(ev);
+				ASSERT_OK(verify(f.log, f.key, NULL, false, &r), r.reason);
 			}
 		}
 		fx_fini(&f);
@@ -654,6 +677,177 @@ TEST(audit_writer)
 			}
 		}
 		fx_fini(&f);
+	}
+}
+
+/* A random string over the bytes whose escaping differs: controls, quotes, UTF-8. */
+static void random_text(unsigned int *rs, char *out, size_t cap, size_t *len)
+{
+	static const char *const parts[] = {
+		"a",	"Z",  "k",	  "kind",	  "ts",
+		"/",	"\"", "\\",	  "\b",		  "\f",
+		"\n",	"\r", "\t",	  "\x01",	  "\x1f",
+		"\x7f", " ",  "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+		"",	"\0",
+	};
+	size_t n = (size_t)rand_r(rs) % 6;
+
+	*len = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (size_t)rand_r(rs) % (sizeof(parts) / sizeof(parts[0]));
+		size_t plen = k + 1 == sizeof(parts) / sizeof(parts[0]) ? 1 : strlen(parts[k]);
+
+		if (*len + plen >= cap)
+			break;
+		memcpy(out + *len, parts[k], plen);
+		*len += plen;
+	}
+}
+
+static json_t *random_json(unsigned int *rs, int depth)
+{
+	static const double reals[] = {
+		0.1, -0.0, 1e300, 5e-324, 3.0, 123456789.125, 1e21, -2.5e-7
+	};
+	static const json_int_t ints[] = { 0, -1, 7, 1234567890123LL, LLONG_MAX, LLONG_MIN };
+	int kind = depth > 3 ? rand_r(rs) % 6 : rand_r(rs) % 8;
+	char text[64];
+	size_t len, n;
+	json_t *v;
+
+	switch (kind) {
+	case 0:
+		random_text(rs, text, sizeof(text), &len);
+		return json_stringn(text, len);
+	case 1:
+		return json_integer(rand_r(rs) % 2 ? ints[rand_r(rs) % 6]
+						   : (json_int_t)rand_r(rs) - RAND_MAX / 2);
+	case 2:
+		return json_real(reals[rand_r(rs) % 8]);
+	case 3:
+		return json_true();
+	case 4:
+		return json_false();
+	case 5:
+		return json_null();
+	case 6:
+		v = json_array();
+		for (n = (size_t)rand_r(rs) % 5; v && n; n--)
+			json_array_append_new(v, random_json(rs, depth + 1));
+		return v;
+	default:
+		/* Up to 24 members: past 16 the sort takes its other path. */
+		v = json_object();
+		for (n = (size_t)rand_r(rs) % 25; v && n; n--) {
+			random_text(rs, text, sizeof(text), &len);
+			json_object_setn_new(v, text, len, random_json(rs, depth + 1));
+		}
+		return v;
+	}
+}
+
+/* Whether JSON text holds the escape \u0000 (not an escaped backslash before "u0000"). */
+static bool has_nul_escape(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '\\' && !strncmp(++s, "u0000", 5))
+			return true;
+	return false;
+}
+
+/* ag_audit_canon() == json_dumps(COMPACT | SORT_KEYS | ENCODE_ANY), and at[] is exact. */
+static bool canon_agrees(json_t *v, const char *what)
+{
+	static const char *const names[] = { "kind", "prev", "seq", "ts" };
+	struct ag_audit_text t = { 0 };
+	char *want = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	bool obj = json_is_object(v), ok;
+	uint32_t at[4];
+
+	for (size_t i = 0; obj && i < 4; i++)
+		json_object_del(v, names[i]);
+	free(want);
+	want = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	ok = ASSERT_OK_PTR(want, what) &&
+	     ASSERT_OK(ag_audit_canon(v, 1 << 20, obj ? names : NULL, obj ? 4 : 0, at, &t), what) &&
+	     ASSERT_EQ(t.len, strlen(want), what) && ASSERT_STREQ(t.text, want, what) &&
+	     ASSERT_EQ(t.nul, has_nul_escape(want), what);
+	for (size_t i = 0; ok && obj && i < 4; i++) {
+		/* The member lands where at[i] says, after a comma if it comes last. */
+		char *with, *hit, member[16];
+		bool end = t.text[at[i]] == '}';
+
+		/* '@' is outside random_text()'s alphabet: no nested twin. */
+		json_object_set_new(v, names[i], json_string("@"));
+		with = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		json_object_del(v, names[i]);
+		snprintf(member, sizeof(member), "\"%s\":\"@\"", names[i]);
+		hit = with ? strstr(with, member) : NULL;
+		ok = ASSERT_OK_PTR(hit, what) &&
+		     ASSERT_EQ((size_t)(hit - with), at[i] + (end && at[i] > 1), names[i]);
+		free(with);
+	}
+	free(t.text);
+	free(want);
+	return ok;
+}
+
+TEST(audit_canon)
+{
+	if (test__start_subtest("matches_jansson")) {
+		unsigned int rs = 20261122;
+		json_t *fixed = json_pack("{s:s, s:s#, s:[i, I, f, b, n], s:{}, s:[], s:s}", "path",
+					  "C:\\u0000 \"q\" \x01\x7f/\xc3\xa9", "nul", "a\0b",
+					  (size_t)3, "mix", -42, (json_int_t)LLONG_MIN, 1.5, 0,
+					  "empty", "none", "zz", "\xf0\x9f\x98\x80");
+
+		ASSERT_OK_PTR(fixed, "fixed value");
+		if (fixed)
+			canon_agrees(fixed, "fixed value");
+		json_decref(fixed);
+		for (int i = 0; i < 3000; i++) {
+			json_t *v = random_json(&rs, 0);
+			char what[32];
+			bool ok;
+
+			snprintf(what, sizeof(what), "random value %d", i);
+			ok = ASSERT_OK_PTR(v, what) && canon_agrees(v, what);
+			json_decref(v);
+			if (!ok)
+				break;
+		}
+	}
+	if (test__start_subtest("refusals")) {
+		struct ag_audit_text t;
+		json_t *bad = json_stringn_nocheck("\xc3(", 2), *deep = json_array(), *loop, *inner;
+		json_t *big = json_pack("{s:s}", "k", "0123456789");
+
+		ASSERT_NULL(json_dumps(bad, JSON_ENCODE_ANY), "jansson refuses bad UTF-8");
+		ASSERT_EQ(ag_audit_canon(bad, 1 << 20, NULL, 0, NULL, &t), -EILSEQ, "bad UTF-8");
+		for (int i = 0; deep && i < 2100; i++) {
+			json_t *outer = json_array();
+
+			json_array_append_new(outer, deep);
+			deep = outer;
+		}
+		ASSERT_EQ(ag_audit_canon(deep, 1 << 20, NULL, 0, NULL, &t), -ELOOP, "2100 deep");
+		/* jansson refuses an array in itself, not one two levels down. */
+		loop = json_array();
+		inner = json_array();
+		json_array_append(inner, loop);
+		json_array_append(loop, inner);
+		ASSERT_EQ(ag_audit_canon(loop, 1 << 20, NULL, 0, NULL, &t), -ELOOP, "a cycle");
+		json_array_clear(loop);
+		json_decref(inner);
+		ASSERT_EQ(ag_audit_canon(big, 16, NULL, 0, NULL, &t), -E2BIG, "over max");
+		if (ASSERT_OK(ag_audit_canon(big, 18, NULL, 0, NULL, &t), "exactly max")) {
+			ASSERT_EQ(t.len, 18, "length");
+			free(t.text);
+		}
+		json_decref(loop);
+		json_decref(bad);
+		json_decref(deep);
+		json_decref(big);
 	}
 }
 
