@@ -120,9 +120,11 @@ const char *ag_policy_annotation(const struct ag_policy_set *set, size_t i, cons
  * Whether some condition of the set may read context.<attr>: a `.attr`,
  * `["attr"]` or `has attr` on context, or context used whole (conservative).
  * `policy simulate` replays a record whose arguments were hashed only when
- * the set cannot read context.args.
+ * no policy that could match it reads context.args.
  */
 bool ag_policy_reads_context(const struct ag_policy_set *set, const char *attr);
+/* The same for policy i alone. */
+bool ag_policy_reads_context_at(const struct ag_policy_set *set, size_t i, const char *attr);
 
 /* Entity store from Cedar's entities JSON (an array of {uid, attrs, parents}).
  * The JSON is not referenced after the call. */
@@ -391,7 +393,8 @@ struct agp_policy {
 	uint8_t effect;
 	const char *escalate; /* @escalate value or NULL */
 	struct agp_scope scope[3];
-	struct agp_expr **conds; /* each: when -> expr, unless -> NOT expr */
+	const struct agp_scope *key; /* in scope[], what the set's index files it under */
+	struct agp_expr **conds;     /* each: when -> expr, unless -> NOT expr */
 	uint32_t n_conds;
 	struct agp_annotation *annots;
 	uint32_t n_annots;
@@ -411,12 +414,32 @@ struct ag_policy_set {
 	 * is the same in every policy of one evaluation, so it is cached. */
 	struct agp_path *paths;
 	size_t n_paths, cap_paths;
+	/*
+	 * Scope index: most policies name their tool or action with `==`, and
+	 * a request matches only the few naming its own.  Each such policy is
+	 * filed under its most selective `==` scope; an evaluation visits the
+	 * policies filed under the request's three uids and those with no
+	 * `==` scope (rest), in set order.
+	 */
+	struct agp_bucket *buckets; /* open addressing, mask + 1 slots; NULL: none */
+	size_t mask;
+	uint32_t *filed; /* policy indices, bucket by bucket, ascending in each */
+	uint64_t *rest;	 /* bitmap of the policies filed nowhere */
+	size_t n_words;	 /* of rest and of an evaluation's candidate bitmap */
+};
+
+struct agp_bucket {
+	const struct agp_scope *scope; /* NULL: empty slot */
+	uint32_t first, n;	       /* in filed */
 };
 
 struct agp_path {
 	char *key; /* malloc'd */
 	size_t len;
 };
+
+/* Slot of the index bucket for a `==` scope on uid (which: as agp_scope). */
+uint32_t agp_bucket_hash(uint8_t which, const struct agp_uid *uid);
 
 int agp_parse_into(struct ag_policy_set *set, const char *name, const char *idname,
 		   const char *text, size_t len, struct ag_policy_error *err);

@@ -715,6 +715,35 @@ static int decide(struct ag_policy_result *res)
 	return 0;
 }
 
+/* The policies filed under uid in the set's index, ORed into cand. */
+static void add_filed(const struct ag_policy_set *set, uint8_t which, const struct agp_uid *uid,
+		      uint64_t *cand)
+{
+	for (size_t h = agp_bucket_hash(which, uid) & set->mask;; h = (h + 1) & set->mask) {
+		const struct agp_bucket *b = &set->buckets[h];
+
+		if (!b->scope)
+			return;
+		if (b->scope->which != which || !agp_uid_eq(&b->scope->uid, uid))
+			continue;
+		for (uint32_t k = 0; k < b->n; k++) {
+			uint32_t i = set->filed[b->first + k];
+
+			cand[i / 64] |= 1ull << (i % 64);
+		}
+		return;
+	}
+}
+
+/* Bitmap of the policies whose `==` scopes the request may meet. */
+static void candidates(const struct ag_policy_set *set, const struct agp_uid uids[3],
+		       uint64_t *cand)
+{
+	memcpy(cand, set->rest, set->n_words * sizeof(*cand));
+	for (uint8_t which = 0; set->buckets && which < 3; which++)
+		add_filed(set, which, &uids[which], cand);
+}
+
 int ag_policy_evaluate(const struct ag_policy_set *set, const struct ag_entities *ents,
 		       const struct ag_policy_request *req, struct ag_policy_result *res,
 		       enum ag_policy_status *status, struct ag_policy_error *err)
@@ -730,6 +759,7 @@ int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entit
 {
 	struct ectx cx = { .ents = ents };
 	struct agp_uid uids[3];
+	uint64_t *cand;
 	uint8_t *memo;
 
 	res->decision = AG_DENY;
@@ -739,34 +769,42 @@ int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entit
 		return -1;
 	memo = agp_alloc(cx.a, set->n_scopes + 1);
 	cx.paths = agp_alloc_array(cx.a, set->n_paths + 1, sizeof(*cx.paths));
-	if (!memo || !cx.paths)
+	cand = agp_alloc_array(cx.a, set->n_words + 1, sizeof(*cand));
+	if (!memo || !cx.paths || !cand)
 		goto oom;
-	for (size_t i = 0; i < set->n; i++) {
-		const struct agp_policy *pol = &set->policies[i];
-		enum ag_policy_status st = AG_POLICY_SCOPE_MISMATCH;
-		int ok = 0;
+	candidates(set, uids, cand);
+	/* A policy left out has an `==` scope the request does not meet. */
+	for (size_t i = 0; status && i < set->n; i++)
+		status[i] = AG_POLICY_SCOPE_MISMATCH;
+	for (size_t w = 0; w < set->n_words; w++) {
+		for (uint64_t bits = cand[w]; bits; bits &= bits - 1) {
+			size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+			const struct agp_policy *pol = &set->policies[i];
+			enum ag_policy_status st = AG_POLICY_SCOPE_MISMATCH;
+			int ok = 0;
 
-		if (scope_match(&cx, &pol->scope[0], uids, memo) &&
-		    scope_match(&cx, &pol->scope[1], uids, memo) &&
-		    scope_match(&cx, &pol->scope[2], uids, memo)) {
-			switch (check_policy(&cx, pol)) {
-			case 1:
-				st = AG_POLICY_SATISFIED;
-				ok = add_match(res, pol);
-				break;
-			case 0:
-				st = AG_POLICY_CONDITION_FALSE;
-				break;
-			default:
-				st = AG_POLICY_ERROR;
-				ok = add_diag(res, pol, cx.msg);
-				break;
+			if (scope_match(&cx, &pol->scope[0], uids, memo) &&
+			    scope_match(&cx, &pol->scope[1], uids, memo) &&
+			    scope_match(&cx, &pol->scope[2], uids, memo)) {
+				switch (check_policy(&cx, pol)) {
+				case 1:
+					st = AG_POLICY_SATISFIED;
+					ok = add_match(res, pol);
+					break;
+				case 0:
+					st = AG_POLICY_CONDITION_FALSE;
+					break;
+				default:
+					st = AG_POLICY_ERROR;
+					ok = add_diag(res, pol, cx.msg);
+					break;
+				}
 			}
+			if (ok)
+				goto oom;
+			if (status)
+				status[i] = st;
 		}
-		if (ok)
-			goto oom;
-		if (status)
-			status[i] = st;
 	}
 	if (!decide(res))
 		return 0;

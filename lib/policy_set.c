@@ -138,6 +138,93 @@ static int intern_paths(struct ag_policy_set *set, struct agp_expr *e)
 	return e->kind == AGP_E_ATTR ? intern_path(set, e) : 0;
 }
 
+uint32_t agp_bucket_hash(uint8_t which, const struct agp_uid *uid)
+{
+	return uid->hash ^ (which * 0x9e3779b9u);
+}
+
+/* The `==` scope of pol shared by the fewest policies, or NULL. */
+static const struct agp_scope *index_key(const struct agp_policy *pol, const uint32_t *count)
+{
+	const struct agp_scope *best = NULL;
+
+	for (int k = 0; k < 3; k++) {
+		const struct agp_scope *sc = &pol->scope[k];
+
+		if (sc->op == AGP_SC_EQ && (!best || count[sc->memo] < count[best->memo]))
+			best = sc;
+	}
+	return best;
+}
+
+/* Files each policy under its key (see struct ag_policy_set). */
+static int build_index(struct ag_policy_set *set)
+{
+	uint32_t *count = calloc(set->n_scopes + 1, sizeof(*count));
+	uint32_t *slot = calloc(set->n_scopes + 1, sizeof(*slot));
+	size_t n_keys = 0, n_filed = 0, size = 1, next = 0;
+	int ret = -1;
+
+	set->n_words = (set->n + 63) / 64;
+	set->rest = calloc(set->n_words + 1, sizeof(*set->rest));
+	if (!count || !slot || !set->rest)
+		goto out;
+	for (size_t i = 0; i < set->n; i++)
+		for (int k = 0; k < 3; k++)
+			if (set->policies[i].scope[k].op == AGP_SC_EQ)
+				count[set->policies[i].scope[k].memo]++;
+	/* From here on count[] holds how many policies each key files. */
+	for (size_t i = 0; i < set->n; i++) {
+		const struct agp_scope *key = index_key(&set->policies[i], count);
+
+		set->policies[i].key = key;
+		if (!key)
+			set->rest[i / 64] |= 1ull << (i % 64);
+	}
+	memset(count, 0, (set->n_scopes + 1) * sizeof(*count));
+	for (size_t i = 0; i < set->n; i++) {
+		const struct agp_scope *key = set->policies[i].key;
+
+		if (key && !count[key->memo]++)
+			n_keys++;
+		n_filed += key != NULL;
+	}
+	if (!n_keys) {
+		ret = 0;
+		goto out;
+	}
+	while (size < 2 * n_keys)
+		size *= 2;
+	set->mask = size - 1;
+	set->buckets = calloc(size, sizeof(*set->buckets));
+	set->filed = calloc(n_filed, sizeof(*set->filed));
+	if (!set->buckets || !set->filed)
+		goto out;
+	for (size_t i = 0; i < set->n; i++) {
+		const struct agp_scope *key = set->policies[i].key;
+		struct agp_bucket *b;
+		size_t h;
+
+		if (!key)
+			continue;
+		if (!slot[key->memo]) {
+			h = agp_bucket_hash(key->which, &key->uid) & set->mask;
+			while (set->buckets[h].scope)
+				h = (h + 1) & set->mask;
+			set->buckets[h] = (struct agp_bucket){ key, (uint32_t)next, 0 };
+			next += count[key->memo];
+			slot[key->memo] = (uint32_t)h + 1;
+		}
+		b = &set->buckets[slot[key->memo] - 1];
+		set->filed[b->first + b->n++] = (uint32_t)i;
+	}
+	ret = 0;
+out:
+	free(count);
+	free(slot);
+	return ret;
+}
+
 /* Runs once every file is parsed: the scopes point into the policy array,
  * which moves while it grows. */
 static int seal_set(struct ag_policy_set *set, struct ag_policy_error *err)
@@ -163,6 +250,8 @@ static int seal_set(struct ag_policy_set *set, struct ag_policy_error *err)
 			if (intern_paths(set, pol->conds[k]))
 				goto oom;
 	}
+	if (build_index(set))
+		goto oom;
 	return 0;
 oom:
 	agp_error(err, 0, 0, "policy set: out of memory");
@@ -349,6 +438,9 @@ void ag_policy_set_free(struct ag_policy_set *set)
 	for (size_t i = 0; i < set->n_paths; i++)
 		free(set->paths[i].key);
 	free(set->paths);
+	free(set->buckets);
+	free(set->filed);
+	free(set->rest);
 	free(set);
 }
 
@@ -396,11 +488,18 @@ static bool reads_context(const struct agp_expr *e, const char *attr, size_t ale
 	return false;
 }
 
+bool ag_policy_reads_context_at(const struct ag_policy_set *set, size_t i, const char *attr)
+{
+	for (uint32_t k = 0; i < set->n && k < set->policies[i].n_conds; k++)
+		if (reads_context(set->policies[i].conds[k], attr, strlen(attr)))
+			return true;
+	return false;
+}
+
 bool ag_policy_reads_context(const struct ag_policy_set *set, const char *attr)
 {
 	for (size_t i = 0; i < set->n; i++)
-		for (uint32_t k = 0; k < set->policies[i].n_conds; k++)
-			if (reads_context(set->policies[i].conds[k], attr, strlen(attr)))
-				return true;
+		if (ag_policy_reads_context_at(set, i, attr))
+			return true;
 	return false;
 }

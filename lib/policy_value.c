@@ -321,8 +321,9 @@ int agp_value_from_json(struct agp_json_conv *cv, json_t *j, struct agp_value *o
 	case JSON_OBJECT: {
 		struct agp_field *fields;
 
-		v = json_object_get(j, "__entity");
-		if (v && json_object_size(j) == 1) {
+		/* Size first: a lookup per object would cost more than the rest. */
+		v = json_object_size(j) == 1 ? json_object_get(j, "__entity") : NULL;
+		if (v) {
 			if (!json_is_object(v))
 				return fail(cv, "__entity must be an object");
 			return uid_from_json(cv, v, out);
