@@ -10,6 +10,8 @@
  *     rounds alternate so machine drift hits all three;
  *  2. in the kernel: BPF_STATS_RUN_TIME, the run time the kernel itself
  *     accounts to each program, divided by its run count.
+ *  3. what charging one tool call to a call budget costs the daemon: a
+ *     quota_charge run (BPF_PROG_TEST_RUN) on the quota agent's entry.
  *
  *	connect_bench [-n CONNECTS_PER_ROUND] [-r ROUNDS]
  *
@@ -142,6 +144,8 @@ int main(int argc, char **argv)
 	char name[AG_INSTANCE_MAX], agent_cg[PATH_MAX], plain_cg[PATH_MAX], self_cg[PATH_MAX];
 	char quota_cg[PATH_MAX];
 	uint64_t base[64], hooked[64], quota[64], ns0, cnt0, ns1, cnt1, sns0, scnt0, sns1, scnt1;
+	uint64_t quota_id = 0, charge_ns;
+	struct ag_charge charge;
 	struct round *r =
 	    mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct ag_instance in;
@@ -210,11 +214,10 @@ int main(int argc, char **argv)
 		/* Large enough never to refuse within the run. */
 		struct ag_quota_limits l = { .connect_rate = 1000000000,
 					     .connect_burst = 1000000000 };
-		uint64_t id;
 
 		if (ag_agent_register(&k, &in, "bench", AG_VERDICT_REDIRECT, NULL, &err) ||
-		    ag_agent_register(&k, &in, "quota", AG_VERDICT_REDIRECT, &id, &err) ||
-		    ag_quota_set(&k, id, &l, &err))
+		    ag_agent_register(&k, &in, "quota", AG_VERDICT_REDIRECT, &quota_id, &err) ||
+		    ag_quota_set(&k, quota_id, &l, &err))
 			goto fail;
 	}
 	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
@@ -241,6 +244,12 @@ int main(int argc, char **argv)
 	}
 	prog_stats(&in, "connect4", &ns1, &cnt1);
 	prog_stats(&in, "sockops", &sns1, &scnt1);
+	/* What the daemon adds per tool call of an agent with a call budget. */
+	charge_ns = ag_now_ns();
+	for (int i = 0; i < n; i++)
+		if (ag_quota_charge(&k, quota_id, &charge, &err))
+			goto fail;
+	charge_ns = ag_now_ns() - charge_ns;
 	qsort(base, rounds, sizeof(base[0]), cmp_u64);
 	qsort(hooked, rounds, sizeof(hooked[0]), cmp_u64);
 	qsort(quota, rounds, sizeof(quota[0]), cmp_u64);
@@ -260,6 +269,8 @@ int main(int argc, char **argv)
 		printf("  %-34s %+9.2f us/connect (%.2fx)\n", "hooks, end to end", (h - b) / 1000,
 		       h / b);
 		printf("  %-34s %+9.2f us/connect\n", "quota on top of that", (q - h) / 1000);
+		printf("  %-34s %9.2f us/call (BPF_PROG_TEST_RUN, %d calls)\n",
+		       "call budget charge (quota_charge)", (double)charge_ns / n / 1000, n);
 		if (cnt1 > cnt0)
 			printf("  %-34s %9.0f ns/run over %llu runs\n",
 			       "connect4 program (kernel stats)",

@@ -87,6 +87,33 @@ struct ag_config {
 /* ag_agent.flags */
 #define AG_AGENT_F_QUOTA (1u << 0) /* has a quota entry: check it on connect */
 
+/*
+ * Agents in a network namespace of their own (agentgatectl run --netns)
+ * reach the daemon over a veth pair, point to point: every host-side end
+ * carries the one gateway address AG_NETNS_GATEWAY, and the agent's end an
+ * address of its own, AG_NETNS_AGENT(slot), so addresses are unique on the
+ * host across agents and instances (the slot is claimed by creating the
+ * host-side interface, whose name holds it).  Link-local: never routed off
+ * the host.
+ */
+#define AG_NETNS_GATEWAY 0xa9fe4001u /* 169.254.64.1, host byte order */
+#define AG_NETNS_SLOTS 16380u	     /* 169.254.64.2 .. 169.254.127.253 */
+#define AG_NETNS_AGENT(slot) (AG_NETNS_GATEWAY + 1 + (slot))
+
+/*
+ * netns: key = the namespace's cookie (SO_NETNS_COOKIE), for the connect
+ * hooks; netns_links: key = the host-side ifindex, for the listener's
+ * filter.  Both hold the same value for one namespace.
+ */
+struct ag_netns {
+	__u32 gateway_ip4; /* network byte order: the redirect target */
+	__u32 agent_ip4;   /* network byte order: the agent's end */
+	__u32 ifindex;	   /* host-side end, root namespace */
+	__u32 slot;
+	__u64 agent_cgroup_id;
+	__u64 cookie; /* of the agent's namespace */
+};
+
 /* agents: key = cgroup id of <instance>/agents/<name>. */
 struct ag_agent {
 	__u32 index;   /* > 0; dest_rules key, 0 means "all agents" */
@@ -158,6 +185,28 @@ struct ag_quota {
 };
 
 /*
+ * quota_charge (bpf/quota.bpf.c), run by the daemon with BPF_PROG_TEST_RUN
+ * once per tool call: the context goes in with agent_id and comes back
+ * with the outcome.  Charging is done in BPF because only a program can
+ * take the value's lock for a read-modify-write; a BPF_F_LOCK update from
+ * user space writes the whole value and would undo a connect hook's token
+ * taken between the lookup and the update.
+ */
+enum ag_budget {
+	AG_BUDGET_NONE = 0,   /* charged, or the agent has no quota entry */
+	AG_BUDGET_MINUTE = 1, /* calls_per_minute is spent: refused */
+	AG_BUDGET_DAY = 2,    /* calls_per_day is spent: refused */
+};
+
+struct ag_charge {
+	__u64 agent_id;	    /* in: the agent's cgroup id */
+	__u64 calls_minute; /* out: usage after this call, current windows */
+	__u64 calls_day;
+	__u32 spent; /* out: enum ag_budget */
+	__u32 limit; /* out: the spent budget's limit, 0 when none is spent */
+};
+
+/*
  * origin: socket-local storage of a redirected socket, and the value of the
  * handoff map.  What the agent asked for, and who asked.
  */
@@ -213,8 +262,24 @@ struct ag_guard_config {
 	__u32 burst; /* bucket size per source; 0 drops every counted packet */
 	__u16 port;  /* host byte order, 0: every port */
 	__u16 pad;
-	__u32 flags;
+	__u32 flags; /* AG_GUARD_F_* */
+	/* AG_GUARD_F_AGENT only: what the agent's namespace may reach. */
+	__u32 gateway_ip4;   /* network byte order */
+	__u16 gateway_port;  /* host byte order */
+	__u16 resolver_port; /* host byte order */
+	__u32 nr_resolvers;
+	__u32 pad2;
+	__u8 resolvers[AG_MAX_RESOLVERS][16]; /* v4-mapped or v6 */
+	__u64 agent_cgroup_id;		      /* whose namespace: for the counters */
 };
+
+/*
+ * Agent mode, on the host-side veth of a namespaced agent: ARP, IPv6
+ * neighbour discovery, the gateway's listener and the resolvers pass;
+ * everything else the namespace sends is dropped and counted in
+ * ag_guard_stats.dropped.  No buckets: a namespace has one source.
+ */
+#define AG_GUARD_F_AGENT (1u << 0)
 
 /*
  * Unlocked: LRU maps cannot hold a bpf_spin_lock, and an LRU is what keeps

@@ -92,6 +92,20 @@ struct {
 } handoff SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_AGENTS);
+	__type(key, __u64);
+	__type(value, struct ag_netns);
+} netns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_AGENTS);
+	__type(key, __u32);
+	__type(value, struct ag_netns);
+} netns_links SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
@@ -301,13 +315,14 @@ static __always_inline bool daemon_alive(const struct ag_config *cfg)
 	return alive;
 }
 
-static __always_inline bool is_gateway(const struct ag_config *cfg, const __u8 *addr, __u16 port)
+static __always_inline bool is_gateway(const struct ag_config *cfg, const struct ag_netns *ns,
+				       const __u8 *addr, __u16 port)
 {
 	__u8 gw4[16];
 
 	if (port != cfg->daemon_port)
 		return false;
-	set_v4_mapped(gw4, cfg->daemon_ip4);
+	set_v4_mapped(gw4, ns ? ns->gateway_ip4 : cfg->daemon_ip4);
 	return addr_eq(addr, gw4) || addr_eq(addr, cfg->daemon_ip6);
 }
 
@@ -406,7 +421,8 @@ enum tcp_outcome {
  * socket's family.
  */
 static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
-						    const struct ag_config *cfg, const __u8 *addr,
+						    const struct ag_config *cfg,
+						    const struct ag_netns *ns, const __u8 *addr,
 						    __u16 port, __u16 family, bool dst_v4,
 						    __u32 hook)
 {
@@ -451,17 +467,23 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	 * A connect straight to the listener would arrive with the listener
 	 * itself as origin, and the daemon would relay to itself.
 	 */
-	if (is_gateway(cfg, addr, port)) {
+	if (is_gateway(cfg, ns, addr, port)) {
 		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_GATEWAY_LOOP,
 		       EPERM);
 		return TCP_REFUSED;
 	}
-	if (!dst_v4 && !cfg->daemon_ip6[15]) {
+	if (!dst_v4 && (ns || !cfg->daemon_ip6[15])) {
 		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_V6_LISTENER,
 		       ECONNREFUSED);
 		return TCP_REFUSED;
 	}
-	if (!daemon_alive(cfg) || !daemon_listening(ctx, cfg, !dst_v4)) {
+	/*
+	 * The listener of a namespaced agent is in the root namespace, out of
+	 * this lookup's reach; the gateway address there is held by the
+	 * daemon's wildcard listener alone, which serves only the veths of
+	 * the netns_links map (ag_gateway_filter).
+	 */
+	if (!daemon_alive(cfg) || (!ns && !daemon_listening(ctx, cfg, !dst_v4))) {
 		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_DAEMON,
 		       ECONNREFUSED);
 		return TCP_REFUSED;
@@ -489,10 +511,25 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	return TCP_REDIRECT;
 }
 
+/* The agent's own network namespace, if agentgatectl run --netns made it. */
+static __always_inline const struct ag_netns *netns_of(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_netns_cookie(ctx);
+
+	return bpf_map_lookup_elem(&netns, &cookie);
+}
+
+/* Where a redirected IPv4 connect goes: the daemon as seen from the agent's namespace. */
+static __always_inline __u32 daemon_ip4(const struct ag_config *cfg, const struct ag_netns *ns)
+{
+	return ns ? ns->gateway_ip4 : cfg->daemon_ip4;
+}
+
 SEC("cgroup/connect4")
 int ag_connect4(struct bpf_sock_addr *ctx)
 {
 	const struct ag_config *cfg = get_config();
+	const struct ag_netns *ns;
 	__u32 type = ctx->type;
 	__u32 ip4 = ctx->user_ip4;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -503,11 +540,12 @@ int ag_connect4(struct bpf_sock_addr *ctx)
 		return udp_verdict(addr, port, AF_INET, AG_HOOK_CONNECT4);
 	if (!cfg)
 		return SOCK_REFUSE;
-	switch (tcp_verdict(ctx, cfg, addr, port, AF_INET, true, AG_HOOK_CONNECT4)) {
+	ns = netns_of(ctx);
+	switch (tcp_verdict(ctx, cfg, ns, addr, port, AF_INET, true, AG_HOOK_CONNECT4)) {
 	case TCP_DIRECT:
 		return SOCK_ALLOW;
 	case TCP_REDIRECT:
-		ctx->user_ip4 = cfg->daemon_ip4;
+		ctx->user_ip4 = daemon_ip4(cfg, ns);
 		ctx->user_port = bpf_htons(cfg->daemon_port);
 		return SOCK_ALLOW;
 	default:
@@ -519,6 +557,7 @@ SEC("cgroup/connect6")
 int ag_connect6(struct bpf_sock_addr *ctx)
 {
 	const struct ag_config *cfg = get_config();
+	const struct ag_netns *ns;
 	__u32 type = ctx->type;
 	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
 	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
@@ -531,7 +570,8 @@ int ag_connect6(struct bpf_sock_addr *ctx)
 		return udp_verdict(addr, port, AF_INET6, AG_HOOK_CONNECT6);
 	if (!cfg)
 		return SOCK_REFUSE;
-	switch (tcp_verdict(ctx, cfg, addr, port, AF_INET6, v4, AG_HOOK_CONNECT6)) {
+	ns = netns_of(ctx);
+	switch (tcp_verdict(ctx, cfg, ns, addr, port, AF_INET6, v4, AG_HOOK_CONNECT6)) {
 	case TCP_DIRECT:
 		return SOCK_ALLOW;
 	case TCP_REDIRECT:
@@ -548,7 +588,7 @@ int ag_connect6(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
 		ctx->user_ip6[2] = bpf_htonl(0xffff);
-		ctx->user_ip6[3] = cfg->daemon_ip4;
+		ctx->user_ip6[3] = daemon_ip4(cfg, ns);
 	} else {
 		__u32 d[4];
 
@@ -781,4 +821,32 @@ int ag_sockops(struct bpf_sock_ops *skops)
 		}
 	}
 	return 1;
+}
+
+/*
+ * The daemon's IPv4 listener is bound to the wildcard address, so that the
+ * gateway address on the veths of namespaced agents reaches it; this filter
+ * (SO_ATTACH_BPF, attached before bind) is what keeps it off every other
+ * interface.  A packet passes when it came through loopback, or through
+ * the host-side veth of a namespace in netns_links, from that namespace's
+ * address, to the gateway address.  Anything else -- a SYN from another
+ * host to any of this host's addresses, or a spoofed source on the wrong
+ * veth -- is dropped before the handshake: nothing outside the host can
+ * even tell the port is open.  Accepted sockets inherit the filter.
+ */
+#define LOOPBACK_IFINDEX 1
+
+SEC("socket")
+int ag_gateway_filter(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	const struct ag_netns *ns;
+	__u32 addrs[2];
+
+	if (ifindex == LOOPBACK_IFINDEX)
+		return skb->len;
+	ns = bpf_map_lookup_elem(&netns_links, &ifindex);
+	if (!ns || bpf_skb_load_bytes_relative(skb, 12, addrs, sizeof(addrs), BPF_HDR_START_NET))
+		return 0;
+	return addrs[0] == ns->agent_ip4 && addrs[1] == ns->gateway_ip4 ? skb->len : 0;
 }

@@ -20,7 +20,11 @@ static const char guard_usage[] =
     "second, --burst; defaults 100 and 200): new TCP connections and UDP datagrams\n"
     "to PORT (default: every port) beyond it are dropped before they reach the\n"
     "stack.  Established TCP, ARP and ICMP pass.  Attached with libxdp, natively\n"
-    "where the driver can, else in generic mode.\n";
+    "where the driver can, else in generic mode.\n"
+    "\n"
+    "show also lists the guards of agents run with --netns (kind \"agent\"): what\n"
+    "each agent's namespace sent that was neither for the gateway, a resolver nor\n"
+    "neighbour resolution was dropped and counted there.\n";
 
 static int guard_attach(const struct ag_instance *in, int argc, char **argv)
 {
@@ -72,15 +76,20 @@ static void show_one(const char *ifname, void *arg)
 
 	if (ag_guard_info(s->in, ifname, &g, &err))
 		return;
+	/* An agent's guard is about its namespace: whose, not a bucket. */
+	bool agent = g.cfg.flags & AG_GUARD_F_AGENT;
+
 	json_array_append_new(
 	    s->out,
-	    json_pack("{s:s,s:b,s:s,s:s,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "interface", ifname,
-		      "attached", g.attached, "mode", g.mode, "dispatcher",
-		      g.legacy ? "legacy (single program)" : "libxdp multi-program", "config",
-		      "rate", (json_int_t)g.cfg.rate, "burst", (json_int_t)g.cfg.burst, "port",
-		      (json_int_t)g.cfg.port, "stats", "passed", (json_int_t)g.stats.passed,
-		      "dropped", (json_int_t)g.stats.dropped, "uncounted",
-		      (json_int_t)g.stats.uncounted));
+	    json_pack("{s:s,s:s,s:b,s:s,s:s,s:o,s:{s:I,s:I,s:I}}", "interface", ifname, "kind",
+		      agent ? "agent" : "ingress", "attached", g.attached, "mode", g.mode,
+		      "dispatcher", g.legacy ? "legacy (single program)" : "libxdp multi-program",
+		      "config",
+		      agent ? json_pack("{s:I}", "agent_cgroup_id", (json_int_t)g.cfg.agent_cgroup_id)
+			    : json_pack("{s:I,s:I,s:I}", "rate", (json_int_t)g.cfg.rate, "burst",
+					(json_int_t)g.cfg.burst, "port", (json_int_t)g.cfg.port),
+		      "stats", "passed", (json_int_t)g.stats.passed, "dropped",
+		      (json_int_t)g.stats.dropped, "uncounted", (json_int_t)g.stats.uncounted));
 }
 
 /* The guards of an instance as JSON; status uses it too. */
@@ -105,14 +114,15 @@ static int guard_show(const struct ag_instance *in, int argc, char **argv)
 		json_dumpf(list, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {
-		printf("%-16s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "MODE",
-		       "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
+		printf("%-16s %-8s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "KIND",
+		       "MODE", "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
 		json_array_foreach(list, i, g)
 		{
 			json_t *c = json_object_get(g, "config"), *st = json_object_get(g, "stats");
 
-			printf("%-16s %-9s %-24s %8lld %8lld %6lld %10lld %10lld\n",
+			printf("%-16s %-8s %-9s %-24s %8lld %8lld %6lld %10lld %10lld\n",
 			       json_string_value(json_object_get(g, "interface")),
+			       json_string_value(json_object_get(g, "kind")),
 			       json_string_value(json_object_get(g, "mode")),
 			       json_string_value(json_object_get(g, "dispatcher")),
 			       json_integer_value(json_object_get(c, "rate")),

@@ -13,13 +13,19 @@
 #include "cgroup.h"
 #include "guard.h"
 #include "kern.h"
+#include "netns.h"
+#include "quota.skel.h"
 #include "sock.skel.h"
 
 const char *const ag_map_names[AG_MAP__COUNT] = {
 	[AG_MAP_CONFIG] = "config", [AG_MAP_AGENTS] = "agents", [AG_MAP_DEST_RULES] = "dest_rules",
 	[AG_MAP_STATS] = "stats",   [AG_MAP_ORIGIN] = "origin", [AG_MAP_HANDOFF] = "handoff",
-	[AG_MAP_EVENTS] = "events", [AG_MAP_QUOTA] = "quota",
+	[AG_MAP_EVENTS] = "events", [AG_MAP_QUOTA] = "quota",	    [AG_MAP_NETNS] = "netns",
+	[AG_MAP_NETNS_LINKS] = "netns_links",
 };
+
+#define GATEWAY_FILTER_PIN "gateway_filter"
+
 
 /*
  * Attach order matters on a fresh install: sockops and getpeername first,
@@ -44,6 +50,7 @@ static void kern_reset(struct ag_kern *k)
 	memset(k, 0, sizeof(*k));
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		k->map_fd[i] = -1;
+	k->charge_fd = -1;
 }
 
 static int link_pin_path(const struct ag_instance *in, const char *name, char *buf, size_t len)
@@ -110,6 +117,8 @@ int ag_kern_open(struct ag_kern *k, const struct ag_instance *in, struct ag_err 
 
 void ag_kern_close(struct ag_kern *k)
 {
+	if (k->charge_fd >= 0)
+		close(k->charge_fd);
 	if (k->skel) {
 		/* The skeleton owns the map fds it loaded. */
 		sock_bpf__destroy(k->skel);
@@ -156,6 +165,10 @@ static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
 		return skel->maps.handoff;
 	case AG_MAP_QUOTA:
 		return skel->maps.quota;
+	case AG_MAP_NETNS:
+		return skel->maps.netns;
+	case AG_MAP_NETNS_LINKS:
+		return skel->maps.netns_links;
 	default:
 		return skel->maps.events;
 	}
@@ -197,6 +210,9 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 		if (bpf_map__pin(skel_map(k->skel, i), path))
 			return ag_errf(err, errno, "map %s: pin: %s", path, strerror(errno));
 	}
+	ag_pin_path(in, GATEWAY_FILTER_PIN, path, sizeof(path));
+	if (bpf_program__pin(k->skel->progs.ag_gateway_filter, path))
+		return ag_errf(err, errno, "program %s: pin: %s", path, strerror(errno));
 
 	root_fd = cgroup_open(in->cg_root, err);
 	if (root_fd < 0)
@@ -236,6 +252,47 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	return ret;
 }
 
+/*
+ * quota_charge on the quota map this process holds (loaded or adopted).
+ * Only its program fd is kept: the object is attached to nothing, and the
+ * map stays the instance's.
+ */
+static int charger_load(struct ag_kern *k, struct ag_err *err)
+{
+	struct quota_bpf *skel = quota_bpf__open();
+	int ret;
+
+	if (!skel)
+		return ag_errf(err, errno, "quota.bpf.o: open: %s", strerror(errno));
+	ret = bpf_map__reuse_fd(skel->maps.quota, k->map_fd[AG_MAP_QUOTA]);
+	if (ret) {
+		ret = ag_errf(err, -ret, "quota.bpf.o: reuse map quota: %s", strerror(-ret));
+	} else if ((ret = quota_bpf__load(skel))) {
+		ret = ag_errf(err, -ret, "quota.bpf.o: load: %s (see libbpf messages above)",
+			      strerror(-ret));
+	} else {
+		k->charge_fd = fcntl(bpf_program__fd(skel->progs.quota_charge), F_DUPFD_CLOEXEC, 0);
+		if (k->charge_fd < 0)
+			ret = ag_errf(err, errno, "quota_charge: dup: %s", strerror(errno));
+	}
+	quota_bpf__destroy(skel);
+	return ret;
+}
+
+int ag_quota_charge(const struct ag_kern *k, uint64_t agent_id, struct ag_charge *c,
+		    struct ag_err *err)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = c, .ctx_size_in = sizeof(*c));
+
+	memset(c, 0, sizeof(*c));
+	c->agent_id = agent_id;
+	if (k->charge_fd < 0)
+		return ag_errf(err, EBADF, "quota_charge is not loaded in this process");
+	if (bpf_prog_test_run_opts(k->charge_fd, &opts))
+		return ag_errf(err, errno, "quota_charge: run: %s", strerror(errno));
+	return 0;
+}
+
 int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
 		    struct ag_err *err)
 {
@@ -256,6 +313,8 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 			return ret;
 		k->adopted = true;
 		ret = ag_kern_set_config(k, cfg, err);
+		if (!ret)
+			ret = charger_load(k, err);
 		if (ret)
 			ag_kern_close(k);
 		return ret;
@@ -271,6 +330,8 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 			       "--instance %s uninstall first",
 			       in->name, in->pin_dir, in->name);
 	ret = kern_load(k, in, cfg, err);
+	if (!ret)
+		ret = charger_load(k, err);
 	if (ret) {
 		struct ag_err ignored;
 
@@ -283,7 +344,11 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 {
 	char path[PATH_MAX];
-	int ret = ag_guard_detach_all(in, err);
+	/* The veths first: their guards then only need unpinning. */
+	int ret = ag_netns_remove_all(in, err), e = ag_guard_detach_all(in, err);
+
+	if (!ret)
+		ret = e;
 
 	/* Links first: once they are gone, no program uses the maps. */
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
@@ -291,6 +356,9 @@ int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 		if (unlink(path) && errno != ENOENT && !ret)
 			ret = ag_errf(err, errno, "link %s: unpin: %s", path, strerror(errno));
 	}
+	ag_pin_path(in, GATEWAY_FILTER_PIN, path, sizeof(path));
+	if (unlink(path) && errno != ENOENT && !ret)
+		ret = ag_errf(err, errno, "program %s: unpin: %s", path, strerror(errno));
 	for (int i = 0; i < AG_MAP__COUNT; i++) {
 		ag_pin_path(in, ag_map_names[i], path, sizeof(path));
 		if (unlink(path) && errno != ENOENT && !ret)
@@ -302,6 +370,19 @@ int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 	if (rmdir(in->pin_dir) && errno != ENOENT && !ret)
 		ret = ag_errf(err, errno, "%s: rmdir: %s", in->pin_dir, strerror(errno));
 	return ret;
+}
+
+int ag_kern_gateway_filter(const struct ag_instance *in, struct ag_err *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (ag_pin_path(in, GATEWAY_FILTER_PIN, path, sizeof(path)))
+		return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long", in->name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return ag_errf(err, errno, "program %s: %s", path, strerror(errno));
+	return fd;
 }
 
 static void sockaddr_to_tuple(const struct sockaddr_storage *ss, __u8 addr[16], __u16 *port)

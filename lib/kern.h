@@ -25,6 +25,8 @@ enum ag_map_id {
 	AG_MAP_HANDOFF,
 	AG_MAP_EVENTS,
 	AG_MAP_QUOTA,
+	AG_MAP_NETNS,
+	AG_MAP_NETNS_LINKS,
 	AG_MAP__COUNT,
 };
 
@@ -47,18 +49,27 @@ struct sock_bpf;
 struct ag_kern {
 	struct sock_bpf *skel; /* set only in the process that loaded them */
 	int map_fd[AG_MAP__COUNT];
-	bool adopted; /* found pinned and reused */
+	bool adopted;  /* found pinned and reused */
+	int charge_fd; /* quota_charge (bpf/quota.bpf.c), -1 unless installed */
 };
 
 /*
  * Loads and attaches the instance's programs, or adopts them if they are
  * already pinned (a daemon restart: nothing is detached, nothing
- * re-attached).  cfg is written before any program is attached.
+ * re-attached).  cfg is written before any program is attached.  Either
+ * way it also loads quota_charge on the instance's quota map, for
+ * ag_quota_charge.
  */
 int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
 		    struct ag_err *err);
 /* Opens the pinned maps of an installed instance (CLI, tests). */
 int ag_kern_open(struct ag_kern *k, const struct ag_instance *in, struct ag_err *err);
+/*
+ * ag_gateway_filter, the socket filter that lets the daemon's wildcard IPv4
+ * listener serve loopback and the veths of namespaced agents only (pinned
+ * as <pin_dir>/gateway_filter).  Returns a program fd for SO_ATTACH_BPF.
+ */
+int ag_kern_gateway_filter(const struct ag_instance *in, struct ag_err *err);
 /* Closes fds; never detaches or unpins. */
 void ag_kern_close(struct ag_kern *k);
 /* Whether every link of the instance is pinned. */
@@ -121,6 +132,14 @@ int ag_quota_set(const struct ag_kern *k, uint64_t agent_id, const struct ag_quo
 int ag_quota_get(const struct ag_kern *k, uint64_t agent_id, struct ag_quota *q);
 /* Usage and refusals to zero, the connect bucket full again. */
 int ag_quota_reset(const struct ag_kern *k, uint64_t agent_id, struct ag_err *err);
+/*
+ * One tool call of agent_id against its call budgets (a quota_charge run):
+ * counted, or refused and counted as a refusal, with c->spent naming the
+ * spent budget.  An agent without a quota entry is not charged.  Needs no
+ * capability, only an instance this process installed (charge_fd).
+ */
+int ag_quota_charge(const struct ag_kern *k, uint64_t agent_id, struct ag_charge *c,
+		    struct ag_err *err);
 
 const char *ag_verdict_name(uint32_t verdict);
 int ag_verdict_parse(const char *s, uint32_t *verdict);
