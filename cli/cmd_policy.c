@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "ctl.h"
+#include "delegation.h"
 #include "policy.h"
 #include "policy_request.h"
 
@@ -45,9 +46,10 @@ static const char usage_simulate[] =
     "Replay the decision records of an audit log against a candidate policy set (one\n"
     "directory, or policy files in the order given) and print every decision that would\n"
     "change: seq, ts, agent, action server/name: recorded -> simulated by POLICIES: reason.\n"
-    "Records whose arguments were hashed are not replayable when the set reads\n"
-    "context.args.  A single AUDIT_LOG stands for its rotated series.  Exits 0 when\n"
-    "nothing would change, 1 when something would, 2 when it cannot run.\n";
+    "A call whose arguments were hashed is listed as \"undetermined: arguments not\n"
+    "recorded\" when a policy that could match it reads context.args.  A single AUDIT_LOG\n"
+    "stands for its rotated series.  Exits 0 when nothing would change, 1 when something\n"
+    "would or is undetermined, 2 when it cannot run.\n";
 
 static const char usage_reload[] =
     "usage: agentgatectl [--instance NAME] policy reload [--json]\n"
@@ -597,17 +599,23 @@ out:
  * (lib/policy_request.c); what the log does not hold is rebuilt or left
  * out, as agentgatectl(8) documents: context.time from the record's ts,
  * context.session.calls/approved by replaying the log in order,
- * context.request empty, context.operator absent.
+ * context.delegation (and the sub-agent in its parents) from the record's
+ * agent.delegation, context.request empty, context.operator absent.
  */
 struct sim {
 	const struct ag_policy_set *set;
 	const struct ag_entities *ents;
+	json_t *ents_json; /* what ents was made of, for delegation chains; NULL: none */
+	/* The entities of the last delegation chain seen ("A\x1fB\x1fcaller"). */
+	char *chain_key;
+	struct ag_entities *chain_ents;
 	struct ag_policy_result res;
-	bool reads_args;  /* the candidate may read context.args */
+	bool reads_args;  /* some policy of the candidate reads context.args */
 	json_t *sessions; /* "agent\x1fserver\x1fsession" -> {calls, approved, tool, id} */
 	json_t *changes;  /* --json */
+	json_t *unknown;  /* --json: the undetermined decisions */
 	bool json;
-	size_t replayed, changed, hashed, skipped;
+	size_t replayed, changed, undetermined, skipped;
 };
 
 /* {"sha256": "<64 hex>"}: what ag_audit_redact() leaves of a value. */
@@ -674,6 +682,71 @@ static const char *rec_agent(json_t *rec)
 				 : json_string_value(json_object_get(a, "name"));
 }
 
+/* agent.delegation (root first) into names; -1 when it is not a list of
+ * at most AG_DELEGATION_MAX - 1 names. */
+static int rec_delegation(json_t *rec, const char **names, size_t *n)
+{
+	json_t *list = json_object_get(json_object_get(rec, "agent"), "delegation"), *v;
+	size_t i;
+
+	*n = 0;
+	if (!list)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) >= AG_DELEGATION_MAX)
+		return -1;
+	json_array_foreach(list, i, v) if (!(names[(*n)++] = json_string_value(v))) return -1;
+	return 0;
+}
+
+/* The entities c is decided with, as the daemon's chain_ents(): for a
+ * sub-agent, the given ones with its chain as Agent parents.  -1 (and a
+ * message) when they cannot be made. */
+static int sim_ents(struct sim *s, const struct ag_policy_call *c, const struct ag_entities **out)
+{
+	const char *chain[AG_DELEGATION_MAX + 1];
+	struct ag_policy_error perr = { 0 };
+	char *key = NULL;
+	size_t len = 0;
+	FILE *f;
+	json_t *arr;
+
+	*out = s->ents;
+	if (!c->n_delegation)
+		return 0;
+	if (!(f = open_memstream(&key, &len)))
+		return -1;
+	for (size_t i = 0; i < c->n_delegation; i++) {
+		chain[i] = c->delegation[i];
+		fprintf(f, "%s\x1f", chain[i]);
+	}
+	chain[c->n_delegation] = c->agent;
+	fputs(c->agent, f);
+	if (fclose(f)) {
+		free(key);
+		return -1;
+	}
+	if (s->chain_key && !strcmp(s->chain_key, key)) {
+		free(key);
+		*out = s->chain_ents;
+		return 0;
+	}
+	free(s->chain_key);
+	ag_entities_free(s->chain_ents);
+	s->chain_key = key;
+	arr = ag_policy_delegation_entities(s->ents_json, chain, c->n_delegation + 1);
+	s->chain_ents = arr ? ag_entities_from_json(arr, &perr) : NULL;
+	json_decref(arr);
+	if (!s->chain_ents) {
+		fprintf(stderr, "policy simulate: entities of the delegation chain of %s: %s\n",
+			c->agent, arr ? perr.msg : "out of memory");
+		free(s->chain_key);
+		s->chain_key = NULL;
+		return -1;
+	}
+	*out = s->chain_ents;
+	return 0;
+}
+
 /* A human approved a call the candidate would also have held. */
 static void sim_approval(struct sim *s, json_t *rec)
 {
@@ -707,6 +780,26 @@ static const char *outcome_name(enum ag_policy_outcome k)
 	default:
 		return "deny";
 	}
+}
+
+/* An undetermined decision: what was recorded, and why it cannot be replayed. */
+static void sim_print_unknown(struct sim *s, json_t *rec, const struct ag_policy_call *c,
+			      const char *recorded)
+{
+	static const char why[] = "arguments not recorded";
+	const char *ts = json_string_value(json_object_get(rec, "ts")) ?: "?";
+	const char *action = ag_policy_target_action(c->target);
+	json_int_t seq = json_integer_value(json_object_get(rec, "seq"));
+
+	if (!s->json) {
+		printf("seq %lld %s %s %s %s/%s: %s -> undetermined: %s\n", (long long)seq, ts,
+		       c->agent, action, c->server, c->name, recorded, why);
+		return;
+	}
+	json_array_append_new(s->unknown,
+			      json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "seq", seq, "ts", ts,
+					"agent", c->agent, "server", c->server, "name", c->name,
+					"action", action, "recorded", recorded, "reason", why));
 }
 
 static void sim_print(struct sim *s, json_t *rec, const struct ag_policy_call *c,
@@ -763,11 +856,19 @@ static void sim_decision(struct sim *s, json_t *rec)
 				    .server = json_string_value(json_object_get(rec, "server")) };
 	json_t *args = json_object_get(rec, "args"), *sess, *tool_sess;
 	const char *recorded, *sid = json_string_value(json_object_get(rec, "session"));
+	const char *chain[AG_DELEGATION_MAX];
+	const struct ag_entities *ents;
 	struct ag_policy_verdict v;
 	struct timespec ts;
 
 	if (!c.agent || !c.server || !dec || !rec_target(rec, &c.target, &c.name) ||
-	    ag_audit_parse_ts(json_string_value(json_object_get(rec, "ts")) ?: "", &ts)) {
+	    ag_audit_parse_ts(json_string_value(json_object_get(rec, "ts")) ?: "", &ts) ||
+	    rec_delegation(rec, chain, &c.n_delegation)) {
+		s->skipped++;
+		return;
+	}
+	c.delegation = chain;
+	if (sim_ents(s, &c, &ents)) {
 		s->skipped++;
 		return;
 	}
@@ -777,9 +878,12 @@ static void sim_decision(struct sim *s, json_t *rec)
 	/* Every target sees the session; only tool calls count in it. */
 	sess = sim_session(s, c.agent, c.server, sid);
 	tool_sess = c.target == AG_TARGET_TOOL ? sess : NULL;
-	if (c.target == AG_TARGET_TOOL && args && s->reads_args && args_hashed(args)) {
-		/* The values are gone; the recorded outcome is the best count. */
-		s->hashed++;
+	if (c.target == AG_TARGET_TOOL && args && s->reads_args && args_hashed(args) &&
+	    ag_policy_call_reads_args(s->set, ents, &c, &s->res)) {
+		/* The values are gone: say so rather than guess.  The recorded
+		 * outcome is the best count for the session. */
+		s->undetermined++;
+		sim_print_unknown(s, rec, &c, recorded);
 		if (tool_sess && !strcmp(dec, "allow"))
 			sim_count(tool_sess, c.name);
 		if (tool_sess)
@@ -792,7 +896,7 @@ static void sim_decision(struct sim *s, json_t *rec)
 	c.calls = json_object_get(sess, "calls");
 	c.approved = json_object_get(sess, "approved");
 	c.now = (int64_t)ts.tv_sec;
-	ag_policy_call_decide(s->set, s->ents, &c, &s->res, &v);
+	ag_policy_call_decide(s->set, ents, &c, &s->res, &v);
 	/*
 	 * The daemon holds only a lone request with an id; it refused the
 	 * others ("needs approval: ..." with deny), and would refuse them again.
@@ -945,12 +1049,18 @@ static int cmd_simulate(int argc, char **argv)
 		fprintf(stderr, "policy simulate: %s\n", perr.msg);
 		goto out;
 	}
+	/* Loaded: the file is valid JSON, read once more for delegation chains. */
+	if (entities && !(s.ents_json = json_load_file(entities, JSON_REJECT_DUPLICATES, NULL))) {
+		fprintf(stderr, "policy simulate: %s: cannot read it again\n", entities);
+		goto out;
+	}
 	s.set = set;
 	s.ents = ents;
 	s.reads_args = ag_policy_reads_context(set, "args");
 	s.sessions = json_object();
 	s.changes = json_array();
-	if (!s.sessions || !s.changes) {
+	s.unknown = json_array();
+	if (!s.sessions || !s.changes || !s.unknown) {
 		fprintf(stderr, "policy simulate: out of memory\n");
 		goto out;
 	}
@@ -973,10 +1083,11 @@ static int cmd_simulate(int argc, char **argv)
 	if (r)
 		goto out;
 	if (s.json) {
-		json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:O}", "replayed", (json_int_t)s.replayed,
-				      "changed", (json_int_t)s.changed, "not_replayable",
-				      (json_int_t)s.hashed, "skipped", (json_int_t)s.skipped,
-				      "changes", s.changes);
+		json_t *o =
+		    json_pack("{s:I,s:I,s:I,s:I,s:O,s:O}", "replayed", (json_int_t)s.replayed,
+			      "changed", (json_int_t)s.changed, "undetermined",
+			      (json_int_t)s.undetermined, "skipped", (json_int_t)s.skipped,
+			      "changes", s.changes, "undetermined_decisions", s.unknown);
 
 		json_dumpf(o, stdout, JSON_COMPACT);
 		putchar('\n');
@@ -984,14 +1095,18 @@ static int cmd_simulate(int argc, char **argv)
 	}
 	/* The summary goes to stderr with --json, so stdout stays one document. */
 	fprintf(s.json ? stderr : stdout,
-		"%zu decisions replayed, %zu would change, %zu not replayable (arguments hashed), "
-		"%zu skipped (not a governed call)\n",
-		s.replayed, s.changed, s.hashed, s.skipped);
-	r = s.changed ? 1 : 0;
+		"%zu decisions replayed, %zu would change, %zu undetermined (arguments not "
+		"recorded), %zu skipped (not a governed call)\n",
+		s.replayed, s.changed, s.undetermined, s.skipped);
+	r = s.changed || s.undetermined ? 1 : 0;
 out:
 	free(pols);
 	json_decref(s.sessions);
 	json_decref(s.changes);
+	json_decref(s.unknown);
+	json_decref(s.ents_json);
+	free(s.chain_key);
+	ag_entities_free(s.chain_ents);
 	ag_policy_result_fini(&s.res);
 	ag_policy_set_free(set);
 	ag_entities_free(ents);

@@ -6,6 +6,19 @@
  * created inside it (clone3 with CLONE_INTO_CGROUP), so not one of its
  * sockets exists outside the hooks.  It runs as an unprivileged user with
  * no_new_privs: setuid binaries cannot give it back what it lacks.
+ *
+ * The run cgroup is delegated to that user, so the agent can start
+ * sub-agents without root: `agentgatectl run --agent B` from inside it
+ * makes <its own cgroup>/B-<pid> and starts B there, as the same user.
+ * The kernel keeps them inside the agent's subtree and its hooks restrict
+ * them like the agent; agentgated names their connections B when the
+ * configuration says B may be started by its parent (lib/delegation.h).
+ *
+ * With --netns the agent also gets a network namespace of its own
+ * (lib/netns.h): its only way out is a veth to the gateway address, where
+ * the XDP guard drops whatever the cgroup hooks could not see.  The
+ * namespace, the veth and the guard go when the agent exits.  Its
+ * sub-agents share it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,14 +28,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "cli.h"
+#include "delegation.h"
 #include "kern.h"
+#include "netns.h"
 #include "spawn.h"
+
+/*
+ * Sub-cgroups one run's tree may hold, and how deep: what the daemon
+ * searches to name a sub-agent (lib/delegation.h) stays bounded whatever
+ * the agent does, with room for several runs of one agent.
+ */
+#define SUB_CGROUPS_MAX 512
+#define SUB_CGROUPS_DEPTH (AG_DELEGATION_DEPTH - 1)
 
 static const char run_usage[] =
     "usage: agentgatectl [--instance NAME] run --agent AGENT [--user USER] [--netns]\n"
@@ -30,7 +54,16 @@ static const char run_usage[] =
     "\n"
     "Runs CMD as agent AGENT: in a fresh cgroup below <instance>/agents/AGENT, as\n"
     "USER (default: the sudo caller, else nobody; never root), with no_new_privs.\n"
-    "Every TCP connection it makes goes through agentgated.  Exits with CMD's status.\n";
+    "Every TCP connection it makes goes through agentgated.  Exits with CMD's status.\n"
+    "\n"
+    "--netns: CMD also runs in a network namespace of its own, reaching the host\n"
+    "only through a veth to agentgated and the configured resolvers (its\n"
+    "/etc/resolv.conf names them); an XDP program on the host side drops the rest.\n"
+    "\n"
+    "Inside an agent, without root, it starts CMD as sub-agent AGENT in a cgroup\n"
+    "below the caller's own, as the caller's user (no --user): agentgated names\n"
+    "its connections AGENT when the configuration lists the caller's agent in\n"
+    "AGENT's \"delegated_by\", else they stay the caller's.\n";
 
 static volatile sig_atomic_t child_pid;
 
@@ -101,23 +134,146 @@ static void ca_env(const struct ca_files *ca)
 	setenv("NODE_EXTRA_CA_CERTS", ca->cert, 1);
 }
 
-static void child(const struct ag_cli *c, const char *agent, const struct ag_user *u,
-		  const struct ca_files *ca, char **cmd)
+/* What one run starts its agent with; u NULL: a sub-agent, which stays its parent's user. */
+struct run_ctx {
+	const char *agent;
+	const struct ag_user *u;
+	const struct ca_files *ca;
+	struct ag_netns_run *ns; /* NULL: the caller's network namespace */
+};
+
+static void child(const struct ag_cli *c, const struct run_ctx *rc, char **cmd)
 {
 	struct ag_err err;
+	int ret = rc->ns ? ag_netns_enter(rc->ns, &err) : 0;
 
 	signal(SIGINT, SIG_DFL);
 	signal(SIGQUIT, SIG_DFL);
-	if (ag_user_become(u, &err)) {
+	if (!ret && rc->u)
+		ret = ag_user_become(rc->u, &err);
+	else if (!ret && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		ret = ag_errf(&err, errno, "no_new_privs: %s", strerror(errno));
+	if (ret) {
 		fprintf(stderr, "agentgatectl run: %s\n", err.msg);
 		_exit(126);
 	}
 	setenv("AGENTGATE_INSTANCE", c->inst.name, 1);
-	setenv("AGENTGATE_AGENT", agent, 1);
-	ca_env(ca);
+	setenv("AGENTGATE_AGENT", rc->agent, 1);
+	if (rc->ca)
+		ca_env(rc->ca);
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "agentgatectl run: %s: %s\n", cmd[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
+}
+
+/* Starts CMD inside cg (made by the caller, removed here), waits for it. */
+static int spawn_in(const struct ag_cli *c, const char *cg, const struct run_ctx *rc, char **cmd)
+{
+	struct ag_err err;
+	int cgfd, status;
+	pid_t pid;
+
+	cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		status = errno;
+		rmdir(cg);
+		return cli_fail("run: cgroup %s: %s", cg, strerror(status));
+	}
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGTERM, forward);
+	signal(SIGHUP, forward);
+	pid = ag_clone_into_cgroup(cgfd);
+	if (pid == 0)
+		child(c, rc, cmd);
+	close(cgfd);
+	if (pid < 0) {
+		rmdir(cg);
+		return cli_fail("run: clone3 into %s: %s", cg, strerror(-pid));
+	}
+	child_pid = pid;
+	status = wait_child(pid);
+	/* Background processes the agent left keep the cgroup (and its rules);
+	 * the empty cgroups of its sub-agents go with it. */
+	if (ag_cgroup_rmtree(cg, &err) == -EBUSY)
+		fprintf(stderr, "agentgatectl run: agent processes are still running in %s\n", cg);
+	return status;
+}
+
+/* The run cgroup's user may make sub-cgroups, within bounds it cannot change. */
+static int delegate(const char *cg, const struct ag_user *u, struct ag_err *err)
+{
+	static const struct {
+		const char *file;
+		int value;
+	} limits[] = {
+		{ "cgroup.max.descendants", SUB_CGROUPS_MAX },
+		{ "cgroup.max.depth", SUB_CGROUPS_DEPTH },
+	};
+	char file[PATH_MAX], num[16];
+	int ret;
+
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		if (snprintf(file, sizeof(file), "%s/%s", cg, limits[i].file) >= (int)sizeof(file))
+			return ag_errf(err, ENAMETOOLONG, "cgroup %s: path too long", cg);
+		snprintf(num, sizeof(num), "%d", limits[i].value);
+		if ((ret = ag_write_file(file, num, err)))
+			return ret;
+	}
+	return ag_cgroup_delegate(cg, u->uid, u->gid, err);
+}
+
+/*
+ * Not root: only a sub-agent, started from inside an agent's cgroup into
+ * one below it.  Nothing is registered in the kernel: the hooks already
+ * cover the whole subtree of the root agent.
+ */
+static int run_sub_agent(const struct ag_cli *c, const char *agent, const char *user, char **cmd)
+{
+	size_t n = strlen(c->inst.cg_agents);
+	char self[PATH_MAX], cg[PATH_MAX];
+	struct ag_err err;
+
+	if (user)
+		return cli_fail("run --user: only root chooses an agent's user; a sub-agent runs "
+				"as its parent's (%u)",
+				getuid());
+	if (ag_cgroup_self(c->inst.cgroup2, self, sizeof(self), &err))
+		return cli_fail("run: %s", err.msg);
+	if (strncmp(self, c->inst.cg_agents, n) || self[n] != '/')
+		return cli_fail("run: not root, and not inside an agent of instance %s (this "
+				"process is in cgroup %s): run as root (sudo agentgatectl run ...) "
+				"to start an agent, or from inside one to start a sub-agent",
+				c->inst.name, self);
+	if (snprintf(cg, sizeof(cg), "%s/%s-%d", self, agent, getpid()) >= (int)sizeof(cg))
+		return cli_fail("run: cgroup below %s: path too long", self);
+	if (mkdir(cg, 0755))
+		return cli_fail("run: cgroup %s: %s%s", cg, strerror(errno),
+				errno == EACCES || errno == EPERM
+				    ? " (only agents started by agentgatectl run, whose cgroup is "
+				      "delegated to them, can start sub-agents)"
+				: errno == EAGAIN ? " (too many or too deeply nested sub-agents)"
+						  : "");
+	return spawn_in(c, cg, &(struct run_ctx){ .agent = agent }, cmd);
+}
+
+/* spawn_in for an agent whose namespace ag_netns_create made; removes it after. */
+static int run_in_netns(const struct ag_cli *c, const struct ag_kern *k, const char *cg,
+			const struct run_ctx *rc, char **cmd)
+{
+	struct ag_netns_run *ns = rc->ns;
+	struct ag_err err;
+	int status;
+
+	fprintf(stderr,
+		"agentgatectl run: agent %s in its own network namespace: veth %s, XDP guard in "
+		"%s mode (%s)\n",
+		rc->agent, ns->ifname, ns->xdp_mode,
+		ns->xdp_legacy ? "libxdp single-program fallback" : "libxdp dispatcher");
+	status = spawn_in(c, cg, rc, cmd);
+	if (ag_netns_destroy(k, &c->inst, ns, &err))
+		fprintf(stderr, "agentgatectl run: %s\n", err.msg);
+	return status;
 }
 
 int cmd_run(struct ag_cli *c, int argc, char **argv)
@@ -130,13 +286,15 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *agent = NULL, *user = NULL;
+	struct ag_netns_run ns = { .nsfd = -1 };
+	bool netns = false;
+	uint64_t agent_id;
 	struct ca_files ca;
 	char run_cg[PATH_MAX];
 	struct ag_kern k;
 	struct ag_user u;
 	struct ag_err err;
-	int opt, cgfd, status;
-	pid_t pid;
+	int opt, ret;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -148,8 +306,8 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 			user = optarg;
 			break;
 		case 'n':
-			return cli_fail("run --netns: network-namespace agents are not "
-					"supported yet; run without --netns");
+			netns = true;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return 0;
@@ -159,18 +317,25 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 	}
 	if (!agent || optind >= argc)
 		return cli_usage(run_usage);
+	if (!ag_agent_name_valid(agent))
+		return cli_fail("run: agent name \"%s\": use 1-%d of [A-Za-z0-9_.-], not starting "
+				"with '.' or '-'",
+				agent, AG_NAME_LEN - 1);
+	if (geteuid() != 0 && netns)
+		return cli_fail("run --netns: only root makes network namespaces; a sub-agent "
+				"shares its parent's");
 	if (geteuid() != 0)
-		return cli_fail("run: must run as root (sudo agentgatectl run ...) to create the "
-				"agent's cgroup");
+		return run_sub_agent(c, agent, user, argv + optind);
 	if (ag_user_resolve(user, &u, &err))
 		return cli_fail("run: %s", err.msg);
 	if (ag_kern_open(&k, &c->inst, &err))
 		return cli_fail("run: %s", err.msg);
-	if (ag_agent_register(&k, &c->inst, agent, AG_VERDICT_KEEP, NULL, &err)) {
+	if (ag_agent_register(&k, &c->inst, agent, AG_VERDICT_KEEP, &agent_id, &err)) {
 		ag_kern_close(&k);
 		return cli_fail("run: %s", err.msg);
 	}
-	ag_kern_close(&k);
+	if (!netns)
+		ag_kern_close(&k);
 	if (!ag_instance_daemon_pid(&c->inst))
 		fprintf(stderr,
 			"agentgatectl run: warning: agentgated (instance %s) is not running; the "
@@ -180,30 +345,21 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 	ca_files_find(&c->inst, &ca);
 
 	snprintf(run_cg, sizeof(run_cg), "%s/%s/run-%d", c->inst.cg_agents, agent, getpid());
-	if (ag_cgroup_mkdir(run_cg, &err))
-		return cli_fail("run: %s", err.msg);
-	cgfd = open(run_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cgfd < 0) {
+	if (ag_cgroup_mkdir(run_cg, &err)) {
+		ret = cli_fail("run: %s", err.msg);
+	} else if (delegate(run_cg, &u, &err)) {
+		ret = cli_fail("run: %s", err.msg);
 		rmdir(run_cg);
-		return cli_fail("run: cgroup %s: %s", run_cg, strerror(errno));
-	}
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGTERM, forward);
-	signal(SIGHUP, forward);
-	pid = ag_clone_into_cgroup(cgfd);
-	if (pid == 0)
-		child(c, agent, &u, &ca, argv + optind);
-	close(cgfd);
-	if (pid < 0) {
+	} else if (!netns) {
+		ret = spawn_in(c, run_cg, &(struct run_ctx){ agent, &u, &ca, NULL }, argv + optind);
+	} else if (ag_netns_create(&k, &c->inst, agent_id, &ns, &err)) {
+		ret = cli_fail("run --netns: %s", err.msg);
 		rmdir(run_cg);
-		return cli_fail("run: clone3 into %s: %s", run_cg, strerror(-pid));
+	} else {
+		ret = run_in_netns(c, &k, run_cg, &(struct run_ctx){ agent, &u, &ca, &ns },
+				   argv + optind);
 	}
-	child_pid = pid;
-	status = wait_child(pid);
-	/* Background processes the agent left keep the cgroup (and its rules). */
-	if (rmdir(run_cg) && errno == EBUSY)
-		fprintf(stderr, "agentgatectl run: agent processes are still running in %s\n",
-			run_cg);
-	return status;
+	if (netns)
+		ag_kern_close(&k);
+	return ret;
 }

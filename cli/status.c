@@ -95,6 +95,34 @@ static json_t *collect(const struct ag_instance *in)
 	return out;
 }
 
+/* The tool inventory and the credentials the gateway holds (never their values). */
+static void print_tools(json_t *mcp)
+{
+	json_t *tools = json_object_get(mcp, "tools"), *c;
+	const char *server;
+	json_int_t review = json_integer_value(json_object_get(tools, "pending")) +
+			    json_integer_value(json_object_get(tools, "blocked"));
+
+	printf("tools:      %lld trusted, %lld pending, %lld blocked%s\n",
+	       json_integer_value(json_object_get(tools, "trusted")),
+	       json_integer_value(json_object_get(tools, "pending")),
+	       json_integer_value(json_object_get(tools, "blocked")),
+	       review ? " (agentgatectl tools diff|approve)" : "");
+	json_object_foreach(json_object_get(mcp, "credentials"), server, c) {
+		printf("credential: %s: %s", server, json_string_value(json_object_get(c, "type")));
+		if (json_object_get(c, "requests"))
+			printf(", %lld token requests, %lld failed, token %s",
+			       json_integer_value(json_object_get(c, "requests")),
+			       json_integer_value(json_object_get(c, "failures")),
+			       json_is_integer(json_object_get(c, "expires_in_s")) ? "cached"
+										   : "none");
+		if (json_is_string(json_object_get(c, "last_error")))
+			printf(", last error: %s",
+			       json_string_value(json_object_get(c, "last_error")));
+		putchar('\n');
+	}
+}
+
 static void print_text(json_t *s)
 {
 	json_t *daemon = json_object_get(s, "daemon"), *v;
@@ -126,6 +154,8 @@ static void print_text(json_t *s)
 			       json_integer_value(json_object_get(v, "tool_servers")),
 			       json_integer_value(json_object_get(v, "active")),
 			       json_integer_value(json_object_get(v, "held_for_approval")));
+		if (json_integer_value(json_object_get(v, "tool_servers")))
+			print_tools(v);
 		v = json_object_get(daemon, "audit");
 		printf("audit:      %s, %s%s%s\n", json_string_value(json_object_get(v, "log")),
 		       json_is_true(json_object_get(v, "ok")) ? "writing" : "FAILED: ",
@@ -158,11 +188,16 @@ static void print_text(json_t *s)
 		   json_is_true(json_object_get(v, "pinned"))
 		       ? json_string_value(json_object_get(v, "path"))
 		       : "MISSING");
+	if (!json_array_size(json_object_get(s, "xdp_guards")))
+		printf("xdp:        no guard attached\n");
 	json_array_foreach(json_object_get(s, "xdp_guards"), i, v) printf(
-	    "xdp guard:  %s, %s mode, %s, %s\n", json_string_value(json_object_get(v, "interface")),
+	    "xdp guard:  %s (%s), %s mode, %s, %s, %lld dropped\n",
+	    json_string_value(json_object_get(v, "interface")),
+	    json_string_value(json_object_get(v, "kind")),
 	    json_string_value(json_object_get(v, "mode")),
 	    json_string_value(json_object_get(v, "dispatcher")),
-	    json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED");
+	    json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED",
+	    json_integer_value(json_object_get(json_object_get(v, "stats"), "dropped")));
 	v = json_object_get(s, "bpf_lsm");
 	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
 	if (json_array_size(json_object_get(s, "degraded")) == 0) {

@@ -27,6 +27,7 @@
 #include "control.h"
 #include "mcp.h"
 #include "decide.h"
+#include "integrity.h"
 #include "trail.h"
 
 #define CTL_MAX_REQUEST 4096
@@ -85,9 +86,11 @@ static json_t *status(struct ag_loop *l)
 			 (json_int_t)(s->audit_lost + s->audit_errors));
 	if (st)
 		json_object_set_new(st, "mcp",
-				    json_pack("{s:i,s:i,s:i}", "tool_servers", d->conf.nr_servers,
-					      "active", (int)ag_mcp_active(l), "held_for_approval",
-					      (int)json_array_size(held)));
+				    json_pack("{s:i,s:i,s:i,s:o,s:o}", "tool_servers",
+					      d->conf.nr_servers, "active", (int)ag_mcp_active(l),
+					      "held_for_approval", (int)json_array_size(held), "tools",
+					      ag_integrity_summary(d), "credentials",
+					      ag_mcp_credentials(l)));
 	json_decref(held);
 	return st;
 }
@@ -159,6 +162,8 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 		resp = json_pack("{s:b,s:o}", "ok", 1, "approvals", ag_mcp_approvals(l));
 	else if (!strcmp(cmd, "approve") || !strcmp(cmd, "deny"))
 		resp = resolve(l, req, !strcmp(cmd, "approve"));
+	else if (!strcmp(cmd, "tools_approve"))
+		resp = ag_integrity_approve(d, req);
 	else
 		resp = error("unknown command \"%s\"", cmd);
 	json_decref(req);

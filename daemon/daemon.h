@@ -30,6 +30,8 @@ struct ag_daemon_stats {
 };
 
 struct ag_audit_writer;
+struct ag_inventory;
+struct ag_budget_state;
 
 struct ag_daemon {
 	struct ag_instance inst;
@@ -46,6 +48,8 @@ struct ag_daemon {
 	char audit_path[PATH_MAX];
 	char audit_key[PATH_MAX];
 	struct ag_daemon_stats stats;
+	struct ag_inventory *inventory; /* tool integrity (integrity.h) */
+	struct ag_budget_state *budget; /* loop protection state (budget.h) */
 };
 
 /*

@@ -26,6 +26,7 @@
 #include "decide.h"
 #include "policy.h"
 #include "policy_request.h"
+#include "subagent.h"
 #include "trail.h"
 
 /* Sessions whose call counts are kept; the least recently used goes first. */
@@ -34,6 +35,9 @@
 /* Distinct tools counted per session: a session past it is refused new
  * tools rather than let a "once per session" rule lose its count. */
 #define SESSION_TOOLS 256
+/* Entity stores kept for sub-agent chains (each is the configured store
+ * with the chain's parents added); the least recently used goes first. */
+#define CHAIN_STORES 16
 
 struct session_calls {
 	uint64_t used; /* LRU clock; 0: free slot */
@@ -44,9 +48,17 @@ struct session_calls {
 	json_t *approved; /* tool names a human approved a call of */
 };
 
+struct chain_store {
+	uint64_t used;				   /* LRU clock; 0: free slot */
+	char key[AG_DELEGATION_MAX * AG_NAME_LEN]; /* the chain, '/'-separated */
+	struct ag_entities *ents;
+};
+
 static struct {
 	struct ag_policy_set *set; /* NULL: the allow-lists decide */
 	struct ag_entities *ents;
+	json_t *ents_json; /* what ents was made of, for the chain stores */
+	struct chain_store chains[CHAIN_STORES];
 	struct ag_policy_result res;
 	bool res_init;
 	uint64_t clock;
@@ -84,9 +96,10 @@ static bool uid_is(json_t *ent, const char *type, const char *id)
  * The entities file plus what agentgate.json says of each agent: its
  * "attributes" become attributes of Agent::"<name>" (added to the file's
  * entity of that name, overriding attributes of the same name, or a new
- * entity without parents).  Delegation parents come from the file.
+ * entity without parents).  Parents from sub-agent chains are added per
+ * chain (chain_ents); *json gets the array.
  */
-static struct ag_entities *load_entities(const struct ag_conf *c, struct ag_err *err)
+static struct ag_entities *load_entities(const struct ag_conf *c, json_t **json, struct ag_err *err)
 {
 	struct ag_policy_error perr = { 0 };
 	struct ag_entities *ents = NULL;
@@ -139,7 +152,10 @@ static struct ag_entities *load_entities(const struct ag_conf *c, struct ag_err 
 	if (!ents)
 		ag_errf(err, EINVAL, "%s: %s",
 			c->policy.entities[0] ? c->policy.entities : "agent attributes", perr.msg);
-	json_decref(arr);
+	if (ents)
+		*json = arr;
+	else
+		json_decref(arr);
 	return ents;
 oom:
 	json_decref(arr);
@@ -148,7 +164,7 @@ oom:
 }
 
 static int load(const struct ag_conf *c, struct ag_policy_set **set, struct ag_entities **ents,
-		struct ag_err *err)
+		json_t **json, struct ag_err *err)
 {
 	struct ag_policy_error perr = { 0 };
 	const char **paths;
@@ -166,7 +182,7 @@ static int load(const struct ag_conf *c, struct ag_policy_set **set, struct ag_e
 	/* perr.msg already reads "file:line:column: what" or "path: why". */
 	if (!*set)
 		return ag_errf(err, EINVAL, "%s", perr.msg);
-	if (!(*ents = load_entities(c, err))) {
+	if (!(*ents = load_entities(c, json, err))) {
 		ag_policy_set_free(*set);
 		*set = NULL;
 		return -EINVAL;
@@ -174,25 +190,31 @@ static int load(const struct ag_conf *c, struct ag_policy_set **set, struct ag_e
 	return 0;
 }
 
-static void swap_in(struct ag_policy_set *set, struct ag_entities *ents)
+static void swap_in(struct ag_policy_set *set, struct ag_entities *ents, json_t *json)
 {
 	ag_policy_set_free(pol.set);
 	ag_entities_free(pol.ents);
+	json_decref(pol.ents_json);
+	for (int i = 0; i < CHAIN_STORES; i++)
+		ag_entities_free(pol.chains[i].ents);
+	memset(pol.chains, 0, sizeof(pol.chains));
 	pol.set = set;
 	pol.ents = ents;
+	pol.ents_json = json;
 }
 
 int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 {
 	struct ag_policy_set *set;
 	struct ag_entities *ents;
+	json_t *json = NULL;
 	int ret;
 
 	if (!d->conf.policy.set)
 		return 0;
-	if ((ret = load(&d->conf, &set, &ents, err)))
+	if ((ret = load(&d->conf, &set, &ents, &json, err)))
 		return ret;
-	swap_in(set, ents);
+	swap_in(set, ents, json);
 	ag_policy_result_init(&pol.res);
 	pol.res_init = true;
 	ag_log(AG_LOG_INFO, "policy", "result=loaded policies=%zu digest=%s", ag_policy_count(set),
@@ -202,7 +224,7 @@ int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 
 void ag_decide_fini(void)
 {
-	swap_in(NULL, NULL);
+	swap_in(NULL, NULL, NULL);
 	if (pol.res_init)
 		ag_policy_result_fini(&pol.res);
 	pol.res_init = false;
@@ -218,13 +240,14 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 {
 	struct ag_policy_set *set = NULL;
 	struct ag_entities *ents = NULL;
+	json_t *json = NULL;
 	char q[2 * sizeof(err->msg)];
 	int ret = 0;
 
 	if (!d->conf.policy.set)
 		ret = ag_errf(err, ENOENT, "no \"policy\" in the configuration: nothing to reload");
 	else
-		ret = load(&d->conf, &set, &ents, err);
+		ret = load(&d->conf, &set, &ents, &json, err);
 	if (ret) {
 		/* The running set stays: a typo must not open or close the gateway. */
 		ag_log(AG_LOG_ERROR, "policy_reload", "result=error trigger=%s running=%s error=%s",
@@ -239,7 +262,7 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 			ag_policy_result_init(&pol.res);
 			pol.res_init = true;
 		}
-		swap_in(set, ents);
+		swap_in(set, ents, json);
 		ag_log(AG_LOG_INFO, "policy_reload", "result=ok trigger=%s policies=%zu digest=%s",
 		       trigger, ag_policy_count(set), ag_policy_digest(set));
 		ag_daemon_audit(d, "policy_reload",
@@ -344,15 +367,33 @@ static void report(void *arg, const char *action, const char *resource,
 		       ag_logq(q2, sizeof(q2), res->diags[i].msg));
 }
 
+/* The agents that started the calling agent, root first, as the policy request's. */
+struct call_chain {
+	struct ag_delegation dg;
+	const char *names[AG_DELEGATION_MAX];
+};
+
+static size_t chain_init(const struct ag_decide_ctx *x, struct call_chain *ch)
+{
+	size_t k;
+
+	if (!x->origin || ag_daemon_delegation(x->d, x->origin, &ch->dg))
+		return 0;
+	for (k = 0; k < ch->dg.n && strcmp(ch->dg.name[k], x->agent_name); k++)
+		ch->names[k] = ch->dg.name[k];
+	return k < ch->dg.n ? k : 0;
+}
+
 /*
  * The request as lib/policy_request.c builds it (shared with `policy
  * simulate`): context.session from this session's counters, context.time
- * from the clock.
+ * from the clock, context.delegation from the connection's cgroup.
  */
 static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, const char *name,
-		      json_t *args, struct ag_policy_call *c)
+		      json_t *args, struct call_chain *ch, struct ag_policy_call *c)
 {
 	struct session_calls *s = session_find(x, false);
+	size_t n = chain_init(x, ch);
 
 	*c = (struct ag_policy_call){
 		.agent = x->agent_name,
@@ -369,7 +410,57 @@ static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, co
 		.protocol_version = x->protocol_version,
 		.report = report,
 		.report_arg = (void *)x,
+		.delegation = ch->names,
+		.n_delegation = n,
 	};
+}
+
+/*
+ * The entities c is decided with: for a sub-agent, the configured ones
+ * with its chain as Agent parents, so that `principal in Agent::"<root>"`
+ * holds for it (and only while it runs as that root's sub-agent).  NULL
+ * when they cannot be made: the request is then refused.
+ */
+static const struct ag_entities *chain_ents(const struct ag_policy_call *c)
+{
+	const char *chain[AG_DELEGATION_MAX + 1];
+	struct chain_store *cs, *lru = &pol.chains[0];
+	struct ag_policy_error perr = { 0 };
+	char key[sizeof(lru->key)] = "", q[1024];
+	size_t len = 0;
+	json_t *arr;
+
+	if (!c->n_delegation)
+		return pol.ents;
+	for (size_t i = 0; i < c->n_delegation; i++) {
+		chain[i] = c->delegation[i];
+		len += snprintf(key + len, sizeof(key) - len, "%s/", chain[i]);
+	}
+	chain[c->n_delegation] = c->agent;
+	snprintf(key + len, sizeof(key) - len, "%s", c->agent);
+	for (int i = 0; i < CHAIN_STORES; i++) {
+		cs = &pol.chains[i];
+		if (cs->used && !strcmp(cs->key, key)) {
+			cs->used = ++pol.clock;
+			return cs->ents;
+		}
+		if (cs->used < lru->used)
+			lru = cs;
+	}
+	ag_entities_free(lru->ents);
+	memset(lru, 0, sizeof(*lru));
+	arr = ag_policy_delegation_entities(pol.ents_json, chain, c->n_delegation + 1);
+	lru->ents = arr ? ag_entities_from_json(arr, &perr) : NULL;
+	json_decref(arr);
+	if (!lru->ents) {
+		ag_log(AG_LOG_ERROR, "policy_error", "agent=%s delegation=%s error=%s", c->agent,
+		       ag_logq(q, sizeof(q), key),
+		       arr ? perr.msg : "entities of the delegation chain: out of memory");
+		return NULL;
+	}
+	snprintf(lru->key, sizeof(lru->key), "%s", key);
+	lru->used = ++pol.clock;
+	return lru->ents;
 }
 
 static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
@@ -384,12 +475,20 @@ static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc
 	enum ag_policy_target t = m->mcp == AG_MCP_TOOLS_CALL	    ? AG_TARGET_TOOL
 				  : m->mcp == AG_MCP_RESOURCES_READ ? AG_TARGET_RESOURCE
 								    : AG_TARGET_PROMPT;
+	const struct ag_entities *ents;
 	struct ag_policy_verdict v;
 	struct ag_policy_call c;
+	struct call_chain ch;
 
 	out->rule = "policy";
-	call_init(x, t, m->name, m->arguments, &c);
-	ag_policy_call_decide(pol.set, pol.ents, &c, &pol.res, &v);
+	call_init(x, t, m->name, m->arguments, &ch, &c);
+	if (!(ents = chain_ents(&c))) {
+		out->kind = AG_DECIDE_DENY;
+		snprintf(out->reason, sizeof(out->reason),
+			 "the entities of the delegation chain could not be made");
+		return;
+	}
+	ag_policy_call_decide(pol.set, ents, &c, &pol.res, &v);
 	out->kind = kinds[v.kind];
 	snprintf(out->reason, sizeof(out->reason), "%s", v.reason);
 	snprintf(out->policies, sizeof(out->policies), "%s", v.policies);
@@ -452,12 +551,15 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 {
 	struct ag_policy_verdict scratch;
+	const struct ag_entities *ents;
 	struct ag_policy_call c;
+	struct call_chain ch;
 
 	if (pol.set) {
-		call_init(x, AG_TARGET_TOOL, tool, NULL, &c);
-		return ag_policy_call_eval(pol.set, pol.ents, &c, "list", NULL, &pol.res,
-					   &scratch) == AG_ALLOW;
+		call_init(x, AG_TARGET_TOOL, tool, NULL, &ch, &c);
+		return (ents = chain_ents(&c)) &&
+		       ag_policy_call_eval(pol.set, ents, &c, "list", NULL, &pol.res, &scratch) ==
+			   AG_ALLOW;
 	}
 	return ag_conf_allows(x->agent, AG_KIND_TOOL, x->srv->name, tool);
 }

@@ -40,6 +40,10 @@ struct ag_decide_ctx {
 	const char *session_id;	      /* Mcp-Session-Id, or the legacy sessionId */
 	const char *host;	      /* the request's Host header */
 	const char *protocol_version; /* MCP-Protocol-Version */
+	/* The connection's origin: with it, a sub-agent's delegation chain
+	 * (daemon/subagent.h) is context.delegation, and the principal is in
+	 * each agent of it.  NULL: no delegation. */
+	const struct ag_origin *origin;
 };
 
 /*

@@ -220,6 +220,7 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 			ag_decide_reload(l->d, "sighup", NULL, &err);
 		else
 			ag_log(AG_LOG_INFO, "reload", "result=noop msg=\"no policy configured\"");
+		ag_mcp_reload_credentials(l, "sighup");
 	} else {
 		ag_log(AG_LOG_INFO, "stopping", "signal=%s pid=%u", sigabbrev_np(s->si.ssi_signo),
 		       s->si.ssi_pid);

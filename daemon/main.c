@@ -33,7 +33,9 @@
 #include <bpf/bpf.h>
 
 #include "cgroup.h"
+#include "budget.h"
 #include "daemon.h"
+#include "integrity.h"
 #include "secret.h"
 #include "trail.h"
 
@@ -117,11 +119,18 @@ static int make_dir(const char *path, mode_t mode, struct ag_err *err)
 	return 0;
 }
 
-static int listen_on(int family, uint16_t port, uint32_t mark, struct ag_err *err)
+/*
+ * filter_fd >= 0 (IPv4 only): the listener takes the wildcard address, so
+ * that agents in network namespaces of their own reach it at the gateway
+ * address of their veth, and ag_gateway_filter (bpf/sock.bpf.c), attached
+ * before bind, keeps it to loopback and those veths: to any other
+ * interface the port looks closed.
+ */
+static int listen_on(int family, uint16_t port, uint32_t mark, int filter_fd, struct ag_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	const char *what = family == AF_INET ? "127.0.0.1" : "[::1]";
+	const char *what = family == AF_INET6 ? "[::1]" : filter_fd >= 0 ? "0.0.0.0" : "127.0.0.1";
 	int fd, one = 1;
 
 	memset(&ss, 0, sizeof(ss));
@@ -130,7 +139,7 @@ static int listen_on(int family, uint16_t port, uint32_t mark, struct ag_err *er
 
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(port);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_addr.s_addr = htonl(filter_fd >= 0 ? INADDR_ANY : INADDR_LOOPBACK);
 		len = sizeof(*sin);
 	} else {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
@@ -147,6 +156,8 @@ static int listen_on(int family, uint16_t port, uint32_t mark, struct ag_err *er
 	/* The mark is what the connect hooks check: this is the daemon's. */
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (filter_fd >= 0 &&
+	     setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, sizeof(filter_fd))) ||
 	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))) {
 		int e = errno;
 
@@ -354,7 +365,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 {
 	struct ag_config kcfg;
 	uint64_t daemon_cg;
-	int ret, pid, level;
+	int ret, pid, level, filter_fd;
 
 	/* Secrets (tool credentials, keys) live in this process: no core
 	 * dumps, no ptrace by other processes of the same uid. */
@@ -381,6 +392,8 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	/* Nothing is relayed that cannot be recorded. */
 	if ((ret = ag_daemon_audit_open(d, err)))
 		return ret;
+	if ((ret = ag_integrity_open(d, err)) || (ret = ag_budget_init(d, err)))
+		return ret;
 	if ((ret = ag_bpffs_ensure(err)) || (ret = ag_cgroup_mkdir(d->inst.cg_root, err)) ||
 	    (ret = ag_cgroup_mkdir(d->inst.cg_agents, err)) ||
 	    (ret = ag_cgroup_mkdir(d->inst.cg_daemon, err)) ||
@@ -400,11 +413,18 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
 		return ret;
 
-	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, err);
+	/* An instance pinned before the filter existed serves loopback only. */
+	filter_fd = ag_kern_gateway_filter(&d->inst, err);
+	if (filter_fd < 0)
+		ag_log(AG_LOG_WARN, "listen", "netns_agents=off error=\"%s\"", err->msg);
+	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, filter_fd, err);
+	if (filter_fd >= 0)
+		close(filter_fd);
 	if (d->listen_fd[AG_LISTEN_V4] < 0)
 		return d->listen_fd[AG_LISTEN_V4];
 	if (d->conf.ipv6) {
-		d->listen_fd[AG_LISTEN_V6] = listen_on(AF_INET6, d->conf.port, d->conf.mark, err);
+		d->listen_fd[AG_LISTEN_V6] =
+		    listen_on(AF_INET6, d->conf.port, d->conf.mark, -1, err);
 		/*
 		 * A host without IPv6 on loopback still gets a gateway; its
 		 * agents' IPv6 connects are refused (no_ipv6_listener).
@@ -443,6 +463,8 @@ static void block_stop_signals(void)
 
 static void teardown(struct ag_daemon *d)
 {
+	ag_budget_fini(d);
+	ag_integrity_close(d);
 	ag_daemon_audit_close(d);
 	for (int i = 0; i < AG_LISTEN__COUNT; i++)
 		if (d->listen_fd[i] >= 0)

@@ -8,6 +8,7 @@
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
  *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
  *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
  *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
  *
@@ -39,30 +40,38 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
 #include "audit.h"
+#include "budget.h"
+#include "creds.h"
 #include "decide.h"
 #include "http.h"
+#include "integrity.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "outrules.h"
 #include "secret.h"
 #include "sse.h"
 #include "stream.h"
+#include "subagent.h"
 #include "tls.h"
 #include "trail.h"
 
 #define HEAD_MAX (40 * 1024)
 #define SSE_EVENT_MAX (4 * 1024 * 1024)
 #define SESSION_ID_MAX 128
+#define MAX_PENDING_CALLS 1024 /* tools/call results a legacy session may owe */
 
 enum mc_state {
 	MC_REQUEST,
 	MC_APPROVAL,   /* an escalated call, waiting for agentgatectl approve/deny */
 	MC_AUDIT_WAIT, /* decided and allowed, held until its record is durable */
+	MC_CRED_WAIT,  /* held until the tool server's first OAuth token arrives */
 	MC_RESPONSE,
 	MC_CLOSING,
 };
@@ -112,13 +121,21 @@ struct mcp_conn {
 	 * the session goes with its GET stream, which may close any time. */
 	struct session *legacy;
 	/* An escalated call: held in MC_APPROVAL until a human decides. */
+	char req_tool[256]; /* the tool of a lone tools/call, for minted assertions */
+	/* The credential for the request being forwarded (cred.h): wiped once
+	 * it is in the upstream's send queue. */
+	bool cred_ready;
+	const char *cred_name;
+	char *cred_value;
+	size_t cred_len;
+	uint64_t cred_gen;
 	char esc_tool[256];
 	char esc_reason[256];
 	json_t *esc_id;
 	struct approval *approval;
 	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
 	bool audit_lost;	/* a decision record could not be written */
-	struct ag_list audit_wait; /* in mcp->audit_waiters while MC_AUDIT_WAIT */
+	struct ag_list wait; /* in mcp->audit_waiters (MC_AUDIT_WAIT) or cred_waiters (MC_CRED_WAIT) */
 	/* The response. */
 	enum resp_mode mode;
 	int status;
@@ -144,15 +161,30 @@ struct session {
 	const struct ag_server_conf *srv;
 	struct mcp_conn *stream;
 	json_t *list_ids; /* tools/list request ids to filter on the stream */
+	json_t *calls;	  /* id -> tool of the tools/call requests answered on the stream */
 	json_t *inject;	  /* messages waiting for an event boundary */
+};
+
+/*
+ * A list of connections held until an eventfd says something changed: the
+ * audit writer's (records became durable, or writing failed) and the OAuth
+ * clients' (a token request finished).  Each waker looks at its waiters
+ * and releases or refuses them.
+ */
+struct waitq {
+	struct ag_io io; /* a poll of fd */
+	struct ag_loop *l;
+	int fd;
+	bool armed;
+	uint64_t counter;
+	struct ag_list waiters;
+	void (*woken)(struct waitq *q);
+	const char *refusal; /* when nothing could wake the waiters */
 };
 
 struct ag_mcp {
 	struct ag_loop *l;
-	struct ag_io audit_io; /* a read of the audit writer's eventfd */
-	bool audit_armed;
-	uint64_t audit_event;
-	struct ag_list audit_waiters;
+	struct waitq audit_q; /* calls waiting for their decision record (MC_AUDIT_WAIT) */
 	struct ag_list approvals;
 	uint64_t next_approval;
 	struct ag_list conns;
@@ -161,12 +193,15 @@ struct ag_mcp {
 	struct ag_tls_ca *ca;
 	SSL_CTX *server_ctx;
 	SSL_CTX **client_ctx; /* per tool server with an https upstream */
-	struct ag_secret **cred; /* per tool server with a credential */
+	struct ag_creds *creds;
+	struct waitq cred_q; /* calls waiting for an OAuth token (MC_CRED_WAIT) */
+	struct ag_outrules *outrules;
 	char head[HEAD_MAX];
 };
 
 static void req_next(struct mcp_conn *c);
 static void resp_parse(struct mcp_conn *c);
+static void waitq_arm(struct waitq *q);
 struct approval;
 static void approval_drop(struct approval *a);
 static int inject_pending(struct mcp_conn *c);
@@ -189,8 +224,19 @@ static void session_drop(struct session *s)
 {
 	ag_list_del(&s->node);
 	json_decref(s->list_ids);
+	json_decref(s->calls);
 	json_decref(s->inject);
 	free(s);
+}
+
+static void cred_wipe(struct mcp_conn *c)
+{
+	if (c->cred_value)
+		OPENSSL_cleanse(c->cred_value, c->cred_len);
+	free(c->cred_value);
+	c->cred_value = NULL;
+	c->cred_len = 0;
+	c->cred_ready = false;
 }
 
 static void request_reset(struct mcp_conn *c)
@@ -218,9 +264,10 @@ static void request_reset(struct mcp_conn *c)
 	c->audit_lost = false;
 	json_decref(c->esc_id);
 	c->esc_id = NULL;
-	c->esc_tool[0] = c->esc_reason[0] = '\0';
+	c->esc_tool[0] = c->esc_reason[0] = c->req_tool[0] = '\0';
 	c->head_sent = false;
 	c->session_id[0] = '\0';
+	cred_wipe(c);
 }
 
 static void conn_release(struct ag_stream_owner *own)
@@ -284,7 +331,7 @@ static void conn_close(struct mcp_conn *c, const char *result, const char *why)
 		snprintf(c->error, sizeof(c->error), "%s", why);
 	if (c->stream_of)
 		c->stream_of->stream = NULL;
-	ag_list_del(&c->audit_wait);
+	ag_list_del(&c->wait);
 	if (c->approval)
 		approval_drop(c->approval);
 	c->own.closing = true;
@@ -349,7 +396,7 @@ static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
 	json_t *e = ag_jsonrpc_error(NULL, code, msg, NULL);
 
 	/* The request is answered: what is left is the goodbye. */
-	ag_list_del(&c->audit_wait);
+	ag_list_del(&c->wait);
 	if (c->approval)
 		approval_drop(c->approval);
 	c->state = MC_REQUEST;
@@ -439,33 +486,86 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 		c->audit_seq = seq + 1;
 }
 
-/* A tools/call result seen in a response: its outcome, never its content. */
-static void audit_result(struct mcp_conn *c, json_t *msg)
+/* Where output rules acted, for the result record: rules and places, never values. */
+static json_t *redactions_json(const struct ag_redact_report *rep)
+{
+	json_t *hits = json_array();
+
+	for (unsigned int i = 0; hits && i < rep->n_hits; i++) {
+		const struct ag_redact_hit *h = &rep->hits[i];
+
+		json_array_append_new(hits, json_pack("{s:s,s:s,s:I,s:I}", "rule", h->rule, "path",
+						      h->path, "offset", (json_int_t)h->offset,
+						      "len", (json_int_t)h->len));
+	}
+	return json_pack("{s:o,s:I,s:s?}", "hits", hits, "total", (json_int_t)rep->total,
+			 "refused_by", rep->refused_by);
+}
+
+/*
+ * Applies the output rules to a tools/call result.  1 if msg was rewritten.
+ * A result the rules cannot be applied to (nested too deep, out of memory)
+ * does not reach the agent.
+ */
+static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
+			 struct ag_redact_report *rep)
+{
+	const struct ag_redactor *r = ag_outrules_for(mcp_of(c)->outrules, c->srv, tool);
+	json_t *result = json_object_get(msg, "result"), *out;
+	struct ag_err err = { 0 };
+
+	if (!r || !json_is_object(result))
+		return 0;
+	if (!(out = ag_redact_result(r, result, rep, &err))) {
+		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s tool=\"%.64s\" result=withheld "
+		       "error=\"%s\"", c->agent, c->srv->name, tool, err.msg);
+		out = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text",
+				"The tool's result could not be checked by the gateway's output "
+				"rules and was withheld", "isError", 1);
+		rep->refused_by = "gateway";
+		if (!out)
+			return -ENOMEM;
+	} else if (!rep->total && !rep->refused_by) {
+		json_decref(out);
+		return 0;
+	}
+	return json_object_set_new(msg, "result", out) ? -ENOMEM : 1;
+}
+
+/* A tools/call result seen in a response: output rules, then the record of
+ * its outcome (never its content).  1 if msg was rewritten. */
+static int govern_result(struct mcp_conn *c, json_t *msg)
 {
 	json_t *id = json_object_get(msg, "id"), *tool, *result;
+	json_t *calls = c->stream_of ? c->stream_of->calls : c->calls;
+	struct ag_redact_report rep = { 0 };
 	const char *key;
 	char kbuf[64];
-	json_t *is_error;
+	int changed;
 
-	if (!c->calls || !id)
-		return;
+	if (!calls || !id)
+		return 0;
 	key = json_is_string(id) ? json_string_value(id) : kbuf;
 	if (json_is_integer(id))
 		snprintf(kbuf, sizeof(kbuf), "#%lld", (long long)json_integer_value(id));
 	else if (!json_is_string(id))
-		return;
-	if (!(tool = json_object_get(c->calls, key)))
-		return;
+		return 0;
+	if (!(tool = json_object_get(calls, key)))
+		return 0;
+	json_incref(tool);
+	json_object_del(calls, key);
+	changed = redact_result(c, msg, json_string_value(tool), &rep);
 	result = json_object_get(msg, "result");
-	is_error = json_object_get(result, "isError");
 	ag_daemon_audit(c->l->d, "result",
-			json_pack("{s:o,s:s,s:O,s:O,s:i,s:b,s:O?,s:I,s:s?}", "agent",
+			json_pack("{s:o,s:s,s:o,s:O,s:i,s:b,s:O?,s:I,s:s?,s:o*}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
 				  "tool", tool, "id", id, "upstream_status", c->status, "is_error",
-				  json_is_true(is_error), "error", json_object_get(msg, "error"),
-				  "latency_us", (json_int_t)((ag_now_ns() - c->req_ns) / 1000),
-				  "session", c->session_id[0] ? c->session_id : NULL));
-	json_object_del(c->calls, key);
+				  json_is_true(json_object_get(result, "isError")), "error",
+				  json_object_get(msg, "error"), "latency_us",
+				  (json_int_t)((ag_now_ns() - c->req_ns) / 1000), "session",
+				  c->session_id[0] ? c->session_id : NULL, "redactions",
+				  rep.total || rep.refused_by ? redactions_json(&rep) : NULL));
+	return changed;
 }
 
 /* ---- the request ------------------------------------------------------ */
@@ -614,8 +714,15 @@ static bool has_id(json_t *set, json_t *id)
 	return false;
 }
 
+/*
+ * A forwarded tools/call whose result the output rules and the audit log
+ * wait for.  A legacy session's results come on its GET stream, so they
+ * are remembered there; a session's calls whose answers never come are
+ * bounded, or an agent could grow the gateway's memory without end.
+ */
 static int remember_call(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 {
+	json_t **calls = c->legacy ? &c->legacy->calls : &c->calls;
 	char kbuf[64];
 	const char *key = kbuf;
 
@@ -625,9 +732,11 @@ static int remember_call(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 		key = json_string_value(m->id);
 	else
 		snprintf(kbuf, sizeof(kbuf), "#%lld", (long long)json_integer_value(m->id));
-	if (!c->calls && !(c->calls = json_object()))
+	if (!*calls && !(*calls = json_object()))
 		return -ENOMEM;
-	return json_object_set_new(c->calls, key, json_string(m->name)) ? -ENOMEM : 0;
+	if (json_object_size(*calls) >= MAX_PENDING_CALLS)
+		return -ENOSPC;
+	return json_object_set_new(*calls, key, json_string(m->name)) ? -ENOMEM : 0;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -675,8 +784,8 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **keep)
 {
 	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
-				   c->req_host, c->req_version };
-	int forwarded = 0;
+				   c->req_host, c->req_version, &c->o };
+	int forwarded = 0, ret;
 
 	for (size_t i = 0; i < b->count; i++) {
 		struct ag_jsonrpc_msg *m = &b->msgs[i];
@@ -687,6 +796,18 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			dec.kind = AG_DECIDE_HIDDEN;
 		} else if (m->kind == AG_JSONRPC_REQUEST || m->kind == AG_JSONRPC_NOTIFICATION) {
 			ag_decide(&x, m, &dec);
+			if (m->mcp == AG_MCP_TOOLS_CALL && dec.kind != AG_DECIDE_HIDDEN && m->name &&
+			    !ag_integrity_callable(c->l->d, c->srv, m->name)) {
+				dec.kind = AG_DECIDE_HIDDEN;
+				dec.rule = "tool_integrity";
+				snprintf(dec.reason, sizeof(dec.reason),
+					 "the tool's definition is not approved "
+					 "(agentgatectl tools approve)");
+				dec.policies[0] = 0;
+			}
+			if (m->mcp == AG_MCP_TOOLS_CALL &&
+			    (dec.kind == AG_DECIDE_ALLOW || dec.kind == AG_DECIDE_ESCALATE))
+				ag_budget_check(c->l->d, c->ac, c->agent, &c->o, c->srv, m, &dec);
 			/*
 			 * Only a lone request can wait for a human: an element of a
 			 * batch would hold its neighbours' answers, and a legacy
@@ -712,8 +833,10 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			if (m->mcp == AG_MCP_TOOLS_LIST && m->id &&
 			    remember_id(c->legacy ? &c->legacy->list_ids : &c->list_ids, m->id))
 				return -ENOMEM;
-			if (m->mcp == AG_MCP_TOOLS_CALL && remember_call(c, m))
-				return -ENOMEM;
+			if (m->mcp == AG_MCP_TOOLS_CALL && (ret = remember_call(c, m)))
+				return ret;
+			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
+				snprintf(c->req_tool, sizeof(c->req_tool), "%s", m->name);
 			continue;
 		}
 		if (!(answer = denial(c, m, &dec)))
@@ -845,15 +968,15 @@ static int forward_request(struct mcp_conn *c)
 {
 	struct ag_mcp *mcp = mcp_of(c);
 	const struct ag_server_conf *srv = c->srv;
-	const struct ag_secret *cred = mcp->cred[srv - c->l->d->conf.servers];
 	const char *remove[sizeof(strip_request) / sizeof(strip_request[0]) + 1];
 	struct ag_http_header add[3];
-	char host[AG_HOST_LEN + 16], bearer[AG_SECRET_MAX + 8];
+	char host[AG_HOST_LEN + 16];
 	const uint8_t *body = c->fwd_body ? (const uint8_t *)c->fwd_body : c->body;
-	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen, n = 0, nadd = 2;
+	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen, n = 0;
 	struct ag_http_edit e = {
 		.remove = remove,
 		.add = add,
+		.nadd = 2,
 		.framing = blen || c->req.msg.framing != AG_HTTP_BODY_NONE ? AG_HTTP_BODY_LENGTH
 									 : AG_HTTP_BODY_NONE,
 		.content_length = blen,
@@ -876,22 +999,15 @@ static int forward_request(struct mcp_conn *c)
 	add[1].value = "identity";
 	add[1].value_len = 8;
 	add[1].name_len = strlen(add[1].name);
-	if (cred && srv->cred == AG_CRED_BEARER) {
-		add[2].name = "Authorization";
-		add[2].value_len = snprintf(bearer, sizeof(bearer), "Bearer %s", cred->data);
-		add[2].value = bearer;
-		nadd = 3;
-	} else if (cred) {
-		add[2].name = srv->cred_header;
-		add[2].value = (const char *)cred->data;
-		add[2].value_len = cred->len;
-		nadd = 3;
+	if (c->cred_value) {
+		add[2].name = c->cred_name;
+		add[2].name_len = strlen(c->cred_name);
+		add[2].value = c->cred_value;
+		add[2].value_len = c->cred_len;
+		e.nadd = 3;
 	}
-	if (nadd == 3)
-		add[2].name_len = strlen(add[2].name);
-	e.nadd = nadd;
 	ret = ag_http_serialize_head(&c->req.msg, &e, mcp->head, sizeof(mcp->head), &hlen, &err);
-	OPENSSL_cleanse(bearer, sizeof(bearer));
+	cred_wipe(c);
 	if (!ret)
 		ret = ag_stream_write(c->u, mcp->head, hlen);
 	/* The head held the secret: it is in the stream's queue now, not here. */
@@ -901,10 +1017,62 @@ static int forward_request(struct mcp_conn *c)
 	return ag_stream_write(c->u, body, blen);
 }
 
+/*
+ * The credential for this request, before anything is sent: 0 when ready
+ * (or none is needed), 1 when the call waits for the first OAuth token,
+ * -1 when the agent was answered with why there is none.
+ */
+static int cred_fetch(struct mcp_conn *c)
+{
+	struct ag_mcp *mcp = mcp_of(c);
+	const char *chain[AG_DELEGATION_MAX];
+	struct ag_delegation del;
+	struct ag_cred_call call = {
+		.operator = c->ac && c->ac->operator_name[0] ? c->ac->operator_name : c->agent,
+		.chain = chain,
+		.session = policy_session(c),
+		.tool = c->req_tool[0] ? c->req_tool : NULL,
+	};
+	struct ag_err err = { 0 };
+	char msg[320];
+	int ret;
+
+	if (c->cred_ready)
+		return 0;
+	/* The act claim names the calling agent and who delegated to it. */
+	if (c->srv->cred == AG_CRED_ASSERTION && !ag_daemon_delegation(c->l->d, &c->o, &del)) {
+		for (size_t i = 0; i < del.n; i++)
+			chain[i] = del.name[i];
+		call.chain_len = del.n;
+	} else {
+		chain[0] = c->agent;
+		call.chain_len = 1;
+	}
+	ret = ag_creds_header(mcp->creds, c->srv, &call, &c->cred_name, &c->cred_value,
+			      &c->cred_len, &c->cred_gen, &err);
+	if (!ret) {
+		c->cred_ready = true;
+		return 0;
+	}
+	if (ret == -EAGAIN) {
+		c->state = MC_CRED_WAIT;
+		ag_list_add_tail(&mcp->cred_q.waiters, &c->wait);
+		waitq_arm(&mcp->cred_q);
+		return 1;
+	}
+	snprintf(c->error, sizeof(c->error), "credential: %.170s", err.msg);
+	snprintf(msg, sizeof(msg), "the gateway has no credential for tool server %s: %.200s",
+		 c->srv->name, err.msg);
+	refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, msg);
+	return -1;
+}
+
 static void request_forward(struct mcp_conn *c)
 {
 	int ret;
 
+	if (cred_fetch(c))
+		return;
 	c->state = MC_RESPONSE;
 	/* An agent that closes an open SSE stream must be noticed. */
 	ag_stream_read(&c->a);
@@ -932,72 +1100,19 @@ static void request_forward(struct mcp_conn *c)
 		ag_stream_read(c->u);
 }
 
-static void audit_arm(struct ag_loop *l);
-
-/* Holds an allowed call until its decision records are durable; true if held. */
-static bool audit_hold(struct mcp_conn *c)
+static void waitq_arm(struct waitq *q)
 {
-	struct ag_daemon *d = c->l->d;
-
-	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit_seq ||
-	    ag_audit_durable(d->audit) >= c->audit_seq)
-		return false;
-	c->state = MC_AUDIT_WAIT;
-	ag_list_add_tail(&mcp_of(c)->audit_waiters, &c->audit_wait);
-	audit_arm(c->l);
-	return true;
-}
-
-/* The writer made progress, failed or recovered: release or refuse the held. */
-static void audit_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
-{
-	struct ag_mcp *mcp = ag_container_of(io, struct ag_mcp, audit_io);
-	struct ag_loop *l = mcp->l;
-	struct ag_daemon *d = l->d;
-	struct ag_list *pos, *next;
-	uint64_t durable = ag_audit_durable(d->audit);
-	bool failed = ag_audit_failed(d->audit, NULL);
-
-	mcp->audit_armed = false;
-	if (l->stopping)
-		return;
-	/* Reset the counter; progress is read from the writer, not from it. */
-	(void)!read(ag_audit_event_fd(d->audit), &mcp->audit_event, sizeof(mcp->audit_event));
-	for (pos = mcp->audit_waiters.next; pos != &mcp->audit_waiters; pos = next) {
-		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, audit_wait);
-
-		next = pos->next;
-		if (durable >= c->audit_seq) {
-			ag_list_del(&c->audit_wait);
-			request_forward(c);
-		} else if (failed) {
-			/* Fail closed: an unrecorded call is never made. */
-			ag_list_del(&c->audit_wait);
-			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
-			       "the gateway cannot record this call in its audit log: refused");
-		}
-	}
-	audit_arm(l);
-}
-
-static void audit_arm(struct ag_loop *l)
-{
-	struct ag_mcp *mcp = l->mcp;
 	struct io_uring_sqe *sqe;
 
-	if (mcp->audit_armed || ag_list_empty(&mcp->audit_waiters) || l->stopping)
+	if (q->armed || ag_list_empty(&q->waiters) || q->l->stopping)
 		return;
-	if (!(sqe = ag_loop_sqe(l, &mcp->audit_io, 1))) {
-		struct ag_list *pos, *next;
-
+	if (!(sqe = ag_loop_sqe(q->l, &q->io, 1))) {
 		/* Nothing would wake the held calls: refuse them rather than hang. */
-		for (pos = mcp->audit_waiters.next; pos != &mcp->audit_waiters; pos = next) {
-			struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, audit_wait);
+		while (!ag_list_empty(&q->waiters)) {
+			struct mcp_conn *c = ag_container_of(q->waiters.next, struct mcp_conn, wait);
 
-			next = pos->next;
-			ag_list_del(&c->audit_wait);
-			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
-			       "the gateway cannot wait for its audit log: refused");
+			ag_list_del(&c->wait);
+			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, q->refusal);
 		}
 		return;
 	}
@@ -1005,8 +1120,93 @@ static void audit_arm(struct ag_loop *l)
 	 * A poll, not a read: the eventfd is non-blocking, and io_uring
 	 * answers a read of it with -EAGAIN at once instead of waiting.
 	 */
-	io_uring_prep_poll_add(sqe, ag_audit_event_fd(l->d->audit), POLLIN);
-	mcp->audit_armed = true;
+	io_uring_prep_poll_add(sqe, q->fd, POLLIN);
+	q->armed = true;
+}
+
+static void waitq_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+{
+	struct waitq *q = ag_container_of(io, struct waitq, io);
+
+	q->armed = false;
+	if (q->l->stopping)
+		return;
+	/* Reset the counter; what changed is read from its source, not from it. */
+	(void)!read(q->fd, &q->counter, sizeof(q->counter));
+	q->woken(q);
+	waitq_arm(q);
+}
+
+static void waitq_init(struct waitq *q, struct ag_loop *l, int fd,
+		       void (*woken)(struct waitq *q), const char *refusal)
+{
+	q->io.complete = waitq_complete;
+	q->l = l;
+	q->fd = fd;
+	q->woken = woken;
+	q->refusal = refusal;
+	ag_list_init(&q->waiters);
+}
+
+/* Holds an allowed call until its decision records are durable; true if held. */
+static bool audit_hold(struct mcp_conn *c)
+{
+	struct ag_daemon *d = c->l->d;
+	struct waitq *q = &mcp_of(c)->audit_q;
+
+	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit_seq ||
+	    ag_audit_durable(d->audit) >= c->audit_seq)
+		return false;
+	c->state = MC_AUDIT_WAIT;
+	ag_list_add_tail(&q->waiters, &c->wait);
+	waitq_arm(q);
+	return true;
+}
+
+/* The writer made progress, failed or recovered: release or refuse the held. */
+static void audit_woken(struct waitq *q)
+{
+	struct ag_daemon *d = q->l->d;
+	struct ag_list *pos, *next;
+	uint64_t durable = ag_audit_durable(d->audit);
+	bool failed = ag_audit_failed(d->audit, NULL);
+
+	for (pos = q->waiters.next; pos != &q->waiters; pos = next) {
+		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
+
+		next = pos->next;
+		if (durable >= c->audit_seq) {
+			ag_list_del(&c->wait);
+			request_forward(c);
+		} else if (failed) {
+			/* Fail closed: an unrecorded call is never made. */
+			ag_list_del(&c->wait);
+			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
+			       "the gateway cannot record this call in its audit log: refused");
+		}
+	}
+}
+
+/* A token request finished: every held call asks again (and gets the
+ * token, or the reason there is none). */
+static void cred_woken(struct waitq *q)
+{
+	struct ag_list held;
+
+	/* request_forward may hold a call again: take the list out first. */
+	ag_list_init(&held);
+	while (!ag_list_empty(&q->waiters)) {
+		struct ag_list *pos = q->waiters.next;
+
+		ag_list_del(pos);
+		ag_list_add_tail(&held, pos);
+	}
+	while (!ag_list_empty(&held)) {
+		struct mcp_conn *c = ag_container_of(held.next, struct mcp_conn, wait);
+
+		ag_list_del(&c->wait);
+		request_forward(c);
+	}
 }
 
 /*
@@ -1052,7 +1252,7 @@ static void approval_decided(struct mcp_conn *c, uint64_t id, bool allow, const 
 			     const char *why)
 {
 	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
-				   c->req_host, c->req_version };
+				   c->req_host, c->req_version, &c->o };
 	char reason[320];
 	json_t *answer, *meta;
 
@@ -1173,7 +1373,7 @@ static void request_decide(struct mcp_conn *c)
 	struct ag_jsonrpc_body b;
 	struct ag_err err;
 	json_t *keep = NULL;
-	int fwd;
+	int fwd = -ENOMEM;
 
 	if (ag_jsonrpc_parse(c->body, c->body_len, NULL, &b, &err)) {
 		refuse(c, 400, AG_JSONRPC_PARSE_ERROR, "Parse error: the body is not one JSON value");
@@ -1191,7 +1391,9 @@ static void request_decide(struct mcp_conn *c)
 	if (!(keep = json_array()) || (fwd = decide_body(c, &b, &keep)) < 0) {
 		json_decref(keep);
 		ag_jsonrpc_body_free(&b);
-		conn_close(c, "error", "out of memory");
+		conn_close(c, "error",
+			   fwd == -ENOSPC ? "too many tools/call results owed to the session"
+					  : "out of memory");
 		return;
 	}
 	if (fwd && c->extra) {
@@ -1415,7 +1617,7 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
 {
 	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
-				   c->req_host, c->req_version };
+				   c->req_host, c->req_version, &c->o };
 	json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
 	size_t i = 0;
 	int changed = 0;
@@ -1423,9 +1625,13 @@ static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
 	if (!has_id(ids, json_object_get(msg, "id")) || !json_is_array(tools))
 		return 0;
 	while (i < json_array_size(tools)) {
-		const char *name = json_string_value(json_object_get(json_array_get(tools, i), "name"));
+		json_t *tool = json_array_get(tools, i);
+		const char *name = json_string_value(json_object_get(tool, "name"));
+		/* First: a tool the agent may not see is still inventoried, so a
+		 * changed definition is noticed whoever lists first. */
+		bool trusted = ag_integrity_listed(c->l->d, c->srv, tool, c->agent, &c->o);
 
-		if (name && ag_decide_visible(&x, name)) {
+		if (trusted && name && ag_decide_visible(&x, name)) {
 			i++;
 			continue;
 		}
@@ -1438,7 +1644,7 @@ static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
 /* Looks at each JSON-RPC message of a response; 1 if one was rewritten. */
 static int inspect_messages(struct mcp_conn *c, json_t *root, json_t *ids)
 {
-	int changed = 0;
+	int changed = 0, ret;
 
 	if (json_is_array(root)) {
 		size_t i;
@@ -1447,11 +1653,15 @@ static int inspect_messages(struct mcp_conn *c, json_t *root, json_t *ids)
 		json_array_foreach(root, i, m)
 		{
 			changed |= filter_tools(c, m, ids);
-			audit_result(c, m);
+			if ((ret = govern_result(c, m)) < 0)
+				return ret;
+			changed |= ret;
 		}
 	} else if (json_is_object(root)) {
 		changed = filter_tools(c, root, ids);
-		audit_result(c, root);
+		if ((ret = govern_result(c, root)) < 0)
+			return ret;
+		changed |= ret;
 	}
 	return changed;
 }
@@ -1474,8 +1684,10 @@ static int buffer_finish(struct mcp_conn *c)
 	/* A list that cannot be read cannot be filtered: it does not pass. */
 	if (!root && json_array_size(c->list_ids))
 		return -EPROTO;
-	if (root)
-		changed = inspect_messages(c, root, c->list_ids);
+	if (root && (changed = inspect_messages(c, root, c->list_ids)) < 0) {
+		json_decref(root);
+		return changed;
+	}
 	if (c->extra) {
 		/* Answers of the gateway join the upstream's: one array. */
 		json_t *all = json_is_array(root) ? json_incref(root) : json_array();
@@ -1628,9 +1840,9 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		}
 		return flush_held(c);
 	}
-	if (!inspect_messages(c, root, ids)) {
+	if ((ret = inspect_messages(c, root, ids)) <= 0) {
 		json_decref(root);
-		return flush_held(c);
+		return ret ? ret : flush_held(c);
 	}
 	/* The held bytes are this event (and maybe comments before it). */
 	c->held_len = 0;
@@ -1680,6 +1892,10 @@ static int response_head(struct mcp_conn *c)
 	c->status = m->status;
 	if (m->status < 200)
 		return 0; /* interim: the gateway never sent Expect, nothing to pass on */
+	/* The refusal is of the gateway's credential, not the agent's: its
+	 * WWW-Authenticate must not start the agent on a login of its own. */
+	if ((m->status == 401 || m->status == 403) && c->srv->cred != AG_CRED_NONE)
+		return -EACCES;
 	if (m->upgrade)
 		return -EPROTO;
 	/* The gateway asked for identity; a coded body it must read is refused. */
@@ -1765,6 +1981,29 @@ static void response_fail(struct mcp_conn *c, const char *why)
 	conn_close(c, "error", why);
 }
 
+/* The upstream refused the gateway's credential: an OAuth token is renewed
+ * once, the cause is audited, and the agent gets an error, not the 401. */
+static void credential_refused(struct mcp_conn *c)
+{
+	char msg[256];
+
+	ag_creds_refused(mcp_of(c)->creds, c->srv, c->cred_gen);
+	snprintf(c->error, sizeof(c->error), "upstream refused the gateway's credential (HTTP %d)",
+		 c->status);
+	ag_daemon_audit(c->l->d, "result",
+			json_pack("{s:o,s:s,s:s?,s:i,s:b,s:{s:s},s:s?}", "agent",
+				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
+				  "tool", c->req_tool[0] ? c->req_tool : NULL, "upstream_status",
+				  c->status, "is_error", 1, "error", "message",
+				  "the tool server refused the gateway's credential", "session",
+				  c->session_id[0] ? c->session_id : NULL));
+	snprintf(msg, sizeof(msg),
+		 "tool server %s refused the gateway's credential (HTTP %d); it is being renewed, "
+		 "retry the call",
+		 c->srv->name, c->status);
+	refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR, msg);
+}
+
 /* MC_RESPONSE: parses the upstream's bytes and passes them on. */
 static void resp_parse(struct mcp_conn *c)
 {
@@ -1808,6 +2047,10 @@ static void resp_parse(struct mcp_conn *c)
 			break;
 		case AG_HTTP_EV_END:
 			break;
+		}
+		if (ret == -EACCES) {
+			credential_refused(c);
+			return;
 		}
 		if (ret) {
 			response_fail(c, ret == -E2BIG	   ? "upstream: response over the gateway's limit"
@@ -1985,7 +2228,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 	}
 	no_delay(fd);
 	c->own.release = conn_release;
-	ag_list_init(&c->audit_wait);
+	ag_list_init(&c->wait);
 	c->l = l;
 	c->srv = srv;
 	c->ac = ag_conf_agent(&d->conf, agent);
@@ -2048,9 +2291,37 @@ void ag_mcp_stop(struct ag_loop *l)
 		next = pos->next;
 		conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
 	}
-	if (l->mcp->audit_armed)
-		ag_loop_cancel_fd(l, ag_audit_event_fd(l->d->audit));
+	if (l->mcp->audit_q.armed)
+		ag_loop_cancel_fd(l, l->mcp->audit_q.fd);
+	if (l->mcp->cred_q.armed)
+		ag_loop_cancel_fd(l, l->mcp->cred_q.fd);
 	/* Closing the connections dropped every approval's timeout. */
+}
+
+json_t *ag_mcp_credentials(struct ag_loop *l)
+{
+	return l->mcp && l->mcp->creds ? ag_creds_status(l->mcp->creds) : json_object();
+}
+
+int ag_mcp_reload_credentials(struct ag_loop *l, const char *trigger)
+{
+	struct ag_mcp *mcp = l->mcp;
+	struct ag_err err = { 0 };
+	int ret;
+
+	if (!mcp || !mcp->creds)
+		return 0;
+	ret = ag_creds_reload(mcp->creds, mcp->cred_q.fd, &err);
+	if (ret < 0)
+		ag_log(AG_LOG_ERROR, "credential_reload", "trigger=%s result=refused error=\"%s\"",
+		       trigger, err.msg);
+	else
+		ag_log(AG_LOG_INFO, "credential_reload", "trigger=%s result=ok changed=%d", trigger,
+		       ret);
+	ag_daemon_audit(l->d, "credential_reload",
+			json_pack("{s:b,s:s,s:s?,s:i}", "ok", ret >= 0, "trigger", trigger, "error",
+				  ret < 0 ? err.msg : NULL, "changed", ret < 0 ? 0 : ret));
+	return ret < 0 ? ret : 0;
 }
 
 unsigned int ag_mcp_active(const struct ag_loop *l)
@@ -2069,9 +2340,11 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
 	ag_list_init(&mcp->conns);
 	ag_list_init(&mcp->sessions);
-	ag_list_init(&mcp->audit_waiters);
 	ag_list_init(&mcp->approvals);
-	mcp->audit_io.complete = audit_complete;
+	waitq_init(&mcp->audit_q, l, ag_audit_event_fd(d->audit), audit_woken,
+		   "the gateway cannot wait for its audit log: refused");
+	waitq_init(&mcp->cred_q, l, -1, cred_woken,
+		   "the gateway cannot wait for the tool server's token: refused");
 	mcp->l = l;
 	l->mcp = mcp;
 	if (!d->conf.nr_servers)
@@ -2079,23 +2352,13 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
 	if (!mcp->client_ctx)
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
-	mcp->cred = calloc(d->conf.nr_servers, sizeof(*mcp->cred));
-	if (!mcp->cred)
-		return ag_errf(err, ENOMEM, "mcp: out of memory");
-	for (int i = 0; i < d->conf.nr_servers; i++) {
-		const struct ag_server_conf *s = &d->conf.servers[i];
-
-		if (s->cred == AG_CRED_NONE)
-			continue;
-		if (ag_secret_load(s->cred_file, 0, &mcp->cred[i], err))
-			return -EINVAL;
-		for (size_t j = 0; j < mcp->cred[i]->len; j++)
-			if (!ag_http_is_value_byte(mcp->cred[i]->data[j]))
-				return ag_errf(err, EINVAL,
-					       "tool server %s: secret file %s: byte %zu is not allowed "
-					       "in an HTTP field value",
-					       s->name, s->cred_file, j);
-	}
+	for (int i = 0; i < d->conf.nr_servers && mcp->cred_q.fd < 0; i++)
+		if (d->conf.servers[i].cred == AG_CRED_OAUTH &&
+		    (mcp->cred_q.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+			return ag_errf(err, errno, "mcp: eventfd: %s", strerror(errno));
+	if ((ret = ag_creds_new(&d->conf, d->inst.state_dir, d->inst.name, mcp->cred_q.fd,
+				&mcp->creds, err)))
+		return ret;
 	for (int i = 0; i < d->conf.nr_servers; i++) {
 		const struct ag_server_conf *s = &d->conf.servers[i];
 
@@ -2108,6 +2371,8 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 	}
 	snprintf(dir, sizeof(dir), "%s/tls", d->inst.state_dir);
 	if ((ret = ag_tls_ca_open(&mcp->ca, dir, d->inst.name, err)))
+		return ret;
+	if ((ret = ag_outrules_new(&d->conf, &mcp->outrules, err)))
 		return ret;
 	if (!(mcp->server_ctx = ag_tls_server_ctx(mcp->ca, err)))
 		return -EINVAL;
@@ -2129,13 +2394,14 @@ void ag_mcp_fini(struct ag_loop *l)
 		if (mcp->client_ctx[i])
 			SSL_CTX_free(mcp->client_ctx[i]);
 	free(mcp->client_ctx);
-	for (int i = 0; mcp->cred && i < l->d->conf.nr_servers; i++)
-		ag_secret_free(mcp->cred[i]);
-	free(mcp->cred);
+	ag_creds_free(mcp->creds);
+	if (mcp->cred_q.fd >= 0)
+		close(mcp->cred_q.fd);
 	if (mcp->server_ctx)
 		SSL_CTX_free(mcp->server_ctx);
 	if (mcp->ca)
 		ag_tls_ca_free(mcp->ca);
+	ag_outrules_free(mcp->outrules);
 	free(mcp);
 	l->mcp = NULL;
 }

@@ -28,6 +28,12 @@ void ag_mcp_fini(struct ag_loop *l);
 json_t *ag_mcp_approvals(struct ag_loop *l);
 /* A human's verdict on held call id; -ENOENT when none waits. */
 int ag_mcp_resolve(struct ag_loop *l, uint64_t id, bool allow, const char *by, struct ag_err *err);
+/* Per tool server with a credential: its type and, for OAuth, the token's
+ * state (never the token), for status. */
+json_t *ag_mcp_credentials(struct ag_loop *l);
+/* Re-reads the tool servers' secret files, all or none (logged and
+ * audited); a negative errno when the running ones were kept. */
+int ag_mcp_reload_credentials(struct ag_loop *l, const char *trigger);
 /* Connections open on the MCP path (for status). */
 unsigned int ag_mcp_active(const struct ag_loop *l);
 

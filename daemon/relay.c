@@ -49,6 +49,7 @@
 #include "classify.h"
 #include "limit.h"
 #include "relay.h"
+#include "subagent.h"
 #include "trail.h"
 
 #define BUF_GROUP 0
@@ -189,12 +190,26 @@ static bool cqe_buf(struct ag_relay *r, const struct io_uring_cqe *cqe, uint16_t
 	return true;
 }
 
+/* " delegation=A,B" and " sub_cgroup=..." of a sub-agent's log lines; "" for none. */
+static void delegation_fields(const struct ag_delegation *dg, char *buf, size_t len)
+{
+	char list[AG_DELEGATION_MAX * AG_NAME_LEN], q[2 * AG_DELEGATION_PATH];
+	int n = 0;
+
+	buf[0] = '\0';
+	if (dg->n > 1)
+		n = snprintf(buf, len, " delegation=%s", ag_delegation_fmt(dg, list, sizeof(list)));
+	if (dg->cut && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, " sub_cgroup=%s", ag_logq(q, sizeof(q), dg->sub_cgroup));
+}
+
 static void conn_release(struct conn *c)
 {
 	struct ag_daemon *d = c->l->d;
 	char agent[8 * AG_NAME_LEN], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
-	char dst[64], cause[128], err[256] = "";
+	char dst[64], cause[128], err[256] = "", sub[AG_DELEGATION_PATH + 64] = "";
 	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
+	struct ag_delegation dg;
 
 	memcpy(comm_raw, c->o.comm, AG_COMM_LEN);
 	comm_raw[AG_COMM_LEN] = '\0';
@@ -204,15 +219,17 @@ static void conn_release(struct conn *c)
 		snprintf(cause, sizeof(cause), "%s: %s", c->error_side, strerror(c->error));
 		ag_logq(err + n, sizeof(err) - n, cause);
 	}
+	if (!ag_daemon_delegation(d, &c->o, &dg))
+		delegation_fields(&dg, sub, sizeof(sub));
 	ag_log(c->result == RESULT_OK || c->result == RESULT_SHUTDOWN ? AG_LOG_INFO : AG_LOG_WARN,
 	       "conn",
 	       "agent=%s cgroup_id=%llu pid=%u uid=%u comm=%s dst=%s bytes_up=%llu "
-	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
+	       "bytes_down=%llu duration_ms=%.3f result=%s%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->o.uid, ag_logq(comm, sizeof(comm), comm_raw),
 	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)),
 	       (unsigned long long)c->half[HALF_UP].bytes,
-	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], err);
+	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], sub, err);
 	ag_daemon_audit(d, "connect",
 			json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s?}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "dst", dst, "result",
@@ -641,10 +658,11 @@ out:
 
 void ag_relay_accept(struct ag_loop *l, int fd)
 {
+	char fields[AG_DELEGATION_PATH + 64], name[AG_NAME_LEN], q[8 * AG_NAME_LEN];
 	struct ag_daemon *d = l->d;
-	struct ag_agent agent;
+	struct ag_delegation dg;
+	uint64_t suppressed;
 	struct ag_origin o;
-	char name[AG_NAME_LEN];
 
 	/* Fail closed: whatever cannot be attributed to an agent goes nowhere. */
 	if (ag_kern_origin(&d->kern, fd, &o)) {
@@ -659,10 +677,22 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 		reject(l, fd, "gateway_loop", &o);
 		return;
 	}
-	if (ag_agent_lookup(&d->kern, o.agent_cgroup_id, &agent))
+	/* A sub-agent's connection is decided by its own configuration. */
+	if (ag_daemon_delegation(d, &o, &dg)) {
 		snprintf(name, sizeof(name), "cgroup-%llu", (unsigned long long)o.agent_cgroup_id);
-	else
-		memcpy(name, agent.name, sizeof(name));
+	} else {
+		memcpy(name, dg.name[dg.n - 1], sizeof(name));
+		if (dg.cut && ag_limit_allow(&l->relay->limit, o.cgroup_id, &suppressed)) {
+			delegation_fields(&dg, fields, sizeof(fields));
+			ag_log(
+			    AG_LOG_WARN, "delegation",
+			    "agent=%s cgroup_id=%llu run_cgroup_id=%llu pid=%u%s suppressed=%llu "
+			    "msg=\"not a declared sub-agent: attributed to its parent\"",
+			    ag_logq(q, sizeof(q), name), (unsigned long long)o.agent_cgroup_id,
+			    (unsigned long long)o.cgroup_id, o.tgid, fields,
+			    (unsigned long long)suppressed);
+		}
+	}
 	ag_route(l, fd, &o, name);
 }
 

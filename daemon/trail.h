@@ -21,7 +21,8 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
 bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
 /* Signs the end of the log and closes it. */
 void ag_daemon_audit_close(struct ag_daemon *d);
-/* The "agent" object of a record: name plus what the kernel recorded. */
+/* The "agent" object of a record: name plus what the kernel recorded, and
+ * for a sub-agent "delegation": [root, ..., parent] (daemon/subagent.h). */
 json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o);
 
 #endif

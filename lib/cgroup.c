@@ -78,6 +78,47 @@ int ag_cgroup_level(const char *cgroup2, const char *path)
 	return level;
 }
 
+int ag_cgroup_delegate(const char *path, uid_t uid, gid_t gid, struct ag_err *err)
+{
+	static const char *const files[] = { "", "/cgroup.procs", "/cgroup.threads",
+					     "/cgroup.subtree_control" };
+	char file[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (snprintf(file, sizeof(file), "%s%s", path, files[i]) >= (int)sizeof(file))
+			return ag_errf(err, ENAMETOOLONG, "cgroup %s: path too long", path);
+		if (chown(file, uid, gid))
+			return ag_errf(err, errno, "cgroup %s: delegating to uid %u: chown %s: %s",
+				       path, uid, file, strerror(errno));
+	}
+	return 0;
+}
+
+int ag_cgroup_self(const char *cgroup2, char *buf, size_t len, struct ag_err *err)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[PATH_MAX + 16];
+	int ret = ag_errf(err, ENOENT, "/proc/self/cgroup: no cgroup2 (\"0::\") entry");
+
+	if (!f)
+		return ag_errf(err, errno, "/proc/self/cgroup: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strcspn(line, "\n");
+
+		if (strncmp(line, "0::/", 4))
+			continue;
+		line[n] = '\0';
+		/* "0::/" is the root itself: no trailing slash in the result. */
+		if (snprintf(buf, len, "%s%s", cgroup2, line[4] ? line + 3 : "") >= (int)len)
+			ret = ag_errf(err, ENAMETOOLONG, "own cgroup %s: path too long", line + 3);
+		else
+			ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
 int ag_cgroup_enter(const char *path, pid_t pid, struct ag_err *err)
 {
 	char file[PATH_MAX], num[32];

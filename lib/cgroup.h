@@ -16,6 +16,16 @@ int ag_cgroup_mkdir(const char *path, struct ag_err *err);
 int ag_cgroup_id(const char *path, uint64_t *id, struct ag_err *err);
 /* Depth below the cgroup2 root: <root> is 0, <root>/a is 1. */
 int ag_cgroup_level(const char *cgroup2, const char *path);
+/*
+ * Delegates the cgroup to uid/gid as the kernel's cgroup-v2 documentation
+ * describes ("Delegation"): the directory and its cgroup.procs,
+ * cgroup.threads and cgroup.subtree_control.  The user may then create
+ * cgroups below it and move its processes among them, never out of it
+ * (moving needs write access to the common ancestor's cgroup.procs).
+ */
+int ag_cgroup_delegate(const char *path, uid_t uid, gid_t gid, struct ag_err *err);
+/* The caller's own cgroup directory: cgroup2 joined with /proc/self/cgroup's "0::" path. */
+int ag_cgroup_self(const char *cgroup2, char *buf, size_t len, struct ag_err *err);
 /* Moves a process (0: the caller) into the cgroup. */
 int ag_cgroup_enter(const char *path, pid_t pid, struct ag_err *err);
 /* Number of processes in the cgroup and below it. */

@@ -18,6 +18,9 @@
 #include "http.h"
 #include "audit.h"
 #include "kern.h"
+#include "inventory.h"
+#include "jwt.h"
+#include "redact.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
 
@@ -86,11 +89,19 @@ void ag_conf_free(struct ag_conf *c)
 		free_patterns(a->prompts, a->nr_prompts);
 		free(a->pass);
 		free(a->attributes);
+		free(a->delegated_by);
 	}
 	for (int i = 0; i < c->nr_servers; i++) {
-		free(c->servers[i].hosts);
-		free(c->servers[i].ports);
-		free(c->servers[i].addrs);
+		struct ag_server_conf *s = &c->servers[i];
+
+		free(s->hosts);
+		free(s->ports);
+		free(s->addrs);
+		for (int j = 0; j < s->nr_out_rules; j++) {
+			free(s->out_rules[j].text);
+			free_patterns(s->out_rules[j].tools, s->out_rules[j].nr_tools);
+		}
+		free(s->out_rules);
 	}
 	free(c->agents);
 	free(c->rules);
@@ -258,6 +269,38 @@ static int parse_quota(struct parse *p, const char *path, json_t *q, struct ag_a
 	}
 	if (ac->connect_rate && !ac->connect_burst)
 		return bad(p, path, "connect_rate needs a connect_burst of at least 1");
+	return 0;
+}
+
+static int parse_loop_protection(struct parse *p, const char *path, json_t *lp,
+				 struct ag_agent_conf *ac)
+{
+	static const char *const keys[] = { "max_identical", "window_s", "action", NULL };
+	json_t *action = json_object_get(lp, "action");
+	char where[320];
+	uint64_t n;
+	int ret;
+
+	if ((ret = check_keys(p, path, lp, keys)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.max_identical", path);
+	if ((ret = get_uint(p, where, json_object_get(lp, "max_identical"), AG_LOOP_MAX_IDENTICAL,
+			    &n)))
+		return ret;
+	if (!n)
+		return bad(p, where, "expected at least 1 (leave loop_protection out to turn it off)");
+	ac->loop_max_identical = (uint32_t)n;
+	snprintf(where, sizeof(where), "%s.window_s", path);
+	if ((ret = get_uint(p, where, json_object_get(lp, "window_s"), AG_LOOP_MAX_WINDOW_S, &n)))
+		return ret;
+	if (!n)
+		return bad(p, where, "expected at least 1");
+	ac->loop_window_s = (uint32_t)n;
+	snprintf(where, sizeof(where), "%s.action", path);
+	if (action && (!json_is_string(action) || (strcmp(json_string_value(action), "deny") &&
+						   strcmp(json_string_value(action), "escalate"))))
+		return bad(p, where, "expected \"deny\" or \"escalate\"");
+	ac->loop_escalate = action && !strcmp(json_string_value(action), "escalate");
 	return 0;
 }
 
@@ -805,21 +848,129 @@ static bool cred_header_ok(const char *h)
 	return true;
 }
 
+/* An optional string member of at most cap - 1 bytes, copied into out. */
+static int get_optional(struct parse *p, const char *path, json_t *obj, const char *key,
+			char *out, size_t cap)
+{
+	char where[400];
+	const char *v;
+	int ret;
+
+	if (!json_object_get(obj, key))
+		return 0;
+	snprintf(where, sizeof(where), "%s.%s", path, key);
+	if ((ret = get_string(p, where, json_object_get(obj, key), &v)))
+		return ret;
+	if (!*v || strlen(v) >= cap)
+		return badf(p, where, "expected 1-%zu bytes", cap - 1);
+	for (const char *c = v; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return bad(p, where, "contains a control character");
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+/* Members a credential type takes beyond "type"; the rest are refused. */
+static const char *const *cred_keys(enum ag_cred_kind k)
+{
+	static const char *const bearer[] = { "type", "secret_file", NULL };
+	static const char *const header[] = { "type", "secret_file", "header", NULL };
+	static const char *const oauth[] = { "type",	      "token_url", "client_id",
+					     "client_secret_file", "scope",	   "resource",
+					     "audience",	      "ca_file",   NULL };
+	static const char *const assertion[] = { "type", "audience", "alg", "ttl_s", NULL };
+
+	switch (k) {
+	case AG_CRED_HEADER:
+		return header;
+	case AG_CRED_OAUTH:
+		return oauth;
+	case AG_CRED_ASSERTION:
+		return assertion;
+	default:
+		return bearer;
+	}
+}
+
+static int parse_oauth(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s)
+{
+	char where[400];
+	int ret;
+
+	snprintf(where, sizeof(where), "%s.token_url", path);
+	if (!json_object_get(v, "token_url"))
+		return bad(p, where, "required for \"type\": \"oauth2_client_credentials\"");
+	if ((ret = get_optional(p, path, v, "token_url", s->oauth_token_url,
+				sizeof(s->oauth_token_url))))
+		return ret;
+	if (strncmp(s->oauth_token_url, "https://", 8) && strncmp(s->oauth_token_url, "http://", 7))
+		return badf(p, where, "\"%s\": expected an http:// or https:// URL",
+			    s->oauth_token_url);
+	snprintf(where, sizeof(where), "%s.client_id", path);
+	if (!json_object_get(v, "client_id"))
+		return bad(p, where, "required for \"type\": \"oauth2_client_credentials\"");
+	if ((ret = get_optional(p, path, v, "client_id", s->oauth_client_id,
+				sizeof(s->oauth_client_id))) ||
+	    (ret = get_optional(p, path, v, "scope", s->oauth_scope, sizeof(s->oauth_scope))) ||
+	    (ret = get_optional(p, path, v, "resource", s->oauth_resource,
+				sizeof(s->oauth_resource))) ||
+	    (ret = get_optional(p, path, v, "audience", s->cred_audience,
+				sizeof(s->cred_audience))))
+		return ret;
+	snprintf(where, sizeof(where), "%s.ca_file", path);
+	if (json_object_get(v, "ca_file") &&
+	    (ret = config_path(p, where, json_object_get(v, "ca_file"), s->oauth_ca_file)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.client_secret_file", path);
+	return config_path(p, where, json_object_get(v, "client_secret_file"), s->cred_file);
+}
+
+static int parse_assertion(struct parse *p, const char *path, json_t *v,
+			   struct ag_server_conf *s)
+{
+	char where[400], alg[16] = "EdDSA";
+	enum ag_jwt_alg a;
+	struct ag_err why;
+	uint64_t ttl = AG_JWT_MAX_TTL;
+	int ret;
+
+	if ((ret = get_optional(p, path, v, "audience", s->cred_audience,
+				sizeof(s->cred_audience))) ||
+	    (ret = get_optional(p, path, v, "alg", alg, sizeof(alg))))
+		return ret;
+	snprintf(where, sizeof(where), "%s.alg", path);
+	if (ag_jwt_alg_parse(alg, &a, &why))
+		return badf(p, where, "\"%s\": expected \"EdDSA\" or \"ES256\"", alg);
+	s->assertion_alg = a;
+	snprintf(where, sizeof(where), "%s.ttl_s", path);
+	if (json_object_get(v, "ttl_s") &&
+	    (ret = get_uint(p, where, json_object_get(v, "ttl_s"), AG_JWT_MAX_TTL, &ttl)))
+		return ret;
+	if (!ttl)
+		return badf(p, where, "expected 1-%d seconds", AG_JWT_MAX_TTL);
+	s->assertion_ttl = (uint32_t)ttl;
+	/* The tool server as its URL names it: what it knows itself as. */
+	if (!s->cred_audience[0])
+		snprintf(s->cred_audience, sizeof(s->cred_audience), "%s://%s:%u%s",
+			 s->upstream_tls ? "https" : "http", s->upstream_host, s->upstream_port,
+			 s->upstream_path);
+	return 0;
+}
+
 /*
- * The secret file is checked here, so a bad one stops the daemon (and
- * config check) with a message naming it, before any call needs it.
+ * Secret files are checked here, so a bad one stops the daemon (and config
+ * check) with a message naming it, before any call needs it.
  */
 static int parse_credential(struct parse *p, const char *path, json_t *v,
 			    struct ag_server_conf *s)
 {
-	static const char *const keys[] = { "type", "secret_file", "header", NULL };
 	char where[320];
 	struct ag_secret *sec = NULL;
 	const char *type, *hdr;
 	int ret;
 
-	if ((ret = check_keys(p, path, v, keys)))
-		return ret;
+	if (!json_is_object(v))
+		return bad(p, path, "expected an object");
 	snprintf(where, sizeof(where), "%s.type", path);
 	if ((ret = get_string(p, where, json_object_get(v, "type"), &type)))
 		return ret;
@@ -827,32 +978,210 @@ static int parse_credential(struct parse *p, const char *path, json_t *v,
 		s->cred = AG_CRED_BEARER;
 	else if (!strcmp(type, "header"))
 		s->cred = AG_CRED_HEADER;
+	else if (!strcmp(type, "oauth2_client_credentials"))
+		s->cred = AG_CRED_OAUTH;
+	else if (!strcmp(type, "assertion"))
+		s->cred = AG_CRED_ASSERTION;
 	else
-		return badf(p, where, "\"%s\": expected \"bearer\" or \"header\"", type);
-	snprintf(where, sizeof(where), "%s.header", path);
-	if (s->cred == AG_CRED_HEADER) {
-		if ((ret = get_string(p, where, json_object_get(v, "header"), &hdr)))
-			return ret;
-		if (!cred_header_ok(hdr))
-			return badf(p, where,
-				    "\"%s\": expected a field name the gateway does not own", hdr);
-		snprintf(s->cred_header, sizeof(s->cred_header), "%s", hdr);
-	} else if (json_object_get(v, "header")) {
-		return bad(p, where, "only for \"type\": \"header\"");
-	}
-	snprintf(where, sizeof(where), "%s.secret_file", path);
-	if ((ret = config_path(p, where, json_object_get(v, "secret_file"), s->cred_file)))
+		return badf(p, where,
+			    "\"%s\": expected \"bearer\", \"header\", "
+			    "\"oauth2_client_credentials\" or \"assertion\"",
+			    type);
+	if ((ret = check_keys(p, path, v, cred_keys(s->cred))))
 		return ret;
+	if (s->cred == AG_CRED_ASSERTION)
+		return parse_assertion(p, path, v, s);
+	if (s->cred == AG_CRED_OAUTH) {
+		if ((ret = parse_oauth(p, path, v, s)))
+			return ret;
+	} else {
+		if (s->cred == AG_CRED_HEADER) {
+			snprintf(where, sizeof(where), "%s.header", path);
+			if ((ret = get_string(p, where, json_object_get(v, "header"), &hdr)))
+				return ret;
+			if (!cred_header_ok(hdr))
+				return badf(p, where,
+					    "\"%s\": expected a field name the gateway does not own",
+					    hdr);
+			snprintf(s->cred_header, sizeof(s->cred_header), "%s", hdr);
+		}
+		snprintf(where, sizeof(where), "%s.secret_file", path);
+		if ((ret = config_path(p, where, json_object_get(v, "secret_file"), s->cred_file)))
+			return ret;
+	}
 	if (ag_secret_load(s->cred_file, 0, &sec, p->err))
 		return -EINVAL; /* the message names the file and the fix */
 	ag_secret_free(sec);
 	return 0;
 }
 
+/* Secrets that must never reach an agent's context, masked unless configured otherwise. */
+static const enum ag_redact_detector default_detectors[] = { AG_DET_PEM_KEY, AG_DET_BEARER,
+							     AG_DET_CLOUD_KEY };
+
+static int default_output_rules(struct parse *p, struct ag_server_conf *s)
+{
+	size_t n = AG_ARRAY_SIZE(default_detectors);
+
+	if (!(s->out_rules = calloc(n, sizeof(*s->out_rules))))
+		return nomem(p);
+	for (size_t i = 0; i < n; i++) {
+		struct ag_output_rule *r = &s->out_rules[i];
+
+		snprintf(r->name, sizeof(r->name), "%s",
+			 ag_redact_detector_name(default_detectors[i]));
+		r->kind = AG_RULE_DETECTOR;
+		r->action = AG_ACT_MASK;
+		r->detector = default_detectors[i];
+	}
+	s->nr_out_rules = (int)n;
+	return 0;
+}
+
+/* Tool names a rule is limited to: plain names of this server's tools. */
+static int parse_rule_tools(struct parse *p, const char *path, json_t *v,
+			    struct ag_output_rule *r)
+{
+	char where[448];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(r->tools = get_array(p, path, v, sizeof(*r->tools), &n, &ret)))
+		return ret;
+	if (!n)
+		return bad(p, path, "expected at least one tool name (leave \"tools\" out for all)");
+	json_array_foreach(v, i, e)
+	{
+		const char *t;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &t)))
+			return ret;
+		if (!*t || strlen(t) > 255)
+			return bad(p, where, "expected a tool name of 1-255 bytes");
+		if (!(r->tools[i] = strdup(t)))
+			return nomem(p);
+		r->nr_tools++;
+	}
+	return 0;
+}
+
+static int parse_output_rule(struct parse *p, const char *path, json_t *v,
+			     struct ag_output_rule *r)
+{
+	static const char *const keys[] = { "name", "detector", "path", "regex",
+					    "action", "tools",	  NULL };
+	static const char *const kinds[] = { "detector", "path", "regex" };
+	char where[400];
+	const char *str = NULL, *name;
+	json_t *e;
+	int ret, found = 0;
+
+	if ((ret = check_keys(p, path, v, keys)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.name", path);
+	if ((ret = get_string(p, where, json_object_get(v, "name"), &name)))
+		return ret;
+	if (!ag_agent_name_valid(name))
+		return bad(p, where,
+			   "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	for (size_t k = 0; k < AG_ARRAY_SIZE(kinds); k++) {
+		if (!(e = json_object_get(v, kinds[k])))
+			continue;
+		snprintf(where, sizeof(where), "%s.%s", path, kinds[k]);
+		if ((ret = get_string(p, where, e, &str)))
+			return ret;
+		r->kind = k == 0 ? AG_RULE_DETECTOR : k == 1 ? AG_RULE_PATH : AG_RULE_REGEX;
+		found++;
+	}
+	if (found != 1)
+		return bad(p, path, "expected exactly one of \"detector\", \"path\" and \"regex\"");
+	if (r->kind == AG_RULE_DETECTOR) {
+		enum ag_redact_detector d;
+
+		if (ag_redact_detector_parse(str, &d))
+			return badf(p, where,
+				    "\"%s\": expected \"pem_private_key\", \"bearer_token\", "
+				    "\"cloud_access_key\", \"credit_card\" or \"email\"",
+				    str);
+		r->detector = d;
+	} else if (!(r->text = strdup(str))) {
+		return nomem(p);
+	}
+	r->action = AG_ACT_MASK;
+	if ((e = json_object_get(v, "action"))) {
+		const char *a;
+
+		snprintf(where, sizeof(where), "%s.action", path);
+		if ((ret = get_string(p, where, e, &a)))
+			return ret;
+		if (!strcmp(a, "refuse"))
+			r->action = AG_ACT_REFUSE;
+		else if (strcmp(a, "mask"))
+			return badf(p, where, "\"%s\": expected \"mask\" or \"refuse\"", a);
+	}
+	snprintf(where, sizeof(where), "%s.tools", path);
+	if ((e = json_object_get(v, "tools")) && (ret = parse_rule_tools(p, where, e, r)))
+		return ret;
+	return 0;
+}
+
+/* The rules as lib/redact.h takes them; rules[i] points into s. */
+void ag_output_rules_view(const struct ag_server_conf *s, struct ag_redact_rule *rules)
+{
+	for (int i = 0; i < s->nr_out_rules; i++) {
+		const struct ag_output_rule *o = &s->out_rules[i];
+
+		rules[i] = (struct ag_redact_rule){ .name = o->name,
+						    .kind = o->kind,
+						    .action = o->action,
+						    .path = o->text,
+						    .regex = o->text,
+						    .detector = o->detector };
+	}
+}
+
+static int parse_output_rules(struct parse *p, const char *path, json_t *v,
+			      struct ag_server_conf *s)
+{
+	struct ag_redact_rule rules[AG_REDACT_MAX_RULES];
+	struct ag_redactor *check;
+	struct ag_err why;
+	char where[352];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(s->out_rules = get_array(p, path, v, sizeof(*s->out_rules), &n, &ret)))
+		return ret;
+	if (n > AG_REDACT_MAX_RULES)
+		return badf(p, path, "too many rules (at most %d)", AG_REDACT_MAX_RULES);
+	json_array_foreach(v, i, e)
+	{
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		s->nr_out_rules++;
+		if ((ret = parse_output_rule(p, where, e, &s->out_rules[i])))
+			return ret;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(s->out_rules[j].name, s->out_rules[i].name))
+				return badf(p, where, "duplicate rule name \"%s\"",
+					    s->out_rules[i].name);
+	}
+	/* A bad path or regex is the file's error, not a surprise at the first call. */
+	ag_output_rules_view(s, rules);
+	if (!(check = ag_redactor_new(rules, n, 0, &why)))
+		return badf(p, path, "%s", why.msg);
+	ag_redactor_free(check);
+	return 0;
+}
+
 static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name",	  "match",	"upstream", "tls",
-					    "credential", "audit_args", NULL };
+	static const char *const keys[] = { "name",	  "match",	"upstream",
+					    "tls",	  "credential", "audit_args",
+					    "trust",	  "output_rules", NULL };
 	size_t i, n = json_array_size(arr);
 	char where[256];
 	json_t *e;
@@ -918,6 +1247,23 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 					    v);
 			s->audit_args = mode;
 		}
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].trust", i);
+		s->trust = AG_TRUST_ON_FIRST_USE;
+		if (json_object_get(e, "trust")) {
+			if ((ret = get_string(p, where, json_object_get(e, "trust"), &v)))
+				return ret;
+			if (!strcmp(v, "explicit"))
+				s->trust = AG_TRUST_EXPLICIT;
+			else if (strcmp(v, "on-first-use"))
+				return badf(p, where,
+					    "\"%s\": expected \"on-first-use\" or \"explicit\"", v);
+		}
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].output_rules", i);
+		ret = json_object_get(e, "output_rules")
+			      ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
+			      : default_output_rules(p, s);
+		if (ret)
+			return ret;
 		if (!s->server_name[0]) {
 			size_t hn = strlen(s->upstream_host);
 
@@ -971,11 +1317,43 @@ static int parse_agent_policy(struct parse *p, const char *path, json_t *a,
 	return 0;
 }
 
+/* "delegated_by": agent names; they need not be configured agents themselves. */
+static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
+			      struct ag_agent_conf *ac)
+{
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(ac->delegated_by = get_array(p, path, v, sizeof(*ac->delegated_by), &n, &ret)))
+		return ret;
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &s)))
+			return ret;
+		if (!ag_agent_name_valid(s))
+			return badf(p, where, "\"%s\": expected an agent name of [A-Za-z0-9_.-]", s);
+		if (!strcmp(s, ac->name))
+			return badf(p, where, "\"%s\": an agent cannot delegate to itself", s);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ac->delegated_by[j], s))
+				return badf(p, where, "duplicate agent name \"%s\"", s);
+		strcpy(ac->delegated_by[i], s);
+		ac->nr_delegated_by++;
+	}
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
 	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
 					    "tools",	   "resources",	  "prompts",  "passthrough",
-					    "operator",	   "attributes", NULL };
+					    "operator",	   "attributes", "delegated_by",
+					    "loop_protection", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1013,6 +1391,11 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		if (json_object_get(a, "quota") &&
 		    (ret = parse_quota(p, where, json_object_get(a, "quota"), ac)))
 			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].loop_protection", i);
+		if (json_object_get(a, "loop_protection") &&
+		    (ret = parse_loop_protection(p, where, json_object_get(a, "loop_protection"),
+						 ac)))
+			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].rules", i);
 		if (json_object_get(a, "rules") &&
 		    (ret = parse_rules(p, where, json_object_get(a, "rules"), &ac->rules,
@@ -1035,6 +1418,10 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu]", i);
 		if ((ret = parse_agent_policy(p, where, a, ac)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].delegated_by", i);
+		if (json_object_get(a, "delegated_by") &&
+		    (ret = parse_delegated_by(p, where, json_object_get(a, "delegated_by"), ac)))
 			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].passthrough", i);
 		if (json_object_get(a, "passthrough")) {
@@ -1093,7 +1480,7 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", "policy", "approval_timeout_ms", "audit", NULL
+		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1177,6 +1564,9 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "tool_servers")) && (ret = parse_servers(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "agents")) && (ret = parse_agents(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "tools_lock")) &&
+	    (ret = config_path(p, "$.tools_lock", v, c->tools_lock)))
 		return ret;
 	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
 		return ret;

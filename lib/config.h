@@ -20,6 +20,8 @@
 #define AG_DEFAULT_MARK 0x41470000u /* "AG" */
 #define AG_MAX_CONF_RULES 256
 #define AG_MAX_CONF_AGENTS 256
+#define AG_LOOP_MAX_IDENTICAL 100 /* loop_protection.max_identical */
+#define AG_LOOP_MAX_WINDOW_S 86400
 
 struct ag_rule_conf {
 	uint8_t addr[16];
@@ -56,6 +58,8 @@ enum ag_cred_kind {
 	AG_CRED_NONE,
 	AG_CRED_BEARER,
 	AG_CRED_HEADER,
+	AG_CRED_OAUTH,	   /* OAuth 2.0 client credentials (lib/oauth.h) */
+	AG_CRED_ASSERTION, /* a JWT minted per call (lib/jwt.h) */
 };
 
 /*
@@ -94,9 +98,56 @@ struct ag_server_conf {
 	 */
 	enum ag_cred_kind cred;
 	char cred_header[64];
-	char cred_file[PATH_MAX];
+	char cred_file[PATH_MAX]; /* bearer, header; OAuth's client_secret_file */
+	/*
+	 * {"type": "oauth2_client_credentials", "token_url": URL, "client_id":
+	 * ID, "client_secret_file": F, "scope", "resource" (RFC 8707),
+	 * "audience", "ca_file"}: "Authorization: Bearer <access token>", the
+	 * token cached and refreshed before it expires.
+	 */
+	char oauth_token_url[1024];
+	char oauth_client_id[256];
+	char oauth_scope[512];
+	char oauth_resource[1024];
+	char oauth_ca_file[PATH_MAX];
+	/*
+	 * {"type": "assertion", "audience": AUD, "alg": "EdDSA"|"ES256",
+	 * "ttl_s": 1-300}: "Authorization: Bearer <JWT>" minted per call with
+	 * the instance's key (<state-dir>/keys): sub the operator, act the
+	 * agent and its delegation chain, aud AUD (default: the upstream URL).
+	 */
+	char cred_audience[1400]; /* assertion aud; OAuth "audience" parameter */
+	int assertion_alg;	 /* enum ag_jwt_alg */
+	uint32_t assertion_ttl;
 	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
 	int audit_args;
+	/*
+	 * "trust": how a tool seen for the first time in a tools/list is
+	 * recorded in the inventory (lib/inventory.h): "on-first-use"
+	 * (default) trusts it, "explicit" leaves it pending until
+	 * agentgatectl tools approve.  A changed definition is blocked either way.
+	 */
+	int trust; /* enum ag_trust */
+	/* "output_rules": what is masked or refused in tools/call results
+	 * (lib/redact.h).  Absent: the secret detectors (private keys, bearer
+	 * tokens, cloud access keys) mask; [] turns output rules off. */
+	struct ag_output_rule *out_rules;
+	int nr_out_rules;
+};
+
+/*
+ * One output rule: {"name": N, one of "detector": D, "path": "$.a.b",
+ * "regex": ERE, optional "action": "mask"|"refuse", optional "tools":
+ * [names] limiting it to those tools of the server}.
+ */
+struct ag_output_rule {
+	char name[64];
+	int kind;     /* enum ag_redact_kind */
+	int action;   /* enum ag_redact_action */
+	int detector; /* enum ag_redact_detector */
+	char *text;   /* the path or the regex */
+	char **tools;
+	int nr_tools; /* 0: every tool */
 };
 
 struct ag_agent_conf {
@@ -119,6 +170,14 @@ struct ag_agent_conf {
 	bool pass_set;
 	/* all 0: no quota (kern.h's struct ag_quota_limits, same fields) */
 	uint32_t connect_rate, connect_burst, calls_per_minute, calls_per_day;
+	/*
+	 * "loop_protection": {"max_identical": N, "window_s": S, "action":
+	 * "deny"|"escalate"}: beyond N calls of one tool of one server with
+	 * identical arguments within S seconds, a call is refused or held for
+	 * approval (daemon/budget.h).  loop_max_identical 0: off.
+	 */
+	uint32_t loop_max_identical, loop_window_s;
+	bool loop_escalate;
 	struct ag_rule_conf *rules;
 	int nr_rules;
 	/*
@@ -129,6 +188,14 @@ struct ag_agent_conf {
 	 */
 	char operator_name[AG_NAME_LEN]; /* "" : none */
 	char *attributes;		 /* compact JSON object, NULL when absent */
+	/*
+	 * "delegated_by": the agents that may start this one as a sub-agent
+	 * (agentgatectl run inside their cgroup).  The agent picks its
+	 * sub-cgroup's name, so the daemon honours the name only when the
+	 * parent is listed here (lib/delegation.h).
+	 */
+	char (*delegated_by)[AG_NAME_LEN];
+	int nr_delegated_by;
 };
 
 /*
@@ -178,6 +245,9 @@ struct ag_conf {
 	struct ag_pass_conf *pass;
 	int nr_pass;
 	struct ag_policy_conf policy;
+	/* "tools_lock": reviewed tool definitions pinned by hash
+	 * (agentgatectl tools lock writes one); "" : none. */
+	char tools_lock[PATH_MAX];
 };
 
 /* The embedded default (reads /etc/resolv.conf). */
@@ -213,6 +283,11 @@ const char *ag_conf_cidr_fmt(const uint8_t addr[16], int prefixlen, char *buf, s
 /* A pass-through entry as the file would write it: "*", "api.example.com:443",
  * "10.0.0.0/8", "[::1]:8080". */
 const char *ag_pass_fmt(const struct ag_pass_conf *pc, char *buf, size_t len);
+
+struct ag_redact_rule;
+/* A server's output rules as lib/redact.h takes them (room for
+ * nr_out_rules); the strings point into s. */
+void ag_output_rules_view(const struct ag_server_conf *s, struct ag_redact_rule *rules);
 
 enum ag_mcp_kind {
 	AG_KIND_TOOL,	  /* tools/call, tools/list */

@@ -5,6 +5,7 @@
  * drift apart: the reasons here are the ones agents and audit records see.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,14 +49,14 @@ static const char *target_word(enum ag_policy_target t)
 }
 
 /*
- * context: args, operator, session {id, calls, approved}, time {hour,
- * weekday, epoch} (UTC), request {host, protocol_version}.  args is
- * borrowed.
+ * context: args, operator, session {id, calls, approved}, delegation (a
+ * set of agent names, empty for a root agent), time {hour, weekday,
+ * epoch} (UTC), request {host, protocol_version}.  args is borrowed.
  */
 json_t *ag_policy_call_context(const struct ag_policy_call *c, json_t *args)
 {
 	time_t now = (time_t)c->now;
-	json_t *ctx;
+	json_t *ctx, *chain;
 	struct tm tm;
 
 	if (!gmtime_r(&now, &tm))
@@ -68,6 +69,11 @@ json_t *ag_policy_call_context(const struct ag_policy_call *c, json_t *args)
 		return NULL;
 	if (args && json_object_set(ctx, "args", args))
 		goto oom;
+	if (!(chain = json_array()) || json_object_set_new(ctx, "delegation", chain))
+		goto oom;
+	for (size_t i = 0; i < c->n_delegation; i++)
+		if (json_array_append_new(chain, json_string(c->delegation[i])))
+			goto oom;
 	if (c->operator_name && c->operator_name[0] &&
 	    json_object_set_new(
 		ctx, "operator",
@@ -86,6 +92,52 @@ oom:
 	return NULL;
 }
 
+static bool is_agent(json_t *ent, const char *id)
+{
+	json_t *uid = json_object_get(ent, "uid");
+	const char *type = json_string_value(json_object_get(uid, "type"));
+	const char *eid = json_string_value(json_object_get(uid, "id"));
+
+	return type && eid && !strcmp(type, "Agent") && !strcmp(eid, id);
+}
+
+/* Agent::child's entity in arr, added when absent; gets parent Agent::parent. */
+static int add_parent(json_t *arr, const char *child, const char *parent)
+{
+	json_t *ent = NULL, *e, *parents;
+	size_t i;
+
+	json_array_foreach(arr, i, e) if (is_agent(e, child)) ent = e;
+	if (!ent) {
+		ent = json_pack("{s:{s:s,s:s},s:{},s:[]}", "uid", "type", "Agent", "id", child,
+				"attrs", "parents");
+		if (!ent || json_array_append_new(arr, ent))
+			return -1;
+	}
+	parents = json_object_get(ent, "parents");
+	if (!parents) {
+		if (json_object_set_new(ent, "parents", parents = json_array()))
+			return -1;
+	}
+	/* A malformed entity is the entity parser's to report. */
+	if (!json_is_array(parents))
+		return 0;
+	return json_array_append_new(parents,
+				     json_pack("{s:s,s:s}", "type", "Agent", "id", parent));
+}
+
+json_t *ag_policy_delegation_entities(json_t *base, const char *const *chain, size_t n)
+{
+	json_t *arr = base ? json_deep_copy(base) : json_array();
+
+	for (size_t i = 1; arr && i < n; i++)
+		if (add_parent(arr, chain[i], chain[i - 1])) {
+			json_decref(arr);
+			return NULL;
+		}
+	return arr;
+}
+
 /* Appends the policy ids in list to out ("a,b"), cut short when full. */
 static void ids_fmt(char *out, size_t cap, const char *const *list, size_t n)
 {
@@ -95,11 +147,13 @@ static void ids_fmt(char *out, size_t cap, const char *const *list, size_t n)
 		len += snprintf(out + len, cap - len, "%s%s", len ? "," : "", list[i]);
 }
 
-enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
-					    const struct ag_entities *ents,
-					    const struct ag_policy_call *c, const char *action,
-					    json_t *args, struct ag_policy_result *res,
-					    struct ag_policy_verdict *out)
+/* One engine request for c with ctx as its context; see ag_policy_call_eval.
+ * status: as for ag_policy_evaluate. */
+static enum ag_policy_decision eval_ctx(const struct ag_policy_set *set,
+					const struct ag_entities *ents,
+					const struct ag_policy_call *c, const char *action,
+					json_t *ctx, enum ag_policy_status *status,
+					struct ag_policy_result *res, struct ag_policy_verdict *out)
 {
 	/* The daemon's bound since the first release: a server name and 1 KiB. */
 	char action_id[32], resource[AG_NAME_LEN + 1024];
@@ -108,9 +162,9 @@ enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
 		.principal = { "Agent", c->agent },
 		.action = { "Action", action_id },
 		.resource = { target_type(c->target), resource },
+		.context = ctx,
 	};
 	struct ag_policy_error perr = { 0 };
-	int ret;
 
 	out->policies[0] = '\0';
 	snprintf(action_id, sizeof(action_id), "%s", action);
@@ -119,14 +173,12 @@ enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
 		snprintf(out->reason, sizeof(out->reason), "name too long for a policy request");
 		return AG_DENY;
 	}
-	if (!(req.context = ag_policy_call_context(c, args))) {
+	if (!ctx) {
 		snprintf(out->reason, sizeof(out->reason), "policy request: out of memory");
 		return AG_DENY;
 	}
 	/* Tools are learnt from the server, not declared: each is in its server. */
-	ret = ag_policy_evaluate_in(set, ents, &req, &parent, 1, res, NULL, &perr);
-	json_decref(req.context);
-	if (ret) {
+	if (ag_policy_evaluate_in(set, ents, &req, &parent, 1, res, status, &perr)) {
 		if (c->report)
 			c->report(c->report_arg, action, resource, NULL, perr.msg);
 		snprintf(out->reason, sizeof(out->reason), "request not decidable: %.200s",
@@ -137,6 +189,42 @@ enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
 		c->report(c->report_arg, action, resource, res, NULL);
 	ids_fmt(out->policies, sizeof(out->policies), res->determining, res->n_determining);
 	return res->decision;
+}
+
+enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
+					    const struct ag_entities *ents,
+					    const struct ag_policy_call *c, const char *action,
+					    json_t *args, struct ag_policy_result *res,
+					    struct ag_policy_verdict *out)
+{
+	json_t *ctx = ag_policy_call_context(c, args);
+	enum ag_policy_decision d = eval_ctx(set, ents, c, action, ctx, NULL, res, out);
+
+	json_decref(ctx);
+	return d;
+}
+
+bool ag_policy_call_reads_args(const struct ag_policy_set *set, const struct ag_entities *ents,
+			       const struct ag_policy_call *c, struct ag_policy_result *res)
+{
+	enum ag_policy_status *st = calloc(ag_policy_count(set) + 1, sizeof(*st));
+	struct ag_policy_call quiet = *c;
+	struct ag_policy_verdict v = { 0 };
+	json_t *ctx = json_object();
+	bool reads = true;
+
+	/* Scopes do not look at the context: an empty one says which match. */
+	quiet.report = NULL;
+	if (st && ctx) {
+		eval_ctx(set, ents, &quiet, ag_policy_target_action(c->target), ctx, st, res, &v);
+		reads = v.reason[0] != '\0'; /* not evaluated: assume it does */
+		for (size_t i = 0; !reads && i < ag_policy_count(set); i++)
+			reads = st[i] != AG_POLICY_SCOPE_MISMATCH &&
+				ag_policy_reads_context_at(set, i, "args");
+	}
+	json_decref(ctx);
+	free(st);
+	return reads;
 }
 
 /* @reason("...") of the first determining forbid, for the agent's message. */
@@ -158,6 +246,8 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 {
 	const char *action = ag_policy_target_action(c->target);
 	bool tool = c->target == AG_TARGET_TOOL;
+	/* One context for both requests: only context.args differs. */
+	json_t *ctx = ag_policy_call_context(c, NULL), *args = c->args;
 	enum ag_policy_decision pd;
 	const char *why;
 
@@ -165,32 +255,31 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 	out->policies[0] = '\0';
 	if (tool) {
 		/* A tool the agent may not list does not exist for it. */
-		pd = ag_policy_call_eval(set, ents, c, "list", NULL, res, out);
+		pd = eval_ctx(set, ents, c, "list", ctx, NULL, res, out);
 		if (pd != AG_ALLOW) {
 			out->kind = AG_OUTCOME_HIDDEN;
 			if (!out->reason[0])
 				snprintf(out->reason, sizeof(out->reason),
 					 "tool %s/%s is not visible to agent %s", c->server,
 					 c->name, c->agent);
+			json_decref(ctx);
 			return;
 		}
-		if (c->args && !json_is_object(c->args)) {
+		if (args && !json_is_object(args)) {
 			out->kind = AG_OUTCOME_DENY;
 			snprintf(out->reason, sizeof(out->reason), "arguments are not an object");
+			json_decref(ctx);
 			return;
 		}
-	}
-	if (tool && !c->args) {
 		/* No arguments are an empty record: `context.args has x` is false. */
-		json_t *none = json_object();
-
-		pd = none ? ag_policy_call_eval(set, ents, c, action, none, res, out) : AG_DENY;
-		if (!none)
-			snprintf(out->reason, sizeof(out->reason), "policy request: out of memory");
-		json_decref(none);
-	} else {
-		pd = ag_policy_call_eval(set, ents, c, action, tool ? c->args : NULL, res, out);
+		if (ctx && (args ? json_object_set(ctx, "args", args)
+				 : json_object_set_new(ctx, "args", json_object()))) {
+			json_decref(ctx);
+			ctx = NULL;
+		}
 	}
+	pd = eval_ctx(set, ents, c, action, ctx, NULL, res, out);
+	json_decref(ctx);
 	/* Resources and prompts have no isError result: a refusal hides them. */
 	out->kind = tool ? AG_OUTCOME_DENY : AG_OUTCOME_HIDDEN;
 	switch (pd) {

@@ -3,8 +3,8 @@
  * How a governed MCP request becomes Cedar requests (agentgate-policy(5)):
  * principal Agent::"<agent>", action Action::"call"|"list"|"read"|
  * "get_prompt", resource Tool|Resource|Prompt::"<server>/<name>" in
- * Server::"<server>", and the context (args, operator, session, time,
- * request).  The daemon decides live traffic with it (daemon/decide.c) and
+ * Server::"<server>", and the context (args, operator, session,
+ * delegation, time, request).  The daemon decides live traffic with it (daemon/decide.c) and
  * `agentgatectl policy simulate` replays audit records with it, so a
  * simulation asks the engine exactly what the gateway would have asked.
  * Nothing here keeps state: session counters belong to the caller.
@@ -38,6 +38,12 @@ struct ag_policy_call {
 	json_t *calls, *approved;
 	int64_t now;			     /* context.time: seconds since the epoch, UTC */
 	const char *host, *protocol_version; /* context.request; NULL: "" */
+	/* context.delegation: the agents that started agent, root first
+	 * (lib/delegation.h); n_delegation 0: agent is a root agent.  The
+	 * caller evaluates with entities in which agent is in each of them
+	 * (ag_policy_delegation_entities). */
+	const char *const *delegation;
+	size_t n_delegation;
 	/*
 	 * Called after each engine request, for logs: res is the outcome, or
 	 * NULL when the request itself was unusable, then error says why.
@@ -61,6 +67,15 @@ struct ag_policy_verdict {
 	char policies[256]; /* deciding policy ids, comma-separated; "" none */
 };
 
+/*
+ * The entities of base (Cedar's entities JSON, borrowed) with the chain
+ * chain[0] > chain[1] > ... > chain[n - 1] as parents: Agent::chain[i + 1]
+ * is in Agent::chain[i], so `principal in Agent::"<root>"` holds for every
+ * sub-agent below it.  An agent the array lacks is added without
+ * attributes.  Returns a new array, or NULL when out of memory.
+ */
+json_t *ag_policy_delegation_entities(json_t *base, const char *const *chain, size_t n);
+
 /* The Cedar action of a target: "call", "read", "get_prompt". */
 const char *ag_policy_target_action(enum ag_policy_target t);
 
@@ -80,6 +95,16 @@ enum ag_policy_decision ag_policy_call_eval(const struct ag_policy_set *set,
 					    const struct ag_policy_call *c, const char *action,
 					    json_t *args, struct ag_policy_result *res,
 					    struct ag_policy_verdict *out);
+
+/*
+ * Whether the decision on c may turn on the values of its arguments: a
+ * policy whose scope the request meets reads context.args (or the whole
+ * context).  When none does, a call whose arguments were not recorded can
+ * still be decided.  True, to be safe, when the request cannot be built.
+ * res is scratch.
+ */
+bool ag_policy_call_reads_args(const struct ag_policy_set *set, const struct ag_entities *ents,
+			       const struct ag_policy_call *c, struct ag_policy_result *res);
 
 /*
  * The gateway's decision on c: for a tool, Action::"list" first (a tool

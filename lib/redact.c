@@ -1056,6 +1056,21 @@ struct ag_redactor *ag_redactor_new(const struct ag_redact_rule *rules, size_t n
 	return r;
 }
 
+int ag_redact_detector_parse(const char *name, enum ag_redact_detector *out)
+{
+	for (int d = AG_DET_PEM_KEY; d <= AG_DET_EMAIL; d++)
+		if (!strcmp(name, detectors[d].name)) {
+			*out = d;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *ag_redact_detector_name(enum ag_redact_detector d)
+{
+	return d >= AG_DET_PEM_KEY && d <= AG_DET_EMAIL ? detectors[d].name : "?";
+}
+
 struct ag_redactor *ag_redactor_all_detectors(size_t max_match_len, struct ag_err *err)
 {
 	struct ag_redact_rule rules[AG_DET_EMAIL];

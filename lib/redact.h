@@ -85,6 +85,10 @@ struct ag_redactor;
 struct ag_redactor *ag_redactor_new(const struct ag_redact_rule *rules, size_t n,
 				    size_t max_match_len, struct ag_err *err);
 void ag_redactor_free(struct ag_redactor *r);
+/* A detector by its name: "pem_private_key", "bearer_token",
+ * "cloud_access_key", "credit_card", "email".  -EINVAL when unknown. */
+int ag_redact_detector_parse(const char *name, enum ag_redact_detector *out);
+const char *ag_redact_detector_name(enum ag_redact_detector d);
 /* Every detector as a masking rule named after it, for tests and benches. */
 struct ag_redactor *ag_redactor_all_detectors(size_t max_match_len, struct ag_err *err);
 

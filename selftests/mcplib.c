@@ -25,8 +25,10 @@ static const char tools_list_result[] =
 	"{\"name\":\"secret\",\"inputSchema\":{\"type\":\"object\"}},"
 	"{\"name\":\"add\",\"inputSchema\":{\"type\":\"object\"}}]}";
 
-/* The answer to one request: tools/list lists three tools, anything else echoes. */
-static int answer_one(const char *msg, char *out, size_t cap)
+/* The answer to one request: tools/list lists t->list_result (default:
+ * three tools), anything else gets t->call_result (default: a text result
+ * "served"). */
+static int answer_one(const struct tool *t, const char *msg, char *out, size_t cap)
 {
 	const char *id = strstr(msg, "\"id\":"), *end;
 	char idbuf[64] = "null";
@@ -38,20 +40,19 @@ static int answer_one(const char *msg, char *out, size_t cap)
 	snprintf(idbuf, sizeof(idbuf), "%.*s", (int)(end - id), id);
 	if (strstr(msg, "\"tools/list\""))
 		return snprintf(out, cap, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}", idbuf,
-				tools_list_result);
-	return snprintf(out, cap,
-			"{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\","
-			"\"text\":\"served\"}]}}",
-			idbuf);
+				t->list_result ? t->list_result : tools_list_result);
+	return snprintf(out, cap, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}", idbuf,
+			t->call_result ? t->call_result
+				       : "{\"content\":[{\"type\":\"text\",\"text\":\"served\"}]}");
 }
 
 /* Answers a body: one message or a batch (split at top-level "},{"). */
-static size_t answer_body(const char *body, char *out, size_t cap)
+static size_t answer_body(const struct tool *t, const char *body, char *out, size_t cap)
 {
 	size_t n = 0;
 
 	if (body[0] != '[')
-		return answer_one(body, out, cap);
+		return answer_one(t, body, out, cap);
 	n += snprintf(out + n, cap - n, "[");
 	for (const char *p = body + 1; *p && n < cap;) {
 		const char *next = strstr(p, "},{");
@@ -62,7 +63,7 @@ static size_t answer_body(const char *body, char *out, size_t cap)
 		snprintf(one, sizeof(one), "%.*s", (int)len, p);
 		if (n > 1 && out[n - 1] != '[')
 			n += snprintf(out + n, cap - n, ",");
-		w = answer_one(one, out + n, cap - n);
+		w = answer_one(t, one, out + n, cap - n);
 		if (!w && n && out[n - 1] == ',')
 			n--;
 		n += w;
@@ -115,9 +116,26 @@ static void tool_send(struct tool *t, int fd, const char *buf, size_t len)
 static void reply(struct tool *t, int fd, const char *body)
 {
 	static char out[BIG], msg[BIG];
-	size_t n = answer_body(body, msg, sizeof(msg));
+	size_t n = answer_body(t, body, msg, sizeof(msg));
 	int w;
 
+	if (t->kind == REPLY_SSE_SPLIT && n) {
+		/* One event in two chunks (and TCP segments), cut sse_split
+		 * bytes into the message: the gateway must join them. */
+		size_t cut = t->sse_split < n ? t->sse_split : n / 2;
+		static const char ev[] = "event: message\ndata: ";
+
+		w = snprintf(out, sizeof(out),
+			     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			     "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s%.*s\r\n",
+			     sizeof(ev) - 1 + cut, ev, (int)cut, msg);
+		tool_send(t, fd, out, w);
+		usleep(50000);
+		w = snprintf(out, sizeof(out), "%zx\r\n%.*s\n\n\r\n0\r\n\r\n", n - cut + 2,
+			     (int)(n - cut), msg + cut);
+		tool_send(t, fd, out, w);
+		return;
+	}
 	if (t->kind == REPLY_SSE_SLOW) {
 		const char progress[] = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
 					"\"notifications/progress\",\"params\":{\"progressToken\":1,"
@@ -150,6 +168,17 @@ static void reply(struct tool *t, int fd, const char *body)
 		     "\r\n%.*s",
 		     n, (int)n, msg);
 	tool_send(t, fd, out, w);
+}
+
+/* What a tool server says to a token it no longer accepts. */
+static void reply_unauthorized(struct tool *t, int fd)
+{
+	static const char r[] = "HTTP/1.1 401 Unauthorized\r\n"
+				"WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+				"Content-Type: application/json\r\nContent-Length: 25\r\n\r\n"
+				"{\"error\":\"invalid_token\"}";
+
+	tool_send(t, fd, r, sizeof(r) - 1);
 }
 
 /* One connection: requests parsed with the project's own strict parser. */
@@ -215,7 +244,10 @@ static void tool_conn(struct tool *t, int fd)
 			} else if (ev.type == AG_HTTP_EV_END) {
 				body[blen] = '\0';
 				record(t, head, hlen, body, blen);
-				reply(t, fd, body);
+				if (t->reject_auth[0] && strstr(head, t->reject_auth))
+					reply_unauthorized(t, fd);
+				else
+					reply(t, fd, body);
 			} else {
 				break;
 			}
@@ -260,6 +292,20 @@ void tool_stop(struct tool *t)
 	t->stop = true;
 	pthread_join(t->th, NULL);
 	close(t->lfd);
+}
+
+void tool_seen_bearer(struct tool *t, int nth, char *out, size_t len)
+{
+	const char *h = NULL, *end;
+
+	out[0] = '\0';
+	if (nth >= 0 && nth < tool_nseen(t) && nth < MAX_SEEN)
+		h = strstr(t->seen[nth].head, "Authorization: Bearer ");
+	if (!h)
+		return;
+	h += strlen("Authorization: Bearer ");
+	end = h + strcspn(h, "\r\n");
+	snprintf(out, len, "%.*s", (int)(end - h), h);
 }
 
 int tool_nseen(struct tool *t)
@@ -345,8 +391,10 @@ int env_start_flags(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 	e->orig_port = free_port();
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": [{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
-		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u\"}], \"agents\": [%s]%s%s",
-		 e->orig_port, e->tool.port, agent_json, more_json[0] ? ", " : "", more_json);
+		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u\"%s%s}], \"agents\": [%s]%s%s",
+		 e->orig_port, e->tool.port, e->server_json ? ", " : "",
+		 e->server_json ? e->server_json : "", agent_json, more_json[0] ? ", " : "",
+		 more_json);
 	if ((ret = tdaemon_start(&e->d, suffix, extra, flags)))
 		return ret;
 	snprintf(e->agent_cg, sizeof(e->agent_cg), "%s/a", e->d.in.cg_agents);

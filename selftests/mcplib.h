@@ -24,6 +24,7 @@
 enum reply_kind {
 	REPLY_JSON,	/* answers each JSON-RPC request of the body */
 	REPLY_SSE_SLOW, /* progress event, waits for the agent to see it, result */
+	REPLY_SSE_SPLIT, /* the answer as one SSE event sent in two pieces, then EOF */
 };
 
 struct seen {
@@ -48,6 +49,13 @@ struct tool {
 	SSL_CTX *tls;
 	SSL *ssl; /* the connection being served */
 	int tls_failures; /* handshakes the gateway broke off */
+	/* The "result" of tools/list answers (JSON text); NULL: echo, secret, add. */
+	const char *list_result;
+	/* The "result" of every answer but tools/list (JSON text); NULL: "served". */
+	const char *call_result;
+	size_t sse_split; /* REPLY_SSE_SPLIT: bytes of the message in the first piece */
+	/* A request whose head contains this (a revoked token) gets a 401. */
+	char reject_auth[4096];
 	/* The JSON-RPC id of every request that arrived (beyond MAX_SEEN too). */
 	int ids[MAX_IDS];
 	int nids;
@@ -66,11 +74,14 @@ struct mcp_env {
 	struct tdaemon d;
 	struct tool tool;
 	uint16_t orig_port; /* where the agent believes the tool server is */
+	const char *server_json; /* more members of tool server "t", or NULL */
 	char agent_cg[PATH_MAX];
 };
 
 int tool_start(struct tool *t, enum reply_kind kind);
 void tool_stop(struct tool *t);
+/* The bearer token of the tool server's nth request ("" if none). */
+void tool_seen_bearer(struct tool *t, int nth, char *out, size_t len);
 /* Requests the tool server has received so far. */
 int tool_nseen(struct tool *t);
 bool send_all(int fd, const char *buf, size_t len);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "util.h"
 #include "testlib.h"
 
 static struct ag_test *tests;
@@ -165,6 +166,10 @@ int main(int argc, char **argv)
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* Library code run in-process logs as it would in the daemon; tests
+	 * judge outcomes, so its warnings are noise unless asked for. */
+	if (!verbose)
+		ag_log_set_level(AG_LOG_ERROR);
 	testlib_init(argv[0]);
 
 	for (struct ag_test *t = tests; t; t = t->next) {

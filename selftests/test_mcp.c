@@ -32,7 +32,7 @@ static const char default_agent[] = "{\"name\": \"a\", \"tools\": [\"t/echo\", \
 TEST(mcp_governed)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 
 	if (!ASSERT_OK(env_start(&e, "mcpgov", REPLY_JSON, default_agent), "environment"))
 		goto out;
@@ -205,7 +205,7 @@ TEST(mcp_framing)
 		  "10000000000000000\r\n{}\r\n0\r\n\r\n" },
 	};
 	struct exchange *x = shared_alloc(sizeof(*x));
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 
 	if (!ASSERT_OK(env_start(&e, "mcpframe", REPLY_JSON, default_agent), "environment"))
 		goto out;
@@ -231,7 +231,7 @@ out:
 TEST(mcp_sse_streaming)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 
 	if (!ASSERT_OK(env_start(&e, "mcpsse", REPLY_SSE_SLOW, default_agent), "environment"))
 		goto out;
@@ -263,7 +263,7 @@ out:
 TEST(mcp_passthrough)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	uint16_t other_port;
 	int other = tcp_listen("127.0.0.1", 0, &other_port);
 	char agent[256];
@@ -324,7 +324,7 @@ TEST(mcp_upstream_tls)
 	char path[PATH_MAX], key[PATH_MAX];
 	uint16_t orig[3];
 	SSL_CTX *ctx = NULL;
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 
 	memset(&e, 0, sizeof(e));
 	if (!ASSERT_OK_PTR(mkdtemp(dir), "CA dir"))
@@ -416,7 +416,7 @@ TEST(mcp_credentials)
 	static const char gw_secret[] = "gw-secret-canary-5d1e";
 	struct exchange *x = shared_alloc(sizeof(*x));
 	char dir[] = "/tmp/agcred.XXXXXX", extra[PATH_MAX + 1024], file[PATH_MAX], *out = NULL;
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	FILE *f;
 
 	memset(&e, 0, sizeof(e));
@@ -535,7 +535,7 @@ TEST(mcp_audit_crash)
 {
 	struct call_stream *cs = shared_alloc(sizeof(*cs));
 	char *out = NULL, *log = NULL;
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	pid_t pid;
 	int nids, missing = 0;
 
@@ -589,7 +589,7 @@ TEST(mcp_audit_disk_full)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
 	char filler[PATH_MAX + 16], *out = NULL;
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	int before, status;
 
 	if (!ASSERT_OK(env_start_flags(&e, "mcpfull", REPLY_JSON, default_agent, "",
@@ -651,7 +651,7 @@ TEST(mcp_audit_rotation_syslog)
 	char sock_path[] = "/tmp/agsyslog.XXXXXX", more[PATH_MAX + 128], *out = NULL;
 	char buf[8192];
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	int sfd = -1, decisions = 0;
 
 	memset(&e, 0, sizeof(e));

@@ -78,7 +78,7 @@ TEST(mcp_policy)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
 	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 64];
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	char *out = NULL;
 
 	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
@@ -217,7 +217,7 @@ out:
 TEST(mcp_policy_bad_start)
 {
 	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 64];
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	char *out = NULL;
 
 	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
@@ -265,7 +265,7 @@ TEST(mcp_escalation)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
 	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 96];
-	struct mcp_env e;
+	struct mcp_env e = { 0 };
 	char *out = NULL;
 	long long id;
 	pid_t pid;

@@ -146,8 +146,8 @@ TEST(policy_simulate)
 		/* The base set reads no arguments: the hashed record replays too. */
 		ASSERT_EQ(simulate(&l, "", &out), 0, "exit");
 		ASSERT_STREQ(out,
-			     "6 decisions replayed, 0 would change, 0 not replayable (arguments "
-			     "hashed), 1 skipped (not a governed call)\n",
+			     "6 decisions replayed, 0 would change, 0 undetermined (arguments not "
+			     "recorded), 1 skipped (not a governed call)\n",
 			     "output");
 		free(out), out = NULL;
 	}
@@ -162,8 +162,8 @@ TEST(policy_simulate)
 			     "no-echo: echo is retired\n"
 			     "seq 5 2026-11-22T10:00:05.000000005Z a call t/echo: allow -> deny by "
 			     "no-echo: echo is retired\n"
-			     "6 decisions replayed, 2 would change, 0 not replayable (arguments "
-			     "hashed), 1 skipped (not a governed call)\n",
+			     "6 decisions replayed, 2 would change, 0 undetermined (arguments not "
+			     "recorded), 1 skipped (not a governed call)\n",
 			     "output");
 		free(out), out = NULL;
 	}
@@ -177,8 +177,26 @@ TEST(policy_simulate)
 		ASSERT_STREQ(out,
 			     "seq 3 2026-11-22T10:00:03.000000003Z a call t/add: allow -> deny by "
 			     "add-limit: forbidden by add-limit\n"
-			     "5 decisions replayed, 1 would change, 1 not replayable (arguments "
-			     "hashed), 1 skipped (not a governed call)\n",
+			     "seq 4 2026-11-22T10:00:04.000000004Z a call t/add: allow -> "
+			     "undetermined: arguments not recorded\n"
+			     "5 decisions replayed, 1 would change, 1 undetermined (arguments not "
+			     "recorded), 1 skipped (not a governed call)\n",
+			     "output");
+		free(out), out = NULL;
+	}
+	if (test__start_subtest("arguments read only elsewhere") &&
+	    ASSERT_TRUE(put_policy(&l, BASE "@id(\"echo-hi\")\n"
+					    "forbid (principal, action == Action::\"call\",\n"
+					    "        resource == Tool::\"t/echo\")\n"
+					    "when { context.args.text == \"hi\" };\n"),
+			"policy")) {
+		/* No policy that could match t/add reads its arguments: decided. */
+		ASSERT_EQ(simulate(&l, "", &out), 1, "exit");
+		ASSERT_STREQ(out,
+			     "seq 1 2026-11-22T10:00:01.000000001Z a call t/echo: allow -> deny by "
+			     "echo-hi: forbidden by echo-hi\n"
+			     "6 decisions replayed, 1 would change, 0 undetermined (arguments not "
+			     "recorded), 1 skipped (not a governed call)\n",
 			     "output");
 		free(out), out = NULL;
 	}
@@ -226,7 +244,7 @@ TEST(policy_simulate)
 			  1, "exit");
 		ASSERT_STREQ(
 		    out,
-		    "{\"replayed\":5,\"changed\":2,\"not_replayable\":1,\"skipped\":1,"
+		    "{\"replayed\":5,\"changed\":2,\"undetermined\":1,\"skipped\":1,"
 		    "\"changes\":[{\"seq\":2,\"ts\":\"2026-11-22T10:00:02.000000002Z\","
 		    "\"agent\":\"a\",\"server\":\"t\",\"name\":\"add\",\"action\":\"call\","
 		    "\"recorded\":\"allow\",\"simulated\":\"deny\",\"policies\":[\"no-add\"],"
@@ -234,7 +252,10 @@ TEST(policy_simulate)
 		    "\"2026-11-22T10:00:03.000000003Z\",\"agent\":\"a\",\"server\":\"t\","
 		    "\"name\":\"add\",\"action\":\"call\",\"recorded\":\"allow\","
 		    "\"simulated\":\"deny\",\"policies\":[\"no-add\"],\"reason\":"
-		    "\"forbidden by no-add\"}]}\n",
+		    "\"forbidden by no-add\"}],\"undetermined_decisions\":[{\"seq\":4,\"ts\":"
+		    "\"2026-11-22T10:00:04.000000004Z\",\"agent\":\"a\",\"server\":\"t\","
+		    "\"name\":\"add\",\"action\":\"call\",\"recorded\":\"allow\","
+		    "\"reason\":\"arguments not recorded\"}]}\n",
 		    "output");
 		free(out), out = NULL;
 	}
@@ -256,8 +277,8 @@ TEST(policy_simulate)
 		if (esc_log(&l, "allow")) {
 			ASSERT_EQ(simulate(&l, "", &out), 0, "exit");
 			ASSERT_STREQ(out,
-				     "2 decisions replayed, 0 would change, 0 not replayable "
-				     "(arguments hashed), 0 skipped (not a governed call)\n",
+				     "2 decisions replayed, 0 would change, 0 undetermined "
+				     "(arguments not recorded), 0 skipped (not a governed call)\n",
 				     "approved");
 			free(out), out = NULL;
 		}
@@ -267,11 +288,39 @@ TEST(policy_simulate)
 			ASSERT_STREQ(out,
 				     "seq 2 2026-11-22T10:00:02.000000000Z a call t/pay: allow -> "
 				     "deny by after-approval: forbidden by after-approval\n"
-				     "2 decisions replayed, 1 would change, 0 not replayable "
-				     "(arguments hashed), 0 skipped (not a governed call)\n",
+				     "2 decisions replayed, 1 would change, 0 undetermined "
+				     "(arguments not recorded), 0 skipped (not a governed call)\n",
 				     "not approved");
 			free(out), out = NULL;
 		}
+	}
+	if (test__start_subtest("sub-agent chain from the record") &&
+	    ASSERT_TRUE(put_policy(&l, "@id(\"under-a\")\n"
+				       "permit (principal in Agent::\"a\",\n"
+				       "        action in [Action::\"call\", Action::\"list\"],\n"
+				       "        resource in Server::\"t\");\n"),
+			"policy") &&
+	    ASSERT_OK_PTR(l.f = fopen(l.log, "w"), "audit log")) {
+		/* b as a sub-agent of a, then b on its own: only the first is in a. */
+		for (int i = 0; i < 2; i++)
+			fprintf(l.f,
+				"{\"agent\":{\"name\":\"b\"%s},\"args\":{},\"decision\":\"allow\","
+				"\"hidden\":false,\"id\":%d,\"kind\":\"decision\",\"method\":"
+				"\"tools/call\",\"prev\":\"0\",\"rule\":\"policy\",\"seq\":%d,"
+				"\"server\":\"t\",\"tool\":\"echo\",\"ts\":"
+				"\"2026-11-22T10:00:0%d.000000000Z\"}\n",
+				i ? "" : ",\"delegation\":[\"a\"]", i + 1, i, i);
+		if (ASSERT_OK(fclose(l.f), "close")) {
+			ASSERT_EQ(simulate(&l, "", &out), 1, "exit");
+			ASSERT_STREQ(out,
+				     "seq 1 2026-11-22T10:00:01.000000000Z b call t/echo: allow -> "
+				     "deny_unknown by none: tool t/echo is not visible to agent b\n"
+				     "2 decisions replayed, 1 would change, 0 undetermined "
+				     "(arguments not recorded), 0 skipped (not a governed call)\n",
+				     "only the root b changes");
+			free(out), out = NULL;
+		}
+		l.f = NULL;
 	}
 	if (test__start_subtest("usage and input errors")) {
 		ASSERT_EQ(run_capture(&out, "%s/agentgatectl policy simulate %s 2>&1",

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // v2_server.mjs --port N [--legacy stateless|reject] [--response-mode auto|sse|json]
+//                [--echo-description TEXT]
 //
 // A small MCP server for the 2026-07-28 (stateless, per-request) protocol era,
 // built with @modelcontextprotocol/server 2.x: createMcpHandler() with a
@@ -8,6 +9,8 @@
 //
 // Tools: echo {text} -> text; add {a,b} -> "a+b" as text (and structured
 //        {sum}); secret-tool {} -> "should not be reachable".
+// --echo-description replaces echo's description: a server that changes a
+// tool after it was trusted (the tool-integrity tests).
 //
 // Eras: a request carrying the 2026-07-28 envelope (_meta protocol version
 // claim, MCP-Protocol-Version: 2026-07-28, Mcp-Method / Mcp-Name headers that
@@ -23,12 +26,14 @@ import http from 'node:http';
 import { Readable } from 'node:stream';
 import { args, exitOnSignals, listenLoopback, log, need, port, ready } from './lib.mjs';
 
-const USAGE = 'v2_server.mjs --port N [--legacy stateless|reject] [--response-mode auto|sse|json]';
+const USAGE =
+	'v2_server.mjs --port N [--legacy stateless|reject] [--response-mode auto|sse|json] [--echo-description TEXT]';
 const opt = args(
 	{
 		port: { type: 'string' },
 		legacy: { type: 'string', default: 'stateless' },
 		'response-mode': { type: 'string', default: 'auto' },
+		'echo-description': { type: 'string', default: 'Returns the text' },
 	},
 	USAGE,
 );
@@ -49,7 +54,7 @@ function makeServer(ctx) {
 	const server = new McpServer({ name: 'agentgate-v2-server', version: '1.0.0' }, { capabilities: { tools: {} } });
 	server.registerTool(
 		'echo',
-		{ description: 'Returns the text', inputSchema: z.object({ text: z.string() }) },
+		{ description: opt['echo-description'], inputSchema: z.object({ text: z.string() }) },
 		async ({ text }) => ({ content: [{ type: 'text', text }] }),
 	);
 	server.registerTool(

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Call budgets and loop protection of the MCP path (budget.h).
+ *
+ * Budgets are charged in the kernel (lib/kern.h ag_quota_charge runs
+ * bpf/quota.bpf.c), under the quota value's lock the connect hooks also
+ * take: the daemon never writes usage itself.
+ *
+ * Loop protection is daemon memory, per configured agent, allocated at the
+ * agent's first call:
+ *  - a call is identified by the SHA-256 of its server, tool name and
+ *    canonical arguments (lib/toolhash.h's RFC 8785-style serialisation,
+ *    so {"a":1,"b":2} and {"b":2,"a":1.0} are the same call);
+ *  - at most LOOP_CALLS distinct calls are remembered; a new one, when all
+ *    slots are in use, takes the slot of the least recently made (an LRU
+ *    list), so an agent varying its arguments costs a fixed amount of
+ *    memory, whatever it sends: LOOP_CALLS x (slot + max_identical times);
+ *  - each slot keeps the times of its last max_identical calls that went
+ *    through, a ring ordered oldest first: a call is one too many when the
+ *    ring is full and its oldest time is still inside the window (a
+ *    sliding window, exact);
+ *  - slots are found by the hash's first bytes in LOOP_BUCKETS chains.
+ * Refused or held calls are not recorded: the window slides on the calls
+ * that ran, so a loop that keeps going stays stopped only until the
+ * oldest of them leaves the window.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "budget.h"
+#include "subagent.h"
+#include "toolhash.h"
+
+#define LOOP_CALLS 1024
+#define LOOP_BUCKETS 2048 /* a power of two */
+#define LOOP_NIL UINT32_MAX
+
+struct loop_call {
+	uint8_t hash[32];
+	uint32_t chain;		/* next slot in the bucket, LOOP_NIL at the end */
+	uint32_t newer, older;	/* LRU list, LOOP_NIL at the ends */
+	uint32_t oldest, count; /* the ring: times[oldest], count of them */
+};
+
+struct loop_agent {
+	/* The configuration this state was made for: a change starts afresh. */
+	char name[AG_NAME_LEN];
+	uint32_t max;
+	uint64_t window_ns;
+	uint32_t used; /* slots handed out so far; then the LRU's oldest is reused */
+	uint32_t newest, oldest;
+	uint32_t bucket[LOOP_BUCKETS];
+	struct loop_call calls[LOOP_CALLS];
+	uint64_t times[]; /* LOOP_CALLS rings of max */
+};
+
+/* Per configured agent, by its position in d->conf.agents. */
+struct ag_budget_state {
+	int nr;
+	struct loop_agent *agents[];
+};
+
+int ag_budget_init(struct ag_daemon *d, struct ag_err *err)
+{
+	d->budget =
+	    calloc(1, sizeof(*d->budget) + d->conf.nr_agents * sizeof(d->budget->agents[0]));
+	if (!d->budget)
+		return ag_errf(err, ENOMEM, "loop protection: out of memory");
+	d->budget->nr = d->conf.nr_agents;
+	return 0;
+}
+
+void ag_budget_fini(struct ag_daemon *d)
+{
+	if (!d->budget)
+		return;
+	for (int i = 0; i < d->budget->nr; i++)
+		free(d->budget->agents[i]);
+	free(d->budget);
+	d->budget = NULL;
+}
+
+static void decide(struct ag_decision *dec, enum ag_decision_kind kind, const char *rule,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void decide(struct ag_decision *dec, enum ag_decision_kind kind, const char *rule,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	dec->kind = kind;
+	dec->rule = rule;
+	dec->policies[0] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(dec->reason, sizeof(dec->reason), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The configuration of the agent whose quota entry the kernel charges: the
+ * root of a sub-agent's delegation chain, since the hooks account a
+ * sub-agent's connections to the root's cgroup.
+ */
+static const struct ag_agent_conf *budget_owner(struct ag_daemon *d, const struct ag_agent_conf *ac,
+						const struct ag_origin *o)
+{
+	struct ag_delegation dg;
+
+	if (o->cgroup_id == o->agent_cgroup_id)
+		return ac;
+	if (ag_daemon_delegation(d, o, &dg))
+		return NULL;
+	return ag_conf_agent(&d->conf, dg.name[0]);
+}
+
+/*
+ * Returns whether the call may go on.  Every call is charged, not only
+ * those of agents configured with a budget: agentgatectl quota set gives
+ * one live, and an agent without a quota entry costs the program one
+ * lookup.
+ */
+static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origin *o,
+		   struct ag_decision *dec)
+{
+	struct ag_charge c;
+	struct ag_err err;
+	char q[512];
+
+	if (ag_quota_charge(&d->kern, o->agent_cgroup_id, &c, &err)) {
+		ag_log(AG_LOG_ERROR, "quota", "agent=%s error=%s", owner,
+		       ag_logq(q, sizeof(q), err.msg));
+		decide(dec, AG_DECIDE_DENY, "quota",
+		       "the call budget of agent %s could not be charged", owner);
+		return false;
+	}
+	if (c.spent == AG_BUDGET_NONE)
+		return true;
+	decide(dec, AG_DECIDE_DENY, "quota", "call budget %s (%u) of agent %s is spent",
+	       c.spent == AG_BUDGET_MINUTE ? "calls_per_minute" : "calls_per_day", c.limit,
+	       owner);
+	return false;
+}
+
+/*
+ * SHA-256 of {"name": "server/tool", "inputSchema": arguments}: the tool
+ * definition hash's canonical form, reused for a call.  Server names have
+ * no '/', so the name is unambiguous.
+ */
+static int call_hash(const struct ag_server_conf *srv, const struct ag_jsonrpc_msg *m,
+		     uint8_t hash[32], struct ag_err *err)
+{
+	char hex[AG_TOOLHASH_HEX_LEN + 1];
+	json_t *call = json_pack("{s:s++,s:O*}", "name", srv ? srv->name : "", "/",
+				 m->name ? m->name : "", "inputSchema", m->arguments);
+	int ret;
+
+	if (!call)
+		return ag_errf(err, ENOMEM, "call hash: out of memory");
+	ret = ag_tool_hash(call, hex, err);
+	json_decref(call);
+	for (int i = 0; !ret && i < 32; i++)
+		sscanf(hex + 2 * i, "%2hhx", &hash[i]);
+	return ret;
+}
+
+static struct loop_agent *loop_state(struct ag_daemon *d, const struct ag_agent_conf *ac)
+{
+	ptrdiff_t i = ac - d->conf.agents;
+	uint64_t window_ns = (uint64_t)ac->loop_window_s * 1000000000ull;
+	struct loop_agent *la;
+
+	if (!d->budget || i < 0 || i >= d->budget->nr)
+		return NULL;
+	la = d->budget->agents[i];
+	if (la && la->max == ac->loop_max_identical && la->window_ns == window_ns &&
+	    !strcmp(la->name, ac->name))
+		return la;
+	free(la);
+	la = calloc(1, sizeof(*la) +
+			   (size_t)LOOP_CALLS * ac->loop_max_identical * sizeof(la->times[0]));
+	d->budget->agents[i] = la;
+	if (!la)
+		return NULL;
+	memcpy(la->name, ac->name, sizeof(la->name));
+	la->max = ac->loop_max_identical;
+	la->window_ns = window_ns;
+	la->newest = la->oldest = LOOP_NIL;
+	memset(la->bucket, 0xff, sizeof(la->bucket));
+	return la;
+}
+
+static uint32_t bucket_of(const uint8_t hash[32])
+{
+	uint32_t b;
+
+	memcpy(&b, hash, sizeof(b));
+	return b & (LOOP_BUCKETS - 1);
+}
+
+static void lru_unlink(struct loop_agent *la, uint32_t i)
+{
+	struct loop_call *c = &la->calls[i];
+
+	if (c->newer != LOOP_NIL)
+		la->calls[c->newer].older = c->older;
+	else
+		la->newest = c->older;
+	if (c->older != LOOP_NIL)
+		la->calls[c->older].newer = c->newer;
+	else
+		la->oldest = c->newer;
+}
+
+static void lru_push(struct loop_agent *la, uint32_t i)
+{
+	struct loop_call *c = &la->calls[i];
+
+	c->newer = LOOP_NIL;
+	c->older = la->newest;
+	if (la->newest != LOOP_NIL)
+		la->calls[la->newest].newer = i;
+	else
+		la->oldest = i;
+	la->newest = i;
+}
+
+/* The slot of hash, made the most recent; a new one when there is none. */
+static struct loop_call *loop_find(struct loop_agent *la, const uint8_t hash[32])
+{
+	uint32_t *link = &la->bucket[bucket_of(hash)], i;
+
+	for (i = *link; i != LOOP_NIL; i = la->calls[i].chain)
+		if (!memcmp(la->calls[i].hash, hash, 32)) {
+			lru_unlink(la, i);
+			lru_push(la, i);
+			return &la->calls[i];
+		}
+	if (la->used < LOOP_CALLS) {
+		i = la->used++;
+	} else {
+		uint32_t *p;
+
+		i = la->oldest;
+		lru_unlink(la, i);
+		for (p = &la->bucket[bucket_of(la->calls[i].hash)]; *p != i;
+		     p = &la->calls[*p].chain)
+			;
+		*p = la->calls[i].chain;
+	}
+	memcpy(la->calls[i].hash, hash, 32);
+	la->calls[i].oldest = la->calls[i].count = 0;
+	la->calls[i].chain = *link;
+	*link = i;
+	lru_push(la, i);
+	return &la->calls[i];
+}
+
+/* Whether one more call now would exceed the limit; forgets times out of the window. */
+static bool loop_over(struct loop_agent *la, struct loop_call *c, uint64_t now)
+{
+	uint64_t *times = &la->times[(size_t)(c - la->calls) * la->max];
+
+	while (c->count && now - times[c->oldest] >= la->window_ns) {
+		c->oldest = (c->oldest + 1) % la->max;
+		c->count--;
+	}
+	return c->count >= la->max;
+}
+
+static void loop_record(struct loop_agent *la, struct loop_call *c, uint64_t now)
+{
+	uint64_t *times = &la->times[(size_t)(c - la->calls) * la->max];
+
+	times[(c->oldest + c->count) % la->max] = now;
+	c->count++;
+}
+
+void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const char *agent,
+		     const struct ag_origin *o, const struct ag_server_conf *srv,
+		     const struct ag_jsonrpc_msg *m, struct ag_decision *dec)
+{
+	const struct ag_agent_conf *owner = budget_owner(d, ac, o);
+	struct loop_agent *la = NULL;
+	struct loop_call *call = NULL;
+	uint64_t now = ag_now_ns();
+	bool looping = false;
+	uint8_t hash[32];
+	struct ag_err err;
+	char q[512];
+
+	if (ac && ac->loop_max_identical) {
+		if (!call_hash(srv, m, hash, &err) && !(la = loop_state(d, ac)))
+			ag_errf(&err, ENOMEM, "out of memory");
+		if (!la) {
+			ag_log(AG_LOG_ERROR, "loop_protection", "agent=%s error=%s", ac->name,
+			       ag_logq(q, sizeof(q), err.msg));
+			decide(dec, AG_DECIDE_DENY, "loop", "loop protection of agent %s failed",
+			       agent);
+			return;
+		}
+		call = loop_find(la, hash);
+		looping = loop_over(la, call, now);
+		if (looping && !ac->loop_escalate) {
+			decide(dec, AG_DECIDE_DENY, "loop",
+			       "loop protection: more than %u identical calls of %s/%s within %u s "
+			       "by agent %s",
+			       ac->loop_max_identical, srv ? srv->name : "", m->name ? m->name : "",
+			       ac->loop_window_s, agent);
+			return;
+		}
+	}
+	/* An escalated call is charged now: it runs if a human approves. */
+	if (!charge(d, owner ? owner->name : agent, o, dec))
+		return;
+	if (looping) {
+		decide(
+		    dec, AG_DECIDE_ESCALATE, "loop",
+		    "loop protection: more than %u identical calls of %s/%s within %u s by agent "
+		    "%s; held for approval",
+		    ac->loop_max_identical, srv ? srv->name : "", m->name ? m->name : "",
+		    ac->loop_window_s, agent);
+		return;
+	}
+	if (call)
+		loop_record(la, call, now);
+}

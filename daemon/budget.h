@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What a tool call costs an agent (DESIGN section 7): its call budgets
+ * per minute and per day, kept in the kernel's quota map so that a spent
+ * budget also stops new connections, and loop protection, which stops the
+ * same call being made over and over (agentgate.conf(5)
+ * "loop_protection").
+ */
+#ifndef AG_DAEMON_BUDGET_H
+#define AG_DAEMON_BUDGET_H
+
+#include "daemon.h"
+#include "decide.h"
+#include "jsonrpc.h"
+
+/*
+ * A tools/call the decision allowed (or escalated) on server srv: charges
+ * the call budgets of the agent the kernel accounts the connection to
+ * (o->agent_cgroup_id, whose configuration says whether it has any: an
+ * agent without one costs no system call) and applies ac's loop
+ * protection.  May turn *dec into AG_DECIDE_DENY (rule "quota" or "loop",
+ * the reason naming the budget or the repeated tool and the limit) or
+ * AG_DECIDE_ESCALATE (loop protection with action escalate).  A call that
+ * loop protection refuses is not charged; a call refused for its budget
+ * is counted in calls_refused.  Fails closed: a call that cannot be
+ * charged or hashed is denied.  Loop thread only.
+ */
+void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const char *agent,
+		     const struct ag_origin *o, const struct ag_server_conf *srv,
+		     const struct ag_jsonrpc_msg *m, struct ag_decision *dec);
+
+/* After the configuration is loaded; allocates nothing per agent yet. */
+int ag_budget_init(struct ag_daemon *d, struct ag_err *err);
+void ag_budget_fini(struct ag_daemon *d);
+
+#endif

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Which agent a connection is, when agents start sub-agents
+ * (lib/delegation.h): the chain from the root agent, whose cgroup the
+ * kernel recorded (origin agent_cgroup_id), down to the calling agent,
+ * whose cgroup it also recorded (origin cgroup_id).
+ */
+#ifndef AG_DAEMON_SUBAGENT_H
+#define AG_DAEMON_SUBAGENT_H
+
+#include "daemon.h"
+#include "delegation.h"
+
+/*
+ * The chain of o into *out (names copied: valid as long as *out): root
+ * first, the calling agent last, the agent every decision of the
+ * connection is made for.  -ENOENT (nothing in *out) when the root agent
+ * is not registered.  A sub-cgroup that cannot be found leaves the root
+ * alone in the chain, with cut set and sub_cgroup "?".  Lookups are
+ * cached by cgroup id (ids are never reused); a miss searches the root
+ * agent's subtree again, since sub-agents start at any time.  Loop thread
+ * only.
+ */
+int ag_daemon_delegation(struct ag_daemon *d, const struct ag_origin *o, struct ag_delegation *out);
+
+#endif

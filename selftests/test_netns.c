@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Agents in a network namespace of their own (agentgatectl run --netns),
+ * against a real agentgated.  The agent is `sleep`; the test acts as the
+ * agent by joining its cgroup and namespace (governed traffic), and as a
+ * process the hooks never saw by joining the namespace alone: a raw
+ * socket, a packet socket and a UDP flood then meet only the XDP guard on
+ * the host side of the veth, which drops them and counts them for the
+ * agent.  Every flood is bounded in count and time; the receiving end
+ * counts what arrived, so "dropped" is checked at both ends.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/udp.h>
+#include <bpf/bpf.h>
+
+#include "cgroup.h"
+#include "guard.h"
+#include "mcplib.h"
+#include "netns.h"
+#include "test.h"
+#include "testlib.h"
+
+#define FLOOD 2000  /* UDP datagrams */
+#define FRAMES 20   /* raw and packet-socket packets */
+#define FLOOD_MS 3000
+#define QUIET_MS 300
+
+static const char agent_json[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}";
+
+struct nsenv {
+	struct mcp_env e;
+	pid_t run;	  /* agentgatectl run --netns */
+	int nsfd;	  /* the agent's network namespace */
+	char run_cg[PATH_MAX];
+	char ifname[IF_NAMESIZE];
+	struct ag_netns ns;
+	uint64_t agent_id;
+};
+
+/* Shared with children: what to do in the namespace, and what happened. */
+struct job {
+	int nsfd;
+	struct exchange x;
+	uint32_t agent_ip4, gateway_ip4; /* network order */
+	uint16_t port;			 /* UDP sink, or the TCP echo server */
+	uint8_t host_mac[ETH_ALEN];
+	int ifindex; /* eth0, inside */
+	int sent, replies, err;
+	char echo[16];
+};
+
+static int enter(struct job *j)
+{
+	if (setns(j->nsfd, CLONE_NEWNET)) {
+		j->err = errno;
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs fn in a child that joined the namespace, and the agent's cgroup when cg is set. */
+static int in_netns(const char *cg, int (*fn)(void *), struct job *j)
+{
+	int status;
+	pid_t pid;
+
+	if (cg)
+		return run_in_cgroup(cg, 0, fn, j);
+	pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		_exit(fn(j) & 0xff);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int agent_mcp(void *arg)
+{
+	struct job *j = arg;
+
+	return enter(j) ? 1 : agent_exchange(&j->x);
+}
+
+/* A plain TCP client to 127.0.0.1:port, as the agent knows it. */
+static int agent_tcp(void *arg)
+{
+	struct job *j = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("127.0.0.1", j->port, &ss);
+	struct pollfd p;
+	int fd;
+
+	if (enter(j))
+		return 1;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) || send(fd, "ping", 4, 0) != 4) {
+		j->err = errno;
+		return 1;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 5000) == 1 && recv(fd, j->echo, sizeof(j->echo) - 1, 0) > 0)
+		j->replies = 1;
+	close(fd);
+	return 0;
+}
+
+static uint16_t csum(const void *data, size_t len)
+{
+	const uint16_t *p = data;
+	uint32_t sum = 0;
+
+	for (; len > 1; len -= 2)
+		sum += *p++;
+	if (len)
+		sum += *(const uint8_t *)p;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* ICMP echo requests to the gateway address from a raw socket; counts replies. */
+static int raw_ping(void *arg)
+{
+	struct job *j = arg;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = j->gateway_ip4 };
+	char buf[256];
+	int fd;
+
+	if (enter(j))
+		return 1;
+	fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	if (fd < 0) {
+		j->err = errno;
+		return 1;
+	}
+	for (int i = 0; i < FRAMES; i++) {
+		struct icmphdr h = { .type = ICMP_ECHO };
+
+		h.un.echo.id = htons(0x4147);
+		h.un.echo.sequence = htons(i);
+		h.checksum = csum(&h, sizeof(h));
+		if (sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&to, sizeof(to)) == sizeof(h))
+			j->sent++;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, QUIET_MS) != 1 || recv(fd, buf, sizeof(buf), 0) <= 0)
+			break;
+		if (((struct icmphdr *)(buf + ((struct iphdr *)buf)->ihl * 4))->type ==
+		    ICMP_ECHOREPLY)
+			j->replies++;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Hand-made Ethernet frames, UDP to the sink, from an AF_PACKET socket on eth0. */
+static int packet_send(void *arg)
+{
+	struct job *j = arg;
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+				  .sll_halen = ETH_ALEN };
+	struct {
+		struct ethhdr eth;
+		struct iphdr ip;
+		struct udphdr udp;
+		char payload[8];
+	} __attribute__((packed)) f;
+	int fd;
+
+	if (enter(j))
+		return 1;
+	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
+	if (fd < 0) {
+		j->err = errno;
+		return 1;
+	}
+	ll.sll_ifindex = j->ifindex;
+	memcpy(ll.sll_addr, j->host_mac, ETH_ALEN);
+	memset(&f, 0, sizeof(f));
+	memcpy(f.eth.h_dest, j->host_mac, ETH_ALEN);
+	f.eth.h_proto = htons(ETH_P_IP);
+	f.ip.version = 4;
+	f.ip.ihl = 5;
+	f.ip.ttl = 64;
+	f.ip.protocol = IPPROTO_UDP;
+	f.ip.tot_len = htons(sizeof(f) - sizeof(f.eth));
+	f.ip.saddr = j->agent_ip4;
+	f.ip.daddr = j->gateway_ip4;
+	f.ip.check = csum(&f.ip, sizeof(f.ip));
+	f.udp.source = htons(40000);
+	f.udp.dest = htons(j->port);
+	f.udp.len = htons(sizeof(f.udp) + sizeof(f.payload));
+	for (int i = 0; i < FRAMES; i++)
+		if (sendto(fd, &f, sizeof(f), 0, (struct sockaddr *)&ll, sizeof(ll)) == sizeof(f))
+			j->sent++;
+	close(fd);
+	return 0;
+}
+
+/* FLOOD datagrams to the sink, or as many as FLOOD_MS allows. */
+static int udp_flood(void *arg)
+{
+	struct job *j = arg;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(j->port),
+				  .sin_addr.s_addr = j->gateway_ip4 };
+	struct timespec t0, t;
+	int fd;
+
+	if (enter(j))
+		return 1;
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0) {
+		j->err = errno;
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < FLOOD; i++) {
+		if (sendto(fd, "flood", 5, 0, (struct sockaddr *)&to, sizeof(to)) == 5)
+			j->sent++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > FLOOD_MS)
+			break;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Datagrams waiting at the sink until QUIET_MS of silence. */
+static int drain(int fd)
+{
+	char buf[64];
+	int n = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, QUIET_MS) != 1 || recv(fd, buf, sizeof(buf), 0) < 0)
+			return n;
+		n++;
+	}
+}
+
+static uint64_t dropped(struct nsenv *n)
+{
+	struct ag_guard_info g;
+	struct ag_err err;
+
+	return ag_guard_info(&n->e.d.in, n->ifname, &g, &err) ? 0 : g.stats.dropped;
+}
+
+/* The netns_links entry of agent a, once run has registered it. */
+static bool find_netns(struct nsenv *n)
+{
+	char path[PATH_MAX];
+	bool found = false;
+	__u32 key, *prev = NULL;
+	int fd;
+
+	ag_pin_path(&n->e.d.in, "netns_links", path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return false;
+	while (!found && !bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		found = !bpf_map_lookup_elem(fd, &key, &n->ns) &&
+			n->ns.agent_cgroup_id == n->agent_id;
+	}
+	close(fd);
+	if (found)
+		snprintf(n->ifname, sizeof(n->ifname), AG_NETNS_IFPREFIX "%u", n->ns.slot);
+	return found;
+}
+
+/* Starts `agentgatectl run --netns --agent a -- sleep 60`, waits for its agent. */
+static int start_run(struct nsenv *n)
+{
+	char ctl[PATH_MAX], procs[PATH_MAX + 16], *text = NULL, ns[64];
+	struct ag_err err;
+
+	snprintf(ctl, sizeof(ctl), "%s/agentgatectl", testlib_build_dir());
+	n->run = fork();
+	if (n->run == 0) {
+		execl(ctl, ctl, "--instance", n->e.d.in.name, "run", "--netns", "--agent", "a",
+		      "--", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	if (n->run < 0)
+		return -1;
+	snprintf(n->run_cg, sizeof(n->run_cg), "%s/a/run-%d", n->e.d.in.cg_agents, n->run);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", n->run_cg);
+	for (int i = 0; i < 500; i++) {
+		free(text);
+		text = NULL;
+		if (!ag_read_file(procs, 4096, &text, NULL, &err) && text[0])
+			break;
+		usleep(20 * 1000);
+	}
+	if (!text || !text[0]) {
+		free(text);
+		return -1;
+	}
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", atoi(text));
+	free(text);
+	n->nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+	if (n->nsfd < 0 || ag_cgroup_id(n->e.d.in.cg_agents, &n->agent_id, &err))
+		return -1;
+	/* The agent cgroup, not agents/: its id is what the hooks count by. */
+	snprintf(procs, sizeof(procs), "%s/a", n->e.d.in.cg_agents);
+	return ag_cgroup_id(procs, &n->agent_id, &err) || !find_netns(n) ? -1 : 0;
+}
+
+/* Ends the agent the way a service manager would; run's exit status, or -1. */
+static int stop_run(struct nsenv *n)
+{
+	int status = 0, r;
+
+	if (n->run <= 0)
+		return -1;
+	kill(n->run, SIGTERM);
+	r = waitpid(n->run, &status, 0);
+	n->run = -1;
+	return r > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool read_mac(const char *ifname, uint8_t mac[ETH_ALEN])
+{
+	char path[PATH_MAX], *text = NULL;
+	struct ag_err err;
+	unsigned int b[ETH_ALEN];
+	bool ok;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
+	if (ag_read_file(path, 64, &text, NULL, &err))
+		return false;
+	ok = sscanf(text, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) == 6;
+	for (int i = 0; ok && i < ETH_ALEN; i++)
+		mac[i] = (uint8_t)b[i];
+	free(text);
+	return ok;
+}
+
+/* From a namespace the daemon knows nothing about: the port must look closed. */
+struct probe {
+	uint16_t port;
+	int connected;
+};
+
+static int probe_connect(void *arg)
+{
+	struct probe *p = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("10.212.0.1", p->port, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct pollfd pf = { .fd = fd, .events = POLLOUT };
+	socklen_t elen = sizeof(int);
+	int e = -1;
+
+	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS)
+		return 1;
+	if (poll(&pf, 1, 1000) == 1 && !getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen))
+		p->connected = e == 0;
+	close(fd);
+	return 0;
+}
+
+static void listener_not_exposed(struct nsenv *n)
+{
+	struct probe *p = shared_alloc(sizeof(*p));
+	char veth[IF_NAMESIZE], *out = NULL;
+	const char *ns = tnetns_add("ngx");
+	uint16_t open_port;
+	int lfd = tcp_listen("0.0.0.0", 0, &open_port);
+
+	snprintf(veth, sizeof(veth), "agx%d", getpid() % 100000);
+	if (!ASSERT_TRUE(ns && lfd >= 0, "namespace and control listener"))
+		goto out;
+	if (!ASSERT_EQ(run_capture(&out,
+				   "ip link add %s type veth peer name eth0 netns %s && "
+				   "ip addr add 10.212.0.1/30 dev %s && ip link set %s up && "
+				   "ip -n %s addr add 10.212.0.2/30 dev eth0 && "
+				   "ip -n %s link set eth0 up",
+				   veth, ns, veth, veth, ns, ns),
+		       0, "foreign veth"))
+		goto out;
+	p->port = open_port;
+	ASSERT_EQ(tnetns_run(ns, probe_connect, p), 0, "probe ran");
+	ASSERT_EQ(p->connected, 1, "another listener on 0.0.0.0 is reachable that way");
+	p->port = n->e.d.port;
+	p->connected = 0;
+	ASSERT_EQ(tnetns_run(ns, probe_connect, p), 0, "probe ran");
+	ASSERT_EQ(p->connected, 0, "the daemon's port is not");
+out:
+	free(out);
+	out = NULL;
+	if (run_capture(&out, "ip link del %s 2>/dev/null", veth) < 0)
+		fprintf(stderr, "cleanup: ip link del %s failed\n", veth);
+	free(out);
+	if (ns)
+		tnetns_del(ns);
+	if (lfd >= 0)
+		close(lfd);
+}
+
+TEST(netns_agent)
+{
+	/* Not shared: fork() in tdaemon_start and start_run writes the pid fields. */
+	static struct nsenv env;
+	struct nsenv *n = &env;
+	struct job *j = shared_alloc(sizeof(*j));
+	int sink = -1;
+	uint16_t sink_port;
+
+	n->run = -1;
+	n->nsfd = -1;
+	if (!ASSERT_OK(env_start(&n->e, "netns", REPLY_JSON, agent_json), "environment"))
+		goto out;
+	if (!ASSERT_OK(start_run(n), "agent started in its namespace"))
+		goto out;
+	j->nsfd = n->nsfd;
+	j->agent_ip4 = n->ns.agent_ip4;
+	j->gateway_ip4 = n->ns.gateway_ip4;
+	sink = udp_bind("0.0.0.0", 0, &sink_port);
+
+	if (test__start_subtest("setup")) {
+		struct ag_guard_info g;
+		struct ag_err err;
+
+		ASSERT_EQ(n->ns.gateway_ip4, htonl(AG_NETNS_GATEWAY), "gateway address");
+		ASSERT_EQ(n->ns.agent_ip4, htonl(AG_NETNS_AGENT(n->ns.slot)), "agent address");
+		if (ASSERT_OK(ag_guard_info(&n->e.d.in, n->ifname, &g, &err), "guard")) {
+			ASSERT_TRUE(g.attached, "XDP on the host-side veth");
+			ASSERT_TRUE(!strcmp(g.mode, "native") || !strcmp(g.mode, "skb"), "mode");
+			ASSERT_EQ(g.cfg.agent_cgroup_id, n->agent_id, "guard names the agent");
+		}
+	}
+	if (test__start_subtest("mcp_call")) {
+		int before = tool_nseen(&n->e.tool);
+
+		post(&j->x, n->e.orig_port, "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\",\"arguments\":{\"text\":\"hi\"}}}");
+		ASSERT_EQ(in_netns(n->run_cg, agent_mcp, j), 0, "agent ran");
+		ASSERT_STRHAS(j->x.response, "\"served\"", "the tool's result reached the agent");
+		ASSERT_EQ(tool_nseen(&n->e.tool), before + 1, "the call reached the tool server");
+	}
+	if (test__start_subtest("tcp_relayed")) {
+		int lfd = tcp_listen("127.0.0.1", 0, &j->port), cfd;
+		pid_t pid;
+		char buf[8] = "";
+
+		j->replies = 0;
+		memset(j->echo, 0, sizeof(j->echo));
+		/* The server answers from the parent while the agent waits. */
+		pid = fork();
+		if (pid == 0)
+			_exit(in_netns(n->run_cg, agent_tcp, j));
+		cfd = accept_timeout(lfd, 5000);
+		if (ASSERT_GE(cfd, 0, "relayed connection arrived")) {
+			ASSERT_EQ(recv(cfd, buf, 4, MSG_WAITALL), 4, "agent's bytes");
+			ASSERT_EQ(send(cfd, "pong", 4, 0), 4, "answer");
+			close(cfd);
+		}
+		waitpid(pid, NULL, 0);
+		ASSERT_STREQ(j->echo, "pong", "answer reached the agent");
+		ASSERT_TRUE(log_has(&n->e.d, 3000, "event=conn", "agent=\"a\"", "result=ok", NULL),
+			    "daemon relayed it for agent a");
+		close(lfd);
+	}
+	if (test__start_subtest("raw_socket_dropped")) {
+		uint64_t d0 = dropped(n);
+
+		j->sent = j->replies = 0;
+		ASSERT_EQ(in_netns(NULL, raw_ping, j), 0, "raw socket in the namespace");
+		ASSERT_EQ(j->sent, FRAMES, "sent");
+		ASSERT_EQ(j->replies, 0, "no echo reply: the requests never arrived");
+		ASSERT_GE(dropped(n) - d0, (uint64_t)FRAMES, "dropped in XDP, counted for a");
+	}
+	if (test__start_subtest("packet_socket_dropped")) {
+		uint64_t d0 = dropped(n);
+
+		j->sent = 0;
+		j->port = sink_port;
+		j->ifindex = 2; /* eth0: the namespace's only interface after lo */
+		if (ASSERT_TRUE(read_mac(n->ifname, j->host_mac), "host-side MAC")) {
+			ASSERT_EQ(in_netns(NULL, packet_send, j), 0, "packet socket in the namespace");
+			ASSERT_EQ(j->sent, FRAMES, "sent");
+			ASSERT_EQ(drain(sink), 0, "nothing reached the sink");
+			ASSERT_GE(dropped(n) - d0, (uint64_t)FRAMES, "dropped in XDP, counted for a");
+		}
+	}
+	if (test__start_subtest("udp_flood_dropped")) {
+		uint64_t d0 = dropped(n);
+
+		j->sent = 0;
+		j->port = sink_port;
+		ASSERT_EQ(in_netns(NULL, udp_flood, j), 0, "UDP socket in the namespace");
+		ASSERT_GT(j->sent, 0, "sent");
+		ASSERT_EQ(drain(sink), 0, "nothing reached the sink");
+		ASSERT_GE(dropped(n) - d0, (uint64_t)j->sent, "every datagram dropped, counted");
+	}
+	if (test__start_subtest("listener_not_exposed"))
+		listener_not_exposed(n);
+	if (test__start_subtest("teardown")) {
+		struct ag_guard_info g;
+		struct ag_err err;
+		char ifname[IF_NAMESIZE];
+
+		memcpy(ifname, n->ifname, sizeof(ifname));
+		ASSERT_EQ(stop_run(n), 128 + SIGTERM, "run exits with its agent's status");
+		ASSERT_EQ(if_nametoindex(ifname), 0u, "veth gone");
+		ASSERT_LT(ag_guard_info(&n->e.d.in, ifname, &g, &err), 0, "guard unpinned");
+		ASSERT_FALSE(find_netns(n), "namespace unregistered");
+	}
+out:
+	stop_run(n);
+	if (n->nsfd >= 0)
+		close(n->nsfd);
+	if (sink >= 0)
+		close(sink);
+	env_stop(&n->e);
+}
