@@ -414,7 +414,9 @@ void env_stop(struct mcp_env *e)
 
 struct exchange *run_agent(struct mcp_env *e, struct exchange *x)
 {
-	ASSERT_EQ(run_in_cgroup(e->agent_cg, NOBODY_UID, agent_exchange, x), 0, "agent ran");
+	if (!ASSERT_EQ(run_in_cgroup(e->agent_cg, NOBODY_UID, agent_exchange, x), 0, "agent ran"))
+		fprintf(stderr, "agent: connect to 127.0.0.1:%u (daemon port %u): %s\n", x->port,
+			e->d.port, strerror(x->err));
 	return x;
 }
 

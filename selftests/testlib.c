@@ -266,13 +266,29 @@ bool has_pending(int lfd)
 	return poll(&p, 1, 0) > 0;
 }
 
+/*
+ * The kernel may hand out a port it just took back: a test that asks twice
+ * (the daemon's port, then a port its agent believes a server is on) must
+ * not get the same one, or the agent's connects go to the gateway itself.
+ */
 uint16_t free_port(void)
 {
+	static uint16_t given[64];
+	static unsigned int n;
 	uint16_t port = 0;
-	int fd = tcp_listen("127.0.0.1", 0, &port);
 
-	if (fd >= 0)
-		close(fd);
+	for (int tries = 0; tries < 32; tries++) {
+		int fd = tcp_listen("127.0.0.1", 0, &port);
+		bool seen = false;
+
+		if (fd >= 0)
+			close(fd);
+		for (unsigned int i = 0; i < n && i < 64; i++)
+			seen |= given[i] == port;
+		if (!seen)
+			break;
+	}
+	given[n++ % 64] = port;
 	return port;
 }
 
