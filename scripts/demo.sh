@@ -76,16 +76,22 @@ sleep 0.2
 
 step "1. An MCP agent (the official SDK client) uses the tool server at its own URL"
 echo "   It lists the tools (the gateway filters the list to the agent's allow-list),"
-echo "   calls echo (allowed: forwarded) and get-tiny-image (not allowed: refused by"
-echo "   the gateway, never reaching the server)."
+echo "   calls echo (allowed: forwarded), get-tiny-image (not allowed: refused by the"
+echo "   gateway, never reaching the server), and echo again with an e-mail address and"
+echo "   a cloud access key in it, which the output rules mask in the result."
 $CTL run --agent demo -- node selftests/e2e/agent.mjs --url "http://127.0.0.1:$MCP_PORT/mcp" \
-	--steps initialize,list,call,call --call echo --args '{"message":"hello from the demo agent"}' \
-	--call get-tiny-image --args '{}' 2>&1 | sed 's/^/   agent| /' || true
+	--steps initialize,list,call,call,call --call echo --args '{"message":"hello from the demo agent"}' \
+	--call get-tiny-image --args '{}' \
+	--call echo --args '{"message":"mail ada@example.org the key AKIAIOSFODNN7EXAMPLE"}' \
+	2>&1 | sed 's/^/   agent| /' || true
 for _ in $(seq 50); do
 	grep -q 'event=mcp_conn ' "$LOG" && break
 	sleep 0.05
 done
 grep 'event=mcp_conn ' "$LOG" | tail -1 | sed 's/^/   daemon| /'
+echo "   The tools the gateway has seen, by definition hash: a server that changes one"
+echo "   later gets it hidden and refused until 'agentgatectl tools approve'."
+$CTL --state-dir "$WORK/state" tools | sed 's/^/   /'
 
 step "2. The agent calls a plain HTTP service it may reach: transparently relayed"
 agent "curl -sS http://127.0.0.1:$TOOL_PORT/forecast"
