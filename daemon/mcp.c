@@ -120,22 +120,22 @@ struct mcp_conn {
 	/* The legacy SSE session this POST belongs to, while it is decided:
 	 * the session goes with its GET stream, which may close any time. */
 	struct session *legacy;
-	/* An escalated call: held in MC_APPROVAL until a human decides. */
 	char req_tool[256]; /* the tool of a lone tools/call, for minted assertions */
-	/* The credential for the request being forwarded (cred.h): wiped once
+	/* The credential for the request being forwarded (creds.h): wiped once
 	 * it is in the upstream's send queue. */
 	bool cred_ready;
 	const char *cred_name;
 	char *cred_value;
 	size_t cred_len;
 	uint64_t cred_gen;
+	/* An escalated call: held in MC_APPROVAL until a human decides. */
 	char esc_tool[256];
 	char esc_reason[256];
 	json_t *esc_id;
 	struct approval *approval;
 	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
 	bool audit_lost;	/* a decision record could not be written */
-	struct ag_list wait; /* in mcp->audit_waiters (MC_AUDIT_WAIT) or cred_waiters (MC_CRED_WAIT) */
+	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
 	/* The response. */
 	enum resp_mode mode;
 	int status;
@@ -537,7 +537,7 @@ static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
 static int govern_result(struct mcp_conn *c, json_t *msg)
 {
 	json_t *id = json_object_get(msg, "id"), *tool, *result;
-	json_t *calls = c->stream_of ? c->stream_of->calls : c->calls;
+	json_t *calls = c->stream_of ? c->stream_of->calls : c->calls, *latency;
 	struct ag_redact_report rep = { 0 };
 	const char *key;
 	char kbuf[64];
@@ -556,13 +556,15 @@ static int govern_result(struct mcp_conn *c, json_t *msg)
 	json_object_del(calls, key);
 	changed = redact_result(c, msg, json_string_value(tool), &rep);
 	result = json_object_get(msg, "result");
+	/* A legacy session's results come on its stream, opened long before. */
+	latency = c->stream_of ? NULL
+			       : json_integer((json_int_t)((ag_now_ns() - c->req_ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
-			json_pack("{s:o,s:s,s:o,s:O,s:i,s:b,s:O?,s:I,s:s?,s:o*}", "agent",
+			json_pack("{s:o,s:s,s:o,s:O,s:i,s:b,s:O?,s:o*,s:s?,s:o*}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
 				  "tool", tool, "id", id, "upstream_status", c->status, "is_error",
 				  json_is_true(json_object_get(result, "isError")), "error",
-				  json_object_get(msg, "error"), "latency_us",
-				  (json_int_t)((ag_now_ns() - c->req_ns) / 1000), "session",
+				  json_object_get(msg, "error"), "latency_us", latency, "session",
 				  c->session_id[0] ? c->session_id : NULL, "redactions",
 				  rep.total || rep.refused_by ? redactions_json(&rep) : NULL));
 	return changed;
