@@ -178,6 +178,19 @@ TEST(mcp_cred_oauth)
 		ASSERT_FALSE(leaked(&e, IDP_CLIENT_SECRET), "client secret nowhere");
 		ASSERT_FALSE(leaked(&e, tok1), "token nowhere");
 		ASSERT_FALSE(leaked(&e, AGENT_CANARY), "agent's token nowhere");
+		for (int i = 0; i < tool_nseen(&e.tool) && i < MAX_SEEN; i++)
+			ASSERT_NULL(strstr(e.tool.seen[i].head, IDP_CLIENT_SECRET),
+				    "client secret not upstream");
+		/* What agentgatectl run hands an agent: nothing of the gateway's. */
+		ASSERT_EQ(run_capture(&out,
+				      "%s/agentgatectl --instance %s run --agent a -- "
+				      "sh -c 'tr \"\\0\" \"\\n\" < /proc/$$/environ'",
+				      testlib_build_dir(), e.d.in.name),
+			  0, "the agent's environment");
+		ASSERT_STRHAS(out, "PATH=", "read it");
+		ASSERT_NULL(out ? strstr(out, IDP_CLIENT_SECRET) : NULL, "no client secret in it");
+		ASSERT_NULL(out ? strstr(out, tok1) : NULL, "no token in it");
+		ASSERT_NULL(out ? strstr(out, "s3cr") : NULL, "not a part of the secret either");
 	}
 out:
 	free(out);
