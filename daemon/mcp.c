@@ -121,6 +121,7 @@ struct mcp_conn {
 	 * the session goes with its GET stream, which may close any time. */
 	struct session *legacy;
 	char req_tool[256]; /* the tool of a lone tools/call, for minted assertions */
+	json_t *req_id;	    /* the id of a lone request, for the gateway's own errors */
 	/* The credential for the request being forwarded (creds.h): wiped once
 	 * it is in the upstream's send queue. */
 	bool cred_ready;
@@ -265,6 +266,8 @@ static void request_reset(struct mcp_conn *c)
 	json_decref(c->esc_id);
 	c->esc_id = NULL;
 	c->esc_tool[0] = c->esc_reason[0] = c->req_tool[0] = '\0';
+	json_decref(c->req_id);
+	c->req_id = NULL;
 	c->head_sent = false;
 	c->session_id[0] = '\0';
 	cred_wipe(c);
@@ -393,7 +396,8 @@ static int send_local(struct mcp_conn *c, int status, const json_t *body, bool k
 /* The agent's request cannot be served: answer and end the connection. */
 static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
 {
-	json_t *e = ag_jsonrpc_error(NULL, code, msg, NULL);
+	/* A lone request's id, once known: the agent can match the answer. */
+	json_t *e = ag_jsonrpc_error(c->req_id, code, msg, NULL);
 
 	/* The request is answered: what is left is the goodbye. */
 	ag_list_del(&c->wait);
@@ -839,6 +843,8 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 				return ret;
 			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
 				snprintf(c->req_tool, sizeof(c->req_tool), "%s", m->name);
+			if (b->count == 1 && m->id && !c->req_id)
+				c->req_id = json_incref(m->id);
 			continue;
 		}
 		if (!(answer = denial(c, m, &dec)))

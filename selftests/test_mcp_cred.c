@@ -160,6 +160,7 @@ TEST(mcp_cred_oauth)
 		before = idp_token_requests(&idp);
 		call(&e, x, 20);
 		ASSERT_STRHAS(x->response, "refused the gateway's credential", "a tool error");
+		ASSERT_STRHAS(x->response, "\"id\":20,", "answering the call's id");
 		ASSERT_NULL(strstr(x->response, "WWW-Authenticate"), "not the upstream's 401");
 		for (n = 0; n < 50 && idp_token_requests(&idp) == before; n++)
 			usleep(100000);
