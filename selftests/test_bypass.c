@@ -34,6 +34,7 @@
 #endif
 
 #define PING_RANGE "/proc/sys/net/ipv4/ping_group_range"
+#define TCP_FASTOPEN_SYSCTL "/proc/sys/net/ipv4/tcp_fastopen"
 
 static const char marker[] = "agentgate-bypass-marker";
 
@@ -199,6 +200,95 @@ out:
 	munmap(a, sizeof(*a));
 }
 
+/*
+ * TCP_FASTOPEN_CONNECT with no cookie needed: connect() returns at once and
+ * the SYN waits for the first send.  In between, another redirected connect
+ * from the same thread.
+ */
+static int agent_tfo_deferred(void *arg)
+{
+	struct attempt *a = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr(a->dst, a->port, &ss);
+	int fd, other = -1, one = 1;
+
+	a->pid = getpid();
+	prctl(PR_GET_NAME, a->comm);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) ||
+	    connect(fd, (struct sockaddr *)&ss, len))
+		goto fail;
+	other = socket(AF_INET, SOCK_STREAM, 0);
+	if (other < 0 || connect(other, (struct sockaddr *)&ss, len))
+		goto fail;
+	close(other);
+	if (write(fd, marker, sizeof(marker)) != sizeof(marker))
+		goto fail;
+	a->peerlen = sizeof(a->peer);
+	getpeername(fd, (struct sockaddr *)&a->peer, &a->peerlen);
+	a->ret = 0;
+	close(fd);
+	return 0;
+fail:
+	a->ret = -1;
+	a->err = errno;
+	if (other >= 0)
+		close(other);
+	if (fd >= 0)
+		close(fd);
+	return 1;
+}
+
+/*
+ * The deferred connection's SYN leaves in write(), after the other
+ * connection's: both must reach the daemon with this agent's origin, and the
+ * marker must come on one of them.
+ */
+static void expect_tfo_deferred(struct tinst *t, int tool_fd, uint16_t port)
+{
+	struct attempt *a = shared_alloc(sizeof(*a));
+	struct timeval tv = { .tv_sec = 2 };
+	char *saved = NULL, buf[64];
+	struct ag_origin o;
+	struct ag_err err;
+	int fd, markers = 0;
+
+	if (ag_read_file(TCP_FASTOPEN_SYSCTL, 64, &saved, NULL, &err) ||
+	    !ASSERT_OK(ag_write_file(TCP_FASTOPEN_SYSCTL, "5", &err),
+		       "tcp_fastopen client, no cookie"))
+		goto out;
+	snprintf(a->dst, sizeof(a->dst), "127.0.0.1");
+	a->port = port;
+	ASSERT_EQ(tinst_agent(t, NOBODY_UID, agent_tfo_deferred, a), 0, "agent connects");
+	if (!ASSERT_EQ(a->ret, 0, "connect and write"))
+		fprintf(stderr, "  agent saw errno %d (%s)\n", a->err, strerror(a->err));
+	ASSERT_TRUE(peer_is(a, "127.0.0.1", port), "getpeername shows the original peer");
+	for (int i = 0; i < 2; i++) {
+		fd = accept_timeout(t->lfd4, 2000);
+		if (!ASSERT_GE(fd, 0, "daemon accepted"))
+			break;
+		if (ASSERT_OK(ag_kern_origin(&t->k, fd, &o), "origin record")) {
+			ASSERT_EQ(o.port, port, "origin port");
+			ASSERT_EQ(o.tgid, a->pid, "origin tgid");
+			ASSERT_EQ(o.agent_cgroup_id, t->agent_cg, "origin agent cgroup");
+		}
+		memset(buf, 0, sizeof(buf));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (recv(fd, buf, sizeof(buf), MSG_WAITALL) == sizeof(marker) &&
+		    !strcmp(buf, marker))
+			markers++;
+		close(fd);
+	}
+	ASSERT_EQ(markers, 1, "marker at daemon");
+	ASSERT_FALSE(has_pending(tool_fd), "nothing reached the tool");
+out:
+	if (saved) {
+		ag_write_file(TCP_FASTOPEN_SYSCTL, saved, &err);
+		free(saved);
+	}
+	munmap(a, sizeof(*a));
+}
+
 TEST(bypass_tcp)
 {
 	struct tinst t;
@@ -239,6 +329,8 @@ TEST(bypass_tcp)
 		expect_redirect(&t, tool4, "127.0.0.1", tool_port, AF_INET, MODE_TFO_SENDTO);
 	if (test__start_subtest("tfo_connect"))
 		expect_redirect(&t, tool4, "127.0.0.1", tool_port, AF_INET, MODE_TFO_CONNECT);
+	if (test__start_subtest("tfo_connect_deferred"))
+		expect_tfo_deferred(&t, tool4, tool_port);
 	if (test__start_subtest("io_uring_inline"))
 		expect_redirect(&t, tool4, "127.0.0.1", tool_port, AF_INET, MODE_URING);
 	if (test__start_subtest("io_uring_async"))
