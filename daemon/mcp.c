@@ -955,6 +955,7 @@ static int upstream_start(struct mcp_conn *c)
 	}
 	c->u->event = upstream_event;
 	c->u->ctx = c;
+	c->u->wipe = srv->cred != AG_CRED_NONE;
 	if (srv->upstream_tls) {
 		struct ag_err err;
 		struct ag_tls *t =

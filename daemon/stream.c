@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "stream.h"
 #include "tls.h"
 
@@ -50,6 +52,14 @@ int ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owne
 	return s->in ? 0 : -ENOMEM;
 }
 
+/* A credential sent upstream must not outlive its send in freed heap. */
+static void chunk_free(const struct ag_stream *s, struct ag_chunk *c)
+{
+	if (s->wipe)
+		OPENSSL_cleanse(c->data, c->len);
+	free(c);
+}
+
 void ag_stream_fini(struct ag_stream *s)
 {
 	struct ag_chunk *c, *next;
@@ -58,7 +68,7 @@ void ag_stream_fini(struct ag_stream *s)
 		ag_tls_free(s->tls);
 	for (c = s->head; c; c = next) {
 		next = c->next;
-		free(c);
+		chunk_free(s, c);
 	}
 	free(s->in);
 	free(s->net);
@@ -199,8 +209,10 @@ static void on_send(struct ag_stream *s, int res)
 		s->head = c->next;
 		if (!s->head)
 			s->tail = NULL;
-		free(c);
+		chunk_free(s, c);
 	} else if (c->off == c->len) {
+		if (s->wipe)
+			OPENSSL_cleanse(c->data, c->len);
 		c->off = c->len = 0; /* the tail, emptied: reuse it */
 	}
 	if (s->was_high && s->out_len < LOW_WATER) {

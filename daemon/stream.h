@@ -62,6 +62,7 @@ struct ag_stream {
 	int fd;
 	struct ag_tls *tls;
 	bool tls_up;	   /* handshake done */
+	bool wipe;	   /* what is sent may hold a credential: wiped before reuse or free */
 	bool connecting;   /* a CONNECTED event is due */
 	bool tcp_pending;  /* the connect SQE is in flight: nothing can be sent */
 	bool recv_armed;
