@@ -99,6 +99,8 @@ struct ag_config {
 #define AG_NETNS_GATEWAY 0xa9fe4001u /* 169.254.64.1, host byte order */
 #define AG_NETNS_SLOTS 16380u	     /* 169.254.64.2 .. 169.254.127.253 */
 #define AG_NETNS_AGENT(slot) (AG_NETNS_GATEWAY + 1 + (slot))
+/* The daemon's DNS relay on the gateway address: the namespace's resolver. */
+#define AG_NETNS_DNS_PORT 53
 
 /*
  * netns: key = the namespace's cookie (SO_NETNS_COOKIE), for the connect
@@ -275,7 +277,8 @@ struct ag_guard_config {
 
 /*
  * Agent mode, on the host-side veth of a namespaced agent: ARP, IPv6
- * neighbour discovery, the gateway's listener and the resolvers pass;
+ * neighbour discovery, the gateway's listener, the DNS relay on the
+ * gateway (UDP AG_NETNS_DNS_PORT) and the resolvers pass;
  * everything else the namespace sends is dropped and counted in
  * ag_guard_stats.dropped.  No buckets: a namespace has one source.
  */

@@ -339,8 +339,13 @@ static __always_inline bool is_resolver(const struct ag_config *cfg, const __u8 
 	return false;
 }
 
-/* UDP: to the configured resolvers only (connect and unconnected sends). */
-static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 family, __u32 hook)
+/*
+ * UDP: to the configured resolvers only (connect and unconnected sends), or,
+ * from a namespaced agent, to the daemon's DNS relay on its gateway
+ * (to_relay, IPv4 hooks only).
+ */
+static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 family, __u32 hook,
+				       bool to_relay)
 {
 	const struct ag_config *cfg = get_config();
 	struct ag_stats *s;
@@ -350,7 +355,7 @@ static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 famil
 		return SOCK_REFUSE;
 	agent_id = current_agent(cfg);
 	s = stats_of(agent_id);
-	if (is_resolver(cfg, addr, port)) {
+	if (to_relay || is_resolver(cfg, addr, port)) {
 		STAT_INC(s, udp_allowed);
 		return SOCK_ALLOW;
 	}
@@ -519,6 +524,17 @@ static __always_inline const struct ag_netns *netns_of(struct bpf_sock_addr *ctx
 	return bpf_map_lookup_elem(&netns, &cookie);
 }
 
+/* The agent's resolver in its namespace: the daemon's relay at the gateway (daemon/dns.c). */
+static __always_inline bool to_dns_relay(struct bpf_sock_addr *ctx, __u32 ip4, __u16 port)
+{
+	const struct ag_netns *ns;
+
+	if (port != AG_NETNS_DNS_PORT)
+		return false;
+	ns = netns_of(ctx);
+	return ns && ip4 == ns->gateway_ip4;
+}
+
 /* Where a redirected IPv4 connect goes: the daemon as seen from the agent's namespace. */
 static __always_inline __u32 daemon_ip4(const struct ag_config *cfg, const struct ag_netns *ns)
 {
@@ -537,7 +553,8 @@ int ag_connect4(struct bpf_sock_addr *ctx)
 
 	set_v4_mapped(addr, ip4);
 	if (type == SOCK_DGRAM)
-		return udp_verdict(addr, port, AF_INET, AG_HOOK_CONNECT4);
+		return udp_verdict(addr, port, AF_INET, AG_HOOK_CONNECT4,
+				   to_dns_relay(ctx, ip4, port));
 	if (!cfg)
 		return SOCK_REFUSE;
 	ns = netns_of(ctx);
@@ -567,7 +584,7 @@ int ag_connect6(struct bpf_sock_addr *ctx)
 
 	set_v6(addr, a0, a1, a2, a3);
 	if (type == SOCK_DGRAM)
-		return udp_verdict(addr, port, AF_INET6, AG_HOOK_CONNECT6);
+		return udp_verdict(addr, port, AF_INET6, AG_HOOK_CONNECT6, false);
 	if (!cfg)
 		return SOCK_REFUSE;
 	ns = netns_of(ctx);
@@ -614,7 +631,7 @@ int ag_sendmsg4(struct bpf_sock_addr *ctx)
 	__u8 addr[16];
 
 	set_v4_mapped(addr, ip4);
-	return udp_verdict(addr, port, AF_INET, AG_HOOK_SENDMSG4);
+	return udp_verdict(addr, port, AF_INET, AG_HOOK_SENDMSG4, to_dns_relay(ctx, ip4, port));
 }
 
 SEC("cgroup/sendmsg6")
@@ -626,7 +643,7 @@ int ag_sendmsg6(struct bpf_sock_addr *ctx)
 	__u8 addr[16];
 
 	set_v6(addr, a0, a1, a2, a3);
-	return udp_verdict(addr, port, AF_INET6, AG_HOOK_SENDMSG6);
+	return udp_verdict(addr, port, AF_INET6, AG_HOOK_SENDMSG6, false);
 }
 
 /*

@@ -6,7 +6,8 @@
  * its own: the backstop behind the cgroup hooks.  A socket the hooks never
  * saw (made outside the agent's cgroup and carried in, a raw or packet
  * socket of a process that joined the namespace) still has to leave the
- * namespace through this veth, and only the gateway, the resolvers and
+ * namespace through this veth, and only the gateway (its TCP listener and
+ * the daemon's DNS relay on UDP AG_NETNS_DNS_PORT), the resolvers and
  * neighbour resolution get past it.
  *
  * Ingress mode: drops floods before they reach the stack.  Attached with
@@ -199,8 +200,9 @@ static __always_inline bool agent_may_send(const struct ag_guard_config *cfg, vo
 		if (ihl < sizeof(*ip) || (ip->frag_off & bpf_htons(IP_OFFSET)))
 			return false;
 		port = dest_port(l3 + ihl, end, ip->protocol);
-		if (ip->protocol == IPPROTO_TCP && ip->daddr == cfg->gateway_ip4 &&
-		    port == cfg->gateway_port)
+		if (ip->daddr == cfg->gateway_ip4 &&
+		    ((ip->protocol == IPPROTO_TCP && port == cfg->gateway_port) ||
+		     (ip->protocol == IPPROTO_UDP && port == AG_NETNS_DNS_PORT)))
 			return true;
 		dst[10] = dst[11] = 0xff;
 		__builtin_memcpy(dst + 12, &ip->daddr, 4);

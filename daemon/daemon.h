@@ -39,6 +39,7 @@ struct ag_daemon {
 	struct ag_kern kern;
 	int listen_fd[AG_LISTEN__COUNT]; /* -1 when not listening */
 	int control_fd;			 /* unix stream listener */
+	int dns_fd;			 /* DNS relay (dns.h), -1 when off */
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
 	struct ag_audit_writer *audit;	 /* daemon/audit.h */

@@ -25,6 +25,7 @@
 #include "classify.h"
 #include "control.h"
 #include "decide.h"
+#include "dns.h"
 #include "events.h"
 #include "mcp.h"
 #include "relay.h"
@@ -55,6 +56,7 @@ struct loop_main {
 	struct signals sig;
 	struct listener listeners[AG_LISTEN__COUNT + 1];
 	int nr_listeners;
+	struct ag_dns *dns; /* NULL when the daemon has no relay socket */
 };
 
 static struct io_uring_sqe *get_sqe(struct ag_loop *l)
@@ -195,6 +197,7 @@ static void loop_stop(struct loop_main *m)
 	ag_mcp_stop(l);
 	ag_control_stop(l);
 	ag_events_stop(l);
+	ag_dns_stop(m->dns);
 }
 
 static void signals_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -320,8 +323,12 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 		goto err_mcp;
 	if ((ret = ag_events_init(&m->l, err)))
 		goto err_control;
+	if ((ret = ag_dns_init(&m->l, &m->dns, err)))
+		goto err_events;
 	return 0;
 
+err_events:
+	ag_events_fini(&m->l);
 err_control:
 	ag_control_fini(&m->l);
 err_mcp:
@@ -375,6 +382,7 @@ int ag_loop_run(struct ag_daemon *d)
 	ret = m.l.status;
 	ag_events_fini(&m.l);
 	if (drained) {
+		ag_dns_fini(m.dns);
 		ag_control_fini(&m.l);
 		ag_mcp_fini(&m.l);
 		ag_classify_fini(&m.l);

@@ -40,6 +40,8 @@
 #include "trail.h"
 
 #define LISTEN_BACKLOG 4096
+/* Short: a live daemon of another instance holds the relay's port for good. */
+#define DNS_BIND_TRIES 20
 
 static void usage(FILE *f)
 {
@@ -120,6 +122,21 @@ static int make_dir(const char *path, mode_t mode, struct ag_err *err)
 }
 
 /*
+ * A daemon killed a moment ago may still hold the port: its io_uring
+ * releases the old socket asynchronously.  Wait for that, bounded.
+ */
+static int bind_wait(int fd, const struct sockaddr *sa, socklen_t len, int tries)
+{
+	int ret = bind(fd, sa, len);
+
+	for (int i = 0; ret && errno == EADDRINUSE && i < tries; i++) {
+		usleep(10 * 1000);
+		ret = bind(fd, sa, len);
+	}
+	return ret;
+}
+
+/*
  * filter_fd >= 0 (IPv4 only): the listener takes the wildcard address, so
  * that agents in network namespaces of their own reach it at the gateway
  * address of their veth, and ag_gateway_filter (bpf/sock.bpf.c), attached
@@ -164,22 +181,41 @@ static int listen_on(int family, uint16_t port, uint32_t mark, int filter_fd, st
 		close(fd);
 		return ag_errf(err, e, "listener %s:%u: setsockopt: %s", what, port, strerror(e));
 	}
-	/*
-	 * A daemon killed a moment ago may still hold the port: its io_uring
-	 * releases the old listener asynchronously.  Wait for that, bounded.
-	 */
-	int ret = bind(fd, (struct sockaddr *)&ss, len);
-
-	for (int i = 0; ret && errno == EADDRINUSE && i < 200; i++) {
-		usleep(10 * 1000);
-		ret = bind(fd, (struct sockaddr *)&ss, len);
-	}
-	if (ret || listen(fd, LISTEN_BACKLOG)) {
+	if (bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, LISTEN_BACKLOG)) {
 		int e = errno;
 
 		close(fd);
 		return ag_errf(err, e, "listener %s:%u: %s%s", what, port, strerror(e),
 			       e == EADDRINUSE ? " (another agentgated? set listen.port)" : "");
+	}
+	return fd;
+}
+
+/*
+ * The DNS relay's socket (dns.h) on the gateway address, which no
+ * interface may carry yet (IP_FREEBIND), behind the listener's filter;
+ * IP_PKTINFO names the veth each query came through.  Bound here, before
+ * the capabilities go: port 53 is privileged.
+ */
+static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(AG_NETNS_DNS_PORT),
+				   .sin_addr.s_addr = htonl(AG_NETNS_GATEWAY) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, e;
+
+	if (fd < 0)
+		return ag_errf(err, errno, "dns relay: socket: %s", strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, sizeof(filter_fd)) ||
+	    bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
+		e = errno;
+		close(fd);
+		return ag_errf(err, e, "dns relay 169.254.64.1:%u: %s%s", AG_NETNS_DNS_PORT,
+			       strerror(e),
+			       e == EADDRINUSE ? " (another instance's agentgated serves it)" : "");
 	}
 	return fd;
 }
@@ -418,6 +454,12 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if (filter_fd < 0)
 		ag_log(AG_LOG_WARN, "listen", "netns_agents=off error=\"%s\"", err->msg);
 	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, filter_fd, err);
+	/* Without it the agents' DNS goes unanswered; their TCP is governed all the same. */
+	if (filter_fd >= 0 && d->listen_fd[AG_LISTEN_V4] >= 0 &&
+	    (d->dns_fd = dns_open(d->conf.mark, filter_fd, err)) < 0) {
+		ag_log(AG_LOG_WARN, "listen", "dns_relay=off error=\"%s\"", err->msg);
+		d->dns_fd = -1;
+	}
 	if (filter_fd >= 0)
 		close(filter_fd);
 	if (d->listen_fd[AG_LISTEN_V4] < 0)
@@ -469,6 +511,8 @@ static void teardown(struct ag_daemon *d)
 	for (int i = 0; i < AG_LISTEN__COUNT; i++)
 		if (d->listen_fd[i] >= 0)
 			close(d->listen_fd[i]);
+	if (d->dns_fd >= 0)
+		close(d->dns_fd);
 	if (d->control_fd >= 0) {
 		close(d->control_fd);
 		unlink(d->inst.control_path);
@@ -481,7 +525,7 @@ static void teardown(struct ag_daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct ag_daemon d = { .listen_fd = { -1, -1 }, .control_fd = -1 };
+	struct ag_daemon d = { .listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1 };
 	struct options o = { 0 };
 	struct ag_err err = { 0 };
 	char dst[64];

@@ -211,25 +211,24 @@ out:
 	return ret;
 }
 
-static int write_resolv(const struct ag_instance *in, const struct ag_config *cfg,
-			struct ag_netns_run *r, struct ag_err *err)
+/*
+ * The namespace's one nameserver is the daemon's DNS relay on the gateway
+ * (daemon/dns.c), which asks the instance's first resolver: no resolver is
+ * reachable from the namespace itself.
+ */
+static int write_resolv(const struct ag_instance *in, struct ag_netns_run *r, struct ag_err *err)
 {
-	char text[AG_MAX_RESOLVERS * 64 + 128], addr[INET6_ADDRSTRLEN];
-	size_t n;
+	char text[256], addr[INET_ADDRSTRLEN];
 	int fd, ret;
 
 	if (snprintf(r->resolv, sizeof(r->resolv), "%s/netns-%s.resolv.conf", in->run_dir,
 		     r->ifname) >= (int)sizeof(r->resolv))
 		return ag_errf(err, ENAMETOOLONG, "%s: path too long", in->run_dir);
-	n = (size_t)snprintf(text, sizeof(text), "# agentgate instance %s, agent namespace %s\n",
-			     in->name, r->ifname);
-	for (int i = 0; i < cfg->nr_resolvers && i < AG_MAX_RESOLVERS && n < sizeof(text); i++) {
-		const uint8_t *a = cfg->resolvers[i];
-		bool v4 = !memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
-
-		inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a + 12 : a, addr, sizeof(addr));
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "nameserver %s\n", addr);
-	}
+	inet_ntop(AF_INET, &r->ns.gateway_ip4, addr, sizeof(addr));
+	snprintf(text, sizeof(text),
+		 "# agentgate instance %s, agent namespace %s: agentgated relays DNS\n"
+		 "nameserver %s\n",
+		 in->name, r->ifname, addr);
 	if (mkdir(in->run_dir, 0700) && errno != EEXIST)
 		return ag_errf(err, errno, "%s: mkdir: %s", in->run_dir, strerror(errno));
 	/* 0644: the agent reads it as itself once it is bind-mounted. */
@@ -277,7 +276,7 @@ static int host_setup(const struct ag_kern *k, const struct ag_instance *in,
 				BPF_NOEXIST) ||
 	    bpf_map_update_elem(k->map_fd[AG_MAP_NETNS], &r->ns.cookie, &r->ns, BPF_NOEXIST))
 		return ag_errf(err, errno, "netns %s: register: %s", r->ifname, strerror(errno));
-	return write_resolv(in, cfg, r, err);
+	return write_resolv(in, r, err);
 }
 
 int ag_netns_create(const struct ag_kern *k, const struct ag_instance *in, uint64_t agent_id,

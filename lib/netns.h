@@ -44,7 +44,7 @@ int ag_netns_create(const struct ag_kern *k, const struct ag_instance *in, uint6
 /*
  * For the agent's process, before it drops privileges: joins the
  * namespace, and a private mount namespace whose /etc/resolv.conf names
- * the instance's resolvers.
+ * the daemon's DNS relay on the gateway.
  */
 int ag_netns_enter(const struct ag_netns_run *r, struct ag_err *err);
 /* Undoes ag_netns_create: maps, XDP, veth (which takes the namespace's end), files. */

@@ -8,6 +8,9 @@
  * the host side of the veth, which drops them and counts them for the
  * agent.  Every flood is bounded in count and time; the receiving end
  * counts what arrived, so "dropped" is checked at both ends.
+ *
+ * DNS: the test plays the instance's resolver on a loopback address of its
+ * own, port 53, and the agent asks the daemon's relay on the gateway.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,7 +64,16 @@ struct job {
 	int ifindex; /* eth0, inside */
 	int sent, replies, err;
 	char echo[16];
+	uint32_t dns_dst; /* network order: where dns_query sends */
+	uint16_t dns_port;
+	uint8_t answer[64];
+	int answer_len;
 };
+
+/* A query for example.com A, recursion desired, id 0x4a47. */
+static const uint8_t dns_q[] = { 0x4a, 0x47, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+				 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
+				 0, 1, 0, 1 };
 
 static int enter(struct job *j)
 {
@@ -116,6 +128,34 @@ static int agent_tcp(void *arg)
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
 	if (poll(&p, 1, 5000) == 1 && recv(fd, j->echo, sizeof(j->echo) - 1, 0) > 0)
 		j->replies = 1;
+	close(fd);
+	return 0;
+}
+
+/* One DNS query to dns_dst:dns_port; the answer, if one comes within 3 s. */
+static int dns_query(void *arg)
+{
+	struct job *j = arg;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(j->dns_port),
+				  .sin_addr.s_addr = j->dns_dst };
+	struct pollfd p;
+	int fd;
+
+	if (enter(j))
+		return 1;
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0) {
+		j->err = errno;
+		return 1;
+	}
+	if (sendto(fd, dns_q, sizeof(dns_q), 0, (struct sockaddr *)&to, sizeof(to)) ==
+	    sizeof(dns_q))
+		j->sent++;
+	else
+		j->err = errno;
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) == 1)
+		j->answer_len = (int)recv(fd, j->answer, sizeof(j->answer), 0);
 	close(fd);
 	return 0;
 }
@@ -419,18 +459,139 @@ out:
 		close(lfd);
 }
 
+/*
+ * The resolver's side of one query sent by fn from the namespace: answers
+ * what arrives within 3 s (the query with QR set, and another id if
+ * wrong_id), then counts what else came.  Returns the number of queries seen.
+ */
+static int resolve_once(int resolver, const char *cg, int (*fn)(void *), struct job *j,
+			bool wrong_id)
+{
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	uint8_t buf[512];
+	struct pollfd p = { .fd = resolver, .events = POLLIN };
+	int seen = 0, status;
+	ssize_t len;
+	pid_t pid;
+
+	j->sent = j->err = 0;
+	j->answer_len = -1;
+	pid = fork();
+	if (pid == 0)
+		_exit(in_netns(cg, fn, j));
+	if (poll(&p, 1, 3000) == 1 &&
+	    (len = recvfrom(resolver, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen)) > 0) {
+		seen++;
+		if (len == sizeof(dns_q) && !memcmp(buf, dns_q, sizeof(dns_q))) {
+			buf[2] |= 0x80; /* QR: an answer */
+			buf[0] ^= wrong_id ? 0xff : 0;
+			sendto(resolver, buf, len, 0, (struct sockaddr *)&from, flen);
+		}
+	}
+	waitpid(pid, &status, 0);
+	return seen + drain(resolver);
+}
+
+static void dns_relay(struct nsenv *n, struct job *j, int resolver, uint32_t resolver_ip4)
+{
+	struct sockaddr_in gw = { .sin_family = AF_INET, .sin_port = htons(AG_NETNS_DNS_PORT),
+				  .sin_addr.s_addr = n->ns.gateway_ip4 };
+	char path[PATH_MAX], *text = NULL;
+	struct ag_err err;
+	uint64_t d0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/netns-%s.resolv.conf", n->e.d.in.run_dir, n->ifname);
+	if (ASSERT_OK(ag_read_file(path, 4096, &text, NULL, &err), "the agent's resolv.conf"))
+		ASSERT_STRHAS(text, "\nnameserver 169.254.64.1\n", "names the gateway");
+	free(text);
+	j->dns_dst = n->ns.gateway_ip4;
+	j->dns_port = AG_NETNS_DNS_PORT;
+	ASSERT_EQ(resolve_once(resolver, n->run_cg, dns_query, j, false), 1,
+		  "the resolver saw exactly one query");
+	ASSERT_EQ(j->sent, 1, "query sent to the gateway");
+	ASSERT_EQ(j->answer_len, (int)sizeof(dns_q), "the answer reached the agent");
+	ASSERT_TRUE(j->answer_len > 2 && !memcmp(j->answer, dns_q, 2), "with the query's id");
+	ASSERT_TRUE(j->answer_len > 2 && (j->answer[2] & 0x80), "an answer (QR)");
+
+	/* An answer with another id is not the answer: dropped, then the query times out. */
+	ASSERT_EQ(resolve_once(resolver, n->run_cg, dns_query, j, true), 1, "one query");
+	ASSERT_LT(j->answer_len, 1, "no answer reached the agent");
+	ASSERT_TRUE(log_has(&n->e.d, 1000, "event=dns_refused", "reason=bad_answer", NULL),
+		    "logged: bad answer");
+	ASSERT_TRUE(log_has(&n->e.d, 6000, "event=dns_refused", "reason=timeout", NULL),
+		    "logged: the query timed out in the relay");
+
+	/* Straight to the resolver: its 127/8 address is the namespace's own loopback. */
+	j->dns_dst = resolver_ip4;
+	ASSERT_EQ(resolve_once(resolver, n->run_cg, dns_query, j, false), 0,
+		  "a query to the resolver itself never leaves the namespace");
+	ASSERT_LT(j->answer_len, 1, "and goes unanswered");
+
+	/* Past the hooks, to the gateway but not the relay's port: XDP drops it. */
+	d0 = dropped(n);
+	j->dns_dst = n->ns.gateway_ip4;
+	j->dns_port = AG_NETNS_DNS_PORT + 1;
+	ASSERT_EQ(resolve_once(resolver, NULL, dns_query, j, false), 0,
+		  "nothing reached the resolver");
+	ASSERT_EQ(j->sent, 1, "sent from the namespace");
+	ASSERT_GE(dropped(n) - d0, 1ull, "dropped in XDP, counted for a");
+
+	/* From the host, not an agent's namespace: the relay refuses it. */
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ASSERT_EQ(sendto(fd, dns_q, sizeof(dns_q), 0, (struct sockaddr *)&gw, sizeof(gw)),
+		  (ssize_t)sizeof(dns_q), "query from the host");
+	close(fd);
+	ASSERT_TRUE(log_has(&n->e.d, 3000, "event=dns_refused", "reason=not_agent", NULL),
+		    "refused and logged: not an agent");
+	ASSERT_EQ(drain(resolver), 0, "nothing reached the resolver");
+}
+
+/* tdaemon_start writes "resolvers": [], once: the daemon restarts with addr instead. */
+static int set_resolver(struct tdaemon *d, const char *addr)
+{
+	char *text = NULL, *at, conf[4096];
+	struct ag_err err;
+	FILE *f;
+	int n;
+
+	if (ag_read_file(d->conf, sizeof(conf) / 2, &text, NULL, &err))
+		return -1;
+	at = strstr(text, "\"resolvers\": []");
+	n = at ? snprintf(conf, sizeof(conf), "%.*s\"resolvers\": [\"%s\"]%s", (int)(at - text),
+			  text, addr, at + strlen("\"resolvers\": []"))
+	       : -1;
+	free(text);
+	if (n < 0 || n >= (int)sizeof(conf) || !(f = fopen(d->conf, "w")))
+		return -1;
+	n = fputs(conf, f) < 0;
+	if (fclose(f) || n)
+		return -1;
+	tdaemon_kill(d, SIGTERM);
+	return tdaemon_restart(d);
+}
+
 TEST(netns_agent)
 {
 	/* Not shared: fork() in tdaemon_start and start_run writes the pid fields. */
 	static struct nsenv env;
 	struct nsenv *n = &env;
 	struct job *j = shared_alloc(sizeof(*j));
-	int sink = -1;
+	int sink = -1, resolver = -1;
 	uint16_t sink_port;
+	/* A loopback address of this run's own, so port 53 is free there. */
+	uint32_t resolver_ip4 = htonl(0x7f410000u | (getpid() & 0xfffe) | 1);
+	char raddr[INET_ADDRSTRLEN];
 
 	n->run = -1;
 	n->nsfd = -1;
-	if (!ASSERT_OK(env_start(&n->e, "netns", REPLY_JSON, agent_json), "environment"))
+	inet_ntop(AF_INET, &resolver_ip4, raddr, sizeof(raddr));
+	resolver = udp_bind(raddr, AG_NETNS_DNS_PORT, NULL);
+	if (!ASSERT_GE(resolver, 0, "resolver socket"))
+		goto out;
+	if (!ASSERT_OK(env_start(&n->e, "netns", REPLY_JSON, agent_json), "environment") ||
+	    !ASSERT_OK(set_resolver(&n->e.d, raddr), "daemon restarted with the resolver"))
 		goto out;
 	if (!ASSERT_OK(start_run(n), "agent started in its namespace"))
 		goto out;
@@ -516,6 +677,8 @@ TEST(netns_agent)
 		ASSERT_EQ(drain(sink), 0, "nothing reached the sink");
 		ASSERT_GE(dropped(n) - d0, (uint64_t)j->sent, "every datagram dropped, counted");
 	}
+	if (test__start_subtest("dns_relay"))
+		dns_relay(n, j, resolver, resolver_ip4);
 	if (test__start_subtest("listener_not_exposed"))
 		listener_not_exposed(n);
 	if (test__start_subtest("teardown")) {
@@ -535,5 +698,7 @@ out:
 		close(n->nsfd);
 	if (sink >= 0)
 		close(sink);
+	if (resolver >= 0)
+		close(resolver);
 	env_stop(&n->e);
 }
