@@ -317,6 +317,9 @@ int ag_creds_header(struct ag_creds *cr, const struct ag_server_conf *s,
 	case AG_CRED_ASSERTION:
 		return mint(cr, s, call, value, len, err);
 	case AG_CRED_OAUTH:
+		if (!sc->oauth) /* its restart with a new secret failed at a reload */
+			return ag_errf(err, EIO, "tool server %s: no OAuth client: see the log of "
+				       "the last credential reload", s->name);
 		ret = ag_oauth_token(sc->oauth, token, sizeof(token), &tlen, generation, err);
 		if (ret)
 			return ret; /* nothing was copied */
