@@ -132,7 +132,7 @@ struct mcp_conn {
 	/* An escalated call: held in MC_APPROVAL until a human decides. */
 	char esc_tool[256];
 	char esc_reason[256];
-	json_t *esc_id;
+	bool escalated; /* the lone request (req_id) waits for a human */
 	struct approval *approval;
 	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
 	bool audit_lost;	/* a decision record could not be written */
@@ -263,8 +263,7 @@ static void request_reset(struct mcp_conn *c)
 	c->legacy = NULL;
 	c->audit_seq = 0;
 	c->audit_lost = false;
-	json_decref(c->esc_id);
-	c->esc_id = NULL;
+	c->escalated = false;
 	c->esc_tool[0] = c->esc_reason[0] = c->req_tool[0] = '\0';
 	json_decref(c->req_id);
 	c->req_id = NULL;
@@ -829,7 +828,7 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 		if (dec.kind == AG_DECIDE_ESCALATE) {
 			snprintf(c->esc_tool, sizeof(c->esc_tool), "%s", m->name);
 			snprintf(c->esc_reason, sizeof(c->esc_reason), "%s", dec.reason);
-			c->esc_id = json_incref(m->id);
+			c->escalated = true; /* its id is req_id: only a lone request escalates */
 			dec.kind = AG_DECIDE_ALLOW; /* forwarded once approved */
 		}
 		if (dec.kind == AG_DECIDE_ALLOW) {
@@ -1251,7 +1250,7 @@ static void audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const ch
 	ag_daemon_audit(c->l->d, "approval",
 			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "tool", c->esc_tool, "id", c->esc_id, "approval", (json_int_t)id,
+				  "tool", c->esc_tool, "id", c->req_id, "approval", (json_int_t)id,
 				  "decision", allow ? "allow" : "deny", "by", by, "reason", why,
 				  "session", c->session_id[0] ? c->session_id : NULL));
 }
@@ -1279,7 +1278,7 @@ static void approval_decided(struct mcp_conn *c, uint64_t id, bool allow, const 
 	c->state = MC_REQUEST;
 	snprintf(reason, sizeof(reason), "%s (%s)", c->esc_reason, why);
 	meta = json_pack("{s:s,s:s}", "decision", "deny", "rule", "approval");
-	answer = ag_mcp_tool_denied(c->esc_id, reason, meta, c->req_v2026);
+	answer = ag_mcp_tool_denied(c->req_id, reason, meta, c->req_v2026);
 	json_decref(meta);
 	json_decref(c->extra);
 	c->extra = answer ? json_pack("[o]", answer) : NULL;
@@ -1348,7 +1347,7 @@ json_t *ag_mcp_approvals(struct ag_loop *l)
 			list, json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id",
 					(json_int_t)a->id, "agent", c->agent, "server", c->srv->name,
 					"tool", c->esc_tool, "reason", c->esc_reason, "request_id",
-					c->esc_id, "session", c->session_id[0] ? c->session_id : NULL,
+					c->req_id, "session", c->session_id[0] ? c->session_id : NULL,
 					"waited_ms", (json_int_t)waited, "timeout_ms",
 					(json_int_t)l->d->conf.approval_timeout_ms));
 	}
@@ -1423,7 +1422,7 @@ static void request_decide(struct mcp_conn *c)
 		       "the gateway cannot record this call in its audit log: refused");
 		return;
 	}
-	if (c->esc_id) {
+	if (c->escalated) {
 		approval_hold(c);
 		return;
 	}
