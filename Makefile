@@ -55,7 +55,7 @@ SUBMAKE = $(MAKE) --no-print-directory
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/agentgate.h vmlinux.h | $(BUILD)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux.h | $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o

@@ -378,7 +378,7 @@ int main(int argc, char **argv)
 
 		if (ag_agent_register(&k, &in, "bench", AG_VERDICT_REDIRECT, NULL, &err) ||
 		    ag_agent_register(&k, &in, "quota", AG_VERDICT_REDIRECT, &quota_id, &err) ||
-		    ag_quota_set(&k, quota_id, &l, &err))
+		    ag_quota_set(&k, quota_id, &l, &err) || ag_kern_serving(&k, true, &err))
 			goto fail;
 	}
 

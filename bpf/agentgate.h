@@ -26,14 +26,12 @@
 #define AG_MAX_RESOLVERS 4
 #define AG_MAX_AGENTS 4096
 #define AG_MAX_RULES 16384
-#define AG_HANDOFF_ENTRIES 65536
 /*
- * A handoff record is used within this long of the agent's connect, or
- * never: older ones belong to handshakes that did not complete, and their
- * address and port may be anyone's by now.  Ten seconds cover a few SYN
- * retransmissions.
+ * Slots of the origin map: a redirected socket's record lives in slot
+ * (socket cookie mod AG_ORIGIN_SLOTS) until a socket created that many
+ * cookies later takes the slot over.  A power of two.
  */
-#define AG_HANDOFF_MAX_AGE_NS (10ull * 1000000000ull)
+#define AG_ORIGIN_SLOTS 65536
 
 /* What happens to a TCP connect of an agent. */
 enum ag_verdict {
@@ -47,7 +45,7 @@ enum ag_reason {
 	AG_REASON_NONE = 0,
 	AG_REASON_SOCK_TYPE = 1,      /* raw, ping, MPTCP, SCTP, ... socket */
 	AG_REASON_RULE = 2,	      /* dest_rules or agent mode said DENY */
-	AG_REASON_NO_DAEMON = 3,      /* no marked listener: fail closed */
+	AG_REASON_NO_DAEMON = 3,      /* the daemon is not serving: fail closed */
 	AG_REASON_UDP_DEST = 4,	      /* UDP to something not a resolver */
 	AG_REASON_BIND_PORT = 5,      /* bind of the gateway's port */
 	AG_REASON_GATEWAY_LOOP = 6,   /* connect straight to the listener */
@@ -55,6 +53,7 @@ enum ag_reason {
 	AG_REASON_NO_V6_LISTENER = 8, /* IPv6 destination, no [::1] listener */
 	AG_REASON_CONNECT_RATE = 9,   /* the agent's connect bucket is empty */
 	AG_REASON_CALL_BUDGET = 10,   /* a tool-call budget is spent */
+	AG_REASON_NO_GATEWAY = 11,    /* a network namespace the daemon does not serve */
 };
 
 /* Which hook produced an event. */
@@ -82,6 +81,7 @@ struct ag_config {
 	__u16 pad;
 	__u32 default_verdict; /* enum ag_verdict for unknown agents */
 	__u32 nr_rules;	       /* entries in dest_rules; 0 skips the lookups */
+	__u64 netns_cookie;    /* the daemon's network namespace (SO_NETNS_COOKIE) */
 };
 
 /* ag_agent.flags */
@@ -98,6 +98,7 @@ struct ag_config {
  */
 #define AG_NETNS_GATEWAY 0xa9fe4001u /* 169.254.64.1, host byte order */
 #define AG_NETNS_SLOTS 16380u	     /* 169.254.64.2 .. 169.254.127.253 */
+#define AG_NETNS_MASK 0xffffc000u    /* 169.254.64.0/18: the gateway and every agent */
 #define AG_NETNS_AGENT(slot) (AG_NETNS_GATEWAY + 1 + (slot))
 /* The daemon's DNS relay on the gateway address: the namespace's resolver. */
 #define AG_NETNS_DNS_PORT 53
@@ -114,6 +115,8 @@ struct ag_netns {
 	__u32 slot;
 	__u64 agent_cgroup_id;
 	__u64 cookie; /* of the agent's namespace */
+	__s32 nsid;   /* the namespace's id in the root namespace (origin_claim) */
+	__u32 pad;
 };
 
 /* agents: key = cgroup id of <instance>/agents/<name>. */
@@ -151,7 +154,7 @@ struct ag_stats {
 	__u64 denied;	   /* every refusal, whatever the reason */
 	__u64 sock_denied; /* of which: socket type */
 	__u64 udp_denied;  /* of which: UDP destination */
-	__u64 no_daemon;   /* of which: daemon listener absent */
+	__u64 no_daemon;   /* of which: no daemon to redirect to (not serving, or no gateway) */
 	__u64 bind_denied; /* of which: gateway port bind */
 	__u64 udp_allowed;
 	__u64 quota_denied; /* reserved for the quota hooks */
@@ -209,13 +212,17 @@ struct ag_charge {
 };
 
 /*
- * origin: socket-local storage of a redirected socket, and the value of the
- * handoff map.  What the agent asked for, and who asked.
+ * origin: what the agent asked for, and who asked, for every redirected
+ * socket, in slot (cookie mod AG_ORIGIN_SLOTS), written by the connect
+ * hook before the SYN leaves.  The cookie says whose record a slot holds:
+ * the daemon takes a record only for the socket at the other end of the
+ * connection it accepted (origin_claim), getpeername() only for its own
+ * socket.
  */
 struct ag_origin {
 	__u64 cgroup_id;       /* the calling process's own cgroup */
 	__u64 agent_cgroup_id; /* <instance>/agents/<name>, 0 if none */
-	__u64 cookie;	       /* socket cookie of the agent's socket */
+	__u64 cookie;	       /* socket cookie of the agent's socket, 0: empty slot */
 	__u64 ts_ns;	       /* bpf_ktime_get_ns() at connect */
 	__u32 tgid;
 	__u32 uid;
@@ -223,16 +230,26 @@ struct ag_origin {
 	__u8 addr[16]; /* original destination, v4-mapped for v4 */
 	__u16 port;    /* original destination port, host order */
 	__u16 family;  /* AF_INET/AF_INET6 of the agent's socket */
-	__u32 agent_index;
+	__u32 pad;
 };
 
-/* handoff: key = the agent side's 4-tuple as the daemon will see it. */
-struct ag_tuple {
-	__u8 saddr[16]; /* agent's address, v4-mapped for v4 */
-	__u8 daddr[16]; /* daemon listener's address */
-	__u16 sport;	/* host order */
-	__u16 dport;	/* host order */
-	__u32 pad;
+/*
+ * origin_claim (bpf/daemon.bpf.c), run by the daemon with
+ * BPF_PROG_TEST_RUN for every accepted connection: it looks up the socket
+ * at the other end of the connection, the agent's, in the agent's network
+ * namespace, and returns the record of that socket's cookie.  A connection
+ * from any other socket finds no record, whatever the slot holds.  The
+ * daemon's end is the redirect target the hooks wrote (config) or, in a
+ * namespace, the gateway, so the peer's address is all the daemon passes.
+ */
+struct ag_claim {
+	__u8 addr[16]; /* in: the peer's address, v4-mapped for v4 */
+	__u16 port;    /* in: the peer's port, host order */
+	__u16 pad;
+	__s32 nsid;   /* in: the agent's namespace (ag_netns.nsid), -1: the daemon's */
+	__s32 result; /* out: 0, or -ENOENT: no agent socket, or no record of it */
+	__u32 pad2;
+	struct ag_origin origin; /* out, when result is 0 */
 };
 
 /* events: ring buffer record for every refusal. */

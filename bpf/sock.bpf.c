@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The enforcement point: cgroup socket hooks on <instance>/agents and a
- * sockops program on <instance>.
+ * The enforcement point: cgroup socket hooks on <instance>/agents.
  *
  * Every outbound TCP connect of an agent is rewritten to agentgated's
- * listener, and what the agent asked for (the origin) is stored with the
- * socket.  sockops carries that origin across the loopback hop to the
- * daemon's accepted socket.  Everything that could leave the host without a
- * TCP connect (raw, ping, MPTCP, SCTP sockets; UDP) is refused here, in the
- * kernel, so the agent's configuration is irrelevant.
+ * listener, and what the agent asked for (the origin) is written, before
+ * the SYN leaves, into the origin map's slot for the socket's cookie.
+ * After accept() the daemon finds the agent's socket at the other end of
+ * the connection and takes the record of that socket's cookie
+ * (bpf/daemon.bpf.c origin_claim); getpeername() reads it back for the
+ * agent.  Everything that could leave the host without a TCP connect (raw,
+ * ping, MPTCP, SCTP sockets; UDP) is refused here, in the kernel, so the
+ * agent's configuration is irrelevant.
  *
- * Fail closed: if the daemon's marked listener is not there, a connect that
- * would be redirected is refused instead of being let through.
+ * Fail closed: unless the daemon is serving (alive, and its listeners
+ * accepting), a connect that would be redirected is refused instead of
+ * being let through.
+ *
+ * Cost: these hooks run on every socket and every connect of every agent,
+ * so a connect runs two programs (sock_create, connect4/6) and the
+ * redirect allocates nothing: the record goes into a preallocated slot,
+ * where a socket-local storage would cost an allocation and a free per
+ * connection, and a tuple-keyed hand-off a sockops program on five TCP
+ * callbacks per connection (bench/README.md has the figures).
  *
  * Verifier notes (clang 14): every ctx field is read once into a local; the
  * verifier rejects re-reads of ctx->user_ip6 words after branches and loops
@@ -21,6 +31,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "agentgate.h"
+#include "shared_maps.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -37,16 +48,6 @@
 #define SOCK_REFUSE 0
 
 char LICENSE[] SEC("license") = "GPL";
-
-extern struct cgroup *bpf_cgroup_from_id(u64 cgid) __ksym;
-extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ag_config);
-} ag_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -74,27 +75,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, AG_MAX_AGENTS);
 	__type(key, __u64);
-	__type(value, struct ag_quota);
-} quota SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ag_origin);
-} origin SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, AG_HANDOFF_ENTRIES);
-	__type(key, struct ag_tuple);
-	__type(value, struct ag_origin);
-} handoff SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, AG_MAX_AGENTS);
-	__type(key, __u64);
 	__type(value, struct ag_netns);
 } netns SEC(".maps");
 
@@ -104,6 +84,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ag_netns);
 } netns_links SEC(".maps");
+
+/* A socket of the daemon's while it serves (ag_kern_serving); see daemon_serving. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u64));
+} serving SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -218,6 +206,7 @@ static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8
 		STAT_INC(s, udp_denied);
 		break;
 	case AG_REASON_NO_DAEMON:
+	case AG_REASON_NO_GATEWAY:
 	case AG_REASON_NO_V6_LISTENER:
 		STAT_INC(s, no_daemon);
 		break;
@@ -267,52 +256,27 @@ static __always_inline const struct ag_rule *find_rule(__u32 agent_index, const 
 }
 
 /*
- * Is the daemon's listener there, and is it really the daemon's?  A socket
- * lookup in the caller's network namespace finds the listener; the mark
- * proves its owner, since SO_MARK needs CAP_NET_ADMIN and agents do not have
- * it.  An agent in a namespace of its own finds no listener: refused.
+ * Is the daemon serving?  Once its listeners accept it puts a socket of
+ * its own into the serving map, and takes it out before they close
+ * (ag_kern_serving), so a listener that is not there, or one bound to the
+ * port by someone else in the meantime, never receives an agent's
+ * connection.  A crash takes it out as well: the kernel removes a socket
+ * from a sockmap when it closes, and the dying process's files close in
+ * do_exit().  The listener itself could not serve as that socket: the
+ * daemon accepts through io_uring, whose requests hold the listening
+ * socket, and a killed process's ring is torn down asynchronously, so for
+ * a few milliseconds after kill -9 the listener still completes handshakes
+ * that nobody will serve.
  */
-static __always_inline bool daemon_listening(struct bpf_sock_addr *ctx, const struct ag_config *cfg,
-					     bool v6)
+static __always_inline bool daemon_serving(void)
 {
-	struct bpf_sock_tuple tuple = {};
-	struct bpf_sock *sk;
-	bool ok;
+	__u32 zero = 0;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&serving, &zero);
 
-	if (v6) {
-		__builtin_memcpy(tuple.ipv6.daddr, cfg->daemon_ip6, 16);
-		tuple.ipv6.dport = bpf_htons(cfg->daemon_port);
-		sk = bpf_sk_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv6), BPF_F_CURRENT_NETNS, 0);
-	} else {
-		tuple.ipv4.daddr = cfg->daemon_ip4;
-		tuple.ipv4.dport = bpf_htons(cfg->daemon_port);
-		sk = bpf_sk_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
-	}
 	if (!sk)
 		return false;
-	ok = sk->mark == cfg->mark;
 	bpf_sk_release(sk);
-	return ok;
-}
-
-/*
- * Is the daemon alive?  The marked listener alone does not say so: the
- * daemon accepts through io_uring, whose requests hold the listening
- * socket, and a killed process's ring is torn down asynchronously.  For a
- * few milliseconds after kill -9 the listener still completes handshakes
- * that nobody will serve.  The daemon's cgroup, by contrast, stops being
- * populated in cgroup_exit(), before the process is even a zombie.
- */
-static __always_inline bool daemon_alive(const struct ag_config *cfg)
-{
-	struct cgroup *cg = bpf_cgroup_from_id(cfg->daemon_cgroup_id);
-	bool alive;
-
-	if (!cg)
-		return false;
-	alive = cg->nr_populated_csets > 0;
-	bpf_cgroup_release(cg);
-	return alive;
+	return true;
 }
 
 static __always_inline bool is_gateway(const struct ag_config *cfg, const struct ag_netns *ns,
@@ -412,6 +376,14 @@ static __always_inline __u32 quota_take(__u64 agent_id)
 	return reason;
 }
 
+/* The slot of a socket's record (struct ag_origin). */
+static __always_inline struct ag_origin *origin_slot(__u64 cookie)
+{
+	__u32 slot = cookie & (AG_ORIGIN_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&origin, &slot);
+}
+
 /* What tcp_verdict decided; the caller rewrites the address on REDIRECT. */
 enum tcp_outcome {
 	TCP_REFUSED,
@@ -426,7 +398,7 @@ enum tcp_outcome {
  * socket's family.
  */
 static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
-						    const struct ag_config *cfg,
+						    const struct ag_config *cfg, bool has_gateway,
 						    const struct ag_netns *ns, const __u8 *addr,
 						    __u16 port, __u16 family, bool dst_v4,
 						    __u32 hook)
@@ -438,7 +410,7 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	struct ag_origin *o;
 	__u32 verdict = cfg->default_verdict;
 	__u32 index = 0;
-	__u64 pid_tgid;
+	__u64 pid_tgid, cookie;
 
 	if (agent_id)
 		agent = bpf_map_lookup_elem(&agents, &agent_id);
@@ -482,19 +454,14 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 		       ECONNREFUSED);
 		return TCP_REFUSED;
 	}
-	/*
-	 * The listener of a namespaced agent is in the root namespace, out of
-	 * this lookup's reach; the gateway address there is held by the
-	 * daemon's wildcard listener alone, which serves only the veths of
-	 * the netns_links map (ag_gateway_filter).
-	 */
-	if (!daemon_alive(cfg) || (!ns && !daemon_listening(ctx, cfg, !dst_v4))) {
-		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_DAEMON,
-		       ECONNREFUSED);
+	if (!has_gateway || !daemon_serving()) {
+		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook,
+		       has_gateway ? AG_REASON_NO_DAEMON : AG_REASON_NO_GATEWAY, ECONNREFUSED);
 		return TCP_REFUSED;
 	}
 
-	o = bpf_sk_storage_get(&origin, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	cookie = bpf_get_socket_cookie(ctx);
+	o = origin_slot(cookie);
 	if (!o) {
 		refuse(s, agent_id, addr, port, family, SOCK_STREAM, hook, AG_REASON_NO_STORAGE,
 		       ECONNREFUSED);
@@ -503,7 +470,7 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	pid_tgid = bpf_get_current_pid_tgid();
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	o->agent_cgroup_id = agent_id;
-	o->cookie = bpf_get_socket_cookie(ctx);
+	o->cookie = cookie;
 	o->ts_ns = bpf_ktime_get_ns();
 	o->tgid = pid_tgid >> 32;
 	o->uid = (__u32)bpf_get_current_uid_gid();
@@ -511,7 +478,6 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	__builtin_memcpy(o->addr, addr, 16);
 	o->port = port;
 	o->family = family;
-	o->agent_index = index;
 	STAT_INC(s, redirected);
 	return TCP_REDIRECT;
 }
@@ -522,6 +488,27 @@ static __always_inline const struct ag_netns *netns_of(struct bpf_sock_addr *ctx
 	__u64 cookie = bpf_get_netns_cookie(ctx);
 
 	return bpf_map_lookup_elem(&netns, &cookie);
+}
+
+/*
+ * Where a redirected connect of this socket goes: the daemon's listener,
+ * when the socket is in the daemon's network namespace (*ns NULL); the
+ * gateway of a namespace agentgatectl run --netns made (*ns), whose
+ * address the daemon's wildcard listener holds for the veths of the
+ * netns_links map only (ag_gateway_filter); or nowhere (false): a
+ * namespace the agent made itself has no gateway, and its connects are
+ * refused rather than sent to whatever listens on the daemon's port there.
+ */
+static __always_inline bool gateway_of(struct bpf_sock_addr *ctx, const struct ag_config *cfg,
+				       const struct ag_netns **ns)
+{
+	__u64 cookie = bpf_get_netns_cookie(ctx);
+
+	*ns = NULL;
+	if (cookie == cfg->netns_cookie)
+		return true;
+	*ns = bpf_map_lookup_elem(&netns, &cookie);
+	return *ns != NULL;
 }
 
 /* The agent's resolver in its namespace: the daemon's relay at the gateway (daemon/dns.c). */
@@ -546,6 +533,8 @@ int ag_connect4(struct bpf_sock_addr *ctx)
 {
 	const struct ag_config *cfg = get_config();
 	const struct ag_netns *ns;
+	enum tcp_outcome outcome;
+	bool has_gateway;
 	__u32 type = ctx->type;
 	__u32 ip4 = ctx->user_ip4;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -557,8 +546,10 @@ int ag_connect4(struct bpf_sock_addr *ctx)
 				   to_dns_relay(ctx, ip4, port));
 	if (!cfg)
 		return SOCK_REFUSE;
-	ns = netns_of(ctx);
-	switch (tcp_verdict(ctx, cfg, ns, addr, port, AF_INET, true, AG_HOOK_CONNECT4)) {
+	has_gateway = gateway_of(ctx, cfg, &ns);
+	outcome =
+	    tcp_verdict(ctx, cfg, has_gateway, ns, addr, port, AF_INET, true, AG_HOOK_CONNECT4);
+	switch (outcome) {
 	case TCP_DIRECT:
 		return SOCK_ALLOW;
 	case TCP_REDIRECT:
@@ -575,6 +566,8 @@ int ag_connect6(struct bpf_sock_addr *ctx)
 {
 	const struct ag_config *cfg = get_config();
 	const struct ag_netns *ns;
+	enum tcp_outcome outcome;
+	bool has_gateway;
 	__u32 type = ctx->type;
 	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
 	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
@@ -587,8 +580,10 @@ int ag_connect6(struct bpf_sock_addr *ctx)
 		return udp_verdict(addr, port, AF_INET6, AG_HOOK_CONNECT6, false);
 	if (!cfg)
 		return SOCK_REFUSE;
-	ns = netns_of(ctx);
-	switch (tcp_verdict(ctx, cfg, ns, addr, port, AF_INET6, v4, AG_HOOK_CONNECT6)) {
+	has_gateway = gateway_of(ctx, cfg, &ns);
+	outcome =
+	    tcp_verdict(ctx, cfg, has_gateway, ns, addr, port, AF_INET6, v4, AG_HOOK_CONNECT6);
+	switch (outcome) {
 	case TCP_DIRECT:
 		return SOCK_ALLOW;
 	case TCP_REDIRECT:
@@ -721,11 +716,30 @@ int ag_bind6(struct bpf_sock_addr *ctx)
 	return bind_verdict(addr, port, AF_INET6, type, AG_HOOK_BIND6);
 }
 
-/* A redirected socket reports the peer the agent asked for. */
+/*
+ * A redirected socket reports the peer the agent asked for: the record in
+ * its slot, if the slot still holds its own (see AG_ORIGIN_SLOTS), and if
+ * the socket is connected to the gateway now -- after a disconnect
+ * (AF_UNSPEC) the same socket may be connected elsewhere, directly.
+ */
+static __always_inline const struct ag_origin *own_origin(struct bpf_sock_addr *ctx)
+{
+	const struct ag_config *cfg = get_config();
+	__u16 peer_port = bpf_ntohs((__u16)ctx->user_port);
+	const struct ag_origin *o;
+	__u64 cookie;
+
+	if (!cfg || peer_port != cfg->daemon_port)
+		return NULL;
+	cookie = bpf_get_socket_cookie(ctx);
+	o = origin_slot(cookie);
+	return o && o->cookie == cookie ? o : NULL;
+}
+
 SEC("cgroup/getpeername4")
 int ag_getpeername4(struct bpf_sock_addr *ctx)
 {
-	struct ag_origin *o = bpf_sk_storage_get(&origin, ctx->sk, 0, 0);
+	const struct ag_origin *o = own_origin(ctx);
 	__u32 ip4;
 
 	if (!o || o->family != AF_INET)
@@ -739,7 +753,7 @@ int ag_getpeername4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int ag_getpeername6(struct bpf_sock_addr *ctx)
 {
-	struct ag_origin *o = bpf_sk_storage_get(&origin, ctx->sk, 0, 0);
+	const struct ag_origin *o = own_origin(ctx);
 	__u32 d[4];
 
 	if (!o || o->family != AF_INET6)
@@ -751,93 +765,6 @@ int ag_getpeername6(struct bpf_sock_addr *ctx)
 	ctx->user_ip6[3] = d[3];
 	ctx->user_port = bpf_htons(o->port);
 	return SOCK_ALLOW;
-}
-
-/*
- * The 4-tuple of a socket as user space sees it, addresses v4-mapped for
- * IPv4.  A dual-stack AF_INET6 socket connecting to a v4-mapped address has
- * not filled its v6 source yet at TCP_CONNECT_CB (tcp_v6_connect does that
- * after tcp_v4_connect returns), so such sockets are read through the IPv4
- * fields.
- */
-static __always_inline void sockops_tuple(struct bpf_sock_ops *skops, __u8 *local, __u8 *remote)
-{
-	__u32 family = skops->family;
-	__u32 r0 = skops->remote_ip6[0], r1 = skops->remote_ip6[1];
-	__u32 r2 = skops->remote_ip6[2], r3 = skops->remote_ip6[3];
-
-	if (family == AF_INET || is_v4_mapped(r0, r1, r2)) {
-		set_v4_mapped(local, skops->local_ip4);
-		set_v4_mapped(remote, skops->remote_ip4);
-	} else {
-		__u32 l0 = skops->local_ip6[0], l1 = skops->local_ip6[1];
-		__u32 l2 = skops->local_ip6[2], l3 = skops->local_ip6[3];
-
-		set_v6(local, l0, l1, l2, l3);
-		set_v6(remote, r0, r1, r2, r3);
-	}
-}
-
-/*
- * Identity hand-off.  The agent's socket carries its origin; the daemon's
- * accepted socket is a different socket.  At TCP_CONNECT_CB the source port
- * is known and no SYN has left, so the record is in the handoff map before
- * the daemon can possibly accept; at PASSIVE_ESTABLISHED_CB it moves into
- * the accepted socket's own storage, where the daemon reads it by fd.
- */
-SEC("sockops")
-int ag_sockops(struct bpf_sock_ops *skops)
-{
-	__u32 op = skops->op;
-	struct ag_tuple key = {};
-	struct ag_origin *o;
-	struct bpf_sock *sk;
-	const struct ag_config *cfg;
-	__u32 local_port, remote_port;
-
-	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
-	sk = skops->sk;
-	if (!sk)
-		return 1;
-	local_port = skops->local_port;
-	remote_port = bpf_ntohl(skops->remote_port);
-
-	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
-		o = bpf_sk_storage_get(&origin, sk, 0, 0);
-		if (!o)
-			return 1;
-		sockops_tuple(skops, key.saddr, key.daddr);
-		key.sport = local_port;
-		key.dport = remote_port;
-		bpf_map_update_elem(&handoff, &key, o, BPF_ANY);
-		return 1;
-	}
-
-	cfg = get_config();
-	if (!cfg || local_port != cfg->daemon_port)
-		return 1;
-	sockops_tuple(skops, key.daddr, key.saddr);
-	key.sport = remote_port;
-	key.dport = local_port;
-	o = bpf_map_lookup_elem(&handoff, &key);
-	if (!o)
-		return 1;
-	/* Stale: its handshake never completed; the tuple may be anyone's now. */
-	if (bpf_ktime_get_ns() - o->ts_ns > AG_HANDOFF_MAX_AGE_NS) {
-		bpf_map_delete_elem(&handoff, &key);
-		return 1;
-	}
-	{
-		struct ag_origin *dst =
-		    bpf_sk_storage_get(&origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-
-		if (dst) {
-			__builtin_memcpy(dst, o, sizeof(*dst));
-			bpf_map_delete_elem(&handoff, &key);
-		}
-	}
-	return 1;
 }
 
 /*

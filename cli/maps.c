@@ -15,10 +15,10 @@
 static const char maps_usage[] =
     "usage: agentgatectl [--instance NAME] maps [--json] [MAP]\n"
     "\n"
-    "Dumps the instance's pinned maps (config, agents, dest_rules, stats, handoff)\n"
-    "with named fields.  origin is socket-local storage and events a ring buffer:\n"
-    "neither can be listed.  bpftool map dump pinned /sys/fs/bpf/<instance>/<map>\n"
-    "shows the same data.\n";
+    "Dumps the instance's pinned maps (config, agents, dest_rules, stats, origin)\n"
+    "with named fields; origin as its slots in use and the newest records (a slot\n"
+    "keeps its last socket's record).  events is a ring buffer, read by agentgated.\n"
+    "bpftool map dump pinned /sys/fs/bpf/<instance>/<map> shows the same data.\n";
 
 static json_t *addr_json(const __u8 addr[16], __u16 port)
 {
@@ -123,16 +123,118 @@ static void rule_entry(const void *key, void *arg)
 						ag_verdict_name(r.verdict)));
 }
 
-static void handoff_entry(const void *key, void *arg)
+static void quota_entry(const void *key, void *arg)
 {
-	const struct ag_tuple *t = key;
 	struct dump *d = arg;
+	uint64_t id = *(const uint64_t *)key;
+	struct ag_agent a;
+	struct ag_quota q;
+	json_t *e;
 
-	json_array_append_new(d->out, json_pack("{s:o,s:o}", "agent", addr_json(t->saddr, t->sport),
-						"daemon", addr_json(t->daddr, t->dport)));
+	if (ag_quota_get(d->k, id, &q))
+		return;
+	if (ag_agent_lookup(d->k, id, &a))
+		snprintf(a.name, sizeof(a.name), "cgroup-%llu", (unsigned long long)id);
+	e = quota_json(a.name, &q);
+	json_object_set_new(e, "agent_cgroup_id", json_integer((json_int_t)id));
+	json_array_append_new(d->out, e);
 }
 
-static json_t *dump_map(const struct ag_kern *k, enum ag_map_id id)
+/* netns is keyed by the namespace's cookie, netns_links by ifindex: same values. */
+static void netns_entry(const void *key, void *arg, enum ag_map_id id)
+{
+	struct dump *d = arg;
+	struct ag_netns ns;
+	__u8 gw[16] = { [10] = 0xff, [11] = 0xff }, agent[16] = { [10] = 0xff, [11] = 0xff };
+
+	if (bpf_map_lookup_elem(d->k->map_fd[id], key, &ns))
+		return;
+	memcpy(gw + 12, &ns.gateway_ip4, 4);
+	memcpy(agent + 12, &ns.agent_ip4, 4);
+	json_array_append_new(d->out,
+			      json_pack("{s:I,s:I,s:o,s:o,s:I,s:I,s:I}", "agent_cgroup_id",
+					(json_int_t)ns.agent_cgroup_id, "slot", (json_int_t)ns.slot,
+					"gateway", addr_json(gw, 0), "agent", addr_json(agent, 0),
+					"ifindex", (json_int_t)ns.ifindex, "netns_cookie",
+					(json_int_t)ns.cookie, "nsid", (json_int_t)ns.nsid));
+}
+
+static void netns_cookie_entry(const void *key, void *arg)
+{
+	netns_entry(key, arg, AG_MAP_NETNS);
+}
+
+static void netns_link_entry(const void *key, void *arg)
+{
+	netns_entry(key, arg, AG_MAP_NETNS_LINKS);
+}
+
+#define ORIGIN_NEWEST 32
+#define ORIGIN_BATCH 4096
+
+static int origin_newest_first(const void *a, const void *b)
+{
+	const struct ag_origin *x = a, *y = b;
+
+	return x->ts_ns < y->ts_ns ? 1 : x->ts_ns > y->ts_ns ? -1 : 0;
+}
+
+/* The origin map's slots in use, and the ORIGIN_NEWEST newest records. */
+static json_t *origin_json(int fd)
+{
+	struct ag_origin *batch = calloc(ORIGIN_BATCH, sizeof(*batch));
+	struct ag_origin newest[ORIGIN_NEWEST];
+	__u32 keys[ORIGIN_BATCH], in = 0, out;
+	size_t used = 0, kept = 0;
+	bool first = true, done = false;
+	json_t *list = json_array();
+
+	if (!batch)
+		return json_null();
+	while (!done) {
+		__u32 count = ORIGIN_BATCH;
+		int ret =
+		    bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, batch, &count, NULL);
+
+		if (ret && errno != ENOENT)
+			break;
+		done = ret != 0;
+		first = false;
+		in = out;
+		for (__u32 i = 0; i < count; i++) {
+			size_t oldest = 0;
+
+			if (!batch[i].cookie)
+				continue;
+			used++;
+			if (kept < ORIGIN_NEWEST) {
+				newest[kept++] = batch[i];
+				continue;
+			}
+			for (size_t j = 1; j < kept; j++)
+				if (newest[j].ts_ns < newest[oldest].ts_ns)
+					oldest = j;
+			if (batch[i].ts_ns > newest[oldest].ts_ns)
+				newest[oldest] = batch[i];
+		}
+	}
+	free(batch);
+	qsort(newest, kept, sizeof(newest[0]), origin_newest_first);
+	for (size_t i = 0; i < kept; i++) {
+		const struct ag_origin *o = &newest[i];
+
+		json_array_append_new(list, json_pack("{s:I,s:I,s:I,s:s#,s:o}", "cookie",
+						      (json_int_t)o->cookie, "agent_cgroup_id",
+						      (json_int_t)o->agent_cgroup_id, "pid",
+						      (json_int_t)o->tgid, "comm", o->comm,
+						      strnlen(o->comm, AG_COMM_LEN), "dest",
+						      addr_json(o->addr, o->port)));
+	}
+	return json_pack("{s:I,s:I,s:o}", "slots", (json_int_t)AG_ORIGIN_SLOTS, "in_use",
+			 (json_int_t)used, "newest", list);
+}
+
+static json_t *dump_map(const struct ag_kern *k, const struct ag_instance *in, enum ag_map_id id)
 {
 	struct dump d = { .k = k, .out = json_array() };
 	struct ag_config cfg;
@@ -150,13 +252,26 @@ static json_t *dump_map(const struct ag_kern *k, enum ag_map_id id)
 	case AG_MAP_DEST_RULES:
 		map_foreach(k->map_fd[id], sizeof(struct ag_rule_key), rule_entry, &d);
 		break;
-	case AG_MAP_HANDOFF:
-		map_foreach(k->map_fd[id], sizeof(struct ag_tuple), handoff_entry, &d);
+	case AG_MAP_QUOTA:
+		map_foreach(k->map_fd[id], sizeof(uint64_t), quota_entry, &d);
 		break;
-	default:
+	case AG_MAP_NETNS:
+		map_foreach(k->map_fd[id], sizeof(uint64_t), netns_cookie_entry, &d);
+		break;
+	case AG_MAP_NETNS_LINKS:
+		map_foreach(k->map_fd[id], sizeof(uint32_t), netns_link_entry, &d);
+		break;
+	case AG_MAP_ORIGIN:
 		json_decref(d.out);
-		return json_string(id == AG_MAP_ORIGIN ? "socket-local storage: not listable"
-						       : "ring buffer: read by agentgated");
+		return origin_json(k->map_fd[id]);
+	case AG_MAP_EVENTS:
+		json_decref(d.out);
+		return json_string("ring buffer: read by agentgated");
+	case AG_MAP_SERVING:
+		json_decref(d.out);
+		return json_boolean(ag_kern_is_serving(in));
+	default:
+		break;
 	}
 	return d.out;
 }
@@ -191,13 +306,13 @@ int cmd_maps(struct ag_cli *c, int argc, char **argv)
 		if (only && strcmp(only, ag_map_names[i]))
 			continue;
 		found++;
-		json_object_set_new(out, ag_map_names[i], dump_map(&k, i));
+		json_object_set_new(out, ag_map_names[i], dump_map(&k, &c->inst, i));
 	}
 	ag_kern_close(&k);
 	if (!found) {
 		json_decref(out);
 		return cli_fail("maps: no map \"%s\" (maps: config, agents, dest_rules, stats, "
-				"origin, handoff, events)",
+				"origin, events, quota, netns, netns_links)",
 				only);
 	}
 	if (json) {
@@ -208,7 +323,7 @@ int cmd_maps(struct ag_cli *c, int argc, char **argv)
 
 		json_object_foreach(out, name, v)
 		{
-			char *text = json_dumps(v, JSON_INDENT(2));
+			char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
 
 			printf("%s: %s\n", name, text ? text : "?");
 			free(text);

@@ -39,7 +39,7 @@ static int agent_id(const struct ag_instance *in, const char *name, uint64_t *id
 	return 0;
 }
 
-static json_t *quota_json(const char *name, const struct ag_quota *q)
+json_t *quota_json(const char *name, const struct ag_quota *q)
 {
 	uint64_t now = ag_now_ns();
 	bool minute_live = now - q->minute_start_ns < AG_MINUTE_NS;

@@ -67,6 +67,8 @@ static json_t *collect(const struct ag_instance *in)
 						    "path", path, "pinned", pinned));
 	}
 	json_object_set_new(out, "installed", json_boolean(installed));
+	/* What the connect hooks go by: redirect while set, refuse otherwise. */
+	json_object_set_new(out, "serving", json_boolean(ag_kern_is_serving(in)));
 	json_object_set_new(out, "links", jl);
 	json_object_set_new(out, "maps", jm);
 	daemon = daemon_status(in);
@@ -90,6 +92,10 @@ static json_t *collect(const struct ag_instance *in)
 		json_array_append_new(degraded,
 				      json_string("daemon not running: agents' connections are "
 						  "refused (fail closed)"));
+	else if (installed && !json_is_true(json_object_get(out, "serving")))
+		json_array_append_new(degraded,
+				      json_string("daemon not serving (starting or stopping): "
+						  "agents' connections are refused (fail closed)"));
 	json_object_set_new(out, "xdp_guards", guard_list_json(in));
 	json_object_set_new(out, "degraded", degraded);
 	return out;
@@ -168,9 +174,12 @@ static void print_text(json_t *s)
 		printf("daemon:     not running (%s)\n",
 		       json_string_value(json_object_get(daemon, "error")));
 	}
-	printf("kernel:     %s\n", json_is_true(json_object_get(s, "installed"))
-				       ? "installed: programs attached through pinned links"
-				       : "not installed");
+	printf("kernel:     %s\n", !json_is_true(json_object_get(s, "installed")) ? "not installed"
+				   : json_is_true(json_object_get(s, "serving"))
+				       ? "installed: programs attached through pinned links, "
+					 "redirecting to the daemon"
+				       : "installed: programs attached through pinned links, "
+					 "refusing (the daemon is not serving)");
 	json_array_foreach(json_object_get(s, "links"), i, v)
 	{
 		if (json_is_true(json_object_get(v, "pinned")))
@@ -228,6 +237,7 @@ int cmd_status(struct ag_cli *c, int argc, char **argv)
 	}
 	/* Refusing every connection because nothing can be recorded is not serving. */
 	serving = json_is_true(json_object_get(s, "installed")) &&
+		  json_is_true(json_object_get(s, "serving")) &&
 		  json_is_true(json_object_get(json_object_get(s, "daemon"), "running")) &&
 		  !json_is_false(json_object_get(
 		      json_object_get(json_object_get(s, "daemon"), "audit"), "ok"));

@@ -5,14 +5,16 @@
  * leaves the host ungoverned:
  *
  *  1. join <instance>/daemon, so the daemon's own sockets are outside the
- *     agents' hooks and its listener children get the sockops hand-off;
+ *     agents' hooks;
  *  2. load or adopt the programs (config written before any attach);
- *  3. listen, marked: from here on, redirected connects are accepted;
+ *  3. listen, marked;
  *  4. register agents and rules;
- *  5. drop every capability but CAP_NET_ADMIN (marks on upstream sockets).
+ *  5. drop every capability but CAP_NET_ADMIN (marks on upstream sockets);
+ *  6. serve: a socket of the daemon's goes into the serving map, and from
+ *     here on the hooks redirect agents' connects to the listeners.
  *
- * Until step 3, and again after the daemon exits, the connect hooks find no
- * marked listener and refuse: fail closed.
+ * Until step 6, and again once teardown takes the socket out (or the
+ * daemon's exit closes it), the connect hooks refuse: fail closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -505,6 +507,11 @@ static void block_stop_signals(void)
 
 static void teardown(struct ag_daemon *d)
 {
+	struct ag_err err;
+
+	/* Before the listeners close, so no agent's connect is sent to a closed port. */
+	if (ag_kern_serving(&d->kern, false, &err))
+		ag_log(AG_LOG_ERROR, "stop", "error=\"%s\"", err.msg);
 	ag_budget_fini(d);
 	ag_integrity_close(d);
 	ag_daemon_audit_close(d);
@@ -548,6 +555,9 @@ int main(int argc, char **argv)
 		ret = write_pidfile(&d.inst, &err);
 	if (!ret)
 		ret = drop_capabilities(&err);
+	/* The listeners accept from here on: agents' connects may come. */
+	if (!ret)
+		ret = ag_kern_serving(&d.kern, true, &err);
 	if (ret) {
 		fprintf(stderr, "agentgated: %s\n", err.msg);
 		teardown(&d);

@@ -14,35 +14,39 @@
 #include "guard.h"
 #include "kern.h"
 #include "netns.h"
-#include "quota.skel.h"
+#include "daemon.skel.h"
 #include "sock.skel.h"
 
 const char *const ag_map_names[AG_MAP__COUNT] = {
-	[AG_MAP_CONFIG] = "config", [AG_MAP_AGENTS] = "agents", [AG_MAP_DEST_RULES] = "dest_rules",
-	[AG_MAP_STATS] = "stats",   [AG_MAP_ORIGIN] = "origin", [AG_MAP_HANDOFF] = "handoff",
-	[AG_MAP_EVENTS] = "events", [AG_MAP_QUOTA] = "quota",	    [AG_MAP_NETNS] = "netns",
+	[AG_MAP_CONFIG] = "config",
+	[AG_MAP_AGENTS] = "agents",
+	[AG_MAP_DEST_RULES] = "dest_rules",
+	[AG_MAP_STATS] = "stats",
+	[AG_MAP_ORIGIN] = "origin",
+	[AG_MAP_EVENTS] = "events",
+	[AG_MAP_QUOTA] = "quota",
+	[AG_MAP_NETNS] = "netns",
 	[AG_MAP_NETNS_LINKS] = "netns_links",
+	[AG_MAP_SERVING] = "serving",
 };
 
 #define GATEWAY_FILTER_PIN "gateway_filter"
 
-
 /*
- * Attach order matters on a fresh install: sockops and getpeername first,
- * so that by the time connects start being redirected, the hand-off and
- * the agent-visible peer address already work.
+ * Attach order matters on a fresh install: getpeername first, so that by
+ * the time connects start being redirected, the agent-visible peer address
+ * already works.
  */
 const struct ag_prog_desc ag_progs[AG_PROG_COUNT] = {
-	{ "sockops", "ag_sockops", BPF_CGROUP_SOCK_OPS, true },
-	{ "getpeername4", "ag_getpeername4", BPF_CGROUP_INET4_GETPEERNAME, false },
-	{ "getpeername6", "ag_getpeername6", BPF_CGROUP_INET6_GETPEERNAME, false },
-	{ "sock_create", "ag_sock_create", BPF_CGROUP_INET_SOCK_CREATE, false },
-	{ "bind4", "ag_bind4", BPF_CGROUP_INET4_BIND, false },
-	{ "bind6", "ag_bind6", BPF_CGROUP_INET6_BIND, false },
-	{ "sendmsg4", "ag_sendmsg4", BPF_CGROUP_UDP4_SENDMSG, false },
-	{ "sendmsg6", "ag_sendmsg6", BPF_CGROUP_UDP6_SENDMSG, false },
-	{ "connect4", "ag_connect4", BPF_CGROUP_INET4_CONNECT, false },
-	{ "connect6", "ag_connect6", BPF_CGROUP_INET6_CONNECT, false },
+	{ "getpeername4", "ag_getpeername4", BPF_CGROUP_INET4_GETPEERNAME },
+	{ "getpeername6", "ag_getpeername6", BPF_CGROUP_INET6_GETPEERNAME },
+	{ "sock_create", "ag_sock_create", BPF_CGROUP_INET_SOCK_CREATE },
+	{ "bind4", "ag_bind4", BPF_CGROUP_INET4_BIND },
+	{ "bind6", "ag_bind6", BPF_CGROUP_INET6_BIND },
+	{ "sendmsg4", "ag_sendmsg4", BPF_CGROUP_UDP4_SENDMSG },
+	{ "sendmsg6", "ag_sendmsg6", BPF_CGROUP_UDP6_SENDMSG },
+	{ "connect4", "ag_connect4", BPF_CGROUP_INET4_CONNECT },
+	{ "connect6", "ag_connect6", BPF_CGROUP_INET6_CONNECT },
 };
 
 static void kern_reset(struct ag_kern *k)
@@ -51,6 +55,8 @@ static void kern_reset(struct ag_kern *k)
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		k->map_fd[i] = -1;
 	k->charge_fd = -1;
+	k->claim_fd = -1;
+	k->serving_fd = -1;
 }
 
 static int link_pin_path(const struct ag_instance *in, const char *name, char *buf, size_t len)
@@ -119,6 +125,10 @@ void ag_kern_close(struct ag_kern *k)
 {
 	if (k->charge_fd >= 0)
 		close(k->charge_fd);
+	if (k->claim_fd >= 0)
+		close(k->claim_fd);
+	if (k->serving_fd >= 0)
+		close(k->serving_fd);
 	if (k->skel) {
 		/* The skeleton owns the map fds it loaded. */
 		sock_bpf__destroy(k->skel);
@@ -130,11 +140,27 @@ void ag_kern_close(struct ag_kern *k)
 	kern_reset(k);
 }
 
+static int own_netns_cookie(__u64 *cookie, struct ag_err *err)
+{
+	socklen_t len = sizeof(*cookie);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		ret = ag_errf(err, errno, "network namespace cookie: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 int ag_kern_set_config(const struct ag_kern *k, const struct ag_config *cfg, struct ag_err *err)
 {
+	struct ag_config c = *cfg;
 	__u32 zero = 0;
+	int ret;
 
-	if (bpf_map_update_elem(k->map_fd[AG_MAP_CONFIG], &zero, cfg, BPF_ANY))
+	if (!c.netns_cookie && (ret = own_netns_cookie(&c.netns_cookie, err)))
+		return ret;
+	if (bpf_map_update_elem(k->map_fd[AG_MAP_CONFIG], &zero, &c, BPF_ANY))
 		return ag_errf(err, errno, "map config: update: %s", strerror(errno));
 	return 0;
 }
@@ -161,14 +187,14 @@ static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
 		return skel->maps.stats;
 	case AG_MAP_ORIGIN:
 		return skel->maps.origin;
-	case AG_MAP_HANDOFF:
-		return skel->maps.handoff;
 	case AG_MAP_QUOTA:
 		return skel->maps.quota;
 	case AG_MAP_NETNS:
 		return skel->maps.netns;
 	case AG_MAP_NETNS_LINKS:
 		return skel->maps.netns_links;
+	case AG_MAP_SERVING:
+		return skel->maps.serving;
 	default:
 		return skel->maps.events;
 	}
@@ -188,7 +214,7 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 		     struct ag_err *err)
 {
 	char path[PATH_MAX];
-	int ret, root_fd = -1, agents_fd = -1;
+	int ret, agents_fd;
 
 	k->skel = sock_bpf__open_and_load();
 	if (!k->skel)
@@ -214,14 +240,9 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	if (bpf_program__pin(k->skel->progs.ag_gateway_filter, path))
 		return ag_errf(err, errno, "program %s: pin: %s", path, strerror(errno));
 
-	root_fd = cgroup_open(in->cg_root, err);
-	if (root_fd < 0)
-		return root_fd;
 	agents_fd = cgroup_open(in->cg_agents, err);
-	if (agents_fd < 0) {
-		close(root_fd);
+	if (agents_fd < 0)
 		return agents_fd;
-	}
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
 		const struct ag_prog_desc *d = &ag_progs[i];
 		struct bpf_program *prog = bpf_object__find_program_by_name(k->skel->obj, d->prog);
@@ -231,11 +252,10 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 			ret = ag_errf(err, ENOENT, "program %s missing from sock.bpf.o", d->prog);
 			break;
 		}
-		link = bpf_program__attach_cgroup(prog, d->on_instance_root ? root_fd : agents_fd);
+		link = bpf_program__attach_cgroup(prog, agents_fd);
 		if (!link) {
 			ret = ag_errf(err, errno, "program %s: attach to %s: %s", d->prog,
-				      d->on_instance_root ? in->cg_root : in->cg_agents,
-				      strerror(errno));
+				      in->cg_agents, strerror(errno));
 			break;
 		}
 		link_pin_path(in, d->name, path, sizeof(path));
@@ -247,36 +267,97 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 			break;
 		}
 	}
-	close(root_fd);
 	close(agents_fd);
 	return ret;
 }
 
 /*
- * quota_charge on the quota map this process holds (loaded or adopted).
- * Only its program fd is kept: the object is attached to nothing, and the
- * map stays the instance's.
+ * bpf/daemon.bpf.c on the maps this process holds (loaded or adopted).
+ * Only its program fds are kept: the object is attached to nothing, and
+ * the maps stay the instance's.
  */
-static int charger_load(struct ag_kern *k, struct ag_err *err)
+static int daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 {
-	struct quota_bpf *skel = quota_bpf__open();
+	struct daemon_bpf *skel = daemon_bpf__open();
 	int ret;
 
 	if (!skel)
-		return ag_errf(err, errno, "quota.bpf.o: open: %s", strerror(errno));
-	ret = bpf_map__reuse_fd(skel->maps.quota, k->map_fd[AG_MAP_QUOTA]);
-	if (ret) {
-		ret = ag_errf(err, -ret, "quota.bpf.o: reuse map quota: %s", strerror(-ret));
-	} else if ((ret = quota_bpf__load(skel))) {
-		ret = ag_errf(err, -ret, "quota.bpf.o: load: %s (see libbpf messages above)",
+		return ag_errf(err, errno, "daemon.bpf.o: open: %s", strerror(errno));
+	if ((ret = bpf_map__reuse_fd(skel->maps.quota, k->map_fd[AG_MAP_QUOTA])) ||
+	    (ret = bpf_map__reuse_fd(skel->maps.origin, k->map_fd[AG_MAP_ORIGIN])) ||
+	    (ret = bpf_map__reuse_fd(skel->maps.ag_config, k->map_fd[AG_MAP_CONFIG]))) {
+		ret = ag_errf(err, -ret, "daemon.bpf.o: reuse the instance's maps: %s",
+			      strerror(-ret));
+	} else if ((ret = daemon_bpf__load(skel))) {
+		ret = ag_errf(err, -ret, "daemon.bpf.o: load: %s (see libbpf messages above)",
 			      strerror(-ret));
 	} else {
 		k->charge_fd = fcntl(bpf_program__fd(skel->progs.quota_charge), F_DUPFD_CLOEXEC, 0);
-		if (k->charge_fd < 0)
-			ret = ag_errf(err, errno, "quota_charge: dup: %s", strerror(errno));
+		k->claim_fd = fcntl(bpf_program__fd(skel->progs.origin_claim), F_DUPFD_CLOEXEC, 0);
+		if (k->charge_fd < 0 || k->claim_fd < 0)
+			ret = ag_errf(err, errno, "daemon.bpf.o: dup: %s", strerror(errno));
 	}
-	quota_bpf__destroy(skel);
+	daemon_bpf__destroy(skel);
 	return ret;
+}
+
+int ag_kern_serving(struct ag_kern *k, bool on, struct ag_err *err)
+{
+	struct sockaddr_in lo = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	__u32 zero = 0;
+	__u64 value; /* the map's value is 8 bytes: an fd in, a socket cookie out */
+	int fd, ret;
+
+	if (!on) {
+		/* Only what this process serves; closing the socket alone would do. */
+		if (k->serving_fd < 0)
+			return 0;
+		ret = bpf_map_delete_elem(k->map_fd[AG_MAP_SERVING], &zero) && errno != ENOENT
+			  ? ag_errf(err, errno, "map serving: delete: %s", strerror(errno))
+			  : 0;
+		close(k->serving_fd);
+		k->serving_fd = -1;
+		return ret;
+	}
+	if (k->serving_fd >= 0)
+		return 0;
+	/* A sockmap takes a UDP socket once it is bound. */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&lo, sizeof(lo))) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		return ag_errf(err, e, "serving socket: %s", strerror(e));
+	}
+	value = (__u64)fd;
+	if (bpf_map_update_elem(k->map_fd[AG_MAP_SERVING], &zero, &value, BPF_ANY)) {
+		int e = errno;
+
+		close(fd);
+		return ag_errf(err, e, "map serving: update: %s", strerror(e));
+	}
+	k->serving_fd = fd;
+	return 0;
+}
+
+bool ag_kern_is_serving(const struct ag_instance *in)
+{
+	char path[PATH_MAX];
+	__u64 cookie;
+	__u32 zero = 0;
+	bool serving;
+	int fd;
+
+	if (ag_pin_path(in, ag_map_names[AG_MAP_SERVING], path, sizeof(path)))
+		return false;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return false;
+	serving = !bpf_map_lookup_elem(fd, &zero, &cookie);
+	close(fd);
+	return serving;
 }
 
 int ag_quota_charge(const struct ag_kern *k, uint64_t agent_id, struct ag_charge *c,
@@ -312,9 +393,8 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 		if (ret)
 			return ret;
 		k->adopted = true;
-		ret = ag_kern_set_config(k, cfg, err);
-		if (!ret)
-			ret = charger_load(k, err);
+		if (!(ret = ag_kern_set_config(k, cfg, err)))
+			ret = daemon_progs_load(k, err);
 		if (ret)
 			ag_kern_close(k);
 		return ret;
@@ -331,7 +411,7 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 			       in->name, in->pin_dir, in->name);
 	ret = kern_load(k, in, cfg, err);
 	if (!ret)
-		ret = charger_load(k, err);
+		ret = daemon_progs_load(k, err);
 	if (ret) {
 		struct ag_err ignored;
 
@@ -385,7 +465,7 @@ int ag_kern_gateway_filter(const struct ag_instance *in, struct ag_err *err)
 	return fd;
 }
 
-static void sockaddr_to_tuple(const struct sockaddr_storage *ss, __u8 addr[16], __u16 *port)
+static void sockaddr_to_addr(const struct sockaddr_storage *ss, __u8 addr[16], __u16 *port)
 {
 	memset(addr, 0, 16);
 	if (ss->ss_family == AF_INET) {
@@ -402,26 +482,70 @@ static void sockaddr_to_tuple(const struct sockaddr_storage *ss, __u8 addr[16], 
 	}
 }
 
+/*
+ * The namespace of a netns agent at the other end of a connection: the one
+ * whose address the peer has (unique on the host, bpf/agentgate.h).  -1,
+ * the daemon's own namespace, for every other peer.
+ */
+static int32_t peer_nsid(const struct ag_kern *k, const struct sockaddr_in *peer)
+{
+	uint32_t ifindex, next, net = AG_NETNS_GATEWAY & AG_NETNS_MASK;
+	struct ag_netns ns;
+	bool first = true;
+
+	if (peer->sin_family != AF_INET || (ntohl(peer->sin_addr.s_addr) & AG_NETNS_MASK) != net)
+		return -1;
+	while (
+	    !bpf_map_get_next_key(k->map_fd[AG_MAP_NETNS_LINKS], first ? NULL : &ifindex, &next)) {
+		first = false;
+		ifindex = next;
+		if (!bpf_map_lookup_elem(k->map_fd[AG_MAP_NETNS_LINKS], &ifindex, &ns) &&
+		    ns.agent_ip4 == peer->sin_addr.s_addr)
+			return ns.nsid;
+	}
+	return -1;
+}
+
+/*
+ * The peer's address with one system call where that can be: SO_PEERNAME
+ * rather than getpeername(), since it answers for a connection the agent
+ * has closed already, and it wants the exact size, which only an IPv6
+ * peer's second call knows.
+ */
+static int peer_address(int fd, struct sockaddr_storage *peer)
+{
+	socklen_t len = sizeof(struct sockaddr_in);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERNAME, peer, &len))
+		return -errno;
+	if (peer->ss_family != AF_INET6)
+		return 0;
+	len = sizeof(struct sockaddr_in6);
+	return getsockopt(fd, SOL_SOCKET, SO_PEERNAME, peer, &len) ? -errno : 0;
+}
+
 int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o)
 {
-	struct sockaddr_storage peer, local;
-	socklen_t plen = sizeof(peer), llen = sizeof(local);
-	struct ag_tuple key;
+	struct sockaddr_storage peer;
+	struct ag_claim c;
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = &c, .data_size_in = sizeof(c),
+		    .data_out = &c, .data_size_out = sizeof(c));
+	int ret;
 
-	if (!bpf_map_lookup_elem(k->map_fd[AG_MAP_ORIGIN], &fd, o))
-		return 0;
-	if (getpeername(fd, (struct sockaddr *)&peer, &plen) ||
-	    getsockname(fd, (struct sockaddr *)&local, &llen))
+	if (k->claim_fd < 0)
+		return -EBADF;
+	if ((ret = peer_address(fd, &peer)))
+		return ret;
+	memset(&c, 0, sizeof(c));
+	sockaddr_to_addr(&peer, c.addr, &c.port);
+	c.nsid = peer_nsid(k, (const struct sockaddr_in *)&peer);
+	if (bpf_prog_test_run_opts(k->claim_fd, &opts))
 		return -errno;
-	memset(&key, 0, sizeof(key));
-	sockaddr_to_tuple(&peer, key.saddr, &key.sport);
-	sockaddr_to_tuple(&local, key.daddr, &key.dport);
-	if (bpf_map_lookup_and_delete_elem(k->map_fd[AG_MAP_HANDOFF], &key, o))
-		return -ENOENT;
-	/* As in sockops: an old record is not this connection's. */
-	if (ag_now_ns() - o->ts_ns > AG_HANDOFF_MAX_AGE_NS)
-		return -ENOENT;
-	return 0;
+	if (opts.data_size_out != sizeof(c))
+		return -EPROTO;
+	if (!c.result)
+		*o = c.origin;
+	return c.result;
 }
 
 void ag_kern_links(const struct ag_instance *in, struct ag_link_status out[AG_PROG_COUNT])

@@ -22,24 +22,24 @@ enum ag_map_id {
 	AG_MAP_DEST_RULES,
 	AG_MAP_STATS,
 	AG_MAP_ORIGIN,
-	AG_MAP_HANDOFF,
 	AG_MAP_EVENTS,
 	AG_MAP_QUOTA,
 	AG_MAP_NETNS,
 	AG_MAP_NETNS_LINKS,
+	AG_MAP_SERVING,
 	AG_MAP__COUNT,
 };
 
 /* Pin names, indexed by enum ag_map_id. */
 extern const char *const ag_map_names[AG_MAP__COUNT];
 
-#define AG_PROG_COUNT 10
+#define AG_PROG_COUNT 9
 
+/* Every program is attached to <instance>/agents. */
 struct ag_prog_desc {
-	const char *name;      /* link pin name, links/<name> */
-	const char *prog;      /* program name in sock.bpf.c */
-	int attach_type;       /* enum bpf_attach_type */
-	bool on_instance_root; /* sockops: <instance>, others: <instance>/agents */
+	const char *name; /* link pin name, links/<name> */
+	const char *prog; /* program name in sock.bpf.c */
+	int attach_type;  /* enum bpf_attach_type */
 };
 
 extern const struct ag_prog_desc ag_progs[AG_PROG_COUNT];
@@ -49,16 +49,21 @@ struct sock_bpf;
 struct ag_kern {
 	struct sock_bpf *skel; /* set only in the process that loaded them */
 	int map_fd[AG_MAP__COUNT];
-	bool adopted;  /* found pinned and reused */
-	int charge_fd; /* quota_charge (bpf/quota.bpf.c), -1 unless installed */
+	bool adopted; /* found pinned and reused */
+	/* bpf/daemon.bpf.c programs, -1 unless installed by this process */
+	int charge_fd;
+	int claim_fd;
+	/* the socket in the serving map while this process serves, else -1 */
+	int serving_fd;
 };
 
 /*
  * Loads and attaches the instance's programs, or adopts them if they are
  * already pinned (a daemon restart: nothing is detached, nothing
  * re-attached).  cfg is written before any program is attached.  Either
- * way it also loads quota_charge on the instance's quota map, for
- * ag_quota_charge.
+ * way it also loads bpf/daemon.bpf.c on the instance's maps, for
+ * ag_quota_charge and ag_kern_origin.  The instance does not serve until
+ * ag_kern_serving says so.
  */
 int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
 		    struct ag_err *err);
@@ -77,17 +82,31 @@ bool ag_kern_installed(const struct ag_instance *in);
 /* Unpins links (detaching the programs) and maps, removes the directory. */
 int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err);
 
+/* cfg->netns_cookie 0 stands for this process's network namespace. */
 int ag_kern_set_config(const struct ag_kern *k, const struct ag_config *cfg, struct ag_err *err);
 int ag_kern_get_config(const struct ag_kern *k, struct ag_config *cfg, struct ag_err *err);
 
 /*
- * The origin of a connection accepted by the daemon: the accepted socket's
- * own storage (moved there by sockops), else the handoff entry for its
- * 4-tuple, which the agent side wrote before its SYN left, so there is no
- * window in which a redirected connection has no record.  -ENOENT: the
- * connection did not come through a hook.
+ * The origin of a connection accepted by the daemon (fd): the record of
+ * the agent's socket at its other end, written by the connect hook before
+ * its SYN left.  -ENOENT: the connection did not come through a hook, or
+ * its agent has reset it already.  Only in a process that installed the
+ * instance (claim_fd).
  */
 int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o);
+
+/*
+ * Whether the connect hooks redirect agents' connects: on once this
+ * process's listeners accept, off before they close.  On puts a socket of
+ * this process's into the serving map (serving_fd); the kernel takes it out
+ * when the socket closes, so a process that dies stops serving with it,
+ * and a process that hands serving_fd to another (a child) and closes its
+ * own copy leaves the instance serving for as long as that one lives.  Off
+ * takes out only this process's socket: without one, it does nothing.
+ */
+int ag_kern_serving(struct ag_kern *k, bool on, struct ag_err *err);
+/* Whether some process's socket is in the instance's serving map. */
+bool ag_kern_is_serving(const struct ag_instance *in);
 
 struct ag_link_status {
 	const char *name;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/if_link.h>
+#include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -65,8 +66,12 @@ static int nl_open(void)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Sends one request, returns its ack's error (0 or a negative errno). */
-static int nl_talk(int fd, struct nlreq *r)
+/*
+ * Sends one request, returns its ack's error (0 or a negative errno); a
+ * reply that comes before the ack goes to on_reply, when given.
+ */
+static int nl_ask(int fd, struct nlreq *r, void (*on_reply)(const struct nlmsghdr *h, void *arg),
+		  void *arg)
 {
 	char buf[1024];
 	ssize_t n;
@@ -80,10 +85,56 @@ static int nl_talk(int fd, struct nlreq *r)
 		if (n < 0)
 			return -errno;
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n))
+		     h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+			if (on_reply)
+				on_reply(h, arg);
+		}
 	}
+}
+
+static int nl_talk(int fd, struct nlreq *r)
+{
+	return nl_ask(fd, r, NULL, NULL);
+}
+
+static void nsid_reply(const struct nlmsghdr *h, void *arg)
+{
+	const struct rtattr *a = (const struct rtattr *)((const char *)NLMSG_DATA(h) +
+							 NLMSG_ALIGN(sizeof(struct rtgenmsg)));
+	int len = (int)h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct rtgenmsg)));
+
+	if (h->nlmsg_type != RTM_NEWNSID)
+		return;
+	for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+		if (a->rta_type == NETNSA_NSID && RTA_PAYLOAD(a) == sizeof(int32_t))
+			memcpy(arg, RTA_DATA(a), sizeof(int32_t));
+}
+
+/*
+ * The id the root namespace (fd's) gives the namespace of nsfd, allocated
+ * if it has none: the daemon names the agent's namespace by it when it
+ * looks the agent's socket up (origin_claim).
+ */
+static int netns_id(int fd, int nsfd, int32_t *nsid)
+{
+	struct rtgenmsg g = { .rtgen_family = AF_UNSPEC };
+	int32_t any = -1;
+	struct nlreq r;
+	int ret;
+
+	nl_init(&r, RTM_NEWNSID, 0, &g, sizeof(g));
+	nl_put(&r, NETNSA_FD, &nsfd, sizeof(nsfd));
+	nl_put(&r, NETNSA_NSID, &any, sizeof(any));
+	ret = nl_talk(fd, &r);
+	if (ret && ret != -EEXIST)
+		return ret;
+	nl_init(&r, RTM_GETNSID, 0, &g, sizeof(g));
+	nl_put(&r, NETNSA_FD, &nsfd, sizeof(nsfd));
+	*nsid = -1;
+	ret = nl_ask(fd, &r, nsid_reply, nsid);
+	return ret ? ret : *nsid >= 0 ? 0 : -ENOENT;
 }
 
 static int link_up(int fd, int ifindex)
@@ -261,6 +312,8 @@ static int host_setup(const struct ag_kern *k, const struct ag_instance *in,
 	ret = r->ns.ifindex ? addr_p2p(fd, r->ns.ifindex, r->ns.gateway_ip4, r->ns.agent_ip4) : -ENODEV;
 	if (!ret)
 		ret = link_up(fd, r->ns.ifindex);
+	if (!ret)
+		ret = netns_id(fd, r->nsfd, &r->ns.nsid);
 	close(fd);
 	if (ret)
 		return ag_errf(err, -ret, "netns: %s: %s", r->ifname, strerror(-ret));

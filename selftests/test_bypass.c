@@ -21,9 +21,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <liburing.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "cgroup.h"
 #include "test.h"
@@ -56,9 +58,19 @@ struct attempt {
 	int ret, err;
 	pid_t pid;
 	char comm[16];
+	uint64_t cookie; /* of the agent's socket */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 };
+
+static uint64_t socket_cookie(int fd)
+{
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+
+	getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
+	return cookie;
+}
 
 static int uring_connect(int fd, const struct sockaddr *sa, socklen_t len, bool async)
 {
@@ -128,6 +140,7 @@ static int agent_connect(void *arg)
 sent:
 	a->peerlen = sizeof(a->peer);
 	getpeername(fd, (struct sockaddr *)&a->peer, &a->peerlen);
+	a->cookie = socket_cookie(fd);
 	a->ret = 0;
 	a->err = 0;
 	close(fd);
@@ -148,6 +161,29 @@ static bool peer_is(const struct attempt *a, const char *addr, uint16_t port)
 	return a->peerlen == len && !memcmp(&a->peer, &want, len);
 }
 
+static int note_reason(void *ctx, void *data, size_t size)
+{
+	const struct ag_event *e = data;
+
+	if (size >= sizeof(*e))
+		*(uint32_t *)ctx = e->reason;
+	return 0;
+}
+
+/* The reason of the newest refusal event in the instance's ring buffer. */
+static uint32_t last_refusal(const struct tinst *t)
+{
+	uint32_t reason = AG_REASON_NONE;
+	struct ring_buffer *rb =
+	    ring_buffer__new(t->k.map_fd[AG_MAP_EVENTS], note_reason, &reason, NULL);
+
+	if (rb) {
+		ring_buffer__consume(rb);
+		ring_buffer__free(rb);
+	}
+	return reason;
+}
+
 /*
  * The agent connects to dst:port.  Expected: the connect succeeds, the
  * stand-in daemon accepts one connection whose origin is dst:port from this
@@ -159,6 +195,7 @@ static void expect_redirect(struct tinst *t, int tool_fd, const char *dst, uint1
 {
 	struct attempt *a = shared_alloc(sizeof(*a));
 	struct ag_origin o, stored;
+	__u32 slot;
 	uint8_t want[16];
 	char buf[64] = { 0 };
 	int fd, lfd, plen;
@@ -187,9 +224,11 @@ static void expect_redirect(struct tinst *t, int tool_fd, const char *dst, uint1
 			ASSERT_EQ(strncmp(o.comm, "iou-wrk-", 8), 0, "origin comm of io worker");
 		else
 			ASSERT_STREQ(o.comm, a->comm, "origin comm");
-		/* sockops moved it into the accepted socket's own storage. */
-		ASSERT_OK(bpf_map_lookup_elem(t->k.map_fd[AG_MAP_ORIGIN], &fd, &stored),
-			  "origin in accepted socket storage");
+		/* The agent socket's own slot holds it, under its cookie. */
+		slot = o.cookie & (AG_ORIGIN_SLOTS - 1);
+		if (ASSERT_OK(bpf_map_lookup_elem(t->k.map_fd[AG_MAP_ORIGIN], &slot, &stored),
+			      "origin slot"))
+			ASSERT_EQ(stored.cookie, a->cookie, "slot holds the agent socket's record");
 	}
 	ASSERT_EQ(recv(fd, buf, sizeof(buf), MSG_WAITALL), sizeof(marker), "bytes at daemon");
 	ASSERT_STREQ(buf, marker, "marker at daemon");
@@ -475,6 +514,7 @@ TEST(bypass_listener_without_daemon)
 	tinst_agent(&t, NOBODY_UID, agent_connect_gateway, g);
 	ASSERT_EQ(g->ret, -1, "connect refused");
 	ASSERT_EQ(g->err, ECONNREFUSED, "errno");
+	ASSERT_EQ(last_refusal(&t), AG_REASON_NO_DAEMON, "reason: the daemon is not serving");
 	ASSERT_FALSE(has_pending(t.lfd4), "nothing in the orphaned listener's queue");
 	ASSERT_FALSE(has_pending(tool), "nothing reached the tool");
 	close(tool);
@@ -794,6 +834,7 @@ TEST(bypass_new_netns)
 		bpf_map_lookup_elem(t.k.map_fd[AG_MAP_STATS], &t.agent_cg, &after);
 		/* Refused by the hook (no daemon in that namespace), not by TCP. */
 		ASSERT_EQ(after.no_daemon - before.no_daemon, 1, "no_daemon counted");
+		ASSERT_EQ(last_refusal(&t), AG_REASON_NO_GATEWAY, "reason: no gateway there");
 	}
 	ASSERT_FALSE(has_pending(tool), "nothing reached the tool");
 	ASSERT_FALSE(has_pending(t.lfd4), "nothing reached the host's daemon");
@@ -913,55 +954,160 @@ TEST(bypass_known_gap_carried_socket)
 	tinst_destroy(&t);
 }
 
-/*
- * A handoff record whose agent never completed its handshake must not give
- * its identity to whoever connects from the same address and port later: a
- * process outside the agents could otherwise impersonate an agent (and,
- * with credential injection, use its credentials).  Records older than
- * AG_HANDOFF_MAX_AGE_NS are refused by sockops and by the daemon.
- */
-TEST(bypass_stale_handoff)
+/* An agent connection from a chosen source port, reset once the daemon has it. */
+struct sourced_attempt {
+	uint16_t sport, port;
+	uint64_t cookie;
+	int ret, err;
+	int go[2]; /* the test writes a byte once it has claimed the connection */
+};
+
+static int agent_connect_from(void *arg)
 {
-	struct sockaddr_storage ss, local;
-	socklen_t len, llen = sizeof(local);
-	struct ag_origin o = { 0 }, got;
-	struct ag_tuple key = { 0 };
-	uint16_t port;
+	struct sourced_attempt *a = arg;
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("127.0.0.1", a->sport, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char byte;
+
+	a->ret = -1;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len))
+		goto out;
+	len = make_sockaddr("127.0.0.1", a->port, &ss);
+	if (connect(fd, (struct sockaddr *)&ss, len))
+		goto out;
+	a->cookie = socket_cookie(fd);
+	a->ret = 0;
+	if (read(a->go[0], &byte, 1) != 1)
+		a->ret = -1;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+out:
+	a->err = errno;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* A socket outside the agents connected to the daemon; its cookie in *cookie. */
+static int outsider_connect(struct tinst *t, uint16_t sport, uint64_t *cookie)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	len = make_sockaddr("127.0.0.1", sport, &ss);
+	if (sport && bind(fd, (struct sockaddr *)&ss, len)) {
+		close(fd);
+		return -1;
+	}
+	len = make_sockaddr("127.0.0.1", t->port, &ss);
+	if (connect(fd, (struct sockaddr *)&ss, len)) {
+		close(fd);
+		return -1;
+	}
+	*cookie = socket_cookie(fd);
+	return fd;
+}
+
+static int plant_origin(struct tinst *t, uint64_t cookie)
+{
+	__u32 slot = cookie & (AG_ORIGIN_SLOTS - 1);
+	struct ag_origin o = { .cookie = cookie, .agent_cgroup_id = t->agent_cg, .port = 443 };
+
+	return bpf_map_update_elem(t->k.map_fd[AG_MAP_ORIGIN], &slot, &o, BPF_ANY);
+}
+
+/*
+ * The daemon gets a record only for the agent's own socket at the other
+ * end of the connection it accepted.  Anything else that connects to the
+ * gateway -- a process outside the agents, even one that takes over a
+ * closed agent connection's source port, or whose socket's slot holds an
+ * agent's record -- gets no identity, so it can use neither an agent's
+ * rights nor the credentials the gateway injects for it.
+ */
+TEST(bypass_claim)
+{
+	struct ag_origin got;
+	uint64_t cookie;
 	struct tinst t;
 	int fd, c;
 
-	if (!ASSERT_OK(tinst_create(&t, "stale", 0, NULL, 0), "instance"))
+	if (!ASSERT_OK(tinst_create(&t, "claim", 0, NULL, 0), "instance"))
 		return;
-	for (int fresh = 0; fresh < 2; fresh++) {
-		if (!test__start_subtest(fresh ? "fresh_record_used" : "stale_record_refused"))
+	for (int own = 1; own >= 0; own--) {
+		if (!test__start_subtest(own ? "record_of_the_peer_socket" : "record_of_another"))
 			continue;
-		/* A socket outside the agents, bound so the tuple is known in advance. */
-		fd = tcp_listen("127.0.0.1", 0, &port);
-		close(fd);
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		len = make_sockaddr("127.0.0.1", port, &ss);
-		ASSERT_OK(bind(fd, (struct sockaddr *)&ss, len), "bind");
-		ag_addr_parse("127.0.0.1", key.saddr, NULL);
-		ag_addr_parse("127.0.0.1", key.daddr, NULL);
-		key.sport = port;
-		key.dport = t.port;
-		o.agent_cgroup_id = t.agent_cg;
-		o.ts_ns = ag_now_ns() - (fresh ? 0 : AG_HANDOFF_MAX_AGE_NS + 1000000000ull);
-		ASSERT_OK(bpf_map_update_elem(t.k.map_fd[AG_MAP_HANDOFF], &key, &o, BPF_ANY),
-			  "plant a handoff record");
-		len = make_sockaddr("127.0.0.1", t.port, &ss);
-		ASSERT_OK(connect(fd, (struct sockaddr *)&ss, len), "connect to the daemon");
-		getsockname(fd, (struct sockaddr *)&local, &llen);
+		fd = outsider_connect(&t, 0, &cookie);
+		if (!ASSERT_GE(fd, 0, "connect to the daemon"))
+			continue;
+		/* The same slot either way; only the cookie says whose it is. */
+		ASSERT_OK(plant_origin(&t, own ? cookie : cookie + AG_ORIGIN_SLOTS),
+			  "plant a record");
 		c = accept_timeout(t.lfd4, 2000);
 		if (ASSERT_GE(c, 0, "accepted")) {
-			if (fresh)
-				ASSERT_OK(ag_kern_origin(&t.k, c, &got), "fresh record found");
+			if (own)
+				ASSERT_OK(ag_kern_origin(&t.k, c, &got), "the peer's own record");
 			else
 				ASSERT_EQ(ag_kern_origin(&t.k, c, &got), -ENOENT,
-					  "no identity from a stale record");
+					  "no identity from another socket's record");
 			close(c);
 		}
 		close(fd);
+	}
+	if (test__start_subtest("source_port_taken_over")) {
+		struct sourced_attempt *a = shared_alloc(sizeof(*a));
+		uint16_t sport;
+		pid_t pid;
+
+		close(tcp_listen("127.0.0.1", 0, &sport));
+		a->sport = sport;
+		a->port = 9;
+		ASSERT_OK(pipe(a->go), "pipe");
+		pid = fork();
+		if (pid == 0)
+			_exit(tinst_agent(&t, NOBODY_UID, agent_connect_from, a));
+		c = accept_timeout(t.lfd4, 2000);
+		memset(&got, 0, sizeof(got));
+		if (ASSERT_GE(c, 0, "agent's connection accepted"))
+			ASSERT_OK(ag_kern_origin(&t.k, c, &got), "agent's record");
+		/* The agent resets its connection: the port is free at once. */
+		ASSERT_EQ(write(a->go[1], "x", 1), 1, "release the agent");
+		waitpid(pid, NULL, 0);
+		ASSERT_EQ(got.cookie, a->cookie, "claimed for the agent's socket");
+		if (c >= 0)
+			close(c);
+		fd = outsider_connect(&t, sport, &cookie);
+		if (ASSERT_GE(fd, 0, "outsider connects from the agent's port")) {
+			c = accept_timeout(t.lfd4, 2000);
+			if (ASSERT_GE(c, 0, "outsider accepted"))
+				ASSERT_EQ(ag_kern_origin(&t.k, c, &got), -ENOENT,
+					  "no identity for the outsider");
+			close(c);
+			close(fd);
+		}
+		close(a->go[0]);
+		close(a->go[1]);
+		munmap(a, sizeof(*a));
+	}
+	if (test__start_subtest("reset_before_accept")) {
+		struct sourced_attempt *a = shared_alloc(sizeof(*a));
+
+		/* Released at once: the agent resets before the daemon accepts. */
+		a->port = 9;
+		ASSERT_OK(pipe(a->go), "pipe");
+		ASSERT_EQ(write(a->go[1], "x", 1), 1, "release the agent");
+		ASSERT_EQ(tinst_agent(&t, NOBODY_UID, agent_connect_from, a), 0, "agent");
+		ASSERT_EQ(a->ret, 0, "agent connected");
+		c = accept_timeout(t.lfd4, 2000);
+		if (ASSERT_GE(c, 0, "accepted"))
+			ASSERT_EQ(ag_kern_origin(&t.k, c, &got), -ENOENT,
+				  "nobody left to vouch for the connection");
+		close(c);
+		close(a->go[0]);
+		close(a->go[1]);
+		munmap(a, sizeof(*a));
 	}
 	tinst_destroy(&t);
 }

@@ -42,6 +42,53 @@ static int agent_connect(void *arg)
 	return 0;
 }
 
+/*
+ * One socket, redirected to dst:port, then disconnected (AF_UNSPEC) and
+ * connected again to dst:other_port, which a rule lets through directly;
+ * what getpeername says after each connect.
+ */
+struct reconnect {
+	char dst[64];
+	uint16_t port, other_port;
+	uint16_t peer_first, peer_second;
+	int ret;
+};
+
+static uint16_t peer_port_of(int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen))
+		return 0;
+	return ntohs(((struct sockaddr_in *)&peer)->sin_port);
+}
+
+static int agent_reconnect(void *arg)
+{
+	struct reconnect *r = arg;
+	struct sockaddr_storage ss;
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+	socklen_t len = make_sockaddr(r->dst, r->port, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+
+	r->ret = -1;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
+		goto out;
+	r->peer_first = peer_port_of(fd);
+	if (connect(fd, &unspec, sizeof(unspec)))
+		goto out;
+	len = make_sockaddr(r->dst, r->other_port, &ss);
+	if (connect(fd, (struct sockaddr *)&ss, len))
+		goto out;
+	r->peer_second = peer_port_of(fd);
+	r->ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 enum outcome { DENIED, RELAYED, DIRECT };
 
 /*
@@ -137,6 +184,29 @@ TEST(rules)
 		expect(&d, "special", "127.0.0.1", other, other_port, RELAYED);
 		/* ...and its /8 DENY for tool_port holds on 127.0.0.1 too. */
 		expect(&d, "special", "127.0.0.1", tool, tool_port, DENIED);
+	}
+	if (test__start_subtest("direct_after_redirect_shows_real_peer")) {
+		struct reconnect *r = shared_alloc(sizeof(*r));
+		char cg[PATH_MAX];
+		int c;
+
+		snprintf(cg, sizeof(cg), "%s/plain", d.in.cg_agents);
+		snprintf(r->dst, sizeof(r->dst), "127.0.0.1");
+		r->port = tool_port;
+		r->other_port = other_port;
+		ASSERT_EQ(run_in_cgroup(cg, NOBODY_UID, agent_reconnect, r), 0, "agent");
+		ASSERT_EQ(r->ret, 0, "connect, disconnect, connect");
+		ASSERT_EQ(r->peer_first, tool_port, "redirected: the original peer");
+		ASSERT_EQ(r->peer_second, other_port, "then direct: the real peer");
+		c = accept_timeout(other, 3000);
+		ASSERT_GE(c, 0, "the direct connection reached its destination");
+		if (c >= 0)
+			close(c);
+		/* The relayed first connection, if it got as far as the tool. */
+		c = accept_timeout(tool, 500);
+		if (c >= 0)
+			close(c);
+		munmap(r, sizeof(*r));
 	}
 	if (test__start_subtest("maps_show_rules")) {
 		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s maps dest_rules",

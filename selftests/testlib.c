@@ -360,10 +360,11 @@ static int listen_from_daemon_cgroup(struct tinst *t, struct ag_err *err)
 }
 
 /*
- * The hooks want a live process in <instance>/daemon besides the marked
- * listener; this one stands in for agentgated's process.
+ * The stand-in for agentgated's process, in <instance>/daemon: it holds the
+ * serving socket (this process's copy is closed), so the instance serves
+ * exactly as long as it lives, as it would for the daemon.
  */
-static pid_t start_daemon_placeholder(const struct tinst *t)
+static pid_t start_daemon_placeholder(struct tinst *t)
 {
 	int cgfd = open(t->in.cg_daemon, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	pid_t pid;
@@ -377,6 +378,10 @@ static pid_t start_daemon_placeholder(const struct tinst *t)
 			pause();
 	}
 	close(cgfd);
+	if (pid > 0) {
+		close(t->k.serving_fd);
+		t->k.serving_fd = -1;
+	}
 	return pid;
 }
 
@@ -404,17 +409,10 @@ int tinst_create(struct tinst *t, const char *suffix, unsigned int flags, const 
 	    (ret = ag_cgroup_mkdir(t->in.cg_daemon, &err)))
 		goto fail;
 	t->cfg.mark = 0x41470000 | (runner_pid & 0xffff);
-	if (flags & TINST_NO_LISTENER) {
+	if (flags & TINST_NO_LISTENER)
 		t->port = free_port();
-	} else {
-		if ((ret = listen_from_daemon_cgroup(t, &err)))
-			goto fail;
-		t->daemon_pid = start_daemon_placeholder(t);
-		if (t->daemon_pid < 0) {
-			ret = ag_errf(&err, errno, "daemon placeholder: %s", strerror(errno));
-			goto fail;
-		}
-	}
+	else if ((ret = listen_from_daemon_cgroup(t, &err)))
+		goto fail;
 	memcpy(&t->cfg.daemon_ip4, &lo, 4);
 	t->cfg.daemon_ip6[15] = 1;
 	t->cfg.daemon_port = t->port;
@@ -434,6 +432,15 @@ int tinst_create(struct tinst *t, const char *suffix, unsigned int flags, const 
 	if ((ret = ag_kern_install(&t->k, &t->in, &t->cfg, &err)) ||
 	    (ret = ag_agent_register(&t->k, &t->in, "a", AG_VERDICT_REDIRECT, &t->agent_cg, &err)))
 		goto fail;
+	if (!(flags & TINST_NO_LISTENER)) {
+		if ((ret = ag_kern_serving(&t->k, true, &err)))
+			goto fail;
+		t->daemon_pid = start_daemon_placeholder(t);
+		if (t->daemon_pid < 0) {
+			ret = ag_errf(&err, errno, "daemon placeholder: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	snprintf(t->agent_path, sizeof(t->agent_path), "%s/a", t->in.cg_agents);
 	return 0;
 fail:

@@ -30,9 +30,10 @@ const char *testlib_src_dir(void);
 /*
  * A test instance with the kernel programs installed and, unless
  * TINST_NO_LISTENER, a stand-in for agentgated: marked listeners on
- * 127.0.0.1 and [::1], created from <instance>/daemon like the daemon's, so
- * the hooks see a daemon and the sockops hand-off runs.  The test accepts on
- * them and reads origins, without any relay in between.
+ * 127.0.0.1 and [::1], created from <instance>/daemon like the daemon's,
+ * and a process there that keeps the instance serving, so the hooks
+ * redirect to them.  The test accepts on them and claims origins, without
+ * any relay in between.
  */
 struct tinst {
 	struct ag_instance in;
@@ -41,7 +42,7 @@ struct tinst {
 	uint16_t port;	   /* the daemon port */
 	int lfd4, lfd6;	   /* stand-in listeners, -1 if none */
 	uint64_t agent_cg; /* cgroup id of agents/a */
-	pid_t daemon_pid;  /* a process in <instance>/daemon: "alive" */
+	pid_t daemon_pid;  /* in <instance>/daemon, holding the serving socket */
 	char agent_path[PATH_MAX];
 };
 
@@ -53,7 +54,7 @@ enum {
 int tinst_create(struct tinst *t, const char *suffix, unsigned int flags, const uint8_t *resolver,
 		 uint16_t resolver_port);
 void tinst_destroy(struct tinst *t);
-/* Ends the stand-in daemon process; its listeners stay open. */
+/* Ends the stand-in daemon process (so the instance stops serving); its listeners stay open. */
 void tinst_kill_daemon(struct tinst *t);
 
 /*

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The programs agentgated runs itself, with BPF_PROG_TEST_RUN, on maps of
+ * the instance that the hooks write too:
+ *
+ *  - quota_charge: one tool call against the agent's call budgets, under
+ *    the quota value's lock, so that it and the connect hooks (sock.bpf.c
+ *    quota_take) never undo each other's changes;
+ *  - origin_claim: the origin of an accepted connection, the record of the
+ *    agent's socket at its other end (see struct ag_claim).
+ *
+ * Their own object rather than programs of sock.bpf.c: attached to nothing
+ * and pinned nowhere, so the daemon loads them at every start, fresh or
+ * adopted, with the instance's pinned maps reused (libbpf
+ * bpf_map__reuse_fd), and the pinned instance's programs stay untouched.
+ *
+ * BPF_PROG_TEST_RUN copies the input in and back out (a syscall program's
+ * context; origin_claim's packet), and running a loaded program by fd
+ * needs no capability, so the daemon still runs them after dropping its
+ * own.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "agentgate.h"
+#include "shared_maps.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define ENOENT 2
+#define TCP_LISTEN 10
+
+SEC("syscall")
+int quota_charge(struct ag_charge *c)
+{
+	__u64 agent_id = c->agent_id, now = bpf_ktime_get_ns();
+	struct ag_quota *q = bpf_map_lookup_elem(&quota, &agent_id);
+	__u32 spent = AG_BUDGET_NONE, limit = 0;
+
+	c->spent = AG_BUDGET_NONE;
+	c->limit = 0;
+	c->calls_minute = c->calls_day = 0;
+	if (!q)
+		return 0;
+	bpf_spin_lock(&q->lock);
+	/*
+	 * A window that has ended, or never started (a new entry has 0, which
+	 * is not "at boot"), starts with this call.
+	 */
+	if (!q->minute_start_ns || now - q->minute_start_ns >= AG_MINUTE_NS) {
+		q->minute_start_ns = now;
+		q->calls_minute = 0;
+	}
+	if (!q->day_start_ns || now - q->day_start_ns >= AG_DAY_NS) {
+		q->day_start_ns = now;
+		q->calls_day = 0;
+	}
+	if (q->calls_per_minute && q->calls_minute >= q->calls_per_minute) {
+		spent = AG_BUDGET_MINUTE;
+		limit = q->calls_per_minute;
+	} else if (q->calls_per_day && q->calls_day >= q->calls_per_day) {
+		spent = AG_BUDGET_DAY;
+		limit = q->calls_per_day;
+	}
+	if (spent) {
+		q->calls_refused++;
+	} else {
+		q->calls_minute++;
+		q->calls_day++;
+	}
+	c->calls_minute = q->calls_minute;
+	c->calls_day = q->calls_day;
+	bpf_spin_unlock(&q->lock);
+	c->spent = spent;
+	c->limit = limit;
+	return 0;
+}
+
+static __always_inline bool is_v4_mapped(const __u8 *a)
+{
+	__u64 hi;
+	__u32 mid;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return hi == 0 && mid == bpf_htonl(0xffff);
+}
+
+/*
+ * The cookie of the agent's socket of a connection the daemon accepted:
+ * found as a packet from the daemon's end would find it, in the agent's
+ * namespace.  An agent that has closed its socket already (it sent its
+ * request and a FIN) leaves a timewait socket in its place, with the same
+ * cookie.  0 when there is none (the agent has reset the connection, or
+ * the peer is not a TCP socket of this host).
+ */
+static __always_inline __u64 peer_cookie(struct xdp_md *ctx, const struct ag_claim *c)
+{
+	__u64 netns = c->nsid < 0 ? BPF_F_CURRENT_NETNS : (__u64)c->nsid;
+	const struct ag_config *cfg;
+	struct bpf_sock_tuple t = {};
+	struct tcp_timewait_sock *tw;
+	struct bpf_sock *sk;
+	struct tcp_sock *tp;
+	__u64 cookie = 0;
+	__u32 zero = 0, len;
+
+	cfg = bpf_map_lookup_elem(&ag_config, &zero);
+	if (!cfg)
+		return 0;
+	if (is_v4_mapped(c->addr)) {
+		t.ipv4.saddr = c->nsid < 0 ? cfg->daemon_ip4 : bpf_htonl(AG_NETNS_GATEWAY);
+		__builtin_memcpy(&t.ipv4.daddr, c->addr + 12, 4);
+		t.ipv4.sport = bpf_htons(cfg->daemon_port);
+		t.ipv4.dport = bpf_htons(c->port);
+		len = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, cfg->daemon_ip6, 16);
+		__builtin_memcpy(t.ipv6.daddr, c->addr, 16);
+		t.ipv6.sport = bpf_htons(cfg->daemon_port);
+		t.ipv6.dport = bpf_htons(c->port);
+		len = sizeof(t.ipv6);
+	}
+	sk = bpf_skc_lookup_tcp(ctx, &t, len, netns, 0);
+	if (!sk)
+		return 0;
+	/* A listener on the agent's port is not the agent's end. */
+	if (sk->state != TCP_LISTEN) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		tw = tp ? NULL : bpf_skc_to_tcp_timewait_sock(sk);
+		if (tp)
+			cookie = tp->inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter;
+		else if (tw)
+			cookie = tw->tw_sk.__tw_common.skc_cookie.counter;
+	}
+	bpf_sk_release(sk);
+	return cookie;
+}
+
+/*
+ * An XDP program for its BPF_PROG_TEST_RUN: the claim goes in as the
+ * packet and comes back out in it, and XDP has the socket lookups.  Only
+ * the agent's own socket leads to its record: a connection to the daemon
+ * from anything else (a host process that reuses an agent's source port,
+ * say) finds another socket, with another cookie.
+ */
+SEC("xdp")
+int origin_claim(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ag_claim *c = data;
+	const struct ag_origin *o;
+	__u64 cookie;
+	__u32 slot;
+
+	if ((void *)(c + 1) > end)
+		return XDP_ABORTED;
+	c->result = -ENOENT;
+	cookie = peer_cookie(ctx, c);
+	if (!cookie)
+		return XDP_PASS;
+	slot = cookie & (AG_ORIGIN_SLOTS - 1);
+	o = bpf_map_lookup_elem(&origin, &slot);
+	if (!o || o->cookie != cookie)
+		return XDP_PASS;
+	__builtin_memcpy(&c->origin, o, sizeof(c->origin));
+	c->result = 0;
+	return XDP_PASS;
+}
