@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -374,6 +375,38 @@ int ag_quota_charge(const struct ag_kern *k, uint64_t agent_id, struct ag_charge
 	return 0;
 }
 
+/*
+ * Whether the pinned maps are the ones this build's programs define: an
+ * instance pinned by another version is refused rather than adopted, since
+ * its programs would write records this daemon reads differently.
+ */
+static int same_maps(const struct ag_kern *k, const struct ag_instance *in, struct ag_err *err)
+{
+	struct sock_bpf *skel = sock_bpf__open();
+	int ret = 0;
+
+	if (!skel)
+		return ag_errf(err, errno, "sock.bpf.o: open: %s", strerror(errno));
+	for (int i = 0; i < AG_MAP__COUNT && !ret; i++) {
+		const struct bpf_map *m = skel_map(skel, i);
+		struct bpf_map_info info;
+		__u32 len = sizeof(info);
+
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(k->map_fd[i], &info, &len))
+			ret = ag_errf(err, errno, "map %s: %s", ag_map_names[i], strerror(errno));
+		else if (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+			 info.value_size != bpf_map__value_size(m) ||
+			 info.max_entries != bpf_map__max_entries(m))
+			ret = ag_errf(err, EEXIST,
+				      "instance %s was installed by another version (map %s "
+				      "differs); run agentgatectl --instance %s uninstall first",
+				      in->name, ag_map_names[i], in->name);
+	}
+	sock_bpf__destroy(skel);
+	return ret;
+}
+
 int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
 		    struct ag_err *err)
 {
@@ -390,8 +423,12 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 
 	if (ag_kern_installed(in)) {
 		ret = ag_kern_open(k, in, err);
-		if (ret)
+		if (!ret)
+			ret = same_maps(k, in, err);
+		if (ret) {
+			ag_kern_close(k);
 			return ret;
+		}
 		k->adopted = true;
 		if (!(ret = ag_kern_set_config(k, cfg, err)))
 			ret = daemon_progs_load(k, err);
@@ -400,14 +437,14 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 		return ret;
 	}
 	/*
-	 * Half an instance (a crash during install, or a hand-removed pin) is
-	 * not adopted: links may be missing, and guessing which is worse than
-	 * asking for a clean start.
+	 * Half an instance (a crash during install, or a hand-removed pin), or
+	 * one of another version's, is not adopted: links may be missing, and
+	 * guessing which is worse than asking for a clean start.
 	 */
 	if (anything_pinned(in))
 		return ag_errf(err, EEXIST,
-			       "instance %s is partly installed in %s; run agentgatectl "
-			       "--instance %s uninstall first",
+			       "instance %s in %s is partly installed, or by another version; "
+			       "run agentgatectl --instance %s uninstall first",
 			       in->name, in->pin_dir, in->name);
 	ret = kern_load(k, in, cfg, err);
 	if (!ret)
@@ -421,6 +458,30 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 	return ret;
 }
 
+/*
+ * Unpins every entry of dir but subdirectories: whatever an instance
+ * pinned there, including pins of another version's programs and maps.
+ */
+static int unpin_all(const char *dir, const char *what, int ret, struct ag_err *err)
+{
+	char path[PATH_MAX];
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return errno == ENOENT || ret ? ret
+					      : ag_errf(err, errno, "%s: %s", dir, strerror(errno));
+	while ((e = readdir(d))) {
+		if (e->d_type == DT_DIR)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (unlink(path) && errno != ENOENT && !ret)
+			ret = ag_errf(err, errno, "%s %s: unpin: %s", what, path, strerror(errno));
+	}
+	closedir(d);
+	return ret;
+}
+
 int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 {
 	char path[PATH_MAX];
@@ -429,24 +490,12 @@ int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 
 	if (!ret)
 		ret = e;
-
 	/* Links first: once they are gone, no program uses the maps. */
-	for (int i = 0; i < AG_PROG_COUNT; i++) {
-		link_pin_path(in, ag_progs[i].name, path, sizeof(path));
-		if (unlink(path) && errno != ENOENT && !ret)
-			ret = ag_errf(err, errno, "link %s: unpin: %s", path, strerror(errno));
-	}
-	ag_pin_path(in, GATEWAY_FILTER_PIN, path, sizeof(path));
-	if (unlink(path) && errno != ENOENT && !ret)
-		ret = ag_errf(err, errno, "program %s: unpin: %s", path, strerror(errno));
-	for (int i = 0; i < AG_MAP__COUNT; i++) {
-		ag_pin_path(in, ag_map_names[i], path, sizeof(path));
-		if (unlink(path) && errno != ENOENT && !ret)
-			ret = ag_errf(err, errno, "map %s: unpin: %s", path, strerror(errno));
-	}
 	snprintf(path, sizeof(path), "%s/links", in->pin_dir);
+	ret = unpin_all(path, "link", ret, err);
 	if (rmdir(path) && errno != ENOENT && !ret)
 		ret = ag_errf(err, errno, "%s: rmdir: %s", path, strerror(errno));
+	ret = unpin_all(in->pin_dir, "pin", ret, err);
 	if (rmdir(in->pin_dir) && errno != ENOENT && !ret)
 		ret = ag_errf(err, errno, "%s: rmdir: %s", in->pin_dir, strerror(errno));
 	return ret;

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "cgroup.h"
@@ -135,4 +136,34 @@ TEST(pinning_fail_closed)
 	close(tool);
 	ag_cgroup_destroy(agents, &err);
 	munmap(r, sizeof(*r));
+}
+
+/*
+ * A pinned instance whose maps are not this build's (another version
+ * installed it) is refused, with what to do, rather than adopted: its
+ * programs would write records the daemon reads differently.
+ */
+TEST(pinning_other_version)
+{
+	char path[PATH_MAX];
+	struct ag_kern k2;
+	struct ag_err err = { 0 };
+	struct tinst t;
+	int fd;
+
+	if (!ASSERT_OK(tinst_create(&t, "version", TINST_NO_LISTENER, NULL, 0), "instance"))
+		return;
+	ag_pin_path(&t.in, ag_map_names[AG_MAP_ORIGIN], path, sizeof(path));
+	ASSERT_OK(unlink(path), "unpin origin");
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "origin", sizeof(__u32), 64, AG_ORIGIN_SLOTS, NULL);
+	if (ASSERT_GE(fd, 0, "an origin map of another layout") &&
+	    ASSERT_OK(bpf_obj_pin(fd, path), "pinned in its place")) {
+		ASSERT_EQ(ag_kern_install(&k2, &t.in, &t.cfg, &err), -EEXIST, "not adopted");
+		ASSERT_STRHAS(err.msg, "another version (map origin differs)", "says why");
+		ASSERT_STRHAS(err.msg, "uninstall", "says what to do");
+		ag_kern_close(&k2);
+	}
+	if (fd >= 0)
+		close(fd);
+	tinst_destroy(&t);
 }
