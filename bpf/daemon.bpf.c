@@ -164,7 +164,11 @@ int origin_claim(struct xdp_md *ctx)
 	o = bpf_map_lookup_elem(&origin, &slot);
 	if (!o || o->cookie != cookie)
 		return XDP_PASS;
+	/* Whole, or not at all: see the writer in sock.bpf.c tcp_verdict. */
+	barrier();
 	__builtin_memcpy(&c->origin, o, sizeof(c->origin));
-	c->result = 0;
+	barrier();
+	if (o->cookie == cookie && c->origin.cookie == cookie)
+		c->result = 0;
 	return XDP_PASS;
 }

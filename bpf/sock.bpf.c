@@ -467,10 +467,19 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 		       ECONNREFUSED);
 		return TCP_REFUSED;
 	}
+	/*
+	 * The cookie is cleared first and written last: a reader that finds
+	 * its cookie both before and after reading the rest (origin_claim,
+	 * own_peer) has read one socket's record whole, even if another
+	 * socket's connect takes the slot over meanwhile.  x86-64 keeps
+	 * stores, and loads, in program order; the barriers keep the compiler
+	 * from reordering them.
+	 */
+	o->cookie = 0;
+	barrier();
 	pid_tgid = bpf_get_current_pid_tgid();
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	o->agent_cgroup_id = agent_id;
-	o->cookie = cookie;
 	o->ts_ns = bpf_ktime_get_ns();
 	o->tgid = pid_tgid >> 32;
 	o->uid = (__u32)bpf_get_current_uid_gid();
@@ -478,6 +487,8 @@ static __always_inline enum tcp_outcome tcp_verdict(struct bpf_sock_addr *ctx,
 	__builtin_memcpy(o->addr, addr, 16);
 	o->port = port;
 	o->family = family;
+	barrier();
+	o->cookie = cookie;
 	STAT_INC(s, redirected);
 	return TCP_REDIRECT;
 }
@@ -722,7 +733,8 @@ int ag_bind6(struct bpf_sock_addr *ctx)
  * the socket is connected to the gateway now -- after a disconnect
  * (AF_UNSPEC) the same socket may be connected elsewhere, directly.
  */
-static __always_inline const struct ag_origin *own_origin(struct bpf_sock_addr *ctx)
+static __always_inline bool own_peer(struct bpf_sock_addr *ctx, __u16 family, __u8 *addr,
+				     __u16 *port)
 {
 	const struct ag_config *cfg = get_config();
 	__u16 peer_port = bpf_ntohs((__u16)ctx->user_port);
@@ -730,40 +742,50 @@ static __always_inline const struct ag_origin *own_origin(struct bpf_sock_addr *
 	__u64 cookie;
 
 	if (!cfg || peer_port != cfg->daemon_port)
-		return NULL;
+		return false;
 	cookie = bpf_get_socket_cookie(ctx);
 	o = origin_slot(cookie);
-	return o && o->cookie == cookie ? o : NULL;
+	if (!o || o->cookie != cookie)
+		return false;
+	barrier();
+	__builtin_memcpy(addr, o->addr, 16);
+	*port = o->port;
+	if (o->family != family)
+		return false;
+	barrier();
+	return o->cookie == cookie;
 }
 
 SEC("cgroup/getpeername4")
 int ag_getpeername4(struct bpf_sock_addr *ctx)
 {
-	const struct ag_origin *o = own_origin(ctx);
+	__u8 addr[16];
+	__u16 port;
 	__u32 ip4;
 
-	if (!o || o->family != AF_INET)
+	if (!own_peer(ctx, AF_INET, addr, &port))
 		return SOCK_ALLOW;
-	__builtin_memcpy(&ip4, o->addr + 12, 4);
+	__builtin_memcpy(&ip4, addr + 12, 4);
 	ctx->user_ip4 = ip4;
-	ctx->user_port = bpf_htons(o->port);
+	ctx->user_port = bpf_htons(port);
 	return SOCK_ALLOW;
 }
 
 SEC("cgroup/getpeername6")
 int ag_getpeername6(struct bpf_sock_addr *ctx)
 {
-	const struct ag_origin *o = own_origin(ctx);
+	__u8 addr[16];
+	__u16 port;
 	__u32 d[4];
 
-	if (!o || o->family != AF_INET6)
+	if (!own_peer(ctx, AF_INET6, addr, &port))
 		return SOCK_ALLOW;
-	__builtin_memcpy(d, o->addr, 16);
+	__builtin_memcpy(d, addr, 16);
 	ctx->user_ip6[0] = d[0];
 	ctx->user_ip6[1] = d[1];
 	ctx->user_ip6[2] = d[2];
 	ctx->user_ip6[3] = d[3];
-	ctx->user_port = bpf_htons(o->port);
+	ctx->user_port = bpf_htons(port);
 	return SOCK_ALLOW;
 }
 
