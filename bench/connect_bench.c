@@ -1,19 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * What the hooks cost an agent's connect, measured three ways in one run:
+ * What the hooks cost an agent's connect, and the daemon per connection,
+ * measured in one run:
  *
  *  1. end to end, with the kernel's BPF run-time accounting off (it adds
- *     two clock reads to every program run, about eleven runs per
- *     redirected connection): connect()+close() per second with no program
- *     at all (a client and a listener outside the instance), from an agent
- *     (redirected to the marked listener in <instance>/daemon) and from an
- *     agent with a quota that never refuses.  The variants take turns
- *     within each round, in an order that reverses every round, so drift
- *     of the machine hits all of them alike; the cost is the median of the
- *     per-round differences with its distribution-free 95% interval.
+ *     two clock reads to every program run): connect()+close() per second
+ *     with no program at all (a client and a listener outside the
+ *     instance), from an agent (redirected to the listener of this
+ *     process, which serves as the daemon) and from an agent with a quota
+ *     that never refuses.  The variants take turns within each round, in
+ *     an order that reverses every round, so drift of the machine hits all
+ *     of them alike; the cost is the median of the per-round differences
+ *     with its distribution-free 95% interval.
  *  2. in the kernel, with the accounting on: BPF_STATS_RUN_TIME of every
  *     program of the instance, per run and per redirected connect.
- *  3. what charging one tool call to a call budget costs the daemon: a
+ *  3. what the daemon pays per accepted connection to learn its origin
+ *     (ag_kern_origin), on an agent's connection held open.
+ *  4. what charging one tool call to a call budget costs the daemon: a
  *     quota_charge run (BPF_PROG_TEST_RUN) on the quota agent's entry.
  *
  *	connect_bench [-n CONNECTS_PER_ROUND] [-r ROUNDS]
