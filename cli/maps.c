@@ -196,8 +196,14 @@ static json_t *origin_json(int fd)
 		int ret =
 		    bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, batch, &count, NULL);
 
-		if (ret && errno != ENOENT)
-			break;
+		/* A partial count would pass for the whole map. */
+		if (ret && errno != ENOENT) {
+			int e = errno;
+
+			free(batch);
+			json_decref(list);
+			return json_sprintf("lookup failed: %s", strerror(e));
+		}
 		done = ret != 0;
 		first = false;
 		in = out;
