@@ -239,16 +239,15 @@ struct ag_origin {
  * at the other end of the connection, the agent's, in the agent's network
  * namespace, and returns the record of that socket's cookie.  A connection
  * from any other socket finds no record, whatever the slot holds.  The
- * daemon's end is the redirect target the hooks wrote (config) or, in a
- * namespace, the gateway, so the peer's address is all the daemon passes.
+ * daemon's end is the redirect target the hooks wrote (config) or, for a
+ * netns agent (found by its address in netns_links), the gateway, so the
+ * peer's address is all the daemon passes.
  */
 struct ag_claim {
 	__u8 addr[16]; /* in: the peer's address, v4-mapped for v4 */
 	__u16 port;    /* in: the peer's port, host order */
 	__u16 pad;
-	__s32 nsid;   /* in: the agent's namespace (ag_netns.nsid), -1: the daemon's */
-	__s32 result; /* out: 0, or -ENOENT: no agent socket, or no record of it */
-	__u32 pad2;
+	__s32 result;		 /* out: 0, or -ENOENT: no agent socket, or no record of it */
 	struct ag_origin origin; /* out, when result is 0 */
 };
 

@@ -86,6 +86,39 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
 	return hi == 0 && mid == bpf_htonl(0xffff);
 }
 
+struct netns_search {
+	__u32 agent_ip4;
+	__s32 nsid; /* -1 until found */
+};
+
+static long match_agent(struct bpf_map *map, const __u32 *ifindex, const struct ag_netns *ns,
+			struct netns_search *q)
+{
+	if (ns->agent_ip4 != q->agent_ip4)
+		return 0;
+	q->nsid = ns->nsid;
+	return 1;
+}
+
+/*
+ * The namespace to look the agent's socket up in: the daemon's own (-1),
+ * or for a peer on a netns agent's address (unique on the host,
+ * agentgate.h), that namespace.  -2 for an address of that range that no
+ * namespace has: nobody's.
+ */
+static __always_inline __s32 peer_netns(const struct ag_claim *c)
+{
+	struct netns_search q = { .nsid = -2 };
+
+	if (!is_v4_mapped(c->addr))
+		return -1;
+	__builtin_memcpy(&q.agent_ip4, c->addr + 12, 4);
+	if ((bpf_ntohl(q.agent_ip4) & AG_NETNS_MASK) != (AG_NETNS_GATEWAY & AG_NETNS_MASK))
+		return -1;
+	bpf_for_each_map_elem(&netns_links, match_agent, &q, 0);
+	return q.nsid;
+}
+
 /*
  * The cookie of the agent's socket of a connection the daemon accepted:
  * found as a packet from the daemon's end would find it, in the agent's
@@ -96,7 +129,8 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
  */
 static __always_inline __u64 peer_cookie(struct xdp_md *ctx, const struct ag_claim *c)
 {
-	__u64 netns = c->nsid < 0 ? BPF_F_CURRENT_NETNS : (__u64)c->nsid;
+	__s32 nsid = peer_netns(c);
+	__u64 netns = nsid < 0 ? BPF_F_CURRENT_NETNS : (__u64)nsid;
 	const struct ag_config *cfg;
 	struct bpf_sock_tuple t = {};
 	struct tcp_timewait_sock *tw;
@@ -106,10 +140,10 @@ static __always_inline __u64 peer_cookie(struct xdp_md *ctx, const struct ag_cla
 	__u32 zero = 0, len;
 
 	cfg = bpf_map_lookup_elem(&ag_config, &zero);
-	if (!cfg)
+	if (!cfg || nsid == -2)
 		return 0;
 	if (is_v4_mapped(c->addr)) {
-		t.ipv4.saddr = c->nsid < 0 ? cfg->daemon_ip4 : bpf_htonl(AG_NETNS_GATEWAY);
+		t.ipv4.saddr = nsid < 0 ? cfg->daemon_ip4 : bpf_htonl(AG_NETNS_GATEWAY);
 		__builtin_memcpy(&t.ipv4.daddr, c->addr + 12, 4);
 		t.ipv4.sport = bpf_htons(cfg->daemon_port);
 		t.ipv4.dport = bpf_htons(c->port);

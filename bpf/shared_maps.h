@@ -30,4 +30,11 @@ struct {
 	__type(value, struct ag_origin);
 } origin SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_AGENTS);
+	__type(key, __u32);
+	__type(value, struct ag_netns);
+} netns_links SEC(".maps");
+
 #endif /* AG_SHARED_MAPS_H */

@@ -78,13 +78,6 @@ struct {
 	__type(value, struct ag_netns);
 } netns SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, AG_MAX_AGENTS);
-	__type(key, __u32);
-	__type(value, struct ag_netns);
-} netns_links SEC(".maps");
-
 /* A socket of the daemon's while it serves (ag_kern_serving); see daemon_serving. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKMAP);

@@ -286,7 +286,8 @@ static int daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 		return ag_errf(err, errno, "daemon.bpf.o: open: %s", strerror(errno));
 	if ((ret = bpf_map__reuse_fd(skel->maps.quota, k->map_fd[AG_MAP_QUOTA])) ||
 	    (ret = bpf_map__reuse_fd(skel->maps.origin, k->map_fd[AG_MAP_ORIGIN])) ||
-	    (ret = bpf_map__reuse_fd(skel->maps.ag_config, k->map_fd[AG_MAP_CONFIG]))) {
+	    (ret = bpf_map__reuse_fd(skel->maps.ag_config, k->map_fd[AG_MAP_CONFIG])) ||
+	    (ret = bpf_map__reuse_fd(skel->maps.netns_links, k->map_fd[AG_MAP_NETNS_LINKS]))) {
 		ret = ag_errf(err, -ret, "daemon.bpf.o: reuse the instance's maps: %s",
 			      strerror(-ret));
 	} else if ((ret = daemon_bpf__load(skel))) {
@@ -532,30 +533,6 @@ static void sockaddr_to_addr(const struct sockaddr_storage *ss, __u8 addr[16], _
 }
 
 /*
- * The namespace of a netns agent at the other end of a connection: the one
- * whose address the peer has (unique on the host, bpf/agentgate.h).  -1,
- * the daemon's own namespace, for every other peer.
- */
-static int32_t peer_nsid(const struct ag_kern *k, const struct sockaddr_in *peer)
-{
-	uint32_t ifindex, next, net = AG_NETNS_GATEWAY & AG_NETNS_MASK;
-	struct ag_netns ns;
-	bool first = true;
-
-	if (peer->sin_family != AF_INET || (ntohl(peer->sin_addr.s_addr) & AG_NETNS_MASK) != net)
-		return -1;
-	while (
-	    !bpf_map_get_next_key(k->map_fd[AG_MAP_NETNS_LINKS], first ? NULL : &ifindex, &next)) {
-		first = false;
-		ifindex = next;
-		if (!bpf_map_lookup_elem(k->map_fd[AG_MAP_NETNS_LINKS], &ifindex, &ns) &&
-		    ns.agent_ip4 == peer->sin_addr.s_addr)
-			return ns.nsid;
-	}
-	return -1;
-}
-
-/*
  * The peer's address with one system call where that can be: SO_PEERNAME
  * rather than getpeername(), since it answers for a connection the agent
  * has closed already, and it wants the exact size, which only an IPv6
@@ -587,7 +564,6 @@ int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o)
 		return ret;
 	memset(&c, 0, sizeof(c));
 	sockaddr_to_addr(&peer, c.addr, &c.port);
-	c.nsid = peer_nsid(k, (const struct sockaddr_in *)&peer);
 	if (bpf_prog_test_run_opts(k->claim_fd, &opts))
 		return -errno;
 	if (opts.data_size_out != sizeof(c))
