@@ -218,7 +218,8 @@ bool ag_http_is_value_byte(uint8_t c);
 /*
  * Serializer: the head to forward, with the gateway's edits.
  *
- * Fields named in remove[] (case-insensitive) are dropped; so are, always,
+ * With keep[] set, only the fields it names (case-insensitive) pass; else
+ * the fields named in remove[] are dropped.  Always dropped are
  * the hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE,
  * Trailer, Upgrade, Transfer-Encoding, Content-Length and every field the
  * message's Connection field names), because they describe this hop, and
@@ -229,7 +230,12 @@ bool ag_http_is_value_byte(uint8_t c);
  * so a caller's string can never inject a line.
  */
 struct ag_http_edit {
+	const char *const *keep;	  /* NULL-terminated allow-list, or NULL */
 	const char *const *remove;	  /* NULL-terminated, or NULL */
+	/* Requests: a start line of the caller's in place of the message's
+	 * (method and origin-form target, validated like received ones). */
+	const char *method;
+	const char *target;
 	const struct ag_http_header *add; /* nadd fields */
 	size_t nadd;
 	enum ag_http_framing framing; /* NONE, LENGTH or CHUNKED */

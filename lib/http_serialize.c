@@ -68,6 +68,12 @@ static bool dropped(const struct ag_http_msg *m, const struct ag_http_edit *e,
 	for (size_t i = 0; i < AG_ARRAY_SIZE(hop_by_hop); i++)
 		if (ag_http_name_eq(h, hop_by_hop[i]))
 			return true;
+	if (e->keep) {
+		for (const char *const *k = e->keep; *k; k++)
+			if (ag_http_name_eq(h, *k))
+				return named_by_connection(m, h);
+		return true;
+	}
 	for (const char *const *r = e->remove; r && *r; r++)
 		if (ag_http_name_eq(h, *r))
 			return true;
@@ -100,6 +106,22 @@ static int check_added(const struct ag_http_header *h, struct ag_err *err)
 	return 0;
 }
 
+/* A caller's start line: a token method and an origin-form target. */
+static int check_start(const char *method, const char *target, struct ag_err *err)
+{
+	if (!*method || target[0] != '/')
+		return ag_errf(err, EINVAL, "http serialize: empty method or target not \"/...\"");
+	for (const char *p = method; *p; p++)
+		if (!ag_http_is_tchar(*p))
+			return ag_errf(err, EINVAL, "http serialize: method: byte 0x%02x is not a "
+				       "token character", (uint8_t)*p);
+	for (const char *p = target; *p; p++)
+		if ((uint8_t)*p <= 0x20 || (uint8_t)*p >= 0x7f)
+			return ag_errf(err, EINVAL, "http serialize: target: byte 0x%02x outside "
+				       "VCHAR", (uint8_t)*p);
+	return 0;
+}
+
 int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edit *e, char *buf,
 			   size_t cap, size_t *out_len, struct ag_err *err)
 {
@@ -111,7 +133,15 @@ int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edi
 	for (size_t i = 0; i < e->nadd; i++)
 		if ((ret = check_added(&e->add[i], err)))
 			return ret;
-	if (m->is_request) {
+	if (m->is_request && e->method) {
+		if ((ret = check_start(e->method, e->target, err)))
+			return ret;
+		put_str(&o, e->method);
+		put(&o, " ", 1);
+		put_str(&o, e->target);
+		put(&o, " ", 1);
+		put_str(&o, version);
+	} else if (m->is_request) {
 		put(&o, m->method, m->method_len);
 		put(&o, " ", 1);
 		put(&o, m->target, m->target_len);
