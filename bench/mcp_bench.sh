@@ -160,7 +160,7 @@ cat >"$TMP/agentgate.json" <<EOF
 {
 	"listen": {"port": $AG_PORT},
 	"resolvers": [],
-	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT",
+	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT/mcp",
 		"match": {"addresses": ["127.0.0.1"], "ports": [$ORIG_PORT]}}],
 	"agents": [{"name": "bench", "tools": ["t/echo"]}]
 }

@@ -54,6 +54,7 @@
 #include "integrity.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "mcp_request.h"
 #include "outrules.h"
 #include "secret.h"
 #include "sse.h"
@@ -65,7 +66,8 @@
 #define HEAD_MAX (40 * 1024)
 #define SSE_EVENT_MAX (4 * 1024 * 1024)
 #define SESSION_ID_MAX 128
-#define MAX_PENDING_CALLS 1024 /* tools/call results a legacy session may owe */
+#define ENDPOINT_MAX 512      /* a legacy session's message endpoint */
+#define MAX_PENDING 1024      /* answers a connection or legacy session may be owed */
 
 enum mc_state {
 	MC_REQUEST,
@@ -105,20 +107,23 @@ struct mcp_conn {
 	unsigned int requests;
 	/* The request being handled. */
 	uint64_t req_ns;
-	bool req_keep_alive, req_is_head, req_v2026;
+	enum ag_mcp_verb verb;
+	char *fwd_target; /* what the gateway sends upstream: the endpoint's */
+	bool req_keep_alive, req_v2026;
 	char req_host[AG_HOST_LEN];  /* Host, for policies (context.request) */
 	char req_version[32];	     /* MCP-Protocol-Version, likewise */
 	uint8_t *body;
 	size_t body_len, body_cap;
-	char *fwd_body; /* a rewritten body (allowed elements of a batch) */
+	char *fwd_body; /* the canonical body: the allowed messages, re-serialised */
 	size_t fwd_len;
 	json_t *extra;	  /* the gateway's own answers to merge in, or NULL */
 	bool extra_batch; /* the request was a batch: answer with an array */
-	json_t *list_ids; /* ids of tools/list requests whose results to filter */
-	json_t *calls;	  /* id -> tool name of the tools/call requests forwarded */
+	json_t *pending;  /* the answers owed (see remember_request) */
 	char session_id[SESSION_ID_MAX];
-	/* The legacy SSE session this POST belongs to, while it is decided:
-	 * the session goes with its GET stream, which may close any time. */
+	/* A legacy POST: its session's id, from the query; the session itself
+	 * only while the POST is decided: it goes with its GET stream, which
+	 * may close any time. */
+	char legacy_sid[SESSION_ID_MAX];
 	struct session *legacy;
 	char req_tool[256]; /* the tool of a lone tools/call, for minted assertions */
 	json_t *req_id;	    /* the id of a lone request, for the gateway's own errors */
@@ -158,12 +163,16 @@ struct mcp_conn {
  * answered on its GET stream, so denials and list filtering reach there. */
 struct session {
 	struct ag_list node;
-	char id[SESSION_ID_MAX];
+	char id[SESSION_ID_MAX]; /* decoded, as the server reads it */
 	const struct ag_server_conf *srv;
+	char agent[AG_NAME_LEN]; /* whose stream: no other agent posts into it */
+	/* The message endpoint the server announced (origin-form): what every
+	 * POST of the session is sent to, whatever target the agent used. */
+	char target[ENDPOINT_MAX];
+	size_t path_len;
 	struct mcp_conn *stream;
-	json_t *list_ids; /* tools/list request ids to filter on the stream */
-	json_t *calls;	  /* id -> tool of the tools/call requests answered on the stream */
-	json_t *inject;	  /* messages waiting for an event boundary */
+	json_t *pending; /* the answers owed on the stream (see remember_request) */
+	json_t *inject;	 /* messages waiting for an event boundary */
 };
 
 /*
@@ -207,13 +216,6 @@ struct approval;
 static void approval_drop(struct approval *a);
 static int inject_pending(struct mcp_conn *c);
 
-/* Fields the agent may not pass to a governed upstream, on top of the
- * hop-by-hop ones the serializer always drops. */
-static const char *const strip_request[] = {
-	"Authorization", "Proxy-Authorization", "Cookie", "Host", "Origin", "Expect",
-	"Accept-Encoding", NULL,
-};
-
 static struct ag_mcp *mcp_of(const struct mcp_conn *c)
 {
 	return c->l->mcp;
@@ -224,8 +226,7 @@ static struct ag_mcp *mcp_of(const struct mcp_conn *c)
 static void session_drop(struct session *s)
 {
 	ag_list_del(&s->node);
-	json_decref(s->list_ids);
-	json_decref(s->calls);
+	json_decref(s->pending);
 	json_decref(s->inject);
 	free(s);
 }
@@ -244,13 +245,13 @@ static void request_reset(struct mcp_conn *c)
 {
 	free(c->body);
 	free(c->fwd_body);
+	free(c->fwd_target);
 	c->body = NULL;
-	c->fwd_body = NULL;
+	c->fwd_body = c->fwd_target = NULL;
 	c->body_len = c->body_cap = c->fwd_len = 0;
 	json_decref(c->extra);
-	json_decref(c->list_ids);
-	json_decref(c->calls);
-	c->extra = c->list_ids = c->calls = NULL;
+	json_decref(c->pending);
+	c->extra = c->pending = NULL;
 	free(c->rbody);
 	c->rbody = NULL;
 	c->rbody_len = c->rbody_cap = 0;
@@ -261,6 +262,7 @@ static void request_reset(struct mcp_conn *c)
 		ag_sse_parser_release(&c->sse);
 	c->sse_init = false;
 	c->legacy = NULL;
+	c->legacy_sid[0] = '\0';
 	c->audit_seq = 0;
 	c->audit_lost = false;
 	c->escalated = false;
@@ -361,8 +363,14 @@ static const char *reason_phrase(int status)
 		return "Bad Request";
 	case 403:
 		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
 	case 413:
 		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
 	case 502:
 		return "Bad Gateway";
 	case 503:
@@ -382,8 +390,9 @@ static int send_local(struct mcp_conn *c, int status, const json_t *body, bool k
 		return -ENOMEM;
 	len = text ? strlen(text) : 0;
 	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n%s\r\n", status,
-		     reason_phrase(status), text ? "Content-Type: application/json\r\n" : "", len,
+		     "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n", status,
+		     reason_phrase(status), status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
+		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
 	ret = ag_stream_write(&c->a, head, n);
 	if (!ret && len)
@@ -413,6 +422,17 @@ static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
 	ag_stream_shutdown(&c->a);
 	/* The agent's EOF (or reset) is what ends the connection now. */
 	ag_stream_read(&c->a);
+}
+
+/*
+ * The agent's request itself is refused (not one of its calls): the
+ * connection's record says why (result "refused"), so the attempt is in
+ * the audit log.
+ */
+static void refuse_request(struct mcp_conn *c, int status, int code, const char *msg)
+{
+	snprintf(c->error, sizeof(c->error), "request: %.170s", msg);
+	refuse(c, status, code, msg);
 }
 
 /* ---- audit ------------------------------------------------------------ */
@@ -458,7 +478,9 @@ static json_t *policy_ids(const char *list)
 static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 			   const struct ag_decision *dec)
 {
-	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:O?,s:s?}", "agent",
+	/* A copy of the arguments: redaction rewrites the record's in place,
+	 * and the parsed ones are what is forwarded. */
+	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
 				ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
 				"method", m->method, "id", m->id, "decision",
 				dec->kind == AG_DECIDE_ALLOW	  ? "allow"
@@ -466,7 +488,8 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 								  : "deny",
 				"hidden",
 				dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule, "reason",
-				dec->reason[0] ? dec->reason : NULL, "args", m->arguments, "session",
+				dec->reason[0] ? dec->reason : NULL, "args",
+				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
 				c->session_id[0] ? c->session_id : NULL);
 	struct ag_err err;
 	uint64_t seq;
@@ -506,14 +529,16 @@ static json_t *redactions_json(const struct ag_redact_report *rep)
 }
 
 /*
- * Applies the output rules to a tools/call result.  1 if msg was rewritten.
- * A result the rules cannot be applied to (nested too deep, out of memory)
- * does not reach the agent.
+ * Applies the output rules to a tools/call result (tool NULL: one the
+ * gateway cannot attribute, which gets every rule of the server).  1 if
+ * msg was rewritten.  A result the rules cannot be applied to (nested too
+ * deep, out of memory) does not reach the agent.
  */
 static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
 			 struct ag_redact_report *rep)
 {
-	const struct ag_redactor *r = ag_outrules_for(mcp_of(c)->outrules, c->srv, tool);
+	const struct ag_redactor *r = tool ? ag_outrules_for(mcp_of(c)->outrules, c->srv, tool)
+					   : ag_outrules_all(mcp_of(c)->outrules, c->srv);
 	json_t *result = json_object_get(msg, "result"), *out;
 	struct ag_err err = { 0 };
 
@@ -521,7 +546,7 @@ static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
 		return 0;
 	if (!(out = ag_redact_result(r, result, rep, &err))) {
 		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s tool=\"%.64s\" result=withheld "
-		       "error=\"%s\"", c->agent, c->srv->name, tool, err.msg);
+		       "error=\"%s\"", c->agent, c->srv->name, tool ? tool : "", err.msg);
 		out = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text",
 				"The tool's result could not be checked by the gateway's output "
 				"rules and was withheld", "isError", 1);
@@ -535,41 +560,35 @@ static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
 	return json_object_set_new(msg, "result", out) ? -ENOMEM : 1;
 }
 
-/* A tools/call result seen in a response: output rules, then the record of
- * its outcome (never its content).  1 if msg was rewritten. */
-static int govern_result(struct mcp_conn *c, json_t *msg)
+/*
+ * A tools/call result seen in a response: output rules, then the record of
+ * its outcome (never its content).  tool NULL: a result the gateway cannot
+ * pair with a call it forwarded (a replay, a resumed stream, an id answered
+ * twice), governed by every rule and recorded as such.  1 if msg was
+ * rewritten.
+ */
+static int govern_result(struct mcp_conn *c, json_t *msg, const char *tool)
 {
-	json_t *id = json_object_get(msg, "id"), *tool, *result;
-	json_t *calls = c->stream_of ? c->stream_of->calls : c->calls, *latency;
+	json_t *result, *latency;
 	struct ag_redact_report rep = { 0 };
-	const char *key;
-	char kbuf[64];
 	int changed;
 
-	if (!calls || !id)
-		return 0;
-	key = json_is_string(id) ? json_string_value(id) : kbuf;
-	if (json_is_integer(id))
-		snprintf(kbuf, sizeof(kbuf), "#%lld", (long long)json_integer_value(id));
-	else if (!json_is_string(id))
-		return 0;
-	if (!(tool = json_object_get(calls, key)))
-		return 0;
-	json_incref(tool);
-	json_object_del(calls, key);
-	changed = redact_result(c, msg, json_string_value(tool), &rep);
+	changed = redact_result(c, msg, tool, &rep);
 	result = json_object_get(msg, "result");
 	/* A legacy session's results come on its stream, opened long before. */
-	latency = c->stream_of ? NULL
-			       : json_integer((json_int_t)((ag_now_ns() - c->req_ns) / 1000));
+	latency = c->stream_of || !tool
+			  ? NULL
+			  : json_integer((json_int_t)((ag_now_ns() - c->req_ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
-			json_pack("{s:o,s:s,s:o,s:O,s:i,s:b,s:O?,s:o*,s:s?,s:o*}", "agent",
+			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "tool", tool, "id", id, "upstream_status", c->status, "is_error",
+				  "tool", tool, "id", json_object_get(msg, "id"),
+				  "upstream_status", c->status, "is_error",
 				  json_is_true(json_object_get(result, "isError")), "error",
 				  json_object_get(msg, "error"), "latency_us", latency, "session",
-				  c->session_id[0] ? c->session_id : NULL, "redactions",
-				  rep.total || rep.refused_by ? redactions_json(&rep) : NULL));
+				  policy_session(c), "redactions",
+				  rep.total || rep.refused_by ? redactions_json(&rep) : NULL,
+				  "unattributed", tool ? NULL : json_true()));
 	return changed;
 }
 
@@ -675,73 +694,108 @@ static void copy_header(const struct ag_http_msg *m, const char *name, char *out
 	}
 }
 
-/* The legacy transport names its session in the POST's query. */
-static struct session *legacy_session(struct mcp_conn *c, const struct ag_http_msg *m)
+/*
+ * The legacy session a POST names, by the id its query carries (decoded as
+ * the server decodes it), when the session's stream is still open and is
+ * the same agent's.
+ */
+static struct session *legacy_find(struct mcp_conn *c, const char *sid)
 {
-	const char *q = memmem(m->target, m->target_len, "sessionId=", 10);
-	const char *end = m->target + m->target_len, *v;
 	struct ag_list *pos;
-	size_t n;
 
-	if (!q)
-		return NULL;
-	v = q + 10;
-	for (n = 0; v + n < end && v[n] != '&' && v[n] != '#'; n++)
-		;
-	if (!n || n >= SESSION_ID_MAX)
-		return NULL;
 	for (pos = mcp_of(c)->sessions.next; pos != &mcp_of(c)->sessions; pos = pos->next) {
 		struct session *s = ag_container_of(pos, struct session, node);
 
-		if (s->srv == c->srv && s->stream && strlen(s->id) == n && !memcmp(s->id, v, n))
+		if (s->srv == c->srv && s->stream && !strcmp(s->id, sid) &&
+		    !strcmp(s->agent, c->agent))
 			return s;
 	}
 	return NULL;
 }
 
-static int remember_id(json_t **set, json_t *id)
+/* Appends v to the array *list, made on first use. */
+static int list_append(json_t **list, json_t *v)
 {
-	if (!*set && !(*set = json_array()))
+	if (!*list && !(*list = json_array()))
 		return -ENOMEM;
-	return json_array_append(*set, id) ? -ENOMEM : 0;
+	return json_array_append(*list, v) ? -ENOMEM : 0;
 }
 
-static bool has_id(json_t *set, json_t *id)
+/* A request id as a key of a pending set: its JSON type kept, so that 5
+ * and "5" (or "#5") are two requests, as they are to the server. */
+static char *id_key(json_t *id)
 {
-	size_t i;
-	json_t *v;
+	char *key = NULL;
 
-	if (!id)
-		return false;
-	json_array_foreach(set, i, v)
-		if (json_equal(v, id))
-			return true;
-	return false;
+	if (json_is_integer(id) &&
+	    asprintf(&key, "i:%lld", (long long)json_integer_value(id)) < 0)
+		return NULL;
+	if (json_is_string(id) && asprintf(&key, "s:%s", json_string_value(id)) < 0)
+		return NULL;
+	return key;
 }
 
 /*
- * A forwarded tools/call whose result the output rules and the audit log
- * wait for.  A legacy session's results come on its GET stream, so they
- * are remembered there; a session's calls whose answers never come are
- * bounded, or an agent could grow the gateway's memory without end.
+ * A forwarded request whose answer the gateway must see: a tools/call's
+ * result goes through the output rules and the audit log, a tools/list's
+ * through the filter.  Each is owed once, by its typed id; a legacy
+ * session's answers come on its GET stream, so they are owed there.  What
+ * a connection or session is owed is bounded, or an agent could grow the
+ * gateway's memory without end; an id already owed is refused (-EEXIST):
+ * two answers with one id cannot be told apart.
  */
-static int remember_call(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
+static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 {
-	json_t **calls = c->legacy ? &c->legacy->calls : &c->calls;
-	char kbuf[64];
-	const char *key = kbuf;
+	json_t **pending = c->legacy ? &c->legacy->pending : &c->pending;
+	json_t *what;
+	char *key;
+	int ret = -EEXIST;
 
-	if (!m->id || !m->name)
+	if (m->kind != AG_JSONRPC_REQUEST || !m->id)
 		return 0;
-	if (json_is_string(m->id))
-		key = json_string_value(m->id);
-	else
-		snprintf(kbuf, sizeof(kbuf), "#%lld", (long long)json_integer_value(m->id));
-	if (!*calls && !(*calls = json_object()))
+	if (!*pending && !(*pending = json_object()))
 		return -ENOMEM;
-	if (json_object_size(*calls) >= MAX_PENDING_CALLS)
+	if (json_object_size(*pending) >= MAX_PENDING)
 		return -ENOSPC;
-	return json_object_set_new(*calls, key, json_string(m->name)) ? -ENOMEM : 0;
+	if (!(key = id_key(m->id)))
+		return -ENOMEM;
+	if (!json_object_get(*pending, key)) {
+		what = m->mcp == AG_MCP_TOOLS_CALL && m->name ? json_string(m->name)
+							      : json_integer(m->mcp);
+		ret = json_object_set_new(*pending, key, what) ? -ENOMEM : 0;
+	}
+	free(key);
+	return ret;
+}
+
+/* What the answer with this id was owed for (a reference), taken off the
+ * set; NULL when nothing was. */
+static json_t *take_pending(struct mcp_conn *c, json_t *id)
+{
+	json_t *pending = c->stream_of ? c->stream_of->pending : c->pending, *what;
+	char *key = id_key(id);
+
+	what = key ? json_incref(json_object_get(pending, key)) : NULL;
+	if (what)
+		json_object_del(pending, key);
+	free(key);
+	return what;
+}
+
+/* Whether an answer the gateway must read is owed on this connection. */
+static bool owes_answer(const struct mcp_conn *c)
+{
+	return json_object_size(c->stream_of ? c->stream_of->pending : c->pending) > 0;
+}
+
+/* No two messages of a body share an id: their answers could not be told apart. */
+static bool ids_unique(const struct ag_jsonrpc_body *b)
+{
+	for (size_t i = 0; i < b->count; i++)
+		for (size_t j = i + 1; b->msgs[i].id && j < b->count; j++)
+			if (b->msgs[j].id && json_equal(b->msgs[i].id, b->msgs[j].id))
+				return false;
+	return true;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -835,10 +889,7 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			if (json_array_append(*keep, m->json))
 				return -ENOMEM;
 			forwarded++;
-			if (m->mcp == AG_MCP_TOOLS_LIST && m->id &&
-			    remember_id(c->legacy ? &c->legacy->list_ids : &c->list_ids, m->id))
-				return -ENOMEM;
-			if (m->mcp == AG_MCP_TOOLS_CALL && (ret = remember_call(c, m)))
+			if ((ret = remember_request(c, m)))
 				return ret;
 			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
 				snprintf(c->req_tool, sizeof(c->req_tool), "%s", m->name);
@@ -848,7 +899,7 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 		}
 		if (!(answer = denial(c, m, &dec)))
 			continue;
-		if (remember_id(&c->extra, answer)) {
+		if (list_append(&c->extra, answer)) {
 			json_decref(answer);
 			return -ENOMEM;
 		}
@@ -870,7 +921,7 @@ static int answer_locally(struct mcp_conn *c)
 		json_t *v;
 
 		json_array_foreach(c->extra, i, v)
-			if (remember_id(&c->legacy->inject, v))
+			if (list_append(&c->legacy->inject, v))
 				return -ENOMEM;
 		ret = send_local(c, 202, NULL, c->req_keep_alive);
 		if (inject_pending(c->legacy->stream))
@@ -971,58 +1022,37 @@ static int upstream_start(struct mcp_conn *c)
 	return 0;
 }
 
-/* Sends the decided request: the edited head, then the body to forward. */
+/* Sends the decided request: the gateway's head, then the canonical body. */
 static int forward_request(struct mcp_conn *c)
 {
 	struct ag_mcp *mcp = mcp_of(c);
-	const struct ag_server_conf *srv = c->srv;
-	const char *remove[sizeof(strip_request) / sizeof(strip_request[0]) + 1];
-	struct ag_http_header add[3];
 	char host[AG_HOST_LEN + 16];
-	const uint8_t *body = c->fwd_body ? (const uint8_t *)c->fwd_body : c->body;
-	size_t blen = c->fwd_body ? c->fwd_len : c->body_len, hlen, n = 0;
-	struct ag_http_edit e = {
-		.remove = remove,
-		.add = add,
-		.nadd = 2,
-		.framing = blen || c->req.msg.framing != AG_HTTP_BODY_NONE ? AG_HTTP_BODY_LENGTH
-									 : AG_HTTP_BODY_NONE,
-		.content_length = blen,
-		.keep_alive = true,
+	struct ag_http_header cred;
+	struct ag_mcp_forward f = {
+		.verb = c->verb,
+		.target = c->fwd_target,
+		.authority = host,
+		.body_len = c->fwd_len,
 	};
 	struct ag_err err;
+	size_t hlen = 0;
 	int ret;
 
-	/* The agent's own copy of the credential's field never passes either. */
-	for (; strip_request[n]; n++)
-		remove[n] = strip_request[n];
-	remove[n++] = srv->cred == AG_CRED_HEADER ? srv->cred_header : NULL;
-	remove[n] = NULL;
-	add[0].name = "Host";
-	add[0].name_len = 4;
-	add[0].value = host;
-	add[0].value_len = upstream_authority(srv, host, sizeof(host));
-	/* Responses are read for filtering and audit: no compression. */
-	add[1].name = "Accept-Encoding";
-	add[1].value = "identity";
-	add[1].value_len = 8;
-	add[1].name_len = strlen(add[1].name);
+	upstream_authority(c->srv, host, sizeof(host));
 	if (c->cred_value) {
-		add[2].name = c->cred_name;
-		add[2].name_len = strlen(c->cred_name);
-		add[2].value = c->cred_value;
-		add[2].value_len = c->cred_len;
-		e.nadd = 3;
+		cred = (struct ag_http_header){ c->cred_name, strlen(c->cred_name), c->cred_value,
+						c->cred_len };
+		f.cred = &cred;
 	}
-	ret = ag_http_serialize_head(&c->req.msg, &e, mcp->head, sizeof(mcp->head), &hlen, &err);
+	ret = ag_mcp_forward_head(&c->req.msg, &f, mcp->head, sizeof(mcp->head), &hlen, &err);
 	cred_wipe(c);
 	if (!ret)
 		ret = ag_stream_write(c->u, mcp->head, hlen);
 	/* The head held the secret: it is in the stream's queue now, not here. */
 	OPENSSL_cleanse(mcp->head, hlen < sizeof(mcp->head) ? hlen : sizeof(mcp->head));
-	if (ret)
+	if (ret || !c->fwd_len)
 		return ret;
-	return ag_stream_write(c->u, body, blen);
+	return ag_stream_write(c->u, c->fwd_body, c->fwd_len);
 }
 
 /*
@@ -1093,8 +1123,6 @@ static void request_forward(struct mcp_conn *c)
 		}
 		c->resp_init = true;
 	}
-	if (c->req_is_head)
-		ag_http_parser_expect_head(&c->resp);
 	if (!c->u && (ret = upstream_start(c))) {
 		c->l->d->stats.upstream_failed++;
 		refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR, "the tool server cannot be reached");
@@ -1387,6 +1415,13 @@ static void request_decide(struct mcp_conn *c)
 		refuse(c, 400, AG_JSONRPC_PARSE_ERROR, "Parse error: the body is not one JSON value");
 		return;
 	}
+	/* Fail closed: two answers with one id could not be told apart. */
+	if (!ids_unique(&b)) {
+		ag_jsonrpc_body_free(&b);
+		refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
+			       "two messages of the body share a request id");
+		return;
+	}
 	/* Policy is decided on the body; the routing headers must say the same. */
 	if (ag_mcp_check_headers(&b, mh ? mh->value : NULL, mh ? mh->value_len : 0,
 				 nh ? nh->value : NULL, nh ? nh->value_len : 0, c->req_v2026,
@@ -1399,15 +1434,19 @@ static void request_decide(struct mcp_conn *c)
 	if (!(keep = json_array()) || (fwd = decide_body(c, &b, &keep)) < 0) {
 		json_decref(keep);
 		ag_jsonrpc_body_free(&b);
-		conn_close(c, "error",
-			   fwd == -ENOSPC ? "too many tools/call results owed to the session"
-					  : "out of memory");
+		if (fwd == -EEXIST)
+			refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
+				       "a request with this id still awaits its answer");
+		else
+			conn_close(c, "error",
+				   fwd == -ENOSPC ? "too many answers owed to the session"
+						  : "out of memory");
 		return;
 	}
-	if (fwd && c->extra) {
-		/* Mixed batch: only the allowed elements go on. */
-		c->fwd_body = json_dumps(keep, JSON_COMPACT);
-		c->fwd_len = c->fwd_body ? strlen(c->fwd_body) : 0;
+	if (fwd) {
+		/* What was decided is what is sent: the allowed messages as the
+		 * gateway parsed them, never the agent's bytes. */
+		c->fwd_body = ag_mcp_body_dump(keep, b.batch, &c->fwd_len);
 		if (!c->fwd_body) {
 			json_decref(keep);
 			ag_jsonrpc_body_free(&b);
@@ -1441,12 +1480,14 @@ static void request_decide(struct mcp_conn *c)
 
 static void request_end(struct mcp_conn *c)
 {
-	const struct ag_http_msg *m = &c->req.msg;
-
 	c->requests++;
-	if (m->method_len == 4 && !memcmp(m->method, "POST", 4) && c->body_len) {
+	if (c->verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
-		c->legacy = legacy_session(c, m);
+		if (c->legacy_sid[0] && !(c->legacy = legacy_find(c, c->legacy_sid))) {
+			refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
+				       "the legacy session's stream has ended");
+			return;
+		}
 		request_decide(c);
 		c->legacy = NULL;
 		return;
@@ -1460,30 +1501,95 @@ static void request_end(struct mcp_conn *c)
 	request_forward(c);
 }
 
+/* The endpoint of the configured upstream URL: path and query, "/" if none. */
+static const char *endpoint(const struct ag_server_conf *srv)
+{
+	return srv->upstream_path[0] ? srv->upstream_path : "/";
+}
+
+/*
+ * Where the request goes upstream, set in c->fwd_target: the configured
+ * endpoint, or for a POST to a legacy session's message endpoint, that
+ * endpoint as the server announced it.  Anything else on the tool server's
+ * origin is refused: the gateway's credential and decision are for the
+ * MCP endpoint, never a confused deputy for other paths.
+ */
+static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
+{
+	const char *ep = endpoint(c->srv), *target = ep;
+	struct ag_target t;
+	struct ag_err err;
+	struct session *s;
+
+	if (ag_target_split(m->target, m->target_len, &t, &err)) {
+		refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST, err.msg);
+		return -1;
+	}
+	if (m->target_len == strlen(ep) && !memcmp(m->target, ep, m->target_len))
+		goto found;
+	if (c->verb == AG_MCP_VERB_POST && t.query &&
+	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->legacy_sid,
+				 sizeof(c->legacy_sid), &err) &&
+	    (s = legacy_find(c, c->legacy_sid)) && s->path_len == t.path_len &&
+	    !memcmp(s->target, t.path, t.path_len)) {
+		target = s->target;
+		goto found;
+	}
+	c->legacy_sid[0] = '\0';
+	/* Fail closed: not the endpoint the decision is about. */
+	refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
+		       "not the tool server's MCP endpoint (nor an open session's)");
+	return -1;
+found:
+	if (!(c->fwd_target = strdup(target))) {
+		conn_close(c, "error", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* Checks a request head before any of its body is read. */
 static bool request_head(struct mcp_conn *c)
 {
 	const struct ag_http_msg *m = &c->req.msg;
 	const struct ag_http_header *h = ag_http_find(m, "Host", NULL);
 	char version[32];
+	struct ag_err err;
 
 	request_reset(c);
 	c->req_ns = ag_now_ns();
 	c->req_keep_alive = m->keep_alive;
-	c->req_is_head = m->method_len == 4 && !memcmp(m->method, "HEAD", 4);
 	/* HTTP/1.0 has no Host requirement; the gateway still needs one. */
 	if (!h || !authority_ok(c, h->value, h->value_len)) {
-		refuse(c, 403, AG_JSONRPC_INVALID_REQUEST, "Host not allowed by the gateway");
+		refuse_request(c, 403, AG_JSONRPC_INVALID_REQUEST,
+			       "Host not allowed by the gateway");
 		return false;
 	}
 	if ((h = ag_http_find(m, "Origin", NULL)) && !origin_ok(c, h)) {
-		refuse(c, 403, AG_JSONRPC_INVALID_REQUEST, "Origin not allowed by the gateway");
+		refuse_request(c, 403, AG_JSONRPC_INVALID_REQUEST,
+			       "Origin not allowed by the gateway");
 		return false;
 	}
 	if ((h = ag_http_find(m, "Upgrade", NULL))) {
-		refuse(c, 400, AG_JSONRPC_INVALID_REQUEST, "protocol upgrades are not supported");
+		refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
+			       "protocol upgrades are not supported");
 		return false;
 	}
+	if ((c->verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
+		refuse_request(c, 405, AG_JSONRPC_INVALID_REQUEST,
+			       "MCP defines only POST, GET and DELETE on its endpoint");
+		return false;
+	}
+	if (ag_mcp_fields_check(m, &err)) {
+		refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST, err.msg);
+		return false;
+	}
+	if (c->verb == AG_MCP_VERB_POST && ag_mcp_body_type_check(m, &err)) {
+		refuse_request(c, 415, AG_JSONRPC_INVALID_REQUEST, err.msg);
+		return false;
+	}
+	if (request_target(c, m))
+		return false;
 	copy_header(m, "MCP-Protocol-Version", version, sizeof(version));
 	c->req_v2026 = !strcmp(version, "2026-07-28");
 	snprintf(c->req_version, sizeof(c->req_version), "%s", version);
@@ -1622,7 +1728,7 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 }
 
 /* tools/list result: drops the tools the agent may not see.  1 if changed. */
-static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
+static int filter_tools(struct mcp_conn *c, json_t *msg)
 {
 	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
 				   c->req_host, c->req_version, &c->o };
@@ -1630,7 +1736,7 @@ static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
 	size_t i = 0;
 	int changed = 0;
 
-	if (!has_id(ids, json_object_get(msg, "id")) || !json_is_array(tools))
+	if (!json_is_array(tools))
 		return 0;
 	while (i < json_array_size(tools)) {
 		json_t *tool = json_array_get(tools, i);
@@ -1649,25 +1755,45 @@ static int filter_tools(struct mcp_conn *c, json_t *msg, json_t *ids)
 	return changed;
 }
 
+/*
+ * One message of a response, by what it answers: a tools/list result is
+ * filtered, a tools/call result governed; the answers the gateway did not
+ * ask for (a replay of a resumed stream, an id answered twice) are
+ * governed by their shape, never passed unread.  1 if msg was rewritten.
+ */
+static int govern_message(struct mcp_conn *c, json_t *msg)
+{
+	json_t *result = json_object_get(msg, "result"), *what;
+	int ret = 0;
+
+	/* The server's own requests and notifications answer nothing. */
+	if (!json_is_object(msg) || json_object_get(msg, "method"))
+		return 0;
+	what = take_pending(c, json_object_get(msg, "id"));
+	if (json_is_string(what))
+		ret = govern_result(c, msg, json_string_value(what));
+	else if (what && json_integer_value(what) == AG_MCP_TOOLS_LIST)
+		ret = filter_tools(c, msg);
+	else if (!what || json_integer_value(what) == AG_MCP_TOOLS_CALL)
+		ret = !json_is_object(result)			      ? 0
+		      : json_is_array(json_object_get(result, "tools")) ? filter_tools(c, msg)
+									: govern_result(c, msg, NULL);
+	json_decref(what);
+	return ret;
+}
+
 /* Looks at each JSON-RPC message of a response; 1 if one was rewritten. */
-static int inspect_messages(struct mcp_conn *c, json_t *root, json_t *ids)
+static int inspect_messages(struct mcp_conn *c, json_t *root)
 {
 	int changed = 0, ret;
+	size_t i;
+	json_t *m;
 
-	if (json_is_array(root)) {
-		size_t i;
-		json_t *m;
-
-		json_array_foreach(root, i, m)
-		{
-			changed |= filter_tools(c, m, ids);
-			if ((ret = govern_result(c, m)) < 0)
-				return ret;
-			changed |= ret;
-		}
-	} else if (json_is_object(root)) {
-		changed = filter_tools(c, root, ids);
-		if ((ret = govern_result(c, root)) < 0)
+	if (!json_is_array(root))
+		return govern_message(c, root);
+	json_array_foreach(root, i, m)
+	{
+		if ((ret = govern_message(c, m)) < 0)
 			return ret;
 		changed |= ret;
 	}
@@ -1689,10 +1815,10 @@ static int buffer_finish(struct mcp_conn *c)
 	size_t len = c->rbody_len;
 	int changed = 0, ret;
 
-	/* A list that cannot be read cannot be filtered: it does not pass. */
-	if (!root && json_array_size(c->list_ids))
+	/* What cannot be read cannot be governed: it does not pass. */
+	if (!root && c->rbody_len)
 		return -EPROTO;
-	if (root && (changed = inspect_messages(c, root, c->list_ids)) < 0) {
+	if (root && (changed = inspect_messages(c, root)) < 0) {
 		json_decref(root);
 		return changed;
 	}
@@ -1804,20 +1930,38 @@ static int inject_pending(struct mcp_conn *c)
 	return ret;
 }
 
+/*
+ * A legacy stream's "endpoint" event: the session's message endpoint, a
+ * URI (relative or absolute) whose query's only parameter is sessionId.
+ * One the gateway cannot read registers nothing, so its POSTs are refused.
+ */
 static void register_session(struct mcp_conn *c, const char *data, size_t len)
 {
-	const char *q = memmem(data, len, "sessionId=", 10), *v;
+	const char *p = data, *end = data + len, *auth;
+	char sid[SESSION_ID_MAX];
+	struct ag_target t;
+	struct ag_err err;
 	struct session *s;
-	size_t n;
 
-	if (!q || c->stream_of)
+	if (c->stream_of)
 		return;
-	v = q + 10;
-	for (n = 0; v + n < data + len && v[n] != '&' && v[n] != '#'; n++)
-		;
-	if (!n || n >= SESSION_ID_MAX || !(s = calloc(1, sizeof(*s))))
+	/* An absolute URI: its origin is the upstream's; keep the target. */
+	if ((auth = memmem(data, len, "://", 3)) && (p = memchr(auth + 3, '/', end - auth - 3)))
+		len = end - p;
+	if (!p || len >= ENDPOINT_MAX ||
+	    ag_target_split(p, len, &t, &err) ||
+	    ag_query_only_param(t.query, t.query_len, "sessionId", sid, sizeof(sid), &err)) {
+		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s session=unregistered "
+		       "reason=\"an endpoint event the gateway cannot read\"", c->agent,
+		       c->srv->name);
 		return;
-	memcpy(s->id, v, n);
+	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return;
+	memcpy(s->target, p, len);
+	s->path_len = t.path_len;
+	memcpy(s->id, sid, sizeof(s->id));
+	memcpy(s->agent, c->agent, sizeof(s->agent));
 	s->srv = c->srv;
 	s->stream = c;
 	c->stream_of = s;
@@ -1827,7 +1971,6 @@ static void register_session(struct mcp_conn *c, const char *data, size_t len)
 /* One complete SSE event: forward what was held, or its rewrite. */
 static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 {
-	json_t *ids = c->stream_of ? c->stream_of->list_ids : c->list_ids;
 	json_t *root;
 	int ret;
 
@@ -1837,18 +1980,18 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 	}
 	if (ev->event_len != 7 || memcmp(ev->event, "message", 7))
 		return flush_held(c);
-	if (!(root = parse_json(ev->data, ev->data_len))) {
-		/* It might be a list to filter: what cannot be read does not pass. */
-		if (json_array_size(ids)) {
-			c->held_len = 0;
-			ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
-			       "reason=\"not JSON while a tools/list answer is due\"",
-			       c->agent, c->srv->name);
-			return 0;
-		}
+	/* An empty event carries nothing (a priming event: only its id). */
+	if (!ev->data_len)
 		return flush_held(c);
+	if (!(root = parse_json(ev->data, ev->data_len))) {
+		/* It might be a result or a list: what cannot be read does not pass. */
+		c->held_len = 0;
+		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
+		       "reason=\"a message event that is not one JSON value\"%s",
+		       c->agent, c->srv->name, owes_answer(c) ? " owed=yes" : "");
+		return 0;
 	}
-	if ((ret = inspect_messages(c, root, ids)) <= 0) {
+	if ((ret = inspect_messages(c, root)) <= 0) {
 		json_decref(root);
 		return ret ? ret : flush_held(c);
 	}
@@ -1906,10 +2049,14 @@ static int response_head(struct mcp_conn *c)
 		return -EACCES;
 	if (m->upgrade)
 		return -EPROTO;
-	/* The gateway asked for identity; a coded body it must read is refused. */
+	/*
+	 * The gateway asked for identity; a coded body it must read is
+	 * refused.  JSON and SSE are read whatever was asked: a resumed
+	 * stream or a GET can carry results too.
+	 */
 	h = ag_http_find(m, "Content-Encoding", NULL);
 	if (h && !(h->value_len == 8 && !strncasecmp(h->value, "identity", 8)) &&
-	    (c->body_len || is_content_type(m, "text/event-stream")))
+	    (is_content_type(m, "application/json") || is_content_type(m, "text/event-stream")))
 		return -EPROTO;
 	if (is_content_type(m, "text/event-stream")) {
 		c->mode = RM_SSE;
@@ -1918,7 +2065,7 @@ static int response_head(struct mcp_conn *c)
 		c->sse_init = true;
 		return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
 	}
-	if (c->extra || (c->body_len && is_content_type(m, "application/json"))) {
+	if (c->extra || is_content_type(m, "application/json")) {
 		c->mode = RM_BUFFER;
 		return 0;
 	}

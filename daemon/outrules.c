@@ -13,6 +13,7 @@ struct tool_redactor {
 
 struct server_rules {
 	struct ag_redactor *general; /* rules without "tools"; NULL if none */
+	struct ag_redactor *all;     /* every rule, for results of no known tool */
 	struct tool_redactor *tools;
 	size_t nr_tools;
 };
@@ -22,9 +23,12 @@ struct ag_outrules {
 	struct server_rules *servers; /* conf->nr_servers */
 };
 
+/* ALL_TOOLS: a tool the gateway cannot name, which any rule may be for. */
+static const char ALL_TOOLS[] = "";
+
 static bool rule_applies(const struct ag_output_rule *o, const char *tool)
 {
-	if (!o->nr_tools)
+	if (!o->nr_tools || tool == ALL_TOOLS)
 		return true;
 	for (int i = 0; tool && i < o->nr_tools; i++)
 		if (!strcmp(o->tools[i], tool))
@@ -32,7 +36,7 @@ static bool rule_applies(const struct ag_output_rule *o, const char *tool)
 	return false;
 }
 
-/* The redactor of the rules that apply to tool (NULL: general ones only). */
+/* The redactor of the rules that apply to tool (NULL: the general ones only). */
 static int build(const struct ag_server_conf *s, const char *tool, struct ag_redactor **out,
 		 struct ag_err *err)
 {
@@ -65,7 +69,7 @@ static int build_server(const struct ag_server_conf *s, struct server_rules *sr,
 {
 	int ret;
 
-	if ((ret = build(s, NULL, &sr->general, err)))
+	if ((ret = build(s, NULL, &sr->general, err)) || (ret = build(s, ALL_TOOLS, &sr->all, err)))
 		return ret;
 	for (int i = 0; i < s->nr_out_rules; i++) {
 		const struct ag_output_rule *o = &s->out_rules[i];
@@ -118,6 +122,7 @@ void ag_outrules_free(struct ag_outrules *o)
 		struct server_rules *sr = &o->servers[i];
 
 		ag_redactor_free(sr->general);
+		ag_redactor_free(sr->all);
 		for (size_t t = 0; t < sr->nr_tools; t++)
 			ag_redactor_free(sr->tools[t].r);
 		free(sr->tools);
@@ -135,4 +140,10 @@ const struct ag_redactor *ag_outrules_for(const struct ag_outrules *o,
 		if (!strcmp(sr->tools[i].tool, tool))
 			return sr->tools[i].r;
 	return sr->general;
+}
+
+const struct ag_redactor *ag_outrules_all(const struct ag_outrules *o,
+					  const struct ag_server_conf *s)
+{
+	return o->servers[s - o->conf->servers].all;
 }

@@ -18,5 +18,8 @@ void ag_outrules_free(struct ag_outrules *o);
 /* What governs results of tool on server s; NULL when no rule applies. */
 const struct ag_redactor *ag_outrules_for(const struct ag_outrules *o,
 					  const struct ag_server_conf *s, const char *tool);
+/* What governs a result no call can be named for: every rule of server s. */
+const struct ag_redactor *ag_outrules_all(const struct ag_outrules *o,
+					  const struct ag_server_conf *s);
 
 #endif

@@ -391,7 +391,7 @@ int env_start_flags(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 	e->orig_port = free_port();
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": [{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
-		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u\"%s%s}], \"agents\": [%s]%s%s",
+		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u/mcp\"%s%s}], \"agents\": [%s]%s%s",
 		 e->orig_port, e->tool.port, e->server_json ? ", " : "",
 		 e->server_json ? e->server_json : "", agent_json, more_json[0] ? ", " : "",
 		 more_json);

@@ -87,12 +87,12 @@ TEST(mcp_governed)
 		memset(x, 0, sizeof(*x));
 		x->port = e.orig_port;
 		snprintf(x->request, sizeof(x->request),
-			 "PUT /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 73\r\n\r\n"
+			 "DELETE /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 73\r\n\r\n"
 			 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
 			 "{\"name\":\"secret\"}}",
 			 e.orig_port);
 		run_agent(&e, x);
-		ASSERT_STRHAS(x->response, "HTTP/1.1 400", "a body on PUT is refused");
+		ASSERT_STRHAS(x->response, "HTTP/1.1 400", "a body on DELETE is refused");
 		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
 	}
 	if (test__start_subtest("call_denied_never_forwarded")) {
@@ -215,8 +215,9 @@ TEST(mcp_framing)
 		memset(x, 0, sizeof(*x));
 		x->port = e.orig_port;
 		snprintf(x->request, sizeof(x->request),
-			 "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%s\r\n%s", e.orig_port,
-			 cases[i].fields, cases[i].body);
+			 "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
+			 "%s\r\n%s",
+			 e.orig_port, cases[i].fields, cases[i].body);
 		run_agent(&e, x);
 		ASSERT_STRHAS(x->response, "HTTP/1.1 400", "refused with 400");
 		ASSERT_STRHAS(x->response, "Connection: close", "connection closed");
@@ -354,13 +355,13 @@ TEST(mcp_upstream_tls)
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": ["
 		 "{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": [%u]}, "
-		 "\"upstream\": \"https://127.0.0.1:%u\", \"tls\": {\"ca_file\": \"%s/ca.crt\", "
+		 "\"upstream\": \"https://127.0.0.1:%u/mcp\", \"tls\": {\"ca_file\": \"%s/ca.crt\", "
 		 "\"server_name\": \"tool.test\"}},"
 		 "{\"name\": \"wrongname\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": "
-		 "[%u]}, \"upstream\": \"https://127.0.0.1:%u\", \"tls\": {\"ca_file\": "
+		 "[%u]}, \"upstream\": \"https://127.0.0.1:%u/mcp\", \"tls\": {\"ca_file\": "
 		 "\"%s/ca.crt\", \"server_name\": \"other.test\"}},"
 		 "{\"name\": \"untrusted\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": "
-		 "[%u]}, \"upstream\": \"https://127.0.0.1:%u\", \"tls\": {\"server_name\": "
+		 "[%u]}, \"upstream\": \"https://127.0.0.1:%u/mcp\", \"tls\": {\"server_name\": "
 		 "\"tool.test\"}}], "
 		 "\"agents\": [{\"name\": \"a\", \"tools\": [\"t/echo\", \"wrongname/echo\", "
 		 "\"untrusted/echo\"]}]",
@@ -432,7 +433,7 @@ TEST(mcp_credentials)
 	e.orig_port = free_port();
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": [{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
-		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u\", \"credential\": "
+		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u/mcp\", \"credential\": "
 		 "{\"type\": \"bearer\", \"secret_file\": \"%s\"}}], "
 		 "\"agents\": [{\"name\": \"a\", \"tools\": [\"t/echo\"]}]",
 		 e.orig_port, e.tool.port, file);

@@ -144,6 +144,7 @@ struct e2e_env {
 	const char *server_json; /* more members of the tool server, or NULL */
 	const char *agents_json; /* more agents for the configuration, or NULL */
 	const char *sub_agent;	 /* run_agent: agent "a" runs the script as this sub-agent */
+	const char *endpoint;	 /* the server's MCP endpoint: "/mcp" unless set */
 	struct peer server, capture;
 	struct tdaemon d;
 	char caplog[PATH_MAX + 32];
@@ -187,11 +188,12 @@ static int e2e_start_more(struct e2e_env *e, const char *suffix, const char *nam
 	snprintf(port, sizeof(port), "%d", e->server.port);
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": [{\"name\": \"%s\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
-		 "\"ports\": [%s%s]}, \"upstream\": \"http://127.0.0.1:%d\"%s%s}], "
+		 "\"ports\": [%s%s]}, \"upstream\": \"http://127.0.0.1:%d%s\"%s%s}], "
 		 "\"agents\": [{\"name\": \"a\", \"tools\": [%s]}, "
 		 "{\"name\": \"c\", \"tools\": [\"%s/*\"], \"resources\": [\"%s/*\"], "
 		 "\"prompts\": [\"%s/*\"]}%s%s]%s%s",
-		 name, port, tlsmatch, e->capture.port, e->server_json ? ", " : "",
+		 name, port, tlsmatch, e->capture.port, e->endpoint ? e->endpoint : "/mcp",
+		 e->server_json ? ", " : "",
 		 e->server_json ? e->server_json : "", allowed_tools(name), name, name, name,
 		 e->agents_json ? ", " : "", e->agents_json ? e->agents_json : "",
 		 more[0] ? ", " : "", more);
@@ -301,6 +303,7 @@ static void everything_case(const char *suffix, const char *mode, bool tls)
 	int tls_port = tls ? free_port() : 0;
 	json_t *lines;
 
+	e.endpoint = strcmp(mode, "sse") ? "/mcp" : "/sse";
 	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
 		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
 		return;
@@ -330,6 +333,109 @@ out:
 TEST(mcp_e2e_streamable)
 {
 	everything_case("e2estream", "streamableHttp", false);
+}
+
+/*
+ * Red team with the real server-everything: results that used to skip the
+ * output rules and the audit log, and a body whose declared charset made
+ * the server read another call.  raw_agent.mjs speaks HTTP by hand.
+ */
+static json_t *redteam_case(struct e2e_env *e, const char *suffix, const char *mode,
+			    const char *scenario)
+{
+	char script[PATH_MAX], args[256];
+	char *argv[] = { "node", script, "--port", "0", "--mode", (char *)mode, NULL };
+
+	e->server_json = "\"output_rules\": [{\"name\": \"leak\", "
+			 "\"regex\": \"agentgate-secret-[0-9]+\"}]";
+	e->endpoint = strcmp(mode, "sse") ? "/mcp" : "/sse";
+	snprintf(script, sizeof(script), "%s/selftests/e2e/everything.mjs", testlib_src_dir());
+	if (!ASSERT_OK(e2e_start(e, suffix, "everything", argv, 0), "peers and daemon"))
+		return NULL;
+	snprintf(args, sizeof(args), "--url http://127.0.0.1:%d --scenario %s", e->server.port,
+		 scenario);
+	return run_agent(e, "raw_agent.mjs", args, false);
+}
+
+/* Records of a kind in the instance's audit log that contain needle. */
+static int audit_count(struct e2e_env *e, const char *kind, const char *needle)
+{
+	char *out = NULL;
+	int n = -1;
+
+	if (!run_capture(&out,
+			 "sleep 0.3; grep '\"kind\":\"%s\"' %s/audit.log | grep -c -- '%s'", kind,
+			 e->d.state, needle) &&
+	    out)
+		n = atoi(out);
+	free(out);
+	return n;
+}
+
+TEST(redteam_mcp_e2e_replay)
+{
+	struct e2e_env e = { 0 };
+	json_t *lines = NULL, *r;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	if (!(lines = redteam_case(&e, "rtreplay", "streamableHttp", "replay")))
+		goto out;
+	ASSERT_STREQ(json_string_value(json_object_get(step(lines, "call", 0), "text")),
+		     "Echo: [REDACTED:leak] and more", "the live result masked");
+	r = step(lines, "replay", 0);
+	ASSERT_EQ(json_integer_value(json_object_get(r, "status")), 200, "the stream resumed");
+	ASSERT_STREQ(json_string_value(json_object_get(r, "replayed")),
+		     "Echo: [REDACTED:leak] and more", "the replayed result masked too");
+	ASSERT_EQ(audit_count(&e, "result", "\"unattributed\":true"), 1,
+		  "the replayed result recorded");
+out:
+	json_decref(lines);
+	e2e_stop(&e);
+}
+
+TEST(redteam_mcp_e2e_legacy)
+{
+	static const char *const scenarios[] = { "legacy-decoy", "legacy-encoded", "legacy-utf7" };
+
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		struct e2e_env e = { 0 };
+		json_t *lines = NULL, *call;
+		const char *text;
+		int status;
+
+		if (!test__start_subtest(scenarios[i] + 7))
+			continue;
+		if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+			test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+			continue;
+		}
+		if (!(lines = redteam_case(&e, "rtlegacy", "sse", scenarios[i])))
+			goto next;
+		ASSERT_TRUE(step_ok(lines, "initialize", 0), "a session through the gateway");
+		call = step(lines, "call", 0);
+		status = json_integer_value(json_object_get(call, "status"));
+		text = json_string_value(json_object_get(call, "streamed"));
+		if (i == 0) {
+			/* A second reading of the query is refused, not guessed. */
+			ASSERT_EQ(status, 404, "a decoy parameter is refused");
+			ASSERT_NULL(text, "nothing ran");
+		} else if (i == 1) {
+			/* Decoded as the server decodes it: the session's, governed. */
+			ASSERT_EQ(status, 202, "an encoded session id is the session's");
+			ASSERT_STREQ(text, "Echo: [REDACTED:leak] and more", "its result masked");
+			ASSERT_EQ(audit_count(&e, "result", "\"tool\":\"echo\""), 1,
+				  "its result recorded");
+		} else {
+			ASSERT_EQ(status, 415, "a UTF-7 body is refused");
+			ASSERT_NULL(text, "get-env never ran");
+		}
+	next:
+		json_decref(lines);
+		e2e_stop(&e);
+	}
 }
 
 TEST(mcp_e2e_legacy_sse)
