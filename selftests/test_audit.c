@@ -11,11 +11,13 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
 #include "test.h"
+#include "testlib.h"
 
 struct fx {
 	char dir[64];
@@ -1026,4 +1028,103 @@ out:
 	if (mounted)
 		umount2(mnt, MNT_DETACH);
 	fx_fini(&f);
+}
+
+/*
+ * A writer killed before its next checkpoint: a child process appends n
+ * events with the test config (checkpoint_ms overriding it if not 0), waits
+ * until they are durable and exits without closing.
+ */
+static bool killed_writer(const struct fx *f, unsigned int n, unsigned int checkpoint_ms)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	if (!pid) {
+		struct ag_audit_config c;
+		struct ag_audit_writer *w;
+		uint64_t seq = 0;
+
+		test_config(&c, f);
+		if (checkpoint_ms)
+			c.checkpoint_ms = checkpoint_ms;
+		if (ag_audit_open(&c, &w, NULL))
+			_exit(1);
+		for (unsigned int i = 0; i < n; i++) {
+			json_t *ev = event("k", i);
+
+			if (ag_audit_append(w, "decision", ev, &seq, NULL))
+				_exit(1);
+			json_decref(ev);
+		}
+		_exit(ag_audit_wait(w, seq, NULL) ? 1 : 0);
+	}
+	return ASSERT_GT(pid, 0, "fork") && ASSERT_EQ(waitpid(pid, &status, 0), pid, "waitpid") &&
+	       ASSERT_EQ(status, 0, "the killed writer's records are durable");
+}
+
+/* Whether line i of the log at path is a checkpoint. */
+static bool is_checkpoint_line(const char *path, size_t i)
+{
+	struct lines l;
+	bool yes;
+
+	if (!lines_read(path, &l))
+		return false;
+	yes = i < l.n && strstr(l.v[i], "\"kind\":\"checkpoint\"") != NULL;
+	lines_free(&l);
+	return yes;
+}
+
+TEST(redteam_audit_tail)
+{
+	struct ag_audit_config c;
+	struct ag_audit_writer *w;
+	struct ag_err err;
+	struct fx f = { 0 };
+
+	/* A longer interval would let the writer leave tails the verifier refuses. */
+	if (test__start_subtest("writer_interval_ceiling")) {
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			c.checkpoint_records = AG_AUDIT_INTERVAL_RECORDS + 1;
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EINVAL, "checkpoint_records");
+			ASSERT_STRHAS(err.msg, "checkpoint_records 1..4096",
+				      "the message names it");
+			test_config(&c, &f);
+			c.checkpoint_ms = AG_AUDIT_INTERVAL_MS + 1;
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EINVAL, "checkpoint_ms");
+			ASSERT_STRHAS(err.msg, "checkpoint_ms 0..60000", "the message names it");
+		}
+		fx_fini(&f);
+	}
+	/* The tail a crash left counts towards the next writer's checkpoint. */
+	if (test__start_subtest("inherited_tail_records")) {
+		/* 16 records, checkpoint 16, then 4 unsigned (17..20)... */
+		if (fx_init(&f) && killed_writer(&f, 20, 0) &&
+		    ASSERT_FALSE(is_checkpoint_line(f.log, 20), "unsigned tail") &&
+		    /* ...and 12 more make 16: checkpoint 33, not 16 records later. */
+		    killed_writer(&f, 12, 0))
+			ASSERT_TRUE(is_checkpoint_line(f.log, 33), "checkpoint after 16 unsigned");
+		fx_fini(&f);
+	}
+	/* Reopened later than one interval after its first record, a tail is signed first. */
+	if (test__start_subtest("inherited_tail_time")) {
+		if (fx_init(&f) && killed_writer(&f, 3, 300)) {
+			usleep(400 * 1000);
+			test_config(&c, &f);
+			c.checkpoint_ms = 300;
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = event("late", 0);
+				uint64_t seq = 0;
+
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_EQ(seq, 4, "checkpoint 3 signs the old tail first");
+				json_decref(ev);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+				ASSERT_TRUE(is_checkpoint_line(f.log, 3), "checkpoint 3");
+			}
+		}
+		fx_fini(&f);
+	}
 }
