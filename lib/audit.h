@@ -33,6 +33,11 @@
  */
 #define AG_AUDIT_INTERVAL_RECORDS 4096u
 #define AG_AUDIT_INTERVAL_MS 60000u
+/*
+ * Time a tail may span beyond AG_AUDIT_INTERVAL_MS: writers before the tail
+ * bound checked the time only in their committer, up to one commit late.
+ */
+#define AG_AUDIT_TAIL_SLACK_MS 1000u
 
 /* ---- Records ---------------------------------------------------------- */
 
@@ -240,7 +245,13 @@ struct ag_audit_verify_opts {
 	const struct ag_audit_key *pubkey; /* NULL: signatures not checked */
 	const char *const *witness;	   /* other logs' checkpoints to compare */
 	size_t nwitness;
-	bool allow_unsigned_tail; /* a live log: report the tail, do not fail */
+	/*
+	 * A live log: accept records after the last checkpoint (or a log
+	 * without one) if they fit in one checkpoint interval, at most
+	 * AG_AUDIT_INTERVAL_RECORDS records within AG_AUDIT_INTERVAL_MS +
+	 * AG_AUDIT_TAIL_SLACK_MS; a longer tail is still UNSIGNED_TAIL.
+	 */
+	bool allow_unsigned_tail;
 };
 
 struct ag_audit_verify_result {
