@@ -42,8 +42,10 @@ static const char usage_verify[] =
     "                         checkpoint signatures are not checked\n"
     "  --witness LOG          compare with another copy's signed checkpoints\n"
     "                         to detect forks and truncation (repeatable)\n"
-    "  --allow-unsigned-tail  accept records after the last checkpoint (a\n"
-    "                         live log); they are still counted\n"
+    "  --allow-unsigned-tail  accept records after the last checkpoint, or a\n"
+    "                         log without one (a live log, a killed writer),\n"
+    "                         if they fit in one checkpoint interval (see\n"
+    "                         agentgatectl(8)); they are still counted\n"
     "\n"
     "Exit status: 0 clean, 1 tampering found, 2 usage or read error.\n";
 

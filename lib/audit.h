@@ -25,6 +25,19 @@
 /* A record longer than this is refused by the writer and the verifier. */
 #define AG_AUDIT_MAX_LINE (1u << 20)
 #define AG_AUDIT_DEFAULT_ORIGIN "agentgate"
+/*
+ * The longest checkpoint interval a writer accepts (checkpoint_records,
+ * checkpoint_ms).  A writer's own interval is not signed anywhere, so the
+ * verifier bounds an unsigned tail by these: an honest writer's tail never
+ * holds more records, nor spans more time, than one interval.
+ */
+#define AG_AUDIT_INTERVAL_RECORDS 4096u
+#define AG_AUDIT_INTERVAL_MS 60000u
+/*
+ * Time a tail may span beyond AG_AUDIT_INTERVAL_MS: writers before the tail
+ * bound checked the time only in their committer, up to one commit late.
+ */
+#define AG_AUDIT_TAIL_SLACK_MS 1000u
 
 /* ---- Records ---------------------------------------------------------- */
 
@@ -51,6 +64,9 @@ int ag_audit_redact(json_t *fields, const char *key, enum ag_audit_redact mode, 
 #define AG_AUDIT_TS_LEN 31
 void ag_audit_format_ts(const struct timespec *ts, char out[AG_AUDIT_TS_LEN]);
 int ag_audit_parse_ts(const char *s, struct timespec *ts);
+/* Time arithmetic for the writer's deadlines and the checkpoint interval. */
+void ag_audit_ts_add_us(struct timespec *t, uint64_t us);
+bool ag_audit_ts_reached(const struct timespec *now, const struct timespec *t);
 
 /* ---- Hashes and the Merkle tree --------------------------------------- */
 
@@ -155,8 +171,8 @@ struct ag_audit_config {
 	 * batch_max..65536; 0 means batch_max.
 	 */
 	unsigned int write_max;
-	unsigned int checkpoint_records; /* default 4096 */
-	unsigned int checkpoint_ms;	 /* default 1000 */
+	unsigned int checkpoint_records; /* default 4096, at most AG_AUDIT_INTERVAL_RECORDS */
+	unsigned int checkpoint_ms;	 /* default 1000, at most AG_AUDIT_INTERVAL_MS */
 	unsigned int queue_max;		 /* accepted, not yet written; default 65536 */
 	unsigned int retry_ms;		 /* retry period while failed, default 100 */
 	uint64_t rotate_bytes;		 /* 0: never rotate */
@@ -229,7 +245,13 @@ struct ag_audit_verify_opts {
 	const struct ag_audit_key *pubkey; /* NULL: signatures not checked */
 	const char *const *witness;	   /* other logs' checkpoints to compare */
 	size_t nwitness;
-	bool allow_unsigned_tail; /* a live log: report the tail, do not fail */
+	/*
+	 * A live log: accept records after the last checkpoint (or a log
+	 * without one) if they fit in one checkpoint interval, at most
+	 * AG_AUDIT_INTERVAL_RECORDS records within AG_AUDIT_INTERVAL_MS +
+	 * AG_AUDIT_TAIL_SLACK_MS; a longer tail is still UNSIGNED_TAIL.
+	 */
+	bool allow_unsigned_tail;
 };
 
 struct ag_audit_verify_result {

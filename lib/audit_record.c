@@ -61,6 +61,21 @@ static bool digits(const char *s, int n, int *v)
 	return true;
 }
 
+void ag_audit_ts_add_us(struct timespec *t, uint64_t us)
+{
+	t->tv_sec += (time_t)(us / 1000000);
+	t->tv_nsec += (long)(us % 1000000) * 1000;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+bool ag_audit_ts_reached(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
 /*
  * Accepts "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (UTC only, as the writer emits)
  * and a bare "YYYY-MM-DD" meaning midnight, for query bounds.

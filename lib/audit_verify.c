@@ -47,8 +47,9 @@ struct vstate {
 	struct ag_audit_verify_result *r;
 	struct ag_audit_tree tree;
 	uint8_t prev[AG_AUDIT_HASH_LEN];
-	uint64_t next;	  /* expected seq */
-	uint64_t last_cp; /* seq of the last checkpoint + 1; 0: none yet */
+	uint64_t next;			    /* expected seq */
+	uint64_t last_cp;		    /* seq of the last checkpoint + 1; 0: none yet */
+	struct timespec tail_min, tail_max; /* ts of the records after it */
 	struct witness_cp *wit;
 	size_t nwit, wi;
 	const char *path;
@@ -135,6 +136,17 @@ static int check_checkpoint(struct vstate *st, json_t *obj, uint64_t seq)
 	return 0;
 }
 
+/* Widens the time the unsigned tail spans by an event record's ts. */
+static void tail_ts(struct vstate *st, const struct timespec *ts)
+{
+	bool first = st->next == st->last_cp;
+
+	if (first || !ag_audit_ts_reached(ts, &st->tail_min))
+		st->tail_min = *ts;
+	if (first || !ag_audit_ts_reached(&st->tail_max, ts))
+		st->tail_max = *ts;
+}
+
 static int check_line(struct vstate *st, const char *line, size_t len)
 {
 	static const uint8_t zero[AG_AUDIT_HASH_LEN];
@@ -212,6 +224,8 @@ static int check_line(struct vstate *st, const char *line, size_t len)
 	ret = check_witness(st);
 	if (!ret && !strcmp(kind, "checkpoint"))
 		ret = check_checkpoint(st, obj, seq);
+	else if (!ret)
+		tail_ts(st, &ts);
 	if (ret)
 		goto out;
 	ag_audit_line_hash(line, len, st->prev);
@@ -335,6 +349,42 @@ static int load_witnesses(struct vstate *st)
 	return 0;
 }
 
+/*
+ * An allowed unsigned tail must fit in one checkpoint interval: an honest
+ * writer signs before its tail holds more records or spans more time, so a
+ * longer tail (or a whole log without a checkpoint) was written without the
+ * key.  log names the log in the finding.
+ */
+static int check_tail(const struct vstate *st, const char *log)
+{
+	const struct timespec *a = &st->tail_min, *b = &st->tail_max;
+	struct timespec end = *a;
+	uint64_t ms = AG_AUDIT_INTERVAL_MS + AG_AUDIT_TAIL_SLACK_MS;
+	char where[64] = "in a log without a checkpoint";
+	double span;
+
+	if (st->last_cp)
+		snprintf(where, sizeof(where), "after the last checkpoint (seq %" PRIu64 ")",
+			 st->last_cp - 1);
+	/* Fail closed: more records than one interval cannot be an honest tail. */
+	if (st->r->unsigned_tail > AG_AUDIT_INTERVAL_RECORDS)
+		return finding(st->r, AG_AUDIT_UNSIGNED_TAIL, st->last_cp,
+			       "%s: %" PRIu64 " records %s: more than one checkpoint interval "
+			       "(%u records / %u s)",
+			       log, st->r->unsigned_tail, where, AG_AUDIT_INTERVAL_RECORDS,
+			       AG_AUDIT_INTERVAL_MS / 1000);
+	ag_audit_ts_add_us(&end, ms * 1000);
+	span = (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+	/* Fail closed: nor can records further apart than one interval. */
+	if (!ag_audit_ts_reached(&end, b))
+		return finding(st->r, AG_AUDIT_UNSIGNED_TAIL, st->last_cp,
+			       "%s: %" PRIu64 " records %s span %.3f s: more than one checkpoint "
+			       "interval (%u records / %u s, plus %u ms slack)",
+			       log, st->r->unsigned_tail, where, span, AG_AUDIT_INTERVAL_RECORDS,
+			       AG_AUDIT_INTERVAL_MS / 1000, AG_AUDIT_TAIL_SLACK_MS);
+	return 0;
+}
+
 int ag_audit_verify(const char *const *paths, size_t npaths, const struct ag_audit_verify_opts *o,
 		    struct ag_audit_verify_result *r)
 {
@@ -374,6 +424,11 @@ int ag_audit_verify(const char *const *paths, size_t npaths, const struct ag_aud
 			      ") are unsigned: the log was truncated or its writer did not close",
 			      r->unsigned_tail, st.last_cp, st.next - 1);
 		goto out;
+	}
+	if (r->unsigned_tail) {
+		ret = check_tail(&st, paths[0]);
+		if (ret)
+			goto out;
 	}
 	snprintf(r->reason, sizeof(r->reason),
 		 "%" PRIu64 " records, %" PRIu64 " checkpoints%s, %" PRIu64 " unsigned at the end",

@@ -58,6 +58,7 @@ struct ag_audit_writer {
 	size_t ring_cap, head, count;
 	uint64_t next_seq, durable, since_cp;
 	struct timespec first_queued, first_unsigned; /* CLOCK_MONOTONIC */
+	struct timespec first_unsigned_ts;	      /* its ts, CLOCK_REALTIME */
 	bool failed, stop;
 	char failmsg[sizeof(((struct ag_err *)0)->msg)];
 
@@ -105,21 +106,6 @@ void ag_audit_config_init(struct ag_audit_config *c)
 	c->retry_ms = 100;
 }
 
-static void ts_add_us(struct timespec *t, uint64_t us)
-{
-	t->tv_sec += (time_t)(us / 1000000);
-	t->tv_nsec += (long)(us % 1000000) * 1000;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
-static bool ts_reached(const struct timespec *now, const struct timespec *t)
-{
-	return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
-}
-
 static void notify(struct ag_audit_writer *w)
 {
 	uint64_t one = 1;
@@ -135,7 +121,8 @@ static void notify(struct ag_audit_writer *w)
 /* ---- Queue (under mu) ---------------------------------------------------- */
 
 static void push_locked(struct ag_audit_writer *w, const char *kind,
-			const struct ag_audit_text *body, const uint32_t *at, uint64_t *seq)
+			const struct ag_audit_text *body, const uint32_t *at,
+			const struct timespec *ts, uint64_t *seq)
 {
 	struct entry *e = &w->ring[(w->head + w->count) % w->ring_cap];
 
@@ -145,7 +132,7 @@ static void push_locked(struct ag_audit_writer *w, const char *kind,
 	if (at)
 		memcpy(e->at, at, sizeof(e->at));
 	e->seq = w->next_seq++;
-	clock_gettime(CLOCK_REALTIME, &e->ts);
+	e->ts = *ts;
 	if (!w->count) {
 		clock_gettime(CLOCK_MONOTONIC, &w->first_queued);
 		pthread_cond_signal(&w->wake);
@@ -157,13 +144,29 @@ static void push_locked(struct ag_audit_writer *w, const char *kind,
 		*seq = e->seq;
 }
 
-static bool push_checkpoint_locked(struct ag_audit_writer *w, uint64_t *seq)
+/* ts is CLOCK_REALTIME, as for the records. */
+static bool push_checkpoint_locked(struct ag_audit_writer *w, const struct timespec *ts,
+				   uint64_t *seq)
 {
 	if (!w->since_cp || w->count >= w->ring_cap)
 		return false;
-	push_locked(w, "checkpoint", NULL, NULL, seq);
+	push_locked(w, "checkpoint", NULL, NULL, ts, seq);
 	w->since_cp = 0;
 	return true;
+}
+
+/*
+ * Whether a record stamped ts may join the unsigned tail: the verifier
+ * accepts a tail whose timestamps span at most one checkpoint_ms, whatever
+ * delayed the committer's own timer (a slow fdatasync, a restart, a clock
+ * stepped back).
+ */
+static bool in_interval_locked(const struct ag_audit_writer *w, const struct timespec *ts)
+{
+	struct timespec end = w->first_unsigned_ts;
+
+	ag_audit_ts_add_us(&end, (uint64_t)w->cfg.checkpoint_ms * 1000);
+	return ag_audit_ts_reached(ts, &w->first_unsigned_ts) && ag_audit_ts_reached(&end, ts);
 }
 
 int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
@@ -211,12 +214,19 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		ret = ag_errf(err, -ENOBUFS, "audit log %s: %zu records wait for the disk", w->base,
 			      w->count);
 	} else {
-		if (!w->since_cp++)
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (w->since_cp && !in_interval_locked(w, &now))
+			push_checkpoint_locked(w, &now, NULL);
+		if (!w->since_cp++) {
 			clock_gettime(CLOCK_MONOTONIC, &w->first_unsigned);
-		push_locked(w, k, &body, at, seq);
+			w->first_unsigned_ts = now;
+		}
+		push_locked(w, k, &body, at, &now, seq);
 		body.text = NULL;
 		if (w->since_cp >= w->cfg.checkpoint_records)
-			push_checkpoint_locked(w, NULL);
+			push_checkpoint_locked(w, &now, NULL);
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(body.text);
@@ -225,13 +235,15 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 
 int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err *err)
 {
+	struct timespec now;
 	int ret = 0;
 
 	*seq = UINT64_MAX;
 	pthread_mutex_lock(&w->mu);
+	clock_gettime(CLOCK_REALTIME, &now);
 	if (w->failed)
 		ret = ag_errf(err, -EIO, "audit log refuses records: %s", w->failmsg);
-	else if (w->since_cp && !push_checkpoint_locked(w, seq))
+	else if (w->since_cp && !push_checkpoint_locked(w, &now, seq))
 		ret = ag_errf(err, -ENOBUFS, "audit log %s: queue full", w->base);
 	pthread_mutex_unlock(&w->mu);
 	return ret;
@@ -592,7 +604,7 @@ static bool commit_batch(struct ag_audit_writer *w, size_t n)
 			warn(w, "audit log failed, refusing records: %s", err.msg);
 		pthread_mutex_lock(&w->mu);
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		ts_add_us(&until, (uint64_t)w->cfg.retry_ms * 1000);
+		ag_audit_ts_add_us(&until, (uint64_t)w->cfg.retry_ms * 1000);
 		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->mu, &until) != ETIMEDOUT)
 			;
 		stopping = w->stop;
@@ -619,20 +631,22 @@ static bool commit_batch(struct ag_audit_writer *w, size_t n)
 static void *committer(void *arg)
 {
 	struct ag_audit_writer *w = arg;
-	struct timespec now, deadline, cp_at;
+	struct timespec now, wall, deadline, cp_at;
 	bool has_deadline;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		cp_at = w->first_unsigned;
-		ts_add_us(&cp_at, (uint64_t)w->cfg.checkpoint_ms * 1000);
-		if (w->since_cp && (ts_reached(&now, &cp_at) || w->stop))
-			push_checkpoint_locked(w, NULL);
+		ag_audit_ts_add_us(&cp_at, (uint64_t)w->cfg.checkpoint_ms * 1000);
+		if (w->since_cp && (ag_audit_ts_reached(&now, &cp_at) || w->stop)) {
+			clock_gettime(CLOCK_REALTIME, &wall);
+			push_checkpoint_locked(w, &wall, NULL);
+		}
 		deadline = w->first_queued;
-		ts_add_us(&deadline, w->cfg.batch_us);
-		if (w->count &&
-		    (w->count >= w->cfg.batch_max || w->stop || ts_reached(&now, &deadline))) {
+		ag_audit_ts_add_us(&deadline, w->cfg.batch_us);
+		if (w->count && (w->count >= w->cfg.batch_max || w->stop ||
+				 ag_audit_ts_reached(&now, &deadline))) {
 			/*
 			 * batch_max and batch_us decide when a write starts;
 			 * it then takes everything that waits (up to
@@ -664,7 +678,7 @@ static void *committer(void *arg)
 		if (w->stop)
 			break;
 		has_deadline = w->count || w->since_cp;
-		if (w->since_cp && (!w->count || ts_reached(&deadline, &cp_at)))
+		if (w->since_cp && (!w->count || ag_audit_ts_reached(&deadline, &cp_at)))
 			deadline = cp_at;
 		if (has_deadline)
 			pthread_cond_timedwait(&w->wake, &w->mu, &deadline);
@@ -678,11 +692,72 @@ static void *committer(void *arg)
 
 /* ---- Open and close ------------------------------------------------------ */
 
+/* A copy of line in *buf, NUL-terminated. */
+static int keep_line(char **buf, size_t *cap, const char *line, size_t len)
+{
+	if (len >= *cap) {
+		char *b = realloc(*buf, len + 1);
+
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		*cap = len + 1;
+	}
+	memcpy(*buf, line, len);
+	(*buf)[len] = '\0';
+	return 0;
+}
+
+/* The unsigned records at the end of the series: how many, and the first. */
+struct tail {
+	uint64_t n;
+	char *first;
+	size_t cap;
+};
+
+/*
+ * A checkpoint's line starts with its kind, which sorts before its other
+ * members; an event's top-level kind is never "checkpoint".
+ */
+static int tail_add(struct tail *t, const char *line, size_t len)
+{
+	static const char cp[] = "{\"kind\":\"checkpoint\",";
+
+	if (len >= sizeof(cp) - 1 && !memcmp(line, cp, sizeof(cp) - 1)) {
+		t->n = 0;
+		return 0;
+	}
+	return t->n++ ? 0 : keep_line(&t->first, &t->cap, line, len);
+}
+
+/*
+ * An unsigned tail from a crash counts towards the next checkpoint, in
+ * records and in time from its first record, so the tail this writer adds
+ * to stays within one interval; it gets signed within checkpoint_ms.
+ */
+static void inherit_tail(struct ag_audit_writer *w, const struct tail *t)
+{
+	json_t *obj;
+	const char *ts;
+
+	if (!t->n)
+		return;
+	w->since_cp = t->n;
+	clock_gettime(CLOCK_MONOTONIC, &w->first_unsigned);
+	obj = json_loads(t->first, JSON_REJECT_DUPLICATES, NULL);
+	ts = json_string_value(json_object_get(obj, "ts"));
+	/* Unreadable: time zero puts a checkpoint before the next record. */
+	if (!ts || ag_audit_parse_ts(ts, &w->first_unsigned_ts))
+		memset(&w->first_unsigned_ts, 0, sizeof(w->first_unsigned_ts));
+	json_decref(obj);
+}
+
 /* Reads the existing series: chain head, tree, next seq, torn tail. */
 static int recover(struct ag_audit_writer *w, struct ag_err *err)
 {
 	char **paths = NULL, *last = NULL;
-	size_t n = 0, last_len = 0, last_cap = 0;
+	size_t n = 0, last_cap = 0;
+	struct tail tail = { 0 };
 	uint64_t count = 0;
 	int ret;
 
@@ -724,18 +799,10 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 			ag_audit_leaf_hash(line, len, leaf);
 			ag_audit_tree_append(&w->tree, leaf);
 			count++;
-			if (len >= last_cap) {
-				char *b = realloc(last, len + 1);
-
-				if (!b) {
-					ret = ag_errf(err, -ENOMEM, "%s: out of memory", paths[i]);
-					break;
-				}
-				last = b;
-				last_cap = len + 1;
+			if (keep_line(&last, &last_cap, line, len) || tail_add(&tail, line, len)) {
+				ret = ag_errf(err, -ENOMEM, "%s: out of memory", paths[i]);
+				break;
 			}
-			memcpy(last, line, len);
-			last_len = len;
 		}
 		ag_audit_reader_close(r);
 		if (ret < 0)
@@ -743,21 +810,17 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 		ret = 0;
 	}
 	if (count) {
-		json_t *obj = json_loadb(last, last_len, JSON_REJECT_DUPLICATES, NULL);
+		json_t *obj = json_loads(last, JSON_REJECT_DUPLICATES, NULL);
 		json_t *seq = json_object_get(obj, "seq");
-		const char *kind = json_string_value(json_object_get(obj, "kind"));
 
-		if (!json_is_integer(seq) || json_integer_value(seq) != (json_int_t)(count - 1)) {
+		if (!json_is_integer(seq) || json_integer_value(seq) != (json_int_t)(count - 1))
 			ret = ag_errf(err, -EBADMSG,
 				      "%s: last record is not record %" PRIu64
 				      " of the log; run 'agentgatectl audit verify' and move "
 				      "the log aside to start a new one",
 				      paths[n - 1], count - 1);
-		} else if (!kind || strcmp(kind, "checkpoint")) {
-			/* An unsigned tail from a crash gets signed soon. */
-			w->since_cp = 1;
-			clock_gettime(CLOCK_MONOTONIC, &w->first_unsigned);
-		}
+		else
+			inherit_tail(w, &tail);
 		json_decref(obj);
 	}
 	w->next_seq = w->durable = count;
@@ -780,6 +843,7 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 	}
 out:
 	free(last);
+	free(tail.first);
 	ag_audit_series_free(paths, n);
 	return ret;
 }
@@ -816,13 +880,15 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out,
 	if (!c->path || !c->key_path)
 		return ag_errf(err, -EINVAL, "audit config needs a log path and a key path");
 	if (!c->batch_max || c->batch_max > 4096 || !c->queue_max || c->queue_max > (1u << 24) ||
-	    !c->checkpoint_records || !c->retry_ms ||
+	    !c->checkpoint_records || c->checkpoint_records > AG_AUDIT_INTERVAL_RECORDS ||
+	    c->checkpoint_ms > AG_AUDIT_INTERVAL_MS || !c->retry_ms ||
 	    (c->write_max && (c->write_max < c->batch_max || c->write_max > 65536)))
+		/* Fail closed: a longer interval would write tails the verifier refuses. */
 		return ag_errf(err, -EINVAL,
 			       "audit config for %s: batch_max 1..4096, write_max 0 or "
-			       "batch_max..65536, queue_max 1..16M, checkpoint_records and "
-			       "retry_ms > 0",
-			       c->path);
+			       "batch_max..65536, queue_max 1..16M, checkpoint_records 1..%u, "
+			       "checkpoint_ms 0..%u, retry_ms > 0",
+			       c->path, AG_AUDIT_INTERVAL_RECORDS, AG_AUDIT_INTERVAL_MS);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return ag_errf(err, -ENOMEM, "%s: out of memory", c->path);

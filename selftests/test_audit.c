@@ -11,11 +11,13 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
 #include "test.h"
+#include "testlib.h"
 
 struct fx {
 	char dir[64];
@@ -1026,4 +1028,242 @@ out:
 	if (mounted)
 		umount2(mnt, MNT_DETACH);
 	fx_fini(&f);
+}
+
+/*
+ * A writer killed before its next checkpoint: a child process appends n
+ * events with the test config (checkpoint_ms overriding it if not 0), waits
+ * until they are durable and exits without closing.
+ */
+static bool killed_writer(const struct fx *f, unsigned int n, unsigned int checkpoint_ms)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	if (!pid) {
+		struct ag_audit_config c;
+		struct ag_audit_writer *w;
+		uint64_t seq = 0;
+
+		test_config(&c, f);
+		if (checkpoint_ms)
+			c.checkpoint_ms = checkpoint_ms;
+		if (ag_audit_open(&c, &w, NULL))
+			_exit(1);
+		for (unsigned int i = 0; i < n; i++) {
+			json_t *ev = event("k", i);
+
+			if (ag_audit_append(w, "decision", ev, &seq, NULL))
+				_exit(1);
+			json_decref(ev);
+		}
+		_exit(ag_audit_wait(w, seq, NULL) ? 1 : 0);
+	}
+	return ASSERT_GT(pid, 0, "fork") && ASSERT_EQ(waitpid(pid, &status, 0), pid, "waitpid") &&
+	       ASSERT_EQ(status, 0, "the killed writer's records are durable");
+}
+
+/* Whether line i of the log at path is a checkpoint. */
+static bool is_checkpoint_line(const char *path, size_t i)
+{
+	struct lines l;
+	bool yes;
+
+	if (!lines_read(path, &l))
+		return false;
+	yes = i < l.n && strstr(l.v[i], "\"kind\":\"checkpoint\"") != NULL;
+	lines_free(&l);
+	return yes;
+}
+
+/*
+ * Appends n records to l as someone without the key would: canonical,
+ * chained, unsigned; record i is stamped start + i * step_ms.
+ */
+static bool forge_tail(struct lines *l, unsigned int n, time_t start, unsigned int step_ms)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t h[AG_AUDIT_HASH_LEN] = { 0 };
+		char hex[AG_AUDIT_HEX_LEN + 1], ts[AG_AUDIT_TS_LEN];
+		uint64_t ms = (uint64_t)i * step_ms;
+		struct timespec t = { start + (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+		json_t *obj;
+
+		if (l->n)
+			ag_audit_line_hash(l->v[l->n - 1], strlen(l->v[l->n - 1]), h);
+		ag_audit_hex(h, hex);
+		ag_audit_format_ts(&t, ts);
+		obj = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", "decision", "tool", "forged",
+				"prev", hex, "seq", (json_int_t)l->n, "ts", ts);
+		l->v = reallocarray(l->v, l->n + 1, sizeof(*l->v));
+		if (!ASSERT_OK_PTR(l->v, "lines") || !ASSERT_OK_PTR(obj, "forged record"))
+			return false;
+		l->v[l->n++] = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(obj);
+	}
+	return true;
+}
+
+/* agentgatectl audit verify --pubkey --allow-unsigned-tail: exit status, output in *out. */
+static int ctl_verify_tail(const struct fx *f, char **out)
+{
+	int status = run_capture(out,
+				 "%s/agentgatectl audit verify --pubkey %s --allow-unsigned-tail "
+				 "%s 2>&1",
+				 testlib_build_dir(), f->key, f->log);
+
+	if (test__verbose())
+		fprintf(stderr, "verify %s: %d: %s", f->log, status, *out);
+	return status;
+}
+
+TEST(redteam_audit_tail)
+{
+	struct ag_audit_verify_result r;
+	struct ag_audit_config c;
+	struct ag_audit_writer *w;
+	struct ag_err err;
+	struct lines l = { 0 };
+	struct fx f = { 0 };
+	char *out = NULL;
+
+	/* A longer interval would let the writer leave tails the verifier refuses. */
+	if (test__start_subtest("writer_interval_ceiling")) {
+		if (fx_init(&f)) {
+			test_config(&c, &f);
+			c.checkpoint_records = AG_AUDIT_INTERVAL_RECORDS + 1;
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EINVAL, "checkpoint_records");
+			ASSERT_STRHAS(err.msg, "checkpoint_records 1..4096",
+				      "the message names it");
+			test_config(&c, &f);
+			c.checkpoint_ms = AG_AUDIT_INTERVAL_MS + 1;
+			ASSERT_EQ(ag_audit_open(&c, &w, &err), -EINVAL, "checkpoint_ms");
+			ASSERT_STRHAS(err.msg, "checkpoint_ms 0..60000", "the message names it");
+		}
+		fx_fini(&f);
+	}
+	/* The tail a crash left counts towards the next writer's checkpoint. */
+	if (test__start_subtest("inherited_tail_records")) {
+		/* 16 records, checkpoint 16, then 4 unsigned (17..20)... */
+		if (fx_init(&f) && killed_writer(&f, 20, 0) &&
+		    ASSERT_FALSE(is_checkpoint_line(f.log, 20), "unsigned tail") &&
+		    /* ...and 12 more make 16: checkpoint 33, not 16 records later. */
+		    killed_writer(&f, 12, 0))
+			ASSERT_TRUE(is_checkpoint_line(f.log, 33), "checkpoint after 16 unsigned");
+		fx_fini(&f);
+	}
+	/* Reopened later than one interval after its first record, a tail is signed first. */
+	if (test__start_subtest("inherited_tail_time")) {
+		if (fx_init(&f) && killed_writer(&f, 3, 300)) {
+			usleep(400 * 1000);
+			test_config(&c, &f);
+			c.checkpoint_ms = 300;
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				json_t *ev = event("late", 0);
+				uint64_t seq = 0;
+
+				ASSERT_OK(ag_audit_append(w, "decision", ev, &seq, &err), err.msg);
+				ASSERT_EQ(seq, 4, "checkpoint 3 signs the old tail first");
+				json_decref(ev);
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+				ASSERT_TRUE(is_checkpoint_line(f.log, 3), "checkpoint 3");
+			}
+		}
+		fx_fini(&f);
+	}
+	/* An attacker without the key rewrites the whole log and drops the checkpoints. */
+	if (test__start_subtest("rewritten_without_checkpoint")) {
+
+		if (standard_log(&f, &l)) {
+			lines_free(&l);
+			if (forge_tail(&l, AG_AUDIT_INTERVAL_RECORDS + 1, time(NULL), 0) &&
+			    lines_write(f.log, &l)) {
+				ASSERT_EQ(ctl_verify_tail(&f, &out), 1, "rewritten log fails");
+				ASSERT_STRHAS(
+				    out,
+				    "FAIL: unsigned records after the last checkpoint at seq "
+				    "0: ",
+				    "finding");
+				ASSERT_STRHAS(
+				    out,
+				    "audit.log: 4097 records in a log without a checkpoint: "
+				    "more than one checkpoint interval (4096 records / 60 s)",
+				    "the cause");
+			}
+		}
+		lines_free(&l);
+		free(out);
+		out = NULL;
+		fx_fini(&f);
+	}
+	/* What a killed writer leaves verifies, with or without a checkpoint before. */
+	if (test__start_subtest("killed_writer_passes")) {
+		if (fx_init(&f) && killed_writer(&f, 5, 0)) {
+			ASSERT_EQ(ctl_verify_tail(&f, &out), 0, "no checkpoint yet");
+			ASSERT_STRHAS(out, "5 unsigned at the end", out);
+			free(out);
+			out = NULL;
+			/* 16 more: checkpoint 16 signs 0..15, then 17..21 are unsigned. */
+			if (killed_writer(&f, 16, 0)) {
+				ASSERT_EQ(ctl_verify_tail(&f, &out), 0, "tail after a checkpoint");
+				ASSERT_STRHAS(out, "5 unsigned at the end", out);
+			}
+		}
+		free(out);
+		out = NULL;
+		fx_fini(&f);
+	}
+	if (test__start_subtest("tail_over_records")) {
+
+		/* The signed log of 54 records, then an unsigned tail from 54 on. */
+		if (standard_log(&f, &l) &&
+		    forge_tail(&l, AG_AUDIT_INTERVAL_RECORDS + 1, time(NULL), 0) &&
+		    lines_write(f.log, &l)) {
+			ASSERT_EQ(ctl_verify_tail(&f, &out), 1, "one record too many");
+			ASSERT_STRHAS(out,
+				      "audit.log: 4097 records after the last checkpoint (seq 53): "
+				      "more than one checkpoint interval (4096 records / 60 s)",
+				      "the cause");
+			expect(verify(f.log, f.key, NULL, true, &r), &r, AG_AUDIT_UNSIGNED_TAIL, 54,
+			       "library");
+			/* One interval exactly is what a killed writer can leave. */
+			free(l.v[--l.n]);
+			if (lines_write(f.log, &l)) {
+				ASSERT_OK(verify(f.log, f.key, NULL, true, &r), r.reason);
+				ASSERT_EQ(r.unsigned_tail, AG_AUDIT_INTERVAL_RECORDS, "tail");
+			}
+		}
+		lines_free(&l);
+		free(out);
+		out = NULL;
+		fx_fini(&f);
+	}
+	if (test__start_subtest("tail_over_time")) {
+		size_t signed_n;
+		/* Idle for an hour after the checkpoint: time counts from the tail's start. */
+		time_t later = time(NULL) + 3600;
+
+		if (standard_log(&f, &l)) {
+			signed_n = l.n;
+			/* Two records 61.001 s apart: one interval plus the slack, and 1 ms. */
+			if (forge_tail(&l, 2, later, 61001) && lines_write(f.log, &l)) {
+				ASSERT_EQ(ctl_verify_tail(&f, &out), 1, "too long a span");
+				ASSERT_STRHAS(
+				    out,
+				    "audit.log: 2 records after the last checkpoint (seq "
+				    "53) span 61.001 s: more than one checkpoint interval",
+				    "the cause");
+			}
+			while (l.n > signed_n)
+				free(l.v[--l.n]);
+			if (forge_tail(&l, 2, later, 61000) && lines_write(f.log, &l)) {
+				ASSERT_OK(verify(f.log, f.key, NULL, true, &r), r.reason);
+				ASSERT_EQ(r.unsigned_tail, 2, "tail");
+			}
+		}
+		lines_free(&l);
+		free(out);
+		out = NULL;
+		fx_fini(&f);
+	}
 }
