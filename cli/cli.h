@@ -34,7 +34,8 @@ struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);
 /* Offline commands over files; they need no instance. */
 int ag_cmd_audit(int argc, char **argv);
-int ag_cmd_policy(int argc, char **argv);
+/* Offline too, but a tool's attributes come from the instance's inventory. */
+int ag_cmd_policy(const struct ag_instance *in, int argc, char **argv);
 /* agentgatectl policy reload: the running daemon re-reads its policy set. */
 int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv);
 int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv);

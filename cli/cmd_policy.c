@@ -2,7 +2,9 @@
 /*
  * agentgatectl policy validate|test|explain|simulate: offline work on a
  * policy directory, without a running daemon; policy reload: the running
- * daemon's.  The test file format and the
+ * daemon's.  Offline decisions name a governed target's entity as the
+ * daemon does (ag_policy_target_entity), with a tool's attributes from the
+ * instance's tool inventory.  The test file format and the
  * language are documented in agentgate-policy(5).
  */
 #include <getopt.h>
@@ -17,6 +19,7 @@
 #include "cli.h"
 #include "ctl.h"
 #include "delegation.h"
+#include "inventory.h"
 #include "policy.h"
 #include "policy_request.h"
 
@@ -149,7 +152,7 @@ static int parse_opts(const char *cmd, const char *usage, int argc, char **argv,
 	return 0;
 }
 
-static int cmd_validate(int argc, char **argv)
+static int cmd_validate(const struct ag_instance *in, int argc, char **argv)
 {
 	struct ag_policy_error err;
 	struct ag_policy_set *set;
@@ -287,9 +290,60 @@ static void print_json_error(const char *cmd, const char *what, const char *wher
 			jerr->line, jerr->column, jerr->text);
 }
 
+/*
+ * The instance's tool inventory, read as it is: an instance without one
+ * (no <state>/tools) leaves *out NULL, and its tools only their server.
+ * Returns 0, or 2 after saying why the inventory cannot be read.
+ */
+static int inv_load(const struct ag_instance *in, const char *cmd, struct ag_inventory **out)
+{
+	char dir[AG_PATH_MAX + 8];
+	struct ag_err err;
+	struct stat st;
+
+	*out = NULL;
+	snprintf(dir, sizeof(dir), "%s/tools", in->state_dir);
+	if (stat(dir, &st))
+		return 0;
+	if (!ag_inventory_open(dir, out, &err))
+		return 0;
+	fprintf(stderr, "policy %s: %s; check --state-dir or --instance\n", cmd, err.msg);
+	return 2;
+}
+
+/*
+ * ag_policy_evaluate_with the entity the daemon would build for req's
+ * resource when it names a governed target (Tool::"server/name"...), so
+ * that an offline answer is the live one.
+ */
+static int evaluate(const struct ag_policy_set *set, const struct ag_entities *ents,
+		    const struct ag_inventory *inv, const struct ag_policy_request *req,
+		    struct ag_policy_result *res, enum ag_policy_status *st,
+		    struct ag_policy_error *err)
+{
+	char server[AG_INV_SERVER_MAX + 1];
+	enum ag_policy_target t;
+	const char *name;
+	json_t *ent = NULL;
+	int ret;
+
+	if (!ag_policy_target_of(&req->resource, &t, server, sizeof(server), &name)) {
+		ent = ag_policy_target_entity(t, server, name,
+					      ag_inventory_definition(inv, server, name));
+		if (!ent) {
+			snprintf(err->msg, sizeof(err->msg), "policy request: out of memory");
+			return -1;
+		}
+	}
+	ret = ag_policy_evaluate_with(set, ents, req, ent, res, st, err);
+	json_decref(ent);
+	return ret;
+}
+
 /* Returns 1 if the case passed, 0 if it failed, -1 if it is malformed (printed). */
-static int run_test_case(const struct ag_policy_set *set, const struct ag_entities *ents, json_t *c,
-			 size_t idx, struct ag_policy_result *res)
+static int run_test_case(const struct ag_policy_set *set, const struct ag_entities *ents,
+			 const struct ag_inventory *inv, json_t *c, size_t idx,
+			 struct ag_policy_result *res)
 {
 	const char *name = json_string_value(json_object_get(c, "name"));
 	const char *want = json_string_value(json_object_get(c, "decision"));
@@ -317,7 +371,7 @@ static int run_test_case(const struct ag_policy_set *set, const struct ag_entiti
 		request_free(&req);
 		return -1;
 	}
-	if (ag_policy_evaluate(set, ents, &req, res, NULL, &err)) {
+	if (evaluate(set, ents, inv, &req, res, NULL, &err)) {
 		printf("FAIL %s: %s\n", name, err.msg);
 		request_free(&req);
 		return -1;
@@ -378,10 +432,11 @@ out:
 	return ret;
 }
 
-static int cmd_test(int argc, char **argv)
+static int cmd_test(const struct ag_instance *in, int argc, char **argv)
 {
 	struct ag_policy_set *set = NULL;
 	struct ag_entities *ents = NULL;
+	struct ag_inventory *inv = NULL;
 	struct ag_policy_result res;
 	size_t i, passed = 0, failed = 0;
 	json_error_t jerr;
@@ -409,12 +464,14 @@ static int cmd_test(int argc, char **argv)
 		return 2;
 	}
 	r = load_inputs("test", o.positional, doc, &o, &set, &ents);
+	if (!r)
+		r = inv_load(in, "test", &inv);
 	ag_policy_result_init(&res);
 	json_array_foreach(cases, i, c)
 	{
 		if (r)
 			break;
-		if (run_test_case(set, ents, c, i, &res) == 1)
+		if (run_test_case(set, ents, inv, c, i, &res) == 1)
 			passed++;
 		else
 			failed++;
@@ -426,6 +483,7 @@ static int cmd_test(int argc, char **argv)
 	ag_policy_result_fini(&res);
 	ag_policy_set_free(set);
 	ag_entities_free(ents);
+	ag_inventory_free(inv);
 	json_decref(doc);
 	return r;
 }
@@ -545,11 +603,12 @@ static void explain_json(const struct ag_policy_set *set, const struct ag_policy
 	json_decref(out);
 }
 
-static int cmd_explain(int argc, char **argv)
+static int cmd_explain(const struct ag_instance *in, int argc, char **argv)
 {
 	struct ag_policy_request req = { 0 };
 	struct ag_policy_set *set = NULL;
 	struct ag_entities *ents = NULL;
+	struct ag_inventory *inv = NULL;
 	enum ag_policy_status *st = NULL;
 	struct ag_policy_result res;
 	struct ag_policy_error err;
@@ -566,14 +625,15 @@ static int cmd_explain(int argc, char **argv)
 		goto out;
 	}
 	r = 2;
-	if (load_inputs("explain", ".", NULL, &o, &set, &ents) || explain_request(&o, &req))
+	if (load_inputs("explain", ".", NULL, &o, &set, &ents) || explain_request(&o, &req) ||
+	    inv_load(in, "explain", &inv))
 		goto out;
 	st = calloc(ag_policy_count(set) + 1, sizeof(*st));
 	if (!st) {
 		fprintf(stderr, "policy explain: out of memory\n");
 		goto out;
 	}
-	if (ag_policy_evaluate(set, ents, &req, &res, st, &err)) {
+	if (evaluate(set, ents, inv, &req, &res, st, &err)) {
 		fprintf(stderr, "policy explain: %s\n", err.msg);
 		goto out;
 	}
@@ -588,6 +648,7 @@ out:
 	ag_policy_result_fini(&res);
 	ag_policy_set_free(set);
 	ag_entities_free(ents);
+	ag_inventory_free(inv);
 	return r;
 }
 
@@ -600,12 +661,14 @@ out:
  * out, as agentgatectl(8) documents: context.time from the record's ts,
  * context.session.calls/approved by replaying the log in order,
  * context.delegation (and the sub-agent in its parents) from the record's
- * agent.delegation, context.request empty, context.operator absent.
+ * agent.delegation, context.request empty, context.operator absent, a
+ * tool's attributes from the definition the inventory trusts now.
  */
 struct sim {
 	const struct ag_policy_set *set;
 	const struct ag_entities *ents;
-	json_t *ents_json; /* what ents was made of, for delegation chains; NULL: none */
+	json_t *ents_json;	  /* what ents was made of, for delegation chains; NULL: none */
+	struct ag_inventory *inv; /* the instance's tool inventory; NULL: none */
 	/* The entities of the last delegation chain seen ("A\x1fB\x1fcaller"). */
 	char *chain_key;
 	struct ag_entities *chain_ents;
@@ -868,6 +931,8 @@ static void sim_decision(struct sim *s, json_t *rec)
 		return;
 	}
 	c.delegation = chain;
+	if (c.target == AG_TARGET_TOOL)
+		c.definition = ag_inventory_definition(s->inv, c.server, c.name);
 	if (sim_ents(s, &c, &ents)) {
 		s->skipped++;
 		return;
@@ -988,7 +1053,7 @@ static struct ag_policy_set *sim_load(const char *const *paths, size_t n)
 	return set;
 }
 
-static int cmd_simulate(int argc, char **argv)
+static int cmd_simulate(const struct ag_instance *in, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -1054,6 +1119,9 @@ static int cmd_simulate(int argc, char **argv)
 		fprintf(stderr, "policy simulate: %s: cannot read it again\n", entities);
 		goto out;
 	}
+	if ((r = inv_load(in, "simulate", &s.inv)))
+		goto out;
+	r = 2;
 	s.set = set;
 	s.ents = ents;
 	s.reads_args = ag_policy_reads_context(set, "args");
@@ -1107,6 +1175,7 @@ out:
 	json_decref(s.ents_json);
 	free(s.chain_key);
 	ag_entities_free(s.chain_ents);
+	ag_inventory_free(s.inv);
 	ag_policy_result_fini(&s.res);
 	ag_policy_set_free(set);
 	ag_entities_free(ents);
@@ -1150,11 +1219,11 @@ int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv)
 	return 0;
 }
 
-int ag_cmd_policy(int argc, char **argv)
+int ag_cmd_policy(const struct ag_instance *in, int argc, char **argv)
 {
 	static const struct {
 		const char *name;
-		int (*fn)(int, char **);
+		int (*fn)(const struct ag_instance *, int, char **);
 	} cmds[] = {
 		{ "validate", cmd_validate },
 		{ "test", cmd_test },
@@ -1168,7 +1237,7 @@ int ag_cmd_policy(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
+			return cmds[i].fn(in, argc - 1, argv + 1);
 	fprintf(
 	    stderr,
 	    "policy: unknown subcommand \"%s\"; use validate, test, explain, simulate or reload\n",

@@ -135,7 +135,7 @@ static int cmd_policy(struct ag_cli *c, int argc, char **argv)
 	/* reload talks to the daemon; the others work on files. */
 	if (argc > 1 && !strcmp(argv[1], "reload"))
 		return ag_cmd_policy_reload(&c->inst, argc - 1, argv + 1);
-	return ag_cmd_policy(argc, argv);
+	return ag_cmd_policy(&c->inst, argc, argv);
 }
 
 static int cmd_keys(struct ag_cli *c, int argc, char **argv)

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "decide.h"
+#include "inventory.h"
 #include "policy.h"
 #include "policy_request.h"
 #include "subagent.h"
@@ -387,7 +388,8 @@ static size_t chain_init(const struct ag_decide_ctx *x, struct call_chain *ch)
 /*
  * The request as lib/policy_request.c builds it (shared with `policy
  * simulate`): context.session from this session's counters, context.time
- * from the clock, context.delegation from the connection's cgroup.
+ * from the clock, context.delegation from the connection's cgroup, a
+ * tool's attributes from the definition the inventory trusts.
  */
 static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, const char *name,
 		      json_t *args, struct call_chain *ch, struct ag_policy_call *c)
@@ -400,6 +402,9 @@ static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, co
 		.server = x->srv->name,
 		.target = t,
 		.name = name,
+		.definition = t == AG_TARGET_TOOL
+				  ? ag_inventory_definition(x->d->inventory, x->srv->name, name)
+				  : NULL,
 		.args = args,
 		.operator_name = x->agent ? x->agent->operator_name : NULL,
 		.session_id = x->session_id,

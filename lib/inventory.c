@@ -1050,6 +1050,14 @@ int ag_inventory_hashes(const struct ag_inventory *inv, const char *server, cons
 	return 0;
 }
 
+const json_t *ag_inventory_definition(const struct ag_inventory *inv, const char *server,
+				      const char *tool)
+{
+	const struct inv_tool *t = inv ? tool_find(inv, server, tool) : NULL;
+
+	return t ? t->trusted.def : NULL;
+}
+
 int ag_inventory_approve(struct ag_inventory *inv, const char *server, const char *tool,
 			 const char *expect_hash, const char *by, int64_t now, bool *pin_overridden,
 			 struct ag_err *err)

@@ -103,6 +103,13 @@ int ag_inventory_hashes(const struct ag_inventory *inv, const char *server, cons
 			char trusted[AG_TOOLHASH_HEX_LEN + 1],
 			char offered[AG_TOOLHASH_HEX_LEN + 1]);
 /*
+ * The tool's trusted definition (its canonical defining fields), borrowed
+ * until the next change to inv; NULL when the tool was never seen, never
+ * trusted, or is known only by a lock file's pin.  inv may be NULL.
+ */
+const json_t *ag_inventory_definition(const struct ag_inventory *inv, const char *server,
+				      const char *tool);
+/*
  * A pending or blocked tool becomes trusted with its offered definition.
  * expect_hash (64 hex digits, or NULL): the offered hash the approver
  * reviewed; -ESTALE when the server has offered another one since.

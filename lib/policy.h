@@ -152,17 +152,20 @@ int ag_policy_evaluate(const struct ag_policy_set *set, const struct ag_entities
 		       enum ag_policy_status *status, struct ag_policy_error *err);
 
 /*
- * ag_policy_evaluate with the parents of the resource, for when the entity
- * store does not hold it (a tool the gateway learns of from a tools/list
- * result): the resource then exists for this request with no attributes,
- * `in` each parent and in everything the parents are in.  Ignored when the
- * store holds the resource.
+ * ag_policy_evaluate with what the request knows of its resource, for the
+ * entity the gateway learns rather than an operator declares (a tool of a
+ * tools/list result): resource is that entity in Cedar's entities JSON
+ * ({"attrs": {..}, "parents": [{"type", "id"}..]}; its "uid" is not read,
+ * the entity is req->resource), borrowed.  When the store also holds the
+ * resource, the two merge: the store's attributes win name by name (the
+ * operator's word over the server's), and the resource is `in` the parents
+ * of both and in everything they are in.  resource NULL: as
+ * ag_policy_evaluate.
  */
-int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entities *ents,
-			  const struct ag_policy_request *req,
-			  const struct ag_entity_ref *resource_parents, size_t n_parents,
-			  struct ag_policy_result *res, enum ag_policy_status *status,
-			  struct ag_policy_error *err);
+int ag_policy_evaluate_with(const struct ag_policy_set *set, const struct ag_entities *ents,
+			    const struct ag_policy_request *req, json_t *resource,
+			    struct ag_policy_result *res, enum ag_policy_status *status,
+			    struct ag_policy_error *err);
 
 /* "allow", "deny", "escalate" */
 const char *ag_policy_decision_name(enum ag_policy_decision d);

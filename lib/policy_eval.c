@@ -25,8 +25,9 @@ struct ectx {
 	unsigned cache_next;
 	struct agp_value vars[4]; /* principal, action, resource, context */
 	struct path_memo *paths;  /* one per distinct attribute path of the set */
-	const struct agp_entity *resource; /* request-supplied, when the store lacks it */
-	char msg[160];		  /* error of the policy being evaluated */
+	/* The resource as the request supplies it, merged with the store's. */
+	const struct agp_entity *resource;
+	char msg[160]; /* error of the policy being evaluated */
 };
 
 static int eval(struct ectx *cx, const struct agp_expr *e, struct agp_value *out);
@@ -38,9 +39,11 @@ static const struct agp_entity *lookup(struct ectx *cx, const struct agp_uid *ui
 	for (unsigned i = 0; i < ENTITY_CACHE; i++)
 		if (cx->cache_uid[i] == uid)
 			return cx->cache_ent[i];
-	ent = agp_entity_find(cx->ents, uid);
-	if (!ent && cx->resource && agp_uid_eq(uid, &cx->resource->uid))
+	/* The supplied resource already holds what the store says of it. */
+	if (cx->resource && agp_uid_eq(uid, &cx->resource->uid))
 		ent = cx->resource;
+	else
+		ent = agp_entity_find(cx->ents, uid);
 	cx->cache_uid[cx->cache_next] = uid;
 	cx->cache_ent[cx->cache_next] = ent;
 	cx->cache_next = (cx->cache_next + 1) % ENTITY_CACHE;
@@ -536,64 +539,135 @@ const char *ag_policy_decision_name(enum ag_policy_decision d)
 	}
 }
 
-/* The request's own resource entity: its parents and their ancestors. */
-static int resource_entity(struct ectx *cx, const struct ag_entity_ref *parents, size_t np,
-			   const struct agp_uid *uid, struct ag_policy_error *err)
+/* The supplied entity's parents as uids in the evaluation's arena; *n of them. */
+static int parent_uids(struct ectx *cx, json_t *parents, struct agp_uid **out, size_t *n,
+		       struct ag_policy_error *err)
 {
-	struct agp_entity *e = agp_alloc(cx->a, sizeof(*e));
-	const struct agp_uid **anc;
-	size_t cap = np, n = 0;
+	size_t i;
+	json_t *p;
 
-	for (size_t i = 0; i < np; i++) {
-		struct agp_uid u = { .type = parents[i].type,
-				     .id = parents[i].id };
-		const struct agp_entity *pe;
+	if (parents && !json_is_array(parents)) {
+		agp_error(err, 0, 0, "policy request: resource \"parents\" must be an array");
+		return -1;
+	}
+	*n = json_array_size(parents);
+	*out = agp_alloc_array(cx->a, *n + 1, sizeof(**out));
+	if (!*out) {
+		agp_error(err, 0, 0, "policy evaluation: out of memory");
+		return -1;
+	}
+	json_array_foreach(parents, i, p)
+	{
+		json_t *t = json_object_get(p, "type"), *id = json_object_get(p, "id");
 
-		if (!u.type || !u.id) {
-			agp_error(err, 0, 0, "policy request: resource parent %zu has no type and id",
-				  i);
+		if (!json_is_string(t) || !json_is_string(id) ||
+		    json_string_length(t) > UINT32_MAX || json_string_length(id) > UINT32_MAX) {
+			agp_error(
+			    err, 0, 0,
+			    "policy request: resource parent %zu needs string \"type\" and \"id\"",
+			    i);
 			return -1;
 		}
-		u.tlen = (uint32_t)strlen(u.type);
-		u.ilen = (uint32_t)strlen(u.id);
-		agp_uid_seal(&u);
-		if ((pe = agp_entity_find(cx->ents, &u)))
-			cap += pe->n_ancestors;
+		(*out)[i] = (struct agp_uid){ .type = json_string_value(t),
+					      .id = json_string_value(id),
+					      .tlen = (uint32_t)json_string_length(t),
+					      .ilen = (uint32_t)json_string_length(id) };
+		agp_uid_seal(&(*out)[i]);
 	}
-	anc = agp_alloc_array(cx->a, cap, sizeof(*anc));
-	if (!e || !anc)
-		goto oom;
-	for (size_t i = 0; i < np; i++) {
-		struct agp_uid *u = agp_alloc(cx->a, sizeof(*u));
-		const struct agp_entity *pe;
-
-		if (!u)
-			goto oom;
-		*u = (struct agp_uid){ .type = parents[i].type,
-				       .id = parents[i].id,
-				       .tlen = (uint32_t)strlen(parents[i].type),
-				       .ilen = (uint32_t)strlen(parents[i].id) };
-		agp_uid_seal(u);
-		anc[n++] = u;
-		/* Ancestors of the store's entity live as long as the store. */
-		if ((pe = agp_entity_find(cx->ents, u)))
-			for (uint32_t k = 0; k < pe->n_ancestors && n < cap; k++)
-				anc[n++] = pe->ancestors[k];
-	}
-	e->uid = *uid;
-	e->attrs.type = AGP_RECORD;
-	e->ancestors = anc;
-	e->n_ancestors = (uint32_t)n;
-	cx->resource = e;
 	return 0;
-oom:
-	agp_error(err, 0, 0, "policy evaluation: out of memory");
-	return -1;
 }
 
-static int prepare(struct ectx *cx, const struct ag_policy_request *req,
-		   const struct ag_entity_ref *parents, size_t np, struct ag_policy_result *res,
-		   struct agp_uid uids[3], struct ag_policy_error *err)
+/* Each parent, what the store says each is in, and the store's own ancestors
+ * of the resource (se, may be NULL). */
+static int merge_ancestors(struct ectx *cx, const struct agp_uid *parents, size_t np,
+			   const struct agp_entity *se, struct agp_entity *e)
+{
+	const struct agp_entity *pe;
+	const struct agp_uid **anc;
+	size_t cap = np + (se ? se->n_ancestors : 0), n = 0;
+
+	for (size_t i = 0; i < np; i++)
+		if ((pe = agp_entity_find(cx->ents, &parents[i])))
+			cap += pe->n_ancestors;
+	anc = agp_alloc_array(cx->a, cap + 1, sizeof(*anc));
+	if (!anc)
+		return -1;
+	/* Ancestors of the store's entities live as long as the store. */
+	for (size_t i = 0; i < np; i++) {
+		anc[n++] = &parents[i];
+		if ((pe = agp_entity_find(cx->ents, &parents[i])))
+			for (uint32_t k = 0; k < pe->n_ancestors; k++)
+				anc[n++] = pe->ancestors[k];
+	}
+	for (uint32_t k = 0; se && k < se->n_ancestors; k++)
+		anc[n++] = se->ancestors[k];
+	e->ancestors = anc;
+	e->n_ancestors = (uint32_t)n;
+	return 0;
+}
+
+/* The store's attributes (se, may be NULL), then the supplied ones it lacks. */
+static int merge_attrs(struct ectx *cx, const struct agp_value *given, const struct agp_entity *se,
+		       struct agp_entity *e)
+{
+	const struct agp_value *own = se ? &se->attrs : NULL;
+	uint32_t n = own ? own->n : 0;
+	struct agp_field *f = agp_alloc_array(cx->a, (size_t)n + given->n + 1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	if (n)
+		memcpy(f, own->fields, n * sizeof(*f));
+	for (uint32_t i = 0; i < given->n; i++)
+		if (!own || !agp_record_get(own, given->fields[i].key, given->fields[i].klen))
+			f[n++] = given->fields[i];
+	e->attrs.type = AGP_RECORD;
+	e->attrs.fields = f;
+	e->attrs.n = n;
+	return 0;
+}
+
+/*
+ * The request's resource: the entity the caller supplies (Cedar entities
+ * JSON, borrowed until the evaluation ends) merged with the store's entity
+ * of that uid, if any.  The store speaks for the operator, so its attributes
+ * win name by name; a parent of either counts.
+ */
+static int resource_entity(struct ectx *cx, json_t *ent, const struct agp_uid *uid,
+			   struct ag_policy_error *err)
+{
+	json_t *attrs = json_object_get(ent, "attrs");
+	struct agp_json_conv cv = { .a = cx->a, .borrow = true };
+	struct agp_entity *e = agp_alloc(cx->a, sizeof(*e));
+	const struct agp_entity *se = agp_entity_find(cx->ents, uid);
+	struct agp_value given = { .type = AGP_RECORD };
+	struct agp_uid *parents;
+	size_t np;
+
+	if (!json_is_object(ent) || (attrs && !json_is_object(attrs))) {
+		agp_error(err, 0, 0,
+			  "policy request: the resource entity and its \"attrs\" "
+			  "must be objects");
+		return -1;
+	}
+	if (parent_uids(cx, json_object_get(ent, "parents"), &parents, &np, err))
+		return -1;
+	if (attrs && agp_value_from_json(&cv, attrs, &given, 1)) {
+		agp_error(err, 0, 0, "policy request: resource attrs: %s", cv.msg);
+		return -1;
+	}
+	if (!e || merge_ancestors(cx, parents, np, se, e) || merge_attrs(cx, &given, se, e)) {
+		agp_error(err, 0, 0, "policy evaluation: out of memory");
+		return -1;
+	}
+	e->uid = *uid;
+	cx->resource = e;
+	return 0;
+}
+
+static int prepare(struct ectx *cx, const struct ag_policy_request *req, json_t *resource,
+		   struct ag_policy_result *res, struct agp_uid uids[3],
+		   struct ag_policy_error *err)
 {
 	const struct ag_entity_ref *refs[3] = { &req->principal, &req->action, &req->resource };
 	struct agp_json_conv cv = { .borrow = true };
@@ -624,8 +698,7 @@ static int prepare(struct ectx *cx, const struct ag_policy_request *req,
 		cx->vars[i].type = AGP_ENTITY;
 		cx->vars[i].uid = &uids[i];
 	}
-	if (np && !agp_entity_find(cx->ents, &uids[2]) &&
-	    resource_entity(cx, parents, np, &uids[2], err))
+	if (resource && resource_entity(cx, resource, &uids[2], err))
 		return -1;
 	cx->vars[3].type = AGP_RECORD;
 	if (!req->context)
@@ -748,14 +821,13 @@ int ag_policy_evaluate(const struct ag_policy_set *set, const struct ag_entities
 		       const struct ag_policy_request *req, struct ag_policy_result *res,
 		       enum ag_policy_status *status, struct ag_policy_error *err)
 {
-	return ag_policy_evaluate_in(set, ents, req, NULL, 0, res, status, err);
+	return ag_policy_evaluate_with(set, ents, req, NULL, res, status, err);
 }
 
-int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entities *ents,
-			  const struct ag_policy_request *req,
-			  const struct ag_entity_ref *resource_parents, size_t n_parents,
-			  struct ag_policy_result *res, enum ag_policy_status *status,
-			  struct ag_policy_error *err)
+int ag_policy_evaluate_with(const struct ag_policy_set *set, const struct ag_entities *ents,
+			    const struct ag_policy_request *req, json_t *resource,
+			    struct ag_policy_result *res, enum ag_policy_status *status,
+			    struct ag_policy_error *err)
 {
 	struct ectx cx = { .ents = ents };
 	struct agp_uid uids[3];
@@ -765,7 +837,7 @@ int ag_policy_evaluate_in(const struct ag_policy_set *set, const struct ag_entit
 	res->decision = AG_DENY;
 	res->n_determining = res->n_matches = res->n_diags = 0;
 	res->escalate_reason = NULL;
-	if (prepare(&cx, req, resource_parents, n_parents, res, uids, err))
+	if (prepare(&cx, req, resource, res, uids, err))
 		return -1;
 	memo = agp_alloc(cx.a, set->n_scopes + 1);
 	cx.paths = agp_alloc_array(cx.a, set->n_paths + 1, sizeof(*cx.paths));

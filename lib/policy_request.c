@@ -48,6 +48,57 @@ static const char *target_word(enum ag_policy_target t)
 	}
 }
 
+/* The tool's annotations that policies see, as agentgate-policy(5) lists them. */
+static int put_annotations(json_t *attrs, const json_t *def)
+{
+	static const char *const hints[] = { AG_POLICY_TOOL_HINTS };
+	json_t *ann = json_object_get(def, "annotations"), *title, *v;
+
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (json_is_boolean(v = json_object_get(ann, hints[i])) &&
+		    json_object_set(attrs, hints[i], v))
+			return -1;
+	/* MCP displays the tool's title before annotations.title. */
+	title = json_object_get(def, "title");
+	if (!json_is_string(title))
+		title = json_object_get(ann, "title");
+	return json_is_string(title) ? json_object_set(attrs, "title", title) : 0;
+}
+
+json_t *ag_policy_target_entity(enum ag_policy_target t, const char *server, const char *name,
+				const json_t *def)
+{
+	json_t *ent = json_pack("{s:{s:s,s:s++},s:{s:s},s:[{s:s,s:s}]}", "uid", "type",
+				target_type(t), "id", server, "/", name, "attrs", "server", server,
+				"parents", "type", "Server", "id", server);
+
+	if (ent && t == AG_TARGET_TOOL && put_annotations(json_object_get(ent, "attrs"), def)) {
+		json_decref(ent);
+		return NULL;
+	}
+	return ent;
+}
+
+int ag_policy_target_of(const struct ag_entity_ref *ref, enum ag_policy_target *t, char *server,
+			size_t len, const char **name)
+{
+	static const enum ag_policy_target all[] = { AG_TARGET_TOOL, AG_TARGET_RESOURCE,
+						     AG_TARGET_PROMPT };
+	const char *slash = strchr(ref->id, '/');
+
+	if (!slash || (size_t)(slash - ref->id) >= len)
+		return -1;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(ref->type, target_type(all[i])))
+			continue;
+		*t = all[i];
+		snprintf(server, len, "%.*s", (int)(slash - ref->id), ref->id);
+		*name = slash + 1;
+		return 0;
+	}
+	return -1;
+}
+
 /*
  * context: args, operator, session {id, calls, approved}, delegation (a
  * set of agent names, empty for a root agent), time {hour, weekday,
@@ -157,7 +208,6 @@ static enum ag_policy_decision eval_ctx(const struct ag_policy_set *set,
 {
 	/* The daemon's bound since the first release: a server name and 1 KiB. */
 	char action_id[32], resource[AG_NAME_LEN + 1024];
-	struct ag_entity_ref parent = { "Server", c->server };
 	struct ag_policy_request req = {
 		.principal = { "Agent", c->agent },
 		.action = { "Action", action_id },
@@ -165,6 +215,8 @@ static enum ag_policy_decision eval_ctx(const struct ag_policy_set *set,
 		.context = ctx,
 	};
 	struct ag_policy_error perr = { 0 };
+	json_t *ent;
+	int ret;
 
 	out->policies[0] = '\0';
 	snprintf(action_id, sizeof(action_id), "%s", action);
@@ -173,12 +225,16 @@ static enum ag_policy_decision eval_ctx(const struct ag_policy_set *set,
 		snprintf(out->reason, sizeof(out->reason), "name too long for a policy request");
 		return AG_DENY;
 	}
-	if (!ctx) {
+	/* Tools are learnt from the server, not declared: the gateway says
+	 * what they are (ag_policy_target_entity). */
+	ent = ctx ? ag_policy_target_entity(c->target, c->server, c->name, c->definition) : NULL;
+	if (!ent) {
 		snprintf(out->reason, sizeof(out->reason), "policy request: out of memory");
 		return AG_DENY;
 	}
-	/* Tools are learnt from the server, not declared: each is in its server. */
-	if (ag_policy_evaluate_in(set, ents, &req, &parent, 1, res, status, &perr)) {
+	ret = ag_policy_evaluate_with(set, ents, &req, ent, res, status, &perr);
+	json_decref(ent);
+	if (ret) {
 		if (c->report)
 			c->report(c->report_arg, action, resource, NULL, perr.msg);
 		snprintf(out->reason, sizeof(out->reason), "request not decidable: %.200s",

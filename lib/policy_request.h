@@ -28,7 +28,10 @@ struct ag_policy_call {
 	const char *agent;  /* principal Agent::"agent" */
 	const char *server; /* the tool server's configured name */
 	enum ag_policy_target target;
-	const char *name;	   /* the tool, resource or prompt */
+	const char *name; /* the tool, resource or prompt */
+	/* A tool's definition as the inventory trusts it
+	 * (ag_inventory_definition), for its attributes; NULL: unknown. */
+	const json_t *definition;
 	json_t *args;		   /* tools/call "arguments" as sent; NULL: none */
 	const char *operator_name; /* NULL or "": no context.operator */
 	/* NULL or "": no context.session.  calls (tool -> count of allowed
@@ -75,6 +78,32 @@ struct ag_policy_verdict {
  * attributes.  Returns a new array, or NULL when out of memory.
  */
 json_t *ag_policy_delegation_entities(json_t *base, const char *const *chain, size_t n);
+
+/* MCP's tool annotations that a Tool entity carries as boolean attributes. */
+#define AG_POLICY_TOOL_HINTS "destructiveHint", "readOnlyHint", "idempotentHint", "openWorldHint"
+
+/*
+ * The entity a governed request names, in Cedar's entities JSON:
+ * Tool|Resource|Prompt::"<server>/<name>" in Server::"<server>", with
+ * attribute server (a string).  A tool also carries, from def (its
+ * definition as the inventory trusts it; NULL: unknown), each of
+ * AG_POLICY_TOOL_HINTS that its annotations give as a boolean, and title
+ * (a string: the tool's title, else annotations.title, as MCP displays
+ * it); what def lacks is absent, so policies test `resource has x` first.
+ * The daemon and `agentgatectl policy` both decide with this entity.
+ * Returns a new object, or NULL when out of memory.
+ */
+json_t *ag_policy_target_entity(enum ag_policy_target t, const char *server, const char *name,
+				const json_t *def);
+
+/*
+ * The target a Cedar resource reference names: Tool|Resource|Prompt and an
+ * id "<server>/<name>" (a server name holds no '/').  0 with *t, server
+ * (copied into len bytes) and *name (into ref->id) set; -1 when ref names
+ * no governed target or the server's name does not fit.
+ */
+int ag_policy_target_of(const struct ag_entity_ref *ref, enum ag_policy_target *t, char *server,
+			size_t len, const char **name);
 
 /* The Cedar action of a target: "call", "read", "get_prompt". */
 const char *ag_policy_target_action(enum ag_policy_target t);

@@ -156,6 +156,8 @@ static const char *allowed_tools(const char *server)
 {
 	if (!strcmp(server, "v2"))
 		return "\"v2/echo\", \"v2/add\"";
+	if (!strcmp(server, "fs"))
+		return "\"fs/read_text_file\"";
 	return "\"everything/echo\", \"everything/get-sum\", "
 	       "\"everything/trigger-long-running-operation\", "
 	       "\"everything/trigger-sampling-request\", "
@@ -841,5 +843,85 @@ TEST(mcp_e2e_policy)
 out:
 	e2e_stop(&e);
 	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
+
+static const char fs_policy[] =
+    "@id(\"fs-for-a\")\n"
+    "permit (principal == Agent::\"a\", action in [Action::\"call\", Action::\"list\"],\n"
+    "        resource in Server::\"fs\");\n";
+
+/*
+ * The reference filesystem server marks write_file destructiveHint: the
+ * shipped no-destructive-tools forbid refuses it from that annotation
+ * alone (no entities file names the tool), and the file is not written;
+ * its read-only tools still answer.
+ */
+TEST(redteam_destructive_annotation)
+{
+	struct e2e_env e = { 0 };
+	char script[PATH_MAX], args[2048], more[PATH_MAX + 64], path[PATH_MAX + 16];
+	char dir[] = "/tmp/agt-fs.XXXXXX", pol[] = "/tmp/agt-fspol.XXXXXX";
+	char *argv[] = { "node", script, "--port", "0", "--root", dir, NULL };
+	char *out = NULL;
+	json_t *lines, *l;
+	FILE *f;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "served dir") ||
+	    !ASSERT_OK_PTR(mkdtemp(pol), "policy dir"))
+		return;
+	snprintf(path, sizeof(path), "%s/10-fs.cedar", pol);
+	if (!ASSERT_OK_PTR(f = fopen(path, "w"), "policy file"))
+		goto out;
+	fputs(fs_policy, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/a.txt", dir);
+	if (!ASSERT_OK_PTR(f = fopen(path, "w"), "a file to read"))
+		goto out;
+	fputs("hello\n", f);
+	fclose(f);
+	if (!ASSERT_OK(
+		run_capture(&out, "cp %s/policies/00-agents.cedar %s/", testlib_src_dir(), pol),
+		"the shipped policies"))
+		goto out;
+	snprintf(script, sizeof(script), "%s/selftests/e2e/fs_http.mjs", testlib_src_dir());
+	snprintf(more, sizeof(more), "\"policy\": {\"dir\": \"%s\"}", pol);
+	if (!ASSERT_OK(e2e_start_more(&e, "e2efs", "fs", argv, 0, more), "peers and daemon"))
+		goto out;
+	snprintf(args, sizeof(args),
+		 "--url http://127.0.0.1:%d/mcp --steps initialize,list,call,call,call "
+		 "--call read_text_file --args '{\"path\":\"%s/a.txt\"}' "
+		 "--call write_file --args '{\"path\":\"%s/b.txt\",\"content\":\"pwned\"}' "
+		 "--call list_directory --args '{\"path\":\"%s\"}'",
+		 e.server.port, dir, dir, dir);
+	lines = run_agent(&e, "agent.mjs", args, false);
+	ASSERT_TRUE(list_has(lines, "write_file"), "write_file listed: visible, not callable");
+	ASSERT_STREQ(json_string_value(json_object_get(step(lines, "call", 0), "text")), "hello\n",
+		     "read-only tool answered");
+	l = step(lines, "call", 1);
+	ASSERT_TRUE(json_is_true(json_object_get(l, "isError")), "write_file refused");
+	ASSERT_STRHAS(json_string_value(json_object_get(l, "text")), "no-destructive-tools",
+		      "by the shipped forbid");
+	ASSERT_STRHAS(json_string_value(json_object_get(step(lines, "call", 2), "text")),
+		      "[FILE] a.txt", "list_directory answered");
+	json_decref(lines);
+	snprintf(path, sizeof(path), "%s/b.txt", dir);
+	ASSERT_NEQ(access(path, F_OK), 0, "the file was not written");
+	free(out);
+	out = NULL;
+	ASSERT_EQ(run_capture(&out, "grep '\"kind\":\"decision\"' %s/audit.log | grep write_file",
+			      e.d.state),
+		  0, "the decision record");
+	ASSERT_STRHAS(out, "\"decision\":\"deny\"", "recorded as a deny");
+	ASSERT_STRHAS(out, "\"policies\":[\"no-destructive-tools\"]", "naming the policy");
+out:
+	e2e_stop(&e);
+	free(out);
+	out = NULL;
+	run_capture(&out, "rm -rf %s %s", dir, pol);
 	free(out);
 }

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
@@ -352,6 +354,131 @@ TEST(mcp_escalation)
 	}
 out:
 	env_stop(&e);
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
+
+/* Tools whose annotations say what they do. */
+static const char annotated_tools[] =
+    "{\"tools\":[{\"name\":\"wipe\",\"inputSchema\":{\"type\":\"object\"},"
+    "\"annotations\":{\"destructiveHint\":true}},"
+    "{\"name\":\"echo\",\"inputSchema\":{\"type\":\"object\"},"
+    "\"annotations\":{\"readOnlyHint\":true}}]}";
+
+static const char t_for_a[] =
+    "@id(\"t-for-a\")\n"
+    "permit (principal == Agent::\"a\", action in [Action::\"call\", Action::\"list\"],\n"
+    "        resource in Server::\"t\");\n";
+
+static const char offline_cases[] =
+    "{\"policies\": \".\", \"cases\": [{\"name\": \"wipe\", \"principal\": \"Agent::\\\"a\\\"\", "
+    "\"action\": \"Action::\\\"call\\\"\", \"resource\": \"Tool::\\\"t/wipe\\\"\", "
+    "\"decision\": \"deny\", \"policies\": [\"no-destructive-tools\"]}, "
+    "{\"name\": \"echo\", \"principal\": \"Agent::\\\"a\\\"\", "
+    "\"action\": \"Action::\\\"call\\\"\", \"resource\": \"Tool::\\\"t/echo\\\"\", "
+    "\"decision\": \"allow\", \"policies\": [\"t-for-a\"]}]}";
+
+/* The audit decision record of the call of tool; NULL when there is none. */
+static json_t *live_decision(struct mcp_env *e, const char *tool)
+{
+	char *out = NULL, *line, *save = NULL;
+	json_t *found = NULL;
+
+	run_capture(&out, "grep '\"kind\":\"decision\"' %s/audit.log", e->d.state);
+	for (line = strtok_r(out, "\n", &save); line && !found;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_t *rec = json_loads(line, 0, NULL);
+		const char *t = json_string_value(json_object_get(rec, "tool"));
+
+		if (t && !strcmp(t, tool))
+			found = json_incref(rec);
+		json_decref(rec);
+	}
+	free(out);
+	return found;
+}
+
+/* policy explain --json of agent a calling t/tool, on the instance's inventory. */
+static json_t *offline_explain(struct mcp_env *e, const char *dir, const char *tool)
+{
+	char *out = NULL;
+	json_t *j;
+
+	run_capture(&out,
+		    "%s/agentgatectl --instance %s --state-dir %s policy explain --policies %s "
+		    "--principal 'Agent::\"a\"' --action 'Action::\"call\"' "
+		    "--resource 'Tool::\"t/%s\"' --json",
+		    testlib_build_dir(), e->d.in.name, e->d.state, dir, tool);
+	j = json_loads(out ? out : "", 0, NULL);
+	free(out);
+	return j;
+}
+
+/* The daemon and policy explain decide the same call alike. */
+static void same_decision(struct mcp_env *e, const char *dir, const char *tool)
+{
+	json_t *live = live_decision(e, tool), *offline = offline_explain(e, dir, tool);
+
+	ASSERT_OK_PTR(live, "the daemon's decision record");
+	ASSERT_OK_PTR(offline, "policy explain --json");
+	ASSERT_STREQ(json_string_value(json_object_get(offline, "decision")),
+		     json_string_value(json_object_get(live, "decision")), "same decision");
+	ASSERT_TRUE(
+	    json_equal(json_object_get(offline, "determining"), json_object_get(live, "policies")),
+	    "same deciding policies");
+	json_decref(live);
+	json_decref(offline);
+}
+
+/*
+ * A server's destructive tool under the shipped no-destructive-tools
+ * forbid: the daemon refuses it from the annotations the inventory
+ * recorded, and `policy explain` and `policy test` on that inventory give
+ * the daemon's answers, also for the tool its server permits.
+ */
+TEST(mcp_policy_offline_agrees)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 64];
+	struct mcp_env e = { 0 };
+	char *out = NULL;
+	int before;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
+	    !ASSERT_OK(
+		run_capture(&out, "cp %s/policies/00-agents.cedar %s/", testlib_src_dir(), dir),
+		"the shipped policies") ||
+	    !ASSERT_OK(write_file(dir, "10-t.cedar", t_for_a), "policy file") ||
+	    !ASSERT_OK(write_file(dir, "cases.json", offline_cases), "test file"))
+		goto out;
+	snprintf(more, sizeof(more), "\"policy\": {\"dir\": \"%s\"}", dir);
+	if (!ASSERT_OK(env_start_with(&e, "mcppoloff", REPLY_JSON, "{\"name\": \"a\"}", more),
+		       "environment"))
+		goto out;
+	e.tool.list_result = annotated_tools;
+	post(x, e.orig_port, "", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
+	run_agent(&e, x);
+	ASSERT_STRHAS(x->response, "\"name\":\"wipe\"", "wipe listed");
+	before = tool_nseen(&e.tool);
+	call(&e, x, NULL, 2, "wipe", "{}");
+	ASSERT_STRHAS(x->response, "no-destructive-tools", "wipe refused by the forbid");
+	ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+	call(&e, x, NULL, 3, "echo", "{}");
+	ASSERT_STRHAS(x->response, "\"served\"", "echo allowed");
+	same_decision(&e, dir, "wipe");
+	same_decision(&e, dir, "echo");
+	free(out);
+	out = NULL;
+	ASSERT_EQ(
+	    run_capture(&out,
+			"%s/agentgatectl --instance %s --state-dir %s policy test %s/cases.json",
+			testlib_build_dir(), e.d.in.name, e.d.state, dir),
+	    0, "policy test passes the daemon's answers");
+	ASSERT_STRHAS(out, "2 passed, 0 failed", "both cases");
+out:
+	env_stop(&e);
+	free(out);
+	out = NULL;
 	run_capture(&out, "rm -rf %s", dir);
 	free(out);
 }
