@@ -126,7 +126,9 @@ int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edi
 			   size_t cap, size_t *out_len, struct ag_err *err)
 {
 	struct out o = { .buf = buf, .cap = cap };
-	const char *version = m->version_minor ? "HTTP/1.1" : "HTTP/1.0";
+	/* A request of the caller's is the caller's HTTP/1.1, whatever came in. */
+	bool v11 = m->version_minor || (m->is_request && e->method);
+	const char *version = v11 ? "HTTP/1.1" : "HTTP/1.0";
 	char num[32];
 	int ret;
 
@@ -171,7 +173,7 @@ int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edi
 	}
 	if (!e->keep_alive)
 		put_str(&o, "Connection: close\r\n");
-	else if (!m->version_minor)
+	else if (!v11)
 		put_str(&o, "Connection: keep-alive\r\n");
 	put(&o, "\r\n", 2);
 	if (o.short_buf)

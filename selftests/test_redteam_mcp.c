@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
@@ -165,5 +167,91 @@ TEST(redteam_mcp_typed_ids)
 	ASSERT_STREQ(out, "2\n", "a result record for each call");
 out:
 	free(out);
+	env_stop(&e);
+}
+
+/* The tools/call names of a body as a lenient server reads it (last key wins). */
+static void count_calls(const char *body, json_t *counts)
+{
+	json_t *root = json_loads(body, 0, NULL), *m;
+	size_t i, n = json_is_array(root) ? json_array_size(root) : 1;
+
+	for (i = 0; root && i < n; i++) {
+		const char *name;
+
+		m = json_is_array(root) ? json_array_get(root, i) : root;
+		name = json_string_value(json_object_get(json_object_get(m, "params"), "name"));
+		if (name &&
+		    !strcmp(json_string_value(json_object_get(m, "method")) ?: "", "tools/call"))
+			json_object_set_new(
+			    counts, name,
+			    json_integer(json_integer_value(json_object_get(counts, name)) + 1));
+	}
+	json_decref(root);
+}
+
+/*
+ * The differential fuzzer's corpus (selftests/fuzz/corpus/fuzz_forward),
+ * sent through a real gateway to the recording tool server: every tool
+ * the server was asked to run is one an allow decision record names, as
+ * many times.
+ */
+TEST(redteam_mcp_differential)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	struct mcp_env e = { 0 };
+	json_t *upstream = json_object(), *audited = json_object();
+	char *list = NULL, *rec = NULL, host[64];
+
+	if (!ASSERT_OK(
+		env_start(&e, "rtdiff", REPLY_JSON, "{\"name\": \"a\", \"tools\": [\"t/*\"]}"),
+		"environment") ||
+	    !ASSERT_OK(run_capture(&list, "ls -d %s/selftests/fuzz/corpus/fuzz_forward/*",
+				   testlib_src_dir()),
+		       "corpus"))
+		goto out;
+	snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\r\n", e.orig_port);
+	for (char *f = strtok(list, "\n"); f; f = strtok(NULL, "\n")) {
+		FILE *in = fopen(f, "rb");
+		char raw_req[sizeof(x->request)], *h;
+		size_t n = in ? fread(raw_req, 1, sizeof(raw_req) - 1, in) : 0;
+
+		if (in)
+			fclose(in);
+		raw_req[n] = '\0';
+		memset(x, 0, sizeof(*x));
+		x->port = e.orig_port;
+		/* The seeds name host "t": the agent names the address it dialled. */
+		if (!(h = strstr(raw_req, "Host: t\r\n")) ||
+		    h - raw_req + strlen(host) + strlen(h + 9) >= sizeof(x->request))
+			continue;
+		/* Fits: checked above. */
+		memcpy(x->request, raw_req, h - raw_req);
+		strcpy(x->request + (h - raw_req), host);
+		strcat(x->request, h + 9);
+		run_agent(&e, x);
+	}
+	for (int i = 0; i < tool_nseen(&e.tool) && i < MAX_SEEN; i++)
+		count_calls(e.tool.seen[i].body, upstream);
+	ASSERT_OK(run_capture(&rec,
+			      "sleep 0.3; grep '\"kind\":\"decision\"' %s/audit.log | "
+			      "grep '\"decision\":\"allow\"' | grep -o '\"tool\":\"[^\"]*\"' | "
+			      "sort | uniq -c",
+			      e.d.state),
+		  "decision records");
+	for (char *l = strtok(rec, "\n"); l; l = strtok(NULL, "\n")) {
+		int count;
+		char name[128];
+
+		if (sscanf(l, "%d \"tool\":\"%127[^\"]\"", &count, name) == 2)
+			json_object_set_new(audited, name, json_integer(count));
+	}
+	ASSERT_GT(json_object_size(upstream), 0, "calls reached the tool server");
+	ASSERT_TRUE(json_equal(upstream, audited), "what ran upstream is what was decided");
+out:
+	json_decref(upstream);
+	json_decref(audited);
+	free(list);
+	free(rec);
 	env_stop(&e);
 }
