@@ -80,7 +80,7 @@ struct ag_server_conf {
 	bool upstream_tls;
 	char upstream_host[AG_HOST_LEN]; /* lower case: name, IPv4 or "[IPv6]" */
 	uint16_t upstream_port;		 /* default 80 / 443 */
-	char upstream_path[1024];	 /* "" when none; requests are forwarded as-is */
+	char upstream_path[1024];	 /* the MCP endpoint ("" : "/"); see lib/mcp_request.h */
 	/* Resolved at load time (getaddrinfo, numeric or /etc/hosts). */
 	uint8_t upstream_addr[16]; /* v4-mapped for IPv4 */
 	/*
