@@ -325,11 +325,13 @@ int agent_exchange(void *arg)
 {
 	struct exchange *x = arg;
 	struct sockaddr_storage ss;
-	socklen_t sl = make_sockaddr("127.0.0.1", x->port, &ss);
+	socklen_t sl = make_sockaddr(x->addr[0] ? x->addr : "127.0.0.1", x->port, &ss);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	size_t len = strlen(x->request);
+	const char *req = x->big ? x->big : x->request;
+	size_t len = x->big ? x->big_len : strlen(x->request);
 
-	if (connect(fd, (struct sockaddr *)&ss, sl) || !send_all(fd, x->request, len)) {
+	/* One send: the gateway may well read all of it at once. */
+	if (connect(fd, (struct sockaddr *)&ss, sl) || !send_all(fd, req, len)) {
 		x->err = errno;
 		return 1;
 	}
