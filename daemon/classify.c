@@ -39,13 +39,19 @@
 #include "mcp.h"
 #include "relay.h"
 #include "resolve.h"
+#include "stream.h"
 #include "tls.h"
 
 #define PEEK_TIMEOUT_MS 2000
 /* Lookups a connection waits for, in all; each one ends within its own timeout. */
 #define RESOLVE_WAIT_NS (5ull * 1000 * 1000 * 1000)
-/* A whole ClientHello record (16 KiB + header) or an HTTP head's start. */
-#define PEEK_MAX (16 * 1024 + 5)
+/*
+ * A whole ClientHello record (16 KiB + header) or an HTTP head's start:
+ * as much as the MCP path's input buffer takes, since every byte read
+ * here must reach it.
+ */
+#define PEEK_MAX AG_STREAM_IN_SIZE
+_Static_assert(PEEK_MAX >= 16 * 1024 + 5, "a whole TLS record fits a peek");
 
 enum peek_state { PEEK_RECV, PEEK_RESOLVE };
 

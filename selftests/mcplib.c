@@ -87,6 +87,7 @@ static void record(struct tool *t, const char *head, size_t hlen, const char *bo
 
 		snprintf(s->head, sizeof(s->head), "%.*s", (int)hlen, head);
 		snprintf(s->body, sizeof(s->body), "%.*s", (int)blen, body);
+		s->body_len = blen;
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -184,7 +185,7 @@ static void reply_unauthorized(struct tool *t, int fd)
 /* One connection: requests parsed with the project's own strict parser. */
 static void tool_conn(struct tool *t, int fd)
 {
-	static char buf[BIG], body[BIG];
+	static char buf[BIG], body[TOOL_BODY_MAX];
 	struct ag_http_parser p;
 	struct ag_http_event ev;
 	struct ag_err err;

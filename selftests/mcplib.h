@@ -31,7 +31,10 @@ enum reply_kind {
 struct seen {
 	char head[4096];
 	char body[8192];
+	size_t body_len; /* all of it, though body holds only the start */
 };
+
+#define TOOL_BODY_MAX (256 * 1024) /* a request body the tool server takes whole */
 
 struct tool {
 	int lfd;

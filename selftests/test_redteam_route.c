@@ -238,3 +238,39 @@ out:
 	close(front);
 	close(other);
 }
+
+/* A first request far over one buffer, in one write: served whole. */
+TEST(redteam_route_big_first_request)
+{
+	static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
+				   "\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"";
+	struct exchange *x = shared_alloc(sizeof(*x));
+	size_t text = 100 * 1024, blen = sizeof(head) - 1 + text + 4, n;
+	struct mcp_env e = { 0 };
+	char *req = malloc(blen + 512);
+
+	if (!ASSERT_OK_PTR(req, "request") ||
+	    !ASSERT_OK(
+		env_start(&e, "rtbig", REPLY_JSON, "{\"name\": \"a\", \"tools\": [\"t/echo\"]}"),
+		"environment"))
+		goto out;
+	memset(x, 0, sizeof(*x));
+	x->port = e.orig_port;
+	n = (size_t)snprintf(req, 512,
+			     "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: "
+			     "application/json\r\nAccept: application/json, text/event-stream\r\n"
+			     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			     e.orig_port, blen, head);
+	memset(req + n, 'a', text);
+	memcpy(req + n + text, "\"}}}", 4);
+	x->big = req;
+	x->big_len = n + text + 4;
+	run_agent(&e, x);
+	ASSERT_STRHAS(x->response, "\"served\"", "answered");
+	if (ASSERT_EQ(tool_nseen(&e.tool), 1, "at the tool server"))
+		ASSERT_EQ(e.tool.seen[0].body_len, blen, "the body whole");
+out:
+	if (req)
+		env_stop(&e);
+	free(req);
+}
