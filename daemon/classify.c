@@ -2,13 +2,32 @@
 /*
  * Classification (see classify.h).  Reading first bytes costs a wait, so
  * it happens only when a host name can change the outcome; a connection
- * whose fate its destination already decides goes on at once.
+ * whose fate its destination already decides goes on at once.  A peek goes
  *
- * A peek is one receive at a time into a buffer of its own, guarded by a
- * linked timeout: protocols whose server speaks first (SSH, SMTP) send
+ *	PEEK_RECV --a host name, or no more bytes can tell--> PEEK_RESOLVE
+ *	PEEK_RESOLVE --a name's lookup ended--> PEEK_RESOLVE (asks again)
+ *	PEEK_RESOLVE --every name known--> decided: MCP path, relay or refused
+ *
+ * PEEK_RECV is one receive at a time into a buffer of its own, guarded by
+ * a linked timeout: protocols whose server speaks first (SSH, SMTP) send
  * nothing, and after PEEK_TIMEOUT_MS they are decided without a host name.
- * Its struct is freed only by the completion of its last receive, so a
- * stop that cancels it never frees what the kernel may still write.
+ *
+ * A host name decides nothing by itself: the agent chose the address it
+ * dialled, and that is where a relay goes.  So a name is honoured only
+ * when that address is one the name resolves to (resolve.h), and the
+ * address of a tool server (its "addresses", its upstream, what its exact
+ * "hosts" resolve to) takes the MCP path whatever name the agent sends;
+ * the MCP path refuses a Host it does not serve.  A name of a tool server
+ * sent to another address is refused, never relayed: the agent's
+ * credentials for that server must not reach whoever is there.
+ *
+ * Ordering hazards:
+ *  - a peek in PEEK_RECV is freed only by the completion of its last
+ *    receive, so a stop that cancels it never frees what the kernel may
+ *    still write; in PEEK_RESOLVE nothing of it is in flight, and a stop
+ *    unhooks its waiter and frees it at once;
+ *  - what a lookup returns is valid until the next one (a later lookup can
+ *    evict it), so each answer is used before the next name is asked.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,22 +38,46 @@
 #include "classify.h"
 #include "mcp.h"
 #include "relay.h"
+#include "resolve.h"
+#include "stream.h"
 #include "tls.h"
 
 #define PEEK_TIMEOUT_MS 2000
-/* A whole ClientHello record (16 KiB + header) or an HTTP head's start. */
-#define PEEK_MAX (16 * 1024 + 5)
+/* Lookups a connection waits for, in all; each one ends within its own timeout. */
+#define RESOLVE_WAIT_NS (5ull * 1000 * 1000 * 1000)
+/*
+ * A whole ClientHello record (16 KiB + header) or an HTTP head's start:
+ * as much as the MCP path's input buffer takes, since every byte read
+ * here must reach it.
+ */
+#define PEEK_MAX AG_STREAM_IN_SIZE
+_Static_assert(PEEK_MAX >= 16 * 1024 + 5, "a whole TLS record fits a peek");
+
+enum peek_state { PEEK_RECV, PEEK_RESOLVE };
 
 struct peek {
 	struct ag_io io;
 	struct ag_list node;
 	struct ag_loop *l;
+	enum peek_state state;
 	int fd;
 	struct ag_origin o;
 	char agent[AG_NAME_LEN];
 	struct __kernel_timespec ts;
+	/* PEEK_RESOLVE: what the first bytes said, and the lookup waited for. */
+	char host[AG_HOST_LEN]; /* normalized (ag_host_norm); "" when none */
+	bool tls;
+	uint64_t resolve_deadline;
+	struct ag_resolve_wait wait;
 	size_t len;
 	uint8_t buf[PEEK_MAX];
+};
+
+/* What the names of a connection resolved to, as far as its decision needs. */
+struct facts {
+	const struct ag_server_conf *srv_at; /* the server whose address was dialled */
+	bool host_at;	 /* the agent's host name resolves to the address dialled */
+	bool unresolved; /* a lookup failed: a mismatch may be no mismatch */
 };
 
 struct ag_classify {
@@ -82,22 +125,146 @@ static int http_host(const uint8_t *buf, size_t len, char *out, size_t cap)
 	return -EAGAIN;
 }
 
-static void decide(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
-		   const char *host, const uint8_t *buf, size_t len, bool tls)
+static void peek_free(struct peek *p)
 {
-	const struct ag_conf *conf = &l->d->conf;
-	const struct ag_agent_conf *ac = ag_conf_agent(conf, agent);
-	const struct ag_server_conf *srv = ag_conf_match_server(conf, o->addr, o->port, host);
+	ag_list_del(&p->node);
+	free(p);
+}
 
-	if (srv) {
-		ag_mcp_start(l, fd, o, agent, srv, buf, len, tls);
+/*
+ * One name of the decision: 1 known (*at says whether the address dialled
+ * is one of its), 0 waiting (p waits, unless it does already), -1 refused.
+ */
+static int lookup(struct peek *p, const char *name, bool *at, struct facts *f)
+{
+	const struct ag_resolve_set *set;
+	int r = ag_resolve(p->l, name, &p->wait, &set);
+
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		*at = ag_resolve_has(set, p->o.addr);
+		f->unresolved |= set->failed;
+	}
+	return r;
+}
+
+/* Every name the decision needs: 1 all known, 0 waiting, -1 refused. */
+static int gather(struct peek *p, struct facts *f)
+{
+	const struct ag_conf *conf = &p->l->d->conf;
+	const struct ag_agent_conf *ac = ag_conf_agent(conf, p->agent);
+	int known = 1, r;
+	bool at;
+
+	*f = (struct facts){ .srv_at = ag_conf_server_at(conf, p->o.addr, p->o.port) };
+	/* The exact names of the servers on this port: is the address theirs? */
+	for (int i = 0; !f->srv_at && i < conf->nr_servers; i++) {
+		const struct ag_server_conf *s = &conf->servers[i];
+
+		if (!ag_server_port_ok(s, p->o.port))
+			continue;
+		for (int j = 0; j < s->nr_hosts; j++) {
+			if (!strncmp(s->hosts[j], "*.", 2))
+				continue;
+			at = false;
+			if ((r = lookup(p, s->hosts[j], &at, f)) < 0)
+				return -1;
+			known &= r;
+			if (r && at) {
+				f->srv_at = s;
+				break;
+			}
+		}
+	}
+	/* The agent's name, when an entry would take it. */
+	if (p->host[0] &&
+	    (ag_conf_server_named(conf, p->o.port, p->host) ||
+	     ag_conf_pass_match(conf, ac, p->o.addr, p->o.port, p->host, false) == AG_PASS_NAMED)) {
+		if ((r = lookup(p, p->host, &f->host_at, f)) < 0)
+			return -1;
+		known &= r;
+	}
+	return known;
+}
+
+static void decide(struct peek *p, const struct facts *f)
+{
+	struct ag_loop *l = p->l;
+	const struct ag_conf *conf = &l->d->conf;
+	const struct ag_agent_conf *ac = ag_conf_agent(conf, p->agent);
+	const struct ag_server_conf *named = ag_conf_server_named(conf, p->o.port, p->host);
+	const char *host = p->host[0] ? p->host : NULL;
+
+	/* A tool server's address is governed, whatever name the agent sends. */
+	if (f->srv_at) {
+		ag_mcp_start(l, p->fd, &p->o, p->agent, f->srv_at, p->buf, p->len, p->tls);
 		return;
 	}
-	if (ag_conf_pass_allows(conf, ac, o->addr, o->port, host)) {
-		ag_relay_start(l, fd, o, agent, buf, len);
+	if (named && f->host_at) {
+		ag_mcp_start(l, p->fd, &p->o, p->agent, named, p->buf, p->len, p->tls);
 		return;
 	}
-	ag_relay_reject(l, fd, "not_allowed", o);
+	/* Fail closed: a tool server's name at another address is not that server. */
+	if (named) {
+		ag_relay_reject(l, p->fd, f->unresolved ? "unresolved" : "host_mismatch", &p->o);
+		return;
+	}
+	switch (ag_conf_pass_match(conf, ac, p->o.addr, p->o.port, host, f->host_at)) {
+	case AG_PASS_ALLOW:
+		ag_relay_start(l, p->fd, &p->o, p->agent, p->buf, p->len);
+		return;
+	case AG_PASS_NAMED:
+		/* Fail closed: the name is allowed, the address it was sent to is not its. */
+		ag_relay_reject(l, p->fd, f->unresolved ? "unresolved" : "host_mismatch", &p->o);
+		return;
+	case AG_PASS_DENY:
+		break;
+	}
+	/* Fail closed: nothing allows this destination. */
+	ag_relay_reject(l, p->fd, "not_allowed", &p->o);
+}
+
+/* PEEK_RESOLVE: decides once every name is known; false while waiting. */
+static bool resolve_step(struct peek *p)
+{
+	struct facts f;
+	int r = gather(p, &f);
+
+	if (r == 0 && ag_now_ns() < p->resolve_deadline)
+		return false;
+	ag_resolve_wait_cancel(&p->wait);
+	if (r == 1)
+		decide(p, &f);
+	else /* Fail closed: what cannot be resolved in time is not allowed. */
+		ag_relay_reject(p->l, p->fd, r ? "busy" : "unresolved", &p->o);
+	return true;
+}
+
+static void resolved(struct ag_resolve_wait *w)
+{
+	struct peek *p = ag_container_of(w, struct peek, wait);
+
+	if (resolve_step(p))
+		peek_free(p);
+}
+
+/* PEEK_RECV -> PEEK_RESOLVE, which may decide at once. */
+static void resolve_start(struct peek *p, const char *host, bool tls)
+{
+	p->state = PEEK_RESOLVE;
+	p->tls = tls;
+	if (!ag_host_norm(host, p->host))
+		p->host[0] = '\0';
+	p->resolve_deadline = ag_now_ns() + RESOLVE_WAIT_NS;
+	resolve_step(p);
+}
+
+/* The receive's part is over: p goes unless a lookup still holds it. */
+static void peek_settle(struct peek *p)
+{
+	if (p->state != PEEK_RESOLVE || ag_list_empty(&p->wait.node))
+		peek_free(p);
 }
 
 static void peek_recv(struct peek *p);
@@ -117,14 +284,8 @@ static bool peek_done(struct peek *p, bool final)
 		return false;
 	if (r != 1)
 		host[0] = '\0';
-	decide(p->l, p->fd, &p->o, p->agent, host[0] ? host : NULL, p->buf, p->len, tls);
+	resolve_start(p, host, tls);
 	return true;
-}
-
-static void peek_free(struct peek *p)
-{
-	ag_list_del(&p->node);
-	free(p);
 }
 
 static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -146,7 +307,7 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		if (!peek_done(p, false))
 			peek_recv(p);
 		else
-			peek_free(p);
+			peek_settle(p);
 		return;
 	}
 	/* ECANCELED: the timeout; 0: the agent sent nothing and closed. */
@@ -156,7 +317,7 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		ag_log(AG_LOG_DEBUG, "classify", "agent=%s result=closed error=%d", p->agent, -res);
 		close(p->fd);
 	}
-	peek_free(p);
+	peek_settle(p);
 }
 
 static void peek_recv(struct peek *p)
@@ -180,10 +341,13 @@ void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *
 	const struct ag_agent_conf *ac = ag_conf_agent(conf, agent);
 	struct peek *p;
 
-	/* Neither a tool server nor a host-named pass-through can apply. */
-	if (!ag_conf_match_server(conf, o->addr, o->port, NULL) &&
-	    !ag_conf_server_port(conf, o->port) && !ag_conf_pass_needs_host(conf, ac)) {
-		decide(l, fd, o, agent, NULL, NULL, 0, false);
+	/* Neither a tool server nor a host name can apply: no bytes, no lookups. */
+	if (!ag_conf_server_at(conf, o->addr, o->port) && !ag_conf_server_port(conf, o->port) &&
+	    !ag_conf_pass_needs_host(conf, ac)) {
+		if (ag_conf_pass_match(conf, ac, o->addr, o->port, NULL, false) == AG_PASS_ALLOW)
+			ag_relay_start(l, fd, o, agent, NULL, 0);
+		else /* Fail closed: nothing allows this destination. */
+			ag_relay_reject(l, fd, "not_allowed", o);
 		return;
 	}
 	if (!(p = calloc(1, sizeof(*p)))) {
@@ -191,6 +355,8 @@ void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *
 		return;
 	}
 	p->io.complete = peek_complete;
+	p->wait.done = resolved;
+	ag_list_init(&p->wait.node);
 	p->l = l;
 	p->fd = fd;
 	p->o = *o;
@@ -211,10 +377,21 @@ int ag_classify_init(struct ag_loop *l, struct ag_err *err)
 
 void ag_classify_stop(struct ag_loop *l)
 {
-	struct ag_list *pos;
+	struct ag_list *pos, *next;
 
-	for (pos = l->classify->peeks.next; pos != &l->classify->peeks; pos = pos->next)
-		ag_loop_cancel_fd(l, ag_container_of(pos, struct peek, node)->fd);
+	for (pos = l->classify->peeks.next; pos != &l->classify->peeks; pos = next) {
+		struct peek *p = ag_container_of(pos, struct peek, node);
+
+		next = pos->next;
+		if (p->state == PEEK_RECV) {
+			ag_loop_cancel_fd(l, p->fd);
+			continue;
+		}
+		/* Nothing in flight: the lookup's waiter is all that holds it. */
+		ag_resolve_wait_cancel(&p->wait);
+		close(p->fd);
+		peek_free(p);
+	}
 }
 
 void ag_classify_fini(struct ag_loop *l)

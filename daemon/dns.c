@@ -40,6 +40,7 @@
 
 #include "dns.h"
 #include "limit.h"
+#include "resolve.h"
 
 #define MSG_MIN 12 /* the header: the id and the flags */
 #define MSG_MAX 4096
@@ -47,7 +48,8 @@
 #define QUERY_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 
 enum { OP_RECV = 1 };			   /* on ag_dns.io */
-enum { OP_SEND = 1, OP_ANSWER, OP_REPLY }; /* on query.io */
+/* on query.io: AG_RESOLVER_SEND and _ANSWER (resolve.h), then the reply */
+enum { OP_REPLY = AG_RESOLVER_ANSWER + 1 };
 
 /* Why a datagram went unanswered: one log line per class, rate-limited. */
 enum refusal {
@@ -96,12 +98,6 @@ struct ag_dns {
 	struct ag_loop *l;
 	int fd;
 	int links_fd; /* netns_links */
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in sin;
-		struct sockaddr_in6 sin6;
-	} resolver;
-	socklen_t resolver_len; /* 0: none configured */
 	struct ag_list queries;
 	unsigned int nr_queries;
 	struct sockaddr_in from;
@@ -145,21 +141,8 @@ static void query_put(struct query *q)
 /* The answer's receive, behind the send or alone, bounded by the deadline. */
 static void arm_answer(struct query *q, bool after_send)
 {
-	struct ag_loop *l = q->dns->l;
-	struct io_uring_sqe *sqe;
-
-	if (after_send) {
-		sqe = ag_loop_sqe(l, &q->io, OP_SEND);
-		io_uring_prep_send(sqe, q->fd, q->buf, q->iov.iov_len, 0);
-		sqe->flags |= IOSQE_IO_LINK;
-		q->inflight++;
-	}
-	sqe = ag_loop_sqe(l, &q->io, OP_ANSWER);
-	/* MSG_TRUNC: the result is the datagram's real length, so oversize shows. */
-	io_uring_prep_recv(sqe, q->fd, q->buf, sizeof(q->buf), MSG_TRUNC);
-	sqe->flags |= IOSQE_IO_LINK;
-	q->inflight++;
-	io_uring_prep_link_timeout(ag_loop_sqe_untracked(l), &q->deadline, IORING_TIMEOUT_ABS);
+	q->inflight += ag_resolver_exchange(q->dns->l, &q->io, q->fd, after_send ? q->buf : NULL,
+					    q->iov.iov_len, q->buf, sizeof(q->buf), &q->deadline);
 }
 
 static void reply(struct query *q, size_t len)
@@ -189,45 +172,26 @@ static void query_complete(struct ag_io *io, unsigned int op, const struct io_ur
 		query_put(q);
 		return;
 	}
-	if (op == OP_SEND && res < 0) {
+	if (op == AG_RESOLVER_SEND && res < 0) {
 		/* The receive behind it ends with -ECANCELED: not a timeout. */
 		q->failed = true;
 		refuse(dns, REFUSE_UPSTREAM, &q->agent, -res);
-	} else if (op == OP_ANSWER && res < 0) {
+	} else if (op == AG_RESOLVER_ANSWER && res < 0) {
 		if (!q->failed)
 			refuse(dns, res == -ECANCELED ? REFUSE_TIMEOUT : REFUSE_UPSTREAM, &q->agent,
 			       res == -ECANCELED ? 0 : -res);
-	} else if (op == OP_ANSWER) {
+	} else if (op == AG_RESOLVER_ANSWER) {
 		if (res >= MSG_MIN && res <= MSG_MAX && !memcmp(q->buf, &q->id, 2)) {
 			reply(q, (size_t)res);
 		} else {
 			refuse(dns, REFUSE_BAD_ANSWER, &q->agent, 0);
 			/* The right answer may still come before the deadline. */
-			if (ag_loop_reserve(dns->l, 2))
-				arm_answer(q, false);
+			arm_answer(q, false);
 		}
 	} else if (op == OP_REPLY && res < 0) {
 		refuse(dns, REFUSE_REPLY, &q->agent, -res);
 	}
 	query_put(q);
-}
-
-static int upstream_socket(const struct ag_dns *dns)
-{
-	uint32_t mark = dns->l->d->conf.mark;
-	int fd = socket(dns->resolver.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	/* The daemon's mark, as on every socket of its own. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
-	    connect(fd, &dns->resolver.sa, dns->resolver_len)) {
-		int e = errno;
-
-		close(fd);
-		return -e;
-	}
-	return fd;
 }
 
 static void query_start(struct ag_dns *dns, size_t len)
@@ -241,7 +205,7 @@ static void query_start(struct ag_dns *dns, size_t len)
 		refuse(dns, REFUSE_BUSY, &dns->from, EBUSY);
 		return;
 	}
-	fd = upstream_socket(dns);
+	fd = ag_resolver_socket(&dns->l->d->conf);
 	if (fd < 0) {
 		refuse(dns, REFUSE_UPSTREAM, &dns->from, -fd);
 		return;
@@ -320,7 +284,7 @@ static void recv_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		refuse(dns, REFUSE_NOT_AGENT, &dns->from, 0);
 	else if (res < MSG_MIN || res > MSG_MAX)
 		refuse(dns, REFUSE_SIZE, &dns->from, 0);
-	else if (!dns->resolver_len)
+	else if (!dns->l->d->conf.nr_resolvers)
 		refuse(dns, REFUSE_NO_RESOLVER, &dns->from, 0);
 	else if (dns->nr_queries >= QUERIES_MAX)
 		refuse(dns, REFUSE_BUSY, &dns->from, 0);
@@ -331,7 +295,6 @@ static void recv_complete(struct ag_io *io, unsigned int op, const struct io_uri
 
 int ag_dns_init(struct ag_loop *l, struct ag_dns **out, struct ag_err *err)
 {
-	const struct ag_conf *c = &l->d->conf;
 	struct ag_dns *dns;
 
 	*out = NULL;
@@ -345,21 +308,6 @@ int ag_dns_init(struct ag_loop *l, struct ag_dns **out, struct ag_err *err)
 	dns->fd = l->d->dns_fd;
 	dns->links_fd = l->d->kern.map_fd[AG_MAP_NETNS_LINKS];
 	ag_list_init(&dns->queries);
-	if (c->nr_resolvers) {
-		const uint8_t *a = c->resolvers[0];
-
-		if (!memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
-			dns->resolver.sin.sin_family = AF_INET;
-			dns->resolver.sin.sin_port = htons(c->resolver_port);
-			memcpy(&dns->resolver.sin.sin_addr, a + 12, 4);
-			dns->resolver_len = sizeof(dns->resolver.sin);
-		} else {
-			dns->resolver.sin6.sin6_family = AF_INET6;
-			dns->resolver.sin6.sin6_port = htons(c->resolver_port);
-			memcpy(&dns->resolver.sin6.sin6_addr, a, 16);
-			dns->resolver_len = sizeof(dns->resolver.sin6);
-		}
-	}
 	recv_arm(dns);
 	*out = dns;
 	return 0;

@@ -29,6 +29,7 @@
 #include "events.h"
 #include "mcp.h"
 #include "relay.h"
+#include "resolve.h"
 
 #define RING_ENTRIES 1024
 #define DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
@@ -193,7 +194,9 @@ static void loop_stop(struct loop_main *m)
 	}
 	ag_loop_cancel_fd(l, m->sig.fd);
 	ag_relay_stop(l);
+	/* Before the lookups: a peek waiting for one is freed, not woken. */
 	ag_classify_stop(l);
+	ag_resolve_stop(l);
 	ag_mcp_stop(l);
 	ag_control_stop(l);
 	ag_events_stop(l);
@@ -315,8 +318,10 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 	}
 	if ((ret = ag_relay_init(&m->l, err)))
 		goto err_ring;
-	if ((ret = ag_classify_init(&m->l, err)))
+	if ((ret = ag_resolve_init(&m->l, err)))
 		goto err_relay;
+	if ((ret = ag_classify_init(&m->l, err)))
+		goto err_resolve;
 	if ((ret = ag_mcp_init(&m->l, err)))
 		goto err_mcp;
 	if ((ret = ag_control_init(&m->l, err)))
@@ -334,6 +339,8 @@ err_control:
 err_mcp:
 	ag_mcp_fini(&m->l);
 	ag_classify_fini(&m->l);
+err_resolve:
+	ag_resolve_fini(&m->l);
 err_relay:
 	ag_relay_fini(&m->l);
 err_ring:
@@ -386,6 +393,7 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_control_fini(&m.l);
 		ag_mcp_fini(&m.l);
 		ag_classify_fini(&m.l);
+		ag_resolve_fini(&m.l);
 		ag_relay_fini(&m.l);
 		ag_decide_fini();
 	}

@@ -66,6 +66,7 @@ _Static_assert(_Alignof(struct ag_io) > AG_IO_OP_MASK, "struct ag_io alignment")
 
 struct ag_relay;
 struct ag_classify;
+struct ag_resolve;
 struct ag_mcp;
 struct ag_control;
 struct ag_events;
@@ -79,6 +80,7 @@ struct ag_loop {
 	int status; /* what ag_loop_run returns: 0, or the fatal error */
 	struct ag_relay *relay;
 	struct ag_classify *classify;
+	struct ag_resolve *resolve;
 	struct ag_mcp *mcp;
 	struct ag_control *control;
 	struct ag_events *events;

@@ -48,7 +48,12 @@ struct ag_stream_owner {
 /* Drops one count of the owner; releases it when closing and none is left. */
 void ag_stream_owner_put(struct ag_stream_owner *o);
 
-#define AG_STREAM_IN_SIZE (16 * 1024)
+/*
+ * Plaintext received and not consumed yet.  It holds what the classifier
+ * read before the MCP path started (up to a whole TLS record with its
+ * header, classify.c), which ag_stream_preload must take whole.
+ */
+#define AG_STREAM_IN_SIZE (32 * 1024)
 /* Writers stop producing above this many queued bytes (backpressure). */
 #define AG_STREAM_HIGH_WATER (256 * 1024)
 

@@ -1664,7 +1664,7 @@ const struct ag_agent_conf *ag_conf_agent(const struct ag_conf *c, const char *n
  * ":port", "[v6]:port" or a trailing dot) in the file's form; false when
  * there is none worth comparing.
  */
-static bool host_norm(const char *host, char out[AG_HOST_LEN])
+bool ag_host_norm(const char *host, char out[AG_HOST_LEN])
 {
 	const char *end;
 
@@ -1705,7 +1705,7 @@ static bool cidr_contains(const uint8_t net[16], int prefixlen, const uint8_t ad
 	return !bits || !((net[bytes] ^ addr[bytes]) & (uint8_t)(0xff << (8 - bits)));
 }
 
-static bool server_port_ok(const struct ag_server_conf *s, uint16_t port)
+bool ag_server_port_ok(const struct ag_server_conf *s, uint16_t port)
 {
 	if (!s->nr_ports)
 		return port == s->upstream_port;
@@ -1715,22 +1715,37 @@ static bool server_port_ok(const struct ag_server_conf *s, uint16_t port)
 	return false;
 }
 
-const struct ag_server_conf *ag_conf_match_server(const struct ag_conf *c, const uint8_t addr[16],
-						  uint16_t port, const char *host)
+const struct ag_server_conf *ag_conf_server_at(const struct ag_conf *c, const uint8_t addr[16],
+					       uint16_t port)
 {
-	char name[AG_HOST_LEN];
-	bool have_name = host_norm(host, name);
-
 	for (int i = 0; i < c->nr_servers; i++) {
 		const struct ag_server_conf *s = &c->servers[i];
 
-		if (!server_port_ok(s, port))
+		if (port == s->upstream_port && !memcmp(addr, s->upstream_addr, 16))
+			return s;
+		if (!ag_server_port_ok(s, port))
 			continue;
-		for (int j = 0; have_name && j < s->nr_hosts; j++)
-			if (host_match(s->hosts[j], name))
-				return s;
-		for (int j = 0; addr && j < s->nr_addrs; j++)
+		for (int j = 0; j < s->nr_addrs; j++)
 			if (cidr_contains(s->addrs[j].addr, s->addrs[j].prefixlen, addr))
+				return s;
+	}
+	return NULL;
+}
+
+const struct ag_server_conf *ag_conf_server_named(const struct ag_conf *c, uint16_t port,
+						  const char *host)
+{
+	char name[AG_HOST_LEN];
+
+	if (!ag_host_norm(host, name))
+		return NULL;
+	for (int i = 0; i < c->nr_servers; i++) {
+		const struct ag_server_conf *s = &c->servers[i];
+
+		if (!ag_server_port_ok(s, port))
+			continue;
+		for (int j = 0; j < s->nr_hosts; j++)
+			if (host_match(s->hosts[j], name))
 				return s;
 	}
 	return NULL;
@@ -1739,7 +1754,7 @@ const struct ag_server_conf *ag_conf_match_server(const struct ag_conf *c, const
 bool ag_conf_server_port(const struct ag_conf *c, uint16_t port)
 {
 	for (int i = 0; i < c->nr_servers; i++)
-		if (c->servers[i].nr_hosts && server_port_ok(&c->servers[i], port))
+		if (c->servers[i].nr_hosts && ag_server_port_ok(&c->servers[i], port))
 			return true;
 	return false;
 }
@@ -1755,11 +1770,13 @@ static const struct ag_pass_conf *pass_list(const struct ag_conf *c,
 	return c->pass;
 }
 
-bool ag_conf_pass_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
-			 const uint8_t addr[16], uint16_t port, const char *host)
+enum ag_pass_match ag_conf_pass_match(const struct ag_conf *c, const struct ag_agent_conf *agent,
+				      const uint8_t addr[16], uint16_t port, const char *host,
+				      bool host_at_addr)
 {
 	char name[AG_HOST_LEN];
-	bool have_name = host_norm(host, name);
+	bool have_name = ag_host_norm(host, name);
+	enum ag_pass_match ret = AG_PASS_DENY;
 	int nr;
 	const struct ag_pass_conf *list = pass_list(c, agent, &nr);
 
@@ -1769,11 +1786,16 @@ bool ag_conf_pass_allows(const struct ag_conf *c, const struct ag_agent_conf *ag
 		if (e->port && e->port != port)
 			continue;
 		if (e->kind == AG_PASS_ANY ||
-		    (e->kind == AG_PASS_HOST && have_name && host_match(e->host, name)) ||
-		    (e->kind == AG_PASS_CIDR && addr && cidr_contains(e->addr, e->prefixlen, addr)))
-			return true;
+		    (e->kind == AG_PASS_CIDR && cidr_contains(e->addr, e->prefixlen, addr)))
+			return AG_PASS_ALLOW;
+		if (e->kind == AG_PASS_HOST && have_name && host_match(e->host, name)) {
+			/* The name alone proves nothing: the address must be its. */
+			if (host_at_addr)
+				return AG_PASS_ALLOW;
+			ret = AG_PASS_NAMED;
+		}
 	}
-	return false;
+	return ret;
 }
 
 bool ag_conf_pass_needs_host(const struct ag_conf *c, const struct ag_agent_conf *agent)

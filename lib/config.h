@@ -37,7 +37,8 @@ struct ag_rule_conf {
 /*
  * A pass-through destination: relayed as bytes without the MCP path.
  * kind ANY matches everything; HOST matches the TLS SNI or HTTP Host
- * (exact, or "*.suffix" for any name below suffix); CIDR the original
+ * (exact, or "*.suffix" for any name below suffix) when the original
+ * destination address is one that name resolves to; CIDR the original
  * destination address.  port 0: every port.
  */
 enum ag_pass_kind {
@@ -65,8 +66,10 @@ enum ag_cred_kind {
 /*
  * A governed MCP tool server.  A connection is this server's when its
  * original destination port is in ports (or ports is empty and it equals
- * the upstream's port) and either the host it names (SNI or Host) is in
- * hosts or its original destination address is in addrs.
+ * the upstream's port) and either its original destination address is in
+ * addrs or one an exact name of hosts resolves to, or the host it names
+ * (SNI or Host) is in hosts and resolves to that address; and when its
+ * destination is the upstream's address and port.
  */
 struct ag_server_conf {
 	char name[AG_NAME_LEN];
@@ -261,20 +264,42 @@ void ag_conf_to_kernel(const struct ag_conf *c, struct ag_config *k);
 /* Routing decisions, for the daemon's classification step. */
 const struct ag_agent_conf *ag_conf_agent(const struct ag_conf *c, const char *name);
 /*
- * The tool server a connection belongs to: addr (16 bytes, v4-mapped) and
- * port of the original destination, host the SNI or Host name (NULL or ""
- * when unknown; compared case-insensitively, a trailing dot and a :port
- * suffix ignored).  NULL when none.
+ * A Host header's or SNI's name as the entries are compared with: lower
+ * case, without a trailing dot, a :port suffix or IPv6 brackets.  false
+ * when host is NULL, empty or not a name.
  */
-const struct ag_server_conf *ag_conf_match_server(const struct ag_conf *c, const uint8_t addr[16],
-						  uint16_t port, const char *host);
+bool ag_host_norm(const char *host, char out[AG_HOST_LEN]);
+/* Whether port is one of s's: its "ports", or its upstream's port without any. */
+bool ag_server_port_ok(const struct ag_server_conf *s, uint16_t port);
+/*
+ * The tool server whose address the original destination is: addr (16
+ * bytes, v4-mapped) is in its "addresses" and port one of its ports, or
+ * addr and port are its upstream's.  NULL when none.  What a server's host
+ * names resolve to is the daemon's to add (daemon/classify.c).
+ */
+const struct ag_server_conf *ag_conf_server_at(const struct ag_conf *c, const uint8_t addr[16],
+					       uint16_t port);
+/* The tool server whose "hosts" name host (SNI or Host, see ag_host_norm)
+ * on port; NULL when none. */
+const struct ag_server_conf *ag_conf_server_named(const struct ag_conf *c, uint16_t port,
+						  const char *host);
 /* Whether a tool server could match this destination once its host name
  * is known: the daemon then reads the first bytes before deciding. */
 bool ag_conf_server_port(const struct ag_conf *c, uint16_t port);
-/* Whether agent (NULL: an agent not in the file) may relay to the
- * destination as bytes; host as above. */
-bool ag_conf_pass_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
-			 const uint8_t addr[16], uint16_t port, const char *host);
+
+enum ag_pass_match {
+	AG_PASS_DENY,
+	AG_PASS_ALLOW,
+	AG_PASS_NAMED, /* a host entry names host, but host is not at addr */
+};
+/*
+ * Whether agent (NULL: an agent not in the file) may relay to addr, port
+ * as bytes.  A host entry allows only when host (as above) matches it and
+ * host_at_addr says that addr is one of the addresses host resolves to.
+ */
+enum ag_pass_match ag_conf_pass_match(const struct ag_conf *c, const struct ag_agent_conf *agent,
+				      const uint8_t addr[16], uint16_t port, const char *host,
+				      bool host_at_addr);
 /* Whether any pass-through entry of that agent needs the host name. */
 bool ag_conf_pass_needs_host(const struct ag_conf *c, const struct ag_agent_conf *agent);
 

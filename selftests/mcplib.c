@@ -87,6 +87,7 @@ static void record(struct tool *t, const char *head, size_t hlen, const char *bo
 
 		snprintf(s->head, sizeof(s->head), "%.*s", (int)hlen, head);
 		snprintf(s->body, sizeof(s->body), "%.*s", (int)blen, body);
+		s->body_len = blen;
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -184,7 +185,7 @@ static void reply_unauthorized(struct tool *t, int fd)
 /* One connection: requests parsed with the project's own strict parser. */
 static void tool_conn(struct tool *t, int fd)
 {
-	static char buf[BIG], body[BIG];
+	static char buf[BIG], body[TOOL_BODY_MAX];
 	struct ag_http_parser p;
 	struct ag_http_event ev;
 	struct ag_err err;
@@ -325,11 +326,13 @@ int agent_exchange(void *arg)
 {
 	struct exchange *x = arg;
 	struct sockaddr_storage ss;
-	socklen_t sl = make_sockaddr("127.0.0.1", x->port, &ss);
+	socklen_t sl = make_sockaddr(x->addr[0] ? x->addr : "127.0.0.1", x->port, &ss);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	size_t len = strlen(x->request);
+	const char *req = x->big ? x->big : x->request;
+	size_t len = x->big ? x->big_len : strlen(x->request);
 
-	if (connect(fd, (struct sockaddr *)&ss, sl) || !send_all(fd, x->request, len)) {
+	/* One send: the gateway may well read all of it at once. */
+	if (connect(fd, (struct sockaddr *)&ss, sl) || !send_all(fd, req, len)) {
 		x->err = errno;
 		return 1;
 	}

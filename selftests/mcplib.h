@@ -9,6 +9,7 @@
 #define AG_SELFTEST_MCPLIB_H
 
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -30,7 +31,10 @@ enum reply_kind {
 struct seen {
 	char head[4096];
 	char body[8192];
+	size_t body_len; /* all of it, though body holds only the start */
 };
+
+#define TOOL_BODY_MAX (256 * 1024) /* a request body the tool server takes whole */
 
 struct tool {
 	int lfd;
@@ -62,8 +66,11 @@ struct tool {
 };
 
 struct exchange {
-	uint16_t port;	    /* the tool server's original port, as the agent knows it */
-	char request[8192]; /* sent as is */
+	char addr[INET6_ADDRSTRLEN]; /* where the agent connects; "" : 127.0.0.1 */
+	uint16_t port;		     /* the tool server's original port, as the agent knows it */
+	char request[8192];	     /* sent as is */
+	const char *big;	     /* big_len bytes sent instead of request when set */
+	size_t big_len;
 	char response[BIG]; /* everything read until EOF */
 	int len;
 	int err;

@@ -444,17 +444,24 @@ TEST(config_match_server)
 		if (!test__start_subtest(cases[i].name))
 			continue;
 		addr_of(cases[i].addr, addr);
-		s = ag_conf_match_server(&c, addr, cases[i].port, cases[i].host);
+		s = ag_conf_server_at(&c, addr, cases[i].port);
+		if (!s)
+			s = ag_conf_server_named(&c, cases[i].port, cases[i].host);
 		if (!cases[i].want)
 			ASSERT_TRUE(s == NULL, "no server");
 		else if (ASSERT_TRUE(s != NULL, "a server"))
 			ASSERT_STREQ(s->name, cases[i].want, "server");
 	}
-	if (test__start_subtest("no_addr")) {
-		ASSERT_TRUE(ag_conf_match_server(&c, NULL, 443, NULL) == NULL, "nothing known");
-		ASSERT_TRUE(ag_conf_match_server(&c, NULL, 443, "mcp.example.test") ==
-				&c.servers[2],
+	if (test__start_subtest("no_host")) {
+		ASSERT_TRUE(ag_conf_server_named(&c, 443, NULL) == NULL, "nothing known");
+		ASSERT_TRUE(ag_conf_server_named(&c, 443, "mcp.example.test") == &c.servers[2],
 			    "host alone");
+	}
+	if (test__start_subtest("upstream_address")) {
+		addr_of("127.0.0.1", addr);
+		ASSERT_TRUE(ag_conf_server_at(&c, addr, 3001) == &c.servers[0], "alpha's upstream");
+		ASSERT_TRUE(ag_conf_server_at(&c, addr, 4000) == &c.servers[2], "gamma's upstream");
+		ASSERT_TRUE(ag_conf_server_at(&c, addr, 3002) == NULL, "another port");
 	}
 	if (test__start_subtest("server_port")) {
 		ASSERT_TRUE(ag_conf_server_port(&c, 3001), "upstream port of a host server");
@@ -523,8 +530,21 @@ TEST(config_passthrough)
 		    !ASSERT_OK_PTR(a = ag_conf_agent(&c, cases[i].agent), "agent"))
 			continue;
 		addr_of(cases[i].addr, addr);
-		ASSERT_EQ(ag_conf_pass_allows(&c, a, addr, cases[i].port, cases[i].host),
+		ASSERT_EQ(ag_conf_pass_match(&c, a, addr, cases[i].port, cases[i].host, true) ==
+			      AG_PASS_ALLOW,
 			  cases[i].want, "decision");
+	}
+	if (test__start_subtest("host_not_at_address")) {
+		addr_of("192.0.2.1", addr);
+		ASSERT_EQ(ag_conf_pass_match(&c, NULL, addr, 443, "api.github.com", false),
+			  AG_PASS_NAMED, "named, not allowed");
+		ASSERT_EQ(ag_conf_pass_match(&c, NULL, addr, 443, "a.example.com", false),
+			  AG_PASS_NAMED, "wildcard named, not allowed");
+		ASSERT_EQ(ag_conf_pass_match(&c, NULL, addr, 443, "github.com", false),
+			  AG_PASS_DENY, "not named");
+		addr_of("10.1.1.1", addr);
+		ASSERT_EQ(ag_conf_pass_match(&c, NULL, addr, 443, "api.github.com", false),
+			  AG_PASS_ALLOW, "the address allows");
 	}
 	if (test__start_subtest("needs_host")) {
 		ASSERT_TRUE(ag_conf_pass_needs_host(&c, NULL), "top level has host entries");
@@ -550,7 +570,8 @@ TEST(config_passthrough)
 		if (ASSERT_EQ(c.nr_pass, 1, "one entry"))
 			ASSERT_EQ(c.pass[0].kind, AG_PASS_ANY, "*");
 		addr_of("203.0.113.9", addr);
-		ASSERT_TRUE(ag_conf_pass_allows(&c, NULL, addr, 12345, NULL), "anything");
+		ASSERT_EQ(ag_conf_pass_match(&c, NULL, addr, 12345, NULL, false), AG_PASS_ALLOW,
+			  "anything");
 		ASSERT_FALSE(ag_conf_pass_needs_host(&c, NULL), "no host needed");
 		ag_conf_free(&c);
 	}
@@ -558,7 +579,8 @@ TEST(config_passthrough)
 		if (ASSERT_OK(load("{\"passthrough\": []}", &c, &err), err.msg)) {
 			addr_of("203.0.113.9", addr);
 			ASSERT_EQ(c.nr_pass, 0, "no entries");
-			ASSERT_FALSE(ag_conf_pass_allows(&c, NULL, addr, 443, "a.test"), "nothing");
+			ASSERT_EQ(ag_conf_pass_match(&c, NULL, addr, 443, "a.test", true),
+				  AG_PASS_DENY, "nothing");
 			ag_conf_free(&c);
 		}
 	}

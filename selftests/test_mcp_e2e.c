@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "dnsstub.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -145,6 +146,7 @@ struct e2e_env {
 	const char *agents_json; /* more agents for the configuration, or NULL */
 	const char *sub_agent;	 /* run_agent: agent "a" runs the script as this sub-agent */
 	const char *endpoint;	 /* the server's MCP endpoint: "/mcp" unless set */
+	const char *match_host;	 /* match the server by this name, not by its address */
 	struct peer server, capture;
 	struct tdaemon d;
 	char caplog[PATH_MAX + 32];
@@ -172,7 +174,7 @@ static const char *allowed_tools(const char *server)
 static int e2e_start_more(struct e2e_env *e, const char *suffix, const char *name,
 			  char *const argv[], int tls_port, const char *more)
 {
-	char extra[4096], port[16], target[16], tlsmatch[64] = "";
+	char extra[4096], port[16], target[16], tlsmatch[64] = "", match[512];
 	char script[PATH_MAX];
 	char *cap_argv[] = { "node", script, "--listen", "0", "--target", target, "--log", e->caplog,
 			     NULL };
@@ -188,13 +190,17 @@ static int e2e_start_more(struct e2e_env *e, const char *suffix, const char *nam
 	if (tls_port)
 		snprintf(tlsmatch, sizeof(tlsmatch), ", %d", tls_port);
 	snprintf(port, sizeof(port), "%d", e->server.port);
+	if (e->match_host)
+		snprintf(match, sizeof(match), "\"hosts\": [\"%s\"]", e->match_host);
+	else
+		snprintf(match, sizeof(match), "\"addresses\": [\"127.0.0.1\"]");
 	snprintf(extra, sizeof(extra),
-		 "\"tool_servers\": [{\"name\": \"%s\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
+		 "\"tool_servers\": [{\"name\": \"%s\", \"match\": {%s, "
 		 "\"ports\": [%s%s]}, \"upstream\": \"http://127.0.0.1:%d%s\"%s%s}], "
 		 "\"agents\": [{\"name\": \"a\", \"tools\": [%s]}, "
 		 "{\"name\": \"c\", \"tools\": [\"%s/*\"], \"resources\": [\"%s/*\"], "
 		 "\"prompts\": [\"%s/*\"]}%s%s]%s%s",
-		 name, port, tlsmatch, e->capture.port, e->endpoint ? e->endpoint : "/mcp",
+		 name, match, port, tlsmatch, e->capture.port, e->endpoint ? e->endpoint : "/mcp",
 		 e->server_json ? ", " : "",
 		 e->server_json ? e->server_json : "", allowed_tools(name), name, name, name,
 		 e->agents_json ? ", " : "", e->agents_json ? e->agents_json : "",
@@ -438,6 +444,48 @@ TEST(redteam_mcp_e2e_legacy)
 		json_decref(lines);
 		e2e_stop(&e);
 	}
+}
+
+/*
+ * A server matched by host name (tools.test, at 127.0.0.1 for the daemon's
+ * resolver) beside the default pass-through "*": an agent that dials its
+ * address with a Host that is not the name (here the address itself) is
+ * governed all the same, and a tool it may not use does not run.
+ */
+TEST(redteam_route_e2e_host)
+{
+	static const struct dnsstub_name names[] = { { "tools.test", "127.0.0.1" } };
+	struct e2e_env e = { .match_host = "tools.test" };
+	struct dnsstub dns = { .fd = -1 };
+	char script[PATH_MAX], args[512], more[128];
+	char *argv[] = { "node", script, "--port", "0", "--mode", "streamableHttp", NULL };
+	json_t *lines;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	snprintf(script, sizeof(script), "%s/selftests/e2e/everything.mjs", testlib_src_dir());
+	if (!ASSERT_OK(dnsstub_start(&dns, names, 1), "resolver"))
+		goto out;
+	snprintf(more, sizeof(more), "\"resolvers\": [\"%s\"]", dns.addr);
+	if (!ASSERT_OK(e2e_start_more(&e, "rte2e", "everything", argv, 0, more), "peers and daemon"))
+		goto out;
+	snprintf(args, sizeof(args),
+		 "--url http://127.0.0.1:%d/mcp --transport streamable --steps initialize,list,call "
+		 "--call get-env --args '{}'",
+		 e.server.port);
+	lines = run_agent(&e, "agent.mjs", args, false);
+	ASSERT_TRUE(step_ok(lines, "initialize", 0), "initialize");
+	ASSERT_FALSE(list_has(lines, "get-env"), "the denied tool hidden");
+	ASSERT_FALSE(step_ok(lines, "call", 0), "the denied tool did not run");
+	ASSERT_EQ(json_integer_value(json_object_get(step(lines, "call", 0), "code")), -32602,
+		  "refused as unknown");
+	json_decref(lines);
+	check_capture(&e);
+out:
+	e2e_stop(&e);
+	dnsstub_stop(&dns);
 }
 
 TEST(mcp_e2e_legacy_sse)

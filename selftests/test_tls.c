@@ -531,26 +531,6 @@ out:
 	env_close(&e);
 }
 
-/* The first flight of a client for name: a real ClientHello. */
-static size_t real_hello(const char *name, unsigned char *buf, size_t cap)
-{
-	struct ag_err err;
-	SSL_CTX *ctx = ag_tls_client_ctx(NULL, &err);
-	struct ag_tls *c = ctx ? ag_tls_new_client(ctx, name, &err) : NULL;
-	const void *p;
-	size_t n = 0;
-
-	if (c && ag_tls_handshake(c, &err) == -EAGAIN) {
-		n = ag_tls_out(c, &p);
-		if (n > cap)
-			n = 0;
-		memcpy(buf, p, n);
-	}
-	ag_tls_free(c);
-	SSL_CTX_free(ctx);
-	return n;
-}
-
 static void put16(unsigned char *p, size_t v)
 {
 	p[0] = (unsigned char)(v >> 8);
@@ -598,7 +578,7 @@ TEST(tls_client_hello)
 	size_t n;
 
 	if (test__start_subtest("real_with_sni")) {
-		n = real_hello("mcp.example.test", hello, sizeof(hello));
+		n = tls_client_hello("mcp.example.test", hello, sizeof(hello));
 		if (ASSERT_GT(n, 100, "ClientHello produced")) {
 			ASSERT_TRUE(ag_tls_looks_like(hello, n), "looks like TLS");
 			ASSERT_EQ(ag_tls_client_hello_sni(hello, n, out, sizeof(out)), 1, "SNI");
@@ -614,7 +594,7 @@ TEST(tls_client_hello)
 		}
 	}
 	if (test__start_subtest("real_ip_literal")) {
-		n = real_hello("127.0.0.1", hello, sizeof(hello));
+		n = tls_client_hello("127.0.0.1", hello, sizeof(hello));
 		if (ASSERT_GT(n, 100, "ClientHello produced")) {
 			ASSERT_EQ(ag_tls_client_hello_sni(hello, n, out, sizeof(out)), 0, "no SNI");
 			for (size_t i = 0; i < n; i++)

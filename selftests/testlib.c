@@ -27,6 +27,7 @@
 #include "spawn.h"
 #include "test.h"
 #include "testlib.h"
+#include "tls.h"
 
 static char build_dir[PATH_MAX], src_dir[PATH_MAX];
 static pid_t runner_pid;
@@ -540,8 +541,9 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 	f = fopen(d->conf, "w");
 	if (!f)
 		return -errno;
-	/* No resolver: no test may send DNS anywhere. */
-	fprintf(f, "{\"listen\": {\"port\": %u}, \"resolvers\": []%s%s}\n", d->port,
+	/* No resolver unless the test plays one: no test may send DNS anywhere. */
+	fprintf(f, "{\"listen\": {\"port\": %u}%s%s%s}\n", d->port,
+		strstr(extra_json, "\"resolvers\"") ? "" : ", \"resolvers\": []",
 		extra_json[0] ? ", " : "", extra_json);
 	fclose(f);
 	return tdaemon_restart(d);
@@ -648,4 +650,23 @@ long long held_approval_id(const struct ag_instance *in)
 		usleep(50000);
 	}
 	return 0;
+}
+
+size_t tls_client_hello(const char *name, unsigned char *buf, size_t cap)
+{
+	struct ag_err err;
+	SSL_CTX *ctx = ag_tls_client_ctx(NULL, &err);
+	struct ag_tls *c = ctx ? ag_tls_new_client(ctx, name, &err) : NULL;
+	const void *p;
+	size_t n = 0;
+
+	if (c && ag_tls_handshake(c, &err) == -EAGAIN) {
+		n = ag_tls_out(c, &p);
+		if (n > cap)
+			n = 0;
+		memcpy(buf, p, n);
+	}
+	ag_tls_free(c);
+	SSL_CTX_free(ctx);
+	return n;
 }

@@ -86,6 +86,8 @@ int accept_timeout(int lfd, int ms);
 bool has_pending(int lfd);
 /* A free TCP port on 127.0.0.1 (bound and released). */
 uint16_t free_port(void);
+/* A real ClientHello for name (SNI) into buf: its length, 0 on failure. */
+size_t tls_client_hello(const char *name, unsigned char *buf, size_t cap);
 /* Fills a sockaddr from "addr" and port; returns its length. */
 socklen_t make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss);
 
@@ -109,7 +111,8 @@ enum {
 	TDAEMON_SMALL_STATE = 1 << 1,	     /* state dir on a 256 KiB tmpfs */
 };
 
-/* extra_json: more top-level members for agentgate.json ("" for none). */
+/* extra_json: more top-level members for agentgate.json ("" for none); without
+ * "resolvers" among them, the daemon has none. */
 int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 		  unsigned int flags);
 /* Starts the same instance again (after a kill), same config and log. */
