@@ -1945,8 +1945,10 @@ static void register_session(struct mcp_conn *c, const char *data, size_t len)
 
 	if (c->stream_of)
 		return;
-	/* An absolute URI: its origin is the upstream's; keep the target. */
-	if ((auth = memmem(data, len, "://", 3)) && (p = memchr(auth + 3, '/', end - auth - 3)))
+	/* An absolute URI ("://" before any "/"): its origin is the upstream's;
+	 * keep the target.  One in a relative URI's query is not an origin. */
+	if (len && data[0] != '/' && (auth = memmem(data, len, "://", 3)) &&
+	    (p = memchr(auth + 3, '/', end - auth - 3)))
 		len = end - p;
 	if (!p || len >= ENDPOINT_MAX ||
 	    ag_target_split(p, len, &t, &err) ||
