@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -333,6 +334,7 @@ static bool find_netns(struct nsenv *n)
 static int start_run(struct nsenv *n)
 {
 	char ctl[PATH_MAX], procs[PATH_MAX + 16], *text = NULL, ns[64];
+	struct stat self, st;
 	struct ag_err err;
 
 	snprintf(ctl, sizeof(ctl), "%s/agentgatectl", testlib_build_dir());
@@ -346,25 +348,36 @@ static int start_run(struct nsenv *n)
 		return -1;
 	snprintf(n->run_cg, sizeof(n->run_cg), "%s/a/run-%d", n->e.d.in.cg_agents, n->run);
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", n->run_cg);
-	for (int i = 0; i < 500; i++) {
+	if (stat("/proc/self/ns/net", &self))
+		return -1;
+	/*
+	 * A process is in the run cgroup before it is in the new namespace
+	 * (clone3 puts it there first): wait until its namespace is not ours,
+	 * or the jobs below would "enter" the host's and prove nothing.
+	 */
+	for (int i = 0; i < 500 && n->nsfd < 0; i++) {
 		free(text);
 		text = NULL;
-		if (!ag_read_file(procs, 4096, &text, NULL, &err) && text[0])
-			break;
-		usleep(20 * 1000);
+		if (!ag_read_file(procs, 4096, &text, NULL, &err) && text[0]) {
+			snprintf(ns, sizeof(ns), "/proc/%d/ns/net", atoi(text));
+			if (!stat(ns, &st) && st.st_ino != self.st_ino)
+				n->nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+		}
+		if (n->nsfd < 0)
+			usleep(20 * 1000);
 	}
-	if (!text || !text[0]) {
-		free(text);
-		return -1;
-	}
-	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", atoi(text));
 	free(text);
-	n->nsfd = open(ns, O_RDONLY | O_CLOEXEC);
-	if (n->nsfd < 0 || ag_cgroup_id(n->e.d.in.cg_agents, &n->agent_id, &err))
-		return -1;
 	/* The agent cgroup, not agents/: its id is what the hooks count by. */
 	snprintf(procs, sizeof(procs), "%s/a", n->e.d.in.cg_agents);
-	return ag_cgroup_id(procs, &n->agent_id, &err) || !find_netns(n) ? -1 : 0;
+	if (n->nsfd < 0 || ag_cgroup_id(procs, &n->agent_id, &err))
+		return -1;
+	/* run registers the namespace once its veth and guard are up. */
+	for (int i = 0; i < 250; i++) {
+		if (find_netns(n))
+			return 0;
+		usleep(20 * 1000);
+	}
+	return -1;
 }
 
 /* Ends the agent the way a service manager would; run's exit status, or -1. */
