@@ -571,6 +571,8 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return 2;
+	/* A start that fails before the install tears down no fd it never had (fd 0). */
+	ag_kern_reset(&d.kern);
 	/*
 	 * Blocked before any thread exists (the audit writer starts one), so
 	 * every thread inherits the mask and the loop's signalfd receives the
