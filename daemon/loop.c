@@ -28,6 +28,7 @@
 #include "dns.h"
 #include "events.h"
 #include "mcp.h"
+#include "notify.h"
 #include "relay.h"
 #include "resolve.h"
 
@@ -183,6 +184,7 @@ static void loop_stop(struct loop_main *m)
 	if (l->stopping)
 		return;
 	l->stopping = true;
+	ag_notify("STOPPING=1");
 	for (int i = 0; i < m->nr_listeners; i++) {
 		struct listener *ls = &m->listeners[i];
 		struct io_uring_sqe *sqe = ag_loop_sqe_untracked(l);
@@ -220,6 +222,7 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 	if (s->si.ssi_signo == SIGHUP) {
 		struct ag_err err = { 0 };
 
+		ag_notify_reloading();
 		/* Between two events: no decision sees half a set.  The
 		 * outcome is logged and audited by the reload itself. */
 		if (l->d->conf.policy.set)
@@ -227,6 +230,7 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 		else
 			ag_log(AG_LOG_INFO, "reload", "result=noop msg=\"no policy configured\"");
 		ag_mcp_reload_credentials(l, "sighup");
+		ag_notify("READY=1");
 	} else {
 		ag_log(AG_LOG_INFO, "stopping", "signal=%s pid=%u", sigabbrev_np(s->si.ssi_signo),
 		       s->si.ssi_pid);
@@ -384,6 +388,7 @@ int ag_loop_run(struct ag_daemon *d)
 		add_listener(&m, d->listen_fd[AG_LISTEN_V6], "v6", ag_relay_accept);
 	add_listener(&m, d->control_fd, "control", ag_control_accept);
 	ag_events_start(&m.l);
+	ag_daemon_started(d, NULL);
 
 	drained = run(&m);
 	ret = m.l.status;
@@ -401,7 +406,9 @@ int ag_loop_run(struct ag_daemon *d)
 out:
 	if (m.sig.fd >= 0)
 		close(m.sig.fd);
-	if (ret && err.msg[0])
+	if (ret && err.msg[0]) {
 		ag_log(AG_LOG_ERROR, "loop", "error=%s", ag_logq(q, sizeof(q), err.msg));
+		ag_daemon_started(d, err.msg); /* unless it already serves */
+	}
 	return ret;
 }

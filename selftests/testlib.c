@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -490,30 +491,67 @@ static int daemon_ready(struct tdaemon *d, int ms)
 	return -ETIMEDOUT;
 }
 
+/*
+ * The launcher of a detached start (the process the README's command line
+ * runs) exits once the daemon serves or fails: its status, bounded in time.
+ */
+static int launcher_status(pid_t pid, int ms)
+{
+	int status;
+
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+		usleep(10 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -ETIMEDOUT;
+}
+
 int tdaemon_restart(struct tdaemon *d)
 {
 	char bin[PATH_MAX + 32];
-	int logfd;
+	pid_t pid;
+	int logfd, ret;
 
 	snprintf(bin, sizeof(bin), "%s/agentgated", testlib_build_dir());
 	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
-	d->pid = fork();
-	if (d->pid == 0) {
+	pid = fork();
+	if (pid == 0) {
+		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
 		if ((d->flags & TDAEMON_NETNS_WITHOUT_IPV6) &&
 		    (unshare(CLONE_NEWNET) ||
 		     system(
 			 "ip link set lo up && echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6")))
 			_exit(126);
+		/* As README.md's "Using it" and a service unit's ExecStart run it. */
+		if (d->flags & (TDAEMON_DETACHED | TDAEMON_NOTIFY))
+			execl(bin, bin, "--instance", d->in.name, "--config", d->conf,
+			      "--state-dir", d->state, (char *)NULL);
 		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir",
 		      d->state, "--foreground", "--log-level", "debug", (char *)NULL);
 		_exit(127);
 	}
 	close(logfd);
-	if (d->pid < 0)
+	if (pid < 0)
 		return -errno;
+	if (d->flags & TDAEMON_NOTIFY) {
+		d->pid = pid;
+		return 0;
+	}
+	if (d->flags & TDAEMON_DETACHED) {
+		if ((ret = launcher_status(pid, 10000)))
+			return ret > 0 ? -ECHILD : ret;
+		d->pid = ag_instance_daemon_pid(&d->in);
+		if (!d->pid)
+			return -ESRCH;
+	} else {
+		d->pid = pid;
+	}
 	return daemon_ready(d, 5000);
 }
 
@@ -538,6 +576,14 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 			return -errno;
 	}
 	snprintf(d->log, sizeof(d->log), "%s/agentgated.log", d->dir);
+	/* Detached, the daemon logs in its state directory (0711, as it makes it). */
+	if (flags & TDAEMON_DETACHED) {
+		if (mkdir(d->state, 0711))
+			return -errno;
+		if (snprintf(d->log, sizeof(d->log), "%s/agentgated.log", d->state) >=
+		    (int)sizeof(d->log))
+			return -ENAMETOOLONG;
+	}
 	f = fopen(d->conf, "w");
 	if (!f)
 		return -errno;
@@ -549,13 +595,32 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 	return tdaemon_restart(d);
 }
 
+int tdaemon_stop(struct tdaemon *d, int sig, int ms)
+{
+	/* Before the signal: the pid cannot be reused while the pidfd holds it. */
+	int pfd = d->pid > 0 ? syscall(SYS_pidfd_open, d->pid, 0) : -1, ret = 0;
+	struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+	if (d->pid <= 0)
+		return 0;
+	kill(d->pid, sig);
+	/* Readable once the process has exited, whoever reaps it. */
+	if (pfd >= 0 && poll(&p, 1, ms) == 0) {
+		ret = -ETIMEDOUT;
+		kill(d->pid, SIGKILL);
+		poll(&p, 1, 5000);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (!(d->flags & TDAEMON_DETACHED))
+		waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+	return ret;
+}
+
 void tdaemon_kill(struct tdaemon *d, int sig)
 {
-	if (d->pid > 0) {
-		kill(d->pid, sig);
-		waitpid(d->pid, NULL, 0);
-	}
-	d->pid = 0;
+	tdaemon_stop(d, sig, 30000);
 }
 
 void tdaemon_destroy(struct tdaemon *d)
@@ -640,8 +705,8 @@ long long held_approval_id(const struct ag_instance *in)
 		char *out = NULL, *p;
 		long long id = 0;
 
-		run_capture(&out, "%s/agentgatectl --instance %s approvals --json", testlib_build_dir(),
-			    in->name);
+		run_capture(&out, "%s/agentgatectl --instance %s approvals --json",
+			    testlib_build_dir(), in->name);
 		if (out && (p = strstr(out, "\"id\":")))
 			id = atoll(p + 5);
 		free(out);
