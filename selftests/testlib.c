@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -623,11 +624,84 @@ void tdaemon_kill(struct tdaemon *d, int sig)
 	tdaemon_stop(d, sig, 30000);
 }
 
+bool text_has_word(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = strstr(text, word); p; p = strstr(p + 1, word))
+		if ((p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) &&
+		    !(isalnum((unsigned char)p[n]) || p[n] == '_'))
+			return true;
+	return false;
+}
+
+/* Every member name in v (below "args", which holds the agent's own names). */
+static void audit_fields_check(json_t *v, const char *doc, int depth)
+{
+	const char *key;
+	json_t *m;
+	size_t i;
+
+	if (depth > 16)
+		return;
+	if (json_is_array(v))
+		json_array_foreach(v, i, m) audit_fields_check(m, doc, depth + 1);
+	if (!json_is_object(v))
+		return;
+	json_object_foreach(v, key, m)
+	{
+		if (!text_has_word(doc, key)) {
+			fprintf(stderr, "audit field \"%s\" is not documented in docs/audit.md\n",
+				key);
+			test__fail();
+		}
+		if (strcmp(key, "args"))
+			audit_fields_check(m, doc, depth + 1);
+	}
+}
+
+/*
+ * docs/audit.md names every field the daemon writes: checked on the records
+ * of every test that ran a daemon, so a new field cannot land undocumented.
+ */
+static void audit_fields_documented(const struct tdaemon *d)
+{
+	char path[PATH_MAX], *doc = NULL, *text = NULL, *line, *save = NULL;
+	struct dirent *de;
+	DIR *dir;
+
+	if (!d->state[0] ||
+	    snprintf(path, sizeof(path), "%s/docs/audit.md", testlib_src_dir()) >=
+		(int)sizeof(path) ||
+	    ag_read_file(path, 1 << 20, &doc, NULL, NULL))
+		return;
+	dir = opendir(d->state);
+	while (dir && (de = readdir(dir))) {
+		if (strncmp(de->d_name, "audit.log", 9) ||
+		    snprintf(path, sizeof(path), "%s/%s", d->state, de->d_name) >=
+			(int)sizeof(path) ||
+		    ag_read_file(path, 64 << 20, &text, NULL, NULL))
+			continue;
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			json_t *rec = json_loads(line, 0, NULL);
+
+			audit_fields_check(rec, doc, 0);
+			json_decref(rec);
+		}
+		free(text);
+		text = NULL;
+	}
+	if (dir)
+		closedir(dir);
+	free(doc);
+}
+
 void tdaemon_destroy(struct tdaemon *d)
 {
 	char cmd[PATH_MAX + 16];
 
 	tdaemon_kill(d, SIGTERM);
+	audit_fields_documented(d);
 	if (d->in.name[0])
 		sweep_instance(d->in.name);
 	if (d->flags & TDAEMON_SMALL_STATE)

@@ -147,6 +147,9 @@ bool log_has(const struct tdaemon *d, int ms, ...);
 long long held_approval_id(const struct ag_instance *in);
 /* Runs a shell command line, output captured into *out (caller frees);
  * returns the exit status, or -1. */
+/* Whether word occurs in text as a whole word (not inside another name). */
+bool text_has_word(const char *text, const char *word);
+
 int run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
