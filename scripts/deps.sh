@@ -3,7 +3,7 @@
 # Used by make test, make run and make bench; a no-op once everything is there.
 set -eu
 
-pkgs="clang bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev \
+pkgs="clang bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev dpkg-dev systemd \
 libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl"
 
 missing=""
