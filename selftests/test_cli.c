@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "config.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -21,24 +22,6 @@ static int ctl(char **out, const struct tdaemon *d, const char *args)
 {
 	return run_capture(out, "env -u SUDO_UID -u SUDO_GID %s/agentgatectl --instance %s %s 2>&1",
 			   testlib_build_dir(), d->in.name, args);
-}
-
-static pid_t serve_one(int tool, const char *answer)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int c = accept_timeout(tool, 5000);
-		char buf[64];
-
-		if (c < 0)
-			_exit(1);
-		if (read(c, buf, sizeof(buf)) <= 0 || write(c, answer, strlen(answer)) < 0)
-			_exit(2);
-		close(c);
-		_exit(0);
-	}
-	return pid;
 }
 
 TEST(cli_run)
@@ -58,11 +41,15 @@ TEST(cli_run)
 		free(out);
 	}
 	if (test__start_subtest("identity")) {
+		long uid;
+
 		ASSERT_EQ(ctl(&out, &d,
-			      "run --agent demo -- sh -c 'id -u; grep ^0:: /proc/self/cgroup; "
+			      "run --agent demo -- sh -c 'echo U=$(id -u); grep ^0:: /proc/self/cgroup; "
 			      "grep NoNewPrivs /proc/self/status'"),
 			  0, "run");
-		ASSERT_TRUE(out && strstr(out, "65534\n"), "runs as nobody without sudo");
+		uid = out && strstr(out, "U=") ? strtol(strstr(out, "U=") + 2, NULL, 10) : 0;
+		ASSERT_TRUE(uid >= AG_DEFAULT_AGENT_UID_MIN && uid <= AG_DEFAULT_AGENT_UID_MAX,
+			    "runs as a per-run uid, not the caller's nor nobody");
 		snprintf(want, sizeof(want), "0::/%s/agents/demo/run-", d.in.name);
 		ASSERT_TRUE(out && strstr(out, want), "in a fresh run cgroup below the agent");
 		ASSERT_TRUE(out && strstr(out, "NoNewPrivs:\t1"), "no_new_privs");
@@ -88,24 +75,27 @@ TEST(cli_run)
 		free(out);
 	}
 	if (test__start_subtest("relayed")) {
+		char uid[32];
 		pid_t server;
 
 		tool = tcp_listen("127.0.0.1", 0, &tool_port);
 		server = serve_one(tool, "hello-from-tool");
 		snprintf(args, sizeof(args),
-			 "run --agent demo -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/%u; "
+			 "run --agent demo -- bash -c 'echo U=$(id -u); exec 3<>/dev/tcp/127.0.0.1/%u; "
 			 "printf hi >&3; cat <&3'",
 			 tool_port);
 		ASSERT_EQ(ctl(&out, &d, args), 0, "run");
 		ASSERT_TRUE(out && strstr(out, "hello-from-tool"),
 			    "the agent got the tool's bytes");
-		free(out);
 		waitpid(server, &status, 0);
 		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the tool served it");
 		snprintf(want, sizeof(want), "dst=127.0.0.1:%u", tool_port);
-		ASSERT_TRUE(log_has(&d, 2000, "event=conn ", "agent=\"demo\"", want, "uid=65534",
+		snprintf(uid, sizeof(uid), "uid=%ld ",
+			 out && strstr(out, "U=") ? strtol(strstr(out, "U=") + 2, NULL, 10) : 0);
+		ASSERT_TRUE(log_has(&d, 2000, "event=conn ", "agent=\"demo\"", want, uid,
 				    "comm=\"bash\"", NULL),
 			    "through the daemon, with the agent's identity");
+		free(out);
 		close(tool);
 	}
 	if (test__start_subtest("usage_errors")) {
