@@ -115,7 +115,7 @@ TEST(cli_status_and_uninstall)
 {
 	char *out = NULL, want[256];
 	struct tdaemon d;
-	json_t *j;
+	json_t *j, *v;
 
 	if (!ASSERT_OK(tdaemon_start(&d, "clistatus", "", 0), "daemon"))
 		goto out;
@@ -129,6 +129,9 @@ TEST(cli_status_and_uninstall)
 		ASSERT_TRUE(out && strstr(out, "link connect4"), "links listed");
 		ASSERT_TRUE(out && strstr(out, "map  stats"), "maps listed");
 		ASSERT_TRUE(out && strstr(out, "bpf-lsm:"), "BPF-LSM reported");
+		ASSERT_STRHAS(out, "isolation:  seccomp yes; Landlock ", "isolation facts");
+		ASSERT_STRHAS(out, "per-run uids 61184-65519", "the per-run uid range");
+		ASSERT_STRHAS(out, "state:      ok", "not degraded for what is only a fact");
 		if (test__verbose())
 			fprintf(stderr, "%s", out);
 		free(out);
@@ -146,6 +149,16 @@ TEST(cli_status_and_uninstall)
 			ASSERT_TRUE(json_is_boolean(json_object_get(json_object_get(j, "bpf_lsm"),
 								    "available")),
 				    "bpf_lsm.available");
+			v = json_object_get(j, "isolation");
+			ASSERT_TRUE(json_is_true(json_object_get(v, "seccomp")), "seccomp");
+			ASSERT_TRUE(json_is_integer(json_object_get(v, "landlock_abi")),
+				    "landlock_abi");
+			ASSERT_TRUE(json_object_get(v, "yama_ptrace_scope") != NULL, "yama");
+			ASSERT_EQ(json_integer_value(
+				      json_object_get(json_object_get(v, "agent_uids"), "min")),
+				  AG_DEFAULT_AGENT_UID_MIN, "agent_uids.min");
+			ASSERT_TRUE(json_is_array(json_object_get(v, "open")), "what stays open");
+			ASSERT_EQ(json_array_size(json_object_get(j, "degraded")), 0, "degraded");
 			json_decref(j);
 		}
 		free(out);
