@@ -15,7 +15,7 @@ static const char usage[] =
     "usage: agentgatectl [--instance NAME] [--state-dir DIR] COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
-    "  run --agent NAME [--user USER] [--netns] -- CMD [ARGS...]\n"
+    "  run --agent NAME [--user USER] [--netns] [--keep-fd N] -- CMD [ARGS...]\n"
     "                 run CMD as agent NAME under governance\n"
     "  status [--json]  daemon, programs, links, maps, kernel features\n"
     "  agents [--json]  registered agents with their counters\n"
