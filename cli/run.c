@@ -164,6 +164,12 @@ static void user_env(const struct ag_user *u)
 		setenv("HOME", u->home, 1);
 	setenv("USER", u->name, 1);
 	setenv("LOGNAME", u->name, 1);
+	/* A per-run uid reads what "other" may: say so where it will matter first. */
+	if (u->per_run && access(".", R_OK | X_OK))
+		fprintf(stderr,
+			"agentgatectl run: warning: the agent's uid %u cannot read the current "
+			"directory; what it needs must be readable by others, or pass --user\n",
+			u->uid);
 }
 
 /*
