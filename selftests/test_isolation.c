@@ -93,11 +93,18 @@ static void nothing_reached(int tool)
 		close(c);
 }
 
-/* What the agent tries against a process outside: its socket, its memory, tracing it. */
-static void try_outside(const struct tdaemon *d, const char *user, const struct holder *h,
-			uint16_t tool_port, int tool)
+/*
+ * What the agent tries against a process outside running as nobody (who
+ * the agent itself ran as before, when run had no sudo caller): its socket,
+ * its memory, tracing it, signalling it.
+ */
+static void try_outside(const struct tdaemon *d, const char *user, uint16_t tool_port, int tool)
 {
+	struct holder hold = { 0 }, *h = &hold;
 	char *out = NULL;
+
+	if (!ASSERT_OK(holder_start(h, NOBODY_UID), "holder"))
+		goto out;
 
 	ASSERT_EQ(ctl(&out, &d->in,
 		      "run --agent a %s -- %s/agent_probe getfd %d %d %u ptrace %d mem %d kill %d",
@@ -114,26 +121,23 @@ static void try_outside(const struct tdaemon *d, const char *user, const struct 
 		fprintf(stderr, "%s", out);
 	free(out);
 	nothing_reached(tool);
+out:
+	holder_stop(h);
 }
 
 TEST(isolation_outside_process)
 {
-	struct holder h = { 0 };
 	uint16_t tool_port;
 	struct tdaemon d;
 	int tool = tcp_listen("127.0.0.1", 0, &tool_port);
 
 	if (!ASSERT_OK(tdaemon_start(&d, "isoout", "", 0), "daemon"))
 		goto out;
-	/* nobody: who the agent ran as before, when run had no sudo caller. */
-	if (!ASSERT_OK(holder_start(&h, NOBODY_UID), "holder"))
-		goto out;
 	if (test__start_subtest("default_user"))
-		try_outside(&d, "", &h, tool_port, tool);
+		try_outside(&d, "", tool_port, tool);
 	if (test__start_subtest("user_nobody"))
-		try_outside(&d, "--user nobody", &h, tool_port, tool);
+		try_outside(&d, "--user nobody", tool_port, tool);
 out:
-	holder_stop(&h);
 	close(tool);
 	tdaemon_destroy(&d);
 }
