@@ -61,6 +61,8 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->connect_timeout_ms = 10000;
 	c->approval_timeout_ms = 120000;
 	c->audit_durability = AG_AUDIT_SYNC;
+	c->agent_uid_min = AG_DEFAULT_AGENT_UID_MIN;
+	c->agent_uid_max = AG_DEFAULT_AGENT_UID_MAX;
 	read_resolv_conf(c);
 	/* Without a "passthrough" list, the gateway relays what it does not govern. */
 	c->pass = calloc(1, sizeof(*c->pass));
@@ -130,6 +132,8 @@ void ag_conf_to_kernel(const struct ag_conf *c, struct ag_config *k)
 	memcpy(k->resolvers, c->resolvers, sizeof(k->resolvers));
 	k->resolver_port = c->resolver_port;
 	k->default_verdict = c->default_verdict;
+	k->agent_uid_min = c->agent_uid_min;
+	k->agent_uid_max = c->agent_uid_max;
 }
 
 /* Every error names the file and the JSON path of the offending value. */
@@ -1475,12 +1479,31 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 	return 0;
 }
 
+/* "agent_uids": a range of plain uids, never root, none above INT32_MAX. */
+static int parse_agent_uids(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "min", "max", NULL };
+	uint64_t lo, hi;
+	int ret;
+
+	if ((ret = check_keys(p, "$.agent_uids", v, keys)) ||
+	    (ret = get_uint(p, "$.agent_uids.min", json_object_get(v, "min"), INT32_MAX, &lo)) ||
+	    (ret = get_uint(p, "$.agent_uids.max", json_object_get(v, "max"), INT32_MAX, &hi)))
+		return ret;
+	if (!lo || lo > hi)
+		return bad(p, "$.agent_uids", "expected 1 <= min <= max");
+	c->agent_uid_min = (uint32_t)lo;
+	c->agent_uid_max = (uint32_t)hi;
+	return 0;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock", NULL
+		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock",
+		"agent_uids",  NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1569,6 +1592,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	    (ret = config_path(p, "$.tools_lock", v, c->tools_lock)))
 		return ret;
 	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
+		return ret;
+	if ((v = json_object_get(root, "agent_uids")) && (ret = parse_agent_uids(p, v, c)))
 		return ret;
 	return 0;
 }

@@ -22,6 +22,9 @@
 #define AG_MAX_CONF_AGENTS 256
 #define AG_LOOP_MAX_IDENTICAL 100 /* loop_protection.max_identical */
 #define AG_LOOP_MAX_WINDOW_S 86400
+/* agent_uids: systemd's DynamicUser range by default. */
+#define AG_DEFAULT_AGENT_UID_MIN 61184
+#define AG_DEFAULT_AGENT_UID_MAX 65519
 
 struct ag_rule_conf {
 	uint8_t addr[16];
@@ -251,6 +254,11 @@ struct ag_conf {
 	/* "tools_lock": reviewed tool definitions pinned by hash
 	 * (agentgatectl tools lock writes one); "" : none. */
 	char tools_lock[PATH_MAX];
+	/*
+	 * "agent_uids": {"min": N, "max": N}: the range agentgatectl run takes
+	 * a per-run uid from (lib/runuid.h); it reads it from the config map.
+	 */
+	uint32_t agent_uid_min, agent_uid_max;
 };
 
 /* The embedded default (reads /etc/resolv.conf). */

@@ -75,6 +75,13 @@ TEST(config)
 		  "\"deny\"}]}]}",
 		  "$.agents[0].rules[0].dest" },
 		{ "root_not_object", "[]", "$: expected an object" },
+		{ "agent_uids", "{\"agent_uids\": {\"min\": 100000, \"max\": 100999}}", NULL },
+		{ "agent_uids_reversed", "{\"agent_uids\": {\"min\": 9, \"max\": 8}}",
+		  "$.agent_uids: expected 1 <= min <= max" },
+		{ "agent_uids_root", "{\"agent_uids\": {\"min\": 0, \"max\": 8}}",
+		  "$.agent_uids: expected 1 <= min <= max" },
+		{ "agent_uids_max", "{\"agent_uids\": {\"min\": 1}}",
+		  "$.agent_uids.max: expected an integer" },
 		/* Tool servers, allow-lists and pass-through. */
 		{ "server_minimal", SERVER("") "}", NULL },
 		{ "server_not_loop", SERVER_U("http://127.0.0.1:15081", "") "}", NULL },
