@@ -125,9 +125,11 @@ static void ca_files_find(const struct ag_instance *in, struct ca_files *ca)
 
 /*
  * Points the agent's TLS stacks at the instance CA, so that it trusts the
- * leaves agentgated mints when it terminates TLS: OpenSSL and curl read
- * SSL_CERT_FILE, Python requests REQUESTS_CA_BUNDLE (both replace the trust
- * store, hence the bundle), Node adds NODE_EXTRA_CA_CERTS to its own.  Run
+ * leaves agentgated mints when it terminates TLS: OpenSSL reads
+ * SSL_CERT_FILE, curl CURL_CA_BUNDLE (a curl built with its own default
+ * bundle ignores SSL_CERT_FILE), Python requests REQUESTS_CA_BUNDLE (all
+ * replace the trust store, hence the bundle), Node adds NODE_EXTRA_CA_CERTS
+ * to its own.  Run
  * after dropping privileges: a file the agent cannot read would break every
  * TLS connection it makes, so it is left out with a warning instead.
  */
@@ -144,6 +146,7 @@ static void ca_env(const struct ca_files *ca)
 	}
 	setenv("SSL_CERT_FILE", ca->bundle, 1);
 	setenv("REQUESTS_CA_BUNDLE", ca->bundle, 1);
+	setenv("CURL_CA_BUNDLE", ca->bundle, 1);
 	setenv("NODE_EXTRA_CA_CERTS", ca->cert, 1);
 }
 
