@@ -27,6 +27,7 @@
 #define FLOOD_CONNS 10000
 #define MAX_LAT 4096
 #define SUBCGROUPS 500
+#define CHURN_WORKERS 2
 
 static const char agents_ab[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}, "
 				"{\"name\": \"b\", \"tools\": [\"t/echo\"]}";
@@ -39,11 +40,11 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- a sink: accepts and holds (or echoes) what the relay brings ------ */
+/* ---- a sink: accepts what the relay brings --------------------------- */
 
-/* A child that accepts up to max connections within s seconds, holding them
- * open (echo: answers each one's first byte and closes it). */
-static pid_t sink_start(uint16_t *port, int max, int s, bool echo)
+/* A child that accepts up to max connections within s seconds and holds
+ * them open, or (close_them) closes each at once. */
+static pid_t sink_start(uint16_t *port, int max, int s, bool close_them)
 {
 	int lfd = tcp_listen("127.0.0.1", 0, port);
 	pid_t pid;
@@ -60,17 +61,12 @@ static pid_t sink_start(uint16_t *port, int max, int s, bool echo)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		while (n < max && now_us() < end) {
 			int fd = accept_timeout(lfd, 200);
-			char c;
 
 			if (fd < 0)
 				continue;
-			if (!echo) {
-				n++;
-				continue;
-			}
-			if (recv(fd, &c, 1, 0) == 1)
-				send(fd, &c, 1, MSG_NOSIGNAL);
-			close(fd);
+			n++;
+			if (close_them)
+				close(fd);
 		}
 		pause(); /* holds what it accepted until killed */
 		_exit(0);
@@ -225,11 +221,22 @@ TEST(fair_idle_flood)
 	struct mcp_env e = { 0 };
 	char acg[PATH_MAX], *out = NULL;
 	pid_t sink = -1, a = -1, b = -1;
+	struct rlimit rl, soft;
 	uint16_t sink_port;
+	int ret;
 
-	if (!ASSERT_OK(env_start_with(&e, "fflood", REPLY_JSON, agents_ab,
-				      "\"audit\": {\"durability\": \"batch\"}"),
-		       "environment"))
+	/*
+	 * The daemon starts as services do (systemd: soft 1024, hard higher):
+	 * the descriptors it may use are its to claim.
+	 */
+	getrlimit(RLIMIT_NOFILE, &rl);
+	soft = rl;
+	soft.rlim_cur = rl.rlim_cur < 1024 ? rl.rlim_cur : 1024;
+	setrlimit(RLIMIT_NOFILE, &soft);
+	ret = env_start_with(&e, "fflood", REPLY_JSON, agents_ab,
+			     "\"audit\": {\"durability\": \"batch\"}");
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (!ASSERT_OK(ret, "environment"))
 		goto out;
 	sink = sink_start(&sink_port, FLOOD_CONNS + 100, 150, false);
 	if (!ASSERT_GT(sink, 0, "sink"))
@@ -439,42 +446,57 @@ out:
 
 struct churn {
 	char run[PATH_MAX]; /* agents/a/run-<pid> */
-	uint16_t port;	    /* an echo sink */
+	uint16_t port;	    /* a sink that closes what it accepts */
 	int rounds;
 	volatile int done, conns, failed;
 };
 
-/* One connection from sub-cgroup i: the echo proves the daemon took it. */
-static int churn_one(void *arg)
+/* One connection; the sink's EOF through the relay proves the daemon took it. */
+static bool churn_one(const struct churn *ch)
 {
-	struct churn *ch = arg;
 	struct sockaddr_storage ss;
 	socklen_t sl = make_sockaddr("127.0.0.1", ch->port, &ss);
 	struct timeval tv = { .tv_sec = 5 };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	char c = 'x';
-	int ok;
+	char c;
+	bool ok;
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ok = !connect(fd, (struct sockaddr *)&ss, sl) && send(fd, &c, 1, 0) == 1 &&
-	     recv(fd, &c, 1, 0) == 1;
+	ok = !connect(fd, (struct sockaddr *)&ss, sl) && recv(fd, &c, 1, 0) == 0;
 	close(fd);
-	return ok ? 0 : 1;
+	return ok;
 }
 
-/* Root, outside any agent: a process in each sub-cgroup in turn, rounds times. */
-static int churn_main(struct churn *ch)
+/*
+ * Worker w of CHURN_WORKERS (root, as agent a): moves itself into each of
+ * its sub-cgroups in turn and connects from there, rounds times.
+ */
+static int churn_worker(struct churn *ch, int w)
 {
-	char cg[PATH_MAX + 16];
 	uint64_t end = now_us() + 120 * 1000000ull;
+	char procs[PATH_MAX + 32];
+	struct ag_err err;
 
 	for (int r = 0; r < ch->rounds && now_us() < end; r++)
-		for (int i = 0; i < SUBCGROUPS && now_us() < end; i++) {
-			snprintf(cg, sizeof(cg), "%s/s%d", ch->run, i);
-			if (run_in_cgroup(cg, NOBODY_UID, churn_one, ch))
-				ch->failed++;
-			ch->conns++;
+		for (int i = w; i < SUBCGROUPS && now_us() < end; i += CHURN_WORKERS) {
+			snprintf(procs, sizeof(procs), "%s/s%d/cgroup.procs", ch->run, i);
+			if (ag_write_file(procs, "0", &err) || !churn_one(ch))
+				__atomic_add_fetch(&ch->failed, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&ch->conns, 1, __ATOMIC_RELAXED);
 		}
+	return 0;
+}
+
+static int churn_main(struct churn *ch)
+{
+	pid_t w[CHURN_WORKERS];
+
+	for (int i = 0; i < CHURN_WORKERS; i++)
+		if ((w[i] = fork()) == 0)
+			_exit(churn_worker(ch, i));
+	for (int i = 0; i < CHURN_WORKERS; i++)
+		if (w[i] > 0)
+			waitpid(w[i], NULL, 0);
 	ch->done = 1;
 	return 0;
 }
@@ -513,11 +535,12 @@ TEST(fair_subcgroups)
 			goto out;
 	}
 	sink = sink_start(&ch->port, 1 << 20, 180, true);
+	ch->rounds = 3;
 	if (!ASSERT_GT(sink, 0, "sink"))
 		goto out;
 	/* Quiet: b alone. */
 	c->port = e.orig_port;
-	c->n = 300;
+	c->n = 1000;
 	b = b_start(&e, c);
 	ASSERT_TRUE(b_wait(b), "b ran (quiet)");
 	ASSERT_EQ(c->ok, c->done, "every quiet call succeeded");
@@ -525,7 +548,6 @@ TEST(fair_subcgroups)
 	p50q = percentile(c, 50);
 	p99q = percentile(c, 99);
 	/* Churn: a connects from each of 500 sub-cgroups in turn while b calls. */
-	ch->rounds = 3;
 	churner = fork();
 	if (churner == 0)
 		_exit(churn_main(ch));
@@ -547,7 +569,13 @@ TEST(fair_subcgroups)
 	ASSERT_EQ(c->ok, c->done, "every call of b succeeded under the churn");
 	ASSERT_GE(c->done, 20, "b called throughout the churn");
 	ASSERT_EQ(ch->failed, 0, "every connection of a was relayed");
-	/* Measured, not a benchmark: only a regression to seconds fails here. */
+	/*
+	 * Measured, not a benchmark (the acceptance figure is p99 within 2x of
+	 * quiet; this host is shared, so only gross regressions fail here).
+	 * A tree walk per accept on the loop thread costs milliseconds each,
+	 * which shows first in b's median.
+	 */
+	ASSERT_LT(p50c, 10 * p50q + 2000, "b's p50 under the churn within 10x of quiet");
 	ASSERT_LT(p99c, 10 * p99q + 20000, "b's p99 under the churn within 10x of quiet");
 out:
 	if (churner > 0) {
