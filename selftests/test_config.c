@@ -78,7 +78,8 @@ TEST(config)
 		/* Fair sharing (daemon/fair.h). */
 		{ "limits",
 		  "{\"limits\": {\"header_timeout_ms\": 1000, \"idle_timeout_ms\": 2000,"
-		  " \"max_conns_per_agent\": 8}, \"agents\": [{\"name\": \"a\", \"max_conns\": 4}]}",
+		  " \"max_conns_per_agent\": 8}, \"agents\": [{\"name\": \"a\", \"max_conns\": "
+		  "4}]}",
 		  NULL },
 		{ "limits_zero", "{\"limits\": {\"idle_timeout_ms\": 0}}",
 		  "$.limits.idle_timeout_ms: must not be 0" },
