@@ -7,7 +7,9 @@
  *  - a multishot accept per listener (agent listeners -> relay.c, the
  *    control socket -> control.c);
  *  - the agent connections (relay.c), control clients (control.c) and the
- *    kernel's refusal events (events.c).
+ *    kernel's refusal events (events.c);
+ *  - the periodic timeout that sweeps agent connections for the header and
+ *    idle timeouts (fair.c).
  *
  * Stopping: stop accepting, cancel every connection, then keep reaping
  * until no counted SQE is left (l->pending), so nothing the kernel may

@@ -27,7 +27,7 @@
 #define FLOOD_CONNS 10000
 #define MAX_LAT 4096
 #define SUBCGROUPS 500
-#define CHURN_WORKERS 2
+#define CHURN_WORKERS 4
 
 static const char agents_ab[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}, "
 				"{\"name\": \"b\", \"tools\": [\"t/echo\"]}";
@@ -575,7 +575,7 @@ TEST(fair_subcgroups)
 	 * A tree walk per accept on the loop thread costs milliseconds each,
 	 * which shows first in b's median.
 	 */
-	ASSERT_LT(p50c, 10 * p50q + 2000, "b's p50 under the churn within 10x of quiet");
+	ASSERT_LT(p50c, 10 * p50q + 5000, "b's p50 under the churn within 10x of quiet");
 	ASSERT_LT(p99c, 10 * p99q + 20000, "b's p99 under the churn within 10x of quiet");
 out:
 	if (churner > 0) {
