@@ -569,6 +569,10 @@ TEST(fair_subcgroups)
 	ASSERT_EQ(c->ok, c->done, "every call of b succeeded under the churn");
 	ASSERT_GE(c->done, 20, "b called throughout the churn");
 	ASSERT_EQ(ch->failed, 0, "every connection of a was relayed");
+	/* Named by their own cgroups, none left unfound ("?"). */
+	snprintf(cg, sizeof(cg), "sub_cgroup=\"run-%d/s%d\"", (int)getpid(), SUBCGROUPS - 1);
+	ASSERT_TRUE(log_has(&e.d, 2000, "event=delegation", cg, NULL), "the last sub-cgroup named");
+	ASSERT_FALSE(log_has(&e.d, 0, "sub_cgroup=\"?\"", NULL), "every sub-cgroup found");
 	/*
 	 * Measured, not a benchmark (the acceptance figure is p99 within 2x of
 	 * quiet; this host is shared, so only gross regressions fail here).
