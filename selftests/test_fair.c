@@ -342,6 +342,37 @@ static int agent_trickle(void *arg)
 	return 0;
 }
 
+struct three {
+	uint16_t port;
+	int alive, reset;
+};
+
+/* Three connections held at once; which of them the daemon kept. */
+static int agent_three(void *arg)
+{
+	struct three *t = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = make_sockaddr("127.0.0.1", t->port, &ss);
+	int fds[3];
+
+	for (int i = 0; i < 3; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fds[i], (struct sockaddr *)&ss, sl))
+			return 1;
+	}
+	usleep(300 * 1000);
+	for (int i = 0; i < 3; i++) {
+		char c;
+
+		if (recv(fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK) < 0 && errno == EAGAIN)
+			t->alive++;
+		else
+			t->reset++;
+		close(fds[i]);
+	}
+	return 0;
+}
+
 static int run_trickle(struct mcp_env *e, struct trickle *t)
 {
 	return run_in_cgroup(e->agent_cg, NOBODY_UID, agent_trickle, t);
@@ -351,15 +382,22 @@ TEST(fair_timeouts)
 {
 	static const char ping[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
 	struct trickle *t = shared_alloc(sizeof(*t));
+	struct three *cap = shared_alloc(sizeof(*cap));
 	struct mcp_env e = { 0 };
 	pid_t sink = -1;
 	uint16_t sink_port = 0;
 	char exp[64], *out = NULL;
 
-	if (!ASSERT_OK(env_start_with(&e, "ftime", REPLY_JSON, agents_ab,
+	if (!ASSERT_OK(env_start_with(&e, "ftime", REPLY_JSON,
+				      "{\"name\": \"a\", \"tools\": [\"t/echo\"]}, "
+				      "{\"name\": \"b\", \"max_conns\": 2}",
 				      "\"limits\": {\"header_timeout_ms\": 1000, "
 				      "\"idle_timeout_ms\": 2000}"),
 		       "environment"))
+		goto out;
+	/* An allowed destination for relayed connections; it holds them open. */
+	sink = sink_start(&sink_port, 16, 60, false);
+	if (!ASSERT_GT(sink, 0, "sink"))
 		goto out;
 	if (test__start_subtest("slowloris_first_bytes")) {
 		/* Too slow for the classifier to see a Host line in time. */
@@ -373,6 +411,9 @@ TEST(fair_timeouts)
 		ASSERT_LE(t->closed_ms, 2500, "closed by the header timeout");
 		ASSERT_TRUE(log_has(&e.d, 2000, "conn_rejected", "reason=header_timeout", NULL),
 			    "logged");
+		ASSERT_OK(run_capture(&out, "grep -q '\"reason\":\"header_timeout\"' %s/audit.log",
+				      e.d.state),
+			  "audited");
 	}
 	if (test__start_subtest("slowloris_head")) {
 		/* Classified at once (Host), then the head never ends. */
@@ -395,9 +436,6 @@ TEST(fair_timeouts)
 	}
 	if (test__start_subtest("idle_relay")) {
 		/* Relayed to an allowed destination, then silent both ways. */
-		sink = sink_start(&sink_port, 4, 30, false);
-		if (!ASSERT_GT(sink, 0, "sink"))
-			goto out;
 		memset(t, 0, sizeof(*t));
 		t->port = sink_port;
 		t->gap_ms = 100;
@@ -408,6 +446,9 @@ TEST(fair_timeouts)
 		snprintf(exp, sizeof(exp), "dst=127.0.0.1:%u", sink_port);
 		ASSERT_TRUE(log_has(&e.d, 2000, "event=conn ", exp, "result=idle_timeout", NULL),
 			    "logged");
+		ASSERT_OK(run_capture(&out, "grep -q '\"result\":\"idle_timeout\"' %s/audit.log",
+				      e.d.state),
+			  "audited");
 	}
 	if (test__start_subtest("active_relay_kept")) {
 		/* A byte every 500 ms keeps a relayed connection past the idle timeout. */
@@ -417,6 +458,19 @@ TEST(fair_timeouts)
 		t->gap_ms = 500;
 		ASSERT_EQ(run_trickle(&e, t), 0, "agent ran");
 		ASSERT_EQ(t->closed_ms, -1, "open for 6 s while bytes flow");
+	}
+	if (test__start_subtest("agent_cap_override")) {
+		/* b's own "max_conns": 2 holds over the default of 512. */
+		char bcg[PATH_MAX];
+
+		memset(cap, 0, sizeof(*cap));
+		cap->port = sink_port;
+		snprintf(bcg, sizeof(bcg), "%s/b", e.d.in.cg_agents);
+		ASSERT_EQ(run_in_cgroup(bcg, NOBODY_UID, agent_three, cap), 0, "agent ran");
+		ASSERT_EQ(cap->alive, 2, "two connections relayed");
+		ASSERT_EQ(cap->reset, 1, "the third refused at accept");
+		ASSERT_TRUE(log_has(&e.d, 2000, "conn_rejected", "reason=over_agent_cap", NULL),
+			    "logged");
 	}
 	if (test__start_subtest("idle_mcp_keepalive")) {
 		/* One whole call on a kept-alive connection, then silence. */
