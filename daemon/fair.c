@@ -18,7 +18,7 @@
  * agent connections fit in all (at least 1).  An agent's cap is its
  * configured one, but never more than its fair share of the ceiling,
  * ceiling / max(2, configured agents), so no agent can hold what another
- * may need.  With limit 1024: ceiling 234; with 524288: 163669.
+ * may need.  With limit 1024: ceiling 234; with 524288: 163754.
  *
  * Every agent socket is counted from accept (ag_fair_admit) to its close
  * (ag_fair_release, called where the socket is closed) in an array indexed
