@@ -160,6 +160,25 @@ static json_t *collect(const struct ag_instance *in)
 }
 
 /* The tool inventory and the credentials the gateway holds (never their values). */
+/* Fair sharing (agentgated(8) LIMITS): slots in use, caps, refusals, timeouts. */
+static void print_limits(json_t *v)
+{
+	json_int_t cap = json_integer_value(json_object_get(v, "max_conns_per_agent"));
+	json_int_t share = json_integer_value(json_object_get(v, "fair_share"));
+
+	if (!v)
+		return;
+	printf("limits:     %lld of %lld agent connections (nofile %lld), at most %lld per "
+	       "agent; %lld refused over a cap, %lld header and %lld idle timeouts\n",
+	       json_integer_value(json_object_get(v, "active")),
+	       json_integer_value(json_object_get(v, "ceiling")),
+	       json_integer_value(json_object_get(v, "nofile")), share < cap ? share : cap,
+	       json_integer_value(json_object_get(v, "refused_cap")) +
+		   json_integer_value(json_object_get(v, "refused_ceiling")),
+	       json_integer_value(json_object_get(v, "header_timeouts")),
+	       json_integer_value(json_object_get(v, "idle_timeouts")));
+}
+
 static void print_tools(json_t *mcp)
 {
 	json_t *tools = json_object_get(mcp, "tools"), *c;
@@ -237,6 +256,7 @@ static void print_text(json_t *s)
 		       json_integer_value(json_object_get(conns, "rejected")),
 		       json_integer_value(json_object_get(conns, "upstream_failed")),
 		       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+		print_limits(json_object_get(daemon, "limits"));
 		v = json_object_get(daemon, "mcp");
 		if (json_integer_value(json_object_get(v, "tool_servers")))
 			printf("mcp:        %lld tool servers, %lld connections, %lld calls held for "

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,9 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->audit_durability = AG_AUDIT_SYNC;
 	c->agent_uid_min = AG_DEFAULT_AGENT_UID_MIN;
 	c->agent_uid_max = AG_DEFAULT_AGENT_UID_MAX;
+	c->header_timeout_ms = AG_HEADER_TIMEOUT_MS;
+	c->idle_timeout_ms = AG_IDLE_TIMEOUT_MS;
+	c->max_conns_per_agent = AG_MAX_CONNS_PER_AGENT;
 	read_resolv_conf(c);
 	/* Without a "passthrough" list, the gateway relays what it does not govern. */
 	c->pass = calloc(1, sizeof(*c->pass));
@@ -1357,7 +1361,7 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
 					    "tools",	   "resources",	  "prompts",  "passthrough",
 					    "operator",	   "attributes", "delegated_by",
-					    "loop_protection", NULL };
+					    "loop_protection", "max_conns", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1395,6 +1399,17 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		if (json_object_get(a, "quota") &&
 		    (ret = parse_quota(p, where, json_object_get(a, "quota"), ac)))
 			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].max_conns", i);
+		if (json_object_get(a, "max_conns")) {
+			uint64_t mc;
+
+			if ((ret = get_uint(p, where, json_object_get(a, "max_conns"),
+					    AG_MAX_CONNS_LIMIT, &mc)))
+				return ret;
+			if (!mc)
+				return bad(p, where, "must not be 0");
+			ac->max_conns = (uint32_t)mc;
+		}
 		snprintf(where, sizeof(where), "$.agents[%zu].loop_protection", i);
 		if (json_object_get(a, "loop_protection") &&
 		    (ret = parse_loop_protection(p, where, json_object_get(a, "loop_protection"),
@@ -1497,13 +1512,50 @@ static int parse_agent_uids(struct parse *p, json_t *v, struct ag_conf *c)
 	return 0;
 }
 
+/* Fair sharing (daemon/fair.h): timeouts of agent connections, connection caps. */
+static int parse_limits(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "header_timeout_ms", "idle_timeout_ms",
+					    "max_conns_per_agent", NULL };
+	static const struct {
+		const char *key, *path;
+		uint64_t max;
+		size_t off;
+	} f[] = {
+		{ "header_timeout_ms", "$.limits.header_timeout_ms", 3600000,
+		  offsetof(struct ag_conf, header_timeout_ms) },
+		{ "idle_timeout_ms", "$.limits.idle_timeout_ms", 86400000,
+		  offsetof(struct ag_conf, idle_timeout_ms) },
+		{ "max_conns_per_agent", "$.limits.max_conns_per_agent", AG_MAX_CONNS_LIMIT,
+		  offsetof(struct ag_conf, max_conns_per_agent) },
+	};
+	uint64_t n;
+	int ret;
+
+	if ((ret = check_keys(p, "$.limits", v, keys)))
+		return ret;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		json_t *e = json_object_get(v, f[i].key);
+
+		if (!e)
+			continue;
+		if ((ret = get_uint(p, f[i].path, e, f[i].max, &n)))
+			return ret;
+		/* Fail closed: no limit at all is what let one agent starve the rest. */
+		if (!n)
+			return bad(p, f[i].path, "must not be 0");
+		*(uint32_t *)((char *)c + f[i].off) = (uint32_t)n;
+	}
+	return 0;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
 		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock",
-		"agent_uids",  NULL
+		"agent_uids",  "limits",      NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1537,6 +1589,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		c->mark = (uint32_t)n;
 	}
 	if ((v = json_object_get(root, "audit")) && (ret = parse_audit(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "limits")) && (ret = parse_limits(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "approval_timeout_ms"))) {
 		if ((ret = get_uint(p, "$.approval_timeout_ms", v, 3600000, &n)))

@@ -202,6 +202,9 @@ struct ag_agent_conf {
 	 */
 	char (*delegated_by)[AG_NAME_LEN];
 	int nr_delegated_by;
+	/* Fair sharing: "max_conns", this agent's concurrent connections
+	 * (0: the top level's limits.max_conns_per_agent). */
+	uint32_t max_conns;
 };
 
 /*
@@ -259,7 +262,23 @@ struct ag_conf {
 	 * a per-run uid from (lib/runuid.h); it reads it from the config map.
 	 */
 	uint32_t agent_uid_min, agent_uid_max;
+	/*
+	 * Fair sharing, "limits": {"header_timeout_ms": N, "idle_timeout_ms":
+	 * N, "max_conns_per_agent": N} (daemon/fair.h).  A request head (and
+	 * the first bytes classification reads) must be whole within
+	 * header_timeout_ms; a connection with no byte either way for
+	 * idle_timeout_ms is closed; an agent holds at most
+	 * max_conns_per_agent connections at once (or its own "max_conns").
+	 */
+	uint32_t header_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t max_conns_per_agent;
 };
+
+#define AG_HEADER_TIMEOUT_MS 15000
+#define AG_IDLE_TIMEOUT_MS 300000
+#define AG_MAX_CONNS_PER_AGENT 512
+#define AG_MAX_CONNS_LIMIT 1000000 /* no agent needs more; bounds the arithmetic */
 
 /* The embedded default (reads /etc/resolv.conf). */
 int ag_conf_default(struct ag_conf *c, struct ag_err *err);
