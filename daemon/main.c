@@ -46,6 +46,7 @@
 #include "detach.h"
 #include "integrity.h"
 #include "notify.h"
+#include "probe.h"
 #include "secret.h"
 #include "trail.h"
 
@@ -469,6 +470,13 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	kcfg.nr_rules = UINT32_MAX;
 	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
 		return ret;
+	{
+		char why[128];
+
+		/* The programs were left unloaded: agents' unix sockets go unseen. */
+		if (!ag_probe_unix_hooks(why, sizeof(why)))
+			ag_log(AG_LOG_WARN, "start", "af_unix=unpoliced error=\"%s\"", why);
+	}
 
 	/* An instance pinned before the filter existed serves loopback only. */
 	filter_fd = ag_kern_gateway_filter(&d->inst, err);

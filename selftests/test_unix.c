@@ -92,7 +92,7 @@ static int unix_bound(const char *addr, int type)
 	if (fd < 0)
 		return -1;
 	if (bind(fd, (struct sockaddr *)&sun, len) || (addr[0] != '@' && chmod(addr, 0777)) ||
-	    (type == SOCK_STREAM && listen(fd, 8))) {
+	    (type != SOCK_DGRAM && listen(fd, 8))) {
 		close(fd);
 		return -1;
 	}
@@ -180,11 +180,12 @@ TEST(unix_address)
 
 TEST(unix_sockets)
 {
-	char dir[] = "/tmp/agunix.XXXXXX", allowed[64], denied[64], dgram[64];
+	char dir[] = "/tmp/agunix.XXXXXX", allowed[64], denied[64], dgram[64], seq[64];
 	char abs_allowed[64], abs_denied[64], conf[512], cg_a[PATH_MAX], cg_sub[PATH_MAX];
 	char cg_b[PATH_MAX], want[128], buf[16];
 	int l_allowed = -1, l_denied = -1, l_abs_allowed = -1, l_abs_denied = -1, l_dgram = -1;
-	int *fds[] = { &l_allowed, &l_denied, &l_abs_allowed, &l_abs_denied, &l_dgram };
+	int l_seq = -1;
+	int *fds[] = { &l_allowed, &l_denied, &l_abs_allowed, &l_abs_denied, &l_dgram, &l_seq };
 	struct ag_err err;
 	struct tdaemon d;
 	bool started = false;
@@ -194,6 +195,7 @@ TEST(unix_sockets)
 	snprintf(allowed, sizeof(allowed), "%s/allowed.sock", dir);
 	snprintf(denied, sizeof(denied), "%s/denied.sock", dir);
 	snprintf(dgram, sizeof(dgram), "%s/dgram.sock", dir);
+	snprintf(seq, sizeof(seq), "%s/seq.sock", dir);
 	snprintf(abs_allowed, sizeof(abs_allowed), "@%s", test__instance("unix-ok"));
 	snprintf(abs_denied, sizeof(abs_denied), "@%s", test__instance("unix-no"));
 	l_allowed = unix_bound(allowed, SOCK_STREAM);
@@ -201,8 +203,9 @@ TEST(unix_sockets)
 	l_abs_allowed = unix_bound(abs_allowed, SOCK_STREAM);
 	l_abs_denied = unix_bound(abs_denied, SOCK_STREAM);
 	l_dgram = unix_bound(dgram, SOCK_DGRAM);
+	l_seq = unix_bound(seq, SOCK_SEQPACKET);
 	if (!ASSERT_TRUE(l_allowed >= 0 && l_denied >= 0 && l_abs_allowed >= 0 &&
-			     l_abs_denied >= 0 && l_dgram >= 0,
+			     l_abs_denied >= 0 && l_dgram >= 0 && l_seq >= 0,
 			 "listeners"))
 		goto out;
 	snprintf(conf, sizeof(conf),
@@ -231,6 +234,10 @@ TEST(unix_sockets)
 		snprintf(want, sizeof(want), "\"dst\":\"%s\"", denied);
 		ASSERT_TRUE(refusal_audited(&d, want, "\"hook\":\"connect_unix\""),
 			    "refusal audited with the path");
+	}
+	if (test__start_subtest("seqpacket")) {
+		ASSERT_EQ(try_from(cg_a, seq, SOCK_SEQPACKET, false), EPERM, "connect refused");
+		ASSERT_FALSE(has_pending(l_seq), "nothing reached the listener");
 	}
 	if (test__start_subtest("listed_path_works")) {
 		ASSERT_EQ(try_from(cg_a, allowed, SOCK_STREAM, false), 0, "connect");
@@ -285,5 +292,6 @@ out:
 	unlink(allowed);
 	unlink(denied);
 	unlink(dgram);
+	unlink(seq);
 	rmdir(dir);
 }
