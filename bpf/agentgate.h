@@ -54,6 +54,7 @@ enum ag_reason {
 	AG_REASON_CONNECT_RATE = 9,   /* the agent's connect bucket is empty */
 	AG_REASON_CALL_BUDGET = 10,   /* a tool-call budget is spent */
 	AG_REASON_NO_GATEWAY = 11,    /* a network namespace the daemon does not serve */
+	AG_REASON_UNIX_PATH = 12,     /* AF_UNIX address not in the agent's unix_sockets */
 };
 
 /* Which hook produced an event. */
@@ -65,6 +66,8 @@ enum ag_hook {
 	AG_HOOK_SENDMSG6 = 5,
 	AG_HOOK_BIND4 = 6,
 	AG_HOOK_BIND6 = 7,
+	AG_HOOK_CONNECT_UNIX = 8, /* AF_UNIX connect, stream and datagram */
+	AG_HOOK_SENDMSG_UNIX = 9, /* AF_UNIX datagram sendto/sendmsg with an address */
 };
 
 /* config: one element, written by the loader, read by every hook. */
@@ -161,6 +164,7 @@ struct ag_stats {
 	__u64 bind_denied; /* of which: gateway port bind */
 	__u64 udp_allowed;
 	__u64 quota_denied; /* reserved for the quota hooks */
+	__u64 unix_denied;  /* of which: AF_UNIX address not allowed */
 };
 
 /*
@@ -269,6 +273,34 @@ struct ag_event {
 	__u16 protocol;
 	__u32 hook;   /* enum ag_hook */
 	__u32 reason; /* enum ag_reason */
+};
+
+/*
+ * AF_UNIX (the unix-socket cgroup hooks, kernel 6.7 and later).  An
+ * agent's connect or addressed send to a unix socket goes through only when
+ * its address is in unix_paths for the agent: deny by default.  The key
+ * holds the address as the kernel resolves it: a filesystem path up to its
+ * first NUL byte; an abstract name (path[0] == 0) as all len bytes, NULs
+ * included, so that "\0a" and "\0a\0" stay two keys.  Bytes past len are
+ * zero.
+ */
+#define AG_UNIX_PATH_LEN 108   /* sizeof(((struct sockaddr_un *)0)->sun_path) */
+#define AG_MAX_UNIX_PATHS 8192 /* AG_MAX_CONF_AGENTS x AG_MAX_UNIX_SOCKETS */
+
+/* unix_paths: key; the value is a __u32, 1. */
+struct ag_unix_key {
+	__u64 agent_cgroup_id; /* <instance>/agents/<name> */
+	__u32 len;	       /* bytes of path that count */
+	__u32 pad;
+	char path[AG_UNIX_PATH_LEN];
+};
+
+/* events: the record of an AF_UNIX refusal, a struct ag_event and the address. */
+struct ag_unix_event {
+	struct ag_event ev; /* family AF_UNIX, hook AG_HOOK_*_UNIX */
+	__u32 path_len;	    /* as ag_unix_key.len */
+	__u32 pad;
+	char path[AG_UNIX_PATH_LEN];
 };
 
 /*

@@ -163,15 +163,12 @@ static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
 	return a_hi == b_hi && a_lo == b_lo;
 }
 
-static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port, __u16 family,
-				       __u16 type, __u16 protocol, __u32 hook, __u32 reason)
+static __always_inline void fill_event(struct ag_event *e, __u64 agent_id, const __u8 *addr,
+				       __u16 port, __u16 family, __u16 type, __u16 protocol,
+				       __u32 hook, __u32 reason)
 {
-	struct ag_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (!e)
-		return;
-	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->agent_cgroup_id = agent_id;
@@ -186,12 +183,22 @@ static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 p
 	e->protocol = protocol;
 	e->hook = hook;
 	e->reason = reason;
+}
+
+static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port, __u16 family,
+				       __u16 type, __u16 protocol, __u32 hook, __u32 reason)
+{
+	struct ag_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_event(e, agent_id, addr, port, family, type, protocol, hook, reason);
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Refuse with a reason: counted, reported, and an errno the agent sees. */
-static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr, __u16 port,
-				  __u16 family, __u16 type, __u32 hook, __u32 reason, int err)
+/* Every refusal counts in denied, and in the counter of its reason if it has one. */
+static __always_inline void count_refusal(struct ag_stats *s, __u32 reason)
 {
 	STAT_INC(s, denied);
 	switch (reason) {
@@ -210,7 +217,17 @@ static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8
 	case AG_REASON_CALL_BUDGET:
 		STAT_INC(s, quota_denied);
 		break;
+	case AG_REASON_UNIX_PATH:
+		STAT_INC(s, unix_denied);
+		break;
 	}
+}
+
+/* Refuse with a reason: counted, reported, and an errno the agent sees. */
+static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr, __u16 port,
+				  __u16 family, __u16 type, __u32 hook, __u32 reason, int err)
+{
+	count_refusal(s, reason);
 	emit_event(agent_id, addr, port, family, type, 0, hook, reason);
 	/* Without this the agent sees EPERM, which is right for policy. */
 	if (err != EPERM)
@@ -808,4 +825,124 @@ int ag_gateway_filter(struct __sk_buff *skb)
 	if (!ns || bpf_skb_load_bytes_relative(skb, 12, addrs, sizeof(addrs), BPF_HDR_START_NET))
 		return 0;
 	return addrs[0] == ns->agent_ip4 && addrs[1] == ns->gateway_ip4 ? skb->len : 0;
+}
+
+/*
+ * AF_UNIX: an agent reaches a unix socket only at an address listed for it
+ * (agents[].unix_sockets), whatever listens there: a local proxy, a
+ * container runtime, D-Bus, another agent.  The unix-socket hooks exist
+ * since kernel 6.7; libbpf 1.1 knows no section for them, so these two sit
+ * in a sock_addr section and the loader sets their attach types from
+ * ag_progs (lib/kern.c), or leaves them unloaded on an older kernel.
+ *
+ * The hooks' context has no field for the path: the kernel's own copy of
+ * the address is reached through bpf_cast_to_kern_ctx (a kfunc since 6.2,
+ * weak so the object still loads where it is missing) and copied with
+ * bpf_probe_read_kernel.  The hooks run after the kernel validated the
+ * address (unix_validate_addr: family AF_UNIX, 1 to 108 path bytes) and
+ * before it looks the path up, so a refusal reveals nothing about what
+ * exists, and a socket that does not exist is refused just the same.
+ *
+ * Both hooks run for the cgroup of the socket, which is the cgroup of its
+ * creator; the agent named is the caller's, as everywhere here.
+ */
+#define AF_UNIX 1
+#define SUN_PATH_OFFSET 2 /* offsetof(struct sockaddr_un, sun_path) */
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_UNIX_PATHS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ag_unix_key);
+	__type(value, __u32);
+} unix_paths SEC(".maps");
+
+/*
+ * The address as the kernel will resolve it (agentgate.h, struct
+ * ag_unix_key): false if it cannot be read, which refuses it.
+ */
+static __always_inline bool unix_address(struct bpf_sock_addr *ctx, struct ag_unix_key *key)
+{
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	__u32 len = sa->uaddrlen, end;
+
+	if (len <= SUN_PATH_OFFSET)
+		return false;
+	/*
+	 * All of sun_path, whatever len says: a constant size is what the
+	 * verifier can bound, and the kernel's copy of the address is a
+	 * struct sockaddr_storage (the syscalls, io_uring), so the bytes are
+	 * there.  The ones past the address are cleared below.
+	 */
+	if (bpf_probe_read_kernel(key->path, AG_UNIX_PATH_LEN,
+				  (const char *)sa->uaddr + SUN_PATH_OFFSET))
+		return false;
+	end = len - SUN_PATH_OFFSET;
+	if (end > AG_UNIX_PATH_LEN)
+		end = AG_UNIX_PATH_LEN;
+	/* A filesystem path ends at its first NUL, as unix_mkname_bsd() has it. */
+	if (key->path[0]) {
+		for (__u32 i = 1; i < AG_UNIX_PATH_LEN; i++) {
+			if (i >= end)
+				break;
+			if (!key->path[i]) {
+				end = i;
+				break;
+			}
+		}
+	}
+	for (__u32 i = 1; i < AG_UNIX_PATH_LEN; i++)
+		if (i >= end)
+			key->path[i] = 0;
+	key->len = end;
+	return true;
+}
+
+static __always_inline void emit_unix_event(__u64 agent_id, __u16 type, __u32 hook,
+					    const struct ag_unix_key *key)
+{
+	struct ag_unix_event *u = bpf_ringbuf_reserve(&events, sizeof(*u), 0);
+
+	if (!u)
+		return;
+	__builtin_memset(u, 0, sizeof(*u));
+	fill_event(&u->ev, agent_id, NULL, 0, AF_UNIX, type, 0, hook, AG_REASON_UNIX_PATH);
+	u->path_len = key->len;
+	__builtin_memcpy(u->path, key->path, AG_UNIX_PATH_LEN);
+	bpf_ringbuf_submit(u, 0);
+}
+
+static __always_inline int unix_verdict(struct bpf_sock_addr *ctx, __u32 hook)
+{
+	const struct ag_config *cfg = get_config();
+	__u16 type = (__u16)ctx->type;
+	struct ag_unix_key key;
+	bool readable;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	/* Fail closed: without the config, no agent can be told apart. */
+	if (!cfg)
+		return SOCK_REFUSE;
+	key.agent_cgroup_id = current_agent(cfg);
+	readable = unix_address(ctx, &key);
+	if (readable && bpf_map_lookup_elem(&unix_paths, &key))
+		return SOCK_ALLOW;
+	/* Fail closed: an address that is not listed, or that could not be read. */
+	count_refusal(stats_of(key.agent_cgroup_id), AG_REASON_UNIX_PATH);
+	emit_unix_event(key.agent_cgroup_id, type, hook, &key);
+	return SOCK_REFUSE;
+}
+
+SEC("cgroup/connect4") /* attach type BPF_CGROUP_UNIX_CONNECT, set by the loader */
+int ag_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return unix_verdict(ctx, AG_HOOK_CONNECT_UNIX);
+}
+
+SEC("cgroup/sendmsg4") /* attach type BPF_CGROUP_UNIX_SENDMSG, set by the loader */
+int ag_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return unix_verdict(ctx, AG_HOOK_SENDMSG_UNIX);
 }

@@ -105,7 +105,7 @@ static json_t *collect(const struct ag_instance *in)
 	json_t *out = json_object(), *jl = json_array(), *jm = json_array(),
 	       *degraded = json_array();
 	char path[PATH_MAX], why[256];
-	bool installed = true, lsm;
+	bool installed = true, lsm, unix_hooks;
 	json_t *daemon;
 
 	json_object_set_new(out, "instance", json_string(in->name));
@@ -114,12 +114,15 @@ static json_t *collect(const struct ag_instance *in)
 			    json_integer(ag_cgroup_count_procs(in->cg_agents)));
 	ag_kern_links(in, links);
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
-		installed &= links[i].pinned;
-		json_array_append_new(jl, json_pack("{s:s,s:b,s:I,s:I,s:I}", "name", links[i].name,
-						    "pinned", links[i].pinned, "link_id",
-						    (json_int_t)links[i].link_id, "prog_id",
-						    (json_int_t)links[i].prog_id, "cgroup_id",
-						    (json_int_t)links[i].cgroup_id));
+		bool supported = ag_kern_prog_supported(i);
+
+		installed &= links[i].pinned || !supported;
+		json_array_append_new(jl,
+				      json_pack("{s:s,s:b,s:b,s:I,s:I,s:I}", "name", links[i].name,
+						"supported", supported, "pinned", links[i].pinned,
+						"link_id", (json_int_t)links[i].link_id, "prog_id",
+						(json_int_t)links[i].prog_id, "cgroup_id",
+						(json_int_t)links[i].cgroup_id));
 	}
 	for (int i = 0; i < AG_MAP__COUNT; i++) {
 		bool pinned;
@@ -142,6 +145,15 @@ static json_t *collect(const struct ag_instance *in)
 	json_object_set_new(out, "bpf_lsm",
 			    json_pack("{s:b,s:s}", "available", lsm, "detail", why));
 	json_object_set_new(out, "isolation", isolation(in, lsm, degraded));
+	/* AF_UNIX: policed only where the kernel has the unix-socket hooks (6.7). */
+	unix_hooks = ag_probe_unix_hooks(why, sizeof(why));
+	json_object_set_new(out, "unix_hooks",
+			    json_pack("{s:b,s:s}", "available", unix_hooks, "detail", why));
+	if (!unix_hooks)
+		json_array_append_new(
+		    degraded, json_string("AF_UNIX not policed on this kernel (no "
+					  "unix-socket cgroup hooks): agents connect to any "
+					  "unix socket their uid may open"));
 	if (json_is_false(json_object_get(json_object_get(daemon, "audit"), "ok")))
 		json_array_append_new(degraded,
 				      json_string("audit log not writable: agents' new connections "
@@ -293,8 +305,10 @@ static void print_text(json_t *s)
 			       json_integer_value(json_object_get(v, "prog_id")),
 			       json_integer_value(json_object_get(v, "cgroup_id")));
 		else
-			printf("  link %-13s MISSING\n",
-			       json_string_value(json_object_get(v, "name")));
+			printf("  link %-13s %s\n", json_string_value(json_object_get(v, "name")),
+			       json_is_true(json_object_get(v, "supported"))
+				   ? "MISSING"
+				   : "not on this kernel");
 	}
 	json_array_foreach(json_object_get(s, "maps"), i, v)
 	    printf("  map  %-13s %s\n", json_string_value(json_object_get(v, "name")),
@@ -314,6 +328,10 @@ static void print_text(json_t *s)
 	v = json_object_get(s, "bpf_lsm");
 	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
 	print_isolation(json_object_get(s, "isolation"));
+	v = json_object_get(s, "unix_hooks");
+	printf("af_unix:    %s\n", json_is_true(json_object_get(v, "available"))
+				       ? "policed: agents reach only their unix_sockets"
+				       : json_string_value(json_object_get(v, "detail")));
 	if (json_array_size(json_object_get(s, "degraded")) == 0) {
 		printf("state:      ok\n");
 		return;

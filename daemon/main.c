@@ -46,6 +46,7 @@
 #include "detach.h"
 #include "integrity.h"
 #include "notify.h"
+#include "probe.h"
 #include "secret.h"
 #include "trail.h"
 
@@ -341,6 +342,40 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 	return 0;
 }
 
+/*
+ * unix_paths from agents[].unix_sockets: every configured agent's exact
+ * list, and nothing for anyone else (an agent no longer configured loses
+ * its entries).  The agents are registered by sync_rules already.
+ */
+static int sync_unix(struct ag_daemon *d, struct ag_err *err)
+{
+	struct ag_unix_key *want;
+	int nr = 0, ret = 0;
+
+	for (int a = 0; a < d->conf.nr_agents; a++)
+		nr += d->conf.agents[a].nr_unix_sockets;
+	if (!(want = calloc(nr ? nr : 1, sizeof(*want))))
+		return ag_errf(err, ENOMEM, "unix_sockets: out of memory");
+	nr = 0;
+	for (int a = 0; a < d->conf.nr_agents && !ret; a++) {
+		const struct ag_agent_conf *ac = &d->conf.agents[a];
+		uint64_t id;
+
+		if (!ac->nr_unix_sockets)
+			continue;
+		ret = ag_agent_register(&d->kern, &d->inst, ac->name, AG_VERDICT_KEEP, &id, err);
+		for (int i = 0; i < ac->nr_unix_sockets && !ret; i++)
+			if (ag_unix_key_make(id, ac->unix_sockets[i], &want[nr++]))
+				ret = ag_errf(err, EINVAL,
+					      "agent %s: unix socket \"%s\": bad address", ac->name,
+					      ac->unix_sockets[i]);
+	}
+	if (!ret)
+		ret = ag_unix_sync(&d->kern, want, nr, err);
+	free(want);
+	return ret;
+}
+
 static int drop_capabilities(struct ag_err *err)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -435,6 +470,13 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	kcfg.nr_rules = UINT32_MAX;
 	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
 		return ret;
+	{
+		char why[128];
+
+		/* The programs were left unloaded: agents' unix sockets go unseen. */
+		if (!ag_probe_unix_hooks(why, sizeof(why)))
+			ag_log(AG_LOG_WARN, "start", "af_unix=unpoliced error=\"%s\"", why);
+	}
 
 	/* An instance pinned before the filter existed serves loopback only. */
 	filter_fd = ag_kern_gateway_filter(&d->inst, err);
@@ -468,7 +510,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			return d->listen_fd[AG_LISTEN_V6];
 		}
 	}
-	if ((ret = sync_rules(d, err)))
+	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
 		return ret;
 	kcfg.nr_rules = d->nr_rules;
 	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))

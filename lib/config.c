@@ -96,6 +96,7 @@ void ag_conf_free(struct ag_conf *c)
 		free(a->pass);
 		free(a->attributes);
 		free(a->delegated_by);
+		free(a->unix_sockets);
 	}
 	for (int i = 0; i < c->nr_servers; i++) {
 		struct ag_server_conf *s = &c->servers[i];
@@ -1356,12 +1357,52 @@ static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
 	return 0;
 }
 
+/* "unix_sockets": exact addresses, as ag_unix_key_make() takes them. */
+static int parse_unix_sockets(struct parse *p, const char *path, json_t *v,
+			      struct ag_agent_conf *ac)
+{
+	struct ag_unix_key key;
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(ac->unix_sockets = get_array(p, path, v, sizeof(*ac->unix_sockets), &n, &ret)))
+		return ret;
+	if (n > AG_MAX_UNIX_SOCKETS)
+		return badf(p, path, "too many entries (at most %d)", AG_MAX_UNIX_SOCKETS);
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &s)))
+			return ret;
+		for (const char *q = s; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				return bad(p, where, "contains a control character");
+		ret = ag_unix_key_make(0, s, &key);
+		if (ret == -ENAMETOOLONG)
+			return badf(p, where, "\"%s\": longer than a socket address (%d bytes)", s,
+				    AG_UNIX_PATH_LEN);
+		if (ret)
+			return badf(p, where,
+				    "\"%s\": expected an absolute path or \"@NAME\" (abstract)", s);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ac->unix_sockets[j], s))
+				return badf(p, where, "duplicate address \"%s\"", s);
+		strcpy(ac->unix_sockets[i], s);
+		ac->nr_unix_sockets++;
+	}
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
 	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
 					    "tools",	   "resources",	  "prompts",  "passthrough",
 					    "operator",	   "attributes", "delegated_by",
-					    "loop_protection", "max_conns", NULL };
+					    "loop_protection", "max_conns", "unix_sockets", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1441,6 +1482,10 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		snprintf(where, sizeof(where), "$.agents[%zu].delegated_by", i);
 		if (json_object_get(a, "delegated_by") &&
 		    (ret = parse_delegated_by(p, where, json_object_get(a, "delegated_by"), ac)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].unix_sockets", i);
+		if (json_object_get(a, "unix_sockets") &&
+		    (ret = parse_unix_sockets(p, where, json_object_get(a, "unix_sockets"), ac)))
 			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].passthrough", i);
 		if (json_object_get(a, "passthrough")) {

@@ -20,6 +20,7 @@
 #define AG_DEFAULT_MARK 0x41470000u /* "AG" */
 #define AG_MAX_CONF_RULES 256
 #define AG_MAX_CONF_AGENTS 256
+#define AG_MAX_UNIX_SOCKETS 32	  /* agents[].unix_sockets; x256 = AG_MAX_UNIX_PATHS */
 #define AG_LOOP_MAX_IDENTICAL 100 /* loop_protection.max_identical */
 #define AG_LOOP_MAX_WINDOW_S 86400
 /* agent_uids: systemd's DynamicUser range by default. */
@@ -205,6 +206,13 @@ struct ag_agent_conf {
 	/* Fair sharing: "max_conns", this agent's concurrent connections
 	 * (0: the top level's limits.max_conns_per_agent). */
 	uint32_t max_conns;
+	/*
+	 * "unix_sockets": the AF_UNIX addresses the agent may connect and send
+	 * to, exactly: absolute paths, "@name" for abstract ones.  Deny by
+	 * default: absent or empty allows none (bpf/sock.bpf.c unix_verdict).
+	 */
+	char (*unix_sockets)[AG_UNIX_PATH_LEN + 1];
+	int nr_unix_sockets;
 };
 
 /*

@@ -15,6 +15,7 @@
 #include "guard.h"
 #include "kern.h"
 #include "netns.h"
+#include "probe.h"
 #include "daemon.skel.h"
 #include "sock.skel.h"
 
@@ -29,6 +30,7 @@ const char *const ag_map_names[AG_MAP__COUNT] = {
 	[AG_MAP_NETNS] = "netns",
 	[AG_MAP_NETNS_LINKS] = "netns_links",
 	[AG_MAP_SERVING] = "serving",
+	[AG_MAP_UNIX_PATHS] = "unix_paths",
 };
 
 #define GATEWAY_FILTER_PIN "gateway_filter"
@@ -48,7 +50,19 @@ const struct ag_prog_desc ag_progs[AG_PROG_COUNT] = {
 	{ "sendmsg6", "ag_sendmsg6", BPF_CGROUP_UDP6_SENDMSG },
 	{ "connect4", "ag_connect4", BPF_CGROUP_INET4_CONNECT },
 	{ "connect6", "ag_connect6", BPF_CGROUP_INET6_CONNECT },
+	{ "connect_unix", "ag_connect_unix", AG_ATTACH_UNIX_CONNECT },
+	{ "sendmsg_unix", "ag_sendmsg_unix", AG_ATTACH_UNIX_SENDMSG },
 };
+
+bool ag_kern_prog_supported(int i)
+{
+	int type = ag_progs[i].attach_type;
+	char why[128];
+
+	if (type != AG_ATTACH_UNIX_CONNECT && type != AG_ATTACH_UNIX_SENDMSG)
+		return true;
+	return ag_probe_unix_hooks(why, sizeof(why));
+}
 
 static void kern_reset(struct ag_kern *k)
 {
@@ -84,7 +98,8 @@ bool ag_kern_installed(const struct ag_instance *in)
 	char path[PATH_MAX];
 
 	for (int i = 0; i < AG_PROG_COUNT; i++)
-		if (link_pin_path(in, ag_progs[i].name, path, sizeof(path)) || !pinned(path))
+		if (ag_kern_prog_supported(i) &&
+		    (link_pin_path(in, ag_progs[i].name, path, sizeof(path)) || !pinned(path)))
 			return false;
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		if (ag_pin_path(in, ag_map_names[i], path, sizeof(path)) || !pinned(path))
@@ -201,6 +216,8 @@ static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
 		return skel->maps.netns_links;
 	case AG_MAP_SERVING:
 		return skel->maps.serving;
+	case AG_MAP_UNIX_PATHS:
+		return skel->maps.unix_paths;
 	default:
 		return skel->maps.events;
 	}
@@ -215,6 +232,28 @@ static int cgroup_open(const char *path, struct ag_err *err)
 	return fd;
 }
 
+/*
+ * Attach types come from ag_progs, not from section names: libbpf 1.1 knows
+ * none for the unix-socket hooks.  Those are not loaded at all on a kernel
+ * without them, which would refuse the attach type at load.
+ */
+static int progs_prepare(struct sock_bpf *skel, struct ag_err *err)
+{
+	for (int i = 0; i < AG_PROG_COUNT; i++) {
+		const struct ag_prog_desc *d = &ag_progs[i];
+		struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, d->prog);
+
+		if (!prog)
+			return ag_errf(err, ENOENT, "program %s missing from sock.bpf.o", d->prog);
+		if (!ag_kern_prog_supported(i))
+			bpf_program__set_autoload(prog, false);
+		else if (bpf_program__set_expected_attach_type(prog, d->attach_type))
+			return ag_errf(err, EINVAL, "program %s: attach type %d refused", d->prog,
+				       d->attach_type);
+	}
+	return 0;
+}
+
 /* A fresh install: load, configure, pin maps, attach and pin links. */
 static int kern_load(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
 		     struct ag_err *err)
@@ -222,10 +261,14 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	char path[PATH_MAX];
 	int ret, agents_fd;
 
-	k->skel = sock_bpf__open_and_load();
+	k->skel = sock_bpf__open();
 	if (!k->skel)
-		return ag_errf(err, errno, "sock.bpf.o: load: %s (see libbpf messages above)",
-			       strerror(errno));
+		return ag_errf(err, errno, "sock.bpf.o: open: %s", strerror(errno));
+	if ((ret = progs_prepare(k->skel, err)))
+		return ret;
+	if ((ret = sock_bpf__load(k->skel)))
+		return ag_errf(err, -ret, "sock.bpf.o: load: %s (see libbpf messages above)",
+			       strerror(-ret));
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		k->map_fd[i] = bpf_map__fd(skel_map(k->skel, i));
 	ret = ag_kern_set_config(k, cfg, err);
@@ -254,10 +297,8 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 		struct bpf_program *prog = bpf_object__find_program_by_name(k->skel->obj, d->prog);
 		struct bpf_link *link;
 
-		if (!prog) {
-			ret = ag_errf(err, ENOENT, "program %s missing from sock.bpf.o", d->prog);
-			break;
-		}
+		if (!ag_kern_prog_supported(i))
+			continue;
 		link = bpf_program__attach_cgroup(prog, agents_fd);
 		if (!link) {
 			ret = ag_errf(err, errno, "program %s: attach to %s: %s", d->prog,

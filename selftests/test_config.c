@@ -26,6 +26,8 @@ static int load(const char *json, struct ag_conf *c, struct ag_err *err)
 	"{\"tool_servers\": [{\"name\": \"s\", \"upstream\": \"" upstream "\", \"match\": " \
 	"{\"hosts\": [\"s.test\"]}" extra "}]"
 #define SERVER(extra) SERVER_U("http://127.0.0.1:3001", extra)
+/* Agent "a" with unix_sockets [list]. */
+#define UNIX_SOCKETS(list) "{\"agents\": [{\"name\": \"a\", \"unix_sockets\": [" list "]}]}"
 
 TEST(config)
 {
@@ -232,6 +234,17 @@ TEST(config)
 		  "{\"agents\": [{\"name\": \"a\", \"passthrough\": [\"*\", "
 		  "\"a..b\"]}]}",
 		  "$.agents[0].passthrough[1]: \"a..b\"" },
+		{ "unix_sockets", UNIX_SOCKETS("\"/run/a.sock\", \"@x\""), NULL },
+		{ "unix_relative", UNIX_SOCKETS("\"run/a.sock\""),
+		  "$.agents[0].unix_sockets[0]: \"run/a.sock\": expected an absolute path" },
+		{ "unix_empty_abstract", UNIX_SOCKETS("\"@\""),
+		  "$.agents[0].unix_sockets[0]: \"@\": expected" },
+		{ "unix_too_long",
+		  UNIX_SOCKETS("\"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""),
+		  "longer than a socket address (108 bytes)" },
+		{ "unix_duplicate", UNIX_SOCKETS("\"@x\", \"@x\""),
+		  "$.agents[0].unix_sockets[1]: duplicate address \"@x\"" },
 	};
 	struct ag_conf c;
 	struct ag_err err;
