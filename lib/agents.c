@@ -157,6 +157,7 @@ const char *ag_reason_name(uint32_t reason)
 		[AG_REASON_CONNECT_RATE] = "connect_rate",
 		[AG_REASON_CALL_BUDGET] = "call_budget",
 		[AG_REASON_NO_GATEWAY] = "no_gateway",
+		[AG_REASON_NO_DNS_RELAY] = "no_dns_relay",
 	};
 
 	return reason < AG_ARRAY_SIZE(names) && names[reason] ? names[reason] : "unknown";

@@ -78,11 +78,20 @@ static void free_patterns(char **list, int nr)
 	free(list);
 }
 
+static void dns_conf_free(struct ag_dns_conf *d)
+{
+	free(d->allow);
+	free(d->deny);
+	memset(d, 0, sizeof(*d));
+}
+
 void ag_conf_free(struct ag_conf *c)
 {
+	dns_conf_free(&c->dns);
 	for (int i = 0; i < c->nr_agents; i++) {
 		struct ag_agent_conf *a = &c->agents[i];
 
+		dns_conf_free(&a->dns);
 		free(a->rules);
 		free_patterns(a->tools, a->nr_tools);
 		free_patterns(a->resources, a->nr_resources);
@@ -288,7 +297,8 @@ static int parse_loop_protection(struct parse *p, const char *path, json_t *lp,
 			    &n)))
 		return ret;
 	if (!n)
-		return bad(p, where, "expected at least 1 (leave loop_protection out to turn it off)");
+		return bad(p, where,
+			   "expected at least 1 (leave loop_protection out to turn it off)");
 	ac->loop_max_identical = (uint32_t)n;
 	snprintf(where, sizeof(where), "%s.window_s", path);
 	if ((ret = get_uint(p, where, json_object_get(lp, "window_s"), AG_LOOP_MAX_WINDOW_S, &n)))
@@ -414,7 +424,6 @@ static void *get_array(struct parse *p, const char *path, json_t *v, size_t size
 		*ret = nomem(p);
 	return a;
 }
-
 
 /*
  * A passthrough entry, one of
@@ -819,7 +828,8 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 			return ret;
 		/* A file smaller than a checkpoint and a few records would rotate forever. */
 		if (n && n < 65536)
-			return bad(p, "$.audit.rotate_bytes", "must be 0 (never) or at least 65536");
+			return bad(p, "$.audit.rotate_bytes",
+				   "must be 0 (never) or at least 65536");
 		c->audit_rotate_bytes = n;
 	}
 	if ((e = json_object_get(v, "syslog")) &&
@@ -832,9 +842,10 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 static bool cred_header_ok(const char *h)
 {
 	static const char *const reserved[] = {
-		"host",	      "content-length", "transfer-encoding", "connection", "keep-alive",
-		"upgrade",    "te",		"trailer",	     "cookie",	   "origin",
-		"proxy-connection", NULL,
+		"host",	      "content-length",	  "transfer-encoding",
+		"connection", "keep-alive",	  "upgrade",
+		"te",	      "trailer",	  "cookie",
+		"origin",     "proxy-connection", NULL,
 	};
 
 	if (!*h || strlen(h) >= 64)
@@ -849,8 +860,8 @@ static bool cred_header_ok(const char *h)
 }
 
 /* An optional string member of at most cap - 1 bytes, copied into out. */
-static int get_optional(struct parse *p, const char *path, json_t *obj, const char *key,
-			char *out, size_t cap)
+static int get_optional(struct parse *p, const char *path, json_t *obj, const char *key, char *out,
+			size_t cap)
 {
 	char where[400];
 	const char *v;
@@ -875,9 +886,10 @@ static const char *const *cred_keys(enum ag_cred_kind k)
 {
 	static const char *const bearer[] = { "type", "secret_file", NULL };
 	static const char *const header[] = { "type", "secret_file", "header", NULL };
-	static const char *const oauth[] = { "type",	      "token_url", "client_id",
-					     "client_secret_file", "scope",	   "resource",
-					     "audience",	      "ca_file",   NULL };
+	static const char *const oauth[] = {
+		"type",	    "token_url", "client_id", "client_secret_file", "scope", "resource",
+		"audience", "ca_file",	 NULL
+	};
 	static const char *const assertion[] = { "type", "audience", "alg", "ttl_s", NULL };
 
 	switch (k) {
@@ -914,8 +926,8 @@ static int parse_oauth(struct parse *p, const char *path, json_t *v, struct ag_s
 	    (ret = get_optional(p, path, v, "scope", s->oauth_scope, sizeof(s->oauth_scope))) ||
 	    (ret = get_optional(p, path, v, "resource", s->oauth_resource,
 				sizeof(s->oauth_resource))) ||
-	    (ret = get_optional(p, path, v, "audience", s->cred_audience,
-				sizeof(s->cred_audience))))
+	    (ret =
+		 get_optional(p, path, v, "audience", s->cred_audience, sizeof(s->cred_audience))))
 		return ret;
 	snprintf(where, sizeof(where), "%s.ca_file", path);
 	if (json_object_get(v, "ca_file") &&
@@ -925,8 +937,7 @@ static int parse_oauth(struct parse *p, const char *path, json_t *v, struct ag_s
 	return config_path(p, where, json_object_get(v, "client_secret_file"), s->cred_file);
 }
 
-static int parse_assertion(struct parse *p, const char *path, json_t *v,
-			   struct ag_server_conf *s)
+static int parse_assertion(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s)
 {
 	char where[400], alg[16] = "EdDSA";
 	enum ag_jwt_alg a;
@@ -961,8 +972,7 @@ static int parse_assertion(struct parse *p, const char *path, json_t *v,
  * Secret files are checked here, so a bad one stops the daemon (and config
  * check) with a message naming it, before any call needs it.
  */
-static int parse_credential(struct parse *p, const char *path, json_t *v,
-			    struct ag_server_conf *s)
+static int parse_credential(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s)
 {
 	char where[320];
 	struct ag_secret *sec = NULL;
@@ -1000,9 +1010,9 @@ static int parse_credential(struct parse *p, const char *path, json_t *v,
 			if ((ret = get_string(p, where, json_object_get(v, "header"), &hdr)))
 				return ret;
 			if (!cred_header_ok(hdr))
-				return badf(p, where,
-					    "\"%s\": expected a field name the gateway does not own",
-					    hdr);
+				return badf(
+				    p, where,
+				    "\"%s\": expected a field name the gateway does not own", hdr);
 			snprintf(s->cred_header, sizeof(s->cred_header), "%s", hdr);
 		}
 		snprintf(where, sizeof(where), "%s.secret_file", path);
@@ -1039,8 +1049,7 @@ static int default_output_rules(struct parse *p, struct ag_server_conf *s)
 }
 
 /* Tool names a rule is limited to: plain names of this server's tools. */
-static int parse_rule_tools(struct parse *p, const char *path, json_t *v,
-			    struct ag_output_rule *r)
+static int parse_rule_tools(struct parse *p, const char *path, json_t *v, struct ag_output_rule *r)
 {
 	char where[448];
 	size_t i, n;
@@ -1050,7 +1059,8 @@ static int parse_rule_tools(struct parse *p, const char *path, json_t *v,
 	if (!(r->tools = get_array(p, path, v, sizeof(*r->tools), &n, &ret)))
 		return ret;
 	if (!n)
-		return bad(p, path, "expected at least one tool name (leave \"tools\" out for all)");
+		return bad(p, path,
+			   "expected at least one tool name (leave \"tools\" out for all)");
 	json_array_foreach(v, i, e)
 	{
 		const char *t;
@@ -1067,10 +1077,9 @@ static int parse_rule_tools(struct parse *p, const char *path, json_t *v,
 	return 0;
 }
 
-static int parse_output_rule(struct parse *p, const char *path, json_t *v,
-			     struct ag_output_rule *r)
+static int parse_output_rule(struct parse *p, const char *path, json_t *v, struct ag_output_rule *r)
 {
-	static const char *const keys[] = { "name", "detector", "path", "regex",
+	static const char *const keys[] = { "name",   "detector", "path", "regex",
 					    "action", "tools",	  NULL };
 	static const char *const kinds[] = { "detector", "path", "regex" };
 	char where[400];
@@ -1084,8 +1093,9 @@ static int parse_output_rule(struct parse *p, const char *path, json_t *v,
 	if ((ret = get_string(p, where, json_object_get(v, "name"), &name)))
 		return ret;
 	if (!ag_agent_name_valid(name))
-		return bad(p, where,
-			   "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
+		return bad(
+		    p, where,
+		    "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	for (size_t k = 0; k < AG_ARRAY_SIZE(kinds); k++) {
 		if (!(e = json_object_get(v, kinds[k])))
@@ -1179,9 +1189,9 @@ static int parse_output_rules(struct parse *p, const char *path, json_t *v,
 
 static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name",	  "match",	"upstream",
-					    "tls",	  "credential", "audit_args",
-					    "trust",	  "output_rules", NULL };
+	static const char *const keys[] = { "name",  "match",	     "upstream",
+					    "tls",   "credential",   "audit_args",
+					    "trust", "output_rules", NULL };
 	size_t i, n = json_array_size(arr);
 	char where[256];
 	json_t *e;
@@ -1243,8 +1253,8 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 			if ((ret = get_string(p, where, json_object_get(e, "audit_args"), &v)))
 				return ret;
 			if (ag_audit_redact_parse(v, &mode))
-				return badf(p, where, "\"%s\": expected \"hash\", \"full\" or \"drop\"",
-					    v);
+				return badf(p, where,
+					    "\"%s\": expected \"hash\", \"full\" or \"drop\"", v);
 			s->audit_args = mode;
 		}
 		snprintf(where, sizeof(where), "$.tool_servers[%zu].trust", i);
@@ -1260,8 +1270,8 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 		}
 		snprintf(where, sizeof(where), "$.tool_servers[%zu].output_rules", i);
 		ret = json_object_get(e, "output_rules")
-			      ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
-			      : default_output_rules(p, s);
+			  ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
+			  : default_output_rules(p, s);
 		if (ret)
 			return ret;
 		if (!s->server_name[0]) {
@@ -1336,7 +1346,8 @@ static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
 		if ((ret = get_string(p, where, e, &s)))
 			return ret;
 		if (!ag_agent_name_valid(s))
-			return badf(p, where, "\"%s\": expected an agent name of [A-Za-z0-9_.-]", s);
+			return badf(p, where, "\"%s\": expected an agent name of [A-Za-z0-9_.-]",
+				    s);
 		if (!strcmp(s, ac->name))
 			return badf(p, where, "\"%s\": an agent cannot delegate to itself", s);
 		for (size_t j = 0; j < i; j++)
@@ -1348,12 +1359,64 @@ static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
 	return 0;
 }
 
+/* One list of a "dns" block: host names, "*.suffix", and in allow "*". */
+static int parse_dns_names(struct parse *p, const char *path, json_t *v, bool star,
+			   char (**out)[AG_HOST_LEN], int *nr)
+{
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
+		return ret;
+	json_array_foreach(v, i, e)
+	{
+		const char *h;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &h)))
+			return ret;
+		if (!host_copy((*out)[i], h, strlen(h)) ||
+		    !((star && !strcmp((*out)[i], "*")) || dns_name_valid((*out)[i], true)))
+			return badf(p, where, "\"%s\": expected a host name or \"*.suffix\"%s", h,
+				    star ? " or \"*\"" : "");
+		(*nr)++;
+	}
+	return 0;
+}
+
+static int parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns_conf *d)
+{
+	static const char *const keys[] = { "allow", "deny", NULL };
+	char where[300];
+	json_t *e;
+	int ret;
+
+	if ((ret = check_keys(p, path, v, keys)))
+		return ret;
+	dns_conf_free(d);
+	d->set = true;
+	snprintf(where, sizeof(where), "%s.allow", path);
+	if ((e = json_object_get(v, "allow"))) {
+		d->allow_set = true;
+		if ((ret = parse_dns_names(p, where, e, true, &d->allow, &d->nr_allow)))
+			return ret;
+	}
+	snprintf(where, sizeof(where), "%s.deny", path);
+	if ((e = json_object_get(v, "deny")) &&
+	    (ret = parse_dns_names(p, where, e, false, &d->deny, &d->nr_deny)))
+		return ret;
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
-					    "tools",	   "resources",	  "prompts",  "passthrough",
-					    "operator",	   "attributes", "delegated_by",
-					    "loop_protection", NULL };
+	static const char *const keys[] = {
+		"name",		"verdict",	   "rules",	  "quota",    "tools",
+		"resources",	"prompts",	   "passthrough", "operator", "attributes",
+		"delegated_by", "loop_protection", "dns",	  NULL
+	};
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1423,6 +1486,10 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		if (json_object_get(a, "delegated_by") &&
 		    (ret = parse_delegated_by(p, where, json_object_get(a, "delegated_by"), ac)))
 			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].dns", i);
+		if (json_object_get(a, "dns") &&
+		    (ret = parse_dns(p, where, json_object_get(a, "dns"), &ac->dns)))
+			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].passthrough", i);
 		if (json_object_get(a, "passthrough")) {
 			ac->pass_set = true;
@@ -1433,7 +1500,6 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	}
 	return 0;
 }
-
 
 /*
  * "policy": {"dir": DIR | "files": [FILE...], "entities": FILE}.  Only
@@ -1455,8 +1521,8 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 	if (dir && (ret = config_path(p, "$.policy.dir", dir, pc->dir)))
 		return ret;
 	if (files) {
-		if (!(pc->files = get_array(p, "$.policy.files", files, sizeof(*pc->files), &n,
-					    &ret)))
+		if (!(pc->files =
+			  get_array(p, "$.policy.files", files, sizeof(*pc->files), &n, &ret)))
 			return ret;
 		if (!n)
 			return bad(p, "$.policy.files", "expected at least one file");
@@ -1477,11 +1543,21 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
-	static const char *const keys[] = {
-		"listen",      "mark",	 "resolvers",	       "default_verdict",
-		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock", NULL
-	};
+	static const char *const keys[] = { "listen",
+					    "mark",
+					    "resolvers",
+					    "default_verdict",
+					    "rules",
+					    "agents",
+					    "connect_timeout_ms",
+					    "tool_servers",
+					    "passthrough",
+					    "policy",
+					    "approval_timeout_ms",
+					    "audit",
+					    "tools_lock",
+					    "dns",
+					    NULL };
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
 	uint64_t n;
@@ -1514,6 +1590,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		c->mark = (uint32_t)n;
 	}
 	if ((v = json_object_get(root, "audit")) && (ret = parse_audit(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "dns")) && (ret = parse_dns(p, "$.dns", v, &c->dns)))
 		return ret;
 	if ((v = json_object_get(root, "approval_timeout_ms"))) {
 		if ((ret = get_uint(p, "$.approval_timeout_ms", v, 3600000, &n)))
@@ -1694,6 +1772,24 @@ static bool host_match(const char *pattern, const char *name)
 	pn = strlen(pattern + 1);
 	nn = strlen(name);
 	return nn > pn && !strcmp(name + nn - pn, pattern + 1);
+}
+
+static bool dns_listed(char (*list)[AG_HOST_LEN], int nr, const char *name)
+{
+	for (int i = 0; i < nr; i++)
+		if (!strcmp(list[i], "*") || host_match(list[i], name))
+			return true;
+	return false;
+}
+
+bool ag_conf_dns_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
+			const char *name)
+{
+	const struct ag_dns_conf *d = agent && agent->dns.set ? &agent->dns : &c->dns;
+
+	if (dns_listed(d->deny, d->nr_deny, name))
+		return false;
+	return !d->allow_set || dns_listed(d->allow, d->nr_allow, name);
 }
 
 static bool cidr_contains(const uint8_t net[16], int prefixlen, const uint8_t addr[16])

@@ -120,7 +120,7 @@ struct ag_server_conf {
 	 * agent and its delegation chain, aud AUD (default: the upstream URL).
 	 */
 	char cred_audience[1400]; /* assertion aud; OAuth "audience" parameter */
-	int assertion_alg;	 /* enum ag_jwt_alg */
+	int assertion_alg;	  /* enum ag_jwt_alg */
 	uint32_t assertion_ttl;
 	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
 	int audit_args;
@@ -151,6 +151,22 @@ struct ag_output_rule {
 	char *text;   /* the path or the regex */
 	char **tools;
 	int nr_tools; /* 0: every tool */
+};
+
+/*
+ * "dns": {"allow": [NAME...], "deny": [NAME...]}: the names an agent may
+ * resolve through the DNS relay (daemon/dns.c).  NAME is a host name,
+ * "*.suffix" (any name strictly below suffix) or, in allow, "*" (every
+ * name).  Deny wins.  Without "allow" every name not denied is allowed:
+ * what agents resolved before the relay governed DNS, every query audited.
+ */
+struct ag_dns_conf {
+	bool set;	/* the block is there (an agent's replaces the top level's) */
+	bool allow_set; /* "allow" is there: only what it names */
+	char (*allow)[AG_HOST_LEN];
+	int nr_allow;
+	char (*deny)[AG_HOST_LEN];
+	int nr_deny;
 };
 
 struct ag_agent_conf {
@@ -199,6 +215,7 @@ struct ag_agent_conf {
 	 */
 	char (*delegated_by)[AG_NAME_LEN];
 	int nr_delegated_by;
+	struct ag_dns_conf dns; /* !dns.set: the top level's */
 };
 
 /*
@@ -210,7 +227,7 @@ struct ag_agent_conf {
  */
 struct ag_policy_conf {
 	bool set;
-	char dir[PATH_MAX];	 /* "" when files are listed */
+	char dir[PATH_MAX]; /* "" when files are listed */
 	char (*files)[PATH_MAX];
 	int nr_files;
 	char entities[PATH_MAX]; /* "" : none */
@@ -251,6 +268,7 @@ struct ag_conf {
 	/* "tools_lock": reviewed tool definitions pinned by hash
 	 * (agentgatectl tools lock writes one); "" : none. */
 	char tools_lock[PATH_MAX];
+	struct ag_dns_conf dns; /* every agent without a "dns" of its own */
 };
 
 /* The embedded default (reads /etc/resolv.conf). */
@@ -300,6 +318,12 @@ enum ag_pass_match {
 enum ag_pass_match ag_conf_pass_match(const struct ag_conf *c, const struct ag_agent_conf *agent,
 				      const uint8_t addr[16], uint16_t port, const char *host,
 				      bool host_at_addr);
+/*
+ * Whether agent (NULL: an agent not in the file) may resolve name (lower
+ * case, no trailing dot) through the DNS relay (struct ag_dns_conf).
+ */
+bool ag_conf_dns_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
+			const char *name);
 /* Whether any pass-through entry of that agent needs the host name. */
 bool ag_conf_pass_needs_host(const struct ag_conf *c, const struct ag_agent_conf *agent);
 
