@@ -297,8 +297,7 @@ static int parse_loop_protection(struct parse *p, const char *path, json_t *lp,
 			    &n)))
 		return ret;
 	if (!n)
-		return bad(p, where,
-			   "expected at least 1 (leave loop_protection out to turn it off)");
+		return bad(p, where, "expected at least 1 (leave loop_protection out to turn it off)");
 	ac->loop_max_identical = (uint32_t)n;
 	snprintf(where, sizeof(where), "%s.window_s", path);
 	if ((ret = get_uint(p, where, json_object_get(lp, "window_s"), AG_LOOP_MAX_WINDOW_S, &n)))
@@ -424,6 +423,7 @@ static void *get_array(struct parse *p, const char *path, json_t *v, size_t size
 		*ret = nomem(p);
 	return a;
 }
+
 
 /*
  * A passthrough entry, one of
@@ -828,8 +828,7 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 			return ret;
 		/* A file smaller than a checkpoint and a few records would rotate forever. */
 		if (n && n < 65536)
-			return bad(p, "$.audit.rotate_bytes",
-				   "must be 0 (never) or at least 65536");
+			return bad(p, "$.audit.rotate_bytes", "must be 0 (never) or at least 65536");
 		c->audit_rotate_bytes = n;
 	}
 	if ((e = json_object_get(v, "syslog")) &&
@@ -842,10 +841,9 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 static bool cred_header_ok(const char *h)
 {
 	static const char *const reserved[] = {
-		"host",	      "content-length",	  "transfer-encoding",
-		"connection", "keep-alive",	  "upgrade",
-		"te",	      "trailer",	  "cookie",
-		"origin",     "proxy-connection", NULL,
+		"host",	      "content-length", "transfer-encoding", "connection", "keep-alive",
+		"upgrade",    "te",		"trailer",	     "cookie",	   "origin",
+		"proxy-connection", NULL,
 	};
 
 	if (!*h || strlen(h) >= 64)
@@ -860,8 +858,8 @@ static bool cred_header_ok(const char *h)
 }
 
 /* An optional string member of at most cap - 1 bytes, copied into out. */
-static int get_optional(struct parse *p, const char *path, json_t *obj, const char *key, char *out,
-			size_t cap)
+static int get_optional(struct parse *p, const char *path, json_t *obj, const char *key,
+			char *out, size_t cap)
 {
 	char where[400];
 	const char *v;
@@ -886,10 +884,9 @@ static const char *const *cred_keys(enum ag_cred_kind k)
 {
 	static const char *const bearer[] = { "type", "secret_file", NULL };
 	static const char *const header[] = { "type", "secret_file", "header", NULL };
-	static const char *const oauth[] = {
-		"type",	    "token_url", "client_id", "client_secret_file", "scope", "resource",
-		"audience", "ca_file",	 NULL
-	};
+	static const char *const oauth[] = { "type",	      "token_url", "client_id",
+					     "client_secret_file", "scope",	   "resource",
+					     "audience",	      "ca_file",   NULL };
 	static const char *const assertion[] = { "type", "audience", "alg", "ttl_s", NULL };
 
 	switch (k) {
@@ -926,8 +923,8 @@ static int parse_oauth(struct parse *p, const char *path, json_t *v, struct ag_s
 	    (ret = get_optional(p, path, v, "scope", s->oauth_scope, sizeof(s->oauth_scope))) ||
 	    (ret = get_optional(p, path, v, "resource", s->oauth_resource,
 				sizeof(s->oauth_resource))) ||
-	    (ret =
-		 get_optional(p, path, v, "audience", s->cred_audience, sizeof(s->cred_audience))))
+	    (ret = get_optional(p, path, v, "audience", s->cred_audience,
+				sizeof(s->cred_audience))))
 		return ret;
 	snprintf(where, sizeof(where), "%s.ca_file", path);
 	if (json_object_get(v, "ca_file") &&
@@ -937,7 +934,8 @@ static int parse_oauth(struct parse *p, const char *path, json_t *v, struct ag_s
 	return config_path(p, where, json_object_get(v, "client_secret_file"), s->cred_file);
 }
 
-static int parse_assertion(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s)
+static int parse_assertion(struct parse *p, const char *path, json_t *v,
+			   struct ag_server_conf *s)
 {
 	char where[400], alg[16] = "EdDSA";
 	enum ag_jwt_alg a;
@@ -972,7 +970,8 @@ static int parse_assertion(struct parse *p, const char *path, json_t *v, struct 
  * Secret files are checked here, so a bad one stops the daemon (and config
  * check) with a message naming it, before any call needs it.
  */
-static int parse_credential(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s)
+static int parse_credential(struct parse *p, const char *path, json_t *v,
+			    struct ag_server_conf *s)
 {
 	char where[320];
 	struct ag_secret *sec = NULL;
@@ -1010,9 +1009,9 @@ static int parse_credential(struct parse *p, const char *path, json_t *v, struct
 			if ((ret = get_string(p, where, json_object_get(v, "header"), &hdr)))
 				return ret;
 			if (!cred_header_ok(hdr))
-				return badf(
-				    p, where,
-				    "\"%s\": expected a field name the gateway does not own", hdr);
+				return badf(p, where,
+					    "\"%s\": expected a field name the gateway does not own",
+					    hdr);
 			snprintf(s->cred_header, sizeof(s->cred_header), "%s", hdr);
 		}
 		snprintf(where, sizeof(where), "%s.secret_file", path);
@@ -1049,7 +1048,8 @@ static int default_output_rules(struct parse *p, struct ag_server_conf *s)
 }
 
 /* Tool names a rule is limited to: plain names of this server's tools. */
-static int parse_rule_tools(struct parse *p, const char *path, json_t *v, struct ag_output_rule *r)
+static int parse_rule_tools(struct parse *p, const char *path, json_t *v,
+			    struct ag_output_rule *r)
 {
 	char where[448];
 	size_t i, n;
@@ -1059,8 +1059,7 @@ static int parse_rule_tools(struct parse *p, const char *path, json_t *v, struct
 	if (!(r->tools = get_array(p, path, v, sizeof(*r->tools), &n, &ret)))
 		return ret;
 	if (!n)
-		return bad(p, path,
-			   "expected at least one tool name (leave \"tools\" out for all)");
+		return bad(p, path, "expected at least one tool name (leave \"tools\" out for all)");
 	json_array_foreach(v, i, e)
 	{
 		const char *t;
@@ -1077,9 +1076,10 @@ static int parse_rule_tools(struct parse *p, const char *path, json_t *v, struct
 	return 0;
 }
 
-static int parse_output_rule(struct parse *p, const char *path, json_t *v, struct ag_output_rule *r)
+static int parse_output_rule(struct parse *p, const char *path, json_t *v,
+			     struct ag_output_rule *r)
 {
-	static const char *const keys[] = { "name",   "detector", "path", "regex",
+	static const char *const keys[] = { "name", "detector", "path", "regex",
 					    "action", "tools",	  NULL };
 	static const char *const kinds[] = { "detector", "path", "regex" };
 	char where[400];
@@ -1093,9 +1093,8 @@ static int parse_output_rule(struct parse *p, const char *path, json_t *v, struc
 	if ((ret = get_string(p, where, json_object_get(v, "name"), &name)))
 		return ret;
 	if (!ag_agent_name_valid(name))
-		return bad(
-		    p, where,
-		    "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
+		return bad(p, where,
+			   "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	for (size_t k = 0; k < AG_ARRAY_SIZE(kinds); k++) {
 		if (!(e = json_object_get(v, kinds[k])))
@@ -1189,9 +1188,9 @@ static int parse_output_rules(struct parse *p, const char *path, json_t *v,
 
 static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = { "name",  "match",	     "upstream",
-					    "tls",   "credential",   "audit_args",
-					    "trust", "output_rules", NULL };
+	static const char *const keys[] = { "name",	  "match",	"upstream",
+					    "tls",	  "credential", "audit_args",
+					    "trust",	  "output_rules", NULL };
 	size_t i, n = json_array_size(arr);
 	char where[256];
 	json_t *e;
@@ -1253,8 +1252,8 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 			if ((ret = get_string(p, where, json_object_get(e, "audit_args"), &v)))
 				return ret;
 			if (ag_audit_redact_parse(v, &mode))
-				return badf(p, where,
-					    "\"%s\": expected \"hash\", \"full\" or \"drop\"", v);
+				return badf(p, where, "\"%s\": expected \"hash\", \"full\" or \"drop\"",
+					    v);
 			s->audit_args = mode;
 		}
 		snprintf(where, sizeof(where), "$.tool_servers[%zu].trust", i);
@@ -1270,8 +1269,8 @@ static int parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 		}
 		snprintf(where, sizeof(where), "$.tool_servers[%zu].output_rules", i);
 		ret = json_object_get(e, "output_rules")
-			  ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
-			  : default_output_rules(p, s);
+			      ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
+			      : default_output_rules(p, s);
 		if (ret)
 			return ret;
 		if (!s->server_name[0]) {
@@ -1346,8 +1345,7 @@ static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
 		if ((ret = get_string(p, where, e, &s)))
 			return ret;
 		if (!ag_agent_name_valid(s))
-			return badf(p, where, "\"%s\": expected an agent name of [A-Za-z0-9_.-]",
-				    s);
+			return badf(p, where, "\"%s\": expected an agent name of [A-Za-z0-9_.-]", s);
 		if (!strcmp(s, ac->name))
 			return badf(p, where, "\"%s\": an agent cannot delegate to itself", s);
 		for (size_t j = 0; j < i; j++)
@@ -1412,11 +1410,10 @@ static int parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns
 
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
-	static const char *const keys[] = {
-		"name",		"verdict",	   "rules",	  "quota",    "tools",
-		"resources",	"prompts",	   "passthrough", "operator", "attributes",
-		"delegated_by", "loop_protection", "dns",	  NULL
-	};
+	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
+					    "tools",	   "resources",	  "prompts",  "passthrough",
+					    "operator",	   "attributes", "delegated_by",
+					    "loop_protection", "dns", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1501,6 +1498,7 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	return 0;
 }
 
+
 /*
  * "policy": {"dir": DIR | "files": [FILE...], "entities": FILE}.  Only
  * the shape is checked here: the daemon parses the files, so that a
@@ -1521,8 +1519,8 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 	if (dir && (ret = config_path(p, "$.policy.dir", dir, pc->dir)))
 		return ret;
 	if (files) {
-		if (!(pc->files =
-			  get_array(p, "$.policy.files", files, sizeof(*pc->files), &n, &ret)))
+		if (!(pc->files = get_array(p, "$.policy.files", files, sizeof(*pc->files), &n,
+					    &ret)))
 			return ret;
 		if (!n)
 			return bad(p, "$.policy.files", "expected at least one file");
@@ -1543,21 +1541,11 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
-	static const char *const keys[] = { "listen",
-					    "mark",
-					    "resolvers",
-					    "default_verdict",
-					    "rules",
-					    "agents",
-					    "connect_timeout_ms",
-					    "tool_servers",
-					    "passthrough",
-					    "policy",
-					    "approval_timeout_ms",
-					    "audit",
-					    "tools_lock",
-					    "dns",
-					    NULL };
+	static const char *const keys[] = {
+		"listen",      "mark",	 "resolvers",	       "default_verdict",
+		"rules",       "agents", "connect_timeout_ms", "tool_servers",
+		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock", "dns", NULL
+	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
 	uint64_t n;

@@ -120,7 +120,7 @@ struct ag_server_conf {
 	 * agent and its delegation chain, aud AUD (default: the upstream URL).
 	 */
 	char cred_audience[1400]; /* assertion aud; OAuth "audience" parameter */
-	int assertion_alg;	  /* enum ag_jwt_alg */
+	int assertion_alg;	 /* enum ag_jwt_alg */
 	uint32_t assertion_ttl;
 	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
 	int audit_args;
@@ -227,7 +227,7 @@ struct ag_agent_conf {
  */
 struct ag_policy_conf {
 	bool set;
-	char dir[PATH_MAX]; /* "" when files are listed */
+	char dir[PATH_MAX];	 /* "" when files are listed */
 	char (*files)[PATH_MAX];
 	int nr_files;
 	char entities[PATH_MAX]; /* "" : none */
