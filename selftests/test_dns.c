@@ -35,6 +35,7 @@ enum probe_kind {
 	PROBE_RAW,   /* a datagram of raw_len bytes that is no DNS message */
 	PROBE_QUERY, /* a query for name, type A, built here */
 	PROBE_GLIBC, /* res_nquery with the resolver as the one name server */
+	PROBE_NODE,  /* Node's dns.Resolver (c-ares) with the resolver as its server */
 };
 
 /* What an agent tried and got; shared with the agent child. */
@@ -47,8 +48,9 @@ struct probe {
 	int ret, err; /* of the send, or of res_nquery */
 	int got;      /* bytes of the answer, 0: none within the wait */
 	uint8_t answer[512];
-	char from[64]; /* the answer's source as recvfrom gave it */
-	char peer[64]; /* getpeername of a connected socket */
+	char from[64];	/* the answer's source as recvfrom gave it */
+	char peer[64];	/* getpeername of a connected socket */
+	char text[128]; /* what Node printed: the addresses, or the error code */
 };
 
 static void fmt_sin(const struct sockaddr_in *sin, char *out, size_t len)
@@ -77,6 +79,26 @@ static int probe_glibc(struct probe *p)
 	return 0;
 }
 
+static int probe_node(struct probe *p)
+{
+	char cmd[512];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "node -e \"const r = new (require('dns').Resolver)({timeout: 2000, tries: 1}); "
+		 "r.setServers(['%s']); r.resolve4('%s', (e, a) => "
+		 "console.log(e ? e.code : a.join(',')))\" 2>&1",
+		 p->server, p->name);
+	f = popen(cmd, "r");
+	if (!f)
+		return 1;
+	if (!fgets(p->text, sizeof(p->text), f))
+		p->text[0] = '\0';
+	p->text[strcspn(p->text, "\n")] = '\0';
+	pclose(f);
+	return 0;
+}
+
 static int agent_probe(void *arg)
 {
 	struct probe *p = arg;
@@ -88,6 +110,8 @@ static int agent_probe(void *arg)
 
 	if (p->kind == PROBE_GLIBC)
 		return probe_glibc(p);
+	if (p->kind == PROBE_NODE)
+		return probe_node(p);
 	inet_pton(AF_INET, p->server, &to.sin_addr);
 	if (p->kind == PROBE_RAW) {
 		len = (int)p->raw_len;
@@ -246,9 +270,11 @@ TEST(dns_denied_name)
 	ASSERT_STREQ(e.p->from, want, "from the resolver, as the agent sees it");
 	probe_run(&e, PROBE_QUERY, "EVIL.test", true);
 	ASSERT_EQ(rcode(e.p), 5, "REFUSED, whatever the case");
+	probe_run(&e, PROBE_NODE, "x.evil.test", false);
+	ASSERT_STREQ(e.p->text, "EREFUSED", "Node is told at once");
 	usleep(200 * 1000);
 	ASSERT_EQ(e.stub.received, 0, "the resolver never saw them");
-	ASSERT_EQ(audit_count(&e.d, 1, "\"verdict\":\"deny\"", "\"name\":\"x.evil.test\"",
+	ASSERT_GE(audit_count(&e.d, 1, "\"verdict\":\"deny\"", "\"name\":\"x.evil.test\"",
 			      "\"type\":\"A\""),
 		  1, "audited with name and type");
 	ASSERT_EQ(
@@ -283,6 +309,10 @@ TEST(dns_allowed_name)
 		probe_run(&e, PROBE_GLIBC, "tools.test", false);
 		ASSERT_GT(e.p->ret, 0, "res_nquery took the answer");
 		ASSERT_EQ(ancount(e.p), 1, "one address");
+	}
+	if (test__start_subtest("node")) {
+		probe_run(&e, PROBE_NODE, "tools.test", false);
+		ASSERT_STREQ(e.p->text, "127.0.0.1", "Node's resolver took the answer");
 	}
 	ASSERT_GE(e.stub.queries, 1, "the resolver answered");
 	ASSERT_GE(audit_count(&e.d, 1, "\"verdict\":\"allow\"", "\"name\":\"tools.test\"",
