@@ -38,7 +38,7 @@
  *
  * Bounds: at most QUERIES_MAX queries in flight, each holding one socket
  * and one MSG_MAX buffer for at most QUERY_TIMEOUT_NS; larger datagrams are
- * dropped whole (MSG_TRUNC reports their real length).  Refusals are
+ * dropped whole as malformed (MSG_TRUNC reports their real length).  Refusals are
  * logged once per class, rate-limited (limit.h); malformed datagrams are
  * audited rate-limited per agent, every query and denial is audited.
  *
@@ -74,7 +74,6 @@ enum { OP_REPLY = AG_RESOLVER_ANSWER + 1 };
 
 /* Why a datagram went unanswered: one log line per class, rate-limited. */
 enum refusal {
-	REFUSE_SIZE,	  /* query shorter than a header or over MSG_MAX */
 	REFUSE_NOT_AGENT, /* not from an agent's socket (or namespace over its own veth) */
 	REFUSE_NO_RESOLVER,
 	REFUSE_BUSY,	 /* QUERIES_MAX in flight */
@@ -83,19 +82,14 @@ enum refusal {
 	REFUSE_BAD_ANSWER, /* answer of the wrong size or with another id */
 	REFUSE_REPLY,	   /* the answer could not be sent to the agent */
 	REFUSE_RECV,	   /* the relay socket's receive failed */
-	REFUSE_MALFORMED,  /* not a plain query (ag_dnsmsg_question) */
+	REFUSE_MALFORMED,  /* not a plain query (ag_dnsmsg_question), or over MSG_MAX */
 };
 
 static const char *const refusal_names[] = {
-	[REFUSE_SIZE] = "size",
-	[REFUSE_NOT_AGENT] = "not_agent",
-	[REFUSE_NO_RESOLVER] = "no_resolver",
-	[REFUSE_BUSY] = "busy",
-	[REFUSE_UPSTREAM] = "upstream_error",
-	[REFUSE_TIMEOUT] = "timeout",
-	[REFUSE_BAD_ANSWER] = "bad_answer",
-	[REFUSE_REPLY] = "reply_error",
-	[REFUSE_RECV] = "recv_error",
+	[REFUSE_NOT_AGENT] = "not_agent", [REFUSE_NO_RESOLVER] = "no_resolver",
+	[REFUSE_BUSY] = "busy",		  [REFUSE_UPSTREAM] = "upstream_error",
+	[REFUSE_TIMEOUT] = "timeout",	  [REFUSE_BAD_ANSWER] = "bad_answer",
+	[REFUSE_REPLY] = "reply_error",	  [REFUSE_RECV] = "recv_error",
 	[REFUSE_MALFORMED] = "malformed",
 };
 
@@ -486,8 +480,6 @@ static void recv_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		return;
 	if (res < 0)
 		refuse(rs->dns, REFUSE_RECV, NULL, -res);
-	else if (res < MSG_MIN)
-		refuse(rs->dns, REFUSE_SIZE, &rs->from, 0);
 	else
 		handle(rs, res);
 	recv_arm(rs);
