@@ -10,7 +10,8 @@
  * (bpf/daemon.bpf.c origin_claim); getpeername() reads it back for the
  * agent.  Everything that could leave the host without a TCP connect (raw,
  * ping, MPTCP, SCTP sockets; UDP) is refused here, in the kernel, so the
- * agent's configuration is irrelevant.
+ * agent's configuration is irrelevant; UDP to a configured resolver alone
+ * is sent on, to the daemon's DNS relay (udp_verdict).
  *
  * Fail closed: unless the daemon is serving (alive, and its listeners
  * accepting), a connect that would be redirected is refused instead of
