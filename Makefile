@@ -29,7 +29,8 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libagentgate.a
 DAEMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
-TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard selftests/*.c))
+# agent_probe is a program of its own that tests start as an agent.
+TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out selftests/agent_probe.c,$(wildcard selftests/*.c)))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
@@ -45,7 +46,7 @@ BINS := $(BUILD)/agentgated $(BUILD)/agentgatectl
 # Keep BPF objects and skeletons: make would delete them as intermediates.
 .SECONDARY: $(BPF_OBJS) $(SKELS)
 
-.PHONY: all deps test test-bins run bench fuzz install clean format vmlinux
+.PHONY: all deps test test-bins run bench fuzz install deb clean format vmlinux
 all: $(BINS)
 
 # test, run and bench install what is missing first, then build in a sub-make
@@ -78,6 +79,9 @@ $(BUILD)/agentgatectl: $(CLI_OBJS) $(LIB)
 $(BUILD)/test_progs: $(TEST_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/agent_probe: selftests/agent_probe.c
+	$(CC) $(CFLAGS) -o $@ $<
+
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -95,7 +99,7 @@ $(BUILD)/fuzz/%: selftests/fuzz/%.c $(LIB_SRCS)
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-test-bins: $(BINS) $(BUILD)/test_progs $(FUZZ_REPLAY) $(BENCH_BINS)
+test-bins: $(BINS) $(BUILD)/test_progs $(BUILD)/agent_probe $(FUZZ_REPLAY) $(BENCH_BINS)
 
 # Tests run as root: the kernel suite attaches real programs.
 test:
@@ -116,14 +120,39 @@ bench:
 
 fuzz: $(FUZZ_BINS)
 
+# make install: binaries, man pages, the service unit and, when absent, the
+# default configuration (an operator's files are never overwritten).
+# make deb: the same tree as a Debian package (scripts/mkdeb.sh).
+AG_VERSION := 0.16.0
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+# Packages put units in /lib/systemd/system; an administrator's go to /etc.
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,/etc/systemd/system)
+
 install: all
-	install -D -m 0755 $(BUILD)/agentgated $(DESTDIR)/usr/local/sbin/agentgated
-	install -D -m 0755 $(BUILD)/agentgatectl $(DESTDIR)/usr/local/sbin/agentgatectl
-	install -D -m 0644 docs/agentgated.8 $(DESTDIR)/usr/local/share/man/man8/agentgated.8
-	install -D -m 0644 docs/agentgatectl.8 $(DESTDIR)/usr/local/share/man/man8/agentgatectl.8
-	install -D -m 0644 docs/agentgate.conf.5 $(DESTDIR)/usr/local/share/man/man5/agentgate.conf.5
-	install -D -m 0644 docs/agentgate-policy.5 \
-		$(DESTDIR)/usr/local/share/man/man5/agentgate-policy.5
+	install -D -m 0755 $(BUILD)/agentgated $(DESTDIR)$(SBINDIR)/agentgated
+	install -D -m 0755 $(BUILD)/agentgatectl $(DESTDIR)$(SBINDIR)/agentgatectl
+	install -D -m 0644 docs/agentgated.8 $(DESTDIR)$(MANDIR)/man8/agentgated.8
+	install -D -m 0644 docs/agentgatectl.8 $(DESTDIR)$(MANDIR)/man8/agentgatectl.8
+	install -D -m 0644 docs/agentgate.conf.5 $(DESTDIR)$(MANDIR)/man5/agentgate.conf.5
+	install -D -m 0644 docs/agentgate-policy.5 $(DESTDIR)$(MANDIR)/man5/agentgate-policy.5
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' packaging/agentgated.service.in \
+		> $(DESTDIR)$(UNITDIR)/agentgated.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/agentgated.service
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/agentgate/policies
+	test -e $(DESTDIR)$(SYSCONFDIR)/agentgate/agentgate.json || \
+		install -m 0644 packaging/agentgate.json $(DESTDIR)$(SYSCONFDIR)/agentgate/agentgate.json
+	test -e $(DESTDIR)$(SYSCONFDIR)/agentgate/policies/README || \
+		install -m 0644 packaging/policies/README $(DESTDIR)$(SYSCONFDIR)/agentgate/policies/README
+
+deb: all
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD)/deb/root) PREFIX=/usr \
+		SYSCONFDIR=/etc BUILD=$(BUILD)
+	scripts/mkdeb.sh $(BUILD)/deb $(AG_VERSION) $(BUILD)
 
 # vmlinux.h is committed; regenerate only when moving to a new kernel.
 vmlinux:

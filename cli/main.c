@@ -11,27 +11,11 @@
 
 #include "cli.h"
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: agentgatectl [--instance NAME] [--state-dir DIR] COMMAND [ARGS...]\n"
     "\n"
-    "commands:\n"
-    "  run --agent NAME [--user USER] [--netns] -- CMD [ARGS...]\n"
-    "                 run CMD as agent NAME under governance\n"
-    "  status [--json]  daemon, programs, links, maps, kernel features\n"
-    "  agents [--json]  registered agents with their counters\n"
-    "  maps [--json] [MAP]  decoded dumps of the pinned maps\n"
-    "  quota show|set|reset  per-agent connect rate and call budgets, live\n"
-    "  policy validate|test|explain  Cedar policies, offline; policy reload\n"
-    "  approvals [--json]  calls held for a human (policies' @escalate)\n"
-    "  approve|deny ID [--by NAME]  resume or refuse a held call\n"
-    "  tools [diff|approve|lock]  tool definitions seen, their trusted hashes;\n"
-    "                 review and approve a changed tool, write the lock file\n"
-    "  audit verify|tail|query|pubkey  the audit log: verify its chain and\n"
-    "                 signatures, follow it, search it\n"
-    "  guard attach|detach|show  the XDP ingress guard on an interface\n"
-    "  config check [--config FILE] [--json]  load agentgate.json as the\n"
-    "                 daemon would and report the first error\n"
-    "  uninstall        stop the daemon and agents, detach and unpin everything\n"
+    "commands:\n";
+static const char usage_tail[] =
     "\n"
     "Each command takes --help.  NAME defaults to \"" AG_INSTANCE_DEFAULT "\"; DIR, the\n"
     "instance's state directory, to the one agentgated(8) uses by default.\n";
@@ -148,16 +132,55 @@ static int cmd_config(struct ag_cli *c, int argc, char **argv)
 	return ag_cmd_config(argc, argv);
 }
 
+/*
+ * The command table is the usage: a command cannot be dispatched without
+ * being listed by --help (selftests/test_docs.c checks the man page against
+ * the same list).
+ */
 static const struct {
 	const char *name;
+	const char *synopsis; /* after the name */
+	const char *summary;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
 } commands[] = {
-	{ "run", cmd_run },	{ "status", cmd_status },	{ "agents", cmd_agents },
-	{ "maps", cmd_maps },	{ "uninstall", cmd_uninstall }, { "quota", cmd_quota },
-	{ "guard", cmd_guard }, { "audit", cmd_audit },		{ "policy", cmd_policy },
-	{ "keys", cmd_keys },	{ "config", cmd_config }, { "approvals", cmd_approvals },
-	{ "approve", cmd_resolve }, { "deny", cmd_resolve }, { "tools", cmd_tools },
+	{ "run", "--agent NAME [--user USER] [--netns] [--keep-fd N] -- CMD [ARGS...]",
+	  "run CMD as agent NAME under governance", cmd_run },
+	{ "status", "[--json]", "daemon, programs, links, maps, kernel features", cmd_status },
+	{ "agents", "[--json]", "registered agents with their counters", cmd_agents },
+	{ "maps", "[--json] [MAP]", "decoded dumps of the pinned maps", cmd_maps },
+	{ "quota", "show|set|reset", "per-agent connect rate and call budgets, live", cmd_quota },
+	{ "policy", "validate|test|explain|simulate|reload",
+	  "Cedar policies: offline checks, a what-if replay of the audit log, a live reload",
+	  cmd_policy },
+	{ "approvals", "[--json]", "calls held for a human (policies' @escalate)", cmd_approvals },
+	{ "approve", "ID [--by NAME]", "resume a held call", cmd_resolve },
+	{ "deny", "ID [--by NAME]", "refuse a held call", cmd_resolve },
+	{ "tools", "[diff|approve|lock]",
+	  "tool definitions seen and their trusted hashes; review and approve a changed tool, "
+	  "write the lock file",
+	  cmd_tools },
+	{ "audit", "verify|tail|query|pubkey",
+	  "the audit log: verify its chain and signatures, follow it, search it", cmd_audit },
+	{ "keys", "jwks|rotate|mint", "the signing keys of minted credential assertions",
+	  cmd_keys },
+	{ "guard", "attach|detach|show", "the XDP ingress guard on an interface", cmd_guard },
+	{ "config", "check [--config FILE] [--json]",
+	  "load agentgate.json as the daemon would and report the first error", cmd_config },
+	{ "uninstall", "", "stop the daemon and agents, detach and unpin everything",
+	  cmd_uninstall },
 };
+
+#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(FILE *f)
+{
+	fputs(usage_head, f);
+	for (size_t n = 0; n < NR_COMMANDS; n++)
+		fprintf(f, "  %s%s%s\n      %s\n", commands[n].name,
+			commands[n].synopsis[0] ? " " : "", commands[n].synopsis,
+			commands[n].summary);
+	fputs(usage_tail, f);
+}
 
 int main(int argc, char **argv)
 {
@@ -177,22 +200,26 @@ int main(int argc, char **argv)
 			state_dir = argv[i + 1];
 			i += 2;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(usage, stdout);
+			print_usage(stdout);
 			return 0;
 		} else {
-			fprintf(stderr, "agentgatectl: unknown option \"%s\"\n%s", argv[i], usage);
+			fprintf(stderr, "agentgatectl: unknown option \"%s\"\n", argv[i]);
+			print_usage(stderr);
 			return AG_EXIT_USAGE;
 		}
 	}
-	if (i >= argc)
-		return cli_usage(usage);
-	for (size_t n = 0; n < sizeof(commands) / sizeof(commands[0]); n++) {
+	if (i >= argc) {
+		print_usage(stderr);
+		return AG_EXIT_USAGE;
+	}
+	for (size_t n = 0; n < NR_COMMANDS; n++) {
 		if (strcmp(argv[i], commands[n].name))
 			continue;
 		if (ag_instance_init(&c.inst, c.instance, state_dir, &err))
 			return cli_fail("%s", err.msg);
 		return commands[n].fn(&c, argc - i, argv + i);
 	}
-	fprintf(stderr, "agentgatectl: unknown command \"%s\"\n%s", argv[i], usage);
+	fprintf(stderr, "agentgatectl: unknown command \"%s\"\n", argv[i]);
+	print_usage(stderr);
 	return AG_EXIT_USAGE;
 }

@@ -63,4 +63,12 @@ struct ag_daemon {
  */
 int ag_loop_run(struct ag_daemon *d);
 
+/*
+ * The start's outcome (main.c), reported once to whoever waits for it:
+ * the parent of a detached start (detach.h), the service manager
+ * (notify.h).  error NULL: serving; loop.c says so once its listeners
+ * are armed.
+ */
+void ag_daemon_started(struct ag_daemon *d, const char *error);
+
 #endif

@@ -7,7 +7,9 @@
  *  - a multishot accept per listener (agent listeners -> relay.c, the
  *    control socket -> control.c);
  *  - the agent connections (relay.c), control clients (control.c) and the
- *    kernel's refusal events (events.c).
+ *    kernel's refusal events (events.c);
+ *  - the periodic timeout that sweeps agent connections for the header and
+ *    idle timeouts (fair.c).
  *
  * Stopping: stop accepting, cancel every connection, then keep reaping
  * until no counted SQE is left (l->pending), so nothing the kernel may
@@ -27,7 +29,9 @@
 #include "decide.h"
 #include "dns.h"
 #include "events.h"
+#include "fair.h"
 #include "mcp.h"
+#include "notify.h"
 #include "relay.h"
 #include "resolve.h"
 
@@ -183,6 +187,7 @@ static void loop_stop(struct loop_main *m)
 	if (l->stopping)
 		return;
 	l->stopping = true;
+	ag_notify("STOPPING=1");
 	for (int i = 0; i < m->nr_listeners; i++) {
 		struct listener *ls = &m->listeners[i];
 		struct io_uring_sqe *sqe = ag_loop_sqe_untracked(l);
@@ -193,6 +198,7 @@ static void loop_stop(struct loop_main *m)
 		ag_loop_cancel_fd(l, ls->fd);
 	}
 	ag_loop_cancel_fd(l, m->sig.fd);
+	ag_fair_stop(l);
 	ag_relay_stop(l);
 	/* Before the lookups: a peek waiting for one is freed, not woken. */
 	ag_classify_stop(l);
@@ -220,6 +226,7 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 	if (s->si.ssi_signo == SIGHUP) {
 		struct ag_err err = { 0 };
 
+		ag_notify_reloading();
 		/* Between two events: no decision sees half a set.  The
 		 * outcome is logged and audited by the reload itself. */
 		if (l->d->conf.policy.set)
@@ -227,6 +234,7 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 		else
 			ag_log(AG_LOG_INFO, "reload", "result=noop msg=\"no policy configured\"");
 		ag_mcp_reload_credentials(l, "sighup");
+		ag_notify("READY=1");
 	} else {
 		ag_log(AG_LOG_INFO, "stopping", "signal=%s pid=%u", sigabbrev_np(s->si.ssi_signo),
 		       s->si.ssi_pid);
@@ -316,8 +324,10 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 		ag_decide_fini();
 		return ag_errf(err, -ret, "io_uring: setup: %s", strerror(-ret));
 	}
-	if ((ret = ag_relay_init(&m->l, err)))
+	if ((ret = ag_fair_init(&m->l, err)))
 		goto err_ring;
+	if ((ret = ag_relay_init(&m->l, err)))
+		goto err_fair;
 	if ((ret = ag_resolve_init(&m->l, err)))
 		goto err_relay;
 	if ((ret = ag_classify_init(&m->l, err)))
@@ -343,6 +353,8 @@ err_resolve:
 	ag_resolve_fini(&m->l);
 err_relay:
 	ag_relay_fini(&m->l);
+err_fair:
+	ag_fair_fini(&m->l);
 err_ring:
 	io_uring_queue_exit(&m->l.ring);
 	ag_decide_fini();
@@ -384,6 +396,7 @@ int ag_loop_run(struct ag_daemon *d)
 		add_listener(&m, d->listen_fd[AG_LISTEN_V6], "v6", ag_relay_accept);
 	add_listener(&m, d->control_fd, "control", ag_control_accept);
 	ag_events_start(&m.l);
+	ag_daemon_started(d, NULL);
 
 	drained = run(&m);
 	ret = m.l.status;
@@ -395,13 +408,16 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_classify_fini(&m.l);
 		ag_resolve_fini(&m.l);
 		ag_relay_fini(&m.l);
+		ag_fair_fini(&m.l);
 		ag_decide_fini();
 	}
 	io_uring_queue_exit(&m.l.ring);
 out:
 	if (m.sig.fd >= 0)
 		close(m.sig.fd);
-	if (ret && err.msg[0])
+	if (ret && err.msg[0]) {
 		ag_log(AG_LOG_ERROR, "loop", "error=%s", ag_logq(q, sizeof(q), err.msg));
+		ag_daemon_started(d, err.msg); /* unless it already serves */
+	}
 	return ret;
 }

@@ -4,6 +4,9 @@
  * order chosen so that no step opens a window in which an agent's traffic
  * leaves the host ungoverned:
  *
+ *  0. detach, unless --foreground or a service manager waits on
+ *     NOTIFY_SOCKET: first, so the process that serves is the one that
+ *     creates every thread and ring (detach.c);
  *  1. join <instance>/daemon, so the daemon's own sockets are outside the
  *     agents' hooks;
  *  2. load or adopt the programs (config written before any attach);
@@ -11,7 +14,9 @@
  *  4. register agents and rules;
  *  5. drop every capability but CAP_NET_ADMIN (marks on upstream sockets);
  *  6. serve: a socket of the daemon's goes into the serving map, and from
- *     here on the hooks redirect agents' connects to the listeners.
+ *     here on the hooks redirect agents' connects to the listeners;
+ *  7. once the daemon_start record is durable and the loop has armed its
+ *     listeners, report ready (the waiting parent, NOTIFY_SOCKET).
  *
  * Until step 6, and again once teardown takes the socket out (or the
  * daemon's exit closes it), the connect hooks refuse: fail closed.
@@ -34,16 +39,22 @@
 #include <linux/capability.h>
 #include <bpf/bpf.h>
 
-#include "cgroup.h"
+#include "audit.h"
 #include "budget.h"
+#include "cgroup.h"
 #include "daemon.h"
+#include "detach.h"
 #include "integrity.h"
+#include "notify.h"
 #include "secret.h"
 #include "trail.h"
 
 #define LISTEN_BACKLOG 4096
 /* Short: a live daemon of another instance holds the relay's port for good. */
 #define DNS_BIND_TRIES 20
+
+/* <state-dir>/agentgated.log: where a detached daemon logs. */
+static char log_path[PATH_MAX];
 
 static void usage(FILE *f)
 {
@@ -395,36 +406,6 @@ static int write_pidfile(const struct ag_instance *in, struct ag_err *err)
 	return 0;
 }
 
-/* Detaches after set-up, so start-up errors still reach the caller. */
-static int daemonize(const struct ag_instance *in, struct ag_err *err)
-{
-	char log[PATH_MAX];
-	pid_t pid;
-	int fd;
-
-	snprintf(log, sizeof(log), "%s/agentgated.log", in->state_dir);
-	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return ag_errf(err, errno, "%s: %s", log, strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		return ag_errf(err, errno, "fork: %s", strerror(errno));
-	if (pid > 0) {
-		printf("agentgated: instance %s started, pid %d, log %s\n", in->name, pid, log);
-		_exit(0);
-	}
-	setsid();
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		close(fd);
-	}
-	return 0;
-}
-
 static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *err)
 {
 	struct ag_config kcfg;
@@ -437,14 +418,8 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 		return ag_errf(err, -ret, "prctl(PR_SET_DUMPABLE): %s", strerror(-ret));
 	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)))
 		return ret;
-	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
-	if (ret)
-		return ret;
 	if (geteuid() != 0)
 		return ag_errf(err, EPERM, "agentgated must start as root (it loads BPF programs)");
-	if ((pid = ag_instance_daemon_pid(&d->inst)))
-		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
-			       d->inst.name, pid);
 	/*
 	 * Agents must reach tls/ca.crt to trust the gateway's leaves, so the
 	 * state directory can be traversed (never listed); everything secret
@@ -453,6 +428,16 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if ((ret = make_dir(d->inst.run_dir, 0700, err)) ||
 	    (ret = make_dir(d->inst.state_dir, 0711, err)))
 		return ret;
+	/* A detached daemon logs from here on, its warnings about the config included. */
+	snprintf(log_path, sizeof(log_path), "%s/agentgated.log", d->inst.state_dir);
+	if ((ret = ag_detach_log(log_path, err)))
+		return ret;
+	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
+	if (ret)
+		return ret;
+	if ((pid = ag_instance_daemon_pid(&d->inst)))
+		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
+			       d->inst.name, pid);
 	/* Nothing is relayed that cannot be recorded. */
 	if ((ret = ag_daemon_audit_open(d, err)))
 		return ret;
@@ -561,6 +546,52 @@ static void teardown(struct ag_daemon *d)
 		unlink(d->inst.pid_path);
 	ag_kern_close(&d->kern);
 	ag_conf_free(&d->conf);
+	ag_notify_close();
+}
+
+/*
+ * The start's outcome, for whoever waits on it.  Serving means: the
+ * listeners are armed on the loop (loop.c calls this), and the audit
+ * writer has made the daemon_start record durable (main, before the loop).
+ */
+void ag_daemon_started(struct ag_daemon *d, const char *error)
+{
+	char summary[PATH_MAX + 128];
+	static bool reported;
+
+	if (reported)
+		return;
+	reported = true;
+	if (error) {
+		ag_detach_report(error, NULL);
+		return;
+	}
+	snprintf(summary, sizeof(summary), "instance %s serving, pid %d, log %s", d->inst.name,
+		 getpid(), log_path);
+	ag_detach_report(NULL, summary);
+	ag_notify("READY=1\nMAINPID=%d", getpid());
+	ag_log(AG_LOG_INFO, "ready", "instance=%s pid=%d manager=%s", d->inst.name, getpid(),
+	       ag_notify_managed() ? "notified"
+	       : ag_detached()	   ? "parent"
+				   : "none");
+}
+
+/* Fail closed: a daemon whose records never become durable serves nobody. */
+static int audit_started(struct ag_daemon *d, struct ag_err *err)
+{
+	uint64_t seq;
+	int ret;
+
+	ret =
+	    ag_daemon_audit_seq(d, "daemon_start",
+				json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d->inst.name, "pid",
+					  getpid(), "port", d->conf.port, "ipv6", d->conf.ipv6,
+					  "kernel", d->kern.adopted ? "adopted" : "loaded"),
+				&seq);
+	if (ret)
+		return ag_errf(err, -ret, "audit log %s: the daemon_start record: %s",
+			       d->audit_path, strerror(-ret));
+	return ag_audit_wait(d->audit, seq, err);
 }
 
 int main(int argc, char **argv)
@@ -575,6 +606,8 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return 2;
+	/* A start that fails before the install tears down no fd it never had (fd 0). */
+	ag_kern_reset(&d.kern);
 	/*
 	 * Blocked before any thread exists (the audit writer starts one), so
 	 * every thread inherits the mask and the loop's signalfd receives the
@@ -582,10 +615,19 @@ int main(int argc, char **argv)
 	 * not block it, and its default action kills the daemon mid-write.
 	 */
 	block_stop_signals();
+	/*
+	 * Then the fork, before anything else exists (detach.c): a service
+	 * manager that set NOTIFY_SOCKET wants its own child to serve.
+	 */
+	ret = ag_notify_open(&err);
+	if (!ret && !o.foreground && !ag_notify_managed())
+		ret = ag_detach(&err);
+	if (ret) {
+		fprintf(stderr, "agentgated: %s\n", err.msg);
+		return 1;
+	}
 	d.start_ns = ag_now_ns();
 	ret = setup(&d, &o, &err);
-	if (!ret && !o.foreground)
-		ret = daemonize(&d.inst, &err);
 	if (!ret)
 		ret = write_pidfile(&d.inst, &err);
 	if (!ret)
@@ -593,8 +635,11 @@ int main(int argc, char **argv)
 	/* The listeners accept from here on: agents' connects may come. */
 	if (!ret)
 		ret = ag_kern_serving(&d.kern, true, &err);
+	if (!ret)
+		ret = audit_started(&d, &err);
 	if (ret) {
 		fprintf(stderr, "agentgated: %s\n", err.msg);
+		ag_daemon_started(&d, err.msg);
 		teardown(&d);
 		return 1;
 	}
@@ -607,11 +652,9 @@ int main(int argc, char **argv)
 		       d.conf.ipv6 ? "yes" : "no", d.kern.adopted ? "adopted" : "loaded",
 		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
 	}
-	ag_daemon_audit(&d, "daemon_start",
-			json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d.inst.name, "pid", getpid(),
-				  "port", d.conf.port, "ipv6", d.conf.ipv6, "kernel",
-				  d.kern.adopted ? "adopted" : "loaded"));
 	ret = ag_loop_run(&d);
+	/* Only if the loop never armed its listeners (its error is in the log). */
+	ag_daemon_started(&d, "the event loop failed to start: see the log");
 	ag_log(AG_LOG_INFO, "stop", "instance=%s status=%s", d.inst.name, ret ? "error" : "ok");
 	ag_daemon_audit(&d, "daemon_stop", json_pack("{s:s}", "status", ret ? "error" : "ok"));
 	teardown(&d);

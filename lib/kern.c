@@ -63,6 +63,11 @@ static void kern_reset(struct ag_kern *k)
 	k->serving_fd = -1;
 }
 
+void ag_kern_reset(struct ag_kern *k)
+{
+	kern_reset(k);
+}
+
 static int link_pin_path(const struct ag_instance *in, const char *name, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/links/%s", in->pin_dir, name);

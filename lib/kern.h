@@ -76,6 +76,8 @@ int ag_kern_open(struct ag_kern *k, const struct ag_instance *in, struct ag_err 
  * as <pin_dir>/gateway_filter).  Returns a program fd for SO_ATTACH_BPF.
  */
 int ag_kern_gateway_filter(const struct ag_instance *in, struct ag_err *err);
+/* No fd held: what ag_kern_close may be called on before install or open. */
+void ag_kern_reset(struct ag_kern *k);
 /* Closes fds; never detaches or unpins. */
 void ag_kern_close(struct ag_kern *k);
 /* Whether every link of the instance is pinned. */

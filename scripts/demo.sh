@@ -16,6 +16,11 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "make run: the demo loads BPF programs; run it as root (sudo make run)" >&2
 	exit 1
 fi
+# Agents must reach the tree's scripts whatever the clone's location.
+[ -n "${AG_TREE_VIEW:-}" ] || {
+	export AG_TREE_VIEW=1
+	exec scripts/reachable.sh scripts/demo.sh "$@"
+}
 
 INSTANCE=agentgate-demo
 BUILD=${BUILD:-build}

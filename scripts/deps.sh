@@ -3,7 +3,7 @@
 # Used by make test, make run and make bench; a no-op once everything is there.
 set -eu
 
-pkgs="clang bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev \
+pkgs="clang bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev dpkg-dev systemd \
 libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl"
 
 missing=""
@@ -12,10 +12,12 @@ for p in $pkgs; do
 		missing="$missing $p"
 done
 # The demo's tool server and the end-to-end peers run on Node.js; the
-# machine may carry its own build, so only a missing node is installed.
+# machine may carry its own build, so only a missing node is installed, and
+# one older than 20 (Debian 12 has 18) is joined by a newer one (node.sh).
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
-[ -z "$missing" ] && exit 0
+here=$(dirname "$0")
+[ -z "$missing" ] && exec "$here/node.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing packages:$missing; run as root (sudo make ...) to install them" >&2
@@ -26,3 +28,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+exec "$here/node.sh"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -490,30 +492,67 @@ static int daemon_ready(struct tdaemon *d, int ms)
 	return -ETIMEDOUT;
 }
 
+/*
+ * The launcher of a detached start (the process the README's command line
+ * runs) exits once the daemon serves or fails: its status, bounded in time.
+ */
+static int launcher_status(pid_t pid, int ms)
+{
+	int status;
+
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+		usleep(10 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -ETIMEDOUT;
+}
+
 int tdaemon_restart(struct tdaemon *d)
 {
 	char bin[PATH_MAX + 32];
-	int logfd;
+	pid_t pid;
+	int logfd, ret;
 
 	snprintf(bin, sizeof(bin), "%s/agentgated", testlib_build_dir());
 	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
-	d->pid = fork();
-	if (d->pid == 0) {
+	pid = fork();
+	if (pid == 0) {
+		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
 		if ((d->flags & TDAEMON_NETNS_WITHOUT_IPV6) &&
 		    (unshare(CLONE_NEWNET) ||
 		     system(
 			 "ip link set lo up && echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6")))
 			_exit(126);
+		/* As README.md's "Using it" and a service unit's ExecStart run it. */
+		if (d->flags & (TDAEMON_DETACHED | TDAEMON_NOTIFY))
+			execl(bin, bin, "--instance", d->in.name, "--config", d->conf,
+			      "--state-dir", d->state, (char *)NULL);
 		execl(bin, bin, "--instance", d->in.name, "--config", d->conf, "--state-dir",
 		      d->state, "--foreground", "--log-level", "debug", (char *)NULL);
 		_exit(127);
 	}
 	close(logfd);
-	if (d->pid < 0)
+	if (pid < 0)
 		return -errno;
+	if (d->flags & TDAEMON_NOTIFY) {
+		d->pid = pid;
+		return 0;
+	}
+	if (d->flags & TDAEMON_DETACHED) {
+		if ((ret = launcher_status(pid, 10000)))
+			return ret > 0 ? -ECHILD : ret;
+		d->pid = ag_instance_daemon_pid(&d->in);
+		if (!d->pid)
+			return -ESRCH;
+	} else {
+		d->pid = pid;
+	}
 	return daemon_ready(d, 5000);
 }
 
@@ -538,6 +577,14 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 			return -errno;
 	}
 	snprintf(d->log, sizeof(d->log), "%s/agentgated.log", d->dir);
+	/* Detached, the daemon logs in its state directory (0711, as it makes it). */
+	if (flags & TDAEMON_DETACHED) {
+		if (mkdir(d->state, 0711))
+			return -errno;
+		if (snprintf(d->log, sizeof(d->log), "%s/agentgated.log", d->state) >=
+		    (int)sizeof(d->log))
+			return -ENAMETOOLONG;
+	}
 	f = fopen(d->conf, "w");
 	if (!f)
 		return -errno;
@@ -549,13 +596,104 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 	return tdaemon_restart(d);
 }
 
+int tdaemon_stop(struct tdaemon *d, int sig, int ms)
+{
+	/* Before the signal: the pid cannot be reused while the pidfd holds it. */
+	int pfd = d->pid > 0 ? syscall(SYS_pidfd_open, d->pid, 0) : -1, ret = 0;
+	struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+	if (d->pid <= 0)
+		return 0;
+	kill(d->pid, sig);
+	/* Readable once the process has exited, whoever reaps it. */
+	if (pfd >= 0 && poll(&p, 1, ms) == 0) {
+		ret = -ETIMEDOUT;
+		kill(d->pid, SIGKILL);
+		poll(&p, 1, 5000);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (!(d->flags & TDAEMON_DETACHED))
+		waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+	return ret;
+}
+
 void tdaemon_kill(struct tdaemon *d, int sig)
 {
-	if (d->pid > 0) {
-		kill(d->pid, sig);
-		waitpid(d->pid, NULL, 0);
+	tdaemon_stop(d, sig, 30000);
+}
+
+bool text_has_word(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = strstr(text, word); p; p = strstr(p + 1, word))
+		if ((p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) &&
+		    !(isalnum((unsigned char)p[n]) || p[n] == '_'))
+			return true;
+	return false;
+}
+
+/* Every member name in v (below "args", which holds the agent's own names). */
+static void audit_fields_check(json_t *v, const char *doc, int depth)
+{
+	const char *key;
+	json_t *m;
+	size_t i;
+
+	if (depth > 16)
+		return;
+	if (json_is_array(v))
+		json_array_foreach(v, i, m) audit_fields_check(m, doc, depth + 1);
+	if (!json_is_object(v))
+		return;
+	json_object_foreach(v, key, m)
+	{
+		if (!text_has_word(doc, key)) {
+			fprintf(stderr, "audit field \"%s\" is not documented in docs/audit.md\n",
+				key);
+			test__fail();
+		}
+		if (strcmp(key, "args"))
+			audit_fields_check(m, doc, depth + 1);
 	}
-	d->pid = 0;
+}
+
+/*
+ * docs/audit.md names every field the daemon writes: checked on the records
+ * of every test that ran a daemon, so a new field cannot land undocumented.
+ */
+static void audit_fields_documented(const struct tdaemon *d)
+{
+	char path[PATH_MAX], *doc = NULL, *text = NULL, *line, *save = NULL;
+	struct dirent *de;
+	DIR *dir;
+
+	if (!d->state[0] ||
+	    snprintf(path, sizeof(path), "%s/docs/audit.md", testlib_src_dir()) >=
+		(int)sizeof(path) ||
+	    ag_read_file(path, 1 << 20, &doc, NULL, NULL))
+		return;
+	dir = opendir(d->state);
+	while (dir && (de = readdir(dir))) {
+		if (strncmp(de->d_name, "audit.log", 9) ||
+		    snprintf(path, sizeof(path), "%s/%s", d->state, de->d_name) >=
+			(int)sizeof(path) ||
+		    ag_read_file(path, 64 << 20, &text, NULL, NULL))
+			continue;
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			json_t *rec = json_loads(line, 0, NULL);
+
+			audit_fields_check(rec, doc, 0);
+			json_decref(rec);
+		}
+		free(text);
+		text = NULL;
+	}
+	if (dir)
+		closedir(dir);
+	free(doc);
 }
 
 void tdaemon_destroy(struct tdaemon *d)
@@ -563,6 +701,7 @@ void tdaemon_destroy(struct tdaemon *d)
 	char cmd[PATH_MAX + 16];
 
 	tdaemon_kill(d, SIGTERM);
+	audit_fields_documented(d);
 	if (d->in.name[0])
 		sweep_instance(d->in.name);
 	if (d->flags & TDAEMON_SMALL_STATE)
@@ -603,6 +742,24 @@ bool log_has(const struct tdaemon *d, int ms, ...)
 	return false;
 }
 
+pid_t serve_one(int tool, const char *answer)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int c = accept_timeout(tool, 5000);
+		char buf[64];
+
+		if (c < 0)
+			_exit(1);
+		if (read(c, buf, sizeof(buf)) <= 0 || write(c, answer, strlen(answer)) < 0)
+			_exit(2);
+		close(c);
+		_exit(0);
+	}
+	return pid;
+}
+
 int run_capture(char **out, const char *fmt, ...)
 {
 	char cmd[4096];
@@ -640,8 +797,8 @@ long long held_approval_id(const struct ag_instance *in)
 		char *out = NULL, *p;
 		long long id = 0;
 
-		run_capture(&out, "%s/agentgatectl --instance %s approvals --json", testlib_build_dir(),
-			    in->name);
+		run_capture(&out, "%s/agentgatectl --instance %s approvals --json",
+			    testlib_build_dir(), in->name);
 		if (out && (p = strstr(out, "\"id\":")))
 			id = atoll(p + 5);
 		free(out);

@@ -88,12 +88,16 @@ bool has_pending(int lfd);
 uint16_t free_port(void);
 /* A real ClientHello for name (SNI) into buf: its length, 0 on failure. */
 size_t tls_client_hello(const char *name, unsigned char *buf, size_t cap);
+/* A child that accepts one connection on tool, reads a request, answers it;
+ * waitpid it for the outcome (exit 0: served). */
+pid_t serve_one(int tool, const char *answer);
 /* Fills a sockaddr from "addr" and port; returns its length. */
 socklen_t make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss);
 
 /*
  * A real agentgated for a test instance: its own config (port, resolvers),
- * state directory and log file; --foreground, child of the test.
+ * state directory and log file; --foreground, child of the test, unless
+ * TDAEMON_DETACHED or TDAEMON_NOTIFY.
  */
 struct tdaemon {
 	struct ag_instance in;
@@ -109,6 +113,18 @@ struct tdaemon {
 enum {
 	TDAEMON_NETNS_WITHOUT_IPV6 = 1 << 0, /* in a new netns whose lo has no ::1 */
 	TDAEMON_SMALL_STATE = 1 << 1,	     /* state dir on a 256 KiB tmpfs */
+	/*
+	 * Started as README.md's "Using it" does: no --foreground, so it
+	 * detaches; started once the launcher exited 0, pid from the pidfile,
+	 * logging to <state>/agentgated.log (log).
+	 */
+	TDAEMON_DETACHED = 1 << 2,
+	/*
+	 * Started as a service unit's ExecStart does: no --foreground, a
+	 * child of the test, which sets NOTIFY_SOCKET and waits on it for
+	 * readiness (tdaemon_start does not wait).
+	 */
+	TDAEMON_NOTIFY = 1 << 3,
 };
 
 /* extra_json: more top-level members for agentgate.json ("" for none); without
@@ -117,7 +133,12 @@ int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 		  unsigned int flags);
 /* Starts the same instance again (after a kill), same config and log. */
 int tdaemon_restart(struct tdaemon *d);
-/* Sends sig and reaps the daemon. */
+/*
+ * Sends sig and waits up to ms for the daemon to exit (reaping it when it
+ * is the test's child): 0, or -ETIMEDOUT after which it was SIGKILLed.
+ */
+int tdaemon_stop(struct tdaemon *d, int sig, int ms);
+/* tdaemon_stop with 30 s. */
 void tdaemon_kill(struct tdaemon *d, int sig);
 /* Stops the daemon, uninstalls the instance, removes the directory. */
 void tdaemon_destroy(struct tdaemon *d);
@@ -129,6 +150,9 @@ bool log_has(const struct tdaemon *d, int ms, ...);
 long long held_approval_id(const struct ag_instance *in);
 /* Runs a shell command line, output captured into *out (caller frees);
  * returns the exit status, or -1. */
+/* Whether word occurs in text as a whole word (not inside another name). */
+bool text_has_word(const char *text, const char *word);
+
 int run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
