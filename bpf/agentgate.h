@@ -55,6 +55,7 @@ enum ag_reason {
 	AG_REASON_CALL_BUDGET = 10,   /* a tool-call budget is spent */
 	AG_REASON_NO_GATEWAY = 11,    /* a network namespace the daemon does not serve */
 	AG_REASON_UNIX_PATH = 12,     /* AF_UNIX address not in the agent's unix_sockets */
+	AG_REASON_NO_DNS_RELAY = 13,  /* UDP to a resolver, no DNS relay to send it to */
 };
 
 /* Which hook produced an event. */
@@ -88,6 +89,14 @@ struct ag_config {
 	/* agentgatectl run's per-run uid range; 0: its defaults (not read by BPF). */
 	__u32 agent_uid_min;
 	__u32 agent_uid_max;
+	/*
+	 * The daemon's DNS relay for agents in its own network namespace
+	 * (daemon/dns.c): UDP of theirs to a resolver goes here instead.
+	 * Port 0: no relay, and that UDP is refused (fail closed).
+	 */
+	__u32 dns_relay_ip4;  /* network byte order, 127.0.0.1 */
+	__u16 dns_relay_port; /* host byte order */
+	__u16 pad2;
 };
 
 /* ag_agent.flags */
@@ -351,6 +360,36 @@ struct ag_guard_stats {
 	__u64 passed;	 /* counted packets that had a token */
 	__u64 dropped;	 /* counted packets that had none */
 	__u64 uncounted; /* not subject to the guard */
+};
+
+/*
+ * dns_peer (socket storage of sock.bpf.c): the resolver an agent's UDP
+ * socket last addressed, and the relay the hook sent it to instead, so
+ * that recvmsg and getpeername show the agent the resolver as the peer.
+ */
+struct ag_dns_peer {
+	__u8 addr[16];	/* the resolver asked, v4-mapped for v4 */
+	__u8 relay[16]; /* where the datagram went, v4-mapped */
+	__u16 port;	/* the resolver's port, host order */
+	__u16 relay_port;
+	__u32 pad;
+};
+
+/*
+ * dns_claim (bpf/daemon.bpf.c), run by the daemon with BPF_PROG_TEST_RUN
+ * for every datagram on its loopback DNS relay: the agent of the UDP
+ * socket that holds the datagram's source address and port.  In and out
+ * through the context's cb[] (a cgroup_skb program writes nothing else):
+ * in cb[0] the source address (network byte order), cb[1] its port (host
+ * order); out cb[2] 0 or ENOENT (no such socket of an agent), cb[3] and
+ * cb[4] the low and high halves of the agent's cgroup id.
+ */
+enum ag_dns_claim_cb {
+	AG_DNS_CLAIM_ADDR = 0,
+	AG_DNS_CLAIM_PORT = 1,
+	AG_DNS_CLAIM_RESULT = 2,
+	AG_DNS_CLAIM_AGENT_LO = 3,
+	AG_DNS_CLAIM_AGENT_HI = 4,
 };
 
 #endif /* AGENTGATE_H */

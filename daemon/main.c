@@ -234,6 +234,32 @@ static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
 	return fd;
 }
 
+/*
+ * The DNS relay's socket for agents in the daemon's own namespace: the
+ * hooks send their resolver datagrams to it (config dns_relay_*), so it
+ * needs no well-known port: the kernel picks one, on loopback only.
+ */
+static int dns_host_open(uint32_t mark, struct ag_config *kcfg, struct ag_err *err)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), e;
+
+	if (fd < 0)
+		return ag_errf(err, errno, "dns relay 127.0.0.1: socket: %s", strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len)) {
+		e = errno;
+		close(fd);
+		return ag_errf(err, e, "dns relay 127.0.0.1: %s", strerror(e));
+	}
+	kcfg->dns_relay_ip4 = sin.sin_addr.s_addr;
+	kcfg->dns_relay_port = ntohs(sin.sin_port);
+	return fd;
+}
+
 static int control_listen(const struct ag_instance *in, struct ag_err *err)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -491,6 +517,11 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	}
 	if (filter_fd >= 0)
 		close(filter_fd);
+	/* Fail closed: without it host agents' DNS is refused in the kernel. */
+	if ((d->dns_host_fd = dns_host_open(d->conf.mark, &kcfg, err)) < 0) {
+		ag_log(AG_LOG_WARN, "listen", "dns_relay_host=off error=\"%s\"", err->msg);
+		d->dns_host_fd = -1;
+	}
 	if (d->listen_fd[AG_LISTEN_V4] < 0)
 		return d->listen_fd[AG_LISTEN_V4];
 	if (d->conf.ipv6) {
@@ -547,6 +578,8 @@ static void teardown(struct ag_daemon *d)
 			close(d->listen_fd[i]);
 	if (d->dns_fd >= 0)
 		close(d->dns_fd);
+	if (d->dns_host_fd >= 0)
+		close(d->dns_host_fd);
 	if (d->control_fd >= 0) {
 		close(d->control_fd);
 		unlink(d->inst.control_path);
@@ -605,7 +638,9 @@ static int audit_started(struct ag_daemon *d, struct ag_err *err)
 
 int main(int argc, char **argv)
 {
-	struct ag_daemon d = { .listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1 };
+	struct ag_daemon d = {
+		.listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1, .dns_host_fd = -1
+	};
 	struct options o = { 0 };
 	struct ag_err err = { 0 };
 	char dst[64];

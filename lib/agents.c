@@ -159,6 +159,7 @@ const char *ag_reason_name(uint32_t reason)
 		[AG_REASON_CALL_BUDGET] = "call_budget",
 		[AG_REASON_NO_GATEWAY] = "no_gateway",
 		[AG_REASON_UNIX_PATH] = "unix_path",
+		[AG_REASON_NO_DNS_RELAY] = "no_dns_relay",
 	};
 
 	return reason < AG_ARRAY_SIZE(names) && names[reason] ? names[reason] : "unknown";

@@ -43,6 +43,8 @@ const char *const ag_map_names[AG_MAP__COUNT] = {
 const struct ag_prog_desc ag_progs[AG_PROG_COUNT] = {
 	{ "getpeername4", "ag_getpeername4", BPF_CGROUP_INET4_GETPEERNAME },
 	{ "getpeername6", "ag_getpeername6", BPF_CGROUP_INET6_GETPEERNAME },
+	{ "recvmsg4", "ag_recvmsg4", BPF_CGROUP_UDP4_RECVMSG },
+	{ "recvmsg6", "ag_recvmsg6", BPF_CGROUP_UDP6_RECVMSG },
 	{ "sock_create", "ag_sock_create", BPF_CGROUP_INET_SOCK_CREATE },
 	{ "bind4", "ag_bind4", BPF_CGROUP_INET4_BIND },
 	{ "bind6", "ag_bind6", BPF_CGROUP_INET6_BIND },
@@ -71,6 +73,7 @@ static void kern_reset(struct ag_kern *k)
 		k->map_fd[i] = -1;
 	k->charge_fd = -1;
 	k->claim_fd = -1;
+	k->dns_claim_fd = -1;
 	k->serving_fd = -1;
 }
 
@@ -148,6 +151,8 @@ void ag_kern_close(struct ag_kern *k)
 		close(k->charge_fd);
 	if (k->claim_fd >= 0)
 		close(k->claim_fd);
+	if (k->dns_claim_fd >= 0)
+		close(k->dns_claim_fd);
 	if (k->serving_fd >= 0)
 		close(k->serving_fd);
 	if (k->skel) {
@@ -342,7 +347,8 @@ static int daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 	} else {
 		k->charge_fd = fcntl(bpf_program__fd(skel->progs.quota_charge), F_DUPFD_CLOEXEC, 0);
 		k->claim_fd = fcntl(bpf_program__fd(skel->progs.origin_claim), F_DUPFD_CLOEXEC, 0);
-		if (k->charge_fd < 0 || k->claim_fd < 0)
+		k->dns_claim_fd = fcntl(bpf_program__fd(skel->progs.dns_claim), F_DUPFD_CLOEXEC, 0);
+		if (k->charge_fd < 0 || k->claim_fd < 0 || k->dns_claim_fd < 0)
 			ret = ag_errf(err, errno, "daemon.bpf.o: dup: %s", strerror(errno));
 	}
 	daemon_bpf__destroy(skel);
@@ -617,6 +623,27 @@ int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o)
 	if (!c.result)
 		*o = c.origin;
 	return c.result;
+}
+
+int ag_kern_dns_claim(const struct ag_kern *k, const struct sockaddr_in *peer, uint64_t *agent)
+{
+	/* The packet is not looked at, but a test run needs an Ethernet header's worth. */
+	unsigned char pkt[64] = { [12] = 0x08 };
+	struct __sk_buff ctx = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt),
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .ctx_out = &ctx,
+		    .ctx_size_out = sizeof(ctx));
+
+	if (k->dns_claim_fd < 0)
+		return -EBADF;
+	ctx.cb[AG_DNS_CLAIM_ADDR] = peer->sin_addr.s_addr;
+	ctx.cb[AG_DNS_CLAIM_PORT] = ntohs(peer->sin_port);
+	if (bpf_prog_test_run_opts(k->dns_claim_fd, &opts))
+		return -errno;
+	if (ctx.cb[AG_DNS_CLAIM_RESULT])
+		return -ENOENT;
+	*agent = (uint64_t)ctx.cb[AG_DNS_CLAIM_AGENT_HI] << 32 | ctx.cb[AG_DNS_CLAIM_AGENT_LO];
+	return 0;
 }
 
 void ag_kern_links(const struct ag_instance *in, struct ag_link_status out[AG_PROG_COUNT])

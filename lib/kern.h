@@ -34,7 +34,7 @@ enum ag_map_id {
 /* Pin names, indexed by enum ag_map_id. */
 extern const char *const ag_map_names[AG_MAP__COUNT];
 
-#define AG_PROG_COUNT 11
+#define AG_PROG_COUNT 13
 
 /*
  * enum bpf_attach_type values of the unix-socket hooks (kernel 6.7), which
@@ -61,6 +61,7 @@ struct ag_kern {
 	/* bpf/daemon.bpf.c programs, -1 unless installed by this process */
 	int charge_fd;
 	int claim_fd;
+	int dns_claim_fd;
 	/* the socket in the serving map while this process serves, else -1 */
 	int serving_fd;
 };
@@ -106,6 +107,15 @@ int ag_kern_get_config(const struct ag_kern *k, struct ag_config *cfg, struct ag
  * instance (claim_fd).
  */
 int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o);
+
+/*
+ * The agent (its cgroup id) of a datagram that reached the loopback DNS
+ * relay from peer (bpf/daemon.bpf.c dns_claim): 0, or -ENOENT when no
+ * socket of an agent holds that address and port.  Only in a process that
+ * installed the instance (dns_claim_fd).
+ */
+struct sockaddr_in;
+int ag_kern_dns_claim(const struct ag_kern *k, const struct sockaddr_in *peer, uint64_t *agent);
 
 /*
  * Whether the connect hooks redirect agents' connects: on once this

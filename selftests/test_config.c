@@ -686,6 +686,54 @@ TEST(config_allows)
 	ag_conf_free(&c);
 }
 
+/* The names an agent may resolve through the DNS relay: deny wins, allow narrows. */
+TEST(config_dns)
+{
+	static const char json[] = "{\"dns\": {\"deny\": [\"*.evil.test\"]},"
+				   " \"agents\": [{\"name\": \"a\", \"dns\": {\"allow\": "
+				   "[\"*.example.com\", \"Pypi.org.\"],"
+				   "   \"deny\": [\"up.example.com\"]}},"
+				   "  {\"name\": \"none\", \"dns\": {\"allow\": []}},"
+				   "  {\"name\": \"all\", \"dns\": {\"allow\": [\"*\"]}},"
+				   "  {\"name\": \"top\"}]}";
+	static const struct {
+		const char *agent, *name;
+		bool want;
+	} cases[] = {
+		{ "a", "api.example.com", true }, { "a", "example.com", false },
+		{ "a", "up.example.com", false }, { "a", "pypi.org", true },
+		{ "a", "x.evil.test", false },	  { "none", "pypi.org", false },
+		{ "all", "x.evil.test", true },	  { "top", "pypi.org", true },
+		{ "top", "x.evil.test", false },  { "top", "evil.test", true },
+		{ NULL, "a.b.evil.test", false }, { NULL, "anything.test", true },
+	};
+	static const struct {
+		const char *json, *error;
+	} bad[] = {
+		{ "{\"dns\": {\"allow\": [\"a..b\"]}}",
+		  "$.dns.allow[0]: \"a..b\": expected a host name" },
+		{ "{\"dns\": {\"deny\": [\"*\"]}}", "$.dns.deny[0]: \"*\": expected a host name" },
+		{ "{\"dns\": {\"allowed\": []}}", "$.dns.allowed: unknown key" },
+		{ "{\"agents\": [{\"name\": \"a\", \"dns\": {\"deny\": \"x.test\"}}]}",
+		  "$.agents[0].dns.deny" },
+	};
+	struct ag_conf c;
+	struct ag_err err;
+
+	if (!ASSERT_OK(load(json, &c, &err), err.msg))
+		return;
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cases); i++)
+		ASSERT_EQ(ag_conf_dns_allows(
+			      &c, cases[i].agent ? ag_conf_agent(&c, cases[i].agent) : NULL,
+			      cases[i].name),
+			  cases[i].want, cases[i].name);
+	ag_conf_free(&c);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
+		ASSERT_NEQ(load(bad[i].json, &c, &err), 0, bad[i].json);
+		ASSERT_STRHAS(err.msg, bad[i].error, "error message");
+	}
+}
+
 /* Appends n items "<pre><index><post>", index from 1, separated by commas. */
 static void repeat(char *buf, size_t len, const char *pre, const char *post, int n)
 {
