@@ -12,7 +12,8 @@
 # adds; a plain call relayed to an allowed pass-through destination; a call
 # to an address the configuration denies; three attempts to get around the
 # gateway.  Then agentgatectl status and the signed audit trail of all of
-# it.  Only loopback addresses are used.
+# it.  Only loopback addresses are used.  AG_DEMO_KEEP=1 keeps the work
+# directory (the daemon's log, the audit trail, what the tool server saw).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
