@@ -822,13 +822,7 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 
 		if ((ret = get_string(p, "$.audit.durability", e, &d)))
 			return ret;
-		if (!strcmp(d, "sync"))
-			c->audit_durability = AG_AUDIT_SYNC;
-		else if (!strcmp(d, "batch"))
-			c->audit_durability = AG_AUDIT_BATCH;
-		else if (!strcmp(d, "none"))
-			c->audit_durability = AG_AUDIT_NONE;
-		else
+		if ((c->audit_durability = ag_audit_durability_parse(d)) < 0)
 			return badf(p, "$.audit.durability",
 				    "\"%s\": expected \"sync\", \"batch\" or \"none\"", d);
 	}
