@@ -572,6 +572,7 @@ int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 	ret = unpin_all(in->pin_dir, "pin", ret, err);
 	if (rmdir(in->pin_dir) && errno != ENOENT && !ret)
 		ret = ag_errf(err, errno, "%s: rmdir: %s", in->pin_dir, strerror(errno));
+	ag_kern_version_remove(in);
 	return ret;
 }
 

@@ -28,5 +28,7 @@ int ag_kern_same_maps(const struct ag_kern *k, const struct ag_instance *in, str
  */
 int ag_kern_version_check(const struct ag_instance *in, struct ag_err *err);
 int ag_kern_version_write(const struct ag_instance *in, struct ag_err *err);
+/* With the pins: uninstall. */
+void ag_kern_version_remove(const struct ag_instance *in);
 
 #endif
