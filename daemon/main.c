@@ -710,18 +710,23 @@ void ag_daemon_started(struct ag_daemon *d, const char *error)
 				   : "none");
 }
 
+/* How this daemon came by the kernel side, for the log and daemon_start. */
+static const char *kernel_how(const struct ag_daemon *d)
+{
+	return upgrade.pid ? "upgraded" : d->kern.adopted ? "adopted" : "loaded";
+}
+
 /* Fail closed: a daemon whose records never become durable serves nobody. */
 static int audit_started(struct ag_daemon *d, struct ag_err *err)
 {
 	uint64_t seq;
 	int ret;
 
-	ret =
-	    ag_daemon_audit_seq(d, "daemon_start",
-				json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d->inst.name, "pid",
-					  getpid(), "port", d->conf.port, "ipv6", d->conf.ipv6,
-					  "kernel", d->kern.adopted ? "adopted" : "loaded"),
-				&seq);
+	ret = ag_daemon_audit_seq(d, "daemon_start",
+				  json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d->inst.name,
+					    "pid", getpid(), "port", d->conf.port, "ipv6",
+					    d->conf.ipv6, "kernel", kernel_how(d)),
+				  &seq);
 	if (ret)
 		return ag_errf(err, -ret, "audit log %s: the daemon_start record: %s",
 			       d->audit_path, strerror(-ret));
@@ -810,7 +815,7 @@ int main(int argc, char **argv)
 		ag_log(AG_LOG_INFO, "start",
 		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s startup_us=%llu",
 		       d.inst.name, getpid(), ag_addr_fmt(lo, d.conf.port, dst, sizeof(dst)),
-		       d.conf.ipv6 ? "yes" : "no", d.kern.adopted ? "adopted" : "loaded",
+		       d.conf.ipv6 ? "yes" : "no", kernel_how(&d),
 		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
 	}
 	ret = ag_loop_run(&d);

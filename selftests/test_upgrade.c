@@ -31,6 +31,7 @@ struct figures {
 	volatile int stop;
 	volatile int attempted, answered, refused, bad, last_errno;
 	volatile int relayed, direct; /* at the destination */
+	volatile int max_ms;	      /* the slowest exchange */
 };
 
 struct dest {
@@ -106,8 +107,14 @@ static int agent_loop(void *arg)
 		x.port = a->port;
 		snprintf(x.request, sizeof(x.request),
 			 "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+		uint64_t t = ag_now_ns();
+		int ms;
+
 		a->f->attempted++;
 		agent_exchange(&x);
+		ms = (int)((ag_now_ns() - t) / 1000000);
+		if (ms > a->f->max_ms)
+			a->f->max_ms = ms;
 		if (strstr(x.response, "200 OK") && strstr(x.response, "ok")) {
 			a->f->answered++;
 		} else {
@@ -200,7 +207,8 @@ TEST(upgrade_live)
 	    prog1[AG_PROG_COUNT];
 	struct mcp_env e = { 0 };
 	pid_t stream = -1, loop = -1, up, old_pid, new_pid;
-	int at_switch, after_switch, answered_switch, status, same = 0, changed = 0, supported = 0;
+	int at_switch, after_switch, answered_switch, status, same = 0, changed = 0, supported = 0,
+							      handoff_ms = -1;
 	uint64_t before = 0, after = 0, t0, switch_ms;
 	char outpath[PATH_MAX], *out = NULL;
 	bool dest_started = false;
@@ -282,6 +290,7 @@ TEST(upgrade_live)
 	ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s quota show a 2>&1",
 			      testlib_build_dir(), e.d.in.name),
 		  0, "quota show");
+	ASSERT_STRHAS(out, "1/1000", "quota show: the day's call counted before, still there");
 	links_get(&e.d.in, link1, prog1);
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
 		if (!link0[i])
@@ -294,13 +303,20 @@ TEST(upgrade_live)
 	ASSERT_EQ(same, supported, "the same links");
 	ASSERT_EQ(changed, supported, "new programs on every link");
 	ASSERT_TRUE(log_has(&e.d, 1000, "upgrade", "from_pid=", NULL), "new daemon took over");
+	ASSERT_TRUE(log_has(&e.d, 1000, "start", "kernel=upgraded", NULL), "and says how");
+	free(out);
+	out = NULL;
+	/* How long nobody accepted: from the handoff to the new daemon's accepts. */
+	if (!ag_read_file(e.d.log, 1 << 20, &out, NULL, NULL) && strstr(out, "handoff_ms="))
+		handoff_ms = atoi(strstr(out, "handoff_ms=") + 11);
 	fprintf(stderr,
 		"  upgrade: %d connections attempted during the switch (%d answered before it), "
-		"%d attempted in all, %d answered, %d refused, %d direct; switch %llu ms; "
-		"quota calls_day %llu -> %llu; pid %d -> %d\n",
+		"%d attempted in all, %d answered, %d refused, %d direct; switch %llu ms "
+		"(handoff %d ms, slowest exchange %d ms); quota calls_day %llu -> %llu; "
+		"pid %d -> %d\n",
 		after_switch - at_switch, answered_switch, f->attempted, f->answered, f->refused,
-		f->direct, (unsigned long long)switch_ms, (unsigned long long)before,
-		(unsigned long long)after, old_pid, new_pid);
+		f->direct, (unsigned long long)switch_ms, handoff_ms, f->max_ms,
+		(unsigned long long)before, (unsigned long long)after, old_pid, new_pid);
 out:
 	f->stop = 1;
 	*e.tool.progress_seen = 1;
