@@ -70,6 +70,7 @@ struct ag_resolve;
 struct ag_mcp;
 struct ag_control;
 struct ag_events;
+struct ag_scrape;
 
 struct ag_loop {
 	struct io_uring ring;
@@ -84,6 +85,7 @@ struct ag_loop {
 	struct ag_mcp *mcp;
 	struct ag_control *control;
 	struct ag_events *events;
+	struct ag_scrape *scrape; /* the metrics endpoint (scrape.h) */
 };
 
 /*

@@ -251,6 +251,13 @@ struct ag_conf {
 	/* "tools_lock": reviewed tool definitions pinned by hash
 	 * (agentgatectl tools lock writes one); "" : none. */
 	char tools_lock[PATH_MAX];
+	/*
+	 * "metrics": {"listen": "127.0.0.1:9464"}: the Prometheus endpoint
+	 * (daemon/metrics.h), on a loopback address only: it has no
+	 * authentication.  metrics_port 0 (the default): no endpoint.
+	 */
+	uint8_t metrics_addr[16]; /* v4-mapped for IPv4 */
+	uint16_t metrics_port;
 };
 
 /* The embedded default (reads /etc/resolv.conf). */
