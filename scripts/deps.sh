@@ -4,7 +4,7 @@
 set -eu
 
 pkgs="clang bpftool libbpf-dev libxdp-dev liburing-dev libjansson-dev libssl-dev dpkg-dev systemd \
-libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl"
+libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl prometheus"
 
 missing=""
 for p in $pkgs; do
