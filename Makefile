@@ -29,7 +29,8 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libagentgate.a
 DAEMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
-TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard selftests/*.c))
+# agent_probe is a program of its own that tests start as an agent.
+TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out selftests/agent_probe.c,$(wildcard selftests/*.c)))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
@@ -78,6 +79,9 @@ $(BUILD)/agentgatectl: $(CLI_OBJS) $(LIB)
 $(BUILD)/test_progs: $(TEST_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/agent_probe: selftests/agent_probe.c
+	$(CC) $(CFLAGS) -o $@ $<
+
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -95,7 +99,7 @@ $(BUILD)/fuzz/%: selftests/fuzz/%.c $(LIB_SRCS)
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-test-bins: $(BINS) $(BUILD)/test_progs $(FUZZ_REPLAY) $(BENCH_BINS)
+test-bins: $(BINS) $(BUILD)/test_progs $(BUILD)/agent_probe $(FUZZ_REPLAY) $(BENCH_BINS)
 
 # Tests run as root: the kernel suite attaches real programs.
 test:

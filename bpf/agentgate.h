@@ -82,6 +82,9 @@ struct ag_config {
 	__u32 default_verdict; /* enum ag_verdict for unknown agents */
 	__u32 nr_rules;	       /* entries in dest_rules; 0 skips the lookups */
 	__u64 netns_cookie;    /* the daemon's network namespace (SO_NETNS_COOKIE) */
+	/* agentgatectl run's per-run uid range; 0: its defaults (not read by BPF). */
+	__u32 agent_uid_min;
+	__u32 agent_uid_max;
 };
 
 /* ag_agent.flags */

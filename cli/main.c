@@ -143,7 +143,7 @@ static const struct {
 	const char *summary;
 	int (*fn)(struct ag_cli *c, int argc, char **argv);
 } commands[] = {
-	{ "run", "--agent NAME [--user USER] [--netns] -- CMD [ARGS...]",
+	{ "run", "--agent NAME [--user USER] [--netns] [--keep-fd N] -- CMD [ARGS...]",
 	  "run CMD as agent NAME under governance", cmd_run },
 	{ "status", "[--json]", "daemon, programs, links, maps, kernel features", cmd_status },
 	{ "agents", "[--json]", "registered agents with their counters", cmd_agents },

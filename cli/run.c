@@ -5,7 +5,12 @@
  * The agent gets a fresh cgroup <instance>/agents/<agent>/run-<pid> and is
  * created inside it (clone3 with CLONE_INTO_CGROUP), so not one of its
  * sockets exists outside the hooks.  It runs as an unprivileged user with
- * no_new_privs: setuid binaries cannot give it back what it lacks.
+ * no_new_privs: setuid binaries cannot give it back what it lacks.  That
+ * user is a uid of its own for the run (lib/runuid.h) unless the operator
+ * names one, and the agent is sandboxed (lib/sandbox.h) so that it cannot
+ * take sockets or anything else from processes that are not its own.  It
+ * gets descriptors 0-2 and those the operator names, nothing else: a socket
+ * made outside the cgroup is one no hook would see.
  *
  * The run cgroup is delegated to that user, so the agent can start
  * sub-agents without root: `agentgatectl run --agent B` from inside it
@@ -38,6 +43,8 @@
 #include "delegation.h"
 #include "kern.h"
 #include "netns.h"
+#include "runuid.h"
+#include "sandbox.h"
 #include "spawn.h"
 
 /*
@@ -47,14 +54,20 @@
  */
 #define SUB_CGROUPS_MAX 512
 #define SUB_CGROUPS_DEPTH (AG_DELEGATION_DEPTH - 1)
+/* Descriptors --keep-fd may name. */
+#define KEEP_FDS_MAX 16
 
 static const char run_usage[] =
     "usage: agentgatectl [--instance NAME] run --agent AGENT [--user USER] [--netns]\n"
-    "                    -- CMD [ARGS...]\n"
+    "                    [--keep-fd N]... -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD as agent AGENT: in a fresh cgroup below <instance>/agents/AGENT, as\n"
-    "USER (default: the sudo caller, else nobody; never root), with no_new_privs.\n"
-    "Every TCP connection it makes goes through agentgated.  Exits with CMD's status.\n"
+    "USER (default: a uid of its own for this run, from \"agent_uids\", with a fresh\n"
+    "HOME; never root), with no_new_privs, Landlock and a seccomp filter: it cannot\n"
+    "trace or take descriptors from other processes, nor make sockets other than\n"
+    "inet, inet6, unix and netlink route.  Every TCP connection it makes goes\n"
+    "through agentgated.  It gets descriptors 0-2 and each --keep-fd N, no others.\n"
+    "Exits with CMD's status.\n"
     "\n"
     "--netns: CMD also runs in a network namespace of its own, reaching the host\n"
     "only through a veth to agentgated and the configured resolvers (its\n"
@@ -112,9 +125,11 @@ static void ca_files_find(const struct ag_instance *in, struct ca_files *ca)
 
 /*
  * Points the agent's TLS stacks at the instance CA, so that it trusts the
- * leaves agentgated mints when it terminates TLS: OpenSSL and curl read
- * SSL_CERT_FILE, Python requests REQUESTS_CA_BUNDLE (both replace the trust
- * store, hence the bundle), Node adds NODE_EXTRA_CA_CERTS to its own.  Run
+ * leaves agentgated mints when it terminates TLS: OpenSSL reads
+ * SSL_CERT_FILE, curl CURL_CA_BUNDLE (a curl built with its own default
+ * bundle ignores SSL_CERT_FILE), Python requests REQUESTS_CA_BUNDLE (all
+ * replace the trust store, hence the bundle), Node adds NODE_EXTRA_CA_CERTS
+ * to its own.  Run
  * after dropping privileges: a file the agent cannot read would break every
  * TLS connection it makes, so it is left out with a warning instead.
  */
@@ -131,6 +146,7 @@ static void ca_env(const struct ca_files *ca)
 	}
 	setenv("SSL_CERT_FILE", ca->bundle, 1);
 	setenv("REQUESTS_CA_BUNDLE", ca->bundle, 1);
+	setenv("CURL_CA_BUNDLE", ca->bundle, 1);
 	setenv("NODE_EXTRA_CA_CERTS", ca->cert, 1);
 }
 
@@ -140,7 +156,44 @@ struct run_ctx {
 	const struct ag_user *u;
 	const struct ca_files *ca;
 	struct ag_netns_run *ns; /* NULL: the caller's network namespace */
+	const int *keep;	 /* --keep-fd */
+	int nr_keep;
 };
+
+/* The user's identity in the environment: a per-run uid has no passwd entry to look up. */
+static void user_env(const struct ag_user *u)
+{
+	if (u->home[0])
+		setenv("HOME", u->home, 1);
+	setenv("USER", u->name, 1);
+	setenv("LOGNAME", u->name, 1);
+	/* A per-run uid reads what "other" may: say so where it will matter first. */
+	if (u->per_run && access(".", R_OK | X_OK))
+		fprintf(stderr,
+			"agentgatectl run: warning: the agent's uid %u cannot read the current "
+			"directory; what it needs must be readable by others, or pass --user\n",
+			u->uid);
+}
+
+/*
+ * The last steps before exec: only 0-2 and the kept descriptors go on, then
+ * the sandbox.  Landlock is required unless the uid is the run's own: with
+ * a uid that others may share, it is all that keeps them out of reach.
+ */
+static int confine(const struct run_ctx *rc, struct ag_err *err)
+{
+	int closed = ag_close_inherited(rc->keep, rc->nr_keep);
+
+	if (closed > 0)
+		fprintf(stderr,
+			"agentgatectl run: closed %d inherited descriptor%s (--keep-fd N passes "
+			"one on)\n",
+			closed, closed == 1 ? "" : "s");
+	if (!ag_landlock_abi() && rc->u && rc->u->per_run)
+		fprintf(stderr, "agentgatectl run: warning: no Landlock on this kernel; the "
+				"agent's own uid keeps other processes out of its reach\n");
+	return ag_sandbox_apply(rc->u && !rc->u->per_run, err);
+}
 
 static void child(const struct ag_cli *c, const struct run_ctx *rc, char **cmd)
 {
@@ -153,14 +206,20 @@ static void child(const struct ag_cli *c, const struct run_ctx *rc, char **cmd)
 		ret = ag_user_become(rc->u, &err);
 	else if (!ret && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		ret = ag_errf(&err, errno, "no_new_privs: %s", strerror(errno));
+	if (!ret) {
+		setenv("AGENTGATE_INSTANCE", c->inst.name, 1);
+		setenv("AGENTGATE_AGENT", rc->agent, 1);
+		if (rc->u)
+			user_env(rc->u);
+		if (rc->ca)
+			ca_env(rc->ca);
+		ret = confine(rc, &err);
+	}
 	if (ret) {
+		/* Fail closed: an agent that is not confined does not start. */
 		fprintf(stderr, "agentgatectl run: %s\n", err.msg);
 		_exit(126);
 	}
-	setenv("AGENTGATE_INSTANCE", c->inst.name, 1);
-	setenv("AGENTGATE_AGENT", rc->agent, 1);
-	if (rc->ca)
-		ca_env(rc->ca);
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "agentgatectl run: %s: %s\n", cmd[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
@@ -228,7 +287,8 @@ static int delegate(const char *cg, const struct ag_user *u, struct ag_err *err)
  * one below it.  Nothing is registered in the kernel: the hooks already
  * cover the whole subtree of the root agent.
  */
-static int run_sub_agent(const struct ag_cli *c, const char *agent, const char *user, char **cmd)
+static int run_sub_agent(const struct ag_cli *c, const char *agent, const char *user,
+			 const int *keep, int nr_keep, char **cmd)
 {
 	size_t n = strlen(c->inst.cg_agents);
 	char self[PATH_MAX], cg[PATH_MAX];
@@ -254,7 +314,8 @@ static int run_sub_agent(const struct ag_cli *c, const char *agent, const char *
 				      "delegated to them, can start sub-agents)"
 				: errno == EAGAIN ? " (too many or too deeply nested sub-agents)"
 						  : "");
-	return spawn_in(c, cg, &(struct run_ctx){ .agent = agent }, cmd);
+	return spawn_in(c, cg,
+			&(struct run_ctx){ .agent = agent, .keep = keep, .nr_keep = nr_keep }, cmd);
 }
 
 /* spawn_in for an agent whose namespace ag_netns_create made; removes it after. */
@@ -276,23 +337,83 @@ static int run_in_netns(const struct ag_cli *c, const struct ag_kern *k, const c
 	return status;
 }
 
+/* --keep-fd N: an open descriptor above 2, named once. */
+static int keep_fd_add(const char *arg, int *keep, int *nr_keep)
+{
+	uint32_t fd;
+
+	if (cli_parse_u32("run", "keep-fd", arg, INT_MAX, &fd))
+		return -1;
+	if (fd <= 2 || fcntl((int)fd, F_GETFD) < 0 || *nr_keep >= KEEP_FDS_MAX) {
+		cli_fail("run --keep-fd %s: expected an open descriptor above 2 (at most %d of "
+			 "them)",
+			 arg, KEEP_FDS_MAX);
+		return -1;
+	}
+	keep[(*nr_keep)++] = (int)fd;
+	return 0;
+}
+
+/* The user for a root run: the one named, else a uid of the run's own from the config's range. */
+static int run_user(const struct ag_kern *k, const char *user, struct ag_user *u,
+		    struct ag_err *err)
+{
+	struct ag_config cfg;
+	uint32_t min, max;
+	int ret;
+
+	if (user)
+		return ag_user_resolve(user, u, err);
+	if ((ret = ag_kern_get_config(k, &cfg, err)))
+		return ret;
+	ag_runuid_range(&cfg, &min, &max);
+	return ag_runuid_claim(min, max, u, err);
+}
+
+/* The part of a root run between registering the agent and releasing its user. */
+static int run_root(struct ag_cli *c, struct ag_kern *k, uint64_t agent_id, struct run_ctx *rc,
+		    bool netns, char **cmd)
+{
+	struct ag_netns_run ns = { .nsfd = -1 };
+	char run_cg[PATH_MAX];
+	struct ag_err err;
+	int ret;
+
+	snprintf(run_cg, sizeof(run_cg), "%s/%s/run-%d", c->inst.cg_agents, rc->agent, getpid());
+	if (ag_cgroup_mkdir(run_cg, &err)) {
+		ret = cli_fail("run: %s", err.msg);
+	} else if (delegate(run_cg, rc->u, &err)) {
+		ret = cli_fail("run: %s", err.msg);
+		rmdir(run_cg);
+	} else if (!netns) {
+		ret = spawn_in(c, run_cg, rc, cmd);
+	} else if (ag_netns_create(k, &c->inst, agent_id, &ns, &err)) {
+		ret = cli_fail("run --netns: %s", err.msg);
+		rmdir(run_cg);
+	} else {
+		rc->ns = &ns;
+		ret = run_in_netns(c, k, run_cg, rc, cmd);
+	}
+	return ret;
+}
+
 int cmd_run(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "agent", required_argument, NULL, 'a' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "netns", no_argument, NULL, 'n' },
+		{ "keep-fd", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *agent = NULL, *user = NULL;
-	struct ag_netns_run ns = { .nsfd = -1 };
+	int keep[KEEP_FDS_MAX], nr_keep = 0;
 	bool netns = false;
 	uint64_t agent_id;
 	struct ca_files ca;
-	char run_cg[PATH_MAX];
 	struct ag_kern k;
-	struct ag_user u;
+	struct ag_user u = { .lock_fd = -1 };
 	struct ag_err err;
 	int opt, ret;
 
@@ -307,6 +428,10 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 			break;
 		case 'n':
 			netns = true;
+			break;
+		case 'k':
+			if (keep_fd_add(optarg, keep, &nr_keep))
+				return AG_EXIT_USAGE;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -325,41 +450,29 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 		return cli_fail("run --netns: only root makes network namespaces; a sub-agent "
 				"shares its parent's");
 	if (geteuid() != 0)
-		return run_sub_agent(c, agent, user, argv + optind);
-	if (ag_user_resolve(user, &u, &err))
-		return cli_fail("run: %s", err.msg);
+		return run_sub_agent(c, agent, user, keep, nr_keep, argv + optind);
 	if (ag_kern_open(&k, &c->inst, &err))
 		return cli_fail("run: %s", err.msg);
-	if (ag_agent_register(&k, &c->inst, agent, AG_VERDICT_KEEP, &agent_id, &err)) {
+	if (run_user(&k, user, &u, &err) ||
+	    ag_agent_register(&k, &c->inst, agent, AG_VERDICT_KEEP, &agent_id, &err)) {
 		ag_kern_close(&k);
+		ag_runuid_release(&u);
 		return cli_fail("run: %s", err.msg);
 	}
-	if (!netns)
-		ag_kern_close(&k);
 	if (!ag_instance_daemon_pid(&c->inst))
 		fprintf(stderr,
 			"agentgatectl run: warning: agentgated (instance %s) is not running; the "
 			"agent's connections will be refused\n",
 			c->inst.name);
-
 	ca_files_find(&c->inst, &ca);
-
-	snprintf(run_cg, sizeof(run_cg), "%s/%s/run-%d", c->inst.cg_agents, agent, getpid());
-	if (ag_cgroup_mkdir(run_cg, &err)) {
-		ret = cli_fail("run: %s", err.msg);
-	} else if (delegate(run_cg, &u, &err)) {
-		ret = cli_fail("run: %s", err.msg);
-		rmdir(run_cg);
-	} else if (!netns) {
-		ret = spawn_in(c, run_cg, &(struct run_ctx){ agent, &u, &ca, NULL }, argv + optind);
-	} else if (ag_netns_create(&k, &c->inst, agent_id, &ns, &err)) {
-		ret = cli_fail("run --netns: %s", err.msg);
-		rmdir(run_cg);
-	} else {
-		ret = run_in_netns(c, &k, run_cg, &(struct run_ctx){ agent, &u, &ca, &ns },
-				   argv + optind);
-	}
+	if (!netns)
+		ag_kern_close(&k);
+	ret = run_root(c, &k, agent_id,
+		       &(struct run_ctx){
+			   .agent = agent, .u = &u, .ca = &ca, .keep = keep, .nr_keep = nr_keep },
+		       netns, argv + optind);
 	if (netns)
 		ag_kern_close(&k);
+	ag_runuid_release(&u);
 	return ret;
 }

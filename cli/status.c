@@ -12,6 +12,8 @@
 #include "ctl.h"
 #include "kern.h"
 #include "probe.h"
+#include "runuid.h"
+#include "sandbox.h"
 
 static const char status_usage[] =
     "usage: agentgatectl [--instance NAME] status [--json]\n"
@@ -33,6 +35,68 @@ static json_t *daemon_status(const struct ag_instance *in)
 	json_decref(req);
 	json_object_set_new(resp, "running", json_true());
 	return resp;
+}
+
+/* Yama's kernel.yama.ptrace_scope, or JSON null when Yama is not there. */
+static json_t *yama_scope(void)
+{
+	char *s = NULL;
+	json_t *j;
+
+	if (ag_read_file("/proc/sys/kernel/yama/ptrace_scope", 16, &s, NULL, NULL))
+		return json_null();
+	j = json_integer(atoi(s));
+	free(s);
+	return j;
+}
+
+/* The range agentgatectl run takes per-run uids from, as the daemon wrote it. */
+static json_t *agent_uids(const struct ag_instance *in)
+{
+	struct ag_config cfg = { 0 };
+	uint32_t min, max;
+	struct ag_kern k;
+	struct ag_err err;
+
+	if (ag_kern_open(&k, in, &err))
+		return json_null();
+	ag_kern_get_config(&k, &cfg, &err); /* unread: the defaults */
+	ag_kern_close(&k);
+	ag_runuid_range(&cfg, &min, &max);
+	return json_pack("{s:I,s:I}", "min", (json_int_t)min, "max", (json_int_t)max);
+}
+
+/*
+ * What keeps agents from acting on processes that are not theirs here
+ * (agentgatectl(8) run), what that leaves open on this kernel, and in
+ * degraded what makes run refuse to start agents.
+ */
+static json_t *isolation(const struct ag_instance *in, bool lsm, json_t *degraded)
+{
+	int abi = ag_landlock_abi();
+	bool seccomp = ag_seccomp_available();
+	json_t *open = json_array();
+
+	if (!seccomp)
+		json_array_append_new(degraded,
+				      json_string("no seccomp filters on this kernel: agentgatectl "
+						  "run refuses to start agents (fail closed)"));
+	if (!abi)
+		json_array_append_new(degraded,
+				      json_string("no Landlock: agentgatectl run --user refuses; "
+						  "agents run only under per-run uids"));
+	if (!lsm)
+		json_array_append_new(
+		    open,
+		    json_string("a socket a process outside hands in over a unix socket "
+				"(SCM_RIGHTS) is not seen by the cgroup hooks (needs BPF-LSM)"));
+	if (abi && abi < AG_LANDLOCK_ABI_SCOPES)
+		json_array_append_new(
+		    open, json_string("with --user, the agent can signal that user's processes "
+				      "and reach their abstract unix sockets (Landlock ABI < 6)"));
+	return json_pack("{s:b,s:i,s:b,s:o,s:o,s:o}", "seccomp", seccomp, "landlock_abi", abi,
+			 "landlock_scopes", abi >= AG_LANDLOCK_ABI_SCOPES, "yama_ptrace_scope",
+			 yama_scope(), "agent_uids", agent_uids(in), "open", open);
 }
 
 static json_t *collect(const struct ag_instance *in)
@@ -77,13 +141,7 @@ static json_t *collect(const struct ag_instance *in)
 	lsm = ag_probe_bpf_lsm(why, sizeof(why));
 	json_object_set_new(out, "bpf_lsm",
 			    json_pack("{s:b,s:s}", "available", lsm, "detail", why));
-	if (!lsm)
-		json_array_append_new(
-		    degraded,
-		    json_string("BPF-LSM unavailable: a socket created outside the agent "
-				"cgroup and carried in (inherited fd, SCM_RIGHTS) is not seen "
-				"by the cgroup hooks; agentgatectl run never hands agents such "
-				"sockets"));
+	json_object_set_new(out, "isolation", isolation(in, lsm, degraded));
 	if (json_is_false(json_object_get(json_object_get(daemon, "audit"), "ok")))
 		json_array_append_new(degraded,
 				      json_string("audit log not writable: agents' new connections "
@@ -102,6 +160,25 @@ static json_t *collect(const struct ag_instance *in)
 }
 
 /* The tool inventory and the credentials the gateway holds (never their values). */
+/* Fair sharing (agentgated(8) LIMITS): slots in use, caps, refusals, timeouts. */
+static void print_limits(json_t *v)
+{
+	json_int_t cap = json_integer_value(json_object_get(v, "max_conns_per_agent"));
+	json_int_t share = json_integer_value(json_object_get(v, "fair_share"));
+
+	if (!v)
+		return;
+	printf("limits:     %lld of %lld agent connections (nofile %lld), at most %lld per "
+	       "agent; %lld refused over a cap, %lld header and %lld idle timeouts\n",
+	       json_integer_value(json_object_get(v, "active")),
+	       json_integer_value(json_object_get(v, "ceiling")),
+	       json_integer_value(json_object_get(v, "nofile")), share < cap ? share : cap,
+	       json_integer_value(json_object_get(v, "refused_cap")) +
+		   json_integer_value(json_object_get(v, "refused_ceiling")),
+	       json_integer_value(json_object_get(v, "header_timeouts")),
+	       json_integer_value(json_object_get(v, "idle_timeouts")));
+}
+
 static void print_tools(json_t *mcp)
 {
 	json_t *tools = json_object_get(mcp, "tools"), *c;
@@ -129,6 +206,32 @@ static void print_tools(json_t *mcp)
 	}
 }
 
+static void print_isolation(json_t *iso)
+{
+	json_t *uids = json_object_get(iso, "agent_uids"), *yama, *v;
+	json_int_t abi = json_integer_value(json_object_get(iso, "landlock_abi"));
+	size_t i;
+
+	yama = json_object_get(iso, "yama_ptrace_scope");
+	printf("isolation:  seccomp %s; Landlock ",
+	       json_is_true(json_object_get(iso, "seccomp")) ? "yes" : "NO");
+	if (abi)
+		printf("ABI %lld%s", abi,
+		       abi >= AG_LANDLOCK_ABI_SCOPES ? " (scopes signals, abstract unix)" : "");
+	else
+		printf("NO");
+	if (json_is_integer(yama))
+		printf("; Yama ptrace_scope %lld", json_integer_value(yama));
+	else
+		printf("; no Yama");
+	if (uids)
+		printf("; per-run uids %lld-%lld", json_integer_value(json_object_get(uids, "min")),
+		       json_integer_value(json_object_get(uids, "max")));
+	putchar('\n');
+	json_array_foreach(json_object_get(iso, "open"), i, v)
+	    printf("  open: %s\n", json_string_value(v));
+}
+
 static void print_text(json_t *s)
 {
 	json_t *daemon = json_object_get(s, "daemon"), *v;
@@ -153,6 +256,7 @@ static void print_text(json_t *s)
 		       json_integer_value(json_object_get(conns, "rejected")),
 		       json_integer_value(json_object_get(conns, "upstream_failed")),
 		       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+		print_limits(json_object_get(daemon, "limits"));
 		v = json_object_get(daemon, "mcp");
 		if (json_integer_value(json_object_get(v, "tool_servers")))
 			printf("mcp:        %lld tool servers, %lld connections, %lld calls held for "
@@ -209,6 +313,7 @@ static void print_text(json_t *s)
 	    json_integer_value(json_object_get(json_object_get(v, "stats"), "dropped")));
 	v = json_object_get(s, "bpf_lsm");
 	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
+	print_isolation(json_object_get(s, "isolation"));
 	if (json_array_size(json_object_get(s, "degraded")) == 0) {
 		printf("state:      ok\n");
 		return;

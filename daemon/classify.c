@@ -11,6 +11,9 @@
  * PEEK_RECV is one receive at a time into a buffer of its own, guarded by
  * a linked timeout: protocols whose server speaks first (SSH, SMTP) send
  * nothing, and after PEEK_TIMEOUT_MS they are decided without a host name.
+ * The receives of one peek all end by the header timeout (fair.h), counted
+ * from accept: a peer that trickles its first bytes is closed then, with
+ * "header_timeout", and the MCP path's request head is due by the same time.
  *
  * A host name decides nothing by itself: the agent chose the address it
  * dialled, and that is where a relay goes.  So a name is honoured only
@@ -36,6 +39,7 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "fair.h"
 #include "mcp.h"
 #include "relay.h"
 #include "resolve.h"
@@ -64,6 +68,7 @@ struct peek {
 	struct ag_origin o;
 	char agent[AG_NAME_LEN];
 	struct __kernel_timespec ts;
+	uint64_t head_ns; /* the first bytes are due by then (the header timeout) */
 	/* PEEK_RESOLVE: what the first bytes said, and the lookup waited for. */
 	char host[AG_HOST_LEN]; /* normalized (ag_host_norm); "" when none */
 	bool tls;
@@ -198,11 +203,12 @@ static void decide(struct peek *p, const struct facts *f)
 
 	/* A tool server's address is governed, whatever name the agent sends. */
 	if (f->srv_at) {
-		ag_mcp_start(l, p->fd, &p->o, p->agent, f->srv_at, p->buf, p->len, p->tls);
+		ag_mcp_start(l, p->fd, &p->o, p->agent, f->srv_at, p->buf, p->len, p->tls,
+			     p->head_ns);
 		return;
 	}
 	if (named && f->host_at) {
-		ag_mcp_start(l, p->fd, &p->o, p->agent, named, p->buf, p->len, p->tls);
+		ag_mcp_start(l, p->fd, &p->o, p->agent, named, p->buf, p->len, p->tls, p->head_ns);
 		return;
 	}
 	/* Fail closed: a tool server's name at another address is not that server. */
@@ -294,6 +300,7 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 	int res = cqe->res;
 
 	if (p->l->stopping) {
+		ag_fair_release(p->l, p->fd);
 		close(p->fd);
 		peek_free(p);
 		return;
@@ -311,10 +318,14 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		return;
 	}
 	/* ECANCELED: the timeout; 0: the agent sent nothing and closed. */
-	if (res == -ECANCELED || (res == 0 && p->len)) {
+	if (res == -ECANCELED && p->len && ag_now_ns() >= p->head_ns) {
+		/* Fail closed: a trickle of first bytes holds no slot for long. */
+		ag_relay_reject(p->l, p->fd, "header_timeout", &p->o);
+	} else if (res == -ECANCELED || (res == 0 && p->len)) {
 		peek_done(p, true);
 	} else {
 		ag_log(AG_LOG_DEBUG, "classify", "agent=%s result=closed error=%d", p->agent, -res);
+		ag_fair_release(p->l, p->fd);
 		close(p->fd);
 	}
 	peek_settle(p);
@@ -323,8 +334,15 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 static void peek_recv(struct peek *p)
 {
 	struct ag_loop *l = p->l;
+	uint64_t now = ag_now_ns(), left = p->head_ns > now ? p->head_ns - now : 0;
+	uint64_t wait = (uint64_t)PEEK_TIMEOUT_MS * 1000000;
 	struct io_uring_sqe *sqe;
 
+	/* Read within the header timeout; at least 1 ns, 0 would be no timeout. */
+	wait = left < wait ? left : wait;
+	wait = wait ? wait : 1;
+	p->ts.tv_sec = (long long)(wait / 1000000000);
+	p->ts.tv_nsec = (long long)(wait % 1000000000);
 	if (!ag_loop_reserve(l, 2) || !(sqe = ag_loop_sqe(l, &p->io, 1))) {
 		ag_relay_reject(l, p->fd, "busy", &p->o);
 		peek_free(p);
@@ -361,8 +379,7 @@ void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *
 	p->fd = fd;
 	p->o = *o;
 	snprintf(p->agent, sizeof(p->agent), "%s", agent);
-	p->ts.tv_sec = PEEK_TIMEOUT_MS / 1000;
-	p->ts.tv_nsec = (long long)(PEEK_TIMEOUT_MS % 1000) * 1000000;
+	p->head_ns = ag_fair_head_due(l);
 	ag_list_add_tail(&l->classify->peeks, &p->node);
 	peek_recv(p);
 }
@@ -389,6 +406,7 @@ void ag_classify_stop(struct ag_loop *l)
 		}
 		/* Nothing in flight: the lookup's waiter is all that holds it. */
 		ag_resolve_wait_cancel(&p->wait);
+		ag_fair_release(l, p->fd);
 		close(p->fd);
 		peek_free(p);
 	}

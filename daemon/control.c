@@ -27,6 +27,7 @@
 #include "control.h"
 #include "mcp.h"
 #include "decide.h"
+#include "fair.h"
 #include "integrity.h"
 #include "trail.h"
 
@@ -92,6 +93,8 @@ static json_t *status(struct ag_loop *l)
 					      ag_integrity_summary(d), "credentials",
 					      ag_mcp_credentials(l)));
 	json_decref(held);
+	if (st)
+		json_object_set_new(st, "limits", ag_fair_status(l));
 	return st;
 }
 

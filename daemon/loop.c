@@ -7,7 +7,9 @@
  *  - a multishot accept per listener (agent listeners -> relay.c, the
  *    control socket -> control.c);
  *  - the agent connections (relay.c), control clients (control.c) and the
- *    kernel's refusal events (events.c).
+ *    kernel's refusal events (events.c);
+ *  - the periodic timeout that sweeps agent connections for the header and
+ *    idle timeouts (fair.c).
  *
  * Stopping: stop accepting, cancel every connection, then keep reaping
  * until no counted SQE is left (l->pending), so nothing the kernel may
@@ -27,6 +29,7 @@
 #include "decide.h"
 #include "dns.h"
 #include "events.h"
+#include "fair.h"
 #include "mcp.h"
 #include "notify.h"
 #include "relay.h"
@@ -196,6 +199,7 @@ static void loop_stop(struct loop_main *m)
 		ag_loop_cancel_fd(l, ls->fd);
 	}
 	ag_loop_cancel_fd(l, m->sig.fd);
+	ag_fair_stop(l);
 	ag_relay_stop(l);
 	/* Before the lookups: a peek waiting for one is freed, not woken. */
 	ag_classify_stop(l);
@@ -322,8 +326,10 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 		ag_decide_fini();
 		return ag_errf(err, -ret, "io_uring: setup: %s", strerror(-ret));
 	}
-	if ((ret = ag_relay_init(&m->l, err)))
+	if ((ret = ag_fair_init(&m->l, err)))
 		goto err_ring;
+	if ((ret = ag_relay_init(&m->l, err)))
+		goto err_fair;
 	if ((ret = ag_resolve_init(&m->l, err)))
 		goto err_relay;
 	if ((ret = ag_classify_init(&m->l, err)))
@@ -353,6 +359,8 @@ err_resolve:
 	ag_resolve_fini(&m->l);
 err_relay:
 	ag_relay_fini(&m->l);
+err_fair:
+	ag_fair_fini(&m->l);
 err_ring:
 	io_uring_queue_exit(&m->l.ring);
 	ag_decide_fini();
@@ -409,6 +417,7 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_classify_fini(&m.l);
 		ag_resolve_fini(&m.l);
 		ag_relay_fini(&m.l);
+		ag_fair_fini(&m.l);
 		ag_decide_fini();
 	}
 	io_uring_queue_exit(&m.l.ring);

@@ -70,6 +70,7 @@ struct ag_resolve;
 struct ag_mcp;
 struct ag_control;
 struct ag_events;
+struct ag_fair;
 struct ag_scrape;
 
 struct ag_loop {
@@ -85,6 +86,7 @@ struct ag_loop {
 	struct ag_mcp *mcp;
 	struct ag_control *control;
 	struct ag_events *events;
+	struct ag_fair *fair; /* fair.h */
 	struct ag_scrape *scrape; /* the metrics endpoint (scrape.h) */
 };
 

@@ -11,6 +11,13 @@
  *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
  *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
+ *	MC_REQUEST --head not whole in time (header_timeout)--> MC_CLOSING
+ *	MC_REQUEST, MC_RESPONSE --no byte either way (idle_timeout)--> MC_CLOSING
+ *
+ * The timeouts (fair.h) run from the sweep, outside any completion; the
+ * daemon's own waits (MC_APPROVAL, MC_AUDIT_WAIT, MC_CRED_WAIT) are not the
+ * agent's idleness and have timeouts of their own.  A request head is due
+ * within header_timeout_ms of its first byte (the first one: of accept).
  *
  * The upstream is connected on the first forwarded request and kept alive
  * with the agent connection; a response that ends the upstream connection
@@ -50,6 +57,7 @@
 #include "budget.h"
 #include "creds.h"
 #include "decide.h"
+#include "fair.h"
 #include "http.h"
 #include "integrity.h"
 #include "jsonrpc.h"
@@ -89,7 +97,9 @@ struct session;
 
 struct mcp_conn {
 	struct ag_stream_owner own;
-	struct ag_list node; /* in mcp->conns */
+	struct ag_list node;   /* in mcp->conns */
+	struct ag_watch watch; /* header and idle timeouts, until MC_CLOSING */
+	bool head_started;     /* a byte of the next request head came */
 	struct ag_loop *l;
 	enum mc_state state;
 	struct ag_stream a;
@@ -312,6 +322,7 @@ static void conn_release(struct ag_stream_owner *own)
 	ag_http_parser_release(&c->req);
 	if (c->resp_init)
 		ag_http_parser_release(&c->resp);
+	ag_fair_release(c->l, c->a.fd);
 	ag_stream_fini(&c->a);
 	for (int i = 0; i < 2; i++) {
 		struct ag_stream *u = i ? c->retired : c->u;
@@ -333,6 +344,7 @@ static void conn_close(struct mcp_conn *c, const char *result, const char *why)
 	if (c->state == MC_CLOSING)
 		return;
 	c->state = MC_CLOSING;
+	ag_watch_stop(&c->watch);
 	c->result = result;
 	if (why && !c->error[0])
 		snprintf(c->error, sizeof(c->error), "%s", why);
@@ -1628,8 +1640,13 @@ static void req_parse(struct mcp_conn *c)
 	struct ag_http_event ev;
 
 	while (c->state == MC_REQUEST && !c->closing_after) {
-		ssize_t n = ag_http_parse(&c->req, ag_stream_data(&c->a), c->a.in_len, &ev);
+		ssize_t n;
 
+		if (!c->head_started && c->a.in_len) {
+			c->head_started = true;
+			c->watch.head_ns = ag_fair_head_due(c->l);
+		}
+		n = ag_http_parse(&c->req, ag_stream_data(&c->a), c->a.in_len, &ev);
 		if (n < 0) {
 			char msg[256];
 
@@ -1653,6 +1670,7 @@ static void req_parse(struct mcp_conn *c)
 			ag_stream_read(&c->a);
 			return;
 		case AG_HTTP_EV_HEAD:
+			c->watch.head_ns = 0;
 			if (!request_head(c))
 				return;
 			break;
@@ -1684,6 +1702,7 @@ static void req_next(struct mcp_conn *c)
 	/* Armed while idle, so an upstream that times out is noticed at once. */
 	if (c->u)
 		ag_stream_read(c->u);
+	c->head_started = false;
 	req_parse(c);
 }
 
@@ -2255,6 +2274,7 @@ static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
 	switch (ev) {
 	case AG_STREAM_READ:
 	case AG_STREAM_EOF:
+		ag_watch_touch(&c->watch);
 		if (c->state != MC_REQUEST) {
 			/*
 			 * The agent went away while its call was held or its SSE
@@ -2344,6 +2364,7 @@ static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev)
 		return;
 	case AG_STREAM_READ:
 	case AG_STREAM_EOF:
+		ag_watch_touch(&c->watch);
 		if (c->state == MC_RESPONSE) {
 			resp_parse(c);
 		} else if (ev == AG_STREAM_EOF) {
@@ -2370,8 +2391,25 @@ static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev)
 
 /* ---- set-up ----------------------------------------------------------- */
 
+/* The sweep: a request head not whole in time, or no byte either way. */
+static void conn_expire(struct ag_watch *w, const char *why)
+{
+	struct mcp_conn *c = ag_container_of(w, struct mcp_conn, watch);
+	bool head = !strcmp(why, "header_timeout");
+
+	if (!head &&
+	    (c->state == MC_APPROVAL || c->state == MC_AUDIT_WAIT || c->state == MC_CRED_WAIT)) {
+		ag_watch_start(c->l, w, w->head_ns, conn_expire);
+		return;
+	}
+	conn_close(c, why,
+		   head ? "agent: request head not whole within the header timeout"
+			: "no byte either way within the idle timeout");
+}
+
 void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
-		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls)
+		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
+		  uint64_t head_ns)
 {
 	struct ag_mcp *mcp = l->mcp;
 	struct ag_daemon *d = l->d;
@@ -2385,6 +2423,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 		free(c);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
 		       agent);
+		ag_fair_release(l, fd);
 		close(fd);
 		return;
 	}
@@ -2402,6 +2441,8 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 	c->a.event = agent_event;
 	c->a.ctx = c;
 	ag_list_add_tail(&mcp->conns, &c->node);
+	ag_watch_start(l, &c->watch, head_ns, conn_expire);
+	c->head_started = true;
 	mcp->active++;
 	d->stats.conns_total++;
 	d->stats.conns_active++;

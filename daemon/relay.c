@@ -6,7 +6,7 @@
  *
  *	CONN_CONNECTING --connected--> CONN_RELAYING --both EOFs forwarded--> CONN_CLOSING
  *	       |                              |                                   ^
- *	       +--failed, timed out, stop-----+--reset, error, stop---------------+
+ *	       +--failed, timed out, stop-----+--reset, error, idle, stop---------+
  *
  * and each direction of it (HALF_UP: agent -> upstream, HALF_DOWN: upstream
  * -> agent) goes
@@ -32,6 +32,9 @@
  *    fd number;
  *  - a completion handler holds its own count until it returns, so a close
  *    decided inside it never frees the connection under its feet;
+ *  - the idle sweep (fair.h) closes a connection from outside any of its
+ *    completions: conn_close is safe there too, since it frees only at
+ *    inflight 0, and it stops the watch first, so no sweep sees it again;
  *  - returning a buffer can wake another half, possibly of the same
  *    connection, whose recv can fail and close it: every issuing function
  *    re-checks CONN_CLOSING.
@@ -47,6 +50,7 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "fair.h"
 #include "limit.h"
 #include "metrics.h"
 #include "relay.h"
@@ -78,6 +82,7 @@ enum conn_result {
 	RESULT_RESET,
 	RESULT_ERROR,
 	RESULT_SHUTDOWN,
+	RESULT_IDLE_TIMEOUT,
 };
 
 static const char *const result_names[] = {
@@ -86,6 +91,7 @@ static const char *const result_names[] = {
 	[RESULT_RESET] = "reset",
 	[RESULT_ERROR] = "error",
 	[RESULT_SHUTDOWN] = "shutdown",
+	[RESULT_IDLE_TIMEOUT] = "idle_timeout",
 };
 
 enum { HALF_UP, HALF_DOWN };
@@ -110,7 +116,8 @@ struct half {
 
 struct conn {
 	struct ag_io io;
-	struct ag_list node; /* in relay->conns */
+	struct ag_list node;   /* in relay->conns */
+	struct ag_watch watch; /* the idle timeout, until CONN_CLOSING */
 	struct ag_loop *l;
 	enum conn_state state;
 	enum conn_result result;
@@ -238,6 +245,7 @@ static void conn_release(struct conn *c)
 				  (json_int_t)c->half[HALF_UP].bytes, "bytes_down",
 				  (json_int_t)c->half[HALF_DOWN].bytes, "latency_us",
 				  (json_int_t)(ms * 1000), "error", c->error ? cause : NULL));
+	ag_fair_release(c->l, c->agent_fd);
 	close(c->agent_fd);
 	if (c->up_fd >= 0)
 		close(c->up_fd);
@@ -257,6 +265,7 @@ static void conn_close(struct conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
+	ag_watch_stop(&c->watch);
 	for (int i = 0; i < 2; i++)
 		ag_list_del(&c->half[i].wait);
 	/*
@@ -424,6 +433,7 @@ static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
 		conn_fail(c, RESULT_ERROR, fd_side(c, h->from), cqe->res < 0 ? -cqe->res : EIO);
 		return;
 	}
+	ag_watch_touch(&c->watch);
 	h->off = 0;
 	h->len = cqe->res;
 	half_send(h);
@@ -655,6 +665,7 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 				  "reason", reason, "suppressed", (json_int_t)suppressed));
 out:
 	set_rst(fd);
+	ag_fair_release(l, fd);
 	close(fd);
 }
 
@@ -665,6 +676,7 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 	struct ag_delegation dg;
 	uint64_t suppressed;
 	struct ag_origin o;
+	const char *why;
 
 	/* Fail closed: whatever cannot be attributed to an agent goes nowhere. */
 	if (ag_kern_origin(&d->kern, fd, &o)) {
@@ -677,6 +689,11 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 	}
 	if (is_gateway(d, &o)) {
 		reject(l, fd, "gateway_loop", &o);
+		return;
+	}
+	/* Fail closed: first, so an agent over its share costs no other work. */
+	if ((why = ag_fair_admit(l, fd, &o))) {
+		reject(l, fd, why, &o);
 		return;
 	}
 	/* Fail closed: the metrics endpoint is never an agent's, whatever passes. */
@@ -706,6 +723,12 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 void ag_relay_reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o)
 {
 	reject(l, fd, reason, o);
+}
+
+/* The sweep: no byte either way for idle_timeout_ms. */
+static void conn_expire(struct ag_watch *w, const char *why)
+{
+	conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
 }
 
 void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
@@ -746,6 +769,7 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 		ag_list_init(&c->half[i].wait);
 	}
 	ag_list_add_tail(&l->relay->conns, &c->node);
+	ag_watch_start(l, &c->watch, 0, conn_expire);
 	d->stats.conns_total++;
 	d->stats.conns_active++;
 	ag_metrics_conn(d->metrics, c->agent, 1);

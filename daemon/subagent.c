@@ -1,81 +1,191 @@
 // SPDX-License-Identifier: GPL-2.0
+/*
+ * Sub-agent chains of connections (see subagent.h), on the loop thread.
+ *
+ * Every accept asks, so the answer must cost O(1) whatever an agent does
+ * with its subtree (it may make hundreds of cgroups and connect from each
+ * once).  Three steps, cheapest first:
+ *  1. a cache keyed by cgroup id (ids are never reused), one table per
+ *     root agent, each holding at most AGENT_ENTRIES cgroups and evicting
+ *     only its own least recently used: one agent's churn never evicts
+ *     another's entries;
+ *  2. on a miss, the cgroup of the process the kernel recorded, read from
+ *     /proc/<pid>/cgroup and checked against the id by a stat: a file read
+ *     and one path walk (~20 us), never a tree walk;
+ *  3. only when that process is gone or moved since its connect, the
+ *     bounded search of the agent's subtree (lib/delegation.h), at most
+ *     LIMIT_RATE a second per agent (limit.h): beyond, the cgroup is not
+ *     found ("?"), as when the search itself gives up.
+ */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "limit.h"
+#include "loop.h"
 #include "subagent.h"
 
-/* Connections come in bursts from few cgroups: a small LRU is enough. */
-#define CACHE_SLOTS 256
+/* Above the 512 cgroups agentgatectl run lets one run make. */
+#define AGENT_ENTRIES 1024
+#define AGENT_BUCKETS 1024 /* per agent; a power of two */
+#define AGENTS_BUCKETS 64  /* root agents; a power of two */
+#define AGENTS_MAX 1024	   /* root agents with a table; later ones are not cached */
 
-struct cached {
-	uint64_t used; /* LRU clock; 0: free */
-	uint64_t cgroup_id, agent_cgroup_id;
+struct entry {
+	struct ag_list lru; /* in its agent's lru, most recent last */
+	struct entry *next; /* in its bucket */
+	uint64_t cgroup_id;
+	char rel[]; /* as long as it is: most are short */
+};
+
+struct agent_cache {
+	struct agent_cache *next;
+	uint64_t agent_cgroup_id;
 	char root[AG_NAME_LEN];
-	char rel[AG_DELEGATION_PATH];
+	unsigned int n;
+	struct ag_list lru;
+	struct entry *bucket[AGENT_BUCKETS];
 };
 
 static struct {
-	uint64_t clock;
-	struct cached slot[CACHE_SLOTS];
-	struct ag_limiter limit; /* of failed searches' log lines */
+	struct agent_cache *bucket[AGENTS_BUCKETS];
+	unsigned int nr_agents;
+	struct ag_limiter searches; /* subtree searches, per agent */
+	struct ag_limiter limit;    /* failed lookups' log lines */
 } cache;
 
-static struct cached *cache_find(const struct ag_origin *o)
+static uint32_t hash(uint64_t id, uint32_t buckets)
 {
-	struct cached *c, *lru = &cache.slot[0];
+	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (buckets - 1);
+}
 
-	for (int i = 0; i < CACHE_SLOTS; i++) {
-		c = &cache.slot[i];
-		if (c->used && c->cgroup_id == o->cgroup_id &&
-		    c->agent_cgroup_id == o->agent_cgroup_id) {
-			c->used = ++cache.clock;
-			return c;
+/* The agent's table, made on first sight (root named); NULL when not cached. */
+static struct agent_cache *agent_find(struct ag_daemon *d, const struct ag_origin *o)
+{
+	struct agent_cache **head = &cache.bucket[hash(o->agent_cgroup_id, AGENTS_BUCKETS)], *a;
+	struct ag_agent agent;
+
+	for (a = *head; a; a = a->next)
+		if (a->agent_cgroup_id == o->agent_cgroup_id)
+			return a;
+	if (ag_agent_lookup(&d->kern, o->agent_cgroup_id, &agent))
+		return NULL;
+	if (cache.nr_agents >= AGENTS_MAX || !(a = calloc(1, sizeof(*a))))
+		return NULL;
+	a->agent_cgroup_id = o->agent_cgroup_id;
+	memcpy(a->root, agent.name, sizeof(a->root));
+	ag_list_init(&a->lru);
+	a->next = *head;
+	*head = a;
+	cache.nr_agents++;
+	return a;
+}
+
+static struct entry *entry_find(struct agent_cache *a, uint64_t cgroup_id)
+{
+	struct entry *e;
+
+	for (e = a->bucket[hash(cgroup_id, AGENT_BUCKETS)]; e; e = e->next)
+		if (e->cgroup_id == cgroup_id) {
+			ag_list_del(&e->lru);
+			ag_list_add_tail(&a->lru, &e->lru);
+			return e;
 		}
-		if (c->used < lru->used)
-			lru = c;
+	return NULL;
+}
+
+static void entry_unhash(struct agent_cache *a, struct entry *e)
+{
+	struct entry **pp = &a->bucket[hash(e->cgroup_id, AGENT_BUCKETS)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	ag_list_del(&e->lru);
+	a->n--;
+}
+
+/* Remembers rel for cgroup_id, evicting the agent's own oldest when full. */
+static void entry_add(struct agent_cache *a, uint64_t cgroup_id, const char *rel)
+{
+	size_t len = strlen(rel) + 1; /* < AG_DELEGATION_PATH */
+	struct entry *e, **head;
+
+	if (a->n >= AGENT_ENTRIES) {
+		e = ag_container_of(a->lru.next, struct entry, lru);
+		entry_unhash(a, e);
+		free(e);
 	}
-	return lru;
+	if (!(e = malloc(sizeof(*e) + len)))
+		return; /* not cached: the next connection looks again */
+	e->cgroup_id = cgroup_id;
+	memcpy(e->rel, rel, len);
+	head = &a->bucket[hash(cgroup_id, AGENT_BUCKETS)];
+	e->next = *head;
+	*head = e;
+	ag_list_add_tail(&a->lru, &e->lru);
+	a->n++;
+}
+
+/* Steps 2 and 3 of the top comment: rel of o's cgroup below dir. */
+static int locate(struct ag_daemon *d, const struct ag_origin *o, const char *dir, char *rel,
+		  size_t len, struct ag_err *err)
+{
+	uint64_t suppressed;
+
+	if (!ag_delegation_find_pid(d->inst.cgroup2, dir, (pid_t)o->tgid, o->cgroup_id, rel, len,
+				    err))
+		return 0;
+	/* Fail closed (attributed to the root, marked "?"): the agent chose to race. */
+	if (!ag_limit_allow(&cache.searches, o->agent_cgroup_id, &suppressed))
+		return ag_errf(err, EBUSY,
+			       "cgroup %llu: its process is gone and searches "
+			       "of this agent's subtree are over their rate",
+			       (unsigned long long)o->cgroup_id);
+	return ag_delegation_find(dir, o->cgroup_id, rel, len, err);
 }
 
 int ag_daemon_delegation(struct ag_daemon *d, const struct ag_origin *o, struct ag_delegation *out)
 {
-	struct cached *c = cache_find(o);
-	char dir[PATH_MAX], q[512];
+	struct agent_cache *a;
 	struct ag_agent agent;
+	char dir[PATH_MAX], q[512], rel[AG_DELEGATION_PATH], root[AG_NAME_LEN];
+	struct entry *e;
 	uint64_t suppressed;
 	struct ag_err err;
 	int ret;
 
-	if (c->used && c->cgroup_id == o->cgroup_id && c->agent_cgroup_id == o->agent_cgroup_id) {
-		ag_delegation_chain(&d->conf, c->root, c->rel, out);
-		return 0;
-	}
-	if (ag_agent_lookup(&d->kern, o->agent_cgroup_id, &agent))
+	if ((a = agent_find(d, o))) {
+		if ((e = entry_find(a, o->cgroup_id))) {
+			ag_delegation_chain(&d->conf, a->root, e->rel, out);
+			return 0;
+		}
+		memcpy(root, a->root, sizeof(root));
+	} else if (!ag_agent_lookup(&d->kern, o->agent_cgroup_id, &agent)) {
+		memcpy(root, agent.name, sizeof(root));
+	} else {
 		return -ENOENT;
-	memset(c, 0, sizeof(*c));
-	memcpy(c->root, agent.name, sizeof(c->root));
-	if (snprintf(dir, sizeof(dir), "%s/%s", d->inst.cg_agents, c->root) >= (int)sizeof(dir))
-		ret = ag_errf(&err, ENAMETOOLONG, "cgroup of agent %s: path too long", c->root);
+	}
+	if (snprintf(dir, sizeof(dir), "%s/%s", d->inst.cg_agents, root) >= (int)sizeof(dir))
+		ret = ag_errf(&err, ENAMETOOLONG, "cgroup of agent %s: path too long", root);
 	else
-		ret = ag_delegation_find(dir, o->cgroup_id, c->rel, sizeof(c->rel), &err);
+		ret = locate(d, o, dir, rel, sizeof(rel), &err);
 	if (ret) {
-		/* Not cached: the next connection searches again.  The agent
+		/* Not cached: the next connection looks again.  The agent
 		 * shapes its subtree, so what it makes us log is bounded. */
 		if (ag_limit_allow(&cache.limit, o->cgroup_id, &suppressed))
 			ag_log(AG_LOG_WARN, "delegation",
-			       "agent=%s cgroup_id=%llu error=%s suppressed=%llu", c->root,
+			       "agent=%s cgroup_id=%llu error=%s suppressed=%llu", root,
 			       (unsigned long long)o->cgroup_id, ag_logq(q, sizeof(q), err.msg),
 			       (unsigned long long)suppressed);
-		ag_delegation_chain(&d->conf, c->root, "", out);
+		ag_delegation_chain(&d->conf, root, "", out);
 		snprintf(out->sub_cgroup, sizeof(out->sub_cgroup), "?");
 		out->cut = true;
 		return 0;
 	}
-	c->cgroup_id = o->cgroup_id;
-	c->agent_cgroup_id = o->agent_cgroup_id;
-	c->used = ++cache.clock;
-	ag_delegation_chain(&d->conf, c->root, c->rel, out);
+	if (a)
+		entry_add(a, o->cgroup_id, rel);
+	ag_delegation_chain(&d->conf, root, rel, out);
 	return 0;
 }

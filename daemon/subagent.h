@@ -16,10 +16,10 @@
  * first, the calling agent last, the agent every decision of the
  * connection is made for.  -ENOENT (nothing in *out) when the root agent
  * is not registered.  A sub-cgroup that cannot be found leaves the root
- * alone in the chain, with cut set and sub_cgroup "?".  Lookups are
- * cached by cgroup id (ids are never reused); a miss searches the root
- * agent's subtree again, since sub-agents start at any time.  Loop thread
- * only.
+ * alone in the chain, with cut set and sub_cgroup "?".  O(1) whatever
+ * the agent does with its subtree (subagent.c): cached by cgroup id per
+ * root agent, a miss reads the cgroup of the process the kernel recorded.
+ * Loop thread only.
  */
 int ag_daemon_delegation(struct ag_daemon *d, const struct ag_origin *o, struct ag_delegation *out);
 

@@ -94,14 +94,19 @@ int ag_cgroup_delegate(const char *path, uid_t uid, gid_t gid, struct ag_err *er
 	return 0;
 }
 
-int ag_cgroup_self(const char *cgroup2, char *buf, size_t len, struct ag_err *err)
+int ag_cgroup_of(const char *cgroup2, pid_t pid, char *buf, size_t len, struct ag_err *err)
 {
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	char line[PATH_MAX + 16];
-	int ret = ag_errf(err, ENOENT, "/proc/self/cgroup: no cgroup2 (\"0::\") entry");
+	char proc[64], line[PATH_MAX + 16];
+	FILE *f;
+	int ret;
 
-	if (!f)
-		return ag_errf(err, errno, "/proc/self/cgroup: %s", strerror(errno));
+	if (pid)
+		snprintf(proc, sizeof(proc), "/proc/%d/cgroup", (int)pid);
+	else
+		snprintf(proc, sizeof(proc), "/proc/self/cgroup");
+	if (!(f = fopen(proc, "re")))
+		return ag_errf(err, errno, "%s: %s", proc, strerror(errno));
+	ret = ag_errf(err, ENOENT, "%s: no cgroup2 (\"0::\") entry", proc);
 	while (fgets(line, sizeof(line), f)) {
 		size_t n = strcspn(line, "\n");
 
@@ -110,13 +115,18 @@ int ag_cgroup_self(const char *cgroup2, char *buf, size_t len, struct ag_err *er
 		line[n] = '\0';
 		/* "0::/" is the root itself: no trailing slash in the result. */
 		if (snprintf(buf, len, "%s%s", cgroup2, line[4] ? line + 3 : "") >= (int)len)
-			ret = ag_errf(err, ENAMETOOLONG, "own cgroup %s: path too long", line + 3);
+			ret = ag_errf(err, ENAMETOOLONG, "cgroup %s: path too long", line + 3);
 		else
 			ret = 0;
 		break;
 	}
 	fclose(f);
 	return ret;
+}
+
+int ag_cgroup_self(const char *cgroup2, char *buf, size_t len, struct ag_err *err)
+{
+	return ag_cgroup_of(cgroup2, 0, buf, len, err);
 }
 
 int ag_cgroup_enter(const char *path, pid_t pid, struct ag_err *err)

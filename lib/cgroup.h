@@ -24,7 +24,12 @@ int ag_cgroup_level(const char *cgroup2, const char *path);
  * (moving needs write access to the common ancestor's cgroup.procs).
  */
 int ag_cgroup_delegate(const char *path, uid_t uid, gid_t gid, struct ag_err *err);
-/* The caller's own cgroup directory: cgroup2 joined with /proc/self/cgroup's "0::" path. */
+/*
+ * The cgroup directory of process pid (0: the caller): cgroup2 joined with
+ * /proc/<pid>/cgroup's "0::" path.  A file read, whatever the tree's size.
+ */
+int ag_cgroup_of(const char *cgroup2, pid_t pid, char *buf, size_t len, struct ag_err *err);
+/* The caller's own cgroup directory (ag_cgroup_of(cgroup2, 0, ...)). */
 int ag_cgroup_self(const char *cgroup2, char *buf, size_t len, struct ag_err *err);
 /* Moves a process (0: the caller) into the cgroup. */
 int ag_cgroup_enter(const char *path, pid_t pid, struct ag_err *err);

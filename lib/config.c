@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,11 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->connect_timeout_ms = 10000;
 	c->approval_timeout_ms = 120000;
 	c->audit_durability = AG_AUDIT_SYNC;
+	c->agent_uid_min = AG_DEFAULT_AGENT_UID_MIN;
+	c->agent_uid_max = AG_DEFAULT_AGENT_UID_MAX;
+	c->header_timeout_ms = AG_HEADER_TIMEOUT_MS;
+	c->idle_timeout_ms = AG_IDLE_TIMEOUT_MS;
+	c->max_conns_per_agent = AG_MAX_CONNS_PER_AGENT;
 	read_resolv_conf(c);
 	/* Without a "passthrough" list, the gateway relays what it does not govern. */
 	c->pass = calloc(1, sizeof(*c->pass));
@@ -130,6 +136,8 @@ void ag_conf_to_kernel(const struct ag_conf *c, struct ag_config *k)
 	memcpy(k->resolvers, c->resolvers, sizeof(k->resolvers));
 	k->resolver_port = c->resolver_port;
 	k->default_verdict = c->default_verdict;
+	k->agent_uid_min = c->agent_uid_min;
+	k->agent_uid_max = c->agent_uid_max;
 }
 
 /* Every error names the file and the JSON path of the offending value. */
@@ -1353,7 +1361,7 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
 					    "tools",	   "resources",	  "prompts",  "passthrough",
 					    "operator",	   "attributes", "delegated_by",
-					    "loop_protection", NULL };
+					    "loop_protection", "max_conns", NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1391,6 +1399,17 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		if (json_object_get(a, "quota") &&
 		    (ret = parse_quota(p, where, json_object_get(a, "quota"), ac)))
 			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].max_conns", i);
+		if (json_object_get(a, "max_conns")) {
+			uint64_t mc;
+
+			if ((ret = get_uint(p, where, json_object_get(a, "max_conns"),
+					    AG_MAX_CONNS_LIMIT, &mc)))
+				return ret;
+			if (!mc)
+				return bad(p, where, "must not be 0");
+			ac->max_conns = (uint32_t)mc;
+		}
 		snprintf(where, sizeof(where), "$.agents[%zu].loop_protection", i);
 		if (json_object_get(a, "loop_protection") &&
 		    (ret = parse_loop_protection(p, where, json_object_get(a, "loop_protection"),
@@ -1472,6 +1491,61 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 	    (ret = config_path(p, "$.policy.entities", v, pc->entities)))
 		return ret;
 	pc->set = true;
+	return 0;
+}
+
+/* "agent_uids": a range of plain uids, never root, none above INT32_MAX. */
+static int parse_agent_uids(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "min", "max", NULL };
+	uint64_t lo, hi;
+	int ret;
+
+	if ((ret = check_keys(p, "$.agent_uids", v, keys)) ||
+	    (ret = get_uint(p, "$.agent_uids.min", json_object_get(v, "min"), INT32_MAX, &lo)) ||
+	    (ret = get_uint(p, "$.agent_uids.max", json_object_get(v, "max"), INT32_MAX, &hi)))
+		return ret;
+	if (!lo || lo > hi)
+		return bad(p, "$.agent_uids", "expected 1 <= min <= max");
+	c->agent_uid_min = (uint32_t)lo;
+	c->agent_uid_max = (uint32_t)hi;
+	return 0;
+}
+
+/* Fair sharing (daemon/fair.h): timeouts of agent connections, connection caps. */
+static int parse_limits(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "header_timeout_ms", "idle_timeout_ms",
+					    "max_conns_per_agent", NULL };
+	static const struct {
+		const char *key, *path;
+		uint64_t max;
+		size_t off;
+	} f[] = {
+		{ "header_timeout_ms", "$.limits.header_timeout_ms", 3600000,
+		  offsetof(struct ag_conf, header_timeout_ms) },
+		{ "idle_timeout_ms", "$.limits.idle_timeout_ms", 86400000,
+		  offsetof(struct ag_conf, idle_timeout_ms) },
+		{ "max_conns_per_agent", "$.limits.max_conns_per_agent", AG_MAX_CONNS_LIMIT,
+		  offsetof(struct ag_conf, max_conns_per_agent) },
+	};
+	uint64_t n;
+	int ret;
+
+	if ((ret = check_keys(p, "$.limits", v, keys)))
+		return ret;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		json_t *e = json_object_get(v, f[i].key);
+
+		if (!e)
+			continue;
+		if ((ret = get_uint(p, f[i].path, e, f[i].max, &n)))
+			return ret;
+		/* Fail closed: no limit at all is what let one agent starve the rest. */
+		if (!n)
+			return bad(p, f[i].path, "must not be 0");
+		*(uint32_t *)((char *)c + f[i].off) = (uint32_t)n;
+	}
 	return 0;
 }
 
@@ -1557,7 +1631,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
-		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock", "metrics", NULL
+		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock",
+		"agent_uids",  "limits",      "metrics",	     NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1591,6 +1666,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		c->mark = (uint32_t)n;
 	}
 	if ((v = json_object_get(root, "audit")) && (ret = parse_audit(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "limits")) && (ret = parse_limits(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "approval_timeout_ms"))) {
 		if ((ret = get_uint(p, "$.approval_timeout_ms", v, 3600000, &n)))
@@ -1646,6 +1723,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	    (ret = config_path(p, "$.tools_lock", v, c->tools_lock)))
 		return ret;
 	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
+		return ret;
+	if ((v = json_object_get(root, "agent_uids")) && (ret = parse_agent_uids(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "metrics")) && (ret = parse_metrics(p, v, c)))
 		return ret;

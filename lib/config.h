@@ -22,6 +22,9 @@
 #define AG_MAX_CONF_AGENTS 256
 #define AG_LOOP_MAX_IDENTICAL 100 /* loop_protection.max_identical */
 #define AG_LOOP_MAX_WINDOW_S 86400
+/* agent_uids: systemd's DynamicUser range by default. */
+#define AG_DEFAULT_AGENT_UID_MIN 61184
+#define AG_DEFAULT_AGENT_UID_MAX 65519
 
 struct ag_rule_conf {
 	uint8_t addr[16];
@@ -199,6 +202,9 @@ struct ag_agent_conf {
 	 */
 	char (*delegated_by)[AG_NAME_LEN];
 	int nr_delegated_by;
+	/* Fair sharing: "max_conns", this agent's concurrent connections
+	 * (0: the top level's limits.max_conns_per_agent). */
+	uint32_t max_conns;
 };
 
 /*
@@ -252,6 +258,22 @@ struct ag_conf {
 	 * (agentgatectl tools lock writes one); "" : none. */
 	char tools_lock[PATH_MAX];
 	/*
+	 * "agent_uids": {"min": N, "max": N}: the range agentgatectl run takes
+	 * a per-run uid from (lib/runuid.h); it reads it from the config map.
+	 */
+	uint32_t agent_uid_min, agent_uid_max;
+	/*
+	 * Fair sharing, "limits": {"header_timeout_ms": N, "idle_timeout_ms":
+	 * N, "max_conns_per_agent": N} (daemon/fair.h).  A request head (and
+	 * the first bytes classification reads) must be whole within
+	 * header_timeout_ms; a connection with no byte either way for
+	 * idle_timeout_ms is closed; an agent holds at most
+	 * max_conns_per_agent connections at once (or its own "max_conns").
+	 */
+	uint32_t header_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t max_conns_per_agent;
+	/*
 	 * "metrics": {"listen": "127.0.0.1:9464"}: the Prometheus endpoint
 	 * (daemon/metrics.h), on a loopback address only: it has no
 	 * authentication.  metrics_port 0 (the default): no endpoint.
@@ -259,6 +281,11 @@ struct ag_conf {
 	uint8_t metrics_addr[16]; /* v4-mapped for IPv4 */
 	uint16_t metrics_port;
 };
+
+#define AG_HEADER_TIMEOUT_MS 15000
+#define AG_IDLE_TIMEOUT_MS 300000
+#define AG_MAX_CONNS_PER_AGENT 512
+#define AG_MAX_CONNS_LIMIT 1000000 /* no agent needs more; bounds the arithmetic */
 
 /* The embedded default (reads /etc/resolv.conf). */
 int ag_conf_default(struct ag_conf *c, struct ag_err *err);

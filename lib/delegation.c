@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "delegation.h"
 #include "kern.h" /* ag_agent_name_valid */
 
@@ -102,6 +103,29 @@ int ag_delegation_find(const char *root_dir, uint64_t cgroup_id, char *rel, size
 			       root_dir, len - 1);
 	return ag_errf(err, ENOENT, "cgroup %llu: not found within %d levels below %s",
 		       (unsigned long long)cgroup_id, AG_DELEGATION_DEPTH, root_dir);
+}
+
+int ag_delegation_find_pid(const char *cgroup2, const char *root_dir, pid_t pid, uint64_t cgroup_id,
+			   char *rel, size_t len, struct ag_err *err)
+{
+	size_t n = strlen(root_dir);
+	char path[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if ((ret = ag_cgroup_of(cgroup2, pid, path, sizeof(path), err)))
+		return ret;
+	if (strncmp(path, root_dir, n) || (path[n] && path[n] != '/'))
+		return ag_errf(err, ESTALE, "process %d: cgroup %s: not below %s", (int)pid, path,
+			       root_dir);
+	/* The id is the directory's inode: the process may have moved or gone since. */
+	if (stat(path, &st) || (uint64_t)st.st_ino != cgroup_id)
+		return ag_errf(err, ESTALE, "process %d: no longer in cgroup %llu", (int)pid,
+			       (unsigned long long)cgroup_id);
+	if (snprintf(rel, len, "%s", path[n] ? path + n + 1 : "") >= (int)len)
+		return ag_errf(err, ENAMETOOLONG, "cgroup path below %s: longer than %zu bytes",
+			       root_dir, len ? len - 1 : 0);
+	return 0;
 }
 
 int ag_delegation_component(const char *comp, size_t len, char name[AG_NAME_LEN])

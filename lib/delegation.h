@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -52,6 +53,17 @@ struct ag_delegation {
  */
 int ag_delegation_find(const char *root_dir, uint64_t cgroup_id, char *rel, size_t len,
 		       struct ag_err *err);
+
+/*
+ * What ag_delegation_find returns, found from the cgroup process pid is in
+ * (/proc/<pid>/cgroup, cgroup2 the mount point) at the cost of one file
+ * read and one stat, whatever the tree's width: the kernel recorded both
+ * the pid and the cgroup id at connect time.  -ESTALE when that process is
+ * no longer in cgroup_id (it exited, moved, or its pid was reused), and
+ * only then must the caller search.
+ */
+int ag_delegation_find_pid(const char *cgroup2, const char *root_dir, pid_t pid, uint64_t cgroup_id,
+			   char *rel, size_t len, struct ag_err *err);
 
 /*
  * The agent a sub-cgroup's name says, into name: "B-456" and "B" both say

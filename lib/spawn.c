@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
@@ -13,6 +15,9 @@
 #include <linux/sched.h>
 
 #include "spawn.h"
+
+/* Descriptors the fallback closes at most, whatever the limit says. */
+#define CLOSE_LOOP_MAX (1L << 20)
 
 pid_t ag_clone_into_cgroup(int cgroup_fd)
 {
@@ -41,46 +46,32 @@ static int parse_id(const char *s, unsigned long *out)
 
 int ag_user_resolve(const char *name, struct ag_user *u, struct ag_err *err)
 {
-	const char *sudo_uid = getenv("SUDO_UID"), *sudo_gid = getenv("SUDO_GID");
-	struct passwd *pw;
+	struct passwd *pw = getpwnam(name);
 	unsigned long id;
 
 	memset(u, 0, sizeof(*u));
-	if (name) {
-		pw = getpwnam(name);
-		if (!pw && !parse_id(name, &id))
-			pw = getpwuid((uid_t)id);
-		if (!pw)
-			return ag_errf(err, ENOENT, "user %s: no such user", name);
-	} else if (sudo_uid && sudo_gid && !parse_id(sudo_uid, &id) && id != 0) {
-		unsigned long gid;
-
-		if (parse_id(sudo_gid, &gid))
-			return ag_errf(err, EINVAL, "SUDO_GID=%s: not a group id", sudo_gid);
-		u->uid = (uid_t)id;
-		u->gid = (gid_t)gid;
-		pw = getpwuid(u->uid);
-		snprintf(u->name, sizeof(u->name), "%s", pw ? pw->pw_name : sudo_uid);
-		return 0;
-	} else {
-		pw = getpwnam("nobody");
-		if (!pw)
-			return ag_errf(err, ENOENT, "user nobody: no such user; pass --user");
-	}
+	u->lock_fd = -1;
+	if (!pw && !parse_id(name, &id))
+		pw = getpwuid((uid_t)id);
+	if (!pw)
+		return ag_errf(err, ENOENT, "user %s: no such user", name);
 	if (pw->pw_uid == 0)
 		return ag_errf(err, EPERM,
 			       "user %s: agents never run as root (a root process can move itself "
-			       "out of its cgroup); pass --user",
+			       "out of its cgroup); pass another --user, or none for a uid of its "
+			       "own",
 			       pw->pw_name);
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
 	snprintf(u->name, sizeof(u->name), "%s", pw->pw_name);
+	snprintf(u->home, sizeof(u->home), "%s", pw->pw_dir);
 	return 0;
 }
 
 int ag_user_become(const struct ag_user *u, struct ag_err *err)
 {
-	if (initgroups(u->name, u->gid) && setgroups(0, NULL))
+	/* A per-run uid is in no group, not even by name. */
+	if ((u->per_run || initgroups(u->name, u->gid)) && setgroups(0, NULL))
 		return ag_errf(err, errno, "user %s: setgroups: %s", u->name, strerror(errno));
 	if (setresgid(u->gid, u->gid, u->gid))
 		return ag_errf(err, errno, "user %s: setgid %u: %s", u->name, u->gid,
@@ -91,4 +82,70 @@ int ag_user_become(const struct ag_user *u, struct ag_err *err)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return ag_errf(err, errno, "no_new_privs: %s", strerror(errno));
 	return 0;
+}
+
+static bool kept(int fd, const int *keep, int nr_keep)
+{
+	for (int i = 0; i < nr_keep; i++)
+		if (keep[i] == fd)
+			return true;
+	return false;
+}
+
+/* Descriptors above 2 that exec would pass on: neither close-on-exec nor kept. */
+static int count_inherited(const int *keep, int nr_keep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name), flags;
+
+		if (fd <= 2 || fd == dirfd(d) || kept(fd, keep, nr_keep))
+			continue;
+		flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Closes lo..hi; before close_range (Linux 5.9), one by one up to the limit. */
+static void close_span(unsigned int lo, unsigned int hi)
+{
+	long max = sysconf(_SC_OPEN_MAX);
+
+	if (lo > hi || !syscall(SYS_close_range, lo, hi, 0))
+		return;
+	if (max < 0 || max > CLOSE_LOOP_MAX)
+		max = CLOSE_LOOP_MAX;
+	for (unsigned int fd = lo; fd <= hi && fd < (unsigned long)max; fd++)
+		close((int)fd);
+}
+
+int ag_close_inherited(const int *keep, int nr_keep)
+{
+	int n = count_inherited(keep, nr_keep);
+	unsigned int lo = 3;
+
+	/* One span per gap between kept descriptors, lowest first. */
+	for (int round = 0; round <= nr_keep; round++) {
+		int next = -1;
+
+		for (int i = 0; i < nr_keep; i++)
+			if (keep[i] >= (int)lo && (next < 0 || keep[i] < next))
+				next = keep[i];
+		if (next < 0) {
+			close_span(lo, ~0U);
+			break;
+		}
+		close_span(lo, (unsigned int)next - 1);
+		fcntl(next, F_SETFD, 0);
+		lo = (unsigned int)next + 1;
+	}
+	return n;
 }

@@ -3,6 +3,7 @@
 #ifndef AG_SPAWN_H
 #define AG_SPAWN_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -19,15 +20,28 @@ struct ag_user {
 	uid_t uid;
 	gid_t gid;
 	char name[64];
+	char home[PATH_MAX];
+	/* A per-run uid (runuid.h): no supplementary groups, and its lock. */
+	bool per_run;
+	int lock_fd;
 };
 
 /*
- * The user an agent runs as: NAME if given, else the sudo caller
- * (SUDO_UID/SUDO_GID), else nobody.  Never root: a uid-0 process owns the
- * cgroup files and could move itself out of its cgroup.
+ * The user an agent runs as when the operator names one (run --user):
+ * its uid, primary gid and home from the user database.  Never root: a
+ * uid-0 process owns the cgroup files and could move itself out of its
+ * cgroup.
  */
 int ag_user_resolve(const char *name, struct ag_user *u, struct ag_err *err);
 /* In the child: supplementary groups, gid, uid, no_new_privs. */
 int ag_user_become(const struct ag_user *u, struct ag_err *err);
+
+/*
+ * In the child before exec: closes every descriptor but 0-2 and the keep
+ * ones (whose close-on-exec flag it clears).  Returns how many of those it
+ * closed would have reached the new program (not close-on-exec), -1 when
+ * /proc could not say.
+ */
+int ag_close_inherited(const int *keep, int nr_keep);
 
 #endif

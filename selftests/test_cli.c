@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "config.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -21,24 +22,6 @@ static int ctl(char **out, const struct tdaemon *d, const char *args)
 {
 	return run_capture(out, "env -u SUDO_UID -u SUDO_GID %s/agentgatectl --instance %s %s 2>&1",
 			   testlib_build_dir(), d->in.name, args);
-}
-
-static pid_t serve_one(int tool, const char *answer)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int c = accept_timeout(tool, 5000);
-		char buf[64];
-
-		if (c < 0)
-			_exit(1);
-		if (read(c, buf, sizeof(buf)) <= 0 || write(c, answer, strlen(answer)) < 0)
-			_exit(2);
-		close(c);
-		_exit(0);
-	}
-	return pid;
 }
 
 TEST(cli_run)
@@ -58,11 +41,15 @@ TEST(cli_run)
 		free(out);
 	}
 	if (test__start_subtest("identity")) {
+		long uid;
+
 		ASSERT_EQ(ctl(&out, &d,
-			      "run --agent demo -- sh -c 'id -u; grep ^0:: /proc/self/cgroup; "
+			      "run --agent demo -- sh -c 'echo U=$(id -u); grep ^0:: /proc/self/cgroup; "
 			      "grep NoNewPrivs /proc/self/status'"),
 			  0, "run");
-		ASSERT_TRUE(out && strstr(out, "65534\n"), "runs as nobody without sudo");
+		uid = out && strstr(out, "U=") ? strtol(strstr(out, "U=") + 2, NULL, 10) : 0;
+		ASSERT_TRUE(uid >= AG_DEFAULT_AGENT_UID_MIN && uid <= AG_DEFAULT_AGENT_UID_MAX,
+			    "runs as a per-run uid, not the caller's nor nobody");
 		snprintf(want, sizeof(want), "0::/%s/agents/demo/run-", d.in.name);
 		ASSERT_TRUE(out && strstr(out, want), "in a fresh run cgroup below the agent");
 		ASSERT_TRUE(out && strstr(out, "NoNewPrivs:\t1"), "no_new_privs");
@@ -88,24 +75,27 @@ TEST(cli_run)
 		free(out);
 	}
 	if (test__start_subtest("relayed")) {
+		char uid[32];
 		pid_t server;
 
 		tool = tcp_listen("127.0.0.1", 0, &tool_port);
 		server = serve_one(tool, "hello-from-tool");
 		snprintf(args, sizeof(args),
-			 "run --agent demo -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/%u; "
+			 "run --agent demo -- bash -c 'echo U=$(id -u); exec 3<>/dev/tcp/127.0.0.1/%u; "
 			 "printf hi >&3; cat <&3'",
 			 tool_port);
 		ASSERT_EQ(ctl(&out, &d, args), 0, "run");
 		ASSERT_TRUE(out && strstr(out, "hello-from-tool"),
 			    "the agent got the tool's bytes");
-		free(out);
 		waitpid(server, &status, 0);
 		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the tool served it");
 		snprintf(want, sizeof(want), "dst=127.0.0.1:%u", tool_port);
-		ASSERT_TRUE(log_has(&d, 2000, "event=conn ", "agent=\"demo\"", want, "uid=65534",
+		snprintf(uid, sizeof(uid), "uid=%ld ",
+			 out && strstr(out, "U=") ? strtol(strstr(out, "U=") + 2, NULL, 10) : 0);
+		ASSERT_TRUE(log_has(&d, 2000, "event=conn ", "agent=\"demo\"", want, uid,
 				    "comm=\"bash\"", NULL),
 			    "through the daemon, with the agent's identity");
+		free(out);
 		close(tool);
 	}
 	if (test__start_subtest("usage_errors")) {
@@ -125,7 +115,7 @@ TEST(cli_status_and_uninstall)
 {
 	char *out = NULL, want[256];
 	struct tdaemon d;
-	json_t *j;
+	json_t *j, *v;
 
 	if (!ASSERT_OK(tdaemon_start(&d, "clistatus", "", 0), "daemon"))
 		goto out;
@@ -139,6 +129,9 @@ TEST(cli_status_and_uninstall)
 		ASSERT_TRUE(out && strstr(out, "link connect4"), "links listed");
 		ASSERT_TRUE(out && strstr(out, "map  stats"), "maps listed");
 		ASSERT_TRUE(out && strstr(out, "bpf-lsm:"), "BPF-LSM reported");
+		ASSERT_STRHAS(out, "isolation:  seccomp yes; Landlock ", "isolation facts");
+		ASSERT_STRHAS(out, "per-run uids 61184-65519", "the per-run uid range");
+		ASSERT_STRHAS(out, "state:      ok", "not degraded for what is only a fact");
 		if (test__verbose())
 			fprintf(stderr, "%s", out);
 		free(out);
@@ -156,6 +149,16 @@ TEST(cli_status_and_uninstall)
 			ASSERT_TRUE(json_is_boolean(json_object_get(json_object_get(j, "bpf_lsm"),
 								    "available")),
 				    "bpf_lsm.available");
+			v = json_object_get(j, "isolation");
+			ASSERT_TRUE(json_is_true(json_object_get(v, "seccomp")), "seccomp");
+			ASSERT_TRUE(json_is_integer(json_object_get(v, "landlock_abi")),
+				    "landlock_abi");
+			ASSERT_TRUE(json_object_get(v, "yama_ptrace_scope") != NULL, "yama");
+			ASSERT_EQ(json_integer_value(
+				      json_object_get(json_object_get(v, "agent_uids"), "min")),
+				  AG_DEFAULT_AGENT_UID_MIN, "agent_uids.min");
+			ASSERT_TRUE(json_is_array(json_object_get(v, "open")), "what stays open");
+			ASSERT_EQ(json_array_size(json_object_get(j, "degraded")), 0, "degraded");
 			json_decref(j);
 		}
 		free(out);

@@ -75,6 +75,25 @@ TEST(config)
 		  "\"deny\"}]}]}",
 		  "$.agents[0].rules[0].dest" },
 		{ "root_not_object", "[]", "$: expected an object" },
+		{ "agent_uids", "{\"agent_uids\": {\"min\": 100000, \"max\": 100999}}", NULL },
+		{ "agent_uids_reversed", "{\"agent_uids\": {\"min\": 9, \"max\": 8}}",
+		  "$.agent_uids: expected 1 <= min <= max" },
+		{ "agent_uids_root", "{\"agent_uids\": {\"min\": 0, \"max\": 8}}",
+		  "$.agent_uids: expected 1 <= min <= max" },
+		{ "agent_uids_max", "{\"agent_uids\": {\"min\": 1}}",
+		  "$.agent_uids.max: expected an integer" },
+		/* Fair sharing (daemon/fair.h). */
+		{ "limits",
+		  "{\"limits\": {\"header_timeout_ms\": 1000, \"idle_timeout_ms\": 2000,"
+		  " \"max_conns_per_agent\": 8}, \"agents\": [{\"name\": \"a\", \"max_conns\": "
+		  "4}]}",
+		  NULL },
+		{ "limits_zero", "{\"limits\": {\"idle_timeout_ms\": 0}}",
+		  "$.limits.idle_timeout_ms: must not be 0" },
+		{ "limits_unknown", "{\"limits\": {\"read_timeout_ms\": 1}}",
+		  "$.limits.read_timeout_ms: unknown key" },
+		{ "agent_max_conns_zero", "{\"agents\": [{\"name\": \"a\", \"max_conns\": 0}]}",
+		  "$.agents[0].max_conns: must not be 0" },
 		/* Tool servers, allow-lists and pass-through. */
 		{ "server_minimal", SERVER("") "}", NULL },
 		{ "server_not_loop", SERVER_U("http://127.0.0.1:15081", "") "}", NULL },

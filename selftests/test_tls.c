@@ -718,13 +718,13 @@ TEST(tls_run_env)
 			      &out,
 			      "env -u SUDO_UID -u SUDO_GID -u SSL_CERT_FILE %s/agentgatectl "
 			      "--instance %s run --agent demo -- sh -c 'echo "
-			      "\"S=$SSL_CERT_FILE R=$REQUESTS_CA_BUNDLE N=$NODE_EXTRA_CA_CERTS\"; "
+			      "\"S=$SSL_CERT_FILE R=$REQUESTS_CA_BUNDLE C=$CURL_CA_BUNDLE N=$NODE_EXTRA_CA_CERTS\"; "
 			      "head -c 27 \"$NODE_EXTRA_CA_CERTS\"' 2>&1",
 			      testlib_build_dir(), d.in.name),
 			  0, "run");
-		snprintf(want, sizeof(want), "S=%s R=%s N=%s\n-----BEGIN CERTIFICATE-----",
+		snprintf(want, sizeof(want), "S=%s R=%s C=%s N=%s\n-----BEGIN CERTIFICATE-----",
 			 ag_tls_ca_bundle_path(ca), ag_tls_ca_bundle_path(ca),
-			 ag_tls_ca_cert_path(ca));
+			 ag_tls_ca_bundle_path(ca), ag_tls_ca_cert_path(ca));
 		ASSERT_OK_PTR(out ? strstr(out, want) : NULL, out ? out : "no output");
 		free(out);
 		out = NULL;

@@ -88,6 +88,9 @@ bool has_pending(int lfd);
 uint16_t free_port(void);
 /* A real ClientHello for name (SNI) into buf: its length, 0 on failure. */
 size_t tls_client_hello(const char *name, unsigned char *buf, size_t cap);
+/* A child that accepts one connection on tool, reads a request, answers it;
+ * waitpid it for the outcome (exit 0: served). */
+pid_t serve_one(int tool, const char *answer);
 /* Fills a sockaddr from "addr" and port; returns its length. */
 socklen_t make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss);
 
