@@ -114,16 +114,20 @@ static void scraper_send(struct scraper *s)
 				   MSG_NOSIGNAL);
 }
 
-/* The response: status line, headers and body in one buffer (body consumed). */
+/*
+ * The response: status line, headers and body in one buffer.  body (len
+ * bytes, consumed) NULL: an error, whose body is the status line's text.
+ */
 static void scraper_respond(struct scraper *s, const char *status, char *body, size_t len)
 {
 	static const char fmt[] = "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 				  "Connection: close\r\n\r\n";
 	const char *type = body ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain";
-	int head = snprintf(NULL, 0, fmt, status, type, body ? len : strlen(status) + 1);
+	int head;
 
 	if (!body)
 		len = strlen(status) + 1;
+	head = snprintf(NULL, 0, fmt, status, type, len);
 	s->out = head < 0 ? NULL : malloc((size_t)head + len + 1);
 	if (!s->out) {
 		free(body);
@@ -145,15 +149,14 @@ static void scraper_respond(struct scraper *s, const char *status, char *body, s
 /* A complete request head: only GET /metrics is served. */
 static void scraper_handle(struct scraper *s)
 {
-	static const char get[] = "GET /metrics";
-	size_t n = sizeof(get) - 1, len;
+	static const char path[] = "GET /metrics";
+	size_t n = sizeof(path) - 1, len;
+	bool is_get = s->in_len > 4 && !memcmp(s->in, "GET ", 4);
 	char *body;
 
-	if (s->in_len <= n || memcmp(s->in, get, n) || (s->in[n] != ' ' && s->in[n] != '?')) {
+	if (s->in_len <= n || memcmp(s->in, path, n) || (s->in[n] != ' ' && s->in[n] != '?')) {
 		ag_metrics_scrape_error(s->l->d->metrics);
-		scraper_respond(
-		    s, strncmp(s->in, "GET ", 4) ? "405 Method Not Allowed" : "404 Not Found", NULL,
-		    0);
+		scraper_respond(s, is_get ? "404 Not Found" : "405 Method Not Allowed", NULL, 0);
 		return;
 	}
 	body = ag_metrics_render(s->l->d->metrics, s->l->d, &len);
@@ -180,12 +183,14 @@ static void scraper_on_recv(struct scraper *s, int res)
 		return;
 	}
 	s->in_len += res;
-	if (head_complete(s))
+	if (head_complete(s)) {
 		scraper_handle(s);
-	else if (s->in_len == sizeof(s->in))
+	} else if (s->in_len == sizeof(s->in)) {
+		ag_metrics_scrape_error(s->l->d->metrics);
 		scraper_respond(s, "431 Request Header Fields Too Large", NULL, 0);
-	else
+	} else {
 		scraper_recv(s);
+	}
 }
 
 static void scraper_on_send(struct scraper *s, int res)

@@ -80,6 +80,25 @@ static int agent_get(void *arg)
 	return agent_exchange(x);
 }
 
+/* Sends req (len bytes) to the endpoint as a scraper; the status line's code, or -1. */
+static int raw_request(uint16_t port, const char *req, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = make_sockaddr("127.0.0.1", port, &ss);
+	struct timeval tv = { .tv_sec = 10 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
+	char resp[512] = "";
+	ssize_t n = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (!connect(fd, (struct sockaddr *)&ss, sl) && send_all(fd, req, len))
+		n = recv(fd, resp, sizeof(resp) - 1, MSG_WAITALL);
+	if (n > 0 && sscanf(resp, "HTTP/1.1 %d ", &code) != 1)
+		code = -1;
+	close(fd);
+	return code;
+}
+
 /* ---- a real Prometheus --------------------------------------------------- */
 
 struct prom {
@@ -293,6 +312,31 @@ TEST(metrics_endpoint)
 		snprintf(line, sizeof(line),
 			 "agentgate_agent_connections_total{agent=\"a\",result=\"rejected\"} 1");
 		ASSERT_TRUE(wait_line(mport, line), "the refusal is counted");
+	}
+	if (test__start_subtest("bad_requests_bounded")) {
+		static const char post_req[] = "POST /metrics HTTP/1.1\r\n\r\n",
+				  other_req[] = "GET /other HTTP/1.1\r\n\r\n";
+		static char big[2048]; /* exactly the bound, with no end of head */
+		struct sockaddr_storage ss;
+		socklen_t sl = make_sockaddr("127.0.0.1", mport, &ss);
+		int idle = socket(AF_INET, SOCK_STREAM, 0);
+		char *now;
+
+		/* A scraper that connects and says nothing holds no one up. */
+		ASSERT_OK(connect(idle, (struct sockaddr *)&ss, sl), "idle scraper connected");
+		now = scrape(mport);
+		ASSERT_NEQ(now, NULL, "a scrape beside an idle one is served");
+		free(now);
+		ASSERT_EQ(raw_request(mport, post_req, strlen(post_req)), 405, "POST");
+		ASSERT_EQ(raw_request(mport, other_req, strlen(other_req)), 404, "another path");
+		memset(big, 'a', sizeof(big));
+		memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+		ASSERT_EQ(raw_request(mport, big, sizeof(big)), 431,
+			  "a head of 2048 bytes, unended");
+		/* Closed before its deadline: an EOF, not a scrape error. */
+		close(idle);
+		ASSERT_TRUE(wait_line(mport, "agentgate_errors_total{kind=\"scrape\"} 3"),
+			    "three refused scrapes counted");
 	}
 	if (test__start_subtest("prometheus_sees_call")) {
 		static const char q[] = "sum(agentgate_tool_calls_total{decision=\"allow\"})";
