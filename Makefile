@@ -107,11 +107,19 @@ test:
 	@$(SUBMAKE) test-bins
 	@scripts/test.sh
 
-# The demo: a governed agent, a blocked bypass, the daemon's log and status.
+# The demo (scripts/demo.sh).  The build's output goes to a log: one line
+# while it runs, the log's tail if it fails.
+RUN_LOG = $(BUILD)/make-run.log
 run:
 	@scripts/deps.sh
-	@$(SUBMAKE) all
-	@scripts/demo.sh
+	@mkdir -p $(BUILD)
+	@echo "building agentgate (log: $(RUN_LOG))..."
+	@if ! $(SUBMAKE) all >$(RUN_LOG) 2>&1; then \
+		tail -n 30 $(RUN_LOG) >&2; \
+		echo "make run: the build failed; the whole log is $(RUN_LOG)" >&2; \
+		exit 1; \
+	fi
+	@BUILD=$(BUILD) scripts/demo.sh
 
 bench:
 	@scripts/deps.sh

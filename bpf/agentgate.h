@@ -54,6 +54,8 @@ enum ag_reason {
 	AG_REASON_CONNECT_RATE = 9,   /* the agent's connect bucket is empty */
 	AG_REASON_CALL_BUDGET = 10,   /* a tool-call budget is spent */
 	AG_REASON_NO_GATEWAY = 11,    /* a network namespace the daemon does not serve */
+	AG_REASON_UNIX_PATH = 12,     /* AF_UNIX address not in the agent's unix_sockets */
+	AG_REASON_NO_DNS_RELAY = 13,  /* UDP to a resolver, no DNS relay to send it to */
 };
 
 /* Which hook produced an event. */
@@ -65,6 +67,8 @@ enum ag_hook {
 	AG_HOOK_SENDMSG6 = 5,
 	AG_HOOK_BIND4 = 6,
 	AG_HOOK_BIND6 = 7,
+	AG_HOOK_CONNECT_UNIX = 8, /* AF_UNIX connect, stream and datagram */
+	AG_HOOK_SENDMSG_UNIX = 9, /* AF_UNIX datagram sendto/sendmsg with an address */
 };
 
 /* config: one element, written by the loader, read by every hook. */
@@ -85,6 +89,14 @@ struct ag_config {
 	/* agentgatectl run's per-run uid range; 0: its defaults (not read by BPF). */
 	__u32 agent_uid_min;
 	__u32 agent_uid_max;
+	/*
+	 * The daemon's DNS relay for agents in its own network namespace
+	 * (daemon/dns.c): UDP of theirs to a resolver goes here instead.
+	 * Port 0: no relay, and that UDP is refused (fail closed).
+	 */
+	__u32 dns_relay_ip4;  /* network byte order, 127.0.0.1 */
+	__u16 dns_relay_port; /* host byte order */
+	__u16 pad2;
 };
 
 /* ag_agent.flags */
@@ -161,6 +173,7 @@ struct ag_stats {
 	__u64 bind_denied; /* of which: gateway port bind */
 	__u64 udp_allowed;
 	__u64 quota_denied; /* reserved for the quota hooks */
+	__u64 unix_denied;  /* of which: AF_UNIX address not allowed */
 };
 
 /*
@@ -272,6 +285,34 @@ struct ag_event {
 };
 
 /*
+ * AF_UNIX (the unix-socket cgroup hooks, kernel 6.7 and later).  An
+ * agent's connect or addressed send to a unix socket goes through only when
+ * its address is in unix_paths for the agent: deny by default.  The key
+ * holds the address as the kernel resolves it: a filesystem path up to its
+ * first NUL byte; an abstract name (path[0] == 0) as all len bytes, NULs
+ * included, so that "\0a" and "\0a\0" stay two keys.  Bytes past len are
+ * zero.
+ */
+#define AG_UNIX_PATH_LEN 108   /* sizeof(((struct sockaddr_un *)0)->sun_path) */
+#define AG_MAX_UNIX_PATHS 8192 /* AG_MAX_CONF_AGENTS x AG_MAX_UNIX_SOCKETS */
+
+/* unix_paths: key; the value is a __u32, 1. */
+struct ag_unix_key {
+	__u64 agent_cgroup_id; /* <instance>/agents/<name> */
+	__u32 len;	       /* bytes of path that count */
+	__u32 pad;
+	char path[AG_UNIX_PATH_LEN];
+};
+
+/* events: the record of an AF_UNIX refusal, a struct ag_event and the address. */
+struct ag_unix_event {
+	struct ag_event ev; /* family AF_UNIX, hook AG_HOOK_*_UNIX */
+	__u32 path_len;	    /* as ag_unix_key.len */
+	__u32 pad;
+	char path[AG_UNIX_PATH_LEN];
+};
+
+/*
  * xdp_guard (ingress mode): per-source token buckets in front of a listener
  * the gateway exposes on a network interface.  New connections (TCP SYN)
  * and UDP datagrams to the guarded port (0: every port) take a token from
@@ -319,6 +360,36 @@ struct ag_guard_stats {
 	__u64 passed;	 /* counted packets that had a token */
 	__u64 dropped;	 /* counted packets that had none */
 	__u64 uncounted; /* not subject to the guard */
+};
+
+/*
+ * dns_peer (socket storage of sock.bpf.c): the resolver an agent's UDP
+ * socket last addressed, and the relay the hook sent it to instead, so
+ * that recvmsg and getpeername show the agent the resolver as the peer.
+ */
+struct ag_dns_peer {
+	__u8 addr[16];	/* the resolver asked, v4-mapped for v4 */
+	__u8 relay[16]; /* where the datagram went, v4-mapped */
+	__u16 port;	/* the resolver's port, host order */
+	__u16 relay_port;
+	__u32 pad;
+};
+
+/*
+ * dns_claim (bpf/daemon.bpf.c), run by the daemon with BPF_PROG_TEST_RUN
+ * for every datagram on its loopback DNS relay: the agent of the UDP
+ * socket that holds the datagram's source address and port.  In and out
+ * through the context's cb[] (a cgroup_skb program writes nothing else):
+ * in cb[0] the source address (network byte order), cb[1] its port (host
+ * order); out cb[2] 0 or ENOENT (no such socket of an agent), cb[3] and
+ * cb[4] the low and high halves of the agent's cgroup id.
+ */
+enum ag_dns_claim_cb {
+	AG_DNS_CLAIM_ADDR = 0,
+	AG_DNS_CLAIM_PORT = 1,
+	AG_DNS_CLAIM_RESULT = 2,
+	AG_DNS_CLAIM_AGENT_LO = 3,
+	AG_DNS_CLAIM_AGENT_HI = 4,
 };
 
 #endif /* AGENTGATE_H */

@@ -206,3 +206,43 @@ int origin_claim(struct xdp_md *ctx)
 		c->result = 0;
 	return XDP_PASS;
 }
+
+/*
+ * A cgroup_skb program for its BPF_PROG_TEST_RUN, the one type with both
+ * the UDP socket lookup and the socket cgroup helpers; its claim goes in
+ * and out through cb[] (enum ag_dns_claim_cb).  The socket is the one the
+ * relay's answer would be delivered to: it holds the datagram's source
+ * address and port now.  Its cgroup is the one it was created in, which
+ * is also what decides which hooks run on it, so the agent named is the
+ * one whose hooks sent the datagram here.  Limits: the socket may have
+ * closed since it sent (nothing to attribute: dropped), or in that
+ * instant its port been taken by another socket, which would then be
+ * named instead (a fire-and-forget sender can only lose its own query).
+ */
+SEC("cgroup_skb/ingress")
+int dns_claim(struct __sk_buff *skb)
+{
+	__u32 ip4 = skb->cb[AG_DNS_CLAIM_ADDR], port = skb->cb[AG_DNS_CLAIM_PORT];
+	const struct ag_config *cfg;
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u64 agent = 0;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&ag_config, &zero);
+	if (cfg && cfg->dns_relay_port) {
+		t.ipv4.saddr = cfg->dns_relay_ip4;
+		t.ipv4.sport = bpf_htons(cfg->dns_relay_port);
+		t.ipv4.daddr = ip4;
+		t.ipv4.dport = bpf_htons((__u16)port);
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (sk) {
+			agent = bpf_sk_ancestor_cgroup_id(sk, cfg->agents_level + 1);
+			bpf_sk_release(sk);
+		}
+	}
+	skb->cb[AG_DNS_CLAIM_RESULT] = agent ? 0 : ENOENT;
+	skb->cb[AG_DNS_CLAIM_AGENT_LO] = (__u32)agent;
+	skb->cb[AG_DNS_CLAIM_AGENT_HI] = (__u32)(agent >> 32);
+	return 1;
+}

@@ -10,7 +10,8 @@
  * (bpf/daemon.bpf.c origin_claim); getpeername() reads it back for the
  * agent.  Everything that could leave the host without a TCP connect (raw,
  * ping, MPTCP, SCTP sockets; UDP) is refused here, in the kernel, so the
- * agent's configuration is irrelevant.
+ * agent's configuration is irrelevant; UDP to a configured resolver alone
+ * is sent on, to the daemon's DNS relay (udp_verdict).
  *
  * Fail closed: unless the daemon is serving (alive, and its listeners
  * accepting), a connect that would be redirected is refused instead of
@@ -85,6 +86,14 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u64));
 } serving SEC(".maps");
+
+/* The resolver each relayed UDP socket addressed (struct ag_dns_peer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ag_dns_peer);
+} dns_peer SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -163,15 +172,22 @@ static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
 	return a_hi == b_hi && a_lo == b_lo;
 }
 
-static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port, __u16 family,
-				       __u16 type, __u16 protocol, __u32 hook, __u32 reason)
+static __always_inline bool addr_is_v4(const __u8 *a)
 {
-	struct ag_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 hi;
+	__u32 mid;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return hi == 0 && mid == bpf_htonl(0xffff);
+}
+
+static __always_inline void fill_event(struct ag_event *e, __u64 agent_id, const __u8 *addr,
+				       __u16 port, __u16 family, __u16 type, __u16 protocol,
+				       __u32 hook, __u32 reason)
+{
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (!e)
-		return;
-	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->agent_cgroup_id = agent_id;
@@ -186,12 +202,22 @@ static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 p
 	e->protocol = protocol;
 	e->hook = hook;
 	e->reason = reason;
+}
+
+static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port, __u16 family,
+				       __u16 type, __u16 protocol, __u32 hook, __u32 reason)
+{
+	struct ag_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_event(e, agent_id, addr, port, family, type, protocol, hook, reason);
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Refuse with a reason: counted, reported, and an errno the agent sees. */
-static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr, __u16 port,
-				  __u16 family, __u16 type, __u32 hook, __u32 reason, int err)
+/* Every refusal counts in denied, and in the counter of its reason if it has one. */
+static __always_inline void count_refusal(struct ag_stats *s, __u32 reason)
 {
 	STAT_INC(s, denied);
 	switch (reason) {
@@ -201,6 +227,7 @@ static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8
 	case AG_REASON_NO_DAEMON:
 	case AG_REASON_NO_GATEWAY:
 	case AG_REASON_NO_V6_LISTENER:
+	case AG_REASON_NO_DNS_RELAY:
 		STAT_INC(s, no_daemon);
 		break;
 	case AG_REASON_BIND_PORT:
@@ -210,7 +237,17 @@ static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8
 	case AG_REASON_CALL_BUDGET:
 		STAT_INC(s, quota_denied);
 		break;
+	case AG_REASON_UNIX_PATH:
+		STAT_INC(s, unix_denied);
+		break;
 	}
+}
+
+/* Refuse with a reason: counted, reported, and an errno the agent sees. */
+static __always_inline int refuse(struct ag_stats *s, __u64 agent_id, const __u8 *addr, __u16 port,
+				  __u16 family, __u16 type, __u32 hook, __u32 reason, int err)
+{
+	count_refusal(s, reason);
 	emit_event(agent_id, addr, port, family, type, 0, hook, reason);
 	/* Without this the agent sees EPERM, which is right for policy. */
 	if (err != EPERM)
@@ -294,29 +331,6 @@ static __always_inline bool is_resolver(const struct ag_config *cfg, const __u8 
 			return true;
 	}
 	return false;
-}
-
-/*
- * UDP: to the configured resolvers only (connect and unconnected sends), or,
- * from a namespaced agent, to the daemon's DNS relay on its gateway
- * (to_relay, IPv4 hooks only).
- */
-static __always_inline int udp_verdict(const __u8 *addr, __u16 port, __u16 family, __u32 hook,
-				       bool to_relay)
-{
-	const struct ag_config *cfg = get_config();
-	struct ag_stats *s;
-	__u64 agent_id;
-
-	if (!cfg)
-		return SOCK_REFUSE;
-	agent_id = current_agent(cfg);
-	s = stats_of(agent_id);
-	if (to_relay || is_resolver(cfg, addr, port)) {
-		STAT_INC(s, udp_allowed);
-		return SOCK_ALLOW;
-	}
-	return refuse(s, agent_id, addr, port, family, SOCK_DGRAM, hook, AG_REASON_UDP_DEST, EPERM);
 }
 
 /*
@@ -526,6 +540,173 @@ static __always_inline bool to_dns_relay(struct bpf_sock_addr *ctx, __u32 ip4, _
 	return ns && ip4 == ns->gateway_ip4;
 }
 
+/*
+ * The DNS relay a resolver's datagram goes to instead: the daemon's on
+ * its gateway for a namespace agentgatectl run --netns made, its loopback
+ * one (config) for an agent in the daemon's namespace; none in a namespace
+ * the agent made itself, or while the daemon has no loopback relay.
+ */
+static __always_inline bool dns_relay_of(struct bpf_sock_addr *ctx, const struct ag_config *cfg,
+					 __u8 *relay, __u16 *relay_port)
+{
+	const struct ag_netns *ns;
+
+	if (!gateway_of(ctx, cfg, &ns))
+		return false;
+	if (ns) {
+		set_v4_mapped(relay, ns->gateway_ip4);
+		*relay_port = AG_NETNS_DNS_PORT;
+		return true;
+	}
+	set_v4_mapped(relay, cfg->dns_relay_ip4);
+	*relay_port = cfg->dns_relay_port;
+	return cfg->dns_relay_port != 0;
+}
+
+/* What udp_verdict decided; the caller rewrites the destination on UDP_RELAY. */
+enum udp_outcome {
+	UDP_REFUSED,
+	UDP_ALLOWED,
+	UDP_RELAY,
+};
+
+/*
+ * UDP goes to the daemon's DNS relay and nowhere else.  A namespaced
+ * agent's datagram to the relay on its gateway (to_relay, IPv4 hooks
+ * only) passes as it is.  One to a configured resolver is sent to the
+ * relay instead (relay, relay_port), which forwards well-formed queries
+ * only (daemon/dns.c), and the resolver is recorded in the socket's
+ * dns_peer for the replies.  The relay listens on IPv4: a resolver with
+ * an IPv6 address cannot be relayed (sendmsg6 may not rewrite to a
+ * v4-mapped address), so UDP to it is refused.
+ */
+static __always_inline enum udp_outcome udp_verdict(struct bpf_sock_addr *ctx, const __u8 *addr,
+						    __u16 port, __u16 family, __u32 hook,
+						    bool to_relay, __u8 *relay, __u16 *relay_port)
+{
+	const struct ag_config *cfg = get_config();
+	struct bpf_sock *sk = ctx->sk;
+	struct ag_dns_peer *p;
+	struct ag_stats *s;
+	__u64 agent_id;
+	__u32 reason = AG_REASON_NO_DNS_RELAY;
+
+	if (!cfg)
+		return UDP_REFUSED;
+	agent_id = current_agent(cfg);
+	s = stats_of(agent_id);
+	if (to_relay) {
+		STAT_INC(s, udp_allowed);
+		return UDP_ALLOWED;
+	}
+	if (!is_resolver(cfg, addr, port)) {
+		refuse(s, agent_id, addr, port, family, SOCK_DGRAM, hook, AG_REASON_UDP_DEST,
+		       EPERM);
+		return UDP_REFUSED;
+	}
+	/* Fail closed: no relay, or a relay nobody serves, means no DNS. */
+	if (addr_is_v4(addr) && dns_relay_of(ctx, cfg, relay, relay_port)) {
+		reason = AG_REASON_NO_DAEMON;
+		if (daemon_serving()) {
+			reason = AG_REASON_NO_STORAGE;
+			p = sk ? bpf_sk_storage_get(&dns_peer, sk, 0, BPF_SK_STORAGE_GET_F_CREATE)
+			       : NULL;
+			if (p) {
+				__builtin_memcpy(p->addr, addr, 16);
+				__builtin_memcpy(p->relay, relay, 16);
+				p->port = port;
+				p->relay_port = *relay_port;
+				STAT_INC(s, udp_allowed);
+				return UDP_RELAY;
+			}
+		}
+	}
+	refuse(s, agent_id, addr, port, family, SOCK_DGRAM, hook, reason, ECONNREFUSED);
+	return UDP_REFUSED;
+}
+
+/* An IPv4 hook's verdict, the destination rewritten to the relay when relayed. */
+static __always_inline int udp_verdict4(struct bpf_sock_addr *ctx, __u32 ip4, __u16 port,
+					__u16 family, __u32 hook)
+{
+	__u8 addr[16], relay[16];
+	__u16 relay_port = 0;
+	__u32 relay4;
+
+	set_v4_mapped(addr, ip4);
+	switch (udp_verdict(ctx, addr, port, family, hook, to_dns_relay(ctx, ip4, port), relay,
+			    &relay_port)) {
+	case UDP_ALLOWED:
+		return SOCK_ALLOW;
+	case UDP_RELAY:
+		__builtin_memcpy(&relay4, relay + 12, 4);
+		ctx->user_ip4 = relay4;
+		ctx->user_port = bpf_htons(relay_port);
+		return SOCK_ALLOW;
+	default:
+		return SOCK_REFUSE;
+	}
+}
+
+/*
+ * The resolver a relayed socket addressed, when addr and port are the
+ * relay it was sent to: what the agent sees as the source of a reply
+ * (recvmsg) or as the peer (getpeername of a connected socket), so that
+ * resolvers that check where answers come from (glibc, c-ares) take them.
+ */
+static __always_inline const struct ag_dns_peer *relayed_peer(struct bpf_sock_addr *ctx,
+							      const __u8 *addr, __u16 port)
+{
+	struct bpf_sock *sk = ctx->sk;
+	const struct ag_dns_peer *p;
+
+	if (!sk)
+		return NULL;
+	p = bpf_sk_storage_get(&dns_peer, sk, 0, 0);
+	if (!p || p->relay_port != port || !addr_eq(p->relay, addr))
+		return NULL;
+	return p;
+}
+
+/* The IPv4 address ctx names, shown as the resolver when it is the relay. */
+static __always_inline void show_resolver4(struct bpf_sock_addr *ctx)
+{
+	__u32 ip4 = ctx->user_ip4;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	const struct ag_dns_peer *p;
+	__u8 addr[16];
+
+	set_v4_mapped(addr, ip4);
+	p = relayed_peer(ctx, addr, port);
+	if (!p)
+		return;
+	__builtin_memcpy(&ip4, p->addr + 12, 4);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = bpf_htons(p->port);
+}
+
+/* The same for an AF_INET6 socket, which reaches the relay v4-mapped. */
+static __always_inline void show_resolver6(struct bpf_sock_addr *ctx)
+{
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	const struct ag_dns_peer *p;
+	__u8 addr[16];
+	__u32 d[4];
+
+	set_v6(addr, a0, a1, a2, a3);
+	p = relayed_peer(ctx, addr, port);
+	if (!p)
+		return;
+	__builtin_memcpy(d, p->addr, 16);
+	ctx->user_ip6[0] = d[0];
+	ctx->user_ip6[1] = d[1];
+	ctx->user_ip6[2] = d[2];
+	ctx->user_ip6[3] = d[3];
+	ctx->user_port = bpf_htons(p->port);
+}
+
 /* Where a redirected IPv4 connect goes: the daemon as seen from the agent's namespace. */
 static __always_inline __u32 daemon_ip4(const struct ag_config *cfg, const struct ag_netns *ns)
 {
@@ -544,10 +725,9 @@ int ag_connect4(struct bpf_sock_addr *ctx)
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 addr[16];
 
-	set_v4_mapped(addr, ip4);
 	if (type == SOCK_DGRAM)
-		return udp_verdict(addr, port, AF_INET, AG_HOOK_CONNECT4,
-				   to_dns_relay(ctx, ip4, port));
+		return udp_verdict4(ctx, ip4, port, AF_INET, AG_HOOK_CONNECT4);
+	set_v4_mapped(addr, ip4);
 	if (!cfg)
 		return SOCK_REFUSE;
 	has_gateway = gateway_of(ctx, cfg, &ns);
@@ -559,6 +739,30 @@ int ag_connect4(struct bpf_sock_addr *ctx)
 	case TCP_REDIRECT:
 		ctx->user_ip4 = daemon_ip4(cfg, ns);
 		ctx->user_port = bpf_htons(cfg->daemon_port);
+		return SOCK_ALLOW;
+	default:
+		return SOCK_REFUSE;
+	}
+}
+
+/* A connected AF_INET6 UDP socket: relayed to the v4-mapped relay like sendmsg4 does. */
+static __always_inline int udp_connect6(struct bpf_sock_addr *ctx, const __u8 *addr, __u16 port)
+{
+	__u8 relay[16];
+	__u16 relay_port = 0;
+	__u32 relay4;
+
+	switch (
+	    udp_verdict(ctx, addr, port, AF_INET6, AG_HOOK_CONNECT6, false, relay, &relay_port)) {
+	case UDP_ALLOWED:
+		return SOCK_ALLOW;
+	case UDP_RELAY:
+		__builtin_memcpy(&relay4, relay + 12, 4);
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = relay4;
+		ctx->user_port = bpf_htons(relay_port);
 		return SOCK_ALLOW;
 	default:
 		return SOCK_REFUSE;
@@ -581,7 +785,7 @@ int ag_connect6(struct bpf_sock_addr *ctx)
 
 	set_v6(addr, a0, a1, a2, a3);
 	if (type == SOCK_DGRAM)
-		return udp_verdict(addr, port, AF_INET6, AG_HOOK_CONNECT6, false);
+		return udp_connect6(ctx, addr, port);
 	if (!cfg)
 		return SOCK_REFUSE;
 	has_gateway = gateway_of(ctx, cfg, &ns);
@@ -627,10 +831,8 @@ int ag_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	__u32 ip4 = ctx->user_ip4;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	__u8 addr[16];
 
-	set_v4_mapped(addr, ip4);
-	return udp_verdict(addr, port, AF_INET, AG_HOOK_SENDMSG4, to_dns_relay(ctx, ip4, port));
+	return udp_verdict4(ctx, ip4, port, AF_INET, AG_HOOK_SENDMSG4);
 }
 
 SEC("cgroup/sendmsg6")
@@ -641,8 +843,30 @@ int ag_sendmsg6(struct bpf_sock_addr *ctx)
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 addr[16];
 
+	__u8 relay[16];
+	__u16 relay_port;
+
 	set_v6(addr, a0, a1, a2, a3);
-	return udp_verdict(addr, port, AF_INET6, AG_HOOK_SENDMSG6, false);
+	/* Only native IPv6 destinations come here: never relayed (udp_verdict). */
+	return udp_verdict(ctx, addr, port, AF_INET6, AG_HOOK_SENDMSG6, false, relay,
+			   &relay_port) == UDP_ALLOWED
+		   ? SOCK_ALLOW
+		   : SOCK_REFUSE;
+}
+
+/* Replies from the relay: the agent sees the resolver it asked as their source. */
+SEC("cgroup/recvmsg4")
+int ag_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	show_resolver4(ctx);
+	return SOCK_ALLOW;
+}
+
+SEC("cgroup/recvmsg6")
+int ag_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	show_resolver6(ctx);
+	return SOCK_ALLOW;
 }
 
 /*
@@ -756,8 +980,10 @@ int ag_getpeername4(struct bpf_sock_addr *ctx)
 	__u16 port;
 	__u32 ip4;
 
-	if (!own_peer(ctx, AF_INET, addr, &port))
+	if (!own_peer(ctx, AF_INET, addr, &port)) {
+		show_resolver4(ctx);
 		return SOCK_ALLOW;
+	}
 	__builtin_memcpy(&ip4, addr + 12, 4);
 	ctx->user_ip4 = ip4;
 	ctx->user_port = bpf_htons(port);
@@ -771,8 +997,10 @@ int ag_getpeername6(struct bpf_sock_addr *ctx)
 	__u16 port;
 	__u32 d[4];
 
-	if (!own_peer(ctx, AF_INET6, addr, &port))
+	if (!own_peer(ctx, AF_INET6, addr, &port)) {
+		show_resolver6(ctx);
 		return SOCK_ALLOW;
+	}
 	__builtin_memcpy(d, addr, 16);
 	ctx->user_ip6[0] = d[0];
 	ctx->user_ip6[1] = d[1];
@@ -808,4 +1036,124 @@ int ag_gateway_filter(struct __sk_buff *skb)
 	if (!ns || bpf_skb_load_bytes_relative(skb, 12, addrs, sizeof(addrs), BPF_HDR_START_NET))
 		return 0;
 	return addrs[0] == ns->agent_ip4 && addrs[1] == ns->gateway_ip4 ? skb->len : 0;
+}
+
+/*
+ * AF_UNIX: an agent reaches a unix socket only at an address listed for it
+ * (agents[].unix_sockets), whatever listens there: a local proxy, a
+ * container runtime, D-Bus, another agent.  The unix-socket hooks exist
+ * since kernel 6.7; libbpf 1.1 knows no section for them, so these two sit
+ * in a sock_addr section and the loader sets their attach types from
+ * ag_progs (lib/kern.c), or leaves them unloaded on an older kernel.
+ *
+ * The hooks' context has no field for the path: the kernel's own copy of
+ * the address is reached through bpf_cast_to_kern_ctx (a kfunc since 6.2,
+ * weak so the object still loads where it is missing) and copied with
+ * bpf_probe_read_kernel.  The hooks run after the kernel validated the
+ * address (unix_validate_addr: family AF_UNIX, 1 to 108 path bytes) and
+ * before it looks the path up, so a refusal reveals nothing about what
+ * exists, and a socket that does not exist is refused just the same.
+ *
+ * Both hooks run for the cgroup of the socket, which is the cgroup of its
+ * creator; the agent named is the caller's, as everywhere here.
+ */
+#define AF_UNIX 1
+#define SUN_PATH_OFFSET 2 /* offsetof(struct sockaddr_un, sun_path) */
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_MAX_UNIX_PATHS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ag_unix_key);
+	__type(value, __u32);
+} unix_paths SEC(".maps");
+
+/*
+ * The address as the kernel will resolve it (agentgate.h, struct
+ * ag_unix_key): false if it cannot be read, which refuses it.
+ */
+static __always_inline bool unix_address(struct bpf_sock_addr *ctx, struct ag_unix_key *key)
+{
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	__u32 len = sa->uaddrlen, end;
+
+	if (len <= SUN_PATH_OFFSET)
+		return false;
+	/*
+	 * All of sun_path, whatever len says: a constant size is what the
+	 * verifier can bound, and the kernel's copy of the address is a
+	 * struct sockaddr_storage (the syscalls, io_uring), so the bytes are
+	 * there.  The ones past the address are cleared below.
+	 */
+	if (bpf_probe_read_kernel(key->path, AG_UNIX_PATH_LEN,
+				  (const char *)sa->uaddr + SUN_PATH_OFFSET))
+		return false;
+	end = len - SUN_PATH_OFFSET;
+	if (end > AG_UNIX_PATH_LEN)
+		end = AG_UNIX_PATH_LEN;
+	/* A filesystem path ends at its first NUL, as unix_mkname_bsd() has it. */
+	if (key->path[0]) {
+		for (__u32 i = 1; i < AG_UNIX_PATH_LEN; i++) {
+			if (i >= end)
+				break;
+			if (!key->path[i]) {
+				end = i;
+				break;
+			}
+		}
+	}
+	for (__u32 i = 1; i < AG_UNIX_PATH_LEN; i++)
+		if (i >= end)
+			key->path[i] = 0;
+	key->len = end;
+	return true;
+}
+
+static __always_inline void emit_unix_event(__u64 agent_id, __u16 type, __u32 hook,
+					    const struct ag_unix_key *key)
+{
+	struct ag_unix_event *u = bpf_ringbuf_reserve(&events, sizeof(*u), 0);
+
+	if (!u)
+		return;
+	__builtin_memset(u, 0, sizeof(*u));
+	fill_event(&u->ev, agent_id, NULL, 0, AF_UNIX, type, 0, hook, AG_REASON_UNIX_PATH);
+	u->path_len = key->len;
+	__builtin_memcpy(u->path, key->path, AG_UNIX_PATH_LEN);
+	bpf_ringbuf_submit(u, 0);
+}
+
+static __always_inline int unix_verdict(struct bpf_sock_addr *ctx, __u32 hook)
+{
+	const struct ag_config *cfg = get_config();
+	__u16 type = (__u16)ctx->type;
+	struct ag_unix_key key;
+	bool readable;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	/* Fail closed: without the config, no agent can be told apart. */
+	if (!cfg)
+		return SOCK_REFUSE;
+	key.agent_cgroup_id = current_agent(cfg);
+	readable = unix_address(ctx, &key);
+	if (readable && bpf_map_lookup_elem(&unix_paths, &key))
+		return SOCK_ALLOW;
+	/* Fail closed: an address that is not listed, or that could not be read. */
+	count_refusal(stats_of(key.agent_cgroup_id), AG_REASON_UNIX_PATH);
+	emit_unix_event(key.agent_cgroup_id, type, hook, &key);
+	return SOCK_REFUSE;
+}
+
+SEC("cgroup/connect4") /* attach type BPF_CGROUP_UNIX_CONNECT, set by the loader */
+int ag_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return unix_verdict(ctx, AG_HOOK_CONNECT_UNIX);
+}
+
+SEC("cgroup/sendmsg4") /* attach type BPF_CGROUP_UNIX_SENDMSG, set by the loader */
+int ag_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return unix_verdict(ctx, AG_HOOK_SENDMSG_UNIX);
 }

@@ -145,7 +145,8 @@ static const struct {
 } commands[] = {
 	{ "run", "--agent NAME [--user USER] [--netns] [--keep-fd N] -- CMD [ARGS...]",
 	  "run CMD as agent NAME under governance", cmd_run },
-	{ "status", "[--json]", "daemon, programs, links, maps, kernel features", cmd_status },
+	{ "status", "[--verbose] [--json]",
+	  "serving, coverage on this kernel, audit; then the details", cmd_status },
 	{ "agents", "[--json]", "registered agents with their counters", cmd_agents },
 	{ "maps", "[--json] [MAP]", "decoded dumps of the pinned maps", cmd_maps },
 	{ "quota", "show|set|reset", "per-agent connect rate and call budgets, live", cmd_quota },

@@ -46,18 +46,19 @@ json_t *map_config_json(const struct ag_config *cfg)
 
 json_t *map_stats_json(const struct ag_stats *s)
 {
-	return json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "redirected", (json_int_t)s->redirected,
-	    "direct", (json_int_t)s->direct, "denied", (json_int_t)s->denied, "sock_denied",
-	    (json_int_t)s->sock_denied, "udp_denied", (json_int_t)s->udp_denied, "no_daemon",
-	    (json_int_t)s->no_daemon, "bind_denied", (json_int_t)s->bind_denied, "udp_allowed",
-	    (json_int_t)s->udp_allowed, "quota_denied", (json_int_t)s->quota_denied);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "redirected",
+			 (json_int_t)s->redirected, "direct", (json_int_t)s->direct, "denied",
+			 (json_int_t)s->denied, "sock_denied", (json_int_t)s->sock_denied,
+			 "udp_denied", (json_int_t)s->udp_denied, "no_daemon",
+			 (json_int_t)s->no_daemon, "bind_denied", (json_int_t)s->bind_denied,
+			 "udp_allowed", (json_int_t)s->udp_allowed, "quota_denied",
+			 (json_int_t)s->quota_denied, "unix_denied", (json_int_t)s->unix_denied);
 }
 
-/* Calls fn for each key of a hash-like map; key_size bytes at most 64. */
+/* Calls fn for each key of a hash-like map; key_size bytes at most 128. */
 int map_foreach(int fd, size_t key_size, void (*fn)(const void *key, void *arg), void *arg)
 {
-	unsigned char key[64], next[64];
+	unsigned char key[128], next[128];
 	void *prev = NULL;
 
 	if (key_size > sizeof(key))
@@ -100,6 +101,17 @@ static void stats_entry(const void *key, void *arg)
 	e = map_stats_json(&s);
 	json_object_set_new(e, "agent_cgroup_id", json_integer((json_int_t)id));
 	json_array_append_new(d->out, e);
+}
+
+static void unix_entry(const void *key, void *arg)
+{
+	const struct ag_unix_key *uk = key;
+	struct dump *d = arg;
+	char addr[4 * AG_UNIX_PATH_LEN + 8];
+
+	json_array_append_new(
+	    d->out, json_pack("{s:I,s:s}", "agent_cgroup_id", (json_int_t)uk->agent_cgroup_id,
+			      "address", ag_unix_addr_fmt(uk->path, uk->len, addr, sizeof(addr))));
 }
 
 static void rule_entry(const void *key, void *arg)
@@ -276,6 +288,9 @@ static json_t *dump_map(const struct ag_kern *k, const struct ag_instance *in, e
 	case AG_MAP_SERVING:
 		json_decref(d.out);
 		return json_boolean(ag_kern_is_serving(in));
+	case AG_MAP_UNIX_PATHS:
+		map_foreach(k->map_fd[id], sizeof(struct ag_unix_key), unix_entry, &d);
+		break;
 	default:
 		break;
 	}

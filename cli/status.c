@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl status: is the instance enforcing, and what is it missing? */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,13 @@
 #include "sandbox.h"
 
 static const char status_usage[] =
-    "usage: agentgatectl [--instance NAME] status [--json]\n"
+    "usage: agentgatectl [--instance NAME] status [--verbose] [--json]\n"
     "\n"
-    "Shows whether the daemon is running, which programs are attached through pinned\n"
-    "links, which maps are pinned, and which kernel features are missing.  Exits 1\n"
-    "when the instance is not installed or not serving (daemon down, or its audit log\n"
-    "not writable).\n";
+    "Leads with three lines: whether the instance serves, what is enforced on this\n"
+    "kernel (and what stays open), and the audit log.  Then the details: limits, tool\n"
+    "servers, DNS relay, isolation, AF_UNIX, XDP guards, what is degraded; --verbose\n"
+    "adds every pinned link and map with its ids.  Exits 1 when the instance is not\n"
+    "installed or not serving (daemon down, or its audit log not writable).\n";
 
 static json_t *daemon_status(const struct ag_instance *in)
 {
@@ -105,7 +107,7 @@ static json_t *collect(const struct ag_instance *in)
 	json_t *out = json_object(), *jl = json_array(), *jm = json_array(),
 	       *degraded = json_array();
 	char path[PATH_MAX], why[256];
-	bool installed = true, lsm;
+	bool installed = true, lsm, unix_hooks;
 	json_t *daemon;
 
 	json_object_set_new(out, "instance", json_string(in->name));
@@ -114,12 +116,15 @@ static json_t *collect(const struct ag_instance *in)
 			    json_integer(ag_cgroup_count_procs(in->cg_agents)));
 	ag_kern_links(in, links);
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
-		installed &= links[i].pinned;
-		json_array_append_new(jl, json_pack("{s:s,s:b,s:I,s:I,s:I}", "name", links[i].name,
-						    "pinned", links[i].pinned, "link_id",
-						    (json_int_t)links[i].link_id, "prog_id",
-						    (json_int_t)links[i].prog_id, "cgroup_id",
-						    (json_int_t)links[i].cgroup_id));
+		bool supported = ag_kern_prog_supported(i);
+
+		installed &= links[i].pinned || !supported;
+		json_array_append_new(jl,
+				      json_pack("{s:s,s:b,s:b,s:I,s:I,s:I}", "name", links[i].name,
+						"supported", supported, "pinned", links[i].pinned,
+						"link_id", (json_int_t)links[i].link_id, "prog_id",
+						(json_int_t)links[i].prog_id, "cgroup_id",
+						(json_int_t)links[i].cgroup_id));
 	}
 	for (int i = 0; i < AG_MAP__COUNT; i++) {
 		bool pinned;
@@ -142,6 +147,15 @@ static json_t *collect(const struct ag_instance *in)
 	json_object_set_new(out, "bpf_lsm",
 			    json_pack("{s:b,s:s}", "available", lsm, "detail", why));
 	json_object_set_new(out, "isolation", isolation(in, lsm, degraded));
+	/* AF_UNIX: policed only where the kernel has the unix-socket hooks (6.7). */
+	unix_hooks = ag_probe_unix_hooks(why, sizeof(why));
+	json_object_set_new(out, "unix_hooks",
+			    json_pack("{s:b,s:s}", "available", unix_hooks, "detail", why));
+	if (!unix_hooks)
+		json_array_append_new(
+		    degraded, json_string("AF_UNIX not policed on this kernel (no "
+					  "unix-socket cgroup hooks): agents connect to any "
+					  "unix socket their uid may open"));
 	if (json_is_false(json_object_get(json_object_get(daemon, "audit"), "ok")))
 		json_array_append_new(degraded,
 				      json_string("audit log not writable: agents' new connections "
@@ -191,7 +205,8 @@ static void print_tools(json_t *mcp)
 	       json_integer_value(json_object_get(tools, "pending")),
 	       json_integer_value(json_object_get(tools, "blocked")),
 	       review ? " (agentgatectl tools diff|approve)" : "");
-	json_object_foreach(json_object_get(mcp, "credentials"), server, c) {
+	json_object_foreach(json_object_get(mcp, "credentials"), server, c)
+	{
 		printf("credential: %s: %s", server, json_string_value(json_object_get(c, "type")));
 		if (json_object_get(c, "requests"))
 			printf(", %lld token requests, %lld failed, token %s",
@@ -232,48 +247,117 @@ static void print_isolation(json_t *iso)
 	    printf("  open: %s\n", json_string_value(v));
 }
 
-static void print_text(json_t *s)
+/* Line 1: does the instance serve, and what has it done. */
+static void print_serving(json_t *s)
+{
+	json_t *daemon = json_object_get(s, "daemon"), *conns;
+
+	if (!json_is_true(json_object_get(s, "installed"))) {
+		printf("serving:    NO: not installed (start agentgated)\n");
+		return;
+	}
+	if (!json_is_true(json_object_get(daemon, "running"))) {
+		printf("serving:    NO: agentgated is not running; agents' connections are refused "
+		       "(fail closed)\n");
+		return;
+	}
+	conns = json_object_get(daemon, "connections");
+	printf("serving:    %s: agentgated pid %lld, up %llds, port %lld; %lld connections "
+	       "active, %lld refused, %lld kernel refusals\n",
+	       json_is_true(json_object_get(s, "serving")) ? "yes" : "NO (starting or stopping)",
+	       json_integer_value(json_object_get(daemon, "pid")),
+	       json_integer_value(json_object_get(daemon, "uptime_s")),
+	       json_integer_value(json_object_get(daemon, "listen_port")),
+	       json_integer_value(json_object_get(conns, "active")),
+	       json_integer_value(json_object_get(conns, "rejected")),
+	       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+}
+
+/* Line 2: what this kernel lets the instance enforce, and what stays open. */
+static void print_coverage(json_t *s)
+{
+	json_t *iso = json_object_get(s, "isolation");
+	json_t *uids = json_object_get(iso, "agent_uids");
+	json_int_t abi = json_integer_value(json_object_get(iso, "landlock_abi"));
+	size_t open = json_array_size(json_object_get(iso, "open"));
+
+	printf("coverage:   TCP, UDP/DNS, socket families%s; agents isolated: %s%s",
+	       json_is_true(json_object_get(json_object_get(s, "unix_hooks"), "available"))
+		   ? ", AF_UNIX"
+		   : " (AF_UNIX NOT policed)",
+	       json_is_true(json_object_get(iso, "seccomp")) ? "seccomp" : "NO seccomp",
+	       abi ? ", Landlock" : ", no Landlock");
+	if (uids)
+		printf(", per-run uids %lld-%lld", json_integer_value(json_object_get(uids, "min")),
+		       json_integer_value(json_object_get(uids, "max")));
+	if (open)
+		printf("; %zu path%s open (below)", open, open == 1 ? "" : "s");
+	putchar('\n');
+}
+
+/* Line 3: the audit log. */
+static void print_audit(json_t *daemon)
+{
+	json_t *v = json_object_get(daemon, "audit");
+
+	if (!json_is_true(json_object_get(daemon, "running"))) {
+		printf("audit:      nothing is being recorded (no daemon)\n");
+		return;
+	}
+	printf(
+	    "audit:      %s, %s%s%s, durability %s\n", json_string_value(json_object_get(v, "log")),
+	    json_is_true(json_object_get(v, "ok")) ? "writing" : "FAILED: ",
+	    json_is_true(json_object_get(v, "ok")) ? ""
+						   : json_string_value(json_object_get(v, "error")),
+	    json_integer_value(json_object_get(v, "lost")) ? " (records were lost)" : "",
+	    json_string_value(json_object_get(v, "durability")));
+}
+
+static void print_dns(json_t *dns)
+{
+	const char *host = json_string_value(json_object_get(dns, "host_relay"));
+
+	if (!dns)
+		return;
+	printf("dns:        %s%s\n",
+	       host ? "agents' queries to the resolvers go through the relay at "
+		    : "NO relay for "
+		      "host agents: their UDP to the resolvers is refused",
+	       host ? host : "");
+}
+
+static void print_text(json_t *s, bool verbose)
 {
 	json_t *daemon = json_object_get(s, "daemon"), *v;
 	size_t i;
 
-	printf("instance:   %s\n", json_string_value(json_object_get(s, "instance")));
-	printf("cgroup:     %s (%lld agent processes)\n",
+	print_serving(s);
+	print_coverage(s);
+	print_audit(daemon);
+	printf("instance:   %s, cgroup %s (%lld agent processes)\n",
+	       json_string_value(json_object_get(s, "instance")),
 	       json_string_value(json_object_get(s, "cgroup")),
 	       json_integer_value(json_object_get(s, "agent_processes")));
 	if (json_is_true(json_object_get(daemon, "running"))) {
 		json_t *conns = json_object_get(daemon, "connections");
 
-		printf("daemon:     running, pid %lld, up %llds, port %lld, kernel objects %s\n",
-		       json_integer_value(json_object_get(daemon, "pid")),
-		       json_integer_value(json_object_get(daemon, "uptime_s")),
-		       json_integer_value(json_object_get(daemon, "listen_port")),
-		       json_string_value(json_object_get(daemon, "kernel")));
-		printf("            connections: %lld active, %lld total, %lld rejected, "
-		       "%lld upstream failures; %lld kernel refusals\n",
-		       json_integer_value(json_object_get(conns, "active")),
+		printf("daemon:     kernel objects %s; %lld connections in all, %lld upstream "
+		       "failures\n",
+		       json_string_value(json_object_get(daemon, "kernel")),
 		       json_integer_value(json_object_get(conns, "total")),
-		       json_integer_value(json_object_get(conns, "rejected")),
-		       json_integer_value(json_object_get(conns, "upstream_failed")),
-		       json_integer_value(json_object_get(daemon, "kernel_refusals")));
+		       json_integer_value(json_object_get(conns, "upstream_failed")));
 		print_limits(json_object_get(daemon, "limits"));
 		v = json_object_get(daemon, "mcp");
 		if (json_integer_value(json_object_get(v, "tool_servers")))
-			printf("mcp:        %lld tool servers, %lld connections, %lld calls held for "
-			       "approval\n",
-			       json_integer_value(json_object_get(v, "tool_servers")),
-			       json_integer_value(json_object_get(v, "active")),
-			       json_integer_value(json_object_get(v, "held_for_approval")));
+			printf(
+			    "mcp:        %lld tool servers, %lld connections, %lld calls held for "
+			    "approval\n",
+			    json_integer_value(json_object_get(v, "tool_servers")),
+			    json_integer_value(json_object_get(v, "active")),
+			    json_integer_value(json_object_get(v, "held_for_approval")));
 		if (json_integer_value(json_object_get(v, "tool_servers")))
 			print_tools(v);
-		v = json_object_get(daemon, "audit");
-		printf("audit:      %s, %s%s%s\n", json_string_value(json_object_get(v, "log")),
-		       json_is_true(json_object_get(v, "ok")) ? "writing" : "FAILED: ",
-		       json_is_true(json_object_get(v, "ok"))
-			   ? ""
-			   : json_string_value(json_object_get(v, "error")),
-		       json_integer_value(json_object_get(v, "lost")) ? " (records were lost)"
-								      : "");
+		print_dns(json_object_get(daemon, "dns"));
 	} else {
 		printf("daemon:     not running (%s)\n",
 		       json_string_value(json_object_get(daemon, "error")));
@@ -286,6 +370,10 @@ static void print_text(json_t *s)
 					 "refusing (the daemon is not serving)");
 	json_array_foreach(json_object_get(s, "links"), i, v)
 	{
+		/* Without --verbose only what is wrong: a missing link or map. */
+		if (!verbose && (json_is_true(json_object_get(v, "pinned")) ||
+				 !json_is_true(json_object_get(v, "supported"))))
+			continue;
 		if (json_is_true(json_object_get(v, "pinned")))
 			printf("  link %-13s id %-5lld prog %-5lld cgroup %lld\n",
 			       json_string_value(json_object_get(v, "name")),
@@ -293,27 +381,34 @@ static void print_text(json_t *s)
 			       json_integer_value(json_object_get(v, "prog_id")),
 			       json_integer_value(json_object_get(v, "cgroup_id")));
 		else
-			printf("  link %-13s MISSING\n",
-			       json_string_value(json_object_get(v, "name")));
+			printf("  link %-13s %s\n", json_string_value(json_object_get(v, "name")),
+			       json_is_true(json_object_get(v, "supported"))
+				   ? "MISSING"
+				   : "not on this kernel");
 	}
-	json_array_foreach(json_object_get(s, "maps"), i, v)
+	json_array_foreach(json_object_get(s, "maps"), i,
+			   v) if (verbose || !json_is_true(json_object_get(v, "pinned")))
 	    printf("  map  %-13s %s\n", json_string_value(json_object_get(v, "name")),
 		   json_is_true(json_object_get(v, "pinned"))
 		       ? json_string_value(json_object_get(v, "path"))
 		       : "MISSING");
 	if (!json_array_size(json_object_get(s, "xdp_guards")))
 		printf("xdp:        no guard attached\n");
-	json_array_foreach(json_object_get(s, "xdp_guards"), i, v) printf(
-	    "xdp guard:  %s (%s), %s mode, %s, %s, %lld dropped\n",
-	    json_string_value(json_object_get(v, "interface")),
-	    json_string_value(json_object_get(v, "kind")),
-	    json_string_value(json_object_get(v, "mode")),
-	    json_string_value(json_object_get(v, "dispatcher")),
-	    json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED",
-	    json_integer_value(json_object_get(json_object_get(v, "stats"), "dropped")));
+	json_array_foreach(json_object_get(s, "xdp_guards"), i, v)
+	    printf("xdp guard:  %s (%s), %s mode, %s, %s, %lld dropped\n",
+		   json_string_value(json_object_get(v, "interface")),
+		   json_string_value(json_object_get(v, "kind")),
+		   json_string_value(json_object_get(v, "mode")),
+		   json_string_value(json_object_get(v, "dispatcher")),
+		   json_is_true(json_object_get(v, "attached")) ? "attached" : "NOT ATTACHED",
+		   json_integer_value(json_object_get(json_object_get(v, "stats"), "dropped")));
 	v = json_object_get(s, "bpf_lsm");
 	printf("bpf-lsm:    %s\n", json_string_value(json_object_get(v, "detail")));
 	print_isolation(json_object_get(s, "isolation"));
+	v = json_object_get(s, "unix_hooks");
+	printf("af_unix:    %s\n", json_is_true(json_object_get(v, "available"))
+				       ? "policed: agents reach only their unix_sockets"
+				       : json_string_value(json_object_get(v, "detail")));
 	if (json_array_size(json_object_get(s, "degraded")) == 0) {
 		printf("state:      ok\n");
 		return;
@@ -325,12 +420,22 @@ static void print_text(json_t *s)
 
 int cmd_status(struct ag_cli *c, int argc, char **argv)
 {
-	bool json = false, serving;
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 1 << 0 },
+		{ "verbose", no_argument, NULL, 1 << 1 },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *slots[2] = { NULL };
+	bool json, serving;
 	json_t *s;
-	int ret = cli_simple_opts(argc, argv, status_usage, &json);
+	int ret = cli_parse_flags("status", status_usage, longopts, 3, argc, argv, slots);
 
 	if (ret)
-		return ret > 0 ? 0 : AG_EXIT_USAGE;
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	if (optind < argc)
+		return cli_fail("status: unexpected argument \"%s\"; see --help", argv[optind]);
+	json = slots[0] != NULL;
 	if (geteuid() != 0)
 		return cli_fail("status: must run as root (it reads pinned BPF objects)");
 	s = collect(&c->inst);
@@ -338,7 +443,7 @@ int cmd_status(struct ag_cli *c, int argc, char **argv)
 		json_dumpf(s, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		putchar('\n');
 	} else {
-		print_text(s);
+		print_text(s, slots[1] != NULL);
 	}
 	/* Refusing every connection because nothing can be recorded is not serving. */
 	serving = json_is_true(json_object_get(s, "installed")) &&

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Classification (see classify.h).  Reading first bytes costs a wait, so
- * it happens only when a host name can change the outcome; a connection
- * whose fate its destination already decides goes on at once.  A peek goes
+ * it happens only when a host name can change the outcome, or to tell a
+ * refused agent why: a connection its destination already allows goes on
+ * at once; one it refuses is read only so that an HTTP agent gets a 403
+ * naming the reason instead of a bare reset.  A peek goes
  *
  *	PEEK_RECV --a host name, or no more bytes can tell--> PEEK_RESOLVE
  *	PEEK_RESOLVE --a name's lookup ended--> PEEK_RESOLVE (asks again)
@@ -72,6 +74,12 @@ struct peek {
 	/* PEEK_RESOLVE: what the first bytes said, and the lookup waited for. */
 	char host[AG_HOST_LEN]; /* normalized (ag_host_norm); "" when none */
 	bool tls;
+	bool http; /* the first bytes were an HTTP request head */
+	/*
+	 * Set when the destination is refused whatever the bytes say: they
+	 * are read only to tell an HTTP agent why (a 403), not to decide.
+	 */
+	const char *refuse;
 	uint64_t resolve_deadline;
 	struct ag_resolve_wait wait;
 	size_t len;
@@ -193,6 +201,15 @@ static int gather(struct peek *p, struct facts *f)
 	return known;
 }
 
+/* A refusal told the agent's way: a 403 to an HTTP request, else a reset. */
+static void refuse(struct peek *p, const char *reason)
+{
+	if (p->http)
+		ag_relay_refuse_http(p->l, p->fd, reason, &p->o, p->agent);
+	else
+		ag_relay_reject(p->l, p->fd, reason, &p->o);
+}
+
 static void decide(struct peek *p, const struct facts *f)
 {
 	struct ag_loop *l = p->l;
@@ -213,7 +230,7 @@ static void decide(struct peek *p, const struct facts *f)
 	}
 	/* Fail closed: a tool server's name at another address is not that server. */
 	if (named) {
-		ag_relay_reject(l, p->fd, f->unresolved ? "unresolved" : "host_mismatch", &p->o);
+		refuse(p, f->unresolved ? "unresolved" : "host_mismatch");
 		return;
 	}
 	switch (ag_conf_pass_match(conf, ac, p->o.addr, p->o.port, host, f->host_at)) {
@@ -222,13 +239,13 @@ static void decide(struct peek *p, const struct facts *f)
 		return;
 	case AG_PASS_NAMED:
 		/* Fail closed: the name is allowed, the address it was sent to is not its. */
-		ag_relay_reject(l, p->fd, f->unresolved ? "unresolved" : "host_mismatch", &p->o);
+		refuse(p, f->unresolved ? "unresolved" : "host_mismatch");
 		return;
 	case AG_PASS_DENY:
 		break;
 	}
 	/* Fail closed: nothing allows this destination. */
-	ag_relay_reject(l, p->fd, "not_allowed", &p->o);
+	refuse(p, "not_allowed");
 }
 
 /* PEEK_RESOLVE: decides once every name is known; false while waiting. */
@@ -243,7 +260,7 @@ static bool resolve_step(struct peek *p)
 	if (r == 1)
 		decide(p, &f);
 	else /* Fail closed: what cannot be resolved in time is not allowed. */
-		ag_relay_reject(p->l, p->fd, r ? "busy" : "unresolved", &p->o);
+		refuse(p, r ? "busy" : "unresolved");
 	return true;
 }
 
@@ -290,6 +307,11 @@ static bool peek_done(struct peek *p, bool final)
 		return false;
 	if (r != 1)
 		host[0] = '\0';
+	p->http = !tls && r == 1;
+	if (p->refuse) {
+		refuse(p, p->refuse);
+		return true;
+	}
 	resolve_start(p, host, tls);
 	return true;
 }
@@ -320,9 +342,12 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 	/* ECANCELED: the timeout; 0: the agent sent nothing and closed. */
 	if (res == -ECANCELED && p->len && ag_now_ns() >= p->head_ns) {
 		/* Fail closed: a trickle of first bytes holds no slot for long. */
-		ag_relay_reject(p->l, p->fd, "header_timeout", &p->o);
+		ag_relay_reject(p->l, p->fd, p->refuse ? p->refuse : "header_timeout", &p->o);
 	} else if (res == -ECANCELED || (res == 0 && p->len)) {
 		peek_done(p, true);
+	} else if (p->refuse) {
+		/* Gone without a byte: refused all the same, and on record. */
+		ag_relay_reject(p->l, p->fd, p->refuse, &p->o);
 	} else {
 		ag_log(AG_LOG_DEBUG, "classify", "agent=%s result=closed error=%d", p->agent, -res);
 		ag_fair_release(p->l, p->fd);
@@ -357,16 +382,18 @@ void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *
 {
 	const struct ag_conf *conf = &l->d->conf;
 	const struct ag_agent_conf *ac = ag_conf_agent(conf, agent);
+	const char *refusal = NULL;
 	struct peek *p;
 
-	/* Neither a tool server nor a host name can apply: no bytes, no lookups. */
+	/* Neither a tool server nor a host name can apply: no lookups. */
 	if (!ag_conf_server_at(conf, o->addr, o->port) && !ag_conf_server_port(conf, o->port) &&
 	    !ag_conf_pass_needs_host(conf, ac)) {
-		if (ag_conf_pass_match(conf, ac, o->addr, o->port, NULL, false) == AG_PASS_ALLOW)
+		if (ag_conf_pass_match(conf, ac, o->addr, o->port, NULL, false) == AG_PASS_ALLOW) {
 			ag_relay_start(l, fd, o, agent, NULL, 0);
-		else /* Fail closed: nothing allows this destination. */
-			ag_relay_reject(l, fd, "not_allowed", o);
-		return;
+			return;
+		}
+		/* Fail closed: nothing allows this destination; the bytes only say how to tell. */
+		refusal = "not_allowed";
 	}
 	if (!(p = calloc(1, sizeof(*p)))) {
 		ag_relay_reject(l, fd, "out_of_memory", o);
@@ -380,6 +407,7 @@ void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *
 	p->o = *o;
 	snprintf(p->agent, sizeof(p->agent), "%s", agent);
 	p->head_ns = ag_fair_head_due(l);
+	p->refuse = refusal;
 	ag_list_add_tail(&l->classify->peeks, &p->node);
 	peek_recv(p);
 }

@@ -22,8 +22,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <jansson.h>
 
+#include "audit.h"
 #include "control.h"
 #include "mcp.h"
 #include "decide.h"
@@ -65,6 +69,21 @@ struct ag_control {
 
 static void client_next(struct client *cl);
 
+/* Where agents' DNS goes: the loopback relay of host agents, the gateway's. */
+static json_t *dns_status(const struct ag_daemon *d)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char addr[INET_ADDRSTRLEN + 8] = "";
+
+	if (d->dns_host_fd >= 0 && !getsockname(d->dns_host_fd, (struct sockaddr *)&sin, &len) &&
+	    inet_ntop(AF_INET, &sin.sin_addr, addr, INET_ADDRSTRLEN))
+		snprintf(addr + strlen(addr), sizeof(addr) - strlen(addr), ":%u",
+			 ntohs(sin.sin_port));
+	return json_pack("{s:s?,s:b}", "host_relay", addr[0] ? addr : NULL, "netns_relay",
+			 d->dns_fd >= 0);
+}
+
 static json_t *status(struct ag_loop *l)
 {
 	struct ag_daemon *d = l->d;
@@ -95,6 +114,11 @@ static json_t *status(struct ag_loop *l)
 	json_decref(held);
 	if (st)
 		json_object_set_new(st, "limits", ag_fair_status(l));
+	if (st)
+		json_object_set_new(json_object_get(st, "audit"), "durability",
+				    json_string(ag_audit_durability_name(d->conf.audit_durability)));
+	if (st)
+		json_object_set_new(st, "dns", dns_status(d));
 	return st;
 }
 

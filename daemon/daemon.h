@@ -41,6 +41,7 @@ struct ag_daemon {
 	int listen_fd[AG_LISTEN__COUNT]; /* -1 when not listening */
 	int control_fd;			 /* unix stream listener */
 	int dns_fd;			 /* DNS relay (dns.h), -1 when off */
+	int dns_host_fd;		 /* its loopback socket, for host agents; -1: off */
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
 	struct ag_audit_writer *audit;	 /* daemon/audit.h */

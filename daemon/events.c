@@ -34,7 +34,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	uint64_t id, suppressed = 0;
 	struct ag_agent agent;
 	char name[AG_NAME_LEN], qname[8 * AG_NAME_LEN], comm_raw[AG_COMM_LEN + 1];
-	char comm[8 * AG_COMM_LEN], dst[64] = "-";
+	char comm[8 * AG_COMM_LEN], dst[4 * AG_UNIX_PATH_LEN + 8] = "-";
 
 	if (size < sizeof(*e)) {
 		ag_log(AG_LOG_WARN, "kernel_refusal", "error=\"record of %zu bytes, expected %zu\"",
@@ -53,8 +53,15 @@ static int on_event(void *ctx, void *data, size_t size)
 		snprintf(name, sizeof(name), "cgroup-%llu", (unsigned long long)id);
 	memcpy(comm_raw, e->comm, AG_COMM_LEN);
 	comm_raw[AG_COMM_LEN] = '\0';
-	if (e->hook != AG_HOOK_SOCK_CREATE)
+	if (e->hook == AG_HOOK_CONNECT_UNIX || e->hook == AG_HOOK_SENDMSG_UNIX) {
+		const struct ag_unix_event *u = data;
+
+		/* The socket's address: a path, or "@name" for an abstract one. */
+		if (size >= sizeof(*u) && u->path_len)
+			ag_unix_addr_fmt(u->path, u->path_len, dst, sizeof(dst));
+	} else if (e->hook != AG_HOOK_SOCK_CREATE) {
 		ag_addr_fmt(e->addr, e->port, dst, sizeof(dst));
+	}
 	ag_log(AG_LOG_WARN, "kernel_refusal",
 	       "agent=%s cgroup_id=%llu pid=%u uid=%u comm=%s hook=%s reason=%s dst=%s family=%u "
 	       "type=%u protocol=%u suppressed=%llu",

@@ -46,6 +46,7 @@
 #include "detach.h"
 #include "integrity.h"
 #include "notify.h"
+#include "probe.h"
 #include "secret.h"
 #include "trail.h"
 
@@ -233,6 +234,32 @@ static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
 	return fd;
 }
 
+/*
+ * The DNS relay's socket for agents in the daemon's own namespace: the
+ * hooks send their resolver datagrams to it (config dns_relay_*), so it
+ * needs no well-known port: the kernel picks one, on loopback only.
+ */
+static int dns_host_open(uint32_t mark, struct ag_config *kcfg, struct ag_err *err)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), e;
+
+	if (fd < 0)
+		return ag_errf(err, errno, "dns relay 127.0.0.1: socket: %s", strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len)) {
+		e = errno;
+		close(fd);
+		return ag_errf(err, e, "dns relay 127.0.0.1: %s", strerror(e));
+	}
+	kcfg->dns_relay_ip4 = sin.sin_addr.s_addr;
+	kcfg->dns_relay_port = ntohs(sin.sin_port);
+	return fd;
+}
+
 static int control_listen(const struct ag_instance *in, struct ag_err *err)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -341,6 +368,40 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 	return 0;
 }
 
+/*
+ * unix_paths from agents[].unix_sockets: every configured agent's exact
+ * list, and nothing for anyone else (an agent no longer configured loses
+ * its entries).  The agents are registered by sync_rules already.
+ */
+static int sync_unix(struct ag_daemon *d, struct ag_err *err)
+{
+	struct ag_unix_key *want;
+	int nr = 0, ret = 0;
+
+	for (int a = 0; a < d->conf.nr_agents; a++)
+		nr += d->conf.agents[a].nr_unix_sockets;
+	if (!(want = calloc(nr ? nr : 1, sizeof(*want))))
+		return ag_errf(err, ENOMEM, "unix_sockets: out of memory");
+	nr = 0;
+	for (int a = 0; a < d->conf.nr_agents && !ret; a++) {
+		const struct ag_agent_conf *ac = &d->conf.agents[a];
+		uint64_t id;
+
+		if (!ac->nr_unix_sockets)
+			continue;
+		ret = ag_agent_register(&d->kern, &d->inst, ac->name, AG_VERDICT_KEEP, &id, err);
+		for (int i = 0; i < ac->nr_unix_sockets && !ret; i++)
+			if (ag_unix_key_make(id, ac->unix_sockets[i], &want[nr++]))
+				ret = ag_errf(err, EINVAL,
+					      "agent %s: unix socket \"%s\": bad address", ac->name,
+					      ac->unix_sockets[i]);
+	}
+	if (!ret)
+		ret = ag_unix_sync(&d->kern, want, nr, err);
+	free(want);
+	return ret;
+}
+
 static int drop_capabilities(struct ag_err *err)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -435,6 +496,13 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	kcfg.nr_rules = UINT32_MAX;
 	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
 		return ret;
+	{
+		char why[128];
+
+		/* The programs were left unloaded: agents' unix sockets go unseen. */
+		if (!ag_probe_unix_hooks(why, sizeof(why)))
+			ag_log(AG_LOG_WARN, "start", "af_unix=unpoliced error=\"%s\"", why);
+	}
 
 	/* An instance pinned before the filter existed serves loopback only. */
 	filter_fd = ag_kern_gateway_filter(&d->inst, err);
@@ -449,6 +517,11 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	}
 	if (filter_fd >= 0)
 		close(filter_fd);
+	/* Fail closed: without it host agents' DNS is refused in the kernel. */
+	if ((d->dns_host_fd = dns_host_open(d->conf.mark, &kcfg, err)) < 0) {
+		ag_log(AG_LOG_WARN, "listen", "dns_relay_host=off error=\"%s\"", err->msg);
+		d->dns_host_fd = -1;
+	}
 	if (d->listen_fd[AG_LISTEN_V4] < 0)
 		return d->listen_fd[AG_LISTEN_V4];
 	if (d->conf.ipv6) {
@@ -468,7 +541,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			return d->listen_fd[AG_LISTEN_V6];
 		}
 	}
-	if ((ret = sync_rules(d, err)))
+	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
 		return ret;
 	kcfg.nr_rules = d->nr_rules;
 	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
@@ -505,6 +578,8 @@ static void teardown(struct ag_daemon *d)
 			close(d->listen_fd[i]);
 	if (d->dns_fd >= 0)
 		close(d->dns_fd);
+	if (d->dns_host_fd >= 0)
+		close(d->dns_host_fd);
 	if (d->control_fd >= 0) {
 		close(d->control_fd);
 		unlink(d->inst.control_path);
@@ -563,7 +638,9 @@ static int audit_started(struct ag_daemon *d, struct ag_err *err)
 
 int main(int argc, char **argv)
 {
-	struct ag_daemon d = { .listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1 };
+	struct ag_daemon d = {
+		.listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1, .dns_host_fd = -1
+	};
 	struct options o = { 0 };
 	struct ag_err err = { 0 };
 	char dst[64];

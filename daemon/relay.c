@@ -612,7 +612,8 @@ static bool is_gateway(const struct ag_daemon *d, const struct ag_origin *o)
 	return !memcmp(o->addr, lo6, 16) || !memcmp(o->addr, any6, 16);
 }
 
-static void reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o)
+static void reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o,
+		   bool rst)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -664,7 +665,8 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 				  "dst", o ? json_string(dst) : json_null(), "result", "rejected",
 				  "reason", reason, "suppressed", (json_int_t)suppressed));
 out:
-	set_rst(fd);
+	if (rst)
+		set_rst(fd);
 	ag_fair_release(l, fd);
 	close(fd);
 }
@@ -680,25 +682,25 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 
 	/* Fail closed: whatever cannot be attributed to an agent goes nowhere. */
 	if (ag_kern_origin(&d->kern, fd, &o)) {
-		reject(l, fd, "no_origin", NULL);
+		reject(l, fd, "no_origin", NULL, true);
 		return;
 	}
 	if (!o.agent_cgroup_id) {
-		reject(l, fd, "no_agent", &o);
+		reject(l, fd, "no_agent", &o, true);
 		return;
 	}
 	if (is_gateway(d, &o)) {
-		reject(l, fd, "gateway_loop", &o);
+		reject(l, fd, "gateway_loop", &o, true);
 		return;
 	}
 	/* Fail closed: first, so an agent over its share costs no other work. */
 	if ((why = ag_fair_admit(l, fd, &o))) {
-		reject(l, fd, why, &o);
+		reject(l, fd, why, &o, true);
 		return;
 	}
 	/* Fail closed: the metrics endpoint is never an agent's, whatever passes. */
 	if (ag_metrics_guards(&d->conf, o.addr, o.port)) {
-		reject(l, fd, "metrics_endpoint", &o);
+		reject(l, fd, "metrics_endpoint", &o, true);
 		return;
 	}
 	/* A sub-agent's connection is decided by its own configuration. */
@@ -722,7 +724,51 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 
 void ag_relay_reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o)
 {
-	reject(l, fd, reason, o);
+	reject(l, fd, reason, o, true);
+}
+
+/* What each refusal a 403 can carry means, for the agent's developer. */
+static const char *refusal_text(const char *reason)
+{
+	static const struct {
+		const char *reason, *text;
+	} texts[] = {
+		{ "not_allowed", "no pass-through entry of the configuration allows this "
+				 "destination for this agent" },
+		{ "host_mismatch", "the host name sent does not resolve to the address dialled" },
+		{ "unresolved", "the host name sent could not be resolved to check it" },
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (!strcmp(reason, texts[i].reason))
+			return texts[i].text;
+	return "refused by the gateway";
+}
+
+void ag_relay_refuse_http(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o,
+			  const char *agent)
+{
+	char body[512], resp[1024], dst[64];
+	int blen, rlen;
+
+	/* Agent names are [A-Za-z0-9_.-] (ag_agent_name_valid): nothing to escape. */
+	blen = snprintf(
+	    body, sizeof(body),
+	    "agentgate refused this connection: %s (reason=%s agent=%s destination=%s)\n",
+	    refusal_text(reason), reason, agent, ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)));
+	blen = blen < 0 ? 0 : blen >= (int)sizeof(body) ? (int)sizeof(body) - 1 : blen;
+	rlen = snprintf(resp, sizeof(resp),
+			"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			"Content-Length: %d\r\nConnection: close\r\n\r\n%.*s",
+			blen, blen, body);
+	/*
+	 * The socket is fresh: a few hundred bytes fit its send buffer, so
+	 * this never blocks the loop; if they do not, the agent gets less.
+	 */
+	if (rlen > 0 && rlen < (int)sizeof(resp) &&
+	    send(fd, resp, (size_t)rlen, MSG_DONTWAIT | MSG_NOSIGNAL) == rlen)
+		shutdown(fd, SHUT_WR);
+	reject(l, fd, reason, o, false);
 }
 
 /* The sweep: no byte either way for idle_timeout_ms. */
@@ -743,13 +789,13 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 	 * (The MCP path answers such calls itself, with a 503 that says why.)
 	 */
 	if (!ag_daemon_audit_ok(d, NULL)) {
-		reject(l, fd, "audit_unavailable", o);
+		reject(l, fd, "audit_unavailable", o, true);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c || (len && !(c->initial = malloc(len)))) {
 		free(c);
-		reject(l, fd, "out_of_memory", o);
+		reject(l, fd, "out_of_memory", o, true);
 		return;
 	}
 	c->io.complete = conn_complete;

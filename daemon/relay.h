@@ -19,6 +19,13 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 		    const void *initial, size_t len);
 /* Refuses fd: logged (rate-limited), audited, reset. */
 void ag_relay_reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o);
+/*
+ * The same for an agent whose first bytes were a whole HTTP request head:
+ * it is answered "403 Forbidden" with a body that names the destination,
+ * the agent and why, then closed (a reset could destroy the answer).
+ */
+void ag_relay_refuse_http(struct ag_loop *l, int fd, const char *reason,
+			  const struct ag_origin *o, const char *agent);
 /* Closes every connection (each logs result=shutdown once its I/O drained). */
 void ag_relay_stop(struct ag_loop *l);
 /* Unregisters and frees the buffers; only once no connection is left. */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The agents and dest_rules maps, and the names of the ABI's enums. */
+/* The agents, dest_rules and unix_paths maps, and the names of the ABI's enums. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
 
@@ -157,6 +158,8 @@ const char *ag_reason_name(uint32_t reason)
 		[AG_REASON_CONNECT_RATE] = "connect_rate",
 		[AG_REASON_CALL_BUDGET] = "call_budget",
 		[AG_REASON_NO_GATEWAY] = "no_gateway",
+		[AG_REASON_UNIX_PATH] = "unix_path",
+		[AG_REASON_NO_DNS_RELAY] = "no_dns_relay",
 	};
 
 	return reason < AG_ARRAY_SIZE(names) && names[reason] ? names[reason] : "unknown";
@@ -172,7 +175,87 @@ const char *ag_hook_name(uint32_t hook)
 		[AG_HOOK_SENDMSG6] = "sendmsg6",
 		[AG_HOOK_BIND4] = "bind4",
 		[AG_HOOK_BIND6] = "bind6",
+		[AG_HOOK_CONNECT_UNIX] = "connect_unix",
+		[AG_HOOK_SENDMSG_UNIX] = "sendmsg_unix",
 	};
 
 	return hook < AG_ARRAY_SIZE(names) && names[hook] ? names[hook] : "unknown";
+}
+
+int ag_unix_key_make(uint64_t agent_id, const char *addr, struct ag_unix_key *key)
+{
+	size_t n = strlen(addr);
+
+	memset(key, 0, sizeof(*key));
+	key->agent_cgroup_id = agent_id;
+	if (addr[0] == '@') {
+		/* The abstract name: a NUL byte, then the name. */
+		if (n < 2)
+			return -EINVAL;
+		if (n > AG_UNIX_PATH_LEN)
+			return -ENAMETOOLONG;
+		memcpy(key->path + 1, addr + 1, n - 1);
+		key->len = n;
+		return 0;
+	}
+	/* Relative paths resolve against a working directory the agent picks. */
+	if (addr[0] != '/')
+		return -EINVAL;
+	if (n > AG_UNIX_PATH_LEN)
+		return -ENAMETOOLONG;
+	memcpy(key->path, addr, n);
+	key->len = n;
+	return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct ag_unix_key));
+}
+
+int ag_unix_sync(const struct ag_kern *k, struct ag_unix_key *want, int nr, struct ag_err *err)
+{
+	int fd = k->map_fd[AG_MAP_UNIX_PATHS];
+	struct ag_unix_key key, next, *prev = NULL;
+	uint32_t allow = 1;
+
+	for (int i = 0; i < nr; i++)
+		if (bpf_map_update_elem(fd, &want[i], &allow, BPF_ANY))
+			return ag_errf(err, errno, "map unix_paths: update: %s", strerror(errno));
+	qsort(want, nr, sizeof(*want), key_cmp);
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bsearch(&key, want, nr, sizeof(*want), key_cmp))
+			continue;
+		if (bpf_map_delete_elem(fd, &key))
+			return ag_errf(err, errno, "map unix_paths: delete: %s", strerror(errno));
+		prev = NULL; /* the iteration restarts after a delete */
+	}
+	return 0;
+}
+
+const char *ag_unix_addr_fmt(const char *path, uint32_t len, char *buf, size_t size)
+{
+	size_t o = 0;
+	uint32_t i = 0;
+
+	if (len > AG_UNIX_PATH_LEN)
+		len = AG_UNIX_PATH_LEN;
+	if (len && !path[0]) {
+		o = snprintf(buf, size, "@");
+		i = 1;
+	}
+	for (; i < len && o + 5 <= size; i++) {
+		unsigned char c = path[i];
+
+		/* A path starting with '@' would read as an abstract name. */
+		if (c < 0x21 || c > 0x7e || c == '\\' || c == '"' || (c == '@' && i == 0))
+			o += snprintf(buf + o, size - o, "\\x%02x", c);
+		else
+			buf[o++] = c;
+	}
+	if (size)
+		buf[o < size ? o : size - 1] = '\0';
+	return buf;
 }

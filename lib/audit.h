@@ -158,6 +158,11 @@ enum ag_audit_durability {
 	AG_AUDIT_NONE,	/* write without fdatasync */
 };
 
+/* "sync", "batch", "none": the configuration's and the status's spelling. */
+const char *ag_audit_durability_name(enum ag_audit_durability d);
+/* The durability spelled s, or -1. */
+int ag_audit_durability_parse(const char *s);
+
 struct ag_audit_config {
 	const char *path;     /* the series base, e.g. /var/log/agentgate/audit.log */
 	const char *key_path; /* Ed25519 PEM, created 0600 on first use */

@@ -11,7 +11,7 @@
 static const char *const kinds[] = {
 	"connect",    "decision",	"result",	"approval",    "policy_reload",
 	"checkpoint", "kernel_refusal", "daemon_start", "daemon_stop",	"tool",
-	"credential_reload",
+	"credential_reload", "dns",
 };
 
 const char *ag_audit_kind_name(const char *kind)

@@ -972,3 +972,24 @@ int ag_audit_close(struct ag_audit_writer *w, struct ag_err *err)
 	writer_free(w);
 	return ret;
 }
+
+static const char *const durability_names[] = {
+	[AG_AUDIT_SYNC] = "sync",
+	[AG_AUDIT_BATCH] = "batch",
+	[AG_AUDIT_NONE] = "none",
+};
+
+const char *ag_audit_durability_name(enum ag_audit_durability d)
+{
+	return (unsigned int)d < sizeof(durability_names) / sizeof(durability_names[0])
+		   ? durability_names[d]
+		   : "unknown";
+}
+
+int ag_audit_durability_parse(const char *s)
+{
+	for (size_t i = 0; i < sizeof(durability_names) / sizeof(durability_names[0]); i++)
+		if (!strcmp(s, durability_names[i]))
+			return (int)i;
+	return -1;
+}

@@ -84,11 +84,20 @@ static void free_patterns(char **list, int nr)
 	free(list);
 }
 
+static void dns_conf_free(struct ag_dns_conf *d)
+{
+	free(d->allow);
+	free(d->deny);
+	memset(d, 0, sizeof(*d));
+}
+
 void ag_conf_free(struct ag_conf *c)
 {
+	dns_conf_free(&c->dns);
 	for (int i = 0; i < c->nr_agents; i++) {
 		struct ag_agent_conf *a = &c->agents[i];
 
+		dns_conf_free(&a->dns);
 		free(a->rules);
 		free_patterns(a->tools, a->nr_tools);
 		free_patterns(a->resources, a->nr_resources);
@@ -96,6 +105,7 @@ void ag_conf_free(struct ag_conf *c)
 		free(a->pass);
 		free(a->attributes);
 		free(a->delegated_by);
+		free(a->unix_sockets);
 	}
 	for (int i = 0; i < c->nr_servers; i++) {
 		struct ag_server_conf *s = &c->servers[i];
@@ -812,13 +822,7 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 
 		if ((ret = get_string(p, "$.audit.durability", e, &d)))
 			return ret;
-		if (!strcmp(d, "sync"))
-			c->audit_durability = AG_AUDIT_SYNC;
-		else if (!strcmp(d, "batch"))
-			c->audit_durability = AG_AUDIT_BATCH;
-		else if (!strcmp(d, "none"))
-			c->audit_durability = AG_AUDIT_NONE;
-		else
+		if ((c->audit_durability = ag_audit_durability_parse(d)) < 0)
 			return badf(p, "$.audit.durability",
 				    "\"%s\": expected \"sync\", \"batch\" or \"none\"", d);
 	}
@@ -1356,12 +1360,104 @@ static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
 	return 0;
 }
 
+/* "unix_sockets": exact addresses, as ag_unix_key_make() takes them. */
+static int parse_unix_sockets(struct parse *p, const char *path, json_t *v,
+			      struct ag_agent_conf *ac)
+{
+	struct ag_unix_key key;
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(ac->unix_sockets = get_array(p, path, v, sizeof(*ac->unix_sockets), &n, &ret)))
+		return ret;
+	if (n > AG_MAX_UNIX_SOCKETS)
+		return badf(p, path, "too many entries (at most %d)", AG_MAX_UNIX_SOCKETS);
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &s)))
+			return ret;
+		for (const char *q = s; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				return bad(p, where, "contains a control character");
+		ret = ag_unix_key_make(0, s, &key);
+		if (ret == -ENAMETOOLONG)
+			return badf(p, where, "\"%s\": longer than a socket address (%d bytes)", s,
+				    AG_UNIX_PATH_LEN);
+		if (ret)
+			return badf(p, where,
+				    "\"%s\": expected an absolute path or \"@NAME\" (abstract)", s);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ac->unix_sockets[j], s))
+				return badf(p, where, "duplicate address \"%s\"", s);
+		strcpy(ac->unix_sockets[i], s);
+		ac->nr_unix_sockets++;
+	}
+	return 0;
+}
+
+/* One list of a "dns" block: host names, "*.suffix", and in allow "*". */
+static int parse_dns_names(struct parse *p, const char *path, json_t *v, bool star,
+			   char (**out)[AG_HOST_LEN], int *nr)
+{
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
+		return ret;
+	json_array_foreach(v, i, e)
+	{
+		const char *h;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &h)))
+			return ret;
+		if (!host_copy((*out)[i], h, strlen(h)) ||
+		    !((star && !strcmp((*out)[i], "*")) || dns_name_valid((*out)[i], true)))
+			return badf(p, where, "\"%s\": expected a host name or \"*.suffix\"%s", h,
+				    star ? " or \"*\"" : "");
+		(*nr)++;
+	}
+	return 0;
+}
+
+static int parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns_conf *d)
+{
+	static const char *const keys[] = { "allow", "deny", NULL };
+	char where[300];
+	json_t *e;
+	int ret;
+
+	if ((ret = check_keys(p, path, v, keys)))
+		return ret;
+	dns_conf_free(d);
+	d->set = true;
+	snprintf(where, sizeof(where), "%s.allow", path);
+	if ((e = json_object_get(v, "allow"))) {
+		d->allow_set = true;
+		if ((ret = parse_dns_names(p, where, e, true, &d->allow, &d->nr_allow)))
+			return ret;
+	}
+	snprintf(where, sizeof(where), "%s.deny", path);
+	if ((e = json_object_get(v, "deny")) &&
+	    (ret = parse_dns_names(p, where, e, false, &d->deny, &d->nr_deny)))
+		return ret;
+	return 0;
+}
+
 static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 {
 	static const char *const keys[] = { "name",	   "verdict",	  "rules",    "quota",
 					    "tools",	   "resources",	  "prompts",  "passthrough",
 					    "operator",	   "attributes", "delegated_by",
-					    "loop_protection", "max_conns", NULL };
+					    "loop_protection", "max_conns", "unix_sockets", "dns",
+					    NULL };
 	size_t i, n = json_array_size(arr);
 	json_t *a;
 	char where[256];
@@ -1441,6 +1537,14 @@ static int parse_agents(struct parse *p, json_t *arr, struct ag_conf *c)
 		snprintf(where, sizeof(where), "$.agents[%zu].delegated_by", i);
 		if (json_object_get(a, "delegated_by") &&
 		    (ret = parse_delegated_by(p, where, json_object_get(a, "delegated_by"), ac)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].unix_sockets", i);
+		if (json_object_get(a, "unix_sockets") &&
+		    (ret = parse_unix_sockets(p, where, json_object_get(a, "unix_sockets"), ac)))
+			return ret;
+		snprintf(where, sizeof(where), "$.agents[%zu].dns", i);
+		if (json_object_get(a, "dns") &&
+		    (ret = parse_dns(p, where, json_object_get(a, "dns"), &ac->dns)))
 			return ret;
 		snprintf(where, sizeof(where), "$.agents[%zu].passthrough", i);
 		if (json_object_get(a, "passthrough")) {
@@ -1632,7 +1736,7 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
 		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock",
-		"agent_uids",  "limits",      "metrics",	     NULL
+		"agent_uids",  "limits",      "dns",	 "metrics", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1668,6 +1772,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "audit")) && (ret = parse_audit(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "limits")) && (ret = parse_limits(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "dns")) && (ret = parse_dns(p, "$.dns", v, &c->dns)))
 		return ret;
 	if ((v = json_object_get(root, "approval_timeout_ms"))) {
 		if ((ret = get_uint(p, "$.approval_timeout_ms", v, 3600000, &n)))
@@ -1852,6 +1958,24 @@ static bool host_match(const char *pattern, const char *name)
 	pn = strlen(pattern + 1);
 	nn = strlen(name);
 	return nn > pn && !strcmp(name + nn - pn, pattern + 1);
+}
+
+static bool dns_listed(char (*list)[AG_HOST_LEN], int nr, const char *name)
+{
+	for (int i = 0; i < nr; i++)
+		if (!strcmp(list[i], "*") || host_match(list[i], name))
+			return true;
+	return false;
+}
+
+bool ag_conf_dns_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
+			const char *name)
+{
+	const struct ag_dns_conf *d = agent && agent->dns.set ? &agent->dns : &c->dns;
+
+	if (dns_listed(d->deny, d->nr_deny, name))
+		return false;
+	return !d->allow_set || dns_listed(d->allow, d->nr_allow, name);
 }
 
 static bool cidr_contains(const uint8_t net[16], int prefixlen, const uint8_t addr[16])

@@ -20,6 +20,7 @@
 #define AG_DEFAULT_MARK 0x41470000u /* "AG" */
 #define AG_MAX_CONF_RULES 256
 #define AG_MAX_CONF_AGENTS 256
+#define AG_MAX_UNIX_SOCKETS 32	  /* agents[].unix_sockets; x256 = AG_MAX_UNIX_PATHS */
 #define AG_LOOP_MAX_IDENTICAL 100 /* loop_protection.max_identical */
 #define AG_LOOP_MAX_WINDOW_S 86400
 /* agent_uids: systemd's DynamicUser range by default. */
@@ -156,6 +157,22 @@ struct ag_output_rule {
 	int nr_tools; /* 0: every tool */
 };
 
+/*
+ * "dns": {"allow": [NAME...], "deny": [NAME...]}: the names an agent may
+ * resolve through the DNS relay (daemon/dns.c).  NAME is a host name,
+ * "*.suffix" (any name strictly below suffix) or, in allow, "*" (every
+ * name).  Deny wins.  Without "allow" every name not denied is allowed:
+ * what agents resolved before the relay governed DNS, every query audited.
+ */
+struct ag_dns_conf {
+	bool set;	/* the block is there (an agent's replaces the top level's) */
+	bool allow_set; /* "allow" is there: only what it names */
+	char (*allow)[AG_HOST_LEN];
+	int nr_allow;
+	char (*deny)[AG_HOST_LEN];
+	int nr_deny;
+};
+
 struct ag_agent_conf {
 	char name[AG_NAME_LEN];
 	uint32_t verdict;
@@ -205,6 +222,14 @@ struct ag_agent_conf {
 	/* Fair sharing: "max_conns", this agent's concurrent connections
 	 * (0: the top level's limits.max_conns_per_agent). */
 	uint32_t max_conns;
+	/*
+	 * "unix_sockets": the AF_UNIX addresses the agent may connect and send
+	 * to, exactly: absolute paths, "@name" for abstract ones.  Deny by
+	 * default: absent or empty allows none (bpf/sock.bpf.c unix_verdict).
+	 */
+	char (*unix_sockets)[AG_UNIX_PATH_LEN + 1];
+	int nr_unix_sockets;
+	struct ag_dns_conf dns; /* !dns.set: the top level's */
 };
 
 /*
@@ -273,6 +298,7 @@ struct ag_conf {
 	uint32_t header_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t max_conns_per_agent;
+	struct ag_dns_conf dns; /* every agent without a "dns" of its own */
 	/*
 	 * "metrics": {"listen": "127.0.0.1:9464"}: the Prometheus endpoint
 	 * (daemon/metrics.h), on a loopback address only: it has no
@@ -334,6 +360,12 @@ enum ag_pass_match {
 enum ag_pass_match ag_conf_pass_match(const struct ag_conf *c, const struct ag_agent_conf *agent,
 				      const uint8_t addr[16], uint16_t port, const char *host,
 				      bool host_at_addr);
+/*
+ * Whether agent (NULL: an agent not in the file) may resolve name (lower
+ * case, no trailing dot) through the DNS relay (struct ag_dns_conf).
+ */
+bool ag_conf_dns_allows(const struct ag_conf *c, const struct ag_agent_conf *agent,
+			const char *name);
 /* Whether any pass-through entry of that agent needs the host name. */
 bool ag_conf_pass_needs_host(const struct ag_conf *c, const struct ag_agent_conf *agent);
 

@@ -27,6 +27,9 @@
 #define FLAG_TC 0x0200
 #define RCODE_MASK 0x000f
 #define RCODE_NXDOMAIN 3
+#define RCODE_REFUSED 5
+#define TYPE_OPT 41
+#define FLAG_RA 0x0080
 
 struct rr {
 	char owner[NAME_MAX_LEN];
@@ -261,4 +264,98 @@ int ag_dnsmsg_parse(const uint8_t *msg, size_t len, uint16_t id, const char *nam
 bad:
 	memset(out, 0, sizeof(*out));
 	return -EPROTO;
+}
+
+/*
+ * A question's name as a query carries it: uncompressed, letters, digits,
+ * '-' and '_' only, lower-cased into out; *off moves past it.
+ */
+static int read_query_name(const uint8_t *m, size_t len, size_t *off, char *out)
+{
+	size_t at = *off, n = 0;
+
+	while (at < len && m[at]) {
+		uint8_t c = m[at];
+
+		if (c > 63 || at + 1 + c >= len || n + c + 1 >= NAME_MAX_LEN)
+			return -EPROTO;
+		if (n)
+			out[n++] = '.';
+		for (size_t i = 0; i < c; i++) {
+			uint8_t b = m[at + 1 + i];
+
+			if (!((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+			      (b >= '0' && b <= '9') || b == '-' || b == '_'))
+				return -EPROTO;
+			out[n++] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+		}
+		at += 1 + c;
+	}
+	if (at >= len || !n)
+		return -EPROTO;
+	out[n] = '\0';
+	*off = at + 1;
+	return 0;
+}
+
+/* The one OPT record a query may carry, ending the message exactly. */
+static int check_opt(const uint8_t *m, size_t len, size_t off)
+{
+	uint16_t rdlen;
+
+	if (off + 11 > len || m[off] || get16(m + off + 1) != TYPE_OPT)
+		return -EPROTO;
+	rdlen = get16(m + off + 9);
+	return rdlen <= AG_DNSMSG_OPT_MAX && off + 11 + rdlen == len ? 0 : -EPROTO;
+}
+
+int ag_dnsmsg_question(const uint8_t *msg, size_t len, struct ag_dnsmsg_question *q)
+{
+	size_t off = HDR_LEN;
+	uint16_t flags;
+
+	memset(q, 0, sizeof(*q));
+	if (len < HDR_LEN)
+		return -EPROTO;
+	flags = get16(msg + 2);
+	if ((flags & (FLAG_QR | FLAG_OPCODE | FLAG_TC | RCODE_MASK)) || get16(msg + 4) != 1 ||
+	    get16(msg + 6) || get16(msg + 8) || get16(msg + 10) > 1)
+		goto bad;
+	if (read_query_name(msg, len, &off, q->name) || off + 4 > len ||
+	    get16(msg + off + 2) != CLASS_IN)
+		goto bad;
+	q->qtype = get16(msg + off);
+	q->end = off + 4;
+	if (get16(msg + 10) ? check_opt(msg, len, q->end) : q->end != len)
+		goto bad;
+	return 0;
+bad:
+	memset(q, 0, sizeof(*q));
+	return -EPROTO;
+}
+
+int ag_dnsmsg_refused(const uint8_t *query, const struct ag_dnsmsg_question *q, uint8_t *out,
+		      size_t cap)
+{
+	uint16_t flags;
+
+	if (cap < q->end || q->end < HDR_LEN)
+		return -ENOSPC;
+	memcpy(out, query, q->end);
+	/* Keep RD and CD as asked; the rest of the flags are the answer's. */
+	flags = (get16(query + 2) & 0x0110) | FLAG_QR | FLAG_RA | RCODE_REFUSED;
+	out[2] = flags >> 8;
+	out[3] = flags & 0xff;
+	memset(out + 6, 0, 6);
+	return (int)q->end;
+}
+
+int ag_dnsmsg_answer_head(const uint8_t *msg, size_t len, unsigned int *rcode,
+			  unsigned int *answers)
+{
+	if (len < HDR_LEN || !(get16(msg + 2) & FLAG_QR))
+		return -EPROTO;
+	*rcode = get16(msg + 2) & RCODE_MASK;
+	*answers = get16(msg + 6);
+	return 0;
 }

@@ -42,4 +42,44 @@ int ag_dnsmsg_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uin
 int ag_dnsmsg_parse(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
 		    struct ag_dnsmsg_answer *out);
 
+/*
+ * A query as the DNS relay forwards it (daemon/dns.c): the question, and
+ * where it ends in the message.
+ */
+struct ag_dnsmsg_question {
+	char name[254]; /* lower case, dotted, no trailing dot */
+	uint16_t qtype;
+	size_t end; /* offset just past the question */
+};
+
+/* At most this many bytes of EDNS options ride along (AG_DNSMSG_OPT_MAX). */
+#define AG_DNSMSG_OPT_MAX 64
+
+/*
+ * Whether msg is a plain standard query, and nothing else: QR 0, opcode
+ * QUERY, TC 0, rcode 0; exactly one question, of class IN, whose name is
+ * uncompressed, non-empty and made of 1-63 byte labels of [A-Za-z0-9_-]
+ * (at most 253 bytes dotted); no answer or authority records; at most one
+ * additional record, an OPT (EDNS, RFC 6891) on the root name with at most
+ * AG_DNSMSG_OPT_MAX bytes of options; no byte after it.  0 with q filled,
+ * -EPROTO otherwise.
+ */
+int ag_dnsmsg_question(const uint8_t *msg, size_t len, struct ag_dnsmsg_question *q);
+
+/*
+ * The REFUSED answer to query (whose question q describes) into out: the
+ * query's header and question, QR and RA set, rcode REFUSED, no records.
+ * Its length, or -ENOSPC when cap is below q->end.
+ */
+int ag_dnsmsg_refused(const uint8_t *query, const struct ag_dnsmsg_question *q, uint8_t *out,
+		      size_t cap);
+
+/*
+ * An answer's header as the relay reports it: its rcode and the number of
+ * records in its answer section.  -EPROTO when msg is not an answer (too
+ * short for a header, or QR clear).
+ */
+int ag_dnsmsg_answer_head(const uint8_t *msg, size_t len, unsigned int *rcode,
+			  unsigned int *answers);
+
 #endif

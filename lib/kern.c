@@ -15,6 +15,7 @@
 #include "guard.h"
 #include "kern.h"
 #include "netns.h"
+#include "probe.h"
 #include "daemon.skel.h"
 #include "sock.skel.h"
 
@@ -29,6 +30,7 @@ const char *const ag_map_names[AG_MAP__COUNT] = {
 	[AG_MAP_NETNS] = "netns",
 	[AG_MAP_NETNS_LINKS] = "netns_links",
 	[AG_MAP_SERVING] = "serving",
+	[AG_MAP_UNIX_PATHS] = "unix_paths",
 };
 
 #define GATEWAY_FILTER_PIN "gateway_filter"
@@ -41,6 +43,8 @@ const char *const ag_map_names[AG_MAP__COUNT] = {
 const struct ag_prog_desc ag_progs[AG_PROG_COUNT] = {
 	{ "getpeername4", "ag_getpeername4", BPF_CGROUP_INET4_GETPEERNAME },
 	{ "getpeername6", "ag_getpeername6", BPF_CGROUP_INET6_GETPEERNAME },
+	{ "recvmsg4", "ag_recvmsg4", BPF_CGROUP_UDP4_RECVMSG },
+	{ "recvmsg6", "ag_recvmsg6", BPF_CGROUP_UDP6_RECVMSG },
 	{ "sock_create", "ag_sock_create", BPF_CGROUP_INET_SOCK_CREATE },
 	{ "bind4", "ag_bind4", BPF_CGROUP_INET4_BIND },
 	{ "bind6", "ag_bind6", BPF_CGROUP_INET6_BIND },
@@ -48,7 +52,19 @@ const struct ag_prog_desc ag_progs[AG_PROG_COUNT] = {
 	{ "sendmsg6", "ag_sendmsg6", BPF_CGROUP_UDP6_SENDMSG },
 	{ "connect4", "ag_connect4", BPF_CGROUP_INET4_CONNECT },
 	{ "connect6", "ag_connect6", BPF_CGROUP_INET6_CONNECT },
+	{ "connect_unix", "ag_connect_unix", AG_ATTACH_UNIX_CONNECT },
+	{ "sendmsg_unix", "ag_sendmsg_unix", AG_ATTACH_UNIX_SENDMSG },
 };
+
+bool ag_kern_prog_supported(int i)
+{
+	int type = ag_progs[i].attach_type;
+	char why[128];
+
+	if (type != AG_ATTACH_UNIX_CONNECT && type != AG_ATTACH_UNIX_SENDMSG)
+		return true;
+	return ag_probe_unix_hooks(why, sizeof(why));
+}
 
 static void kern_reset(struct ag_kern *k)
 {
@@ -57,6 +73,7 @@ static void kern_reset(struct ag_kern *k)
 		k->map_fd[i] = -1;
 	k->charge_fd = -1;
 	k->claim_fd = -1;
+	k->dns_claim_fd = -1;
 	k->serving_fd = -1;
 }
 
@@ -84,7 +101,8 @@ bool ag_kern_installed(const struct ag_instance *in)
 	char path[PATH_MAX];
 
 	for (int i = 0; i < AG_PROG_COUNT; i++)
-		if (link_pin_path(in, ag_progs[i].name, path, sizeof(path)) || !pinned(path))
+		if (ag_kern_prog_supported(i) &&
+		    (link_pin_path(in, ag_progs[i].name, path, sizeof(path)) || !pinned(path)))
 			return false;
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		if (ag_pin_path(in, ag_map_names[i], path, sizeof(path)) || !pinned(path))
@@ -133,6 +151,8 @@ void ag_kern_close(struct ag_kern *k)
 		close(k->charge_fd);
 	if (k->claim_fd >= 0)
 		close(k->claim_fd);
+	if (k->dns_claim_fd >= 0)
+		close(k->dns_claim_fd);
 	if (k->serving_fd >= 0)
 		close(k->serving_fd);
 	if (k->skel) {
@@ -201,6 +221,8 @@ static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
 		return skel->maps.netns_links;
 	case AG_MAP_SERVING:
 		return skel->maps.serving;
+	case AG_MAP_UNIX_PATHS:
+		return skel->maps.unix_paths;
 	default:
 		return skel->maps.events;
 	}
@@ -215,6 +237,28 @@ static int cgroup_open(const char *path, struct ag_err *err)
 	return fd;
 }
 
+/*
+ * Attach types come from ag_progs, not from section names: libbpf 1.1 knows
+ * none for the unix-socket hooks.  Those are not loaded at all on a kernel
+ * without them, which would refuse the attach type at load.
+ */
+static int progs_prepare(struct sock_bpf *skel, struct ag_err *err)
+{
+	for (int i = 0; i < AG_PROG_COUNT; i++) {
+		const struct ag_prog_desc *d = &ag_progs[i];
+		struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, d->prog);
+
+		if (!prog)
+			return ag_errf(err, ENOENT, "program %s missing from sock.bpf.o", d->prog);
+		if (!ag_kern_prog_supported(i))
+			bpf_program__set_autoload(prog, false);
+		else if (bpf_program__set_expected_attach_type(prog, d->attach_type))
+			return ag_errf(err, EINVAL, "program %s: attach type %d refused", d->prog,
+				       d->attach_type);
+	}
+	return 0;
+}
+
 /* A fresh install: load, configure, pin maps, attach and pin links. */
 static int kern_load(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
 		     struct ag_err *err)
@@ -222,10 +266,14 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	char path[PATH_MAX];
 	int ret, agents_fd;
 
-	k->skel = sock_bpf__open_and_load();
+	k->skel = sock_bpf__open();
 	if (!k->skel)
-		return ag_errf(err, errno, "sock.bpf.o: load: %s (see libbpf messages above)",
-			       strerror(errno));
+		return ag_errf(err, errno, "sock.bpf.o: open: %s", strerror(errno));
+	if ((ret = progs_prepare(k->skel, err)))
+		return ret;
+	if ((ret = sock_bpf__load(k->skel)))
+		return ag_errf(err, -ret, "sock.bpf.o: load: %s (see libbpf messages above)",
+			       strerror(-ret));
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		k->map_fd[i] = bpf_map__fd(skel_map(k->skel, i));
 	ret = ag_kern_set_config(k, cfg, err);
@@ -254,10 +302,8 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 		struct bpf_program *prog = bpf_object__find_program_by_name(k->skel->obj, d->prog);
 		struct bpf_link *link;
 
-		if (!prog) {
-			ret = ag_errf(err, ENOENT, "program %s missing from sock.bpf.o", d->prog);
-			break;
-		}
+		if (!ag_kern_prog_supported(i))
+			continue;
 		link = bpf_program__attach_cgroup(prog, agents_fd);
 		if (!link) {
 			ret = ag_errf(err, errno, "program %s: attach to %s: %s", d->prog,
@@ -301,7 +347,8 @@ static int daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 	} else {
 		k->charge_fd = fcntl(bpf_program__fd(skel->progs.quota_charge), F_DUPFD_CLOEXEC, 0);
 		k->claim_fd = fcntl(bpf_program__fd(skel->progs.origin_claim), F_DUPFD_CLOEXEC, 0);
-		if (k->charge_fd < 0 || k->claim_fd < 0)
+		k->dns_claim_fd = fcntl(bpf_program__fd(skel->progs.dns_claim), F_DUPFD_CLOEXEC, 0);
+		if (k->charge_fd < 0 || k->claim_fd < 0 || k->dns_claim_fd < 0)
 			ret = ag_errf(err, errno, "daemon.bpf.o: dup: %s", strerror(errno));
 	}
 	daemon_bpf__destroy(skel);
@@ -576,6 +623,27 @@ int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o)
 	if (!c.result)
 		*o = c.origin;
 	return c.result;
+}
+
+int ag_kern_dns_claim(const struct ag_kern *k, const struct sockaddr_in *peer, uint64_t *agent)
+{
+	/* The packet is not looked at, but a test run needs an Ethernet header's worth. */
+	unsigned char pkt[64] = { [12] = 0x08 };
+	struct __sk_buff ctx = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt),
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .ctx_out = &ctx,
+		    .ctx_size_out = sizeof(ctx));
+
+	if (k->dns_claim_fd < 0)
+		return -EBADF;
+	ctx.cb[AG_DNS_CLAIM_ADDR] = peer->sin_addr.s_addr;
+	ctx.cb[AG_DNS_CLAIM_PORT] = ntohs(peer->sin_port);
+	if (bpf_prog_test_run_opts(k->dns_claim_fd, &opts))
+		return -errno;
+	if (ctx.cb[AG_DNS_CLAIM_RESULT])
+		return -ENOENT;
+	*agent = (uint64_t)ctx.cb[AG_DNS_CLAIM_AGENT_HI] << 32 | ctx.cb[AG_DNS_CLAIM_AGENT_LO];
+	return 0;
 }
 
 void ag_kern_links(const struct ag_instance *in, struct ag_link_status out[AG_PROG_COUNT])

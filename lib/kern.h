@@ -27,19 +27,27 @@ enum ag_map_id {
 	AG_MAP_NETNS,
 	AG_MAP_NETNS_LINKS,
 	AG_MAP_SERVING,
+	AG_MAP_UNIX_PATHS,
 	AG_MAP__COUNT,
 };
 
 /* Pin names, indexed by enum ag_map_id. */
 extern const char *const ag_map_names[AG_MAP__COUNT];
 
-#define AG_PROG_COUNT 9
+#define AG_PROG_COUNT 13
+
+/*
+ * enum bpf_attach_type values of the unix-socket hooks (kernel 6.7), which
+ * the uapi headers of the build host (Debian 12: 6.1) do not have yet.
+ */
+#define AG_ATTACH_UNIX_CONNECT 49 /* BPF_CGROUP_UNIX_CONNECT */
+#define AG_ATTACH_UNIX_SENDMSG 50 /* BPF_CGROUP_UNIX_SENDMSG */
 
 /* Every program is attached to <instance>/agents. */
 struct ag_prog_desc {
 	const char *name; /* link pin name, links/<name> */
 	const char *prog; /* program name in sock.bpf.c */
-	int attach_type;  /* enum bpf_attach_type */
+	int attach_type;  /* enum bpf_attach_type, set before load */
 };
 
 extern const struct ag_prog_desc ag_progs[AG_PROG_COUNT];
@@ -53,6 +61,7 @@ struct ag_kern {
 	/* bpf/daemon.bpf.c programs, -1 unless installed by this process */
 	int charge_fd;
 	int claim_fd;
+	int dns_claim_fd;
 	/* the socket in the serving map while this process serves, else -1 */
 	int serving_fd;
 };
@@ -79,8 +88,10 @@ int ag_kern_gateway_filter(const struct ag_instance *in, struct ag_err *err);
 void ag_kern_reset(struct ag_kern *k);
 /* Closes fds; never detaches or unpins. */
 void ag_kern_close(struct ag_kern *k);
-/* Whether every link of the instance is pinned. */
+/* Whether every link of the instance that this kernel can have is pinned. */
 bool ag_kern_installed(const struct ag_instance *in);
+/* Whether ag_progs[i] is loaded on this kernel (unix hooks need 6.7). */
+bool ag_kern_prog_supported(int i);
 /* Unpins links (detaching the programs) and maps, removes the directory. */
 int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err);
 
@@ -96,6 +107,15 @@ int ag_kern_get_config(const struct ag_kern *k, struct ag_config *cfg, struct ag
  * instance (claim_fd).
  */
 int ag_kern_origin(const struct ag_kern *k, int fd, struct ag_origin *o);
+
+/*
+ * The agent (its cgroup id) of a datagram that reached the loopback DNS
+ * relay from peer (bpf/daemon.bpf.c dns_claim): 0, or -ENOENT when no
+ * socket of an agent holds that address and port.  Only in a process that
+ * installed the instance (dns_claim_fd).
+ */
+struct sockaddr_in;
+int ag_kern_dns_claim(const struct ag_kern *k, const struct sockaddr_in *peer, uint64_t *agent);
 
 /*
  * Whether the connect hooks redirect agents' connects: on once this
@@ -166,5 +186,20 @@ const char *ag_verdict_name(uint32_t verdict);
 int ag_verdict_parse(const char *s, uint32_t *verdict);
 const char *ag_reason_name(uint32_t reason);
 const char *ag_hook_name(uint32_t hook);
+
+/*
+ * unix_paths: the AF_UNIX addresses each agent may connect and send to.
+ * addr is an absolute filesystem path, or "@name" for an abstract one;
+ * -EINVAL or -ENAMETOOLONG otherwise.
+ */
+int ag_unix_key_make(uint64_t agent_id, const char *addr, struct ag_unix_key *key);
+/*
+ * Makes the map hold exactly want (sorted here), for every agent: adds
+ * before it removes, so an address listed before and after is never
+ * refused in between.
+ */
+int ag_unix_sync(const struct ag_kern *k, struct ag_unix_key *want, int nr, struct ag_err *err);
+/* A refused address for logs and audit: "@name" for abstract, bytes escaped. */
+const char *ag_unix_addr_fmt(const char *path, uint32_t len, char *buf, size_t size);
 
 #endif

@@ -3,7 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+
+#include "kern.h"
 
 #include "probe.h"
 #include "probe.skel.h"
@@ -53,4 +57,33 @@ out:
 	free(lsms);
 	libbpf_set_print(old);
 	return ok;
+}
+
+bool ag_probe_unix_hooks(char *why, size_t len)
+{
+	/* r0 = 1 (allow); exit */
+	static const struct bpf_insn allow[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	static int probed; /* 0: not yet, else the errno of the load, or -1: loaded */
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = AG_ATTACH_UNIX_CONNECT);
+
+	if (!probed) {
+		int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "ag_probe_unix", "GPL",
+				       allow, AG_ARRAY_SIZE(allow), &opts);
+
+		probed = fd >= 0 ? -1 : errno ? errno : EINVAL;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (probed == -1) {
+		snprintf(why, len, "available");
+		return true;
+	}
+	if (probed == EINVAL)
+		snprintf(why, len, "the kernel has no unix-socket cgroup hooks (they need 6.7)");
+	else
+		snprintf(why, len, "unix-socket hook probe: %s", strerror(probed));
+	return false;
 }

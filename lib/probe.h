@@ -10,5 +10,12 @@
  * LSM program, then detaches it.  On false, why is a one-line reason.
  */
 bool ag_probe_bpf_lsm(char *why, size_t len);
+/*
+ * Whether this kernel has the unix-socket cgroup hooks (6.7 and later),
+ * which police agents' AF_UNIX connects and sends: loads a program of that
+ * attach type, attached to nothing.  Asked once per process.  On false, why
+ * says what failed.
+ */
+bool ag_probe_unix_hooks(char *why, size_t len);
 
 #endif

@@ -44,6 +44,18 @@ static int parse_id(const char *s, unsigned long *out)
 	return errno || *end || end == s || *out > 0x7fffffff ? -EINVAL : 0;
 }
 
+/* u's supplementary groups, resolved here rather than in the agent's cgroup. */
+static int user_groups(struct ag_user *u, struct ag_err *err)
+{
+	int n = AG_USER_MAX_GROUPS;
+
+	if (getgrouplist(u->name, u->gid, u->groups, &n) < 0)
+		return ag_errf(err, E2BIG, "user %s: more than %d groups", u->name,
+			       AG_USER_MAX_GROUPS);
+	u->nr_groups = n;
+	return 0;
+}
+
 int ag_user_resolve(const char *name, struct ag_user *u, struct ag_err *err)
 {
 	struct passwd *pw = getpwnam(name);
@@ -65,13 +77,13 @@ int ag_user_resolve(const char *name, struct ag_user *u, struct ag_err *err)
 	u->gid = pw->pw_gid;
 	snprintf(u->name, sizeof(u->name), "%s", pw->pw_name);
 	snprintf(u->home, sizeof(u->home), "%s", pw->pw_dir);
-	return 0;
+	return user_groups(u, err);
 }
 
 int ag_user_become(const struct ag_user *u, struct ag_err *err)
 {
-	/* A per-run uid is in no group, not even by name. */
-	if ((u->per_run || initgroups(u->name, u->gid)) && setgroups(0, NULL))
+	/* A per-run uid is in no group (nr_groups 0), not even by name. */
+	if (setgroups(u->nr_groups, u->nr_groups ? u->groups : NULL))
 		return ag_errf(err, errno, "user %s: setgroups: %s", u->name, strerror(errno));
 	if (setresgid(u->gid, u->gid, u->gid))
 		return ag_errf(err, errno, "user %s: setgid %u: %s", u->name, u->gid,

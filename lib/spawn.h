@@ -16,6 +16,8 @@
  */
 pid_t ag_clone_into_cgroup(int cgroup_fd);
 
+#define AG_USER_MAX_GROUPS 64
+
 struct ag_user {
 	uid_t uid;
 	gid_t gid;
@@ -24,6 +26,13 @@ struct ag_user {
 	/* A per-run uid (runuid.h): no supplementary groups, and its lock. */
 	bool per_run;
 	int lock_fd;
+	/*
+	 * Supplementary groups, looked up by ag_user_resolve outside the
+	 * agent's cgroup: inside it glibc's lookups would try nscd's socket,
+	 * which the AF_UNIX hooks refuse and audit as the agent's doing.
+	 */
+	int nr_groups;
+	gid_t groups[AG_USER_MAX_GROUPS];
 };
 
 /*
@@ -33,7 +42,7 @@ struct ag_user {
  * cgroup.
  */
 int ag_user_resolve(const char *name, struct ag_user *u, struct ag_err *err);
-/* In the child: supplementary groups, gid, uid, no_new_privs. */
+/* In the child: supplementary groups (u's, none if it has none), gid, uid, no_new_privs. */
 int ag_user_become(const struct ag_user *u, struct ag_err *err);
 
 /*

@@ -76,8 +76,12 @@ static void *serve(void *arg)
 
 		if (poll(&p, 1, 100) <= 0)
 			continue;
-		len = recvfrom(s->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &flen);
-		if (len <= 0 || !(n = answer(s, q, (size_t)len, a)))
+		len = recvfrom(s->fd, q, sizeof(q), MSG_TRUNC, (struct sockaddr *)&from, &flen);
+		if (len > 0) {
+			s->received++;
+			s->rx_bytes += len;
+		}
+		if (len <= 0 || (size_t)len > sizeof(q) || !(n = answer(s, q, (size_t)len, a)))
 			continue;
 		sendto(s->fd, a, n, 0, (struct sockaddr *)&from, flen);
 		s->queries++;
@@ -91,6 +95,8 @@ int dnsstub_start(struct dnsstub *s, const struct dnsstub_name *names, int nr_na
 	s->nr_names = nr_names;
 	s->stop = false;
 	s->fd = -1;
+	s->queries = s->received = 0;
+	s->rx_bytes = 0;
 	/* A loopback address of this process's own: tests run side by side. */
 	for (unsigned int i = 0; i < 8 && s->fd < 0; i++) {
 		uint32_t a = htonl(0x7f420000u | ((getpid() + i * 2) & 0xfffe) | 1);

@@ -23,7 +23,9 @@ struct dnsstub {
 	char addr[32]; /* for "resolvers" */
 	const struct dnsstub_name *names;
 	int nr_names;
-	volatile int queries; /* datagrams answered */
+	volatile int queries;	/* datagrams answered */
+	volatile int received;	/* datagrams that reached it, answered or not */
+	volatile long rx_bytes; /* their bytes */
 };
 
 int dnsstub_start(struct dnsstub *s, const struct dnsstub_name *names, int nr_names);

@@ -125,15 +125,29 @@ TEST(cli_status_and_uninstall)
 	free(out);
 	if (test__start_subtest("status_text")) {
 		ASSERT_EQ(ctl(&out, &d, "status"), 0, "status exit");
-		ASSERT_TRUE(out && strstr(out, "daemon:     running"), "daemon running");
-		ASSERT_TRUE(out && strstr(out, "link connect4"), "links listed");
-		ASSERT_TRUE(out && strstr(out, "map  stats"), "maps listed");
+		/* Three lines first: serving, coverage, audit. */
+		ASSERT_TRUE(out && !strncmp(out, "serving:    yes: agentgated pid ", 32),
+			    "leads with serving");
+		ASSERT_STRHAS(out,
+			      "1 kernel refusals\ncoverage:   TCP, UDP/DNS, socket families, "
+			      "AF_UNIX; agents isolated: seccomp, Landlock",
+			      "then coverage");
+		ASSERT_STRHAS(out, "path open (below)\naudit:      ", "then the audit log");
+		ASSERT_STRHAS(out, "writing, durability sync\n", "its state and durability");
+		ASSERT_STRHAS(out,
+			      "dns:        agents' queries to the resolvers go through the relay",
+			      "the DNS relay");
+		ASSERT_FALSE(out && strstr(out, "link connect4"), "no ids without --verbose");
 		ASSERT_TRUE(out && strstr(out, "bpf-lsm:"), "BPF-LSM reported");
 		ASSERT_STRHAS(out, "isolation:  seccomp yes; Landlock ", "isolation facts");
 		ASSERT_STRHAS(out, "per-run uids 61184-65519", "the per-run uid range");
 		ASSERT_STRHAS(out, "state:      ok", "not degraded for what is only a fact");
 		if (test__verbose())
 			fprintf(stderr, "%s", out);
+		free(out);
+		ASSERT_EQ(ctl(&out, &d, "status --verbose"), 0, "status --verbose");
+		ASSERT_TRUE(out && strstr(out, "link connect4       id "), "links with ids");
+		ASSERT_TRUE(out && strstr(out, "map  stats"), "maps listed");
 		free(out);
 	}
 	if (test__start_subtest("status_json")) {
@@ -177,7 +191,8 @@ TEST(cli_status_and_uninstall)
 	if (test__start_subtest("status_daemon_down")) {
 		tdaemon_kill(&d, SIGKILL);
 		ASSERT_EQ(ctl(&out, &d, "status"), 1, "status exit when not serving");
-		ASSERT_TRUE(out && strstr(out, "not running"), "says the daemon is down");
+		ASSERT_TRUE(out && !strncmp(out, "serving:    NO: agentgated is not running", 41),
+			    "leads with: not serving");
 		ASSERT_TRUE(out && strstr(out, "fail closed"), "says what that means");
 		free(out);
 	}

@@ -26,6 +26,8 @@ static int load(const char *json, struct ag_conf *c, struct ag_err *err)
 	"{\"tool_servers\": [{\"name\": \"s\", \"upstream\": \"" upstream "\", \"match\": " \
 	"{\"hosts\": [\"s.test\"]}" extra "}]"
 #define SERVER(extra) SERVER_U("http://127.0.0.1:3001", extra)
+/* Agent "a" with unix_sockets [list]. */
+#define UNIX_SOCKETS(list) "{\"agents\": [{\"name\": \"a\", \"unix_sockets\": [" list "]}]}"
 
 TEST(config)
 {
@@ -232,6 +234,17 @@ TEST(config)
 		  "{\"agents\": [{\"name\": \"a\", \"passthrough\": [\"*\", "
 		  "\"a..b\"]}]}",
 		  "$.agents[0].passthrough[1]: \"a..b\"" },
+		{ "unix_sockets", UNIX_SOCKETS("\"/run/a.sock\", \"@x\""), NULL },
+		{ "unix_relative", UNIX_SOCKETS("\"run/a.sock\""),
+		  "$.agents[0].unix_sockets[0]: \"run/a.sock\": expected an absolute path" },
+		{ "unix_empty_abstract", UNIX_SOCKETS("\"@\""),
+		  "$.agents[0].unix_sockets[0]: \"@\": expected" },
+		{ "unix_too_long",
+		  UNIX_SOCKETS("\"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""),
+		  "longer than a socket address (108 bytes)" },
+		{ "unix_duplicate", UNIX_SOCKETS("\"@x\", \"@x\""),
+		  "$.agents[0].unix_sockets[1]: duplicate address \"@x\"" },
 	};
 	struct ag_conf c;
 	struct ag_err err;
@@ -671,6 +684,54 @@ TEST(config_allows)
 		ASSERT_FALSE(ag_conf_allows(a, AG_KIND_TOOL, "everything", NULL), "no name");
 	}
 	ag_conf_free(&c);
+}
+
+/* The names an agent may resolve through the DNS relay: deny wins, allow narrows. */
+TEST(config_dns)
+{
+	static const char json[] = "{\"dns\": {\"deny\": [\"*.evil.test\"]},"
+				   " \"agents\": [{\"name\": \"a\", \"dns\": {\"allow\": "
+				   "[\"*.example.com\", \"Pypi.org.\"],"
+				   "   \"deny\": [\"up.example.com\"]}},"
+				   "  {\"name\": \"none\", \"dns\": {\"allow\": []}},"
+				   "  {\"name\": \"all\", \"dns\": {\"allow\": [\"*\"]}},"
+				   "  {\"name\": \"top\"}]}";
+	static const struct {
+		const char *agent, *name;
+		bool want;
+	} cases[] = {
+		{ "a", "api.example.com", true }, { "a", "example.com", false },
+		{ "a", "up.example.com", false }, { "a", "pypi.org", true },
+		{ "a", "x.evil.test", false },	  { "none", "pypi.org", false },
+		{ "all", "x.evil.test", true },	  { "top", "pypi.org", true },
+		{ "top", "x.evil.test", false },  { "top", "evil.test", true },
+		{ NULL, "a.b.evil.test", false }, { NULL, "anything.test", true },
+	};
+	static const struct {
+		const char *json, *error;
+	} bad[] = {
+		{ "{\"dns\": {\"allow\": [\"a..b\"]}}",
+		  "$.dns.allow[0]: \"a..b\": expected a host name" },
+		{ "{\"dns\": {\"deny\": [\"*\"]}}", "$.dns.deny[0]: \"*\": expected a host name" },
+		{ "{\"dns\": {\"allowed\": []}}", "$.dns.allowed: unknown key" },
+		{ "{\"agents\": [{\"name\": \"a\", \"dns\": {\"deny\": \"x.test\"}}]}",
+		  "$.agents[0].dns.deny" },
+	};
+	struct ag_conf c;
+	struct ag_err err;
+
+	if (!ASSERT_OK(load(json, &c, &err), err.msg))
+		return;
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cases); i++)
+		ASSERT_EQ(ag_conf_dns_allows(
+			      &c, cases[i].agent ? ag_conf_agent(&c, cases[i].agent) : NULL,
+			      cases[i].name),
+			  cases[i].want, cases[i].name);
+	ag_conf_free(&c);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
+		ASSERT_NEQ(load(bad[i].json, &c, &err), 0, bad[i].json);
+		ASSERT_STRHAS(err.msg, bad[i].error, "error message");
+	}
 }
 
 /* Appends n items "<pre><index><post>", index from 1, separated by commas. */

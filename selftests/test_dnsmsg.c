@@ -83,3 +83,58 @@ TEST(dnsmsg_query)
 	ASSERT_EQ(ag_dnsmsg_query(q, sizeof(q), 1, "", AG_DNS_A), -EINVAL, "empty name");
 	ASSERT_EQ(ag_dnsmsg_query(q, 20, 1, "a.test", AG_DNS_A), -ENOSPC, "small buffer");
 }
+
+/* Which datagrams the DNS relay takes for a plain query, and the REFUSED answer it makes. */
+TEST(dnsmsg_question)
+{
+	static const struct {
+		const char *file;
+		int ret;
+		const char *name;
+		uint16_t qtype;
+	} cases[] = {
+		{ "query_plain", 0, "tools.test", AG_DNS_AAAA },
+		{ "query_edns", 0, "tools.test", AG_DNS_A },
+		{ "name_as_query", -EPROTO, "", 0 },
+		{ "a_answer", -EPROTO, "", 0 },
+		{ "query_with_answer", -EPROTO, "", 0 },
+		{ "query_trailing", -EPROTO, "", 0 },
+		{ "query_binary_label", -EPROTO, "", 0 },
+		{ "query_big_opt", -EPROTO, "", 0 },
+		{ "not_dns_520", -EPROTO, "", 0 },
+	};
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cases); i++) {
+		struct ag_dnsmsg_question q;
+		unsigned int rcode, answers;
+		uint8_t out[600];
+		char path[PATH_MAX];
+		struct ag_err err;
+		char *data;
+		size_t len;
+		int n;
+
+		if (!test__start_subtest(cases[i].file))
+			continue;
+		snprintf(path, sizeof(path), "%s/selftests/fuzz/corpus/fuzz_dnsmsg/%s",
+			 testlib_src_dir(), cases[i].file);
+		if (!ASSERT_OK(ag_read_file(path, 4096, &data, &len, &err), err.msg))
+			continue;
+		ASSERT_EQ(ag_dnsmsg_question((const uint8_t *)data, len, &q), cases[i].ret,
+			  "result");
+		ASSERT_STREQ(q.name, cases[i].name, "name");
+		ASSERT_EQ(q.qtype, cases[i].qtype, "type");
+		if (!cases[i].ret) {
+			n = ag_dnsmsg_refused((const uint8_t *)data, &q, out, sizeof(out));
+			ASSERT_EQ(n, (int)q.end, "the question, no records");
+			ASSERT_OK(ag_dnsmsg_answer_head(out, (size_t)n, &rcode, &answers),
+				  "an answer");
+			ASSERT_EQ(rcode, 5, "REFUSED");
+			ASSERT_EQ(answers, 0, "no answers");
+			ASSERT_MEMEQ(out, data, 2, "same id");
+			ASSERT_EQ(ag_dnsmsg_question(out, (size_t)n, &q), -EPROTO,
+				  "an answer is no query");
+		}
+		free(data);
+	}
+}

@@ -305,7 +305,8 @@ TEST(mcp_passthrough)
 		snprintf(x->request, sizeof(x->request),
 			 "GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n");
 		run_agent(&e, x);
-		ASSERT_EQ(x->len, 0, "no answer");
+		ASSERT_STRHAS(x->response, "HTTP/1.1 403 Forbidden", "told: 403");
+		ASSERT_STRHAS(x->response, "reason=not_allowed", "and why");
 		ASSERT_FALSE(has_pending(other), "nothing at the destination");
 		ASSERT_TRUE(log_has(&e.d, 2000, "conn_rejected", "reason=not_allowed", NULL),
 			    "refusal logged");

@@ -61,14 +61,25 @@ static void relayed(const char *agent_cg, struct exchange *x, int lfd, size_t le
 	ASSERT_STRHAS(x->response, "204", "the answer reached the agent");
 }
 
-/* x is refused for reason: no answer, nothing at lfd, logged and audited. */
+/*
+ * x is refused for reason: nothing at lfd, logged and audited; an HTTP
+ * request is answered 403 with the reason, anything else (TLS) not at all.
+ */
 static void refused(const struct tdaemon *d, const char *agent_cg, struct exchange *x, int lfd,
 		    const char *reason)
 {
 	char why[64], *out = NULL;
+	bool http = !x->big && x->request[0] >= 'A' && x->request[0] <= 'Z';
 
 	ASSERT_EQ(run_in_cgroup(agent_cg, NOBODY_UID, agent_exchange, x), 0, "agent ran");
-	ASSERT_EQ(x->len, 0, "no answer");
+	snprintf(why, sizeof(why), "reason=%s ", reason);
+	if (http) {
+		ASSERT_TRUE(!strncmp(x->response, "HTTP/1.1 403 Forbidden\r\n", 24),
+			    "an HTTP agent is told: 403");
+		ASSERT_STRHAS(x->response, why, "the answer names the reason");
+	} else {
+		ASSERT_EQ(x->len, 0, "no answer");
+	}
 	ASSERT_FALSE(has_pending(lfd), "nothing at the dialled address");
 	snprintf(why, sizeof(why), "reason=%s", reason);
 	ASSERT_TRUE(log_has(d, 2000, "conn_rejected", why, NULL), "refusal logged");
@@ -281,4 +292,41 @@ out:
 	if (req)
 		env_stop(&e);
 	free(req);
+}
+
+/*
+ * A destination nothing allows is refused before any byte is read; the
+ * bytes are read only to tell an HTTP agent why (a 403 naming the
+ * reason), while a TLS agent, or one that sends nothing, is reset.
+ * Either way nothing reaches the destination and the refusal is audited.
+ */
+TEST(redteam_route_refused_told_why)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	static unsigned char hello[4096];
+	struct tdaemon d = { 0 };
+	char extra[256], cg[PATH_MAX];
+	uint16_t port;
+	int lfd = tcp_listen("127.0.0.3", 0, &port);
+
+	if (!ASSERT_GE(lfd, 0, "listener at 127.0.0.3"))
+		goto out;
+	snprintf(extra, sizeof(extra),
+		 "\"agents\": [{\"name\": \"a\", \"passthrough\": [\"127.0.0.2:80\"]}]");
+	if (!ASSERT_OK(tdaemon_start(&d, "rttold", extra, 0), "daemon"))
+		goto out;
+	snprintf(cg, sizeof(cg), "%s/a", d.in.cg_agents);
+	if (test__start_subtest("http_gets_403")) {
+		http_get(x, "127.0.0.3", port, "anything.test");
+		refused(&d, cg, x, lfd, "not_allowed");
+		ASSERT_STRHAS(x->response, "agent=a destination=127.0.0.3:", "who and where");
+	}
+	if (test__start_subtest("tls_is_reset")) {
+		tls_hello(x, "127.0.0.3", port, "anything.test", hello, sizeof(hello));
+		refused(&d, cg, x, lfd, "not_allowed");
+	}
+out:
+	tdaemon_destroy(&d);
+	if (lfd >= 0)
+		close(lfd);
 }

@@ -5,7 +5,10 @@
  * answer leaves nothing behind; an accepted one holds at most
  * AG_DNSMSG_MAX_ADDRS addresses, v4-mapped ones for A; bytes after the
  * message never change the outcome; and the query built for the input
- * taken as a name, answered with no records, parses as just that.
+ * taken as a name, answered with no records, parses as just that.  The
+ * relay's query check (ag_dnsmsg_question) reads what agents send: a query
+ * it takes ends within the input with a valid name, and the REFUSED answer
+ * made of it is an answer with no records that is no query.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -76,8 +79,28 @@ static void round_trip(const uint8_t *data, size_t size)
 		abort();
 }
 
+static void relay_question(const uint8_t *data, size_t size)
+{
+	struct ag_dnsmsg_question q, again;
+	unsigned int rcode, answers;
+	uint8_t out[AG_DNSMSG_QUERY_MAX + 11 + AG_DNSMSG_OPT_MAX];
+	int r = ag_dnsmsg_question(data, size, &q), n;
+
+	if (r != 0 && r != -EPROTO)
+		abort();
+	if (r)
+		return;
+	if (q.end < 12 + 2 + 4 || q.end > size || !q.name[0] || strlen(q.name) > 253)
+		abort();
+	n = ag_dnsmsg_refused(data, &q, out, sizeof(out));
+	if (n != (int)q.end || ag_dnsmsg_answer_head(out, (size_t)n, &rcode, &answers) ||
+	    rcode != 5 || answers || ag_dnsmsg_question(out, (size_t)n, &again) != -EPROTO)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	relay_question(data, size);
 	static const char *const names[] = { "example.com", "a.b.test" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
