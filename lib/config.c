@@ -1660,13 +1660,90 @@ static int parse_limits(struct parse *p, json_t *v, struct ag_conf *c)
 	return 0;
 }
 
+static bool cidr_contains(const uint8_t net[16], int prefixlen, const uint8_t addr[16]);
+
+/* Whether a "direct" rule lets agents' connects reach addr:port untouched. */
+static bool direct_reaches(const struct ag_rule_conf *r, int n, const uint8_t addr[16],
+			   uint16_t port)
+{
+	for (int i = 0; i < n; i++)
+		if (r[i].verdict == AG_VERDICT_DIRECT && (!r[i].port || r[i].port == port) &&
+		    cidr_contains(r[i].addr, r[i].prefixlen, addr))
+			return true;
+	return false;
+}
+
+/*
+ * Fail closed: the endpoint must stay out of agents' reach, and "direct"
+ * connects never come to the daemon that would refuse them.  0.0.0.0 and
+ * [::] reach a loopback listener too.
+ */
+static int metrics_unreachable(struct parse *p, const struct ag_conf *c)
+{
+	uint8_t any[2][16] = { { [10] = 0xff, [11] = 0xff } };
+	const char *why = "a \"direct\" rule lets agents reach it: narrow the rule";
+
+	if (c->default_verdict == AG_VERDICT_DIRECT)
+		return bad(p, "$.metrics.listen",
+			   "default_verdict \"direct\" lets agents reach it");
+	for (int i = 0; i < c->nr_agents; i++)
+		if (c->agents[i].verdict == AG_VERDICT_DIRECT)
+			return bad(p, "$.metrics.listen",
+				   "an agent's verdict \"direct\" lets it reach it");
+	for (int k = 0; k < 3; k++) {
+		const uint8_t *a = k == 2 ? c->metrics_addr : any[k];
+
+		if (direct_reaches(c->rules, c->nr_rules, a, c->metrics_port))
+			return bad(p, "$.metrics.listen", why);
+		for (int i = 0; i < c->nr_agents; i++)
+			if (direct_reaches(c->agents[i].rules, c->agents[i].nr_rules, a,
+					   c->metrics_port))
+				return bad(p, "$.metrics.listen", why);
+	}
+	return 0;
+}
+
+/*
+ * "metrics": {"listen": "ADDRESS:PORT"}: a loopback address only, since
+ * the endpoint answers anyone who reaches it (agents never do: the daemon
+ * refuses it as their destination).
+ */
+static int parse_metrics(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "listen", NULL };
+	static const uint8_t lo6[16] = { [15] = 1 };
+	struct ag_pass_conf pc;
+	json_t *l;
+	int ret;
+
+	if ((ret = check_keys(p, "$.metrics", v, keys)))
+		return ret;
+	if (!(l = json_object_get(v, "listen")))
+		return 0;
+	if (!json_is_string(l))
+		return bad(p, "$.metrics.listen", "expected \"ADDRESS:PORT\"");
+	if ((ret = parse_pass_entry(p, "$.metrics.listen", json_string_value(l), &pc)))
+		return ret;
+	if (pc.kind != AG_PASS_CIDR || pc.prefixlen != 128 || !pc.port)
+		return bad(p, "$.metrics.listen",
+			   "expected \"ADDRESS:PORT\", e.g. \"127.0.0.1:9464\"");
+	if (ag_addr_is_v4(pc.addr) ? pc.addr[12] != 127 : memcmp(pc.addr, lo6, 16))
+		return bad(p, "$.metrics.listen",
+			   "must be a loopback address (127.0.0.0/8 or [::1])");
+	if (pc.port == c->port)
+		return bad(p, "$.metrics.listen", "must not be the agents' listen.port");
+	memcpy(c->metrics_addr, pc.addr, 16);
+	c->metrics_port = pc.port;
+	return metrics_unreachable(p, c);
+}
+
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
 		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock",
-		"agent_uids",  "limits",      "dns",	 NULL
+		"agent_uids",  "limits",      "dns",	 "metrics", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1761,6 +1838,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
 		return ret;
 	if ((v = json_object_get(root, "agent_uids")) && (ret = parse_agent_uids(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "metrics")) && (ret = parse_metrics(p, v, c)))
 		return ret;
 	return 0;
 }
