@@ -146,21 +146,6 @@ static int make_dir(const char *path, mode_t mode, struct ag_err *err)
 }
 
 /*
- * A daemon killed a moment ago may still hold the port: its io_uring
- * releases the old socket asynchronously.  Wait for that, bounded.
- */
-static int bind_wait(int fd, const struct sockaddr *sa, socklen_t len, int tries)
-{
-	int ret = bind(fd, sa, len);
-
-	for (int i = 0; ret && errno == EADDRINUSE && i < tries; i++) {
-		usleep(10 * 1000);
-		ret = bind(fd, sa, len);
-	}
-	return ret;
-}
-
-/*
  * filter_fd >= 0 (IPv4 only): the listener takes the wildcard address, so
  * that agents in network namespaces of their own reach it at the gateway
  * address of their veth, and ag_gateway_filter (bpf/sock.bpf.c), attached
@@ -205,7 +190,7 @@ static int listen_on(int family, uint16_t port, uint32_t mark, int filter_fd, st
 		close(fd);
 		return ag_errf(err, e, "listener %s:%u: setsockopt: %s", what, port, strerror(e));
 	}
-	if (bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, LISTEN_BACKLOG)) {
+	if (ag_bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, LISTEN_BACKLOG)) {
 		int e = errno;
 
 		close(fd);
@@ -234,7 +219,7 @@ static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
 	    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) ||
 	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, sizeof(filter_fd)) ||
-	    bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
+	    ag_bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
 		e = errno;
 		close(fd);
 		return ag_errf(err, e, "dns relay 169.254.64.1:%u: %s%s", AG_NETNS_DNS_PORT,

@@ -210,12 +210,17 @@ TEST(upgrade_live)
 	int at_switch, after_switch, answered_switch, status, same = 0, changed = 0, supported = 0,
 							      handoff_ms = -1;
 	uint64_t before = 0, after = 0, t0, switch_ms;
-	char outpath[PATH_MAX], *out = NULL;
+	char outpath[PATH_MAX], more[128], *out = NULL;
 	bool dest_started = false;
+	uint16_t mport;
 
 	dst.lfd = tcp_listen("127.0.0.1", 0, &dst.port);
 	la.port = dst.port;
-	if (!ASSERT_OK(env_start(&e, "upgrade", REPLY_SSE_SLOW, agent_json), "environment"))
+	/* The metrics listener too: a port the new daemon binds once the old is gone. */
+	mport = free_port();
+	snprintf(more, sizeof(more), "\"metrics\": {\"listen\": \"127.0.0.1:%u\"}", mport);
+	if (!ASSERT_OK(env_start_with(&e, "upgrade", REPLY_SSE_SLOW, agent_json, more),
+		       "environment"))
 		goto out;
 	dest_started = !pthread_create(&dst.th, NULL, dest_run, &dst);
 	old_pid = e.d.pid;
@@ -304,6 +309,10 @@ TEST(upgrade_live)
 	ASSERT_EQ(changed, supported, "new programs on every link");
 	ASSERT_TRUE(log_has(&e.d, 1000, "upgrade", "from_pid=", NULL), "new daemon took over");
 	ASSERT_TRUE(log_has(&e.d, 1000, "start", "kernel=upgraded", NULL), "and says how");
+	free(out);
+	out = NULL;
+	ASSERT_EQ(run_capture(&out, "curl -sS http://127.0.0.1:%u/metrics 2>&1", mport), 0,
+		  "the new daemon's metrics endpoint");
 	free(out);
 	out = NULL;
 	/* How long nobody accepted: from the handoff to the new daemon's accepts. */
