@@ -199,10 +199,14 @@ int ag_kern_upgrade(struct ag_kern *k, const struct ag_instance *in, const struc
 	if ((ret = ag_kern_version_check(in, err)) || (ret = ag_kern_open(k, in, err)))
 		goto out;
 	if ((ret = ag_kern_same_maps(k, in, err))) {
-		ret = ag_errf(err, ret,
+		char why[sizeof(err->msg)];
+
+		/* ag_errf writes err->msg: not from itself. */
+		snprintf(why, sizeof(why), "%s", err->msg);
+		ret = ag_errf(err, -ret,
 			      "instance %s: a map's layout changed in this build, which a live "
 			      "upgrade cannot carry (%s); stop, uninstall and start instead",
-			      in->name, err->msg);
+			      in->name, why);
 		goto out;
 	}
 	skel = sock_bpf__open();

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <bpf/bpf.h>
 
 #include "cgroup.h"
 #include "kern.h"
@@ -384,6 +385,50 @@ TEST(upgrade_downgrade_refused)
 	run_agent(&e, x);
 	ASSERT_STRHAS(x->response, "\"served\"", "the old daemon serves on");
 out:
+	free(out);
+	env_stop(&e);
+}
+
+/*
+ * A map whose layout differs between the pinned instance and the new build
+ * is not migrated: the upgrade is refused before any program changes.
+ */
+TEST(upgrade_layout_refused)
+{
+	uint32_t link0[AG_PROG_COUNT], prog0[AG_PROG_COUNT], link1[AG_PROG_COUNT],
+	    prog1[AG_PROG_COUNT];
+	struct exchange *x = shared_alloc(sizeof(*x));
+	struct mcp_env e = { 0 };
+	char path[PATH_MAX], outpath[PATH_MAX], *out = NULL;
+	int fd = -1;
+
+	if (!ASSERT_OK(env_start(&e, "layout", REPLY_JSON, agent_json), "environment"))
+		goto out;
+	links_get(&e.d.in, link0, prog0);
+	/* The running programs keep their map; only the pin names another. */
+	ag_pin_path(&e.d.in, ag_map_names[AG_MAP_STATS], path, sizeof(path));
+	ASSERT_OK(unlink(path), "unpin stats");
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stats", sizeof(__u32), 8, 4, NULL);
+	if (!ASSERT_GE(fd, 0, "a stats map of another layout") ||
+	    !ASSERT_OK(bpf_obj_pin(fd, path), "pinned in its place"))
+		goto out;
+
+	snprintf(outpath, sizeof(outpath), "%s/upgrade.out", e.d.dir);
+	ASSERT_EQ(wait_ms(upgrade_start(&e.d.in, outpath), 30000), 1, "upgrade refused");
+	ag_read_file(outpath, 4096, &out, NULL, NULL);
+	ASSERT_STRHAS(out, "a map's layout changed in this build", "says why");
+	ASSERT_STRHAS(out, "map stats differs", "names the map");
+	ASSERT_EQ(ag_instance_daemon_pid(&e.d.in), e.d.pid, "the old daemon is the one running");
+	links_get(&e.d.in, link1, prog1);
+	ASSERT_EQ(memcmp(prog0, prog1, sizeof(prog0)), 0, "programs untouched");
+	post(x, e.orig_port, "",
+	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+	     "call\",\"params\":{\"name\":\"echo\"}}");
+	run_agent(&e, x);
+	ASSERT_STRHAS(x->response, "\"served\"", "the old daemon serves on");
+out:
+	if (fd >= 0)
+		close(fd);
 	free(out);
 	env_stop(&e);
 }
