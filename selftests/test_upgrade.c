@@ -342,16 +342,42 @@ out:
 }
 
 /*
+ * agentgatectl upgrade, expected to be refused: its output (caller frees),
+ * after checking that the running daemon, its programs and its service are
+ * as they were.
+ */
+static char *upgrade_refused(struct mcp_env *e)
+{
+	uint32_t link0[AG_PROG_COUNT], prog0[AG_PROG_COUNT], link1[AG_PROG_COUNT],
+	    prog1[AG_PROG_COUNT];
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char outpath[PATH_MAX], *out = NULL;
+
+	links_get(&e->d.in, link0, prog0);
+	snprintf(outpath, sizeof(outpath), "%s/upgrade.out", e->d.dir);
+	ASSERT_EQ(wait_ms(upgrade_start(&e->d.in, outpath), 30000), 1, "upgrade refused");
+	ag_read_file(outpath, 4096, &out, NULL, NULL);
+	ASSERT_STRHAS(out, "still serves", "the old daemon is said to serve on");
+	ASSERT_EQ(ag_instance_daemon_pid(&e->d.in), e->d.pid, "the old daemon is the one running");
+	links_get(&e->d.in, link1, prog1);
+	ASSERT_EQ(memcmp(prog0, prog1, sizeof(prog0)), 0, "programs untouched");
+	/* And it still governs: an MCP call goes through it. */
+	post(x, e->orig_port, "",
+	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+	     "\"echo\"}}");
+	run_agent(e, x);
+	ASSERT_STRHAS(x->response, "\"served\"", "the old daemon serves on");
+	return out;
+}
+
+/*
  * An instance pinned by a newer build: the older binary's upgrade is
  * refused before anything changes, and the running daemon serves on.
  */
 TEST(upgrade_downgrade_refused)
 {
-	uint32_t link0[AG_PROG_COUNT], prog0[AG_PROG_COUNT], link1[AG_PROG_COUNT],
-	    prog1[AG_PROG_COUNT];
-	struct exchange *x = shared_alloc(sizeof(*x));
 	struct mcp_env e = { 0 };
-	char path[PATH_MAX], outpath[PATH_MAX], *out = NULL;
+	char path[PATH_MAX], *out = NULL;
 	FILE *v;
 
 	if (!ASSERT_OK(env_start(&e, "downgrade", REPLY_JSON, agent_json), "environment"))
@@ -360,30 +386,14 @@ TEST(upgrade_downgrade_refused)
 	ASSERT_OK(ag_read_file(path, 64, &out, NULL, NULL), "the build's version is recorded");
 	ASSERT_STRHAS(out, ag_version(), "as this build's");
 	free(out);
-	out = NULL;
 	v = fopen(path, "w");
 	if (!ASSERT_TRUE(v != NULL, "version file"))
 		goto out;
 	fputs("99.0.0\n", v);
 	fclose(v);
-	links_get(&e.d.in, link0, prog0);
-
-	snprintf(outpath, sizeof(outpath), "%s/upgrade.out", e.d.dir);
-	ASSERT_EQ(wait_ms(upgrade_start(&e.d.in, outpath), 30000), 1, "upgrade refused");
-	ag_read_file(outpath, 4096, &out, NULL, NULL);
+	out = upgrade_refused(&e);
 	ASSERT_STRHAS(out, "runs agentgate 99.0.0, newer than this build", "says why");
 	ASSERT_STRHAS(out, "downgrade refused", "names it a downgrade");
-	ASSERT_STRHAS(out, "still serves", "the old daemon is said to serve on");
-	ASSERT_EQ(ag_instance_daemon_pid(&e.d.in), e.d.pid, "the old daemon is the one running");
-	links_get(&e.d.in, link1, prog1);
-	ASSERT_EQ(memcmp(prog0, prog1, sizeof(prog0)), 0, "programs untouched");
-
-	/* And it still governs: an MCP call goes through it. */
-	post(x, e.orig_port, "",
-	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
-	     "call\",\"params\":{\"name\":\"echo\"}}");
-	run_agent(&e, x);
-	ASSERT_STRHAS(x->response, "\"served\"", "the old daemon serves on");
 out:
 	free(out);
 	env_stop(&e);
@@ -395,16 +405,12 @@ out:
  */
 TEST(upgrade_layout_refused)
 {
-	uint32_t link0[AG_PROG_COUNT], prog0[AG_PROG_COUNT], link1[AG_PROG_COUNT],
-	    prog1[AG_PROG_COUNT];
-	struct exchange *x = shared_alloc(sizeof(*x));
 	struct mcp_env e = { 0 };
-	char path[PATH_MAX], outpath[PATH_MAX], *out = NULL;
+	char path[PATH_MAX], *out = NULL;
 	int fd = -1;
 
 	if (!ASSERT_OK(env_start(&e, "layout", REPLY_JSON, agent_json), "environment"))
 		goto out;
-	links_get(&e.d.in, link0, prog0);
 	/* The running programs keep their map; only the pin names another. */
 	ag_pin_path(&e.d.in, ag_map_names[AG_MAP_STATS], path, sizeof(path));
 	ASSERT_OK(unlink(path), "unpin stats");
@@ -412,20 +418,9 @@ TEST(upgrade_layout_refused)
 	if (!ASSERT_GE(fd, 0, "a stats map of another layout") ||
 	    !ASSERT_OK(bpf_obj_pin(fd, path), "pinned in its place"))
 		goto out;
-
-	snprintf(outpath, sizeof(outpath), "%s/upgrade.out", e.d.dir);
-	ASSERT_EQ(wait_ms(upgrade_start(&e.d.in, outpath), 30000), 1, "upgrade refused");
-	ag_read_file(outpath, 4096, &out, NULL, NULL);
+	out = upgrade_refused(&e);
 	ASSERT_STRHAS(out, "a map's layout changed in this build", "says why");
 	ASSERT_STRHAS(out, "map stats differs", "names the map");
-	ASSERT_EQ(ag_instance_daemon_pid(&e.d.in), e.d.pid, "the old daemon is the one running");
-	links_get(&e.d.in, link1, prog1);
-	ASSERT_EQ(memcmp(prog0, prog1, sizeof(prog0)), 0, "programs untouched");
-	post(x, e.orig_port, "",
-	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
-	     "call\",\"params\":{\"name\":\"echo\"}}");
-	run_agent(&e, x);
-	ASSERT_STRHAS(x->response, "\"served\"", "the old daemon serves on");
 out:
 	if (fd >= 0)
 		close(fd);
