@@ -3,6 +3,7 @@
 # generated is committed except vmlinux.h.
 
 BUILD ?= build
+AG_VERSION := 0.16.0
 CC ?= cc
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -16,7 +17,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	-Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-	$(WARN) -I$(BUILD) -Ibpf -Ilib $(PKG_CFLAGS)
+	$(WARN) -I$(BUILD) -Ibpf -Ilib $(PKG_CFLAGS) -DAG_VERSION=\"$(AG_VERSION)\"
 LDLIBS += $(PKG_LIBS) -lelf -lz
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wall -Werror
 
@@ -131,7 +132,6 @@ fuzz: $(FUZZ_BINS)
 # make install: binaries, man pages, the service unit and, when absent, the
 # default configuration (an operator's files are never overwritten).
 # make deb: the same tree as a Debian package (scripts/mkdeb.sh).
-AG_VERSION := 0.16.0
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man

@@ -29,6 +29,7 @@ int cmd_approvals(struct ag_cli *c, int argc, char **argv);
 int cmd_resolve(struct ag_cli *c, int argc, char **argv);
 /* The tool inventory: list, diff, approve, lock. */
 int cmd_tools(struct ag_cli *c, int argc, char **argv);
+int cmd_upgrade(struct ag_cli *c, int argc, char **argv);
 /* The instance's XDP guards as a JSON array (guard show, status). */
 struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);

@@ -169,6 +169,9 @@ static const struct {
 	  "load agentgate.json as the daemon would and report the first error", cmd_config },
 	{ "uninstall", "", "stop the daemon and agents, detach and unpin everything",
 	  cmd_uninstall },
+	{ "upgrade", "[--daemon PATH]",
+	  "replace the running daemon by a new build, agents never unhooked or refused",
+	  cmd_upgrade },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -16,6 +16,17 @@
  * still write to is freed.  If that takes longer than DRAIN_TIMEOUT_NS the
  * loop gives up and leaks what is still in flight rather than free it under
  * the kernel: the process is about to exit anyway.
+ *
+ * Handing over (SIGUSR2, a live upgrade: upgrade.c):
+ *
+ *	SERVING --SIGUSR2--> DRAINING --no connection left, or
+ *	                        |       AG_UPGRADE_DRAIN_S--> STOPPING
+ *	                        +-- SIGTERM/SIGINT ---------> STOPPING
+ *
+ * DRAINING cancels this ring's accepts on the agents' listeners only: the
+ * sockets are the new daemon's too, which accepts from the same backlog,
+ * so they are never shut down here.  Connections, control clients, DNS and
+ * events go on until the drain ends.
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,6 +46,7 @@
 #include "relay.h"
 #include "resolve.h"
 #include "scrape.h"
+#include "upgrade.h"
 
 #define RING_ENTRIES 1024
 #define DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
@@ -48,6 +60,7 @@ struct listener {
 	int fd;
 	const char *name;
 	void (*take)(struct ag_loop *l, int fd);
+	bool handed_over; /* DRAINING: another daemon accepts from it */
 };
 
 struct signals {
@@ -63,6 +76,7 @@ struct loop_main {
 	struct listener listeners[AG_LISTEN__COUNT + 2]; /* + control, metrics */
 	int nr_listeners;
 	struct ag_dns *dns; /* NULL when the daemon has no relay socket */
+	uint64_t drain_end; /* DRAINING until then (ag_now_ns), 0: not draining */
 };
 
 static struct io_uring_sqe *get_sqe(struct ag_loop *l)
@@ -161,11 +175,11 @@ static void listener_complete(struct ag_io *io, unsigned int op, const struct io
 			close(cqe->res);
 		else
 			ls->take(l, cqe->res);
-	} else if (!l->stopping) {
+	} else if (!l->stopping && !ls->handed_over) {
 		ag_log(AG_LOG_WARN, "accept_error", "listener=%s error=\"%s\"", ls->name,
 		       strerror(-cqe->res));
 	}
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !l->stopping)
+	if (!(cqe->flags & IORING_CQE_F_MORE) && !l->stopping && !ls->handed_over)
 		listener_arm(ls, cqe->res < 0);
 }
 
@@ -191,8 +205,11 @@ static void loop_stop(struct loop_main *m)
 	ag_notify("STOPPING=1");
 	for (int i = 0; i < m->nr_listeners; i++) {
 		struct listener *ls = &m->listeners[i];
-		struct io_uring_sqe *sqe = ag_loop_sqe_untracked(l);
+		struct io_uring_sqe *sqe;
 
+		if (ls->handed_over)
+			continue; /* cancelled already, and never to be shut down */
+		sqe = ag_loop_sqe_untracked(l);
 		/* A backoff timeout, if any; its linked accept goes with it. */
 		if (sqe)
 			io_uring_prep_cancel64(sqe, (uintptr_t)&ls->io | OP_BACKOFF, 0);
@@ -209,6 +226,37 @@ static void loop_stop(struct loop_main *m)
 	ag_events_stop(l);
 	ag_dns_stop(m->dns);
 	ag_scrape_stop(l);
+}
+
+/* This ring's accepts on ls, never the socket itself (the new daemon's too). */
+static void listener_cancel(struct ag_loop *l, struct listener *ls)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ag_loop_reserve(l, 2))
+		return; /* then the accept completes later, and is served */
+	sqe = ag_loop_sqe_untracked(l);
+	io_uring_prep_cancel64(sqe, (uintptr_t)&ls->io | OP_BACKOFF, 0);
+	sqe = ag_loop_sqe_untracked(l);
+	io_uring_prep_cancel_fd(sqe, ls->fd, IORING_ASYNC_CANCEL_ALL);
+}
+
+static void loop_drain(struct loop_main *m)
+{
+	if (m->drain_end || m->l.stopping)
+		return;
+	m->drain_end = ag_now_ns() + AG_UPGRADE_DRAIN_S * 1000000000ull;
+	ag_notify("STOPPING=1");
+	ag_log(AG_LOG_INFO, "upgrade", "handing over: accepting no more, draining %llu connections",
+	       (unsigned long long)m->l.d->stats.conns_active);
+	for (int i = 0; i < m->nr_listeners; i++) {
+		struct listener *ls = &m->listeners[i];
+
+		if (ls->take == ag_relay_accept) {
+			ls->handed_over = true;
+			listener_cancel(&m->l, ls);
+		}
+	}
 }
 
 static void signals_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -237,11 +285,13 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 			ag_log(AG_LOG_INFO, "reload", "result=noop msg=\"no policy configured\"");
 		ag_mcp_reload_credentials(l, "sighup");
 		ag_notify("READY=1");
-	} else {
+	} else if (s->si.ssi_signo != SIGUSR2) {
 		ag_log(AG_LOG_INFO, "stopping", "signal=%s pid=%u", sigabbrev_np(s->si.ssi_signo),
 		       s->si.ssi_pid);
 	}
-	if (s->si.ssi_signo == SIGHUP)
+	if (s->si.ssi_signo == SIGUSR2)
+		loop_drain(ag_container_of(l, struct loop_main, l));
+	if (s->si.ssi_signo == SIGHUP || s->si.ssi_signo == SIGUSR2)
 		signals_arm(s);
 	else
 		loop_stop(ag_container_of(l, struct loop_main, l));
@@ -283,6 +333,9 @@ static bool run(struct loop_main *m)
 	while (!l->stopping || l->pending) {
 		if (l->status)
 			loop_stop(m);
+		/* DRAINING ends with the last connection, or at its deadline. */
+		if (m->drain_end && (!l->d->stats.conns_active || ag_now_ns() > m->drain_end))
+			loop_stop(m);
 		if (l->stopping && !deadline)
 			deadline = ag_now_ns() + DRAIN_TIMEOUT_NS;
 		if (deadline && ag_now_ns() > deadline) {
@@ -291,8 +344,8 @@ static bool run(struct loop_main *m)
 			       l->pending, DRAIN_TIMEOUT_NS / 1000000000);
 			return false;
 		}
-		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, deadline ? &tick : NULL,
-						       NULL);
+		ret = io_uring_submit_and_wait_timeout(
+		    &l->ring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);
 		/* EBUSY/EAGAIN: completions must be reaped before more can be submitted. */
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN) {
 			ag_log(AG_LOG_ERROR, "loop", "io_uring_submit_and_wait: %s",
@@ -380,6 +433,7 @@ int ag_loop_run(struct ag_daemon *d)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR2);
 	/*
 	 * Blocked first, so no signal can hit its default action before the fd
 	 * sees it, and never unblocked: a second SIGTERM during the drain must

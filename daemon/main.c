@@ -49,6 +49,7 @@
 #include "probe.h"
 #include "secret.h"
 #include "trail.h"
+#include "upgrade.h"
 
 #define LISTEN_BACKLOG 4096
 /* Short: a live daemon of another instance holds the relay's port for good. */
@@ -62,6 +63,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: agentgated [--instance NAME] [--config FILE] [--state-dir DIR]\n"
 	       "                  [--foreground] [--log-level error|warn|info|debug]\n"
+	       "                  [--upgrade]\n"
 	       "\n"
 	       "The agentgate daemon: loads the instance's kernel programs (or adopts them),\n"
 	       "accepts the agents' redirected connections and relays them.  See agentgated(8).\n");
@@ -72,7 +74,11 @@ struct options {
 	const char *config;
 	const char *state_dir;
 	bool foreground;
+	bool upgrade; /* take over the running daemon (upgrade.h) */
 };
+
+/* The running daemon that --upgrade takes over. */
+static struct ag_upgrade upgrade = { .pidfd = -1 };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -82,6 +88,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "upgrade", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -102,6 +109,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'f':
 			o->foreground = true;
+			break;
+		case 'u':
+			o->upgrade = true;
 			break;
 		case 'l':
 			if (ag_log_parse_level(optarg, &level)) {
@@ -133,21 +143,6 @@ static int make_dir(const char *path, mode_t mode, struct ag_err *err)
 	if (mkdir(path, mode) && errno != EEXIST)
 		return ag_errf(err, errno, "%s: mkdir: %s", path, strerror(errno));
 	return 0;
-}
-
-/*
- * A daemon killed a moment ago may still hold the port: its io_uring
- * releases the old socket asynchronously.  Wait for that, bounded.
- */
-static int bind_wait(int fd, const struct sockaddr *sa, socklen_t len, int tries)
-{
-	int ret = bind(fd, sa, len);
-
-	for (int i = 0; ret && errno == EADDRINUSE && i < tries; i++) {
-		usleep(10 * 1000);
-		ret = bind(fd, sa, len);
-	}
-	return ret;
 }
 
 /*
@@ -195,7 +190,7 @@ static int listen_on(int family, uint16_t port, uint32_t mark, int filter_fd, st
 		close(fd);
 		return ag_errf(err, e, "listener %s:%u: setsockopt: %s", what, port, strerror(e));
 	}
-	if (bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, LISTEN_BACKLOG)) {
+	if (ag_bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, LISTEN_BACKLOG)) {
 		int e = errno;
 
 		close(fd);
@@ -224,7 +219,7 @@ static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
 	    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) ||
 	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, sizeof(filter_fd)) ||
-	    bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
+	    ag_bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
 		e = errno;
 		close(fd);
 		return ag_errf(err, e, "dns relay 169.254.64.1:%u: %s%s", AG_NETNS_DNS_PORT,
@@ -441,11 +436,47 @@ static int write_pidfile(const struct ag_instance *in, struct ag_err *err)
 	return 0;
 }
 
+/* Nothing is relayed that cannot be recorded. */
+static int state_open(struct ag_daemon *d, struct ag_err *err)
+{
+	int ret = ag_daemon_audit_open(d, err);
+
+	if (!ret)
+		ret = ag_integrity_open(d, err);
+	if (!ret)
+		ret = ag_budget_init(d, err);
+	return ret;
+}
+
+/*
+ * --upgrade: the host DNS relay stays where the running daemon has it, so
+ * the config written with the new programs never points agents' DNS at a
+ * port nobody reads.
+ */
+static int old_dns_relay(const struct ag_instance *in, struct ag_config *kcfg, struct ag_err *err)
+{
+	struct ag_config old;
+	struct ag_kern k;
+	int ret = ag_kern_open(&k, in, err);
+
+	if (!ret)
+		ret = ag_kern_get_config(&k, &old, err);
+	ag_kern_close(&k);
+	if (ret)
+		return ret;
+	kcfg->dns_relay_ip4 = old.dns_relay_ip4;
+	kcfg->dns_relay_port = old.dns_relay_port;
+	return 0;
+}
+
+static int listeners_open(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err);
+static int listeners_take(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err);
+
 static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *err)
 {
 	struct ag_config kcfg;
 	uint64_t daemon_cg;
-	int ret, pid, level, filter_fd;
+	int ret, pid, level;
 
 	/* Secrets (tool credentials, keys) live in this process: no core
 	 * dumps, no ptrace by other processes of the same uid. */
@@ -470,13 +501,15 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
 	if (ret)
 		return ret;
-	if ((pid = ag_instance_daemon_pid(&d->inst)))
+	if (o->upgrade)
+		ret = ag_upgrade_begin(&upgrade, &d->inst, err);
+	else if ((pid = ag_instance_daemon_pid(&d->inst)))
 		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
 			       d->inst.name, pid);
-	/* Nothing is relayed that cannot be recorded. */
-	if ((ret = ag_daemon_audit_open(d, err)))
-		return ret;
-	if ((ret = ag_integrity_open(d, err)) || (ret = ag_budget_init(d, err)))
+	/* Upgrading, the old daemon writes the audit log until it exits. */
+	else
+		ret = state_open(d, err);
+	if (ret)
 		return ret;
 	if ((ret = ag_bpffs_ensure(err)) || (ret = ag_cgroup_mkdir(d->inst.cg_root, err)) ||
 	    (ret = ag_cgroup_mkdir(d->inst.cg_agents, err)) ||
@@ -494,7 +527,13 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	 * sync_rules has counted what is really there.
 	 */
 	kcfg.nr_rules = UINT32_MAX;
-	if ((ret = ag_kern_install(&d->kern, &d->inst, &kcfg, err)))
+	/* Before the programs change: a refusal leaves the old build untouched. */
+	if (o->upgrade &&
+	    ((ret = old_dns_relay(&d->inst, &kcfg, err)) || (ret = listeners_take(d, &kcfg, err))))
+		return ret;
+	ret = o->upgrade ? ag_kern_upgrade(&d->kern, &d->inst, &kcfg, err)
+			 : ag_kern_install(&d->kern, &d->inst, &kcfg, err);
+	if (ret)
 		return ret;
 	{
 		char why[128];
@@ -504,8 +543,27 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			ag_log(AG_LOG_WARN, "start", "af_unix=unpoliced error=\"%s\"", why);
 	}
 
+	if (!o->upgrade && (ret = listeners_open(d, &kcfg, err)))
+		return ret;
+	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
+		return ret;
+	kcfg.nr_rules = d->nr_rules;
+	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
+		return ret;
+	/* After the old daemon's exit, which removes its socket (upgrade.c). */
+	if (o->upgrade)
+		return 0;
+	d->control_fd = control_listen(&d->inst, err);
+	if (d->control_fd < 0)
+		return d->control_fd;
+	return 0;
+}
+
+static int listeners_open(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err)
+{
 	/* An instance pinned before the filter existed serves loopback only. */
-	filter_fd = ag_kern_gateway_filter(&d->inst, err);
+	int filter_fd = ag_kern_gateway_filter(&d->inst, err);
+
 	if (filter_fd < 0)
 		ag_log(AG_LOG_WARN, "listen", "netns_agents=off error=\"%s\"", err->msg);
 	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, filter_fd, err);
@@ -518,7 +576,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if (filter_fd >= 0)
 		close(filter_fd);
 	/* Fail closed: without it host agents' DNS is refused in the kernel. */
-	if ((d->dns_host_fd = dns_host_open(d->conf.mark, &kcfg, err)) < 0) {
+	if ((d->dns_host_fd = dns_host_open(d->conf.mark, kcfg, err)) < 0) {
 		ag_log(AG_LOG_WARN, "listen", "dns_relay_host=off error=\"%s\"", err->msg);
 		d->dns_host_fd = -1;
 	}
@@ -536,19 +594,34 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			ag_log(AG_LOG_WARN, "listen", "ipv6=off error=\"%s\"", err->msg);
 			d->listen_fd[AG_LISTEN_V6] = -1;
 			d->conf.ipv6 = false;
-			memset(kcfg.daemon_ip6, 0, sizeof(kcfg.daemon_ip6));
+			memset(kcfg->daemon_ip6, 0, sizeof(kcfg->daemon_ip6));
 		} else if (d->listen_fd[AG_LISTEN_V6] < 0) {
 			return d->listen_fd[AG_LISTEN_V6];
 		}
 	}
-	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
+	return 0;
+}
+
+/*
+ * --upgrade: the old daemon's sockets, the same ports, so agents' connects
+ * keep landing in the same backlog and their DNS in the same relay.
+ */
+static int listeners_take(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int ret = ag_upgrade_take(&upgrade, d, kcfg->dns_relay_port, err);
+
+	if (ret)
 		return ret;
-	kcfg.nr_rules = d->nr_rules;
-	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
-		return ret;
-	d->control_fd = control_listen(&d->inst, err);
-	if (d->control_fd < 0)
-		return d->control_fd;
+	if (d->listen_fd[AG_LISTEN_V6] < 0) {
+		d->conf.ipv6 = false;
+		memset(kcfg->daemon_ip6, 0, sizeof(kcfg->daemon_ip6));
+	}
+	if (d->dns_host_fd >= 0 && !getsockname(d->dns_host_fd, (struct sockaddr *)&sin, &len)) {
+		kcfg->dns_relay_ip4 = sin.sin_addr.s_addr;
+		kcfg->dns_relay_port = ntohs(sin.sin_port);
+	}
 	return 0;
 }
 
@@ -560,6 +633,7 @@ static void block_stop_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2); /* a live upgrade's handoff (loop.c) */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -580,12 +654,15 @@ static void teardown(struct ag_daemon *d)
 		close(d->dns_fd);
 	if (d->dns_host_fd >= 0)
 		close(d->dns_host_fd);
-	if (d->control_fd >= 0) {
+	/* After a live upgrade, the path and the pidfile are the new daemon's. */
+	if (d->control_fd >= 0)
 		close(d->control_fd);
-		unlink(d->inst.control_path);
-	}
-	if (ag_instance_daemon_pid(&d->inst) == getpid())
+	if (ag_instance_daemon_pid(&d->inst) == getpid()) {
+		if (d->control_fd >= 0)
+			unlink(d->inst.control_path);
 		unlink(d->inst.pid_path);
+	}
+	ag_upgrade_end(&upgrade);
 	ag_kern_close(&d->kern);
 	ag_conf_free(&d->conf);
 	ag_notify_close();
@@ -618,22 +695,52 @@ void ag_daemon_started(struct ag_daemon *d, const char *error)
 				   : "none");
 }
 
+/* How this daemon came by the kernel side, for the log and daemon_start. */
+static const char *kernel_how(const struct ag_daemon *d)
+{
+	return upgrade.pid ? "upgraded" : d->kern.adopted ? "adopted" : "loaded";
+}
+
 /* Fail closed: a daemon whose records never become durable serves nobody. */
 static int audit_started(struct ag_daemon *d, struct ag_err *err)
 {
 	uint64_t seq;
 	int ret;
 
-	ret =
-	    ag_daemon_audit_seq(d, "daemon_start",
-				json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d->inst.name, "pid",
-					  getpid(), "port", d->conf.port, "ipv6", d->conf.ipv6,
-					  "kernel", d->kern.adopted ? "adopted" : "loaded"),
-				&seq);
+	ret = ag_daemon_audit_seq(d, "daemon_start",
+				  json_pack("{s:s,s:i,s:i,s:b,s:s}", "instance", d->inst.name,
+					    "pid", getpid(), "port", d->conf.port, "ipv6",
+					    d->conf.ipv6, "kernel", kernel_how(d)),
+				  &seq);
 	if (ret)
 		return ag_errf(err, -ret, "audit log %s: the daemon_start record: %s",
 			       d->audit_path, strerror(-ret));
 	return ag_audit_wait(d->audit, seq, err);
+}
+
+/*
+ * --upgrade, from SERVING to OWN (upgrade.c): this daemon serves before the
+ * old one is told to go, and owns the control socket and the audit log
+ * only once it is gone.
+ */
+static int take_over(struct ag_daemon *d, struct ag_err *err)
+{
+	int ret = ag_kern_serving(&d->kern, true, err);
+
+	if (!ret)
+		ret = ag_upgrade_handoff(&upgrade, err);
+	if (!ret)
+		ret = state_open(d, err);
+	if (ret)
+		return ret;
+	d->control_fd = control_listen(&d->inst, err);
+	if (d->control_fd < 0)
+		return d->control_fd;
+	ag_log(AG_LOG_INFO, "upgrade",
+	       "instance=%s from_pid=%d to_pid=%d version=%s handoff_ms=%llu", d->inst.name,
+	       upgrade.pid, getpid(), ag_version(),
+	       (unsigned long long)((ag_now_ns() - upgrade.switch_ns) / 1000000));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -670,6 +777,8 @@ int main(int argc, char **argv)
 	}
 	d.start_ns = ag_now_ns();
 	ret = setup(&d, &o, &err);
+	if (!ret && o.upgrade)
+		ret = take_over(&d, &err);
 	if (!ret)
 		ret = write_pidfile(&d.inst, &err);
 	if (!ret)
@@ -691,7 +800,7 @@ int main(int argc, char **argv)
 		ag_log(AG_LOG_INFO, "start",
 		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s startup_us=%llu",
 		       d.inst.name, getpid(), ag_addr_fmt(lo, d.conf.port, dst, sizeof(dst)),
-		       d.conf.ipv6 ? "yes" : "no", d.kern.adopted ? "adopted" : "loaded",
+		       d.conf.ipv6 ? "yes" : "no", kernel_how(&d),
 		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
 	}
 	ret = ag_loop_run(&d);

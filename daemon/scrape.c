@@ -273,7 +273,7 @@ static int scrape_listen(const struct ag_conf *c, struct ag_err *err)
 		return ag_errf(err, errno, "metrics: listener %s: socket: %s", where,
 			       strerror(errno));
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&ss, len) || listen(fd, SCRAPE_MAX_CLIENTS)) {
+	    ag_bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, SCRAPE_MAX_CLIENTS)) {
 		int e = errno;
 
 		close(fd);

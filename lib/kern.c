@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "guard.h"
 #include "kern.h"
+#include "kern_internal.h"
 #include "netns.h"
 #include "probe.h"
 #include "daemon.skel.h"
@@ -82,7 +83,7 @@ void ag_kern_reset(struct ag_kern *k)
 	kern_reset(k);
 }
 
-static int link_pin_path(const struct ag_instance *in, const char *name, char *buf, size_t len)
+int ag_kern_link_pin_path(const struct ag_instance *in, const char *name, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/links/%s", in->pin_dir, name);
 
@@ -102,7 +103,8 @@ bool ag_kern_installed(const struct ag_instance *in)
 
 	for (int i = 0; i < AG_PROG_COUNT; i++)
 		if (ag_kern_prog_supported(i) &&
-		    (link_pin_path(in, ag_progs[i].name, path, sizeof(path)) || !pinned(path)))
+		    (ag_kern_link_pin_path(in, ag_progs[i].name, path, sizeof(path)) ||
+		     !pinned(path)))
 			return false;
 	for (int i = 0; i < AG_MAP__COUNT; i++)
 		if (ag_pin_path(in, ag_map_names[i], path, sizeof(path)) || !pinned(path))
@@ -200,7 +202,7 @@ int ag_kern_get_config(const struct ag_kern *k, struct ag_config *cfg, struct ag
 	return 0;
 }
 
-static struct bpf_map *skel_map(struct sock_bpf *skel, enum ag_map_id id)
+struct bpf_map *ag_kern_skel_map(struct sock_bpf *skel, enum ag_map_id id)
 {
 	switch (id) {
 	case AG_MAP_CONFIG:
@@ -242,7 +244,7 @@ static int cgroup_open(const char *path, struct ag_err *err)
  * none for the unix-socket hooks.  Those are not loaded at all on a kernel
  * without them, which would refuse the attach type at load.
  */
-static int progs_prepare(struct sock_bpf *skel, struct ag_err *err)
+int ag_kern_progs_prepare(struct sock_bpf *skel, struct ag_err *err)
 {
 	for (int i = 0; i < AG_PROG_COUNT; i++) {
 		const struct ag_prog_desc *d = &ag_progs[i];
@@ -269,13 +271,13 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	k->skel = sock_bpf__open();
 	if (!k->skel)
 		return ag_errf(err, errno, "sock.bpf.o: open: %s", strerror(errno));
-	if ((ret = progs_prepare(k->skel, err)))
+	if ((ret = ag_kern_progs_prepare(k->skel, err)))
 		return ret;
 	if ((ret = sock_bpf__load(k->skel)))
 		return ag_errf(err, -ret, "sock.bpf.o: load: %s (see libbpf messages above)",
 			       strerror(-ret));
 	for (int i = 0; i < AG_MAP__COUNT; i++)
-		k->map_fd[i] = bpf_map__fd(skel_map(k->skel, i));
+		k->map_fd[i] = bpf_map__fd(ag_kern_skel_map(k->skel, i));
 	ret = ag_kern_set_config(k, cfg, err);
 	if (ret)
 		return ret;
@@ -287,7 +289,7 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 		return ag_errf(err, errno, "%s: mkdir: %s", path, strerror(errno));
 	for (int i = 0; i < AG_MAP__COUNT; i++) {
 		ag_pin_path(in, ag_map_names[i], path, sizeof(path));
-		if (bpf_map__pin(skel_map(k->skel, i), path))
+		if (bpf_map__pin(ag_kern_skel_map(k->skel, i), path))
 			return ag_errf(err, errno, "map %s: pin: %s", path, strerror(errno));
 	}
 	ag_pin_path(in, GATEWAY_FILTER_PIN, path, sizeof(path));
@@ -310,7 +312,7 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 				      in->cg_agents, strerror(errno));
 			break;
 		}
-		link_pin_path(in, d->name, path, sizeof(path));
+		ag_kern_link_pin_path(in, d->name, path, sizeof(path));
 		ret = bpf_link__pin(link, path);
 		/* Closing our fd keeps a pinned link; an unpinned one detaches. */
 		bpf_link__destroy(link);
@@ -328,7 +330,7 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
  * Only its program fds are kept: the object is attached to nothing, and
  * the maps stay the instance's.
  */
-static int daemon_progs_load(struct ag_kern *k, struct ag_err *err)
+int ag_kern_daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 {
 	struct daemon_bpf *skel = daemon_bpf__open();
 	int ret;
@@ -355,6 +357,18 @@ static int daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 	return ret;
 }
 
+/* Whether the serving map holds this process's socket (its cookie). */
+static bool serving_own(const struct ag_kern *k)
+{
+	__u64 mine, entry;
+	socklen_t len = sizeof(mine);
+	__u32 zero = 0;
+
+	if (getsockopt(k->serving_fd, SOL_SOCKET, SO_COOKIE, &mine, &len))
+		return true; /* unknown: delete, as before cookies were compared */
+	return !bpf_map_lookup_elem(k->map_fd[AG_MAP_SERVING], &zero, &entry) && entry == mine;
+}
+
 int ag_kern_serving(struct ag_kern *k, bool on, struct ag_err *err)
 {
 	struct sockaddr_in lo = { .sin_family = AF_INET,
@@ -367,7 +381,9 @@ int ag_kern_serving(struct ag_kern *k, bool on, struct ag_err *err)
 		/* Only what this process serves; closing the socket alone would do. */
 		if (k->serving_fd < 0)
 			return 0;
-		ret = bpf_map_delete_elem(k->map_fd[AG_MAP_SERVING], &zero) && errno != ENOENT
+		/* After a live upgrade the entry is the new daemon's: leave it. */
+		ret = serving_own(k) && bpf_map_delete_elem(k->map_fd[AG_MAP_SERVING], &zero) &&
+			      errno != ENOENT
 			  ? ag_errf(err, errno, "map serving: delete: %s", strerror(errno))
 			  : 0;
 		close(k->serving_fd);
@@ -433,7 +449,7 @@ int ag_quota_charge(const struct ag_kern *k, uint64_t agent_id, struct ag_charge
  * instance pinned by another version is refused rather than adopted, since
  * its programs would write records this daemon reads differently.
  */
-static int same_maps(const struct ag_kern *k, const struct ag_instance *in, struct ag_err *err)
+int ag_kern_same_maps(const struct ag_kern *k, const struct ag_instance *in, struct ag_err *err)
 {
 	struct sock_bpf *skel = sock_bpf__open();
 	int ret = 0;
@@ -441,7 +457,7 @@ static int same_maps(const struct ag_kern *k, const struct ag_instance *in, stru
 	if (!skel)
 		return ag_errf(err, errno, "sock.bpf.o: open: %s", strerror(errno));
 	for (int i = 0; i < AG_MAP__COUNT && !ret; i++) {
-		const struct bpf_map *m = skel_map(skel, i);
+		const struct bpf_map *m = ag_kern_skel_map(skel, i);
 		struct bpf_map_info info;
 		__u32 len = sizeof(info);
 
@@ -475,16 +491,19 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 		return ret;
 
 	if (ag_kern_installed(in)) {
-		ret = ag_kern_open(k, in, err);
+		/* Fail closed: an older build does not run a newer one's maps. */
+		ret = ag_kern_version_check(in, err);
 		if (!ret)
-			ret = same_maps(k, in, err);
+			ret = ag_kern_open(k, in, err);
+		if (!ret)
+			ret = ag_kern_same_maps(k, in, err);
 		if (ret) {
 			ag_kern_close(k);
 			return ret;
 		}
 		k->adopted = true;
 		if (!(ret = ag_kern_set_config(k, cfg, err)))
-			ret = daemon_progs_load(k, err);
+			ret = ag_kern_daemon_progs_load(k, err);
 		if (ret)
 			ag_kern_close(k);
 		return ret;
@@ -501,7 +520,9 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 			       in->name, in->pin_dir, in->name);
 	ret = kern_load(k, in, cfg, err);
 	if (!ret)
-		ret = daemon_progs_load(k, err);
+		ret = ag_kern_daemon_progs_load(k, err);
+	if (!ret)
+		ret = ag_kern_version_write(in, err);
 	if (ret) {
 		struct ag_err ignored;
 
@@ -551,6 +572,7 @@ int ag_kern_uninstall(const struct ag_instance *in, struct ag_err *err)
 	ret = unpin_all(in->pin_dir, "pin", ret, err);
 	if (rmdir(in->pin_dir) && errno != ENOENT && !ret)
 		ret = ag_errf(err, errno, "%s: rmdir: %s", in->pin_dir, strerror(errno));
+	ag_kern_version_remove(in);
 	return ret;
 }
 
@@ -656,7 +678,7 @@ void ag_kern_links(const struct ag_instance *in, struct ag_link_status out[AG_PR
 
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].name = ag_progs[i].name;
-		link_pin_path(in, ag_progs[i].name, path, sizeof(path));
+		ag_kern_link_pin_path(in, ag_progs[i].name, path, sizeof(path));
 		fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue;

@@ -202,4 +202,15 @@ int ag_unix_sync(const struct ag_kern *k, struct ag_unix_key *want, int nr, stru
 /* A refused address for logs and audit: "@name" for abstract, bytes escaped. */
 const char *ag_unix_addr_fmt(const char *path, uint32_t len, char *buf, size_t size);
 
+/*
+ * Live upgrade (kern_upgrade.c): this build's programs replace the pinned
+ * ones on the same links (bpf_link_update) and the same maps, contents
+ * and all.  Refused, with nothing changed, when the instance was pinned by
+ * a newer build or a map's layout differs.  Then like an adopt.
+ */
+int ag_kern_upgrade(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
+		    struct ag_err *err);
+/* This build's version (Makefile AG_VERSION). */
+const char *ag_version(void);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -267,4 +268,15 @@ uint64_t ag_now_ns(void)
 uint64_t ag_wall_ns(void)
 {
 	return clock_ns(CLOCK_REALTIME);
+}
+
+int ag_bind_wait(int fd, const struct sockaddr *sa, unsigned int len, int tries)
+{
+	int ret = bind(fd, sa, len);
+
+	for (int i = 0; ret && errno == EADDRINUSE && i < tries; i++) {
+		usleep(10 * 1000);
+		ret = bind(fd, sa, len);
+	}
+	return ret;
 }

@@ -62,4 +62,12 @@ int ag_hex_digit(char c);
 uint64_t ag_now_ns(void);  /* CLOCK_MONOTONIC */
 uint64_t ag_wall_ns(void); /* CLOCK_REALTIME */
 
+/*
+ * bind(2), retried every 10 ms up to tries times while EADDRINUSE: a daemon
+ * gone a moment ago (stopped, or handed over in a live upgrade) may still
+ * hold the port, since its io_uring releases sockets asynchronously.
+ */
+struct sockaddr;
+int ag_bind_wait(int fd, const struct sockaddr *sa, unsigned int len, int tries);
+
 #endif
