@@ -909,6 +909,8 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 				c->req_id = json_incref(m->id);
 			continue;
 		}
+		ag_fair_refused(c->l, &c->o,
+				dec.kind == AG_DECIDE_HIDDEN ? "mcp_hidden" : "mcp_denied");
 		if (!(answer = denial(c, m, &dec)))
 			continue;
 		if (list_append(&c->extra, answer)) {
