@@ -510,6 +510,9 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
 	if (rec && dec->policies[0])
 		json_object_set_new(rec, "policies", policy_ids(dec->policies));
+	/* What context.operator was: policy simulate replays it. */
+	if (rec && c->ac && c->ac->operator_name[0])
+		json_object_set_new(rec, "operator", json_string(c->ac->operator_name));
 	/* Arguments may carry secrets: by default the log proves what was sent
 	 * (each value's SHA-256) without holding it (audit_args). */
 	if (rec && ag_audit_redact(rec, "args", c->srv->audit_args, &err)) {
