@@ -103,7 +103,7 @@ test-bins: $(BINS) $(BUILD)/test_progs $(BUILD)/agent_probe $(FUZZ_REPLAY) $(BEN
 
 # Tests run as root: the kernel suite attaches real programs.
 test:
-	@scripts/deps.sh
+	@scripts/deps.sh test
 	@$(SUBMAKE) test-bins
 	@scripts/test.sh
 

@@ -23,6 +23,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "agentgate.h"
+#include "addr.h"
 #include "shared_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -76,16 +77,6 @@ int quota_charge(struct ag_charge *c)
 	return 0;
 }
 
-static __always_inline bool is_v4_mapped(const __u8 *a)
-{
-	__u64 hi;
-	__u32 mid;
-
-	__builtin_memcpy(&hi, a, 8);
-	__builtin_memcpy(&mid, a + 8, 4);
-	return hi == 0 && mid == bpf_htonl(0xffff);
-}
-
 struct netns_search {
 	__u32 agent_ip4;
 	__s32 nsid;	   /* -1 until found */
@@ -112,7 +103,7 @@ static __always_inline __s32 peer_netns(const struct ag_claim *c, __u32 *gateway
 {
 	struct netns_search q = { .nsid = -2 };
 
-	if (!is_v4_mapped(c->addr))
+	if (!ag_addr_v4_mapped(c->addr))
 		return -1;
 	__builtin_memcpy(&q.agent_ip4, c->addr + 12, 4);
 	if ((bpf_ntohl(q.agent_ip4) & AG_NETNS_MASK) != AG_NETNS_AGENT_BASE)
@@ -146,7 +137,7 @@ static __always_inline __u64 peer_cookie(struct xdp_md *ctx, const struct ag_cla
 	cfg = bpf_map_lookup_elem(&ag_config, &zero);
 	if (!cfg || nsid == -2)
 		return 0;
-	if (is_v4_mapped(c->addr)) {
+	if (ag_addr_v4_mapped(c->addr)) {
 		t.ipv4.saddr = nsid < 0 ? cfg->daemon_ip4 : gateway_ip4;
 		__builtin_memcpy(&t.ipv4.daddr, c->addr + 12, 4);
 		t.ipv4.sport = bpf_htons(cfg->daemon_port);

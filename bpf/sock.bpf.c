@@ -32,6 +32,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "agentgate.h"
+#include "addr.h"
 #include "shared_maps.h"
 
 #define AF_INET 2
@@ -170,16 +171,6 @@ static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
 	__builtin_memcpy(&b_hi, b, 8);
 	__builtin_memcpy(&b_lo, b + 8, 8);
 	return a_hi == b_hi && a_lo == b_lo;
-}
-
-static __always_inline bool addr_is_v4(const __u8 *a)
-{
-	__u64 hi;
-	__u32 mid;
-
-	__builtin_memcpy(&hi, a, 8);
-	__builtin_memcpy(&mid, a + 8, 4);
-	return hi == 0 && mid == bpf_htonl(0xffff);
 }
 
 static __always_inline void fill_event(struct ag_event *e, __u64 agent_id, const __u8 *addr,
@@ -605,7 +596,7 @@ static __always_inline enum udp_outcome udp_verdict(struct bpf_sock_addr *ctx, c
 		return UDP_REFUSED;
 	}
 	/* Fail closed: no relay, or a relay nobody serves, means no DNS. */
-	if (addr_is_v4(addr) && dns_relay_of(ctx, cfg, relay, relay_port)) {
+	if (ag_addr_v4_mapped(addr) && dns_relay_of(ctx, cfg, relay, relay_port)) {
 		reason = AG_REASON_NO_DAEMON;
 		if (daemon_serving()) {
 			reason = AG_REASON_NO_STORAGE;

@@ -32,6 +32,7 @@ struct ag_daemon_stats {
 struct ag_audit_writer;
 struct ag_inventory;
 struct ag_budget_state;
+struct ag_metrics;
 
 struct ag_daemon {
 	struct ag_instance inst;
@@ -52,6 +53,7 @@ struct ag_daemon {
 	struct ag_daemon_stats stats;
 	struct ag_inventory *inventory; /* tool integrity (integrity.h) */
 	struct ag_budget_state *budget; /* loop protection state (budget.h) */
+	struct ag_metrics *metrics;	/* metrics.h; NULL outside the loop */
 };
 
 /*

@@ -14,6 +14,7 @@
 
 #include "events.h"
 #include "limit.h"
+#include "metrics.h"
 #include "trail.h"
 
 enum { OP_POLL = 1 };
@@ -43,6 +44,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	/* The agent's cgroup, as in conn lines; the caller's own is below it. */
 	id = e->agent_cgroup_id ? e->agent_cgroup_id : e->cgroup_id;
 	l->d->stats.kernel_refusals++;
+	ag_metrics_kernel_refusal(l->d->metrics, ag_reason_name(e->reason));
 	if (!ag_limit_allow(&l->events->limit, id, &suppressed))
 		return 0;
 	if (e->agent_cgroup_id && !ag_agent_lookup(&l->d->kern, e->agent_cgroup_id, &agent))

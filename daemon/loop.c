@@ -34,6 +34,7 @@
 #include "notify.h"
 #include "relay.h"
 #include "resolve.h"
+#include "scrape.h"
 
 #define RING_ENTRIES 1024
 #define DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
@@ -59,7 +60,7 @@ struct signals {
 struct loop_main {
 	struct ag_loop l;
 	struct signals sig;
-	struct listener listeners[AG_LISTEN__COUNT + 1];
+	struct listener listeners[AG_LISTEN__COUNT + 2]; /* + control, metrics */
 	int nr_listeners;
 	struct ag_dns *dns; /* NULL when the daemon has no relay socket */
 };
@@ -207,6 +208,7 @@ static void loop_stop(struct loop_main *m)
 	ag_control_stop(l);
 	ag_events_stop(l);
 	ag_dns_stop(m->dns);
+	ag_scrape_stop(l);
 }
 
 static void signals_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -340,8 +342,12 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 		goto err_control;
 	if ((ret = ag_dns_init(&m->l, &m->dns, err)))
 		goto err_events;
+	if ((ret = ag_scrape_init(&m->l, err)))
+		goto err_dns;
 	return 0;
 
+err_dns:
+	ag_dns_fini(m->dns);
 err_events:
 	ag_events_fini(&m->l);
 err_control:
@@ -395,6 +401,8 @@ int ag_loop_run(struct ag_daemon *d)
 	if (d->listen_fd[AG_LISTEN_V6] >= 0)
 		add_listener(&m, d->listen_fd[AG_LISTEN_V6], "v6", ag_relay_accept);
 	add_listener(&m, d->control_fd, "control", ag_control_accept);
+	if (ag_scrape_fd(&m.l) >= 0)
+		add_listener(&m, ag_scrape_fd(&m.l), "metrics", ag_scrape_accept);
 	ag_events_start(&m.l);
 	ag_daemon_started(d, NULL);
 
@@ -402,6 +410,7 @@ int ag_loop_run(struct ag_daemon *d)
 	ret = m.l.status;
 	ag_events_fini(&m.l);
 	if (drained) {
+		ag_scrape_fini(&m.l);
 		ag_dns_fini(m.dns);
 		ag_control_fini(&m.l);
 		ag_mcp_fini(&m.l);

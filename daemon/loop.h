@@ -71,6 +71,7 @@ struct ag_mcp;
 struct ag_control;
 struct ag_events;
 struct ag_fair;
+struct ag_scrape;
 
 struct ag_loop {
 	struct io_uring ring;
@@ -86,6 +87,7 @@ struct ag_loop {
 	struct ag_control *control;
 	struct ag_events *events;
 	struct ag_fair *fair; /* fair.h */
+	struct ag_scrape *scrape; /* the metrics endpoint (scrape.h) */
 };
 
 /*

@@ -62,6 +62,7 @@
 #include "integrity.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "metrics.h"
 #include "mcp_request.h"
 #include "outrules.h"
 #include "secret.h"
@@ -151,6 +152,7 @@ struct mcp_conn {
 	struct approval *approval;
 	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
 	bool audit_lost;	/* a decision record could not be written */
+	uint64_t held_ns;    /* when MC_AUDIT_WAIT began (metrics) */
 	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
 	/* The response. */
 	enum resp_mode mode;
@@ -333,6 +335,7 @@ static void conn_release(struct ag_stream_owner *own)
 	ag_list_del(&c->node);
 	mcp_of(c)->active--;
 	d->stats.conns_active--;
+	ag_metrics_conn(d->metrics, c->agent, -1);
 	free(c);
 }
 
@@ -1211,6 +1214,7 @@ static bool audit_hold(struct mcp_conn *c)
 	    ag_audit_durable(d->audit) >= c->audit_seq)
 		return false;
 	c->state = MC_AUDIT_WAIT;
+	c->held_ns = ag_now_ns();
 	ag_list_add_tail(&q->waiters, &c->wait);
 	waitq_arm(q);
 	return true;
@@ -1230,6 +1234,7 @@ static void audit_woken(struct waitq *q)
 		next = pos->next;
 		if (durable >= c->audit_seq) {
 			ag_list_del(&c->wait);
+			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->held_ns);
 			request_forward(c);
 		} else if (failed) {
 			/* Fail closed: an unrecorded call is never made. */
@@ -2446,6 +2451,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const ch
 	mcp->active++;
 	d->stats.conns_total++;
 	d->stats.conns_active++;
+	ag_metrics_conn(d->metrics, c->agent, 1);
 	if (ag_http_parser_init(&c->req, true, NULL, &err)) {
 		conn_close(c, "error", err.msg);
 		return;

@@ -52,6 +52,7 @@
 #include "classify.h"
 #include "fair.h"
 #include "limit.h"
+#include "metrics.h"
 #include "relay.h"
 #include "subagent.h"
 #include "trail.h"
@@ -250,6 +251,7 @@ static void conn_release(struct conn *c)
 		close(c->up_fd);
 	ag_list_del(&c->node);
 	d->stats.conns_active--;
+	ag_metrics_conn(d->metrics, c->agent, -1);
 	free(c->initial);
 	free(c);
 }
@@ -697,6 +699,11 @@ void ag_relay_accept(struct ag_loop *l, int fd)
 		reject(l, fd, why, &o, true);
 		return;
 	}
+	/* Fail closed: the metrics endpoint is never an agent's, whatever passes. */
+	if (ag_metrics_guards(&d->conf, o.addr, o.port)) {
+		reject(l, fd, "metrics_endpoint", &o, true);
+		return;
+	}
 	/* A sub-agent's connection is decided by its own configuration. */
 	if (ag_daemon_delegation(d, &o, &dg)) {
 		snprintf(name, sizeof(name), "cgroup-%llu", (unsigned long long)o.agent_cgroup_id);
@@ -812,6 +819,7 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 	ag_watch_start(l, &c->watch, 0, conn_expire);
 	d->stats.conns_total++;
 	d->stats.conns_active++;
+	ag_metrics_conn(d->metrics, c->agent, 1);
 	if ((ret = conn_upstream(c))) {
 		d->stats.upstream_failed++;
 		conn_fail(c, RESULT_ERROR, "upstream", -ret);

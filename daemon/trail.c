@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "metrics.h"
 #include "subagent.h"
 #include "trail.h"
 
@@ -57,6 +58,7 @@ void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields)
 int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, uint64_t *seq)
 {
 	struct ag_err err;
+	uint64_t at;
 	int ret;
 
 	if (!fields) {
@@ -64,14 +66,20 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
 		d->stats.audit_errors++;
 		return -ENOMEM;
 	}
-	if ((ret = ag_audit_append(d->audit, kind, fields, seq, &err))) {
+	if ((ret = ag_audit_append(d->audit, kind, fields, &at, &err))) {
 		char q[1024];
 
 		/* Logged when the writer starts failing, not once per record. */
 		if (!d->stats.audit_errors++)
 			ag_log(AG_LOG_ERROR, "audit", "kind=%s error=%s", kind,
 			       ag_logq(q, sizeof(q), err.msg));
-	} else if (d->stats.audit_errors) {
+	} else {
+		/* Counted from what the record says, as written. */
+		ag_metrics_record(d->metrics, kind, fields, at);
+		if (seq)
+			*seq = at;
+	}
+	if (!ret && d->stats.audit_errors) {
 		ag_log(AG_LOG_INFO, "audit", "recovered=yes lost=%llu",
 		       (unsigned long long)d->stats.audit_errors);
 		d->stats.audit_lost += d->stats.audit_errors;

@@ -433,6 +433,45 @@ static void *get_array(struct parse *p, const char *path, json_t *v, size_t size
 	return a;
 }
 
+/* What each string of a list is checked and stored by; slot is its element. */
+typedef int (*string_item_fn)(struct parse *p, const char *where, const char *s, void *slot,
+			      void *ctx);
+
+/*
+ * The strings of the array v at path into a new array of as many elements
+ * of elem bytes (*out, zeroed, the caller's to free), each through fn with
+ * its own path for messages; *nr counts those stored.
+ */
+static int parse_strings(struct parse *p, const char *path, json_t *v, size_t elem, void **out,
+			 int *nr, string_item_fn fn, void *ctx)
+{
+	char where[320];
+	size_t i, n;
+	json_t *e;
+	int ret;
+
+	if (!(*out = get_array(p, path, v, elem, &n, &ret)))
+		return ret;
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+
+		snprintf(where, sizeof(where), "%s[%zu]", path, i);
+		if ((ret = get_string(p, where, e, &s)) ||
+		    (ret = fn(p, where, s, (char *)*out + i * elem, ctx)))
+			return ret;
+		(*nr)++;
+	}
+	return 0;
+}
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
 
 /*
  * A passthrough entry, one of
@@ -500,67 +539,44 @@ static int parse_pass_entry(struct parse *p, const char *path, const char *s,
 	return 0;
 }
 
+static int pass_item(struct parse *p, const char *where, const char *s, void *slot, void *ctx)
+{
+	return parse_pass_entry(p, where, s, slot);
+}
+
 static int parse_pass(struct parse *p, const char *path, json_t *v, struct ag_pass_conf **out,
 		      int *nr)
 {
-	char where[320];
-	size_t i, n;
-	json_t *e;
-	int ret;
-
-	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
-		return ret;
-	json_array_foreach(v, i, e)
-	{
-		const char *s;
-
-		snprintf(where, sizeof(where), "%s[%zu]", path, i);
-		if ((ret = get_string(p, where, e, &s)) ||
-		    (ret = parse_pass_entry(p, where, s, &(*out)[i])))
-			return ret;
-		(*nr)++;
-	}
-	return 0;
+	return parse_strings(p, path, v, sizeof(**out), (void **)out, nr, pass_item, NULL);
 }
 
 /* "server/name" patterns of an allow-list; server must be configured. */
+static int pattern_item(struct parse *p, const char *where, const char *s, void *slot, void *ctx)
+{
+	const struct ag_conf *c = ctx;
+	const char *slash = strchr(s, '/');
+	bool known = false;
+
+	if (!slash || slash == s || !slash[1])
+		return badf(p, where, "\"%s\": expected \"SERVER/NAME\", where NAME may use '*'",
+			    s);
+	if (has_control(s))
+		return badf(p, where, "\"%s\": contains a control character", s);
+	for (int j = 0; j < c->nr_servers && !known; j++)
+		known = strlen(c->servers[j].name) == (size_t)(slash - s) &&
+			!strncmp(c->servers[j].name, s, (size_t)(slash - s));
+	if (!known)
+		return badf(p, where, "\"%s\": no tool server named \"%.*s\"", s, (int)(slash - s),
+			    s);
+	if (!(*(char **)slot = strdup(s)))
+		return nomem(p);
+	return 0;
+}
+
 static int parse_patterns(struct parse *p, const char *path, json_t *v, const struct ag_conf *c,
 			  char ***out, int *nr)
 {
-	char where[320];
-	size_t i, n;
-	json_t *e;
-	int ret;
-
-	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
-		return ret;
-	json_array_foreach(v, i, e)
-	{
-		const char *s, *slash;
-		bool known = false;
-
-		snprintf(where, sizeof(where), "%s[%zu]", path, i);
-		if ((ret = get_string(p, where, e, &s)))
-			return ret;
-		slash = strchr(s, '/');
-		if (!slash || slash == s || !slash[1])
-			return badf(p, where,
-				    "\"%s\": expected \"SERVER/NAME\", where NAME may use '*'", s);
-		for (const char *q = s; *q; q++)
-			if ((unsigned char)*q < 0x20 || *q == 0x7f)
-				return badf(p, where, "\"%s\": contains a control character", s);
-		for (int j = 0; j < c->nr_servers && !known; j++)
-			known = strlen(c->servers[j].name) == (size_t)(slash - s) &&
-				!strncmp(c->servers[j].name, s, (size_t)(slash - s));
-		if (!known)
-			return badf(p, where, "\"%s\": no tool server named \"%.*s\"", s,
-				    (int)(slash - s), s);
-		(*out)[i] = strdup(s);
-		if (!(*out)[i])
-			return nomem(p);
-		(*nr)++;
-	}
-	return 0;
+	return parse_strings(p, path, v, sizeof(**out), (void **)out, nr, pattern_item, (void *)c);
 }
 
 /* An upstream on the host itself: 127/8, ::1 and the unspecified addresses. */
@@ -1361,70 +1377,61 @@ static int parse_delegated_by(struct parse *p, const char *path, json_t *v,
 }
 
 /* "unix_sockets": exact addresses, as ag_unix_key_make() takes them. */
-static int parse_unix_sockets(struct parse *p, const char *path, json_t *v,
-			      struct ag_agent_conf *ac)
+static int unix_item(struct parse *p, const char *where, const char *s, void *slot, void *ctx)
 {
+	const struct ag_agent_conf *ac = ctx;
 	struct ag_unix_key key;
-	char where[320];
-	size_t i, n;
-	json_t *e;
 	int ret;
 
-	if (!(ac->unix_sockets = get_array(p, path, v, sizeof(*ac->unix_sockets), &n, &ret)))
-		return ret;
-	if (n > AG_MAX_UNIX_SOCKETS)
-		return badf(p, path, "too many entries (at most %d)", AG_MAX_UNIX_SOCKETS);
-	json_array_foreach(v, i, e)
-	{
-		const char *s;
-
-		snprintf(where, sizeof(where), "%s[%zu]", path, i);
-		if ((ret = get_string(p, where, e, &s)))
-			return ret;
-		for (const char *q = s; *q; q++)
-			if ((unsigned char)*q < 0x20 || *q == 0x7f)
-				return bad(p, where, "contains a control character");
-		ret = ag_unix_key_make(0, s, &key);
-		if (ret == -ENAMETOOLONG)
-			return badf(p, where, "\"%s\": longer than a socket address (%d bytes)", s,
-				    AG_UNIX_PATH_LEN);
-		if (ret)
-			return badf(p, where,
-				    "\"%s\": expected an absolute path or \"@NAME\" (abstract)", s);
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(ac->unix_sockets[j], s))
-				return badf(p, where, "duplicate address \"%s\"", s);
-		strcpy(ac->unix_sockets[i], s);
-		ac->nr_unix_sockets++;
-	}
+	if (has_control(s))
+		return bad(p, where, "contains a control character");
+	ret = ag_unix_key_make(0, s, &key);
+	if (ret == -ENAMETOOLONG)
+		return badf(p, where, "\"%s\": longer than a socket address (%d bytes)", s,
+			    AG_UNIX_PATH_LEN);
+	if (ret)
+		return badf(p, where, "\"%s\": expected an absolute path or \"@NAME\" (abstract)",
+			    s);
+	for (int j = 0; j < ac->nr_unix_sockets; j++)
+		if (!strcmp(ac->unix_sockets[j], s))
+			return badf(p, where, "duplicate address \"%s\"", s);
+	strcpy(slot, s);
 	return 0;
 }
 
-/* One list of a "dns" block: host names, "*.suffix", and in allow "*". */
+static int parse_unix_sockets(struct parse *p, const char *path, json_t *v,
+			      struct ag_agent_conf *ac)
+{
+	size_t n = 0;
+	int ret;
+
+	if ((ret = get_list(p, path, v, &n)))
+		return ret;
+	if (n > AG_MAX_UNIX_SOCKETS)
+		return badf(p, path, "too many entries (at most %d)", AG_MAX_UNIX_SOCKETS);
+	return parse_strings(p, path, v, sizeof(*ac->unix_sockets), (void **)&ac->unix_sockets,
+			     &ac->nr_unix_sockets, unix_item, ac);
+}
+
+/* One entry of a "dns" block: a host name, "*.suffix", and in allow "*" (ctx non-NULL). */
+static int dns_item(struct parse *p, const char *where, const char *h, void *slot, void *star)
+{
+	char *name = slot;
+
+	if (!host_copy(name, h, strlen(h)) ||
+	    !((star && !strcmp(name, "*")) || dns_name_valid(name, true)))
+		return badf(p, where, "\"%s\": expected a host name or \"*.suffix\"%s", h,
+			    star ? " or \"*\"" : "");
+	return 0;
+}
+
 static int parse_dns_names(struct parse *p, const char *path, json_t *v, bool star,
 			   char (**out)[AG_HOST_LEN], int *nr)
 {
-	char where[320];
-	size_t i, n;
-	json_t *e;
-	int ret;
+	static const char yes;
 
-	if (!(*out = get_array(p, path, v, sizeof(**out), &n, &ret)))
-		return ret;
-	json_array_foreach(v, i, e)
-	{
-		const char *h;
-
-		snprintf(where, sizeof(where), "%s[%zu]", path, i);
-		if ((ret = get_string(p, where, e, &h)))
-			return ret;
-		if (!host_copy((*out)[i], h, strlen(h)) ||
-		    !((star && !strcmp((*out)[i], "*")) || dns_name_valid((*out)[i], true)))
-			return badf(p, where, "\"%s\": expected a host name or \"*.suffix\"%s", h,
-				    star ? " or \"*\"" : "");
-		(*nr)++;
-	}
-	return 0;
+	return parse_strings(p, path, v, sizeof(**out), (void **)out, nr, dns_item,
+			     star ? (void *)&yes : NULL);
 }
 
 static int parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns_conf *d)
@@ -1653,13 +1660,90 @@ static int parse_limits(struct parse *p, json_t *v, struct ag_conf *c)
 	return 0;
 }
 
+static bool cidr_contains(const uint8_t net[16], int prefixlen, const uint8_t addr[16]);
+
+/* Whether a "direct" rule lets agents' connects reach addr:port untouched. */
+static bool direct_reaches(const struct ag_rule_conf *r, int n, const uint8_t addr[16],
+			   uint16_t port)
+{
+	for (int i = 0; i < n; i++)
+		if (r[i].verdict == AG_VERDICT_DIRECT && (!r[i].port || r[i].port == port) &&
+		    cidr_contains(r[i].addr, r[i].prefixlen, addr))
+			return true;
+	return false;
+}
+
+/*
+ * Fail closed: the endpoint must stay out of agents' reach, and "direct"
+ * connects never come to the daemon that would refuse them.  0.0.0.0 and
+ * [::] reach a loopback listener too.
+ */
+static int metrics_unreachable(struct parse *p, const struct ag_conf *c)
+{
+	uint8_t any[2][16] = { { [10] = 0xff, [11] = 0xff } };
+	const char *why = "a \"direct\" rule lets agents reach it: narrow the rule";
+
+	if (c->default_verdict == AG_VERDICT_DIRECT)
+		return bad(p, "$.metrics.listen",
+			   "default_verdict \"direct\" lets agents reach it");
+	for (int i = 0; i < c->nr_agents; i++)
+		if (c->agents[i].verdict == AG_VERDICT_DIRECT)
+			return bad(p, "$.metrics.listen",
+				   "an agent's verdict \"direct\" lets it reach it");
+	for (int k = 0; k < 3; k++) {
+		const uint8_t *a = k == 2 ? c->metrics_addr : any[k];
+
+		if (direct_reaches(c->rules, c->nr_rules, a, c->metrics_port))
+			return bad(p, "$.metrics.listen", why);
+		for (int i = 0; i < c->nr_agents; i++)
+			if (direct_reaches(c->agents[i].rules, c->agents[i].nr_rules, a,
+					   c->metrics_port))
+				return bad(p, "$.metrics.listen", why);
+	}
+	return 0;
+}
+
+/*
+ * "metrics": {"listen": "ADDRESS:PORT"}: a loopback address only, since
+ * the endpoint answers anyone who reaches it (agents never do: the daemon
+ * refuses it as their destination).
+ */
+static int parse_metrics(struct parse *p, json_t *v, struct ag_conf *c)
+{
+	static const char *const keys[] = { "listen", NULL };
+	static const uint8_t lo6[16] = { [15] = 1 };
+	struct ag_pass_conf pc;
+	json_t *l;
+	int ret;
+
+	if ((ret = check_keys(p, "$.metrics", v, keys)))
+		return ret;
+	if (!(l = json_object_get(v, "listen")))
+		return 0;
+	if (!json_is_string(l))
+		return bad(p, "$.metrics.listen", "expected \"ADDRESS:PORT\"");
+	if ((ret = parse_pass_entry(p, "$.metrics.listen", json_string_value(l), &pc)))
+		return ret;
+	if (pc.kind != AG_PASS_CIDR || pc.prefixlen != 128 || !pc.port)
+		return bad(p, "$.metrics.listen",
+			   "expected \"ADDRESS:PORT\", e.g. \"127.0.0.1:9464\"");
+	if (ag_addr_is_v4(pc.addr) ? pc.addr[12] != 127 : memcmp(pc.addr, lo6, 16))
+		return bad(p, "$.metrics.listen",
+			   "must be a loopback address (127.0.0.0/8 or [::1])");
+	if (pc.port == c->port)
+		return bad(p, "$.metrics.listen", "must not be the agents' listen.port");
+	memcpy(c->metrics_addr, pc.addr, 16);
+	c->metrics_port = pc.port;
+	return metrics_unreachable(p, c);
+}
+
 static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 {
 	static const char *const keys[] = {
 		"listen",      "mark",	 "resolvers",	       "default_verdict",
 		"rules",       "agents", "connect_timeout_ms", "tool_servers",
 		"passthrough", "policy", "approval_timeout_ms", "audit", "tools_lock",
-		"agent_uids",  "limits",      "dns",	 NULL
+		"agent_uids",  "limits",      "dns",	 "metrics", NULL
 	};
 	static const char *const listen_keys[] = { "port", "ipv6", NULL };
 	json_t *v;
@@ -1754,6 +1838,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
 		return ret;
 	if ((v = json_object_get(root, "agent_uids")) && (ret = parse_agent_uids(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "metrics")) && (ret = parse_metrics(p, v, c)))
 		return ret;
 	return 0;
 }

@@ -299,6 +299,13 @@ struct ag_conf {
 	uint32_t idle_timeout_ms;
 	uint32_t max_conns_per_agent;
 	struct ag_dns_conf dns; /* every agent without a "dns" of its own */
+	/*
+	 * "metrics": {"listen": "127.0.0.1:9464"}: the Prometheus endpoint
+	 * (daemon/metrics.h), on a loopback address only: it has no
+	 * authentication.  metrics_port 0 (the default): no endpoint.
+	 */
+	uint8_t metrics_addr[16]; /* v4-mapped for IPv4 */
+	uint16_t metrics_port;
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000

@@ -147,7 +147,8 @@ TEST(cli_status_and_uninstall)
 			fprintf(stderr, "%s", out);
 		free(out);
 		ASSERT_EQ(ctl(&out, &d, "status --verbose"), 0, "status --verbose");
-		ASSERT_TRUE(out && strstr(out, "link connect4       id "), "links with ids");
+		ASSERT_TRUE(out && strstr(out, "  link connect4 ") && strstr(out, " prog "),
+			    "links with ids");
 		ASSERT_TRUE(out && strstr(out, "map  stats"), "maps listed");
 		free(out);
 	}

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "dnsstub.h"
 #include "test.h"
 #include "testlib.h"
@@ -972,4 +973,50 @@ out:
 	out = NULL;
 	run_capture(&out, "rm -rf %s %s", dir, pol);
 	free(out);
+}
+
+/*
+ * A Python HTTPS client as an agent, as operators run them: standard
+ * library only, under a per-run uid and run's seccomp filter, trusting the
+ * instance CA through SSL_CERT_FILE; its call is governed like the Node
+ * SDK's.
+ */
+TEST(mcp_e2e_python_https)
+{
+	struct e2e_env e = { .endpoint = "/mcp" };
+	char script[PATH_MAX], *out = NULL;
+	char *argv[] = { "node", script, "--port", "0", "--mode", "streamableHttp", NULL };
+	int tls_port = free_port();
+	json_t *line = NULL;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	snprintf(script, sizeof(script), "%s/selftests/e2e/everything.mjs", testlib_src_dir());
+	if (!ASSERT_OK(e2e_start(&e, "e2epy", "everything", argv, tls_port), "peers and daemon"))
+		goto out;
+	ASSERT_EQ(
+	    run_capture(&out,
+			"cd /tmp && SSL_CERT_FILE=%s/tls/bundle.pem timeout 60 %s/agentgatectl "
+			"--instance %s run --agent a -- /usr/bin/python3 "
+			"%s/selftests/e2e/py_agent.py https://127.0.0.1:%d/mcp 2>&1 | tail -1",
+			e.d.state, testlib_build_dir(), e.d.in.name, testlib_src_dir(), tls_port),
+	    0, "python agent");
+	line = out ? json_loads(out, 0, NULL) : NULL;
+	if (!ASSERT_OK_PTR(line, out ? out : "no output"))
+		goto out;
+	ASSERT_STREQ(json_string_value(json_object_get(line, "text")), "Echo: from python",
+		     "the governed call's answer");
+	ASSERT_GE(json_integer_value(json_object_get(line, "uid")), AG_DEFAULT_AGENT_UID_MIN,
+		  "a per-run uid");
+	ASSERT_LE(json_integer_value(json_object_get(line, "uid")), AG_DEFAULT_AGENT_UID_MAX,
+		  "in the range");
+	ASSERT_EQ(json_integer_value(json_object_get(line, "seccomp")), 2, "under seccomp");
+	ASSERT_EQ(audit_count(&e, "decision", "\"tool\":\"echo\""), 1, "the call decided");
+	check_capture(&e);
+out:
+	json_decref(line);
+	free(out);
+	e2e_stop(&e);
 }
