@@ -169,7 +169,7 @@ int main(int argc, char **argv)
 	} modes[] = {
 		{ "xdp_guard ingress, dropping all", { .rate = 0, .burst = 0, .port = PORT } },
 		{ "xdp_guard agent mode, dropping all",
-		  { .flags = AG_GUARD_F_AGENT, .gateway_ip4 = htonl(AG_NETNS_GATEWAY),
+		  { .flags = AG_GUARD_F_AGENT, .gateway_ip4 = htonl(AG_NETNS_GATEWAY_AT(0)),
 		    .gateway_port = PORT } },
 	};
 	char cmd[1024];

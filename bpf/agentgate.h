@@ -97,6 +97,14 @@ struct ag_config {
 	__u32 dns_relay_ip4;  /* network byte order, 127.0.0.1 */
 	__u16 dns_relay_port; /* host byte order */
 	__u16 pad2;
+	/*
+	 * The host-side address of this instance's namespaced agents' veths
+	 * and of its DNS relay for them (network byte order; 0: none yet),
+	 * one of AG_NETNS_GATEWAY_AT(): chosen by the daemon at install,
+	 * kept across restarts (lib/netns.c ag_netns_gateway_choose).
+	 */
+	__u32 netns_gateway_ip4;
+	__u32 pad3;
 };
 
 /* ag_agent.flags */
@@ -105,16 +113,23 @@ struct ag_config {
 /*
  * Agents in a network namespace of their own (agentgatectl run --netns)
  * reach the daemon over a veth pair, point to point: every host-side end
- * carries the one gateway address AG_NETNS_GATEWAY, and the agent's end an
- * address of its own, AG_NETNS_AGENT(slot), so addresses are unique on the
- * host across agents and instances (the slot is claimed by creating the
- * host-side interface, whose name holds it).  Link-local: never routed off
- * the host.
+ * of an instance carries that instance's gateway address
+ * (ag_config.netns_gateway_ip4), and the agent's end an address of its
+ * own, AG_NETNS_AGENT(slot), so addresses are unique on the host across
+ * agents and instances (the slot is claimed by creating the host-side
+ * interface, whose name holds it).  Link-local: never routed off the host.
  */
-#define AG_NETNS_GATEWAY 0xa9fe4001u /* 169.254.64.1, host byte order */
-#define AG_NETNS_SLOTS 16380u	     /* 169.254.64.2 .. 169.254.127.253 */
-#define AG_NETNS_MASK 0xffffc000u    /* 169.254.64.0/18: the gateway and every agent */
-#define AG_NETNS_AGENT(slot) (AG_NETNS_GATEWAY + 1 + (slot))
+#define AG_NETNS_AGENT_BASE 0xa9fe4000u /* 169.254.64.0, host byte order */
+#define AG_NETNS_SLOTS 16380u		/* 169.254.64.2 .. 169.254.127.253 */
+#define AG_NETNS_MASK 0xffffc000u	/* 169.254.64.0/18: every agent, no gateway */
+#define AG_NETNS_AGENT(slot) (AG_NETNS_AGENT_BASE + 2 + (slot))
+/*
+ * Instances' gateway addresses: 169.254.128.1 .. 169.254.191.254, outside
+ * AG_NETNS_MASK, so a gateway is never taken for an agent's address.
+ */
+#define AG_NETNS_GATEWAY_BASE 0xa9fe8000u /* 169.254.128.0, host byte order */
+#define AG_NETNS_GATEWAYS 16382u
+#define AG_NETNS_GATEWAY_AT(i) (AG_NETNS_GATEWAY_BASE + 1 + (i))
 /* The daemon's DNS relay on the gateway address: the namespace's resolver. */
 #define AG_NETNS_DNS_PORT 53
 

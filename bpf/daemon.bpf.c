@@ -79,7 +79,8 @@ int quota_charge(struct ag_charge *c)
 
 struct netns_search {
 	__u32 agent_ip4;
-	__s32 nsid; /* -1 until found */
+	__s32 nsid;	   /* -1 until found */
+	__u32 gateway_ip4; /* out: the namespace's gateway, the daemon's end */
 };
 
 static long match_agent(struct bpf_map *map, const __u32 *ifindex, const struct ag_netns *ns,
@@ -88,25 +89,27 @@ static long match_agent(struct bpf_map *map, const __u32 *ifindex, const struct 
 	if (ns->agent_ip4 != q->agent_ip4)
 		return 0;
 	q->nsid = ns->nsid;
+	q->gateway_ip4 = ns->gateway_ip4;
 	return 1;
 }
 
 /*
  * The namespace to look the agent's socket up in: the daemon's own (-1),
  * or for a peer on a netns agent's address (unique on the host,
- * agentgate.h), that namespace.  -2 for an address of that range that no
- * namespace has: nobody's.
+ * agentgate.h), that namespace, and its gateway in *gateway_ip4.  -2 for
+ * an address of that range that no namespace has: nobody's.
  */
-static __always_inline __s32 peer_netns(const struct ag_claim *c)
+static __always_inline __s32 peer_netns(const struct ag_claim *c, __u32 *gateway_ip4)
 {
 	struct netns_search q = { .nsid = -2 };
 
 	if (!ag_addr_v4_mapped(c->addr))
 		return -1;
 	__builtin_memcpy(&q.agent_ip4, c->addr + 12, 4);
-	if ((bpf_ntohl(q.agent_ip4) & AG_NETNS_MASK) != (AG_NETNS_GATEWAY & AG_NETNS_MASK))
+	if ((bpf_ntohl(q.agent_ip4) & AG_NETNS_MASK) != AG_NETNS_AGENT_BASE)
 		return -1;
 	bpf_for_each_map_elem(&netns_links, match_agent, &q, 0);
+	*gateway_ip4 = q.gateway_ip4;
 	return q.nsid;
 }
 
@@ -120,7 +123,8 @@ static __always_inline __s32 peer_netns(const struct ag_claim *c)
  */
 static __always_inline __u64 peer_cookie(struct xdp_md *ctx, const struct ag_claim *c)
 {
-	__s32 nsid = peer_netns(c);
+	__u32 gateway_ip4 = 0;
+	__s32 nsid = peer_netns(c, &gateway_ip4);
 	__u64 netns = nsid < 0 ? BPF_F_CURRENT_NETNS : (__u64)nsid;
 	const struct ag_config *cfg;
 	struct bpf_sock_tuple t = {};
@@ -134,7 +138,7 @@ static __always_inline __u64 peer_cookie(struct xdp_md *ctx, const struct ag_cla
 	if (!cfg || nsid == -2)
 		return 0;
 	if (ag_addr_v4_mapped(c->addr)) {
-		t.ipv4.saddr = nsid < 0 ? cfg->daemon_ip4 : bpf_htonl(AG_NETNS_GATEWAY);
+		t.ipv4.saddr = nsid < 0 ? cfg->daemon_ip4 : gateway_ip4;
 		__builtin_memcpy(&t.ipv4.daddr, c->addr + 12, 4);
 		t.ipv4.sport = bpf_htons(cfg->daemon_port);
 		t.ipv4.dport = bpf_htons(c->port);

@@ -661,8 +661,9 @@ out:
  * out, as agentgatectl(8) documents: context.time from the record's ts,
  * context.session.calls/approved by replaying the log in order,
  * context.delegation (and the sub-agent in its parents) from the record's
- * agent.delegation, context.request empty, context.operator absent, a
- * tool's attributes from the definition the inventory trusts now.
+ * agent.delegation, context.operator from the record's operator (absent
+ * when the agent had none), context.request empty, a tool's attributes
+ * from the definition the inventory trusts now.
  */
 struct sim {
 	const struct ag_policy_set *set;
@@ -931,6 +932,7 @@ static void sim_decision(struct sim *s, json_t *rec)
 		return;
 	}
 	c.delegation = chain;
+	c.operator_name = json_string_value(json_object_get(rec, "operator"));
 	if (c.target == AG_TARGET_TOOL)
 		c.definition = ag_inventory_definition(s->inv, c.server, c.name);
 	if (sim_ents(s, &c, &ents)) {

@@ -189,6 +189,8 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 		resp = json_pack("{s:b,s:o}", "ok", 1, "approvals", ag_mcp_approvals(l));
 	else if (!strcmp(cmd, "approve") || !strcmp(cmd, "deny"))
 		resp = resolve(l, req, !strcmp(cmd, "approve"));
+	else if (!strcmp(cmd, "agents"))
+		resp = json_pack("{s:b,s:o}", "ok", 1, "agents", ag_fair_refusals(l));
 	else if (!strcmp(cmd, "tools_approve"))
 		resp = ag_integrity_approve(d, req);
 	else

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The DNS relay, every agent's way to a resolver: for agents in network
- * namespaces of their own, at AG_NETNS_GATEWAY:AG_NETNS_DNS_PORT (their
+ * namespaces of their own, at the instance's gateway, port AG_NETNS_DNS_PORT (their
  * resolv.conf names it); for the others, on a loopback port of the
  * daemon's, where the hooks send their datagrams to a configured resolver
  * instead.  The daemon forwards each well-formed query for a name the

@@ -51,10 +51,19 @@
 
 enum { OP_TICK = 1 };
 
+#define REFUSAL_KINDS 8 /* reasons counted apart per agent; the last one: "other" */
+#define REFUSAL_NAME 24
+
+struct fair_refusal {
+	char reason[REFUSAL_NAME]; /* "": unused */
+	uint64_t n;
+};
+
 struct fair_agent {
 	uint64_t id; /* the root agent's cgroup id; 0: free entry */
 	uint32_t conns, cap;
-	uint64_t refused;
+	uint64_t refused; /* every refusal of the daemon's (ag_fair_refused) */
+	struct fair_refusal by_reason[REFUSAL_KINDS];
 	char name[AG_NAME_LEN];
 };
 
@@ -249,22 +258,39 @@ const char *ag_fair_admit(struct ag_loop *l, int fd, const struct ag_origin *o)
 	struct fair_agent *a = agent_of(f, o);
 
 	/* Fail closed: a connection that cannot be counted is not taken. */
+	/* The caller's reject() counts these for the agent (ag_fair_refused). */
 	if (!a || fd < 0 || (uint32_t)fd >= f->nfd || f->active >= f->ceiling) {
 		f->refused_ceiling++;
-		if (a)
-			a->refused++;
 		return "over_ceiling";
 	}
 	/* Fail closed: the agent holds its share already. */
 	if (a->conns >= a->cap) {
 		f->refused_cap++;
-		a->refused++;
 		return "over_agent_cap";
 	}
 	a->conns++;
 	f->active++;
 	f->owner[fd] = (uint16_t)(a - f->agents + 1);
 	return NULL;
+}
+
+void ag_fair_refused(struct ag_loop *l, const struct ag_origin *o, const char *reason)
+{
+	struct fair_agent *a;
+	struct fair_refusal *r;
+	size_t i = 0;
+
+	if (!l->fair || !o || !o->agent_cgroup_id || !(a = agent_of(l->fair, o)))
+		return;
+	r = a->by_reason;
+	while (i < REFUSAL_KINDS - 1 && r[i].reason[0] &&
+	       strncmp(r[i].reason, reason, REFUSAL_NAME - 1))
+		i++;
+	if (!r[i].reason[0])
+		snprintf(r[i].reason, sizeof(r[i].reason), "%s",
+			 i == REFUSAL_KINDS - 1 ? "other" : reason);
+	r[i].n++;
+	a->refused++;
 }
 
 void ag_fair_release(struct ag_loop *l, int fd)
@@ -295,6 +321,28 @@ void ag_watch_start(struct ag_loop *l, struct ag_watch *w, uint64_t head_ns, ag_
 void ag_watch_stop(struct ag_watch *w)
 {
 	ag_list_del(&w->node);
+}
+
+json_t *ag_fair_refusals(const struct ag_loop *l)
+{
+	const struct ag_fair *f = l->fair;
+	json_t *agents = json_array(), *reasons;
+
+	for (uint32_t i = 0; f && agents && i < AGENT_SLOTS; i++) {
+		const struct fair_agent *a = &f->agents[i];
+
+		if (!a->id || !a->refused)
+			continue;
+		reasons = json_object();
+		for (size_t k = 0; reasons && k < REFUSAL_KINDS && a->by_reason[k].reason[0]; k++)
+			json_object_set_new(reasons, a->by_reason[k].reason,
+					    json_integer((json_int_t)a->by_reason[k].n));
+		json_array_append_new(agents,
+				      json_pack("{s:s,s:I,s:I,s:o?}", "agent", a->name, "cgroup_id",
+						(json_int_t)a->id, "refused",
+						(json_int_t)a->refused, "reasons", reasons));
+	}
+	return agents;
 }
 
 json_t *ag_fair_status(const struct ag_loop *l)

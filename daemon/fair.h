@@ -8,6 +8,9 @@
  *    (max_conns, limits.max_conns_per_agent), all agents together at most
  *    the ceiling the descriptor limit leaves (fair.c's arithmetic).  A
  *    connection over either is closed at accept, before any other work.
+ *  - Refusals: every refusal of the daemon's (a connection rejected, an
+ *    MCP request denied) is counted for its agent, by reason, while the
+ *    daemon runs (agentgatectl agents shows them next to the kernel's).
  *  - Watches: an agent connection past classification is watched for the
  *    header timeout (its request head is not whole in time) and the idle
  *    timeout (no byte either way).  One timer on the loop sweeps them.
@@ -41,6 +44,13 @@ void ag_fair_fini(struct ag_loop *l);
  * closes fd at once.
  */
 const char *ag_fair_admit(struct ag_loop *l, int fd, const struct ag_origin *o);
+/*
+ * Counts a refusal of reason for o's agent (nothing without one).  At most
+ * REFUSAL_KINDS reasons apart per agent, further ones as "other".
+ */
+void ag_fair_refused(struct ag_loop *l, const struct ag_origin *o, const char *reason);
+/* "agents" of the control socket: [{agent, cgroup_id, refused, reasons{}}], refused > 0. */
+json_t *ag_fair_refusals(const struct ag_loop *l);
 /* Gives back the slot fd holds, if any: before every close of an agent socket. */
 void ag_fair_release(struct ag_loop *l, int fd);
 

@@ -45,6 +45,7 @@
 #include "daemon.h"
 #include "detach.h"
 #include "integrity.h"
+#include "netns.h"
 #include "notify.h"
 #include "probe.h"
 #include "secret.h"
@@ -201,16 +202,17 @@ static int listen_on(int family, uint16_t port, uint32_t mark, int filter_fd, st
 }
 
 /*
- * The DNS relay's socket (dns.h) on the gateway address, which no
- * interface may carry yet (IP_FREEBIND), behind the listener's filter;
- * IP_PKTINFO names the veth each query came through.  Bound here, before
- * the capabilities go: port 53 is privileged.
+ * The DNS relay's socket (dns.h) on the instance's gateway address (gw,
+ * network order), which no interface may carry yet (IP_FREEBIND), behind
+ * the listener's filter; IP_PKTINFO names the veth each query came
+ * through.  Bound here, before the capabilities go: port 53 is privileged.
  */
-static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
+static int dns_open(uint32_t mark, int filter_fd, uint32_t gw, struct ag_err *err)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 				   .sin_port = htons(AG_NETNS_DNS_PORT),
-				   .sin_addr.s_addr = htonl(AG_NETNS_GATEWAY) };
+				   .sin_addr.s_addr = gw };
+	char addr[INET_ADDRSTRLEN];
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, e;
 
 	if (fd < 0)
@@ -222,7 +224,8 @@ static int dns_open(uint32_t mark, int filter_fd, struct ag_err *err)
 	    ag_bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
 		e = errno;
 		close(fd);
-		return ag_errf(err, e, "dns relay 169.254.64.1:%u: %s%s", AG_NETNS_DNS_PORT,
+		inet_ntop(AF_INET, &gw, addr, sizeof(addr));
+		return ag_errf(err, e, "dns relay %s:%u: %s%s", addr, AG_NETNS_DNS_PORT,
 			       strerror(e),
 			       e == EADDRINUSE ? " (another instance's agentgated serves it)" : "");
 	}
@@ -527,6 +530,9 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	 * sync_rules has counted what is really there.
 	 */
 	kcfg.nr_rules = UINT32_MAX;
+	/* An instance keeps its gateway address (an upgrade: the pinned one). */
+	if ((ret = ag_netns_gateway_choose(&d->inst, &kcfg.netns_gateway_ip4, err)))
+		return ret;
 	/* Before the programs change: a refusal leaves the old build untouched. */
 	if (o->upgrade &&
 	    ((ret = old_dns_relay(&d->inst, &kcfg, err)) || (ret = listeners_take(d, &kcfg, err))))
@@ -569,7 +575,7 @@ static int listeners_open(struct ag_daemon *d, struct ag_config *kcfg, struct ag
 	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, filter_fd, err);
 	/* Without it the agents' DNS goes unanswered; their TCP is governed all the same. */
 	if (filter_fd >= 0 && d->listen_fd[AG_LISTEN_V4] >= 0 &&
-	    (d->dns_fd = dns_open(d->conf.mark, filter_fd, err)) < 0) {
+	    (d->dns_fd = dns_open(d->conf.mark, filter_fd, kcfg.netns_gateway_ip4, err)) < 0) {
 		ag_log(AG_LOG_WARN, "listen", "dns_relay=off error=\"%s\"", err->msg);
 		d->dns_fd = -1;
 	}

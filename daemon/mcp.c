@@ -513,6 +513,9 @@ static void audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
 	if (rec && dec->policies[0])
 		json_object_set_new(rec, "policies", policy_ids(dec->policies));
+	/* What context.operator was: policy simulate replays it. */
+	if (rec && c->ac && c->ac->operator_name[0])
+		json_object_set_new(rec, "operator", json_string(c->ac->operator_name));
 	/* Arguments may carry secrets: by default the log proves what was sent
 	 * (each value's SHA-256) without holding it (audit_args). */
 	if (rec && ag_audit_redact(rec, "args", c->srv->audit_args, &err)) {
@@ -912,6 +915,8 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 				c->req_id = json_incref(m->id);
 			continue;
 		}
+		ag_fair_refused(c->l, &c->o,
+				dec.kind == AG_DECIDE_HIDDEN ? "mcp_hidden" : "mcp_denied");
 		if (!(answer = denial(c, m, &dec)))
 			continue;
 		if (list_append(&c->extra, answer)) {

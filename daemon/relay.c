@@ -639,6 +639,7 @@ static void reject(struct ag_loop *l, int fd, const char *reason, const struct a
 	}
 	ag_addr_fmt(addr, port, peer, sizeof(peer));
 	l->d->stats.conns_rejected++;
+	ag_fair_refused(l, o, reason);
 	/* Anyone local can connect here: what it makes us write is bounded. */
 	if (!ag_limit_allow(&l->relay->limit, o ? o->agent_cgroup_id : 0, &suppressed))
 		goto out;

@@ -19,6 +19,8 @@
 #include "guard.h"
 #include "netns.h"
 
+#include <dirent.h>
+
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
@@ -211,7 +213,7 @@ static int veth_add(int fd, const char *peer, int peer_nsfd)
 /*
  * Inside the new namespace: lo up, the veth claimed (trying slots from a
  * per-process start, so concurrent runs rarely collide), eth0 addressed
- * with a default route via the gateway.  A failure leaves nothing the
+ * with a default route via the gateway (r->ns.gateway_ip4, set).  A failure leaves nothing the
  * namespace's end does not take with it when the namespace goes.
  */
 static int inside_setup(int root_nsfd, struct ag_netns_run *r, struct ag_err *err)
@@ -240,7 +242,6 @@ static int inside_setup(int root_nsfd, struct ag_netns_run *r, struct ag_err *er
 		goto out;
 	}
 	r->ns.slot = slot;
-	r->ns.gateway_ip4 = htonl(AG_NETNS_GATEWAY);
 	r->ns.agent_ip4 = htonl(AG_NETNS_AGENT(slot));
 	eth0 = if_nametoindex("eth0");
 	ret = eth0 ? link_up(fd, eth0) : -ENODEV;
@@ -344,6 +345,12 @@ int ag_netns_create(const struct ag_kern *k, const struct ag_instance *in, uint6
 	r->ns.agent_cgroup_id = agent_id;
 	if ((ret = ag_kern_get_config(k, &cfg, err)))
 		return ret;
+	/* Fail closed: no address of this instance's own to give the veth. */
+	if (!cfg.netns_gateway_ip4)
+		return ag_errf(err, EADDRNOTAVAIL,
+			       "netns: instance %s has no gateway address (start its agentgated)",
+			       in->name);
+	r->ns.gateway_ip4 = cfg.netns_gateway_ip4;
 	root = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (root < 0)
 		return ag_errf(err, errno, "netns: /proc/self/ns/net: %s", strerror(errno));
@@ -454,4 +461,67 @@ int ag_netns_remove_all(const struct ag_instance *in, struct ag_err *err)
 	}
 	close(fd);
 	return ret;
+}
+
+/* The gateway in the config map pinned in dir, if that is an instance of this version's. */
+static uint32_t pinned_gateway(const char *dir)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info), zero = 0;
+	struct ag_config cfg;
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/config", dir) >= (int)sizeof(path))
+		return 0;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	/* Another version's value is shorter: it has no gateway of its own. */
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_ARRAY ||
+	    info.key_size != sizeof(zero) || info.value_size != sizeof(cfg) ||
+	    bpf_map_lookup_elem(fd, &zero, &cfg))
+		cfg.netns_gateway_ip4 = 0;
+	close(fd);
+	return cfg.netns_gateway_ip4;
+}
+
+/* Whether another instance pinned in AG_BPFFS has gateway gw (network order). */
+static bool gateway_taken(const struct ag_instance *in, uint32_t gw)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	bool taken = false;
+	DIR *d = opendir(AG_BPFFS);
+
+	if (!d)
+		return false;
+	while (!taken && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, in->name) ||
+		    snprintf(dir, sizeof(dir), "%s/%s", AG_BPFFS, e->d_name) >= (int)sizeof(dir))
+			continue;
+		taken = pinned_gateway(dir) == gw;
+	}
+	closedir(d);
+	return taken;
+}
+
+int ag_netns_gateway_choose(const struct ag_instance *in, uint32_t *gw, struct ag_err *err)
+{
+	uint32_t h = 2166136261u; /* FNV-1a of the name: the same instance, the same start */
+
+	/* Its namespaces' veths carry it: a restart keeps it. */
+	if ((*gw = pinned_gateway(in->pin_dir)))
+		return 0;
+	for (const char *p = in->name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	/* Bounded: a pass over the range at most, one bpffs scan per candidate. */
+	for (uint32_t i = 0; i < AG_NETNS_GATEWAYS; i++) {
+		*gw = htonl(AG_NETNS_GATEWAY_AT((h + i) % AG_NETNS_GATEWAYS));
+		if (!gateway_taken(in, *gw))
+			return 0;
+	}
+	*gw = 0;
+	return ag_errf(err, EADDRNOTAVAIL, "netns: every gateway address is taken");
 }

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -211,4 +212,92 @@ TEST(cli_status_and_uninstall)
 	}
 out:
 	tdaemon_destroy(&d);
+}
+
+/* The row of agent name in `agents --json` output, or NULL. */
+static json_t *agent_row(json_t *rows, const char *name)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(
+	    rows, i,
+	    r) if (!strcmp(json_string_value(json_object_get(r, "name")) ?: "", name)) return r;
+	return NULL;
+}
+
+/*
+ * agents counts every refusal: the kernel's (a rule denies the connect)
+ * and the daemon's (no pass-through entry allows the Host sent: 403
+ * not_allowed) each in its column; with the daemon down, the kernel's only,
+ * and it says so.
+ */
+TEST(cli_agents_refusals)
+{
+	static const char agent[] =
+	    "{\"name\": \"a\", \"tools\": [\"t/echo\"], \"passthrough\": [\"localhost\"], "
+	    "\"rules\": [{\"dest\": \"127.0.0.3/32\", \"verdict\": \"deny\"}]}";
+	struct exchange *x = shared_alloc(sizeof(*x));
+	json_t *rows = NULL, *a, *dm;
+	unsigned long long denied = 0, refused = 0;
+	char *out = NULL, *line;
+	struct mcp_env e = { 0 };
+
+	if (!ASSERT_OK(env_start(&e, "cliref", REPLY_JSON, agent), "environment"))
+		goto out;
+	/* The daemon's refusal: a Host no pass-through entry allows. */
+	x->port = free_port();
+	snprintf(x->request, sizeof(x->request),
+		 "GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n");
+	run_agent(&e, x);
+	ASSERT_STRHAS(x->response, "reason=not_allowed", "refused by the daemon");
+	/* The kernel's: the agent's rule denies 127.0.0.3. */
+	memset(x, 0, sizeof(*x));
+	snprintf(x->addr, sizeof(x->addr), "127.0.0.3");
+	x->port = free_port();
+	snprintf(x->request, sizeof(x->request), "x");
+	run_in_cgroup(e.agent_cg, NOBODY_UID, agent_exchange, x);
+	ASSERT_EQ(x->err, EPERM, "refused by the kernel");
+
+	ASSERT_EQ(ctl(&out, &e.d, "agents --json"), 0, "agents --json");
+	rows = out ? json_loads(out, 0, NULL) : NULL;
+	a = agent_row(rows, "a");
+	dm = json_object_get(a, "daemon");
+	if (ASSERT_OK_PTR(a, "agent a listed")) {
+		ASSERT_EQ(
+		    json_integer_value(json_object_get(json_object_get(a, "stats"), "denied")), 1,
+		    "the kernel's refusal");
+		ASSERT_EQ(json_integer_value(json_object_get(dm, "refused")), 1,
+			  "the daemon's refusal");
+		ASSERT_EQ(json_integer_value(
+			      json_object_get(json_object_get(dm, "reasons"), "not_allowed")),
+			  1, "by reason");
+	}
+	json_decref(rows);
+	free(out);
+
+	ASSERT_EQ(ctl(&out, &e.d, "agents"), 0, "agents");
+	line = out ? strstr(out, "\na ") : NULL;
+	ASSERT_TRUE(out && strstr(out, " DENIED  REFUSED\n"), "both columns");
+	ASSERT_TRUE(line &&
+			sscanf(line, "%*s %*s %*s %*s %*s %*s %llu %llu", &denied, &refused) == 2,
+		    "a's row");
+	ASSERT_EQ(denied, 1ull, "DENIED: the kernel's");
+	ASSERT_EQ(refused, 1ull, "REFUSED: the daemon's");
+	free(out);
+
+	tdaemon_kill(&e.d, SIGKILL);
+	ASSERT_EQ(ctl(&out, &e.d, "agents --json"), 0, "agents --json, daemon down");
+	rows = out ? json_loads(out, 0, NULL) : NULL;
+	a = agent_row(rows, "a");
+	ASSERT_TRUE(a && json_is_null(json_object_get(a, "daemon")), "daemon: null");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(a, "stats"), "denied")), 1,
+		  "the kernel's still");
+	json_decref(rows);
+	free(out);
+	ASSERT_EQ(ctl(&out, &e.d, "agents"), 0, "agents, daemon down");
+	ASSERT_STRHAS(out ? out : "", "the daemon's refusals are not known", "says so");
+	free(out);
+out:
+	env_stop(&e);
 }

@@ -482,3 +482,53 @@ out:
 	run_capture(&out, "rm -rf %s", dir);
 	free(out);
 }
+
+static const char operator_policy[] =
+    "@id(\"t-for-a\")\n"
+    "permit (principal == Agent::\"a\", action in [Action::\"call\", Action::\"list\"],\n"
+    "        resource in Server::\"t\");\n"
+    "\n"
+    "@id(\"echo-for-alice\")\n"
+    "forbid (principal, action == Action::\"call\", resource == Tool::\"t/echo\")\n"
+    "unless { context has operator && context.operator == User::\"alice\" };\n";
+
+/*
+ * Decision records carry the agent's operator, so `policy simulate` of the
+ * set that decided them, which reads context.operator, replays them alike.
+ */
+TEST(mcp_policy_simulate_operator)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	char dir[] = "/tmp/agpolicy.XXXXXX", more[PATH_MAX + 64];
+	struct mcp_env e = { 0 };
+	json_t *live = NULL;
+	char *out = NULL;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "policy dir") ||
+	    !ASSERT_OK(write_file(dir, "10-operator.cedar", operator_policy), "policy file"))
+		goto out;
+	snprintf(more, sizeof(more), "\"policy\": {\"dir\": \"%s\"}", dir);
+	if (!ASSERT_OK(env_start_with(&e, "mcpolop", REPLY_JSON,
+				      "{\"name\": \"a\", \"operator\": \"alice\"}", more),
+		       "environment"))
+		goto out;
+	call(&e, x, NULL, 1, "echo", "{\"text\": \"hi\"}");
+	ASSERT_STRHAS(x->response, "\"served\"", "allowed: a acts for alice");
+	call(&e, x, NULL, 2, "add", "{\"a\": 1}");
+	live = live_decision(&e, "echo");
+	ASSERT_STREQ(json_string_value(json_object_get(live, "operator")), "alice",
+		     "the record names the operator");
+	json_decref(live);
+	ASSERT_EQ(run_capture(&out,
+			      "%s/agentgatectl --instance %s --state-dir %s policy simulate "
+			      "--policies %s %s/audit.log 2>&1",
+			      testlib_build_dir(), e.d.in.name, e.d.state, dir, e.d.state),
+		  0, "simulate exits 0: nothing changes");
+	ASSERT_STRHAS(out, "2 decisions replayed, 0 would change", "both replayed alike");
+out:
+	env_stop(&e);
+	free(out);
+	out = NULL;
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}

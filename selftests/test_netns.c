@@ -510,14 +510,16 @@ static void dns_relay(struct nsenv *n, struct job *j, int resolver, uint32_t res
 {
 	struct sockaddr_in gw = { .sin_family = AF_INET, .sin_port = htons(AG_NETNS_DNS_PORT),
 				  .sin_addr.s_addr = n->ns.gateway_ip4 };
-	char path[PATH_MAX], *text = NULL;
+	char path[PATH_MAX], *text = NULL, want[64], addr[INET_ADDRSTRLEN];
 	struct ag_err err;
 	uint64_t d0;
 	int fd;
 
+	inet_ntop(AF_INET, &n->ns.gateway_ip4, addr, sizeof(addr));
+	snprintf(want, sizeof(want), "\nnameserver %s\n", addr);
 	snprintf(path, sizeof(path), "%s/netns-%s.resolv.conf", n->e.d.in.run_dir, n->ifname);
 	if (ASSERT_OK(ag_read_file(path, 4096, &text, NULL, &err), "the agent's resolv.conf"))
-		ASSERT_STRHAS(text, "\nnameserver 169.254.64.1\n", "names the gateway");
+		ASSERT_STRHAS(text, want, "names the gateway");
 	free(text);
 	j->dns_dst = n->ns.gateway_ip4;
 	j->dns_port = AG_NETNS_DNS_PORT;
@@ -559,6 +561,20 @@ static void dns_relay(struct nsenv *n, struct job *j, int resolver, uint32_t res
 	ASSERT_TRUE(log_has(&n->e.d, 3000, "event=dns_refused", "reason=not_agent", NULL),
 		    "refused and logged: not an agent");
 	ASSERT_EQ(drain(resolver), 0, "nothing reached the resolver");
+}
+
+/* The gateway address in the instance's config map (network order), 0 if none. */
+static uint32_t instance_gateway(struct tdaemon *d)
+{
+	struct ag_config cfg = { 0 };
+	struct ag_kern k;
+	struct ag_err err;
+
+	if (ag_kern_open(&k, &d->in, &err))
+		return 0;
+	ag_kern_get_config(&k, &cfg, &err);
+	ag_kern_close(&k);
+	return cfg.netns_gateway_ip4;
 }
 
 /* tdaemon_start writes "resolvers": [], once: the daemon restarts with addr instead. */
@@ -617,7 +633,9 @@ TEST(netns_agent)
 		struct ag_guard_info g;
 		struct ag_err err;
 
-		ASSERT_EQ(n->ns.gateway_ip4, htonl(AG_NETNS_GATEWAY), "gateway address");
+		ASSERT_EQ(n->ns.gateway_ip4, instance_gateway(&n->e.d), "the instance's gateway");
+		ASSERT_EQ(ntohl(n->ns.gateway_ip4) & AG_NETNS_MASK, AG_NETNS_GATEWAY_BASE,
+			  "in the gateways' range, not the agents'");
 		ASSERT_EQ(n->ns.agent_ip4, htonl(AG_NETNS_AGENT(n->ns.slot)), "agent address");
 		if (ASSERT_OK(ag_guard_info(&n->e.d.in, n->ifname, &g, &err), "guard")) {
 			ASSERT_TRUE(g.attached, "XDP on the host-side veth");
@@ -714,4 +732,101 @@ out:
 	if (resolver >= 0)
 		close(resolver);
 	env_stop(&n->e);
+}
+
+/* The resolver's side of one query: answered with QR set; 1 if one came within 3 s. */
+static int answer_one(int resolver)
+{
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	struct pollfd p = { .fd = resolver, .events = POLLIN };
+	uint8_t buf[512];
+	ssize_t len;
+
+	if (poll(&p, 1, 3000) != 1 ||
+	    (len = recvfrom(resolver, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen)) <= 2)
+		return 0;
+	buf[2] |= 0x80;
+	sendto(resolver, buf, len, 0, (struct sockaddr *)&from, flen);
+	return 1;
+}
+
+/*
+ * Two instances, a namespaced agent each, both up at once: each instance
+ * has a gateway address of its own with its relay bound there, and each
+ * agent's DNS query (sent at the same moment) and MCP call reach its own
+ * instance's daemon, resolver and tool server only.
+ */
+TEST(netns_two_instances)
+{
+	static struct nsenv env[2];
+	static const char *const sfx[2] = { "ns2a", "ns2b" };
+	struct job *j[2] = { shared_alloc(sizeof(*j[0])), shared_alloc(sizeof(*j[1])) };
+	int resolver[2] = { -1, -1 }, seen[2], before[2];
+	char raddr[INET_ADDRSTRLEN];
+	uint32_t rip4;
+	pid_t pid[2];
+
+	for (int i = 0; i < 2; i++) {
+		env[i].run = env[i].nsfd = -1;
+		/* A loopback address of this run's own per instance, so port 53 is free there. */
+		rip4 = htonl(0x7f420000u | (uint32_t)(getpid() & 0x3fff) << 2 | (uint32_t)(i + 1));
+		inet_ntop(AF_INET, &rip4, raddr, sizeof(raddr));
+		resolver[i] = udp_bind(raddr, AG_NETNS_DNS_PORT, NULL);
+		if (!ASSERT_GE(resolver[i], 0, "resolver socket") ||
+		    !ASSERT_OK(env_start(&env[i].e, sfx[i], REPLY_JSON, agent_json), "instance") ||
+		    !ASSERT_OK(set_resolver(&env[i].e.d, raddr), "restarted with its resolver") ||
+		    !ASSERT_OK(start_run(&env[i]), "agent started in its namespace"))
+			goto out;
+		j[i]->nsfd = env[i].nsfd;
+		j[i]->dns_dst = env[i].ns.gateway_ip4;
+		j[i]->dns_port = AG_NETNS_DNS_PORT;
+		j[i]->answer_len = -1;
+	}
+	ASSERT_NEQ(env[0].ns.gateway_ip4, env[1].ns.gateway_ip4, "a gateway address each");
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(env[i].ns.gateway_ip4, instance_gateway(&env[i].e.d),
+			  "the one in the instance's config");
+		ASSERT_FALSE(log_has(&env[i].e.d, 0, "dns_relay=off", NULL), "its relay is bound");
+	}
+
+	/* Both queries in flight at once, each answered by its instance's resolver only. */
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0)
+			_exit(in_netns(env[i].run_cg, dns_query, j[i]));
+	}
+	for (int i = 0; i < 2; i++)
+		seen[i] = pid[i] > 0 ? answer_one(resolver[i]) : 0;
+	for (int i = 0; i < 2; i++) {
+		if (pid[i] > 0)
+			waitpid(pid[i], NULL, 0);
+		ASSERT_EQ(seen[i], 1, "the instance's resolver got its agent's query");
+		ASSERT_EQ(j[i]->answer_len, (int)sizeof(dns_q), "the answer reached the agent");
+		ASSERT_EQ(drain(resolver[i]), 0, "and nothing else came");
+	}
+
+	/* Each agent's MCP call goes to its own instance's daemon and tool server. */
+	for (int i = 0; i < 2; i++)
+		before[i] = tool_nseen(&env[i].e.tool);
+	for (int i = 0; i < 2; i++) {
+		post(&j[i]->x, env[i].e.orig_port, "",
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		     "\"echo\",\"arguments\":{\"text\":\"hi\"}}}");
+		ASSERT_EQ(in_netns(env[i].run_cg, agent_mcp, j[i]), 0, "agent ran");
+		ASSERT_STRHAS(j[i]->x.response, "\"served\"",
+			      "the tool's result reached the agent");
+		ASSERT_EQ(tool_nseen(&env[i].e.tool), before[i] + 1, "its own tool server saw it");
+		ASSERT_EQ(tool_nseen(&env[1 - i].e.tool), before[1 - i], "the other's did not");
+		before[i]++;
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		stop_run(&env[i]);
+		if (env[i].nsfd >= 0)
+			close(env[i].nsfd);
+		if (resolver[i] >= 0)
+			close(resolver[i]);
+		env_stop(&env[i].e);
+	}
 }
