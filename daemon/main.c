@@ -575,7 +575,7 @@ static int listeners_open(struct ag_daemon *d, struct ag_config *kcfg, struct ag
 	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, filter_fd, err);
 	/* Without it the agents' DNS goes unanswered; their TCP is governed all the same. */
 	if (filter_fd >= 0 && d->listen_fd[AG_LISTEN_V4] >= 0 &&
-	    (d->dns_fd = dns_open(d->conf.mark, filter_fd, kcfg.netns_gateway_ip4, err)) < 0) {
+	    (d->dns_fd = dns_open(d->conf.mark, filter_fd, kcfg->netns_gateway_ip4, err)) < 0) {
 		ag_log(AG_LOG_WARN, "listen", "dns_relay=off error=\"%s\"", err->msg);
 		d->dns_fd = -1;
 	}
