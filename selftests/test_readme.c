@@ -51,6 +51,25 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+/*
+ * On a fresh Debian 12 make itself is missing: the Quick start names the
+ * one apt-get line that gets it, before the two make commands.
+ */
+TEST(readme_quick_start_first_line)
+{
+	char path[PATH_MAX], *text = NULL, *start, *apt, *run;
+
+	snprintf(path, sizeof(path), "%s/README.md", testlib_src_dir());
+	if (!ASSERT_OK(ag_read_file(path, 1 << 20, &text, NULL, NULL), "README.md"))
+		return;
+	start = strstr(text, "\n## Quick start");
+	apt = start ? strstr(start, "\nsudo apt-get install -y make") : NULL;
+	run = start ? strstr(start, "\nsudo make run") : NULL;
+	ASSERT_OK_PTR(apt, "the apt-get line for make");
+	ASSERT_TRUE(apt && run && apt < run, "before make run");
+	free(text);
+}
+
 TEST(readme_using_it_verbatim)
 {
 	char block[BLOCK_MAX], script[PATH_MAX], *out = NULL, *log = NULL;
