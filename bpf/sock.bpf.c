@@ -195,6 +195,14 @@ static __always_inline void fill_event(struct ag_event *e, __u64 agent_id, const
 	e->reason = reason;
 }
 
+/*
+ * Every record wakes the daemon (BPF_RB_FORCE_WAKEUP).  The default wakes
+ * it only when it has read everything before the record; with the daemon
+ * woken through an epoll fd polled by io_uring, a flood lost that wakeup
+ * now and then and the rest of it sat unread, unaudited, until the next
+ * refusal or the daemon's stop.  Refusals are rare, and the kernel
+ * coalesces the wakeups of a flood.
+ */
 static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 port, __u16 family,
 				       __u16 type, __u16 protocol, __u32 hook, __u32 reason)
 {
@@ -204,7 +212,7 @@ static __always_inline void emit_event(__u64 agent_id, const __u8 *addr, __u16 p
 		return;
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_event(e, agent_id, addr, port, family, type, protocol, hook, reason);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 }
 
 /* Every refusal counts in denied, and in the counter of its reason if it has one. */
@@ -1113,7 +1121,7 @@ static __always_inline void emit_unix_event(__u64 agent_id, __u16 type, __u32 ho
 	fill_event(&u->ev, agent_id, NULL, 0, AF_UNIX, type, 0, hook, AG_REASON_UNIX_PATH);
 	u->path_len = key->len;
 	__builtin_memcpy(u->path, key->path, AG_UNIX_PATH_LEN);
-	bpf_ringbuf_submit(u, 0);
+	bpf_ringbuf_submit(u, BPF_RB_FORCE_WAKEUP); /* as emit_event */
 }
 
 static __always_inline int unix_verdict(struct bpf_sock_addr *ctx, __u32 hook)
