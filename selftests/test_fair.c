@@ -25,9 +25,15 @@
 #include "testlib.h"
 
 #define FLOOD_CONNS 10000
-#define MAX_LAT 4096
+#define MAX_LAT 8192
 #define SUBCGROUPS 500
-#define CHURN_WORKERS 2
+/*
+ * One agent process connecting from each sub-cgroup in turn, a connect
+ * every CHURN_PERIOD_US at most: on the old code each accept walked the
+ * cgroup tree for 2-3 ms on the loop, so this rate alone saturated it.
+ */
+#define CHURN_WORKERS 1
+#define CHURN_PERIOD_US 1000
 
 static const char agents_ab[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}, "
 				"{\"name\": \"b\", \"tools\": [\"t/echo\"]}";
@@ -534,6 +540,8 @@ static int churn_worker(struct churn *ch, int w)
 
 	for (int r = 0; r < ch->rounds && now_us() < end; r++)
 		for (int i = w; i < SUBCGROUPS && now_us() < end; i += CHURN_WORKERS) {
+			uint64_t t0 = now_us(), spent;
+
 			if (ch->flat)
 				snprintf(procs, sizeof(procs), "%s/cgroup.procs", ch->run);
 			else
@@ -541,6 +549,9 @@ static int churn_worker(struct churn *ch, int w)
 			if (ag_write_file(procs, "0", &err) || !churn_one(ch))
 				__atomic_add_fetch(&ch->failed, 1, __ATOMIC_RELAXED);
 			__atomic_add_fetch(&ch->conns, 1, __ATOMIC_RELAXED);
+			spent = now_us() - t0;
+			if (spent < CHURN_PERIOD_US)
+				usleep((useconds_t)(CHURN_PERIOD_US - spent));
 		}
 	return 0;
 }
@@ -658,12 +669,14 @@ TEST(fair_subcgroups)
 	ASSERT_TRUE(log_has(&e.d, 2000, "event=delegation", cg, NULL), "the last sub-cgroup named");
 	ASSERT_FALSE(log_has(&e.d, 0, "sub_cgroup=\"?\"", NULL), "every sub-cgroup found");
 	/*
-	 * Measured, not a benchmark (the acceptance figure is p99 within 2x of
-	 * quiet; this host is shared, so only gross regressions fail here).
-	 * A tree walk per accept on the loop thread costs milliseconds each,
-	 * which shows first in b's median.
+	 * Measured against the same connects from one cgroup in the same run,
+	 * so the bound holds on a slow or shared host: the sub-cgroups must
+	 * add nothing that matters.  A tree walk per accept on the loop thread
+	 * (2-3 ms each) made b's p50 and p99 10-20 times the flat churn's.
+	 * The acceptance figure (p99 within 2x of quiet) is the printed ratio.
 	 */
-	ASSERT_LT(p50c, 10 * p50q + 5000, "b's p50 under the churn within 10x of quiet");
+	ASSERT_LT(p50c, 3 * p50f + 1000, "b's p50 under sub-cgroup churn as under flat churn");
+	ASSERT_LT(p99c, 3 * p99f + 1000, "b's p99 under sub-cgroup churn as under flat churn");
 	ASSERT_LT(p99c, 10 * p99q + 20000, "b's p99 under the churn within 10x of quiet");
 out:
 	sink_stop(sink);
