@@ -45,7 +45,7 @@ FUZZ_BINS := $(patsubst selftests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 BINS := $(BUILD)/agentgated $(BUILD)/agentgatectl
 
 # Keep BPF objects and skeletons: make would delete them as intermediates.
-.SECONDARY: $(BPF_OBJS) $(SKELS)
+.SECONDARY: $(BPF_OBJS) $(SKELS) $(patsubst %.c,$(BUILD)/%.o,$(FUZZ_SRCS) selftests/fuzz/replay.c)
 
 .PHONY: all deps test test-bins run bench fuzz install deb clean format vmlinux
 all: $(BINS)
@@ -57,16 +57,24 @@ SUBMAKE = $(MAKE) --no-print-directory
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux.h | $(BUILD)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+# Every compile writes its header dependencies (-MMD) with a phony target per
+# header (-MP), so a changed header rebuilds what includes it and a removed
+# one does not break the build.
+DEPFLAGS = -MMD -MP -MF $@.d
+DEPS = $(wildcard $(BUILD)/*.d $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
+-include $(DEPS)
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@.tmp && mv $@.tmp $@
 
-HEADERS := $(wildcard lib/*.h daemon/*.h cli/*.h selftests/*.h) bpf/agentgate.h
-$(BUILD)/%.o: %.c $(SKELS) $(HEADERS)
+# The skeletons are generated headers: they must exist before the first
+# compile; after that the dependency files name the ones each object uses.
+$(BUILD)/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	$(AR) rcs $@ $^
@@ -81,13 +89,13 @@ $(BUILD)/test_progs: $(TEST_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/agent_probe: selftests/agent_probe.c
-	$(CC) $(CFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $<
 
-$(BUILD)/bench/%: bench/%.c $(LIB)
+$(BUILD)/bench/%: bench/%.c $(LIB) | $(SKELS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/fuzz/%-replay: selftests/fuzz/%.c selftests/fuzz/replay.c $(LIB)
+$(BUILD)/fuzz/%-replay: $(BUILD)/selftests/fuzz/%.o $(BUILD)/selftests/fuzz/replay.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
