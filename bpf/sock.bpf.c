@@ -33,6 +33,7 @@
 #include <bpf/bpf_endian.h>
 #include "agentgate.h"
 #include "addr.h"
+#include "bucket.h"
 #include "shared_maps.h"
 
 #define AF_INET 2
@@ -339,7 +340,7 @@ static __always_inline bool is_resolver(const struct ag_config *cfg, const __u8 
 static __always_inline __u32 quota_take(__u64 agent_id)
 {
 	struct ag_quota *q = bpf_map_lookup_elem(&quota, &agent_id);
-	__u64 now = bpf_ktime_get_ns(), elapsed, cap;
+	__u64 now = bpf_ktime_get_ns();
 	__u32 reason = AG_REASON_NONE;
 
 	if (!q)
@@ -350,29 +351,10 @@ static __always_inline __u32 quota_take(__u64 agent_id)
 	    (q->calls_per_day && q->calls_day >= q->calls_per_day &&
 	     now - q->day_start_ns < AG_DAY_NS)) {
 		reason = AG_REASON_CALL_BUDGET;
-	} else if (q->connect_burst) {
-		cap = (__u64)q->connect_burst * AG_QUOTA_MILLI;
-		elapsed = now - q->connect_refill_ns;
-		/*
-		 * Refill rate tokens per second, in thousandths, capped at burst.
-		 * Past the time an empty bucket takes to fill, it is full; below
-		 * it, elapsed * rate < burst * 1e9, which cannot overflow.
-		 */
-		if (q->connect_rate) {
-			__u64 fill_ns = (__u64)q->connect_burst * 1000000000ull / q->connect_rate;
-
-			if (elapsed >= fill_ns)
-				q->connect_tokens_milli = cap;
-			else
-				q->connect_tokens_milli += elapsed * q->connect_rate / 1000000;
-		}
-		if (q->connect_tokens_milli > cap)
-			q->connect_tokens_milli = cap;
-		q->connect_refill_ns = now;
-		if (q->connect_tokens_milli >= AG_QUOTA_MILLI)
-			q->connect_tokens_milli -= AG_QUOTA_MILLI;
-		else
-			reason = AG_REASON_CONNECT_RATE;
+	} else if (q->connect_burst &&
+		   !ag_bucket_take(&q->connect_tokens_milli, &q->connect_refill_ns, now,
+				   q->connect_rate, q->connect_burst)) {
+		reason = AG_REASON_CONNECT_RATE;
 	}
 	if (reason == AG_REASON_CONNECT_RATE)
 		q->connect_refused++;

@@ -28,6 +28,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "agentgate.h"
+#include "bucket.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_ARP 0x0806
@@ -105,7 +106,7 @@ static __always_inline enum verdict classify(void *l4, void *end, __u8 proto,
 static __always_inline bool take_token(const __u8 *src, const struct ag_guard_config *cfg)
 {
 	struct ag_guard_source *b = bpf_map_lookup_elem(&guard_sources, src);
-	__u64 now = bpf_ktime_get_ns(), cap = (__u64)cfg->burst * 1000, elapsed;
+	__u64 now = bpf_ktime_get_ns(), cap = (__u64)cfg->burst * AG_QUOTA_MILLI;
 	bool ok;
 
 	if (!b) {
@@ -118,26 +119,8 @@ static __always_inline bool take_token(const __u8 *src, const struct ag_guard_co
 		if (!b)
 			return false; /* no room to track it: fail closed */
 	}
-	elapsed = now - b->refill_ns;
-	/* As in the connect bucket: past the fill time full, below it no overflow. */
-	if (cfg->rate) {
-		__u64 fill_ns = (__u64)cfg->burst * 1000000000ull / cfg->rate;
-
-		if (elapsed >= fill_ns)
-			b->tokens_milli = cap;
-		else
-			b->tokens_milli += elapsed * cfg->rate / 1000000;
-	}
-	if (b->tokens_milli > cap)
-		b->tokens_milli = cap;
-	b->refill_ns = now;
-	ok = b->tokens_milli >= 1000;
-	if (ok) {
-		b->tokens_milli -= 1000;
-		count(&b->passed);
-	} else {
-		count(&b->dropped);
-	}
+	ok = ag_bucket_take(&b->tokens_milli, &b->refill_ns, now, cfg->rate, cfg->burst);
+	count(ok ? &b->passed : &b->dropped);
 	return ok;
 }
 
