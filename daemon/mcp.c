@@ -41,7 +41,6 @@
  * parser is not fed again until the response has ended.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +70,7 @@
 #include "subagent.h"
 #include "tls.h"
 #include "trail.h"
+#include "waitq.h"
 
 #define HEAD_MAX (40 * 1024)
 #define SSE_EVENT_MAX (4 * 1024 * 1024)
@@ -187,26 +187,9 @@ struct session {
 	json_t *inject;	 /* messages waiting for an event boundary */
 };
 
-/*
- * A list of connections held until an eventfd says something changed: the
- * audit writer's (records became durable, or writing failed) and the OAuth
- * clients' (a token request finished).  Each waker looks at its waiters
- * and releases or refuses them.
- */
-struct waitq {
-	struct ag_io io; /* a poll of fd */
-	struct ag_loop *l;
-	int fd;
-	bool armed;
-	uint64_t counter;
-	struct ag_list waiters;
-	void (*woken)(struct waitq *q);
-	const char *refusal; /* when nothing could wake the waiters */
-};
-
 struct ag_mcp {
 	struct ag_loop *l;
-	struct waitq audit_q; /* calls waiting for their decision record (MC_AUDIT_WAIT) */
+	struct ag_waitq audit_q; /* calls waiting for their decision record (MC_AUDIT_WAIT) */
 	struct ag_list approvals;
 	uint64_t next_approval;
 	struct ag_list conns;
@@ -216,14 +199,13 @@ struct ag_mcp {
 	SSL_CTX *server_ctx;
 	SSL_CTX **client_ctx; /* per tool server with an https upstream */
 	struct ag_creds *creds;
-	struct waitq cred_q; /* calls waiting for an OAuth token (MC_CRED_WAIT) */
+	struct ag_waitq cred_q; /* calls waiting for an OAuth token (MC_CRED_WAIT) */
 	struct ag_outrules *outrules;
 	char head[HEAD_MAX];
 };
 
 static void req_next(struct mcp_conn *c);
 static void resp_parse(struct mcp_conn *c);
-static void waitq_arm(struct waitq *q);
 struct approval;
 static void approval_drop(struct approval *a);
 static int inject_pending(struct mcp_conn *c);
@@ -1115,7 +1097,7 @@ static int cred_fetch(struct mcp_conn *c)
 	if (ret == -EAGAIN) {
 		c->state = MC_CRED_WAIT;
 		ag_list_add_tail(&mcp->cred_q.waiters, &c->wait);
-		waitq_arm(&mcp->cred_q);
+		ag_waitq_arm(&mcp->cred_q);
 		return 1;
 	}
 	snprintf(c->error, sizeof(c->error), "credential: %.170s", err.msg);
@@ -1156,59 +1138,18 @@ static void request_forward(struct mcp_conn *c)
 		ag_stream_read(c->u);
 }
 
-static void waitq_arm(struct waitq *q)
+/* A wait queue cannot be polled: its held call is refused, not left hanging. */
+static void wait_refuse(struct ag_list *w, const char *refusal)
 {
-	struct io_uring_sqe *sqe;
-
-	if (q->armed || ag_list_empty(&q->waiters) || q->l->stopping)
-		return;
-	if (!(sqe = ag_loop_sqe(q->l, &q->io, 1))) {
-		/* Nothing would wake the held calls: refuse them rather than hang. */
-		while (!ag_list_empty(&q->waiters)) {
-			struct mcp_conn *c = ag_container_of(q->waiters.next, struct mcp_conn, wait);
-
-			ag_list_del(&c->wait);
-			refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, q->refusal);
-		}
-		return;
-	}
-	/*
-	 * A poll, not a read: the eventfd is non-blocking, and io_uring
-	 * answers a read of it with -EAGAIN at once instead of waiting.
-	 */
-	io_uring_prep_poll_add(sqe, q->fd, POLLIN);
-	q->armed = true;
-}
-
-static void waitq_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
-{
-	struct waitq *q = ag_container_of(io, struct waitq, io);
-
-	q->armed = false;
-	if (q->l->stopping)
-		return;
-	/* Reset the counter; what changed is read from its source, not from it. */
-	(void)!read(q->fd, &q->counter, sizeof(q->counter));
-	q->woken(q);
-	waitq_arm(q);
-}
-
-static void waitq_init(struct waitq *q, struct ag_loop *l, int fd,
-		       void (*woken)(struct waitq *q), const char *refusal)
-{
-	q->io.complete = waitq_complete;
-	q->l = l;
-	q->fd = fd;
-	q->woken = woken;
-	q->refusal = refusal;
-	ag_list_init(&q->waiters);
+	refuse(ag_container_of(w, struct mcp_conn, wait), 503, AG_JSONRPC_INTERNAL_ERROR,
+	       refusal);
 }
 
 /* Holds an allowed call until its decision records are durable; true if held. */
 static bool audit_hold(struct mcp_conn *c)
 {
 	struct ag_daemon *d = c->l->d;
-	struct waitq *q = &mcp_of(c)->audit_q;
+	struct ag_waitq *q = &mcp_of(c)->audit_q;
 
 	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit_seq ||
 	    ag_audit_durable(d->audit) >= c->audit_seq)
@@ -1216,12 +1157,12 @@ static bool audit_hold(struct mcp_conn *c)
 	c->state = MC_AUDIT_WAIT;
 	c->held_ns = ag_now_ns();
 	ag_list_add_tail(&q->waiters, &c->wait);
-	waitq_arm(q);
+	ag_waitq_arm(q);
 	return true;
 }
 
 /* The writer made progress, failed or recovered: release or refuse the held. */
-static void audit_woken(struct waitq *q)
+static void audit_woken(struct ag_waitq *q)
 {
 	struct ag_daemon *d = q->l->d;
 	struct ag_list *pos, *next;
@@ -1247,7 +1188,7 @@ static void audit_woken(struct waitq *q)
 
 /* A token request finished: every held call asks again (and gets the
  * token, or the reason there is none). */
-static void cred_woken(struct waitq *q)
+static void cred_woken(struct ag_waitq *q)
 {
 	struct ag_list held;
 
@@ -2550,10 +2491,10 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 	ag_list_init(&mcp->conns);
 	ag_list_init(&mcp->sessions);
 	ag_list_init(&mcp->approvals);
-	waitq_init(&mcp->audit_q, l, ag_audit_event_fd(d->audit), audit_woken,
-		   "the gateway cannot wait for its audit log: refused");
-	waitq_init(&mcp->cred_q, l, -1, cred_woken,
-		   "the gateway cannot wait for the tool server's token: refused");
+	ag_waitq_init(&mcp->audit_q, l, ag_audit_event_fd(d->audit), audit_woken, wait_refuse,
+		      "the gateway cannot wait for its audit log: refused");
+	ag_waitq_init(&mcp->cred_q, l, -1, cred_woken, wait_refuse,
+		      "the gateway cannot wait for the tool server's token: refused");
 	mcp->l = l;
 	l->mcp = mcp;
 	if (!d->conf.nr_servers)
