@@ -52,6 +52,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
+#include "approvals.h"
 #include "audit.h"
 #include "budget.h"
 #include "creds.h"
@@ -149,7 +150,7 @@ struct mcp_conn {
 	char esc_tool[256];
 	char esc_reason[256];
 	bool escalated; /* the lone request (req_id) waits for a human */
-	struct approval *approval;
+	struct ag_approval *approval;
 	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
 	bool audit_lost;	/* a decision record could not be written */
 	uint64_t held_ns;    /* when MC_AUDIT_WAIT began (metrics) */
@@ -190,8 +191,7 @@ struct session {
 struct ag_mcp {
 	struct ag_loop *l;
 	struct ag_waitq audit_q; /* calls waiting for their decision record (MC_AUDIT_WAIT) */
-	struct ag_list approvals;
-	uint64_t next_approval;
+	struct ag_approvals approvals; /* calls held for a human (MC_APPROVAL) */
 	struct ag_list conns;
 	struct ag_list sessions;
 	unsigned int active;
@@ -206,8 +206,7 @@ struct ag_mcp {
 
 static void req_next(struct mcp_conn *c);
 static void resp_parse(struct mcp_conn *c);
-struct approval;
-static void approval_drop(struct approval *a);
+static void approval_cancel(struct mcp_conn *c);
 static int inject_pending(struct mcp_conn *c);
 
 static struct ag_mcp *mcp_of(const struct mcp_conn *c)
@@ -333,8 +332,7 @@ static void conn_close(struct mcp_conn *c, const char *result, const char *why)
 	if (c->stream_of)
 		c->stream_of->stream = NULL;
 	ag_list_del(&c->wait);
-	if (c->approval)
-		approval_drop(c->approval);
+	approval_cancel(c);
 	c->own.closing = true;
 	if (!c->own.inflight) {
 		conn_release(&c->own);
@@ -406,8 +404,7 @@ static void refuse(struct mcp_conn *c, int status, int code, const char *msg)
 
 	/* The request is answered: what is left is the goodbye. */
 	ag_list_del(&c->wait);
-	if (c->approval)
-		approval_drop(c->approval);
+	approval_cancel(c);
 	c->state = MC_REQUEST;
 	c->closing_after = true;
 	if (send_local(c, status, e, false)) {
@@ -1208,31 +1205,12 @@ static void cred_woken(struct ag_waitq *q)
 	}
 }
 
-/*
- * Approvals.  An escalated call's connection waits in MC_APPROVAL; the
- * approval lives until its timeout SQE completes (fired, or removed when
- * a human or a closing connection ended it first), so the kernel never
- * completes into freed memory.
- */
-struct approval {
-	struct ag_io io; /* the timeout */
-	struct ag_list node; /* in mcp->approvals while undecided */
-	struct mcp_conn *c;  /* NULL once decided or orphaned */
-	uint64_t id;
-	uint64_t created_ns;
-	struct __kernel_timespec ts;
-};
-
-/* Ends the timeout early: its completion (-ECANCELED) frees a. */
-static void approval_drop(struct approval *a)
+/* The connection no longer waits for a human: its approval goes. */
+static void approval_cancel(struct mcp_conn *c)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe_untracked(a->c->l);
-
-	ag_list_del(&a->node);
-	a->c->approval = NULL;
-	a->c = NULL;
-	if (sqe)
-		io_uring_prep_timeout_remove(sqe, (uintptr_t)&a->io | 1, 0);
+	if (c->approval)
+		ag_approval_drop(c->approval);
+	c->approval = NULL;
 }
 
 static void audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char *by,
@@ -1246,15 +1224,17 @@ static void audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const ch
 				  "session", c->session_id[0] ? c->session_id : NULL));
 }
 
-/* A human (or the clock) decided the held call of c. */
-static void approval_decided(struct mcp_conn *c, uint64_t id, bool allow, const char *by,
+/* A human (or the clock) decided the held call of c (an ag_approval_ops). */
+static void approval_decided(void *owner, uint64_t id, bool allow, const char *by,
 			     const char *why)
 {
+	struct mcp_conn *c = owner;
 	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, policy_session(c),
 				   c->req_host, c->req_version, &c->o };
 	char reason[320];
 	json_t *answer, *meta;
 
+	c->approval = NULL;
 	if (allow && ag_decide_approved(&x, c->esc_tool)) {
 		allow = false;
 		why = "the approval could not be recorded in the session";
@@ -1281,86 +1261,41 @@ static void approval_decided(struct mcp_conn *c, uint64_t id, bool allow, const 
 	req_next(c);
 }
 
-static void approval_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+/* What agentgatectl approvals shows of c's held call (an ag_approval_ops). */
+static json_t *approval_describe(void *owner, uint64_t id, uint64_t waited_ms,
+				 uint32_t timeout_ms)
 {
-	struct approval *a = ag_container_of(io, struct approval, io);
-	struct mcp_conn *c = a->c;
+	struct mcp_conn *c = owner;
 
-	if (c && cqe->res == -ETIME && !c->l->stopping) {
-		ag_list_del(&a->node);
-		c->approval = NULL;
-		a->c = NULL;
-		approval_decided(c, a->id, false, "gateway", "no approval in time");
-	}
-	free(a);
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id,
+			 "agent", c->agent, "server", c->srv->name, "tool", c->esc_tool, "reason",
+			 c->esc_reason, "request_id", c->req_id, "session",
+			 c->session_id[0] ? c->session_id : NULL, "waited_ms",
+			 (json_int_t)waited_ms, "timeout_ms", (json_int_t)timeout_ms);
 }
+
+static const struct ag_approval_ops approval_ops = {
+	.decided = approval_decided,
+	.describe = approval_describe,
+};
 
 static void approval_hold(struct mcp_conn *c)
 {
-	struct ag_mcp *mcp = mcp_of(c);
-	uint32_t ms = c->l->d->conf.approval_timeout_ms;
-	struct approval *a = calloc(1, sizeof(*a));
-	struct io_uring_sqe *sqe;
+	struct ag_approval *a = ag_approval_hold(&mcp_of(c)->approvals, &approval_ops, c);
 
-	if (!a || !(sqe = ag_loop_sqe(c->l, &a->io, 1))) {
-		free(a);
+	if (!a) {
 		refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, "the gateway cannot hold this call");
 		return;
 	}
-	a->io.complete = approval_complete;
-	a->c = c;
-	a->id = ++mcp->next_approval;
-	a->created_ns = ag_now_ns();
-	a->ts.tv_sec = ms / 1000;
-	a->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-	io_uring_prep_timeout(sqe, &a->ts, 0, 0);
-	ag_list_add_tail(&mcp->approvals, &a->node);
 	c->approval = a;
 	c->state = MC_APPROVAL;
 	ag_log(AG_LOG_INFO, "approval_wait", "id=%llu agent=%s server=%s tool=%s",
-	       (unsigned long long)a->id, c->agent, c->srv->name, c->esc_tool);
+	       (unsigned long long)ag_approval_id(a), c->agent, c->srv->name, c->esc_tool);
 }
 
-json_t *ag_mcp_approvals(struct ag_loop *l)
+struct ag_approvals *ag_mcp_approvals(struct ag_loop *l)
 {
-	json_t *list = json_array();
-	uint64_t now = ag_now_ns();
-	struct ag_list *pos;
-
-	if (!list)
-		return NULL;
-	for (pos = l->mcp->approvals.next; pos != &l->mcp->approvals; pos = pos->next) {
-		struct approval *a = ag_container_of(pos, struct approval, node);
-		struct mcp_conn *c = a->c;
-		uint64_t waited = (now - a->created_ns) / 1000000;
-
-		json_array_append_new(
-			list, json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id",
-					(json_int_t)a->id, "agent", c->agent, "server", c->srv->name,
-					"tool", c->esc_tool, "reason", c->esc_reason, "request_id",
-					c->req_id, "session", c->session_id[0] ? c->session_id : NULL,
-					"waited_ms", (json_int_t)waited, "timeout_ms",
-					(json_int_t)l->d->conf.approval_timeout_ms));
-	}
-	return list;
-}
-
-int ag_mcp_resolve(struct ag_loop *l, uint64_t id, bool allow, const char *by, struct ag_err *err)
-{
-	struct ag_list *pos;
-
-	for (pos = l->mcp->approvals.next; pos != &l->mcp->approvals; pos = pos->next) {
-		struct approval *a = ag_container_of(pos, struct approval, node);
-		struct mcp_conn *c = a->c;
-
-		if (a->id != id)
-			continue;
-		approval_drop(a);
-		approval_decided(c, id, allow, by, allow ? "approved" : "denied by an operator");
-		return 0;
-	}
-	return ag_errf(err, ENOENT, "no call waits for approval %llu (decided, timed out or gone)",
-		       (unsigned long long)id);
+	return &l->mcp->approvals;
 }
 
 /* A POST body: decide each message, then forward, answer, or both. */
@@ -2490,7 +2425,7 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
 	ag_list_init(&mcp->conns);
 	ag_list_init(&mcp->sessions);
-	ag_list_init(&mcp->approvals);
+	ag_approvals_init(&mcp->approvals, l);
 	ag_waitq_init(&mcp->audit_q, l, ag_audit_event_fd(d->audit), audit_woken, wait_refuse,
 		      "the gateway cannot wait for its audit log: refused");
 	ag_waitq_init(&mcp->cred_q, l, -1, cred_woken, wait_refuse,
