@@ -62,6 +62,7 @@
 #include "integrity.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "mcp_check.h"
 #include "metrics.h"
 #include "mcp_request.h"
 #include "outrules.h"
@@ -591,95 +592,6 @@ static int govern_result(struct mcp_conn *c, json_t *msg, const char *tool)
 
 /* ---- the request ------------------------------------------------------ */
 
-static bool host_matches(const char *pat, const char *host, size_t len)
-{
-	size_t plen = strlen(pat);
-
-	if (pat[0] == '*' && pat[1] == '.') {
-		/* "*.example.com": any name strictly below example.com. */
-		return len > plen - 1 && !strncasecmp(host + len - (plen - 1), pat + 1, plen - 1);
-	}
-	return len == plen && !strncasecmp(host, pat, len);
-}
-
-/*
- * DNS-rebinding protection: a request must name the tool server by one of
- * its configured names or by the address the agent connected to.  A page
- * that rebinds evil.example to the tool's address still sends
- * "Host: evil.example", and a foreign Origin is refused the same way.
- */
-static bool authority_ok(const struct mcp_conn *c, const char *s, size_t len)
-{
-	char addr[64];
-	const char *host = s, *colon = NULL;
-	size_t hlen = len;
-	uint8_t a[16];
-	int plen;
-
-	if (len && s[0] == '[') {
-		const char *close = memchr(s, ']', len);
-
-		if (!close)
-			return false;
-		host = s + 1;
-		hlen = close - host;
-		if ((size_t)(close + 1 - s) < len) {
-			if (close[1] != ':')
-				return false;
-			colon = close + 1;
-		}
-	} else if ((colon = memchr(s, ':', len))) {
-		hlen = colon - s;
-	}
-	if (colon) {
-		unsigned long port = 0;
-		size_t i = colon + 1 - s;
-
-		if (i == len || len - i > 5)
-			return false;
-		for (; i < len; i++) {
-			if (s[i] < '0' || s[i] > '9')
-				return false;
-			port = port * 10 + (s[i] - '0');
-		}
-		if (port != c->o.port)
-			return false;
-	}
-	if (hlen && host[hlen - 1] == '.')
-		hlen--;
-	if (!hlen)
-		return false;
-	for (int i = 0; i < c->srv->nr_hosts; i++)
-		if (host_matches(c->srv->hosts[i], host, hlen))
-			return true;
-	if (hlen >= sizeof(addr))
-		return false;
-	memcpy(addr, host, hlen);
-	addr[hlen] = '\0';
-	if (!ag_addr_parse(addr, a, &plen) && plen == 128 && !memcmp(a, c->o.addr, 16))
-		return true;
-	/* "localhost" is the loopback address, never a name anyone else owns. */
-	if (hlen == 9 && !strncasecmp(host, "localhost", 9)) {
-		static const uint8_t lo6[16] = { [15] = 1 };
-
-		return (ag_addr_is_v4(c->o.addr) && c->o.addr[12] == 127) ||
-		       !memcmp(c->o.addr, lo6, 16);
-	}
-	return false;
-}
-
-static bool origin_ok(const struct mcp_conn *c, const struct ag_http_header *h)
-{
-	const char *v = h->value, *end = h->value + h->value_len, *auth, *slash;
-
-	auth = memmem(v, h->value_len, "://", 3);
-	if (!auth)
-		return false;
-	auth += 3;
-	slash = memchr(auth, '/', end - auth);
-	return authority_ok(c, auth, (slash ? slash : end) - auth);
-}
-
 static void copy_header(const struct ag_http_msg *m, const char *name, char *out, size_t cap)
 {
 	const struct ag_http_header *h = ag_http_find(m, name, NULL);
@@ -783,16 +695,6 @@ static json_t *take_pending(struct mcp_conn *c, json_t *id)
 static bool owes_answer(const struct mcp_conn *c)
 {
 	return json_object_size(c->stream_of ? c->stream_of->pending : c->pending) > 0;
-}
-
-/* No two messages of a body share an id: their answers could not be told apart. */
-static bool ids_unique(const struct ag_jsonrpc_body *b)
-{
-	for (size_t i = 0; i < b->count; i++)
-		for (size_t j = i + 1; b->msgs[i].id && j < b->count; j++)
-			if (b->msgs[j].id && json_equal(b->msgs[i].id, b->msgs[j].id))
-				return false;
-	return true;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -1314,7 +1216,7 @@ static void request_decide(struct mcp_conn *c)
 		return;
 	}
 	/* Fail closed: two answers with one id could not be told apart. */
-	if (!ids_unique(&b)) {
+	if (!ag_mcp_ids_unique(&b)) {
 		ag_jsonrpc_body_free(&b);
 		refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
 			       "two messages of the body share a request id");
@@ -1451,19 +1353,25 @@ static bool request_head(struct mcp_conn *c)
 {
 	const struct ag_http_msg *m = &c->req.msg;
 	const struct ag_http_header *h = ag_http_find(m, "Host", NULL);
+	const struct ag_mcp_authority w = { c->srv->hosts, c->srv->nr_hosts, c->o.addr,
+					    c->o.port };
 	char version[32];
 	struct ag_err err;
 
 	request_reset(c);
 	c->req_ns = ag_now_ns();
 	c->req_keep_alive = m->keep_alive;
-	/* HTTP/1.0 has no Host requirement; the gateway still needs one. */
-	if (!h || !authority_ok(c, h->value, h->value_len)) {
+	/*
+	 * DNS-rebinding protection: a request must name the tool server by one
+	 * of its configured names or by the address the agent connected to.
+	 * HTTP/1.0 has no Host requirement; the gateway still needs one.
+	 */
+	if (!h || !ag_mcp_authority_ok(&w, h->value, h->value_len)) {
 		refuse_request(c, 403, AG_JSONRPC_INVALID_REQUEST,
 			       "Host not allowed by the gateway");
 		return false;
 	}
-	if ((h = ag_http_find(m, "Origin", NULL)) && !origin_ok(c, h)) {
+	if ((h = ag_http_find(m, "Origin", NULL)) && !ag_mcp_origin_ok(&w, h->value, h->value_len)) {
 		refuse_request(c, 403, AG_JSONRPC_INVALID_REQUEST,
 			       "Origin not allowed by the gateway");
 		return false;
@@ -1932,15 +1840,6 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 	return inject_pending(c);
 }
 
-static bool is_content_type(const struct ag_http_msg *m, const char *type)
-{
-	const struct ag_http_header *h = ag_http_find(m, "Content-Type", NULL);
-	size_t n = strlen(type);
-
-	return h && h->value_len >= n && !strncasecmp(h->value, type, n) &&
-	       (h->value_len == n || h->value[n] == ';' || h->value[n] == ' ');
-}
-
 static int response_head(struct mcp_conn *c)
 {
 	const struct ag_http_msg *m = &c->resp.msg;
@@ -1963,16 +1862,16 @@ static int response_head(struct mcp_conn *c)
 	 */
 	h = ag_http_find(m, "Content-Encoding", NULL);
 	if (h && !(h->value_len == 8 && !strncasecmp(h->value, "identity", 8)) &&
-	    (is_content_type(m, "application/json") || is_content_type(m, "text/event-stream")))
+	    (ag_mcp_content_type_is(m, "application/json") || ag_mcp_content_type_is(m, "text/event-stream")))
 		return -EPROTO;
-	if (is_content_type(m, "text/event-stream")) {
+	if (ag_mcp_content_type_is(m, "text/event-stream")) {
 		c->mode = RM_SSE;
 		if (ag_sse_parser_init(&c->sse, SSE_EVENT_MAX, &err))
 			return -ENOMEM;
 		c->sse_init = true;
 		return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
 	}
-	if (c->extra || is_content_type(m, "application/json")) {
+	if (c->extra || ag_mcp_content_type_is(m, "application/json")) {
 		c->mode = RM_BUFFER;
 		return 0;
 	}
