@@ -73,9 +73,9 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* The call waits for this record (MC_AUDIT_WAIT); one that cannot be
 	 * written refuses the request: nothing governed goes unrecorded. */
 	if (ag_daemon_audit_seq(c->l->d, "decision", rec, &seq))
-		c->audit_lost = true;
+		c->audit.lost = true;
 	else
-		c->audit_seq = seq + 1;
+		c->audit.seq = seq + 1;
 }
 
 /* Where output rules acted, for the result record: rules and places, never values. */
@@ -100,7 +100,7 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 	ag_daemon_audit(c->l->d, "approval",
 			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "tool", c->esc_tool, "id", c->req_id, "approval", (json_int_t)id,
+				  "tool", c->esc.tool, "id", c->req_id, "approval", (json_int_t)id,
 				  "decision", allow ? "allow" : "deny", "by", by, "reason", why,
 				  "session", c->session_id[0] ? c->session_id : NULL));
 }
@@ -126,7 +126,7 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 	json_t *result = json_object_get(msg, "result"), *latency;
 
 	/* A legacy session's results come on its stream, opened long before. */
-	latency = c->stream_of || !tool
+	latency = c->legacy.stream || !tool
 			  ? NULL
 			  : json_integer((json_int_t)((ag_now_ns() - c->req_ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",

@@ -74,12 +74,12 @@ void mcp_request_reset(struct mcp_conn *c)
 	if (c->sse_init)
 		ag_sse_parser_release(&c->sse);
 	c->sse_init = false;
-	c->legacy = NULL;
-	c->legacy_sid[0] = '\0';
-	c->audit_seq = 0;
-	c->audit_lost = false;
-	c->escalated = false;
-	c->esc_tool[0] = c->esc_reason[0] = c->req_tool[0] = '\0';
+	c->legacy.post = NULL;
+	c->legacy.sid[0] = '\0';
+	c->audit.seq = 0;
+	c->audit.lost = false;
+	c->esc.waiting = false;
+	c->esc.tool[0] = c->esc.reason[0] = c->req_tool[0] = '\0';
 	json_decref(c->req_id);
 	c->req_id = NULL;
 	c->head_sent = false;
@@ -110,8 +110,8 @@ static void conn_release(struct ag_stream_owner *own)
 	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
 	       c->result, err);
 	mcp_audit_connect(c, dst, ms);
-	if (c->stream_of)
-		mcp_session_drop(c->stream_of);
+	if (c->legacy.stream)
+		mcp_session_drop(c->legacy.stream);
 	mcp_request_reset(c);
 	ag_http_parser_release(&c->req);
 	if (c->resp_init)
@@ -142,8 +142,8 @@ void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why)
 	c->result = result;
 	if (why && !c->error[0])
 		snprintf(c->error, sizeof(c->error), "%s", why);
-	if (c->stream_of)
-		c->stream_of->stream = NULL;
+	if (c->legacy.stream)
+		c->legacy.stream->stream = NULL;
 	ag_list_del(&c->wait);
 	mcp_approval_cancel(c);
 	c->own.closing = true;
@@ -246,9 +246,9 @@ const char *mcp_policy_session(const struct mcp_conn *c)
 {
 	if (c->session_id[0])
 		return c->session_id;
-	if (c->legacy)
-		return c->legacy->id;
-	return c->stream_of ? c->stream_of->id : NULL;
+	if (c->legacy.post)
+		return c->legacy.post->id;
+	return c->legacy.stream ? c->legacy.stream->id : NULL;
 }
 
 /* A wait queue cannot be polled: its held call is refused, not left hanging. */
@@ -264,11 +264,11 @@ bool mcp_audit_hold(struct mcp_conn *c)
 	struct ag_daemon *d = c->l->d;
 	struct ag_waitq *q = &mcp_of(c)->audit_q;
 
-	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit_seq ||
-	    ag_audit_durable(d->audit) >= c->audit_seq)
+	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit.seq ||
+	    ag_audit_durable(d->audit) >= c->audit.seq)
 		return false;
 	c->state = MC_AUDIT_WAIT;
-	c->held_ns = ag_now_ns();
+	c->audit.held_ns = ag_now_ns();
 	ag_list_add_tail(&q->waiters, &c->wait);
 	ag_waitq_arm(q);
 	return true;
@@ -286,9 +286,9 @@ static void audit_woken(struct ag_waitq *q)
 		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
 
 		next = pos->next;
-		if (durable >= c->audit_seq) {
+		if (durable >= c->audit.seq) {
 			ag_list_del(&c->wait);
-			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->held_ns);
+			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->audit.held_ns);
 			mcp_request_forward(c);
 		} else if (failed) {
 			/* Fail closed: an unrecorded call is never made. */
@@ -304,13 +304,13 @@ static void request_end(struct mcp_conn *c)
 	c->requests++;
 	if (c->verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
-		if (c->legacy_sid[0] && !(c->legacy = mcp_legacy_find(c, c->legacy_sid))) {
+		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
 			mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
 				       "the legacy session's stream has ended");
 			return;
 		}
 		mcp_request_decide(c);
-		c->legacy = NULL;
+		c->legacy.post = NULL;
 		return;
 	}
 	/* Only a POST body is decided: no other method may carry one past us. */

@@ -49,14 +49,14 @@ static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 	if (m->target_len == strlen(ep) && !memcmp(m->target, ep, m->target_len))
 		goto found;
 	if (c->verb == AG_MCP_VERB_POST && t.query &&
-	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->legacy_sid,
-				 sizeof(c->legacy_sid), &err) &&
-	    (s = mcp_legacy_find(c, c->legacy_sid)) && s->path_len == t.path_len &&
+	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->legacy.sid,
+				 sizeof(c->legacy.sid), &err) &&
+	    (s = mcp_legacy_find(c, c->legacy.sid)) && s->path_len == t.path_len &&
 	    !memcmp(s->target, t.path, t.path_len)) {
 		target = s->target;
 		goto found;
 	}
-	c->legacy_sid[0] = '\0';
+	c->legacy.sid[0] = '\0';
 	/* Fail closed: not the endpoint the decision is about. */
 	mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
 		       "not the tool server's MCP endpoint (nor an open session's)");

@@ -101,29 +101,40 @@ struct mcp_conn {
 	bool extra_batch; /* the request was a batch: answer with an array */
 	json_t *pending;  /* the answers owed (see remember_request) */
 	char session_id[SESSION_ID_MAX];
-	/* A legacy POST: its session's id, from the query; the session itself
-	 * only while the POST is decided: it goes with its GET stream, which
-	 * may close any time. */
-	char legacy_sid[SESSION_ID_MAX];
-	struct session *legacy;
 	char req_tool[256]; /* the tool of a lone tools/call, for minted assertions */
 	json_t *req_id;	    /* the id of a lone request, for the gateway's own errors */
+	/* Its decision records: the call waits for them (MC_AUDIT_WAIT). */
+	struct {
+		uint64_t seq;	  /* the last decision record of the request, +1 (0: none) */
+		bool lost;	  /* a decision record could not be written */
+		uint64_t held_ns; /* when MC_AUDIT_WAIT began (metrics) */
+	} audit;
+	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
 	/* The credential for the request being forwarded (creds.h): wiped once
 	 * it is in the upstream's send queue. */
-	bool cred_ready;
-	const char *cred_name;
-	char *cred_value;
-	size_t cred_len;
-	uint64_t cred_gen;
+	struct {
+		bool ready;
+		const char *name;
+		char *value;
+		size_t len;
+		uint64_t gen;
+	} cred;
 	/* An escalated call: held in MC_APPROVAL until a human decides. */
-	char esc_tool[256];
-	char esc_reason[256];
-	bool escalated; /* the lone request (req_id) waits for a human */
-	struct ag_approval *approval;
-	uint64_t audit_seq;	/* the last decision record of the request, +1 (0: none) */
-	bool audit_lost;	/* a decision record could not be written */
-	uint64_t held_ns;    /* when MC_AUDIT_WAIT began (metrics) */
-	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
+	struct {
+		char tool[256];
+		char reason[256];
+		bool waiting; /* the lone request (req_id) waits for a human */
+		struct ag_approval *approval;
+	} esc;
+	/* The legacy transport (mcp_legacy.c). */
+	struct {
+		/* A POST: its session's id, from the query; the session itself
+		 * only while the POST is decided: it goes with its GET stream,
+		 * which may close any time. */
+		char sid[SESSION_ID_MAX];
+		struct session *post;
+		struct session *stream; /* the session whose GET stream this is */
+	} legacy;
 	/* The response. */
 	enum resp_mode mode;
 	int status;
@@ -135,7 +146,6 @@ struct mcp_conn {
 	bool sse_init;
 	uint8_t *held; /* raw bytes of an SSE event not yet complete */
 	size_t held_len, held_cap;
-	struct session *stream_of; /* the legacy session whose GET stream this is */
 	/* What the connection log line says. */
 	const char *result;
 	char error[192];

@@ -41,7 +41,7 @@ struct session *mcp_legacy_find(struct mcp_conn *c, const char *sid)
 /* Messages of the gateway's own, at an event boundary of a legacy stream. */
 int mcp_inject_pending(struct mcp_conn *c)
 {
-	struct session *s = c->stream_of;
+	struct session *s = c->legacy.stream;
 	size_t i;
 	json_t *v;
 	int ret = 0;
@@ -69,7 +69,7 @@ void mcp_register_session(struct mcp_conn *c, const char *data, size_t len)
 	struct ag_err err;
 	struct session *s;
 
-	if (c->stream_of)
+	if (c->legacy.stream)
 		return;
 	/* An absolute URI ("://" before any "/"): its origin is the upstream's;
 	 * keep the target.  One in a relative URI's query is not an origin. */
@@ -92,7 +92,7 @@ void mcp_register_session(struct mcp_conn *c, const char *data, size_t len)
 	memcpy(s->agent, c->agent, sizeof(s->agent));
 	s->srv = c->srv;
 	s->stream = c;
-	c->stream_of = s;
+	c->legacy.stream = s;
 	ag_list_add_tail(&mcp_of(c)->sessions, &s->node);
 }
 
@@ -105,10 +105,10 @@ int mcp_legacy_answer(struct mcp_conn *c)
 	int ret;
 
 	json_array_foreach(c->extra, i, v)
-		if (mcp_list_append(&c->legacy->inject, v))
+		if (mcp_list_append(&c->legacy.post->inject, v))
 			return -ENOMEM;
 	ret = mcp_send_local(c, 202, NULL, c->req_keep_alive);
-	if (mcp_inject_pending(c->legacy->stream))
-		mcp_conn_close(c->legacy->stream, "error", "could not write to the agent");
+	if (mcp_inject_pending(c->legacy.post->stream))
+		mcp_conn_close(c->legacy.post->stream, "error", "could not write to the agent");
 	return ret;
 }

@@ -25,12 +25,12 @@ static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev);
 
 void mcp_cred_wipe(struct mcp_conn *c)
 {
-	if (c->cred_value)
-		OPENSSL_cleanse(c->cred_value, c->cred_len);
-	free(c->cred_value);
-	c->cred_value = NULL;
-	c->cred_len = 0;
-	c->cred_ready = false;
+	if (c->cred.value)
+		OPENSSL_cleanse(c->cred.value, c->cred.len);
+	free(c->cred.value);
+	c->cred.value = NULL;
+	c->cred.len = 0;
+	c->cred.ready = false;
 }
 
 /* upstream_host keeps IPv6 brackets, so it goes into Host as it is. */
@@ -134,9 +134,9 @@ static int forward_request(struct mcp_conn *c)
 	int ret;
 
 	upstream_authority(c->srv, host, sizeof(host));
-	if (c->cred_value) {
-		cred = (struct ag_http_header){ c->cred_name, strlen(c->cred_name), c->cred_value,
-						c->cred_len };
+	if (c->cred.value) {
+		cred = (struct ag_http_header){ c->cred.name, strlen(c->cred.name), c->cred.value,
+						c->cred.len };
 		f.cred = &cred;
 	}
 	ret = ag_mcp_forward_head(&c->req.msg, &f, mcp->head, sizeof(mcp->head), &hlen, &err);
@@ -170,7 +170,7 @@ static int cred_fetch(struct mcp_conn *c)
 	char msg[320];
 	int ret;
 
-	if (c->cred_ready)
+	if (c->cred.ready)
 		return 0;
 	/* The act claim names the calling agent and who delegated to it. */
 	if (c->srv->cred == AG_CRED_ASSERTION && !ag_daemon_delegation(c->l->d, &c->o, &del)) {
@@ -181,10 +181,10 @@ static int cred_fetch(struct mcp_conn *c)
 		chain[0] = c->agent;
 		call.chain_len = 1;
 	}
-	ret = ag_creds_header(mcp->creds, c->srv, &call, &c->cred_name, &c->cred_value,
-			      &c->cred_len, &c->cred_gen, &err);
+	ret = ag_creds_header(mcp->creds, c->srv, &call, &c->cred.name, &c->cred.value,
+			      &c->cred.len, &c->cred.gen, &err);
 	if (!ret) {
-		c->cred_ready = true;
+		c->cred.ready = true;
 		return 0;
 	}
 	if (ret == -EAGAIN) {
@@ -259,7 +259,7 @@ void mcp_credential_refused(struct mcp_conn *c)
 {
 	char msg[256];
 
-	ag_creds_refused(mcp_of(c)->creds, c->srv, c->cred_gen);
+	ag_creds_refused(mcp_of(c)->creds, c->srv, c->cred.gen);
 	snprintf(c->error, sizeof(c->error), "upstream refused the gateway's credential (HTTP %d)",
 		 c->status);
 	mcp_audit_cred_refused(c);

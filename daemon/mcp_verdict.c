@@ -46,7 +46,7 @@ static char *id_key(json_t *id)
  */
 static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 {
-	json_t **pending = c->legacy ? &c->legacy->pending : &c->pending;
+	json_t **pending = c->legacy.post ? &c->legacy.post->pending : &c->pending;
 	json_t *what;
 	char *key;
 	int ret = -EEXIST;
@@ -72,7 +72,7 @@ static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
  * set; NULL when nothing was. */
 json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 {
-	json_t *pending = c->stream_of ? c->stream_of->pending : c->pending, *what;
+	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->pending, *what;
 	char *key = id_key(id);
 
 	what = key ? json_incref(json_object_get(pending, key)) : NULL;
@@ -85,7 +85,7 @@ json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 /* Whether an answer the gateway must read is owed on this connection. */
 bool mcp_owes_answer(const struct mcp_conn *c)
 {
-	return json_object_size(c->stream_of ? c->stream_of->pending : c->pending) > 0;
+	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->pending) > 0;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -151,9 +151,9 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 				mcp_audit_decision(c, m, &dec);
 		}
 		if (dec.kind == AG_DECIDE_ESCALATE) {
-			snprintf(c->esc_tool, sizeof(c->esc_tool), "%s", m->name);
-			snprintf(c->esc_reason, sizeof(c->esc_reason), "%s", dec.reason);
-			c->escalated = true; /* its id is req_id: only a lone request escalates */
+			snprintf(c->esc.tool, sizeof(c->esc.tool), "%s", m->name);
+			snprintf(c->esc.reason, sizeof(c->esc.reason), "%s", dec.reason);
+			c->esc.waiting = true; /* its id is req_id: only a lone request escalates */
 			dec.kind = AG_DECIDE_ALLOW; /* forwarded once approved */
 		}
 		if (dec.kind == AG_DECIDE_ALLOW) {
@@ -187,7 +187,7 @@ static int answer_locally(struct mcp_conn *c)
 	json_t *body = NULL;
 	int ret;
 
-	if (c->legacy)
+	if (c->legacy.post)
 		return mcp_legacy_answer(c);
 	if (!c->extra)
 		return mcp_send_local(c, 202, NULL, c->req_keep_alive);
@@ -200,9 +200,9 @@ static int answer_locally(struct mcp_conn *c)
 /* The connection no longer waits for a human: its approval goes. */
 void mcp_approval_cancel(struct mcp_conn *c)
 {
-	if (c->approval)
-		ag_approval_drop(c->approval);
-	c->approval = NULL;
+	if (c->esc.approval)
+		ag_approval_drop(c->esc.approval);
+	c->esc.approval = NULL;
 }
 
 /* A human (or the clock) decided the held call of c (an ag_approval_ops). */
@@ -215,8 +215,8 @@ static void approval_decided(void *owner, uint64_t id, bool allow, const char *b
 	char reason[320];
 	json_t *answer, *meta;
 
-	c->approval = NULL;
-	if (allow && ag_decide_approved(&x, c->esc_tool)) {
+	c->esc.approval = NULL;
+	if (allow && ag_decide_approved(&x, c->esc.tool)) {
 		allow = false;
 		why = "the approval could not be recorded in the session";
 	}
@@ -228,7 +228,7 @@ static void approval_decided(void *owner, uint64_t id, bool allow, const char *b
 		return;
 	}
 	c->state = MC_REQUEST;
-	snprintf(reason, sizeof(reason), "%s (%s)", c->esc_reason, why);
+	snprintf(reason, sizeof(reason), "%s (%s)", c->esc.reason, why);
 	meta = json_pack("{s:s,s:s}", "decision", "deny", "rule", "approval");
 	answer = ag_mcp_tool_denied(c->req_id, reason, meta, c->req_v2026);
 	json_decref(meta);
@@ -249,8 +249,8 @@ static json_t *approval_describe(void *owner, uint64_t id, uint64_t waited_ms,
 	struct mcp_conn *c = owner;
 
 	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id,
-			 "agent", c->agent, "server", c->srv->name, "tool", c->esc_tool, "reason",
-			 c->esc_reason, "request_id", c->req_id, "session",
+			 "agent", c->agent, "server", c->srv->name, "tool", c->esc.tool, "reason",
+			 c->esc.reason, "request_id", c->req_id, "session",
 			 c->session_id[0] ? c->session_id : NULL, "waited_ms",
 			 (json_int_t)waited_ms, "timeout_ms", (json_int_t)timeout_ms);
 }
@@ -268,10 +268,10 @@ static void approval_hold(struct mcp_conn *c)
 		mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, "the gateway cannot hold this call");
 		return;
 	}
-	c->approval = a;
+	c->esc.approval = a;
 	c->state = MC_APPROVAL;
 	ag_log(AG_LOG_INFO, "approval_wait", "id=%llu agent=%s server=%s tool=%s",
-	       (unsigned long long)ag_approval_id(a), c->agent, c->srv->name, c->esc_tool);
+	       (unsigned long long)ag_approval_id(a), c->agent, c->srv->name, c->esc.tool);
 }
 
 struct ag_approvals *ag_mcp_approvals(struct ag_loop *l)
@@ -335,12 +335,12 @@ void mcp_request_decide(struct mcp_conn *c)
 	}
 	json_decref(keep);
 	ag_jsonrpc_body_free(&b);
-	if (c->audit_lost) {
+	if (c->audit.lost) {
 		mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
 		       "the gateway cannot record this call in its audit log: refused");
 		return;
 	}
-	if (c->escalated) {
+	if (c->esc.waiting) {
 		approval_hold(c);
 		return;
 	}
