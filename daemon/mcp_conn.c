@@ -258,6 +258,13 @@ static void wait_refuse(struct ag_list *w, const char *refusal)
 	       refusal);
 }
 
+/* What decide.h is told of the request being handled. */
+struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
+{
+	return (struct ag_decide_ctx){ c->l->d, c->ac, c->agent, c->srv, mcp_policy_session(c),
+				       c->req_host, c->req_version, &c->o };
+}
+
 /* Holds an allowed call until its decision records are durable; true if held. */
 bool mcp_audit_hold(struct mcp_conn *c)
 {

@@ -63,8 +63,7 @@ static int govern_result(struct mcp_conn *c, json_t *msg, const char *tool)
 /* tools/list result: drops the tools the agent may not see.  1 if changed. */
 static int filter_tools(struct mcp_conn *c, json_t *msg)
 {
-	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, mcp_policy_session(c),
-				   c->req_host, c->req_version, &c->o };
+	struct ag_decide_ctx x = mcp_decide_ctx(c);
 	json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
 	size_t i = 0;
 	int changed = 0;

@@ -199,6 +199,8 @@ void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg);
 void mcp_refuse_request(struct mcp_conn *c, int status, int code, const char *msg);
 /* The session policies count calls in. */
 const char *mcp_policy_session(const struct mcp_conn *c);
+/* What decide.h is told of the request being handled. */
+struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c);
 /* Holds an allowed call until its decision records are durable; true if held. */
 bool mcp_audit_hold(struct mcp_conn *c);
 /* The response ended (or the gateway answered): on to the next request. */

@@ -132,8 +132,7 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
  */
 static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **keep)
 {
-	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, mcp_policy_session(c),
-				   c->req_host, c->req_version, &c->o };
+	struct ag_decide_ctx x = mcp_decide_ctx(c);
 	int forwarded = 0, ret;
 
 	for (size_t i = 0; i < b->count; i++) {
@@ -210,8 +209,7 @@ static void approval_decided(void *owner, uint64_t id, bool allow, const char *b
 			     const char *why)
 {
 	struct mcp_conn *c = owner;
-	struct ag_decide_ctx x = { c->l->d, c->ac, c->agent, c->srv, mcp_policy_session(c),
-				   c->req_host, c->req_version, &c->o };
+	struct ag_decide_ctx x = mcp_decide_ctx(c);
 	char reason[320];
 	json_t *answer, *meta;
 
