@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The MCP path (see mcp.h).  A connection alternates between two states,
- * one request at a time, because MCP clients do not pipeline and a request
- * must be decided before any byte of it reaches the upstream:
+ * The MCP path (see mcp.h; its files are listed in mcp_int.h): the
+ * connection's life cycle and its state machine.  A connection alternates
+ * between two states, one request at a time, because MCP clients do not
+ * pipeline and a request must be decided before any byte of it reaches the
+ * upstream:
  *
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
