@@ -53,7 +53,7 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 				dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule, "reason",
 				dec->reason[0] ? dec->reason : NULL, "args",
 				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
-				c->session_id[0] ? c->session_id : NULL);
+				c->call.session_id[0] ? c->call.session_id : NULL);
 	struct ag_err err;
 	uint64_t seq;
 
@@ -100,9 +100,9 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 	ag_daemon_audit(c->l->d, "approval",
 			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "tool", c->esc.tool, "id", c->req_id, "approval", (json_int_t)id,
+				  "tool", c->esc.tool, "id", c->call.id, "approval", (json_int_t)id,
 				  "decision", allow ? "allow" : "deny", "by", by, "reason", why,
-				  "session", c->session_id[0] ? c->session_id : NULL));
+				  "session", c->call.session_id[0] ? c->call.session_id : NULL));
 }
 
 /* The connection's record, when it is released. */
@@ -128,12 +128,12 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 	/* A legacy session's results come on its stream, opened long before. */
 	latency = c->legacy.stream || !tool
 			  ? NULL
-			  : json_integer((json_int_t)((ag_now_ns() - c->req_ns) / 1000));
+			  : json_integer((json_int_t)((ag_now_ns() - c->call.ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
 				  "tool", tool, "id", json_object_get(msg, "id"),
-				  "upstream_status", c->status, "is_error",
+				  "upstream_status", c->reply.status, "is_error",
 				  json_is_true(json_object_get(result, "isError")), "error",
 				  json_object_get(msg, "error"), "latency_us", latency, "session",
 				  mcp_policy_session(c), "redactions",
@@ -147,10 +147,10 @@ void mcp_audit_cred_refused(struct mcp_conn *c)
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:i,s:b,s:{s:s},s:s?}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "tool", c->req_tool[0] ? c->req_tool : NULL, "upstream_status",
-				  c->status, "is_error", 1, "error", "message",
+				  "tool", c->call.tool[0] ? c->call.tool : NULL, "upstream_status",
+				  c->reply.status, "is_error", 1, "error", "message",
 				  "the tool server refused the gateway's credential", "session",
-				  c->session_id[0] ? c->session_id : NULL));
+				  c->call.session_id[0] ? c->call.session_id : NULL));
 }
 
 /* The tool servers' secret files were read again (ret: ag_creds_reload's). */

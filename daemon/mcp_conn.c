@@ -58,34 +58,34 @@
 
 void mcp_request_reset(struct mcp_conn *c)
 {
-	free(c->body);
-	free(c->fwd_body);
-	free(c->fwd_target);
-	c->body = NULL;
-	c->fwd_body = c->fwd_target = NULL;
-	c->body_len = c->body_cap = c->fwd_len = 0;
-	json_decref(c->extra);
-	json_decref(c->pending);
-	c->extra = c->pending = NULL;
-	free(c->rbody);
-	c->rbody = NULL;
-	c->rbody_len = c->rbody_cap = 0;
-	free(c->held);
-	c->held = NULL;
-	c->held_len = c->held_cap = 0;
-	if (c->sse_init)
-		ag_sse_parser_release(&c->sse);
-	c->sse_init = false;
+	free(c->call.body);
+	free(c->call.fwd_body);
+	free(c->call.fwd_target);
+	c->call.body = NULL;
+	c->call.fwd_body = c->call.fwd_target = NULL;
+	c->call.body_len = c->call.body_cap = c->call.fwd_len = 0;
+	json_decref(c->call.extra);
+	json_decref(c->call.pending);
+	c->call.extra = c->call.pending = NULL;
+	free(c->reply.body);
+	c->reply.body = NULL;
+	c->reply.body_len = c->reply.body_cap = 0;
+	free(c->reply.held);
+	c->reply.held = NULL;
+	c->reply.held_len = c->reply.held_cap = 0;
+	if (c->reply.sse_init)
+		ag_sse_parser_release(&c->reply.sse);
+	c->reply.sse_init = false;
 	c->legacy.post = NULL;
 	c->legacy.sid[0] = '\0';
 	c->audit.seq = 0;
 	c->audit.lost = false;
 	c->esc.waiting = false;
-	c->esc.tool[0] = c->esc.reason[0] = c->req_tool[0] = '\0';
-	json_decref(c->req_id);
-	c->req_id = NULL;
-	c->head_sent = false;
-	c->session_id[0] = '\0';
+	c->esc.tool[0] = c->esc.reason[0] = c->call.tool[0] = '\0';
+	json_decref(c->call.id);
+	c->call.id = NULL;
+	c->reply.head_sent = false;
+	c->call.session_id[0] = '\0';
 	mcp_cred_wipe(c);
 }
 
@@ -213,7 +213,7 @@ int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep
 void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
 {
 	/* A lone request's id, once known: the agent can match the answer. */
-	json_t *e = ag_jsonrpc_error(c->req_id, code, msg, NULL);
+	json_t *e = ag_jsonrpc_error(c->call.id, code, msg, NULL);
 
 	/* The request is answered: what is left is the goodbye. */
 	ag_list_del(&c->wait);
@@ -246,8 +246,8 @@ void mcp_refuse_request(struct mcp_conn *c, int status, int code, const char *ms
  * legacy transport's sessionId (of the POST, or of the GET stream). */
 const char *mcp_policy_session(const struct mcp_conn *c)
 {
-	if (c->session_id[0])
-		return c->session_id;
+	if (c->call.session_id[0])
+		return c->call.session_id;
 	if (c->legacy.post)
 		return c->legacy.post->id;
 	return c->legacy.stream ? c->legacy.stream->id : NULL;
@@ -264,7 +264,7 @@ static void wait_refuse(struct ag_list *w, const char *refusal)
 struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
 	return (struct ag_decide_ctx){ c->l->d, c->ac, c->agent, c->srv, mcp_policy_session(c),
-				       c->req_host, c->req_version, &c->o };
+				       c->call.host, c->call.version, &c->o };
 }
 
 /* Holds an allowed call until its decision records are durable; true if held. */
@@ -311,7 +311,7 @@ static void audit_woken(struct ag_waitq *q)
 static void request_end(struct mcp_conn *c)
 {
 	c->requests++;
-	if (c->verb == AG_MCP_VERB_POST) {
+	if (c->call.verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
 		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
 			mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
@@ -323,7 +323,7 @@ static void request_end(struct mcp_conn *c)
 		return;
 	}
 	/* Only a POST body is decided: no other method may carry one past us. */
-	if (c->body_len) {
+	if (c->call.body_len) {
 		mcp_refuse(c, 400, AG_JSONRPC_INVALID_REQUEST,
 		       "only POST requests may carry a body on a governed route");
 		return;
@@ -333,20 +333,20 @@ static void request_end(struct mcp_conn *c)
 
 static int body_append(struct mcp_conn *c, const uint8_t *data, size_t len)
 {
-	if (c->body_len + len > c->body_cap) {
-		size_t cap = c->body_cap ? c->body_cap : 4096;
+	if (c->call.body_len + len > c->call.body_cap) {
+		size_t cap = c->call.body_cap ? c->call.body_cap : 4096;
 		uint8_t *p;
 
 		/* The parser bounds the body (4 MiB), so this cannot overflow. */
-		while (cap < c->body_len + len)
+		while (cap < c->call.body_len + len)
 			cap *= 2;
-		if (!(p = realloc(c->body, cap)))
+		if (!(p = realloc(c->call.body, cap)))
 			return -ENOMEM;
-		c->body = p;
-		c->body_cap = cap;
+		c->call.body = p;
+		c->call.body_cap = cap;
 	}
-	memcpy(c->body + c->body_len, data, len);
-	c->body_len += len;
+	memcpy(c->call.body + c->call.body_len, data, len);
+	c->call.body_len += len;
 	return 0;
 }
 
@@ -409,7 +409,7 @@ void mcp_req_next(struct mcp_conn *c)
 	if (c->state == MC_CLOSING)
 		return;
 	c->state = MC_REQUEST;
-	if (!c->req_keep_alive || c->closing_after) {
+	if (!c->call.keep_alive || c->closing_after) {
 		c->closing_after = true;
 		ag_stream_shutdown(&c->a);
 		ag_stream_read(&c->a);
@@ -446,7 +446,8 @@ static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
 			 */
 			if (ev == AG_STREAM_EOF &&
 			    (c->state == MC_APPROVAL ||
-			     (c->state == MC_RESPONSE && c->mode == RM_SSE && c->head_sent)))
+			     (c->state == MC_RESPONSE && c->reply.mode == RM_SSE &&
+			      c->reply.head_sent)))
 				mcp_conn_close(c, "ok", NULL);
 			else if (ev == AG_STREAM_EOF)
 				c->closing_after = true;

@@ -29,7 +29,7 @@ static const char *endpoint(const struct ag_server_conf *srv)
 }
 
 /*
- * Where the request goes upstream, set in c->fwd_target: the configured
+ * Where the request goes upstream, set in c->call.fwd_target: the configured
  * endpoint, or for a POST to a legacy session's message endpoint, that
  * endpoint as the server announced it.  Anything else on the tool server's
  * origin is refused: the gateway's credential and decision are for the
@@ -48,7 +48,7 @@ static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 	}
 	if (m->target_len == strlen(ep) && !memcmp(m->target, ep, m->target_len))
 		goto found;
-	if (c->verb == AG_MCP_VERB_POST && t.query &&
+	if (c->call.verb == AG_MCP_VERB_POST && t.query &&
 	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->legacy.sid,
 				 sizeof(c->legacy.sid), &err) &&
 	    (s = mcp_legacy_find(c, c->legacy.sid)) && s->path_len == t.path_len &&
@@ -62,7 +62,7 @@ static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 		       "not the tool server's MCP endpoint (nor an open session's)");
 	return -1;
 found:
-	if (!(c->fwd_target = strdup(target))) {
+	if (!(c->call.fwd_target = strdup(target))) {
 		mcp_conn_close(c, "error", "out of memory");
 		return -1;
 	}
@@ -80,8 +80,8 @@ bool mcp_request_head(struct mcp_conn *c)
 	struct ag_err err;
 
 	mcp_request_reset(c);
-	c->req_ns = ag_now_ns();
-	c->req_keep_alive = m->keep_alive;
+	c->call.ns = ag_now_ns();
+	c->call.keep_alive = m->keep_alive;
 	/*
 	 * DNS-rebinding protection: a request must name the tool server by one
 	 * of its configured names or by the address the agent connected to.
@@ -103,7 +103,7 @@ bool mcp_request_head(struct mcp_conn *c)
 			       "protocol upgrades are not supported");
 		return false;
 	}
-	if ((c->verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
+	if ((c->call.verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
 		mcp_refuse_request(c, 405, AG_JSONRPC_INVALID_REQUEST,
 			       "MCP defines only POST, GET and DELETE on its endpoint");
 		return false;
@@ -112,16 +112,16 @@ bool mcp_request_head(struct mcp_conn *c)
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST, err.msg);
 		return false;
 	}
-	if (c->verb == AG_MCP_VERB_POST && ag_mcp_body_type_check(m, &err)) {
+	if (c->call.verb == AG_MCP_VERB_POST && ag_mcp_body_type_check(m, &err)) {
 		mcp_refuse_request(c, 415, AG_JSONRPC_INVALID_REQUEST, err.msg);
 		return false;
 	}
 	if (request_target(c, m))
 		return false;
 	copy_header(m, "MCP-Protocol-Version", version, sizeof(version));
-	c->req_v2026 = !strcmp(version, "2026-07-28");
-	snprintf(c->req_version, sizeof(c->req_version), "%s", version);
-	copy_header(m, "Host", c->req_host, sizeof(c->req_host));
-	copy_header(m, "Mcp-Session-Id", c->session_id, sizeof(c->session_id));
+	c->call.v2026 = !strcmp(version, "2026-07-28");
+	snprintf(c->call.version, sizeof(c->call.version), "%s", version);
+	copy_header(m, "Host", c->call.host, sizeof(c->call.host));
+	copy_header(m, "Mcp-Session-Id", c->call.session_id, sizeof(c->call.session_id));
 	return true;
 }

@@ -86,23 +86,25 @@ struct mcp_conn {
 	bool agent_tls;
 	uint64_t start_ns;
 	unsigned int requests;
-	/* The request being handled. */
-	uint64_t req_ns;
-	enum ag_mcp_verb verb;
-	char *fwd_target; /* what the gateway sends upstream: the endpoint's */
-	bool req_keep_alive, req_v2026;
-	char req_host[AG_HOST_LEN];  /* Host, for policies (context.request) */
-	char req_version[32];	     /* MCP-Protocol-Version, likewise */
-	uint8_t *body;
-	size_t body_len, body_cap;
-	char *fwd_body; /* the canonical body: the allowed messages, re-serialised */
-	size_t fwd_len;
-	json_t *extra;	  /* the gateway's own answers to merge in, or NULL */
-	bool extra_batch; /* the request was a batch: answer with an array */
-	json_t *pending;  /* the answers owed (see remember_request) */
-	char session_id[SESSION_ID_MAX];
-	char req_tool[256]; /* the tool of a lone tools/call, for minted assertions */
-	json_t *req_id;	    /* the id of a lone request, for the gateway's own errors */
+	/* The request being handled (reset by mcp_request_reset). */
+	struct {
+		uint64_t ns;
+		enum ag_mcp_verb verb;
+		char *fwd_target; /* what the gateway sends upstream: the endpoint's */
+		bool keep_alive, v2026;
+		char host[AG_HOST_LEN]; /* Host, for policies (context.request) */
+		char version[32];	/* MCP-Protocol-Version, likewise */
+		uint8_t *body;
+		size_t body_len, body_cap;
+		char *fwd_body; /* the canonical body: the allowed messages, re-serialised */
+		size_t fwd_len;
+		json_t *extra;	  /* the gateway's own answers to merge in, or NULL */
+		bool extra_batch; /* the request was a batch: answer with an array */
+		json_t *pending;  /* the answers owed (see remember_request) */
+		char session_id[SESSION_ID_MAX];
+		char tool[256]; /* the tool of a lone tools/call, for minted assertions */
+		json_t *id;	/* the id of a lone request, for the gateway's own errors */
+	} call;
 	/* Its decision records: the call waits for them (MC_AUDIT_WAIT). */
 	struct {
 		uint64_t seq;	  /* the last decision record of the request, +1 (0: none) */
@@ -123,7 +125,7 @@ struct mcp_conn {
 	struct {
 		char tool[256];
 		char reason[256];
-		bool waiting; /* the lone request (req_id) waits for a human */
+		bool waiting; /* the lone request (call.id) waits for a human */
 		struct ag_approval *approval;
 	} esc;
 	/* The legacy transport (mcp_legacy.c). */
@@ -135,17 +137,19 @@ struct mcp_conn {
 		struct session *post;
 		struct session *stream; /* the session whose GET stream this is */
 	} legacy;
-	/* The response. */
-	enum resp_mode mode;
-	int status;
-	bool chunked_down;
-	bool head_sent;
-	uint8_t *rbody;
-	size_t rbody_len, rbody_cap;
-	struct ag_sse_parser sse;
-	bool sse_init;
-	uint8_t *held; /* raw bytes of an SSE event not yet complete */
-	size_t held_len, held_cap;
+	/* The response (mcp_response.c). */
+	struct {
+		enum resp_mode mode;
+		int status;
+		bool chunked_down;
+		bool head_sent;
+		uint8_t *body; /* RM_BUFFER: the whole body */
+		size_t body_len, body_cap;
+		struct ag_sse_parser sse;
+		bool sse_init;
+		uint8_t *held; /* raw bytes of an SSE event not yet complete */
+		size_t held_len, held_cap;
+	} reply;
 	/* What the connection log line says. */
 	const char *result;
 	char error[192];

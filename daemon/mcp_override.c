@@ -33,6 +33,7 @@ void mcp_override_decision(struct mcp_conn *c, const struct ag_jsonrpc_body *b,
 	 * would hold its neighbours' answers, and a legacy POST is answered
 	 * on another connection.
 	 */
-	if (dec->kind == AG_DECIDE_ESCALATE && (b->count != 1 || !m->id || !m->name || c->legacy.post))
+	if (dec->kind == AG_DECIDE_ESCALATE &&
+	    (b->count != 1 || !m->id || !m->name || c->legacy.post))
 		dec->kind = AG_DECIDE_DENY;
 }

@@ -22,7 +22,7 @@ static int send_chunk(struct mcp_conn *c, const void *data, size_t len)
 
 	if (!len)
 		return 0;
-	if (!c->chunked_down)
+	if (!c->reply.chunked_down)
 		return ag_stream_write(&c->a, data, len);
 	n = ag_http_chunk_prefix(len, prefix);
 	if ((ret = ag_stream_write(&c->a, prefix, n)) || (ret = ag_stream_write(&c->a, data, len)))
@@ -36,7 +36,7 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 	struct ag_http_edit e = {
 		.framing = framing,
 		.content_length = length,
-		.keep_alive = c->req_keep_alive && c->resp.msg.keep_alive,
+		.keep_alive = c->call.keep_alive && c->resp.msg.keep_alive,
 	};
 	struct ag_err err;
 	size_t hlen;
@@ -47,13 +47,13 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 		e.framing = AG_HTTP_BODY_NONE;
 		e.keep_alive = false;
 	}
-	c->chunked_down = e.framing == AG_HTTP_BODY_CHUNKED;
+	c->reply.chunked_down = e.framing == AG_HTTP_BODY_CHUNKED;
 	if (!e.keep_alive)
 		c->closing_after = true;
 	if ((ret = ag_http_serialize_head(&c->resp.msg, &e, mcp->head, sizeof(mcp->head), &hlen,
 					  &err)))
 		return ret;
-	c->head_sent = true;
+	c->reply.head_sent = true;
 	return ag_stream_write(&c->a, mcp->head, hlen);
 }
 
@@ -66,20 +66,20 @@ static json_t *parse_json(const void *data, size_t len)
 /* RM_BUFFER at the end: filter, merge the gateway's answers, send whole. */
 static int buffer_finish(struct mcp_conn *c)
 {
-	json_t *root = c->rbody_len ? parse_json(c->rbody, c->rbody_len) : NULL;
+	json_t *root = c->reply.body_len ? parse_json(c->reply.body, c->reply.body_len) : NULL;
 	char *text = NULL;
-	const void *out = c->rbody;
-	size_t len = c->rbody_len;
+	const void *out = c->reply.body;
+	size_t len = c->reply.body_len;
 	int changed = 0, ret;
 
 	/* What cannot be read cannot be governed: it does not pass. */
-	if (!root && c->rbody_len)
+	if (!root && c->reply.body_len)
 		return -EPROTO;
 	if (root && (changed = mcp_inspect_messages(c, root)) < 0) {
 		json_decref(root);
 		return changed;
 	}
-	if (c->extra) {
+	if (c->call.extra) {
 		/* Answers of the gateway join the upstream's: one array. */
 		json_t *all = json_is_array(root) ? json_incref(root) : json_array();
 		size_t i;
@@ -91,13 +91,13 @@ static int buffer_finish(struct mcp_conn *c)
 		}
 		if (root && !json_is_array(root))
 			json_array_append(all, root);
-		json_array_foreach(c->extra, i, v)
+		json_array_foreach(c->call.extra, i, v)
 			json_array_append(all, v);
 		json_decref(root);
 		root = all;
 		changed = 1;
-		if (c->status == 202 || c->status == 204)
-			c->resp.msg.status = c->status = 200;
+		if (c->reply.status == 202 || c->reply.status == 204)
+			c->resp.msg.status = c->reply.status = 200;
 	}
 	if (changed) {
 		if (!(text = json_dumps(root, JSON_COMPACT))) {
@@ -117,29 +117,29 @@ static int buffer_finish(struct mcp_conn *c)
 
 static int held_append(struct mcp_conn *c, const void *data, size_t len)
 {
-	if (c->held_len + len > c->held_cap) {
-		size_t cap = c->held_cap ? c->held_cap : 4096;
+	if (c->reply.held_len + len > c->reply.held_cap) {
+		size_t cap = c->reply.held_cap ? c->reply.held_cap : 4096;
 		uint8_t *p;
 
-		if (c->held_len + len > SSE_EVENT_MAX + 64 * 1024)
+		if (c->reply.held_len + len > SSE_EVENT_MAX + 64 * 1024)
 			return -E2BIG;
-		while (cap < c->held_len + len)
+		while (cap < c->reply.held_len + len)
 			cap *= 2;
-		if (!(p = realloc(c->held, cap)))
+		if (!(p = realloc(c->reply.held, cap)))
 			return -ENOMEM;
-		c->held = p;
-		c->held_cap = cap;
+		c->reply.held = p;
+		c->reply.held_cap = cap;
 	}
-	memcpy(c->held + c->held_len, data, len);
-	c->held_len += len;
+	memcpy(c->reply.held + c->reply.held_len, data, len);
+	c->reply.held_len += len;
 	return 0;
 }
 
 static int flush_held(struct mcp_conn *c)
 {
-	int ret = send_chunk(c, c->held, c->held_len);
+	int ret = send_chunk(c, c->reply.held, c->reply.held_len);
 
-	c->held_len = 0;
+	c->reply.held_len = 0;
 	return ret;
 }
 
@@ -186,7 +186,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		return flush_held(c);
 	if (!(root = parse_json(ev->data, ev->data_len))) {
 		/* It might be a result or a list: what cannot be read does not pass. */
-		c->held_len = 0;
+		c->reply.held_len = 0;
 		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
 		       "reason=\"a message event that is not one JSON value\"%s",
 		       c->agent, c->srv->name, mcp_owes_answer(c) ? " owed=yes" : "");
@@ -197,7 +197,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		return ret ? ret : flush_held(c);
 	}
 	/* The held bytes are this event (and maybe comments before it). */
-	c->held_len = 0;
+	c->reply.held_len = 0;
 	ret = mcp_send_event(c, ev->id, ev->id_len, root);
 	json_decref(root);
 	return ret;
@@ -209,7 +209,7 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 	int ret;
 
 	do {
-		ssize_t n = ag_sse_parse(&c->sse, data, len, &ev);
+		ssize_t n = ag_sse_parse(&c->reply.sse, data, len, &ev);
 
 		if (n < 0)
 			return (int)n;
@@ -221,7 +221,7 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 			return ret;
 	} while (ev.type != AG_SSE_EV_NEED_MORE);
 	/* Comments and blank lines go on at once: keep-alives must not wait. */
-	if (ag_sse_at_boundary(&c->sse) && c->held_len && (ret = flush_held(c)))
+	if (ag_sse_at_boundary(&c->reply.sse) && c->reply.held_len && (ret = flush_held(c)))
 		return ret;
 	return mcp_inject_pending(c);
 }
@@ -232,7 +232,7 @@ static int response_head(struct mcp_conn *c)
 	const struct ag_http_header *h;
 	struct ag_err err;
 
-	c->status = m->status;
+	c->reply.status = m->status;
 	if (m->status < 200)
 		return 0; /* interim: the gateway never sent Expect, nothing to pass on */
 	/* The refusal is of the gateway's credential, not the agent's: its
@@ -252,17 +252,17 @@ static int response_head(struct mcp_conn *c)
 	     ag_mcp_content_type_is(m, "text/event-stream")))
 		return -EPROTO;
 	if (ag_mcp_content_type_is(m, "text/event-stream")) {
-		c->mode = RM_SSE;
-		if (ag_sse_parser_init(&c->sse, SSE_EVENT_MAX, &err))
+		c->reply.mode = RM_SSE;
+		if (ag_sse_parser_init(&c->reply.sse, SSE_EVENT_MAX, &err))
 			return -ENOMEM;
-		c->sse_init = true;
+		c->reply.sse_init = true;
 		return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
 	}
-	if (c->extra || ag_mcp_content_type_is(m, "application/json")) {
-		c->mode = RM_BUFFER;
+	if (c->call.extra || ag_mcp_content_type_is(m, "application/json")) {
+		c->reply.mode = RM_BUFFER;
 		return 0;
 	}
-	c->mode = RM_STREAM;
+	c->reply.mode = RM_STREAM;
 	if (m->framing == AG_HTTP_BODY_LENGTH || m->framing == AG_HTTP_BODY_NONE)
 		return send_resp_head(c, m->framing, m->content_length);
 	return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
@@ -270,25 +270,25 @@ static int response_head(struct mcp_conn *c)
 
 static int response_body(struct mcp_conn *c, const uint8_t *data, size_t len)
 {
-	switch (c->mode) {
+	switch (c->reply.mode) {
 	case RM_SSE:
 		return sse_feed(c, data, len);
 	case RM_BUFFER:
-		if (c->rbody_len + len > c->rbody_cap) {
-			size_t cap = c->rbody_cap ? c->rbody_cap : 4096;
+		if (c->reply.body_len + len > c->reply.body_cap) {
+			size_t cap = c->reply.body_cap ? c->reply.body_cap : 4096;
 			uint8_t *p;
 
-			if (c->rbody_len + len > ag_http_default_limits.max_body)
+			if (c->reply.body_len + len > ag_http_default_limits.max_body)
 				return -E2BIG;
-			while (cap < c->rbody_len + len)
+			while (cap < c->reply.body_len + len)
 				cap *= 2;
-			if (!(p = realloc(c->rbody, cap)))
+			if (!(p = realloc(c->reply.body, cap)))
 				return -ENOMEM;
-			c->rbody = p;
-			c->rbody_cap = cap;
+			c->reply.body = p;
+			c->reply.body_cap = cap;
 		}
-		memcpy(c->rbody + c->rbody_len, data, len);
-		c->rbody_len += len;
+		memcpy(c->reply.body + c->reply.body_len, data, len);
+		c->reply.body_len += len;
 		return 0;
 	case RM_STREAM:
 		return send_chunk(c, data, len);
@@ -300,20 +300,20 @@ static int response_end(struct mcp_conn *c)
 {
 	int ret = 0;
 
-	if (c->mode == RM_BUFFER)
+	if (c->reply.mode == RM_BUFFER)
 		return buffer_finish(c);
-	if (c->mode == RM_SSE) {
+	if (c->reply.mode == RM_SSE) {
 		size_t i;
 		json_t *v;
 
 		/* A stream cut inside an event: pass on what was held anyway. */
 		if ((ret = flush_held(c)))
 			return ret;
-		json_array_foreach(c->extra, i, v)
+		json_array_foreach(c->call.extra, i, v)
 			if ((ret = mcp_send_event(c, NULL, 0, v)))
 				return ret;
 	}
-	if (c->chunked_down)
+	if (c->reply.chunked_down)
 		ret = ag_stream_write(&c->a, AG_HTTP_CHUNK_LAST, strlen(AG_HTTP_CHUNK_LAST));
 	return ret;
 }
@@ -321,7 +321,7 @@ static int response_end(struct mcp_conn *c)
 void mcp_response_fail(struct mcp_conn *c, const char *why)
 {
 	/* Before the head went out the agent can still get a clean error. */
-	if (!c->head_sent) {
+	if (!c->reply.head_sent) {
 		snprintf(c->error, sizeof(c->error), "%s", why);
 		mcp_refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR,
 			   "the tool server's response was invalid");
@@ -387,7 +387,7 @@ void mcp_resp_parse(struct mcp_conn *c)
 		if (c->state == MC_CLOSING)
 			return;
 		if (ev.type == AG_HTTP_EV_END || (ev.type == AG_HTTP_EV_NEED_MORE && c->u->eof)) {
-			if (c->status < 200)
+			if (c->reply.status < 200)
 				continue;
 			if (!c->resp.msg.keep_alive)
 				c->closing_after = true;

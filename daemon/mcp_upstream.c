@@ -124,10 +124,10 @@ static int forward_request(struct mcp_conn *c)
 	char host[AG_HOST_LEN + 16];
 	struct ag_http_header cred;
 	struct ag_mcp_forward f = {
-		.verb = c->verb,
-		.target = c->fwd_target,
+		.verb = c->call.verb,
+		.target = c->call.fwd_target,
 		.authority = host,
-		.body_len = c->fwd_len,
+		.body_len = c->call.fwd_len,
 	};
 	struct ag_err err;
 	size_t hlen = 0;
@@ -145,9 +145,9 @@ static int forward_request(struct mcp_conn *c)
 		ret = ag_stream_write(c->u, mcp->head, hlen);
 	/* The head held the secret: it is in the stream's queue now, not here. */
 	OPENSSL_cleanse(mcp->head, hlen < sizeof(mcp->head) ? hlen : sizeof(mcp->head));
-	if (ret || !c->fwd_len)
+	if (ret || !c->call.fwd_len)
 		return ret;
-	return ag_stream_write(c->u, c->fwd_body, c->fwd_len);
+	return ag_stream_write(c->u, c->call.fwd_body, c->call.fwd_len);
 }
 
 /*
@@ -164,7 +164,7 @@ static int cred_fetch(struct mcp_conn *c)
 		.operator = c->ac && c->ac->operator_name[0] ? c->ac->operator_name : c->agent,
 		.chain = chain,
 		.session = mcp_policy_session(c),
-		.tool = c->req_tool[0] ? c->req_tool : NULL,
+		.tool = c->call.tool[0] ? c->call.tool : NULL,
 	};
 	struct ag_err err = { 0 };
 	char msg[320];
@@ -261,12 +261,12 @@ void mcp_credential_refused(struct mcp_conn *c)
 
 	ag_creds_refused(mcp_of(c)->creds, c->srv, c->cred.gen);
 	snprintf(c->error, sizeof(c->error), "upstream refused the gateway's credential (HTTP %d)",
-		 c->status);
+		 c->reply.status);
 	mcp_audit_cred_refused(c);
 	snprintf(msg, sizeof(msg),
 		 "tool server %s refused the gateway's credential (HTTP %d); it is being renewed, "
 		 "retry the call",
-		 c->srv->name, c->status);
+		 c->srv->name, c->reply.status);
 	mcp_refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR, msg);
 }
 

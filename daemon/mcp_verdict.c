@@ -46,7 +46,7 @@ static char *id_key(json_t *id)
  */
 static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 {
-	json_t **pending = c->legacy.post ? &c->legacy.post->pending : &c->pending;
+	json_t **pending = c->legacy.post ? &c->legacy.post->pending : &c->call.pending;
 	json_t *what;
 	char *key;
 	int ret = -EEXIST;
@@ -72,7 +72,7 @@ static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
  * set; NULL when nothing was. */
 json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 {
-	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->pending, *what;
+	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->call.pending, *what;
 	char *key = id_key(id);
 
 	what = key ? json_incref(json_object_get(pending, key)) : NULL;
@@ -85,7 +85,7 @@ json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 /* Whether an answer the gateway must read is owed on this connection. */
 bool mcp_owes_answer(const struct mcp_conn *c)
 {
-	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->pending) > 0;
+	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->call.pending) > 0;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -103,7 +103,7 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 
 		meta = json_pack("{s:s,s:s}", "decision", ag_decision_name(dec->kind), "rule",
 				 dec->rule);
-		r = ag_mcp_tool_denied(m->id, dec->reason, meta, c->req_v2026);
+		r = ag_mcp_tool_denied(m->id, dec->reason, meta, c->call.v2026);
 		json_decref(meta);
 		return r;
 	}
@@ -128,7 +128,7 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 
 /*
  * Decides every message of the body.  Returns the number forwarded; the
- * refused ones have their answers in c->extra.  -ENOMEM on failure.
+ * refused ones have their answers in c->call.extra.  -ENOMEM on failure.
  */
 static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **keep)
 {
@@ -162,16 +162,16 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			if ((ret = remember_request(c, m)))
 				return ret;
 			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
-				snprintf(c->req_tool, sizeof(c->req_tool), "%s", m->name);
-			if (b->count == 1 && m->id && !c->req_id)
-				c->req_id = json_incref(m->id);
+				snprintf(c->call.tool, sizeof(c->call.tool), "%s", m->name);
+			if (b->count == 1 && m->id && !c->call.id)
+				c->call.id = json_incref(m->id);
 			continue;
 		}
 		ag_fair_refused(c->l, &c->o,
 				dec.kind == AG_DECIDE_HIDDEN ? "mcp_hidden" : "mcp_denied");
 		if (!(answer = denial(c, m, &dec)))
 			continue;
-		if (mcp_list_append(&c->extra, answer)) {
+		if (mcp_list_append(&c->call.extra, answer)) {
 			json_decref(answer);
 			return -ENOMEM;
 		}
@@ -188,10 +188,11 @@ static int answer_locally(struct mcp_conn *c)
 
 	if (c->legacy.post)
 		return mcp_legacy_answer(c);
-	if (!c->extra)
-		return mcp_send_local(c, 202, NULL, c->req_keep_alive);
-	body = c->extra_batch ? json_incref(c->extra) : json_incref(json_array_get(c->extra, 0));
-	ret = mcp_send_local(c, 200, body, c->req_keep_alive);
+	if (!c->call.extra)
+		return mcp_send_local(c, 202, NULL, c->call.keep_alive);
+	body = c->call.extra_batch ? json_incref(c->call.extra)
+				   : json_incref(json_array_get(c->call.extra, 0));
+	ret = mcp_send_local(c, 200, body, c->call.keep_alive);
 	json_decref(body);
 	return ret;
 }
@@ -228,12 +229,12 @@ static void approval_decided(void *owner, uint64_t id, bool allow, const char *b
 	c->state = MC_REQUEST;
 	snprintf(reason, sizeof(reason), "%s (%s)", c->esc.reason, why);
 	meta = json_pack("{s:s,s:s}", "decision", "deny", "rule", "approval");
-	answer = ag_mcp_tool_denied(c->req_id, reason, meta, c->req_v2026);
+	answer = ag_mcp_tool_denied(c->call.id, reason, meta, c->call.v2026);
 	json_decref(meta);
-	json_decref(c->extra);
-	c->extra = answer ? json_pack("[o]", answer) : NULL;
-	c->extra_batch = false;
-	if (!c->extra || answer_locally(c)) {
+	json_decref(c->call.extra);
+	c->call.extra = answer ? json_pack("[o]", answer) : NULL;
+	c->call.extra_batch = false;
+	if (!c->call.extra || answer_locally(c)) {
 		mcp_conn_close(c, "error", "could not answer the agent");
 		return;
 	}
@@ -248,8 +249,8 @@ static json_t *approval_describe(void *owner, uint64_t id, uint64_t waited_ms,
 
 	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id,
 			 "agent", c->agent, "server", c->srv->name, "tool", c->esc.tool, "reason",
-			 c->esc.reason, "request_id", c->req_id, "session",
-			 c->session_id[0] ? c->session_id : NULL, "waited_ms",
+			 c->esc.reason, "request_id", c->call.id, "session",
+			 c->call.session_id[0] ? c->call.session_id : NULL, "waited_ms",
 			 (json_int_t)waited_ms, "timeout_ms", (json_int_t)timeout_ms);
 }
 
@@ -288,7 +289,7 @@ void mcp_request_decide(struct mcp_conn *c)
 	json_t *keep = NULL;
 	int fwd = -ENOMEM;
 
-	if (ag_jsonrpc_parse(c->body, c->body_len, NULL, &b, &err)) {
+	if (ag_jsonrpc_parse(c->call.body, c->call.body_len, NULL, &b, &err)) {
 		mcp_refuse(c, 400, AG_JSONRPC_PARSE_ERROR, "Parse error: the body is not one JSON value");
 		return;
 	}
@@ -301,13 +302,13 @@ void mcp_request_decide(struct mcp_conn *c)
 	}
 	/* Policy is decided on the body; the routing headers must say the same. */
 	if (ag_mcp_check_headers(&b, mh ? mh->value : NULL, mh ? mh->value_len : 0,
-				 nh ? nh->value : NULL, nh ? nh->value_len : 0, c->req_v2026,
+				 nh ? nh->value : NULL, nh ? nh->value_len : 0, c->call.v2026,
 				 &err)) {
 		ag_jsonrpc_body_free(&b);
 		mcp_refuse(c, 400, AG_MCP_HEADER_MISMATCH, err.msg);
 		return;
 	}
-	c->extra_batch = b.batch;
+	c->call.extra_batch = b.batch;
 	if (!(keep = json_array()) || (fwd = decide_body(c, &b, &keep)) < 0) {
 		json_decref(keep);
 		ag_jsonrpc_body_free(&b);
@@ -323,8 +324,8 @@ void mcp_request_decide(struct mcp_conn *c)
 	if (fwd) {
 		/* What was decided is what is sent: the allowed messages as the
 		 * gateway parsed them, never the agent's bytes. */
-		c->fwd_body = ag_mcp_body_dump(keep, b.batch, &c->fwd_len);
-		if (!c->fwd_body) {
+		c->call.fwd_body = ag_mcp_body_dump(keep, b.batch, &c->call.fwd_len);
+		if (!c->call.fwd_body) {
 			json_decref(keep);
 			ag_jsonrpc_body_free(&b);
 			mcp_conn_close(c, "error", "out of memory");
