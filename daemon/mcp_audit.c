@@ -49,9 +49,8 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 				dec->kind == AG_DECIDE_ALLOW	  ? "allow"
 				: dec->kind == AG_DECIDE_ESCALATE ? "ask"
 								  : "deny",
-				"hidden",
-				dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule, "reason",
-				dec->reason[0] ? dec->reason : NULL, "args",
+				"hidden", dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule,
+				"reason", dec->reason[0] ? dec->reason : NULL, "args",
 				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
 				c->call.session_id[0] ? c->call.session_id : NULL);
 	struct ag_err err;
@@ -132,8 +131,8 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
 				  ag_audit_agent_json(c->agent, &c->o), "server", c->srv->name,
-				  "tool", tool, "id", json_object_get(msg, "id"),
-				  "upstream_status", c->reply.status, "is_error",
+				  "tool", tool, "id", json_object_get(msg, "id"), "upstream_status",
+				  c->reply.status, "is_error",
 				  json_is_true(json_object_get(result, "isError")), "error",
 				  json_object_get(msg, "error"), "latency_us", latency, "session",
 				  mcp_policy_session(c), "redactions",

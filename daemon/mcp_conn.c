@@ -257,14 +257,16 @@ const char *mcp_policy_session(const struct mcp_conn *c)
 static void wait_refuse(struct ag_list *w, const char *refusal)
 {
 	mcp_refuse(ag_container_of(w, struct mcp_conn, wait), 503, AG_JSONRPC_INTERNAL_ERROR,
-	       refusal);
+		   refusal);
 }
 
 /* What decide.h is told of the request being handled. */
 struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
-	return (struct ag_decide_ctx){ c->l->d, c->ac, c->agent, c->srv, mcp_policy_session(c),
-				       c->call.host, c->call.version, &c->o };
+	return (struct ag_decide_ctx){
+		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
+		c->call.host, c->call.version, &c->o
+	};
 }
 
 /* Holds an allowed call until its decision records are durable; true if held. */
@@ -303,7 +305,7 @@ static void audit_woken(struct ag_waitq *q)
 			/* Fail closed: an unrecorded call is never made. */
 			ag_list_del(&c->wait);
 			mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
-			       "the gateway cannot record this call in its audit log: refused");
+				   "the gateway cannot record this call in its audit log: refused");
 		}
 	}
 }
@@ -315,7 +317,7 @@ static void request_end(struct mcp_conn *c)
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
 		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
 			mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
-				       "the legacy session's stream has ended");
+					   "the legacy session's stream has ended");
 			return;
 		}
 		mcp_request_decide(c);
@@ -325,7 +327,7 @@ static void request_end(struct mcp_conn *c)
 	/* Only a POST body is decided: no other method may carry one past us. */
 	if (c->call.body_len) {
 		mcp_refuse(c, 400, AG_JSONRPC_INVALID_REQUEST,
-		       "only POST requests may carry a body on a governed route");
+			   "only POST requests may carry a body on a governed route");
 		return;
 	}
 	mcp_request_forward(c);
@@ -494,8 +496,8 @@ static void conn_expire(struct ag_watch *w, const char *why)
 		return;
 	}
 	mcp_conn_close(c, why,
-		   head ? "agent: request head not whole within the header timeout"
-			: "no byte either way within the idle timeout");
+		       head ? "agent: request head not whole within the header timeout"
+			    : "no byte either way within the idle timeout");
 }
 
 void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,

@@ -59,7 +59,7 @@ static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 	c->legacy.sid[0] = '\0';
 	/* Fail closed: not the endpoint the decision is about. */
 	mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
-		       "not the tool server's MCP endpoint (nor an open session's)");
+			   "not the tool server's MCP endpoint (nor an open session's)");
 	return -1;
 found:
 	if (!(c->call.fwd_target = strdup(target))) {
@@ -89,23 +89,23 @@ bool mcp_request_head(struct mcp_conn *c)
 	 */
 	if (!h || !ag_mcp_authority_ok(&w, h->value, h->value_len)) {
 		mcp_refuse_request(c, 403, AG_JSONRPC_INVALID_REQUEST,
-			       "Host not allowed by the gateway");
+				   "Host not allowed by the gateway");
 		return false;
 	}
 	if ((h = ag_http_find(m, "Origin", NULL)) &&
 	    !ag_mcp_origin_ok(&w, h->value, h->value_len)) {
 		mcp_refuse_request(c, 403, AG_JSONRPC_INVALID_REQUEST,
-			       "Origin not allowed by the gateway");
+				   "Origin not allowed by the gateway");
 		return false;
 	}
 	if ((h = ag_http_find(m, "Upgrade", NULL))) {
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
-			       "protocol upgrades are not supported");
+				   "protocol upgrades are not supported");
 		return false;
 	}
 	if ((c->call.verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
 		mcp_refuse_request(c, 405, AG_JSONRPC_INVALID_REQUEST,
-			       "MCP defines only POST, GET and DELETE on its endpoint");
+				   "MCP defines only POST, GET and DELETE on its endpoint");
 		return false;
 	}
 	if (ag_mcp_fields_check(m, &err)) {

@@ -379,9 +379,10 @@ void mcp_resp_parse(struct mcp_conn *c)
 			return;
 		}
 		if (ret) {
-			mcp_response_fail(c, ret == -E2BIG	   ? "upstream: response over the gateway's limit"
-					 : ret == -EPROTO ? "upstream: response the gateway cannot inspect"
-							  : "upstream: response could not be passed on");
+			mcp_response_fail(
+			    c, ret == -E2BIG	? "upstream: response over the gateway's limit"
+			       : ret == -EPROTO ? "upstream: response the gateway cannot inspect"
+						: "upstream: response could not be passed on");
 			return;
 		}
 		if (c->state == MC_CLOSING)
@@ -392,9 +393,10 @@ void mcp_resp_parse(struct mcp_conn *c)
 			if (!c->resp.msg.keep_alive)
 				c->closing_after = true;
 			if ((ret = response_end(c))) {
-				mcp_response_fail(c, ret == -EPROTO
-							 ? "upstream: a tools/list answer that cannot be read"
-							 : "could not write to the agent");
+				mcp_response_fail(
+				    c, ret == -EPROTO
+					   ? "upstream: a tools/list answer that cannot be read"
+					   : "could not write to the agent");
 				return;
 			}
 			mcp_req_next(c);

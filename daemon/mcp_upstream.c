@@ -161,7 +161,7 @@ static int cred_fetch(struct mcp_conn *c)
 	const char *chain[AG_DELEGATION_MAX];
 	struct ag_delegation del;
 	struct ag_cred_call call = {
-		.operator = c->ac && c->ac->operator_name[0] ? c->ac->operator_name : c->agent,
+		.operator= c->ac && c->ac->operator_name[0] ? c->ac->operator_name : c->agent,
 		.chain = chain,
 		.session = mcp_policy_session(c),
 		.tool = c->call.tool[0] ? c->call.tool : NULL,

@@ -297,7 +297,7 @@ void mcp_request_decide(struct mcp_conn *c)
 	if (!ag_mcp_ids_unique(&b)) {
 		ag_jsonrpc_body_free(&b);
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
-			       "two messages of the body share a request id");
+				   "two messages of the body share a request id");
 		return;
 	}
 	/* Policy is decided on the body; the routing headers must say the same. */
@@ -314,11 +314,11 @@ void mcp_request_decide(struct mcp_conn *c)
 		ag_jsonrpc_body_free(&b);
 		if (fwd == -EEXIST)
 			mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
-				       "a request with this id still awaits its answer");
+					   "a request with this id still awaits its answer");
 		else
 			mcp_conn_close(c, "error",
-				   fwd == -ENOSPC ? "too many answers owed to the session"
-						  : "out of memory");
+				       fwd == -ENOSPC ? "too many answers owed to the session"
+						      : "out of memory");
 		return;
 	}
 	if (fwd) {
@@ -336,7 +336,7 @@ void mcp_request_decide(struct mcp_conn *c)
 	ag_jsonrpc_body_free(&b);
 	if (c->audit.lost) {
 		mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
-		       "the gateway cannot record this call in its audit log: refused");
+			   "the gateway cannot record this call in its audit log: refused");
 		return;
 	}
 	if (c->esc.waiting) {
