@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "audit.h"
+#include "buf.h"
 
 #define CP_SLACK 64 /* queue room kept for checkpoints beyond queue_max */
 #define RESERVED 4
@@ -306,21 +307,9 @@ bool ag_audit_failed(struct ag_audit_writer *w, struct ag_err *why)
 
 static int buf_reserve(struct ag_audit_writer *w, size_t more)
 {
-	size_t cap = w->buf_cap ? w->buf_cap : 65536;
-	char *b;
-
 	if (more > SIZE_MAX / 2 - w->buf_len)
 		return -ENOMEM;
-	while (cap < w->buf_len + more)
-		cap *= 2;
-	if (cap == w->buf_cap)
-		return 0;
-	b = realloc(w->buf, cap);
-	if (!b)
-		return -ENOMEM;
-	w->buf = b;
-	w->buf_cap = cap;
-	return 0;
+	return ag_grow(&w->buf, &w->buf_cap, w->buf_len + more, 1, 65536, 0) ? -ENOMEM : 0;
 }
 
 static void buf_put(struct ag_audit_writer *w, const void *p, size_t len)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "inventory.h"
 
 #define HEX_LEN AG_TOOLHASH_HEX_LEN
@@ -474,12 +475,11 @@ static char *server_text(const struct inv_server *s)
  * after a crash readers see the old or the new file, never a mix. */
 static int server_write(struct ag_inventory *inv, const struct inv_server *s, struct ag_err *err)
 {
-	char name[AG_INV_SERVER_MAX + 16], tmp[AG_INV_SERVER_MAX + 16], *text;
-	size_t len, off = 0;
-	int fd, ret;
+	char name[AG_INV_SERVER_MAX + 16], *text;
+	size_t len;
+	int ret;
 
 	snprintf(name, sizeof(name), "%s" FILE_SUFFIX, s->name);
-	snprintf(tmp, sizeof(tmp), ".%s" FILE_SUFFIX ".tmp", s->name);
 	text = server_text(s);
 	if (!text)
 		return ag_errf(err, ENOMEM, "%s/%s: out of memory", inv->dir, name);
@@ -496,35 +496,7 @@ static int server_write(struct ag_inventory *inv, const struct inv_server *s, st
 		free(text);
 		return ret;
 	}
-	fd = openat(inv->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = ag_errf(err, errno, "%s/%s: create: %s", inv->dir, tmp, strerror(errno));
-		goto out;
-	}
-	/* The umask may have taken bits away, or an older file had others. */
-	if (fchmod(fd, 0600))
-		ret = ag_errf(err, errno, "%s/%s: chmod: %s", inv->dir, tmp, strerror(errno));
-	while (!ret && off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			ret =
-			    ag_errf(err, errno, "%s/%s: write: %s", inv->dir, tmp, strerror(errno));
-		else
-			off += (size_t)w;
-	}
-	if (!ret && fsync(fd))
-		ret = ag_errf(err, errno, "%s/%s: fsync: %s", inv->dir, tmp, strerror(errno));
-	close(fd);
-	if (!ret && renameat(inv->dirfd, tmp, inv->dirfd, name))
-		ret = ag_errf(err, errno, "%s/%s: rename: %s", inv->dir, name, strerror(errno));
-	if (ret)
-		unlinkat(inv->dirfd, tmp, 0);
-	else if (fsync(inv->dirfd))
-		ret = ag_errf(err, errno, "%s: fsync: %s", inv->dir, strerror(errno));
-out:
+	ret = ag_file_write_atomic_at(inv->dirfd, inv->dir, name, text, len, 0600, err);
 	dir_unlock(inv);
 	free(text);
 	return ret;
@@ -695,50 +667,6 @@ static int load_tool(const char *path, const char *name, const json_t *o, struct
 	return ret;
 }
 
-/* Reads DIR/name, a regular file no larger than AG_INV_FILE_MAX. */
-static int read_at(const struct ag_inventory *inv, const char *name, char **out, size_t *len,
-		   struct ag_err *err)
-{
-	struct stat st;
-	size_t n = 0;
-	char *buf;
-	int fd;
-
-	*out = NULL;
-	fd = openat(inv->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return ag_errf(err, errno, "%s/%s: open: %s", inv->dir, name, strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > AG_INV_FILE_MAX) {
-		close(fd);
-		return ag_errf(err, EINVAL, "%s/%s: not a regular file of up to %d bytes", inv->dir,
-			       name, AG_INV_FILE_MAX);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return ag_errf(err, ENOMEM, "%s/%s: out of memory", inv->dir, name);
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-
-			free(buf);
-			close(fd);
-			return ag_errf(err, e, "%s/%s: read: %s", inv->dir, name, strerror(e));
-		}
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 /*
  * A versioned document of ours (a server file, the lock file): parsed
  * strictly, an object with only the given members, version 1, and a
@@ -792,10 +720,11 @@ static int load_server(struct ag_inventory *inv, const char *file, struct ag_err
 	server[flen] = '\0';
 	if ((ret = ag_inventory_check_server(server, err)))
 		return err_wrap(err, ret, path);
-	if ((ret = read_at(inv, file, &text, &len, err)))
+	if ((ret = ag_file_read_at(inv->dirfd, inv->dir, file, AG_FILE_NOFOLLOW, AG_INV_FILE_MAX,
+				   &text, &len, err)))
 		return ret;
-	ret = load_doc(path, text, len, JSON_ALLOW_NUL, keys, AG_ARRAY_SIZE(keys),
-		       AG_INV_MAX_TOOLS, &root, &tools, err);
+	ret = load_doc(path, text, len, JSON_ALLOW_NUL, keys, AG_ARRAY_SIZE(keys), AG_INV_MAX_TOOLS,
+		       &root, &tools, err);
 	free(text);
 	if (ret)
 		return ret;

@@ -2,6 +2,7 @@
 /* Evaluation of a policy set against one request. */
 #define AG_POLICY_INTERNAL
 #include "policy.h"
+#include "buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -495,24 +496,6 @@ static bool scope_match(struct ectx *cx, const struct agp_scope *sc, const struc
 	return *m == 2;
 }
 
-/* Arrays in the result only grow, so steady-state evaluations reuse them. */
-static void *reserve(void *arr, size_t *cap, size_t need, size_t size)
-{
-	size_t ncap = *cap ? *cap : 8;
-	void *grown;
-
-	if (need <= *cap)
-		return arr;
-	while (ncap < need)
-		ncap *= 2;
-	if (ncap > SIZE_MAX / size)
-		return NULL;
-	grown = realloc(arr, ncap * size);
-	if (grown)
-		*cap = ncap;
-	return grown;
-}
-
 void ag_policy_result_init(struct ag_policy_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -732,10 +715,10 @@ static int add_match(struct ag_policy_result *res, const struct agp_policy *pol)
 {
 	struct ag_policy_match *m;
 
-	m = reserve(res->matches, &res->cap_matches, res->n_matches + 1, sizeof(*m));
-	if (!m)
+	/* Arrays in the result only grow, so steady-state evaluations reuse them. */
+	if (ag_grow(&res->matches, &res->cap_matches, res->n_matches + 1, sizeof(*m), 8, 0))
 		return -1;
-	res->matches = m;
+	m = res->matches;
 	m[res->n_matches++] =
 	    (struct ag_policy_match){ pol->id, (enum ag_effect)pol->effect, pol->escalate };
 	return 0;
@@ -745,11 +728,9 @@ static int add_diag(struct ag_policy_result *res, const struct agp_policy *pol, 
 {
 	struct ag_policy_diag *d;
 
-	d = reserve(res->diags, &res->cap_diags, res->n_diags + 1, sizeof(*d));
-	if (!d)
+	if (ag_grow(&res->diags, &res->cap_diags, res->n_diags + 1, sizeof(*d), 8, 0))
 		return -1;
-	res->diags = d;
-	d += res->n_diags++;
+	d = res->diags + res->n_diags++;
 	d->policy_id = pol->id;
 	snprintf(d->msg, sizeof(d->msg), "%s", msg);
 	return 0;
@@ -769,10 +750,9 @@ static int decide(struct ag_policy_result *res)
 		escalate |= m->effect == AG_PERMIT && m->escalate;
 	}
 	res->decision = forbid ? AG_DENY : permit ? AG_ALLOW : escalate ? AG_ESCALATE : AG_DENY;
-	ids = reserve(res->determining, &res->cap_determining, res->n_matches, sizeof(*ids));
-	if (!ids && res->n_matches)
+	if (ag_grow(&res->determining, &res->cap_determining, res->n_matches, sizeof(*ids), 8, 0))
 		return -1;
-	res->determining = ids;
+	ids = res->determining;
 	for (size_t i = 0; i < res->n_matches; i++) {
 		const struct ag_policy_match *m = &res->matches[i];
 		bool counts = forbid   ? m->effect == AG_FORBID

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <openssl/evp.h>
 
+#include "util.h"
+
 static bool same_scope(const struct agp_scope *a, const struct agp_scope *b)
 {
 	if (a->op != b->op || a->which != b->which || a->n_set != b->n_set)
@@ -287,35 +289,13 @@ struct ag_policy_set *ag_policy_parse_text(const char *name, const char *text, s
 
 static char *read_file(const char *path, size_t *len, struct ag_policy_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	struct stat st;
+	struct ag_err e;
 	char *buf;
 
-	if (!f) {
-		agp_error(err, 0, 0, "%s: cannot open: %s", path, strerror(errno));
+	if (ag_read_file(path, AGP_MAX_FILE, &buf, len, &e)) {
+		agp_error(err, 0, 0, "%s", e.msg);
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > AGP_MAX_FILE) {
-		agp_error(err, 0, 0, "%s: not a regular file of at most %u bytes", path,
-			  AGP_MAX_FILE);
-		fclose(f);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		agp_error(err, 0, 0, "%s: out of memory", path);
-		fclose(f);
-		return NULL;
-	}
-	*len = fread(buf, 1, (size_t)st.st_size, f);
-	if (ferror(f)) {
-		agp_error(err, 0, 0, "%s: read error: %s", path, strerror(errno));
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	buf[*len] = '\0';
-	fclose(f);
 	return buf;
 }
 
@@ -405,9 +385,9 @@ struct ag_policy_set *ag_policy_load_files(const char *const *paths, size_t n,
 		const char *slash = strrchr(paths[i], '/');
 		size_t len;
 		char *text = read_file(paths[i], &len, err);
-		int ret = text ? parse_source(set, paths[i], slash ? slash + 1 : paths[i], text,
-					      len, err)
-			       : -1;
+		int ret =
+		    text ? parse_source(set, paths[i], slash ? slash + 1 : paths[i], text, len, err)
+			 : -1;
 
 		free(text);
 		if (ret) {

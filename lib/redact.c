@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "redact.h"
 
 enum seg_kind { SEG_KEY, SEG_INDEX, SEG_ANY };
@@ -38,32 +39,14 @@ struct ag_redactor {
 
 /* A growable output buffer; on allocation failure it records the error once. */
 struct obuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
+	struct ag_buf b;
+	bool oom; /* a put failed: the output is incomplete */
 };
 
 static void ob_put(struct obuf *o, const char *s, size_t n)
 {
-	if (o->oom)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		char *p;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p) {
-			o->oom = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
+	if (!o->oom && ag_buf_put(&o->b, s, n, 0))
+		o->oom = true;
 }
 
 /* Hands the buffer to the caller; an empty result is still a valid string. */
@@ -71,13 +54,13 @@ static int ob_finish(struct obuf *o, char **out, size_t *outlen, struct ag_err *
 {
 	ob_put(o, "", 0);
 	if (o->oom) {
-		free(o->p);
+		ag_buf_free(&o->b);
 		*out = NULL;
 		*outlen = 0;
 		return ag_errf(err, ENOMEM, "redact: out of memory");
 	}
-	*out = o->p;
-	*outlen = o->len;
+	*out = o->b.p;
+	*outlen = o->b.len;
 	return 0;
 }
 
@@ -662,20 +645,12 @@ static int stream_run(struct ag_redact_stream *s, bool eof, char **out, size_t *
 int ag_redact_stream_feed(struct ag_redact_stream *s, const char *data, size_t len, char **out,
 			  size_t *outlen, struct ag_redact_report *rep, struct ag_err *err)
 {
-	if (s->len + len > s->cap) {
-		size_t cap = s->cap ? s->cap : 2 * s->sc.r->max_match;
-		char *p;
-
-		while (cap < s->len + len)
-			cap *= 2;
-		p = realloc(s->buf, cap);
-		if (!p) {
-			*out = NULL;
-			*outlen = 0;
-			return ag_errf(err, ENOMEM, "redact stream: out of memory");
-		}
-		s->buf = p;
-		s->cap = cap;
+	/* Fail closed: s->len + len must not wrap. */
+	if (len > SIZE_MAX - s->len ||
+	    ag_grow(&s->buf, &s->cap, s->len + len, 1, 2 * s->sc.r->max_match, 0)) {
+		*out = NULL;
+		*outlen = 0;
+		return ag_errf(err, ENOMEM, "redact stream: out of memory");
 	}
 	if (len)
 		memcpy(s->buf + s->len, data, len);
@@ -781,11 +756,11 @@ static void walk_string(struct walk *w, json_t *v)
 	if (!has_text_rules(w->r))
 		return;
 	if (redact_str(&w->sc, json_string_value(v), json_string_length(v), &o, w->rep, w->path) &&
-	    json_string_setn(v, o.p, o.len))
+	    json_string_setn(v, o.b.p, o.b.len))
 		w->error = -ENOMEM;
 	if (o.oom)
 		w->error = -ENOMEM;
-	free(o.p);
+	ag_buf_free(&o.b);
 }
 
 /* A text that is itself JSON gets the path rules at its root, then the string walk. */
