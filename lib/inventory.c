@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The tool inventory: its model, observe and approve (see inventory.h). */
 #include "inventory_int.h"
+#include "buf.h"
 
 const char *ag_tool_state_name(enum ag_tool_state s)
 {
@@ -285,15 +286,8 @@ int inv_server_insert(struct inv_server *s, struct inv_tool *t, struct inv_tool 
 	if (s->n >= AG_INV_MAX_TOOLS)
 		return ag_errf(err, E2BIG, "server %s: more than %d tools", s->name,
 			       AG_INV_MAX_TOOLS);
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct inv_tool *nt = realloc(s->tools, cap * sizeof(*nt));
-
-		if (!nt)
-			return ag_errf(err, ENOMEM, "server %s: out of memory", s->name);
-		s->tools = nt;
-		s->cap = cap;
-	}
+	if (ag_grow(&s->tools, &s->cap, s->n + 1, sizeof(*s->tools), 16, 0))
+		return ag_errf(err, ENOMEM, "server %s: out of memory", s->name);
 	while (pos < s->n && strcmp(s->tools[pos].name, t->name) < 0)
 		pos++;
 	memmove(s->tools + pos + 1, s->tools + pos, (s->n - pos) * sizeof(*t));

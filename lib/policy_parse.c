@@ -4,6 +4,7 @@
  * annotations, conditions) and whole sets; expressions are policy_expr.c's.
  */
 #include "policy_parser.h"
+#include "buf.h"
 
 void agp_error(struct ag_policy_error *err, int line, int col, const char *fmt, ...)
 {
@@ -467,18 +468,9 @@ int agp_parse_into(struct ag_policy_set *set, const char *name, const char *idna
 		struct agp_token start = p.tok;
 		struct agp_policy *pol;
 
-		if (set->n == set->cap) {
-			size_t ncap = set->cap ? set->cap * 2 : 16;
-			struct agp_policy *grown = NULL;
-
-			if (ncap <= SIZE_MAX / sizeof(*grown))
-				grown = realloc(set->policies, ncap * sizeof(*grown));
-			if (!grown) {
-				pp_oom(&p);
-				return -1;
-			}
-			set->policies = grown;
-			set->cap = ncap;
+		if (ag_grow(&set->policies, &set->cap, set->n + 1, sizeof(*set->policies), 16, 0)) {
+			pp_oom(&p);
+			return -1;
 		}
 		pol = &set->policies[set->n];
 		if (!parse_policy(&p, pol, idname))

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "fileio.h"
+#include "kern_internal.h"
 #include "lru.h"
 #include "test.h"
 
@@ -126,6 +127,37 @@ TEST(fileio_write_atomic)
 		f.path[3][0] = '\0';
 		ASSERT_ERRNO(lstat(fdir_path(&f, 4, "d"), &st), ENOENT, "no target made");
 	}
+out:
+	fdir_fini(&f);
+}
+
+/*
+ * The version file of a live upgrade, with symlinks planted at every
+ * temporary name it was or is written through: the victim stays as it was.
+ */
+TEST(fileio_version_file_hostile)
+{
+	struct ag_instance in = { .name = "fileio" };
+	struct ag_err err;
+	char text[64];
+	struct stat st;
+	struct fdir f;
+
+	if (!fdir_init(&f))
+		goto out;
+	const char *victim = fdir_path(&f, 0, "victim");
+
+	snprintf(in.run_dir, sizeof(in.run_dir), "%s", f.dir);
+	put(victim, "untouched");
+	ASSERT_OK(symlink(victim, fdir_path(&f, 1, "kern.version.tmp")), "old temporary name");
+	ASSERT_OK(symlink(victim, fdir_path(&f, 2, ".kern.version.tmp")), "new temporary name");
+	ASSERT_OK(ag_kern_version_write(&in, &err), err.msg);
+	text_of(victim, text, sizeof(text));
+	ASSERT_STREQ(text, "untouched", "nothing written through a symlink");
+	text_of(fdir_path(&f, 3, "kern.version"), text, sizeof(text));
+	ASSERT_STREQ(text, AG_VERSION "\n", "the version recorded");
+	if (ASSERT_OK(lstat(f.path[3], &st), "lstat"))
+		ASSERT_EQ(st.st_mode & 07777, 0644, "mode");
 out:
 	fdir_fini(&f);
 }
