@@ -64,7 +64,7 @@ static int key_create(const char *path, struct ag_audit_key **out, struct ag_err
 	BIO *bio = NULL;
 	char *pem;
 	long len;
-	int fd, ret;
+	int ret;
 
 	if (!pkey)
 		return ag_errf(err, -ENOMEM, "%s: cannot generate an Ed25519 key", path);
@@ -74,20 +74,9 @@ static int key_create(const char *path, struct ag_audit_key **out, struct ag_err
 		goto out;
 	}
 	len = BIO_get_mem_data(bio, &pem);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = ag_errf(err, -errno, "%s: cannot create the key file: %s", path,
-			      strerror(errno));
+	ret = ag_file_create(path, pem, (size_t)len, 0600, err);
+	if (ret)
 		goto out;
-	}
-	if (write(fd, pem, (size_t)len) != len || fsync(fd)) {
-		ret =
-		    ag_errf(err, -EIO, "%s: cannot write the key file: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		goto out;
-	}
-	close(fd);
 	BIO_free(bio);
 	return key_wrap(pkey, path, out, err);
 out:

@@ -148,20 +148,17 @@ static int write_all(int fd, const char *name, const void *data, size_t len, str
 	return 0;
 }
 
-int ag_file_write_atomic_at(int dirfd, const char *dir, const char *name, const void *data,
-			    size_t len, mode_t mode, struct ag_err *err)
+/*
+ * dirfd/name made afresh (never through a name someone else made: O_EXCL |
+ * O_NOFOLLOW) with exactly mode, data written and synced; removed again
+ * when any of that fails.
+ */
+static int create_synced(int dirfd, const char *label, const char *name, const void *data,
+			 size_t len, mode_t mode, struct ag_err *err)
 {
-	char tmp[NAME_MAX + 1], label[PATH_MAX];
-	int fd, ret;
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	int ret;
 
-	if (strchr(name, '/') || snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= (int)sizeof(tmp))
-		return ag_errf(err, EINVAL, "%s%s%s: not a plain file name", NAMED(dir), name);
-	snprintf(label, sizeof(label), "%s%s%s", NAMED(dir), tmp);
-	/* A leftover of a crash (or a planted symlink: unlink does not follow it). */
-	if (unlinkat(dirfd, tmp, 0) && errno != ENOENT)
-		return ag_errf(err, errno, "%s: unlink: %s", label, strerror(errno));
-	/* Fail closed: O_EXCL | O_NOFOLLOW never write through a name someone else made. */
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return ag_errf(err, errno, "%s: create: %s", label, strerror(errno));
 	/* The umask may have taken bits away; the mode is part of the contract. */
@@ -171,20 +168,57 @@ int ag_file_write_atomic_at(int dirfd, const char *dir, const char *name, const 
 	if (!ret && fsync(fd))
 		ret = ag_errf(err, errno, "%s: fsync: %s", label, strerror(errno));
 	close(fd);
-	if (!ret && renameat(dirfd, tmp, dirfd, name))
-		ret = ag_errf(err, errno, "%s%s%s: rename: %s", NAMED(dir), name, strerror(errno));
-	if (ret) {
-		unlinkat(dirfd, tmp, 0);
-		return ret;
-	}
-	/* The rename is an entry of the directory: durable only once it is synced. */
+	if (ret)
+		unlinkat(dirfd, name, 0);
+	return ret;
+}
+
+/* A new entry of the directory is durable only once the directory is synced. */
+static int sync_dir(int dirfd, const char *dir, struct ag_err *err)
+{
 	if (fsync(dirfd))
 		return ag_errf(err, errno, "%s: fsync: %s", dir ? dir : ".", strerror(errno));
 	return 0;
 }
 
-int ag_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			 struct ag_err *err)
+int ag_file_write_atomic_at(int dirfd, const char *dir, const char *name, const void *data,
+			    size_t len, mode_t mode, struct ag_err *err)
+{
+	char tmp[NAME_MAX + 1], label[PATH_MAX];
+	int ret;
+
+	if (strchr(name, '/') || snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= (int)sizeof(tmp))
+		return ag_errf(err, EINVAL, "%s%s%s: not a plain file name", NAMED(dir), name);
+	snprintf(label, sizeof(label), "%s%s%s", NAMED(dir), tmp);
+	/* A leftover of a crash (or a planted symlink: unlink does not follow it). */
+	if (unlinkat(dirfd, tmp, 0) && errno != ENOENT)
+		return ag_errf(err, errno, "%s: unlink: %s", label, strerror(errno));
+	ret = create_synced(dirfd, label, tmp, data, len, mode, err);
+	if (ret)
+		return ret;
+	if (renameat(dirfd, tmp, dirfd, name)) {
+		ret = ag_errf(err, errno, "%s%s%s: rename: %s", NAMED(dir), name, strerror(errno));
+		unlinkat(dirfd, tmp, 0);
+		return ret;
+	}
+	return sync_dir(dirfd, dir, err);
+}
+
+static int create_at(int dirfd, const char *dir, const char *name, const void *data, size_t len,
+		     mode_t mode, struct ag_err *err)
+{
+	char label[PATH_MAX];
+	int ret;
+
+	snprintf(label, sizeof(label), "%s%s%s", NAMED(dir), name);
+	ret = create_synced(dirfd, label, name, data, len, mode, err);
+	return ret ? ret : sync_dir(dirfd, dir, err);
+}
+
+/* Runs fn on path's directory (opened for the call) and last component. */
+static int
+in_parent(int (*fn)(int, const char *, const char *, const void *, size_t, mode_t, struct ag_err *),
+	  const char *path, const void *data, size_t len, mode_t mode, struct ag_err *err)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
@@ -201,7 +235,18 @@ int ag_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return ag_errf(err, errno, "%s: open: %s", dir, strerror(errno));
-	ret = ag_file_write_atomic_at(dfd, dir, slash ? slash + 1 : path, data, len, mode, err);
+	ret = fn(dfd, dir, slash ? slash + 1 : path, data, len, mode, err);
 	close(dfd);
 	return ret;
+}
+
+int ag_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			 struct ag_err *err)
+{
+	return in_parent(ag_file_write_atomic_at, path, data, len, mode, err);
+}
+
+int ag_file_create(const char *path, const void *data, size_t len, mode_t mode, struct ag_err *err)
+{
+	return in_parent(create_at, path, data, len, mode, err);
 }

@@ -65,4 +65,12 @@ int ag_file_write_atomic_at(int dirfd, const char *dir, const char *name, const 
 int ag_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			 struct ag_err *err);
 
+/*
+ * Makes path, which must not exist yet (-EEXIST; a symlink there counts),
+ * with len bytes of data and exactly mode, synced with its directory;
+ * nothing is left behind on failure.  For files that are never replaced,
+ * such as a new private key.
+ */
+int ag_file_create(const char *path, const void *data, size_t len, mode_t mode, struct ag_err *err);
+
 #endif

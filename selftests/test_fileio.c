@@ -115,6 +115,25 @@ TEST(fileio_write_atomic)
 		ASSERT_OK(stat(target, &st), "stat");
 		ASSERT_EQ(st.st_mode & 07777, 0644, "exact mode");
 	}
+	if (test__start_subtest("create_new_only")) {
+		const char *key = fdir_path(&f, 4, "key");
+
+		old = umask(077);
+		ASSERT_OK(ag_file_create(key, "k1", 2, 0640, &err), err.msg);
+		umask(old);
+		ASSERT_OK(stat(key, &st), "stat");
+		ASSERT_EQ(st.st_mode & 07777, 0640, "exact mode");
+		ASSERT_EQ(ag_file_create(key, "k2", 2, 0600, &err), -EEXIST, "never replaced");
+		text_of(key, text, sizeof(text));
+		ASSERT_STREQ(text, "k1", "the first one kept");
+		unlink(key);
+		ASSERT_OK(symlink(victim, key), "plant a symlink at the name");
+		ASSERT_EQ(ag_file_create(key, "k3", 2, 0600, &err), -EEXIST, "not through it");
+		text_of(victim, text, sizeof(text));
+		ASSERT_STREQ(text, "untouched", "victim unchanged");
+		unlink(key);
+		f.path[4][0] = '\0';
+	}
 	if (test__start_subtest("refusals")) {
 		ASSERT_EQ(ag_file_write_atomic("/nonexistent-agt/f", "x", 1, 0600, &err), -ENOENT,
 			  "no directory");
