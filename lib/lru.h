@@ -31,7 +31,7 @@ struct ag_lru {
 	uint32_t newest, oldest;
 };
 
-/* An empty order over link[0..cap-1]; cap < AG_LRU_NIL. */
+/* An empty order over link[0..cap-1]; 1 <= cap < AG_LRU_NIL. */
 void ag_lru_init(struct ag_lru *l, struct ag_lru_link *link, uint32_t cap);
 /* Makes slot i (one handed out) the most recently used. */
 void ag_lru_touch(struct ag_lru *l, uint32_t i);
