@@ -7,6 +7,8 @@
 #ifndef AG_DAEMON_H
 #define AG_DAEMON_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -33,6 +35,8 @@ struct ag_audit_writer;
 struct ag_inventory;
 struct ag_budget_state;
 struct ag_metrics;
+struct ag_subagents;
+struct ag_upgrade;
 
 struct ag_daemon {
 	struct ag_instance inst;
@@ -54,6 +58,10 @@ struct ag_daemon {
 	struct ag_inventory *inventory; /* tool integrity (integrity.h) */
 	struct ag_budget_state *budget; /* loop protection state (budget.h) */
 	struct ag_metrics *metrics;	/* metrics.h; NULL outside the loop */
+	struct ag_subagents *subagents; /* chains' cache (subagent.h); NULL outside the loop */
+	struct ag_upgrade *upgrade;	/* the daemon --upgrade takes over (upgrade.h) */
+	char log_path[PATH_MAX];	/* <state-dir>/agentgated.log: where a detached one logs */
+	bool start_reported;		/* ag_daemon_started ran once */
 };
 
 /*

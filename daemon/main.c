@@ -56,9 +56,6 @@
 /* Short: a live daemon of another instance holds the relay's port for good. */
 #define DNS_BIND_TRIES 20
 
-/* <state-dir>/agentgated.log: where a detached daemon logs. */
-static char log_path[PATH_MAX];
-
 static void usage(FILE *f)
 {
 	fprintf(
@@ -77,9 +74,6 @@ struct options {
 	bool foreground;
 	bool upgrade; /* take over the running daemon (upgrade.h) */
 };
-
-/* The running daemon that --upgrade takes over. */
-static struct ag_upgrade upgrade = { .pidfd = -1 };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -498,14 +492,14 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	    (ret = make_dir(d->inst.state_dir, 0711, err)))
 		return ret;
 	/* A detached daemon logs from here on, its warnings about the config included. */
-	snprintf(log_path, sizeof(log_path), "%s/agentgated.log", d->inst.state_dir);
-	if ((ret = ag_detach_log(log_path, err)))
+	snprintf(d->log_path, sizeof(d->log_path), "%s/agentgated.log", d->inst.state_dir);
+	if ((ret = ag_detach_log(d->log_path, err)))
 		return ret;
 	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
 	if (ret)
 		return ret;
 	if (o->upgrade)
-		ret = ag_upgrade_begin(&upgrade, &d->inst, err);
+		ret = ag_upgrade_begin(d->upgrade, &d->inst, err);
 	else if ((pid = ag_instance_daemon_pid(&d->inst)))
 		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
 			       d->inst.name, pid);
@@ -616,7 +610,7 @@ static int listeners_take(struct ag_daemon *d, struct ag_config *kcfg, struct ag
 {
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
-	int ret = ag_upgrade_take(&upgrade, d, kcfg->dns_relay_port, err);
+	int ret = ag_upgrade_take(d->upgrade, d, kcfg->dns_relay_port, err);
 
 	if (ret)
 		return ret;
@@ -668,7 +662,7 @@ static void teardown(struct ag_daemon *d)
 			unlink(d->inst.control_path);
 		unlink(d->inst.pid_path);
 	}
-	ag_upgrade_end(&upgrade);
+	ag_upgrade_end(d->upgrade);
 	ag_kern_close(&d->kern);
 	ag_conf_free(&d->conf);
 	ag_notify_close();
@@ -682,17 +676,16 @@ static void teardown(struct ag_daemon *d)
 void ag_daemon_started(struct ag_daemon *d, const char *error)
 {
 	char summary[PATH_MAX + 128];
-	static bool reported;
 
-	if (reported)
+	if (d->start_reported)
 		return;
-	reported = true;
+	d->start_reported = true;
 	if (error) {
 		ag_detach_report(error, NULL);
 		return;
 	}
 	snprintf(summary, sizeof(summary), "instance %s serving, pid %d, log %s", d->inst.name,
-		 getpid(), log_path);
+		 getpid(), d->log_path);
 	ag_detach_report(NULL, summary);
 	ag_notify("READY=1\nMAINPID=%d", getpid());
 	ag_log(AG_LOG_INFO, "ready", "instance=%s pid=%d manager=%s", d->inst.name, getpid(),
@@ -704,7 +697,7 @@ void ag_daemon_started(struct ag_daemon *d, const char *error)
 /* How this daemon came by the kernel side, for the log and daemon_start. */
 static const char *kernel_how(const struct ag_daemon *d)
 {
-	return upgrade.pid ? "upgraded" : d->kern.adopted ? "adopted" : "loaded";
+	return d->upgrade->pid ? "upgraded" : d->kern.adopted ? "adopted" : "loaded";
 }
 
 /* Fail closed: a daemon whose records never become durable serves nobody. */
@@ -734,7 +727,7 @@ static int take_over(struct ag_daemon *d, struct ag_err *err)
 	int ret = ag_kern_serving(&d->kern, true, err);
 
 	if (!ret)
-		ret = ag_upgrade_handoff(&upgrade, err);
+		ret = ag_upgrade_handoff(d->upgrade, err);
 	if (!ret)
 		ret = state_open(d, err);
 	if (ret)
@@ -744,16 +737,19 @@ static int take_over(struct ag_daemon *d, struct ag_err *err)
 		return d->control_fd;
 	ag_log(AG_LOG_INFO, "upgrade",
 	       "instance=%s from_pid=%d to_pid=%d version=%s handoff_ms=%llu", d->inst.name,
-	       upgrade.pid, getpid(), ag_version(),
-	       (unsigned long long)((ag_now_ns() - upgrade.switch_ns) / 1000000));
+	       d->upgrade->pid, getpid(), ag_version(),
+	       (unsigned long long)((ag_now_ns() - d->upgrade->switch_ns) / 1000000));
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct ag_daemon d = {
-		.listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1, .dns_host_fd = -1
-	};
+	struct ag_upgrade upgrade = { .pidfd = -1 };
+	struct ag_daemon d = { .listen_fd = { -1, -1 },
+			       .control_fd = -1,
+			       .dns_fd = -1,
+			       .dns_host_fd = -1,
+			       .upgrade = &upgrade };
 	struct options o = { 0 };
 	struct ag_err err = { 0 };
 	char dst[64];

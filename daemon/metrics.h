@@ -22,7 +22,9 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "daemon.h"
+#include "config.h"
+
+struct ag_daemon;
 
 #define AG_METRICS_MAX_TOOLS 64
 #define AG_METRICS_MAX_SERIES 8192
