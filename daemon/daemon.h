@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * agentgated's shared state.  main.c does the privileged set-up (cgroup,
- * BPF objects, listeners, marks) and drops capabilities; loop.c runs the
- * io_uring event loop over what main.c opened.
+ * BPF objects, listeners (listen.c), marks) and drops capabilities; loop.c
+ * runs the io_uring event loop over what main.c opened.
  */
 #ifndef AG_DAEMON_H
 #define AG_DAEMON_H

@@ -6,8 +6,9 @@
  *  - signals, through a signalfd read (SIGTERM/SIGINT stop, SIGHUP reloads);
  *  - a multishot accept per listener (agent listeners -> admit.c, the
  *    control socket -> control.c, the metrics endpoint -> scrape.c);
- *  - the agent connections (relay.c), control clients (control.c) and the
- *    kernel's refusal events (events.c);
+ *  - the agent connections (classify.c, relay.c, the MCP path), control
+ *    and metrics clients (client.c) and the kernel's refusal events
+ *    (events.c), all on the ring's primitives (ring.c);
  *  - the periodic timeout that sweeps agent connections for the header and
  *    idle timeouts (fair.c).
  *
