@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "detach.h"
 #include "instance.h"
 #include "kern.h"
 
@@ -62,6 +63,7 @@ struct ag_daemon {
 	struct ag_upgrade *upgrade;	/* the daemon --upgrade takes over (upgrade.h) */
 	char log_path[PATH_MAX];	/* <state-dir>/agentgated.log: where a detached one logs */
 	bool start_reported;		/* ag_daemon_started ran once */
+	struct ag_detach detach;	/* main.c: whether, and to whom, to report the start */
 };
 
 /*

@@ -345,7 +345,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 		return ret;
 	/* A detached daemon logs from here on, its warnings about the config included. */
 	snprintf(d->log_path, sizeof(d->log_path), "%s/agentgated.log", d->inst.state_dir);
-	if ((ret = ag_detach_log(d->log_path, err)))
+	if ((ret = ag_detach_log(&d->detach, d->log_path, err)))
 		return ret;
 	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
 	if (ret)
@@ -467,17 +467,17 @@ void ag_daemon_started(struct ag_daemon *d, const char *error)
 		return;
 	d->start_reported = true;
 	if (error) {
-		ag_detach_report(error, NULL);
+		ag_detach_report(&d->detach, error, NULL);
 		return;
 	}
 	snprintf(summary, sizeof(summary), "instance %s serving, pid %d, log %s", d->inst.name,
 		 getpid(), d->log_path);
-	ag_detach_report(NULL, summary);
+	ag_detach_report(&d->detach, NULL, summary);
 	ag_notify("READY=1\nMAINPID=%d", getpid());
 	ag_log(AG_LOG_INFO, "ready", "instance=%s pid=%d manager=%s", d->inst.name, getpid(),
-	       ag_notify_managed() ? "notified"
-	       : ag_detached()	   ? "parent"
-				   : "none");
+	       ag_notify_managed()  ? "notified"
+	       : d->detach.detached ? "parent"
+				    : "none");
 }
 
 /* How this daemon came by the kernel side, for the log and daemon_start. */
@@ -535,7 +535,8 @@ int main(int argc, char **argv)
 			       .control_fd = -1,
 			       .dns_fd = -1,
 			       .dns_host_fd = -1,
-			       .upgrade = &upgrade };
+			       .upgrade = &upgrade,
+			       .detach = AG_DETACH_INIT };
 	struct options o = { 0 };
 	struct ag_err err = { 0 };
 	char dst[64];
@@ -558,7 +559,7 @@ int main(int argc, char **argv)
 	 */
 	ret = ag_notify_open(&err);
 	if (!ret && !o.foreground && !ag_notify_managed())
-		ret = ag_detach(&err);
+		ret = ag_detach(&d.detach, &err);
 	if (ret) {
 		fprintf(stderr, "agentgated: %s\n", err.msg);
 		return 1;
