@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /* A loop client's life cycle (see client.h). */
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
 #include "client.h"
 #include "loop.h"
+
+enum { OP_RECV = 1, OP_SEND };
 
 void ag_clients_init(struct ag_clients *set, unsigned int max)
 {
@@ -29,7 +32,8 @@ static void client_release(struct ag_client *c)
 	ag_list_del(&c->node);
 	c->set->nr--;
 	close(c->fd);
-	c->ops->release(c);
+	free(c->out);
+	free(c); /* the owner's object: c is its first member */
 }
 
 void ag_client_close(struct ag_client *c)
@@ -43,13 +47,33 @@ void ag_client_close(struct ag_client *c)
 		client_release(c);
 }
 
+static void client_send_rest(struct ag_client *c);
+
+static void client_on_send(struct ag_client *c, int res)
+{
+	if (res > 0) {
+		c->out_off += res;
+		if (c->out_off < c->out_len) {
+			client_send_rest(c);
+			return;
+		}
+		free(c->out);
+		c->out = NULL;
+	}
+	c->ops->sent(c, res);
+}
+
 static void client_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
 {
 	struct ag_client *c = ag_container_of(io, struct ag_client, io);
 
 	/* Still counted until the handler is done, so a close inside it cannot free c. */
-	if (c->state != AG_CLIENT_CLOSING)
-		c->ops->done(c, op, cqe->res);
+	if (c->state != AG_CLIENT_CLOSING) {
+		if (op == OP_RECV)
+			c->ops->received(c, cqe->res);
+		else
+			client_on_send(c, cqe->res);
+	}
 	if (!--c->inflight && c->state == AG_CLIENT_CLOSING)
 		client_release(c);
 }
@@ -77,7 +101,7 @@ void ag_client_deadline(struct ag_client *c, unsigned int seconds)
 }
 
 /* op on c->fd, with its linked timeout, in one submit; NULL when closed instead. */
-static struct io_uring_sqe *client_sqe(struct ag_client *c, enum ag_client_op op)
+static struct io_uring_sqe *client_sqe(struct ag_client *c, unsigned int op)
 {
 	struct ag_ring *r = &c->l->ring;
 	struct io_uring_sqe *sqe;
@@ -93,7 +117,7 @@ static struct io_uring_sqe *client_sqe(struct ag_client *c, enum ag_client_op op
 
 void ag_client_recv(struct ag_client *c, void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe = client_sqe(c, AG_CLIENT_RECV);
+	struct io_uring_sqe *sqe = client_sqe(c, OP_RECV);
 
 	if (!sqe)
 		return;
@@ -102,13 +126,23 @@ void ag_client_recv(struct ag_client *c, void *buf, size_t len)
 	ag_ring_link_timeout(&c->l->ring, sqe, &c->deadline, IORING_TIMEOUT_ABS);
 }
 
-void ag_client_send(struct ag_client *c, const void *buf, size_t len)
+/* -> AG_CLIENT_WRITING: the rest of c->out. */
+static void client_send_rest(struct ag_client *c)
 {
-	struct io_uring_sqe *sqe = client_sqe(c, AG_CLIENT_SEND);
+	struct io_uring_sqe *sqe = client_sqe(c, OP_SEND);
 
 	if (!sqe)
 		return;
 	c->state = AG_CLIENT_WRITING;
-	io_uring_prep_send(sqe, c->fd, buf, len, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 	ag_ring_link_timeout(&c->l->ring, sqe, &c->deadline, IORING_TIMEOUT_ABS);
+}
+
+void ag_client_send(struct ag_client *c, char *out, size_t len)
+{
+	free(c->out);
+	c->out = out;
+	c->out_len = len;
+	c->out_off = 0;
+	client_send_rest(c);
 }

@@ -11,7 +11,9 @@
  *
  * Every recv and send carries a linked timeout at one absolute deadline
  * (ag_client_deadline), so a client that stalls holds its slot for a
- * bounded time; an operation cut by it completes with -ECANCELED.
+ * bounded time; an operation cut by it completes with -ECANCELED.  A
+ * response is sent whole (one send after another) before the owner hears
+ * of it.
  *
  * Ordering hazards:
  *  - each operation counts in inflight; the socket is closed and the
@@ -37,16 +39,12 @@ enum ag_client_state {
 	AG_CLIENT_CLOSING,
 };
 
-enum ag_client_op {
-	AG_CLIENT_RECV = 1,
-	AG_CLIENT_SEND,
-};
-
+/* The owner's handlers; received and sent are never called when closing. */
 struct ag_client_ops {
-	/* An operation completed (res as in its CQE); never called when closing. */
-	void (*done)(struct ag_client *c, enum ag_client_op op, int res);
-	/* Frees the owner's object; the socket is closed and unlisted already. */
-	void (*release)(struct ag_client *c);
+	/* A recv completed: res as in its CQE. */
+	void (*received)(struct ag_client *c, int res);
+	/* The response went out: res > 0; or the result of the send that failed. */
+	void (*sent)(struct ag_client *c, int res);
 };
 
 /* A server's clients, at most max at once. */
@@ -65,6 +63,8 @@ struct ag_client {
 	enum ag_client_state state;
 	unsigned int inflight;
 	struct __kernel_timespec deadline; /* CLOCK_MONOTONIC, absolute */
+	char *out;			   /* the response being sent, until all of it is */
+	size_t out_len, out_off;
 };
 
 void ag_clients_init(struct ag_clients *set, unsigned int max);
@@ -75,15 +75,19 @@ static inline bool ag_clients_full(const struct ag_clients *set)
 /* Closes every client of set (each released once its I/O drained). */
 void ag_clients_stop(struct ag_clients *set);
 
-/* c (zeroed, owned by the caller until released) serves fd in set. */
+/*
+ * c serves fd in set.  c is the first member of the owner's object, which
+ * was zeroed by calloc: released, the client frees it (with its socket
+ * and response), so the owner's object may hold no other allocation.
+ */
 void ag_client_start(struct ag_client *c, struct ag_clients *set, struct ag_loop *l, int fd,
 		     const struct ag_client_ops *ops);
 /* The deadline of every operation from now on: seconds from now. */
 void ag_client_deadline(struct ag_client *c, unsigned int seconds);
 /* -> AG_CLIENT_READING: up to len bytes into buf; closed when no SQE. */
 void ag_client_recv(struct ag_client *c, void *buf, size_t len);
-/* -> AG_CLIENT_WRITING: len bytes of buf; closed when no SQE. */
-void ag_client_send(struct ag_client *c, const void *buf, size_t len);
+/* -> AG_CLIENT_WRITING: the response out (len bytes, malloc'd: taken); closed when no SQE. */
+void ag_client_send(struct ag_client *c, char *out, size_t len);
 /* -> AG_CLIENT_CLOSING; released now or when the last cancelled operation completes. */
 void ag_client_close(struct ag_client *c);
 

@@ -41,13 +41,13 @@
 #define CTL_TIMEOUT_S 5
 
 struct client {
-	struct ag_client c; /* client.h: the socket's life cycle */
+	struct ag_client c; /* first: client.h frees the whole when released */
 	bool close_after_send;
-	char *out;
-	size_t out_len, out_off;
 	size_t in_len;
 	char in[CTL_MAX_REQUEST];
 };
+
+_Static_assert(offsetof(struct client, c) == 0, "client.h frees struct client");
 
 struct ag_control {
 	struct ag_clients clients;
@@ -191,31 +191,22 @@ static void client_recv(struct client *cl)
 	ag_client_recv(&cl->c, cl->in + cl->in_len, sizeof(cl->in) - cl->in_len);
 }
 
-/* The rest of cl->out. */
-static void client_send(struct client *cl)
-{
-	ag_client_send(&cl->c, cl->out + cl->out_off, cl->out_len - cl->out_off);
-}
-
 /* Serialises resp (consumed) as one line and sends it. */
 static void client_respond(struct client *cl, json_t *resp)
 {
 	size_t len = resp ? json_dumpb(resp, NULL, 0, JSON_COMPACT) : 0;
+	char *out = len ? malloc(len + 1) : NULL;
 
-	free(cl->out);
-	cl->out = len ? malloc(len + 1) : NULL;
-	if (!cl->out) {
+	if (!out) {
 		json_decref(resp);
 		ag_log(AG_LOG_ERROR, "control", "error=\"response: out of memory\"");
 		ag_client_close(&cl->c);
 		return;
 	}
-	json_dumpb(resp, cl->out, len, JSON_COMPACT);
+	json_dumpb(resp, out, len, JSON_COMPACT);
 	json_decref(resp);
-	cl->out[len] = '\n';
-	cl->out_len = len + 1;
-	cl->out_off = 0;
-	client_send(cl);
+	out[len] = '\n';
+	ag_client_send(&cl->c, out, len + 1);
 }
 
 /* The next buffered request, if complete; else more input. */
@@ -241,8 +232,10 @@ static void client_next(struct client *cl)
 	client_respond(cl, resp);
 }
 
-static void client_on_recv(struct client *cl, int res)
+static void client_received(struct ag_client *c, int res)
 {
+	struct client *cl = ag_container_of(c, struct client, c);
+
 	if (res > 0) {
 		cl->in_len += res;
 		client_next(cl);
@@ -255,48 +248,30 @@ static void client_on_recv(struct client *cl, int res)
 	ag_client_close(&cl->c);
 }
 
-static void client_on_send(struct client *cl, int res)
+static void client_sent(struct ag_client *c, int res)
 {
+	struct client *cl = ag_container_of(c, struct client, c);
+
 	if (res <= 0) {
-		ag_log(AG_LOG_DEBUG, "control", "fd=%d error=\"send: %s\"", cl->c.fd,
+		ag_log(AG_LOG_DEBUG, "control", "fd=%d error=\"send: %s\"", c->fd,
 		       strerror(res == -ECANCELED ? ETIMEDOUT
 				: res		  ? -res
 						  : EIO));
-		ag_client_close(&cl->c);
-		return;
-	}
-	cl->out_off += res;
-	if (cl->out_off < cl->out_len) {
-		client_send(cl);
+		ag_client_close(c);
 		return;
 	}
 	if (cl->close_after_send) {
-		ag_client_close(&cl->c);
+		ag_client_close(c);
 		return;
 	}
-	ag_client_deadline(&cl->c, CTL_TIMEOUT_S);
+	ag_client_deadline(c, CTL_TIMEOUT_S);
 	client_next(cl);
 }
 
-static void client_done(struct ag_client *c, enum ag_client_op op, int res)
-{
-	struct client *cl = ag_container_of(c, struct client, c);
-
-	if (op == AG_CLIENT_RECV)
-		client_on_recv(cl, res);
-	else
-		client_on_send(cl, res);
-}
-
-static void client_free(struct ag_client *c)
-{
-	struct client *cl = ag_container_of(c, struct client, c);
-
-	free(cl->out);
-	free(cl);
-}
-
-static const struct ag_client_ops client_ops = { .done = client_done, .release = client_free };
+static const struct ag_client_ops client_ops = {
+	.received = client_received,
+	.sent = client_sent,
+};
 
 void ag_control_accept(struct ag_loop *l, int fd)
 {

@@ -33,12 +33,12 @@
 #define SCRAPE_TIMEOUT_S 5
 
 struct scraper {
-	struct ag_client c; /* client.h: the socket's life cycle */
-	char *out;
-	size_t out_len, out_off;
+	struct ag_client c; /* first: client.h frees the whole when released */
 	size_t in_len;
 	char in[SCRAPE_MAX_REQUEST];
 };
+
+_Static_assert(offsetof(struct scraper, c) == 0, "client.h frees struct scraper");
 
 struct ag_scrape {
 	int fd; /* the listener, -1 when off */
@@ -50,11 +50,6 @@ static void scraper_recv(struct scraper *s)
 	ag_client_recv(&s->c, s->in + s->in_len, sizeof(s->in) - s->in_len);
 }
 
-static void scraper_send(struct scraper *s)
-{
-	ag_client_send(&s->c, s->out + s->out_off, s->out_len - s->out_off);
-}
-
 /*
  * The response: status line, headers and body in one buffer.  body (len
  * bytes, consumed) NULL: an error, whose body is the status line's text.
@@ -64,27 +59,26 @@ static void scraper_respond(struct scraper *s, const char *status, char *body, s
 	static const char fmt[] = "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 				  "Connection: close\r\n\r\n";
 	const char *type = body ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain";
+	char *out;
 	int head;
 
 	if (!body)
 		len = strlen(status) + 1;
 	head = snprintf(NULL, 0, fmt, status, type, len);
-	s->out = head < 0 ? NULL : malloc((size_t)head + len + 1);
-	if (!s->out) {
+	out = head < 0 ? NULL : malloc((size_t)head + len + 1);
+	if (!out) {
 		free(body);
 		ag_log(AG_LOG_ERROR, "metrics", "error=\"response: out of memory\"");
 		ag_client_close(&s->c);
 		return;
 	}
-	snprintf(s->out, (size_t)head + 1, fmt, status, type, len);
+	snprintf(out, (size_t)head + 1, fmt, status, type, len);
 	if (body)
-		memcpy(s->out + head, body, len);
+		memcpy(out + head, body, len);
 	else
-		snprintf(s->out + head, len + 1, "%s\n", status);
+		snprintf(out + head, len + 1, "%s\n", status);
 	free(body);
-	s->out_len = (size_t)head + len;
-	s->out_off = 0;
-	scraper_send(s);
+	ag_client_send(&s->c, out, (size_t)head + len);
 }
 
 /* A complete request head: only GET /metrics is served. */
@@ -114,8 +108,10 @@ static bool head_complete(const struct scraper *s)
 	return memmem(s->in, s->in_len, "\r\n\r\n", 4) || memmem(s->in, s->in_len, "\n\n", 2);
 }
 
-static void scraper_on_recv(struct scraper *s, int res)
+static void scraper_received(struct ag_client *c, int res)
 {
+	struct scraper *s = ag_container_of(c, struct scraper, c);
+
 	if (res <= 0) {
 		/* ECANCELED: the deadline passed (our own cancels come only when closing). */
 		if (res == -ECANCELED)
@@ -134,39 +130,17 @@ static void scraper_on_recv(struct scraper *s, int res)
 	}
 }
 
-static void scraper_on_send(struct scraper *s, int res)
+static void scraper_sent(struct ag_client *c, int res)
 {
-	if (res <= 0) {
-		ag_metrics_scrape_error(s->c.l->d->metrics);
-		ag_client_close(&s->c);
-		return;
-	}
-	s->out_off += res;
-	if (s->out_off < s->out_len)
-		scraper_send(s);
-	else
-		ag_client_close(&s->c); /* one response per connection */
+	if (res <= 0)
+		ag_metrics_scrape_error(c->l->d->metrics);
+	ag_client_close(c); /* one response per connection */
 }
 
-static void scraper_done(struct ag_client *c, enum ag_client_op op, int res)
-{
-	struct scraper *s = ag_container_of(c, struct scraper, c);
-
-	if (op == AG_CLIENT_RECV)
-		scraper_on_recv(s, res);
-	else
-		scraper_on_send(s, res);
-}
-
-static void scraper_free(struct ag_client *c)
-{
-	struct scraper *s = ag_container_of(c, struct scraper, c);
-
-	free(s->out);
-	free(s);
-}
-
-static const struct ag_client_ops scraper_ops = { .done = scraper_done, .release = scraper_free };
+static const struct ag_client_ops scraper_ops = {
+	.received = scraper_received,
+	.sent = scraper_sent,
+};
 
 void ag_scrape_accept(struct ag_loop *l, int fd)
 {
