@@ -26,6 +26,7 @@
 
 #include "admit.h"
 #include "classify.h"
+#include "daemon.h"
 #include "fair.h"
 #include "limit.h"
 #include "loop.h"

@@ -42,6 +42,7 @@
 
 #include "admit.h"
 #include "classify.h"
+#include "daemon.h"
 #include "fair.h"
 #include "loop.h"
 #include "mcp.h"

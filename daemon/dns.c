@@ -57,6 +57,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "daemon.h"
 #include "dns.h"
 #include "loop.h"
 #include "dnsmsg.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <bpf/libbpf.h>
 
+#include "daemon.h"
 #include "events.h"
 #include "limit.h"
 #include "loop.h"

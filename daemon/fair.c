@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "daemon.h"
 #include "fair.h"
 #include "loop.h"
 

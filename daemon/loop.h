@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 
+/* Only for resolve.c, which reaches l->d through this header: goes once
+ * it includes daemon.h itself. */
 #include "daemon.h"
 #include "ring.h"
 

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "admit.h"
+#include "daemon.h"
 #include "fair.h"
 #include "loop.h"
 #include "metrics.h"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "daemon.h"
 #include "loop.h"
 #include "metrics.h"
 #include "scrape.h"
