@@ -59,7 +59,7 @@ struct ag_daemon {
 	struct ag_inventory *inventory; /* tool integrity (integrity.h) */
 	struct ag_budget_state *budget; /* loop protection state (budget.h) */
 	struct ag_metrics *metrics;	/* metrics.h; NULL outside the loop */
-	struct ag_subagents *subagents; /* chains' cache (subagent.h); NULL outside the loop */
+	struct ag_subagents *subagents; /* chains' cache (subagent.h) */
 	struct ag_upgrade *upgrade;	/* the daemon --upgrade takes over (upgrade.h) */
 	char log_path[PATH_MAX];	/* <state-dir>/agentgated.log: where a detached one logs */
 	bool start_reported;		/* ag_daemon_started ran once */

@@ -48,7 +48,6 @@
 #include "relay.h"
 #include "resolve.h"
 #include "scrape.h"
-#include "subagent.h"
 #include "upgrade.h"
 
 #define RING_ENTRIES 1024
@@ -309,10 +308,8 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 		ag_decide_fini();
 		return ret;
 	}
-	if ((ret = ag_subagents_new(&m->l.d->subagents, err)))
-		goto err_ring;
 	if ((ret = ag_fair_init(&m->l, err)))
-		goto err_subagents;
+		goto err_ring;
 	if ((ret = ag_admit_init(&m->l, err)))
 		goto err_fair;
 	if ((ret = ag_relay_init(&m->l, err)))
@@ -350,9 +347,6 @@ err_admit:
 	ag_admit_fini(&m->l);
 err_fair:
 	ag_fair_fini(&m->l);
-err_subagents:
-	ag_subagents_free(m->l.d->subagents);
-	m->l.d->subagents = NULL;
 err_ring:
 	ag_ring_exit(&m->l.ring);
 	ag_decide_fini();
@@ -412,8 +406,6 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_relay_fini(&m.l);
 		ag_admit_fini(&m.l);
 		ag_fair_fini(&m.l);
-		ag_subagents_free(d->subagents);
-		d->subagents = NULL;
 		ag_decide_fini();
 	}
 	ag_ring_exit(&m.l.ring);

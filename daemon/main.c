@@ -47,6 +47,7 @@
 #include "notify.h"
 #include "probe.h"
 #include "secret.h"
+#include "subagent.h"
 #include "trail.h"
 #include "upgrade.h"
 
@@ -331,7 +332,8 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	 * dumps, no ptrace by other processes of the same uid. */
 	if ((ret = ag_secret_process_harden()))
 		return ag_errf(err, -ret, "prctl(PR_SET_DUMPABLE): %s", strerror(-ret));
-	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)))
+	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)) ||
+	    (ret = ag_subagents_new(&d->subagents, err)))
 		return ret;
 	if (geteuid() != 0)
 		return ag_errf(err, EPERM, "agentgated must start as root (it loads BPF programs)");
@@ -450,6 +452,7 @@ static void teardown(struct ag_daemon *d)
 	}
 	ag_upgrade_end(d->upgrade);
 	ag_kern_close(&d->kern);
+	ag_subagents_free(d->subagents);
 	ag_conf_free(&d->conf);
 	ag_notify_close();
 }

@@ -18,7 +18,7 @@ struct ag_daemon;
 
 struct ag_subagents;
 
-/* The cache below, one per daemon (d->subagents), from loop start to stop. */
+/* The cache below, one per daemon (d->subagents), from start-up to teardown. */
 int ag_subagents_new(struct ag_subagents **out, struct ag_err *err);
 void ag_subagents_free(struct ag_subagents *s);
 
