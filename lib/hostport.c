@@ -229,6 +229,13 @@ bool ag_url_target(const struct ag_url *u, char *out, size_t cap)
 	return n >= 0 && (size_t)n < cap;
 }
 
+bool ag_ip_literal(const char *s)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
 bool ag_addr_is_loopback(const uint8_t a[16])
 {
 	static const uint8_t lo6[16] = { [15] = 1 };

@@ -91,6 +91,8 @@ int ag_url_parse(const char *url, struct ag_url *u, char *why, size_t why_cap);
 /* The request target: the path, "/" in front when it starts with '?' or is empty. */
 bool ag_url_target(const struct ag_url *u, char *out, size_t cap);
 
+/* "a.b.c.d" or a bare IPv6 literal (a bracketed one is not). */
+bool ag_ip_literal(const char *s);
 /* 127.0.0.0/8 or ::1 (v4-mapped addresses as IPv4). */
 bool ag_addr_is_loopback(const uint8_t a[16]);
 /* Loopback or unspecified (0.0.0.0, ::): a listener on this host answers both. */

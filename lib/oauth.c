@@ -32,6 +32,7 @@
 
 #include "http.h"
 #include "oauth.h"
+#include "hostport.h"
 #include "tls.h"
 
 #define URL_MAX 2048
@@ -794,84 +795,28 @@ static bool bounded(const char *s, size_t max)
 	return strnlen(s, max + 1) <= max;
 }
 
-/* scheme://host[:port][/path][?query]; no userinfo, no fragment. */
+/* The token endpoint by the grammar of lib/hostport.h, the one config check uses. */
 static int parse_url(struct ag_oauth *o, const char *url, char *port, size_t port_cap,
 		     struct ag_err *err)
 {
-	const char *p, *auth_end, *host, *host_end, *colon = NULL;
-	size_t hlen;
-	bool v6;
+	struct ag_url u;
+	char why[300];
 
 	if (!bounded(url, URL_MAX - 1))
 		return ag_errf(err, EINVAL, "OAuth token_url: longer than %d bytes", URL_MAX - 1);
 	snprintf(o->url, sizeof(o->url), "%s", url);
-	if (!strncasecmp(url, "https://", 8)) {
-		o->https = true;
-		p = url + 8;
-	} else if (!strncasecmp(url, "http://", 7)) {
-		p = url + 7;
-	} else {
-		return ag_errf(err, EINVAL, "OAuth token_url %s: not an http:// or https:// URL",
-			       url);
-	}
-	for (const char *s = url; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '#')
-			return ag_errf(err, EINVAL,
-				       "OAuth token_url %s: a space, control, non-ASCII byte or "
-				       "fragment",
-				       url);
-	auth_end = p + strcspn(p, "/?");
-	if (memchr(p, '@', (size_t)(auth_end - p)))
-		return ag_errf(err, EINVAL,
-			       "OAuth token_url %s: credentials in the URL; use client_id and "
-			       "client_secret",
-			       url);
-	v6 = *p == '[';
-	host = v6 ? p + 1 : p;
-	host_end = v6 ? memchr(host, ']', (size_t)(auth_end - host))
-		      : memchr(host, ':', (size_t)(auth_end - host));
-	if (!host_end)
-		host_end = v6 ? NULL : auth_end;
-	if (!host_end)
-		return ag_errf(err, EINVAL, "OAuth token_url %s: unclosed [ in the host", url);
-	hlen = (size_t)(host_end - host);
-	if (v6 ? host_end + 1 < auth_end : host_end < auth_end)
-		colon = v6 ? host_end + 1 : host_end;
-	if (colon &&
-	    (*colon != ':' || colon + 1 == auth_end || (size_t)(auth_end - colon - 1) >= port_cap))
-		return ag_errf(err, EINVAL, "OAuth token_url %s: bad port", url);
-	if (!hlen || hlen >= sizeof(o->host))
-		return ag_errf(err, EINVAL, "OAuth token_url %s: empty or overlong host", url);
-	memcpy(o->host, host, hlen);
-	o->host[hlen] = '\0';
-	if (colon) {
-		char *end;
-		unsigned long n;
-
-		memcpy(port, colon + 1, (size_t)(auth_end - colon - 1));
-		port[auth_end - colon - 1] = '\0';
-		n = strtoul(port, &end, 10);
-		if (*end || port[0] < '0' || port[0] > '9' || !n || n > 65535)
-			return ag_errf(err, EINVAL, "OAuth token_url %s: bad port", url);
-	} else {
-		snprintf(port, port_cap, "%s", o->https ? "443" : "80");
-	}
-	{
-		struct in6_addr a6;
-		struct in_addr a4;
-		bool ok = v6 ? inet_pton(AF_INET6, o->host, &a6) == 1
-			     : inet_pton(AF_INET, o->host, &a4) == 1 ||
-				   ag_tls_dns_name_valid(o->host, hlen);
-
-		if (!ok)
-			return ag_errf(err, EINVAL, "OAuth token_url %s: invalid host", url);
-	}
-	for (char *s = o->host; *s; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s - 'A' + 'a');
+	if (ag_url_parse(url, &u, why, sizeof(why)))
+		return ag_errf(err, EINVAL, "OAuth token_url %s: %s", url, why);
+	/* Fail closed: the host is the TLS name to verify, so it must fit whole. */
+	if (strlen(u.host) >= sizeof(o->host) || u.authority_len >= sizeof(o->host_hdr) ||
+	    !ag_url_target(&u, o->target, sizeof(o->target)))
+		return ag_errf(err, EINVAL, "OAuth token_url %s: overlong host or path", url);
+	o->https = u.https;
+	strcpy(o->host, u.host);
 	/* Host: exactly the URL's authority (RFC 9110 §7.2). */
-	snprintf(o->host_hdr, sizeof(o->host_hdr), "%.*s", (int)(auth_end - p), p);
-	snprintf(o->target, sizeof(o->target), "%s%s", *auth_end == '/' ? "" : "/", auth_end);
+	memcpy(o->host_hdr, u.authority, u.authority_len);
+	o->host_hdr[u.authority_len] = '\0';
+	snprintf(port, port_cap, "%u", u.port);
 	return 0;
 }
 
