@@ -259,7 +259,8 @@ bool ag_host_names_addr(const char *name, const uint8_t addr[16])
 	uint8_t a[16];
 	int plen;
 
-	if (!ag_addr_parse(name, a, &plen) && plen == 128 && !memcmp(a, addr, 16))
+	/* An address, not a prefix: "127.0.0.1/32" is no name of anything. */
+	if (!strchr(name, '/') && !ag_addr_parse(name, a, &plen) && !memcmp(a, addr, 16))
 		return true;
 	/* "localhost" is the loopback address, never a name anyone else owns. */
 	return !strcmp(name, "localhost") && ag_addr_is_loopback(addr);
