@@ -29,9 +29,6 @@ static int parse_upstream(struct parse *p, const char *path, const char *url,
 
 	if (ag_url_parse(url, &u, why, sizeof(why)))
 		return conf_badf(p, path, "\"%s\": %s", url, why);
-	if (strlen(url) >= sizeof(s->upstream_url))
-		return conf_badf(p, path, "\"%.40s...\": too long", url);
-	strcpy(s->upstream_url, url);
 	s->upstream_tls = u.https;
 	s->upstream_port = u.port;
 	/* Brackets kept: upstream_host goes into URLs and Host headers as is. */
@@ -40,6 +37,8 @@ static int parse_upstream(struct parse *p, const char *path, const char *url,
 	strcpy(s->server_name, u.host);
 	if (u.path[0] && !ag_url_target(&u, s->upstream_path, sizeof(s->upstream_path)))
 		return conf_badf(p, path, "\"%.40s...\": the path is too long", url);
+	/* Fits: the host, the port and the path were bounded above. */
+	snprintf(s->upstream_url, sizeof(s->upstream_url), "%s", url);
 	return 0;
 }
 

@@ -124,7 +124,7 @@ struct ag_server_conf {
 	 * agent and its delegation chain, aud AUD (default: the upstream URL).
 	 */
 	char cred_audience[1400]; /* assertion aud; OAuth "audience" parameter */
-	int assertion_alg;	 /* enum ag_jwt_alg */
+	int assertion_alg;	  /* enum ag_jwt_alg */
 	uint32_t assertion_ttl;
 	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
 	int audit_args;
@@ -140,7 +140,8 @@ struct ag_server_conf {
 	 * tokens, cloud access keys) mask; [] turns output rules off. */
 	struct ag_output_rule *out_rules;
 	int nr_out_rules;
-	char upstream_url[1024]; /* "upstream" as written, for messages */
+	/* "upstream" as written, for messages: room for the longest host, port and path */
+	char upstream_url[16 + AG_HOST_LEN + 8 + 1024];
 };
 
 /*
@@ -242,7 +243,7 @@ struct ag_agent_conf {
  */
 struct ag_policy_conf {
 	bool set;
-	char dir[PATH_MAX];	 /* "" when files are listed */
+	char dir[PATH_MAX]; /* "" when files are listed */
 	char (*files)[PATH_MAX];
 	int nr_files;
 	char entities[PATH_MAX]; /* "" : none */

@@ -1,26 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TLS over memory BIOs: contexts and connections (the CA is lib/tls_ca.c, SNI parsing
- * lib/tls_hello.c). */
-#include <arpa/inet.h>
+/*
+ * TLS over memory BIOs: contexts and connections.  The instance CA and its
+ * leaves are lib/tls_ca.c, the ClientHello's SNI lib/tls_hello.c.
+ */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <openssl/bn.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "secret.h"
 #include "hostport.h"
 #include "tls_int.h"
 
