@@ -318,13 +318,6 @@ static void addr_of(const char *s, uint8_t addr[16])
 		AG_FAILED("test address %s does not parse", s);
 }
 
-static bool is_loopback(const uint8_t a[16])
-{
-	static const uint8_t v6_loopback[16] = { [15] = 1 };
-
-	return (ag_addr_is_v4(a) && a[12] == 127) || !memcmp(a, v6_loopback, 16);
-}
-
 TEST(config_tool_servers)
 {
 	char ca[] = "/tmp/agentgate-ca-XXXXXX", json[4096];
@@ -379,7 +372,7 @@ TEST(config_tool_servers)
 		ASSERT_STREQ(s->upstream_host, "localhost", "host lower-cased");
 		ASSERT_EQ(s->upstream_port, 443, "https default port");
 		ASSERT_STREQ(s->upstream_path, "/v1?x=1", "path and query kept");
-		ASSERT_TRUE(is_loopback(s->upstream_addr), "localhost resolved");
+		ASSERT_TRUE(ag_addr_is_loopback(s->upstream_addr), "localhost resolved");
 		ASSERT_EQ(s->nr_ports, 2, "ports");
 		ASSERT_EQ(s->ports[1], 8443, "second port");
 		ASSERT_STREQ(s->ca_file, ca, "ca file");
