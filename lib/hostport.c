@@ -61,7 +61,8 @@ bool ag_host_lower(char out[AG_HOST_LEN], const char *s, size_t n)
 {
 	if (n && s[n - 1] == '.')
 		n--;
-	if (n >= AG_HOST_LEN)
+	/* Fail closed: a NUL inside would end the copy early, "a.test\0.evil" as "a.test". */
+	if (n >= AG_HOST_LEN || memchr(s, '\0', n))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		out[i] = lower_char(s[i]);

@@ -30,7 +30,8 @@ enum ag_name_flags {
 bool ag_dns_name_valid(const char *s, size_t n, unsigned int flags);
 /* s lower-cased in place (ASCII only: names are compared byte for byte). */
 void ag_ascii_lower(char *s);
-/* The n bytes at s lower-cased without one trailing dot; false if they do not fit. */
+/* The n bytes at s lower-cased without one trailing dot; false if they do not fit
+ * or hold a NUL. */
 bool ag_host_lower(char out[AG_HOST_LEN], const char *s, size_t n);
 /* "1".."65535" in at most 5 decimal digits, nothing else. */
 bool ag_port_parse(const char *s, size_t n, uint16_t *out);

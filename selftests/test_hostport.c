@@ -60,6 +60,7 @@ TEST(hostport_names)
 
 	ASSERT_TRUE(ag_host_lower(out, "MCP.Example.TEST.", 17), "lower");
 	ASSERT_STREQ(out, "mcp.example.test", "lower case, one trailing dot dropped");
+	ASSERT_FALSE(ag_host_lower(out, "a.test\0.evil", 12), "NUL inside");
 	ASSERT_TRUE(ag_host_lower(out, "a..", 3), "two dots");
 	ASSERT_STREQ(out, "a.", "only one trailing dot dropped");
 	memset(big, 'a', sizeof(big));
@@ -124,6 +125,9 @@ TEST(hostport_authority)
 	ASSERT_TRUE(split("[::1]junk", true, "::1", NULL), "loose ignores what follows ]");
 	ASSERT_TRUE(split("u@h:1", false, "u@h", "1"), "userinfo is the caller's to refuse");
 
+	/* A Host is bytes with a length: a NUL must not cut "a.test\0.evil" to a.test. */
+	ASSERT_EQ(ag_authority_split("a.test\0.evil:80", 15, false, &a), AG_AUTH_OK, "NUL");
+	ASSERT_FALSE(ag_host_lower(out, a.host, a.host_len), "NUL inside a Host's name");
 	ASSERT_FALSE(ag_host_norm(NULL, out), "NULL");
 	ASSERT_FALSE(ag_host_norm("", out), "empty");
 	ASSERT_FALSE(ag_host_norm(":80", out), "no host");
