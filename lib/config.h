@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "agentgate.h"
+#include "hostport.h" /* AG_HOST_LEN, ag_host_norm() */
 #include "util.h"
 
 #define AG_DEFAULT_PORT 15080
@@ -36,7 +37,6 @@ struct ag_rule_conf {
 
 #define AG_MAX_CONF_SERVERS 64
 #define AG_MAX_CONF_LIST 256 /* entries of any list: hosts, ports, patterns */
-#define AG_HOST_LEN 256	     /* a DNS name, NUL included */
 
 /*
  * A pass-through destination: relayed as bytes without the MCP path.
@@ -124,7 +124,7 @@ struct ag_server_conf {
 	 * agent and its delegation chain, aud AUD (default: the upstream URL).
 	 */
 	char cred_audience[1400]; /* assertion aud; OAuth "audience" parameter */
-	int assertion_alg;	 /* enum ag_jwt_alg */
+	int assertion_alg;	  /* enum ag_jwt_alg */
 	uint32_t assertion_ttl;
 	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
 	int audit_args;
@@ -140,6 +140,8 @@ struct ag_server_conf {
 	 * tokens, cloud access keys) mask; [] turns output rules off. */
 	struct ag_output_rule *out_rules;
 	int nr_out_rules;
+	/* "upstream" as written, for messages: room for the longest host, port and path */
+	char upstream_url[16 + AG_HOST_LEN + 8 + 1024];
 };
 
 /*
@@ -241,7 +243,7 @@ struct ag_agent_conf {
  */
 struct ag_policy_conf {
 	bool set;
-	char dir[PATH_MAX];	 /* "" when files are listed */
+	char dir[PATH_MAX]; /* "" when files are listed */
 	char (*files)[PATH_MAX];
 	int nr_files;
 	char entities[PATH_MAX]; /* "" : none */
@@ -315,20 +317,23 @@ struct ag_conf {
 
 /* The embedded default (reads /etc/resolv.conf). */
 int ag_conf_default(struct ag_conf *c, struct ag_err *err);
-/* The default, overridden by the file's settings. */
+/* The default, overridden by the file's settings: ag_conf_parse, then ag_conf_resolve. */
 int ag_conf_load(struct ag_conf *c, const char *path, struct ag_err *err);
+/* The file's values only: no DNS, no CA or secret file read, no regex compiled. */
+int ag_conf_parse(struct ag_conf *c, const char *path, struct ag_err *err);
+/*
+ * The I/O a parsed c names, once: upstream names resolved (and refused if
+ * they loop to the gateway), tls.ca_file and credential secrets checked,
+ * output rules compiled.  Errors name path and the JSON path as parsing does.
+ */
+int ag_conf_resolve(struct ag_conf *c, const char *path, struct ag_err *err);
 void ag_conf_free(struct ag_conf *c);
 /* The kernel's view of the configuration. */
 void ag_conf_to_kernel(const struct ag_conf *c, struct ag_config *k);
 
 /* Routing decisions, for the daemon's classification step. */
 const struct ag_agent_conf *ag_conf_agent(const struct ag_conf *c, const char *name);
-/*
- * A Host header's or SNI's name as the entries are compared with: lower
- * case, without a trailing dot, a :port suffix or IPv6 brackets.  false
- * when host is NULL, empty or not a name.
- */
-bool ag_host_norm(const char *host, char out[AG_HOST_LEN]);
+/* Names (a Host header's or SNI's) are compared as ag_host_norm() (lib/hostport.h) leaves them. */
 /* Whether port is one of s's: its "ports", or its upstream's port without any. */
 bool ag_server_port_ok(const struct ag_server_conf *s, uint16_t port);
 /*

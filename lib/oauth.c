@@ -31,25 +31,9 @@
 #include <openssl/evp.h>
 
 #include "http.h"
-#include "oauth.h"
+#include "oauth_int.h"
+#include "hostport.h"
 #include "tls.h"
-
-#define URL_MAX 2048
-#define PARAM_MAX 2048 /* client_id, scope, resource, audience */
-#define CLIENT_SECRET_MAX 4096
-#define REQ_MAX (64 * 1024)
-#define RESP_MAX (64 * 1024) /* response body, NUL included */
-#define IO_CHUNK (16 * 1024)
-#define CRED_MAX (3 * PARAM_MAX + 1 + 3 * CLIENT_SECRET_MAX) /* urlenc(id) ":" urlenc(secret) */
-#define MAX_ADDRS 8
-#define SERVER_TEXT_MAX 160 /* of the server's error or error_description in a message */
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 30000
-#define NS_PER_MS 1000000ull
-#define NS_PER_S 1000000000ull
-#define EXPIRES_IN_MAX (10 * 365 * 86400) /* seconds; beyond is a broken server */
-/* Refresh no later than this before a token stops being used, when the lifetime allows. */
-#define REFRESH_MARGIN_NS (10 * NS_PER_S)
 
 /* Response heads are small; the body bound is the token response's. */
 static const struct ag_http_limits resp_limits = {
@@ -60,345 +44,6 @@ static const struct ag_http_limits resp_limits = {
 	.max_chunk_line = 256,
 	.max_body = RESP_MAX - 1,
 };
-
-struct ag_oauth {
-	/* Set by start, read-only afterwards. */
-	char url[URL_MAX];	    /* as configured, for messages */
-	char host[AG_TLS_NAME_MAX]; /* without brackets: TLS name to verify */
-	char host_hdr[AG_TLS_NAME_MAX + 16];
-	char target[URL_MAX]; /* path and query */
-	bool https;
-	SSL_CTX *ctx;
-	struct sockaddr_storage addrs[MAX_ADDRS];
-	socklen_t addr_lens[MAX_ADDRS];
-	int naddrs;
-	char *form; /* the request body: no secret in it */
-	size_t form_len;
-	const char *client_id;
-	const struct ag_secret *secret;
-	uint32_t mark;
-	unsigned int timeout_ms;
-	int notify_fd;
-	int wake_fd;
-	pthread_t thread;
-	bool started;
-
-	/* The thread's alone. */
-	uint64_t rng;
-	bool noted_no_expiry;
-
-	pthread_mutex_t lock;
-	/* Under lock. */
-	bool stopping;
-	bool last_failed;      /* the last fetch that ended failed */
-	size_t token_len;      /* 0: none cached */
-	uint64_t usable_until; /* CLOCK_MONOTONIC ns */
-	uint64_t generation;   /* of the cached token; 0 before the first */
-	uint64_t invalidated;  /* the newest generation invalidated */
-	uint64_t next_fetch;   /* CLOCK_MONOTONIC ns; 0: now */
-	uint64_t requests, failures;
-	char last_error[sizeof(((struct ag_err *)0)->msg)];
-
-	/*
-	 * Everything a token or the client secret passes through; the whole
-	 * object is mapped out of core dumps.  token is under lock, the rest
-	 * the thread's, wiped after each request.
-	 */
-	char token[AG_OAUTH_TOKEN_MAX + 1];
-	char fresh[AG_OAUTH_TOKEN_MAX + 1]; /* the token just received */
-	unsigned char cred[CRED_MAX];
-	char req[REQ_MAX];
-	char body[RESP_MAX];
-	char io[IO_CHUNK];
-	char raw[IO_CHUNK]; /* ciphertext under TLS */
-};
-
-/* One request's connection. */
-struct conn {
-	struct ag_oauth *o;
-	int fd;
-	struct ag_tls *tls;
-	uint64_t deadline;
-	bool tls_closed; /* close_notify received */
-};
-
-static bool stopping(struct ag_oauth *o)
-{
-	bool s;
-
-	pthread_mutex_lock(&o->lock);
-	s = o->stopping;
-	pthread_mutex_unlock(&o->lock);
-	return s;
-}
-
-static void ring(int fd)
-{
-	uint64_t one = 1;
-
-	/* Only fails when the counter is saturated: it is rung already. */
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
-		return;
-}
-
-static void drain(int fd)
-{
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0)
-		return; /* EAGAIN: someone else drained it; nothing lost, state is under lock */
-}
-
-/*
- * Sleeps until deadline or the wake eventfd rings; fd >= 0: or until fd
- * has events.  1: fd is ready; 0: deadline or woken (look again).
- */
-static int wait_for(struct ag_oauth *o, int fd, short events, uint64_t deadline)
-{
-	struct pollfd p[2] = {
-		{ .fd = o->wake_fd, .events = POLLIN },
-		{ .fd = fd, .events = events },
-	};
-	uint64_t now = ag_now_ns();
-	int ms, n;
-
-	if (now >= deadline)
-		return 0;
-	/* Round up: waking a little early would only spin. */
-	ms = (int)((deadline - now + NS_PER_MS - 1) / NS_PER_MS);
-	n = poll(p, fd >= 0 ? 2 : 1, ms);
-	if (n <= 0)
-		return 0; /* timeout, or EINTR: the caller looks again */
-	if (p[0].revents)
-		drain(o->wake_fd);
-	return fd >= 0 && p[1].revents ? 1 : 0;
-}
-
-/* Waits for the socket within the request's deadline; -ETIMEDOUT, -ECANCELED (stop). */
-static int conn_wait(struct conn *c, short events, struct ag_err *err)
-{
-	for (;;) {
-		if (stopping(c->o))
-			return ag_errf(err, ECANCELED, "OAuth token endpoint %s: stopped",
-				       c->o->url);
-		if (ag_now_ns() >= c->deadline)
-			return ag_errf(err, ETIMEDOUT,
-				       "OAuth token endpoint %s: no complete answer within %u ms",
-				       c->o->url, c->o->timeout_ms);
-		if (wait_for(c->o, c->fd, events, c->deadline) == 1)
-			return 0;
-	}
-}
-
-static const char *addr_str(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t cap)
-{
-	if (getnameinfo((const struct sockaddr *)ss, len, buf, (socklen_t)cap, NULL, 0,
-			NI_NUMERICHOST))
-		snprintf(buf, cap, "?");
-	return buf;
-}
-
-/* Connects to the first address that answers. */
-static int conn_open(struct conn *c, struct ag_err *err)
-{
-	struct ag_oauth *o = c->o;
-	char a[INET6_ADDRSTRLEN + 8];
-	int e = 0, ret;
-
-	for (int i = 0; i < o->naddrs; i++) {
-		int fd =
-		    socket(o->addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		socklen_t sl = sizeof(e);
-
-		if (fd < 0)
-			return ag_errf(err, errno, "OAuth token endpoint %s: socket: %s", o->url,
-				       strerror(errno));
-		/* The daemon's own traffic must not be redirected back to itself. */
-		if (o->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &o->mark, sizeof(o->mark))) {
-			e = errno;
-			close(fd);
-			return ag_errf(err, e, "OAuth token endpoint %s: SO_MARK: %s", o->url,
-				       strerror(e));
-		}
-		c->fd = fd;
-		if (connect(fd, (struct sockaddr *)&o->addrs[i], o->addr_lens[i]) &&
-		    errno != EINPROGRESS) {
-			e = errno;
-		} else {
-			ret = conn_wait(c, POLLOUT, err);
-			if (ret) {
-				close(fd);
-				c->fd = -1;
-				return ret;
-			}
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl))
-				e = errno;
-			if (!e)
-				return 0;
-		}
-		close(fd);
-		c->fd = -1;
-		addr_str(&o->addrs[i], o->addr_lens[i], a, sizeof(a));
-	}
-	return ag_errf(err, e, "OAuth token endpoint %s: connect to %s: %s", o->url, a,
-		       strerror(e));
-}
-
-static int raw_send(struct conn *c, const void *buf, size_t len, struct ag_err *err)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-		int ret;
-
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (errno != EAGAIN && errno != EINTR)
-			return ag_errf(err, errno, "OAuth token endpoint %s: send: %s", c->o->url,
-				       strerror(errno));
-		ret = conn_wait(c, POLLOUT, err);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-/* >0 bytes, 0 at the end of the stream. */
-static ssize_t raw_recv(struct conn *c, void *buf, size_t cap, struct ag_err *err)
-{
-	for (;;) {
-		ssize_t n = recv(c->fd, buf, cap, 0);
-		int ret;
-
-		if (n >= 0)
-			return n;
-		if (errno != EAGAIN && errno != EINTR)
-			return ag_errf(err, errno, "OAuth token endpoint %s: recv: %s", c->o->url,
-				       strerror(errno));
-		ret = conn_wait(c, POLLIN, err);
-		if (ret)
-			return ret;
-	}
-}
-
-/* Sends the ciphertext TLS has queued. */
-static int tls_flush(struct conn *c, struct ag_err *err)
-{
-	const void *p;
-	size_t n;
-
-	while ((n = ag_tls_out(c->tls, &p))) {
-		int ret = raw_send(c, p, n, err);
-
-		if (ret)
-			return ret;
-		ag_tls_out_consume(c->tls, n);
-	}
-	return 0;
-}
-
-/* tls.h's messages name the peer; ours name the endpoint too. */
-static int tls_err(struct conn *c, int ret, struct ag_err *err)
-{
-	char why[sizeof(err->msg)];
-
-	snprintf(why, sizeof(why), "%s", err->msg);
-	return ag_errf(err, ret, "OAuth token endpoint %s: %s", c->o->url, why);
-}
-
-static int tls_feed(struct conn *c, const char *what, struct ag_err *err)
-{
-	ssize_t n = raw_recv(c, c->o->raw, sizeof(c->o->raw), err);
-
-	if (n < 0)
-		return (int)n;
-	if (n == 0)
-		return ag_errf(err, ECONNRESET, "OAuth token endpoint %s: connection closed %s",
-			       c->o->url, what);
-	if (ag_tls_feed(c->tls, c->o->raw, (size_t)n))
-		return ag_errf(err, ENOBUFS, "OAuth token endpoint %s: TLS: too much input",
-			       c->o->url);
-	return 0;
-}
-
-static int tls_start(struct conn *c, struct ag_err *err)
-{
-	int ret;
-
-	c->tls = ag_tls_new_client(c->o->ctx, c->o->host, err);
-	if (!c->tls)
-		return tls_err(c, err->code, err);
-	for (;;) {
-		int hs = ag_tls_handshake(c->tls, err);
-
-		/* Whatever it queued goes out, an alert on failure included. */
-		ret = tls_flush(c, err);
-		if (hs && hs != -EAGAIN)
-			return tls_err(c, hs, err);
-		if (ret)
-			return ret;
-		if (!hs)
-			return 0;
-		ret = tls_feed(c, "during the TLS handshake", err);
-		if (ret)
-			return ret;
-	}
-}
-
-static int conn_send(struct conn *c, const void *buf, size_t len, struct ag_err *err)
-{
-	ssize_t n;
-
-	if (!c->tls)
-		return raw_send(c, buf, len, err);
-	n = ag_tls_write(c->tls, buf, len, err);
-	if (n < 0)
-		return tls_err(c, (int)n, err);
-	return tls_flush(c, err);
-}
-
-/* Plaintext: >0 bytes, 0 at the end of the stream (c->tls_closed: with close_notify). */
-static ssize_t conn_recv(struct conn *c, void *buf, size_t cap, struct ag_err *err)
-{
-	if (!c->tls)
-		return raw_recv(c, buf, cap, err);
-	for (;;) {
-		ssize_t n = ag_tls_read(c->tls, buf, cap, err);
-		ssize_t r;
-		int ret;
-
-		if (n > 0)
-			return n;
-		if (n == 0) {
-			c->tls_closed = true;
-			return 0;
-		}
-		if (n != -EAGAIN)
-			return tls_err(c, (int)n, err);
-		ret = tls_flush(c, err);
-		if (ret)
-			return ret;
-		r = raw_recv(c, c->o->raw, sizeof(c->o->raw), err);
-		if (r <= 0)
-			return r;
-		if (ag_tls_feed(c->tls, c->o->raw, (size_t)r))
-			return ag_errf(err, ENOBUFS, "OAuth token endpoint %s: TLS: too much input",
-				       c->o->url);
-	}
-}
-
-static void conn_close(struct conn *c)
-{
-	ag_tls_free(c->tls);
-	c->tls = NULL;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
 
 /* application/x-www-form-urlencoded: ALPHA DIGIT *-._ kept, SP as '+', the rest %XX. */
 static size_t form_encode(const char *s, size_t len, char *out)
@@ -491,7 +136,7 @@ static int read_response(struct conn *c, struct ag_http_parser *p, int *status, 
 
 	for (;;) {
 		struct ag_http_event ev = { .type = AG_HTTP_EV_NEED_MORE };
-		ssize_t n = conn_recv(c, o->io, sizeof(o->io), err);
+		ssize_t n = oauth_conn_recv(c, o->io, sizeof(o->io), err);
 		const char *d = o->io;
 
 		if (n < 0)
@@ -662,18 +307,18 @@ static int fetch(struct ag_oauth *o, size_t *tok_len, uint32_t *expires_in, stru
 	ret = ag_http_parser_init(&p, false, &resp_limits, err);
 	if (ret)
 		return ret;
-	ret = conn_open(&c, err);
+	ret = oauth_conn_open(&c, err);
 	if (!ret && o->https)
-		ret = tls_start(&c, err);
+		ret = oauth_conn_tls(&c, err);
 	if (!ret)
 		ret = build_request(o, &req_len, err);
 	if (!ret)
-		ret = conn_send(&c, o->req, req_len, err);
+		ret = oauth_conn_send(&c, o->req, req_len, err);
 	/* All of it: a request that did not fit left a part behind. */
 	OPENSSL_cleanse(o->req, sizeof(o->req));
 	if (!ret)
 		ret = read_response(&c, &p, &status, &body_len, err);
-	conn_close(&c);
+	oauth_conn_close(&c);
 	ag_http_parser_release(&p);
 	if (!ret)
 		ret = parse_token(o, status, body_len, tok_len, expires_in, err);
@@ -752,7 +397,7 @@ static void *oauth_thread(void *arg)
 		if (ret)
 			break;
 		if (ag_now_ns() < due) {
-			wait_for(o, -1, 0, due);
+			oauth_wait_for(o, -1, 0, due);
 			continue;
 		}
 		t0 = ag_now_ns();
@@ -782,7 +427,7 @@ static void *oauth_thread(void *arg)
 		else
 			ag_log(AG_LOG_DEBUG, "oauth_token", "url=%s expires_in_s=%u",
 			       ag_logq(q1, sizeof(q1), o->url), expires_in);
-		ring(o->notify_fd);
+		oauth_ring(o->notify_fd);
 	}
 	return NULL;
 }
@@ -794,84 +439,28 @@ static bool bounded(const char *s, size_t max)
 	return strnlen(s, max + 1) <= max;
 }
 
-/* scheme://host[:port][/path][?query]; no userinfo, no fragment. */
+/* The token endpoint by the grammar of lib/hostport.h, the one config check uses. */
 static int parse_url(struct ag_oauth *o, const char *url, char *port, size_t port_cap,
 		     struct ag_err *err)
 {
-	const char *p, *auth_end, *host, *host_end, *colon = NULL;
-	size_t hlen;
-	bool v6;
+	struct ag_url u;
+	char why[300];
 
 	if (!bounded(url, URL_MAX - 1))
 		return ag_errf(err, EINVAL, "OAuth token_url: longer than %d bytes", URL_MAX - 1);
 	snprintf(o->url, sizeof(o->url), "%s", url);
-	if (!strncasecmp(url, "https://", 8)) {
-		o->https = true;
-		p = url + 8;
-	} else if (!strncasecmp(url, "http://", 7)) {
-		p = url + 7;
-	} else {
-		return ag_errf(err, EINVAL, "OAuth token_url %s: not an http:// or https:// URL",
-			       url);
-	}
-	for (const char *s = url; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '#')
-			return ag_errf(err, EINVAL,
-				       "OAuth token_url %s: a space, control, non-ASCII byte or "
-				       "fragment",
-				       url);
-	auth_end = p + strcspn(p, "/?");
-	if (memchr(p, '@', (size_t)(auth_end - p)))
-		return ag_errf(err, EINVAL,
-			       "OAuth token_url %s: credentials in the URL; use client_id and "
-			       "client_secret",
-			       url);
-	v6 = *p == '[';
-	host = v6 ? p + 1 : p;
-	host_end = v6 ? memchr(host, ']', (size_t)(auth_end - host))
-		      : memchr(host, ':', (size_t)(auth_end - host));
-	if (!host_end)
-		host_end = v6 ? NULL : auth_end;
-	if (!host_end)
-		return ag_errf(err, EINVAL, "OAuth token_url %s: unclosed [ in the host", url);
-	hlen = (size_t)(host_end - host);
-	if (v6 ? host_end + 1 < auth_end : host_end < auth_end)
-		colon = v6 ? host_end + 1 : host_end;
-	if (colon &&
-	    (*colon != ':' || colon + 1 == auth_end || (size_t)(auth_end - colon - 1) >= port_cap))
-		return ag_errf(err, EINVAL, "OAuth token_url %s: bad port", url);
-	if (!hlen || hlen >= sizeof(o->host))
-		return ag_errf(err, EINVAL, "OAuth token_url %s: empty or overlong host", url);
-	memcpy(o->host, host, hlen);
-	o->host[hlen] = '\0';
-	if (colon) {
-		char *end;
-		unsigned long n;
-
-		memcpy(port, colon + 1, (size_t)(auth_end - colon - 1));
-		port[auth_end - colon - 1] = '\0';
-		n = strtoul(port, &end, 10);
-		if (*end || port[0] < '0' || port[0] > '9' || !n || n > 65535)
-			return ag_errf(err, EINVAL, "OAuth token_url %s: bad port", url);
-	} else {
-		snprintf(port, port_cap, "%s", o->https ? "443" : "80");
-	}
-	{
-		struct in6_addr a6;
-		struct in_addr a4;
-		bool ok = v6 ? inet_pton(AF_INET6, o->host, &a6) == 1
-			     : inet_pton(AF_INET, o->host, &a4) == 1 ||
-				   ag_tls_dns_name_valid(o->host, hlen);
-
-		if (!ok)
-			return ag_errf(err, EINVAL, "OAuth token_url %s: invalid host", url);
-	}
-	for (char *s = o->host; *s; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s - 'A' + 'a');
+	if (ag_url_parse(url, &u, why, sizeof(why)))
+		return ag_errf(err, EINVAL, "OAuth token_url %s: %s", url, why);
+	/* Fail closed: the host is the TLS name to verify, so it must fit whole. */
+	if (strlen(u.host) >= sizeof(o->host) || u.authority_len >= sizeof(o->host_hdr) ||
+	    !ag_url_target(&u, o->target, sizeof(o->target)))
+		return ag_errf(err, EINVAL, "OAuth token_url %s: overlong host or path", url);
+	o->https = u.https;
+	strcpy(o->host, u.host);
 	/* Host: exactly the URL's authority (RFC 9110 §7.2). */
-	snprintf(o->host_hdr, sizeof(o->host_hdr), "%.*s", (int)(auth_end - p), p);
-	snprintf(o->target, sizeof(o->target), "%s%s", *auth_end == '/' ? "" : "/", auth_end);
+	memcpy(o->host_hdr, u.authority, u.authority_len);
+	o->host_hdr[u.authority_len] = '\0';
+	snprintf(port, port_cap, "%u", u.port);
 	return 0;
 }
 
@@ -1068,7 +657,7 @@ void ag_oauth_invalidate(struct ag_oauth *o, uint64_t generation)
 	}
 	pthread_mutex_unlock(&o->lock);
 	if (wake)
-		ring(o->wake_fd);
+		oauth_ring(o->wake_fd);
 }
 
 json_t *ag_oauth_status(struct ag_oauth *o)
@@ -1094,7 +683,7 @@ void ag_oauth_stop(struct ag_oauth *o)
 	pthread_mutex_lock(&o->lock);
 	o->stopping = true;
 	pthread_mutex_unlock(&o->lock);
-	ring(o->wake_fd);
+	oauth_ring(o->wake_fd);
 	if (o->started)
 		pthread_join(o->thread, NULL);
 	oauth_free(o);

@@ -116,7 +116,8 @@ const char *ag_tls_sni(const struct ag_tls *t);
 int ag_tls_client_hello_sni(const void *buf, size_t len, char *out, size_t cap);
 /* First bytes look like a TLS handshake record: 0x16 0x03 0x00..0x04 (needs 3 bytes). */
 bool ag_tls_looks_like(const void *buf, size_t len);
-/* Whether name is acceptable as SNI / DNS SAN, as above. */
+/* Whether name is acceptable as SNI / DNS SAN, as above: ag_dns_name_valid() of
+ * lib/hostport.h, any case, not an IP text. */
 bool ag_tls_dns_name_valid(const char *name, size_t len);
 
 #endif

@@ -240,8 +240,10 @@ TEST(config)
 		{ "unix_empty_abstract", UNIX_SOCKETS("\"@\""),
 		  "$.agents[0].unix_sockets[0]: \"@\": expected" },
 		{ "unix_too_long",
-		  UNIX_SOCKETS("\"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""),
+		  UNIX_SOCKETS(
+		      "\"/"
+		      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""),
 		  "longer than a socket address (108 bytes)" },
 		{ "unix_duplicate", UNIX_SOCKETS("\"@x\", \"@x\""),
 		  "$.agents[0].unix_sockets[1]: duplicate address \"@x\"" },
@@ -316,13 +318,6 @@ static void addr_of(const char *s, uint8_t addr[16])
 		AG_FAILED("test address %s does not parse", s);
 }
 
-static bool is_loopback(const uint8_t a[16])
-{
-	static const uint8_t v6_loopback[16] = { [15] = 1 };
-
-	return (ag_addr_is_v4(a) && a[12] == 127) || !memcmp(a, v6_loopback, 16);
-}
-
 TEST(config_tool_servers)
 {
 	char ca[] = "/tmp/agentgate-ca-XXXXXX", json[4096];
@@ -377,7 +372,7 @@ TEST(config_tool_servers)
 		ASSERT_STREQ(s->upstream_host, "localhost", "host lower-cased");
 		ASSERT_EQ(s->upstream_port, 443, "https default port");
 		ASSERT_STREQ(s->upstream_path, "/v1?x=1", "path and query kept");
-		ASSERT_TRUE(is_loopback(s->upstream_addr), "localhost resolved");
+		ASSERT_TRUE(ag_addr_is_loopback(s->upstream_addr), "localhost resolved");
 		ASSERT_EQ(s->nr_ports, 2, "ports");
 		ASSERT_EQ(s->ports[1], 8443, "second port");
 		ASSERT_STREQ(s->ca_file, ca, "ca file");
@@ -880,4 +875,134 @@ out:
 	free(out);
 	unlink(good);
 	unlink(badf);
+}
+
+/* The JSON of json into path (a mkstemp template), for ag_conf_parse. */
+static bool conf_file(char *path, const char *json)
+{
+	return write_tmp(path, json);
+}
+
+/*
+ * Parsing does no I/O: a name that does not resolve, a missing CA file, a
+ * missing secret and a regex that does not compile all parse, and each is
+ * refused by the resolve step with the key path parsing used to name.
+ */
+TEST(config_parse_then_resolve)
+{
+	static const struct {
+		const char *name, *extra, *error;
+	} cases[] = {
+		{ "dns", "", "$.tool_servers[0].upstream: host \"no-such-host.invalid\"" },
+		{ "ca_file", ", \"tls\": {\"ca_file\": \"/nonexistent/ca.pem\"}",
+		  "$.tool_servers[0].tls.ca_file: /nonexistent/ca.pem: No such file" },
+		{ "secret",
+		  ", \"credential\": {\"type\": \"bearer\", \"secret_file\": "
+		  "\"/nonexistent/secret\"}",
+		  "/nonexistent/secret" },
+		{ "regex", ", \"output_rules\": [{\"name\": \"r\", \"regex\": \"(\"}]",
+		  "$.tool_servers[0].output_rules: " },
+	};
+	char json[1024], path[64];
+	struct ag_conf c;
+	struct ag_err err;
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cases); i++) {
+		const char *host = i ? "127.0.0.1" : "no-such-host.invalid";
+
+		if (!test__start_subtest(cases[i].name))
+			continue;
+		snprintf(json, sizeof(json),
+			 "{\"tool_servers\": [{\"name\": \"s\", \"upstream\": \"https://%s:3001\","
+			 " \"match\": {\"hosts\": [\"s.test\"]}%s}]}",
+			 host, cases[i].extra);
+		snprintf(path, sizeof(path), "/tmp/agentgate-conf-XXXXXX");
+		if (!ASSERT_TRUE(conf_file(path, json), "config file"))
+			continue;
+		if (ASSERT_OK(ag_conf_parse(&c, path, &err), err.msg)) {
+			ASSERT_EQ(ag_conf_resolve(&c, path, &err), -EINVAL, "resolve refuses");
+			ASSERT_STRHAS(err.msg, cases[i].error, cases[i].name);
+			ag_conf_free(&c);
+		}
+		ASSERT_NEQ(ag_conf_load(&c, path, &err), 0, "load refuses");
+		ASSERT_STRHAS(err.msg, cases[i].error, "the same message from load");
+		unlink(path);
+	}
+	if (test__start_subtest("loop_needs_the_address")) {
+		snprintf(path, sizeof(path), "/tmp/agentgate-conf-XXXXXX");
+		if (ASSERT_TRUE(conf_file(path, SERVER_U("http://localhost:15080/mcp", "") "}"),
+				"config file") &&
+		    ASSERT_OK(ag_conf_parse(&c, path, &err), err.msg)) {
+			ASSERT_EQ(ag_conf_resolve(&c, path, &err), -EINVAL, "loop refused");
+			ASSERT_STRHAS(err.msg,
+				      "$.tool_servers[0].upstream: \"http://localhost:15080/mcp\": "
+				      "that is the gateway's own listener",
+				      "names the URL as written");
+			ag_conf_free(&c);
+		}
+		unlink(path);
+	}
+}
+
+/*
+ * Where the configuration's and OAuth's URL parsers disagreed, the one
+ * grammar (lib/hostport.h) decides, and config check says so at load.
+ */
+TEST(config_url_rules)
+{
+	static const struct {
+		const char *name, *json, *error; /* error: NULL when valid */
+	} cases[] = {
+		/* Was refused by config ("expected / after the host"), sent by OAuth. */
+		{ "query_without_path", SERVER_U("http://127.0.0.1:3001?x=1", "") "}", NULL },
+		/* Was accepted by config and resolved by inet_aton to 127.0.0.1. */
+		{ "inet_aton_short_form", SERVER_U("http://127.1:3001/", "") "}",
+		  "\"127.1\" is not a host name or IPv4 address" },
+		/* Was sent upstream raw by config, refused by OAuth. */
+		{ "non_ascii_path", SERVER_U("http://127.0.0.1:3001/\xc3\xa9", "") "}",
+		  "the path contains a space, control or non-ASCII byte" },
+		/* token_url: config compared the scheme case-sensitively, OAuth did not. */
+		{ "token_url_scheme_case",
+		  SERVER(", \"credential\": {\"type\": \"oauth2_client_credentials\", "
+			 "\"token_url\": \"HTTPS://127.0.0.1:1/t\", \"client_id\": \"c\", "
+			 "\"client_secret_file\": \"/x\"}") "}",
+		  NULL },
+		/* token_url: OAuth refused these only when the daemon started. */
+		{ "token_url_userinfo",
+		  SERVER(", \"credential\": {\"type\": \"oauth2_client_credentials\", "
+			 "\"token_url\": \"http://u:p@127.0.0.1/t\", \"client_id\": \"c\", "
+			 "\"client_secret_file\": \"/x\"}") "}",
+		  "$.tool_servers[0].credential.token_url: \"http://u:p@127.0.0.1/t\": user "
+		  "information" },
+		{ "token_url_port",
+		  SERVER(", \"credential\": {\"type\": \"oauth2_client_credentials\", "
+			 "\"token_url\": \"http://127.0.0.1:99999/t\", \"client_id\": \"c\", "
+			 "\"client_secret_file\": \"/x\"}") "}",
+		  "$.tool_servers[0].credential.token_url: \"http://127.0.0.1:99999/t\": the "
+		  "port" },
+	};
+	char path[64];
+	struct ag_conf c;
+	struct ag_err err;
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cases); i++) {
+		if (!test__start_subtest(cases[i].name))
+			continue;
+		snprintf(path, sizeof(path), "/tmp/agentgate-conf-XXXXXX");
+		if (!ASSERT_TRUE(conf_file(path, cases[i].json), "config file"))
+			continue;
+		/* Parse only: the secret file of the OAuth cases does not exist. */
+		if (!cases[i].error) {
+			if (ASSERT_OK(ag_conf_parse(&c, path, &err), err.msg)) {
+				if (!strcmp(cases[i].name, "query_without_path"))
+					ASSERT_STREQ(c.servers[0].upstream_path, "/?x=1",
+						     "a query asks for /");
+				ag_conf_free(&c);
+			}
+		} else {
+			ASSERT_EQ(ag_conf_parse(&c, path, &err), -EINVAL, cases[i].name);
+			ASSERT_STRHAS(err.msg, cases[i].error, cases[i].name);
+		}
+		unlink(path);
+	}
 }
