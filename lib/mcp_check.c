@@ -3,18 +3,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hostport.h"
 #include "mcp_check.h"
-
-bool ag_mcp_host_matches(const char *pat, const char *host, size_t len)
-{
-	size_t plen = strlen(pat);
-
-	if (pat[0] == '*' && pat[1] == '.') {
-		/* "*.example.com": any name strictly below example.com. */
-		return len > plen - 1 && !strncasecmp(host + len - (plen - 1), pat + 1, plen - 1);
-	}
-	return len == plen && !strncasecmp(host, pat, len);
-}
 
 /*
  * A page that rebinds evil.example to the tool's address still sends
@@ -22,61 +12,20 @@ bool ag_mcp_host_matches(const char *pat, const char *host, size_t len)
  */
 bool ag_mcp_authority_ok(const struct ag_mcp_authority *w, const char *s, size_t len)
 {
-	char addr[64];
-	const char *host = s, *colon = NULL;
-	size_t hlen = len;
-	uint8_t a[16];
-	int plen;
+	char name[AG_HOST_LEN];
+	struct ag_authority a;
+	uint16_t port;
 
-	if (len && s[0] == '[') {
-		const char *close = memchr(s, ']', len);
-
-		if (!close)
-			return false;
-		host = s + 1;
-		hlen = close - host;
-		if ((size_t)(close + 1 - s) < len) {
-			if (close[1] != ':')
-				return false;
-			colon = close + 1;
-		}
-	} else if ((colon = memchr(s, ':', len))) {
-		hlen = colon - s;
-	}
-	if (colon) {
-		unsigned long port = 0;
-		size_t i = colon + 1 - s;
-
-		if (i == len || len - i > 5)
-			return false;
-		for (; i < len; i++) {
-			if (s[i] < '0' || s[i] > '9')
-				return false;
-			port = port * 10 + (s[i] - '0');
-		}
-		if (port != w->port)
-			return false;
-	}
-	if (hlen && host[hlen - 1] == '.')
-		hlen--;
-	if (!hlen)
+	if (ag_authority_split(s, len, false, &a) || !a.host_len)
+		return false;
+	if (a.port && (!ag_port_parse(a.port, a.port_len, &port) || port != w->port))
+		return false;
+	if (!ag_host_lower(name, a.host, a.host_len) || !name[0])
 		return false;
 	for (int i = 0; i < w->nr_hosts; i++)
-		if (ag_mcp_host_matches(w->hosts[i], host, hlen))
+		if (ag_host_match(w->hosts[i], name))
 			return true;
-	if (hlen >= sizeof(addr))
-		return false;
-	memcpy(addr, host, hlen);
-	addr[hlen] = '\0';
-	if (!ag_addr_parse(addr, a, &plen) && plen == 128 && !memcmp(a, w->addr, 16))
-		return true;
-	/* "localhost" is the loopback address, never a name anyone else owns. */
-	if (hlen == 9 && !strncasecmp(host, "localhost", 9)) {
-		static const uint8_t lo6[16] = { [15] = 1 };
-
-		return (ag_addr_is_v4(w->addr) && w->addr[12] == 127) || !memcmp(w->addr, lo6, 16);
-	}
-	return false;
+	return ag_host_names_addr(name, w->addr);
 }
 
 bool ag_mcp_origin_ok(const struct ag_mcp_authority *w, const char *v, size_t len)

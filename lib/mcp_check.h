@@ -25,8 +25,6 @@ struct ag_mcp_authority {
 	uint16_t port;	     /* host order */
 };
 
-/* pat ("name" or "*.suffix") names host (len bytes, no dot at the end). */
-bool ag_mcp_host_matches(const char *pat, const char *host, size_t len);
 /*
  * DNS-rebinding protection: a Host (host[:port], [v6][:port]) that names
  * the tool server by one of its names or by the address the agent dialled
