@@ -54,6 +54,7 @@ struct ag_daemon {
 	struct ag_inventory *inventory; /* tool integrity (integrity.h) */
 	struct ag_budget_state *budget; /* loop protection state (budget.h) */
 	struct ag_metrics *metrics;	/* metrics.h; NULL outside the loop */
+	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
 };
 
 /*
