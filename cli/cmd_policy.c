@@ -18,6 +18,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "ctl.h"
+#include "decision.h"
 #include "delegation.h"
 #include "inventory.h"
 #include "policy.h"
@@ -670,14 +671,12 @@ struct sim {
 	const struct ag_entities *ents;
 	json_t *ents_json;	  /* what ents was made of, for delegation chains; NULL: none */
 	struct ag_inventory *inv; /* the instance's tool inventory; NULL: none */
-	/* The entities of the last delegation chain seen ("A\x1fB\x1fcaller"). */
-	char *chain_key;
-	struct ag_entities *chain_ents;
+	struct ag_chain_cache *chains; /* the entities of delegation chains */
 	struct ag_policy_result res;
-	bool reads_args;  /* some policy of the candidate reads context.args */
-	json_t *sessions; /* "agent\x1fserver\x1fsession" -> {calls, approved, tool, id} */
-	json_t *changes;  /* --json */
-	json_t *unknown;  /* --json: the undetermined decisions */
+	bool reads_args;	       /* some policy of the candidate reads context.args */
+	struct ag_sessions *sessions; /* the daemon's session counters, replayed */
+	json_t *changes;	       /* --json */
+	json_t *unknown;	       /* --json: the undetermined decisions */
 	bool json;
 	size_t replayed, changed, undetermined, skipped;
 };
@@ -704,37 +703,13 @@ static bool args_hashed(json_t *args)
 	return false;
 }
 
-static json_t *sim_session(struct sim *s, const char *agent, const char *server, const char *id)
+/* The session a record was in, as the daemon keeps it (lib/decision.h). */
+static struct ag_session *sim_session(struct sim *s, const char *agent, const char *server,
+				      const char *id)
 {
-	char *key = NULL;
-	json_t *sess;
+	const struct ag_session_key k = { agent, server, id };
 
-	if (!id || !id[0] || asprintf(&key, "%s\x1f%s\x1f%s", agent, server, id) < 0)
-		return NULL;
-	sess = json_object_get(s->sessions, key);
-	if (!sess && (sess = json_pack("{s:{},s:[]}", "calls", "approved")) &&
-	    json_object_set_new(s->sessions, key, sess))
-		sess = NULL;
-	free(key);
-	return sess;
-}
-
-/* An allowed call counts in its session, as ag_decide's session_count. */
-static void sim_count(json_t *sess, const char *tool)
-{
-	json_t *calls = json_object_get(sess, "calls");
-	json_t *n = json_object_get(calls, tool);
-
-	json_object_set_new(calls, tool, json_integer(n ? json_integer_value(n) + 1 : 1));
-}
-
-/* The session's last call, held for a human or not: an approval record
- * that follows decides it. */
-static void sim_hold(json_t *sess, bool held, const char *tool, json_t *id)
-{
-	json_object_set_new(sess, "held", json_boolean(held));
-	json_object_set_new(sess, "tool", json_string(tool));
-	json_object_set(sess, "id", id ? id : json_null());
+	return ag_session_get(s->sessions, &k, true, NULL);
 }
 
 /* The agent's name: the daemon writes an object, older records a string. */
@@ -762,53 +737,18 @@ static int rec_delegation(json_t *rec, const char **names, size_t *n)
 	return 0;
 }
 
-/* The entities c is decided with, as the daemon's chain_ents(): for a
- * sub-agent, the given ones with its chain as Agent parents.  -1 (and a
- * message) when they cannot be made. */
+/* The entities c is decided with, as the daemon's (ag_chain_ents).  -1
+ * (and a message) when they cannot be made. */
 static int sim_ents(struct sim *s, const struct ag_policy_call *c, const struct ag_entities **out)
 {
-	const char *chain[AG_DELEGATION_MAX + 1];
 	struct ag_policy_error perr = { 0 };
-	char *key = NULL;
-	size_t len = 0;
-	FILE *f;
-	json_t *arr;
+	char key[AG_DELEGATION_MAX * AG_NAME_LEN];
 
-	*out = s->ents;
-	if (!c->n_delegation)
+	if (!ag_chain_ents(s->chains, c, out, key, sizeof(key), &perr))
 		return 0;
-	if (!(f = open_memstream(&key, &len)))
-		return -1;
-	for (size_t i = 0; i < c->n_delegation; i++) {
-		chain[i] = c->delegation[i];
-		fprintf(f, "%s\x1f", chain[i]);
-	}
-	chain[c->n_delegation] = c->agent;
-	fputs(c->agent, f);
-	if (fclose(f)) {
-		free(key);
-		return -1;
-	}
-	if (s->chain_key && !strcmp(s->chain_key, key)) {
-		free(key);
-		*out = s->chain_ents;
-		return 0;
-	}
-	free(s->chain_key);
-	ag_entities_free(s->chain_ents);
-	s->chain_key = key;
-	arr = ag_policy_delegation_entities(s->ents_json, chain, c->n_delegation + 1);
-	s->chain_ents = arr ? ag_entities_from_json(arr, &perr) : NULL;
-	json_decref(arr);
-	if (!s->chain_ents) {
-		fprintf(stderr, "policy simulate: entities of the delegation chain of %s: %s\n",
-			c->agent, arr ? perr.msg : "out of memory");
-		free(s->chain_key);
-		s->chain_key = NULL;
-		return -1;
-	}
-	*out = s->chain_ents;
-	return 0;
+	fprintf(stderr, "policy simulate: entities of the delegation chain of %s: %s\n", c->agent,
+		perr.msg);
+	return -1;
 }
 
 /* A human approved a call the candidate would also have held. */
@@ -818,32 +758,13 @@ static void sim_approval(struct sim *s, json_t *rec)
 	const char *agent = rec_agent(rec),
 		   *server = json_string_value(json_object_get(rec, "server"));
 	const char *dec = json_string_value(json_object_get(rec, "decision"));
-	json_t *sess;
+	struct ag_session *sess;
 
 	if (!tool || !agent || !server || !dec || strcmp(dec, "allow"))
 		return;
 	sess = sim_session(s, agent, server, json_string_value(json_object_get(rec, "session")));
-	if (!sess || !json_is_true(json_object_get(sess, "held")) ||
-	    strcmp(json_string_value(json_object_get(sess, "tool")) ?: "", tool) ||
-	    !json_equal(json_object_get(sess, "id"), json_object_get(rec, "id")))
-		return;
-	json_array_append_new(json_object_get(sess, "approved"), json_string(tool));
-	sim_count(sess, tool);
-	json_object_set_new(sess, "held", json_false());
-}
-
-static const char *outcome_name(enum ag_policy_outcome k)
-{
-	switch (k) {
-	case AG_OUTCOME_ALLOW:
-		return "allow";
-	case AG_OUTCOME_ESCALATE:
-		return "ask";
-	case AG_OUTCOME_HIDDEN:
-		return "deny_unknown";
-	default:
-		return "deny";
-	}
+	if (sess && ag_session_unhold(sess, tool, json_object_get(rec, "id")))
+		ag_session_approve(sess, tool);
 }
 
 /* An undetermined decision: what was recorded, and why it cannot be replayed. */
@@ -878,7 +799,7 @@ static void sim_print(struct sim *s, json_t *rec, const struct ag_policy_call *c
 
 	if (!s->json) {
 		printf("seq %lld %s %s %s %s/%s: %s -> %s by %s%s%s\n", (long long)seq, ts,
-		       c->agent, action, c->server, c->name, recorded, outcome_name(v->kind),
+		       c->agent, action, c->server, c->name, recorded, ag_policy_outcome_name(v->kind),
 		       v->policies[0] ? v->policies : "none", v->reason[0] ? ": " : "", v->reason);
 		return;
 	}
@@ -888,38 +809,44 @@ static void sim_print(struct sim *s, json_t *rec, const struct ag_policy_call *c
 		json_array_append_new(ids, json_string(p));
 	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s}", "seq", seq, "ts", ts, "agent",
 		      c->agent, "server", c->server, "name", c->name, "action", action, "recorded",
-		      recorded, "simulated", outcome_name(v->kind), "policies", ids, "reason",
+		      recorded, "simulated", ag_policy_outcome_name(v->kind), "policies", ids, "reason",
 		      v->reason);
 	json_array_append_new(s->changes, o);
 }
 
-/* The daemon records only tools/call, resources/read and prompts/get. */
+/* The daemon records only tools/call, resources/read and prompts/get,
+ * with the target's name under its word ("tool", "resource", "prompt"). */
 static bool rec_target(json_t *rec, enum ag_policy_target *t, const char **name)
 {
-	const char *m = json_string_value(json_object_get(rec, "method"));
-
-	if (!m)
+	if (ag_policy_target_of_method_name(json_string_value(json_object_get(rec, "method")), t))
 		return false;
-	if (!strcmp(m, "tools/call"))
-		*t = AG_TARGET_TOOL, *name = json_string_value(json_object_get(rec, "tool"));
-	else if (!strcmp(m, "resources/read"))
-		*t = AG_TARGET_RESOURCE,
-		*name = json_string_value(json_object_get(rec, "resource"));
-	else if (!strcmp(m, "prompts/get"))
-		*t = AG_TARGET_PROMPT, *name = json_string_value(json_object_get(rec, "prompt"));
-	else
-		return false;
+	*name = json_string_value(json_object_get(rec, ag_policy_target_name(*t)));
 	return *name != NULL;
+}
+
+/*
+ * Whether the daemon could have held the call for a human
+ * (ag_escalation_eligible): the record has an id, and it was not refused
+ * as an escalation the daemon could not hold (a batch element, a legacy
+ * POST: recorded as a deny with the escalation's reason).
+ */
+static bool rec_holdable(json_t *rec, const char *dec, const char *reason)
+{
+	json_t *id = json_object_get(rec, "id");
+	bool lone = strcmp(dec, "deny") || !reason ||
+		    strncmp(reason, AG_POLICY_ESCALATE_PREFIX, strlen(AG_POLICY_ESCALATE_PREFIX));
+
+	return ag_escalation_eligible(lone, id && !json_is_null(id), true);
 }
 
 static void sim_decision(struct sim *s, json_t *rec)
 {
 	const char *dec = json_string_value(json_object_get(rec, "decision"));
-	const char *reason = json_string_value(json_object_get(rec, "reason"));
 	struct ag_policy_call c = { .agent = rec_agent(rec),
 				    .server = json_string_value(json_object_get(rec, "server")) };
-	json_t *args = json_object_get(rec, "args"), *sess, *tool_sess;
+	json_t *args = json_object_get(rec, "args"), *id = json_object_get(rec, "id");
 	const char *recorded, *sid = json_string_value(json_object_get(rec, "session"));
+	struct ag_session *sess, *tool_sess;
 	const char *chain[AG_DELEGATION_MAX];
 	const struct ag_entities *ents;
 	struct ag_policy_verdict v;
@@ -952,33 +879,26 @@ static void sim_decision(struct sim *s, json_t *rec)
 		s->undetermined++;
 		sim_print_unknown(s, rec, &c, recorded);
 		if (tool_sess && !strcmp(dec, "allow"))
-			sim_count(tool_sess, c.name);
+			ag_session_count(tool_sess, c.name);
 		if (tool_sess)
-			sim_hold(tool_sess, !strcmp(dec, "ask"), c.name,
-				 json_object_get(rec, "id"));
+			ag_session_hold(tool_sess, !strcmp(dec, "ask"), c.name, id);
 		return;
 	}
 	c.args = json_is_null(args) ? NULL : args;
 	c.session_id = sid;
-	c.calls = json_object_get(sess, "calls");
-	c.approved = json_object_get(sess, "approved");
+	c.calls = sess ? sess->calls : NULL;
+	c.approved = sess ? sess->approved : NULL;
 	c.now = (int64_t)ts.tv_sec;
 	ag_policy_call_decide(s->set, ents, &c, &s->res, &v);
-	/*
-	 * The daemon holds only a lone request with an id; it refused the
-	 * others ("needs approval: ..." with deny), and would refuse them again.
-	 */
+	ag_session_settle(s->sessions, &c, &v);
+	/* The daemon refuses what it cannot hold, and would refuse it again. */
 	if (v.kind == AG_OUTCOME_ESCALATE &&
-	    (!json_object_get(rec, "id") || json_is_null(json_object_get(rec, "id")) ||
-	     (!strcmp(dec, "deny") && reason && !strncmp(reason, "needs approval: ", 16))))
+	    !rec_holdable(rec, dec, json_string_value(json_object_get(rec, "reason"))))
 		v.kind = AG_OUTCOME_DENY;
 	s->replayed++;
-	if (tool_sess && v.kind == AG_OUTCOME_ALLOW)
-		sim_count(tool_sess, c.name);
 	if (tool_sess)
-		sim_hold(tool_sess, v.kind == AG_OUTCOME_ESCALATE, c.name,
-			 json_object_get(rec, "id"));
-	if (!strcmp(recorded, outcome_name(v.kind)))
+		ag_session_hold(tool_sess, v.kind == AG_OUTCOME_ESCALATE, c.name, id);
+	if (!strcmp(recorded, ag_policy_outcome_name(v.kind)))
 		return;
 	s->changed++;
 	sim_print(s, rec, &c, recorded, &v);
@@ -1127,13 +1047,15 @@ static int cmd_simulate(const struct ag_instance *in, int argc, char **argv)
 	s.set = set;
 	s.ents = ents;
 	s.reads_args = ag_policy_reads_context(set, "args");
-	s.sessions = json_object();
+	s.sessions = ag_sessions_new();
+	s.chains = ag_chain_cache_new(AG_CHAIN_STORES);
 	s.changes = json_array();
 	s.unknown = json_array();
-	if (!s.sessions || !s.changes || !s.unknown) {
+	if (!s.sessions || !s.chains || !s.changes || !s.unknown) {
 		fprintf(stderr, "policy simulate: out of memory\n");
 		goto out;
 	}
+	ag_chain_cache_reset(s.chains, ents, s.ents_json);
 	/* A single LOG stands for its rotated series, as in `audit`. */
 	if (optind + 1 == argc) {
 		char **paths;
@@ -1171,12 +1093,11 @@ static int cmd_simulate(const struct ag_instance *in, int argc, char **argv)
 	r = s.changed || s.undetermined ? 1 : 0;
 out:
 	free(pols);
-	json_decref(s.sessions);
+	ag_sessions_free(s.sessions);
+	ag_chain_cache_free(s.chains);
 	json_decref(s.changes);
 	json_decref(s.unknown);
 	json_decref(s.ents_json);
-	free(s.chain_key);
-	ag_entities_free(s.chain_ents);
 	ag_inventory_free(s.inv);
 	ag_policy_result_fini(&s.res);
 	ag_policy_set_free(set);

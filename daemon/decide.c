@@ -31,9 +31,6 @@
 #include "subagent.h"
 #include "trail.h"
 
-/* Entity stores kept for sub-agent chains; the least recently used goes first. */
-#define CHAIN_STORES 16
-
 /* The allow-lists' enum (lib/config.h) has the targets' values. */
 _Static_assert(AG_KIND_TOOL == (int)AG_TARGET_TOOL && AG_KIND_RESOURCE == (int)AG_TARGET_RESOURCE &&
 		   AG_KIND_PROMPT == (int)AG_TARGET_PROMPT,
@@ -179,7 +176,7 @@ int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 	int ret;
 
 	if (!(p = calloc(1, sizeof(*p))) || !(p->sessions = ag_sessions_new()) ||
-	    !(p->chains = ag_chain_cache_new(CHAIN_STORES))) {
+	    !(p->chains = ag_chain_cache_new(AG_CHAIN_STORES))) {
 		if (p)
 			ag_sessions_free(p->sessions);
 		free(p);

@@ -27,6 +27,9 @@
  * tools rather than let a "once per session" rule lose its count. */
 #define AG_SESSION_TOOLS 256
 
+/* Delegation-chain entity stores a decider keeps (ag_chain_cache_new). */
+#define AG_CHAIN_STORES 16
+
 /* Whose session: the agent, the tool server and the session id. */
 struct ag_session_key {
 	const char *agent, *server, *id; /* id NULL or "": no session */
