@@ -673,10 +673,10 @@ struct sim {
 	struct ag_inventory *inv; /* the instance's tool inventory; NULL: none */
 	struct ag_chain_cache *chains; /* the entities of delegation chains */
 	struct ag_policy_result res;
-	bool reads_args;	       /* some policy of the candidate reads context.args */
+	bool reads_args;	      /* some policy of the candidate reads context.args */
 	struct ag_sessions *sessions; /* the daemon's session counters, replayed */
-	json_t *changes;	       /* --json */
-	json_t *unknown;	       /* --json: the undetermined decisions */
+	json_t *changes;	      /* --json */
+	json_t *unknown;	      /* --json: the undetermined decisions */
 	bool json;
 	size_t replayed, changed, undetermined, skipped;
 };
@@ -799,8 +799,9 @@ static void sim_print(struct sim *s, json_t *rec, const struct ag_policy_call *c
 
 	if (!s->json) {
 		printf("seq %lld %s %s %s %s/%s: %s -> %s by %s%s%s\n", (long long)seq, ts,
-		       c->agent, action, c->server, c->name, recorded, ag_policy_outcome_name(v->kind),
-		       v->policies[0] ? v->policies : "none", v->reason[0] ? ": " : "", v->reason);
+		       c->agent, action, c->server, c->name, recorded,
+		       ag_policy_outcome_name(v->kind), v->policies[0] ? v->policies : "none",
+		       v->reason[0] ? ": " : "", v->reason);
 		return;
 	}
 	ids = json_array();
@@ -809,8 +810,8 @@ static void sim_print(struct sim *s, json_t *rec, const struct ag_policy_call *c
 		json_array_append_new(ids, json_string(p));
 	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s}", "seq", seq, "ts", ts, "agent",
 		      c->agent, "server", c->server, "name", c->name, "action", action, "recorded",
-		      recorded, "simulated", ag_policy_outcome_name(v->kind), "policies", ids, "reason",
-		      v->reason);
+		      recorded, "simulated", ag_policy_outcome_name(v->kind), "policies", ids,
+		      "reason", v->reason);
 	json_array_append_new(s->changes, o);
 }
 

@@ -117,8 +117,7 @@ int ag_session_approve(struct ag_session *s, const char *tool)
 void ag_session_hold(struct ag_session *s, bool held, const char *tool, json_t *id)
 {
 	json_decref(s->held);
-	s->held = held ? json_pack("{s:s,s:O}", "tool", tool, "id", id ? id : json_null())
-		       : NULL;
+	s->held = held ? json_pack("{s:s,s:O}", "tool", tool, "id", id ? id : json_null()) : NULL;
 }
 
 bool ag_session_unhold(struct ag_session *s, const char *tool, json_t *id)
@@ -166,8 +165,7 @@ struct ag_chain_cache *ag_chain_cache_new(size_t slots)
 	return cc;
 }
 
-void ag_chain_cache_reset(struct ag_chain_cache *cc, const struct ag_entities *ents,
-			  json_t *json)
+void ag_chain_cache_reset(struct ag_chain_cache *cc, const struct ag_entities *ents, json_t *json)
 {
 	for (size_t i = 0; i < cc->n; i++)
 		ag_entities_free(cc->store[i].ents);

@@ -110,8 +110,7 @@ void ag_chain_cache_free(struct ag_chain_cache *cc);
  * both borrowed; drops every chain's store.  Call it again whenever the
  * base changes.
  */
-void ag_chain_cache_reset(struct ag_chain_cache *cc, const struct ag_entities *ents,
-			  json_t *json);
+void ag_chain_cache_reset(struct ag_chain_cache *cc, const struct ag_entities *ents, json_t *json);
 
 /*
  * The entities c is decided with: the base for a root agent, else the

@@ -380,8 +380,8 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 			return;
 		if (!res->n_determining) {
 			snprintf(out->reason, sizeof(out->reason),
-				 "no policy permits %s of %s %s/%s", action, ag_policy_target_name(c->target),
-				 c->server, c->name);
+				 "no policy permits %s of %s %s/%s", action,
+				 ag_policy_target_name(c->target), c->server, c->name);
 			return;
 		}
 		why = forbid_reason(set, res);
