@@ -30,17 +30,17 @@ int cmd_resolve(struct ag_cli *c, int argc, char **argv);
 /* The tool inventory: list, diff, approve, lock. */
 int cmd_tools(struct ag_cli *c, int argc, char **argv);
 int cmd_upgrade(struct ag_cli *c, int argc, char **argv);
+/* The audit log (offline, over files): verify, tail, query, pubkey. */
+int cmd_audit(struct ag_cli *c, int argc, char **argv);
+/* The signing keys of minted assertions: jwks, rotate, mint. */
+int cmd_keys(struct ag_cli *c, int argc, char **argv);
+/* config check: agentgate.json loaded as the daemon would. */
+int cmd_config(struct ag_cli *c, int argc, char **argv);
+/* Cedar policies: validate, test, explain, simulate (offline), reload. */
+int cmd_policy(struct ag_cli *c, int argc, char **argv);
 /* The instance's XDP guards as a JSON array (guard show, status). */
 struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);
-/* Offline commands over files; they need no instance. */
-int ag_cmd_audit(int argc, char **argv);
-/* Offline too, but a tool's attributes come from the instance's inventory. */
-int ag_cmd_policy(const struct ag_instance *in, int argc, char **argv);
-/* agentgatectl policy reload: the running daemon re-reads its policy set. */
-int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv);
-int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv);
-int ag_cmd_config(int argc, char **argv);
 
 /* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -57,8 +57,32 @@ struct option;
  * allowed is a usage error naming it.  0 to go on (optind at the first
  * operand), 1 after --help, 2 on a usage error (said on stderr).
  */
-int cli_parse_flags(const char *cmd, const char *usage, const struct option *longopts,
-		    int allowed, int argc, char **argv, const char **slots);
+int cli_parse_flags(const char *cmd, const char *usage, const struct option *longopts, int allowed,
+		    int argc, char **argv, const char **slots);
+/*
+ * The one option parser (cli/opts.c).  A command lists its options in a
+ * table ending with { NULL }; --help/-h prints usage on stdout.
+ */
+#define CLI_OPTS_MAX 16
+struct cli_opt {
+	const char *name; /* --name */
+	bool arg;	  /* takes a value: --name V or --name=V */
+	bool many;	  /* may repeat: every value is kept in cli_args.list */
+};
+struct cli_args {
+	const char *val[CLI_OPTS_MAX]; /* opts[i]'s (last) value; "" a flag; NULL absent */
+	const char **list;	       /* the values of a `many` option, in order */
+	size_t n_list;
+	int ind; /* argv[ind] is the first operand */
+};
+/*
+ * Parses argv (argv[0] the command's name) against opts.  0 to go on, 1
+ * after --help, 2 on a usage error said on stderr as "cmd: ...".  Release
+ * a with cli_args_free unless it returned 1 or 2.
+ */
+int cli_parse(const char *cmd, const char *usage, const struct cli_opt *opts, int argc, char **argv,
+	      struct cli_args *a);
+void cli_args_free(struct cli_args *a);
 /* Parses [--json] [--help]; returns 1 when --help was printed. */
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);
 

@@ -580,7 +580,7 @@ static int cmd_pubkey(int argc, char **argv)
 	return 0;
 }
 
-int ag_cmd_audit(int argc, char **argv)
+int cmd_audit(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct {
 		const char *name;

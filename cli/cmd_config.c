@@ -150,7 +150,7 @@ static int cmd_check(int argc, char **argv)
 	return ret;
 }
 
-int ag_cmd_config(int argc, char **argv)
+int cmd_config(struct ag_cli *c, int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "check"))
 		return cmd_check(argc - 1, argv + 1);

@@ -281,7 +281,7 @@ static int cmd_mint(const struct ag_instance *in, int argc, char **argv)
 	return 0;
 }
 
-int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv)
+int cmd_keys(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct {
 		const char *name;
@@ -298,7 +298,7 @@ int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv)
 	}
 	for (size_t i = 0; i < AG_ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(in, argc - 1, argv + 1);
+			return cmds[i].fn(&c->inst, argc - 1, argv + 1);
 	fprintf(stderr, "keys: unknown subcommand \"%s\"; use jwks, rotate or mint\n", argv[1]);
 	return AG_EXIT_USAGE;
 }

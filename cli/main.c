@@ -109,29 +109,6 @@ int cli_parse_flags(const char *cmd, const char *cmd_usage, const struct option 
 	return 0;
 }
 
-static int cmd_audit(struct ag_cli *c, int argc, char **argv)
-{
-	return ag_cmd_audit(argc, argv);
-}
-
-static int cmd_policy(struct ag_cli *c, int argc, char **argv)
-{
-	/* reload talks to the daemon; the others work on files. */
-	if (argc > 1 && !strcmp(argv[1], "reload"))
-		return ag_cmd_policy_reload(&c->inst, argc - 1, argv + 1);
-	return ag_cmd_policy(&c->inst, argc, argv);
-}
-
-static int cmd_keys(struct ag_cli *c, int argc, char **argv)
-{
-	return ag_cmd_keys(&c->inst, argc, argv);
-}
-
-static int cmd_config(struct ag_cli *c, int argc, char **argv)
-{
-	return ag_cmd_config(argc, argv);
-}
-
 /*
  * The command table is the usage: a command cannot be dispatched without
  * being listed by --help (selftests/test_docs.c checks the man page against
