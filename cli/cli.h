@@ -50,24 +50,38 @@ int cli_usage(const char *usage);
 int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t max, uint32_t *out);
 /* Who approves when --by is not given: SUDO_USER, else the invoking user. */
 const char *cli_default_approver(void);
-struct option;
 /*
- * getopt_long over longopts whose values are distinct bits: an option in
- * allowed sets slots[bit index] to its argument ("" for a flag); one not in
- * allowed is a usage error naming it.  0 to go on (optind at the first
- * operand), 1 after --help, 2 on a usage error (said on stderr).
- */
-int cli_parse_flags(const char *cmd, const char *usage, const struct option *longopts, int allowed,
-		    int argc, char **argv, const char **slots);
-/*
- * The one option parser (cli/opts.c).  A command lists its options in a
- * table ending with { NULL }; --help/-h prints usage on stdout.
+ * The one option parser (cli/opts.c).  A command describes its options in
+ * a table ending with { NULL }; --help/-h prints its usage on stdout.
  */
 #define CLI_OPTS_MAX 16
+#define CLI_OPT_BASE 256 /* getopt values of table entries: above any letter */
 struct cli_opt {
 	const char *name; /* --name */
 	bool arg;	  /* takes a value: --name V or --name=V */
 	bool many;	  /* may repeat: every value is kept in cli_args.list */
+	char letter;	  /* also -letter; 0: none */
+};
+/* Table entries: a flag, an option with a value, the end. */
+#define CLI_FLAG(n)         \
+	{                   \
+		.name = (n) \
+	}
+#define CLI_VAL(n)                       \
+	{                                \
+		.name = (n), .arg = true \
+	}
+#define CLI_END              \
+	{                    \
+		.name = NULL \
+	}
+struct cli_spec {
+	const char *cmd;	    /* what messages start with: "agentgatectl status" */
+	const char *usage;	    /* printed by --help */
+	const struct cli_opt *opts; /* NULL: none */
+	uint32_t allowed;	    /* bit i: opts[i] applies here; 0: every one */
+#define CLI_NONE (1u << 31)	    /* allowed: none of opts applies */
+	bool stop;		    /* options end at the first operand */
 };
 struct cli_args {
 	const char *val[CLI_OPTS_MAX]; /* opts[i]'s (last) value; "" a flag; NULL absent */
@@ -76,14 +90,14 @@ struct cli_args {
 	int ind; /* argv[ind] is the first operand */
 };
 /*
- * Parses argv (argv[0] the command's name) against opts.  0 to go on, 1
- * after --help, 2 on a usage error said on stderr as "cmd: ...".  Release
- * a with cli_args_free unless it returned 1 or 2.
+ * Parses argv (argv[0] the command's name) against sp.  0 to go on, 1
+ * after --help, 2 on a usage error said on stderr.  Release a with
+ * cli_args_free after a 0.
  */
-int cli_parse(const char *cmd, const char *usage, const struct cli_opt *opts, int argc, char **argv,
-	      struct cli_args *a);
+int cli_parse(const struct cli_spec *sp, int argc, char **argv, struct cli_args *a);
 void cli_args_free(struct cli_args *a);
-/* Parses [--json] [--help]; returns 1 when --help was printed. */
+/* cli_parse of [--json] (json NULL: no option) and no operand; 1 after
+ * --help, -1 on a usage error (said, with the usage). */
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);
 
 #endif

@@ -18,9 +18,9 @@
 static const char usage_list[] = "usage: agentgatectl approvals [--json]\n"
 				 "  calls held for approval, oldest first\n";
 static const char usage_resolve[] =
-	"usage: agentgatectl approve|deny ID [--by NAME]\n"
-	"  resume (approve) or refuse (deny) the held call ID; NAME, recorded in the\n"
-	"  audit log, defaults to the invoking user (SUDO_USER when run through sudo)\n";
+    "usage: agentgatectl approve|deny ID [--by NAME]\n"
+    "  resume (approve) or refuse (deny) the held call ID; NAME, recorded in the\n"
+    "  audit log, defaults to the invoking user (SUDO_USER when run through sudo)\n";
 
 int cmd_approvals(struct ag_cli *c, int argc, char **argv)
 {
@@ -47,16 +47,16 @@ int cmd_approvals(struct ag_cli *c, int argc, char **argv)
 	} else if (!json_array_size(list)) {
 		printf("no calls wait for approval\n");
 	} else {
-		printf("%-6s %-16s %-16s %-24s %9s  %s\n", "ID", "AGENT", "SERVER", "TOOL", "WAITED",
-		       "REASON");
+		printf("%-6s %-16s %-16s %-24s %9s  %s\n", "ID", "AGENT", "SERVER", "TOOL",
+		       "WAITED", "REASON");
 		json_array_foreach(list, i, a)
-			printf("%-6lld %-16s %-16s %-24s %7llds  %s\n",
-			       (long long)json_integer_value(json_object_get(a, "id")),
-			       json_string_value(json_object_get(a, "agent")),
-			       json_string_value(json_object_get(a, "server")),
-			       json_string_value(json_object_get(a, "tool")),
-			       (long long)json_integer_value(json_object_get(a, "waited_ms")) / 1000,
-			       json_string_value(json_object_get(a, "reason")));
+		    printf("%-6lld %-16s %-16s %-24s %7llds  %s\n",
+			   (long long)json_integer_value(json_object_get(a, "id")),
+			   json_string_value(json_object_get(a, "agent")),
+			   json_string_value(json_object_get(a, "server")),
+			   json_string_value(json_object_get(a, "tool")),
+			   (long long)json_integer_value(json_object_get(a, "waited_ms")) / 1000,
+			   json_string_value(json_object_get(a, "reason")));
 	}
 	json_decref(resp);
 	return 0;

@@ -6,7 +6,6 @@
  * agentgated re-reads it within seconds of a rotation.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,42 +60,36 @@ struct opts {
 static int parse_opts(const char *cmd, const char *usage, int allowed, int argc, char **argv,
 		      struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "dir", required_argument, NULL, O_DIR },
-		{ "alg", required_argument, NULL, O_ALG },
-		{ "aud", required_argument, NULL, O_AUD },
-		{ "sub", required_argument, NULL, O_SUB },
-		{ "agent", required_argument, NULL, O_AGENT },
-		{ "delegation", required_argument, NULL, O_DELEGATION },
-		{ "ttl", required_argument, NULL, O_TTL },
-		{ "iss", required_argument, NULL, O_ISS },
-		{ "tool", required_argument, NULL, O_TOOL },
-		{ "session", required_argument, NULL, O_SESSION },
-		{ 0 },
+	static const struct cli_opt opts[] = {
+		CLI_VAL("dir"),	  CLI_VAL("alg"),	 CLI_VAL("aud"), CLI_VAL("sub"),
+		CLI_VAL("agent"), CLI_VAL("delegation"), CLI_VAL("ttl"), CLI_VAL("iss"),
+		CLI_VAL("tool"),  CLI_VAL("session"),	 CLI_END,
 	};
-	const char *slots[10] = { 0 };
 	char label[32];
+	struct cli_spec sp = {
+		.cmd = label, .usage = usage, .opts = opts, .allowed = (uint32_t)allowed ?: CLI_NONE
+	};
+	struct cli_args a;
+	const char **slots = a.val;
 	int r;
 
-	snprintf(label, sizeof(label), "keys %s", cmd);
-	r = cli_parse_flags(label, usage, longopts, allowed, argc, argv, slots);
-
-	if (r)
+	snprintf(label, sizeof(label), "agentgatectl keys %s", cmd);
+	if ((r = cli_parse(&sp, argc, argv, &a)))
 		return r;
+	cli_args_free(&a);
 	*o = (struct opts){ slots[0], slots[1], slots[2], slots[3], slots[4],
 			    slots[5], slots[6], slots[7], slots[8], slots[9] };
-	if (optind < argc) {
+	if (a.ind < argc) {
 		fprintf(stderr, "keys %s: unexpected argument \"%s\"; see --help\n", cmd,
-			argv[optind]);
+			argv[a.ind]);
 		return 2;
 	}
 	return 0;
 }
 
 /* --dir, or the instance's directory for --alg (default EdDSA). */
-static int key_dir(const char *cmd, const struct ag_instance *in, const struct opts *o,
-		   char *out, size_t cap, enum ag_jwt_alg *alg)
+static int key_dir(const char *cmd, const struct ag_instance *in, const struct opts *o, char *out,
+		   size_t cap, enum ag_jwt_alg *alg)
 {
 	char parent[PATH_MAX];
 	struct ag_err err;
@@ -145,8 +138,8 @@ static int instance_jwks(const struct ag_instance *in, char **out, struct ag_err
 			break;
 		one = json_loads(text, 0, NULL);
 		free(text);
-		if (!one || json_array_extend(json_object_get(all, "keys"),
-					      json_object_get(one, "keys"))) {
+		if (!one ||
+		    json_array_extend(json_object_get(all, "keys"), json_object_get(one, "keys"))) {
 			json_decref(one);
 			r = ag_errf(err, ENOMEM, "out of memory");
 			break;

@@ -81,15 +81,15 @@ static void show_one(const char *ifname, void *arg)
 
 	json_array_append_new(
 	    s->out,
-	    json_pack("{s:s,s:s,s:b,s:s,s:s,s:o,s:{s:I,s:I,s:I}}", "interface", ifname, "kind",
-		      agent ? "agent" : "ingress", "attached", g.attached, "mode", g.mode,
-		      "dispatcher", g.legacy ? "legacy (single program)" : "libxdp multi-program",
-		      "config",
-		      agent ? json_pack("{s:I}", "agent_cgroup_id", (json_int_t)g.cfg.agent_cgroup_id)
-			    : json_pack("{s:I,s:I,s:I}", "rate", (json_int_t)g.cfg.rate, "burst",
-					(json_int_t)g.cfg.burst, "port", (json_int_t)g.cfg.port),
-		      "stats", "passed", (json_int_t)g.stats.passed, "dropped",
-		      (json_int_t)g.stats.dropped, "uncounted", (json_int_t)g.stats.uncounted));
+	    json_pack(
+		"{s:s,s:s,s:b,s:s,s:s,s:o,s:{s:I,s:I,s:I}}", "interface", ifname, "kind",
+		agent ? "agent" : "ingress", "attached", g.attached, "mode", g.mode, "dispatcher",
+		g.legacy ? "legacy (single program)" : "libxdp multi-program", "config",
+		agent ? json_pack("{s:I}", "agent_cgroup_id", (json_int_t)g.cfg.agent_cgroup_id)
+		      : json_pack("{s:I,s:I,s:I}", "rate", (json_int_t)g.cfg.rate, "burst",
+				  (json_int_t)g.cfg.burst, "port", (json_int_t)g.cfg.port),
+		"stats", "passed", (json_int_t)g.stats.passed, "dropped",
+		(json_int_t)g.stats.dropped, "uncounted", (json_int_t)g.stats.uncounted));
 }
 
 /* The guards of an instance as JSON; status uses it too. */
@@ -114,8 +114,8 @@ static int guard_show(const struct ag_instance *in, int argc, char **argv)
 		json_dumpf(list, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {
-		printf("%-16s %-8s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "KIND",
-		       "MODE", "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
+		printf("%-16s %-8s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "KIND", "MODE",
+		       "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
 		json_array_foreach(list, i, g)
 		{
 			json_t *c = json_object_get(g, "config"), *st = json_object_get(g, "stats");

@@ -44,23 +44,24 @@ enum {
 int policy_opts(const char *cmd, const char *usage, int argc, char **argv, struct policy_opts *o)
 {
 	static const struct cli_opt opts[] = {
-		[P_POLICIES] = { "policies", true, false },
-		[P_ENTITIES] = { "entities", true, false },
-		[P_REQUEST] = { "request", true, false },
-		[P_CONTEXT] = { "context", true, false },
-		[P_CONTEXT_FILE] = { "context-file", true, false },
-		[P_PRINCIPAL] = { "principal", true, false },
-		[P_ACTION] = { "action", true, false },
-		[P_RESOURCE] = { "resource", true, false },
-		[P_JSON] = { "json", false, false },
-		{ NULL },
+		[P_POLICIES] = CLI_VAL("policies"),
+		[P_ENTITIES] = CLI_VAL("entities"),
+		[P_REQUEST] = CLI_VAL("request"),
+		[P_CONTEXT] = CLI_VAL("context"),
+		[P_CONTEXT_FILE] = CLI_VAL("context-file"),
+		[P_PRINCIPAL] = CLI_VAL("principal"),
+		[P_ACTION] = CLI_VAL("action"),
+		[P_RESOURCE] = CLI_VAL("resource"),
+		[P_JSON] = CLI_FLAG("json"),
+		CLI_END,
 	};
 	char who[64];
+	const struct cli_spec sp = { .cmd = who, .usage = usage, .opts = opts };
 	struct cli_args a;
 	int r;
 
 	snprintf(who, sizeof(who), "policy %s", cmd);
-	if ((r = cli_parse(who, usage, opts, argc, argv, &a)))
+	if ((r = cli_parse(&sp, argc, argv, &a)))
 		return r;
 	cli_args_free(&a);
 	*o = (struct policy_opts){

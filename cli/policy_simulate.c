@@ -355,10 +355,10 @@ static struct ag_policy_set *sim_load(const char *const *paths, size_t n)
 int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
-		[SIM_POLICIES] = { "policies", true, true },
-		[SIM_ENTITIES] = { "entities", true, false },
-		[SIM_JSON] = { "json", false, false },
-		{ NULL },
+		[SIM_POLICIES] = { .name = "policies", .arg = true, .many = true },
+		[SIM_ENTITIES] = CLI_VAL("entities"),
+		[SIM_JSON] = CLI_FLAG("json"),
+		CLI_END,
 	};
 	const char **pols, *entities;
 	struct sim s = { 0 };
@@ -368,7 +368,10 @@ int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 	struct cli_args a;
 	struct ag_err err;
 	size_t npols;
-	int optind, r = cli_parse("policy simulate", usage_simulate, opts, argc, argv, &a);
+	static const struct cli_spec sp = { .cmd = "policy simulate",
+					    .usage = usage_simulate,
+					    .opts = opts };
+	int r = cli_parse(&sp, argc, argv, &a);
 
 	if (r)
 		return r == 1 ? 0 : 2;
@@ -376,10 +379,9 @@ int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 	npols = a.n_list;
 	entities = a.val[SIM_ENTITIES];
 	s.json = a.val[SIM_JSON] != NULL;
-	optind = a.ind;
 	r = 2;
 	ag_policy_result_init(&s.res);
-	if (!npols || optind >= argc) {
+	if (!npols || a.ind >= argc) {
 		fprintf(stderr,
 			"policy simulate: %s; usage: agentgatectl policy simulate --policies "
 			"DIR|FILE... [--entities FILE] [--json] AUDIT_LOG...\n",
@@ -413,11 +415,11 @@ int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 	}
 	ag_chain_cache_reset(s.chains, ents, s.ents_json);
 	/* A single LOG stands for its rotated series, as in `audit`. */
-	if (optind + 1 == argc) {
+	if (a.ind + 1 == argc) {
 		char **paths;
 		size_t np;
 
-		if (ag_audit_series(argv[optind], &paths, &np, &err)) {
+		if (ag_audit_series(argv[a.ind], &paths, &np, &err)) {
 			fprintf(stderr, "policy simulate: %s; check the log path\n", err.msg);
 			goto out;
 		}
@@ -425,7 +427,7 @@ int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 			;
 		ag_audit_series_free(paths, np);
 	} else {
-		for (int i = optind; i < argc && !(r = sim_file(&s, argv[i])); i++)
+		for (int i = a.ind; i < argc && !(r = sim_file(&s, argv[i])); i++)
 			;
 	}
 	if (r)
