@@ -57,7 +57,7 @@ const char *cli_default_approver(void);
 #define CLI_OPTS_MAX 16
 #define CLI_OPT_BASE 256 /* getopt values of table entries: above any letter */
 struct cli_opt {
-	const char *name; /* --name */
+	const char *name; /* --name; NULL: only -letter */
 	bool arg;	  /* takes a value: --name V or --name=V */
 	bool many;	  /* may repeat: every value is kept in cli_args.list */
 	char letter;	  /* also -letter; 0: none */

@@ -12,29 +12,37 @@
 
 #include "cli.h"
 
+/* The table ends at an entry with neither a name nor a letter. */
+static bool opt_end(const struct cli_opt *o)
+{
+	return !o->name && !o->letter;
+}
+
 /* The getopt tables of sp: the long options, and "h" plus the letters. */
 static int getopt_tables(const struct cli_spec *sp, struct option *lo, char *so, size_t *n)
 {
-	size_t k = 0;
+	size_t k = 0, l = 1;
 
 	if (sp->stop)
 		so[k++] = '+';
 	so[k++] = 'h';
 	lo[0] = (struct option){ "help", no_argument, NULL, 'h' };
-	for (*n = 0; sp->opts && sp->opts[*n].name; (*n)++) {
+	for (*n = 0; sp->opts && !opt_end(&sp->opts[*n]); (*n)++) {
 		const struct cli_opt *o = &sp->opts[*n];
 
 		if (*n == CLI_OPTS_MAX)
 			return -1;
-		lo[*n + 1] = (struct option){ o->name, o->arg ? required_argument : no_argument,
-					      NULL, CLI_OPT_BASE + (int)*n };
+		if (o->name)
+			lo[l++] =
+			    (struct option){ o->name, o->arg ? required_argument : no_argument,
+					     NULL, CLI_OPT_BASE + (int)*n };
 		if (o->letter) {
 			so[k++] = o->letter;
 			if (o->arg)
 				so[k++] = ':';
 		}
 	}
-	lo[*n + 1] = (struct option){ 0 };
+	lo[l] = (struct option){ 0 };
 	so[k] = '\0';
 	return 0;
 }
@@ -80,8 +88,12 @@ int cli_parse(const struct cli_spec *sp, int argc, char **argv, struct cli_args 
 			return 2;
 		}
 		if (sp->allowed && !(sp->allowed & (1u << i))) {
-			fprintf(stderr, "%s: option --%s does not apply; see --help\n", sp->cmd,
-				sp->opts[i].name);
+			if (sp->opts[i].name)
+				fprintf(stderr, "%s: option --%s does not apply; see --help\n",
+					sp->cmd, sp->opts[i].name);
+			else
+				fprintf(stderr, "%s: option -%c does not apply; see --help\n",
+					sp->cmd, sp->opts[i].letter);
 			cli_args_free(a);
 			return 2;
 		}
