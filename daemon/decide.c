@@ -23,8 +23,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget.h"
 #include "decide.h"
 #include "decision.h"
+#include "integrity.h"
 #include "inventory.h"
 #include "policy.h"
 #include "policy_request.h"
@@ -453,4 +455,27 @@ bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 			   AG_ALLOW;
 	}
 	return ag_conf_allows(x->agent, AG_KIND_TOOL, x->srv->name, tool);
+}
+
+void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m, bool lone,
+		       struct ag_decision *out)
+{
+	ag_decide(x, m, out);
+	if (m->mcp != AG_MCP_TOOLS_CALL)
+		goto hold;
+	if (out->kind != AG_DECIDE_HIDDEN && m->name &&
+	    !ag_integrity_callable(x->d, x->srv, m->name)) {
+		/* Fail closed: a changed definition is not the tool a human approved. */
+		out->kind = AG_DECIDE_HIDDEN;
+		out->rule = "tool_integrity";
+		snprintf(out->reason, sizeof(out->reason),
+			 "the tool's definition is not approved (agentgatectl tools approve)");
+		out->policies[0] = '\0';
+	}
+	if (out->kind == AG_DECIDE_ALLOW || out->kind == AG_DECIDE_ESCALATE)
+		ag_budget_check(x->d, x->agent, x->agent_name, x->origin, x->srv, m, out);
+hold:
+	/* Fail closed: what cannot wait for a human is refused, with the escalation's reason. */
+	if (out->kind == AG_DECIDE_ESCALATE && !ag_escalation_eligible(lone, m->id, m->name))
+		out->kind = AG_DECIDE_DENY;
 }

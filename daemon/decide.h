@@ -96,6 +96,16 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
  * resources/read, prompts/get); everything else is AG_DECIDE_ALLOW. */
 void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out);
+/*
+ * The whole verdict on a governed message: ag_decide, then for a
+ * tools/call the tool's integrity (a definition not approved is HIDDEN,
+ * rule "tool_integrity") and the agent's budgets and loop protection
+ * (ag_budget_check); last, an escalation that cannot wait for a human is
+ * a DENY (ag_escalation_eligible; lone: m is the only message of its body
+ * and not a legacy POST, whose answer goes to another connection).
+ */
+void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m, bool lone,
+		       struct ag_decision *out);
 /* A human approved a held call of tool: it counts as a call of the
  * session and joins context.session.approved.  -1 when it cannot be
  * recorded (then the call is refused). */
