@@ -96,6 +96,19 @@ struct cli_args {
  */
 int cli_parse(const struct cli_spec *sp, int argc, char **argv, struct cli_args *a);
 void cli_args_free(struct cli_args *a);
+/* A subcommand table: every command and subcommand has this signature. */
+struct cli_cmd {
+	const char *name;
+	int (*fn)(struct ag_cli *c, int argc, char **argv);
+};
+/*
+ * Runs subcommand argv[1] of cmd from tab (n entries).  Without one, or
+ * with one not in tab, says so with the usage made from tab
+ * ("usage: agentgatectl CMD a|b [--help]") and returns AG_EXIT_USAGE;
+ * --help prints that usage on stdout and returns 0.
+ */
+int cli_dispatch(const char *cmd, const struct cli_cmd *tab, size_t n, struct ag_cli *c, int argc,
+		 char **argv);
 /* cli_parse of [--json] (json NULL: no option) and no operand; 1 after
  * --help, -1 on a usage error (said, with the usage). */
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);

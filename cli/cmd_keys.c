@@ -37,8 +37,6 @@ static const char usage_mint[] =
     "NAME, with the delegation chain (root first) nested inside it.  --ttl is 1..300\n"
     "(default 300); --iss defaults to \"agentgate\".\n";
 
-static const char usage_keys[] = "usage: agentgatectl keys jwks|rotate|mint [--help]\n";
-
 enum {
 	O_DIR = 1 << 0,
 	O_ALG = 1 << 1,
@@ -158,8 +156,9 @@ static int instance_jwks(const struct ag_instance *in, char **out, struct ag_err
 	return r;
 }
 
-static int cmd_jwks(const struct ag_instance *in, int argc, char **argv)
+static int cmd_jwks(struct ag_cli *cli, int argc, char **argv)
 {
+	const struct ag_instance *in = &cli->inst;
 	struct ag_keyring *kr;
 	struct ag_err err;
 	struct opts o;
@@ -181,8 +180,9 @@ static int cmd_jwks(const struct ag_instance *in, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_rotate(const struct ag_instance *in, int argc, char **argv)
+static int cmd_rotate(struct ag_cli *cli, int argc, char **argv)
 {
+	const struct ag_instance *in = &cli->inst;
 	char kid[AG_JWT_KID_LEN + 1], dir[PATH_MAX];
 	enum ag_jwt_alg alg;
 	struct ag_err err;
@@ -218,8 +218,9 @@ static int split_delegation(char *list, const char **chain, size_t *n)
 	return 0;
 }
 
-static int cmd_mint(const struct ag_instance *in, int argc, char **argv)
+static int cmd_mint(struct ag_cli *cli, int argc, char **argv)
 {
+	const struct ag_instance *in = &cli->inst;
 	const char *chain[AG_JWT_MAX_CHAIN];
 	char dir[PATH_MAX];
 	enum ag_jwt_alg alg;
@@ -276,22 +277,11 @@ static int cmd_mint(const struct ag_instance *in, int argc, char **argv)
 
 int cmd_keys(struct ag_cli *c, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(const struct ag_instance *, int, char **);
-	} cmds[] = {
+	static const struct cli_cmd subcommands[] = {
 		{ "jwks", cmd_jwks },
 		{ "rotate", cmd_rotate },
 		{ "mint", cmd_mint },
 	};
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(usage_keys, argc < 2 ? stderr : stdout);
-		return argc < 2 ? AG_EXIT_USAGE : 0;
-	}
-	for (size_t i = 0; i < AG_ARRAY_SIZE(cmds); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(&c->inst, argc - 1, argv + 1);
-	fprintf(stderr, "keys: unknown subcommand \"%s\"; use jwks, rotate or mint\n", argv[1]);
-	return AG_EXIT_USAGE;
+	return cli_dispatch("keys", subcommands, AG_ARRAY_SIZE(subcommands), c, argc, argv);
 }

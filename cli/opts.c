@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The option parser of agentgatectl's subcommands: a table of options
- * (struct cli_spec) read with getopt_long, so every command accepts
- * --name V, --name=V, unique abbreviations and options after operands
- * alike, and says the same thing about a bad one.
+ * The command line of agentgatectl's subcommands, from tables: their
+ * options (struct cli_spec) read with getopt_long, so every command
+ * accepts --name V, --name=V, unique abbreviations and options after
+ * operands alike and says the same thing about a bad one; and their
+ * subcommands (struct cli_cmd), whose usage line is made from the table.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -131,4 +132,29 @@ int cli_simple_opts(int argc, char **argv, const char *usage, bool *json)
 		return -1;
 	}
 	return 0;
+}
+
+/* "usage: agentgatectl CMD a|b|c [--help]" from the table. */
+static void dispatch_usage(FILE *f, const char *cmd, const struct cli_cmd *tab, size_t n)
+{
+	fprintf(f, "usage: agentgatectl %s ", cmd);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? "|" : "", tab[i].name);
+	fputs(" [--help]\n", f);
+}
+
+int cli_dispatch(const char *cmd, const struct cli_cmd *tab, size_t n, struct ag_cli *c, int argc,
+		 char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		dispatch_usage(argc < 2 ? stderr : stdout, cmd, tab, n);
+		return argc < 2 ? AG_EXIT_USAGE : 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(argv[1], tab[i].name))
+			return tab[i].fn(c, argc - 1, argv + 1);
+	fprintf(stderr, "%s: unknown subcommand \"%s\"; use ", cmd, argv[1]);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "%s%s", tab[i].name, i + 2 < n ? ", " : i + 2 == n ? " or " : "\n");
+	return AG_EXIT_USAGE;
 }

@@ -26,9 +26,6 @@ static const char usage_reload[] =
     "running one: the error (FILE:LINE:COLUMN: ...) is printed and the exit status is 1.\n"
     "Prints the new set's digest and number of policies.\n";
 
-static const char usage_policy[] =
-    "usage: agentgatectl policy validate|test|explain|simulate|reload [--help]\n";
-
 enum {
 	P_POLICIES,
 	P_ENTITIES,
@@ -243,26 +240,12 @@ static int policy_reload(struct ag_cli *cli, int argc, char **argv)
 }
 
 /* The subcommands; reload talks to the daemon, the others work on files. */
-static const struct {
-	const char *name;
-	int (*fn)(struct ag_cli *c, int argc, char **argv);
-} subcommands[] = {
+static const struct cli_cmd subcommands[] = {
 	{ "validate", policy_validate }, { "test", policy_test },     { "explain", policy_explain },
 	{ "simulate", policy_simulate }, { "reload", policy_reload },
 };
 
 int cmd_policy(struct ag_cli *c, int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(usage_policy, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		if (!strcmp(argv[1], subcommands[i].name))
-			return subcommands[i].fn(c, argc - 1, argv + 1);
-	fprintf(
-	    stderr,
-	    "policy: unknown subcommand \"%s\"; use validate, test, explain, simulate or reload\n",
-	    argv[1]);
-	return 2;
+	return cli_dispatch("policy", subcommands, AG_ARRAY_SIZE(subcommands), c, argc, argv);
 }

@@ -12,10 +12,12 @@
  *  - resources/read, prompts/get: Action::"read" / Action::"get_prompt";
  *    a refusal is HIDDEN, since neither has an isError result shape;
  *  - tools/list results: Action::"list" per tool (ag_decide_visible).
- * The requests themselves are built by lib/policy_request.c, which
- * `agentgatectl policy simulate` shares.  Evaluation errors skip the
- * policy (Cedar semantics) and are logged, never counted as a match; an
- * unusable request is a deny.
+ * The requests themselves are built by lib/policy_request.c, and the
+ * session counters, the entities of delegation chains and the escalation
+ * rule are lib/decision.c's: `agentgatectl policy simulate` shares both.
+ * Evaluation errors skip the policy (Cedar semantics) and are logged,
+ * never counted as a match; an unusable request is a deny.  The state
+ * (struct ag_decider) is carried by the daemon, d->decider.
  */
 #include <errno.h>
 #include <stdio.h>
