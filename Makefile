@@ -35,8 +35,8 @@ TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out selftests/agent_probe.c,$(
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-# Fuzz harnesses: each selftests/fuzz/fuzz_X.c defines LLVMFuzzerTestOneInput.
-# make test links each with replay.c and replays selftests/fuzz/corpus/X/;
+# Fuzz harnesses: each selftests/fuzz/fuzz_*.c defines LLVMFuzzerTestOneInput.
+# make test links each with replay.c and replays its seeds in selftests/fuzz/corpus/;
 # make fuzz links them with libFuzzer + ASan + UBSan for real fuzzing.
 FUZZ_SRCS := $(wildcard selftests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst selftests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRCS))

@@ -10,11 +10,16 @@
 #	bash bench/mcp_bench.sh		(as root, after make)
 #
 # Environment: MCP_BENCH_SECONDS (5) per measurement, MCP_BENCH_ROUNDS (3),
-# MCP_BENCH_CONNS (8) wrk connections, BUILD (build), AGENTGATED (the daemon
-# binary, default $BUILD/agentgated: to measure another build).
+# MCP_BENCH_CONNS (8) wrk connections, MCP_BENCH_DURABILITY (the audit
+# durability: sync, batch or none; default the daemon's own, sync), BUILD
+# (build), AGENTGATED (the daemon binary, default $BUILD/agentgated: to
+# measure another build), MCP_BENCH_BASELINE (a second daemon binary, for
+# example an older build's: measured as path "base" in the same rounds, with
+# the same configuration, so a change is compared with what it changed).
 # Installs nginx-light and wrk with apt-get when they are missing.  Runs its
 # own nginx from a temp dir (never the system service) and its own agentgated
-# instance "agbench-mcp", and removes both on exit.
+# instances "agbench-mcp<pid>" (and "agbench-base<pid>"), and removes them on
+# exit: it never uninstalls an instance it did not start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,9 +27,14 @@ BUILD=${BUILD:-build}
 SECS=${MCP_BENCH_SECONDS:-5}
 ROUNDS=${MCP_BENCH_ROUNDS:-3}
 CONNS=${MCP_BENCH_CONNS:-8}
-INST=agbench-mcp
-CTL="$BUILD/agentgatectl --instance $INST"
+DURABILITY=${MCP_BENCH_DURABILITY:-}
+case $DURABILITY in "" | sync | batch | none) ;; *)
+	echo "mcp_bench: MCP_BENCH_DURABILITY: sync, batch or none, not $DURABILITY" >&2
+	exit 2
+	;;
+esac
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
+BASELINE=${MCP_BENCH_BASELINE:-}
 HZ=$(getconf CLK_TCK)
 
 die() {
@@ -53,13 +63,14 @@ timeout 300 make -s "$BUILD/agentgated" "$BUILD/agentgatectl" "$BUILD/bench/mcp_
 
 # ---- state and cleanup --------------------------------------------------
 TMP=$(mktemp -d /tmp/mcp_bench.XXXXXX)
-UP_PID= NG_PID= AG_PID=
+UP_PID= NG_PID=
+declare -A AG_PID=() AG_CTL=() AG_ORIG=()
 cleanup() {
 	set +e
-	if [ -n "$AG_PID" ]; then
-		timeout 20 $CTL uninstall >/dev/null 2>&1
-		kill "$AG_PID" 2>/dev/null && wait "$AG_PID" 2>/dev/null
-	fi
+	for k in "${!AG_PID[@]}"; do
+		timeout 20 ${AG_CTL[$k]} uninstall >/dev/null 2>&1
+		kill "${AG_PID[$k]}" 2>/dev/null && wait "${AG_PID[$k]}" 2>/dev/null
+	done
 	[ -n "$NG_PID" ] && kill "$NG_PID" 2>/dev/null && wait "$NG_PID" 2>/dev/null
 	[ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
 	if [ -n "${MCP_BENCH_KEEP:-}" ]; then
@@ -154,35 +165,46 @@ NG_WORKER=$(pgrep -P "$NG_PID" | head -n1)
 [ -n "$NG_WORKER" ] || die "no nginx worker"
 
 # ---- agentgated ------------------------------------------------------------
-AG_PORT=$(free_port)
-ORIG_PORT=$(free_port) # the tool server as the agent knows it: nothing listens
-cat >"$TMP/agentgate.json" <<EOF
+# start_daemon PATH BINARY: an instance of its own with the same configuration
+# (its own state, listener and original port); fills AG_PID, AG_CTL, AG_ORIG.
+start_daemon() {
+	local path=$1 bin=$2 inst=agbench-$1$$ dir=$TMP/$1 port orig audit=
+	local ctl="$BUILD/agentgatectl --instance $inst"
+	port=$(free_port)
+	orig=$(free_port) # the tool server as the agent knows it: nothing listens
+	mkdir -p "$dir"
+	[ -z "$DURABILITY" ] || audit=", \"audit\": {\"durability\": \"$DURABILITY\"}"
+	cat >"$dir/agentgate.json" <<EOF
 {
-	"listen": {"port": $AG_PORT},
+	"listen": {"port": $port},
 	"resolvers": [],
 	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT/mcp",
-		"match": {"addresses": ["127.0.0.1"], "ports": [$ORIG_PORT]}}],
-	"agents": [{"name": "bench", "tools": ["t/echo"]}]
+		"match": {"addresses": ["127.0.0.1"], "ports": [$orig]}}],
+	"agents": [{"name": "bench", "tools": ["t/echo"]}]$audit
 }
 EOF
-timeout 20 $CTL uninstall >/dev/null 2>&1 || true # a leftover from an aborted run
-"$AGENTGATED" --instance "$INST" --config "$TMP/agentgate.json" \
-	--state-dir "$TMP/state" --foreground 2>"$TMP/agentgated.log" &
-AG_PID=$!
-for _ in $(seq 100); do
-	[ -S "/run/$INST/control.sock" ] && timeout 5 $CTL agents >/dev/null 2>&1 && break
-	kill -0 "$AG_PID" 2>/dev/null || die "agentgated exited: $(cat "$TMP/agentgated.log")"
-	sleep 0.05
-done
-timeout 5 $CTL agents >/dev/null 2>&1 || die "agentgated not ready: $(cat "$TMP/agentgated.log")"
-AUDIT=$TMP/state/audit.log
-# The writer's durability mode, as the daemon configures it (daemon/trail.c).
-# For another build, the tree it was built from: AGENTGATED's ../daemon/trail.c.
-TRAIL=$(dirname "$AGENTGATED")/../daemon/trail.c
-[ -f "$TRAIL" ] || TRAIL=daemon/trail.c
-DURABILITY=$(sed -n 's/.*c\.durability = .*AG_AUDIT_\([A-Z]*\);.*/\1/p' "$TRAIL" |
-	tr 'A-Z' 'a-z')
-DURABILITY=${DURABILITY:-unknown}
+	"$bin" --instance "$inst" --config "$dir/agentgate.json" \
+		--state-dir "$dir/state" --foreground 2>"$dir/agentgated.log" &
+	AG_PID[$path]=$!
+	AG_CTL[$path]=$ctl
+	AG_ORIG[$path]=$orig
+	for _ in $(seq 100); do
+		[ -S "/run/$inst/control.sock" ] && timeout 5 $ctl agents >/dev/null 2>&1 && break
+		kill -0 "${AG_PID[$path]}" 2>/dev/null ||
+			die "$path: agentgated exited: $(cat "$dir/agentgated.log")"
+		sleep 0.05
+	done
+	timeout 5 $ctl agents >/dev/null 2>&1 ||
+		die "$path: agentgated not ready: $(cat "$dir/agentgated.log")"
+}
+PATHS=(direct nginx mcp)
+start_daemon mcp "$AGENTGATED"
+if [ -n "$BASELINE" ]; then
+	start_daemon base "$BASELINE"
+	PATHS+=(base)
+fi
+# Without a choice the daemons run with the default (docs/agentgate.conf.5).
+DURABILITY=${DURABILITY:-sync}
 
 # ---- measurements ---------------------------------------------------------
 # us VALUE-WITH-UNIT: wrk's latency figure in microseconds.
@@ -194,8 +216,9 @@ us() {
 		printf "%.1f", n * f }'
 }
 
-decisions() {
-	if [ -f "$AUDIT" ]; then grep -c '"kind":"decision"' "$AUDIT" || true; else echo 0; fi
+decisions() { # PATH: the decision records in that daemon's audit log
+	local audit=$TMP/$1/state/audit.log
+	if [ -f "$audit" ]; then grep -c '"kind":"decision"' "$audit" || true; else echo 0; fi
 }
 
 # run PATH ROUND: one wrk measurement; appends "path round rps p50 p99 reqs
@@ -206,11 +229,14 @@ run() {
 	case $path in
 	direct) url=http://127.0.0.1:$UP_PORT/mcp cmd=() proxy=0 ;;
 	nginx) url=http://127.0.0.1:$NG_PORT/mcp cmd=() proxy=$NG_WORKER ;;
-	mcp) url=http://127.0.0.1:$ORIG_PORT/mcp cmd=($CTL run --agent bench --) proxy=$AG_PID ;;
+	mcp | base)
+		url=http://127.0.0.1:${AG_ORIG[$path]}/mcp proxy=${AG_PID[$path]}
+		cmd=(${AG_CTL[$path]} run --agent bench --)
+		;;
 	esac
 	cmd+=("$WRK" -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$TMP/mcp_call.lua" "$url")
 	[ "$round" = warm ] && cmd=("${cmd[@]/#-d${SECS}s/-d1s}")
-	d0=$(decisions)
+	d0=$(decisions "$path")
 	[ "$proxy" = 0 ] || p0=$(cpu_ticks "$proxy")
 	u0=$(cpu_ticks "$UP_PID")
 	timeout $((SECS + 30)) "${cmd[@]}" >"$out" 2>&1 || die "$path: wrk failed: $(cat "$out")"
@@ -218,7 +244,7 @@ run() {
 	[ "$proxy" = 0 ] && p1=0 || p1=$(cpu_ticks "$proxy")
 	if grep -q 'Non-2xx or 3xx responses' "$out"; then
 		die "$path: failing requests, the figures are worthless: $(cat "$out")
-$(grep -v 'result=ok' "$TMP/agentgated.log" | grep 'event=mcp_conn' | head -n 3)"
+$(cat "$TMP"/*/agentgated.log | grep 'event=mcp_conn' | grep -v 'result=ok' | head -n 3)"
 	fi
 	if grep -q 'Socket errors' "$out"; then
 		die "$path: socket errors: $(cat "$out")"
@@ -229,12 +255,12 @@ $(grep -v 'result=ok' "$TMP/agentgated.log" | grep 'event=mcp_conn' | head -n 3)
 	p50=$(us "$(awk '$1 == "50%" {print $2}' "$out")")
 	p99=$(us "$(awk '$1 == "99%" {print $2}' "$out")")
 	[ -n "$reqs" ] && [ "$reqs" -gt 0 ] || die "$path: no requests: $(cat "$out")"
-	if [ "$path" = mcp ]; then
+	if [ "$path" = mcp ] || [ "$path" = base ]; then
 		sleep 0.3 # batch durability: let the committer write the last records
-		d1=$(decisions)
+		d1=$(decisions "$path")
 		# wrk's count excludes the requests in flight when it stopped.
 		if [ $((d1 - d0)) -lt "$reqs" ] || [ $((d1 - d0)) -gt $((reqs + 2 * CONNS)) ]; then
-			die "mcp: $reqs requests but $((d1 - d0)) decision records in $AUDIT"
+			die "$path: $reqs requests but $((d1 - d0)) decision records"
 		fi
 	fi
 	[ "$round" = warm ] && return
@@ -244,24 +270,29 @@ $(grep -v 'result=ok' "$TMP/agentgated.log" | grep 'event=mcp_conn' | head -n 3)
 echo "mcp_bench: tools/call through direct, nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'),"\
 " agentgated; wrk -t1 -c$CONNS, ${SECS} s x $ROUNDS rounds; $(nproc) CPUs"
 [ "$AGENTGATED" = "$BUILD/agentgated" ] || echo "daemon: $AGENTGATED"
+[ -z "$BASELINE" ] || echo "baseline (path base): $BASELINE"
 case $DURABILITY in
 sync) echo "audit durability: sync (a call waits for its record's group fdatasync)" ;;
 batch) echo "audit durability: batch (records are queued; no call waits for fdatasync)" ;;
 *) echo "audit durability: $DURABILITY" ;;
 esac
-for p in direct nginx mcp; do run $p warm; done
+for p in "${PATHS[@]}"; do run "$p" warm; done
 : >"$TMP/results"
-ORDER=(direct nginx mcp)
+ORDER=("${PATHS[@]}")
 for r in $(seq "$ROUNDS"); do
 	for p in "${ORDER[@]}"; do run "$p" "$r"; done
-	ORDER=("${ORDER[2]}" "${ORDER[0]}" "${ORDER[1]}") # rotate: no path always goes first
+	ORDER=("${ORDER[@]:1}" "${ORDER[0]}") # rotate: no path always goes first
 done
 
 # ---- the daemon's health --------------------------------------------------
-kill -0 "$AG_PID" 2>/dev/null || die "agentgated died: $(tail -n 20 "$TMP/agentgated.log")"
-if grep -E 'level=(error|crit|alert|emerg)|ERROR|panic|assert' "$TMP/agentgated.log" >"$TMP/errs"; then
-	die "agentgated logged errors: $(head -n 20 "$TMP/errs")"
-fi
+for k in "${!AG_PID[@]}"; do
+	kill -0 "${AG_PID[$k]}" 2>/dev/null ||
+		die "$k: agentgated died: $(tail -n 20 "$TMP/$k/agentgated.log")"
+	if grep -E 'level=(error|crit|alert|emerg)|ERROR|panic|assert' "$TMP/$k/agentgated.log" \
+		>"$TMP/errs"; then
+		die "$k: agentgated logged errors: $(head -n 20 "$TMP/errs")"
+	fi
+done
 [ -s "$TMP/upstream.err" ] && die "mcp_upstream: $(head -n 5 "$TMP/upstream.err")"
 
 # ---- report -------------------------------------------------------------------
@@ -286,8 +317,8 @@ END {
 			f[1] == "direct" ? "-" : sprintf("%.1f", f[7] * 1e6 / hz / f[6]),
 			f[8] * 1e6 / hz / f[6]
 	}
-	split("direct nginx mcp", paths, " ")
-	for (k = 1; k <= 3; k++) {
+	np = split(n["base"] ? "direct nginx mcp base" : "direct nginx mcp", paths, " ")
+	for (k = 1; k <= np; k++) {
 		p = paths[k]
 		for (i = 1; i <= n[p]; i++) {
 			a[i] = rps[p, i]; b[i] = p50[p, i]; c[i] = p99[p, i]; d[i] = cpu[p, i]; e[i] = up[p, i]
@@ -298,7 +329,7 @@ END {
 	printf "\nmedian of %d rounds (CPU: utime+stime of the nginx worker / agentgated, all threads):\n", n["direct"]
 	printf "%-7s %10s %9s %9s %12s %12s %14s\n", "path", "req/s", "p50 us", "p99 us",
 		"+p50 us", "+p99 us", "proxy CPU us/req"
-	for (k = 1; k <= 3; k++) {
+	for (k = 1; k <= np; k++) {
 		p = paths[k]
 		printf "%-7s %10.0f %9.1f %9.1f %12s %12s %14s\n", p, M_rps[p], M_p50[p], M_p99[p],
 			p == "direct" ? "-" : sprintf("%+.1f", M_p50[p] - M_p50["direct"]),
@@ -315,5 +346,15 @@ END {
 		M_cpu["nginx"], (M_cpu["nginx"] > 0 ? M_cpu["mcp"] / M_cpu["nginx"] : 0)
 	printf "  throughput:    %.0f vs %.0f req/s: ratio %.2f\n", M_rps["mcp"], M_rps["nginx"],
 		M_rps["mcp"] / M_rps["nginx"]
+	if (n["base"]) {
+		addb = M_p50["base"] - M_p50["direct"]
+		printf "\nthis build (mcp) vs the baseline (base), same rounds:\n"
+		printf "  p50 added:     %.1f us vs %.1f us: ratio %.2f\n", adda, addb,
+			(addb > 0 ? adda / addb : 0)
+		printf "  CPU per call:  %.1f us vs %.1f us: ratio %.2f\n", M_cpu["mcp"], M_cpu["base"],
+			(M_cpu["base"] > 0 ? M_cpu["mcp"] / M_cpu["base"] : 0)
+		printf "  throughput:    %.0f vs %.0f req/s: ratio %.2f\n", M_rps["mcp"], M_rps["base"],
+			M_rps["mcp"] / M_rps["base"]
+	}
 }' "$TMP/results"
 echo "(CPU resolution: 1/$HZ s per process per measurement)"

@@ -221,7 +221,7 @@ struct ag_quota {
 };
 
 /*
- * quota_charge (bpf/quota.bpf.c), run by the daemon with BPF_PROG_TEST_RUN
+ * quota_charge (bpf/daemon.bpf.c), run by the daemon with BPF_PROG_TEST_RUN
  * once per tool call: the context goes in with agent_id and comes back
  * with the outcome.  Charging is done in BPF because only a program can
  * take the value's lock for a read-modify-write; a BPF_F_LOCK update from

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "budget.h"
+#include "lru.h"
 #include "subagent.h"
 #include "toolhash.h"
 
@@ -41,7 +42,6 @@
 struct loop_call {
 	uint8_t hash[32];
 	uint32_t chain;		/* next slot in the bucket, LOOP_NIL at the end */
-	uint32_t newer, older;	/* LRU list, LOOP_NIL at the ends */
 	uint32_t oldest, count; /* the ring: times[oldest], count of them */
 };
 
@@ -50,8 +50,8 @@ struct loop_agent {
 	char name[AG_NAME_LEN];
 	uint32_t max;
 	uint64_t window_ns;
-	uint32_t used; /* slots handed out so far; then the LRU's oldest is reused */
-	uint32_t newest, oldest;
+	struct ag_lru lru; /* over calls[]: a new call takes the least recent */
+	struct ag_lru_link links[LOOP_CALLS];
 	uint32_t bucket[LOOP_BUCKETS];
 	struct loop_call calls[LOOP_CALLS];
 	uint64_t times[]; /* LOOP_CALLS rings of max */
@@ -138,8 +138,7 @@ static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origi
 	if (c.spent == AG_BUDGET_NONE)
 		return true;
 	decide(dec, AG_DECIDE_DENY, "quota", "call budget %s (%u) of agent %s is spent",
-	       c.spent == AG_BUDGET_MINUTE ? "calls_per_minute" : "calls_per_day", c.limit,
-	       owner);
+	       c.spent == AG_BUDGET_MINUTE ? "calls_per_minute" : "calls_per_day", c.limit, owner);
 	return false;
 }
 
@@ -186,7 +185,7 @@ static struct loop_agent *loop_state(struct ag_daemon *d, const struct ag_agent_
 	memcpy(la->name, ac->name, sizeof(la->name));
 	la->max = ac->loop_max_identical;
 	la->window_ns = window_ns;
-	la->newest = la->oldest = LOOP_NIL;
+	ag_lru_init(&la->lru, la->links, LOOP_CALLS);
 	memset(la->bucket, 0xff, sizeof(la->bucket));
 	return la;
 }
@@ -199,51 +198,22 @@ static uint32_t bucket_of(const uint8_t hash[32])
 	return b & (LOOP_BUCKETS - 1);
 }
 
-static void lru_unlink(struct loop_agent *la, uint32_t i)
-{
-	struct loop_call *c = &la->calls[i];
-
-	if (c->newer != LOOP_NIL)
-		la->calls[c->newer].older = c->older;
-	else
-		la->newest = c->older;
-	if (c->older != LOOP_NIL)
-		la->calls[c->older].newer = c->newer;
-	else
-		la->oldest = c->newer;
-}
-
-static void lru_push(struct loop_agent *la, uint32_t i)
-{
-	struct loop_call *c = &la->calls[i];
-
-	c->newer = LOOP_NIL;
-	c->older = la->newest;
-	if (la->newest != LOOP_NIL)
-		la->calls[la->newest].newer = i;
-	else
-		la->oldest = i;
-	la->newest = i;
-}
-
 /* The slot of hash, made the most recent; a new one when there is none. */
 static struct loop_call *loop_find(struct loop_agent *la, const uint8_t hash[32])
 {
 	uint32_t *link = &la->bucket[bucket_of(hash)], i;
+	bool reused;
 
 	for (i = *link; i != LOOP_NIL; i = la->calls[i].chain)
 		if (!memcmp(la->calls[i].hash, hash, 32)) {
-			lru_unlink(la, i);
-			lru_push(la, i);
+			ag_lru_touch(&la->lru, i);
 			return &la->calls[i];
 		}
-	if (la->used < LOOP_CALLS) {
-		i = la->used++;
-	} else {
+	i = ag_lru_take(&la->lru, &reused);
+	if (reused) {
 		uint32_t *p;
 
-		i = la->oldest;
-		lru_unlink(la, i);
+		/* The least recent call leaves its bucket before its slot is reused. */
 		for (p = &la->bucket[bucket_of(la->calls[i].hash)]; *p != i;
 		     p = &la->calls[*p].chain)
 			;
@@ -253,7 +223,6 @@ static struct loop_call *loop_find(struct loop_agent *la, const uint8_t hash[32]
 	la->calls[i].oldest = la->calls[i].count = 0;
 	la->calls[i].chain = *link;
 	*link = i;
-	lru_push(la, i);
 	return &la->calls[i];
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "buf.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -167,16 +168,10 @@ static int suffixes(const char *dir, const char *name, uint64_t **out, size_t *n
 		x = strtoull(s, &end, 10);
 		if (*end || errno)
 			continue;
-		if (*n == cap) {
-			uint64_t *nv = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
-
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return ag_errf(err, -ENOMEM, "%s: out of memory", dir);
-			}
-			v = nv;
-			cap = cap ? cap * 2 : 16;
+		if (ag_grow(&v, &cap, *n + 1, sizeof(*v), 16, 0)) {
+			free(v);
+			closedir(d);
+			return ag_errf(err, -ENOMEM, "%s: out of memory", dir);
 		}
 		v[(*n)++] = x;
 	}

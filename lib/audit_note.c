@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "audit.h"
+#include "fileio.h"
 
 #define ED25519_PUB_LEN 32
 #define ED25519_SIG_LEN 64
@@ -57,42 +58,13 @@ static int key_wrap(EVP_PKEY *pkey, const char *path, struct ag_audit_key **out,
 	return 0;
 }
 
-/* Reads a whole small file; refuses anything larger than MAX_KEY_FILE. */
-static int read_small(int fd, const char *path, char **buf, size_t *len, struct ag_err *err)
-{
-	char *b = malloc(MAX_KEY_FILE + 1);
-	size_t n = 0;
-	ssize_t r;
-
-	if (!b)
-		return ag_errf(err, -ENOMEM, "%s: out of memory", path);
-	while (n <= MAX_KEY_FILE && (r = read(fd, b + n, MAX_KEY_FILE + 1 - n)) != 0) {
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			free(b);
-			return ag_errf(err, -errno, "%s: read: %s", path, strerror(errno));
-		}
-		n += (size_t)r;
-	}
-	if (n > MAX_KEY_FILE) {
-		free(b);
-		return ag_errf(err, -EFBIG, "%s: larger than %d bytes, not a key file", path,
-			       MAX_KEY_FILE);
-	}
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
-	return 0;
-}
-
 static int key_create(const char *path, struct ag_audit_key **out, struct ag_err *err)
 {
 	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	BIO *bio = NULL;
 	char *pem;
 	long len;
-	int fd, ret;
+	int ret;
 
 	if (!pkey)
 		return ag_errf(err, -ENOMEM, "%s: cannot generate an Ed25519 key", path);
@@ -102,20 +74,9 @@ static int key_create(const char *path, struct ag_audit_key **out, struct ag_err
 		goto out;
 	}
 	len = BIO_get_mem_data(bio, &pem);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = ag_errf(err, -errno, "%s: cannot create the key file: %s", path,
-			      strerror(errno));
+	ret = ag_file_create(path, pem, (size_t)len, 0600, err);
+	if (ret)
 		goto out;
-	}
-	if (write(fd, pem, (size_t)len) != len || fsync(fd)) {
-		ret =
-		    ag_errf(err, -EIO, "%s: cannot write the key file: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		goto out;
-	}
-	close(fd);
 	BIO_free(bio);
 	return key_wrap(pkey, path, out, err);
 out:
@@ -133,16 +94,11 @@ int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **out, 
 	BIO *bio;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT && create)
+	fd = ag_file_open(AT_FDCWD, NULL, path, AG_FILE_NOFOLLOW, &st, err);
+	if (fd == -ENOENT && create)
 		return key_create(path, out, err);
 	if (fd < 0)
-		return ag_errf(err, -errno, "%s: cannot open the audit key: %s", path,
-			       strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return ag_errf(err, -EINVAL, "%s: the audit key is not a regular file", path);
-	}
+		return fd;
 	if (st.st_mode & 077) {
 		close(fd);
 		return ag_errf(err, -EPERM,
@@ -150,7 +106,7 @@ int ag_audit_key_open(const char *path, bool create, struct ag_audit_key **out, 
 			       "run chmod 600 on it",
 			       path, (unsigned int)(st.st_mode & 07777));
 	}
-	ret = read_small(fd, path, &buf, &len, err);
+	ret = ag_file_read_fd(fd, path, MAX_KEY_FILE, &buf, &len, err);
 	close(fd);
 	if (ret)
 		return ret;
@@ -267,7 +223,8 @@ int ag_audit_pubkey_load(const char *path, struct ag_audit_key **out, struct ag_
 	if (fd < 0)
 		return ag_errf(err, -errno, "%s: cannot open the public key: %s", path,
 			       strerror(errno));
-	ret = read_small(fd, path, &buf, &len, err);
+	/* Not ag_file_open(): a public key may come down a pipe (<(...)). */
+	ret = ag_file_read_fd(fd, path, MAX_KEY_FILE, &buf, &len, err);
 	close(fd);
 	if (ret)
 		return ret;

@@ -7,11 +7,13 @@
 #include <time.h>
 
 #include "audit.h"
+#include "buf.h"
 
 static const char *const kinds[] = {
-	"connect",    "decision",	"result",	"approval",    "policy_reload",
-	"checkpoint", "kernel_refusal", "daemon_start", "daemon_stop",	"tool",
-	"credential_reload", "dns",
+	"connect",	  "decision",	       "result",
+	"approval",	  "policy_reload",     "checkpoint",
+	"kernel_refusal", "daemon_start",      "daemon_stop",
+	"tool",		  "credential_reload", "dns",
 };
 
 const char *ag_audit_kind_name(const char *kind)
@@ -177,22 +179,10 @@ struct member {
 /* Room for n more bytes and the final NUL. */
 static int __attribute__((noinline)) canon_grow(struct canon *c, size_t n)
 {
-	size_t cap = c->cap;
-	char *b;
-
 	if (n > c->max - c->len)
 		return -E2BIG;
-	while (cap <= c->len + n)
-		cap *= 2;
 	/* Never past max + 1, so that a put beyond max always lands here. */
-	if (cap > c->max + 1)
-		cap = c->max + 1;
-	b = realloc(c->b, cap);
-	if (!b)
-		return -ENOMEM;
-	c->b = b;
-	c->cap = cap;
-	return 0;
+	return ag_grow(&c->b, &c->cap, c->len + n + 1, 1, 0, c->max + 1);
 }
 
 /* Inlined: it runs for every token, and nearly always fits. */

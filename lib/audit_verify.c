@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "buf.h"
 
 static const char *const finding_names[] = {
 	[AG_AUDIT_CLEAN] = "clean",
@@ -309,19 +310,13 @@ static int load_witnesses(struct vstate *st)
 			if (kind && !strcmp(kind, "checkpoint") && json_is_string(note) &&
 			    ag_audit_note_open(json_string_value(note), json_string_length(note),
 					       st->o->pubkey, &cp, NULL) == AG_AUDIT_NOTE_OK) {
-				if (st->nwit == cap) {
-					struct witness_cp *n =
-					    reallocarray(st->wit, cap ? cap * 2 : 64, sizeof(*n));
-
-					if (!n) {
-						json_decref(obj);
-						ret = -ENOMEM;
-						snprintf(err.msg, sizeof(err.msg),
-							 "%s: out of memory", st->o->witness[f]);
-						break;
-					}
-					st->wit = n;
-					cap = cap ? cap * 2 : 64;
+				if (ag_grow(&st->wit, &cap, st->nwit + 1, sizeof(*st->wit), 64,
+					    0)) {
+					json_decref(obj);
+					ret = -ENOMEM;
+					snprintf(err.msg, sizeof(err.msg), "%s: out of memory",
+						 st->o->witness[f]);
+					break;
 				}
 				st->wit[st->nwit].size = cp.size;
 				memcpy(st->wit[st->nwit].root, cp.root, AG_AUDIT_HASH_LEN);

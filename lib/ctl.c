@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "ctl.h"
 
 /* Responses are small today; the cap only stops a runaway peer. */
@@ -76,22 +77,20 @@ static int send_all(int fd, const char *buf, size_t len, uint64_t deadline)
 /* One line, without its newline, NUL-terminated; caller frees *out. */
 static int recv_line(int fd, char **out, size_t *out_len, uint64_t deadline)
 {
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap), *nl = NULL;
+	size_t len = 0, cap = 0;
+	char *buf = NULL, *nl = NULL;
 	int ret = 0;
 
-	while (buf && !nl) {
+	while (!nl) {
 		ssize_t n;
 
-		if (len + 1 == cap) {
-			char *bigger = cap < CTL_MAX_RESPONSE ? realloc(buf, cap * 2) : NULL;
-
-			if (!bigger) {
-				ret = cap < CTL_MAX_RESPONSE ? -ENOMEM : -EMSGSIZE;
+		if (len + 1 >= cap) {
+			/* Fail closed: a response longer than CTL_MAX_RESPONSE is refused. */
+			ret = ag_grow(&buf, &cap, cap + 1, 1, 4096, CTL_MAX_RESPONSE);
+			if (ret) {
+				ret = ret == -E2BIG ? -EMSGSIZE : -ENOMEM;
 				break;
 			}
-			buf = bigger;
-			cap *= 2;
 		}
 		n = recv(fd, buf + len, cap - 1 - len, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -106,8 +105,6 @@ static int recv_line(int fd, char **out, size_t *out_len, uint64_t deadline)
 		nl = memchr(buf + len, '\n', n);
 		len += n;
 	}
-	if (!buf)
-		return -ENOMEM;
 	if (ret) {
 		free(buf);
 		return ret;

@@ -103,7 +103,7 @@ const char *ag_jsonrpc_kind_name(enum ag_jsonrpc_kind k);
 /*
  * {"jsonrpc":"2.0","id":id,"error":{"code":code,"message":message,"data":data}}
  * id NULL becomes null; data NULL is left out; both are borrowed.  Never
- * use -32000/-32001 (see DESIGN.md: clients read them as connection loss).
+ * use -32000/-32001: clients read them as connection loss.
  * Returns a new reference, or NULL on allocation failure or when message
  * is not valid UTF-8.
  */

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "fileio.h"
 #include "jwt.h"
 #include "secret.h"
 
@@ -211,42 +212,15 @@ int ag_jwt_key_save(const struct ag_jwt_key *k, const char *path, struct ag_err 
 	BIO *bio = BIO_new(BIO_s_secmem());
 	char *pem;
 	long len;
-	int fd = -1, ret = 0;
+	int ret = 0;
 
 	if (!bio || !PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL)) {
 		ret = ossl_err(err, path);
 		goto out;
 	}
 	len = BIO_get_mem_data(bio, &pem);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = ag_errf(err, errno, "%s: create: %s", path, strerror(errno));
-		goto out;
-	}
-	/* The umask may have taken bits away but never adds any; make it exact. */
-	if (fchmod(fd, 0600)) {
-		ret = ag_errf(err, errno, "%s: chmod: %s", path, strerror(errno));
-		goto out;
-	}
-	for (long off = 0; off < len;) {
-		ssize_t w = write(fd, pem + off, (size_t)(len - off));
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			ret = ag_errf(err, errno, "%s: write: %s", path, strerror(errno));
-			goto out;
-		}
-		off += w;
-	}
-	if (fsync(fd))
-		ret = ag_errf(err, errno, "%s: fsync: %s", path, strerror(errno));
+	ret = ag_file_create(path, pem, (size_t)len, 0600, err);
 out:
-	if (fd >= 0) {
-		close(fd);
-		if (ret)
-			unlink(path);
-	}
 	BIO_free(bio);
 	return ret;
 }

@@ -36,6 +36,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "fileio.h"
 #include "kern_internal.h"
 #include "util.h"
 #include "sock.skel.h"
@@ -96,22 +97,16 @@ int ag_kern_version_check(const struct ag_instance *in, struct ag_err *err)
 
 int ag_kern_version_write(const struct ag_instance *in, struct ag_err *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	int fd, n = (int)strlen(AG_VERSION) + 1;
+	char path[PATH_MAX];
+	int ret;
 
 	if (version_path(in, path, sizeof(path)))
 		return ag_errf(err, ENAMETOOLONG, "instance %s: path too long", in->name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ret = ag_file_write_atomic(path, AG_VERSION "\n", strlen(AG_VERSION) + 1, 0644, err);
 	/* No run directory, no daemon (a test's bare instance): nothing to record. */
-	if (fd < 0 && errno == ENOENT)
+	if (ret == -ENOENT)
 		return 0;
-	if (fd < 0 || write(fd, AG_VERSION "\n", n) != n || close(fd) || rename(tmp, path)) {
-		int e = errno;
-
-		return ag_errf(err, e, "%s: %s", path, strerror(e));
-	}
-	return 0;
+	return ret;
 }
 
 void ag_kern_version_remove(const struct ag_instance *in)

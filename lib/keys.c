@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "fileio.h"
 #include "jwt.h"
 #include "secret.h"
 
@@ -167,37 +168,26 @@ static json_t *index_json(const struct key_index *idx)
 /* Replaces dir's index atomically: a crash leaves the old or the new one. */
 static int index_write(const char *dir, const struct key_index *idx, struct ag_err *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], *text;
+	char path[PATH_MAX], *text, *grown;
 	json_t *root;
 	size_t len;
-	int fd, ret;
+	int ret;
 
 	ret = dir_path(path, sizeof(path), dir, "", INDEX_NAME, "", err);
-	if (!ret)
-		ret = dir_path(tmp, sizeof(tmp), dir, "", INDEX_NAME, ".tmp", err);
 	if (ret)
 		return ret;
 	root = index_json(idx);
 	text = root ? json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
 	json_decref(root);
-	if (!text)
+	len = text ? strlen(text) : 0;
+	grown = text ? realloc(text, len + 2) : NULL; /* room for "\n" */
+	if (!grown) {
+		free(text);
 		return ag_errf(err, ENOMEM, "%s: cannot build the index", path);
-	len = strlen(text);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = ag_errf(err, errno, "%s: create: %s", tmp, strerror(errno));
-		goto out;
 	}
-	errno = 0;
-	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd))
-		ret = ag_errf(err, errno ? errno : EIO, "%s: write: %s", tmp,
-			      strerror(errno ? errno : EIO));
-	close(fd);
-	if (!ret && rename(tmp, path))
-		ret = ag_errf(err, errno, "%s: rename: %s", path, strerror(errno));
-	if (ret)
-		unlink(tmp);
-out:
+	text = grown;
+	text[len++] = '\n';
+	ret = ag_file_write_atomic(path, text, len, 0600, err);
 	free(text);
 	return ret;
 }

@@ -16,6 +16,7 @@
 #include <linux/veth.h>
 #include <bpf/bpf.h>
 
+#include "fileio.h"
 #include "guard.h"
 #include "netns.h"
 
@@ -141,8 +142,10 @@ static int netns_id(int fd, int nsfd, int32_t *nsid)
 
 static int link_up(int fd, int ifindex)
 {
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex,
-				 .ifi_flags = IFF_UP, .ifi_change = IFF_UP };
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC,
+				 .ifi_index = ifindex,
+				 .ifi_flags = IFF_UP,
+				 .ifi_change = IFF_UP };
 	struct nlreq r;
 
 	nl_init(&r, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
@@ -161,8 +164,10 @@ static int link_del(int fd, int ifindex)
 /* local/32 on ifindex with peer/32 at the other end (addresses in network order). */
 static int addr_p2p(int fd, int ifindex, uint32_t local, uint32_t peer)
 {
-	struct ifaddrmsg ifa = { .ifa_family = AF_INET, .ifa_prefixlen = 32,
-				 .ifa_scope = RT_SCOPE_LINK, .ifa_index = ifindex };
+	struct ifaddrmsg ifa = { .ifa_family = AF_INET,
+				 .ifa_prefixlen = 32,
+				 .ifa_scope = RT_SCOPE_LINK,
+				 .ifa_index = ifindex };
 	struct nlreq r;
 
 	nl_init(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof(ifa));
@@ -173,9 +178,12 @@ static int addr_p2p(int fd, int ifindex, uint32_t local, uint32_t peer)
 
 static int default_route(int fd, int ifindex, uint32_t gateway)
 {
-	struct rtmsg rt = { .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN,
-			    .rtm_protocol = RTPROT_STATIC, .rtm_scope = RT_SCOPE_UNIVERSE,
-			    .rtm_type = RTN_UNICAST, .rtm_flags = RTNH_F_ONLINK };
+	struct rtmsg rt = { .rtm_family = AF_INET,
+			    .rtm_table = RT_TABLE_MAIN,
+			    .rtm_protocol = RTPROT_STATIC,
+			    .rtm_scope = RT_SCOPE_UNIVERSE,
+			    .rtm_type = RTN_UNICAST,
+			    .rtm_flags = RTNH_F_ONLINK };
 	struct nlreq r;
 
 	nl_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &rt, sizeof(rt));
@@ -271,7 +279,6 @@ out:
 static int write_resolv(const struct ag_instance *in, struct ag_netns_run *r, struct ag_err *err)
 {
 	char text[256], addr[INET_ADDRSTRLEN];
-	int fd, ret;
 
 	if (snprintf(r->resolv, sizeof(r->resolv), "%s/netns-%s.resolv.conf", in->run_dir,
 		     r->ifname) >= (int)sizeof(r->resolv))
@@ -284,13 +291,7 @@ static int write_resolv(const struct ag_instance *in, struct ag_netns_run *r, st
 	if (mkdir(in->run_dir, 0700) && errno != EEXIST)
 		return ag_errf(err, errno, "%s: mkdir: %s", in->run_dir, strerror(errno));
 	/* 0644: the agent reads it as itself once it is bind-mounted. */
-	fd = open(r->resolv, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return ag_errf(err, errno, "%s: %s", r->resolv, strerror(errno));
-	ret = write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -EIO;
-	if (close(fd) || ret)
-		return ag_errf(err, EIO, "%s: write failed", r->resolv);
-	return 0;
+	return ag_file_write_atomic(r->resolv, text, strlen(text), 0644, err);
 }
 
 static int host_setup(const struct ag_kern *k, const struct ag_instance *in,
@@ -310,7 +311,8 @@ static int host_setup(const struct ag_kern *k, const struct ag_instance *in,
 	if (fd < 0)
 		return ag_errf(err, -fd, "netns: netlink: %s", strerror(-fd));
 	r->ns.ifindex = if_nametoindex(r->ifname);
-	ret = r->ns.ifindex ? addr_p2p(fd, r->ns.ifindex, r->ns.gateway_ip4, r->ns.agent_ip4) : -ENODEV;
+	ret = r->ns.ifindex ? addr_p2p(fd, r->ns.ifindex, r->ns.gateway_ip4, r->ns.agent_ip4)
+			    : -ENODEV;
 	if (!ret)
 		ret = link_up(fd, r->ns.ifindex);
 	if (!ret)
@@ -409,8 +411,8 @@ static int veth_del(const struct ag_netns *ns)
 	return ret == -ENODEV ? 0 : ret;
 }
 
-int ag_netns_destroy(const struct ag_kern *k, const struct ag_instance *in,
-		     struct ag_netns_run *r, struct ag_err *err)
+int ag_netns_destroy(const struct ag_kern *k, const struct ag_instance *in, struct ag_netns_run *r,
+		     struct ag_err *err)
 {
 	int ret = 0, e;
 
@@ -445,15 +447,17 @@ int ag_netns_remove_all(const struct ag_instance *in, struct ag_err *err)
 		return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long", in->name);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : ag_errf(err, errno, "map %s: %s", path, strerror(errno));
+		return errno == ENOENT ? 0
+				       : ag_errf(err, errno, "map %s: %s", path, strerror(errno));
 	/* Each delete restarts the walk: the map only shrinks, so this ends. */
 	while (!bpf_map_get_next_key(fd, NULL, &key)) {
 		if (!bpf_map_lookup_elem(fd, &key, &ns)) {
 			if ((e = veth_del(&ns)) && !ret)
 				ret = ag_errf(err, -e, "netns: delete %s%u: %s", AG_NETNS_IFPREFIX,
 					      ns.slot, strerror(-e));
-			snprintf(resolv, sizeof(resolv), "%s/netns-" AG_NETNS_IFPREFIX "%u.resolv.conf",
-				 in->run_dir, ns.slot);
+			snprintf(resolv, sizeof(resolv),
+				 "%s/netns-" AG_NETNS_IFPREFIX "%u.resolv.conf", in->run_dir,
+				 ns.slot);
 			unlink(resolv);
 		}
 		if (bpf_map_delete_elem(fd, &key))

@@ -2,6 +2,7 @@
 /* Entity store: Cedar entities JSON, uid lookup, hierarchy (`in`) closure. */
 #define AG_POLICY_INTERNAL
 #include "policy.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -161,26 +162,9 @@ struct walk {
 	size_t n, cap, sp, scap;
 };
 
-static bool grow(const struct agp_uid ***v, size_t *cap, size_t need)
-{
-	const struct agp_uid **nv;
-	size_t ncap = *cap ? *cap : 16;
-
-	if (need <= *cap)
-		return true;
-	while (ncap < need)
-		ncap *= 2;
-	nv = realloc(*v, ncap * sizeof(**v));
-	if (!nv)
-		return false;
-	*v = nv;
-	*cap = ncap;
-	return true;
-}
-
 static bool push_parents(struct walk *w, const struct ent_rec *r)
 {
-	if (!grow(&w->stack, &w->scap, w->sp + r->n_parents))
+	if (ag_grow(&w->stack, &w->scap, w->sp + r->n_parents, sizeof(*w->stack), 16, 0))
 		return false;
 	for (uint32_t i = 0; i < r->n_parents; i++)
 		w->stack[w->sp++] = &r->parents[i];
@@ -218,7 +202,7 @@ static int close_hierarchy(struct ag_entities *ents, struct ag_policy_error *err
 			}
 			if (seen)
 				continue;
-			if (!grow(&w.list, &w.cap, w.n + 1))
+			if (ag_grow(&w.list, &w.cap, w.n + 1, sizeof(*w.list), 16, 0))
 				goto oom;
 			w.list[w.n++] = r ? &r->e.uid : u;
 			if (r && !push_parents(&w, r))

@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <openssl/evp.h>
 
+#include "util.h"
+#include "buf.h"
+
 static bool same_scope(const struct agp_scope *a, const struct agp_scope *b)
 {
 	if (a->op != b->op || a->which != b->which || a->n_set != b->n_set)
@@ -36,17 +39,9 @@ static int intern_scope(struct ag_policy_set *set, struct agp_scope *sc)
 		if (same_scope(set->scopes[i], sc))
 			break;
 	if (i == set->n_scopes) {
-		if (set->n_scopes == set->cap_scopes) {
-			size_t ncap = set->cap_scopes ? set->cap_scopes * 2 : 32;
-			const struct agp_scope **grown = NULL;
-
-			if (ncap <= SIZE_MAX / sizeof(*grown) && ncap <= UINT32_MAX)
-				grown = realloc(set->scopes, ncap * sizeof(*grown));
-			if (!grown)
-				return -1;
-			set->scopes = grown;
-			set->cap_scopes = ncap;
-		}
+		if (ag_grow(&set->scopes, &set->cap_scopes, set->n_scopes + 1, sizeof(*set->scopes),
+			    32, UINT32_MAX))
+			return -1;
 		set->scopes[set->n_scopes++] = sc;
 	}
 	sc->memo = (uint32_t)i;
@@ -102,19 +97,10 @@ static int intern_path(struct ag_policy_set *set, struct agp_expr *e)
 		if (set->paths[i].len == len && !memcmp(set->paths[i].key, key, len))
 			break;
 	if (i == set->n_paths) {
-		struct agp_path *grown = NULL;
-		size_t ncap = set->cap_paths ? set->cap_paths * 2 : 16;
-
 		if (i >= UINT32_MAX - 1)
 			return 0;
-		if (set->n_paths == set->cap_paths) {
-			if (ncap <= SIZE_MAX / sizeof(*grown))
-				grown = realloc(set->paths, ncap * sizeof(*grown));
-			if (!grown)
-				return -1;
-			set->paths = grown;
-			set->cap_paths = ncap;
-		}
+		if (ag_grow(&set->paths, &set->cap_paths, i + 1, sizeof(*set->paths), 16, 0))
+			return -1;
 		set->paths[i].key = malloc(len);
 		if (!set->paths[i].key)
 			return -1;
@@ -287,35 +273,13 @@ struct ag_policy_set *ag_policy_parse_text(const char *name, const char *text, s
 
 static char *read_file(const char *path, size_t *len, struct ag_policy_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	struct stat st;
+	struct ag_err e;
 	char *buf;
 
-	if (!f) {
-		agp_error(err, 0, 0, "%s: cannot open: %s", path, strerror(errno));
+	if (ag_read_file(path, AGP_MAX_FILE, &buf, len, &e)) {
+		agp_error(err, 0, 0, "%s", e.msg);
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > AGP_MAX_FILE) {
-		agp_error(err, 0, 0, "%s: not a regular file of at most %u bytes", path,
-			  AGP_MAX_FILE);
-		fclose(f);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		agp_error(err, 0, 0, "%s: out of memory", path);
-		fclose(f);
-		return NULL;
-	}
-	*len = fread(buf, 1, (size_t)st.st_size, f);
-	if (ferror(f)) {
-		agp_error(err, 0, 0, "%s: read error: %s", path, strerror(errno));
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	buf[*len] = '\0';
-	fclose(f);
 	return buf;
 }
 
@@ -334,7 +298,7 @@ static bool is_policy_file(const char *name)
 struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error *err)
 {
 	struct ag_policy_set *set = NULL;
-	char **names = NULL, **grown;
+	char **names = NULL;
 	size_t n = 0, cap = 0, i;
 	struct dirent *de;
 	DIR *d = opendir(dir);
@@ -346,13 +310,8 @@ struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error
 	while ((de = readdir(d))) {
 		if (!is_policy_file(de->d_name))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(names, cap * sizeof(*names));
-			if (!grown)
-				goto oom;
-			names = grown;
-		}
+		if (ag_grow(&names, &cap, n + 1, sizeof(*names), 16, 0))
+			goto oom;
 		names[n] = strdup(de->d_name);
 		if (!names[n])
 			goto oom;
@@ -405,9 +364,9 @@ struct ag_policy_set *ag_policy_load_files(const char *const *paths, size_t n,
 		const char *slash = strrchr(paths[i], '/');
 		size_t len;
 		char *text = read_file(paths[i], &len, err);
-		int ret = text ? parse_source(set, paths[i], slash ? slash + 1 : paths[i], text,
-					      len, err)
-			       : -1;
+		int ret =
+		    text ? parse_source(set, paths[i], slash ? slash + 1 : paths[i], text, len, err)
+			 : -1;
 
 		free(text);
 		if (ret) {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "redact.h"
+#include "redact_int.h"
 
 enum seg_kind { SEG_KEY, SEG_INDEX, SEG_ANY };
 
@@ -38,32 +40,14 @@ struct ag_redactor {
 
 /* A growable output buffer; on allocation failure it records the error once. */
 struct obuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
+	struct ag_buf b;
+	bool oom; /* a put failed: the output is incomplete */
 };
 
 static void ob_put(struct obuf *o, const char *s, size_t n)
 {
-	if (o->oom)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		char *p;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p) {
-			o->oom = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
+	if (!o->oom && ag_buf_put(&o->b, s, n, 0))
+		o->oom = true;
 }
 
 /* Hands the buffer to the caller; an empty result is still a valid string. */
@@ -71,13 +55,13 @@ static int ob_finish(struct obuf *o, char **out, size_t *outlen, struct ag_err *
 {
 	ob_put(o, "", 0);
 	if (o->oom) {
-		free(o->p);
+		ag_buf_free(&o->b);
 		*out = NULL;
 		*outlen = 0;
 		return ag_errf(err, ENOMEM, "redact: out of memory");
 	}
-	*out = o->p;
-	*outlen = o->len;
+	*out = o->b.p;
+	*outlen = o->b.len;
 	return 0;
 }
 
@@ -102,295 +86,6 @@ static void report_hit(struct ag_redact_report *rep, const struct rule *ru, cons
 	h->offset = off;
 	h->len = len;
 }
-
-/* ---- character classes and detectors ---------------------------------- */
-
-static bool is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_upper_alnum(unsigned char c)
-{
-	return is_digit(c) || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_alpha(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool is_alnum(unsigned char c)
-{
-	return is_alpha(c) || is_digit(c);
-}
-
-static bool is_word(unsigned char c)
-{
-	return is_alnum(c) || c == '_' || c == '-';
-}
-
-static bool is_token(unsigned char c)
-{
-	return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
-	       c == '/' || c == '=';
-}
-
-static bool is_label(unsigned char c)
-{
-	return is_alnum(c) || c == '-';
-}
-
-static bool is_local(unsigned char c)
-{
-	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
-}
-
-/*
- * A view of text for detectors: a match may start at s and end at most at
- * lim; b[s - 1] (if s > 0) and b[lim] (if lim < len) may be looked at.
- */
-struct view {
-	const unsigned char *b;
-	size_t len;
-};
-
-static size_t span(const struct view *v, size_t i, size_t lim, size_t max,
-		   bool (*cls)(unsigned char))
-{
-	size_t n = 0;
-
-	while (i + n < lim && n < max && cls(v->b[i + n]))
-		n++;
-	return n;
-}
-
-static bool prev_is(const struct view *v, size_t s, bool (*cls)(unsigned char))
-{
-	return s > 0 && cls(v->b[s - 1]);
-}
-
-static bool next_is(const struct view *v, size_t e, bool (*cls)(unsigned char))
-{
-	return e < v->len && cls(v->b[e]);
-}
-
-static bool has(const struct view *v, size_t i, size_t lim, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	return i + n <= lim && memcmp(v->b + i, lit, n) == 0;
-}
-
-static bool is_pem_label(unsigned char c)
-{
-	return is_upper_alnum(c) || c == ' ';
-}
-
-static bool is_space(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static bool det_pem(const struct view *v, size_t s, size_t lim, size_t *e)
-{
-	static const char tail[] = "PRIVATE KEY-----";
-	const unsigned char *end;
-	size_t i = s + 11;
-
-	if (!has(v, s, lim, "-----BEGIN "))
-		return false;
-	i += span(v, i, lim, 64, is_pem_label);
-	if (i < s + 11 + 11 || !has(v, i - 11, lim, tail))
-		return false;
-	i += 5;
-	/* Without an END in reach the key is masked up to the limit: fail closed. */
-	end = memmem(v->b + i, lim - i, "-----END ", 9);
-	if (!end) {
-		*e = lim;
-		return true;
-	}
-	i = (size_t)(end - v->b) + 9;
-	end = memmem(v->b + i, lim - i, "-----", 5);
-	*e = end ? (size_t)(end - v->b) + 5 : lim;
-	return true;
-}
-
-/* JWT: three base64url segments, the first a JSON header ("eyJ" is '{"'). */
-static bool det_jwt(const struct view *v, size_t s, size_t lim, size_t *e)
-{
-	size_t i = s, n;
-
-	if (!has(v, s, lim, "eyJ") || prev_is(v, s, is_word))
-		return false;
-	n = span(v, i, lim, lim, is_word);
-	if (n < 10 || i + n >= lim || v->b[i + n] != '.')
-		return false;
-	i += n + 1;
-	n = span(v, i, lim, lim, is_word);
-	if (n < 2 || i + n >= lim || v->b[i + n] != '.')
-		return false;
-	i += n + 1;
-	i += span(v, i, lim, lim, is_word);
-	*e = i;
-	return true;
-}
-
-static bool det_bearer(const struct view *v, size_t s, size_t lim, size_t *e)
-{
-	size_t i, n;
-
-	if (v->b[s] == 'e')
-		return det_jwt(v, s, lim, e);
-	if (lim - s < 7 || strncasecmp((const char *)v->b + s, "bearer", 6) ||
-	    prev_is(v, s, is_alnum))
-		return false;
-	i = s + 6;
-	n = span(v, i, lim, 8, is_space);
-	if (!n)
-		return false;
-	i += n;
-	n = span(v, i, lim, lim, is_token);
-	if (n < 8)
-		return false;
-	*e = i + n;
-	return true;
-}
-
-/* A fixed prefix followed by exactly n characters of cls, then a non-cls byte. */
-static bool key_exact(const struct view *v, size_t s, size_t lim, const char *prefix, size_t n,
-		      bool (*cls)(unsigned char), size_t *e)
-{
-	size_t i = s + strlen(prefix);
-
-	if (!has(v, s, lim, prefix) || span(v, i, lim, n, cls) != n || next_is(v, i + n, cls))
-		return false;
-	*e = i + n;
-	return true;
-}
-
-/* A fixed prefix followed by min..255 characters of cls. */
-static bool key_var(const struct view *v, size_t s, size_t lim, const char *prefix, size_t min,
-		    bool (*cls)(unsigned char), size_t *e)
-{
-	size_t i = s + strlen(prefix), n;
-
-	if (!has(v, s, lim, prefix))
-		return false;
-	n = span(v, i, lim, 255, cls);
-	if (n < min || next_is(v, i + n, cls))
-		return false;
-	*e = i + n;
-	return true;
-}
-
-static bool det_cloud(const struct view *v, size_t s, size_t lim, size_t *e)
-{
-	static const char *const slack[] = { "xoxa-", "xoxb-", "xoxp-", "xoxr-" };
-
-	if (prev_is(v, s, is_word))
-		return false;
-	switch (v->b[s]) {
-	case 'A':
-		return key_exact(v, s, lim, "AKIA", 16, is_upper_alnum, e) ||
-		       key_exact(v, s, lim, "ASIA", 16, is_upper_alnum, e) ||
-		       key_exact(v, s, lim, "AIza", 35, is_word, e);
-	case 'g':
-		return key_exact(v, s, lim, "ghp_", 36, is_alnum, e) ||
-		       key_exact(v, s, lim, "gho_", 36, is_alnum, e) ||
-		       key_var(v, s, lim, "github_pat_", 22, is_word, e);
-	case 'x':
-		for (size_t i = 0; i < AG_ARRAY_SIZE(slack); i++)
-			if (key_var(v, s, lim, slack[i], 10, is_word, e))
-				return true;
-		return false;
-	default:
-		return false;
-	}
-}
-
-static bool luhn_ok(const unsigned char *digits, size_t n)
-{
-	unsigned int sum = 0;
-
-	for (size_t k = 0; k < n; k++) {
-		unsigned int d = digits[n - 1 - k];
-
-		if (k & 1)
-			d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-		sum += d;
-	}
-	return sum % 10 == 0;
-}
-
-static bool det_card(const struct view *v, size_t s, size_t lim, size_t *e)
-{
-	unsigned char digits[20];
-	size_t n = 0, i = s;
-
-	if (prev_is(v, s, is_digit))
-		return false;
-	while (i < lim && n < AG_ARRAY_SIZE(digits)) {
-		unsigned char c = v->b[i];
-
-		if (is_digit(c)) {
-			digits[n++] = c - '0';
-			i++;
-		} else if ((c == ' ' || c == '-') && n && i + 1 < lim && is_digit(v->b[i + 1])) {
-			i++;
-		} else {
-			break;
-		}
-	}
-	if (n < 13 || n > 19 || next_is(v, i, is_digit) || !luhn_ok(digits, n))
-		return false;
-	*e = i;
-	return true;
-}
-
-static bool det_email(const struct view *v, size_t s, size_t lim, size_t *e)
-{
-	size_t i = s, n, labels = 0, good_end = 0;
-
-	if (prev_is(v, s, is_local))
-		return false;
-	n = span(v, i, lim, 64, is_local);
-	i += n;
-	if (!n || i >= lim || v->b[i] != '@')
-		return false;
-	i++;
-	/* The match ends after the last label that can be a TLD (alphabetic, 2+). */
-	while (i < lim && i - s < 64 + 1 + 253) {
-		n = span(v, i, lim, 63, is_label);
-		if (!n)
-			break;
-		labels++;
-		if (labels >= 2 && n >= 2 && span(v, i, lim, n, is_alpha) == n)
-			good_end = i + n;
-		i += n;
-		if (i + 1 >= lim || v->b[i] != '.' || !is_label(v->b[i + 1]))
-			break;
-		i++;
-	}
-	if (!good_end || (good_end == i && next_is(v, i, is_label)))
-		return false;
-	*e = good_end;
-	return true;
-}
-
-typedef bool (*detector_fn)(const struct view *v, size_t s, size_t lim, size_t *e);
-
-static const struct {
-	const char *name;
-	detector_fn fn;
-	const char *starts; /* bytes a match can begin with; NULL: see is_local */
-} detectors[] = {
-	[AG_DET_PEM_KEY] = { "pem_private_key", det_pem, "-" },
-	[AG_DET_BEARER] = { "bearer_token", det_bearer, "Bbe" },
-	[AG_DET_CLOUD_KEY] = { "cloud_access_key", det_cloud, "Agx" },
-	[AG_DET_CARD] = { "credit_card", det_card, "0123456789" },
-	[AG_DET_EMAIL] = { "email", det_email, NULL },
-};
 
 /* ---- the positional scanner -------------------------------------------- */
 
@@ -423,7 +118,7 @@ static bool find_detector(struct scan *sc, enum ag_redact_detector d, size_t fro
 	for (size_t s = from; s < sc->v.len; s++) {
 		if (!(start[sc->v.b[s]] & bit))
 			continue;
-		if (detectors[d].fn(&sc->v, s, lim_of(sc, s), &m->e)) {
+		if (redact_detectors[d].fn(&sc->v, s, lim_of(sc, s), &m->e)) {
 			m->s = s;
 			return true;
 		}
@@ -662,20 +357,12 @@ static int stream_run(struct ag_redact_stream *s, bool eof, char **out, size_t *
 int ag_redact_stream_feed(struct ag_redact_stream *s, const char *data, size_t len, char **out,
 			  size_t *outlen, struct ag_redact_report *rep, struct ag_err *err)
 {
-	if (s->len + len > s->cap) {
-		size_t cap = s->cap ? s->cap : 2 * s->sc.r->max_match;
-		char *p;
-
-		while (cap < s->len + len)
-			cap *= 2;
-		p = realloc(s->buf, cap);
-		if (!p) {
-			*out = NULL;
-			*outlen = 0;
-			return ag_errf(err, ENOMEM, "redact stream: out of memory");
-		}
-		s->buf = p;
-		s->cap = cap;
+	/* Fail closed: s->len + len must not wrap. */
+	if (len > SIZE_MAX - s->len ||
+	    ag_grow(&s->buf, &s->cap, s->len + len, 1, 2 * s->sc.r->max_match, 0)) {
+		*out = NULL;
+		*outlen = 0;
+		return ag_errf(err, ENOMEM, "redact stream: out of memory");
 	}
 	if (len)
 		memcpy(s->buf + s->len, data, len);
@@ -781,11 +468,11 @@ static void walk_string(struct walk *w, json_t *v)
 	if (!has_text_rules(w->r))
 		return;
 	if (redact_str(&w->sc, json_string_value(v), json_string_length(v), &o, w->rep, w->path) &&
-	    json_string_setn(v, o.p, o.len))
+	    json_string_setn(v, o.b.p, o.b.len))
 		w->error = -ENOMEM;
 	if (o.oom)
 		w->error = -ENOMEM;
-	free(o.p);
+	ag_buf_free(&o.b);
 }
 
 /* A text that is itself JSON gets the path rules at its root, then the string walk. */
@@ -1044,8 +731,9 @@ struct ag_redactor *ag_redactor_new(const struct ag_redact_rule *rules, size_t n
 	r->max_match = max_match_len;
 	for (int d = AG_DET_PEM_KEY; d <= AG_DET_EMAIL; d++)
 		for (int c = 1; c < 256; c++)
-			if (detectors[d].starts ? strchr(detectors[d].starts, c) != NULL
-						: is_local(c))
+			if (redact_detectors[d].starts
+				? strchr(redact_detectors[d].starts, c) != NULL
+				: redact_is_local(c))
 				r->start[c] |= 1u << d;
 	for (size_t i = 0; i < n; i++) {
 		if (add_rule(r, &rules[i], err)) {
@@ -1059,7 +747,7 @@ struct ag_redactor *ag_redactor_new(const struct ag_redact_rule *rules, size_t n
 int ag_redact_detector_parse(const char *name, enum ag_redact_detector *out)
 {
 	for (int d = AG_DET_PEM_KEY; d <= AG_DET_EMAIL; d++)
-		if (!strcmp(name, detectors[d].name)) {
+		if (!strcmp(name, redact_detectors[d].name)) {
 			*out = d;
 			return 0;
 		}
@@ -1068,7 +756,7 @@ int ag_redact_detector_parse(const char *name, enum ag_redact_detector *out)
 
 const char *ag_redact_detector_name(enum ag_redact_detector d)
 {
-	return d >= AG_DET_PEM_KEY && d <= AG_DET_EMAIL ? detectors[d].name : "?";
+	return d >= AG_DET_PEM_KEY && d <= AG_DET_EMAIL ? redact_detectors[d].name : "?";
 }
 
 struct ag_redactor *ag_redactor_all_detectors(size_t max_match_len, struct ag_err *err)
@@ -1076,7 +764,7 @@ struct ag_redactor *ag_redactor_all_detectors(size_t max_match_len, struct ag_er
 	struct ag_redact_rule rules[AG_DET_EMAIL];
 
 	for (int d = AG_DET_PEM_KEY; d <= AG_DET_EMAIL; d++)
-		rules[d - 1] = (struct ag_redact_rule){ .name = detectors[d].name,
+		rules[d - 1] = (struct ag_redact_rule){ .name = redact_detectors[d].name,
 							.kind = AG_RULE_DETECTOR,
 							.detector = d };
 	return ag_redactor_new(rules, AG_ARRAY_SIZE(rules), max_match_len, err);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "secret.h"
 
 int ag_secret_check_fd(int fd, const char *path, size_t *size, struct ag_err *err)
@@ -70,24 +71,12 @@ void ag_secret_free(struct ag_secret *s)
 static int secret_read(int fd, const char *path, struct ag_secret *s, size_t cap,
 		       struct ag_err *err)
 {
-	size_t n = 0;
+	int ret = ag_file_read_into(fd, path, s->data, cap, &s->len, err);
 
-	/* One byte beyond cap tells a file that grew after fstat from one that did not. */
-	while (n <= cap) {
-		ssize_t r = read(fd, s->data + n, cap + 1 - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return ag_errf(err, errno, "%s: read: %s", path, strerror(errno));
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > cap)
+	/* More than fstat said: it grew after the check. */
+	if (ret == -EFBIG)
 		return ag_errf(err, EAGAIN, "%s: changed while being read; try again", path);
-	s->len = n;
-	return 0;
+	return ret;
 }
 
 int ag_secret_load(const char *path, unsigned int flags, struct ag_secret **out, struct ag_err *err)
@@ -107,8 +96,8 @@ int ag_secret_load(const char *path, unsigned int flags, struct ag_secret **out,
 	ret = ag_secret_check_fd(fd, path, &size, err);
 	if (ret)
 		goto out;
-	/* +1 for the NUL after the data, +1 for the growth probe in secret_read(). */
-	s = secret_alloc(size + 2);
+	/* +1 for the NUL after the data. */
+	s = secret_alloc(size + 1);
 	if (!s) {
 		ret = ag_errf(err, ENOMEM, "%s: cannot map memory for the secret", path);
 		goto out;
@@ -158,7 +147,8 @@ int ag_secret_dir_check(const char *dir, mode_t create_mode, struct ag_err *err)
 		    err, EPERM, "%s: owned by uid %u, not by uid %u; fix with: chown %u %s", dir,
 		    (unsigned int)st.st_uid, (unsigned int)geteuid(), (unsigned int)geteuid(), dir);
 	if (st.st_mode & 022)
-		return ag_errf(err, EPERM, "%s: writable by group or others; fix with: chmod go-w %s",
-			       dir, dir);
+		return ag_errf(err, EPERM,
+			       "%s: writable by group or others; fix with: chmod go-w %s", dir,
+			       dir);
 	return 0;
 }

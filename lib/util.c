@@ -169,59 +169,6 @@ int ag_addr_parse(const char *s, __u8 addr[16], int *prefixlen)
 	return 0;
 }
 
-int ag_read_file(const char *path, size_t max, char **out, size_t *len, struct ag_err *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t cap = 4096, n = 0;
-	char *buf;
-
-	if (fd < 0)
-		return ag_errf(err, errno, "%s: open: %s", path, strerror(errno));
-	buf = malloc(cap + 1);
-	if (!buf) {
-		close(fd);
-		return ag_errf(err, ENOMEM, "%s: out of memory", path);
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap) {
-			char *nb;
-
-			if (cap >= max) {
-				free(buf);
-				close(fd);
-				return ag_errf(err, EFBIG, "%s: larger than %zu bytes", path, max);
-			}
-			cap = cap * 2 > max ? max : cap * 2;
-			nb = realloc(buf, cap + 1);
-			if (!nb) {
-				free(buf);
-				close(fd);
-				return ag_errf(err, ENOMEM, "%s: out of memory", path);
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			free(buf);
-			close(fd);
-			return ag_errf(err, errno, "%s: read: %s", path, strerror(errno));
-		}
-		if (r == 0)
-			break;
-		n += r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	if (len)
-		*len = n;
-	return 0;
-}
-
 int ag_write_file(const char *path, const char *s, struct ag_err *err)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);

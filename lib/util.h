@@ -51,7 +51,8 @@ const char *ag_addr_fmt(const __u8 addr[16], __u16 port, char *buf, size_t len);
 int ag_addr_parse(const char *s, __u8 addr[16], int *prefixlen);
 bool ag_addr_is_v4(const __u8 addr[16]);
 
-/* Reads a whole small file; *out is NUL-terminated, caller frees. */
+/* Reads a whole small regular file; *out is NUL-terminated, caller frees
+ * (lib/fileio.c, where the other whole-file helpers live). */
 int ag_read_file(const char *path, size_t max, char **out, size_t *len, struct ag_err *err);
 /* Writes a small string to a file (cgroup and proc knobs). */
 int ag_write_file(const char *path, const char *s, struct ag_err *err);

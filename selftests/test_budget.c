@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Call budgets and loop protection (daemon/budget.h, bpf/quota.bpf.c).
+ * Call budgets and loop protection (daemon/budget.h, bpf/daemon.bpf.c).
  *
  * budget_charge drives quota_charge directly on a test instance: limits,
  * windows, refusals, after dropping capabilities, on an adopted instance,

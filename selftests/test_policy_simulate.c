@@ -29,7 +29,7 @@ struct simlog {
 };
 
 /*
- * One decision record as audit_decision() in daemon/mcp.c writes it; args
+ * One decision record as mcp_audit_decision() in daemon/mcp_audit.c writes it; args
  * is JSON text or NULL, hash says whether the daemon hashed it.
  */
 static void rec(struct simlog *l, const char *ts, const char *method, const char *key,

@@ -1,0 +1,679 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The MCP path (see mcp.h; its files are listed in mcp_int.h): the
+ * connection's life cycle and its state machine.  A connection alternates
+ * between two states, one request at a time, because MCP clients do not
+ * pipeline and a request must be decided before any byte of it reaches the
+ * upstream:
+ *
+ *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
+ *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
+ *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
+ *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
+ *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
+ *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
+ *	MC_REQUEST --head not whole in time (header_timeout)--> MC_CLOSING
+ *	MC_REQUEST, MC_RESPONSE --no byte either way (idle_timeout)--> MC_CLOSING
+ *
+ * The timeouts (fair.h) run from the sweep, outside any completion; the
+ * daemon's own waits (MC_APPROVAL, MC_AUDIT_WAIT, MC_CRED_WAIT) are not the
+ * agent's idleness and have timeouts of their own.  A request head is due
+ * within header_timeout_ms of its first byte (the first one: of accept).
+ *
+ * The upstream is connected on the first forwarded request and kept alive
+ * with the agent connection; a response that ends the upstream connection
+ * ends the agent's too (Connection: close), so no request is ever sent on a
+ * connection the upstream has given up.
+ *
+ * A response is passed on in one of three ways:
+ *  - RM_STREAM: bytes as they come (re-chunked when the upstream did not
+ *    declare a length), for everything the gateway need not read;
+ *  - RM_SSE: event by event.  Only the bytes of an event not yet complete
+ *    are held (bounded), so progress notifications, sampling and
+ *    elicitation requests reach the agent the moment they are whole, and
+ *    the gateway can rewrite a tools/list result or insert an event of its
+ *    own between events;
+ *  - RM_BUFFER: JSON answers to JSON-RPC requests, read whole (bounded) so
+ *    tools/list results can be filtered and results audited.
+ *
+ * Ordering hazards: a stream event handler may close the connection; every
+ * function that continues after one re-checks c->own.closing.  The head of
+ * the request being answered lives in the request parser's block: the
+ * parser is not fed again until the response has ended.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <arpa/inet.h>
+
+#include "audit.h"
+#include "creds.h"
+#include "mcp_int.h"
+#include "metrics.h"
+#include "trail.h"
+
+void mcp_request_reset(struct mcp_conn *c)
+{
+	free(c->call.body);
+	free(c->call.fwd_body);
+	free(c->call.fwd_target);
+	c->call.body = NULL;
+	c->call.fwd_body = c->call.fwd_target = NULL;
+	c->call.body_len = c->call.body_cap = c->call.fwd_len = 0;
+	json_decref(c->call.extra);
+	json_decref(c->call.pending);
+	c->call.extra = c->call.pending = NULL;
+	free(c->reply.body);
+	c->reply.body = NULL;
+	c->reply.body_len = c->reply.body_cap = 0;
+	free(c->reply.held);
+	c->reply.held = NULL;
+	c->reply.held_len = c->reply.held_cap = 0;
+	if (c->reply.sse_init)
+		ag_sse_parser_release(&c->reply.sse);
+	c->reply.sse_init = false;
+	c->legacy.post = NULL;
+	c->legacy.sid[0] = '\0';
+	c->audit.seq = 0;
+	c->audit.lost = false;
+	c->esc.waiting = false;
+	c->esc.tool[0] = c->esc.reason[0] = c->call.tool[0] = '\0';
+	json_decref(c->call.id);
+	c->call.id = NULL;
+	c->reply.head_sent = false;
+	c->call.session_id[0] = '\0';
+	mcp_cred_wipe(c);
+}
+
+static void conn_release(struct ag_stream_owner *own)
+{
+	struct mcp_conn *c = ag_container_of(own, struct mcp_conn, own);
+	struct ag_daemon *d = c->l->d;
+	char agent[4 * AG_NAME_LEN], dst[64], err[256] = "";
+	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
+
+	if (c->error[0]) {
+		int n = snprintf(err, sizeof(err), " error=");
+
+		ag_logq(err + n, sizeof(err) - n, c->error);
+	}
+	ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst));
+	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN
+									 : AG_LOG_INFO,
+	       "mcp_conn",
+	       "agent=%s cgroup_id=%llu pid=%u server=%s dst=%s tls=%s requests=%u bytes_up=%llu "
+	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
+	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
+	       c->o.tgid, c->srv->name, dst, c->agent_tls ? "yes" : "no", c->requests,
+	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
+	       c->result, err);
+	mcp_audit_connect(c, dst, ms);
+	if (c->legacy.stream)
+		mcp_session_drop(c->legacy.stream);
+	mcp_request_reset(c);
+	ag_http_parser_release(&c->req);
+	if (c->resp_init)
+		ag_http_parser_release(&c->resp);
+	ag_fair_release(c->l, c->a.fd);
+	ag_stream_fini(&c->a);
+	for (int i = 0; i < 2; i++) {
+		struct ag_stream *u = i ? c->retired : c->u;
+
+		if (u) {
+			ag_stream_fini(u);
+			free(u);
+		}
+	}
+	ag_list_del(&c->node);
+	mcp_of(c)->active--;
+	d->stats.conns_active--;
+	ag_metrics_conn(d->metrics, c->agent, -1);
+	free(c);
+}
+
+void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why)
+{
+	if (c->state == MC_CLOSING)
+		return;
+	c->state = MC_CLOSING;
+	ag_watch_stop(&c->watch);
+	c->result = result;
+	if (why && !c->error[0])
+		snprintf(c->error, sizeof(c->error), "%s", why);
+	if (c->legacy.stream)
+		c->legacy.stream->stream = NULL;
+	ag_list_del(&c->wait);
+	mcp_approval_cancel(c);
+	c->own.closing = true;
+	if (!c->own.inflight) {
+		conn_release(&c->own);
+		return;
+	}
+	ag_stream_cancel(&c->a);
+	if (c->u)
+		ag_stream_cancel(c->u);
+	if (c->retired)
+		ag_stream_cancel(c->retired);
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	}
+	return "Error";
+}
+
+/* A response of the gateway's own: JSON body (or none), with a length. */
+int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive)
+{
+	char head[256], *text = NULL;
+	size_t len = 0;
+	int n, ret;
+
+	if (body && !(text = json_dumps(body, JSON_COMPACT)))
+		return -ENOMEM;
+	len = text ? strlen(text) : 0;
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n", status,
+		     reason_phrase(status), status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
+		     text ? "Content-Type: application/json\r\n" : "", len,
+		     keep_alive ? "" : "Connection: close\r\n");
+	ret = ag_stream_write(&c->a, head, n);
+	if (!ret && len)
+		ret = ag_stream_write(&c->a, text, len);
+	free(text);
+	return ret;
+}
+
+/* The agent's request cannot be served: answer and end the connection. */
+void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
+{
+	/* A lone request's id, once known: the agent can match the answer. */
+	json_t *e = ag_jsonrpc_error(c->call.id, code, msg, NULL);
+
+	/* The request is answered: what is left is the goodbye. */
+	ag_list_del(&c->wait);
+	mcp_approval_cancel(c);
+	c->state = MC_REQUEST;
+	c->closing_after = true;
+	if (mcp_send_local(c, status, e, false)) {
+		json_decref(e);
+		mcp_conn_close(c, "error", "could not answer the agent");
+		return;
+	}
+	json_decref(e);
+	ag_stream_shutdown(&c->a);
+	/* The agent's EOF (or reset) is what ends the connection now. */
+	ag_stream_read(&c->a);
+}
+
+/*
+ * The agent's request itself is refused (not one of its calls): the
+ * connection's record says why (result "refused"), so the attempt is in
+ * the audit log.
+ */
+void mcp_refuse_request(struct mcp_conn *c, int status, int code, const char *msg)
+{
+	snprintf(c->error, sizeof(c->error), "request: %.170s", msg);
+	mcp_refuse(c, status, code, msg);
+}
+
+/* The session policies count calls in: streamable HTTP's header, else the
+ * legacy transport's sessionId (of the POST, or of the GET stream). */
+const char *mcp_policy_session(const struct mcp_conn *c)
+{
+	if (c->call.session_id[0])
+		return c->call.session_id;
+	if (c->legacy.post)
+		return c->legacy.post->id;
+	return c->legacy.stream ? c->legacy.stream->id : NULL;
+}
+
+/* A wait queue cannot be polled: its held call is refused, not left hanging. */
+static void wait_refuse(struct ag_list *w, const char *refusal)
+{
+	mcp_refuse(ag_container_of(w, struct mcp_conn, wait), 503, AG_JSONRPC_INTERNAL_ERROR,
+		   refusal);
+}
+
+/* What decide.h is told of the request being handled. */
+struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
+{
+	return (struct ag_decide_ctx){
+		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
+		c->call.host, c->call.version, &c->o
+	};
+}
+
+/* Holds an allowed call until its decision records are durable; true if held. */
+bool mcp_audit_hold(struct mcp_conn *c)
+{
+	struct ag_daemon *d = c->l->d;
+	struct ag_waitq *q = &mcp_of(c)->audit_q;
+
+	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit.seq ||
+	    ag_audit_durable(d->audit) >= c->audit.seq)
+		return false;
+	c->state = MC_AUDIT_WAIT;
+	c->audit.held_ns = ag_now_ns();
+	ag_list_add_tail(&q->waiters, &c->wait);
+	ag_waitq_arm(q);
+	return true;
+}
+
+/* The writer made progress, failed or recovered: release or refuse the held. */
+static void audit_woken(struct ag_waitq *q)
+{
+	struct ag_daemon *d = q->l->d;
+	struct ag_list *pos, *next;
+	uint64_t durable = ag_audit_durable(d->audit);
+	bool failed = ag_audit_failed(d->audit, NULL);
+
+	for (pos = q->waiters.next; pos != &q->waiters; pos = next) {
+		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
+
+		next = pos->next;
+		if (durable >= c->audit.seq) {
+			ag_list_del(&c->wait);
+			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->audit.held_ns);
+			mcp_request_forward(c);
+		} else if (failed) {
+			/* Fail closed: an unrecorded call is never made. */
+			ag_list_del(&c->wait);
+			mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
+				   "the gateway cannot record this call in its audit log: refused");
+		}
+	}
+}
+
+static void request_end(struct mcp_conn *c)
+{
+	c->requests++;
+	if (c->call.verb == AG_MCP_VERB_POST) {
+		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
+		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
+			mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
+					   "the legacy session's stream has ended");
+			return;
+		}
+		mcp_request_decide(c);
+		c->legacy.post = NULL;
+		return;
+	}
+	/* Only a POST body is decided: no other method may carry one past us. */
+	if (c->call.body_len) {
+		mcp_refuse(c, 400, AG_JSONRPC_INVALID_REQUEST,
+			   "only POST requests may carry a body on a governed route");
+		return;
+	}
+	mcp_request_forward(c);
+}
+
+static int body_append(struct mcp_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->call.body_len + len > c->call.body_cap) {
+		size_t cap = c->call.body_cap ? c->call.body_cap : 4096;
+		uint8_t *p;
+
+		/* The parser bounds the body (4 MiB), so this cannot overflow. */
+		while (cap < c->call.body_len + len)
+			cap *= 2;
+		if (!(p = realloc(c->call.body, cap)))
+			return -ENOMEM;
+		c->call.body = p;
+		c->call.body_cap = cap;
+	}
+	memcpy(c->call.body + c->call.body_len, data, len);
+	c->call.body_len += len;
+	return 0;
+}
+
+/* MC_REQUEST: parses what the agent sent, up to the end of one request. */
+static void req_parse(struct mcp_conn *c)
+{
+	struct ag_http_event ev;
+
+	while (c->state == MC_REQUEST && !c->closing_after) {
+		ssize_t n;
+
+		if (!c->head_started && c->a.in_len) {
+			c->head_started = true;
+			c->watch.head_ns = ag_fair_head_due(c->l);
+		}
+		n = ag_http_parse(&c->req, ag_stream_data(&c->a), c->a.in_len, &ev);
+		if (n < 0) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "Invalid HTTP request: %.200s", c->req.err.msg);
+			snprintf(c->error, sizeof(c->error), "agent: %s",
+				 ag_http_error_name(c->req.error));
+			mcp_refuse(c, n == -E2BIG ? 413 : 400, AG_JSONRPC_INVALID_REQUEST, msg);
+			return;
+		}
+		ag_stream_consume(&c->a, n);
+		switch (ev.type) {
+		case AG_HTTP_EV_NEED_MORE:
+			if (c->a.eof) {
+				/* Between requests an EOF is the agent's clean goodbye. */
+				if (ag_http_parse_eof(&c->req, &ev))
+					mcp_conn_close(c, "error", "agent: request truncated");
+				else
+					mcp_conn_close(c, "ok", NULL);
+				return;
+			}
+			ag_stream_read(&c->a);
+			return;
+		case AG_HTTP_EV_HEAD:
+			c->watch.head_ns = 0;
+			if (!mcp_request_head(c))
+				return;
+			break;
+		case AG_HTTP_EV_BODY:
+			if (body_append(c, ev.data, ev.len)) {
+				mcp_conn_close(c, "error", "out of memory");
+				return;
+			}
+			break;
+		case AG_HTTP_EV_END:
+			request_end(c);
+			return;
+		}
+	}
+}
+
+/* The response ended (or the gateway answered): on to the next request. */
+void mcp_req_next(struct mcp_conn *c)
+{
+	if (c->state == MC_CLOSING)
+		return;
+	c->state = MC_REQUEST;
+	if (!c->call.keep_alive || c->closing_after) {
+		c->closing_after = true;
+		ag_stream_shutdown(&c->a);
+		ag_stream_read(&c->a);
+		return;
+	}
+	/* Armed while idle, so an upstream that times out is noticed at once. */
+	if (c->u)
+		ag_stream_read(c->u);
+	c->head_started = false;
+	req_parse(c);
+}
+
+/* The connection is ending: once our answer is out and the agent is done. */
+static void agent_finish(struct mcp_conn *c)
+{
+	if (c->a.eof && c->a.shut_done && !c->a.send_armed)
+		mcp_conn_close(c, c->error[0] ? "refused" : "ok", NULL);
+}
+
+static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
+{
+	struct mcp_conn *c = s->ctx;
+
+	switch (ev) {
+	case AG_STREAM_READ:
+	case AG_STREAM_EOF:
+		ag_watch_touch(&c->watch);
+		if (c->state != MC_REQUEST) {
+			/*
+			 * The agent went away while its call was held or its SSE
+			 * stream was open: nothing will read what comes.  Any
+			 * other EOF may be a half-close: the answer still goes
+			 * out, then the connection ends.
+			 */
+			if (ev == AG_STREAM_EOF &&
+			    (c->state == MC_APPROVAL ||
+			     (c->state == MC_RESPONSE && c->reply.mode == RM_SSE &&
+			      c->reply.head_sent)))
+				mcp_conn_close(c, "ok", NULL);
+			else if (ev == AG_STREAM_EOF)
+				c->closing_after = true;
+			else
+				ag_stream_read(s); /* to see an EOF; bytes wait their turn */
+			return;
+		}
+		if (c->closing_after) {
+			/* Answered and shutting down: what the agent sends is moot. */
+			ag_stream_consume(s, s->in_len);
+			if (ev == AG_STREAM_EOF)
+				agent_finish(c);
+			else
+				ag_stream_read(s);
+			return;
+		}
+		req_parse(c);
+		return;
+	case AG_STREAM_SHUT:
+		agent_finish(c);
+		return;
+	case AG_STREAM_ERROR:
+		mcp_conn_close(c, s->error == ECONNRESET || s->error == EPIPE ? "reset" : "error",
+			       s->why);
+		return;
+	case AG_STREAM_DRAINED:
+		if (c->state == MC_RESPONSE)
+			mcp_resp_parse(c);
+		return;
+	case AG_STREAM_CONNECTED:
+		return;
+	}
+}
+
+/* The sweep: a request head not whole in time, or no byte either way. */
+static void conn_expire(struct ag_watch *w, const char *why)
+{
+	struct mcp_conn *c = ag_container_of(w, struct mcp_conn, watch);
+	bool head = !strcmp(why, "header_timeout");
+
+	if (!head &&
+	    (c->state == MC_APPROVAL || c->state == MC_AUDIT_WAIT || c->state == MC_CRED_WAIT)) {
+		ag_watch_start(c->l, w, w->head_ns, conn_expire);
+		return;
+	}
+	mcp_conn_close(c, why,
+		       head ? "agent: request head not whole within the header timeout"
+			    : "no byte either way within the idle timeout");
+}
+
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
+		  uint64_t head_ns)
+{
+	struct ag_mcp *mcp = l->mcp;
+	struct ag_daemon *d = l->d;
+	struct ag_err err;
+	struct mcp_conn *c = calloc(1, sizeof(*c));
+	char dst[64];
+
+	if (!c || ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
+		if (c)
+			free(c->a.in);
+		free(c);
+		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
+		       agent);
+		ag_fair_release(l, fd);
+		close(fd);
+		return;
+	}
+	mcp_no_delay(fd);
+	c->own.release = conn_release;
+	ag_list_init(&c->wait);
+	c->l = l;
+	c->srv = srv;
+	c->ac = ag_conf_agent(&d->conf, agent);
+	c->o = *o;
+	c->start_ns = ag_now_ns();
+	c->result = "ok";
+	c->agent_tls = tls;
+	snprintf(c->agent, sizeof(c->agent), "%s", agent);
+	c->a.event = agent_event;
+	c->a.ctx = c;
+	ag_list_add_tail(&mcp->conns, &c->node);
+	ag_watch_start(l, &c->watch, head_ns, conn_expire);
+	c->head_started = true;
+	mcp->active++;
+	d->stats.conns_total++;
+	d->stats.conns_active++;
+	ag_metrics_conn(d->metrics, c->agent, 1);
+	if (ag_http_parser_init(&c->req, true, NULL, &err)) {
+		mcp_conn_close(c, "error", err.msg);
+		return;
+	}
+	if (tls) {
+		struct ag_tls *t;
+
+		if (ag_addr_is_v4(o->addr))
+			inet_ntop(AF_INET, o->addr + 12, dst, sizeof(dst));
+		else
+			inet_ntop(AF_INET6, o->addr, dst, sizeof(dst));
+		/* Without SNI the leaf names the address the agent dialled. */
+		if (!mcp->server_ctx) {
+			mcp_conn_close(c, "refused",
+				       "TLS to a governed server, but no instance CA");
+			return;
+		}
+		if (!(t = ag_tls_new_server(mcp->server_ctx, dst, &err))) {
+			mcp_conn_close(c, "error", err.msg);
+			return;
+		}
+		ag_stream_tls(&c->a, t);
+	}
+	/* Under TLS the first bytes are ciphertext: preloading feeds them. */
+	if (ag_stream_preload(&c->a, initial, len)) {
+		mcp_conn_close(c, "error", "first bytes over the buffer");
+		return;
+	}
+	c->state = MC_REQUEST;
+	/*
+	 * Handlers run inside a completion, whose count keeps the connection
+	 * alive until they return; this first pass has none, so it holds one.
+	 */
+	c->own.inflight++;
+	if (tls)
+		ag_stream_read(&c->a);
+	else
+		req_parse(c);
+	ag_stream_owner_put(&c->own);
+}
+
+void ag_mcp_stop(struct ag_loop *l)
+{
+	struct ag_list *pos, *next;
+
+	for (pos = l->mcp->conns.next; pos != &l->mcp->conns; pos = next) {
+		next = pos->next;
+		mcp_conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
+	}
+	if (l->mcp->audit_q.armed)
+		ag_loop_cancel_fd(l, l->mcp->audit_q.fd);
+	if (l->mcp->cred_q.armed)
+		ag_loop_cancel_fd(l, l->mcp->cred_q.fd);
+	/* Closing the connections dropped every approval's timeout. */
+}
+
+unsigned int ag_mcp_active(const struct ag_loop *l)
+{
+	return l->mcp ? l->mcp->active : 0;
+}
+
+int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
+{
+	struct ag_daemon *d = l->d;
+	struct ag_mcp *mcp = calloc(1, sizeof(*mcp));
+	char dir[PATH_MAX];
+	int ret;
+
+	if (!mcp)
+		return ag_errf(err, ENOMEM, "mcp: out of memory");
+	ag_list_init(&mcp->conns);
+	ag_list_init(&mcp->sessions);
+	ag_approvals_init(&mcp->approvals, l);
+	ag_waitq_init(&mcp->audit_q, l, ag_audit_event_fd(d->audit), audit_woken, wait_refuse,
+		      "the gateway cannot wait for its audit log: refused");
+	ag_waitq_init(&mcp->cred_q, l, -1, mcp_cred_woken, wait_refuse,
+		      "the gateway cannot wait for the tool server's token: refused");
+	mcp->l = l;
+	l->mcp = mcp;
+	if (!d->conf.nr_servers)
+		return 0;
+	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
+	if (!mcp->client_ctx)
+		return ag_errf(err, ENOMEM, "mcp: out of memory");
+	for (int i = 0; i < d->conf.nr_servers && mcp->cred_q.fd < 0; i++)
+		if (d->conf.servers[i].cred == AG_CRED_OAUTH &&
+		    (mcp->cred_q.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+			return ag_errf(err, errno, "mcp: eventfd: %s", strerror(errno));
+	if ((ret = ag_creds_new(&d->conf, d->inst.state_dir, d->inst.name, mcp->cred_q.fd,
+				&mcp->creds, err)))
+		return ret;
+	for (int i = 0; i < d->conf.nr_servers; i++) {
+		const struct ag_server_conf *s = &d->conf.servers[i];
+
+		if (!s->upstream_tls)
+			continue;
+		mcp->client_ctx[i] = ag_tls_client_ctx(s->ca_file[0] ? s->ca_file : NULL, err);
+		if (!mcp->client_ctx[i])
+			return ag_errf(err, err->code ? err->code : EINVAL, "tool server %s: %s",
+				       s->name, err->msg);
+	}
+	snprintf(dir, sizeof(dir), "%s/tls", d->inst.state_dir);
+	if ((ret = ag_tls_ca_open(&mcp->ca, dir, d->inst.name, err)))
+		return ret;
+	if ((ret = ag_outrules_new(&d->conf, &mcp->outrules, err)))
+		return ret;
+	if (!(mcp->server_ctx = ag_tls_server_ctx(mcp->ca, err)))
+		return -EINVAL;
+	return 0;
+}
+
+void ag_mcp_fini(struct ag_loop *l)
+{
+	struct ag_mcp *mcp = l->mcp;
+	struct ag_list *pos, *next;
+
+	if (!mcp)
+		return;
+	for (pos = mcp->sessions.next; pos != &mcp->sessions; pos = next) {
+		next = pos->next;
+		mcp_session_drop(ag_container_of(pos, struct session, node));
+	}
+	for (int i = 0; mcp->client_ctx && i < l->d->conf.nr_servers; i++)
+		if (mcp->client_ctx[i])
+			SSL_CTX_free(mcp->client_ctx[i]);
+	free(mcp->client_ctx);
+	ag_creds_free(mcp->creds);
+	if (mcp->cred_q.fd >= 0)
+		close(mcp->cred_q.fd);
+	if (mcp->server_ctx)
+		SSL_CTX_free(mcp->server_ctx);
+	if (mcp->ca)
+		ag_tls_ca_free(mcp->ca);
+	ag_outrules_free(mcp->outrules);
+	free(mcp);
+	l->mcp = NULL;
+}

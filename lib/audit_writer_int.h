@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The audit writer's private header: the writer and its queue entries,
+ * shared by audit_writer.c (queue, serialisation, committer thread) and
+ * audit_open.c (recovery at open, close).
+ */
+#ifndef AG_AUDIT_WRITER_INT_H
+#define AG_AUDIT_WRITER_INT_H
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "audit.h"
+
+#define CP_SLACK 64 /* queue room kept for checkpoints beyond queue_max */
+#define RESERVED 4
+
+/* The members the writer adds, in their sorted order. */
+static const char *const reserved[RESERVED] = { "kind", "prev", "seq", "ts" };
+
+struct entry {
+	const char *kind; /* static, from ag_audit_kind_name() */
+	char *body;	  /* the caller's fields in canonical form; NULL: checkpoint */
+	size_t len;
+	uint32_t at[RESERVED]; /* where each reserved member goes in body */
+	uint64_t seq;
+	struct timespec ts;
+};
+
+struct ag_audit_writer {
+	struct ag_audit_config cfg;
+	char *base, *origin, *syslog_path;
+	struct ag_audit_key *key;
+	struct ag_audit_syslog *syslog;
+	pthread_t thread;
+	int efd;
+
+	pthread_mutex_t mu;
+	pthread_cond_t wake;	   /* committer: work or stop */
+	pthread_cond_t durable_cv; /* waiters */
+	/* Under mu. */
+	struct entry *ring;
+	size_t ring_cap, head, count;
+	uint64_t next_seq, durable, since_cp;
+	struct timespec first_queued, first_unsigned; /* CLOCK_MONOTONIC */
+	struct timespec first_unsigned_ts;	      /* its ts, CLOCK_REALTIME */
+	bool failed, stop;
+	char failmsg[sizeof(((struct ag_err *)0)->msg)];
+
+	/* Committer only. */
+	int fd;
+	char *cur_path;
+	uint64_t segment, file_off;
+	bool rotate_pending;
+	uint64_t unwritten; /* records given up on at close while failed */
+	uint8_t prev[AG_AUDIT_HASH_LEN], saved_prev[AG_AUDIT_HASH_LEN];
+	struct ag_audit_tree tree, saved_tree;
+	struct entry *batch;
+	char *buf;
+	size_t buf_len, buf_cap;
+};
+
+void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int aw_open_segment(struct ag_audit_writer *w, const char *path, bool create, struct ag_err *err);
+int aw_commit(struct ag_audit_writer *w, struct ag_err *err);
+void *aw_committer(void *arg);
+
+#endif
