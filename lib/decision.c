@@ -2,30 +2,32 @@
 /*
  * Session counters, delegation-chain entity stores and the escalation
  * rule, shared by daemon/decide.c and `agentgatectl policy simulate`
- * (see decision.h).  Both tables are small arrays searched linearly with
- * an LRU clock: lookups happen once or twice per governed call.
+ * (see decision.h).  Both tables are small arrays searched linearly (a
+ * lookup or two per governed call), their eviction order a lib/lru.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "decision.h"
+#include "lru.h"
 
 struct ag_sessions {
-	uint64_t clock;
+	struct ag_lru lru;
+	struct ag_lru_link link[AG_SESSION_SLOTS];
 	struct ag_session slot[AG_SESSION_SLOTS];
 };
 
 struct chain_store {
-	uint64_t used;				   /* LRU clock; 0: free slot */
-	char key[AG_DELEGATION_MAX * AG_NAME_LEN]; /* the chain, '/'-separated */
+	char key[AG_DELEGATION_MAX * AG_NAME_LEN]; /* the chain, '/'-separated; "": free */
 	struct ag_entities *ents;
 };
 
 struct ag_chain_cache {
 	const struct ag_entities *ents; /* the base store, borrowed */
 	json_t *json;			/* what it was made of, borrowed; NULL: none */
-	uint64_t clock;
+	struct ag_lru lru;
+	struct ag_lru_link *link; /* n of them, after store[] */
 	size_t n;
 	struct chain_store store[];
 };
@@ -34,7 +36,11 @@ struct ag_chain_cache {
 
 struct ag_sessions *ag_sessions_new(void)
 {
-	return calloc(1, sizeof(struct ag_sessions));
+	struct ag_sessions *t = calloc(1, sizeof(*t));
+
+	if (t)
+		ag_lru_init(&t->lru, t->link, AG_SESSION_SLOTS);
+	return t;
 }
 
 static void session_clear(struct ag_session *s)
@@ -63,38 +69,38 @@ static bool key_usable(const struct ag_session_key *k)
 struct ag_session *ag_session_get(struct ag_sessions *t, const struct ag_session_key *k,
 				  bool create, struct ag_session_evicted *ev)
 {
-	struct ag_session *s, *lru;
+	struct ag_session *s;
+	bool reused;
 
 	if (ev)
 		ev->evicted = false;
 	if (!t || !key_usable(k))
 		return NULL;
-	lru = &t->slot[0];
-	for (size_t i = 0; i < AG_SESSION_SLOTS; i++) {
+	for (uint32_t i = 0; i < AG_SESSION_SLOTS; i++) {
 		s = &t->slot[i];
 		if (s->used && !strcmp(s->id, k->id) && !strcmp(s->agent, k->agent) &&
 		    !strcmp(s->server, k->server)) {
-			s->used = ++t->clock;
+			ag_lru_touch(&t->lru, i);
 			return s;
 		}
-		if (s->used < lru->used)
-			lru = s;
 	}
 	if (!create)
 		return NULL;
-	if (ev && lru->used) {
+	s = &t->slot[ag_lru_take(&t->lru, &reused)];
+	if (ev && reused) {
 		ev->evicted = true;
-		snprintf(ev->agent, sizeof(ev->agent), "%s", lru->agent);
-		snprintf(ev->server, sizeof(ev->server), "%s", lru->server);
+		snprintf(ev->agent, sizeof(ev->agent), "%s", s->agent);
+		snprintf(ev->server, sizeof(ev->server), "%s", s->server);
 	}
-	session_clear(lru);
-	if (!(lru->calls = json_object()) || !(lru->approved = json_array()))
+	/* First: the old entry goes before the slot holds the new one. */
+	session_clear(s);
+	if (!(s->calls = json_object()) || !(s->approved = json_array()))
 		return NULL;
-	snprintf(lru->agent, sizeof(lru->agent), "%s", k->agent);
-	snprintf(lru->server, sizeof(lru->server), "%s", k->server);
-	snprintf(lru->id, sizeof(lru->id), "%s", k->id);
-	lru->used = ++t->clock;
-	return lru;
+	snprintf(s->agent, sizeof(s->agent), "%s", k->agent);
+	snprintf(s->server, sizeof(s->server), "%s", k->server);
+	snprintf(s->id, sizeof(s->id), "%s", k->id);
+	s->used = true;
+	return s;
 }
 
 int ag_session_count(struct ag_session *s, const char *tool)
@@ -159,9 +165,12 @@ struct ag_chain_cache *ag_chain_cache_new(size_t slots)
 
 	if (!slots || slots > 1024)
 		return NULL;
-	cc = calloc(1, sizeof(*cc) + slots * sizeof(cc->store[0]));
-	if (cc)
-		cc->n = slots;
+	cc = calloc(1, sizeof(*cc) + slots * (sizeof(cc->store[0]) + sizeof(*cc->link)));
+	if (!cc)
+		return NULL;
+	cc->n = slots;
+	cc->link = (struct ag_lru_link *)&cc->store[slots];
+	ag_lru_init(&cc->lru, cc->link, (uint32_t)slots);
 	return cc;
 }
 
@@ -170,6 +179,7 @@ void ag_chain_cache_reset(struct ag_chain_cache *cc, const struct ag_entities *e
 	for (size_t i = 0; i < cc->n; i++)
 		ag_entities_free(cc->store[i].ents);
 	memset(cc->store, 0, cc->n * sizeof(cc->store[0]));
+	ag_lru_init(&cc->lru, cc->link, (uint32_t)cc->n);
 	cc->ents = ents;
 	cc->json = json;
 }
@@ -205,14 +215,15 @@ int ag_chain_ents(struct ag_chain_cache *cc, const struct ag_policy_call *c,
 		  struct ag_policy_error *perr)
 {
 	const char *chain[AG_DELEGATION_MAX + 1];
-	struct chain_store *cs, *lru = &cc->store[0];
+	struct chain_store *cs;
+	bool reused;
 	json_t *arr;
 
 	*out = cc->ents;
 	if (!c->n_delegation)
 		return 0;
-	if (len > sizeof(lru->key))
-		len = sizeof(lru->key);
+	if (len > sizeof(cs->key))
+		len = sizeof(cs->key);
 	if (c->n_delegation >= AG_DELEGATION_MAX || chain_key(c, key, len)) {
 		/* Fail closed: a cut key could name another chain's store. */
 		snprintf(perr->msg, sizeof(perr->msg), "the delegation chain is too long");
@@ -221,29 +232,28 @@ int ag_chain_ents(struct ag_chain_cache *cc, const struct ag_policy_call *c,
 	for (size_t i = 0; i < c->n_delegation; i++)
 		chain[i] = c->delegation[i];
 	chain[c->n_delegation] = c->agent;
-	for (size_t i = 0; i < cc->n; i++) {
+	for (uint32_t i = 0; i < cc->n; i++) {
 		cs = &cc->store[i];
-		if (cs->used && !strcmp(cs->key, key)) {
-			cs->used = ++cc->clock;
+		if (cs->ents && !strcmp(cs->key, key)) {
+			ag_lru_touch(&cc->lru, i);
 			*out = cs->ents;
 			return 0;
 		}
-		if (cs->used < lru->used)
-			lru = cs;
 	}
-	ag_entities_free(lru->ents);
-	memset(lru, 0, sizeof(*lru));
+	/* First: the old store goes before the slot holds the new one. */
+	cs = &cc->store[ag_lru_take(&cc->lru, &reused)];
+	ag_entities_free(cs->ents);
+	memset(cs, 0, sizeof(*cs));
 	arr = ag_policy_delegation_entities(cc->json, chain, c->n_delegation + 1);
-	lru->ents = arr ? ag_entities_from_json(arr, perr) : NULL;
+	cs->ents = arr ? ag_entities_from_json(arr, perr) : NULL;
 	json_decref(arr);
-	if (!lru->ents) {
+	if (!cs->ents) {
 		if (!arr)
 			snprintf(perr->msg, sizeof(perr->msg),
 				 "entities of the delegation chain: out of memory");
 		return -1;
 	}
-	snprintf(lru->key, sizeof(lru->key), "%s", key);
-	lru->used = ++cc->clock;
-	*out = lru->ents;
+	snprintf(cs->key, sizeof(cs->key), "%s", key);
+	*out = cs->ents;
 	return 0;
 }

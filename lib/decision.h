@@ -36,7 +36,7 @@ struct ag_session_key {
 };
 
 struct ag_session {
-	uint64_t used; /* LRU clock; 0: free slot */
+	bool used; /* false: a free slot */
 	char agent[AG_NAME_LEN];
 	char server[AG_NAME_LEN];
 	char id[AG_SESSION_ID_LEN];
