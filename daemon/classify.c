@@ -40,8 +40,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "classify.h"
+#include "daemon.h"
 #include "fair.h"
+#include "loop.h"
 #include "mcp.h"
 #include "relay.h"
 #include "resolve.h"
@@ -67,8 +70,7 @@ struct peek {
 	struct ag_loop *l;
 	enum peek_state state;
 	int fd;
-	struct ag_origin o;
-	char agent[AG_NAME_LEN];
+	struct ag_admission a;
 	struct __kernel_timespec ts;
 	uint64_t head_ns; /* the first bytes are due by then (the header timeout) */
 	/* PEEK_RESOLVE: what the first bytes said, and the lookup waited for. */
@@ -127,7 +129,8 @@ static int http_host(const uint8_t *buf, size_t len, char *out, size_t cap)
 			continue;
 		for (v = line + 5; v < eol && (*v == ' ' || *v == '\t'); v++)
 			;
-		for (n = eol - v; n && (v[n - 1] == '\r' || v[n - 1] == ' ' || v[n - 1] == '\t'); n--)
+		for (n = eol - v; n && (v[n - 1] == '\r' || v[n - 1] == ' ' || v[n - 1] == '\t');
+		     n--)
 			;
 		if (!n || n >= cap)
 			return 0;
@@ -156,7 +159,7 @@ static int lookup(struct peek *p, const char *name, bool *at, struct facts *f)
 	if (r < 0)
 		return -1;
 	if (r == 1) {
-		*at = ag_resolve_has(set, p->o.addr);
+		*at = ag_resolve_has(set, p->a.o.addr);
 		f->unresolved |= set->failed;
 	}
 	return r;
@@ -166,16 +169,16 @@ static int lookup(struct peek *p, const char *name, bool *at, struct facts *f)
 static int gather(struct peek *p, struct facts *f)
 {
 	const struct ag_conf *conf = &p->l->d->conf;
-	const struct ag_agent_conf *ac = ag_conf_agent(conf, p->agent);
+	const struct ag_agent_conf *ac = ag_conf_agent(conf, p->a.agent);
 	int known = 1, r;
 	bool at;
 
-	*f = (struct facts){ .srv_at = ag_conf_server_at(conf, p->o.addr, p->o.port) };
+	*f = (struct facts){ .srv_at = ag_conf_server_at(conf, p->a.o.addr, p->a.o.port) };
 	/* The exact names of the servers on this port: is the address theirs? */
 	for (int i = 0; !f->srv_at && i < conf->nr_servers; i++) {
 		const struct ag_server_conf *s = &conf->servers[i];
 
-		if (!ag_server_port_ok(s, p->o.port))
+		if (!ag_server_port_ok(s, p->a.o.port))
 			continue;
 		for (int j = 0; j < s->nr_hosts; j++) {
 			if (!strncmp(s->hosts[j], "*.", 2))
@@ -191,9 +194,9 @@ static int gather(struct peek *p, struct facts *f)
 		}
 	}
 	/* The agent's name, when an entry would take it. */
-	if (p->host[0] &&
-	    (ag_conf_server_named(conf, p->o.port, p->host) ||
-	     ag_conf_pass_match(conf, ac, p->o.addr, p->o.port, p->host, false) == AG_PASS_NAMED)) {
+	if (p->host[0] && (ag_conf_server_named(conf, p->a.o.port, p->host) ||
+			   ag_conf_pass_match(conf, ac, p->a.o.addr, p->a.o.port, p->host, false) ==
+			       AG_PASS_NAMED)) {
 		if ((r = lookup(p, p->host, &f->host_at, f)) < 0)
 			return -1;
 		known &= r;
@@ -205,27 +208,28 @@ static int gather(struct peek *p, struct facts *f)
 static void refuse(struct peek *p, const char *reason)
 {
 	if (p->http)
-		ag_relay_refuse_http(p->l, p->fd, reason, &p->o, p->agent);
+		ag_admit_refuse_http(p->l, p->fd, reason, &p->a);
 	else
-		ag_relay_reject(p->l, p->fd, reason, &p->o);
+		ag_admit_refuse(p->l, p->fd, reason, &p->a);
 }
 
 static void decide(struct peek *p, const struct facts *f)
 {
 	struct ag_loop *l = p->l;
 	const struct ag_conf *conf = &l->d->conf;
-	const struct ag_agent_conf *ac = ag_conf_agent(conf, p->agent);
-	const struct ag_server_conf *named = ag_conf_server_named(conf, p->o.port, p->host);
+	const struct ag_agent_conf *ac = ag_conf_agent(conf, p->a.agent);
+	const struct ag_server_conf *named = ag_conf_server_named(conf, p->a.o.port, p->host);
 	const char *host = p->host[0] ? p->host : NULL;
 
 	/* A tool server's address is governed, whatever name the agent sends. */
 	if (f->srv_at) {
-		ag_mcp_start(l, p->fd, &p->o, p->agent, f->srv_at, p->buf, p->len, p->tls,
+		ag_mcp_start(l, p->fd, &p->a.o, p->a.agent, f->srv_at, p->buf, p->len, p->tls,
 			     p->head_ns);
 		return;
 	}
 	if (named && f->host_at) {
-		ag_mcp_start(l, p->fd, &p->o, p->agent, named, p->buf, p->len, p->tls, p->head_ns);
+		ag_mcp_start(l, p->fd, &p->a.o, p->a.agent, named, p->buf, p->len, p->tls,
+			     p->head_ns);
 		return;
 	}
 	/* Fail closed: a tool server's name at another address is not that server. */
@@ -233,9 +237,9 @@ static void decide(struct peek *p, const struct facts *f)
 		refuse(p, f->unresolved ? "unresolved" : "host_mismatch");
 		return;
 	}
-	switch (ag_conf_pass_match(conf, ac, p->o.addr, p->o.port, host, f->host_at)) {
+	switch (ag_conf_pass_match(conf, ac, p->a.o.addr, p->a.o.port, host, f->host_at)) {
 	case AG_PASS_ALLOW:
-		ag_relay_start(l, p->fd, &p->o, p->agent, p->buf, p->len);
+		ag_relay_start(l, p->fd, &p->a, p->buf, p->len);
 		return;
 	case AG_PASS_NAMED:
 		/* Fail closed: the name is allowed, the address it was sent to is not its. */
@@ -342,14 +346,15 @@ static void peek_complete(struct ag_io *io, unsigned int op, const struct io_uri
 	/* ECANCELED: the timeout; 0: the agent sent nothing and closed. */
 	if (res == -ECANCELED && p->len && ag_now_ns() >= p->head_ns) {
 		/* Fail closed: a trickle of first bytes holds no slot for long. */
-		ag_relay_reject(p->l, p->fd, p->refuse ? p->refuse : "header_timeout", &p->o);
+		ag_admit_refuse(p->l, p->fd, p->refuse ? p->refuse : "header_timeout", &p->a);
 	} else if (res == -ECANCELED || (res == 0 && p->len)) {
 		peek_done(p, true);
 	} else if (p->refuse) {
 		/* Gone without a byte: refused all the same, and on record. */
-		ag_relay_reject(p->l, p->fd, p->refuse, &p->o);
+		ag_admit_refuse(p->l, p->fd, p->refuse, &p->a);
 	} else {
-		ag_log(AG_LOG_DEBUG, "classify", "agent=%s result=closed error=%d", p->agent, -res);
+		ag_log(AG_LOG_DEBUG, "classify", "agent=%s result=closed error=%d", p->a.agent,
+		       -res);
 		ag_fair_release(p->l, p->fd);
 		close(p->fd);
 	}
@@ -368,35 +373,36 @@ static void peek_recv(struct peek *p)
 	wait = wait ? wait : 1;
 	p->ts.tv_sec = (long long)(wait / 1000000000);
 	p->ts.tv_nsec = (long long)(wait % 1000000000);
-	if (!ag_loop_reserve(l, 2) || !(sqe = ag_loop_sqe(l, &p->io, 1))) {
-		ag_relay_reject(l, p->fd, "busy", &p->o);
+	if (!ag_ring_reserve(&l->ring, 2) || !(sqe = ag_ring_sqe(&l->ring, &p->io, 1))) {
+		ag_admit_refuse(l, p->fd, "busy", &p->a);
 		peek_free(p);
 		return;
 	}
 	io_uring_prep_recv(sqe, p->fd, p->buf + p->len, PEEK_MAX - p->len, 0);
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_prep_link_timeout(ag_loop_sqe_untracked(l), &p->ts, 0);
+	ag_ring_link_timeout(&l->ring, sqe, &p->ts, 0);
 }
 
-void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent)
+void ag_route(struct ag_loop *l, int fd, const struct ag_admission *a)
 {
 	const struct ag_conf *conf = &l->d->conf;
-	const struct ag_agent_conf *ac = ag_conf_agent(conf, agent);
+	const struct ag_agent_conf *ac = ag_conf_agent(conf, a->agent);
+	const uint8_t *addr = a->o.addr;
+	uint16_t port = a->o.port;
 	const char *refusal = NULL;
 	struct peek *p;
 
 	/* Neither a tool server nor a host name can apply: no lookups. */
-	if (!ag_conf_server_at(conf, o->addr, o->port) && !ag_conf_server_port(conf, o->port) &&
+	if (!ag_conf_server_at(conf, addr, port) && !ag_conf_server_port(conf, port) &&
 	    !ag_conf_pass_needs_host(conf, ac)) {
-		if (ag_conf_pass_match(conf, ac, o->addr, o->port, NULL, false) == AG_PASS_ALLOW) {
-			ag_relay_start(l, fd, o, agent, NULL, 0);
+		if (ag_conf_pass_match(conf, ac, addr, port, NULL, false) == AG_PASS_ALLOW) {
+			ag_relay_start(l, fd, a, NULL, 0);
 			return;
 		}
 		/* Fail closed: nothing allows this destination; the bytes only say how to tell. */
 		refusal = "not_allowed";
 	}
 	if (!(p = calloc(1, sizeof(*p)))) {
-		ag_relay_reject(l, fd, "out_of_memory", o);
+		ag_admit_refuse(l, fd, "out_of_memory", a);
 		return;
 	}
 	p->io.complete = peek_complete;
@@ -404,8 +410,7 @@ void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *
 	ag_list_init(&p->wait.node);
 	p->l = l;
 	p->fd = fd;
-	p->o = *o;
-	snprintf(p->agent, sizeof(p->agent), "%s", agent);
+	p->a = *a;
 	p->head_ns = ag_fair_head_due(l);
 	p->refuse = refusal;
 	ag_list_add_tail(&l->classify->peeks, &p->node);
@@ -429,7 +434,7 @@ void ag_classify_stop(struct ag_loop *l)
 
 		next = pos->next;
 		if (p->state == PEEK_RECV) {
-			ag_loop_cancel_fd(l, p->fd);
+			ag_ring_cancel_fd(&l->ring, p->fd);
 			continue;
 		}
 		/* Nothing in flight: the lookup's waiter is all that holds it. */

@@ -10,11 +10,14 @@
 #ifndef AG_CLASSIFY_H
 #define AG_CLASSIFY_H
 
-#include "loop.h"
+#include "util.h"
+
+struct ag_loop;
+struct ag_admission;
 
 int ag_classify_init(struct ag_loop *l, struct ag_err *err);
-/* Takes fd, whose origin was checked and whose agent is named. */
-void ag_route(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent);
+/* Takes fd, admitted as a (admit.h; copied). */
+void ag_route(struct ag_loop *l, int fd, const struct ag_admission *a);
 void ag_classify_stop(struct ag_loop *l);
 void ag_classify_fini(struct ag_loop *l);
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The control socket, server side.  A client goes
+ * The control socket, server side.  A client (client.h) goes
  *
- *	CLIENT_READING --a full line--> CLIENT_WRITING --response sent--> CLIENT_READING
- *	      |                               |
- *	      +--EOF, error, timeout, stop----+--> CLIENT_CLOSING (freed when no I/O is left)
+ *	AG_CLIENT_READING --a full line--> AG_CLIENT_WRITING --response sent--> AG_CLIENT_READING
+ *	      |                                  |
+ *	      +--EOF, error, timeout, stop-------+--> AG_CLIENT_CLOSING (freed when no I/O is left)
  *
  * Requests are at most CTL_MAX_REQUEST bytes with their newline; a longer
  * one gets an error response and the connection is closed, since where the
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,43 +28,30 @@
 
 #include "approvals.h"
 #include "audit.h"
+#include "client.h"
 #include "control.h"
 #include "mcp.h"
 #include "decide.h"
 #include "fair.h"
 #include "integrity.h"
+#include "loop.h"
 #include "trail.h"
 
 #define CTL_MAX_REQUEST 4096
 #define CTL_MAX_CLIENTS 16
 #define CTL_TIMEOUT_S 5
 
-enum client_state {
-	CLIENT_READING,
-	CLIENT_WRITING,
-	CLIENT_CLOSING,
-};
-
-enum { OP_RECV = 1, OP_SEND };
-
 struct client {
-	struct ag_io io;
-	struct ag_list node; /* in control->clients */
-	struct ag_loop *l;
-	int fd;
-	enum client_state state;
-	unsigned int inflight;
+	struct ag_client c; /* first: client.h frees the whole when released */
 	bool close_after_send;
-	struct __kernel_timespec deadline; /* CLOCK_MONOTONIC, absolute */
-	char *out;
-	size_t out_len, out_off;
 	size_t in_len;
 	char in[CTL_MAX_REQUEST];
 };
 
+_Static_assert(offsetof(struct client, c) == 0, "client.h frees struct client");
+
 struct ag_control {
-	struct ag_list clients;
-	unsigned int nr_clients;
+	struct ag_clients clients;
 };
 
 static void client_next(struct client *cl);
@@ -94,30 +80,31 @@ static json_t *status(struct ag_loop *l)
 	json_t *held = ag_approvals_list(ag_mcp_approvals(l)), *st;
 
 	st = json_pack("{s:b, s:s, s:i, s:I, s:i, s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:I, "
-			 "s:{s:s, s:s, s:b, s:s?, s:I}}",
-			 "ok", 1, "instance", d->inst.name, "pid", (int)getpid(), "uptime_s",
-			 (json_int_t)((ag_now_ns() - d->start_ns) / 1000000000), "listen_port",
-			 (int)d->conf.port, "ipv6", d->listen_fd[AG_LISTEN_V6] >= 0, "kernel",
-			 d->kern.adopted ? "adopted" : "loaded", "connections", "active",
-			 (json_int_t)s->conns_active, "total", (json_int_t)s->conns_total,
-			 "rejected", (json_int_t)s->conns_rejected, "upstream_failed",
-			 (json_int_t)s->upstream_failed, "kernel_refusals",
-			 (json_int_t)s->kernel_refusals, "audit", "log", d->audit_path, "key",
-			 d->audit_key, "ok", audit_ok, "error", audit_ok ? NULL : why.msg, "lost",
-			 (json_int_t)(s->audit_lost + s->audit_errors));
+		       "s:{s:s, s:s, s:b, s:s?, s:I}}",
+		       "ok", 1, "instance", d->inst.name, "pid", (int)getpid(), "uptime_s",
+		       (json_int_t)((ag_now_ns() - d->start_ns) / 1000000000), "listen_port",
+		       (int)d->conf.port, "ipv6", d->listen_fd[AG_LISTEN_V6] >= 0, "kernel",
+		       d->kern.adopted ? "adopted" : "loaded", "connections", "active",
+		       (json_int_t)s->conns_active, "total", (json_int_t)s->conns_total, "rejected",
+		       (json_int_t)s->conns_rejected, "upstream_failed",
+		       (json_int_t)s->upstream_failed, "kernel_refusals",
+		       (json_int_t)s->kernel_refusals, "audit", "log", d->audit_path, "key",
+		       d->audit_key, "ok", audit_ok, "error", audit_ok ? NULL : why.msg, "lost",
+		       (json_int_t)(s->audit_lost + s->audit_errors));
 	if (st)
 		json_object_set_new(st, "mcp",
 				    json_pack("{s:i,s:i,s:i,s:o,s:o}", "tool_servers",
 					      d->conf.nr_servers, "active", (int)ag_mcp_active(l),
-					      "held_for_approval", (int)json_array_size(held), "tools",
-					      ag_integrity_summary(d), "credentials",
+					      "held_for_approval", (int)json_array_size(held),
+					      "tools", ag_integrity_summary(d), "credentials",
 					      ag_mcp_credentials(l)));
 	json_decref(held);
 	if (st)
 		json_object_set_new(st, "limits", ag_fair_status(l));
 	if (st)
-		json_object_set_new(json_object_get(st, "audit"), "durability",
-				    json_string(ag_audit_durability_name(d->conf.audit_durability)));
+		json_object_set_new(
+		    json_object_get(st, "audit"), "durability",
+		    json_string(ag_audit_durability_name(d->conf.audit_durability)));
 	if (st)
 		json_object_set_new(st, "dns", dns_status(d));
 	return st;
@@ -202,100 +189,27 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 	return resp;
 }
 
-static void deadline_renew(struct client *cl)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	cl->deadline.tv_sec = now.tv_sec + CTL_TIMEOUT_S;
-	cl->deadline.tv_nsec = now.tv_nsec;
-}
-
-static void client_release(struct client *cl)
-{
-	ag_list_del(&cl->node);
-	cl->l->control->nr_clients--;
-	close(cl->fd);
-	free(cl->out);
-	free(cl);
-}
-
-/* -> CLIENT_CLOSING; freed now or when the last cancelled operation completes. */
-static void client_close(struct client *cl)
-{
-	if (cl->state == CLIENT_CLOSING)
-		return;
-	cl->state = CLIENT_CLOSING;
-	if (cl->inflight)
-		ag_loop_cancel_fd(cl->l, cl->fd);
-	else
-		client_release(cl);
-}
-
-/* An operation and its linked timeout, in one submit. */
-static struct io_uring_sqe *client_sqe(struct client *cl, unsigned int op)
-{
-	struct io_uring_sqe *sqe;
-
-	if (!ag_loop_reserve(cl->l, 2)) {
-		client_close(cl);
-		return NULL;
-	}
-	sqe = ag_loop_sqe(cl->l, &cl->io, op);
-	cl->inflight++;
-	return sqe;
-}
-
-static void client_link_timeout(struct client *cl, struct io_uring_sqe *sqe)
-{
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_prep_link_timeout(ag_loop_sqe_untracked(cl->l), &cl->deadline, IORING_TIMEOUT_ABS);
-}
-
-/* -> CLIENT_READING */
 static void client_recv(struct client *cl)
 {
-	struct io_uring_sqe *sqe = client_sqe(cl, OP_RECV);
-
-	if (!sqe)
-		return;
-	cl->state = CLIENT_READING;
-	io_uring_prep_recv(sqe, cl->fd, cl->in + cl->in_len, sizeof(cl->in) - cl->in_len, 0);
-	client_link_timeout(cl, sqe);
-}
-
-/* -> CLIENT_WRITING: the rest of cl->out. */
-static void client_send(struct client *cl)
-{
-	struct io_uring_sqe *sqe = client_sqe(cl, OP_SEND);
-
-	if (!sqe)
-		return;
-	cl->state = CLIENT_WRITING;
-	io_uring_prep_send(sqe, cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
-			   MSG_NOSIGNAL);
-	client_link_timeout(cl, sqe);
+	ag_client_recv(&cl->c, cl->in + cl->in_len, sizeof(cl->in) - cl->in_len);
 }
 
 /* Serialises resp (consumed) as one line and sends it. */
 static void client_respond(struct client *cl, json_t *resp)
 {
 	size_t len = resp ? json_dumpb(resp, NULL, 0, JSON_COMPACT) : 0;
+	char *out = len ? malloc(len + 1) : NULL;
 
-	free(cl->out);
-	cl->out = len ? malloc(len + 1) : NULL;
-	if (!cl->out) {
+	if (!out) {
 		json_decref(resp);
 		ag_log(AG_LOG_ERROR, "control", "error=\"response: out of memory\"");
-		client_close(cl);
+		ag_client_close(&cl->c);
 		return;
 	}
-	json_dumpb(resp, cl->out, len, JSON_COMPACT);
+	json_dumpb(resp, out, len, JSON_COMPACT);
 	json_decref(resp);
-	cl->out[len] = '\n';
-	cl->out_len = len + 1;
-	cl->out_off = 0;
-	client_send(cl);
+	out[len] = '\n';
+	ag_client_send(&cl->c, out, len + 1);
 }
 
 /* The next buffered request, if complete; else more input. */
@@ -315,14 +229,16 @@ static void client_next(struct client *cl)
 		return;
 	}
 	len = nl - cl->in;
-	resp = handle(cl->l, cl->in, len && nl[-1] == '\r' ? len - 1 : len);
+	resp = handle(cl->c.l, cl->in, len && nl[-1] == '\r' ? len - 1 : len);
 	cl->in_len -= len + 1;
 	memmove(cl->in, nl + 1, cl->in_len);
 	client_respond(cl, resp);
 }
 
-static void client_on_recv(struct client *cl, int res)
+static void client_received(struct ag_client *c, int res)
 {
+	struct client *cl = ag_container_of(c, struct client, c);
+
 	if (res > 0) {
 		cl->in_len += res;
 		client_next(cl);
@@ -330,66 +246,49 @@ static void client_on_recv(struct client *cl, int res)
 	}
 	/* ECANCELED: the deadline passed (our own cancels come only when closing). */
 	if (res < 0 && res != -ECONNRESET)
-		ag_log(AG_LOG_DEBUG, "control", "fd=%d error=\"recv: %s\"", cl->fd,
+		ag_log(AG_LOG_DEBUG, "control", "fd=%d error=\"recv: %s\"", cl->c.fd,
 		       strerror(res == -ECANCELED ? ETIMEDOUT : -res));
-	client_close(cl);
+	ag_client_close(&cl->c);
 }
 
-static void client_on_send(struct client *cl, int res)
+static void client_sent(struct ag_client *c, int res)
 {
+	struct client *cl = ag_container_of(c, struct client, c);
+
 	if (res <= 0) {
-		ag_log(AG_LOG_DEBUG, "control", "fd=%d error=\"send: %s\"", cl->fd,
+		ag_log(AG_LOG_DEBUG, "control", "fd=%d error=\"send: %s\"", c->fd,
 		       strerror(res == -ECANCELED ? ETIMEDOUT
 				: res		  ? -res
 						  : EIO));
-		client_close(cl);
-		return;
-	}
-	cl->out_off += res;
-	if (cl->out_off < cl->out_len) {
-		client_send(cl);
+		ag_client_close(c);
 		return;
 	}
 	if (cl->close_after_send) {
-		client_close(cl);
+		ag_client_close(c);
 		return;
 	}
-	deadline_renew(cl);
+	ag_client_deadline(c, CTL_TIMEOUT_S);
 	client_next(cl);
 }
 
-static void client_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
-{
-	struct client *cl = ag_container_of(io, struct client, io);
-
-	/* Held until the handler is done, so a close inside it cannot free cl. */
-	if (cl->state != CLIENT_CLOSING) {
-		if (op == OP_RECV)
-			client_on_recv(cl, cqe->res);
-		else
-			client_on_send(cl, cqe->res);
-	}
-	if (!--cl->inflight && cl->state == CLIENT_CLOSING)
-		client_release(cl);
-}
+static const struct ag_client_ops client_ops = {
+	.received = client_received,
+	.sent = client_sent,
+};
 
 void ag_control_accept(struct ag_loop *l, int fd)
 {
-	struct ag_control *ctl = l->control;
+	struct ag_clients *set = &l->control->clients;
 	struct client *cl;
 
-	if (ctl->nr_clients >= CTL_MAX_CLIENTS || !(cl = calloc(1, sizeof(*cl)))) {
+	if (ag_clients_full(set) || !(cl = calloc(1, sizeof(*cl)))) {
 		ag_log(AG_LOG_WARN, "control", "error=\"connection refused: %s\"",
-		       ctl->nr_clients >= CTL_MAX_CLIENTS ? "too many clients" : "out of memory");
+		       ag_clients_full(set) ? "too many clients" : "out of memory");
 		close(fd);
 		return;
 	}
-	cl->io.complete = client_complete;
-	cl->l = l;
-	cl->fd = fd;
-	ag_list_add_tail(&ctl->clients, &cl->node);
-	ctl->nr_clients++;
-	deadline_renew(cl);
+	ag_client_start(&cl->c, set, l, fd, &client_ops);
+	ag_client_deadline(&cl->c, CTL_TIMEOUT_S);
 	client_recv(cl);
 }
 
@@ -399,19 +298,14 @@ int ag_control_init(struct ag_loop *l, struct ag_err *err)
 
 	if (!ctl)
 		return ag_errf(err, ENOMEM, "control: out of memory");
-	ag_list_init(&ctl->clients);
+	ag_clients_init(&ctl->clients, CTL_MAX_CLIENTS);
 	l->control = ctl;
 	return 0;
 }
 
 void ag_control_stop(struct ag_loop *l)
 {
-	struct ag_list *pos, *next;
-
-	for (pos = l->control->clients.next; pos != &l->control->clients; pos = next) {
-		next = pos->next;
-		client_close(ag_container_of(pos, struct client, node));
-	}
+	ag_clients_stop(&l->control->clients);
 }
 
 void ag_control_fini(struct ag_loop *l)

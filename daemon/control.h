@@ -6,7 +6,9 @@
 #ifndef AG_CONTROL_H
 #define AG_CONTROL_H
 
-#include "loop.h"
+#include "util.h"
+
+struct ag_loop;
 
 int ag_control_init(struct ag_loop *l, struct ag_err *err);
 /* Takes ownership of fd, an accepted control connection. */

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * agentgated's shared state.  main.c does the privileged set-up (cgroup,
- * BPF objects, listeners, marks) and drops capabilities; loop.c runs the
- * io_uring event loop over what main.c opened.
+ * BPF objects, listeners (listen.c), marks) and drops capabilities; loop.c
+ * runs the io_uring event loop over what main.c opened.
  */
 #ifndef AG_DAEMON_H
 #define AG_DAEMON_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "detach.h"
 #include "instance.h"
 #include "kern.h"
 
@@ -33,6 +36,8 @@ struct ag_audit_writer;
 struct ag_inventory;
 struct ag_budget_state;
 struct ag_metrics;
+struct ag_subagents;
+struct ag_upgrade;
 
 struct ag_daemon {
 	struct ag_instance inst;
@@ -54,6 +59,11 @@ struct ag_daemon {
 	struct ag_inventory *inventory; /* tool integrity (integrity.h) */
 	struct ag_budget_state *budget; /* loop protection state (budget.h) */
 	struct ag_metrics *metrics;	/* metrics.h; NULL outside the loop */
+	struct ag_subagents *subagents; /* chains' cache (subagent.h) */
+	struct ag_upgrade *upgrade;	/* the daemon --upgrade takes over (upgrade.h) */
+	char log_path[PATH_MAX];	/* <state-dir>/agentgated.log: where a detached one logs */
+	bool start_reported;		/* ag_daemon_started ran once */
+	struct ag_detach detach;	/* main.c: whether, and to whom, to report the start */
 	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
 };
 

@@ -34,9 +34,6 @@
 
 #define REPORT_MAX 1024
 
-static int report_fd = -1; /* the child's end, until it has reported */
-static bool detached;
-
 /* The parent's side: the exit status of agentgated as its caller sees it. */
 static int await_child(pid_t pid, int fd)
 {
@@ -93,7 +90,7 @@ static int stdio_to_null(struct ag_err *err)
 	return 0;
 }
 
-int ag_detach(struct ag_err *err)
+int ag_detach(struct ag_detach *dt, struct ag_err *err)
 {
 	int sv[2];
 	pid_t pid;
@@ -115,8 +112,8 @@ int ag_detach(struct ag_err *err)
 		exit(await_child(pid, sv[0]));
 	}
 	close(sv[0]);
-	report_fd = sv[1];
-	detached = true;
+	dt->report_fd = sv[1];
+	dt->detached = true;
 	/*
 	 * From here on errors reach the caller through the parent only: the
 	 * caller's terminal or pipe must not stay open in a daemon.
@@ -126,16 +123,11 @@ int ag_detach(struct ag_err *err)
 	return stdio_to_null(err);
 }
 
-bool ag_detached(void)
-{
-	return detached;
-}
-
-int ag_detach_log(const char *log, struct ag_err *err)
+int ag_detach_log(const struct ag_detach *dt, const char *log, struct ag_err *err)
 {
 	int fd;
 
-	if (!detached)
+	if (!dt->detached)
 		return 0;
 	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -150,19 +142,19 @@ int ag_detach_log(const char *log, struct ag_err *err)
 	return 0;
 }
 
-void ag_detach_report(const char *error, const char *summary)
+void ag_detach_report(struct ag_detach *dt, const char *error, const char *summary)
 {
 	char msg[REPORT_MAX + 1];
 	int n;
 
-	if (report_fd < 0)
+	if (dt->report_fd < 0)
 		return;
 	n = snprintf(msg, sizeof(msg), "%c%s", error ? 'E' : 'R', error ? error : summary);
 	if (n > (int)sizeof(msg) - 1)
 		n = sizeof(msg) - 1;
 	/* The parent may be gone (interrupted): nothing to do about it. */
-	if (n > 0 && send(report_fd, msg, n, MSG_NOSIGNAL) < 0)
+	if (n > 0 && send(dt->report_fd, msg, n, MSG_NOSIGNAL) < 0)
 		ag_log(AG_LOG_WARN, "detach", "report=%c error=\"%s\"", msg[0], strerror(errno));
-	close(report_fd);
-	report_fd = -1;
+	close(dt->report_fd);
+	dt->report_fd = -1;
 }

@@ -57,7 +57,9 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "daemon.h"
 #include "dns.h"
+#include "loop.h"
 #include "dnsmsg.h"
 #include "limit.h"
 #include "resolve.h"
@@ -259,7 +261,7 @@ static void arm_answer(struct query *q, bool after_send)
 
 static void reply(struct query *q, size_t len)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(q->dns->l, &q->io, OP_REPLY);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&q->dns->l->ring, &q->io, OP_REPLY);
 
 	if (!sqe) {
 		refuse(q->dns, REFUSE_REPLY, &q->agent, EBUSY);
@@ -319,7 +321,7 @@ static void query_start(struct relay_sock *rs, const struct asker *who,
 	uint64_t at;
 	int fd;
 
-	if (!ag_loop_reserve(dns->l, 3)) {
+	if (!ag_ring_reserve(&dns->l->ring, 3)) {
 		refuse(dns, REFUSE_BUSY, &rs->from, EBUSY);
 		return;
 	}
@@ -454,7 +456,7 @@ static void handle(struct relay_sock *rs, int res)
 
 static void recv_arm(struct relay_sock *rs)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(rs->dns->l, &rs->io, OP_RECV);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&rs->dns->l->ring, &rs->io, OP_RECV);
 
 	if (!sqe) {
 		ag_log(AG_LOG_ERROR, "dns", "error=\"no submission queue entry; relay stopped\"");
@@ -524,9 +526,9 @@ void ag_dns_stop(struct ag_dns *dns)
 	if (!dns)
 		return;
 	for (int i = 0; i < dns->nr_socks; i++)
-		ag_loop_cancel_fd(dns->l, dns->sock[i].fd);
+		ag_ring_cancel_fd(&dns->l->ring, dns->sock[i].fd);
 	for (n = dns->queries.next; n != &dns->queries; n = n->next)
-		ag_loop_cancel_fd(dns->l, ag_container_of(n, struct query, node)->fd);
+		ag_ring_cancel_fd(&dns->l->ring, ag_container_of(n, struct query, node)->fd);
 }
 
 void ag_dns_fini(struct ag_dns *dns)

@@ -13,7 +13,9 @@
 #ifndef AG_DNS_H
 #define AG_DNS_H
 
-#include "loop.h"
+#include "util.h"
+
+struct ag_loop;
 
 struct ag_dns;
 

@@ -12,9 +12,12 @@
 #include <string.h>
 #include <bpf/libbpf.h>
 
+#include "daemon.h"
 #include "events.h"
 #include "limit.h"
+#include "loop.h"
 #include "metrics.h"
+#include "subagent.h"
 #include "trail.h"
 
 enum { OP_POLL = 1 };
@@ -75,11 +78,14 @@ static int on_event(void *ctx, void *data, size_t size)
 					 .tgid = e->tgid,
 					 .uid = e->uid };
 
+		struct ag_delegation dg;
+		bool chained = id && !ag_daemon_delegation(l->d, &who, &dg);
+
 		memcpy(who.comm, e->comm, AG_COMM_LEN);
 		ag_daemon_audit(l->d, "kernel_refusal",
 				json_pack("{s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:I}", "agent",
-					  ag_audit_agent_json(name, &who), "hook",
-					  ag_hook_name(e->hook), "reason",
+					  ag_audit_agent_chain(name, &who, chained ? &dg : NULL),
+					  "hook", ag_hook_name(e->hook), "reason",
 					  ag_reason_name(e->reason), "dst", dst, "family",
 					  e->family, "type", e->type, "protocol", e->protocol,
 					  "suppressed", (json_int_t)suppressed));
@@ -135,7 +141,7 @@ int ag_events_init(struct ag_loop *l, struct ag_err *err)
 
 void ag_events_start(struct ag_loop *l)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(l, &l->events->io, OP_POLL);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&l->ring, &l->events->io, OP_POLL);
 
 	if (!sqe) {
 		ag_log(AG_LOG_ERROR, "kernel_refusal",
@@ -148,7 +154,7 @@ void ag_events_start(struct ag_loop *l)
 void ag_events_stop(struct ag_loop *l)
 {
 	consume(l->events);
-	ag_loop_cancel_fd(l, ring_buffer__epoll_fd(l->events->rb));
+	ag_ring_cancel_fd(&l->ring, ring_buffer__epoll_fd(l->events->rb));
 }
 
 void ag_events_fini(struct ag_loop *l)

@@ -3,7 +3,9 @@
 #ifndef AG_EVENTS_H
 #define AG_EVENTS_H
 
-#include "loop.h"
+#include "util.h"
+
+struct ag_loop;
 
 /* Opens the BPF ring buffer; l->events is set on success. */
 int ag_events_init(struct ag_loop *l, struct ag_err *err);

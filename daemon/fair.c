@@ -39,7 +39,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "daemon.h"
 #include "fair.h"
+#include "loop.h"
 
 #define RESERVE_FIXED 256
 #define RESERVE_SHARE 16
@@ -108,7 +110,7 @@ static void size_ceiling(struct ag_fair *f, const struct ag_conf *c)
 
 static void tick_arm(struct ag_fair *f)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(f->l, &f->io, OP_TICK);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&f->l->ring, &f->io, OP_TICK);
 
 	if (!sqe) {
 		/* Without the sweep no timeout holds: stop rather than run unbounded. */
@@ -206,7 +208,7 @@ int ag_fair_init(struct ag_loop *l, struct ag_err *err)
 
 void ag_fair_stop(struct ag_loop *l)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe_untracked(l);
+	struct io_uring_sqe *sqe = ag_ring_sqe_untracked(&l->ring);
 
 	/* A timeout has no descriptor: it is cancelled by its user_data. */
 	if (sqe)

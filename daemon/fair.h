@@ -20,7 +20,10 @@
 
 #include <jansson.h>
 
-#include "loop.h"
+#include "agentgate.h"
+#include "ring.h"
+
+struct ag_loop;
 
 struct ag_watch;
 

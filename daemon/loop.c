@@ -4,15 +4,16 @@
  * for after start-up, so the process never blocks outside
  * io_uring_submit_and_wait:
  *  - signals, through a signalfd read (SIGTERM/SIGINT stop, SIGHUP reloads);
- *  - a multishot accept per listener (agent listeners -> relay.c, the
- *    control socket -> control.c);
- *  - the agent connections (relay.c), control clients (control.c) and the
- *    kernel's refusal events (events.c);
+ *  - a multishot accept per listener (agent listeners -> admit.c, the
+ *    control socket -> control.c, the metrics endpoint -> scrape.c);
+ *  - the agent connections (classify.c, relay.c, the MCP path), control
+ *    and metrics clients (client.c) and the kernel's refusal events
+ *    (events.c), all on the ring's primitives (ring.c);
  *  - the periodic timeout that sweeps agent connections for the header and
  *    idle timeouts (fair.c).
  *
  * Stopping: stop accepting, cancel every connection, then keep reaping
- * until no counted SQE is left (l->pending), so nothing the kernel may
+ * until no counted SQE is left (l->ring.pending), so nothing the kernel may
  * still write to is freed.  If that takes longer than DRAIN_TIMEOUT_NS the
  * loop gives up and leaks what is still in flight rather than free it under
  * the kernel: the process is about to exit anyway.
@@ -35,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "classify.h"
 #include "control.h"
 #include "decide.h"
@@ -79,56 +81,6 @@ struct loop_main {
 	uint64_t drain_end; /* DRAINING until then (ag_now_ns), 0: not draining */
 };
 
-static struct io_uring_sqe *get_sqe(struct ag_loop *l)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
-
-	if (!sqe) {
-		io_uring_submit(&l->ring);
-		sqe = io_uring_get_sqe(&l->ring);
-	}
-	return sqe;
-}
-
-struct io_uring_sqe *ag_loop_sqe(struct ag_loop *l, struct ag_io *io, unsigned int op)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	if (!sqe)
-		return NULL;
-	io_uring_sqe_set_data64(sqe, (uintptr_t)io | op);
-	l->pending++;
-	return sqe;
-}
-
-struct io_uring_sqe *ag_loop_sqe_untracked(struct ag_loop *l)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	/* SQEs are recycled: a stale user_data would be dispatched. */
-	if (sqe)
-		io_uring_sqe_set_data64(sqe, 0);
-	return sqe;
-}
-
-bool ag_loop_reserve(struct ag_loop *l, unsigned int n)
-{
-	if (io_uring_sq_space_left(&l->ring) < n)
-		io_uring_submit(&l->ring);
-	return io_uring_sq_space_left(&l->ring) >= n;
-}
-
-void ag_loop_cancel_fd(struct ag_loop *l, int fd)
-{
-	struct io_uring_sqe *sqe = ag_loop_sqe_untracked(l);
-
-	if (!sqe) {
-		shutdown(fd, SHUT_RDWR);
-		return;
-	}
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-}
-
 static void fatal(struct ag_loop *l, int code)
 {
 	if (!l->status)
@@ -147,18 +99,18 @@ static void listener_arm(struct listener *ls, bool backoff)
 	static struct __kernel_timespec delay = { .tv_nsec = 100 * 1000 * 1000 };
 	struct io_uring_sqe *sqe;
 
-	if (!ag_loop_reserve(ls->l, 2)) {
+	if (!ag_ring_reserve(&ls->l->ring, 2)) {
 		ag_log(AG_LOG_ERROR, "loop", "listener=%s error=\"no submission queue entry\"",
 		       ls->name);
 		fatal(ls->l, -EBUSY);
 		return;
 	}
 	if (backoff) {
-		sqe = ag_loop_sqe(ls->l, &ls->io, OP_BACKOFF);
+		sqe = ag_ring_sqe(&ls->l->ring, &ls->io, OP_BACKOFF);
 		io_uring_prep_timeout(sqe, &delay, 0, IORING_TIMEOUT_ETIME_SUCCESS);
 		sqe->flags |= IOSQE_IO_LINK;
 	}
-	sqe = ag_loop_sqe(ls->l, &ls->io, OP_ACCEPT);
+	sqe = ag_ring_sqe(&ls->l->ring, &ls->io, OP_ACCEPT);
 	io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
 }
 
@@ -185,7 +137,7 @@ static void listener_complete(struct ag_io *io, unsigned int op, const struct io
 
 static void signals_arm(struct signals *s)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(s->l, &s->io, OP_SIGNAL);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&s->l->ring, &s->io, OP_SIGNAL);
 
 	if (!sqe) {
 		ag_log(AG_LOG_ERROR, "loop", "signalfd: error=\"no submission queue entry\"");
@@ -205,17 +157,14 @@ static void loop_stop(struct loop_main *m)
 	ag_notify("STOPPING=1");
 	for (int i = 0; i < m->nr_listeners; i++) {
 		struct listener *ls = &m->listeners[i];
-		struct io_uring_sqe *sqe;
 
 		if (ls->handed_over)
 			continue; /* cancelled already, and never to be shut down */
-		sqe = ag_loop_sqe_untracked(l);
 		/* A backoff timeout, if any; its linked accept goes with it. */
-		if (sqe)
-			io_uring_prep_cancel64(sqe, (uintptr_t)&ls->io | OP_BACKOFF, 0);
-		ag_loop_cancel_fd(l, ls->fd);
+		ag_ring_cancel_op(&l->ring, &ls->io, OP_BACKOFF);
+		ag_ring_cancel_fd(&l->ring, ls->fd);
 	}
-	ag_loop_cancel_fd(l, m->sig.fd);
+	ag_ring_cancel_fd(&l->ring, m->sig.fd);
 	ag_fair_stop(l);
 	ag_relay_stop(l);
 	/* Before the lookups: a peek waiting for one is freed, not woken. */
@@ -231,14 +180,10 @@ static void loop_stop(struct loop_main *m)
 /* This ring's accepts on ls, never the socket itself (the new daemon's too). */
 static void listener_cancel(struct ag_loop *l, struct listener *ls)
 {
-	struct io_uring_sqe *sqe;
-
-	if (!ag_loop_reserve(l, 2))
+	if (!ag_ring_reserve(&l->ring, 2))
 		return; /* then the accept completes later, and is served */
-	sqe = ag_loop_sqe_untracked(l);
-	io_uring_prep_cancel64(sqe, (uintptr_t)&ls->io | OP_BACKOFF, 0);
-	sqe = ag_loop_sqe_untracked(l);
-	io_uring_prep_cancel_fd(sqe, ls->fd, IORING_ASYNC_CANCEL_ALL);
+	ag_ring_cancel_op(&l->ring, &ls->io, OP_BACKOFF);
+	ag_ring_cancel_fd(&l->ring, ls->fd);
 }
 
 static void loop_drain(struct loop_main *m)
@@ -252,7 +197,7 @@ static void loop_drain(struct loop_main *m)
 	for (int i = 0; i < m->nr_listeners; i++) {
 		struct listener *ls = &m->listeners[i];
 
-		if (ls->take == ag_relay_accept) {
+		if (ls->take == ag_admit_accept) {
 			ls->handed_over = true;
 			listener_cancel(&m->l, ls);
 		}
@@ -297,17 +242,6 @@ static void signals_complete(struct ag_io *io, unsigned int op, const struct io_
 		loop_stop(ag_container_of(l, struct loop_main, l));
 }
 
-static void dispatch(struct ag_loop *l, const struct io_uring_cqe *cqe)
-{
-	struct ag_io *io = (struct ag_io *)(uintptr_t)(cqe->user_data & ~(__u64)AG_IO_OP_MASK);
-
-	if (!io)
-		return;
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		l->pending--;
-	io->complete(io, cqe->user_data & AG_IO_OP_MASK, cqe);
-}
-
 static void add_listener(struct loop_main *m, int fd, const char *name,
 			 void (*take)(struct ag_loop *l, int fd))
 {
@@ -330,7 +264,7 @@ static bool run(struct loop_main *m)
 	uint64_t deadline = 0;
 	int ret;
 
-	while (!l->stopping || l->pending) {
+	while (!l->stopping || l->ring.pending) {
 		if (l->status)
 			loop_stop(m);
 		/* DRAINING ends with the last connection, or at its deadline. */
@@ -341,11 +275,11 @@ static bool run(struct loop_main *m)
 		if (deadline && ag_now_ns() > deadline) {
 			ag_log(AG_LOG_ERROR, "loop",
 			       "stop: %u operations still in flight after %llu s, leaving them",
-			       l->pending, DRAIN_TIMEOUT_NS / 1000000000);
+			       l->ring.pending, DRAIN_TIMEOUT_NS / 1000000000);
 			return false;
 		}
 		ret = io_uring_submit_and_wait_timeout(
-		    &l->ring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);
+		    &l->ring.uring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);
 		/* EBUSY/EAGAIN: completions must be reaped before more can be submitted. */
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN) {
 			ag_log(AG_LOG_ERROR, "loop", "io_uring_submit_and_wait: %s",
@@ -353,10 +287,10 @@ static bool run(struct loop_main *m)
 			fatal(l, ret);
 		}
 		/* Copied and marked seen first: a handler may submit, and the slot is free. */
-		while (!io_uring_peek_cqe(&l->ring, &cqe)) {
+		while (!io_uring_peek_cqe(&l->ring.uring, &cqe)) {
 			copy = *cqe;
-			io_uring_cqe_seen(&l->ring, cqe);
-			dispatch(l, &copy);
+			io_uring_cqe_seen(&l->ring.uring, cqe);
+			ag_ring_dispatch(&l->ring, &copy);
 		}
 	}
 	return true;
@@ -364,25 +298,22 @@ static bool run(struct loop_main *m)
 
 static int loop_init(struct loop_main *m, struct ag_err *err)
 {
-	struct io_uring_params p = {
-		/* One thread submits and reaps: completions run when it asks for them. */
-		.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-			 IORING_SETUP_DEFER_TASKRUN,
-	};
 	int ret;
 
 	/* First: a policy set that does not load fails the start, and
 	 * nothing else is set up yet. */
 	if ((ret = ag_decide_init(m->l.d, err)))
 		return ret;
-	if ((ret = io_uring_queue_init_params(RING_ENTRIES, &m->l.ring, &p))) {
+	if ((ret = ag_ring_init(&m->l.ring, RING_ENTRIES, err))) {
 		ag_decide_fini();
-		return ag_errf(err, -ret, "io_uring: setup: %s", strerror(-ret));
+		return ret;
 	}
 	if ((ret = ag_fair_init(&m->l, err)))
 		goto err_ring;
-	if ((ret = ag_relay_init(&m->l, err)))
+	if ((ret = ag_admit_init(&m->l, err)))
 		goto err_fair;
+	if ((ret = ag_relay_init(&m->l, err)))
+		goto err_admit;
 	if ((ret = ag_resolve_init(&m->l, err)))
 		goto err_relay;
 	if ((ret = ag_classify_init(&m->l, err)))
@@ -412,10 +343,12 @@ err_resolve:
 	ag_resolve_fini(&m->l);
 err_relay:
 	ag_relay_fini(&m->l);
+err_admit:
+	ag_admit_fini(&m->l);
 err_fair:
 	ag_fair_fini(&m->l);
 err_ring:
-	io_uring_queue_exit(&m->l.ring);
+	ag_ring_exit(&m->l.ring);
 	ag_decide_fini();
 	return ret;
 }
@@ -451,9 +384,9 @@ int ag_loop_run(struct ag_daemon *d)
 	m.sig.l = &m.l;
 	signals_arm(&m.sig);
 	if (d->listen_fd[AG_LISTEN_V4] >= 0)
-		add_listener(&m, d->listen_fd[AG_LISTEN_V4], "v4", ag_relay_accept);
+		add_listener(&m, d->listen_fd[AG_LISTEN_V4], "v4", ag_admit_accept);
 	if (d->listen_fd[AG_LISTEN_V6] >= 0)
-		add_listener(&m, d->listen_fd[AG_LISTEN_V6], "v6", ag_relay_accept);
+		add_listener(&m, d->listen_fd[AG_LISTEN_V6], "v6", ag_admit_accept);
 	add_listener(&m, d->control_fd, "control", ag_control_accept);
 	if (ag_scrape_fd(&m.l) >= 0)
 		add_listener(&m, ag_scrape_fd(&m.l), "metrics", ag_scrape_accept);
@@ -471,10 +404,11 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_classify_fini(&m.l);
 		ag_resolve_fini(&m.l);
 		ag_relay_fini(&m.l);
+		ag_admit_fini(&m.l);
 		ag_fair_fini(&m.l);
 		ag_decide_fini();
 	}
-	io_uring_queue_exit(&m.l.ring);
+	ag_ring_exit(&m.l.ring);
 out:
 	if (m.sig.fd >= 0)
 		close(m.sig.fd);

@@ -10,7 +10,7 @@
  *  1. join <instance>/daemon, so the daemon's own sockets are outside the
  *     agents' hooks;
  *  2. load or adopt the programs (config written before any attach);
- *  3. listen, marked;
+ *  3. listen, marked (listen.c);
  *  4. register agents and rules;
  *  5. drop every capability but CAP_NET_ADMIN (marks on upstream sockets);
  *  6. serve: a socket of the daemon's goes into the serving map, and from
@@ -25,8 +25,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +32,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <bpf/bpf.h>
@@ -45,19 +42,14 @@
 #include "daemon.h"
 #include "detach.h"
 #include "integrity.h"
+#include "listen.h"
 #include "netns.h"
 #include "notify.h"
 #include "probe.h"
 #include "secret.h"
+#include "subagent.h"
 #include "trail.h"
 #include "upgrade.h"
-
-#define LISTEN_BACKLOG 4096
-/* Short: a live daemon of another instance holds the relay's port for good. */
-#define DNS_BIND_TRIES 20
-
-/* <state-dir>/agentgated.log: where a detached daemon logs. */
-static char log_path[PATH_MAX];
 
 static void usage(FILE *f)
 {
@@ -77,9 +69,6 @@ struct options {
 	bool foreground;
 	bool upgrade; /* take over the running daemon (upgrade.h) */
 };
-
-/* The running daemon that --upgrade takes over. */
-static struct ag_upgrade upgrade = { .pidfd = -1 };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -144,145 +133,6 @@ static int make_dir(const char *path, mode_t mode, struct ag_err *err)
 	if (mkdir(path, mode) && errno != EEXIST)
 		return ag_errf(err, errno, "%s: mkdir: %s", path, strerror(errno));
 	return 0;
-}
-
-/*
- * filter_fd >= 0 (IPv4 only): the listener takes the wildcard address, so
- * that agents in network namespaces of their own reach it at the gateway
- * address of their veth, and ag_gateway_filter (bpf/sock.bpf.c), attached
- * before bind, keeps it to loopback and those veths: to any other
- * interface the port looks closed.
- */
-static int listen_on(int family, uint16_t port, uint32_t mark, int filter_fd, struct ag_err *err)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	const char *what = family == AF_INET6 ? "[::1]" : filter_fd >= 0 ? "0.0.0.0" : "127.0.0.1";
-	int fd, one = 1;
-
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		sin->sin_addr.s_addr = htonl(filter_fd >= 0 ? INADDR_ANY : INADDR_LOOPBACK);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		sin6->sin6_addr = in6addr_loopback;
-		len = sizeof(*sin6);
-	}
-	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return ag_errf(err, errno, "listener %s:%u: socket: %s", what, port,
-			       strerror(errno));
-	/* The mark is what the connect hooks check: this is the daemon's. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (filter_fd >= 0 &&
-	     setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, sizeof(filter_fd))) ||
-	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))) {
-		int e = errno;
-
-		close(fd);
-		return ag_errf(err, e, "listener %s:%u: setsockopt: %s", what, port, strerror(e));
-	}
-	if (ag_bind_wait(fd, (struct sockaddr *)&ss, len, 200) || listen(fd, LISTEN_BACKLOG)) {
-		int e = errno;
-
-		close(fd);
-		return ag_errf(err, e, "listener %s:%u: %s%s", what, port, strerror(e),
-			       e == EADDRINUSE ? " (another agentgated? set listen.port)" : "");
-	}
-	return fd;
-}
-
-/*
- * The DNS relay's socket (dns.h) on the instance's gateway address (gw,
- * network order), which no interface may carry yet (IP_FREEBIND), behind
- * the listener's filter; IP_PKTINFO names the veth each query came
- * through.  Bound here, before the capabilities go: port 53 is privileged.
- */
-static int dns_open(uint32_t mark, int filter_fd, uint32_t gw, struct ag_err *err)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(AG_NETNS_DNS_PORT),
-				   .sin_addr.s_addr = gw };
-	char addr[INET_ADDRSTRLEN];
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, e;
-
-	if (fd < 0)
-		return ag_errf(err, errno, "dns relay: socket: %s", strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
-	    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) ||
-	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, sizeof(filter_fd)) ||
-	    ag_bind_wait(fd, (struct sockaddr *)&sin, sizeof(sin), DNS_BIND_TRIES)) {
-		e = errno;
-		close(fd);
-		inet_ntop(AF_INET, &gw, addr, sizeof(addr));
-		return ag_errf(err, e, "dns relay %s:%u: %s%s", addr, AG_NETNS_DNS_PORT,
-			       strerror(e),
-			       e == EADDRINUSE ? " (another instance's agentgated serves it)" : "");
-	}
-	return fd;
-}
-
-/*
- * The DNS relay's socket for agents in the daemon's own namespace: the
- * hooks send their resolver datagrams to it (config dns_relay_*), so it
- * needs no well-known port: the kernel picks one, on loopback only.
- */
-static int dns_host_open(uint32_t mark, struct ag_config *kcfg, struct ag_err *err)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), e;
-
-	if (fd < 0)
-		return ag_errf(err, errno, "dns relay 127.0.0.1: socket: %s", strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
-	    getsockname(fd, (struct sockaddr *)&sin, &len)) {
-		e = errno;
-		close(fd);
-		return ag_errf(err, e, "dns relay 127.0.0.1: %s", strerror(e));
-	}
-	kcfg->dns_relay_ip4 = sin.sin_addr.s_addr;
-	kcfg->dns_relay_port = ntohs(sin.sin_port);
-	return fd;
-}
-
-static int control_listen(const struct ag_instance *in, struct ag_err *err)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(in->control_path) >= sizeof(sun.sun_path))
-		return ag_errf(err, ENAMETOOLONG, "%s: path too long for a socket",
-			       in->control_path);
-	strcpy(sun.sun_path, in->control_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return ag_errf(err, errno, "%s: socket: %s", in->control_path, strerror(errno));
-	unlink(in->control_path);
-	/* Created 0600 from the start: no window in which others could connect. */
-	mode_t old = umask(0177);
-	int ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-
-	umask(old);
-	if (ret || listen(fd, 64)) {
-		int e = errno;
-
-		close(fd);
-		return ag_errf(err, e, "%s: %s", in->control_path, strerror(e));
-	}
-	return fd;
 }
 
 /*
@@ -472,9 +322,6 @@ static int old_dns_relay(const struct ag_instance *in, struct ag_config *kcfg, s
 	return 0;
 }
 
-static int listeners_open(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err);
-static int listeners_take(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err);
-
 static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *err)
 {
 	struct ag_config kcfg;
@@ -485,7 +332,8 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	 * dumps, no ptrace by other processes of the same uid. */
 	if ((ret = ag_secret_process_harden()))
 		return ag_errf(err, -ret, "prctl(PR_SET_DUMPABLE): %s", strerror(-ret));
-	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)))
+	if ((ret = ag_instance_init(&d->inst, o->instance, o->state_dir, err)) ||
+	    (ret = ag_subagents_new(&d->subagents, err)))
 		return ret;
 	if (geteuid() != 0)
 		return ag_errf(err, EPERM, "agentgated must start as root (it loads BPF programs)");
@@ -498,14 +346,14 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	    (ret = make_dir(d->inst.state_dir, 0711, err)))
 		return ret;
 	/* A detached daemon logs from here on, its warnings about the config included. */
-	snprintf(log_path, sizeof(log_path), "%s/agentgated.log", d->inst.state_dir);
-	if ((ret = ag_detach_log(log_path, err)))
+	snprintf(d->log_path, sizeof(d->log_path), "%s/agentgated.log", d->inst.state_dir);
+	if ((ret = ag_detach_log(&d->detach, d->log_path, err)))
 		return ret;
 	ret = o->config ? ag_conf_load(&d->conf, o->config, err) : ag_conf_default(&d->conf, err);
 	if (ret)
 		return ret;
 	if (o->upgrade)
-		ret = ag_upgrade_begin(&upgrade, &d->inst, err);
+		ret = ag_upgrade_begin(d->upgrade, &d->inst, err);
 	else if ((pid = ag_instance_daemon_pid(&d->inst)))
 		return ag_errf(err, EEXIST, "instance %s: agentgated already running as pid %d",
 			       d->inst.name, pid);
@@ -535,7 +383,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 		return ret;
 	/* Before the programs change: a refusal leaves the old build untouched. */
 	if (o->upgrade &&
-	    ((ret = old_dns_relay(&d->inst, &kcfg, err)) || (ret = listeners_take(d, &kcfg, err))))
+	    ((ret = old_dns_relay(&d->inst, &kcfg, err)) || (ret = ag_listen_take(d, &kcfg, err))))
 		return ret;
 	ret = o->upgrade ? ag_kern_upgrade(&d->kern, &d->inst, &kcfg, err)
 			 : ag_kern_install(&d->kern, &d->inst, &kcfg, err);
@@ -549,7 +397,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			ag_log(AG_LOG_WARN, "start", "af_unix=unpoliced error=\"%s\"", why);
 	}
 
-	if (!o->upgrade && (ret = listeners_open(d, &kcfg, err)))
+	if (!o->upgrade && (ret = ag_listen_open(d, &kcfg, err)))
 		return ret;
 	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
 		return ret;
@@ -559,75 +407,9 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	/* After the old daemon's exit, which removes its socket (upgrade.c). */
 	if (o->upgrade)
 		return 0;
-	d->control_fd = control_listen(&d->inst, err);
+	d->control_fd = ag_listen_control(&d->inst, err);
 	if (d->control_fd < 0)
 		return d->control_fd;
-	return 0;
-}
-
-static int listeners_open(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err)
-{
-	/* An instance pinned before the filter existed serves loopback only. */
-	int filter_fd = ag_kern_gateway_filter(&d->inst, err);
-
-	if (filter_fd < 0)
-		ag_log(AG_LOG_WARN, "listen", "netns_agents=off error=\"%s\"", err->msg);
-	d->listen_fd[AG_LISTEN_V4] = listen_on(AF_INET, d->conf.port, d->conf.mark, filter_fd, err);
-	/* Without it the agents' DNS goes unanswered; their TCP is governed all the same. */
-	if (filter_fd >= 0 && d->listen_fd[AG_LISTEN_V4] >= 0 &&
-	    (d->dns_fd = dns_open(d->conf.mark, filter_fd, kcfg->netns_gateway_ip4, err)) < 0) {
-		ag_log(AG_LOG_WARN, "listen", "dns_relay=off error=\"%s\"", err->msg);
-		d->dns_fd = -1;
-	}
-	if (filter_fd >= 0)
-		close(filter_fd);
-	/* Fail closed: without it host agents' DNS is refused in the kernel. */
-	if ((d->dns_host_fd = dns_host_open(d->conf.mark, kcfg, err)) < 0) {
-		ag_log(AG_LOG_WARN, "listen", "dns_relay_host=off error=\"%s\"", err->msg);
-		d->dns_host_fd = -1;
-	}
-	if (d->listen_fd[AG_LISTEN_V4] < 0)
-		return d->listen_fd[AG_LISTEN_V4];
-	if (d->conf.ipv6) {
-		d->listen_fd[AG_LISTEN_V6] =
-		    listen_on(AF_INET6, d->conf.port, d->conf.mark, -1, err);
-		/*
-		 * A host without IPv6 on loopback still gets a gateway; its
-		 * agents' IPv6 connects are refused (no_ipv6_listener).
-		 */
-		if (d->listen_fd[AG_LISTEN_V6] == -EADDRNOTAVAIL ||
-		    d->listen_fd[AG_LISTEN_V6] == -EAFNOSUPPORT) {
-			ag_log(AG_LOG_WARN, "listen", "ipv6=off error=\"%s\"", err->msg);
-			d->listen_fd[AG_LISTEN_V6] = -1;
-			d->conf.ipv6 = false;
-			memset(kcfg->daemon_ip6, 0, sizeof(kcfg->daemon_ip6));
-		} else if (d->listen_fd[AG_LISTEN_V6] < 0) {
-			return d->listen_fd[AG_LISTEN_V6];
-		}
-	}
-	return 0;
-}
-
-/*
- * --upgrade: the old daemon's sockets, the same ports, so agents' connects
- * keep landing in the same backlog and their DNS in the same relay.
- */
-static int listeners_take(struct ag_daemon *d, struct ag_config *kcfg, struct ag_err *err)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int ret = ag_upgrade_take(&upgrade, d, kcfg->dns_relay_port, err);
-
-	if (ret)
-		return ret;
-	if (d->listen_fd[AG_LISTEN_V6] < 0) {
-		d->conf.ipv6 = false;
-		memset(kcfg->daemon_ip6, 0, sizeof(kcfg->daemon_ip6));
-	}
-	if (d->dns_host_fd >= 0 && !getsockname(d->dns_host_fd, (struct sockaddr *)&sin, &len)) {
-		kcfg->dns_relay_ip4 = sin.sin_addr.s_addr;
-		kcfg->dns_relay_port = ntohs(sin.sin_port);
-	}
 	return 0;
 }
 
@@ -668,8 +450,9 @@ static void teardown(struct ag_daemon *d)
 			unlink(d->inst.control_path);
 		unlink(d->inst.pid_path);
 	}
-	ag_upgrade_end(&upgrade);
+	ag_upgrade_end(d->upgrade);
 	ag_kern_close(&d->kern);
+	ag_subagents_free(d->subagents);
 	ag_conf_free(&d->conf);
 	ag_notify_close();
 }
@@ -682,29 +465,28 @@ static void teardown(struct ag_daemon *d)
 void ag_daemon_started(struct ag_daemon *d, const char *error)
 {
 	char summary[PATH_MAX + 128];
-	static bool reported;
 
-	if (reported)
+	if (d->start_reported)
 		return;
-	reported = true;
+	d->start_reported = true;
 	if (error) {
-		ag_detach_report(error, NULL);
+		ag_detach_report(&d->detach, error, NULL);
 		return;
 	}
 	snprintf(summary, sizeof(summary), "instance %s serving, pid %d, log %s", d->inst.name,
-		 getpid(), log_path);
-	ag_detach_report(NULL, summary);
+		 getpid(), d->log_path);
+	ag_detach_report(&d->detach, NULL, summary);
 	ag_notify("READY=1\nMAINPID=%d", getpid());
 	ag_log(AG_LOG_INFO, "ready", "instance=%s pid=%d manager=%s", d->inst.name, getpid(),
-	       ag_notify_managed() ? "notified"
-	       : ag_detached()	   ? "parent"
-				   : "none");
+	       ag_notify_managed()  ? "notified"
+	       : d->detach.detached ? "parent"
+				    : "none");
 }
 
 /* How this daemon came by the kernel side, for the log and daemon_start. */
 static const char *kernel_how(const struct ag_daemon *d)
 {
-	return upgrade.pid ? "upgraded" : d->kern.adopted ? "adopted" : "loaded";
+	return d->upgrade->pid ? "upgraded" : d->kern.adopted ? "adopted" : "loaded";
 }
 
 /* Fail closed: a daemon whose records never become durable serves nobody. */
@@ -734,26 +516,30 @@ static int take_over(struct ag_daemon *d, struct ag_err *err)
 	int ret = ag_kern_serving(&d->kern, true, err);
 
 	if (!ret)
-		ret = ag_upgrade_handoff(&upgrade, err);
+		ret = ag_upgrade_handoff(d->upgrade, err);
 	if (!ret)
 		ret = state_open(d, err);
 	if (ret)
 		return ret;
-	d->control_fd = control_listen(&d->inst, err);
+	d->control_fd = ag_listen_control(&d->inst, err);
 	if (d->control_fd < 0)
 		return d->control_fd;
 	ag_log(AG_LOG_INFO, "upgrade",
 	       "instance=%s from_pid=%d to_pid=%d version=%s handoff_ms=%llu", d->inst.name,
-	       upgrade.pid, getpid(), ag_version(),
-	       (unsigned long long)((ag_now_ns() - upgrade.switch_ns) / 1000000));
+	       d->upgrade->pid, getpid(), ag_version(),
+	       (unsigned long long)((ag_now_ns() - d->upgrade->switch_ns) / 1000000));
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct ag_daemon d = {
-		.listen_fd = { -1, -1 }, .control_fd = -1, .dns_fd = -1, .dns_host_fd = -1
-	};
+	struct ag_upgrade upgrade = { .pidfd = -1 };
+	struct ag_daemon d = { .listen_fd = { -1, -1 },
+			       .control_fd = -1,
+			       .dns_fd = -1,
+			       .dns_host_fd = -1,
+			       .upgrade = &upgrade,
+			       .detach = AG_DETACH_INIT };
 	struct options o = { 0 };
 	struct ag_err err = { 0 };
 	char dst[64];
@@ -776,7 +562,7 @@ int main(int argc, char **argv)
 	 */
 	ret = ag_notify_open(&err);
 	if (!ret && !o.foreground && !ag_notify_managed())
-		ret = ag_detach(&err);
+		ret = ag_detach(&d.detach, &err);
 	if (ret) {
 		fprintf(stderr, "agentgated: %s\n", err.msg);
 		return 1;

@@ -58,21 +58,16 @@
 
 void mcp_request_reset(struct mcp_conn *c)
 {
-	free(c->call.body);
+	ag_buf_free(&c->call.body);
 	free(c->call.fwd_body);
 	free(c->call.fwd_target);
-	c->call.body = NULL;
 	c->call.fwd_body = c->call.fwd_target = NULL;
-	c->call.body_len = c->call.body_cap = c->call.fwd_len = 0;
+	c->call.fwd_len = 0;
 	json_decref(c->call.extra);
 	json_decref(c->call.pending);
 	c->call.extra = c->call.pending = NULL;
-	free(c->reply.body);
-	c->reply.body = NULL;
-	c->reply.body_len = c->reply.body_cap = 0;
-	free(c->reply.held);
-	c->reply.held = NULL;
-	c->reply.held_len = c->reply.held_cap = 0;
+	ag_buf_free(&c->reply.body);
+	ag_buf_free(&c->reply.held);
 	if (c->reply.sse_init)
 		ag_sse_parser_release(&c->reply.sse);
 	c->reply.sse_init = false;
@@ -325,31 +320,12 @@ static void request_end(struct mcp_conn *c)
 		return;
 	}
 	/* Only a POST body is decided: no other method may carry one past us. */
-	if (c->call.body_len) {
+	if (c->call.body.len) {
 		mcp_refuse(c, 400, AG_JSONRPC_INVALID_REQUEST,
 			   "only POST requests may carry a body on a governed route");
 		return;
 	}
 	mcp_request_forward(c);
-}
-
-static int body_append(struct mcp_conn *c, const uint8_t *data, size_t len)
-{
-	if (c->call.body_len + len > c->call.body_cap) {
-		size_t cap = c->call.body_cap ? c->call.body_cap : 4096;
-		uint8_t *p;
-
-		/* The parser bounds the body (4 MiB), so this cannot overflow. */
-		while (cap < c->call.body_len + len)
-			cap *= 2;
-		if (!(p = realloc(c->call.body, cap)))
-			return -ENOMEM;
-		c->call.body = p;
-		c->call.body_cap = cap;
-	}
-	memcpy(c->call.body + c->call.body_len, data, len);
-	c->call.body_len += len;
-	return 0;
 }
 
 /* MC_REQUEST: parses what the agent sent, up to the end of one request. */
@@ -393,7 +369,8 @@ static void req_parse(struct mcp_conn *c)
 				return;
 			break;
 		case AG_HTTP_EV_BODY:
-			if (body_append(c, ev.data, ev.len)) {
+			if (ag_buf_put(&c->call.body, ev.data, ev.len,
+				       ag_http_default_limits.max_body)) {
 				mcp_conn_close(c, "error", "out of memory");
 				return;
 			}

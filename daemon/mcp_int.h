@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "approvals.h"
+#include "buf.h"
 #include "config.h"
 #include "decide.h"
 #include "fair.h"
@@ -94,8 +95,7 @@ struct mcp_conn {
 		bool keep_alive, v2026;
 		char host[AG_HOST_LEN]; /* Host, for policies (context.request) */
 		char version[32];	/* MCP-Protocol-Version, likewise */
-		uint8_t *body;
-		size_t body_len, body_cap;
+		struct ag_buf body; /* as the agent sent it, bounded by the parser */
 		char *fwd_body; /* the canonical body: the allowed messages, re-serialised */
 		size_t fwd_len;
 		json_t *extra;	  /* the gateway's own answers to merge in, or NULL */
@@ -143,12 +143,10 @@ struct mcp_conn {
 		int status;
 		bool chunked_down;
 		bool head_sent;
-		uint8_t *body; /* RM_BUFFER: the whole body */
-		size_t body_len, body_cap;
+		struct ag_buf body; /* RM_BUFFER: the whole body */
 		struct ag_sse_parser sse;
 		bool sse_init;
-		uint8_t *held; /* raw bytes of an SSE event not yet complete */
-		size_t held_len, held_cap;
+		struct ag_buf held; /* raw bytes of an SSE event not yet complete */
 	} reply;
 	/* What the connection log line says. */
 	const char *result;

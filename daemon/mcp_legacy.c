@@ -48,7 +48,7 @@ int mcp_inject_pending(struct mcp_conn *c)
 
 	if (!s || !json_array_size(s->inject) || c->state != MC_RESPONSE ||
 	    c->reply.mode != RM_SSE ||
-	    c->reply.held_len || !ag_sse_at_boundary(&c->reply.sse))
+	    c->reply.held.len || !ag_sse_at_boundary(&c->reply.sse))
 		return 0;
 	json_array_foreach(s->inject, i, v)
 		if ((ret = mcp_send_event(c, NULL, 0, v)))

@@ -66,14 +66,14 @@ static json_t *parse_json(const void *data, size_t len)
 /* RM_BUFFER at the end: filter, merge the gateway's answers, send whole. */
 static int buffer_finish(struct mcp_conn *c)
 {
-	json_t *root = c->reply.body_len ? parse_json(c->reply.body, c->reply.body_len) : NULL;
+	json_t *root = c->reply.body.len ? parse_json(c->reply.body.p, c->reply.body.len) : NULL;
 	char *text = NULL;
-	const void *out = c->reply.body;
-	size_t len = c->reply.body_len;
+	const void *out = c->reply.body.p;
+	size_t len = c->reply.body.len;
 	int changed = 0, ret;
 
 	/* What cannot be read cannot be governed: it does not pass. */
-	if (!root && c->reply.body_len)
+	if (!root && c->reply.body.len)
 		return -EPROTO;
 	if (root && (changed = mcp_inspect_messages(c, root)) < 0) {
 		json_decref(root);
@@ -115,31 +115,14 @@ static int buffer_finish(struct mcp_conn *c)
 	return ret;
 }
 
-static int held_append(struct mcp_conn *c, const void *data, size_t len)
-{
-	if (c->reply.held_len + len > c->reply.held_cap) {
-		size_t cap = c->reply.held_cap ? c->reply.held_cap : 4096;
-		uint8_t *p;
-
-		if (c->reply.held_len + len > SSE_EVENT_MAX + 64 * 1024)
-			return -E2BIG;
-		while (cap < c->reply.held_len + len)
-			cap *= 2;
-		if (!(p = realloc(c->reply.held, cap)))
-			return -ENOMEM;
-		c->reply.held = p;
-		c->reply.held_cap = cap;
-	}
-	memcpy(c->reply.held + c->reply.held_len, data, len);
-	c->reply.held_len += len;
-	return 0;
-}
+/* Held bytes are one event and what precedes it in the same read. */
+#define HELD_MAX (SSE_EVENT_MAX + 64 * 1024)
 
 static int flush_held(struct mcp_conn *c)
 {
-	int ret = send_chunk(c, c->reply.held, c->reply.held_len);
+	int ret = send_chunk(c, c->reply.held.p, c->reply.held.len);
 
-	c->reply.held_len = 0;
+	c->reply.held.len = 0;
 	return ret;
 }
 
@@ -186,7 +169,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		return flush_held(c);
 	if (!(root = parse_json(ev->data, ev->data_len))) {
 		/* It might be a result or a list: what cannot be read does not pass. */
-		c->reply.held_len = 0;
+		c->reply.held.len = 0;
 		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
 		       "reason=\"a message event that is not one JSON value\"%s",
 		       c->agent, c->srv->name, mcp_owes_answer(c) ? " owed=yes" : "");
@@ -197,7 +180,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		return ret ? ret : flush_held(c);
 	}
 	/* The held bytes are this event (and maybe comments before it). */
-	c->reply.held_len = 0;
+	c->reply.held.len = 0;
 	ret = mcp_send_event(c, ev->id, ev->id_len, root);
 	json_decref(root);
 	return ret;
@@ -213,7 +196,7 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 
 		if (n < 0)
 			return (int)n;
-		if ((ret = held_append(c, data, n)))
+		if ((ret = ag_buf_put(&c->reply.held, data, n, HELD_MAX)))
 			return ret;
 		data += n;
 		len -= n;
@@ -221,7 +204,7 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 			return ret;
 	} while (ev.type != AG_SSE_EV_NEED_MORE);
 	/* Comments and blank lines go on at once: keep-alives must not wait. */
-	if (ag_sse_at_boundary(&c->reply.sse) && c->reply.held_len && (ret = flush_held(c)))
+	if (ag_sse_at_boundary(&c->reply.sse) && c->reply.held.len && (ret = flush_held(c)))
 		return ret;
 	return mcp_inject_pending(c);
 }
@@ -274,22 +257,7 @@ static int response_body(struct mcp_conn *c, const uint8_t *data, size_t len)
 	case RM_SSE:
 		return sse_feed(c, data, len);
 	case RM_BUFFER:
-		if (c->reply.body_len + len > c->reply.body_cap) {
-			size_t cap = c->reply.body_cap ? c->reply.body_cap : 4096;
-			uint8_t *p;
-
-			if (c->reply.body_len + len > ag_http_default_limits.max_body)
-				return -E2BIG;
-			while (cap < c->reply.body_len + len)
-				cap *= 2;
-			if (!(p = realloc(c->reply.body, cap)))
-				return -ENOMEM;
-			c->reply.body = p;
-			c->reply.body_cap = cap;
-		}
-		memcpy(c->reply.body + c->reply.body_len, data, len);
-		c->reply.body_len += len;
-		return 0;
+		return ag_buf_put(&c->reply.body, data, len, ag_http_default_limits.max_body);
 	case RM_STREAM:
 		return send_chunk(c, data, len);
 	}

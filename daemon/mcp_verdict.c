@@ -289,7 +289,7 @@ void mcp_request_decide(struct mcp_conn *c)
 	json_t *keep = NULL;
 	int fwd = -ENOMEM;
 
-	if (ag_jsonrpc_parse(c->call.body, c->call.body_len, NULL, &b, &err)) {
+	if (ag_jsonrpc_parse(c->call.body.p, c->call.body.len, NULL, &b, &err)) {
 		mcp_refuse(c, 400, AG_JSONRPC_PARSE_ERROR, "Parse error: the body is not one JSON value");
 		return;
 	}

@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "cgroup.h"
+#include "daemon.h"
 #include "metrics.h"
 
 #define MAX_LABELS 3

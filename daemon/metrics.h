@@ -22,7 +22,9 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "daemon.h"
+#include "config.h"
+
+struct ag_daemon;
 
 #define AG_METRICS_MAX_TOOLS 64
 #define AG_METRICS_MAX_SERIES 8192
@@ -54,7 +56,7 @@ char *ag_metrics_render(struct ag_metrics *m, struct ag_daemon *d, size_t *len);
  * Whether an agent's original destination addr:port (16 bytes, v4-mapped)
  * reaches the metrics endpoint: its address, or any loopback or
  * unspecified address, on its port.  Such a connection is refused whatever
- * pass-through says (relay.c).
+ * pass-through says (admit.c).
  */
 bool ag_metrics_guards(const struct ag_conf *c, const uint8_t addr[16], uint16_t port);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "outrules.h"
 
 struct tool_redactor {
@@ -15,7 +16,7 @@ struct server_rules {
 	struct ag_redactor *general; /* rules without "tools"; NULL if none */
 	struct ag_redactor *all;     /* every rule, for results of no known tool */
 	struct tool_redactor *tools;
-	size_t nr_tools;
+	size_t nr_tools, tools_cap;
 };
 
 struct ag_outrules {
@@ -79,10 +80,9 @@ static int build_server(const struct ag_server_conf *s, struct server_rules *sr,
 
 			if (seen(sr, o->tools[t]))
 				continue;
-			tr = realloc(sr->tools, (sr->nr_tools + 1) * sizeof(*tr));
-			if (!tr)
+			if (ag_grow(&sr->tools, &sr->tools_cap, sr->nr_tools + 1, sizeof(*tr), 4, 0))
 				return ag_errf(err, ENOMEM, "output rules: out of memory");
-			sr->tools = tr;
+			tr = sr->tools;
 			tr[sr->nr_tools].tool = o->tools[t];
 			if ((ret = build(s, o->tools[t], &tr[sr->nr_tools].r, err)))
 				return ret;

@@ -49,9 +49,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "classify.h"
+#include "admit.h"
+#include "daemon.h"
 #include "fair.h"
-#include "limit.h"
+#include "loop.h"
 #include "metrics.h"
 #include "relay.h"
 #include "subagent.h"
@@ -128,6 +129,7 @@ struct conn {
 	uint64_t start_ns;
 	struct ag_origin o;
 	char agent[AG_NAME_LEN];
+	struct ag_delegation *dg; /* a sub-agent's chain (admit.h), NULL for none */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in sin;
@@ -155,7 +157,6 @@ struct ag_relay {
 	struct ag_list conns;
 	struct ag_list waiters; /* halves in HALF_NOBUF, oldest first */
 	struct __kernel_timespec connect_ts;
-	struct ag_limiter limit; /* rejections written per agent (0: no origin) */
 };
 
 static void half_recv(struct half *h);
@@ -163,14 +164,6 @@ static void half_recv(struct half *h);
 static const char *fd_side(const struct conn *c, int fd)
 {
 	return fd == c->agent_fd ? "agent" : "upstream";
-}
-
-static void set_rst(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	/* Best effort: on failure the peer sees a FIN instead of a RST. */
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
 static void buf_put(struct ag_relay *r, uint16_t bid)
@@ -198,26 +191,12 @@ static bool cqe_buf(struct ag_relay *r, const struct io_uring_cqe *cqe, uint16_t
 	return true;
 }
 
-/* " delegation=A,B" and " sub_cgroup=..." of a sub-agent's log lines; "" for none. */
-static void delegation_fields(const struct ag_delegation *dg, char *buf, size_t len)
-{
-	char list[AG_DELEGATION_MAX * AG_NAME_LEN], q[2 * AG_DELEGATION_PATH];
-	int n = 0;
-
-	buf[0] = '\0';
-	if (dg->n > 1)
-		n = snprintf(buf, len, " delegation=%s", ag_delegation_fmt(dg, list, sizeof(list)));
-	if (dg->cut && n >= 0 && (size_t)n < len)
-		snprintf(buf + n, len - n, " sub_cgroup=%s", ag_logq(q, sizeof(q), dg->sub_cgroup));
-}
-
 static void conn_release(struct conn *c)
 {
 	struct ag_daemon *d = c->l->d;
 	char agent[8 * AG_NAME_LEN], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
 	char dst[64], cause[128], err[256] = "", sub[AG_DELEGATION_PATH + 64] = "";
 	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
-	struct ag_delegation dg;
 
 	memcpy(comm_raw, c->o.comm, AG_COMM_LEN);
 	comm_raw[AG_COMM_LEN] = '\0';
@@ -227,8 +206,8 @@ static void conn_release(struct conn *c)
 		snprintf(cause, sizeof(cause), "%s: %s", c->error_side, strerror(c->error));
 		ag_logq(err + n, sizeof(err) - n, cause);
 	}
-	if (!ag_daemon_delegation(d, &c->o, &dg))
-		delegation_fields(&dg, sub, sizeof(sub));
+	if (c->dg)
+		ag_delegation_fields(c->dg, sub, sizeof(sub));
 	ag_log(c->result == RESULT_OK || c->result == RESULT_SHUTDOWN ? AG_LOG_INFO : AG_LOG_WARN,
 	       "conn",
 	       "agent=%s cgroup_id=%llu pid=%u uid=%u comm=%s dst=%s bytes_up=%llu "
@@ -240,8 +219,8 @@ static void conn_release(struct conn *c)
 	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], sub, err);
 	ag_daemon_audit(d, "connect",
 			json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s?}", "agent",
-				  ag_audit_agent_json(c->agent, &c->o), "dst", dst, "result",
-				  result_names[c->result], "bytes_up",
+				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "dst", dst,
+				  "result", result_names[c->result], "bytes_up",
 				  (json_int_t)c->half[HALF_UP].bytes, "bytes_down",
 				  (json_int_t)c->half[HALF_DOWN].bytes, "latency_us",
 				  (json_int_t)(ms * 1000), "error", c->error ? cause : NULL));
@@ -253,6 +232,7 @@ static void conn_release(struct conn *c)
 	d->stats.conns_active--;
 	ag_metrics_conn(d->metrics, c->agent, -1);
 	free(c->initial);
+	free(c->dg);
 	free(c);
 }
 
@@ -274,17 +254,17 @@ static void conn_close(struct conn *c)
 	 * a whole one.
 	 */
 	if (c->result != RESULT_OK) {
-		set_rst(c->agent_fd);
+		ag_set_rst(c->agent_fd);
 		if (c->up_fd >= 0)
-			set_rst(c->up_fd);
+			ag_set_rst(c->up_fd);
 	}
 	if (!c->inflight) {
 		conn_release(c);
 		return;
 	}
-	ag_loop_cancel_fd(c->l, c->agent_fd);
+	ag_ring_cancel_fd(&c->l->ring, c->agent_fd);
 	if (c->up_fd >= 0)
-		ag_loop_cancel_fd(c->l, c->up_fd);
+		ag_ring_cancel_fd(&c->l->ring, c->up_fd);
 }
 
 /* The first cause of a close is the one logged. */
@@ -306,7 +286,7 @@ static void conn_put(struct conn *c)
 
 static struct io_uring_sqe *conn_sqe(struct conn *c, struct ag_io *io, unsigned int op)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(c->l, io, op);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&c->l->ring, io, op);
 
 	if (sqe)
 		c->inflight++;
@@ -585,191 +565,15 @@ static void conn_connect(struct conn *c)
 	struct io_uring_sqe *sqe;
 
 	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
-	if (!ag_loop_reserve(c->l, 2)) {
+	if (!ag_ring_reserve(&c->l->ring, 2)) {
 		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 		return;
 	}
 	if (!(sqe = conn_sqe(c, &c->io, OP_CONNECT)))
 		return;
 	io_uring_prep_connect(sqe, c->up_fd, &c->dst.sa, c->dst_len);
-	if (timed) {
-		sqe->flags |= IOSQE_IO_LINK;
-		io_uring_prep_link_timeout(ag_loop_sqe_untracked(c->l), &r->connect_ts, 0);
-	}
-}
-
-/* 0.0.0.0 and [::] reach the local host too, so they count as the listener. */
-static bool is_gateway(const struct ag_daemon *d, const struct ag_origin *o)
-{
-	static const uint8_t lo6[16] = { [15] = 1 }, any6[16];
-	const uint8_t *a4 = o->addr + 12;
-
-	if (o->port != d->conf.port)
-		return false;
-	if (ag_addr_is_v4(o->addr))
-		return (a4[0] == 127 && !a4[1] && !a4[2] && a4[3] == 1) ||
-		       !(a4[0] | a4[1] | a4[2] | a4[3]);
-	return !memcmp(o->addr, lo6, 16) || !memcmp(o->addr, any6, 16);
-}
-
-static void reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o,
-		   bool rst)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	uint8_t addr[16] = { [10] = 0xff, [11] = 0xff };
-	uint16_t port = 0;
-	char peer[64], dst[64], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
-	uint64_t suppressed = 0;
-	struct ag_agent agent;
-	char name[AG_NAME_LEN] = "";
-
-	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
-		if (ss.ss_family == AF_INET) {
-			const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-
-			memcpy(addr + 12, &sin->sin_addr, 4);
-			port = ntohs(sin->sin_port);
-		} else {
-			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-
-			memcpy(addr, &sin6->sin6_addr, 16);
-			port = ntohs(sin6->sin6_port);
-		}
-	}
-	ag_addr_fmt(addr, port, peer, sizeof(peer));
-	l->d->stats.conns_rejected++;
-	ag_fair_refused(l, o, reason);
-	/* Anyone local can connect here: what it makes us write is bounded. */
-	if (!ag_limit_allow(&l->relay->limit, o ? o->agent_cgroup_id : 0, &suppressed))
-		goto out;
-	if (o) {
-		memcpy(comm_raw, o->comm, AG_COMM_LEN);
-		comm_raw[AG_COMM_LEN] = '\0';
-		ag_log(AG_LOG_WARN, "conn_rejected",
-		       "reason=%s peer=%s cgroup_id=%llu agent_cgroup_id=%llu pid=%u uid=%u "
-		       "comm=%s dst=%s suppressed=%llu",
-		       reason, peer, (unsigned long long)o->cgroup_id,
-		       (unsigned long long)o->agent_cgroup_id, o->tgid, o->uid,
-		       ag_logq(comm, sizeof(comm), comm_raw),
-		       ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)),
-		       (unsigned long long)suppressed);
-	} else {
-		ag_log(AG_LOG_WARN, "conn_rejected", "reason=%s peer=%s suppressed=%llu", reason,
-		       peer, (unsigned long long)suppressed);
-	}
-	if (o && !ag_agent_lookup(&l->d->kern, o->agent_cgroup_id, &agent))
-		memcpy(name, agent.name, sizeof(name));
-	ag_daemon_audit(l->d, "connect",
-			json_pack("{s:o,s:s,s:o,s:s,s:s,s:I}", "agent",
-				  o ? ag_audit_agent_json(name, o) : json_null(), "peer", peer,
-				  "dst", o ? json_string(dst) : json_null(), "result", "rejected",
-				  "reason", reason, "suppressed", (json_int_t)suppressed));
-out:
-	if (rst)
-		set_rst(fd);
-	ag_fair_release(l, fd);
-	close(fd);
-}
-
-void ag_relay_accept(struct ag_loop *l, int fd)
-{
-	char fields[AG_DELEGATION_PATH + 64], name[AG_NAME_LEN], q[8 * AG_NAME_LEN];
-	struct ag_daemon *d = l->d;
-	struct ag_delegation dg;
-	uint64_t suppressed;
-	struct ag_origin o;
-	const char *why;
-
-	/* Fail closed: whatever cannot be attributed to an agent goes nowhere. */
-	if (ag_kern_origin(&d->kern, fd, &o)) {
-		reject(l, fd, "no_origin", NULL, true);
-		return;
-	}
-	if (!o.agent_cgroup_id) {
-		reject(l, fd, "no_agent", &o, true);
-		return;
-	}
-	if (is_gateway(d, &o)) {
-		reject(l, fd, "gateway_loop", &o, true);
-		return;
-	}
-	/* Fail closed: first, so an agent over its share costs no other work. */
-	if ((why = ag_fair_admit(l, fd, &o))) {
-		reject(l, fd, why, &o, true);
-		return;
-	}
-	/* Fail closed: the metrics endpoint is never an agent's, whatever passes. */
-	if (ag_metrics_guards(&d->conf, o.addr, o.port)) {
-		reject(l, fd, "metrics_endpoint", &o, true);
-		return;
-	}
-	/* A sub-agent's connection is decided by its own configuration. */
-	if (ag_daemon_delegation(d, &o, &dg)) {
-		snprintf(name, sizeof(name), "cgroup-%llu", (unsigned long long)o.agent_cgroup_id);
-	} else {
-		memcpy(name, dg.name[dg.n - 1], sizeof(name));
-		if (dg.cut && ag_limit_allow(&l->relay->limit, o.cgroup_id, &suppressed)) {
-			delegation_fields(&dg, fields, sizeof(fields));
-			ag_log(
-			    AG_LOG_WARN, "delegation",
-			    "agent=%s cgroup_id=%llu run_cgroup_id=%llu pid=%u%s suppressed=%llu "
-			    "msg=\"not a declared sub-agent: attributed to its parent\"",
-			    ag_logq(q, sizeof(q), name), (unsigned long long)o.agent_cgroup_id,
-			    (unsigned long long)o.cgroup_id, o.tgid, fields,
-			    (unsigned long long)suppressed);
-		}
-	}
-	ag_route(l, fd, &o, name);
-}
-
-void ag_relay_reject(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o)
-{
-	reject(l, fd, reason, o, true);
-}
-
-/* What each refusal a 403 can carry means, for the agent's developer. */
-static const char *refusal_text(const char *reason)
-{
-	static const struct {
-		const char *reason, *text;
-	} texts[] = {
-		{ "not_allowed", "no pass-through entry of the configuration allows this "
-				 "destination for this agent" },
-		{ "host_mismatch", "the host name sent does not resolve to the address dialled" },
-		{ "unresolved", "the host name sent could not be resolved to check it" },
-	};
-
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-		if (!strcmp(reason, texts[i].reason))
-			return texts[i].text;
-	return "refused by the gateway";
-}
-
-void ag_relay_refuse_http(struct ag_loop *l, int fd, const char *reason, const struct ag_origin *o,
-			  const char *agent)
-{
-	char body[512], resp[1024], dst[64];
-	int blen, rlen;
-
-	/* Agent names are [A-Za-z0-9_.-] (ag_agent_name_valid): nothing to escape. */
-	blen = snprintf(
-	    body, sizeof(body),
-	    "agentgate refused this connection: %s (reason=%s agent=%s destination=%s)\n",
-	    refusal_text(reason), reason, agent, ag_addr_fmt(o->addr, o->port, dst, sizeof(dst)));
-	blen = blen < 0 ? 0 : blen >= (int)sizeof(body) ? (int)sizeof(body) - 1 : blen;
-	rlen = snprintf(resp, sizeof(resp),
-			"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n"
-			"Content-Length: %d\r\nConnection: close\r\n\r\n%.*s",
-			blen, blen, body);
-	/*
-	 * The socket is fresh: a few hundred bytes fit its send buffer, so
-	 * this never blocks the loop; if they do not, the agent gets less.
-	 */
-	if (rlen > 0 && rlen < (int)sizeof(resp) &&
-	    send(fd, resp, (size_t)rlen, MSG_DONTWAIT | MSG_NOSIGNAL) == rlen)
-		shutdown(fd, SHUT_WR);
-	reject(l, fd, reason, o, false);
+	if (timed)
+		ag_ring_link_timeout(&c->l->ring, sqe, &r->connect_ts, 0);
 }
 
 /* The sweep: no byte either way for idle_timeout_ms. */
@@ -778,9 +582,10 @@ static void conn_expire(struct ag_watch *w, const char *why)
 	conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
 }
 
-void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
-		    const void *initial, size_t len)
+void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, const void *initial,
+		    size_t len)
 {
+	const struct ag_delegation *dg = ag_admission_chain(a);
 	struct ag_daemon *d = l->d;
 	struct conn *c;
 	int ret;
@@ -790,13 +595,15 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 	 * (The MCP path answers such calls itself, with a 503 that says why.)
 	 */
 	if (!ag_daemon_audit_ok(d, NULL)) {
-		reject(l, fd, "audit_unavailable", o, true);
+		ag_admit_refuse(l, fd, "audit_unavailable", a);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c || (len && !(c->initial = malloc(len)))) {
+	if (!c || (len && !(c->initial = malloc(len))) || (dg && !(c->dg = malloc(sizeof(*dg))))) {
+		if (c)
+			free(c->initial);
 		free(c);
-		reject(l, fd, "out_of_memory", o, true);
+		ag_admit_refuse(l, fd, "out_of_memory", a);
 		return;
 	}
 	c->io.complete = conn_complete;
@@ -805,11 +612,13 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_origin *o, const 
 	c->agent_fd = fd;
 	c->up_fd = -1;
 	c->start_ns = ag_now_ns();
-	c->o = *o;
+	c->o = a->o;
 	if (len)
 		memcpy(c->initial, initial, len);
 	c->initial_len = len;
-	snprintf(c->agent, sizeof(c->agent), "%s", agent);
+	if (dg)
+		*c->dg = *dg;
+	memcpy(c->agent, a->agent, sizeof(c->agent));
 	for (int i = 0; i < 2; i++) {
 		c->half[i].io.complete = half_complete;
 		c->half[i].c = c;
@@ -874,7 +683,7 @@ int ag_relay_init(struct ag_loop *l, struct ag_err *err)
 			       BUF_COUNT, BUF_SIZE);
 	}
 	reg.ring_addr = (uintptr_t)r->br;
-	if ((ret = io_uring_register_buf_ring(&l->ring, &reg, 0))) {
+	if ((ret = io_uring_register_buf_ring(&l->ring.uring, &reg, 0))) {
 		relay_free(r);
 		return ag_errf(err, -ret, "relay: register buffer ring: %s", strerror(-ret));
 	}
@@ -894,7 +703,7 @@ int ag_relay_init(struct ag_loop *l, struct ag_err *err)
 
 void ag_relay_fini(struct ag_loop *l)
 {
-	io_uring_unregister_buf_ring(&l->ring, BUF_GROUP);
+	io_uring_unregister_buf_ring(&l->ring.uring, BUF_GROUP);
 	relay_free(l->relay);
 	l->relay = NULL;
 }

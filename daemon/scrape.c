@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The metrics endpoint, server side: one HTTP request per connection.
+ * The metrics endpoint, server side: one HTTP request per connection
+ * (client.h).
  *
- *	SCRAPE_READING --request head complete--> SCRAPE_WRITING --response sent--> closed
- *	      |                                         |
- *	      +--EOF, error, deadline, too long, stop---+--> SCRAPE_CLOSING
- *	                                                     (freed when no I/O is left)
+ *	AG_CLIENT_READING --request head complete--> AG_CLIENT_WRITING --response sent--> closed
+ *	      |                                            |
+ *	      +--EOF, error, deadline, too long, stop------+--> AG_CLIENT_CLOSING
+ *	                                                        (freed when no I/O is left)
  *
  * A scrape must never stall agents' calls: the response is rendered at once
  * from counters in memory, the request head is at most SCRAPE_MAX_REQUEST
@@ -20,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "daemon.h"
+#include "loop.h"
 #include "metrics.h"
 #include "scrape.h"
 
@@ -30,88 +33,22 @@
 #define SCRAPE_MAX_CLIENTS 8
 #define SCRAPE_TIMEOUT_S 5
 
-enum scrape_state {
-	SCRAPE_READING,
-	SCRAPE_WRITING,
-	SCRAPE_CLOSING,
-};
-
-enum { OP_RECV = 1, OP_SEND };
-
 struct scraper {
-	struct ag_io io;
-	struct ag_list node; /* in ag_scrape.clients */
-	struct ag_loop *l;
-	int fd;
-	enum scrape_state state;
-	unsigned int inflight;
-	struct __kernel_timespec deadline; /* CLOCK_MONOTONIC, absolute */
-	char *out;
-	size_t out_len, out_off;
+	struct ag_client c; /* first: client.h frees the whole when released */
 	size_t in_len;
 	char in[SCRAPE_MAX_REQUEST];
 };
 
+_Static_assert(offsetof(struct scraper, c) == 0, "client.h frees struct scraper");
+
 struct ag_scrape {
 	int fd; /* the listener, -1 when off */
-	struct ag_list clients;
-	unsigned int nr_clients;
+	struct ag_clients clients;
 };
-
-static void scraper_release(struct scraper *s)
-{
-	ag_list_del(&s->node);
-	s->l->scrape->nr_clients--;
-	close(s->fd);
-	free(s->out);
-	free(s);
-}
-
-/* -> SCRAPE_CLOSING; freed now or when the last cancelled operation completes. */
-static void scraper_close(struct scraper *s)
-{
-	if (s->state == SCRAPE_CLOSING)
-		return;
-	s->state = SCRAPE_CLOSING;
-	if (s->inflight)
-		ag_loop_cancel_fd(s->l, s->fd);
-	else
-		scraper_release(s);
-}
-
-/* op on s->fd, with its linked timeout, in one submit; false when closed instead. */
-static struct io_uring_sqe *scraper_sqe(struct scraper *s, unsigned int op)
-{
-	struct io_uring_sqe *sqe;
-
-	if (!ag_loop_reserve(s->l, 2)) {
-		scraper_close(s);
-		return NULL;
-	}
-	sqe = ag_loop_sqe(s->l, &s->io, op);
-	s->inflight++;
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_prep_link_timeout(ag_loop_sqe_untracked(s->l), &s->deadline, IORING_TIMEOUT_ABS);
-	return sqe;
-}
 
 static void scraper_recv(struct scraper *s)
 {
-	struct io_uring_sqe *sqe = scraper_sqe(s, OP_RECV);
-
-	if (sqe)
-		io_uring_prep_recv(sqe, s->fd, s->in + s->in_len, sizeof(s->in) - s->in_len, 0);
-}
-
-static void scraper_send(struct scraper *s)
-{
-	struct io_uring_sqe *sqe;
-
-	s->state = SCRAPE_WRITING;
-	sqe = scraper_sqe(s, OP_SEND);
-	if (sqe)
-		io_uring_prep_send(sqe, s->fd, s->out + s->out_off, s->out_len - s->out_off,
-				   MSG_NOSIGNAL);
+	ag_client_recv(&s->c, s->in + s->in_len, sizeof(s->in) - s->in_len);
 }
 
 /*
@@ -123,27 +60,26 @@ static void scraper_respond(struct scraper *s, const char *status, char *body, s
 	static const char fmt[] = "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 				  "Connection: close\r\n\r\n";
 	const char *type = body ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain";
+	char *out;
 	int head;
 
 	if (!body)
 		len = strlen(status) + 1;
 	head = snprintf(NULL, 0, fmt, status, type, len);
-	s->out = head < 0 ? NULL : malloc((size_t)head + len + 1);
-	if (!s->out) {
+	out = head < 0 ? NULL : malloc((size_t)head + len + 1);
+	if (!out) {
 		free(body);
 		ag_log(AG_LOG_ERROR, "metrics", "error=\"response: out of memory\"");
-		scraper_close(s);
+		ag_client_close(&s->c);
 		return;
 	}
-	snprintf(s->out, (size_t)head + 1, fmt, status, type, len);
+	snprintf(out, (size_t)head + 1, fmt, status, type, len);
 	if (body)
-		memcpy(s->out + head, body, len);
+		memcpy(out + head, body, len);
 	else
-		snprintf(s->out + head, len + 1, "%s\n", status);
+		snprintf(out + head, len + 1, "%s\n", status);
 	free(body);
-	s->out_len = (size_t)head + len;
-	s->out_off = 0;
-	scraper_send(s);
+	ag_client_send(&s->c, out, (size_t)head + len);
 }
 
 /* A complete request head: only GET /metrics is served. */
@@ -155,13 +91,13 @@ static void scraper_handle(struct scraper *s)
 	char *body;
 
 	if (s->in_len <= n || memcmp(s->in, path, n) || (s->in[n] != ' ' && s->in[n] != '?')) {
-		ag_metrics_scrape_error(s->l->d->metrics);
+		ag_metrics_scrape_error(s->c.l->d->metrics);
 		scraper_respond(s, is_get ? "404 Not Found" : "405 Method Not Allowed", NULL, 0);
 		return;
 	}
-	body = ag_metrics_render(s->l->d->metrics, s->l->d, &len);
+	body = ag_metrics_render(s->c.l->d->metrics, s->c.l->d, &len);
 	if (!body) {
-		ag_metrics_scrape_error(s->l->d->metrics);
+		ag_metrics_scrape_error(s->c.l->d->metrics);
 		scraper_respond(s, "503 Service Unavailable", NULL, 0);
 		return;
 	}
@@ -173,75 +109,52 @@ static bool head_complete(const struct scraper *s)
 	return memmem(s->in, s->in_len, "\r\n\r\n", 4) || memmem(s->in, s->in_len, "\n\n", 2);
 }
 
-static void scraper_on_recv(struct scraper *s, int res)
+static void scraper_received(struct ag_client *c, int res)
 {
+	struct scraper *s = ag_container_of(c, struct scraper, c);
+
 	if (res <= 0) {
 		/* ECANCELED: the deadline passed (our own cancels come only when closing). */
 		if (res == -ECANCELED)
-			ag_metrics_scrape_error(s->l->d->metrics);
-		scraper_close(s);
+			ag_metrics_scrape_error(s->c.l->d->metrics);
+		ag_client_close(&s->c);
 		return;
 	}
 	s->in_len += res;
 	if (head_complete(s)) {
 		scraper_handle(s);
 	} else if (s->in_len == sizeof(s->in)) {
-		ag_metrics_scrape_error(s->l->d->metrics);
+		ag_metrics_scrape_error(s->c.l->d->metrics);
 		scraper_respond(s, "431 Request Header Fields Too Large", NULL, 0);
 	} else {
 		scraper_recv(s);
 	}
 }
 
-static void scraper_on_send(struct scraper *s, int res)
+static void scraper_sent(struct ag_client *c, int res)
 {
-	if (res <= 0) {
-		ag_metrics_scrape_error(s->l->d->metrics);
-		scraper_close(s);
-		return;
-	}
-	s->out_off += res;
-	if (s->out_off < s->out_len)
-		scraper_send(s);
-	else
-		scraper_close(s); /* one response per connection */
+	if (res <= 0)
+		ag_metrics_scrape_error(c->l->d->metrics);
+	ag_client_close(c); /* one response per connection */
 }
 
-static void scraper_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
-{
-	struct scraper *s = ag_container_of(io, struct scraper, io);
-
-	/* Still counted until the handler is done, so a close inside it cannot free s. */
-	if (s->state != SCRAPE_CLOSING) {
-		if (op == OP_RECV)
-			scraper_on_recv(s, cqe->res);
-		else
-			scraper_on_send(s, cqe->res);
-	}
-	if (!--s->inflight && s->state == SCRAPE_CLOSING)
-		scraper_release(s);
-}
+static const struct ag_client_ops scraper_ops = {
+	.received = scraper_received,
+	.sent = scraper_sent,
+};
 
 void ag_scrape_accept(struct ag_loop *l, int fd)
 {
-	struct ag_scrape *sc = l->scrape;
-	struct timespec now;
+	struct ag_clients *set = &l->scrape->clients;
 	struct scraper *s;
 
-	if (sc->nr_clients >= SCRAPE_MAX_CLIENTS || !(s = calloc(1, sizeof(*s)))) {
+	if (ag_clients_full(set) || !(s = calloc(1, sizeof(*s)))) {
 		ag_metrics_scrape_error(l->d->metrics);
 		close(fd);
 		return;
 	}
-	s->io.complete = scraper_complete;
-	s->l = l;
-	s->fd = fd;
-	s->state = SCRAPE_READING;
-	ag_list_add_tail(&sc->clients, &s->node);
-	sc->nr_clients++;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	s->deadline.tv_sec = now.tv_sec + SCRAPE_TIMEOUT_S;
-	s->deadline.tv_nsec = now.tv_nsec;
+	ag_client_start(&s->c, set, l, fd, &scraper_ops);
+	ag_client_deadline(&s->c, SCRAPE_TIMEOUT_S);
 	scraper_recv(s);
 }
 
@@ -291,7 +204,7 @@ int ag_scrape_init(struct ag_loop *l, struct ag_err *err)
 	if (!sc)
 		return ag_errf(err, ENOMEM, "metrics: out of memory");
 	sc->fd = -1;
-	ag_list_init(&sc->clients);
+	ag_clients_init(&sc->clients, SCRAPE_MAX_CLIENTS);
 	if ((ret = ag_metrics_new(&d->conf, &d->metrics, err))) {
 		free(sc);
 		return ret;
@@ -314,12 +227,7 @@ int ag_scrape_fd(struct ag_loop *l)
 
 void ag_scrape_stop(struct ag_loop *l)
 {
-	struct ag_list *pos, *next;
-
-	for (pos = l->scrape->clients.next; pos != &l->scrape->clients; pos = next) {
-		next = pos->next;
-		scraper_close(ag_container_of(pos, struct scraper, node));
-	}
+	ag_clients_stop(&l->scrape->clients);
 }
 
 void ag_scrape_fini(struct ag_loop *l)

@@ -8,7 +8,9 @@
 #ifndef AG_SCRAPE_H
 #define AG_SCRAPE_H
 
-#include "loop.h"
+#include "util.h"
+
+struct ag_loop;
 
 /* Creates d->metrics, and the listener when the configuration asks for one. */
 int ag_scrape_init(struct ag_loop *l, struct ag_err *err);

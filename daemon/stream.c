@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "stream.h"
+#include "loop.h"
 #include "tls.h"
 
 enum { OP_RECV = 1, OP_SEND, OP_CONNECT, OP_SHUTDOWN };
@@ -98,7 +99,7 @@ static void fail(struct ag_stream *s, int error, const char *why)
 
 static struct io_uring_sqe *stream_sqe(struct ag_stream *s, unsigned int op)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe(s->l, &s->io, op);
+	struct io_uring_sqe *sqe = ag_ring_sqe(&s->l->ring, &s->io, op);
 
 	if (sqe)
 		s->owner->inflight++;
@@ -511,7 +512,7 @@ void ag_stream_connect(struct ag_stream *s, const struct sockaddr *sa, socklen_t
 	}
 	s->connecting = s->tcp_pending = true;
 	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
-	if (!ag_loop_reserve(s->l, 2)) {
+	if (!ag_ring_reserve(&s->l->ring, 2)) {
 		fail(s, EBUSY, "the ring is full");
 		return;
 	}
@@ -522,8 +523,7 @@ void ag_stream_connect(struct ag_stream *s, const struct sockaddr *sa, socklen_t
 	if (timeout_ms) {
 		s->ts.tv_sec = timeout_ms / 1000;
 		s->ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
-		sqe->flags |= IOSQE_IO_LINK;
-		io_uring_prep_link_timeout(ag_loop_sqe_untracked(s->l), &s->ts, 0);
+		ag_ring_link_timeout(&s->l->ring, sqe, &s->ts, 0);
 	}
 }
 
@@ -544,5 +544,5 @@ int ag_stream_tls(struct ag_stream *s, struct ag_tls *t)
 void ag_stream_cancel(struct ag_stream *s)
 {
 	if (s->fd >= 0 && (s->recv_armed || s->send_armed || s->tcp_pending))
-		ag_loop_cancel_fd(s->l, s->fd);
+		ag_ring_cancel_fd(&s->l->ring, s->fd);
 }

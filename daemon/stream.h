@@ -18,7 +18,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "loop.h"
+#include "ring.h"
+
+struct ag_loop;
 
 struct ag_tls;
 
@@ -62,14 +64,14 @@ struct ag_stream {
 	struct ag_loop *l;
 	struct ag_stream_owner *owner;
 	void (*event)(struct ag_stream *s, enum ag_stream_ev ev);
-	void *ctx; /* the owner's, for event() */
+	void *ctx;	  /* the owner's, for event() */
 	const char *side; /* "agent" or "upstream", for messages */
 	int fd;
 	struct ag_tls *tls;
-	bool tls_up;	   /* handshake done */
-	bool wipe;	   /* what is sent may hold a credential: wiped before reuse or free */
-	bool connecting;   /* a CONNECTED event is due */
-	bool tcp_pending;  /* the connect SQE is in flight: nothing can be sent */
+	bool tls_up;	  /* handshake done */
+	bool wipe;	  /* what is sent may hold a credential: wiped before reuse or free */
+	bool connecting;  /* a CONNECTED event is due */
+	bool tcp_pending; /* the connect SQE is in flight: nothing can be sent */
 	bool recv_armed;
 	bool send_armed;
 	bool eof;	   /* the peer's EOF (or close_notify) seen */

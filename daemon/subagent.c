@@ -22,8 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "limit.h"
-#include "loop.h"
+#include "ring.h"
 #include "subagent.h"
 
 /* Above the 512 cgroups agentgatectl run lets one run make. */
@@ -48,12 +49,39 @@ struct agent_cache {
 	struct entry *bucket[AGENT_BUCKETS];
 };
 
-static struct {
+struct ag_subagents {
 	struct agent_cache *bucket[AGENTS_BUCKETS];
 	unsigned int nr_agents;
 	struct ag_limiter searches; /* subtree searches, per agent */
 	struct ag_limiter limit;    /* failed lookups' log lines */
-} cache;
+};
+
+int ag_subagents_new(struct ag_subagents **out, struct ag_err *err)
+{
+	if (!(*out = calloc(1, sizeof(**out))))
+		return ag_errf(err, ENOMEM, "sub-agents: out of memory");
+	return 0;
+}
+
+void ag_subagents_free(struct ag_subagents *s)
+{
+	if (!s)
+		return;
+	for (unsigned int i = 0; i < AGENTS_BUCKETS; i++)
+		while (s->bucket[i]) {
+			struct agent_cache *a = s->bucket[i];
+
+			s->bucket[i] = a->next;
+			while (!ag_list_empty(&a->lru)) {
+				struct entry *e = ag_container_of(a->lru.next, struct entry, lru);
+
+				ag_list_del(&e->lru);
+				free(e);
+			}
+			free(a);
+		}
+	free(s);
+}
 
 static uint32_t hash(uint64_t id, uint32_t buckets)
 {
@@ -63,7 +91,8 @@ static uint32_t hash(uint64_t id, uint32_t buckets)
 /* The agent's table, made on first sight (root named); NULL when not cached. */
 static struct agent_cache *agent_find(struct ag_daemon *d, const struct ag_origin *o)
 {
-	struct agent_cache **head = &cache.bucket[hash(o->agent_cgroup_id, AGENTS_BUCKETS)], *a;
+	struct ag_subagents *cache = d->subagents;
+	struct agent_cache **head = &cache->bucket[hash(o->agent_cgroup_id, AGENTS_BUCKETS)], *a;
 	struct ag_agent agent;
 
 	for (a = *head; a; a = a->next)
@@ -71,14 +100,14 @@ static struct agent_cache *agent_find(struct ag_daemon *d, const struct ag_origi
 			return a;
 	if (ag_agent_lookup(&d->kern, o->agent_cgroup_id, &agent))
 		return NULL;
-	if (cache.nr_agents >= AGENTS_MAX || !(a = calloc(1, sizeof(*a))))
+	if (cache->nr_agents >= AGENTS_MAX || !(a = calloc(1, sizeof(*a))))
 		return NULL;
 	a->agent_cgroup_id = o->agent_cgroup_id;
 	memcpy(a->root, agent.name, sizeof(a->root));
 	ag_list_init(&a->lru);
 	a->next = *head;
 	*head = a;
-	cache.nr_agents++;
+	cache->nr_agents++;
 	return a;
 }
 
@@ -138,7 +167,7 @@ static int locate(struct ag_daemon *d, const struct ag_origin *o, const char *di
 				    err))
 		return 0;
 	/* Fail closed (attributed to the root, marked "?"): the agent chose to race. */
-	if (!ag_limit_allow(&cache.searches, o->agent_cgroup_id, &suppressed))
+	if (!ag_limit_allow(&d->subagents->searches, o->agent_cgroup_id, &suppressed))
 		return ag_errf(err, EBUSY,
 			       "cgroup %llu: its process is gone and searches "
 			       "of this agent's subtree are over their rate",
@@ -174,7 +203,7 @@ int ag_daemon_delegation(struct ag_daemon *d, const struct ag_origin *o, struct 
 	if (ret) {
 		/* Not cached: the next connection looks again.  The agent
 		 * shapes its subtree, so what it makes us log is bounded. */
-		if (ag_limit_allow(&cache.limit, o->cgroup_id, &suppressed))
+		if (ag_limit_allow(&d->subagents->limit, o->cgroup_id, &suppressed))
 			ag_log(AG_LOG_WARN, "delegation",
 			       "agent=%s cgroup_id=%llu error=%s suppressed=%llu", root,
 			       (unsigned long long)o->cgroup_id, ag_logq(q, sizeof(q), err.msg),
@@ -188,4 +217,16 @@ int ag_daemon_delegation(struct ag_daemon *d, const struct ag_origin *o, struct 
 		entry_add(a, o->cgroup_id, rel);
 	ag_delegation_chain(&d->conf, root, rel, out);
 	return 0;
+}
+
+void ag_delegation_fields(const struct ag_delegation *dg, char *buf, size_t len)
+{
+	char list[AG_DELEGATION_MAX * AG_NAME_LEN], q[2 * AG_DELEGATION_PATH];
+	int n = 0;
+
+	buf[0] = '\0';
+	if (dg->n > 1)
+		n = snprintf(buf, len, " delegation=%s", ag_delegation_fmt(dg, list, sizeof(list)));
+	if (dg->cut && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, " sub_cgroup=%s", ag_logq(q, sizeof(q), dg->sub_cgroup));
 }

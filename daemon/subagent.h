@@ -8,8 +8,19 @@
 #ifndef AG_DAEMON_SUBAGENT_H
 #define AG_DAEMON_SUBAGENT_H
 
-#include "daemon.h"
+#include <stddef.h>
+
+#include "agentgate.h"
 #include "delegation.h"
+#include "util.h"
+
+struct ag_daemon;
+
+struct ag_subagents;
+
+/* The cache below, one per daemon (d->subagents), from start-up to teardown. */
+int ag_subagents_new(struct ag_subagents **out, struct ag_err *err);
+void ag_subagents_free(struct ag_subagents *s);
 
 /*
  * The chain of o into *out (names copied: valid as long as *out): root
@@ -22,5 +33,10 @@
  * Loop thread only.
  */
 int ag_daemon_delegation(struct ag_daemon *d, const struct ag_origin *o, struct ag_delegation *out);
+/*
+ * The chain's part of a log line, " delegation=A,B" (the agents before
+ * the calling one) and " sub_cgroup=..." when cut; "" for the root alone.
+ */
+void ag_delegation_fields(const struct ag_delegation *dg, char *buf, size_t len);
 
 #endif

@@ -4,11 +4,15 @@
 #include <string.h>
 
 #include "audit.h"
+#include "daemon.h"
 #include "metrics.h"
 #include "subagent.h"
 #include "trail.h"
 
-/* The daemon whose trail this is, for the agent objects of its records. */
+/*
+ * The daemon whose trail this is, for ag_audit_agent_json only: its
+ * callers do not pass the daemon, nor the chain it would look up.
+ */
 static struct ag_daemon *trail_daemon;
 
 /* The library warns from its committer thread: one log line each. */
@@ -117,48 +121,57 @@ static json_t *comm_json(const char *comm)
 }
 
 /*
- * The agents that started name, root first, when name is in o's chain
+ * The agents that started name, root first, when name is in the chain
  * (kernel refusals name the root agent, which has none); with
  * sub_cgroup when the chain was cut right after name, so that a record
  * shows what the agent called its cgroup.
  */
-static int delegation_json(json_t *agent, const char *name, const struct ag_origin *o)
+static int delegation_json(json_t *agent, const char *name, const struct ag_delegation *dg)
 {
-	struct ag_delegation dg;
 	json_t *list;
 	size_t k;
 
-	if (!trail_daemon || !o->agent_cgroup_id || ag_daemon_delegation(trail_daemon, o, &dg))
+	if (!dg)
 		return 0;
-	for (k = 0; k < dg.n && strcmp(dg.name[k], name); k++)
+	for (k = 0; k < dg->n && strcmp(dg->name[k], name); k++)
 		;
-	if (k == dg.n)
+	if (k == dg->n)
 		return 0;
 	if (k && !(list = json_array()))
 		return -1;
 	for (size_t i = 0; i < k; i++)
-		if (json_array_append_new(list, json_string(dg.name[i]))) {
+		if (json_array_append_new(list, json_string(dg->name[i]))) {
 			json_decref(list);
 			return -1;
 		}
 	if (k && json_object_set_new(agent, "delegation", list))
 		return -1;
-	if (dg.cut && k + 1 == dg.n &&
-	    json_object_set_new(agent, "sub_cgroup", json_string(dg.sub_cgroup)))
+	if (dg->cut && k + 1 == dg->n &&
+	    json_object_set_new(agent, "sub_cgroup", json_string(dg->sub_cgroup)))
 		return -1;
 	return 0;
 }
 
-json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o)
+json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
+			     const struct ag_delegation *dg)
 {
 	json_t *agent =
 	    json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "name", name, "cgroup_id",
 		      (json_int_t)o->agent_cgroup_id, "run_cgroup_id", (json_int_t)o->cgroup_id,
 		      "pid", (int)o->tgid, "uid", (int)o->uid, "comm", comm_json(o->comm));
 
-	if (agent && delegation_json(agent, name, o)) {
+	if (agent && delegation_json(agent, name, dg)) {
 		json_decref(agent);
 		return NULL;
 	}
 	return agent;
+}
+
+json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o)
+{
+	struct ag_delegation dg;
+	bool chained =
+	    trail_daemon && o->agent_cgroup_id && !ag_daemon_delegation(trail_daemon, o, &dg);
+
+	return ag_audit_agent_chain(name, o, chained ? &dg : NULL);
 }

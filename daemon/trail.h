@@ -8,7 +8,14 @@
 
 #include <jansson.h>
 
-#include "daemon.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agentgate.h"
+#include "delegation.h"
+#include "util.h"
+
+struct ag_daemon;
 
 /* Opens (or continues) the log; the daemon does not start without it. */
 int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err);
@@ -21,8 +28,18 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
 bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
 /* Signs the end of the log and closes it. */
 void ag_daemon_audit_close(struct ag_daemon *d);
-/* The "agent" object of a record: name plus what the kernel recorded, and
- * for a sub-agent "delegation": [root, ..., parent] (daemon/subagent.h). */
+/*
+ * The "agent" object of a record: name plus what the kernel recorded, and
+ * when name is in dg, o's chain (subagent.h; NULL: none), "delegation":
+ * [root, ..., the agent before name] and, if the chain was cut right
+ * after name, "sub_cgroup": what the agent called its cgroup.
+ */
+json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
+			     const struct ag_delegation *dg);
+/*
+ * The same with o's chain worked out again, for the callers that do not
+ * carry it yet (mcp.c, integrity.c); goes once they pass theirs.
+ */
 json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o);
 
 #endif

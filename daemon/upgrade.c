@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "daemon.h"
 #include "upgrade.h"
 
 /* An upper bound on the old daemon's descriptors looked at. */

@@ -6,7 +6,11 @@
 #ifndef AG_UPGRADE_H
 #define AG_UPGRADE_H
 
-#include "daemon.h"
+#include <stdint.h>
+
+#include "instance.h"
+
+struct ag_daemon;
 
 /* How long the old daemon may drain its connections (loop.c), and a bit. */
 #define AG_UPGRADE_DRAIN_S 60
