@@ -30,17 +30,17 @@ int cmd_resolve(struct ag_cli *c, int argc, char **argv);
 /* The tool inventory: list, diff, approve, lock. */
 int cmd_tools(struct ag_cli *c, int argc, char **argv);
 int cmd_upgrade(struct ag_cli *c, int argc, char **argv);
+/* The audit log (offline, over files): verify, tail, query, pubkey. */
+int cmd_audit(struct ag_cli *c, int argc, char **argv);
+/* The signing keys of minted assertions: jwks, rotate, mint. */
+int cmd_keys(struct ag_cli *c, int argc, char **argv);
+/* config check: agentgate.json loaded as the daemon would. */
+int cmd_config(struct ag_cli *c, int argc, char **argv);
+/* Cedar policies: validate, test, explain, simulate (offline), reload. */
+int cmd_policy(struct ag_cli *c, int argc, char **argv);
 /* The instance's XDP guards as a JSON array (guard show, status). */
 struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);
-/* Offline commands over files; they need no instance. */
-int ag_cmd_audit(int argc, char **argv);
-/* Offline too, but a tool's attributes come from the instance's inventory. */
-int ag_cmd_policy(const struct ag_instance *in, int argc, char **argv);
-/* agentgatectl policy reload: the running daemon re-reads its policy set. */
-int ag_cmd_policy_reload(const struct ag_instance *in, int argc, char **argv);
-int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv);
-int ag_cmd_config(int argc, char **argv);
 
 /* Prints "agentgatectl: MSG" on stderr and returns AG_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -50,16 +50,67 @@ int cli_usage(const char *usage);
 int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t max, uint32_t *out);
 /* Who approves when --by is not given: SUDO_USER, else the invoking user. */
 const char *cli_default_approver(void);
-struct option;
 /*
- * getopt_long over longopts whose values are distinct bits: an option in
- * allowed sets slots[bit index] to its argument ("" for a flag); one not in
- * allowed is a usage error naming it.  0 to go on (optind at the first
- * operand), 1 after --help, 2 on a usage error (said on stderr).
+ * The one option parser (cli/opts.c).  A command describes its options in
+ * a table ending with { NULL }; --help/-h prints its usage on stdout.
  */
-int cli_parse_flags(const char *cmd, const char *usage, const struct option *longopts,
-		    int allowed, int argc, char **argv, const char **slots);
-/* Parses [--json] [--help]; returns 1 when --help was printed. */
+#define CLI_OPTS_MAX 16
+#define CLI_OPT_BASE 256 /* getopt values of table entries: above any letter */
+struct cli_opt {
+	const char *name; /* --name; NULL: only -letter */
+	bool arg;	  /* takes a value: --name V or --name=V */
+	bool many;	  /* may repeat: every value is kept in cli_args.list */
+	char letter;	  /* also -letter; 0: none */
+};
+/* Table entries: a flag, an option with a value, the end. */
+#define CLI_FLAG(n)         \
+	{                   \
+		.name = (n) \
+	}
+#define CLI_VAL(n)                       \
+	{                                \
+		.name = (n), .arg = true \
+	}
+#define CLI_END              \
+	{                    \
+		.name = NULL \
+	}
+struct cli_spec {
+	const char *cmd;	    /* what messages start with: "agentgatectl status" */
+	const char *usage;	    /* printed by --help */
+	const struct cli_opt *opts; /* NULL: none */
+	uint32_t allowed;	    /* bit i: opts[i] applies here; 0: every one */
+#define CLI_NONE (1u << 31)	    /* allowed: none of opts applies */
+	bool stop;		    /* options end at the first operand */
+};
+struct cli_args {
+	const char *val[CLI_OPTS_MAX]; /* opts[i]'s (last) value; "" a flag; NULL absent */
+	const char **list;	       /* the values of a `many` option, in order */
+	size_t n_list;
+	int ind; /* argv[ind] is the first operand */
+};
+/*
+ * Parses argv (argv[0] the command's name) against sp.  0 to go on, 1
+ * after --help, 2 on a usage error said on stderr.  Release a with
+ * cli_args_free after a 0.
+ */
+int cli_parse(const struct cli_spec *sp, int argc, char **argv, struct cli_args *a);
+void cli_args_free(struct cli_args *a);
+/* A subcommand table: every command and subcommand has this signature. */
+struct cli_cmd {
+	const char *name;
+	int (*fn)(struct ag_cli *c, int argc, char **argv);
+};
+/*
+ * Runs subcommand argv[1] of cmd from tab (n entries).  Without one, or
+ * with one not in tab, says so with the usage made from tab
+ * ("usage: agentgatectl CMD a|b [--help]") and returns AG_EXIT_USAGE;
+ * --help prints that usage on stdout and returns 0.
+ */
+int cli_dispatch(const char *cmd, const struct cli_cmd *tab, size_t n, struct ag_cli *c, int argc,
+		 char **argv);
+/* cli_parse of [--json] (json NULL: no option) and no operand; 1 after
+ * --help, -1 on a usage error (said, with the usage). */
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json);
 
 #endif

@@ -6,7 +6,6 @@
  * refuse it.  Who decided is recorded in the audit log.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +17,9 @@
 static const char usage_list[] = "usage: agentgatectl approvals [--json]\n"
 				 "  calls held for approval, oldest first\n";
 static const char usage_resolve[] =
-	"usage: agentgatectl approve|deny ID [--by NAME]\n"
-	"  resume (approve) or refuse (deny) the held call ID; NAME, recorded in the\n"
-	"  audit log, defaults to the invoking user (SUDO_USER when run through sudo)\n";
+    "usage: agentgatectl approve|deny ID [--by NAME]\n"
+    "  resume (approve) or refuse (deny) the held call ID; NAME, recorded in the\n"
+    "  audit log, defaults to the invoking user (SUDO_USER when run through sudo)\n";
 
 int cmd_approvals(struct ag_cli *c, int argc, char **argv)
 {
@@ -47,16 +46,16 @@ int cmd_approvals(struct ag_cli *c, int argc, char **argv)
 	} else if (!json_array_size(list)) {
 		printf("no calls wait for approval\n");
 	} else {
-		printf("%-6s %-16s %-16s %-24s %9s  %s\n", "ID", "AGENT", "SERVER", "TOOL", "WAITED",
-		       "REASON");
+		printf("%-6s %-16s %-16s %-24s %9s  %s\n", "ID", "AGENT", "SERVER", "TOOL",
+		       "WAITED", "REASON");
 		json_array_foreach(list, i, a)
-			printf("%-6lld %-16s %-16s %-24s %7llds  %s\n",
-			       (long long)json_integer_value(json_object_get(a, "id")),
-			       json_string_value(json_object_get(a, "agent")),
-			       json_string_value(json_object_get(a, "server")),
-			       json_string_value(json_object_get(a, "tool")),
-			       (long long)json_integer_value(json_object_get(a, "waited_ms")) / 1000,
-			       json_string_value(json_object_get(a, "reason")));
+		    printf("%-6lld %-16s %-16s %-24s %7llds  %s\n",
+			   (long long)json_integer_value(json_object_get(a, "id")),
+			   json_string_value(json_object_get(a, "agent")),
+			   json_string_value(json_object_get(a, "server")),
+			   json_string_value(json_object_get(a, "tool")),
+			   (long long)json_integer_value(json_object_get(a, "waited_ms")) / 1000,
+			   json_string_value(json_object_get(a, "reason")));
 	}
 	json_decref(resp);
 	return 0;
@@ -64,35 +63,31 @@ int cmd_approvals(struct ag_cli *c, int argc, char **argv)
 
 int cmd_resolve(struct ag_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "by", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	static const struct cli_opt opts[] = { CLI_VAL("by"), CLI_END };
 	const char *cmd = argv[0], *by = cli_default_approver();
+	char label[32];
+	const struct cli_spec sp = { .cmd = label, .usage = usage_resolve, .opts = opts };
+	struct cli_args a;
 	bool allow = !strcmp(cmd, "approve");
 	json_t *req, *resp = NULL;
 	struct ag_err err = { 0 };
 	unsigned long long id;
 	char *end;
-	int opt, r;
+	int r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == 'b')
-			by = optarg;
-		else if (opt == 'h')
-			return fputs(usage_resolve, stdout), 0;
-		else
-			return cli_usage(usage_resolve);
-	}
-	if (optind != argc - 1)
+	snprintf(label, sizeof(label), "agentgatectl %s", cmd);
+	if ((r = cli_parse(&sp, argc, argv, &a)))
+		return r == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	if (a.val[0])
+		by = a.val[0];
+	if (a.ind != argc - 1)
 		return cli_usage(usage_resolve);
 	errno = 0;
-	id = strtoull(argv[optind], &end, 10);
-	if (errno || *end || !id || argv[optind][0] == '-')
+	id = strtoull(argv[a.ind], &end, 10);
+	if (errno || *end || !id || argv[a.ind][0] == '-')
 		return cli_fail("%s: %s: expected the ID agentgatectl approvals shows", cmd,
-				argv[optind]);
+				argv[a.ind]);
 	req = json_pack("{s:s,s:I,s:s}", "cmd", cmd, "id", (json_int_t)id, "by", by);
 	if (!req)
 		return cli_fail("%s: out of memory", cmd);

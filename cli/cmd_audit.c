@@ -9,7 +9,6 @@
  *	audit pubkey --key FILE [--name NAME]
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,15 +70,6 @@ static int fail(const char *cmd, const char *msg, const char *hint)
 	return 2;
 }
 
-/* After getopt_long() returned '?': an unknown option or a missing value. */
-static int bad_option(const char *cmd, char **argv)
-{
-	fprintf(stderr,
-		PROG " %s: unknown option or missing value in '%s'; run '" PROG " %s --help'\n",
-		cmd, argv[optind - 1], cmd);
-	return 2;
-}
-
 static int bad_operands(const char *cmd, const char *want)
 {
 	fprintf(stderr, PROG " %s: %s; run '" PROG " %s --help'\n", cmd, want, cmd);
@@ -112,60 +102,50 @@ static int log_files(const char *cmd, int n, char **args, char ***paths, size_t 
 
 static int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pubkey", required_argument, NULL, 'p' },
-		{ "witness", required_argument, NULL, 'w' },
-		{ "allow-unsigned-tail", no_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	static const struct cli_opt opts[] = {
+		CLI_VAL("pubkey"),
+		{ .name = "witness", .arg = true, .many = true },
+		CLI_FLAG("allow-unsigned-tail"),
+		CLI_END,
+	};
+	static const struct cli_spec sp = {
+		.cmd = PROG " verify", .usage = usage_verify, .opts = opts, .stop = true
 	};
 	struct ag_audit_verify_opts o = { 0 };
 	struct ag_audit_verify_result r;
 	struct ag_audit_key *key = NULL;
 	struct ag_err err;
-	const char *pubkey = NULL;
+	const char *pubkey;
 	char **wit = NULL, **paths = NULL;
 	size_t nwit = 0, npaths = 0;
-	int c, ret = 2;
+	struct cli_args a;
+	int ret = cli_parse(&sp, argc, argv, &a);
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			pubkey = optarg;
-			break;
-		case 'w': {
-			char **more, **w = NULL;
-			size_t nw = 0;
+	if (ret)
+		return ret == 1 ? 0 : 2;
+	ret = 2;
+	pubkey = a.val[0];
+	o.allow_unsigned_tail = a.val[2] != NULL;
+	for (size_t i = 0; i < a.n_list; i++) {
+		char **more, **w = NULL;
+		size_t nw = 0;
 
-			if (ag_audit_series(optarg, &w, &nw, &err)) {
-				ret = fail("verify", err.msg, "check the --witness path");
-				goto out;
-			}
-			more = reallocarray(wit, nwit + nw, sizeof(*wit));
-			if (!more) {
-				ag_audit_series_free(w, nw);
-				ret = fail("verify", "out of memory", NULL);
-				goto out;
-			}
-			wit = more;
-			memcpy(wit + nwit, w, nw * sizeof(*w));
-			nwit += nw;
-			free(w);
-			break;
-		}
-		case 'a':
-			o.allow_unsigned_tail = true;
-			break;
-		case 'h':
-			printf("%s", usage_verify);
-			ret = 0;
-			goto out;
-		default:
-			ret = bad_option("verify", argv);
+		if (ag_audit_series(a.list[i], &w, &nw, &err)) {
+			ret = fail("verify", err.msg, "check the --witness path");
 			goto out;
 		}
+		more = reallocarray(wit, nwit + nw, sizeof(*wit));
+		if (!more) {
+			ag_audit_series_free(w, nw);
+			ret = fail("verify", "out of memory", NULL);
+			goto out;
+		}
+		wit = more;
+		memcpy(wit + nwit, w, nw * sizeof(*w));
+		nwit += nw;
+		free(w);
 	}
-	if (optind >= argc) {
+	if (a.ind >= argc) {
 		ret = bad_operands("verify", "give at least one LOG file");
 		goto out;
 	}
@@ -176,7 +156,7 @@ static int cmd_verify(int argc, char **argv)
 	if (!pubkey)
 		fprintf(stderr, PROG " verify: warning: no --pubkey, checkpoint signatures are "
 				     "not checked\n");
-	if (log_files("verify", argc - optind, argv + optind, &paths, &npaths))
+	if (log_files("verify", argc - a.ind, argv + a.ind, &paths, &npaths))
 		goto out;
 	o.pubkey = key;
 	o.witness = (const char *const *)wit;
@@ -192,6 +172,7 @@ static int cmd_verify(int argc, char **argv)
 		ret = 1;
 	}
 out:
+	cli_args_free(&a);
 	ag_audit_key_free(key);
 	ag_audit_series_free(paths, npaths);
 	ag_audit_series_free(wit, nwit);
@@ -285,39 +266,36 @@ out:
 
 static int cmd_tail(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	static const struct cli_opt opts[] = {
+		{ .letter = 'n', .arg = true },
+		{ .letter = 'f' },
+		CLI_END,
+	};
+	static const struct cli_spec sp = {
+		.cmd = PROG " tail", .usage = usage_tail, .opts = opts, .stop = true
 	};
 	struct ag_err err;
 	char **paths = NULL, **ring = NULL, *end;
 	size_t np = 0, n = 10, count = 0;
 	uint64_t off = 0;
-	bool follow = false;
-	int c, ret = 2;
+	struct cli_args a;
+	bool follow;
+	int ret = cli_parse(&sp, argc, argv, &a);
 
-	while ((c = getopt_long(argc, argv, "+n:fh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			errno = 0;
-			n = strtoul(optarg, &end, 10);
-			if (*end || errno || !*optarg || n > TAIL_MAX)
-				return fail("tail", "-n wants a number of records up to 100000",
-					    NULL);
-			break;
-		case 'f':
-			follow = true;
-			break;
-		case 'h':
-			printf("%s", usage_tail);
-			return 0;
-		default:
-			return bad_option("tail", argv);
-		}
+	if (ret)
+		return ret == 1 ? 0 : 2;
+	cli_args_free(&a);
+	ret = 2;
+	follow = a.val[1] != NULL;
+	if (a.val[0]) {
+		errno = 0;
+		n = strtoul(a.val[0], &end, 10);
+		if (*end || errno || !*a.val[0] || n > TAIL_MAX)
+			return fail("tail", "-n wants a number of records up to 100000", NULL);
 	}
-	if (optind + 1 != argc)
+	if (a.ind + 1 != argc)
 		return bad_operands("tail", "give exactly one LOG file");
-	if (ag_audit_series(argv[optind], &paths, &np, &err))
+	if (ag_audit_series(argv[a.ind], &paths, &np, &err))
 		return fail("tail", err.msg, "check the log path");
 	ring = calloc(n ? n : 1, sizeof(*ring));
 	if (!ring) {
@@ -352,7 +330,7 @@ static int cmd_tail(int argc, char **argv)
 		if (ring[i % n])
 			printf("%s\n", ring[i % n]);
 	fflush(stdout);
-	ret = follow ? tail_follow(argv[optind], paths[np - 1], off) : 0;
+	ret = follow ? tail_follow(argv[a.ind], paths[np - 1], off) : 0;
 out:
 	for (size_t i = 0; ring && i < n; i++)
 		free(ring[i]);
@@ -429,9 +407,9 @@ static void print_field(const char *key, const char *v)
 
 static void query_print(json_t *obj)
 {
-	static const char *const keys[] = { "agent",	"operator", "server", "tool",	"resource",
-					    "prompt",	"decision", "hook",   "dst",	"result",
-					    "reason" };
+	static const char *const keys[] = { "agent",	"operator", "server",	"tool",
+					    "resource", "prompt",   "decision", "hook",
+					    "dst",	"result",   "reason" };
 
 	printf("%s %" JSON_INTEGER_FORMAT " %s", json_string_value(json_object_get(obj, "ts")),
 	       json_integer_value(json_object_get(obj, "seq")),
@@ -447,61 +425,46 @@ static void query_print(json_t *obj)
 
 static int cmd_query(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "agent", required_argument, NULL, 'a' },
-		{ "operator", required_argument, NULL, 'o' },
-		{ "tool", required_argument, NULL, 't' },
-		{ "decision", required_argument, NULL, 'd' },
-		{ "kind", required_argument, NULL, 'k' },
-		{ "since", required_argument, NULL, 's' },
-		{ "until", required_argument, NULL, 'u' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	enum { Q_AGENT, Q_OPERATOR, Q_TOOL, Q_DECISION, Q_KIND, Q_SINCE, Q_UNTIL, Q_JSON };
+	static const struct cli_opt opts[] = {
+		[Q_AGENT] = CLI_VAL("agent"),
+		[Q_OPERATOR] = CLI_VAL("operator"),
+		[Q_TOOL] = CLI_VAL("tool"),
+		[Q_DECISION] = CLI_VAL("decision"),
+		[Q_KIND] = CLI_VAL("kind"),
+		[Q_SINCE] = CLI_VAL("since"),
+		[Q_UNTIL] = CLI_VAL("until"),
+		[Q_JSON] = CLI_FLAG("json"),
+		CLI_END,
+	};
+	static const struct cli_spec sp = {
+		.cmd = PROG " query", .usage = usage_query, .opts = opts, .stop = true
 	};
 	struct query q = { 0 };
 	struct ag_err err;
 	char **paths = NULL;
 	size_t np = 0;
-	int c, ret = 0;
+	struct cli_args a;
+	int ret = cli_parse(&sp, argc, argv, &a);
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			q.agent = optarg;
-			break;
-		case 'o':
-			q.operator= optarg;
-			break;
-		case 't':
-			q.tool = optarg;
-			break;
-		case 'd':
-			q.decision = optarg;
-			break;
-		case 'k':
-			q.kind = optarg;
-			break;
-		case 's':
-		case 'u':
-			if (ag_audit_parse_ts(optarg, c == 's' ? &q.since : &q.until))
-				return fail("query", "--since/--until want RFC 3339 UTC",
-					    "e.g. 2026-11-22T04:05:06Z or 2026-11-22");
-			*(c == 's' ? &q.since_set : &q.until_set) = true;
-			break;
-		case 'j':
-			q.json = true;
-			break;
-		case 'h':
-			printf("%s", usage_query);
-			return 0;
-		default:
-			return bad_option("query", argv);
-		}
-	}
-	if (optind >= argc)
+	if (ret)
+		return ret == 1 ? 0 : 2;
+	cli_args_free(&a);
+	q.agent = a.val[Q_AGENT];
+	q.operator= a.val[Q_OPERATOR];
+	q.tool = a.val[Q_TOOL];
+	q.decision = a.val[Q_DECISION];
+	q.kind = a.val[Q_KIND];
+	q.json = a.val[Q_JSON] != NULL;
+	if ((a.val[Q_SINCE] && ag_audit_parse_ts(a.val[Q_SINCE], &q.since)) ||
+	    (a.val[Q_UNTIL] && ag_audit_parse_ts(a.val[Q_UNTIL], &q.until)))
+		return fail("query", "--since/--until want RFC 3339 UTC",
+			    "e.g. 2026-11-22T04:05:06Z or 2026-11-22");
+	q.since_set = a.val[Q_SINCE] != NULL;
+	q.until_set = a.val[Q_UNTIL] != NULL;
+	if (a.ind >= argc)
 		return bad_operands("query", "give at least one LOG file");
-	if (log_files("query", argc - optind, argv + optind, &paths, &np))
+	if (log_files("query", argc - a.ind, argv + a.ind, &paths, &np))
 		return 2;
 	for (size_t i = 0; !ret && i < np; i++) {
 		struct ag_audit_reader *r;
@@ -534,34 +497,23 @@ static int cmd_query(int argc, char **argv)
 
 static int cmd_pubkey(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "key", required_argument, NULL, 'k' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	static const struct cli_opt opts[] = { CLI_VAL("key"), CLI_VAL("name"), CLI_END };
+	static const struct cli_spec sp = {
+		.cmd = PROG " pubkey", .usage = usage_pubkey, .opts = opts, .stop = true
 	};
-	const char *path = NULL, *name = AG_AUDIT_DEFAULT_ORIGIN;
+	const char *path, *name;
 	struct ag_audit_key *key;
 	struct ag_err err;
 	char *pem, *vkey;
-	int c;
+	struct cli_args a;
+	int c = cli_parse(&sp, argc, argv, &a);
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			path = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'h':
-			printf("%s", usage_pubkey);
-			return 0;
-		default:
-			return bad_option("pubkey", argv);
-		}
-	}
-	if (!path || optind != argc)
+	if (c)
+		return c == 1 ? 0 : 2;
+	cli_args_free(&a);
+	path = a.val[0];
+	name = a.val[1] ? a.val[1] : AG_AUDIT_DEFAULT_ORIGIN;
+	if (!path || a.ind != argc)
 		return bad_operands("pubkey", "give --key FILE and no other operand");
 	if (ag_audit_key_open(path, false, &key, &err))
 		return fail("pubkey", err.msg, NULL);
@@ -580,7 +532,7 @@ static int cmd_pubkey(int argc, char **argv)
 	return 0;
 }
 
-int ag_cmd_audit(int argc, char **argv)
+int cmd_audit(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct {
 		const char *name;
@@ -603,8 +555,6 @@ int ag_cmd_audit(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (!strcmp(argv[1], cmds[i].name)) {
-			optind = 0; /* getopt state may be left over from the caller */
-			opterr = 0; /* bad_option() says it in one line */
 			return cmds[i].fn(argc - 1, argv + 1);
 		}
 	}

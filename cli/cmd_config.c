@@ -5,7 +5,6 @@
  * checked before it is deployed.
  */
 #include <arpa/inet.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <jansson.h>
@@ -102,39 +101,24 @@ static int print_json(const struct ag_conf *c, const char *file)
 
 static int cmd_check(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' },
-		{ 0 },
-	};
-	const char *file = NULL;
+	static const struct cli_opt opts[] = { CLI_VAL("config"), CLI_FLAG("json"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "config check",
+					    .usage = usage_check,
+					    .opts = opts };
+	const char *file;
 	struct ag_conf conf;
+	struct cli_args a;
 	struct ag_err err;
-	bool json = false;
-	int opt, ret;
+	bool json;
+	int ret;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'h':
-			fputs(usage_check, stdout);
-			return 0;
-		case 'c':
-			file = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		default:
-			fprintf(stderr, "config check: unknown or incomplete option %s\n%s",
-				argv[optind - 1], usage_check);
-			return AG_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "config check: unexpected argument \"%s\"\n%s", argv[optind],
+	if ((ret = cli_parse(&sp, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	file = a.val[0];
+	json = a.val[1] != NULL;
+	if (a.ind < argc) {
+		fprintf(stderr, "config check: unexpected argument \"%s\"\n%s", argv[a.ind],
 			usage_check);
 		return AG_EXIT_USAGE;
 	}
@@ -150,7 +134,7 @@ static int cmd_check(int argc, char **argv)
 	return ret;
 }
 
-int ag_cmd_config(int argc, char **argv)
+int cmd_config(struct ag_cli *c, int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "check"))
 		return cmd_check(argc - 1, argv + 1);

@@ -6,7 +6,6 @@
  * agentgated re-reads it within seconds of a rotation.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +37,6 @@ static const char usage_mint[] =
     "NAME, with the delegation chain (root first) nested inside it.  --ttl is 1..300\n"
     "(default 300); --iss defaults to \"agentgate\".\n";
 
-static const char usage_keys[] = "usage: agentgatectl keys jwks|rotate|mint [--help]\n";
-
 enum {
 	O_DIR = 1 << 0,
 	O_ALG = 1 << 1,
@@ -61,42 +58,36 @@ struct opts {
 static int parse_opts(const char *cmd, const char *usage, int allowed, int argc, char **argv,
 		      struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "dir", required_argument, NULL, O_DIR },
-		{ "alg", required_argument, NULL, O_ALG },
-		{ "aud", required_argument, NULL, O_AUD },
-		{ "sub", required_argument, NULL, O_SUB },
-		{ "agent", required_argument, NULL, O_AGENT },
-		{ "delegation", required_argument, NULL, O_DELEGATION },
-		{ "ttl", required_argument, NULL, O_TTL },
-		{ "iss", required_argument, NULL, O_ISS },
-		{ "tool", required_argument, NULL, O_TOOL },
-		{ "session", required_argument, NULL, O_SESSION },
-		{ 0 },
+	static const struct cli_opt opts[] = {
+		CLI_VAL("dir"),	  CLI_VAL("alg"),	 CLI_VAL("aud"), CLI_VAL("sub"),
+		CLI_VAL("agent"), CLI_VAL("delegation"), CLI_VAL("ttl"), CLI_VAL("iss"),
+		CLI_VAL("tool"),  CLI_VAL("session"),	 CLI_END,
 	};
-	const char *slots[10] = { 0 };
 	char label[32];
+	struct cli_spec sp = {
+		.cmd = label, .usage = usage, .opts = opts, .allowed = (uint32_t)allowed ?: CLI_NONE
+	};
+	struct cli_args a;
+	const char **slots = a.val;
 	int r;
 
-	snprintf(label, sizeof(label), "keys %s", cmd);
-	r = cli_parse_flags(label, usage, longopts, allowed, argc, argv, slots);
-
-	if (r)
+	snprintf(label, sizeof(label), "agentgatectl keys %s", cmd);
+	if ((r = cli_parse(&sp, argc, argv, &a)))
 		return r;
+	cli_args_free(&a);
 	*o = (struct opts){ slots[0], slots[1], slots[2], slots[3], slots[4],
 			    slots[5], slots[6], slots[7], slots[8], slots[9] };
-	if (optind < argc) {
+	if (a.ind < argc) {
 		fprintf(stderr, "keys %s: unexpected argument \"%s\"; see --help\n", cmd,
-			argv[optind]);
+			argv[a.ind]);
 		return 2;
 	}
 	return 0;
 }
 
 /* --dir, or the instance's directory for --alg (default EdDSA). */
-static int key_dir(const char *cmd, const struct ag_instance *in, const struct opts *o,
-		   char *out, size_t cap, enum ag_jwt_alg *alg)
+static int key_dir(const char *cmd, const struct ag_instance *in, const struct opts *o, char *out,
+		   size_t cap, enum ag_jwt_alg *alg)
 {
 	char parent[PATH_MAX];
 	struct ag_err err;
@@ -145,8 +136,8 @@ static int instance_jwks(const struct ag_instance *in, char **out, struct ag_err
 			break;
 		one = json_loads(text, 0, NULL);
 		free(text);
-		if (!one || json_array_extend(json_object_get(all, "keys"),
-					      json_object_get(one, "keys"))) {
+		if (!one ||
+		    json_array_extend(json_object_get(all, "keys"), json_object_get(one, "keys"))) {
 			json_decref(one);
 			r = ag_errf(err, ENOMEM, "out of memory");
 			break;
@@ -165,8 +156,9 @@ static int instance_jwks(const struct ag_instance *in, char **out, struct ag_err
 	return r;
 }
 
-static int cmd_jwks(const struct ag_instance *in, int argc, char **argv)
+static int cmd_jwks(struct ag_cli *cli, int argc, char **argv)
 {
+	const struct ag_instance *in = &cli->inst;
 	struct ag_keyring *kr;
 	struct ag_err err;
 	struct opts o;
@@ -188,8 +180,9 @@ static int cmd_jwks(const struct ag_instance *in, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_rotate(const struct ag_instance *in, int argc, char **argv)
+static int cmd_rotate(struct ag_cli *cli, int argc, char **argv)
 {
+	const struct ag_instance *in = &cli->inst;
 	char kid[AG_JWT_KID_LEN + 1], dir[PATH_MAX];
 	enum ag_jwt_alg alg;
 	struct ag_err err;
@@ -225,8 +218,9 @@ static int split_delegation(char *list, const char **chain, size_t *n)
 	return 0;
 }
 
-static int cmd_mint(const struct ag_instance *in, int argc, char **argv)
+static int cmd_mint(struct ag_cli *cli, int argc, char **argv)
 {
+	const struct ag_instance *in = &cli->inst;
 	const char *chain[AG_JWT_MAX_CHAIN];
 	char dir[PATH_MAX];
 	enum ag_jwt_alg alg;
@@ -281,24 +275,13 @@ static int cmd_mint(const struct ag_instance *in, int argc, char **argv)
 	return 0;
 }
 
-int ag_cmd_keys(const struct ag_instance *in, int argc, char **argv)
+int cmd_keys(struct ag_cli *c, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(const struct ag_instance *, int, char **);
-	} cmds[] = {
+	static const struct cli_cmd subcommands[] = {
 		{ "jwks", cmd_jwks },
 		{ "rotate", cmd_rotate },
 		{ "mint", cmd_mint },
 	};
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(usage_keys, argc < 2 ? stderr : stdout);
-		return argc < 2 ? AG_EXIT_USAGE : 0;
-	}
-	for (size_t i = 0; i < AG_ARRAY_SIZE(cmds); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(in, argc - 1, argv + 1);
-	fprintf(stderr, "keys: unknown subcommand \"%s\"; use jwks, rotate or mint\n", argv[1]);
-	return AG_EXIT_USAGE;
+	return cli_dispatch("keys", subcommands, AG_ARRAY_SIZE(subcommands), c, argc, argv);
 }

@@ -8,7 +8,6 @@
  * under the directory's flock.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,38 +51,45 @@ struct opts {
 static int parse_opts(const char *cmd, int allowed, bool want_tool, int argc, char **argv,
 		      struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "by", required_argument, NULL, O_BY },
-		{ "hash", required_argument, NULL, O_HASH },
-		{ 0 },
+	static const struct cli_opt opts[] = {
+		CLI_FLAG("json"),
+		CLI_VAL("by"),
+		CLI_VAL("hash"),
+		CLI_END,
 	};
-	const char *slots[3] = { 0 };
-	int r = cli_parse_flags(cmd, usage_tools, longopts, allowed, argc, argv, slots);
+	char label[64];
+	struct cli_spec sp = { .cmd = label,
+			       .usage = usage_tools,
+			       .opts = opts,
+			       .allowed = (uint32_t)allowed ?: CLI_NONE };
+	struct cli_args a;
+	const char **slots = a.val;
+	int r;
 
+	snprintf(label, sizeof(label), "agentgatectl %s", cmd);
 	memset(o, 0, sizeof(*o));
-	if (r)
+	if ((r = cli_parse(&sp, argc, argv, &a)))
 		return r;
+	cli_args_free(&a);
 	o->json = slots[0] != NULL;
 	o->by = slots[1];
 	o->hash = slots[2];
-	if (!want_tool && optind < argc) {
+	if (!want_tool && a.ind < argc) {
 		fprintf(stderr, "agentgatectl %s: unexpected argument \"%s\"; see --help\n", cmd,
-			argv[optind]);
+			argv[a.ind]);
 		return 2;
 	}
-	if (want_tool && argc - optind != 1) {
+	if (want_tool && argc - a.ind != 1) {
 		fprintf(stderr, "agentgatectl %s: expected one SERVER/TOOL; see --help\n", cmd);
 		return 2;
 	}
 	if (want_tool) {
 		/* Server names have no '/'; tool names may. */
-		o->server = argv[optind];
+		o->server = argv[a.ind];
 		o->tool = strchr(o->server, '/');
 		if (!o->tool || o->tool == o->server || !o->tool[1]) {
 			fprintf(stderr, "agentgatectl %s: %s: expected SERVER/TOOL\n", cmd,
-				argv[optind]);
+				argv[a.ind]);
 			return 2;
 		}
 		*o->tool++ = '\0';

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl guard: the XDP ingress guard on an interface. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,35 +27,33 @@ static const char guard_usage[] =
 
 static int guard_attach(const struct ag_instance *in, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "rate", required_argument, NULL, 'r' },
-		{ "burst", required_argument, NULL, 'b' },
-		{ "port", required_argument, NULL, 'p' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const struct cli_opt opts[] = { CLI_VAL("rate"), CLI_VAL("burst"), CLI_VAL("port"),
+					       CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl guard attach",
+					    .usage = guard_usage,
+					    .opts = opts };
 	struct ag_guard_config cfg = { .rate = 100, .burst = 200 };
+	struct cli_args a;
 	struct ag_err err;
 	uint32_t port = 0;
-	int opt, ret, idx = 0;
+	int ret;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage(guard_usage);
-	optind = 2;
-	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
-		if (opt == 'r')
-			ret = cli_parse_u32("guard attach", "rate", optarg, UINT32_MAX, &cfg.rate);
-		else if (opt == 'b')
-			ret =
-			    cli_parse_u32("guard attach", "burst", optarg, UINT32_MAX, &cfg.burst);
-		else if (opt == 'p')
-			ret = cli_parse_u32("guard attach", "port", optarg, 65535, &port);
-		else
-			return cli_usage(guard_usage);
-		if (ret)
-			return ret;
-	}
-	if (optind < argc)
+	/* argv[1] is the interface: the options follow it. */
+	if ((ret = cli_parse(&sp, argc - 1, argv + 1, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	if (a.ind < argc - 1)
 		return cli_usage(guard_usage);
+	if (a.val[0] &&
+	    (ret = cli_parse_u32("guard attach", "rate", a.val[0], UINT32_MAX, &cfg.rate)))
+		return ret;
+	if (a.val[1] &&
+	    (ret = cli_parse_u32("guard attach", "burst", a.val[1], UINT32_MAX, &cfg.burst)))
+		return ret;
+	if (a.val[2] && (ret = cli_parse_u32("guard attach", "port", a.val[2], 65535, &port)))
+		return ret;
 	cfg.port = (uint16_t)port;
 	if (ag_guard_attach(in, argv[1], &cfg, &err))
 		return cli_fail("guard attach: %s", err.msg);
@@ -81,15 +78,15 @@ static void show_one(const char *ifname, void *arg)
 
 	json_array_append_new(
 	    s->out,
-	    json_pack("{s:s,s:s,s:b,s:s,s:s,s:o,s:{s:I,s:I,s:I}}", "interface", ifname, "kind",
-		      agent ? "agent" : "ingress", "attached", g.attached, "mode", g.mode,
-		      "dispatcher", g.legacy ? "legacy (single program)" : "libxdp multi-program",
-		      "config",
-		      agent ? json_pack("{s:I}", "agent_cgroup_id", (json_int_t)g.cfg.agent_cgroup_id)
-			    : json_pack("{s:I,s:I,s:I}", "rate", (json_int_t)g.cfg.rate, "burst",
-					(json_int_t)g.cfg.burst, "port", (json_int_t)g.cfg.port),
-		      "stats", "passed", (json_int_t)g.stats.passed, "dropped",
-		      (json_int_t)g.stats.dropped, "uncounted", (json_int_t)g.stats.uncounted));
+	    json_pack(
+		"{s:s,s:s,s:b,s:s,s:s,s:o,s:{s:I,s:I,s:I}}", "interface", ifname, "kind",
+		agent ? "agent" : "ingress", "attached", g.attached, "mode", g.mode, "dispatcher",
+		g.legacy ? "legacy (single program)" : "libxdp multi-program", "config",
+		agent ? json_pack("{s:I}", "agent_cgroup_id", (json_int_t)g.cfg.agent_cgroup_id)
+		      : json_pack("{s:I,s:I,s:I}", "rate", (json_int_t)g.cfg.rate, "burst",
+				  (json_int_t)g.cfg.burst, "port", (json_int_t)g.cfg.port),
+		"stats", "passed", (json_int_t)g.stats.passed, "dropped",
+		(json_int_t)g.stats.dropped, "uncounted", (json_int_t)g.stats.uncounted));
 }
 
 /* The guards of an instance as JSON; status uses it too. */
@@ -114,8 +111,8 @@ static int guard_show(const struct ag_instance *in, int argc, char **argv)
 		json_dumpf(list, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {
-		printf("%-16s %-8s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "KIND",
-		       "MODE", "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
+		printf("%-16s %-8s %-9s %-24s %8s %8s %6s %10s %10s\n", "INTERFACE", "KIND", "MODE",
+		       "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
 		json_array_foreach(list, i, g)
 		{
 			json_t *c = json_object_get(g, "config"), *st = json_object_get(g, "stats");

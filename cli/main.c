@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl: the operator's tool.  See agentgatectl(8). */
 #include <errno.h>
-#include <getopt.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,75 +60,6 @@ const char *cli_default_approver(void)
 		return s;
 	pw = getpwuid(getuid());
 	return pw ? pw->pw_name : "unknown";
-}
-
-int cli_simple_opts(int argc, char **argv, const char *cmd_usage, bool *json)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(cmd_usage, stdout);
-			return 1;
-		}
-		if (json && !strcmp(argv[i], "--json")) {
-			*json = true;
-			continue;
-		}
-		fprintf(stderr, "agentgatectl %s: unexpected argument \"%s\"\n%s", argv[0], argv[i],
-			cmd_usage);
-		return -1;
-	}
-	return 0;
-}
-
-int cli_parse_flags(const char *cmd, const char *cmd_usage, const struct option *longopts,
-		    int allowed, int argc, char **argv, const char **slots)
-{
-	int c, li = -1;
-
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
-		if (c == 'h') {
-			fputs(cmd_usage, stdout);
-			return 1;
-		}
-		if (c == '?' || c == ':') {
-			fprintf(stderr,
-				"agentgatectl %s: unknown or incomplete option %s; see --help\n",
-				cmd, argv[optind - 1]);
-			return 2;
-		}
-		if (!(c & allowed)) {
-			fprintf(stderr, "agentgatectl %s: option --%s does not apply; see --help\n",
-				cmd, longopts[li].name);
-			return 2;
-		}
-		slots[__builtin_ctz((unsigned int)c)] = optarg ? optarg : "";
-	}
-	return 0;
-}
-
-static int cmd_audit(struct ag_cli *c, int argc, char **argv)
-{
-	return ag_cmd_audit(argc, argv);
-}
-
-static int cmd_policy(struct ag_cli *c, int argc, char **argv)
-{
-	/* reload talks to the daemon; the others work on files. */
-	if (argc > 1 && !strcmp(argv[1], "reload"))
-		return ag_cmd_policy_reload(&c->inst, argc - 1, argv + 1);
-	return ag_cmd_policy(&c->inst, argc, argv);
-}
-
-static int cmd_keys(struct ag_cli *c, int argc, char **argv)
-{
-	return ag_cmd_keys(&c->inst, argc, argv);
-}
-
-static int cmd_config(struct ag_cli *c, int argc, char **argv)
-{
-	return ag_cmd_config(argc, argv);
 }
 
 /*

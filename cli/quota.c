@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl quota: per-agent limits and usage, live in the kernel map. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,19 +131,21 @@ static int quota_show(const struct ag_kern *k, int argc, char **argv)
 
 static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		/* In the order of struct ag_quota_limits; flag 0: see idx. */
-		{ "connect-rate", required_argument, NULL, 0 },
-		{ "connect-burst", required_argument, NULL, 0 },
-		{ "calls-per-minute", required_argument, NULL, 0 },
-		{ "calls-per-day", required_argument, NULL, 0 },
-		{ NULL, 0, NULL, 0 },
-	};
+	/* In the order of struct ag_quota_limits. */
+	static const struct cli_opt opts[] = { CLI_VAL("connect-rate"), CLI_VAL("connect-burst"),
+					       CLI_VAL("calls-per-minute"),
+					       CLI_VAL("calls-per-day"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl quota set",
+					    .usage = quota_usage,
+					    .opts = opts };
 	struct ag_quota_limits l = { 0 };
+	uint32_t *fields[] = { &l.connect_rate, &l.connect_burst, &l.calls_per_minute,
+			       &l.calls_per_day };
+	struct cli_args a;
 	struct ag_quota q;
 	struct ag_err err;
 	uint64_t id;
-	int opt, ret, idx = 0;
+	int ret;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage(quota_usage);
@@ -156,18 +157,15 @@ static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int 
 		l.calls_per_minute = q.calls_per_minute;
 		l.calls_per_day = q.calls_per_day;
 	}
-	optind = 2;
-	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
-		uint32_t *fields[] = { &l.connect_rate, &l.connect_burst, &l.calls_per_minute,
-				       &l.calls_per_day };
-
-		if (opt != 0)
-			return cli_usage(quota_usage);
-		if ((ret = cli_parse_u32("quota set", longopts[idx].name, optarg, UINT32_MAX,
-					 fields[idx])))
+	/* argv[1] is the agent: the options follow it. */
+	if ((ret = cli_parse(&sp, argc - 1, argv + 1, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(fields); i++)
+		if (a.val[i] && (ret = cli_parse_u32("quota set", opts[i].name, a.val[i],
+						     UINT32_MAX, fields[i])))
 			return ret;
-	}
-	if (optind < argc)
+	if (a.ind < argc - 1)
 		return cli_usage(quota_usage);
 	if (ag_quota_set(k, id, &l, &err))
 		return cli_fail("quota set %s: %s", argv[1], err.msg);

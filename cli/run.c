@@ -27,7 +27,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -399,48 +398,38 @@ static int run_root(struct ag_cli *c, struct ag_kern *k, uint64_t agent_id, stru
 
 int cmd_run(struct ag_cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "agent", required_argument, NULL, 'a' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "netns", no_argument, NULL, 'n' },
-		{ "keep-fd", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	static const struct cli_opt opts[] = {
+		CLI_VAL("agent"),  CLI_VAL("user"),
+		CLI_FLAG("netns"), { .name = "keep-fd", .arg = true, .many = true },
+		CLI_END,
 	};
-	const char *agent = NULL, *user = NULL;
+	/* What follows the first operand is the agent's command line. */
+	static const struct cli_spec sp = {
+		.cmd = "agentgatectl run", .usage = run_usage, .opts = opts, .stop = true
+	};
+	const char *agent, *user;
 	int keep[KEEP_FDS_MAX], nr_keep = 0;
-	bool netns = false;
+	struct cli_args a;
+	bool netns;
 	uint64_t agent_id;
 	struct ca_files ca;
 	struct ag_kern k;
 	struct ag_user u = { .lock_fd = -1 };
 	struct ag_err err;
-	int opt, ret;
+	int ret;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'a':
-			agent = optarg;
-			break;
-		case 'u':
-			user = optarg;
-			break;
-		case 'n':
-			netns = true;
-			break;
-		case 'k':
-			if (keep_fd_add(optarg, keep, &nr_keep))
-				return AG_EXIT_USAGE;
-			break;
-		case 'h':
-			fputs(run_usage, stdout);
-			return 0;
-		default:
-			return cli_usage(run_usage);
+	if ((ret = cli_parse(&sp, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	for (size_t i = 0; i < a.n_list; i++)
+		if (keep_fd_add(a.list[i], keep, &nr_keep)) {
+			cli_args_free(&a);
+			return AG_EXIT_USAGE;
 		}
-	}
-	if (!agent || optind >= argc)
+	cli_args_free(&a);
+	agent = a.val[0];
+	user = a.val[1];
+	netns = a.val[2] != NULL;
+	if (!agent || a.ind >= argc)
 		return cli_usage(run_usage);
 	if (!ag_agent_name_valid(agent))
 		return cli_fail("run: agent name \"%s\": use 1-%d of [A-Za-z0-9_.-], not starting "
@@ -450,7 +439,7 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 		return cli_fail("run --netns: only root makes network namespaces; a sub-agent "
 				"shares its parent's");
 	if (geteuid() != 0)
-		return run_sub_agent(c, agent, user, keep, nr_keep, argv + optind);
+		return run_sub_agent(c, agent, user, keep, nr_keep, argv + a.ind);
 	if (ag_kern_open(&k, &c->inst, &err))
 		return cli_fail("run: %s", err.msg);
 	if (run_user(&k, user, &u, &err) ||
@@ -470,7 +459,7 @@ int cmd_run(struct ag_cli *c, int argc, char **argv)
 	ret = run_root(c, &k, agent_id,
 		       &(struct run_ctx){
 			   .agent = agent, .u = &u, .ca = &ca, .keep = keep, .nr_keep = nr_keep },
-		       netns, argv + optind);
+		       netns, argv + a.ind);
 	if (netns)
 		ag_kern_close(&k);
 	ag_runuid_release(&u);

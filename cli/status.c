@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* agentgatectl status: is the instance enforcing, and what is it missing? */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,21 +419,21 @@ static void print_text(json_t *s, bool verbose)
 
 int cmd_status(struct ag_cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 1 << 0 },
-		{ "verbose", no_argument, NULL, 1 << 1 },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *slots[2] = { NULL };
+	static const struct cli_opt opts[] = { CLI_FLAG("json"), CLI_FLAG("verbose"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl status",
+					    .usage = status_usage,
+					    .opts = opts };
+	struct cli_args a;
+	const char **slots = a.val;
 	bool json, serving;
 	json_t *s;
-	int ret = cli_parse_flags("status", status_usage, longopts, 3, argc, argv, slots);
+	int ret = cli_parse(&sp, argc, argv, &a);
 
 	if (ret)
 		return ret == 1 ? 0 : AG_EXIT_USAGE;
-	if (optind < argc)
-		return cli_fail("status: unexpected argument \"%s\"; see --help", argv[optind]);
+	cli_args_free(&a);
+	if (a.ind < argc)
+		return cli_fail("status: unexpected argument \"%s\"; see --help", argv[a.ind]);
 	json = slots[0] != NULL;
 	if (geteuid() != 0)
 		return cli_fail("status: must run as root (it reads pinned BPF objects)");

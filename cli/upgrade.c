@@ -7,7 +7,6 @@
  * in daemon/upgrade.c.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,30 +61,25 @@ static int old_args(int pid, char *buf, size_t *len, char **args, int *nr)
 
 int cmd_upgrade(struct ag_cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "daemon", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const struct cli_opt opts[] = { CLI_VAL("daemon"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl upgrade",
+					    .usage = upgrade_usage,
+					    .opts = opts };
+	struct cli_args a;
 	static char cmdline[MAX_CMDLINE];
 	char daemon[PATH_MAX] = "";
 	char *args[MAX_ARGS];
 	size_t len = sizeof(cmdline);
-	int opt, pid, nr, status;
+	int pid, nr, status;
 	pid_t child;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opt == 'h') {
-			fputs(upgrade_usage, stdout);
-			return 0;
-		}
-		if (opt != 'd' || strlen(optarg) >= sizeof(daemon))
-			return cli_usage(upgrade_usage);
-		strcpy(daemon, optarg);
-	}
-	if (optind < argc)
+	if ((pid = cli_parse(&sp, argc, argv, &a)))
+		return pid == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	if (a.ind < argc || (a.val[0] && strlen(a.val[0]) >= sizeof(daemon)))
 		return cli_usage(upgrade_usage);
+	if (a.val[0])
+		strcpy(daemon, a.val[0]);
 	if (!daemon[0] && default_daemon(daemon, sizeof(daemon)))
 		return cli_fail(
 		    "upgrade: cannot find agentgated beside agentgatectl; use --daemon");

@@ -64,6 +64,7 @@ struct ag_daemon {
 	char log_path[PATH_MAX];	/* <state-dir>/agentgated.log: where a detached one logs */
 	bool start_reported;		/* ag_daemon_started ran once */
 	struct ag_detach detach;	/* main.c: whether, and to whom, to report the start */
+	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
 };
 
 /*

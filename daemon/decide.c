@@ -12,10 +12,12 @@
  *  - resources/read, prompts/get: Action::"read" / Action::"get_prompt";
  *    a refusal is HIDDEN, since neither has an isError result shape;
  *  - tools/list results: Action::"list" per tool (ag_decide_visible).
- * The requests themselves are built by lib/policy_request.c, which
- * `agentgatectl policy simulate` shares.  Evaluation errors skip the
- * policy (Cedar semantics) and are logged, never counted as a match; an
- * unusable request is a deny.
+ * The requests themselves are built by lib/policy_request.c, and the
+ * session counters, the entities of delegation chains and the escalation
+ * rule are lib/decision.c's: `agentgatectl policy simulate` shares both.
+ * Evaluation errors skip the policy (Cedar semantics) and are logged,
+ * never counted as a match; an unusable request is a deny.  The state
+ * (struct ag_decider) is carried by the daemon, d->decider.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,62 +25,27 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget.h"
 #include "decide.h"
+#include "decision.h"
+#include "integrity.h"
 #include "inventory.h"
 #include "policy.h"
 #include "policy_request.h"
 #include "subagent.h"
 #include "trail.h"
 
-/* Sessions whose call counts are kept; the least recently used goes first. */
-#define SESSION_SLOTS 1024
-#define SESSION_ID_LEN 128
-/* Distinct tools counted per session: a session past it is refused new
- * tools rather than let a "once per session" rule lose its count. */
-#define SESSION_TOOLS 256
-/* Entity stores kept for sub-agent chains (each is the configured store
- * with the chain's parents added); the least recently used goes first. */
-#define CHAIN_STORES 16
+/* The allow-lists' enum (lib/config.h) has the targets' values. */
+_Static_assert(AG_KIND_TOOL == (int)AG_TARGET_TOOL && AG_KIND_RESOURCE == (int)AG_TARGET_RESOURCE &&
+		   AG_KIND_PROMPT == (int)AG_TARGET_PROMPT,
+	       "enum ag_mcp_kind and enum ag_policy_target differ");
 
-struct session_calls {
-	uint64_t used; /* LRU clock; 0: free slot */
-	char agent[AG_NAME_LEN];
-	char server[AG_NAME_LEN];
-	char id[SESSION_ID_LEN];
-	json_t *calls;	  /* tool name -> count of allowed calls */
-	json_t *approved; /* tool names a human approved a call of */
-};
+/* The transitional ag_decide_fini(void) entry point's daemon (decide.h). */
+static struct ag_daemon *fini_daemon;
 
-struct chain_store {
-	uint64_t used;				   /* LRU clock; 0: free slot */
-	char key[AG_DELEGATION_MAX * AG_NAME_LEN]; /* the chain, '/'-separated */
-	struct ag_entities *ents;
-};
-
-static struct {
-	struct ag_policy_set *set; /* NULL: the allow-lists decide */
-	struct ag_entities *ents;
-	json_t *ents_json; /* what ents was made of, for the chain stores */
-	struct chain_store chains[CHAIN_STORES];
-	struct ag_policy_result res;
-	bool res_init;
-	uint64_t clock;
-	struct session_calls sessions[SESSION_SLOTS];
-} pol;
-
-const char *ag_decision_name(enum ag_decision_kind k)
+const char *ag_decision_name(enum ag_policy_outcome k)
 {
-	switch (k) {
-	case AG_DECIDE_ALLOW:
-		return "allow";
-	case AG_DECIDE_HIDDEN:
-		return "deny_unknown";
-	case AG_DECIDE_DENY:
-		return "deny";
-	case AG_DECIDE_ESCALATE:
-		return "ask";
-	}
-	return "deny";
+	return ag_policy_outcome_name(k);
 }
 
 /* ---- loading ---------------------------------------------------------- */
@@ -191,54 +158,75 @@ static int load(const struct ag_conf *c, struct ag_policy_set **set, struct ag_e
 	return 0;
 }
 
-static void swap_in(struct ag_policy_set *set, struct ag_entities *ents, json_t *json)
+static void swap_in(struct ag_decider *p, struct ag_policy_set *set, struct ag_entities *ents,
+		    json_t *json)
 {
-	ag_policy_set_free(pol.set);
-	ag_entities_free(pol.ents);
-	json_decref(pol.ents_json);
-	for (int i = 0; i < CHAIN_STORES; i++)
-		ag_entities_free(pol.chains[i].ents);
-	memset(pol.chains, 0, sizeof(pol.chains));
-	pol.set = set;
-	pol.ents = ents;
-	pol.ents_json = json;
+	/* First: the chain stores borrow the old entities. */
+	ag_chain_cache_reset(p->chains, ents, json);
+	ag_policy_set_free(p->set);
+	ag_entities_free(p->ents);
+	json_decref(p->ents_json);
+	p->set = set;
+	p->ents = ents;
+	p->ents_json = json;
 }
 
 int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 {
 	struct ag_policy_set *set;
 	struct ag_entities *ents;
+	struct ag_decider *p;
 	json_t *json = NULL;
 	int ret;
 
+	if (!(p = calloc(1, sizeof(*p))) || !(p->sessions = ag_sessions_new()) ||
+	    !(p->chains = ag_chain_cache_new(AG_CHAIN_STORES))) {
+		if (p)
+			ag_sessions_free(p->sessions);
+		free(p);
+		return ag_errf(err, ENOMEM, "policy: out of memory");
+	}
+	ag_policy_result_init(&p->res);
+	d->decider = p;
+	fini_daemon = d;
 	if (!d->conf.policy.set)
 		return 0;
-	if ((ret = load(&d->conf, &set, &ents, &json, err)))
+	if ((ret = load(&d->conf, &set, &ents, &json, err))) {
+		ag_decide_free(d);
 		return ret;
-	swap_in(set, ents, json);
-	ag_policy_result_init(&pol.res);
-	pol.res_init = true;
+	}
+	swap_in(p, set, ents, json);
 	ag_log(AG_LOG_INFO, "policy", "result=loaded policies=%zu digest=%s", ag_policy_count(set),
 	       ag_policy_digest(set));
 	return 0;
 }
 
+void ag_decide_free(struct ag_daemon *d)
+{
+	struct ag_decider *p = d->decider;
+
+	if (!p)
+		return;
+	swap_in(p, NULL, NULL, NULL);
+	ag_chain_cache_free(p->chains);
+	ag_sessions_free(p->sessions);
+	ag_policy_result_fini(&p->res);
+	free(p);
+	d->decider = NULL;
+	if (fini_daemon == d)
+		fini_daemon = NULL;
+}
+
 void ag_decide_fini(void)
 {
-	swap_in(NULL, NULL, NULL);
-	if (pol.res_init)
-		ag_policy_result_fini(&pol.res);
-	pol.res_init = false;
-	for (int i = 0; i < SESSION_SLOTS; i++) {
-		json_decref(pol.sessions[i].calls);
-		json_decref(pol.sessions[i].approved);
-	}
-	memset(pol.sessions, 0, sizeof(pol.sessions));
+	if (fini_daemon)
+		ag_decide_free(fini_daemon);
 }
 
 int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_info *info,
 		     struct ag_err *err)
 {
+	struct ag_decider *p = d->decider;
 	struct ag_policy_set *set = NULL;
 	struct ag_entities *ents = NULL;
 	json_t *json = NULL;
@@ -252,18 +240,14 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 	if (ret) {
 		/* The running set stays: a typo must not open or close the gateway. */
 		ag_log(AG_LOG_ERROR, "policy_reload", "result=error trigger=%s running=%s error=%s",
-		       trigger, pol.set ? ag_policy_digest(pol.set) : "none",
+		       trigger, p->set ? ag_policy_digest(p->set) : "none",
 		       ag_logq(q, sizeof(q), err->msg));
 		ag_daemon_audit(d, "policy_reload",
 				json_pack("{s:b,s:s,s:s,s:s?}", "ok", 0, "trigger", trigger,
 					  "error", err->msg, "running_digest",
-					  pol.set ? ag_policy_digest(pol.set) : NULL));
+					  p->set ? ag_policy_digest(p->set) : NULL));
 	} else {
-		if (!pol.res_init) {
-			ag_policy_result_init(&pol.res);
-			pol.res_init = true;
-		}
-		swap_in(set, ents, json);
+		swap_in(p, set, ents, json);
 		ag_log(AG_LOG_INFO, "policy_reload", "result=ok trigger=%s policies=%zu digest=%s",
 		       trigger, ag_policy_count(set), ag_policy_digest(set));
 		ag_daemon_audit(d, "policy_reload",
@@ -273,76 +257,36 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 	}
 	if (info) {
 		snprintf(info->digest, sizeof(info->digest), "%s",
-			 pol.set ? ag_policy_digest(pol.set) : "");
-		info->policies = pol.set ? ag_policy_count(pol.set) : 0;
+			 p->set ? ag_policy_digest(p->set) : "");
+		info->policies = p->set ? ag_policy_count(p->set) : 0;
 	}
 	return ret;
 }
 
 /* ---- session counters ------------------------------------------------- */
 
-static struct session_calls *session_find(const struct ag_decide_ctx *x, bool create)
+static struct ag_session *session_of(const struct ag_decide_ctx *x, bool create)
 {
-	struct session_calls *s, *lru = &pol.sessions[0];
-	const char *id = x->session_id;
+	const struct ag_session_key k = { x->agent_name, x->srv->name, x->session_id };
+	struct ag_session_evicted ev;
+	struct ag_session *s;
 
-	if (!id || !id[0] || strlen(id) >= SESSION_ID_LEN)
-		return NULL;
-	for (int i = 0; i < SESSION_SLOTS; i++) {
-		s = &pol.sessions[i];
-		if (s->used && !strcmp(s->id, id) && !strcmp(s->agent, x->agent_name) &&
-		    !strcmp(s->server, x->srv->name)) {
-			s->used = ++pol.clock;
-			return s;
-		}
-		if (s->used < lru->used)
-			lru = s;
-	}
-	if (!create)
-		return NULL;
-	if (lru->used)
+	s = ag_session_get(x->d->decider->sessions, &k, create, &ev);
+	if (ev.evicted)
 		ag_log(AG_LOG_WARN, "policy", "session_evicted agent=%s server=%s slots=%d",
-		       lru->agent, lru->server, SESSION_SLOTS);
-	json_decref(lru->calls);
-	json_decref(lru->approved);
-	memset(lru, 0, sizeof(*lru));
-	if (!(lru->calls = json_object()) || !(lru->approved = json_array()))
-		return NULL;
-	snprintf(lru->agent, sizeof(lru->agent), "%s", x->agent_name);
-	snprintf(lru->server, sizeof(lru->server), "%s", x->srv->name);
-	snprintf(lru->id, sizeof(lru->id), "%s", id);
-	lru->used = ++pol.clock;
-	return lru;
-}
-
-/* Counts an allowed call; -1 when it cannot be counted (then it is refused). */
-static int session_count(const struct ag_decide_ctx *x, const char *tool)
-{
-	struct session_calls *s;
-	json_t *n;
-
-	if (!x->session_id || !x->session_id[0])
-		return 0; /* no session, no counters: policies see no context.session */
-	if (!(s = session_find(x, true)))
-		return -1;
-	n = json_object_get(s->calls, tool);
-	if (!n && json_object_size(s->calls) >= SESSION_TOOLS)
-		return -1;
-	return json_object_set_new(s->calls, tool, json_integer(n ? json_integer_value(n) + 1 : 1));
+		       ev.agent, ev.server, AG_SESSION_SLOTS);
+	return s;
 }
 
 int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool)
 {
-	struct session_calls *s;
+	struct ag_session *s;
 
 	if (!x->session_id || !x->session_id[0])
 		return 0;
-	if (!(s = session_find(x, true)))
+	if (!(s = session_of(x, true)))
 		return -1;
-	if (json_array_size(s->approved) < SESSION_TOOLS &&
-	    json_array_append_new(s->approved, json_string(tool)))
-		return -1;
-	return session_count(x, tool);
+	return ag_session_approve(s, tool);
 }
 
 /* ---- evaluation ------------------------------------------------------- */
@@ -394,7 +338,7 @@ static size_t chain_init(const struct ag_decide_ctx *x, struct call_chain *ch)
 static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, const char *name,
 		      json_t *args, struct call_chain *ch, struct ag_policy_call *c)
 {
-	struct session_calls *s = session_find(x, false);
+	struct ag_session *s = session_of(x, false);
 	size_t n = chain_init(x, ch);
 
 	*c = (struct ag_policy_call){
@@ -420,66 +364,26 @@ static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, co
 	};
 }
 
-/*
- * The entities c is decided with: for a sub-agent, the configured ones
- * with its chain as Agent parents, so that `principal in Agent::"<root>"`
- * holds for it (and only while it runs as that root's sub-agent).  NULL
- * when they cannot be made: the request is then refused.
- */
-static const struct ag_entities *chain_ents(const struct ag_policy_call *c)
+/* The entities c is decided with (ag_chain_ents); NULL, logged, when they
+ * cannot be made: the request is then refused. */
+static const struct ag_entities *chain_ents(const struct ag_decide_ctx *x,
+					    const struct ag_policy_call *c)
 {
-	const char *chain[AG_DELEGATION_MAX + 1];
-	struct chain_store *cs, *lru = &pol.chains[0];
 	struct ag_policy_error perr = { 0 };
-	char key[sizeof(lru->key)] = "", q[1024];
-	size_t len = 0;
-	json_t *arr;
+	const struct ag_entities *ents;
+	char key[AG_DELEGATION_MAX * AG_NAME_LEN], q[1024];
 
-	if (!c->n_delegation)
-		return pol.ents;
-	for (size_t i = 0; i < c->n_delegation; i++) {
-		chain[i] = c->delegation[i];
-		len += snprintf(key + len, sizeof(key) - len, "%s/", chain[i]);
-	}
-	chain[c->n_delegation] = c->agent;
-	snprintf(key + len, sizeof(key) - len, "%s", c->agent);
-	for (int i = 0; i < CHAIN_STORES; i++) {
-		cs = &pol.chains[i];
-		if (cs->used && !strcmp(cs->key, key)) {
-			cs->used = ++pol.clock;
-			return cs->ents;
-		}
-		if (cs->used < lru->used)
-			lru = cs;
-	}
-	ag_entities_free(lru->ents);
-	memset(lru, 0, sizeof(*lru));
-	arr = ag_policy_delegation_entities(pol.ents_json, chain, c->n_delegation + 1);
-	lru->ents = arr ? ag_entities_from_json(arr, &perr) : NULL;
-	json_decref(arr);
-	if (!lru->ents) {
-		ag_log(AG_LOG_ERROR, "policy_error", "agent=%s delegation=%s error=%s", c->agent,
-		       ag_logq(q, sizeof(q), key),
-		       arr ? perr.msg : "entities of the delegation chain: out of memory");
-		return NULL;
-	}
-	snprintf(lru->key, sizeof(lru->key), "%s", key);
-	lru->used = ++pol.clock;
-	return lru->ents;
+	if (!ag_chain_ents(x->d->decider->chains, c, &ents, key, sizeof(key), &perr))
+		return ents;
+	ag_log(AG_LOG_ERROR, "policy_error", "agent=%s delegation=%s error=%s", c->agent,
+	       ag_logq(q, sizeof(q), key), perr.msg);
+	return NULL;
 }
 
-static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
-			  struct ag_decision *out)
+static void policy_decide(const struct ag_decide_ctx *x, enum ag_policy_target t,
+			  const struct ag_jsonrpc_msg *m, struct ag_decision *out)
 {
-	static const enum ag_decision_kind kinds[] = {
-		[AG_OUTCOME_ALLOW] = AG_DECIDE_ALLOW,
-		[AG_OUTCOME_HIDDEN] = AG_DECIDE_HIDDEN,
-		[AG_OUTCOME_DENY] = AG_DECIDE_DENY,
-		[AG_OUTCOME_ESCALATE] = AG_DECIDE_ESCALATE,
-	};
-	enum ag_policy_target t = m->mcp == AG_MCP_TOOLS_CALL	    ? AG_TARGET_TOOL
-				  : m->mcp == AG_MCP_RESOURCES_READ ? AG_TARGET_RESOURCE
-								    : AG_TARGET_PROMPT;
+	struct ag_decider *p = x->d->decider;
 	const struct ag_entities *ents;
 	struct ag_policy_verdict v;
 	struct ag_policy_call c;
@@ -487,20 +391,18 @@ static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc
 
 	out->rule = "policy";
 	call_init(x, t, m->name, m->arguments, &ch, &c);
-	if (!(ents = chain_ents(&c))) {
+	if (!(ents = chain_ents(x, &c))) {
+		/* Fail closed: without the chain's entities, no policy can be trusted. */
 		out->kind = AG_DECIDE_DENY;
 		snprintf(out->reason, sizeof(out->reason),
 			 "the entities of the delegation chain could not be made");
 		return;
 	}
-	ag_policy_call_decide(pol.set, ents, &c, &pol.res, &v);
-	out->kind = kinds[v.kind];
+	ag_policy_call_decide(p->set, ents, &c, &p->res, &v);
+	ag_session_settle(p->sessions, &c, &v);
+	out->kind = v.kind;
 	snprintf(out->reason, sizeof(out->reason), "%s", v.reason);
 	snprintf(out->policies, sizeof(out->policies), "%s", v.policies);
-	if (v.kind == AG_OUTCOME_ALLOW && t == AG_TARGET_TOOL && session_count(x, m->name)) {
-		out->kind = AG_DECIDE_DENY;
-		snprintf(out->reason, sizeof(out->reason), "the session's call counters are full");
-	}
 }
 
 /* ---- the decision point ----------------------------------------------- */
@@ -513,58 +415,69 @@ static void policy_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc
 void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out)
 {
-	enum ag_mcp_kind kind;
-	const char *what;
+	const struct ag_decider *p = x->d->decider;
+	enum ag_policy_target t;
 
 	out->kind = AG_DECIDE_ALLOW;
-	out->rule = pol.set ? "policy" : "allow-list";
+	out->rule = p->set ? "policy" : "allow-list";
 	out->reason[0] = '\0';
 	out->policies[0] = '\0';
-	switch (m->mcp) {
-	case AG_MCP_TOOLS_CALL:
-		kind = AG_KIND_TOOL;
-		what = "tool";
-		break;
-	case AG_MCP_RESOURCES_READ:
-		kind = AG_KIND_RESOURCE;
-		what = "resource";
-		break;
-	case AG_MCP_PROMPTS_GET:
-		kind = AG_KIND_PROMPT;
-		what = "prompt";
-		break;
-	default:
+	if (ag_policy_target_of_method(m->mcp, &t))
 		return;
-	}
 	if (!m->name) {
 		/* Nothing to decide on is nothing allowed. */
 		out->kind = AG_DECIDE_HIDDEN;
-		snprintf(out->reason, sizeof(out->reason), "%s request without a name", what);
+		snprintf(out->reason, sizeof(out->reason), "%s request without a name",
+			 ag_policy_target_name(t));
 		return;
 	}
-	if (pol.set) {
-		policy_decide(x, m, out);
+	if (p->set) {
+		policy_decide(x, t, m, out);
 		return;
 	}
-	if (ag_conf_allows(x->agent, kind, x->srv->name, m->name))
+	if (ag_conf_allows(x->agent, (enum ag_mcp_kind)t, x->srv->name, m->name))
 		return;
 	out->kind = AG_DECIDE_HIDDEN;
 	snprintf(out->reason, sizeof(out->reason), "%s %s/%s is not in the allow-list of agent %s",
-		 what, x->srv->name, m->name, x->agent_name);
+		 ag_policy_target_name(t), x->srv->name, m->name, x->agent_name);
 }
 
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 {
+	struct ag_decider *p = x->d->decider;
 	struct ag_policy_verdict scratch;
 	const struct ag_entities *ents;
 	struct ag_policy_call c;
 	struct call_chain ch;
 
-	if (pol.set) {
+	if (p->set) {
 		call_init(x, AG_TARGET_TOOL, tool, NULL, &ch, &c);
-		return (ents = chain_ents(&c)) &&
-		       ag_policy_call_eval(pol.set, ents, &c, "list", NULL, &pol.res, &scratch) ==
+		return (ents = chain_ents(x, &c)) &&
+		       ag_policy_call_eval(p->set, ents, &c, "list", NULL, &p->res, &scratch) ==
 			   AG_ALLOW;
 	}
 	return ag_conf_allows(x->agent, AG_KIND_TOOL, x->srv->name, tool);
+}
+
+void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m, bool lone,
+		       struct ag_decision *out)
+{
+	ag_decide(x, m, out);
+	if (m->mcp != AG_MCP_TOOLS_CALL)
+		goto hold;
+	if (out->kind != AG_DECIDE_HIDDEN && m->name &&
+	    !ag_integrity_callable(x->d, x->srv, m->name)) {
+		/* Fail closed: a changed definition is not the tool a human approved. */
+		out->kind = AG_DECIDE_HIDDEN;
+		out->rule = "tool_integrity";
+		snprintf(out->reason, sizeof(out->reason),
+			 "the tool's definition is not approved (agentgatectl tools approve)");
+		out->policies[0] = '\0';
+	}
+	if (out->kind == AG_DECIDE_ALLOW || out->kind == AG_DECIDE_ESCALATE)
+		ag_budget_check(x->d, x->agent, x->agent_name, x->origin, x->srv, m, out);
+hold:
+	/* Fail closed: what cannot wait for a human is refused, with the escalation's reason. */
+	if (out->kind == AG_DECIDE_ESCALATE && !ag_escalation_eligible(lone, m->id, m->name))
+		out->kind = AG_DECIDE_DENY;
 }

@@ -14,13 +14,18 @@
 #include "config.h"
 #include "daemon.h"
 #include "jsonrpc.h"
+#include "policy_request.h"
 
-enum ag_decision_kind {
-	AG_DECIDE_ALLOW,
-	AG_DECIDE_HIDDEN, /* the agent may not even see it: "Unknown tool" */
-	AG_DECIDE_DENY,	  /* visible, but this call is refused: an isError result */
-	AG_DECIDE_ESCALATE, /* allowed once a human approves: the call is held */
-};
+/*
+ * A decision's kind is lib/policy_request.h's enum ag_policy_outcome, the
+ * one verdict enum of the MCP path.  These names remain for the callers
+ * written before it (daemon/mcp.c, daemon/budget.c).
+ */
+#define ag_decision_kind ag_policy_outcome
+#define AG_DECIDE_ALLOW AG_OUTCOME_ALLOW
+#define AG_DECIDE_HIDDEN AG_OUTCOME_HIDDEN
+#define AG_DECIDE_DENY AG_OUTCOME_DENY
+#define AG_DECIDE_ESCALATE AG_OUTCOME_ESCALATE
 
 struct ag_decision {
 	enum ag_decision_kind kind;
@@ -47,13 +52,30 @@ struct ag_decide_ctx {
 };
 
 /*
- * The policy set (agentgate.conf(5) "policy"): loaded by ag_decide_init,
- * replaced by ag_decide_reload.  Without a "policy" key both succeed and
- * the allow-lists decide.  One set per process: the loop is one thread,
- * so swapping the pointer between two events is atomic for every
- * decision.
+ * The decision point's state, carried by the daemon (d->decider): the
+ * policy set (agentgate.conf(5) "policy") with its entities, the stores
+ * of sub-agents' delegation chains and the sessions' call counters
+ * (lib/decision.h).  Without a "policy" key set is NULL and the
+ * allow-lists decide.  The loop is one thread, so swapping the set
+ * between two events is atomic for every decision.
+ */
+struct ag_decider {
+	struct ag_policy_set *set; /* NULL: the allow-lists decide */
+	struct ag_entities *ents;
+	json_t *ents_json; /* what ents was made of, for the chain stores */
+	struct ag_chain_cache *chains;
+	struct ag_sessions *sessions;
+	struct ag_policy_result res; /* scratch of each evaluation */
+};
+
+/*
+ * Makes d->decider and loads the policy set; without a "policy" key it
+ * succeeds and the allow-lists decide.  ag_decide_free releases it.
  */
 int ag_decide_init(struct ag_daemon *d, struct ag_err *err);
+void ag_decide_free(struct ag_daemon *d);
+/* ag_decide_free of the daemon last given to ag_decide_init: the entry
+ * point daemon/loop.c calls until it passes its daemon. */
 void ag_decide_fini(void);
 
 struct ag_policy_info {
@@ -74,13 +96,23 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
  * resources/read, prompts/get); everything else is AG_DECIDE_ALLOW. */
 void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out);
+/*
+ * The whole verdict on a governed message: ag_decide, then for a
+ * tools/call the tool's integrity (a definition not approved is HIDDEN,
+ * rule "tool_integrity") and the agent's budgets and loop protection
+ * (ag_budget_check); last, an escalation that cannot wait for a human is
+ * a DENY (ag_escalation_eligible; lone: m is the only message of its body
+ * and not a legacy POST, whose answer goes to another connection).
+ */
+void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m, bool lone,
+		       struct ag_decision *out);
 /* A human approved a held call of tool: it counts as a call of the
  * session and joins context.session.approved.  -1 when it cannot be
  * recorded (then the call is refused). */
 int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool);
 /* Whether a tool of a tools/list result stays in the agent's view. */
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool);
-/* The name of a decision for logs and audit records. */
-const char *ag_decision_name(enum ag_decision_kind k);
+/* ag_policy_outcome_name, under the name daemon/mcp.c calls. */
+const char *ag_decision_name(enum ag_policy_outcome k);
 
 #endif

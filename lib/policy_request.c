@@ -12,39 +12,65 @@
 #include "agentgate.h" /* AG_NAME_LEN */
 #include "policy_request.h"
 
+/* Each governed target: the MCP method that asks for it, its word (the
+ * audit record's key of its name), its Cedar entity type and action. */
+static const struct {
+	enum ag_mcp_method mcp;
+	const char *method, *word, *type, *action;
+} targets[] = {
+	[AG_TARGET_TOOL] = { AG_MCP_TOOLS_CALL, "tools/call", "tool", "Tool", "call" },
+	[AG_TARGET_RESOURCE] = { AG_MCP_RESOURCES_READ, "resources/read", "resource", "Resource",
+				 "read" },
+	[AG_TARGET_PROMPT] = { AG_MCP_PROMPTS_GET, "prompts/get", "prompt", "Prompt",
+			       "get_prompt" },
+};
+
 const char *ag_policy_target_action(enum ag_policy_target t)
 {
-	switch (t) {
-	case AG_TARGET_RESOURCE:
-		return "read";
-	case AG_TARGET_PROMPT:
-		return "get_prompt";
-	default:
-		return "call";
-	}
+	return (size_t)t < AG_ARRAY_SIZE(targets) ? targets[t].action : "call";
+}
+
+const char *ag_policy_target_name(enum ag_policy_target t)
+{
+	return (size_t)t < AG_ARRAY_SIZE(targets) ? targets[t].word : "tool";
 }
 
 static const char *target_type(enum ag_policy_target t)
 {
-	switch (t) {
-	case AG_TARGET_RESOURCE:
-		return "Resource";
-	case AG_TARGET_PROMPT:
-		return "Prompt";
-	default:
-		return "Tool";
-	}
+	return (size_t)t < AG_ARRAY_SIZE(targets) ? targets[t].type : "Tool";
 }
 
-static const char *target_word(enum ag_policy_target t)
+int ag_policy_target_of_method(enum ag_mcp_method m, enum ag_policy_target *t)
 {
-	switch (t) {
-	case AG_TARGET_RESOURCE:
-		return "resource";
-	case AG_TARGET_PROMPT:
-		return "prompt";
+	for (size_t i = 0; i < AG_ARRAY_SIZE(targets); i++)
+		if (targets[i].mcp == m) {
+			*t = (enum ag_policy_target)i;
+			return 0;
+		}
+	return -1;
+}
+
+int ag_policy_target_of_method_name(const char *method, enum ag_policy_target *t)
+{
+	for (size_t i = 0; method && i < AG_ARRAY_SIZE(targets); i++)
+		if (!strcmp(targets[i].method, method)) {
+			*t = (enum ag_policy_target)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *ag_policy_outcome_name(enum ag_policy_outcome k)
+{
+	switch (k) {
+	case AG_OUTCOME_ALLOW:
+		return "allow";
+	case AG_OUTCOME_HIDDEN:
+		return "deny_unknown";
+	case AG_OUTCOME_ESCALATE:
+		return "ask";
 	default:
-		return "tool";
+		return "deny";
 	}
 }
 
@@ -346,7 +372,7 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 		/* Resources and prompts cannot be held: only calls are escalated. */
 		if (tool)
 			out->kind = AG_OUTCOME_ESCALATE;
-		snprintf(out->reason, sizeof(out->reason), "needs approval: %s",
+		snprintf(out->reason, sizeof(out->reason), AG_POLICY_ESCALATE_PREFIX "%s",
 			 res->escalate_reason ? res->escalate_reason : "");
 		return;
 	case AG_DENY:
@@ -354,8 +380,8 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 			return;
 		if (!res->n_determining) {
 			snprintf(out->reason, sizeof(out->reason),
-				 "no policy permits %s of %s %s/%s", action, target_word(c->target),
-				 c->server, c->name);
+				 "no policy permits %s of %s %s/%s", action,
+				 ag_policy_target_name(c->target), c->server, c->name);
 			return;
 		}
 		why = forbid_reason(set, res);

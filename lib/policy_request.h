@@ -15,13 +15,24 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "jsonrpc.h"
 #include "policy.h"
 
+/* What a governed request asks for: the one such enum (lib/jsonrpc.h's
+ * enum ag_mcp_method names every method, governed or not). */
 enum ag_policy_target {
 	AG_TARGET_TOOL,	    /* tools/call */
 	AG_TARGET_RESOURCE, /* resources/read */
 	AG_TARGET_PROMPT,   /* prompts/get */
 };
+
+/* The target a method asks for (m, or its name as audit records hold
+ * it); -1 when the method is not governed. */
+int ag_policy_target_of_method(enum ag_mcp_method m, enum ag_policy_target *t);
+int ag_policy_target_of_method_name(const char *method, enum ag_policy_target *t);
+/* "tool", "resource", "prompt": for messages, and the key of the
+ * target's name in an audit record. */
+const char *ag_policy_target_name(enum ag_policy_target t);
 
 /* What the gateway knows of one governed request; everything is borrowed. */
 struct ag_policy_call {
@@ -57,12 +68,21 @@ struct ag_policy_call {
 	void *report_arg;
 };
 
+/* The gateway's verdict on a governed message: the one verdict enum of the
+ * MCP path (daemon/decide.h's struct ag_decision has it too). */
 enum ag_policy_outcome {
 	AG_OUTCOME_ALLOW,
 	AG_OUTCOME_HIDDEN,   /* not even visible: "Unknown tool" */
 	AG_OUTCOME_DENY,     /* visible, this call refused */
 	AG_OUTCOME_ESCALATE, /* allowed once a human approves */
 };
+
+/* "allow", "deny_unknown" (HIDDEN), "deny", "ask": for logs and the
+ * agent's _meta, and what `policy simulate` compares with the log. */
+const char *ag_policy_outcome_name(enum ag_policy_outcome k);
+
+/* How an escalation's reason starts (then the policy's @escalate text). */
+#define AG_POLICY_ESCALATE_PREFIX "needs approval: "
 
 struct ag_policy_verdict {
 	enum ag_policy_outcome kind;
