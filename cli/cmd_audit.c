@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "buf.h"
 #include "cli.h"
 
 #define PROG "agentgatectl audit"
@@ -117,7 +118,7 @@ static int cmd_verify(int argc, char **argv)
 	struct ag_err err;
 	const char *pubkey;
 	char **wit = NULL, **paths = NULL;
-	size_t nwit = 0, npaths = 0;
+	size_t nwit = 0, wit_cap = 0, npaths = 0;
 	struct cli_args a;
 	int ret = cli_parse(&sp, argc, argv, &a);
 
@@ -127,20 +128,18 @@ static int cmd_verify(int argc, char **argv)
 	pubkey = a.val[0];
 	o.allow_unsigned_tail = a.val[2] != NULL;
 	for (size_t i = 0; i < a.n_list; i++) {
-		char **more, **w = NULL;
+		char **w = NULL;
 		size_t nw = 0;
 
 		if (ag_audit_series(a.list[i], &w, &nw, &err)) {
 			ret = fail("verify", err.msg, "check the --witness path");
 			goto out;
 		}
-		more = reallocarray(wit, nwit + nw, sizeof(*wit));
-		if (!more) {
+		if (ag_grow(&wit, &wit_cap, nwit + nw, sizeof(*wit), 8, 0)) {
 			ag_audit_series_free(w, nw);
 			ret = fail("verify", "out of memory", NULL);
 			goto out;
 		}
-		wit = more;
 		memcpy(wit + nwit, w, nw * sizeof(*w));
 		nwit += nw;
 		free(w);

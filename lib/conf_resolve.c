@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "conf_int.h"
+#include "fileio.h"
 #include "hostport.h"
 #include "redact.h"
 #include "secret.h"
@@ -66,16 +67,13 @@ static int resolve_upstream(struct parse *p, const char *path, struct ag_server_
 /* Opened now so that a missing CA fails the start, not every call. */
 static int check_ca_file(struct parse *p, const char *path, const char *file)
 {
-	struct stat st;
-	int fd, ret;
+	struct ag_err why;
+	int fd = ag_file_open(AT_FDCWD, NULL, file, 0, NULL, &why);
 
-	fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return conf_badf(p, path, "%s: %s", file, strerror(errno));
-	ret = fstat(fd, &st);
+		return conf_badf(p, path, "%s: %s", file,
+				 fd == -EINVAL ? "not a regular file" : strerror(-fd));
 	close(fd);
-	if (ret || !S_ISREG(st.st_mode))
-		return conf_badf(p, path, "%s: not a regular file", file);
 	return 0;
 }
 

@@ -19,8 +19,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "secret.h"
+#include "fileio.h"
 #include "hostport.h"
+#include "secret.h"
 #include "tls_int.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -56,42 +57,6 @@ static int path_in(char *buf, size_t len, const char *dir, const char *name, str
 	if (n < 0 || (size_t)n >= len)
 		return ag_errf(err, ENAMETOOLONG, "%s: directory name too long", dir);
 	return 0;
-}
-
-/* Writes len bytes to path through path.tmp and a rename: readers see the old or the new file. */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			struct ag_err *err)
-{
-	char tmp[PATH_MAX];
-	int fd, ret = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return ag_errf(err, ENAMETOOLONG, "%s: name too long", path);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0)
-		return ag_errf(err, errno, "%s: create: %s", tmp, strerror(errno));
-	/* The umask may have taken bits away; the mode is part of the contract. */
-	if (fchmod(fd, mode))
-		ret = ag_errf(err, errno, "%s: chmod: %s", tmp, strerror(errno));
-	for (size_t off = 0; !ret && off < len;) {
-		ssize_t w = write(fd, (const char *)data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			ret = ag_errf(err, errno, "%s: write: %s", tmp, strerror(errno));
-		else
-			off += (size_t)w;
-	}
-	if (!ret && fsync(fd))
-		ret = ag_errf(err, errno, "%s: fsync: %s", tmp, strerror(errno));
-	close(fd);
-	if (!ret && rename(tmp, path))
-		ret = ag_errf(err, errno, "%s: rename: %s", path, strerror(errno));
-	if (ret)
-		unlink(tmp);
-	return ret;
 }
 
 /* ---- certificates ---- */
@@ -316,7 +281,7 @@ static int ca_create(struct ag_tls_ca *ca, const char *key_path, const char *ins
 	if (!ca->cert || !pem_cert(ca->cert, &pem, &len))
 		return ag_tls_ossl_err(err, EIO, "TLS CA certificate");
 	/* The certificate first: a crash before the key is renamed in leaves a stale ca.crt. */
-	ret = write_atomic(ca->cert_path, pem, (size_t)len, 0644, err);
+	ret = ag_file_write_atomic(ca->cert_path, pem, (size_t)len, 0644, err);
 	free(pem);
 	if (ret)
 		return ret;
@@ -326,7 +291,7 @@ static int ca_create(struct ag_tls_ca *ca, const char *key_path, const char *ins
 		return ag_tls_ossl_err(err, EIO, key_path);
 	}
 	len = BIO_get_mem_data(bio, &pem);
-	ret = write_atomic(key_path, pem, (size_t)len, 0600, err);
+	ret = ag_file_write_atomic(key_path, pem, (size_t)len, 0600, err);
 	BIO_free(bio); /* secmem: wiped */
 	return ret;
 }
@@ -354,7 +319,7 @@ static int bundle_write(struct ag_tls_ca *ca, struct ag_err *err)
 	if (slen && sys[slen - 1] != '\n')
 		all[slen++] = '\n';
 	memcpy(all + slen, crt, clen);
-	ret = write_atomic(ca->bundle_path, all, slen + clen, 0644, err);
+	ret = ag_file_write_atomic(ca->bundle_path, all, slen + clen, 0644, err);
 	free(all);
 out:
 	free(sys);

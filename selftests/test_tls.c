@@ -32,8 +32,9 @@ static bool cadir_make(struct cadir *d)
 
 static void cadir_remove(struct cadir *d)
 {
-	static const char *const files[] = { "ca.key",	   "ca.crt",	 "bundle.pem",
-					     "ca.key.tmp", "ca.crt.tmp", "bundle.pem.tmp" };
+	static const char *const files[] = { "ca.key",	    "ca.crt",	   "bundle.pem",
+					     ".ca.key.tmp", ".ca.crt.tmp", ".bundle.pem.tmp",
+					     "ca.crt.saved" };
 	char path[256];
 
 	for (size_t i = 0; i < AG_ARRAY_SIZE(files); i++) {
@@ -223,7 +224,7 @@ TEST(tls_ca)
 		char saved[256];
 
 		snprintf(path, sizeof(path), "%s/ca.crt", d.dir);
-		snprintf(saved, sizeof(saved), "%s/ca.crt.tmp", d.dir);
+		snprintf(saved, sizeof(saved), "%s/ca.crt.saved", d.dir);
 		ASSERT_OK(rename(path, saved), "move ca.crt away");
 		ASSERT_EQ(ag_tls_ca_open(&ca, d.dir, "test", &err), -ENOENT, "refused");
 		ASSERT_OK_PTR(strstr(err.msg, "ca.crt"), "message names ca.crt");
