@@ -50,6 +50,7 @@
 #include <sys/eventfd.h>
 #include <arpa/inet.h>
 
+#include "admit.h"
 #include "audit.h"
 #include "creds.h"
 #include "mcp_int.h"
@@ -127,6 +128,7 @@ static void conn_release(struct ag_stream_owner *own)
 	mcp_of(c)->active--;
 	d->stats.conns_active--;
 	ag_metrics_conn(d->metrics, c->agent, -1);
+	free(c->dg);
 	free(c);
 }
 
@@ -477,19 +479,24 @@ static void conn_expire(struct ag_watch *w, const char *why)
 			    : "no byte either way within the idle timeout");
 }
 
-void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
 		  uint64_t head_ns)
 {
+	const struct ag_origin *o = &adm->o;
+	const char *agent = adm->agent;
 	struct ag_mcp *mcp = l->mcp;
 	struct ag_daemon *d = l->d;
 	struct ag_err err;
 	struct mcp_conn *c = calloc(1, sizeof(*c));
 	char dst[64];
 
-	if (!c || ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
-		if (c)
+	if (!c || ag_admission_chain_dup(adm, &c->dg) ||
+	    ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
+		if (c) {
 			free(c->a.in);
+			free(c->dg);
+		}
 		free(c);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
 		       agent);
