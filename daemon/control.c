@@ -30,6 +30,7 @@
 #include "audit.h"
 #include "client.h"
 #include "control.h"
+#include "daemon.h"
 #include "mcp.h"
 #include "decide.h"
 #include "fair.h"

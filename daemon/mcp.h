@@ -13,7 +13,8 @@
 #include <jansson.h>
 
 #include "config.h"
-#include "loop.h"
+
+struct ag_loop;
 
 int ag_mcp_init(struct ag_loop *l, struct ag_err *err);
 /*

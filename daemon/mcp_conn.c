@@ -53,6 +53,7 @@
 #include "admit.h"
 #include "audit.h"
 #include "creds.h"
+#include "daemon.h"
 #include "mcp_int.h"
 #include "metrics.h"
 #include "trail.h"
@@ -574,9 +575,9 @@ void ag_mcp_stop(struct ag_loop *l)
 		mcp_conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
 	}
 	if (l->mcp->audit_q.armed)
-		ag_loop_cancel_fd(l, l->mcp->audit_q.fd);
+		ag_ring_cancel_fd(&l->ring, l->mcp->audit_q.fd);
 	if (l->mcp->cred_q.armed)
-		ag_loop_cancel_fd(l, l->mcp->cred_q.fd);
+		ag_ring_cancel_fd(&l->ring, l->mcp->cred_q.fd);
 	/* Closing the connections dropped every approval's timeout. */
 }
 

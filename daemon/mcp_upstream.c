@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "creds.h"
+#include "daemon.h"
 #include "mcp_int.h"
 #include "trail.h"
 
