@@ -21,6 +21,7 @@ struct ag_control;
 struct ag_events;
 struct ag_fair;
 struct ag_scrape;
+struct ag_approvals;
 
 struct ag_loop {
 	struct ag_ring ring;
@@ -36,6 +37,9 @@ struct ag_loop {
 	struct ag_events *events;
 	struct ag_fair *fair;	  /* fair.h */
 	struct ag_scrape *scrape; /* the metrics endpoint (scrape.h) */
+	/* Calls held for a human (approvals.h): the MCP path's registry,
+	 * which the control socket lists and resolves. */
+	struct ag_approvals *approvals;
 };
 
 #endif

@@ -30,10 +30,6 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *a,
 		  uint64_t head_ns);
 void ag_mcp_stop(struct ag_loop *l);
 void ag_mcp_fini(struct ag_loop *l);
-/* The registry of calls held for a human (approvals.h), for the control
- * socket. */
-struct ag_approvals;
-struct ag_approvals *ag_mcp_approvals(struct ag_loop *l);
 /* Per tool server with a credential: its type and, for OAuth, the token's
  * state (never the token), for status. */
 json_t *ag_mcp_credentials(struct ag_loop *l);

@@ -604,6 +604,7 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 		      "the gateway cannot wait for the tool server's token: refused");
 	mcp->l = l;
 	l->mcp = mcp;
+	l->approvals = &mcp->approvals;
 	if (!d->conf.nr_servers)
 		return 0;
 	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
@@ -661,4 +662,5 @@ void ag_mcp_fini(struct ag_loop *l)
 	ag_outrules_free(mcp->outrules);
 	free(mcp);
 	l->mcp = NULL;
+	l->approvals = NULL;
 }
