@@ -53,6 +53,19 @@ const struct ag_delegation *ag_admission_chain(const struct ag_admission *a)
 	return a->chained && (a->dg.n > 1 || a->dg.cut) ? &a->dg : NULL;
 }
 
+int ag_admission_chain_dup(const struct ag_admission *a, struct ag_delegation **out)
+{
+	const struct ag_delegation *dg = ag_admission_chain(a);
+
+	*out = NULL;
+	if (!dg)
+		return 0;
+	if (!(*out = malloc(sizeof(**out))))
+		return -ENOMEM;
+	**out = *dg;
+	return 0;
+}
+
 /* 0.0.0.0 and [::] reach the local host too, so they count as the listener. */
 static bool is_gateway(const struct ag_daemon *d, const struct ag_origin *o)
 {

@@ -39,6 +39,12 @@ void ag_admit_accept(struct ag_loop *l, int fd);
  * to show (no chain, or the root agent alone and honoured).
  */
 const struct ag_delegation *ag_admission_chain(const struct ag_admission *a);
+/*
+ * That chain copied for a connection that outlives a (free() it): *out is
+ * NULL when there is none, so a root agent's connection costs no copy.
+ * -ENOMEM, *out NULL, when it cannot be copied.
+ */
+int ag_admission_chain_dup(const struct ag_admission *a, struct ag_delegation **out);
 /* Refuses fd of admitted a: logged (rate-limited), audited, reset. */
 void ag_admit_refuse(struct ag_loop *l, int fd, const char *reason, const struct ag_admission *a);
 /*

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "approvals.h"
+#include "daemon.h"
+#include "loop.h"
 
 struct ag_approval {
 	struct ag_io io;     /* the timeout */
@@ -30,7 +32,7 @@ uint64_t ag_approval_id(const struct ag_approval *a)
 /* Ends the timeout early: its completion (-ECANCELED) frees a. */
 void ag_approval_drop(struct ag_approval *a)
 {
-	struct io_uring_sqe *sqe = ag_loop_sqe_untracked(a->r->l);
+	struct io_uring_sqe *sqe = ag_ring_sqe_untracked(&a->r->l->ring);
 
 	ag_list_del(&a->node);
 	a->owner = NULL;
@@ -58,7 +60,7 @@ struct ag_approval *ag_approval_hold(struct ag_approvals *r, const struct ag_app
 	struct ag_approval *a = calloc(1, sizeof(*a));
 	struct io_uring_sqe *sqe;
 
-	if (!a || !(sqe = ag_loop_sqe(r->l, &a->io, 1))) {
+	if (!a || !(sqe = ag_ring_sqe(&r->l->ring, &a->io, 1))) {
 		free(a);
 		return NULL;
 	}

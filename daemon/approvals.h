@@ -22,7 +22,9 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "loop.h"
+#include "ring.h"
+
+struct ag_loop;
 
 struct ag_approval_ops {
 	/* The verdict on the held call of owner (the approval is gone). */

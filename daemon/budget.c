@@ -32,7 +32,6 @@
 
 #include "budget.h"
 #include "lru.h"
-#include "subagent.h"
 #include "toolhash.h"
 
 #define LOOP_CALLS 1024
@@ -101,18 +100,16 @@ static void decide(struct ag_decision *dec, enum ag_decision_kind kind, const ch
 /*
  * The configuration of the agent whose quota entry the kernel charges: the
  * root of a sub-agent's delegation chain, since the hooks account a
- * sub-agent's connections to the root's cgroup.
+ * sub-agent's connections to the root's cgroup.  Without a chain ac's
+ * agent is its own root.
  */
 static const struct ag_agent_conf *budget_owner(struct ag_daemon *d, const struct ag_agent_conf *ac,
-						const struct ag_origin *o)
+						const struct ag_origin *o,
+						const struct ag_delegation *dg)
 {
-	struct ag_delegation dg;
-
-	if (o->cgroup_id == o->agent_cgroup_id)
+	if (o->cgroup_id == o->agent_cgroup_id || !dg)
 		return ac;
-	if (ag_daemon_delegation(d, o, &dg))
-		return NULL;
-	return ag_conf_agent(&d->conf, dg.name[0]);
+	return ag_conf_agent(&d->conf, dg->name[0]);
 }
 
 /*
@@ -247,10 +244,11 @@ static void loop_record(struct loop_agent *la, struct loop_call *c, uint64_t now
 }
 
 void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const char *agent,
-		     const struct ag_origin *o, const struct ag_server_conf *srv,
-		     const struct ag_jsonrpc_msg *m, struct ag_decision *dec)
+		     const struct ag_origin *o, const struct ag_delegation *dg,
+		     const struct ag_server_conf *srv, const struct ag_jsonrpc_msg *m,
+		     struct ag_decision *dec)
 {
-	const struct ag_agent_conf *owner = budget_owner(d, ac, o);
+	const struct ag_agent_conf *owner = budget_owner(d, ac, o, dg);
 	struct loop_agent *la = NULL;
 	struct loop_call *call = NULL;
 	uint64_t now = ag_now_ns();

@@ -11,12 +11,14 @@
 
 #include "daemon.h"
 #include "decide.h"
+#include "delegation.h"
 #include "jsonrpc.h"
 
 /*
  * A tools/call the decision allowed (or escalated) on server srv: charges
  * the call budgets of the agent the kernel accounts the connection to
- * (o->agent_cgroup_id, whose configuration says whether it has any: an
+ * (o->agent_cgroup_id: the root of dg, the chain admission found, else
+ * ac's agent; that agent's configuration says whether it has any: an
  * agent without one costs no system call) and applies ac's loop
  * protection.  May turn *dec into AG_DECIDE_DENY (rule "quota" or "loop",
  * the reason naming the budget or the repeated tool and the limit) or
@@ -26,8 +28,9 @@
  * charged or hashed is denied.  Loop thread only.
  */
 void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const char *agent,
-		     const struct ag_origin *o, const struct ag_server_conf *srv,
-		     const struct ag_jsonrpc_msg *m, struct ag_decision *dec);
+		     const struct ag_origin *o, const struct ag_delegation *dg,
+		     const struct ag_server_conf *srv, const struct ag_jsonrpc_msg *m,
+		     struct ag_decision *dec);
 
 /* After the configuration is loaded; allocates nothing per agent yet. */
 int ag_budget_init(struct ag_daemon *d, struct ag_err *err);

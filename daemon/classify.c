@@ -223,13 +223,11 @@ static void decide(struct peek *p, const struct facts *f)
 
 	/* A tool server's address is governed, whatever name the agent sends. */
 	if (f->srv_at) {
-		ag_mcp_start(l, p->fd, &p->a.o, p->a.agent, f->srv_at, p->buf, p->len, p->tls,
-			     p->head_ns);
+		ag_mcp_start(l, p->fd, &p->a, f->srv_at, p->buf, p->len, p->tls, p->head_ns);
 		return;
 	}
 	if (named && f->host_at) {
-		ag_mcp_start(l, p->fd, &p->a.o, p->a.agent, named, p->buf, p->len, p->tls,
-			     p->head_ns);
+		ag_mcp_start(l, p->fd, &p->a, named, p->buf, p->len, p->tls, p->head_ns);
 		return;
 	}
 	/* Fail closed: a tool server's name at another address is not that server. */

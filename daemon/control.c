@@ -30,6 +30,7 @@
 #include "audit.h"
 #include "client.h"
 #include "control.h"
+#include "daemon.h"
 #include "mcp.h"
 #include "decide.h"
 #include "fair.h"
@@ -77,7 +78,7 @@ static json_t *status(struct ag_loop *l)
 	const struct ag_daemon_stats *s = &d->stats;
 	struct ag_err why = { 0 };
 	bool audit_ok = ag_daemon_audit_ok(d, &why);
-	json_t *held = ag_approvals_list(ag_mcp_approvals(l)), *st;
+	json_t *held = ag_approvals_list(l->approvals), *st;
 
 	st = json_pack("{s:b, s:s, s:i, s:I, s:i, s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:I, "
 		       "s:{s:s, s:s, s:b, s:s?, s:I}}",
@@ -147,8 +148,7 @@ static json_t *resolve(struct ag_loop *l, json_t *req, bool allow)
 		return error("bad request: \"id\" must be a positive integer");
 	if (!by || !*by || strlen(by) > 64)
 		return error("bad request: \"by\" must name who decides (1-64 bytes)");
-	if (ag_approvals_resolve(ag_mcp_approvals(l), (uint64_t)json_integer_value(id), allow, by,
-				 &err))
+	if (ag_approvals_resolve(l->approvals, (uint64_t)json_integer_value(id), allow, by, &err))
 		return error("%s", err.msg);
 	return json_pack("{s:b}", "ok", 1);
 }
@@ -175,8 +175,8 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 	else if (!strcmp(cmd, "policy_reload"))
 		resp = policy_reload(d);
 	else if (!strcmp(cmd, "approvals"))
-		resp = json_pack("{s:b,s:o}", "ok", 1, "approvals",
-				 ag_approvals_list(ag_mcp_approvals(l)));
+		resp =
+		    json_pack("{s:b,s:o}", "ok", 1, "approvals", ag_approvals_list(l->approvals));
 	else if (!strcmp(cmd, "approve") || !strcmp(cmd, "deny"))
 		resp = resolve(l, req, !strcmp(cmd, "approve"));
 	else if (!strcmp(cmd, "agents"))

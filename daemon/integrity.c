@@ -39,22 +39,23 @@ void ag_integrity_close(struct ag_daemon *d)
 
 static void audit_change(struct ag_daemon *d, const struct ag_server_conf *s, const char *tool,
 			 const struct ag_inv_result *r, const char *agent,
-			 const struct ag_origin *o)
+			 const struct ag_origin *o, const struct ag_delegation *dg)
 {
 	ag_log(r->event == AG_INV_NEW_TRUSTED ? AG_LOG_INFO : AG_LOG_WARN, "tools",
 	       "server=%s tool=\"%.64s\" event=%s state=%s old=%.12s new=%.12s agent=%s", s->name,
 	       tool, ag_inv_event_name(r->event), ag_tool_state_name(r->state), r->old_hash,
 	       r->new_hash, agent);
 	ag_daemon_audit(d, "tool",
-			json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s,s:o}", "server", s->name, "tool",
-				  tool, "event", ag_inv_event_name(r->event), "state",
+			json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s,s:o}", "server", s->name, "tool", tool,
+				  "event", ag_inv_event_name(r->event), "state",
 				  ag_tool_state_name(r->state), "old_hash",
 				  r->old_hash[0] ? r->old_hash : NULL, "hash", r->new_hash,
-				  "seen_by", ag_audit_agent_json(agent, o)));
+				  "seen_by", ag_audit_agent_chain(agent, o, dg)));
 }
 
 bool ag_integrity_listed(struct ag_daemon *d, const struct ag_server_conf *s, const json_t *tool,
-			 const char *agent, const struct ag_origin *o)
+			 const char *agent, const struct ag_origin *o,
+			 const struct ag_delegation *dg)
 {
 	const char *name = json_string_value(json_object_get(tool, "name"));
 	struct ag_inv_result r = { 0 };
@@ -69,7 +70,7 @@ bool ag_integrity_listed(struct ag_daemon *d, const struct ag_server_conf *s, co
 		return false;
 	}
 	if (r.event != AG_INV_NONE)
-		audit_change(d, s, name, &r, agent, o);
+		audit_change(d, s, name, &r, agent, o, dg);
 	return r.state == AG_TOOL_TRUSTED;
 }
 

@@ -13,13 +13,16 @@
 #include <jansson.h>
 
 #include "daemon.h"
+#include "delegation.h"
 
 int ag_integrity_open(struct ag_daemon *d, struct ag_err *err);
 void ag_integrity_close(struct ag_daemon *d);
 /* One tool of a tools/list result the agent was sent: whether it stays in
- * the list.  Changes of the inventory are logged and audited. */
+ * the list.  Changes of the inventory are logged and audited, seen by
+ * agent of origin o and chain dg (admit.h; NULL: none). */
 bool ag_integrity_listed(struct ag_daemon *d, const struct ag_server_conf *s, const json_t *tool,
-			 const char *agent, const struct ag_origin *o);
+			 const char *agent, const struct ag_origin *o,
+			 const struct ag_delegation *dg);
 /* Whether a tools/call of tool may go to server s. */
 bool ag_integrity_callable(struct ag_daemon *d, const struct ag_server_conf *s, const char *tool);
 /* {"trusted": N, "pending": N, "blocked": N}, for status. */

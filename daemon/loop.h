@@ -9,9 +9,6 @@
 
 #include <stdbool.h>
 
-/* Only for resolve.c, which reaches l->d through this header: goes once
- * it includes daemon.h itself. */
-#include "daemon.h"
 #include "ring.h"
 
 struct ag_daemon;
@@ -24,6 +21,7 @@ struct ag_control;
 struct ag_events;
 struct ag_fair;
 struct ag_scrape;
+struct ag_approvals;
 
 struct ag_loop {
 	struct ag_ring ring;
@@ -39,30 +37,9 @@ struct ag_loop {
 	struct ag_events *events;
 	struct ag_fair *fair;	  /* fair.h */
 	struct ag_scrape *scrape; /* the metrics endpoint (scrape.h) */
+	/* Calls held for a human (approvals.h): the MCP path's registry,
+	 * which the control socket lists and resolves. */
+	struct ag_approvals *approvals;
 };
-
-/*
- * The ring's primitives under their former names, for the modules that
- * still call them so (mcp.c, resolve.c): ring.h says what each does.
- */
-static inline struct io_uring_sqe *ag_loop_sqe(struct ag_loop *l, struct ag_io *io, unsigned int op)
-{
-	return ag_ring_sqe(&l->ring, io, op);
-}
-
-static inline struct io_uring_sqe *ag_loop_sqe_untracked(struct ag_loop *l)
-{
-	return ag_ring_sqe_untracked(&l->ring);
-}
-
-static inline bool ag_loop_reserve(struct ag_loop *l, unsigned int n)
-{
-	return ag_ring_reserve(&l->ring, n);
-}
-
-static inline void ag_loop_cancel_fd(struct ag_loop *l, int fd)
-{
-	ag_ring_cancel_fd(&l->ring, fd);
-}
 
 #endif

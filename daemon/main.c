@@ -22,7 +22,6 @@
  * daemon's exit closes it), the connect hooks refuse: fail closed.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include "cgroup.h"
 #include "daemon.h"
 #include "detach.h"
+#include "fileio.h"
 #include "integrity.h"
 #include "listen.h"
 #include "netns.h"
@@ -276,17 +276,13 @@ static int drop_capabilities(struct ag_err *err)
 	return 0;
 }
 
+/* Replaced whole (fileio.h): never written through a link planted beside it. */
 static int write_pidfile(const struct ag_instance *in, struct ag_err *err)
 {
-	char tmp[PATH_MAX], num[32];
-	int fd, n;
+	char num[32];
+	int n = snprintf(num, sizeof(num), "%d\n", getpid());
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", in->pid_path);
-	n = snprintf(num, sizeof(num), "%d\n", getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, num, n) != n || close(fd) || rename(tmp, in->pid_path))
-		return ag_errf(err, errno, "%s: %s", in->pid_path, strerror(errno));
-	return 0;
+	return ag_file_write_atomic(in->pid_path, num, (size_t)n, 0644, err);
 }
 
 /* Nothing is relayed that cannot be recorded. */

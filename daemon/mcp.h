@@ -13,23 +13,23 @@
 #include <jansson.h>
 
 #include "config.h"
-#include "loop.h"
+
+struct ag_loop;
 
 int ag_mcp_init(struct ag_loop *l, struct ag_err *err);
 /*
- * Takes fd, an agent connection classified as srv's.  initial holds the
- * bytes the classifier already read; tls says they begin a ClientHello.
- * The first request head is due by head_ns (the header timeout, fair.h).
+ * Takes fd, an agent connection admitted as a (admit.h: its origin, agent
+ * and chain, kept for the connection's life) and classified as srv's.
+ * initial holds the bytes the classifier already read; tls says they
+ * begin a ClientHello.  The first request head is due by head_ns (the
+ * header timeout, fair.h).
  */
-void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+struct ag_admission;
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *a,
 		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
 		  uint64_t head_ns);
 void ag_mcp_stop(struct ag_loop *l);
 void ag_mcp_fini(struct ag_loop *l);
-/* The registry of calls held for a human (approvals.h), for the control
- * socket. */
-struct ag_approvals;
-struct ag_approvals *ag_mcp_approvals(struct ag_loop *l);
 /* Per tool server with a credential: its type and, for OAuth, the token's
  * state (never the token), for status. */
 json_t *ag_mcp_credentials(struct ag_loop *l);

@@ -50,8 +50,10 @@
 #include <sys/eventfd.h>
 #include <arpa/inet.h>
 
+#include "admit.h"
 #include "audit.h"
 #include "creds.h"
+#include "daemon.h"
 #include "mcp_int.h"
 #include "metrics.h"
 #include "trail.h"
@@ -127,6 +129,7 @@ static void conn_release(struct ag_stream_owner *own)
 	mcp_of(c)->active--;
 	d->stats.conns_active--;
 	ag_metrics_conn(d->metrics, c->agent, -1);
+	free(c->dg);
 	free(c);
 }
 
@@ -477,19 +480,24 @@ static void conn_expire(struct ag_watch *w, const char *why)
 			    : "no byte either way within the idle timeout");
 }
 
-void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_origin *o, const char *agent,
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
 		  uint64_t head_ns)
 {
+	const struct ag_origin *o = &adm->o;
+	const char *agent = adm->agent;
 	struct ag_mcp *mcp = l->mcp;
 	struct ag_daemon *d = l->d;
 	struct ag_err err;
 	struct mcp_conn *c = calloc(1, sizeof(*c));
 	char dst[64];
 
-	if (!c || ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
-		if (c)
+	if (!c || ag_admission_chain_dup(adm, &c->dg) ||
+	    ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
+		if (c) {
 			free(c->a.in);
+			free(c->dg);
+		}
 		free(c);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
 		       agent);
@@ -567,9 +575,9 @@ void ag_mcp_stop(struct ag_loop *l)
 		mcp_conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
 	}
 	if (l->mcp->audit_q.armed)
-		ag_loop_cancel_fd(l, l->mcp->audit_q.fd);
+		ag_ring_cancel_fd(&l->ring, l->mcp->audit_q.fd);
 	if (l->mcp->cred_q.armed)
-		ag_loop_cancel_fd(l, l->mcp->cred_q.fd);
+		ag_ring_cancel_fd(&l->ring, l->mcp->cred_q.fd);
 	/* Closing the connections dropped every approval's timeout. */
 }
 
@@ -596,6 +604,7 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 		      "the gateway cannot wait for the tool server's token: refused");
 	mcp->l = l;
 	l->mcp = mcp;
+	l->approvals = &mcp->approvals;
 	if (!d->conf.nr_servers)
 		return 0;
 	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
@@ -653,4 +662,5 @@ void ag_mcp_fini(struct ag_loop *l)
 	ag_outrules_free(mcp->outrules);
 	free(mcp);
 	l->mcp = NULL;
+	l->approvals = NULL;
 }

@@ -75,7 +75,7 @@ static int filter_tools(struct mcp_conn *c, json_t *msg)
 		const char *name = json_string_value(json_object_get(tool, "name"));
 		/* First: a tool the agent may not see is still inventoried, so a
 		 * changed definition is noticed whoever lists first. */
-		bool trusted = ag_integrity_listed(c->l->d, c->srv, tool, c->agent, &c->o);
+		bool trusted = ag_integrity_listed(c->l->d, c->srv, tool, c->agent, &c->o, c->dg);
 
 		if (trusted && name && ag_decide_visible(&x, name)) {
 			i++;

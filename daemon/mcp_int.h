@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "config.h"
 #include "decide.h"
+#include "delegation.h"
 #include "fair.h"
 #include "http.h"
 #include "jsonrpc.h"
@@ -84,6 +85,7 @@ struct mcp_conn {
 	const struct ag_agent_conf *ac;
 	struct ag_origin o;
 	char agent[AG_NAME_LEN];
+	struct ag_delegation *dg; /* a sub-agent's chain (admit.h), NULL for none */
 	bool agent_tls;
 	uint64_t start_ns;
 	unsigned int requests;

@@ -27,7 +27,7 @@ void mcp_override_decision(struct mcp_conn *c, const struct ag_jsonrpc_body *b,
 	}
 	if (m->mcp == AG_MCP_TOOLS_CALL &&
 	    (dec->kind == AG_DECIDE_ALLOW || dec->kind == AG_DECIDE_ESCALATE))
-		ag_budget_check(c->l->d, c->ac, c->agent, &c->o, c->srv, m, dec);
+		ag_budget_check(c->l->d, c->ac, c->agent, &c->o, c->dg, c->srv, m, dec);
 	/*
 	 * Only a lone request can wait for a human: an element of a batch
 	 * would hold its neighbours' answers, and a legacy POST is answered

@@ -17,8 +17,8 @@
 #include <openssl/crypto.h>
 
 #include "creds.h"
+#include "daemon.h"
 #include "mcp_int.h"
-#include "subagent.h"
 #include "trail.h"
 
 static void upstream_event(struct ag_stream *s, enum ag_stream_ev ev);
@@ -159,7 +159,6 @@ static int cred_fetch(struct mcp_conn *c)
 {
 	struct ag_mcp *mcp = mcp_of(c);
 	const char *chain[AG_DELEGATION_MAX];
-	struct ag_delegation del;
 	struct ag_cred_call call = {
 		.operator= c->ac && c->ac->operator_name[0] ? c->ac->operator_name : c->agent,
 		.chain = chain,
@@ -172,11 +171,12 @@ static int cred_fetch(struct mcp_conn *c)
 
 	if (c->cred.ready)
 		return 0;
-	/* The act claim names the calling agent and who delegated to it. */
-	if (c->srv->cred == AG_CRED_ASSERTION && !ag_daemon_delegation(c->l->d, &c->o, &del)) {
-		for (size_t i = 0; i < del.n; i++)
-			chain[i] = del.name[i];
-		call.chain_len = del.n;
+	/* The act claim names the calling agent and who delegated to it (a
+	 * root agent's connection carries no chain: it is alone in it). */
+	if (c->srv->cred == AG_CRED_ASSERTION && c->dg) {
+		for (size_t i = 0; i < c->dg->n; i++)
+			chain[i] = c->dg->name[i];
+		call.chain_len = c->dg->n;
 	} else {
 		chain[0] = c->agent;
 		call.chain_len = 1;

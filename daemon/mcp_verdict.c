@@ -273,11 +273,6 @@ static void approval_hold(struct mcp_conn *c)
 	       (unsigned long long)ag_approval_id(a), c->agent, c->srv->name, c->esc.tool);
 }
 
-struct ag_approvals *ag_mcp_approvals(struct ag_loop *l)
-{
-	return &l->mcp->approvals;
-}
-
 /* A POST body: decide each message, then forward, answer, or both. */
 void mcp_request_decide(struct mcp_conn *c)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "buf.h"
 #include "cgroup.h"
 #include "daemon.h"
 #include "metrics.h"
@@ -49,7 +50,8 @@ struct family {
 	const double *bounds;		/* histograms: upper bounds, ascending */
 	int nr_bounds;
 	struct series *s;
-	uint32_t nr, cap;
+	uint32_t nr;
+	size_t cap;
 	uint32_t *index; /* INDEX_SIZE slots: 0 free, else series index + 1 */
 };
 
@@ -188,17 +190,9 @@ static struct series *series_get(struct ag_metrics *m, enum fam_id id, const cha
 	for (; f->index[slot]; slot = (slot + 1) & (INDEX_SIZE - 1))
 		if (series_is(&f->s[f->index[slot] - 1], v, n))
 			return &f->s[f->index[slot] - 1];
-	if (f->nr == AG_METRICS_MAX_SERIES)
+	/* Past the cap (-E2BIG) or out of memory: dropped. */
+	if (ag_grow(&f->s, &f->cap, (size_t)f->nr + 1, sizeof(*f->s), 16, AG_METRICS_MAX_SERIES))
 		goto drop;
-	if (f->nr == f->cap) {
-		uint32_t cap = f->cap ? 2 * f->cap : 16;
-		struct series *grown = realloc(f->s, cap * sizeof(*grown));
-
-		if (!grown)
-			goto drop;
-		f->s = grown;
-		f->cap = cap;
-	}
 	s = &f->s[f->nr];
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < n; i++)

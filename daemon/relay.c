@@ -585,7 +585,6 @@ static void conn_expire(struct ag_watch *w, const char *why)
 void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, const void *initial,
 		    size_t len)
 {
-	const struct ag_delegation *dg = ag_admission_chain(a);
 	struct ag_daemon *d = l->d;
 	struct conn *c;
 	int ret;
@@ -599,7 +598,7 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c || (len && !(c->initial = malloc(len))) || (dg && !(c->dg = malloc(sizeof(*dg))))) {
+	if (!c || (len && !(c->initial = malloc(len))) || ag_admission_chain_dup(a, &c->dg)) {
 		if (c)
 			free(c->initial);
 		free(c);
@@ -616,8 +615,6 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 	if (len)
 		memcpy(c->initial, initial, len);
 	c->initial_len = len;
-	if (dg)
-		*c->dg = *dg;
 	memcpy(c->agent, a->agent, sizeof(c->agent));
 	for (int i = 0; i < 2; i++) {
 		c->half[i].io.complete = half_complete;

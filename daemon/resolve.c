@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
+#include "loop.h"
 #include "resolve.h"
 #include "tls.h"
 
@@ -258,19 +260,18 @@ unsigned int ag_resolver_exchange(struct ag_loop *l, struct ag_io *io, int fd, c
 	unsigned int n = 0;
 
 	/* One submit for the whole chain: a link never spans two. */
-	if (!ag_loop_reserve(l, query ? 3 : 2))
+	if (!ag_ring_reserve(&l->ring, query ? 3 : 2))
 		return 0;
 	if (query) {
-		sqe = ag_loop_sqe(l, io, AG_RESOLVER_SEND);
+		sqe = ag_ring_sqe(&l->ring, io, AG_RESOLVER_SEND);
 		io_uring_prep_send(sqe, fd, query, qlen, 0);
 		sqe->flags |= IOSQE_IO_LINK;
 		n++;
 	}
-	sqe = ag_loop_sqe(l, io, AG_RESOLVER_ANSWER);
+	sqe = ag_ring_sqe(&l->ring, io, AG_RESOLVER_ANSWER);
 	/* MSG_TRUNC: the result is the datagram's real length, so oversize shows. */
 	io_uring_prep_recv(sqe, fd, buf, cap, MSG_TRUNC);
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_prep_link_timeout(ag_loop_sqe_untracked(l), deadline, IORING_TIMEOUT_ABS);
+	ag_ring_link_timeout(&l->ring, sqe, deadline, IORING_TIMEOUT_ABS);
 	return n + 1;
 }
 
@@ -470,7 +471,7 @@ void ag_resolve_stop(struct ag_loop *l)
 	struct ag_resolve *r = l->resolve;
 
 	for (struct ag_list *n = r->queries.next; n != &r->queries; n = n->next)
-		ag_loop_cancel_fd(l, ag_container_of(n, struct query, node)->fd);
+		ag_ring_cancel_fd(&l->ring, ag_container_of(n, struct query, node)->fd);
 }
 
 void ag_resolve_fini(struct ag_loop *l)

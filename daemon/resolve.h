@@ -11,7 +11,10 @@
 #define AG_RESOLVE_H
 
 #include "dnsmsg.h"
-#include "loop.h"
+#include "ring.h"
+
+struct ag_conf;
+struct ag_loop;
 
 #define AG_RESOLVE_MAX_ADDRS (2 * AG_DNSMSG_MAX_ADDRS)
 

@@ -24,7 +24,7 @@
 
 #include "daemon.h"
 #include "limit.h"
-#include "ring.h"
+#include "lru.h"
 #include "subagent.h"
 
 /* Above the 512 cgroups agentgatectl run lets one run make. */
@@ -34,8 +34,8 @@
 #define AGENTS_MAX 1024	   /* root agents with a table; later ones are not cached */
 
 struct entry {
-	struct ag_list lru; /* in its agent's lru, most recent last */
 	struct entry *next; /* in its bucket */
+	uint32_t slot;	    /* in its agent's slot[] */
 	uint64_t cgroup_id;
 	char rel[]; /* as long as it is: most are short */
 };
@@ -44,8 +44,9 @@ struct agent_cache {
 	struct agent_cache *next;
 	uint64_t agent_cgroup_id;
 	char root[AG_NAME_LEN];
-	unsigned int n;
-	struct ag_list lru;
+	struct ag_lru lru; /* over slot[]: a new entry takes the least recent */
+	struct ag_lru_link links[AGENT_ENTRIES];
+	struct entry *slot[AGENT_ENTRIES]; /* NULL: never filled, or out of memory */
 	struct entry *bucket[AGENT_BUCKETS];
 };
 
@@ -72,12 +73,8 @@ void ag_subagents_free(struct ag_subagents *s)
 			struct agent_cache *a = s->bucket[i];
 
 			s->bucket[i] = a->next;
-			while (!ag_list_empty(&a->lru)) {
-				struct entry *e = ag_container_of(a->lru.next, struct entry, lru);
-
-				ag_list_del(&e->lru);
-				free(e);
-			}
+			for (uint32_t k = 0; k < AGENT_ENTRIES; k++)
+				free(a->slot[k]);
 			free(a);
 		}
 	free(s);
@@ -104,7 +101,7 @@ static struct agent_cache *agent_find(struct ag_daemon *d, const struct ag_origi
 		return NULL;
 	a->agent_cgroup_id = o->agent_cgroup_id;
 	memcpy(a->root, agent.name, sizeof(a->root));
-	ag_list_init(&a->lru);
+	ag_lru_init(&a->lru, a->links, AGENT_ENTRIES);
 	a->next = *head;
 	*head = a;
 	cache->nr_agents++;
@@ -117,8 +114,7 @@ static struct entry *entry_find(struct agent_cache *a, uint64_t cgroup_id)
 
 	for (e = a->bucket[hash(cgroup_id, AGENT_BUCKETS)]; e; e = e->next)
 		if (e->cgroup_id == cgroup_id) {
-			ag_list_del(&e->lru);
-			ag_list_add_tail(&a->lru, &e->lru);
+			ag_lru_touch(&a->lru, e->slot);
 			return e;
 		}
 	return NULL;
@@ -131,8 +127,6 @@ static void entry_unhash(struct agent_cache *a, struct entry *e)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	ag_list_del(&e->lru);
-	a->n--;
 }
 
 /* Remembers rel for cgroup_id, evicting the agent's own oldest when full. */
@@ -140,21 +134,22 @@ static void entry_add(struct agent_cache *a, uint64_t cgroup_id, const char *rel
 {
 	size_t len = strlen(rel) + 1; /* < AG_DELEGATION_PATH */
 	struct entry *e, **head;
+	bool reused;
+	uint32_t i = ag_lru_take(&a->lru, &reused);
 
-	if (a->n >= AGENT_ENTRIES) {
-		e = ag_container_of(a->lru.next, struct entry, lru);
-		entry_unhash(a, e);
-		free(e);
+	/* The least recent entry leaves its bucket before its slot is reused. */
+	if (reused && a->slot[i]) {
+		entry_unhash(a, a->slot[i]);
+		free(a->slot[i]);
 	}
-	if (!(e = malloc(sizeof(*e) + len)))
+	if (!(e = a->slot[i] = malloc(sizeof(*e) + len)))
 		return; /* not cached: the next connection looks again */
+	e->slot = i;
 	e->cgroup_id = cgroup_id;
 	memcpy(e->rel, rel, len);
 	head = &a->bucket[hash(cgroup_id, AGENT_BUCKETS)];
 	e->next = *head;
 	*head = e;
-	ag_list_add_tail(&a->lru, &e->lru);
-	a->n++;
 }
 
 /* Steps 2 and 3 of the top comment: rel of o's cgroup below dir. */

@@ -6,14 +6,7 @@
 #include "audit.h"
 #include "daemon.h"
 #include "metrics.h"
-#include "subagent.h"
 #include "trail.h"
-
-/*
- * The daemon whose trail this is, for ag_audit_agent_json only: its
- * callers do not pass the daemon, nor the chain it would look up.
- */
-static struct ag_daemon *trail_daemon;
 
 /* The library warns from its committer thread: one log line each. */
 static void warn(void *ctx, const char *msg)
@@ -27,7 +20,6 @@ int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
 {
 	struct ag_audit_config c;
 
-	trail_daemon = d;
 	snprintf(d->audit_path, sizeof(d->audit_path), "%s/audit.log", d->inst.state_dir);
 	snprintf(d->audit_key, sizeof(d->audit_key), "%s/audit.key", d->inst.state_dir);
 	ag_audit_config_init(&c);
@@ -165,13 +157,4 @@ json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
 		return NULL;
 	}
 	return agent;
-}
-
-json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o)
-{
-	struct ag_delegation dg;
-	bool chained =
-	    trail_daemon && o->agent_cgroup_id && !ag_daemon_delegation(trail_daemon, o, &dg);
-
-	return ag_audit_agent_chain(name, o, chained ? &dg : NULL);
 }

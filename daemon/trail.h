@@ -36,10 +36,5 @@ void ag_daemon_audit_close(struct ag_daemon *d);
  */
 json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
 			     const struct ag_delegation *dg);
-/*
- * The same with o's chain worked out again, for the callers that do not
- * carry it yet (mcp.c, integrity.c); goes once they pass theirs.
- */
-json_t *ag_audit_agent_json(const char *name, const struct ag_origin *o);
 
 #endif

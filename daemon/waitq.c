@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "waitq.h"
 
 void ag_waitq_arm(struct ag_waitq *q)
@@ -11,7 +12,7 @@ void ag_waitq_arm(struct ag_waitq *q)
 
 	if (q->armed || ag_list_empty(&q->waiters) || q->l->stopping)
 		return;
-	if (!(sqe = ag_loop_sqe(q->l, &q->io, 1))) {
+	if (!(sqe = ag_ring_sqe(&q->l->ring, &q->io, 1))) {
 		/* Nothing would wake the held calls: refuse them rather than hang. */
 		while (!ag_list_empty(&q->waiters)) {
 			struct ag_list *w = q->waiters.next;

@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "loop.h"
+#include "ring.h"
+
+struct ag_loop;
 
 struct ag_waitq {
 	struct ag_io io; /* a poll of fd */

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -326,6 +328,58 @@ TEST(daemon_least_privilege)
 out:
 	free(status);
 	tdaemon_destroy(&d);
+}
+
+/*
+ * The pidfile is replaced whole, never written through a symlink that was
+ * planted at a temporary name beside it: agentgated.pid.tmp, which the
+ * daemon once opened with O_CREAT (so writing the pid into whatever file
+ * the link named) before renaming the link over the pidfile, and
+ * .agentgated.pid.tmp, the name ag_file_write_atomic() uses.
+ */
+TEST(daemon_pidfile_symlink)
+{
+	static const char victim_text[] = "not the daemon's\n";
+	static const char *const tmp_names[] = { "agentgated.pid.tmp", ".agentgated.pid.tmp" };
+	char victim[PATH_MAX], links[2][PATH_MAX], *text = NULL;
+	struct tdaemon d = { 0 };
+	struct ag_instance in;
+	struct ag_err err;
+	struct stat st;
+	FILE *f;
+
+	if (!ASSERT_OK(ag_instance_init(&in, test__instance("pidlink"), NULL, &err), "instance"))
+		return;
+	snprintf(victim, sizeof(victim), "%s/victim", in.run_dir);
+	for (int i = 0; i < 2; i++)
+		snprintf(links[i], sizeof(links[i]), "%s/%s", in.run_dir, tmp_names[i]);
+	if (!ASSERT_TRUE(!mkdir(in.run_dir, 0700) || errno == EEXIST, "run directory"))
+		return;
+	if (!ASSERT_OK_PTR(f = fopen(victim, "w"), "victim file"))
+		goto out;
+	fputs(victim_text, f);
+	fclose(f);
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(symlink(victim, links[i]), tmp_names[i]))
+			goto out;
+	if (!ASSERT_OK(tdaemon_start(&d, "pidlink", "", 0), "the daemon starts beside the links"))
+		goto out;
+	if (ASSERT_OK(ag_read_file(victim, 4096, &text, NULL, NULL), "read the victim"))
+		ASSERT_STREQ(text, victim_text, "the file the links name is untouched");
+	free(text);
+	text = NULL;
+	if (ASSERT_OK(lstat(in.pid_path, &st), "the pidfile exists"))
+		ASSERT_TRUE(S_ISREG(st.st_mode), "the pidfile is a file, not a planted link");
+	if (ASSERT_OK(ag_read_file(in.pid_path, 64, &text, NULL, NULL), "read the pidfile"))
+		ASSERT_EQ(atoi(text), d.pid, "the pidfile names the daemon");
+	free(text);
+out:
+	tdaemon_destroy(&d);
+	/* The sweep in tdaemon_destroy could not remove a directory still holding these. */
+	for (int i = 0; i < 2; i++)
+		unlink(links[i]);
+	unlink(victim);
+	rmdir(in.run_dir);
 }
 
 static int agent_udp_flood(void *arg)
