@@ -314,7 +314,6 @@ static void report(void *arg, const char *action, const char *resource,
 
 /* The agents that started the calling agent, root first, as the policy request's. */
 struct call_chain {
-	struct ag_delegation dg;
 	const char *names[AG_DELEGATION_MAX];
 };
 
@@ -322,11 +321,11 @@ static size_t chain_init(const struct ag_decide_ctx *x, struct call_chain *ch)
 {
 	size_t k;
 
-	if (!x->origin || ag_daemon_delegation(x->d, x->origin, &ch->dg))
+	if (!x->chain)
 		return 0;
-	for (k = 0; k < ch->dg.n && strcmp(ch->dg.name[k], x->agent_name); k++)
-		ch->names[k] = ch->dg.name[k];
-	return k < ch->dg.n ? k : 0;
+	for (k = 0; k < x->chain->n && strcmp(x->chain->name[k], x->agent_name); k++)
+		ch->names[k] = x->chain->name[k];
+	return k < x->chain->n ? k : 0;
 }
 
 /*
@@ -475,7 +474,7 @@ void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_ms
 		out->policies[0] = '\0';
 	}
 	if (out->kind == AG_DECIDE_ALLOW || out->kind == AG_DECIDE_ESCALATE)
-		ag_budget_check(x->d, x->agent, x->agent_name, x->origin, x->srv, m, out);
+		ag_budget_check(x->d, x->agent, x->agent_name, x->origin, x->chain, x->srv, m, out);
 hold:
 	/* Fail closed: what cannot wait for a human is refused, with the escalation's reason. */
 	if (out->kind == AG_DECIDE_ESCALATE && !ag_escalation_eligible(lone, m->id, m->name))

@@ -45,10 +45,11 @@ struct ag_decide_ctx {
 	const char *session_id;	      /* Mcp-Session-Id, or the legacy sessionId */
 	const char *host;	      /* the request's Host header */
 	const char *protocol_version; /* MCP-Protocol-Version */
-	/* The connection's origin: with it, a sub-agent's delegation chain
-	 * (daemon/subagent.h) is context.delegation, and the principal is in
-	 * each agent of it.  NULL: no delegation. */
-	const struct ag_origin *origin;
+	const struct ag_origin *origin; /* the connection's; NULL: none */
+	/* A sub-agent's delegation chain, worked out once at admission
+	 * (daemon/admit.h): context.delegation, and the principal is in each
+	 * agent of it.  NULL: a root agent, no delegation. */
+	const struct ag_delegation *chain;
 };
 
 /*

@@ -263,7 +263,7 @@ struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
 	return (struct ag_decide_ctx){
 		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
-		c->call.host, c->call.version, &c->o
+		c->call.host, c->call.version, &c->o,	 c->dg
 	};
 }
 

@@ -8,7 +8,6 @@
  *	mcp_head.c	a request head: checks applied, upstream target chosen
  *	mcp_verdict.c	a POST body: every message decided, answered or kept;
  *			escalated calls held in the approval registry
- *	mcp_override.c	where the data path still overrides a decision
  *	mcp_upstream.c	upstream connect, forward, credentials
  *	mcp_response.c	response modes: stream, buffer, SSE
  *	mcp_govern.c	what the gateway reads in a response: list filtering,
@@ -220,10 +219,6 @@ bool mcp_owes_answer(const struct mcp_conn *c);
 void mcp_approval_cancel(struct mcp_conn *c);
 /* A POST body: decide each message, then forward, answer, or both. */
 void mcp_request_decide(struct mcp_conn *c);
-
-/* mcp_override.c */
-void mcp_override_decision(struct mcp_conn *c, const struct ag_jsonrpc_body *b,
-			   const struct ag_jsonrpc_msg *m, struct ag_decision *dec);
 
 /* mcp_upstream.c */
 void mcp_cred_wipe(struct mcp_conn *c);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * A POST body on the MCP path (mcp_int.h): every message decided
- * (decide.h, then mcp_override.c), the allowed ones kept for the upstream
- * and owed an answer, the refused ones answered by the gateway; a lone
+ * A POST body on the MCP path (mcp_int.h): every message decided by
+ * ag_decide_message (decide.h: the whole verdict), the allowed ones kept
+ * for the upstream and owed an answer, the refused ones answered by the
+ * gateway; a lone
  * escalated call is held in the approval registry until a human decides.
  */
 #include <errno.h>
@@ -143,8 +144,10 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 		if (m->kind == AG_JSONRPC_INVALID) {
 			dec.kind = AG_DECIDE_HIDDEN;
 		} else if (m->kind == AG_JSONRPC_REQUEST || m->kind == AG_JSONRPC_NOTIFICATION) {
-			ag_decide(&x, m, &dec);
-			mcp_override_decision(c, b, m, &dec);
+			/* Only a lone request can wait for a human: an element of a
+			 * batch would hold its neighbours' answers, and a legacy POST
+			 * is answered on another connection. */
+			ag_decide_message(&x, m, b->count == 1 && !c->legacy.post, &dec);
 			if (m->mcp == AG_MCP_TOOLS_CALL || m->mcp == AG_MCP_RESOURCES_READ ||
 			    m->mcp == AG_MCP_PROMPTS_GET)
 				mcp_audit_decision(c, m, &dec);
