@@ -82,9 +82,9 @@ void ag_budget_fini(struct ag_daemon *d)
 	d->budget = NULL;
 }
 
-static void decide(struct ag_decision *dec, enum ag_decision_kind kind, const char *rule,
+static void decide(struct ag_decision *dec, enum ag_policy_outcome kind, const char *rule,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void decide(struct ag_decision *dec, enum ag_decision_kind kind, const char *rule,
+static void decide(struct ag_decision *dec, enum ag_policy_outcome kind, const char *rule,
 		   const char *fmt, ...)
 {
 	va_list ap;
@@ -128,13 +128,13 @@ static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origi
 	if (ag_quota_charge(&d->kern, o->agent_cgroup_id, &c, &err)) {
 		ag_log(AG_LOG_ERROR, "quota", "agent=%s error=%s", owner,
 		       ag_logq(q, sizeof(q), err.msg));
-		decide(dec, AG_DECIDE_DENY, "quota",
+		decide(dec, AG_OUTCOME_DENY, "quota",
 		       "the call budget of agent %s could not be charged", owner);
 		return false;
 	}
 	if (c.spent == AG_BUDGET_NONE)
 		return true;
-	decide(dec, AG_DECIDE_DENY, "quota", "call budget %s (%u) of agent %s is spent",
+	decide(dec, AG_OUTCOME_DENY, "quota", "call budget %s (%u) of agent %s is spent",
 	       c.spent == AG_BUDGET_MINUTE ? "calls_per_minute" : "calls_per_day", c.limit, owner);
 	return false;
 }
@@ -263,14 +263,14 @@ void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const 
 		if (!la) {
 			ag_log(AG_LOG_ERROR, "loop_protection", "agent=%s error=%s", ac->name,
 			       ag_logq(q, sizeof(q), err.msg));
-			decide(dec, AG_DECIDE_DENY, "loop", "loop protection of agent %s failed",
+			decide(dec, AG_OUTCOME_DENY, "loop", "loop protection of agent %s failed",
 			       agent);
 			return;
 		}
 		call = loop_find(la, hash);
 		looping = loop_over(la, call, now);
 		if (looping && !ac->loop_escalate) {
-			decide(dec, AG_DECIDE_DENY, "loop",
+			decide(dec, AG_OUTCOME_DENY, "loop",
 			       "loop protection: more than %u identical calls of %s/%s within %u s "
 			       "by agent %s",
 			       ac->loop_max_identical, srv ? srv->name : "", m->name ? m->name : "",
@@ -283,7 +283,7 @@ void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const 
 		return;
 	if (looping) {
 		decide(
-		    dec, AG_DECIDE_ESCALATE, "loop",
+		    dec, AG_OUTCOME_ESCALATE, "loop",
 		    "loop protection: more than %u identical calls of %s/%s within %u s by agent "
 		    "%s; held for approval",
 		    ac->loop_max_identical, srv ? srv->name : "", m->name ? m->name : "",

@@ -20,9 +20,9 @@
  * (o->agent_cgroup_id: the root of dg, the chain admission found, else
  * ac's agent; that agent's configuration says whether it has any: an
  * agent without one costs no system call) and applies ac's loop
- * protection.  May turn *dec into AG_DECIDE_DENY (rule "quota" or "loop",
+ * protection.  May turn *dec into AG_OUTCOME_DENY (rule "quota" or "loop",
  * the reason naming the budget or the repeated tool and the limit) or
- * AG_DECIDE_ESCALATE (loop protection with action escalate).  A call that
+ * AG_OUTCOME_ESCALATE (loop protection with action escalate).  A call that
  * loop protection refuses is not charged; a call refused for its budget
  * is counted in calls_refused.  Fails closed: a call that cannot be
  * charged or hashed is denied.  Loop thread only.

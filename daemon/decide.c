@@ -35,18 +35,7 @@
 #include "subagent.h"
 #include "trail.h"
 
-/* The allow-lists' enum (lib/config.h) has the targets' values. */
-_Static_assert(AG_KIND_TOOL == (int)AG_TARGET_TOOL && AG_KIND_RESOURCE == (int)AG_TARGET_RESOURCE &&
-		   AG_KIND_PROMPT == (int)AG_TARGET_PROMPT,
-	       "enum ag_mcp_kind and enum ag_policy_target differ");
 
-/* The transitional ag_decide_fini(void) entry point's daemon (decide.h). */
-static struct ag_daemon *fini_daemon;
-
-const char *ag_decision_name(enum ag_policy_outcome k)
-{
-	return ag_policy_outcome_name(k);
-}
 
 /* ---- loading ---------------------------------------------------------- */
 
@@ -188,7 +177,6 @@ int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 	}
 	ag_policy_result_init(&p->res);
 	d->decider = p;
-	fini_daemon = d;
 	if (!d->conf.policy.set)
 		return 0;
 	if ((ret = load(&d->conf, &set, &ents, &json, err))) {
@@ -213,14 +201,6 @@ void ag_decide_free(struct ag_daemon *d)
 	ag_policy_result_fini(&p->res);
 	free(p);
 	d->decider = NULL;
-	if (fini_daemon == d)
-		fini_daemon = NULL;
-}
-
-void ag_decide_fini(void)
-{
-	if (fini_daemon)
-		ag_decide_free(fini_daemon);
 }
 
 int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_info *info,
@@ -392,7 +372,7 @@ static void policy_decide(const struct ag_decide_ctx *x, enum ag_policy_target t
 	call_init(x, t, m->name, m->arguments, &ch, &c);
 	if (!(ents = chain_ents(x, &c))) {
 		/* Fail closed: without the chain's entities, no policy can be trusted. */
-		out->kind = AG_DECIDE_DENY;
+		out->kind = AG_OUTCOME_DENY;
 		snprintf(out->reason, sizeof(out->reason),
 			 "the entities of the delegation chain could not be made");
 		return;
@@ -417,7 +397,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	const struct ag_decider *p = x->d->decider;
 	enum ag_policy_target t;
 
-	out->kind = AG_DECIDE_ALLOW;
+	out->kind = AG_OUTCOME_ALLOW;
 	out->rule = p->set ? "policy" : "allow-list";
 	out->reason[0] = '\0';
 	out->policies[0] = '\0';
@@ -425,7 +405,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 		return;
 	if (!m->name) {
 		/* Nothing to decide on is nothing allowed. */
-		out->kind = AG_DECIDE_HIDDEN;
+		out->kind = AG_OUTCOME_HIDDEN;
 		snprintf(out->reason, sizeof(out->reason), "%s request without a name",
 			 ag_policy_target_name(t));
 		return;
@@ -434,9 +414,9 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 		policy_decide(x, t, m, out);
 		return;
 	}
-	if (ag_conf_allows(x->agent, (enum ag_mcp_kind)t, x->srv->name, m->name))
+	if (ag_conf_allows(x->agent, t, x->srv->name, m->name))
 		return;
-	out->kind = AG_DECIDE_HIDDEN;
+	out->kind = AG_OUTCOME_HIDDEN;
 	snprintf(out->reason, sizeof(out->reason), "%s %s/%s is not in the allow-list of agent %s",
 		 ag_policy_target_name(t), x->srv->name, m->name, x->agent_name);
 }
@@ -455,7 +435,7 @@ bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 		       ag_policy_call_eval(p->set, ents, &c, "list", NULL, &p->res, &scratch) ==
 			   AG_ALLOW;
 	}
-	return ag_conf_allows(x->agent, AG_KIND_TOOL, x->srv->name, tool);
+	return ag_conf_allows(x->agent, AG_TARGET_TOOL, x->srv->name, tool);
 }
 
 void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m, bool lone,
@@ -464,19 +444,19 @@ void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_ms
 	ag_decide(x, m, out);
 	if (m->mcp != AG_MCP_TOOLS_CALL)
 		goto hold;
-	if (out->kind != AG_DECIDE_HIDDEN && m->name &&
+	if (out->kind != AG_OUTCOME_HIDDEN && m->name &&
 	    !ag_integrity_callable(x->d, x->srv, m->name)) {
 		/* Fail closed: a changed definition is not the tool a human approved. */
-		out->kind = AG_DECIDE_HIDDEN;
+		out->kind = AG_OUTCOME_HIDDEN;
 		out->rule = "tool_integrity";
 		snprintf(out->reason, sizeof(out->reason),
 			 "the tool's definition is not approved (agentgatectl tools approve)");
 		out->policies[0] = '\0';
 	}
-	if (out->kind == AG_DECIDE_ALLOW || out->kind == AG_DECIDE_ESCALATE)
+	if (out->kind == AG_OUTCOME_ALLOW || out->kind == AG_OUTCOME_ESCALATE)
 		ag_budget_check(x->d, x->agent, x->agent_name, x->origin, x->chain, x->srv, m, out);
 hold:
 	/* Fail closed: what cannot wait for a human is refused, with the escalation's reason. */
-	if (out->kind == AG_DECIDE_ESCALATE && !ag_escalation_eligible(lone, m->id, m->name))
-		out->kind = AG_DECIDE_DENY;
+	if (out->kind == AG_OUTCOME_ESCALATE && !ag_escalation_eligible(lone, m->id, m->name))
+		out->kind = AG_OUTCOME_DENY;
 }

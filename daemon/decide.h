@@ -16,19 +16,9 @@
 #include "jsonrpc.h"
 #include "policy_request.h"
 
-/*
- * A decision's kind is lib/policy_request.h's enum ag_policy_outcome, the
- * one verdict enum of the MCP path.  These names remain for the callers
- * written before it (daemon/mcp.c, daemon/budget.c).
- */
-#define ag_decision_kind ag_policy_outcome
-#define AG_DECIDE_ALLOW AG_OUTCOME_ALLOW
-#define AG_DECIDE_HIDDEN AG_OUTCOME_HIDDEN
-#define AG_DECIDE_DENY AG_OUTCOME_DENY
-#define AG_DECIDE_ESCALATE AG_OUTCOME_ESCALATE
-
 struct ag_decision {
-	enum ag_decision_kind kind;
+	/* lib/policy_request.h's, the one verdict enum of the MCP path */
+	enum ag_policy_outcome kind;
 	const char *rule;   /* what decided: "allow-list", "policy" */
 	char reason[256];   /* for the agent and the audit log; no argument values */
 	char policies[256]; /* ids of the deciding policies, comma-separated; "" none */
@@ -75,9 +65,6 @@ struct ag_decider {
  */
 int ag_decide_init(struct ag_daemon *d, struct ag_err *err);
 void ag_decide_free(struct ag_daemon *d);
-/* ag_decide_free of the daemon last given to ag_decide_init: the entry
- * point daemon/loop.c calls until it passes its daemon. */
-void ag_decide_fini(void);
 
 struct ag_policy_info {
 	char digest[65]; /* of the running set's text; "" without a set */
@@ -94,7 +81,7 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 		     struct ag_err *err);
 
 /* A request or notification the MCP path governs (tools/call,
- * resources/read, prompts/get); everything else is AG_DECIDE_ALLOW. */
+ * resources/read, prompts/get); everything else is AG_OUTCOME_ALLOW. */
 void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out);
 /*
@@ -113,7 +100,5 @@ void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_ms
 int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool);
 /* Whether a tool of a tools/list result stays in the agent's view. */
 bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool);
-/* ag_policy_outcome_name, under the name daemon/mcp.c calls. */
-const char *ag_decision_name(enum ag_policy_outcome k);
 
 #endif

@@ -307,7 +307,7 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 	if ((ret = ag_decide_init(m->l.d, err)))
 		return ret;
 	if ((ret = ag_ring_init(&m->l.ring, RING_ENTRIES, err))) {
-		ag_decide_fini();
+		ag_decide_free(m->l.d);
 		return ret;
 	}
 	if ((ret = ag_fair_init(&m->l, err)))
@@ -351,7 +351,7 @@ err_fair:
 	ag_fair_fini(&m->l);
 err_ring:
 	ag_ring_exit(&m->l.ring);
-	ag_decide_fini();
+	ag_decide_free(m->l.d);
 	return ret;
 }
 
@@ -408,7 +408,7 @@ int ag_loop_run(struct ag_daemon *d)
 		ag_relay_fini(&m.l);
 		ag_admit_fini(&m.l);
 		ag_fair_fini(&m.l);
-		ag_decide_fini();
+		ag_decide_free(m.l.d);
 	}
 	ag_ring_exit(&m.l.ring);
 out:

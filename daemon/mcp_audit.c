@@ -11,17 +11,16 @@
 #include "mcp_int.h"
 #include "trail.h"
 
-/* The field that names what was asked for: a tool, a resource, a prompt. */
+/*
+ * The field that names what was asked for: a tool, a resource, a prompt;
+ * "tool" for the methods no target governs, as records have always had it.
+ */
 static const char *target_key(enum ag_mcp_method m)
 {
-	switch (m) {
-	case AG_MCP_RESOURCES_READ:
-		return "resource";
-	case AG_MCP_PROMPTS_GET:
-		return "prompt";
-	default:
-		return "tool";
-	}
+	enum ag_policy_target t = AG_TARGET_TOOL;
+
+	ag_policy_target_of_method(m, &t);
+	return ag_policy_target_name(t);
 }
 
 /* "a,b" (struct ag_decision) -> ["a","b"], as docs/audit.md has it. */
@@ -46,10 +45,10 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
 				ag_audit_agent_chain(c->agent, &c->o, c->dg), "server",
 				c->srv->name, "method", m->method, "id", m->id, "decision",
-				dec->kind == AG_DECIDE_ALLOW	  ? "allow"
-				: dec->kind == AG_DECIDE_ESCALATE ? "ask"
+				dec->kind == AG_OUTCOME_ALLOW	  ? "allow"
+				: dec->kind == AG_OUTCOME_ESCALATE ? "ask"
 								  : "deny",
-				"hidden", dec->kind == AG_DECIDE_HIDDEN, "rule", dec->rule,
+				"hidden", dec->kind == AG_OUTCOME_HIDDEN, "rule", dec->rule,
 				"reason", dec->reason[0] ? dec->reason : NULL, "args",
 				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
 				c->call.session_id[0] ? c->call.session_id : NULL);

@@ -99,10 +99,10 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 		return ag_jsonrpc_error(m->id, m->error_code, m->error_msg, NULL);
 	if (!m->id)
 		return NULL;
-	if (dec->kind == AG_DECIDE_DENY) {
+	if (dec->kind == AG_OUTCOME_DENY) {
 		json_t *r;
 
-		meta = json_pack("{s:s,s:s}", "decision", ag_decision_name(dec->kind), "rule",
+		meta = json_pack("{s:s,s:s}", "decision", ag_policy_outcome_name(dec->kind), "rule",
 				 dec->rule);
 		r = ag_mcp_tool_denied(m->id, dec->reason, meta, c->call.v2026);
 		json_decref(meta);
@@ -138,11 +138,11 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 
 	for (size_t i = 0; i < b->count; i++) {
 		struct ag_jsonrpc_msg *m = &b->msgs[i];
-		struct ag_decision dec = { .kind = AG_DECIDE_ALLOW, .rule = "gateway" };
+		struct ag_decision dec = { .kind = AG_OUTCOME_ALLOW, .rule = "gateway" };
 		json_t *answer;
 
 		if (m->kind == AG_JSONRPC_INVALID) {
-			dec.kind = AG_DECIDE_HIDDEN;
+			dec.kind = AG_OUTCOME_HIDDEN;
 		} else if (m->kind == AG_JSONRPC_REQUEST || m->kind == AG_JSONRPC_NOTIFICATION) {
 			/* Only a lone request can wait for a human: an element of a
 			 * batch would hold its neighbours' answers, and a legacy POST
@@ -152,13 +152,13 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			    m->mcp == AG_MCP_PROMPTS_GET)
 				mcp_audit_decision(c, m, &dec);
 		}
-		if (dec.kind == AG_DECIDE_ESCALATE) {
+		if (dec.kind == AG_OUTCOME_ESCALATE) {
 			snprintf(c->esc.tool, sizeof(c->esc.tool), "%s", m->name);
 			snprintf(c->esc.reason, sizeof(c->esc.reason), "%s", dec.reason);
 			c->esc.waiting = true; /* its id is req_id: only a lone request escalates */
-			dec.kind = AG_DECIDE_ALLOW; /* forwarded once approved */
+			dec.kind = AG_OUTCOME_ALLOW; /* forwarded once approved */
 		}
-		if (dec.kind == AG_DECIDE_ALLOW) {
+		if (dec.kind == AG_OUTCOME_ALLOW) {
 			if (json_array_append(*keep, m->json))
 				return -ENOMEM;
 			forwarded++;
@@ -171,7 +171,7 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			continue;
 		}
 		ag_fair_refused(c->l, &c->o,
-				dec.kind == AG_DECIDE_HIDDEN ? "mcp_hidden" : "mcp_denied");
+				dec.kind == AG_OUTCOME_HIDDEN ? "mcp_hidden" : "mcp_denied");
 		if (!(answer = denial(c, m, &dec)))
 			continue;
 		if (mcp_list_append(&c->call.extra, answer)) {

@@ -222,8 +222,8 @@ static bool glob_match(const char *pat, const char *s)
 	return !*pat;
 }
 
-bool ag_conf_allows(const struct ag_agent_conf *agent, enum ag_mcp_kind kind, const char *server,
-		    const char *name)
+bool ag_conf_allows(const struct ag_agent_conf *agent, enum ag_policy_target kind,
+		    const char *server, const char *name)
 {
 	char *const *list;
 	size_t sn;
@@ -232,15 +232,15 @@ bool ag_conf_allows(const struct ag_agent_conf *agent, enum ag_mcp_kind kind, co
 	if (!agent || !server || !name)
 		return false;
 	switch (kind) {
-	case AG_KIND_TOOL:
+	case AG_TARGET_TOOL:
 		list = agent->tools;
 		nr = agent->nr_tools;
 		break;
-	case AG_KIND_RESOURCE:
+	case AG_TARGET_RESOURCE:
 		list = agent->resources;
 		nr = agent->nr_resources;
 		break;
-	case AG_KIND_PROMPT:
+	case AG_TARGET_PROMPT:
 		list = agent->prompts;
 		nr = agent->nr_prompts;
 		break;

@@ -15,6 +15,7 @@
 
 #include "agentgate.h"
 #include "hostport.h" /* AG_HOST_LEN, ag_host_norm() */
+#include "target.h"
 #include "util.h"
 
 #define AG_DEFAULT_PORT 15080
@@ -385,13 +386,8 @@ struct ag_redact_rule;
  * nr_out_rules); the strings point into s. */
 void ag_output_rules_view(const struct ag_server_conf *s, struct ag_redact_rule *rules);
 
-enum ag_mcp_kind {
-	AG_KIND_TOOL,	  /* tools/call, tools/list */
-	AG_KIND_RESOURCE, /* resources/read */
-	AG_KIND_PROMPT,	  /* prompts/get */
-};
 /* The allow-list decision for "server/name" (agent NULL: deny). */
-bool ag_conf_allows(const struct ag_agent_conf *agent, enum ag_mcp_kind kind, const char *server,
-		    const char *name);
+bool ag_conf_allows(const struct ag_agent_conf *agent, enum ag_policy_target kind,
+		    const char *server, const char *name);
 
 #endif

@@ -17,14 +17,7 @@
 
 #include "jsonrpc.h"
 #include "policy.h"
-
-/* What a governed request asks for: the one such enum (lib/jsonrpc.h's
- * enum ag_mcp_method names every method, governed or not). */
-enum ag_policy_target {
-	AG_TARGET_TOOL,	    /* tools/call */
-	AG_TARGET_RESOURCE, /* resources/read */
-	AG_TARGET_PROMPT,   /* prompts/get */
-};
+#include "target.h"
 
 /* The target a method asks for (m, or its name as audit records hold
  * it); -1 when the method is not governed. */

@@ -629,32 +629,32 @@ TEST(config_allows)
 	    "  {\"name\": \"none\"}]}";
 	static const struct {
 		const char *name, *agent, *server, *item;
-		enum ag_mcp_kind kind;
+		enum ag_policy_target kind;
 		bool want;
 	} cases[] = {
-		{ "exact", "a", "everything", "echo", AG_KIND_TOOL, true },
-		{ "exact_longer", "a", "everything", "echo2", AG_KIND_TOOL, false },
-		{ "case_sensitive", "a", "everything", "Echo", AG_KIND_TOOL, false },
-		{ "glob_suffix", "a", "everything", "get-weather", AG_KIND_TOOL, true },
-		{ "glob_empty_run", "a", "everything", "get-", AG_KIND_TOOL, true },
-		{ "glob_needs_prefix", "a", "everything", "get", AG_KIND_TOOL, false },
-		{ "glob_backtracks", "a", "everything", "aXbYbZc", AG_KIND_TOOL, true },
-		{ "glob_must_end", "a", "everything", "abcX", AG_KIND_TOOL, false },
-		{ "server_star", "a", "other", "anything", AG_KIND_TOOL, true },
-		{ "star_spans_slash", "a", "other", "x/y", AG_KIND_TOOL, true },
-		{ "wrong_server", "a", "other2", "echo", AG_KIND_TOOL, false },
-		{ "server_prefix", "a", "every", "thing/echo", AG_KIND_TOOL, false },
-		{ "server_case", "a", "Everything", "echo", AG_KIND_TOOL, false },
-		{ "kind_separate", "a", "everything", "echo", AG_KIND_PROMPT, false },
-		{ "resource", "a", "everything", "demo://resource/1", AG_KIND_RESOURCE, true },
-		{ "resource_deeper", "a", "everything", "demo://resource/a/b", AG_KIND_RESOURCE,
+		{ "exact", "a", "everything", "echo", AG_TARGET_TOOL, true },
+		{ "exact_longer", "a", "everything", "echo2", AG_TARGET_TOOL, false },
+		{ "case_sensitive", "a", "everything", "Echo", AG_TARGET_TOOL, false },
+		{ "glob_suffix", "a", "everything", "get-weather", AG_TARGET_TOOL, true },
+		{ "glob_empty_run", "a", "everything", "get-", AG_TARGET_TOOL, true },
+		{ "glob_needs_prefix", "a", "everything", "get", AG_TARGET_TOOL, false },
+		{ "glob_backtracks", "a", "everything", "aXbYbZc", AG_TARGET_TOOL, true },
+		{ "glob_must_end", "a", "everything", "abcX", AG_TARGET_TOOL, false },
+		{ "server_star", "a", "other", "anything", AG_TARGET_TOOL, true },
+		{ "star_spans_slash", "a", "other", "x/y", AG_TARGET_TOOL, true },
+		{ "wrong_server", "a", "other2", "echo", AG_TARGET_TOOL, false },
+		{ "server_prefix", "a", "every", "thing/echo", AG_TARGET_TOOL, false },
+		{ "server_case", "a", "Everything", "echo", AG_TARGET_TOOL, false },
+		{ "kind_separate", "a", "everything", "echo", AG_TARGET_PROMPT, false },
+		{ "resource", "a", "everything", "demo://resource/1", AG_TARGET_RESOURCE, true },
+		{ "resource_deeper", "a", "everything", "demo://resource/a/b", AG_TARGET_RESOURCE,
 		  true },
-		{ "resource_other", "a", "everything", "demo://other", AG_KIND_RESOURCE, false },
-		{ "prompt", "a", "everything", "simple-prompt", AG_KIND_PROMPT, true },
-		{ "prompt_longer", "a", "everything", "simple-prompt-2", AG_KIND_PROMPT, false },
-		{ "deny_by_default", "none", "everything", "echo", AG_KIND_TOOL, false },
-		{ "deny_by_default_resource", "none", "everything", "x", AG_KIND_RESOURCE, false },
-		{ "unknown_agent", NULL, "everything", "echo", AG_KIND_TOOL, false },
+		{ "resource_other", "a", "everything", "demo://other", AG_TARGET_RESOURCE, false },
+		{ "prompt", "a", "everything", "simple-prompt", AG_TARGET_PROMPT, true },
+		{ "prompt_longer", "a", "everything", "simple-prompt-2", AG_TARGET_PROMPT, false },
+		{ "deny_by_default", "none", "everything", "echo", AG_TARGET_TOOL, false },
+		{ "deny_by_default_resource", "none", "everything", "x", AG_TARGET_RESOURCE, false },
+		{ "unknown_agent", NULL, "everything", "echo", AG_TARGET_TOOL, false },
 	};
 	struct ag_conf c;
 	struct ag_err err;
@@ -675,8 +675,8 @@ TEST(config_allows)
 	if (test__start_subtest("null_names")) {
 		const struct ag_agent_conf *a = ag_conf_agent(&c, "a");
 
-		ASSERT_FALSE(ag_conf_allows(a, AG_KIND_TOOL, NULL, "echo"), "no server");
-		ASSERT_FALSE(ag_conf_allows(a, AG_KIND_TOOL, "everything", NULL), "no name");
+		ASSERT_FALSE(ag_conf_allows(a, AG_TARGET_TOOL, NULL, "echo"), "no server");
+		ASSERT_FALSE(ag_conf_allows(a, AG_TARGET_TOOL, "everything", NULL), "no name");
 	}
 	ag_conf_free(&c);
 }
