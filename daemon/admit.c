@@ -66,18 +66,14 @@ int ag_admission_chain_dup(const struct ag_admission *a, struct ag_delegation **
 	return 0;
 }
 
-/* 0.0.0.0 and [::] reach the local host too, so they count as the listener. */
+/*
+ * Any loopback or unspecified address at the listener's port: 0.0.0.0 and
+ * [::] reach the local host too, and a listener on 0.0.0.0 answers
+ * 127.0.0.2 as well, so the whole of 127.0.0.0/8 counts.
+ */
 static bool is_gateway(const struct ag_daemon *d, const struct ag_origin *o)
 {
-	static const uint8_t lo6[16] = { [15] = 1 }, any6[16];
-	const uint8_t *a4 = o->addr + 12;
-
-	if (o->port != d->conf.port)
-		return false;
-	if (ag_addr_is_v4(o->addr))
-		return (a4[0] == 127 && !a4[1] && !a4[2] && a4[3] == 1) ||
-		       !(a4[0] | a4[1] | a4[2] | a4[3]);
-	return !memcmp(o->addr, lo6, 16) || !memcmp(o->addr, any6, 16);
+	return o->port == d->conf.port && ag_addr_is_local(o->addr);
 }
 
 static void peer_fmt(int fd, char *buf, size_t len)

@@ -538,18 +538,9 @@ char *ag_metrics_render(struct ag_metrics *m, struct ag_daemon *d, size_t *len)
 
 /* ---- the endpoint as a destination ---------------------------------------- */
 
-static bool local_any(const uint8_t a[16])
-{
-	static const uint8_t lo6[16] = { [15] = 1 }, any6[16];
-
-	if (ag_addr_is_v4(a))
-		return a[12] == 127 || !(a[12] | a[13] | a[14] | a[15]);
-	return !memcmp(a, lo6, 16) || !memcmp(a, any6, 16);
-}
-
 bool ag_metrics_guards(const struct ag_conf *c, const uint8_t addr[16], uint16_t port)
 {
 	if (!c->metrics_port || port != c->metrics_port)
 		return false;
-	return !memcmp(addr, c->metrics_addr, 16) || local_any(addr);
+	return !memcmp(addr, c->metrics_addr, 16) || ag_addr_is_local(addr);
 }

@@ -413,8 +413,8 @@ static void hosts_add(struct ag_resolve *r, const char *name, const uint8_t addr
 
 	if (n >= sizeof(lower))
 		return;
-	for (size_t i = 0; i <= n; i++)
-		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	memcpy(lower, name, n + 1);
+	ag_ascii_lower(lower);
 	if (!ag_tls_dns_name_valid(lower, n))
 		return;
 	if ((e = entry_find(r, lower)) || (e = entry_new(r, lower, true)))

@@ -152,6 +152,25 @@ TEST(daemon_relay)
 			    "rejection logged");
 		ASSERT_FALSE(has_pending(tool), "nothing reached the tool");
 	}
+	if (test__start_subtest("gateway_loop_refused")) {
+		char *out = NULL;
+
+		/*
+		 * The gateway's own port at another loopback address reaches a
+		 * listener on 0.0.0.0 too: refused as a loop, never relayed.
+		 */
+		ASSERT_NEQ(run_capture(&out,
+				       "echo $$ > %s/cgroup.procs && exec setpriv --reuid=65534 "
+				       "--regid=65534 --clear-groups bash -c "
+				       "'exec 3<>/dev/tcp/127.0.0.2/%u && head -c1 <&3 | grep -q .' "
+				       "2>&1",
+				       agent_cg, d.port),
+			   0, "no byte came back");
+		free(out);
+		snprintf(dst, sizeof(dst), "dst=127.0.0.2:%u", d.port);
+		ASSERT_TRUE(log_has(&d, 2000, "reason=gateway_loop", dst, NULL),
+			    "refused as a loop to the gateway");
+	}
 	if (test__start_subtest("kernel_refusal_logged")) {
 		char *out = NULL;
 
