@@ -3,7 +3,7 @@
  * Call budgets and loop protection of the MCP path (budget.h).
  *
  * Budgets are charged in the kernel (lib/kern.h ag_quota_charge runs
- * bpf/quota.bpf.c), under the quota value's lock the connect hooks also
+ * bpf/daemon.bpf.c), under the quota value's lock the connect hooks also
  * take: the daemon never writes usage itself.
  *
  * Loop protection is daemon memory, per configured agent, allocated at the

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Classification (DESIGN.md §3 step 2): which path an agent connection
+ * Classification (docs/architecture.md, step 3): which path an agent connection
  * takes, from its original destination and, when a host name decides,
  * from its first bytes (TLS ClientHello SNI or HTTP Host):
  *	a governed tool server	-> the MCP path (mcp.h)

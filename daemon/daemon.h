@@ -49,7 +49,7 @@ struct ag_daemon {
 	int dns_host_fd;		 /* its loopback socket, for host agents; -1: off */
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
-	struct ag_audit_writer *audit;	 /* daemon/audit.h */
+	struct ag_audit_writer *audit;	 /* lib/audit.h */
 	/* AG_AUDIT_SYNC: a governed call is forwarded once its decision
 	 * record is durable (lib/audit.h's enum ag_audit_durability). */
 	int audit_durability;

@@ -34,8 +34,8 @@ struct tree {
 	size_t n;
 };
 
-static const char *const roots[] = { "bpf",	"lib",	 "daemon",    "cli",	".ci",
-				     "selftests", "scripts", "bench", "docs", "packaging" };
+static const char *const roots[] = { "bpf",	  "lib",     "daemon", "cli",  ".ci",
+				     "selftests", "scripts", "bench",  "docs", "packaging" };
 
 static bool skipped_dir(const char *rel)
 {
