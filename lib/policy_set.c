@@ -295,6 +295,32 @@ static bool is_policy_file(const char *name)
 	return name[0] != '.' && n > 6 && !strcmp(name + n - 6, ".cedar");
 }
 
+/* Reads and parses one file into set; on failure set is freed and NULL returned. */
+static struct ag_policy_set *add_file(struct ag_policy_set *set, const char *path, const char *name,
+				      struct ag_policy_error *err)
+{
+	size_t len;
+	char *text = read_file(path, &len, err);
+	int ret = text ? parse_source(set, path, name, text, len, err) : -1;
+
+	free(text);
+	if (ret) {
+		ag_policy_set_free(set);
+		return NULL;
+	}
+	return set;
+}
+
+/* The set ready to decide, or NULL (freed) when it does not seal. */
+static struct ag_policy_set *seal_or_free(struct ag_policy_set *set, struct ag_policy_error *err)
+{
+	if (set && seal_set(set, err)) {
+		ag_policy_set_free(set);
+		return NULL;
+	}
+	return set;
+}
+
 struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error *err)
 {
 	struct ag_policy_set *set = NULL;
@@ -322,25 +348,14 @@ struct ag_policy_set *ag_policy_load_dir(const char *dir, struct ag_policy_error
 	qsort(names, n, sizeof(*names), cmp_names);
 	set = set_new(err);
 	for (i = 0; set && i < n; i++) {
-		char *path, *text;
-		size_t len;
-		int ret;
+		char *path;
 
 		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
 			goto oom;
-		text = read_file(path, &len, err);
-		ret = text ? parse_source(set, path, names[i], text, len, err) : -1;
-		free(text);
+		set = add_file(set, path, names[i], err);
 		free(path);
-		if (ret) {
-			ag_policy_set_free(set);
-			set = NULL;
-		}
 	}
-	if (set && seal_set(set, err)) {
-		ag_policy_set_free(set);
-		set = NULL;
-	}
+	set = seal_or_free(set, err);
 	goto out;
 oom:
 	agp_error(err, 0, 0, "%s: out of memory listing policies", dir);
@@ -362,23 +377,10 @@ struct ag_policy_set *ag_policy_load_files(const char *const *paths, size_t n,
 
 	for (size_t i = 0; set && i < n; i++) {
 		const char *slash = strrchr(paths[i], '/');
-		size_t len;
-		char *text = read_file(paths[i], &len, err);
-		int ret =
-		    text ? parse_source(set, paths[i], slash ? slash + 1 : paths[i], text, len, err)
-			 : -1;
 
-		free(text);
-		if (ret) {
-			ag_policy_set_free(set);
-			set = NULL;
-		}
+		set = add_file(set, paths[i], slash ? slash + 1 : paths[i], err);
 	}
-	if (set && seal_set(set, err)) {
-		ag_policy_set_free(set);
-		set = NULL;
-	}
-	return set;
+	return seal_or_free(set, err);
 }
 
 const char *ag_policy_digest(const struct ag_policy_set *set)
