@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "decision.h"
 #include "delegation.h"
+#include "fileio.h"
 #include "inventory.h"
 #include "policy_cli.h"
 #include "policy_request.h"
@@ -395,7 +396,7 @@ int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	/* Loaded: the file is valid JSON, read once more for delegation chains. */
-	if (entities && !(s.ents_json = json_load_file(entities, JSON_REJECT_DUPLICATES, NULL))) {
+	if (entities && !(s.ents_json = ag_json_load_file(entities, JSON_REJECT_DUPLICATES, NULL))) {
 		fprintf(stderr, "policy simulate: %s: cannot read it again\n", entities);
 		goto out;
 	}

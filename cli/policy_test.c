@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "inventory.h"
 #include "policy_cli.h"
 #include "policy_request.h"
@@ -210,7 +211,7 @@ int policy_test(struct ag_cli *cli, int argc, char **argv)
 				"FILE [--policies DIR] [--entities FILE]\n");
 		return 2;
 	}
-	doc = json_load_file(o.positional, JSON_REJECT_DUPLICATES, &jerr);
+	doc = ag_json_load_file(o.positional, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
 		policy_json_error("test", "test file", o.positional, &jerr);
 		return 2;
@@ -250,7 +251,7 @@ int policy_test(struct ag_cli *cli, int argc, char **argv)
 static json_t *load_json_arg(const char *cmd, const char *what, const char *text, const char *file)
 {
 	json_error_t jerr;
-	json_t *j = file ? json_load_file(file, 0, &jerr) : json_loads(text, 0, &jerr);
+	json_t *j = file ? ag_json_load_file(file, 0, &jerr) : json_loads(text, 0, &jerr);
 
 	if (!j)
 		policy_json_error(cmd, what, file ? file : "argument", &jerr);

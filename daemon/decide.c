@@ -28,6 +28,7 @@
 #include "budget.h"
 #include "decide.h"
 #include "decision.h"
+#include "fileio.h"
 #include "integrity.h"
 #include "inventory.h"
 #include "policy.h"
@@ -64,7 +65,7 @@ static struct ag_entities *load_entities(const struct ag_conf *c, json_t **json,
 	json_t *arr;
 
 	if (c->policy.entities[0]) {
-		arr = json_load_file(c->policy.entities, JSON_REJECT_DUPLICATES, &jerr);
+		arr = ag_json_load_file(c->policy.entities, JSON_REJECT_DUPLICATES, &jerr);
 		if (!arr) {
 			ag_errf(err, EINVAL, "%s:%d:%d: %s", c->policy.entities, jerr.line,
 				jerr.column, jerr.text);

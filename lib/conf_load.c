@@ -13,6 +13,7 @@
 
 #include "conf_int.h"
 #include "audit.h"
+#include "fileio.h"
 #include "hostport.h"
 #include "kern.h"
 
@@ -453,7 +454,7 @@ int ag_conf_parse(struct ag_conf *c, const char *path, struct ag_err *err)
 	ret = ag_conf_default(c, err);
 	if (ret)
 		return ret;
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	root = ag_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		ag_conf_free(c);
 		return ag_errf(err, EINVAL, "%s:%d:%d: %s", path, jerr.line, jerr.column,

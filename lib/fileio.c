@@ -133,6 +133,33 @@ int ag_read_file(const char *path, size_t max, char **out, size_t *len, struct a
 	return ag_file_read_at(AT_FDCWD, NULL, path, 0, max, out, len, err);
 }
 
+json_t *ag_json_load_file(const char *path, size_t flags, json_error_t *jerr)
+{
+	json_error_t scratch;
+	struct ag_err err;
+	char *text;
+	size_t len;
+	json_t *j;
+
+	jerr = jerr ? jerr : &scratch;
+	if (ag_read_file(path, AG_JSON_FILE_MAX, &text, &len, &err)) {
+		memset(jerr, 0, sizeof(*jerr));
+		jerr->line = jerr->column = -1;
+		/* Cut to jansson's fields, as its own messages are. */
+		snprintf(jerr->text, sizeof(jerr->text), "%.*s", (int)sizeof(jerr->text) - 1,
+			 err.msg);
+		snprintf(jerr->source, sizeof(jerr->source), "%.*s",
+			 (int)sizeof(jerr->source) - 1, path);
+		return NULL;
+	}
+	j = json_loadb(text, len, flags, jerr);
+	if (!j)
+		snprintf(jerr->source, sizeof(jerr->source), "%.*s",
+			 (int)sizeof(jerr->source) - 1, path);
+	free(text);
+	return j;
+}
+
 /* Writes all of data to fd, retrying short writes. */
 static int write_all(int fd, const char *name, const void *data, size_t len, struct ag_err *err)
 {

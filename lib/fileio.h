@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <jansson.h>
 
 #include "util.h"
 
@@ -72,5 +73,18 @@ int ag_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
  * such as a new private key.
  */
 int ag_file_create(const char *path, const void *data, size_t len, mode_t mode, struct ag_err *err);
+
+/* The JSON documents operators and tests hand in (configuration, entities,
+ * test cases) stay far below this. */
+#define AG_JSON_FILE_MAX (16u << 20)
+
+/*
+ * json_load_file() under the reader's rules: a regular file of at most
+ * AG_JSON_FILE_MAX bytes, so a FIFO named as a configuration does not hang
+ * the reader and an endless file does not fill its memory.  jerr (optional)
+ * as jansson fills it; a file that cannot be read gives line -1 and the
+ * cause in its text, as jansson does for a file it cannot open.
+ */
+json_t *ag_json_load_file(const char *path, size_t flags, json_error_t *jerr);
 
 #endif

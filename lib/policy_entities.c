@@ -3,6 +3,7 @@
 #define AG_POLICY_INTERNAL
 #include "policy.h"
 #include "buf.h"
+#include "fileio.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -268,7 +269,7 @@ struct ag_entities *ag_entities_load_file(const char *path, struct ag_policy_err
 {
 	struct ag_entities *ents;
 	json_error_t jerr;
-	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *j = ag_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 
 	if (!j) {
 		/* jansson reports an unreadable file as line -1, naming the path. */
