@@ -397,5 +397,13 @@ TEST(cli_subcommand_usage)
 		free(out);
 		ASSERT_EQ(ctl_bare(&out, "quota reset --help"), 0, "a subcommand's --help");
 		free(out);
+		/* Documented: 2 for bad usage, an operand too many included. */
+		ASSERT_EQ(ctl_bare(&out, "status extra"), 2, "status takes no operand");
+		ASSERT_STRHAS(out ? out : "", "\"extra\"", "names it");
+		free(out);
+		ASSERT_EQ(ctl_bare(&out, "maps stats extra"), 2, "maps takes one MAP");
+		free(out);
+		ASSERT_EQ(ctl_bare(&out, "approve 1 2"), 2, "approve takes one ID");
+		free(out);
 	}
 }
