@@ -76,13 +76,10 @@ int cmd_resolve(struct ag_cli *c, int argc, char **argv)
 	int r;
 
 	snprintf(label, sizeof(label), "agentgatectl %s", cmd);
-	if ((r = cli_parse(&sp, argc, argv, &a)))
+	if ((r = cli_parse_one(&sp, false, argc, argv, &a)))
 		return r == 1 ? 0 : AG_EXIT_USAGE;
-	cli_args_free(&a);
 	if (a.val[0])
 		by = a.val[0];
-	if (a.ind != argc - 1)
-		return cli_usage(usage_resolve);
 	errno = 0;
 	id = strtoull(argv[a.ind], &end, 10);
 	if (errno || *end || !id || argv[a.ind][0] == '-')

@@ -22,17 +22,6 @@
 #define PROG "agentgatectl audit"
 #define TAIL_MAX 100000
 
-static const char usage_main[] =
-    "usage: " PROG " COMMAND [OPTIONS] LOG...\n"
-    "Offline tools for the tamper-evident audit log (see docs/audit.md).\n"
-    "\n"
-    "  verify   check the hash chain, checkpoints and signatures\n"
-    "  tail     print the last records, optionally following the log\n"
-    "  query    print the records matching filters\n"
-    "  pubkey   print the audit public key (PEM and C2SP verifier key)\n"
-    "\n"
-    "Run '" PROG " COMMAND --help' for a command's options.\n";
-
 static const char usage_verify[] =
     "usage: " PROG " verify [--pubkey FILE] [--witness LOG]... [--allow-unsigned-tail] LOG...\n"
     "Verifies LOG, or the files LOG... in order as one rotated log; a single\n"
@@ -101,7 +90,7 @@ static int log_files(const char *cmd, int n, char **args, char ***paths, size_t 
 	return 0;
 }
 
-static int cmd_verify(int argc, char **argv)
+static int cmd_verify(struct ag_cli *cli, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
 		CLI_VAL("pubkey"),
@@ -263,7 +252,7 @@ out:
 	return ret;
 }
 
-static int cmd_tail(int argc, char **argv)
+static int cmd_tail(struct ag_cli *cli, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
 		{ .letter = 'n', .arg = true },
@@ -422,7 +411,7 @@ static void query_print(json_t *obj)
 	putchar('\n');
 }
 
-static int cmd_query(int argc, char **argv)
+static int cmd_query(struct ag_cli *cli, int argc, char **argv)
 {
 	enum { Q_AGENT, Q_OPERATOR, Q_TOOL, Q_DECISION, Q_KIND, Q_SINCE, Q_UNTIL, Q_JSON };
 	static const struct cli_opt opts[] = {
@@ -494,7 +483,7 @@ static int cmd_query(int argc, char **argv)
 	return ret;
 }
 
-static int cmd_pubkey(int argc, char **argv)
+static int cmd_pubkey(struct ag_cli *cli, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_VAL("key"), CLI_VAL("name"), CLI_END };
 	static const struct cli_spec sp = {
@@ -531,32 +520,16 @@ static int cmd_pubkey(int argc, char **argv)
 	return 0;
 }
 
-int cmd_audit(struct ag_cli *c, int argc, char **argv)
-{
-	static const struct {
-		const char *name;
-		int (*fn)(int argc, char **argv);
-	} cmds[] = {
-		{ "verify", cmd_verify },
-		{ "tail", cmd_tail },
-		{ "query", cmd_query },
-		{ "pubkey", cmd_pubkey },
-	};
+/* help is the older spelling of --help. */
+static const struct cli_cmd subcommands[] = {
+	{ "verify", cmd_verify, usage_verify },
+	{ "tail", cmd_tail, usage_tail },
+	{ "query", cmd_query, usage_query },
+	{ "pubkey", cmd_pubkey, usage_pubkey },
+	{ "help", NULL, NULL },
+};
 
-	if (argc < 2) {
-		fprintf(stderr, PROG ": missing command (verify, tail, query, pubkey); run '" PROG
-				     " --help'\n");
-		return 2;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		printf("%s", usage_main);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (!strcmp(argv[1], cmds[i].name)) {
-			return cmds[i].fn(argc - 1, argv + 1);
-		}
-	}
-	fprintf(stderr, PROG ": unknown command '%s'; run '" PROG " --help'\n", argv[1]);
-	return 2;
-}
+const struct cli_table cli_audit =
+    CLI_TABLE("audit", subcommands,
+	      "Offline tools for the tamper-evident audit log (see docs/audit.md).\n"
+	      "Run '" PROG " COMMAND --help' for a command's options.\n");

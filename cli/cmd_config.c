@@ -19,8 +19,6 @@ static const char usage_check[] =
     "Without --config, the embedded default is checked.  --json prints the tool\n"
     "servers and agents as loaded, with the defaults filled in.\n";
 
-static const char usage_config[] = "usage: agentgatectl config check [--help]\n";
-
 static json_t *pass_json(const struct ag_pass_conf *list, int nr)
 {
 	json_t *a = json_array();
@@ -99,7 +97,7 @@ static int print_json(const struct ag_conf *c, const char *file)
 	return 0;
 }
 
-static int cmd_check(int argc, char **argv)
+static int cmd_check(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_VAL("config"), CLI_FLAG("json"), CLI_END };
 	static const struct cli_spec sp = { .cmd = "config check",
@@ -134,13 +132,8 @@ static int cmd_check(int argc, char **argv)
 	return ret;
 }
 
-int cmd_config(struct ag_cli *c, int argc, char **argv)
-{
-	if (argc >= 2 && !strcmp(argv[1], "check"))
-		return cmd_check(argc - 1, argv + 1);
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage_config, stdout);
-		return 0;
-	}
-	return cli_usage(usage_config);
-}
+static const struct cli_cmd subcommands[] = {
+	{ "check", cmd_check, usage_check },
+};
+
+const struct cli_table cli_config = CLI_TABLE("config", subcommands, NULL);

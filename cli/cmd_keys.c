@@ -275,13 +275,10 @@ static int cmd_mint(struct ag_cli *cli, int argc, char **argv)
 	return 0;
 }
 
-int cmd_keys(struct ag_cli *c, int argc, char **argv)
-{
-	static const struct cli_cmd subcommands[] = {
-		{ "jwks", cmd_jwks },
-		{ "rotate", cmd_rotate },
-		{ "mint", cmd_mint },
-	};
+static const struct cli_cmd subcommands[] = {
+	{ "jwks", cmd_jwks, usage_jwks },
+	{ "rotate", cmd_rotate, usage_rotate },
+	{ "mint", cmd_mint, usage_mint },
+};
 
-	return cli_dispatch("keys", subcommands, AG_ARRAY_SIZE(subcommands), c, argc, argv);
-}
+const struct cli_table cli_keys = CLI_TABLE("keys", subcommands, NULL);

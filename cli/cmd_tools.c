@@ -18,19 +18,11 @@
 #include "ctl.h"
 #include "inventory.h"
 
-static const char usage_tools[] =
-    "usage: agentgatectl tools [--json]\n"
-    "       agentgatectl tools diff SERVER/TOOL\n"
-    "       agentgatectl tools approve SERVER/TOOL [--by NAME] [--hash HASH]\n"
-    "       agentgatectl tools lock\n"
-    "Every tool the governed servers offered, with its state: trusted, pending (waits for\n"
-    "a first approval) or blocked (the server changed a trusted definition).\n"
-    "  diff     the trusted against the offered definition\n"
-    "  approve  print the diff, then trust the offered definition; HASH (default: the one\n"
-    "           just printed) must still be the offered one.  NAME, recorded in the audit\n"
-    "           log, defaults to the invoking user (SUDO_USER when run through sudo)\n"
-    "  lock     print a lock file pinning every trusted hash, for policies/tools.lock\n"
-    "The inventory is read from the instance's state directory (agentgatectl --state-dir).\n";
+static const char usage_list[] = "usage: agentgatectl tools [--json]\n";
+static const char usage_diff[] = "usage: agentgatectl tools diff SERVER/TOOL\n";
+static const char usage_approve[] =
+    "usage: agentgatectl tools approve SERVER/TOOL [--by NAME] [--hash HASH]\n";
+static const char usage_lock[] = "usage: agentgatectl tools lock\n";
 
 #define LOCK_HINT "agentgatectl tools lock > policies/tools.lock"
 
@@ -59,7 +51,7 @@ static int parse_opts(const char *cmd, int allowed, bool want_tool, int argc, ch
 	};
 	char label[64];
 	struct cli_spec sp = { .cmd = label,
-			       .usage = usage_tools,
+			       .table = &cli_tools,
 			       .opts = opts,
 			       .allowed = (uint32_t)allowed ?: CLI_NONE };
 	struct cli_args a;
@@ -295,19 +287,21 @@ static int tools_lock(struct ag_cli *c, int argc, char **argv)
 	return 0;
 }
 
-int cmd_tools(struct ag_cli *c, int argc, char **argv)
-{
-	static const struct {
-		const char *name;
-		int (*fn)(struct ag_cli *c, int argc, char **argv);
-	} subs[] = {
-		{ "diff", tools_diff },
-		{ "approve", tools_approve },
-		{ "lock", tools_lock },
-	};
+/* Without a subcommand: the list. */
+static const struct cli_cmd subcommands[] = {
+	{ NULL, tools_list, usage_list },
+	{ "diff", tools_diff, usage_diff },
+	{ "approve", tools_approve, usage_approve },
+	{ "lock", tools_lock, usage_lock },
+};
 
-	for (size_t i = 0; argc > 1 && i < AG_ARRAY_SIZE(subs); i++)
-		if (!strcmp(argv[1], subs[i].name))
-			return subs[i].fn(c, argc - 1, argv + 1);
-	return tools_list(c, argc, argv);
-}
+const struct cli_table cli_tools = CLI_TABLE(
+    "tools", subcommands,
+    "Every tool the governed servers offered, with its state: trusted, pending (waits for\n"
+    "a first approval) or blocked (the server changed a trusted definition).\n"
+    "  diff     the trusted against the offered definition\n"
+    "  approve  print the diff, then trust the offered definition; HASH (default: the one\n"
+    "           just printed) must still be the offered one.  NAME, recorded in the audit\n"
+    "           log, defaults to the invoking user (SUDO_USER when run through sudo)\n"
+    "  lock     print a lock file pinning every trusted hash, for policies/tools.lock\n"
+    "The inventory is read from the instance's state directory (agentgatectl --state-dir).\n");

@@ -9,28 +9,18 @@
 #include "cli.h"
 #include "guard.h"
 
-static const char guard_usage[] =
+static const char usage_attach[] =
     "usage: agentgatectl [--instance NAME] guard attach IFACE [--rate N] [--burst N]\n"
-    "                    [--port PORT]\n"
-    "       agentgatectl [--instance NAME] guard detach IFACE\n"
-    "       agentgatectl [--instance NAME] guard show [--json]\n"
-    "\n"
-    "An XDP program on IFACE gives each source address a token bucket (--rate per\n"
-    "second, --burst; defaults 100 and 200): new TCP connections and UDP datagrams\n"
-    "to PORT (default: every port) beyond it are dropped before they reach the\n"
-    "stack.  Established TCP, ARP and ICMP pass.  Attached with libxdp, natively\n"
-    "where the driver can, else in generic mode.\n"
-    "\n"
-    "show also lists the guards of agents run with --netns (kind \"agent\"): what\n"
-    "each agent's namespace sent that was neither for the gateway, a resolver nor\n"
-    "neighbour resolution was dropped and counted there.\n";
+    "                    [--port PORT]\n";
+static const char usage_detach[] = "usage: agentgatectl [--instance NAME] guard detach IFACE\n";
+static const char usage_show[] = "usage: agentgatectl [--instance NAME] guard show [--json]\n";
 
-static int guard_attach(const struct ag_instance *in, int argc, char **argv)
+static int guard_attach(struct ag_cli *c, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_VAL("rate"), CLI_VAL("burst"), CLI_VAL("port"),
 					       CLI_END };
 	static const struct cli_spec sp = { .cmd = "agentgatectl guard attach",
-					    .usage = guard_usage,
+					    .table = &cli_guard,
 					    .opts = opts };
 	struct ag_guard_config cfg = { .rate = 100, .burst = 200 };
 	struct cli_args a;
@@ -38,14 +28,9 @@ static int guard_attach(const struct ag_instance *in, int argc, char **argv)
 	uint32_t port = 0;
 	int ret;
 
-	if (argc < 2 || argv[1][0] == '-')
-		return cli_usage(guard_usage);
 	/* argv[1] is the interface: the options follow it. */
-	if ((ret = cli_parse(&sp, argc - 1, argv + 1, &a)))
+	if ((ret = cli_parse_one(&sp, true, argc, argv, &a)))
 		return ret == 1 ? 0 : AG_EXIT_USAGE;
-	cli_args_free(&a);
-	if (a.ind < argc - 1)
-		return cli_usage(guard_usage);
 	if (a.val[0] &&
 	    (ret = cli_parse_u32("guard attach", "rate", a.val[0], UINT32_MAX, &cfg.rate)))
 		return ret;
@@ -55,7 +40,7 @@ static int guard_attach(const struct ag_instance *in, int argc, char **argv)
 	if (a.val[2] && (ret = cli_parse_u32("guard attach", "port", a.val[2], 65535, &port)))
 		return ret;
 	cfg.port = (uint16_t)port;
-	if (ag_guard_attach(in, argv[1], &cfg, &err))
+	if (ag_guard_attach(&c->inst, argv[1], &cfg, &err))
 		return cli_fail("guard attach: %s", err.msg);
 	return 0;
 }
@@ -98,15 +83,25 @@ json_t *guard_list_json(const struct ag_instance *in)
 	return s.out;
 }
 
-static int guard_show(const struct ag_instance *in, int argc, char **argv)
+static int guard_show(struct ag_cli *c, int argc, char **argv)
 {
-	bool json = argc > 1 && !strcmp(argv[1], "--json");
+	static const struct cli_opt opts[] = { CLI_FLAG("json"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl guard show",
+					    .table = &cli_guard,
+					    .opts = opts };
+	struct cli_args a;
 	json_t *list, *g;
+	bool json;
 	size_t i;
+	int ret;
 
-	if (argc > (json ? 2 : 1))
-		return cli_usage(guard_usage);
-	list = guard_list_json(in);
+	if ((ret = cli_parse(&sp, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	if (a.ind < argc)
+		return cli_table_fail(&cli_guard);
+	json = a.val[0] != NULL;
+	list = guard_list_json(&c->inst);
 	if (json) {
 		json_dumpf(list, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -115,16 +110,17 @@ static int guard_show(const struct ag_instance *in, int argc, char **argv)
 		       "DISPATCHER", "RATE", "BURST", "PORT", "PASSED", "DROPPED");
 		json_array_foreach(list, i, g)
 		{
-			json_t *c = json_object_get(g, "config"), *st = json_object_get(g, "stats");
+			json_t *cf = json_object_get(g, "config"),
+			       *st = json_object_get(g, "stats");
 
 			printf("%-16s %-8s %-9s %-24s %8lld %8lld %6lld %10lld %10lld\n",
 			       json_string_value(json_object_get(g, "interface")),
 			       json_string_value(json_object_get(g, "kind")),
 			       json_string_value(json_object_get(g, "mode")),
 			       json_string_value(json_object_get(g, "dispatcher")),
-			       json_integer_value(json_object_get(c, "rate")),
-			       json_integer_value(json_object_get(c, "burst")),
-			       json_integer_value(json_object_get(c, "port")),
+			       json_integer_value(json_object_get(cf, "rate")),
+			       json_integer_value(json_object_get(cf, "burst")),
+			       json_integer_value(json_object_get(cf, "port")),
 			       json_integer_value(json_object_get(st, "passed")),
 			       json_integer_value(json_object_get(st, "dropped")));
 		}
@@ -133,22 +129,36 @@ static int guard_show(const struct ag_instance *in, int argc, char **argv)
 	return 0;
 }
 
-int cmd_guard(struct ag_cli *c, int argc, char **argv)
+static int guard_detach(struct ag_cli *c, int argc, char **argv)
 {
+	static const struct cli_spec sp = { .cmd = "agentgatectl guard detach",
+					    .table = &cli_guard };
+	struct cli_args a;
 	struct ag_err err;
+	int ret;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(guard_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? AG_EXIT_USAGE : 0;
-	}
-	if (!strcmp(argv[1], "attach"))
-		return guard_attach(&c->inst, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "show"))
-		return guard_show(&c->inst, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "detach") && argc == 3) {
-		if (ag_guard_detach(&c->inst, argv[2], &err))
-			return cli_fail("guard detach: %s", err.msg);
-		return 0;
-	}
-	return cli_usage(guard_usage);
+	if ((ret = cli_parse_one(&sp, false, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	if (ag_guard_detach(&c->inst, argv[a.ind], &err))
+		return cli_fail("guard detach: %s", err.msg);
+	return 0;
 }
+
+static const struct cli_cmd subcommands[] = {
+	{ "attach", guard_attach, usage_attach },
+	{ "detach", guard_detach, usage_detach },
+	{ "show", guard_show, usage_show },
+};
+
+const struct cli_table cli_guard =
+    CLI_TABLE("guard", subcommands,
+	      "\n"
+	      "An XDP program on IFACE gives each source address a token bucket (--rate per\n"
+	      "second, --burst; defaults 100 and 200): new TCP connections and UDP datagrams\n"
+	      "to PORT (default: every port) beyond it are dropped before they reach the\n"
+	      "stack.  Established TCP, ARP and ICMP pass.  Attached with libxdp, natively\n"
+	      "where the driver can, else in generic mode.\n"
+	      "\n"
+	      "show also lists the guards of agents run with --netns (kind \"agent\"): what\n"
+	      "each agent's namespace sent that was neither for the gateway, a resolver nor\n"
+	      "neighbour resolution was dropped and counted there.\n");

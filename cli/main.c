@@ -69,39 +69,40 @@ const char *cli_default_approver(void)
  */
 static const struct {
 	const char *name;
-	const char *synopsis; /* after the name */
+	const char *synopsis; /* after the name; NULL: the names of subs */
 	const char *summary;
-	int (*fn)(struct ag_cli *c, int argc, char **argv);
+	int (*fn)(struct ag_cli *c, int argc, char **argv); /* NULL: cli_dispatch(subs) */
+	const struct cli_table *subs;
 } commands[] = {
 	{ "run", "--agent NAME [--user USER] [--netns] [--keep-fd N] -- CMD [ARGS...]",
-	  "run CMD as agent NAME under governance", cmd_run },
+	  "run CMD as agent NAME under governance", cmd_run, NULL },
 	{ "status", "[--verbose] [--json]",
-	  "serving, coverage on this kernel, audit; then the details", cmd_status },
-	{ "agents", "[--json]", "registered agents with their counters", cmd_agents },
-	{ "maps", "[--json] [MAP]", "decoded dumps of the pinned maps", cmd_maps },
-	{ "quota", "show|set|reset", "per-agent connect rate and call budgets, live", cmd_quota },
-	{ "policy", "validate|test|explain|simulate|reload",
-	  "Cedar policies: offline checks, a what-if replay of the audit log, a live reload",
-	  cmd_policy },
-	{ "approvals", "[--json]", "calls held for a human (policies' @escalate)", cmd_approvals },
-	{ "approve", "ID [--by NAME]", "resume a held call", cmd_resolve },
-	{ "deny", "ID [--by NAME]", "refuse a held call", cmd_resolve },
-	{ "tools", "[diff|approve|lock]",
+	  "serving, coverage on this kernel, audit; then the details", cmd_status, NULL },
+	{ "agents", "[--json]", "registered agents with their counters", cmd_agents, NULL },
+	{ "maps", "[--json] [MAP]", "decoded dumps of the pinned maps", cmd_maps, NULL },
+	{ "quota", NULL, "per-agent connect rate and call budgets, live", NULL, &cli_quota },
+	{ "policy", NULL,
+	  "Cedar policies: offline checks, a what-if replay of the audit log, a live reload", NULL,
+	  &cli_policy },
+	{ "approvals", "[--json]", "calls held for a human (policies' @escalate)", cmd_approvals,
+	  NULL },
+	{ "approve", "ID [--by NAME]", "resume a held call", cmd_resolve, NULL },
+	{ "deny", "ID [--by NAME]", "refuse a held call", cmd_resolve, NULL },
+	{ "tools", NULL,
 	  "tool definitions seen and their trusted hashes; review and approve a changed tool, "
 	  "write the lock file",
-	  cmd_tools },
-	{ "audit", "verify|tail|query|pubkey",
-	  "the audit log: verify its chain and signatures, follow it, search it", cmd_audit },
-	{ "keys", "jwks|rotate|mint", "the signing keys of minted credential assertions",
-	  cmd_keys },
-	{ "guard", "attach|detach|show", "the XDP ingress guard on an interface", cmd_guard },
-	{ "config", "check [--config FILE] [--json]",
-	  "load agentgate.json as the daemon would and report the first error", cmd_config },
-	{ "uninstall", "", "stop the daemon and agents, detach and unpin everything",
-	  cmd_uninstall },
+	  NULL, &cli_tools },
+	{ "audit", NULL, "the audit log: verify its chain and signatures, follow it, search it",
+	  NULL, &cli_audit },
+	{ "keys", NULL, "the signing keys of minted credential assertions", NULL, &cli_keys },
+	{ "guard", NULL, "the XDP ingress guard on an interface", NULL, &cli_guard },
+	{ "config", NULL, "load agentgate.json as the daemon would and report the first error",
+	  NULL, &cli_config },
+	{ "uninstall", "", "stop the daemon and agents, detach and unpin everything", cmd_uninstall,
+	  NULL },
 	{ "upgrade", "[--daemon PATH]",
 	  "replace the running daemon by a new build, agents never unhooked or refused",
-	  cmd_upgrade },
+	  cmd_upgrade, NULL },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -109,39 +110,42 @@ static const struct {
 static void print_usage(FILE *f)
 {
 	fputs(usage_head, f);
-	for (size_t n = 0; n < NR_COMMANDS; n++)
-		fprintf(f, "  %s%s%s\n      %s\n", commands[n].name,
-			commands[n].synopsis[0] ? " " : "", commands[n].synopsis,
-			commands[n].summary);
+	for (size_t n = 0; n < NR_COMMANDS; n++) {
+		fprintf(f, "  %s", commands[n].name);
+		if (commands[n].subs) {
+			fputc(' ', f);
+			cli_table_names(f, commands[n].subs);
+		} else if (commands[n].synopsis[0]) {
+			fprintf(f, " %s", commands[n].synopsis);
+		}
+		fprintf(f, "\n      %s\n", commands[n].summary);
+	}
 	fputs(usage_tail, f);
 }
 
 int main(int argc, char **argv)
 {
 	struct ag_cli c = { .instance = AG_INSTANCE_DEFAULT };
-	const char *state_dir = NULL;
+	static const struct cli_opt opts[] = { CLI_VAL("instance"), CLI_VAL("state-dir"), CLI_END };
+	/* No usage text: print_usage says it after a 1. */
+	static const struct cli_spec sp = { .cmd = "agentgatectl", .opts = opts, .stop = true };
+	struct cli_args a;
 	struct ag_err err;
-	int i = 1;
+	int i;
 
-	while (i < argc && argv[i][0] == '-') {
-		if (!strcmp(argv[i], "--instance") && i + 1 < argc) {
-			c.instance = argv[i + 1];
-			i += 2;
-		} else if (!strncmp(argv[i], "--instance=", 11)) {
-			c.instance = argv[i] + 11;
-			i++;
-		} else if (!strcmp(argv[i], "--state-dir") && i + 1 < argc) {
-			state_dir = argv[i + 1];
-			i += 2;
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			print_usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "agentgatectl: unknown option \"%s\"\n", argv[i]);
-			print_usage(stderr);
-			return AG_EXIT_USAGE;
-		}
+	switch (cli_parse(&sp, argc, argv, &a)) {
+	case 0:
+		break;
+	case 1:
+		print_usage(stdout);
+		return 0;
+	default:
+		print_usage(stderr);
+		return AG_EXIT_USAGE;
 	}
+	cli_args_free(&a);
+	c.instance = a.val[0] ? a.val[0] : c.instance;
+	i = a.ind;
 	if (i >= argc) {
 		print_usage(stderr);
 		return AG_EXIT_USAGE;
@@ -149,8 +153,10 @@ int main(int argc, char **argv)
 	for (size_t n = 0; n < NR_COMMANDS; n++) {
 		if (strcmp(argv[i], commands[n].name))
 			continue;
-		if (ag_instance_init(&c.inst, c.instance, state_dir, &err))
+		if (ag_instance_init(&c.inst, c.instance, a.val[1], &err))
 			return cli_fail("%s", err.msg);
+		if (commands[n].subs)
+			return cli_dispatch(commands[n].subs, &c, argc - i, argv + i);
 		return commands[n].fn(&c, argc - i, argv + i);
 	}
 	fprintf(stderr, "agentgatectl: unknown command \"%s\"\n", argv[i]);

@@ -299,27 +299,28 @@ static json_t *dump_map(const struct ag_kern *k, const struct ag_instance *in, e
 
 int cmd_maps(struct ag_cli *c, int argc, char **argv)
 {
-	const char *only = NULL;
-	bool json = false;
+	static const struct cli_opt opts[] = { CLI_FLAG("json"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl maps",
+					    .usage = maps_usage,
+					    .opts = opts };
+	const char *only;
+	struct cli_args a;
+	bool json;
 	struct ag_kern k;
 	struct ag_err err;
 	json_t *out;
-	int found = 0;
+	int found = 0, r;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(maps_usage, stdout);
-			return 0;
-		} else if (argv[i][0] != '-' && !only) {
-			only = argv[i];
-		} else {
-			fprintf(stderr, "agentgatectl maps: unexpected argument \"%s\"\n%s",
-				argv[i], maps_usage);
-			return AG_EXIT_USAGE;
-		}
+	if ((r = cli_parse(&sp, argc, argv, &a)))
+		return r == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	json = a.val[0] != NULL;
+	if (argc - a.ind > 1) {
+		fprintf(stderr, "agentgatectl maps: unexpected argument \"%s\"\n%s",
+			argv[a.ind + 1], maps_usage);
+		return AG_EXIT_USAGE;
 	}
+	only = a.ind < argc ? argv[a.ind] : NULL;
 	if (ag_kern_open(&k, &c->inst, &err))
 		return cli_fail("maps: %s", err.msg);
 	out = json_object();

@@ -4,7 +4,8 @@
  * options (struct cli_spec) read with getopt_long, so every command
  * accepts --name V, --name=V, unique abbreviations and options after
  * operands alike and says the same thing about a bad one; and their
- * subcommands (struct cli_cmd), whose usage line is made from the table.
+ * subcommands (struct cli_table), whose usage is made from the table: each
+ * subcommand's synopsis, and the list of names agentgatectl --help shows.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -77,7 +78,10 @@ int cli_parse(const struct cli_spec *sp, int argc, char **argv, struct cli_args 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, so, lo, &li)) != -1) {
 		if (c == 'h') {
-			fputs(sp->usage, stdout);
+			if (sp->usage)
+				fputs(sp->usage, stdout);
+			else if (sp->table)
+				cli_table_usage(stdout, sp->table);
 			cli_args_free(a);
 			return 1;
 		}
@@ -113,6 +117,32 @@ void cli_args_free(struct cli_args *a)
 	a->n_list = 0;
 }
 
+/* sp's usage on stderr, for a usage error. */
+static int spec_usage_error(const struct cli_spec *sp)
+{
+	if (sp->usage)
+		fputs(sp->usage, stderr);
+	else if (sp->table)
+		cli_table_usage(stderr, sp->table);
+	return AG_EXIT_USAGE;
+}
+
+int cli_parse_one(const struct cli_spec *sp, bool first, int argc, char **argv, struct cli_args *a)
+{
+	int skip = first ? 1 : 0, r;
+
+	if (first && (argc < 2 || argv[1][0] == '-'))
+		return spec_usage_error(sp);
+	/* first: parsed as if the operand were the command, so none may follow. */
+	if ((r = cli_parse(sp, argc - skip, argv + skip, a)))
+		return r;
+	cli_args_free(a);
+	if (a->ind + skip + !first != argc)
+		return spec_usage_error(sp);
+	a->ind = first ? 1 : a->ind;
+	return 0;
+}
+
 int cli_simple_opts(int argc, char **argv, const char *usage, bool *json)
 {
 	static const struct cli_opt opts[] = { CLI_FLAG("json"), CLI_END };
@@ -134,27 +164,101 @@ int cli_simple_opts(int argc, char **argv, const char *usage, bool *json)
 	return 0;
 }
 
-/* "usage: agentgatectl CMD a|b|c [--help]" from the table. */
-static void dispatch_usage(FILE *f, const char *cmd, const struct cli_cmd *tab, size_t n)
+/* Listed: a named subcommand that is not an alias of --help. */
+static bool listed(const struct cli_cmd *e)
 {
-	fprintf(f, "usage: agentgatectl %s ", cmd);
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s%s", i ? "|" : "", tab[i].name);
-	fputs(" [--help]\n", f);
+	return e->name && e->fn;
 }
 
-int cli_dispatch(const char *cmd, const struct cli_cmd *tab, size_t n, struct ag_cli *c, int argc,
-		 char **argv)
+/* The synopsis of usage: its first line and the indented lines after it. */
+static void synopsis(FILE *f, const char *usage, bool first)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		dispatch_usage(argc < 2 ? stderr : stdout, cmd, tab, n);
-		return argc < 2 ? AG_EXIT_USAGE : 0;
+	static const char head[] = "usage: ";
+	const char *p = usage, *nl;
+
+	if (!first && !strncmp(p, head, sizeof(head) - 1)) {
+		fprintf(f, "%*s", (int)sizeof(head) - 1, "");
+		p += sizeof(head) - 1;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(argv[1], tab[i].name))
-			return tab[i].fn(c, argc - 1, argv + 1);
-	fprintf(stderr, "%s: unknown subcommand \"%s\"; use ", cmd, argv[1]);
-	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "%s%s", tab[i].name, i + 2 < n ? ", " : i + 2 == n ? " or " : "\n");
+	do {
+		nl = strchr(p, '\n');
+		fprintf(f, "%.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
+		p = nl ? nl + 1 : "";
+	} while (*p == ' ');
+}
+
+void cli_table_usage(FILE *f, const struct cli_table *t)
+{
+	bool first = true;
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (!t->cmds[i].usage)
+			continue;
+		synopsis(f, t->cmds[i].usage, first);
+		first = false;
+	}
+	if (t->about)
+		fputs(t->about, f);
+}
+
+int cli_table_fail(const struct cli_table *t)
+{
+	cli_table_usage(stderr, t);
+	return AG_EXIT_USAGE;
+}
+
+/* t's listed names, between sep and, before the last, last. */
+static void names(FILE *f, const struct cli_table *t, const char *sep, const char *last)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		n += listed(&t->cmds[i]);
+	for (size_t i = 0; i < t->n; i++)
+		if (listed(&t->cmds[i]))
+			fprintf(f, "%s%s", k++ ? (k == n ? last : sep) : "", t->cmds[i].name);
+}
+
+void cli_table_names(FILE *f, const struct cli_table *t)
+{
+	bool def = false;
+
+	for (size_t i = 0; i < t->n; i++)
+		def |= !t->cmds[i].name;
+	fputs(def ? "[" : "", f);
+	names(f, t, "|", "|");
+	fputs(def ? "]" : "", f);
+}
+
+int cli_dispatch(const struct cli_table *t, struct ag_cli *c, int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : NULL;
+	bool help = sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h"));
+	const struct cli_cmd *def = NULL;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct cli_cmd *e = &t->cmds[i];
+
+		if (!e->name)
+			def = e;
+		else if (help || !sub || strcmp(sub, e->name))
+			continue;
+		else if (!e->fn) /* an alias of --help */
+			help = true;
+		else
+			return e->fn(c, argc - 1, argv + 1);
+	}
+	if (help) {
+		cli_table_usage(stdout, t);
+		return 0;
+	}
+	/* The default reads the command's own options: tools --json. */
+	if (def && (!sub || sub[0] == '-'))
+		return def->fn(c, argc, argv);
+	if (!sub)
+		return cli_table_fail(t);
+	fprintf(stderr, "agentgatectl %s: unknown subcommand \"%s\"; use ", t->cmd, sub);
+	names(stderr, t, ", ", " or ");
+	fputc('\n', stderr);
 	return AG_EXIT_USAGE;
 }

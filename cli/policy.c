@@ -241,11 +241,11 @@ static int policy_reload(struct ag_cli *cli, int argc, char **argv)
 
 /* The subcommands; reload talks to the daemon, the others work on files. */
 static const struct cli_cmd subcommands[] = {
-	{ "validate", policy_validate }, { "test", policy_test },     { "explain", policy_explain },
-	{ "simulate", policy_simulate }, { "reload", policy_reload },
+	{ "validate", policy_validate, usage_validate },
+	{ "test", policy_test, policy_usage_test },
+	{ "explain", policy_explain, policy_usage_explain },
+	{ "simulate", policy_simulate, policy_usage_simulate },
+	{ "reload", policy_reload, usage_reload },
 };
 
-int cmd_policy(struct ag_cli *c, int argc, char **argv)
-{
-	return cli_dispatch("policy", subcommands, AG_ARRAY_SIZE(subcommands), c, argc, argv);
-}
+const struct cli_table cli_policy = CLI_TABLE("policy", subcommands, NULL);

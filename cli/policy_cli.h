@@ -37,6 +37,8 @@ int policy_inv_load(const struct ag_instance *in, const char *cmd, struct ag_inv
 int policy_load_inputs(const char *cmd, const char *file, json_t *doc, const struct policy_opts *o,
 		       struct ag_policy_set **set, struct ag_entities **ents);
 
+/* The subcommands in the other files, with their usage. */
+extern const char policy_usage_test[], policy_usage_explain[], policy_usage_simulate[];
 int policy_test(struct ag_cli *c, int argc, char **argv);
 int policy_explain(struct ag_cli *c, int argc, char **argv);
 int policy_simulate(struct ag_cli *c, int argc, char **argv);

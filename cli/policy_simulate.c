@@ -19,7 +19,7 @@
 #include "policy_cli.h"
 #include "policy_request.h"
 
-static const char usage_simulate[] =
+const char policy_usage_simulate[] =
     "usage: agentgatectl policy simulate --policies DIR|FILE... [--entities FILE] [--json]\n"
     "         AUDIT_LOG...\n"
     "Replay the decision records of an audit log against a candidate policy set (one\n"
@@ -370,7 +370,7 @@ int policy_simulate(struct ag_cli *cli, int argc, char **argv)
 	struct ag_err err;
 	size_t npols;
 	static const struct cli_spec sp = { .cmd = "policy simulate",
-					    .usage = usage_simulate,
+					    .usage = policy_usage_simulate,
 					    .opts = opts };
 	int r = cli_parse(&sp, argc, argv, &a);
 

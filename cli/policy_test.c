@@ -14,14 +14,14 @@
 #include "policy_cli.h"
 #include "policy_request.h"
 
-static const char usage_test[] =
+const char policy_usage_test[] =
     "usage: agentgatectl policy test FILE [--policies DIR] [--entities FILE]\n"
     "Run the requests of a JSON test file and compare the decisions with the expected ones.\n"
     "--policies and --entities override the \"policies\" and \"entities\" paths of the file\n"
     "(which are relative to the test file).  Prints a line per failing case and a summary;\n"
     "exits 1 if any case fails, 2 if the test cannot run.  See agentgate-policy(5).\n";
 
-static const char usage_explain[] =
+const char policy_usage_explain[] =
     "usage: agentgatectl policy explain --policies DIR [--entities FILE] [--json]\n"
     "         (--request FILE | --principal REF --action REF --resource REF\n"
     "          [--context JSON | --context-file FILE])\n"
@@ -202,7 +202,7 @@ int policy_test(struct ag_cli *cli, int argc, char **argv)
 	json_error_t jerr;
 	json_t *doc, *cases, *c;
 	struct policy_opts o;
-	int r = policy_opts("test", usage_test, argc, argv, &o);
+	int r = policy_opts("test", policy_usage_test, argc, argv, &o);
 
 	if (r)
 		return r == 1 ? 0 : 2;
@@ -374,7 +374,7 @@ int policy_explain(struct ag_cli *cli, int argc, char **argv)
 	struct ag_policy_result res;
 	struct ag_policy_error err;
 	struct policy_opts o;
-	int r = policy_opts("explain", usage_explain, argc, argv, &o);
+	int r = policy_opts("explain", policy_usage_explain, argc, argv, &o);
 
 	if (r)
 		return r == 1 ? 0 : 2;

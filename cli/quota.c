@@ -12,16 +12,21 @@
 #include "kern.h"
 #include "maps.h"
 
-static const char quota_usage[] =
-    "usage: agentgatectl [--instance NAME] quota show [--json] [AGENT]\n"
-    "       agentgatectl [--instance NAME] quota set AGENT [--connect-rate N]\n"
-    "                    [--connect-burst N] [--calls-per-minute N] [--calls-per-day N]\n"
-    "       agentgatectl [--instance NAME] quota reset AGENT\n"
-    "\n"
-    "Per-agent quotas in the kernel's quota map: a token bucket for new connections\n"
-    "(rate per second, burst), refused with EDQUOT in the connect hooks, and tool-call\n"
-    "budgets per minute and per day.  0 means no limit; set changes only the limits\n"
-    "given and takes effect on the next connect; reset zeroes usage and refusals.\n";
+static const char usage_show[] =
+    "usage: agentgatectl [--instance NAME] quota show [--json] [AGENT]\n";
+static const char usage_set[] =
+    "usage: agentgatectl [--instance NAME] quota set AGENT [--connect-rate N]\n"
+    "                    [--connect-burst N] [--calls-per-minute N] [--calls-per-day N]\n";
+static const char usage_reset[] = "usage: agentgatectl [--instance NAME] quota reset AGENT\n";
+
+static int kern_open(struct ag_cli *c, struct ag_kern *k)
+{
+	struct ag_err err;
+
+	if (ag_kern_open(k, &c->inst, &err))
+		return cli_fail("quota: %s", err.msg);
+	return 0;
+}
 
 static int agent_id(const struct ag_instance *in, const char *name, uint64_t *id)
 {
@@ -74,23 +79,30 @@ static void show_agent(const void *key, void *arg)
 	json_array_append_new(s->out, quota_json(a.name, &q));
 }
 
-static int quota_show(const struct ag_kern *k, int argc, char **argv)
+static int quota_show(struct ag_cli *c, int argc, char **argv)
 {
-	struct show s = { .k = k, .out = json_array() };
-	bool json = false;
+	static const struct cli_opt opts[] = { CLI_FLAG("json"), CLI_END };
+	static const struct cli_spec sp = { .cmd = "agentgatectl quota show",
+					    .table = &cli_quota,
+					    .opts = opts };
+	struct ag_kern kern, *k = &kern;
+	struct show s = { .k = k };
+	struct cli_args a;
+	bool json;
 	size_t i;
 	json_t *row;
+	int ret;
 
-	for (int n = 1; n < argc; n++) {
-		if (!strcmp(argv[n], "--json"))
-			json = true;
-		else if (argv[n][0] != '-' && !s.only)
-			s.only = argv[n];
-		else {
-			json_decref(s.out);
-			return cli_usage(quota_usage);
-		}
-	}
+	if ((ret = cli_parse(&sp, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	cli_args_free(&a);
+	if (a.ind + 1 < argc)
+		return cli_table_fail(&cli_quota);
+	if ((ret = kern_open(c, k)))
+		return ret;
+	json = a.val[0] != NULL;
+	s.only = a.ind < argc ? argv[a.ind] : NULL;
+	s.out = json_array();
 	map_foreach(k->map_fd[AG_MAP_AGENTS], sizeof(uint64_t), show_agent, &s);
 	if (json) {
 		json_dumpf(s.out, stdout, JSON_INDENT(2));
@@ -121,81 +133,85 @@ static int quota_show(const struct ag_kern *k, int argc, char **argv)
 			       json_real_value(json_object_get(u, "connect_tokens")));
 		}
 	}
-	if (s.only && !json_array_size(s.out)) {
-		json_decref(s.out);
-		return cli_fail("quota: agent %s has no quota", s.only);
-	}
+	ret = s.only && !json_array_size(s.out) ? cli_fail("quota: agent %s has no quota", s.only)
+						: 0;
 	json_decref(s.out);
-	return 0;
+	ag_kern_close(k);
+	return ret;
 }
 
-static int quota_set(const struct ag_instance *in, const struct ag_kern *k, int argc, char **argv)
+static int quota_set(struct ag_cli *c, int argc, char **argv)
 {
 	/* In the order of struct ag_quota_limits. */
 	static const struct cli_opt opts[] = { CLI_VAL("connect-rate"), CLI_VAL("connect-burst"),
 					       CLI_VAL("calls-per-minute"),
 					       CLI_VAL("calls-per-day"), CLI_END };
 	static const struct cli_spec sp = { .cmd = "agentgatectl quota set",
-					    .usage = quota_usage,
+					    .table = &cli_quota,
 					    .opts = opts };
 	struct ag_quota_limits l = { 0 };
 	uint32_t *fields[] = { &l.connect_rate, &l.connect_burst, &l.calls_per_minute,
 			       &l.calls_per_day };
 	struct cli_args a;
 	struct ag_quota q;
-	struct ag_err err;
-	uint64_t id;
-	int ret;
-
-	if (argc < 2 || argv[1][0] == '-')
-		return cli_usage(quota_usage);
-	if ((ret = agent_id(in, argv[1], &id)))
-		return ret;
-	if (!ag_quota_get(k, id, &q)) {
-		l.connect_rate = q.connect_rate;
-		l.connect_burst = q.connect_burst;
-		l.calls_per_minute = q.calls_per_minute;
-		l.calls_per_day = q.calls_per_day;
-	}
-	/* argv[1] is the agent: the options follow it. */
-	if ((ret = cli_parse(&sp, argc - 1, argv + 1, &a)))
-		return ret == 1 ? 0 : AG_EXIT_USAGE;
-	cli_args_free(&a);
-	for (size_t i = 0; i < AG_ARRAY_SIZE(fields); i++)
-		if (a.val[i] && (ret = cli_parse_u32("quota set", opts[i].name, a.val[i],
-						     UINT32_MAX, fields[i])))
-			return ret;
-	if (a.ind < argc - 1)
-		return cli_usage(quota_usage);
-	if (ag_quota_set(k, id, &l, &err))
-		return cli_fail("quota set %s: %s", argv[1], err.msg);
-	return 0;
-}
-
-int cmd_quota(struct ag_cli *c, int argc, char **argv)
-{
 	struct ag_kern k;
 	struct ag_err err;
 	uint64_t id;
 	int ret;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(quota_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? AG_EXIT_USAGE : 0;
+	if ((ret = cli_parse_one(&sp, true, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	if ((ret = kern_open(c, &k)))
+		return ret;
+	if ((ret = agent_id(&c->inst, argv[1], &id)))
+		goto out;
+	if (!ag_quota_get(&k, id, &q)) {
+		l.connect_rate = q.connect_rate;
+		l.connect_burst = q.connect_burst;
+		l.calls_per_minute = q.calls_per_minute;
+		l.calls_per_day = q.calls_per_day;
 	}
-	if (ag_kern_open(&k, &c->inst, &err))
-		return cli_fail("quota: %s", err.msg);
-	if (!strcmp(argv[1], "show")) {
-		ret = quota_show(&k, argc - 1, argv + 1);
-	} else if (!strcmp(argv[1], "set")) {
-		ret = quota_set(&c->inst, &k, argc - 1, argv + 1);
-	} else if (!strcmp(argv[1], "reset") && argc == 3) {
-		ret = agent_id(&c->inst, argv[2], &id);
-		if (!ret && ag_quota_reset(&k, id, &err))
-			ret = cli_fail("quota reset %s: %s", argv[2], err.msg);
-	} else {
-		ret = cli_usage(quota_usage);
-	}
+	for (size_t i = 0; i < AG_ARRAY_SIZE(fields); i++)
+		if (a.val[i] && (ret = cli_parse_u32("quota set", opts[i].name, a.val[i],
+						     UINT32_MAX, fields[i])))
+			goto out;
+	if (ag_quota_set(&k, id, &l, &err))
+		ret = cli_fail("quota set %s: %s", argv[1], err.msg);
+out:
 	ag_kern_close(&k);
 	return ret;
 }
+
+static int quota_reset(struct ag_cli *c, int argc, char **argv)
+{
+	static const struct cli_spec sp = { .cmd = "agentgatectl quota reset",
+					    .table = &cli_quota };
+	struct cli_args a;
+	struct ag_kern k;
+	struct ag_err err;
+	uint64_t id;
+	int ret;
+
+	if ((ret = cli_parse_one(&sp, false, argc, argv, &a)))
+		return ret == 1 ? 0 : AG_EXIT_USAGE;
+	if ((ret = kern_open(c, &k)))
+		return ret;
+	if (!(ret = agent_id(&c->inst, argv[a.ind], &id)) && ag_quota_reset(&k, id, &err))
+		ret = cli_fail("quota reset %s: %s", argv[a.ind], err.msg);
+	ag_kern_close(&k);
+	return ret;
+}
+
+static const struct cli_cmd subcommands[] = {
+	{ "show", quota_show, usage_show },
+	{ "set", quota_set, usage_set },
+	{ "reset", quota_reset, usage_reset },
+};
+
+const struct cli_table cli_quota =
+    CLI_TABLE("quota", subcommands,
+	      "\n"
+	      "Per-agent quotas in the kernel's quota map: a token bucket for new connections\n"
+	      "(rate per second, burst), refused with EDQUOT in the connect hooks, and tool-call\n"
+	      "budgets per minute and per day.  0 means no limit; set changes only the limits\n"
+	      "given and takes effect on the next connect; reset zeroes usage and refusals.\n");

@@ -432,8 +432,11 @@ int cmd_status(struct ag_cli *c, int argc, char **argv)
 	if (ret)
 		return ret == 1 ? 0 : AG_EXIT_USAGE;
 	cli_args_free(&a);
-	if (a.ind < argc)
-		return cli_fail("status: unexpected argument \"%s\"; see --help", argv[a.ind]);
+	if (a.ind < argc) {
+		fprintf(stderr, "agentgatectl status: unexpected argument \"%s\"; see --help\n",
+			argv[a.ind]);
+		return AG_EXIT_USAGE;
+	}
 	json = slots[0] != NULL;
 	if (geteuid() != 0)
 		return cli_fail("status: must run as root (it reads pinned BPF objects)");

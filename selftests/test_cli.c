@@ -44,10 +44,11 @@ TEST(cli_run)
 	if (test__start_subtest("identity")) {
 		long uid;
 
-		ASSERT_EQ(ctl(&out, &d,
-			      "run --agent demo -- sh -c 'echo U=$(id -u); grep ^0:: /proc/self/cgroup; "
-			      "grep NoNewPrivs /proc/self/status'"),
-			  0, "run");
+		ASSERT_EQ(
+		    ctl(&out, &d,
+			"run --agent demo -- sh -c 'echo U=$(id -u); grep ^0:: /proc/self/cgroup; "
+			"grep NoNewPrivs /proc/self/status'"),
+		    0, "run");
 		uid = out && strstr(out, "U=") ? strtol(strstr(out, "U=") + 2, NULL, 10) : 0;
 		ASSERT_TRUE(uid >= AG_DEFAULT_AGENT_UID_MIN && uid <= AG_DEFAULT_AGENT_UID_MAX,
 			    "runs as a per-run uid, not the caller's nor nobody");
@@ -81,10 +82,11 @@ TEST(cli_run)
 
 		tool = tcp_listen("127.0.0.1", 0, &tool_port);
 		server = serve_one(tool, "hello-from-tool");
-		snprintf(args, sizeof(args),
-			 "run --agent demo -- bash -c 'echo U=$(id -u); exec 3<>/dev/tcp/127.0.0.1/%u; "
-			 "printf hi >&3; cat <&3'",
-			 tool_port);
+		snprintf(
+		    args, sizeof(args),
+		    "run --agent demo -- bash -c 'echo U=$(id -u); exec 3<>/dev/tcp/127.0.0.1/%u; "
+		    "printf hi >&3; cat <&3'",
+		    tool_port);
 		ASSERT_EQ(ctl(&out, &d, args), 0, "run");
 		ASSERT_TRUE(out && strstr(out, "hello-from-tool"),
 			    "the agent got the tool's bytes");
@@ -308,4 +310,100 @@ TEST(cli_agents_refusals)
 	free(out);
 out:
 	env_stop(&e);
+}
+
+/* agentgatectl of a test instance, no daemon: what usage checks need. */
+static int ctl_bare(char **out, const char *args)
+{
+	return run_capture(out, "%s/agentgatectl --instance %s %s 2>&1", testlib_build_dir(),
+			   test__instance("usage"), args);
+}
+
+/*
+ * The commands made of subcommands (cli_dispatch over their tables): an
+ * unknown subcommand exits 2 naming it, --help exits 0 with a synopsis
+ * per subcommand, and agentgatectl --help lists the same names.
+ */
+TEST(cli_subcommand_usage)
+{
+	static const struct {
+		const char *cmd, *subs[6], *listed; /* listed: in agentgatectl --help */
+	} cmds[] = {
+		{ "quota", { "show", "set", "reset" }, "quota show|set|reset\n" },
+		{ "guard", { "attach", "detach", "show" }, "guard attach|detach|show\n" },
+		{ "tools", { "diff", "approve", "lock" }, "tools [diff|approve|lock]\n" },
+		{ "audit",
+		  { "verify", "tail", "query", "pubkey" },
+		  "audit verify|tail|query|pubkey\n" },
+		{ "config", { "check" }, "config check\n" },
+		{ "keys", { "jwks", "rotate", "mint" }, "keys jwks|rotate|mint\n" },
+		{ "policy",
+		  { "validate", "test", "explain", "simulate", "reload" },
+		  "policy validate|test|explain|simulate|reload\n" },
+	};
+	char *out = NULL, *help = NULL, args[128], want[128];
+
+	ASSERT_EQ(ctl_bare(&help, "--help"), 0, "agentgatectl --help");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *cmd = cmds[i].cmd;
+
+		if (!test__start_subtest(cmd))
+			continue;
+		ASSERT_STRHAS(help ? help : "", cmds[i].listed, "listed by agentgatectl --help");
+		snprintf(args, sizeof(args), "%s frob", cmd);
+		ASSERT_EQ(ctl_bare(&out, args), 2, "unknown subcommand: usage error");
+		snprintf(want, sizeof(want), "agentgatectl %s: unknown subcommand \"frob\"", cmd);
+		ASSERT_STRHAS(out ? out : "", want, "names it");
+		free(out);
+		snprintf(args, sizeof(args), "%s --help", cmd);
+		ASSERT_EQ(ctl_bare(&out, args), 0, "--help");
+		ASSERT_TRUE(out && !strncmp(out, "usage: ", 7), "a usage");
+		for (size_t s = 0; cmds[i].subs[s]; s++) {
+			snprintf(want, sizeof(want), " %s %s", cmd, cmds[i].subs[s]);
+			if (!ASSERT_STRHAS(out ? out : "", want, "a synopsis per subcommand"))
+				fprintf(stderr, "  %s --help: no \"%s\"\n", cmd, want);
+		}
+		free(out);
+		if (strcmp(cmd, "tools")) {
+			ASSERT_EQ(ctl_bare(&out, cmd), 2, "no subcommand: usage error");
+			ASSERT_STRHAS(out ? out : "", "usage: ", "says the usage");
+			free(out);
+		}
+	}
+	free(help);
+	if (test__start_subtest("aliases_and_default")) {
+		char dir[] = "/tmp/agt-cliusage-XXXXXX";
+
+		ASSERT_EQ(ctl_bare(&out, "audit help"), 0, "audit help: the old --help");
+		ASSERT_STRHAS(out ? out : "", "agentgatectl audit pubkey --key FILE", "its usage");
+		free(out);
+		if (ASSERT_OK_PTR(mkdtemp(dir), "state dir")) {
+			/* tools without a subcommand lists, with its own options. */
+			snprintf(args, sizeof(args), "--state-dir %s tools", dir);
+			ASSERT_EQ(ctl_bare(&out, args), 0, "tools");
+			ASSERT_STRHAS(out ? out : "", "no tool recorded yet", "lists");
+			free(out);
+			snprintf(args, sizeof(args), "--state-dir=%s tools --json", dir);
+			ASSERT_EQ(ctl_bare(&out, args), 0, "tools --json");
+			ASSERT_STRHAS(out ? out : "", "{}", "lists as JSON");
+			free(out);
+			snprintf(args, sizeof(args), "rm -rf %s", dir);
+			ASSERT_EQ(system(args), 0, "cleanup");
+		}
+		ASSERT_EQ(ctl_bare(&out, "--bogus status"), 2, "unknown global option");
+		free(out);
+		ASSERT_EQ(ctl_bare(&out, "quota show --bogus"), 2, "unknown option");
+		ASSERT_STRHAS(out ? out : "", "--bogus", "names it");
+		free(out);
+		ASSERT_EQ(ctl_bare(&out, "quota reset --help"), 0, "a subcommand's --help");
+		free(out);
+		/* Documented: 2 for bad usage, an operand too many included. */
+		ASSERT_EQ(ctl_bare(&out, "status extra"), 2, "status takes no operand");
+		ASSERT_STRHAS(out ? out : "", "\"extra\"", "names it");
+		free(out);
+		ASSERT_EQ(ctl_bare(&out, "maps stats extra"), 2, "maps takes one MAP");
+		free(out);
+		ASSERT_EQ(ctl_bare(&out, "approve 1 2"), 2, "approve takes one ID");
+		free(out);
+	}
 }
