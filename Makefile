@@ -18,7 +18,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
 	$(WARN) -I$(BUILD) -Ibpf -Ilib $(PKG_CFLAGS) -DAG_VERSION=\"$(AG_VERSION)\"
-LDLIBS += $(PKG_LIBS) -lelf -lz
+LDLIBS += $(PKG_LIBS) -lelf -lz -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wall -Werror
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "anomalies.h"
 #include "budget.h"
 #include "decide.h"
 #include "decision.h"
@@ -178,6 +179,10 @@ int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 	}
 	ag_policy_result_init(&p->res);
 	d->decider = p;
+	if ((ret = ag_anomaly_open(d, &p->anomaly, err))) {
+		ag_decide_free(d);
+		return ret;
+	}
 	if (!d->conf.policy.set)
 		return 0;
 	if ((ret = load(&d->conf, &set, &ents, &json, err))) {
@@ -197,6 +202,7 @@ void ag_decide_free(struct ag_daemon *d)
 	if (!p)
 		return;
 	swap_in(p, NULL, NULL, NULL);
+	ag_anomaly_close(p->anomaly);
 	ag_chain_cache_free(p->chains);
 	ag_sessions_free(p->sessions);
 	ag_policy_result_fini(&p->res);
@@ -263,6 +269,7 @@ int ag_decide_approved(const struct ag_decide_ctx *x, const char *tool)
 {
 	struct ag_session *s;
 
+	ag_anomaly_settle(x->d->decider->anomaly, x->agent_name, x->srv->name, tool, true);
 	if (!x->session_id || !x->session_id[0])
 		return 0;
 	if (!(s = session_of(x, true)))
@@ -313,10 +320,12 @@ static size_t chain_init(const struct ag_decide_ctx *x, struct call_chain *ch)
  * The request as lib/policy_request.c builds it (shared with `policy
  * simulate`): context.session from this session's counters, context.time
  * from the clock, context.delegation from the connection's cgroup, a
- * tool's attributes from the definition the inventory trusts.
+ * tool's attributes from the definition the inventory trusts,
+ * context.anomaly from av (NULL: no flags).
  */
 static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, const char *name,
-		      json_t *args, struct call_chain *ch, struct ag_policy_call *c)
+		      json_t *args, const struct ag_anomaly_verdict *av, struct call_chain *ch,
+		      struct ag_policy_call *c)
 {
 	struct ag_session *s = session_of(x, false);
 	size_t n = chain_init(x, ch);
@@ -341,6 +350,7 @@ static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, co
 		.report_arg = (void *)x,
 		.delegation = ch->names,
 		.n_delegation = n,
+		.anomaly = av,
 	};
 }
 
@@ -361,7 +371,8 @@ static const struct ag_entities *chain_ents(const struct ag_decide_ctx *x,
 }
 
 static void policy_decide(const struct ag_decide_ctx *x, enum ag_policy_target t,
-			  const struct ag_jsonrpc_msg *m, struct ag_decision *out)
+			  const struct ag_jsonrpc_msg *m, const struct ag_anomaly_verdict *av,
+			  struct ag_decision *out)
 {
 	struct ag_decider *p = x->d->decider;
 	const struct ag_entities *ents;
@@ -370,7 +381,7 @@ static void policy_decide(const struct ag_decide_ctx *x, enum ag_policy_target t
 	struct call_chain ch;
 
 	out->rule = "policy";
-	call_init(x, t, m->name, m->arguments, &ch, &c);
+	call_init(x, t, m->name, m->arguments, av, &ch, &c);
 	if (!(ents = chain_ents(x, &c))) {
 		/* Fail closed: without the chain's entities, no policy can be trusted. */
 		out->kind = AG_OUTCOME_DENY;
@@ -396,6 +407,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	       struct ag_decision *out)
 {
 	const struct ag_decider *p = x->d->decider;
+	struct ag_anomaly_verdict av;
 	enum ag_policy_target t;
 
 	out->kind = AG_OUTCOME_ALLOW;
@@ -411,8 +423,11 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 			 ag_policy_target_name(t));
 		return;
 	}
+	/* Before the decision, which may read them (context.anomaly). */
+	ag_anomaly_flags(x->d, p->anomaly, x->agent_name, x->origin, x->chain, x->srv->name,
+			 t == AG_TARGET_TOOL ? m->name : NULL, &av);
 	if (p->set) {
-		policy_decide(x, t, m, out);
+		policy_decide(x, t, m, &av, out);
 		return;
 	}
 	if (ag_conf_allows(x->agent, t, x->srv->name, m->name))
@@ -431,12 +446,28 @@ bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 	struct call_chain ch;
 
 	if (p->set) {
-		call_init(x, AG_TARGET_TOOL, tool, NULL, &ch, &c);
+		call_init(x, AG_TARGET_TOOL, tool, NULL, NULL, &ch, &c);
 		return (ents = chain_ents(x, &c)) &&
 		       ag_policy_call_eval(p->set, ents, &c, "list", NULL, &p->res, &scratch) ==
 			   AG_ALLOW;
 	}
 	return ag_conf_allows(x->agent, AG_TARGET_TOOL, x->srv->name, tool);
+}
+
+/*
+ * For the anomaly flags (daemon/anomalies.h), the final verdict on m: an
+ * allowed call marks its tool and server used, a refused one counts as a
+ * denial; an escalation waits for ag_decide_approved.
+ */
+static void settle(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
+		   const struct ag_decision *dec)
+{
+	enum ag_policy_target t;
+
+	if (ag_policy_target_of_method(m->mcp, &t) || !m->name || dec->kind == AG_OUTCOME_ESCALATE)
+		return;
+	ag_anomaly_settle(x->d->decider->anomaly, x->agent_name, x->srv->name,
+			  t == AG_TARGET_TOOL ? m->name : NULL, dec->kind == AG_OUTCOME_ALLOW);
 }
 
 void ag_decide_message(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m, bool lone,
@@ -460,4 +491,5 @@ hold:
 	/* Fail closed: what cannot wait for a human is refused, with the escalation's reason. */
 	if (out->kind == AG_OUTCOME_ESCALATE && !ag_escalation_eligible(lone, m->id, m->name))
 		out->kind = AG_OUTCOME_DENY;
+	settle(x, m, out);
 }

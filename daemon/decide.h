@@ -57,6 +57,7 @@ struct ag_decider {
 	struct ag_chain_cache *chains;
 	struct ag_sessions *sessions;
 	struct ag_policy_result res; /* scratch of each evaluation */
+	struct ag_anomaly *anomaly;  /* daemon/anomalies.h; NULL: flags off */
 };
 
 /*

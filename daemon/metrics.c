@@ -33,6 +33,7 @@ enum fam_id {
 	F_TOOL_LATENCY,
 	F_KERNEL_REFUSALS,
 	F_AUDIT_WAIT,
+	F_ANOMALIES,
 	F__COUNT,
 };
 
@@ -116,6 +117,10 @@ static const struct family templates[F__COUNT] = {
 			   {},
 			   wait_bounds,
 			   AG_ARRAY_SIZE(wait_bounds) },
+	[F_ANOMALIES] = { "agentgate_anomalies_total",
+			  "Anomaly flags raised (anomaly records), by agent and flag.",
+			  FAM_COUNTER,
+			  { "agent", "flag" } },
 };
 
 int ag_metrics_new(const struct ag_conf *c, struct ag_metrics **out, struct ag_err *err)
@@ -325,6 +330,10 @@ void ag_metrics_record(struct ag_metrics *m, const char *kind, const json_t *fie
 		count_decision(m, fields);
 	else if (!strcmp(kind, "result"))
 		count_result(m, fields);
+	else if (!strcmp(kind, "anomaly"))
+		add(m, F_ANOMALIES,
+		    (const char *[]){ record_agent(m, fields), code_label(str(fields, "flag")) },
+		    1);
 }
 
 void ag_metrics_conn(struct ag_metrics *m, const char *agent, int delta)

@@ -61,6 +61,7 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->header_timeout_ms = AG_HEADER_TIMEOUT_MS;
 	c->idle_timeout_ms = AG_IDLE_TIMEOUT_MS;
 	c->max_conns_per_agent = AG_MAX_CONNS_PER_AGENT;
+	ag_anomaly_conf_default(&c->anomaly);
 	read_resolv_conf(c);
 	/* Without a "passthrough" list, the gateway relays what it does not govern. */
 	c->pass = calloc(1, sizeof(*c->pass));
@@ -431,6 +432,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "agent_uids")) && (ret = parse_agent_uids(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "metrics")) && (ret = parse_metrics(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "anomaly")) && (ret = conf_parse_anomaly(p, v, &c->anomaly)))
 		return ret;
 	return 0;
 }

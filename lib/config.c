@@ -34,6 +34,7 @@ const char *const conf_root_keys[] = { "listen",
 				       "limits",
 				       "dns",
 				       "metrics",
+				       "anomaly",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
 const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", NULL };
@@ -42,6 +43,10 @@ const char *const conf_agent_uids_keys[] = { "min", "max", NULL };
 const char *const conf_limits_keys[] = { "header_timeout_ms", "idle_timeout_ms",
 					 "max_conns_per_agent", NULL };
 const char *const conf_metrics_keys[] = { "listen", NULL };
+const char *const conf_anomaly_keys[] = { "enabled",	      "rate_multiple",
+					  "min_rate_per_min", "rate_window_s",
+					  "baseline_s",	      "denials",
+					  "denial_window_s",  NULL };
 const char *const conf_rule_keys[] = { "dest", "port", "verdict", NULL };
 const char *const conf_agent_keys[] = {
 	"name",	     "verdict",	     "rules",	 "quota",      "tools",	       "resources",

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "agentgate.h"
+#include "anomaly.h"  /* struct ag_anomaly_conf */
 #include "hostport.h" /* AG_HOST_LEN, ag_host_norm() */
 #include "target.h"
 #include "util.h"
@@ -309,6 +310,8 @@ struct ag_conf {
 	 */
 	uint8_t metrics_addr[16]; /* v4-mapped for IPv4 */
 	uint16_t metrics_port;
+	/* "anomaly": per-agent anomaly flags (lib/anomaly.h, daemon/anomalies.h). */
+	struct ag_anomaly_conf anomaly;
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000

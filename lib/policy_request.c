@@ -125,10 +125,24 @@ int ag_policy_target_of(const struct ag_entity_ref *ref, enum ag_policy_target *
 	return -1;
 }
 
+/* context.anomaly: a boolean per flag, every one always present. */
+static json_t *anomaly_context(const struct ag_anomaly_verdict *v)
+{
+	json_t *o = json_object();
+
+	for (int f = 0; o && f < AG_ANOMALY__COUNT; f++)
+		if (json_object_set_new(o, ag_anomaly_flag_name(f), json_boolean(v && v->on[f]))) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
 /*
  * context: args, operator, session {id, calls, approved}, delegation (a
  * set of agent names, empty for a root agent), time {hour, weekday,
- * epoch} (UTC), request {host, protocol_version}.  args is borrowed.
+ * epoch} (UTC), request {host, protocol_version}, anomaly {first_tool,
+ * first_destination, rate, denials}.  args is borrowed.
  */
 json_t *ag_policy_call_context(const struct ag_policy_call *c, json_t *args)
 {
@@ -146,7 +160,8 @@ json_t *ag_policy_call_context(const struct ag_policy_call *c, json_t *args)
 		return NULL;
 	if (args && json_object_set(ctx, "args", args))
 		goto oom;
-	if (!(chain = json_array()) || json_object_set_new(ctx, "delegation", chain))
+	if (!(chain = json_array()) || json_object_set_new(ctx, "delegation", chain) ||
+	    json_object_set_new(ctx, "anomaly", anomaly_context(c->anomaly)))
 		goto oom;
 	for (size_t i = 0; i < c->n_delegation; i++)
 		if (json_array_append_new(chain, json_string(c->delegation[i])))

@@ -4,7 +4,7 @@
  * principal Agent::"<agent>", action Action::"call"|"list"|"read"|
  * "get_prompt", resource Tool|Resource|Prompt::"<server>/<name>" in
  * Server::"<server>", and the context (args, operator, session,
- * delegation, time, request).  The daemon decides live traffic with it (daemon/decide.c) and
+ * delegation, time, request, anomaly).  The daemon decides live traffic with it (daemon/decide.c) and
  * `agentgatectl policy simulate` replays audit records with it, so a
  * simulation asks the engine exactly what the gateway would have asked.
  * Nothing here keeps state: session counters belong to the caller.
@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "anomaly.h"
 #include "jsonrpc.h"
 #include "policy.h"
 #include "target.h"
@@ -51,6 +52,9 @@ struct ag_policy_call {
 	 * (ag_policy_delegation_entities). */
 	const char *const *delegation;
 	size_t n_delegation;
+	/* context.anomaly: this call's flags (lib/anomaly.h), computed before
+	 * its decision; NULL: every flag false. */
+	const struct ag_anomaly_verdict *anomaly;
 	/*
 	 * Called after each engine request, for logs: res is the outcome, or
 	 * NULL when the request itself was unusable, then error says why.
