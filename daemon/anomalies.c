@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "anomalies.h"
 #include "daemon.h"
+#include "decide.h"
 #include "fileio.h"
 #include "trail.h"
 
@@ -182,11 +184,14 @@ void ag_anomaly_settle(struct ag_anomaly *a, const char *agent, const char *serv
 		ag_anomaly_outcome(a->t, agent, server, tool, allowed, now_ms());
 }
 
-void ag_anomaly_relayed(struct ag_daemon *d, struct ag_anomaly *a, const char *agent,
-			const struct ag_origin *o, const struct ag_delegation *dg, const char *dest)
+void ag_anomaly_relayed(struct ag_daemon *d, const struct ag_admission *a)
 {
+	struct ag_anomaly *an = d->decider ? d->decider->anomaly : NULL;
 	struct ag_anomaly_verdict v = { 0 };
+	char dst[64];
 
-	if (a && ag_anomaly_reach(a->t, agent, dest))
-		record(d, agent, o, dg, AG_ANOMALY_FIRST_DESTINATION, dest, NULL, &v);
+	ag_addr_fmt(a->o.addr, a->o.port, dst, sizeof(dst));
+	if (an && ag_anomaly_reach(an->t, a->agent, dst))
+		record(d, a->agent, &a->o, ag_admission_chain(a), AG_ANOMALY_FIRST_DESTINATION, dst,
+		       NULL, &v);
 }

@@ -24,6 +24,7 @@
 #include "delegation.h"
 
 struct ag_daemon;
+struct ag_admission;
 struct ag_anomaly;
 
 /* *out NULL when the configuration turns the flags off.  -ENOMEM only. */
@@ -43,9 +44,11 @@ void ag_anomaly_flags(struct ag_daemon *d, struct ag_anomaly *a, const char *age
 /* How that call was decided: allowed (tool and server become used) or refused. */
 void ag_anomaly_settle(struct ag_anomaly *a, const char *agent, const char *server,
 		       const char *tool, bool allowed);
-/* A pass-through destination relayed for agent: a first_destination record the first time. */
-void ag_anomaly_relayed(struct ag_daemon *d, struct ag_anomaly *a, const char *agent,
-			const struct ag_origin *o, const struct ag_delegation *dg,
-			const char *dest);
+/*
+ * A pass-through connection of a about to be relayed: a first_destination
+ * record the first time its agent reaches that ADDR:PORT (no policy is
+ * asked on the relay, so no context.anomaly).
+ */
+void ag_anomaly_relayed(struct ag_daemon *d, const struct ag_admission *a);
 
 #endif

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "admit.h"
+#include "anomalies.h"
 #include "daemon.h"
 #include "fair.h"
 #include "loop.h"
@@ -597,6 +598,7 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 		ag_admit_refuse(l, fd, "audit_unavailable", a);
 		return;
 	}
+	ag_anomaly_relayed(d, a); /* a first contact is an anomaly record */
 	c = calloc(1, sizeof(*c));
 	if (!c || (len && !(c->initial = malloc(len))) || ag_admission_chain_dup(a, &c->dg)) {
 		if (c)
