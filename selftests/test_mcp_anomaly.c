@@ -22,7 +22,8 @@ static const char anomaly_policy[] =
     "@id(\"see-t\")\n"
     "permit (principal == Agent::\"a\", action == Action::\"list\", resource in Server::\"t\");\n"
     "@id(\"echo-always\")\n"
-    "permit (principal == Agent::\"a\", action == Action::\"call\", resource == Tool::\"t/echo\");\n"
+    "permit (principal == Agent::\"a\", action == Action::\"call\", resource == "
+    "Tool::\"t/echo\");\n"
     "@id(\"known-tools\")\n"
     "permit (principal == Agent::\"a\", action == Action::\"call\", resource in Server::\"t\")\n"
     "when { !context.anomaly.first_tool };\n"
@@ -88,8 +89,9 @@ TEST(mcp_anomaly)
 			  "one first_tool record");
 		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_tool\"", "\"tool\":\"echo\""), 1,
 			  "it names the tool");
-		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_destination\"", "\"destination\":\"t\""),
-			  1, "and the tool server, first contacted");
+		ASSERT_EQ(
+		    audit_count(&e, "\"flag\":\"first_destination\"", "\"destination\":\"t\""), 1,
+		    "and the tool server, first contacted");
 		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_tool\"", "\"name\":\"a\""), 1,
 			  "for agent a");
 	}
