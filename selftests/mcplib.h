@@ -112,5 +112,7 @@ int env_start(struct mcp_env *e, const char *suffix, enum reply_kind kind, const
 void env_stop(struct mcp_env *e);
 /* x sent and answered by an agent process in the cgroup of agent "a". */
 struct exchange *run_agent(struct mcp_env *e, struct exchange *x);
+/* A tools/call of tool, no arguments, by agent "a": the whole exchange in x->response. */
+void call_tool(struct mcp_env *e, struct exchange *x, const char *tool, int id);
 
 #endif

@@ -247,6 +247,20 @@ TEST(config)
 		  "longer than a socket address (108 bytes)" },
 		{ "unix_duplicate", UNIX_SOCKETS("\"@x\", \"@x\""),
 		  "$.agents[0].unix_sockets[1]: duplicate address \"@x\"" },
+		{ "anomaly_full",
+		  "{\"anomaly\": {\"enabled\": false, \"rate_multiple\": 5, \"min_rate_per_min\": 2,"
+		  " \"rate_window_s\": 30, \"baseline_s\": 600, \"denials\": 64,"
+		  " \"denial_window_s\": 10}}",
+		  NULL },
+		{ "anomaly_unknown_key", "{\"anomaly\": {\"rate\": 1}}", "$.anomaly.rate: unknown key" },
+		{ "anomaly_multiple_1", "{\"anomaly\": {\"rate_multiple\": 1}}",
+		  "$.anomaly.rate_multiple: must be at least 2" },
+		{ "anomaly_denials_over", "{\"anomaly\": {\"denials\": 65}}",
+		  "$.anomaly.denials: must be between 0 and 64" },
+		{ "anomaly_window_over_baseline", "{\"anomaly\": {\"rate_window_s\": 3600}}",
+		  "$.anomaly.rate_window_s: must be less than baseline_s" },
+		{ "anomaly_enabled_string", "{\"anomaly\": {\"enabled\": \"yes\"}}",
+		  "$.anomaly.enabled: expected true or false" },
 	};
 	struct ag_conf c;
 	struct ag_err err;

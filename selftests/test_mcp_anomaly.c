@@ -32,18 +32,6 @@ static const char anomaly_policy[] =
     "permit (principal == Agent::\"a\", action == Action::\"call\", resource in Server::\"t\")\n"
     "when { context.anomaly.first_tool };\n";
 
-static void call(struct mcp_env *e, struct exchange *x, int id, const char *tool)
-{
-	char body[256];
-
-	snprintf(body, sizeof(body),
-		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
-		 "\"%s\",\"arguments\":{}}}",
-		 id, tool);
-	post(x, e->orig_port, "", body);
-	run_agent(e, x);
-}
-
 /* Lines of the audit log holding every one of two strings. */
 static int audit_count(struct mcp_env *e, const char *a, const char *b)
 {
@@ -81,9 +69,9 @@ TEST(mcp_anomaly)
 		       "environment"))
 		goto out;
 	if (test__start_subtest("first_tool_flagged_once")) {
-		call(&e, x, 1, "echo");
+		call_tool(&e, x, "echo", 1);
 		ASSERT_STRHAS(x->response, "\"served\"", "first call served");
-		call(&e, x, 2, "echo");
+		call_tool(&e, x, "echo", 2);
 		ASSERT_STRHAS(x->response, "\"served\"", "second call served");
 		ASSERT_EQ(audit_count(&e, "\"kind\":\"anomaly\"", "\"flag\":\"first_tool\""), 1,
 			  "one first_tool record");
@@ -98,7 +86,7 @@ TEST(mcp_anomaly)
 	if (test__start_subtest("policy_escalates_first_use")) {
 		int before = tool_nseen(&e.tool);
 
-		call(&e, x, 3, "add");
+		call_tool(&e, x, "add", 3);
 		ASSERT_STRHAS(x->response, "\"isError\":true", "held, then refused");
 		ASSERT_STRHAS(x->response, "needs approval: first use of a tool",
 			      "the escalation's reason");
@@ -115,18 +103,18 @@ TEST(mcp_anomaly)
 			  "state file written at shutdown");
 		free(out);
 		out = NULL;
-		call(&e, x, 4, "echo");
+		call_tool(&e, x, "echo", 4);
 		ASSERT_STRHAS(x->response, "\"served\"", "served after the restart");
 		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_tool\"", "\"tool\":\"echo\""), 1,
 			  "echo is not first again");
-		call(&e, x, 5, "add");
+		call_tool(&e, x, "add", 5);
 		ASSERT_STRHAS(x->response, "needs approval", "add, never approved, still first");
 	}
 	if (test__start_subtest("burst_flags_rate")) {
 		ASSERT_EQ(audit_count(&e, "\"kind\":\"anomaly\"", "\"flag\":\"rate\""), 0,
 			  "a few calls are no burst");
 		for (int i = 0; i < 16; i++)
-			call(&e, x, 10 + i, "echo");
+			call_tool(&e, x, "echo", 10 + i);
 		ASSERT_STRHAS(x->response, "\"served\"", "a rate flag alone refuses nothing");
 		ASSERT_EQ(audit_count(&e, "\"kind\":\"anomaly\"", "\"flag\":\"rate\""), 1,
 			  "one rate record for the burst");
@@ -170,7 +158,7 @@ TEST(mcp_anomaly)
 		ASSERT_OK(tdaemon_restart(&e.d), "starts despite a corrupt state file");
 		ASSERT_TRUE(log_has(&e.d, 3000, "anomaly", "result=refused", NULL),
 			    "refused with a log line");
-		call(&e, x, 40, "echo");
+		call_tool(&e, x, "echo", 40);
 		ASSERT_STRHAS(x->response, "\"served\"", "serving");
 		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_tool\"", "\"tool\":\"echo\""), 2,
 			  "started fresh: echo is first again");
