@@ -255,6 +255,13 @@ TEST(metrics_endpoint)
 				     "agentgate_decisions_total{agent=\"a\",decision=\"deny\","
 				     "rule=\"allow-list\"} 1"),
 			    "one deny decision");
+		/* Both tools were new to a, the server only at the first call. */
+		ASSERT_TRUE(has_line(body, "agentgate_anomalies_total{agent=\"a\","
+					   "flag=\"first_tool\"} 2"),
+			    "two first_tool flags");
+		ASSERT_TRUE(has_line(body, "agentgate_anomalies_total{agent=\"a\","
+					   "flag=\"first_destination\"} 1"),
+			    "one first_destination flag");
 		ASSERT_TRUE(has_line(body,
 				     "agentgate_tool_call_duration_seconds_count{server=\"t\","
 				     "tool=\"echo\"} 1"),
