@@ -148,6 +148,22 @@ TEST(mcp_anomaly)
 		if (lfd >= 0)
 			close(lfd);
 	}
+	if (test__start_subtest("repeated_denials")) {
+		char body[160];
+
+		/* No policy permits a read: each is refused, the 6th comes after 5. */
+		for (int i = 0; i < 6; i++) {
+			snprintf(body, sizeof(body),
+				 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"resources/read\","
+				 "\"params\":{\"uri\":\"file:///etc/shadow\"}}",
+				 50 + i);
+			post(x, e.orig_port, "", body);
+			run_agent(&e, x);
+		}
+		ASSERT_STRHAS(x->response, "Resource not found", "refused");
+		ASSERT_EQ(audit_count(&e, "\"flag\":\"denials\"", "\"denials\":5"), 1,
+			  "one denials record");
+	}
 	if (test__start_subtest("corrupt_state_refused")) {
 		snprintf(path, sizeof(path), "%s/anomaly.json", e.d.state);
 		ASSERT_OK(tdaemon_stop(&e.d, SIGTERM, 10000), "stopped");
