@@ -227,6 +227,7 @@ static void sim_decision(struct sim *s, json_t *rec)
 	struct ag_session *sess, *tool_sess;
 	const char *chain[AG_DELEGATION_MAX];
 	const struct ag_entities *ents;
+	struct ag_anomaly_verdict av = { 0 };
 	struct ag_policy_verdict v;
 	struct timespec ts;
 
@@ -267,6 +268,8 @@ static void sim_decision(struct sim *s, json_t *rec)
 	c.calls = sess ? sess->calls : NULL;
 	c.approved = sess ? sess->approved : NULL;
 	c.now = (int64_t)ts.tv_sec;
+	ag_anomaly_flags_parse(json_object_get(rec, "anomaly"), av.on);
+	c.anomaly = &av;
 	ag_policy_call_decide(s->set, ents, &c, &s->res, &v);
 	ag_session_settle(s->sessions, &c, &v);
 	/* The daemon refuses what it cannot hold, and would refuse it again. */

@@ -414,6 +414,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	out->rule = p->set ? "policy" : "allow-list";
 	out->reason[0] = '\0';
 	out->policies[0] = '\0';
+	memset(out->anomaly, 0, sizeof(out->anomaly));
 	if (ag_policy_target_of_method(m->mcp, &t))
 		return;
 	if (!m->name) {
@@ -426,6 +427,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	/* Before the decision, which may read them (context.anomaly). */
 	ag_anomaly_flags(x->d, p->anomaly, x->agent_name, x->origin, x->chain, x->srv->name,
 			 t == AG_TARGET_TOOL ? m->name : NULL, &av);
+	memcpy(out->anomaly, av.on, sizeof(out->anomaly));
 	if (p->set) {
 		policy_decide(x, t, m, &av, out);
 		return;

@@ -22,6 +22,7 @@ struct ag_decision {
 	const char *rule;   /* what decided: "allow-list", "policy" */
 	char reason[256];   /* for the agent and the audit log; no argument values */
 	char policies[256]; /* ids of the deciding policies, comma-separated; "" none */
+	bool anomaly[AG_ANOMALY__COUNT]; /* the flags policies saw (context.anomaly) */
 };
 
 struct ag_decide_ctx {

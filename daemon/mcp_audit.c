@@ -53,12 +53,16 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
 				c->call.session_id[0] ? c->call.session_id : NULL);
 	struct ag_err err;
+	json_t *flags;
 	uint64_t seq;
 
 	if (rec && m->name)
 		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
 	if (rec && dec->policies[0])
 		json_object_set_new(rec, "policies", policy_ids(dec->policies));
+	/* What context.anomaly was: policy simulate replays it too. */
+	if (rec && (flags = ag_anomaly_flags_json(dec->anomaly)))
+		json_object_set_new(rec, "anomaly", flags);
 	/* What context.operator was: policy simulate replays it. */
 	if (rec && c->ac && c->ac->operator_name[0])
 		json_object_set_new(rec, "operator", json_string(c->ac->operator_name));

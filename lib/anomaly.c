@@ -27,6 +27,33 @@ const char *ag_anomaly_flag_name(enum ag_anomaly_flag f)
 	return (unsigned int)f < AG_ANOMALY__COUNT ? flag_names[f] : "unknown";
 }
 
+json_t *ag_anomaly_flags_json(const bool on[AG_ANOMALY__COUNT])
+{
+	json_t *arr = NULL;
+
+	for (int f = 0; f < AG_ANOMALY__COUNT; f++)
+		if (on[f] && ((!arr && !(arr = json_array())) ||
+			      json_array_append_new(arr, json_string(flag_names[f])))) {
+			json_decref(arr);
+			return NULL;
+		}
+	return arr;
+}
+
+void ag_anomaly_flags_parse(const json_t *names, bool on[AG_ANOMALY__COUNT])
+{
+	const json_t *v;
+	size_t i;
+
+	memset(on, 0, AG_ANOMALY__COUNT * sizeof(on[0]));
+	json_array_foreach(names, i, v)
+	{
+		for (int f = 0; f < AG_ANOMALY__COUNT; f++)
+			if (json_is_string(v) && !strcmp(json_string_value(v), flag_names[f]))
+				on[f] = true;
+	}
+}
+
 void ag_anomaly_conf_default(struct ag_anomaly_conf *c)
 {
 	*c = (struct ag_anomaly_conf){

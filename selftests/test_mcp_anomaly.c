@@ -95,6 +95,8 @@ TEST(mcp_anomaly)
 			  "flag recorded");
 		ASSERT_EQ(audit_count(&e, "\"decision\":\"ask\"", "first-use-waits"), 1,
 			  "the decision record names the escalating policy");
+		ASSERT_EQ(audit_count(&e, "\"decision\":\"ask\"", "\"anomaly\":[\"first_tool\"]"),
+			  1, "and the flag the policy saw");
 	}
 	if (test__start_subtest("restart_keeps_used_tools")) {
 		ASSERT_OK(tdaemon_stop(&e.d, SIGTERM, 10000), "daemon stopped");
@@ -178,6 +180,17 @@ TEST(mcp_anomaly)
 		ASSERT_STRHAS(x->response, "\"served\"", "serving");
 		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_tool\"", "\"tool\":\"echo\""), 2,
 			  "started fresh: echo is first again");
+	}
+	if (test__start_subtest("simulate_replays_flags")) {
+		/* Without the flags of each decision record, the escalated first
+		 * calls of add would replay as allowed by known-tools. */
+		ASSERT_EQ(run_capture(&out,
+				      "%s/agentgatectl policy simulate --policies %s %s/audit.log",
+				      testlib_build_dir(), dir, e.d.state),
+			  0, "policy simulate");
+		ASSERT_STRHAS(out, " 0 would change", "the log replays as it was decided");
+		free(out);
+		out = NULL;
 	}
 out:
 	env_stop(&e);
