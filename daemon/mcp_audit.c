@@ -59,6 +59,8 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
 	if (rec && dec->policies[0])
 		json_object_set_new(rec, "policies", policy_ids(dec->policies));
+	if (rec && dec->policy_commit[0])
+		json_object_set_new(rec, "policy_commit", json_string(dec->policy_commit));
 	/* What context.operator was: policy simulate replays it. */
 	if (rec && c->ac && c->ac->operator_name[0])
 		json_object_set_new(rec, "operator", json_string(c->ac->operator_name));

@@ -67,6 +67,7 @@ extern const char *const conf_rule_keys[], *const conf_agent_keys[], *const conf
 									     *const conf_dns_keys[];
 extern const char *const conf_server_keys[],
     *const conf_tls_keys[], *const conf_match_keys[], *const conf_output_rule_keys[];
+extern const char *const conf_policy_source_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
@@ -82,6 +83,8 @@ int conf_parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns_c
 void conf_dns_free(struct ag_dns_conf *d);
 int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c);
 int conf_parse_agents(struct parse *p, json_t *arr, struct ag_conf *c);
+/* "policy_source" (conf_source.c), parsed before "policy", which it restricts. */
+int conf_parse_policy_source(struct parse *p, json_t *v, struct ag_policy_source_conf *s);
 /* The I/O after parsing (conf_resolve.c). */
 int conf_resolve(struct parse *p, struct ag_conf *c);
 
