@@ -309,7 +309,8 @@ static int policy_pull(struct ag_cli *cli, int argc, char **argv)
 		printf("policy pull: commit %s in force%s\n", commit,
 		       strcmp(stage, "unchanged") ? "" : " (unchanged)");
 	} else {
-		fprintf(stderr, "policy pull: commit %s refused at %s: %s; the running set (%s) stays\n",
+		fprintf(stderr,
+			"policy pull: commit %s refused at %s: %s; the running set (%s) stays\n",
 			commit, stage,
 			json_string_value(json_object_get(last, "error")) ?: "no reason given",
 			json_string_value(json_object_get(src, "commit")) ?: "none");

@@ -167,8 +167,8 @@ static void swap_in(struct ag_decider *p, struct ag_policy_set *set, struct ag_e
  * every governed request is refused (Cedar's default deny), never the
  * allow-lists.  The entities load as they will with the commit.
  */
-static int empty_set(const struct ag_conf *c, struct ag_policy_set **set,
-		     struct ag_entities **ents, json_t **json, struct ag_err *err)
+static int empty_set(const struct ag_conf *c, struct ag_policy_set **set, struct ag_entities **ents,
+		     json_t **json, struct ag_err *err)
 {
 	struct ag_policy_error perr = { 0 };
 
@@ -242,7 +242,8 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 	if (!d->conf.policy.set)
 		ret = ag_errf(err, ENOENT, "no \"policy\" in the configuration: nothing to reload");
 	else if (d->conf.policy_source.url[0] && !p->tree[0])
-		ret = ag_errf(err, ENOENT, "policy_source: no commit accepted yet: nothing to reload");
+		ret = ag_errf(err, ENOENT,
+			      "policy_source: no commit accepted yet: nothing to reload");
 	else
 		ret = load(&d->conf, p->tree[0] ? p->tree : NULL, &set, &ents, &json, err);
 	if (ret) {

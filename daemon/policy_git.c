@@ -51,7 +51,7 @@ enum { OP_READY = 1 };
 /* Where a poll stopped; GS_EXPORTED goes on to the loop's load. */
 enum stage { GS_FETCH, GS_VERIFY, GS_EXPORT, GS_LOAD, GS_UNCHANGED, GS_EXPORTED, GS_OK };
 
-static const char *const stage_names[] = { "fetch", "verify", "export", "load",
+static const char *const stage_names[] = { "fetch",	"verify",   "export", "load",
 					   "unchanged", "exported", "ok" };
 
 struct outcome {
@@ -127,16 +127,14 @@ static void poll_once(struct ag_policy_git *g, struct outcome *r, const char *in
 	struct stat st;
 
 	prune(g->dir, in_force);
-	if (ag_git_prepare(&git, &err) ||
-	    ag_git_fetch(&git, c->url, c->ref, r->commit, &err))
+	if (ag_git_prepare(&git, &err) || ag_git_fetch(&git, c->url, c->ref, r->commit, &err))
 		return fail(r, GS_FETCH, &err);
 	if (!strcmp(r->commit, in_force)) {
 		r->stage = GS_UNCHANGED;
 		return;
 	}
 	/* Fail closed: nothing of a commit is read before its signature is good. */
-	if (ag_git_verify(&git, c->allowed_signers, r->commit, r->signer, sizeof(r->signer),
-			  &err))
+	if (ag_git_verify(&git, c->allowed_signers, r->commit, r->signer, sizeof(r->signer), &err))
 		return fail(r, GS_VERIFY, &err);
 	snprintf(dest, sizeof(dest), "%s/trees/%s", g->dir, r->commit);
 	ag_file_remove_tree(dest);
@@ -231,23 +229,22 @@ static void report(struct ag_policy_git *g, const struct outcome *r, const char 
 
 	if (ok)
 		ag_log(AG_LOG_INFO, "policy_source",
-		       "result=ok trigger=%s commit=%s policies=%zu digest=%s signer=%s", r->trigger,
-		       r->commit, info->policies, info->digest,
+		       "result=ok trigger=%s commit=%s policies=%zu digest=%s signer=%s",
+		       r->trigger, r->commit, info->policies, info->digest,
 		       ag_logq(qs, sizeof(qs), r->signer));
 	else
 		ag_log(AG_LOG_ERROR, "policy_source",
 		       "result=refused trigger=%s commit=%s stage=%s running=%s error=%s",
 		       r->trigger, r->commit[0] ? r->commit : "-", stage_names[r->stage],
 		       previous[0] ? previous : "none", ag_logq(q, sizeof(q), r->error));
-	ag_daemon_audit(g->d, "policy_source",
-			json_pack("{s:b,s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:o?}", "ok", ok,
-				  "trigger", r->trigger, "url", c->url, "ref", c->ref, "commit",
-				  r->commit[0] ? r->commit : NULL, "previous",
-				  previous[0] ? previous : NULL, "stage",
-				  ok ? NULL : stage_names[r->stage], "error",
-				  ok ? NULL : r->error, "signer", ok ? r->signer : NULL, "digest",
-				  ok ? info->digest : NULL, "policies",
-				  ok ? json_integer((json_int_t)info->policies) : NULL));
+	ag_daemon_audit(
+	    g->d, "policy_source",
+	    json_pack("{s:b,s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:o?}", "ok", ok, "trigger",
+		      r->trigger, "url", c->url, "ref", c->ref, "commit",
+		      r->commit[0] ? r->commit : NULL, "previous", previous[0] ? previous : NULL,
+		      "stage", ok ? NULL : stage_names[r->stage], "error", ok ? NULL : r->error,
+		      "signer", ok ? r->signer : NULL, "digest", ok ? info->digest : NULL,
+		      "policies", ok ? json_integer((json_int_t)info->policies) : NULL));
 }
 
 /* Remembers the commit in force, for the next start and the thread. */
@@ -393,9 +390,13 @@ void ag_policy_git_start(struct ag_loop *l)
 		ag_log(AG_LOG_ERROR, "policy_source", "error=\"out of memory\"");
 		return;
 	}
-	*g = (struct ag_policy_git){ .io.complete = ready_complete, .d = d, .l = l,
-				     .conf = &d->conf.policy_source, .ready_fd = -1,
-				     .wake_fd = -1, .stop_fd = -1 };
+	*g = (struct ag_policy_git){ .io.complete = ready_complete,
+				     .d = d,
+				     .l = l,
+				     .conf = &d->conf.policy_source,
+				     .ready_fd = -1,
+				     .wake_fd = -1,
+				     .stop_fd = -1 };
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	d->policy_git = g;

@@ -49,7 +49,8 @@ int conf_parse_policy_source(struct parse *p, json_t *v, struct ag_policy_source
 	if ((ret = conf_check_keys(p, "$.policy_source", v, conf_policy_source_keys)))
 		return ret;
 	if (!json_object_get(v, "url"))
-		return conf_bad(p, "$.policy_source.url", "missing: the git repository to pull from");
+		return conf_bad(p, "$.policy_source.url",
+				"missing: the git repository to pull from");
 	if ((ret = conf_get_optional(p, "$.policy_source", v, "url", s->url, sizeof(s->url))))
 		return ret;
 	if (s->url[0] == '-')

@@ -43,8 +43,8 @@ const char *const conf_agent_uids_keys[] = { "min", "max", NULL };
 const char *const conf_limits_keys[] = { "header_timeout_ms", "idle_timeout_ms",
 					 "max_conns_per_agent", NULL };
 const char *const conf_metrics_keys[] = { "listen", NULL };
-const char *const conf_policy_source_keys[] = { "url",		   "ref",  "interval_s",
-						"allowed_signers", "path", NULL };
+const char *const conf_policy_source_keys[] = { "url",	"ref", "interval_s", "allowed_signers",
+						"path", NULL };
 const char *const conf_rule_keys[] = { "dest", "port", "verdict", NULL };
 const char *const conf_agent_keys[] = {
 	"name",	     "verdict",	     "rules",	 "quota",      "tools",	       "resources",

@@ -265,10 +265,10 @@ struct ag_policy_conf {
 
 struct ag_policy_source_conf {
 	char url[AG_GIT_URL_LEN];
-	char ref[AG_GIT_REF_LEN];	 /* default "main" */
-	uint32_t interval_s;		 /* 1..AG_GIT_INTERVAL_MAX, default 60 */
-	char allowed_signers[PATH_MAX];	 /* absolute */
-	char path[AG_GIT_REF_LEN];	 /* inside the repository; "" : its root */
+	char ref[AG_GIT_REF_LEN];	/* default "main" */
+	uint32_t interval_s;		/* 1..AG_GIT_INTERVAL_MAX, default 60 */
+	char allowed_signers[PATH_MAX]; /* absolute */
+	char path[AG_GIT_REF_LEN];	/* inside the repository; "" : its root */
 };
 
 struct ag_conf {

@@ -183,9 +183,13 @@ static int git_run(const struct ag_git *g, const char *const *args, struct run *
 			 "GIT_NO_REPLACE_OBJECTS=1",
 			 (char *)extra_env,
 			 NULL };
-	const char *argv[GIT_MAX_ARGS] = { GIT_BIN,	  "-c", "core.hooksPath=/dev/null",
-					   "-c",	  "core.symlinks=false",
-					   "-c",	  "protocol.ext.allow=never",
+	const char *argv[GIT_MAX_ARGS] = { GIT_BIN,
+					   "-c",
+					   "core.hooksPath=/dev/null",
+					   "-c",
+					   "core.symlinks=false",
+					   "-c",
+					   "protocol.ext.allow=never",
 					   gitdir };
 	struct sink s[2] = { { -1, out ? out : scratch, out ? cap : sizeof(scratch), 0 },
 			     { -1, errbuf, sizeof(r->errbuf), 0 } };
@@ -221,9 +225,8 @@ static int git_run(const struct ag_git *g, const char *const *args, struct run *
 	else if (!WIFEXITED(status) || WEXITSTATUS(status))
 		ret = ag_errf(err, EIO, "git %s: exit %d: %s", what,
 			      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-			      errbuf[strspn(errbuf, "\n ")]
-				  ? first_line(errbuf, line, sizeof(line))
-				  : "no message");
+			      errbuf[strspn(errbuf, "\n ")] ? first_line(errbuf, line, sizeof(line))
+							    : "no message");
 out:
 	for (int i = 0; i < 2; i++) {
 		if (s[i].fd >= 0)
@@ -261,12 +264,22 @@ static bool is_commit_id(const char *s)
 int ag_git_fetch(const struct ag_git *g, const char *url, const char *ref,
 		 char commit[AG_GIT_COMMIT_LEN], struct ag_err *err)
 {
-	const char *fetch[] = { "fetch",	       "--quiet",    "--no-tags",
-				"--no-recurse-submodules", "--no-write-fetch-head",
-				"--depth=1",		   "--end-of-options",
-				url,			   NULL,	 NULL };
-	const char *parse[] = { "rev-parse", "--verify", "--quiet", "--end-of-options",
-				"refs/agentgate/fetched^{commit}", NULL };
+	const char *fetch[] = { "fetch",
+				"--quiet",
+				"--no-tags",
+				"--no-recurse-submodules",
+				"--no-write-fetch-head",
+				"--depth=1",
+				"--end-of-options",
+				url,
+				NULL,
+				NULL };
+	const char *parse[] = { "rev-parse",
+				"--verify",
+				"--quiet",
+				"--end-of-options",
+				"refs/agentgate/fetched^{commit}",
+				NULL };
 	char spec[AG_GIT_COMMIT_LEN + 512], out[128];
 	struct run r = { .what = "fetch" };
 	int ret;
@@ -299,8 +312,9 @@ static int signers_check(const char *path, struct ag_err *err)
 		return ag_errf(err, EPERM, "%s: owned by uid %u, not root; fix with: chown root %s",
 			       path, (unsigned int)st.st_uid, path);
 	if (st.st_mode & 022)
-		return ag_errf(err, EPERM, "%s: writable by group or others; fix with: chmod go-w %s",
-			       path, path);
+		return ag_errf(err, EPERM,
+			       "%s: writable by group or others; fix with: chmod go-w %s", path,
+			       path);
 	return 0;
 }
 
@@ -342,8 +356,7 @@ int ag_git_verify(const struct ag_git *g, const char *signers, const char *commi
 	return 0;
 }
 
-int ag_git_export(const struct ag_git *g, const char *commit, const char *dest,
-		  struct ag_err *err)
+int ag_git_export(const struct ag_git *g, const char *commit, const char *dest, struct ag_err *err)
 {
 	char wt[PATH_MAX + 16], index[PATH_MAX + 32];
 	const char *checkout[] = { wt, "checkout", "--quiet", "--force", commit, "--", ".", NULL };

@@ -46,7 +46,6 @@ int ag_git_fetch(const struct ag_git *g, const char *url, const char *ref,
 int ag_git_verify(const struct ag_git *g, const char *signers, const char *commit, char *signer,
 		  size_t cap, struct ag_err *err);
 /* Writes commit's tree into dest, which must not exist yet. */
-int ag_git_export(const struct ag_git *g, const char *commit, const char *dest,
-		  struct ag_err *err);
+int ag_git_export(const struct ag_git *g, const char *commit, const char *dest, struct ag_err *err);
 
 #endif

@@ -61,15 +61,16 @@ static int repo_init(struct repo *r)
 	r->out = NULL;
 	if (!mkdtemp(r->dir))
 		return -1;
-	return sh(r, "ssh-keygen -q -t ed25519 -N '' -C good -f good && "
-		     "ssh-keygen -q -t ed25519 -N '' -C rogue -f rogue && "
-		     "printf 'ops@example.com %%s\\n' \"$(cut -d' ' -f1,2 good.pub)\" "
-		     "> allowed_signers && chmod 0644 allowed_signers && "
-		     "git init -q --bare -b main origin.git && git init -q -b main work && "
-		     "git -C work config user.email ops@example.com && "
-		     "git -C work config user.name ops && "
-		     "git -C work config gpg.format ssh && "
-		     "git -C work remote add origin %s/origin.git && mkdir work/policies",
+	return sh(r,
+		  "ssh-keygen -q -t ed25519 -N '' -C good -f good && "
+		  "ssh-keygen -q -t ed25519 -N '' -C rogue -f rogue && "
+		  "printf 'ops@example.com %%s\\n' \"$(cut -d' ' -f1,2 good.pub)\" "
+		  "> allowed_signers && chmod 0644 allowed_signers && "
+		  "git init -q --bare -b main origin.git && git init -q -b main work && "
+		  "git -C work config user.email ops@example.com && "
+		  "git -C work config user.name ops && "
+		  "git -C work config gpg.format ssh && "
+		  "git -C work remote add origin %s/origin.git && mkdir work/policies",
 		  r->dir);
 }
 
@@ -91,9 +92,8 @@ static int repo_commit(struct repo *r, const char *text, const char *key, char c
 		     "git -C work add -A && git -C work -c user.signingkey=%s/%s commit -q -S "
 		     "--allow-empty -m 'policy %s' && git -C work push -q origin main",
 		     r->dir, key, key)
-		: sh(r,
-		     "git -C work add -A && git -C work commit -q --no-gpg-sign --allow-empty "
-		     "-m unsigned && git -C work push -q origin main"))
+		: sh(r, "git -C work add -A && git -C work commit -q --no-gpg-sign --allow-empty "
+			"-m unsigned && git -C work push -q origin main"))
 		return -1;
 	if (sh(r, "git -C work rev-parse HEAD") || !r->out || strlen(r->out) < 40)
 		return -1;
@@ -180,8 +180,7 @@ TEST(policy_git_pickup)
 	if (!ASSERT_OK(repo_commit(&r, pol_allow, "good", c2), r.out ? r.out : "second commit"))
 		goto out;
 	/* interval_s 1: within a few seconds, a fetch included. */
-	ASSERT_TRUE(log_has(&e.d, 5000, "policy_source", "result=ok", "trigger=interval", c2,
-			    NULL),
+	ASSERT_TRUE(log_has(&e.d, 5000, "policy_source", "result=ok", "trigger=interval", c2, NULL),
 		    "the second commit picked up within the interval");
 	call_echo(&e, x, 2);
 	ASSERT_STRHAS(x->response, "\"served\"", "the new set allows echo");
@@ -193,14 +192,34 @@ out:
 	repo_fini(&r);
 }
 
+/*
+ * A commit of text signed with key (NULL: unsigned) is refused at stage
+ * with cause, in the log and the audit log, and the deny set still decides.
+ */
+static void refused(struct mcp_env *e, struct repo *r, struct exchange *x, const char *text,
+		    const char *key, const char *stage, const char *cause)
+{
+	char bad[65], st_log[32], st_audit[32];
+
+	if (!ASSERT_OK(repo_commit(r, text, key, bad), r->out ? r->out : "commit"))
+		return;
+	snprintf(st_log, sizeof(st_log), "stage=%s", stage);
+	snprintf(st_audit, sizeof(st_audit), "\"stage\":\"%s\"", stage);
+	ASSERT_TRUE(log_has(&e->d, 5000, "result=refused", bad, st_log, cause, NULL),
+		    "refused with a clear message");
+	ASSERT_TRUE(audit_has(e, "\"ok\":false", bad, st_audit),
+		    "the refusal audited with its commit");
+	call_echo(e, x, 1);
+	ASSERT_STRHAS(x->response, "Denied by policy", "the old set still decides");
+}
+
 /* Refused commits: unsigned, an unknown key, a broken policy; the old set stays. */
 TEST(policy_git_refused)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
-	char c1[65], bad[65];
 	struct mcp_env e = { 0 };
 	struct repo r = { 0 };
-	char *out = NULL;
+	char c1[65], *out = NULL;
 
 	if (!ASSERT_OK(repo_init(&r), r.out ? r.out : "repository") ||
 	    !ASSERT_OK(repo_commit(&r, pol_deny, "good", c1), r.out ? r.out : "first commit"))
@@ -209,36 +228,14 @@ TEST(policy_git_refused)
 		goto out;
 	ASSERT_TRUE(log_has(&e.d, 10000, "policy_source", "result=ok", c1, NULL),
 		    "the first commit accepted");
-
-	if (test__start_subtest("unsigned") &&
-	    ASSERT_OK(repo_commit(&r, pol_allow, NULL, bad), r.out ? r.out : "commit")) {
-		ASSERT_TRUE(log_has(&e.d, 5000, "result=refused", bad, "stage=verify",
-				    "is not signed", NULL),
-			    "refused with a clear message");
-		ASSERT_TRUE(audit_has(&e, "\"ok\":false", bad, "\"stage\":\"verify\""),
-			    "the refusal audited with its commit");
-		call_echo(&e, x, 1);
-		ASSERT_STRHAS(x->response, "Denied by policy", "the old set still decides");
-	}
-	if (test__start_subtest("unknown_key") &&
-	    ASSERT_OK(repo_commit(&r, pol_allow, "rogue", bad), r.out ? r.out : "commit")) {
-		ASSERT_TRUE(log_has(&e.d, 5000, "result=refused", bad, "stage=verify",
-				    "not in allowed_signers", NULL),
-			    "refused with a clear message");
-		ASSERT_TRUE(audit_has(&e, "\"ok\":false", bad, "not in allowed_signers"),
-			    "the refusal audited with its cause");
-		call_echo(&e, x, 2);
-		ASSERT_STRHAS(x->response, "Denied by policy", "the old set still decides");
-	}
-	if (test__start_subtest("broken_policy") &&
-	    ASSERT_OK(repo_commit(&r, pol_broken, "good", bad), r.out ? r.out : "commit")) {
-		ASSERT_TRUE(log_has(&e.d, 5000, "result=refused", bad, "stage=load",
-				    "10.cedar:3:1", NULL),
-			    "refused naming file:line:column");
-		ASSERT_TRUE(audit_has(&e, "\"ok\":false", bad, "\"stage\":\"load\""),
-			    "the refusal audited");
-		call_echo(&e, x, 3);
-		ASSERT_STRHAS(x->response, "Denied by policy", "the old set still decides");
+	if (test__start_subtest("unsigned"))
+		refused(&e, &r, x, pol_allow, NULL, "verify", "is not signed");
+	if (test__start_subtest("unknown_key"))
+		refused(&e, &r, x, pol_allow, "rogue", "verify",
+			"its key is not in allowed_signers");
+	if (test__start_subtest("broken_policy")) {
+		/* The parser's file:line:column, in the exported tree. */
+		refused(&e, &r, x, pol_broken, "good", "load", "policies/10.cedar:3:1");
 		run_capture(&out, "%s/agentgatectl --instance %s status", testlib_build_dir(),
 			    e.d.in.name);
 		ASSERT_STRHAS(out, c1, "status names the commit in force");
