@@ -6,8 +6,10 @@
  * signed commit is picked up within the interval and decides calls; an
  * unsigned commit, one signed by a key not in allowed_signers and one
  * whose policy does not parse are refused, logged and audited while the
- * old set still decides; `agentgatectl policy pull` polls at once.
+ * old set still decides; `agentgatectl policy pull` polls at once; a
+ * restart resumes the accepted commit; before any commit, nothing passes.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,8 +294,46 @@ TEST(policy_git_pull)
 	ASSERT_STRHAS(out, c2, "and which set stays");
 	call_echo(&e, x, 2);
 	ASSERT_STRHAS(x->response, "\"served\"", "the pulled set still decides");
+
+	/* A restart: the accepted commit decides again before the first poll. */
+	tdaemon_kill(&e.d, SIGTERM);
+	if (!ASSERT_OK(tdaemon_restart(&e.d), "restart"))
+		goto out;
+	ASSERT_TRUE(log_has(&e.d, 5000, "result=ok", "trigger=resume", c2, NULL),
+		    "the accepted commit in force again");
+	call_echo(&e, x, 3);
+	ASSERT_STRHAS(x->response, "\"served\"", "and deciding");
 out:
 	free(out);
+	env_stop(&e);
+	repo_fini(&r);
+}
+
+/* Before any commit is accepted, nothing governed passes; then the first one decides. */
+TEST(policy_git_first_commit)
+{
+	struct exchange *x = shared_alloc(sizeof(*x));
+	struct mcp_env e = { 0 };
+	struct repo r = { 0 };
+	char c1[65];
+	int before;
+
+	if (!ASSERT_OK(repo_init(&r), r.out ? r.out : "repository"))
+		goto out;
+	if (!ASSERT_OK(start(&e, &r, "pgitfirst", 1), "environment"))
+		goto out;
+	ASSERT_TRUE(log_has(&e.d, 10000, "policy_source", "result=refused", "stage=fetch", NULL),
+		    "the empty repository cannot be fetched");
+	before = tool_nseen(&e.tool);
+	call_echo(&e, x, 1);
+	ASSERT_STRHAS(x->response, "Unknown tool: echo", "no policy yet: refused");
+	ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
+	if (!ASSERT_OK(repo_commit(&r, pol_allow, "good", c1), r.out ? r.out : "first commit"))
+		goto out;
+	ASSERT_TRUE(log_has(&e.d, 5000, "result=ok", c1, NULL), "the first commit accepted");
+	call_echo(&e, x, 2);
+	ASSERT_STRHAS(x->response, "\"served\"", "and deciding");
+out:
 	env_stop(&e);
 	repo_fini(&r);
 }
