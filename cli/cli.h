@@ -35,7 +35,7 @@ extern const struct cli_table cli_tools;  /* the tool inventory: list, diff, app
 extern const struct cli_table cli_audit;  /* the audit log, offline: verify, tail, query, pubkey */
 extern const struct cli_table cli_keys;	  /* minted assertions' signing keys: jwks, rotate, mint */
 extern const struct cli_table cli_config; /* check: agentgate.json loaded as the daemon would */
-extern const struct cli_table cli_policy; /* Cedar: validate, test, explain, simulate, reload */
+extern const struct cli_table cli_policy; /* Cedar: validate, test, explain, simulate, reload, pull */
 /* The instance's XDP guards as a JSON array (guard show, status). */
 struct json_t;
 struct json_t *guard_list_json(const struct ag_instance *in);

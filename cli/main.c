@@ -82,8 +82,9 @@ static const struct {
 	{ "maps", "[--json] [MAP]", "decoded dumps of the pinned maps", cmd_maps, NULL },
 	{ "quota", NULL, "per-agent connect rate and call budgets, live", NULL, &cli_quota },
 	{ "policy", NULL,
-	  "Cedar policies: offline checks, a what-if replay of the audit log, a live reload", NULL,
-	  &cli_policy },
+	  "Cedar policies: offline checks, a what-if replay of the audit log, a live reload, "
+	  "a poll of the git policy source",
+	  NULL, &cli_policy },
 	{ "approvals", "[--json]", "calls held for a human (policies' @escalate)", cmd_approvals,
 	  NULL },
 	{ "approve", "ID [--by NAME]", "resume a held call", cmd_resolve, NULL },

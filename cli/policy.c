@@ -2,13 +2,15 @@
 /*
  * agentgatectl policy: its subcommands and what they share;
  * validate here, test and explain in policy_test.c, simulate in
- * policy_simulate.c, all offline; reload asks the running daemon.
+ * policy_simulate.c, all offline; reload and pull ask the running daemon.
  */
+#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "inventory.h"
@@ -25,6 +27,13 @@ static const char usage_reload[] =
     "\"policy\" key of its configuration.  A set that fails to load does not replace the\n"
     "running one: the error (FILE:LINE:COLUMN: ...) is printed and the exit status is 1.\n"
     "Prints the new set's digest and number of policies.\n";
+
+static const char usage_pull[] =
+    "usage: agentgatectl [--instance NAME] policy pull [--json]\n"
+    "Make the running agentgated poll its \"policy_source\" git repository now and wait for\n"
+    "the outcome: the new commit in force, the same commit unchanged, or the commit refused\n"
+    "(unsigned, signed by a key not in allowed_signers, a policy that does not load, a failed\n"
+    "fetch) with the reason, and exit status 1.  The running set stays on a refusal.\n";
 
 enum {
 	P_POLICIES,
@@ -239,13 +248,85 @@ static int policy_reload(struct ag_cli *cli, int argc, char **argv)
 	return 0;
 }
 
-/* The subcommands; reload talks to the daemon, the others work on files. */
+#define PULL_WAIT_MS 90000 /* beyond the daemon's bound on one poll (60 s) */
+
+/* The daemon's "policy_source" state once it answered pull n; NULL on error or timeout. */
+static json_t *pull_wait(const struct ag_instance *in, json_int_t n, struct ag_err *err)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "policy_source"), *resp = NULL, *src;
+
+	for (int waited = 0; req && waited < PULL_WAIT_MS; waited += 100) {
+		if (ag_ctl_call(in, req, &resp, err))
+			break;
+		src = json_object_get(resp, "policy_source");
+		if (json_integer_value(json_object_get(src, "pulls_done")) >= n) {
+			json_incref(src);
+			json_decref(resp);
+			json_decref(req);
+			return src;
+		}
+		json_decref(resp);
+		resp = NULL;
+		usleep(100 * 1000);
+	}
+	if (!err->msg[0])
+		ag_errf(err, ETIMEDOUT, "no outcome within %d s", PULL_WAIT_MS / 1000);
+	json_decref(req);
+	return NULL;
+}
+
+static int policy_pull(struct ag_cli *cli, int argc, char **argv)
+{
+	json_t *req, *resp = NULL, *src, *last;
+	struct ag_err err = { 0 };
+	const char *stage, *commit;
+	bool json = false;
+	int r;
+
+	if ((r = cli_simple_opts(argc, argv, usage_pull, &json)))
+		return r > 0 ? 0 : AG_EXIT_USAGE;
+	if (!(req = json_pack("{s:s}", "cmd", "policy_pull"))) {
+		fprintf(stderr, "policy pull: out of memory\n");
+		return AG_EXIT_FAIL;
+	}
+	r = ag_ctl_call(&cli->inst, req, &resp, &err);
+	json_decref(req);
+	src = r ? NULL
+		: pull_wait(&cli->inst, json_integer_value(json_object_get(resp, "pull")), &err);
+	json_decref(resp);
+	if (!src) {
+		fprintf(stderr, "policy pull: %s\n", err.msg);
+		return AG_EXIT_FAIL;
+	}
+	last = json_object_get(src, "last");
+	stage = json_string_value(json_object_get(last, "stage")) ?: "?";
+	commit = json_string_value(json_object_get(last, "commit")) ?: "-";
+	r = json_is_true(json_object_get(last, "ok")) ? 0 : AG_EXIT_FAIL;
+	if (json) {
+		json_dumpf(src, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else if (!r) {
+		printf("policy pull: commit %s in force%s\n", commit,
+		       strcmp(stage, "unchanged") ? "" : " (unchanged)");
+	} else {
+		fprintf(stderr,
+			"policy pull: commit %s refused at %s: %s; the running set (%s) stays\n",
+			commit, stage,
+			json_string_value(json_object_get(last, "error")) ?: "no reason given",
+			json_string_value(json_object_get(src, "commit")) ?: "none");
+	}
+	json_decref(src);
+	return r;
+}
+
+/* The subcommands; reload and pull talk to the daemon, the others work on files. */
 static const struct cli_cmd subcommands[] = {
 	{ "validate", policy_validate, usage_validate },
 	{ "test", policy_test, policy_usage_test },
 	{ "explain", policy_explain, policy_usage_explain },
 	{ "simulate", policy_simulate, policy_usage_simulate },
 	{ "reload", policy_reload, usage_reload },
+	{ "pull", policy_pull, usage_pull },
 };
 
 const struct cli_table cli_policy = CLI_TABLE("policy", subcommands, NULL);

@@ -325,6 +325,25 @@ static void print_dns(json_t *dns)
 	       host ? host : "");
 }
 
+/* The git policy source: where from, the commit in force, the last refusal. */
+static void print_policy_source(json_t *src)
+{
+	json_t *ref = json_object_get(src, "last_refusal");
+
+	if (!src)
+		return;
+	printf("policy:     from %s (%s), commit %s, %lld polls\n",
+	       json_string_value(json_object_get(src, "url")),
+	       json_string_value(json_object_get(src, "ref")),
+	       json_string_value(json_object_get(src, "commit")) ?: "NONE (every call refused)",
+	       json_integer_value(json_object_get(src, "polls")));
+	if (json_is_object(ref))
+		printf("  last refused: commit %s at %s: %s\n",
+		       json_string_value(json_object_get(ref, "commit")) ?: "-",
+		       json_string_value(json_object_get(ref, "stage")),
+		       json_string_value(json_object_get(ref, "error")));
+}
+
 static void print_text(json_t *s, bool verbose)
 {
 	json_t *daemon = json_object_get(s, "daemon"), *v;
@@ -357,6 +376,7 @@ static void print_text(json_t *s, bool verbose)
 		if (json_integer_value(json_object_get(v, "tool_servers")))
 			print_tools(v);
 		print_dns(json_object_get(daemon, "dns"));
+		print_policy_source(json_object_get(daemon, "policy_source"));
 	} else {
 		printf("daemon:     not running (%s)\n",
 		       json_string_value(json_object_get(daemon, "error")));

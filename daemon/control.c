@@ -36,6 +36,7 @@
 #include "fair.h"
 #include "integrity.h"
 #include "loop.h"
+#include "policy_git.h"
 #include "trail.h"
 
 #define CTL_MAX_REQUEST 4096
@@ -108,6 +109,8 @@ static json_t *status(struct ag_loop *l)
 		    json_string(ag_audit_durability_name(d->conf.audit_durability)));
 	if (st)
 		json_object_set_new(st, "dns", dns_status(d));
+	if (st && d->policy_git)
+		json_object_set_new(st, "policy_source", ag_policy_git_status(d));
 	return st;
 }
 
@@ -174,6 +177,12 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 		resp = json_pack("{s:b}", "ok", 1);
 	else if (!strcmp(cmd, "policy_reload"))
 		resp = policy_reload(d);
+	else if (!strcmp(cmd, "policy_pull"))
+		resp = ag_policy_git_pull(d);
+	else if (!strcmp(cmd, "policy_source"))
+		resp = d->policy_git ? json_pack("{s:b,s:o}", "ok", 1, "policy_source",
+						 ag_policy_git_status(d))
+				     : error("no \"policy_source\" in the configuration");
 	else if (!strcmp(cmd, "approvals"))
 		resp =
 		    json_pack("{s:b,s:o}", "ok", 1, "approvals", ag_approvals_list(l->approvals));

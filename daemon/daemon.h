@@ -38,6 +38,7 @@ struct ag_budget_state;
 struct ag_metrics;
 struct ag_subagents;
 struct ag_upgrade;
+struct ag_policy_git;
 
 struct ag_daemon {
 	struct ag_instance inst;
@@ -65,6 +66,7 @@ struct ag_daemon {
 	bool start_reported;		/* ag_daemon_started ran once */
 	struct ag_detach detach;	/* main.c: whether, and to whom, to report the start */
 	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
+	struct ag_policy_git *policy_git; /* policy_git.h; NULL without a policy_source */
 };
 
 /*

@@ -122,14 +122,15 @@ oom:
 	return NULL;
 }
 
-static int load(const struct ag_conf *c, struct ag_policy_set **set, struct ag_entities **ents,
-		json_t **json, struct ag_err *err)
+/* tree: the policy source's export (NULL: the configured dir or files). */
+static int load(const struct ag_conf *c, const char *tree, struct ag_policy_set **set,
+		struct ag_entities **ents, json_t **json, struct ag_err *err)
 {
 	struct ag_policy_error perr = { 0 };
 	const char **paths;
 
-	if (c->policy.dir[0]) {
-		*set = ag_policy_load_dir(c->policy.dir, &perr);
+	if (tree || c->policy.dir[0]) {
+		*set = ag_policy_load_dir(tree ? tree : c->policy.dir, &perr);
 	} else {
 		if (!(paths = calloc(c->policy.nr_files, sizeof(*paths))))
 			return ag_errf(err, ENOMEM, "policy: out of memory");
@@ -162,6 +163,26 @@ static void swap_in(struct ag_decider *p, struct ag_policy_set *set, struct ag_e
 	p->ents_json = json;
 }
 
+/*
+ * Until the policy source's first commit is accepted: no policy, so
+ * every governed request is refused (Cedar's default deny), never the
+ * allow-lists.  The entities load as they will with the commit.
+ */
+static int empty_set(const struct ag_conf *c, struct ag_policy_set **set, struct ag_entities **ents,
+		     json_t **json, struct ag_err *err)
+{
+	struct ag_policy_error perr = { 0 };
+
+	if (!(*set = ag_policy_parse_text("policy_source", "", 0, &perr)))
+		return ag_errf(err, EINVAL, "%s", perr.msg);
+	if (!(*ents = load_entities(c, json, err))) {
+		ag_policy_set_free(*set);
+		*set = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 {
 	struct ag_policy_set *set;
@@ -185,7 +206,11 @@ int ag_decide_init(struct ag_daemon *d, struct ag_err *err)
 	}
 	if (!d->conf.policy.set)
 		return 0;
-	if ((ret = load(&d->conf, &set, &ents, &json, err))) {
+	if (d->conf.policy_source.url[0])
+		ret = empty_set(&d->conf, &set, &ents, &json, err);
+	else
+		ret = load(&d->conf, NULL, &set, &ents, &json, err);
+	if (ret) {
 		ag_decide_free(d);
 		return ret;
 	}
@@ -222,8 +247,11 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 
 	if (!d->conf.policy.set)
 		ret = ag_errf(err, ENOENT, "no \"policy\" in the configuration: nothing to reload");
+	else if (d->conf.policy_source.url[0] && !p->tree[0])
+		ret = ag_errf(err, ENOENT,
+			      "policy_source: no commit accepted yet: nothing to reload");
 	else
-		ret = load(&d->conf, &set, &ents, &json, err);
+		ret = load(&d->conf, p->tree[0] ? p->tree : NULL, &set, &ents, &json, err);
 	if (ret) {
 		/* The running set stays: a typo must not open or close the gateway. */
 		ag_log(AG_LOG_ERROR, "policy_reload", "result=error trigger=%s running=%s error=%s",
@@ -248,6 +276,29 @@ int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_
 		info->policies = p->set ? ag_policy_count(p->set) : 0;
 	}
 	return ret;
+}
+
+int ag_decide_load_tree(struct ag_daemon *d, const char *dir, const char *commit,
+			struct ag_policy_info *info, struct ag_err *err)
+{
+	struct ag_decider *p = d->decider;
+	struct ag_policy_set *set = NULL;
+	struct ag_entities *ents = NULL;
+	json_t *json = NULL;
+	int ret;
+
+	if (strlen(dir) >= sizeof(p->tree) || strlen(commit) >= sizeof(p->commit))
+		return ag_errf(err, ENAMETOOLONG, "%s: path too long", dir);
+	if ((ret = load(&d->conf, dir, &set, &ents, &json, err)))
+		return ret;
+	swap_in(p, set, ents, json);
+	snprintf(p->tree, sizeof(p->tree), "%s", dir);
+	snprintf(p->commit, sizeof(p->commit), "%s", commit);
+	if (info) {
+		snprintf(info->digest, sizeof(info->digest), "%s", ag_policy_digest(set));
+		info->policies = ag_policy_count(set);
+	}
+	return 0;
 }
 
 /* ---- session counters ------------------------------------------------- */
@@ -415,6 +466,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	out->reason[0] = '\0';
 	out->policies[0] = '\0';
 	memset(out->anomaly, 0, sizeof(out->anomaly));
+	snprintf(out->policy_commit, sizeof(out->policy_commit), "%s", p->commit);
 	if (ag_policy_target_of_method(m->mcp, &t))
 		return;
 	if (!m->name) {

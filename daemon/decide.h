@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "git.h"
 #include "jsonrpc.h"
 #include "policy_request.h"
 
@@ -23,6 +24,8 @@ struct ag_decision {
 	char reason[256];   /* for the agent and the audit log; no argument values */
 	char policies[256]; /* ids of the deciding policies, comma-separated; "" none */
 	bool anomaly[AG_ANOMALY__COUNT]; /* the flags policies saw (context.anomaly) */
+	/* The git commit of the set that decided ("policy_source"); "" none. */
+	char policy_commit[AG_GIT_COMMIT_LEN];
 };
 
 struct ag_decide_ctx {
@@ -59,6 +62,10 @@ struct ag_decider {
 	struct ag_sessions *sessions;
 	struct ag_policy_result res; /* scratch of each evaluation */
 	struct ag_anomaly *anomaly;  /* daemon/anomalies.h; NULL: flags off */
+	/* With a "policy_source": the commit in force ("" : none yet, the
+	 * set is empty and refuses everything) and its exported tree. */
+	char commit[AG_GIT_COMMIT_LEN];
+	char tree[PATH_MAX];
 };
 
 /*
@@ -81,6 +88,15 @@ struct ag_policy_info {
  */
 int ag_decide_reload(struct ag_daemon *d, const char *trigger, struct ag_policy_info *info,
 		     struct ag_err *err);
+
+/*
+ * The policy source's commit (daemon/policy_git.h): the set in dir, with
+ * the configured entities, replaces the running one, loaded as a reload
+ * loads.  -1 with err when it does not load (the running set stays).
+ * Logging and auditing are the caller's.
+ */
+int ag_decide_load_tree(struct ag_daemon *d, const char *dir, const char *commit,
+			struct ag_policy_info *info, struct ag_err *err);
 
 /* A request or notification the MCP path governs (tools/call,
  * resources/read, prompts/get); everything else is AG_OUTCOME_ALLOW. */

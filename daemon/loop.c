@@ -47,6 +47,7 @@
 #include "loop.h"
 #include "mcp.h"
 #include "notify.h"
+#include "policy_git.h"
 #include "relay.h"
 #include "resolve.h"
 #include "scrape.h"
@@ -177,6 +178,7 @@ static void loop_stop(struct loop_main *m)
 	ag_events_stop(l);
 	ag_dns_stop(m->dns);
 	ag_scrape_stop(l);
+	ag_policy_git_stop(l);
 }
 
 /* This ring's accepts on ls, never the socket itself (the new daemon's too). */
@@ -393,11 +395,13 @@ int ag_loop_run(struct ag_daemon *d)
 	if (ag_scrape_fd(&m.l) >= 0)
 		add_listener(&m, ag_scrape_fd(&m.l), "metrics", ag_scrape_accept);
 	ag_events_start(&m.l);
+	ag_policy_git_start(&m.l);
 	ag_daemon_started(d, NULL);
 
 	drained = run(&m);
 	ret = m.l.status;
 	ag_events_fini(&m.l);
+	ag_policy_git_fini(&m.l); /* joins its thread, which never touches the ring */
 	if (drained) {
 		ag_scrape_fini(&m.l);
 		ag_dns_fini(m.dns);

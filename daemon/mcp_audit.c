@@ -63,6 +63,8 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* What context.anomaly was: policy simulate replays it too. */
 	if (rec && (flags = ag_anomaly_flags_json(dec->anomaly)))
 		json_object_set_new(rec, "anomaly", flags);
+	if (rec && dec->policy_commit[0])
+		json_object_set_new(rec, "policy_commit", json_string(dec->policy_commit));
 	/* What context.operator was: policy simulate replays it. */
 	if (rec && c->ac && c->ac->operator_name[0])
 		json_object_set_new(rec, "operator", json_string(c->ac->operator_name));

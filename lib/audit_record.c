@@ -14,7 +14,7 @@ static const char *const kinds[] = {
 	"approval",	  "policy_reload",     "checkpoint",
 	"kernel_refusal", "daemon_start",      "daemon_stop",
 	"tool",		  "credential_reload", "dns",
-	"anomaly",
+	"anomaly",	  "policy_source",
 };
 
 const char *ag_audit_kind_name(const char *kind)

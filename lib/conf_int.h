@@ -68,6 +68,7 @@ extern const char *const conf_rule_keys[], *const conf_agent_keys[], *const conf
 extern const char *const conf_server_keys[],
     *const conf_tls_keys[], *const conf_match_keys[], *const conf_output_rule_keys[];
 extern const char *const conf_anomaly_keys[];
+extern const char *const conf_policy_source_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
@@ -85,6 +86,8 @@ int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c);
 int conf_parse_agents(struct parse *p, json_t *arr, struct ag_conf *c);
 /* "anomaly" (lib/conf_anomaly.c). */
 int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);
+/* "policy_source" (conf_source.c), parsed before "policy", which it restricts. */
+int conf_parse_policy_source(struct parse *p, json_t *v, struct ag_policy_source_conf *s);
 /* The I/O after parsing (conf_resolve.c). */
 int conf_resolve(struct parse *p, struct ag_conf *c);
 

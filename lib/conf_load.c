@@ -171,11 +171,12 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 }
 
 /*
- * "policy": {"dir": DIR | "files": [FILE...], "entities": FILE}.  Only
+ * "policy": {"dir": DIR | "files": [FILE...], "entities": FILE}, or
+ * only "entities" with a "policy_source" (lib/conf_source.c).  Only
  * the shape is checked here: the daemon parses the files, so that a
  * reload reads them again and reports errors by file:line:column.
  */
-static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
+static int parse_policy(struct parse *p, json_t *v, bool source, struct ag_policy_conf *pc)
 {
 	json_t *dir = json_object_get(v, "dir"), *files = json_object_get(v, "files"), *f;
 	char where[64];
@@ -184,7 +185,11 @@ static int parse_policy(struct parse *p, json_t *v, struct ag_policy_conf *pc)
 
 	if ((ret = conf_check_keys(p, "$.policy", v, conf_policy_keys)))
 		return ret;
-	if (!dir == !files)
+	/* A git source brings the files: "policy" then only names the entities. */
+	if (source && (dir || files))
+		return conf_bad(p, "$.policy",
+				"\"dir\" and \"files\" conflict with \"policy_source\"");
+	if (!source && !dir == !files)
 		return conf_bad(p, "$.policy", "expected exactly one of \"dir\" and \"files\"");
 	if (dir && (ret = conf_path(p, "$.policy.dir", dir, pc->dir)))
 		return ret;
@@ -427,7 +432,13 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "tools_lock")) &&
 	    (ret = conf_path(p, "$.tools_lock", v, c->tools_lock)))
 		return ret;
-	if ((v = json_object_get(root, "policy")) && (ret = parse_policy(p, v, &c->policy)))
+	if ((v = json_object_get(root, "policy_source"))) {
+		if ((ret = conf_parse_policy_source(p, v, &c->policy_source)))
+			return ret;
+		c->policy.set = true; /* decided by policies, from the first commit on */
+	}
+	if ((v = json_object_get(root, "policy")) &&
+	    (ret = parse_policy(p, v, c->policy_source.url[0], &c->policy)))
 		return ret;
 	if ((v = json_object_get(root, "agent_uids")) && (ret = parse_agent_uids(p, v, c)))
 		return ret;

@@ -35,6 +35,7 @@ const char *const conf_root_keys[] = { "listen",
 				       "dns",
 				       "metrics",
 				       "anomaly",
+				       "policy_source",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
 const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", NULL };
@@ -47,6 +48,8 @@ const char *const conf_anomaly_keys[] = { "enabled",	      "rate_multiple",
 					  "min_rate_per_min", "rate_window_s",
 					  "baseline_s",	      "denials",
 					  "denial_window_s",  NULL };
+const char *const conf_policy_source_keys[] = { "url",	"ref", "interval_s", "allowed_signers",
+						"path", NULL };
 const char *const conf_rule_keys[] = { "dest", "port", "verdict", NULL };
 const char *const conf_agent_keys[] = {
 	"name",	     "verdict",	     "rules",	 "quota",      "tools",	       "resources",

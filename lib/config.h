@@ -251,6 +251,27 @@ struct ag_policy_conf {
 	char entities[PATH_MAX]; /* "" : none */
 };
 
+/*
+ * "policy_source": {"url": URL, "ref": REF, "interval_s": N,
+ * "allowed_signers": FILE, "path": DIR}: the policy set comes from a git
+ * repository, only from commits signed by a key in allowed_signers
+ * (daemon/policy_git.h).  It replaces "policy"'s dir and files; "policy"
+ * may still name the entities.  url is whatever git(1) accepts as a
+ * repository (never starting with '-'); ref a branch or tag name.
+ */
+#define AG_GIT_URL_LEN 1024
+#define AG_GIT_REF_LEN 256
+#define AG_GIT_INTERVAL_DEFAULT 60
+#define AG_GIT_INTERVAL_MAX 86400
+
+struct ag_policy_source_conf {
+	char url[AG_GIT_URL_LEN];
+	char ref[AG_GIT_REF_LEN];	/* default "main" */
+	uint32_t interval_s;		/* 1..AG_GIT_INTERVAL_MAX, default 60 */
+	char allowed_signers[PATH_MAX]; /* absolute */
+	char path[AG_GIT_REF_LEN];	/* inside the repository; "" : its root */
+};
+
 struct ag_conf {
 	uint16_t port;
 	bool ipv6;
@@ -312,6 +333,7 @@ struct ag_conf {
 	uint16_t metrics_port;
 	/* "anomaly": per-agent anomaly flags (lib/anomaly.h, daemon/anomalies.h). */
 	struct ag_anomaly_conf anomaly;
+	struct ag_policy_source_conf policy_source; /* !url[0]: none */
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000

@@ -2,6 +2,7 @@
 /* Whole small files: the one reader and the one atomic writer (fileio.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,4 +277,18 @@ int ag_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 int ag_file_create(const char *path, const void *data, size_t len, mode_t mode, struct ag_err *err)
 {
 	return in_parent(create_at, path, data, len, mode, err);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void ag_file_remove_tree(const char *path)
+{
+	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }

@@ -87,4 +87,10 @@ int ag_file_create(const char *path, const void *data, size_t len, mode_t mode, 
  */
 json_t *ag_json_load_file(const char *path, size_t flags, json_error_t *jerr);
 
+/*
+ * Removes path and everything under it, best effort: symlinks are removed,
+ * never followed, and other file systems mounted below are not entered.
+ */
+void ag_file_remove_tree(const char *path);
+
 #endif

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <grp.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "runuid.h"
 
 void ag_runuid_range(const struct ag_config *cfg, uint32_t *min, uint32_t *max)
@@ -150,15 +150,6 @@ int ag_runuid_claim(uint32_t min, uint32_t max, struct ag_user *u, struct ag_err
 		       min, max);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 void ag_runuid_release(struct ag_user *u)
 {
 	pid_t pid;
@@ -171,7 +162,7 @@ void ag_runuid_release(struct ag_user *u)
 		if (setgroups(0, NULL) || setresgid(u->gid, u->gid, u->gid) ||
 		    setresuid(u->uid, u->uid, u->uid))
 			_exit(1);
-		nftw(u->home, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		ag_file_remove_tree(u->home);
 		_exit(0);
 	}
 	if (pid > 0)

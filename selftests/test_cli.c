@@ -327,7 +327,7 @@ static int ctl_bare(char **out, const char *args)
 TEST(cli_subcommand_usage)
 {
 	static const struct {
-		const char *cmd, *subs[6], *listed; /* listed: in agentgatectl --help */
+		const char *cmd, *subs[7], *listed; /* listed: in agentgatectl --help */
 	} cmds[] = {
 		{ "quota", { "show", "set", "reset" }, "quota show|set|reset\n" },
 		{ "guard", { "attach", "detach", "show" }, "guard attach|detach|show\n" },
@@ -338,8 +338,8 @@ TEST(cli_subcommand_usage)
 		{ "config", { "check" }, "config check\n" },
 		{ "keys", { "jwks", "rotate", "mint" }, "keys jwks|rotate|mint\n" },
 		{ "policy",
-		  { "validate", "test", "explain", "simulate", "reload" },
-		  "policy validate|test|explain|simulate|reload\n" },
+		  { "validate", "test", "explain", "simulate", "reload", "pull" },
+		  "policy validate|test|explain|simulate|reload|pull\n" },
 	};
 	char *out = NULL, *help = NULL, args[128], want[128];
 

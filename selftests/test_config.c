@@ -1020,3 +1020,66 @@ TEST(config_url_rules)
 		unlink(path);
 	}
 }
+
+/* "policy_source": the signed git repository; what each mistake is called. */
+TEST(config_policy_source)
+{
+#define SRC(members) "{\"policy_source\": {\"url\": \"file:///srv/p.git\", " members
+	/* json without its last '}'; error NULL when valid. */
+	static const struct {
+		const char *name, *json, *error;
+	} cases[] = {
+		{ "minimal", SRC("\"allowed_signers\": \"/etc/signers\"}"), NULL },
+		{ "entities_only",
+		  SRC("\"allowed_signers\": \"/s\"}, \"policy\": {\"entities\": "
+		      "\"/e.json\"}"),
+		  NULL },
+		{ "no_signers", SRC("\"ref\": \"main\"}"),
+		  "$.policy_source.allowed_signers: missing" },
+		{ "no_url", "{\"policy_source\": {\"allowed_signers\": \"/s\"}",
+		  "$.policy_source.url: missing" },
+		{ "option_url",
+		  "{\"policy_source\": {\"url\": \"--upload-pack=x\", "
+		  "\"allowed_signers\": \"/s\"}",
+		  "$.policy_source.url: must not start with '-'" },
+		{ "refspec_ref", SRC("\"allowed_signers\": \"/s\", \"ref\": \"main:x\"}"),
+		  "$.policy_source.ref: expected a branch or tag name" },
+		{ "option_ref", SRC("\"allowed_signers\": \"/s\", \"ref\": \"-main\"}"),
+		  "$.policy_source.ref: expected" },
+		{ "dotdot_path", SRC("\"allowed_signers\": \"/s\", \"path\": \"a/../../etc\"}"),
+		  "$.policy_source.path: expected a relative directory" },
+		{ "absolute_path", SRC("\"allowed_signers\": \"/s\", \"path\": \"/etc\"}"),
+		  "$.policy_source.path: expected" },
+		{ "interval_zero", SRC("\"allowed_signers\": \"/s\", \"interval_s\": 0}"),
+		  "$.policy_source.interval_s: must be at least 1" },
+		{ "interval_max", SRC("\"allowed_signers\": \"/s\", \"interval_s\": 86401}"),
+		  "$.policy_source.interval_s: must be between" },
+		{ "with_dir", SRC("\"allowed_signers\": \"/s\"}, \"policy\": {\"dir\": \"/p\"}"),
+		  "$.policy: \"dir\" and \"files\" conflict with \"policy_source\"" },
+		{ "unknown", SRC("\"allowed_signers\": \"/s\", \"branch\": \"x\"}"),
+		  "$.policy_source.branch: unknown key" },
+	};
+#undef SRC
+	struct ag_conf c;
+	struct ag_err err;
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(cases); i++) {
+		char json[512];
+
+		if (!test__start_subtest(cases[i].name))
+			continue;
+		snprintf(json, sizeof(json), "%s}", cases[i].json);
+		if (!cases[i].error) {
+			if (!ASSERT_OK(load(json, &c, &err), err.msg))
+				continue;
+			ASSERT_STREQ(c.policy_source.ref, "main", "ref defaults to main");
+			ASSERT_EQ(c.policy_source.interval_s, 60, "interval_s defaults to 60");
+			ASSERT_TRUE(c.policy.set, "decided by policies");
+			ASSERT_STREQ(c.policy.dir, "", "no local directory");
+			ag_conf_free(&c);
+			continue;
+		}
+		ASSERT_NEQ(load(json, &c, &err), 0, "rejected");
+		ASSERT_TRUE(strstr(err.msg, cases[i].error), err.msg);
+	}
+}
