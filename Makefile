@@ -103,7 +103,7 @@ FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=u
 $(BUILD)/fuzz/%: selftests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) -std=c11 -D_GNU_SOURCE -I$(BUILD) -Ibpf -Ilib $(PKG_CFLAGS) \
-		-o $@ $^ $(LDLIBS)
+		-DAG_VERSION=\"$(AG_VERSION)\" -o $@ $^ $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $(BUILD)
