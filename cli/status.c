@@ -344,6 +344,27 @@ static void print_policy_source(json_t *src)
 		       json_string_value(json_object_get(ref, "error")));
 }
 
+/* Fleet-wide budgets (agentgate.conf(5) "fleet"): whether Redis answers, what is leased. */
+static void print_fleet(json_t *fl)
+{
+	json_t *b;
+	size_t i;
+
+	if (!fl)
+		return;
+	printf("fleet:      redis %s %s (on_unreachable %s)\n",
+	       json_string_value(json_object_get(fl, "redis")),
+	       json_is_true(json_object_get(fl, "reachable")) ? "reachable" : "UNREACHABLE",
+	       json_string_value(json_object_get(fl, "on_unreachable")));
+	json_array_foreach(json_object_get(fl, "budgets"), i, b)
+	printf("  %s %s %lld: %lld calls leased%s\n",
+	       json_string_value(json_object_get(b, "agent")),
+	       json_string_value(json_object_get(b, "budget")),
+	       json_integer_value(json_object_get(b, "limit")),
+	       json_integer_value(json_object_get(b, "leased")),
+	       json_is_true(json_object_get(b, "spent")) ? ", spent across the fleet" : "");
+}
+
 static void print_text(json_t *s, bool verbose)
 {
 	json_t *daemon = json_object_get(s, "daemon"), *v;
@@ -377,6 +398,7 @@ static void print_text(json_t *s, bool verbose)
 			print_tools(v);
 		print_dns(json_object_get(daemon, "dns"));
 		print_policy_source(json_object_get(daemon, "policy_source"));
+		print_fleet(json_object_get(daemon, "fleet"));
 	} else {
 		printf("daemon:     not running (%s)\n",
 		       json_string_value(json_object_get(daemon, "error")));

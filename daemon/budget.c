@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "budget.h"
+#include "fleet.h"
 #include "lru.h"
 #include "toolhash.h"
 
@@ -136,6 +137,40 @@ static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origi
 		return true;
 	decide(dec, AG_OUTCOME_DENY, "quota", "call budget %s (%u) of agent %s is spent",
 	       c.spent == AG_BUDGET_MINUTE ? "calls_per_minute" : "calls_per_day", c.limit, owner);
+	return false;
+}
+
+/*
+ * An owner with fleet-wide budgets takes the call from its lease first
+ * (fleet.h): a call the kernel then refuses costs the fleet one call,
+ * never the other way round, so the fleet never serves more than N.
+ */
+static bool fleet_charge(struct ag_daemon *d, const struct ag_agent_conf *owner,
+			 const char *name, struct ag_decision *dec)
+{
+	struct ag_fleet_refusal why = { 0 };
+
+	switch (ag_fleet_take(d->fleet, owner, &why)) {
+	case AG_FLEET_OK:
+		return true;
+	case AG_FLEET_SPENT:
+		decide(dec, AG_OUTCOME_DENY, "quota",
+		       "call budget %s (%u) of agent %s is spent across the fleet", why.window,
+		       why.limit, name);
+		break;
+	case AG_FLEET_NO_LEASE:
+		/* Fail closed: the refill is on its way; the agent may retry. */
+		decide(dec, AG_OUTCOME_DENY, "quota",
+		       "call budget %s of agent %s: no fleet lease held yet, retry", why.window,
+		       name);
+		break;
+	case AG_FLEET_UNREACHABLE:
+		/* Fail closed: on_unreachable is fail_closed. */
+		decide(dec, AG_OUTCOME_DENY, "quota",
+		       "call budget %s of agent %s: the fleet's redis is unreachable", why.window,
+		       name);
+		break;
+	}
 	return false;
 }
 
@@ -279,7 +314,8 @@ void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const 
 		}
 	}
 	/* An escalated call is charged now: it runs if a human approves. */
-	if (!charge(d, owner ? owner->name : agent, o, dec))
+	if (!fleet_charge(d, owner, owner ? owner->name : agent, dec) ||
+	    !charge(d, owner ? owner->name : agent, o, dec))
 		return;
 	if (looping) {
 		decide(

@@ -4,7 +4,8 @@
  * per minute and per day, kept in the kernel's quota map so that a spent
  * budget also stops new connections, and loop protection, which stops the
  * same call being made over and over (agentgate.conf(5)
- * "loop_protection").
+ * "loop_protection").  Budgets of scope "fleet" are taken from a lease
+ * held in memory instead (fleet.h).
  */
 #ifndef AG_DAEMON_BUDGET_H
 #define AG_DAEMON_BUDGET_H

@@ -34,6 +34,7 @@
 #include "mcp.h"
 #include "decide.h"
 #include "fair.h"
+#include "fleet.h"
 #include "integrity.h"
 #include "loop.h"
 #include "policy_git.h"
@@ -111,6 +112,8 @@ static json_t *status(struct ag_loop *l)
 		json_object_set_new(st, "dns", dns_status(d));
 	if (st && d->policy_git)
 		json_object_set_new(st, "policy_source", ag_policy_git_status(d));
+	if (st && d->fleet)
+		json_object_set_new(st, "fleet", ag_fleet_status(d->fleet));
 	return st;
 }
 

@@ -41,6 +41,7 @@
 #include "daemon.h"
 #include "detach.h"
 #include "fileio.h"
+#include "fleet.h"
 #include "integrity.h"
 #include "listen.h"
 #include "netns.h"
@@ -165,6 +166,10 @@ static int sync_rules(struct ag_daemon *d, struct ag_err *err)
 			.calls_per_minute = ac->calls_per_minute,
 			.calls_per_day = ac->calls_per_day,
 		};
+
+		/* A fleet-wide budget is leased (fleet.h), not counted per host. */
+		if (ac->fleet_scope)
+			limits.calls_per_minute = limits.calls_per_day = 0;
 
 		ret = ag_agent_register(&d->kern, &d->inst, ac->name, ac->verdict, &id, err);
 		if (ret || (ret = ag_quota_set(&d->kern, id, &limits, err)) ||
@@ -294,6 +299,8 @@ static int state_open(struct ag_daemon *d, struct ag_err *err)
 		ret = ag_integrity_open(d, err);
 	if (!ret)
 		ret = ag_budget_init(d, err);
+	if (!ret)
+		ret = ag_fleet_start(d, err);
 	return ret;
 }
 
@@ -428,6 +435,7 @@ static void teardown(struct ag_daemon *d)
 	/* Before the listeners close, so no agent's connect is sent to a closed port. */
 	if (ag_kern_serving(&d->kern, false, &err))
 		ag_log(AG_LOG_ERROR, "stop", "error=\"%s\"", err.msg);
+	ag_fleet_stop(d);
 	ag_budget_fini(d);
 	ag_integrity_close(d);
 	ag_daemon_audit_close(d);

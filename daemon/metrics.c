@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "cgroup.h"
 #include "daemon.h"
+#include "fleet.h"
 #include "metrics.h"
 
 #define MAX_LABELS 3
@@ -538,6 +539,8 @@ char *ag_metrics_render(struct ag_metrics *m, struct ag_daemon *d, size_t *len)
 		m->appended > durable ? m->appended - durable : 0);
 	put_errors(f, m, &d->stats);
 	put_quotas(f, d);
+	if (d->fleet)
+		ag_fleet_metrics(d->fleet, f);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;

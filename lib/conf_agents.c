@@ -55,6 +55,21 @@ int conf_parse_rules(struct parse *p, const char *path, json_t *arr, struct ag_r
 	return 0;
 }
 
+/* "scope": "host" (the default) or "fleet" (lib/conf_fleet.c, daemon/fleet.h). */
+static int parse_scope(struct parse *p, const char *path, json_t *v, struct ag_agent_conf *ac)
+{
+	char where[320];
+
+	snprintf(where, sizeof(where), "%s.scope", path);
+	if (v && (!json_is_string(v) || (strcmp(json_string_value(v), "host") &&
+					 strcmp(json_string_value(v), "fleet"))))
+		return conf_bad(p, where, "expected \"host\" or \"fleet\"");
+	ac->fleet_scope = v && !strcmp(json_string_value(v), "fleet");
+	if (ac->fleet_scope && !ac->calls_per_minute && !ac->calls_per_day)
+		return conf_bad(p, where, "\"fleet\" needs calls_per_minute or calls_per_day");
+	return 0;
+}
+
 static int parse_quota(struct parse *p, const char *path, json_t *q, struct ag_agent_conf *ac)
 {
 	uint32_t *fields[] = { &ac->connect_rate, &ac->connect_burst, &ac->calls_per_minute,
@@ -68,7 +83,7 @@ static int parse_quota(struct parse *p, const char *path, json_t *q, struct ag_a
 		json_t *v = json_object_get(q, conf_quota_keys[i]);
 		uint64_t n;
 
-		if (!v)
+		if (!v || !strcmp(conf_quota_keys[i], "scope"))
 			continue;
 		snprintf(where, sizeof(where), "%s.%s", path, conf_quota_keys[i]);
 		if ((ret = conf_get_uint(p, where, v, UINT32_MAX, &n)))
@@ -77,7 +92,7 @@ static int parse_quota(struct parse *p, const char *path, json_t *q, struct ag_a
 	}
 	if (ac->connect_rate && !ac->connect_burst)
 		return conf_bad(p, path, "connect_rate needs a connect_burst of at least 1");
-	return 0;
+	return parse_scope(p, path, json_object_get(q, "scope"), ac);
 }
 
 static int parse_loop_protection(struct parse *p, const char *path, json_t *lp,

@@ -69,6 +69,8 @@ extern const char *const conf_server_keys[],
     *const conf_tls_keys[], *const conf_match_keys[], *const conf_output_rule_keys[];
 extern const char *const conf_anomaly_keys[];
 extern const char *const conf_policy_source_keys[];
+/* "fleet" (conf_fleet.c): shared budgets on Redis. */
+extern const char *const conf_fleet_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
@@ -88,6 +90,8 @@ int conf_parse_agents(struct parse *p, json_t *arr, struct ag_conf *c);
 int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);
 /* "policy_source" (conf_source.c), parsed before "policy", which it restricts. */
 int conf_parse_policy_source(struct parse *p, json_t *v, struct ag_policy_source_conf *s);
+int conf_parse_fleet(struct parse *p, json_t *v, struct ag_conf *c);
+int conf_check_fleet(struct parse *p, const struct ag_conf *c);
 /* The I/O after parsing (conf_resolve.c). */
 int conf_resolve(struct parse *p, struct ag_conf *c);
 

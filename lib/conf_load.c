@@ -446,7 +446,9 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		return ret;
 	if ((v = json_object_get(root, "anomaly")) && (ret = conf_parse_anomaly(p, v, &c->anomaly)))
 		return ret;
-	return 0;
+	if ((v = json_object_get(root, "fleet")) && (ret = conf_parse_fleet(p, v, c)))
+		return ret;
+	return conf_check_fleet(p, c);
 }
 
 /* The JSON of path into c, which is freed on failure; no resolve step. */

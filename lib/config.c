@@ -36,6 +36,7 @@ const char *const conf_root_keys[] = { "listen",
 				       "metrics",
 				       "anomaly",
 				       "policy_source",
+				       "fleet",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
 const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", NULL };
@@ -50,6 +51,9 @@ const char *const conf_anomaly_keys[] = { "enabled",	      "rate_multiple",
 					  "denial_window_s",  NULL };
 const char *const conf_policy_source_keys[] = { "url",	"ref", "interval_s", "allowed_signers",
 						"path", NULL };
+const char *const conf_fleet_keys[] = { "redis",	      "user",	    "password_file",
+					"lease_calls", "on_unreachable", "key_prefix",
+					NULL };
 const char *const conf_rule_keys[] = { "dest", "port", "verdict", NULL };
 const char *const conf_agent_keys[] = {
 	"name",	     "verdict",	     "rules",	 "quota",      "tools",	       "resources",
@@ -57,7 +61,7 @@ const char *const conf_agent_keys[] = {
 	"max_conns", "unix_sockets", "dns",	 NULL
 };
 const char *const conf_quota_keys[] = { "connect_rate", "connect_burst", "calls_per_minute",
-					"calls_per_day", NULL };
+					"calls_per_day", "scope", NULL };
 const char *const conf_loop_keys[] = { "max_identical", "window_s", "action", NULL };
 const char *const conf_dns_keys[] = { "allow", "deny", NULL };
 const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",

@@ -234,6 +234,31 @@ struct ag_agent_conf {
 	char (*unix_sockets)[AG_UNIX_PATH_LEN + 1];
 	int nr_unix_sockets;
 	struct ag_dns_conf dns; /* !dns.set: the top level's */
+	/* "quota": {"scope": "fleet"}: calls_per_minute and calls_per_day
+	 * hold across the fleet (daemon/fleet.h), not in the kernel map. */
+	bool fleet_scope;
+};
+
+/*
+ * "fleet": call budgets shared by every instance that names the same Redis
+ * (daemon/fleet.h).  redis "" (the default): no fleet, and an agent's
+ * quota with "scope": "fleet" is refused.
+ */
+#define AG_FLEET_ADDR_LEN 256
+#define AG_FLEET_USER_LEN 64
+#define AG_FLEET_PREFIX_LEN 64
+#define AG_FLEET_LEASE_CALLS 10
+#define AG_FLEET_MAX_LEASE 100000
+
+struct ag_fleet_conf {
+	char redis[AG_FLEET_ADDR_LEN]; /* "unix:/path" or "host:port", as written */
+	char host[AG_FLEET_ADDR_LEN];  /* the host, or the socket's path */
+	uint16_t port;		       /* 0: host is a unix socket's path */
+	char user[AG_FLEET_USER_LEN];  /* ACL user; "" : AUTH with the password only */
+	char password_file[PATH_MAX];  /* "" : no AUTH (lib/secret.h rules) */
+	uint32_t lease_calls;	       /* calls per lease */
+	bool unreachable_leases;       /* on_unreachable "leases", else "fail_closed" */
+	char key_prefix[AG_FLEET_PREFIX_LEN];
 };
 
 /*
@@ -334,6 +359,7 @@ struct ag_conf {
 	/* "anomaly": per-agent anomaly flags (lib/anomaly.h, daemon/anomalies.h). */
 	struct ag_anomaly_conf anomaly;
 	struct ag_policy_source_conf policy_source; /* !url[0]: none */
+	struct ag_fleet_conf fleet;
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000
