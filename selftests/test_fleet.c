@@ -36,6 +36,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "config.h"
 #include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
@@ -375,4 +376,84 @@ out:
 	free(rm);
 	munmap(t, sizeof(*t));
 	munmap(x, sizeof(*x));
+}
+
+#define FLEET_AGENT \
+	"\"agents\": [{\"name\": \"a\", \"quota\": {\"calls_per_day\": 5, \"scope\": \"fleet\"}}]"
+
+/* The "fleet" block and "scope": what is taken, defaults, what is refused and where. */
+static int parse(const char *json, struct ag_conf *c, struct ag_err *err)
+{
+	char path[] = "/tmp/agfleetconf.XXXXXX";
+	int fd = mkstemp(path), ret = -1;
+
+	if (fd >= 0 && write(fd, json, strlen(json)) == (ssize_t)strlen(json))
+		ret = ag_conf_parse(c, path, err);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	return ret;
+}
+
+TEST(fleet_config)
+{
+	static const struct {
+		const char *json, *error; /* error NULL: accepted */
+	} cases[] = {
+		{ "{\"fleet\": {\"redis\": \"unix:/run/r.sock\"}, " FLEET_AGENT "}", NULL },
+		{ "{\"fleet\": {\"redis\": \"redis.example:6380\", \"on_unreachable\": "
+		  "\"leases\", \"lease_calls\": 50, \"user\": \"ag\", \"key_prefix\": "
+		  "\"x\"}, " FLEET_AGENT "}",
+		  NULL },
+		{ "{" FLEET_AGENT "}",
+		  "$.agents[0].quota.scope: \"fleet\" needs a \"fleet\" block" },
+		{ "{\"fleet\": {\"redis\": \"unix:relative\"}, " FLEET_AGENT "}",
+		  "$.fleet.redis: expected" },
+		{ "{\"fleet\": {\"redis\": \"nohost\"}, " FLEET_AGENT "}",
+		  "$.fleet.redis: expected" },
+		{ "{\"fleet\": {\"redis\": \"h:0\"}, " FLEET_AGENT "}", "$.fleet.redis: expected" },
+		{ "{\"fleet\": {\"redis\": \"h:1\", \"lease_calls\": 0}, " FLEET_AGENT "}",
+		  "$.fleet.lease_calls: expected at least 1" },
+		{ "{\"fleet\": {\"redis\": \"h:1\", \"on_unreachable\": \"open\"}, " FLEET_AGENT
+		  "}",
+		  "$.fleet.on_unreachable: expected" },
+		{ "{\"fleet\": {\"redis\": \"h:1\", \"tls\": true}, " FLEET_AGENT "}",
+		  "$.fleet.tls: unknown key" },
+		{ "{\"fleet\": {\"redis\": \"h:1\"}, \"agents\": [{\"name\": \"a\", \"quota\": "
+		  "{\"scope\": \"fleet\"}}]}",
+		  "$.agents[0].quota.scope: \"fleet\" needs calls_per_minute or calls_per_day" },
+		{ "{\"fleet\": {\"redis\": \"h:1\"}, \"agents\": [{\"name\": \"a\", \"quota\": "
+		  "{\"calls_per_day\": 1, \"scope\": \"world\"}}]}",
+		  "$.agents[0].quota.scope: expected" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ag_conf c;
+		struct ag_err err = { 0 };
+		int ret;
+
+		ret = parse(cases[i].json, &c, &err);
+		if (!cases[i].error) {
+			if (!ASSERT_OK(ret, err.msg))
+				continue;
+			ASSERT_TRUE(c.agents[0].fleet_scope, "scope fleet");
+			if (i == 0) {
+				ASSERT_STREQ(c.fleet.host, "/run/r.sock", "unix socket path");
+				ASSERT_EQ(c.fleet.port, 0, "no port");
+				ASSERT_EQ(c.fleet.lease_calls, AG_FLEET_LEASE_CALLS,
+					  "default lease");
+				ASSERT_STREQ(c.fleet.key_prefix, "agentgate", "default prefix");
+				ASSERT_FALSE(c.fleet.unreachable_leases, "default fail_closed");
+			} else {
+				ASSERT_STREQ(c.fleet.host, "redis.example", "host");
+				ASSERT_EQ(c.fleet.port, 6380, "port");
+				ASSERT_EQ(c.fleet.lease_calls, 50, "lease_calls");
+				ASSERT_TRUE(c.fleet.unreachable_leases, "leases");
+			}
+			ag_conf_free(&c);
+			continue;
+		}
+		ASSERT_NEQ(ret, 0, cases[i].json);
+		ASSERT_STRHAS(err.msg, cases[i].error, cases[i].json);
+	}
 }
