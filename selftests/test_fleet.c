@@ -255,7 +255,8 @@ TEST(fleet_budget)
 	struct exchange *x = shared_alloc(sizeof(*x));
 	struct redis r = { 0 };
 	struct mcp_env e[HOSTS] = { 0 };
-	char prefix[32], fleet[1024], agents[512], pw[128];
+	char prefix[32], fleet[1024], agents[512], pw[128], metrics[64];
+	uint16_t mport = free_port();
 	int started = 0, total = 0, served_b = 0;
 	enum outcome why;
 	char *rm = NULL;
@@ -266,6 +267,7 @@ TEST(fleet_budget)
 	snprintf(r.sock, sizeof(r.sock), "%s/redis.sock", r.dir);
 	snprintf(pw, sizeof(pw), "%s/redis.pass", r.dir);
 	snprintf(prefix, sizeof(prefix), "agt%d", (int)getpid());
+	snprintf(metrics, sizeof(metrics), ", \"metrics\": {\"listen\": \"127.0.0.1:%u\"}", mport);
 	if (!ASSERT_OK(write_password(pw), "password file") ||
 	    !ASSERT_OK(redis_start(&r), "redis-server started"))
 		goto out;
@@ -280,8 +282,9 @@ TEST(fleet_budget)
 		snprintf(fleet, sizeof(fleet),
 			 "\"fleet\": {\"redis\": \"unix:%s\", \"user\": \"agentgate\", "
 			 "\"password_file\": \"%s\", \"lease_calls\": %d, \"key_prefix\": \"%s\", "
-			 "\"on_unreachable\": \"%s\"}",
-			 r.sock, pw, LEASE, prefix, h < 2 ? "leases" : "fail_closed");
+			 "\"on_unreachable\": \"%s\"}%s",
+			 r.sock, pw, LEASE, prefix, h < 2 ? "leases" : "fail_closed",
+			 h == 2 ? metrics : "");
 		snprintf(suffix, sizeof(suffix), "fleet%d", h);
 		if (!ASSERT_OK(env_start_with(&e[h], suffix, REPLY_JSON, agents, fleet),
 			       "host started"))
@@ -346,6 +349,11 @@ TEST(fleet_budget)
 			  "fail_closed: nothing served");
 		ASSERT_EQ(why, UNREACHABLE, "refused: redis unreachable");
 		ASSERT_EQ(e[2].tool.nids, 0, "nothing reached host 2's tool server");
+		run_capture(&out, "curl -s http://127.0.0.1:%u/metrics", mport);
+		ASSERT_STRHAS(out, "agentgate_fleet_redis_up 0", "metric: redis down");
+		ASSERT_STRHAS(out, "agentgate_fleet_refusals_total{reason=\"unreachable\"} 1",
+			      "metric: the refusal counted");
+		free(out);
 	}
 	if (test__start_subtest("restarted")) {
 		int n;
