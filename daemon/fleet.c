@@ -5,7 +5,7 @@
  * In Redis, one key per agent, budget and window,
  * "<key_prefix>:budget:<agent>:<minute|day>:<window number>", holds what
  * the fleet has left of the window; it expires after its window.  GRANT
- * creates it at the budget N, takes min(left, lease_calls) and says how
+ * creates it at the budget N, takes min(left, lease_calls - held) and says how
  * much it gave; RETURN puts unspent calls back.  Each runs as one Lua
  * script, so no two instances ever see the same calls as left.
  *
@@ -222,15 +222,23 @@ static bool grant(struct ag_fleet *f, int i)
 	struct lease *l = &f->leases[i];
 	char key[AG_FLEET_PREFIX_LEN + AG_NAME_LEN + 64];
 	unsigned long long g, left;
+	uint32_t ask;
 	uint64_t window;
 	redisReply *r;
 
+	/* Topped up to lease_calls, never beyond: the bound is hosts x lease_calls. */
 	pthread_mutex_lock(&f->lock);
 	roll(l);
 	window = l->window;
+	ask = f->conf->lease_calls -
+	      (l->tokens < f->conf->lease_calls ? l->tokens : f->conf->lease_calls);
+	if (!ask)
+		l->want = false;
 	pthread_mutex_unlock(&f->lock);
+	if (!ask)
+		return true;
 	key_of(f, l, window, key, sizeof(key));
-	r = command(f, "EVAL %s 1 %s %u %u %llu", grant_lua, key, l->limit, f->conf->lease_calls,
+	r = command(f, "EVAL %s 1 %s %u %u %llu", grant_lua, key, l->limit, ask,
 		    (unsigned long long)((window + 1) * l->window_s + 60));
 	if (!r)
 		return false;

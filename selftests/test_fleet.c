@@ -341,6 +341,8 @@ TEST(fleet_budget)
 		held2 = leased(&e[2], "b", NULL);
 		ASSERT_GT(held0, 0, "host 0 holds a lease");
 		ASSERT_GT(held2, 0, "host 2 holds a lease");
+		ASSERT_LE(held0, LEASE, "a lease never holds more than lease_calls");
+		ASSERT_LE(held2, LEASE, "a lease never holds more than lease_calls");
 		e[0].tool.nids = e[2].tool.nids = 0;
 		served_b += serve_until_refused(&e[0], "b", x, 100000, 50, &why);
 		ASSERT_EQ(served_b, held0, "leases: exactly the held lease served");
