@@ -75,7 +75,8 @@ struct ag_fleet {
 	pthread_t th;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop, reachable, started;
+	bool stop, reachable;
+	bool auth_refused; /* the thread's: logged once */
 	uint64_t refused[AG_FLEET_UNREACHABLE + 1];
 	redisContext *rc; /* the thread's */
 	int nr;
@@ -185,7 +186,7 @@ static void connect_redis(struct ag_fleet *f)
 	struct timeval tv = { .tv_sec = IO_TIMEOUT_MS / 1000,
 			      .tv_usec = IO_TIMEOUT_MS % 1000 * 1000 };
 	const struct ag_fleet_conf *c = f->conf;
-	bool ok = true;
+	bool ok = true, refused;
 
 	if (f->rc)
 		return;
@@ -201,9 +202,13 @@ static void connect_redis(struct ag_fleet *f)
 		ok = reply_ok(command(f, "AUTH %s %s", c->user, (const char *)f->password->data));
 	else if (f->password)
 		ok = reply_ok(command(f, "AUTH %s", (const char *)f->password->data));
-	if (!ok && f->rc) {
+	/* Refused (not a lost connection): logged once per outage, not at every retry. */
+	refused = !ok && f->rc;
+	if (refused && !f->auth_refused)
 		ag_log(AG_LOG_ERROR, "fleet", "redis=%s error=\"authentication refused\"",
 		       c->redis);
+	f->auth_refused = refused;
+	if (refused) {
 		redisFree(f->rc);
 		f->rc = NULL;
 	}

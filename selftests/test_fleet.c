@@ -20,6 +20,8 @@
  *		  exactly the calls its lease still holds, a "fail_closed"
  *		  host none;
  *  restarted:	  Redis back: both serve again;
+ *  auth_refused: a host with the wrong password: logged once (not the
+ *		  password), its calls refused;
  *  returned:	  after a clean stop of every host, what Redis has left is
  *		  the budget minus every call served: no lease outstanding.
  */
@@ -51,27 +53,29 @@
 struct redis {
 	char dir[64];
 	char sock[128];
+	uint16_t port; /* on 127.0.0.1 too */
 	pid_t pid;
 };
 
 /* Starts (or restarts, same directory and data) the test's redis-server. */
 static int redis_start(struct redis *r)
 {
-	char acl[256];
+	char acl[256], port[8];
 
 	snprintf(acl, sizeof(acl), ">%s", PASSWORD);
+	snprintf(port, sizeof(port), "%u", r->port);
 	r->pid = fork();
 	if (r->pid == 0) {
 		int fd = open("/dev/null", O_WRONLY);
 
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", r->sock,
-		       "--unixsocketperm", "700", "--dir", r->dir, "--save", "", "--appendonly",
-		       "yes", "--appendfsync", "always", "--user", "default", "on",
-		       ">" PASSWORD "-admin", "~*", "+@all", "--user", "agentgate", "on", acl, "~*",
-		       "+ping", "+eval", "+get", "+set", "+expireat", "+exists", "+incrby",
-		       (char *)NULL);
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		       "--unixsocket", r->sock, "--unixsocketperm", "700", "--dir", r->dir,
+		       "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--user",
+		       "default", "on", ">" PASSWORD "-admin", "~*", "+@all", "--user", "agentgate",
+		       "on", acl, "~*", "+ping", "+eval", "+get", "+set", "+expireat", "+exists",
+		       "+incrby", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
@@ -223,10 +227,10 @@ static void spender(struct mcp_env *e, int h, int k, struct tally *t)
 	munmap(x, sizeof(*x));
 }
 
-static int write_password(const char *path)
+static int write_password(const char *path, const char *password)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write(fd, PASSWORD "\n", sizeof(PASSWORD)) == sizeof(PASSWORD);
+	bool ok = fd >= 0 && dprintf(fd, "%s\n", password) == (int)strlen(password) + 1;
 
 	if (fd >= 0)
 		close(fd);
@@ -255,7 +259,7 @@ TEST(fleet_budget)
 	struct exchange *x = shared_alloc(sizeof(*x));
 	struct redis r = { 0 };
 	struct mcp_env e[HOSTS] = { 0 };
-	char prefix[32], fleet[1024], agents[512], pw[128], metrics[64];
+	char prefix[32], fleet[1024], agents[512], pw[128], metrics[64], addr[2][160];
 	uint16_t mport = free_port();
 	int started = 0, total = 0, served_b = 0;
 	enum outcome why;
@@ -265,10 +269,14 @@ TEST(fleet_budget)
 	if (!ASSERT_OK_PTR(mkdtemp(r.dir), "redis directory"))
 		goto out;
 	snprintf(r.sock, sizeof(r.sock), "%s/redis.sock", r.dir);
+	r.port = free_port();
+	/* Hosts 0 and 2 by the unix socket, 1 and 3 by TCP. */
+	snprintf(addr[0], sizeof(addr[0]), "unix:%s", r.sock);
+	snprintf(addr[1], sizeof(addr[1]), "127.0.0.1:%u", r.port);
 	snprintf(pw, sizeof(pw), "%s/redis.pass", r.dir);
 	snprintf(prefix, sizeof(prefix), "agt%d", (int)getpid());
 	snprintf(metrics, sizeof(metrics), ", \"metrics\": {\"listen\": \"127.0.0.1:%u\"}", mport);
-	if (!ASSERT_OK(write_password(pw), "password file") ||
+	if (!ASSERT_OK(write_password(pw, PASSWORD), "password file") ||
 	    !ASSERT_OK(redis_start(&r), "redis-server started"))
 		goto out;
 	snprintf(agents, sizeof(agents),
@@ -280,10 +288,10 @@ TEST(fleet_budget)
 		char suffix[16];
 
 		snprintf(fleet, sizeof(fleet),
-			 "\"fleet\": {\"redis\": \"unix:%s\", \"user\": \"agentgate\", "
+			 "\"fleet\": {\"redis\": \"%s\", \"user\": \"agentgate\", "
 			 "\"password_file\": \"%s\", \"lease_calls\": %d, \"key_prefix\": \"%s\", "
 			 "\"on_unreachable\": \"%s\"}%s",
-			 r.sock, pw, LEASE, prefix, h < 2 ? "leases" : "fail_closed",
+			 addr[h % 2], pw, LEASE, prefix, h < 2 ? "leases" : "fail_closed",
 			 h == 2 ? metrics : "");
 		snprintf(suffix, sizeof(suffix), "fleet%d", h);
 		if (!ASSERT_OK(env_start_with(&e[h], suffix, REPLY_JSON, agents, fleet),
@@ -370,6 +378,33 @@ TEST(fleet_budget)
 			served_b += n;
 		}
 		ASSERT_EQ(redis_left(&r, prefix, "a"), 0, "agent a's spent budget survived");
+	}
+	if (test__start_subtest("auth_refused")) {
+		struct mcp_env bad = { 0 };
+		char badpw[160], *out = NULL;
+
+		snprintf(badpw, sizeof(badpw), "%s.bad", pw);
+		snprintf(fleet, sizeof(fleet),
+			 "\"fleet\": {\"redis\": \"%s\", \"user\": \"agentgate\", "
+			 "\"password_file\": \"%s\", \"key_prefix\": \"%s\"}",
+			 addr[0], badpw, prefix);
+		if (ASSERT_OK(write_password(badpw, "not-the-password"), "wrong password file") &&
+		    ASSERT_OK(env_start_with(&bad, "fleetbad", REPLY_JSON, agents, fleet),
+			      "host started")) {
+			ASSERT_TRUE(log_has(&bad.d, 5000, "authentication refused", NULL),
+				    "logged, without the password");
+			ASSERT_FALSE(log_has(&bad.d, 0, "not-the-password", NULL),
+				     "the password is not in the log");
+			ASSERT_EQ(call(&bad, "b", x, 200000), UNREACHABLE,
+				  "its calls refused: fail_closed");
+			ASSERT_EQ(bad.tool.nids, 0, "nothing reached its tool server");
+			usleep(1200000); /* two more retries */
+			run_capture(&out, "grep -c 'authentication refused' %s", bad.d.log);
+			ASSERT_STREQ(out, "1\n", "logged once, not at every retry");
+			free(out);
+			out = NULL;
+		}
+		env_stop(&bad);
 	}
 	if (test__start_subtest("returned")) {
 		for (int h = 0; h < HOSTS; h++)
