@@ -357,12 +357,14 @@ static void print_fleet(json_t *fl)
 	       json_is_true(json_object_get(fl, "reachable")) ? "reachable" : "UNREACHABLE",
 	       json_string_value(json_object_get(fl, "on_unreachable")));
 	json_array_foreach(json_object_get(fl, "budgets"), i, b)
-	printf("  %s %s %lld: %lld calls leased%s\n",
-	       json_string_value(json_object_get(b, "agent")),
-	       json_string_value(json_object_get(b, "budget")),
-	       json_integer_value(json_object_get(b, "limit")),
-	       json_integer_value(json_object_get(b, "leased")),
-	       json_is_true(json_object_get(b, "spent")) ? ", spent across the fleet" : "");
+	{
+		printf("  %s %s %lld: %lld calls leased%s\n",
+		       json_string_value(json_object_get(b, "agent")),
+		       json_string_value(json_object_get(b, "budget")),
+		       json_integer_value(json_object_get(b, "limit")),
+		       json_integer_value(json_object_get(b, "leased")),
+		       json_is_true(json_object_get(b, "spent")) ? ", spent across the fleet" : "");
+	}
 }
 
 static void print_text(json_t *s, bool verbose)

@@ -145,8 +145,8 @@ static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origi
  * (fleet.h): a call the kernel then refuses costs the fleet one call,
  * never the other way round, so the fleet never serves more than N.
  */
-static bool fleet_charge(struct ag_daemon *d, const struct ag_agent_conf *owner,
-			 const char *name, struct ag_decision *dec)
+static bool fleet_charge(struct ag_daemon *d, const struct ag_agent_conf *owner, const char *name,
+			 struct ag_decision *dec)
 {
 	struct ag_fleet_refusal why = { 0 };
 

@@ -67,7 +67,7 @@ struct ag_daemon {
 	struct ag_detach detach;	/* main.c: whether, and to whom, to report the start */
 	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
 	struct ag_policy_git *policy_git; /* policy_git.h; NULL without a policy_source */
-	struct ag_fleet *fleet;		/* fleet.h; NULL without a "fleet" */
+	struct ag_fleet *fleet;		  /* fleet.h; NULL without a "fleet" */
 };
 
 /*

@@ -66,7 +66,7 @@ struct lease {
 	bool spent;	   /* Redis had nothing left at the last grant */
 	bool want;	   /* a refill is asked for */
 	uint64_t asked_ns; /* last GRANT of a spent budget: retried each tick */
-	uint64_t granted, served;
+	uint64_t served;   /* calls served from leases since start */
 };
 
 struct ag_fleet {
@@ -261,7 +261,6 @@ static bool grant(struct ag_fleet *f, int i)
 	pthread_mutex_lock(&f->lock);
 	if (l->window == window) {
 		l->tokens += (uint32_t)g;
-		l->granted += g;
 		l->spent = !left;
 		l->want = l->tokens <= low_water(f) && !l->spent;
 		l->asked_ns = ag_now_ns();
@@ -448,10 +447,11 @@ json_t *ag_fleet_status(struct ag_fleet *f)
 	for (int i = 0; i < f->nr && budgets; i++) {
 		const struct lease *l = &f->leases[i];
 
-		json_array_append_new(budgets, json_pack("{s:s,s:s,s:I,s:I,s:b}", "agent", l->agent,
-							 "budget", l->budget, "limit",
-							 (json_int_t)l->limit, "leased",
-							 (json_int_t)l->tokens, "spent", l->spent));
+		json_array_append_new(budgets,
+				      json_pack("{s:s,s:s,s:I,s:I,s:b,s:I}", "agent", l->agent,
+						"budget", l->budget, "limit", (json_int_t)l->limit,
+						"leased", (json_int_t)l->tokens, "spent", l->spent,
+						"served", (json_int_t)l->served));
 	}
 	st = json_pack("{s:s,s:b,s:s,s:I,s:o*}", "redis", f->conf->redis, "reachable", f->reachable,
 		       "on_unreachable", f->conf->unreachable_leases ? "leases" : "fail_closed",

@@ -61,8 +61,8 @@ static int parse_scope(struct parse *p, const char *path, json_t *v, struct ag_a
 	char where[320];
 
 	snprintf(where, sizeof(where), "%s.scope", path);
-	if (v && (!json_is_string(v) || (strcmp(json_string_value(v), "host") &&
-					 strcmp(json_string_value(v), "fleet"))))
+	if (v && (!json_is_string(v) ||
+		  (strcmp(json_string_value(v), "host") && strcmp(json_string_value(v), "fleet"))))
 		return conf_bad(p, where, "expected \"host\" or \"fleet\"");
 	ac->fleet_scope = v && !strcmp(json_string_value(v), "fleet");
 	if (ac->fleet_scope && !ac->calls_per_minute && !ac->calls_per_day)

@@ -51,7 +51,7 @@ const char *const conf_anomaly_keys[] = { "enabled",	      "rate_multiple",
 					  "denial_window_s",  NULL };
 const char *const conf_policy_source_keys[] = { "url",	"ref", "interval_s", "allowed_signers",
 						"path", NULL };
-const char *const conf_fleet_keys[] = { "redis",	      "user",	    "password_file",
+const char *const conf_fleet_keys[] = { "redis",       "user",		 "password_file",
 					"lease_calls", "on_unreachable", "key_prefix",
 					NULL };
 const char *const conf_rule_keys[] = { "dest", "port", "verdict", NULL };
@@ -60,8 +60,8 @@ const char *const conf_agent_keys[] = {
 	"prompts",   "passthrough",  "operator", "attributes", "delegated_by", "loop_protection",
 	"max_conns", "unix_sockets", "dns",	 NULL
 };
-const char *const conf_quota_keys[] = { "connect_rate", "connect_burst", "calls_per_minute",
-					"calls_per_day", "scope", NULL };
+const char *const conf_quota_keys[] = { "connect_rate",	 "connect_burst", "calls_per_minute",
+					"calls_per_day", "scope",	  NULL };
 const char *const conf_loop_keys[] = { "max_identical", "window_s", "action", NULL };
 const char *const conf_dns_keys[] = { "allow", "deny", NULL };
 const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",

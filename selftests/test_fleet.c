@@ -7,10 +7,11 @@
  * append-only file so a restart keeps what was spent; the default user
  * has a password of its own: Redis 7.0 replays the append-only file's
  * transactions as the default user, and refuses them if it is off) and
- * four agentgated
- * instances standing in for four hosts, each with its own agent "a" and
- * tool server.  Hosts 0 and 1 keep serving from held leases when Redis
- * is gone (on_unreachable "leases"), hosts 2 and 3 fail closed.
+ * four agentgated instances standing in for four hosts, each with its own
+ * agents "a" and "b" and tool server.  Hosts 0 and 2 reach Redis by its
+ * unix socket, 1 and 3 by TCP; hosts 0 and 1 keep serving from held
+ * leases when Redis is gone (on_unreachable "leases"), 2 and 3 fail
+ * closed.
  *
  *  spend:	  two agents per host call concurrently until the budget of N
  *		  is spent across the fleet: N calls reached the tool
@@ -140,8 +141,9 @@ static json_t *fleet_status(const struct mcp_env *e)
 	return fl;
 }
 
-/* Calls of agent's budget host e holds leased; -1 when status has none. */
-static long long leased(const struct mcp_env *e, const char *agent, bool *reachable)
+/* A field of agent's budget in host e's status ("leased", "served"); -1 when none. */
+static long long budget_field(const struct mcp_env *e, const char *agent, const char *field,
+			      bool *reachable)
 {
 	json_t *fl = fleet_status(e), *b;
 	long long n = -1;
@@ -149,11 +151,18 @@ static long long leased(const struct mcp_env *e, const char *agent, bool *reacha
 
 	if (reachable)
 		*reachable = json_is_true(json_object_get(fl, "reachable"));
-	json_array_foreach(json_object_get(fl, "budgets"), i,
-			   b) if (!strcmp(json_string_value(json_object_get(b, "agent")), agent))
-	    n = json_integer_value(json_object_get(b, "leased"));
+	json_array_foreach(json_object_get(fl, "budgets"), i, b)
+	{
+		if (!strcmp(json_string_value(json_object_get(b, "agent")), agent))
+			n = json_integer_value(json_object_get(b, field));
+	}
 	json_decref(fl);
 	return n;
+}
+
+static long long leased(const struct mcp_env *e, const char *agent, bool *reachable)
+{
+	return budget_field(e, agent, "leased", reachable);
 }
 
 /* Waits up to 5 s for every host to see Redis as up (want) or down. */
@@ -330,6 +339,10 @@ TEST(fleet_budget)
 			n += e[h].tool.nids;
 		ASSERT_EQ(n, BUDGET_A, "exactly N calls reached the tool servers");
 		ASSERT_EQ(redis_left(&r, prefix, "a"), 0, "redis: nothing left");
+		n = 0;
+		for (int h = 0; h < HOSTS; h++)
+			n += budget_field(&e[h], "a", "served", NULL);
+		ASSERT_EQ(n, BUDGET_A, "status: served adds up to N");
 	}
 	if (test__start_subtest("unreachable")) {
 		long long held0, held2;
