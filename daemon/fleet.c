@@ -76,7 +76,7 @@ struct ag_fleet {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop, reachable;
-	bool auth_refused; /* the thread's: logged once */
+	bool auth_refused, grant_refused; /* the thread's: each logged once */
 	uint64_t refused[AG_FLEET_UNREACHABLE + 1];
 	redisContext *rc; /* the thread's */
 	int nr;
@@ -226,7 +226,8 @@ static bool grant(struct ag_fleet *f, int i)
 {
 	struct lease *l = &f->leases[i];
 	char key[AG_FLEET_PREFIX_LEN + AG_NAME_LEN + 64];
-	unsigned long long g, left;
+	long long g, left;
+	char q[256];
 	uint32_t ask;
 	uint64_t window;
 	redisReply *r;
@@ -249,19 +250,25 @@ static bool grant(struct ag_fleet *f, int i)
 		return false;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
-	    r->element[1]->type != REDIS_REPLY_INTEGER) {
-		ag_log(AG_LOG_ERROR, "fleet", "agent=%s error=\"unexpected GRANT reply\"",
-		       l->agent);
+	    r->element[1]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0) {
+		/* An ACL without EVAL, say: logged once, then retried each tick as down. */
+		if (!f->grant_refused)
+			ag_log(AG_LOG_ERROR, "fleet", "agent=%s error=%s", l->agent,
+			       ag_logq(q, sizeof(q),
+				       r->type == REDIS_REPLY_ERROR ? r->str
+								    : "unexpected GRANT reply"));
+		f->grant_refused = true;
 		freeReplyObject(r);
 		return false;
 	}
-	g = (unsigned long long)r->element[0]->integer;
-	left = (unsigned long long)r->element[1]->integer;
+	f->grant_refused = false;
+	g = r->element[0]->integer;
+	left = r->element[1]->integer;
 	freeReplyObject(r);
 	pthread_mutex_lock(&f->lock);
 	if (l->window == window) {
-		l->tokens += (uint32_t)g;
-		l->spent = !left;
+		l->tokens += (uint32_t)g; /* g <= ask: tokens stay <= lease_calls */
+		l->spent = left <= 0;
 		l->want = l->tokens <= low_water(f) && !l->spent;
 		l->asked_ns = ag_now_ns();
 	}

@@ -23,6 +23,7 @@
  *  restarted:	  Redis back: both serve again;
  *  auth_refused: a host with the wrong password: logged once (not the
  *		  password), its calls refused;
+ *  acl_refused:  a host whose user may not EVAL: the same;
  *  returned:	  after a clean stop of every host, what Redis has left is
  *		  the budget minus every call served: no lease outstanding.
  */
@@ -76,7 +77,7 @@ static int redis_start(struct redis *r)
 		       "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--user",
 		       "default", "on", ">" PASSWORD "-admin", "~*", "+@all", "--user", "agentgate",
 		       "on", acl, "~*", "+ping", "+eval", "+get", "+set", "+expireat", "+exists",
-		       "+incrby", (char *)NULL);
+		       "+incrby", "--user", "noeval", "on", acl, "~*", "+ping", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
@@ -416,6 +417,28 @@ TEST(fleet_budget)
 			ASSERT_STREQ(out, "1\n", "logged once, not at every retry");
 			free(out);
 			out = NULL;
+		}
+		env_stop(&bad);
+	}
+	if (test__start_subtest("acl_refused")) {
+		struct mcp_env bad = { 0 };
+		char *out = NULL;
+
+		/* A user that may PING but not EVAL: reachable, yet no lease. */
+		snprintf(fleet, sizeof(fleet),
+			 "\"fleet\": {\"redis\": \"%s\", \"user\": \"noeval\", "
+			 "\"password_file\": \"%s\", \"key_prefix\": \"%s\"}",
+			 addr[1], pw, prefix);
+		if (ASSERT_OK(env_start_with(&bad, "fleetacl", REPLY_JSON, agents, fleet),
+			      "host started")) {
+			ASSERT_TRUE(log_has(&bad.d, 5000, "NOPERM", NULL),
+				    "Redis's refusal logged");
+			ASSERT_EQ(call(&bad, "b", x, 300000), UNREACHABLE,
+				  "its calls refused: fail_closed");
+			usleep(1200000);
+			run_capture(&out, "grep -c NOPERM %s", bad.d.log);
+			ASSERT_STREQ(out, "1\n", "logged once, not at every retry");
+			free(out);
 		}
 		env_stop(&bad);
 	}
