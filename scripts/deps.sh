@@ -8,9 +8,9 @@ libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl pytho
 # "deps.sh test" (make test) adds Debian's prometheus: promtool and the server
 # test_metrics scrapes the daemon with.  About 20 MB to download but 320 MB
 # installed with its web UI's JavaScript, so make run and make bench go without.
-# test_fleet runs its own redis-server (unix socket, no TCP port, temporary
-# directory); the system one the package may start on 127.0.0.1:6379 is
-# neither used nor touched.
+# test_fleet runs its own redis-server (a unix socket and a free loopback
+# port, a temporary directory); the system one the package may start on
+# 127.0.0.1:6379 is neither used nor touched.
 [ "${1:-}" = test ] && pkgs="$pkgs prometheus redis-server"
 
 missing=""
