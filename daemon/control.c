@@ -108,6 +108,13 @@ static json_t *status(struct ag_loop *l)
 		    json_string(ag_audit_durability_name(d->conf.audit_durability)));
 	if (st)
 		json_object_set_new(st, "dns", dns_status(d));
+	if (st && d->ship) {
+		uint64_t lag;
+		bool up;
+
+		json_object_set_new(json_object_get(st, "audit"), "ship",
+				    ag_daemon_ship_status(d, &lag, &up));
+	}
 	return st;
 }
 

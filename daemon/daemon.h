@@ -33,6 +33,7 @@ struct ag_daemon_stats {
 };
 
 struct ag_audit_writer;
+struct ag_audit_ship;
 struct ag_inventory;
 struct ag_budget_state;
 struct ag_metrics;
@@ -65,6 +66,8 @@ struct ag_daemon {
 	bool start_reported;		/* ag_daemon_started ran once */
 	struct ag_detach detach;	/* main.c: whether, and to whom, to report the start */
 	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
+	struct ag_audit_ship *ship;	/* lib/audit_ship.h; NULL: not shipped */
+	char ship_cursor[PATH_MAX];	/* <state-dir>/audit.ship.cursor */
 };
 
 /*

@@ -67,11 +67,14 @@ extern const char *const conf_rule_keys[], *const conf_agent_keys[], *const conf
 									     *const conf_dns_keys[];
 extern const char *const conf_server_keys[],
     *const conf_tls_keys[], *const conf_match_keys[], *const conf_output_rule_keys[];
+extern const char *const conf_ship_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
 /* ---- the parts: each parses one JSON object into c ---- */
 
+/* "audit": {"ship": {...}} (conf_ship.c). */
+int conf_parse_ship(struct parse *p, json_t *v, struct ag_ship_conf *sc);
 int conf_parse_rules(struct parse *p, const char *path, json_t *arr, struct ag_rule_conf **out,
 		     int *nr);
 int conf_parse_pass_entry(struct parse *p, const char *path, const char *s,

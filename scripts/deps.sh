@@ -8,7 +8,9 @@ libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl pytho
 # "deps.sh test" (make test) adds Debian's prometheus: promtool and the server
 # test_metrics scrapes the daemon with.  About 20 MB to download but 320 MB
 # installed with its web UI's JavaScript, so make run and make bench go without.
-[ "${1:-}" = test ] && pkgs="$pkgs prometheus"
+# It adds Debian's rsyslog with its OpenSSL driver too: test_audit_ship runs
+# its own rsyslogd as the audit collector (never the system's).
+[ "${1:-}" = test ] && pkgs="$pkgs prometheus rsyslog rsyslog-openssl"
 
 missing=""
 for p in $pkgs; do
@@ -32,4 +34,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# A system rsyslogd that the install started would take /dev/log and the
+# tests' syslog traffic: stop the service we brought, not one that was there.
+case " $missing " in
+*" rsyslog "*) systemctl disable --now rsyslog.service syslog.socket >/dev/null 2>&1 || true ;;
+esac
 exec "$here/node.sh"
