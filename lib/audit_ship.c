@@ -15,10 +15,12 @@
  * acknowledged its last byte (the socket's unacked bytes, SIOCOUTQ, fall
  * below its end), and *confirmed* once it has stayed acked for CONFIRM_MS on a
  * connection still up: a collector that closes with bytes it has not read
- * resets the connection, and one that reads them has had the time.  An
- * orderly end (the collector's FIN, or ours answered by its FIN) confirms
- * every acked record at once: it read them before closing.  Only confirmed
- * records advance the saved cursor; every way down resends from it.  So a
+ * resets the connection, and one that reads them has had the time to write
+ * them.  The collector's own end of stream confirms nothing more: a killed
+ * collector's FIN says nothing of what its queue had written.  Ours, at
+ * stop, answered by its end of stream, confirms every acked record: a
+ * collector that keeps running writes what it read.  Only confirmed records
+ * advance the saved cursor; every way down resends from it.  So a
  * record is sent at least once and may be sent twice, with the same seq and
  * bytes (the collector or agentgatectl audit verify --collected drops the
  * second copy).
@@ -462,7 +464,6 @@ static void serve(struct ag_audit_ship *s)
 			return;
 		if (ret > 0 && (ret = peer_end(s))) {
 			if (ret > 0) {
-				fl_track(s, true);
 				snprintf(err.msg, sizeof(err.msg), "%s:%s: the collector closed",
 					 s->c.host, s->c.port);
 			} else {

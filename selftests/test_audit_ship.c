@@ -285,6 +285,34 @@ static size_t count_lines(const char *text)
 	return n;
 }
 
+/*
+ * agentgatectl audit verify --collected on a copy of the collected file with
+ * line appended again, one hex digit of its prev changed when edit is set:
+ * the exit status, output in *out.
+ */
+static int verify_copy(const char *path, const char *line, bool edit, char **out)
+{
+	char copy[PATH_MAX + 8], *text = NULL, *again = strdup(line), *p;
+	struct ag_err err;
+	size_t len;
+	int st = -1;
+
+	snprintf(copy, sizeof(copy), "%s.dup", path);
+	if (again && edit && (p = strstr(again, "\"prev\":\"")))
+		p[8] = p[8] == 'a' ? 'b' : 'a';
+	if (again && !ag_file_read_at(AT_FDCWD, NULL, path, 0, FILE_MAX, &text, &len, &err) &&
+	    (text = realloc(text, len + strlen(again) + 2))) {
+		len += (size_t)sprintf(text + len, "%s\n", again);
+		if (!ag_file_write_atomic(copy, text, len, 0600, &err))
+			st = run_capture(out, "%s/agentgatectl audit verify --collected %s",
+					 testlib_build_dir(), copy);
+	}
+	free(text);
+	free(again);
+	unlink(copy);
+	return st;
+}
+
 TEST(audit_ship_rsyslog)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
@@ -365,6 +393,17 @@ TEST(audit_ship_rsyslog)
 			      testlib_build_dir(), e.d.state, path),
 		  0, "audit verify --collected passes");
 	ASSERT_STRHAS(out, "OK:", "verify says OK");
+	if (ncol > 2) {
+		free(out);
+		out = NULL;
+		ASSERT_EQ(verify_copy(path, cl[1], false, &out), 0, "a second copy is skipped");
+		ASSERT_STRHAS(out, "duplicates skipped", "and counted");
+		free(out);
+		out = NULL;
+		ASSERT_EQ(verify_copy(path, cl[1], true, &out), 1,
+			  "a second copy with other bytes is a finding");
+		ASSERT_STRHAS(out, "with other bytes", "named as such");
+	}
 out:
 	free(out);
 	free(ll);
