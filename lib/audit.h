@@ -11,6 +11,7 @@
 #ifndef AG_AUDIT_H
 #define AG_AUDIT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -304,6 +305,10 @@ struct ag_audit_text {
  */
 int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t nnames,
 		   uint32_t *at, struct ag_audit_text *out);
+
+/* A warning through fn(ctx) (a configuration's warn), or to stderr without one. */
+void ag_audit_vwarn(void (*fn)(void *ctx, const char *msg), void *ctx, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Writes v in decimal just before end (no NUL); returns its first digit. */
 char *ag_audit_u64(uint64_t v, char *end);

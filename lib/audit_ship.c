@@ -105,16 +105,11 @@ static void warnf(struct ag_audit_ship *s, const char *fmt, ...)
 
 static void warnf(struct ag_audit_ship *s, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ag_audit_vwarn(s->c.warn, s->c.warn_ctx, fmt, ap);
 	va_end(ap);
-	if (s->c.warn)
-		s->c.warn(s->c.warn_ctx, msg);
-	else
-		fprintf(stderr, "audit ship: %s\n", msg);
 }
 
 /* ---- the cursor --------------------------------------------------------- */

@@ -423,3 +423,15 @@ struct exchange *run_agent(struct mcp_env *e, struct exchange *x)
 	return x;
 }
 
+
+void call_tool(struct mcp_env *e, struct exchange *x, const char *tool, int id)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+		 "\"%s\",\"arguments\":{}}}",
+		 id, tool);
+	post(x, e->orig_port, "", body);
+	run_agent(e, x);
+}

@@ -199,16 +199,10 @@ static char *local_log(const struct tdaemon *d)
 	return all;
 }
 
+/* A call, paced so the outage spans a few hundred rather than thousands. */
 static void call(struct mcp_env *e, struct exchange *x, int id)
 {
-	char body[256];
-
-	snprintf(body, sizeof(body),
-		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
-		 "\"echo\",\"arguments\":{\"text\":\"call %d\"}}}",
-		 id, id);
-	post(x, e->orig_port, "", body);
-	run_agent(e, x);
+	call_tool(e, x, "echo", id);
 	usleep(20000);
 }
 

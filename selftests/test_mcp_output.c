@@ -30,18 +30,6 @@ static const char output_rules[] =
 	"{\"name\": \"emp\", \"regex\": \"EMP-[0-9]{6}\", \"tools\": [\"echo\"]},"
 	"{\"name\": \"project\", \"regex\": \"PROJECT-(ALPHA|OMEGA)\", \"action\": \"refuse\"}]";
 
-/* A tools/call of tool; the agent's whole HTTP exchange in x->response. */
-static void call(struct mcp_env *e, struct exchange *x, const char *tool, int id)
-{
-	char body[256];
-
-	snprintf(body, sizeof(body),
-		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
-		 "\"%s\",\"arguments\":{}}}",
-		 id, tool);
-	post(x, e->orig_port, "", body);
-	run_agent(e, x);
-}
 
 /* The result record of call id, once group commit has written it. */
 static char *result_record(struct mcp_env *e, int id)
@@ -76,7 +64,7 @@ TEST(mcp_output_rules)
 		e.tool.call_result = "{\"content\":[{\"type\":\"text\",\"text\":"
 				     "\"{\\\"ssn\\\":\\\"078-05-1120\\\",\\\"name\\\":\\\"Ada\\\"}\"}],"
 				     "\"structuredContent\":{\"ssn\":\"219-09-9999\",\"name\":\"Ada\"}}";
-		call(&e, x, "echo", 1);
+		call_tool(&e, x, "echo", 1);
 		ASSERT_STRHAS(x->response, "HTTP/1.1 200", "answered");
 		ASSERT_NULL(strstr(x->response, "219-09-9999"), "structured field masked");
 		ASSERT_NULL(strstr(x->response, "078-05-1120"), "field of JSON text masked");
@@ -94,7 +82,7 @@ TEST(mcp_output_rules)
 		text_result(result, sizeof(result),
 			    "paid 4111 1111 1111 1111; order 4111 1111 1111 1112");
 		e.tool.call_result = result;
-		call(&e, x, "echo", 2);
+		call_tool(&e, x, "echo", 2);
 		ASSERT_NULL(strstr(x->response, "4111 1111 1111 1111"), "Luhn-valid card masked");
 		ASSERT_STRHAS(x->response, "4111 1111 1111 1112", "Luhn-invalid number kept");
 		ASSERT_STRHAS(x->response, "[REDACTED:card]", "card mask");
@@ -102,7 +90,7 @@ TEST(mcp_output_rules)
 	if (test__start_subtest("email")) {
 		text_result(result, sizeof(result), "write to ada@example.org, not to ada@localhost");
 		e.tool.call_result = result;
-		call(&e, x, "echo", 3);
+		call_tool(&e, x, "echo", 3);
 		ASSERT_NULL(strstr(x->response, "ada@example.org"), "address masked");
 		ASSERT_STRHAS(x->response, "ada@localhost", "no TLD: not an address, kept");
 	}
@@ -111,7 +99,7 @@ TEST(mcp_output_rules)
 			    "use Bearer abcDEF0123456789ghiJKL0123 or AKIAIOSFODNN7EXAMPLE; "
 			    "AKIA alone is a word");
 		e.tool.call_result = result;
-		call(&e, x, "echo", 4);
+		call_tool(&e, x, "echo", 4);
 		ASSERT_NULL(strstr(x->response, "abcDEF0123456789ghiJKL0123"), "bearer token masked");
 		ASSERT_NULL(strstr(x->response, "AKIAIOSFODNN7EXAMPLE"), "access key masked");
 		ASSERT_STRHAS(x->response, "AKIA alone", "a prefix alone is kept");
@@ -124,10 +112,10 @@ TEST(mcp_output_rules)
 	if (test__start_subtest("regex_per_tool")) {
 		text_result(result, sizeof(result), "employee EMP-123456 and EMP-12345");
 		e.tool.call_result = result;
-		call(&e, x, "echo", 5);
+		call_tool(&e, x, "echo", 5);
 		ASSERT_NULL(strstr(x->response, "EMP-123456"), "regex masks for echo");
 		ASSERT_STRHAS(x->response, "EMP-12345\"", "five digits: no match");
-		call(&e, x, "add", 6);
+		call_tool(&e, x, "add", 6);
 		ASSERT_STRHAS(x->response, "EMP-123456", "the rule is limited to echo");
 	}
 	if (test__start_subtest("refuse_on_detect")) {
@@ -135,7 +123,7 @@ TEST(mcp_output_rules)
 			    "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n"
 			    "-----END PRIVATE KEY-----");
 		e.tool.call_result = result;
-		call(&e, x, "echo", 7);
+		call_tool(&e, x, "echo", 7);
 		ASSERT_STRHAS(x->response, "\"isError\":true", "the agent gets a tool error");
 		ASSERT_STRHAS(x->response, "Refused by output rule pem", "naming the rule");
 		ASSERT_NULL(strstr(x->response, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
@@ -144,13 +132,13 @@ TEST(mcp_output_rules)
 		ASSERT_STRHAS(rec, "\"refused_by\":\"pem\"", "refusal audited");
 		free(rec);
 		text_result(result, sizeof(result), "status of PROJECT-OMEGA: green");
-		call(&e, x, "add", 8);
+		call_tool(&e, x, "add", 8);
 		ASSERT_STRHAS(x->response, "Refused by output rule project", "regex refusal");
 	}
 	if (test__start_subtest("clean_result_untouched")) {
 		text_result(result, sizeof(result), "nothing to see: 12 apples");
 		e.tool.call_result = result;
-		call(&e, x, "echo", 9);
+		call_tool(&e, x, "echo", 9);
 		ASSERT_STRHAS(x->response, "nothing to see: 12 apples", "passed on");
 		rec = result_record(&e, 9);
 		if (ASSERT_OK_PTR(rec, "result record"))
@@ -179,7 +167,7 @@ TEST(mcp_output_sse)
 		cut = strstr(token_text, "AKIAIOSF");
 		e.tool.sse_split = strlen("{\"jsonrpc\":\"2.0\",\"id\":11,\"result\":") +
 				   (size_t)(cut - token_text) + 8;
-		call(&e, x, "echo", 11);
+		call_tool(&e, x, "echo", 11);
 		ASSERT_STRHAS(x->response, "text/event-stream", "an SSE answer");
 		ASSERT_NULL(strstr(x->response, "AKIAIOSFODNN7EXAMPLE"), "split key masked");
 		ASSERT_NULL(strstr(x->response, "ODNN7EXAMPLE"), "no half of it either");
@@ -189,14 +177,14 @@ TEST(mcp_output_sse)
 		cut = strstr(token_text, "5500 00");
 		e.tool.sse_split = strlen("{\"jsonrpc\":\"2.0\",\"id\":12,\"result\":") +
 				   (size_t)(cut - token_text) + 7;
-		call(&e, x, "echo", 12);
+		call_tool(&e, x, "echo", 12);
 		ASSERT_NULL(strstr(x->response, "0000 0004"), "split card masked");
 		ASSERT_STRHAS(x->response, "[REDACTED:card]", "card mask");
 	}
 	if (test__start_subtest("refuse")) {
 		e.tool.call_result = "{\"content\":[{\"type\":\"text\",\"text\":\"PROJECT-ALPHA\"}]}";
 		e.tool.sse_split = 40;
-		call(&e, x, "echo", 13);
+		call_tool(&e, x, "echo", 13);
 		ASSERT_STRHAS(x->response, "Refused by output rule project", "refused in SSE");
 		ASSERT_NULL(strstr(x->response, "PROJECT-ALPHA"), "nothing of it");
 	}
@@ -217,7 +205,7 @@ TEST(mcp_output_default)
 		    "token ghp_0123456789abcdefghijABCDEFGHIJ012345 for ada@example.org, "
 		    "card 4111 1111 1111 1111");
 	e.tool.call_result = result;
-	call(&e, x, "echo", 1);
+	call_tool(&e, x, "echo", 1);
 	ASSERT_NULL(strstr(x->response, "ghp_0123456789abcdefghij"), "access token masked");
 	ASSERT_STRHAS(x->response, "ada@example.org", "e-mail not a default rule");
 	ASSERT_STRHAS(x->response, "4111 1111 1111 1111", "cards not a default rule");
@@ -269,7 +257,7 @@ TEST(mcp_tool_integrity)
 		e.tool.list_result = list_v1_reordered;
 		list(&e, x);
 		ASSERT_STRHAS(x->response, "\"name\":\"echo\"", "still listed");
-		call(&e, x, "echo", 2);
+		call_tool(&e, x, "echo", 2);
 		ASSERT_STRHAS(x->response, "served", "still callable");
 	}
 	if (test__start_subtest("changed_is_blocked")) {
@@ -280,7 +268,7 @@ TEST(mcp_tool_integrity)
 		ASSERT_NULL(strstr(x->response, "\"name\":\"echo\""), "changed echo hidden");
 		ASSERT_STRHAS(x->response, "\"name\":\"add\"", "unchanged add listed");
 		before = tool_nseen(&e.tool);
-		call(&e, x, "echo", 3);
+		call_tool(&e, x, "echo", 3);
 		ASSERT_STRHAS(x->response, "Unknown tool: echo", "changed echo refused");
 		ASSERT_EQ(tool_nseen(&e.tool), before, "nothing reached the tool server");
 		ASSERT_EQ(ctl(&e, &out, "tools --json"), 0, "tools --json");
@@ -290,7 +278,7 @@ TEST(mcp_tool_integrity)
 		ASSERT_NEQ(ctl(&e, &out, "tools approve t/echo --by tester --hash "
 					"0000000000000000000000000000000000000000000000000000000000000000"),
 			  0, "approval of another definition refused");
-		call(&e, x, "echo", 4);
+		call_tool(&e, x, "echo", 4);
 		ASSERT_STRHAS(x->response, "Unknown tool: echo", "still refused");
 	}
 	if (test__start_subtest("approve")) {
@@ -299,7 +287,7 @@ TEST(mcp_tool_integrity)
 		ASSERT_STRHAS(out, "+  \"description\": \"Returns the secret\"", "diff: new");
 		list(&e, x);
 		ASSERT_STRHAS(x->response, "\"name\":\"echo\"", "approved echo listed");
-		call(&e, x, "echo", 5);
+		call_tool(&e, x, "echo", 5);
 		ASSERT_STRHAS(x->response, "served", "approved echo callable");
 	}
 	if (test__start_subtest("survives_restart")) {
@@ -308,7 +296,7 @@ TEST(mcp_tool_integrity)
 		ASSERT_NULL(strstr(x->response, "\"name\":\"echo\""), "changed back: blocked");
 		tdaemon_kill(&e.d, SIGTERM);
 		if (ASSERT_OK(tdaemon_restart(&e.d), "restart")) {
-			call(&e, x, "echo", 6);
+			call_tool(&e, x, "echo", 6);
 			ASSERT_STRHAS(x->response, "Unknown tool: echo", "blocked after a restart");
 		}
 	}
@@ -331,7 +319,7 @@ TEST(mcp_tool_trust_explicit)
 	if (!ASSERT_OK(env_start(&e, "mcpexpl", REPLY_JSON, agent_json), "environment"))
 		goto out;
 	e.tool.list_result = list_v1;
-	call(&e, x, "echo", 1);
+	call_tool(&e, x, "echo", 1);
 	ASSERT_STRHAS(x->response, "Unknown tool: echo", "never listed: refused");
 	list(&e, x);
 	ASSERT_NULL(strstr(x->response, "\"name\":\"echo\""), "pending: hidden");
