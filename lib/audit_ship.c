@@ -640,6 +640,10 @@ int ag_audit_ship_open(const struct ag_audit_ship_config *c, struct ag_audit_wri
 	}
 	if (gethostname(s->host, sizeof(s->host) - 1) || !s->host[0])
 		strcpy(s->host, "-");
+	/* RFC 5424 HOSTNAME is PRINTUSASCII: anything else would break the header. */
+	for (char *h = s->host; *h; h++)
+		if (*h < 33 || *h > 126)
+			*h = '_';
 	if ((ret = ctx_open(s, err)) || (ret = cursor_load(s->c.cursor_path, &s->confirmed, err)))
 		goto fail;
 	s->saved = s->st.cursor = s->st.sent = s->st.seen = s->confirmed;

@@ -65,6 +65,8 @@ static int head(char *out, size_t cap, const char *host, const char *app, int pi
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	ag_audit_format_ts(&now, ts);
+	/* RFC 5424 TIME-SECFRAC has at most 6 digits: microseconds. */
+	memcpy(ts + 26, "Z", 2);
 	n = snprintf(out, cap, "<%d>1 %s %s %s %d audit %s ", SYSLOG_PRI, ts, host, app, pid, sd);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }

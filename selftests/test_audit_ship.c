@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "config.h"
 #include "fileio.h"
 #include "mcplib.h"
 #include "test.h"
@@ -412,4 +413,80 @@ out:
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", c.dir);
 		sh(cmd);
 	}
+}
+
+/* audit.ship as agentgate.conf(5) documents it: what is refused, and why. */
+TEST(audit_ship_config)
+{
+	static const struct {
+		const char *name, *ship, *error; /* error: NULL when valid */
+	} cases[] = {
+		{ "minimal", "{\"address\": \"127.0.0.1:6514\", \"ca_file\": \"/ca.pem\"}", NULL },
+		{ "full",
+		  "{\"address\": \"Collector.Example:6514\", \"ca_file\": \"ca.pem\", "
+		  "\"server_name\": \"c.example\", \"cert_file\": \"/c.pem\", \"key_file\": "
+		  "\"/c.key\"}",
+		  NULL },
+		{ "ipv6", "{\"address\": \"[::1]:6514\", \"ca_file\": \"/ca.pem\"}", NULL },
+		{ "no_address", "{\"ca_file\": \"/ca.pem\"}",
+		  "$.audit.ship: expected \"address\"" },
+		{ "no_port", "{\"address\": \"c.example\", \"ca_file\": \"/ca.pem\"}",
+		  "$.audit.ship.address: \"c.example\": expected HOST:PORT" },
+		{ "port_zero", "{\"address\": \"c.example:0\", \"ca_file\": \"/ca.pem\"}",
+		  "$.audit.ship.address" },
+		{ "bad_host", "{\"address\": \"c example:1\", \"ca_file\": \"/ca.pem\"}",
+		  "$.audit.ship.address" },
+		{ "no_ca", "{\"address\": \"c.example:6514\"}",
+		  "$.audit.ship: expected \"ca_file\"" },
+		{ "cert_alone",
+		  "{\"address\": \"c.example:6514\", \"ca_file\": \"/ca.pem\", \"cert_file\": "
+		  "\"/c.pem\"}",
+		  "\"cert_file\" and \"key_file\" go together" },
+		{ "unknown_key",
+		  "{\"address\": \"c.example:6514\", \"ca_file\": \"/ca.pem\", \"port\": 1}",
+		  "$.audit.ship.port: unknown key" },
+	};
+	char dir[] = "/tmp/agshipconf.XXXXXX", path[64], json[512];
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "mkdtemp"))
+		return;
+	snprintf(path, sizeof(path), "%s/agentgate.json", dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ag_conf c;
+		struct ag_err err = { 0 };
+		int n = snprintf(json, sizeof(json), "{\"audit\": {\"ship\": %s}}", cases[i].ship);
+		int ret;
+
+		if (!test__start_subtest(cases[i].name))
+			continue;
+		if (!ASSERT_OK(ag_file_write_atomic(path, json, (size_t)n, 0600, &err), err.msg))
+			continue;
+		ret = ag_conf_load(&c, path, &err);
+		if (!cases[i].error) {
+			ASSERT_OK(ret, err.msg);
+			ASSERT_TRUE(c.audit_ship.host[0] && c.audit_ship.port[0], "address kept");
+			ASSERT_EQ(c.audit_ship.ca_file[0], '/', "ca_file made absolute");
+		} else {
+			ASSERT_NEQ(ret, 0, "refused");
+			ASSERT_STRHAS(err.msg, cases[i].error, "names the key and the cause");
+		}
+		if (!ret)
+			ag_conf_free(&c);
+	}
+	if (!strcmp(cases[1].name, "full") && test__start_subtest("values")) {
+		struct ag_conf c;
+		struct ag_err err = { 0 };
+		int n = snprintf(json, sizeof(json), "{\"audit\": {\"ship\": %s}}", cases[1].ship);
+
+		if (ASSERT_OK(ag_file_write_atomic(path, json, (size_t)n, 0600, &err), err.msg) &&
+		    ASSERT_OK(ag_conf_load(&c, path, &err), err.msg)) {
+			ASSERT_STREQ(c.audit_ship.host, "collector.example", "host lower-cased");
+			ASSERT_STREQ(c.audit_ship.port, "6514", "port");
+			ASSERT_STREQ(c.audit_ship.server_name, "c.example", "server_name");
+			ASSERT_STREQ(c.audit_ship.key_file, "/c.key", "key_file");
+			ag_conf_free(&c);
+		}
+	}
+	unlink(path);
+	rmdir(dir);
 }
