@@ -3,7 +3,7 @@
  * Audit shipping (lib/audit_ship.c) to Debian's real rsyslog as the
  * collector: TLS with a CA made here, RFC 5425 framing, a per-host file of
  * record lines.  Calls go through a real daemon while the collector is
- * stopped for OUTAGE_MS and the daemon is restarted once; afterwards the
+ * stopped for OUTAGE_MS, the daemon restarted once in the middle; afterwards the
  * collector's file holds every record of the local log, in order, once each
  * after dropping byte-identical second copies, and agentgatectl audit verify
  * --collected passes on it.
@@ -20,14 +20,18 @@
 
 #include "audit.h"
 #include "config.h"
+#include "ctl.h"
 #include "fileio.h"
 #include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
 
-/* The acceptance asks for 30 s; a shorter outage keeps the suite fast and
- * still spans many calls, a daemon restart and several reconnect attempts. */
-#define OUTAGE_MS 6000
+/*
+ * The acceptance asks for 30 s; 10 s keeps the suite fast and still spans
+ * a few hundred calls, a daemon restart and reconnects up to the 5 s
+ * backoff ceiling.  AG_SHIP_OUTAGE_MS=30000 runs the acceptance's outage.
+ */
+#define OUTAGE_MS 10000
 #define FILE_MAX (16u << 20)
 
 static const char agent_json[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}";
@@ -200,6 +204,34 @@ static char *local_log(const struct tdaemon *d)
 	return all;
 }
 
+/* status's audit.ship member (the caller decrefs), or NULL. */
+static json_t *ship_status(const struct tdaemon *d)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *resp = NULL, *ship = NULL;
+	struct ag_err err;
+
+	if (!ag_ctl_call(&d->in, req, &resp, &err))
+		ship = json_incref(json_object_get(json_object_get(resp, "audit"), "ship"));
+	json_decref(req);
+	json_decref(resp);
+	return ship;
+}
+
+/* Whether status says the shipper is connected (or not), within ms. */
+static bool ship_connected(const struct tdaemon *d, bool want, int ms)
+{
+	for (int t = 0; t < ms; t += 100) {
+		json_t *st = ship_status(d);
+		bool up = json_is_true(json_object_get(st, "connected"));
+
+		json_decref(st);
+		if (up == want)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 /* A call, paced so the outage spans a few hundred rather than thousands. */
 static void call(struct mcp_env *e, struct exchange *x, int id)
 {
@@ -315,6 +347,7 @@ TEST(audit_ship_rsyslog)
 	struct mcp_env e = { 0 };
 	char more[1024], path[PATH_MAX], *loc = NULL, *col = NULL, *out = NULL;
 	char **ll = NULL, **cl = NULL;
+	unsigned long outage = OUTAGE_MS;
 	size_t nloc, ncol;
 	int id = 0;
 	long dups;
@@ -340,14 +373,24 @@ TEST(audit_ship_rsyslog)
 		call(&e, x, ++id);
 	ASSERT_STRHAS(x->response, "\"served\"", "calls served");
 	ASSERT_GE(wait_collected(&c, 10, 10000), (size_t)10, "records reach the collector");
+	ASSERT_TRUE(ship_connected(&e.d, true, 5000), "status: audit.ship.connected");
 
 	/* The outage: calls go on, the daemon restarts in the middle of it. */
 	collector_stop(&c);
-	for (uint64_t end = ag_now_ns() / 1000000 + OUTAGE_MS / 2; ag_now_ns() / 1000000 < end;)
+	if (getenv("AG_SHIP_OUTAGE_MS"))
+		outage = strtoul(getenv("AG_SHIP_OUTAGE_MS"), NULL, 10);
+	for (uint64_t end = ag_now_ns() / 1000000 + outage / 2; ag_now_ns() / 1000000 < end;)
 		call(&e, x, ++id);
+	{
+		json_t *st = ship_status(&e.d);
+
+		ASSERT_TRUE(json_is_false(json_object_get(st, "connected")), "status: down");
+		ASSERT_GT(json_integer_value(json_object_get(st, "lag")), 0, "status: a lag");
+		json_decref(st);
+	}
 	ASSERT_OK(tdaemon_stop(&e.d, SIGTERM, 15000), "daemon stopped");
 	ASSERT_OK(tdaemon_restart(&e.d), "daemon restarted");
-	for (uint64_t end = ag_now_ns() / 1000000 + OUTAGE_MS / 2; ag_now_ns() / 1000000 < end;)
+	for (uint64_t end = ag_now_ns() / 1000000 + outage / 2; ag_now_ns() / 1000000 < end;)
 		call(&e, x, ++id);
 	ASSERT_STRHAS(x->response, "\"served\"", "calls served during the outage");
 	if (!ASSERT_OK(collector_start(&c), "rsyslogd back"))
