@@ -3,7 +3,8 @@
  * Audit shipping (lib/audit_ship.c) to Debian's real rsyslog as the
  * collector: TLS with a CA made here, RFC 5425 framing, a per-host file of
  * record lines.  Calls go through a real daemon while the collector is
- * stopped for OUTAGE_MS, the daemon restarted once in the middle; afterwards the
+ * stopped for OUTAGE_MS, the daemon restarted once in the middle (and
+ * killed and restarted once before, while shipping); afterwards the
  * collector's file holds every record of the local log, in order, once each
  * after dropping byte-identical second copies, and agentgatectl audit verify
  * --collected passes on it.
@@ -374,6 +375,16 @@ TEST(audit_ship_rsyslog)
 	ASSERT_STRHAS(x->response, "\"served\"", "calls served");
 	ASSERT_GE(wait_collected(&c, 10, 10000), (size_t)10, "records reach the collector");
 	ASSERT_TRUE(ship_connected(&e.d, true, 5000), "status: audit.ship.connected");
+
+	/* A crash while shipping: the restarted daemon resumes from the saved cursor. */
+	for (int i = 0; i < 20; i++)
+		call(&e, x, ++id);
+	tdaemon_kill(&e.d, SIGKILL);
+	if (!ASSERT_OK(tdaemon_restart(&e.d), "daemon restarted after a crash"))
+		goto out;
+	for (int i = 0; i < 5; i++)
+		call(&e, x, ++id);
+	ASSERT_STRHAS(x->response, "\"served\"", "calls served after the crash");
 
 	/* The outage: calls go on, the daemon restarts in the middle of it. */
 	collector_stop(&c);
