@@ -233,6 +233,21 @@ static bool ship_connected(const struct tdaemon *d, bool want, int ms)
 	return false;
 }
 
+/* Whether status says the collector confirmed every durable record, within ms. */
+static bool ship_caught_up(const struct tdaemon *d, int ms)
+{
+	for (int t = 0; t < ms; t += 100) {
+		json_t *st = ship_status(d);
+		bool done = st && json_integer_value(json_object_get(st, "lag")) == 0;
+
+		json_decref(st);
+		if (done)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 /* A call, paced so the outage spans a few hundred rather than thousands. */
 static void call(struct mcp_env *e, struct exchange *x, int id)
 {
@@ -408,6 +423,17 @@ TEST(audit_ship_rsyslog)
 		goto out;
 	for (int i = 0; i < 5; i++)
 		call(&e, x, ++id);
+	/*
+	 * A short outage the daemon lives through: what it wrote into the
+	 * closing connection is sent again from the cursor, not from memory.
+	 */
+	if (!ASSERT_TRUE(ship_caught_up(&e.d, 15000), "the backlog confirmed: status lag 0"))
+		goto out;
+	collector_stop(&c);
+	for (uint64_t end = ag_now_ns() / 1000000 + 2000; ag_now_ns() / 1000000 < end;)
+		call(&e, x, ++id);
+	if (!ASSERT_OK(collector_start(&c), "rsyslogd back again"))
+		goto out;
 	/* The backlog goes out once a reconnect (at most 5 s apart) succeeds. */
 	loc = local_log(&e.d);
 	if (!ASSERT_OK_PTR(loc, "local log"))
