@@ -11,31 +11,33 @@
  *	  every way down: the send position goes back to the cursor
  *
  * What counts as delivered (the cursor) is the hazard.  RFC 5425 has no
- * acknowledgement, so a record is *acked* once the collector's kernel has
+ * acknowledgement, so a record is *read* once the collector's kernel has
  * acknowledged its last byte (the socket's unacked bytes, SIOCOUTQ, fall
- * below its end), and *confirmed* once it has stayed acked for CONFIRM_MS on a
- * connection still up: a collector that closes with bytes it has not read
- * resets the connection, and one that reads them has had the time to write
- * them.  The collector's own end of stream confirms nothing more: a killed
- * collector's FIN says nothing of what its queue had written.  Ours, at
- * stop, answered by its end of stream, confirms every acked record: a
- * collector that keeps running writes what it read.  Only confirmed records
- * advance the saved cursor; every way down resends from it.  So a
- * record is sent at least once and may be sent twice, with the same seq and
- * bytes (the collector or agentgatectl audit verify --collected drops the
- * second copy).
+ * below its end) at a moment its receive window is as wide as it has been
+ * (TCP_INFO): the collector had read everything.  It is *confirmed* once it
+ * was read CONFIRM_MS ago and the collector still reads all it is sent,
+ * time for it to write the record: a collector that stalls lets its window
+ * shrink, and one that closes with bytes it has not read resets the
+ * connection.  The
+ * collector's own end of stream confirms nothing more: a killed collector's
+ * FIN says nothing of what its queue had written.  Ours, at stop, answered
+ * by its end of stream, confirms every acked record: a collector that keeps
+ * running writes what it read.  Only confirmed records advance the saved
+ * cursor; every way down resends from it.  So a record is sent at least
+ * once and may be sent twice, with the same seq and bytes (agentgatectl
+ * audit verify --collected skips the second copy).
  *
- * The reader follows the series base, base.1, ...: the writer appends whole
- * batches to the last file and rotates after a write, so at the end of a file
- * whose successor exists one more read finds whatever remained.  A line
- * without its newline is a write in progress and waits.
+ * The files are read by lib/audit_tail.c, which follows the series as the
+ * writer appends and rotates.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -67,7 +69,7 @@
 /* A record on its way: where it starts in the files, where it ends in the stream. */
 struct flight {
 	uint64_t seq, seg, off, end;
-	uint64_t acked_ms; /* 0: not acked yet */
+	uint64_t read_ms; /* when the collector had read it; 0: not yet known */
 };
 
 struct ag_audit_ship {
@@ -92,6 +94,7 @@ struct ag_audit_ship {
 	struct flight *fl;
 	size_t fl_head, fl_n;
 	uint64_t confirmed, saved, saved_ms;
+	uint32_t max_wnd; /* the widest window the collector advertised */
 	char *frame;
 };
 
@@ -285,6 +288,7 @@ static int conn_open(struct ag_audit_ship *s, struct ag_err *err)
 	const char *name = s->c.server_name ? s->c.server_name : s->c.host;
 	int ret = tcp_connect(s, err);
 
+	s->max_wnd = 0;
 	if (ret)
 		return ret;
 	s->ssl = SSL_new(s->ctx);
@@ -317,25 +321,56 @@ static struct flight *fl_at(struct ag_audit_ship *s, size_t i)
 	return &s->fl[(s->fl_head + i) % INFLIGHT];
 }
 
-/* Marks what the collector's kernel acknowledged; confirms what stayed acked. */
-static void fl_track(struct ag_audit_ship *s, bool orderly_end)
+/* Bytes of the stream the collector's kernel has acknowledged (0: unknown). */
+static uint64_t stream_acked(struct ag_audit_ship *s)
 {
-	uint64_t written = BIO_number_written(SSL_get_wbio(s->ssl)), now = now_ms(), acked = 0;
+	uint64_t written = BIO_number_written(SSL_get_wbio(s->ssl));
 	int outq;
 
-	/* Unknown: nothing is acked. */
 	if (!ioctl(s->fd, SIOCOUTQ, &outq) && outq >= 0 && (uint64_t)outq <= written)
-		acked = written - (uint64_t)outq;
-	for (size_t i = 0; i < s->fl_n; i++) {
+		return written - (uint64_t)outq;
+	return 0;
+}
+
+/*
+ * Whether the collector has read everything its kernel acknowledged: its
+ * advertised window is as wide as it has been on this connection (a reader
+ * that stalls lets it shrink).  Unknown: no.
+ */
+static bool collector_drained(struct ag_audit_ship *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof(ti.tcpi_snd_wnd) ||
+	    ti.tcpi_snd_wnd < s->max_wnd)
+		return false;
+	s->max_wnd = ti.tcpi_snd_wnd;
+	return true;
+}
+
+/*
+ * Marks the acknowledged records the collector has read; confirms those
+ * read CONFIRM_MS ago while it still reads everything it is sent, or every
+ * acknowledged one at an orderly end.
+ */
+static void fl_track(struct ag_audit_ship *s, bool orderly_end)
+{
+	uint64_t now = now_ms(), acked = stream_acked(s);
+	bool read = orderly_end || collector_drained(s);
+
+	for (size_t i = 0; read && i < s->fl_n; i++) {
 		struct flight *f = fl_at(s, i);
 
 		if (f->end > acked)
 			break;
-		if (!f->acked_ms)
-			f->acked_ms = now;
+		if (!f->read_ms)
+			f->read_ms = now;
 	}
-	while (s->fl_n && fl_at(s, 0)->acked_ms &&
-	       (orderly_end || now - fl_at(s, 0)->acked_ms >= CONFIRM_MS)) {
+	/* Only while it reads on: a stalled collector may not have written them. */
+	while (read && s->fl_n && fl_at(s, 0)->read_ms &&
+	       (orderly_end || now - fl_at(s, 0)->read_ms >= CONFIRM_MS)) {
 		s->confirmed = fl_at(s, 0)->seq + 1;
 		s->fl_head = (s->fl_head + 1) % INFLIGHT;
 		s->fl_n--;

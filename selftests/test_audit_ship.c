@@ -424,14 +424,18 @@ TEST(audit_ship_rsyslog)
 	for (int i = 0; i < 5; i++)
 		call(&e, x, ++id);
 	/*
-	 * A short outage the daemon lives through: what it wrote into the
-	 * closing connection is sent again from the cursor, not from memory.
+	 * A collector that stalls (SIGSTOP: its kernel still acknowledges what
+	 * fits in its buffers), then dies with them unread (SIGKILL: a reset):
+	 * what its kernel acknowledged is sent again from the cursor.
 	 */
 	if (!ASSERT_TRUE(ship_caught_up(&e.d, 15000), "the backlog confirmed: status lag 0"))
 		goto out;
-	collector_stop(&c);
-	for (uint64_t end = ag_now_ns() / 1000000 + 2000; ag_now_ns() / 1000000 < end;)
+	kill(c.pid, SIGSTOP);
+	for (uint64_t end = ag_now_ns() / 1000000 + 2500; ag_now_ns() / 1000000 < end;)
 		call(&e, x, ++id);
+	kill(c.pid, SIGKILL);
+	waitpid(c.pid, NULL, 0);
+	c.pid = 0;
 	if (!ASSERT_OK(collector_start(&c), "rsyslogd back again"))
 		goto out;
 	/* The backlog goes out once a reconnect (at most 5 s apart) succeeds. */
