@@ -390,6 +390,17 @@ TEST(audit_ship_rsyslog)
 	ASSERT_STRHAS(x->response, "\"served\"", "calls served");
 	ASSERT_GE(wait_collected(&c, 10, 10000), (size_t)10, "records reach the collector");
 	ASSERT_TRUE(ship_connected(&e.d, true, 5000), "status: audit.ship.connected");
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "shipped to 127.0.0.1:%u: connected", c.port);
+		ASSERT_EQ(run_capture(&out, "%s/agentgatectl --instance %s status",
+				      testlib_build_dir(), e.d.in.name),
+			  0, "agentgatectl status");
+		ASSERT_STRHAS(out, want, "status names the collector and the connection");
+		free(out);
+		out = NULL;
+	}
 
 	/* A crash while shipping: the restarted daemon resumes from the saved cursor. */
 	for (int i = 0; i < 20; i++)
