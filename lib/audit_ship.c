@@ -412,12 +412,16 @@ static int pump(struct ag_audit_ship *s, struct ag_err *err)
 
 	while (sent < BATCH && s->fl_n < INFLIGHT && s->src.seq < bound) {
 		uint64_t seq = s->src.seq, seg, off;
+		struct flight *f;
 		const char *line;
 		size_t len;
 		int n, ret = ag_audit_tail_next(&s->src, &line, &len, &seg, &off, err);
 
 		if (ret <= 0)
 			return ret < 0 ? ret : sent;
+		/* In flight before it is sent: a failure rewinds to it at the latest. */
+		f = fl_at(s, s->fl_n++);
+		*f = (struct flight){ .seq = seq, .seg = seg, .off = off, .end = UINT64_MAX };
 		n = ag_audit_ship_frame(s->frame, AG_AUDIT_SHIP_FRAME_MAX, s->host, s->c.instance,
 					seq, line, len);
 		if (n < 0)
@@ -427,12 +431,7 @@ static int pump(struct ag_audit_ship *s, struct ag_err *err)
 		if (ret <= 0)
 			return ag_errf(err, ret ? ret : -ECONNRESET, "%s:%s: send: %s", s->c.host,
 				       s->c.port, ret ? strerror(-ret) : "closed");
-		*fl_at(s, s->fl_n++) = (struct flight){
-			.seq = seq,
-			.seg = seg,
-			.off = off,
-			.end = BIO_number_written(SSL_get_wbio(s->ssl)),
-		};
+		f->end = BIO_number_written(SSL_get_wbio(s->ssl));
 		sent++;
 	}
 	pthread_mutex_lock(&s->mu);
