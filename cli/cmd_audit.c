@@ -23,7 +23,8 @@
 #define TAIL_MAX 100000
 
 static const char usage_verify[] =
-    "usage: " PROG " verify [--pubkey FILE] [--witness LOG]... [--allow-unsigned-tail] LOG...\n"
+    "usage: " PROG " verify [--pubkey FILE] [--witness LOG]... [--allow-unsigned-tail]\n"
+    "                       [--collected] LOG...\n"
     "Verifies LOG, or the files LOG... in order as one rotated log; a single\n"
     "LOG also picks up its rotated files LOG.1, LOG.2, ...\n"
     "\n"
@@ -35,6 +36,9 @@ static const char usage_verify[] =
     "                         log without one (a live log, a killed writer),\n"
     "                         if they fit in one checkpoint interval (see\n"
     "                         agentgatectl(8)); they are still counted\n"
+    "  --collected            LOG is a collector's file of one host and instance\n"
+    "                         (audit shipping): a record shipped twice, byte for\n"
+    "                         byte the same, is skipped and counted\n"
     "\n"
     "Exit status: 0 clean, 1 tampering found, 2 usage or read error.\n";
 
@@ -96,6 +100,7 @@ static int cmd_verify(struct ag_cli *cli, int argc, char **argv)
 		CLI_VAL("pubkey"),
 		{ .name = "witness", .arg = true, .many = true },
 		CLI_FLAG("allow-unsigned-tail"),
+		CLI_FLAG("collected"),
 		CLI_END,
 	};
 	static const struct cli_spec sp = {
@@ -116,6 +121,7 @@ static int cmd_verify(struct ag_cli *cli, int argc, char **argv)
 	ret = 2;
 	pubkey = a.val[0];
 	o.allow_unsigned_tail = a.val[2] != NULL;
+	o.collected = a.val[3] != NULL;
 	for (size_t i = 0; i < a.n_list; i++) {
 		char **w = NULL;
 		size_t nw = 0;

@@ -294,6 +294,22 @@ static void print_coverage(json_t *s)
 	putchar('\n');
 }
 
+/* Shipping to a collector (agentgate.conf(5) audit.ship), when configured. */
+static void print_ship(json_t *ship)
+{
+	const char *error = json_string_value(json_object_get(ship, "error"));
+
+	if (!ship)
+		return;
+	printf("            shipped to %s: %s, %" JSON_INTEGER_FORMAT
+	       " records confirmed, %" JSON_INTEGER_FORMAT " behind%s%s\n",
+	       json_string_value(json_object_get(ship, "address")),
+	       json_is_true(json_object_get(ship, "connected")) ? "connected" : "NOT CONNECTED",
+	       json_integer_value(json_object_get(ship, "cursor")),
+	       json_integer_value(json_object_get(ship, "lag")), error ? ": " : "",
+	       error ? error : "");
+}
+
 /* Line 3: the audit log. */
 static void print_audit(json_t *daemon)
 {
@@ -310,6 +326,7 @@ static void print_audit(json_t *daemon)
 						   : json_string_value(json_object_get(v, "error")),
 	    json_integer_value(json_object_get(v, "lost")) ? " (records were lost)" : "",
 	    json_string_value(json_object_get(v, "durability")));
+	print_ship(json_object_get(v, "ship"));
 }
 
 static void print_dns(json_t *dns)

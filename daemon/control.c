@@ -114,6 +114,13 @@ static json_t *status(struct ag_loop *l)
 		json_object_set_new(st, "policy_source", ag_policy_git_status(d));
 	if (st && d->fleet)
 		json_object_set_new(st, "fleet", ag_fleet_status(d->fleet));
+	if (st && d->ship) {
+		uint64_t lag;
+		bool up;
+
+		json_object_set_new(json_object_get(st, "audit"), "ship",
+				    ag_daemon_ship_status(d, &lag, &up));
+	}
 	return st;
 }
 

@@ -33,6 +33,7 @@ struct ag_daemon_stats {
 };
 
 struct ag_audit_writer;
+struct ag_audit_ship;
 struct ag_inventory;
 struct ag_budget_state;
 struct ag_metrics;
@@ -68,6 +69,8 @@ struct ag_daemon {
 	struct ag_decider *decider;	/* decide.h; NULL outside the loop */
 	struct ag_policy_git *policy_git; /* policy_git.h; NULL without a policy_source */
 	struct ag_fleet *fleet;		  /* fleet.h; NULL without a "fleet" */
+	struct ag_audit_ship *ship;	/* lib/audit_ship.h; NULL: not shipped */
+	char ship_cursor[PATH_MAX];	/* <state-dir>/audit.ship.cursor */
 };
 
 /*

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "fleet.h"
 #include "metrics.h"
+#include "trail.h"
 
 #define MAX_LABELS 3
 #define LABEL_LEN 128
@@ -442,6 +443,25 @@ static void put_one(FILE *f, const char *name, const char *type, const char *hel
 	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* Audit shipping, when configured (lib/audit_ship.h). */
+static void put_ship(FILE *f, struct ag_daemon *d)
+{
+	uint64_t lag;
+	bool up;
+	json_t *st = ag_daemon_ship_status(d, &lag, &up);
+
+	if (!st)
+		return;
+	put_one(f, "agentgate_audit_ship_connected", "gauge",
+		"1 while the connection to the audit collector is up.", up);
+	put_one(f, "agentgate_audit_ship_cursor", "gauge",
+		"Audit records the collector has confirmed (the saved cursor).",
+		(uint64_t)json_integer_value(json_object_get(st, "cursor")));
+	put_one(f, "agentgate_audit_ship_lag_records", "gauge",
+		"Durable audit records the collector has not confirmed yet.", lag);
+	json_decref(st);
+}
+
 /* Errors by kind: the daemon's own counts (struct ag_daemon_stats) and ours. */
 static void put_errors(FILE *f, const struct ag_metrics *m, const struct ag_daemon_stats *st)
 {
@@ -537,6 +557,7 @@ char *ag_metrics_render(struct ag_metrics *m, struct ag_daemon *d, size_t *len)
 	put_one(f, "agentgate_audit_lag_records", "gauge",
 		"Audit records appended but not yet durable.",
 		m->appended > durable ? m->appended - durable : 0);
+	put_ship(f, d);
 	put_errors(f, m, &d->stats);
 	put_quotas(f, d);
 	if (d->fleet)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "audit_ship.h"
 #include "daemon.h"
 #include "metrics.h"
 #include "trail.h"
@@ -14,6 +15,41 @@ static void warn(void *ctx, const char *msg)
 	char q[1024];
 
 	ag_log(AG_LOG_WARN, "audit", "error=%s", ag_logq(q, sizeof(q), msg));
+}
+
+/* The shipper warns from its thread: one log line each. */
+static void ship_warn(void *ctx, const char *msg)
+{
+	char q[1024];
+
+	(void)ctx;
+	ag_log(AG_LOG_WARN, "audit-ship", "error=%s", ag_logq(q, sizeof(q), msg));
+}
+
+/*
+ * After the writer: it has truncated a torn tail, so the files hold whole
+ * records only, and it bounds what is shipped to what is durable.
+ */
+static int ship_open(struct ag_daemon *d, struct ag_err *err)
+{
+	const struct ag_ship_conf *sc = &d->conf.audit_ship;
+	struct ag_audit_ship_config c = {
+		.log = d->audit_path,
+		.cursor_path = d->ship_cursor,
+		.host = sc->host,
+		.port = sc->port,
+		.server_name = sc->server_name[0] ? sc->server_name : NULL,
+		.ca_file = sc->ca_file,
+		.cert_file = sc->cert_file[0] ? sc->cert_file : NULL,
+		.key_file = sc->key_file[0] ? sc->key_file : NULL,
+		.instance = d->inst.name,
+		.warn = ship_warn,
+	};
+
+	if (!sc->host[0])
+		return 0;
+	snprintf(d->ship_cursor, sizeof(d->ship_cursor), "%s/audit.ship.cursor", d->inst.state_dir);
+	return ag_audit_ship_open(&c, d->audit, &d->ship, err) ? -EIO : 0;
 }
 
 int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
@@ -38,7 +74,7 @@ int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
 	c.warn_ctx = d;
 	if (ag_audit_open(&c, &d->audit, err))
 		return -EIO;
-	return 0;
+	return ship_open(d, err);
 }
 
 bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why)
@@ -89,9 +125,35 @@ void ag_daemon_audit_close(struct ag_daemon *d)
 {
 	struct ag_err err;
 
+	/* The shipper reads the files alone from here: the writer is going. */
+	ag_audit_ship_writer(d->ship, NULL);
 	if (d->audit && ag_audit_close(d->audit, &err))
 		ag_log(AG_LOG_ERROR, "audit", "close=failed error=\"%s\"", err.msg);
 	d->audit = NULL;
+	/* Then the final checkpoint and daemon_stop go out, for up to 2 s. */
+	ag_audit_ship_close(d->ship, 2000);
+	d->ship = NULL;
+}
+
+json_t *ag_daemon_ship_status(struct ag_daemon *d, uint64_t *lag, bool *connected)
+{
+	const struct ag_ship_conf *sc = &d->conf.audit_ship;
+	struct ag_audit_ship_status st;
+	uint64_t durable;
+	char addr[AG_HOST_LEN + 16];
+
+	if (!d->ship)
+		return NULL;
+	ag_audit_ship_status(d->ship, &st);
+	durable = d->audit ? ag_audit_durable(d->audit) : st.seen;
+	*lag = durable > st.cursor ? durable - st.cursor : 0;
+	*connected = st.connected;
+	snprintf(addr, sizeof(addr), strchr(sc->host, ':') ? "[%s]:%s" : "%s:%s", sc->host,
+		 sc->port);
+	return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:s?}", "address", addr, "connected",
+			 st.connected, "cursor", (json_int_t)st.cursor, "sent", (json_int_t)st.sent,
+			 "lag", (json_int_t)*lag, "reconnects", (json_int_t)st.reconnects, "error",
+			 st.error[0] ? st.error : NULL);
 }
 
 /* comm is whatever the agent named itself: printable ASCII, or escaped. */

@@ -29,6 +29,12 @@ bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
 /* Signs the end of the log and closes it. */
 void ag_daemon_audit_close(struct ag_daemon *d);
 /*
+ * Shipping to the collector (lib/audit_ship.h) as status shows it, or NULL
+ * when records are not shipped; *lag gets the durable records not yet
+ * confirmed by the collector.
+ */
+json_t *ag_daemon_ship_status(struct ag_daemon *d, uint64_t *lag, bool *connected);
+/*
  * The "agent" object of a record: name plus what the kernel recorded, and
  * when name is in dg, o's chain (subagent.h; NULL: none), "delegation":
  * [root, ..., the agent before name] and, if the chain was cut right

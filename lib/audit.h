@@ -11,6 +11,7 @@
 #ifndef AG_AUDIT_H
 #define AG_AUDIT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -257,7 +258,15 @@ struct ag_audit_verify_opts {
 	 * AG_AUDIT_TAIL_SLACK_MS; a longer tail is still UNSIGNED_TAIL.
 	 */
 	bool allow_unsigned_tail;
+	/*
+	 * A collector's file (docs/audit.md "Shipping"): a record may come
+	 * again, shipped twice; a copy byte-identical to the record of its seq
+	 * (among the last AG_AUDIT_DEDUPE_WINDOW) is skipped and counted.
+	 */
+	bool collected;
 };
+
+#define AG_AUDIT_DEDUPE_WINDOW 65536u
 
 struct ag_audit_verify_result {
 	enum ag_audit_finding finding;
@@ -266,6 +275,7 @@ struct ag_audit_verify_result {
 	uint64_t checkpoints; /* checkpoints verified */
 	uint64_t signed_size; /* tree size of the last checkpoint */
 	uint64_t unsigned_tail;
+	uint64_t duplicates; /* copies skipped (collected) */
 	char reason[768];
 };
 
@@ -296,8 +306,34 @@ struct ag_audit_text {
 int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t nnames,
 		   uint32_t *at, struct ag_audit_text *out);
 
+/* A warning through fn(ctx) (a configuration's warn), or to stderr without one. */
+void ag_audit_vwarn(void (*fn)(void *ctx, const char *msg), void *ctx, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 /* Writes v in decimal just before end (no NUL); returns its first digit. */
 char *ag_audit_u64(uint64_t v, char *end);
+
+/* A log followed as it grows, whole lines only (audit_tail.c). */
+struct ag_audit_tail {
+	const char *base; /* the series base; seg 0 is base, seg N base.N */
+	int fd;
+	uint64_t seg, off; /* where buf[start] is */
+	uint64_t seq;	   /* the next line's record number */
+	char *buf;
+	size_t cap, start, end;
+};
+
+int ag_audit_tail_init(struct ag_audit_tail *t, const char *base);
+void ag_audit_tail_fini(struct ag_audit_tail *t);
+/* Puts the reader at seg:off, the start of record seq. */
+int ag_audit_tail_seek(struct ag_audit_tail *t, uint64_t seg, uint64_t off, uint64_t seq,
+		       struct ag_err *err);
+/*
+ * The next whole line: 1 (*line, *len without '\n', *seg and *off where it
+ * starts), 0 none yet, <0 an error (a rotated file ending in a partial line).
+ */
+int ag_audit_tail_next(struct ag_audit_tail *t, const char **line, size_t *len, uint64_t *seg,
+		       uint64_t *off, struct ag_err *err);
 
 /* Reads one line of at most max bytes; see audit_files.c. */
 struct ag_audit_reader;

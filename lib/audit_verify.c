@@ -43,6 +43,12 @@ struct witness_cp {
 	size_t file;
 };
 
+/* The hash of a recent record's line, for a collector's second copy. */
+struct seen {
+	uint64_t seq;
+	uint8_t hash[AG_AUDIT_HASH_LEN];
+};
+
 struct vstate {
 	const struct ag_audit_verify_opts *o;
 	struct ag_audit_verify_result *r;
@@ -55,6 +61,7 @@ struct vstate {
 	size_t nwit, wi;
 	const char *path;
 	uint64_t lineno;
+	struct seen *seen; /* collected: AG_AUDIT_DEDUPE_WINDOW, by seq */
 };
 
 static int finding(struct ag_audit_verify_result *r, enum ag_audit_finding f, uint64_t seq,
@@ -71,6 +78,26 @@ static int finding(struct ag_audit_verify_result *r, enum ag_audit_finding f, ui
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
 	return f == AG_AUDIT_IO ? -EIO : -EBADMSG;
+}
+
+/*
+ * A collector's file may hold a record twice (shipped at least once): 1
+ * when line is byte for byte the record of its seq, else a finding.
+ */
+static int duplicate(struct vstate *st, const char *line, size_t len, uint64_t seq)
+{
+	struct seen *sn = &st->seen[seq % AG_AUDIT_DEDUPE_WINDOW];
+	uint8_t h[AG_AUDIT_HASH_LEN];
+
+	ag_audit_line_hash(line, len, h);
+	if (sn->seq == seq && !memcmp(sn->hash, h, sizeof(h))) {
+		st->r->duplicates++;
+		return 1;
+	}
+	return finding(st->r, AG_AUDIT_SEQ, seq, "%s:%" PRIu64 ": record %" PRIu64 " again, %s",
+		       st->path, st->lineno, seq,
+		       sn->seq == seq ? "with other bytes than its first copy"
+				      : "further back than the collector's resend window");
 }
 
 /* Compares the witnesses' checkpoints of the tree's current size. */
@@ -201,6 +228,12 @@ static int check_line(struct vstate *st, const char *line, size_t len)
 			      st->path, st->lineno, e, seq, e, seq - 1);
 		goto out;
 	}
+	if (seq < e && st->seen) {
+		ret = duplicate(st, line, len, seq);
+		if (ret > 0)
+			ret = 0;
+		goto out;
+	}
 	if (seq < e) {
 		ret = finding(st->r, AG_AUDIT_SEQ, seq,
 			      "%s:%" PRIu64 ": expected record %" PRIu64 ", found %" PRIu64
@@ -230,6 +263,10 @@ static int check_line(struct vstate *st, const char *line, size_t len)
 	if (ret)
 		goto out;
 	ag_audit_line_hash(line, len, st->prev);
+	if (st->seen) {
+		st->seen[e % AG_AUDIT_DEDUPE_WINDOW].seq = e;
+		memcpy(st->seen[e % AG_AUDIT_DEDUPE_WINDOW].hash, st->prev, AG_AUDIT_HASH_LEN);
+	}
 	ag_audit_leaf_hash(line, len, leaf);
 	ag_audit_tree_append(&st->tree, leaf);
 	st->next++;
@@ -393,6 +430,10 @@ int ag_audit_verify(const char *const *paths, size_t npaths, const struct ag_aud
 		ret = finding(r, AG_AUDIT_IO, 0, "no log file given");
 		goto out;
 	}
+	if (st.o->collected && !(st.seen = calloc(AG_AUDIT_DEDUPE_WINDOW, sizeof(*st.seen)))) {
+		ret = finding(r, AG_AUDIT_IO, 0, "out of memory");
+		goto out;
+	}
 	ret = load_witnesses(&st);
 	for (size_t i = 0; !ret && i < npaths; i++)
 		ret = verify_file(&st, paths[i]);
@@ -430,7 +471,14 @@ int ag_audit_verify(const char *const *paths, size_t npaths, const struct ag_aud
 		 r->records, r->checkpoints,
 		 st.o->pubkey ? " (signatures verified)" : " (signatures not checked: no key)",
 		 r->unsigned_tail);
+	if (st.seen) {
+		size_t n = strlen(r->reason);
+
+		snprintf(r->reason + n, sizeof(r->reason) - n, ", %" PRIu64 " duplicates skipped",
+			 r->duplicates);
+	}
 out:
+	free(st.seen);
 	free(st.wit);
 	return ret;
 }

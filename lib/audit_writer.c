@@ -14,18 +14,24 @@
 #include "audit_writer_int.h"
 #include "buf.h"
 
-void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
+void ag_audit_vwarn(void (*fn)(void *ctx, const char *msg), void *ctx, const char *fmt, va_list ap)
 {
 	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (fn)
+		fn(ctx, msg);
+	else
+		fprintf(stderr, "agentgate audit: warning: %s\n", msg);
+}
+
+void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ag_audit_vwarn(w->cfg.warn, w->cfg.warn_ctx, fmt, ap);
 	va_end(ap);
-	if (w->cfg.warn)
-		w->cfg.warn(w->cfg.warn_ctx, msg);
-	else
-		fprintf(stderr, "agentgate audit: warning: %s\n", msg);
 }
 
 void ag_audit_config_init(struct ag_audit_config *c)

@@ -71,11 +71,14 @@ extern const char *const conf_anomaly_keys[];
 extern const char *const conf_policy_source_keys[];
 /* "fleet" (conf_fleet.c): shared budgets on Redis. */
 extern const char *const conf_fleet_keys[];
+extern const char *const conf_ship_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
 /* ---- the parts: each parses one JSON object into c ---- */
 
+/* "audit": {"ship": {...}} (conf_ship.c). */
+int conf_parse_ship(struct parse *p, json_t *v, struct ag_ship_conf *sc);
 int conf_parse_rules(struct parse *p, const char *path, json_t *arr, struct ag_rule_conf **out,
 		     int *nr);
 int conf_parse_pass_entry(struct parse *p, const char *path, const char *s,

@@ -167,6 +167,8 @@ static int parse_audit(struct parse *p, json_t *v, struct ag_conf *c)
 	if ((e = json_object_get(v, "syslog")) &&
 	    (ret = conf_path(p, "$.audit.syslog", e, c->audit_syslog)))
 		return ret;
+	if ((e = json_object_get(v, "ship")) && (ret = conf_parse_ship(p, e, &c->audit_ship)))
+		return ret;
 	return 0;
 }
 

@@ -39,7 +39,9 @@ const char *const conf_root_keys[] = { "listen",
 				       "fleet",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
-const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", NULL };
+const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", "ship", NULL };
+const char *const conf_ship_keys[] = { "address",   "ca_file",	"server_name",
+				       "cert_file", "key_file", NULL };
 const char *const conf_policy_keys[] = { "dir", "files", "entities", NULL };
 const char *const conf_agent_uids_keys[] = { "min", "max", NULL };
 const char *const conf_limits_keys[] = { "header_timeout_ms", "idle_timeout_ms",

@@ -268,6 +268,21 @@ struct ag_fleet_conf {
  * relative ones having been resolved against the config file's directory.
  * The files are read by the daemon (at start and on reload), not here.
  */
+/*
+ * "audit": {"ship": {"address": "HOST:PORT", "ca_file": FILE, "server_name":
+ * NAME, "cert_file": FILE, "key_file": FILE}}: every audit record sent to a
+ * syslog collector over TLS (lib/audit_ship.h).  host "" : not shipped.
+ * server_name "" : the address's host; cert_file and key_file together.
+ */
+struct ag_ship_conf {
+	char host[AG_HOST_LEN];
+	char port[6];
+	char server_name[AG_HOST_LEN];
+	char ca_file[PATH_MAX];
+	char cert_file[PATH_MAX];
+	char key_file[PATH_MAX];
+};
+
 struct ag_policy_conf {
 	bool set;
 	char dir[PATH_MAX]; /* "" when files are listed */
@@ -360,6 +375,7 @@ struct ag_conf {
 	struct ag_anomaly_conf anomaly;
 	struct ag_policy_source_conf policy_source; /* !url[0]: none */
 	struct ag_fleet_conf fleet;
+	struct ag_ship_conf audit_ship; /* "audit": {"ship": ...} */
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000

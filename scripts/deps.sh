@@ -10,8 +10,10 @@ libelf-dev zlib1g-dev pkg-config iproute2 make gcc curl util-linux openssl pytho
 # installed with its web UI's JavaScript, so make run and make bench go without.
 # test_fleet runs its own redis-server (a unix socket and a free loopback
 # port, a temporary directory); the system one the package may start on
-# 127.0.0.1:6379 is neither used nor touched.
-[ "${1:-}" = test ] && pkgs="$pkgs prometheus redis-server"
+# 127.0.0.1:6379 is neither used nor touched.  Debian's rsyslog with its
+# OpenSSL driver too: test_audit_ship runs its own rsyslogd as the audit
+# collector (never the system's).
+[ "${1:-}" = test ] && pkgs="$pkgs prometheus redis-server rsyslog rsyslog-openssl"
 
 missing=""
 for p in $pkgs; do
@@ -35,4 +37,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# A system rsyslogd that the install started would take /dev/log and the
+# tests' syslog traffic: stop the service we brought, not one that was there.
+case " $missing " in
+*" rsyslog "*)
+	systemctl disable --now rsyslog.service syslog.socket >/dev/null 2>&1 ||
+		service rsyslog stop >/dev/null 2>&1 || true
+	;;
+esac
 exec "$here/node.sh"

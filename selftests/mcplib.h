@@ -110,9 +110,9 @@ int env_start_with(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 		   const char *agent_json, const char *more_json);
 int env_start(struct mcp_env *e, const char *suffix, enum reply_kind kind, const char *agent_json);
 void env_stop(struct mcp_env *e);
+/* A tools/call of tool with no arguments, answered into x->response. */
+void call_tool(struct mcp_env *e, struct exchange *x, const char *tool, int id);
 /* x sent and answered by an agent process in the cgroup of agent "a". */
 struct exchange *run_agent(struct mcp_env *e, struct exchange *x);
-/* A tools/call of tool, no arguments, by agent "a": the whole exchange in x->response. */
-void call_tool(struct mcp_env *e, struct exchange *x, const char *tool, int id);
 
 #endif
