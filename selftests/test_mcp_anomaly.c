@@ -82,6 +82,15 @@ TEST(mcp_anomaly)
 		    "and the tool server, first contacted");
 		ASSERT_EQ(audit_count(&e, "\"flag\":\"first_tool\"", "\"name\":\"a\""), 1,
 			  "for agent a");
+		/* What an operator reads: audit query names the flag and what it concerns. */
+		ASSERT_EQ(run_capture(&out,
+				      "%s/agentgatectl audit query --kind anomaly %s/audit.log",
+				      testlib_build_dir(), e.d.state),
+			  0, "audit query");
+		ASSERT_STRHAS(out, " anomaly agent=a tool=echo flag=first_tool destination=t",
+			      "the query line shows the flag");
+		free(out);
+		out = NULL;
 	}
 	if (test__start_subtest("policy_escalates_first_use")) {
 		int before = tool_nseen(&e.tool);
