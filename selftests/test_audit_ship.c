@@ -34,6 +34,13 @@
  * working on the shipper).
  */
 #define OUTAGE_MS 30000
+/*
+ * How long the backlog of an outage may take to be confirmed: a reconnect
+ * at the 5 s backoff ceiling, the backlog read back from the log files and
+ * sent, and the second a confirmation waits; bounded well above that, as
+ * the machine may be busy.
+ */
+#define CATCH_UP_MS 30000
 #define FILE_MAX (16u << 20)
 
 static const char agent_json[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}";
@@ -240,7 +247,12 @@ static bool ship_caught_up(const struct tdaemon *d, int ms)
 	for (int t = 0; t < ms; t += 100) {
 		json_t *st = ship_status(d);
 		bool done = st && json_integer_value(json_object_get(st, "lag")) == 0;
+		char *text = st && t + 100 >= ms ? json_dumps(st, JSON_COMPACT) : NULL;
 
+		/* Not caught up in time: say where the shipper stands. */
+		if (text)
+			fprintf(stderr, "audit ship status: %s\n", text);
+		free(text);
 		json_decref(st);
 		if (done)
 			return true;
@@ -440,7 +452,7 @@ TEST(audit_ship_rsyslog)
 	 * fits in its buffers), then dies with them unread (SIGKILL: a reset):
 	 * what its kernel acknowledged is sent again from the cursor.
 	 */
-	if (!ASSERT_TRUE(ship_caught_up(&e.d, 15000), "the backlog confirmed: status lag 0"))
+	if (!ASSERT_TRUE(ship_caught_up(&e.d, CATCH_UP_MS), "the backlog confirmed: status lag 0"))
 		goto out;
 	kill(c.pid, SIGSTOP);
 	for (uint64_t end = ag_now_ns() / 1000000 + 2500; ag_now_ns() / 1000000 < end;)
