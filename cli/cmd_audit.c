@@ -173,89 +173,36 @@ out:
 	return ret;
 }
 
-/* Prints the complete lines in buf[0..*len), keeping a partial last line. */
-static int print_lines(char *buf, size_t *len)
-{
-	char *nl = memrchr(buf, '\n', *len);
-	size_t n;
-
-	if (!nl)
-		return *len > AG_AUDIT_MAX_LINE ? -E2BIG : 0;
-	n = (size_t)(nl - buf) + 1;
-	fwrite(buf, 1, n, stdout);
-	fflush(stdout);
-	memmove(buf, buf + n, *len - n);
-	*len -= n;
-	return 0;
-}
-
-/* Follows the series from path at offset, moving on when base.N+1 appears. */
+/*
+ * Follows the series from file path at offset off, as the audit shipper
+ * does (lib/audit_tail.c: whole lines, on to base.N+1 once it appears),
+ * until interrupted or the log turns out damaged.
+ */
 static int tail_follow(const char *base, const char *path, uint64_t off)
 {
-	char *buf = malloc(AG_AUDIT_MAX_LINE + 65536), *cur = strdup(path);
-	size_t len = 0;
-	FILE *fp = NULL;
-	int ret = 0;
+	uint64_t seg = strcmp(path, base) ? strtoull(path + strlen(base) + 1, NULL, 10) : 0;
+	struct ag_audit_tail t;
+	struct ag_err err;
+	const char *line;
+	size_t len;
+	int ret;
 
-	if (!buf || !cur) {
-		ret = fail("tail", "out of memory", NULL);
-		goto out;
-	}
-	fp = fopen(cur, "r");
-	if (!fp || fseeko(fp, (off_t)off, SEEK_SET)) {
-		ret = fail("tail", cur, "cannot open or seek the log");
-		goto out;
-	}
-	for (;;) {
-		size_t n = fread(buf + len, 1, AG_AUDIT_MAX_LINE + 65536 - len, fp);
-		char **paths;
-		size_t np, i;
-		struct ag_err err;
+	if (ag_audit_tail_init(&t, base))
+		return fail("tail", "out of memory", NULL);
+	ret = ag_audit_tail_seek(&t, seg, off, 0, &err);
+	while (ret >= 0) {
+		uint64_t at_seg, at_off;
 
-		len += n;
-		if (print_lines(buf, &len)) {
-			ret =
-			    fail("tail", "record longer than the line limit", "the log is damaged");
-			goto out;
+		ret = ag_audit_tail_next(&t, &line, &len, &at_seg, &at_off, &err);
+		if (ret > 0) {
+			printf("%.*s\n", (int)len, line);
+		} else if (!ret) {
+			fflush(stdout);
+			usleep(200000);
 		}
-		if (n)
-			continue;
-		clearerr(fp);
-		/* Rotation: once the next file exists, this one is complete. */
-		if (!ag_audit_series(base, &paths, &np, &err)) {
-			for (i = 0; i + 1 < np && strcmp(paths[i], cur); i++)
-				;
-			if (i + 1 < np) {
-				FILE *next = fopen(paths[i + 1], "r");
-
-				/* Drain what was written before the switch. */
-				while ((
-				    n = fread(buf + len, 1, AG_AUDIT_MAX_LINE + 65536 - len, fp))) {
-					len += n;
-					print_lines(buf, &len);
-				}
-				if (next) {
-					fclose(fp);
-					fp = next;
-					free(cur);
-					cur = strdup(paths[i + 1]);
-					len = 0;
-				}
-			}
-			ag_audit_series_free(paths, np);
-			if (!cur) {
-				ret = fail("tail", "out of memory", NULL);
-				goto out;
-			}
-		}
-		usleep(200000);
 	}
-out:
-	if (fp)
-		fclose(fp);
-	free(cur);
-	free(buf);
-	return ret;
+	ag_audit_tail_fini(&t);
+	return fail("tail", err.msg, "the log is damaged; run '" PROG " verify'");
 }
 
 static int cmd_tail(struct ag_cli *cli, int argc, char **argv)

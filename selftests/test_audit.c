@@ -1267,3 +1267,29 @@ TEST(redteam_audit_tail)
 		fx_fini(&f);
 	}
 }
+
+/*
+ * agentgatectl audit tail -f: the last records, then what is appended, on
+ * into the next file of the series once the writer rotates, whole lines
+ * only (a line still being written waits for its newline).
+ */
+TEST(audit_tail_follows_rotation)
+{
+	char dir[] = "/tmp/agtail.XXXXXX", *out = NULL;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "dir"))
+		return;
+	/* The log exists first; the writer's appends and rotation come while tail runs. */
+	ASSERT_EQ(run_capture(&out,
+			      "cd %s || exit 1; printf 'r1\\nr2\\n' > audit.log; "
+			      "(sleep 0.5; printf 'r3\\nr4' >> audit.log; sleep 0.5; "
+			      "printf '\\n' >> audit.log; printf 'r5\\n' > audit.log.1; sleep 0.5; "
+			      "printf 'r6\\n' >> audit.log.1) & "
+			      "timeout 3 %s/agentgatectl audit tail -f -n 1 audit.log",
+			      dir, testlib_build_dir()),
+		  124, "followed until stopped");
+	ASSERT_STREQ(out, "r2\nr3\nr4\nr5\nr6\n", "the last record, then each appended, in order");
+	free(out);
+	run_capture(&out, "rm -rf %s", dir);
+	free(out);
+}
