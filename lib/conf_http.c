@@ -164,8 +164,12 @@ int conf_parse_http(struct parse *p, json_t *arr, struct ag_conf *c)
 		c->nr_servers++;
 		if (!(c->servers[k].http = calloc(1, sizeof(*c->servers[k].http))))
 			return conf_nomem(p);
-		if ((ret = conf_parse_server(p, where, e, c, k)) ||
-		    (ret = parse_service(p, where, e, c->servers[k].http)))
+		if ((ret = conf_parse_server(p, where, e, c, k)))
+			return ret;
+		/* The upstream's path prefixes the agent's: a query would end up inside it. */
+		if (strchr(c->servers[k].upstream_path, '?'))
+			return conf_badf(p, where, "upstream: a service's URL takes no query");
+		if ((ret = parse_service(p, where, e, c->servers[k].http)))
 			return ret;
 	}
 	return 0;

@@ -36,7 +36,9 @@ static const char policy[] =
     "Server::\"todos\") when { context.method == \"GET\" };\n"
     "permit(principal == Agent::\"a\", action == Action::\"http\", resource == "
     "Route::\"todos/create\") when { context has body && context.body has priority && "
-    "context.body.priority == \"low\" };\n";
+    "context.body.priority == \"low\" };\n"
+    "forbid(principal, action == Action::\"http\", resource) when { context.headers has "
+    "\"x-tenant\" && context.headers[\"x-tenant\"] == \"blocked\" };\n";
 
 struct svc_env {
 	struct mcp_env e; /* d and agent_cg: the tool thread is not used */
@@ -93,7 +95,8 @@ static int svc_start(struct svc_env *s, const char *suffix)
 	snprintf(pfile, sizeof(pfile), "%s/p.cedar", s->dir);
 	snprintf(secret, sizeof(secret), "%s/secret", s->dir);
 	if ((ret = write_file(s->db, "{\"todos\": [{\"id\": 1, \"title\": \"one\"}, "
-				     "{\"id\": 2, \"title\": \"two\"}]}")) ||
+				     "{\"id\": 2, \"title\": \"two\"}, "
+				     "{\"id\": 3, \"title\": \"key AKIAIOSFODNN7EXAMPLE\"}]}")) ||
 	    (ret = write_file(s->log, "")) || (ret = write_file(pfile, policy)) ||
 	    (ret = write_file(secret, UPSTREAM_SECRET)) || (ret = js_start(s)))
 		return ret;
@@ -236,6 +239,25 @@ TEST(http_svc_json_server)
 		ASSERT_EQ(count(s->log, "\"method\":\"GET\",\"url\":\"/todos\"", NULL), 1,
 			  "/todos without the slash");
 	}
+	if (test__start_subtest("context_and_output_rules")) {
+		ask(s, x, "GET", "/todos/1", "X-Tenant: blocked\r\n", NULL);
+		ASSERT_EQ(status_of(x), 403, "a forbid on context.headers");
+		ask(s, x, "GET", "/todos/1", "X-Tenant: ok\r\nX-Tenant: blocked\r\n", NULL);
+		ASSERT_EQ(status_of(x), 400, "a context header given twice");
+		ask(s, x, "GET", "/todos?title=o%6Ee", "", NULL);
+		ASSERT_EQ(status_of(x), 200, "a query");
+		ASSERT_EQ(count(s->log, "\"url\":\"/todos?title=one\"", NULL), 1,
+			  "forwarded re-encoded");
+		ASSERT_EQ(count(audit, "\"query\":{\"title\":\"one\"}", NULL), 1,
+			  "context.query recorded");
+		ask(s, x, "GET", "/todos/3", "", NULL);
+		ASSERT_EQ(status_of(x), 200, "a todo with a cloud key in it");
+		ASSERT_NULL(strstr(x->response, "AKIAIOSFODNN7EXAMPLE"),
+			    "masked by the output rules");
+		ASSERT_STRHAS(x->response, "REDACTED", "the mask");
+		ASSERT_EQ(count(audit, "cloud_access_key", "\"tool\":\"get\""), 1,
+			  "the result record names the rule");
+	}
 	if (test__start_subtest("hostile_targets")) {
 		static const char *const bad[] = {
 			"/todos/%2e%2e/todos/2",
@@ -329,4 +351,80 @@ TEST(http_route_canon)
 	ASSERT_EQ(ag_route_pattern_check("/a//b", &err), -EINVAL, "empty segment");
 	ASSERT_EQ(ag_route_pattern_check("/a/", &err), -EINVAL, "trailing slash");
 	ASSERT_OK(ag_route_pattern_check("/a/{id}/b", &err), "a pattern");
+}
+
+static int load_conf(const char *json, struct ag_conf *c, struct ag_err *err)
+{
+	char path[] = "/tmp/agentgate-conf-XXXXXX";
+	int fd = mkstemp(path), ret;
+
+	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json))
+		return -1;
+	close(fd);
+	ret = ag_conf_load(c, path, err);
+	unlink(path);
+	return ret;
+}
+
+/* One HTTP service "h" after tool server "t"; ROUTES is its "routes" and more. */
+#define SVC(routes)                                                                       \
+	"{\"tool_servers\": [{\"name\": \"t\", \"upstream\": \"http://127.0.0.1:3001\", " \
+	"\"match\": {\"hosts\": [\"t.test\"]}}], \"http_services\": [{\"name\": \"h\", "  \
+	"\"upstream\": \"http://127.0.0.1:3002/api/\", \"match\": {\"addresses\": "       \
+	"[\"127.0.0.1\"], \"ports\": [3002]}, " routes "}]}"
+
+TEST(http_svc_config)
+{
+	static const struct {
+		const char *json, *error;
+	} bad[] = {
+		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"HEAD\", \"path\": \"/a\"}]"),
+		  "$.http_services[0].routes[0].method: \"HEAD\": expected" },
+		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"GET\", \"path\": "
+		      "\"/a/../b\"}]"),
+		  "$.http_services[0].routes[0].path: \"/a/../b\"" },
+		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"GET\", \"path\": \"/a/{b "
+		      "c}\"}]"),
+		  "$.http_services[0].routes[0].path" },
+		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"GET\", \"path\": \"/a\"}, "
+		      "{\"name\": \"r\", \"method\": \"GET\", \"path\": \"/b\"}]"),
+		  "duplicate route name \"r\"" },
+		{ SVC("\"routes\": [], \"unmatched\": \"allow\""),
+		  "$.http_services[0].unmatched: \"allow\": expected" },
+		{ SVC("\"routes\": [], \"trust\": \"explicit\""),
+		  "$.http_services[0].trust: unknown key" },
+		{ SVC("\"routes\": [], \"context_headers\": [\"X Y\"]"),
+		  "$.http_services[0].context_headers[0]" },
+		{ SVC("\"unmatched\": \"policy\""), "$.http_services[0].routes: required" },
+		{ "{\"http_services\": [{\"name\": \"h\", \"upstream\": "
+		  "\"http://127.0.0.1:1/a?b=c\", "
+		  "\"match\": {\"hosts\": [\"h.test\"]}, \"routes\": []}]}",
+		  "takes no query" },
+	};
+	struct ag_conf c;
+	struct ag_err err;
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
+		memset(&c, 0, sizeof(c));
+		ASSERT_NEQ(load_conf(bad[i].json, &c, &err), 0, "rejected");
+		if (!ASSERT_TRUE(strstr(err.msg, bad[i].error), "error names the value"))
+			fprintf(stderr, "  want %s\n  got: %s\n", bad[i].error, err.msg);
+	}
+	memset(&c, 0, sizeof(c));
+	if (!ASSERT_OK(
+		load_conf(SVC("\"routes\": [{\"name\": \"r\", \"method\": \"PATCH\", "
+			      "\"path\": \"/a/{id}\"}], \"context_headers\": [\"X-Tenant\"], "
+			      "\"unmatched\": \"policy\""),
+			  &c, &err),
+		err.msg))
+		return;
+	ASSERT_EQ(c.nr_servers, 2, "a tool server and an HTTP service");
+	ASSERT_NULL(c.servers[0].http, "t is a tool server");
+	if (ASSERT_OK_PTR(c.servers[1].http, "h is an HTTP service")) {
+		ASSERT_STREQ(c.servers[1].http->routes[0].method, "PATCH", "method");
+		ASSERT_STREQ(c.servers[1].http->headers[0], "x-tenant", "header, lower case");
+		ASSERT_TRUE(c.servers[1].http->unmatched_policy, "unmatched: policy");
+		ASSERT_STREQ(c.servers[1].upstream_path, "/api/", "the upstream's prefix");
+	}
+	ag_conf_free(&c);
 }
