@@ -13,66 +13,130 @@
 #include "conf_int.h"
 #include "http.h"
 #include "http_route.h"
+#include "kern.h"
 
-static int parse_route(struct parse *p, const char *at, json_t *e, struct ag_http_svc_conf *h,
-		       int i)
+static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
+
+/* One route appended to h, checked; where names it in errors. */
+static int add_route(struct parse *p, const char *where, struct ag_http_svc_conf *h,
+		     const char *name, const char *method, const char *path)
 {
-	static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
-	struct ag_http_route_conf *r = &h->routes[i];
-	char where[400];
-	const char *v;
+	const char *const *m = methods;
+	struct ag_http_route_conf *r;
 	struct ag_err err;
-	int ret;
 
-	if ((ret = conf_check_keys(p, at, e, conf_http_route_keys)))
-		return ret;
-	snprintf(where, sizeof(where), "%s.name", at);
-	if ((ret = conf_get_name(p, where, json_object_get(e, "name"), &v)))
-		return ret;
-	for (int j = 0; j < i; j++)
-		if (!strcmp(h->routes[j].name, v))
-			return conf_badf(p, where, "duplicate route name \"%s\"", v);
-	strcpy(r->name, v);
-	snprintf(where, sizeof(where), "%s.method", at);
-	if ((ret = conf_get_string(p, where, json_object_get(e, "method"), &v)))
-		return ret;
-	for (const char *const *m = methods; *m && !r->method[0]; m++)
-		if (!strcmp(*m, v))
-			strcpy(r->method, v);
-	if (!r->method[0])
+	if (h->nr_routes == AG_HTTP_MAX_ROUTES)
+		return conf_badf(p, where, "too many routes (at most %d)", AG_HTTP_MAX_ROUTES);
+	if (!ag_agent_name_valid(name))
+		return conf_badf(p, where,
+				 "\"%s\": expected a route name of 1-31 of [A-Za-z0-9_.-], not "
+				 "starting with '.' or '-'",
+				 name);
+	for (int j = 0; j < h->nr_routes; j++)
+		if (!strcmp(h->routes[j].name, name))
+			return conf_badf(p, where, "duplicate route name \"%s\"", name);
+	while (*m && strcmp(*m, method))
+		m++;
+	if (!*m)
 		return conf_badf(
 		    p, where,
-		    "\"%s\": expected \"GET\", \"POST\", \"PUT\", \"PATCH\" or \"DELETE\"", v);
-	snprintf(where, sizeof(where), "%s.path", at);
-	if ((ret = conf_get_string(p, where, json_object_get(e, "path"), &v)))
-		return ret;
-	if (strlen(v) >= sizeof(r->path))
-		return conf_badf(p, where, "longer than %zu bytes", sizeof(r->path) - 1);
-	if (ag_route_pattern_check(v, &err))
-		return conf_badf(p, where, "\"%s\": %s", v, err.msg);
-	strcpy(r->path, v);
+		    "\"%s\": expected \"GET\", \"POST\", \"PUT\", \"PATCH\" or \"DELETE\"", method);
+	if (strlen(path) >= sizeof(r->path))
+		return conf_badf(p, where, "path longer than %zu bytes", sizeof(r->path) - 1);
+	if (ag_route_pattern_check(path, &err))
+		return conf_badf(p, where, "\"%s\": %s", path, err.msg);
+	if (!(r = realloc(h->routes, (h->nr_routes + 1) * sizeof(*r))))
+		return conf_nomem(p);
+	h->routes = r;
+	r += h->nr_routes++;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	snprintf(r->path, sizeof(r->path), "%s", path);
 	return 0;
 }
 
 static int parse_routes(struct parse *p, const char *at, json_t *v, struct ag_http_svc_conf *h)
 {
+	const char *name, *method, *path;
 	char where[340];
-	size_t i, n;
+	size_t i;
 	json_t *e;
 	int ret;
 
-	if (!(h->routes = conf_get_array(p, at, v, sizeof(*h->routes), &n, &ret)))
-		return ret;
-	if (n > AG_HTTP_MAX_ROUTES)
-		return conf_badf(p, at, "too many routes (at most %d)", AG_HTTP_MAX_ROUTES);
+	if (!json_is_array(v))
+		return conf_bad(p, at, "expected an array");
 	json_array_foreach(v, i, e)
 	{
 		snprintf(where, sizeof(where), "%s[%zu]", at, i);
-		if ((ret = parse_route(p, where, e, h, (int)i)))
+		if ((ret = conf_check_keys(p, where, e, conf_http_route_keys)) ||
+		    (ret = conf_get_string(p, where, json_object_get(e, "name"), &name)) ||
+		    (ret = conf_get_string(p, where, json_object_get(e, "method"), &method)) ||
+		    (ret = conf_get_string(p, where, json_object_get(e, "path"), &path)) ||
+		    (ret = add_route(p, where, h, name, method, path)))
 			return ret;
-		h->nr_routes++;
 	}
 	return 0;
+}
+
+/* The operations of one path item of an OpenAPI document, as routes. */
+static int openapi_item(struct parse *p, const char *at, const char *path, json_t *item,
+			struct ag_http_svc_conf *h)
+{
+	char where[400], lower[8];
+	int ret;
+
+	for (const char *const *m = methods; *m; m++) {
+		json_t *op;
+		size_t k;
+
+		for (k = 0; (*m)[k]; k++)
+			lower[k] = (char)((*m)[k] + 32);
+		lower[k] = '\0';
+		if (!(op = json_object_get(item, lower)))
+			continue;
+		snprintf(where, sizeof(where), "%s: paths[\"%.100s\"].%s.operationId", at, path,
+			 lower);
+		if (!json_is_string(json_object_get(op, "operationId")))
+			return conf_bad(p, where, "required: it names the route");
+		if ((ret = add_route(p, where, h,
+				     json_string_value(json_object_get(op, "operationId")), *m,
+				     path)))
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * "openapi": an OpenAPI 3 document in JSON (read when the file is loaded):
+ * a route per operation of its paths, named by its operationId, after the
+ * configured routes.
+ */
+static int parse_openapi(struct parse *p, const char *at, json_t *v, struct ag_http_svc_conf *h)
+{
+	char file[PATH_MAX], *text = NULL;
+	const char *path;
+	struct ag_err err;
+	json_t *doc, *paths, *item;
+	size_t len;
+	int ret = 0;
+
+	if ((ret = conf_path(p, at, v, file)))
+		return ret;
+	if (ag_read_file(file, 4 << 20, &text, &len, &err))
+		return conf_badf(p, at, "%s", err.msg);
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	free(text);
+	paths = json_object_get(doc, "paths");
+	if (!json_is_string(json_object_get(doc, "openapi")) || !json_is_object(paths))
+		ret = conf_badf(p, at, "\"%s\": expected an OpenAPI 3 document (JSON) with paths",
+				file);
+	json_object_foreach(paths, path, item)
+	{
+		if (ret || (ret = openapi_item(p, at, path, item, h)))
+			break;
+	}
+	json_decref(doc);
+	return ret;
 }
 
 static int parse_headers(struct parse *p, const char *at, json_t *v, struct ag_http_svc_conf *h)
@@ -116,9 +180,15 @@ static int parse_service(struct parse *p, const char *at, json_t *e, struct ag_h
 	int ret;
 
 	snprintf(where, sizeof(where), "%s.routes", at);
-	if (!json_object_get(e, "routes"))
-		return conf_bad(p, where, "required: the routes requests are decided by");
-	if ((ret = parse_routes(p, where, json_object_get(e, "routes"), h)))
+	if (!json_object_get(e, "routes") && !json_object_get(e, "openapi"))
+		return conf_bad(p, where,
+				"required (or \"openapi\"): the routes requests are decided by");
+	if (json_object_get(e, "routes") &&
+	    (ret = parse_routes(p, where, json_object_get(e, "routes"), h)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.openapi", at);
+	if (json_object_get(e, "openapi") &&
+	    (ret = parse_openapi(p, where, json_object_get(e, "openapi"), h)))
 		return ret;
 	snprintf(where, sizeof(where), "%s.context_headers", at);
 	if (json_object_get(e, "context_headers") &&

@@ -70,8 +70,9 @@ const char *const conf_dns_keys[] = { "allow", "deny", NULL };
 const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",
 					 "audit_args", "trust", "output_rules", NULL };
 const char *const conf_http_service_keys[] = {
-	"name",	  "match",     "upstream",	  "tls", "credential", "audit_args", "output_rules",
-	"routes", "unmatched", "context_headers", NULL
+	"name",	      "match",		 "upstream",	 "tls",
+	"credential", "audit_args",	 "output_rules", "routes",
+	"unmatched",  "context_headers", "openapi",	 NULL
 };
 const char *const conf_http_route_keys[] = { "name", "method", "path", NULL };
 const char *const conf_tls_keys[] = { "ca_file", "server_name", NULL };

@@ -153,8 +153,9 @@ struct ag_server_conf {
  * "http_services": {"name", "upstream", "match", "tls", "credential",
  * "audit_args", "output_rules" as a tool server has them, "routes": [{"name":
  * N, "method": "GET", "path": "/todos/{id}"}], "context_headers": [names],
- * "unmatched": "deny" (default) | "policy"}.  The upstream's path, if any,
- * prefixes every forwarded path.
+ * "unmatched": "deny" (default) | "policy", "openapi": FILE (an OpenAPI 3
+ * document in JSON: a route per operation, named by its operationId)}.
+ * The upstream's path, if any, prefixes every forwarded path.
  */
 #define AG_HTTP_MAX_ROUTES 256
 #define AG_HTTP_MAX_HEADERS 16

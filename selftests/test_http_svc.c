@@ -379,13 +379,13 @@ TEST(http_svc_config)
 		const char *json, *error;
 	} bad[] = {
 		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"HEAD\", \"path\": \"/a\"}]"),
-		  "$.http_services[0].routes[0].method: \"HEAD\": expected" },
+		  "$.http_services[0].routes[0]: \"HEAD\": expected" },
 		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"GET\", \"path\": "
 		      "\"/a/../b\"}]"),
-		  "$.http_services[0].routes[0].path: \"/a/../b\"" },
+		  "$.http_services[0].routes[0]: \"/a/../b\"" },
 		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"GET\", \"path\": \"/a/{b "
 		      "c}\"}]"),
-		  "$.http_services[0].routes[0].path" },
+		  "$.http_services[0].routes[0]: \"/a/{b c}\"" },
 		{ SVC("\"routes\": [{\"name\": \"r\", \"method\": \"GET\", \"path\": \"/a\"}, "
 		      "{\"name\": \"r\", \"method\": \"GET\", \"path\": \"/b\"}]"),
 		  "duplicate route name \"r\"" },
@@ -395,7 +395,7 @@ TEST(http_svc_config)
 		  "$.http_services[0].trust: unknown key" },
 		{ SVC("\"routes\": [], \"context_headers\": [\"X Y\"]"),
 		  "$.http_services[0].context_headers[0]" },
-		{ SVC("\"unmatched\": \"policy\""), "$.http_services[0].routes: required" },
+		{ SVC("\"unmatched\": \"policy\""), "$.http_services[0].routes: required (or" },
 		{ "{\"http_services\": [{\"name\": \"h\", \"upstream\": "
 		  "\"http://127.0.0.1:1/a?b=c\", "
 		  "\"match\": {\"hosts\": [\"h.test\"]}, \"routes\": []}]}",
@@ -427,4 +427,49 @@ TEST(http_svc_config)
 		ASSERT_STREQ(c.servers[1].upstream_path, "/api/", "the upstream's prefix");
 	}
 	ag_conf_free(&c);
+}
+
+/* "openapi": routes from an OpenAPI 3 document, named by operationId. */
+TEST(http_svc_openapi)
+{
+	static const char doc[] =
+	    "{\"openapi\": \"3.0.3\", \"info\": {\"title\": \"t\", \"version\": \"1\"}, "
+	    "\"paths\": {\"/todos\": {\"get\": {\"operationId\": \"listTodos\"}, "
+	    "\"post\": {\"operationId\": \"createTodo\"}}, \"/todos/{id}\": {\"parameters\": "
+	    "[], \"delete\": {\"operationId\": \"deleteTodo\"}}}}";
+	char dir[] = "/tmp/agt-openapi.XXXXXX", file[64], json[1024], *out = NULL;
+	struct ag_conf c = { 0 };
+	struct ag_route_req r;
+	struct ag_err err;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "dir"))
+		return;
+	snprintf(file, sizeof(file), "%s/api.json", dir);
+	if (!ASSERT_OK(write_file(file, doc), "document"))
+		goto out;
+	snprintf(json, sizeof(json),
+		 SVC("\"openapi\": \"%s\", \"routes\": [{\"name\": \"first\", "
+		     "\"method\": \"GET\", \"path\": \"/todos\"}]"),
+		 file);
+	if (!ASSERT_OK(load_conf(json, &c, &err), err.msg))
+		goto out;
+	ASSERT_EQ(c.servers[1].http->nr_routes, 4, "one configured, three generated");
+	ASSERT_OK(ag_route_match(c.servers[1].http, "DELETE", "/todos/7", 8, &r, &err), "match");
+	ASSERT_STREQ(r.route ? r.route->name : "", "deleteTodo", "named by its operationId");
+	ag_route_req_free(&r);
+	ASSERT_OK(ag_route_match(c.servers[1].http, "GET", "/todos", 6, &r, &err), "match");
+	ASSERT_STREQ(r.route ? r.route->name : "", "first", "the configured route first");
+	ag_route_req_free(&r);
+	ag_conf_free(&c);
+	/* An operation without an operationId has no name: refused. */
+	if (!ASSERT_OK(write_file(file, "{\"openapi\": \"3.1.0\", \"paths\": {\"/a\": "
+					"{\"get\": {}}}}"),
+		       "document"))
+		goto out;
+	memset(&c, 0, sizeof(c));
+	ASSERT_NEQ(load_conf(json, &c, &err), 0, "refused");
+	ASSERT_STRHAS(err.msg, "paths[\"/a\"].get.operationId: required", "names the operation");
+out:
+	run_capture(&out, "rm -rf '%s'", dir);
+	free(out);
 }
