@@ -353,19 +353,6 @@ TEST(http_route_canon)
 	ASSERT_OK(ag_route_pattern_check("/a/{id}/b", &err), "a pattern");
 }
 
-static int load_conf(const char *json, struct ag_conf *c, struct ag_err *err)
-{
-	char path[] = "/tmp/agentgate-conf-XXXXXX";
-	int fd = mkstemp(path), ret;
-
-	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json))
-		return -1;
-	close(fd);
-	ret = ag_conf_load(c, path, err);
-	unlink(path);
-	return ret;
-}
-
 /* One HTTP service "h" after tool server "t"; ROUTES is its "routes" and more. */
 #define SVC(routes)                                                                       \
 	"{\"tool_servers\": [{\"name\": \"t\", \"upstream\": \"http://127.0.0.1:3001\", " \
@@ -406,16 +393,16 @@ TEST(http_svc_config)
 
 	for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
 		memset(&c, 0, sizeof(c));
-		ASSERT_NEQ(load_conf(bad[i].json, &c, &err), 0, "rejected");
+		ASSERT_NEQ(tconf_load(bad[i].json, &c, &err), 0, "rejected");
 		if (!ASSERT_TRUE(strstr(err.msg, bad[i].error), "error names the value"))
 			fprintf(stderr, "  want %s\n  got: %s\n", bad[i].error, err.msg);
 	}
 	memset(&c, 0, sizeof(c));
 	if (!ASSERT_OK(
-		load_conf(SVC("\"routes\": [{\"name\": \"r\", \"method\": \"PATCH\", "
-			      "\"path\": \"/a/{id}\"}], \"context_headers\": [\"X-Tenant\"], "
-			      "\"unmatched\": \"policy\""),
-			  &c, &err),
+		tconf_load(SVC("\"routes\": [{\"name\": \"r\", \"method\": \"PATCH\", "
+			       "\"path\": \"/a/{id}\"}], \"context_headers\": [\"X-Tenant\"], "
+			       "\"unmatched\": \"policy\""),
+			   &c, &err),
 		err.msg))
 		return;
 	ASSERT_EQ(c.nr_servers, 2, "a tool server and an HTTP service");
@@ -451,7 +438,7 @@ TEST(http_svc_openapi)
 		 SVC("\"openapi\": \"%s\", \"routes\": [{\"name\": \"first\", "
 		     "\"method\": \"GET\", \"path\": \"/todos\"}]"),
 		 file);
-	if (!ASSERT_OK(load_conf(json, &c, &err), err.msg))
+	if (!ASSERT_OK(tconf_load(json, &c, &err), err.msg))
 		goto out;
 	ASSERT_EQ(c.servers[1].http->nr_routes, 4, "one configured, three generated");
 	ASSERT_OK(ag_route_match(c.servers[1].http, "DELETE", "/todos/7", 8, &r, &err), "match");
@@ -467,7 +454,7 @@ TEST(http_svc_openapi)
 		       "document"))
 		goto out;
 	memset(&c, 0, sizeof(c));
-	ASSERT_NEQ(load_conf(json, &c, &err), 0, "refused");
+	ASSERT_NEQ(tconf_load(json, &c, &err), 0, "refused");
 	ASSERT_STRHAS(err.msg, "paths[\"/a\"].get.operationId: required", "names the operation");
 out:
 	run_capture(&out, "rm -rf '%s'", dir);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "config.h"
 #include "ctl.h"
 #include "spawn.h"
 #include "test.h"
@@ -866,4 +867,20 @@ int node_peer_start(char *const argv[], const char *e2e_dir, pid_t *pid)
 	port = (int)json_integer_value(json_object_get(j, "port"));
 	json_decref(j);
 	return port > 0 ? port : -ETIMEDOUT;
+}
+
+int tconf_load(const char *json, struct ag_conf *c, struct ag_err *err)
+{
+	char path[] = "/tmp/agentgate-conf-XXXXXX";
+	int fd = mkstemp(path), ret;
+
+	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	ret = ag_conf_load(c, path, err);
+	unlink(path);
+	return ret;
 }

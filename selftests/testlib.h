@@ -163,4 +163,9 @@ int run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 
  */
 int node_peer_start(char *const argv[], const char *e2e_dir, pid_t *pid);
 
+struct ag_conf;
+struct ag_err;
+/* ag_conf_load of json, from a temporary file removed after. */
+int tconf_load(const char *json, struct ag_conf *c, struct ag_err *err);
+
 #endif
