@@ -255,8 +255,10 @@ int http_svc_answer(struct mcp_conn *c, json_t *root)
 	} else if (r && rep.refused_by) {
 		/* Fail closed: the answer does not pass; the agent gets the rule's name. */
 		json_decref(out);
-		out = json_pack("{s:s++}", "error", "refused by output rule ", rep.refused_by);
+		out = json_pack("{s:s+}", "error", "refused by output rule ", rep.refused_by);
 		c->resp.msg.status = c->reply.status = 502;
+		c->resp.msg.reason = "Bad Gateway";
+		c->resp.msg.reason_len = 11;
 		ret = out ? replace(root, out) : -ENOMEM;
 		json_decref(out);
 		ret = ret ? ret : 1;

@@ -96,7 +96,8 @@ static int svc_start(struct svc_env *s, const char *suffix)
 	snprintf(secret, sizeof(secret), "%s/secret", s->dir);
 	if ((ret = write_file(s->db, "{\"todos\": [{\"id\": 1, \"title\": \"one\"}, "
 				     "{\"id\": 2, \"title\": \"two\"}, "
-				     "{\"id\": 3, \"title\": \"key AKIAIOSFODNN7EXAMPLE\"}]}")) ||
+				     "{\"id\": 3, \"title\": \"key AKIAIOSFODNN7EXAMPLE\"}, "
+				     "{\"id\": 4, \"title\": \"TOPSECRET plan\"}]}")) ||
 	    (ret = write_file(s->log, "")) || (ret = write_file(pfile, policy)) ||
 	    (ret = write_file(secret, UPSTREAM_SECRET)) || (ret = js_start(s)))
 		return ret;
@@ -105,7 +106,10 @@ static int svc_start(struct svc_env *s, const char *suffix)
 		 "\"http_services\": [{\"name\": \"todos\", \"match\": {\"addresses\": "
 		 "[\"127.0.0.1\"], \"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%d\", "
 		 "\"credential\": {\"type\": \"bearer\", \"secret_file\": \"%s\"}, "
-		 "\"audit_args\": \"full\", \"context_headers\": [\"X-Tenant\"], \"routes\": ["
+		 "\"audit_args\": \"full\", \"context_headers\": [\"X-Tenant\"], "
+		 "\"output_rules\": [{\"name\": \"cloud\", \"detector\": \"cloud_access_key\"}, "
+		 "{\"name\": \"secret-title\", \"regex\": \"TOPSECRET\", \"action\": \"refuse\"}], "
+		 "\"routes\": ["
 		 "{\"name\": \"list\", \"method\": \"GET\", \"path\": \"/todos\"}, "
 		 "{\"name\": \"get\", \"method\": \"GET\", \"path\": \"/todos/{id}\"}, "
 		 "{\"name\": \"create\", \"method\": \"POST\", \"path\": \"/todos\"}, "
@@ -231,12 +235,12 @@ TEST(http_svc_json_server)
 		 */
 		ask(s, x, "GET", "/TODOS/%31", "", NULL);
 		ASSERT_EQ(status_of(x), 200, "case and escape: allowed as route get");
-		ask(s, x, "GET", "/todos/", "", NULL);
+		ask(s, x, "GET", "/todos/?id=1", "", NULL);
 		ASSERT_EQ(status_of(x), 200, "trailing slash: route list");
 		ASSERT_EQ(count(s->log, "\"url\":\"/TODOS", NULL), 0,
 			  "the route's spelling upstream");
 		ASSERT_EQ(count(s->log, "\"url\":\"/todos/1\"", NULL), 2, "/todos/1 twice now");
-		ASSERT_EQ(count(s->log, "\"method\":\"GET\",\"url\":\"/todos\"", NULL), 1,
+		ASSERT_EQ(count(s->log, "\"method\":\"GET\",\"url\":\"/todos?id=1\"", NULL), 1,
 			  "/todos without the slash");
 	}
 	if (test__start_subtest("context_and_output_rules")) {
@@ -255,8 +259,16 @@ TEST(http_svc_json_server)
 		ASSERT_NULL(strstr(x->response, "AKIAIOSFODNN7EXAMPLE"),
 			    "masked by the output rules");
 		ASSERT_STRHAS(x->response, "REDACTED", "the mask");
-		ASSERT_EQ(count(audit, "cloud_access_key", "\"tool\":\"get\""), 1,
+		ASSERT_EQ(count(audit, "\"rule\":\"cloud\"", "\"tool\":\"get\""), 1,
 			  "the result record names the rule");
+	}
+	if (test__start_subtest("output_rule_refuses")) {
+		ask(s, x, "GET", "/todos/4", "", NULL);
+		ASSERT_EQ(status_of(x), 502, "a refusing rule fired");
+		ASSERT_STRHAS(x->response, "refused by output rule secret-title", "names the rule");
+		ASSERT_NULL(strstr(x->response, "TOPSECRET"), "nothing of the answer");
+		ASSERT_EQ(count(audit, "\"refused_by\":\"secret-title\"", NULL), 1,
+			  "the result record says so");
 	}
 	if (test__start_subtest("hostile_targets")) {
 		static const char *const bad[] = {
