@@ -199,7 +199,9 @@ int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep
 	len = text ? strlen(text) : 0;
 	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n",
 		     status, reason_phrase(status),
-		     status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
+		     status != 405  ? ""
+		     : c->srv->http ? "Allow: GET, POST, PUT, PATCH, DELETE\r\n"
+				    : "Allow: GET, POST, DELETE\r\n",
 		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
 	ret = ag_stream_write(&c->a, head, n);

@@ -306,6 +306,8 @@ TEST(http_svc_json_server)
 		ASSERT_STRHAS(x->response, "no route of HTTP service todos", "why");
 		ask(s, x, "OPTIONS", "/todos", "", NULL);
 		ASSERT_EQ(status_of(x), 405, "a method no route takes");
+		ASSERT_STRHAS(x->response, "Allow: GET, POST, PUT, PATCH, DELETE",
+			      "what it may use");
 		ASSERT_EQ(count(s->db, "\"two\"", NULL), 1, "todo 2 survived all of it");
 		ASSERT_EQ(count(s->log, "/users", NULL), 0, "unmatched never upstream");
 	}
