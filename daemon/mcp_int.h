@@ -14,6 +14,8 @@
  *			output rules
  *	mcp_legacy.c	legacy (2024-11-05) HTTP+SSE sessions
  *	mcp_audit.c	the JSON of every audit record the MCP path writes
+ *	http_svc.c	HTTP services: the hooks that take JSON-RPC's places
+ *			for a plain REST API (http_svc.h)
  *
  * Pure request checks are lib/mcp_check.c and lib/mcp_request.c; the
  * approval registry is approvals.c, the eventfd wait queues waitq.c.
