@@ -8,8 +8,8 @@
  *
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
- *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
- *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable-->
+ *MC_RESPONSE MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
  *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
  *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
@@ -54,6 +54,7 @@
 #include "audit.h"
 #include "creds.h"
 #include "daemon.h"
+#include "http_svc.h"
 #include "mcp_int.h"
 #include "metrics.h"
 #include "trail.h"
@@ -84,6 +85,8 @@ void mcp_request_reset(struct mcp_conn *c)
 	c->reply.head_sent = false;
 	c->call.session_id[0] = '\0';
 	mcp_cred_wipe(c);
+	ag_route_req_free(&c->http.req);
+	c->http.owed = false;
 }
 
 static void conn_release(struct ag_stream_owner *own)
@@ -99,15 +102,14 @@ static void conn_release(struct ag_stream_owner *own)
 		ag_logq(err + n, sizeof(err) - n, c->error);
 	}
 	ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst));
-	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN
-									 : AG_LOG_INFO,
+	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN : AG_LOG_INFO,
 	       "mcp_conn",
 	       "agent=%s cgroup_id=%llu pid=%u server=%s dst=%s tls=%s requests=%u bytes_up=%llu "
 	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->srv->name, dst, c->agent_tls ? "yes" : "no", c->requests,
-	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
-	       c->result, err);
+	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms, c->result,
+	       err);
 	mcp_audit_connect(c, dst, ms);
 	if (c->legacy.stream)
 		mcp_session_drop(c->legacy.stream);
@@ -195,9 +197,11 @@ int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
 		return -ENOMEM;
 	len = text ? strlen(text) : 0;
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n", status,
-		     reason_phrase(status), status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n",
+		     status, reason_phrase(status),
+		     status != 405  ? ""
+		     : c->srv->http ? "Allow: GET, POST, PUT, PATCH, DELETE\r\n"
+				    : "Allow: GET, POST, DELETE\r\n",
 		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
 	ret = ag_stream_write(&c->a, head, n);
@@ -210,8 +214,10 @@ int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep
 /* The agent's request cannot be served: answer and end the connection. */
 void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
 {
-	/* A lone request's id, once known: the agent can match the answer. */
-	json_t *e = ag_jsonrpc_error(c->call.id, code, msg, NULL);
+	/* A lone request's id, once known: the agent can match the answer.
+	 * An HTTP service's agent reads plain JSON. */
+	json_t *e = c->srv->http ? json_pack("{s:s}", "error", msg)
+				 : ag_jsonrpc_error(c->call.id, code, msg, NULL);
 
 	/* The request is answered: what is left is the goodbye. */
 	ag_list_del(&c->wait);
@@ -311,6 +317,10 @@ static void audit_woken(struct ag_waitq *q)
 static void request_end(struct mcp_conn *c)
 {
 	c->requests++;
+	if (c->srv->http) {
+		http_svc_request(c);
+		return;
+	}
 	if (c->call.verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
 		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
@@ -390,6 +400,7 @@ void mcp_req_next(struct mcp_conn *c)
 {
 	if (c->state == MC_CLOSING)
 		return;
+	http_svc_done(c);
 	c->state = MC_REQUEST;
 	if (!c->call.keep_alive || c->closing_after) {
 		c->closing_after = true;
