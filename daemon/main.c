@@ -22,6 +22,7 @@
  * daemon's exit closes it), the connect hooks refuse: fail closed.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -592,11 +593,14 @@ int main(int argc, char **argv)
 	}
 	{
 		uint8_t lo[16] = { [10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1 };
+		uint64_t records, read;
 
+		ag_audit_recovery(d.audit, &records, &read);
 		ag_log(AG_LOG_INFO, "start",
-		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s startup_us=%llu",
+		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s audit_records=%" PRIu64
+		       " audit_read=%" PRIu64 " startup_us=%llu",
 		       d.inst.name, getpid(), ag_addr_fmt(lo, d.conf.port, dst, sizeof(dst)),
-		       d.conf.ipv6 ? "yes" : "no", kernel_how(&d),
+		       d.conf.ipv6 ? "yes" : "no", kernel_how(&d), records, read,
 		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
 	}
 	ret = ag_loop_run(&d);
