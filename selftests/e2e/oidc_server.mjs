@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // oidc_server.mjs --client-id ID --client-secret SECRET [--port N] [--ttl S]
-//                  [--tls-cert PEM --tls-key PEM]
+//                  [--tls-cert PEM --tls-key PEM] [--listen ADDR]
+//                  [--resource-prefix URL] [--client2 ID:SECRET[,...]]
 //
 // A real OAuth 2.0 authorization server (oidc-provider) for the credential
 // brokering tests: one confidential client, grant type client_credentials
@@ -9,6 +10,10 @@
 // gets a JWT access token (RFC 9068, ES256) whose aud is that resource,
 // living --ttl seconds (default 300); scopes tools:read and tools:write.
 //
+// --listen: the address instead of 127.0.0.1 (an outside agent's tests reach
+// it from another network namespace); --resource-prefix: the resources
+// tokens may be for instead of https://tools.example/; --client2: more
+// clients like the first (test_inbound.c: two clients, one policy).
 // Listens on 127.0.0.1 (port 0: the kernel picks), over TLS with
 // --tls-cert/--tls-key, and prints one line on stdout once ready:
 // {"port":N,"issuer":"http://127.0.0.1:N","token_endpoint":...}
@@ -32,6 +37,9 @@ const opt = args(
 		ttl: { type: 'string', default: '300' },
 		'tls-cert': { type: 'string' },
 		'tls-key': { type: 'string' },
+		listen: { type: 'string', default: '127.0.0.1' },
+		'resource-prefix': { type: 'string', default: 'https://tools.example/' },
+		client2: { type: 'string' },
 	},
 	USAGE,
 );
@@ -59,7 +67,7 @@ console.log = console.info = console.error;
 const { default: Provider, errors } = await need('oidc-provider');
 const { exportJWK, generateKeyPair } = await need('jose');
 
-const RESOURCE_PREFIX = 'https://tools.example/';
+const RESOURCE_PREFIX = opt['resource-prefix'];
 const SCOPES = 'tools:read tools:write';
 
 const { privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -105,13 +113,13 @@ function serve(req, res) {
 const tls = opt['tls-cert'] && { cert: readFileSync(opt['tls-cert']), key: readFileSync(opt['tls-key']) };
 const server = tls ? https.createServer(tls, serve) : http.createServer(serve);
 
-const boundPort = await listenLoopback(server, port(opt.port));
-const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${boundPort}`;
+const boundPort = await listenLoopback(server, port(opt.port), opt.listen);
+const issuer = `${tls ? 'https' : 'http'}://${opt.listen}:${boundPort}`;
 const provider = new Provider(issuer, {
-	clients: [
-		{
-			client_id: opt['client-id'],
-			client_secret: opt['client-secret'],
+	clients: [[opt['client-id'], opt['client-secret']], ...(opt.client2 ? opt.client2.split(',').map((c) => c.split(/:(.*)/s)) : [])].map(
+		([id, secret]) => ({
+			client_id: id,
+			client_secret: secret,
 			grant_types: ['client_credentials'],
 			response_types: [],
 			redirect_uris: [],
@@ -119,8 +127,8 @@ const provider = new Provider(issuer, {
 			// The only signing key is ES256; the default (RS256) would refuse the client.
 			id_token_signed_response_alg: 'ES256',
 			scope: SCOPES,
-		},
-	],
+		}),
+	),
 	jwks: { keys: [signingKey] },
 	ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl },
 	scopes: SCOPES.split(' '),
