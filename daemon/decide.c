@@ -38,6 +38,8 @@
 #include "subagent.h"
 #include "trail.h"
 
+
+
 /* ---- loading ---------------------------------------------------------- */
 
 static bool uid_is(json_t *ent, const char *type, const char *id)
