@@ -182,7 +182,7 @@ TEST(inbound_oauth)
 		 "\"cert_file\": \"%s/cert.pem\", \"key_file\": \"%s/key.pem\", \"server\": \"t\", "
 		 "\"resource\": \"%s\", \"issuer\": \"%s\", \"jwks_uri\": \"%s/jwks\", "
 		 "\"scopes\": {\"tools:read\": [\"echo\"], \"tools:write\": [\"*\"]}, "
-		 "\"clock_skew_s\": 0}",
+		 "\"clock_skew_s\": 0, \"jwks_min_interval_s\": 1}",
 		 cedar, listen, dir, dir, url, issuer, issuer);
 	if (!ASSERT_OK(env_start_with(&e, "inb", REPLY_JSON, agent_json, more), "daemon"))
 		goto out;
@@ -225,6 +225,9 @@ TEST(inbound_oauth)
 	ASSERT_STRHAS(str(r, "scope", "www"), "scope=\"tools:write\"", "names the scope needed");
 	ASSERT_EQ(json_integer_value(get(r, "session", "a")), 200, "a's session");
 	ASSERT_EQ(json_integer_value(get(r, "session", "b")), 403, "b refused a's session");
+	/* Key rotation: the unknown kid makes the gateway fetch the JWKS again. */
+	ASSERT_EQ(json_integer_value(get(r, "rotated", "first")), 401, "new kid: refused at first");
+	ASSERT_EQ(json_integer_value(get(r, "rotated", "retry")), 200, "then served");
 	/* One policy, two clients. */
 	ASSERT_STREQ(str(r, "b_sdk", "error"), "", "client b connected");
 	ASSERT_TRUE(json_is_true(get(r, "b_sdk", "is_error")) || !str(r, "b_sdk", "text")[0] ||

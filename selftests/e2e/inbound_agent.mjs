@@ -14,6 +14,8 @@
 //   scope     a's tools:read token calling add: status, WWW-Authenticate
 //   expired   a token that lived 1 s, used 3 s later
 //   session   a binds a session id, then b presents it: both statuses
+//   rotated   after the issuer's key rotation (/rotate): a's first call
+//             (unknown kid: the gateway refetches the JWKS) and a retry
 // The issuer is oidc_server.mjs, whose /ttl control sets token lifetimes.
 import { args, emit, log, need } from './lib.mjs';
 
@@ -110,6 +112,15 @@ try {
 		a: (await post(readTok, call('echo'), sid)).status,
 		b: (await post(await token(B, opt.url, 'tools:read'), call('echo'), sid)).status,
 	};
+	await fetch(`${opt.issuer}/rotate`);
+	const newTok = await token(A, opt.url, 'tools:read');
+	const first = await post(newTok, call('echo'));
+	let retry = first;
+	for (let i = 0; i < 20 && retry.status !== 200; i++) {
+		await sleep(250);
+		retry = await post(newTok, call('echo'));
+	}
+	out.rotated = { first: first.status, retry: retry.status };
 } catch (e) {
 	out.error = String(e?.stack ?? e);
 }

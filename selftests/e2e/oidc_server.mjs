@@ -21,6 +21,7 @@
 //   GET /count       {"token_requests":N}: POSTs to /token so far, failed ones included
 //   GET /fail?n=K    the next K token requests get 503 temporarily_unavailable
 //   GET /ttl?s=S     tokens issued from now on live S seconds
+//   GET /rotate      a new signing key replaces the old one (new kid)
 // Nothing else is written to stdout. Exits 0 on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -96,6 +97,14 @@ function serve(req, res) {
 		ttl = s;
 		return json(res, 200, { ttl });
 	}
+	if (req.method === 'GET' && url.pathname === '/rotate') {
+		// A new signing key (and kid) replaces the old: key rotation.
+		return generateKeyPair('ES256', { extractable: true }).then(async ({ privateKey: k }) => {
+			const kid = `test-es256-r${++rotations}`;
+			handler = makeProvider({ ...(await exportJWK(k)), kid, alg: 'ES256', use: 'sig' });
+			json(res, 200, { kid });
+		});
+	}
 	if (req.method === 'POST' && url.pathname === '/token') {
 		tokenRequests++;
 		if (failNext > 0) {
@@ -115,6 +124,7 @@ const server = tls ? https.createServer(tls, serve) : http.createServer(serve);
 
 const boundPort = await listenLoopback(server, port(opt.port), opt.listen);
 const issuer = `${tls ? 'https' : 'http'}://${opt.listen}:${boundPort}`;
+function makeProvider(signingKey) {
 const provider = new Provider(issuer, {
 	clients: [[opt['client-id'], opt['client-secret']], ...(opt.client2 ? opt.client2.split(',').map((c) => c.split(/:(.*)/s)) : [])].map(
 		([id, secret]) => ({
@@ -153,7 +163,10 @@ const provider = new Provider(issuer, {
 	},
 });
 provider.on('server_error', (ctx, err) => log(`oidc_server: server_error: ${err?.stack ?? err}`));
-handler = provider.callback();
+return provider.callback();
+}
+handler = makeProvider(signingKey);
+let rotations = 0;
 
 exitOnSignals(() => new Promise((done) => server.close(done)));
 emit({ port: boundPort, issuer, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });
