@@ -124,49 +124,55 @@ const server = tls ? https.createServer(tls, serve) : http.createServer(serve);
 
 const boundPort = await listenLoopback(server, port(opt.port), opt.listen);
 const issuer = `${tls ? 'https' : 'http'}://${opt.listen}:${boundPort}`;
-function makeProvider(signingKey) {
-const provider = new Provider(issuer, {
-	clients: [[opt['client-id'], opt['client-secret']], ...(opt.client2 ? opt.client2.split(',').map((c) => c.split(/:(.*)/s)) : [])].map(
-		([id, secret]) => ({
-			client_id: id,
-			client_secret: secret,
-			grant_types: ['client_credentials'],
-			response_types: [],
-			redirect_uris: [],
-			token_endpoint_auth_method: 'client_secret_basic',
-			// The only signing key is ES256; the default (RS256) would refuse the client.
-			id_token_signed_response_alg: 'ES256',
-			scope: SCOPES,
-		}),
-	),
-	jwks: { keys: [signingKey] },
-	ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl },
-	scopes: SCOPES.split(' '),
-	features: {
-		devInteractions: { enabled: false },
-		clientCredentials: { enabled: true },
-		resourceIndicators: {
-			enabled: true,
-			defaultResource: () => undefined,
-			getResourceServerInfo(ctx, resource) {
-				if (!resource.startsWith(RESOURCE_PREFIX))
-					throw new errors.InvalidTarget(`only ${RESOURCE_PREFIX}... here`);
-				return {
-					scope: SCOPES,
-					audience: resource,
-					accessTokenTTL: ttl,
-					accessTokenFormat: 'jwt',
-					jwt: { sign: { alg: 'ES256' } },
-				};
+// The first client and --client2's, as [id, secret] pairs.
+const credentials = [
+	[opt['client-id'], opt['client-secret']],
+	...(opt.client2 ? opt.client2.split(',').map((c) => c.split(/:(.*)/s)) : []),
+];
+let rotations = 0;
+
+function makeProvider(key) {
+	const provider = new Provider(issuer, {
+		clients: credentials.map(
+			([id, secret]) => ({
+				client_id: id,
+				client_secret: secret,
+				grant_types: ['client_credentials'],
+				response_types: [],
+				redirect_uris: [],
+				token_endpoint_auth_method: 'client_secret_basic',
+				// The only signing key is ES256; the default (RS256) would refuse the client.
+				id_token_signed_response_alg: 'ES256',
+				scope: SCOPES,
+			}),
+		),
+		jwks: { keys: [key] },
+		ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl },
+		scopes: SCOPES.split(' '),
+		features: {
+			devInteractions: { enabled: false },
+			clientCredentials: { enabled: true },
+			resourceIndicators: {
+				enabled: true,
+				defaultResource: () => undefined,
+				getResourceServerInfo(ctx, resource) {
+					if (!resource.startsWith(RESOURCE_PREFIX))
+						throw new errors.InvalidTarget(`only ${RESOURCE_PREFIX}... here`);
+					return {
+						scope: SCOPES,
+						audience: resource,
+						accessTokenTTL: ttl,
+						accessTokenFormat: 'jwt',
+						jwt: { sign: { alg: 'ES256' } },
+					};
+				},
 			},
 		},
-	},
-});
-provider.on('server_error', (ctx, err) => log(`oidc_server: server_error: ${err?.stack ?? err}`));
-return provider.callback();
+	});
+	provider.on('server_error', (ctx, err) => log(`oidc_server: server_error: ${err?.stack ?? err}`));
+	return provider.callback();
 }
 handler = makeProvider(signingKey);
-let rotations = 0;
 
 exitOnSignals(() => new Promise((done) => server.close(done)));
 emit({ port: boundPort, issuer, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });
