@@ -7,6 +7,7 @@
  * insufficient_scope naming the scopes that would do.  Messages never
  * quote the token.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,20 @@ static void metadata_send(struct mcp_conn *c)
 	json_decref(doc);
 }
 
+/* Bytes a name may show as is: a local agent's, and '@' (no quoting needed anywhere). */
+static bool plain(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-@", *s))
+			return false;
+	return true;
+}
+
 /*
  * The name the connection goes by from now on (metrics, sessions,
- * budgets, logs): "c:" or "u:" and the principal's id, or its hash when
- * that does not fit; never a local agent's name, which has no ':'.
+ * budgets, logs): "c:" or "u:" and the principal's id, or "c#" and its
+ * hash when that does not fit or needs quoting; never a local agent's
+ * name, which has neither ':' nor '#'.
  */
 static void agent_name(const struct ag_inbound_id *id, char out[AG_NAME_LEN])
 {
@@ -76,13 +87,13 @@ static void agent_name(const struct ag_inbound_id *id, char out[AG_NAME_LEN])
 	struct ag_err err;
 	char kind = id->principal_type[0] == 'C' ? 'c' : 'u';
 
-	if (strlen(id->principal_id) + 2 < AG_NAME_LEN) {
+	if (strlen(id->principal_id) + 2 < AG_NAME_LEN && plain(id->principal_id)) {
 		snprintf(out, AG_NAME_LEN, "%c:%s", kind, id->principal_id);
 		return;
 	}
 	SHA256((const unsigned char *)id->principal_id, strlen(id->principal_id), md);
 	if (ag_b64url_encode(md, sizeof(md), &b64, &err))
-		snprintf(out, AG_NAME_LEN, "%c:?", kind);
+		snprintf(out, AG_NAME_LEN, "%c#", kind);
 	else
 		snprintf(out, AG_NAME_LEN, "%c#%.*s", kind, AG_NAME_LEN - 3, b64);
 	free(b64);
@@ -193,7 +204,12 @@ bool ag_inbound_head(struct mcp_conn *c)
 	}
 	snprintf(c->in->scope, sizeof(c->in->scope), "%s", t.scope);
 	h = ag_http_find(m, "Mcp-Session-Id", NULL);
-	if (h && h->value_len < SESSION_ID_MAX) {
+	/* Fail closed: a session id too long to bind would pass unbound. */
+	if (h && h->value_len >= SESSION_ID_MAX) {
+		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST, "Mcp-Session-Id too long");
+		return false;
+	}
+	if (h) {
 		char sid[SESSION_ID_MAX];
 
 		memcpy(sid, h->value, h->value_len);

@@ -30,7 +30,7 @@ static int parse_listen(struct parse *p, json_t *v, struct ag_inbound_conf *in, 
 	return 0;
 }
 
-/* An http(s) URL member, required; https only unless loopback (tests, sidecars). */
+/* An http(s) URL member, required (http only on a network the operator trusts). */
 static int parse_url(struct parse *p, json_t *obj, const char *key, char *out, size_t cap,
 		     char *target, size_t target_cap)
 {
