@@ -177,14 +177,26 @@ void ag_inbound_accept(struct ag_loop *l, int fd)
 	struct ag_admission a = { 0 };
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct ag_inbound_id *id = calloc(1, sizeof(*id));
+	struct ag_inbound_id *id;
+	uint64_t suppressed;
 
-	if (!id || getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+	/* Fail closed: outside agents share one cap, before any TLS work. */
+	if (in->active >= l->d->conf.max_conns_per_agent) {
+		if (ag_limit_allow(&in->limit, 0, &suppressed))
+			ag_log(AG_LOG_WARN, "conn_rejected",
+			       "reason=over_inbound_cap active=%u suppressed=%llu", in->active,
+			       (unsigned long long)suppressed);
+		ag_set_rst(fd);
+		close(fd);
+		return;
+	}
+	if (!(id = calloc(1, sizeof(*id))) || getsockname(fd, (struct sockaddr *)&ss, &sl)) {
 		free(id);
 		ag_set_rst(fd);
 		close(fd);
 		return;
 	}
+	in->active++;
 	if (ss.ss_family == AF_INET) {
 		a.o.addr[10] = a.o.addr[11] = 0xff;
 		memcpy(a.o.addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
@@ -195,4 +207,11 @@ void ag_inbound_accept(struct ag_loop *l, int fd)
 	a.o.family = ss.ss_family;
 	snprintf(a.agent, sizeof(a.agent), "inbound");
 	ag_mcp_start_inbound(l, fd, &a, in->srv, in->ctx, id);
+}
+
+void ag_inbound_conn_end(struct ag_daemon *d, struct ag_inbound_id *id)
+{
+	if (id && d->inbound)
+		d->inbound->active--;
+	free(id);
 }

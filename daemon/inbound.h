@@ -55,6 +55,8 @@ void ag_inbound_stop(struct ag_daemon *d);
 int ag_inbound_fd(const struct ag_daemon *d);
 /* Takes fd, accepted on the inbound listener. */
 void ag_inbound_accept(struct ag_loop *l, int fd);
+/* An outside connection ended: id (NULL: a local agent's) is freed. */
+void ag_inbound_conn_end(struct ag_daemon *d, struct ag_inbound_id *id);
 
 /* MCP path hooks (daemon/inbound_http.c); false: answered, stop here. */
 bool ag_inbound_head(struct mcp_conn *c);

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "limit.h"
 #include "inbound.h"
 #include "mcp_int.h"
 #include "oauth_rs_jwks.h"
@@ -34,6 +35,8 @@ struct ag_inbound {
 	char metadata_path[AG_INBOUND_URL_LEN + 64]; /* RFC 9728 §3.1: with the resource's path */
 	char *metadata;				     /* the document, JSON */
 	struct inbound_session sessions[INBOUND_SESSIONS];
+	unsigned int active;	 /* connections open; at most limits.max_conns_per_agent */
+	struct ag_limiter limit; /* log lines of refusals over that */
 };
 
 #endif

@@ -100,15 +100,14 @@ static void conn_release(struct ag_stream_owner *own)
 		ag_logq(err + n, sizeof(err) - n, c->error);
 	}
 	ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst));
-	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN
-									 : AG_LOG_INFO,
+	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN : AG_LOG_INFO,
 	       "mcp_conn",
 	       "agent=%s cgroup_id=%llu pid=%u server=%s dst=%s tls=%s requests=%u bytes_up=%llu "
 	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->srv->name, dst, c->agent_tls ? "yes" : "no", c->requests,
-	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
-	       c->result, err);
+	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms, c->result,
+	       err);
 	mcp_audit_connect(c, dst, ms);
 	if (c->legacy.stream)
 		mcp_session_drop(c->legacy.stream);
@@ -131,7 +130,7 @@ static void conn_release(struct ag_stream_owner *own)
 	d->stats.conns_active--;
 	ag_metrics_conn(d->metrics, c->agent, -1);
 	free(c->dg);
-	free(c->in);
+	ag_inbound_conn_end(d, c->in);
 	free(c);
 }
 
@@ -516,7 +515,7 @@ static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm
 			free(c->dg);
 		}
 		free(c);
-		free(in);
+		ag_inbound_conn_end(d, in);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
 		       agent);
 		ag_fair_release(l, fd);
