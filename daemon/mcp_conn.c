@@ -8,8 +8,8 @@
  *
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
- *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
- *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable-->
+ *MC_RESPONSE MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
  *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
  *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
@@ -55,6 +55,7 @@
 #include "creds.h"
 #include "inbound.h"
 #include "daemon.h"
+#include "http_svc.h"
 #include "mcp_int.h"
 #include "metrics.h"
 #include "trail.h"
@@ -85,6 +86,8 @@ void mcp_request_reset(struct mcp_conn *c)
 	c->reply.head_sent = false;
 	c->call.session_id[0] = '\0';
 	mcp_cred_wipe(c);
+	ag_route_req_free(&c->http.req);
+	c->http.owed = false;
 }
 
 static void conn_release(struct ag_stream_owner *own)
@@ -199,7 +202,10 @@ int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const 
 	len = text ? strlen(text) : 0;
 	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
 		     status, reason_phrase(status),
-		     status == 405 ? "Allow: GET, POST, DELETE\r\n" : "", extra ?: "",
+		     status != 405  ? ""
+		     : c->srv->http ? "Allow: GET, POST, PUT, PATCH, DELETE\r\n"
+				    : "Allow: GET, POST, DELETE\r\n",
+		     extra ?: "",
 		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
 	/* Fail closed: a head cut short would frame the body wrongly. */
@@ -234,8 +240,10 @@ void mcp_answer_close(struct mcp_conn *c, int status, const char *extra, const j
 /* The agent's request cannot be served: answer and end the connection. */
 void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
 {
-	/* A lone request's id, once known: the agent can match the answer. */
-	json_t *e = ag_jsonrpc_error(c->call.id, code, msg, NULL);
+	/* A lone request's id, once known: the agent can match the answer.
+	 * An HTTP service's agent reads plain JSON. */
+	json_t *e = c->srv->http ? json_pack("{s:s}", "error", msg)
+				 : ag_jsonrpc_error(c->call.id, code, msg, NULL);
 
 	mcp_answer_close(c, status, NULL, e);
 	json_decref(e);
@@ -323,6 +331,10 @@ static void audit_woken(struct ag_waitq *q)
 static void request_end(struct mcp_conn *c)
 {
 	c->requests++;
+	if (c->srv->http) {
+		http_svc_request(c);
+		return;
+	}
 	if (c->call.verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
 		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
@@ -405,6 +417,7 @@ void mcp_req_next(struct mcp_conn *c)
 {
 	if (c->state == MC_CLOSING)
 		return;
+	http_svc_done(c);
 	c->state = MC_REQUEST;
 	if (!c->call.keep_alive || c->closing_after) {
 		c->closing_after = true;

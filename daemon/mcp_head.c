@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_svc.h"
 #include "inbound.h"
 #include "mcp_check.h"
 #include "mcp_int.h"
@@ -115,6 +116,10 @@ bool mcp_request_head(struct mcp_conn *c)
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
 				   "protocol upgrades are not supported");
 		return false;
+	}
+	if (c->srv->http) {
+		copy_header(m, "Host", c->call.host, sizeof(c->call.host));
+		return http_svc_head(c);
 	}
 	if ((c->call.verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
 		mcp_refuse_request(c, 405, AG_JSONRPC_INVALID_REQUEST,

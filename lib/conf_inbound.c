@@ -109,7 +109,12 @@ static int server_known(struct parse *p, const struct ag_conf *c, const char *na
 {
 	for (int i = 0; i < c->nr_servers; i++)
 		if (!strcmp(c->servers[i].name, name))
-			return 0;
+			/* Scopes name MCP tools: an HTTP service has none. */
+			return c->servers[i].http ? conf_badf(p, WHERE ".server",
+							      "\"%s\": an HTTP service, not "
+							      "an MCP tool server",
+							      name)
+						  : 0;
 	return conf_badf(p, WHERE ".server", "\"%s\": no tool server of that name", name);
 }
 

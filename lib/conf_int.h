@@ -89,6 +89,14 @@ int conf_parse_pass(struct parse *p, const char *path, json_t *v, struct ag_pass
 int conf_parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns_conf *d);
 void conf_dns_free(struct ag_dns_conf *d);
 int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c);
+/* A name of an entry: 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+int conf_get_name(struct parse *p, const char *path, json_t *v, const char **out);
+/* One entry's fields shared by tool servers and HTTP services (conf_servers.c). */
+int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf *c, int i);
+/* "http_services" (conf_http.c): appended to c->servers, after the tool servers. */
+extern const char *const conf_http_service_keys[], *const conf_http_route_keys[];
+int conf_parse_http(struct parse *p, json_t *arr, struct ag_conf *c);
+void conf_http_free(struct ag_server_conf *s);
 int conf_parse_agents(struct parse *p, json_t *arr, struct ag_conf *c);
 /* "anomaly" (lib/conf_anomaly.c). */
 int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);

@@ -106,6 +106,7 @@ void ag_conf_free(struct ag_conf *c)
 			free_patterns(s->out_rules[j].tools, s->out_rules[j].nr_tools);
 		}
 		free(s->out_rules);
+		conf_http_free(s);
 	}
 	free(c->agents);
 	free(c->rules);
@@ -428,6 +429,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	}
 	/* After listen (the loop check) and before agents (their allow-lists). */
 	if ((v = json_object_get(root, "tool_servers")) && (ret = conf_parse_servers(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "http_services")) && (ret = conf_parse_http(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "agents")) && (ret = conf_parse_agents(p, v, c)))
 		return ret;

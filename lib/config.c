@@ -25,6 +25,7 @@ const char *const conf_root_keys[] = { "listen",
 				       "agents",
 				       "connect_timeout_ms",
 				       "tool_servers",
+				       "http_services",
 				       "passthrough",
 				       "policy",
 				       "approval_timeout_ms",
@@ -74,6 +75,12 @@ const char *const conf_loop_keys[] = { "max_identical", "window_s", "action", NU
 const char *const conf_dns_keys[] = { "allow", "deny", NULL };
 const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",
 					 "audit_args", "trust", "output_rules", NULL };
+const char *const conf_http_service_keys[] = {
+	"name",	      "match",		 "upstream",	 "tls",
+	"credential", "audit_args",	 "output_rules", "routes",
+	"unmatched",  "context_headers", "openapi",	 NULL
+};
+const char *const conf_http_route_keys[] = { "name", "method", "path", NULL };
 const char *const conf_tls_keys[] = { "ca_file", "server_name", NULL };
 const char *const conf_match_keys[] = { "hosts", "ports", "addresses", NULL };
 const char *const conf_output_rule_keys[] = { "name",	"detector", "path", "regex",

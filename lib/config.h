@@ -144,6 +144,34 @@ struct ag_server_conf {
 	int nr_out_rules;
 	/* "upstream" as written, for messages: room for the longest host, port and path */
 	char upstream_url[16 + AG_HOST_LEN + 8 + 1024];
+	/* An entry of "http_services" (conf_http.c): a plain HTTP API, its
+	 * requests decided by route; NULL for an MCP tool server. */
+	struct ag_http_svc_conf *http;
+};
+
+/*
+ * "http_services": {"name", "upstream", "match", "tls", "credential",
+ * "audit_args", "output_rules" as a tool server has them, "routes": [{"name":
+ * N, "method": "GET", "path": "/todos/{id}"}], "context_headers": [names],
+ * "unmatched": "deny" (default) | "policy", "openapi": FILE (an OpenAPI 3
+ * document in JSON: a route per operation, named by its operationId)}.
+ * The upstream's path, if any, prefixes every forwarded path.
+ */
+#define AG_HTTP_MAX_ROUTES 256
+#define AG_HTTP_MAX_HEADERS 16
+#define AG_HTTP_PATTERN_LEN 512
+struct ag_http_route_conf {
+	char name[AG_NAME_LEN];
+	char method[8];			/* GET, POST, PUT, PATCH, DELETE */
+	char path[AG_HTTP_PATTERN_LEN]; /* "/a/{p}/b": literal and {param} segments */
+};
+
+struct ag_http_svc_conf {
+	struct ag_http_route_conf *routes;
+	int nr_routes;
+	char (*headers)[64]; /* lower case: request fields policies see (context.headers) */
+	int nr_headers;
+	bool unmatched_policy; /* a request no route matches goes to the policies as Route "*" */
 };
 
 /*

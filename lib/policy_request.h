@@ -4,7 +4,9 @@
  * principal Agent::"<agent>", action Action::"call"|"list"|"read"|
  * "get_prompt", resource Tool|Resource|Prompt::"<server>/<name>" in
  * Server::"<server>", and the context (args, operator, session,
- * delegation, time, request, anomaly).  The daemon decides live traffic with it (daemon/decide.c) and
+ * delegation, time, request, anomaly).  A request to an HTTP service is
+ * Action::"http" on Route::"<service>/<route>", its args the context's
+ * own members (method, path, params, query, headers, body).  The daemon decides live traffic with it (daemon/decide.c) and
  * `agentgatectl policy simulate` replays audit records with it, so a
  * simulation asks the engine exactly what the gateway would have asked.
  * Nothing here keeps state: session counters belong to the caller.

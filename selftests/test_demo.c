@@ -8,7 +8,7 @@
  * agent's own request carries none, the bypasses are refused in the kernel,
  * and the audit trail verifies; the secret itself is never printed.
  *
- * The demo owns fixed names: instance agentgate-demo and ports 18090-18092
+ * The demo owns fixed names: instance agentgate-demo and ports 18090-18093
  * and 15090.  When any is taken the test fails at once, saying which,
  * rather than take it over or wait.
  */
@@ -30,7 +30,7 @@
 /* make run should take well under a minute; twice that is a regression. */
 #define DEMO_SLOW_S 120
 
-static const unsigned short demo_ports[] = { 18090, 18091, 18092, 15090 };
+static const unsigned short demo_ports[] = { 18090, 18091, 18092, 18093, 15090 };
 
 static bool listening(unsigned short port)
 {
@@ -106,7 +106,7 @@ static void check_mcp(const char *out)
 {
 	char *s = section(out, "== 1. ");
 
-	ASSERT_STRHAS(out, "event=policy result=loaded policies=5",
+	ASSERT_STRHAS(out, "event=policy result=loaded policies=6",
 		      "the daemon loaded the demo's policy set");
 	ASSERT_STRHAS(s, "\"tools\":[\"echo\",\"get-sum\",\"get-tiny-image\"]",
 		      "tools/list filtered by demo-sees");
@@ -168,6 +168,13 @@ static void check_refusals(const char *out)
 {
 	ASSERT_STRHAS(out, "agent| {\"tool\":\"weather\",\"result\":\"sunny\"}",
 		      "the pass-through call relayed");
+	ASSERT_STRHAS(out, "agent| {\n   agent|   \"id\": 1,", "the HTTP service's GET answered");
+	ASSERT_STRHAS(
+	    out, "no policy permits http of route todos/remove\",\"decision\":\"deny\"} (HTTP 403)",
+	    "the HTTP service's DELETE refused");
+	ASSERT_STRHAS(out,
+		      "What json-server received: 1 request(s), 0 DELETE; todo 1 is still there: 1",
+		      "only the allowed request reached json-server");
 	ASSERT_STRHAS(out, "kernel_refusal agent=demo hook=connect4 dst=127.0.0.2:9000 reason=rule",
 		      "the denied address refused");
 	ASSERT_STRHAS(out, "dst=127.0.0.1:53 reason=udp_destination", "bypass a) refused");
@@ -196,7 +203,7 @@ TEST(demo_make_run)
 	for (size_t i = 0; i < AG_ARRAY_SIZE(demo_ports); i++) {
 		if (!ASSERT_FALSE(
 			listening(demo_ports[i]),
-			"the demo's port is free (18090-18092, 15090: another make run?)")) {
+			"the demo's port is free (18090-18093, 15090: another make run?)")) {
 			fprintf(stderr, "port %u is in use\n", demo_ports[i]);
 			return;
 		}
