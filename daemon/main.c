@@ -43,6 +43,7 @@
 #include "detach.h"
 #include "fileio.h"
 #include "fleet.h"
+#include "inbound.h"
 #include "integrity.h"
 #include "listen.h"
 #include "netns.h"
@@ -302,6 +303,8 @@ static int state_open(struct ag_daemon *d, struct ag_err *err)
 		ret = ag_budget_init(d, err);
 	if (!ret)
 		ret = ag_fleet_start(d, err);
+	if (!ret)
+		ret = ag_inbound_start(d, err);
 	return ret;
 }
 
@@ -436,6 +439,7 @@ static void teardown(struct ag_daemon *d)
 	/* Before the listeners close, so no agent's connect is sent to a closed port. */
 	if (ag_kern_serving(&d->kern, false, &err))
 		ag_log(AG_LOG_ERROR, "stop", "error=\"%s\"", err.msg);
+	ag_inbound_stop(d);
 	ag_fleet_stop(d);
 	ag_budget_fini(d);
 	ag_integrity_close(d);

@@ -53,6 +53,7 @@
 #include "admit.h"
 #include "audit.h"
 #include "creds.h"
+#include "inbound.h"
 #include "daemon.h"
 #include "http_svc.h"
 #include "mcp_int.h"
@@ -132,6 +133,7 @@ static void conn_release(struct ag_stream_owner *own)
 	d->stats.conns_active--;
 	ag_metrics_conn(d->metrics, c->agent, -1);
 	free(c->dg);
+	ag_inbound_conn_end(d, c->in);
 	free(c);
 }
 
@@ -188,27 +190,51 @@ static const char *reason_phrase(int status)
 }
 
 /* A response of the gateway's own: JSON body (or none), with a length. */
-int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive)
+int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const json_t *body,
+		       bool keep_alive)
 {
-	char head[256], *text = NULL;
+	char head[3072], *text = NULL;
 	size_t len = 0;
 	int n, ret;
 
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
 		return -ENOMEM;
 	len = text ? strlen(text) : 0;
-	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n",
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
 		     status, reason_phrase(status),
 		     status != 405  ? ""
 		     : c->srv->http ? "Allow: GET, POST, PUT, PATCH, DELETE\r\n"
 				    : "Allow: GET, POST, DELETE\r\n",
+		     extra ?: "",
 		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
-	ret = ag_stream_write(&c->a, head, n);
+	/* Fail closed: a head cut short would frame the body wrongly. */
+	ret = n < 0 || n >= (int)sizeof(head) ? -ENOSPC : ag_stream_write(&c->a, head, n);
 	if (!ret && len)
 		ret = ag_stream_write(&c->a, text, len);
 	free(text);
 	return ret;
+}
+
+int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive)
+{
+	return mcp_send_local_hdr(c, status, NULL, body, keep_alive);
+}
+
+void mcp_answer_close(struct mcp_conn *c, int status, const char *extra, const json_t *body)
+{
+	/* The request is answered: what is left is the goodbye. */
+	ag_list_del(&c->wait);
+	mcp_approval_cancel(c);
+	c->state = MC_REQUEST;
+	c->closing_after = true;
+	if (mcp_send_local_hdr(c, status, extra, body, false)) {
+		mcp_conn_close(c, "error", "could not answer the agent");
+		return;
+	}
+	ag_stream_shutdown(&c->a);
+	/* The agent's EOF (or reset) is what ends the connection now. */
+	ag_stream_read(&c->a);
 }
 
 /* The agent's request cannot be served: answer and end the connection. */
@@ -219,20 +245,8 @@ void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
 	json_t *e = c->srv->http ? json_pack("{s:s}", "error", msg)
 				 : ag_jsonrpc_error(c->call.id, code, msg, NULL);
 
-	/* The request is answered: what is left is the goodbye. */
-	ag_list_del(&c->wait);
-	mcp_approval_cancel(c);
-	c->state = MC_REQUEST;
-	c->closing_after = true;
-	if (mcp_send_local(c, status, e, false)) {
-		json_decref(e);
-		mcp_conn_close(c, "error", "could not answer the agent");
-		return;
-	}
+	mcp_answer_close(c, status, NULL, e);
 	json_decref(e);
-	ag_stream_shutdown(&c->a);
-	/* The agent's EOF (or reset) is what ends the connection now. */
-	ag_stream_read(&c->a);
 }
 
 /*
@@ -269,7 +283,7 @@ struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
 	return (struct ag_decide_ctx){
 		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
-		c->call.host, c->call.version, &c->o,	 c->dg
+		c->call.host, c->call.version, &c->o,	 c->dg,	 c->in
 	};
 }
 
@@ -328,6 +342,9 @@ static void request_end(struct mcp_conn *c)
 					   "the legacy session's stream has ended");
 			return;
 		}
+		/* An outside agent's scopes first: refused with 403, not decided. */
+		if (c->in && !ag_inbound_body(c))
+			return;
 		mcp_request_decide(c);
 		c->legacy.post = NULL;
 		return;
@@ -491,9 +508,10 @@ static void conn_expire(struct ag_watch *w, const char *why)
 			    : "no byte either way within the idle timeout");
 }
 
-void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
-		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
-		  uint64_t head_ns)
+/* ctx: the TLS server context when tls (NULL: the instance CA's). */
+static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
+		       const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
+		       SSL_CTX *ctx, struct ag_inbound_id *in, uint64_t head_ns)
 {
 	const struct ag_origin *o = &adm->o;
 	const char *agent = adm->agent;
@@ -510,6 +528,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 			free(c->dg);
 		}
 		free(c);
+		ag_inbound_conn_end(d, in);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
 		       agent);
 		ag_fair_release(l, fd);
@@ -521,7 +540,9 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 	ag_list_init(&c->wait);
 	c->l = l;
 	c->srv = srv;
-	c->ac = ag_conf_agent(&d->conf, agent);
+	c->in = in;
+	/* An outside agent is never a local agent of the same name. */
+	c->ac = in ? NULL : ag_conf_agent(&d->conf, agent);
 	c->o = *o;
 	c->start_ns = ag_now_ns();
 	c->result = "ok";
@@ -548,12 +569,12 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 		else
 			inet_ntop(AF_INET6, o->addr, dst, sizeof(dst));
 		/* Without SNI the leaf names the address the agent dialled. */
-		if (!mcp->server_ctx) {
+		if (!ctx && !(ctx = mcp->server_ctx)) {
 			mcp_conn_close(c, "refused",
 				       "TLS to a governed server, but no instance CA");
 			return;
 		}
-		if (!(t = ag_tls_new_server(mcp->server_ctx, dst, &err))) {
+		if (!(t = ag_tls_new_server(ctx, dst, &err))) {
 			mcp_conn_close(c, "error", err.msg);
 			return;
 		}
@@ -575,6 +596,19 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 	else
 		req_parse(c);
 	ag_stream_owner_put(&c->own);
+}
+
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
+		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
+		  uint64_t head_ns)
+{
+	conn_start(l, fd, adm, srv, initial, len, tls, NULL, NULL, head_ns);
+}
+
+void ag_mcp_start_inbound(struct ag_loop *l, int fd, const struct ag_admission *a,
+			  const struct ag_server_conf *srv, SSL_CTX *ctx, struct ag_inbound_id *id)
+{
+	conn_start(l, fd, a, srv, NULL, 0, true, ctx, id, ag_fair_head_due(l));
 }
 
 void ag_mcp_stop(struct ag_loop *l)

@@ -160,6 +160,8 @@ struct mcp_conn {
 	/* What the connection log line says. */
 	const char *result;
 	char error[192];
+	/* An outside agent's connection (inbound.h): who its token names; NULL: a local agent. */
+	struct ag_inbound_id *in;
 };
 
 /* A legacy (2024-11-05) HTTP+SSE session: the POSTs of a session are
@@ -204,6 +206,11 @@ void mcp_request_reset(struct mcp_conn *c);
 void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why);
 /* A response of the gateway's own: JSON body (or none), with a length. */
 int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive);
+/* The same with extra header lines (each ending in CRLF; NULL: none). */
+int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const json_t *body,
+		       bool keep_alive);
+/* Answers status (extra header lines, body) and ends the connection after it. */
+void mcp_answer_close(struct mcp_conn *c, int status, const char *extra, const json_t *body);
 /* The agent's request cannot be served: answer and end the connection. */
 void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg);
 /* The same, and the connection's record says why (result "refused"). */

@@ -72,6 +72,7 @@ extern const char *const conf_policy_source_keys[];
 /* "fleet" (conf_fleet.c): shared budgets on Redis. */
 extern const char *const conf_fleet_keys[];
 extern const char *const conf_ship_keys[];
+extern const char *const conf_inbound_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
@@ -103,6 +104,8 @@ int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);
 int conf_parse_policy_source(struct parse *p, json_t *v, struct ag_policy_source_conf *s);
 int conf_parse_fleet(struct parse *p, json_t *v, struct ag_conf *c);
 int conf_check_fleet(struct parse *p, const struct ag_conf *c);
+/* "inbound" (conf_inbound.c): agents from outside. */
+int conf_parse_inbound(struct parse *p, json_t *v, struct ag_conf *c);
 /* The I/O after parsing (conf_resolve.c). */
 int conf_resolve(struct parse *p, struct ag_conf *c);
 

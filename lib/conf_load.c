@@ -453,6 +453,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		return ret;
 	if ((v = json_object_get(root, "fleet")) && (ret = conf_parse_fleet(p, v, c)))
 		return ret;
+	if ((v = json_object_get(root, "inbound")) && (ret = conf_parse_inbound(p, v, c)))
+		return ret;
 	return conf_check_fleet(p, c);
 }
 

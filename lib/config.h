@@ -340,6 +340,44 @@ struct ag_policy_source_conf {
 	char path[AG_GIT_REF_LEN];	/* inside the repository; "" : its root */
 };
 
+/*
+ * "inbound": agents from outside (daemon/inbound.h): one TLS listener, an
+ * OAuth 2.1 resource server in front of one configured tool server.
+ * {"listen": "ADDRESS:PORT", "cert_file": FILE, "key_file": FILE,
+ *  "server": NAME, "resource": URL, "issuer": URL, "jwks_uri": URL,
+ *  "ca_file": FILE, "scopes": {SCOPE: [TOOL | "*", ...], ...},
+ *  "clock_skew_s": N, "jwks_refresh_s": N, "jwks_min_interval_s": N}.
+ * port 0: no inbound surface.  A tool is callable with a token whose scope
+ * names a SCOPE that lists it (or "*").
+ */
+#define AG_INBOUND_URL_LEN 1024
+#define AG_INBOUND_MAX_GRANTS 64
+#define AG_INBOUND_SCOPE_LEN 128
+#define AG_INBOUND_SKEW_DEFAULT 60
+#define AG_INBOUND_REFRESH_DEFAULT 300
+#define AG_INBOUND_MIN_INTERVAL_DEFAULT 10
+
+struct ag_inbound_grant {
+	char scope[AG_INBOUND_SCOPE_LEN];
+	char tool[256]; /* "*": every tool */
+};
+
+struct ag_inbound_conf {
+	uint8_t addr[16]; /* v4-mapped for IPv4 */
+	uint16_t port;	  /* 0: off */
+	char cert_file[PATH_MAX];
+	char key_file[PATH_MAX];
+	char server[AG_NAME_LEN];
+	char resource[AG_INBOUND_URL_LEN];
+	char resource_path[AG_INBOUND_URL_LEN]; /* its origin-form target */
+	char issuer[AG_INBOUND_URL_LEN];
+	char jwks_uri[AG_INBOUND_URL_LEN];
+	char ca_file[PATH_MAX]; /* "" : the system store, for the JWKS fetch */
+	uint32_t clock_skew_s, jwks_refresh_s, jwks_min_interval_s;
+	struct ag_inbound_grant grants[AG_INBOUND_MAX_GRANTS];
+	int nr_grants;
+};
+
 struct ag_conf {
 	uint16_t port;
 	bool ipv6;
@@ -404,6 +442,7 @@ struct ag_conf {
 	struct ag_policy_source_conf policy_source; /* !url[0]: none */
 	struct ag_fleet_conf fleet;
 	struct ag_ship_conf audit_ship; /* "audit": {"ship": ...} */
+	struct ag_inbound_conf inbound; /* "inbound" (port 0: none) */
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000

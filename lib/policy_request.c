@@ -251,7 +251,7 @@ static enum ag_policy_decision eval_ctx(const struct ag_policy_set *set,
 	/* The daemon's bound since the first release: a server name and 1 KiB. */
 	char action_id[32], resource[AG_NAME_LEN + 1024];
 	struct ag_policy_request req = {
-		.principal = { "Agent", c->agent },
+		.principal = { c->principal_type ? c->principal_type : "Agent", c->agent },
 		.action = { "Action", action_id },
 		.resource = { target_type(c->target), resource },
 		.context = ctx,

@@ -65,6 +65,9 @@ struct ag_policy_call {
 	void (*report)(void *arg, const char *action, const char *resource,
 		       const struct ag_policy_result *res, const char *error);
 	void *report_arg;
+	/* The principal's entity type, agent its id: NULL is "Agent"; an
+	 * outside agent's is "Client" or "User" (daemon/inbound.h). */
+	const char *principal_type;
 };
 
 /* The gateway's verdict on a governed message: the one verdict enum of the

@@ -41,26 +41,29 @@ bool idp_installed(char *dir, size_t len)
  */
 int idp_start(struct idp *s, const char *e2e_dir, const char *tls_dir)
 {
+	return idp_start_args(s, e2e_dir, tls_dir, NULL);
+}
+
+int idp_start_args(struct idp *s, const char *e2e_dir, const char *tls_dir,
+		   const char *const *extra)
+{
 	char script[PATH_MAX], cert[PATH_MAX + 16], key[PATH_MAX + 16];
-	char *argv[] = { "node",
-			 script,
-			 "--client-id",
-			 IDP_CLIENT_ID,
-			 "--client-secret",
-			 IDP_CLIENT_SECRET,
-			 "--tls-cert",
-			 cert,
-			 "--tls-key",
-			 key,
-			 NULL };
+	char *argv[32] = {
+		"node", script, "--client-id", IDP_CLIENT_ID, "--client-secret", IDP_CLIENT_SECRET
+	};
+	int argc = 6;
 
 	snprintf(script, sizeof(script), "%s/selftests/e2e/oidc_server.mjs", testlib_src_dir());
 	if (tls_dir) {
 		snprintf(cert, sizeof(cert), "%s/cert.pem", tls_dir);
 		snprintf(key, sizeof(key), "%s/key.pem", tls_dir);
-	} else {
-		argv[6] = NULL;
+		argv[argc++] = "--tls-cert";
+		argv[argc++] = cert;
+		argv[argc++] = "--tls-key";
+		argv[argc++] = key;
 	}
+	for (int i = 0; extra && extra[i] && argc < (int)AG_ARRAY_SIZE(argv) - 1; i++)
+		argv[argc++] = (char *)extra[i];
 	s->port = node_peer_start(argv, e2e_dir, &s->pid);
 	snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d/token", tls_dir ? "https" : "http",
 		 s->port);
