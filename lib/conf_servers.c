@@ -469,6 +469,10 @@ int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 		if ((ret = conf_get_string(p, where, json_object_get(e, "upstream"), &v)) ||
 		    (ret = parse_upstream(p, where, v, s)))
 			return ret;
+		snprintf(where, sizeof(where), "$.tool_servers[%zu].command", i);
+		if (json_object_get(e, "command") &&
+		    (ret = conf_parse_hosted(p, where, json_object_get(e, "command"), s)))
+			return ret;
 		snprintf(where, sizeof(where), "$.tool_servers[%zu].match", i);
 		if ((ret = parse_match(p, where, json_object_get(e, "match"), s)))
 			return ret;

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Hosted stdio servers (tool_servers[].command, daemon/hosted.h): real
+ * stdio MCP servers from npm started by agentgated, reached by agents
+ * through the governed MCP path at the server's configured address,
+ * confined like agents, gone with the daemon however it stops.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "e2elib.h"
+#include "test.h"
+#include "testlib.h"
+
+struct henv {
+	char e2e[PATH_MAX];
+	char node[PATH_MAX];
+	char dir[32];		     /* served by the filesystem server */
+	char pol[32];		     /* policies */
+	uint16_t fs_port, dial_port; /* where agents know the servers (nothing listens) */
+	struct tdaemon d;
+	bool up;
+};
+
+static const char policy[] =
+    "@id(\"fs-for-a\")\n"
+    "permit (principal == Agent::\"a\", action in [Action::\"call\", Action::\"list\"],\n"
+    "        resource in Server::\"fs\");\n"
+    "@id(\"dial-for-a\")\n"
+    "permit (principal == Agent::\"a\", action in [Action::\"call\", Action::\"list\"],\n"
+    "        resource in Server::\"dial\");\n";
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fputs(text, f);
+	return fclose(f) ? -errno : 0;
+}
+
+/* The node the e2e tests run (scripts/node.sh puts >= 20 first in PATH), as an absolute path. */
+static int node_path(char *out, size_t len)
+{
+	char *o = NULL;
+	int ret = run_capture(&o, "command -v node");
+
+	if (!ret && o && o[0] == '/')
+		snprintf(out, len, "%.*s", (int)strcspn(o, "\n"), o);
+	else
+		ret = -ENOENT;
+	free(o);
+	return ret;
+}
+
+/* Hosted "fs" (server-filesystem on dir) and "dial" (dial_stdio.mjs); dial_more: more of its
+ * command. */
+static int henv_start(struct henv *e, const char *suffix, const char *dial_more)
+{
+	char extra[6 * PATH_MAX], path[PATH_MAX];
+	char *out = NULL;
+	int ret;
+
+	strcpy(e->dir, "/tmp/agt-hfs.XXXXXX");
+	strcpy(e->pol, "/tmp/agt-hpol.XXXXXX");
+	if (!mkdtemp(e->dir) || !mkdtemp(e->pol) || node_path(e->node, sizeof(e->node)))
+		return -errno;
+	/* The servers run as uids of their own: what they serve must be theirs to read. */
+	chmod(e->dir, 0755);
+	snprintf(path, sizeof(path), "%s/a.txt", e->dir);
+	if ((ret = write_text(path, "hello\n")))
+		return ret;
+	snprintf(path, sizeof(path), "%s/10-hosted.cedar", e->pol);
+	if ((ret = write_text(path, policy)) ||
+	    (ret = run_capture(&out, "cp %s/policies/00-agents.cedar %s/", testlib_src_dir(),
+			       e->pol)))
+		goto out;
+	e->fs_port = free_port();
+	e->dial_port = free_port();
+	snprintf(
+	    extra, sizeof(extra),
+	    "\"tool_servers\": ["
+	    "{\"name\": \"fs\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": [%u]}, "
+	    "\"upstream\": \"http://127.0.0.1:%u/mcp\", \"command\": {\"argv\": [\"%s\", "
+	    "\"%s/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js\", "
+	    "\"%s\"], \"cwd\": \"%s\"}}, "
+	    "{\"name\": \"dial\", \"match\": {\"addresses\": [\"127.0.0.1\"], \"ports\": [%u]}, "
+	    "\"upstream\": \"http://127.0.0.1:%u/mcp\", \"command\": {\"argv\": [\"%s\", "
+	    "\"%s/selftests/e2e/dial_stdio.mjs\"], \"cwd\": \"/tmp\", "
+	    "\"env\": {\"AGENTGATE_E2E_DIR\": \"%s\", \"FOO\": \"bar\"}%s}}], "
+	    "\"agents\": [{\"name\": \"a\", \"tools\": [\"fs/*\", \"dial/*\"]}], "
+	    "\"policy\": {\"dir\": \"%s\"}",
+	    e->fs_port, free_port(), e->node, e->e2e, e->dir, e->dir, e->dial_port, free_port(),
+	    e->node, testlib_src_dir(), e->e2e, dial_more, e->pol);
+	if ((ret = tdaemon_start(&e->d, suffix, extra, 0)))
+		goto out;
+	e->up = true;
+	/* The agent runs as a uid of its own: it must reach the scripts. */
+	chmod(e->d.dir, 0711);
+	chmod(e->d.state, 0711);
+out:
+	free(out);
+	return ret;
+}
+
+static void henv_stop(struct henv *e)
+{
+	char *out = NULL;
+
+	if (e->up)
+		tdaemon_destroy(&e->d);
+	e->up = false;
+	if (e->dir[0])
+		run_capture(&out, "rm -rf %s %s", e->dir, e->pol);
+	free(out);
+}
+
+/* agent.mjs as agent "a" against the server at 127.0.0.1:port; its JSON lines. */
+static json_t *agent(struct henv *e, uint16_t port, const char *args)
+{
+	char *out = NULL;
+	json_t *lines;
+	int status;
+
+	status = run_capture(&out,
+			     "cd /tmp && AGENTGATE_E2E_DIR=%s timeout 60 %s/agentgatectl "
+			     "--instance %s run --agent a -- %s %s/selftests/e2e/agent.mjs "
+			     "--url http://127.0.0.1:%u/mcp %s 2>&1",
+			     e->e2e, testlib_build_dir(), e->d.in.name, e->node, testlib_src_dir(),
+			     port, args);
+	lines = parse_lines(out);
+	if (status != 0 || getenv("AG_VERBOSE"))
+		fprintf(stderr, "agent exited %d:\n%s\n", status, out ? out : "");
+	free(out);
+	return lines;
+}
+
+static const char *call_text(json_t *lines, int nth)
+{
+	return json_string_value(json_object_get(step(lines, "call", nth), "text"));
+}
+
+/* The pid of the nth start of server in the daemon's log, 0 if none. */
+static pid_t hosted_pid(struct henv *e, const char *server, int nth)
+{
+	char *out = NULL;
+	int pid = 0;
+
+	if (!run_capture(&out, "grep -o 'server=%s pid=[0-9]* start' %s | sed -n %dp", server,
+			 e->d.log, nth + 1) &&
+	    out)
+		sscanf(out, "server=%*s pid=%d", &pid);
+	free(out);
+	return pid;
+}
+
+/* Whether pid is gone (not even a zombie) within ms. */
+static bool gone(pid_t pid, int ms)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	for (int i = 0; i < ms / 10; i++) {
+		if (stat(path, &st) && errno == ENOENT)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* The cgroup of the server's nth process (from 1). */
+static bool cgroup_exists(struct henv *e, const char *server, int nth)
+{
+	char path[PATH_MAX + 64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s/hosted-%s-%d", e->d.in.cg_agents, server, server, nth);
+	return !stat(path, &st);
+}
+
+/*
+ * The reference filesystem server from npm, hosted: listed, a read-only
+ * call answered, write_file refused by the shipped forbid (and recorded
+ * so), and nothing of it left once the daemon stopped.
+ */
+TEST(hosted_filesystem)
+{
+	struct henv e = { 0 };
+	char args[2048], path[PATH_MAX + 16];
+	char *out = NULL;
+	json_t *lines, *l;
+	pid_t pid;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	if (!ASSERT_OK(henv_start(&e, "hfs", ""), "daemon with hosted servers"))
+		goto out;
+	ASSERT_TRUE(log_has(&e.d, 2000, "hosted", "server=fs", "processes=shared", NULL),
+		    "serving, started on demand only");
+	ASSERT_EQ(hosted_pid(&e, "fs", 0), 0, "no process before the first call");
+	snprintf(args, sizeof(args),
+		 "--steps initialize,list,call,call,call "
+		 "--call read_text_file --args '{\"path\":\"%s/a.txt\"}' "
+		 "--call write_file --args '{\"path\":\"%s/b.txt\",\"content\":\"pwned\"}' "
+		 "--call list_directory --args '{\"path\":\"%s\"}'",
+		 e.dir, e.dir, e.dir);
+	lines = agent(&e, e.fs_port, args);
+	ASSERT_TRUE(step_ok(lines, "initialize", 0), "initialize through the gateway");
+	ASSERT_TRUE(list_has(lines, "read_text_file"), "tools/list from the stdio server");
+	ASSERT_STREQ(call_text(lines, 0), "hello\n", "allowed call answered by the server");
+	l = step(lines, "call", 1);
+	ASSERT_TRUE(json_is_true(json_object_get(l, "isError")), "write_file refused");
+	ASSERT_STRHAS(json_string_value(json_object_get(l, "text")), "no-destructive-tools",
+		      "by the shipped forbid");
+	ASSERT_STRHAS(call_text(lines, 2), "[FILE] a.txt", "list_directory answered");
+	json_decref(lines);
+	snprintf(path, sizeof(path), "%s/b.txt", e.dir);
+	ASSERT_NEQ(access(path, F_OK), 0, "the file was not written");
+	ASSERT_EQ(run_capture(&out, "grep '\"kind\":\"decision\"' %s/audit.log | grep write_file",
+			      e.d.state),
+		  0, "the decision record");
+	ASSERT_STRHAS(out, "\"decision\":\"deny\"", "recorded as a deny");
+	ASSERT_STRHAS(out, "\"policies\":[\"no-destructive-tools\"]", "naming the policy");
+	pid = hosted_pid(&e, "fs", 0);
+	ASSERT_GT(pid, 0, "the server's start logged");
+	ASSERT_EQ(hosted_pid(&e, "fs", 1), 0, "one shared process for the session");
+	ASSERT_TRUE(cgroup_exists(&e, "fs", 1), "in a cgroup of its own below agent fs");
+	ASSERT_OK(tdaemon_stop(&e.d, SIGTERM, 20000), "daemon stops");
+	ASSERT_TRUE(pid > 0 && gone(pid, 5000), "the server is gone with the daemon");
+	ASSERT_FALSE(cgroup_exists(&e, "fs", 1), "and its cgroup");
+out:
+	free(out);
+	henv_stop(&e);
+}
+
+/*
+ * A hosted server is confined like an agent: a uid of its own, only the
+ * environment configured, no egress (agent "dial" is not configured:
+ * verdict deny).  A server that writes garbage or crashes mid-call gives
+ * the agent a JSON-RPC error and is restarted after a backoff; after a
+ * kill -9 of the daemon, the keeper still kills it.
+ */
+TEST(hosted_confined)
+{
+	struct henv e = { 0 };
+	char args[1024], want[128], *out = NULL;
+	uint16_t port = 0;
+	int lfd = -1, uid = -1, pid1 = 0, pid2 = 0;
+	char cwd[64] = "", foo[64] = "";
+	json_t *lines, *l;
+	pid_t keeper;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	lfd = tcp_listen("127.0.0.1", 0, &port);
+	if (!ASSERT_GE(lfd, 0, "a listener the server must not reach") ||
+	    !ASSERT_OK(henv_start(&e, "hconf", ""), "daemon with hosted servers"))
+		goto out;
+	snprintf(
+	    args, sizeof(args),
+	    "--steps initialize,list,call,call,call,call "
+	    "--call whoami --args '{}' --call dial --args '{\"host\":\"127.0.0.1\",\"port\":%u}' "
+	    "--call noise --args '{}' --call crash --args '{}'",
+	    port);
+	lines = agent(&e, e.dial_port, args);
+	ASSERT_TRUE(list_has(lines, "dial"), "listed");
+	ASSERT_EQ(sscanf(call_text(lines, 0) ? call_text(lines, 0) : "", "%d %63s %63s %d", &uid,
+			 cwd, foo, &pid1),
+		  4, "whoami answered");
+	ASSERT_GT(uid, 0, "not root");
+	ASSERT_STREQ(cwd, "/tmp", "in its configured directory");
+	ASSERT_STREQ(foo, "bar", "with its configured environment");
+	ASSERT_STREQ(call_text(lines, 1), "error:EPERM", "its own connect refused by the hooks");
+	ASSERT_FALSE(has_pending(lfd), "nothing reached the listener");
+	ASSERT_STREQ(call_text(lines, 2), "quiet again", "answers after garbage on stdout");
+	l = step(lines, "call", 3);
+	ASSERT_EQ(json_integer_value(json_object_get(l, "code")), -32603,
+		  "a crash mid-call: a JSON-RPC error");
+	ASSERT_STRHAS(json_string_value(json_object_get(l, "message")), "exited",
+		      "saying the server exited");
+	json_decref(lines);
+	ASSERT_TRUE(log_has(&e.d, 2000, "server=dial", "stdout=not_jsonrpc", NULL),
+		    "garbage logged");
+	ASSERT_TRUE(log_has(&e.d, 2000, "server=dial", "stderr=\"xxxx", "truncated=1", NULL),
+		    "stderr logged, bounded");
+	snprintf(want, sizeof(want), "pid=%d exit=3", pid1);
+	ASSERT_TRUE(log_has(&e.d, 2000, "server=dial", want, "restart_in_ms=500", NULL),
+		    "the crash logged with its backoff");
+	usleep(600 * 1000);
+	lines = agent(&e, e.dial_port, "--steps initialize,call --call whoami --args '{}'");
+	ASSERT_EQ(sscanf(call_text(lines, 0) ? call_text(lines, 0) : "", "%d %63s %63s %d", &uid,
+			 cwd, foo, &pid2),
+		  4, "restarted after the backoff");
+	ASSERT_NEQ(pid2, pid1, "a new process");
+	ASSERT_FALSE(cgroup_exists(&e, "dial", 1), "the crashed one's cgroup removed");
+	ASSERT_TRUE(cgroup_exists(&e, "dial", 2), "the new one in a cgroup of its own");
+	json_decref(lines);
+	if (!ASSERT_EQ(
+		run_capture(&out, "grep -o 'keeper=[0-9]*' %s | head -1 | cut -d= -f2", e.d.log), 0,
+		"keeper logged"))
+		goto out;
+	keeper = atoi(out);
+	ASSERT_GT(keeper, 0, "keeper pid");
+	/* kill -9: no teardown runs; the keeper sees its pipe close. */
+	tdaemon_stop(&e.d, SIGKILL, 5000);
+	ASSERT_TRUE(gone(pid2, 5000), "the server is gone after kill -9 of the daemon");
+	ASSERT_TRUE(keeper > 0 && gone(keeper, 5000), "and the keeper");
+	ASSERT_FALSE(cgroup_exists(&e, "dial", 2), "and the server's cgroup");
+out:
+	free(out);
+	if (lfd >= 0)
+		close(lfd);
+	henv_stop(&e);
+}
+
+/* per_session: each agent session its own process, gone when the session is. */
+TEST(hosted_per_session)
+{
+	struct henv e = { 0 };
+	int pid[2] = { 0, 0 }, uid;
+	char cwd[64], foo[64];
+	json_t *lines;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	if (!ASSERT_OK(henv_start(&e, "hsess", ", \"processes\": \"per_session\""),
+		       "daemon with hosted servers"))
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		lines = agent(&e, e.dial_port,
+			      "--steps initialize,call,delete --call whoami --args '{}'");
+		ASSERT_EQ(sscanf(call_text(lines, 0) ? call_text(lines, 0) : "", "%d %63s %63s %d",
+				 &uid, cwd, foo, &pid[i]),
+			  4, "whoami answered");
+		ASSERT_TRUE(step_ok(lines, "delete", 0), "session DELETE");
+		json_decref(lines);
+		ASSERT_TRUE(pid[i] > 0 && gone(pid[i], 5000), "its process gone with the session");
+	}
+	ASSERT_NEQ(pid[0], pid[1], "a process per session");
+out:
+	henv_stop(&e);
+}
+
+static int load(const char *json, struct ag_err *err)
+{
+	char path[] = "/tmp/agentgate-conf-XXXXXX";
+	int fd = mkstemp(path), ret;
+	struct ag_conf c;
+
+	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json))
+		return -1;
+	close(fd);
+	ret = ag_conf_load(&c, path, err);
+	if (!ret)
+		ag_conf_free(&c);
+	unlink(path);
+	return ret;
+}
+
+#define HOSTED(upstream, command, more)                                                     \
+	"{\"tool_servers\": [{\"name\": \"s\", \"upstream\": \"" upstream "\", \"match\": " \
+	"{\"hosts\": [\"s.test\"]}, \"command\": " command "}]" more "}"
+
+TEST(hosted_config)
+{
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{ HOSTED("http://127.0.0.1:3001", "{\"argv\": [\"node\", \"s.js\"]}", ""),
+		  "$.tool_servers[0].command.argv: \"node\": the program must be an absolute "
+		  "path" },
+		{ HOSTED("https://127.0.0.1:3001", "{\"argv\": [\"/bin/true\"]}", ""),
+		  "$.tool_servers[0].command: a hosted server is served at its \"upstream\"" },
+		{ HOSTED("http://10.0.0.1:3001", "{\"argv\": [\"/bin/true\"]}", ""),
+		  "expected http://127.0.0.1:PORT/PATH" },
+		{ HOSTED("http://127.0.0.1:3001", "{}", ""),
+		  "$.tool_servers[0].command.argv: expected an array of 1-64 strings" },
+		{ HOSTED("http://127.0.0.1:3001",
+			 "{\"argv\": [\"/bin/true\"], \"agent\": \"nobody\"}",
+			 ", \"agents\": [{\"name\": \"a\"}]"),
+		  "$.tool_servers[0].command.agent: \"nobody\": no such agent in \"agents\"" },
+		{ HOSTED("http://127.0.0.1:3001",
+			 "{\"argv\": [\"/bin/true\"], \"processes\": \"pool\"}", ""),
+		  "$.tool_servers[0].command.processes: \"pool\": expected \"shared\" or "
+		  "\"per_session\"" },
+		{ HOSTED("http://127.0.0.1:3001",
+			 "{\"argv\": [\"/bin/true\"], \"env\": {\"A=B\": \"c\"}}", ""),
+		  "expected a variable name without '='" },
+		{ HOSTED("http://127.0.0.1:3001", "{\"argv\": [\"/bin/true\"], \"shell\": true}",
+			 ""),
+		  "shell" },
+	};
+	struct ag_err err;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		ASSERT_NEQ(load(bad[i].json, &err), 0, bad[i].msg);
+		ASSERT_STRHAS(err.msg, bad[i].msg, "the error names the value and the cause");
+	}
+	ASSERT_OK(load(HOSTED("http://[::1]:3001/mcp",
+			      "{\"argv\": [\"/bin/true\", \"x\"], \"agent\": \"a\", \"processes\": "
+			      "\"per_session\", \"max_sessions\": 4, \"env\": {\"A\": \"b\"}}",
+			      ", \"agents\": [{\"name\": \"a\"}]"),
+		       &err),
+		  err.msg);
+}
