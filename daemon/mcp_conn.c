@@ -8,8 +8,8 @@
  *
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
- *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable-->
- *MC_RESPONSE MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable--> MC_RESPONSE
+ *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
  *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
  *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
@@ -99,14 +99,15 @@ static void conn_release(struct ag_stream_owner *own)
 		ag_logq(err + n, sizeof(err) - n, c->error);
 	}
 	ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst));
-	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN : AG_LOG_INFO,
+	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN
+									 : AG_LOG_INFO,
 	       "mcp_conn",
 	       "agent=%s cgroup_id=%llu pid=%u server=%s dst=%s tls=%s requests=%u bytes_up=%llu "
 	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->srv->name, dst, c->agent_tls ? "yes" : "no", c->requests,
-	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms, c->result,
-	       err);
+	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
+	       c->result, err);
 	mcp_audit_connect(c, dst, ms);
 	if (c->legacy.stream)
 		mcp_session_drop(c->legacy.stream);
@@ -167,9 +168,9 @@ int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
 		return -ENOMEM;
 	len = text ? strlen(text) : 0;
-	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n",
-		     status, ag_http_reason(status),
-		     status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n", status,
+		     ag_http_reason(status), status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
 		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
 	ret = ag_stream_write(&c->a, head, n);
