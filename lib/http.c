@@ -773,34 +773,3 @@ int ag_http_parse_eof(struct ag_http_parser *p, struct ag_http_event *ev)
 	}
 	return fail(p, AG_HTTP_E_TRUNCATED, "stream ended inside a message");
 }
-
-const char *ag_http_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 202:
-		return "Accepted";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Content Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	}
-	return "Error";
-}
