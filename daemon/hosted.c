@@ -73,6 +73,11 @@ static int bind_upstream(const struct ag_server_conf *sc, struct ag_err *err)
 	memcpy(&a4.sin_addr, sc->upstream_addr + 12, 4);
 	memcpy(&a6.sin6_addr, sc->upstream_addr, 16);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * A live upgrade's new daemon binds beside the old one's keeper, which
+	 * goes with the old daemon; only root's sockets that also ask may join.
+	 */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, v4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6,
 		 v4 ? sizeof(a4) : sizeof(a6)) ||
 	    listen(fd, 64)) {

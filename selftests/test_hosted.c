@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -356,6 +357,90 @@ TEST(hosted_per_session)
 	ASSERT_NEQ(pid[0], pid[1], "a process per session");
 out:
 	henv_stop(&e);
+}
+
+/* The dial server's whoami pid through the gateway, 0 if it did not answer. */
+static int whoami_pid(struct henv *e)
+{
+	json_t *lines = agent(e, e->dial_port, "--steps initialize,call --call whoami --args '{}'");
+	const char *t = call_text(lines, 0);
+	char cwd[64], foo[64];
+	int uid, pid = 0;
+
+	if (!t || sscanf(t, "%d %63s %63s %d", &uid, cwd, foo, &pid) != 4)
+		pid = 0;
+	json_decref(lines);
+	return pid;
+}
+
+/*
+ * A live upgrade: the new daemon's keeper binds beside the old one's
+ * (SO_REUSEPORT); the old one's servers go with the old daemon, and the
+ * next call starts one under the new daemon.
+ */
+TEST(hosted_upgrade)
+{
+	struct henv e = { 0 };
+	char *out = NULL;
+	pid_t old_daemon;
+	int pid1, pid2;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	if (!ASSERT_OK(henv_start(&e, "hupg", ""), "daemon with hosted servers"))
+		goto out;
+	pid1 = whoami_pid(&e);
+	ASSERT_GT(pid1, 0, "served before the upgrade");
+	old_daemon = e.d.pid;
+	if (!ASSERT_EQ(run_capture(&out,
+				   "timeout 60 %s/agentgatectl --instance %s upgrade --daemon "
+				   "%s/agentgated 2>&1",
+				   testlib_build_dir(), e.d.in.name, testlib_build_dir()),
+		       0, "agentgatectl upgrade")) {
+		fprintf(stderr, "%s\n", out ? out : "");
+		goto out;
+	}
+	waitpid(old_daemon, NULL, 0);
+	/* The new daemon is detached and logs in its state directory. */
+	e.d.pid = ag_instance_daemon_pid(&e.d.in);
+	e.d.flags |= TDAEMON_DETACHED;
+	if (snprintf(e.d.log, sizeof(e.d.log), "%s/agentgated.log", e.d.state) >=
+	    (int)sizeof(e.d.log))
+		goto out;
+	ASSERT_TRUE(gone(pid1, 5000), "the old daemon's server went with it");
+	ASSERT_TRUE(log_has(&e.d, 2000, "hosted", "server=dial", "serving=", NULL),
+		    "the new daemon serves it");
+	pid2 = whoami_pid(&e);
+	ASSERT_GT(pid2, 0, "served after the upgrade");
+	ASSERT_NEQ(pid2, pid1, "by a process of the new daemon's");
+out:
+	free(out);
+	henv_stop(&e);
+}
+
+/* Fail closed: a hosted server's address someone else holds stops the start, saying so. */
+TEST(hosted_address_taken)
+{
+	char extra[1024];
+	struct tdaemon d;
+	uint16_t port = 0;
+	int lfd = tcp_listen("127.0.0.1", 0, &port);
+
+	if (!ASSERT_GE(lfd, 0, "a listener on the server's address"))
+		return;
+	snprintf(extra, sizeof(extra),
+		 "\"tool_servers\": [{\"name\": \"fs\", \"match\": {\"hosts\": [\"fs.test\"]}, "
+		 "\"upstream\": \"http://127.0.0.1:%u/mcp\", \"command\": {\"argv\": "
+		 "[\"/bin/cat\"]}}]",
+		 port);
+	ASSERT_NEQ(tdaemon_start(&d, "htaken", extra, 0), 0, "the daemon does not start");
+	ASSERT_TRUE(log_has(&d, 2000, "tool server fs: command: serving at http://127.0.0.1:",
+			    "Address already in use", NULL),
+		    "and says why");
+	tdaemon_destroy(&d);
+	close(lfd);
 }
 
 static int load(const char *json, struct ag_err *err)
