@@ -195,6 +195,15 @@ static __attribute__((noreturn)) void keeper_exit(void)
 {
 	struct timespec pause = { 0, 10 * 1000 * 1000 };
 
+	/*
+	 * Starts happen under s->lock: once closing is set under it, no
+	 * server starts after the sweep below, none is left running.
+	 */
+	for (int i = 0; i < keeper.n; i++) {
+		pthread_mutex_lock(&keeper.srv[i].lock);
+		keeper.srv[i].closing = true;
+		pthread_mutex_unlock(&keeper.srv[i].lock);
+	}
 	/* The stdout readers reap what the sweep kills, so its cgroup can go. */
 	for (int i = 0; i < keeper.n; i++)
 		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);

@@ -306,9 +306,15 @@ static void note_exit(struct hosted_child *c, int status)
 	struct hosted_srv *s = c->srv;
 	uint64_t lived_ms = (ag_now_ns() - c->started_ns) / 1000000;
 	uint32_t delay = 0;
+	bool crash;
 
+	pthread_mutex_lock(&c->lock);
+	crash = !c->stopping;
+	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_lock(&s->lock);
-	if (!c->stopping) {
+	/* Killed by the bridge or by the keeper's exit: no crash, no backoff. */
+	crash = crash && !s->closing;
+	if (crash) {
 		s->crashes = lived_ms >= HOSTED_STABLE_MS ? 1 : s->crashes + 1;
 		delay = HOSTED_BACKOFF_MIN_MS;
 		for (uint32_t i = 1; i < s->crashes && delay < HOSTED_BACKOFF_MAX_MS; i++)
@@ -318,7 +324,7 @@ static void note_exit(struct hosted_child *c, int status)
 		s->not_before_ns = ag_now_ns() + delay * 1000000ull;
 	}
 	pthread_mutex_unlock(&s->lock);
-	ag_log(c->stopping ? AG_LOG_INFO : AG_LOG_WARN, "hosted",
+	ag_log(crash ? AG_LOG_WARN : AG_LOG_INFO, "hosted",
 	       "server=%s pid=%d exit=%s%d lived_ms=%llu restart_in_ms=%u", s->conf->name, c->pid,
 	       WIFSIGNALED(status) ? "signal:" : "",
 	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),

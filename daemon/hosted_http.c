@@ -166,6 +166,10 @@ static struct hosted_child *running(struct hosted_srv *s, struct hosted_child **
 		return *slot;
 	hosted_child_put(*slot);
 	*slot = NULL;
+	if (s->closing) {
+		snprintf(why, cap, "the gateway is stopping");
+		return NULL;
+	}
 	if (now < s->not_before_ns) {
 		snprintf(why, cap, "the server exited; restarting in %llu ms",
 			 (unsigned long long)((s->not_before_ns - now) / 1000000));

@@ -78,6 +78,7 @@ struct hosted_srv {
 	uint32_t crashes;
 	uint64_t not_before_ns; /* restart backoff */
 	int nr_conns;
+	bool closing; /* the keeper exits: nothing more starts */
 };
 
 /* hosted_child.c */
