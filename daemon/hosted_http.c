@@ -101,10 +101,13 @@ static int head_field(struct req *q, const char *l, size_t n)
 	if (name == 14 && !strncasecmp(l, "content-length", 14)) {
 		size_t len = 0;
 
-		if (!vlen || vlen > 8 || strspn(v, "0123456789") < vlen)
+		if (!vlen || vlen > 8)
 			return 400;
-		for (size_t i = 0; i < vlen; i++)
+		for (size_t i = 0; i < vlen; i++) {
+			if (v[i] < '0' || v[i] > '9')
+				return 400;
 			len = len * 10 + (size_t)(v[i] - '0');
+		}
 		if (len > HOSTED_LINE_MAX)
 			return 413;
 		q->body_len = len;
@@ -121,22 +124,31 @@ static int head_field(struct req *q, const char *l, size_t n)
 	return 0;
 }
 
-/* The head in buf[0, end): request line and fields; 0 or an HTTP status. */
+/*
+ * The head in buf[0, end), end being where the first CRLF CRLF starts: every
+ * CRLF before it ends a line, and no line reaches past it.  0 or an HTTP status.
+ */
 static int parse_head(struct req *q, const char *buf, size_t end)
 {
-	const char *l = buf, *eol = memchr(buf, '\r', end), *sp;
+	const char *p = buf, *stop = buf + end, *eol, *sp;
+	bool first = true;
 	int ret;
 
 	memset(q, 0, sizeof(*q));
 	q->head_len = end + 4;
-	if (!eol || !(sp = memchr(l, ' ', (size_t)(eol - l))) || sp - l >= (long)sizeof(q->method))
-		return 400;
-	memcpy(q->method, l, (size_t)(sp - l));
-	while (eol && eol < buf + end) {
-		l = eol + 2;
-		eol = memmem(l, (size_t)(buf + end - l), "\r\n", 2);
-		if ((ret = head_field(q, l, eol ? (size_t)(eol - l) : (size_t)(buf + end - l))))
+	while (p < stop || first) {
+		if (!(eol = memmem(p, (size_t)(stop - p), "\r\n", 2)))
+			eol = stop;
+		if (first) {
+			sp = memchr(p, ' ', (size_t)(eol - p));
+			if (!sp || sp == p || sp - p >= (long)sizeof(q->method))
+				return 400;
+			memcpy(q->method, p, (size_t)(sp - p));
+			first = false;
+		} else if ((ret = head_field(q, p, (size_t)(eol - p)))) {
 			return ret;
+		}
+		p = eol == stop ? stop : eol + 2;
 	}
 	return q->chunked ? 501 : 0;
 }

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "e2elib.h"
+#include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -28,6 +29,7 @@ struct henv {
 	char dir[32];		     /* served by the filesystem server */
 	char pol[32];		     /* policies */
 	uint16_t fs_port, dial_port; /* where agents know the servers (nothing listens) */
+	uint16_t dial_up;	     /* the dial server's bridge, its upstream */
 	struct tdaemon d;
 	bool up;
 };
@@ -88,6 +90,7 @@ static int henv_start(struct henv *e, const char *suffix, const char *dial_more)
 		goto out;
 	e->fs_port = free_port();
 	e->dial_port = free_port();
+	e->dial_up = free_port();
 	snprintf(
 	    extra, sizeof(extra),
 	    "\"tool_servers\": ["
@@ -101,7 +104,7 @@ static int henv_start(struct henv *e, const char *suffix, const char *dial_more)
 	    "\"env\": {\"AGENTGATE_E2E_DIR\": \"%s\", \"FOO\": \"bar\"}%s}}], "
 	    "\"agents\": [{\"name\": \"a\", \"tools\": [\"fs/*\", \"dial/*\"]}], "
 	    "\"policy\": {\"dir\": \"%s\"}",
-	    e->fs_port, free_port(), e->node, e->e2e, e->dir, e->dir, e->dial_port, free_port(),
+	    e->fs_port, free_port(), e->node, e->e2e, e->dir, e->dir, e->dial_port, e->dial_up,
 	    e->node, testlib_src_dir(), e->e2e, dial_more, e->pol);
 	if ((ret = tdaemon_start(&e->d, suffix, extra, 0)))
 		goto out;
@@ -417,6 +420,98 @@ TEST(hosted_upgrade)
 	ASSERT_NEQ(pid2, pid1, "by a process of the new daemon's");
 out:
 	free(out);
+	henv_stop(&e);
+}
+
+/* Sends req to the dial server's bridge (as the daemon would), reads until EOF into out. */
+static void bridge(struct henv *e, const char *req, size_t len, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = make_sockaddr("127.0.0.1", e->dial_up, &ss);
+	struct timeval tv = { .tv_sec = 15 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	size_t n = 0;
+	ssize_t r;
+
+	out[0] = 0;
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (!connect(fd, (struct sockaddr *)&ss, sl) && send_all(fd, req, len))
+		while (n < cap - 1 && (r = recv(fd, out + n, cap - 1 - n, 0)) > 0)
+			n += (size_t)r;
+	out[n] = 0;
+	close(fd);
+}
+
+static void post_json(struct henv *e, const char *body, char *out, size_t cap)
+{
+	char req[4096];
+	int n = snprintf(req, sizeof(req),
+			 "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+			 "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+
+	bridge(e, req, (size_t)n, out, cap);
+}
+
+/*
+ * The bridge as the daemon dials it, fed what no daemon sends, and a server
+ * that writes a line over 4 MiB: statuses and JSON-RPC errors, never a
+ * crash; the server is killed and the next call restarts it.
+ */
+TEST(hosted_bridge_hostile)
+{
+	static const struct {
+		const char *req, *status;
+	} bad[] = {
+		{ "GET /mcp HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 " },
+		{ "A B\r\r\n\r\n", "HTTP/1.1 405 " },
+		{ "\r\n\r\n", "HTTP/1.1 400 " },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 501 " },
+		{ "POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", "HTTP/1.1 413 " },
+		{ "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "HTTP/1.1 400 " },
+		{ "POST / HTTP/1.1\r\nContent-Length: 8\r\n\r\nnot json", "HTTP/1.1 400 " },
+	};
+	static const char init[] =
+	    "{\"jsonrpc\":\"2.0\",\"id\":\"i\",\"method\":\"initialize\",\"params\":"
+	    "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":"
+	    "{\"name\":\"t\",\"version\":\"1\"}}}";
+	struct henv e = { 0 };
+	char *big = malloc(20000), out[8192];
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		goto out;
+	}
+	if (!ASSERT_OK_PTR(big, "buffer") ||
+	    !ASSERT_OK(henv_start(&e, "hbad", ""), "daemon with hosted servers"))
+		goto out;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bridge(&e, bad[i].req, strlen(bad[i].req), out, sizeof(out));
+		ASSERT_STRHAS(out, bad[i].status, bad[i].req);
+	}
+	memset(big, 'a', 20000);
+	bridge(&e, big, 20000, out, sizeof(out));
+	ASSERT_STRHAS(out, "HTTP/1.1 431 ", "a head over 16 KiB");
+	post_json(&e, init, out, sizeof(out));
+	ASSERT_STRHAS(out, "HTTP/1.1 200 ", "initialize answered");
+	ASSERT_STRHAS(out, "Mcp-Session-Id: ", "with a session");
+	ASSERT_STRHAS(out, "\"id\":\"i\"", "under the caller's own id");
+	post_json(&e,
+		  "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
+		  "{\"name\":\"huge\",\"arguments\":{}}}",
+		  out, sizeof(out));
+	ASSERT_STRHAS(out, "\"code\":-32603", "a line over 4 MiB: a JSON-RPC error");
+	ASSERT_STRHAS(out, "\"id\":7", "for that call");
+	ASSERT_TRUE(log_has(&e.d, 2000, "server=dial", "kill=\"a stdout line over 4 MiB\"", NULL),
+		    "the server killed, and the log says why");
+	usleep(600 * 1000); /* the restart backoff */
+	post_json(&e, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\"}", out, sizeof(out));
+	ASSERT_STRHAS(out, "\"whoami\"", "restarted, initialized again, answering");
+	ASSERT_GT(hosted_pid(&e, "dial", 1), 0, "by a second process");
+out:
+	free(big);
 	henv_stop(&e);
 }
 

@@ -10,6 +10,7 @@
 //   noise  {}            writes a non-JSON line to stdout, a long line to
 //                        stderr, then answers "quiet again"
 //   whoami {}            text "<uid> <cwd> <FOO env var> <pid>"
+//   huge   {}            writes 5 MiB on stdout without a newline, never answers
 import net from 'node:net';
 import { writeSync } from 'node:fs';
 import { need } from './lib.mjs';
@@ -28,6 +29,7 @@ server.setRequestHandler(ListToolsRequestSchema, async () => ({
 		{ name: 'crash', description: 'exit', inputSchema: obj({}) },
 		{ name: 'noise', description: 'garbage on stdout', inputSchema: obj({}) },
 		{ name: 'whoami', description: 'uid, cwd, FOO', inputSchema: obj({}) },
+		{ name: 'huge', description: 'a line over 4 MiB', inputSchema: obj({}) },
 	],
 }));
 
@@ -56,6 +58,10 @@ server.setRequestHandler(CallToolRequestSchema, async (req) => {
 			writeSync(1, 'this is not JSON-RPC\n');
 			writeSync(2, 'x'.repeat(2000) + '\n');
 			return text('quiet again');
+		case 'huge':
+			// Through the stream, which waits for the pipe: writeSync would stop at EAGAIN.
+			process.stdout.write('x'.repeat(5 << 20));
+			return new Promise(() => {});
 		case 'whoami':
 			return text(`${process.getuid()} ${process.cwd()} ${process.env.FOO} ${process.pid}`);
 	}
