@@ -343,5 +343,4 @@ void ag_hosted_stop(struct ag_daemon *d)
 	free(keeper.srv);
 	keeper.srv = NULL;
 	keeper.n = 0;
-	(void)d;
 }

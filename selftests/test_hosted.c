@@ -291,6 +291,9 @@ TEST(hosted_confined)
 	ASSERT_STREQ(foo, "bar", "with its configured environment");
 	ASSERT_STREQ(call_text(lines, 1), "error:EPERM", "its own connect refused by the hooks");
 	ASSERT_FALSE(has_pending(lfd), "nothing reached the listener");
+	snprintf(want, sizeof(want), "dst=127.0.0.1:%u", port);
+	ASSERT_TRUE(log_has(&e.d, 2000, "kernel_refusal", "agent=\"dial\"", want, NULL),
+		    "the refusal counted for the server's agent");
 	ASSERT_STREQ(call_text(lines, 2), "quiet again", "answers after garbage on stdout");
 	l = step(lines, "call", 3);
 	ASSERT_EQ(json_integer_value(json_object_get(l, "code")), -32603,
