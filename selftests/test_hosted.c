@@ -168,6 +168,19 @@ static pid_t hosted_pid(struct henv *e, const char *server, int nth)
 	return pid;
 }
 
+/* A field of /proc/PID/status ("" when unreadable); a static buffer. */
+static const char *status_field(pid_t pid, const char *name)
+{
+	static char val[64];
+	char *out = NULL;
+
+	val[0] = 0;
+	if (!run_capture(&out, "awk '$1 == \"%s:\" {print $2}' /proc/%d/status", name, pid) && out)
+		snprintf(val, sizeof(val), "%.*s", (int)strcspn(out, "\n"), out);
+	free(out);
+	return val;
+}
+
 /* Whether pid is gone (not even a zombie) within ms. */
 static bool gone(pid_t pid, int ms)
 {
@@ -323,6 +336,13 @@ TEST(hosted_confined)
 		goto out;
 	keeper = atoi(out);
 	ASSERT_GT(keeper, 0, "keeper pid");
+	/* CHOWN, FOWNER, KILL, SETGID, SETUID: what starting servers as users takes. */
+	ASSERT_STREQ(status_field(keeper, "CapEff"), "00000000000000e9",
+		     "the keeper keeps only what it needs");
+	ASSERT_STREQ(status_field(keeper, "CapBnd"), "00000000000000e9", "nor can it get more");
+	ASSERT_STREQ(status_field(pid2, "CapEff"), "0000000000000000", "the server has none");
+	ASSERT_STREQ(status_field(pid2, "NoNewPrivs"), "1", "nor can it get any");
+	ASSERT_STREQ(status_field(pid2, "Seccomp"), "2", "under the agents' seccomp filter");
 	/* kill -9: no teardown runs; the keeper sees its pipe close. */
 	tdaemon_stop(&e.d, SIGKILL, 5000);
 	ASSERT_TRUE(gone(pid2, 5000), "the server is gone after kill -9 of the daemon");
