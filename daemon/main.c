@@ -44,6 +44,7 @@
 #include "fileio.h"
 #include "fleet.h"
 #include "inbound.h"
+#include "hosted.h"
 #include "integrity.h"
 #include "listen.h"
 #include "netns.h"
@@ -406,7 +407,8 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 
 	if (!o->upgrade && (ret = ag_listen_open(d, &kcfg, err)))
 		return ret;
-	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
+	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)) ||
+	    (ret = ag_hosted_start(d, err)))
 		return ret;
 	kcfg.nr_rules = d->nr_rules;
 	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
@@ -440,6 +442,7 @@ static void teardown(struct ag_daemon *d)
 	if (ag_kern_serving(&d->kern, false, &err))
 		ag_log(AG_LOG_ERROR, "stop", "error=\"%s\"", err.msg);
 	ag_inbound_stop(d);
+	ag_hosted_stop(d);
 	ag_fleet_stop(d);
 	ag_budget_fini(d);
 	ag_integrity_close(d);

@@ -162,33 +162,6 @@ void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why)
 		ag_stream_cancel(c->retired);
 }
 
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 202:
-		return "Accepted";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Content Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	}
-	return "Error";
-}
-
 /* A response of the gateway's own: JSON body (or none), with a length. */
 int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const json_t *body,
 		       bool keep_alive)
@@ -201,7 +174,7 @@ int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const 
 		return -ENOMEM;
 	len = text ? strlen(text) : 0;
 	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
-		     status, reason_phrase(status),
+		     status, ag_http_reason(status),
 		     status != 405  ? ""
 		     : c->srv->http ? "Allow: GET, POST, PUT, PATCH, DELETE\r\n"
 				    : "Allow: GET, POST, DELETE\r\n",

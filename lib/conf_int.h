@@ -97,6 +97,12 @@ int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf
 extern const char *const conf_http_service_keys[], *const conf_http_route_keys[];
 int conf_parse_http(struct parse *p, json_t *arr, struct ag_conf *c);
 void conf_http_free(struct ag_server_conf *s);
+/* "tool_servers[].command" (conf_hosted.c): into s->hosted; after upstream. */
+extern const char *const conf_hosted_keys[];
+int conf_parse_hosted(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s);
+/* After "agents": an agent a command names is configured. */
+int conf_check_hosted(struct parse *p, const struct ag_conf *c);
+void conf_free_hosted(struct ag_server_conf *s);
 int conf_parse_agents(struct parse *p, json_t *arr, struct ag_conf *c);
 /* "anomaly" (lib/conf_anomaly.c). */
 int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);

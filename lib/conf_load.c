@@ -107,6 +107,7 @@ void ag_conf_free(struct ag_conf *c)
 		}
 		free(s->out_rules);
 		conf_http_free(s);
+		conf_free_hosted(s);
 	}
 	free(c->agents);
 	free(c->rules);
@@ -433,6 +434,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "http_services")) && (ret = conf_parse_http(p, v, c)))
 		return ret;
 	if ((v = json_object_get(root, "agents")) && (ret = conf_parse_agents(p, v, c)))
+		return ret;
+	if ((ret = conf_check_hosted(p, c)))
 		return ret;
 	if ((v = json_object_get(root, "tools_lock")) &&
 	    (ret = conf_path(p, "$.tools_lock", v, c->tools_lock)))

@@ -459,6 +459,10 @@ int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf
 	if ((ret = conf_get_string(p, where, json_object_get(e, "upstream"), &v)) ||
 	    (ret = parse_upstream(p, where, v, s)))
 		return ret;
+	snprintf(where, sizeof(where), "%s.command", at);
+	if (json_object_get(e, "command") &&
+	    (ret = conf_parse_hosted(p, where, json_object_get(e, "command"), s)))
+		return ret;
 	snprintf(where, sizeof(where), "%s.match", at);
 	if ((ret = parse_match(p, where, json_object_get(e, "match"), s)))
 		return ret;

@@ -74,13 +74,16 @@ const char *const conf_quota_keys[] = { "connect_rate",	 "connect_burst", "calls
 const char *const conf_loop_keys[] = { "max_identical", "window_s", "action", NULL };
 const char *const conf_dns_keys[] = { "allow", "deny", NULL };
 const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",
-					 "audit_args", "trust", "output_rules", NULL };
+					 "audit_args", "trust", "output_rules", "command", NULL };
 const char *const conf_http_service_keys[] = {
 	"name",	      "match",		 "upstream",	 "tls",
 	"credential", "audit_args",	 "output_rules", "routes",
 	"unmatched",  "context_headers", "openapi",	 NULL
 };
 const char *const conf_http_route_keys[] = { "name", "method", "path", NULL };
+/* "tool_servers[].command" (lib/conf_hosted.c). */
+const char *const conf_hosted_keys[] = { "argv",      "env",	      "cwd", "user", "agent",
+					 "processes", "max_sessions", NULL };
 const char *const conf_tls_keys[] = { "ca_file", "server_name", NULL };
 const char *const conf_match_keys[] = { "hosts", "ports", "addresses", NULL };
 const char *const conf_output_rule_keys[] = { "name",	"detector", "path", "regex",

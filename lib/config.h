@@ -147,6 +147,8 @@ struct ag_server_conf {
 	/* An entry of "http_services" (conf_http.c): a plain HTTP API, its
 	 * requests decided by route; NULL for an MCP tool server. */
 	struct ag_http_svc_conf *http;
+	/* "command": the gateway hosts this stdio server (NULL: it speaks HTTP itself). */
+	struct ag_hosted_conf *hosted;
 };
 
 /*
@@ -172,6 +174,30 @@ struct ag_http_svc_conf {
 	char (*headers)[64]; /* lower case: request fields policies see (context.headers) */
 	int nr_headers;
 	bool unmatched_policy; /* a request no route matches goes to the policies as Route "*" */
+};
+
+/*
+ * "tool_servers[].command" (lib/conf_hosted.c, daemon/hosted.h): a stdio
+ * MCP server agentgated starts on demand and serves at "upstream" (an
+ * http://127.0.0.1 or [::1] URL the gateway binds), governed like an agent
+ * named "agent" (default: the server's name; an agent not in "agents"
+ * may connect nowhere).
+ */
+#define AG_HOSTED_MAX_ARGS 64
+#define AG_HOSTED_MAX_ENV 64
+#define AG_HOSTED_ARG_MAX 4096
+#define AG_HOSTED_MAX_SESSIONS 64
+struct ag_hosted_conf {
+	char **argv; /* NULL-terminated; argv[0] an absolute path */
+	int argc;
+	char **env; /* "NAME=value", NULL-terminated */
+	int nr_env;
+	char cwd[PATH_MAX];		 /* "/" unless set */
+	char user[64];			 /* "": a uid of its own (agent_uids) */
+	char agent[AG_NAME_LEN];	 /* whose egress rules govern it */
+	bool agent_set;			 /* named in the file: must be in "agents" */
+	bool per_session;		 /* "processes": "per_session" (default "shared") */
+	uint32_t max_sessions;		 /* per_session: processes at once (default 16) */
 };
 
 /*

@@ -192,6 +192,49 @@ echo '   agentgate.json gets "http_services": [{"name": "todos", "match": 127.0.
 echo '   "routes": GET and DELETE /todos/{id}}], and the policy set one more policy:'
 sed 's/^/   /' "$WORK/policies/10-todos.cedar"
 # ---- end of the HTTP service's set-up ---------------------------------------
+# ---- hosted stdio server (tool_servers[].command), 1/2: its configuration ----
+# The gateway runs the reference filesystem server, a stdio program, itself;
+# agents reach it at 127.0.0.1:$FILES_PORT and are governed as with any tool
+# server.  It runs as a uid of its own: it must be able to reach its files.
+FILES_PORT=18095
+FILES_BRIDGE=18096
+chmod 0711 "$WORK"
+mkdir -m 0755 "$WORK/files"
+printf 'Q3 revenue: 4.2M\n' >"$WORK/files/report.txt"
+mkdir -p "$WORK/policies"
+cp policies/demo/*.cedar "$WORK/policies/"
+cat >"$WORK/policies/10-files.cedar" <<'EOF'
+// The hosted filesystem server: the demo agent lists and reads, never writes.
+@id("demo-files")
+permit (
+    principal == Agent::"demo",
+    action in [Action::"list", Action::"call"],
+    resource in Server::"files"
+);
+
+@id("no-file-writes")
+@reason("the demo agent reads files, it does not write them")
+forbid (principal, action == Action::"call", resource == Tool::"files/write_file");
+EOF
+node -e '
+const [f, pol, node, js, dir, port, bridge] = process.argv.slice(1);
+const c = JSON.parse(require("fs").readFileSync(f, "utf8"));
+c.policy.dir = pol;
+c.tool_servers.push({ name: "files", match: { addresses: ["127.0.0.1"], ports: [+port] },
+	upstream: `http://127.0.0.1:${bridge}/mcp`,
+	command: { argv: [node, js, dir], cwd: dir } });
+require("fs").writeFileSync(f, JSON.stringify(c, null, "\t") + "\n");' \
+	"$WORK/agentgate.json" "$WORK/policies" "$(command -v node)" \
+	"$AGENTGATE_E2E_DIR/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" \
+	"$WORK/files" "$FILES_PORT" "$FILES_BRIDGE"
+step "The gateway also hosts a stdio MCP server (tool_servers[].command)"
+echo "   $WORK/agentgate.json also has tool server \"files\": the reference filesystem server"
+echo "   (a stdio program), which agentgated starts itself on the first request and serves at"
+echo "   127.0.0.1:$FILES_BRIDGE; agents use it at 127.0.0.1:$FILES_PORT, governed like any other."
+echo "   It runs as a uid of its own in a cgroup below agent \"files\", which no rule lets"
+echo "   connect anywhere. Its policies, $WORK/policies/10-files.cedar:"
+sed 's/^/   /' "$WORK/policies/10-files.cedar"
+# ---- end of the hosted stdio server, 1/2 ----
 
 step "agentgated --instance $INSTANCE --config $WORK/agentgate.json"
 "$BUILD/agentgated" --instance "$INSTANCE" --config "$WORK/agentgate.json" \
@@ -286,6 +329,19 @@ echo "   b) a fresh user and network namespace, to get away from the gateway:"
 agent "unshare -Urn bash -c 'exec 3<>/dev/tcp/127.0.0.1/$TOOL_PORT' 2>&1 || echo 'refused by the kernel'"
 echo "   c) straight to the gateway's port:"
 agent "exec 3<>/dev/tcp/127.0.0.1/$GATEWAY_PORT 2>&1 || echo 'refused by the kernel'"
+
+# ---- hosted stdio server (tool_servers[].command), 2/2: an agent uses it ----
+step "7. The agent uses the stdio server the gateway hosts (server-filesystem)"
+echo "   It lists the tools, reads report.txt (demo-files permits it) and tries write_file"
+echo "   (no-file-writes forbids it: the server never sees the call)."
+$CTL run --agent demo -- node selftests/e2e/agent.mjs --url "http://127.0.0.1:$FILES_PORT/mcp" \
+	--steps initialize,list,call,call \
+	--call read_text_file --args "{\"path\":\"$WORK/files/report.txt\"}" \
+	--call write_file --args "{\"path\":\"$WORK/files/report.txt\",\"content\":\"0\"}" \
+	2>&1 | sed 's/^/   agent| /' || true
+echo "   The server's process, as the daemon logged it (its stderr included):"
+grep 'event=hosted ' "$LOG" | sed 's/^/   daemon| /'
+# ---- end of the hosted stdio server, 2/2 ----
 
 step "agentgatectl status"
 $CTL status || true
