@@ -14,6 +14,7 @@
 
 #include "admit.h"
 #include "daemon.h"
+#include "guard.h"
 #include "hostport.h"
 #include "inbound_int.h"
 #include "loop.h"
@@ -142,6 +143,24 @@ int ag_inbound_start(struct ag_daemon *d, struct ag_err *err)
 		return ret;
 	ag_log(AG_LOG_INFO, "inbound", "listen=%s server=%s resource=%s", ic->resource, ic->server,
 	       ic->resource);
+	return 0;
+}
+
+int ag_inbound_guard(struct ag_daemon *d, struct ag_err *err)
+{
+	const struct ag_inbound_conf *ic = &d->conf.inbound;
+	struct ag_guard_config g = { .rate = ic->guard_rate,
+				     .burst = ic->guard_burst,
+				     .port = ic->port };
+	int ret;
+
+	if (!ic->port || !ic->guard_iface[0])
+		return 0;
+	/* Fail closed: a listener asked to be guarded does not serve unguarded. */
+	if ((ret = ag_guard_set(&d->inst, ic->guard_iface, &g, err)))
+		return ret;
+	ag_log(AG_LOG_INFO, "inbound", "guard=%s port=%u rate=%u burst=%u", ic->guard_iface,
+	       ic->port, ic->guard_rate, ic->guard_burst);
 	return 0;
 }
 

@@ -50,6 +50,11 @@ struct ag_inbound_id {
 
 /* Opens the listener, loads the certificate, starts the JWKS fetch; 0 without "inbound". */
 int ag_inbound_start(struct ag_daemon *d, struct ag_err *err);
+/*
+ * The XDP ingress guard on inbound.guard.interface for the listener's port,
+ * once the instance is installed (its pins live beside the programs').
+ */
+int ag_inbound_guard(struct ag_daemon *d, struct ag_err *err);
 void ag_inbound_stop(struct ag_daemon *d);
 /* The listener for the loop (-1: none). */
 int ag_inbound_fd(const struct ag_daemon *d);

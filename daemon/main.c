@@ -408,7 +408,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if (!o->upgrade && (ret = ag_listen_open(d, &kcfg, err)))
 		return ret;
 	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)) ||
-	    (ret = ag_hosted_start(d, err)))
+	    (ret = ag_hosted_start(d, err)) || (ret = ag_inbound_guard(d, err)))
 		return ret;
 	kcfg.nr_rules = d->nr_rules;
 	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))

@@ -105,6 +105,43 @@ static int parse_num(struct parse *p, json_t *obj, const char *key, uint64_t max
 	return 0;
 }
 
+/*
+ * "guard": {"interface": IFACE, "rate": N, "burst": N}: the XDP guard in
+ * front of the listener, per source (defaults: 100 packets/s, 200 burst,
+ * as agentgatectl guard attach).
+ */
+static int parse_guard(struct parse *p, json_t *v, struct ag_inbound_conf *in)
+{
+	const char *ifname = NULL;
+	uint64_t n;
+	int ret;
+
+	if ((ret = conf_check_keys(p, WHERE ".guard", v, conf_inbound_guard_keys)))
+		return ret;
+	if ((ret = conf_get_string(p, WHERE ".guard.interface", json_object_get(v, "interface"),
+				   &ifname)))
+		return ret;
+	if (!*ifname || strlen(ifname) >= sizeof(in->guard_iface) || strchr(ifname, '/') ||
+	    conf_has_control(ifname))
+		return conf_bad(p, WHERE ".guard.interface", "expected an interface name");
+	strcpy(in->guard_iface, ifname);
+	in->guard_rate = 100;
+	in->guard_burst = 200;
+	if (json_object_get(v, "rate")) {
+		if ((ret = conf_get_uint(p, WHERE ".guard.rate", json_object_get(v, "rate"),
+					 UINT32_MAX, &n)))
+			return ret;
+		in->guard_rate = (uint32_t)n;
+	}
+	if (json_object_get(v, "burst")) {
+		if ((ret = conf_get_uint(p, WHERE ".guard.burst", json_object_get(v, "burst"),
+					 UINT32_MAX, &n)))
+			return ret;
+		in->guard_burst = (uint32_t)n;
+	}
+	return 0;
+}
+
 static int server_known(struct parse *p, const struct ag_conf *c, const char *name)
 {
 	for (int i = 0; i < c->nr_servers; i++)
@@ -164,5 +201,7 @@ int conf_parse_inbound(struct parse *p, json_t *v, struct ag_conf *c)
 		return ret;
 	if (!in->jwks_refresh_s)
 		return conf_bad(p, WHERE ".jwks_refresh_s", "must be at least 1");
+	if ((e = json_object_get(v, "guard")) && (ret = parse_guard(p, e, in)))
+		return ret;
 	return 0;
 }

@@ -72,7 +72,7 @@ extern const char *const conf_policy_source_keys[];
 /* "fleet" (conf_fleet.c): shared budgets on Redis. */
 extern const char *const conf_fleet_keys[];
 extern const char *const conf_ship_keys[];
-extern const char *const conf_inbound_keys[];
+extern const char *const conf_inbound_keys[], *const conf_inbound_guard_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 

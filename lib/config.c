@@ -44,11 +44,14 @@ const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
 const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", "ship", NULL };
 const char *const conf_ship_keys[] = { "address",   "ca_file",	"server_name",
 				       "cert_file", "key_file", NULL };
-const char *const conf_inbound_keys[] = { "listen",	    "cert_file",      "key_file",
-					  "server",	    "resource",	      "issuer",
-					  "jwks_uri",	    "ca_file",	      "scopes",
-					  "clock_skew_s", "jwks_refresh_s", "jwks_min_interval_s",
-					  NULL };
+const char *const conf_inbound_keys[] = { "listen",	    "cert_file",
+					  "key_file",	    "server",
+					  "resource",	    "issuer",
+					  "jwks_uri",	    "ca_file",
+					  "scopes",	    "clock_skew_s",
+					  "jwks_refresh_s", "jwks_min_interval_s",
+					  "guard",	    NULL };
+const char *const conf_inbound_guard_keys[] = { "interface", "rate", "burst", NULL };
 const char *const conf_policy_keys[] = { "dir", "files", "entities", NULL };
 const char *const conf_agent_uids_keys[] = { "min", "max", NULL };
 const char *const conf_limits_keys[] = { "header_timeout_ms", "idle_timeout_ms",

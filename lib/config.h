@@ -372,7 +372,8 @@ struct ag_policy_source_conf {
  * {"listen": "ADDRESS:PORT", "cert_file": FILE, "key_file": FILE,
  *  "server": NAME, "resource": URL, "issuer": URL, "jwks_uri": URL,
  *  "ca_file": FILE, "scopes": {SCOPE: [TOOL | "*", ...], ...},
- *  "clock_skew_s": N, "jwks_refresh_s": N, "jwks_min_interval_s": N}.
+ *  "clock_skew_s": N, "jwks_refresh_s": N, "jwks_min_interval_s": N,
+ *  "guard": {"interface": IFACE, "rate": N, "burst": N}}.
  * port 0: no inbound surface.  A tool is callable with a token whose scope
  * names a SCOPE that lists it (or "*").
  */
@@ -402,6 +403,10 @@ struct ag_inbound_conf {
 	uint32_t clock_skew_s, jwks_refresh_s, jwks_min_interval_s;
 	struct ag_inbound_grant grants[AG_INBOUND_MAX_GRANTS];
 	int nr_grants;
+	/* "guard": {"interface": IFACE, "rate": N, "burst": N}: the XDP ingress
+	 * guard the daemon puts on IFACE for the listener's port ("": none). */
+	char guard_iface[16];
+	uint32_t guard_rate, guard_burst;
 };
 
 struct ag_conf {

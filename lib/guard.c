@@ -163,6 +163,32 @@ out:
 	return ret;
 }
 
+int ag_guard_set(const struct ag_instance *in, const char *ifname,
+		 const struct ag_guard_config *cfg, struct ag_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	struct ag_guard_info gi;
+	struct ag_err ignored;
+	__u32 zero = 0;
+	int fd, ret = 0;
+
+	if (guard_dir(in, ifname, dir, sizeof(dir)))
+		return ag_errf(err, ENAMETOOLONG, "interface %s: name too long", ifname);
+	if (ag_guard_info(in, ifname, &gi, &ignored) || !gi.attached) {
+		/* Pins whose program is gone (an interface made again) are stale. */
+		ag_guard_detach(in, ifname, &ignored);
+		return ag_guard_attach(in, ifname, cfg, err);
+	}
+	snprintf(path, sizeof(path), "%s/config", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || bpf_map_update_elem(fd, &zero, cfg, 0))
+		ret =
+		    ag_errf(err, errno, "interface %s: guard config: %s", ifname, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 int ag_guard_detach(const struct ag_instance *in, const char *ifname, struct ag_err *err)
 {
 	unsigned int ifindex = if_nametoindex(ifname);

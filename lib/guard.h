@@ -26,6 +26,9 @@ struct ag_guard_info {
 /* Native mode first, generic (skb) where the driver has none. */
 int ag_guard_attach(const struct ag_instance *in, const char *ifname,
 		    const struct ag_guard_config *cfg, struct ag_err *err);
+/* Attaches it, or sets the config of the one this instance already has there. */
+int ag_guard_set(const struct ag_instance *in, const char *ifname,
+		 const struct ag_guard_config *cfg, struct ag_err *err);
 int ag_guard_detach(const struct ag_instance *in, const char *ifname, struct ag_err *err);
 /* Detaches every guard of the instance (uninstall). */
 int ag_guard_detach_all(const struct ag_instance *in, struct ag_err *err);

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "guard.h"
 #include "idplib.h"
 #include "mcplib.h"
 #include "test.h"
@@ -182,8 +183,9 @@ TEST(inbound_oauth)
 		 "\"cert_file\": \"%s/cert.pem\", \"key_file\": \"%s/key.pem\", \"server\": \"t\", "
 		 "\"resource\": \"%s\", \"issuer\": \"%s\", \"jwks_uri\": \"%s/jwks\", "
 		 "\"scopes\": {\"tools:read\": [\"echo\"], \"tools:write\": [\"*\"]}, "
-		 "\"clock_skew_s\": 0, \"jwks_min_interval_s\": 1}",
-		 cedar, listen, dir, dir, url, issuer, issuer);
+		 "\"clock_skew_s\": 0, \"jwks_min_interval_s\": 1, "
+		 "\"guard\": {\"interface\": \"%s\", \"rate\": 1000, \"burst\": 1000}}",
+		 cedar, listen, dir, dir, url, issuer, issuer, n.veth);
 	if (!ASSERT_OK(env_start_with(&e, "inb", REPLY_JSON, agent_json, more), "daemon"))
 		goto out;
 	e.tool.one_shot = true;
@@ -244,6 +246,19 @@ TEST(inbound_oauth)
 	ASSERT_EQ(
 	    run_capture(&out, "grep -c '\"subject\":\"" CLIENT_A "\"' %s/audit.log", e.d.state), 0,
 	    "a's records name its subject");
+	/* The XDP guard the daemon put in front of the listener saw them come. */
+	{
+		struct ag_guard_info gi;
+		struct ag_err gerr;
+
+		if (ASSERT_OK(ag_guard_info(&e.d.in, n.veth, &gi, &gerr), gerr.msg)) {
+			ASSERT_TRUE(gi.attached, "the listener's interface is guarded");
+			ASSERT_EQ(gi.cfg.port, port, "for the listener's port");
+			ASSERT_EQ(gi.cfg.rate, 1000, "at the configured rate");
+			ASSERT_GT(gi.stats.passed, 0,
+				  "the outside agents' packets went through it");
+		}
+	}
 out:
 	if (out && test__verbose())
 		fprintf(stderr, "%s\n", out);

@@ -72,4 +72,16 @@ TEST(inbound_config)
 		"}}",
 		"$.inbound.server: \"nope\": no tool server of that name");
 	refused("{" SERVERS ", \"inbound\": {\"listen\": \"0.0.0.0\"}}", "$.inbound.listen");
+	if (ASSERT_OK(load(INBOUND(TLS SCOPES ", \"guard\": {\"interface\": \"eth0\"}"), &c, &err),
+		      err.msg)) {
+		ASSERT_STREQ(c.inbound.guard_iface, "eth0", "guarded interface");
+		ASSERT_EQ(c.inbound.guard_rate, 100, "default rate");
+		ASSERT_EQ(c.inbound.guard_burst, 200, "default burst");
+		ag_conf_free(&c);
+	}
+	refused(INBOUND(TLS SCOPES ", \"guard\": {\"interface\": \"\"}"),
+		"$.inbound.guard.interface: expected an interface name");
+	refused(INBOUND(TLS SCOPES ", \"guard\": {\"interface\": \"a-very-long-ifname\"}"),
+		"$.inbound.guard.interface");
+	refused(INBOUND(TLS SCOPES ", \"guard\": {\"interface\": \"eth0\", \"port\": 1}"), "port");
 }
