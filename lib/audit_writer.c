@@ -3,7 +3,8 @@
  * Audit writer: appenders serialise their event body outside the lock and
  * queue it with a seq and a timestamp; one committer thread splices in the
  * reserved members, extends the hash chain and the Merkle tree, signs
- * checkpoints and makes each batch durable with one pwrite + fdatasync.
+ * checkpoints and writes each batch with one pwrite; the durability mode
+ * (audit.h) decides when an fdatasync makes the written bytes durable.
  *
  * Fail closed: a failed write or sync truncates the file back to the last
  * durable offset, refuses new appends and retries the same bytes until they
@@ -40,7 +41,7 @@ void ag_audit_config_init(struct ag_audit_config *c)
 	c->origin = AG_AUDIT_DEFAULT_ORIGIN;
 	c->durability = AG_AUDIT_SYNC;
 	c->batch_max = 64;
-	c->batch_us = 1000;
+	c->sync_ms = 100;
 	c->write_max = 4096;
 	c->checkpoint_records = 4096;
 	c->checkpoint_ms = 1000;
@@ -75,12 +76,9 @@ static void push_locked(struct ag_audit_writer *w, const char *kind,
 		memcpy(e->at, at, sizeof(e->at));
 	e->seq = w->next_seq++;
 	e->ts = *ts;
-	if (!w->count) {
-		clock_gettime(CLOCK_MONOTONIC, &w->first_queued);
+	/* An idle committer starts at once; a busy one takes it next. */
+	if (!w->count)
 		pthread_cond_signal(&w->wake);
-	} else if (w->count + 1 == w->cfg.batch_max) {
-		pthread_cond_signal(&w->wake);
-	}
 	w->count++;
 	if (seq)
 		*seq = e->seq;
@@ -201,6 +199,11 @@ int ag_audit_wait(struct ag_audit_writer *w, uint64_t seq, struct ag_err *err)
 		    ag_errf(err, -EINVAL, "audit log %s: no record %" PRIu64 " yet", w->base, seq);
 		goto out;
 	}
+	if (w->durable <= seq && !w->sync_wanted) {
+		/* Written mode would sync within sync_ms: a waiter wants it now. */
+		w->sync_wanted = true;
+		pthread_cond_signal(&w->wake);
+	}
 	while (w->durable <= seq && !w->failed && !w->stop)
 		pthread_cond_wait(&w->durable_cv, &w->mu);
 	if (w->durable > seq)
@@ -217,14 +220,25 @@ out:
 	return ret;
 }
 
-uint64_t ag_audit_durable(struct ag_audit_writer *w)
+/* A seq the committer advances, read under the lock. */
+static uint64_t read_seq(struct ag_audit_writer *w, const uint64_t *seq)
 {
-	uint64_t d;
+	uint64_t v;
 
 	pthread_mutex_lock(&w->mu);
-	d = w->durable;
+	v = *seq;
 	pthread_mutex_unlock(&w->mu);
-	return d;
+	return v;
+}
+
+uint64_t ag_audit_durable(struct ag_audit_writer *w)
+{
+	return read_seq(w, &w->durable);
+}
+
+uint64_t ag_audit_written(struct ag_audit_writer *w)
+{
+	return read_seq(w, &w->written);
 }
 
 int ag_audit_event_fd(struct ag_audit_writer *w)
@@ -348,13 +362,12 @@ static int emit_checkpoint(struct ag_audit_writer *w, const struct entry *e, con
 	return 0;
 }
 
-/* Serialises the batch into w->buf, advancing prev and the tree. */
+/* Serialises the batch onto the end of w->buf, advancing prev and the tree. */
 static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 {
 	char prev[AG_AUDIT_HEX_LEN + 1], ts[AG_AUDIT_TS_LEN];
 	uint8_t leaf[AG_AUDIT_HASH_LEN];
 
-	w->buf_len = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct entry *e = &w->batch[i];
 		size_t start = w->buf_len;
@@ -376,9 +389,10 @@ static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 	return 0;
 }
 
-/* Serialises a batch, or leaves the chain state as it was. */
+/* Serialises a batch after what w->buf holds, or leaves everything as it was. */
 static int prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 {
+	size_t len = w->buf_len;
 	int ret;
 
 	memcpy(w->saved_prev, w->prev, sizeof(w->prev));
@@ -387,9 +401,13 @@ static int prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 	if (ret) {
 		memcpy(w->prev, w->saved_prev, sizeof(w->prev));
 		w->tree = w->saved_tree;
-		w->buf_len = 0;
+		w->buf_len = len;
+		return ret;
 	}
-	return ret;
+	if (!len)
+		clock_gettime(CLOCK_MONOTONIC, &w->buf_since);
+	w->buf_seq = w->batch[n - 1].seq + 1;
+	return 0;
 }
 
 /* ---- Files (aw_committer) --------------------------------------------------- */
@@ -454,50 +472,6 @@ static int rotate(struct ag_audit_writer *w, struct ag_err *err)
 	return 0;
 }
 
-/* One attempt to make w->buf durable at the end of the current file. */
-int aw_commit(struct ag_audit_writer *w, struct ag_err *err)
-{
-	size_t done = 0;
-	int ret;
-
-	if (w->rotate_pending) {
-		ret = rotate(w, err);
-		if (ret)
-			return ret;
-	}
-	while (done < w->buf_len) {
-		ssize_t n =
-		    pwrite(w->fd, w->buf + done, w->buf_len - done, (off_t)(w->file_off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = ag_errf(err, n ? -errno : -EIO, "%s: write: %s", w->cur_path,
-				      n ? strerror(errno) : "no progress");
-			goto undo;
-		}
-		done += (size_t)n;
-	}
-	if (w->cfg.durability != AG_AUDIT_NONE && fdatasync(w->fd)) {
-		ret = ag_errf(err, -errno, "%s: fdatasync: %s", w->cur_path, strerror(errno));
-		goto undo;
-	}
-	w->file_off += w->buf_len;
-	if (w->cfg.rotate_bytes && w->file_off >= w->cfg.rotate_bytes)
-		w->rotate_pending = true;
-	return 0;
-undo:
-	/*
-	 * Drop the partial batch so the file ends on a whole record.  After a
-	 * failed fdatasync the page cache cannot be trusted, so the retry
-	 * rewrites the bytes instead of syncing again.
-	 */
-	if (ftruncate(w->fd, (off_t)w->file_off))
-		aw_warn(w, "%s: cannot truncate back to %" PRIu64 ": %s", w->cur_path, w->file_off,
-			strerror(errno));
-	return ret;
-}
-
 static void mirror(struct ag_audit_writer *w)
 {
 	const char *p = w->buf, *end = w->buf + w->buf_len;
@@ -510,15 +484,89 @@ static void mirror(struct ag_audit_writer *w)
 	}
 }
 
-/* Commits one batch, retrying while failed; false if it gave up on stop. */
-static bool commit_batch(struct ag_audit_writer *w, size_t n)
+/*
+ * One attempt: writes what of w->buf the file lacks and, if settle, makes
+ * all of w->buf durable (but for AG_AUDIT_NONE, which never syncs) and
+ * empties it.
+ */
+static int commit_file(struct ag_audit_writer *w, bool settle, struct ag_err *err)
+{
+	int ret;
+
+	if (w->rotate_pending && !w->buf_written) {
+		ret = rotate(w, err);
+		if (ret)
+			return ret;
+	}
+	while (w->buf_written < w->buf_len) {
+		ssize_t n = pwrite(w->fd, w->buf + w->buf_written, w->buf_len - w->buf_written,
+				   (off_t)(w->file_off + w->buf_written));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = ag_errf(err, n ? -errno : -EIO, "%s: write: %s", w->cur_path,
+				      n ? strerror(errno) : "no progress");
+			goto undo;
+		}
+		w->buf_written += (size_t)n;
+	}
+	if (!settle)
+		return 0;
+	if (w->cfg.durability != AG_AUDIT_NONE && fdatasync(w->fd)) {
+		ret = ag_errf(err, -errno, "%s: fdatasync: %s", w->cur_path, strerror(errno));
+		goto undo;
+	}
+	w->file_off += w->buf_len;
+	mirror(w);
+	w->buf_len = w->buf_written = 0;
+	if (w->cfg.rotate_bytes && w->file_off >= w->cfg.rotate_bytes)
+		w->rotate_pending = true;
+	return 0;
+undo:
+	/*
+	 * Drop everything past the durable end so the file ends on a whole
+	 * record.  After a failed fdatasync the page cache cannot be trusted,
+	 * so the retry rewrites the bytes instead of syncing again.
+	 */
+	if (ftruncate(w->fd, (off_t)w->file_off))
+		aw_warn(w, "%s: cannot truncate back to %" PRIu64 ": %s", w->cur_path, w->file_off,
+			strerror(errno));
+	w->buf_written = 0;
+	return ret;
+}
+
+/* The committer made progress: written (and, if settled, durable) advance. */
+static void publish(struct ag_audit_writer *w, bool settled)
+{
+	bool recovered;
+
+	pthread_mutex_lock(&w->mu);
+	w->written = w->buf_seq;
+	if (settled)
+		w->durable = w->buf_seq;
+	recovered = w->failed;
+	w->failed = false;
+	/* Under sync nothing waits for written alone: spare the wake-up. */
+	if (settled || recovered || w->cfg.durability != AG_AUDIT_SYNC)
+		notify(w);
+	pthread_mutex_unlock(&w->mu);
+	if (recovered)
+		aw_warn(w, "audit log %s recovered at seq %" PRIu64, w->cur_path, w->buf_seq);
+}
+
+/*
+ * Writes a batch of n records (0: none, only settling) and settles w->buf
+ * if asked, retrying while failed; false if it gave up on stop, with
+ * w->unwritten set.
+ */
+static bool commit_batch(struct ag_audit_writer *w, size_t n, bool settle)
 {
 	struct ag_err err;
 	struct timespec until;
-	uint64_t durable = w->batch[n - 1].seq + 1;
-	bool ok, stopping, first, recovered;
+	bool in_buf = !n, ok, stopping, first;
 
-	ok = !prepare(w, n, &err) && !aw_commit(w, &err);
+	ok = (in_buf = in_buf || !prepare(w, n, &err)) && !commit_file(w, settle, &err);
 	while (!ok) {
 		pthread_mutex_lock(&w->mu);
 		first = !w->failed;
@@ -538,30 +586,43 @@ static bool commit_batch(struct ag_audit_writer *w, size_t n)
 			;
 		stopping = w->stop;
 		pthread_mutex_unlock(&w->mu);
-		/* A batch that failed to serialise (no memory) is retried whole. */
-		ok = (w->buf_len || !prepare(w, n, &err)) && !aw_commit(w, &err);
-		if (!ok && stopping)
+		/*
+		 * A batch that failed to serialise (no memory) is retried
+		 * whole; after a failure only a sync says the bytes are there.
+		 */
+		settle = true;
+		ok = (in_buf = in_buf || !prepare(w, n, &err)) && !commit_file(w, true, &err);
+		if (!ok && stopping) {
+			w->unwritten = (in_buf ? 0 : n) + w->buf_seq - w->durable;
 			return false;
+		}
 	}
-	mirror(w);
-	pthread_mutex_lock(&w->mu);
-	w->durable = durable;
-	recovered = w->failed;
-	w->failed = false;
-	notify(w);
-	pthread_mutex_unlock(&w->mu);
-	if (recovered)
-		aw_warn(w, "audit log %s recovered at seq %" PRIu64, w->cur_path, durable);
+	publish(w, settle);
 	for (size_t i = 0; i < n; i++)
 		free(w->batch[i].body);
 	return true;
 }
 
+/*
+ * Whether w->buf is to be made durable now.  Under AG_AUDIT_WRITTEN: once
+ * its first record waited sync_ms, a caller waits (ag_audit_wait), it
+ * holds AW_SETTLE_BYTES, or the log closes; otherwise with every write.
+ */
+static bool settle_due_locked(const struct ag_audit_writer *w, const struct timespec *now,
+			      struct timespec *at)
+{
+	*at = w->buf_since;
+	ag_audit_ts_add_us(at, (uint64_t)w->cfg.sync_ms * 1000);
+	if (w->cfg.durability != AG_AUDIT_WRITTEN || w->stop || w->sync_wanted)
+		return true;
+	return w->buf_len && (w->buf_len >= AW_SETTLE_BYTES || ag_audit_ts_reached(now, at));
+}
+
 void *aw_committer(void *arg)
 {
 	struct ag_audit_writer *w = arg;
-	struct timespec now, wall, deadline, cp_at;
-	bool has_deadline;
+	struct timespec now, wall, deadline, cp_at, sync_at;
+	bool settle, has_deadline;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -572,16 +633,14 @@ void *aw_committer(void *arg)
 			clock_gettime(CLOCK_REALTIME, &wall);
 			push_checkpoint_locked(w, &wall, NULL);
 		}
-		deadline = w->first_queued;
-		ag_audit_ts_add_us(&deadline, w->cfg.batch_us);
-		if (w->count && (w->count >= w->cfg.batch_max || w->stop ||
-				 ag_audit_ts_reached(&now, &deadline))) {
+		settle = settle_due_locked(w, &now, &sync_at);
+		if (w->count || (settle && w->buf_len)) {
 			/*
-			 * batch_max and batch_us decide when a write starts;
-			 * it then takes everything that waits (up to
-			 * write_max), so a backlog built during a slow
-			 * fdatasync costs one more sync, not one per
-			 * batch_max records.
+			 * An idle committer writes at once, taking
+			 * everything that waits (up to write_max): records
+			 * that queued during the previous write and
+			 * fdatasync form the next group, so a backlog costs
+			 * one more sync, not one per record.
 			 */
 			size_t n = w->count < w->cfg.write_max ? w->count : w->cfg.write_max;
 
@@ -589,16 +648,15 @@ void *aw_committer(void *arg)
 				w->batch[i] = w->ring[(w->head + i) % w->ring_cap];
 			w->head = (w->head + n) % w->ring_cap;
 			w->count -= n;
-			/* Later records have waited at most since now. */
-			w->first_queued = now;
+			/* A waiter's record is in this batch or written before. */
+			if (settle && !w->count)
+				w->sync_wanted = false;
 			pthread_mutex_unlock(&w->mu);
-			w->buf_len = 0;
-			if (!commit_batch(w, n)) {
+			if (!commit_batch(w, n, settle)) {
 				/* Closing while failed: close() reports what was lost. */
 				for (size_t i = 0; i < n; i++)
 					free(w->batch[i].body);
 				pthread_mutex_lock(&w->mu);
-				w->unwritten = n;
 				break;
 			}
 			pthread_mutex_lock(&w->mu);
@@ -606,9 +664,10 @@ void *aw_committer(void *arg)
 		}
 		if (w->stop)
 			break;
-		has_deadline = w->count || w->since_cp;
-		if (w->since_cp && (!w->count || ag_audit_ts_reached(&deadline, &cp_at)))
-			deadline = cp_at;
+		has_deadline = w->since_cp || w->buf_len;
+		deadline = w->since_cp ? cp_at : sync_at;
+		if (w->buf_len && w->since_cp && ag_audit_ts_reached(&deadline, &sync_at))
+			deadline = sync_at;
 		if (has_deadline)
 			pthread_cond_timedwait(&w->wake, &w->mu, &deadline);
 		else

@@ -26,6 +26,8 @@
 
 #define CP_SLACK 64 /* queue room kept for checkpoints beyond queue_max */
 #define RESERVED 4
+/* Written bytes that make an fdatasync due at once (AG_AUDIT_WRITTEN). */
+#define AW_SETTLE_BYTES (1u << 20)
 
 /* The members the writer adds, in their sorted order. */
 static const char *const reserved[RESERVED] = { "kind", "prev", "seq", "ts" };
@@ -53,9 +55,10 @@ struct ag_audit_writer {
 	/* Under mu. */
 	struct entry *ring;
 	size_t ring_cap, head, count;
-	uint64_t next_seq, durable, since_cp;
-	struct timespec first_queued, first_unsigned; /* CLOCK_MONOTONIC */
-	struct timespec first_unsigned_ts;	      /* its ts, CLOCK_REALTIME */
+	uint64_t next_seq, written, durable, since_cp;
+	bool sync_wanted;		   /* ag_audit_wait() waits for a sync */
+	struct timespec first_unsigned;	   /* CLOCK_MONOTONIC */
+	struct timespec first_unsigned_ts; /* its ts, CLOCK_REALTIME */
 	bool failed, stop;
 	char failmsg[sizeof(((struct ag_err *)0)->msg)];
 
@@ -68,14 +71,21 @@ struct ag_audit_writer {
 	uint8_t prev[AG_AUDIT_HASH_LEN], saved_prev[AG_AUDIT_HASH_LEN];
 	struct ag_audit_tree tree, saved_tree;
 	struct entry *batch;
+	/*
+	 * The bytes past file_off (the durable end of the file): written up
+	 * to buf_written, not yet synced, kept so a failed fdatasync can
+	 * rewrite them; buf_seq is the seq after the last record in buf,
+	 * buf_since when buf stopped being empty (CLOCK_MONOTONIC).
+	 */
 	char *buf;
-	size_t buf_len, buf_cap;
+	size_t buf_len, buf_cap, buf_written;
+	uint64_t buf_seq;
+	struct timespec buf_since;
 };
 
 void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int aw_open_segment(struct ag_audit_writer *w, const char *path, bool create, struct ag_err *err);
-int aw_commit(struct ag_audit_writer *w, struct ag_err *err);
 void *aw_committer(void *arg);
 
 #endif
