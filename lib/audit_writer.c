@@ -109,12 +109,27 @@ static bool in_interval_locked(const struct ag_audit_writer *w, const struct tim
 	return ag_audit_ts_reached(ts, &w->first_unsigned_ts) && ag_audit_ts_reached(&end, ts);
 }
 
+static size_t take_locked(struct ag_audit_writer *w);
+static void write_inline(struct ag_audit_writer *w, size_t n);
+
+/*
+ * The current file reached rotate_bytes: the committer syncs it and starts
+ * the next, so a file exceeds the limit by at most one batch.  Read only
+ * while nobody is busy.
+ */
+static bool rotate_due_locked(const struct ag_audit_writer *w)
+{
+	return w->rotate_pending ||
+	       (w->cfg.rotate_bytes && w->file_off + w->buf_len >= w->cfg.rotate_bytes);
+}
+
 int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
 		    uint64_t *seq, struct ag_err *err)
 {
 	const char *k = ag_audit_kind_name(kind);
 	struct ag_audit_text body;
 	uint32_t at[RESERVED];
+	size_t mine = 0;
 	int ret = 0;
 
 	if (!k || !strcmp(k, "checkpoint"))
@@ -167,9 +182,15 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		body.text = NULL;
 		if (w->since_cp >= w->cfg.checkpoint_records)
 			push_checkpoint_locked(w, &now, NULL);
+		if (!w->busy && !rotate_due_locked(w)) {
+			w->busy = true;
+			mine = take_locked(w);
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(body.text);
+	if (mine)
+		write_inline(w, mine);
 	return ret;
 }
 
@@ -556,16 +577,17 @@ static void publish(struct ag_audit_writer *w, bool settled)
 }
 
 /*
- * Writes a batch of n records (0: none, only settling) and settles w->buf
- * if asked, retrying while failed; false if it gave up on stop, with
- * w->unwritten set.
+ * Writes a batch of n records (0: none, only settling; in_buf: already
+ * serialised into w->buf) and settles w->buf if asked, retrying while
+ * failed; false if it gave up on stop, with w->unwritten set.
  */
-static bool commit_batch(struct ag_audit_writer *w, size_t n, bool settle)
+static bool commit_batch(struct ag_audit_writer *w, size_t n, bool in_buf, bool settle)
 {
 	struct ag_err err;
 	struct timespec until;
-	bool in_buf = !n, ok, stopping, first;
+	bool ok, stopping, first;
 
+	in_buf = in_buf || !n;
 	ok = (in_buf = in_buf || !prepare(w, n, &err)) && !commit_file(w, settle, &err);
 	while (!ok) {
 		pthread_mutex_lock(&w->mu);
@@ -606,16 +628,67 @@ static bool commit_batch(struct ag_audit_writer *w, size_t n, bool settle)
 /*
  * Whether w->buf is to be made durable now.  Under AG_AUDIT_WRITTEN: once
  * its first record waited sync_ms, a caller waits (ag_audit_wait), it
- * holds AW_SETTLE_BYTES, or the log closes; otherwise with every write.
+ * holds AW_SETTLE_BYTES, the file is to rotate, or the log closes;
+ * otherwise with every write.
  */
 static bool settle_due_locked(const struct ag_audit_writer *w, const struct timespec *now,
 			      struct timespec *at)
 {
 	*at = w->buf_since;
 	ag_audit_ts_add_us(at, (uint64_t)w->cfg.sync_ms * 1000);
-	if (w->cfg.durability != AG_AUDIT_WRITTEN || w->stop || w->sync_wanted)
+	if (w->cfg.durability != AG_AUDIT_WRITTEN || w->stop || w->sync_wanted ||
+	    rotate_due_locked(w))
 		return true;
 	return w->buf_len && (w->buf_len >= AW_SETTLE_BYTES || ag_audit_ts_reached(now, at));
+}
+
+/* Moves what waits (up to write_max) from the queue to w->batch; how many. */
+static size_t take_locked(struct ag_audit_writer *w)
+{
+	size_t n = w->count < w->cfg.write_max ? w->count : w->cfg.write_max;
+
+	for (size_t i = 0; i < n; i++)
+		w->batch[i] = w->ring[(w->head + i) % w->ring_cap];
+	w->head = (w->head + n) % w->ring_cap;
+	w->count -= n;
+	return n;
+}
+
+/*
+ * An appender that found the committer idle writes the queue itself, so
+ * its record is written (safe from a kill -9) when ag_audit_append
+ * returns, with no thread switch on a call's path.  Syncing stays the
+ * committer's, as does any retry: a failure hands the batch over.
+ */
+static void write_inline(struct ag_audit_writer *w, size_t n)
+{
+	bool was_empty = !w->buf_len, none = w->cfg.durability == AG_AUDIT_NONE, in_buf, ok;
+	struct ag_err err;
+
+	ok = (in_buf = !prepare(w, n, &err)) && !commit_file(w, none, &err);
+	if (ok)
+		for (size_t i = 0; i < n; i++)
+			free(w->batch[i].body);
+	pthread_mutex_lock(&w->mu);
+	if (!ok) {
+		w->handoff = n;
+		w->handoff_in_buf = in_buf;
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&w->mu);
+		return;
+	}
+	w->written = w->buf_seq;
+	if (none)
+		w->durable = w->buf_seq;
+	w->busy = false;
+	/* Wake the committer only for what is new to it: a sync due, a deadline. */
+	if (w->idle_busy || w->count || w->stop || w->sync_wanted || was_empty ||
+	    rotate_due_locked(w) || (!none && w->cfg.durability != AG_AUDIT_WRITTEN))
+		pthread_cond_signal(&w->wake);
+	/* Others' records came along: their held calls may go on. */
+	if (n > 1)
+		notify(w);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void *aw_committer(void *arg)
@@ -623,6 +696,7 @@ void *aw_committer(void *arg)
 	struct ag_audit_writer *w = arg;
 	struct timespec now, wall, deadline, cp_at, sync_at;
 	bool settle, has_deadline;
+	size_t n;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -633,8 +707,22 @@ void *aw_committer(void *arg)
 			clock_gettime(CLOCK_REALTIME, &wall);
 			push_checkpoint_locked(w, &wall, NULL);
 		}
-		settle = settle_due_locked(w, &now, &sync_at);
-		if (w->count || (settle && w->buf_len)) {
+		if (w->handoff) {
+			/* An appender's write failed: its batch is ours (busy stays). */
+			bool in_buf = w->handoff_in_buf;
+
+			n = w->handoff;
+			w->handoff = 0;
+			pthread_mutex_unlock(&w->mu);
+			if (!commit_batch(w, n, in_buf, true))
+				goto gave_up;
+			pthread_mutex_lock(&w->mu);
+			w->busy = false;
+			continue;
+		}
+		/* An appender writing (write_inline) signals what it leaves to do. */
+		settle = !w->busy && settle_due_locked(w, &now, &sync_at);
+		if (!w->busy && (w->count || (settle && w->buf_len))) {
 			/*
 			 * An idle committer writes at once, taking
 			 * everything that waits (up to write_max): records
@@ -642,37 +730,40 @@ void *aw_committer(void *arg)
 			 * fdatasync form the next group, so a backlog costs
 			 * one more sync, not one per record.
 			 */
-			size_t n = w->count < w->cfg.write_max ? w->count : w->cfg.write_max;
-
-			for (size_t i = 0; i < n; i++)
-				w->batch[i] = w->ring[(w->head + i) % w->ring_cap];
-			w->head = (w->head + n) % w->ring_cap;
-			w->count -= n;
+			n = take_locked(w);
 			/* A waiter's record is in this batch or written before. */
 			if (settle && !w->count)
 				w->sync_wanted = false;
+			w->busy = true;
 			pthread_mutex_unlock(&w->mu);
-			if (!commit_batch(w, n, settle)) {
-				/* Closing while failed: close() reports what was lost. */
-				for (size_t i = 0; i < n; i++)
-					free(w->batch[i].body);
-				pthread_mutex_lock(&w->mu);
-				break;
-			}
+			if (!commit_batch(w, n, false, settle))
+				goto gave_up;
 			pthread_mutex_lock(&w->mu);
+			w->busy = false;
 			continue;
 		}
-		if (w->stop)
+		if (w->stop && !w->busy)
 			break;
-		has_deadline = w->since_cp || w->buf_len;
+		/* What busy hid (an unsynced tail, a stop) is looked at on release. */
+		w->idle_busy = w->busy;
+		has_deadline = w->since_cp || (!w->busy && w->buf_len);
 		deadline = w->since_cp ? cp_at : sync_at;
-		if (w->buf_len && w->since_cp && ag_audit_ts_reached(&deadline, &sync_at))
+		if (!w->busy && w->buf_len && w->since_cp &&
+		    ag_audit_ts_reached(&deadline, &sync_at))
 			deadline = sync_at;
 		if (has_deadline)
 			pthread_cond_timedwait(&w->wake, &w->mu, &deadline);
 		else
 			pthread_cond_wait(&w->wake, &w->mu);
 	}
+	notify(w);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+gave_up:
+	/* Closing while failed: close() reports what was lost. */
+	for (size_t i = 0; i < n; i++)
+		free(w->batch[i].body);
+	pthread_mutex_lock(&w->mu);
 	notify(w);
 	pthread_mutex_unlock(&w->mu);
 	return NULL;

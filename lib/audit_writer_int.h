@@ -60,9 +60,19 @@ struct ag_audit_writer {
 	struct timespec first_unsigned;	   /* CLOCK_MONOTONIC */
 	struct timespec first_unsigned_ts; /* its ts, CLOCK_REALTIME */
 	bool failed, stop;
+	/*
+	 * One thread at a time writes: the committer, or an appender that
+	 * found it idle (write_inline).  The "Committer only" fields below
+	 * belong to whoever set busy.  handoff: an appender's write failed
+	 * and its n records (in batch; in buf if handoff_in_buf) are the
+	 * committer's to retry, busy staying set.
+	 */
+	bool busy, handoff_in_buf;
+	bool idle_busy; /* the committer found busy set: the writer's release wakes it */
+	size_t handoff;
 	char failmsg[sizeof(((struct ag_err *)0)->msg)];
 
-	/* Committer only. */
+	/* Committer only (the holder of busy). */
 	int fd;
 	char *cur_path;
 	uint64_t segment, file_off;
