@@ -1,10 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Audit writer: appenders serialise their event body outside the lock and
- * queue it with a seq and a timestamp; one committer thread splices in the
- * reserved members, extends the hash chain and the Merkle tree, signs
- * checkpoints and writes each batch with one pwrite; the durability mode
- * (audit.h) decides when an fdatasync makes the written bytes durable.
+ * queue it with a seq and a timestamp.  The holder of "busy" writes: an
+ * appender that finds no write in progress takes the queue and writes it
+ * itself (write_inline), else the committer thread does.  Writing splices
+ * in the reserved members, extends the hash chain and the Merkle tree,
+ * signs checkpoints and pwrites the batch.  The committer alone syncs (when
+ * the durability mode says, audit.h), rotates and retries:
+ *
+ *	idle --append, rotation not due--> appender busy --written--> idle
+ *	appender busy --write failed--> committer busy (handoff: retried, failed)
+ *	idle --queue, sync or rotation due, stop--> committer busy --done--> idle
+ *
+ * Ordering hazards: the "Committer only" fields belong to the holder of
+ * busy, taken and released under mu; the committer reads buf_len and
+ * buf_since only while nobody is busy, so a release wakes it if it saw
+ * busy (idle_busy) or has something new to do.  written and durable
+ * advance under mu only once the bytes are in the file, synced.
  *
  * Fail closed: a failed write or sync truncates the file back to the last
  * durable offset, refuses new appends and retries the same bytes until they
@@ -76,9 +88,7 @@ static void push_locked(struct ag_audit_writer *w, const char *kind,
 		memcpy(e->at, at, sizeof(e->at));
 	e->seq = w->next_seq++;
 	e->ts = *ts;
-	/* An idle committer starts at once; a busy one takes it next. */
-	if (!w->count)
-		pthread_cond_signal(&w->wake);
+	/* Who queues wakes the committer if it must (a busy writer takes it next). */
 	w->count++;
 	if (seq)
 		*seq = e->seq;
@@ -182,7 +192,10 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		body.text = NULL;
 		if (w->since_cp >= w->cfg.checkpoint_records)
 			push_checkpoint_locked(w, &now, NULL);
-		if (!w->busy && !rotate_due_locked(w)) {
+		/* A busy writer takes the queue when done; a rotation is the committer's. */
+		if (!w->busy && rotate_due_locked(w)) {
+			pthread_cond_signal(&w->wake);
+		} else if (!w->busy) {
 			w->busy = true;
 			mine = take_locked(w);
 		}
@@ -206,6 +219,8 @@ int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err 
 		ret = ag_errf(err, -EIO, "audit log refuses records: %s", w->failmsg);
 	else if (w->since_cp && !push_checkpoint_locked(w, &now, seq))
 		ret = ag_errf(err, -ENOBUFS, "audit log %s: queue full", w->base);
+	else
+		pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->mu);
 	return ret;
 }
