@@ -139,7 +139,7 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 			inherit_tail(w, &tail);
 		json_decref(obj);
 	}
-	w->next_seq = w->written = w->durable = w->buf_seq = count;
+	w->next_seq = w->written = w->durable = w->buf_seq = w->synced_seq = count;
 	if (!ret) {
 		const char *cur = paths[n - 1];
 		const char *dot = cur + strlen(w->base);

@@ -425,7 +425,10 @@ static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 	return 0;
 }
 
-/* Serialises a batch after what w->buf holds, or leaves everything as it was. */
+/*
+ * Serialises a batch after what w->buf holds and frees the entries' bodies
+ * (a retry rewrites w->buf), or leaves everything as it was.
+ */
 static int prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 {
 	size_t len = w->buf_len;
@@ -443,6 +446,10 @@ static int prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 	if (!len)
 		clock_gettime(CLOCK_MONOTONIC, &w->buf_since);
 	w->buf_seq = w->batch[n - 1].seq + 1;
+	for (size_t i = 0; i < n; i++) {
+		free(w->batch[i].body);
+		w->batch[i].body = NULL;
+	}
 	return 0;
 }
 
@@ -508,9 +515,10 @@ static int rotate(struct ag_audit_writer *w, struct ag_err *err)
 	return 0;
 }
 
-static void mirror(struct ag_audit_writer *w)
+/* The first len bytes of w->buf, whole records, to the syslog mirror. */
+static void mirror(struct ag_audit_writer *w, size_t len)
 {
-	const char *p = w->buf, *end = w->buf + w->buf_len;
+	const char *p = w->buf, *end = w->buf + len;
 
 	while (w->syslog && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -521,12 +529,41 @@ static void mirror(struct ag_audit_writer *w)
 }
 
 /*
+ * fdatasync with busy released, so appenders write on meanwhile: under
+ * strict the next calls' records are written, and their calls forwarded,
+ * while this group syncs.  Returns with busy held again (or taken over
+ * from an appender whose write failed: the caller's check of buf_written
+ * sees it).
+ */
+static int sync_aside(struct ag_audit_writer *w, struct ag_err *err)
+{
+	int fd = w->fd, ret;
+
+	pthread_mutex_lock(&w->mu);
+	w->busy = false;
+	pthread_mutex_unlock(&w->mu);
+	ret = fdatasync(fd) ? -errno : 0;
+	pthread_mutex_lock(&w->mu);
+	while (w->busy && !w->handoff) {
+		w->idle_busy = true;
+		pthread_cond_wait(&w->wake, &w->mu);
+	}
+	w->busy = true;
+	pthread_mutex_unlock(&w->mu);
+	if (ret)
+		return ag_errf(err, ret, "%s: fdatasync: %s", w->cur_path, strerror(-ret));
+	return 0;
+}
+
+/*
  * One attempt: writes what of w->buf the file lacks and, if settle, makes
- * all of w->buf durable (but for AG_AUDIT_NONE, which never syncs) and
- * empties it.
+ * it durable (but for AG_AUDIT_NONE, which never syncs) and drops it from
+ * w->buf, which keeps what appenders wrote during the sync.
  */
 static int commit_file(struct ag_audit_writer *w, bool settle, struct ag_err *err)
 {
+	size_t synced;
+	uint64_t seq;
 	int ret;
 
 	if (w->rotate_pending && !w->buf_written) {
@@ -549,13 +586,25 @@ static int commit_file(struct ag_audit_writer *w, bool settle, struct ag_err *er
 	}
 	if (!settle)
 		return 0;
-	if (w->cfg.durability != AG_AUDIT_NONE && fdatasync(w->fd)) {
-		ret = ag_errf(err, -errno, "%s: fdatasync: %s", w->cur_path, strerror(errno));
+	synced = w->buf_len;
+	seq = w->buf_seq;
+	if (w->cfg.durability != AG_AUDIT_NONE && (ret = sync_aside(w, err)))
+		goto undo;
+	/* Fail closed: an appender's failed write cut the file during the sync. */
+	if (w->buf_written < synced) {
+		ret =
+		    ag_errf(err, -EIO, "%s: a write failed while the log was synced", w->cur_path);
 		goto undo;
 	}
-	w->file_off += w->buf_len;
-	mirror(w);
-	w->buf_len = w->buf_written = 0;
+	mirror(w, synced);
+	memmove(w->buf, w->buf + synced, w->buf_len - synced);
+	w->buf_len -= synced;
+	w->buf_written -= synced;
+	w->file_off += synced;
+	w->synced_seq = seq;
+	/* What was written during the sync waits from now. */
+	if (w->buf_len)
+		clock_gettime(CLOCK_MONOTONIC, &w->buf_since);
 	if (w->cfg.rotate_bytes && w->file_off >= w->cfg.rotate_bytes)
 		w->rotate_pending = true;
 	return 0;
@@ -580,7 +629,7 @@ static void publish(struct ag_audit_writer *w, bool settled)
 	pthread_mutex_lock(&w->mu);
 	w->written = w->buf_seq;
 	if (settled)
-		w->durable = w->buf_seq;
+		w->durable = w->synced_seq;
 	recovered = w->failed;
 	w->failed = false;
 	/* Under sync nothing waits for written alone: spare the wake-up. */
@@ -635,8 +684,6 @@ static bool commit_batch(struct ag_audit_writer *w, size_t n, bool in_buf, bool 
 		}
 	}
 	publish(w, settle);
-	for (size_t i = 0; i < n; i++)
-		free(w->batch[i].body);
 	return true;
 }
 
@@ -681,9 +728,6 @@ static void write_inline(struct ag_audit_writer *w, size_t n)
 	struct ag_err err;
 
 	ok = (in_buf = !prepare(w, n, &err)) && !commit_file(w, none, &err);
-	if (ok)
-		for (size_t i = 0; i < n; i++)
-			free(w->batch[i].body);
 	pthread_mutex_lock(&w->mu);
 	if (!ok) {
 		w->handoff = n;
@@ -694,7 +738,7 @@ static void write_inline(struct ag_audit_writer *w, size_t n)
 	}
 	w->written = w->buf_seq;
 	if (none)
-		w->durable = w->buf_seq;
+		w->durable = w->synced_seq;
 	w->busy = false;
 	/* Wake the committer only for what is new to it: a sync due, a deadline. */
 	if (w->idle_busy || w->count || w->stop || w->sync_wanted || was_empty ||

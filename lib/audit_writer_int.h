@@ -89,7 +89,7 @@ struct ag_audit_writer {
 	 */
 	char *buf;
 	size_t buf_len, buf_cap, buf_written;
-	uint64_t buf_seq;
+	uint64_t buf_seq, synced_seq; /* synced_seq: after the last record synced */
 	struct timespec buf_since;
 };
 
