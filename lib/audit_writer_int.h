@@ -98,4 +98,17 @@ void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
 int aw_open_segment(struct ag_audit_writer *w, const char *path, bool create, struct ag_err *err);
 void *aw_committer(void *arg);
 
+/* audit_writer.c, for audit_writer_commit.c */
+/* Wakes those waiting for written, durable, failed (cv and eventfd); under mu. */
+void aw_notify(struct ag_audit_writer *w);
+bool aw_push_checkpoint_locked(struct ag_audit_writer *w, const struct timespec *ts, uint64_t *seq);
+/* Serialises w->batch[0..n) after w->buf, freeing their bodies; or changes nothing. */
+int aw_prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err);
+
+/* audit_writer_commit.c, for audit_writer.c (under mu) */
+bool aw_rotate_due_locked(const struct ag_audit_writer *w);
+size_t aw_take_locked(struct ag_audit_writer *w);
+/* Writes the n records aw_take_locked gave, busy held; releases busy. */
+void aw_write_inline(struct ag_audit_writer *w, size_t n);
+
 #endif
