@@ -348,10 +348,10 @@ static void print_field(const char *key, const char *v)
 
 static void query_print(json_t *obj)
 {
-	static const char *const keys[] = { "agent",	   "operator", "server",   "tool",
-					    "resource",	   "prompt",   "decision", "hook",
-					    "dst",	   "result",   "reason",   "flag",
-					    "destination", "commit" };
+	static const char *const keys[] = { "agent",	"operator",    "server", "tool",
+					    "resource", "prompt",      "route",	 "decision",
+					    "hook",	"dst",	       "result", "reason",
+					    "flag",	"destination", "commit" };
 
 	printf("%s %" JSON_INTEGER_FORMAT " %s", json_string_value(json_object_get(obj, "ts")),
 	       json_integer_value(json_object_get(obj, "seq")),

@@ -33,6 +33,7 @@
 #include "integrity.h"
 #include "inventory.h"
 #include "policy.h"
+#include "inbound.h"
 #include "policy_request.h"
 #include "subagent.h"
 #include "trail.h"
@@ -382,7 +383,8 @@ static void call_init(const struct ag_decide_ctx *x, enum ag_policy_target t, co
 	size_t n = chain_init(x, ch);
 
 	*c = (struct ag_policy_call){
-		.agent = x->agent_name,
+		.agent = x->inbound ? x->inbound->principal_id : x->agent_name,
+		.principal_type = x->inbound ? x->inbound->principal_type : NULL,
 		.server = x->srv->name,
 		.target = t,
 		.name = name,
@@ -450,6 +452,18 @@ static void policy_decide(const struct ag_decide_ctx *x, enum ag_policy_target t
 /* ---- the decision point ----------------------------------------------- */
 
 /*
+ * An outside agent's scopes (inbound.h) name tools only: without a policy
+ * set its resources and prompts are refused, with one they are the
+ * policies' to decide.
+ */
+static bool inbound_allows(const struct ag_decide_ctx *x, enum ag_policy_target t, const char *name)
+{
+	if (t == AG_TARGET_TOOL)
+		return ag_inbound_tool_granted(x->d, x->inbound, name);
+	return x->d->decider->set != NULL;
+}
+
+/*
  * Without a policy set the per-agent allow-lists decide, and they know
  * only names: what an agent may not call it may not see either, so every
  * refusal is HIDDEN (the model is not invited to retry it).
@@ -480,11 +494,21 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	ag_anomaly_flags(x->d, p->anomaly, x->agent_name, x->origin, x->chain, x->srv->name,
 			 t == AG_TARGET_TOOL ? m->name : NULL, &av);
 	memcpy(out->anomaly, av.on, sizeof(out->anomaly));
+	/* Fail closed: an outside agent's token bounds what any policy allows. */
+	if (x->inbound && !inbound_allows(x, t, m->name)) {
+		out->kind = AG_OUTCOME_HIDDEN;
+		out->rule = "scope";
+		snprintf(out->reason, sizeof(out->reason),
+			 "%s %s/%s is not covered by the token's scopes", ag_policy_target_name(t),
+			 x->srv->name, m->name);
+		return;
+	}
 	if (p->set) {
 		policy_decide(x, t, m, &av, out);
 		return;
 	}
-	if (ag_conf_allows(x->agent, t, x->srv->name, m->name))
+	/* Without policies, an outside agent's scopes are its allow-list. */
+	if (x->inbound || ag_conf_allows(x->agent, t, x->srv->name, m->name))
 		return;
 	out->kind = AG_OUTCOME_HIDDEN;
 	snprintf(out->reason, sizeof(out->reason), "%s %s/%s is not in the allow-list of agent %s",
@@ -499,13 +523,15 @@ bool ag_decide_visible(const struct ag_decide_ctx *x, const char *tool)
 	struct ag_policy_call c;
 	struct call_chain ch;
 
+	if (x->inbound && !ag_inbound_tool_granted(x->d, x->inbound, tool))
+		return false;
 	if (p->set) {
 		call_init(x, AG_TARGET_TOOL, tool, NULL, NULL, &ch, &c);
 		return (ents = chain_ents(x, &c)) &&
 		       ag_policy_call_eval(p->set, ents, &c, "list", NULL, &p->res, &scratch) ==
 			   AG_ALLOW;
 	}
-	return ag_conf_allows(x->agent, AG_TARGET_TOOL, x->srv->name, tool);
+	return x->inbound || ag_conf_allows(x->agent, AG_TARGET_TOOL, x->srv->name, tool);
 }
 
 /*

@@ -44,6 +44,9 @@ struct ag_decide_ctx {
 	 * (daemon/admit.h): context.delegation, and the principal is in each
 	 * agent of it.  NULL: a root agent, no delegation. */
 	const struct ag_delegation *chain;
+	/* An outside agent (inbound.h): its token's principal and scopes;
+	 * NULL: a local agent, principal Agent::"<agent_name>". */
+	const struct ag_inbound_id *inbound;
 };
 
 /*

@@ -50,6 +50,7 @@
 #include "policy_git.h"
 #include "relay.h"
 #include "resolve.h"
+#include "inbound.h"
 #include "scrape.h"
 #include "upgrade.h"
 
@@ -78,7 +79,7 @@ struct signals {
 struct loop_main {
 	struct ag_loop l;
 	struct signals sig;
-	struct listener listeners[AG_LISTEN__COUNT + 2]; /* + control, metrics */
+	struct listener listeners[AG_LISTEN__COUNT + 3]; /* + control, metrics, inbound */
 	int nr_listeners;
 	struct ag_dns *dns; /* NULL when the daemon has no relay socket */
 	uint64_t drain_end; /* DRAINING until then (ag_now_ns), 0: not draining */
@@ -394,6 +395,8 @@ int ag_loop_run(struct ag_daemon *d)
 	add_listener(&m, d->control_fd, "control", ag_control_accept);
 	if (ag_scrape_fd(&m.l) >= 0)
 		add_listener(&m, ag_scrape_fd(&m.l), "metrics", ag_scrape_accept);
+	if (ag_inbound_fd(d) >= 0)
+		add_listener(&m, ag_inbound_fd(d), "inbound", ag_inbound_accept);
 	ag_events_start(&m.l);
 	ag_policy_git_start(&m.l);
 	ag_daemon_started(d, NULL);

@@ -22,6 +22,7 @@
  * daemon's exit closes it), the connect hooks refuse: fail closed.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +43,8 @@
 #include "detach.h"
 #include "fileio.h"
 #include "fleet.h"
+#include "inbound.h"
+#include "hosted.h"
 #include "integrity.h"
 #include "listen.h"
 #include "netns.h"
@@ -301,6 +304,8 @@ static int state_open(struct ag_daemon *d, struct ag_err *err)
 		ret = ag_budget_init(d, err);
 	if (!ret)
 		ret = ag_fleet_start(d, err);
+	if (!ret)
+		ret = ag_inbound_start(d, err);
 	return ret;
 }
 
@@ -402,7 +407,8 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 
 	if (!o->upgrade && (ret = ag_listen_open(d, &kcfg, err)))
 		return ret;
-	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)))
+	if ((ret = sync_rules(d, err)) || (ret = sync_unix(d, err)) ||
+	    (ret = ag_hosted_start(d, err)))
 		return ret;
 	kcfg.nr_rules = d->nr_rules;
 	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
@@ -435,6 +441,8 @@ static void teardown(struct ag_daemon *d)
 	/* Before the listeners close, so no agent's connect is sent to a closed port. */
 	if (ag_kern_serving(&d->kern, false, &err))
 		ag_log(AG_LOG_ERROR, "stop", "error=\"%s\"", err.msg);
+	ag_inbound_stop(d);
+	ag_hosted_stop(d);
 	ag_fleet_stop(d);
 	ag_budget_fini(d);
 	ag_integrity_close(d);
@@ -592,11 +600,14 @@ int main(int argc, char **argv)
 	}
 	{
 		uint8_t lo[16] = { [10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1 };
+		uint64_t records, read;
 
+		ag_audit_recovery(d.audit, &records, &read);
 		ag_log(AG_LOG_INFO, "start",
-		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s startup_us=%llu",
+		       "instance=%s pid=%d listen=%s ipv6=%s kernel=%s audit_records=%" PRIu64
+		       " audit_read=%" PRIu64 " startup_us=%llu",
 		       d.inst.name, getpid(), ag_addr_fmt(lo, d.conf.port, dst, sizeof(dst)),
-		       d.conf.ipv6 ? "yes" : "no", kernel_how(&d),
+		       d.conf.ipv6 ? "yes" : "no", kernel_how(&d), records, read,
 		       (unsigned long long)((ag_now_ns() - d.start_ns) / 1000));
 	}
 	ret = ag_loop_run(&d);

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include <openssl/ssl.h>
+
 #include "config.h"
 
 struct ag_loop;
@@ -28,6 +30,11 @@ struct ag_admission;
 void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *a,
 		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
 		  uint64_t head_ns);
+/* The same for an outside agent (inbound.h): TLS with ctx, the identity in
+ * id (taken: freed with the connection). */
+struct ag_inbound_id;
+void ag_mcp_start_inbound(struct ag_loop *l, int fd, const struct ag_admission *a,
+			  const struct ag_server_conf *srv, SSL_CTX *ctx, struct ag_inbound_id *id);
 void ag_mcp_stop(struct ag_loop *l);
 void ag_mcp_fini(struct ag_loop *l);
 /* Per tool server with a credential: its type and, for OAuth, the token's

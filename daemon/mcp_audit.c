@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "inbound.h"
 #include "mcp_int.h"
 #include "trail.h"
 
@@ -43,7 +44,7 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* A copy of the arguments: redaction rewrites the record's in place,
 	 * and the parsed ones are what is forwarded. */
 	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
-				ag_audit_agent_chain(c->agent, &c->o, c->dg), "server",
+				ag_inbound_audit_agent(c), "server",
 				c->srv->name, "method", m->method, "id", m->id, "decision",
 				dec->kind == AG_OUTCOME_ALLOW	  ? "allow"
 				: dec->kind == AG_OUTCOME_ESCALATE ? "ask"
@@ -103,7 +104,7 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 {
 	ag_daemon_audit(c->l->d, "approval",
 			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
-				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "server",
+				  ag_inbound_audit_agent(c), "server",
 				  c->srv->name, "tool", c->esc.tool, "id", c->call.id, "approval",
 				  (json_int_t)id, "decision", allow ? "allow" : "deny", "by", by,
 				  "reason", why, "session",
@@ -115,7 +116,7 @@ void mcp_audit_connect(struct mcp_conn *c, const char *dst, double ms)
 {
 	ag_daemon_audit(c->l->d, "connect",
 			json_pack("{s:o,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:s?}", "agent",
-				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "dst", dst,
+				  ag_inbound_audit_agent(c), "dst", dst,
 				  "server", c->srv->name, "result", c->result, "bytes_up",
 				  (json_int_t)c->a.bytes_in, "bytes_down",
 				  (json_int_t)c->a.bytes_out, "latency_us", (json_int_t)(ms * 1000),
@@ -136,7 +137,7 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 			  : json_integer((json_int_t)((ag_now_ns() - c->call.ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
-				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "server",
+				  ag_inbound_audit_agent(c), "server",
 				  c->srv->name, "tool", tool, "id", json_object_get(msg, "id"),
 				  "upstream_status", c->reply.status, "is_error",
 				  json_is_true(json_object_get(result, "isError")), "error",
@@ -151,7 +152,7 @@ void mcp_audit_cred_refused(struct mcp_conn *c)
 {
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:i,s:b,s:{s:s},s:s?}", "agent",
-				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "server",
+				  ag_inbound_audit_agent(c), "server",
 				  c->srv->name, "tool", c->call.tool[0] ? c->call.tool : NULL,
 				  "upstream_status", c->reply.status, "is_error", 1, "error",
 				  "message", "the tool server refused the gateway's credential",

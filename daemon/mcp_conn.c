@@ -56,7 +56,9 @@
 #include "admit.h"
 #include "audit.h"
 #include "creds.h"
+#include "inbound.h"
 #include "daemon.h"
+#include "http_svc.h"
 #include "mcp_int.h"
 #include "metrics.h"
 #include "trail.h"
@@ -88,6 +90,8 @@ void mcp_request_reset(struct mcp_conn *c)
 	c->reply.head_sent = false;
 	c->call.session_id[0] = '\0';
 	mcp_cred_wipe(c);
+	ag_route_req_free(&c->http.req);
+	c->http.owed = false;
 }
 
 static void conn_release(struct ag_stream_owner *own)
@@ -103,15 +107,14 @@ static void conn_release(struct ag_stream_owner *own)
 		ag_logq(err + n, sizeof(err) - n, c->error);
 	}
 	ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst));
-	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN
-									 : AG_LOG_INFO,
+	ag_log(strcmp(c->result, "ok") && strcmp(c->result, "shutdown") ? AG_LOG_WARN : AG_LOG_INFO,
 	       "mcp_conn",
 	       "agent=%s cgroup_id=%llu pid=%u server=%s dst=%s tls=%s requests=%u bytes_up=%llu "
 	       "bytes_down=%llu duration_ms=%.3f result=%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->srv->name, dst, c->agent_tls ? "yes" : "no", c->requests,
-	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms,
-	       c->result, err);
+	       (unsigned long long)c->a.bytes_in, (unsigned long long)c->a.bytes_out, ms, c->result,
+	       err);
 	mcp_audit_connect(c, dst, ms);
 	if (c->legacy.stream)
 		mcp_session_drop(c->legacy.stream);
@@ -134,6 +137,7 @@ static void conn_release(struct ag_stream_owner *own)
 	d->stats.conns_active--;
 	ag_metrics_conn(d->metrics, c->agent, -1);
 	free(c->dg);
+	ag_inbound_conn_end(d, c->in);
 	free(c);
 }
 
@@ -162,75 +166,64 @@ void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why)
 		ag_stream_cancel(c->retired);
 }
 
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 202:
-		return "Accepted";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Content Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	}
-	return "Error";
-}
-
 /* A response of the gateway's own: JSON body (or none), with a length. */
-int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive)
+int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const json_t *body,
+		       bool keep_alive)
 {
-	char head[256], *text = NULL;
+	char head[3072], *text = NULL;
 	size_t len = 0;
 	int n, ret;
 
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
 		return -ENOMEM;
 	len = text ? strlen(text) : 0;
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n", status,
-		     reason_phrase(status), status == 405 ? "Allow: GET, POST, DELETE\r\n" : "",
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
+		     status, ag_http_reason(status),
+		     status != 405  ? ""
+		     : c->srv->http ? "Allow: GET, POST, PUT, PATCH, DELETE\r\n"
+				    : "Allow: GET, POST, DELETE\r\n",
+		     extra ?: "",
 		     text ? "Content-Type: application/json\r\n" : "", len,
 		     keep_alive ? "" : "Connection: close\r\n");
-	ret = ag_stream_write(&c->a, head, n);
+	/* Fail closed: a head cut short would frame the body wrongly. */
+	ret = n < 0 || n >= (int)sizeof(head) ? -ENOSPC : ag_stream_write(&c->a, head, n);
 	if (!ret && len)
 		ret = ag_stream_write(&c->a, text, len);
 	free(text);
 	return ret;
 }
 
-/* The agent's request cannot be served: answer and end the connection. */
-void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
+int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive)
 {
-	/* A lone request's id, once known: the agent can match the answer. */
-	json_t *e = ag_jsonrpc_error(c->call.id, code, msg, NULL);
+	return mcp_send_local_hdr(c, status, NULL, body, keep_alive);
+}
 
+void mcp_answer_close(struct mcp_conn *c, int status, const char *extra, const json_t *body)
+{
 	/* The request is answered: what is left is the goodbye. */
 	ag_list_del(&c->wait);
 	mcp_approval_cancel(c);
 	c->state = MC_REQUEST;
 	c->closing_after = true;
-	if (mcp_send_local(c, status, e, false)) {
-		json_decref(e);
+	if (mcp_send_local_hdr(c, status, extra, body, false)) {
 		mcp_conn_close(c, "error", "could not answer the agent");
 		return;
 	}
-	json_decref(e);
 	ag_stream_shutdown(&c->a);
 	/* The agent's EOF (or reset) is what ends the connection now. */
 	ag_stream_read(&c->a);
+}
+
+/* The agent's request cannot be served: answer and end the connection. */
+void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
+{
+	/* A lone request's id, once known: the agent can match the answer.
+	 * An HTTP service's agent reads plain JSON. */
+	json_t *e = c->srv->http ? json_pack("{s:s}", "error", msg)
+				 : ag_jsonrpc_error(c->call.id, code, msg, NULL);
+
+	mcp_answer_close(c, status, NULL, e);
+	json_decref(e);
 }
 
 /*
@@ -267,7 +260,7 @@ struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
 	return (struct ag_decide_ctx){
 		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
-		c->call.host, c->call.version, &c->o,	 c->dg
+		c->call.host, c->call.version, &c->o,	 c->dg,	 c->in
 	};
 }
 
@@ -371,6 +364,10 @@ static void audit_woken(struct ag_waitq *q)
 static void request_end(struct mcp_conn *c)
 {
 	c->requests++;
+	if (c->srv->http) {
+		http_svc_request(c);
+		return;
+	}
 	if (c->call.verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
 		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
@@ -378,6 +375,9 @@ static void request_end(struct mcp_conn *c)
 					   "the legacy session's stream has ended");
 			return;
 		}
+		/* An outside agent's scopes first: refused with 403, not decided. */
+		if (c->in && !ag_inbound_body(c))
+			return;
 		mcp_request_decide(c);
 		c->legacy.post = NULL;
 		return;
@@ -450,6 +450,7 @@ void mcp_req_next(struct mcp_conn *c)
 {
 	if (c->state == MC_CLOSING)
 		return;
+	http_svc_done(c);
 	c->state = MC_REQUEST;
 	if (!c->call.keep_alive || c->closing_after) {
 		c->closing_after = true;
@@ -540,9 +541,10 @@ static void conn_expire(struct ag_watch *w, const char *why)
 			    : "no byte either way within the idle timeout");
 }
 
-void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
-		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
-		  uint64_t head_ns)
+/* ctx: the TLS server context when tls (NULL: the instance CA's). */
+static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
+		       const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
+		       SSL_CTX *ctx, struct ag_inbound_id *in, uint64_t head_ns)
 {
 	const struct ag_origin *o = &adm->o;
 	const char *agent = adm->agent;
@@ -559,6 +561,7 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 			free(c->dg);
 		}
 		free(c);
+		ag_inbound_conn_end(d, in);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
 		       agent);
 		ag_fair_release(l, fd);
@@ -570,7 +573,9 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 	ag_list_init(&c->wait);
 	c->l = l;
 	c->srv = srv;
-	c->ac = ag_conf_agent(&d->conf, agent);
+	c->in = in;
+	/* An outside agent is never a local agent of the same name. */
+	c->ac = in ? NULL : ag_conf_agent(&d->conf, agent);
 	c->o = *o;
 	c->start_ns = ag_now_ns();
 	c->result = "ok";
@@ -597,12 +602,12 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 		else
 			inet_ntop(AF_INET6, o->addr, dst, sizeof(dst));
 		/* Without SNI the leaf names the address the agent dialled. */
-		if (!mcp->server_ctx) {
+		if (!ctx && !(ctx = mcp->server_ctx)) {
 			mcp_conn_close(c, "refused",
 				       "TLS to a governed server, but no instance CA");
 			return;
 		}
-		if (!(t = ag_tls_new_server(mcp->server_ctx, dst, &err))) {
+		if (!(t = ag_tls_new_server(ctx, dst, &err))) {
 			mcp_conn_close(c, "error", err.msg);
 			return;
 		}
@@ -624,6 +629,19 @@ void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
 	else
 		req_parse(c);
 	ag_stream_owner_put(&c->own);
+}
+
+void ag_mcp_start(struct ag_loop *l, int fd, const struct ag_admission *adm,
+		  const struct ag_server_conf *srv, const void *initial, size_t len, bool tls,
+		  uint64_t head_ns)
+{
+	conn_start(l, fd, adm, srv, initial, len, tls, NULL, NULL, head_ns);
+}
+
+void ag_mcp_start_inbound(struct ag_loop *l, int fd, const struct ag_admission *a,
+			  const struct ag_server_conf *srv, SSL_CTX *ctx, struct ag_inbound_id *id)
+{
+	conn_start(l, fd, a, srv, NULL, 0, true, ctx, id, ag_fair_head_due(l));
 }
 
 void ag_mcp_stop(struct ag_loop *l)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "http_svc.h"
 #include "integrity.h"
 #include "mcp_int.h"
 
@@ -28,11 +29,14 @@ static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
 	if (!r || !json_is_object(result))
 		return 0;
 	if (!(out = ag_redact_result(r, result, rep, &err))) {
-		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s tool=\"%.64s\" result=withheld "
-		       "error=\"%s\"", c->agent, c->srv->name, tool ? tool : "", err.msg);
+		ag_log(AG_LOG_WARN, "mcp",
+		       "agent=%s server=%s tool=\"%.64s\" result=withheld "
+		       "error=\"%s\"",
+		       c->agent, c->srv->name, tool ? tool : "", err.msg);
 		out = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text",
 				"The tool's result could not be checked by the gateway's output "
-				"rules and was withheld", "isError", 1);
+				"rules and was withheld",
+				"isError", 1);
 		rep->refused_by = "gateway";
 		if (!out)
 			return -ENOMEM;
@@ -107,9 +111,10 @@ static int govern_message(struct mcp_conn *c, json_t *msg)
 	else if (what && json_integer_value(what) == AG_MCP_TOOLS_LIST)
 		ret = filter_tools(c, msg);
 	else if (!what || json_integer_value(what) == AG_MCP_TOOLS_CALL)
-		ret = !json_is_object(result)			      ? 0
-		      : json_is_array(json_object_get(result, "tools")) ? filter_tools(c, msg)
-									: govern_result(c, msg, NULL);
+		ret = !json_is_object(result) ? 0
+		      : json_is_array(json_object_get(result, "tools"))
+			  ? filter_tools(c, msg)
+			  : govern_result(c, msg, NULL);
 	json_decref(what);
 	return ret;
 }
@@ -121,6 +126,8 @@ int mcp_inspect_messages(struct mcp_conn *c, json_t *root)
 	size_t i;
 	json_t *m;
 
+	if (c->srv->http)
+		return http_svc_answer(c, root);
 	if (!json_is_array(root))
 		return govern_message(c, root);
 	json_array_foreach(root, i, m)

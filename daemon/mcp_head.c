@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_svc.h"
+#include "inbound.h"
 #include "mcp_check.h"
 #include "mcp_int.h"
 
@@ -38,6 +40,8 @@ static const char *endpoint(const struct ag_server_conf *srv)
 static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 {
 	const char *ep = endpoint(c->srv), *target = ep;
+	/* An outside agent names the resource's path; the upstream gets its endpoint. */
+	const char *want = c->in ? ag_inbound_target(c) : ep;
 	struct ag_target t;
 	struct ag_err err;
 	struct session *s;
@@ -46,9 +50,9 @@ static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST, err.msg);
 		return -1;
 	}
-	if (m->target_len == strlen(ep) && !memcmp(m->target, ep, m->target_len))
+	if (m->target_len == strlen(want) && !memcmp(m->target, want, m->target_len))
 		goto found;
-	if (c->call.verb == AG_MCP_VERB_POST && t.query &&
+	if (!c->in && c->call.verb == AG_MCP_VERB_POST && t.query &&
 	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->legacy.sid,
 				 sizeof(c->legacy.sid), &err) &&
 	    (s = mcp_legacy_find(c, c->legacy.sid)) && s->path_len == t.path_len &&
@@ -69,19 +73,12 @@ found:
 	return 0;
 }
 
-/* Checks a request head before any of its body is read. */
-bool mcp_request_head(struct mcp_conn *c)
+/* A local agent's request must name the tool server it dialled. */
+static bool authority_ok(struct mcp_conn *c, const struct ag_http_msg *m)
 {
-	const struct ag_http_msg *m = &c->req.msg;
 	const struct ag_http_header *h = ag_http_find(m, "Host", NULL);
-	const struct ag_mcp_authority w = { c->srv->hosts, c->srv->nr_hosts, c->o.addr,
-					    c->o.port };
-	char version[32];
-	struct ag_err err;
+	const struct ag_mcp_authority w = { c->srv->hosts, c->srv->nr_hosts, c->o.addr, c->o.port };
 
-	mcp_request_reset(c);
-	c->call.ns = ag_now_ns();
-	c->call.keep_alive = m->keep_alive;
 	/*
 	 * DNS-rebinding protection: a request must name the tool server by one
 	 * of its configured names or by the address the agent connected to.
@@ -98,10 +95,31 @@ bool mcp_request_head(struct mcp_conn *c)
 				   "Origin not allowed by the gateway");
 		return false;
 	}
+	return true;
+}
+
+/* Checks a request head before any of its body is read. */
+bool mcp_request_head(struct mcp_conn *c)
+{
+	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_header *h;
+	char version[32];
+	struct ag_err err;
+
+	mcp_request_reset(c);
+	c->call.ns = ag_now_ns();
+	c->call.keep_alive = m->keep_alive;
+	/* An outside agent's token and Host are inbound.h's to check. */
+	if (c->in ? !ag_inbound_head(c) : !authority_ok(c, m))
+		return false;
 	if ((h = ag_http_find(m, "Upgrade", NULL))) {
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST,
 				   "protocol upgrades are not supported");
 		return false;
+	}
+	if (c->srv->http) {
+		copy_header(m, "Host", c->call.host, sizeof(c->call.host));
+		return http_svc_head(c);
 	}
 	if ((c->call.verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
 		mcp_refuse_request(c, 405, AG_JSONRPC_INVALID_REQUEST,

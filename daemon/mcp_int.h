@@ -14,6 +14,8 @@
  *			output rules
  *	mcp_legacy.c	legacy (2024-11-05) HTTP+SSE sessions
  *	mcp_audit.c	the JSON of every audit record the MCP path writes
+ *	http_svc.c	HTTP services: the hooks that take JSON-RPC's places
+ *			for a plain REST API (http_svc.h)
  *
  * Pure request checks are lib/mcp_check.c and lib/mcp_request.c; the
  * approval registry is approvals.c, the eventfd wait queues waitq.c.
@@ -32,6 +34,7 @@
 #include "delegation.h"
 #include "fair.h"
 #include "http.h"
+#include "http_route.h"
 #include "jsonrpc.h"
 #include "loop.h"
 #include "mcp.h"
@@ -46,8 +49,8 @@
 #define HEAD_MAX (40 * 1024)
 #define SSE_EVENT_MAX (4 * 1024 * 1024)
 #define SESSION_ID_MAX 128
-#define ENDPOINT_MAX 512      /* a legacy session's message endpoint */
-#define MAX_PENDING 1024      /* answers a connection or legacy session may be owed */
+#define ENDPOINT_MAX 512 /* a legacy session's message endpoint */
+#define MAX_PENDING 1024 /* answers a connection or legacy session may be owed */
 
 enum mc_state {
 	MC_REQUEST,
@@ -77,7 +80,7 @@ struct mcp_conn {
 	struct ag_stream *u;	   /* NULL until the first forwarded request */
 	struct ag_stream *retired; /* an upstream given up while its I/O drains */
 	bool up_ready;		   /* u connected (and TLS up) */
-	bool closing_after; /* end the agent connection after this response */
+	bool closing_after;	   /* end the agent connection after this response */
 	struct ag_http_parser req, resp;
 	bool resp_init;
 	const struct ag_server_conf *srv;
@@ -96,7 +99,7 @@ struct mcp_conn {
 		bool keep_alive, v2026;
 		char host[AG_HOST_LEN]; /* Host, for policies (context.request) */
 		char version[32];	/* MCP-Protocol-Version, likewise */
-		struct ag_buf body; /* as the agent sent it, bounded by the parser */
+		struct ag_buf body;	/* as the agent sent it, bounded by the parser */
 		char *fwd_body; /* the canonical body: the allowed messages, re-serialised */
 		size_t fwd_len;
 		json_t *extra;	  /* the gateway's own answers to merge in, or NULL */
@@ -150,9 +153,16 @@ struct mcp_conn {
 		bool sse_init;
 		struct ag_buf held; /* raw bytes of an SSE event not yet complete */
 	} reply;
+	/* An HTTP service's request (http_svc.h), reset with the call. */
+	struct {
+		struct ag_route_req req; /* its route and canonical target */
+		bool owed;		 /* forwarded: its result record is owed */
+	} http;
 	/* What the connection log line says. */
 	const char *result;
 	char error[192];
+	/* An outside agent's connection (inbound.h): who its token names; NULL: a local agent. */
+	struct ag_inbound_id *in;
 };
 
 /* A legacy (2024-11-05) HTTP+SSE session: the POSTs of a session are
@@ -173,7 +183,7 @@ struct session {
 
 struct ag_mcp {
 	struct ag_loop *l;
-	struct ag_waitq audit_q; /* calls waiting for their decision record (MC_AUDIT_WAIT) */
+	struct ag_waitq audit_q;       /* calls waiting for their decision record (MC_AUDIT_WAIT) */
 	struct ag_approvals approvals; /* calls held for a human (MC_APPROVAL) */
 	struct ag_list conns;
 	struct ag_list sessions;
@@ -197,6 +207,11 @@ void mcp_request_reset(struct mcp_conn *c);
 void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why);
 /* A response of the gateway's own: JSON body (or none), with a length. */
 int mcp_send_local(struct mcp_conn *c, int status, const json_t *body, bool keep_alive);
+/* The same with extra header lines (each ending in CRLF; NULL: none). */
+int mcp_send_local_hdr(struct mcp_conn *c, int status, const char *extra, const json_t *body,
+		       bool keep_alive);
+/* Answers status (extra header lines, body) and ends the connection after it. */
+void mcp_answer_close(struct mcp_conn *c, int status, const char *extra, const json_t *body);
 /* The agent's request cannot be served: answer and end the connection. */
 void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg);
 /* The same, and the connection's record says why (result "refused"). */

@@ -243,6 +243,12 @@ int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err 
  * made durable (a failed writer gets one last attempt).
  */
 int ag_audit_close(struct ag_audit_writer *w, struct ag_err *err);
+/*
+ * What open found: the records in the log, and how many of them it read;
+ * the others were taken from the state the last clean close saved
+ * (<log>-resume), so a restart reads only the tail.
+ */
+void ag_audit_recovery(const struct ag_audit_writer *w, uint64_t *records, uint64_t *read);
 
 /* ---- Verifier ---------------------------------------------------------- */
 
@@ -355,6 +361,8 @@ int ag_audit_reader_open(const char *path, struct ag_audit_reader **r, struct ag
 int ag_audit_reader_next(struct ag_audit_reader *r, const char **line, size_t *len, bool *torn,
 			 struct ag_err *err);
 uint64_t ag_audit_reader_offset(const struct ag_audit_reader *r);
+/* Reads on from off, a line's start. */
+int ag_audit_reader_seek(struct ag_audit_reader *r, uint64_t off, struct ag_err *err);
 void ag_audit_reader_close(struct ag_audit_reader *r);
 
 #endif /* AG_AUDIT_H */

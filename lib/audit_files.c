@@ -58,6 +58,16 @@ void ag_audit_reader_close(struct ag_audit_reader *r)
 	free(r);
 }
 
+int ag_audit_reader_seek(struct ag_audit_reader *r, uint64_t off, struct ag_err *err)
+{
+	if (lseek(r->fd, (off_t)off, SEEK_SET) < 0)
+		return ag_errf(err, -errno, "%s: seek: %s", r->path, strerror(errno));
+	r->start = r->end = 0;
+	r->off = off;
+	r->eof = false;
+	return 0;
+}
+
 uint64_t ag_audit_reader_offset(const struct ag_audit_reader *r)
 {
 	return r->off;

@@ -68,20 +68,66 @@ static void inherit_tail(struct ag_audit_writer *w, const struct tail *t)
 	json_decref(obj);
 }
 
+/*
+ * Where the state the last clean close saved lets recovery start (the
+ * offset in paths[*first]), with w's chain head and tree, the record count
+ * and the last line taken from it; 0: read the whole series.
+ */
+static uint64_t resume_at(struct ag_audit_writer *w, char **paths, size_t n, size_t *first,
+			  uint64_t *count, char **last, size_t *last_cap, struct tail *tail)
+{
+	static const char cp[] = "{\"kind\":\"checkpoint\",";
+	struct ag_audit_resume rs;
+	uint8_t h[AG_AUDIT_HASH_LEN];
+	char seg[PATH_MAX], *line = NULL;
+	size_t i = 0, len = 0;
+	json_t *obj = NULL;
+	bool ok;
+
+	if (ag_audit_resume_load(w->base, &rs) || !rs.count)
+		return 0;
+	if (rs.segment)
+		snprintf(seg, sizeof(seg), "%s.%" PRIu64, w->base, rs.segment);
+	else
+		snprintf(seg, sizeof(seg), "%s", w->base);
+	while (i < n && strcmp(paths[i], seg))
+		i++;
+	if (i == n || ag_audit_resume_last_line(seg, rs.offset, &line, &len))
+		return 0;
+	ag_audit_line_hash(line, len, h);
+	obj = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+	/* Only at a checkpoint: no unsigned tail to count before the offset. */
+	ok = !memcmp(h, rs.prev, sizeof(h)) && len > sizeof(cp) - 1 &&
+	     !memcmp(line, cp, sizeof(cp) - 1) &&
+	     json_integer_value(json_object_get(obj, "seq")) == (json_int_t)(rs.count - 1) &&
+	     !keep_line(last, last_cap, line, len) && !tail_add(tail, line, len);
+	json_decref(obj);
+	free(line);
+	if (!ok)
+		return 0;
+	memcpy(w->prev, rs.prev, sizeof(w->prev));
+	w->tree = rs.tree;
+	*count = rs.count;
+	*first = i;
+	return rs.offset;
+}
+
 /* Reads the existing series: chain head, tree, next seq, torn tail. */
 static int recover(struct ag_audit_writer *w, struct ag_err *err)
 {
 	char **paths = NULL, *last = NULL;
-	size_t n = 0, last_cap = 0;
+	size_t n = 0, last_cap = 0, first = 0;
 	struct tail tail = { 0 };
-	uint64_t count = 0;
+	uint64_t count = 0, from;
 	int ret;
 
 	ret = ag_audit_series(w->base, &paths, &n, err);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < n; i++) {
-		struct ag_audit_reader *r;
+	from = resume_at(w, paths, n, &first, &count, &last, &last_cap, &tail);
+	w->recovered_read = count;
+	for (size_t i = first; i < n; i++) {
+		struct ag_audit_reader *r = NULL;
 		const char *line;
 		size_t len;
 		bool torn;
@@ -89,8 +135,12 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 		if (access(paths[i], F_OK) && errno == ENOENT && i + 1 == n && !i)
 			break; /* a new log */
 		ret = ag_audit_reader_open(paths[i], &r, err);
-		if (ret)
+		if (!ret && i == first && from)
+			ret = ag_audit_reader_seek(r, from, err);
+		if (ret) {
+			ag_audit_reader_close(r);
 			goto out;
+		}
 		while ((ret = ag_audit_reader_next(r, &line, &len, &torn, err)) == 1) {
 			uint8_t leaf[AG_AUDIT_HASH_LEN];
 
@@ -140,6 +190,8 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 		json_decref(obj);
 	}
 	w->next_seq = w->written = w->durable = w->buf_seq = w->synced_seq = count;
+	w->recovered = count;
+	w->recovered_read = count - w->recovered_read;
 	if (!ret) {
 		const char *cur = paths[n - 1];
 		const char *dot = cur + strlen(w->base);
@@ -282,11 +334,30 @@ int ag_audit_close(struct ag_audit_writer *w, struct ag_err *err)
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
-	if (w->count || w->unwritten)
+	if (w->count || w->unwritten) {
 		ret = ag_errf(err, -EIO, "%s: %" PRIu64 " records were not written: %s", w->base,
 			      w->count + w->unwritten, w->failmsg);
+		ag_audit_resume_remove(w->base);
+	} else if (w->next_seq && !w->failed) {
+		struct ag_audit_resume rs = { .segment = w->segment,
+					      .offset = w->file_off,
+					      .count = w->next_seq,
+					      .tree = w->tree };
+		struct ag_err e;
+
+		memcpy(rs.prev, w->prev, sizeof(rs.prev));
+		/* Best effort: without it the next open reads the whole series. */
+		if (ag_audit_resume_save(&rs, w->base, &e))
+			aw_warn(w, "%s", e.msg);
+	}
 	writer_free(w);
 	return ret;
+}
+
+void ag_audit_recovery(const struct ag_audit_writer *w, uint64_t *records, uint64_t *read)
+{
+	*records = w->recovered;
+	*read = w->recovered_read;
 }
 
 static const char *const durability_names[] = {

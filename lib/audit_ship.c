@@ -14,7 +14,13 @@
  * acknowledgement, so a record is *read* once the collector's kernel has
  * acknowledged its last byte (the socket's unacked bytes, SIOCOUTQ, fall
  * below its end) at a moment its receive window is as wide as it has been
- * (TCP_INFO): the collector had read everything.  It is *confirmed* once it
+ * (TCP_INFO): the collector had read everything.  A receiver under memory
+ * pressure narrows its window for good, so a window unchanged for SETTLED_MS
+ * on an idle connection (everything acked, keep-alive probes fetching it)
+ * becomes the width: a collector that stalls with records unread and nothing
+ * more sent for that long looks like one that read them, the one case in
+ * which a record can be confirmed and lost (it must then be killed before
+ * it reads on).  It is *confirmed* once it
  * was read CONFIRM_MS ago and the collector still reads all it is sent,
  * time for it to write the record: a collector that stalls lets its window
  * shrink, and one that closes with bytes it has not read resets the
@@ -64,6 +70,8 @@
 #define IO_TIMEOUT_MS 5000 /* connect, handshake; a write stalled twice this long */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
+#define SETTLED_MS 3000	    /* an unchanged window on an idle connection: its width */
+#define KEEPALIVE_PROBES 10 /* unanswered one-second probes: the collector is gone */
 #define BATCH 256 /* records sent before the acks are looked at again */
 
 /* A record on its way: where it starts in the files, where it ends in the stream. */
@@ -94,7 +102,9 @@ struct ag_audit_ship {
 	struct flight *fl;
 	size_t fl_head, fl_n;
 	uint64_t confirmed, saved, saved_ms;
-	uint32_t max_wnd; /* the widest window the collector advertised */
+	uint32_t max_wnd;		 /* the collector's window when it has read everything */
+	uint32_t last_wnd;		 /* its window since settled_ms, */
+	uint64_t last_acked, settled_ms; /* with this much of the stream acked */
 	char *frame;
 };
 
@@ -283,14 +293,32 @@ static int op_write(SSL *ssl, void *buf, int len)
 	return SSL_write(ssl, buf, len);
 }
 
+/*
+ * Probes every second while nothing is in flight: each answer carries the
+ * collector's window as it is now (collector_drained), and a collector host
+ * that is gone ends the connection after KEEPALIVE_PROBES unanswered ones.
+ * Best effort: without them an idle connection settles with the next record.
+ */
+static void keepalive(int fd)
+{
+	int on = 1, secs = 1, probes = KEEPALIVE_PROBES;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+}
+
 static int conn_open(struct ag_audit_ship *s, struct ag_err *err)
 {
 	const char *name = s->c.server_name ? s->c.server_name : s->c.host;
 	int ret = tcp_connect(s, err);
 
-	s->max_wnd = 0;
+	s->max_wnd = s->last_wnd = 0;
+	s->last_acked = s->settled_ms = 0;
 	if (ret)
 		return ret;
+	keepalive(s->fd);
 	s->ssl = SSL_new(s->ctx);
 	if (!s->ssl || !SSL_set_fd(s->ssl, s->fd))
 		return ag_tls_ossl_err(err, ENOMEM, "audit ship: TLS");
@@ -335,16 +363,30 @@ static uint64_t stream_acked(struct ag_audit_ship *s)
 /*
  * Whether the collector has read everything its kernel acknowledged: its
  * advertised window is as wide as it has been on this connection (a reader
- * that stalls lets it shrink).  Unknown: no.
+ * that stalls lets it shrink by every byte its kernel takes in).  A receiver
+ * under memory pressure narrows that width for good, though, so a window
+ * that stayed the same for SETTLED_MS, with everything sent acknowledged and
+ * nothing more sent, becomes the width: a reader catching up opens it with
+ * every read, and keep-alive probes fetch it from an idle connection.
+ * Unknown: no.
  */
-static bool collector_drained(struct ag_audit_ship *s)
+static bool collector_drained(struct ag_audit_ship *s, uint64_t now, uint64_t acked)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
 	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    len < offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof(ti.tcpi_snd_wnd) ||
-	    ti.tcpi_snd_wnd < s->max_wnd)
+	    len < offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof(ti.tcpi_snd_wnd))
+		return false;
+	if (ti.tcpi_snd_wnd != s->last_wnd || acked != s->last_acked ||
+	    acked != BIO_number_written(SSL_get_wbio(s->ssl))) {
+		s->last_wnd = ti.tcpi_snd_wnd;
+		s->last_acked = acked;
+		s->settled_ms = now;
+	} else if (now - s->settled_ms >= SETTLED_MS) {
+		s->max_wnd = ti.tcpi_snd_wnd;
+	}
+	if (ti.tcpi_snd_wnd < s->max_wnd)
 		return false;
 	s->max_wnd = ti.tcpi_snd_wnd;
 	return true;
@@ -358,7 +400,7 @@ static bool collector_drained(struct ag_audit_ship *s)
 static void fl_track(struct ag_audit_ship *s, bool orderly_end)
 {
 	uint64_t now = now_ms(), acked = stream_acked(s);
-	bool read = orderly_end || collector_drained(s);
+	bool read = orderly_end || collector_drained(s, now, acked);
 
 	for (size_t i = 0; read && i < s->fl_n; i++) {
 		struct flight *f = fl_at(s, i);

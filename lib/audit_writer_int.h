@@ -91,6 +91,7 @@ struct ag_audit_writer {
 	size_t buf_len, buf_cap, buf_written;
 	uint64_t buf_seq, synced_seq; /* synced_seq: after the last record synced */
 	struct timespec buf_since;
+	uint64_t recovered, recovered_read; /* records at open; those it read (not resumed) */
 };
 
 void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
@@ -110,5 +111,21 @@ bool aw_rotate_due_locked(const struct ag_audit_writer *w);
 size_t aw_take_locked(struct ag_audit_writer *w);
 /* Writes the n records aw_take_locked gave, busy held; releases busy. */
 void aw_write_inline(struct ag_audit_writer *w, size_t n);
+
+/* ---- lib/audit_resume.c: the state a clean close leaves for the next open */
+
+struct ag_audit_resume {
+	uint64_t segment, offset; /* the log's end: segment number, bytes in it */
+	uint64_t count;		  /* records before it */
+	uint8_t prev[AG_AUDIT_HASH_LEN];
+	struct ag_audit_tree tree;
+};
+
+int ag_audit_resume_save(const struct ag_audit_resume *rs, const char *base, struct ag_err *err);
+/* 0, or -errno when there is none or it does not parse. */
+int ag_audit_resume_load(const char *base, struct ag_audit_resume *rs);
+void ag_audit_resume_remove(const char *base);
+/* The line that ends at off in path (its newline not included), malloc'd. */
+int ag_audit_resume_last_line(const char *path, uint64_t off, char **buf, size_t *len);
 
 #endif

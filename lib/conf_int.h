@@ -72,6 +72,7 @@ extern const char *const conf_policy_source_keys[];
 /* "fleet" (conf_fleet.c): shared budgets on Redis. */
 extern const char *const conf_fleet_keys[];
 extern const char *const conf_ship_keys[];
+extern const char *const conf_inbound_keys[];
 /* Members a credential type takes beyond "type"; the rest are refused. */
 const char *const *conf_cred_keys(enum ag_cred_kind k);
 
@@ -88,6 +89,20 @@ int conf_parse_pass(struct parse *p, const char *path, json_t *v, struct ag_pass
 int conf_parse_dns(struct parse *p, const char *path, json_t *v, struct ag_dns_conf *d);
 void conf_dns_free(struct ag_dns_conf *d);
 int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c);
+/* A name of an entry: 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+int conf_get_name(struct parse *p, const char *path, json_t *v, const char **out);
+/* One entry's fields shared by tool servers and HTTP services (conf_servers.c). */
+int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf *c, int i);
+/* "http_services" (conf_http.c): appended to c->servers, after the tool servers. */
+extern const char *const conf_http_service_keys[], *const conf_http_route_keys[];
+int conf_parse_http(struct parse *p, json_t *arr, struct ag_conf *c);
+void conf_http_free(struct ag_server_conf *s);
+/* "tool_servers[].command" (conf_hosted.c): into s->hosted; after upstream. */
+extern const char *const conf_hosted_keys[];
+int conf_parse_hosted(struct parse *p, const char *path, json_t *v, struct ag_server_conf *s);
+/* After "agents": an agent a command names is configured. */
+int conf_check_hosted(struct parse *p, const struct ag_conf *c);
+void conf_free_hosted(struct ag_server_conf *s);
 int conf_parse_agents(struct parse *p, json_t *arr, struct ag_conf *c);
 /* "anomaly" (lib/conf_anomaly.c). */
 int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);
@@ -95,6 +110,8 @@ int conf_parse_anomaly(struct parse *p, json_t *v, struct ag_anomaly_conf *a);
 int conf_parse_policy_source(struct parse *p, json_t *v, struct ag_policy_source_conf *s);
 int conf_parse_fleet(struct parse *p, json_t *v, struct ag_conf *c);
 int conf_check_fleet(struct parse *p, const struct ag_conf *c);
+/* "inbound" (conf_inbound.c): agents from outside. */
+int conf_parse_inbound(struct parse *p, json_t *v, struct ag_conf *c);
 /* The I/O after parsing (conf_resolve.c). */
 int conf_resolve(struct parse *p, struct ag_conf *c);
 

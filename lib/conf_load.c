@@ -107,6 +107,8 @@ void ag_conf_free(struct ag_conf *c)
 			free_patterns(s->out_rules[j].tools, s->out_rules[j].nr_tools);
 		}
 		free(s->out_rules);
+		conf_http_free(s);
+		conf_free_hosted(s);
 	}
 	free(c->agents);
 	free(c->rules);
@@ -444,7 +446,11 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	/* After listen (the loop check) and before agents (their allow-lists). */
 	if ((v = json_object_get(root, "tool_servers")) && (ret = conf_parse_servers(p, v, c)))
 		return ret;
+	if ((v = json_object_get(root, "http_services")) && (ret = conf_parse_http(p, v, c)))
+		return ret;
 	if ((v = json_object_get(root, "agents")) && (ret = conf_parse_agents(p, v, c)))
+		return ret;
+	if ((ret = conf_check_hosted(p, c)))
 		return ret;
 	if ((v = json_object_get(root, "tools_lock")) &&
 	    (ret = conf_path(p, "$.tools_lock", v, c->tools_lock)))
@@ -464,6 +470,8 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 	if ((v = json_object_get(root, "anomaly")) && (ret = conf_parse_anomaly(p, v, &c->anomaly)))
 		return ret;
 	if ((v = json_object_get(root, "fleet")) && (ret = conf_parse_fleet(p, v, c)))
+		return ret;
+	if ((v = json_object_get(root, "inbound")) && (ret = conf_parse_inbound(p, v, c)))
 		return ret;
 	return conf_check_fleet(p, c);
 }

@@ -339,12 +339,8 @@ static int parse_output_rule(struct parse *p, const char *path, json_t *v, struc
 	if ((ret = conf_check_keys(p, path, v, conf_output_rule_keys)))
 		return ret;
 	snprintf(where, sizeof(where), "%s.name", path);
-	if ((ret = conf_get_string(p, where, json_object_get(v, "name"), &name)))
+	if ((ret = conf_get_name(p, where, json_object_get(v, "name"), &name)))
 		return ret;
-	if (!ag_agent_name_valid(name))
-		return conf_bad(
-		    p, where,
-		    "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	for (size_t k = 0; k < AG_ARRAY_SIZE(kinds); k++) {
 		if (!(e = json_object_get(v, kinds[k])))
@@ -429,6 +425,83 @@ static int parse_output_rules(struct parse *p, const char *path, json_t *v,
 	return 0; /* compiled by conf_resolve() */
 }
 
+int conf_get_name(struct parse *p, const char *path, json_t *v, const char **out)
+{
+	int ret = conf_get_string(p, path, v, out);
+
+	if (ret || ag_agent_name_valid(*out))
+		return ret;
+	return conf_bad(p, path,
+			"expected a name of 1-31 of [A-Za-z0-9_.-], not starting with '.' or '-'");
+}
+
+/*
+ * The fields every governed server has, tool server or HTTP service
+ * (conf_http.c): name (unique among both), upstream, match, tls,
+ * credential, audit_args, trust, output_rules.  s is c->servers[i]; at is
+ * its place in the file ("$.tool_servers[0]").  The caller checked the keys.
+ */
+int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf *c, int i)
+{
+	struct ag_server_conf *s = &c->servers[i];
+	char where[256];
+	const char *v;
+	int ret;
+
+	snprintf(where, sizeof(where), "%s.name", at);
+	if ((ret = conf_get_name(p, where, json_object_get(e, "name"), &v)))
+		return ret;
+	for (int j = 0; j < i; j++)
+		if (!strcmp(c->servers[j].name, v))
+			return conf_badf(p, where, "duplicate tool server name \"%s\"", v);
+	strcpy(s->name, v);
+	snprintf(where, sizeof(where), "%s.upstream", at);
+	if ((ret = conf_get_string(p, where, json_object_get(e, "upstream"), &v)) ||
+	    (ret = parse_upstream(p, where, v, s)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.command", at);
+	if (json_object_get(e, "command") &&
+	    (ret = conf_parse_hosted(p, where, json_object_get(e, "command"), s)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.match", at);
+	if ((ret = parse_match(p, where, json_object_get(e, "match"), s)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.tls", at);
+	if (json_object_get(e, "tls") && (ret = parse_tls(p, where, json_object_get(e, "tls"), s)))
+		return ret;
+	snprintf(where, sizeof(where), "%s.credential", at);
+	if (json_object_get(e, "credential") &&
+	    (ret = parse_credential(p, where, json_object_get(e, "credential"), s)))
+		return ret;
+	s->audit_args = AG_AUDIT_REDACT_HASH;
+	snprintf(where, sizeof(where), "%s.audit_args", at);
+	if (json_object_get(e, "audit_args")) {
+		enum ag_audit_redact mode;
+
+		if ((ret = conf_get_string(p, where, json_object_get(e, "audit_args"), &v)))
+			return ret;
+		if (ag_audit_redact_parse(v, &mode))
+			return conf_badf(p, where,
+					 "\"%s\": expected \"hash\", \"full\" or \"drop\"", v);
+		s->audit_args = mode;
+	}
+	snprintf(where, sizeof(where), "%s.trust", at);
+	s->trust = AG_TRUST_ON_FIRST_USE;
+	if (json_object_get(e, "trust")) {
+		if ((ret = conf_get_string(p, where, json_object_get(e, "trust"), &v)))
+			return ret;
+		if (!strcmp(v, "explicit"))
+			s->trust = AG_TRUST_EXPLICIT;
+		else if (strcmp(v, "on-first-use"))
+			return conf_badf(p, where,
+					 "\"%s\": expected \"on-first-use\" or \"explicit\"", v);
+	}
+	snprintf(where, sizeof(where), "%s.output_rules", at);
+	return json_object_get(e, "output_rules")
+		   ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
+		   : default_output_rules(p, s);
+}
+
 int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 {
 	size_t i, n = json_array_size(arr);
@@ -445,70 +518,13 @@ int conf_parse_servers(struct parse *p, json_t *arr, struct ag_conf *c)
 		return conf_nomem(p);
 	json_array_foreach(arr, i, e)
 	{
-		struct ag_server_conf *s = &c->servers[i];
-		const char *v;
 		int ret;
 
 		snprintf(where, sizeof(where), "$.tool_servers[%zu]", i);
 		if ((ret = conf_check_keys(p, where, e, conf_server_keys)))
 			return ret;
 		c->nr_servers++;
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].name", i);
-		if ((ret = conf_get_string(p, where, json_object_get(e, "name"), &v)))
-			return ret;
-		if (!ag_agent_name_valid(v))
-			return conf_bad(
-			    p, where,
-			    "expected a name of 1-31 of [A-Za-z0-9_.-], not starting with "
-			    "'.' or '-'");
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(c->servers[j].name, v))
-				return conf_badf(p, where, "duplicate tool server name \"%s\"", v);
-		strcpy(s->name, v);
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].upstream", i);
-		if ((ret = conf_get_string(p, where, json_object_get(e, "upstream"), &v)) ||
-		    (ret = parse_upstream(p, where, v, s)))
-			return ret;
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].match", i);
-		if ((ret = parse_match(p, where, json_object_get(e, "match"), s)))
-			return ret;
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].tls", i);
-		if (json_object_get(e, "tls") &&
-		    (ret = parse_tls(p, where, json_object_get(e, "tls"), s)))
-			return ret;
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].credential", i);
-		if (json_object_get(e, "credential") &&
-		    (ret = parse_credential(p, where, json_object_get(e, "credential"), s)))
-			return ret;
-		s->audit_args = AG_AUDIT_REDACT_HASH;
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].audit_args", i);
-		if (json_object_get(e, "audit_args")) {
-			enum ag_audit_redact mode;
-
-			if ((ret = conf_get_string(p, where, json_object_get(e, "audit_args"), &v)))
-				return ret;
-			if (ag_audit_redact_parse(v, &mode))
-				return conf_badf(
-				    p, where, "\"%s\": expected \"hash\", \"full\" or \"drop\"", v);
-			s->audit_args = mode;
-		}
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].trust", i);
-		s->trust = AG_TRUST_ON_FIRST_USE;
-		if (json_object_get(e, "trust")) {
-			if ((ret = conf_get_string(p, where, json_object_get(e, "trust"), &v)))
-				return ret;
-			if (!strcmp(v, "explicit"))
-				s->trust = AG_TRUST_EXPLICIT;
-			else if (strcmp(v, "on-first-use"))
-				return conf_badf(
-				    p, where, "\"%s\": expected \"on-first-use\" or \"explicit\"",
-				    v);
-		}
-		snprintf(where, sizeof(where), "$.tool_servers[%zu].output_rules", i);
-		ret = json_object_get(e, "output_rules")
-			  ? parse_output_rules(p, where, json_object_get(e, "output_rules"), s)
-			  : default_output_rules(p, s);
-		if (ret)
+		if ((ret = conf_parse_server(p, where, e, c, (int)i)))
 			return ret;
 	}
 	return 0;

@@ -25,6 +25,7 @@ const char *const conf_root_keys[] = { "listen",
 				       "agents",
 				       "connect_timeout_ms",
 				       "tool_servers",
+				       "http_services",
 				       "passthrough",
 				       "policy",
 				       "approval_timeout_ms",
@@ -37,12 +38,18 @@ const char *const conf_root_keys[] = { "listen",
 				       "anomaly",
 				       "policy_source",
 				       "fleet",
+				       "inbound",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
 const char *const conf_audit_keys[] = { "durability", "rotate_bytes",	  "syslog",
 					"ship",	      "sync_interval_ms", NULL };
 const char *const conf_ship_keys[] = { "address",   "ca_file",	"server_name",
 				       "cert_file", "key_file", NULL };
+const char *const conf_inbound_keys[] = { "listen",	    "cert_file",      "key_file",
+					  "server",	    "resource",	      "issuer",
+					  "jwks_uri",	    "ca_file",	      "scopes",
+					  "clock_skew_s", "jwks_refresh_s", "jwks_min_interval_s",
+					  NULL };
 const char *const conf_policy_keys[] = { "dir", "files", "entities", NULL };
 const char *const conf_agent_uids_keys[] = { "min", "max", NULL };
 const char *const conf_limits_keys[] = { "header_timeout_ms", "idle_timeout_ms",
@@ -68,7 +75,16 @@ const char *const conf_quota_keys[] = { "connect_rate",	 "connect_burst", "calls
 const char *const conf_loop_keys[] = { "max_identical", "window_s", "action", NULL };
 const char *const conf_dns_keys[] = { "allow", "deny", NULL };
 const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",
-					 "audit_args", "trust", "output_rules", NULL };
+					 "audit_args", "trust", "output_rules", "command", NULL };
+const char *const conf_http_service_keys[] = {
+	"name",	      "match",		 "upstream",	 "tls",
+	"credential", "audit_args",	 "output_rules", "routes",
+	"unmatched",  "context_headers", "openapi",	 NULL
+};
+const char *const conf_http_route_keys[] = { "name", "method", "path", NULL };
+/* "tool_servers[].command" (lib/conf_hosted.c). */
+const char *const conf_hosted_keys[] = { "argv",      "env",	      "cwd", "user", "agent",
+					 "processes", "max_sessions", NULL };
 const char *const conf_tls_keys[] = { "ca_file", "server_name", NULL };
 const char *const conf_match_keys[] = { "hosts", "ports", "addresses", NULL };
 const char *const conf_output_rule_keys[] = { "name",	"detector", "path", "regex",

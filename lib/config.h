@@ -144,6 +144,60 @@ struct ag_server_conf {
 	int nr_out_rules;
 	/* "upstream" as written, for messages: room for the longest host, port and path */
 	char upstream_url[16 + AG_HOST_LEN + 8 + 1024];
+	/* An entry of "http_services" (conf_http.c): a plain HTTP API, its
+	 * requests decided by route; NULL for an MCP tool server. */
+	struct ag_http_svc_conf *http;
+	/* "command": the gateway hosts this stdio server (NULL: it speaks HTTP itself). */
+	struct ag_hosted_conf *hosted;
+};
+
+/*
+ * "http_services": {"name", "upstream", "match", "tls", "credential",
+ * "audit_args", "output_rules" as a tool server has them, "routes": [{"name":
+ * N, "method": "GET", "path": "/todos/{id}"}], "context_headers": [names],
+ * "unmatched": "deny" (default) | "policy", "openapi": FILE (an OpenAPI 3
+ * document in JSON: a route per operation, named by its operationId)}.
+ * The upstream's path, if any, prefixes every forwarded path.
+ */
+#define AG_HTTP_MAX_ROUTES 256
+#define AG_HTTP_MAX_HEADERS 16
+#define AG_HTTP_PATTERN_LEN 512
+struct ag_http_route_conf {
+	char name[AG_NAME_LEN];
+	char method[8];			/* GET, POST, PUT, PATCH, DELETE */
+	char path[AG_HTTP_PATTERN_LEN]; /* "/a/{p}/b": literal and {param} segments */
+};
+
+struct ag_http_svc_conf {
+	struct ag_http_route_conf *routes;
+	int nr_routes;
+	char (*headers)[64]; /* lower case: request fields policies see (context.headers) */
+	int nr_headers;
+	bool unmatched_policy; /* a request no route matches goes to the policies as Route "*" */
+};
+
+/*
+ * "tool_servers[].command" (lib/conf_hosted.c, daemon/hosted.h): a stdio
+ * MCP server agentgated starts on demand and serves at "upstream" (an
+ * http://127.0.0.1 or [::1] URL the gateway binds), governed like an agent
+ * named "agent" (default: the server's name; an agent not in "agents"
+ * may connect nowhere).
+ */
+#define AG_HOSTED_MAX_ARGS 64
+#define AG_HOSTED_MAX_ENV 64
+#define AG_HOSTED_ARG_MAX 4096
+#define AG_HOSTED_MAX_SESSIONS 64
+struct ag_hosted_conf {
+	char **argv; /* NULL-terminated; argv[0] an absolute path */
+	int argc;
+	char **env; /* "NAME=value", NULL-terminated */
+	int nr_env;
+	char cwd[PATH_MAX];		 /* "/" unless set */
+	char user[64];			 /* "": a uid of its own (agent_uids) */
+	char agent[AG_NAME_LEN];	 /* whose egress rules govern it */
+	bool agent_set;			 /* named in the file: must be in "agents" */
+	bool per_session;		 /* "processes": "per_session" (default "shared") */
+	uint32_t max_sessions;		 /* per_session: processes at once (default 16) */
 };
 
 /*
@@ -312,6 +366,44 @@ struct ag_policy_source_conf {
 	char path[AG_GIT_REF_LEN];	/* inside the repository; "" : its root */
 };
 
+/*
+ * "inbound": agents from outside (daemon/inbound.h): one TLS listener, an
+ * OAuth 2.1 resource server in front of one configured tool server.
+ * {"listen": "ADDRESS:PORT", "cert_file": FILE, "key_file": FILE,
+ *  "server": NAME, "resource": URL, "issuer": URL, "jwks_uri": URL,
+ *  "ca_file": FILE, "scopes": {SCOPE: [TOOL | "*", ...], ...},
+ *  "clock_skew_s": N, "jwks_refresh_s": N, "jwks_min_interval_s": N}.
+ * port 0: no inbound surface.  A tool is callable with a token whose scope
+ * names a SCOPE that lists it (or "*").
+ */
+#define AG_INBOUND_URL_LEN 1024
+#define AG_INBOUND_MAX_GRANTS 64
+#define AG_INBOUND_SCOPE_LEN 128
+#define AG_INBOUND_SKEW_DEFAULT 60
+#define AG_INBOUND_REFRESH_DEFAULT 300
+#define AG_INBOUND_MIN_INTERVAL_DEFAULT 10
+
+struct ag_inbound_grant {
+	char scope[AG_INBOUND_SCOPE_LEN];
+	char tool[256]; /* "*": every tool */
+};
+
+struct ag_inbound_conf {
+	uint8_t addr[16]; /* v4-mapped for IPv4 */
+	uint16_t port;	  /* 0: off */
+	char cert_file[PATH_MAX];
+	char key_file[PATH_MAX];
+	char server[AG_NAME_LEN];
+	char resource[AG_INBOUND_URL_LEN];
+	char resource_path[AG_INBOUND_URL_LEN]; /* its origin-form target */
+	char issuer[AG_INBOUND_URL_LEN];
+	char jwks_uri[AG_INBOUND_URL_LEN];
+	char ca_file[PATH_MAX]; /* "" : the system store, for the JWKS fetch */
+	uint32_t clock_skew_s, jwks_refresh_s, jwks_min_interval_s;
+	struct ag_inbound_grant grants[AG_INBOUND_MAX_GRANTS];
+	int nr_grants;
+};
+
 struct ag_conf {
 	uint16_t port;
 	bool ipv6;
@@ -378,6 +470,7 @@ struct ag_conf {
 	struct ag_policy_source_conf policy_source; /* !url[0]: none */
 	struct ag_fleet_conf fleet;
 	struct ag_ship_conf audit_ship; /* "audit": {"ship": ...} */
+	struct ag_inbound_conf inbound; /* "inbound" (port 0: none) */
 	/* "audit": {"sync_interval_ms": N}: durability "written"'s bound, default 100. */
 	uint32_t audit_sync_ms;
 };

@@ -212,6 +212,8 @@ bool ag_http_list_has(const char *value, size_t len, const char *token);
 bool ag_http_list_next(const char **s, const char *end, const char **elem, size_t *elen);
 /* RFC 9110 tchar, the bytes of methods and field names. */
 bool ag_http_is_tchar(uint8_t c);
+/* The reason phrase of a status the gateway sends ("Error" for others). */
+const char *ag_http_reason(int status);
 /* Bytes allowed in a field value: VCHAR, obs-text, SP, HTAB. */
 bool ag_http_is_value_byte(uint8_t c);
 

@@ -205,3 +205,35 @@ int ag_http_chunk_encode(const void *data, size_t len, char *out, size_t cap, si
 	*out_len = o.len;
 	return 0;
 }
+
+/* The reason phrases of the statuses the gateway writes itself. */
+const char *ag_http_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	}
+	return "Error";
+}

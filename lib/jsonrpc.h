@@ -46,6 +46,9 @@ enum ag_mcp_method {
 	AG_MCP_TOOLS_LIST,
 	AG_MCP_RESOURCES_READ,
 	AG_MCP_PROMPTS_GET,
+	/* Not JSON-RPC: a request to an HTTP service, as the decision point
+	 * takes it (daemon/http_svc.c); no message parses to it. */
+	AG_MCP_HTTP,
 };
 
 /*

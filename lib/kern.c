@@ -34,7 +34,6 @@ const char *const ag_map_names[AG_MAP__COUNT] = {
 	[AG_MAP_UNIX_PATHS] = "unix_paths",
 };
 
-#define GATEWAY_FILTER_PIN "gateway_filter"
 
 /*
  * Attach order matters on a fresh install: getpeername first, so that by
@@ -325,16 +324,74 @@ static int kern_load(struct ag_kern *k, const struct ag_instance *in, const stru
 	return ret;
 }
 
+int ag_kern_prog_repin(const struct ag_instance *in, int prog_fd, const char *name,
+		       struct ag_err *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int n;
+
+	if (ag_pin_path(in, name, path, sizeof(path)) ||
+	    (n = snprintf(tmp, sizeof(tmp), "%s_new", path)) < 0 || (size_t)n >= sizeof(tmp))
+		return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long", in->name);
+	unlink(tmp);
+	if (bpf_obj_pin(prog_fd, tmp) || rename(tmp, path)) {
+		int e = errno;
+
+		unlink(tmp);
+		return ag_errf(err, e, "program %s: pin: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+/* The daemon's own programs' pins, in the order of daemon_prog_fds(). */
+static const char *const daemon_pins[] = { "daemon_quota_charge", "daemon_origin_claim",
+					   "daemon_dns_claim" };
+
+static void daemon_prog_fds(struct ag_kern *k, int *fds[])
+{
+	fds[0] = &k->charge_fd;
+	fds[1] = &k->claim_fd;
+	fds[2] = &k->dns_claim_fd;
+}
+
+/* The programs a previous daemon of this build pinned: 0, or -errno with none kept. */
+static int daemon_progs_adopt(struct ag_kern *k, const struct ag_instance *in)
+{
+	int *fds[AG_ARRAY_SIZE(daemon_pins)], ret = 0;
+	char path[PATH_MAX];
+
+	daemon_prog_fds(k, fds);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(daemon_pins) && !ret; i++) {
+		if (ag_pin_path(in, daemon_pins[i], path, sizeof(path)))
+			ret = -ENAMETOOLONG;
+		else if ((*fds[i] = bpf_obj_get(path)) < 0)
+			ret = -errno;
+	}
+	for (size_t i = 0; ret && i < AG_ARRAY_SIZE(daemon_pins); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	return ret;
+}
+
 /*
  * bpf/daemon.bpf.c on the maps this process holds (loaded or adopted).
  * Only its program fds are kept: the object is attached to nothing, and
- * the maps stay the instance's.
+ * the maps stay the instance's.  They are pinned beside the maps, and a
+ * restart of the same build adopts them: loading reads the kernel's BTF,
+ * most of what a restart would otherwise cost.
  */
-int ag_kern_daemon_progs_load(struct ag_kern *k, struct ag_err *err)
+int ag_kern_daemon_progs_load(struct ag_kern *k, const struct ag_instance *in, bool adopt,
+			      struct ag_err *err)
 {
-	struct daemon_bpf *skel = daemon_bpf__open();
+	struct daemon_bpf *skel;
+	int *fds[AG_ARRAY_SIZE(daemon_pins)];
 	int ret;
 
+	if (adopt && !daemon_progs_adopt(k, in))
+		return 0;
+	skel = daemon_bpf__open();
 	if (!skel)
 		return ag_errf(err, errno, "daemon.bpf.o: open: %s", strerror(errno));
 	if ((ret = bpf_map__reuse_fd(skel->maps.quota, k->map_fd[AG_MAP_QUOTA])) ||
@@ -354,6 +411,9 @@ int ag_kern_daemon_progs_load(struct ag_kern *k, struct ag_err *err)
 			ret = ag_errf(err, errno, "daemon.bpf.o: dup: %s", strerror(errno));
 	}
 	daemon_bpf__destroy(skel);
+	daemon_prog_fds(k, fds);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(daemon_pins) && !ret; i++)
+		ret = ag_kern_prog_repin(in, *fds[i], daemon_pins[i], err);
 	return ret;
 }
 
@@ -503,7 +563,7 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 		}
 		k->adopted = true;
 		if (!(ret = ag_kern_set_config(k, cfg, err)))
-			ret = ag_kern_daemon_progs_load(k, err);
+			ret = ag_kern_daemon_progs_load(k, in, true, err);
 		if (ret)
 			ag_kern_close(k);
 		return ret;
@@ -520,7 +580,7 @@ int ag_kern_install(struct ag_kern *k, const struct ag_instance *in, const struc
 			       in->name, in->pin_dir, in->name);
 	ret = kern_load(k, in, cfg, err);
 	if (!ret)
-		ret = ag_kern_daemon_progs_load(k, err);
+		ret = ag_kern_daemon_progs_load(k, in, false, err);
 	if (!ret)
 		ret = ag_kern_version_write(in, err);
 	if (ret) {

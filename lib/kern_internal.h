@@ -16,8 +16,20 @@ int ag_kern_link_pin_path(const struct ag_instance *in, const char *name, char *
 struct bpf_map *ag_kern_skel_map(struct sock_bpf *skel, enum ag_map_id id);
 /* Attach types set, unsupported programs left unloaded. */
 int ag_kern_progs_prepare(struct sock_bpf *skel, struct ag_err *err);
-/* bpf/daemon.bpf.c on k's maps: charge_fd, claim_fd, dns_claim_fd. */
-int ag_kern_daemon_progs_load(struct ag_kern *k, struct ag_err *err);
+/*
+ * bpf/daemon.bpf.c on k's maps: charge_fd, claim_fd, dns_claim_fd, pinned in
+ * the instance's directory; adopt: take the pinned ones when there are.
+ */
+int ag_kern_daemon_progs_load(struct ag_kern *k, const struct ag_instance *in, bool adopt,
+			      struct ag_err *err);
+/* The listener's filter for namespaced agents' traffic (ag_kern_gateway_filter). */
+#define GATEWAY_FILTER_PIN "gateway_filter"
+/*
+ * Pins prog_fd as name in the instance's directory, over the old pin, never
+ * missing (pinned as name_new first: bpffs refuses dots in names).
+ */
+int ag_kern_prog_repin(const struct ag_instance *in, int prog_fd, const char *name,
+		       struct ag_err *err);
 /* 0 when every pinned map has this build's type, key, value and size. */
 int ag_kern_same_maps(const struct ag_kern *k, const struct ag_instance *in, struct ag_err *err);
 

@@ -146,23 +146,6 @@ static int link_replace(const struct ag_instance *in, int i, int prog_fd, struct
 	return ret;
 }
 
-/* Pinned beside the old one, then renamed over it: never missing. */
-static int filter_repin(const struct ag_instance *in, struct sock_bpf *skel, struct ag_err *err)
-{
-	char path[PATH_MAX], tmp[PATH_MAX];
-
-	if (ag_pin_path(in, "gateway_filter", path, sizeof(path)) ||
-	    ag_pin_path(in, "gateway_filter_new", tmp, sizeof(tmp)))
-		return ag_errf(err, ENAMETOOLONG, "instance %s: pin path too long", in->name);
-	unlink(tmp);
-	if (bpf_program__pin(skel->progs.ag_gateway_filter, tmp) || rename(tmp, path)) {
-		int e = errno;
-
-		unlink(tmp);
-		return ag_errf(err, e, "program %s: pin: %s", path, strerror(e));
-	}
-	return 0;
-}
 
 static int progs_replace(const struct ag_instance *in, struct sock_bpf *skel, struct ag_err *err)
 {
@@ -176,7 +159,8 @@ static int progs_replace(const struct ag_instance *in, struct sock_bpf *skel, st
 		if ((ret = link_replace(in, i, bpf_program__fd(p), err)))
 			return ret;
 	}
-	return filter_repin(in, skel, err);
+	return ag_kern_prog_repin(in, bpf_program__fd(skel->progs.ag_gateway_filter),
+				  GATEWAY_FILTER_PIN, err);
 }
 
 int ag_kern_upgrade(struct ag_kern *k, const struct ag_instance *in, const struct ag_config *cfg,
@@ -221,7 +205,7 @@ int ag_kern_upgrade(struct ag_kern *k, const struct ag_instance *in, const struc
 	    (ret = ag_kern_version_write(in, err)))
 		goto out;
 	k->adopted = true;
-	ret = ag_kern_daemon_progs_load(k, err);
+	ret = ag_kern_daemon_progs_load(k, in, false, err);
 out:
 	/* The links hold the programs now; the maps stay open in k. */
 	sock_bpf__destroy(skel);

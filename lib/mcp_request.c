@@ -25,7 +25,17 @@ enum ag_mcp_verb ag_mcp_verb_of(const struct ag_http_msg *m)
 
 const char *ag_mcp_verb_name(enum ag_mcp_verb v)
 {
-	return verb_names[v];
+	return v < AG_MCP_VERB_HTTP ? verb_names[v] : "";
+}
+
+const char *ag_http_method_of(const struct ag_http_msg *m)
+{
+	static const char *const known[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
+
+	for (const char *const *k = known; *k; k++)
+		if (m->method_len == strlen(*k) && !memcmp(m->method, *k, m->method_len))
+			return *k;
+	return NULL;
 }
 
 int ag_target_split(const char *t, size_t len, struct ag_target *out, struct ag_err *err)
@@ -190,26 +200,38 @@ int ag_mcp_fields_check(const struct ag_http_msg *m, struct ag_err *err)
 	return 0;
 }
 
+/* What of the agent's request an HTTP service gets: content negotiation
+ * and trace context; the rest (credentials, cookies, method overrides)
+ * stays with the gateway. */
+static const char *const http_forward_fields[] = {
+	"Accept", "User-Agent", "traceparent", "tracestate", NULL,
+};
+
 int ag_mcp_forward_head(const struct ag_http_msg *m, const struct ag_mcp_forward *f, char *buf,
 			size_t cap, size_t *out_len, struct ag_err *err)
 {
+	bool http = f->verb == AG_MCP_VERB_HTTP,
+	     body = f->verb == AG_MCP_VERB_POST || (http && f->body_len);
 	struct ag_http_header add[4] = {
 		{ "Host", 4, f->authority, strlen(f->authority) },
 		/* Responses are read for filtering and audit: no compression. */
 		{ "Accept-Encoding", 15, "identity", 8 },
 	};
 	struct ag_http_edit e = {
-		.keep = ag_mcp_forward_fields,
-		.method = ag_mcp_verb_name(f->verb),
+		.keep = http ? http_forward_fields : ag_mcp_forward_fields,
+		.method = http ? ag_http_method_of(m) : ag_mcp_verb_name(f->verb),
 		.target = f->target,
 		.add = add,
 		.nadd = 2,
-		.framing = f->verb == AG_MCP_VERB_POST ? AG_HTTP_BODY_LENGTH : AG_HTTP_BODY_NONE,
+		.framing = body ? AG_HTTP_BODY_LENGTH : AG_HTTP_BODY_NONE,
 		.content_length = f->body_len,
 		.keep_alive = true,
 	};
 
-	if (f->verb == AG_MCP_VERB_POST)
+	/* Fail closed: a method no route takes is never sent. */
+	if (!e.method)
+		return ag_errf(err, EINVAL, "request: a method HTTP services do not take");
+	if (body)
 		add[e.nadd++] =
 		    (struct ag_http_header){ "Content-Type", 12, "application/json", 16 };
 	if (f->cred)

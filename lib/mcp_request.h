@@ -31,7 +31,14 @@ enum ag_mcp_verb {
 	AG_MCP_VERB_POST,   /* JSON-RPC messages */
 	AG_MCP_VERB_GET,    /* the server's SSE stream (either transport) */
 	AG_MCP_VERB_DELETE, /* the end of a Streamable HTTP session */
+	/* An HTTP service's request (daemon/http_svc.c): the agent's method,
+	 * one of ag_http_method_of's, decided by route. */
+	AG_MCP_VERB_HTTP,
 };
+
+/* The methods an HTTP service's routes take ("GET", "POST", "PUT",
+ * "PATCH", "DELETE"): m's method as one of them, or NULL. */
+const char *ag_http_method_of(const struct ag_http_msg *m);
 
 enum ag_mcp_verb ag_mcp_verb_of(const struct ag_http_msg *m);
 const char *ag_mcp_verb_name(enum ag_mcp_verb v);
@@ -81,7 +88,7 @@ struct ag_mcp_forward {
 	const char *target;		   /* origin-form, the gateway's */
 	const char *authority;		   /* Host */
 	const struct ag_http_header *cred; /* the gateway's credential, or NULL */
-	size_t body_len;		   /* POST: the canonical body's length */
+	size_t body_len;		   /* POST, HTTP: the canonical body's length */
 };
 
 /* Writes the head (ag_http_serialize_head's errors). */

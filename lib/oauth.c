@@ -329,6 +329,35 @@ static int fetch(struct ag_oauth *o, size_t *tok_len, uint32_t *expires_in, stru
 	return ret;
 }
 
+int oauth_get(struct ag_oauth *o, int *status, size_t *body_len, struct ag_err *err)
+{
+	struct conn c = { .o = o, .fd = -1 };
+	struct ag_http_parser p;
+	size_t len = 0;
+	int ret;
+
+	c.deadline = ag_now_ns() + (uint64_t)o->timeout_ms * NS_PER_MS;
+	if ((ret = ag_http_parser_init(&p, false, &resp_limits, err)))
+		return ret;
+	ret = oauth_conn_open(&c, err);
+	if (!ret && o->https)
+		ret = oauth_conn_tls(&c, err);
+	if (!ret && !(put_str(o->req, sizeof(o->req), &len, "GET ") &&
+		      put_str(o->req, sizeof(o->req), &len, o->target) &&
+		      put_str(o->req, sizeof(o->req), &len, " HTTP/1.1\r\nHost: ") &&
+		      put_str(o->req, sizeof(o->req), &len, o->host_hdr) &&
+		      put_str(o->req, sizeof(o->req), &len,
+			      "\r\nAccept: application/json\r\nConnection: close\r\n\r\n")))
+		ret = ag_errf(err, ENOSPC, "%s: request too large", o->url);
+	if (!ret)
+		ret = oauth_conn_send(&c, o->req, len, err);
+	if (!ret)
+		ret = read_response(&c, &p, status, body_len, err);
+	oauth_conn_close(&c);
+	ag_http_parser_release(&p);
+	return ret;
+}
+
 /* Equal jitter: a random delay in [ms/2, ms], so restarted daemons spread out. */
 static uint64_t jitter_ns(struct ag_oauth *o, unsigned int ms)
 {
@@ -522,7 +551,7 @@ static int build_form(struct ag_oauth *o, const struct ag_oauth_conf *conf, stru
 	return 0;
 }
 
-static void oauth_free(struct ag_oauth *o)
+void oauth_free(struct ag_oauth *o)
 {
 	if (o->wake_fd >= 0)
 		close(o->wake_fd);
@@ -534,53 +563,35 @@ static void oauth_free(struct ag_oauth *o)
 	munmap(o, sizeof(*o));
 }
 
-int ag_oauth_start(const struct ag_oauth_conf *conf, int notify_fd, struct ag_oauth **out,
-		   struct ag_err *err)
+int oauth_endpoint_new(const char *url, const char *ca_file, uint32_t mark, unsigned int timeout_ms,
+		       struct ag_oauth **out, struct ag_err *err)
 {
 	struct ag_oauth *o;
 	char port[8];
-	sigset_t all, old;
 	int ret;
 
-	if (!conf->token_url || !conf->client_id || !conf->client_secret)
-		return ag_errf(err, EINVAL,
-			       "OAuth: token_url, client_id and client_secret are required");
-	if (!*conf->client_id || !bounded(conf->client_id, PARAM_MAX))
-		return ag_errf(err, EINVAL, "OAuth client_id: empty or longer than %d bytes",
-			       PARAM_MAX);
-	if (conf->client_secret->len > CLIENT_SECRET_MAX)
-		return ag_errf(err, EINVAL, "OAuth client_secret: longer than %d bytes",
-			       CLIENT_SECRET_MAX);
 	o = mmap(NULL, sizeof(*o), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (o == MAP_FAILED)
-		return ag_errf(err, ENOMEM, "OAuth %s: out of memory", conf->token_url);
+		return ag_errf(err, ENOMEM, "OAuth %s: out of memory", url);
 	/* Tokens and the Basic credentials pass through it: keep it out of core dumps. */
 	if (madvise(o, sizeof(*o), MADV_DONTDUMP)) {
 		ret = -errno;
 		munmap(o, sizeof(*o));
-		return ag_errf(err, ret, "OAuth %s: madvise: %s", conf->token_url, strerror(-ret));
+		return ag_errf(err, ret, "OAuth %s: madvise: %s", url, strerror(-ret));
 	}
 	o->wake_fd = -1;
 	pthread_mutex_init(&o->lock, NULL);
-	o->secret = conf->client_secret;
-	o->mark = conf->mark;
-	o->timeout_ms = conf->timeout_ms ? conf->timeout_ms : AG_OAUTH_TIMEOUT_MS;
-	o->notify_fd = notify_fd;
+	o->mark = mark;
+	o->timeout_ms = timeout_ms ? timeout_ms : AG_OAUTH_TIMEOUT_MS;
+	o->notify_fd = -1;
 	o->rng = (ag_wall_ns() ^ (uintptr_t)o) | 1;
-	o->client_id = strdup(conf->client_id);
-	if (!o->client_id) {
-		ret = ag_errf(err, ENOMEM, "OAuth %s: out of memory", conf->token_url);
-		goto fail;
-	}
-	ret = parse_url(o, conf->token_url, port, sizeof(port), err);
-	if (!ret)
-		ret = build_form(o, conf, err);
+	ret = parse_url(o, url, port, sizeof(port), err);
 	if (!ret)
 		ret = resolve(o, port, err);
 	if (ret)
 		goto fail;
 	if (o->https) {
-		o->ctx = ag_tls_client_ctx(conf->ca_file, err);
+		o->ctx = ag_tls_client_ctx(ca_file, err);
 		if (!o->ctx) {
 			char why[sizeof(err->msg)];
 
@@ -594,6 +605,41 @@ int ag_oauth_start(const struct ag_oauth_conf *conf, int notify_fd, struct ag_oa
 		ret = ag_errf(err, errno, "OAuth %s: eventfd: %s", o->url, strerror(errno));
 		goto fail;
 	}
+	*out = o;
+	return 0;
+fail:
+	oauth_free(o);
+	return ret;
+}
+
+int ag_oauth_start(const struct ag_oauth_conf *conf, int notify_fd, struct ag_oauth **out,
+		   struct ag_err *err)
+{
+	struct ag_oauth *o;
+	sigset_t all, old;
+	int ret;
+
+	if (!conf->token_url || !conf->client_id || !conf->client_secret)
+		return ag_errf(err, EINVAL,
+			       "OAuth: token_url, client_id and client_secret are required");
+	if (!*conf->client_id || !bounded(conf->client_id, PARAM_MAX))
+		return ag_errf(err, EINVAL, "OAuth client_id: empty or longer than %d bytes",
+			       PARAM_MAX);
+	if (conf->client_secret->len > CLIENT_SECRET_MAX)
+		return ag_errf(err, EINVAL, "OAuth client_secret: longer than %d bytes",
+			       CLIENT_SECRET_MAX);
+	if ((ret = oauth_endpoint_new(conf->token_url, conf->ca_file, conf->mark, conf->timeout_ms,
+				      &o, err)))
+		return ret;
+	o->secret = conf->client_secret;
+	o->notify_fd = notify_fd;
+	o->client_id = strdup(conf->client_id);
+	if (!o->client_id) {
+		ret = ag_errf(err, ENOMEM, "OAuth %s: out of memory", conf->token_url);
+		goto fail;
+	}
+	if ((ret = build_form(o, conf, err)))
+		goto fail;
 	/* The thread takes no signals: the daemon handles them in its loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

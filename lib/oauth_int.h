@@ -92,6 +92,16 @@ struct conn {
 	bool tls_closed; /* close_notify received */
 };
 
+/*
+ * The endpoint url for a new o: parsed, resolved, the TLS context made
+ * (ca_file NULL: the system store), the wake eventfd open; no thread.
+ * What ag_oauth_start() and the JWKS fetch (oauth_rs_jwks.c) share.
+ */
+int oauth_endpoint_new(const char *url, const char *ca_file, uint32_t mark,
+		       unsigned int timeout_ms, struct ag_oauth **out, struct ag_err *err);
+void oauth_free(struct ag_oauth *o);
+/* GET o's URL: *status, and the body in o->body (NUL-terminated, *body_len bytes). */
+int oauth_get(struct ag_oauth *o, int *status, size_t *body_len, struct ag_err *err);
 /* Rings the eventfd fd (if >= 0): "look again". */
 void oauth_ring(int fd);
 /*

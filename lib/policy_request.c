@@ -23,6 +23,7 @@ static const struct {
 				 "read" },
 	[AG_TARGET_PROMPT] = { AG_MCP_PROMPTS_GET, "prompts/get", "prompt", "Prompt",
 			       "get_prompt" },
+	[AG_TARGET_ROUTE] = { AG_MCP_HTTP, "http", "route", "Route", "http" },
 };
 
 const char *ag_policy_target_action(enum ag_policy_target t)
@@ -250,7 +251,7 @@ static enum ag_policy_decision eval_ctx(const struct ag_policy_set *set,
 	/* The daemon's bound since the first release: a server name and 1 KiB. */
 	char action_id[32], resource[AG_NAME_LEN + 1024];
 	struct ag_policy_request req = {
-		.principal = { "Agent", c->agent },
+		.principal = { c->principal_type ? c->principal_type : "Agent", c->agent },
 		.action = { "Action", action_id },
 		.resource = { target_type(c->target), resource },
 		.context = ctx,
@@ -350,6 +351,12 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 
 	out->reason[0] = '\0';
 	out->policies[0] = '\0';
+	/* A route's request: its method, path, params, query, headers and
+	 * body are the context's own members, not context.args. */
+	if (c->target == AG_TARGET_ROUTE && ctx && json_object_update(ctx, args)) {
+		json_decref(ctx);
+		ctx = NULL;
+	}
 	if (tool) {
 		/* A tool the agent may not list does not exist for it. */
 		pd = eval_ctx(set, ents, c, "list", ctx, NULL, res, out);
@@ -377,15 +384,17 @@ void ag_policy_call_decide(const struct ag_policy_set *set, const struct ag_enti
 	}
 	pd = eval_ctx(set, ents, c, action, ctx, NULL, res, out);
 	json_decref(ctx);
-	/* Resources and prompts have no isError result: a refusal hides them. */
-	out->kind = tool ? AG_OUTCOME_DENY : AG_OUTCOME_HIDDEN;
+	/* Resources and prompts have no isError result: a refusal hides them;
+	 * a route's refusal is a 403 the agent can read. */
+	out->kind = tool || c->target == AG_TARGET_ROUTE ? AG_OUTCOME_DENY : AG_OUTCOME_HIDDEN;
 	switch (pd) {
 	case AG_ALLOW:
 		out->kind = AG_OUTCOME_ALLOW;
 		return;
 	case AG_ESCALATE:
-		/* Resources and prompts cannot be held: only calls are escalated. */
-		if (tool)
+		/* Resources and prompts cannot be held: only calls are escalated
+		 * (a route's escalation is refused by the caller, with this reason). */
+		if (tool || c->target == AG_TARGET_ROUTE)
 			out->kind = AG_OUTCOME_ESCALATE;
 		snprintf(out->reason, sizeof(out->reason), AG_POLICY_ESCALATE_PREFIX "%s",
 			 res->escalate_reason ? res->escalate_reason : "");

@@ -4,7 +4,9 @@
  * principal Agent::"<agent>", action Action::"call"|"list"|"read"|
  * "get_prompt", resource Tool|Resource|Prompt::"<server>/<name>" in
  * Server::"<server>", and the context (args, operator, session,
- * delegation, time, request, anomaly).  The daemon decides live traffic with it (daemon/decide.c) and
+ * delegation, time, request, anomaly).  A request to an HTTP service is
+ * Action::"http" on Route::"<service>/<route>", its args the context's
+ * own members (method, path, params, query, headers, body).  The daemon decides live traffic with it (daemon/decide.c) and
  * `agentgatectl policy simulate` replays audit records with it, so a
  * simulation asks the engine exactly what the gateway would have asked.
  * Nothing here keeps state: session counters belong to the caller.
@@ -63,6 +65,9 @@ struct ag_policy_call {
 	void (*report)(void *arg, const char *action, const char *resource,
 		       const struct ag_policy_result *res, const char *error);
 	void *report_arg;
+	/* The principal's entity type, agent its id: NULL is "Agent"; an
+	 * outside agent's is "Client" or "User" (daemon/inbound.h). */
+	const char *principal_type;
 };
 
 /* The gateway's verdict on a governed message: the one verdict enum of the

@@ -12,6 +12,7 @@ enum ag_policy_target {
 	AG_TARGET_TOOL,	    /* tools/call (and the tools/list filter) */
 	AG_TARGET_RESOURCE, /* resources/read */
 	AG_TARGET_PROMPT,   /* prompts/get */
+	AG_TARGET_ROUTE,    /* a request to an HTTP service (Action::"http") */
 };
 
 #endif

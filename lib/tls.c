@@ -10,9 +10,11 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "hostport.h"
+#include "secret.h"
 #include "tls_int.h"
 
 struct ag_tls {
@@ -132,6 +134,43 @@ SSL_CTX *ag_tls_server_ctx(struct ag_tls_ca *ca, struct ag_err *err)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	return ctx;
+}
+
+SSL_CTX *ag_tls_server_ctx_files(const char *cert_file, const char *key_file, struct ag_err *err)
+{
+	SSL_CTX *ctx = ctx_new(TLS_server_method(), err);
+	struct ag_secret *key = NULL;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	char what[PATH_MAX + 32];
+
+	if (!ctx)
+		return NULL;
+	/* The private key is a secret file: root-owned, 0600 (secret.h). */
+	if (ag_secret_load(key_file, AG_SECRET_RAW, &key, err))
+		goto fail;
+	if ((bio = BIO_new_mem_buf(key->data, (int)key->len)))
+		pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+	snprintf(what, sizeof(what), "TLS certificate %s", cert_file);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 || !pkey ||
+	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ag_tls_ossl_err(err, EINVAL, what);
+		goto fail;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, server_alpn_cb, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	ag_secret_free(key);
+	return ctx;
+fail:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	ag_secret_free(key);
+	SSL_CTX_free(ctx);
+	return NULL;
 }
 
 SSL_CTX *ag_tls_client_ctx(const char *ca_file, struct ag_err *err)

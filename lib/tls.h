@@ -62,6 +62,11 @@ X509 *ag_tls_ca_leaf(struct ag_tls_ca *ca, const char *name, struct ag_err *err)
  */
 SSL_CTX *ag_tls_server_ctx(struct ag_tls_ca *ca, struct ag_err *err);
 /*
+ * Server context with the operator's certificate (chain PEM) and key (a
+ * secret file, secret.h): TLS 1.2+, ALPN "http/1.1" only, as above.
+ */
+SSL_CTX *ag_tls_server_ctx_files(const char *cert_file, const char *key_file, struct ag_err *err);
+/*
  * Client context toward upstreams: TLS 1.2+, peer verified against ca_file
  * (NULL or "": the system default paths), ALPN "http/1.1".
  */

@@ -10,8 +10,9 @@
 # forbids and one it escalates, which the demo approves as an operator
 # would from a second terminal; a request whose Authorization the gateway
 # adds; a plain call relayed to an allowed pass-through destination; a call
-# to an address the configuration denies; three attempts to get around the
-# gateway.  Then agentgatectl status and the signed audit trail of all of
+# to an address the configuration denies; a REST API (json-server) governed
+# as an HTTP service, one request allowed and one denied; three attempts to
+# get around the gateway.  Then agentgatectl status and the signed audit trail of all of
 # it.  Only loopback addresses are used.  AG_DEMO_KEEP=1 keeps the work
 # directory (the daemon's log, the audit trail, what the tool server saw).
 set -euo pipefail
@@ -143,6 +144,98 @@ echo '     "credential": {"type": "bearer", "secret_file": "upstream.token"}'
 echo "   upstream.token, next to it, is a random token (root's, mode 0600): the gateway sends"
 echo "   it to the tool server as 'Authorization: Bearer <token>'; no agent ever sees it."
 
+# ---- HTTP service (agentgate.conf(5) "http_services"): set-up ----------------
+# A real REST API (json-server) that agents reach at its own URL, governed
+# request by request; the requests themselves are step 5b.
+HTTP_PORT=18093
+if [ -n "$(ss -Hltn "sport = :$HTTP_PORT")" ]; then
+	echo "make run: 127.0.0.1:$HTTP_PORT is in use (another make run?)" >&2
+	exit 1
+fi
+step "A REST API on 127.0.0.1:$HTTP_PORT (json-server), governed as an HTTP service"
+printf '{"todos": [{"id": 1, "title": "write the report"}]}\n' >"$WORK/db.json"
+node selftests/e2e/json_server.mjs --db "$WORK/db.json" --log "$WORK/api.jsonl" \
+	--port "$HTTP_PORT" >"$WORK/api.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+	grep -q '"port"' "$WORK/api.out" && break
+	sleep 0.1
+done
+mkdir -p "$WORK/policies"
+cp policies/demo/*.cedar "$WORK/policies/"
+cat >"$WORK/policies/10-todos.cedar" <<'CEDAR'
+// The REST API: the demo agent may read todos, nothing else.
+@id("demo-todos-read")
+permit (
+    principal == Agent::"demo",
+    action == Action::"http",
+    resource in Server::"todos"
+)
+when { context.method == "GET" };
+CEDAR
+node -e '
+const [file, port, policies] = process.argv.slice(1);
+const c = JSON.parse(require("fs").readFileSync(file, "utf8"));
+c.policy.dir = policies;
+c.http_services = [{
+	name: "todos",
+	match: { addresses: ["127.0.0.1"], ports: [Number(port)] },
+	upstream: `http://127.0.0.1:${port}`,
+	routes: [
+		{ name: "get", method: "GET", path: "/todos/{id}" },
+		{ name: "remove", method: "DELETE", path: "/todos/{id}" },
+	],
+}];
+require("fs").writeFileSync(file, JSON.stringify(c, null, "\t") + "\n");' \
+	"$WORK/agentgate.json" "$HTTP_PORT" "$WORK/policies"
+echo '   agentgate.json gets "http_services": [{"name": "todos", "match": 127.0.0.1:'$HTTP_PORT','
+echo '   "routes": GET and DELETE /todos/{id}}], and the policy set one more policy:'
+sed 's/^/   /' "$WORK/policies/10-todos.cedar"
+# ---- end of the HTTP service's set-up ---------------------------------------
+# ---- hosted stdio server (tool_servers[].command), 1/2: its configuration ----
+# The gateway runs the reference filesystem server, a stdio program, itself;
+# agents reach it at 127.0.0.1:$FILES_PORT and are governed as with any tool
+# server.  It runs as a uid of its own: it must be able to reach its files.
+FILES_PORT=18095
+FILES_BRIDGE=18096
+chmod 0711 "$WORK"
+mkdir -m 0755 "$WORK/files"
+printf 'Q3 revenue: 4.2M\n' >"$WORK/files/report.txt"
+mkdir -p "$WORK/policies"
+cp policies/demo/*.cedar "$WORK/policies/"
+cat >"$WORK/policies/10-files.cedar" <<'EOF'
+// The hosted filesystem server: the demo agent lists and reads, never writes.
+@id("demo-files")
+permit (
+    principal == Agent::"demo",
+    action in [Action::"list", Action::"call"],
+    resource in Server::"files"
+);
+
+@id("no-file-writes")
+@reason("the demo agent reads files, it does not write them")
+forbid (principal, action == Action::"call", resource == Tool::"files/write_file");
+EOF
+node -e '
+const [f, pol, node, js, dir, port, bridge] = process.argv.slice(1);
+const c = JSON.parse(require("fs").readFileSync(f, "utf8"));
+c.policy.dir = pol;
+c.tool_servers.push({ name: "files", match: { addresses: ["127.0.0.1"], ports: [+port] },
+	upstream: `http://127.0.0.1:${bridge}/mcp`,
+	command: { argv: [node, js, dir], cwd: dir } });
+require("fs").writeFileSync(f, JSON.stringify(c, null, "\t") + "\n");' \
+	"$WORK/agentgate.json" "$WORK/policies" "$(command -v node)" \
+	"$AGENTGATE_E2E_DIR/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" \
+	"$WORK/files" "$FILES_PORT" "$FILES_BRIDGE"
+step "The gateway also hosts a stdio MCP server (tool_servers[].command)"
+echo "   $WORK/agentgate.json also has tool server \"files\": the reference filesystem server"
+echo "   (a stdio program), which agentgated starts itself on the first request and serves at"
+echo "   127.0.0.1:$FILES_BRIDGE; agents use it at 127.0.0.1:$FILES_PORT, governed like any other."
+echo "   It runs as a uid of its own in a cgroup below agent \"files\", which no rule lets"
+echo "   connect anywhere. Its policies, $WORK/policies/10-files.cedar:"
+sed 's/^/   /' "$WORK/policies/10-files.cedar"
+# ---- end of the hosted stdio server, 1/2 ----
+
 step "agentgated --instance $INSTANCE --config $WORK/agentgate.json"
 "$BUILD/agentgated" --instance "$INSTANCE" --config "$WORK/agentgate.json" \
 	--state-dir "$WORK/state" --foreground 2>"$LOG" &
@@ -218,6 +311,17 @@ echo "    to agentgated, which relayed it: the tool's peer is the daemon's socke
 step "5. The agent calls 127.0.0.2:9000, which the configuration denies"
 agent "curl -sS --max-time 2 http://127.0.0.2:9000/admin"
 
+# ---- HTTP service: an allowed and a denied request --------------------------
+step "5b. The agent uses the REST API at its own URL; the gateway decides each request"
+echo "   GET /todos/1 (demo-todos-read permits it: forwarded):"
+agent "curl -sS --max-time 5 http://127.0.0.1:$HTTP_PORT/todos/1; echo"
+echo "   DELETE /todos/1 (no policy permits it: refused, json-server never sees it):"
+agent "curl -sS --max-time 5 -w ' (HTTP %{http_code})\n' -X DELETE http://127.0.0.1:$HTTP_PORT/todos/1"
+echo "   What json-server received: $(grep -c '"method"' "$WORK/api.jsonl") request(s)," \
+	"$(grep -c '"DELETE"' "$WORK/api.jsonl") DELETE; todo 1 is still there:" \
+	"$(grep -c 'write the report' "$WORK/db.json")"
+# ---- end of the HTTP service ------------------------------------------------
+
 step "6. Bypass attempts"
 echo "   a) DNS-over-UDP to a server that is not the configured resolver:"
 agent "echo query > /dev/udp/127.0.0.1/53 && echo sent || echo 'refused by the kernel'"
@@ -225,6 +329,19 @@ echo "   b) a fresh user and network namespace, to get away from the gateway:"
 agent "unshare -Urn bash -c 'exec 3<>/dev/tcp/127.0.0.1/$TOOL_PORT' 2>&1 || echo 'refused by the kernel'"
 echo "   c) straight to the gateway's port:"
 agent "exec 3<>/dev/tcp/127.0.0.1/$GATEWAY_PORT 2>&1 || echo 'refused by the kernel'"
+
+# ---- hosted stdio server (tool_servers[].command), 2/2: an agent uses it ----
+step "7. The agent uses the stdio server the gateway hosts (server-filesystem)"
+echo "   It lists the tools, reads report.txt (demo-files permits it) and tries write_file"
+echo "   (no-file-writes forbids it: the server never sees the call)."
+$CTL run --agent demo -- node selftests/e2e/agent.mjs --url "http://127.0.0.1:$FILES_PORT/mcp" \
+	--steps initialize,list,call,call \
+	--call read_text_file --args "{\"path\":\"$WORK/files/report.txt\"}" \
+	--call write_file --args "{\"path\":\"$WORK/files/report.txt\",\"content\":\"0\"}" \
+	2>&1 | sed 's/^/   agent| /' || true
+echo "   The server's process, as the daemon logged it (its stderr included):"
+grep 'event=hosted ' "$LOG" | sed 's/^/   daemon| /'
+# ---- end of the hosted stdio server, 2/2 ----
 
 step "agentgatectl status"
 $CTL status || true

@@ -15,6 +15,13 @@
  *	socket FAMILY TYPE PROTO
  *	io_uring		io_uring_setup
  *	tiocsti			ioctl(0, TIOCSTI): typing into the terminal
+ *	tioclinux		ioctl(0, TIOCLINUX): a console paste (ENOTTY off a console)
+ *	vmread			process_vm_readv of its own memory
+ *	madvise			process_madvise on its own pidfd
+ *	kcmp			kcmp of its own descriptor 0 with itself
+ *	keyring			add_key to the session keyring
+ *	x32			getpid through the x32 ABI, in a child: "ok", "failed"
+ *				(no x32 in this kernel) or the signal that killed it
  *	tcp PORT		connect to 127.0.0.1:PORT, send "ping", print the reply
  */
 #include <errno.h>
@@ -27,8 +34,12 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <linux/keyctl.h>
 
 static int say(const char *step, int ret)
 {
@@ -80,6 +91,53 @@ static void tcp(const char *port)
 	printf("reply=%.*s\n", n > 0 ? (int)n : 0, buf);
 }
 
+static void vmread(void)
+{
+	char src[8] = "secret", dst[8];
+	struct iovec l = { dst, sizeof(dst) }, r = { src, sizeof(src) };
+
+	say("vmread", (int)syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0));
+}
+
+static void madvise_self(void)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	struct iovec v = { page, sizeof(page) };
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+	/* MADV_COLD (20): harmless, and allowed on one's own memory. */
+	say("madvise", (int)syscall(SYS_process_madvise, pidfd, &v, 1, 20, 0));
+	close(pidfd);
+}
+
+/* getpid with the x32 bit, in a child the filter may kill. */
+static void x32(void)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+#if defined(__x86_64__)
+		long ret;
+
+		__asm__ volatile("syscall"
+				 : "=a"(ret)
+				 : "a"(0x40000000L | SYS_getpid)
+				 : "rcx", "r11", "memory");
+		_exit(ret == getpid() ? 0 : 1);
+#else
+		_exit(1);
+#endif
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		printf("x32=%s\n", strerrorname_np(errno));
+	else if (WIFSIGNALED(status))
+		printf("x32=SIG%s\n", sigabbrev_np(WTERMSIG(status)));
+	else
+		printf("x32=%s\n", WEXITSTATUS(status) ? "failed" : "ok");
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	char path[64];
@@ -121,6 +179,21 @@ int main(int argc, char **argv)
 			say("io_uring", (int)syscall(SYS_io_uring_setup, 4, params));
 		} else if (!strcmp(a, "tiocsti")) {
 			say("tiocsti", ioctl(0, TIOCSTI, "x"));
+		} else if (!strcmp(a, "tioclinux")) {
+			char sub = 6; /* TIOCL_GETSHIFTSTATE */
+
+			say("tioclinux", ioctl(0, TIOCLINUX, &sub));
+		} else if (!strcmp(a, "vmread")) {
+			vmread();
+		} else if (!strcmp(a, "madvise")) {
+			madvise_self();
+		} else if (!strcmp(a, "kcmp")) {
+			say("kcmp", (int)syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, 0, 0));
+		} else if (!strcmp(a, "keyring")) {
+			say("keyring", (int)syscall(SYS_add_key, "user", "agentgate-probe", "x", 1,
+						    KEY_SPEC_SESSION_KEYRING));
+		} else if (!strcmp(a, "x32")) {
+			x32();
 		} else if (!strcmp(a, "tcp")) {
 			tcp(b);
 			i += 1;

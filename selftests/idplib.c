@@ -41,51 +41,30 @@ bool idp_installed(char *dir, size_t len)
  */
 int idp_start(struct idp *s, const char *e2e_dir, const char *tls_dir)
 {
-	char script[PATH_MAX], cert[PATH_MAX + 16], key[PATH_MAX + 16], line[512] = "";
-	char *argv[] = { "node",	script,	      "--client-id", IDP_CLIENT_ID,	  "--client-secret",
-			 IDP_CLIENT_SECRET, "--tls-cert", cert,	     "--tls-key", key,
-			 NULL };
-	int pipefd[2];
-	size_t n = 0;
-	json_t *j;
+	return idp_start_args(s, e2e_dir, tls_dir, NULL);
+}
+
+int idp_start_args(struct idp *s, const char *e2e_dir, const char *tls_dir,
+		   const char *const *extra)
+{
+	char script[PATH_MAX], cert[PATH_MAX + 16], key[PATH_MAX + 16];
+	char *argv[32] = {
+		"node", script, "--client-id", IDP_CLIENT_ID, "--client-secret", IDP_CLIENT_SECRET
+	};
+	int argc = 6;
 
 	snprintf(script, sizeof(script), "%s/selftests/e2e/oidc_server.mjs", testlib_src_dir());
 	if (tls_dir) {
 		snprintf(cert, sizeof(cert), "%s/cert.pem", tls_dir);
 		snprintf(key, sizeof(key), "%s/key.pem", tls_dir);
-	} else {
-		argv[6] = NULL;
+		argv[argc++] = "--tls-cert";
+		argv[argc++] = cert;
+		argv[argc++] = "--tls-key";
+		argv[argc++] = key;
 	}
-	s->pid = -1;
-	if (pipe2(pipefd, O_CLOEXEC))
-		return -errno;
-	s->pid = fork();
-	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(pipefd[1], 1);
-		if (!test__verbose()) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, 2);
-		}
-		setenv("AGENTGATE_E2E_DIR", e2e_dir, 1);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	while (s->pid > 0 && n < sizeof(line) - 1) {
-		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-
-		if (poll(&pfd, 1, 15000) <= 0 || read(pipefd[0], line + n, 1) <= 0 ||
-		    line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	close(pipefd[0]);
-	j = json_loads(line, 0, NULL);
-	s->port = (int)json_integer_value(json_object_get(j, "port"));
-	json_decref(j);
+	for (int i = 0; extra && extra[i] && argc < (int)AG_ARRAY_SIZE(argv) - 1; i++)
+		argv[argc++] = (char *)extra[i];
+	s->port = node_peer_start(argv, e2e_dir, &s->pid);
 	snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d/token", tls_dir ? "https" : "http",
 		 s->port);
 	return s->port > 0 ? 0 : -ETIMEDOUT;

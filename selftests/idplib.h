@@ -27,6 +27,9 @@ struct idp {
 bool idp_installed(char *dir, size_t len);
 /* Starts the server (over TLS with tls_dir's cert.pem and key.pem, if not NULL). */
 int idp_start(struct idp *s, const char *e2e_dir, const char *tls_dir);
+/* The same with more arguments for oidc_server.mjs (NULL-terminated). */
+int idp_start_args(struct idp *s, const char *e2e_dir, const char *tls_dir,
+		   const char *const *extra);
 void idp_stop(struct idp *s);
 /* GET path on the server's control endpoints (/count, /fail?n=K, /ttl?s=S): the JSON body. */
 json_t *idp_get(struct idp *s, const char *path);

@@ -182,6 +182,9 @@ static void reply_unauthorized(struct tool *t, int fd)
 	tool_send(t, fd, r, sizeof(r) - 1);
 }
 
+static const char no_get[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\n"
+			     "Content-Length: 0\r\n\r\n";
+
 /* One connection: requests parsed with the project's own strict parser. */
 static void tool_conn(struct tool *t, int fd)
 {
@@ -247,8 +250,12 @@ static void tool_conn(struct tool *t, int fd)
 				record(t, head, hlen, body, blen);
 				if (t->reject_auth[0] && strstr(head, t->reject_auth))
 					reply_unauthorized(t, fd);
+				else if (t->one_shot && !strncmp(head, "GET ", 4))
+					tool_send(t, fd, no_get, sizeof(no_get) - 1);
 				else
 					reply(t, fd, body);
+				if (t->one_shot)
+					goto out;
 			} else {
 				break;
 			}
@@ -314,13 +321,13 @@ int tool_nseen(struct tool *t)
 	int n;
 
 	pthread_mutex_lock(&t->lock);
+
 	n = t->nseen;
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
 
 /* ---- the agent -------------------------------------------------------- */
-
 
 int agent_exchange(void *arg)
 {
@@ -364,13 +371,13 @@ void post(struct exchange *x, uint16_t port, const char *extra_headers, const ch
 {
 	memset(x, 0, sizeof(*x));
 	x->port = port;
+
 	snprintf(x->request, sizeof(x->request),
 		 "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
 		 "Accept: application/json, text/event-stream\r\n%sContent-Length: %zu\r\n"
 		 "Connection: close\r\n\r\n%s",
 		 port, extra_headers, strlen(body), body);
 }
-
 
 /*
  * The tool server is "t", known to the agent as 127.0.0.1:orig_port
@@ -394,7 +401,8 @@ int env_start_flags(struct mcp_env *e, const char *suffix, enum reply_kind kind,
 	e->orig_port = free_port();
 	snprintf(extra, sizeof(extra),
 		 "\"tool_servers\": [{\"name\": \"t\", \"match\": {\"addresses\": [\"127.0.0.1\"], "
-		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u/mcp\"%s%s}], \"agents\": [%s]%s%s",
+		 "\"ports\": [%u]}, \"upstream\": \"http://127.0.0.1:%u/mcp\"%s%s}], \"agents\": "
+		 "[%s]%s%s",
 		 e->orig_port, e->tool.port, e->server_json ? ", " : "",
 		 e->server_json ? e->server_json : "", agent_json, more_json[0] ? ", " : "",
 		 more_json);
@@ -427,6 +435,7 @@ void call_tool(struct mcp_env *e, struct exchange *x, const char *tool, int id)
 {
 	char body[256];
 
+
 	snprintf(body, sizeof(body),
 		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
 		 "\"%s\",\"arguments\":{}}}",
@@ -434,4 +443,3 @@ void call_tool(struct mcp_env *e, struct exchange *x, const char *tool, int id)
 	post(x, e->orig_port, "", body);
 	run_agent(e, x);
 }
-

@@ -63,6 +63,10 @@ struct tool {
 	/* The JSON-RPC id of every request that arrived (beyond MAX_SEEN too). */
 	int ids[MAX_IDS];
 	int nids;
+	/* Each connection ends after its first answer, and a GET (a client's
+	 * standalone SSE stream) gets 405: clients that open several
+	 * connections at once (the SDK's) never wait behind one another. */
+	bool one_shot;
 };
 
 struct exchange {

@@ -10,15 +10,7 @@
 
 static int load(const char *json, struct ag_conf *c, struct ag_err *err)
 {
-	char path[] = "/tmp/agentgate-conf-XXXXXX";
-	int fd = mkstemp(path), ret;
-
-	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json))
-		return -1;
-	close(fd);
-	ret = ag_conf_load(c, path, err);
-	unlink(path);
-	return ret;
+	return tconf_load(json, c, err);
 }
 
 /* One tool server "s"; SERVER_U's upstream and extra members are the test's. */
@@ -248,11 +240,13 @@ TEST(config)
 		{ "unix_duplicate", UNIX_SOCKETS("\"@x\", \"@x\""),
 		  "$.agents[0].unix_sockets[1]: duplicate address \"@x\"" },
 		{ "anomaly_full",
-		  "{\"anomaly\": {\"enabled\": false, \"rate_multiple\": 5, \"min_rate_per_min\": 2,"
+		  "{\"anomaly\": {\"enabled\": false, \"rate_multiple\": 5, \"min_rate_per_min\": "
+		  "2,"
 		  " \"rate_window_s\": 30, \"baseline_s\": 600, \"denials\": 64,"
 		  " \"denial_window_s\": 10}}",
 		  NULL },
-		{ "anomaly_unknown_key", "{\"anomaly\": {\"rate\": 1}}", "$.anomaly.rate: unknown key" },
+		{ "anomaly_unknown_key", "{\"anomaly\": {\"rate\": 1}}",
+		  "$.anomaly.rate: unknown key" },
 		{ "anomaly_multiple_1", "{\"anomaly\": {\"rate_multiple\": 1}}",
 		  "$.anomaly.rate_multiple: must be at least 2" },
 		{ "anomaly_denials_over", "{\"anomaly\": {\"denials\": 65}}",
@@ -667,7 +661,8 @@ TEST(config_allows)
 		{ "prompt", "a", "everything", "simple-prompt", AG_TARGET_PROMPT, true },
 		{ "prompt_longer", "a", "everything", "simple-prompt-2", AG_TARGET_PROMPT, false },
 		{ "deny_by_default", "none", "everything", "echo", AG_TARGET_TOOL, false },
-		{ "deny_by_default_resource", "none", "everything", "x", AG_TARGET_RESOURCE, false },
+		{ "deny_by_default_resource", "none", "everything", "x", AG_TARGET_RESOURCE,
+		  false },
 		{ "unknown_agent", NULL, "everything", "echo", AG_TARGET_TOOL, false },
 	};
 	struct ag_conf c;

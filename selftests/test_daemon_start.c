@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <bpf/bpf.h>
 
 #include "ctl.h"
 #include "kern.h"
@@ -30,6 +31,22 @@
 static const char agent_json[] = "{\"name\": \"a\", \"tools\": [\"t/echo\"]}";
 
 /* A governed tools/call from agent "a": the tool's answer reached it. */
+/* The id of the program pinned as name in the instance's directory (0: none). */
+static __u32 pinned_prog_id(const struct ag_instance *in, const char *name)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	if (ag_pin_path(in, name, path, sizeof(path)) || (fd = bpf_obj_get(path)) < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
 static bool governed_call(struct mcp_env *e, struct exchange *x, int id)
 {
 	char body[256];
@@ -115,8 +132,14 @@ TEST(daemon_detached)
 		ASSERT_FALSE(ag_kern_is_serving(&e.d.in), "not serving after the stop");
 	}
 	if (test__start_subtest("restart_serves")) {
+		__u32 claim = pinned_prog_id(&e.d.in, "daemon_origin_claim");
+
+		ASSERT_NEQ(claim, 0, "the daemon's own programs are pinned");
 		if (ASSERT_OK(tdaemon_restart(&e.d), "a detached restart exits 0 and serves")) {
 			ASSERT_NEQ(e.d.pid, first, "a new daemon");
+			/* Loading them again reads the kernel's BTF: most of a restart. */
+			ASSERT_EQ(pinned_prog_id(&e.d.in, "daemon_origin_claim"), claim,
+				  "the restarted daemon adopted them");
 			governed_call(&e, x, 12);
 			ASSERT_TRUE(decision_recorded(&e.d, 12), "recorded after the restart");
 		}

@@ -8,7 +8,7 @@
  * agent's own request carries none, the bypasses are refused in the kernel,
  * and the audit trail verifies; the secret itself is never printed.
  *
- * The demo owns fixed names: instance agentgate-demo and ports 18090-18092
+ * The demo owns fixed names: instance agentgate-demo and ports 18090-18093, 18095-18096
  * and 15090.  When any is taken the test fails at once, saying which,
  * rather than take it over or wait.
  */
@@ -30,7 +30,7 @@
 /* make run should take well under a minute; twice that is a regression. */
 #define DEMO_SLOW_S 120
 
-static const unsigned short demo_ports[] = { 18090, 18091, 18092, 15090 };
+static const unsigned short demo_ports[] = { 18090, 18091, 18092, 18093, 18095, 18096, 15090 };
 
 static bool listening(unsigned short port)
 {
@@ -106,7 +106,7 @@ static void check_mcp(const char *out)
 {
 	char *s = section(out, "== 1. ");
 
-	ASSERT_STRHAS(out, "event=policy result=loaded policies=5",
+	ASSERT_STRHAS(out, "event=policy result=loaded policies=8",
 		      "the daemon loaded the demo's policy set");
 	ASSERT_STRHAS(s, "\"tools\":[\"echo\",\"get-sum\",\"get-tiny-image\"]",
 		      "tools/list filtered by demo-sees");
@@ -168,6 +168,13 @@ static void check_refusals(const char *out)
 {
 	ASSERT_STRHAS(out, "agent| {\"tool\":\"weather\",\"result\":\"sunny\"}",
 		      "the pass-through call relayed");
+	ASSERT_STRHAS(out, "agent| {\n   agent|   \"id\": 1,", "the HTTP service's GET answered");
+	ASSERT_STRHAS(
+	    out, "no policy permits http of route todos/remove\",\"decision\":\"deny\"} (HTTP 403)",
+	    "the HTTP service's DELETE refused");
+	ASSERT_STRHAS(out,
+		      "What json-server received: 1 request(s), 0 DELETE; todo 1 is still there: 1",
+		      "only the allowed request reached json-server");
 	ASSERT_STRHAS(out, "kernel_refusal agent=demo hook=connect4 dst=127.0.0.2:9000 reason=rule",
 		      "the denied address refused");
 	ASSERT_STRHAS(out, "dst=127.0.0.1:53 reason=udp_destination", "bypass a) refused");
@@ -175,6 +182,21 @@ static void check_refusals(const char *out)
 	ASSERT_STRHAS(out, "dst=127.0.0.1:15090 reason=gateway_loop", "bypass c) refused");
 	ASSERT_STRHAS(out, "signatures verified), 0 unsigned at the end", "audit verify OK");
 	ASSERT_STRHAS(out, "FAIL: modified record at seq", "the edited copy caught");
+}
+
+/* The hosted stdio server: listed, read, a write refused by policy, its process logged. */
+static void check_hosted(const char *out)
+{
+	char *s = section(out, "== 7. ");
+
+	ASSERT_STRHAS(s, "\"read_text_file\"", "the hosted server's tools listed");
+	ASSERT_STRHAS(s, "\"text\":\"Q3 revenue: 4.2M\\n\"", "its answer to the allowed call");
+	ASSERT_STRHAS(s,
+		      "\"text\":\"Denied by policy: the demo agent reads files, it does not write "
+		      "them\"",
+		      "write_file refused by no-file-writes");
+	ASSERT_STRHAS(s, "event=hosted server=files pid=", "its process started by the daemon");
+	free(s);
 }
 
 TEST(demo_make_run)
@@ -196,7 +218,7 @@ TEST(demo_make_run)
 	for (size_t i = 0; i < AG_ARRAY_SIZE(demo_ports); i++) {
 		if (!ASSERT_FALSE(
 			listening(demo_ports[i]),
-			"the demo's port is free (18090-18092, 15090: another make run?)")) {
+			"the demo's port is free (18090-18093, 18095-18096, 15090: another make run?)")) {
 			fprintf(stderr, "port %u is in use\n", demo_ports[i]);
 			return;
 		}
@@ -215,6 +237,7 @@ TEST(demo_make_run)
 	check_escalation(out);
 	check_credential(out);
 	check_refusals(out);
+	check_hosted(out);
 	/* The demo's trap cleans up, even after a timeout's SIGTERM. */
 	ASSERT_FALSE(exists("/sys/fs/bpf/agentgate-demo"), "no pins left");
 	for (size_t i = 0; i < AG_ARRAY_SIZE(demo_ports); i++)

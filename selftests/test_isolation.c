@@ -263,6 +263,38 @@ out:
 	tdaemon_destroy(&d);
 }
 
+/*
+ * The rest of the filter: reaching into other processes, the keyrings, the
+ * console, the x32 ABI.  Each step first outside the sandbox, where it works
+ * (or fails for want of a console or an x32 kernel), so the refusals below
+ * are the filter's.
+ */
+TEST(isolation_process_syscalls)
+{
+	const char *steps = "tioclinux vmread madvise kcmp keyring x32";
+	char *out = NULL;
+	struct tdaemon d;
+
+	ASSERT_EQ(run_capture(&out, "%s/agent_probe %s </dev/null", testlib_build_dir(), steps), 0,
+		  "unsandboxed probe");
+	ASSERT_STRHAS(out,
+		      "tioclinux=ENOTTY\nvmread=ok\nmadvise=ok\nkcmp=ok\nkeyring=ok\nx32=",
+		      "outside the sandbox each call reaches the kernel");
+	free(out);
+	out = NULL;
+	if (!ASSERT_OK(tdaemon_start(&d, "isoproc", "", 0), "daemon"))
+		return;
+	ASSERT_EQ(ctl(&out, &d.in, "run --agent a -- %s/agent_probe %s </dev/null",
+		      testlib_build_dir(), steps),
+		  0, "run");
+	ASSERT_STRHAS(out,
+		      "tioclinux=EPERM\nvmread=EPERM\nmadvise=EPERM\nkcmp=EPERM\n"
+		      "keyring=EPERM\nx32=SIGSYS",
+		      "under run: refused, and an x32 call kills the agent");
+	free(out);
+	tdaemon_destroy(&d);
+}
+
 TEST(isolation_per_run_uid)
 {
 	char *out = NULL, *p, want[64];

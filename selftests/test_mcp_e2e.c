@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "dnsstub.h"
+#include "e2elib.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -32,17 +33,6 @@ struct peer {
 	pid_t pid;
 	int port;
 };
-
-/* The packages come from scripts/e2e-deps.sh; without them the tests skip. */
-static bool e2e_installed(char *dir, size_t len)
-{
-	struct stat st;
-	char p[PATH_MAX + 64];
-
-	snprintf(dir, len, "%s/e2e", testlib_build_dir());
-	snprintf(p, sizeof(p), "%s/node_modules/@modelcontextprotocol/sdk", dir);
-	return !stat(p, &st);
-}
 
 /* Starts a node script that prints "READY <port>"; the peer dies with us. */
 static int peer_start(struct peer *p, const char *e2e_dir, char *const argv[])
@@ -88,57 +78,6 @@ static void peer_stop(struct peer *p)
 		waitpid(p->pid, NULL, 0);
 	}
 	p->pid = -1;
-}
-
-/* The JSON line of an agent's output for `step` (the nth such), or NULL. */
-static json_t *step(json_t *lines, const char *name, int nth)
-{
-	size_t i;
-	json_t *l;
-
-	json_array_foreach(lines, i, l)
-	{
-		const char *s = json_string_value(json_object_get(l, "step"));
-
-		if (s && !strcmp(s, name) && !nth--)
-			return l;
-	}
-	return NULL;
-}
-
-static json_t *parse_lines(const char *out)
-{
-	json_t *lines = json_array();
-
-	for (const char *p = out; p && *p;) {
-		const char *eol = strchr(p, '\n');
-		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-		json_t *j = p[0] == '{' ? json_loadb(p, len, 0, NULL) : NULL;
-
-		if (j)
-			json_array_append_new(lines, j);
-		p = eol ? eol + 1 : NULL;
-	}
-	return lines;
-}
-
-static bool step_ok(json_t *lines, const char *name, int nth)
-{
-	json_t *s = step(lines, name, nth);
-
-	return s && json_is_true(json_object_get(s, "ok"));
-}
-
-static bool list_has(json_t *lines, const char *tool)
-{
-	json_t *tools = json_object_get(step(lines, "list", 0), "tools");
-	size_t i;
-	json_t *t;
-
-	json_array_foreach(tools, i, t)
-		if (json_is_string(t) && !strcmp(json_string_value(t), tool))
-			return true;
-	return false;
 }
 
 struct e2e_env {

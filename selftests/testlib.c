@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "config.h"
 #include "ctl.h"
 #include "spawn.h"
 #include "test.h"
@@ -826,4 +827,60 @@ size_t tls_client_hello(const char *name, unsigned char *buf, size_t cap)
 	ag_tls_free(c);
 	SSL_CTX_free(ctx);
 	return n;
+}
+
+int node_peer_start(char *const argv[], const char *e2e_dir, pid_t *pid)
+{
+	char line[512] = "";
+	int pipefd[2], port;
+	size_t n = 0;
+	json_t *j;
+
+	*pid = -1;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	*pid = fork();
+	if (*pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(pipefd[1], 1);
+		if (!test__verbose()) {
+			int null = open("/dev/null", O_WRONLY);
+
+			dup2(null, 2);
+		}
+		setenv("AGENTGATE_E2E_DIR", e2e_dir, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while (*pid > 0 && n < sizeof(line) - 1) {
+		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+
+		if (poll(&pfd, 1, 15000) <= 0 || read(pipefd[0], line + n, 1) <= 0 ||
+		    line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	close(pipefd[0]);
+	j = json_loads(line, 0, NULL);
+	port = (int)json_integer_value(json_object_get(j, "port"));
+	json_decref(j);
+	return port > 0 ? port : -ETIMEDOUT;
+}
+
+int tconf_load(const char *json, struct ag_conf *c, struct ag_err *err)
+{
+	char path[] = "/tmp/agentgate-conf-XXXXXX";
+	int fd = mkstemp(path), ret;
+
+	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	ret = ag_conf_load(c, path, err);
+	unlink(path);
+	return ret;
 }

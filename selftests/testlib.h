@@ -155,4 +155,17 @@ bool text_has_word(const char *text, const char *word);
 
 int run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Starts a node peer of selftests/e2e (argv: "node", script, options) with
+ * AGENTGATE_E2E_DIR=e2e_dir; it dies with us.  Reads its first stdout line,
+ * {"port":N,...}, within 15 s: returns N, or -ETIMEDOUT.  *pid: the peer's,
+ * or -1.
+ */
+int node_peer_start(char *const argv[], const char *e2e_dir, pid_t *pid);
+
+struct ag_conf;
+struct ag_err;
+/* ag_conf_load of json, from a temporary file removed after. */
+int tconf_load(const char *json, struct ag_conf *c, struct ag_err *err);
+
 #endif

@@ -119,10 +119,10 @@ export function exitOnSignals(cleanup) {
 }
 
 /** Listen on 127.0.0.1 only; resolves with the bound port. */
-export function listenLoopback(server, wantPort) {
+export function listenLoopback(server, wantPort, host = '127.0.0.1') {
 	return new Promise((resolveListen, reject) => {
 		server.once('error', reject);
-		server.listen({ host: '127.0.0.1', port: wantPort, exclusive: true }, () => {
+		server.listen({ host, port: wantPort, exclusive: true }, () => {
 			server.off('error', reject);
 			resolveListen(server.address().port);
 		});

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // oidc_server.mjs --client-id ID --client-secret SECRET [--port N] [--ttl S]
-//                  [--tls-cert PEM --tls-key PEM]
+//                  [--tls-cert PEM --tls-key PEM] [--listen ADDR]
+//                  [--resource-prefix URL] [--client2 ID:SECRET[,...]]
 //
 // A real OAuth 2.0 authorization server (oidc-provider) for the credential
 // brokering tests: one confidential client, grant type client_credentials
@@ -9,6 +10,10 @@
 // gets a JWT access token (RFC 9068, ES256) whose aud is that resource,
 // living --ttl seconds (default 300); scopes tools:read and tools:write.
 //
+// --listen: the address instead of 127.0.0.1 (an outside agent's tests reach
+// it from another network namespace); --resource-prefix: the resources
+// tokens may be for instead of https://tools.example/; --client2: more
+// clients like the first (test_inbound.c: two clients, one policy).
 // Listens on 127.0.0.1 (port 0: the kernel picks), over TLS with
 // --tls-cert/--tls-key, and prints one line on stdout once ready:
 // {"port":N,"issuer":"http://127.0.0.1:N","token_endpoint":...}
@@ -16,6 +21,7 @@
 //   GET /count       {"token_requests":N}: POSTs to /token so far, failed ones included
 //   GET /fail?n=K    the next K token requests get 503 temporarily_unavailable
 //   GET /ttl?s=S     tokens issued from now on live S seconds
+//   GET /rotate      a new signing key replaces the old one (new kid)
 // Nothing else is written to stdout. Exits 0 on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -32,6 +38,9 @@ const opt = args(
 		ttl: { type: 'string', default: '300' },
 		'tls-cert': { type: 'string' },
 		'tls-key': { type: 'string' },
+		listen: { type: 'string', default: '127.0.0.1' },
+		'resource-prefix': { type: 'string', default: 'https://tools.example/' },
+		client2: { type: 'string' },
 	},
 	USAGE,
 );
@@ -59,7 +68,7 @@ console.log = console.info = console.error;
 const { default: Provider, errors } = await need('oidc-provider');
 const { exportJWK, generateKeyPair } = await need('jose');
 
-const RESOURCE_PREFIX = 'https://tools.example/';
+const RESOURCE_PREFIX = opt['resource-prefix'];
 const SCOPES = 'tools:read tools:write';
 
 const { privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -88,6 +97,14 @@ function serve(req, res) {
 		ttl = s;
 		return json(res, 200, { ttl });
 	}
+	if (req.method === 'GET' && url.pathname === '/rotate') {
+		// A new signing key (and kid) replaces the old: key rotation.
+		return generateKeyPair('ES256', { extractable: true }).then(async ({ privateKey: k }) => {
+			const kid = `test-es256-r${++rotations}`;
+			handler = makeProvider({ ...(await exportJWK(k)), kid, alg: 'ES256', use: 'sig' });
+			json(res, 200, { kid });
+		});
+	}
 	if (req.method === 'POST' && url.pathname === '/token') {
 		tokenRequests++;
 		if (failNext > 0) {
@@ -105,47 +122,57 @@ function serve(req, res) {
 const tls = opt['tls-cert'] && { cert: readFileSync(opt['tls-cert']), key: readFileSync(opt['tls-key']) };
 const server = tls ? https.createServer(tls, serve) : http.createServer(serve);
 
-const boundPort = await listenLoopback(server, port(opt.port));
-const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${boundPort}`;
-const provider = new Provider(issuer, {
-	clients: [
-		{
-			client_id: opt['client-id'],
-			client_secret: opt['client-secret'],
-			grant_types: ['client_credentials'],
-			response_types: [],
-			redirect_uris: [],
-			token_endpoint_auth_method: 'client_secret_basic',
-			// The only signing key is ES256; the default (RS256) would refuse the client.
-			id_token_signed_response_alg: 'ES256',
-			scope: SCOPES,
-		},
-	],
-	jwks: { keys: [signingKey] },
-	ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl },
-	scopes: SCOPES.split(' '),
-	features: {
-		devInteractions: { enabled: false },
-		clientCredentials: { enabled: true },
-		resourceIndicators: {
-			enabled: true,
-			defaultResource: () => undefined,
-			getResourceServerInfo(ctx, resource) {
-				if (!resource.startsWith(RESOURCE_PREFIX))
-					throw new errors.InvalidTarget(`only ${RESOURCE_PREFIX}... here`);
-				return {
-					scope: SCOPES,
-					audience: resource,
-					accessTokenTTL: ttl,
-					accessTokenFormat: 'jwt',
-					jwt: { sign: { alg: 'ES256' } },
-				};
+const boundPort = await listenLoopback(server, port(opt.port), opt.listen);
+const issuer = `${tls ? 'https' : 'http'}://${opt.listen}:${boundPort}`;
+// The first client and --client2's, as [id, secret] pairs.
+const credentials = [
+	[opt['client-id'], opt['client-secret']],
+	...(opt.client2 ? opt.client2.split(',').map((c) => c.split(/:(.*)/s)) : []),
+];
+let rotations = 0;
+
+function makeProvider(key) {
+	const provider = new Provider(issuer, {
+		clients: credentials.map(
+			([id, secret]) => ({
+				client_id: id,
+				client_secret: secret,
+				grant_types: ['client_credentials'],
+				response_types: [],
+				redirect_uris: [],
+				token_endpoint_auth_method: 'client_secret_basic',
+				// The only signing key is ES256; the default (RS256) would refuse the client.
+				id_token_signed_response_alg: 'ES256',
+				scope: SCOPES,
+			}),
+		),
+		jwks: { keys: [key] },
+		ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl },
+		scopes: SCOPES.split(' '),
+		features: {
+			devInteractions: { enabled: false },
+			clientCredentials: { enabled: true },
+			resourceIndicators: {
+				enabled: true,
+				defaultResource: () => undefined,
+				getResourceServerInfo(ctx, resource) {
+					if (!resource.startsWith(RESOURCE_PREFIX))
+						throw new errors.InvalidTarget(`only ${RESOURCE_PREFIX}... here`);
+					return {
+						scope: SCOPES,
+						audience: resource,
+						accessTokenTTL: ttl,
+						accessTokenFormat: 'jwt',
+						jwt: { sign: { alg: 'ES256' } },
+					};
+				},
 			},
 		},
-	},
-});
-provider.on('server_error', (ctx, err) => log(`oidc_server: server_error: ${err?.stack ?? err}`));
-handler = provider.callback();
+	});
+	provider.on('server_error', (ctx, err) => log(`oidc_server: server_error: ${err?.stack ?? err}`));
+	return provider.callback();
+}
+handler = makeProvider(signingKey);
 
 exitOnSignals(() => new Promise((done) => server.close(done)));
 emit({ port: boundPort, issuer, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Hosted stdio servers (hosted.h): agentgated's side and the keeper's main.
+ *
+ * Why a process of its own: the daemon drops its capabilities before it
+ * serves, and starting a server on demand as another user needs setuid;
+ * the keeper, forked before the drop, keeps only what that takes.  It also
+ * keeps the bridge's threads and the servers' bytes out of the daemon: a
+ * server that floods or crashes costs the keeper, never the io_uring loop.
+ *
+ *	agentgated ──fork──> keeper ──fork──> server (cgroup <agents>/<agent>/hosted-<name>-<n>)
+ *	     │ life pipe (write end)   │ accept at upstream, threads per connection
+ *	     └── exit, even kill -9: EOF on the pipe ──> keeper kills every
+ *	         server's cgroup and exits
+ *
+ * Ordering hazards:
+ *  - the agent is registered (its verdict and rules in the kernel) before
+ *    the keeper exists, so no server ever runs ungoverned; an agent not in
+ *    "agents" is registered with verdict deny: it connects nowhere;
+ *  - the listeners are bound by the daemon, so a taken address fails the
+ *    start with a message, not a keeper later;
+ *  - stop closes the pipe and waits for the keeper; if it does not go,
+ *    SIGKILL, then the daemon removes what is left of the cgroups itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "hosted.h"
+#include "hosted_int.h"
+#include "kern.h"
+#include "runuid.h"
+
+#define KEEPER_EXIT_MS 10000
+
+static struct {
+	pid_t pid;
+	int life_fd; /* the write end: open while the daemon lives */
+	struct hosted_srv *srv;
+	int n;
+} keeper = { .pid = -1, .life_fd = -1 };
+
+static int count_hosted(const struct ag_conf *c)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->nr_servers; i++)
+		n += c->servers[i].hosted != NULL;
+	return n;
+}
+
+static int bind_upstream(const struct ag_server_conf *sc, struct ag_err *err)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(sc->upstream_port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(sc->upstream_port) };
+	bool v4 = ag_addr_is_v4(sc->upstream_addr);
+	int one = 1, fd = socket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return ag_errf(err, errno, "tool server %s: socket: %s", sc->name, strerror(errno));
+	memcpy(&a4.sin_addr, sc->upstream_addr + 12, 4);
+	memcpy(&a6.sin6_addr, sc->upstream_addr, 16);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * A live upgrade's new daemon binds beside the old one's keeper, which
+	 * goes with the old daemon; only root's sockets that also ask may join.
+	 */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, v4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6,
+		 v4 ? sizeof(a4) : sizeof(a6)) ||
+	    listen(fd, 64)) {
+		int e = errno;
+
+		close(fd);
+		return ag_errf(err, e, "tool server %s: command: serving at %s: %s", sc->name,
+			       sc->upstream_url, strerror(e));
+	}
+	return fd;
+}
+
+/* The agent whose rules govern s: configured ones keep theirs, others may connect nowhere. */
+static int register_agent(struct ag_daemon *d, struct hosted_srv *s, struct ag_err *err)
+{
+	uint32_t verdict = AG_VERDICT_DENY;
+
+	for (int a = 0; a < d->conf.nr_agents; a++)
+		if (!strcmp(d->conf.agents[a].name, s->h->agent))
+			verdict = AG_VERDICT_KEEP;
+	if (snprintf(s->cg_parent, sizeof(s->cg_parent), "%s/%s", d->inst.cg_agents, s->h->agent) >=
+	    (int)sizeof(s->cg_parent))
+		return ag_errf(err, ENAMETOOLONG, "tool server %s: cgroup path too long",
+			       s->conf->name);
+	return ag_agent_register(&d->kern, &d->inst, s->h->agent, verdict, NULL, err);
+}
+
+/*
+ * What the keeper keeps of root: users (setuid, setgid), a per-run uid's
+ * home (chown, and fowner to remove it from sticky /tmp), and kill.
+ * Threads made after this inherit the same sets.
+ */
+static void keeper_caps(void)
+{
+	static const int keep[] = { CAP_CHOWN, CAP_FOWNER, CAP_SETUID, CAP_SETGID, CAP_KILL };
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { 0 };
+
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		bool kept = false;
+
+		for (size_t i = 0; i < AG_ARRAY_SIZE(keep); i++)
+			kept |= keep[i] == cap;
+		if (!kept)
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	}
+	for (size_t i = 0; i < AG_ARRAY_SIZE(keep); i++) {
+		data[CAP_TO_INDEX(keep[i])].effective |= CAP_TO_MASK(keep[i]);
+		data[CAP_TO_INDEX(keep[i])].permitted |= CAP_TO_MASK(keep[i]);
+	}
+	if (syscall(SYS_capset, &hdr, data))
+		ag_log(AG_LOG_WARN, "hosted", "capset=\"%s\"", strerror(errno));
+}
+
+struct conn_arg {
+	struct hosted_srv *s;
+	int fd;
+};
+
+static void *conn_thread(void *arg)
+{
+	struct conn_arg a = *(struct conn_arg *)arg;
+
+	free(arg);
+	hosted_serve(a.s, a.fd);
+	pthread_mutex_lock(&a.s->lock);
+	a.s->nr_conns--;
+	pthread_mutex_unlock(&a.s->lock);
+	return NULL;
+}
+
+static void *accept_thread(void *arg)
+{
+	struct hosted_srv *s = arg;
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+	pthread_attr_t at;
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	for (;;) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct conn_arg *a;
+		pthread_t th;
+		bool full;
+
+		if (fd < 0) {
+			if (errno != EINTR && errno != ECONNABORTED)
+				nanosleep(&pause, NULL); /* EMFILE and the like: not a spin */
+			continue;
+		}
+		pthread_mutex_lock(&s->lock);
+		full = s->nr_conns >= HOSTED_CONNS;
+		s->nr_conns += !full;
+		pthread_mutex_unlock(&s->lock);
+		a = full ? NULL : malloc(sizeof(*a));
+		if (a) {
+			*a = (struct conn_arg){ .s = s, .fd = fd };
+			if (!pthread_create(&th, &at, conn_thread, a))
+				continue;
+			free(a);
+		}
+		/* Fail closed: a connection nobody can serve is closed, not queued forever. */
+		close(fd);
+		if (!full) {
+			pthread_mutex_lock(&s->lock);
+			s->nr_conns--;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
+	return NULL;
+}
+
+/* Every server killed, reaped (the keeper is their parent) and its cgroup removed. */
+static __attribute__((noreturn)) void keeper_exit(void)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+	/*
+	 * Starts happen under s->lock: once closing is set under it, no
+	 * server starts after the sweep below, none is left running.
+	 */
+	for (int i = 0; i < keeper.n; i++) {
+		pthread_mutex_lock(&keeper.srv[i].lock);
+		keeper.srv[i].closing = true;
+		pthread_mutex_unlock(&keeper.srv[i].lock);
+	}
+	/* The stdout readers reap what the sweep kills, so its cgroup can go. */
+	for (int i = 0; i < keeper.n; i++)
+		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);
+	/* And what no reader reaped (bounded: 0 while one is left, -1 once none is). */
+	for (int i = 0; i < 100 && waitpid(-1, NULL, WNOHANG) >= 0; i++)
+		nanosleep(&pause, NULL);
+	for (int i = 0; i < keeper.n; i++)
+		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);
+	_exit(0);
+}
+
+/* The keeper: serves until the daemon's end of the pipe closes, then kills every server. */
+static __attribute__((noreturn)) void keeper_run(int life_fd)
+{
+	int keep[1 + AG_MAX_CONF_SERVERS], nr = 0;
+	struct pollfd pfd = { .fd = life_fd, .events = POLLIN };
+
+	prctl(PR_SET_NAME, "agentgated-host", 0, 0, 0);
+	signal(SIGPIPE, SIG_IGN);
+	keep[nr++] = life_fd;
+	for (int i = 0; i < keeper.n; i++)
+		keep[nr++] = keeper.srv[i].lfd;
+	ag_close_inherited(keep, nr);
+	keeper_caps();
+	for (int i = 0; i < keeper.n; i++) {
+		pthread_t th;
+
+		if (pthread_create(&th, NULL, accept_thread, &keeper.srv[i])) {
+			ag_log(AG_LOG_ERROR, "hosted", "server=%s error=\"no accept thread\"",
+			       keeper.srv[i].conf->name);
+			break;
+		}
+	}
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	keeper_exit();
+}
+
+static int prepare(struct ag_daemon *d, struct ag_err *err)
+{
+	struct ag_config kcfg;
+	uint32_t min, max;
+	int ret = 0;
+
+	ag_conf_to_kernel(&d->conf, &kcfg);
+	ag_runuid_range(&kcfg, &min, &max);
+	for (int i = 0, j = 0; i < d->conf.nr_servers && !ret; i++) {
+		struct hosted_srv *s = &keeper.srv[j];
+
+		if (!d->conf.servers[i].hosted)
+			continue;
+		s->conf = &d->conf.servers[i];
+		s->h = s->conf->hosted;
+		s->uid_min = min;
+		s->uid_max = max;
+		pthread_mutex_init(&s->lock, NULL);
+		keeper.n = ++j;
+		if ((ret = register_agent(d, s, err)))
+			break;
+		/* A previous keeper killed with its daemon may have left servers behind. */
+		hosted_sweep(s->cg_parent, s->conf->name);
+		s->lfd = bind_upstream(s->conf, err);
+		ret = s->lfd < 0 ? s->lfd : 0;
+	}
+	return ret;
+}
+
+int ag_hosted_start(struct ag_daemon *d, struct ag_err *err)
+{
+	int n = count_hosted(&d->conf), life[2], ret;
+
+	if (!n)
+		return 0;
+	if (!(keeper.srv = calloc((size_t)n, sizeof(*keeper.srv))))
+		return ag_errf(err, ENOMEM, "hosted servers: out of memory");
+	for (int i = 0; i < n; i++)
+		keeper.srv[i].lfd = -1;
+	if ((ret = prepare(d, err)))
+		return ret;
+	if (pipe2(life, O_CLOEXEC))
+		return ag_errf(err, errno, "hosted servers: pipe: %s", strerror(errno));
+	keeper.pid = fork();
+	if (keeper.pid == 0) {
+		close(life[1]);
+		keeper_run(life[0]);
+	}
+	close(life[0]);
+	if (keeper.pid < 0) {
+		close(life[1]);
+		return ag_errf(err, errno, "hosted servers: fork: %s", strerror(errno));
+	}
+	keeper.life_fd = life[1];
+	for (int i = 0; i < keeper.n; i++) {
+		close(keeper.srv[i].lfd);
+		keeper.srv[i].lfd = -1;
+		ag_log(AG_LOG_INFO, "hosted",
+		       "server=%s serving=%s agent=%s processes=%s keeper=%d",
+		       keeper.srv[i].conf->name, keeper.srv[i].conf->upstream_url,
+		       keeper.srv[i].h->agent,
+		       keeper.srv[i].h->per_session ? "per_session" : "shared", keeper.pid);
+	}
+	return 0;
+}
+
+/* Reaps the keeper within KEEPER_EXIT_MS; false if it is still there. */
+static bool keeper_reaped(void)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+	for (int i = 0; i < KEEPER_EXIT_MS / 10; i++) {
+		pid_t r = waitpid(keeper.pid, NULL, WNOHANG);
+
+		if (r == keeper.pid || (r < 0 && errno == ECHILD))
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	return false;
+}
+
+void ag_hosted_stop(struct ag_daemon *d)
+{
+	for (int i = 0; i < keeper.n; i++)
+		if (keeper.srv[i].lfd >= 0)
+			close(keeper.srv[i].lfd);
+	if (keeper.life_fd >= 0)
+		close(keeper.life_fd);
+	keeper.life_fd = -1;
+	if (keeper.pid > 0 && !keeper_reaped()) {
+		ag_log(AG_LOG_WARN, "hosted", "keeper=%d exit=timeout", keeper.pid);
+		kill(keeper.pid, SIGKILL);
+		waitpid(keeper.pid, NULL, 0);
+	}
+	keeper.pid = -1;
+	/* Whatever a keeper that had to be killed left. */
+	for (int i = 0; i < keeper.n; i++)
+		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);
+	free(keeper.srv);
+	keeper.srv = NULL;
+	keeper.n = 0;
+}
