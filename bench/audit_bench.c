@@ -202,15 +202,17 @@ int main(int argc, char **argv)
 			seconds = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
 		case 'm':
-			c.durability = !strcmp(optarg, "none")	  ? AG_AUDIT_NONE
-				       : !strcmp(optarg, "batch") ? AG_AUDIT_BATCH
-								  : AG_AUDIT_SYNC;
+			if (ag_audit_durability_parse(optarg) < 0) {
+				fprintf(stderr, "audit_bench: -m written|strict|sync|none\n");
+				return 2;
+			}
+			c.durability = ag_audit_durability_parse(optarg);
 			break;
 		case 'b':
 			c.batch_max = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
 		case 'u':
-			c.batch_us = (unsigned int)strtoul(optarg, NULL, 10);
+			c.sync_ms = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
 		case 'W':
 			c.write_max = (unsigned int)strtoul(optarg, NULL, 10);
@@ -221,7 +223,8 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr,
 				"usage: %s [-t THREADS] [-w WINDOW] [-s SECONDS] "
-				"[-m sync|batch|none] [-b BATCH_MAX] [-u BATCH_US] [-W WRITE_MAX] "
+				"[-m written|strict|sync|none] [-b BATCH_MAX] [-u SYNC_MS] [-W "
+				"WRITE_MAX] "
 				"[-d DIR]\n",
 				argv[0]);
 			return 2;
@@ -276,15 +279,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "audit_bench: close: %s\n", err.msg);
 	qsort(all, nall, sizeof(*all), cmp_u64);
 	printf("audit_bench: %s (4 KiB append + fdatasync p50 %.0fus), mode %s, %u threads x "
-	       "window %u, batch %u/%uus, write max %u: %" PRIu64
+	       "window %u, batch max %u, sync %ums, write max %u: %" PRIu64
 	       " durable records in %.2fs = %.0f records/s; commit wait p50 %.1fus p99 %.1fus; "
 	       "CPU per record %.2fus (appenders %.2f, committer %.2f)\n",
-	       fs, sync_us,
-	       c.durability == AG_AUDIT_NONE	? "none"
-	       : c.durability == AG_AUDIT_BATCH ? "batch"
-						: "sync",
-	       threads, window, c.batch_max, c.batch_us, c.write_max, total,
-	       (double)(t_end - t_start) / 1e9, (double)total * 1e9 / (double)(t_end - t_start),
+	       fs, sync_us, ag_audit_durability_name(c.durability), threads, window, c.batch_max,
+	       c.sync_ms, c.write_max, total, (double)(t_end - t_start) / 1e9,
+	       (double)total * 1e9 / (double)(t_end - t_start),
 	       nall ? (double)all[nall / 2] / 1e3 : 0.0,
 	       nall ? (double)all[nall * 99 / 100] / 1e3 : 0.0,
 	       total ? (double)cpu_all / 1e3 / (double)total : 0.0,

@@ -11,11 +11,20 @@
 #
 # Environment: MCP_BENCH_SECONDS (5) per measurement, MCP_BENCH_ROUNDS (3),
 # MCP_BENCH_CONNS (8) wrk connections, MCP_BENCH_DURABILITY (the audit
-# durability: sync, batch or none; default the daemon's own, sync), BUILD
-# (build), AGENTGATED (the daemon binary, default $BUILD/agentgated: to
-# measure another build), MCP_BENCH_BASELINE (a second daemon binary, for
+# durability: written, strict, sync or none; default the daemon's own),
+# BUILD (build), AGENTGATED (the daemon binary, default $BUILD/agentgated:
+# to measure another build), MCP_BENCH_BASELINE (a second daemon binary, for
 # example an older build's: measured as path "base" in the same rounds, with
-# the same configuration, so a change is compared with what it changed).
+# the same configuration, so a change is compared with what it changed),
+# MCP_BENCH_BASE_DURABILITY (the baseline's durability, default
+# MCP_BENCH_DURABILITY: an older build may know other modes), MCP_BENCH_IDLE
+# (300 idle keep-alive connections for the memory figure).  Each daemon's
+# mode is printed as its status reports it.  After the rounds it measures,
+# for each daemon, restart to first served call (kill -9, start, until an
+# agent's call is answered) and memory per idle connection (RSS growth with
+# MCP_BENCH_IDLE connections that made one call each and stay open; nginx's
+# worker with the same load for comparison), and the disk's fdatasync p50
+# (strict adds at most about that to nginx's p50).
 # Installs nginx-light and wrk with apt-get when they are missing.  Runs its
 # own nginx from a temp dir (never the system service) and its own agentgated
 # instances "agbench-mcp<pid>" (and "agbench-base<pid>"), and removes them on
@@ -28,11 +37,13 @@ SECS=${MCP_BENCH_SECONDS:-5}
 ROUNDS=${MCP_BENCH_ROUNDS:-3}
 CONNS=${MCP_BENCH_CONNS:-8}
 DURABILITY=${MCP_BENCH_DURABILITY:-}
-case $DURABILITY in "" | sync | batch | none) ;; *)
-	echo "mcp_bench: MCP_BENCH_DURABILITY: sync, batch or none, not $DURABILITY" >&2
+case $DURABILITY in "" | written | strict | sync | none) ;; *)
+	echo "mcp_bench: MCP_BENCH_DURABILITY: written, strict, sync or none, not $DURABILITY" >&2
 	exit 2
 	;;
 esac
+BASE_DURABILITY=${MCP_BENCH_BASE_DURABILITY:-$DURABILITY}
+IDLE=${MCP_BENCH_IDLE:-300}
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
 BASELINE=${MCP_BENCH_BASELINE:-}
 HZ=$(getconf CLK_TCK)
@@ -58,7 +69,8 @@ fi
 PATH=$PATH:/usr/sbin
 NGINX=$(command -v nginx) || die "nginx not found"
 WRK=$(command -v wrk) || die "wrk not found"
-timeout 300 make -s "$BUILD/agentgated" "$BUILD/agentgatectl" "$BUILD/bench/mcp_upstream" ||
+timeout 300 make -s "$BUILD/agentgated" "$BUILD/agentgatectl" "$BUILD/bench/mcp_upstream" \
+	"$BUILD/bench/audit_bench" ||
 	die "build failed"
 
 # ---- state and cleanup --------------------------------------------------
@@ -83,8 +95,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 # The agent (nobody) must read the wrk script; nothing else here is secret.
 chmod 711 "$TMP"
-cp bench/mcp_call.lua "$TMP/mcp_call.lua"
-chmod 644 "$TMP/mcp_call.lua"
+cp bench/mcp_call.lua bench/mcp_idle.py "$TMP/"
+chmod 644 "$TMP/mcp_call.lua" "$TMP/mcp_idle.py"
 
 # A port nothing listens on (a refused connect), not one of those taken.
 TAKEN=" "
@@ -165,15 +177,17 @@ NG_WORKER=$(pgrep -P "$NG_PID" | head -n1)
 [ -n "$NG_WORKER" ] || die "no nginx worker"
 
 # ---- agentgated ------------------------------------------------------------
-# start_daemon PATH BINARY: an instance of its own with the same configuration
-# (its own state, listener and original port); fills AG_PID, AG_CTL, AG_ORIG.
+# start_daemon PATH BINARY DURABILITY: an instance of its own with the same
+# configuration (its own state, listener and original port); fills AG_PID,
+# AG_CTL, AG_ORIG, AG_BIN.
+declare -A AG_BIN=()
 start_daemon() {
 	local path=$1 bin=$2 inst=agbench-$1$$ dir=$TMP/$1 port orig audit=
 	local ctl="$BUILD/agentgatectl --instance $inst"
 	port=$(free_port)
 	orig=$(free_port) # the tool server as the agent knows it: nothing listens
 	mkdir -p "$dir"
-	[ -z "$DURABILITY" ] || audit=", \"audit\": {\"durability\": \"$DURABILITY\"}"
+	[ -z "$3" ] || audit=", \"audit\": {\"durability\": \"$3\"}"
 	cat >"$dir/agentgate.json" <<EOF
 {
 	"listen": {"port": $port},
@@ -183,11 +197,18 @@ start_daemon() {
 	"agents": [{"name": "bench", "tools": ["t/echo"]}]$audit
 }
 EOF
-	"$bin" --instance "$inst" --config "$dir/agentgate.json" \
-		--state-dir "$dir/state" --foreground 2>"$dir/agentgated.log" &
-	AG_PID[$path]=$!
 	AG_CTL[$path]=$ctl
 	AG_ORIG[$path]=$orig
+	AG_BIN[$path]=$bin
+	launch_daemon "$path"
+}
+
+# launch_daemon PATH: starts (or restarts) PATH's daemon, waits until it serves.
+launch_daemon() {
+	local path=$1 inst=agbench-$1$$ dir=$TMP/$1 ctl=${AG_CTL[$1]}
+	"${AG_BIN[$path]}" --instance "$inst" --config "$dir/agentgate.json" \
+		--state-dir "$dir/state" --foreground 2>>"$dir/agentgated.log" &
+	AG_PID[$path]=$!
 	for _ in $(seq 100); do
 		[ -S "/run/$inst/control.sock" ] && timeout 5 $ctl agents >/dev/null 2>&1 && break
 		kill -0 "${AG_PID[$path]}" 2>/dev/null ||
@@ -198,13 +219,16 @@ EOF
 		die "$path: agentgated not ready: $(cat "$dir/agentgated.log")"
 }
 PATHS=(direct nginx mcp)
-start_daemon mcp "$AGENTGATED"
+start_daemon mcp "$AGENTGATED" "$DURABILITY"
 if [ -n "$BASELINE" ]; then
-	start_daemon base "$BASELINE"
+	start_daemon base "$BASELINE" "$BASE_DURABILITY"
 	PATHS+=(base)
 fi
-# Without a choice the daemons run with the default (docs/agentgate.conf.5).
-DURABILITY=${DURABILITY:-sync}
+# The mode each daemon runs with, as it reports it (its default without a choice).
+mode_of() { timeout 5 ${AG_CTL[$1]} status 2>/dev/null | grep -o 'durability [a-z]*' | head -n1 |
+	sed 's/durability //'; }
+DURABILITY=$(mode_of mcp)
+[ -z "$BASELINE" ] || BASE_DURABILITY=$(mode_of base)
 
 # ---- measurements ---------------------------------------------------------
 # us VALUE-WITH-UNIT: wrk's latency figure in microseconds.
@@ -256,7 +280,7 @@ $(cat "$TMP"/*/agentgated.log | grep 'event=mcp_conn' | grep -v 'result=ok' | he
 	p99=$(us "$(awk '$1 == "99%" {print $2}' "$out")")
 	[ -n "$reqs" ] && [ "$reqs" -gt 0 ] || die "$path: no requests: $(cat "$out")"
 	if [ "$path" = mcp ] || [ "$path" = base ]; then
-		sleep 0.3 # batch durability: let the committer write the last records
+		sleep 0.3 # an old build's batch durability: let the committer write the last records
 		d1=$(decisions "$path")
 		# wrk's count excludes the requests in flight when it stopped.
 		if [ $((d1 - d0)) -lt "$reqs" ] || [ $((d1 - d0)) -gt $((reqs + 2 * CONNS)) ]; then
@@ -271,11 +295,24 @@ echo "mcp_bench: tools/call through direct, nginx $("$NGINX" -v 2>&1 | sed 's/.*
 " agentgated; wrk -t1 -c$CONNS, ${SECS} s x $ROUNDS rounds; $(nproc) CPUs"
 [ "$AGENTGATED" = "$BUILD/agentgated" ] || echo "daemon: $AGENTGATED"
 [ -z "$BASELINE" ] || echo "baseline (path base): $BASELINE"
-case $DURABILITY in
-sync) echo "audit durability: sync (a call waits for its record's group fdatasync)" ;;
-batch) echo "audit durability: batch (records are queued; no call waits for fdatasync)" ;;
-*) echo "audit durability: $DURABILITY" ;;
-esac
+describe() {
+	case $1 in
+	written) echo "written (a call waits for its record's write; fdatasync within an interval)" ;;
+	strict) echo "strict (the result waits for its record's fdatasync, overlapped with the call)" ;;
+	sync) echo "sync (a call waits for its record's group fdatasync)" ;;
+	batch) echo "batch (records are queued; no call waits for the disk)" ;;
+	none) echo "none (a call waits for its record's write; never an fdatasync)" ;;
+	*) echo "${1:-unknown}" ;;
+	esac
+}
+echo "audit durability: $(describe "$DURABILITY")"
+[ -z "$BASELINE" ] || echo "baseline's audit durability: $(describe "$BASE_DURABILITY")"
+# fsync_p50: the disk's 4 KiB append + fdatasync p50 in us, where the logs are.
+fsync_p50() {
+	timeout 30 "$BUILD/bench/audit_bench" -s 1 -t 1 -w 1 -d "$TMP" 2>/dev/null |
+		sed -n 's/.*fdatasync p50 \([0-9]*\)us.*/\1/p'
+}
+FSYNC0=$(fsync_p50)
 for p in "${PATHS[@]}"; do run "$p" warm; done
 : >"$TMP/results"
 ORDER=("${PATHS[@]}")
@@ -294,6 +331,74 @@ for k in "${!AG_PID[@]}"; do
 	fi
 done
 [ -s "$TMP/upstream.err" ] && die "mcp_upstream: $(head -n 5 "$TMP/upstream.err")"
+
+# ---- restart and idle connections ---------------------------------------------
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+
+# restart_ms PATH: kill -9 of PATH's daemon, a new one started: RESTART[PATH]
+# gets the ms from its start to the first tools/call an agent (polling every
+# 2 ms) gets answered.  Not in a subshell: AG_PID changes.
+restart_ms() {
+	local path=$1 go=$TMP/go-$1 out=$TMP/first-$1.out t1 t2 apid
+	local body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}'
+	cat >"$TMP/first-$path.sh" <<EOF
+for i in \$(seq 1000); do [ -e $go ] && break; sleep 0.01; done
+for i in \$(seq 5000); do
+	c=\$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \\
+		-H 'Accept: application/json, text/event-stream' --data '$body' \\
+		http://127.0.0.1:${AG_ORIG[$path]}/mcp)
+	[ "\$c" = 200 ] && { date +%s%N; exit 0; }
+	sleep 0.002
+done
+exit 1
+EOF
+	chmod 644 "$TMP/first-$path.sh"
+	timeout 60 ${AG_CTL[$path]} run --agent bench -- bash "$TMP/first-$path.sh" >"$out" 2>&1 &
+	apid=$!
+	sleep 1 # the agent is in place, waiting for $go
+	kill -9 "${AG_PID[$path]}"
+	wait "${AG_PID[$path]}" 2>/dev/null || true
+	touch "$go"
+	t1=$(date +%s%N)
+	launch_daemon "$path"
+	wait "$apid" || die "$path: no call answered after the restart: $(cat "$out")"
+	t2=$(tail -n 1 "$out")
+	RESTART[$path]=$(((t2 - t1) / 1000000))
+}
+
+# idle_bytes PATH PID: IDLEB[PATH] gets the RSS growth of PID per connection,
+# with IDLE keep-alive connections of PATH that made one call each and stay open.
+idle_bytes() {
+	local path=$1 pid=$2 stop=$TMP/stop-$1 out=$TMP/idle-$1.out r0 r1 apid port
+	local -a cmd=()
+	case $path in
+	nginx) port=$NG_PORT ;;
+	*) port=${AG_ORIG[$path]} cmd=(${AG_CTL[$path]} run --agent bench --) ;;
+	esac
+	rm -f "$stop"
+	r0=$(rss_kb "$pid")
+	timeout 90 "${cmd[@]}" python3 "$TMP/mcp_idle.py" "$port" "$IDLE" "$stop" >"$out" 2>&1 &
+	apid=$!
+	for _ in $(seq 600); do
+		grep -q '^ready' "$out" && break
+		kill -0 "$apid" 2>/dev/null || break
+		sleep 0.05
+	done
+	grep -q '^ready' "$out" || die "$path: $IDLE idle connections: $(cat "$out")"
+	sleep 0.5
+	r1=$(rss_kb "$pid")
+	touch "$stop"
+	wait "$apid" || true
+	IDLEB[$path]=$(((r1 - r0) * 1024 / IDLE))
+}
+
+declare -A RESTART=() IDLEB=()
+idle_bytes nginx "$NG_WORKER"
+for p in "${!AG_CTL[@]}"; do
+	idle_bytes "$p" "${AG_PID[$p]}"
+	restart_ms "$p"
+done
+FSYNC1=$(fsync_p50)
 
 # ---- report -------------------------------------------------------------------
 awk -v hz="$HZ" -v durability="$DURABILITY" '
@@ -358,3 +463,16 @@ END {
 	}
 }' "$TMP/results"
 echo "(CPU resolution: 1/$HZ s per process per measurement)"
+echo
+echo "memory per idle keep-alive connection ($IDLE connections, one call each; RSS growth):"
+for p in nginx mcp base; do
+	[ -n "${IDLEB[$p]:-}" ] && printf "  %-6s %8s bytes\n" "$p" "${IDLEB[$p]}"
+done
+echo "restart to first answered call (kill -9, start; an agent polling every 2 ms):"
+for p in mcp base; do
+	[ -n "${RESTART[$p]:-}" ] && printf "  %-6s %8s ms\n" "$p" "${RESTART[$p]}"
+done
+echo "the disk's 4 KiB append + fdatasync p50 (before / after the rounds): ${FSYNC0:-?} / ${FSYNC1:-?} us"
+[ "$DURABILITY" != strict ] ||
+	echo "  strict's target: mcp's added p50 <= nginx's added p50 + that fdatasync p50"
+

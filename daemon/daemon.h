@@ -52,8 +52,8 @@ struct ag_daemon {
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
 	struct ag_audit_writer *audit;	 /* lib/audit.h */
-	/* AG_AUDIT_SYNC: a governed call is forwarded once its decision
-	 * record is durable (lib/audit.h's enum ag_audit_durability). */
+	/* lib/audit.h's enum ag_audit_durability: what a governed call and
+	 * its answer wait for (daemon/mcp_conn.c, docs/audit.md). */
 	int audit_durability;
 	char audit_path[PATH_MAX];
 	char audit_key[PATH_MAX];

@@ -8,8 +8,11 @@
  *
  *	MC_REQUEST --request decided, forwarded--> MC_RESPONSE --response ended--> MC_REQUEST
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
- *	MC_REQUEST --allowed, decision record not yet durable--> MC_AUDIT_WAIT --durable-->
- *MC_RESPONSE MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
+ *	MC_REQUEST --allowed, decision record not yet written (sync: durable)--> MC_AUDIT_WAIT
+ *		--written (durable)--> MC_RESPONSE
+ *	MC_RESPONSE --strict, answer before the record is durable--> (held: audit.result_held,
+ *		the upstream's bytes unread) --durable--> MC_RESPONSE --failed--> MC_CLOSING
+ *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
  *	(MC_AUDIT_WAIT) --no OAuth token yet--> MC_CRED_WAIT --token fetched--> MC_RESPONSE
  *	MC_APPROVAL --denied, timed out--> MC_REQUEST (the agent gets an isError result)
  *	any --error, EOF, "Connection: close" done, stop--> MC_CLOSING
@@ -79,6 +82,7 @@ void mcp_request_reset(struct mcp_conn *c)
 	c->legacy.sid[0] = '\0';
 	c->audit.seq = 0;
 	c->audit.lost = false;
+	c->audit.result_held = false;
 	c->esc.waiting = false;
 	c->esc.tool[0] = c->esc.reason[0] = c->call.tool[0] = '\0';
 	json_decref(c->call.id);
@@ -260,20 +264,74 @@ struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 	};
 }
 
-/* Holds an allowed call until its decision records are durable; true if held. */
-bool mcp_audit_hold(struct mcp_conn *c)
+/*
+ * What a call waits for before it is forwarded (docs/audit.md,
+ * Durability): its decision records durable under sync, written (a kill
+ * -9 cannot lose them) in every other mode.
+ */
+static bool audit_forwardable(struct ag_daemon *d, uint64_t seq)
 {
-	struct ag_daemon *d = c->l->d;
+	return (d->audit_durability == AG_AUDIT_SYNC ? ag_audit_durable(d->audit)
+						     : ag_audit_written(d->audit)) >= seq;
+}
+
+static void audit_park(struct mcp_conn *c)
+{
 	struct ag_waitq *q = &mcp_of(c)->audit_q;
 
-	if (d->audit_durability != AG_AUDIT_SYNC || !c->audit.seq ||
-	    ag_audit_durable(d->audit) >= c->audit.seq)
-		return false;
-	c->state = MC_AUDIT_WAIT;
 	c->audit.held_ns = ag_now_ns();
 	ag_list_add_tail(&q->waiters, &c->wait);
 	ag_waitq_arm(q);
+}
+
+/* Holds an allowed call until its decision records are written or durable; true if held. */
+bool mcp_audit_hold(struct mcp_conn *c)
+{
+	if (!c->audit.seq || audit_forwardable(c->l->d, c->audit.seq))
+		return false;
+	c->state = MC_AUDIT_WAIT;
+	audit_park(c);
 	return true;
+}
+
+/*
+ * Strict durability: holds the upstream's answer, unread, until the
+ * call's decision records are durable; true if held.  Their fdatasync
+ * started when they were written, before the call was forwarded, so it
+ * overlaps the upstream's work.
+ */
+bool mcp_result_hold(struct mcp_conn *c)
+{
+	struct ag_daemon *d = c->l->d;
+
+	if (c->audit.result_held)
+		return true;
+	if (d->audit_durability != AG_AUDIT_STRICT || !c->audit.seq)
+		return false;
+	if (ag_audit_durable(d->audit) >= c->audit.seq) {
+		c->audit.seq = 0; /* checked once per call */
+		return false;
+	}
+	c->audit.result_held = true;
+	audit_park(c);
+	return true;
+}
+
+/* A held answer's records are durable: pass it on, or fail closed. */
+static void result_woken(struct mcp_conn *c, uint64_t durable, bool failed)
+{
+	struct ag_daemon *d = c->l->d;
+
+	if (durable >= c->audit.seq) {
+		ag_list_del(&c->wait);
+		c->audit.result_held = false;
+		c->audit.seq = 0;
+		ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->audit.held_ns);
+		mcp_resp_parse(c);
+	} else if (failed) {
+		/* Fail closed: no result reaches the agent before its record is durable. */
+		mcp_conn_close(c, "error", "audit: the decision record could not be made durable");
+	}
 }
 
 /* The writer made progress, failed or recovered: release or refuse the held. */
@@ -288,7 +346,9 @@ static void audit_woken(struct ag_waitq *q)
 		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
 
 		next = pos->next;
-		if (durable >= c->audit.seq) {
+		if (c->audit.result_held) {
+			result_woken(c, durable, failed);
+		} else if (audit_forwardable(d, c->audit.seq)) {
 			ag_list_del(&c->wait);
 			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->audit.held_ns);
 			mcp_request_forward(c);

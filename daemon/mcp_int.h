@@ -55,7 +55,7 @@
 enum mc_state {
 	MC_REQUEST,
 	MC_APPROVAL,   /* an escalated call, waiting for agentgatectl approve/deny */
-	MC_AUDIT_WAIT, /* decided and allowed, held until its record is durable */
+	MC_AUDIT_WAIT, /* decided and allowed, held until its record is written (sync: durable) */
 	MC_CRED_WAIT,  /* held until the tool server's first OAuth token arrives */
 	MC_RESPONSE,
 	MC_CLOSING,
@@ -114,6 +114,7 @@ struct mcp_conn {
 		uint64_t seq;	  /* the last decision record of the request, +1 (0: none) */
 		bool lost;	  /* a decision record could not be written */
 		uint64_t held_ns; /* when MC_AUDIT_WAIT began (metrics) */
+		bool result_held; /* strict: the answer waits in audit_q (mcp_result_hold) */
 	} audit;
 	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
 	/* The credential for the request being forwarded (creds.h): wiped once
@@ -219,8 +220,10 @@ void mcp_refuse_request(struct mcp_conn *c, int status, int code, const char *ms
 const char *mcp_policy_session(const struct mcp_conn *c);
 /* What decide.h is told of the request being handled. */
 struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c);
-/* Holds an allowed call until its decision records are durable; true if held. */
+/* Holds an allowed call until its decision records are written (sync: durable); true if held. */
 bool mcp_audit_hold(struct mcp_conn *c);
+/* Strict durability: holds the answer until the decision records are durable; true if held. */
+bool mcp_result_hold(struct mcp_conn *c);
 /* The response ended (or the gateway answered): on to the next request. */
 void mcp_req_next(struct mcp_conn *c);
 

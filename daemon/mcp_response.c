@@ -303,6 +303,8 @@ void mcp_resp_parse(struct mcp_conn *c)
 {
 	struct ag_http_event ev;
 
+	if (mcp_result_hold(c))
+		return;
 	while (c->state == MC_RESPONSE) {
 		ssize_t n;
 		int ret = 0;

@@ -113,8 +113,8 @@ static const struct family templates[F__COUNT] = {
 				FAM_COUNTER,
 				{ "reason" } },
 	[F_AUDIT_WAIT] = { "agentgate_audit_durability_wait_seconds",
-			   "Time a governed call was held until its decision record was "
-			   "durable (audit durability sync).",
+			   "Time a governed call (strict: its answer) was held until its "
+			   "decision record was written (sync, strict: durable).",
 			   FAM_HISTOGRAM,
 			   {},
 			   wait_bounds,

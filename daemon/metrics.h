@@ -44,7 +44,7 @@ void ag_metrics_record(struct ag_metrics *m, const char *kind, const json_t *fie
 void ag_metrics_conn(struct ag_metrics *m, const char *agent, int delta);
 /* A refusal the kernel's hooks reported (events.c), counted before rate limiting. */
 void ag_metrics_kernel_refusal(struct ag_metrics *m, const char *reason);
-/* A governed call was held ns nanoseconds until its decision record was durable. */
+/* A governed call (or its answer) was held ns nanoseconds for its decision record. */
 void ag_metrics_audit_wait(struct ag_metrics *m, uint64_t ns);
 /* A scrape request refused (bad request, too many clients, timeout). */
 void ag_metrics_scrape_error(struct ag_metrics *m);

@@ -63,11 +63,13 @@ int ag_daemon_audit_open(struct ag_daemon *d, struct ag_err *err)
 	c.key_path = d->audit_key;
 	c.origin = d->inst.name;
 	/*
-	 * Connection records need no wait: nothing is held for them.  With
-	 * sync durability the MCP path holds each governed call until its
-	 * decision is durable (agentgate.conf(5) "audit").
+	 * Connection records need no wait: nothing is held for them.  The
+	 * MCP path holds each governed call until its decision is written
+	 * (sync: durable), and under strict its answer until the decision is
+	 * durable (agentgate.conf(5) "audit", docs/audit.md).
 	 */
 	c.durability = d->audit_durability = d->conf.audit_durability;
+	c.sync_ms = d->conf.audit_sync_ms;
 	c.rotate_bytes = d->conf.audit_rotate_bytes;
 	c.syslog_path = d->conf.audit_syslog[0] ? d->conf.audit_syslog : NULL;
 	c.warn = warn;

@@ -153,13 +153,20 @@ void ag_audit_syslog_close(struct ag_audit_syslog *s);
 
 /* ---- Writer ------------------------------------------------------------ */
 
+/*
+ * What a record's "written" and "durable" mean for callers, per mode (the
+ * daemon's promises under crash and power loss are in docs/audit.md):
+ * written: pwrite(2) done, in the page cache, survives a kill -9 of the
+ * process; durable: fdatasync(2) done, survives a kernel crash or power loss.
+ */
 enum ag_audit_durability {
-	AG_AUDIT_SYNC,	/* one write + fdatasync per batch; callers may wait */
-	AG_AUDIT_BATCH, /* same flushing, callers do not wait */
-	AG_AUDIT_NONE,	/* write without fdatasync */
+	AG_AUDIT_SYNC,	  /* fdatasync as soon as written; callers wait for durable */
+	AG_AUDIT_WRITTEN, /* written at once, fdatasync within sync_ms */
+	AG_AUDIT_NONE,	  /* written at once, never fdatasync (the kernel's writeback) */
+	AG_AUDIT_STRICT,  /* fdatasync as soon as written, as SYNC; callers wait differently */
 };
 
-/* "sync", "batch", "none": the configuration's and the status's spelling. */
+/* "sync", "written", "none", "strict": the configuration's and the status's spelling. */
 const char *ag_audit_durability_name(enum ag_audit_durability d);
 /* The durability spelled s, or -1. */
 int ag_audit_durability_parse(const char *s);
@@ -169,8 +176,9 @@ struct ag_audit_config {
 	const char *key_path; /* Ed25519 PEM, created 0600 on first use */
 	const char *origin;   /* checkpoint origin and key name */
 	enum ag_audit_durability durability;
-	unsigned int batch_max; /* this many waiting start a write, default 64 */
-	unsigned int batch_us;	/* or the first waited this long, default 1000 */
+	unsigned int batch_max; /* the least write_max may be, default 64 */
+	/* AG_AUDIT_WRITTEN: longest a written record waits for fdatasync, default 100. */
+	unsigned int sync_ms;
 	/*
 	 * Most records one write takes, default 4096: records that queued
 	 * during the previous write + fdatasync join the next one together.
@@ -207,17 +215,22 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **w, s
 int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
 		    uint64_t *seq, struct ag_err *err);
 /*
- * Blocks until record seq is durable (0).  Returns -EIO at once while the
+ * Blocks until record seq is durable (0); under AG_AUDIT_WRITTEN it asks
+ * for an fdatasync now rather than at the end of sync_ms; under
+ * AG_AUDIT_NONE, written is all there is.  Returns -EIO at once while the
  * writer is failed: refuse the governed call (the record itself is written
  * if the writer recovers, see docs/audit.md).
  */
 int ag_audit_wait(struct ag_audit_writer *w, uint64_t seq, struct ag_err *err);
 /* Records with seq < ag_audit_durable() are durable. */
 uint64_t ag_audit_durable(struct ag_audit_writer *w);
+/* Records with seq < ag_audit_written() are written (in the file, maybe not synced). */
+uint64_t ag_audit_written(struct ag_audit_writer *w);
 /*
  * An eventfd (non-blocking) that becomes readable when durability advances
- * or the writer fails or recovers; read it to re-arm, then ask
- * ag_audit_durable() and ag_audit_failed().
+ * (and, but for AG_AUDIT_SYNC, when records are written) or the writer fails
+ * or recovers; read it to re-arm, then ask ag_audit_durable(),
+ * ag_audit_written() and ag_audit_failed().
  */
 int ag_audit_event_fd(struct ag_audit_writer *w);
 /* True while failed; why gets the error. */

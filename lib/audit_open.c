@@ -189,7 +189,7 @@ static int recover(struct ag_audit_writer *w, struct ag_err *err)
 			inherit_tail(w, &tail);
 		json_decref(obj);
 	}
-	w->next_seq = w->durable = count;
+	w->next_seq = w->written = w->durable = w->buf_seq = w->synced_seq = count;
 	w->recovered = count;
 	w->recovered_read = count - w->recovered_read;
 	if (!ret) {
@@ -249,13 +249,13 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **out,
 		return ag_errf(err, -EINVAL, "audit config needs a log path and a key path");
 	if (!c->batch_max || c->batch_max > 4096 || !c->queue_max || c->queue_max > (1u << 24) ||
 	    !c->checkpoint_records || c->checkpoint_records > AG_AUDIT_INTERVAL_RECORDS ||
-	    c->checkpoint_ms > AG_AUDIT_INTERVAL_MS || !c->retry_ms ||
+	    c->checkpoint_ms > AG_AUDIT_INTERVAL_MS || !c->retry_ms || c->sync_ms > 60000 ||
 	    (c->write_max && (c->write_max < c->batch_max || c->write_max > 65536)))
 		/* Fail closed: a longer interval would write tails the verifier refuses. */
 		return ag_errf(err, -EINVAL,
 			       "audit config for %s: batch_max 1..4096, write_max 0 or "
 			       "batch_max..65536, queue_max 1..16M, checkpoint_records 1..%u, "
-			       "checkpoint_ms 0..%u, retry_ms > 0",
+			       "checkpoint_ms 0..%u, retry_ms > 0, sync_ms 0..60000",
 			       c->path, AG_AUDIT_INTERVAL_RECORDS, AG_AUDIT_INTERVAL_MS);
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -362,8 +362,9 @@ void ag_audit_recovery(const struct ag_audit_writer *w, uint64_t *records, uint6
 
 static const char *const durability_names[] = {
 	[AG_AUDIT_SYNC] = "sync",
-	[AG_AUDIT_BATCH] = "batch",
+	[AG_AUDIT_WRITTEN] = "written",
 	[AG_AUDIT_NONE] = "none",
+	[AG_AUDIT_STRICT] = "strict",
 };
 
 const char *ag_audit_durability_name(enum ag_audit_durability d)

@@ -1,9 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Audit writer: appenders serialise their event body outside the lock and
- * queue it with a seq and a timestamp; one committer thread splices in the
- * reserved members, extends the hash chain and the Merkle tree, signs
- * checkpoints and makes each batch durable with one pwrite + fdatasync.
+ * queue it with a seq and a timestamp.  The holder of "busy" writes: an
+ * appender that finds no write in progress takes the queue and writes it
+ * itself, else the committer thread does (audit_writer_commit.c).  Writing
+ * splices in the reserved members, extends the hash chain and the Merkle
+ * tree, signs checkpoints and pwrites the batch.  The committer alone syncs
+ * (when the durability mode says, audit.h), rotates and retries:
+ *
+ *	idle --append, rotation not due--> appender busy --written--> idle
+ *	appender busy --write failed--> committer busy (handoff: retried, failed)
+ *	idle --queue, sync or rotation due, stop--> committer busy --done--> idle
+ *
+ * Ordering hazards: the "Committer only" fields belong to the holder of
+ * busy, taken and released under mu; the committer reads buf_len and
+ * buf_since only while nobody is busy, so a release wakes it if it saw
+ * busy (idle_busy) or has something new to do.  written and durable
+ * advance under mu only once the bytes are in the file, synced.
  *
  * Fail closed: a failed write or sync truncates the file back to the last
  * durable offset, refuses new appends and retries the same bytes until they
@@ -40,7 +53,7 @@ void ag_audit_config_init(struct ag_audit_config *c)
 	c->origin = AG_AUDIT_DEFAULT_ORIGIN;
 	c->durability = AG_AUDIT_SYNC;
 	c->batch_max = 64;
-	c->batch_us = 1000;
+	c->sync_ms = 100;
 	c->write_max = 4096;
 	c->checkpoint_records = 4096;
 	c->checkpoint_ms = 1000;
@@ -48,7 +61,7 @@ void ag_audit_config_init(struct ag_audit_config *c)
 	c->retry_ms = 100;
 }
 
-static void notify(struct ag_audit_writer *w)
+void aw_notify(struct ag_audit_writer *w)
 {
 	uint64_t one = 1;
 
@@ -75,20 +88,14 @@ static void push_locked(struct ag_audit_writer *w, const char *kind,
 		memcpy(e->at, at, sizeof(e->at));
 	e->seq = w->next_seq++;
 	e->ts = *ts;
-	if (!w->count) {
-		clock_gettime(CLOCK_MONOTONIC, &w->first_queued);
-		pthread_cond_signal(&w->wake);
-	} else if (w->count + 1 == w->cfg.batch_max) {
-		pthread_cond_signal(&w->wake);
-	}
+	/* Who queues wakes the committer if it must (a busy writer takes it next). */
 	w->count++;
 	if (seq)
 		*seq = e->seq;
 }
 
 /* ts is CLOCK_REALTIME, as for the records. */
-static bool push_checkpoint_locked(struct ag_audit_writer *w, const struct timespec *ts,
-				   uint64_t *seq)
+bool aw_push_checkpoint_locked(struct ag_audit_writer *w, const struct timespec *ts, uint64_t *seq)
 {
 	if (!w->since_cp || w->count >= w->ring_cap)
 		return false;
@@ -117,6 +124,7 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 	const char *k = ag_audit_kind_name(kind);
 	struct ag_audit_text body;
 	uint32_t at[RESERVED];
+	size_t mine = 0;
 	int ret = 0;
 
 	if (!k || !strcmp(k, "checkpoint"))
@@ -160,7 +168,7 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 
 		clock_gettime(CLOCK_REALTIME, &now);
 		if (w->since_cp && !in_interval_locked(w, &now))
-			push_checkpoint_locked(w, &now, NULL);
+			aw_push_checkpoint_locked(w, &now, NULL);
 		if (!w->since_cp++) {
 			clock_gettime(CLOCK_MONOTONIC, &w->first_unsigned);
 			w->first_unsigned_ts = now;
@@ -168,10 +176,19 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		push_locked(w, k, &body, at, &now, seq);
 		body.text = NULL;
 		if (w->since_cp >= w->cfg.checkpoint_records)
-			push_checkpoint_locked(w, &now, NULL);
+			aw_push_checkpoint_locked(w, &now, NULL);
+		/* A busy writer takes the queue when done; a rotation is the committer's. */
+		if (!w->busy && aw_rotate_due_locked(w)) {
+			pthread_cond_signal(&w->wake);
+		} else if (!w->busy) {
+			w->busy = true;
+			mine = aw_take_locked(w);
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(body.text);
+	if (mine)
+		aw_write_inline(w, mine);
 	return ret;
 }
 
@@ -185,8 +202,10 @@ int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err 
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (w->failed)
 		ret = ag_errf(err, -EIO, "audit log refuses records: %s", w->failmsg);
-	else if (w->since_cp && !push_checkpoint_locked(w, &now, seq))
+	else if (w->since_cp && !aw_push_checkpoint_locked(w, &now, seq))
 		ret = ag_errf(err, -ENOBUFS, "audit log %s: queue full", w->base);
+	else
+		pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->mu);
 	return ret;
 }
@@ -200,6 +219,11 @@ int ag_audit_wait(struct ag_audit_writer *w, uint64_t seq, struct ag_err *err)
 		ret =
 		    ag_errf(err, -EINVAL, "audit log %s: no record %" PRIu64 " yet", w->base, seq);
 		goto out;
+	}
+	if (w->durable <= seq && !w->sync_wanted) {
+		/* Written mode would sync within sync_ms: a waiter wants it now. */
+		w->sync_wanted = true;
+		pthread_cond_signal(&w->wake);
 	}
 	while (w->durable <= seq && !w->failed && !w->stop)
 		pthread_cond_wait(&w->durable_cv, &w->mu);
@@ -217,14 +241,25 @@ out:
 	return ret;
 }
 
-uint64_t ag_audit_durable(struct ag_audit_writer *w)
+/* A seq the committer advances, read under the lock. */
+static uint64_t read_seq(struct ag_audit_writer *w, const uint64_t *seq)
 {
-	uint64_t d;
+	uint64_t v;
 
 	pthread_mutex_lock(&w->mu);
-	d = w->durable;
+	v = *seq;
 	pthread_mutex_unlock(&w->mu);
-	return d;
+	return v;
+}
+
+uint64_t ag_audit_durable(struct ag_audit_writer *w)
+{
+	return read_seq(w, &w->durable);
+}
+
+uint64_t ag_audit_written(struct ag_audit_writer *w)
+{
+	return read_seq(w, &w->written);
 }
 
 int ag_audit_event_fd(struct ag_audit_writer *w)
@@ -244,7 +279,7 @@ bool ag_audit_failed(struct ag_audit_writer *w, struct ag_err *why)
 	return failed;
 }
 
-/* ---- Serialisation (aw_committer) ------------------------------------------ */
+/* ---- Serialisation (the holder of busy) ------------------------------------ */
 
 static int buf_reserve(struct ag_audit_writer *w, size_t more)
 {
@@ -348,13 +383,12 @@ static int emit_checkpoint(struct ag_audit_writer *w, const struct entry *e, con
 	return 0;
 }
 
-/* Serialises the batch into w->buf, advancing prev and the tree. */
+/* Serialises the batch onto the end of w->buf, advancing prev and the tree. */
 static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 {
 	char prev[AG_AUDIT_HEX_LEN + 1], ts[AG_AUDIT_TS_LEN];
 	uint8_t leaf[AG_AUDIT_HASH_LEN];
 
-	w->buf_len = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct entry *e = &w->batch[i];
 		size_t start = w->buf_len;
@@ -376,9 +410,13 @@ static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 	return 0;
 }
 
-/* Serialises a batch, or leaves the chain state as it was. */
-static int prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
+/*
+ * Serialises a batch after what w->buf holds and frees the entries' bodies
+ * (a retry rewrites w->buf), or leaves everything as it was.
+ */
+int aw_prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 {
+	size_t len = w->buf_len;
 	int ret;
 
 	memcpy(w->saved_prev, w->prev, sizeof(w->prev));
@@ -387,234 +425,15 @@ static int prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 	if (ret) {
 		memcpy(w->prev, w->saved_prev, sizeof(w->prev));
 		w->tree = w->saved_tree;
-		w->buf_len = 0;
-	}
-	return ret;
-}
-
-/* ---- Files (aw_committer) --------------------------------------------------- */
-
-static int sync_dir(const char *path, struct ag_err *err)
-{
-	char *copy = strdup(path);
-	int fd, ret = 0;
-
-	if (!copy)
-		return ag_errf(err, -ENOMEM, "%s: out of memory", path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd))
-		ret = ag_errf(err, -errno, "%s: cannot sync its directory: %s", path,
-			      strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return ret;
-}
-
-int aw_open_segment(struct ag_audit_writer *w, const char *path, bool create, struct ag_err *err)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0640);
-	char *copy;
-
-	if (fd < 0)
-		return ag_errf(err, -errno, "%s: cannot open the audit log: %s", path,
-			       strerror(errno));
-	if (create && sync_dir(path, err)) {
-		close(fd);
-		unlink(path);
-		return -EIO;
-	}
-	copy = strdup(path);
-	if (!copy) {
-		close(fd);
-		return ag_errf(err, -ENOMEM, "%s: out of memory", path);
-	}
-	if (w->fd >= 0)
-		close(w->fd);
-	free(w->cur_path);
-	w->fd = fd;
-	w->cur_path = copy;
-	return 0;
-}
-
-static int rotate(struct ag_audit_writer *w, struct ag_err *err)
-{
-	char *path;
-	int ret;
-
-	if (asprintf(&path, "%s.%" PRIu64, w->base, w->segment + 1) < 0)
-		return ag_errf(err, -ENOMEM, "%s: out of memory", w->base);
-	ret = aw_open_segment(w, path, true, err);
-	free(path);
-	if (ret)
+		w->buf_len = len;
 		return ret;
-	w->segment++;
-	w->file_off = 0;
-	w->rotate_pending = false;
-	return 0;
-}
-
-/* One attempt to make w->buf durable at the end of the current file. */
-int aw_commit(struct ag_audit_writer *w, struct ag_err *err)
-{
-	size_t done = 0;
-	int ret;
-
-	if (w->rotate_pending) {
-		ret = rotate(w, err);
-		if (ret)
-			return ret;
 	}
-	while (done < w->buf_len) {
-		ssize_t n =
-		    pwrite(w->fd, w->buf + done, w->buf_len - done, (off_t)(w->file_off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = ag_errf(err, n ? -errno : -EIO, "%s: write: %s", w->cur_path,
-				      n ? strerror(errno) : "no progress");
-			goto undo;
-		}
-		done += (size_t)n;
-	}
-	if (w->cfg.durability != AG_AUDIT_NONE && fdatasync(w->fd)) {
-		ret = ag_errf(err, -errno, "%s: fdatasync: %s", w->cur_path, strerror(errno));
-		goto undo;
-	}
-	w->file_off += w->buf_len;
-	if (w->cfg.rotate_bytes && w->file_off >= w->cfg.rotate_bytes)
-		w->rotate_pending = true;
-	return 0;
-undo:
-	/*
-	 * Drop the partial batch so the file ends on a whole record.  After a
-	 * failed fdatasync the page cache cannot be trusted, so the retry
-	 * rewrites the bytes instead of syncing again.
-	 */
-	if (ftruncate(w->fd, (off_t)w->file_off))
-		aw_warn(w, "%s: cannot truncate back to %" PRIu64 ": %s", w->cur_path, w->file_off,
-			strerror(errno));
-	return ret;
-}
-
-static void mirror(struct ag_audit_writer *w)
-{
-	const char *p = w->buf, *end = w->buf + w->buf_len;
-
-	while (w->syslog && p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-
-		ag_audit_syslog_send(w->syslog, p, (size_t)(nl - p));
-		p = nl + 1;
-	}
-}
-
-/* Commits one batch, retrying while failed; false if it gave up on stop. */
-static bool commit_batch(struct ag_audit_writer *w, size_t n)
-{
-	struct ag_err err;
-	struct timespec until;
-	uint64_t durable = w->batch[n - 1].seq + 1;
-	bool ok, stopping, first, recovered;
-
-	ok = !prepare(w, n, &err) && !aw_commit(w, &err);
-	while (!ok) {
-		pthread_mutex_lock(&w->mu);
-		first = !w->failed;
-		if (first) {
-			w->failed = true;
-			snprintf(w->failmsg, sizeof(w->failmsg), "%s", err.msg);
-			notify(w);
-		}
-		pthread_mutex_unlock(&w->mu);
-		/* aw_warn() runs caller code: never under the writer's lock. */
-		if (first)
-			aw_warn(w, "audit log failed, refusing records: %s", err.msg);
-		pthread_mutex_lock(&w->mu);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		ag_audit_ts_add_us(&until, (uint64_t)w->cfg.retry_ms * 1000);
-		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->mu, &until) != ETIMEDOUT)
-			;
-		stopping = w->stop;
-		pthread_mutex_unlock(&w->mu);
-		/* A batch that failed to serialise (no memory) is retried whole. */
-		ok = (w->buf_len || !prepare(w, n, &err)) && !aw_commit(w, &err);
-		if (!ok && stopping)
-			return false;
-	}
-	mirror(w);
-	pthread_mutex_lock(&w->mu);
-	w->durable = durable;
-	recovered = w->failed;
-	w->failed = false;
-	notify(w);
-	pthread_mutex_unlock(&w->mu);
-	if (recovered)
-		aw_warn(w, "audit log %s recovered at seq %" PRIu64, w->cur_path, durable);
-	for (size_t i = 0; i < n; i++)
+	if (!len)
+		clock_gettime(CLOCK_MONOTONIC, &w->buf_since);
+	w->buf_seq = w->batch[n - 1].seq + 1;
+	for (size_t i = 0; i < n; i++) {
 		free(w->batch[i].body);
-	return true;
-}
-
-void *aw_committer(void *arg)
-{
-	struct ag_audit_writer *w = arg;
-	struct timespec now, wall, deadline, cp_at;
-	bool has_deadline;
-
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		cp_at = w->first_unsigned;
-		ag_audit_ts_add_us(&cp_at, (uint64_t)w->cfg.checkpoint_ms * 1000);
-		if (w->since_cp && (ag_audit_ts_reached(&now, &cp_at) || w->stop)) {
-			clock_gettime(CLOCK_REALTIME, &wall);
-			push_checkpoint_locked(w, &wall, NULL);
-		}
-		deadline = w->first_queued;
-		ag_audit_ts_add_us(&deadline, w->cfg.batch_us);
-		if (w->count && (w->count >= w->cfg.batch_max || w->stop ||
-				 ag_audit_ts_reached(&now, &deadline))) {
-			/*
-			 * batch_max and batch_us decide when a write starts;
-			 * it then takes everything that waits (up to
-			 * write_max), so a backlog built during a slow
-			 * fdatasync costs one more sync, not one per
-			 * batch_max records.
-			 */
-			size_t n = w->count < w->cfg.write_max ? w->count : w->cfg.write_max;
-
-			for (size_t i = 0; i < n; i++)
-				w->batch[i] = w->ring[(w->head + i) % w->ring_cap];
-			w->head = (w->head + n) % w->ring_cap;
-			w->count -= n;
-			/* Later records have waited at most since now. */
-			w->first_queued = now;
-			pthread_mutex_unlock(&w->mu);
-			w->buf_len = 0;
-			if (!commit_batch(w, n)) {
-				/* Closing while failed: close() reports what was lost. */
-				for (size_t i = 0; i < n; i++)
-					free(w->batch[i].body);
-				pthread_mutex_lock(&w->mu);
-				w->unwritten = n;
-				break;
-			}
-			pthread_mutex_lock(&w->mu);
-			continue;
-		}
-		if (w->stop)
-			break;
-		has_deadline = w->count || w->since_cp;
-		if (w->since_cp && (!w->count || ag_audit_ts_reached(&deadline, &cp_at)))
-			deadline = cp_at;
-		if (has_deadline)
-			pthread_cond_timedwait(&w->wake, &w->mu, &deadline);
-		else
-			pthread_cond_wait(&w->wake, &w->mu);
+		w->batch[i].body = NULL;
 	}
-	notify(w);
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
+	return 0;
 }

@@ -26,6 +26,8 @@
 
 #define CP_SLACK 64 /* queue room kept for checkpoints beyond queue_max */
 #define RESERVED 4
+/* Written bytes that make an fdatasync due at once (AG_AUDIT_WRITTEN). */
+#define AW_SETTLE_BYTES (1u << 20)
 
 /* The members the writer adds, in their sorted order. */
 static const char *const reserved[RESERVED] = { "kind", "prev", "seq", "ts" };
@@ -53,13 +55,24 @@ struct ag_audit_writer {
 	/* Under mu. */
 	struct entry *ring;
 	size_t ring_cap, head, count;
-	uint64_t next_seq, durable, since_cp;
-	struct timespec first_queued, first_unsigned; /* CLOCK_MONOTONIC */
-	struct timespec first_unsigned_ts;	      /* its ts, CLOCK_REALTIME */
+	uint64_t next_seq, written, durable, since_cp;
+	bool sync_wanted;		   /* ag_audit_wait() waits for a sync */
+	struct timespec first_unsigned;	   /* CLOCK_MONOTONIC */
+	struct timespec first_unsigned_ts; /* its ts, CLOCK_REALTIME */
 	bool failed, stop;
+	/*
+	 * One thread at a time writes: the committer, or an appender that
+	 * found it idle (write_inline).  The "Committer only" fields below
+	 * belong to whoever set busy.  handoff: an appender's write failed
+	 * and its n records (in batch; in buf if handoff_in_buf) are the
+	 * committer's to retry, busy staying set.
+	 */
+	bool busy, handoff_in_buf;
+	bool idle_busy; /* the committer found busy set: the writer's release wakes it */
+	size_t handoff;
 	char failmsg[sizeof(((struct ag_err *)0)->msg)];
 
-	/* Committer only. */
+	/* Committer only (the holder of busy). */
 	int fd;
 	char *cur_path;
 	uint64_t segment, file_off;
@@ -68,16 +81,36 @@ struct ag_audit_writer {
 	uint8_t prev[AG_AUDIT_HASH_LEN], saved_prev[AG_AUDIT_HASH_LEN];
 	struct ag_audit_tree tree, saved_tree;
 	struct entry *batch;
+	/*
+	 * The bytes past file_off (the durable end of the file): written up
+	 * to buf_written, not yet synced, kept so a failed fdatasync can
+	 * rewrite them; buf_seq is the seq after the last record in buf,
+	 * buf_since when buf stopped being empty (CLOCK_MONOTONIC).
+	 */
 	char *buf;
-	size_t buf_len, buf_cap;
+	size_t buf_len, buf_cap, buf_written;
+	uint64_t buf_seq, synced_seq; /* synced_seq: after the last record synced */
+	struct timespec buf_since;
 	uint64_t recovered, recovered_read; /* records at open; those it read (not resumed) */
 };
 
 void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int aw_open_segment(struct ag_audit_writer *w, const char *path, bool create, struct ag_err *err);
-int aw_commit(struct ag_audit_writer *w, struct ag_err *err);
 void *aw_committer(void *arg);
+
+/* audit_writer.c, for audit_writer_commit.c */
+/* Wakes those waiting for written, durable, failed (cv and eventfd); under mu. */
+void aw_notify(struct ag_audit_writer *w);
+bool aw_push_checkpoint_locked(struct ag_audit_writer *w, const struct timespec *ts, uint64_t *seq);
+/* Serialises w->batch[0..n) after w->buf, freeing their bodies; or changes nothing. */
+int aw_prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err);
+
+/* audit_writer_commit.c, for audit_writer.c (under mu) */
+bool aw_rotate_due_locked(const struct ag_audit_writer *w);
+size_t aw_take_locked(struct ag_audit_writer *w);
+/* Writes the n records aw_take_locked gave, busy held; releases busy. */
+void aw_write_inline(struct ag_audit_writer *w, size_t n);
 
 /* ---- lib/audit_resume.c: the state a clean close leaves for the next open */
 

@@ -41,7 +41,8 @@ const char *const conf_root_keys[] = { "listen",
 				       "inbound",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
-const char *const conf_audit_keys[] = { "durability", "rotate_bytes", "syslog", "ship", NULL };
+const char *const conf_audit_keys[] = { "durability", "rotate_bytes",	  "syslog",
+					"ship",	      "sync_interval_ms", NULL };
 const char *const conf_ship_keys[] = { "address",   "ca_file",	"server_name",
 				       "cert_file", "key_file", NULL };
 const char *const conf_inbound_keys[] = { "listen",	    "cert_file",

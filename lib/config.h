@@ -425,10 +425,12 @@ struct ag_conf {
 	/* How long an escalated call waits for agentgatectl approve/deny. */
 	uint32_t approval_timeout_ms;
 	/*
-	 * "audit": {"durability": "sync"|"batch"|"none", "rotate_bytes": N,
-	 * "syslog": PATH}.  sync (default): a governed call waits for its
-	 * decision record to be durable; batch: records are group-committed
-	 * the same way but nothing waits; none: no fdatasync.  rotate_bytes 0:
+	 * "audit": {"durability": "written"|"strict"|"sync"|"none",
+	 * "rotate_bytes": N, "syslog": PATH}.  A governed call is forwarded
+	 * once its decision record is written; written (default): synced
+	 * within sync_interval_ms; strict: synced at once, the result held
+	 * until it is; sync: forwarded only once synced; none: never synced
+	 * (docs/audit.md, Durability).  rotate_bytes 0:
 	 * never rotate.  syslog: an RFC 5424 datagram socket (e.g. /dev/log)
 	 * that gets a copy of every record; "" none.
 	 */
@@ -474,6 +476,8 @@ struct ag_conf {
 	struct ag_fleet_conf fleet;
 	struct ag_ship_conf audit_ship; /* "audit": {"ship": ...} */
 	struct ag_inbound_conf inbound; /* "inbound" (port 0: none) */
+	/* "audit": {"sync_interval_ms": N}: durability "written"'s bound, default 100. */
+	uint32_t audit_sync_ms;
 };
 
 #define AG_HEADER_TIMEOUT_MS 15000

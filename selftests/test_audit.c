@@ -58,8 +58,8 @@ static void test_config(struct ag_audit_config *c, const struct fx *f)
 	ag_audit_config_init(c);
 	c->path = f->log;
 	c->key_path = f->key;
-	c->durability = AG_AUDIT_BATCH;
-	c->batch_us = 200;
+	c->durability = AG_AUDIT_WRITTEN;
+	c->sync_ms = 1;
 	c->checkpoint_records = 16;
 	c->checkpoint_ms = 60000; /* only count-based checkpoints: a fixed layout */
 	c->warn = keep_warning;

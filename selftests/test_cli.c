@@ -144,7 +144,7 @@ TEST(cli_status_and_uninstall)
 			      "AF_UNIX; agents isolated: seccomp, Landlock",
 			      "then coverage");
 		ASSERT_STRHAS(out, "path open (below)\naudit:      ", "then the audit log");
-		ASSERT_STRHAS(out, "writing, durability sync\n", "its state and durability");
+		ASSERT_STRHAS(out, "writing, durability written\n", "its state and durability");
 		ASSERT_STRHAS(out,
 			      "dns:        agents' queries to the resolvers go through the relay",
 			      "the DNS relay");

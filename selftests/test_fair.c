@@ -240,7 +240,7 @@ TEST(fair_idle_flood)
 	soft.rlim_cur = rl.rlim_cur < 1024 ? rl.rlim_cur : 1024;
 	setrlimit(RLIMIT_NOFILE, &soft);
 	ret = env_start_with(&e, "fflood", REPLY_JSON, agents_ab,
-			     "\"audit\": {\"durability\": \"batch\"}");
+			     "\"audit\": {\"durability\": \"written\"}");
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if (!ASSERT_OK(ret, "environment"))
 		goto out;
@@ -614,7 +614,7 @@ TEST(fair_subcgroups)
 	int quiet_n;
 
 	if (!ASSERT_OK(env_start_with(&e, "fsub", REPLY_JSON, agents_ab,
-				      "\"audit\": {\"durability\": \"batch\"}"),
+				      "\"audit\": {\"durability\": \"written\"}"),
 		       "environment"))
 		goto out;
 	snprintf(ch->run, sizeof(ch->run), "%s/a/run-%d", e.d.in.cg_agents, (int)getpid());

@@ -215,7 +215,11 @@ TEST(metrics_endpoint)
 		 "{\"name\": \"a\", \"tools\": [\"t/echo\"], \"quota\": {\"calls_per_day\": 100}, "
 		 "\"passthrough\": [\"127.0.0.1:%u\", \"*\"]}",
 		 mport);
-	snprintf(more, sizeof(more), "\"metrics\": {\"listen\": \"127.0.0.1:%u\"}", mport);
+	/* sync: the allowed call waits for an fdatasync, so it is held, once. */
+	snprintf(more, sizeof(more),
+		 "\"metrics\": {\"listen\": \"127.0.0.1:%u\"}, "
+		 "\"audit\": {\"durability\": \"sync\"}",
+		 mport);
 	if (!ASSERT_OK(env_start_with(&e, "metrics", REPLY_JSON, agent, more), "environment"))
 		goto out;
 
