@@ -137,12 +137,12 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 			  : json_integer((json_int_t)((ag_now_ns() - c->call.ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
-				  ag_inbound_audit_agent(c), "server",
-				  c->srv->name, "tool", tool, "id", json_object_get(msg, "id"),
-				  "upstream_status", c->reply.status, "is_error",
-				  json_is_true(json_object_get(result, "isError")), "error",
-				  json_object_get(msg, "error"), "latency_us", latency, "session",
-				  mcp_policy_session(c), "redactions",
+				  ag_inbound_audit_agent(c), "server", c->srv->name,
+				  c->srv->http ? "route" : "tool", tool, "id",
+				  json_object_get(msg, "id"), "upstream_status", c->reply.status,
+				  "is_error", json_is_true(json_object_get(result, "isError")),
+				  "error", json_object_get(msg, "error"), "latency_us", latency,
+				  "session", mcp_policy_session(c), "redactions",
 				  rep->total || rep->refused_by ? redactions_json(rep) : NULL,
 				  "unattributed", tool ? NULL : json_true()));
 }

@@ -195,7 +195,7 @@ TEST(http_svc_json_server)
 			    "the credential not to the agent");
 		ASSERT_EQ(count(audit, "\"route\":\"get\"", "\"decision\":\"allow\""), 1,
 			  "decision record");
-		ASSERT_EQ(count(audit, "\"tool\":\"get\"", "\"upstream_status\":200"), 1,
+		ASSERT_EQ(count(audit, "\"route\":\"get\"", "\"upstream_status\":200"), 1,
 			  "result record");
 		ASSERT_EQ(count(audit, "\"path\":\"/todos/1\"", "\"params\":{\"id\":\"1\"}"), 1,
 			  "path and params recorded (audit_args full)");
@@ -259,7 +259,7 @@ TEST(http_svc_json_server)
 		ASSERT_NULL(strstr(x->response, "AKIAIOSFODNN7EXAMPLE"),
 			    "masked by the output rules");
 		ASSERT_STRHAS(x->response, "REDACTED", "the mask");
-		ASSERT_EQ(count(audit, "\"rule\":\"cloud\"", "\"tool\":\"get\""), 1,
+		ASSERT_EQ(count(audit, "\"rule\":\"cloud\"", "\"route\":\"get\""), 1,
 			  "the result record names the rule");
 	}
 	if (test__start_subtest("output_rule_refuses")) {
