@@ -91,6 +91,11 @@ $(BUILD)/test_progs: $(TEST_OBJS) $(LIB)
 $(BUILD)/agent_probe: selftests/agent_probe.c
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $<
 
+# An LD_PRELOAD shim the durability tests put into agentgated.  It defines
+# pwrite and pwrite64 both, which _FILE_OFFSET_BITS=64 would make one symbol.
+$(BUILD)/audit_slow.so: selftests/shim/audit_slow.c
+	$(CC) $(filter-out -D_FILE_OFFSET_BITS=64,$(CFLAGS)) -shared -fPIC $(DEPFLAGS) -o $@ $< -ldl
+
 $(BUILD)/bench/%: bench/%.c $(LIB) | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LIB) $(LDLIBS)
@@ -108,7 +113,8 @@ $(BUILD)/fuzz/%: selftests/fuzz/%.c $(LIB_SRCS)
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-test-bins: $(BINS) $(BUILD)/test_progs $(BUILD)/agent_probe $(FUZZ_REPLAY) $(BENCH_BINS)
+test-bins: $(BINS) $(BUILD)/test_progs $(BUILD)/agent_probe $(BUILD)/audit_slow.so \
+	   $(FUZZ_REPLAY) $(BENCH_BINS)
 
 # Tests run as root: the kernel suite attaches real programs.
 test:

@@ -11,9 +11,8 @@
  *	                  "<file size when it began> <CLOCK_MONOTONIC ns when it returned>",
  *	                  that is, from when on which prefix of the log is durable
  *
- * Built by the test itself (cc -shared): it is no part of the product.
+ * Built by make test-bins (build/audit_slow.so): it is no part of the product.
  */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdbool.h>
