@@ -72,6 +72,7 @@ struct ag_daemon {
 	struct ag_audit_ship *ship;	/* lib/audit_ship.h; NULL: not shipped */
 	char ship_cursor[PATH_MAX];	/* <state-dir>/audit.ship.cursor */
 	struct ag_inbound *inbound;	/* inbound.h; NULL without "inbound" */
+	struct ag_hosted *hosted;	/* hosted.h; NULL without a "command" */
 };
 
 /*

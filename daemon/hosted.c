@@ -45,12 +45,6 @@
 
 #define KEEPER_EXIT_MS 10000
 
-static struct {
-	pid_t pid;
-	int life_fd; /* the write end: open while the daemon lives */
-	struct hosted_srv *srv;
-	int n;
-} keeper = { .pid = -1, .life_fd = -1 };
 
 static int count_hosted(const struct ag_conf *c)
 {
@@ -191,7 +185,7 @@ static void *accept_thread(void *arg)
 }
 
 /* Every server killed, reaped (the keeper is their parent) and its cgroup removed. */
-static __attribute__((noreturn)) void keeper_exit(void)
+static __attribute__((noreturn)) void keeper_exit(struct ag_hosted *k)
 {
 	struct timespec pause = { 0, 10 * 1000 * 1000 };
 
@@ -199,24 +193,24 @@ static __attribute__((noreturn)) void keeper_exit(void)
 	 * Starts happen under s->lock: once closing is set under it, no
 	 * server starts after the sweep below, none is left running.
 	 */
-	for (int i = 0; i < keeper.n; i++) {
-		pthread_mutex_lock(&keeper.srv[i].lock);
-		keeper.srv[i].closing = true;
-		pthread_mutex_unlock(&keeper.srv[i].lock);
+	for (int i = 0; i < k->n; i++) {
+		pthread_mutex_lock(&k->srv[i].lock);
+		k->srv[i].closing = true;
+		pthread_mutex_unlock(&k->srv[i].lock);
 	}
 	/* The stdout readers reap what the sweep kills, so its cgroup can go. */
-	for (int i = 0; i < keeper.n; i++)
-		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);
+	for (int i = 0; i < k->n; i++)
+		hosted_sweep(k->srv[i].cg_parent, k->srv[i].conf->name);
 	/* And what no reader reaped (bounded: 0 while one is left, -1 once none is). */
 	for (int i = 0; i < 100 && waitpid(-1, NULL, WNOHANG) >= 0; i++)
 		nanosleep(&pause, NULL);
-	for (int i = 0; i < keeper.n; i++)
-		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);
+	for (int i = 0; i < k->n; i++)
+		hosted_sweep(k->srv[i].cg_parent, k->srv[i].conf->name);
 	_exit(0);
 }
 
 /* The keeper: serves until the daemon's end of the pipe closes, then kills every server. */
-static __attribute__((noreturn)) void keeper_run(int life_fd)
+static __attribute__((noreturn)) void keeper_run(struct ag_hosted *k, int life_fd)
 {
 	int keep[1 + AG_MAX_CONF_SERVERS], nr = 0;
 	struct pollfd pfd = { .fd = life_fd, .events = POLLIN };
@@ -224,25 +218,25 @@ static __attribute__((noreturn)) void keeper_run(int life_fd)
 	prctl(PR_SET_NAME, "agentgated-host", 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	keep[nr++] = life_fd;
-	for (int i = 0; i < keeper.n; i++)
-		keep[nr++] = keeper.srv[i].lfd;
+	for (int i = 0; i < k->n; i++)
+		keep[nr++] = k->srv[i].lfd;
 	ag_close_inherited(keep, nr);
 	keeper_caps();
-	for (int i = 0; i < keeper.n; i++) {
+	for (int i = 0; i < k->n; i++) {
 		pthread_t th;
 
-		if (pthread_create(&th, NULL, accept_thread, &keeper.srv[i])) {
+		if (pthread_create(&th, NULL, accept_thread, &k->srv[i])) {
 			ag_log(AG_LOG_ERROR, "hosted", "server=%s error=\"no accept thread\"",
-			       keeper.srv[i].conf->name);
+			       k->srv[i].conf->name);
 			break;
 		}
 	}
 	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
 		;
-	keeper_exit();
+	keeper_exit(k);
 }
 
-static int prepare(struct ag_daemon *d, struct ag_err *err)
+static int prepare(struct ag_daemon *d, struct ag_hosted *k, struct ag_err *err)
 {
 	struct ag_config kcfg;
 	uint32_t min, max;
@@ -251,7 +245,7 @@ static int prepare(struct ag_daemon *d, struct ag_err *err)
 	ag_conf_to_kernel(&d->conf, &kcfg);
 	ag_runuid_range(&kcfg, &min, &max);
 	for (int i = 0, j = 0; i < d->conf.nr_servers && !ret; i++) {
-		struct hosted_srv *s = &keeper.srv[j];
+		struct hosted_srv *s = &k->srv[j];
 
 		if (!d->conf.servers[i].hosted)
 			continue;
@@ -260,7 +254,7 @@ static int prepare(struct ag_daemon *d, struct ag_err *err)
 		s->uid_min = min;
 		s->uid_max = max;
 		pthread_mutex_init(&s->lock, NULL);
-		keeper.n = ++j;
+		k->n = ++j;
 		if ((ret = register_agent(d, s, err)))
 			break;
 		/* A previous keeper killed with its daemon may have left servers behind. */
@@ -274,49 +268,52 @@ static int prepare(struct ag_daemon *d, struct ag_err *err)
 int ag_hosted_start(struct ag_daemon *d, struct ag_err *err)
 {
 	int n = count_hosted(&d->conf), life[2], ret;
+	struct ag_hosted *k;
 
 	if (!n)
 		return 0;
-	if (!(keeper.srv = calloc((size_t)n, sizeof(*keeper.srv))))
+	if (!(k = d->hosted = calloc(1, sizeof(*k))) ||
+	    !(k->srv = calloc((size_t)n, sizeof(*k->srv))))
 		return ag_errf(err, ENOMEM, "hosted servers: out of memory");
+	k->pid = -1;
+	k->life_fd = -1;
 	for (int i = 0; i < n; i++)
-		keeper.srv[i].lfd = -1;
-	if ((ret = prepare(d, err)))
+		k->srv[i].lfd = -1;
+	if ((ret = prepare(d, k, err)))
 		return ret;
 	if (pipe2(life, O_CLOEXEC))
 		return ag_errf(err, errno, "hosted servers: pipe: %s", strerror(errno));
-	keeper.pid = fork();
-	if (keeper.pid == 0) {
+	k->pid = fork();
+	if (k->pid == 0) {
 		close(life[1]);
-		keeper_run(life[0]);
+		keeper_run(k, life[0]);
 	}
 	close(life[0]);
-	if (keeper.pid < 0) {
+	if (k->pid < 0) {
 		close(life[1]);
 		return ag_errf(err, errno, "hosted servers: fork: %s", strerror(errno));
 	}
-	keeper.life_fd = life[1];
-	for (int i = 0; i < keeper.n; i++) {
-		close(keeper.srv[i].lfd);
-		keeper.srv[i].lfd = -1;
+	k->life_fd = life[1];
+	for (int i = 0; i < k->n; i++) {
+		close(k->srv[i].lfd);
+		k->srv[i].lfd = -1;
 		ag_log(AG_LOG_INFO, "hosted",
-		       "server=%s serving=%s agent=%s processes=%s keeper=%d",
-		       keeper.srv[i].conf->name, keeper.srv[i].conf->upstream_url,
-		       keeper.srv[i].h->agent,
-		       keeper.srv[i].h->per_session ? "per_session" : "shared", keeper.pid);
+		       "server=%s serving=%s agent=%s processes=%s keeper=%d", k->srv[i].conf->name,
+		       k->srv[i].conf->upstream_url, k->srv[i].h->agent,
+		       k->srv[i].h->per_session ? "per_session" : "shared", k->pid);
 	}
 	return 0;
 }
 
 /* Reaps the keeper within KEEPER_EXIT_MS; false if it is still there. */
-static bool keeper_reaped(void)
+static bool keeper_reaped(struct ag_hosted *k)
 {
 	struct timespec pause = { 0, 10 * 1000 * 1000 };
 
 	for (int i = 0; i < KEEPER_EXIT_MS / 10; i++) {
-		pid_t r = waitpid(keeper.pid, NULL, WNOHANG);
+		pid_t r = waitpid(k->pid, NULL, WNOHANG);
 
-		if (r == keeper.pid || (r < 0 && errno == ECHILD))
+		if (r == k->pid || (r < 0 && errno == ECHILD))
 			return true;
 		nanosleep(&pause, NULL);
 	}
@@ -325,22 +322,26 @@ static bool keeper_reaped(void)
 
 void ag_hosted_stop(struct ag_daemon *d)
 {
-	for (int i = 0; i < keeper.n; i++)
-		if (keeper.srv[i].lfd >= 0)
-			close(keeper.srv[i].lfd);
-	if (keeper.life_fd >= 0)
-		close(keeper.life_fd);
-	keeper.life_fd = -1;
-	if (keeper.pid > 0 && !keeper_reaped()) {
-		ag_log(AG_LOG_WARN, "hosted", "keeper=%d exit=timeout", keeper.pid);
-		kill(keeper.pid, SIGKILL);
-		waitpid(keeper.pid, NULL, 0);
+	struct ag_hosted *k = d->hosted;
+
+	if (!k)
+		return;
+	for (int i = 0; i < k->n; i++)
+		if (k->srv[i].lfd >= 0)
+			close(k->srv[i].lfd);
+	if (k->life_fd >= 0)
+		close(k->life_fd);
+	k->life_fd = -1;
+	if (k->pid > 0 && !keeper_reaped(k)) {
+		ag_log(AG_LOG_WARN, "hosted", "keeper=%d exit=timeout", k->pid);
+		kill(k->pid, SIGKILL);
+		waitpid(k->pid, NULL, 0);
 	}
-	keeper.pid = -1;
+	k->pid = -1;
 	/* Whatever a keeper that had to be killed left. */
-	for (int i = 0; i < keeper.n; i++)
-		hosted_sweep(keeper.srv[i].cg_parent, keeper.srv[i].conf->name);
-	free(keeper.srv);
-	keeper.srv = NULL;
-	keeper.n = 0;
+	for (int i = 0; i < k->n; i++)
+		hosted_sweep(k->srv[i].cg_parent, k->srv[i].conf->name);
+	free(k->srv);
+	free(k);
+	d->hosted = NULL;
 }

@@ -64,6 +64,14 @@ struct hosted_session {
 	struct hosted_child *c;
 };
 
+/* The daemon's side of the keeper (struct ag_daemon.hosted). */
+struct ag_hosted {
+	pid_t pid;
+	int life_fd; /* the write end: open while the daemon lives */
+	struct hosted_srv *srv;
+	int n;
+};
+
 struct hosted_srv {
 	const struct ag_server_conf *conf;
 	const struct ag_hosted_conf *h;
