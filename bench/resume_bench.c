@@ -4,11 +4,13 @@
  * with the state a clean close leaves (<log>-resume: only the tail is read)
  * and without it (the whole series hashed again).
  *
- *	resume_bench [-m MEGABYTES] [-d DIR]
+ *	resume_bench [-m MEGABYTES] [-d DIR] [-k]
  *
  * Writes a log of about MEGABYTES (default 150) of decision records in DIR
  * (default /tmp), closes it cleanly, then opens and closes it three times
  * each way and prints the median open time and the records each open read.
+ * -k keeps the log, its key and its resume state (a daemon's state directory
+ * can take them, to time a whole restart) and prints where.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -112,14 +114,17 @@ int main(int argc, char **argv)
 	struct stat st = { 0 };
 	double resumed, full;
 	int opt, ret = 1;
+	bool keep = false;
 
-	while ((opt = getopt(argc, argv, "m:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:d:k")) != -1) {
 		if (opt == 'm')
 			mb = strtoul(optarg, NULL, 10);
 		else if (opt == 'd')
 			base = optarg;
+		else if (opt == 'k')
+			keep = true;
 		else {
-			fprintf(stderr, "usage: %s [-m MEGABYTES] [-d DIR]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-m MEGABYTES] [-d DIR] [-k]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -147,6 +152,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)read_r, full, (unsigned long long)read_f);
 	ret = 0;
 out:
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (keep && !ret)
+		printf("resume_bench: kept %s\n", dir);
+	else
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return ret;
 }
