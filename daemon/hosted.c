@@ -57,24 +57,20 @@ static int count_hosted(const struct ag_conf *c)
 
 static int bind_upstream(const struct ag_server_conf *sc, struct ag_err *err)
 {
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(sc->upstream_port) };
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(sc->upstream_port) };
-	bool v4 = ag_addr_is_v4(sc->upstream_addr);
-	int one = 1, fd = socket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage ss;
+	socklen_t len = ag_addr_sockaddr(sc->upstream_addr, sc->upstream_port,
+					 (struct sockaddr *)&ss, sizeof(ss));
+	int one = 1, fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return ag_errf(err, errno, "tool server %s: socket: %s", sc->name, strerror(errno));
-	memcpy(&a4.sin_addr, sc->upstream_addr + 12, 4);
-	memcpy(&a6.sin6_addr, sc->upstream_addr, 16);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/*
 	 * A live upgrade's new daemon binds beside the old one's keeper, which
 	 * goes with the old daemon; only root's sockets that also ask may join.
 	 */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, v4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6,
-		 v4 ? sizeof(a4) : sizeof(a6)) ||
-	    listen(fd, 64)) {
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 64)) {
 		int e = errno;
 
 		close(fd);

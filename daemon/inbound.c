@@ -29,21 +29,7 @@ static int listen_open(const struct ag_inbound_conf *ic, struct ag_err *err)
 	int fd, one = 1;
 
 	ag_addr_fmt(ic->addr, ic->port, what, sizeof(what));
-	if (ag_addr_is_v4(ic->addr)) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(ic->port);
-		memcpy(&sin->sin_addr, ic->addr + 12, 4);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(ic->port);
-		memcpy(&sin6->sin6_addr, ic->addr, 16);
-		len = sizeof(*sin6);
-	}
+	len = ag_addr_sockaddr(ic->addr, ic->port, (struct sockaddr *)&ss, sizeof(ss));
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return ag_errf(err, errno, "inbound %s: socket: %s", what, strerror(errno));
 	/* SO_REUSEPORT: an upgrading daemon binds it while the old one drains. */

@@ -66,18 +66,7 @@ static int upstream_start(struct mcp_conn *c)
 	socklen_t len;
 	int fd, ret;
 
-	memset(&dst, 0, sizeof(dst));
-	if (ag_addr_is_v4(srv->upstream_addr)) {
-		dst.sin.sin_family = AF_INET;
-		dst.sin.sin_port = htons(srv->upstream_port);
-		memcpy(&dst.sin.sin_addr, srv->upstream_addr + 12, 4);
-		len = sizeof(dst.sin);
-	} else {
-		dst.sin6.sin6_family = AF_INET6;
-		dst.sin6.sin6_port = htons(srv->upstream_port);
-		memcpy(&dst.sin6.sin6_addr, srv->upstream_addr, 16);
-		len = sizeof(dst.sin6);
-	}
+	len = ag_addr_sockaddr(srv->upstream_addr, srv->upstream_port, &dst.sa, sizeof(dst));
 	fd = socket(dst.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

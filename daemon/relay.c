@@ -533,18 +533,7 @@ static int conn_upstream(struct conn *c)
 	uint32_t mark = c->l->d->conf.mark;
 	int fd;
 
-	memset(&c->dst, 0, sizeof(c->dst));
-	if (ag_addr_is_v4(c->o.addr)) {
-		c->dst.sin.sin_family = AF_INET;
-		c->dst.sin.sin_port = htons(c->o.port);
-		memcpy(&c->dst.sin.sin_addr, c->o.addr + 12, 4);
-		c->dst_len = sizeof(c->dst.sin);
-	} else {
-		c->dst.sin6.sin6_family = AF_INET6;
-		c->dst.sin6.sin6_port = htons(c->o.port);
-		memcpy(&c->dst.sin6.sin6_addr, c->o.addr, 16);
-		c->dst_len = sizeof(c->dst.sin6);
-	}
+	c->dst_len = ag_addr_sockaddr(c->o.addr, c->o.port, &c->dst.sa, sizeof(c->dst));
 	fd = socket(c->dst.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -166,21 +166,8 @@ static int scrape_listen(const struct ag_conf *c, struct ag_err *err)
 	int fd, one = 1;
 
 	ag_addr_fmt(c->metrics_addr, c->metrics_port, where, sizeof(where));
-	if (ag_addr_is_v4(c->metrics_addr)) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(c->metrics_port);
-		memcpy(&sin->sin_addr, c->metrics_addr + 12, 4);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(c->metrics_port);
-		memcpy(&sin6->sin6_addr, c->metrics_addr, 16);
-		len = sizeof(*sin6);
-	}
+	len =
+	    ag_addr_sockaddr(c->metrics_addr, c->metrics_port, (struct sockaddr *)&ss, sizeof(ss));
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return ag_errf(err, errno, "metrics: listener %s: socket: %s", where,

@@ -119,6 +119,22 @@ bool ag_addr_is_v4(const __u8 addr[16])
 	return !memcmp(addr, prefix, sizeof(prefix));
 }
 
+unsigned int ag_addr_sockaddr(const __u8 addr[16], __u16 port, struct sockaddr *sa,
+			      unsigned int cap)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	bool v4 = ag_addr_is_v4(addr);
+	unsigned int len = v4 ? sizeof(sin) : sizeof(sin6);
+
+	if (cap < len)
+		return 0;
+	memcpy(&sin.sin_addr, addr + 12, 4);
+	memcpy(&sin6.sin6_addr, addr, 16);
+	memcpy(sa, v4 ? (const void *)&sin : (const void *)&sin6, len);
+	return len;
+}
+
 const char *ag_addr_fmt(const __u8 addr[16], __u16 port, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];

@@ -50,6 +50,11 @@ const char *ag_addr_fmt(const __u8 addr[16], __u16 port, char *buf, size_t len);
  * its prefix is counted in v6 bits (so /8 becomes /104). */
 int ag_addr_parse(const char *s, __u8 addr[16], int *prefixlen);
 bool ag_addr_is_v4(const __u8 addr[16]);
+struct sockaddr;
+/* addr (v4-mapped for IPv4) and port as the socket address to bind or dial
+ * into sa, which has cap bytes: its length, 0 if cap is too small. */
+unsigned int ag_addr_sockaddr(const __u8 addr[16], __u16 port, struct sockaddr *sa,
+			      unsigned int cap);
 
 /* Reads a whole small regular file; *out is NUL-terminated, caller frees
  * (lib/fileio.c, where the other whole-file helpers live). */
@@ -68,7 +73,6 @@ uint64_t ag_wall_ns(void); /* CLOCK_REALTIME */
  * gone a moment ago (stopped, or handed over in a live upgrade) may still
  * hold the port, since its io_uring releases sockets asynchronously.
  */
-struct sockaddr;
 int ag_bind_wait(int fd, const struct sockaddr *sa, unsigned int len, int tries);
 
 #endif

@@ -5,6 +5,9 @@
  * header or a mistaken configuration can put in front of it.
  */
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -258,4 +261,32 @@ TEST(hostport_loopback)
 	ASSERT_FALSE(ag_host_names_addr("localhost", a), "localhost never names another host");
 	ASSERT_TRUE(ag_ip_literal("10.0.0.1") && ag_ip_literal("fd00::1"), "IP literals");
 	ASSERT_FALSE(ag_ip_literal("[::1]") || ag_ip_literal("a.test"), "not IP literals");
+}
+
+/* One address and port, as the socket address bound or dialled (ag_addr_sockaddr). */
+TEST(hostport_sockaddr)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in small;
+	__u8 a[16];
+	int plen;
+
+	memset(&ss, 0xa5, sizeof(ss));
+	ASSERT_OK(ag_addr_parse("192.0.2.7", a, &plen), "v4 parsed");
+	ASSERT_EQ(ag_addr_sockaddr(a, 8443, (struct sockaddr *)&ss, sizeof(ss)), sizeof(*sin),
+		  "v4: a sockaddr_in");
+	ASSERT_EQ(sin->sin_family, AF_INET, "v4 family");
+	ASSERT_EQ(ntohs(sin->sin_port), 8443, "v4 port");
+	ASSERT_EQ(ntohl(sin->sin_addr.s_addr), 0xc0000207, "v4 address");
+	ASSERT_OK(ag_addr_parse("2001:db8::1", a, &plen), "v6 parsed");
+	ASSERT_EQ(ag_addr_sockaddr(a, 443, (struct sockaddr *)&ss, sizeof(ss)), sizeof(*sin6),
+		  "v6: a sockaddr_in6");
+	ASSERT_EQ(sin6->sin6_family, AF_INET6, "v6 family");
+	ASSERT_EQ(ntohs(sin6->sin6_port), 443, "v6 port");
+	ASSERT_OK(memcmp(&sin6->sin6_addr, a, 16), "v6 address");
+	ASSERT_EQ(sin6->sin6_flowinfo | sin6->sin6_scope_id, 0, "nothing else set");
+	ASSERT_EQ(ag_addr_sockaddr(a, 443, (struct sockaddr *)&small, sizeof(small)), 0,
+		  "v6 does not fit a sockaddr_in: refused, not cut");
 }
