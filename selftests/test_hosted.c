@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 
 #include "config.h"
 #include "e2elib.h"
+#include "fileio.h"
 #include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
@@ -623,4 +626,102 @@ TEST(hosted_config)
 			      ", \"agents\": [{\"name\": \"a\"}]"),
 		       &err),
 		  err.msg);
+}
+
+/* The capabilities by the names a unit file gives them. */
+#define CAP(c)        \
+	{             \
+#c, c \
+	}
+static const struct {
+	const char *name;
+	int cap;
+} caps[] = {
+	CAP(CAP_CHOWN),
+	CAP(CAP_DAC_OVERRIDE),
+	CAP(CAP_DAC_READ_SEARCH),
+	CAP(CAP_FOWNER),
+	CAP(CAP_FSETID),
+	CAP(CAP_KILL),
+	CAP(CAP_SETGID),
+	CAP(CAP_SETUID),
+	CAP(CAP_SETPCAP),
+	CAP(CAP_LINUX_IMMUTABLE),
+	CAP(CAP_NET_BIND_SERVICE),
+	CAP(CAP_NET_BROADCAST),
+	CAP(CAP_NET_ADMIN),
+	CAP(CAP_NET_RAW),
+	CAP(CAP_IPC_LOCK),
+	CAP(CAP_IPC_OWNER),
+	CAP(CAP_SYS_MODULE),
+	CAP(CAP_SYS_RAWIO),
+	CAP(CAP_SYS_CHROOT),
+	CAP(CAP_SYS_PTRACE),
+	CAP(CAP_SYS_PACCT),
+	CAP(CAP_SYS_ADMIN),
+	CAP(CAP_SYS_BOOT),
+	CAP(CAP_SYS_NICE),
+	CAP(CAP_SYS_RESOURCE),
+	CAP(CAP_SYS_TIME),
+	CAP(CAP_SYS_TTY_CONFIG),
+	CAP(CAP_MKNOD),
+	CAP(CAP_LEASE),
+	CAP(CAP_AUDIT_WRITE),
+	CAP(CAP_AUDIT_CONTROL),
+	CAP(CAP_SETFCAP),
+	CAP(CAP_MAC_OVERRIDE),
+	CAP(CAP_MAC_ADMIN),
+	CAP(CAP_SYSLOG),
+	CAP(CAP_WAKE_ALARM),
+	CAP(CAP_BLOCK_SUSPEND),
+	CAP(CAP_AUDIT_READ),
+	CAP(CAP_PERFMON),
+	CAP(CAP_BPF),
+	CAP(CAP_CHECKPOINT_RESTORE),
+};
+
+/*
+ * As the service unit runs it: only the unit's CapabilityBoundingSet and
+ * no_new_privs (this test runs in a process of its own, so they stay
+ * here).  A hosted server must still start as a user of its own and answer.
+ */
+TEST(hosted_service_caps)
+{
+	char unit[PATH_MAX], *text = NULL, *set, *out = NULL;
+	struct henv e = { 0 };
+	json_t *lines = NULL;
+	int keeper;
+
+	if (!e2e_installed(e.e2e, sizeof(e.e2e))) {
+		test__skip("npm peers not installed (scripts/e2e-deps.sh)");
+		return;
+	}
+	snprintf(unit, sizeof(unit), "%s/packaging/agentgated.service.in", testlib_src_dir());
+	if (!ASSERT_OK(ag_read_file(unit, 1 << 16, &text, NULL, NULL), "the service unit") ||
+	    !ASSERT_OK_PTR(set = strstr(text, "\nCapabilityBoundingSet="), "its bounding set"))
+		goto out;
+	set = strtok(set + strlen("\nCapabilityBoundingSet="), "\n");
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (!text_has_word(set, caps[i].name))
+			ASSERT_OK(prctl(PR_CAPBSET_DROP, caps[i].cap, 0, 0, 0), caps[i].name);
+	ASSERT_OK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+	if (!ASSERT_OK(henv_start(&e, "hcap", ""),
+		       "daemon with hosted servers, as the unit runs it"))
+		goto out;
+	lines = agent(&e, e.fs_port,
+		      "--steps initialize,call --call list_allowed_directories --args '{}'");
+	ASSERT_STRHAS(call_text(lines, 0) ? call_text(lines, 0) : "", e.dir,
+		      "the hosted server answered");
+	if (ASSERT_EQ(
+		run_capture(&out, "grep -o 'keeper=[0-9]*' %s | head -1 | cut -d= -f2", e.d.log), 0,
+		"keeper logged")) {
+		keeper = atoi(out);
+		ASSERT_STREQ(status_field(keeper, "CapEff"), "00000000000000e9",
+			     "the keeper has what it needs, and no more");
+	}
+out:
+	json_decref(lines);
+	free(out);
+	free(text);
+	henv_stop(&e);
 }
