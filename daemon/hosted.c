@@ -96,6 +96,18 @@ static int register_agent(struct ag_daemon *d, struct hosted_srv *s, struct ag_e
 }
 
 /*
+ * Fail closed: a keeper that cannot shed the daemon's capabilities (or get
+ * the ones it needs) serves nothing; the bridge's address then refuses and
+ * the agent's call fails.
+ */
+static __attribute__((noreturn)) void keeper_fail(const char *what, int cap)
+{
+	ag_log(AG_LOG_ERROR, "hosted", "keeper=%d %s=\"%s\" cap=%d serving=no", getpid(), what,
+	       strerror(errno), cap);
+	_exit(1);
+}
+
+/*
  * What the keeper keeps of root: users (setuid, setgid), a per-run uid's
  * home (chown, and fowner to remove it from sticky /tmp), and kill.
  * Threads made after this inherit the same sets.
@@ -111,15 +123,15 @@ static void keeper_caps(void)
 
 		for (size_t i = 0; i < AG_ARRAY_SIZE(keep); i++)
 			kept |= keep[i] == cap;
-		if (!kept)
-			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+		if (!kept && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
+			keeper_fail("bounding set", cap);
 	}
 	for (size_t i = 0; i < AG_ARRAY_SIZE(keep); i++) {
 		data[CAP_TO_INDEX(keep[i])].effective |= CAP_TO_MASK(keep[i]);
 		data[CAP_TO_INDEX(keep[i])].permitted |= CAP_TO_MASK(keep[i]);
 	}
 	if (syscall(SYS_capset, &hdr, data))
-		ag_log(AG_LOG_WARN, "hosted", "capset=\"%s\"", strerror(errno));
+		keeper_fail("capset", -1);
 }
 
 struct conn_arg {
