@@ -50,6 +50,7 @@
 #include "policy_git.h"
 #include "relay.h"
 #include "resolve.h"
+#include "stream.h"
 #include "inbound.h"
 #include "scrape.h"
 #include "upgrade.h"
@@ -283,6 +284,7 @@ static bool run(struct loop_main *m)
 			       l->ring.pending, DRAIN_TIMEOUT_NS / 1000000000);
 			return false;
 		}
+		ag_stream_flush(l);
 		ret = io_uring_submit_and_wait_timeout(
 		    &l->ring.uring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);
 		/* EBUSY/EAGAIN: completions must be reaped before more can be submitted. */
@@ -309,6 +311,7 @@ static int loop_init(struct loop_main *m, struct ag_err *err)
 	 * nothing else is set up yet. */
 	if ((ret = ag_decide_init(m->l.d, err)))
 		return ret;
+	ag_list_init(&m->l.send_due);
 	if ((ret = ag_ring_init(&m->l.ring, RING_ENTRIES, err))) {
 		ag_decide_free(m->l.d);
 		return ret;

@@ -26,6 +26,7 @@ struct ag_approvals;
 struct ag_loop {
 	struct ag_ring ring;
 	struct ag_daemon *d;
+	struct ag_list send_due; /* streams whose sends start at the next flush (stream.h) */
 	bool stopping;
 	int status;		/* what ag_loop_run returns: 0, or the fatal error */
 	struct ag_admit *admit; /* admit.h */

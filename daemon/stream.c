@@ -11,7 +11,13 @@
  *    tickets, alerts) and writing needs no input, so every place that runs
  *    OpenSSL flushes its output and kicks the send afterwards;
  *  - the chunk being sent is freed only by its send's completion, never
- *    while the kernel may still read it.
+ *    while the kernel may still read it;
+ *  - a send is not prepared when bytes are queued but once per loop turn,
+ *    just before the ring is submitted (ag_stream_flush): a head and a
+ *    body written back to back then leave in one send and one segment,
+ *    not two, which halves the peer's wake-ups.  A stream waiting there
+ *    sits in l->send_due; fini takes it off, so the flush never sees a
+ *    freed stream, and the flush checks usable() as kick_send did.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +55,7 @@ int ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owne
 	s->owner = owner;
 	s->fd = fd;
 	s->side = side;
+	ag_list_init(&s->send_due);
 	s->in = malloc(AG_STREAM_IN_SIZE);
 	return s->in ? 0 : -ENOMEM;
 }
@@ -65,6 +72,7 @@ void ag_stream_fini(struct ag_stream *s)
 {
 	struct ag_chunk *c, *next;
 
+	ag_list_del(&s->send_due);
 	if (s->tls)
 		ag_tls_free(s->tls);
 	for (c = s->head; c; c = next) {
@@ -170,7 +178,8 @@ static void send_shutdown(struct ag_stream *s)
 	s->shut_done = true;
 }
 
-static void kick_send(struct ag_stream *s)
+/* Sends the head chunk now: only from ag_stream_flush. */
+static void start_send(struct ag_stream *s)
 {
 	struct io_uring_sqe *sqe;
 	struct ag_chunk *c = s->head;
@@ -187,6 +196,26 @@ static void kick_send(struct ag_stream *s)
 		return;
 	io_uring_prep_send(sqe, s->fd, c->data + c->off, c->len - c->off, MSG_NOSIGNAL);
 	s->send_armed = true;
+}
+
+/* Something may be sendable: the send starts at the next flush. */
+static void kick_send(struct ag_stream *s)
+{
+	if (!usable(s) || s->send_armed || s->tcp_pending || !ag_list_empty(&s->send_due))
+		return;
+	ag_list_add_tail(&s->l->send_due, &s->send_due);
+}
+
+void ag_stream_flush(struct ag_loop *l)
+{
+	/* start_send may fail a stream, and its owner may then free other
+	 * streams: each is taken off the list before it is looked at. */
+	while (!ag_list_empty(&l->send_due)) {
+		struct ag_list *n = l->send_due.next;
+
+		ag_list_del(n);
+		start_send(ag_container_of(n, struct ag_stream, send_due));
+	}
 }
 
 static void on_send(struct ag_stream *s, int res)

@@ -62,6 +62,7 @@ void ag_stream_owner_put(struct ag_stream_owner *o);
 struct ag_stream {
 	struct ag_io io;
 	struct ag_loop *l;
+	struct ag_list send_due; /* in l->send_due while a send waits for the flush */
 	struct ag_stream_owner *owner;
 	void (*event)(struct ag_stream *s, enum ag_stream_ev ev);
 	void *ctx;	  /* the owner's, for event() */
@@ -116,6 +117,9 @@ static inline size_t ag_stream_queued(const struct ag_stream *s)
 {
 	return s->out_len;
 }
+/* Starts the sends that ag_stream_write and friends queued since the last
+ * call: the loop calls it before every submit. */
+void ag_stream_flush(struct ag_loop *l);
 /* Ends the write side once everything queued went out (close_notify first). */
 void ag_stream_shutdown(struct ag_stream *s);
 /* Connects fd to sa within timeout_ms (0: none); CONNECTED or ERROR follows. */

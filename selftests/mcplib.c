@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/tcp.h>
 
 #include "http.h"
 #include "mcplib.h"
@@ -75,7 +76,8 @@ static size_t answer_body(const struct tool *t, const char *body, char *out, siz
 	return n;
 }
 
-static void record(struct tool *t, const char *head, size_t hlen, const char *body, size_t blen)
+static void record(struct tool *t, const char *head, size_t hlen, const char *body, size_t blen,
+		   unsigned int segs)
 {
 	const char *id = strstr(body, "\"id\":");
 
@@ -88,6 +90,7 @@ static void record(struct tool *t, const char *head, size_t hlen, const char *bo
 		snprintf(s->head, sizeof(s->head), "%.*s", (int)hlen, head);
 		snprintf(s->body, sizeof(s->body), "%.*s", (int)blen, body);
 		s->body_len = blen;
+		s->segs = segs;
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -185,6 +188,17 @@ static void reply_unauthorized(struct tool *t, int fd)
 static const char no_get[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\n"
 			     "Content-Length: 0\r\n\r\n";
 
+/* The TCP segments with data that came in on fd so far. */
+static unsigned int data_segs_in(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return 0;
+	return ti.tcpi_data_segs_in;
+}
+
 /* One connection: requests parsed with the project's own strict parser. */
 static void tool_conn(struct tool *t, int fd)
 {
@@ -193,6 +207,7 @@ static void tool_conn(struct tool *t, int fd)
 	struct ag_http_event ev;
 	struct ag_err err;
 	size_t blen = 0, hlen = 0;
+	unsigned int segs_before = 0;
 	char head[4096];
 
 	if (ag_http_parser_init(&p, true, NULL, &err))
@@ -246,8 +261,11 @@ static void tool_conn(struct tool *t, int fd)
 					blen += ev.len;
 				}
 			} else if (ev.type == AG_HTTP_EV_END) {
+				unsigned int segs = data_segs_in(fd);
+
 				body[blen] = '\0';
-				record(t, head, hlen, body, blen);
+				record(t, head, hlen, body, blen, segs - segs_before);
+				segs_before = segs;
 				if (t->reject_auth[0] && strstr(head, t->reject_auth))
 					reply_unauthorized(t, fd);
 				else if (t->one_shot && !strncmp(head, "GET ", 4))

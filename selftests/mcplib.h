@@ -32,6 +32,7 @@ struct seen {
 	char head[4096];
 	char body[8192];
 	size_t body_len; /* all of it, though body holds only the start */
+	unsigned int segs; /* TCP segments with data it came in (plain TCP only) */
 };
 
 #define TOOL_BODY_MAX (256 * 1024) /* a request body the tool server takes whole */

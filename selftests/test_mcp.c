@@ -66,6 +66,8 @@ TEST(mcp_governed)
 			ASSERT_NULL(strcasestr(s->head, "cookie:"), "no Cookie upstream");
 			snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\n", e.tool.port);
 			ASSERT_STRHAS(s->head, host, "Host names the upstream");
+			/* Head and body leave in one send: one wake-up of the server. */
+			ASSERT_EQ(s->segs, 1, "the request came in one segment");
 		}
 	}
 	if (test__start_subtest("identity_encoding_upstream")) {
