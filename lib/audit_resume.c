@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The writer's state at a clean close, so that the next open reads only
+ * The writer's state at its last durable checkpoint and at a clean close
+ * (audit_writer_commit.c saves it), so that the next open reads only
  * what was written after it instead of hashing the whole series again
  * (lib/audit_open.c): the segment and offset the log had reached, the
  * record count, the chain head and the Merkle tree's frontier, in
@@ -11,8 +12,8 @@
  * unsigned before it) and hashes to the saved chain head, and its seq is the
  * saved count less one.  Anything else (no file, a log moved aside, a
  * truncated or rewritten one) means reading the whole series, as without
- * it.  A crash after a clean close leaves it valid: what the crashed daemon
- * wrote after it is read as the tail.  A tampered file can only make the
+ * it.  A crash leaves the last one valid: what the crashed daemon wrote
+ * after that checkpoint is read as the tail.  A tampered file can only make the
  * writer chain or sign wrongly, which `agentgatectl audit verify` reports.
  */
 #include <errno.h>

@@ -383,6 +383,16 @@ static int emit_checkpoint(struct ag_audit_writer *w, const struct entry *e, con
 	return 0;
 }
 
+/* The state to resume from once the checkpoint just serialised is durable. */
+static void note_checkpoint(struct ag_audit_writer *w, uint64_t seq)
+{
+	w->cp.count = seq + 1;
+	memcpy(w->cp.prev, w->prev, sizeof(w->cp.prev));
+	w->cp.tree = w->tree;
+	w->cp_end = w->buf_len;
+	w->cp_due = true;
+}
+
 /* Serialises the batch onto the end of w->buf, advancing prev and the tree. */
 static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 {
@@ -406,6 +416,8 @@ static int serialise(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 		ag_audit_leaf_hash(w->buf + start, w->buf_len - start, leaf);
 		ag_audit_tree_append(&w->tree, leaf);
 		buf_put(w, "\n", 1);
+		if (!e->body)
+			note_checkpoint(w, e->seq);
 	}
 	return 0;
 }
@@ -426,6 +438,9 @@ int aw_prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err)
 		memcpy(w->prev, w->saved_prev, sizeof(w->prev));
 		w->tree = w->saved_tree;
 		w->buf_len = len;
+		/* A checkpoint of the batch undone is not in the log. */
+		if (w->cp_due && w->cp_end > len)
+			w->cp_due = false;
 		return ret;
 	}
 	if (!len)

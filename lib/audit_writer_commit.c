@@ -122,6 +122,38 @@ static int sync_aside(struct ag_audit_writer *w, struct ag_err *err)
 }
 
 /*
+ * The first synced bytes of w->buf are in the file for good: if they hold
+ * the last checkpoint, the next open may start there (audit_resume.c).
+ * Only noted here; the committer saves it (save_checkpoint), so an
+ * appender writing inline never waits for that file.
+ */
+static void note_synced(struct ag_audit_writer *w, size_t synced)
+{
+	if (!w->cp_due)
+		return;
+	if (w->cp_end > synced) {
+		w->cp_end -= synced;
+		return;
+	}
+	w->cp_due = false;
+	w->cp_ready = true;
+	w->cp.segment = w->segment;
+	w->cp.offset = w->file_off + w->cp_end;
+}
+
+/* A failed save costs the next open a longer read, nothing else. */
+static void save_checkpoint(struct ag_audit_writer *w)
+{
+	struct ag_err err;
+
+	if (!w->cp_ready)
+		return;
+	w->cp_ready = false;
+	if (ag_audit_resume_save(&w->cp, w->base, &err))
+		aw_warn(w, "%s", err.msg);
+}
+
+/*
  * One attempt: writes what of w->buf the file lacks and, if settle, makes
  * it durable (but for AG_AUDIT_NONE, which never syncs) and drops it from
  * w->buf, which keeps what appenders wrote during the sync.
@@ -163,6 +195,7 @@ static int commit_file(struct ag_audit_writer *w, bool settle, struct ag_err *er
 		goto undo;
 	}
 	mirror(w, synced);
+	note_synced(w, synced);
 	memmove(w->buf, w->buf + synced, w->buf_len - synced);
 	w->buf_len -= synced;
 	w->buf_written -= synced;
@@ -250,6 +283,7 @@ static bool commit_batch(struct ag_audit_writer *w, size_t n, bool in_buf, bool 
 		}
 	}
 	publish(w, settle);
+	save_checkpoint(w);
 	return true;
 }
 

@@ -41,6 +41,14 @@ struct entry {
 	struct timespec ts;
 };
 
+/* The writer's state at a checkpoint or a clean close (audit_resume.c). */
+struct ag_audit_resume {
+	uint64_t segment, offset; /* the log's end: segment number, bytes in it */
+	uint64_t count;		  /* records before it */
+	uint8_t prev[AG_AUDIT_HASH_LEN];
+	struct ag_audit_tree tree;
+};
+
 struct ag_audit_writer {
 	struct ag_audit_config cfg;
 	char *base, *origin, *syslog_path;
@@ -92,6 +100,15 @@ struct ag_audit_writer {
 	uint64_t buf_seq, synced_seq; /* synced_seq: after the last record synced */
 	struct timespec buf_since;
 	uint64_t recovered, recovered_read; /* records at open; those it read (not resumed) */
+	/*
+	 * The resume state (audit_resume.c) as of the last checkpoint in
+	 * w->buf, which ends cp_end bytes into it: saved once that is
+	 * durable (cp_ready; segment and offset filled in then), so a crash
+	 * makes the next open read only what came after it.
+	 */
+	struct ag_audit_resume cp;
+	size_t cp_end;
+	bool cp_due, cp_ready;
 };
 
 void aw_warn(const struct ag_audit_writer *w, const char *fmt, ...)
@@ -112,14 +129,7 @@ size_t aw_take_locked(struct ag_audit_writer *w);
 /* Writes the n records aw_take_locked gave, busy held; releases busy. */
 void aw_write_inline(struct ag_audit_writer *w, size_t n);
 
-/* ---- lib/audit_resume.c: the state a clean close leaves for the next open */
-
-struct ag_audit_resume {
-	uint64_t segment, offset; /* the log's end: segment number, bytes in it */
-	uint64_t count;		  /* records before it */
-	uint8_t prev[AG_AUDIT_HASH_LEN];
-	struct ag_audit_tree tree;
-};
+/* ---- lib/audit_resume.c: the state a checkpoint or a clean close leaves for the next open */
 
 int ag_audit_resume_save(const struct ag_audit_resume *rs, const char *base, struct ag_err *err);
 /* 0, or -errno when there is none or it does not parse. */

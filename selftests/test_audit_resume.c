@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_writer_int.h"
 #include "fileio.h"
 #include "test.h"
 
@@ -56,8 +57,19 @@ static bool session(const struct rfx *f, unsigned int n, uint64_t rotate_bytes, 
 		json_decref(ev);
 	}
 	if (crash) {
+		ok = ok && !ag_audit_wait(w, seq, &err);
+		/* The committer saves a checkpoint's state just after it is
+		 * durable: a long session's crash comes after its last one. */
+		for (int i = 0; ok && n > c.checkpoint_records && i < 500; i++) {
+			struct ag_audit_resume rs;
+
+			if (!ag_audit_resume_load(f->log, &rs) &&
+			    rs.count + c.checkpoint_records + 1 > seq)
+				break;
+			usleep(10000);
+		}
 		/* What a kill -9 leaves: durable records, no close. */
-		_exit(ok && !ag_audit_wait(w, seq, &err) ? 0 : 1);
+		_exit(ok ? 0 : 1);
 	}
 	return ASSERT_OK(ag_audit_close(w, &err), err.msg) && ok;
 }
@@ -125,6 +137,14 @@ TEST(audit_resume)
 		goto out;
 	ASSERT_EQ(records, total, "after a crash: every record counted");
 	ASSERT_EQ(read, total - before, "after a crash: only the crashed daemon's records read");
+
+	/* A crash long after the clean close: read from its last checkpoint on. */
+	if (!verify_clean(&f, &before) || !crashed_session(&f, 200) ||
+	    !verify_clean(&f, &total) || !session(&f, 3, 0, false, &records, &read))
+		goto out;
+	ASSERT_EQ(records, total, "after a long crash: every record counted");
+	ASSERT_GT(read, 0, "after a long crash: the tail read");
+	ASSERT_LE(read, 17, "after a long crash: at most one checkpoint interval read");
 
 	/* A stale state (another log's, or tampered): the whole series is read. */
 	if (!ASSERT_OK(ag_read_file(f.resume, 1 << 20, &saved, &saved_len, NULL), "read state"))
