@@ -18,16 +18,20 @@
 # the same configuration, so a change is compared with what it changed),
 # MCP_BENCH_BASE_DURABILITY (the baseline's durability, default
 # MCP_BENCH_DURABILITY: an older build may know other modes), MCP_BENCH_IDLE
-# (300 idle keep-alive connections for the memory figure).  Each daemon's
-# mode is printed as its status reports it.  After the rounds it measures,
-# for each daemon, restart to first served call (kill -9, start, until an
-# agent's call is answered) and memory per idle connection (RSS growth with
-# MCP_BENCH_IDLE connections that made one call each and stay open; nginx's
-# worker with the same load for comparison), and the disk's fdatasync p50
-# (strict adds at most about that to nginx's p50).
+# (300 idle keep-alive connections for the memory figure), MCP_BENCH_LOG_MB
+# (150: the audit log the measured daemon starts on, 0 for none).  Each
+# daemon's mode is printed as its status reports it.  After the rounds it
+# measures, for each daemon, while one more instance serves, restart to
+# first served call (kill -9, start, until an agent's call is answered),
+# with the start line's startup_us and audit_read, and memory per idle
+# connection (RSS growth with MCP_BENCH_IDLE connections that made one call
+# each and stay open; nginx's worker with the same load for comparison),
+# and the disk's fdatasync p50 (strict adds at most about that to nginx's
+# p50).
 # Installs nginx-light and wrk with apt-get when they are missing.  Runs its
 # own nginx from a temp dir (never the system service) and its own agentgated
-# instances "agbench-mcp<pid>" (and "agbench-base<pid>"), and removes them on
+# instances "agbench-mcp<pid>", "agbench-other<pid>" (and
+# "agbench-base<pid>"), and removes them on
 # exit: it never uninstalls an instance it did not start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +48,7 @@ case $DURABILITY in "" | written | strict | sync | none) ;; *)
 esac
 BASE_DURABILITY=${MCP_BENCH_BASE_DURABILITY:-$DURABILITY}
 IDLE=${MCP_BENCH_IDLE:-300}
+LOG_MB=${MCP_BENCH_LOG_MB:-150}
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
 BASELINE=${MCP_BENCH_BASELINE:-}
 HZ=$(getconf CLK_TCK)
@@ -70,7 +75,7 @@ PATH=$PATH:/usr/sbin
 NGINX=$(command -v nginx) || die "nginx not found"
 WRK=$(command -v wrk) || die "wrk not found"
 timeout 300 make -s "$BUILD/agentgated" "$BUILD/agentgatectl" "$BUILD/bench/mcp_upstream" \
-	"$BUILD/bench/audit_bench" ||
+	"$BUILD/bench/audit_bench" "$BUILD/bench/resume_bench" ||
 	die "build failed"
 
 # ---- state and cleanup --------------------------------------------------
@@ -219,6 +224,17 @@ launch_daemon() {
 		die "$path: agentgated not ready: $(cat "$dir/agentgated.log")"
 }
 PATHS=(direct nginx mcp)
+# The measured daemon starts on an audit log of LOG_MB (written and closed
+# by resume_bench, whose key and resume state come with it), as a daemon
+# that has run for a while would.
+if [ "$LOG_MB" -gt 0 ]; then
+	timeout 600 "$BUILD/bench/resume_bench" -m "$LOG_MB" -d "$TMP" -k >"$TMP/resume_bench.out" ||
+		die "resume_bench: $(cat "$TMP/resume_bench.out")"
+	kept=$(sed -n 's/^resume_bench: kept //p' "$TMP/resume_bench.out")
+	mkdir -p "$TMP/mcp/state"
+	mv "$kept/audit.log" "$kept/audit.key" "$kept/audit.log-resume" "$TMP/mcp/state/"
+	rm -rf "$kept"
+fi
 start_daemon mcp "$AGENTGATED" "$DURABILITY"
 if [ -n "$BASELINE" ]; then
 	start_daemon base "$BASELINE" "$BASE_DURABILITY"
@@ -384,7 +400,10 @@ idle_bytes() {
 
 declare -A RESTART=() RESTART_CONN=() IDLEB=()
 idle_bytes nginx "$NG_WORKER"
-for p in "${!AG_CTL[@]}"; do
+MEASURED=("${!AG_CTL[@]}")
+# Restarts happen while another instance serves on the same host.
+start_daemon other "$AGENTGATED" ""
+for p in "${MEASURED[@]}"; do
 	idle_bytes "$p" "${AG_PID[$p]}"
 	restart_ms "$p"
 done
@@ -458,10 +477,13 @@ echo "memory per idle keep-alive connection ($IDLE connections, one call each; R
 for p in nginx mcp base; do
 	[ -n "${IDLEB[$p]:-}" ] && printf "  %-6s %8s bytes\n" "$p" "${IDLEB[$p]}"
 done
-echo "restart (kill -9, start; an agent trying every ms): first connect accepted, first call answered:"
+echo "restart (kill -9, start; another instance serving; a ${LOG_MB} MB audit log; an agent trying every ms):"
+echo "  first connect accepted, first call answered, the start line's startup_us and audit_read:"
 for p in mcp base; do
 	[ -n "${RESTART[$p]:-}" ] &&
-		printf "  %-6s %8s ms %8s ms\n" "$p" "${RESTART_CONN[$p]}" "${RESTART[$p]}"
+		printf "  %-6s %8s ms %8s ms   %s\n" "$p" "${RESTART_CONN[$p]}" "${RESTART[$p]}" \
+			"$(grep 'event=start ' "$TMP/$p/agentgated.log" | tail -n 1 |
+				grep -o 'startup_us=[0-9]*\|audit_read=[0-9]*' | tr '\n' ' ')"
 done
 echo "the disk's 4 KiB append + fdatasync p50 (before / after the rounds): ${FSYNC0:-?} / ${FSYNC1:-?} us"
 [ "$DURABILITY" != strict ] ||
