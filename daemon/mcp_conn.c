@@ -554,12 +554,7 @@ static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm
 	struct mcp_conn *c = calloc(1, sizeof(*c));
 	char dst[64];
 
-	if (!c || ag_admission_chain_dup(adm, &c->dg) ||
-	    ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
-		if (c) {
-			free(c->a.in);
-			free(c->dg);
-		}
+	if (!c || ag_admission_chain_dup(adm, &c->dg)) {
 		free(c);
 		ag_inbound_conn_end(d, in);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
@@ -568,6 +563,7 @@ static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm
 		close(fd);
 		return;
 	}
+	ag_stream_init(&c->a, l, &c->own, fd, "agent");
 	mcp_no_delay(fd);
 	c->own.release = conn_release;
 	ag_list_init(&c->wait);

@@ -80,13 +80,7 @@ static int upstream_start(struct mcp_conn *c)
 		close(fd);
 		return -ENOMEM;
 	}
-	if ((ret = ag_stream_init(c->u, c->l, &c->own, fd, "upstream"))) {
-		free(c->u->in);
-		free(c->u);
-		c->u = NULL;
-		close(fd);
-		return ret;
-	}
+	ag_stream_init(c->u, c->l, &c->own, fd, "upstream");
 	c->u->event = upstream_event;
 	c->u->ctx = c;
 	c->u->wipe = srv->cred != AG_CRED_NONE;
