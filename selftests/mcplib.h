@@ -51,8 +51,9 @@ struct tool {
 	int progress_waited_ms;
 	/* Set before the first connection: the tool server speaks TLS. */
 	SSL_CTX *tls;
-	SSL *ssl; /* the connection being served */
 	int tls_failures; /* handshakes the gateway broke off */
+	/* Connections open now, and accepted in all (each has a thread). */
+	int conns_open, conns_total;
 	/* The "result" of tools/list answers (JSON text); NULL: echo, secret, add. */
 	const char *list_result;
 	/* The "result" of every answer but tools/list (JSON text); NULL: "served". */
