@@ -18,12 +18,14 @@
 # the same configuration, so a change is compared with what it changed),
 # MCP_BENCH_BASE_DURABILITY (the baseline's durability, default
 # MCP_BENCH_DURABILITY: an older build may know other modes), MCP_BENCH_IDLE
-# (300 idle keep-alive connections for the memory figure).  Each daemon's
+# (4000 idle keep-alive connections for the memory figure, fewer when the
+# descriptor limit cannot be raised for them).  Each daemon's
 # mode is printed as its status reports it.  After the rounds it measures,
 # for each daemon, restart to first served call (kill -9, start, until an
 # agent's call is answered) and memory per idle connection (RSS growth with
 # MCP_BENCH_IDLE connections that made one call each and stay open; nginx's
-# worker with the same load for comparison), and the disk's fdatasync p50
+# worker with the same load for comparison) with the upstream connections
+# each holds meanwhile, and the disk's fdatasync p50
 # (strict adds at most about that to nginx's p50).
 # Installs nginx-light and wrk with apt-get when they are missing.  Runs its
 # own nginx from a temp dir (never the system service) and its own agentgated
@@ -43,7 +45,14 @@ case $DURABILITY in "" | written | strict | sync | none) ;; *)
 	;;
 esac
 BASE_DURABILITY=${MCP_BENCH_BASE_DURABILITY:-$DURABILITY}
-IDLE=${MCP_BENCH_IDLE:-300}
+IDLE=${MCP_BENCH_IDLE:-4000}
+# An idle connection is a socket in the agent and one in the proxy: the
+# daemons, nginx and the agents inherit this limit.
+ulimit -n $((IDLE * 2 + 4096)) 2>/dev/null || true
+if [ $((IDLE * 2 + 1024)) -gt "$(ulimit -n)" ]; then
+	IDLE=$((($(ulimit -n) - 1024) / 2))
+	echo "mcp_bench: descriptor limit $(ulimit -n): $IDLE idle connections" >&2
+fi
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
 BASELINE=${MCP_BENCH_BASELINE:-}
 HZ=$(getconf CLK_TCK)
@@ -146,10 +155,11 @@ NG_PORT=$(free_port)
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 worker_processes 1;
+worker_rlimit_nofile $((IDLE * 2 + 1024));
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections $((IDLE + 1024)); }
 http {
 	access_log off;
 	client_body_temp_path $TMP/nginx/body;
@@ -194,7 +204,7 @@ start_daemon() {
 	"resolvers": [],
 	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT/mcp",
 		"match": {"addresses": ["127.0.0.1"], "ports": [$orig]}}],
-	"agents": [{"name": "bench", "tools": ["t/echo"]}]$audit
+	"agents": [{"name": "bench", "tools": ["t/echo"], "max_conns": $((IDLE + 64))}]$audit
 }
 EOF
 	AG_CTL[$path]=$ctl
@@ -367,7 +377,8 @@ EOF
 }
 
 # idle_bytes PATH PID: IDLEB[PATH] gets the RSS growth of PID per connection,
-# with IDLE keep-alive connections of PATH that made one call each and stay open.
+# with IDLE keep-alive connections of PATH that made one call each and stay
+# open, and IDLEUP[PATH] the connections PID holds to the tool server then.
 idle_bytes() {
 	local path=$1 pid=$2 stop=$TMP/stop-$1 out=$TMP/idle-$1.out r0 r1 apid port
 	local -a cmd=()
@@ -379,7 +390,7 @@ idle_bytes() {
 	r0=$(rss_kb "$pid")
 	timeout 90 "${cmd[@]}" python3 "$TMP/mcp_idle.py" "$port" "$IDLE" "$stop" >"$out" 2>&1 &
 	apid=$!
-	for _ in $(seq 600); do
+	for _ in $(seq 1500); do
 		grep -q '^ready' "$out" && break
 		kill -0 "$apid" 2>/dev/null || break
 		sleep 0.05
@@ -387,12 +398,13 @@ idle_bytes() {
 	grep -q '^ready' "$out" || die "$path: $IDLE idle connections: $(cat "$out")"
 	sleep 0.5
 	r1=$(rss_kb "$pid")
+	IDLEUP[$path]=$(ss -Htnp state established "( dport = :$UP_PORT )" | grep -c "pid=$pid," || true)
 	touch "$stop"
 	wait "$apid" || true
 	IDLEB[$path]=$(((r1 - r0) * 1024 / IDLE))
 }
 
-declare -A RESTART=() IDLEB=()
+declare -A RESTART=() IDLEB=() IDLEUP=()
 idle_bytes nginx "$NG_WORKER"
 for p in "${!AG_CTL[@]}"; do
 	idle_bytes "$p" "${AG_PID[$p]}"
@@ -466,7 +478,8 @@ echo "(CPU resolution: 1/$HZ s per process per measurement)"
 echo
 echo "memory per idle keep-alive connection ($IDLE connections, one call each; RSS growth):"
 for p in nginx mcp base; do
-	[ -n "${IDLEB[$p]:-}" ] && printf "  %-6s %8s bytes\n" "$p" "${IDLEB[$p]}"
+	[ -n "${IDLEB[$p]:-}" ] && printf "  %-6s %8s bytes, %s upstream connections open meanwhile\n" \
+		"$p" "${IDLEB[$p]}" "${IDLEUP[$p]}"
 done
 echo "restart to first answered call (kill -9, start; an agent polling every 2 ms):"
 for p in mcp base; do

@@ -13,7 +13,8 @@
  * idle timeout.  Ordering hazards:
  *  - a receive in flight owns its buffer until its completion: the
  *    buffers are freed only where a poll is armed (arm_poll) or in fini,
- *    when nothing is in flight;
+ *    when nothing is in flight; under TLS receives fill net, and an empty
+ *    in goes after each pass of OpenSSL (tls_pump);
  *  - bytes not consumed yet (preloaded by the classifier, or kept by an
  *    owner that stops reading: backpressure) keep the buffer: the stream
  *    waits with a receive into its free room, not a poll;
@@ -413,6 +414,12 @@ static int tls_pump(struct ag_stream *s)
 		return -1;
 	}
 	kick_send(s);
+	/* Under TLS no receive writes to in: empty, it can go at once. */
+	if (!s->in_len) {
+		free(s->in);
+		s->in = NULL;
+		s->in_off = 0;
+	}
 	return got;
 }
 

@@ -170,8 +170,8 @@ static void reply(struct tool *t, int fd, const char *body)
 	}
 	w = snprintf(out, sizeof(out),
 		     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "\r\n%.*s",
-		     n, (int)n, msg);
+		     "%s\r\n%.*s",
+		     n, t->conn_close ? "Connection: close\r\n" : "", (int)n, msg);
 	tool_send(t, fd, out, w);
 }
 
@@ -214,7 +214,7 @@ static void tool_conn(struct tool *t, int fd)
 		ssize_t n;
 		const char *in = buf;
 
-		if (t->stop)
+		if (t->stop || t->close_idle)
 			break;
 		if (!(conn_ssl && SSL_pending(conn_ssl))) {
 			if (poll(&pfd, 1, 100) < 0)
@@ -258,7 +258,7 @@ static void tool_conn(struct tool *t, int fd)
 					tool_send(t, fd, no_get, sizeof(no_get) - 1);
 				else
 					reply(t, fd, body);
-				if (t->one_shot)
+				if (t->one_shot || t->conn_close)
 					goto out;
 			} else {
 				break;

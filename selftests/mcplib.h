@@ -68,6 +68,10 @@ struct tool {
 	 * standalone SSE stream) gets 405: clients that open several
 	 * connections at once (the SDK's) never wait behind one another. */
 	bool one_shot;
+	/* JSON answers say "Connection: close", and the connection ends. */
+	bool conn_close;
+	/* Set: connections waiting for a request end (a server's keep-alive timeout). */
+	volatile bool close_idle;
 };
 
 struct exchange {
