@@ -204,7 +204,8 @@ start_daemon() {
 	"resolvers": [],
 	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT/mcp",
 		"match": {"addresses": ["127.0.0.1"], "ports": [$orig]}}],
-	"agents": [{"name": "bench", "tools": ["t/echo"], "max_conns": $((IDLE + 64))}]$audit
+	"agents": [{"name": "bench", "tools": ["t/echo"], "max_conns": $((IDLE + 64))},
+		{"name": "bench2", "tools": ["t/echo"], "max_conns": $((IDLE + 64))}]$audit
 }
 EOF
 	AG_CTL[$path]=$ctl
@@ -379,29 +380,39 @@ EOF
 # idle_bytes PATH PID: IDLEB[PATH] gets the RSS growth of PID per connection,
 # with IDLE keep-alive connections of PATH that made one call each and stay
 # open, and IDLEUP[PATH] the connections PID holds to the tool server then.
+# Two agents open half each: one agent's fair share of the daemon's
+# descriptors (daemon/fair.c) is about a sixth of the limit.
 idle_bytes() {
-	local path=$1 pid=$2 stop=$TMP/stop-$1 out=$TMP/idle-$1.out r0 r1 apid port
-	local -a cmd=()
+	local path=$1 pid=$2 stop=$TMP/stop-$1 half=$((IDLE / 2)) r0 r1 port i
+	local -a apids=()
 	case $path in
 	nginx) port=$NG_PORT ;;
-	*) port=${AG_ORIG[$path]} cmd=(${AG_CTL[$path]} run --agent bench --) ;;
+	*) port=${AG_ORIG[$path]} ;;
 	esac
 	rm -f "$stop"
 	r0=$(rss_kb "$pid")
-	timeout 90 "${cmd[@]}" python3 "$TMP/mcp_idle.py" "$port" "$IDLE" "$stop" >"$out" 2>&1 &
-	apid=$!
-	for _ in $(seq 1500); do
-		grep -q '^ready' "$out" && break
-		kill -0 "$apid" 2>/dev/null || break
-		sleep 0.05
+	for i in 1 2; do
+		local -a cmd=()
+		[ "$path" = nginx ] || cmd=(${AG_CTL[$path]} run --agent "bench${i#1}" --)
+		timeout 90 "${cmd[@]}" python3 "$TMP/mcp_idle.py" "$port" "$half" "$stop" \
+			>"$TMP/idle-$path-$i.out" 2>&1 &
+		apids+=($!)
 	done
-	grep -q '^ready' "$out" || die "$path: $IDLE idle connections: $(cat "$out")"
+	for i in 1 2; do
+		for _ in $(seq 1500); do
+			grep -q '^ready' "$TMP/idle-$path-$i.out" && break
+			kill -0 "${apids[i - 1]}" 2>/dev/null || break
+			sleep 0.05
+		done
+		grep -q '^ready' "$TMP/idle-$path-$i.out" ||
+			die "$path: $half idle connections: $(cat "$TMP/idle-$path-$i.out")"
+	done
 	sleep 0.5
 	r1=$(rss_kb "$pid")
 	IDLEUP[$path]=$(ss -Htnp state established "( dport = :$UP_PORT )" | grep -c "pid=$pid," || true)
 	touch "$stop"
-	wait "$apid" || true
-	IDLEB[$path]=$(((r1 - r0) * 1024 / IDLE))
+	wait "${apids[@]}" || true
+	IDLEB[$path]=$(((r1 - r0) * 1024 / (half * 2)))
 }
 
 declare -A RESTART=() IDLEB=() IDLEUP=()
