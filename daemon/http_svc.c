@@ -120,9 +120,11 @@ static int read_body(struct mcp_conn *c, json_t *ctx, struct ag_err *err)
 	if (!c->r->call.body.len)
 		return 0;
 	/* The same reading as MCP bodies: one value, no duplicate keys. */
-	if (!(root = json_loadb(c->r->call.body.p, c->r->call.body.len, JSON_REJECT_DUPLICATES, NULL)))
+	if (!(root =
+		  json_loadb(c->r->call.body.p, c->r->call.body.len, JSON_REJECT_DUPLICATES, NULL)))
 		return ag_errf(err, EINVAL, "body: not one JSON value without duplicate keys");
-	c->r->call.fwd_body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	c->r->call.fwd_body =
+	    json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 	c->r->call.fwd_len = c->r->call.fwd_body ? strlen(c->r->call.fwd_body) : 0;
 	if (!c->r->call.fwd_body ||
 	    (json_is_object(root) && json_object_set_new(ctx, "body", context_body(root)))) {

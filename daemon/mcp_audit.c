@@ -44,11 +44,11 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* A copy of the arguments: redaction rewrites the record's in place,
 	 * and the parsed ones are what is forwarded. */
 	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
-				ag_inbound_audit_agent(c), "server",
-				c->srv->name, "method", m->method, "id", m->id, "decision",
-				dec->kind == AG_OUTCOME_ALLOW	  ? "allow"
+				ag_inbound_audit_agent(c), "server", c->srv->name, "method",
+				m->method, "id", m->id, "decision",
+				dec->kind == AG_OUTCOME_ALLOW	   ? "allow"
 				: dec->kind == AG_OUTCOME_ESCALATE ? "ask"
-								  : "deny",
+								   : "deny",
 				"hidden", dec->kind == AG_OUTCOME_HIDDEN, "rule", dec->rule,
 				"reason", dec->reason[0] ? dec->reason : NULL, "args",
 				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
@@ -104,10 +104,10 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 {
 	ag_daemon_audit(c->l->d, "approval",
 			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
-				  ag_inbound_audit_agent(c), "server",
-				  c->srv->name, "tool", c->r->esc.tool, "id", c->r->call.id, "approval",
-				  (json_int_t)id, "decision", allow ? "allow" : "deny", "by", by,
-				  "reason", why, "session",
+				  ag_inbound_audit_agent(c), "server", c->srv->name, "tool",
+				  c->r->esc.tool, "id", c->r->call.id, "approval", (json_int_t)id,
+				  "decision", allow ? "allow" : "deny", "by", by, "reason", why,
+				  "session",
 				  c->r->call.session_id[0] ? c->r->call.session_id : NULL));
 }
 
@@ -133,8 +133,8 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 
 	/* A legacy session's results come on its stream, opened long before. */
 	latency = c->legacy.stream || !tool
-			  ? NULL
-			  : json_integer((json_int_t)((ag_now_ns() - c->r->call.ns) / 1000));
+		      ? NULL
+		      : json_integer((json_int_t)((ag_now_ns() - c->r->call.ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
 				  ag_inbound_audit_agent(c), "server", c->srv->name,
@@ -152,11 +152,11 @@ void mcp_audit_cred_refused(struct mcp_conn *c)
 {
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:i,s:b,s:{s:s},s:s?}", "agent",
-				  ag_inbound_audit_agent(c), "server",
-				  c->srv->name, "tool", c->r->call.tool[0] ? c->r->call.tool : NULL,
-				  "upstream_status", c->r->reply.status, "is_error", 1, "error",
-				  "message", "the tool server refused the gateway's credential",
-				  "session", c->r->call.session_id[0] ? c->r->call.session_id : NULL));
+				  ag_inbound_audit_agent(c), "server", c->srv->name, "tool",
+				  c->r->call.tool[0] ? c->r->call.tool : NULL, "upstream_status",
+				  c->r->reply.status, "is_error", 1, "error", "message",
+				  "the tool server refused the gateway's credential", "session",
+				  c->r->call.session_id[0] ? c->r->call.session_id : NULL));
 }
 
 /* The tool servers' secret files were read again (ret: ag_creds_reload's). */

@@ -287,10 +287,16 @@ static void wait_refuse(struct ag_list *w, const char *refusal)
 /* What decide.h is told of the request being handled. */
 struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
-	return (struct ag_decide_ctx){
-		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
-		c->r->call.host, c->r->call.version, &c->o,	 c->dg,	 c->in
-	};
+	return (struct ag_decide_ctx){ c->l->d,
+				       c->ac,
+				       c->agent,
+				       c->srv,
+				       mcp_policy_session(c),
+				       c->r->call.host,
+				       c->r->call.version,
+				       &c->o,
+				       c->dg,
+				       c->in };
 }
 
 /*
@@ -399,7 +405,8 @@ static void request_end(struct mcp_conn *c)
 	}
 	if (c->r->call.verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
-		if (c->r->legacy.sid[0] && !(c->r->legacy.post = mcp_legacy_find(c, c->r->legacy.sid))) {
+		if (c->r->legacy.sid[0] &&
+		    !(c->r->legacy.post = mcp_legacy_find(c, c->r->legacy.sid))) {
 			mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
 					   "the legacy session's stream has ended");
 			return;
@@ -451,7 +458,8 @@ static void req_parse(struct mcp_conn *c)
 		if (n < 0) {
 			char msg[256];
 
-			snprintf(msg, sizeof(msg), "Invalid HTTP request: %.200s", c->r->req.err.msg);
+			snprintf(msg, sizeof(msg), "Invalid HTTP request: %.200s",
+				 c->r->req.err.msg);
 			snprintf(c->error, sizeof(c->error), "agent: %s",
 				 ag_http_error_name(c->r->req.error));
 			mcp_refuse(c, n == -E2BIG ? 413 : 400, AG_JSONRPC_INVALID_REQUEST, msg);

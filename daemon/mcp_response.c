@@ -66,7 +66,8 @@ static json_t *parse_json(const void *data, size_t len)
 /* RM_BUFFER at the end: filter, merge the gateway's answers, send whole. */
 static int buffer_finish(struct mcp_conn *c)
 {
-	json_t *root = c->r->reply.body.len ? parse_json(c->r->reply.body.p, c->r->reply.body.len) : NULL;
+	json_t *root =
+	    c->r->reply.body.len ? parse_json(c->r->reply.body.p, c->r->reply.body.len) : NULL;
 	char *text = NULL;
 	const void *out = c->r->reply.body.p;
 	size_t len = c->r->reply.body.len;
@@ -91,8 +92,7 @@ static int buffer_finish(struct mcp_conn *c)
 		}
 		if (root && !json_is_array(root))
 			json_array_append(all, root);
-		json_array_foreach(c->r->call.extra, i, v)
-			json_array_append(all, v);
+		json_array_foreach(c->r->call.extra, i, v) json_array_append(all, v);
 		json_decref(root);
 		root = all;
 		changed = 1;
@@ -277,9 +277,8 @@ static int response_end(struct mcp_conn *c)
 		/* A stream cut inside an event: pass on what was held anyway. */
 		if ((ret = flush_held(c)))
 			return ret;
-		json_array_foreach(c->r->call.extra, i, v)
-			if ((ret = mcp_send_event(c, NULL, 0, v)))
-				return ret;
+		json_array_foreach(c->r->call.extra, i,
+				   v) if ((ret = mcp_send_event(c, NULL, 0, v))) return ret;
 	}
 	if (c->r->reply.chunked_down)
 		ret = ag_stream_write(&c->a, AG_HTTP_CHUNK_LAST, strlen(AG_HTTP_CHUNK_LAST));
@@ -318,7 +317,8 @@ void mcp_resp_parse(struct mcp_conn *c)
 		if (n < 0) {
 			char msg[192];
 
-			snprintf(msg, sizeof(msg), "upstream: %s", ag_http_error_name(c->r->resp.error));
+			snprintf(msg, sizeof(msg), "upstream: %s",
+				 ag_http_error_name(c->r->resp.error));
 			mcp_response_fail(c, msg);
 			return;
 		}
@@ -326,7 +326,8 @@ void mcp_resp_parse(struct mcp_conn *c)
 		switch (ev.type) {
 		case AG_HTTP_EV_NEED_MORE:
 			if (c->u->eof) {
-				if (ag_http_parse_eof(&c->r->resp, &ev) || ev.type != AG_HTTP_EV_END) {
+				if (ag_http_parse_eof(&c->r->resp, &ev) ||
+				    ev.type != AG_HTTP_EV_END) {
 					mcp_response_fail(c, "upstream: response truncated");
 					return;
 				}

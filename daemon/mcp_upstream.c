@@ -46,8 +46,8 @@
 struct mcp_up {
 	struct ag_stream_owner own;
 	struct ag_stream s;
-	struct ag_list node;  /* in its pool while idle, else self-linked */
-	struct mcp_conn *c;   /* whose request it carries; NULL: idle or closing */
+	struct ag_list node;   /* in its pool while idle, else self-linked */
+	struct mcp_conn *c;    /* whose request it carries; NULL: idle or closing */
 	struct mcp_pool *pool; /* its tool server's */
 };
 
@@ -259,8 +259,8 @@ static int forward_request(struct mcp_conn *c)
 
 	upstream_authority(c->srv, host, sizeof(host));
 	if (c->r->cred.value) {
-		cred = (struct ag_http_header){ c->r->cred.name, strlen(c->r->cred.name), c->r->cred.value,
-						c->r->cred.len };
+		cred = (struct ag_http_header){ c->r->cred.name, strlen(c->r->cred.name),
+						c->r->cred.value, c->r->cred.len };
 		f.cred = &cred;
 	}
 	ret = ag_mcp_forward_head(&c->r->req.msg, &f, mcp->head, sizeof(mcp->head), &hlen, &err);

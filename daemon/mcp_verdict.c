@@ -86,7 +86,8 @@ json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 /* Whether an answer the gateway must read is owed on this connection. */
 bool mcp_owes_answer(const struct mcp_conn *c)
 {
-	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->r->call.pending) > 0;
+	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->r->call.pending) >
+	       0;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -155,7 +156,8 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 		if (dec.kind == AG_OUTCOME_ESCALATE) {
 			snprintf(c->r->esc.tool, sizeof(c->r->esc.tool), "%s", m->name);
 			snprintf(c->r->esc.reason, sizeof(c->r->esc.reason), "%s", dec.reason);
-			c->r->esc.waiting = true; /* its id is req_id: only a lone request escalates */
+			c->r->esc.waiting =
+			    true; /* its id is req_id: only a lone request escalates */
 			dec.kind = AG_OUTCOME_ALLOW; /* forwarded once approved */
 		}
 		if (dec.kind == AG_OUTCOME_ALLOW) {
@@ -194,7 +196,7 @@ static int answer_locally(struct mcp_conn *c)
 	if (!c->r->call.extra)
 		return mcp_send_local(c, 202, NULL, c->r->call.keep_alive);
 	body = c->r->call.extra_batch ? json_incref(c->r->call.extra)
-				   : json_incref(json_array_get(c->r->call.extra, 0));
+				      : json_incref(json_array_get(c->r->call.extra, 0));
 	ret = mcp_send_local(c, 200, body, c->r->call.keep_alive);
 	json_decref(body);
 	return ret;
@@ -250,8 +252,8 @@ static json_t *approval_describe(void *owner, uint64_t id, uint64_t waited_ms,
 {
 	struct mcp_conn *c = owner;
 
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id,
-			 "agent", c->agent, "server", c->srv->name, "tool", c->r->esc.tool, "reason",
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id, "agent",
+			 c->agent, "server", c->srv->name, "tool", c->r->esc.tool, "reason",
 			 c->r->esc.reason, "request_id", c->r->call.id, "session",
 			 c->r->call.session_id[0] ? c->r->call.session_id : NULL, "waited_ms",
 			 (json_int_t)waited_ms, "timeout_ms", (json_int_t)timeout_ms);

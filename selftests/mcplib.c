@@ -21,9 +21,6 @@
  * serves keep-alive connections side by side (the gateway pools them). */
 static __thread SSL *conn_ssl; /* the connection being served */
 
-
-
-
 static const char tools_list_result[] =
 	"{\"tools\":[{\"name\":\"echo\",\"inputSchema\":{\"type\":\"object\"}},"
 	"{\"name\":\"secret\",\"inputSchema\":{\"type\":\"object\"}},"
@@ -304,8 +301,8 @@ static void *tool_main(void *arg)
 			continue;
 		__atomic_add_fetch(&t->conns_open, 1, __ATOMIC_SEQ_CST);
 		__atomic_add_fetch(&t->conns_total, 1, __ATOMIC_SEQ_CST);
-		if (!(a = malloc(sizeof(*a))) ||
-		    (*a = (struct tool_arg){ t, fd }, pthread_create(&th, &at, tool_conn_main, a))) {
+		if (!(a = malloc(sizeof(*a))) || (*a = (struct tool_arg){ t, fd },
+						  pthread_create(&th, &at, tool_conn_main, a))) {
 			free(a);
 			close(fd);
 			__atomic_sub_fetch(&t->conns_open, 1, __ATOMIC_SEQ_CST);

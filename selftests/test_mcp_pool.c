@@ -34,13 +34,13 @@ enum fleet_cmd { FLEET_HOLD, FLEET_CALL, FLEET_CLOSE };
 
 struct fleet {
 	uint16_t port;
-	int n;			   /* connections to open */
-	volatile int opened;	   /* answered on their first call */
-	volatile int called;	   /* answered again (FLEET_CALL) */
-	volatile int failed;	   /* calls without a 200 and a result */
+	int n;		     /* connections to open */
+	volatile int opened; /* answered on their first call */
+	volatile int called; /* answered again (FLEET_CALL) */
+	volatile int failed; /* calls without a 200 and a result */
 	volatile enum fleet_cmd cmd;
-	volatile int gen;	   /* bumped with each command */
-	volatile int done_gen;	   /* the last command carried out */
+	volatile int gen;      /* bumped with each command */
+	volatile int done_gen; /* the last command carried out */
 	char error[256];
 	int fd[FLEET_MAX];
 };
@@ -62,10 +62,11 @@ static bool fleet_send(struct fleet *f, int fd, int id)
 		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
 		 "\"echo\",\"arguments\":{}}}",
 		 id);
-	n = snprintf(req, sizeof(req),
-		     "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
-		     "Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n\r\n%s",
-		     f->port, strlen(body), body);
+	n = snprintf(
+	    req, sizeof(req),
+	    "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
+	    "Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n\r\n%s",
+	    f->port, strlen(body), body);
 	return send_all(fd, req, n);
 }
 
@@ -298,8 +299,9 @@ TEST(mcp_pool_upstreams)
 	if (test__start_subtest("idle_agents_share_the_pool")) {
 		ASSERT_TRUE(fleet_wait_open(f, 50, 30000), "50 agent connections answered");
 		ASSERT_EQ(f->failed, 0, f->error);
-		ASSERT_LE(tool_open_settled(&e.tool, POOL, 2000), POOL,
-			  "the tool server sees at most upstream_pool connections while agents idle");
+		ASSERT_LE(
+		    tool_open_settled(&e.tool, POOL, 2000), POOL,
+		    "the tool server sees at most upstream_pool connections while agents idle");
 		ASSERT_TRUE(fleet_command(f, FLEET_CALL, 30000), "a call on each at once");
 		ASSERT_EQ(f->called, 50, "every call answered");
 		ASSERT_EQ(f->failed, 0, f->error);
@@ -348,18 +350,20 @@ TEST(mcp_pool_upstreams)
 		memset(x, 0, sizeof(*x));
 		x->port = e.orig_port;
 		for (int i = 0; i < 2; i++)
-			snprintf(body[i], sizeof(body[i]),
-				 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
-				 "{\"name\":\"echo\",\"arguments\":{}}}",
-				 41 + i);
+			snprintf(
+			    body[i], sizeof(body[i]),
+			    "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
+			    "{\"name\":\"echo\",\"arguments\":{}}}",
+			    41 + i);
 		/* Two requests in one send; the second ends the connection. */
-		snprintf(x->request, sizeof(x->request),
-			 "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
-			 "Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n\r\n%s"
-			 "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
-			 "Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n%s",
-			 e.orig_port, strlen(body[0]), body[0], e.orig_port, strlen(body[1]), body[1]);
+		snprintf(
+		    x->request, sizeof(x->request),
+		    "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
+		    "Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n\r\n%s"
+		    "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\n"
+		    "Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n"
+		    "Connection: close\r\n\r\n%s",
+		    e.orig_port, strlen(body[0]), body[0], e.orig_port, strlen(body[1]), body[1]);
 		run_agent(&e, x);
 		ASSERT_STRHAS(x->response, "\"id\":41", "the first answered");
 		ASSERT_STRHAS(x->response, "\"id\":42", "the second answered");
