@@ -116,9 +116,12 @@ static bool up_reusable(const struct mcp_conn *c)
 {
 	const struct ag_stream *u = c->u;
 
-	/* Bytes past the response, or a request not all sent: out of step. */
-	return c->up_ready && c->r && c->r->up_reuse && !u->eof && !u->failed && !u->in_len &&
-	       !ag_stream_queued(u) && !u->send_armed && !u->shut_pending;
+	/* Bytes past the response, or a request not all sent: out of step.
+	 * A server's SSE stream (GET, either transport) is not reused even
+	 * when it ended cleanly: servers tie state to it. */
+	return c->up_ready && c->r && c->r->up_reuse && c->r->call.verb != AG_MCP_VERB_GET &&
+	       !c->legacy.stream && !u->eof && !u->failed && !u->in_len && !ag_stream_queued(u) &&
+	       !u->send_armed && !u->shut_pending;
 }
 
 void mcp_upstream_done(struct mcp_conn *c, bool done)
