@@ -46,11 +46,13 @@ case $DURABILITY in "" | written | strict | sync | none) ;; *)
 esac
 BASE_DURABILITY=${MCP_BENCH_BASE_DURABILITY:-$DURABILITY}
 IDLE=${MCP_BENCH_IDLE:-4000}
-# An idle connection is a socket in the agent and one in the proxy: the
-# daemons, nginx and the agents inherit this limit.
-ulimit -n $((IDLE * 2 + 4096)) 2>/dev/null || true
-if [ $((IDLE * 2 + 1024)) -gt "$(ulimit -n)" ]; then
-	IDLE=$((($(ulimit -n) - 1024) / 2))
+# An idle connection is a socket in the agent and one in the proxy, and an
+# agent's fair share of the daemon's descriptors is a sixth of the limit
+# (two agents hold the idle connections): the daemons, nginx and the
+# agents inherit this limit.
+[ "$(ulimit -n)" -ge $((IDLE * 3 + 4096)) ] || ulimit -n $((IDLE * 3 + 4096)) 2>/dev/null || true
+if [ $((IDLE * 3 + 4096)) -gt "$(ulimit -n)" ]; then
+	IDLE=$((($(ulimit -n) - 4096) / 3 / 2 * 2))
 	echo "mcp_bench: descriptor limit $(ulimit -n): $IDLE idle connections" >&2
 fi
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
