@@ -8,7 +8,8 @@
  *	mcp_head.c	a request head: checks applied, upstream target chosen
  *	mcp_verdict.c	a POST body: every message decided, answered or kept;
  *			escalated calls held in the approval registry
- *	mcp_upstream.c	upstream connect, forward, credentials
+ *	mcp_upstream.c	upstream connections and their per-server pools,
+ *			forward, credentials
  *	mcp_response.c	response modes: stream, buffer, SSE
  *	mcp_govern.c	what the gateway reads in a response: list filtering,
  *			output rules
