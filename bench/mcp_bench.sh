@@ -18,16 +18,17 @@
 # the same configuration, so a change is compared with what it changed),
 # MCP_BENCH_BASE_DURABILITY (the baseline's durability, default
 # MCP_BENCH_DURABILITY: an older build may know other modes), MCP_BENCH_IDLE
-# (300 idle keep-alive connections for the memory figure), MCP_BENCH_LOG_MB
-# (150: the audit log the measured daemon starts on, 0 for none).  Each
-# daemon's mode is printed as its status reports it.  After the rounds it
-# measures, for each daemon, while one more instance serves, restart to
-# first served call (kill -9, start, until an agent's call is answered),
-# with the start line's startup_us and audit_read, and memory per idle
-# connection (RSS growth with MCP_BENCH_IDLE connections that made one call
-# each and stay open; nginx's worker with the same load for comparison),
-# and the disk's fdatasync p50 (strict adds at most about that to nginx's
-# p50).
+# (4000 idle keep-alive connections for the memory figure, fewer when the
+# descriptor limit cannot be raised for them), MCP_BENCH_LOG_MB (150: the
+# audit log the measured daemon starts on, 0 for none).  Each daemon's mode
+# is printed as its status reports it.  After the rounds it measures, for
+# each daemon, while one more instance serves, restart to first served call
+# (kill -9, start, until an agent's call is answered), with the start line's
+# startup_us and audit_read, and memory per idle connection (RSS growth with
+# MCP_BENCH_IDLE connections that made one call each and stay open; nginx's
+# worker with the same load for comparison) with the upstream connections
+# each holds meanwhile, and the disk's fdatasync p50 (strict adds at most
+# about that to nginx's p50).
 # Installs nginx-light and wrk with apt-get when they are missing.  Runs its
 # own nginx from a temp dir (never the system service) and its own agentgated
 # instances "agbench-mcp<pid>", "agbench-other<pid>" (and
@@ -47,8 +48,17 @@ case $DURABILITY in "" | written | strict | sync | none) ;; *)
 	;;
 esac
 BASE_DURABILITY=${MCP_BENCH_BASE_DURABILITY:-$DURABILITY}
-IDLE=${MCP_BENCH_IDLE:-300}
+IDLE=${MCP_BENCH_IDLE:-4000}
 LOG_MB=${MCP_BENCH_LOG_MB:-150}
+# An idle connection is a socket in the agent and one in the proxy, and an
+# agent's fair share of the daemon's descriptors is a sixth of the limit
+# (two agents hold the idle connections): the daemons, nginx and the
+# agents inherit this limit.
+[ "$(ulimit -n)" -ge $((IDLE * 3 + 4096)) ] || ulimit -n $((IDLE * 3 + 4096)) 2>/dev/null || true
+if [ $((IDLE * 3 + 4096)) -gt "$(ulimit -n)" ]; then
+	IDLE=$((($(ulimit -n) - 4096) / 3 / 2 * 2))
+	echo "mcp_bench: descriptor limit $(ulimit -n): $IDLE idle connections" >&2
+fi
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
 BASELINE=${MCP_BENCH_BASELINE:-}
 HZ=$(getconf CLK_TCK)
@@ -151,10 +161,11 @@ NG_PORT=$(free_port)
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 worker_processes 1;
+worker_rlimit_nofile $((IDLE * 2 + 1024));
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections $((IDLE + 1024)); }
 http {
 	access_log off;
 	client_body_temp_path $TMP/nginx/body;
@@ -199,7 +210,8 @@ start_daemon() {
 	"resolvers": [],
 	"tool_servers": [{"name": "t", "upstream": "http://127.0.0.1:$UP_PORT/mcp",
 		"match": {"addresses": ["127.0.0.1"], "ports": [$orig]}}],
-	"agents": [{"name": "bench", "tools": ["t/echo"]}]$audit
+	"agents": [{"name": "bench", "tools": ["t/echo"], "max_conns": $((IDLE + 64))},
+		{"name": "bench2", "tools": ["t/echo"], "max_conns": $((IDLE + 64))}]$audit
 }
 EOF
 	AG_CTL[$path]=$ctl
@@ -373,32 +385,44 @@ restart_ms() {
 }
 
 # idle_bytes PATH PID: IDLEB[PATH] gets the RSS growth of PID per connection,
-# with IDLE keep-alive connections of PATH that made one call each and stay open.
+# with IDLE keep-alive connections of PATH that made one call each and stay
+# open, and IDLEUP[PATH] the connections PID holds to the tool server then.
+# Two agents open half each: one agent's fair share of the daemon's
+# descriptors (daemon/fair.c) is about a sixth of the limit.
 idle_bytes() {
-	local path=$1 pid=$2 stop=$TMP/stop-$1 out=$TMP/idle-$1.out r0 r1 apid port
-	local -a cmd=()
+	local path=$1 pid=$2 stop=$TMP/stop-$1 half=$((IDLE / 2)) r0 r1 port i
+	local -a apids=()
 	case $path in
 	nginx) port=$NG_PORT ;;
-	*) port=${AG_ORIG[$path]} cmd=(${AG_CTL[$path]} run --agent bench --) ;;
+	*) port=${AG_ORIG[$path]} ;;
 	esac
 	rm -f "$stop"
 	r0=$(rss_kb "$pid")
-	timeout 90 "${cmd[@]}" python3 "$TMP/mcp_idle.py" "$port" "$IDLE" "$stop" >"$out" 2>&1 &
-	apid=$!
-	for _ in $(seq 600); do
-		grep -q '^ready' "$out" && break
-		kill -0 "$apid" 2>/dev/null || break
-		sleep 0.05
+	for i in 1 2; do
+		local -a cmd=()
+		[ "$path" = nginx ] || cmd=(${AG_CTL[$path]} run --agent "bench${i#1}" --)
+		timeout 90 "${cmd[@]}" python3 "$TMP/mcp_idle.py" "$port" "$half" "$stop" \
+			>"$TMP/idle-$path-$i.out" 2>&1 &
+		apids+=($!)
 	done
-	grep -q '^ready' "$out" || die "$path: $IDLE idle connections: $(cat "$out")"
+	for i in 1 2; do
+		for _ in $(seq 1500); do
+			grep -q '^ready' "$TMP/idle-$path-$i.out" && break
+			kill -0 "${apids[i - 1]}" 2>/dev/null || break
+			sleep 0.05
+		done
+		grep -q '^ready' "$TMP/idle-$path-$i.out" ||
+			die "$path: $half idle connections: $(cat "$TMP/idle-$path-$i.out")"
+	done
 	sleep 0.5
 	r1=$(rss_kb "$pid")
+	IDLEUP[$path]=$(ss -Htnp state established "( dport = :$UP_PORT )" | grep -c "pid=$pid," || true)
 	touch "$stop"
-	wait "$apid" || true
-	IDLEB[$path]=$(((r1 - r0) * 1024 / IDLE))
+	wait "${apids[@]}" || true
+	IDLEB[$path]=$(((r1 - r0) * 1024 / (half * 2)))
 }
 
-declare -A RESTART=() RESTART_CONN=() IDLEB=()
+declare -A RESTART=() RESTART_CONN=() IDLEB=() IDLEUP=()
 idle_bytes nginx "$NG_WORKER"
 MEASURED=("${!AG_CTL[@]}")
 # Restarts happen while another instance serves on the same host.
@@ -475,7 +499,8 @@ echo "(CPU resolution: 1/$HZ s per process per measurement)"
 echo
 echo "memory per idle keep-alive connection ($IDLE connections, one call each; RSS growth):"
 for p in nginx mcp base; do
-	[ -n "${IDLEB[$p]:-}" ] && printf "  %-6s %8s bytes\n" "$p" "${IDLEB[$p]}"
+	[ -n "${IDLEB[$p]:-}" ] && printf "  %-6s %8s bytes, %s upstream connections open meanwhile\n" \
+		"$p" "${IDLEB[$p]}" "${IDLEUP[$p]}"
 done
 echo "restart (kill -9, start; another instance serving; a ${LOG_MB} MB audit log; an agent trying every ms):"
 echo "  first connect accepted, first call answered, the start line's startup_us and audit_read:"

@@ -1,6 +1,7 @@
 # mcp_idle.py PORT N STOPFILE: N keep-alive connections to 127.0.0.1:PORT,
 # each makes one MCP tools/call and then stays open, idle; prints "ready"
-# once all are, and holds them until STOPFILE exists (at most 60 s).  Used
+# once all are, and holds them until STOPFILE exists (at most 60 s); N may be
+# thousands (the descriptor limit is the caller's to raise).  Used
 # by mcp_bench.sh for the memory an idle connection costs a proxy.
 import os
 import socket

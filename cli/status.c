@@ -406,13 +406,17 @@ static void print_text(json_t *s, bool verbose)
 		       json_integer_value(json_object_get(conns, "upstream_failed")));
 		print_limits(json_object_get(daemon, "limits"));
 		v = json_object_get(daemon, "mcp");
-		if (json_integer_value(json_object_get(v, "tool_servers")))
-			printf(
-			    "mcp:        %lld tool servers, %lld connections, %lld calls held for "
-			    "approval\n",
-			    json_integer_value(json_object_get(v, "tool_servers")),
-			    json_integer_value(json_object_get(v, "active")),
-			    json_integer_value(json_object_get(v, "held_for_approval")));
+		if (json_integer_value(json_object_get(v, "tool_servers"))) {
+			json_t *up = json_object_get(v, "upstreams");
+
+			printf("mcp:        %lld tool servers, %lld connections, %lld upstream "
+			       "connections (%lld idle), %lld calls held for approval\n",
+			       json_integer_value(json_object_get(v, "tool_servers")),
+			       json_integer_value(json_object_get(v, "active")),
+			       json_integer_value(json_object_get(up, "open")),
+			       json_integer_value(json_object_get(up, "idle")),
+			       json_integer_value(json_object_get(v, "held_for_approval")));
+		}
 		if (json_integer_value(json_object_get(v, "tool_servers")))
 			print_tools(v);
 		print_dns(json_object_get(daemon, "dns"));

@@ -95,12 +95,12 @@ static json_t *status(struct ag_loop *l)
 		       d->audit_key, "ok", audit_ok, "error", audit_ok ? NULL : why.msg, "lost",
 		       (json_int_t)(s->audit_lost + s->audit_errors));
 	if (st)
-		json_object_set_new(st, "mcp",
-				    json_pack("{s:i,s:i,s:i,s:o,s:o}", "tool_servers",
-					      d->conf.nr_servers, "active", (int)ag_mcp_active(l),
-					      "held_for_approval", (int)json_array_size(held),
-					      "tools", ag_integrity_summary(d), "credentials",
-					      ag_mcp_credentials(l)));
+		json_object_set_new(
+		    st, "mcp",
+		    json_pack("{s:i,s:i,s:o,s:i,s:o,s:o}", "tool_servers", d->conf.nr_servers,
+			      "active", (int)ag_mcp_active(l), "upstreams", ag_mcp_upstreams(l),
+			      "held_for_approval", (int)json_array_size(held), "tools",
+			      ag_integrity_summary(d), "credentials", ag_mcp_credentials(l)));
 	json_decref(held);
 	if (st)
 		json_object_set_new(st, "limits", ag_fair_status(l));

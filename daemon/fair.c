@@ -5,20 +5,23 @@
  * Descriptor arithmetic.  At start the soft RLIMIT_NOFILE is raised to the
  * hard limit (no privilege needed), giving `limit` descriptors.  Of these,
  *
- *	reserve = RESERVE_FIXED + limit / RESERVE_SHARE
+ *	reserve = RESERVE_FIXED + limit / RESERVE_SHARE + pooled
  *
  * stay with the daemon: listeners, BPF objects, the audit log and its
  * directory, the control socket and its clients, the DNS relay and the
- * resolver's sockets, credential fetches, eventfds.  Each agent connection
- * costs at most FDS_PER_CONN descriptors (the agent's socket, the upstream
- * socket and, on the MCP path, a retired upstream still draining), so
+ * resolver's sockets, credential fetches, eventfds, and the idle upstream
+ * connections the tool servers' pools may keep (pooled: the sum of their
+ * upstream_pool).  Each agent connection costs at most FDS_PER_CONN
+ * descriptors (the agent's socket, the upstream socket of its request and,
+ * on the MCP path, one it gave up still draining), so
  *
  *	ceiling = (limit - reserve) / FDS_PER_CONN
  *
  * agent connections fit in all (at least 1).  An agent's cap is its
  * configured one, but never more than its fair share of the ceiling,
  * ceiling / max(2, configured agents), so no agent can hold what another
- * may need.  With limit 1024: ceiling 234; with 524288: 163754.
+ * may need.  With limit 1024 and no tool server: ceiling 234; with
+ * 524288: 163754.
  *
  * Every agent socket is counted from accept (ag_fair_admit) to its close
  * (ag_fair_release, called where the socket is closed) in an array indexed
@@ -101,8 +104,13 @@ static uint32_t raise_nofile(void)
 static void size_ceiling(struct ag_fair *f, const struct ag_conf *c)
 {
 	uint32_t agents = c->nr_agents > 2 ? (uint32_t)c->nr_agents : 2;
+	uint64_t pooled = 0;
 
-	f->reserve = RESERVE_FIXED + f->limit / RESERVE_SHARE;
+	/* At most 64 servers of at most AG_UPSTREAM_POOL_MAX: no overflow. */
+	for (int i = 0; i < c->nr_servers; i++)
+		pooled += c->servers[i].upstream_pool;
+	f->reserve = RESERVE_FIXED + f->limit / RESERVE_SHARE +
+		     (pooled < f->limit ? (uint32_t)pooled : f->limit);
 	f->ceiling =
 	    f->limit > f->reserve + FDS_PER_CONN ? (f->limit - f->reserve) / FDS_PER_CONN : 1;
 	f->share = f->ceiling / agents ? f->ceiling / agents : 1;

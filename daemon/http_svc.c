@@ -28,7 +28,7 @@
 
 bool http_svc_head(struct mcp_conn *c)
 {
-	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_msg *m = &c->r->req.msg;
 	const char *method = ag_http_method_of(m), *base = c->srv->upstream_path;
 	size_t blen = strlen(base);
 	struct ag_err err;
@@ -49,20 +49,20 @@ bool http_svc_head(struct mcp_conn *c)
 		mcp_refuse_request(c, 415, 0, err.msg);
 		return false;
 	}
-	if (ag_route_match(c->srv->http, method, m->target, m->target_len, &c->http.req, &err)) {
+	if (ag_route_match(c->srv->http, method, m->target, m->target_len, &c->r->http.req, &err)) {
 		snprintf(msg, sizeof(msg), "request target: %s", err.msg);
 		mcp_refuse_request(c, err.code == ENOMEM ? 503 : 400, 0, msg);
 		return false;
 	}
-	c->call.verb = AG_MCP_VERB_HTTP;
+	c->r->call.verb = AG_MCP_VERB_HTTP;
 	/* The upstream URL's path prefixes the canonical one ("/api" + "/todos"). */
 	blen -= blen && base[blen - 1] == '/';
-	if (!(c->call.fwd_target = malloc(blen + strlen(c->http.req.target) + 1))) {
+	if (!(c->r->call.fwd_target = malloc(blen + strlen(c->r->http.req.target) + 1))) {
 		mcp_conn_close(c, "error", "out of memory");
 		return false;
 	}
-	memcpy(c->call.fwd_target, base, blen);
-	strcpy(c->call.fwd_target + blen, c->http.req.target);
+	memcpy(c->r->call.fwd_target, base, blen);
+	strcpy(c->r->call.fwd_target + blen, c->r->http.req.target);
 	return true;
 }
 
@@ -72,13 +72,13 @@ static int context_headers(struct mcp_conn *c, json_t *out, struct ag_err *err)
 	const struct ag_http_svc_conf *h = c->srv->http;
 
 	for (int i = 0; i < h->nr_headers; i++) {
-		const struct ag_http_header *f = ag_http_find(&c->req.msg, h->headers[i], NULL);
+		const struct ag_http_header *f = ag_http_find(&c->r->req.msg, h->headers[i], NULL);
 		json_t *v;
 
 		if (!f)
 			continue;
 		/* Fail closed: a policy reads one value; a server might join two. */
-		if (ag_http_find(&c->req.msg, h->headers[i], f))
+		if (ag_http_find(&c->r->req.msg, h->headers[i], f))
 			return ag_errf(err, EINVAL, "%s: given more than once", h->headers[i]);
 		if (!(v = json_stringn(f->value, f->value_len)) ||
 		    json_object_set_new(out, h->headers[i], v))
@@ -117,14 +117,16 @@ static int read_body(struct mcp_conn *c, json_t *ctx, struct ag_err *err)
 {
 	json_t *root;
 
-	if (!c->call.body.len)
+	if (!c->r->call.body.len)
 		return 0;
 	/* The same reading as MCP bodies: one value, no duplicate keys. */
-	if (!(root = json_loadb(c->call.body.p, c->call.body.len, JSON_REJECT_DUPLICATES, NULL)))
+	if (!(root =
+		  json_loadb(c->r->call.body.p, c->r->call.body.len, JSON_REJECT_DUPLICATES, NULL)))
 		return ag_errf(err, EINVAL, "body: not one JSON value without duplicate keys");
-	c->call.fwd_body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-	c->call.fwd_len = c->call.fwd_body ? strlen(c->call.fwd_body) : 0;
-	if (!c->call.fwd_body ||
+	c->r->call.fwd_body =
+	    json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	c->r->call.fwd_len = c->r->call.fwd_body ? strlen(c->r->call.fwd_body) : 0;
+	if (!c->r->call.fwd_body ||
 	    (json_is_object(root) && json_object_set_new(ctx, "body", context_body(root)))) {
 		json_decref(root);
 		return ag_errf(err, ENOMEM, "body: out of memory");
@@ -137,8 +139,8 @@ static int read_body(struct mcp_conn *c, json_t *ctx, struct ag_err *err)
 static json_t *request_context(struct mcp_conn *c, const char *method, struct ag_err *err)
 {
 	json_t *ctx =
-	    json_pack("{s:s,s:s,s:O,s:O,s:{}}", "method", method, "path", c->http.req.path,
-		      "params", c->http.req.params, "query", c->http.req.query, "headers");
+	    json_pack("{s:s,s:s,s:O,s:O,s:{}}", "method", method, "path", c->r->http.req.path,
+		      "params", c->r->http.req.params, "query", c->r->http.req.query, "headers");
 
 	if (!ctx) {
 		ag_errf(err, ENOMEM, "request: out of memory");
@@ -156,14 +158,14 @@ static void decide(struct mcp_conn *c, const struct ag_jsonrpc_msg *msg, struct 
 {
 	struct ag_decide_ctx x = mcp_decide_ctx(c);
 
-	if (c->http.req.route || c->srv->http->unmatched_policy) {
+	if (c->r->http.req.route || c->srv->http->unmatched_policy) {
 		ag_decide_message(&x, msg, false, dec);
 		return;
 	}
 	/* Fail closed: no route, nothing the configuration allows. */
 	*dec = (struct ag_decision){ .kind = AG_OUTCOME_DENY, .rule = "route" };
 	snprintf(dec->reason, sizeof(dec->reason), "no route of HTTP service %s takes %s %.120s",
-		 c->srv->name, msg->method, c->http.req.path);
+		 c->srv->name, msg->method, c->r->http.req.path);
 }
 
 static void deny(struct mcp_conn *c, const struct ag_decision *dec)
@@ -171,7 +173,7 @@ static void deny(struct mcp_conn *c, const struct ag_decision *dec)
 	json_t *body = json_pack("{s:s,s:s}", "error", dec->reason[0] ? dec->reason : "denied",
 				 "decision", ag_policy_outcome_name(dec->kind));
 
-	if (!body || mcp_send_local(c, 403, body, c->call.keep_alive)) {
+	if (!body || mcp_send_local(c, 403, body, c->r->call.keep_alive)) {
 		json_decref(body);
 		mcp_conn_close(c, "error", "could not answer the agent");
 		return;
@@ -182,7 +184,7 @@ static void deny(struct mcp_conn *c, const struct ag_decision *dec)
 
 void http_svc_request(struct mcp_conn *c)
 {
-	const char *method = ag_http_method_of(&c->req.msg);
+	const char *method = ag_http_method_of(&c->r->req.msg);
 	struct ag_decision dec;
 	struct ag_err err;
 	json_t *ctx = request_context(c, method, &err);
@@ -190,7 +192,7 @@ void http_svc_request(struct mcp_conn *c)
 		.kind = AG_JSONRPC_REQUEST,
 		.method = method,
 		.mcp = AG_MCP_HTTP,
-		.name = c->http.req.route ? c->http.req.route->name : "*",
+		.name = c->r->http.req.route ? c->r->http.req.route->name : "*",
 		.arguments = ctx,
 	};
 
@@ -204,7 +206,7 @@ void http_svc_request(struct mcp_conn *c)
 		dec.kind = AG_OUTCOME_DENY;
 	mcp_audit_decision(c, &msg, &dec);
 	json_decref(ctx);
-	if (c->audit.lost) {
+	if (c->r->audit.lost) {
 		/* Fail closed: an unrecorded request is never made. */
 		mcp_refuse(c, 503, 0, "the gateway cannot record this request in its audit log");
 		return;
@@ -213,7 +215,7 @@ void http_svc_request(struct mcp_conn *c)
 		deny(c, &dec);
 		return;
 	}
-	c->http.owed = true;
+	c->r->http.owed = true;
 	if (mcp_audit_hold(c))
 		return;
 	mcp_request_forward(c);
@@ -222,10 +224,10 @@ void http_svc_request(struct mcp_conn *c)
 /* The result record: the upstream's status, is_error from it, redactions. */
 static void record(struct mcp_conn *c, const struct ag_redact_report *rep)
 {
-	json_t *msg = json_pack("{s:{s:b}}", "result", "isError", c->reply.status >= 400);
+	json_t *msg = json_pack("{s:{s:b}}", "result", "isError", c->r->reply.status >= 400);
 
-	c->http.owed = false;
-	mcp_audit_result(c, msg, c->http.req.route ? c->http.req.route->name : "*", rep);
+	c->r->http.owed = false;
+	mcp_audit_result(c, msg, c->r->http.req.route ? c->r->http.req.route->name : "*", rep);
 	json_decref(msg);
 }
 
@@ -247,7 +249,7 @@ int http_svc_answer(struct mcp_conn *c, json_t *root)
 	json_t *out;
 	int ret = 0;
 
-	if (!c->http.owed)
+	if (!c->r->http.owed)
 		return 0;
 	if (r && !(out = ag_redact_result(r, root, &rep, &err))) {
 		rep.refused_by = "gateway";
@@ -256,9 +258,9 @@ int http_svc_answer(struct mcp_conn *c, json_t *root)
 		/* Fail closed: the answer does not pass; the agent gets the rule's name. */
 		json_decref(out);
 		out = json_pack("{s:s+}", "error", "refused by output rule ", rep.refused_by);
-		c->resp.msg.status = c->reply.status = 502;
-		c->resp.msg.reason = "Bad Gateway";
-		c->resp.msg.reason_len = 11;
+		c->r->resp.msg.status = c->r->reply.status = 502;
+		c->r->resp.msg.reason = "Bad Gateway";
+		c->r->resp.msg.reason_len = 11;
 		ret = out ? replace(root, out) : -ENOMEM;
 		json_decref(out);
 		ret = ret ? ret : 1;
@@ -275,6 +277,6 @@ void http_svc_done(struct mcp_conn *c)
 {
 	struct ag_redact_report rep = { 0 };
 
-	if (c->srv->http && c->http.owed)
+	if (c->srv->http && c->r->http.owed)
 		record(c, &rep);
 }

@@ -43,7 +43,7 @@ static void challenge(struct mcp_conn *c, int status, const char *error, const c
 		 in->metadata_url, error ? ", error=\"" : "", error ?: "", error ? "\"" : "",
 		 scope ? ", scope=\"" : "", scope ?: "", scope ? "\"" : "");
 	snprintf(c->error, sizeof(c->error), "inbound: %.170s", why);
-	e = ag_jsonrpc_error(c->call.id, AG_JSONRPC_INVALID_REQUEST, why, NULL);
+	e = ag_jsonrpc_error(c->r->call.id, AG_JSONRPC_INVALID_REQUEST, why, NULL);
 	mcp_answer_close(c, status, hdr, e);
 	json_decref(e);
 }
@@ -159,7 +159,7 @@ static bool host_ok(const struct ag_inbound *in, const struct ag_http_msg *m)
 bool ag_inbound_head(struct mcp_conn *c)
 {
 	struct ag_inbound *in = inbound_of(c);
-	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_msg *m = &c->r->req.msg;
 	const struct ag_rs_expect x = { in->conf->issuer, in->conf->resource,
 					in->conf->clock_skew_s };
 	const struct ag_http_header *h;
@@ -267,7 +267,7 @@ static const char *called_tool(json_t *msg)
 bool ag_inbound_body(struct mcp_conn *c)
 {
 	const struct ag_inbound_conf *ic = inbound_of(c)->conf;
-	json_t *root = json_loadb(c->call.body.p, c->call.body.len, 0, NULL);
+	json_t *root = json_loadb(c->r->call.body.p, c->r->call.body.len, 0, NULL);
 	char need[512], why[512];
 	const char *tool = NULL;
 	json_t *msg;

@@ -45,5 +45,7 @@ json_t *ag_mcp_credentials(struct ag_loop *l);
 int ag_mcp_reload_credentials(struct ag_loop *l, const char *trigger);
 /* Connections open on the MCP path (for status). */
 unsigned int ag_mcp_active(const struct ag_loop *l);
+/* {"open": upstream connections, "idle": those in the tool servers' pools}. */
+json_t *ag_mcp_upstreams(const struct ag_loop *l);
 
 #endif

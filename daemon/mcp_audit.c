@@ -44,15 +44,15 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* A copy of the arguments: redaction rewrites the record's in place,
 	 * and the parsed ones are what is forwarded. */
 	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
-				ag_inbound_audit_agent(c), "server",
-				c->srv->name, "method", m->method, "id", m->id, "decision",
-				dec->kind == AG_OUTCOME_ALLOW	  ? "allow"
+				ag_inbound_audit_agent(c), "server", c->srv->name, "method",
+				m->method, "id", m->id, "decision",
+				dec->kind == AG_OUTCOME_ALLOW	   ? "allow"
 				: dec->kind == AG_OUTCOME_ESCALATE ? "ask"
-								  : "deny",
+								   : "deny",
 				"hidden", dec->kind == AG_OUTCOME_HIDDEN, "rule", dec->rule,
 				"reason", dec->reason[0] ? dec->reason : NULL, "args",
 				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
-				c->call.session_id[0] ? c->call.session_id : NULL);
+				c->r->call.session_id[0] ? c->r->call.session_id : NULL);
 	struct ag_err err;
 	json_t *flags;
 	uint64_t seq;
@@ -78,9 +78,9 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* The call waits for this record (MC_AUDIT_WAIT); one that cannot be
 	 * written refuses the request: nothing governed goes unrecorded. */
 	if (ag_daemon_audit_seq(c->l->d, "decision", rec, &seq))
-		c->audit.lost = true;
+		c->r->audit.lost = true;
 	else
-		c->audit.seq = seq + 1;
+		c->r->audit.seq = seq + 1;
 }
 
 /* Where output rules acted, for the result record: rules and places, never values. */
@@ -104,11 +104,11 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 {
 	ag_daemon_audit(c->l->d, "approval",
 			json_pack("{s:o,s:s,s:s,s:O?,s:I,s:s,s:s,s:s?,s:s?}", "agent",
-				  ag_inbound_audit_agent(c), "server",
-				  c->srv->name, "tool", c->esc.tool, "id", c->call.id, "approval",
-				  (json_int_t)id, "decision", allow ? "allow" : "deny", "by", by,
-				  "reason", why, "session",
-				  c->call.session_id[0] ? c->call.session_id : NULL));
+				  ag_inbound_audit_agent(c), "server", c->srv->name, "tool",
+				  c->r->esc.tool, "id", c->r->call.id, "approval", (json_int_t)id,
+				  "decision", allow ? "allow" : "deny", "by", by, "reason", why,
+				  "session",
+				  c->r->call.session_id[0] ? c->r->call.session_id : NULL));
 }
 
 /* The connection's record, when it is released. */
@@ -133,13 +133,13 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 
 	/* A legacy session's results come on its stream, opened long before. */
 	latency = c->legacy.stream || !tool
-			  ? NULL
-			  : json_integer((json_int_t)((ag_now_ns() - c->call.ns) / 1000));
+		      ? NULL
+		      : json_integer((json_int_t)((ag_now_ns() - c->r->call.ns) / 1000));
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
 				  ag_inbound_audit_agent(c), "server", c->srv->name,
 				  c->srv->http ? "route" : "tool", tool, "id",
-				  json_object_get(msg, "id"), "upstream_status", c->reply.status,
+				  json_object_get(msg, "id"), "upstream_status", c->r->reply.status,
 				  "is_error", json_is_true(json_object_get(result, "isError")),
 				  "error", json_object_get(msg, "error"), "latency_us", latency,
 				  "session", mcp_policy_session(c), "redactions",
@@ -152,11 +152,11 @@ void mcp_audit_cred_refused(struct mcp_conn *c)
 {
 	ag_daemon_audit(c->l->d, "result",
 			json_pack("{s:o,s:s,s:s?,s:i,s:b,s:{s:s},s:s?}", "agent",
-				  ag_inbound_audit_agent(c), "server",
-				  c->srv->name, "tool", c->call.tool[0] ? c->call.tool : NULL,
-				  "upstream_status", c->reply.status, "is_error", 1, "error",
-				  "message", "the tool server refused the gateway's credential",
-				  "session", c->call.session_id[0] ? c->call.session_id : NULL));
+				  ag_inbound_audit_agent(c), "server", c->srv->name, "tool",
+				  c->r->call.tool[0] ? c->r->call.tool : NULL, "upstream_status",
+				  c->r->reply.status, "is_error", 1, "error", "message",
+				  "the tool server refused the gateway's credential", "session",
+				  c->r->call.session_id[0] ? c->r->call.session_id : NULL));
 }
 
 /* The tool servers' secret files were read again (ret: ag_creds_reload's). */

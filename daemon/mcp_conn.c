@@ -24,10 +24,16 @@
  * agent's idleness and have timeouts of their own.  A request head is due
  * within header_timeout_ms of its first byte (the first one: of accept).
  *
- * The upstream is connected on the first forwarded request and kept alive
- * with the agent connection; a response that ends the upstream connection
- * ends the agent's too (Connection: close), so no request is ever sent on a
- * connection the upstream has given up.
+ * A request holds what it needs (struct mcp_req) from its first byte to
+ * the end of its response; between requests a connection holds no buffer
+ * (stream.c) and no parser.  Its upstream is taken from the tool server's
+ * pool (or connected) when it is forwarded and given back when its
+ * response ends (mcp_upstream.c); a response that ends the upstream
+ * connection ends the agent's too (Connection: close), as the agent was
+ * told in the head passed on.
+ *
+ * Pipelining: a request that arrives before the previous response ended
+ * waits in the agent's buffer (unparsed) until mcp_req_next.
  *
  * A response is passed on in one of three ways:
  *  - RM_STREAM: bytes as they come (re-chunked when the upstream did not
@@ -41,7 +47,10 @@
  *    tools/list results can be filtered and results audited.
  *
  * Ordering hazards: a stream event handler may close the connection; every
- * function that continues after one re-checks c->own.closing.  The head of
+ * function that continues after one re-checks c->own.closing.  An upstream
+ * completion holds a count of the connection it serves for the length of
+ * its handler (mcp_upstream.c).  mcp_req_next frees c->r: its callers
+ * return at once, and one that may reach it re-checks c->r.  The head of
  * the request being answered lives in the request parser's block: the
  * parser is not fed again until the response has ended.
  */
@@ -65,33 +74,63 @@
 
 void mcp_request_reset(struct mcp_conn *c)
 {
-	ag_buf_free(&c->call.body);
-	free(c->call.fwd_body);
-	free(c->call.fwd_target);
-	c->call.fwd_body = c->call.fwd_target = NULL;
-	c->call.fwd_len = 0;
-	json_decref(c->call.extra);
-	json_decref(c->call.pending);
-	c->call.extra = c->call.pending = NULL;
-	ag_buf_free(&c->reply.body);
-	ag_buf_free(&c->reply.held);
-	if (c->reply.sse_init)
-		ag_sse_parser_release(&c->reply.sse);
-	c->reply.sse_init = false;
-	c->legacy.post = NULL;
-	c->legacy.sid[0] = '\0';
-	c->audit.seq = 0;
-	c->audit.lost = false;
-	c->audit.result_held = false;
-	c->esc.waiting = false;
-	c->esc.tool[0] = c->esc.reason[0] = c->call.tool[0] = '\0';
-	json_decref(c->call.id);
-	c->call.id = NULL;
-	c->reply.head_sent = false;
-	c->call.session_id[0] = '\0';
+	ag_buf_free(&c->r->call.body);
+	free(c->r->call.fwd_body);
+	free(c->r->call.fwd_target);
+	c->r->call.fwd_body = c->r->call.fwd_target = NULL;
+	c->r->call.fwd_len = 0;
+	json_decref(c->r->call.extra);
+	json_decref(c->r->call.pending);
+	c->r->call.extra = c->r->call.pending = NULL;
+	ag_buf_free(&c->r->reply.body);
+	ag_buf_free(&c->r->reply.held);
+	if (c->r->reply.sse_init)
+		ag_sse_parser_release(&c->r->reply.sse);
+	c->r->reply.sse_init = false;
+	c->r->legacy.post = NULL;
+	c->r->legacy.sid[0] = '\0';
+	c->r->audit.seq = 0;
+	c->r->audit.lost = false;
+	c->r->audit.result_held = false;
+	c->r->esc.waiting = false;
+	c->r->esc.tool[0] = c->r->esc.reason[0] = c->r->call.tool[0] = '\0';
+	json_decref(c->r->call.id);
+	c->r->call.id = NULL;
+	c->r->reply.head_sent = false;
+	c->r->call.session_id[0] = '\0';
 	mcp_cred_wipe(c);
-	ag_route_req_free(&c->http.req);
-	c->http.owed = false;
+	ag_route_req_free(&c->r->http.req);
+	c->r->http.owed = false;
+}
+
+/* A request's first byte came: what it holds is allocated now.  False
+ * when the connection was closed (out of memory). */
+static bool req_begin(struct mcp_conn *c)
+{
+	struct ag_err err;
+
+	if (!(c->r = calloc(1, sizeof(*c->r)))) {
+		mcp_conn_close(c, "error", "out of memory");
+		return false;
+	}
+	if (ag_http_parser_init(&c->r->req, true, NULL, &err)) {
+		free(c->r);
+		c->r = NULL;
+		mcp_conn_close(c, "error", err.msg);
+		return false;
+	}
+	return true;
+}
+
+/* The request is over: the connection keeps nothing of it. */
+static void req_end(struct mcp_conn *c)
+{
+	mcp_request_reset(c);
+	ag_http_parser_release(&c->r->req);
+	if (c->r->resp_init)
+		ag_http_parser_release(&c->r->resp);
+	free(c->r);
+	c->r = NULL;
 }
 
 static void conn_release(struct ag_stream_owner *own)
@@ -118,20 +157,10 @@ static void conn_release(struct ag_stream_owner *own)
 	mcp_audit_connect(c, dst, ms);
 	if (c->legacy.stream)
 		mcp_session_drop(c->legacy.stream);
-	mcp_request_reset(c);
-	ag_http_parser_release(&c->req);
-	if (c->resp_init)
-		ag_http_parser_release(&c->resp);
+	if (c->r)
+		req_end(c);
 	ag_fair_release(c->l, c->a.fd);
 	ag_stream_fini(&c->a);
-	for (int i = 0; i < 2; i++) {
-		struct ag_stream *u = i ? c->retired : c->u;
-
-		if (u) {
-			ag_stream_fini(u);
-			free(u);
-		}
-	}
 	ag_list_del(&c->node);
 	mcp_of(c)->active--;
 	d->stats.conns_active--;
@@ -153,17 +182,16 @@ void mcp_conn_close(struct mcp_conn *c, const char *result, const char *why)
 	if (c->legacy.stream)
 		c->legacy.stream->stream = NULL;
 	ag_list_del(&c->wait);
-	mcp_approval_cancel(c);
+	if (c->r)
+		mcp_approval_cancel(c);
+	/* Mid-request: its response is not read to its end, nothing else may be. */
+	mcp_upstream_done(c, false);
 	c->own.closing = true;
 	if (!c->own.inflight) {
 		conn_release(&c->own);
 		return;
 	}
 	ag_stream_cancel(&c->a);
-	if (c->u)
-		ag_stream_cancel(c->u);
-	if (c->retired)
-		ag_stream_cancel(c->retired);
 }
 
 /* A response of the gateway's own: JSON body (or none), with a length. */
@@ -203,6 +231,7 @@ void mcp_answer_close(struct mcp_conn *c, int status, const char *extra, const j
 	/* The request is answered: what is left is the goodbye. */
 	ag_list_del(&c->wait);
 	mcp_approval_cancel(c);
+	mcp_upstream_done(c, false);
 	c->state = MC_REQUEST;
 	c->closing_after = true;
 	if (mcp_send_local_hdr(c, status, extra, body, false)) {
@@ -220,7 +249,7 @@ void mcp_refuse(struct mcp_conn *c, int status, int code, const char *msg)
 	/* A lone request's id, once known: the agent can match the answer.
 	 * An HTTP service's agent reads plain JSON. */
 	json_t *e = c->srv->http ? json_pack("{s:s}", "error", msg)
-				 : ag_jsonrpc_error(c->call.id, code, msg, NULL);
+				 : ag_jsonrpc_error(c->r ? c->r->call.id : NULL, code, msg, NULL);
 
 	mcp_answer_close(c, status, NULL, e);
 	json_decref(e);
@@ -241,10 +270,10 @@ void mcp_refuse_request(struct mcp_conn *c, int status, int code, const char *ms
  * legacy transport's sessionId (of the POST, or of the GET stream). */
 const char *mcp_policy_session(const struct mcp_conn *c)
 {
-	if (c->call.session_id[0])
-		return c->call.session_id;
-	if (c->legacy.post)
-		return c->legacy.post->id;
+	if (c->r && c->r->call.session_id[0])
+		return c->r->call.session_id;
+	if (c->r && c->r->legacy.post)
+		return c->r->legacy.post->id;
 	return c->legacy.stream ? c->legacy.stream->id : NULL;
 }
 
@@ -258,10 +287,16 @@ static void wait_refuse(struct ag_list *w, const char *refusal)
 /* What decide.h is told of the request being handled. */
 struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c)
 {
-	return (struct ag_decide_ctx){
-		c->l->d,      c->ac,	       c->agent, c->srv, mcp_policy_session(c),
-		c->call.host, c->call.version, &c->o,	 c->dg,	 c->in
-	};
+	return (struct ag_decide_ctx){ c->l->d,
+				       c->ac,
+				       c->agent,
+				       c->srv,
+				       mcp_policy_session(c),
+				       c->r->call.host,
+				       c->r->call.version,
+				       &c->o,
+				       c->dg,
+				       c->in };
 }
 
 /*
@@ -279,7 +314,7 @@ static void audit_park(struct mcp_conn *c)
 {
 	struct ag_waitq *q = &mcp_of(c)->audit_q;
 
-	c->audit.held_ns = ag_now_ns();
+	c->r->audit.held_ns = ag_now_ns();
 	ag_list_add_tail(&q->waiters, &c->wait);
 	ag_waitq_arm(q);
 }
@@ -287,7 +322,7 @@ static void audit_park(struct mcp_conn *c)
 /* Holds an allowed call until its decision records are written or durable; true if held. */
 bool mcp_audit_hold(struct mcp_conn *c)
 {
-	if (!c->audit.seq || audit_forwardable(c->l->d, c->audit.seq))
+	if (!c->r->audit.seq || audit_forwardable(c->l->d, c->r->audit.seq))
 		return false;
 	c->state = MC_AUDIT_WAIT;
 	audit_park(c);
@@ -304,15 +339,15 @@ bool mcp_result_hold(struct mcp_conn *c)
 {
 	struct ag_daemon *d = c->l->d;
 
-	if (c->audit.result_held)
+	if (c->r->audit.result_held)
 		return true;
-	if (d->audit_durability != AG_AUDIT_STRICT || !c->audit.seq)
+	if (d->audit_durability != AG_AUDIT_STRICT || !c->r->audit.seq)
 		return false;
-	if (ag_audit_durable(d->audit) >= c->audit.seq) {
-		c->audit.seq = 0; /* checked once per call */
+	if (ag_audit_durable(d->audit) >= c->r->audit.seq) {
+		c->r->audit.seq = 0; /* checked once per call */
 		return false;
 	}
-	c->audit.result_held = true;
+	c->r->audit.result_held = true;
 	audit_park(c);
 	return true;
 }
@@ -322,11 +357,11 @@ static void result_woken(struct mcp_conn *c, uint64_t durable, bool failed)
 {
 	struct ag_daemon *d = c->l->d;
 
-	if (durable >= c->audit.seq) {
+	if (durable >= c->r->audit.seq) {
 		ag_list_del(&c->wait);
-		c->audit.result_held = false;
-		c->audit.seq = 0;
-		ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->audit.held_ns);
+		c->r->audit.result_held = false;
+		c->r->audit.seq = 0;
+		ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->r->audit.held_ns);
 		mcp_resp_parse(c);
 	} else if (failed) {
 		/* Fail closed: no result reaches the agent before its record is durable. */
@@ -346,11 +381,11 @@ static void audit_woken(struct ag_waitq *q)
 		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
 
 		next = pos->next;
-		if (c->audit.result_held) {
+		if (c->r->audit.result_held) {
 			result_woken(c, durable, failed);
-		} else if (audit_forwardable(d, c->audit.seq)) {
+		} else if (audit_forwardable(d, c->r->audit.seq)) {
 			ag_list_del(&c->wait);
-			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->audit.held_ns);
+			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->r->audit.held_ns);
 			mcp_request_forward(c);
 		} else if (failed) {
 			/* Fail closed: an unrecorded call is never made. */
@@ -368,9 +403,10 @@ static void request_end(struct mcp_conn *c)
 		http_svc_request(c);
 		return;
 	}
-	if (c->call.verb == AG_MCP_VERB_POST) {
+	if (c->r->call.verb == AG_MCP_VERB_POST) {
 		/* Looked up now, and forgotten once decided (see struct mcp_conn). */
-		if (c->legacy.sid[0] && !(c->legacy.post = mcp_legacy_find(c, c->legacy.sid))) {
+		if (c->r->legacy.sid[0] &&
+		    !(c->r->legacy.post = mcp_legacy_find(c, c->r->legacy.sid))) {
 			mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
 					   "the legacy session's stream has ended");
 			return;
@@ -379,11 +415,13 @@ static void request_end(struct mcp_conn *c)
 		if (c->in && !ag_inbound_body(c))
 			return;
 		mcp_request_decide(c);
-		c->legacy.post = NULL;
+		/* Decided: the request may be over, and with it c->r. */
+		if (c->r)
+			c->r->legacy.post = NULL;
 		return;
 	}
 	/* Only a POST body is decided: no other method may carry one past us. */
-	if (c->call.body.len) {
+	if (c->r->call.body.len) {
 		mcp_refuse(c, 400, AG_JSONRPC_INVALID_REQUEST,
 			   "only POST requests may carry a body on a governed route");
 		return;
@@ -399,17 +437,31 @@ static void req_parse(struct mcp_conn *c)
 	while (c->state == MC_REQUEST && !c->closing_after) {
 		ssize_t n;
 
+		if (!c->r) {
+			/* Idle: nothing of a request yet, and nothing held for one. */
+			if (!c->a.in_len) {
+				/* Between requests an EOF is the agent's clean goodbye. */
+				if (c->a.eof)
+					mcp_conn_close(c, "ok", NULL);
+				else
+					ag_stream_read(&c->a);
+				return;
+			}
+			if (!req_begin(c))
+				return;
+		}
 		if (!c->head_started && c->a.in_len) {
 			c->head_started = true;
 			c->watch.head_ns = ag_fair_head_due(c->l);
 		}
-		n = ag_http_parse(&c->req, ag_stream_data(&c->a), c->a.in_len, &ev);
+		n = ag_http_parse(&c->r->req, ag_stream_data(&c->a), c->a.in_len, &ev);
 		if (n < 0) {
 			char msg[256];
 
-			snprintf(msg, sizeof(msg), "Invalid HTTP request: %.200s", c->req.err.msg);
+			snprintf(msg, sizeof(msg), "Invalid HTTP request: %.200s",
+				 c->r->req.err.msg);
 			snprintf(c->error, sizeof(c->error), "agent: %s",
-				 ag_http_error_name(c->req.error));
+				 ag_http_error_name(c->r->req.error));
 			mcp_refuse(c, n == -E2BIG ? 413 : 400, AG_JSONRPC_INVALID_REQUEST, msg);
 			return;
 		}
@@ -418,7 +470,7 @@ static void req_parse(struct mcp_conn *c)
 		case AG_HTTP_EV_NEED_MORE:
 			if (c->a.eof) {
 				/* Between requests an EOF is the agent's clean goodbye. */
-				if (ag_http_parse_eof(&c->req, &ev))
+				if (ag_http_parse_eof(&c->r->req, &ev))
 					mcp_conn_close(c, "error", "agent: request truncated");
 				else
 					mcp_conn_close(c, "ok", NULL);
@@ -432,7 +484,7 @@ static void req_parse(struct mcp_conn *c)
 				return;
 			break;
 		case AG_HTTP_EV_BODY:
-			if (ag_buf_put(&c->call.body, ev.data, ev.len,
+			if (ag_buf_put(&c->r->call.body, ev.data, ev.len,
 				       ag_http_default_limits.max_body)) {
 				mcp_conn_close(c, "error", "out of memory");
 				return;
@@ -452,15 +504,19 @@ void mcp_req_next(struct mcp_conn *c)
 		return;
 	http_svc_done(c);
 	c->state = MC_REQUEST;
-	if (!c->call.keep_alive || c->closing_after) {
+	/* A legacy session ends with its GET stream: nothing may be injected
+	 * into the next request's bytes. */
+	if (c->legacy.stream)
+		c->closing_after = true;
+	mcp_upstream_done(c, true);
+	if (!c->r->call.keep_alive || c->closing_after) {
 		c->closing_after = true;
 		ag_stream_shutdown(&c->a);
 		ag_stream_read(&c->a);
 		return;
 	}
-	/* Armed while idle, so an upstream that times out is noticed at once. */
-	if (c->u)
-		ag_stream_read(c->u);
+	/* Nothing of it is read after this: every caller returns at once. */
+	req_end(c);
 	c->head_started = false;
 	req_parse(c);
 }
@@ -489,8 +545,8 @@ static void agent_event(struct ag_stream *s, enum ag_stream_ev ev)
 			 */
 			if (ev == AG_STREAM_EOF &&
 			    (c->state == MC_APPROVAL ||
-			     (c->state == MC_RESPONSE && c->reply.mode == RM_SSE &&
-			      c->reply.head_sent)))
+			     (c->state == MC_RESPONSE && c->r->reply.mode == RM_SSE &&
+			      c->r->reply.head_sent)))
 				mcp_conn_close(c, "ok", NULL);
 			else if (ev == AG_STREAM_EOF)
 				c->closing_after = true;
@@ -554,12 +610,7 @@ static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm
 	struct mcp_conn *c = calloc(1, sizeof(*c));
 	char dst[64];
 
-	if (!c || ag_admission_chain_dup(adm, &c->dg) ||
-	    ag_stream_init(&c->a, l, &c->own, fd, "agent")) {
-		if (c) {
-			free(c->a.in);
-			free(c->dg);
-		}
+	if (!c || ag_admission_chain_dup(adm, &c->dg)) {
 		free(c);
 		ag_inbound_conn_end(d, in);
 		ag_log(AG_LOG_ERROR, "mcp_conn", "agent=%s result=error error=\"out of memory\"",
@@ -568,6 +619,7 @@ static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm
 		close(fd);
 		return;
 	}
+	ag_stream_init(&c->a, l, &c->own, fd, "agent");
 	mcp_no_delay(fd);
 	c->own.release = conn_release;
 	ag_list_init(&c->wait);
@@ -590,10 +642,6 @@ static void conn_start(struct ag_loop *l, int fd, const struct ag_admission *adm
 	d->stats.conns_total++;
 	d->stats.conns_active++;
 	ag_metrics_conn(d->metrics, c->agent, 1);
-	if (ag_http_parser_init(&c->req, true, NULL, &err)) {
-		mcp_conn_close(c, "error", err.msg);
-		return;
-	}
 	if (tls) {
 		struct ag_tls *t;
 
@@ -652,6 +700,7 @@ void ag_mcp_stop(struct ag_loop *l)
 		next = pos->next;
 		mcp_conn_close(ag_container_of(pos, struct mcp_conn, node), "shutdown", NULL);
 	}
+	mcp_pools_stop(l->mcp);
 	if (l->mcp->audit_q.armed)
 		ag_ring_cancel_fd(&l->ring, l->mcp->audit_q.fd);
 	if (l->mcp->cred_q.armed)
@@ -686,7 +735,7 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 	if (!d->conf.nr_servers)
 		return 0;
 	mcp->client_ctx = calloc(d->conf.nr_servers, sizeof(*mcp->client_ctx));
-	if (!mcp->client_ctx)
+	if (!mcp->client_ctx || mcp_pools_new(mcp, d->conf.nr_servers))
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
 	for (int i = 0; i < d->conf.nr_servers && mcp->cred_q.fd < 0; i++)
 		if (d->conf.servers[i].cred == AG_CRED_OAUTH &&
@@ -730,6 +779,7 @@ void ag_mcp_fini(struct ag_loop *l)
 		if (mcp->client_ctx[i])
 			SSL_CTX_free(mcp->client_ctx[i]);
 	free(mcp->client_ctx);
+	free(mcp->pools);
 	ag_creds_free(mcp->creds);
 	if (mcp->cred_q.fd >= 0)
 		close(mcp->cred_q.fd);

@@ -31,7 +31,7 @@ static const char *endpoint(const struct ag_server_conf *srv)
 }
 
 /*
- * Where the request goes upstream, set in c->call.fwd_target: the configured
+ * Where the request goes upstream, set in c->r->call.fwd_target: the configured
  * endpoint, or for a POST to a legacy session's message endpoint, that
  * endpoint as the server announced it.  Anything else on the tool server's
  * origin is refused: the gateway's credential and decision are for the
@@ -52,21 +52,21 @@ static int request_target(struct mcp_conn *c, const struct ag_http_msg *m)
 	}
 	if (m->target_len == strlen(want) && !memcmp(m->target, want, m->target_len))
 		goto found;
-	if (!c->in && c->call.verb == AG_MCP_VERB_POST && t.query &&
-	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->legacy.sid,
-				 sizeof(c->legacy.sid), &err) &&
-	    (s = mcp_legacy_find(c, c->legacy.sid)) && s->path_len == t.path_len &&
+	if (!c->in && c->r->call.verb == AG_MCP_VERB_POST && t.query &&
+	    !ag_query_only_param(t.query, t.query_len, "sessionId", c->r->legacy.sid,
+				 sizeof(c->r->legacy.sid), &err) &&
+	    (s = mcp_legacy_find(c, c->r->legacy.sid)) && s->path_len == t.path_len &&
 	    !memcmp(s->target, t.path, t.path_len)) {
 		target = s->target;
 		goto found;
 	}
-	c->legacy.sid[0] = '\0';
+	c->r->legacy.sid[0] = '\0';
 	/* Fail closed: not the endpoint the decision is about. */
 	mcp_refuse_request(c, 404, AG_JSONRPC_INVALID_REQUEST,
 			   "not the tool server's MCP endpoint (nor an open session's)");
 	return -1;
 found:
-	if (!(c->call.fwd_target = strdup(target))) {
+	if (!(c->r->call.fwd_target = strdup(target))) {
 		mcp_conn_close(c, "error", "out of memory");
 		return -1;
 	}
@@ -101,14 +101,14 @@ static bool authority_ok(struct mcp_conn *c, const struct ag_http_msg *m)
 /* Checks a request head before any of its body is read. */
 bool mcp_request_head(struct mcp_conn *c)
 {
-	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_msg *m = &c->r->req.msg;
 	const struct ag_http_header *h;
 	char version[32];
 	struct ag_err err;
 
 	mcp_request_reset(c);
-	c->call.ns = ag_now_ns();
-	c->call.keep_alive = m->keep_alive;
+	c->r->call.ns = ag_now_ns();
+	c->r->call.keep_alive = m->keep_alive;
 	/* An outside agent's token and Host are inbound.h's to check. */
 	if (c->in ? !ag_inbound_head(c) : !authority_ok(c, m))
 		return false;
@@ -118,10 +118,10 @@ bool mcp_request_head(struct mcp_conn *c)
 		return false;
 	}
 	if (c->srv->http) {
-		copy_header(m, "Host", c->call.host, sizeof(c->call.host));
+		copy_header(m, "Host", c->r->call.host, sizeof(c->r->call.host));
 		return http_svc_head(c);
 	}
-	if ((c->call.verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
+	if ((c->r->call.verb = ag_mcp_verb_of(m)) == AG_MCP_VERB_NONE) {
 		mcp_refuse_request(c, 405, AG_JSONRPC_INVALID_REQUEST,
 				   "MCP defines only POST, GET and DELETE on its endpoint");
 		return false;
@@ -130,16 +130,16 @@ bool mcp_request_head(struct mcp_conn *c)
 		mcp_refuse_request(c, 400, AG_JSONRPC_INVALID_REQUEST, err.msg);
 		return false;
 	}
-	if (c->call.verb == AG_MCP_VERB_POST && ag_mcp_body_type_check(m, &err)) {
+	if (c->r->call.verb == AG_MCP_VERB_POST && ag_mcp_body_type_check(m, &err)) {
 		mcp_refuse_request(c, 415, AG_JSONRPC_INVALID_REQUEST, err.msg);
 		return false;
 	}
 	if (request_target(c, m))
 		return false;
 	copy_header(m, "MCP-Protocol-Version", version, sizeof(version));
-	c->call.v2026 = !strcmp(version, "2026-07-28");
-	snprintf(c->call.version, sizeof(c->call.version), "%s", version);
-	copy_header(m, "Host", c->call.host, sizeof(c->call.host));
-	copy_header(m, "Mcp-Session-Id", c->call.session_id, sizeof(c->call.session_id));
+	c->r->call.v2026 = !strcmp(version, "2026-07-28");
+	snprintf(c->r->call.version, sizeof(c->r->call.version), "%s", version);
+	copy_header(m, "Host", c->r->call.host, sizeof(c->r->call.host));
+	copy_header(m, "Mcp-Session-Id", c->r->call.session_id, sizeof(c->r->call.session_id));
 	return true;
 }

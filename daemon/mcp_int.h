@@ -8,7 +8,8 @@
  *	mcp_head.c	a request head: checks applied, upstream target chosen
  *	mcp_verdict.c	a POST body: every message decided, answered or kept;
  *			escalated calls held in the approval registry
- *	mcp_upstream.c	upstream connect, forward, credentials
+ *	mcp_upstream.c	upstream connections and their per-server pools,
+ *			forward, credentials
  *	mcp_response.c	response modes: stream, buffer, SSE
  *	mcp_govern.c	what the gateway reads in a response: list filtering,
  *			output rules
@@ -69,28 +70,15 @@ enum resp_mode {
 
 struct session;
 
-struct mcp_conn {
-	struct ag_stream_owner own;
-	struct ag_list node;   /* in mcp->conns */
-	struct ag_watch watch; /* header and idle timeouts, until MC_CLOSING */
-	bool head_started;     /* a byte of the next request head came */
-	struct ag_loop *l;
-	enum mc_state state;
-	struct ag_stream a;
-	struct ag_stream *u;	   /* NULL until the first forwarded request */
-	struct ag_stream *retired; /* an upstream given up while its I/O drains */
-	bool up_ready;		   /* u connected (and TLS up) */
-	bool closing_after;	   /* end the agent connection after this response */
+/*
+ * What a request in progress holds, from its first byte to the end of its
+ * response: NULL between requests, so an idle connection keeps none of it
+ * (mcp_req_begin, mcp_req_next).
+ */
+struct mcp_req {
 	struct ag_http_parser req, resp;
 	bool resp_init;
-	const struct ag_server_conf *srv;
-	const struct ag_agent_conf *ac;
-	struct ag_origin o;
-	char agent[AG_NAME_LEN];
-	struct ag_delegation *dg; /* a sub-agent's chain (admit.h), NULL for none */
-	bool agent_tls;
-	uint64_t start_ns;
-	unsigned int requests;
+	bool up_reuse; /* the response ended, keeping its connection alive */
 	/* The request being handled (reset by mcp_request_reset). */
 	struct {
 		uint64_t ns;
@@ -116,7 +104,6 @@ struct mcp_conn {
 		uint64_t held_ns; /* when MC_AUDIT_WAIT began (metrics) */
 		bool result_held; /* strict: the answer waits in audit_q (mcp_result_hold) */
 	} audit;
-	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
 	/* The credential for the request being forwarded (creds.h): wiped once
 	 * it is in the upstream's send queue. */
 	struct {
@@ -133,14 +120,12 @@ struct mcp_conn {
 		bool waiting; /* the lone request (call.id) waits for a human */
 		struct ag_approval *approval;
 	} esc;
-	/* The legacy transport (mcp_legacy.c). */
+	/* A legacy (mcp_legacy.c) POST: its session's id, from the query; the
+	 * session itself only while the POST is decided: it goes with its GET
+	 * stream, which may close any time. */
 	struct {
-		/* A POST: its session's id, from the query; the session itself
-		 * only while the POST is decided: it goes with its GET stream,
-		 * which may close any time. */
 		char sid[SESSION_ID_MAX];
 		struct session *post;
-		struct session *stream; /* the session whose GET stream this is */
 	} legacy;
 	/* The response (mcp_response.c). */
 	struct {
@@ -158,6 +143,35 @@ struct mcp_conn {
 		struct ag_route_req req; /* its route and canonical target */
 		bool owed;		 /* forwarded: its result record is owed */
 	} http;
+};
+
+struct mcp_conn {
+	struct ag_stream_owner own;
+	struct ag_list node;   /* in mcp->conns */
+	struct ag_watch watch; /* header and idle timeouts, until MC_CLOSING */
+	bool head_started;     /* a byte of the next request head came */
+	struct ag_loop *l;
+	enum mc_state state;
+	struct ag_stream a;
+	/* The upstream carrying the request (&mcp_up.s): taken from its tool
+	 * server's pool or connected when the request is forwarded, given
+	 * back when its response ends (mcp_upstream.c). */
+	struct ag_stream *u;
+	bool up_ready;	    /* u connected (and TLS up) */
+	bool closing_after; /* end the agent connection after this response */
+	struct mcp_req *r;  /* the request in progress, NULL between requests */
+	const struct ag_server_conf *srv;
+	const struct ag_agent_conf *ac;
+	struct ag_origin o;
+	char agent[AG_NAME_LEN];
+	struct ag_delegation *dg; /* a sub-agent's chain (admit.h), NULL for none */
+	bool agent_tls;
+	uint64_t start_ns;
+	unsigned int requests;
+	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
+	struct {
+		struct session *stream; /* the legacy session whose GET stream this is */
+	} legacy;
 	/* What the connection log line says. */
 	const char *result;
 	char error[192];
@@ -191,6 +205,8 @@ struct ag_mcp {
 	struct ag_tls_ca *ca;
 	SSL_CTX *server_ctx;
 	SSL_CTX **client_ctx; /* per tool server with an https upstream */
+	struct mcp_pool *pools;	     /* per tool server: its idle upstreams */
+	unsigned int upstreams_open; /* upstream connections, in use, idle or closing */
 	struct ag_creds *creds;
 	struct ag_waitq cred_q; /* calls waiting for an OAuth token (MC_CRED_WAIT) */
 	struct ag_outrules *outrules;
@@ -239,6 +255,13 @@ void mcp_approval_cancel(struct mcp_conn *c);
 void mcp_request_decide(struct mcp_conn *c);
 
 /* mcp_upstream.c */
+struct mcp_pool;
+int mcp_pools_new(struct ag_mcp *mcp, int nr_servers);
+/* Closes the idle upstreams: the loop is stopping. */
+void mcp_pools_stop(struct ag_mcp *mcp);
+/* The request is over (done: its response ended): its upstream goes back
+ * to the pool when it can carry another, else it is closed. */
+void mcp_upstream_done(struct mcp_conn *c, bool done);
 void mcp_cred_wipe(struct mcp_conn *c);
 void mcp_no_delay(int fd);
 void mcp_request_forward(struct mcp_conn *c);

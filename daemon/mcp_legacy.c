@@ -47,8 +47,8 @@ int mcp_inject_pending(struct mcp_conn *c)
 	int ret = 0;
 
 	if (!s || !json_array_size(s->inject) || c->state != MC_RESPONSE ||
-	    c->reply.mode != RM_SSE ||
-	    c->reply.held.len || !ag_sse_at_boundary(&c->reply.sse))
+	    c->r->reply.mode != RM_SSE || c->r->reply.held.len ||
+	    !ag_sse_at_boundary(&c->r->reply.sse))
 		return 0;
 	json_array_foreach(s->inject, i, v)
 		if ((ret = mcp_send_event(c, NULL, 0, v)))
@@ -105,11 +105,10 @@ int mcp_legacy_answer(struct mcp_conn *c)
 	json_t *v;
 	int ret;
 
-	json_array_foreach(c->call.extra, i, v)
-		if (mcp_list_append(&c->legacy.post->inject, v))
-			return -ENOMEM;
-	ret = mcp_send_local(c, 202, NULL, c->call.keep_alive);
-	if (mcp_inject_pending(c->legacy.post->stream))
-		mcp_conn_close(c->legacy.post->stream, "error", "could not write to the agent");
+	json_array_foreach(c->r->call.extra, i,
+			   v) if (mcp_list_append(&c->r->legacy.post->inject, v)) return -ENOMEM;
+	ret = mcp_send_local(c, 202, NULL, c->r->call.keep_alive);
+	if (mcp_inject_pending(c->r->legacy.post->stream))
+		mcp_conn_close(c->r->legacy.post->stream, "error", "could not write to the agent");
 	return ret;
 }

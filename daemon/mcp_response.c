@@ -22,7 +22,7 @@ static int send_chunk(struct mcp_conn *c, const void *data, size_t len)
 
 	if (!len)
 		return 0;
-	if (!c->reply.chunked_down)
+	if (!c->r->reply.chunked_down)
 		return ag_stream_write(&c->a, data, len);
 	n = ag_http_chunk_prefix(len, prefix);
 	if ((ret = ag_stream_write(&c->a, prefix, n)) || (ret = ag_stream_write(&c->a, data, len)))
@@ -36,24 +36,24 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 	struct ag_http_edit e = {
 		.framing = framing,
 		.content_length = length,
-		.keep_alive = c->call.keep_alive && c->resp.msg.keep_alive,
+		.keep_alive = c->r->call.keep_alive && c->r->resp.msg.keep_alive,
 	};
 	struct ag_err err;
 	size_t hlen;
 	int ret;
 
 	/* An HTTP/1.0 agent cannot take chunks: the close delimits instead. */
-	if (framing == AG_HTTP_BODY_CHUNKED && c->req.msg.version_minor == 0) {
+	if (framing == AG_HTTP_BODY_CHUNKED && c->r->req.msg.version_minor == 0) {
 		e.framing = AG_HTTP_BODY_NONE;
 		e.keep_alive = false;
 	}
-	c->reply.chunked_down = e.framing == AG_HTTP_BODY_CHUNKED;
+	c->r->reply.chunked_down = e.framing == AG_HTTP_BODY_CHUNKED;
 	if (!e.keep_alive)
 		c->closing_after = true;
-	if ((ret = ag_http_serialize_head(&c->resp.msg, &e, mcp->head, sizeof(mcp->head), &hlen,
+	if ((ret = ag_http_serialize_head(&c->r->resp.msg, &e, mcp->head, sizeof(mcp->head), &hlen,
 					  &err)))
 		return ret;
-	c->reply.head_sent = true;
+	c->r->reply.head_sent = true;
 	return ag_stream_write(&c->a, mcp->head, hlen);
 }
 
@@ -66,20 +66,21 @@ static json_t *parse_json(const void *data, size_t len)
 /* RM_BUFFER at the end: filter, merge the gateway's answers, send whole. */
 static int buffer_finish(struct mcp_conn *c)
 {
-	json_t *root = c->reply.body.len ? parse_json(c->reply.body.p, c->reply.body.len) : NULL;
+	json_t *root =
+	    c->r->reply.body.len ? parse_json(c->r->reply.body.p, c->r->reply.body.len) : NULL;
 	char *text = NULL;
-	const void *out = c->reply.body.p;
-	size_t len = c->reply.body.len;
+	const void *out = c->r->reply.body.p;
+	size_t len = c->r->reply.body.len;
 	int changed = 0, ret;
 
 	/* What cannot be read cannot be governed: it does not pass. */
-	if (!root && c->reply.body.len)
+	if (!root && c->r->reply.body.len)
 		return -EPROTO;
 	if (root && (changed = mcp_inspect_messages(c, root)) < 0) {
 		json_decref(root);
 		return changed;
 	}
-	if (c->call.extra) {
+	if (c->r->call.extra) {
 		/* Answers of the gateway join the upstream's: one array. */
 		json_t *all = json_is_array(root) ? json_incref(root) : json_array();
 		size_t i;
@@ -91,13 +92,12 @@ static int buffer_finish(struct mcp_conn *c)
 		}
 		if (root && !json_is_array(root))
 			json_array_append(all, root);
-		json_array_foreach(c->call.extra, i, v)
-			json_array_append(all, v);
+		json_array_foreach(c->r->call.extra, i, v) json_array_append(all, v);
 		json_decref(root);
 		root = all;
 		changed = 1;
-		if (c->reply.status == 202 || c->reply.status == 204)
-			c->resp.msg.status = c->reply.status = 200;
+		if (c->r->reply.status == 202 || c->r->reply.status == 204)
+			c->r->resp.msg.status = c->r->reply.status = 200;
 	}
 	if (changed) {
 		if (!(text = json_dumps(root, JSON_COMPACT))) {
@@ -120,9 +120,9 @@ static int buffer_finish(struct mcp_conn *c)
 
 static int flush_held(struct mcp_conn *c)
 {
-	int ret = send_chunk(c, c->reply.held.p, c->reply.held.len);
+	int ret = send_chunk(c, c->r->reply.held.p, c->r->reply.held.len);
 
-	c->reply.held.len = 0;
+	c->r->reply.held.len = 0;
 	return ret;
 }
 
@@ -169,7 +169,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		return flush_held(c);
 	if (!(root = parse_json(ev->data, ev->data_len))) {
 		/* It might be a result or a list: what cannot be read does not pass. */
-		c->reply.held.len = 0;
+		c->r->reply.held.len = 0;
 		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
 		       "reason=\"a message event that is not one JSON value\"%s",
 		       c->agent, c->srv->name, mcp_owes_answer(c) ? " owed=yes" : "");
@@ -180,7 +180,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		return ret ? ret : flush_held(c);
 	}
 	/* The held bytes are this event (and maybe comments before it). */
-	c->reply.held.len = 0;
+	c->r->reply.held.len = 0;
 	ret = mcp_send_event(c, ev->id, ev->id_len, root);
 	json_decref(root);
 	return ret;
@@ -192,11 +192,11 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 	int ret;
 
 	do {
-		ssize_t n = ag_sse_parse(&c->reply.sse, data, len, &ev);
+		ssize_t n = ag_sse_parse(&c->r->reply.sse, data, len, &ev);
 
 		if (n < 0)
 			return (int)n;
-		if ((ret = ag_buf_put(&c->reply.held, data, n, HELD_MAX)))
+		if ((ret = ag_buf_put(&c->r->reply.held, data, n, HELD_MAX)))
 			return ret;
 		data += n;
 		len -= n;
@@ -204,18 +204,18 @@ static int sse_feed(struct mcp_conn *c, const uint8_t *data, size_t len)
 			return ret;
 	} while (ev.type != AG_SSE_EV_NEED_MORE);
 	/* Comments and blank lines go on at once: keep-alives must not wait. */
-	if (ag_sse_at_boundary(&c->reply.sse) && c->reply.held.len && (ret = flush_held(c)))
+	if (ag_sse_at_boundary(&c->r->reply.sse) && c->r->reply.held.len && (ret = flush_held(c)))
 		return ret;
 	return mcp_inject_pending(c);
 }
 
 static int response_head(struct mcp_conn *c)
 {
-	const struct ag_http_msg *m = &c->resp.msg;
+	const struct ag_http_msg *m = &c->r->resp.msg;
 	const struct ag_http_header *h;
 	struct ag_err err;
 
-	c->reply.status = m->status;
+	c->r->reply.status = m->status;
 	if (m->status < 200)
 		return 0; /* interim: the gateway never sent Expect, nothing to pass on */
 	/* The refusal is of the gateway's credential, not the agent's: its
@@ -235,17 +235,17 @@ static int response_head(struct mcp_conn *c)
 	     ag_mcp_content_type_is(m, "text/event-stream")))
 		return -EPROTO;
 	if (ag_mcp_content_type_is(m, "text/event-stream")) {
-		c->reply.mode = RM_SSE;
-		if (ag_sse_parser_init(&c->reply.sse, SSE_EVENT_MAX, &err))
+		c->r->reply.mode = RM_SSE;
+		if (ag_sse_parser_init(&c->r->reply.sse, SSE_EVENT_MAX, &err))
 			return -ENOMEM;
-		c->reply.sse_init = true;
+		c->r->reply.sse_init = true;
 		return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
 	}
-	if (c->call.extra || ag_mcp_content_type_is(m, "application/json")) {
-		c->reply.mode = RM_BUFFER;
+	if (c->r->call.extra || ag_mcp_content_type_is(m, "application/json")) {
+		c->r->reply.mode = RM_BUFFER;
 		return 0;
 	}
-	c->reply.mode = RM_STREAM;
+	c->r->reply.mode = RM_STREAM;
 	if (m->framing == AG_HTTP_BODY_LENGTH || m->framing == AG_HTTP_BODY_NONE)
 		return send_resp_head(c, m->framing, m->content_length);
 	return send_resp_head(c, AG_HTTP_BODY_CHUNKED, 0);
@@ -253,11 +253,11 @@ static int response_head(struct mcp_conn *c)
 
 static int response_body(struct mcp_conn *c, const uint8_t *data, size_t len)
 {
-	switch (c->reply.mode) {
+	switch (c->r->reply.mode) {
 	case RM_SSE:
 		return sse_feed(c, data, len);
 	case RM_BUFFER:
-		return ag_buf_put(&c->reply.body, data, len, ag_http_default_limits.max_body);
+		return ag_buf_put(&c->r->reply.body, data, len, ag_http_default_limits.max_body);
 	case RM_STREAM:
 		return send_chunk(c, data, len);
 	}
@@ -268,20 +268,19 @@ static int response_end(struct mcp_conn *c)
 {
 	int ret = 0;
 
-	if (c->reply.mode == RM_BUFFER)
+	if (c->r->reply.mode == RM_BUFFER)
 		return buffer_finish(c);
-	if (c->reply.mode == RM_SSE) {
+	if (c->r->reply.mode == RM_SSE) {
 		size_t i;
 		json_t *v;
 
 		/* A stream cut inside an event: pass on what was held anyway. */
 		if ((ret = flush_held(c)))
 			return ret;
-		json_array_foreach(c->call.extra, i, v)
-			if ((ret = mcp_send_event(c, NULL, 0, v)))
-				return ret;
+		json_array_foreach(c->r->call.extra, i,
+				   v) if ((ret = mcp_send_event(c, NULL, 0, v))) return ret;
 	}
-	if (c->reply.chunked_down)
+	if (c->r->reply.chunked_down)
 		ret = ag_stream_write(&c->a, AG_HTTP_CHUNK_LAST, strlen(AG_HTTP_CHUNK_LAST));
 	return ret;
 }
@@ -289,7 +288,7 @@ static int response_end(struct mcp_conn *c)
 void mcp_response_fail(struct mcp_conn *c, const char *why)
 {
 	/* Before the head went out the agent can still get a clean error. */
-	if (!c->reply.head_sent) {
+	if (!c->r->reply.head_sent) {
 		snprintf(c->error, sizeof(c->error), "%s", why);
 		mcp_refuse(c, 502, AG_JSONRPC_INTERNAL_ERROR,
 			   "the tool server's response was invalid");
@@ -314,11 +313,12 @@ void mcp_resp_parse(struct mcp_conn *c)
 			return;
 		if (!c->u)
 			return;
-		n = ag_http_parse(&c->resp, ag_stream_data(c->u), c->u->in_len, &ev);
+		n = ag_http_parse(&c->r->resp, ag_stream_data(c->u), c->u->in_len, &ev);
 		if (n < 0) {
 			char msg[192];
 
-			snprintf(msg, sizeof(msg), "upstream: %s", ag_http_error_name(c->resp.error));
+			snprintf(msg, sizeof(msg), "upstream: %s",
+				 ag_http_error_name(c->r->resp.error));
 			mcp_response_fail(c, msg);
 			return;
 		}
@@ -326,7 +326,8 @@ void mcp_resp_parse(struct mcp_conn *c)
 		switch (ev.type) {
 		case AG_HTTP_EV_NEED_MORE:
 			if (c->u->eof) {
-				if (ag_http_parse_eof(&c->resp, &ev) || ev.type != AG_HTTP_EV_END) {
+				if (ag_http_parse_eof(&c->r->resp, &ev) ||
+				    ev.type != AG_HTTP_EV_END) {
 					mcp_response_fail(c, "upstream: response truncated");
 					return;
 				}
@@ -358,10 +359,12 @@ void mcp_resp_parse(struct mcp_conn *c)
 		if (c->state == MC_CLOSING)
 			return;
 		if (ev.type == AG_HTTP_EV_END || (ev.type == AG_HTTP_EV_NEED_MORE && c->u->eof)) {
-			if (c->reply.status < 200)
+			if (c->r->reply.status < 200)
 				continue;
-			if (!c->resp.msg.keep_alive)
+			if (!c->r->resp.msg.keep_alive)
 				c->closing_after = true;
+			else
+				c->r->up_reuse = ev.type == AG_HTTP_EV_END; /* mcp_upstream_done */
 			if ((ret = response_end(c))) {
 				mcp_response_fail(
 				    c, ret == -EPROTO

@@ -47,7 +47,7 @@ static char *id_key(json_t *id)
  */
 static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 {
-	json_t **pending = c->legacy.post ? &c->legacy.post->pending : &c->call.pending;
+	json_t **pending = c->r->legacy.post ? &c->r->legacy.post->pending : &c->r->call.pending;
 	json_t *what;
 	char *key;
 	int ret = -EEXIST;
@@ -73,7 +73,7 @@ static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
  * set; NULL when nothing was. */
 json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 {
-	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->call.pending, *what;
+	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->r->call.pending, *what;
 	char *key = id_key(id);
 
 	what = key ? json_incref(json_object_get(pending, key)) : NULL;
@@ -86,7 +86,8 @@ json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
 /* Whether an answer the gateway must read is owed on this connection. */
 bool mcp_owes_answer(const struct mcp_conn *c)
 {
-	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->call.pending) > 0;
+	return json_object_size(c->legacy.stream ? c->legacy.stream->pending : c->r->call.pending) >
+	       0;
 }
 
 /* The gateway's answer to one refused message (NULL for notifications). */
@@ -104,7 +105,7 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 
 		meta = json_pack("{s:s,s:s}", "decision", ag_policy_outcome_name(dec->kind), "rule",
 				 dec->rule);
-		r = ag_mcp_tool_denied(m->id, dec->reason, meta, c->call.v2026);
+		r = ag_mcp_tool_denied(m->id, dec->reason, meta, c->r->call.v2026);
 		json_decref(meta);
 		return r;
 	}
@@ -129,7 +130,7 @@ static json_t *denial(const struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 
 /*
  * Decides every message of the body.  Returns the number forwarded; the
- * refused ones have their answers in c->call.extra.  -ENOMEM on failure.
+ * refused ones have their answers in c->r->call.extra.  -ENOMEM on failure.
  */
 static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **keep)
 {
@@ -147,15 +148,16 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			/* Only a lone request can wait for a human: an element of a
 			 * batch would hold its neighbours' answers, and a legacy POST
 			 * is answered on another connection. */
-			ag_decide_message(&x, m, b->count == 1 && !c->legacy.post, &dec);
+			ag_decide_message(&x, m, b->count == 1 && !c->r->legacy.post, &dec);
 			if (m->mcp == AG_MCP_TOOLS_CALL || m->mcp == AG_MCP_RESOURCES_READ ||
 			    m->mcp == AG_MCP_PROMPTS_GET)
 				mcp_audit_decision(c, m, &dec);
 		}
 		if (dec.kind == AG_OUTCOME_ESCALATE) {
-			snprintf(c->esc.tool, sizeof(c->esc.tool), "%s", m->name);
-			snprintf(c->esc.reason, sizeof(c->esc.reason), "%s", dec.reason);
-			c->esc.waiting = true; /* its id is req_id: only a lone request escalates */
+			snprintf(c->r->esc.tool, sizeof(c->r->esc.tool), "%s", m->name);
+			snprintf(c->r->esc.reason, sizeof(c->r->esc.reason), "%s", dec.reason);
+			c->r->esc.waiting =
+			    true; /* its id is req_id: only a lone request escalates */
 			dec.kind = AG_OUTCOME_ALLOW; /* forwarded once approved */
 		}
 		if (dec.kind == AG_OUTCOME_ALLOW) {
@@ -165,16 +167,16 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			if ((ret = remember_request(c, m)))
 				return ret;
 			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
-				snprintf(c->call.tool, sizeof(c->call.tool), "%s", m->name);
-			if (b->count == 1 && m->id && !c->call.id)
-				c->call.id = json_incref(m->id);
+				snprintf(c->r->call.tool, sizeof(c->r->call.tool), "%s", m->name);
+			if (b->count == 1 && m->id && !c->r->call.id)
+				c->r->call.id = json_incref(m->id);
 			continue;
 		}
 		ag_fair_refused(c->l, &c->o,
 				dec.kind == AG_OUTCOME_HIDDEN ? "mcp_hidden" : "mcp_denied");
 		if (!(answer = denial(c, m, &dec)))
 			continue;
-		if (mcp_list_append(&c->call.extra, answer)) {
+		if (mcp_list_append(&c->r->call.extra, answer)) {
 			json_decref(answer);
 			return -ENOMEM;
 		}
@@ -189,13 +191,13 @@ static int answer_locally(struct mcp_conn *c)
 	json_t *body = NULL;
 	int ret;
 
-	if (c->legacy.post)
+	if (c->r->legacy.post)
 		return mcp_legacy_answer(c);
-	if (!c->call.extra)
-		return mcp_send_local(c, 202, NULL, c->call.keep_alive);
-	body = c->call.extra_batch ? json_incref(c->call.extra)
-				   : json_incref(json_array_get(c->call.extra, 0));
-	ret = mcp_send_local(c, 200, body, c->call.keep_alive);
+	if (!c->r->call.extra)
+		return mcp_send_local(c, 202, NULL, c->r->call.keep_alive);
+	body = c->r->call.extra_batch ? json_incref(c->r->call.extra)
+				      : json_incref(json_array_get(c->r->call.extra, 0));
+	ret = mcp_send_local(c, 200, body, c->r->call.keep_alive);
 	json_decref(body);
 	return ret;
 }
@@ -203,9 +205,9 @@ static int answer_locally(struct mcp_conn *c)
 /* The connection no longer waits for a human: its approval goes. */
 void mcp_approval_cancel(struct mcp_conn *c)
 {
-	if (c->esc.approval)
-		ag_approval_drop(c->esc.approval);
-	c->esc.approval = NULL;
+	if (c->r->esc.approval)
+		ag_approval_drop(c->r->esc.approval);
+	c->r->esc.approval = NULL;
 }
 
 /* A human (or the clock) decided the held call of c (an ag_approval_ops). */
@@ -217,8 +219,8 @@ static void approval_decided(void *owner, uint64_t id, bool allow, const char *b
 	char reason[320];
 	json_t *answer, *meta;
 
-	c->esc.approval = NULL;
-	if (allow && ag_decide_approved(&x, c->esc.tool)) {
+	c->r->esc.approval = NULL;
+	if (allow && ag_decide_approved(&x, c->r->esc.tool)) {
 		allow = false;
 		why = "the approval could not be recorded in the session";
 	}
@@ -230,14 +232,14 @@ static void approval_decided(void *owner, uint64_t id, bool allow, const char *b
 		return;
 	}
 	c->state = MC_REQUEST;
-	snprintf(reason, sizeof(reason), "%s (%s)", c->esc.reason, why);
+	snprintf(reason, sizeof(reason), "%s (%s)", c->r->esc.reason, why);
 	meta = json_pack("{s:s,s:s}", "decision", "deny", "rule", "approval");
-	answer = ag_mcp_tool_denied(c->call.id, reason, meta, c->call.v2026);
+	answer = ag_mcp_tool_denied(c->r->call.id, reason, meta, c->r->call.v2026);
 	json_decref(meta);
-	json_decref(c->call.extra);
-	c->call.extra = answer ? json_pack("[o]", answer) : NULL;
-	c->call.extra_batch = false;
-	if (!c->call.extra || answer_locally(c)) {
+	json_decref(c->r->call.extra);
+	c->r->call.extra = answer ? json_pack("[o]", answer) : NULL;
+	c->r->call.extra_batch = false;
+	if (!c->r->call.extra || answer_locally(c)) {
 		mcp_conn_close(c, "error", "could not answer the agent");
 		return;
 	}
@@ -250,10 +252,10 @@ static json_t *approval_describe(void *owner, uint64_t id, uint64_t waited_ms,
 {
 	struct mcp_conn *c = owner;
 
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id,
-			 "agent", c->agent, "server", c->srv->name, "tool", c->esc.tool, "reason",
-			 c->esc.reason, "request_id", c->call.id, "session",
-			 c->call.session_id[0] ? c->call.session_id : NULL, "waited_ms",
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:O?,s:s?,s:I,s:I}", "id", (json_int_t)id, "agent",
+			 c->agent, "server", c->srv->name, "tool", c->r->esc.tool, "reason",
+			 c->r->esc.reason, "request_id", c->r->call.id, "session",
+			 c->r->call.session_id[0] ? c->r->call.session_id : NULL, "waited_ms",
 			 (json_int_t)waited_ms, "timeout_ms", (json_int_t)timeout_ms);
 }
 
@@ -270,16 +272,16 @@ static void approval_hold(struct mcp_conn *c)
 		mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR, "the gateway cannot hold this call");
 		return;
 	}
-	c->esc.approval = a;
+	c->r->esc.approval = a;
 	c->state = MC_APPROVAL;
 	ag_log(AG_LOG_INFO, "approval_wait", "id=%llu agent=%s server=%s tool=%s",
-	       (unsigned long long)ag_approval_id(a), c->agent, c->srv->name, c->esc.tool);
+	       (unsigned long long)ag_approval_id(a), c->agent, c->srv->name, c->r->esc.tool);
 }
 
 /* A POST body: decide each message, then forward, answer, or both. */
 void mcp_request_decide(struct mcp_conn *c)
 {
-	const struct ag_http_msg *m = &c->req.msg;
+	const struct ag_http_msg *m = &c->r->req.msg;
 	const struct ag_http_header *mh = ag_http_find(m, "Mcp-Method", NULL);
 	const struct ag_http_header *nh = ag_http_find(m, "Mcp-Name", NULL);
 	struct ag_jsonrpc_body b;
@@ -287,7 +289,7 @@ void mcp_request_decide(struct mcp_conn *c)
 	json_t *keep = NULL;
 	int fwd = -ENOMEM;
 
-	if (ag_jsonrpc_parse(c->call.body.p, c->call.body.len, NULL, &b, &err)) {
+	if (ag_jsonrpc_parse(c->r->call.body.p, c->r->call.body.len, NULL, &b, &err)) {
 		mcp_refuse(c, 400, AG_JSONRPC_PARSE_ERROR, "Parse error: the body is not one JSON value");
 		return;
 	}
@@ -300,13 +302,13 @@ void mcp_request_decide(struct mcp_conn *c)
 	}
 	/* Policy is decided on the body; the routing headers must say the same. */
 	if (ag_mcp_check_headers(&b, mh ? mh->value : NULL, mh ? mh->value_len : 0,
-				 nh ? nh->value : NULL, nh ? nh->value_len : 0, c->call.v2026,
+				 nh ? nh->value : NULL, nh ? nh->value_len : 0, c->r->call.v2026,
 				 &err)) {
 		ag_jsonrpc_body_free(&b);
 		mcp_refuse(c, 400, AG_MCP_HEADER_MISMATCH, err.msg);
 		return;
 	}
-	c->call.extra_batch = b.batch;
+	c->r->call.extra_batch = b.batch;
 	if (!(keep = json_array()) || (fwd = decide_body(c, &b, &keep)) < 0) {
 		json_decref(keep);
 		ag_jsonrpc_body_free(&b);
@@ -322,8 +324,8 @@ void mcp_request_decide(struct mcp_conn *c)
 	if (fwd) {
 		/* What was decided is what is sent: the allowed messages as the
 		 * gateway parsed them, never the agent's bytes. */
-		c->call.fwd_body = ag_mcp_body_dump(keep, b.batch, &c->call.fwd_len);
-		if (!c->call.fwd_body) {
+		c->r->call.fwd_body = ag_mcp_body_dump(keep, b.batch, &c->r->call.fwd_len);
+		if (!c->r->call.fwd_body) {
 			json_decref(keep);
 			ag_jsonrpc_body_free(&b);
 			mcp_conn_close(c, "error", "out of memory");
@@ -332,12 +334,12 @@ void mcp_request_decide(struct mcp_conn *c)
 	}
 	json_decref(keep);
 	ag_jsonrpc_body_free(&b);
-	if (c->audit.lost) {
+	if (c->r->audit.lost) {
 		mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
 			   "the gateway cannot record this call in its audit log: refused");
 		return;
 	}
-	if (c->esc.waiting) {
+	if (c->r->esc.waiting) {
 		approval_hold(c);
 		return;
 	}

@@ -2,8 +2,22 @@
 /*
  * Buffered streams for the MCP path (see stream.h).
  *
- * At most one receive and one send are in flight per stream.  Ordering
- * hazards:
+ * At most one receive and one send are in flight per stream.  The receive
+ * buffers (in, and net under TLS) exist only while bytes are on their
+ * way, so an idle connection costs no 32 KiB: with nothing buffered and
+ * the socket drained by the last receive, the stream waits with a poll
+ * (no buffer), and the buffers are allocated when the poll says bytes
+ * came.  A receive that filled its buffer is followed by another at once
+ * (a bulk transfer pays no poll per buffer); should the peer pause right
+ * then, that receive holds its buffer until the next byte or the owner's
+ * idle timeout.  Ordering hazards:
+ *  - a receive in flight owns its buffer until its completion: the
+ *    buffers are freed only where a poll is armed (arm_poll) or in fini,
+ *    when nothing is in flight; under TLS receives fill net, and an empty
+ *    in goes after each pass of OpenSSL (tls_pump);
+ *  - bytes not consumed yet (preloaded by the classifier, or kept by an
+ *    owner that stops reading: backpressure) keep the buffer: the stream
+ *    waits with a receive into its free room, not a poll;
  *  - an event handler may close the owner, and with it this stream: after
  *    every s->event() call the stream re-checks usable() before it touches
  *    the ring or its buffers again;
@@ -20,6 +34,7 @@
  *    freed stream, and the flush checks usable() as kick_send did.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +46,17 @@
 #include "loop.h"
 #include "tls.h"
 
-enum { OP_RECV = 1, OP_SEND, OP_CONNECT, OP_SHUTDOWN };
+enum { OP_RECV = 1, OP_SEND, OP_CONNECT, OP_SHUTDOWN, OP_POLL };
+
+/* The connect SQE reads the address when it is submitted, and its linked
+ * timeout the timespec, both later than the caller returns. */
+struct ag_stream_dial {
+	struct __kernel_timespec ts;
+	struct sockaddr_storage peer;
+};
+
+/* When the message cannot be allocated, the failure still says something. */
+static const char why_oom[] = "out of memory";
 
 #define CHUNK_SIZE (16 * 1024)
 /* The queue never grows beyond this: a peer that stops reading is cut off. */
@@ -46,8 +71,8 @@ void ag_stream_owner_put(struct ag_stream_owner *o)
 
 static void stream_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe);
 
-int ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owner *owner, int fd,
-		   const char *side)
+void ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owner *owner, int fd,
+		    const char *side)
 {
 	memset(s, 0, sizeof(*s));
 	s->io.complete = stream_complete;
@@ -56,8 +81,6 @@ int ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owne
 	s->fd = fd;
 	s->side = side;
 	ag_list_init(&s->send_due);
-	s->in = malloc(AG_STREAM_IN_SIZE);
-	return s->in ? 0 : -ENOMEM;
 }
 
 /* A credential sent upstream must not outlive its send in freed heap. */
@@ -81,12 +104,17 @@ void ag_stream_fini(struct ag_stream *s)
 	}
 	free(s->in);
 	free(s->net);
+	free(s->dial);
+	if (s->why != why_oom)
+		free((char *)s->why);
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
 	s->tls = NULL;
 	s->head = s->tail = NULL;
 	s->in = s->net = NULL;
+	s->dial = NULL;
+	s->why = NULL;
 }
 
 static bool usable(const struct ag_stream *s)
@@ -96,11 +124,15 @@ static bool usable(const struct ag_stream *s)
 
 static void fail(struct ag_stream *s, int error, const char *why)
 {
+	char *msg;
+
 	if (s->failed)
 		return;
 	s->failed = true;
 	s->error = error;
-	snprintf(s->why, sizeof(s->why), "%s: %s", s->side, why ? why : strerror(error));
+	if (asprintf(&msg, "%s: %.180s", s->side, why ? why : strerror(error)) < 0)
+		msg = NULL;
+	s->why = msg ? msg : why_oom;
 	if (!s->owner->closing)
 		s->event(s, AG_STREAM_ERROR);
 }
@@ -186,8 +218,7 @@ static void start_send(struct ag_stream *s)
 
 	if (!usable(s) || s->send_armed || s->tcp_pending)
 		return;
-	/* An emptied tail is kept for reuse: it has nothing to send. */
-	if (!c || c->off == c->len) {
+	if (!c) {
 		if (s->shut_pending && !s->shut_done)
 			send_shutdown(s);
 		return;
@@ -235,15 +266,12 @@ static void on_send(struct ag_stream *s, int res)
 	}
 	c->off += res;
 	s->out_len -= res;
-	if (c->off == c->len && (c != s->tail || c->len == c->cap)) {
+	/* An emptied chunk goes, the tail too: an idle stream holds none. */
+	if (c->off == c->len) {
 		s->head = c->next;
 		if (!s->head)
 			s->tail = NULL;
 		chunk_free(s, c);
-	} else if (c->off == c->len) {
-		if (s->wipe)
-			OPENSSL_cleanse(c->data, c->len);
-		c->off = c->len = 0; /* the tail, emptied: reuse it */
 	}
 	if (s->was_high && s->out_len < LOW_WATER) {
 		s->was_high = false;
@@ -316,6 +344,16 @@ void ag_stream_consume(struct ag_stream *s, size_t n)
 		s->in_off = 0;
 }
 
+/* The plaintext buffer, allocated when bytes come. */
+static bool in_alloc(struct ag_stream *s)
+{
+	if (!s->in && !(s->in = malloc(AG_STREAM_IN_SIZE))) {
+		fail(s, ENOMEM, NULL);
+		return false;
+	}
+	return true;
+}
+
 int ag_stream_preload(struct ag_stream *s, const void *buf, size_t len)
 {
 	if (len > AG_STREAM_IN_SIZE)
@@ -325,6 +363,10 @@ int ag_stream_preload(struct ag_stream *s, const void *buf, size_t len)
 			return -ENOBUFS;
 		return 0;
 	}
+	if (!len)
+		return 0;
+	if (!in_alloc(s))
+		return -ENOMEM;
 	memcpy(s->in, buf, len);
 	s->in_off = 0;
 	s->in_len = len;
@@ -339,7 +381,7 @@ static size_t room(const struct ag_stream *s)
 
 static void compact(struct ag_stream *s)
 {
-	if (s->in_off && s->in_len)
+	if (s->in && s->in_off && s->in_len)
 		memmove(s->in, s->in + s->in_off, s->in_len);
 	s->in_off = 0;
 }
@@ -376,6 +418,8 @@ static int tls_pump(struct ag_stream *s)
 				return -1;
 		}
 	}
+	if (!in_alloc(s))
+		return -1;
 	compact(s);
 	while (room(s)) {
 		ssize_t n = ag_tls_read(s->tls, s->in + s->in_len, room(s), &err);
@@ -399,21 +443,46 @@ static int tls_pump(struct ag_stream *s)
 		return -1;
 	}
 	kick_send(s);
+	/* Under TLS no receive writes to in: empty, it can go at once. */
+	if (!s->in_len) {
+		free(s->in);
+		s->in = NULL;
+		s->in_off = 0;
+	}
 	return got;
 }
 
-static void arm_recv(struct ag_stream *s)
+/*
+ * Waits for the peer's next bytes holding no buffer: what is buffered was
+ * consumed and no receive is in flight, so the buffers can go.
+ */
+static void arm_poll(struct ag_stream *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!usable(s) || s->recv_armed || s->eof)
+	free(s->in);
+	free(s->net);
+	s->in = s->net = NULL;
+	s->in_off = 0;
+	if (!(sqe = stream_sqe(s, OP_POLL)))
 		return;
+	/* An EOF or an error is readable too: the receive after tells which. */
+	io_uring_prep_poll_add(sqe, s->fd, POLLIN);
+	s->recv_armed = true;
+}
+
+static void recv_now(struct ag_stream *s)
+{
+	struct io_uring_sqe *sqe;
+
 	if (s->tls) {
 		if (!s->net && !(s->net = malloc(AG_STREAM_IN_SIZE))) {
 			fail(s, ENOMEM, NULL);
 			return;
 		}
 	} else {
+		if (!in_alloc(s))
+			return;
 		compact(s);
 		if (!room(s))
 			return; /* the owner consumes first: backpressure */
@@ -425,6 +494,16 @@ static void arm_recv(struct ag_stream *s)
 	else
 		io_uring_prep_recv(sqe, s->fd, s->in + s->in_len, room(s), 0);
 	s->recv_armed = true;
+}
+
+static void arm_recv(struct ag_stream *s)
+{
+	if (!usable(s) || s->recv_armed || s->eof)
+		return;
+	if (!s->in_len && !s->more)
+		arm_poll(s);
+	else
+		recv_now(s);
 }
 
 void ag_stream_read(struct ag_stream *s)
@@ -468,9 +547,11 @@ static void on_recv(struct ag_stream *s, int res)
 	if (!s->tls) {
 		s->in_len += res;
 		s->bytes_in += res;
+		s->more = !room(s);
 		s->event(s, AG_STREAM_READ);
 		return;
 	}
+	s->more = res == AG_STREAM_IN_SIZE;
 	if (ag_tls_feed(s->tls, s->net, res)) {
 		fail(s, ENOBUFS, "TLS input over its bound");
 		return;
@@ -484,6 +565,22 @@ static void on_recv(struct ag_stream *s, int res)
 		s->event(s, AG_STREAM_EOF);
 	else
 		arm_recv(s);
+}
+
+/* Bytes came to a stream that waited without a buffer: receive them now. */
+static void on_poll(struct ag_stream *s, int res)
+{
+	s->recv_armed = false;
+	if (!usable(s))
+		return;
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		fail(s, -res, NULL);
+		return;
+	}
+	if (res >= 0)
+		recv_now(s);
+	else
+		arm_poll(s);
 }
 
 static void on_connect(struct ag_stream *s, int res)
@@ -526,6 +623,9 @@ static void stream_complete(struct ag_io *io, unsigned int op, const struct io_u
 	case OP_CONNECT:
 		on_connect(s, cqe->res);
 		break;
+	case OP_POLL:
+		on_poll(s, cqe->res);
+		break;
 	}
 	ag_stream_owner_put(o);
 }
@@ -535,8 +635,12 @@ void ag_stream_connect(struct ag_stream *s, const struct sockaddr *sa, socklen_t
 {
 	struct io_uring_sqe *sqe;
 
-	if (len > sizeof(s->peer)) {
+	if (len > sizeof(s->dial->peer)) {
 		fail(s, EINVAL, "address too long");
+		return;
+	}
+	if (!s->dial && !(s->dial = malloc(sizeof(*s->dial)))) {
+		fail(s, ENOMEM, NULL);
 		return;
 	}
 	s->connecting = s->tcp_pending = true;
@@ -547,12 +651,12 @@ void ag_stream_connect(struct ag_stream *s, const struct sockaddr *sa, socklen_t
 	}
 	if (!(sqe = stream_sqe(s, OP_CONNECT)))
 		return;
-	memcpy(&s->peer, sa, len);
-	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->peer, len);
+	memcpy(&s->dial->peer, sa, len);
+	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->dial->peer, len);
 	if (timeout_ms) {
-		s->ts.tv_sec = timeout_ms / 1000;
-		s->ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
-		ag_ring_link_timeout(&s->l->ring, sqe, &s->ts, 0);
+		s->dial->ts.tv_sec = timeout_ms / 1000;
+		s->dial->ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+		ag_ring_link_timeout(&s->l->ring, sqe, &s->dial->ts, 0);
 	}
 }
 

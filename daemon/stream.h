@@ -23,6 +23,7 @@
 struct ag_loop;
 
 struct ag_tls;
+struct ag_stream_dial;
 
 /* A piece of the write queue.  Appending to the tail's free room is safe
  * while the tail is being sent: a send covers only the bytes it was given. */
@@ -53,7 +54,9 @@ void ag_stream_owner_put(struct ag_stream_owner *o);
 /*
  * Plaintext received and not consumed yet.  It holds what the classifier
  * read before the MCP path started (up to a whole TLS record with its
- * header, classify.c), which ag_stream_preload must take whole.
+ * header, classify.c), which ag_stream_preload must take whole.  The
+ * buffer exists only while bytes are on their way: a stream waiting for
+ * its peer holds none (stream.c).
  */
 #define AG_STREAM_IN_SIZE (32 * 1024)
 /* Writers stop producing above this many queued bytes (backpressure). */
@@ -80,31 +83,30 @@ struct ag_stream {
 	bool shut_done;
 	bool failed;
 	bool was_high; /* the queue went above the high mark: DRAINED is due */
+	bool more;     /* the last receive filled its buffer: more may be waiting */
 	int error;
-	char why[192]; /* TLS failures say more than an errno */
-	/* Plaintext received: in[in_off, in_off + in_len). */
+	const char *why; /* once failed: TLS failures say more than an errno */
+	/* Plaintext received: in[in_off, in_off + in_len); NULL while waiting. */
 	uint8_t *in;
 	size_t in_off, in_len;
-	/* TLS only: ciphertext receive buffer. */
+	/* TLS only: ciphertext receive buffer, NULL while waiting. */
 	uint8_t *net;
 	/* Bytes to send (ciphertext under TLS), oldest chunk first. */
 	struct ag_chunk *head, *tail;
 	size_t out_len;
 	uint64_t bytes_in, bytes_out; /* plaintext */
-	struct __kernel_timespec ts;
-	/* The connect SQE reads the address when it is submitted, later than
-	 * the caller returns: it lives here, not on the caller's stack. */
-	struct sockaddr_storage peer;
+	/* Only a connecting stream's: what its connect SQE reads. */
+	struct ag_stream_dial *dial;
 };
 
-int ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owner *owner, int fd,
-		   const char *side);
+void ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_owner *owner, int fd,
+		    const char *side);
 /* Frees the buffers and the TLS state and closes fd; only at inflight 0. */
 void ag_stream_fini(struct ag_stream *s);
 /* Bytes received and not yet consumed. */
 static inline const uint8_t *ag_stream_data(const struct ag_stream *s)
 {
-	return s->in + s->in_off;
+	return s->in ? s->in + s->in_off : (const uint8_t *)"";
 }
 void ag_stream_consume(struct ag_stream *s, size_t n);
 /* Preloads bytes already read by someone else (the classifier). */

@@ -438,7 +438,7 @@ int conf_get_name(struct parse *p, const char *path, json_t *v, const char **out
 /*
  * The fields every governed server has, tool server or HTTP service
  * (conf_http.c): name (unique among both), upstream, match, tls,
- * credential, audit_args, trust, output_rules.  s is c->servers[i]; at is
+ * credential, audit_args, upstream_pool, trust, output_rules.  s is c->servers[i]; at is
  * its place in the file ("$.tool_servers[0]").  The caller checked the keys.
  */
 int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf *c, int i)
@@ -484,6 +484,16 @@ int conf_parse_server(struct parse *p, const char *at, json_t *e, struct ag_conf
 			return conf_badf(p, where,
 					 "\"%s\": expected \"hash\", \"full\" or \"drop\"", v);
 		s->audit_args = mode;
+	}
+	snprintf(where, sizeof(where), "%s.upstream_pool", at);
+	s->upstream_pool = AG_UPSTREAM_POOL_DEFAULT;
+	if (json_object_get(e, "upstream_pool")) {
+		uint64_t n;
+
+		if ((ret = conf_get_uint(p, where, json_object_get(e, "upstream_pool"),
+					 AG_UPSTREAM_POOL_MAX, &n)))
+			return ret;
+		s->upstream_pool = n;
 	}
 	snprintf(where, sizeof(where), "%s.trust", at);
 	s->trust = AG_TRUST_ON_FIRST_USE;

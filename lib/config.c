@@ -77,12 +77,13 @@ const char *const conf_quota_keys[] = { "connect_rate",	 "connect_burst", "calls
 					"calls_per_day", "scope",	  NULL };
 const char *const conf_loop_keys[] = { "max_identical", "window_s", "action", NULL };
 const char *const conf_dns_keys[] = { "allow", "deny", NULL };
-const char *const conf_server_keys[] = { "name",       "match", "upstream",	"tls", "credential",
-					 "audit_args", "trust", "output_rules", "command", NULL };
+const char *const conf_server_keys[] = { "name",       "match",		"upstream", "tls",
+					 "credential", "audit_args",	"trust",    "output_rules",
+					 "command",    "upstream_pool", NULL };
 const char *const conf_http_service_keys[] = {
-	"name",	      "match",		 "upstream",	 "tls",
-	"credential", "audit_args",	 "output_rules", "routes",
-	"unmatched",  "context_headers", "openapi",	 NULL
+	"name",	      "match",	       "upstream", "tls",	"credential",
+	"audit_args", "output_rules",  "routes",   "unmatched", "context_headers",
+	"openapi",    "upstream_pool", NULL
 };
 const char *const conf_http_route_keys[] = { "name", "method", "path", NULL };
 /* "tool_servers[].command" (lib/conf_hosted.c). */

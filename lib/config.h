@@ -38,6 +38,9 @@ struct ag_rule_conf {
 };
 
 #define AG_MAX_CONF_SERVERS 64
+/* Idle upstream connections kept per tool server ("upstream_pool"). */
+#define AG_UPSTREAM_POOL_DEFAULT 16
+#define AG_UPSTREAM_POOL_MAX 4096
 #define AG_MAX_CONF_LIST 256 /* entries of any list: hosts, ports, patterns */
 
 /*
@@ -130,6 +133,9 @@ struct ag_server_conf {
 	uint32_t assertion_ttl;
 	/* "audit_args": "hash" (default), "full" or "drop" (lib/audit.h). */
 	int audit_args;
+	/* "upstream_pool": idle keep-alive upstream connections kept for the
+	 * next request of any agent (0: none kept). */
+	uint32_t upstream_pool;
 	/*
 	 * "trust": how a tool seen for the first time in a tools/list is
 	 * recorded in the inventory (lib/inventory.h): "on-first-use"

@@ -233,6 +233,8 @@ static struct ag_tls *tls_new(SSL_CTX *ctx, bool server, const char *name, struc
 	BIO_set_mem_eof_return(t->in, -1);
 	BIO_set_mem_eof_return(t->out, -1);
 	SSL_set_bio(t->ssl, t->in, t->out);
+	/* An idle connection keeps no record buffers (daemon/stream.c's goal too). */
+	SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
 	SSL_set_app_data(t->ssl, t);
 	return t;
 fail:

@@ -18,8 +18,9 @@
 
 /* ---- the tool server -------------------------------------------------- */
 
-
-
+/* Each connection is served by a thread of its own, as a real server
+ * serves keep-alive connections side by side (the gateway pools them). */
+static __thread SSL *conn_ssl; /* the connection being served */
 
 static const char tools_list_result[] =
 	"{\"tools\":[{\"name\":\"echo\",\"inputSchema\":{\"type\":\"object\"}},"
@@ -111,15 +112,15 @@ bool send_all(int fd, const char *buf, size_t len)
 /* To the gateway, in the clear or over the connection's TLS. */
 static void tool_send(struct tool *t, int fd, const char *buf, size_t len)
 {
-	if (t->ssl)
-		SSL_write(t->ssl, buf, (int)len);
+	if (conn_ssl)
+		SSL_write(conn_ssl, buf, (int)len);
 	else
 		send_all(fd, buf, len);
 }
 
 static void reply(struct tool *t, int fd, const char *body)
 {
-	static char out[BIG], msg[BIG];
+	static __thread char out[BIG], msg[BIG];
 	size_t n = answer_body(t, body, msg, sizeof(msg));
 	int w;
 
@@ -169,8 +170,8 @@ static void reply(struct tool *t, int fd, const char *body)
 	}
 	w = snprintf(out, sizeof(out),
 		     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "\r\n%.*s",
-		     n, (int)n, msg);
+		     "%s\r\n%.*s",
+		     n, t->conn_close ? "Connection: close\r\n" : "", (int)n, msg);
 	tool_send(t, fd, out, w);
 }
 
@@ -202,7 +203,7 @@ static unsigned int data_segs_in(int fd)
 /* One connection: requests parsed with the project's own strict parser. */
 static void tool_conn(struct tool *t, int fd)
 {
-	static char buf[BIG], body[TOOL_BODY_MAX];
+	static __thread char buf[BIG], body[TOOL_BODY_MAX];
 	struct ag_http_parser p;
 	struct ag_http_event ev;
 	struct ag_err err;
@@ -213,10 +214,10 @@ static void tool_conn(struct tool *t, int fd)
 	if (ag_http_parser_init(&p, true, NULL, &err))
 		return;
 	if (t->tls) {
-		t->ssl = SSL_new(t->tls);
+		conn_ssl = SSL_new(t->tls);
 		/* A gateway that refuses the certificate ends here. */
-		if (!t->ssl || !SSL_set_fd(t->ssl, fd) || SSL_accept(t->ssl) != 1) {
-			t->tls_failures++;
+		if (!conn_ssl || !SSL_set_fd(conn_ssl, fd) || SSL_accept(conn_ssl) != 1) {
+			__atomic_add_fetch(&t->tls_failures, 1, __ATOMIC_SEQ_CST);
 			goto out;
 		}
 	}
@@ -225,15 +226,15 @@ static void tool_conn(struct tool *t, int fd)
 		ssize_t n;
 		const char *in = buf;
 
-		if (t->stop)
+		if (t->stop || t->close_idle)
 			break;
-		if (!(t->ssl && SSL_pending(t->ssl))) {
+		if (!(conn_ssl && SSL_pending(conn_ssl))) {
 			if (poll(&pfd, 1, 100) < 0)
 				break;
 			if (!(pfd.revents & (POLLIN | POLLHUP)))
 				continue;
 		}
-		n = t->ssl ? SSL_read(t->ssl, buf, sizeof(buf)) : recv(fd, buf, sizeof(buf), 0);
+		n = conn_ssl ? SSL_read(conn_ssl, buf, sizeof(buf)) : recv(fd, buf, sizeof(buf), 0);
 		if (n <= 0)
 			break;
 		while (n >= 0) {
@@ -272,7 +273,7 @@ static void tool_conn(struct tool *t, int fd)
 					tool_send(t, fd, no_get, sizeof(no_get) - 1);
 				else
 					reply(t, fd, body);
-				if (t->one_shot)
+				if (t->one_shot || t->conn_close)
 					goto out;
 			} else {
 				break;
@@ -280,24 +281,52 @@ static void tool_conn(struct tool *t, int fd)
 		}
 	}
 out:
-	if (t->ssl)
-		SSL_free(t->ssl);
-	t->ssl = NULL;
+	if (conn_ssl)
+		SSL_free(conn_ssl);
+	conn_ssl = NULL;
 	ag_http_parser_release(&p);
+}
+
+struct tool_arg {
+	struct tool *t;
+	int fd;
+};
+
+static void *tool_conn_main(void *arg)
+{
+	struct tool_arg a = *(struct tool_arg *)arg;
+
+	free(arg);
+	tool_conn(a.t, a.fd);
+	close(a.fd);
+	__atomic_sub_fetch(&a.t->conns_open, 1, __ATOMIC_SEQ_CST);
+	return NULL;
 }
 
 static void *tool_main(void *arg)
 {
 	struct tool *t = arg;
+	pthread_attr_t at;
 
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	while (!t->stop) {
+		struct tool_arg *a;
+		pthread_t th;
 		int fd = accept_timeout(t->lfd, 100);
 
 		if (fd < 0)
 			continue;
-		tool_conn(t, fd);
-		close(fd);
+		__atomic_add_fetch(&t->conns_open, 1, __ATOMIC_SEQ_CST);
+		__atomic_add_fetch(&t->conns_total, 1, __ATOMIC_SEQ_CST);
+		if (!(a = malloc(sizeof(*a))) || (*a = (struct tool_arg){ t, fd },
+						  pthread_create(&th, &at, tool_conn_main, a))) {
+			free(a);
+			close(fd);
+			__atomic_sub_fetch(&t->conns_open, 1, __ATOMIC_SEQ_CST);
+		}
 	}
+	pthread_attr_destroy(&at);
 	return NULL;
 }
 
@@ -317,6 +346,9 @@ void tool_stop(struct tool *t)
 {
 	t->stop = true;
 	pthread_join(t->th, NULL);
+	/* Every connection's thread sees stop within its 100 ms poll. */
+	for (int i = 0; i < 500 && __atomic_load_n(&t->conns_open, __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
 	close(t->lfd);
 }
 

@@ -52,8 +52,9 @@ struct tool {
 	int progress_waited_ms;
 	/* Set before the first connection: the tool server speaks TLS. */
 	SSL_CTX *tls;
-	SSL *ssl; /* the connection being served */
 	int tls_failures; /* handshakes the gateway broke off */
+	/* Connections open now, and accepted in all (each has a thread). */
+	int conns_open, conns_total;
 	/* The "result" of tools/list answers (JSON text); NULL: echo, secret, add. */
 	const char *list_result;
 	/* The "result" of every answer but tools/list (JSON text); NULL: "served". */
@@ -68,6 +69,10 @@ struct tool {
 	 * standalone SSE stream) gets 405: clients that open several
 	 * connections at once (the SDK's) never wait behind one another. */
 	bool one_shot;
+	/* JSON answers say "Connection: close", and the connection ends. */
+	bool conn_close;
+	/* Set: connections waiting for a request end (a server's keep-alive timeout). */
+	volatile bool close_idle;
 };
 
 struct exchange {
