@@ -16,6 +16,28 @@
  *	HALF_RECV --ENOBUFS--> HALF_NOBUF --a buffer came back--> HALF_RECV
  *	HALF_RECV --EOF--> HALF_SHUTDOWN --shutdown(to, SHUT_WR) done--> HALF_DONE
  *
+ * unless the kernel splices it (bpf/splice.bpf.c, splice.h): then
+ *
+ *	HALF_IDLE --both sockets paired, `from` spliced--> HALF_SPLICED
+ *	HALF_SPLICED --poll: `from` ended--> HALF_DRAIN
+ *	HALF_DRAIN --TCP counts: all it sent reached `to`--> HALF_SHUTDOWN
+ *	HALF_DRAIN --not yet: a DRAIN_MS timer--> HALF_DRAIN
+ *	HALF_SPLICED --poll: `from` reset--> closed, result=reset
+ *
+ * A connection is spliced once the upstream is connected and what the
+ * classifier read (c->initial) was sent, when the instance has the splice
+ * maps (relay_splice, agentgated(8)) and both sockets are still
+ * established: the kernel takes nothing else into a socket hash.  Nothing
+ * the relay does needs to see the bytes: their counts come from TCP
+ * (splice.h) at close, the idle timeout asks TCP when the last byte went
+ * (the watch's refresh), an EOF or a reset is seen by a poll of `from`,
+ * and the EOF is passed on only once TCP's counts say that every byte
+ * `from` received was written to `to`: a FIN must not overtake bytes still
+ * in the kernel's backlog.  A half whose socket the map refuses is copied
+ * as above; its partner may be spliced still.  Limit: once `from` ended,
+ * a reset of it goes unseen until the other direction ends or is idle
+ * (a poll would fire at once on the EOF it already saw).
+ *
  * Buffers come from one provided-buffer ring.  A recv picks a buffer only
  * when data is there (IORING_RECVSEND_POLL_FIRST), so an idle connection
  * holds none.  A direction holds at most one, from its recv completion
@@ -45,6 +67,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -56,6 +79,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "relay.h"
+#include "splice.h"
 #include "subagent.h"
 #include "trail.h"
 
@@ -76,6 +100,8 @@ enum half_state {
 	HALF_SEND,
 	HALF_SHUTDOWN,
 	HALF_DONE,
+	HALF_SPLICED,
+	HALF_DRAIN,
 };
 
 enum conn_result {
@@ -100,7 +126,10 @@ enum { HALF_UP, HALF_DOWN };
 
 /* Operations, in the low bits of user_data. */
 enum { OP_CONNECT = 1 };		    /* on conn.io */
-enum { OP_RECV = 1, OP_SEND, OP_SHUTDOWN }; /* on half.io */
+enum { OP_RECV = 1, OP_SEND, OP_SHUTDOWN, OP_POLL, OP_DRAIN }; /* on half.io */
+
+/* How often a spliced half's EOF looks again for its last bytes to leave. */
+#define DRAIN_MS 1
 
 struct conn;
 
@@ -113,7 +142,11 @@ struct half {
 	uint16_t bid;	      /* the pool buffer held in HALF_SEND, unless spilled */
 	unsigned char *spill; /* what a full socket did not take, off the pool */
 	uint32_t off, len;
-	uint64_t bytes; /* delivered to `to` */
+	uint64_t bytes; /* delivered to `to` by the daemon */
+	bool spliced;
+	bool fin; /* shutdown(to, SHUT_WR) done: its FIN counts in to's written bytes */
+	/* At the splice: what `from` had given the daemon, what `to` was given. */
+	uint64_t taken0, written0;
 };
 
 struct conn {
@@ -141,6 +174,7 @@ struct conn {
 	/* What the classifier read before the relay took over: sent first. */
 	unsigned char *initial;
 	size_t initial_len;
+	bool splice_next; /* splice once the initial bytes went */
 };
 
 /* The user-space cost of an idle connection. */
@@ -158,9 +192,11 @@ struct ag_relay {
 	struct ag_list conns;
 	struct ag_list waiters; /* halves in HALF_NOBUF, oldest first */
 	struct __kernel_timespec connect_ts;
+	struct __kernel_timespec drain_ts;
 };
 
 static void half_recv(struct half *h);
+static void conn_splice(struct conn *c);
 
 static const char *fd_side(const struct conn *c, int fd)
 {
@@ -192,12 +228,27 @@ static bool cqe_buf(struct ag_relay *r, const struct io_uring_cqe *cqe, uint16_t
 	return true;
 }
 
+/*
+ * What h delivered to `to`: what the daemon copied, and for a spliced half
+ * what TCP says the kernel wrote to `to` since (our FIN not counted).
+ */
+static uint64_t half_bytes(const struct half *h)
+{
+	struct ag_sock_bytes to;
+
+	if (!h->spliced || ag_sock_bytes(h->to, &to) || to.written < h->written0 + h->fin)
+		return h->bytes;
+	return h->bytes + to.written - h->written0 - h->fin;
+}
+
 static void conn_release(struct conn *c)
 {
 	struct ag_daemon *d = c->l->d;
 	char agent[8 * AG_NAME_LEN], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
 	char dst[64], cause[128], err[256] = "", sub[AG_DELEGATION_PATH + 64] = "";
 	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
+	/* Before the sockets close: TCP's counts go with them. */
+	uint64_t up = half_bytes(&c->half[HALF_UP]), down = half_bytes(&c->half[HALF_DOWN]);
 
 	memcpy(comm_raw, c->o.comm, AG_COMM_LEN);
 	comm_raw[AG_COMM_LEN] = '\0';
@@ -215,15 +266,13 @@ static void conn_release(struct conn *c)
 	       "bytes_down=%llu duration_ms=%.3f result=%s%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->o.uid, ag_logq(comm, sizeof(comm), comm_raw),
-	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)),
-	       (unsigned long long)c->half[HALF_UP].bytes,
-	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], sub, err);
+	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)), (unsigned long long)up,
+	       (unsigned long long)down, ms, result_names[c->result], sub, err);
 	ag_daemon_audit(d, "connect",
 			json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s?}", "agent",
 				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "dst", dst,
-				  "result", result_names[c->result], "bytes_up",
-				  (json_int_t)c->half[HALF_UP].bytes, "bytes_down",
-				  (json_int_t)c->half[HALF_DOWN].bytes, "latency_us",
+				  "result", result_names[c->result], "bytes_up", (json_int_t)up,
+				  "bytes_down", (json_int_t)down, "latency_us",
 				  (json_int_t)(ms * 1000), "error", c->error ? cause : NULL));
 	ag_fair_release(c->l, c->agent_fd);
 	close(c->agent_fd);
@@ -431,10 +480,14 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 	}
 	if (res > 0) {
 		h->bytes += res;
+		c->l->d->stats.relay_copied += res;
 		h->off += res;
 		if (h->off == h->len) {
 			half_data_done(h);
-			half_recv(h);
+			if (c->splice_next)
+				conn_splice(c);
+			else
+				half_recv(h);
 			return;
 		}
 	}
@@ -459,6 +512,7 @@ static void half_on_shutdown(struct half *h, const struct io_uring_cqe *cqe)
 {
 	struct conn *c = h->c;
 
+	h->fin = cqe->res >= 0;
 	if (c->state == CONN_CLOSING)
 		return;
 	/* ENOTCONN: the peer is gone already; the other direction will tell how. */
@@ -469,6 +523,118 @@ static void half_on_shutdown(struct half *h, const struct io_uring_cqe *cqe)
 	h->state = HALF_DONE;
 	if (c->half[HALF_UP].state == HALF_DONE && c->half[HALF_DOWN].state == HALF_DONE)
 		conn_close(c);
+}
+
+/* HALF_IDLE -> HALF_SPLICED: waits for `from` to end (or fail). */
+static void half_poll(struct half *h)
+{
+	struct io_uring_sqe *sqe;
+
+	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_POLL)))
+		return;
+	io_uring_prep_poll_add(sqe, h->from, POLLRDHUP);
+	h->state = HALF_SPLICED;
+}
+
+/*
+ * HALF_SPLICED, HALF_DRAIN -> HALF_SHUTDOWN once `to` was written every
+ * byte `from` received before its FIN; until then HALF_DRAIN, looking again
+ * every DRAIN_MS.  A `to` that closed meanwhile will never take them.
+ */
+static void half_drain(struct half *h)
+{
+	struct conn *c = h->c;
+	struct ag_sock_bytes from, to;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	if ((ret = ag_sock_bytes(h->from, &from)) || (ret = ag_sock_bytes(h->to, &to))) {
+		conn_fail(c, RESULT_ERROR, "daemon", -ret);
+		return;
+	}
+	/* The FIN counts one in from.received; written0 and taken0 were taken without. */
+	if (to.written - h->written0 + 1 >= from.received - h->taken0) {
+		half_shutdown(h);
+		return;
+	}
+	if (!to.open) {
+		conn_fail(c, RESULT_RESET, fd_side(c, h->to), ECONNRESET);
+		return;
+	}
+	if (!(sqe = conn_sqe(c, &h->io, OP_DRAIN)))
+		return;
+	io_uring_prep_timeout(sqe, &c->l->relay->drain_ts, 0, 0);
+	h->state = HALF_DRAIN;
+}
+
+static void half_on_poll(struct half *h, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = h->c;
+	int e = 0;
+	socklen_t len = sizeof(e);
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (cqe->res < 0) {
+		conn_fail(c, RESULT_ERROR, "daemon", -cqe->res);
+		return;
+	}
+	if (cqe->res & POLLERR) {
+		if (getsockopt(h->from, SOL_SOCKET, SO_ERROR, &e, &len) || !e)
+			e = EIO;
+		conn_fail(c, e == ECONNRESET || e == EPIPE ? RESULT_RESET : RESULT_ERROR,
+			  fd_side(c, h->from), e);
+		return;
+	}
+	half_drain(h);
+}
+
+/*
+ * HALF_IDLE -> HALF_SPLICED if the kernel takes `from` (paired: both
+ * sockets are each other's target already), else HALF_RECV: copied.
+ * from and to: their counts before the pairing.
+ */
+static void half_splice(struct half *h, bool paired, const struct ag_sock_bytes *from,
+			const struct ag_sock_bytes *to)
+{
+	struct conn *c = h->c;
+	int ret;
+
+	if (!paired || ag_splice_from(&c->l->d->splice, h->from)) {
+		half_recv(h);
+		return;
+	}
+	h->spliced = true;
+	h->taken0 = from->taken;
+	h->written0 = to->written;
+	c->l->d->stats.relay_spliced++;
+	/* Fail closed: bytes that came before the insert would wait for the next skb. */
+	if ((ret = ag_splice_kick(h->from))) {
+		conn_fail(c, RESULT_ERROR, "daemon", -ret);
+		return;
+	}
+	half_poll(h);
+}
+
+/*
+ * Both halves, from HALF_IDLE: spliced if the kernel takes them, copied if
+ * not.  The sockets are paired first, so neither verdict can run before its
+ * target is in place.  They are counted before that: once in a socket hash,
+ * a socket's SIOCINQ tells only what a verdict kept for it, not what TCP
+ * holds unread, and nothing has moved yet.
+ */
+static void conn_splice(struct conn *c)
+{
+	struct ag_sock_bytes agent, up;
+	bool paired;
+
+	c->splice_next = false;
+	if (c->state == CONN_CLOSING)
+		return;
+	paired = !ag_sock_bytes(c->agent_fd, &agent) && !ag_sock_bytes(c->up_fd, &up) &&
+		 !ag_splice_pair(&c->l->d->splice, c->agent_fd, c->up_fd);
+	half_splice(&c->half[HALF_UP], paired, &agent, &up);
+	half_splice(&c->half[HALF_DOWN], paired, &up, &agent);
 }
 
 static void half_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -485,6 +651,13 @@ static void half_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		break;
 	case OP_SHUTDOWN:
 		half_on_shutdown(h, cqe);
+		break;
+	case OP_POLL:
+		half_on_poll(h, cqe);
+		break;
+	case OP_DRAIN:
+		if (c->state != CONN_CLOSING)
+			half_drain(h);
 		break;
 	}
 	conn_put(c);
@@ -503,6 +676,7 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 		return;
 	}
 	c->state = CONN_RELAYING;
+	c->splice_next = c->l->d->splice.from_fd >= 0;
 	if (c->initial) {
 		struct half *up = &c->half[HALF_UP];
 
@@ -511,11 +685,16 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 		up->off = 0;
 		up->len = c->initial_len;
 		c->initial = NULL;
+		/* The splice waits for them: they go first (half_on_send). */
 		half_send(up);
+	} else if (c->splice_next) {
+		conn_splice(c);
+		return;
 	} else {
 		half_recv(&c->half[HALF_UP]);
 	}
-	half_recv(&c->half[HALF_DOWN]);
+	if (!c->splice_next)
+		half_recv(&c->half[HALF_DOWN]);
 }
 
 static void conn_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -572,6 +751,21 @@ static void conn_expire(struct ag_watch *w, const char *why)
 	conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
 }
 
+/* Spliced bytes pass the daemon by: before an idle timeout, TCP says when the last went. */
+static void conn_refresh(struct ag_watch *w)
+{
+	struct conn *c = ag_container_of(w, struct conn, watch);
+	struct ag_sock_bytes a, u;
+	uint64_t quiet, now = ag_now_ns();
+
+	if ((!c->half[HALF_UP].spliced && !c->half[HALF_DOWN].spliced) ||
+	    ag_sock_bytes(c->agent_fd, &a) || ag_sock_bytes(c->up_fd, &u))
+		return;
+	quiet = (uint64_t)(a.quiet_ms < u.quiet_ms ? a.quiet_ms : u.quiet_ms) * 1000000;
+	if (quiet < now && now - quiet > w->active_ns)
+		w->active_ns = now - quiet;
+}
+
 void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, const void *initial,
 		    size_t len)
 {
@@ -614,6 +808,7 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 	}
 	ag_list_add_tail(&l->relay->conns, &c->node);
 	ag_watch_start(l, &c->watch, 0, conn_expire);
+	c->watch.refresh = conn_refresh;
 	d->stats.conns_total++;
 	d->stats.conns_active++;
 	ag_metrics_conn(d->metrics, c->agent, 1);
@@ -685,6 +880,7 @@ int ag_relay_init(struct ag_loop *l, struct ag_err *err)
 	ag_list_init(&r->waiters);
 	r->connect_ts.tv_sec = ms / 1000;
 	r->connect_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	r->drain_ts.tv_nsec = DRAIN_MS * 1000000;
 	l->relay = r;
 	return 0;
 }
