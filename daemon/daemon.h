@@ -47,8 +47,8 @@ struct ag_daemon {
 	struct ag_instance inst;
 	struct ag_conf conf;
 	struct ag_kern kern;
-	struct ag_splice_maps splice; /* the relay's (relay.c); -1s when off */
-	char splice_off[512];	      /* why the relay copies every byte; "" when it splices */
+	struct ag_splice_maps splice;	 /* the relay's (relay.c); -1s when off */
+	char splice_off[512];		 /* why the relay copies every byte; "" when it splices */
 	int listen_fd[AG_LISTEN__COUNT]; /* -1 when not listening */
 	int control_fd;			 /* unix stream listener */
 	int dns_fd;			 /* DNS relay (dns.h), -1 when off */

@@ -16,7 +16,7 @@
  *	HALF_RECV --ENOBUFS--> HALF_NOBUF --a buffer came back--> HALF_RECV
  *	HALF_RECV --EOF--> HALF_SHUTDOWN --shutdown(to, SHUT_WR) done--> HALF_DONE
  *
- * unless the kernel splices it (bpf/splice.bpf.c, splice.h): then
+ * unless the kernel splices it (bpf/splice.bpf.c, relay_splice.c): then
  *
  *	HALF_IDLE --both sockets paired, `from` spliced--> HALF_SPLICED
  *	HALF_SPLICED --poll: `from` ended--> HALF_DRAIN
@@ -28,9 +28,9 @@
  * classifier read (c->initial) was sent, when the instance has the splice
  * maps (relay_splice, agentgated(8)) and both sockets are still
  * established: the kernel takes nothing else into a socket hash.  Nothing
- * the relay does needs to see the bytes: their counts come from TCP
- * (splice.h) at close, the idle timeout asks TCP when the last byte went
- * (the watch's refresh), an EOF or a reset is seen by a poll of `from`,
+ * the relay does needs to see the bytes: their counts come from TCP at
+ * close, the idle timeout asks TCP when the last byte went (the watch's
+ * refresh), an EOF or a reset is seen by a poll of `from`,
  * and the EOF is passed on only once TCP's counts say that every byte
  * `from` received was written to `to`: a FIN must not overtake bytes still
  * in the kernel's backlog.  A half whose socket the map refuses is copied
@@ -67,7 +67,6 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,39 +78,13 @@
 #include "loop.h"
 #include "metrics.h"
 #include "relay.h"
-#include "splice.h"
+#include "relay_int.h"
 #include "subagent.h"
 #include "trail.h"
 
 #define BUF_GROUP 0
 #define BUF_COUNT 256 /* a power of two: the kernel indexes the ring with a mask */
 #define BUF_SIZE (16 * 1024)
-
-enum conn_state {
-	CONN_CONNECTING,
-	CONN_RELAYING,
-	CONN_CLOSING,
-};
-
-enum half_state {
-	HALF_IDLE, /* before the upstream connect completed */
-	HALF_RECV,
-	HALF_NOBUF,
-	HALF_SEND,
-	HALF_SHUTDOWN,
-	HALF_DONE,
-	HALF_SPLICED,
-	HALF_DRAIN,
-};
-
-enum conn_result {
-	RESULT_OK,
-	RESULT_CONNECT_FAILED,
-	RESULT_RESET,
-	RESULT_ERROR,
-	RESULT_SHUTDOWN,
-	RESULT_IDLE_TIMEOUT,
-};
 
 static const char *const result_names[] = {
 	[RESULT_OK] = "ok",
@@ -120,61 +93,6 @@ static const char *const result_names[] = {
 	[RESULT_ERROR] = "error",
 	[RESULT_SHUTDOWN] = "shutdown",
 	[RESULT_IDLE_TIMEOUT] = "idle_timeout",
-};
-
-enum { HALF_UP, HALF_DOWN };
-
-/* Operations, in the low bits of user_data. */
-enum { OP_CONNECT = 1 };		    /* on conn.io */
-enum { OP_RECV = 1, OP_SEND, OP_SHUTDOWN, OP_POLL, OP_DRAIN }; /* on half.io */
-
-/* How often a spliced half's EOF looks again for its last bytes to leave. */
-#define DRAIN_MS 1
-
-struct conn;
-
-struct half {
-	struct ag_io io;
-	struct conn *c;
-	struct ag_list wait; /* in relay->waiters while HALF_NOBUF */
-	int from, to;
-	enum half_state state;
-	uint16_t bid;	      /* the pool buffer held in HALF_SEND, unless spilled */
-	unsigned char *spill; /* what a full socket did not take, off the pool */
-	uint32_t off, len;
-	uint64_t bytes; /* delivered to `to` by the daemon */
-	bool spliced;
-	bool fin; /* shutdown(to, SHUT_WR) done: its FIN counts in to's written bytes */
-	/* At the splice: what `from` had given the daemon, what `to` was given. */
-	uint64_t taken0, written0;
-};
-
-struct conn {
-	struct ag_io io;
-	struct ag_list node;   /* in relay->conns */
-	struct ag_watch watch; /* the idle timeout, until CONN_CLOSING */
-	struct ag_loop *l;
-	enum conn_state state;
-	enum conn_result result;
-	int agent_fd, up_fd;
-	unsigned int inflight;
-	int error;		/* errno behind result, 0 if none */
-	const char *error_side; /* "agent", "upstream" or "daemon" */
-	uint64_t start_ns;
-	struct ag_origin o;
-	char agent[AG_NAME_LEN];
-	struct ag_delegation *dg; /* a sub-agent's chain (admit.h), NULL for none */
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in sin;
-		struct sockaddr_in6 sin6;
-	} dst;
-	socklen_t dst_len;
-	struct half half[2];
-	/* What the classifier read before the relay took over: sent first. */
-	unsigned char *initial;
-	size_t initial_len;
-	bool splice_next; /* splice once the initial bytes went */
 };
 
 /* The user-space cost of an idle connection. */
@@ -192,13 +110,9 @@ struct ag_relay {
 	struct ag_list conns;
 	struct ag_list waiters; /* halves in HALF_NOBUF, oldest first */
 	struct __kernel_timespec connect_ts;
-	struct __kernel_timespec drain_ts;
 };
 
-static void half_recv(struct half *h);
-static void conn_splice(struct conn *c);
-
-static const char *fd_side(const struct conn *c, int fd)
+const char *relay_fd_side(const struct conn *c, int fd)
 {
 	return fd == c->agent_fd ? "agent" : "upstream";
 }
@@ -214,7 +128,7 @@ static void buf_put(struct ag_relay *r, uint16_t bid)
 		struct half *h = ag_container_of(r->waiters.next, struct half, wait);
 
 		ag_list_del(&h->wait);
-		half_recv(h);
+		relay_half_recv(h);
 	}
 }
 
@@ -228,19 +142,6 @@ static bool cqe_buf(struct ag_relay *r, const struct io_uring_cqe *cqe, uint16_t
 	return true;
 }
 
-/*
- * What h delivered to `to`: what the daemon copied, and for a spliced half
- * what TCP says the kernel wrote to `to` since (our FIN not counted).
- */
-static uint64_t half_bytes(const struct half *h)
-{
-	struct ag_sock_bytes to;
-
-	if (!h->spliced || ag_sock_bytes(h->to, &to) || to.written < h->written0 + h->fin)
-		return h->bytes;
-	return h->bytes + to.written - h->written0 - h->fin;
-}
-
 static void conn_release(struct conn *c)
 {
 	struct ag_daemon *d = c->l->d;
@@ -248,7 +149,8 @@ static void conn_release(struct conn *c)
 	char dst[64], cause[128], err[256] = "", sub[AG_DELEGATION_PATH + 64] = "";
 	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
 	/* Before the sockets close: TCP's counts go with them. */
-	uint64_t up = half_bytes(&c->half[HALF_UP]), down = half_bytes(&c->half[HALF_DOWN]);
+	uint64_t up = relay_half_bytes(&c->half[HALF_UP]),
+		 down = relay_half_bytes(&c->half[HALF_DOWN]);
 
 	memcpy(comm_raw, c->o.comm, AG_COMM_LEN);
 	comm_raw[AG_COMM_LEN] = '\0';
@@ -318,7 +220,7 @@ static void conn_close(struct conn *c)
 }
 
 /* The first cause of a close is the one logged. */
-static void conn_fail(struct conn *c, enum conn_result result, const char *side, int error)
+void relay_conn_fail(struct conn *c, enum conn_result result, const char *side, int error)
 {
 	if (c->state == CONN_CLOSING)
 		return;
@@ -334,23 +236,23 @@ static void conn_put(struct conn *c)
 		conn_release(c);
 }
 
-static struct io_uring_sqe *conn_sqe(struct conn *c, struct ag_io *io, unsigned int op)
+struct io_uring_sqe *relay_conn_sqe(struct conn *c, struct ag_io *io, unsigned int op)
 {
 	struct io_uring_sqe *sqe = ag_ring_sqe(&c->l->ring, io, op);
 
 	if (sqe)
 		c->inflight++;
 	else
-		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
+		relay_conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 	return sqe;
 }
 
 /* HALF_IDLE, HALF_NOBUF, HALF_SEND -> HALF_RECV */
-static void half_recv(struct half *h)
+void relay_half_recv(struct half *h)
 {
 	struct io_uring_sqe *sqe;
 
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_RECV)))
+	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_RECV)))
 		return;
 	io_uring_prep_recv(sqe, h->from, NULL, BUF_SIZE, 0);
 	sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -387,7 +289,7 @@ static void half_send(struct half *h)
 	struct io_uring_sqe *sqe;
 
 	h->state = HALF_SEND;
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SEND))) {
+	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_SEND))) {
 		half_data_done(h);
 		return;
 	}
@@ -413,11 +315,11 @@ static int half_spill(struct half *h)
 }
 
 /* HALF_RECV -> HALF_SHUTDOWN: the peer's EOF, passed on; the other way keeps going. */
-static void half_shutdown(struct half *h)
+void relay_half_shutdown(struct half *h)
 {
 	struct io_uring_sqe *sqe;
 
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SHUTDOWN)))
+	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_SHUTDOWN)))
 		return;
 	io_uring_prep_shutdown(sqe, h->to, SHUT_WR);
 	h->state = HALF_SHUTDOWN;
@@ -437,11 +339,11 @@ static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
 	}
 	switch (cqe->res) {
 	case 0:
-		half_shutdown(h);
+		relay_half_shutdown(h);
 		return;
 	case -ENOBUFS:
 		if (r->free_bufs) {
-			half_recv(h);
+			relay_half_recv(h);
 		} else {
 			if (ag_list_empty(&r->waiters))
 				ag_log(AG_LOG_DEBUG, "relay_nobuf",
@@ -453,14 +355,15 @@ static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
 		return;
 	case -EINTR:
 	case -EAGAIN:
-		half_recv(h);
+		relay_half_recv(h);
 		return;
 	case -ECONNRESET:
-		conn_fail(c, RESULT_RESET, fd_side(c, h->from), -cqe->res);
+		relay_conn_fail(c, RESULT_RESET, relay_fd_side(c, h->from), -cqe->res);
 		return;
 	}
 	if (cqe->res < 0 || !has_buf) {
-		conn_fail(c, RESULT_ERROR, fd_side(c, h->from), cqe->res < 0 ? -cqe->res : EIO);
+		relay_conn_fail(c, RESULT_ERROR, relay_fd_side(c, h->from),
+				cqe->res < 0 ? -cqe->res : EIO);
 		return;
 	}
 	ag_watch_touch(&c->watch);
@@ -485,9 +388,9 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 		if (h->off == h->len) {
 			half_data_done(h);
 			if (c->splice_next)
-				conn_splice(c);
+				relay_conn_splice(c);
 			else
-				half_recv(h);
+				relay_half_recv(h);
 			return;
 		}
 	}
@@ -495,7 +398,7 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 		/* The socket is full (or was interrupted): the rest waits, off the pool. */
 		if (!h->spill && half_spill(h)) {
 			half_data_done(h);
-			conn_fail(c, RESULT_ERROR, "daemon", ENOMEM);
+			relay_conn_fail(c, RESULT_ERROR, "daemon", ENOMEM);
 			return;
 		}
 		half_send(h);
@@ -503,9 +406,9 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 	}
 	half_data_done(h);
 	if (res == -ECONNRESET || res == -EPIPE)
-		conn_fail(c, RESULT_RESET, fd_side(c, h->to), -res);
+		relay_conn_fail(c, RESULT_RESET, relay_fd_side(c, h->to), -res);
 	else
-		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), res ? -res : EIO);
+		relay_conn_fail(c, RESULT_ERROR, relay_fd_side(c, h->to), res ? -res : EIO);
 }
 
 static void half_on_shutdown(struct half *h, const struct io_uring_cqe *cqe)
@@ -517,124 +420,12 @@ static void half_on_shutdown(struct half *h, const struct io_uring_cqe *cqe)
 		return;
 	/* ENOTCONN: the peer is gone already; the other direction will tell how. */
 	if (cqe->res < 0 && cqe->res != -ENOTCONN) {
-		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), -cqe->res);
+		relay_conn_fail(c, RESULT_ERROR, relay_fd_side(c, h->to), -cqe->res);
 		return;
 	}
 	h->state = HALF_DONE;
 	if (c->half[HALF_UP].state == HALF_DONE && c->half[HALF_DOWN].state == HALF_DONE)
 		conn_close(c);
-}
-
-/* HALF_IDLE -> HALF_SPLICED: waits for `from` to end (or fail). */
-static void half_poll(struct half *h)
-{
-	struct io_uring_sqe *sqe;
-
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_POLL)))
-		return;
-	io_uring_prep_poll_add(sqe, h->from, POLLRDHUP);
-	h->state = HALF_SPLICED;
-}
-
-/*
- * HALF_SPLICED, HALF_DRAIN -> HALF_SHUTDOWN once `to` was written every
- * byte `from` received before its FIN; until then HALF_DRAIN, looking again
- * every DRAIN_MS.  A `to` that closed meanwhile will never take them.
- */
-static void half_drain(struct half *h)
-{
-	struct conn *c = h->c;
-	struct ag_sock_bytes from, to;
-	struct io_uring_sqe *sqe;
-	int ret;
-
-	if ((ret = ag_sock_bytes(h->from, &from)) || (ret = ag_sock_bytes(h->to, &to))) {
-		conn_fail(c, RESULT_ERROR, "daemon", -ret);
-		return;
-	}
-	/* The FIN counts one in from.received; written0 and taken0 were taken without. */
-	if (to.written - h->written0 + 1 >= from.received - h->taken0) {
-		half_shutdown(h);
-		return;
-	}
-	if (!to.open) {
-		conn_fail(c, RESULT_RESET, fd_side(c, h->to), ECONNRESET);
-		return;
-	}
-	if (!(sqe = conn_sqe(c, &h->io, OP_DRAIN)))
-		return;
-	io_uring_prep_timeout(sqe, &c->l->relay->drain_ts, 0, 0);
-	h->state = HALF_DRAIN;
-}
-
-static void half_on_poll(struct half *h, const struct io_uring_cqe *cqe)
-{
-	struct conn *c = h->c;
-	int e = 0;
-	socklen_t len = sizeof(e);
-
-	if (c->state == CONN_CLOSING)
-		return;
-	if (cqe->res < 0) {
-		conn_fail(c, RESULT_ERROR, "daemon", -cqe->res);
-		return;
-	}
-	if (cqe->res & POLLERR) {
-		if (getsockopt(h->from, SOL_SOCKET, SO_ERROR, &e, &len) || !e)
-			e = EIO;
-		conn_fail(c, e == ECONNRESET || e == EPIPE ? RESULT_RESET : RESULT_ERROR,
-			  fd_side(c, h->from), e);
-		return;
-	}
-	half_drain(h);
-}
-
-/*
- * HALF_IDLE -> HALF_SPLICED if the kernel takes `from` (paired: both
- * sockets are each other's target already), else HALF_RECV: copied.
- * from and to: their counts before the pairing.
- */
-static void half_splice(struct half *h, bool paired, const struct ag_sock_bytes *from,
-			const struct ag_sock_bytes *to)
-{
-	struct conn *c = h->c;
-	int ret;
-
-	if (!paired || ag_splice_from(&c->l->d->splice, h->from)) {
-		half_recv(h);
-		return;
-	}
-	h->spliced = true;
-	h->taken0 = from->taken;
-	h->written0 = to->written;
-	c->l->d->stats.relay_spliced++;
-	/* Fail closed: bytes that came before the insert would wait for the next skb. */
-	if ((ret = ag_splice_kick(h->from))) {
-		conn_fail(c, RESULT_ERROR, "daemon", -ret);
-		return;
-	}
-	half_poll(h);
-}
-
-/*
- * Both halves, from HALF_IDLE: spliced if the kernel takes them, copied if
- * not.  The sockets are paired first, so neither verdict can run before its
- * target is in place.  They are counted before that: once in a socket hash,
- * a socket's SIOCINQ tells only what a verdict kept for it, not what TCP
- * holds unread, and nothing has moved yet.
- */
-static void conn_splice(struct conn *c)
-{
-	struct ag_sock_bytes agent, up;
-	bool paired;
-
-	c->splice_next = false;
-	if (c->state == CONN_CLOSING)
-		return;
-	paired = !ag_sock_bytes(c->agent_fd, &agent) && !ag_sock_bytes(c->up_fd, &up) &&
-		 !ag_splice_pair(&c->l->d->splice, c->agent_fd, c->up_fd);
-	half_splice(&c->half[HALF_UP], paired, &agent, &up);
-	half_splice(&c->half[HALF_DOWN], paired, &up, &agent);
 }
 
 static void half_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -653,11 +444,11 @@ static void half_complete(struct ag_io *io, unsigned int op, const struct io_uri
 		half_on_shutdown(h, cqe);
 		break;
 	case OP_POLL:
-		half_on_poll(h, cqe);
+		relay_half_on_poll(h, cqe);
 		break;
 	case OP_DRAIN:
 		if (c->state != CONN_CLOSING)
-			half_drain(h);
+			relay_half_drain(h);
 		break;
 	}
 	conn_put(c);
@@ -671,8 +462,8 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 	if (cqe->res < 0) {
 		c->l->d->stats.upstream_failed++;
 		/* ECANCELED here means the linked timeout fired, not a cancel of ours. */
-		conn_fail(c, RESULT_CONNECT_FAILED, "upstream",
-			  cqe->res == -ECANCELED ? ETIMEDOUT : -cqe->res);
+		relay_conn_fail(c, RESULT_CONNECT_FAILED, "upstream",
+				cqe->res == -ECANCELED ? ETIMEDOUT : -cqe->res);
 		return;
 	}
 	c->state = CONN_RELAYING;
@@ -688,13 +479,13 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 		/* The splice waits for them: they go first (half_on_send). */
 		half_send(up);
 	} else if (c->splice_next) {
-		conn_splice(c);
+		relay_conn_splice(c);
 		return;
 	} else {
-		half_recv(&c->half[HALF_UP]);
+		relay_half_recv(&c->half[HALF_UP]);
 	}
 	if (!c->splice_next)
-		half_recv(&c->half[HALF_DOWN]);
+		relay_half_recv(&c->half[HALF_DOWN]);
 }
 
 static void conn_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -735,10 +526,10 @@ static void conn_connect(struct conn *c)
 
 	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
 	if (!ag_ring_reserve(&c->l->ring, 2)) {
-		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
+		relay_conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 		return;
 	}
-	if (!(sqe = conn_sqe(c, &c->io, OP_CONNECT)))
+	if (!(sqe = relay_conn_sqe(c, &c->io, OP_CONNECT)))
 		return;
 	io_uring_prep_connect(sqe, c->up_fd, &c->dst.sa, c->dst_len);
 	if (timed)
@@ -748,22 +539,7 @@ static void conn_connect(struct conn *c)
 /* The sweep: no byte either way for idle_timeout_ms. */
 static void conn_expire(struct ag_watch *w, const char *why)
 {
-	conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
-}
-
-/* Spliced bytes pass the daemon by: before an idle timeout, TCP says when the last went. */
-static void conn_refresh(struct ag_watch *w)
-{
-	struct conn *c = ag_container_of(w, struct conn, watch);
-	struct ag_sock_bytes a, u;
-	uint64_t quiet, now = ag_now_ns();
-
-	if ((!c->half[HALF_UP].spliced && !c->half[HALF_DOWN].spliced) ||
-	    ag_sock_bytes(c->agent_fd, &a) || ag_sock_bytes(c->up_fd, &u))
-		return;
-	quiet = (uint64_t)(a.quiet_ms < u.quiet_ms ? a.quiet_ms : u.quiet_ms) * 1000000;
-	if (quiet < now && now - quiet > w->active_ns)
-		w->active_ns = now - quiet;
+	relay_conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
 }
 
 void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, const void *initial,
@@ -808,13 +584,13 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 	}
 	ag_list_add_tail(&l->relay->conns, &c->node);
 	ag_watch_start(l, &c->watch, 0, conn_expire);
-	c->watch.refresh = conn_refresh;
+	c->watch.refresh = relay_conn_refresh;
 	d->stats.conns_total++;
 	d->stats.conns_active++;
 	ag_metrics_conn(d->metrics, c->agent, 1);
 	if ((ret = conn_upstream(c))) {
 		d->stats.upstream_failed++;
-		conn_fail(c, RESULT_ERROR, "upstream", -ret);
+		relay_conn_fail(c, RESULT_ERROR, "upstream", -ret);
 		return;
 	}
 	c->half[HALF_UP].from = c->half[HALF_DOWN].to = c->agent_fd;
@@ -828,7 +604,7 @@ void ag_relay_stop(struct ag_loop *l)
 
 	for (pos = l->relay->conns.next; pos != &l->relay->conns; pos = next) {
 		next = pos->next;
-		conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
+		relay_conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
 	}
 }
 
@@ -880,7 +656,6 @@ int ag_relay_init(struct ag_loop *l, struct ag_err *err)
 	ag_list_init(&r->waiters);
 	r->connect_ts.tv_sec = ms / 1000;
 	r->connect_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-	r->drain_ts.tv_nsec = DRAIN_MS * 1000000;
 	l->relay = r;
 	return 0;
 }

@@ -369,9 +369,9 @@ TEST(relay_splice)
 	uint16_t port;
 	int tool = tcp_listen("127.0.0.1", 0, &port);
 
-	if (!ASSERT_OK(start(&d, "splice", "\"limits\": {\"idle_timeout_ms\": 1500}", cg,
-			     sizeof(cg)),
-		       "daemon"))
+	if (!ASSERT_OK(
+		start(&d, "splice", "\"limits\": {\"idle_timeout_ms\": 1500}", cg, sizeof(cg)),
+		"daemon"))
 		goto out;
 	snprintf(pins[0], PATH_MAX, "%s/splice_peers", d.in.pin_dir);
 	snprintf(pins[1], PATH_MAX, "%s/splice_from", d.in.pin_dir);
@@ -414,9 +414,9 @@ TEST(relay_splice)
 		fprintf(stderr, "splice: idle connection closed after %d ms\n", s->closed_ms);
 		ASSERT_GE(s->closed_ms, 1400, "not before the idle timeout");
 		ASSERT_LE(s->closed_ms, 3500, "closed by the idle timeout");
-		ASSERT_TRUE(log_has(&d, 3000, "result=idle_timeout", "bytes_up=1", "bytes_down=1",
-				    NULL),
-			    "logged with its counts");
+		ASSERT_TRUE(
+		    log_has(&d, 3000, "result=idle_timeout", "bytes_up=1", "bytes_down=1", NULL),
+		    "logged with its counts");
 		waitpid(echo, NULL, 0);
 	}
 	if (test__start_subtest("no_leak_100")) {
@@ -478,8 +478,7 @@ TEST(relay_splice_off)
 	int tool = tcp_listen("127.0.0.1", 0, &port);
 	json_t *r;
 
-	if (!ASSERT_OK(start(&d, "splicenot", "\"relay_splice\": false", cg, sizeof(cg)),
-		       "daemon"))
+	if (!ASSERT_OK(start(&d, "splicenot", "\"relay_splice\": false", cg, sizeof(cg)), "daemon"))
 		goto out;
 	ASSERT_TRUE(log_has(&d, 2000, "splice=off", "relay_splice is false", NULL),
 		    "said once at start");
