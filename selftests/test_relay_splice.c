@@ -39,7 +39,10 @@ struct side {
 	int closed_ms; /* idle: when the daemon closed it, from the connect */
 };
 
-enum { MODE_BULK, MODE_HALF, MODE_IDLE, MODE_BUSY, MODE_PING };
+enum { MODE_BULK, MODE_HALF, MODE_IDLE, MODE_BUSY, MODE_PING, MODE_HEAD };
+
+/* What the classifier reads (a Host it must look at) before the relay starts. */
+static const char head[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 /* The byte at offset i of a stream: not periodic at any buffer size. */
 static unsigned char pattern(uint64_t i, unsigned int seed)
@@ -168,6 +171,14 @@ static int agent(void *arg)
 	case MODE_IDLE:
 	case MODE_BUSY:
 		agent_idle(fd, s, s->mode == MODE_BUSY);
+		break;
+	case MODE_HEAD:
+		/* The head, then after the splice 8 MiB that must follow it. */
+		if (write(fd, head, strlen(head)) != (ssize_t)strlen(head))
+			s->ret = 1;
+		usleep(300 * 1000);
+		if (!s->ret)
+			s->ret = write_pattern(fd, 3);
 		break;
 	case MODE_PING:
 		if (write(fd, "p", 1) != 1 || read(fd, s->text, 1) != 1)
@@ -489,6 +500,46 @@ TEST(relay_splice_off)
 	ASSERT_EQ(relay_counter(&d, "bytes_copied"), 2ll * BULK, "the daemon copied both ways");
 	ASSERT_EQ(relay_counter(&d, "spliced"), 0, "nothing spliced");
 out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(s, sizeof(*s));
+}
+
+/*
+ * The first bytes the classifier read (a Host it had to look at) go to the
+ * upstream first, copied; everything after them is spliced.
+ */
+TEST(relay_splice_after_head)
+{
+	struct side *s = shared_alloc(sizeof(*s)), up = { 0 };
+	char cg[PATH_MAX], got[sizeof(head)] = "";
+	struct tdaemon d;
+	uint16_t port;
+	int tool = tcp_listen("127.0.0.1", 0, &port), c = -1;
+	pid_t pid;
+
+	if (!ASSERT_OK(start(&d, "splicehead", "\"passthrough\": [\"localhost\"]", cg,
+			     sizeof(cg)),
+		       "daemon"))
+		goto out;
+	pid = agent_start(cg, s, port, MODE_HEAD);
+	c = accept_timeout(tool, 5000);
+	if (ASSERT_GE(c, 0, "upstream accepted")) {
+		ASSERT_EQ(recv(c, got, strlen(head), MSG_WAITALL), (ssize_t)strlen(head),
+			  "the head");
+		ASSERT_STREQ(got, head, "first, as the agent sent it");
+		read_pattern(c, 3, &up);
+	}
+	ASSERT_TRUE(agent_wait(pid), "agent done");
+	ASSERT_OK(s->ret, "agent sent");
+	ASSERT_EQ(up.got, (uint64_t)BULK, "then 8 MiB, to the agent's EOF");
+	ASSERT_EQ(up.bad, 0, "as sent");
+	ASSERT_EQ(relay_counter(&d, "bytes_copied"), (long long)strlen(head),
+		  "the daemon copied the head only");
+	ASSERT_EQ(relay_counter(&d, "spliced"), 2, "the rest was spliced");
+out:
+	if (c >= 0)
+		close(c);
 	tdaemon_destroy(&d);
 	close(tool);
 	munmap(s, sizeof(*s));
