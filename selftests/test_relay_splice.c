@@ -318,24 +318,6 @@ static uint32_t map_id(const struct tdaemon *d, const char *name)
 	return info.id;
 }
 
-static int start(struct tdaemon *d, const char *suffix, const char *extra, char *cg, size_t len)
-{
-	struct ag_kern k;
-	struct ag_err err;
-	int ret = tdaemon_start(d, suffix, extra, 0);
-
-	if (ret) {
-		fprintf(stderr, "agentgated did not start (%d); log %s\n", ret, d->log);
-		return ret;
-	}
-	if (ag_kern_open(&k, &d->in, &err))
-		return -ENOENT;
-	ret = ag_agent_register(&k, &d->in, "a", AG_VERDICT_KEEP, NULL, &err);
-	ag_kern_close(&k);
-	snprintf(cg, len, "%s/a", d->in.cg_agents);
-	return ret;
-}
-
 static void test_bulk(struct tdaemon *d, const char *cg, int tool, uint16_t port, struct side *s)
 {
 	struct side up = { 0 };
@@ -380,9 +362,9 @@ TEST(relay_splice)
 	uint16_t port;
 	int tool = tcp_listen("127.0.0.1", 0, &port);
 
-	if (!ASSERT_OK(
-		start(&d, "splice", "\"limits\": {\"idle_timeout_ms\": 1500}", cg, sizeof(cg)),
-		"daemon"))
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "splice", "\"limits\": {\"idle_timeout_ms\": 1500}",
+					   cg, sizeof(cg)),
+		       "daemon"))
 		goto out;
 	snprintf(pins[0], PATH_MAX, "%s/splice_peers", d.in.pin_dir);
 	snprintf(pins[1], PATH_MAX, "%s/splice_from", d.in.pin_dir);
@@ -489,7 +471,9 @@ TEST(relay_splice_off)
 	int tool = tcp_listen("127.0.0.1", 0, &port);
 	json_t *r;
 
-	if (!ASSERT_OK(start(&d, "splicenot", "\"relay_splice\": false", cg, sizeof(cg)), "daemon"))
+	if (!ASSERT_OK(
+		tdaemon_start_agent(&d, "splicenot", "\"relay_splice\": false", cg, sizeof(cg)),
+		"daemon"))
 		goto out;
 	ASSERT_TRUE(log_has(&d, 2000, "splice=off", "relay_splice is false", NULL),
 		    "said once at start");
@@ -518,8 +502,8 @@ TEST(relay_splice_after_head)
 	int tool = tcp_listen("127.0.0.1", 0, &port), c = -1;
 	pid_t pid;
 
-	if (!ASSERT_OK(start(&d, "splicehead", "\"passthrough\": [\"localhost\"]", cg,
-			     sizeof(cg)),
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "splicehead", "\"passthrough\": [\"localhost\"]", cg,
+					   sizeof(cg)),
 		       "daemon"))
 		goto out;
 	pid = agent_start(cg, s, port, MODE_HEAD);
