@@ -107,7 +107,7 @@ void relay_half_recv(struct half *h);
 void relay_half_shutdown(struct half *h);
 
 /* relay_splice.c */
-/* Both halves, from HALF_IDLE: to HALF_SPLICED if the kernel takes them, else copied. */
+/* Both halves, no I/O of theirs in flight: HALF_SPLICED if the kernel takes them, else copied. */
 void relay_conn_splice(struct conn *c);
 void relay_half_on_poll(struct half *h, const struct io_uring_cqe *cqe);
 void relay_half_drain(struct half *h);

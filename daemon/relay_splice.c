@@ -218,7 +218,8 @@ static void half_splice(struct half *h, bool paired, const struct sock_bytes *fr
 }
 
 /*
- * Both halves, from HALF_IDLE: spliced if the kernel takes them, copied if
+ * Both halves, from HALF_IDLE (the up half from HALF_SEND, once the
+ * classifier's bytes went): spliced if the kernel takes them, copied if
  * not.  The sockets are paired first, so neither verdict can run before its
  * target is in place.  They are counted before that: once in a socket hash,
  * a socket's SIOCINQ tells only what a verdict kept for it, not what TCP
