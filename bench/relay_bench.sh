@@ -258,8 +258,21 @@ done
 [ "$(relay_field splice bytes_copied)" = 0 ] ||
 	die "splice: the daemon copied $(relay_field splice bytes_copied) bytes"
 [ "$(relay_field copy spliced)" = 0 ] || die "copy: spliced"
-echo "agentgated spliced: $(relay_field splice spliced) directions, 0 bytes copied;" \
-	"copying: $(relay_field copy bytes_copied) bytes copied"
+# Every connection closed, no socket left in the splice maps.
+for _ in $(seq 50); do
+	[ "$(timeout 5 ${AG_CTL[splice]} status --json | python3 -c \
+		"import json,sys; print(json.load(sys.stdin)['daemon']['connections']['active'])")" = 0 ] &&
+		break
+	sleep 0.1
+done
+for m in splice_peers splice_from; do
+	n=$(bpftool -j map dump pinned "/sys/fs/bpf/agbench-splice$$/$m" |
+		python3 -c "import json,sys; print(len(json.load(sys.stdin)))") ||
+		die "splice: no map $m"
+	[ "$n" = 0 ] || die "splice: $n sockets left in $m after the rounds"
+done
+echo "agentgated spliced: $(relay_field splice spliced) directions, 0 bytes copied, the maps empty" \
+	"after; copying: $(relay_field copy bytes_copied) bytes copied"
 
 # ---- report -------------------------------------------------------------------
 awk -v hz="$HZ" '
