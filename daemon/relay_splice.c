@@ -235,7 +235,14 @@ void relay_conn_splice(struct conn *c)
 		return;
 	paired = !sock_bytes(c->agent_fd, &agent) && !sock_bytes(c->up_fd, &up) &&
 		 !splice_pair(&c->l->d->splice, c->agent_fd, c->up_fd);
-	half_splice(&c->half[HALF_UP], paired, &agent, &up);
+	/*
+	 * The verdict is handed whole skbs from the head of the receive queue:
+	 * one the classifier read part of would be sent again.  Bytes still
+	 * queued after its read may be such a rest, or new skbs; which, only
+	 * the kernel knows, so the agent's side is then copied.
+	 */
+	half_splice(&c->half[HALF_UP], paired && (!c->initial_len || agent.taken == agent.received),
+		    &agent, &up);
 	half_splice(&c->half[HALF_DOWN], paired, &up, &agent);
 }
 
