@@ -34,7 +34,8 @@
  * and the EOF is passed on only once TCP's counts say that every byte
  * `from` received was written to `to`: a FIN must not overtake bytes still
  * in the kernel's backlog.  A half whose socket the map refuses is copied
- * as above; its partner may be spliced still.  Limit: once `from` ended,
+ * as above; its partner may be spliced still.  So is the agent's half when
+ * the classifier read part of what was queued (relay_conn_splice).  Limit: once `from` ended,
  * a reset of it goes unseen until the other direction ends or is idle
  * (a poll would fire at once on the EOF it already saw).
  *

@@ -5,7 +5,9 @@
  * by the daemon, a half-close passed on while the other way goes on, the
  * byte counts of the close record, the idle timeout (and a busy spliced
  * connection not taken for idle), the maps empty after 100 connections,
- * adopted on restart and gone on uninstall, and relay_splice false copying.
+ * adopted on restart and gone on uninstall, relay_splice false copying, and
+ * the classifier's bytes first: spliced after them, or copied when it read
+ * part of a queued segment.
  */
 #include <errno.h>
 #include <poll.h>
