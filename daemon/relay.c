@@ -35,9 +35,10 @@
  * `from` received was written to `to`: a FIN must not overtake bytes still
  * in the kernel's backlog.  A half whose socket the map refuses is copied
  * as above; its partner may be spliced still.  So is the agent's half when
- * the classifier read part of what was queued (relay_conn_splice).  Limit: once `from` ended,
- * a reset of it goes unseen until the other direction ends or is idle
- * (a poll would fire at once on the EOF it already saw).
+ * the classifier read part of what was queued (relay_conn_splice).
+ * Limit: once `from` ended, a reset of it goes unseen until the other
+ * direction ends or is idle (a poll would fire at once on the EOF it
+ * already saw).
  *
  * Buffers come from one provided-buffer ring.  A recv picks a buffer only
  * when data is there (IORING_RECVSEND_POLL_FIRST), so an idle connection
