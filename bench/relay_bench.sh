@@ -271,8 +271,8 @@ for m in splice_peers splice_from; do
 		die "splice: no map $m"
 	[ "$n" = 0 ] || die "splice: $n sockets left in $m after the rounds"
 done
-echo "agentgated spliced: $(relay_field splice spliced) directions, 0 bytes copied, the maps empty" \
-	"after; copying: $(relay_field copy bytes_copied) bytes copied"
+echo "agentgated spliced: $(relay_field splice spliced) directions, 0 bytes copied," \
+	"the maps empty after; copying: $(relay_field copy bytes_copied) bytes copied"
 
 # ---- report -------------------------------------------------------------------
 awk -v hz="$HZ" '
