@@ -18,3 +18,6 @@ for b in "${BUILD:-build}"/bench/*; do
 done
 echo "== mcp_bench.sh"
 bash bench/mcp_bench.sh
+echo
+echo "== relay_bench.sh"
+bash bench/relay_bench.sh

@@ -27,6 +27,11 @@
 #define AG_MAX_AGENTS 4096
 #define AG_MAX_RULES 16384
 /*
+ * Sockets in each of the relay's splice maps (bpf/splice.bpf.c): two per
+ * spliced connection.  A connection that finds them full is copied instead.
+ */
+#define AG_SPLICE_SOCKS 65536
+/*
  * Slots of the origin map: a redirected socket's record lives in slot
  * (socket cookie mod AG_ORIGIN_SLOTS) until a socket created that many
  * cookies later takes the slot over.  A power of two.

@@ -384,6 +384,21 @@ static void print_fleet(json_t *fl)
 	}
 }
 
+/* The relay: spliced in the kernel, or why every byte is copied. */
+static void print_relay(json_t *v)
+{
+	if (!v)
+		return;
+	if (json_is_true(json_object_get(v, "splice")))
+		printf("relay:      spliced in the kernel (%lld directions so far, %lld bytes "
+		       "copied)\n",
+		       json_integer_value(json_object_get(v, "spliced")),
+		       json_integer_value(json_object_get(v, "bytes_copied")));
+	else
+		printf("relay:      copied by the daemon, splice off: %s\n",
+		       json_string_value(json_object_get(v, "splice_off")));
+}
+
 static void print_text(json_t *s, bool verbose)
 {
 	json_t *daemon = json_object_get(s, "daemon"), *v;
@@ -405,6 +420,7 @@ static void print_text(json_t *s, bool verbose)
 		       json_integer_value(json_object_get(conns, "total")),
 		       json_integer_value(json_object_get(conns, "upstream_failed")));
 		print_limits(json_object_get(daemon, "limits"));
+		print_relay(json_object_get(daemon, "relay"));
 		v = json_object_get(daemon, "mcp");
 		if (json_integer_value(json_object_get(v, "tool_servers"))) {
 			json_t *up = json_object_get(v, "upstreams");

@@ -30,6 +30,8 @@ struct ag_daemon_stats {
 	uint64_t kernel_refusals; /* records read from the events ring buffer */
 	uint64_t audit_errors;	  /* records not written since the writer failed */
 	uint64_t audit_lost;	  /* records not written, over the daemon's life */
+	uint64_t relay_copied;	  /* bytes the relay sent itself (relay.c) */
+	uint64_t relay_spliced;	  /* relay directions the kernel spliced */
 };
 
 struct ag_audit_writer;
@@ -45,6 +47,8 @@ struct ag_daemon {
 	struct ag_instance inst;
 	struct ag_conf conf;
 	struct ag_kern kern;
+	struct ag_splice_maps splice;	 /* the relay's (relay.c); -1s when off */
+	char splice_off[512];		 /* why the relay copies every byte; "" when it splices */
 	int listen_fd[AG_LISTEN__COUNT]; /* -1 when not listening */
 	int control_fd;			 /* unix stream listener */
 	int dns_fd;			 /* DNS relay (dns.h), -1 when off */

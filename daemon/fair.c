@@ -149,8 +149,12 @@ static void sweep(struct ag_fair *f)
 
 	ag_list_init(&expired);
 	for (pos = f->watches.next; pos != &f->watches; pos = next) {
+		struct ag_watch *w = ag_container_of(pos, struct ag_watch, node);
+
 		next = pos->next;
-		if (due(f, ag_container_of(pos, struct ag_watch, node), now)) {
+		if (due(f, w, now) && w->refresh)
+			w->refresh(w);
+		if (due(f, w, now)) {
 			ag_list_del(pos);
 			ag_list_add_tail(&expired, pos);
 		}
@@ -325,6 +329,7 @@ void ag_watch_start(struct ag_loop *l, struct ag_watch *w, uint64_t head_ns, ag_
 	w->active_ns = ag_now_ns();
 	w->head_ns = head_ns;
 	w->expire = expire;
+	w->refresh = NULL;
 	ag_list_add_tail(&l->fair->watches, &w->node);
 }
 

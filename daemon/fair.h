@@ -29,12 +29,18 @@ struct ag_watch;
 
 /* why: "header_timeout" or "idle_timeout".  Called from the sweep only. */
 typedef void (*ag_watch_expire)(struct ag_watch *w, const char *why);
+/*
+ * Moves active_ns up to bytes the daemon did not see (the kernel's splice);
+ * asked by the sweep before an idle timeout.  Must not stop any watch.
+ */
+typedef void (*ag_watch_refresh)(struct ag_watch *w);
 
 struct ag_watch {
 	struct ag_list node; /* in the sweep's list while started */
 	uint64_t active_ns;  /* the last byte either way (or the start) */
 	uint64_t head_ns;    /* the request head is due by then; 0: none due */
 	ag_watch_expire expire;
+	ag_watch_refresh refresh; /* NULL (ag_watch_start), or set after it */
 };
 
 int ag_fair_init(struct ag_loop *l, struct ag_err *err);

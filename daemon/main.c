@@ -330,6 +330,23 @@ static int old_dns_relay(const struct ag_instance *in, struct ag_config *kcfg, s
 	return 0;
 }
 
+/*
+ * The relay's splice maps, while privileged: adopted on a restart, a new
+ * build's on an upgrade.  A refusal is no failure: the relay copies, as it
+ * did before the kernel could splice, and says so once.
+ */
+static void splice_open(struct ag_daemon *d, bool adopt)
+{
+	struct ag_err err;
+
+	if (!d->conf.relay_splice)
+		snprintf(d->splice_off, sizeof(d->splice_off), "relay_splice is false");
+	else if (ag_splice_maps_open(&d->splice, &d->inst, adopt, &err))
+		snprintf(d->splice_off, sizeof(d->splice_off), "%s", err.msg);
+	if (d->splice_off[0])
+		ag_log(AG_LOG_INFO, "start", "splice=off cause=\"%s\"", d->splice_off);
+}
+
 static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *err)
 {
 	struct ag_config kcfg;
@@ -397,6 +414,7 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 			 : ag_kern_install(&d->kern, &d->inst, &kcfg, err);
 	if (ret)
 		return ret;
+	splice_open(d, !o->upgrade && d->kern.adopted);
 	{
 		char why[128];
 
@@ -464,6 +482,7 @@ static void teardown(struct ag_daemon *d)
 	}
 	ag_upgrade_end(d->upgrade);
 	ag_kern_close(&d->kern);
+	ag_splice_maps_close(&d->splice);
 	ag_subagents_free(d->subagents);
 	ag_conf_free(&d->conf);
 	ag_notify_close();
@@ -550,6 +569,7 @@ int main(int argc, char **argv)
 			       .control_fd = -1,
 			       .dns_fd = -1,
 			       .dns_host_fd = -1,
+			       .splice = { -1, -1 },
 			       .upgrade = &upgrade,
 			       .detach = AG_DETACH_INIT };
 	struct options o = { 0 };

@@ -16,6 +16,30 @@
  *	HALF_RECV --ENOBUFS--> HALF_NOBUF --a buffer came back--> HALF_RECV
  *	HALF_RECV --EOF--> HALF_SHUTDOWN --shutdown(to, SHUT_WR) done--> HALF_DONE
  *
+ * unless the kernel splices it (bpf/splice.bpf.c, relay_splice.c): then
+ *
+ *	HALF_IDLE --both sockets paired, `from` spliced--> HALF_SPLICED
+ *	HALF_SPLICED --poll: `from` ended--> HALF_DRAIN
+ *	HALF_DRAIN --TCP counts: all it sent reached `to`--> HALF_SHUTDOWN
+ *	HALF_DRAIN --not yet: a DRAIN_MS timer--> HALF_DRAIN
+ *	HALF_SPLICED --poll: `from` reset--> closed, result=reset
+ *
+ * A connection is spliced once the upstream is connected and what the
+ * classifier read (c->initial) was sent, when the instance has the splice
+ * maps (relay_splice, agentgated(8)) and both sockets are still
+ * established: the kernel takes nothing else into a socket hash.  Nothing
+ * the relay does needs to see the bytes: their counts come from TCP at
+ * close, the idle timeout asks TCP when the last byte went (the watch's
+ * refresh), an EOF or a reset is seen by a poll of `from`,
+ * and the EOF is passed on only once TCP's counts say that every byte
+ * `from` received was written to `to`: a FIN must not overtake bytes still
+ * in the kernel's backlog.  A half whose socket the map refuses is copied
+ * as above; its partner may be spliced still.  So is the agent's half when
+ * the classifier read part of what was queued (relay_conn_splice).
+ * Limit: once `from` ended, a reset of it goes unseen until the other
+ * direction ends or is idle (a poll would fire at once on the EOF it
+ * already saw).
+ *
  * Buffers come from one provided-buffer ring.  A recv picks a buffer only
  * when data is there (IORING_RECVSEND_POLL_FIRST), so an idle connection
  * holds none.  A direction holds at most one, from its recv completion
@@ -56,36 +80,13 @@
 #include "loop.h"
 #include "metrics.h"
 #include "relay.h"
+#include "relay_int.h"
 #include "subagent.h"
 #include "trail.h"
 
 #define BUF_GROUP 0
 #define BUF_COUNT 256 /* a power of two: the kernel indexes the ring with a mask */
 #define BUF_SIZE (16 * 1024)
-
-enum conn_state {
-	CONN_CONNECTING,
-	CONN_RELAYING,
-	CONN_CLOSING,
-};
-
-enum half_state {
-	HALF_IDLE, /* before the upstream connect completed */
-	HALF_RECV,
-	HALF_NOBUF,
-	HALF_SEND,
-	HALF_SHUTDOWN,
-	HALF_DONE,
-};
-
-enum conn_result {
-	RESULT_OK,
-	RESULT_CONNECT_FAILED,
-	RESULT_RESET,
-	RESULT_ERROR,
-	RESULT_SHUTDOWN,
-	RESULT_IDLE_TIMEOUT,
-};
 
 static const char *const result_names[] = {
 	[RESULT_OK] = "ok",
@@ -94,53 +95,6 @@ static const char *const result_names[] = {
 	[RESULT_ERROR] = "error",
 	[RESULT_SHUTDOWN] = "shutdown",
 	[RESULT_IDLE_TIMEOUT] = "idle_timeout",
-};
-
-enum { HALF_UP, HALF_DOWN };
-
-/* Operations, in the low bits of user_data. */
-enum { OP_CONNECT = 1 };		    /* on conn.io */
-enum { OP_RECV = 1, OP_SEND, OP_SHUTDOWN }; /* on half.io */
-
-struct conn;
-
-struct half {
-	struct ag_io io;
-	struct conn *c;
-	struct ag_list wait; /* in relay->waiters while HALF_NOBUF */
-	int from, to;
-	enum half_state state;
-	uint16_t bid;	      /* the pool buffer held in HALF_SEND, unless spilled */
-	unsigned char *spill; /* what a full socket did not take, off the pool */
-	uint32_t off, len;
-	uint64_t bytes; /* delivered to `to` */
-};
-
-struct conn {
-	struct ag_io io;
-	struct ag_list node;   /* in relay->conns */
-	struct ag_watch watch; /* the idle timeout, until CONN_CLOSING */
-	struct ag_loop *l;
-	enum conn_state state;
-	enum conn_result result;
-	int agent_fd, up_fd;
-	unsigned int inflight;
-	int error;		/* errno behind result, 0 if none */
-	const char *error_side; /* "agent", "upstream" or "daemon" */
-	uint64_t start_ns;
-	struct ag_origin o;
-	char agent[AG_NAME_LEN];
-	struct ag_delegation *dg; /* a sub-agent's chain (admit.h), NULL for none */
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in sin;
-		struct sockaddr_in6 sin6;
-	} dst;
-	socklen_t dst_len;
-	struct half half[2];
-	/* What the classifier read before the relay took over: sent first. */
-	unsigned char *initial;
-	size_t initial_len;
 };
 
 /* The user-space cost of an idle connection. */
@@ -160,9 +114,7 @@ struct ag_relay {
 	struct __kernel_timespec connect_ts;
 };
 
-static void half_recv(struct half *h);
-
-static const char *fd_side(const struct conn *c, int fd)
+const char *relay_fd_side(const struct conn *c, int fd)
 {
 	return fd == c->agent_fd ? "agent" : "upstream";
 }
@@ -178,7 +130,7 @@ static void buf_put(struct ag_relay *r, uint16_t bid)
 		struct half *h = ag_container_of(r->waiters.next, struct half, wait);
 
 		ag_list_del(&h->wait);
-		half_recv(h);
+		relay_half_recv(h);
 	}
 }
 
@@ -198,6 +150,9 @@ static void conn_release(struct conn *c)
 	char agent[8 * AG_NAME_LEN], comm_raw[AG_COMM_LEN + 1], comm[8 * AG_COMM_LEN];
 	char dst[64], cause[128], err[256] = "", sub[AG_DELEGATION_PATH + 64] = "";
 	double ms = (double)(ag_now_ns() - c->start_ns) / 1e6;
+	/* Before the sockets close: TCP's counts go with them. */
+	uint64_t up = relay_half_bytes(&c->half[HALF_UP]),
+		 down = relay_half_bytes(&c->half[HALF_DOWN]);
 
 	memcpy(comm_raw, c->o.comm, AG_COMM_LEN);
 	comm_raw[AG_COMM_LEN] = '\0';
@@ -215,15 +170,13 @@ static void conn_release(struct conn *c)
 	       "bytes_down=%llu duration_ms=%.3f result=%s%s%s",
 	       ag_logq(agent, sizeof(agent), c->agent), (unsigned long long)c->o.agent_cgroup_id,
 	       c->o.tgid, c->o.uid, ag_logq(comm, sizeof(comm), comm_raw),
-	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)),
-	       (unsigned long long)c->half[HALF_UP].bytes,
-	       (unsigned long long)c->half[HALF_DOWN].bytes, ms, result_names[c->result], sub, err);
+	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)), (unsigned long long)up,
+	       (unsigned long long)down, ms, result_names[c->result], sub, err);
 	ag_daemon_audit(d, "connect",
 			json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s?}", "agent",
 				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "dst", dst,
-				  "result", result_names[c->result], "bytes_up",
-				  (json_int_t)c->half[HALF_UP].bytes, "bytes_down",
-				  (json_int_t)c->half[HALF_DOWN].bytes, "latency_us",
+				  "result", result_names[c->result], "bytes_up", (json_int_t)up,
+				  "bytes_down", (json_int_t)down, "latency_us",
 				  (json_int_t)(ms * 1000), "error", c->error ? cause : NULL));
 	ag_fair_release(c->l, c->agent_fd);
 	close(c->agent_fd);
@@ -269,7 +222,7 @@ static void conn_close(struct conn *c)
 }
 
 /* The first cause of a close is the one logged. */
-static void conn_fail(struct conn *c, enum conn_result result, const char *side, int error)
+void relay_conn_fail(struct conn *c, enum conn_result result, const char *side, int error)
 {
 	if (c->state == CONN_CLOSING)
 		return;
@@ -285,23 +238,23 @@ static void conn_put(struct conn *c)
 		conn_release(c);
 }
 
-static struct io_uring_sqe *conn_sqe(struct conn *c, struct ag_io *io, unsigned int op)
+struct io_uring_sqe *relay_conn_sqe(struct conn *c, struct ag_io *io, unsigned int op)
 {
 	struct io_uring_sqe *sqe = ag_ring_sqe(&c->l->ring, io, op);
 
 	if (sqe)
 		c->inflight++;
 	else
-		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
+		relay_conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 	return sqe;
 }
 
 /* HALF_IDLE, HALF_NOBUF, HALF_SEND -> HALF_RECV */
-static void half_recv(struct half *h)
+void relay_half_recv(struct half *h)
 {
 	struct io_uring_sqe *sqe;
 
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_RECV)))
+	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_RECV)))
 		return;
 	io_uring_prep_recv(sqe, h->from, NULL, BUF_SIZE, 0);
 	sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -338,7 +291,7 @@ static void half_send(struct half *h)
 	struct io_uring_sqe *sqe;
 
 	h->state = HALF_SEND;
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SEND))) {
+	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_SEND))) {
 		half_data_done(h);
 		return;
 	}
@@ -364,11 +317,11 @@ static int half_spill(struct half *h)
 }
 
 /* HALF_RECV -> HALF_SHUTDOWN: the peer's EOF, passed on; the other way keeps going. */
-static void half_shutdown(struct half *h)
+void relay_half_shutdown(struct half *h)
 {
 	struct io_uring_sqe *sqe;
 
-	if (h->c->state == CONN_CLOSING || !(sqe = conn_sqe(h->c, &h->io, OP_SHUTDOWN)))
+	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_SHUTDOWN)))
 		return;
 	io_uring_prep_shutdown(sqe, h->to, SHUT_WR);
 	h->state = HALF_SHUTDOWN;
@@ -388,11 +341,11 @@ static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
 	}
 	switch (cqe->res) {
 	case 0:
-		half_shutdown(h);
+		relay_half_shutdown(h);
 		return;
 	case -ENOBUFS:
 		if (r->free_bufs) {
-			half_recv(h);
+			relay_half_recv(h);
 		} else {
 			if (ag_list_empty(&r->waiters))
 				ag_log(AG_LOG_DEBUG, "relay_nobuf",
@@ -404,14 +357,15 @@ static void half_on_recv(struct half *h, const struct io_uring_cqe *cqe)
 		return;
 	case -EINTR:
 	case -EAGAIN:
-		half_recv(h);
+		relay_half_recv(h);
 		return;
 	case -ECONNRESET:
-		conn_fail(c, RESULT_RESET, fd_side(c, h->from), -cqe->res);
+		relay_conn_fail(c, RESULT_RESET, relay_fd_side(c, h->from), -cqe->res);
 		return;
 	}
 	if (cqe->res < 0 || !has_buf) {
-		conn_fail(c, RESULT_ERROR, fd_side(c, h->from), cqe->res < 0 ? -cqe->res : EIO);
+		relay_conn_fail(c, RESULT_ERROR, relay_fd_side(c, h->from),
+				cqe->res < 0 ? -cqe->res : EIO);
 		return;
 	}
 	ag_watch_touch(&c->watch);
@@ -431,10 +385,14 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 	}
 	if (res > 0) {
 		h->bytes += res;
+		c->l->d->stats.relay_copied += res;
 		h->off += res;
 		if (h->off == h->len) {
 			half_data_done(h);
-			half_recv(h);
+			if (c->splice_next)
+				relay_conn_splice(c);
+			else
+				relay_half_recv(h);
 			return;
 		}
 	}
@@ -442,7 +400,7 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 		/* The socket is full (or was interrupted): the rest waits, off the pool. */
 		if (!h->spill && half_spill(h)) {
 			half_data_done(h);
-			conn_fail(c, RESULT_ERROR, "daemon", ENOMEM);
+			relay_conn_fail(c, RESULT_ERROR, "daemon", ENOMEM);
 			return;
 		}
 		half_send(h);
@@ -450,20 +408,21 @@ static void half_on_send(struct half *h, const struct io_uring_cqe *cqe)
 	}
 	half_data_done(h);
 	if (res == -ECONNRESET || res == -EPIPE)
-		conn_fail(c, RESULT_RESET, fd_side(c, h->to), -res);
+		relay_conn_fail(c, RESULT_RESET, relay_fd_side(c, h->to), -res);
 	else
-		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), res ? -res : EIO);
+		relay_conn_fail(c, RESULT_ERROR, relay_fd_side(c, h->to), res ? -res : EIO);
 }
 
 static void half_on_shutdown(struct half *h, const struct io_uring_cqe *cqe)
 {
 	struct conn *c = h->c;
 
+	h->fin = cqe->res >= 0;
 	if (c->state == CONN_CLOSING)
 		return;
 	/* ENOTCONN: the peer is gone already; the other direction will tell how. */
 	if (cqe->res < 0 && cqe->res != -ENOTCONN) {
-		conn_fail(c, RESULT_ERROR, fd_side(c, h->to), -cqe->res);
+		relay_conn_fail(c, RESULT_ERROR, relay_fd_side(c, h->to), -cqe->res);
 		return;
 	}
 	h->state = HALF_DONE;
@@ -486,6 +445,13 @@ static void half_complete(struct ag_io *io, unsigned int op, const struct io_uri
 	case OP_SHUTDOWN:
 		half_on_shutdown(h, cqe);
 		break;
+	case OP_POLL:
+		relay_half_on_poll(h, cqe);
+		break;
+	case OP_DRAIN:
+		if (c->state != CONN_CLOSING)
+			relay_half_drain(h);
+		break;
 	}
 	conn_put(c);
 }
@@ -498,11 +464,12 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 	if (cqe->res < 0) {
 		c->l->d->stats.upstream_failed++;
 		/* ECANCELED here means the linked timeout fired, not a cancel of ours. */
-		conn_fail(c, RESULT_CONNECT_FAILED, "upstream",
-			  cqe->res == -ECANCELED ? ETIMEDOUT : -cqe->res);
+		relay_conn_fail(c, RESULT_CONNECT_FAILED, "upstream",
+				cqe->res == -ECANCELED ? ETIMEDOUT : -cqe->res);
 		return;
 	}
 	c->state = CONN_RELAYING;
+	c->splice_next = c->l->d->splice.from_fd >= 0;
 	if (c->initial) {
 		struct half *up = &c->half[HALF_UP];
 
@@ -511,11 +478,16 @@ static void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 		up->off = 0;
 		up->len = c->initial_len;
 		c->initial = NULL;
+		/* The splice waits for them: they go first (half_on_send). */
 		half_send(up);
+	} else if (c->splice_next) {
+		relay_conn_splice(c);
+		return;
 	} else {
-		half_recv(&c->half[HALF_UP]);
+		relay_half_recv(&c->half[HALF_UP]);
 	}
-	half_recv(&c->half[HALF_DOWN]);
+	if (!c->splice_next)
+		relay_half_recv(&c->half[HALF_DOWN]);
 }
 
 static void conn_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
@@ -556,10 +528,10 @@ static void conn_connect(struct conn *c)
 
 	/* Both SQEs in one submit: a link never spans two io_uring_enter calls. */
 	if (!ag_ring_reserve(&c->l->ring, 2)) {
-		conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
+		relay_conn_fail(c, RESULT_ERROR, "daemon", EBUSY);
 		return;
 	}
-	if (!(sqe = conn_sqe(c, &c->io, OP_CONNECT)))
+	if (!(sqe = relay_conn_sqe(c, &c->io, OP_CONNECT)))
 		return;
 	io_uring_prep_connect(sqe, c->up_fd, &c->dst.sa, c->dst_len);
 	if (timed)
@@ -569,7 +541,7 @@ static void conn_connect(struct conn *c)
 /* The sweep: no byte either way for idle_timeout_ms. */
 static void conn_expire(struct ag_watch *w, const char *why)
 {
-	conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
+	relay_conn_fail(ag_container_of(w, struct conn, watch), RESULT_IDLE_TIMEOUT, NULL, 0);
 }
 
 void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, const void *initial,
@@ -614,12 +586,13 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 	}
 	ag_list_add_tail(&l->relay->conns, &c->node);
 	ag_watch_start(l, &c->watch, 0, conn_expire);
+	c->watch.refresh = relay_conn_refresh;
 	d->stats.conns_total++;
 	d->stats.conns_active++;
 	ag_metrics_conn(d->metrics, c->agent, 1);
 	if ((ret = conn_upstream(c))) {
 		d->stats.upstream_failed++;
-		conn_fail(c, RESULT_ERROR, "upstream", -ret);
+		relay_conn_fail(c, RESULT_ERROR, "upstream", -ret);
 		return;
 	}
 	c->half[HALF_UP].from = c->half[HALF_DOWN].to = c->agent_fd;
@@ -633,7 +606,7 @@ void ag_relay_stop(struct ag_loop *l)
 
 	for (pos = l->relay->conns.next; pos != &l->relay->conns; pos = next) {
 		next = pos->next;
-		conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
+		relay_conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
 	}
 }
 

@@ -54,6 +54,7 @@ int ag_conf_default(struct ag_conf *c, struct ag_err *err)
 	c->resolver_port = 53;
 	c->default_verdict = AG_VERDICT_REDIRECT;
 	c->connect_timeout_ms = 10000;
+	c->relay_splice = true;
 	c->approval_timeout_ms = 120000;
 	c->audit_durability = AG_AUDIT_WRITTEN;
 	c->audit_sync_ms = 100;
@@ -409,6 +410,11 @@ static int parse_root(struct parse *p, json_t *root, struct ag_conf *c)
 		if ((ret = conf_get_uint(p, "$.connect_timeout_ms", v, 600000, &n)))
 			return ret;
 		c->connect_timeout_ms = (uint32_t)n;
+	}
+	if ((v = json_object_get(root, "relay_splice"))) {
+		if (!json_is_boolean(v))
+			return conf_bad(p, "$.relay_splice", "expected true or false");
+		c->relay_splice = json_is_true(v);
 	}
 	if ((v = json_object_get(root, "resolvers"))) {
 		size_t i;

@@ -39,6 +39,7 @@ const char *const conf_root_keys[] = { "listen",
 				       "policy_source",
 				       "fleet",
 				       "inbound",
+				       "relay_splice",
 				       NULL };
 const char *const conf_listen_keys[] = { "port", "ipv6", NULL };
 const char *const conf_audit_keys[] = { "durability", "rotate_bytes",	  "syslog",

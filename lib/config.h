@@ -428,6 +428,8 @@ struct ag_conf {
 	struct ag_agent_conf *agents;
 	int nr_agents;
 	uint32_t connect_timeout_ms;
+	/* "relay_splice": the kernel splices relayed connections (daemon/relay.c). */
+	bool relay_splice;
 	/* How long an escalated call waits for agentgatectl approve/deny. */
 	uint32_t approval_timeout_ms;
 	/*

@@ -338,7 +338,7 @@ int ag_kern_prog_repin(const struct ag_instance *in, int prog_fd, const char *na
 		int e = errno;
 
 		unlink(tmp);
-		return ag_errf(err, e, "program %s: pin: %s", path, strerror(e));
+		return ag_errf(err, e, "%s: pin: %s", path, strerror(e));
 	}
 	return 0;
 }

@@ -130,6 +130,24 @@ int ag_kern_serving(struct ag_kern *k, bool on, struct ag_err *err);
 /* Whether some process's socket is in the instance's serving map. */
 bool ag_kern_is_serving(const struct ag_instance *in);
 
+/*
+ * The relay's splice maps (bpf/splice.bpf.c, lib/kern_splice.c): both
+ * socket hashes keyed by socket cookie, the verdict attached to from_fd.
+ * -1 when not open.
+ */
+struct ag_splice_maps {
+	int peers_fd; /* splice_peers: the socket a cookie's bytes go to */
+	int from_fd;  /* splice_from: the sockets whose bytes are spliced */
+};
+/*
+ * Adopts the pinned maps (adopt, and they are this build's), else loads,
+ * attaches and pins them over any old pins.  An error is the kernel's
+ * refusal: the relay then copies.
+ */
+int ag_splice_maps_open(struct ag_splice_maps *m, const struct ag_instance *in, bool adopt,
+			struct ag_err *err);
+void ag_splice_maps_close(struct ag_splice_maps *m);
+
 struct ag_link_status {
 	const char *name;
 	bool pinned;

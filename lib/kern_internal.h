@@ -25,7 +25,7 @@ int ag_kern_daemon_progs_load(struct ag_kern *k, const struct ag_instance *in, b
 /* The listener's filter for namespaced agents' traffic (ag_kern_gateway_filter). */
 #define GATEWAY_FILTER_PIN "gateway_filter"
 /*
- * Pins prog_fd as name in the instance's directory, over the old pin, never
+ * Pins prog_fd (a program or a map) as name in the instance's directory, over the old pin, never
  * missing (pinned as name_new first: bpffs refuses dots in names).
  */
 int ag_kern_prog_repin(const struct ag_instance *in, int prog_fd, const char *name,

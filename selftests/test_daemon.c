@@ -100,25 +100,6 @@ static void roundtrip(const struct tdaemon *d, const char *agent_cg, int tool, u
 	ASSERT_STREQ(r->got, reply, "reply bytes at the agent");
 }
 
-static int setup(struct tdaemon *d, const char *suffix, char *agent_cg, size_t len)
-{
-	struct ag_kern k;
-	struct ag_err err;
-	int ret;
-
-	ret = tdaemon_start(d, suffix, "", 0);
-	if (ret) {
-		fprintf(stderr, "agentgated did not start (%d); log %s\n", ret, d->log);
-		return ret;
-	}
-	if (ag_kern_open(&k, &d->in, &err))
-		return -ENOENT;
-	ret = ag_agent_register(&k, &d->in, "a", AG_VERDICT_KEEP, NULL, &err);
-	ag_kern_close(&k);
-	snprintf(agent_cg, len, "%s/a", d->in.cg_agents);
-	return ret;
-}
-
 TEST(daemon_relay)
 {
 	struct relay_attempt *r = shared_alloc(sizeof(*r));
@@ -128,7 +109,7 @@ TEST(daemon_relay)
 	int tool;
 
 	tool = tcp_listen("127.0.0.1", 0, &tool_port);
-	if (!ASSERT_OK(setup(&d, "relay", agent_cg, sizeof(agent_cg)), "daemon"))
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "relay", "", agent_cg, sizeof(agent_cg)), "daemon"))
 		goto out;
 	if (test__start_subtest("roundtrip_logged")) {
 		roundtrip(&d, agent_cg, tool, tool_port, r);
@@ -231,7 +212,8 @@ TEST(daemon_fail_closed)
 	int tool;
 
 	tool = tcp_listen("127.0.0.1", 0, &tool_port);
-	if (!ASSERT_OK(setup(&d, "failclosed", agent_cg, sizeof(agent_cg)), "daemon"))
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "failclosed", "", agent_cg, sizeof(agent_cg)),
+		       "daemon"))
 		goto out;
 	roundtrip(&d, agent_cg, tool, tool_port, r);
 	ag_kern_links(&d.in, before);
@@ -289,7 +271,8 @@ TEST(daemon_stats_bpftool)
 	int tool;
 
 	tool = tcp_listen("127.0.0.1", 0, &tool_port);
-	if (!ASSERT_OK(setup(&d, "stats", agent_cg, sizeof(agent_cg)), "daemon") ||
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "stats", "", agent_cg, sizeof(agent_cg)),
+		       "daemon") ||
 	    !ASSERT_OK(ag_kern_open(&k, &d.in, &err), "open maps"))
 		goto out;
 	ag_cgroup_id(agent_cg, &id, &err);
@@ -451,7 +434,8 @@ TEST(daemon_refusal_log_limit)
 	double drained_s;
 	int lines;
 
-	if (!ASSERT_OK(setup(&d, "loglimit", agent_cg, sizeof(agent_cg)), "daemon"))
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "loglimit", "", agent_cg, sizeof(agent_cg)),
+		       "daemon"))
 		goto out;
 	*n = 1000;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -533,7 +517,7 @@ TEST(daemon_audit_trail)
 	int tool;
 
 	tool = tcp_listen("127.0.0.1", 0, &tool_port);
-	if (!ASSERT_OK(setup(&d, "audit", agent_cg, sizeof(agent_cg)), "daemon"))
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "audit", "", agent_cg, sizeof(agent_cg)), "daemon"))
 		goto out;
 	roundtrip(&d, agent_cg, tool, tool_port, r);
 	*n = 1;

@@ -511,6 +511,25 @@ static int launcher_status(pid_t pid, int ms)
 	return -ETIMEDOUT;
 }
 
+int tdaemon_start_agent(struct tdaemon *d, const char *suffix, const char *extra_json,
+			char *agent_cg, size_t len)
+{
+	struct ag_kern k;
+	struct ag_err err;
+	int ret = tdaemon_start(d, suffix, extra_json, 0);
+
+	if (ret) {
+		fprintf(stderr, "agentgated did not start (%d); log %s\n", ret, d->log);
+		return ret;
+	}
+	if (ag_kern_open(&k, &d->in, &err))
+		return -ENOENT;
+	ret = ag_agent_register(&k, &d->in, "a", AG_VERDICT_KEEP, NULL, &err);
+	ag_kern_close(&k);
+	snprintf(agent_cg, len, "%s/a", d->in.cg_agents);
+	return ret;
+}
+
 int tdaemon_restart(struct tdaemon *d)
 {
 	char bin[PATH_MAX + 32];

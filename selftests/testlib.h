@@ -131,6 +131,12 @@ enum {
  * "resolvers" among them, the daemon has none. */
 int tdaemon_start(struct tdaemon *d, const char *suffix, const char *extra_json,
 		  unsigned int flags);
+/*
+ * tdaemon_start, then agent "a" registered: agent_cg gets its cgroup.  0, or
+ * what failed (a start's failure says where its log is).
+ */
+int tdaemon_start_agent(struct tdaemon *d, const char *suffix, const char *extra_json,
+			char *agent_cg, size_t len);
 /* Starts the same instance again (after a kill), same config and log. */
 int tdaemon_restart(struct tdaemon *d);
 /*

@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The relay's kernel splice (daemon/relay.c, bpf/splice.bpf.c): 8 MiB each
+ * way through a spliced connection with every byte checked and none copied
+ * by the daemon, a half-close passed on while the other way goes on, the
+ * byte counts of the close record, the idle timeout (and a busy spliced
+ * connection not taken for idle), the maps empty after 100 connections,
+ * adopted on restart and gone on uninstall, relay_splice false copying, and
+ * the classifier's bytes first: spliced after them, or copied when it read
+ * part of a queued segment.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <jansson.h>
+
+#include "ctl.h"
+#include "kern.h"
+#include "test.h"
+#include "testlib.h"
+
+#define BULK (8u << 20)
+
+/* What one side of a connection saw; in shared memory, filled by the agent. */
+struct side {
+	uint16_t port;
+	int mode;
+	uint64_t got, bad; /* bytes read, and how many differed from the pattern */
+	int ret;
+	char text[64];
+	int closed_ms; /* idle: when the daemon closed it, from the connect */
+};
+
+enum { MODE_BULK, MODE_HALF, MODE_IDLE, MODE_BUSY, MODE_PING, MODE_HEAD, MODE_HEAD_BULK };
+
+/* What the classifier reads (a Host it must look at) before the relay starts. */
+static const char head[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/* The byte at offset i of a stream: not periodic at any buffer size. */
+static unsigned char pattern(uint64_t i, unsigned int seed)
+{
+	return (unsigned char)((i * 131 + (i >> 11) * 7 + seed) & 0xff);
+}
+
+/* The stream from offset off on, then its EOF. */
+static int write_pattern(int fd, unsigned int seed, uint64_t off)
+{
+	unsigned char buf[64 * 1024];
+
+	while (off < BULK) {
+		size_t n = BULK - off < sizeof(buf) ? BULK - off : sizeof(buf);
+		ssize_t w;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i, seed);
+		w = write(fd, buf, n);
+		if (w <= 0)
+			return -1;
+		off += w;
+	}
+	return shutdown(fd, SHUT_WR);
+}
+
+/* Reads to EOF, checking every byte. */
+static void read_pattern(int fd, unsigned int seed, struct side *s)
+{
+	unsigned char buf[64 * 1024];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			s->bad += buf[i] != pattern(s->got + i, seed);
+		s->got += n;
+	}
+}
+
+/* Both ways at once: a child writes, the caller reads. */
+static int bulk(int fd, unsigned int wseed, unsigned int rseed, struct side *s)
+{
+	pid_t w = fork();
+	int status;
+
+	if (w == 0)
+		_exit(write_pattern(fd, wseed, 0) ? 1 : 0);
+	read_pattern(fd, rseed, s);
+	waitpid(w, &status, 0);
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
+}
+
+static int connect_port(uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_sockaddr("127.0.0.1", port, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&ss, len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static long long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000LL + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Idle: one byte each way, then nothing until the daemon closes. */
+static void agent_idle(int fd, struct side *s, bool busy)
+{
+	struct timespec t0;
+	char c;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (write(fd, "i", 1) != 1 || read(fd, &c, 1) != 1) {
+		s->ret = -1;
+		return;
+	}
+	/* Busy: a byte every 300 ms for 3 s, longer than the idle timeout. */
+	for (int i = 0; busy && i < 10; i++) {
+		usleep(300 * 1000);
+		if (write(fd, "b", 1) != 1 || read(fd, &c, 1) != 1) {
+			s->ret = -2;
+			return;
+		}
+	}
+	if (busy)
+		return;
+	/* Bounded: the idle timeout is 1.5 s; 10 s is a failure. */
+	for (int i = 0; i < 100 && ms_since(&t0) < 10000; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) == 1 && read(fd, &c, 1) <= 0)
+			break;
+	}
+	s->closed_ms = (int)ms_since(&t0);
+}
+
+static int agent(void *arg)
+{
+	struct side *s = arg;
+	int fd = connect_port(s->port);
+	ssize_t n;
+
+	if (fd < 0)
+		return s->ret = 1;
+	switch (s->mode) {
+	case MODE_BULK:
+		s->ret = bulk(fd, 1, 2, s);
+		break;
+	case MODE_HALF:
+		/* Spliced first (an EOF before the splice is copied), then says its
+		 * piece, ends its side and reads the answer to that EOF. */
+		usleep(200 * 1000);
+		if (write(fd, "ping", 4) != 4 || shutdown(fd, SHUT_WR))
+			s->ret = 1;
+		else if ((n = recv(fd, s->text, sizeof(s->text) - 1, MSG_WAITALL)) >= 0)
+			s->text[n] = '\0';
+		break;
+	case MODE_IDLE:
+	case MODE_BUSY:
+		agent_idle(fd, s, s->mode == MODE_BUSY);
+		break;
+	case MODE_HEAD:
+		/* The head, then after the splice 8 MiB that must follow it. */
+		if (write(fd, head, strlen(head)) != (ssize_t)strlen(head))
+			s->ret = 1;
+		usleep(300 * 1000);
+		if (!s->ret)
+			s->ret = write_pattern(fd, 3, 0);
+		break;
+	case MODE_HEAD_BULK:
+		/* The head and 64 KiB in one segment, more than the classifier reads. */
+		{
+			static unsigned char buf[sizeof(head) + (64 << 10)];
+			size_t hl = strlen(head);
+
+			memcpy(buf, head, hl);
+			for (size_t i = 0; i < (64 << 10); i++)
+				buf[hl + i] = pattern(i, 3);
+			if (write(fd, buf, hl + (64 << 10)) != (ssize_t)(hl + (64 << 10)))
+				s->ret = 1;
+			else
+				s->ret = write_pattern(fd, 3, 64 << 10);
+		}
+		break;
+	case MODE_PING:
+		if (write(fd, "p", 1) != 1 || read(fd, s->text, 1) != 1)
+			s->ret = 1;
+		break;
+	}
+	close(fd);
+	return 0;
+}
+
+static pid_t agent_start(const char *cg, struct side *s, uint16_t port, int mode)
+{
+	pid_t pid;
+
+	memset(s, 0, sizeof(*s));
+	s->port = port;
+	s->mode = mode;
+	pid = fork();
+	if (pid == 0)
+		_exit(run_in_cgroup(cg, NOBODY_UID, agent, s) == 0 ? 0 : 1);
+	return pid;
+}
+
+static bool agent_wait(pid_t pid)
+{
+	int status;
+
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && !WEXITSTATUS(status);
+}
+
+/* The upstream's side of MODE_HALF: reads to EOF, then answers what it read. */
+static bool serve_half(int tool)
+{
+	int c = accept_timeout(tool, 3000);
+	char got[16] = "", answer[40];
+	ssize_t n;
+	bool ok;
+
+	if (c < 0)
+		return false;
+	n = recv(c, got, sizeof(got) - 1, MSG_WAITALL);
+	ok = n == 4 && !strcmp(got, "ping");
+	snprintf(answer, sizeof(answer), "after-eof:%s", ok ? got : "?");
+	ok = ok && write(c, answer, strlen(answer)) == (ssize_t)strlen(answer);
+	close(c);
+	return ok;
+}
+
+/* An upstream that echoes every byte until EOF, in a child of its own. */
+static pid_t echo_start(int tool, int conns)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	alarm(60);
+	for (int i = 0; i < conns; i++) {
+		int c = accept_timeout(tool, 10000);
+		char buf[4096];
+		ssize_t n;
+
+		if (c < 0)
+			_exit(1);
+		while ((n = read(c, buf, sizeof(buf))) > 0)
+			if (write(c, buf, n) != n)
+				break;
+		close(c);
+	}
+	_exit(0);
+}
+
+/* An object of agentgatectl status (obj), NULL if the daemon did not answer. */
+static json_t *status_of(const struct tdaemon *d, const char *obj)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "status"), *resp = NULL, *r = NULL;
+	struct ag_err err;
+
+	if (!ag_ctl_call(&d->in, req, &resp, &err))
+		r = json_incref(json_object_get(resp, obj));
+	json_decref(req);
+	json_decref(resp);
+	return r;
+}
+
+static json_t *relay_status(const struct tdaemon *d)
+{
+	return status_of(d, "relay");
+}
+
+static long long status_int(const struct tdaemon *d, const char *obj, const char *name)
+{
+	json_t *r = status_of(d, obj);
+	long long v = r ? json_integer_value(json_object_get(r, name)) : -1;
+
+	json_decref(r);
+	return v;
+}
+
+static long long relay_counter(const struct tdaemon *d, const char *name)
+{
+	return status_int(d, "relay", name);
+}
+
+/* Entries of a pinned splice map, -1 if it cannot be opened. */
+static int map_entries(const struct tdaemon *d, const char *name)
+{
+	char path[PATH_MAX];
+	uint64_t key, next;
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", d->in.pin_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	for (void *k = NULL; !bpf_map_get_next_key(fd, k, &next) && n < 100000; k = &key) {
+		key = next;
+		n++;
+	}
+	close(fd);
+	return n;
+}
+
+static uint32_t map_id(const struct tdaemon *d, const char *name)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", d->in.pin_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
+static void test_bulk(struct tdaemon *d, const char *cg, int tool, uint16_t port, struct side *s)
+{
+	struct side up = { 0 };
+	char want[64], *out = NULL;
+	pid_t pid = agent_start(cg, s, port, MODE_BULK);
+	int c = accept_timeout(tool, 3000);
+
+	if (!ASSERT_GE(c, 0, "upstream accepted")) {
+		agent_wait(pid);
+		return;
+	}
+	ASSERT_OK(bulk(c, 2, 1, &up), "upstream wrote 8 MiB and its EOF");
+	close(c);
+	ASSERT_TRUE(agent_wait(pid), "agent done");
+	ASSERT_OK(s->ret, "agent wrote 8 MiB and its EOF");
+	ASSERT_EQ(s->got, (uint64_t)BULK, "8 MiB down, to the upstream's EOF");
+	ASSERT_EQ(s->bad, 0, "every byte down as sent");
+	ASSERT_EQ(up.got, (uint64_t)BULK, "8 MiB up, to the agent's EOF");
+	ASSERT_EQ(up.bad, 0, "every byte up as sent");
+	snprintf(want, sizeof(want), "bytes_up=%u", BULK);
+	if (!ASSERT_TRUE(log_has(d, 3000, "event=conn ", want, "result=ok", NULL),
+			 "close logged with the kernel's count up") &&
+	    run_capture(&out, "grep 'event=conn ' %s | tail -3", d->log) >= 0)
+		fprintf(stderr, "%s", out);
+	free(out);
+	out = NULL;
+	snprintf(want, sizeof(want), "bytes_down=%u", BULK);
+	ASSERT_TRUE(log_has(d, 3000, "event=conn ", want, NULL), "and down");
+	ASSERT_OK(run_capture(&out,
+			      "grep '\"kind\":\"connect\"' %s/audit.log | "
+			      "grep '\"bytes_up\":%u' | grep -q '\"bytes_down\":%u'",
+			      d->state, BULK, BULK),
+		  "the audit record carries both counts");
+	free(out);
+}
+
+TEST(relay_splice)
+{
+	struct side *s = shared_alloc(sizeof(*s));
+	char cg[PATH_MAX], pins[2][PATH_MAX];
+	struct tdaemon d;
+	uint16_t port;
+	int tool = tcp_listen("127.0.0.1", 0, &port);
+
+	if (!ASSERT_OK(tdaemon_start_agent(&d, "splice", "\"limits\": {\"idle_timeout_ms\": 1500}",
+					   cg, sizeof(cg)),
+		       "daemon"))
+		goto out;
+	snprintf(pins[0], PATH_MAX, "%s/splice_peers", d.in.pin_dir);
+	snprintf(pins[1], PATH_MAX, "%s/splice_from", d.in.pin_dir);
+	if (test__start_subtest("bulk_both_ways")) {
+		json_t *r = relay_status(&d);
+
+		if (!ASSERT_TRUE(r && json_is_true(json_object_get(r, "splice")), "splice on"))
+			fprintf(stderr, "  splice_off: %s\n",
+				json_string_value(json_object_get(r, "splice_off")));
+		json_decref(r);
+		test_bulk(&d, cg, tool, port, s);
+		ASSERT_EQ(relay_counter(&d, "bytes_copied"), 0, "the daemon copied no byte");
+		ASSERT_EQ(relay_counter(&d, "spliced"), 2, "both directions spliced");
+	}
+	if (test__start_subtest("half_close")) {
+		pid_t pid = agent_start(cg, s, port, MODE_HALF);
+
+		ASSERT_TRUE(serve_half(tool), "upstream got the bytes, then the EOF, and answered");
+		ASSERT_TRUE(agent_wait(pid), "agent done");
+		ASSERT_STREQ(s->text, "after-eof:ping", "the answer came after the agent's EOF");
+		ASSERT_TRUE(log_has(&d, 3000, "event=conn ", "bytes_up=4", "bytes_down=14",
+				    "result=ok", NULL),
+			    "counts without the FINs");
+		ASSERT_EQ(relay_counter(&d, "bytes_copied"), 0, "still none copied");
+	}
+	if (test__start_subtest("idle_timeout")) {
+		pid_t echo = echo_start(tool, 2), pid;
+
+		pid = agent_start(cg, s, port, MODE_BUSY);
+		ASSERT_TRUE(agent_wait(pid), "busy agent done");
+		if (!ASSERT_OK(s->ret, "a busy spliced connection outlived the idle timeout")) {
+			char *out = NULL;
+
+			if (run_capture(&out, "grep 'event=conn ' %s | tail -2", d.log) >= 0)
+				fprintf(stderr, "%s", out);
+			free(out);
+		}
+		pid = agent_start(cg, s, port, MODE_IDLE);
+		ASSERT_TRUE(agent_wait(pid), "idle agent done");
+		fprintf(stderr, "splice: idle connection closed after %d ms\n", s->closed_ms);
+		ASSERT_GE(s->closed_ms, 1400, "not before the idle timeout");
+		ASSERT_LE(s->closed_ms, 3500, "closed by the idle timeout");
+		ASSERT_TRUE(
+		    log_has(&d, 3000, "result=idle_timeout", "bytes_up=1", "bytes_down=1", NULL),
+		    "logged with its counts");
+		waitpid(echo, NULL, 0);
+	}
+	if (test__start_subtest("no_leak_100")) {
+		pid_t echo = echo_start(tool, 100);
+		int live_peers, live_from;
+
+		/* One connection held open: its two sockets are in each map. */
+		pid_t held = agent_start(cg, s, port, MODE_BUSY);
+
+		usleep(500 * 1000);
+		live_peers = map_entries(&d, "splice_peers");
+		live_from = map_entries(&d, "splice_from");
+		ASSERT_TRUE(agent_wait(held), "held agent done");
+		ASSERT_EQ(live_peers, 2, "a live connection: two peers");
+		ASSERT_EQ(live_from, 2, "and two spliced sockets");
+		for (int i = 0; i < 99; i++) {
+			if (!ASSERT_TRUE(agent_wait(agent_start(cg, s, port, MODE_PING)) && !s->ret,
+					 "round trip"))
+				break;
+		}
+		waitpid(echo, NULL, 0);
+		/* The daemon closes its sockets once both ends did. */
+		for (int i = 0; i < 50 && status_int(&d, "connections", "active") > 0; i++)
+			usleep(100 * 1000);
+		usleep(200 * 1000);
+		ASSERT_EQ(map_entries(&d, "splice_peers"), 0, "no peer left after 100 connections");
+		ASSERT_EQ(map_entries(&d, "splice_from"), 0, "no spliced socket left");
+		ASSERT_EQ(relay_counter(&d, "bytes_copied"), 0, "none copied");
+	}
+	if (test__start_subtest("adopted_then_uninstalled")) {
+		uint32_t id = map_id(&d, "splice_from");
+
+		ASSERT_NEQ(id, 0, "pinned");
+		tdaemon_kill(&d, SIGKILL);
+		ASSERT_OK(tdaemon_restart(&d), "restart");
+		ASSERT_EQ(map_id(&d, "splice_from"), id, "the same map, adopted");
+		test_bulk(&d, cg, tool, port, s);
+		ASSERT_EQ(relay_counter(&d, "bytes_copied"), 0, "spliced by the adopted program");
+	}
+out:
+	tdaemon_destroy(&d);
+	if (test__start_subtest("uninstall_unpins")) {
+		struct stat st;
+
+		ASSERT_NEQ(stat(pins[0], &st), 0, "splice_peers unpinned");
+		ASSERT_NEQ(stat(pins[1], &st), 0, "splice_from unpinned");
+	}
+	close(tool);
+	munmap(s, sizeof(*s));
+}
+
+/* relay_splice false: every byte is the daemon's to copy, and it says so. */
+TEST(relay_splice_off)
+{
+	struct side *s = shared_alloc(sizeof(*s));
+	char cg[PATH_MAX];
+	struct tdaemon d;
+	uint16_t port;
+	int tool = tcp_listen("127.0.0.1", 0, &port);
+	json_t *r;
+
+	if (!ASSERT_OK(
+		tdaemon_start_agent(&d, "splicenot", "\"relay_splice\": false", cg, sizeof(cg)),
+		"daemon"))
+		goto out;
+	ASSERT_TRUE(log_has(&d, 2000, "splice=off", "relay_splice is false", NULL),
+		    "said once at start");
+	r = relay_status(&d);
+	ASSERT_TRUE(r && json_is_false(json_object_get(r, "splice")), "status: off");
+	json_decref(r);
+	test_bulk(&d, cg, tool, port, s);
+	ASSERT_EQ(relay_counter(&d, "bytes_copied"), 2ll * BULK, "the daemon copied both ways");
+	ASSERT_EQ(relay_counter(&d, "spliced"), 0, "nothing spliced");
+out:
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(s, sizeof(*s));
+}
+
+/* The head, then 8 MiB through a daemon of passthrough ["localhost"]: spliced (spliced, copied). */
+static void head_then_bulk(const char *suffix, int mode, long long spliced, long long copied_max)
+{
+	struct side *s = shared_alloc(sizeof(*s)), up = { 0 };
+	char cg[PATH_MAX], got[sizeof(head)] = "";
+	struct tdaemon d;
+	uint16_t port;
+	int tool = tcp_listen("127.0.0.1", 0, &port), c = -1;
+	pid_t pid;
+
+	if (!ASSERT_OK(
+		tdaemon_start_agent(&d, suffix, "\"passthrough\": [\"localhost\"]", cg, sizeof(cg)),
+		"daemon"))
+		goto out;
+	pid = agent_start(cg, s, port, mode);
+	c = accept_timeout(tool, 5000);
+	if (ASSERT_GE(c, 0, "upstream accepted")) {
+		ASSERT_EQ(recv(c, got, strlen(head), MSG_WAITALL), (ssize_t)strlen(head),
+			  "the head");
+		ASSERT_STREQ(got, head, "first, as the agent sent it");
+		read_pattern(c, 3, &up);
+	}
+	ASSERT_TRUE(agent_wait(pid), "agent done");
+	ASSERT_OK(s->ret, "agent sent");
+	ASSERT_EQ(up.got, (uint64_t)BULK, "then 8 MiB, to the agent's EOF");
+	ASSERT_EQ(up.bad, 0, "as sent: no byte twice, none lost");
+	ASSERT_LE(relay_counter(&d, "bytes_copied"), copied_max, "copied by the daemon");
+	ASSERT_EQ(relay_counter(&d, "spliced"), spliced, "directions spliced");
+out:
+	if (c >= 0)
+		close(c);
+	tdaemon_destroy(&d);
+	close(tool);
+	munmap(s, sizeof(*s));
+}
+
+/*
+ * The first bytes the classifier read (a Host it had to look at) go to the
+ * upstream first, copied; everything after them is spliced.
+ */
+TEST(relay_splice_after_head)
+{
+	head_then_bulk("splicehead", MODE_HEAD, 2, (long long)strlen(head));
+}
+
+/*
+ * The same bytes at once: what the classifier left of a segment it read
+ * part of would be sent twice by a verdict, so the agent's side is copied.
+ */
+TEST(relay_splice_head_at_once)
+{
+	head_then_bulk("spliceburst", MODE_HEAD_BULK, 1, (long long)strlen(head) + BULK);
+}
