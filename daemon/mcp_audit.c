@@ -28,8 +28,11 @@ static const char *target_key(enum ag_mcp_method m)
 /* The record's "agent", as an object member over a's members. */
 static struct ag_audit_member agent_member(struct mcp_conn *c, struct ag_audit_agent *a)
 {
+	struct ag_audit_member m = { .key = "agent", .type = AG_AM_OBJ, .obj = a->m };
+
 	ag_inbound_audit_agent_members(c, a);
-	return (struct ag_audit_member){ .key = "agent", .type = AG_AM_OBJ, .obj = a->m, .n = a->n };
+	m.n = a->n;
+	return m;
 }
 
 /*
@@ -51,7 +54,7 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 	/* A NULL string or value is written as null, as docs/audit.md has it. */
 	f[n++] = AG_AM_S("method", m->method);
 	f[n++] = AG_AM_J("id", m->id);
-	f[n++] = AG_AM_S("decision", dec->kind == AG_OUTCOME_ALLOW	   ? "allow"
+	f[n++] = AG_AM_S("decision", dec->kind == AG_OUTCOME_ALLOW	? "allow"
 				     : dec->kind == AG_OUTCOME_ESCALATE ? "ask"
 									: "deny");
 	f[n++] = AG_AM_B("hidden", dec->kind == AG_OUTCOME_HIDDEN);

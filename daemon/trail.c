@@ -129,8 +129,8 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
 	return account(d, kind, ret, &err);
 }
 
-int ag_daemon_audit_members(struct ag_daemon *d, const char *kind,
-			    const struct ag_audit_member *m, size_t n, uint64_t *seq)
+int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct ag_audit_member *m,
+			    size_t n, uint64_t *seq)
 {
 	struct ag_err err;
 	uint64_t at;
@@ -229,8 +229,8 @@ static void delegation_members(struct ag_audit_agent *a, const char *name,
 		a->m[a->n++] = AG_AM_S("sub_cgroup", dg->sub_cgroup);
 }
 
-void ag_audit_agent_members(struct ag_audit_agent *a, const char *name,
-			    const struct ag_origin *o, const struct ag_delegation *dg)
+void ag_audit_agent_members(struct ag_audit_agent *a, const char *name, const struct ag_origin *o,
+			    const struct ag_delegation *dg)
 {
 	a->n = 0;
 	a->m[a->n++] = AG_AM_S("name", name);

@@ -29,8 +29,8 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
  * The same from the loop thread, the record given as members (lib/audit.h),
  * serialised with no tree: the records of every call.
  */
-int ag_daemon_audit_members(struct ag_daemon *d, const char *kind,
-			    const struct ag_audit_member *m, size_t n, uint64_t *seq);
+int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct ag_audit_member *m,
+			    size_t n, uint64_t *seq);
 /* Whether records can be written now (else: refuse what needs one). */
 bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
 /* Signs the end of the log and closes it. */
@@ -56,8 +56,8 @@ struct ag_audit_agent {
 	const char *chain[AG_DELEGATION_MAX];
 };
 
-void ag_audit_agent_members(struct ag_audit_agent *a, const char *name,
-			    const struct ag_origin *o, const struct ag_delegation *dg);
+void ag_audit_agent_members(struct ag_audit_agent *a, const char *name, const struct ag_origin *o,
+			    const struct ag_delegation *dg);
 json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
 			     const struct ag_delegation *dg);
 

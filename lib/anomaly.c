@@ -27,8 +27,7 @@ const char *ag_anomaly_flag_name(enum ag_anomaly_flag f)
 	return (unsigned int)f < AG_ANOMALY__COUNT ? flag_names[f] : "unknown";
 }
 
-size_t ag_anomaly_flag_names(const bool on[AG_ANOMALY__COUNT],
-			     const char *names[AG_ANOMALY__COUNT])
+size_t ag_anomaly_flag_names(const bool on[AG_ANOMALY__COUNT], const char *names[AG_ANOMALY__COUNT])
 {
 	size_t n = 0;
 

@@ -405,7 +405,7 @@ static int canon_member(struct canon *c, const struct ag_audit_member *m, int de
 		if (m->redact == AG_AUDIT_REDACT_FULL)
 			return canon_value(c, json_value(m), depth, NULL, 0, NULL);
 		return json_is_object(m->j) ? canon_object(c, m->j, depth, NULL, 0, NULL, true)
-					     : canon_digest(c, json_value(m));
+					    : canon_digest(c, json_value(m));
 	case AG_AM_OBJ:
 		return canon_members(c, m->obj, m->n, depth, NULL, 0, NULL);
 	case AG_AM_STRV:
@@ -564,8 +564,7 @@ json_t *ag_audit_members_json(const struct ag_audit_member *m, size_t n)
 		/* Each key once, as ag_audit_canon_members wants. */
 		if (json_object_get(o, m[i].key) ||
 		    json_object_set_new(o, m[i].key, member_json(&m[i])) ||
-		    (m[i].type == AG_AM_JSON &&
-		     ag_audit_redact(o, m[i].key, m[i].redact, &err))) {
+		    (m[i].type == AG_AM_JSON && ag_audit_redact(o, m[i].key, m[i].redact, &err))) {
 			json_decref(o);
 			o = NULL;
 		}

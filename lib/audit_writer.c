@@ -238,8 +238,8 @@ int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
 			return ag_errf(err, -EINVAL,
 				       "audit %s record: field \"%s\" is reserved for the log", k,
 				       reserved[i]);
-	ret = ag_audit_canon_members(scratch, AG_AUDIT_MAX_LINE - 256, m, n, reserved, RESERVED,
-				     at);
+	ret =
+	    ag_audit_canon_members(scratch, AG_AUDIT_MAX_LINE - 256, m, n, reserved, RESERVED, at);
 	ret = canon_refused(ret, !ret && scratch->nul, k, err);
 	/* The queue holds the body until it is written: one exact copy. */
 	if (!ret && !(body.text = malloc(scratch->len + 1)))

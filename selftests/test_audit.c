@@ -865,13 +865,13 @@ static bool members_agree(const json_t *tree, const struct ag_audit_member *m, s
 	uint32_t at_tree[4], at_members[4];
 	bool ok;
 
-	ok = ASSERT_OK_PTR(tree, what) &&
-	     ASSERT_OK(ag_audit_canon(tree, 1 << 20, reserved4, 4, at_tree, &t), what) &&
-	     ASSERT_OK(ag_audit_canon_members(buf, 1 << 20, m, n, reserved4, 4, at_members),
-		       what) &&
-	     ASSERT_EQ(buf->len, t.len, what) && ASSERT_STREQ(buf->b, t.text, what) &&
-	     ASSERT_EQ(buf->nul, t.nul, what) &&
-	     ASSERT_OK(memcmp(at_tree, at_members, sizeof(at_tree)), "reserved offsets");
+	ok =
+	    ASSERT_OK_PTR(tree, what) &&
+	    ASSERT_OK(ag_audit_canon(tree, 1 << 20, reserved4, 4, at_tree, &t), what) &&
+	    ASSERT_OK(ag_audit_canon_members(buf, 1 << 20, m, n, reserved4, 4, at_members), what) &&
+	    ASSERT_EQ(buf->len, t.len, what) && ASSERT_STREQ(buf->b, t.text, what) &&
+	    ASSERT_EQ(buf->nul, t.nul, what) &&
+	    ASSERT_OK(memcmp(at_tree, at_members, sizeof(at_tree)), "reserved offsets");
 	if (!ok && t.text)
 		fprintf(stderr, "tree:    %s\nmembers: %s\n", t.text, buf->b ? buf->b : "");
 	free(t.text);
@@ -880,13 +880,13 @@ static bool members_agree(const json_t *tree, const struct ag_audit_member *m, s
 
 /* What a call's record varies in, as the daemon has it (mcp_audit.c). */
 struct call_case {
-	const char *args;	 /* JSON text, NULL: no arguments */
+	const char *args; /* JSON text, NULL: no arguments */
 	enum ag_audit_redact redact;
-	const char *id;		 /* JSON text, NULL: a notification */
+	const char *id;		   /* JSON text, NULL: a notification */
 	const char *name, *target; /* the tool (resource, prompt) and its key */
 	const char *reason, *session, *policies, *commit, *operator_name;
 	bool anomaly[2];
-	size_t chain;		 /* agents before the caller */
+	size_t chain; /* agents before the caller */
 	bool cut, inbound;
 };
 
@@ -898,10 +898,10 @@ static const char *const chain_names[] = { "root", "planner", "coder" };
  */
 static json_t *old_agent(const struct call_case *k)
 {
-	json_t *agent = json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "name", chain_names[k->chain],
-				  "cgroup_id", (json_int_t)9007199254740993LL, "run_cgroup_id",
-				  (json_int_t)42, "pid", 4242, "uid", (int)4294967294u, "comm",
-				  json_string("ag\\x01\\x7f\xc3\xa9"));
+	json_t *agent =
+	    json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "name", chain_names[k->chain], "cgroup_id",
+		      (json_int_t)9007199254740993LL, "run_cgroup_id", (json_int_t)42, "pid", 4242,
+		      "uid", (int)4294967294u, "comm", json_string("ag\\x01\\x7f\xc3\xa9"));
 
 	if (k->chain) {
 		json_t *list = json_array();
@@ -944,11 +944,11 @@ static size_t new_agent(const struct call_case *k, struct ag_audit_member *a)
 static json_t *old_decision(const struct call_case *k, const json_t *args, const json_t *id)
 {
 	static const char *const flag[] = { "first_tool", "rate" };
-	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
-				old_agent(k), "server", "files", "method", "tools/call", "id", id,
-				"decision", "deny", "hidden", 0, "rule", "policy", "reason",
-				k->reason, "args", args ? json_deep_copy(args) : NULL, "session",
-				k->session);
+	json_t *rec =
+	    json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent", old_agent(k),
+		      "server", "files", "method", "tools/call", "id", id, "decision", "deny",
+		      "hidden", 0, "rule", "policy", "reason", k->reason, "args",
+		      args ? json_deep_copy(args) : NULL, "session", k->session);
 	json_t *flags = NULL;
 	struct ag_err err;
 
@@ -1028,19 +1028,18 @@ static json_t *old_result(const struct call_case *k, const json_t *msg, bool lat
 {
 	json_t *result = json_object_get(msg, "result");
 
-	return json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
-			 old_agent(k), "server", "files", k->target, k->name, "id",
-			 json_object_get(msg, "id"), "upstream_status", 502, "is_error",
-			 json_is_true(json_object_get(result, "isError")), "error",
-			 json_object_get(msg, "error"), "latency_us",
-			 latency ? json_integer(1234567) : NULL, "session", k->session,
-			 "redactions",
-			 k->redact == AG_AUDIT_REDACT_DROP
-			     ? json_pack("{s:[{s:s,s:s,s:I,s:I}],s:I,s:s?}", "hits", "rule", "pem",
-					 "path", "$.content[0].text", "offset", (json_int_t)3, "len",
-					 (json_int_t)40, "total", (json_int_t)1, "refused_by", NULL)
-			     : NULL,
-			 "unattributed", k->name ? NULL : json_true());
+	return json_pack(
+	    "{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent", old_agent(k), "server",
+	    "files", k->target, k->name, "id", json_object_get(msg, "id"), "upstream_status", 502,
+	    "is_error", json_is_true(json_object_get(result, "isError")), "error",
+	    json_object_get(msg, "error"), "latency_us", latency ? json_integer(1234567) : NULL,
+	    "session", k->session, "redactions",
+	    k->redact == AG_AUDIT_REDACT_DROP
+		? json_pack("{s:[{s:s,s:s,s:I,s:I}],s:I,s:s?}", "hits", "rule", "pem", "path",
+			    "$.content[0].text", "offset", (json_int_t)3, "len", (json_int_t)40,
+			    "total", (json_int_t)1, "refused_by", NULL)
+		: NULL,
+	    "unattributed", k->name ? NULL : json_true());
 }
 
 static size_t new_result(const struct call_case *k, const json_t *msg, bool latency,
@@ -1070,32 +1069,66 @@ static size_t new_result(const struct call_case *k, const json_t *msg, bool late
 }
 
 static const struct call_case call_cases[] = {
-	{ .args = "{\"path\":\"/etc/passwd\",\"n\":1}", .id = "1", .name = "read_file",
+	{ .args = "{\"path\":\"/etc/passwd\",\"n\":1}",
+	  .id = "1",
+	  .name = "read_file",
 	  .target = "tool" },
 	{ .args = "{\"text\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\n\\t\\u0001\\u007f\","
 		  "\"big\":18446744073709551615,\"neg\":-9223372036854775808,"
 		  "\"f\":[0.1,1e300,-0.0,5e-324,123456789.125],"
 		  "\"nested\":{\"z\":{\"a\":[true,false,null,{}],\"\":[]},\"A\":\"\"}}",
-	  .redact = AG_AUDIT_REDACT_HASH, .id = "\"req-\\u00e9\"", .name = "write_file",
-	  .target = "tool", .reason = "policy \"p1\" denies\nwrite", .session = "s-1",
-	  .policies = "p1,p-2", .commit = "0123456789abcdef0123456789abcdef01234567",
-	  .anomaly = { true, true }, .chain = 2, .cut = true, .inbound = true,
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = "\"req-\\u00e9\"",
+	  .name = "write_file",
+	  .target = "tool",
+	  .reason = "policy \"p1\" denies\nwrite",
+	  .session = "s-1",
+	  .policies = "p1,p-2",
+	  .commit = "0123456789abcdef0123456789abcdef01234567",
+	  .anomaly = { true, true },
+	  .chain = 2,
+	  .cut = true,
+	  .inbound = true,
 	  .operator_name = "alice" },
 	{ .args = "{\"secret\":\"sk-\\u0000nul\",\"list\":[1,2,{\"k\":\"v\"}]}",
-	  .redact = AG_AUDIT_REDACT_HASH, .id = "null", .name = "docs://a/b",
-	  .target = "resource", .policies = "only", .anomaly = { false, true }, .chain = 1 },
-	{ .args = "[\"not\",\"an\",\"object\",1.5]", .redact = AG_AUDIT_REDACT_HASH, .id = "7",
-	  .name = "prompt-\xe2\x82\xac", .target = "prompt", .session = "", .cut = true },
-	{ .args = "\"a string\"", .redact = AG_AUDIT_REDACT_DROP, .id = "-3", .name = "t",
-	  .target = "tool", .policies = "a,,b,", .inbound = true },
-	{ .args = NULL, .redact = AG_AUDIT_REDACT_HASH, .id = NULL, .name = NULL,
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = "null",
+	  .name = "docs://a/b",
+	  .target = "resource",
+	  .policies = "only",
+	  .anomaly = { false, true },
+	  .chain = 1 },
+	{ .args = "[\"not\",\"an\",\"object\",1.5]",
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = "7",
+	  .name = "prompt-\xe2\x82\xac",
+	  .target = "prompt",
+	  .session = "",
+	  .cut = true },
+	{ .args = "\"a string\"",
+	  .redact = AG_AUDIT_REDACT_DROP,
+	  .id = "-3",
+	  .name = "t",
+	  .target = "tool",
+	  .policies = "a,,b,",
+	  .inbound = true },
+	{ .args = NULL,
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = NULL,
+	  .name = NULL,
 	  .target = "tool" },
-	{ .args = NULL, .redact = AG_AUDIT_REDACT_FULL, .id = "{\"odd\":[1]}", .name = NULL,
-	  .target = "route", .reason = "" },
-	{ .args = "{}", .redact = AG_AUDIT_REDACT_HASH, .id = "2", .name = "e",
+	{ .args = NULL,
+	  .redact = AG_AUDIT_REDACT_FULL,
+	  .id = "{\"odd\":[1]}",
+	  .name = NULL,
+	  .target = "route",
+	  .reason = "" },
+	{ .args = "{}", .redact = AG_AUDIT_REDACT_HASH, .id = "2", .name = "e", .target = "tool" },
+	{ .args = "{\"nul\":\"a\\u0000b\"}",
+	  .redact = AG_AUDIT_REDACT_FULL,
+	  .id = "3",
+	  .name = "n",
 	  .target = "tool" },
-	{ .args = "{\"nul\":\"a\\u0000b\"}", .redact = AG_AUDIT_REDACT_FULL, .id = "3",
-	  .name = "n", .target = "tool" },
 };
 
 static json_t *loads_or_null(const char *text)
@@ -1136,9 +1169,9 @@ TEST(audit_members)
 		for (size_t i = 0; i < sizeof(call_cases) / sizeof(call_cases[0]); i++) {
 			const struct call_case *k = &call_cases[i];
 			json_t *args = loads_or_null(k->args), *id = loads_or_null(k->id);
-			json_t *msg = json_pack("{s:O?,s:{s:b},s:O?}", "id", id, "result",
-						"isError", (int)(i & 1), "error",
-						i % 3 ? NULL : args);
+			json_t *msg =
+			    json_pack("{s:O?,s:{s:b},s:O?}", "id", id, "result", "isError",
+				      (int)(i & 1), "error", i % 3 ? NULL : args);
 			json_t *old = old_decision(k, args, id), *red;
 			struct ag_audit_member agent[AG_AUDIT_MEMBERS_MAX], f[AG_AUDIT_MEMBERS_MAX];
 			char what[48];
@@ -1167,9 +1200,9 @@ TEST(audit_members)
 	}
 	if (test__start_subtest("random_members")) {
 		/* Every member type, arguments from random trees, any order, any redaction. */
-		static const char *const keys[] = { "agent", "args",  "decision", "id",
-						    "method", "rule", "server",   "tool",
-						    "zz",    "a",    "policies", "error" };
+		static const char *const keys[] = { "agent",  "args", "decision", "id",
+						    "method", "rule", "server",	  "tool",
+						    "zz",     "a",    "policies", "error" };
 		unsigned int rs = 20261207;
 
 		for (int i = 0; i < 2000; i++) {
@@ -1202,8 +1235,8 @@ TEST(audit_members)
 				case 3:
 					do {
 						json_decref(vals[k]);
-						vals[k] = rand_r(&rs) % 8 ? random_json(&rs, 1)
-									  : NULL;
+						vals[k] =
+						    rand_r(&rs) % 8 ? random_json(&rs, 1) : NULL;
 					} while (has_nul_key(vals[k]));
 					f[n++] = (struct ag_audit_member){
 						.key = keys[k],
@@ -1223,12 +1256,12 @@ TEST(audit_members)
 									   .n = 4 };
 					break;
 				case 5:
-					f[n++] = (struct ag_audit_member){
-						.key = keys[k],
-						.type = AG_AM_STRV,
-						.strv = strv,
-						.n = (size_t)rand_r(&rs) % 4
-					};
+					f[n++] =
+					    (struct ag_audit_member){ .key = keys[k],
+								      .type = AG_AM_STRV,
+								      .strv = strv,
+								      .n =
+									  (size_t)rand_r(&rs) % 4 };
 					break;
 				default:
 					f[n++] = (struct ag_audit_member){ .key = keys[k],
@@ -1301,12 +1334,11 @@ TEST(audit_members)
 			n = new_decision(k, args, id, agent, f);
 			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
 				for (int i = 0; i < 40; i++)
-					ASSERT_OK(i % 2 ? ag_audit_append(w, "decision", old, &seq,
-									  &err)
-							: ag_audit_append_members(w, "decision", f,
-										  n, &buf, &seq,
-										  &err),
-						  err.msg);
+					ASSERT_OK(
+					    i % 2 ? ag_audit_append(w, "decision", old, &seq, &err)
+						  : ag_audit_append_members(w, "decision", f, n,
+									    &buf, &seq, &err),
+					    err.msg);
 				f[n] = AG_AM_S("seq", "mine");
 				ASSERT_EQ(ag_audit_append_members(w, "decision", f, n + 1, &buf,
 								  &seq, &err),
@@ -1316,7 +1348,8 @@ TEST(audit_members)
 			ASSERT_OK(verify(fx.log, fx.key, NULL, false, &r), "verify");
 			if (ASSERT_TRUE(lines_read(fx.log, &l) && l.n > 41, "lines")) {
 				/* Alike but for the chain's own members. */
-				json_t *a = json_loads(l.v[0], 0, NULL), *b = json_loads(l.v[1], 0, NULL);
+				json_t *a = json_loads(l.v[0], 0, NULL),
+				       *b = json_loads(l.v[1], 0, NULL);
 
 				for (size_t i = 0; a && b && i < 4; i++) {
 					json_object_del(a, reserved4[i]);
