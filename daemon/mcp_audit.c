@@ -25,14 +25,11 @@ static const char *target_key(enum ag_mcp_method m)
 	return ag_policy_target_name(t);
 }
 
-/* The record's "agent", as an object member over a's members. */
+/* The record's "agent" member, over a. */
 static struct ag_audit_member agent_member(struct mcp_conn *c, struct ag_audit_agent *a)
 {
-	struct ag_audit_member m = { .key = "agent", .type = AG_AM_OBJ, .obj = a->m };
-
 	ag_inbound_audit_agent_members(c, a);
-	m.n = a->n;
-	return m;
+	return ag_audit_agent_member(a);
 }
 
 /*
@@ -122,14 +119,20 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 /* The connection's record, when it is released. */
 void mcp_audit_connect(struct mcp_conn *c, const char *dst, double ms)
 {
-	ag_daemon_audit(c->l->d, "connect",
-			json_pack("{s:o,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:s?}", "agent",
-				  ag_inbound_audit_agent(c), "dst", dst,
-				  "server", c->srv->name, "result", c->result, "bytes_up",
-				  (json_int_t)c->a.bytes_in, "bytes_down",
-				  (json_int_t)c->a.bytes_out, "latency_us", (json_int_t)(ms * 1000),
-				  "requests", (int)c->requests, "error",
-				  c->error[0] ? c->error : NULL));
+	struct ag_audit_agent agent;
+	const struct ag_audit_member f[] = {
+		agent_member(c, &agent),
+		AG_AM_S("dst", dst),
+		AG_AM_S("server", c->srv->name),
+		AG_AM_S("result", c->result),
+		AG_AM_I("bytes_up", (long long)c->a.bytes_in),
+		AG_AM_I("bytes_down", (long long)c->a.bytes_out),
+		AG_AM_I("latency_us", (long long)(ms * 1000)),
+		AG_AM_I("requests", (int)c->requests),
+		AG_AM_S("error", c->error[0] ? c->error : NULL),
+	};
+
+	ag_daemon_audit_members(c->l->d, "connect", f, sizeof(f) / sizeof(f[0]), NULL);
 }
 
 /* A tools/call result's outcome (never its content); tool NULL: one the

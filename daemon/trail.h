@@ -58,6 +58,15 @@ struct ag_audit_agent {
 
 void ag_audit_agent_members(struct ag_audit_agent *a, const char *name, const struct ag_origin *o,
 			    const struct ag_delegation *dg);
+
+/* A record's "agent" member over a's members. */
+static inline struct ag_audit_member ag_audit_agent_member(const struct ag_audit_agent *a)
+{
+	struct ag_audit_member m = { .key = "agent", .type = AG_AM_OBJ, .obj = a->m, .n = a->n };
+
+	return m;
+}
+
 json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
 			     const struct ag_delegation *dg);
 
