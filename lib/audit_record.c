@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "audit.h"
-#include "buf.h"
 
 static const char *const kinds[] = {
 	"connect",	  "decision",	       "result",
