@@ -48,7 +48,7 @@ void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 
 	f[n++] = agent_member(c, &agent);
 	f[n++] = AG_AM_S("server", c->srv->name);
-	/* A NULL string or value is written as null, as docs/audit.md has it. */
+	/* A NULL string or value is null, as the records always had it. */
 	f[n++] = AG_AM_S("method", m->method);
 	f[n++] = AG_AM_J("id", m->id);
 	f[n++] = AG_AM_S("decision", dec->kind == AG_OUTCOME_ALLOW	? "allow"
@@ -148,7 +148,7 @@ void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 
 	f[n++] = agent_member(c, &agent);
 	f[n++] = AG_AM_S("server", c->srv->name);
-	/* A NULL string or value is written as null, as docs/audit.md has it. */
+	/* A NULL string or value is null, as the records always had it. */
 	f[n++] = AG_AM_S(c->srv->http ? "route" : "tool", tool);
 	f[n++] = AG_AM_J("id", id);
 	f[n++] = AG_AM_I("upstream_status", c->reply.status);
