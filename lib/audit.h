@@ -388,7 +388,10 @@ struct ag_audit_text {
  */
 int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t nnames,
 		   uint32_t *at, struct ag_audit_text *out);
-/* ag_audit_canon_members: the members' object into out (overwritten), as ag_audit_canon. */
+/*
+ * The members' object into out (overwritten), as ag_audit_canon; a member
+ * named like one of names is -EEXIST, a key given twice -EINVAL.
+ */
 int ag_audit_canon_members(struct ag_audit_buf *out, size_t max, const struct ag_audit_member *m,
 			   size_t n, const char *const *names, size_t nnames, uint32_t *at);
 /* The hex SHA-256 of v's canonical form (ag_audit_redact's hash mode); -errno as ag_audit_canon. */

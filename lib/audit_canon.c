@@ -112,6 +112,11 @@ static int canon_string(struct canon *c, const char *str, size_t len)
 	while (!ret && p < end) {
 		size_t n = 1, elen = 2;
 
+		/* Most of a record is plain ASCII: skip it a byte at a time, tightly. */
+		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+			p++;
+		if (p == end)
+			break;
 		if (*p >= 0x80 && !(n = utf8_seq(p, (size_t)(end - p))))
 			return -EILSEQ;
 		if (*p >= 0x20 && *p != '"' && *p != '\\') {
@@ -158,8 +163,12 @@ static int canon_string(struct canon *c, const char *str, size_t len)
 /* jansson's compare_keys(): bytes, then the shorter first. */
 static int key_order(const char *a, size_t alen, const char *b, size_t blen)
 {
-	int r = memcmp(a, b, alen < blen ? alen : blen);
+	int r;
 
+	/* Keys mostly differ in their first byte: no call for those. */
+	if (alen && blen && *a != *b)
+		return (unsigned char)*a - (unsigned char)*b;
+	r = memcmp(a, b, alen < blen ? alen : blen);
 	return r ? r : (alen > blen) - (alen < blen);
 }
 
@@ -422,49 +431,61 @@ static int canon_member(struct canon *c, const struct ag_audit_member *m, int de
 	return -EINVAL;
 }
 
-static int member_key_cmp(const struct ag_audit_member *x, const struct ag_audit_member *y)
+struct sorted {
+	const struct ag_audit_member *m;
+	size_t klen;
+};
+
+static int sorted_cmp(const struct sorted *x, const struct sorted *y)
 {
-	return key_order(x->key, strlen(x->key), y->key, strlen(y->key));
+	return key_order(x->m->key, x->klen, y->m->key, y->klen);
 }
 
-/* As canon_object, from the members (in any order, each key once). */
+/*
+ * As canon_object, from the members (in any order, each key once); a
+ * member named like one of names (the writer's own) is -EEXIST.
+ */
 static int canon_members(struct canon *c, const struct ag_audit_member *m, size_t n, int depth,
 			 const char *const *names, size_t nnames, uint32_t *at)
 {
-	const struct ag_audit_member *s[AG_AUDIT_MEMBERS_MAX];
-	size_t k = 0, r = 0;
-	int ret;
+	struct sorted s[AG_AUDIT_MEMBERS_MAX];
+	size_t k = 0, r = 0, nlen = nnames ? strlen(names[0]) : 0;
+	int ret, cmp = 0;
 
 	if (n > AG_AUDIT_MEMBERS_MAX)
 		return -E2BIG;
 	for (size_t i = 0; i < n; i++) {
+		struct sorted t = { &m[i], strlen(m[i].key) };
 		size_t j = k;
 
 		if (member_dropped(&m[i]))
 			continue;
-		for (; j && member_key_cmp(s[j - 1], &m[i]) > 0; j--)
+		while (j && (cmp = sorted_cmp(&s[j - 1], &t)) >= 0) {
+			/* Fail closed: a record's shape is the code's, and names a key once. */
+			if (!cmp)
+				return -EINVAL;
 			s[j] = s[j - 1];
-		/* Fail closed: a record's shape is the code's, and names a key once. */
-		if (j && !member_key_cmp(s[j - 1], &m[i]))
-			return -EINVAL;
-		s[j] = &m[i];
+			j--;
+		}
+		s[j] = t;
 		k++;
 	}
 	ret = canon_put(c, "{", 1);
 	for (size_t i = 0; !ret && i < k; i++) {
-		size_t klen = strlen(s[i]->key);
-
 		if (i)
 			ret = canon_put(c, ",", 1);
-		for (; r < nnames && key_order(names[r], strlen(names[r]), s[i]->key, klen) < 0;
-		     r++)
+		for (; r < nnames && (cmp = key_order(names[r], nlen, s[i].m->key, s[i].klen)) <= 0;
+		     nlen = ++r < nnames ? strlen(names[r]) : 0) {
+			if (!cmp)
+				return -EEXIST;
 			at[r] = (uint32_t)c->len;
+		}
 		if (!ret)
-			ret = canon_string(c, s[i]->key, klen);
+			ret = canon_string(c, s[i].m->key, s[i].klen);
 		if (!ret)
 			ret = canon_put(c, ":", 1);
 		if (!ret)
-			ret = canon_member(c, s[i], depth + 1);
+			ret = canon_member(c, s[i].m, depth + 1);
 	}
 	for (; r < nnames; r++)
 		at[r] = (uint32_t)c->len;
