@@ -4,12 +4,17 @@
  * long an appender waits for its record to be durable.
  *
  *	audit_bench [-t THREADS] [-w WINDOW] [-s SECONDS] [-m sync|batch|none]
- *		    [-b BATCH_MAX] [-u BATCH_US] [-W WRITE_MAX] [-d DIR]
+ *		    [-b BATCH_MAX] [-u BATCH_US] [-W WRITE_MAX] [-f FORM] [-d DIR]
  *
  * Each thread appends a decision record and keeps at most WINDOW records in
  * flight, waiting (ag_audit_wait) for the oldest when the window is full, as
  * an event loop serving WINDOW concurrent calls would.  WINDOW 1 is a plain
  * blocking caller.  The wait is measured from append to durable.
+ *
+ * FORM is how the record is given: "prebuilt" (one tree appended again and
+ * again), "tree" (packed and freed for each record, as the daemon once
+ * did) or "members" (ag_audit_append_members, as the daemon's per-call
+ * records are now).
  *
  * Throughput on a shared VM drifts with its load, so the report also gives
  * CPU time per record, split between the appenders (serialising their
@@ -37,8 +42,12 @@
 
 #define MAX_SAMPLES (1u << 21)
 
+enum form { FORM_PREBUILT, FORM_TREE, FORM_MEMBERS };
+static const char *const form_names[] = { "prebuilt", "tree", "members" };
+
 struct worker {
 	pthread_t thread;
+	enum form form;
 	struct ag_audit_writer *w;
 	unsigned int id, window;
 	atomic_bool *stop;
@@ -122,19 +131,58 @@ static void sample(struct worker *k, uint64_t start)
 		k->lat_ns[k->nlat++] = now_ns() - start;
 }
 
+static json_t *pack_event(void)
+{
+	return json_pack("{s:{s:s, s:I, s:i, s:i, s:s}, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:i}",
+			 "agent", "name", "bench", "cgroup_id", (json_int_t)1234, "pid", 4321,
+			 "uid", 1000, "exe", "/usr/bin/agent", "session", "s-1", "server", "files",
+			 "tool", "read_file", "args", "path", "/srv/data/report.txt", "decision",
+			 "allow", "policies", "p-readonly", "latency_us", 42);
+}
+
+/* The same record in each form; args: the request's, read in place. */
+static int append_one(struct worker *k, const json_t *ev, struct ag_audit_buf *buf, uint64_t *seq,
+		      struct ag_err *err)
+{
+	const struct ag_audit_member agent[] = {
+		AG_AM_S("name", "bench"), AG_AM_I("cgroup_id", 1234),	    AG_AM_I("pid", 4321),
+		AG_AM_I("uid", 1000),	  AG_AM_S("exe", "/usr/bin/agent"),
+	};
+	const struct ag_audit_member f[] = {
+		{ .key = "agent", .type = AG_AM_OBJ, .obj = agent, .n = 5 },
+		AG_AM_S("session", "s-1"),
+		AG_AM_S("server", "files"),
+		AG_AM_S("tool", "read_file"),
+		AG_AM_J("args", json_object_get(ev, "args")),
+		AG_AM_S("decision", "allow"),
+		{ .key = "policies", .type = AG_AM_CSV, .s = "p-readonly" },
+		AG_AM_I("latency_us", 42),
+	};
+	json_t *tree;
+	int ret;
+
+	switch (k->form) {
+	case FORM_TREE:
+		tree = pack_event();
+		ret = ag_audit_append(k->w, "decision", tree, seq, err);
+		json_decref(tree);
+		return ret;
+	case FORM_MEMBERS:
+		return ag_audit_append_members(k->w, "decision", f, 8, buf, seq, err);
+	default:
+		return ag_audit_append(k->w, "decision", ev, seq, err);
+	}
+}
+
 static void *run(void *arg)
 {
 	struct worker *k = arg;
 	uint64_t *seqs = calloc(k->window, sizeof(*seqs)), *t0 = calloc(k->window, sizeof(*t0));
+	struct ag_audit_buf buf = { 0 };
 	struct ag_err err;
 	size_t head = 0, n = 0;
-	json_t *ev;
+	json_t *ev = pack_event();
 
-	ev = json_pack("{s:{s:s, s:I, s:i, s:i, s:s}, s:s, s:s, s:s, s:{s:s}, s:s, s:[s], s:i}",
-		       "agent", "name", "bench", "cgroup_id", (json_int_t)1234, "pid", 4321, "uid",
-		       1000, "exe", "/usr/bin/agent", "session", "s-1", "server", "files", "tool",
-		       "read_file", "args", "path", "/srv/data/report.txt", "decision", "allow",
-		       "policies", "p-readonly", "latency_us", 42);
 	if (!seqs || !t0 || !ev) {
 		k->err = -ENOMEM;
 		goto out;
@@ -148,7 +196,7 @@ static void *run(void *arg)
 			head = (head + 1) % k->window;
 			n--;
 		}
-		k->err = ag_audit_append(k->w, "decision", ev, &seqs[(head + n) % k->window], &err);
+		k->err = append_one(k, ev, &buf, &seqs[(head + n) % k->window], &err);
 		if (k->err)
 			break;
 		t0[(head + n) % k->window] = now_ns();
@@ -163,6 +211,7 @@ static void *run(void *arg)
 		fprintf(stderr, "audit_bench: thread %u: %s\n", k->id, err.msg);
 	k->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 out:
+	ag_audit_buf_free(&buf);
 	json_decref(ev);
 	free(seqs);
 	free(t0);
@@ -187,10 +236,11 @@ int main(int argc, char **argv)
 	uint64_t total = 0, t_start, t_end, *all = NULL, cpu_start, cpu_all, cpu_app = 0;
 	double sync_us = 0;
 	size_t nall = 0;
+	enum form form = FORM_PREBUILT;
 	int opt, perr, ret = 1;
 
 	ag_audit_config_init(&c);
-	while ((opt = getopt(argc, argv, "t:w:s:m:b:u:W:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:w:s:m:b:u:W:f:d:")) != -1) {
 		switch (opt) {
 		case 't':
 			threads = (unsigned int)strtoul(optarg, NULL, 10);
@@ -217,6 +267,15 @@ int main(int argc, char **argv)
 		case 'W':
 			c.write_max = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
+		case 'f':
+			for (form = FORM_PREBUILT; form <= FORM_MEMBERS; form++)
+				if (!strcmp(optarg, form_names[form]))
+					break;
+			if (form > FORM_MEMBERS) {
+				fprintf(stderr, "audit_bench: -f prebuilt|tree|members\n");
+				return 2;
+			}
+			break;
 		case 'd':
 			base = optarg;
 			break;
@@ -225,7 +284,7 @@ int main(int argc, char **argv)
 				"usage: %s [-t THREADS] [-w WINDOW] [-s SECONDS] "
 				"[-m written|strict|sync|none] [-b BATCH_MAX] [-u SYNC_MS] [-W "
 				"WRITE_MAX] "
-				"[-d DIR]\n",
+				"[-f prebuilt|tree|members] [-d DIR]\n",
 				argv[0]);
 			return 2;
 		}
@@ -258,7 +317,9 @@ int main(int argc, char **argv)
 	t_start = now_ns();
 	cpu_start = process_cpu_ns();
 	for (unsigned int i = 0; i < threads; i++) {
-		ks[i] = (struct worker){ .w = w, .id = i, .window = window, .stop = &stop };
+		ks[i] = (struct worker){
+			.w = w, .id = i, .window = window, .stop = &stop, .form = form
+		};
 		ks[i].lat_ns = malloc(MAX_SAMPLES / 16 * sizeof(uint64_t));
 		pthread_create(&ks[i].thread, NULL, run, &ks[i]);
 	}
@@ -278,12 +339,13 @@ int main(int argc, char **argv)
 	if (ag_audit_close(w, &err))
 		fprintf(stderr, "audit_bench: close: %s\n", err.msg);
 	qsort(all, nall, sizeof(*all), cmp_u64);
-	printf("audit_bench: %s (4 KiB append + fdatasync p50 %.0fus), mode %s, %u threads x "
+	printf("audit_bench: %s (4 KiB append + fdatasync p50 %.0fus), mode %s, form %s, "
+	       "%u threads x "
 	       "window %u, batch max %u, sync %ums, write max %u: %" PRIu64
 	       " durable records in %.2fs = %.0f records/s; commit wait p50 %.1fus p99 %.1fus; "
 	       "CPU per record %.2fus (appenders %.2f, committer %.2f)\n",
-	       fs, sync_us, ag_audit_durability_name(c.durability), threads, window, c.batch_max,
-	       c.sync_ms, c.write_max, total, (double)(t_end - t_start) / 1e9,
+	       fs, sync_us, ag_audit_durability_name(c.durability), form_names[form], threads,
+	       window, c.batch_max, c.sync_ms, c.write_max, total, (double)(t_end - t_start) / 1e9,
 	       (double)total * 1e9 / (double)(t_end - t_start),
 	       nall ? (double)all[nall / 2] / 1e3 : 0.0,
 	       nall ? (double)all[nall * 99 / 100] / 1e3 : 0.0,

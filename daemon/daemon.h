@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "config.h"
 #include "detach.h"
 #include "instance.h"
@@ -56,6 +57,8 @@ struct ag_daemon {
 	uint64_t start_ns;		 /* ag_now_ns() at start */
 	uint32_t nr_rules;		 /* entries in dest_rules after sync */
 	struct ag_audit_writer *audit;	 /* lib/audit.h */
+	/* The loop thread's records serialised (trail.c), reused from one to the next. */
+	struct ag_audit_buf audit_buf;
 	/* lib/audit.h's enum ag_audit_durability: what a governed call and
 	 * its answer wait for (daemon/mcp_conn.c, docs/audit.md). */
 	int audit_durability;

@@ -73,5 +73,8 @@ bool ag_inbound_tool_granted(const struct ag_daemon *d, const struct ag_inbound_
 			     const char *tool);
 /* The "agent" object of c's audit records: its chain, and client and subject from outside. */
 json_t *ag_inbound_audit_agent(const struct mcp_conn *c);
+struct ag_audit_agent;
+/* The same as members (trail.h), for the records of every call. */
+void ag_inbound_audit_agent_members(const struct mcp_conn *c, struct ag_audit_agent *a);
 
 #endif

@@ -296,12 +296,19 @@ bool ag_inbound_body(struct mcp_conn *c)
 	return !tool;
 }
 
+void ag_inbound_audit_agent_members(const struct mcp_conn *c, struct ag_audit_agent *a)
+{
+	ag_audit_agent_members(a, c->agent, &c->o, c->dg);
+	if (c->in && c->in->bound) {
+		a->m[a->n++] = AG_AM_S("client", c->in->client_id);
+		a->m[a->n++] = AG_AM_S("subject", c->in->sub);
+	}
+}
+
 json_t *ag_inbound_audit_agent(const struct mcp_conn *c)
 {
-	json_t *agent = ag_audit_agent_chain(c->agent, &c->o, c->dg);
+	struct ag_audit_agent a;
 
-	if (agent && c->in && c->in->bound &&
-	    json_object_set_new(agent, "client", json_string(c->in->client_id)) == 0)
-		json_object_set_new(agent, "subject", json_string(c->in->sub));
-	return agent;
+	ag_inbound_audit_agent_members(c, &a);
+	return ag_audit_members_json(a.m, a.n);
 }

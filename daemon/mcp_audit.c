@@ -3,7 +3,8 @@
  * The audit records of the MCP path (mcp_int.h), one function each, so
  * their JSON shapes (docs/audit.md) live in one place: connect, decision,
  * result (and the credential refusal's result), approval,
- * credential_reload.
+ * credential_reload.  Decision and result, one each per call, are given
+ * as members (lib/audit.h) and serialised with no jansson tree.
  */
 #include <string.h>
 
@@ -24,60 +25,64 @@ static const char *target_key(enum ag_mcp_method m)
 	return ag_policy_target_name(t);
 }
 
-/* "a,b" (struct ag_decision) -> ["a","b"], as docs/audit.md has it. */
-static json_t *policy_ids(const char *list)
+/* The record's "agent" member, over a. */
+static struct ag_audit_member agent_member(struct mcp_conn *c, struct ag_audit_agent *a)
 {
-	json_t *ids = json_array();
-
-	for (const char *p = list; ids && *p;) {
-		size_t n = strcspn(p, ",");
-
-		json_array_append_new(ids, json_stringn(p, n));
-		p += n + (p[n] == ',');
-	}
-	return ids;
+	ag_inbound_audit_agent_members(c, a);
+	return ag_audit_agent_member(a);
 }
 
+/*
+ * Written straight from the call's state (ag_daemon_audit_members): no
+ * tree, and the arguments are read (hashed, by default) where the request
+ * holds them, with no copy.
+ */
 void mcp_audit_decision(struct mcp_conn *c, const struct ag_jsonrpc_msg *m,
 			const struct ag_decision *dec)
 {
-	/* A copy of the arguments: redaction rewrites the record's in place,
-	 * and the parsed ones are what is forwarded. */
-	json_t *rec = json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent",
-				ag_inbound_audit_agent(c), "server", c->srv->name, "method",
-				m->method, "id", m->id, "decision",
-				dec->kind == AG_OUTCOME_ALLOW	   ? "allow"
-				: dec->kind == AG_OUTCOME_ESCALATE ? "ask"
-								   : "deny",
-				"hidden", dec->kind == AG_OUTCOME_HIDDEN, "rule", dec->rule,
-				"reason", dec->reason[0] ? dec->reason : NULL, "args",
-				m->arguments ? json_deep_copy(m->arguments) : NULL, "session",
-				c->r->call.session_id[0] ? c->r->call.session_id : NULL);
-	struct ag_err err;
-	json_t *flags;
+	const char *flags[AG_ANOMALY__COUNT];
+	struct ag_audit_member f[AG_AUDIT_MEMBERS_MAX];
+	struct ag_audit_agent agent;
+	size_t n = 0, nflags;
 	uint64_t seq;
 
-	if (rec && m->name)
-		json_object_set_new(rec, target_key(m->mcp), json_string(m->name));
-	if (rec && dec->policies[0])
-		json_object_set_new(rec, "policies", policy_ids(dec->policies));
-	/* What context.anomaly was: policy simulate replays it too. */
-	if (rec && (flags = ag_anomaly_flags_json(dec->anomaly)))
-		json_object_set_new(rec, "anomaly", flags);
-	if (rec && dec->policy_commit[0])
-		json_object_set_new(rec, "policy_commit", json_string(dec->policy_commit));
-	/* What context.operator was: policy simulate replays it. */
-	if (rec && c->ac && c->ac->operator_name[0])
-		json_object_set_new(rec, "operator", json_string(c->ac->operator_name));
+	f[n++] = agent_member(c, &agent);
+	f[n++] = AG_AM_S("server", c->srv->name);
+	/* A NULL string or value is null, as the records always had it. */
+	f[n++] = AG_AM_S("method", m->method);
+	f[n++] = AG_AM_J("id", m->id);
+	f[n++] = AG_AM_S("decision", dec->kind == AG_OUTCOME_ALLOW	? "allow"
+				     : dec->kind == AG_OUTCOME_ESCALATE ? "ask"
+									: "deny");
+	f[n++] = AG_AM_B("hidden", dec->kind == AG_OUTCOME_HIDDEN);
+	f[n++] = AG_AM_S("rule", dec->rule);
+	f[n++] = AG_AM_S("reason", dec->reason[0] ? dec->reason : NULL);
 	/* Arguments may carry secrets: by default the log proves what was sent
 	 * (each value's SHA-256) without holding it (audit_args). */
-	if (rec && ag_audit_redact(rec, "args", c->srv->audit_args, &err)) {
-		json_decref(rec);
-		rec = NULL; /* counted as a lost record, never written in the clear */
-	}
+	f[n++] = (struct ag_audit_member){
+		.key = "args", .type = AG_AM_JSON, .j = m->arguments, .redact = c->srv->audit_args
+	};
+	f[n++] = AG_AM_S("session", c->r->call.session_id[0] ? c->r->call.session_id : NULL);
+	if (m->name)
+		f[n++] = AG_AM_S(target_key(m->mcp), m->name);
+	if (dec->policies[0])
+		f[n++] = (struct ag_audit_member){ .key = "policies",
+						   .type = AG_AM_CSV,
+						   .s = dec->policies };
+	/* What context.anomaly was: policy simulate replays it too. */
+	if ((nflags = ag_anomaly_flag_names(dec->anomaly, flags)))
+		f[n++] = (struct ag_audit_member){
+			.key = "anomaly", .type = AG_AM_STRV, .strv = flags, .n = nflags
+		};
+	if (dec->policy_commit[0])
+		f[n++] = AG_AM_S("policy_commit", dec->policy_commit);
+	/* What context.operator was: policy simulate replays it. */
+	if (c->ac && c->ac->operator_name[0])
+		f[n++] = AG_AM_S("operator", c->ac->operator_name);
 	/* The call waits for this record (MC_AUDIT_WAIT); one that cannot be
-	 * written refuses the request: nothing governed goes unrecorded. */
-	if (ag_daemon_audit_seq(c->l->d, "decision", rec, &seq))
+	 * written refuses the request: nothing governed goes unrecorded (a
+	 * record that cannot be redacted is lost, never written in the clear). */
+	if (ag_daemon_audit_members(c->l->d, "decision", f, n, &seq))
 		c->r->audit.lost = true;
 	else
 		c->r->audit.seq = seq + 1;
@@ -114,14 +119,20 @@ void mcp_audit_approval(struct mcp_conn *c, uint64_t id, bool allow, const char 
 /* The connection's record, when it is released. */
 void mcp_audit_connect(struct mcp_conn *c, const char *dst, double ms)
 {
-	ag_daemon_audit(c->l->d, "connect",
-			json_pack("{s:o,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:s?}", "agent",
-				  ag_inbound_audit_agent(c), "dst", dst,
-				  "server", c->srv->name, "result", c->result, "bytes_up",
-				  (json_int_t)c->a.bytes_in, "bytes_down",
-				  (json_int_t)c->a.bytes_out, "latency_us", (json_int_t)(ms * 1000),
-				  "requests", (int)c->requests, "error",
-				  c->error[0] ? c->error : NULL));
+	struct ag_audit_agent agent;
+	const struct ag_audit_member f[] = {
+		agent_member(c, &agent),
+		AG_AM_S("dst", dst),
+		AG_AM_S("server", c->srv->name),
+		AG_AM_S("result", c->result),
+		AG_AM_I("bytes_up", (long long)c->a.bytes_in),
+		AG_AM_I("bytes_down", (long long)c->a.bytes_out),
+		AG_AM_I("latency_us", (long long)(ms * 1000)),
+		AG_AM_I("requests", (int)c->requests),
+		AG_AM_S("error", c->error[0] ? c->error : NULL),
+	};
+
+	ag_daemon_audit_members(c->l->d, "connect", f, sizeof(f) / sizeof(f[0]), NULL);
 }
 
 /* A tools/call result's outcome (never its content); tool NULL: one the
@@ -129,22 +140,31 @@ void mcp_audit_connect(struct mcp_conn *c, const char *dst, double ms)
 void mcp_audit_result(struct mcp_conn *c, json_t *msg, const char *tool,
 		      const struct ag_redact_report *rep)
 {
-	json_t *result = json_object_get(msg, "result"), *latency;
+	const json_t *result = json_object_get(msg, "result"), *id = json_object_get(msg, "id");
+	struct ag_audit_member f[AG_AUDIT_MEMBERS_MAX];
+	json_t *redactions = NULL;
+	struct ag_audit_agent agent;
+	size_t n = 0;
 
+	f[n++] = agent_member(c, &agent);
+	f[n++] = AG_AM_S("server", c->srv->name);
+	/* A NULL string or value is null, as the records always had it. */
+	f[n++] = AG_AM_S(c->srv->http ? "route" : "tool", tool);
+	f[n++] = AG_AM_J("id", id);
+	f[n++] = AG_AM_I("upstream_status", c->r->reply.status);
+	f[n++] = AG_AM_B("is_error", json_is_true(json_object_get(result, "isError")));
+	f[n++] = AG_AM_J("error", json_object_get(msg, "error"));
 	/* A legacy session's results come on its stream, opened long before. */
-	latency = c->legacy.stream || !tool
-		      ? NULL
-		      : json_integer((json_int_t)((ag_now_ns() - c->r->call.ns) / 1000));
-	ag_daemon_audit(c->l->d, "result",
-			json_pack("{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent",
-				  ag_inbound_audit_agent(c), "server", c->srv->name,
-				  c->srv->http ? "route" : "tool", tool, "id",
-				  json_object_get(msg, "id"), "upstream_status", c->r->reply.status,
-				  "is_error", json_is_true(json_object_get(result, "isError")),
-				  "error", json_object_get(msg, "error"), "latency_us", latency,
-				  "session", mcp_policy_session(c), "redactions",
-				  rep->total || rep->refused_by ? redactions_json(rep) : NULL,
-				  "unattributed", tool ? NULL : json_true()));
+	if (!c->legacy.stream && tool)
+		f[n++] = AG_AM_I("latency_us", (long long)((ag_now_ns() - c->r->call.ns) / 1000));
+	f[n++] = AG_AM_S("session", mcp_policy_session(c));
+	/* Rare (output rules acted): a tree of its own. */
+	if ((rep->total || rep->refused_by) && (redactions = redactions_json(rep)))
+		f[n++] = AG_AM_J("redactions", redactions);
+	if (!tool)
+		f[n++] = AG_AM_B("unattributed", true);
+	ag_daemon_audit_members(c->l->d, "result", f, n, NULL);
+	json_decref(redactions);
 }
 
 /* The upstream refused the gateway's credential: the result of the call. */

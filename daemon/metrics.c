@@ -273,19 +273,53 @@ static const char *code_label(const char *v)
 	return v && *v && strlen(v) < LABEL_LEN ? v : "none";
 }
 
-static const char *str(const json_t *rec, const char *key)
+/* An appended record: its tree, or its members (ag_audit_append_members). */
+struct rec {
+	const json_t *j;
+	const struct ag_audit_member *m;
+	size_t n;
+};
+
+static const char *str(const struct rec *r, const char *key)
 {
-	return json_string_value(json_object_get(rec, key));
+	const struct ag_audit_member *v;
+
+	if (r->j)
+		return json_string_value(json_object_get(r->j, key));
+	v = ag_audit_member_get(r->m, r->n, key);
+	return v && v->type == AG_AM_STR ? v->s : NULL;
 }
 
-static const char *record_agent(const struct ag_metrics *m, const json_t *rec)
+static bool integer(const struct rec *r, const char *key, long long *i)
 {
-	return agent_label(m, str(json_object_get(rec, "agent"), "name"));
+	const struct ag_audit_member *v;
+	const json_t *j;
+
+	if (r->j) {
+		j = json_object_get(r->j, key);
+		*i = json_integer_value(j);
+		return json_is_integer(j);
+	}
+	v = ag_audit_member_get(r->m, r->n, key);
+	*i = v && v->type == AG_AM_INT ? v->i : 0;
+	return v && v->type == AG_AM_INT;
+}
+
+static const char *record_agent(const struct ag_metrics *m, const struct rec *r)
+{
+	const struct ag_audit_member *v;
+	struct rec agent = { 0 };
+
+	if (r->j)
+		agent.j = json_object_get(r->j, "agent");
+	else if ((v = ag_audit_member_get(r->m, r->n, "agent")) && v->type == AG_AM_OBJ)
+		agent = (struct rec){ .m = v->obj, .n = v->n };
+	return agent_label(m, agent.j || agent.m ? str(&agent, "name") : NULL);
 }
 
 /* ---- updates ----------------------------------------------------------- */
 
-static void count_decision(struct ag_metrics *m, const json_t *rec)
+static void count_decision(struct ag_metrics *m, const struct rec *rec)
 {
 	const char *decision = str(rec, "decision"), *method = str(rec, "method");
 	int srv = server_index(m, str(rec, "server"));
@@ -304,23 +338,22 @@ static void count_decision(struct ag_metrics *m, const json_t *rec)
 	    1);
 }
 
-static void count_result(struct ag_metrics *m, const json_t *rec)
+static void count_result(struct ag_metrics *m, const struct rec *rec)
 {
-	const json_t *us = json_object_get(rec, "latency_us");
 	int srv = server_index(m, str(rec, "server"));
+	long long us;
 
-	if (!json_is_integer(us) || srv < 0)
+	if (!integer(rec, "latency_us", &us) || srv < 0)
 		return;
 	observe(m, F_TOOL_LATENCY,
 		(const char *[]){ m->conf->servers[srv].name,
 				  tool_label(m, srv, str(rec, "tool"), false) },
-		(double)json_integer_value(us) / 1e6);
+		(double)us / 1e6);
 }
 
-void ag_metrics_record(struct ag_metrics *m, const char *kind, const json_t *fields, uint64_t seq)
+static void count_record(struct ag_metrics *m, const char *kind, const struct rec *fields,
+			 uint64_t seq)
 {
-	if (!m)
-		return;
 	m->records++;
 	if (seq + 1 > m->appended)
 		m->appended = seq + 1;
@@ -336,6 +369,19 @@ void ag_metrics_record(struct ag_metrics *m, const char *kind, const json_t *fie
 		add(m, F_ANOMALIES,
 		    (const char *[]){ record_agent(m, fields), code_label(str(fields, "flag")) },
 		    1);
+}
+
+void ag_metrics_record(struct ag_metrics *m, const char *kind, const json_t *fields, uint64_t seq)
+{
+	if (m)
+		count_record(m, kind, &(struct rec){ .j = fields }, seq);
+}
+
+void ag_metrics_record_members(struct ag_metrics *m, const char *kind,
+			       const struct ag_audit_member *fields, size_t n, uint64_t seq)
+{
+	if (m)
+		count_record(m, kind, &(struct rec){ .m = fields, .n = n }, seq);
 }
 
 void ag_metrics_conn(struct ag_metrics *m, const char *agent, int delta)

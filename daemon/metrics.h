@@ -30,6 +30,7 @@ struct ag_daemon;
 #define AG_METRICS_MAX_SERIES 8192
 
 struct ag_metrics;
+struct ag_audit_member;
 
 int ag_metrics_new(const struct ag_conf *c, struct ag_metrics **out, struct ag_err *err);
 void ag_metrics_free(struct ag_metrics *m);
@@ -40,6 +41,9 @@ void ag_metrics_free(struct ag_metrics *m);
  * number, for the writer's lag.  m NULL (no loop yet): ignored.
  */
 void ag_metrics_record(struct ag_metrics *m, const char *kind, const json_t *fields, uint64_t seq);
+/* The same, for a record appended as members (ag_audit_append_members). */
+void ag_metrics_record_members(struct ag_metrics *m, const char *kind,
+			       const struct ag_audit_member *fields, size_t n, uint64_t seq);
 /* An agent connection starts (delta 1) or ends (-1) on the relay or MCP path. */
 void ag_metrics_conn(struct ag_metrics *m, const char *agent, int delta);
 /* A refusal the kernel's hooks reported (events.c), counted before rate limiting. */

@@ -144,6 +144,26 @@ static bool cqe_buf(struct ag_relay *r, const struct io_uring_cqe *cqe, uint16_t
 	return true;
 }
 
+/* The connection's record (docs/audit.md "connect"). */
+static void audit_close(struct conn *c, const char *dst, double ms, uint64_t up, uint64_t down,
+			const char *error)
+{
+	struct ag_audit_agent agent;
+	struct ag_audit_member f[] = {
+		{ .key = "agent" }, /* below, once agent is filled in */
+		AG_AM_S("dst", dst),
+		AG_AM_S("result", result_names[c->result]),
+		AG_AM_I("bytes_up", (long long)up),
+		AG_AM_I("bytes_down", (long long)down),
+		AG_AM_I("latency_us", (long long)(ms * 1000)),
+		AG_AM_S("error", error),
+	};
+
+	ag_audit_agent_members(&agent, c->agent, &c->o, c->dg);
+	f[0] = ag_audit_agent_member(&agent);
+	ag_daemon_audit_members(c->l->d, "connect", f, sizeof(f) / sizeof(f[0]), NULL);
+}
+
 static void conn_release(struct conn *c)
 {
 	struct ag_daemon *d = c->l->d;
@@ -172,12 +192,7 @@ static void conn_release(struct conn *c)
 	       c->o.tgid, c->o.uid, ag_logq(comm, sizeof(comm), comm_raw),
 	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)), (unsigned long long)up,
 	       (unsigned long long)down, ms, result_names[c->result], sub, err);
-	ag_daemon_audit(d, "connect",
-			json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s?}", "agent",
-				  ag_audit_agent_chain(c->agent, &c->o, c->dg), "dst", dst,
-				  "result", result_names[c->result], "bytes_up", (json_int_t)up,
-				  "bytes_down", (json_int_t)down, "latency_us",
-				  (json_int_t)(ms * 1000), "error", c->error ? cause : NULL));
+	audit_close(c, dst, ms, up, down, c->error ? cause : NULL);
 	ag_fair_release(c->l, c->agent_fd);
 	close(c->agent_fd);
 	if (c->up_fd >= 0)

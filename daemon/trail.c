@@ -89,6 +89,24 @@ void ag_daemon_audit(struct ag_daemon *d, const char *kind, json_t *fields)
 	ag_daemon_audit_seq(d, kind, fields, NULL);
 }
 
+/* A record appended (ret 0) or lost: losses are logged when they start and end. */
+static int account(struct ag_daemon *d, const char *kind, int ret, const struct ag_err *err)
+{
+	char q[1024];
+
+	/* Logged when the writer starts failing, not once per record. */
+	if (ret && !d->stats.audit_errors++)
+		ag_log(AG_LOG_ERROR, "audit", "kind=%s error=%s", kind,
+		       ag_logq(q, sizeof(q), err->msg));
+	if (!ret && d->stats.audit_errors) {
+		ag_log(AG_LOG_INFO, "audit", "recovered=yes lost=%llu",
+		       (unsigned long long)d->stats.audit_errors);
+		d->stats.audit_lost += d->stats.audit_errors;
+		d->stats.audit_errors = 0;
+	}
+	return ret;
+}
+
 int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, uint64_t *seq)
 {
 	struct ag_err err;
@@ -100,27 +118,30 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
 		d->stats.audit_errors++;
 		return -ENOMEM;
 	}
-	if ((ret = ag_audit_append(d->audit, kind, fields, &at, &err))) {
-		char q[1024];
-
-		/* Logged when the writer starts failing, not once per record. */
-		if (!d->stats.audit_errors++)
-			ag_log(AG_LOG_ERROR, "audit", "kind=%s error=%s", kind,
-			       ag_logq(q, sizeof(q), err.msg));
-	} else {
+	ret = ag_audit_append(d->audit, kind, fields, &at, &err);
+	if (!ret) {
 		/* Counted from what the record says, as written. */
 		ag_metrics_record(d->metrics, kind, fields, at);
 		if (seq)
 			*seq = at;
 	}
-	if (!ret && d->stats.audit_errors) {
-		ag_log(AG_LOG_INFO, "audit", "recovered=yes lost=%llu",
-		       (unsigned long long)d->stats.audit_errors);
-		d->stats.audit_lost += d->stats.audit_errors;
-		d->stats.audit_errors = 0;
-	}
 	json_decref(fields);
-	return ret;
+	return account(d, kind, ret, &err);
+}
+
+int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct ag_audit_member *m,
+			    size_t n, uint64_t *seq)
+{
+	struct ag_err err;
+	uint64_t at;
+	int ret = ag_audit_append_members(d->audit, kind, m, n, &d->audit_buf, &at, &err);
+
+	if (!ret) {
+		ag_metrics_record_members(d->metrics, kind, m, n, at);
+		if (seq)
+			*seq = at;
+	}
+	return account(d, kind, ret, &err);
 }
 
 void ag_daemon_audit_close(struct ag_daemon *d)
@@ -132,6 +153,7 @@ void ag_daemon_audit_close(struct ag_daemon *d)
 	if (d->audit && ag_audit_close(d->audit, &err))
 		ag_log(AG_LOG_ERROR, "audit", "close=failed error=\"%s\"", err.msg);
 	d->audit = NULL;
+	ag_audit_buf_free(&d->audit_buf);
 	/* Then the final checkpoint and daemon_stop go out, for up to 2 s. */
 	ag_audit_ship_close(d->ship, 2000);
 	d->ship = NULL;
@@ -159,21 +181,25 @@ json_t *ag_daemon_ship_status(struct ag_daemon *d, uint64_t *lag, bool *connecte
 }
 
 /* comm is whatever the agent named itself: printable ASCII, or escaped. */
-static json_t *comm_json(const char *comm)
+static const char *comm_text(const char *comm, char out[AG_COMM_LEN * 4 + 1])
 {
-	char out[AG_COMM_LEN * 4 + 1];
+	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
 	for (size_t i = 0; i < AG_COMM_LEN && comm[i]; i++) {
 		unsigned char c = comm[i];
 
-		if (c >= 0x20 && c < 0x7f)
+		if (c >= 0x20 && c < 0x7f) {
 			out[o++] = c;
-		else
-			o += snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
+			continue;
+		}
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
 	}
 	out[o] = '\0';
-	return json_string(out);
+	return out;
 }
 
 /*
@@ -182,43 +208,45 @@ static json_t *comm_json(const char *comm)
  * sub_cgroup when the chain was cut right after name, so that a record
  * shows what the agent called its cgroup.
  */
-static int delegation_json(json_t *agent, const char *name, const struct ag_delegation *dg)
+static void delegation_members(struct ag_audit_agent *a, const char *name,
+			       const struct ag_delegation *dg)
 {
-	json_t *list;
 	size_t k;
 
 	if (!dg)
-		return 0;
+		return;
 	for (k = 0; k < dg->n && strcmp(dg->name[k], name); k++)
 		;
 	if (k == dg->n)
-		return 0;
-	if (k && !(list = json_array()))
-		return -1;
+		return;
 	for (size_t i = 0; i < k; i++)
-		if (json_array_append_new(list, json_string(dg->name[i]))) {
-			json_decref(list);
-			return -1;
-		}
-	if (k && json_object_set_new(agent, "delegation", list))
-		return -1;
-	if (dg->cut && k + 1 == dg->n &&
-	    json_object_set_new(agent, "sub_cgroup", json_string(dg->sub_cgroup)))
-		return -1;
-	return 0;
+		a->chain[i] = dg->name[i];
+	if (k)
+		a->m[a->n++] = (struct ag_audit_member){
+			.key = "delegation", .type = AG_AM_STRV, .strv = a->chain, .n = k
+		};
+	if (dg->cut && k + 1 == dg->n)
+		a->m[a->n++] = AG_AM_S("sub_cgroup", dg->sub_cgroup);
+}
+
+void ag_audit_agent_members(struct ag_audit_agent *a, const char *name, const struct ag_origin *o,
+			    const struct ag_delegation *dg)
+{
+	a->n = 0;
+	a->m[a->n++] = AG_AM_S("name", name);
+	a->m[a->n++] = AG_AM_I("cgroup_id", (long long)o->agent_cgroup_id);
+	a->m[a->n++] = AG_AM_I("run_cgroup_id", (long long)o->cgroup_id);
+	a->m[a->n++] = AG_AM_I("pid", (int)o->tgid);
+	a->m[a->n++] = AG_AM_I("uid", (int)o->uid);
+	a->m[a->n++] = AG_AM_S("comm", comm_text(o->comm, a->comm));
+	delegation_members(a, name, dg);
 }
 
 json_t *ag_audit_agent_chain(const char *name, const struct ag_origin *o,
 			     const struct ag_delegation *dg)
 {
-	json_t *agent =
-	    json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "name", name, "cgroup_id",
-		      (json_int_t)o->agent_cgroup_id, "run_cgroup_id", (json_int_t)o->cgroup_id,
-		      "pid", (int)o->tgid, "uid", (int)o->uid, "comm", comm_json(o->comm));
+	struct ag_audit_agent a;
 
-	if (agent && delegation_json(agent, name, dg)) {
-		json_decref(agent);
-		return NULL;
-	}
-	return agent;
+	ag_audit_agent_members(&a, name, o, dg);
+	return ag_audit_members_json(a.m, a.n);
 }

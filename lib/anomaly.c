@@ -27,17 +27,14 @@ const char *ag_anomaly_flag_name(enum ag_anomaly_flag f)
 	return (unsigned int)f < AG_ANOMALY__COUNT ? flag_names[f] : "unknown";
 }
 
-json_t *ag_anomaly_flags_json(const bool on[AG_ANOMALY__COUNT])
+size_t ag_anomaly_flag_names(const bool on[AG_ANOMALY__COUNT], const char *names[AG_ANOMALY__COUNT])
 {
-	json_t *arr = NULL;
+	size_t n = 0;
 
 	for (int f = 0; f < AG_ANOMALY__COUNT; f++)
-		if (on[f] && ((!arr && !(arr = json_array())) ||
-			      json_array_append_new(arr, json_string(flag_names[f])))) {
-			json_decref(arr);
-			return NULL;
-		}
-	return arr;
+		if (on[f])
+			names[n++] = flag_names[f];
+	return n;
 }
 
 void ag_anomaly_flags_parse(const json_t *names, bool on[AG_ANOMALY__COUNT])

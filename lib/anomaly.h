@@ -54,9 +54,10 @@ struct ag_anomaly_conf {
 
 void ag_anomaly_conf_default(struct ag_anomaly_conf *c);
 
-/* The flags on, as a decision record's "anomaly" (an array of names);
- * NULL when none is on (the field is then absent), or out of memory. */
-json_t *ag_anomaly_flags_json(const bool on[AG_ANOMALY__COUNT]);
+/* The names of the flags on, as a decision record's "anomaly" lists them;
+ * how many (0: the field is absent). */
+size_t ag_anomaly_flag_names(const bool on[AG_ANOMALY__COUNT],
+			     const char *names[AG_ANOMALY__COUNT]);
 /* The flags a record's "anomaly" names into on (unknown names ignored). */
 void ag_anomaly_flags_parse(const json_t *names, bool on[AG_ANOMALY__COUNT]);
 

@@ -214,6 +214,70 @@ int ag_audit_open(const struct ag_audit_config *c, struct ag_audit_writer **w, s
  */
 int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
 		    uint64_t *seq, struct ag_err *err);
+
+/*
+ * A record built straight from its members (audit_canon.c), for the
+ * records of every call: serialised into the log's canonical form with no
+ * jansson tree, byte for byte what ag_audit_members_json() + ag_audit_canon
+ * give.  Members come in any order; an object names a key once and has at
+ * most AG_AUDIT_MEMBERS_MAX members.
+ */
+#define AG_AUDIT_MEMBERS_MAX 32
+
+enum ag_audit_mtype {
+	AG_AM_STR,  /* s: a UTF-8 string; NULL: null (json_pack's "s?") */
+	AG_AM_INT,  /* i */
+	AG_AM_BOOL, /* b */
+	AG_AM_JSON, /* j: a value that exists already (NULL: null), redacted as redact says */
+	AG_AM_OBJ,  /* obj[n]: an object of members */
+	AG_AM_STRV, /* strv[n]: an array of strings */
+	AG_AM_CSV,  /* s: "a,b" as ["a","b"] */
+};
+
+struct ag_audit_member {
+	const char *key;
+	enum ag_audit_mtype type;
+	enum ag_audit_redact redact; /* AG_AM_JSON: ag_audit_redact's modes (drop: absent) */
+	size_t n;
+	union {
+		const char *s;
+		long long i;
+		bool b;
+		const json_t *j;
+		const struct ag_audit_member *obj;
+		const char *const *strv;
+	};
+};
+
+#define AG_AM_S(k, v) ((struct ag_audit_member){ .key = (k), .type = AG_AM_STR, .s = (v) })
+#define AG_AM_I(k, v) ((struct ag_audit_member){ .key = (k), .type = AG_AM_INT, .i = (v) })
+#define AG_AM_B(k, v) ((struct ag_audit_member){ .key = (k), .type = AG_AM_BOOL, .b = (v) })
+#define AG_AM_J(k, v) ((struct ag_audit_member){ .key = (k), .type = AG_AM_JSON, .j = (v) })
+
+/*
+ * A caller's buffer for records, reused from one to the next: it grows to
+ * the longest (at most AG_AUDIT_MAX_LINE) and keeps up to
+ * AG_AUDIT_BUF_KEEP bytes between records.
+ */
+#define AG_AUDIT_BUF_KEEP (64u << 10)
+struct ag_audit_buf {
+	char *b;
+	size_t len, cap;
+	bool nul; /* a string held U+0000 */
+};
+
+/* Frees what a buffer holds beyond AG_AUDIT_BUF_KEEP; ag_audit_buf_free all of it. */
+void ag_audit_buf_trim(struct ag_audit_buf *b);
+void ag_audit_buf_free(struct ag_audit_buf *b);
+/* As ag_audit_append, fields given as members; scratch: the caller's buffer. */
+int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
+			    const struct ag_audit_member *m, size_t n, struct ag_audit_buf *scratch,
+			    uint64_t *seq, struct ag_err *err);
+/* The member named key (a dropped one is absent), NULL if none. */
+const struct ag_audit_member *ag_audit_member_get(const struct ag_audit_member *m, size_t n,
+						  const char *key);
+/* The same record as a tree (for the records kept in one, and tests); NULL: no memory. */
+json_t *ag_audit_members_json(const struct ag_audit_member *m, size_t n);
 /*
  * Blocks until record seq is durable (0); under AG_AUDIT_WRITTEN it asks
  * for an fdatasync now rather than at the end of sync_ms; under
@@ -324,6 +388,14 @@ struct ag_audit_text {
  */
 int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t nnames,
 		   uint32_t *at, struct ag_audit_text *out);
+/*
+ * The members' object into out (overwritten), as ag_audit_canon; a member
+ * named like one of names is -EEXIST, a key given twice -EINVAL.
+ */
+int ag_audit_canon_members(struct ag_audit_buf *out, size_t max, const struct ag_audit_member *m,
+			   size_t n, const char *const *names, size_t nnames, uint32_t *at);
+/* The hex SHA-256 of v's canonical form (ag_audit_redact's hash mode); -errno as ag_audit_canon. */
+int ag_audit_canon_hash(const json_t *v, char hex[AG_AUDIT_HEX_LEN + 1]);
 
 /* A warning through fn(ctx) (a configuration's warn), or to stderr without one. */
 void ag_audit_vwarn(void (*fn)(void *ctx, const char *msg), void *ctx, const char *fmt, va_list ap)

@@ -118,27 +118,22 @@ static bool in_interval_locked(const struct ag_audit_writer *w, const struct tim
 	return ag_audit_ts_reached(ts, &w->first_unsigned_ts) && ag_audit_ts_reached(&end, ts);
 }
 
-int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
-		    uint64_t *seq, struct ag_err *err)
+/* The kind's static name, or a refusal: checkpoints are the writer's own. */
+static const char *event_kind(const char *kind, struct ag_err *err)
 {
 	const char *k = ag_audit_kind_name(kind);
-	struct ag_audit_text body;
-	uint32_t at[RESERVED];
-	size_t mine = 0;
-	int ret = 0;
 
-	if (!k || !strcmp(k, "checkpoint"))
-		return ag_errf(err, -EINVAL, "audit record kind \"%s\" is not an event kind",
-			       kind ? kind : "(null)");
-	if (!json_is_object(fields))
-		return ag_errf(err, -EINVAL, "audit %s record: fields must be a JSON object", k);
-	for (size_t i = 0; i < RESERVED; i++)
-		if (json_object_get(fields, reserved[i]))
-			return ag_errf(err, -EINVAL,
-				       "audit %s record: field \"%s\" is reserved for the log", k,
-				       reserved[i]);
-	/* Leave room for the reserved members within the line limit. */
-	ret = ag_audit_canon(fields, AG_AUDIT_MAX_LINE - 256, reserved, RESERVED, at, &body);
+	if (!k || !strcmp(k, "checkpoint")) {
+		ag_errf(err, -EINVAL, "audit record kind \"%s\" is not an event kind",
+			kind ? kind : "(null)");
+		return NULL;
+	}
+	return k;
+}
+
+/* Why a body could not be serialised (ret from the canonicaliser), or 0. */
+static int canon_refused(int ret, bool nul, const char *k, struct ag_err *err)
+{
 	if (ret == -E2BIG)
 		return ag_errf(err, ret, "audit %s record: over the %u byte limit", k,
 			       AG_AUDIT_MAX_LINE - 256);
@@ -150,10 +145,17 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		return ag_errf(err, ret, "audit %s record: cannot serialise fields: %s", k,
 			       strerror(-ret));
 	/* A NUL in a string would make a record the strict verifier refuses. */
-	if (body.nul) {
-		free(body.text);
+	if (nul)
 		return ag_errf(err, -EINVAL, "audit %s record: a string contains a NUL", k);
-	}
+	return 0;
+}
+
+/* Queues body (taken) with a seq and a timestamp; writes the queue if nobody is. */
+static int queue(struct ag_audit_writer *w, const char *k, struct ag_audit_text *body,
+		 const uint32_t *at, uint64_t *seq, struct ag_err *err)
+{
+	size_t mine = 0;
+	int ret = 0;
 
 	pthread_mutex_lock(&w->mu);
 	if (w->failed) {
@@ -173,8 +175,8 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 			clock_gettime(CLOCK_MONOTONIC, &w->first_unsigned);
 			w->first_unsigned_ts = now;
 		}
-		push_locked(w, k, &body, at, &now, seq);
-		body.text = NULL;
+		push_locked(w, k, body, at, &now, seq);
+		body->text = NULL;
 		if (w->since_cp >= w->cfg.checkpoint_records)
 			aw_push_checkpoint_locked(w, &now, NULL);
 		/* A busy writer takes the queue when done; a rotation is the committer's. */
@@ -186,10 +188,69 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		}
 	}
 	pthread_mutex_unlock(&w->mu);
-	free(body.text);
+	free(body->text);
 	if (mine)
 		aw_write_inline(w, mine);
 	return ret;
+}
+
+int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *fields,
+		    uint64_t *seq, struct ag_err *err)
+{
+	const char *k = event_kind(kind, err);
+	struct ag_audit_text body;
+	uint32_t at[RESERVED];
+	bool nul;
+	int ret;
+
+	if (!k)
+		return -EINVAL;
+	if (!json_is_object(fields))
+		return ag_errf(err, -EINVAL, "audit %s record: fields must be a JSON object", k);
+	for (size_t i = 0; i < RESERVED; i++)
+		if (json_object_get(fields, reserved[i]))
+			return ag_errf(err, -EINVAL,
+				       "audit %s record: field \"%s\" is reserved for the log", k,
+				       reserved[i]);
+	/* Leave room for the reserved members within the line limit. */
+	ret = ag_audit_canon(fields, AG_AUDIT_MAX_LINE - 256, reserved, RESERVED, at, &body);
+	nul = !ret && body.nul;
+	if (nul)
+		free(body.text);
+	if ((ret = canon_refused(ret, nul, k, err)))
+		return ret;
+	return queue(w, k, &body, at, seq, err);
+}
+
+int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
+			    const struct ag_audit_member *m, size_t n, struct ag_audit_buf *scratch,
+			    uint64_t *seq, struct ag_err *err)
+{
+	const char *k = event_kind(kind, err);
+	struct ag_audit_text body;
+	uint32_t at[RESERVED];
+	int ret;
+
+	if (!k)
+		return -EINVAL;
+	for (size_t i = 0; i < RESERVED; i++)
+		if (ag_audit_member_get(m, n, reserved[i]))
+			return ag_errf(err, -EINVAL,
+				       "audit %s record: field \"%s\" is reserved for the log", k,
+				       reserved[i]);
+	ret =
+	    ag_audit_canon_members(scratch, AG_AUDIT_MAX_LINE - 256, m, n, reserved, RESERVED, at);
+	ret = canon_refused(ret, !ret && scratch->nul, k, err);
+	/* The queue holds the body until it is written: one exact copy. */
+	if (!ret && !(body.text = malloc(scratch->len + 1)))
+		ret = ag_errf(err, -ENOMEM, "audit %s record: out of memory", k);
+	if (!ret) {
+		memcpy(body.text, scratch->b, scratch->len + 1);
+		body.len = scratch->len;
+		body.nul = false;
+	}
+	ag_audit_buf_trim(scratch);
+	return ret ? ret : queue(w, k, &body, at, seq, err);
 }
 
 int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err *err)

@@ -853,6 +853,522 @@ TEST(audit_canon)
 	}
 }
 
+/* ---- Records given as members (ag_audit_canon_members) ------------------ */
+
+static const char *const reserved4[] = { "kind", "prev", "seq", "ts" };
+
+/* Both canonical forms of one record: the tree's (want) and the members' (got). */
+static bool members_agree(const json_t *tree, const struct ag_audit_member *m, size_t n,
+			  struct ag_audit_buf *buf, const char *what)
+{
+	struct ag_audit_text t = { 0 };
+	uint32_t at_tree[4], at_members[4];
+	bool ok;
+
+	ok =
+	    ASSERT_OK_PTR(tree, what) &&
+	    ASSERT_OK(ag_audit_canon(tree, 1 << 20, reserved4, 4, at_tree, &t), what) &&
+	    ASSERT_OK(ag_audit_canon_members(buf, 1 << 20, m, n, reserved4, 4, at_members), what) &&
+	    ASSERT_EQ(buf->len, t.len, what) && ASSERT_STREQ(buf->b, t.text, what) &&
+	    ASSERT_EQ(buf->nul, t.nul, what) &&
+	    ASSERT_OK(memcmp(at_tree, at_members, sizeof(at_tree)), "reserved offsets");
+	if (!ok && t.text)
+		fprintf(stderr, "tree:    %s\nmembers: %s\n", t.text, buf->b ? buf->b : "");
+	free(t.text);
+	return ok;
+}
+
+/* What a call's record varies in, as the daemon has it (mcp_audit.c). */
+struct call_case {
+	const char *args; /* JSON text, NULL: no arguments */
+	enum ag_audit_redact redact;
+	const char *id;		   /* JSON text, NULL: a notification */
+	const char *name, *target; /* the tool (resource, prompt) and its key */
+	const char *reason, *session, *policies, *commit, *operator_name;
+	bool anomaly[2];
+	size_t chain; /* agents before the caller */
+	bool cut, inbound;
+};
+
+static const char *const chain_names[] = { "root", "planner", "coder" };
+
+/*
+ * The agent object as trail.c and inbound_http.c built it before members:
+ * json_pack, then delegation, sub_cgroup, client and subject set one by one.
+ */
+static json_t *old_agent(const struct call_case *k)
+{
+	json_t *agent =
+	    json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "name", chain_names[k->chain], "cgroup_id",
+		      (json_int_t)9007199254740993LL, "run_cgroup_id", (json_int_t)42, "pid", 4242,
+		      "uid", (int)4294967294u, "comm", json_string("ag\\x01\\x7f\xc3\xa9"));
+
+	if (k->chain) {
+		json_t *list = json_array();
+
+		for (size_t i = 0; i < k->chain; i++)
+			json_array_append_new(list, json_string(chain_names[i]));
+		json_object_set_new(agent, "delegation", list);
+	}
+	if (k->cut)
+		json_object_set_new(agent, "sub_cgroup", json_string("run-12/B-\"34\""));
+	if (k->inbound && !json_object_set_new(agent, "client", json_string("cli\xe2\x82\xac")))
+		json_object_set_new(agent, "subject", json_string("user\n1"));
+	return agent;
+}
+
+static size_t new_agent(const struct call_case *k, struct ag_audit_member *a)
+{
+	size_t n = 0;
+
+	a[n++] = AG_AM_S("name", chain_names[k->chain]);
+	a[n++] = AG_AM_I("cgroup_id", 9007199254740993LL);
+	a[n++] = AG_AM_I("run_cgroup_id", 42);
+	a[n++] = AG_AM_I("pid", 4242);
+	a[n++] = AG_AM_I("uid", (int)4294967294u);
+	a[n++] = AG_AM_S("comm", "ag\\x01\\x7f\xc3\xa9");
+	if (k->chain)
+		a[n++] = (struct ag_audit_member){
+			.key = "delegation", .type = AG_AM_STRV, .strv = chain_names, .n = k->chain
+		};
+	if (k->cut)
+		a[n++] = AG_AM_S("sub_cgroup", "run-12/B-\"34\"");
+	if (k->inbound) {
+		a[n++] = AG_AM_S("client", "cli\xe2\x82\xac");
+		a[n++] = AG_AM_S("subject", "user\n1");
+	}
+	return n;
+}
+
+/* The decision record as mcp_audit.c built it before members, redaction included. */
+static json_t *old_decision(const struct call_case *k, const json_t *args, const json_t *id)
+{
+	static const char *const flag[] = { "first_tool", "rate" };
+	json_t *rec =
+	    json_pack("{s:o,s:s,s:s?,s:O?,s:s,s:b,s:s,s:s?,s:o?,s:s?}", "agent", old_agent(k),
+		      "server", "files", "method", "tools/call", "id", id, "decision", "deny",
+		      "hidden", 0, "rule", "policy", "reason", k->reason, "args",
+		      args ? json_deep_copy(args) : NULL, "session", k->session);
+	json_t *flags = NULL;
+	struct ag_err err;
+
+	if (rec && k->name)
+		json_object_set_new(rec, k->target, json_string(k->name));
+	if (rec && k->policies) {
+		json_t *ids = json_array();
+
+		for (const char *p = k->policies; ids && *p;) {
+			size_t n = strcspn(p, ",");
+
+			json_array_append_new(ids, json_stringn(p, n));
+			p += n + (p[n] == ',');
+		}
+		json_object_set_new(rec, "policies", ids);
+	}
+	for (int f = 0; f < 2; f++)
+		if (k->anomaly[f] && (flags || (flags = json_array())))
+			json_array_append_new(flags, json_string(flag[f]));
+	if (rec && flags)
+		json_object_set_new(rec, "anomaly", flags);
+	if (rec && k->commit)
+		json_object_set_new(rec, "policy_commit", json_string(k->commit));
+	if (rec && k->operator_name)
+		json_object_set_new(rec, "operator", json_string(k->operator_name));
+	if (rec && ag_audit_redact(rec, "args", k->redact, &err)) {
+		json_decref(rec);
+		rec = NULL;
+	}
+	return rec;
+}
+
+/* The same record as mcp_audit.c gives it now. */
+static size_t new_decision(const struct call_case *k, const json_t *args, const json_t *id,
+			   struct ag_audit_member *agent, struct ag_audit_member *f)
+{
+	static const char *const flag[] = { "first_tool", "rate" };
+	static const char *flags[2];
+	size_t n = 0, nflags = 0;
+
+	for (int i = 0; i < 2; i++)
+		if (k->anomaly[i])
+			flags[nflags++] = flag[i];
+	f[n++] = (struct ag_audit_member){
+		.key = "agent", .type = AG_AM_OBJ, .obj = agent, .n = new_agent(k, agent)
+	};
+	f[n++] = AG_AM_S("server", "files");
+	f[n++] = AG_AM_S("method", "tools/call");
+	f[n++] = AG_AM_J("id", id);
+	f[n++] = AG_AM_S("decision", "deny");
+	f[n++] = AG_AM_B("hidden", false);
+	f[n++] = AG_AM_S("rule", "policy");
+	f[n++] = AG_AM_S("reason", k->reason);
+	f[n++] = (struct ag_audit_member){
+		.key = "args", .type = AG_AM_JSON, .j = args, .redact = k->redact
+	};
+	f[n++] = AG_AM_S("session", k->session);
+	if (k->name)
+		f[n++] = AG_AM_S(k->target, k->name);
+	if (k->policies)
+		f[n++] = (struct ag_audit_member){ .key = "policies",
+						   .type = AG_AM_CSV,
+						   .s = k->policies };
+	if (nflags)
+		f[n++] = (struct ag_audit_member){
+			.key = "anomaly", .type = AG_AM_STRV, .strv = flags, .n = nflags
+		};
+	if (k->commit)
+		f[n++] = AG_AM_S("policy_commit", k->commit);
+	if (k->operator_name)
+		f[n++] = AG_AM_S("operator", k->operator_name);
+	return n;
+}
+
+/* The result record, before (json_pack) and now (members). */
+static json_t *old_result(const struct call_case *k, const json_t *msg, bool latency)
+{
+	json_t *result = json_object_get(msg, "result");
+
+	return json_pack(
+	    "{s:o,s:s,s:s?,s:O?,s:i,s:b,s:O?,s:o*,s:s?,s:o*,s:o*}", "agent", old_agent(k), "server",
+	    "files", k->target, k->name, "id", json_object_get(msg, "id"), "upstream_status", 502,
+	    "is_error", json_is_true(json_object_get(result, "isError")), "error",
+	    json_object_get(msg, "error"), "latency_us", latency ? json_integer(1234567) : NULL,
+	    "session", k->session, "redactions",
+	    k->redact == AG_AUDIT_REDACT_DROP
+		? json_pack("{s:[{s:s,s:s,s:I,s:I}],s:I,s:s?}", "hits", "rule", "pem", "path",
+			    "$.content[0].text", "offset", (json_int_t)3, "len", (json_int_t)40,
+			    "total", (json_int_t)1, "refused_by", NULL)
+		: NULL,
+	    "unattributed", k->name ? NULL : json_true());
+}
+
+static size_t new_result(const struct call_case *k, const json_t *msg, bool latency,
+			 json_t *redactions, struct ag_audit_member *agent,
+			 struct ag_audit_member *f)
+{
+	size_t n = 0;
+
+	f[n++] = (struct ag_audit_member){
+		.key = "agent", .type = AG_AM_OBJ, .obj = agent, .n = new_agent(k, agent)
+	};
+	f[n++] = AG_AM_S("server", "files");
+	f[n++] = AG_AM_S(k->target, k->name);
+	f[n++] = AG_AM_J("id", json_object_get(msg, "id"));
+	f[n++] = AG_AM_I("upstream_status", 502);
+	f[n++] = AG_AM_B("is_error",
+			 json_is_true(json_object_get(json_object_get(msg, "result"), "isError")));
+	f[n++] = AG_AM_J("error", json_object_get(msg, "error"));
+	if (latency)
+		f[n++] = AG_AM_I("latency_us", 1234567);
+	f[n++] = AG_AM_S("session", k->session);
+	if (redactions)
+		f[n++] = AG_AM_J("redactions", redactions);
+	if (!k->name)
+		f[n++] = AG_AM_B("unattributed", true);
+	return n;
+}
+
+static const struct call_case call_cases[] = {
+	{ .args = "{\"path\":\"/etc/passwd\",\"n\":1}",
+	  .id = "1",
+	  .name = "read_file",
+	  .target = "tool" },
+	{ .args = "{\"text\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\n\\t\\u0001\\u007f\","
+		  "\"big\":18446744073709551615,\"neg\":-9223372036854775808,"
+		  "\"f\":[0.1,1e300,-0.0,5e-324,123456789.125],"
+		  "\"nested\":{\"z\":{\"a\":[true,false,null,{}],\"\":[]},\"A\":\"\"}}",
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = "\"req-\\u00e9\"",
+	  .name = "write_file",
+	  .target = "tool",
+	  .reason = "policy \"p1\" denies\nwrite",
+	  .session = "s-1",
+	  .policies = "p1,p-2",
+	  .commit = "0123456789abcdef0123456789abcdef01234567",
+	  .anomaly = { true, true },
+	  .chain = 2,
+	  .cut = true,
+	  .inbound = true,
+	  .operator_name = "alice" },
+	{ .args = "{\"secret\":\"sk-\\u0000nul\",\"list\":[1,2,{\"k\":\"v\"}]}",
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = "null",
+	  .name = "docs://a/b",
+	  .target = "resource",
+	  .policies = "only",
+	  .anomaly = { false, true },
+	  .chain = 1 },
+	{ .args = "[\"not\",\"an\",\"object\",1.5]",
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = "7",
+	  .name = "prompt-\xe2\x82\xac",
+	  .target = "prompt",
+	  .session = "",
+	  .cut = true },
+	{ .args = "\"a string\"",
+	  .redact = AG_AUDIT_REDACT_DROP,
+	  .id = "-3",
+	  .name = "t",
+	  .target = "tool",
+	  .policies = "a,,b,",
+	  .inbound = true },
+	{ .args = NULL,
+	  .redact = AG_AUDIT_REDACT_HASH,
+	  .id = NULL,
+	  .name = NULL,
+	  .target = "tool" },
+	{ .args = NULL,
+	  .redact = AG_AUDIT_REDACT_FULL,
+	  .id = "{\"odd\":[1]}",
+	  .name = NULL,
+	  .target = "route",
+	  .reason = "" },
+	{ .args = "{}", .redact = AG_AUDIT_REDACT_HASH, .id = "2", .name = "e", .target = "tool" },
+	{ .args = "{\"nul\":\"a\\u0000b\"}",
+	  .redact = AG_AUDIT_REDACT_FULL,
+	  .id = "3",
+	  .name = "n",
+	  .target = "tool" },
+};
+
+static json_t *loads_or_null(const char *text)
+{
+	return text ? json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+}
+
+/*
+ * jansson's parser refuses a key holding U+0000, so no request's arguments
+ * have one, and json_deep_copy (the tree path's copy) would cut it short.
+ */
+static bool has_nul_key(const json_t *v)
+{
+	const char *key;
+	json_t *m;
+	size_t i;
+
+	json_object_foreach((json_t *)v, key, m)
+	{
+		if (strlen(key) != json_object_iter_key_len(json_object_key_to_iter(key)) ||
+		    has_nul_key(m))
+			return true;
+	}
+	json_array_foreach(v, i, m)
+	{
+		if (has_nul_key(m))
+			return true;
+	}
+	return false;
+}
+
+TEST(audit_members)
+{
+	struct ag_audit_buf buf = { 0 };
+
+	if (test__start_subtest("old_records")) {
+		/* Byte for byte what the json_pack records of mcp_audit.c gave. */
+		for (size_t i = 0; i < sizeof(call_cases) / sizeof(call_cases[0]); i++) {
+			const struct call_case *k = &call_cases[i];
+			json_t *args = loads_or_null(k->args), *id = loads_or_null(k->id);
+			json_t *msg =
+			    json_pack("{s:O?,s:{s:b},s:O?}", "id", id, "result", "isError",
+				      (int)(i & 1), "error", i % 3 ? NULL : args);
+			json_t *old = old_decision(k, args, id), *red;
+			struct ag_audit_member agent[AG_AUDIT_MEMBERS_MAX], f[AG_AUDIT_MEMBERS_MAX];
+			char what[48];
+			size_t n;
+			bool ok;
+
+			snprintf(what, sizeof(what), "decision %zu", i);
+			n = new_decision(k, args, id, agent, f);
+			ok = members_agree(old, f, n, &buf, what);
+			json_decref(old);
+			for (int lat = 0; ok && lat < 2; lat++) {
+				snprintf(what, sizeof(what), "result %zu latency %d", i, lat);
+				old = old_result(k, msg, lat);
+				red = json_deep_copy(json_object_get(old, "redactions"));
+				n = new_result(k, msg, lat, red, agent, f);
+				ok = members_agree(old, f, n, &buf, what);
+				json_decref(red);
+				json_decref(old);
+			}
+			json_decref(args);
+			json_decref(id);
+			json_decref(msg);
+			if (!ok)
+				break;
+		}
+	}
+	if (test__start_subtest("random_members")) {
+		/* Every member type, arguments from random trees, any order, any redaction. */
+		static const char *const keys[] = { "agent",  "args", "decision", "id",
+						    "method", "rule", "server",	  "tool",
+						    "zz",     "a",    "policies", "error" };
+		unsigned int rs = 20261207;
+
+		for (int i = 0; i < 2000; i++) {
+			struct ag_audit_member f[12], inner[4];
+			json_t *vals[12] = { 0 }, *tree;
+			char text[12][64], what[32];
+			const char *strv[3] = { "x", "\xc3\xa9", "" };
+			size_t n = 0;
+			bool ok;
+
+			for (size_t k = 0; k < 12; k++) {
+				size_t len;
+
+				if (rand_r(&rs) % 3 == 0)
+					continue;
+				random_text(&rs, text[k], sizeof(text[k]) - 1, &len);
+				text[k][len] = '\0';
+				switch (rand_r(&rs) % 7) {
+				case 0:
+					f[n++] = AG_AM_S(keys[k], rand_r(&rs) % 5 ? text[k] : NULL);
+					break;
+				case 1:
+					f[n++] = AG_AM_I(keys[k], (long long)rand_r(&rs) *
+								      (rand_r(&rs) % 2 ? -1 : 1) *
+								      1000003LL);
+					break;
+				case 2:
+					f[n++] = AG_AM_B(keys[k], rand_r(&rs) % 2);
+					break;
+				case 3:
+					do {
+						json_decref(vals[k]);
+						vals[k] =
+						    rand_r(&rs) % 8 ? random_json(&rs, 1) : NULL;
+					} while (has_nul_key(vals[k]));
+					f[n++] = (struct ag_audit_member){
+						.key = keys[k],
+						.type = AG_AM_JSON,
+						.j = vals[k],
+						.redact = (enum ag_audit_redact)(rand_r(&rs) % 3)
+					};
+					break;
+				case 4:
+					inner[0] = AG_AM_S("name", text[k]);
+					inner[1] = AG_AM_I("pid", rand_r(&rs));
+					inner[2] = AG_AM_S("comm", "c");
+					inner[3] = AG_AM_B("b", true);
+					f[n++] = (struct ag_audit_member){ .key = keys[k],
+									   .type = AG_AM_OBJ,
+									   .obj = inner,
+									   .n = 4 };
+					break;
+				case 5:
+					f[n++] =
+					    (struct ag_audit_member){ .key = keys[k],
+								      .type = AG_AM_STRV,
+								      .strv = strv,
+								      .n =
+									  (size_t)rand_r(&rs) % 4 };
+					break;
+				default:
+					f[n++] = (struct ag_audit_member){ .key = keys[k],
+									   .type = AG_AM_CSV,
+									   .s = text[k] };
+				}
+			}
+			snprintf(what, sizeof(what), "random record %d", i);
+			tree = ag_audit_members_json(f, n);
+			ok = members_agree(tree, f, n, &buf, what);
+			json_decref(tree);
+			for (size_t k = 0; k < 12; k++)
+				json_decref(vals[k]);
+			if (!ok)
+				break;
+		}
+	}
+	if (test__start_subtest("refusals")) {
+		json_t *big = json_array();
+		struct ag_audit_member f[2];
+		uint32_t at[4];
+		size_t cap;
+
+		f[0] = AG_AM_S("a", "\xc3(");
+		ASSERT_EQ(ag_audit_canon_members(&buf, 1 << 20, f, 1, NULL, 0, NULL), -EILSEQ,
+			  "bad UTF-8");
+		f[1] = AG_AM_I("a", 1);
+		f[0] = AG_AM_S("a", "x");
+		ASSERT_EQ(ag_audit_canon_members(&buf, 1 << 20, f, 2, NULL, 0, NULL), -EINVAL,
+			  "a key twice");
+		ASSERT_EQ(ag_audit_canon_members(&buf, 1 << 20, f, AG_AUDIT_MEMBERS_MAX + 1, NULL,
+						 0, NULL),
+			  -E2BIG, "too many members");
+		f[0] = AG_AM_S("k", "0123456789");
+		ASSERT_EQ(ag_audit_canon_members(&buf, 17, f, 1, NULL, 0, NULL), -E2BIG,
+			  "over max, with a larger buffer kept from before");
+		ASSERT_OK(ag_audit_canon_members(&buf, 18, f, 1, NULL, 0, NULL), "exactly max");
+		ASSERT_EQ(buf.len, 18, "length");
+		/* 2 MiB of arguments hash to a record of a few bytes; the buffer is trimmed. */
+		for (int i = 0; big && i < 200000; i++)
+			json_array_append_new(big, json_string("0123456789"));
+		f[0] = (struct ag_audit_member){
+			.key = "args", .type = AG_AM_JSON, .j = big, .redact = AG_AUDIT_REDACT_HASH
+		};
+		if (ASSERT_OK(ag_audit_canon_members(&buf, 1 << 20, f, 1, reserved4, 4, at),
+			      "hashed beyond max"))
+			ASSERT_EQ(buf.len, strlen("{\"args\":{\"sha256\":\"\"}}") + 64, "hashed");
+		cap = buf.cap;
+		ag_audit_buf_trim(&buf);
+		ASSERT_TRUE(cap > AG_AUDIT_BUF_KEEP && !buf.b && !buf.cap, "trimmed");
+		json_decref(big);
+	}
+	if (test__start_subtest("written_and_verified")) {
+		/* The writer splices its members into members' records as into trees'. */
+		const struct call_case *k = &call_cases[1];
+		json_t *args = loads_or_null(k->args), *id = loads_or_null(k->id), *old;
+		struct ag_audit_member agent[AG_AUDIT_MEMBERS_MAX], f[AG_AUDIT_MEMBERS_MAX];
+		struct ag_audit_verify_result r;
+		struct ag_audit_config c;
+		struct ag_audit_writer *w;
+		struct lines l = { 0 };
+		struct ag_err err;
+		uint64_t seq;
+		struct fx fx;
+		size_t n;
+
+		if (fx_init(&fx)) {
+			test_config(&c, &fx);
+			old = old_decision(k, args, id);
+			n = new_decision(k, args, id, agent, f);
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				for (int i = 0; i < 40; i++)
+					ASSERT_OK(
+					    i % 2 ? ag_audit_append(w, "decision", old, &seq, &err)
+						  : ag_audit_append_members(w, "decision", f, n,
+									    &buf, &seq, &err),
+					    err.msg);
+				f[n] = AG_AM_S("seq", "mine");
+				ASSERT_EQ(ag_audit_append_members(w, "decision", f, n + 1, &buf,
+								  &seq, &err),
+					  -EINVAL, "a reserved member");
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+			}
+			ASSERT_OK(verify(fx.log, fx.key, NULL, false, &r), "verify");
+			if (ASSERT_TRUE(lines_read(fx.log, &l) && l.n > 41, "lines")) {
+				/* Alike but for the chain's own members. */
+				json_t *a = json_loads(l.v[0], 0, NULL),
+				       *b = json_loads(l.v[1], 0, NULL);
+
+				for (size_t i = 0; a && b && i < 4; i++) {
+					json_object_del(a, reserved4[i]);
+					json_object_del(b, reserved4[i]);
+				}
+				ASSERT_TRUE(a && b && json_equal(a, b), "records alike");
+				json_decref(a);
+				json_decref(b);
+			}
+			lines_free(&l);
+			json_decref(old);
+			fx_fini(&fx);
+		}
+		json_decref(args);
+		json_decref(id);
+	}
+	ag_audit_buf_free(&buf);
+}
+
 TEST(audit_keys)
 {
 	struct ag_audit_key *key = NULL;
