@@ -168,7 +168,7 @@ static int append_one(struct worker *k, const json_t *ev, struct ag_audit_buf *b
 		json_decref(tree);
 		return ret;
 	case FORM_MEMBERS:
-		return ag_audit_append_members(k->w, "decision", f, 8, buf, seq, err);
+		return ag_audit_append_members(k->w, "decision", f, 8, buf, AG_AUDIT_NOW, seq, err);
 	default:
 		return ag_audit_append(k->w, "decision", ev, seq, err);
 	}

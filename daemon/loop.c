@@ -51,6 +51,7 @@
 #include "relay.h"
 #include "resolve.h"
 #include "stream.h"
+#include "trail.h"
 #include "inbound.h"
 #include "scrape.h"
 #include "upgrade.h"
@@ -284,6 +285,8 @@ static bool run(struct loop_main *m)
 			       l->ring.pending, DRAIN_TIMEOUT_NS / 1000000000);
 			return false;
 		}
+		/* The turn's records first: the answers they describe go after. */
+		ag_daemon_audit_flush(l->d);
 		ag_stream_flush(l);
 		ret = io_uring_submit_and_wait_timeout(
 		    &l->ring.uring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);

@@ -134,7 +134,14 @@ int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct 
 {
 	struct ag_err err;
 	uint64_t at;
-	int ret = ag_audit_append_members(d->audit, kind, m, n, &d->audit_buf, &at, &err);
+	/*
+	 * A record a call waits for (seq wanted: a decision) is written now;
+	 * the others (results, connections) at the latest when the loop's
+	 * turn ends (ag_daemon_audit_flush), before the answers of that turn
+	 * are sent, so they share one pwrite.
+	 */
+	int ret = ag_audit_append_members(d->audit, kind, m, n, &d->audit_buf,
+					  seq ? AG_AUDIT_NOW : AG_AUDIT_LATER, &at, &err);
 
 	if (!ret) {
 		ag_metrics_record_members(d->metrics, kind, m, n, at);
@@ -142,6 +149,12 @@ int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct 
 			*seq = at;
 	}
 	return account(d, kind, ret, &err);
+}
+
+void ag_daemon_audit_flush(struct ag_daemon *d)
+{
+	if (d->audit)
+		ag_audit_flush(d->audit);
 }
 
 void ag_daemon_audit_close(struct ag_daemon *d)

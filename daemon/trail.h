@@ -31,6 +31,8 @@ int ag_daemon_audit_seq(struct ag_daemon *d, const char *kind, json_t *fields, u
  */
 int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct ag_audit_member *m,
 			    size_t n, uint64_t *seq);
+/* Writes the records of this turn of the loop that wait (AG_AUDIT_LATER). */
+void ag_daemon_audit_flush(struct ag_daemon *d);
 /* Whether records can be written now (else: refuse what needs one). */
 bool ag_daemon_audit_ok(struct ag_daemon *d, struct ag_err *why);
 /* Signs the end of the log and closes it. */

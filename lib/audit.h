@@ -269,10 +269,20 @@ struct ag_audit_buf {
 /* Frees what a buffer holds beyond AG_AUDIT_BUF_KEEP; ag_audit_buf_free all of it. */
 void ag_audit_buf_trim(struct ag_audit_buf *b);
 void ag_audit_buf_free(struct ag_audit_buf *b);
+/*
+ * When an appended record goes to the file.  NOW: as ag_audit_append (the
+ * appender writes the queue itself if nobody is writing).  LATER: it waits
+ * in the queue for the next write, an appender's or the committer's, or
+ * for ag_audit_flush: for records no caller waits for (results,
+ * connections), so that those of one event-loop turn share one pwrite.
+ */
+enum ag_audit_when { AG_AUDIT_NOW, AG_AUDIT_LATER };
 /* As ag_audit_append, fields given as members; scratch: the caller's buffer. */
 int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
 			    const struct ag_audit_member *m, size_t n, struct ag_audit_buf *scratch,
-			    uint64_t *seq, struct ag_err *err);
+			    enum ag_audit_when when, uint64_t *seq, struct ag_err *err);
+/* Writes what waits in the queue if nobody is writing (AG_AUDIT_LATER records). */
+void ag_audit_flush(struct ag_audit_writer *w);
 /* The member named key (a dropped one is absent), NULL if none. */
 const struct ag_audit_member *ag_audit_member_get(const struct ag_audit_member *m, size_t n,
 						  const char *key);

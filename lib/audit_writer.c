@@ -3,12 +3,14 @@
  * Audit writer: appenders serialise their event body outside the lock and
  * queue it with a seq and a timestamp.  The holder of "busy" writes: an
  * appender that finds no write in progress takes the queue and writes it
- * itself, else the committer thread does (audit_writer_commit.c).  Writing
+ * itself (unless its record may wait: AG_AUDIT_LATER, written by the next
+ * append, ag_audit_flush or the committer), else the committer thread does
+ * (audit_writer_commit.c).  Writing
  * splices in the reserved members, extends the hash chain and the Merkle
  * tree, signs checkpoints and pwrites the batch.  The committer alone syncs
  * (when the durability mode says, audit.h), rotates and retries:
  *
- *	idle --append, rotation not due--> appender busy --written--> idle
+ *	idle --append NOW or flush, rotation not due--> appender busy --written--> idle
  *	appender busy --write failed--> committer busy (handoff: retried, failed)
  *	idle --queue, sync or rotation due, stop--> committer busy --done--> idle
  *
@@ -150,9 +152,25 @@ static int canon_refused(int ret, bool nul, const char *k, struct ag_err *err)
 	return 0;
 }
 
-/* Queues body (taken) with a seq and a timestamp; writes the queue if nobody is. */
+/*
+ * Takes the queue to write it inline if nobody is writing and no rotation
+ * is due (the committer's, woken here); 0: nothing taken.
+ */
+static size_t take_inline_locked(struct ag_audit_writer *w)
+{
+	/* A busy writer takes the queue when done; a rotation is the committer's. */
+	if (!w->busy && aw_rotate_due_locked(w)) {
+		pthread_cond_signal(&w->wake);
+	} else if (!w->busy && w->count) {
+		w->busy = true;
+		return aw_take_locked(w);
+	}
+	return 0;
+}
+
+/* Queues body (taken) with a seq and a timestamp; writes the queue if nobody is (NOW). */
 static int queue(struct ag_audit_writer *w, const char *k, struct ag_audit_text *body,
-		 const uint32_t *at, uint64_t *seq, struct ag_err *err)
+		 const uint32_t *at, enum ag_audit_when when, uint64_t *seq, struct ag_err *err)
 {
 	size_t mine = 0;
 	int ret = 0;
@@ -179,13 +197,8 @@ static int queue(struct ag_audit_writer *w, const char *k, struct ag_audit_text 
 		body->text = NULL;
 		if (w->since_cp >= w->cfg.checkpoint_records)
 			aw_push_checkpoint_locked(w, &now, NULL);
-		/* A busy writer takes the queue when done; a rotation is the committer's. */
-		if (!w->busy && aw_rotate_due_locked(w)) {
-			pthread_cond_signal(&w->wake);
-		} else if (!w->busy) {
-			w->busy = true;
-			mine = aw_take_locked(w);
-		}
+		if (when == AG_AUDIT_NOW)
+			mine = take_inline_locked(w);
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(body->text);
@@ -219,12 +232,12 @@ int ag_audit_append(struct ag_audit_writer *w, const char *kind, const json_t *f
 		free(body.text);
 	if ((ret = canon_refused(ret, nul, k, err)))
 		return ret;
-	return queue(w, k, &body, at, seq, err);
+	return queue(w, k, &body, at, AG_AUDIT_NOW, seq, err);
 }
 
 int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
 			    const struct ag_audit_member *m, size_t n, struct ag_audit_buf *scratch,
-			    uint64_t *seq, struct ag_err *err)
+			    enum ag_audit_when when, uint64_t *seq, struct ag_err *err)
 {
 	const char *k = event_kind(kind, err);
 	struct ag_audit_text body;
@@ -250,7 +263,18 @@ int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
 		body.nul = false;
 	}
 	ag_audit_buf_trim(scratch);
-	return ret ? ret : queue(w, k, &body, at, seq, err);
+	return ret ? ret : queue(w, k, &body, at, when, seq, err);
+}
+
+void ag_audit_flush(struct ag_audit_writer *w)
+{
+	size_t mine;
+
+	pthread_mutex_lock(&w->mu);
+	mine = w->failed || w->stop ? 0 : take_inline_locked(w);
+	pthread_mutex_unlock(&w->mu);
+	if (mine)
+		aw_write_inline(w, mine);
 }
 
 int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err *err)

@@ -1336,12 +1336,14 @@ TEST(audit_members)
 				for (int i = 0; i < 40; i++)
 					ASSERT_OK(
 					    i % 2 ? ag_audit_append(w, "decision", old, &seq, &err)
-						  : ag_audit_append_members(w, "decision", f, n,
-									    &buf, &seq, &err),
+						  : ag_audit_append_members(
+							w, "decision", f, n, &buf,
+							i % 4 ? AG_AUDIT_NOW : AG_AUDIT_LATER, &seq,
+							&err),
 					    err.msg);
 				f[n] = AG_AM_S("seq", "mine");
 				ASSERT_EQ(ag_audit_append_members(w, "decision", f, n + 1, &buf,
-								  &seq, &err),
+								  AG_AUDIT_NOW, &seq, &err),
 					  -EINVAL, "a reserved member");
 				ASSERT_OK(ag_audit_close(w, &err), err.msg);
 			}
@@ -1365,6 +1367,37 @@ TEST(audit_members)
 		}
 		json_decref(args);
 		json_decref(id);
+	}
+	if (test__start_subtest("later_waits_for_flush")) {
+		/* A record no caller waits for is written by the next flush. */
+		struct ag_audit_member f[] = { AG_AM_S("tool", "t/echo") };
+		struct ag_audit_config c;
+		struct ag_audit_writer *w;
+		struct ag_err err;
+		uint64_t now_seq = 0, later_seq = 0;
+		struct fx fx;
+
+		if (fx_init(&fx)) {
+			test_config(&c, &fx);
+			/* No timer wakes the committer meanwhile. */
+			c.durability = AG_AUDIT_WRITTEN;
+			c.sync_ms = 60000;
+			c.checkpoint_ms = AG_AUDIT_INTERVAL_MS;
+			if (ASSERT_OK(ag_audit_open(&c, &w, &err), err.msg)) {
+				ASSERT_OK(ag_audit_append_members(w, "result", f, 1, &buf, AG_AUDIT_NOW,
+								  &now_seq, &err),
+					  err.msg);
+				ASSERT_GT(ag_audit_written(w), now_seq, "NOW: written on return");
+				ASSERT_OK(ag_audit_append_members(w, "result", f, 1, &buf,
+								  AG_AUDIT_LATER, &later_seq, &err),
+					  err.msg);
+				ASSERT_LE(ag_audit_written(w), later_seq, "LATER: queued only");
+				ag_audit_flush(w);
+				ASSERT_GT(ag_audit_written(w), later_seq, "written by the flush");
+				ASSERT_OK(ag_audit_close(w, &err), err.msg);
+			}
+			fx_fini(&fx);
+		}
 	}
 	ag_audit_buf_free(&buf);
 }
