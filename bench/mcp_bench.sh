@@ -62,25 +62,13 @@ fi
 AGENTGATED=${AGENTGATED:-$BUILD/agentgated}
 BASELINE=${MCP_BENCH_BASELINE:-}
 HZ=$(getconf CLK_TCK)
-
-die() {
-	echo "mcp_bench: $*" >&2
-	exit 1
-}
+BENCH=mcp_bench
+. bench/lib.sh
 
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF programs, cgroups); run sudo bash bench/mcp_bench.sh"
 
 # ---- tools --------------------------------------------------------------
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-	echo "mcp_bench: installing nginx-light and wrk (apt-get)" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	if ! timeout 300 apt-get install -y -qq nginx-light wrk >/dev/null 2>&1; then
-		timeout 300 apt-get update -qq >/dev/null 2>&1 || true
-		timeout 300 apt-get install -y -qq nginx-light wrk >/dev/null 2>&1 ||
-			timeout 300 apt-get install -y -qq nginx wrk >/dev/null 2>&1 ||
-			die "could not install nginx and wrk"
-	fi
-fi
+need_tools nginx-light wrk
 PATH=$PATH:/usr/sbin
 NGINX=$(command -v nginx) || die "nginx not found"
 WRK=$(command -v wrk) || die "wrk not found"
@@ -113,51 +101,12 @@ chmod 711 "$TMP"
 cp bench/mcp_call.lua bench/mcp_idle.py bench/mcp_first.py "$TMP/"
 chmod 644 "$TMP/mcp_call.lua" "$TMP/mcp_idle.py" "$TMP/mcp_first.py"
 
-# A port nothing listens on (a refused connect), not one of those taken.
-TAKEN=" "
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
-		case "$TAKEN" in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			TAKEN="$TAKEN$p "
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port"
-}
-
-wait_port() { # PORT: up to 5 s
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# utime + stime of a process (all its threads, the exited ones included), ticks.
-cpu_ticks() {
-	local s
-	s=$(cat "/proc/$1/stat") || die "process $1 is gone"
-	s=${s##*) }
-	set -- $s
-	echo $((${12} + ${13}))
-}
-
 # ---- the tool server ----------------------------------------------------
-"$BUILD/bench/mcp_upstream" >"$TMP/upstream.out" 2>"$TMP/upstream.err" &
-UP_PID=$!
-for _ in $(seq 100); do
-	grep -q '^port ' "$TMP/upstream.out" 2>/dev/null && break
-	sleep 0.05
-done
-UP_PORT=$(awk '/^port /{print $2}' "$TMP/upstream.out")
-[ -n "$UP_PORT" ] || die "mcp_upstream did not start: $(cat "$TMP/upstream.err")"
+start_upstream
 
 # ---- nginx ---------------------------------------------------------------
-NG_PORT=$(free_port)
+free_port
+NG_PORT=$PORT
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -200,8 +149,10 @@ declare -A AG_BIN=()
 start_daemon() {
 	local path=$1 bin=$2 inst=agbench-$1$$ dir=$TMP/$1 port orig audit=
 	local ctl="$BUILD/agentgatectl --instance $inst"
-	port=$(free_port)
-	orig=$(free_port) # the tool server as the agent knows it: nothing listens
+	free_port
+	port=$PORT
+	free_port # the tool server as the agent knows it: nothing listens
+	orig=$PORT
 	mkdir -p "$dir"
 	[ -z "$3" ] || audit=", \"audit\": {\"durability\": \"$3\"}"
 	cat >"$dir/agentgate.json" <<EOF
@@ -226,14 +177,7 @@ launch_daemon() {
 	"${AG_BIN[$path]}" --instance "$inst" --config "$dir/agentgate.json" \
 		--state-dir "$dir/state" --foreground 2>>"$dir/agentgated.log" &
 	AG_PID[$path]=$!
-	for _ in $(seq 100); do
-		[ -S "/run/$inst/control.sock" ] && timeout 5 $ctl agents >/dev/null 2>&1 && break
-		kill -0 "${AG_PID[$path]}" 2>/dev/null ||
-			die "$path: agentgated exited: $(cat "$dir/agentgated.log")"
-		sleep 0.05
-	done
-	timeout 5 $ctl agents >/dev/null 2>&1 ||
-		die "$path: agentgated not ready: $(cat "$dir/agentgated.log")"
+	daemon_ready "${AG_PID[$path]}" "$inst" "$ctl" "$dir/agentgated.log"
 }
 PATHS=(direct nginx mcp)
 # The measured daemon starts on an audit log of LOG_MB (written and closed
@@ -259,15 +203,6 @@ DURABILITY=$(mode_of mcp)
 [ -z "$BASELINE" ] || BASE_DURABILITY=$(mode_of base)
 
 # ---- measurements ---------------------------------------------------------
-# us VALUE-WITH-UNIT: wrk's latency figure in microseconds.
-us() {
-	awk -v v="$1" 'BEGIN {
-		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-		if (u == "us") f = 1; else if (u == "ms") f = 1000;
-		else if (u == "s") f = 1000000; else if (u == "m") f = 60000000; else f = -1
-		printf "%.1f", n * f }'
-}
-
 decisions() { # PATH: the decision records in that daemon's audit log
 	local audit=$TMP/$1/state/audit.log
 	if [ -f "$audit" ]; then grep -c '"kind":"decision"' "$audit" || true; else echo 0; fi

@@ -34,25 +34,13 @@ ROUNDS=${RELAY_BENCH_ROUNDS:-3}
 CONNS=${RELAY_BENCH_CONNS:-8}
 HZ=$(getconf CLK_TCK)
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
-
-die() {
-	echo "relay_bench: $*" >&2
-	exit 1
-}
+BENCH=relay_bench
+. bench/lib.sh
 
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF programs, cgroups); run sudo bash bench/relay_bench.sh"
 
 # ---- tools --------------------------------------------------------------
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || [ ! -f "$STREAM_MOD" ]; then
-	echo "relay_bench: installing nginx-light, libnginx-mod-stream and wrk (apt-get)" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	if ! timeout 300 apt-get install -y -qq nginx-light libnginx-mod-stream wrk \
-		>/dev/null 2>&1; then
-		timeout 300 apt-get update -qq >/dev/null 2>&1 || true
-		timeout 300 apt-get install -y -qq nginx-light libnginx-mod-stream wrk \
-			>/dev/null 2>&1 || die "could not install nginx's stream module and wrk"
-	fi
-fi
+NEED_FILE=$STREAM_MOD need_tools nginx-light libnginx-mod-stream wrk
 PATH=$PATH:/usr/sbin
 NGINX=$(command -v nginx) || die "nginx not found"
 WRK=$(command -v wrk) || die "wrk not found"
@@ -81,54 +69,13 @@ chmod 711 "$TMP"
 cp bench/mcp_call.lua "$TMP/"
 chmod 644 "$TMP/mcp_call.lua"
 
-# free_port: PORT gets a port nothing listens on, none given before (not in a
-# subshell: TAKEN and the random sequence must move on).
-TAKEN=" "
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
-		case "$TAKEN" in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			TAKEN="$TAKEN$p "
-			PORT=$p
-			return
-		fi
-	done
-	die "no free port"
-}
-
-wait_port() { # PORT: up to 5 s
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# utime + stime of a process (all its threads, the exited ones included), ticks.
-cpu_ticks() {
-	local s
-	s=$(cat "/proc/$1/stat") || die "process $1 is gone"
-	s=${s##*) }
-	set -- $s
-	echo $((${12} + ${13}))
-}
-
 # Busy ticks of every CPU together (all but idle and iowait).
 machine_ticks() {
 	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
 
 # ---- the upstream -------------------------------------------------------
-"$BUILD/bench/mcp_upstream" >"$TMP/upstream.out" 2>"$TMP/upstream.err" &
-UP_PID=$!
-for _ in $(seq 100); do
-	grep -q '^port ' "$TMP/upstream.out" 2>/dev/null && break
-	sleep 0.05
-done
-UP_PORT=$(awk '/^port /{print $2}' "$TMP/upstream.out")
-[ -n "$UP_PORT" ] || die "mcp_upstream did not start: $(cat "$TMP/upstream.err")"
+start_upstream
 
 # ---- nginx as a TCP stream proxy ------------------------------------------
 free_port
@@ -175,14 +122,7 @@ EOF
 	"$BUILD/agentgated" --instance "$inst" --config "$dir/agentgate.json" \
 		--state-dir "$dir/state" --foreground 2>>"$dir/agentgated.log" &
 	AG_PID[$path]=$!
-	for _ in $(seq 100); do
-		[ -S "/run/$inst/control.sock" ] && timeout 5 $ctl agents >/dev/null 2>&1 && break
-		kill -0 "${AG_PID[$path]}" 2>/dev/null ||
-			die "$path: agentgated exited: $(cat "$dir/agentgated.log")"
-		sleep 0.05
-	done
-	timeout 5 $ctl agents >/dev/null 2>&1 ||
-		die "$path: agentgated not ready: $(cat "$dir/agentgated.log")"
+	daemon_ready "${AG_PID[$path]}" "$inst" "$ctl" "$dir/agentgated.log"
 }
 PATHS=(direct nginx splice copy)
 start_daemon splice true
@@ -195,14 +135,6 @@ relay_field() {
 }
 
 # ---- measurements -------------------------------------------------------------
-us() {
-	awk -v v="$1" 'BEGIN {
-		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-		if (u == "us") f = 1; else if (u == "ms") f = 1000;
-		else if (u == "s") f = 1000000; else if (u == "m") f = 60000000; else f = -1
-		printf "%.1f", n * f }'
-}
-
 # run PATH ROUND: one wrk measurement; appends "path round rps p50 p99 reqs
 # proxy_ticks machine_ticks" to $TMP/results.
 run() {
