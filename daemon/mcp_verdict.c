@@ -71,16 +71,29 @@ static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 
 /* What the answer with this id was owed for (a reference), taken off the
  * set; NULL when nothing was. */
-json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
+static json_t *pending_get(struct mcp_conn *c, json_t *id, bool take)
 {
 	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->call.pending, *what;
 	char *key = id_key(id);
 
-	what = key ? json_incref(json_object_get(pending, key)) : NULL;
-	if (what)
+	what = key ? json_object_get(pending, key) : NULL;
+	if (what && take) {
+		json_incref(what);
 		json_object_del(pending, key);
+	}
 	free(key);
 	return what;
+}
+
+json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
+{
+	return pending_get(c, id, true);
+}
+
+/* The same, borrowed and left on the set: what a scanned answer would be governed as. */
+json_t *mcp_peek_pending(struct mcp_conn *c, json_t *id)
+{
+	return pending_get(c, id, false);
 }
 
 /* Whether an answer the gateway must read is owed on this connection. */
