@@ -272,20 +272,42 @@ static void note_result(struct ag_scan_msg *m, const struct val *k, const struct
 		m->result_tools = v->type == V_ARRAY;
 }
 
-static int object(struct scanner *s, enum role role, struct ag_scan_msg *m)
+/* Past an opening bracket: 1 if the container is empty (and closed), 0 if a member follows. */
+static int open_container(struct scanner *s, unsigned char close)
 {
-	size_t base = s->nr_keys;
-
 	if (++s->depth > SCAN_DEPTH)
 		return -1;
 	s->p++;
 	ws(s);
-	if (peek(s, '}')) {
+	if (!peek(s, close))
+		return 0;
+	s->p++;
+	s->depth--;
+	return 1;
+}
+
+/* After a member: 1 past the closing bracket, 0 past a comma, -1 at anything else. */
+static int next_member(struct scanner *s, unsigned char close)
+{
+	ws(s);
+	if (peek(s, close)) {
 		s->p++;
 		s->depth--;
-		return 0;
+		return 1;
 	}
-	for (;;) {
+	if (!peek(s, ','))
+		return -1;
+	s->p++;
+	ws(s);
+	return 0;
+}
+
+static int object(struct scanner *s, enum role role, struct ag_scan_msg *m)
+{
+	size_t base = s->nr_keys;
+	int ret = open_container(s, '}');
+
+	while (!ret) {
 		struct val k, v;
 
 		/* Keys compared as bytes: an escaped one could equal another decoded. */
@@ -306,36 +328,20 @@ static int object(struct scanner *s, enum role role, struct ag_scan_msg *m)
 			return -1;
 		if (role == R_RESULT)
 			note_result(m, &k, &v);
-		ws(s);
-		if (peek(s, '}'))
-			break;
-		if (!peek(s, ','))
-			return -1;
-		s->p++;
-		ws(s);
+		ret = next_member(s, '}');
 	}
-	s->p++;
 	s->nr_keys = base;
-	s->depth--;
-	return 0;
+	return ret < 0 ? -1 : 0;
 }
 
 /* An array; a batch's elements are messages (batch non-NULL). */
 static int array(struct scanner *s, struct ag_scan *batch)
 {
-	struct val v;
+	int ret = open_container(s, ']');
 
-	if (++s->depth > SCAN_DEPTH)
-		return -1;
-	s->p++;
-	ws(s);
-	if (peek(s, ']')) {
-		s->p++;
-		s->depth--;
-		return 0;
-	}
-	for (;;) {
+	while (!ret) {
 		struct ag_scan_msg *m = NULL;
+		struct val v;
 
 		if (batch) {
 			if (batch->nr == AG_JSONRPC_SCAN_MAX)
@@ -345,17 +351,9 @@ static int array(struct scanner *s, struct ag_scan *batch)
 		}
 		if (value(s, m ? R_MSG : R_NONE, m, &v))
 			return -1;
-		ws(s);
-		if (peek(s, ']'))
-			break;
-		if (!peek(s, ','))
-			return -1;
-		s->p++;
-		ws(s);
+		ret = next_member(s, ']');
 	}
-	s->p++;
-	s->depth--;
-	return 0;
+	return ret < 0 ? -1 : 0;
 }
 
 static int one_value(struct scanner *s, enum role role, struct ag_scan_msg *m, struct val *v)
