@@ -58,14 +58,16 @@ static int redact_result(struct mcp_conn *c, json_t *msg, const char *tool,
  * its outcome (never its content).  tool NULL: a result the gateway cannot
  * pair with a call it forwarded (a replay, a resumed stream, an id answered
  * twice), governed by every rule and recorded as such.  1 if msg was
- * rewritten.
+ * rewritten.  scanned: msg is a skeleton (skeleton()).
  */
-static int govern_result(struct mcp_conn *c, json_t *msg, const char *tool)
+static int govern_result(struct mcp_conn *c, json_t *msg, const char *tool, bool scanned)
 {
 	struct ag_redact_report rep = { 0 };
-	int changed;
+	int changed = 0;
 
-	changed = redact_result(c, msg, tool, &rep);
+	/* A scanned result was found to be one the rules leave alone (needs_tree). */
+	if (!scanned)
+		changed = redact_result(c, msg, tool, &rep);
 	mcp_audit_result(c, msg, tool, &rep);
 	return changed;
 }
@@ -118,8 +120,9 @@ static enum governed governed_as(json_t *what, bool result_object, bool result_t
 /*
  * One message of a response, by what it answers: a tools/list result is
  * filtered, a tools/call result governed.  1 if msg was rewritten.
+ * scanned: msg is the skeleton of a scanned message (skeleton()).
  */
-static int govern_message(struct mcp_conn *c, json_t *msg)
+static int govern_message(struct mcp_conn *c, json_t *msg, bool scanned)
 {
 	json_t *result = json_object_get(msg, "result"), *what;
 	int ret = 0;
@@ -131,7 +134,7 @@ static int govern_message(struct mcp_conn *c, json_t *msg)
 	switch (governed_as(what, json_is_object(result),
 			    json_is_array(json_object_get(result, "tools")))) {
 	case G_RESULT:
-		ret = govern_result(c, msg, json_string_value(what));
+		ret = govern_result(c, msg, json_string_value(what), scanned);
 		break;
 	case G_LIST:
 		ret = filter_tools(c, msg);
@@ -153,10 +156,10 @@ int mcp_inspect_messages(struct mcp_conn *c, json_t *root)
 	if (c->srv->http)
 		return http_svc_answer(c, root);
 	if (!json_is_array(root))
-		return govern_message(c, root);
+		return govern_message(c, root, false);
 	json_array_foreach(root, i, m)
 	{
-		if ((ret = govern_message(c, m)) < 0)
+		if ((ret = govern_message(c, m, false)) < 0)
 			return ret;
 		changed |= ret;
 	}
@@ -272,7 +275,7 @@ static int govern_scanned(struct mcp_conn *c, const void *data, size_t len)
 		ret = answered_before(&s, i) ? 1 : skeleton(c, &s.msg[i], &skel[i]);
 	for (i = 0; i < s.nr && !ret; i++)
 		/* Fail closed: a rewrite of bytes that pass unchanged cannot be. */
-		if (skel[i] && (ret = govern_message(c, skel[i])) > 0)
+		if (skel[i] && (ret = govern_message(c, skel[i], true)) > 0)
 			ret = -EPROTO;
 	for (i = 0; i < s.nr; i++)
 		json_decref(skel[i]);
