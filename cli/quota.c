@@ -9,6 +9,7 @@
 
 #include "cgroup.h"
 #include "cli.h"
+#include "ctl.h"
 #include "kern.h"
 #include "maps.h"
 
@@ -177,6 +178,11 @@ static int quota_set(struct ag_cli *c, int argc, char **argv)
 			goto out;
 	if (ag_quota_set(&k, id, &l, &err))
 		ret = cli_fail("quota set %s: %s", argv[1], err.msg);
+	/* The daemon charges only agents it knows have an entry (daemon/budget.c). */
+	else if (ag_ctl_budgets_changed(&c->inst, &err))
+		ret = cli_fail("quota set %s: the limits are set, but agentgated was not told, so "
+			       "its calls may go uncharged: %s",
+			       argv[1], err.msg);
 out:
 	ag_kern_close(&k);
 	return ret;

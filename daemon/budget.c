@@ -4,7 +4,13 @@
  *
  * Budgets are charged in the kernel (lib/kern.h ag_quota_charge runs
  * bpf/daemon.bpf.c), under the quota value's lock the connect hooks also
- * take: the daemon never writes usage itself.
+ * take: the daemon never writes usage itself.  The program does nothing
+ * for an agent without a quota entry, so the daemon skips its system call
+ * for those it knows have none: the ids with an entry are read from the
+ * map at start (after the control socket listens, so a change made before
+ * is read and one made after is told) and again whenever agentgatectl
+ * quota set says it changed one ("budgets_changed", control.c).  Until the
+ * first read, or after one that failed, every call is charged.
  *
  * Loop protection is daemon memory, per configured agent, allocated at the
  * agent's first call:
@@ -29,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <bpf/bpf.h>
 
 #include "budget.h"
 #include "fleet.h"
@@ -57,8 +64,12 @@ struct loop_agent {
 	uint64_t times[]; /* LOOP_CALLS rings of max */
 };
 
-/* Per configured agent, by its position in d->conf.agents. */
 struct ag_budget_state {
+	/* The agent ids with a quota entry, sorted; valid only when known. */
+	bool known;
+	size_t nr_quota;
+	uint64_t *quota_ids;
+	/* Loop protection per configured agent, by its position in d->conf.agents. */
 	int nr;
 	struct loop_agent *agents[];
 };
@@ -79,6 +90,7 @@ void ag_budget_fini(struct ag_daemon *d)
 		return;
 	for (int i = 0; i < d->budget->nr; i++)
 		free(d->budget->agents[i]);
+	free(d->budget->quota_ids);
 	free(d->budget);
 	d->budget = NULL;
 }
@@ -113,11 +125,64 @@ static const struct ag_agent_conf *budget_owner(struct ag_daemon *d, const struc
 	return ag_conf_agent(&d->conf, dg->name[0]);
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void ag_budget_refresh(struct ag_daemon *d)
+{
+	struct ag_budget_state *b = d->budget;
+	uint64_t *ids, key, next, *prev = NULL;
+	size_t n = 0;
+	int e = 0;
+
+	if (!b)
+		return;
+	/* Fail closed: while the ids are read, and if that fails, every call is charged. */
+	b->known = false;
+	ids = malloc(AG_MAX_AGENTS * sizeof(*ids));
+	if (!ids)
+		e = ENOMEM;
+	/* An entry deleted meanwhile restarts the walk: bounded, and a miss is an error. */
+	while (!e && !bpf_map_get_next_key(d->kern.map_fd[AG_MAP_QUOTA], prev, &next)) {
+		if (n == AG_MAX_AGENTS) {
+			e = EOVERFLOW;
+			break;
+		}
+		ids[n++] = key = next;
+		prev = &key;
+	}
+	if (!e && errno != ENOENT)
+		e = errno;
+	if (e) {
+		ag_log(AG_LOG_ERROR, "quota",
+		       "error=\"map quota: read: %s; every call is charged\"", strerror(e));
+		free(ids);
+		return;
+	}
+	qsort(ids, n, sizeof(*ids), id_cmp);
+	free(b->quota_ids);
+	b->quota_ids = ids;
+	b->nr_quota = n;
+	b->known = true;
+}
+
+/* Whether quota_charge would find agent_id's entry, as far as the daemon can tell. */
+static bool may_have_quota(const struct ag_daemon *d, uint64_t agent_id)
+{
+	const struct ag_budget_state *b = d->budget;
+
+	return !b || !b->known ||
+	       bsearch(&agent_id, b->quota_ids, b->nr_quota, sizeof(agent_id), id_cmp);
+}
+
 /*
- * Returns whether the call may go on.  Every call is charged, not only
- * those of agents configured with a budget: agentgatectl quota set gives
- * one live, and an agent without a quota entry costs the program one
- * lookup.
+ * Returns whether the call may go on.  Every agent with a quota entry is
+ * charged, not only those configured with a budget: agentgatectl quota set
+ * gives one live (and tells the daemon, ag_budget_refresh).
  */
 static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origin *o,
 		   struct ag_decision *dec)
@@ -126,6 +191,8 @@ static bool charge(struct ag_daemon *d, const char *owner, const struct ag_origi
 	struct ag_err err;
 	char q[512];
 
+	if (!may_have_quota(d, o->agent_cgroup_id))
+		return true;
 	if (ag_quota_charge(&d->kern, o->agent_cgroup_id, &c, &err)) {
 		ag_log(AG_LOG_ERROR, "quota", "agent=%s error=%s", owner,
 		       ag_logq(q, sizeof(q), err.msg));

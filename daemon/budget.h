@@ -19,8 +19,8 @@
  * A tools/call the decision allowed (or escalated) on server srv: charges
  * the call budgets of the agent the kernel accounts the connection to
  * (o->agent_cgroup_id: the root of dg, the chain admission found, else
- * ac's agent; that agent's configuration says whether it has any: an
- * agent without one costs no system call) and applies ac's loop
+ * ac's agent; an agent ag_budget_refresh found without a quota entry
+ * costs no system call) and applies ac's loop
  * protection.  May turn *dec into AG_OUTCOME_DENY (rule "quota" or "loop",
  * the reason naming the budget or the repeated tool and the limit) or
  * AG_OUTCOME_ESCALATE (loop protection with action escalate).  A call that
@@ -35,6 +35,12 @@ void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const 
 
 /* After the configuration is loaded; allocates nothing per agent yet. */
 int ag_budget_init(struct ag_daemon *d, struct ag_err *err);
+/*
+ * Reads which agents have a quota entry (budget.c): once the control
+ * socket listens, and whenever the entries change ("budgets_changed").
+ * Fails closed: until a read succeeds every call is charged.
+ */
+void ag_budget_refresh(struct ag_daemon *d);
 void ag_budget_fini(struct ag_daemon *d);
 
 #endif

@@ -28,6 +28,7 @@
 
 #include "approvals.h"
 #include "audit.h"
+#include "budget.h"
 #include "client.h"
 #include "control.h"
 #include "daemon.h"
@@ -172,6 +173,13 @@ static json_t *resolve(struct ag_loop *l, json_t *req, bool allow)
 	return json_pack("{s:b}", "ok", 1);
 }
 
+/* Answered after the read: quota set returns once the next call is charged as set. */
+static json_t *budgets_changed(struct ag_daemon *d)
+{
+	ag_budget_refresh(d);
+	return json_pack("{s:b}", "ok", 1);
+}
+
 /* One request line, without its newline. */
 static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 {
@@ -208,6 +216,8 @@ static json_t *handle(struct ag_loop *l, const char *line, size_t len)
 		resp = json_pack("{s:b,s:o}", "ok", 1, "agents", ag_fair_refusals(l));
 	else if (!strcmp(cmd, "tools_approve"))
 		resp = ag_integrity_approve(d, req);
+	else if (!strcmp(cmd, "budgets_changed"))
+		resp = budgets_changed(d);
 	else
 		resp = error("unknown command \"%s\"", cmd);
 	json_decref(req);

@@ -38,6 +38,7 @@
 
 #include "audit.h"
 #include "budget.h"
+#include "ctl.h"
 #include "cgroup.h"
 #include "daemon.h"
 #include "detach.h"
@@ -432,11 +433,18 @@ static int setup(struct ag_daemon *d, const struct options *o, struct ag_err *er
 	if ((ret = ag_kern_set_config(&d->kern, &kcfg, err)))
 		return ret;
 	/* After the old daemon's exit, which removes its socket (upgrade.c). */
-	if (o->upgrade)
+	if (o->upgrade) {
+		struct ag_err told;
+
+		/* The old daemon serves until then: it charges as the quotas now are. */
+		if (ag_ctl_budgets_changed(&d->inst, &told))
+			ag_log(AG_LOG_WARN, "upgrade", "error=\"budgets_changed: %s\"", told.msg);
 		return 0;
+	}
 	d->control_fd = ag_listen_control(&d->inst, err);
 	if (d->control_fd < 0)
 		return d->control_fd;
+	ag_budget_refresh(d);
 	return 0;
 }
 
@@ -555,6 +563,7 @@ static int take_over(struct ag_daemon *d, struct ag_err *err)
 	d->control_fd = ag_listen_control(&d->inst, err);
 	if (d->control_fd < 0)
 		return d->control_fd;
+	ag_budget_refresh(d);
 	ag_log(AG_LOG_INFO, "upgrade",
 	       "instance=%s from_pid=%d to_pid=%d version=%s handoff_ms=%llu", d->inst.name,
 	       d->upgrade->pid, getpid(), ag_version(),

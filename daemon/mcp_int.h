@@ -249,6 +249,7 @@ bool mcp_request_head(struct mcp_conn *c);
 /* mcp_verdict.c */
 int mcp_list_append(json_t **list, json_t *v);
 json_t *mcp_take_pending(struct mcp_conn *c, json_t *id);
+json_t *mcp_peek_pending(struct mcp_conn *c, json_t *id);
 bool mcp_owes_answer(const struct mcp_conn *c);
 void mcp_approval_cancel(struct mcp_conn *c);
 /* A POST body: decide each message, then forward, answer, or both. */
@@ -277,6 +278,14 @@ void mcp_resp_parse(struct mcp_conn *c);
 /* mcp_govern.c: looks at each JSON-RPC message of a response; 1 if one
  * was rewritten. */
 int mcp_inspect_messages(struct mcp_conn *c, json_t *root);
+/*
+ * The same from a response body's bytes: 0 when its messages were governed
+ * from the scan alone (the bytes pass as they are, *root NULL), else as
+ * mcp_inspect_messages on the tree left in *root (want_tree: always);
+ * -EBADMSG for a body that is not one JSON value.
+ */
+int mcp_inspect_body(struct mcp_conn *c, const void *data, size_t len, bool want_tree,
+		     json_t **root);
 
 /* mcp_legacy.c */
 void mcp_session_drop(struct session *s);

@@ -57,28 +57,20 @@ static int send_resp_head(struct mcp_conn *c, enum ag_http_framing framing, uint
 	return ag_stream_write(&c->a, mcp->head, hlen);
 }
 
-static json_t *parse_json(const void *data, size_t len)
-{
-	/* The same rules as request bodies: one reading, no duplicates. */
-	return json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
-}
-
 /* RM_BUFFER at the end: filter, merge the gateway's answers, send whole. */
 static int buffer_finish(struct mcp_conn *c)
 {
-	json_t *root =
-	    c->r->reply.body.len ? parse_json(c->r->reply.body.p, c->r->reply.body.len) : NULL;
+	json_t *root = NULL;
 	char *text = NULL;
 	const void *out = c->r->reply.body.p;
 	size_t len = c->r->reply.body.len;
 	int changed = 0, ret;
 
-	/* What cannot be read cannot be governed: it does not pass. */
-	if (!root && c->r->reply.body.len)
-		return -EPROTO;
-	if (root && (changed = mcp_inspect_messages(c, root)) < 0) {
+	changed = len ? mcp_inspect_body(c, out, len, c->r->call.extra != NULL, &root) : 0;
+	if (changed < 0) {
 		json_decref(root);
-		return changed;
+		/* What cannot be read cannot be governed: it does not pass. */
+		return changed == -EBADMSG ? -EPROTO : changed;
 	}
 	if (c->r->call.extra) {
 		/* Answers of the gateway join the upstream's: one array. */
@@ -167,7 +159,8 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 	/* An empty event carries nothing (a priming event: only its id). */
 	if (!ev->data_len)
 		return flush_held(c);
-	if (!(root = parse_json(ev->data, ev->data_len))) {
+	ret = mcp_inspect_body(c, ev->data, ev->data_len, false, &root);
+	if (ret == -EBADMSG) {
 		/* It might be a result or a list: what cannot be read does not pass. */
 		c->r->reply.held.len = 0;
 		ag_log(AG_LOG_WARN, "mcp", "agent=%s server=%s dropped=sse_event "
@@ -175,7 +168,7 @@ static int sse_event(struct mcp_conn *c, const struct ag_sse_event *ev)
 		       c->agent, c->srv->name, mcp_owes_answer(c) ? " owed=yes" : "");
 		return 0;
 	}
-	if ((ret = mcp_inspect_messages(c, root)) <= 0) {
+	if (ret <= 0) {
 		json_decref(root);
 		return ret ? ret : flush_held(c);
 	}

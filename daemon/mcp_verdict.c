@@ -22,18 +22,43 @@ int mcp_list_append(json_t **list, json_t *v)
 	return json_array_append(*list, v) ? -ENOMEM : 0;
 }
 
-/* A request id as a key of a pending set: its JSON type kept, so that 5
- * and "5" (or "#5") are two requests, as they are to the server. */
-static char *id_key(json_t *id)
-{
-	char *key = NULL;
+/* A key of a pending set: in buf, or malloc'd in heap when longer. */
+struct id_key {
+	char buf[48];
+	char *heap;
+};
 
-	if (json_is_integer(id) &&
-	    asprintf(&key, "i:%lld", (long long)json_integer_value(id)) < 0)
+/*
+ * A request id as a key of a pending set: its JSON type kept, so that 5
+ * and "5" (or "#5") are two requests, as they are to the server.  NULL
+ * for an id of another type, or out of memory; release with id_key_free.
+ */
+static const char *id_key(json_t *id, struct id_key *k)
+{
+	const char *s = json_string_value(id);
+	size_t n;
+
+	k->heap = NULL;
+	if (json_is_integer(id)) {
+		snprintf(k->buf, sizeof(k->buf), "i:%lld", (long long)json_integer_value(id));
+		return k->buf;
+	}
+	if (!s)
 		return NULL;
-	if (json_is_string(id) && asprintf(&key, "s:%s", json_string_value(id)) < 0)
-		return NULL;
-	return key;
+	n = strlen(s);
+	if (n < sizeof(k->buf) - 2) {
+		memcpy(k->buf, "s:", 2);
+		memcpy(k->buf + 2, s, n + 1);
+		return k->buf;
+	}
+	if (asprintf(&k->heap, "s:%s", s) < 0)
+		k->heap = NULL;
+	return k->heap;
+}
+
+static void id_key_free(struct id_key *k)
+{
+	free(k->heap);
 }
 
 /*
@@ -48,8 +73,9 @@ static char *id_key(json_t *id)
 static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 {
 	json_t **pending = c->r->legacy.post ? &c->r->legacy.post->pending : &c->r->call.pending;
+	struct id_key k;
+	const char *key;
 	json_t *what;
-	char *key;
 	int ret = -EEXIST;
 
 	if (m->kind != AG_JSONRPC_REQUEST || !m->id)
@@ -58,29 +84,43 @@ static int remember_request(struct mcp_conn *c, const struct ag_jsonrpc_msg *m)
 		return -ENOMEM;
 	if (json_object_size(*pending) >= MAX_PENDING)
 		return -ENOSPC;
-	if (!(key = id_key(m->id)))
+	if (!(key = id_key(m->id, &k)))
 		return -ENOMEM;
 	if (!json_object_get(*pending, key)) {
 		what = m->mcp == AG_MCP_TOOLS_CALL && m->name ? json_string(m->name)
 							      : json_integer(m->mcp);
 		ret = json_object_set_new(*pending, key, what) ? -ENOMEM : 0;
 	}
-	free(key);
+	id_key_free(&k);
 	return ret;
 }
 
 /* What the answer with this id was owed for (a reference), taken off the
  * set; NULL when nothing was. */
-json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
+static json_t *pending_get(struct mcp_conn *c, json_t *id, bool take)
 {
 	json_t *pending = c->legacy.stream ? c->legacy.stream->pending : c->r->call.pending, *what;
-	char *key = id_key(id);
+	struct id_key k;
+	const char *key = id_key(id, &k);
 
-	what = key ? json_incref(json_object_get(pending, key)) : NULL;
-	if (what)
+	what = key ? json_object_get(pending, key) : NULL;
+	if (what && take) {
+		json_incref(what);
 		json_object_del(pending, key);
-	free(key);
+	}
+	id_key_free(&k);
 	return what;
+}
+
+json_t *mcp_take_pending(struct mcp_conn *c, json_t *id)
+{
+	return pending_get(c, id, true);
+}
+
+/* The same, borrowed and left on the set: what a scanned answer would be governed as. */
+json_t *mcp_peek_pending(struct mcp_conn *c, json_t *id)
+{
+	return pending_get(c, id, false);
 }
 
 /* Whether an answer the gateway must read is owed on this connection. */

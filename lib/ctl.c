@@ -174,3 +174,17 @@ int ag_ctl_call(const struct ag_instance *in, json_t *request, json_t **response
 	free(line);
 	return ret;
 }
+
+int ag_ctl_budgets_changed(const struct ag_instance *in, struct ag_err *err)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "budgets_changed"), *resp = NULL;
+	int ret;
+
+	if (!req)
+		return ag_errf(err, ENOMEM, "control request: out of memory");
+	ret = ag_ctl_call(in, req, &resp, err);
+	json_decref(req);
+	json_decref(resp);
+	/* A daemon that is not running reads the quota map when it starts. */
+	return ret == -ENOENT || ret == -ECONNREFUSED ? 0 : ret;
+}

@@ -23,4 +23,11 @@
 int ag_ctl_call(const struct ag_instance *in, json_t *request, json_t **response,
 		struct ag_err *err);
 
+/*
+ * Tells agentgated that an agent's quota entry was made or removed: 0 once
+ * it has read the quota map again (its next call of any agent is charged
+ * as the map says), or when it is not running (it reads the map at start).
+ */
+int ag_ctl_budgets_changed(const struct ag_instance *in, struct ag_err *err);
+
 #endif

@@ -301,6 +301,25 @@ int ag_redact_text(const struct ag_redactor *r, const char *in, size_t len, char
 	return ob_finish(&o, out, outlen, err);
 }
 
+bool ag_redact_has_paths(const struct ag_redactor *r)
+{
+	return r->has_paths;
+}
+
+bool ag_redact_text_hit(const struct ag_redactor *r, const char *in, size_t len)
+{
+	struct scan sc = { .r = r, .v = { (const unsigned char *)in, len }, .eof = true };
+	struct match m;
+	bool hit = false;
+
+	/* The first iteration of scan_run: at eof every match found is final. */
+	for (size_t i = 0; i < r->n && !hit; i++)
+		hit = r->rules[i].kind != AG_RULE_PATH && find_rule(&sc, i, 0, &m);
+	free(sc.scratch);
+	/* Fail closed: a search that ran out of memory may have missed one. */
+	return hit || sc.oom;
+}
+
 /* ---- streaming --------------------------------------------------------- */
 
 struct ag_redact_stream {

@@ -101,6 +101,13 @@ struct ag_redactor *ag_redactor_all_detectors(size_t max_match_len, struct ag_er
 json_t *ag_redact_result(const struct ag_redactor *r, const json_t *result,
 			 struct ag_redact_report *rep, struct ag_err *err);
 
+/*
+ * Whether ag_redact_text would mask or refuse anything of text (a detector
+ * or regex matches; true also when it cannot tell, out of memory), without
+ * making the copy.  Path rules are not asked: ag_redact_has_paths.
+ */
+bool ag_redact_text_hit(const struct ag_redactor *r, const char *in, size_t len);
+bool ag_redact_has_paths(const struct ag_redactor *r);
 /* Detectors and regexes over one text; *out is malloc'd and NUL-terminated. */
 int ag_redact_text(const struct ag_redactor *r, const char *in, size_t len, char **out,
 		   size_t *outlen, struct ag_redact_report *rep, struct ag_err *err);

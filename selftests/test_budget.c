@@ -10,6 +10,7 @@
  * what reaches the tool server, what the kernel map says.
  */
 #include <errno.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <netinet/in.h>
@@ -406,23 +407,61 @@ static pid_t call_held(struct mcp_env *e, struct exchange *x, int id)
 }
 
 /* A budget given only live, by agentgatectl quota set, is charged too. */
+/*
+ * How often the daemon has run its quota_charge program: the kernel's
+ * run count, kept while stats_fd (BPF_ENABLE_STATS) is open; -1 on error.
+ */
+static long long charges_run(const struct mcp_env *e)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	if (ag_pin_path(&e->d.in, "daemon_quota_charge", path, sizeof(path)) ||
+	    (fd = bpf_obj_get(path)) < 0)
+		return -1;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.run_cnt = (__u64)-1;
+	close(fd);
+	return (long long)info.run_cnt;
+}
+
 TEST(budget_set_live)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
 	struct mcp_env e = { 0 };
 	char *out = NULL;
+	long long runs;
+	/* Counts runs while open; the sysctl is left as it is. */
+	int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 
 	if (!ASSERT_OK(env_start(&e, "budgetlive", REPLY_JSON,
 				 "{\"name\": \"a\", \"tools\": [\"t/*\"]}"),
 		       "environment"))
 		goto out;
+	ASSERT_GE(stats_fd, 0, "BPF_ENABLE_STATS");
+	runs = charges_run(&e);
+	ASSERT_GE(runs, 0, "quota_charge's run count");
 	calls(&e, x, 1, 3, "{}");
 	ASSERT_NULL(strstr(x->response, "isError"), "no budget: every call served");
+	ASSERT_EQ(charges_run(&e), runs, "no budget: no quota_charge run (no bpf() system call)");
 	ASSERT_EQ(ctl(&out, &e, "quota set a --calls-per-minute 2"), 0, "quota set");
 	calls(&e, x, 10, 3, "{}");
 	ASSERT_STRHAS(x->response, "\"id\":11,\"result\":{\"content\"", "2nd call served");
 	ASSERT_STRHAS(x->response, "calls_per_minute (2)", "3rd refused by the live budget");
+	ASSERT_EQ(charges_run(&e), runs + 3, "a budget set live: charged from the next call");
+	free(out);
+	out = NULL;
+	/* Limits all 0 remove the entry: the agent is no longer charged. */
+	ASSERT_EQ(ctl(&out, &e, "quota set a --calls-per-minute 0"), 0, "quota unset");
+	runs = charges_run(&e);
+	calls(&e, x, 20, 3, "{}");
+	ASSERT_NULL(strstr(x->response, "isError"), "budget removed: every call served");
+	ASSERT_EQ(charges_run(&e), runs, "budget removed: no quota_charge run");
 out:
+	if (stats_fd >= 0)
+		close(stats_fd);
 	free(out);
 	env_stop(&e);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "jsonrpc.h"
+#include "jsonrpc_scan.h"
 #include "test.h"
 #include "testlib.h"
 
@@ -460,4 +461,83 @@ TEST(jsonrpc_json_test_suite)
 			checked[0], checked[1], checked[2], failed);
 	ASSERT_GT(checked[0], 0, "y_ files found");
 	ASSERT_GT(checked[1], 0, "n_ files found");
+}
+
+/* The response envelope scanner (jsonrpc_scan.h): what it reads, what it leaves to jansson. */
+TEST(jsonrpc_scan)
+{
+	static const char *const refused[] = {
+		"{\"id\":1,\"result\":{\"a\":1,\"a\":2}}", /* a duplicate key, deep */
+		"{\"id\":1,\"id\":1}",
+		"{\"id\":1,\"result\":{\"t\":\"\xc3\x28\"}}",	  /* invalid UTF-8 */
+		"{\"id\":1,\"result\":{\"t\":\"\xed\xa0\x80\"}}", /* an encoded surrogate */
+		"{\"id\":1,\"result\":{\"t\":\"\\u0000\"}}",
+		"{\"id\":1,\"result\":{\"t\":\"\\ud800x\"}}",
+		"{\"id\":1,\"result\":{}} {\"id\":2}", /* a second value */
+		"{\"id\":1,\"result\":{}}x",
+		"{\"id\":1,\"result\":{\"n\":1e400}}",
+		"{\"id\":1,\"result\":{\"n\":01}}",
+		"{\"id\":99999999999999999999}",
+		"{\"id\":\"\\u0061\"}", /* an escaped id: jansson's to read */
+		"{\"\\u0069d\":1,\"id\":2}",
+		"\"a string\"",
+		"[1,]",
+		"",
+	};
+	const char *ok =
+	    "[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\","
+	    "\"text\":\"a \\\"b\\\"\\n\\u00e9\\ud83d\\ude00 \xc3\xa9\"}],\"isError\":true}},"
+	    "{\"id\":\"x\",\"result\":{\"tools\":[],\"n\":-1.5e-3}},"
+	    "{\"method\":\"notifications/progress\",\"id\":1},"
+	    "{\"id\":null,\"error\":{\"code\":-32601}}, 5]";
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent **names;
+	struct ag_scan s;
+	int n, accepted = 0;
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(refused); i++)
+		ASSERT_EQ(ag_jsonrpc_scan(refused[i], strlen(refused[i]), &s), -EINVAL, refused[i]);
+	if (!ASSERT_OK(ag_jsonrpc_scan(ok, strlen(ok), &s), "a batch") ||
+	    !ASSERT_EQ(s.nr, 5, "five messages"))
+		return;
+	ASSERT_TRUE(s.batch, "a batch");
+	ASSERT_EQ(s.msg[0].kind, AG_SCAN_REPLY, "a reply");
+	ASSERT_EQ(s.msg[0].id_type, AG_SCAN_ID_INT, "an integer id");
+	ASSERT_EQ(s.msg[0].id_int, 7, "its value");
+	ASSERT_TRUE(s.msg[0].result_object && s.msg[0].result_is_error, "isError");
+	ASSERT_FALSE(s.msg[0].result_tools || s.msg[0].has_error, "no tools, no error");
+	ASSERT_EQ(s.msg[1].id_type, AG_SCAN_ID_STRING, "a string id");
+	ASSERT_TRUE(s.msg[1].id_len == 1 && s.msg[1].id_str[0] == 'x', "its bytes");
+	ASSERT_TRUE(s.msg[1].result_tools && !s.msg[1].result_is_error, "a tools array");
+	ASSERT_EQ(s.msg[2].kind, AG_SCAN_METHOD, "a notification");
+	ASSERT_EQ(s.msg[3].id_type, AG_SCAN_ID_OTHER, "a null id");
+	ASSERT_TRUE(s.msg[3].has_error && !s.msg[3].has_result, "an error");
+	ASSERT_EQ(s.msg[4].kind, AG_SCAN_OTHER, "not an object");
+
+	/* JSONTestSuite: nothing the scanner accepts is refused by jansson. */
+	snprintf(dir, sizeof(dir), "%s/../shared/corpora/json-test-suite/test_parsing",
+		 testlib_src_dir());
+	n = scandir(dir, &names, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		struct ag_err err;
+		char *data = NULL;
+		size_t len;
+		json_t *root;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if (names[i]->d_name[0] != '.' &&
+		    !ag_read_file(path, 1u << 24, &data, &len, &err) &&
+		    !ag_jsonrpc_scan(data, len, &s)) {
+			accepted++;
+			root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+			ASSERT_OK_PTR(root, names[i]->d_name);
+			json_decref(root);
+		}
+		free(data);
+		free(names[i]);
+	}
+	if (n >= 0) {
+		free(names);
+		ASSERT_GT(accepted, 50, "JSONTestSuite files the scanner reads");
+	}
 }

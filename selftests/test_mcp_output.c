@@ -332,3 +332,54 @@ out:
 	free(out);
 	env_stop(&e);
 }
+
+/*
+ * A result no rule changes is read by the envelope scanner only
+ * (lib/jsonrpc_scan.h): it passes byte for byte and is recorded; what
+ * jansson would refuse never passes; a secret behind an escape is found.
+ */
+TEST(mcp_output_unread)
+{
+	static const char *const refused[] = {
+		"{\"a\":1,\"content\":[],\"a\":2}", /* a duplicate key */
+		"{\"content\":[{\"type\":\"text\",\"text\":\"\xc3\x28\"}]}",
+		"{\"content\":[{\"type\":\"text\",\"text\":\"\\u0000\"}]}",
+		"{\"content\":[]}} {\"second\":1", /* a second JSON value */
+		"{\"content\":[]}}garbage{\"x\":1",
+	};
+	static const char *const secrets[] = {
+		"a\\nghp_0123456789abcdefghijABCDEFGHIJ012345",
+		"\\u0067hp_0123456789abcdefghijABCDEFGHIJ012345",
+	};
+	static const char spaced[] =
+	    "{ \"content\" : [ {\"type\":\"text\", \"text\":\"caf\\u00e9\\n\"}"
+	    " ], \"isError\" : true }";
+	struct exchange *x = shared_alloc(sizeof(*x));
+	struct mcp_env e = { 0 };
+	char result[512], *rec;
+
+	if (!ASSERT_OK(env_start(&e, "mcpoutraw", REPLY_JSON, agent_json), "environment"))
+		goto out;
+	e.tool.call_result = spaced;
+	call_tool(&e, x, "echo", 1);
+	ASSERT_STRHAS(x->response, spaced, "passed byte for byte");
+	rec = result_record(&e, 1);
+	if (ASSERT_OK_PTR(rec, "result record"))
+		ASSERT_STRHAS(rec, "\"is_error\":true", "isError recorded");
+	free(rec);
+	for (size_t i = 0; i < AG_ARRAY_SIZE(refused); i++) {
+		e.tool.call_result = refused[i];
+		call_tool(&e, x, "echo", 10 + (int)i);
+		ASSERT_STRHAS(x->response, "the tool server's response was invalid", refused[i]);
+		ASSERT_NULL(strstr(x->response, "\"content\""), "nothing of it passed");
+	}
+	for (size_t i = 0; i < AG_ARRAY_SIZE(secrets); i++) {
+		text_result(result, sizeof(result), secrets[i]);
+		e.tool.call_result = result;
+		call_tool(&e, x, "echo", 20 + (int)i);
+		ASSERT_NULL(strstr(x->response, "0123456789abcdefghij"), secrets[i]);
+		ASSERT_STRHAS(x->response, "[REDACTED:", "masked");
+	}
+out:
+	env_stop(&e);
+}
