@@ -404,6 +404,12 @@ int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t
  */
 int ag_audit_canon_members(struct ag_audit_buf *out, size_t max, const struct ag_audit_member *m,
 			   size_t n, const char *const *names, size_t nnames, uint32_t *at);
+/*
+ * v compact with each object's members in their order: exactly
+ * json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), with the same serialiser
+ * and errors as ag_audit_canon: what the MCP path forwards (mcp_request.c).
+ */
+int ag_json_compact(const json_t *v, size_t max, struct ag_audit_text *out);
 /* The hex SHA-256 of v's canonical form (ag_audit_redact's hash mode); -errno as ag_audit_canon. */
 int ag_audit_canon_hash(const json_t *v, char hex[AG_AUDIT_HEX_LEN + 1]);
 

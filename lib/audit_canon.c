@@ -33,6 +33,7 @@ struct canon {
 	size_t len, cap, max;
 	size_t lim; /* min(cap, max + 1): a put past it goes through canon_grow */
 	bool nul;
+	bool ordered; /* objects' members as they are, not sorted (ag_json_compact) */
 };
 
 struct member {
@@ -199,7 +200,9 @@ static int canon_object(struct canon *c, const json_t *v, int depth, const char 
 		m[i] = (struct member){ json_object_iter_key(it), json_object_iter_key_len(it),
 					json_object_iter_value(it) };
 	n = i;
-	if (n > CANON_SORT_SMALL) {
+	if (c->ordered) {
+		/* As they came: insertion order, which jansson iterates in. */
+	} else if (n > CANON_SORT_SMALL) {
 		qsort(m, n, sizeof(*m), member_cmp);
 	} else {
 		for (i = 1; i < n; i++) {
@@ -333,6 +336,25 @@ int ag_audit_canon(const json_t *v, size_t max, const char *const *names, size_t
 	if (!v || (nnames && !json_is_object(v)))
 		return -EINVAL;
 	ret = canon_value(&c, v, 1, names, nnames, at);
+	if (ret) {
+		free(c.b);
+		return ret;
+	}
+	c.b[c.len] = '\0';
+	out->text = c.b;
+	out->len = c.len;
+	out->nul = c.nul;
+	return 0;
+}
+
+int ag_json_compact(const json_t *v, size_t max, struct ag_audit_text *out)
+{
+	struct canon c = { .max = max, .ordered = true };
+	int ret;
+
+	if (!v)
+		return -EINVAL;
+	ret = canon_value(&c, v, 1, NULL, 0, NULL);
 	if (ret) {
 		free(c.b);
 		return ret;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The agent's request to a governed server, and the one sent upstream (mcp_request.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "mcp_request.h"
 
 static const char *const verb_names[] = {
@@ -242,9 +244,18 @@ int ag_mcp_forward_head(const struct ag_http_msg *m, const struct ag_mcp_forward
 char *ag_mcp_body_dump(json_t *kept, bool batch, size_t *len)
 {
 	json_t *v = batch ? kept : json_array_get(kept, 0);
-	/* Compact and UTF-8 (JSON_ENSURE_ASCII would also do): one reading. */
-	char *text = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	struct ag_audit_text t;
 
-	*len = text ? strlen(text) : 0;
-	return text;
+	/*
+	 * Compact and UTF-8 (JSON_ENSURE_ASCII would also do): one reading.
+	 * The audit log's serialiser, members in their order: json_dumps'
+	 * bytes at a fraction of its cost, and, like it, no bound but memory
+	 * (the body it came from was bounded).
+	 */
+	if (!v || ag_json_compact(v, SIZE_MAX / 2, &t)) {
+		*len = 0;
+		return NULL;
+	}
+	*len = t.len;
+	return t.text;
 }

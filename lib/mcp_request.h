@@ -97,7 +97,8 @@ int ag_mcp_forward_head(const struct ag_http_msg *m, const struct ag_mcp_forward
 
 /*
  * The canonical body: the forwarded messages, an array when the agent sent
- * a batch, else the one object; compact, UTF-8.  NULL when out of memory.
+ * a batch, else the one object; compact, UTF-8, each object's members in
+ * the order they came (ag_json_compact).  NULL when out of memory.
  */
 char *ag_mcp_body_dump(json_t *kept, bool batch, size_t *len);
 

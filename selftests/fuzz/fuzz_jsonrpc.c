@@ -4,12 +4,14 @@
  * must be consistently classified; the replies built for it (an error for
  * an invalid message, a denial for a tool call) must parse back as
  * responses; and the routing headers copied from a request body must pass
- * the 2026-07-28 check.
+ * the 2026-07-28 check; and the body re-serialised as the gateway forwards
+ * it (ag_json_compact) must be json_dumps' bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "jsonrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,6 +37,20 @@ static void check_reply(json_t *reply, enum ag_jsonrpc_kind kind)
 	ag_jsonrpc_body_free(&b);
 	free(s);
 	json_decref(reply);
+}
+
+/* What the gateway forwards (ag_json_compact) is what json_dumps writes. */
+static void check_compact(const json_t *root)
+{
+	char *want = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct ag_audit_text got;
+
+	if (!want || ag_json_compact(root, SIZE_MAX / 2, &got))
+		abort();
+	if (got.len != strlen(want) || memcmp(got.text, want, got.len))
+		abort();
+	free(got.text);
+	free(want);
 }
 
 static void check_msg(const struct ag_jsonrpc_body *b, const struct ag_jsonrpc_msg *m)
@@ -85,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < b.count; i++)
 		check_msg(&b, &b.msgs[i]);
+	check_compact(b.root);
 	ag_jsonrpc_body_free(&b);
 	return 0;
 }
