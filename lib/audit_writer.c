@@ -5,10 +5,10 @@
  * appender that finds no write in progress takes the queue and writes it
  * itself (unless its record may wait: AG_AUDIT_LATER, written by the next
  * append, ag_audit_flush or the committer), else the committer thread does
- * (audit_writer_commit.c).  Writing
- * splices in the reserved members, extends the hash chain and the Merkle
- * tree, signs checkpoints and pwrites the batch.  The committer alone syncs
- * (when the durability mode says, audit.h), rotates and retries:
+ * (audit_writer_commit.c).  Writing splices in the reserved members,
+ * extends the hash chain and the Merkle tree, signs checkpoints and
+ * pwrites the batch.  The committer alone syncs (when the durability mode
+ * says, audit.h), rotates and retries:
  *
  *	idle --append NOW or flush, rotation not due--> appender busy --written--> idle
  *	appender busy --write failed--> committer busy (handoff: retried, failed)
