@@ -369,41 +369,14 @@ done
 FSYNC1=$(fsync_p50)
 
 # ---- report -------------------------------------------------------------------
-awk -v hz="$HZ" -v durability="$DURABILITY" '
-function median(a, n,    i, j, t) {
-	for (i = 2; i <= n; i++)
-		for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{
-	p = $1; n[p]++
-	rps[p, n[p]] = $3; p50[p, n[p]] = $4; p99[p, n[p]] = $5
-	cpu[p, n[p]] = $7 * 1e6 / hz / $6; up[p, n[p]] = $8 * 1e6 / hz / $6
-	rows[++nr] = $0
-}
+awk -v hz="$HZ" -v durability="$DURABILITY" -v paths="${PATHS[*]}" -v extra="tool us/req" \
+	-f bench/rounds.awk -f /dev/stdin "$TMP/results" <<'EOF'
 END {
-	printf "\nper round:\n%-7s %5s %10s %9s %9s %12s %12s\n", "path", "round", "req/s",
-		"p50 us", "p99 us", "proxy us/req", "tool us/req"
-	for (i = 1; i <= nr; i++) {
-		split(rows[i], f, " ")
-		printf "%-7s %5s %10.0f %9.1f %9.1f %12s %12.1f\n", f[1], f[2], f[3], f[4], f[5],
-			f[1] == "direct" ? "-" : sprintf("%.1f", f[7] * 1e6 / hz / f[6]),
-			f[8] * 1e6 / hz / f[6]
-	}
-	np = split(n["base"] ? "direct nginx mcp base" : "direct nginx mcp", paths, " ")
-	for (k = 1; k <= np; k++) {
-		p = paths[k]
-		for (i = 1; i <= n[p]; i++) {
-			a[i] = rps[p, i]; b[i] = p50[p, i]; c[i] = p99[p, i]; d[i] = cpu[p, i]; e[i] = up[p, i]
-		}
-		M_rps[p] = median(a, n[p]); M_p50[p] = median(b, n[p]); M_p99[p] = median(c, n[p])
-		M_cpu[p] = median(d, n[p]); M_up[p] = median(e, n[p])
-	}
 	printf "\nmedian of %d rounds (CPU: utime+stime of the nginx worker / agentgated, all threads):\n", n["direct"]
 	printf "%-7s %10s %9s %9s %12s %12s %14s\n", "path", "req/s", "p50 us", "p99 us",
 		"+p50 us", "+p99 us", "proxy CPU us/req"
 	for (k = 1; k <= np; k++) {
-		p = paths[k]
+		p = P[k]
 		printf "%-7s %10.0f %9.1f %9.1f %12s %12s %14s\n", p, M_rps[p], M_p50[p], M_p99[p],
 			p == "direct" ? "-" : sprintf("%+.1f", M_p50[p] - M_p50["direct"]),
 			p == "direct" ? "-" : sprintf("%+.1f", M_p99[p] - M_p99["direct"]),
@@ -419,7 +392,7 @@ END {
 		M_cpu["nginx"], (M_cpu["nginx"] > 0 ? M_cpu["mcp"] / M_cpu["nginx"] : 0)
 	printf "  throughput:    %.0f vs %.0f req/s: ratio %.2f\n", M_rps["mcp"], M_rps["nginx"],
 		M_rps["mcp"] / M_rps["nginx"]
-	if (n["base"]) {
+	if ("base" in M_rps) {
 		addb = M_p50["base"] - M_p50["direct"]
 		printf "\nthis build (mcp) vs the baseline (base), same rounds:\n"
 		printf "  p50 added:     %.1f us vs %.1f us: ratio %.2f\n", adda, addb,
@@ -429,7 +402,8 @@ END {
 		printf "  throughput:    %.0f vs %.0f req/s: ratio %.2f\n", M_rps["mcp"], M_rps["base"],
 			M_rps["mcp"] / M_rps["base"]
 	}
-}' "$TMP/results"
+}
+EOF
 echo "(CPU resolution: 1/$HZ s per process per measurement)"
 echo
 echo "memory per idle keep-alive connection ($IDLE connections, one call each; RSS growth):"

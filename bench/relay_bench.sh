@@ -207,51 +207,23 @@ echo "agentgated spliced: $(relay_field splice spliced) directions, 0 bytes copi
 	"the maps empty after; copying: $(relay_field copy bytes_copied) bytes copied"
 
 # ---- report -------------------------------------------------------------------
-awk -v hz="$HZ" '
-function median(a, n,    i, j, t) {
-	for (i = 2; i <= n; i++)
-		for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{
-	p = $1; n[p]++
-	rps[p, n[p]] = $3; p50[p, n[p]] = $4; p99[p, n[p]] = $5
-	cpu[p, n[p]] = $7 * 1e6 / hz / $6; mach[p, n[p]] = $8 * 1e6 / hz / $6
-	rows[++nr] = $0
-}
+awk -v hz="$HZ" -v paths="${PATHS[*]}" -v extra="machine us/req" \
+	-f bench/rounds.awk -f /dev/stdin "$TMP/results" <<'EOF'
 END {
-	printf "\nper round:\n%-7s %5s %10s %9s %9s %12s %14s\n", "path", "round", "req/s",
-		"p50 us", "p99 us", "proxy us/req", "machine us/req"
-	for (i = 1; i <= nr; i++) {
-		split(rows[i], f, " ")
-		printf "%-7s %5s %10.0f %9.1f %9.1f %12s %14.1f\n", f[1], f[2], f[3], f[4], f[5],
-			f[1] == "direct" ? "-" : sprintf("%.1f", f[7] * 1e6 / hz / f[6]),
-			f[8] * 1e6 / hz / f[6]
-	}
-	np = split("direct nginx splice copy", paths, " ")
-	for (k = 1; k <= np; k++) {
-		p = paths[k]
-		for (i = 1; i <= n[p]; i++) {
-			a[i] = rps[p, i]; b[i] = p50[p, i]; c[i] = p99[p, i]; d[i] = cpu[p, i]
-			e[i] = mach[p, i]
-		}
-		M_rps[p] = median(a, n[p]); M_p50[p] = median(b, n[p]); M_p99[p] = median(c, n[p])
-		M_cpu[p] = median(d, n[p]); M_mach[p] = median(e, n[p])
-	}
 	printf "\nmedian of %d rounds:\n", n["direct"]
 	printf "%-7s %10s %9s %9s %9s %14s %16s\n", "path", "req/s", "p50 us", "p99 us",
 		"+p50 us", "proxy CPU us/req", "+machine us/req"
 	for (k = 1; k <= np; k++) {
-		p = paths[k]
+		p = P[k]
 		printf "%-7s %10.0f %9.1f %9.1f %9s %16s %16s\n", p, M_rps[p], M_p50[p], M_p99[p],
 			p == "direct" ? "-" : sprintf("%+.1f", M_p50[p] - M_p50["direct"]),
 			p == "direct" ? "-" : sprintf("%.1f", M_cpu[p]),
-			p == "direct" ? "-" : sprintf("%+.1f", M_mach[p] - M_mach["direct"])
+			p == "direct" ? "-" : sprintf("%+.1f", M_x[p] - M_x["direct"])
 	}
 	addn = M_p50["nginx"] - M_p50["direct"]
-	machn = M_mach["nginx"] - M_mach["direct"]
+	machn = M_x["nginx"] - M_x["direct"]
 	for (k = 3; k <= 4; k++) {
-		p = paths[k]; add = M_p50[p] - M_p50["direct"]; madd = M_mach[p] - M_mach["direct"]
+		p = P[k]; add = M_p50[p] - M_p50["direct"]; madd = M_x[p] - M_x["direct"]
 		printf "\nagentgated %s vs nginx stream:\n", p
 		if (addn > 0)
 			printf "  p50 added:        %.1f us vs %.1f us: ratio %.2f (target <= 0.5)\n",
@@ -268,5 +240,6 @@ END {
 		printf "  throughput:       %.0f vs %.0f req/s: ratio %.2f\n", M_rps[p], M_rps["nginx"],
 			M_rps[p] / M_rps["nginx"]
 	}
-}' "$TMP/results"
+}
+EOF
 echo "(CPU resolution: 1/$HZ s per process per measurement)"
