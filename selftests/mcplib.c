@@ -122,6 +122,9 @@ static void reply(struct tool *t, int fd, const char *body)
 {
 	static __thread char out[BIG], msg[BIG];
 	size_t n = answer_body(t, body, msg, sizeof(msg));
+	/* Read once: the test may clear them while this thread sleeps. */
+	const char *smuggle = t->smuggle;
+	bool late = t->smuggle_late;
 	int w;
 
 	if (t->kind == REPLY_SSE_SPLIT && n) {
@@ -170,9 +173,14 @@ static void reply(struct tool *t, int fd, const char *body)
 	}
 	w = snprintf(out, sizeof(out),
 		     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "%s\r\n%.*s",
-		     n, t->conn_close ? "Connection: close\r\n" : "", (int)n, msg);
+		     "%s\r\n%.*s%s",
+		     n, t->conn_close ? "Connection: close\r\n" : "", (int)n, msg,
+		     smuggle && !late ? smuggle : "");
 	tool_send(t, fd, out, w);
+	if (smuggle && late) {
+		usleep(100 * 1000);
+		tool_send(t, fd, smuggle, strlen(smuggle));
+	}
 }
 
 /* What a tool server says to a token it no longer accepts. */

@@ -71,6 +71,10 @@ struct tool {
 	bool one_shot;
 	/* JSON answers say "Connection: close", and the connection ends. */
 	bool conn_close;
+	/* Bytes the server sends after each answer: in the same send, or (smuggle_late)
+	 * 100 ms later, when the connection idles: a second answer nobody asked for. */
+	const char *smuggle;
+	bool smuggle_late;
 	/* Set: connections waiting for a request end (a server's keep-alive timeout). */
 	volatile bool close_idle;
 };

@@ -344,6 +344,34 @@ TEST(mcp_pool_upstreams)
 		call_tool(&e, x, "echo", 8);
 		ASSERT_STRHAS(x->response, "\"served\"", "the next call is served");
 	}
+	if (test__start_subtest("server_appends_an_answer")) {
+		/*
+		 * A server that sends a second answer nobody asked for, right
+		 * after its answer or once the connection idles: were that
+		 * connection pooled, the next agent's call (the newest idle one
+		 * goes first) would read it as its own.
+		 */
+		static const char smuggled[] =
+		    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 81\r\n\r\n"
+		    "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{\"content\":[{\"type\":\"text\","
+		    "\"text\":\"SMUGGLED\"}]}}";
+
+		for (int late = 0; late < 2; late++) {
+			e.tool.smuggle = smuggled;
+			e.tool.smuggle_late = late;
+			call_tool(&e, x, "echo", 40 + late);
+			ASSERT_STRHAS(x->response, "\"served\"", "the call is answered");
+			ASSERT_NULL(strstr(x->response, "SMUGGLED"), "its agent sees one answer");
+			e.tool.smuggle = NULL;
+			usleep(300 * 1000); /* the late bytes came while it idled */
+			for (int i = 0; i < 3; i++) {
+				call_tool(&e, x, "echo", 50 + i);
+				ASSERT_STRHAS(x->response, "\"served\"", "the next calls are served");
+				ASSERT_NULL(strstr(x->response, "SMUGGLED"),
+					    "no agent gets the answer nobody asked for");
+			}
+		}
+	}
 	if (test__start_subtest("pipelined")) {
 		char body[2][160];
 
