@@ -285,8 +285,12 @@ static bool run(struct loop_main *m)
 			       l->ring.pending, DRAIN_TIMEOUT_NS / 1000000000);
 			return false;
 		}
-		/* The turn's records first: the answers they describe go after. */
+		/*
+		 * The turn's records first, in one write: the calls they decide
+		 * are forwarded only then, and the answers they describe go after.
+		 */
 		ag_daemon_audit_flush(l->d);
+		ag_mcp_audit_flushed(l);
 		ag_stream_flush(l);
 		ret = io_uring_submit_and_wait_timeout(
 		    &l->ring.uring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);

@@ -10,6 +10,9 @@
  *	MC_REQUEST --answered by the gateway (denial, bad request)--> MC_REQUEST
  *	MC_REQUEST --allowed, decision record not yet written (sync: durable)--> MC_AUDIT_WAIT
  *		--written (durable)--> MC_RESPONSE
+ *	  (records are written when the loop's turn ends: every allowed call waits
+ *	  in audit_turn until then, in audit_q if the writer was busy or, sync, for
+ *	  the disk)
  *	MC_RESPONSE --strict, answer before the record is durable--> (held: audit.result_held,
  *		the upstream's bytes unread) --durable--> MC_RESPONSE --failed--> MC_CLOSING
  *	MC_REQUEST --escalated--> MC_APPROVAL --approved--> (MC_AUDIT_WAIT) MC_RESPONSE
@@ -314,18 +317,24 @@ static void audit_park(struct mcp_conn *c)
 {
 	struct ag_waitq *q = &mcp_of(c)->audit_q;
 
-	c->r->audit.held_ns = ag_now_ns();
 	ag_list_add_tail(&q->waiters, &c->wait);
 	ag_waitq_arm(q);
 }
 
-/* Holds an allowed call until its decision records are written or durable; true if held. */
+/*
+ * Holds an allowed call until its decision records are written or durable;
+ * true if held.  Decision records are written when the loop's turn ends
+ * (ag_daemon_audit_flush), one pwrite for every call decided in the turn,
+ * so the call waits in audit_turn until then (ag_mcp_audit_flushed), and in
+ * audit_q if that did not make its record written (sync: durable).
+ */
 bool mcp_audit_hold(struct mcp_conn *c)
 {
 	if (!c->r->audit.seq || audit_forwardable(c->l->d, c->r->audit.seq))
 		return false;
 	c->state = MC_AUDIT_WAIT;
-	audit_park(c);
+	c->r->audit.held_ns = ag_now_ns();
+	ag_list_add_tail(&mcp_of(c)->audit_turn, &c->wait);
 	return true;
 }
 
@@ -348,6 +357,7 @@ bool mcp_result_hold(struct mcp_conn *c)
 		return false;
 	}
 	c->r->audit.result_held = true;
+	c->r->audit.held_ns = ag_now_ns();
 	audit_park(c);
 	return true;
 }
@@ -369,6 +379,26 @@ static void result_woken(struct mcp_conn *c, uint64_t durable, bool failed)
 	}
 }
 
+/* A call held for its decision records: forwarded or refused (true), or still held. */
+static bool audit_release(struct mcp_conn *c, bool failed)
+{
+	struct ag_daemon *d = c->l->d;
+
+	if (audit_forwardable(d, c->r->audit.seq)) {
+		ag_list_del(&c->wait);
+		ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->r->audit.held_ns);
+		mcp_request_forward(c);
+	} else if (failed) {
+		/* Fail closed: an unrecorded call is never made. */
+		ag_list_del(&c->wait);
+		mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
+			   "the gateway cannot record this call in its audit log: refused");
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* The writer made progress, failed or recovered: release or refuse the held. */
 static void audit_woken(struct ag_waitq *q)
 {
@@ -381,17 +411,37 @@ static void audit_woken(struct ag_waitq *q)
 		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
 
 		next = pos->next;
-		if (c->r->audit.result_held) {
+		if (c->r->audit.result_held)
 			result_woken(c, durable, failed);
-		} else if (audit_forwardable(d, c->r->audit.seq)) {
+		else
+			audit_release(c, failed);
+	}
+}
+
+/*
+ * The turn's records went to the writer (loop.c, before the turn's sends
+ * start): the calls decided in the turn are forwarded, or wait in audit_q
+ * for a writer that was busy (or, under sync, for the disk).
+ */
+void ag_mcp_audit_flushed(struct ag_loop *l)
+{
+	struct ag_mcp *mcp = l->mcp;
+	bool failed;
+
+	if (!mcp)
+		return;
+	/* The flush signals nobody: what it wrote may release held calls too. */
+	if (!ag_list_empty(&mcp->audit_q.waiters))
+		audit_woken(&mcp->audit_q);
+	if (ag_list_empty(&mcp->audit_turn))
+		return;
+	failed = ag_audit_failed(l->d->audit, NULL);
+	while (!ag_list_empty(&mcp->audit_turn)) {
+		struct mcp_conn *c = ag_container_of(mcp->audit_turn.next, struct mcp_conn, wait);
+
+		if (!audit_release(c, failed)) {
 			ag_list_del(&c->wait);
-			ag_metrics_audit_wait(d->metrics, ag_now_ns() - c->r->audit.held_ns);
-			mcp_request_forward(c);
-		} else if (failed) {
-			/* Fail closed: an unrecorded call is never made. */
-			ag_list_del(&c->wait);
-			mcp_refuse(c, 503, AG_JSONRPC_INTERNAL_ERROR,
-				   "the gateway cannot record this call in its audit log: refused");
+			audit_park(c);
 		}
 	}
 }
@@ -724,6 +774,7 @@ int ag_mcp_init(struct ag_loop *l, struct ag_err *err)
 		return ag_errf(err, ENOMEM, "mcp: out of memory");
 	ag_list_init(&mcp->conns);
 	ag_list_init(&mcp->sessions);
+	ag_list_init(&mcp->audit_turn);
 	ag_approvals_init(&mcp->approvals, l);
 	ag_waitq_init(&mcp->audit_q, l, ag_audit_event_fd(d->audit), audit_woken, wait_refuse,
 		      "the gateway cannot wait for its audit log: refused");

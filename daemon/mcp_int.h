@@ -168,7 +168,7 @@ struct mcp_conn {
 	bool agent_tls;
 	uint64_t start_ns;
 	unsigned int requests;
-	struct ag_list wait; /* in audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) of the mcp */
+	struct ag_list wait; /* in audit_turn, audit_q (MC_AUDIT_WAIT) or cred_q (MC_CRED_WAIT) */
 	struct {
 		struct session *stream; /* the legacy session whose GET stream this is */
 	} legacy;
@@ -197,6 +197,7 @@ struct session {
 
 struct ag_mcp {
 	struct ag_loop *l;
+	struct ag_list audit_turn;     /* calls whose decision record the turn's end writes */
 	struct ag_waitq audit_q;       /* calls waiting for their decision record (MC_AUDIT_WAIT) */
 	struct ag_approvals approvals; /* calls held for a human (MC_APPROVAL) */
 	struct ag_list conns;

@@ -135,13 +135,13 @@ int ag_daemon_audit_members(struct ag_daemon *d, const char *kind, const struct 
 	struct ag_err err;
 	uint64_t at;
 	/*
-	 * A record a call waits for (seq wanted: a decision) is written now;
-	 * the others (results, connections) at the latest when the loop's
-	 * turn ends (ag_daemon_audit_flush), before the answers of that turn
-	 * are sent, so they share one pwrite.
+	 * Written at the latest when the loop's turn ends (ag_daemon_audit_flush),
+	 * every record of the turn in one pwrite: a call waits for its decision
+	 * record until then (mcp_audit_hold), the answers a result or connection
+	 * record describes are sent after it.
 	 */
-	int ret = ag_audit_append_members(d->audit, kind, m, n, &d->audit_buf,
-					  seq ? AG_AUDIT_NOW : AG_AUDIT_LATER, &at, &err);
+	int ret =
+	    ag_audit_append_members(d->audit, kind, m, n, &d->audit_buf, AG_AUDIT_LATER, &at, &err);
 
 	if (!ret) {
 		ag_metrics_record_members(d->metrics, kind, m, n, at);

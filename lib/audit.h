@@ -273,15 +273,21 @@ void ag_audit_buf_free(struct ag_audit_buf *b);
  * When an appended record goes to the file.  NOW: as ag_audit_append (the
  * appender writes the queue itself if nobody is writing).  LATER: it waits
  * in the queue for the next write, an appender's or the committer's, or
- * for ag_audit_flush: for records no caller waits for (results,
- * connections), so that those of one event-loop turn share one pwrite.
+ * for ag_audit_flush, so that the records of one event-loop turn share
+ * one pwrite: a caller that waits for one (a decision) calls the flush
+ * itself before it looks at ag_audit_written().
  */
 enum ag_audit_when { AG_AUDIT_NOW, AG_AUDIT_LATER };
 /* As ag_audit_append, fields given as members; scratch: the caller's buffer. */
 int ag_audit_append_members(struct ag_audit_writer *w, const char *kind,
 			    const struct ag_audit_member *m, size_t n, struct ag_audit_buf *scratch,
 			    enum ag_audit_when when, uint64_t *seq, struct ag_err *err);
-/* Writes what waits in the queue if nobody is writing (AG_AUDIT_LATER records). */
+/*
+ * Writes what waits in the queue if nobody is writing (AG_AUDIT_LATER
+ * records).  What it writes does not signal ag_audit_event_fd: the caller
+ * looks at ag_audit_written() for the calls it holds (a busy writer's or a
+ * failure's progress still signals it).
+ */
 void ag_audit_flush(struct ag_audit_writer *w);
 /* The member named key (a dropped one is absent), NULL if none. */
 const struct ag_audit_member *ag_audit_member_get(const struct ag_audit_member *m, size_t n,
@@ -302,7 +308,8 @@ uint64_t ag_audit_durable(struct ag_audit_writer *w);
 uint64_t ag_audit_written(struct ag_audit_writer *w);
 /*
  * An eventfd (non-blocking) that becomes readable when durability advances
- * (and, but for AG_AUDIT_SYNC, when records are written) or the writer fails
+ * (and, but for AG_AUDIT_SYNC, when records are written, not by
+ * ag_audit_flush) or the writer fails
  * or recovers; read it to re-arm, then ask ag_audit_durable(),
  * ag_audit_written() and ag_audit_failed().
  */

@@ -203,7 +203,7 @@ static int queue(struct ag_audit_writer *w, const char *k, struct ag_audit_text 
 	pthread_mutex_unlock(&w->mu);
 	free(body->text);
 	if (mine)
-		aw_write_inline(w, mine);
+		aw_write_inline(w, mine, true);
 	return ret;
 }
 
@@ -274,7 +274,7 @@ void ag_audit_flush(struct ag_audit_writer *w)
 	mine = w->failed || w->stop ? 0 : take_inline_locked(w);
 	pthread_mutex_unlock(&w->mu);
 	if (mine)
-		aw_write_inline(w, mine);
+		aw_write_inline(w, mine, false);
 }
 
 int ag_audit_checkpoint(struct ag_audit_writer *w, uint64_t *seq, struct ag_err *err)

@@ -320,9 +320,11 @@ size_t aw_take_locked(struct ag_audit_writer *w)
  * An appender that found the committer idle writes the queue itself, so
  * its record is written (safe from a kill -9) when ag_audit_append
  * returns, with no thread switch on a call's path.  Syncing stays the
- * committer's, as does any retry: a failure hands the batch over.
+ * committer's, as does any retry: a failure hands the batch over.  wake:
+ * whether others' records among the n may have calls held for them
+ * (ag_audit_event_fd); a flush's caller looks at its held calls itself.
  */
-void aw_write_inline(struct ag_audit_writer *w, size_t n)
+void aw_write_inline(struct ag_audit_writer *w, size_t n, bool wake)
 {
 	bool was_empty = !w->buf_len, none = w->cfg.durability == AG_AUDIT_NONE, in_buf, ok;
 	struct ag_err err;
@@ -345,7 +347,7 @@ void aw_write_inline(struct ag_audit_writer *w, size_t n)
 	    aw_rotate_due_locked(w) || (!none && w->cfg.durability != AG_AUDIT_WRITTEN))
 		pthread_cond_signal(&w->wake);
 	/* Others' records came along: their held calls may go on. */
-	if (n > 1)
+	if (wake && n > 1)
 		aw_notify(w);
 	pthread_mutex_unlock(&w->mu);
 }

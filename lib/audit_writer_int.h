@@ -127,7 +127,7 @@ int aw_prepare(struct ag_audit_writer *w, size_t n, struct ag_err *err);
 bool aw_rotate_due_locked(const struct ag_audit_writer *w);
 size_t aw_take_locked(struct ag_audit_writer *w);
 /* Writes the n records aw_take_locked gave, busy held; releases busy. */
-void aw_write_inline(struct ag_audit_writer *w, size_t n);
+void aw_write_inline(struct ag_audit_writer *w, size_t n, bool wake);
 
 /* ---- lib/audit_resume.c: the state a checkpoint or a clean close leaves for the next open */
 

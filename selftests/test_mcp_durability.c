@@ -345,6 +345,55 @@ out:
 	env_stop(&e);
 }
 
+/*
+ * The decision records of the calls decided in one turn of the daemon's
+ * loop go to the log in one write, before any of those calls is
+ * forwarded.  Each write of the log takes 20 ms (the shim logs how many
+ * decision records each held), so while one is written the other agents'
+ * requests arrive and are decided together: one write per decision (what
+ * an append that writes at once gives) fails.
+ */
+TEST(mcp_durability_shared_write)
+{
+	enum { AGENTS = 8, CALLS = 10 };
+	struct call_stream *cs[AGENTS];
+	char sync_log[PATH_MAX], write_log[PATH_MAX], *writes = NULL;
+	struct mcp_env e = { 0 };
+	long k, decisions = 0, with = 0;
+	pid_t pid[AGENTS];
+	int used;
+
+	snprintf(write_log, sizeof(write_log), "/tmp/agt%d-dshared.writes", (int)getpid());
+	unlink(write_log);
+	setenv("AG_SHIM_WRITE_LOG", write_log, 1);
+	k = start_slow(&e, "dshared", "written", "", 20000, 0, sync_log, sizeof(sync_log));
+	unsetenv("AG_SHIM_WRITE_LOG");
+	if (!ASSERT_OK(k, "environment"))
+		goto out;
+	for (int i = 0; i < AGENTS; i++) {
+		cs[i] = shared_alloc(sizeof(*cs[i]));
+		pid[i] = stream_start(&e, cs[i], CALLS);
+	}
+	for (int i = 0; i < AGENTS; i++) {
+		waitpid(pid[i], NULL, 0);
+		ASSERT_EQ(cs[i]->done, CALLS, "every call was served");
+	}
+	tdaemon_kill(&e.d, SIGTERM);
+	ASSERT_EQ(run_capture(&writes, "cat %s", write_log), 0, "read the shim's writes");
+	for (const char *p = writes; p && sscanf(p, "%ld\n%n", &k, &used) == 1; p += used) {
+		decisions += k;
+		with += k > 0;
+	}
+	ASSERT_EQ(decisions, AGENTS * CALLS, "every decision record was written");
+	fprintf(stderr, "  %ld decision records in %ld writes\n", decisions, with);
+	ASSERT_GE(decisions, 2 * with, "decided together, written together");
+out:
+	unlink(sync_log);
+	unlink(write_log);
+	free(writes);
+	env_stop(&e);
+}
+
 /* "batch" is refused by name, pointing at the modes that replace it. */
 TEST(mcp_durability_config)
 {

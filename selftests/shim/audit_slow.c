@@ -10,6 +10,7 @@
  *	AG_SHIM_LOG       gets a line per such fdatasync that succeeded:
  *	                  "<file size when it began> <CLOCK_MONOTONIC ns when it returned>",
  *	                  that is, from when on which prefix of the log is durable
+ *	AG_SHIM_WRITE_LOG gets a line per pwrite to one: the decision records it holds
  *
  * Built by make test-bins (build/audit_slow.so): it is no part of the product.
  */
@@ -45,14 +46,46 @@ static void delay(const char *var)
 		usleep((useconds_t)us);
 }
 
+/* Appends a line to the log named by var; a line lost makes the test fail. */
+static void log_line(const char *var, const char *line, int len)
+{
+	const char *log = getenv(var);
+	int lfd;
+
+	if (!log || len <= 0)
+		return;
+	lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd >= 0) {
+		(void)!write(lfd, line, (size_t)len);
+		close(lfd);
+	}
+}
+
+/* How many decision records one write of the log holds. */
+static void log_write(const void *buf, size_t n)
+{
+	static const char kind[] = "\"kind\":\"decision\"";
+	const char *p = buf, *end = p + n;
+	char line[32];
+	long k = 0;
+
+	while ((p = memmem(p, (size_t)(end - p), kind, sizeof(kind) - 1))) {
+		k++;
+		p += sizeof(kind) - 1;
+	}
+	log_line("AG_SHIM_WRITE_LOG", line, snprintf(line, sizeof(line), "%ld\n", k));
+}
+
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
 	static ssize_t (*real)(int, const void *, size_t, off_t);
 
 	if (!real)
 		real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
-	if (audit_fd(fd))
+	if (audit_fd(fd)) {
 		delay("AG_SHIM_WRITE_US");
+		log_write(buf, n);
+	}
 	return real(fd, buf, n, off);
 }
 
@@ -64,12 +97,11 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 int fdatasync(int fd)
 {
 	static int (*real)(int);
-	const char *log = getenv("AG_SHIM_LOG");
 	struct timespec ts;
 	struct stat st;
 	bool audit = audit_fd(fd);
-	int ret, lfd;
 	char line[64];
+	int ret;
 
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
@@ -80,16 +112,10 @@ int fdatasync(int fd)
 	delay("AG_SHIM_SYNC_US");
 	ret = real(fd);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ret || !log || st.st_size < 0)
+	if (ret || st.st_size < 0)
 		return ret;
-	lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (lfd >= 0) {
-		int len = snprintf(line, sizeof(line), "%lld %lld\n", (long long)st.st_size,
-				   (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-
-		/* A line lost here makes the test find a sync missing: it fails. */
-		(void)!write(lfd, line, (size_t)len);
-		close(lfd);
-	}
+	log_line("AG_SHIM_LOG", line,
+		 snprintf(line, sizeof(line), "%lld %lld\n", (long long)st.st_size,
+			  (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec));
 	return ret;
 }
