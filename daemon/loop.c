@@ -289,8 +289,9 @@ static bool run(struct loop_main *m)
 		 * The turn's records first, in one write: the calls they decide
 		 * are forwarded only then, and the answers they describe go after.
 		 */
-		ag_daemon_audit_flush(l->d);
-		ag_mcp_audit_flushed(l);
+		do
+			ag_daemon_audit_flush(l->d);
+		while (ag_mcp_audit_flushed(l));
 		ag_stream_flush(l);
 		ret = io_uring_submit_and_wait_timeout(
 		    &l->ring.uring, &cqe, 1, deadline || m->drain_end ? &tick : NULL, NULL);

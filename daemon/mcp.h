@@ -36,8 +36,9 @@ struct ag_inbound_id;
 void ag_mcp_start_inbound(struct ag_loop *l, int fd, const struct ag_admission *a,
 			  const struct ag_server_conf *srv, SSL_CTX *ctx, struct ag_inbound_id *id);
 void ag_mcp_stop(struct ag_loop *l);
-/* The turn's audit records went to the writer: the calls waiting for them go on. */
-void ag_mcp_audit_flushed(struct ag_loop *l);
+/* The turn's audit records went to the writer: the calls waiting for them go
+ * on; true if others were decided meanwhile (flush again). */
+bool ag_mcp_audit_flushed(struct ag_loop *l);
 void ag_mcp_fini(struct ag_loop *l);
 /* Per tool server with a credential: its type and, for OAuth, the token's
  * state (never the token), for status. */

@@ -421,29 +421,38 @@ static void audit_woken(struct ag_waitq *q)
 /*
  * The turn's records went to the writer (loop.c, before the turn's sends
  * start): the calls decided in the turn are forwarded, or wait in audit_q
- * for a writer that was busy (or, under sync, for the disk).
+ * for a writer that was busy (or, under sync, for the disk).  True if
+ * calls were decided meanwhile (a refused call's pipelined successor):
+ * their records want another flush.
  */
-void ag_mcp_audit_flushed(struct ag_loop *l)
+bool ag_mcp_audit_flushed(struct ag_loop *l)
 {
 	struct ag_mcp *mcp = l->mcp;
+	struct ag_list turn;
 	bool failed;
 
 	if (!mcp)
-		return;
+		return false;
 	/* The flush signals nobody: what it wrote may release held calls too. */
 	if (!ag_list_empty(&mcp->audit_q.waiters))
 		audit_woken(&mcp->audit_q);
-	if (ag_list_empty(&mcp->audit_turn))
-		return;
-	failed = ag_audit_failed(l->d->audit, NULL);
+	ag_list_init(&turn);
 	while (!ag_list_empty(&mcp->audit_turn)) {
-		struct mcp_conn *c = ag_container_of(mcp->audit_turn.next, struct mcp_conn, wait);
+		struct ag_list *n = mcp->audit_turn.next;
+
+		ag_list_del(n);
+		ag_list_add_tail(&turn, n);
+	}
+	failed = ag_audit_failed(l->d->audit, NULL);
+	while (!ag_list_empty(&turn)) {
+		struct mcp_conn *c = ag_container_of(turn.next, struct mcp_conn, wait);
 
 		if (!audit_release(c, failed)) {
 			ag_list_del(&c->wait);
 			audit_park(c);
 		}
 	}
+	return !ag_list_empty(&mcp->audit_turn);
 }
 
 static void request_end(struct mcp_conn *c)
