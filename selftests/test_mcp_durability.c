@@ -394,6 +394,65 @@ out:
 	env_stop(&e);
 }
 
+/*
+ * A disk that refuses the log's writes (ENOSPC from the shim while a
+ * file exists): no governed call reaches the tool server unrecorded,
+ * each is refused, and once the disk takes writes again calls are
+ * served, and the log verifies.
+ */
+TEST(mcp_durability_disk_full)
+{
+	char sync_log[PATH_MAX], full[PATH_MAX], *out = NULL;
+	struct exchange *x = shared_alloc(sizeof(*x));
+	struct mcp_env e = { 0 };
+	int seen, refused = 0, served = 0;
+	long ret;
+
+	snprintf(full, sizeof(full), "/tmp/agt%d-dfull.full", (int)getpid());
+	unlink(full);
+	setenv("AG_SHIM_FAIL_IF", full, 1);
+	ret = start_slow(&e, "dfull", "written", "", 0, 0, sync_log, sizeof(sync_log));
+	unsetenv("AG_SHIM_FAIL_IF");
+	if (!ASSERT_OK(ret, "environment"))
+		goto out;
+	call_tool(&e, x, "echo", 1);
+	if (!ASSERT_STRHAS(x->response, "served", "served while the disk takes writes"))
+		goto out;
+	ret = open(full, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (!ASSERT_GE(ret, 0, "the disk fills"))
+		goto out;
+	close((int)ret);
+	seen = tool_nseen(&e.tool);
+	for (int id = 2; id < 12; id++) {
+		call_tool(&e, x, "echo", id);
+		refused += strstr(x->response, "HTTP/1.1 503 ") == x->response &&
+			   strstr(x->response, "cannot record this call in its audit log");
+		if (strstr(x->response, "served"))
+			fprintf(stderr, "  call %d served while the log could not be written\n",
+				id);
+	}
+	ASSERT_EQ(tool_nseen(&e.tool), seen, "no call reached the tool server unrecorded");
+	ASSERT_EQ(refused, 10, "each call was refused, naming the audit log");
+	unlink(full);
+	/* The writer retries every retry_ms (100): calls are served again. */
+	for (int i = 0; i < 50 && !served; i++) {
+		usleep(100000);
+		call_tool(&e, x, "echo", 100 + i);
+		served = strstr(x->response, "served") != NULL;
+	}
+	ASSERT_TRUE(served, "served again once the disk takes writes");
+	tdaemon_kill(&e.d, SIGTERM);
+	ASSERT_EQ(run_capture(
+		      &out, "%s/agentgatectl audit verify --pubkey %s/audit.key %s/audit.log 2>&1",
+		      testlib_build_dir(), e.d.state, e.d.state),
+		  0, "the log verifies");
+out:
+	unlink(full);
+	unlink(sync_log);
+	free(out);
+	env_stop(&e);
+}
+
 /* "batch" is refused by name, pointing at the modes that replace it. */
 TEST(mcp_durability_config)
 {

@@ -11,10 +11,12 @@
  *	                  "<file size when it began> <CLOCK_MONOTONIC ns when it returned>",
  *	                  that is, from when on which prefix of the log is durable
  *	AG_SHIM_WRITE_LOG gets a line per pwrite to one: the decision records it holds
+ *	AG_SHIM_FAIL_IF   while this file exists, each such pwrite fails with ENOSPC
  *
  * Built by make test-bins (build/audit_slow.so): it is no part of the product.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -83,7 +85,13 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 	if (!real)
 		real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
 	if (audit_fd(fd)) {
+		const char *fail = getenv("AG_SHIM_FAIL_IF");
+
 		delay("AG_SHIM_WRITE_US");
+		if (fail && !access(fail, F_OK)) {
+			errno = ENOSPC;
+			return -1;
+		}
 		log_write(buf, n);
 	}
 	return real(fd, buf, n, off);
