@@ -15,6 +15,8 @@
  *			output rules
  *	mcp_legacy.c	legacy (2024-11-05) HTTP+SSE sessions
  *	mcp_audit.c	the JSON of every audit record the MCP path writes
+ *	mcp_hold.c	calls held until their decision records are written
+ *			(sync: durable), strict's answers until durable
  *	http_svc.c	HTTP services: the hooks that take JSON-RPC's places
  *			for a plain REST API (http_svc.h)
  *
@@ -237,10 +239,13 @@ void mcp_refuse_request(struct mcp_conn *c, int status, int code, const char *ms
 const char *mcp_policy_session(const struct mcp_conn *c);
 /* What decide.h is told of the request being handled. */
 struct ag_decide_ctx mcp_decide_ctx(const struct mcp_conn *c);
-/* Holds an allowed call until its decision records are written (sync: durable); true if held. */
+/* mcp_hold.c: holds an allowed call until its decision records are
+ * written (sync: durable); true if held. */
 bool mcp_audit_hold(struct mcp_conn *c);
 /* Strict durability: holds the answer until the decision records are durable; true if held. */
 bool mcp_result_hold(struct mcp_conn *c);
+/* The writer made progress, failed or recovered (audit_q's waker). */
+void mcp_audit_woken(struct ag_waitq *q);
 /* The response ended (or the gateway answered): on to the next request. */
 void mcp_req_next(struct mcp_conn *c);
 
