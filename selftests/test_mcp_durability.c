@@ -346,6 +346,23 @@ out:
 }
 
 /*
+ * A written-mode daemon whose shim is also given file (a path of this
+ * test's, removed first) in the variable var.
+ */
+static int start_shim_file(struct mcp_env *e, const char *suffix, const char *var, int write_us,
+			   char *file, size_t cap, char *sync_log, size_t sync_cap)
+{
+	int ret;
+
+	snprintf(file, cap, "/tmp/agt%d-%s.%s", (int)getpid(), suffix, var);
+	unlink(file);
+	setenv(var, file, 1);
+	ret = start_slow(e, suffix, "written", "", write_us, 0, sync_log, sync_cap);
+	unsetenv(var);
+	return ret;
+}
+
+/*
  * The decision records of the calls decided in one turn of the daemon's
  * loop go to the log in one write, before any of those calls is
  * forwarded.  Each write of the log takes 20 ms (the shim logs how many
@@ -363,12 +380,9 @@ TEST(mcp_durability_shared_write)
 	pid_t pid[AGENTS];
 	int used;
 
-	snprintf(write_log, sizeof(write_log), "/tmp/agt%d-dshared.writes", (int)getpid());
-	unlink(write_log);
-	setenv("AG_SHIM_WRITE_LOG", write_log, 1);
-	k = start_slow(&e, "dshared", "written", "", 20000, 0, sync_log, sizeof(sync_log));
-	unsetenv("AG_SHIM_WRITE_LOG");
-	if (!ASSERT_OK(k, "environment"))
+	if (!ASSERT_OK(start_shim_file(&e, "dshared", "AG_SHIM_WRITE_LOG", 20000, write_log,
+				       sizeof(write_log), sync_log, sizeof(sync_log)),
+		       "environment"))
 		goto out;
 	for (int i = 0; i < AGENTS; i++) {
 		cs[i] = shared_alloc(sizeof(*cs[i]));
@@ -408,12 +422,9 @@ TEST(mcp_durability_disk_full)
 	int seen, refused = 0, served = 0;
 	long ret;
 
-	snprintf(full, sizeof(full), "/tmp/agt%d-dfull.full", (int)getpid());
-	unlink(full);
-	setenv("AG_SHIM_FAIL_IF", full, 1);
-	ret = start_slow(&e, "dfull", "written", "", 0, 0, sync_log, sizeof(sync_log));
-	unsetenv("AG_SHIM_FAIL_IF");
-	if (!ASSERT_OK(ret, "environment"))
+	if (!ASSERT_OK(start_shim_file(&e, "dfull", "AG_SHIM_FAIL_IF", 0, full, sizeof(full),
+				       sync_log, sizeof(sync_log)),
+		       "environment"))
 		goto out;
 	call_tool(&e, x, "echo", 1);
 	if (!ASSERT_STRHAS(x->response, "served", "served while the disk takes writes"))
