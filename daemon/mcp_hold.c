@@ -121,18 +121,39 @@ static bool audit_release(struct mcp_conn *c, bool failed)
 	return true;
 }
 
-/* The writer made progress, failed or recovered: release or refuse the held. */
+/* Moves every node of from to the end of to. */
+static void list_take(struct ag_list *to, struct ag_list *from)
+{
+	while (!ag_list_empty(from)) {
+		struct ag_list *n = from->next;
+
+		ag_list_del(n);
+		ag_list_add_tail(to, n);
+	}
+}
+
+/*
+ * The writer made progress, failed or recovered: release or refuse the
+ * held.  Should releasing one ever close another held connection, a
+ * saved next node would be freed under the walk: it takes them one at a
+ * time from a list of its own instead, each back in audit_q before it is
+ * looked at, so what stays held is there and what is released or closed
+ * leaves it.
+ */
 void mcp_audit_woken(struct ag_waitq *q)
 {
 	struct ag_daemon *d = q->l->d;
-	struct ag_list *pos, *next;
 	uint64_t durable = ag_audit_durable(d->audit);
 	bool failed = ag_audit_failed(d->audit, NULL);
+	struct ag_list walk;
 
-	for (pos = q->waiters.next; pos != &q->waiters; pos = next) {
-		struct mcp_conn *c = ag_container_of(pos, struct mcp_conn, wait);
+	ag_list_init(&walk);
+	list_take(&walk, &q->waiters);
+	while (!ag_list_empty(&walk)) {
+		struct mcp_conn *c = ag_container_of(walk.next, struct mcp_conn, wait);
 
-		next = pos->next;
+		ag_list_del(&c->wait);
+		ag_list_add_tail(&q->waiters, &c->wait);
 		if (c->r->audit.result_held)
 			result_woken(c, durable, failed);
 		else
@@ -159,12 +180,7 @@ bool ag_mcp_audit_flushed(struct ag_loop *l)
 	if (!ag_list_empty(&mcp->audit_q.waiters))
 		mcp_audit_woken(&mcp->audit_q);
 	ag_list_init(&turn);
-	while (!ag_list_empty(&mcp->audit_turn)) {
-		struct ag_list *n = mcp->audit_turn.next;
-
-		ag_list_del(n);
-		ag_list_add_tail(&turn, n);
-	}
+	list_take(&turn, &mcp->audit_turn);
 	failed = ag_audit_failed(l->d->audit, NULL);
 	while (!ag_list_empty(&turn)) {
 		struct mcp_conn *c = ag_container_of(turn.next, struct mcp_conn, wait);
