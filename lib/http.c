@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,22 +183,32 @@ bool ag_http_list_has(const char *value, size_t len, const char *token)
 	return false;
 }
 
+/* Where the field array starts after the head block. */
+#define HEADERS_ALIGN _Alignof(struct ag_http_header)
+
 int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct ag_http_limits *lim,
 			struct ag_err *err)
 {
+	size_t align;
+
 	memset(p, 0, sizeof(*p));
 	p->lim = lim ? *lim : ag_http_default_limits;
 	p->is_request = is_request;
 	if (!p->lim.max_start_line || !p->lim.max_line || !p->lim.max_head || !p->lim.max_fields ||
 	    !p->lim.max_chunk_line)
 		return ag_errf(err, EINVAL, "http parser: every limit must be positive");
-	p->block = malloc(p->lim.max_head);
-	p->msg.headers = calloc(p->lim.max_fields, sizeof(*p->msg.headers));
-	if (!p->block || !p->msg.headers) {
-		ag_http_parser_release(p);
+	/* One allocation, the field array after the block: a parser per
+	 * message costs one malloc, and no zeroing (a field is read only
+	 * once it is written, below nfields + ntrailers). */
+	align = (p->lim.max_head + HEADERS_ALIGN - 1) / HEADERS_ALIGN * HEADERS_ALIGN;
+	if (align < p->lim.max_head ||
+	    p->lim.max_fields > (SIZE_MAX - align) / sizeof(*p->msg.headers))
+		return ag_errf(err, E2BIG, "http parser: head block of %zu bytes: too large",
+			       p->lim.max_head);
+	if (!(p->block = malloc(align + p->lim.max_fields * sizeof(*p->msg.headers))))
 		return ag_errf(err, ENOMEM, "http parser: head block of %zu bytes: out of memory",
 			       p->lim.max_head);
-	}
+	p->msg.headers = (struct ag_http_header *)(p->block + align);
 	p->state = ST_START;
 	return 0;
 }
@@ -205,7 +216,6 @@ int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct 
 void ag_http_parser_release(struct ag_http_parser *p)
 {
 	free(p->block);
-	free(p->msg.headers);
 	p->block = NULL;
 	p->msg.headers = NULL;
 }

@@ -158,7 +158,7 @@ struct ag_http_parser {
 	bool is_request;
 	bool expect_head;    /* the response answers a HEAD request */
 	bool line_started;   /* bytes of the current line are in the block */
-	char *block;	     /* lim.max_head bytes: head and trailers */
+	char *block;	     /* lim.max_head bytes: head and trailers; msg.headers after */
 	size_t used;	     /* bytes of the block holding complete lines */
 	size_t line_len;     /* bytes of the current, incomplete line */
 	uint64_t remaining;  /* of the Content-Length body or of the chunk */
