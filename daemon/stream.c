@@ -30,7 +30,8 @@
  *  - the chunk being sent is freed only by its send's completion, never
  *    while the kernel may still read it; a spare chunk or buffer is the
  *    loop's, so the stream forgets it as it gives it back (a wiped chunk
- *    is wiped first), and the loop's last stream to finish frees them;
+ *    is wiped first), and the loop's last stream to finish frees them,
+ *    with the spare head blocks of the MCP path's HTTP parsers (http.h);
  *  - a send is not prepared when bytes are queued but once per loop turn,
  *    just before the ring is submitted (ag_stream_flush): a head and a
  *    body written back to back then leave in one send and one segment,
@@ -48,6 +49,7 @@
 #include <openssl/crypto.h>
 
 #include "stream.h"
+#include "http.h"
 #include "loop.h"
 #include "tls.h"
 
@@ -142,10 +144,12 @@ void ag_stream_fini(struct ag_stream *s)
 	s->in = s->net = NULL;
 	s->dial = NULL;
 	s->why = NULL;
-	/* The loop's last stream: nobody will take the spares, they go. */
+	/* The loop's last stream: nobody will take the spares, they go, and
+	 * the HTTP parsers' spare head blocks (http.h) of its thread too. */
 	if (s->counted && !--s->l->spares.streams) {
 		ag_spares_drain(&s->l->spares.in);
 		ag_spares_drain(&s->l->spares.chunk);
+		ag_http_spares_drain();
 	}
 	s->counted = false;
 }

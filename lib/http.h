@@ -173,7 +173,10 @@ struct ag_http_parser {
  * lim NULL means ag_http_default_limits.  Allocates the head block. */
 int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct ag_http_limits *lim,
 			struct ag_err *err);
+/* Gives the head block back: one of the default limits' size to the thread's spares (http.c). */
 void ag_http_parser_release(struct ag_http_parser *p);
+/* Frees this thread's spare head blocks: the daemon's loop does when it has no connection left. */
+void ag_http_spares_drain(void);
 
 /*
  * Response parsers only: the next response answers a HEAD request, so it
