@@ -133,8 +133,16 @@ static bool is_ows(uint8_t c)
 	return c == ' ' || c == '\t';
 }
 
+/*
+ * The first byte, case folded, first: a field name is compared with many
+ * literals per message (hop-by-hop, allow-lists), and most differ there.
+ * Two bytes strncasecmp holds equal (the same, or one ASCII letter in two
+ * cases) are equal ORed with 0x20: a difference there is one to it too.
+ */
 static bool span_eq(const char *s, size_t n, const char *lit)
 {
+	if (n && (s[0] | 0x20) != (lit[0] | 0x20))
+		return false;
 	return strlen(lit) == n && !strncasecmp(s, lit, n);
 }
 
