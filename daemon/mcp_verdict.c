@@ -217,7 +217,7 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			if ((ret = remember_request(c, m)))
 				return ret;
 			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
-				snprintf(c->r->call.tool, sizeof(c->r->call.tool), "%s", m->name);
+				ag_strcpy_cut(c->r->call.tool, sizeof(c->r->call.tool), m->name);
 			if (b->count == 1 && m->id && !c->r->call.id)
 				c->r->call.id = json_incref(m->id);
 			continue;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The shared whole-file, buffer, LRU and spare-buffer helpers (lib/fileio.h,
- * lib/buf.h, lib/lru.h, lib/spares.h) against hostile cases: symlinks planted
- * at the temporary or the target name, a FIFO, a file longer than the cap or
- * grown after its size was read, size arithmetic that would overflow, the
- * LRU's order, and spares that stay bounded.
+ * The shared whole-file, buffer, LRU, spare-buffer and string-copy helpers
+ * (lib/fileio.h, lib/buf.h, lib/lru.h, lib/spares.h, lib/util.h) against
+ * hostile cases: symlinks planted at the temporary or the target name, a
+ * FIFO, a file longer than the cap or grown after its size was read, size
+ * arithmetic that would overflow, the LRU's order, spares that stay bounded,
+ * and a string copy cut to its room.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -285,6 +286,22 @@ TEST(buf_grow)
 	ASSERT_EQ(b.len, 7, "unchanged");
 	ag_buf_free(&b);
 	ASSERT_NULL(b.p, "freed");
+}
+
+/* ag_strcpy_cut writes what snprintf("%s") would: cut to cap - 1 bytes, always terminated. */
+TEST(strcpy_cut)
+{
+	static const char *const srcs[] = { "", "a", "abc", "abcd", "abcdefgh" };
+	char got[8], want[8];
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(srcs); i++)
+		for (size_t cap = 1; cap <= 5; cap++) {
+			memset(got, 'x', sizeof(got));
+			memset(want, 'x', sizeof(want));
+			ag_strcpy_cut(got, cap, srcs[i]);
+			snprintf(want, cap, "%s", srcs[i]);
+			ASSERT_MEMEQ(got, want, sizeof(got), srcs[i]);
+		}
 }
 
 /* Spares are reused newest first, never more than AG_SPARES_MAX are kept, and a drain frees all. */
