@@ -175,7 +175,10 @@ int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct 
 			struct ag_err *err);
 /* Gives the head block back: one of the default limits' size to the thread's spares (http.c). */
 void ag_http_parser_release(struct ag_http_parser *p);
-/* Frees this thread's spare head blocks: the daemon's loop does when it has no connection left. */
+/*
+ * Frees this thread's spare head blocks: the daemon's loop does when it has
+ * no connection left, and a thread that releases parsers must before it ends.
+ */
 void ag_http_spares_drain(void);
 
 /*
