@@ -8,14 +8,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
-#include "spares.h"
+#include "http_int.h"
 
 enum {
 	ST_START,  /* before the start line; empty lines are skipped */
@@ -192,43 +190,11 @@ bool ag_http_list_has(const char *value, size_t len, const char *token)
 	return false;
 }
 
-/* Where the field array starts after the head block. */
-#define HEADERS_ALIGN _Alignof(struct ag_http_header)
-
-/*
- * Spare blocks, per thread (the daemon's loop is one): a parser per
- * message takes the block of the last one released instead of a malloc
- * and a free of 35 KiB.  Only blocks of the default limits' size, at most
- * AG_SPARES_MAX, until ag_http_spares_drain.
- */
-static __thread struct ag_spares spare_blocks;
-
-/* A block's bytes with its field array after it (at *fields); 0: they overflow. */
-static size_t block_size(const struct ag_http_limits *lim, size_t *fields)
-{
-	size_t align = (lim->max_head + HEADERS_ALIGN - 1) / HEADERS_ALIGN * HEADERS_ALIGN;
-
-	if (align < lim->max_head ||
-	    lim->max_fields > (SIZE_MAX - align) / sizeof(struct ag_http_header))
-		return 0;
-	*fields = align;
-	return align + lim->max_fields * sizeof(struct ag_http_header);
-}
-
-static bool block_spare(size_t size)
-{
-	if (!spare_blocks.size) {
-		size_t fields;
-
-		spare_blocks.size = block_size(&ag_http_default_limits, &fields);
-	}
-	return size == spare_blocks.size;
-}
-
 int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct ag_http_limits *lim,
 			struct ag_err *err)
 {
-	size_t size, fields;
+	size_t fields;
+	int ret;
 
 	memset(p, 0, sizeof(*p));
 	p->lim = lim ? *lim : ag_http_default_limits;
@@ -236,17 +202,11 @@ int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct 
 	if (!p->lim.max_start_line || !p->lim.max_line || !p->lim.max_head || !p->lim.max_fields ||
 	    !p->lim.max_chunk_line)
 		return ag_errf(err, EINVAL, "http parser: every limit must be positive");
-	/* One allocation, the field array after the block: a parser per
-	 * message costs one malloc (or none), and no zeroing (a field is read
-	 * only once it is written, below nfields + ntrailers; the block only
-	 * up to used + line_len). */
-	if (!(size = block_size(&p->lim, &fields)))
-		return ag_errf(err, E2BIG, "http parser: head block of %zu bytes: too large",
-			       p->lim.max_head);
-	p->block = block_spare(size) ? ag_spares_get(&spare_blocks) : malloc(size);
-	if (!p->block)
-		return ag_errf(err, ENOMEM, "http parser: head block of %zu bytes: out of memory",
-			       p->lim.max_head);
+	/* No zeroing: a field is read only once it is written (below nfields +
+	 * ntrailers), the block only up to used + line_len. */
+	if ((ret = http_block_get(&p->lim, &p->block, &fields)))
+		return ag_errf(err, -ret, "http parser: head block of %zu bytes: %s",
+			       p->lim.max_head, ret == -E2BIG ? "too large" : "out of memory");
 	p->msg.headers = (struct ag_http_header *)(p->block + fields);
 	p->state = ST_START;
 	return 0;
@@ -254,19 +214,9 @@ int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct 
 
 void ag_http_parser_release(struct ag_http_parser *p)
 {
-	size_t fields;
-
-	if (block_spare(block_size(&p->lim, &fields)))
-		ag_spares_put(&spare_blocks, p->block);
-	else
-		free(p->block);
+	http_block_put(&p->lim, p->block);
 	p->block = NULL;
 	p->msg.headers = NULL;
-}
-
-void ag_http_spares_drain(void)
-{
-	ag_spares_drain(&spare_blocks);
 }
 
 void ag_http_parser_expect_head(struct ag_http_parser *p)

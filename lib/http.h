@@ -173,7 +173,7 @@ struct ag_http_parser {
  * lim NULL means ag_http_default_limits.  Allocates the head block. */
 int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct ag_http_limits *lim,
 			struct ag_err *err);
-/* Gives the head block back: one of the default limits' size to the thread's spares (http.c). */
+/* Gives the head block back: of the default size, to the thread's spares (http_block.c). */
 void ag_http_parser_release(struct ag_http_parser *p);
 /*
  * Frees this thread's spare head blocks: the daemon's loop does when it has
