@@ -445,8 +445,8 @@ static void policy_decide(const struct ag_decide_ctx *x, enum ag_policy_target t
 	ag_policy_call_decide(p->set, ents, &c, &p->res, &v);
 	ag_session_settle(p->sessions, &c, &v);
 	out->kind = v.kind;
-	snprintf(out->reason, sizeof(out->reason), "%s", v.reason);
-	snprintf(out->policies, sizeof(out->policies), "%s", v.policies);
+	ag_strcpy_cut(out->reason, sizeof(out->reason), v.reason);
+	ag_strcpy_cut(out->policies, sizeof(out->policies), v.policies);
 }
 
 /* ---- the decision point ----------------------------------------------- */
@@ -480,7 +480,7 @@ void ag_decide(const struct ag_decide_ctx *x, const struct ag_jsonrpc_msg *m,
 	out->reason[0] = '\0';
 	out->policies[0] = '\0';
 	memset(out->anomaly, 0, sizeof(out->anomaly));
-	snprintf(out->policy_commit, sizeof(out->policy_commit), "%s", p->commit);
+	ag_strcpy_cut(out->policy_commit, sizeof(out->policy_commit), p->commit);
 	if (ag_policy_target_of_method(m->mcp, &t))
 		return;
 	if (!m->name) {

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "ring.h"
+#include "stream.h"
 
 struct ag_daemon;
 struct ag_admit;
@@ -27,6 +28,7 @@ struct ag_loop {
 	struct ag_ring ring;
 	struct ag_daemon *d;
 	struct ag_list send_due; /* streams whose sends start at the next flush (stream.h) */
+	struct ag_stream_spares spares; /* their buffers given back (stream.h) */
 	bool stopping;
 	int status;		/* what ag_loop_run returns: 0, or the fatal error */
 	struct ag_admit *admit; /* admit.h */

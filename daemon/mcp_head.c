@@ -4,7 +4,6 @@
  * mcp_check.h and mcp_request.h applied to it, in the order that decides
  * which refusal the agent gets, and the upstream target chosen.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,7 +102,6 @@ bool mcp_request_head(struct mcp_conn *c)
 {
 	const struct ag_http_msg *m = &c->r->req.msg;
 	const struct ag_http_header *h;
-	char version[32];
 	struct ag_err err;
 
 	mcp_request_reset(c);
@@ -136,9 +134,8 @@ bool mcp_request_head(struct mcp_conn *c)
 	}
 	if (request_target(c, m))
 		return false;
-	copy_header(m, "MCP-Protocol-Version", version, sizeof(version));
-	c->r->call.v2026 = !strcmp(version, "2026-07-28");
-	snprintf(c->r->call.version, sizeof(c->r->call.version), "%s", version);
+	copy_header(m, "MCP-Protocol-Version", c->r->call.version, sizeof(c->r->call.version));
+	c->r->call.v2026 = !strcmp(c->r->call.version, "2026-07-28");
 	copy_header(m, "Host", c->r->call.host, sizeof(c->r->call.host));
 	copy_header(m, "Mcp-Session-Id", c->r->call.session_id, sizeof(c->r->call.session_id));
 	return true;

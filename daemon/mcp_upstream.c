@@ -171,12 +171,23 @@ void mcp_cred_wipe(struct mcp_conn *c)
 	c->r->cred.ready = false;
 }
 
-/* upstream_host keeps IPv6 brackets, so it goes into Host as it is. */
-static int upstream_authority(const struct ag_server_conf *s, char *out, size_t cap)
+/*
+ * "host[:port]", cut to cap as snprintf would, without a printf per call.
+ * upstream_host keeps IPv6 brackets, so it goes into Host as it is.
+ */
+static void upstream_authority(const struct ag_server_conf *s, char *out, size_t cap)
 {
-	if (s->upstream_port == (s->upstream_tls ? 443 : 80))
-		return snprintf(out, cap, "%s", s->upstream_host);
-	return snprintf(out, cap, "%s:%u", s->upstream_host, s->upstream_port);
+	char port[8], *p = port + sizeof(port) - 1; /* ":65535" */
+	size_t n;
+
+	*p = '\0';
+	if (s->upstream_port != (s->upstream_tls ? 443 : 80)) {
+		p = ag_audit_u64(s->upstream_port, p);
+		*--p = ':';
+	}
+	ag_strcpy_cut(out, cap, s->upstream_host);
+	n = strlen(out);
+	ag_strcpy_cut(out + n, cap - n, p);
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "mcp_check.h"
 #include "mcp_int.h"
 
@@ -22,7 +23,7 @@ int mcp_list_append(json_t **list, json_t *v)
 	return json_array_append(*list, v) ? -ENOMEM : 0;
 }
 
-/* A key of a pending set: in buf, or malloc'd in heap when longer. */
+/* A key of a pending set: in buf (an integer's at its end), or malloc'd in heap when longer. */
 struct id_key {
 	char buf[48];
 	char *heap;
@@ -40,8 +41,17 @@ static const char *id_key(json_t *id, struct id_key *k)
 
 	k->heap = NULL;
 	if (json_is_integer(id)) {
-		snprintf(k->buf, sizeof(k->buf), "i:%lld", (long long)json_integer_value(id));
-		return k->buf;
+		/* "i:%lld" without a printf per message: written from the end. */
+		json_int_t v = json_integer_value(id);
+		char *p = ag_audit_u64(v < 0 ? -(uint64_t)v : (uint64_t)v,
+				       k->buf + sizeof(k->buf) - 1);
+
+		k->buf[sizeof(k->buf) - 1] = '\0';
+		if (v < 0)
+			*--p = '-';
+		*--p = ':';
+		*--p = 'i';
+		return p;
 	}
 	if (!s)
 		return NULL;
@@ -207,7 +217,7 @@ static int decide_body(struct mcp_conn *c, struct ag_jsonrpc_body *b, json_t **k
 			if ((ret = remember_request(c, m)))
 				return ret;
 			if (m->mcp == AG_MCP_TOOLS_CALL && b->count == 1 && m->name)
-				snprintf(c->r->call.tool, sizeof(c->r->call.tool), "%s", m->name);
+				ag_strcpy_cut(c->r->call.tool, sizeof(c->r->call.tool), m->name);
 			if (b->count == 1 && m->id && !c->r->call.id)
 				c->r->call.id = json_incref(m->id);
 			continue;

@@ -10,7 +10,10 @@
  * came.  A receive that filled its buffer is followed by another at once
  * (a bulk transfer pays no poll per buffer); should the peer pause right
  * then, that receive holds its buffer until the next byte or the owner's
- * idle timeout.  Ordering hazards:
+ * idle timeout.  A buffer or send chunk "freed" goes to the loop's spares
+ * (stream.h) while there is room, and the next stream to need one takes
+ * it: a keep-alive connection costs no malloc of 48 KiB per request, an
+ * idle one still holds nothing.  Ordering hazards:
  *  - a receive in flight owns its buffer until its completion: the
  *    buffers are freed only where a poll is armed (arm_poll) or in fini,
  *    when nothing is in flight; under TLS receives fill net, and an empty
@@ -25,7 +28,10 @@
  *    tickets, alerts) and writing needs no input, so every place that runs
  *    OpenSSL flushes its output and kicks the send afterwards;
  *  - the chunk being sent is freed only by its send's completion, never
- *    while the kernel may still read it;
+ *    while the kernel may still read it; a spare chunk or buffer is the
+ *    loop's, so the stream forgets it as it gives it back (a wiped chunk
+ *    is wiped first), and the loop's last stream to finish frees them,
+ *    with the spare head blocks of the MCP path's HTTP parsers (http.h);
  *  - a send is not prepared when bytes are queued but once per loop turn,
  *    just before the ring is submitted (ag_stream_flush): a head and a
  *    body written back to back then leave in one send and one segment,
@@ -43,6 +49,7 @@
 #include <openssl/crypto.h>
 
 #include "stream.h"
+#include "http.h"
 #include "loop.h"
 #include "tls.h"
 
@@ -81,14 +88,36 @@ void ag_stream_init(struct ag_stream *s, struct ag_loop *l, struct ag_stream_own
 	s->fd = fd;
 	s->side = side;
 	ag_list_init(&s->send_due);
+	if (!l->spares.streams++) {
+		l->spares.in.size = AG_STREAM_IN_SIZE;
+		l->spares.chunk.size = sizeof(struct ag_chunk) + CHUNK_SIZE;
+	}
+	s->counted = true;
 }
 
-/* A credential sent upstream must not outlive its send in freed heap. */
+/* A receive buffer (in or net), a spare one when the loop has one. */
+static uint8_t *buf_get(struct ag_stream *s)
+{
+	return ag_spares_get(&s->l->spares.in);
+}
+
+static void buf_put(struct ag_stream *s, uint8_t *buf)
+{
+	ag_spares_put(&s->l->spares.in, buf);
+}
+
+/*
+ * A credential sent upstream must not outlive its send in freed heap, nor
+ * be left in a spare chunk.  Only chunks of the usual capacity are spares.
+ */
 static void chunk_free(const struct ag_stream *s, struct ag_chunk *c)
 {
 	if (s->wipe)
 		OPENSSL_cleanse(c->data, c->len);
-	free(c);
+	if (c->cap == CHUNK_SIZE)
+		ag_spares_put(&s->l->spares.chunk, c);
+	else
+		free(c);
 }
 
 void ag_stream_fini(struct ag_stream *s)
@@ -102,8 +131,8 @@ void ag_stream_fini(struct ag_stream *s)
 		next = c->next;
 		chunk_free(s, c);
 	}
-	free(s->in);
-	free(s->net);
+	buf_put(s, s->in);
+	buf_put(s, s->net);
 	free(s->dial);
 	if (s->why != why_oom)
 		free((char *)s->why);
@@ -115,6 +144,14 @@ void ag_stream_fini(struct ag_stream *s)
 	s->in = s->net = NULL;
 	s->dial = NULL;
 	s->why = NULL;
+	/* The loop's last stream: nobody will take the spares, they go, and
+	 * the HTTP parsers' spare head blocks (http.h) of its thread too. */
+	if (s->counted && !--s->l->spares.streams) {
+		ag_spares_drain(&s->l->spares.in);
+		ag_spares_drain(&s->l->spares.chunk);
+		ag_http_spares_drain();
+	}
+	s->counted = false;
 }
 
 static bool usable(const struct ag_stream *s)
@@ -161,7 +198,9 @@ static int queue(struct ag_stream *s, const void *buf, size_t len)
 		if (!t || t->len == t->cap) {
 			size_t cap = len > CHUNK_SIZE ? len : CHUNK_SIZE;
 
-			if (!(t = malloc(sizeof(*t) + cap)))
+			t = cap == CHUNK_SIZE ? ag_spares_get(&s->l->spares.chunk)
+					      : malloc(sizeof(*t) + cap);
+			if (!t)
 				return -ENOMEM;
 			t->next = NULL;
 			t->off = t->len = 0;
@@ -347,7 +386,7 @@ void ag_stream_consume(struct ag_stream *s, size_t n)
 /* The plaintext buffer, allocated when bytes come. */
 static bool in_alloc(struct ag_stream *s)
 {
-	if (!s->in && !(s->in = malloc(AG_STREAM_IN_SIZE))) {
+	if (!s->in && !(s->in = buf_get(s))) {
 		fail(s, ENOMEM, NULL);
 		return false;
 	}
@@ -445,7 +484,7 @@ static int tls_pump(struct ag_stream *s)
 	kick_send(s);
 	/* Under TLS no receive writes to in: empty, it can go at once. */
 	if (!s->in_len) {
-		free(s->in);
+		buf_put(s, s->in);
 		s->in = NULL;
 		s->in_off = 0;
 	}
@@ -460,8 +499,8 @@ static void arm_poll(struct ag_stream *s)
 {
 	struct io_uring_sqe *sqe;
 
-	free(s->in);
-	free(s->net);
+	buf_put(s, s->in);
+	buf_put(s, s->net);
 	s->in = s->net = NULL;
 	s->in_off = 0;
 	if (!(sqe = stream_sqe(s, OP_POLL)))
@@ -476,7 +515,7 @@ static void recv_now(struct ag_stream *s)
 	struct io_uring_sqe *sqe;
 
 	if (s->tls) {
-		if (!s->net && !(s->net = malloc(AG_STREAM_IN_SIZE))) {
+		if (!s->net && !(s->net = buf_get(s))) {
 			fail(s, ENOMEM, NULL);
 			return;
 		}

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "ring.h"
+#include "spares.h"
 
 struct ag_loop;
 
@@ -62,6 +63,19 @@ void ag_stream_owner_put(struct ag_stream_owner *o);
 /* Writers stop producing above this many queued bytes (backpressure). */
 #define AG_STREAM_HIGH_WATER (256 * 1024)
 
+/*
+ * The loop's spare stream buffers (lib/spares.h): a keep-alive connection
+ * that gives its receive buffer and its send chunk back after a request
+ * takes them again for the next one, without a malloc and a free of 48
+ * KiB.  Kept only while the loop has streams: the last one to go frees
+ * them, so a loop without connections holds none.
+ */
+struct ag_stream_spares {
+	unsigned int streams;	/* initialised and not finished yet */
+	struct ag_spares in;	/* AG_STREAM_IN_SIZE: in and net */
+	struct ag_spares chunk; /* chunks of the usual capacity (stream.c) */
+};
+
 struct ag_stream {
 	struct ag_io io;
 	struct ag_loop *l;
@@ -84,6 +98,7 @@ struct ag_stream {
 	bool failed;
 	bool was_high; /* the queue went above the high mark: DRAINED is due */
 	bool more;     /* the last receive filled its buffer: more may be waiting */
+	bool counted;  /* in l->spares.streams: between init and fini */
 	int error;
 	const char *why; /* once failed: TLS failures say more than an errno */
 	/* Plaintext received: in[in_off, in_off + in_len); NULL while waiting. */

@@ -549,8 +549,10 @@ void ag_audit_buf_free(struct ag_audit_buf *b)
 const struct ag_audit_member *ag_audit_member_get(const struct ag_audit_member *m, size_t n,
 						  const char *key)
 {
+	/* The first byte first: most keys differ there, and a record is
+	 * searched for every reserved key, then by the metrics. */
 	for (size_t i = 0; i < n; i++)
-		if (!strcmp(m[i].key, key) && !member_dropped(&m[i]))
+		if (m[i].key[0] == key[0] && !strcmp(m[i].key, key) && !member_dropped(&m[i]))
 			return &m[i];
 	return NULL;
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "http_int.h"
 
 enum {
 	ST_START,  /* before the start line; empty lines are skipped */
@@ -131,8 +131,16 @@ static bool is_ows(uint8_t c)
 	return c == ' ' || c == '\t';
 }
 
+/*
+ * The first byte, case folded, first: a field name is compared with many
+ * literals per message (hop-by-hop, allow-lists), and most differ there.
+ * Two bytes strncasecmp holds equal (the same, or one ASCII letter in two
+ * cases) are equal ORed with 0x20: a difference there is one to it too.
+ */
 static bool span_eq(const char *s, size_t n, const char *lit)
 {
+	if (n && (s[0] | 0x20) != (lit[0] | 0x20))
+		return false;
 	return strlen(lit) == n && !strncasecmp(s, lit, n);
 }
 
@@ -185,27 +193,28 @@ bool ag_http_list_has(const char *value, size_t len, const char *token)
 int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct ag_http_limits *lim,
 			struct ag_err *err)
 {
+	size_t fields;
+	int ret;
+
 	memset(p, 0, sizeof(*p));
 	p->lim = lim ? *lim : ag_http_default_limits;
 	p->is_request = is_request;
 	if (!p->lim.max_start_line || !p->lim.max_line || !p->lim.max_head || !p->lim.max_fields ||
 	    !p->lim.max_chunk_line)
 		return ag_errf(err, EINVAL, "http parser: every limit must be positive");
-	p->block = malloc(p->lim.max_head);
-	p->msg.headers = calloc(p->lim.max_fields, sizeof(*p->msg.headers));
-	if (!p->block || !p->msg.headers) {
-		ag_http_parser_release(p);
-		return ag_errf(err, ENOMEM, "http parser: head block of %zu bytes: out of memory",
-			       p->lim.max_head);
-	}
+	/* No zeroing: a field is read only once it is written (below nfields +
+	 * ntrailers), the block only up to used + line_len. */
+	if ((ret = http_block_get(&p->lim, &p->block, &fields)))
+		return ag_errf(err, -ret, "http parser: head block of %zu bytes: %s",
+			       p->lim.max_head, ret == -E2BIG ? "too large" : "out of memory");
+	p->msg.headers = (struct ag_http_header *)(p->block + fields);
 	p->state = ST_START;
 	return 0;
 }
 
 void ag_http_parser_release(struct ag_http_parser *p)
 {
-	free(p->block);
-	free(p->msg.headers);
+	http_block_put(&p->lim, p->block);
 	p->block = NULL;
 	p->msg.headers = NULL;
 }

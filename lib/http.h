@@ -158,7 +158,7 @@ struct ag_http_parser {
 	bool is_request;
 	bool expect_head;    /* the response answers a HEAD request */
 	bool line_started;   /* bytes of the current line are in the block */
-	char *block;	     /* lim.max_head bytes: head and trailers */
+	char *block;	     /* lim.max_head bytes: head and trailers; msg.headers after */
 	size_t used;	     /* bytes of the block holding complete lines */
 	size_t line_len;     /* bytes of the current, incomplete line */
 	uint64_t remaining;  /* of the Content-Length body or of the chunk */
@@ -173,7 +173,13 @@ struct ag_http_parser {
  * lim NULL means ag_http_default_limits.  Allocates the head block. */
 int ag_http_parser_init(struct ag_http_parser *p, bool is_request, const struct ag_http_limits *lim,
 			struct ag_err *err);
+/* Gives the head block back: of the default size, to the thread's spares (http_block.c). */
 void ag_http_parser_release(struct ag_http_parser *p);
+/*
+ * Frees this thread's spare head blocks: the daemon's loop does when it has
+ * no connection left, and a thread that releases parsers must before it ends.
+ */
+void ag_http_spares_drain(void);
 
 /*
  * Response parsers only: the next response answers a HEAD request, so it

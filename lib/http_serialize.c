@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "http.h"
 
 /* Fields that describe one hop (RFC 9110 7.6.1) or the framing, which the
@@ -122,6 +123,24 @@ static int check_start(const char *method, const char *target, struct ag_err *er
 	return 0;
 }
 
+/* " %03d " as printf writes it, without a printf per response: a parsed status is 100..599. */
+static void put_status(struct out *o, int status)
+{
+	char num[16];
+
+	if (status < 0 || status > 999) {
+		snprintf(num, sizeof(num), " %03d ", status);
+		put_str(o, num);
+		return;
+	}
+	num[0] = ' ';
+	num[1] = (char)('0' + status / 100);
+	num[2] = (char)('0' + status / 10 % 10);
+	num[3] = (char)('0' + status % 10);
+	num[4] = ' ';
+	put(o, num, 5);
+}
+
 int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edit *e, char *buf,
 			   size_t cap, size_t *out_len, struct ag_err *err)
 {
@@ -150,9 +169,8 @@ int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edi
 		put(&o, " ", 1);
 		put_str(&o, version);
 	} else {
-		snprintf(num, sizeof(num), " %03d ", m->status);
 		put_str(&o, version);
-		put_str(&o, num);
+		put_status(&o, m->status);
 		put(&o, m->reason, m->reason_len);
 	}
 	put(&o, "\r\n", 2);
@@ -166,8 +184,9 @@ int ag_http_serialize_head(const struct ag_http_msg *m, const struct ag_http_edi
 		put_field(&o, e->add[i].name, e->add[i].name_len, e->add[i].value,
 			  e->add[i].value_len);
 	if (e->framing == AG_HTTP_BODY_LENGTH) {
-		snprintf(num, sizeof(num), "%" PRIu64, e->content_length);
-		put_field(&o, "Content-Length", 14, num, strlen(num));
+		const char *d = ag_audit_u64(e->content_length, num + sizeof(num));
+
+		put_field(&o, "Content-Length", 14, d, (size_t)(num + sizeof(num) - d));
 	} else if (e->framing == AG_HTTP_BODY_CHUNKED) {
 		put_str(&o, "Transfer-Encoding: chunked\r\n");
 	}

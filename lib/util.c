@@ -85,6 +85,14 @@ void ag_log(enum ag_log_level level, const char *event, const char *fmt, ...)
 		return;
 }
 
+void ag_strcpy_cut(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 const char *ag_logq(char *buf, size_t len, const char *s)
 {
 	size_t o = 0;

@@ -44,6 +44,9 @@ void ag_log(enum ag_log_level level, const char *event, const char *fmt, ...)
 /* Quote s for logfmt into buf (always quoted, escapes ", \ and controls). */
 const char *ag_logq(char *buf, size_t len, const char *s);
 
+/* snprintf(dst, cap, "%s", src) without printf, for the per-call path: cap > 0. */
+void ag_strcpy_cut(char *dst, size_t cap, const char *src);
+
 /* Formats an address as "a.b.c.d:port" (v4-mapped) or "[v6]:port". */
 const char *ag_addr_fmt(const __u8 addr[16], __u16 port, char *buf, size_t len);
 /* Parses "a.b.c.d", "v6" with optional "/prefix"; v4 becomes v4-mapped and

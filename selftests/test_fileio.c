@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The shared whole-file, buffer and LRU helpers (lib/fileio.h, lib/buf.h,
- * lib/lru.h) against hostile cases: symlinks planted at the temporary or the
- * target name, a FIFO, a file longer than the cap or grown after its size
- * was read, size arithmetic that would overflow, and the LRU's order.
+ * The shared whole-file, buffer, LRU, spare-buffer and string-copy helpers
+ * (lib/fileio.h, lib/buf.h, lib/lru.h, lib/spares.h, lib/util.h) against
+ * hostile cases: symlinks planted at the temporary or the target name, a
+ * FIFO, a file longer than the cap or grown after its size was read, size
+ * arithmetic that would overflow, the LRU's order, spares that stay bounded,
+ * and a string copy cut to its room.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include "fileio.h"
 #include "kern_internal.h"
 #include "lru.h"
+#include "spares.h"
 #include "test.h"
 
 struct fdir {
@@ -283,6 +286,50 @@ TEST(buf_grow)
 	ASSERT_EQ(b.len, 7, "unchanged");
 	ag_buf_free(&b);
 	ASSERT_NULL(b.p, "freed");
+}
+
+/* ag_strcpy_cut writes what snprintf("%s") would: cut to cap - 1 bytes, always terminated. */
+TEST(strcpy_cut)
+{
+	static const char *const srcs[] = { "", "a", "abc", "abcd", "abcdefgh" };
+	char got[8], want[8];
+
+	for (size_t i = 0; i < AG_ARRAY_SIZE(srcs); i++)
+		for (size_t cap = 1; cap <= 5; cap++) {
+			memset(got, 'x', sizeof(got));
+			memset(want, 'x', sizeof(want));
+			ag_strcpy_cut(got, cap, srcs[i]);
+			snprintf(want, cap, "%s", srcs[i]);
+			ASSERT_MEMEQ(got, want, sizeof(got), srcs[i]);
+		}
+}
+
+/* Spares are reused newest first, never more than AG_SPARES_MAX are kept, and a drain frees all. */
+TEST(spares_bounded)
+{
+	struct ag_spares sp = { .size = 32 * 1024 };
+	void *b[AG_SPARES_MAX + 2], *again;
+
+	for (int i = 0; i < AG_SPARES_MAX + 2; i++)
+		if (!ASSERT_TRUE((b[i] = ag_spares_get(&sp)) != NULL, "a buffer"))
+			return;
+	ASSERT_EQ(sp.nr, 0, "nothing kept yet");
+	memset(b[0], 0xa5, sp.size); /* the whole size is usable */
+	for (int i = 0; i < AG_SPARES_MAX + 2; i++)
+		ag_spares_put(&sp, b[i]); /* the two beyond the bound are freed */
+	ASSERT_EQ(sp.nr, AG_SPARES_MAX, "bounded");
+	ag_spares_put(&sp, NULL);
+	ASSERT_EQ(sp.nr, AG_SPARES_MAX, "NULL is not kept");
+	again = ag_spares_get(&sp);
+	ASSERT_TRUE(again == b[AG_SPARES_MAX - 1], "the newest kept comes back first");
+	ASSERT_EQ(sp.nr, AG_SPARES_MAX - 1, "taken");
+	ag_spares_put(&sp, again);
+	ag_spares_drain(&sp);
+	ASSERT_EQ(sp.nr, 0, "drained");
+	again = ag_spares_get(&sp);
+	ASSERT_TRUE(again != NULL, "a fresh buffer after the drain");
+	ag_spares_put(&sp, again);
+	ag_spares_drain(&sp);
 }
 
 TEST(lru_order)

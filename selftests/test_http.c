@@ -535,6 +535,17 @@ TEST(http_limits)
 		lim.max_head = 0;
 		ASSERT_EQ(ag_http_parser_init(&p, true, &lim, &err), -EINVAL, "rejected");
 	}
+	if (test__start_subtest("head_size_wraps")) {
+		struct ag_http_parser p;
+		struct ag_err err;
+
+		/* The block and the field array after it are one size: it must not wrap. */
+		lim = ag_http_default_limits;
+		lim.max_head = SIZE_MAX - 2;
+		ASSERT_EQ(ag_http_parser_init(&p, true, &lim, &err), -E2BIG, "block rounded up");
+		lim.max_head = SIZE_MAX - 64 * sizeof(struct ag_http_header);
+		ASSERT_EQ(ag_http_parser_init(&p, true, &lim, &err), -E2BIG, "fields after it");
+	}
 	free(big);
 }
 
