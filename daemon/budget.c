@@ -8,9 +8,11 @@
  * for an agent without a quota entry, so the daemon skips its system call
  * for those it knows have none: the ids with an entry are read from the
  * map at start (after the control socket listens, so a change made before
- * is read and one made after is told) and again whenever agentgatectl
- * quota set says it changed one ("budgets_changed", control.c).  Until the
- * first read, or after one that failed, every call is charged.
+ * is read and one made after is told), again whenever agentgatectl quota
+ * set says it changed one ("budgets_changed", control.c), and by a call
+ * that finds them read more than QUOTA_REREAD_NS ago, so an entry written
+ * by anything else (bpftool) is charged within that time.  Until the first
+ * read, or after one that failed, every call is charged.
  *
  * Loop protection is daemon memory, per configured agent, allocated at the
  * agent's first call:
@@ -45,6 +47,8 @@
 #define LOOP_CALLS 1024
 #define LOOP_BUCKETS 2048 /* a power of two */
 #define LOOP_NIL UINT32_MAX
+/* How stale the ids with a quota entry may be when a call is charged. */
+#define QUOTA_REREAD_NS 1000000000ull
 
 struct loop_call {
 	uint8_t hash[32];
@@ -67,6 +71,7 @@ struct loop_agent {
 struct ag_budget_state {
 	/* The agent ids with a quota entry, sorted; valid only when known. */
 	bool known;
+	uint64_t read_ns; /* when they were last read (or tried) */
 	size_t nr_quota;
 	uint64_t *quota_ids;
 	/* Loop protection per configured agent, by its position in d->conf.agents. */
@@ -143,6 +148,7 @@ void ag_budget_refresh(struct ag_daemon *d)
 		return;
 	/* Fail closed: while the ids are read, and if that fails, every call is charged. */
 	b->known = false;
+	b->read_ns = ag_now_ns();
 	ids = malloc(AG_MAX_AGENTS * sizeof(*ids));
 	if (!ids)
 		e = ENOMEM;
@@ -170,11 +176,16 @@ void ag_budget_refresh(struct ag_daemon *d)
 	b->known = true;
 }
 
-/* Whether quota_charge would find agent_id's entry, as far as the daemon can tell. */
-static bool may_have_quota(const struct ag_daemon *d, uint64_t agent_id)
+/*
+ * Whether quota_charge would find agent_id's entry, as far as the daemon
+ * can tell: ids read more than QUOTA_REREAD_NS ago are read again first.
+ */
+static bool may_have_quota(struct ag_daemon *d, uint64_t agent_id)
 {
-	const struct ag_budget_state *b = d->budget;
+	struct ag_budget_state *b = d->budget;
 
+	if (b && ag_now_ns() - b->read_ns >= QUOTA_REREAD_NS)
+		ag_budget_refresh(d);
 	return !b || !b->known ||
 	       bsearch(&agent_id, b->quota_ids, b->nr_quota, sizeof(agent_id), id_cmp);
 }

@@ -37,8 +37,9 @@ void ag_budget_check(struct ag_daemon *d, const struct ag_agent_conf *ac, const 
 int ag_budget_init(struct ag_daemon *d, struct ag_err *err);
 /*
  * Reads which agents have a quota entry (budget.c): once the control
- * socket listens, and whenever the entries change ("budgets_changed").
- * Fails closed: until a read succeeds every call is charged.
+ * socket listens, whenever the entries change ("budgets_changed"), and
+ * from a call that finds the last read over a second old.  Fails closed:
+ * until a read succeeds every call is charged.
  */
 void ag_budget_refresh(struct ag_daemon *d);
 void ag_budget_fini(struct ag_daemon *d);

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cgroup.h"
+#include "kern.h"
 #include "mcplib.h"
 #include "test.h"
 #include "testlib.h"
@@ -430,9 +431,13 @@ static long long charges_run(const struct mcp_env *e)
 TEST(budget_set_live)
 {
 	struct exchange *x = shared_alloc(sizeof(*x));
+	struct ag_quota_limits lim = { .calls_per_minute = 2 };
 	struct mcp_env e = { 0 };
-	char *out = NULL;
+	char *out = NULL, cg[PATH_MAX];
+	struct ag_kern k;
+	struct ag_err err;
 	long long runs;
+	uint64_t id;
 	/* Counts runs while open; the sysctl is left as it is. */
 	int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 
@@ -459,6 +464,22 @@ TEST(budget_set_live)
 	calls(&e, x, 20, 3, "{}");
 	ASSERT_NULL(strstr(x->response, "isError"), "budget removed: every call served");
 	ASSERT_EQ(charges_run(&e), runs, "budget removed: no quota_charge run");
+	/*
+	 * A quota entry written straight into the map, as bpftool would,
+	 * with nobody telling the daemon: charged within a second all the
+	 * same, never left uncharged until a restart.
+	 */
+	snprintf(cg, sizeof(cg), "%s/a", e.d.in.cg_agents);
+	if (ASSERT_OK(ag_cgroup_id(cg, &id, &err), err.msg) &&
+	    ASSERT_OK(ag_kern_open(&k, &e.d.in, &err), err.msg)) {
+		ASSERT_OK(ag_quota_set(&k, id, &lim, &err), err.msg);
+		ag_kern_close(&k);
+	}
+	usleep(1100000);
+	calls(&e, x, 30, 3, "{}");
+	ASSERT_STRHAS(x->response, "\"id\":31,\"result\":{\"content\"", "2nd call served");
+	ASSERT_STRHAS(x->response, "calls_per_minute (2)",
+		      "3rd refused by the budget nobody announced");
 out:
 	if (stats_fd >= 0)
 		close(stats_fd);
