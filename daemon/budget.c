@@ -11,8 +11,10 @@
  * is read and one made after is told), again whenever agentgatectl quota
  * set says it changed one ("budgets_changed", control.c), and by a call
  * that finds them read more than QUOTA_REREAD_NS ago, so an entry written
- * by anything else (bpftool) is charged within that time.  Until the first
- * read, or after one that failed, every call is charged.
+ * by anything else (bpftool) is charged within that time (the price: a
+ * walk of the quota map, a system call per entry, at most once a second
+ * while calls come).  Until the first read, or after one that failed,
+ * every call is charged.
  *
  * Loop protection is daemon memory, per configured agent, allocated at the
  * agent's first call:
