@@ -182,6 +182,19 @@ TEST(http_valid_requests)
 		expect_parse(
 		    true, "POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", 0,
 		    "H POST /mcp 1.1 Host=h|Content-Length=5| framing=1 ka=1\nB:hello\nT:\nE\n");
+	/* Field names in any case frame the message the same (span_eq's folded first byte). */
+	if (test__start_subtest("field_names_any_case")) {
+		expect_parse(
+		    true, "POST / HTTP/1.1\r\nhOST: h\r\ncONTENT-lENGTH: 5\r\n\r\nhello", 0,
+		    "H POST / 1.1 hOST=h|cONTENT-lENGTH=5| framing=1 ka=1\nB:hello\nT:\nE\n");
+		expect_parse(
+		    true,
+		    "POST / HTTP/1.1\r\nHost: h\r\ntRANSFER-eNCODING: chunked\r\n"
+		    "cONNECTION: close\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+		    0,
+		    "H POST / 1.1 Host=h|tRANSFER-eNCODING=chunked|cONNECTION=close| framing=2 "
+		    "ka=0\nB:x\nT:\nE\n");
+	}
 	if (test__start_subtest("chunked_extensions_trailers"))
 		expect_parse(true,
 			     "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
