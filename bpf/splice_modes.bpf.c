@@ -15,8 +15,6 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-#define BPF_F_INGRESS 1
-
 char LICENSE[] SEC("license") = "GPL";
 
 enum { ROLE_ACCEPTED = 1, ROLE_UPSTREAM = 2, ROLE_CLIENT = 3 };
