@@ -91,3 +91,31 @@ daemon_ready() {
 	done
 	timeout 5 $3 agents >/dev/null 2>&1 || die "$2: agentgated not ready: $(cat "$4")"
 }
+
+# rounds: a warm-up of every path in PATHS, then ROUNDS rounds into
+# $TMP/results, the order rotated each round so no path always goes first.
+# The caller's run PATH ROUND measures one path.
+rounds() {
+	local p r order=("${PATHS[@]}")
+
+	for p in "${PATHS[@]}"; do run "$p" warm; done
+	: >"$TMP/results"
+	for r in $(seq "$ROUNDS"); do
+		for p in "${order[@]}"; do run "$p" "$r"; done
+		order=("${order[@]:1}" "${order[0]}")
+	done
+}
+
+# daemons_healthy: every daemon in AG_PID still runs and logged no error.
+daemons_healthy() {
+	local k
+
+	for k in "${!AG_PID[@]}"; do
+		kill -0 "${AG_PID[$k]}" 2>/dev/null ||
+			die "$k: agentgated died: $(tail -n 20 "$TMP/$k/agentgated.log")"
+		if grep -E 'level=(error|crit|alert|emerg)|ERROR|panic|assert' \
+			"$TMP/$k/agentgated.log" >"$TMP/errs"; then
+			die "$k: agentgated logged errors: $(head -n 20 "$TMP/errs")"
+		fi
+	done
+}

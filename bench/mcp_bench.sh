@@ -279,23 +279,10 @@ fsync_p50() {
 		sed -n 's/.*fdatasync p50 \([0-9]*\)us.*/\1/p'
 }
 FSYNC0=$(fsync_p50)
-for p in "${PATHS[@]}"; do run "$p" warm; done
-: >"$TMP/results"
-ORDER=("${PATHS[@]}")
-for r in $(seq "$ROUNDS"); do
-	for p in "${ORDER[@]}"; do run "$p" "$r"; done
-	ORDER=("${ORDER[@]:1}" "${ORDER[0]}") # rotate: no path always goes first
-done
+rounds
 
 # ---- the daemon's health --------------------------------------------------
-for k in "${!AG_PID[@]}"; do
-	kill -0 "${AG_PID[$k]}" 2>/dev/null ||
-		die "$k: agentgated died: $(tail -n 20 "$TMP/$k/agentgated.log")"
-	if grep -E 'level=(error|crit|alert|emerg)|ERROR|panic|assert' "$TMP/$k/agentgated.log" \
-		>"$TMP/errs"; then
-		die "$k: agentgated logged errors: $(head -n 20 "$TMP/errs")"
-	fi
-done
+daemons_healthy
 [ -s "$TMP/upstream.err" ] && die "mcp_upstream: $(head -n 5 "$TMP/upstream.err")"
 
 # ---- restart and idle connections ---------------------------------------------

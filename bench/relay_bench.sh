@@ -170,21 +170,10 @@ run() {
 echo "relay_bench: plain relay through direct, nginx $("$NGINX" -v 2>&1 | sed 's/.*\///')" \
 	"stream, agentgated spliced and copying; wrk -t1 -c$CONNS, ${SECS} s x $ROUNDS rounds;" \
 	"$(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
-for p in "${PATHS[@]}"; do run "$p" warm; done
-: >"$TMP/results"
-ORDER=("${PATHS[@]}")
-for r in $(seq "$ROUNDS"); do
-	for p in "${ORDER[@]}"; do run "$p" "$r"; done
-	ORDER=("${ORDER[@]:1}" "${ORDER[0]}") # rotate: no path always goes first
-done
+rounds
 
 # ---- the daemons' health, and that each path was what it says -----------------
-for k in "${!AG_PID[@]}"; do
-	kill -0 "${AG_PID[$k]}" 2>/dev/null ||
-		die "$k: agentgated died: $(tail -n 20 "$TMP/$k/agentgated.log")"
-	grep -E 'level=(error|crit|alert|emerg)' "$TMP/$k/agentgated.log" >"$TMP/errs" &&
-		die "$k: agentgated logged errors: $(head -n 20 "$TMP/errs")"
-done
+daemons_healthy
 [ "$(relay_field splice splice)" = True ] ||
 	die "splice: the kernel refused: $(relay_field splice splice_off)"
 [ "$(relay_field splice bytes_copied)" = 0 ] ||
