@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,8 @@ enum { ROLE_ACCEPTED = 1, ROLE_UPSTREAM = 2, ROLE_CLIENT = 3 };
 struct conn {
 	int client, accepted, upstream, server;
 	int stop[2]; /* a pipe: the copier ends when its write end closes */
+	uint16_t accepted_port;
+	bool echo_on;
 	pthread_t echo, copier;
 	struct splice_modes_bpf *skel;
 };
@@ -219,7 +222,15 @@ static int splice_setup(struct conn *c, enum mode m, uint16_t accepted_port)
 	return m == MSG_INGRESS && put(socks, ROLE_CLIENT, c->client) ? -errno : 0;
 }
 
+/* A connection in mode m, with the echo server unless checking, spliced unless deferred. */
+static void conn_open_as(struct conn *c, enum mode m, bool echo_on, bool splice_later);
+
 static void conn_open(struct conn *c, enum mode m)
+{
+	conn_open_as(c, m, true, false);
+}
+
+static void conn_open_as(struct conn *c, enum mode m, bool echo_on, bool splice_later)
 {
 	uint16_t sport, pport;
 	int sl = listen_any(&sport), pl = listen_any(&pport), ret = 0;
@@ -240,18 +251,22 @@ static void conn_open(struct conn *c, enum mode m)
 			exit(1);
 		}
 		pthread_create(&c->copier, NULL, copier, c);
-	} else if (m != DIRECT && (ret = splice_setup(c, m, pport))) {
+	} else if (m != DIRECT && !splice_later && (ret = splice_setup(c, m, pport))) {
 		fprintf(stderr, "splice_modes: %s: %s\n", mode_name[m], strerror(-ret));
 		exit(1);
 	}
-	pthread_create(&c->echo, NULL, echo, c);
+	c->accepted_port = pport;
+	c->echo_on = echo_on;
+	if (echo_on)
+		pthread_create(&c->echo, NULL, echo, c);
 }
 
 static void conn_close(struct conn *c)
 {
 	shutdown(c->client, SHUT_RDWR);
 	shutdown(c->server, SHUT_RDWR);
-	pthread_join(c->echo, NULL);
+	if (c->echo_on)
+		pthread_join(c->echo, NULL);
 	if (c->stop[1] >= 0) {
 		close(c->stop[1]);
 		pthread_join(c->copier, NULL);
@@ -313,12 +328,188 @@ static double median(double *v, int n)
 	return v[n / 2];
 }
 
+/*
+ * check: what a relay built on each mode would have to cope with, beyond
+ * its speed.  Every byte of BULK each way at once, checked (blocking
+ * writers, then non-blocking ones that see partial writes); how much the
+ * kernel takes from a writer whose reader reads nothing for a second (a
+ * bound, or memory an agent could pin); and whether a reader already
+ * blocked in recv() when its socket joins the map gets what is
+ * redirected to it.
+ */
+#define BULK (8u << 20)
+
+static unsigned char pattern(uint64_t i, unsigned int seed)
+{
+	return (unsigned char)((i * 131 + (i >> 11) * 7 + seed) & 0xff);
+}
+
+struct stream {
+	int fd;
+	unsigned int seed;
+	uint64_t n;    /* to write, or to read */
+	bool nonblock; /* the writer's: poll, and partial writes */
+	uint64_t done, bad;
+	int err;
+};
+
+static void *stream_write(void *arg)
+{
+	struct stream *w = arg;
+	unsigned char b[64 * 1024];
+
+	while (w->done < w->n) {
+		size_t k = w->n - w->done < sizeof(b) ? w->n - w->done : sizeof(b);
+		ssize_t r;
+
+		for (size_t i = 0; i < k; i++)
+			b[i] = pattern(w->done + i, w->seed);
+		r = send(w->fd, b, k, w->nonblock ? MSG_DONTWAIT : 0);
+		if (r < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = w->fd, .events = POLLOUT };
+
+			if (poll(&p, 1, 5000) != 1)
+				break;
+			continue;
+		}
+		if (r <= 0) {
+			w->err = errno;
+			break;
+		}
+		w->done += (uint64_t)r;
+	}
+	return NULL;
+}
+
+static void *stream_read(void *arg)
+{
+	struct stream *rd = arg;
+	unsigned char b[64 * 1024];
+	ssize_t r;
+
+	while (rd->done < rd->n && (r = recv(rd->fd, b, sizeof(b), 0)) > 0) {
+		for (ssize_t i = 0; i < r; i++)
+			rd->bad += b[i] != pattern(rd->done + (uint64_t)i, rd->seed);
+		rd->done += (uint64_t)r;
+	}
+	return NULL;
+}
+
+/* BULK each way at once; every byte in order, none lost. */
+static void check_bulk(enum mode m, bool nonblock)
+{
+	struct stream up_w = { .seed = 1, .n = BULK, .nonblock = nonblock }, up_r = up_w;
+	struct stream down_w = { .seed = 2, .n = BULK, .nonblock = nonblock }, down_r = down_w;
+	pthread_t t[3];
+	struct conn c;
+	double t0 = now_s();
+
+	conn_open_as(&c, m, false, false);
+	up_w.fd = c.client;
+	up_r.fd = c.server;
+	down_w.fd = c.server;
+	down_r.fd = c.client;
+	pthread_create(&t[0], NULL, stream_write, &up_w);
+	pthread_create(&t[1], NULL, stream_read, &up_r);
+	pthread_create(&t[2], NULL, stream_write, &down_w);
+	stream_read(&down_r);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	printf("%-7s bulk%-9s up %8llu bytes %llu wrong, down %8llu bytes %llu wrong, %.2f s%s\n",
+	       mode_name[m], nonblock ? " nonblock" : "", (unsigned long long)up_r.done,
+	       (unsigned long long)up_r.bad, (unsigned long long)down_r.done,
+	       (unsigned long long)down_r.bad, now_s() - t0,
+	       up_r.done == BULK && down_r.done == BULK && !up_r.bad && !down_r.bad ? ""
+										    : "  LOST");
+	conn_close(&c);
+}
+
+/* What the server can write while the client reads nothing for a second. */
+static void check_slow_reader(enum mode m)
+{
+	struct stream w = { .seed = 3, .n = 256u << 20, .nonblock = true }, r = { .seed = 3 };
+	double t0 = now_s();
+	struct conn c;
+
+	conn_open_as(&c, m, false, false);
+	w.fd = c.server;
+	while (now_s() - t0 < 1.0 && w.done < w.n) {
+		ssize_t k;
+		unsigned char b[64 * 1024];
+
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = pattern(w.done + i, w.seed);
+		k = send(w.fd, b, sizeof(b), MSG_DONTWAIT);
+		if (k > 0)
+			w.done += (uint64_t)k;
+		else
+			usleep(1000);
+	}
+	r.fd = c.client;
+	r.n = w.done;
+	stream_read(&r);
+	printf("%-7s slow reader: %6.1f MiB taken from the writer in 1 s, %s\n", mode_name[m],
+	       (double)w.done / (1 << 20),
+	       r.done == w.done && !r.bad ? "all read back in order" : "LOST");
+	conn_close(&c);
+}
+
+static void *blocked_recv(void *arg)
+{
+	struct stream *rd = arg;
+
+	stream_read(rd);
+	return NULL;
+}
+
+/* A reader blocked in recv() before the splice starts, then 64 bytes. */
+static void check_blocked_reader(enum mode m)
+{
+	struct stream r = { .seed = 4, .n = MSG }, w = { .seed = 4, .n = MSG };
+	pthread_t t;
+	struct conn c;
+	double t0;
+	int ret;
+
+	conn_open_as(&c, m, false, true);
+	r.fd = c.client;
+	w.fd = c.server;
+	pthread_create(&t, NULL, blocked_recv, &r);
+	usleep(100 * 1000);
+	if (m != DIRECT && (ret = splice_setup(&c, m, c.accepted_port))) {
+		fprintf(stderr, "splice_modes: %s: %s\n", mode_name[m], strerror(-ret));
+		exit(1);
+	}
+	t0 = now_s();
+	stream_write(&w);
+	pthread_join(t, NULL);
+	printf("%-7s blocked reader: %s after %.0f ms\n", mode_name[m],
+	       r.done == MSG && !r.bad ? "got the bytes" : "DID NOT get them (SO_RCVTIMEO)",
+	       (now_s() - t0) * 1e3);
+	conn_close(&c);
+}
+
+static int checks(void)
+{
+	for (int m = SKB; m < MODES; m++) {
+		check_bulk((enum mode)m, false);
+		check_bulk((enum mode)m, true);
+	}
+	for (int m = DIRECT; m < MODES; m++)
+		check_slow_reader((enum mode)m);
+	for (int m = MSG_EGRESS; m < MODES; m++)
+		check_blocked_reader((enum mode)m);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 20000, rounds = argc > 2 ? atoi(argv[2]) : 3;
 	double p50[MODES][ROUNDS_MAX], cpu[MODES][ROUNDS_MAX], med_p50[MODES], med_cpu[MODES];
 	double *lat;
 
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return checks();
 	if (n < 100 || n > 10000000 || rounds < 1 || rounds > ROUNDS_MAX) {
 		fprintf(stderr, "usage: splice_modes [round trips 100..10000000] [rounds 1..%d]\n",
 			ROUNDS_MAX);
