@@ -32,6 +32,12 @@
  */
 #define AG_SPLICE_SOCKS 65536
 /*
+ * Bytes a spliced socket's verdict may have redirected that its partner's
+ * socket has not taken yet (bpf/splice.bpf.c); past it, that direction of
+ * the connection is copied.  Linux's largest default send buffer.
+ */
+#define AG_SPLICE_BACKLOG (4u << 20)
+/*
  * Slots of the origin map: a redirected socket's record lives in slot
  * (socket cookie mod AG_ORIGIN_SLOTS) until a socket created that many
  * cookies later takes the slot over.  A power of two.
@@ -410,6 +416,19 @@ enum ag_dns_claim_cb {
 	AG_DNS_CLAIM_RESULT = 2,
 	AG_DNS_CLAIM_AGENT_LO = 3,
 	AG_DNS_CLAIM_AGENT_HI = 4,
+};
+
+/*
+ * splice_flows (bpf/splice.bpf.c), by the cookie of a spliced socket: the
+ * bytes its verdict redirected that the partner's socket has not taken yet.
+ * The daemon inserts it zeroed; the verdict alone writes it after.
+ */
+struct ag_splice_flow {
+	__u64 pending;	   /* redirected, not yet in the partner's socket */
+	__u32 partner_seq; /* the partner's write_seq when last looked at */
+	__u8 started;	   /* partner_seq was taken */
+	__u8 kept;	   /* the backlog was full once: every skb stays here */
+	__u8 pad[2];
 };
 
 #endif /* AGENTGATE_H */

@@ -4,7 +4,8 @@
  * pass-through connection go from one of its sockets to the other without
  * reaching the daemon.
  *
- * Two socket hashes, both keyed by socket cookie and filled by the daemon:
+ * Two socket hashes and a hash, all keyed by socket cookie and filled by
+ * the daemon:
  *
  *  - splice_peers[cookie of a socket] = the socket its bytes go to.  No
  *    program is attached to it: being there changes nothing for a socket
@@ -19,6 +20,19 @@
  * its partner was not yet there.  Should the partner be gone all the same
  * (a close racing the bytes), the skb stays with the socket it came to,
  * where a read finds it, rather than being dropped.
+ *
+ * The kernel takes a redirected skb off `from` at once, so TCP opens its
+ * window again whether or not the partner can send: a partner whose reader
+ * reads nothing would have the kernel hold every byte the writer sends
+ * (hundreds of MiB a second on loopback, memory no limit counts).  So the
+ * verdict counts what it redirected that has not reached the partner's
+ * socket yet (the partner's write_seq moves when it does), and once that
+ * would pass AG_SPLICE_BACKLOG it keeps this skb and every later one on
+ * `from` (SK_PASS): they are charged to `from`'s receive buffer, TCP's
+ * window closes, and the writer waits as it would for a copying relay.  The
+ * daemon sees the kept bytes as readable, waits until the partner has all
+ * that was redirected, and copies the rest of that direction (relay.c).
+ * Kept skbs are never redirected after it: one would overtake another.
  *
  * A socket leaves both maps when it closes: nothing here outlives a
  * connection.  The maps are pinned (splice_from holds the program) and a
@@ -44,11 +58,50 @@ struct {
 	__type(value, __u64);
 } splice_from SEC(".maps");
 
-/* Attached as BPF_SK_SKB_VERDICT (no stream parser): libbpf 1.1 has no section name for it. */
+/*
+ * splice_flows[cookie of a spliced socket]: what its verdict redirected.
+ * The daemon puts a zeroed entry in before the socket goes into
+ * splice_from and deletes it when the connection closes (an sk_skb program
+ * has no socket storage); a restarted daemon sweeps out the entries whose
+ * socket is gone.  No entry: the skb stays.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AG_SPLICE_SOCKS);
+	__type(key, __u64);
+	__type(value, struct ag_splice_flow);
+} splice_flows SEC(".maps");
+
+/* The partner's write_seq; -1 if it has none (gone from splice_peers). */
+static __always_inline int partner_seq(__u64 *cookie, __u32 *seq)
+{
+	struct bpf_sock *to = bpf_map_lookup_elem(&splice_peers, cookie);
+	struct tcp_sock *tp;
+	int ret = -1;
+
+	if (!to)
+		return -1;
+	tp = bpf_skc_to_tcp_sock(to);
+	if (tp) {
+		*seq = tp->write_seq;
+		ret = 0;
+	}
+	bpf_sk_release(to);
+	return ret;
+}
+
+/*
+ * Attached as BPF_SK_SKB_VERDICT (no stream parser): libbpf 1.1 has no
+ * section name for it.  A daemon adopts a pinned splice_from only beside a
+ * pinned splice_flows (lib/kern_splice.c): an older build's verdict had no
+ * bound.
+ */
 SEC("sk_skb")
-int splice_verdict(struct __sk_buff *skb)
+int splice_bounded(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct ag_splice_flow *f;
+	__u32 seq, moved;
 
 	/*
 	 * A FIN alone: TCP took note of the EOF already, and the daemon passes
@@ -57,7 +110,35 @@ int splice_verdict(struct __sk_buff *skb)
 	 */
 	if (!skb->len)
 		return SK_DROP;
-	/* Egress of the partner; without one, SK_PASS keeps the skb here. */
-	bpf_sk_redirect_hash(skb, &splice_peers, &cookie, 0);
+	f = bpf_map_lookup_elem(&splice_flows, &cookie);
+	/*
+	 * Fail closed: with no count, or no partner, the skb stays here, where
+	 * a read finds it, and so does every later one: no skb redirected after
+	 * it could overtake it.  (Without a flow, none was ever redirected: the
+	 * daemon inserts it first, and deletes it only once the socket closed.)
+	 */
+	if (!f)
+		return SK_PASS;
+	if (f->kept || partner_seq(&cookie, &seq)) {
+		f->kept = 1;
+		return SK_PASS;
+	}
+	if (!f->started) {
+		f->started = 1;
+		f->partner_seq = seq;
+	}
+	/* At most pending: less than 4 GiB, so the 32-bit difference is exact. */
+	moved = seq - f->partner_seq;
+	f->partner_seq = seq;
+	f->pending = moved < f->pending ? f->pending - moved : 0;
+	if (f->pending + skb->len > AG_SPLICE_BACKLOG) {
+		f->kept = 1;
+		return SK_PASS;
+	}
+	/* Egress of the partner; should it be gone since, the skb stays here, as above. */
+	if (bpf_sk_redirect_hash(skb, &splice_peers, &cookie, 0) != SK_PASS)
+		f->kept = 1;
+	else
+		f->pending += skb->len;
 	return SK_PASS;
 }

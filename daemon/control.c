@@ -113,9 +113,10 @@ static json_t *status(struct ag_loop *l)
 		json_object_set_new(st, "dns", dns_status(d));
 	if (st)
 		json_object_set_new(st, "relay",
-				    json_pack("{s:b,s:s?,s:I,s:I}", "splice", !d->splice_off[0],
+				    json_pack("{s:b,s:s?,s:I,s:I,s:I}", "splice", !d->splice_off[0],
 					      "splice_off", d->splice_off[0] ? d->splice_off : NULL,
 					      "spliced", (json_int_t)d->stats.relay_spliced,
+					      "unspliced", (json_int_t)d->stats.relay_unspliced,
 					      "bytes_copied", (json_int_t)d->stats.relay_copied));
 	if (st && d->policy_git)
 		json_object_set_new(st, "policy_source", ag_policy_git_status(d));

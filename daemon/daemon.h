@@ -33,6 +33,7 @@ struct ag_daemon_stats {
 	uint64_t audit_lost;	  /* records not written, over the daemon's life */
 	uint64_t relay_copied;	  /* bytes the relay sent itself (relay.c) */
 	uint64_t relay_spliced;	  /* relay directions the kernel spliced */
+	uint64_t relay_unspliced; /* of those, copied after all: the reader fell behind */
 };
 
 struct ag_audit_writer;

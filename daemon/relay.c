@@ -19,8 +19,9 @@
  * unless the kernel splices it (bpf/splice.bpf.c, relay_splice.c): then
  *
  *	HALF_IDLE --both sockets paired, `from` spliced--> HALF_SPLICED
- *	HALF_SPLICED --poll: `from` ended--> HALF_DRAIN
- *	HALF_DRAIN --TCP counts: all it sent reached `to`--> HALF_SHUTDOWN
+ *	HALF_SPLICED --poll: `from` ended, or the verdict kept bytes--> HALF_DRAIN
+ *	HALF_DRAIN --TCP counts: all it redirected reached `to`; EOF--> HALF_SHUTDOWN
+ *	HALF_DRAIN --the same; kept bytes--> HALF_RECV (copied from then on)
  *	HALF_DRAIN --not yet: a DRAIN_MS timer--> HALF_DRAIN
  *	HALF_SPLICED --poll: `from` reset--> closed, result=reset
  *
@@ -35,7 +36,10 @@
  * `from` received was written to `to`: a FIN must not overtake bytes still
  * in the kernel's backlog.  A half whose socket the map refuses is copied
  * as above; its partner may be spliced still.  So is the agent's half when
- * the classifier read part of what was queued (relay_conn_splice).
+ * the classifier read part of what was queued (relay_conn_splice), and a
+ * spliced half whose reader fell AG_SPLICE_BACKLOG behind: the verdict then
+ * keeps every later skb on `from` (bpf/splice.bpf.c), and once `to` has all
+ * it redirected, the daemon copies the rest, kept bytes first.
  * Limit: once `from` ended, a reset of it goes unseen until the other
  * direction ends or is idle (a poll would fire at once on the EOF it
  * already saw).
@@ -193,6 +197,7 @@ static void conn_release(struct conn *c)
 	       ag_addr_fmt(c->o.addr, c->o.port, dst, sizeof(dst)), (unsigned long long)up,
 	       (unsigned long long)down, ms, result_names[c->result], sub, err);
 	audit_close(c, dst, ms, up, down, c->error ? cause : NULL);
+	relay_conn_flows_del(c);
 	ag_fair_release(c->l, c->agent_fd);
 	close(c->agent_fd);
 	if (c->up_fd >= 0)

@@ -67,6 +67,7 @@ struct half {
 	bool fin; /* shutdown(to, SHUT_WR) done: its FIN counts in to's written bytes */
 	/* At the splice: what `from` had given the daemon, what `to` was given. */
 	uint64_t taken0, written0;
+	uint64_t cookie; /* from's, while it has a flow in splice_flows; 0: none */
 };
 
 struct conn {
@@ -111,6 +112,8 @@ void relay_half_shutdown(struct half *h);
 void relay_conn_splice(struct conn *c);
 void relay_half_on_poll(struct half *h, const struct io_uring_cqe *cqe);
 void relay_half_drain(struct half *h);
+/* Before the sockets close: their flows leave splice_flows. */
+void relay_conn_flows_del(struct conn *c);
 /* What h delivered to `to`, copied or spliced: before its sockets close. */
 uint64_t relay_half_bytes(const struct half *h);
 /* The watch's refresh (fair.h) of a connection whose bytes the kernel splices. */

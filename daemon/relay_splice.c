@@ -38,14 +38,23 @@ struct sock_bytes {
 	uint64_t written;  /* handed to it for sending, SYN and our FIN counting one each */
 	uint32_t quiet_ms; /* since the last data either way */
 	bool open;	   /* established, or half-closed: not reset or closed */
+	bool eof;	   /* the peer's FIN came: it counts in received */
 };
 
 static int sock_bytes(int fd, struct sock_bytes *b)
 {
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 	int inq, outq;
 
+	/*
+	 * Before the counts: TCP counts the FIN in before it marks the EOF,
+	 * so an EOF seen here is in the counts below (never the other way).
+	 */
+	if (poll(&p, 1, 0) < 0)
+		return -errno;
+	b->eof = p.revents & POLLRDHUP;
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return -errno;
 	/* bytes_received came with Linux 4.1, long before a verdict could splice. */
@@ -90,14 +99,30 @@ static int splice_pair(const struct ag_splice_maps *m, int a, int b)
 	return 0;
 }
 
-static int splice_from(const struct ag_splice_maps *m, int fd)
+/* fd's flow (bpf/splice.bpf.c), then fd into splice_from: its verdict finds the flow. */
+static int splice_from(const struct ag_splice_maps *m, int fd, uint64_t *c)
 {
-	uint64_t c, v = (uint64_t)fd;
+	struct ag_splice_flow flow = { 0 };
+	uint64_t v = (uint64_t)fd;
 	int ret;
 
-	if ((ret = cookie(fd, &c)))
+	if ((ret = cookie(fd, c)))
 		return ret;
-	return bpf_map_update_elem(m->from_fd, &c, &v, BPF_NOEXIST) ? -errno : 0;
+	if (bpf_map_update_elem(m->flows_fd, c, &flow, BPF_NOEXIST))
+		return -errno;
+	if (bpf_map_update_elem(m->from_fd, c, &v, BPF_NOEXIST)) {
+		ret = -errno;
+		bpf_map_delete_elem(m->flows_fd, c);
+		return ret;
+	}
+	return 0;
+}
+
+void relay_conn_flows_del(struct conn *c)
+{
+	for (int i = 0; i < 2; i++)
+		if (c->half[i].cookie)
+			bpf_map_delete_elem(c->l->d->splice.flows_fd, &c->half[i].cookie);
 }
 
 /*
@@ -133,29 +158,56 @@ static void half_poll(struct half *h)
 
 	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_POLL)))
 		return;
-	io_uring_prep_poll_add(sqe, h->from, POLLRDHUP);
+	/* POLLIN: bytes the verdict kept (its backlog was full), or the EOF. */
+	io_uring_prep_poll_add(sqe, h->from, POLLIN | POLLRDHUP);
 	h->state = HALF_SPLICED;
 }
 
 /*
- * HALF_SPLICED, HALF_DRAIN -> HALF_SHUTDOWN once `to` was written every
- * byte `from` received before its FIN; until then HALF_DRAIN, looking again
- * every DRAIN_MS.  A `to` that closed meanwhile will never take them.
+ * HALF_DRAIN -> HALF_RECV: the verdict keeps every skb from now on, and the
+ * partner has everything it redirected, so the daemon copies the rest,
+ * starting with what was kept.  What the kernel delivered is the daemon's
+ * count from here on.
+ */
+static void half_unsplice(struct half *h, uint64_t spliced)
+{
+	h->bytes += spliced;
+	h->spliced = false;
+	h->c->l->d->stats.relay_unspliced++;
+	relay_half_recv(h);
+}
+
+/*
+ * HALF_SPLICED, HALF_DRAIN: once `to` was written every byte the verdict
+ * took off `from` (what it kept is not taken: SIOCINQ counts it), either
+ * HALF_SHUTDOWN at `from`'s EOF, or the kept bytes are copied
+ * (half_unsplice); until then HALF_DRAIN, looking again every DRAIN_MS.
+ * Neither may come sooner: a FIN or a copied byte would overtake what
+ * the kernel's backlog still holds.  A `to` that closed meanwhile will
+ * never take them.  A wake-up with neither (a poll's spurious POLLIN)
+ * polls again.
  */
 void relay_half_drain(struct half *h)
 {
 	struct conn *c = h->c;
 	struct sock_bytes from, to;
 	struct io_uring_sqe *sqe;
+	uint64_t redirected;
 	int ret;
 
 	if ((ret = sock_bytes(h->from, &from)) || (ret = sock_bytes(h->to, &to))) {
 		relay_conn_fail(c, RESULT_ERROR, "daemon", -ret);
 		return;
 	}
-	/* The FIN counts one in from.received; written0 and taken0 were taken without. */
-	if (to.written - h->written0 + 1 >= from.received - h->taken0) {
-		relay_half_shutdown(h);
+	/* taken0 and written0 were taken without a FIN; `to` has none from us yet. */
+	redirected = from.taken - h->taken0 - from.eof;
+	if (to.written - h->written0 >= redirected) {
+		if (from.received > from.taken)
+			half_unsplice(h, to.written - h->written0);
+		else if (from.eof)
+			relay_half_shutdown(h);
+		else
+			half_poll(h);
 		return;
 	}
 	if (!to.open) {
@@ -201,7 +253,8 @@ static void half_splice(struct half *h, bool paired, const struct sock_bytes *fr
 	struct conn *c = h->c;
 	int ret;
 
-	if (!paired || splice_from(&c->l->d->splice, h->from)) {
+	if (!paired || splice_from(&c->l->d->splice, h->from, &h->cookie)) {
+		h->cookie = 0;
 		relay_half_recv(h);
 		return;
 	}

@@ -138,6 +138,7 @@ bool ag_kern_is_serving(const struct ag_instance *in);
 struct ag_splice_maps {
 	int peers_fd; /* splice_peers: the socket a cookie's bytes go to */
 	int from_fd;  /* splice_from: the sockets whose bytes are spliced */
+	int flows_fd; /* splice_flows: what each one's verdict redirected */
 };
 /*
  * Adopts the pinned maps (adopt, and they are this build's), else loads,

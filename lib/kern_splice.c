@@ -5,7 +5,7 @@
  * attached to splice_from, and pinned beside the instance's maps (each over
  * its old pin, never missing).  The attachment lives in the map, so a
  * pinned splice_from keeps its program with no link or program pin; an
- * uninstall unpins both maps with everything else in the directory.
+ * uninstall unpins the maps with everything else in the directory.
  *
  * Loading is also the probe: a kernel that refuses the map type, the
  * program or the attach type (BPF_SK_SKB_VERDICT, Linux 5.13) leaves the
@@ -22,64 +22,106 @@
 #include "kern_internal.h"
 #include "splice.skel.h"
 
-static const char *const splice_pins[2] = { "splice_peers", "splice_from" };
+enum { PIN_PEERS, PIN_FROM, PIN_FLOWS, PINS };
+static const char *const splice_pins[PINS] = { "splice_peers", "splice_from", "splice_flows" };
+
+static int *splice_fd(struct ag_splice_maps *m, int pin)
+{
+	return pin == PIN_PEERS ? &m->peers_fd : pin == PIN_FROM ? &m->from_fd : &m->flows_fd;
+}
 
 void ag_splice_maps_close(struct ag_splice_maps *m)
 {
-	if (m->peers_fd >= 0)
-		close(m->peers_fd);
-	if (m->from_fd >= 0)
-		close(m->from_fd);
-	m->peers_fd = m->from_fd = -1;
+	for (int i = 0; i < PINS; i++) {
+		int *fd = splice_fd(m, i);
+
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
 }
 
-/* Whether fd is a sockhash of this build's size with one verdict program (from only). */
-static bool splice_map_ok(int fd, bool from)
+/*
+ * Whether fd is this build's map of that pin: a sockhash of its size (with
+ * one verdict program for splice_from), or the flows hash.  A build before
+ * the flows had no bound on the verdict's backlog, and pinned no flows: its
+ * maps are not adopted.
+ */
+static bool splice_map_ok(int fd, int pin)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info), ids[2], cnt = 2;
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_SOCKHASH ||
-	    info.key_size != sizeof(__u64) || info.max_entries != AG_SPLICE_SOCKS)
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.key_size != sizeof(__u64) ||
+	    info.max_entries != AG_SPLICE_SOCKS)
 		return false;
-	if (!from)
-		return true;
-	return !bpf_prog_query(fd, BPF_SK_SKB_VERDICT, 0, NULL, ids, &cnt) && cnt == 1;
+	if (pin == PIN_FLOWS)
+		return info.type == BPF_MAP_TYPE_HASH &&
+		       info.value_size == sizeof(struct ag_splice_flow);
+	if (info.type != BPF_MAP_TYPE_SOCKHASH)
+		return false;
+	return pin != PIN_FROM ||
+	       (!bpf_prog_query(fd, BPF_SK_SKB_VERDICT, 0, NULL, ids, &cnt) && cnt == 1);
+}
+
+/*
+ * The flows of sockets no longer spliced: a daemon that was killed left
+ * them.  A closed socket left splice_from by itself; a live one (another
+ * daemon of the instance, handing over) keeps its flow.
+ */
+static void splice_flows_sweep(const struct ag_splice_maps *m)
+{
+	uint64_t key, next, sock;
+	void *prev = NULL;
+
+	for (int n = 0; n < AG_SPLICE_SOCKS && !bpf_map_get_next_key(m->flows_fd, prev, &next);
+	     n++) {
+		key = next;
+		if (bpf_map_lookup_elem(m->from_fd, &key, &sock) && errno == ENOENT &&
+		    !bpf_map_delete_elem(m->flows_fd, &key))
+			continue; /* key is gone: the walk goes on from the start's side */
+		prev = &key;
+	}
 }
 
 static int splice_adopt(struct ag_splice_maps *m, const struct ag_instance *in)
 {
-	int *fds[2] = { &m->peers_fd, &m->from_fd };
 	char path[PATH_MAX];
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < PINS; i++) {
+		int *fd = splice_fd(m, i);
+
 		if (ag_pin_path(in, splice_pins[i], path, sizeof(path)) ||
-		    (*fds[i] = bpf_obj_get(path)) < 0 || !splice_map_ok(*fds[i], i == 1)) {
+		    (*fd = bpf_obj_get(path)) < 0 || !splice_map_ok(*fd, i)) {
 			ag_splice_maps_close(m);
 			return -ENOENT;
 		}
 	}
+	splice_flows_sweep(m);
 	return 0;
 }
 
 static int splice_load(struct ag_splice_maps *m, const struct ag_instance *in, struct ag_err *err)
 {
 	struct splice_bpf *skel = splice_bpf__open_and_load();
+	struct bpf_map *maps[PINS];
 	int ret = 0;
 
 	if (!skel)
 		return ag_errf(err, errno, "splice.bpf.o: load: %s", strerror(errno));
-	if (bpf_prog_attach(bpf_program__fd(skel->progs.splice_verdict),
+	maps[PIN_PEERS] = skel->maps.splice_peers;
+	maps[PIN_FROM] = skel->maps.splice_from;
+	maps[PIN_FLOWS] = skel->maps.splice_flows;
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.splice_bounded),
 			    bpf_map__fd(skel->maps.splice_from), BPF_SK_SKB_VERDICT, 0))
-		ret = ag_errf(err, errno, "splice_verdict: attach: %s", strerror(errno));
-	else if ((m->peers_fd = fcntl(bpf_map__fd(skel->maps.splice_peers), F_DUPFD_CLOEXEC, 0)) <
-		     0 ||
-		 (m->from_fd = fcntl(bpf_map__fd(skel->maps.splice_from), F_DUPFD_CLOEXEC, 0)) < 0)
-		ret = ag_errf(err, errno, "splice.bpf.o: dup: %s", strerror(errno));
+		ret = ag_errf(err, errno, "splice_bounded: attach: %s", strerror(errno));
+	for (int i = 0; i < PINS && !ret; i++)
+		if ((*splice_fd(m, i) = fcntl(bpf_map__fd(maps[i]), F_DUPFD_CLOEXEC, 0)) < 0)
+			ret = ag_errf(err, errno, "%s: dup: %s", splice_pins[i], strerror(errno));
 	/* The program stays loaded while splice_from holds it. */
 	splice_bpf__destroy(skel);
-	if (!ret && !(ret = ag_kern_prog_repin(in, m->peers_fd, splice_pins[0], err)))
-		ret = ag_kern_prog_repin(in, m->from_fd, splice_pins[1], err);
+	for (int i = 0; i < PINS && !ret; i++)
+		ret = ag_kern_prog_repin(in, *splice_fd(m, i), splice_pins[i], err);
 	if (ret)
 		ag_splice_maps_close(m);
 	return ret;
@@ -88,7 +130,7 @@ static int splice_load(struct ag_splice_maps *m, const struct ag_instance *in, s
 int ag_splice_maps_open(struct ag_splice_maps *m, const struct ag_instance *in, bool adopt,
 			struct ag_err *err)
 {
-	m->peers_fd = m->from_fd = -1;
+	m->peers_fd = m->from_fd = m->flows_fd = -1;
 	if (adopt && !splice_adopt(m, in))
 		return 0;
 	return splice_load(m, in, err);

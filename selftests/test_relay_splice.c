@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The relay's kernel splice (daemon/relay.c, bpf/splice.bpf.c): 8 MiB each
+ * The relay's kernel splice (daemon/relay.c, bpf/splice.bpf.c): 3 MiB each
  * way through a spliced connection with every byte checked and none copied
  * by the daemon, a half-close passed on while the other way goes on, the
  * byte counts of the close record, the idle timeout (and a busy spliced
  * connection not taken for idle), the maps empty after 100 connections,
  * adopted on restart and gone on uninstall, relay_splice false copying, and
  * the classifier's bytes first: spliced after them, or copied when it read
- * part of a queued segment.
+ * part of a queued segment; and a reader that reads nothing, for which the
+ * kernel holds what a copying relay would, and the verdict's bound more.
  */
 #include <errno.h>
 #include <poll.h>
@@ -31,7 +32,14 @@
 #include "test.h"
 #include "testlib.h"
 
-#define BULK (8u << 20)
+/*
+ * Each way through a spliced connection: less than the verdict's bound on
+ * its backlog (AG_SPLICE_BACKLOG), which even a reader that stopped could
+ * never reach, so these directions stay spliced however the machine is
+ * loaded; relay_splice_flood goes past it.
+ */
+#define BULK (3u << 20)
+_Static_assert(BULK < AG_SPLICE_BACKLOG, "a bulk transfer stays spliced");
 
 /* What one side of a connection saw; in shared memory, filled by the agent. */
 struct side {
@@ -44,7 +52,17 @@ struct side {
 	int acked;     /* head and bulk: its first write all in the daemon's socket */
 };
 
-enum { MODE_BULK, MODE_HALF, MODE_IDLE, MODE_BUSY, MODE_PING, MODE_HEAD, MODE_HEAD_BULK };
+enum {
+	MODE_BULK,
+	MODE_HALF,
+	MODE_IDLE,
+	MODE_BUSY,
+	MODE_PING,
+	MODE_HEAD,
+	MODE_HEAD_BULK,
+	MODE_FLOOD,
+	MODE_SLOW
+};
 
 /* What the classifier reads (a Host it must look at) before the relay starts. */
 static const char head[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -169,6 +187,37 @@ static bool all_acked(int fd, uint64_t n)
 	return false;
 }
 
+/* How long a flood writes, and at most how much. */
+#define FLOOD_S 2
+#define FLOOD_MAX (1ull << 30)
+
+/*
+ * Writes the pattern for FLOOD_S seconds without blocking, counting in
+ * *done what the kernel took: what a reader that reads nothing costs.
+ */
+static int flood(int fd, unsigned int seed, uint64_t *done)
+{
+	unsigned char buf[64 * 1024];
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	*done = 0;
+	while (ms_since(&t0) < FLOOD_S * 1000 && *done < FLOOD_MAX) {
+		ssize_t w;
+
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pattern(*done + i, seed);
+		w = send(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (w > 0)
+			*done += (uint64_t)w;
+		else if (w < 0 && errno != EAGAIN)
+			return -1;
+		else
+			usleep(1000);
+	}
+	return 0;
+}
+
 static int agent(void *arg)
 {
 	struct side *s = arg;
@@ -195,7 +244,7 @@ static int agent(void *arg)
 		agent_idle(fd, s, s->mode == MODE_BUSY);
 		break;
 	case MODE_HEAD:
-		/* The head, then after the splice 8 MiB that must follow it. */
+		/* The head, then after the splice 3 MiB that must follow it. */
 		if (write(fd, head, strlen(head)) != (ssize_t)strlen(head))
 			s->ret = 1;
 		usleep(300 * 1000);
@@ -222,6 +271,16 @@ static int agent(void *arg)
 	case MODE_PING:
 		if (write(fd, "p", 1) != 1 || read(fd, s->text, 1) != 1)
 			s->ret = 1;
+		break;
+	case MODE_FLOOD:
+		s->ret = flood(fd, 5, &s->got);
+		break;
+	case MODE_SLOW:
+		/* A byte to start the relay, then nothing read for a while. */
+		if (write(fd, "s", 1) != 1)
+			s->ret = 1;
+		sleep(FLOOD_S + 1);
+		read_pattern(fd, 6, s);
 		break;
 	}
 	close(fd);
@@ -368,13 +427,13 @@ static void test_bulk(struct tdaemon *d, const char *cg, int tool, uint16_t port
 		agent_wait(pid);
 		return;
 	}
-	ASSERT_OK(bulk(c, 2, 1, &up), "upstream wrote 8 MiB and its EOF");
+	ASSERT_OK(bulk(c, 2, 1, &up), "upstream wrote 3 MiB and its EOF");
 	close(c);
 	ASSERT_TRUE(agent_wait(pid), "agent done");
-	ASSERT_OK(s->ret, "agent wrote 8 MiB and its EOF");
-	ASSERT_EQ(s->got, (uint64_t)BULK, "8 MiB down, to the upstream's EOF");
+	ASSERT_OK(s->ret, "agent wrote 3 MiB and its EOF");
+	ASSERT_EQ(s->got, (uint64_t)BULK, "3 MiB down, to the upstream's EOF");
 	ASSERT_EQ(s->bad, 0, "every byte down as sent");
-	ASSERT_EQ(up.got, (uint64_t)BULK, "8 MiB up, to the agent's EOF");
+	ASSERT_EQ(up.got, (uint64_t)BULK, "3 MiB up, to the agent's EOF");
 	ASSERT_EQ(up.bad, 0, "every byte up as sent");
 	snprintf(want, sizeof(want), "bytes_up=%u", BULK);
 	if (!ASSERT_TRUE(log_has(d, 3000, "event=conn ", want, "result=ok", NULL),
@@ -396,7 +455,7 @@ static void test_bulk(struct tdaemon *d, const char *cg, int tool, uint16_t port
 TEST(relay_splice)
 {
 	struct side *s = shared_alloc(sizeof(*s));
-	char cg[PATH_MAX], pins[2][PATH_MAX];
+	char cg[PATH_MAX], pins[3][PATH_MAX];
 	struct tdaemon d;
 	uint16_t port;
 	int tool = tcp_listen("127.0.0.1", 0, &port);
@@ -407,6 +466,7 @@ TEST(relay_splice)
 		goto out;
 	snprintf(pins[0], PATH_MAX, "%s/splice_peers", d.in.pin_dir);
 	snprintf(pins[1], PATH_MAX, "%s/splice_from", d.in.pin_dir);
+	snprintf(pins[2], PATH_MAX, "%s/splice_flows", d.in.pin_dir);
 	if (test__start_subtest("bulk_both_ways")) {
 		json_t *r = relay_status(&d);
 
@@ -476,15 +536,25 @@ TEST(relay_splice)
 		usleep(200 * 1000);
 		ASSERT_EQ(map_entries(&d, "splice_peers"), 0, "no peer left after 100 connections");
 		ASSERT_EQ(map_entries(&d, "splice_from"), 0, "no spliced socket left");
+		ASSERT_EQ(map_entries(&d, "splice_flows"), 0, "no flow left");
 		ASSERT_EQ(relay_counter(&d, "bytes_copied"), 0, "none copied");
 	}
 	if (test__start_subtest("adopted_then_uninstalled")) {
 		uint32_t id = map_id(&d, "splice_from");
 
+		pid_t echo = echo_start(tool, 1), held = agent_start(cg, s, port, MODE_IDLE);
+
 		ASSERT_NEQ(id, 0, "pinned");
+		/* Killed with a connection spliced: its flows stay behind. */
+		for (int i = 0; i < 40 && map_entries(&d, "splice_flows") < 2; i++)
+			usleep(50 * 1000);
+		ASSERT_EQ(map_entries(&d, "splice_flows"), 2, "a spliced connection's flows");
 		tdaemon_kill(&d, SIGKILL);
+		agent_wait(held);
+		waitpid(echo, NULL, 0);
 		ASSERT_OK(tdaemon_restart(&d), "restart");
 		ASSERT_EQ(map_id(&d, "splice_from"), id, "the same map, adopted");
+		ASSERT_EQ(map_entries(&d, "splice_flows"), 0, "the dead sockets' flows swept");
 		test_bulk(&d, cg, tool, port, s);
 		ASSERT_EQ(relay_counter(&d, "bytes_copied"), 0, "spliced by the adopted program");
 	}
@@ -495,6 +565,7 @@ out:
 
 		ASSERT_NEQ(stat(pins[0], &st), 0, "splice_peers unpinned");
 		ASSERT_NEQ(stat(pins[1], &st), 0, "splice_from unpinned");
+		ASSERT_NEQ(stat(pins[2], &st), 0, "splice_flows unpinned");
 	}
 	close(tool);
 	munmap(s, sizeof(*s));
@@ -528,7 +599,17 @@ out:
 	munmap(s, sizeof(*s));
 }
 
-/* The head, then 8 MiB through a daemon of passthrough ["localhost"]: spliced (spliced, copied). */
+/* A test's daemon, tool server, upstream side (-1 if none) and shared side, gone. */
+static void test_end(struct tdaemon *d, int tool, int c, struct side *s)
+{
+	if (c >= 0)
+		close(c);
+	tdaemon_destroy(d);
+	close(tool);
+	munmap(s, sizeof(*s));
+}
+
+/* The head, then 3 MiB through a daemon of passthrough ["localhost"]: spliced (spliced, copied). */
 static void head_then_bulk(const char *suffix, int mode, long long spliced, long long copied_max)
 {
 	struct side *s = shared_alloc(sizeof(*s)), up = { 0 };
@@ -569,16 +650,12 @@ static void head_then_bulk(const char *suffix, int mode, long long spliced, long
 	}
 	ASSERT_TRUE(agent_wait(pid), "agent done");
 	ASSERT_OK(s->ret, "agent sent");
-	ASSERT_EQ(up.got, (uint64_t)BULK, "then 8 MiB, to the agent's EOF");
+	ASSERT_EQ(up.got, (uint64_t)BULK, "then 3 MiB, to the agent's EOF");
 	ASSERT_EQ(up.bad, 0, "as sent: no byte twice, none lost");
 	ASSERT_LE(relay_counter(&d, "bytes_copied"), copied_max, "copied by the daemon");
 	ASSERT_EQ(relay_counter(&d, "spliced"), spliced, "directions spliced");
 out:
-	if (c >= 0)
-		close(c);
-	tdaemon_destroy(&d);
-	close(tool);
-	munmap(s, sizeof(*s));
+	test_end(&d, tool, c, s);
 }
 
 /*
@@ -597,4 +674,108 @@ TEST(relay_splice_after_head)
 TEST(relay_splice_head_at_once)
 {
 	head_then_bulk("spliceburst", MODE_HEAD_BULK, 1, (long long)strlen(head) + BULK);
+}
+
+/* A sysctl's last figure (tcp_rmem, tcp_wmem: the largest buffer), 0 if unreadable. */
+static uint64_t sysctl_max(const char *path)
+{
+	unsigned long long a = 0, b = 0, c = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f && fscanf(f, "%llu %llu %llu", &a, &b, &c) != 3)
+		c = 0;
+	if (f)
+		fclose(f);
+	return c;
+}
+
+/* The daemon's last connection records, for a failure's message. */
+static void conn_lines(const struct tdaemon *d)
+{
+	char *out = NULL;
+
+	if (run_capture(&out, "grep 'event=conn ' %s | tail -2", d->log) >= 0)
+		fprintf(stderr, "%s", out);
+	free(out);
+}
+
+/*
+ * What a relay may hold for a reader that reads nothing: the sockets' own
+ * buffers at their largest, twice over (writer's send, daemon's receive;
+ * daemon's send, reader's receive), and the splice's backlog.
+ */
+static uint64_t flood_bound(void)
+{
+	return 2 * (sysctl_max("/proc/sys/net/ipv4/tcp_rmem") +
+		    sysctl_max("/proc/sys/net/ipv4/tcp_wmem")) +
+	       AG_SPLICE_BACKLOG;
+}
+
+/*
+ * A spliced direction whose reader reads nothing: the kernel takes a
+ * redirected skb off its socket at once, so without the verdict's bound
+ * the writer's bytes pile up in kernel memory (a GiB in two seconds).
+ * With it, the writer waits as for a copying relay, and every byte still
+ * arrives once read, in order, and counted.
+ */
+TEST(relay_splice_flood)
+{
+	struct side *s = shared_alloc(sizeof(*s)), r = { 0 };
+	uint64_t bound = flood_bound();
+	char cg[PATH_MAX], want[64];
+	struct tdaemon d;
+	uint16_t port;
+	int tool = tcp_listen("127.0.0.1", 0, &port), c = -1;
+	json_t *r_on;
+	pid_t pid;
+
+	if (!ASSERT_GT(bound, AG_SPLICE_BACKLOG, "socket buffer sysctls") ||
+	    !ASSERT_OK(tdaemon_start_agent(&d, "spliceflood", "", cg, sizeof(cg)), "daemon"))
+		goto out;
+	r_on = relay_status(&d);
+	ASSERT_TRUE(r_on && json_is_true(json_object_get(r_on, "splice")), "splice on");
+	json_decref(r_on);
+	if (test__start_subtest("agent_writes_upstream_reads_nothing")) {
+		pid = agent_start(cg, s, port, MODE_FLOOD);
+		c = accept_timeout(tool, 3000);
+		ASSERT_TRUE(agent_wait(pid), "agent done");
+		ASSERT_OK(s->ret, "agent flooded");
+		ASSERT_LE(s->got, bound, "the kernel took no more than the buffers hold");
+		if (ASSERT_GE(c, 0, "upstream accepted"))
+			read_pattern(c, 5, &r);
+		ASSERT_EQ(r.got, s->got, "every byte arrived once read");
+		ASSERT_EQ(r.bad, 0, "in order");
+		ASSERT_EQ(relay_counter(&d, "unspliced"), 1, "the rest copied by the daemon");
+		if (c >= 0)
+			close(c);
+		c = -1;
+		snprintf(want, sizeof(want), "bytes_up=%llu", (unsigned long long)s->got);
+		if (!ASSERT_TRUE(log_has(&d, 3000, "event=conn ", want, "result=ok", NULL),
+				 "counted"))
+			conn_lines(&d);
+	}
+	if (test__start_subtest("upstream_writes_agent_reads_nothing")) {
+		uint64_t sent = 0;
+		char one;
+
+		pid = agent_start(cg, s, port, MODE_SLOW);
+		c = accept_timeout(tool, 3000);
+		if (ASSERT_GE(c, 0, "upstream accepted") &&
+		    ASSERT_EQ(read(c, &one, 1), 1, "the agent's byte"))
+			ASSERT_OK(flood(c, 6, &sent), "upstream flooded");
+		ASSERT_LE(sent, bound, "the kernel took no more than the buffers hold");
+		if (c >= 0)
+			close(c);
+		c = -1;
+		ASSERT_TRUE(agent_wait(pid), "agent done");
+		ASSERT_EQ(s->got, sent, "every byte arrived once read");
+		ASSERT_EQ(s->bad, 0, "in order");
+		ASSERT_EQ(relay_counter(&d, "unspliced"), 2, "the rest copied by the daemon");
+		snprintf(want, sizeof(want), "bytes_down=%llu", (unsigned long long)sent);
+		if (!ASSERT_TRUE(log_has(&d, 3000, "event=conn ", want, "result=ok", NULL),
+				 "counted"))
+			conn_lines(&d);
+	}
+out:
+	test_end(&d, tool, c, s);
 }
