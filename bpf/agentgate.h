@@ -428,7 +428,16 @@ struct ag_splice_flow {
 	__u32 partner_seq; /* the partner's write_seq when last looked at */
 	__u8 started;	   /* partner_seq was taken */
 	__u8 kept;	   /* the backlog was full once: every skb stays here */
-	__u8 pad[2];
+	__u8 told;	   /* the daemon was told so (splice_kept) */
+	__u8 pad;
 };
+
+/*
+ * splice_kept (bpf/splice.bpf.c): a ring buffer of the cookies of spliced
+ * sockets whose verdict began to keep their skbs, one record each, which the
+ * daemon reads to copy the rest (daemon/relay_kept.c).  Room for a record of
+ * every socket AG_SPLICE_SOCKS allows at once: no notice is ever dropped.
+ */
+#define AG_SPLICE_KEPT_RING (AG_SPLICE_SOCKS * 16)
 
 #endif /* AGENTGATE_H */

@@ -30,8 +30,10 @@
  * would pass AG_SPLICE_BACKLOG it keeps this skb and every later one on
  * `from` (SK_PASS): they are charged to `from`'s receive buffer, TCP's
  * window closes, and the writer waits as it would for a copying relay.  The
- * daemon sees the kept bytes as readable, waits until the partner has all
- * that was redirected, and copies the rest of that direction (relay.c).
+ * verdict tells the daemon through splice_kept (a poll of the socket for
+ * POLLIN would wake it for every redirected skb too); the daemon waits
+ * until the partner has all that was redirected, and copies the rest of
+ * that direction (relay.c).
  * Kept skbs are never redirected after it: one would overtake another.
  *
  * A socket leaves both maps when it closes: nothing here outlives a
@@ -71,6 +73,23 @@ struct {
 	__type(key, __u64);
 	__type(value, struct ag_splice_flow);
 } splice_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, AG_SPLICE_KEPT_RING);
+} splice_kept SEC(".maps");
+
+/*
+ * From this skb on, every one stays on its socket; the daemon is told once,
+ * so that it copies them (a socket it polls only for its end).
+ */
+static __always_inline int keep(struct ag_splice_flow *f, __u64 *cookie)
+{
+	f->kept = 1;
+	if (!f->told && !bpf_ringbuf_output(&splice_kept, cookie, sizeof(*cookie), 0))
+		f->told = 1;
+	return SK_PASS;
+}
 
 /* The partner's write_seq; -1 if it has none (gone from splice_peers). */
 static __always_inline int partner_seq(__u64 *cookie, __u32 *seq)
@@ -119,10 +138,8 @@ int splice_bounded(struct __sk_buff *skb)
 	 */
 	if (!f)
 		return SK_PASS;
-	if (f->kept || partner_seq(&cookie, &seq)) {
-		f->kept = 1;
-		return SK_PASS;
-	}
+	if (f->kept || partner_seq(&cookie, &seq))
+		return keep(f, &cookie);
 	if (!f->started) {
 		f->started = 1;
 		f->partner_seq = seq;
@@ -131,14 +148,11 @@ int splice_bounded(struct __sk_buff *skb)
 	moved = seq - f->partner_seq;
 	f->partner_seq = seq;
 	f->pending = moved < f->pending ? f->pending - moved : 0;
-	if (f->pending + skb->len > AG_SPLICE_BACKLOG) {
-		f->kept = 1;
-		return SK_PASS;
-	}
+	if (f->pending + skb->len > AG_SPLICE_BACKLOG)
+		return keep(f, &cookie);
 	/* Egress of the partner; should it be gone since, the skb stays here, as above. */
 	if (bpf_sk_redirect_hash(skb, &splice_peers, &cookie, 0) != SK_PASS)
-		f->kept = 1;
-	else
-		f->pending += skb->len;
+		return keep(f, &cookie);
+	f->pending += skb->len;
 	return SK_PASS;
 }

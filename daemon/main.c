@@ -578,7 +578,7 @@ int main(int argc, char **argv)
 			       .control_fd = -1,
 			       .dns_fd = -1,
 			       .dns_host_fd = -1,
-			       .splice = { -1, -1, -1 },
+			       .splice = { -1, -1, -1, -1 },
 			       .upgrade = &upgrade,
 			       .detach = AG_DETACH_INIT };
 	struct options o = { 0 };

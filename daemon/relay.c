@@ -116,6 +116,7 @@ struct ag_relay {
 	struct ag_list conns;
 	struct ag_list waiters; /* halves in HALF_NOBUF, oldest first */
 	struct __kernel_timespec connect_ts;
+	struct relay_kept *kept; /* the splice verdict's notices (relay_splice.c) */
 };
 
 const char *relay_fd_side(const struct conn *c, int fd)
@@ -620,10 +621,29 @@ void ag_relay_start(struct ag_loop *l, int fd, const struct ag_admission *a, con
 	conn_connect(c);
 }
 
+/*
+ * A walk of every connection: the notices it serves come once per socket
+ * whose reader fell AG_SPLICE_BACKLOG behind.
+ */
+struct half *relay_half_of(struct ag_loop *l, uint64_t cookie)
+{
+	struct ag_list *pos;
+
+	for (pos = l->relay->conns.next; pos != &l->relay->conns; pos = pos->next) {
+		struct conn *c = ag_container_of(pos, struct conn, node);
+
+		for (int i = 0; i < 2; i++)
+			if (c->half[i].cookie == cookie)
+				return &c->half[i];
+	}
+	return NULL;
+}
+
 void ag_relay_stop(struct ag_loop *l)
 {
 	struct ag_list *pos, *next;
 
+	relay_kept_stop(l->relay->kept);
 	for (pos = l->relay->conns.next; pos != &l->relay->conns; pos = next) {
 		next = pos->next;
 		relay_conn_fail(ag_container_of(pos, struct conn, node), RESULT_SHUTDOWN, NULL, 0);
@@ -632,6 +652,7 @@ void ag_relay_stop(struct ag_loop *l)
 
 static void relay_free(struct ag_relay *r)
 {
+	relay_kept_close(r->kept);
 	if (r->br)
 		munmap(r->br, BUF_COUNT * sizeof(struct io_uring_buf));
 	if (r->bufs)
@@ -679,6 +700,10 @@ int ag_relay_init(struct ag_loop *l, struct ag_err *err)
 	r->connect_ts.tv_sec = ms / 1000;
 	r->connect_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
 	l->relay = r;
+	if ((ret = relay_kept_open(l, &r->kept, err))) {
+		ag_relay_fini(l);
+		return ret;
+	}
 	return 0;
 }
 

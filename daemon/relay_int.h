@@ -104,6 +104,8 @@ void relay_conn_fail(struct conn *c, enum conn_result result, const char *side, 
 /* An SQE counted in c->inflight, or NULL with c closed (EBUSY). */
 struct io_uring_sqe *relay_conn_sqe(struct conn *c, struct ag_io *io, unsigned int op);
 const char *relay_fd_side(const struct conn *c, int fd);
+/* The half whose `from` has that cookie, NULL if none. */
+struct half *relay_half_of(struct ag_loop *l, uint64_t cookie);
 void relay_half_recv(struct half *h);
 void relay_half_shutdown(struct half *h);
 
@@ -114,6 +116,11 @@ void relay_half_on_poll(struct half *h, const struct io_uring_cqe *cqe);
 void relay_half_drain(struct half *h);
 /* Before the sockets close: their flows leave splice_flows. */
 void relay_conn_flows_del(struct conn *c);
+struct relay_kept;
+/* The verdict's notices, read if the instance splices (*k NULL if not); stop, then close. */
+int relay_kept_open(struct ag_loop *l, struct relay_kept **k, struct ag_err *err);
+void relay_kept_stop(struct relay_kept *k);
+void relay_kept_close(struct relay_kept *k);
 /* What h delivered to `to`, copied or spliced: before its sockets close. */
 uint64_t relay_half_bytes(const struct half *h);
 /* The watch's refresh (fair.h) of a connection whose bytes the kernel splices. */

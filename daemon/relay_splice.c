@@ -20,7 +20,10 @@
 #include <linux/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "daemon.h"
 #include "loop.h"
@@ -158,8 +161,7 @@ static void half_poll(struct half *h)
 
 	if (h->c->state == CONN_CLOSING || !(sqe = relay_conn_sqe(h->c, &h->io, OP_POLL)))
 		return;
-	/* POLLIN: bytes the verdict kept (its backlog was full), or the EOF. */
-	io_uring_prep_poll_add(sqe, h->from, POLLIN | POLLRDHUP);
+	io_uring_prep_poll_add(sqe, h->from, POLLRDHUP);
 	h->state = HALF_SPLICED;
 }
 
@@ -184,8 +186,8 @@ static void half_unsplice(struct half *h, uint64_t spliced)
  * (half_unsplice); until then HALF_DRAIN, looking again every DRAIN_MS.
  * Neither may come sooner: a FIN or a copied byte would overtake what
  * the kernel's backlog still holds.  A `to` that closed meanwhile will
- * never take them.  A wake-up with neither (a poll's spurious POLLIN)
- * polls again.
+ * never take them.  A look with neither (a notice's cancel that came with
+ * nothing kept yet to read) polls again.
  */
 void relay_half_drain(struct half *h)
 {
@@ -228,6 +230,11 @@ void relay_half_on_poll(struct half *h, const struct io_uring_cqe *cqe)
 
 	if (c->state == CONN_CLOSING)
 		return;
+	/* Cancelled by the verdict's notice (relay_kept_notice): the counts tell what to do. */
+	if (cqe->res == -ECANCELED) {
+		relay_half_drain(h);
+		return;
+	}
 	if (cqe->res < 0) {
 		relay_conn_fail(c, RESULT_ERROR, "daemon", -cqe->res);
 		return;
@@ -312,4 +319,97 @@ void relay_conn_refresh(struct ag_watch *w)
 	quiet = (uint64_t)(a.quiet_ms < u.quiet_ms ? a.quiet_ms : u.quiet_ms) * 1000000;
 	if (quiet < now && now - quiet > w->active_ns)
 		w->active_ns = now - quiet;
+}
+
+/*
+ * The verdict's notices (splice_kept): the cookie of each socket whose
+ * verdict began to keep its bytes.  libbpf's consumer exposes an epoll fd
+ * that a multishot poll through the loop's ring watches, as for the
+ * kernel's refusals (events.c).
+ */
+struct relay_kept {
+	struct ag_io io;
+	struct ag_loop *l;
+	struct ring_buffer *rb;
+};
+
+/* A half waiting in HALF_SPLICED for its end looks at the counts now instead. */
+static int relay_kept_notice(void *ctx, void *data, size_t size)
+{
+	struct ag_loop *l = ctx;
+	struct half *h;
+	uint64_t cookie;
+
+	if (size < sizeof(cookie))
+		return 0;
+	memcpy(&cookie, data, sizeof(cookie));
+	h = relay_half_of(l, cookie);
+	if (h && h->state == HALF_SPLICED)
+		ag_ring_cancel_op(&l->ring, &h->io, OP_POLL);
+	return 0;
+}
+
+static void relay_kept_poll(struct relay_kept *k)
+{
+	struct io_uring_sqe *sqe = ag_ring_sqe(&k->l->ring, &k->io, 1);
+
+	/* Fail closed all the same: a kept direction stalls its writer, and idles out. */
+	if (!sqe) {
+		ag_log(AG_LOG_ERROR, "relay",
+		       "error=\"no submission queue entry for splice_kept\"");
+		return;
+	}
+	io_uring_prep_poll_multishot(sqe, ring_buffer__epoll_fd(k->rb), POLLIN);
+}
+
+static void relay_kept_complete(struct ag_io *io, unsigned int op, const struct io_uring_cqe *cqe)
+{
+	struct relay_kept *k = ag_container_of(io, struct relay_kept, io);
+	int ret;
+
+	if (cqe->res > 0 && (ret = ring_buffer__consume(k->rb)) < 0)
+		ag_log(AG_LOG_ERROR, "relay", "error=\"splice_kept: %s\"", strerror(-ret));
+	if (cqe->res <= 0 && !k->l->stopping)
+		/* Not re-armed: a poll that failed once would fail in a loop. */
+		ag_log(AG_LOG_ERROR, "relay", "error=\"splice_kept poll: %s\"",
+		       strerror(-cqe->res));
+	if (cqe->res > 0 && !(cqe->flags & IORING_CQE_F_MORE) && !k->l->stopping)
+		relay_kept_poll(k);
+}
+
+int relay_kept_open(struct ag_loop *l, struct relay_kept **out, struct ag_err *err)
+{
+	int fd = l->d->splice.kept_fd;
+	struct relay_kept *k;
+
+	*out = NULL;
+	if (fd < 0)
+		return 0;
+	if (!(k = calloc(1, sizeof(*k))))
+		return ag_errf(err, ENOMEM, "splice_kept: out of memory");
+	k->io.complete = relay_kept_complete;
+	k->l = l;
+	if (!(k->rb = ring_buffer__new(fd, relay_kept_notice, l, NULL))) {
+		int e = errno;
+
+		free(k);
+		return ag_errf(err, e, "splice_kept (fd %d): ring buffer: %s", fd, strerror(e));
+	}
+	relay_kept_poll(k);
+	*out = k;
+	return 0;
+}
+
+void relay_kept_stop(struct relay_kept *k)
+{
+	if (k)
+		ag_ring_cancel_fd(&k->l->ring, ring_buffer__epoll_fd(k->rb));
+}
+
+void relay_kept_close(struct relay_kept *k)
+{
+	if (!k)
+		return;
+	ring_buffer__free(k->rb);
+	free(k);
 }

@@ -139,6 +139,7 @@ struct ag_splice_maps {
 	int peers_fd; /* splice_peers: the socket a cookie's bytes go to */
 	int from_fd;  /* splice_from: the sockets whose bytes are spliced */
 	int flows_fd; /* splice_flows: what each one's verdict redirected */
+	int kept_fd;  /* splice_kept: the sockets whose verdict keeps their bytes */
 };
 /*
  * Adopts the pinned maps (adopt, and they are this build's), else loads,

@@ -22,12 +22,15 @@
 #include "kern_internal.h"
 #include "splice.skel.h"
 
-enum { PIN_PEERS, PIN_FROM, PIN_FLOWS, PINS };
-static const char *const splice_pins[PINS] = { "splice_peers", "splice_from", "splice_flows" };
+enum { PIN_PEERS, PIN_FROM, PIN_FLOWS, PIN_KEPT, PINS };
+static const char *const splice_pins[PINS] = { "splice_peers", "splice_from", "splice_flows",
+					       "splice_kept" };
 
 static int *splice_fd(struct ag_splice_maps *m, int pin)
 {
-	return pin == PIN_PEERS ? &m->peers_fd : pin == PIN_FROM ? &m->from_fd : &m->flows_fd;
+	int *fds[PINS] = { &m->peers_fd, &m->from_fd, &m->flows_fd, &m->kept_fd };
+
+	return fds[pin];
 }
 
 void ag_splice_maps_close(struct ag_splice_maps *m)
@@ -45,15 +48,18 @@ void ag_splice_maps_close(struct ag_splice_maps *m)
  * Whether fd is this build's map of that pin: a sockhash of its size (with
  * one verdict program for splice_from), or the flows hash.  A build before
  * the flows had no bound on the verdict's backlog, and pinned no flows: its
- * maps are not adopted.
+ * maps are not adopted.  The kept ring: a ring buffer of its size.
  */
 static bool splice_map_ok(int fd, int pin)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info), ids[2], cnt = 2;
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.key_size != sizeof(__u64) ||
-	    info.max_entries != AG_SPLICE_SOCKS)
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return false;
+	if (pin == PIN_KEPT)
+		return info.type == BPF_MAP_TYPE_RINGBUF && info.max_entries == AG_SPLICE_KEPT_RING;
+	if (info.key_size != sizeof(__u64) || info.max_entries != AG_SPLICE_SOCKS)
 		return false;
 	if (pin == PIN_FLOWS)
 		return info.type == BPF_MAP_TYPE_HASH &&
@@ -112,6 +118,7 @@ static int splice_load(struct ag_splice_maps *m, const struct ag_instance *in, s
 	maps[PIN_PEERS] = skel->maps.splice_peers;
 	maps[PIN_FROM] = skel->maps.splice_from;
 	maps[PIN_FLOWS] = skel->maps.splice_flows;
+	maps[PIN_KEPT] = skel->maps.splice_kept;
 	if (bpf_prog_attach(bpf_program__fd(skel->progs.splice_bounded),
 			    bpf_map__fd(skel->maps.splice_from), BPF_SK_SKB_VERDICT, 0))
 		ret = ag_errf(err, errno, "splice_bounded: attach: %s", strerror(errno));
@@ -130,7 +137,7 @@ static int splice_load(struct ag_splice_maps *m, const struct ag_instance *in, s
 int ag_splice_maps_open(struct ag_splice_maps *m, const struct ag_instance *in, bool adopt,
 			struct ag_err *err)
 {
-	m->peers_fd = m->from_fd = m->flows_fd = -1;
+	m->peers_fd = m->from_fd = m->flows_fd = m->kept_fd = -1;
 	if (adopt && !splice_adopt(m, in))
 		return 0;
 	return splice_load(m, in, err);
