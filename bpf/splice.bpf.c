@@ -138,18 +138,30 @@ int splice_bounded(struct __sk_buff *skb)
 	 */
 	if (!f)
 		return SK_PASS;
-	if (f->kept || partner_seq(&cookie, &seq))
+	if (f->kept)
 		return keep(f, &cookie);
 	if (!f->started) {
+		if (partner_seq(&cookie, &seq))
+			return keep(f, &cookie);
 		f->started = 1;
 		f->partner_seq = seq;
 	}
-	/* At most pending: less than 4 GiB, so the 32-bit difference is exact. */
-	moved = seq - f->partner_seq;
-	f->partner_seq = seq;
-	f->pending = moved < f->pending ? f->pending - moved : 0;
-	if (f->pending + skb->len > AG_SPLICE_BACKLOG)
-		return keep(f, &cookie);
+	/*
+	 * pending only grows here, so it is at least what the partner has not
+	 * taken: the partner is looked at only when that bound would pass, and
+	 * a request/response connection almost never.  It moved since by at
+	 * most what was redirected since, 2 * AG_SPLICE_BACKLOG at most: the
+	 * 32-bit difference is exact.
+	 */
+	if (f->pending + skb->len > AG_SPLICE_BACKLOG) {
+		if (partner_seq(&cookie, &seq))
+			return keep(f, &cookie);
+		moved = seq - f->partner_seq;
+		f->partner_seq = seq;
+		f->pending = moved < f->pending ? f->pending - moved : 0;
+		if (f->pending + skb->len > AG_SPLICE_BACKLOG)
+			return keep(f, &cookie);
+	}
 	/* Egress of the partner; should it be gone since, the skb stays here, as above. */
 	if (bpf_sk_redirect_hash(skb, &splice_peers, &cookie, 0) != SK_PASS)
 		return keep(f, &cookie);

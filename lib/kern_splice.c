@@ -72,8 +72,9 @@ static bool splice_map_ok(int fd, int pin)
 
 /*
  * The flows of sockets no longer spliced: a daemon that was killed left
- * them.  A closed socket left splice_from by itself; a live one (another
- * daemon of the instance, handing over) keeps its flow.
+ * them.  A closed socket left splice_from by itself, so a flow without its
+ * socket there is such a leftover.  (Only a restart adopts: an upgrade's
+ * daemon loads maps of its own while the old one finishes with these.)
  */
 static void splice_flows_sweep(const struct ag_splice_maps *m)
 {
