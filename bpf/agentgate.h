@@ -435,7 +435,7 @@ struct ag_splice_flow {
 /*
  * splice_kept (bpf/splice.bpf.c): a ring buffer of the cookies of spliced
  * sockets whose verdict began to keep their skbs, one record each, which the
- * daemon reads to copy the rest (daemon/relay_kept.c).  Room for a record of
+ * daemon reads to copy the rest (daemon/relay_splice.c).  Room for a record of
  * every socket AG_SPLICE_SOCKS allows at once: no notice is ever dropped.
  */
 #define AG_SPLICE_KEPT_RING (AG_SPLICE_SOCKS * 16)

@@ -751,6 +751,10 @@ TEST(relay_splice_flood)
 		c = accept_timeout(tool, 3000);
 		ASSERT_TRUE(agent_wait(pid), "agent done");
 		ASSERT_OK(s->ret, "agent flooded");
+		fprintf(stderr,
+			"splice: an agent flooding a reader that reads nothing: %llu bytes "
+			"taken in %d s (bound %llu)\n",
+			(unsigned long long)s->got, FLOOD_S, (unsigned long long)bound);
 		ASSERT_LE(s->got, bound, "the kernel took no more than the buffers hold");
 		if (ASSERT_GE(c, 0, "upstream accepted")) {
 			recv_bounded(c);
@@ -776,6 +780,10 @@ TEST(relay_splice_flood)
 		if (ASSERT_GE(c, 0, "upstream accepted") &&
 		    ASSERT_EQ(read(c, &one, 1), 1, "the agent's byte"))
 			ASSERT_OK(flood(c, 6, &sent), "upstream flooded");
+		fprintf(stderr,
+			"splice: an upstream flooding an agent that reads nothing: %llu bytes "
+			"taken in %d s\n",
+			(unsigned long long)sent, FLOOD_S);
 		ASSERT_LE(sent, bound, "the kernel took no more than the buffers hold");
 		if (c >= 0)
 			close(c);
