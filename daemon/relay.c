@@ -22,7 +22,7 @@
  *	HALF_SPLICED --poll: `from` ended, or the verdict kept bytes--> HALF_DRAIN
  *	HALF_DRAIN --TCP counts: all it redirected reached `to`; EOF--> HALF_SHUTDOWN
  *	HALF_DRAIN --the same; kept bytes--> HALF_RECV (copied from then on)
- *	HALF_DRAIN --not yet: a DRAIN_MS timer--> HALF_DRAIN
+ *	HALF_DRAIN --not yet: a timer, 1 ms doubling to 128 ms--> HALF_DRAIN
  *	HALF_SPLICED --poll: `from` reset--> closed, result=reset
  *
  * A connection is spliced once the upstream is connected and what the

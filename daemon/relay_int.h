@@ -67,7 +67,8 @@ struct half {
 	bool fin; /* shutdown(to, SHUT_WR) done: its FIN counts in to's written bytes */
 	/* At the splice: what `from` had given the daemon, what `to` was given. */
 	uint64_t taken0, written0;
-	uint64_t cookie; /* from's, while it has a flow in splice_flows; 0: none */
+	uint64_t cookie;    /* from's, while it has a flow in splice_flows; 0: none */
+	uint8_t drain_step; /* HALF_DRAIN: how long it waits to look again (relay_splice.c) */
 };
 
 struct conn {

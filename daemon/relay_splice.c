@@ -29,10 +29,21 @@
 #include "loop.h"
 #include "relay_int.h"
 
-/* How often a spliced half's EOF looks again for its last bytes to leave. */
-#define DRAIN_MS 1
+/*
+ * How long a draining half waits before it looks again for its last bytes
+ * to leave: 1 ms, doubling each time up to 128 ms.  A reader that reads
+ * nothing can hold a drain for as long as it likes, so its connections must
+ * cost the daemon a few looks a second, not a thousand.
+ */
+#define DRAIN_STEPS 8
+#define DRAIN_MS(step) (1L << (step))
 
-static struct __kernel_timespec drain_ts = { .tv_nsec = DRAIN_MS * 1000000 };
+static struct __kernel_timespec drain_ts[DRAIN_STEPS] = {
+	{ .tv_nsec = DRAIN_MS(0) * 1000000 }, { .tv_nsec = DRAIN_MS(1) * 1000000 },
+	{ .tv_nsec = DRAIN_MS(2) * 1000000 }, { .tv_nsec = DRAIN_MS(3) * 1000000 },
+	{ .tv_nsec = DRAIN_MS(4) * 1000000 }, { .tv_nsec = DRAIN_MS(5) * 1000000 },
+	{ .tv_nsec = DRAIN_MS(6) * 1000000 }, { .tv_nsec = DRAIN_MS(7) * 1000000 },
+};
 
 /* One socket's byte counts, from TCP_INFO and the queue ioctls. */
 struct sock_bytes {
@@ -183,7 +194,7 @@ static void half_unsplice(struct half *h, uint64_t spliced)
  * HALF_SPLICED, HALF_DRAIN: once `to` was written every byte the verdict
  * took off `from` (what it kept is not taken: SIOCINQ counts it), either
  * HALF_SHUTDOWN at `from`'s EOF, or the kept bytes are copied
- * (half_unsplice); until then HALF_DRAIN, looking again every DRAIN_MS.
+ * (half_unsplice); until then HALF_DRAIN, looking again after drain_ts.
  * Neither may come sooner: a FIN or a copied byte would overtake what
  * the kernel's backlog still holds.  A `to` that closed meanwhile will
  * never take them.  A look with neither (a notice's cancel that came with
@@ -218,7 +229,10 @@ void relay_half_drain(struct half *h)
 	}
 	if (!(sqe = relay_conn_sqe(c, &h->io, OP_DRAIN)))
 		return;
-	io_uring_prep_timeout(sqe, &drain_ts, 0, 0);
+	h->drain_step =
+	    h->state != HALF_DRAIN ? 0 : h->drain_step + (h->drain_step < DRAIN_STEPS - 1);
+	/* Static: the kernel reads the timespec when the ring submits, after this returns. */
+	io_uring_prep_timeout(sqe, &drain_ts[h->drain_step], 0, 0);
 	h->state = HALF_DRAIN;
 }
 

@@ -729,6 +729,30 @@ static uint64_t flood_bound(void)
  * With it, the writer waits as for a copying relay, and every byte still
  * arrives once read, in order, and counted.
  */
+/* A process's CPU time so far, in clock ticks (utime + stime); -1 if unreadable. */
+static long long cpu_ticks(pid_t pid)
+{
+	unsigned long long ut, st;
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command's closing parenthesis: state, then 10 fields, then utime and stime. */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+/* Connections whose upstream reads nothing, held at once. */
+#define STALLED 16
+
 TEST(relay_splice_flood)
 {
 	struct side *s = shared_alloc(sizeof(*s)), r = { 0 };
@@ -796,6 +820,37 @@ TEST(relay_splice_flood)
 		if (!ASSERT_TRUE(log_has(&d, 3000, "event=conn ", want, "result=ok", NULL),
 				 "counted"))
 			conn_lines(&d);
+	}
+	if (test__start_subtest("stalled_readers_cost_the_daemon_little")) {
+		struct side *many = shared_alloc(STALLED * sizeof(*many));
+		long long t0, t1, hz = sysconf(_SC_CLK_TCK);
+		int cs[STALLED];
+		pid_t pids[STALLED];
+
+		for (int i = 0; i < STALLED; i++)
+			pids[i] = agent_start(cg, &many[i], port, MODE_FLOOD);
+		for (int i = 0; i < STALLED; i++)
+			cs[i] = accept_timeout(tool, 5000);
+		for (int i = 0; i < STALLED; i++)
+			ASSERT_TRUE(agent_wait(pids[i]), "agent done");
+		/*
+		 * Each direction now waits for an upstream that reads nothing to
+		 * take what the kernel still holds: the daemon must not spin on it.
+		 */
+		usleep(200 * 1000);
+		t0 = cpu_ticks(d.pid);
+		sleep(2);
+		t1 = cpu_ticks(d.pid);
+		fprintf(stderr,
+			"splice: %d connections waiting on upstreams that read nothing: the daemon "
+			"used %lld ms of CPU in 2 s\n",
+			STALLED, (t1 - t0) * 1000 / hz);
+		ASSERT_GE(t0, 0, "the daemon's CPU time");
+		ASSERT_LT(t1 - t0, hz / 5, "under a tenth of a CPU");
+		for (int i = 0; i < STALLED; i++)
+			if (cs[i] >= 0)
+				close(cs[i]);
+		munmap(many, STALLED * sizeof(*many));
 	}
 out:
 	test_end(&d, tool, c, s);
