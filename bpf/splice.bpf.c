@@ -4,15 +4,17 @@
  * pass-through connection go from one of its sockets to the other without
  * reaching the daemon.
  *
- * Two socket hashes and a hash, all keyed by socket cookie and filled by
- * the daemon:
+ * Three maps keyed by socket cookie and filled by the daemon, and a ring
+ * buffer the daemon reads:
  *
  *  - splice_peers[cookie of a socket] = the socket its bytes go to.  No
  *    program is attached to it: being there changes nothing for a socket
  *    but makes it a redirect target;
- *  - splice_from: the sockets whose bytes are spliced.  splice_verdict is
+ *  - splice_from: the sockets whose bytes are spliced.  splice_bounded is
  *    attached to it (BPF_SK_SKB_VERDICT), and runs on every skb such a
- *    socket receives.
+ *    socket receives;
+ *  - splice_flows: what each of those redirected (below);
+ *  - splice_kept: the sockets whose verdict began to keep their bytes.
  *
  * The daemon puts both sockets of a connection into splice_peers before
  * either goes into splice_from, so the verdict always finds the partner;
@@ -36,9 +38,11 @@
  * that direction (relay.c).
  * Kept skbs are never redirected after it: one would overtake another.
  *
- * A socket leaves both maps when it closes: nothing here outlives a
- * connection.  The maps are pinned (splice_from holds the program) and a
- * restarted daemon adopts them (lib/kern_splice.c).
+ * A socket leaves both socket hashes when it closes, and the daemon
+ * deletes its flow: nothing here outlives a connection, but the flows of a
+ * killed daemon, which the next one sweeps.  The maps are pinned
+ * (splice_from holds the program) and a restarted daemon adopts them
+ * (lib/kern_splice.c).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
