@@ -390,9 +390,10 @@ static void print_relay(json_t *v)
 	if (!v)
 		return;
 	if (json_is_true(json_object_get(v, "splice")))
-		printf("relay:      spliced in the kernel (%lld directions so far, %lld bytes "
-		       "copied)\n",
+		printf("relay:      spliced in the kernel (%lld directions so far, %lld of them "
+		       "copied after their reader fell behind, %lld bytes copied)\n",
 		       json_integer_value(json_object_get(v, "spliced")),
+		       json_integer_value(json_object_get(v, "unspliced")),
 		       json_integer_value(json_object_get(v, "bytes_copied")));
 	else
 		printf("relay:      copied by the daemon, splice off: %s\n",
