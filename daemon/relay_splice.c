@@ -52,23 +52,29 @@ struct sock_bytes {
 	uint64_t written;  /* handed to it for sending, SYN and our FIN counting one each */
 	uint32_t quiet_ms; /* since the last data either way */
 	bool open;	   /* established, or half-closed: not reset or closed */
-	bool eof;	   /* the peer's FIN came: it counts in received */
 };
+
+/*
+ * Whether fd's peer sent its FIN.  Asked before sock_bytes: TCP counts the
+ * FIN in before it marks the EOF, so an EOF seen here is in the counts
+ * taken after (never the other way).
+ */
+static int sock_eof(int fd, bool *eof)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	if (poll(&p, 1, 0) < 0)
+		return -errno;
+	*eof = p.revents & POLLRDHUP;
+	return 0;
+}
 
 static int sock_bytes(int fd, struct sock_bytes *b)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 	int inq, outq;
 
-	/*
-	 * Before the counts: TCP counts the FIN in before it marks the EOF,
-	 * so an EOF seen here is in the counts below (never the other way).
-	 */
-	if (poll(&p, 1, 0) < 0)
-		return -errno;
-	b->eof = p.revents & POLLRDHUP;
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return -errno;
 	/* bytes_received came with Linux 4.1, long before a verdict could splice. */
@@ -206,18 +212,20 @@ void relay_half_drain(struct half *h)
 	struct sock_bytes from, to;
 	struct io_uring_sqe *sqe;
 	uint64_t redirected;
+	bool eof = false;
 	int ret;
 
-	if ((ret = sock_bytes(h->from, &from)) || (ret = sock_bytes(h->to, &to))) {
+	if ((ret = sock_eof(h->from, &eof)) || (ret = sock_bytes(h->from, &from)) ||
+	    (ret = sock_bytes(h->to, &to))) {
 		relay_conn_fail(c, RESULT_ERROR, "daemon", -ret);
 		return;
 	}
 	/* taken0 and written0 were taken without a FIN; `to` has none from us yet. */
-	redirected = from.taken - h->taken0 - from.eof;
+	redirected = from.taken - h->taken0 - eof;
 	if (to.written - h->written0 >= redirected) {
 		if (from.received > from.taken)
 			half_unsplice(h, to.written - h->written0);
-		else if (from.eof)
+		else if (eof)
 			relay_half_shutdown(h);
 		else
 			half_poll(h);
